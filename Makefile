@@ -1,0 +1,35 @@
+# Tether — run `make` (or `make help`) to list the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+GO ?= go
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION = 1
+
+.PHONY: help dev test test-deps test-go test-cdk lint bench fuzz
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+dev: ## run the whole stack locally on embedded defaults
+	$(GO) run ./cmd/tetherctl dev
+
+test: test-deps lint test-go test-cdk ## run every test in every module (installs test tools first)
+
+test-deps: ## install test tools (chromium, poppler, fauxqs, CDK CLI), idempotently
+	@scripts/test-deps.sh
+
+test-go: ## the product module's tests, PostgreSQL- and browser-backed ones included
+	$(GO) test -count=1 -timeout 30m ./...
+
+test-cdk: ## synthesize the CDK app and check its templates
+	@if [ -f deploy/cdk/go.mod ]; then cd deploy/cdk && $(GO) test -count=1 -timeout 30m ./...; fi
+
+lint: ## gofmt and go vet on every module
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if [ -f deploy/cdk/go.mod ]; then cd deploy/cdk && $(GO) vet ./...; fi
+
+bench: ## run the benchmarks under bench/ and print ratios against their baselines
+	@for s in bench/*.sh; do [ -x "$$s" ] && "$$s"; done
+
+fuzz: ## run each fuzz target for a short while (FUZZTIME=30s by default)
+	@scripts/fuzz-all.sh $${FUZZTIME:-30s}

@@ -1,0 +1,51 @@
+// Package queue is the document service's job queue with SQS's semantics on
+// every backend: at-least-once delivery, a visibility timeout the consumer
+// extends while it works, a receive count, and a dead-letter queue after a
+// configured number of receives. The embedded default keeps jobs in a
+// database table; production uses Amazon SQS.
+package queue
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrReceiptInvalid is returned by Extend and Delete when the receipt handle
+// no longer names an in-flight delivery (the message became visible again and
+// was received by someone else, or was already deleted).
+var ErrReceiptInvalid = errors.New("queue: receipt handle no longer valid")
+
+// Message is one delivery of a job.
+type Message struct {
+	ID            string
+	Body          []byte
+	ReceiptHandle string // names this delivery, for Extend and Delete
+	ReceiveCount  int    // 1 on the first delivery
+	SentAt        time.Time
+}
+
+// Stats is what /readyz, metrics and the agent's heartbeat report.
+type Stats struct {
+	Visible    int           // waiting to be received
+	InFlight   int           // received, not yet deleted, still invisible
+	DeadLetter int           // moved to the dead-letter queue
+	OldestAge  time.Duration // age of the oldest message not dead-lettered; 0 when empty
+}
+
+// Queue is the seam between the document service and its job queue.
+type Queue interface {
+	// Send enqueues body.
+	Send(ctx context.Context, body []byte) error
+	// Receive returns up to max messages, each invisible for visibility, waiting
+	// up to wait for one to arrive. A message received more times than the
+	// queue's max receive count is moved to the dead-letter queue instead of
+	// being returned.
+	Receive(ctx context.Context, max int, visibility, wait time.Duration) ([]Message, error)
+	// Extend makes an in-flight message invisible for visibility from now.
+	Extend(ctx context.Context, receiptHandle string, visibility time.Duration) error
+	// Delete acknowledges a message so it is never delivered again.
+	Delete(ctx context.Context, receiptHandle string) error
+	// Stats counts messages by state.
+	Stats(ctx context.Context) (Stats, error)
+}

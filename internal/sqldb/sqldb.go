@@ -1,0 +1,166 @@
+// Package sqldb opens the document service's database, SQLite on the embedded
+// default and PostgreSQL in production, and applies its versioned migrations.
+//
+// The two dialects share one schema and one set of SQL statements: times are
+// stored as Unix milliseconds (BIGINT), booleans as INTEGER, and placeholders
+// are written $1, $2, … which both drivers accept. The one place the dialects
+// really differ (row locking for queue receives) asks DB.Dialect.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is a database handle that knows its dialect.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Open connects to rawURL: "sqlite:///abs/path/db.sqlite", "sqlite://rel/path",
+// or "postgres://user@host:port/db?...". It does not migrate; call Migrate.
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: parse database URL: %w", err)
+	}
+	var db *DB
+	switch u.Scheme {
+	case "sqlite":
+		path := u.Host + u.Path
+		if path == "" {
+			return nil, fmt.Errorf("sqldb: database URL %q has no file path (want sqlite:///path/to/db.sqlite)", redact(rawURL))
+		}
+		if dir := filepath.Dir(path); dir != "." {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("sqldb: create database directory: %w", err)
+			}
+		}
+		// WAL lets readers proceed while the worker writes; busy_timeout makes
+		// the api and worker processes wait for each other instead of failing;
+		// synchronous(FULL) is what makes a row durable across a power cut.
+		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+			"&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+		sdb, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
+		}
+		db = &DB{DB: sdb, Dialect: SQLite}
+	case "postgres", "postgresql":
+		sdb, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("sqldb: open postgres: %w", err)
+		}
+		sdb.SetMaxOpenConns(16)
+		db = &DB{DB: sdb, Dialect: Postgres}
+	default:
+		return nil, fmt.Errorf("sqldb: unsupported database URL scheme %q (want sqlite:// or postgres://)", u.Scheme)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqldb: connect to %s: %w", redact(rawURL), err)
+	}
+	return db, nil
+}
+
+// Migrate applies every migration not yet applied. Migrations only ever add
+// (expand/contract), so the previous release keeps working on the new schema.
+func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
+	p, err := db.provider()
+	if err != nil {
+		return 0, err
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return len(res), fmt.Errorf("sqldb: migrate: %w", err)
+	}
+	return len(res), nil
+}
+
+// SchemaVersion reports the applied schema version and the newest version
+// this binary knows.
+func (db *DB) SchemaVersion(ctx context.Context) (current, latest int64, err error) {
+	p, err := db.provider()
+	if err != nil {
+		return 0, 0, err
+	}
+	current, err = p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqldb: schema version: %w", err)
+	}
+	srcs := p.ListSources()
+	if len(srcs) > 0 {
+		latest = srcs[len(srcs)-1].Version
+	}
+	return current, latest, nil
+}
+
+func (db *DB) provider() (*goose.Provider, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	d := goose.DialectPostgres
+	if db.Dialect == SQLite {
+		d = goose.DialectSQLite3
+	}
+	p, err := goose.NewProvider(d, db.DB, sub)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: migrations: %w", err)
+	}
+	return p, nil
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqldb: commit: %w", err)
+	}
+	return nil
+}
+
+// redact drops the password from a database URL so it can be shown.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return strings.Replace(u.String(), "REDACTED", "***", 1)
+}
+
+// Redact returns rawURL with any password replaced, for logs and config output.
+func Redact(rawURL string) string { return redact(rawURL) }
