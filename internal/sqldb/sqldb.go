@@ -21,6 +21,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -87,10 +88,22 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	return db, nil
 }
 
-// Migrate applies every migration not yet applied. Migrations only ever add
-// (expand/contract), so the previous release keeps working on the new schema.
+// Migrate applies every document-service migration not yet applied.
+// Migrations only ever add (expand/contract), so the previous release keeps
+// working on the new schema.
 func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
-	p, err := db.provider()
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return 0, err
+	}
+	return db.MigrateFS(ctx, sub, "goose_db_version")
+}
+
+// MigrateFS applies the goose migrations in fsys (*.sql at its root),
+// recording versions in versionTable. Other services with their own schema
+// (the vendor plane) use it with their own migrations.
+func (db *DB) MigrateFS(ctx context.Context, fsys fs.FS, versionTable string) (applied int, err error) {
+	p, err := db.provider(fsys, versionTable)
 	if err != nil {
 		return 0, err
 	}
@@ -104,7 +117,11 @@ func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
 // SchemaVersion reports the applied schema version and the newest version
 // this binary knows.
 func (db *DB) SchemaVersion(ctx context.Context) (current, latest int64, err error) {
-	p, err := db.provider()
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return 0, 0, err
+	}
+	p, err := db.provider(sub, "goose_db_version")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -119,16 +136,16 @@ func (db *DB) SchemaVersion(ctx context.Context) (current, latest int64, err err
 	return current, latest, nil
 }
 
-func (db *DB) provider() (*goose.Provider, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
+func (db *DB) provider(fsys fs.FS, versionTable string) (*goose.Provider, error) {
 	d := goose.DialectPostgres
 	if db.Dialect == SQLite {
 		d = goose.DialectSQLite3
 	}
-	p, err := goose.NewProvider(d, db.DB, sub)
+	store, err := database.NewStore(d, versionTable)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: migrations: %w", err)
+	}
+	p, err := goose.NewProvider("", db.DB, fsys, goose.WithStore(store))
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: migrations: %w", err)
 	}
