@@ -1,0 +1,60 @@
+// Package ctl is tetherctl, the customer operator's command line.
+package ctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tetherhq/tether/internal/devstack"
+)
+
+const usage = `tetherctl — install and operate Tether in your own AWS account
+
+Usage:
+  tetherctl dev [--data-dir DIR] [--api-addr HOST:PORT]
+      run the whole stack on this machine on embedded defaults
+
+Run 'tetherctl COMMAND --help' for a command's flags.
+`
+
+// Run is the whole program.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("tetherctl: no command given")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "dev":
+		fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := devstack.Options{}
+		fs.StringVar(&o.DataDir, "data-dir", "./.tether-dev", "where the stack keeps its database, documents and keys")
+		fs.StringVar(&o.APIAddr, "api-addr", "127.0.0.1:8080", "the document service's listen address")
+		fs.Usage = func() {
+			fmt.Fprint(stderr, "tetherctl dev: run the document service's api and worker as child processes on\nSQLite, a local documents directory, a database-backed queue and the offline\nanalyzer. Ctrl-C stops them; running again with the same --data-dir resumes.\n\nFlags:\n")
+			fs.PrintDefaults()
+		}
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return devstack.Run(ctx, o, stdout, log)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("tetherctl: unknown command %q", args[0])
+}
