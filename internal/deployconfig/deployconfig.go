@@ -1,0 +1,604 @@
+// Package deployconfig reads and validates deployment.yaml, the one file that
+// describes a customer's Tether deployment on AWS.
+//
+// Both the CDK app (deploy/cdk) and tetherctl read the same file through this
+// package, so every deployment-specific value (domain, certificate, identity
+// provider, CORS origins, email sender, AI provider, images, plane URL,
+// sizing, IAM constraints) comes from the customer's configuration and never
+// from code. The schema is documented in docs/deployment-config.md; every
+// validation error names the field path and says how to fix it.
+package deployconfig
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize bounds how much of a config file is read; a real one is a few
+// kilobytes, so anything near this is a mistake (or hostile).
+const MaxFileSize = 256 << 10
+
+// SchemaVersion is the only deployment.yaml version this package understands.
+const SchemaVersion = 1
+
+// ErrInvalid is matched (errors.Is) by every parse and validation error.
+var ErrInvalid = errors.New("invalid deployment config")
+
+// Config is a parsed, validated deployment.yaml. Fields left empty in the
+// file hold their documented defaults after Parse.
+type Config struct {
+	Version     int           `yaml:"version"`
+	Name        string        `yaml:"name"`
+	Account     string        `yaml:"account"`
+	Region      string        `yaml:"region"`
+	Domain      Domain        `yaml:"domain"`
+	Auth        Auth          `yaml:"auth"`
+	CORSOrigins []string      `yaml:"cors_origins"`
+	EmailSender string        `yaml:"email_sender"`
+	AI          AI            `yaml:"ai"`
+	Images      Images        `yaml:"images"`
+	Plane       Plane         `yaml:"plane"`
+	Sizing      Sizing        `yaml:"sizing"`
+	Observe     Observability `yaml:"observability"`
+	IAM         IAM           `yaml:"iam"`
+	CDK         CDK           `yaml:"cdk"`
+}
+
+// Domain is where the service answers. Exactly one of CertificateARN and
+// HostedZone is set: bring a certificate, or let the stack request one and
+// validate it in a Route 53 zone the customer already has.
+type Domain struct {
+	Name           string      `yaml:"name"`
+	CertificateARN string      `yaml:"certificate_arn"`
+	HostedZone     *HostedZone `yaml:"hosted_zone"`
+}
+
+// HostedZone is an existing Route 53 public hosted zone that contains Domain.Name.
+type HostedZone struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+// Auth provider names.
+const (
+	AuthOIDC    = "oidc"
+	AuthCognito = "cognito"
+)
+
+// Auth chooses the identity provider: the customer's own OIDC issuer, or a
+// Cognito user pool the stack creates.
+type Auth struct {
+	Provider string `yaml:"provider"`
+	// Issuer and ClientID are for provider oidc.
+	Issuer   string `yaml:"issuer"`
+	ClientID string `yaml:"client_id"`
+	// CognitoDomainPrefix is for provider cognito: the hosted sign-in
+	// domain prefix, which AWS requires to be unique in the region.
+	CognitoDomainPrefix string `yaml:"cognito_domain_prefix"`
+}
+
+// AI provider names, as docsvc's DOCSVC_AI_PROVIDER spells them.
+const (
+	AILocal     = "local"
+	AIOpenAI    = "openai"
+	AIAnthropic = "anthropic"
+	AIBedrock   = "bedrock"
+)
+
+// AI chooses where document text is sent for analysis. Keys are never in
+// this file: the stack creates the secret and the operator fills it.
+type AI struct {
+	Provider string `yaml:"provider"`
+	Model    string `yaml:"model"`
+	BaseURL  string `yaml:"base_url"`
+}
+
+// Image sources.
+const (
+	ImagesVendor = "vendor"
+	ImagesBuild  = "build"
+)
+
+// Images says where container images come from. Either way they run from
+// the customer's own ECR, referenced by digest.
+type Images struct {
+	Source string `yaml:"source"`
+	// VendorRegistry is the registry tetherctl copies images from (source vendor).
+	VendorRegistry string `yaml:"vendor_registry"`
+	// DocsvcDigest and AgentDigest pin the first install's images; upgrades
+	// change the stack's parameters instead of this file.
+	DocsvcDigest string `yaml:"docsvc_digest"`
+	AgentDigest  string `yaml:"agent_digest"`
+}
+
+// Plane is the vendor's coordination plane. An empty URL means air-gapped:
+// releases are imported from files and the agent needs no internet egress.
+type Plane struct {
+	URL               string `yaml:"url"`
+	Channel           string `yaml:"channel"`
+	AutomaticUpgrades bool   `yaml:"automatic_upgrades"`
+}
+
+// Sizing is capacity: task counts and the database.
+type Sizing struct {
+	APITasks            int    `yaml:"api_tasks"`
+	WorkerMin           int    `yaml:"worker_min"`
+	WorkerMax           int    `yaml:"worker_max"`
+	DatabaseClass       string `yaml:"database_class"`
+	DatabaseStorageGiB  int    `yaml:"database_storage_gib"`
+	MultiAZ             bool   `yaml:"multi_az"`
+	PerformanceInsights bool   `yaml:"performance_insights"`
+}
+
+// Observability is log retention and where alarms go.
+type Observability struct {
+	LogRetentionDays int    `yaml:"log_retention_days"`
+	AlarmEmail       string `yaml:"alarm_email"`
+}
+
+// IAM holds constraints the customer's service control policies impose.
+type IAM struct {
+	// PermissionsBoundary is the name of a managed policy attached as the
+	// boundary of every role the stacks create.
+	PermissionsBoundary string `yaml:"permissions_boundary"`
+}
+
+// CDK holds the customer's CDK bootstrap settings.
+type CDK struct {
+	Qualifier string `yaml:"qualifier"`
+}
+
+// Defaults applied by Parse to fields the file leaves empty.
+const (
+	DefaultChannel          = "stable"
+	DefaultAPITasks         = 2
+	DefaultWorkerMin        = 1
+	DefaultWorkerMax        = 4
+	DefaultDatabaseClass    = "db.t4g.medium"
+	DefaultDatabaseGiB      = 50
+	DefaultLogRetentionDays = 90
+)
+
+// Load reads and parses the file at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("deployconfig: load: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("deployconfig: load: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("deployconfig: load: %w", err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes deployment.yaml strictly (unknown fields are errors), fills
+// defaults and validates. All problems are reported at once, one per line.
+func Parse(data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%w: file is larger than %d bytes", ErrInvalid, MaxFileSize)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, cleanYAMLError(err.Error()))
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%w: the file must be one YAML mapping starting with \"version: %d\"", ErrInvalid, SchemaVersion)
+	}
+	keys := keyPaths(doc.Content[0], "")
+
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, &Error{Problems: describeTypeErrors(te.Errors, keys)}
+		}
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, cleanYAMLError(err.Error()))
+	}
+	// A second document would be silently ignored by Decode; refuse it so the
+	// operator is never surprised by half a file taking effect.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: the file holds more than one YAML document; keep only one", ErrInvalid)
+	}
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Error lists every problem found in a config, each "path: what is wrong; fix".
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return "invalid deployment config:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// Is makes errors.Is(err, ErrInvalid) true for every *Error.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+func (c *Config) applyDefaults() {
+	if c.Auth.Provider == "" {
+		c.Auth.Provider = AuthOIDC
+	}
+	if c.AI.Provider == "" {
+		c.AI.Provider = AILocal
+	}
+	if c.Images.Source == "" {
+		c.Images.Source = ImagesVendor
+	}
+	if c.Plane.Channel == "" {
+		c.Plane.Channel = DefaultChannel
+	}
+	s := &c.Sizing
+	if s.APITasks == 0 {
+		s.APITasks = DefaultAPITasks
+	}
+	if s.WorkerMin == 0 {
+		s.WorkerMin = DefaultWorkerMin
+	}
+	if s.WorkerMax == 0 {
+		s.WorkerMax = max(DefaultWorkerMax, s.WorkerMin)
+	}
+	if s.DatabaseClass == "" {
+		s.DatabaseClass = DefaultDatabaseClass
+	}
+	if s.DatabaseStorageGiB == 0 {
+		s.DatabaseStorageGiB = DefaultDatabaseGiB
+	}
+	if c.Observe.LogRetentionDays == 0 {
+		c.Observe.LogRetentionDays = DefaultLogRetentionDays
+	}
+}
+
+var (
+	nameRE       = regexp.MustCompile(`^[a-z][a-z0-9-]{1,22}[a-z0-9]$`)
+	accountRE    = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRE     = regexp.MustCompile(`^[a-z]{2}-[a-z]+-[0-9]$`)
+	hostRE       = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	certARNRE    = regexp.MustCompile(`^arn:aws:acm:([a-z]{2}-[a-z]+-[0-9]):([0-9]{12}):certificate/[0-9a-f-]{36}$`)
+	zoneIDRE     = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
+	emailRE      = regexp.MustCompile(`^[A-Za-z0-9._%+-]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	modelRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`)
+	digestRE     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	registryRE   = regexp.MustCompile(`^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$`)
+	channelRE    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	dbClassRE    = regexp.MustCompile(`^db\.[a-z0-9]+\.[a-z0-9]+$`)
+	boundaryRE   = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]{1,128}$`)
+	qualifierRE  = regexp.MustCompile(`^[a-z0-9]{1,10}$`)
+	cognitoPfxRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// Validate checks a Config (defaults already applied) and returns an *Error
+// listing every problem, or nil.
+func (c *Config) Validate() error {
+	var v validator
+	if c.Version != SchemaVersion {
+		v.add("version", "must be %d; add \"version: %d\" at the top of the file", SchemaVersion, SchemaVersion)
+	}
+	v.match("name", c.Name, nameRE, "3–24 characters of lowercase letters, digits and '-', starting with a letter (it prefixes every resource name)")
+	v.match("account", c.Account, accountRE, "the 12-digit AWS account ID, quoted so YAML keeps leading zeros")
+	v.match("region", c.Region, regionRE, "a commercial AWS region such as eu-west-1")
+	if strings.HasPrefix(c.Region, "us-gov-") || strings.HasPrefix(c.Region, "cn-") {
+		v.add("region", "GovCloud and China regions are not supported in this release; choose a commercial region")
+	}
+
+	v.match("domain.name", c.Domain.Name, hostRE, "the lowercase host name the service answers on, e.g. docs.example.com")
+	switch {
+	case c.Domain.CertificateARN != "" && c.Domain.HostedZone != nil:
+		v.add("domain", "set either certificate_arn or hosted_zone, not both")
+	case c.Domain.CertificateARN != "":
+		if m := certARNRE.FindStringSubmatch(c.Domain.CertificateARN); m == nil {
+			v.add("domain.certificate_arn", "must be an ACM certificate ARN like arn:aws:acm:REGION:ACCOUNT:certificate/UUID")
+		} else if m[1] != c.Region || m[2] != c.Account {
+			v.add("domain.certificate_arn", "the certificate must be in the deployment's account and region (%s, %s) for the load balancer to use it", c.Account, c.Region)
+		}
+	case c.Domain.HostedZone != nil:
+		z := c.Domain.HostedZone
+		v.match("domain.hosted_zone.id", z.ID, zoneIDRE, "a Route 53 hosted zone ID such as Z0123456789ABCDEFGHIJ")
+		if v.match("domain.hosted_zone.name", z.Name, hostRE, "the zone's domain name, e.g. example.com") &&
+			c.Domain.Name != z.Name && !strings.HasSuffix(c.Domain.Name, "."+z.Name) {
+			v.add("domain.hosted_zone.name", "domain.name %q is not inside zone %q; use the zone that contains it", c.Domain.Name, z.Name)
+		}
+	default:
+		v.add("domain", "set certificate_arn (an ACM certificate you already have) or hosted_zone (the stack requests one)")
+	}
+
+	switch c.Auth.Provider {
+	case AuthOIDC:
+		v.httpsURL("auth.issuer", c.Auth.Issuer, "your identity provider's OIDC issuer URL")
+		if c.Auth.ClientID == "" || len(c.Auth.ClientID) > 256 || strings.ContainsAny(c.Auth.ClientID, " \t\r\n") {
+			v.add("auth.client_id", "required: the client (application) ID registered for this service at your identity provider")
+		}
+		if c.Auth.CognitoDomainPrefix != "" {
+			v.add("auth.cognito_domain_prefix", "only used with provider cognito; remove it")
+		}
+	case AuthCognito:
+		if c.Auth.Issuer != "" || c.Auth.ClientID != "" {
+			v.add("auth", "issuer and client_id come from the user pool the stack creates; remove them for provider cognito")
+		}
+		v.match("auth.cognito_domain_prefix", c.Auth.CognitoDomainPrefix, cognitoPfxRE, "a lowercase prefix for the Cognito sign-in domain, unique in the region")
+		if strings.Contains(c.Auth.CognitoDomainPrefix, "aws") || strings.Contains(c.Auth.CognitoDomainPrefix, "cognito") {
+			v.add("auth.cognito_domain_prefix", "AWS reserves prefixes containing \"aws\" or \"cognito\"; choose another")
+		}
+	default:
+		v.add("auth.provider", "must be %q (your own identity provider) or %q (the stack creates a user pool)", AuthOIDC, AuthCognito)
+	}
+
+	if len(c.CORSOrigins) > 20 {
+		v.add("cors_origins", "at most 20 origins")
+	}
+	seen := map[string]bool{}
+	for i, o := range c.CORSOrigins {
+		p := fmt.Sprintf("cors_origins[%d]", i)
+		if !v.httpsURL(p, o, "an origin such as https://app.example.com") {
+			continue
+		}
+		if strings.TrimSuffix(o, "/") != o || strings.Count(o, "/") != 2 {
+			v.add(p, "an origin is scheme and host only, with no path or trailing slash")
+		}
+		if seen[o] {
+			v.add(p, "duplicate of an earlier origin; remove it")
+		}
+		seen[o] = true
+	}
+	v.match("email_sender", c.EmailSender, emailRE, "the address notifications are sent from, e.g. noreply@example.com")
+
+	switch c.AI.Provider {
+	case AILocal:
+		if c.AI.Model != "" || c.AI.BaseURL != "" {
+			v.add("ai", "the local analyzer takes no model or base_url; remove them")
+		}
+	case AIOpenAI:
+		v.match("ai.model", c.AI.Model, modelRE, "the model name your endpoint serves, e.g. gpt-4o-mini")
+		v.httpsURL("ai.base_url", c.AI.BaseURL, "the OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")
+	case AIAnthropic:
+		v.match("ai.model", c.AI.Model, modelRE, "an Anthropic model name, e.g. claude-sonnet-4-5")
+		if c.AI.BaseURL != "" {
+			v.httpsURL("ai.base_url", c.AI.BaseURL, "an Anthropic API base URL, or leave it out for the default")
+		}
+	case AIBedrock:
+		v.match("ai.model", c.AI.Model, modelRE, "a Bedrock model ID enabled in this region, e.g. anthropic.claude-3-5-haiku-20241022-v1:0")
+		if c.AI.BaseURL != "" {
+			v.add("ai.base_url", "Bedrock is reached through a VPC endpoint in the deployment's region; remove base_url")
+		}
+	default:
+		v.add("ai.provider", "must be one of %s, %s, %s, %s", AILocal, AIOpenAI, AIAnthropic, AIBedrock)
+	}
+
+	switch c.Images.Source {
+	case ImagesVendor:
+		v.match("images.vendor_registry", c.Images.VendorRegistry, registryRE, "the vendor registry and path tetherctl copies images from, e.g. registry.vendor.example/tether")
+	case ImagesBuild:
+		if c.Images.VendorRegistry != "" {
+			v.add("images.vendor_registry", "images are built in your account with source build; remove vendor_registry")
+		}
+	default:
+		v.add("images.source", "must be %q (copy the vendor's images into your ECR) or %q (build them in your account)", ImagesVendor, ImagesBuild)
+	}
+	for _, d := range []struct{ path, val string }{{"images.docsvc_digest", c.Images.DocsvcDigest}, {"images.agent_digest", c.Images.AgentDigest}} {
+		if d.val != "" && !digestRE.MatchString(d.val) {
+			v.add(d.path, "must be an image digest sha256:<64 hex>, or left out so tetherctl passes the release's digest")
+		}
+	}
+
+	if c.Plane.URL != "" {
+		v.httpsURL("plane.url", c.Plane.URL, "the vendor's coordination plane URL, or leave it out when air-gapped")
+	} else if c.Plane.AutomaticUpgrades {
+		v.add("plane.automatic_upgrades", "automatic upgrades need plane.url; set it or turn upgrades off")
+	}
+	v.match("plane.channel", c.Plane.Channel, channelRE, "a release channel name such as stable")
+
+	s := c.Sizing
+	v.between("sizing.api_tasks", s.APITasks, 1, 50)
+	v.between("sizing.worker_min", s.WorkerMin, 0, 200)
+	v.between("sizing.worker_max", s.WorkerMax, 1, 200)
+	if s.WorkerMax < s.WorkerMin {
+		v.add("sizing.worker_max", "must be at least worker_min (%d)", s.WorkerMin)
+	}
+	v.match("sizing.database_class", s.DatabaseClass, dbClassRE, "an RDS instance class such as db.t4g.medium")
+	v.between("sizing.database_storage_gib", s.DatabaseStorageGiB, 20, 65536)
+	if s.MultiAZ && s.APITasks < 2 {
+		v.add("sizing.api_tasks", "multi_az needs at least 2 API tasks so each zone serves")
+	}
+
+	v.between("observability.log_retention_days", c.Observe.LogRetentionDays, 1, 3653)
+	if c.Observe.AlarmEmail != "" {
+		v.match("observability.alarm_email", c.Observe.AlarmEmail, emailRE, "the address alarm notifications go to")
+	}
+	if c.IAM.PermissionsBoundary != "" {
+		v.match("iam.permissions_boundary", c.IAM.PermissionsBoundary, boundaryRE, "the name (not the ARN) of the managed policy your SCPs require as a boundary")
+	}
+	if c.CDK.Qualifier != "" {
+		v.match("cdk.qualifier", c.CDK.Qualifier, qualifierRE, "the qualifier you passed to cdk bootstrap: up to 10 lowercase letters and digits")
+	}
+	return v.err()
+}
+
+// WorkerNeedsInternet reports whether the workers must reach the internet
+// (through NAT) for AI analysis. The API always does (it fetches the identity
+// provider's signing keys); the local analyzer and Bedrock (VPC endpoint) don't.
+func (c *Config) WorkerNeedsInternet() bool {
+	return c.AI.Provider == AIOpenAI || c.AI.Provider == AIAnthropic
+}
+
+// AgentNeedsInternet reports whether the agent talks to a plane (not air-gapped).
+func (c *Config) AgentNeedsInternet() bool { return c.Plane.URL != "" }
+
+// PublicURL is the service's base URL.
+func (c *Config) PublicURL() string { return "https://" + c.Domain.Name }
+
+// ParameterPath is the SSM Parameter Store prefix for this deployment's config.
+func (c *Config) ParameterPath() string { return "/tether/" + c.Name + "/config" }
+
+// SecretName is the Secrets Manager name of one of this deployment's secrets
+// (app, auth, ai, license, agent-identity, database).
+func (c *Config) SecretName(kind string) string { return "tether/" + c.Name + "/" + kind }
+
+// AgentRoleName is the agent task role's fixed name. It is fixed so the data
+// stack can deny it by ARN without depending on the services stack.
+func (c *Config) AgentRoleName() string { return "tether-" + c.Name + "-agent" }
+
+type validator struct{ problems []string }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, path+": "+fmt.Sprintf(format, args...))
+}
+
+func (v *validator) match(path, val string, re *regexp.Regexp, want string) bool {
+	switch {
+	case val == "":
+		v.add(path, "required: %s", want)
+	case !re.MatchString(val):
+		v.add(path, "%q is not valid: want %s", truncate(val), want)
+	default:
+		return true
+	}
+	return false
+}
+
+func (v *validator) between(path string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.add(path, "%d is out of range: want %d to %d", n, lo, hi)
+	}
+}
+
+// httpsURL accepts https://host[:port][/path] with no credentials, query or fragment.
+func (v *validator) httpsURL(path, val, want string) bool {
+	if val == "" {
+		v.add(path, "required: %s", want)
+		return false
+	}
+	rest, ok := strings.CutPrefix(val, "https://")
+	host, _, _ := strings.Cut(rest, "/")
+	if h, port, hasPort := strings.Cut(host, ":"); hasPort {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			ok = false
+		}
+		host = h
+	}
+	if !ok || !hostRE.MatchString(host) || strings.ContainsAny(rest, "?#@ \t\r\n\\") {
+		v.add(path, "%q is not valid: want %s (https, lowercase host, no query or credentials)", truncate(val), want)
+		return false
+	}
+	return true
+}
+
+func (v *validator) err() error {
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &Error{Problems: v.problems}
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// keyPath is where a mapping key sits in the file.
+type keyPath struct {
+	line      int // line of the key
+	valueLine int // line where its value starts
+	name      string
+	path      string
+}
+
+func keyPaths(n *yaml.Node, prefix string) []keyPath {
+	var out []keyPath
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + k.Value
+			}
+			out = append(out, keyPath{line: k.Line, valueLine: val.Line, name: k.Value, path: p})
+			out = append(out, keyPaths(val, p)...)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", prefix, i)
+			out = append(out, keyPath{line: item.Line, valueLine: item.Line, path: p})
+			out = append(out, keyPaths(item, p)...)
+		}
+	}
+	return out
+}
+
+var (
+	lineMsgRE    = regexp.MustCompile(`^line ([0-9]+): (.*)$`)
+	unknownRE    = regexp.MustCompile(`^field (.*) not found in type `)
+	unmarshalRE  = regexp.MustCompile(`^cannot unmarshal (\S+).* into (\S+)$`)
+	goTypeWanted = map[string]string{
+		"int": "a whole number", "bool": "true or false", "string": "a string",
+		"[]string": "a list of strings",
+	}
+)
+
+// describeTypeErrors turns yaml.v3's Go-flavoured messages ("field x not
+// found in type deployconfig.Domain") into field paths and fixes.
+func describeTypeErrors(msgs []string, keys []keyPath) []string {
+	out := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		lm := lineMsgRE.FindStringSubmatch(m)
+		if lm == nil {
+			out = append(out, m)
+			continue
+		}
+		line, _ := strconv.Atoi(lm[1])
+		msg := lm[2]
+		if u := unknownRE.FindStringSubmatch(msg); u != nil {
+			path := u[1]
+			for _, k := range keys {
+				if k.line == line && k.name == u[1] {
+					path = k.path
+					break
+				}
+			}
+			out = append(out, fmt.Sprintf("%s: unknown field (line %d); check its spelling and place against docs/deployment-config.md", path, line))
+			continue
+		}
+		path := "line " + lm[1]
+		for _, k := range keys {
+			if k.valueLine == line {
+				path = k.path // the innermost key whose value starts here wins
+			}
+		}
+		if u := unmarshalRE.FindStringSubmatch(msg); u != nil {
+			want, ok := goTypeWanted[u[2]]
+			if !ok {
+				want = "a mapping of fields"
+			}
+			out = append(out, fmt.Sprintf("%s: got a %s value (line %d); want %s", path, strings.TrimPrefix(u[1], "!!"), line, want))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %s (line %d)", path, msg, line))
+	}
+	return out
+}
+
+func cleanYAMLError(s string) string {
+	return strings.TrimPrefix(s, "yaml: ")
+}

@@ -1,0 +1,184 @@
+package deployconfig
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The example configs shipped with the CDK app are the canonical valid files.
+const examplesDir = "../../deploy/cdk/examples"
+
+func readExample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(examplesDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseExamples(t *testing.T) {
+	minimal, err := Parse(readExample(t, "minimal.yaml"))
+	if err != nil {
+		t.Fatalf("minimal.yaml: %v", err)
+	}
+	// Defaults fill what the minimal file leaves out.
+	if minimal.Sizing.APITasks != DefaultAPITasks || minimal.Sizing.WorkerMax != DefaultWorkerMax ||
+		minimal.Sizing.DatabaseClass != DefaultDatabaseClass || minimal.Observe.LogRetentionDays != DefaultLogRetentionDays {
+		t.Errorf("defaults not applied: %+v %+v", minimal.Sizing, minimal.Observe)
+	}
+	if got, want := minimal.ParameterPath(), "/tether/acme-docs/config"; got != want {
+		t.Errorf("ParameterPath = %q, want %q", got, want)
+	}
+	if got, want := minimal.SecretName("ai"), "tether/acme-docs/ai"; got != want {
+		t.Errorf("SecretName = %q, want %q", got, want)
+	}
+	if minimal.WorkerNeedsInternet() {
+		t.Error("local analyzer should not need internet egress")
+	}
+
+	strict, err := Parse(readExample(t, "strict.yaml"))
+	if err != nil {
+		t.Fatalf("strict.yaml: %v", err)
+	}
+	if strict.IAM.PermissionsBoundary != "GlobexWorkloadBoundary" || strict.CDK.Qualifier != "globex01" ||
+		!strict.Sizing.MultiAZ || strict.AI.Provider != AIBedrock || strict.Images.Source != ImagesBuild {
+		t.Errorf("strict.yaml parsed wrong: %+v", strict)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	if _, err := Load(filepath.Join(examplesDir, "minimal.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Load(missing) = %v, want ErrNotExist", err)
+	}
+}
+
+// edit replaces one line of minimal.yaml (matched by its prefix) with repl,
+// or deletes it when repl is empty.
+func edit(t *testing.T, linePrefix, repl string) []byte {
+	t.Helper()
+	lines := strings.Split(string(readExample(t, "minimal.yaml")), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, linePrefix) {
+			if repl == "" {
+				lines = append(lines[:i], lines[i+1:]...)
+			} else {
+				lines[i] = repl
+			}
+			return []byte(strings.Join(lines, "\n"))
+		}
+	}
+	t.Fatalf("no line starts with %q", linePrefix)
+	return nil
+}
+
+func TestParseRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   []byte
+		wantErr string // a substring naming the field path and the problem
+	}{
+		{"empty", []byte(""), "one YAML mapping"},
+		{"list", []byte("- a\n- b\n"), "one YAML mapping"},
+		{"syntax", []byte("version: [1\n"), "invalid deployment config"},
+		{"two documents", append(readExample(t, "minimal.yaml"), []byte("---\nversion: 1\n")...), "more than one YAML document"},
+		{"unknown top field", append(readExample(t, "minimal.yaml"), []byte("colour: blue\n")...), "colour: unknown field (line"},
+		{"unknown nested field", edit(t, "  certificate_arn:", "  certficate_arn: x"), "domain.certficate_arn: unknown field"},
+		{"wrong type", edit(t, "version:", "version: one"), "version: got a str value (line"},
+		{"wrong nested type", edit(t, "cors_origins:", "cors_origins: 7"), "cors_origins: got a str value (line 16); want a list of strings"},
+		{"version", edit(t, "version:", "version: 2"), "version: must be 1"},
+		{"name missing", edit(t, "name:", ""), "name: required"},
+		{"name uppercase", edit(t, "name:", "name: Acme"), "name: \"Acme\" is not valid"},
+		{"account unquoted short", edit(t, "account:", "account: 1234"), "account: \"1234\" is not valid"},
+		{"govcloud", edit(t, "region:", "region: us-gov-west-1"), "GovCloud"},
+		{"cert other region", edit(t, "  certificate_arn:", "  certificate_arn: arn:aws:acm:us-east-1:111122223333:certificate/0b9a8c7d-1234-4e5f-8a9b-0c1d2e3f4a5b"), "domain.certificate_arn: the certificate must be in the deployment's account and region"},
+		{"no cert nor zone", edit(t, "  certificate_arn:", ""), "domain: set certificate_arn"},
+		{"issuer http", edit(t, "  issuer:", "  issuer: http://login.acme.example"), "auth.issuer: \"http://login.acme.example\" is not valid"},
+		{"issuer with credentials", edit(t, "  issuer:", "  issuer: https://u:p@login.acme.example"), "auth.issuer"},
+		{"client id missing", edit(t, "  client_id:", ""), "auth.client_id: required"},
+		{"auth provider", edit(t, "  provider: oidc", "  provider: saml"), "auth.provider: must be"},
+		{"cors path", edit(t, "  - https://portal", "  - https://portal.acme.example/app"), "cors_origins[0]: an origin is scheme and host only"},
+		{"cors wildcard", edit(t, "  - https://portal", "  - \"*\""), "cors_origins[0]"},
+		{"email", edit(t, "email_sender:", "email_sender: nobody"), "email_sender: \"nobody\" is not valid"},
+		{"ai provider", edit(t, "  provider: local", "  provider: gemini"), "ai.provider: must be one of"},
+		{"digest", edit(t, "  docsvc_digest:", "  docsvc_digest: latest"), "images.docsvc_digest: must be an image digest"},
+		{"registry missing", edit(t, "  vendor_registry:", ""), "images.vendor_registry: required"},
+		{"image source", edit(t, "  source: vendor", "  source: dockerhub"), "images.source: must be"},
+		{"plane http", edit(t, "  url: https://plane", "  url: http://plane.vendor.example"), "plane.url"},
+		{"upgrades without plane", edit(t, "  url: https://plane", "  automatic_upgrades: true"), "plane.automatic_upgrades: automatic upgrades need plane.url"},
+		{"sizing range", append(readExample(t, "minimal.yaml"), []byte("sizing:\n  worker_min: 5\n  worker_max: 3\n")...), "sizing.worker_max: must be at least worker_min (5)"},
+		{"db class", append(readExample(t, "minimal.yaml"), []byte("sizing:\n  database_class: t4g.medium\n")...), "sizing.database_class"},
+		{"multi-az one task", append(readExample(t, "minimal.yaml"), []byte("sizing:\n  multi_az: true\n  api_tasks: 1\n")...), "sizing.api_tasks: multi_az needs"},
+		{"qualifier", append(readExample(t, "minimal.yaml"), []byte("cdk:\n  qualifier: Not-Valid\n")...), "cdk.qualifier"},
+		{"boundary arn", append(readExample(t, "minimal.yaml"), []byte("iam:\n  permissions_boundary: arn:aws:iam::1:policy/x\n")...), "iam.permissions_boundary"},
+		{"too big", make([]byte, MaxFileSize+1), "larger than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse(tt.input)
+			if err == nil {
+				t.Fatalf("Parse succeeded: %+v", cfg)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not match ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error\n%v\ndoes not contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// Every problem is reported at once, so an operator fixes the file in one pass.
+func TestParseReportsAllProblems(t *testing.T) {
+	_, err := Parse([]byte("version: 1\nname: X\naccount: \"1\"\n"))
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("want *Error, got %v", err)
+	}
+	for _, want := range []string{"name:", "account:", "region:", "domain.name:", "auth.issuer:", "email_sender:", "images.vendor_registry:"} {
+		found := false
+		for _, p := range e.Problems {
+			found = found || strings.HasPrefix(p, want)
+		}
+		if !found {
+			t.Errorf("no problem starting %q in %q", want, e.Problems)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"minimal.yaml", "strict.yaml"} {
+		b, err := os.ReadFile(filepath.Join(examplesDir, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("version: 1\nname: a\n"))
+	f.Add([]byte("{version: 1, domain: {hosted_zone: {id: Z1, name: x.y}}}"))
+	f.Add([]byte("a: &a [*a]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not match ErrInvalid: %v", err)
+			}
+			return
+		}
+		// Whatever parses must be valid and carry a usable deployment name.
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config Validate rejects: %v", err)
+		}
+		if !nameRE.MatchString(cfg.Name) {
+			t.Fatalf("accepted name %q", cfg.Name)
+		}
+	})
+}
