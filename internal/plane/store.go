@@ -336,26 +336,32 @@ type HeartbeatRecord struct {
 // RecordHeartbeat stores a heartbeat, updates the install's derived columns,
 // clears its stale flag, prunes history beyond HistoryLimit and, when health
 // newly became degraded or down, queues one alert in the same transaction.
-func (s *Store) RecordHeartbeat(ctx context.Context, installID string, hb HeartbeatRecord) error {
+// It returns how many diagnostic requests await the install.
+func (s *Store) RecordHeartbeat(ctx context.Context, installID string, hb HeartbeatRecord) (pending int, err error) {
 	now := ms(s.now())
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// One UPDATE both bumps the history sequence and, because SET
+		// expressions see the old row, remembers the previous health for
+		// the transition check; heartbeats are the plane's hot path.
 		var seq int64
 		var prevHealth string
-		var revoked sql.NullInt64
-		err := tx.QueryRowContext(ctx, `UPDATE plane_installs SET heartbeats = heartbeats + 1
-			WHERE id = $1 RETURNING heartbeats, health, revoked_at`, installID).Scan(&seq, &prevHealth, &revoked)
+		err := tx.QueryRowContext(ctx, `UPDATE plane_installs SET heartbeats = heartbeats + 1, last_seen_at = $2,
+			version = $3, channel = $4, prev_health = health, health = $5, license_state = $6,
+			last_heartbeat = $7, stale = 0
+			WHERE id = $1 AND revoked_at IS NULL RETURNING heartbeats, prev_health`,
+			installID, now, hb.Version, hb.Channel, hb.Health, hb.LicenseState, string(hb.Body)).Scan(&seq, &prevHealth)
 		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if revoked.Valid {
+			var revoked sql.NullInt64
+			err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM plane_installs WHERE id = $1`, installID).Scan(&revoked)
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
 			return ErrRevoked
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE plane_installs SET last_seen_at = $2, version = $3, channel = $4,
-			health = $5, license_state = $6, last_heartbeat = $7, stale = 0 WHERE id = $1`,
-			installID, now, hb.Version, hb.Channel, hb.Health, hb.LicenseState, string(hb.Body)); err != nil {
+		if err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO plane_heartbeats (install_id, seq, at, version, health, body)
@@ -371,14 +377,17 @@ func (s *Store) RecordHeartbeat(ctx context.Context, installID string, hb Heartb
 			}
 		}
 		if hb.Health != prevHealth && (hb.Health == HealthDegraded || hb.Health == HealthDown) {
-			return queueAlert(ctx, tx, installID, AlertHealth, hb.Health, now)
+			if err := queueAlert(ctx, tx, installID, AlertHealth, hb.Health, now); err != nil {
+				return err
+			}
 		}
-		return nil
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM plane_diagnostics WHERE install_id = $1 AND status = $2`,
+			installID, DiagRequested).Scan(&pending)
 	})
 	if err != nil {
-		return fmt.Errorf("plane: record heartbeat for %s: %w", installID, err)
+		return 0, fmt.Errorf("plane: record heartbeat for %s: %w", installID, err)
 	}
-	return nil
+	return pending, nil
 }
 
 func queueAlert(ctx context.Context, tx *sql.Tx, installID, kind, value string, now int64) error {
@@ -530,15 +539,15 @@ func (s *Store) Revoke(ctx context.Context, installID string) error {
 	return nil
 }
 
-// RecordTelemetry keeps the latest telemetry report of an install for the UTC
-// day it arrived on, counting reports.
-func (s *Store) RecordTelemetry(ctx context.Context, installID string, body json.RawMessage) error {
+// RecordTelemetry keeps the latest telemetry report of an install for the
+// day it covers (the agent resends a day's running totals), counting reports.
+func (s *Store) RecordTelemetry(ctx context.Context, installID, day string, body json.RawMessage) error {
 	now := s.now()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO plane_telemetry (install_id, day, body, received_at)
 		VALUES ($1, $2, $3, $4)
 		ON CONFLICT (install_id, day) DO UPDATE SET body = excluded.body, received_at = excluded.received_at,
 		reports = plane_telemetry.reports + 1`,
-		installID, now.UTC().Format(time.DateOnly), string(body), ms(now))
+		installID, day, string(body), ms(now))
 	if err != nil {
 		return fmt.Errorf("plane: record telemetry for %s: %w", installID, err)
 	}

@@ -134,7 +134,7 @@ func TestStoreKeysAndRevoke(t *testing.T) {
 		if _, err := b.store.InstallKey(b.ctx, in.ID); !errors.Is(err, plane.ErrRevoked) {
 			t.Fatalf("revoked key: %v", err)
 		}
-		err = b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)})
+		_, err = b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)})
 		if !errors.Is(err, plane.ErrRevoked) {
 			t.Fatalf("heartbeat from revoked install: %v", err)
 		}
@@ -185,7 +185,7 @@ func TestStoreHeartbeatsHistoryAndAlerts(t *testing.T) {
 		healths := []string{"ok", "ok", "degraded", "degraded", "down", "ok", "degraded"}
 		for i, h := range healths {
 			b.clock.Advance(time.Minute)
-			err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Version: fmt.Sprintf("1.%d.0", i),
+			_, err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Version: fmt.Sprintf("1.%d.0", i),
 				Channel: "stable", Health: h, LicenseState: "valid", Body: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))})
 			if err != nil {
 				t.Fatal(err)
@@ -221,7 +221,7 @@ func TestStoreHistoryIsBounded(t *testing.T) {
 		in, _ := activate(t, b, "tok1")
 		n := plane.HistoryLimit + 40
 		for range n {
-			if err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}); err != nil {
+			if _, err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -244,7 +244,7 @@ func TestStoreStaleOncePerSilence(t *testing.T) {
 			t.Fatalf("stale after 2 intervals: %v", ids)
 		}
 		b.clock.Advance(90 * time.Second)
-		_ = b.store.RecordHeartbeat(b.ctx, busy.ID, hb)
+		_, _ = b.store.RecordHeartbeat(b.ctx, busy.ID, hb)
 		ids, err := b.store.MarkStale(b.ctx, 3)
 		if err != nil || len(ids) != 1 || ids[0] != quiet.ID {
 			t.Fatalf("MarkStale = %v, %v; want [%s]", ids, err, quiet.ID)
@@ -257,7 +257,7 @@ func TestStoreStaleOncePerSilence(t *testing.T) {
 			t.Fatal("install not flagged stale")
 		}
 		// a heartbeat clears the flag; the next silence alerts again
-		_ = b.store.RecordHeartbeat(b.ctx, quiet.ID, hb)
+		_, _ = b.store.RecordHeartbeat(b.ctx, quiet.ID, hb)
 		b.clock.Advance(4 * time.Minute)
 		ids, _ = b.store.MarkStale(b.ctx, 3)
 		if len(ids) != 2 {
@@ -307,6 +307,9 @@ func TestStoreDiagnosticsAndTelemetry(t *testing.T) {
 		if got, _ := b.store.Install(b.ctx, in.ID); got.PendingDiagCount != 1 {
 			t.Fatalf("pending count %d", got.PendingDiagCount)
 		}
+		if n, err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}); n != 1 || err != nil {
+			t.Fatalf("heartbeat sees %d pending (%v), want 1", n, err)
+		}
 		if err := b.store.MarkUploaded(b.ctx, d.ID, other.ID, 10, "ab", "f"); !errors.Is(err, plane.ErrWrongStatus) {
 			t.Fatalf("upload by another install: %v", err)
 		}
@@ -328,12 +331,11 @@ func TestStoreDiagnosticsAndTelemetry(t *testing.T) {
 		}
 
 		for i := range 3 {
-			if err := b.store.RecordTelemetry(b.ctx, in.ID, json.RawMessage(fmt.Sprintf(`{"documents":%d}`, i))); err != nil {
+			if err := b.store.RecordTelemetry(b.ctx, in.ID, "2026-11-01", json.RawMessage(fmt.Sprintf(`{"documents":%d}`, i))); err != nil {
 				t.Fatal(err)
 			}
 		}
-		b.clock.Advance(24 * time.Hour)
-		_ = b.store.RecordTelemetry(b.ctx, in.ID, json.RawMessage(`{"documents":9}`))
+		_ = b.store.RecordTelemetry(b.ctx, in.ID, "2026-11-02", json.RawMessage(`{"documents":9}`))
 		days, err := b.store.Telemetry(b.ctx, in.ID)
 		if err != nil || len(days) != 2 || days[0].Day != "2026-11-02" || days[1].Reports != 3 || string(days[1].Body) != `{"documents":2}` {
 			t.Fatalf("telemetry = %+v, %v", days, err)

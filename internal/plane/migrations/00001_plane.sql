@@ -31,6 +31,7 @@ CREATE TABLE plane_installs (
     version            TEXT    NOT NULL DEFAULT '',
     channel            TEXT    NOT NULL DEFAULT '',
     health             TEXT    NOT NULL DEFAULT 'unknown',
+    prev_health        TEXT    NOT NULL DEFAULT 'unknown', -- health before the last heartbeat
     license_state      TEXT    NOT NULL DEFAULT '',
     last_heartbeat     TEXT    NOT NULL DEFAULT '', -- the validated wire.Heartbeat JSON
     stale              INTEGER NOT NULL DEFAULT 0   -- 1 once flagged stale (alert sent once)
