@@ -1,0 +1,486 @@
+// Package wire holds every payload that crosses the boundary between the
+// customer-side agent and the vendor's plane, and the strict decoders for
+// them.
+//
+// This package is one of the four proofs of the data boundary: the types the
+// agent sends have no free-form maps, no interfaces and no free-text strings.
+// Every string field is an enumeration, an identifier, a version or a coarse
+// bucket, and Validate rejects anything else. wire_test.go reflects over the
+// agent-sent types and fails if a field appears that is not on its explicit
+// allow-list, so adding a field means adding a validator and a reviewer's
+// attention.
+//
+// Errors never echo field values: an invalid value might be exactly the
+// content that must not leak, so errors name the field and the rule only.
+package wire
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxPayload is the largest encoded payload any Decode function accepts.
+// A heartbeat is well under 2 KiB; the cap bounds what a misbehaving peer
+// can make the other side buffer and parse.
+const MaxPayload = 64 << 10
+
+// ErrInvalid is matched (errors.Is) by every validation failure; errors.As
+// with *FieldError gives the type and field.
+var ErrInvalid = errors.New("wire: invalid payload")
+
+// ErrMalformed is matched by decoding failures: not JSON, wrong JSON types,
+// unknown fields, trailing data, or a payload over MaxPayload.
+var ErrMalformed = errors.New("wire: malformed payload")
+
+// FieldError names the payload type, the JSON field path and the rule the
+// value broke. It deliberately does not carry the value.
+type FieldError struct {
+	Type  string // e.g. "heartbeat"
+	Field string // JSON path, e.g. "components[2].status"
+	Rule  string // e.g. "must be one of ok, degraded, down, unknown"
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("wire: %s.%s: %s", e.Type, e.Field, e.Rule)
+}
+
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Enumerations. They are exported so the agent and the plane name the same
+// values; Validate is what enforces them.
+var (
+	ComponentNames    = []string{"api", "worker", "database", "blob", "queue", "agent"}
+	ComponentStatuses = []string{"ok", "degraded", "down", "unknown"}
+	ProviderKinds     = []string{"local", "openai", "anthropic", "bedrock"}
+	ProviderStatuses  = []string{"ok", "degraded", "down"}
+	LicenseStates     = []string{"valid", "grace", "expired", "missing"}
+	// ObjectBuckets and ByteBuckets are StorageBucket's possible results,
+	// smallest first.
+	ObjectBuckets = []string{"0", "1-99", "100-9999", "10000-999999", "1000000-99999999", "100000000+"}
+	ByteBuckets   = []string{"<1GB", "1-10GB", "10-100GB", "100GB-1TB", "1-10TB", "10TB+"}
+)
+
+// ActivationRequest is the agent's one unsigned request: it proves possession
+// of a license's activation token and registers the agent's public key.
+type ActivationRequest struct {
+	ActivationToken string `json:"activation_token"` // as printed by license.Issue
+	PublicKey       string `json:"public_key"`       // base64url (unpadded) Ed25519 public key
+	AgentVersion    string `json:"agent_version"`    // semver
+}
+
+// ActivationResponse is the plane's answer to a successful activation.
+type ActivationResponse struct {
+	InstallID                string `json:"install_id"`
+	HeartbeatIntervalSeconds int    `json:"heartbeat_interval_seconds"`
+	LicenseID                string `json:"license_id"`
+}
+
+// Heartbeat is the agent's periodic health report.
+type Heartbeat struct {
+	SentAt     time.Time         `json:"sent_at"`
+	Versions   Versions          `json:"versions"`
+	Channel    string            `json:"channel"` // [a-z0-9-]{1,32}
+	Components []ComponentHealth `json:"components"`
+	Queue      QueueStats        `json:"queue"`
+	ErrorRate  float64           `json:"error_rate"` // 0..1, share of 5xx answers over the interval
+	AIProvider ProviderHealth    `json:"ai_provider"`
+	License    LicenseStatus     `json:"license"`
+	Storage    StorageTotals     `json:"storage"`
+}
+
+// Versions says what is running.
+type Versions struct {
+	Docsvc string `json:"docsvc"` // semver
+	Agent  string `json:"agent"`  // semver
+	Schema int64  `json:"schema"` // applied migration version
+}
+
+// ComponentHealth is one component's state.
+type ComponentHealth struct {
+	Name   string `json:"name"`   // one of ComponentNames
+	Status string `json:"status"` // one of ComponentStatuses
+}
+
+// QueueStats are the job queue's counts; no message bodies, no document IDs.
+type QueueStats struct {
+	Depth            int64 `json:"depth"`
+	InFlight         int64 `json:"in_flight"`
+	DeadLetter       int64 `json:"dead_letter"`
+	OldestAgeSeconds int64 `json:"oldest_age_seconds"`
+}
+
+// ProviderHealth is the AI provider's kind and reachability, never its
+// endpoint, model prompt or key.
+type ProviderHealth struct {
+	Kind   string `json:"kind"`   // one of ProviderKinds
+	Status string `json:"status"` // one of ProviderStatuses
+}
+
+// LicenseStatus is the license state the agent computed offline.
+type LicenseStatus struct {
+	State     string    `json:"state"`      // one of LicenseStates
+	ExpiresAt time.Time `json:"expires_at"` // zero when State is "missing"
+}
+
+// StorageTotals are coarse buckets from StorageBucket, never exact counts:
+// exact totals would let the vendor watch single uploads come and go.
+type StorageTotals struct {
+	ObjectsBucket string `json:"objects_bucket"` // one of ObjectBuckets
+	BytesBucket   string `json:"bytes_bucket"`   // one of ByteBuckets
+}
+
+// HeartbeatResponse is the plane's answer to a heartbeat.
+type HeartbeatResponse struct {
+	NextIntervalSeconds int `json:"next_interval_seconds"`
+	PendingDiagnostics  int `json:"pending_diagnostics"`
+}
+
+// Telemetry is one day's aggregate usage, sent only when the customer opted in.
+type Telemetry struct {
+	Day                string `json:"day"` // YYYY-MM-DD, UTC
+	DocumentsProcessed int64  `json:"documents_processed"`
+	DocumentsFailed    int64  `json:"documents_failed"`
+	Pages              int64  `json:"pages"`
+	BytesBucket        string `json:"bytes_bucket"` // one of ByteBuckets
+}
+
+// DiagnosticRequest is the vendor asking for a diagnostics bundle. It travels
+// plane→agent only; Reason is the vendor's words, shown to the customer for
+// approval.
+type DiagnosticRequest struct {
+	ID          string    `json:"id"`
+	Reason      string    `json:"reason"`
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// Bounds. Counts are capped at 2^53 so every value survives a round trip
+// through a JSON number in any language, and an absurd value is caught here
+// rather than on a dashboard.
+const (
+	maxCount           = 1 << 53
+	maxIntervalSeconds = 7 * 24 * 3600
+	maxReasonLen       = 1000
+	maxPending         = 1 << 20
+)
+
+var (
+	// semverRe is Semantic Versioning 2.0.0 without a "v" prefix.
+	semverRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
+		`(-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?` +
+		`(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?$`)
+	channelRe = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	idRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	tokenRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+	dayRe     = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+)
+
+// maxSemverLen bounds versions: the regexp alone would allow a long
+// pre-release tag.
+const maxSemverLen = 64
+
+// ValidChannel reports whether ch is a well-formed channel name.
+func ValidChannel(ch string) bool { return channelRe.MatchString(ch) }
+
+// ValidID reports whether id is a well-formed identifier (install, license,
+// diagnostic request): 1–64 of [A-Za-z0-9_-].
+func ValidID(id string) bool { return idRe.MatchString(id) }
+
+// ValidSemver reports whether v is a Semantic Versioning 2.0.0 version
+// (no "v" prefix) of at most 64 bytes.
+func ValidSemver(v string) bool { return len(v) <= maxSemverLen && semverRe.MatchString(v) }
+
+// checker collects the first failure for one payload type, so Validate
+// methods read as a list of rules.
+type checker struct {
+	typ string
+	err error
+}
+
+func (c *checker) fail(field, rule string) {
+	if c.err == nil {
+		c.err = &FieldError{Type: c.typ, Field: field, Rule: rule}
+	}
+}
+
+func (c *checker) oneOf(field, v string, allowed []string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	c.fail(field, "must be one of "+strings.Join(allowed, ", "))
+}
+
+func (c *checker) count(field string, v int64) {
+	if v < 0 || v > maxCount {
+		c.fail(field, "must be between 0 and 2^53")
+	}
+}
+
+func (c *checker) semver(field, v string) {
+	if !ValidSemver(v) {
+		c.fail(field, "must be a semantic version such as 1.4.2 (at most 64 bytes)")
+	}
+}
+
+func (c *checker) id(field, v string) {
+	if !ValidID(v) {
+		c.fail(field, "must be 1-64 characters of A-Z a-z 0-9 _ -")
+	}
+}
+
+func (c *checker) time(field string, t time.Time, required bool) {
+	switch {
+	case t.IsZero() && required:
+		c.fail(field, "is required")
+	case !t.IsZero() && (t.Year() < 2000 || t.Year() > 9999):
+		c.fail(field, "must be a time between the years 2000 and 9999")
+	}
+}
+
+// Validate checks every field of an activation request.
+func (r *ActivationRequest) Validate() error {
+	c := checker{typ: "activation_request"}
+	if !tokenRe.MatchString(r.ActivationToken) {
+		c.fail("activation_token", "must be 16-128 characters of base64url")
+	}
+	if k, err := base64.RawURLEncoding.Strict().DecodeString(r.PublicKey); err != nil || len(k) != 32 {
+		c.fail("public_key", "must be an unpadded base64url Ed25519 public key (32 bytes)")
+	}
+	c.semver("agent_version", r.AgentVersion)
+	return c.err
+}
+
+// Validate checks every field of an activation response.
+func (r *ActivationResponse) Validate() error {
+	c := checker{typ: "activation_response"}
+	c.id("install_id", r.InstallID)
+	if r.HeartbeatIntervalSeconds < 1 || r.HeartbeatIntervalSeconds > maxIntervalSeconds {
+		c.fail("heartbeat_interval_seconds", "must be between 1 and 604800")
+	}
+	c.id("license_id", r.LicenseID)
+	return c.err
+}
+
+// Validate checks every field of a heartbeat.
+func (h *Heartbeat) Validate() error {
+	c := checker{typ: "heartbeat"}
+	c.time("sent_at", h.SentAt, true)
+	c.semver("versions.docsvc", h.Versions.Docsvc)
+	c.semver("versions.agent", h.Versions.Agent)
+	c.count("versions.schema", h.Versions.Schema)
+	if !ValidChannel(h.Channel) {
+		c.fail("channel", "must be 1-32 characters of a-z 0-9 -")
+	}
+	if len(h.Components) > len(ComponentNames) {
+		c.fail("components", fmt.Sprintf("must have at most %d entries", len(ComponentNames)))
+	}
+	seen := make(map[string]bool, len(h.Components))
+	for i, comp := range h.Components {
+		f := fmt.Sprintf("components[%d]", i)
+		c.oneOf(f+".name", comp.Name, ComponentNames)
+		c.oneOf(f+".status", comp.Status, ComponentStatuses)
+		if seen[comp.Name] {
+			c.fail(f+".name", "must not repeat an earlier component")
+		}
+		seen[comp.Name] = true
+	}
+	c.count("queue.depth", h.Queue.Depth)
+	c.count("queue.in_flight", h.Queue.InFlight)
+	c.count("queue.dead_letter", h.Queue.DeadLetter)
+	c.count("queue.oldest_age_seconds", h.Queue.OldestAgeSeconds)
+	if math.IsNaN(h.ErrorRate) || h.ErrorRate < 0 || h.ErrorRate > 1 {
+		c.fail("error_rate", "must be between 0 and 1")
+	}
+	c.oneOf("ai_provider.kind", h.AIProvider.Kind, ProviderKinds)
+	c.oneOf("ai_provider.status", h.AIProvider.Status, ProviderStatuses)
+	c.oneOf("license.state", h.License.State, LicenseStates)
+	c.time("license.expires_at", h.License.ExpiresAt, h.License.State != "missing")
+	c.oneOf("storage.objects_bucket", h.Storage.ObjectsBucket, ObjectBuckets)
+	c.oneOf("storage.bytes_bucket", h.Storage.BytesBucket, ByteBuckets)
+	return c.err
+}
+
+// Validate checks every field of a heartbeat response.
+func (r *HeartbeatResponse) Validate() error {
+	c := checker{typ: "heartbeat_response"}
+	if r.NextIntervalSeconds < 1 || r.NextIntervalSeconds > maxIntervalSeconds {
+		c.fail("next_interval_seconds", "must be between 1 and 604800")
+	}
+	if r.PendingDiagnostics < 0 || r.PendingDiagnostics > maxPending {
+		c.fail("pending_diagnostics", "must be between 0 and 1048576")
+	}
+	return c.err
+}
+
+// Validate checks every field of a telemetry report.
+func (t *Telemetry) Validate() error {
+	c := checker{typ: "telemetry"}
+	if _, err := time.Parse(time.DateOnly, t.Day); err != nil || !dayRe.MatchString(t.Day) || t.Day < "2000-01-01" {
+		c.fail("day", "must be a date YYYY-MM-DD from 2000-01-01 on")
+	}
+	c.count("documents_processed", t.DocumentsProcessed)
+	c.count("documents_failed", t.DocumentsFailed)
+	c.count("pages", t.Pages)
+	c.oneOf("bytes_bucket", t.BytesBucket, ByteBuckets)
+	return c.err
+}
+
+// Validate checks every field of a diagnostic request. Reason is free text,
+// which is acceptable only because it flows vendor→customer; it is still
+// bounded and must be printable so it renders safely in the agent's UI and
+// the operator's terminal.
+func (d *DiagnosticRequest) Validate() error {
+	c := checker{typ: "diagnostic_request"}
+	c.id("id", d.ID)
+	if d.Reason == "" || len(d.Reason) > maxReasonLen || !utf8.ValidString(d.Reason) ||
+		strings.IndexFunc(d.Reason, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		c.fail("reason", "must be 1-1000 bytes of printable UTF-8 (no control characters or newlines)")
+	}
+	c.time("requested_at", d.RequestedAt, true)
+	return c.err
+}
+
+// StorageBucket maps exact storage totals to the coarse buckets a heartbeat
+// carries. Objects are bucketed by powers of 100, bytes by powers of ten in
+// decimal gigabytes (1 GB = 10^9 bytes). Negative inputs count as zero.
+func StorageBucket(objects, bytes int64) (objectsBucket, bytesBucket string) {
+	objectsBucket = ObjectBuckets[len(ObjectBuckets)-1]
+	for i, limit := range []int64{1, 100, 10_000, 1_000_000, 100_000_000} {
+		if objects < limit {
+			objectsBucket = ObjectBuckets[i]
+			break
+		}
+	}
+	const gb = 1_000_000_000
+	bytesBucket = ByteBuckets[len(ByteBuckets)-1]
+	for i, limit := range []int64{gb, 10 * gb, 100 * gb, 1000 * gb, 10_000 * gb} {
+		if bytes < limit {
+			bytesBucket = ByteBuckets[i]
+			break
+		}
+	}
+	return objectsBucket, bytesBucket
+}
+
+// validator is what every payload type implements.
+type validator interface{ Validate() error }
+
+// decode is the one strict JSON decoder behind every Decode function: size
+// cap, unknown fields rejected, exactly one JSON value, then Validate.
+func decode[T any, PT interface {
+	*T
+	validator
+}](typ string, data []byte) (*T, error) {
+	if len(data) > MaxPayload {
+		return nil, fmt.Errorf("wire: decode %s: %w: %d bytes is over the %d byte limit", typ, ErrMalformed, len(data), MaxPayload)
+	}
+	v := new(T)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return nil, fmt.Errorf("wire: decode %s: %w: %s", typ, ErrMalformed, describe(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("wire: decode %s: %w: data after the JSON value", typ, ErrMalformed)
+	}
+	if err := PT(v).Validate(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// describe turns a json error into a message that does not repeat the
+// input: encoding/json quotes unknown field names and bad values verbatim.
+func describe(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return "wrong JSON type for the payload"
+		}
+		return fmt.Sprintf("wrong JSON type for field %s", typ.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "empty or truncated JSON"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return "unknown field"
+	default:
+		return "invalid JSON value"
+	}
+}
+
+// DecodeActivationRequest strictly decodes and validates an activation request.
+func DecodeActivationRequest(data []byte) (*ActivationRequest, error) {
+	return decode[ActivationRequest]("activation_request", data)
+}
+
+// DecodeActivationResponse strictly decodes and validates an activation response.
+func DecodeActivationResponse(data []byte) (*ActivationResponse, error) {
+	return decode[ActivationResponse]("activation_response", data)
+}
+
+// DecodeHeartbeat strictly decodes and validates a heartbeat.
+func DecodeHeartbeat(data []byte) (*Heartbeat, error) {
+	return decode[Heartbeat]("heartbeat", data)
+}
+
+// DecodeHeartbeatResponse strictly decodes and validates a heartbeat response.
+func DecodeHeartbeatResponse(data []byte) (*HeartbeatResponse, error) {
+	return decode[HeartbeatResponse]("heartbeat_response", data)
+}
+
+// DecodeTelemetry strictly decodes and validates a telemetry report.
+func DecodeTelemetry(data []byte) (*Telemetry, error) {
+	return decode[Telemetry]("telemetry", data)
+}
+
+// DecodeDiagnosticRequest strictly decodes and validates one diagnostic request.
+func DecodeDiagnosticRequest(data []byte) (*DiagnosticRequest, error) {
+	return decode[DiagnosticRequest]("diagnostic_request", data)
+}
+
+// DiagnosticRequests is the answer to GET /v1/diagnostics.
+type DiagnosticRequests []DiagnosticRequest
+
+// maxDiagnosticRequests bounds one answer; the plane pages beyond it.
+const maxDiagnosticRequests = 100
+
+// Validate checks the list's length and every request in it.
+func (ds *DiagnosticRequests) Validate() error {
+	if len(*ds) > maxDiagnosticRequests {
+		return &FieldError{Type: "diagnostic_requests", Field: "[]", Rule: "must have at most 100 entries"}
+	}
+	for i := range *ds {
+		if err := (*ds)[i].Validate(); err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				return &FieldError{Type: "diagnostic_requests", Field: fmt.Sprintf("[%d].%s", i, fe.Field), Rule: fe.Rule}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeDiagnosticRequests strictly decodes and validates the plane's list of
+// pending diagnostic requests.
+func DecodeDiagnosticRequests(data []byte) (DiagnosticRequests, error) {
+	ds, err := decode[DiagnosticRequests]("diagnostic_requests", data)
+	if err != nil {
+		return nil, err
+	}
+	return *ds, nil
+}
