@@ -1,0 +1,94 @@
+package release
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Export writes one channel's current repository as a gzip'd tar for
+// air-gapped customers: every root version (so an agent can walk a root
+// rotation), timestamp.json, the snapshot and targets versions it names, and
+// every target those name, under the same metadata/ and targets/ paths the
+// plane serves. The agent's updater.ImportBundle verifies it with go-tuf
+// exactly as if it had been fetched online, so the bundle needs no signature
+// of its own. Entries are sorted and carry a fixed modification time, so
+// exporting the same state twice gives the same bytes.
+//
+// The bundle is valid until its timestamp expires: run Refresh right before
+// exporting, and see docs/releases.md for the hand-off window.
+func Export(repoDir, channel string, w io.Writer) error {
+	r, err := loadRepo(repoDir, channel)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	md := filepath.Join(r.dir, metadataDir)
+	files := []string{
+		"metadata/timestamp.json",
+		"metadata/" + strconv.FormatInt(r.snapshot.Signed.Version, 10) + ".snapshot.json",
+		"metadata/" + strconv.FormatInt(r.targets.Signed.Version, 10) + ".targets.json",
+	}
+	entries, err := os.ReadDir(md)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	for _, e := range entries {
+		if v, ok := strings.CutSuffix(e.Name(), ".root.json"); ok {
+			if _, err := strconv.ParseUint(v, 10, 64); err == nil && e.Type().IsRegular() {
+				files = append(files, "metadata/"+e.Name())
+			}
+		}
+	}
+	for p, tf := range r.targets.Signed.Targets {
+		sha, err := targetSHA256(tf)
+		if err != nil {
+			return fmt.Errorf("export: target: %w", err)
+		}
+		d, base := path.Split(p)
+		files = append(files, "targets/"+d+sha+"."+base)
+	}
+	sort.Strings(files)
+
+	mtime := time.Unix(0, 0)
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	for _, name := range files {
+		if err := addFile(tw, filepath.Join(r.dir, filepath.FromSlash(name)), name, mtime); err != nil {
+			return fmt.Errorf("export %s: %w", channel, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
+
+func addFile(tw *tar.Writer, src, name string, mtime time.Time) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: st.Size(), ModTime: mtime, Format: tar.FormatPAX,
+	}); err != nil {
+		return err
+	}
+	_, err = io.Copy(tw, f)
+	return err
+}

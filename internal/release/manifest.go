@@ -1,0 +1,342 @@
+// Package release is the vendor's side of signed releases: it creates the
+// signing keys, publishes release manifests and their artifacts into one
+// The Update Framework (TUF) repository per channel, revokes releases, keeps
+// the short-lived metadata fresh, and exports a channel for air-gapped
+// customers.
+//
+// The agent (internal/updater) only ever acts on what go-tuf verified against
+// the root it was installed with, so everything this package writes is
+// ordinary TUF metadata signed with go-tuf; nothing here is trusted by the
+// agent on its own say-so. docs/releases.md describes the key roles, the
+// on-disk layout and the operator's procedures.
+package release
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Manifest describes one release of the product on one channel. It is
+// published as the TUF target releases/<version>.json, so an agent trusts it
+// only after go-tuf has checked its hash against signed targets metadata.
+type Manifest struct {
+	Version     string              `json:"version"`
+	Channel     string              `json:"channel"`
+	Artifacts   map[string]Artifact `json:"artifacts"`
+	Images      map[string]string   `json:"images"`
+	MinFrom     string              `json:"min_from"`
+	Schema      SchemaRange         `json:"schema"`
+	Notes       string              `json:"notes"`
+	PublishedAt time.Time           `json:"published_at"`
+	// Revoked is set only in the vendor's own records (List); a revoked
+	// release is removed from the signed targets, so agents never see it.
+	Revoked bool `json:"revoked"`
+}
+
+// Artifact is a file shipped with a release (a binary, a bundle), itself a
+// TUF target so the agent downloads it with hash and length verification.
+type Artifact struct {
+	Target string `json:"target"` // TUF target path, artifacts/<version>/<name>
+	SHA256 string `json:"sha256"` // lowercase hex
+	Size   int64  `json:"size"`
+}
+
+// SchemaRange is the inclusive range of database schema versions a release
+// can run against; the agent checks it before an upgrade.
+type SchemaRange struct {
+	Min int64 `json:"min"`
+	Max int64 `json:"max"`
+}
+
+// Limits on manifest contents, so a manifest is small enough to read in full
+// and to show an operator.
+const (
+	maxManifestBytes = 64 << 10
+	maxNotesBytes    = 8 << 10
+	maxArtifacts     = 32
+	maxImages        = 32
+)
+
+// ErrInvalid is matched (errors.Is) by every validation failure in this
+// package: bad versions, channel names, image references and manifests.
+var ErrInvalid = errors.New("invalid")
+
+var (
+	channelRE  = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	sha256RE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	imageRefRE = regexp.MustCompile(`^[a-z0-9]+(?:[._:/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
+)
+
+// ValidateChannel checks a channel name: 1 to 32 of [a-z0-9-]. Channel names
+// become directory names and URL segments, so nothing else is allowed.
+func ValidateChannel(channel string) error {
+	if !channelRE.MatchString(channel) {
+		return fmt.Errorf("channel name must be 1-32 of [a-z0-9-]: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// ValidateImageRef checks that a container image reference is pinned by
+// digest (repo@sha256:<64 hex>); a tag alone could be moved after signing.
+func ValidateImageRef(ref string) error {
+	if len(ref) > 512 || !imageRefRE.MatchString(ref) {
+		return fmt.Errorf("image reference must be pinned as repo@sha256:<64 hex>: %w", ErrInvalid)
+	}
+	return nil
+}
+
+func validateName(kind, name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%s name must be 1-64 of [a-z0-9._-] starting with a letter or digit: %w", kind, ErrInvalid)
+	}
+	return nil
+}
+
+// ManifestTarget is the TUF target path of a release's manifest.
+func ManifestTarget(version string) string { return "releases/" + version + ".json" }
+
+// ArtifactTarget is the TUF target path of a release's artifact.
+func ArtifactTarget(version, name string) string { return "artifacts/" + version + "/" + name }
+
+// Validate checks every field of a manifest. The agent calls it (through
+// ParseManifest) on every manifest it reads.
+func (m Manifest) Validate() error {
+	v, err := ParseVersion(m.Version)
+	if err != nil {
+		return fmt.Errorf("manifest version: %w", err)
+	}
+	if err := ValidateChannel(m.Channel); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if len(m.Artifacts) > maxArtifacts {
+		return fmt.Errorf("manifest has more than %d artifacts: %w", maxArtifacts, ErrInvalid)
+	}
+	for name, a := range m.Artifacts {
+		if err := validateName("artifact", name); err != nil {
+			return fmt.Errorf("manifest: %w", err)
+		}
+		if a.Target != ArtifactTarget(m.Version, name) {
+			return fmt.Errorf("manifest artifact target must be %s: %w", ArtifactTarget(m.Version, name), ErrInvalid)
+		}
+		if !sha256RE.MatchString(a.SHA256) {
+			return fmt.Errorf("manifest artifact sha256 must be 64 lowercase hex: %w", ErrInvalid)
+		}
+		if a.Size < 0 {
+			return fmt.Errorf("manifest artifact size is negative: %w", ErrInvalid)
+		}
+	}
+	if len(m.Images) > maxImages {
+		return fmt.Errorf("manifest has more than %d images: %w", maxImages, ErrInvalid)
+	}
+	for name, ref := range m.Images {
+		if err := validateName("image", name); err != nil {
+			return fmt.Errorf("manifest: %w", err)
+		}
+		if err := ValidateImageRef(ref); err != nil {
+			return fmt.Errorf("manifest image %s: %w", name, err)
+		}
+	}
+	if m.MinFrom != "" {
+		from, err := ParseVersion(m.MinFrom)
+		if err != nil {
+			return fmt.Errorf("manifest min_from: %w", err)
+		}
+		if from.Compare(v) > 0 {
+			return fmt.Errorf("manifest min_from is newer than the release: %w", ErrInvalid)
+		}
+	}
+	if m.Schema.Min < 0 || m.Schema.Max < m.Schema.Min {
+		return fmt.Errorf("manifest schema range must satisfy 0 <= min <= max: %w", ErrInvalid)
+	}
+	if len(m.Notes) > maxNotesBytes || !utf8.ValidString(m.Notes) {
+		return fmt.Errorf("manifest notes must be valid UTF-8 of at most %d bytes: %w", maxNotesBytes, ErrInvalid)
+	}
+	if m.PublishedAt.IsZero() {
+		return fmt.Errorf("manifest published_at is missing: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// ParseManifest decodes and validates a manifest. It is strict: unknown
+// fields, trailing data and oversized input are refused, because for the
+// agent a manifest is outside input even after go-tuf checked its hash.
+func ParseManifest(data []byte) (Manifest, error) {
+	if len(data) > maxManifestBytes {
+		return Manifest{}, fmt.Errorf("parse manifest: larger than %d bytes: %w", maxManifestBytes, ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return Manifest{}, fmt.Errorf("parse manifest: %w: %w", ErrInvalid, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Manifest{}, fmt.Errorf("parse manifest: trailing data: %w", ErrInvalid)
+	}
+	if err := m.Validate(); err != nil {
+		return Manifest{}, fmt.Errorf("parse manifest: %w", err)
+	}
+	return m, nil
+}
+
+// Version is a parsed semantic version (semver.org 2.0.0). Build metadata is
+// kept but, as the spec says, ignored for ordering.
+type Version struct {
+	Major, Minor, Patch uint64
+	Pre                 []string
+	Build               string
+}
+
+// ParseVersion parses MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD] with no leading
+// "v" and no leading zeros in numeric parts.
+func ParseVersion(s string) (Version, error) {
+	bad := func(why string) (Version, error) {
+		return Version{}, fmt.Errorf("version is not semver (%s): %w", why, ErrInvalid)
+	}
+	if s == "" || len(s) > 128 {
+		return bad("length")
+	}
+	var v Version
+	rest := s
+	if i := strings.IndexByte(rest, '+'); i >= 0 {
+		v.Build = rest[i+1:]
+		rest = rest[:i]
+		if !validIdents(v.Build, false) {
+			return bad("build")
+		}
+	}
+	if i := strings.IndexByte(rest, '-'); i >= 0 {
+		pre := rest[i+1:]
+		rest = rest[:i]
+		if !validIdents(pre, true) {
+			return bad("pre-release")
+		}
+		v.Pre = strings.Split(pre, ".")
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return bad("need MAJOR.MINOR.PATCH")
+	}
+	nums := []*uint64{&v.Major, &v.Minor, &v.Patch}
+	for i, p := range parts {
+		if !isNumeric(p) || (len(p) > 1 && p[0] == '0') {
+			return bad("numeric part")
+		}
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil {
+			return bad("numeric part")
+		}
+		*nums[i] = n
+	}
+	return v, nil
+}
+
+// validIdents checks dot-separated identifiers of [0-9A-Za-z-]; numeric
+// pre-release identifiers may not have leading zeros.
+func validIdents(s string, pre bool) bool {
+	if s == "" {
+		return false
+	}
+	for _, id := range strings.Split(s, ".") {
+		if id == "" {
+			return false
+		}
+		for _, c := range id {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
+				return false
+			}
+		}
+		if pre && isNumeric(id) && len(id) > 1 && id[0] == '0' {
+			return false
+		}
+	}
+	return true
+}
+
+func isNumeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Compare returns -1, 0 or +1 as v is older than, as old as, or newer than w,
+// following semver precedence (a pre-release is older than its release).
+func (v Version) Compare(w Version) int {
+	for _, d := range [][2]uint64{{v.Major, w.Major}, {v.Minor, w.Minor}, {v.Patch, w.Patch}} {
+		if d[0] != d[1] {
+			if d[0] < d[1] {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case len(v.Pre) == 0 && len(w.Pre) == 0:
+		return 0
+	case len(v.Pre) == 0:
+		return 1
+	case len(w.Pre) == 0:
+		return -1
+	}
+	for i := 0; i < len(v.Pre) && i < len(w.Pre); i++ {
+		if c := compareIdent(v.Pre[i], w.Pre[i]); c != 0 {
+			return c
+		}
+	}
+	switch {
+	case len(v.Pre) < len(w.Pre):
+		return -1
+	case len(v.Pre) > len(w.Pre):
+		return 1
+	}
+	return 0
+}
+
+func compareIdent(a, b string) int {
+	an, bn := isNumeric(a), isNumeric(b)
+	switch {
+	case an && bn:
+		// Compare numerically without overflow: shorter is smaller (no
+		// leading zeros), equal lengths compare lexically.
+		if len(a) != len(b) {
+			if len(a) < len(b) {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	case an:
+		return -1
+	case bn:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// CompareVersions parses and compares two versions (see Version.Compare).
+func CompareVersions(a, b string) (int, error) {
+	va, err := ParseVersion(a)
+	if err != nil {
+		return 0, err
+	}
+	vb, err := ParseVersion(b)
+	if err != nil {
+		return 0, err
+	}
+	return va.Compare(vb), nil
+}
