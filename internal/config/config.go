@@ -1,0 +1,600 @@
+// Package config parses the document service's configuration from its
+// environment, once, at start.
+//
+// Every deployment-specific value comes from here, never from code. Load
+// checks everything and reports every problem at once, one line per variable,
+// each saying what is wrong and how to fix it, so an operator fixes a task
+// definition in one pass. Secrets (the database URL, the AI key) may be given
+// directly, as a file (NAME_FILE), or as a Secrets Manager ARN; they are never
+// echoed in errors or in `docsvc config check` output.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the document service's validated configuration.
+type Config struct {
+	Addr        string   // DOCSVC_ADDR
+	PublicURL   string   // DOCSVC_PUBLIC_URL, without a trailing slash
+	CORSOrigins []string // DOCSVC_CORS_ORIGINS
+	OIDC        struct {
+		Issuer, Audience, CallbackURL string
+	}
+	DatabaseURL string // secret: may carry a password
+
+	BlobURL     string // file:///abs/dir or s3://bucket/prefix
+	S3KMSKeyID  string
+	S3Endpoint  string
+	S3PathStyle bool
+
+	QueueURL           string // db://name or an SQS queue URL
+	DeadLetterQueueURL string
+	SQSEndpoint        string
+	MaxReceives        int
+	Visibility         time.Duration
+
+	AWSRegion string
+
+	AI struct {
+		Provider, Model, BaseURL string
+		APIKey                   string // secret
+		Region                   string
+		Timeout                  time.Duration
+	}
+
+	EmailFrom         string
+	MaxUploadBytes    int64
+	WorkerConcurrency int
+	LicenseFile       string
+	LicenseStateFile  string
+	LogLevel          slog.Level
+
+	// sources records where each variable's value came from, for Effective.
+	sources map[string]string
+}
+
+// AI providers.
+const (
+	ProviderLocal     = "local"
+	ProviderOpenAI    = "openai"
+	ProviderAnthropic = "anthropic"
+	ProviderBedrock   = "bedrock"
+)
+
+// Where a setting's value came from.
+const (
+	SourceEnv            = "env"
+	SourceFile           = "file"
+	SourceSecretsManager = "secretsmanager"
+	SourceDefault        = "default"
+)
+
+// UsesSQS reports whether the job queue is SQS rather than the database.
+func (c *Config) UsesSQS() bool { return !strings.HasPrefix(c.QueueURL, "db://") }
+
+// UsesS3 reports whether documents are stored in S3 rather than a directory.
+func (c *Config) UsesS3() bool { return strings.HasPrefix(c.BlobURL, "s3://") }
+
+// Problem is one bad or missing value.
+type Problem struct {
+	Var     string // the environment variable to change
+	Problem string // what is wrong; never contains a secret's value
+	Fix     string // what to set instead
+}
+
+func (p Problem) String() string { return p.Var + ": " + p.Problem + "; " + p.Fix }
+
+// Error is every problem Load found, one per line.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Limits on numeric settings. SQS allows a receive count of 1–1000 and a
+// visibility timeout of up to 12 hours; the upload cap stays under S3's 5 GiB
+// single-PUT limit.
+const (
+	maxUploadLimit      = 5 << 30
+	maxVisibility       = 12 * time.Hour
+	maxAITimeout        = 10 * time.Minute
+	maxWorkerConcurrent = 256
+)
+
+// Load reads and validates the configuration. getenv is os.Getenv in
+// production and a map lookup in tests; r resolves Secrets Manager ARNs (nil
+// means none are allowed). On any problem it returns an *Error listing them
+// all.
+func Load(ctx context.Context, getenv func(string) string, r SecretResolver) (*Config, error) {
+	if r == nil {
+		r = NoAWSResolver()
+	}
+	l := &loader{ctx: ctx, getenv: getenv, resolver: r, sources: map[string]string{}}
+	c := &Config{sources: l.sources}
+
+	l.loadHTTP(c)
+	l.loadStorage(c)
+	l.loadQueue(c)
+	l.loadRegion(c)
+	l.loadAI(c)
+	l.loadMisc(c)
+
+	if len(l.problems) > 0 {
+		return nil, &Error{Problems: l.problems}
+	}
+	return c, nil
+}
+
+// loader accumulates problems instead of stopping at the first.
+type loader struct {
+	ctx      context.Context
+	getenv   func(string) string
+	resolver SecretResolver
+	problems []Problem
+	sources  map[string]string
+}
+
+func (l *loader) fail(name, problem, fix string) {
+	l.problems = append(l.problems, Problem{Var: name, Problem: problem, Fix: fix})
+}
+
+// str returns the trimmed value of name, or def (recorded as the default)
+// when it is unset or blank.
+func (l *loader) str(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		l.sources[name] = SourceEnv
+		return v
+	}
+	if def != "" {
+		l.sources[name] = SourceDefault
+	}
+	return def
+}
+
+func (l *loader) set(name string) bool { return strings.TrimSpace(l.getenv(name)) != "" }
+
+func (l *loader) intIn(name string, def, lo, hi int) int {
+	v := l.str(name, "")
+	if v == "" {
+		l.sources[name] = SourceDefault
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		l.fail(name, fmt.Sprintf("%s is not a whole number from %d to %d", show(v), lo, hi), fmt.Sprintf("set a number such as %d", def))
+		return def
+	}
+	return n
+}
+
+// duration accepts Go durations ("90s", "2m") and plain seconds ("90").
+func (l *loader) duration(name string, def, lo, hi time.Duration) time.Duration {
+	v := l.str(name, "")
+	if v == "" {
+		l.sources[name] = SourceDefault
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.Atoi(v)
+		if nerr != nil {
+			l.fail(name, show(v)+" is not a duration", "set e.g. "+def.String()+" or a number of seconds")
+			return def
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < lo || d > hi {
+		l.fail(name, fmt.Sprintf("%s is outside %s–%s", d, lo, hi), "set a duration in that range")
+		return def
+	}
+	return d
+}
+
+// httpURL checks v is an absolute http(s) URL without credentials. With
+// requireTLS, plain http is accepted only for loopback hosts, because these
+// URLs carry tokens or document text.
+func (l *loader) httpURL(name, v, fix string, requireTLS bool) bool {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		l.fail(name, show(v)+" is not an absolute http(s) URL", fix)
+	case u.User != nil:
+		l.fail(name, "URL must not contain credentials", "remove the user:password@ part")
+	case requireTLS && u.Scheme == "http" && !IsLoopback(u.Hostname()):
+		l.fail(name, show(v)+" uses plain http to a non-loopback host", "use https")
+	default:
+		return true
+	}
+	return false
+}
+
+func (l *loader) loadHTTP(c *Config) {
+	c.Addr = l.str("DOCSVC_ADDR", "127.0.0.1:8080")
+	host, port, err := net.SplitHostPort(c.Addr)
+	if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 1 || p > 65535 {
+		l.fail("DOCSVC_ADDR", show(c.Addr)+" is not host:port", "set e.g. 127.0.0.1:8080 or :8080")
+		host = "127.0.0.1"
+	}
+
+	if l.set("DOCSVC_PUBLIC_URL") {
+		c.PublicURL = l.str("DOCSVC_PUBLIC_URL", "")
+		if l.httpURL("DOCSVC_PUBLIC_URL", c.PublicURL, "set e.g. https://docs.example.com", false) {
+			u, _ := url.Parse(c.PublicURL)
+			if u.RawQuery != "" || u.Fragment != "" {
+				l.fail("DOCSVC_PUBLIC_URL", "URL has a query or fragment", "set only scheme://host[:port][/path]")
+			}
+		}
+		c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	} else if host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		// Listening on every interface says nothing about the name users
+		// reach the service by, so there is no sensible default.
+		l.fail("DOCSVC_PUBLIC_URL", "missing (DOCSVC_ADDR listens on all interfaces)", "set the URL users reach the service at, e.g. https://docs.example.com")
+	} else {
+		c.PublicURL = "http://" + c.Addr
+		l.sources["DOCSVC_PUBLIC_URL"] = SourceDefault
+	}
+
+	if v := l.str("DOCSVC_CORS_ORIGINS", ""); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			o = strings.TrimSpace(o)
+			if o == "" {
+				continue
+			}
+			if l.origin(o) {
+				c.CORSOrigins = append(c.CORSOrigins, o)
+			}
+		}
+	}
+
+	c.OIDC.Issuer = l.str("DOCSVC_OIDC_ISSUER", "")
+	c.OIDC.Audience = l.str("DOCSVC_OIDC_AUDIENCE", "")
+	c.OIDC.CallbackURL = l.str("DOCSVC_OIDC_CALLBACK_URL", "")
+	switch {
+	case c.OIDC.Issuer != "" && c.OIDC.Audience == "":
+		l.fail("DOCSVC_OIDC_AUDIENCE", "missing while DOCSVC_OIDC_ISSUER is set", "set the client ID your identity provider puts in tokens' aud claim")
+	case c.OIDC.Issuer == "" && c.OIDC.Audience != "":
+		l.fail("DOCSVC_OIDC_ISSUER", "missing while DOCSVC_OIDC_AUDIENCE is set", "set your identity provider's issuer URL, e.g. https://login.example.com/tenant/v2.0")
+	}
+	if c.OIDC.Issuer != "" {
+		l.httpURL("DOCSVC_OIDC_ISSUER", c.OIDC.Issuer, "set e.g. https://login.example.com/tenant/v2.0", true)
+	}
+	if c.OIDC.CallbackURL != "" {
+		if c.OIDC.Issuer == "" {
+			l.fail("DOCSVC_OIDC_CALLBACK_URL", "set without DOCSVC_OIDC_ISSUER", "set DOCSVC_OIDC_ISSUER and DOCSVC_OIDC_AUDIENCE too, or unset it")
+		}
+		l.httpURL("DOCSVC_OIDC_CALLBACK_URL", c.OIDC.CallbackURL, "set e.g. https://docs.example.com/auth/callback", true)
+	}
+}
+
+// origin checks one CORS origin: exactly scheme://host[:port], as browsers
+// send it in the Origin header.
+func (l *loader) origin(o string) bool {
+	const name = "DOCSVC_CORS_ORIGINS"
+	if o == "*" {
+		l.fail(name, "wildcard origin", "list each allowed origin, e.g. https://app.example.com")
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.HasSuffix(o, "?") {
+		l.fail(name, show(o)+" is not an origin", "set scheme://host[:port] with no path or trailing slash, e.g. https://app.example.com")
+		return false
+	}
+	return true
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+func (l *loader) loadStorage(c *Config) {
+	const dbFix = "set sqlite:///path/to/docsvc.db or postgres://user@host:5432/db (directly, via DOCSVC_DATABASE_URL_FILE, or as a Secrets Manager ARN)"
+	c.DatabaseURL = l.secret("DOCSVC_DATABASE_URL")
+	if c.DatabaseURL == "" {
+		if !l.failedOn("DOCSVC_DATABASE_URL") {
+			l.fail("DOCSVC_DATABASE_URL", "missing", dbFix)
+		}
+	} else if problem := checkDatabaseURL(c.DatabaseURL); problem != "" {
+		// The URL may hold a password: the problem text never quotes it.
+		l.fail("DOCSVC_DATABASE_URL", problem, dbFix)
+	}
+
+	const blobFix = "set file:///path/to/dir or s3://bucket/prefix"
+	c.BlobURL = l.str("DOCSVC_BLOB_URL", "")
+	if c.BlobURL == "" {
+		l.fail("DOCSVC_BLOB_URL", "missing", blobFix)
+	} else if u, err := url.Parse(c.BlobURL); err != nil || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		l.fail("DOCSVC_BLOB_URL", show(c.BlobURL)+" is not a file:// or s3:// URL", blobFix)
+	} else {
+		switch u.Scheme {
+		case "file":
+			if (u.Host != "" && u.Host != "localhost") || !path.IsAbs(u.Path) || u.Path == "/" {
+				l.fail("DOCSVC_BLOB_URL", show(c.BlobURL)+" does not name an absolute directory", "set file:///path/to/dir (three slashes)")
+			}
+		case "s3":
+			if !bucketName.MatchString(u.Host) || strings.Contains(u.Host, "..") {
+				l.fail("DOCSVC_BLOB_URL", show(u.Host)+" is not a valid S3 bucket name", "set s3://bucket/prefix with a 3–63 character lowercase bucket name")
+			}
+		default:
+			l.fail("DOCSVC_BLOB_URL", "scheme "+show(u.Scheme)+" is not supported", blobFix)
+		}
+	}
+
+	c.S3KMSKeyID = l.str("DOCSVC_S3_KMS_KEY_ID", "")
+	c.S3Endpoint = l.str("DOCSVC_S3_ENDPOINT", "")
+	if c.S3Endpoint != "" {
+		l.httpURL("DOCSVC_S3_ENDPOINT", c.S3Endpoint, "set e.g. http://127.0.0.1:4566", false)
+	}
+	if v := l.str("DOCSVC_S3_PATH_STYLE", ""); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			l.fail("DOCSVC_S3_PATH_STYLE", show(v)+" is not a boolean", "set true or false")
+		}
+		c.S3PathStyle = b
+	}
+	if c.BlobURL != "" && !c.UsesS3() {
+		for _, name := range []string{"DOCSVC_S3_KMS_KEY_ID", "DOCSVC_S3_ENDPOINT", "DOCSVC_S3_PATH_STYLE"} {
+			if l.set(name) {
+				l.fail(name, "set but DOCSVC_BLOB_URL is not s3://", "unset it, or store documents in S3")
+			}
+		}
+	}
+}
+
+// checkDatabaseURL returns what is wrong with a database URL, in words that
+// never include the URL itself.
+func checkDatabaseURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" {
+		return "value is not a valid URL (percent-encode special characters in the password)"
+	}
+	switch u.Scheme {
+	case "sqlite":
+		if u.Host+u.Path == "" {
+			return "sqlite URL has no file path"
+		}
+	case "postgres", "postgresql":
+	default:
+		return "scheme " + show(u.Scheme) + " is not supported"
+	}
+	return ""
+}
+
+var queueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+func (l *loader) loadQueue(c *Config) {
+	const fix = "set db://jobs (the embedded queue) or an SQS queue URL"
+	c.QueueURL = l.str("DOCSVC_QUEUE_URL", "")
+	c.DeadLetterQueueURL = l.str("DOCSVC_DLQ_URL", "")
+	c.SQSEndpoint = l.str("DOCSVC_SQS_ENDPOINT", "")
+	switch {
+	case c.QueueURL == "":
+		l.fail("DOCSVC_QUEUE_URL", "missing", fix)
+	case strings.HasPrefix(c.QueueURL, "db://"):
+		if !queueName.MatchString(strings.TrimPrefix(c.QueueURL, "db://")) {
+			l.fail("DOCSVC_QUEUE_URL", show(c.QueueURL)+" has no valid queue name", "set db://jobs")
+		}
+		// The embedded queue keeps dead letters in its own table.
+		for _, name := range []string{"DOCSVC_DLQ_URL", "DOCSVC_SQS_ENDPOINT"} {
+			if l.set(name) {
+				l.fail(name, "set but DOCSVC_QUEUE_URL is the embedded db:// queue", "unset it, or use an SQS queue")
+			}
+		}
+	default:
+		if l.sqsURL("DOCSVC_QUEUE_URL", c.QueueURL) {
+			switch {
+			case c.DeadLetterQueueURL == "":
+				l.fail("DOCSVC_DLQ_URL", "missing (required with an SQS queue)", "set the URL of the queue's dead-letter queue")
+			case c.DeadLetterQueueURL == c.QueueURL:
+				l.fail("DOCSVC_DLQ_URL", "same as DOCSVC_QUEUE_URL", "set the URL of a separate dead-letter queue")
+			default:
+				l.sqsURL("DOCSVC_DLQ_URL", c.DeadLetterQueueURL)
+			}
+		}
+		if c.SQSEndpoint != "" {
+			l.httpURL("DOCSVC_SQS_ENDPOINT", c.SQSEndpoint, "set e.g. http://127.0.0.1:4566", false)
+		}
+	}
+	c.MaxReceives = l.intIn("DOCSVC_QUEUE_MAX_RECEIVES", 5, 1, 1000)
+	c.Visibility = l.duration("DOCSVC_QUEUE_VISIBILITY", 60*time.Second, time.Second, maxVisibility)
+}
+
+// sqsURL checks an SQS queue URL's shape: http(s)://host/account/name.
+func (l *loader) sqsURL(name, v string) bool {
+	if !l.httpURL(name, v, "set the queue URL as SQS reports it: scheme://host/ACCOUNT/QUEUE", false) {
+		return false
+	}
+	u, _ := url.Parse(v)
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) != 2 || parts[0] == "" || !queueName.MatchString(strings.TrimSuffix(parts[1], ".fifo")) {
+		l.fail(name, show(v)+" is not an SQS queue URL", "set the queue URL as SQS reports it: scheme://host/ACCOUNT/QUEUE")
+		return false
+	}
+	return true
+}
+
+var regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+
+func (l *loader) loadRegion(c *Config) {
+	name := "DOCSVC_AWS_REGION"
+	c.AWSRegion = l.str(name, "")
+	if c.AWSRegion == "" {
+		name = "AWS_REGION"
+		c.AWSRegion = l.str(name, "")
+	}
+	if c.AWSRegion != "" && !regionName.MatchString(c.AWSRegion) {
+		l.fail(name, show(c.AWSRegion)+" is not an AWS region", "set e.g. us-east-1")
+	}
+	if c.AWSRegion == "" && (c.BlobURL != "" && c.UsesS3() || c.QueueURL != "" && c.UsesSQS()) {
+		l.fail("DOCSVC_AWS_REGION", "missing (required by the S3 or SQS backend)", "set DOCSVC_AWS_REGION or AWS_REGION, e.g. us-east-1")
+	}
+}
+
+func (l *loader) loadAI(c *Config) {
+	ai := &c.AI
+	ai.Provider = strings.ToLower(l.str("DOCSVC_AI_PROVIDER", ProviderLocal))
+	ai.Model = l.str("DOCSVC_AI_MODEL", "")
+	ai.BaseURL = l.str("DOCSVC_AI_BASE_URL", "")
+	ai.APIKey = l.secret("DOCSVC_AI_API_KEY")
+	ai.Region = l.str("DOCSVC_AI_REGION", "")
+	ai.Timeout = l.duration("DOCSVC_AI_TIMEOUT", 60*time.Second, time.Second, maxAITimeout)
+
+	switch ai.Provider {
+	case ProviderLocal, ProviderOpenAI, ProviderAnthropic, ProviderBedrock:
+	default:
+		l.fail("DOCSVC_AI_PROVIDER", show(ai.Provider)+" is not a provider", "set local, openai, anthropic or bedrock")
+		return
+	}
+	if ai.Provider == ProviderLocal {
+		// The offline analyzer takes no model, endpoint or key; one set here
+		// means the operator expected a remote provider.
+		for _, name := range []string{"DOCSVC_AI_MODEL", "DOCSVC_AI_BASE_URL", "DOCSVC_AI_API_KEY", "DOCSVC_AI_API_KEY_FILE", "DOCSVC_AI_REGION"} {
+			if l.set(name) {
+				l.fail(name, "set but DOCSVC_AI_PROVIDER is local", "set DOCSVC_AI_PROVIDER to the provider it is for, or unset it")
+			}
+		}
+		return
+	}
+	if ai.Model == "" {
+		l.fail("DOCSVC_AI_MODEL", "missing (required with provider "+ai.Provider+")", "set the model ID your provider serves")
+	}
+	// Document text goes to this URL, so it must be TLS unless it stays on
+	// the machine (a local vLLM, say).
+	baseOK := ai.BaseURL == "" || l.httpURL("DOCSVC_AI_BASE_URL", ai.BaseURL, "set e.g. https://llm.example.com/v1", true)
+	switch ai.Provider {
+	case ProviderOpenAI, ProviderAnthropic:
+		if ai.APIKey == "" && !l.failedOn("DOCSVC_AI_API_KEY") && !(baseOK && ai.BaseURL != "" && isLoopbackURL(ai.BaseURL)) {
+			l.fail("DOCSVC_AI_API_KEY", "missing (required with provider "+ai.Provider+")", "set DOCSVC_AI_API_KEY, DOCSVC_AI_API_KEY_FILE, or a Secrets Manager ARN")
+		}
+		if ai.Region != "" {
+			l.fail("DOCSVC_AI_REGION", "set but only bedrock uses it", "unset it")
+		}
+	case ProviderBedrock:
+		// Bedrock authenticates with the task's IAM role, never a key.
+		if l.set("DOCSVC_AI_API_KEY") || l.set("DOCSVC_AI_API_KEY_FILE") {
+			l.fail("DOCSVC_AI_API_KEY", "set but bedrock authenticates with the task's IAM role", "unset it")
+		}
+		if ai.Region == "" {
+			ai.Region = c.AWSRegion
+			if ai.Region == "" {
+				l.fail("DOCSVC_AI_REGION", "missing (required with provider bedrock)", "set DOCSVC_AI_REGION or DOCSVC_AWS_REGION, e.g. us-east-1")
+			}
+		} else if !regionName.MatchString(ai.Region) {
+			l.fail("DOCSVC_AI_REGION", show(ai.Region)+" is not an AWS region", "set e.g. us-east-1")
+		}
+	}
+}
+
+func (l *loader) loadMisc(c *Config) {
+	if c.EmailFrom = l.str("DOCSVC_EMAIL_FROM", ""); c.EmailFrom != "" {
+		if _, err := mail.ParseAddress(c.EmailFrom); err != nil {
+			l.fail("DOCSVC_EMAIL_FROM", show(c.EmailFrom)+" is not an email address", "set e.g. docs@example.com or \"Docs <docs@example.com>\"")
+		}
+	}
+
+	c.MaxUploadBytes = 32 << 20
+	if v := l.str("DOCSVC_MAX_UPLOAD_BYTES", ""); v != "" {
+		n, err := ParseSize(v)
+		if err != nil || n < 1 || n > maxUploadLimit {
+			l.fail("DOCSVC_MAX_UPLOAD_BYTES", show(v)+" is not a size from 1 byte to 5GiB", "set e.g. 32MiB, 10MB or a number of bytes")
+		} else {
+			c.MaxUploadBytes = n
+		}
+	} else {
+		l.sources["DOCSVC_MAX_UPLOAD_BYTES"] = SourceDefault
+	}
+
+	c.WorkerConcurrency = l.intIn("DOCSVC_WORKER_CONCURRENCY", 2, 1, maxWorkerConcurrent)
+	c.LicenseFile = l.str("DOCSVC_LICENSE_FILE", "")
+	c.LicenseStateFile = l.str("DOCSVC_LICENSE_STATE_FILE", "")
+
+	c.LogLevel = slog.LevelInfo
+	if v := l.str("DOCSVC_LOG_LEVEL", ""); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			l.fail("DOCSVC_LOG_LEVEL", show(v)+" is not a log level", "set debug, info, warn or error")
+		}
+	} else {
+		l.sources["DOCSVC_LOG_LEVEL"] = SourceDefault
+	}
+}
+
+// failedOn reports whether a problem was already recorded for name or its
+// _FILE variant, so a bad secret is not also reported as missing.
+func (l *loader) failedOn(name string) bool {
+	for _, p := range l.problems {
+		if p.Var == name || p.Var == name+"_FILE" {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseSize reads a byte count: plain bytes ("1048576"), or a number with a
+// decimal (KB, MB, GB) or binary (KiB, MiB, GiB) unit, case-insensitive.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, errors.New("config: size must start with a number")
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("config: parse size: %w", err)
+	}
+	unit := strings.ToLower(strings.TrimSpace(s[i:]))
+	mult := map[string]int64{
+		"": 1, "b": 1,
+		"kb": 1e3, "mb": 1e6, "gb": 1e9,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("config: unknown size unit %q", unit)
+	}
+	if n > (1<<63-1)/mult {
+		return 0, errors.New("config: size overflows")
+	}
+	return n * mult, nil
+}
+
+// IsLoopback reports whether host (a name or IP, no port) is this machine.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isLoopbackURL(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && IsLoopback(u.Hostname())
+}
+
+// show quotes a non-secret value for a problem line, cut short so a
+// mistakenly pasted blob does not flood the log.
+func show(v string) string {
+	const max = 80
+	if len(v) > max {
+		v = v[:max] + "…"
+	}
+	return strconv.Quote(v)
+}

@@ -1,0 +1,534 @@
+package config_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/tetherhq/tether/internal/awstest"
+	"github.com/tetherhq/tether/internal/config"
+)
+
+// minimal is the smallest valid environment: the embedded defaults.
+func minimal() map[string]string {
+	return map[string]string{
+		"DOCSVC_DATABASE_URL": "sqlite:///var/lib/docsvc/docsvc.db",
+		"DOCSVC_BLOB_URL":     "file:///var/lib/docsvc/blobs",
+		"DOCSVC_QUEUE_URL":    "db://jobs",
+	}
+}
+
+// production is a full AWS-shaped environment.
+func production() map[string]string {
+	return map[string]string{
+		"DOCSVC_ADDR":               ":8080",
+		"DOCSVC_PUBLIC_URL":         "https://docs.example.com/",
+		"DOCSVC_CORS_ORIGINS":       "https://app.example.com, http://localhost:3000",
+		"DOCSVC_OIDC_ISSUER":        "https://login.example.com/tenant/v2.0",
+		"DOCSVC_OIDC_AUDIENCE":      "docsvc",
+		"DOCSVC_OIDC_CALLBACK_URL":  "https://docs.example.com/auth/callback",
+		"DOCSVC_DATABASE_URL":       "postgres://app:pw-prod-1@db.internal.example.com:5432/docs?sslmode=require",
+		"DOCSVC_BLOB_URL":           "s3://acme-docs/tether",
+		"DOCSVC_S3_KMS_KEY_ID":      "alias/tether-docs",
+		"DOCSVC_QUEUE_URL":          "https://sqs.example.com/123456789012/tether-jobs",
+		"DOCSVC_DLQ_URL":            "https://sqs.example.com/123456789012/tether-jobs-dlq",
+		"DOCSVC_QUEUE_MAX_RECEIVES": "3",
+		"DOCSVC_QUEUE_VISIBILITY":   "2m",
+		"AWS_REGION":                "eu-west-1",
+		"DOCSVC_AI_PROVIDER":        "openai",
+		"DOCSVC_AI_MODEL":           "gpt-4o-mini",
+		"DOCSVC_AI_API_KEY":         "sk-prod-key-1",
+		"DOCSVC_AI_TIMEOUT":         "30",
+		"DOCSVC_EMAIL_FROM":         "Docs <docs@example.com>",
+		"DOCSVC_MAX_UPLOAD_BYTES":   "10MB",
+		"DOCSVC_WORKER_CONCURRENCY": "8",
+		"DOCSVC_LOG_LEVEL":          "DEBUG",
+	}
+}
+
+func getenv(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+func with(base map[string]string, kv ...string) map[string]string {
+	env := map[string]string{}
+	for k, v := range base {
+		env[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			delete(env, kv[i])
+		} else {
+			env[kv[i]] = kv[i+1]
+		}
+	}
+	return env
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := config.Load(context.Background(), getenv(minimal()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.PublicURL != "http://127.0.0.1:8080" {
+		t.Errorf("Addr/PublicURL = %q %q", c.Addr, c.PublicURL)
+	}
+	if c.MaxReceives != 5 || c.Visibility != 60*time.Second || c.AI.Provider != "local" || c.AI.Timeout != 60*time.Second {
+		t.Errorf("queue/AI defaults = %d %s %q %s", c.MaxReceives, c.Visibility, c.AI.Provider, c.AI.Timeout)
+	}
+	if c.MaxUploadBytes != 32<<20 || c.WorkerConcurrency != 2 || c.LogLevel != slog.LevelInfo {
+		t.Errorf("misc defaults = %d %d %v", c.MaxUploadBytes, c.WorkerConcurrency, c.LogLevel)
+	}
+	if c.UsesSQS() || c.UsesS3() || len(c.CORSOrigins) != 0 {
+		t.Errorf("embedded config reports AWS backends or CORS origins")
+	}
+}
+
+func TestLoadProduction(t *testing.T) {
+	c, err := config.Load(context.Background(), getenv(production()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"PublicURL", c.PublicURL, "https://docs.example.com"},
+		{"CORSOrigins", strings.Join(c.CORSOrigins, " "), "https://app.example.com http://localhost:3000"},
+		{"OIDC.Audience", c.OIDC.Audience, "docsvc"},
+		{"Visibility", c.Visibility, 2 * time.Minute},
+		{"MaxReceives", c.MaxReceives, 3},
+		{"AWSRegion", c.AWSRegion, "eu-west-1"},
+		{"AI.Timeout", c.AI.Timeout, 30 * time.Second},
+		{"AI.APIKey", c.AI.APIKey, "sk-prod-key-1"},
+		{"MaxUploadBytes", c.MaxUploadBytes, int64(10_000_000)},
+		{"WorkerConcurrency", c.WorkerConcurrency, 8},
+		{"LogLevel", c.LogLevel, slog.LevelDebug},
+		{"UsesSQS", c.UsesSQS(), true},
+		{"UsesS3", c.UsesS3(), true},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadGoodVariants(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(*config.Config) bool
+	}{
+		{"DOCSVC_AWS_REGION wins over AWS_REGION", with(production(), "DOCSVC_AWS_REGION", "us-west-2"),
+			func(c *config.Config) bool { return c.AWSRegion == "us-west-2" }},
+		{"bedrock takes the AWS region", with(minimal(), "DOCSVC_AI_PROVIDER", "Bedrock", "DOCSVC_AI_MODEL", "anthropic.claude-3-haiku", "AWS_REGION", "us-east-1"),
+			func(c *config.Config) bool { return c.AI.Provider == "bedrock" && c.AI.Region == "us-east-1" }},
+		{"openai on loopback needs no key", with(minimal(), "DOCSVC_AI_PROVIDER", "openai", "DOCSVC_AI_MODEL", "m", "DOCSVC_AI_BASE_URL", "http://127.0.0.1:8000/v1"),
+			func(c *config.Config) bool { return c.AI.APIKey == "" }},
+		{"plain byte count", with(minimal(), "DOCSVC_MAX_UPLOAD_BYTES", "1048576"),
+			func(c *config.Config) bool { return c.MaxUploadBytes == 1<<20 }},
+		{"MiB", with(minimal(), "DOCSVC_MAX_UPLOAD_BYTES", "32MiB"),
+			func(c *config.Config) bool { return c.MaxUploadBytes == 32<<20 }},
+		{"SQS with endpoint", with(minimal(), "DOCSVC_QUEUE_URL", "http://127.0.0.1:4566/000000000000/jobs", "DOCSVC_DLQ_URL", "http://127.0.0.1:4566/000000000000/jobs-dlq", "DOCSVC_SQS_ENDPOINT", "http://127.0.0.1:4566", "AWS_REGION", "us-east-1"),
+			func(c *config.Config) bool { return c.UsesSQS() && c.SQSEndpoint == "http://127.0.0.1:4566" }},
+		{"S3 path style", with(minimal(), "DOCSVC_BLOB_URL", "s3://docs-bucket", "DOCSVC_S3_PATH_STYLE", "true", "DOCSVC_S3_ENDPOINT", "http://127.0.0.1:4566", "AWS_REGION", "us-east-1"),
+			func(c *config.Config) bool { return c.S3PathStyle }},
+		{"postgres without password", with(minimal(), "DOCSVC_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+			func(c *config.Config) bool { return strings.HasPrefix(c.DatabaseURL, "postgres://") }},
+		{"loopback http issuer", with(minimal(), "DOCSVC_OIDC_ISSUER", "http://127.0.0.1:9000", "DOCSVC_OIDC_AUDIENCE", "a"),
+			func(c *config.Config) bool { return c.OIDC.Issuer == "http://127.0.0.1:9000" }},
+		{"addr on a named host", with(minimal(), "DOCSVC_ADDR", "localhost:9090"),
+			func(c *config.Config) bool { return c.PublicURL == "http://localhost:9090" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(context.Background(), getenv(tt.env), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("unexpected config: %+v", *c)
+			}
+		})
+	}
+}
+
+func TestLoadBadValues(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantVar string // the variable a problem line must start with
+		wantIn  string // and a word the line must contain
+	}{
+		{"no blob URL", with(minimal(), "DOCSVC_BLOB_URL", ""), "DOCSVC_BLOB_URL", "missing; set file:///path/to/dir or s3://bucket/prefix"},
+		{"no database", with(minimal(), "DOCSVC_DATABASE_URL", ""), "DOCSVC_DATABASE_URL", "missing"},
+		{"no queue", with(minimal(), "DOCSVC_QUEUE_URL", ""), "DOCSVC_QUEUE_URL", "missing"},
+		{"bad addr", with(minimal(), "DOCSVC_ADDR", "8080"), "DOCSVC_ADDR", "host:port"},
+		{"addr on all interfaces without public URL", with(minimal(), "DOCSVC_ADDR", ":8080"), "DOCSVC_PUBLIC_URL", "all interfaces"},
+		{"relative public URL", with(minimal(), "DOCSVC_PUBLIC_URL", "docs.example.com"), "DOCSVC_PUBLIC_URL", "absolute"},
+		{"ftp public URL", with(minimal(), "DOCSVC_PUBLIC_URL", "ftp://docs.example.com"), "DOCSVC_PUBLIC_URL", "absolute"},
+		{"wildcard CORS", with(minimal(), "DOCSVC_CORS_ORIGINS", "*"), "DOCSVC_CORS_ORIGINS", "wildcard"},
+		{"CORS with path", with(minimal(), "DOCSVC_CORS_ORIGINS", "https://a.example.com/"), "DOCSVC_CORS_ORIGINS", "not an origin"},
+		{"issuer without audience", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com"), "DOCSVC_OIDC_AUDIENCE", "missing"},
+		{"audience without issuer", with(minimal(), "DOCSVC_OIDC_AUDIENCE", "x"), "DOCSVC_OIDC_ISSUER", "missing"},
+		{"plain http issuer", with(minimal(), "DOCSVC_OIDC_ISSUER", "http://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x"), "DOCSVC_OIDC_ISSUER", "https"},
+		{"callback without issuer", with(minimal(), "DOCSVC_OIDC_CALLBACK_URL", "https://docs.example.com/cb"), "DOCSVC_OIDC_CALLBACK_URL", "without"},
+		{"mysql", with(minimal(), "DOCSVC_DATABASE_URL", "mysql://db/x"), "DOCSVC_DATABASE_URL", "not supported"},
+		{"empty sqlite path", with(minimal(), "DOCSVC_DATABASE_URL", "sqlite://"), "DOCSVC_DATABASE_URL", "no file path"},
+		{"relative blob dir", with(minimal(), "DOCSVC_BLOB_URL", "file://data/blobs"), "DOCSVC_BLOB_URL", "absolute"},
+		{"bad bucket", with(minimal(), "DOCSVC_BLOB_URL", "s3://Bad_Bucket/x", "AWS_REGION", "us-east-1"), "DOCSVC_BLOB_URL", "bucket"},
+		{"gs blob", with(minimal(), "DOCSVC_BLOB_URL", "gs://b/x"), "DOCSVC_BLOB_URL", "not supported"},
+		{"S3 option with file blob", with(minimal(), "DOCSVC_S3_KMS_KEY_ID", "k"), "DOCSVC_S3_KMS_KEY_ID", "not s3://"},
+		{"bad path style", with(minimal(), "DOCSVC_BLOB_URL", "s3://docs-bucket", "DOCSVC_S3_PATH_STYLE", "maybe", "AWS_REGION", "us-east-1"), "DOCSVC_S3_PATH_STYLE", "boolean"},
+		{"S3 without region", with(minimal(), "DOCSVC_BLOB_URL", "s3://docs-bucket"), "DOCSVC_AWS_REGION", "missing"},
+		{"bad region", with(minimal(), "AWS_REGION", "Europe"), "AWS_REGION", "region"},
+		{"SQS without DLQ", with(production(), "DOCSVC_DLQ_URL", ""), "DOCSVC_DLQ_URL", "missing"},
+		{"DLQ is the queue", with(production(), "DOCSVC_DLQ_URL", production()["DOCSVC_QUEUE_URL"]), "DOCSVC_DLQ_URL", "same"},
+		{"queue URL without account", with(production(), "DOCSVC_QUEUE_URL", "https://sqs.example.com/jobs"), "DOCSVC_QUEUE_URL", "SQS queue URL"},
+		{"DLQ with db queue", with(minimal(), "DOCSVC_DLQ_URL", "https://sqs.example.com/1/x"), "DOCSVC_DLQ_URL", "embedded"},
+		{"bad db queue name", with(minimal(), "DOCSVC_QUEUE_URL", "db://"), "DOCSVC_QUEUE_URL", "queue name"},
+		{"max receives zero", with(minimal(), "DOCSVC_QUEUE_MAX_RECEIVES", "0"), "DOCSVC_QUEUE_MAX_RECEIVES", "1 to 1000"},
+		{"visibility words", with(minimal(), "DOCSVC_QUEUE_VISIBILITY", "a minute"), "DOCSVC_QUEUE_VISIBILITY", "duration"},
+		{"visibility too long", with(minimal(), "DOCSVC_QUEUE_VISIBILITY", "13h"), "DOCSVC_QUEUE_VISIBILITY", "outside"},
+		{"unknown provider", with(minimal(), "DOCSVC_AI_PROVIDER", "gemini"), "DOCSVC_AI_PROVIDER", "not a provider"},
+		{"openai without model", with(minimal(), "DOCSVC_AI_PROVIDER", "openai", "DOCSVC_AI_API_KEY", "k"), "DOCSVC_AI_MODEL", "missing"},
+		{"anthropic without key", with(minimal(), "DOCSVC_AI_PROVIDER", "anthropic", "DOCSVC_AI_MODEL", "m"), "DOCSVC_AI_API_KEY", "missing"},
+		{"openai non-loopback http", with(minimal(), "DOCSVC_AI_PROVIDER", "openai", "DOCSVC_AI_MODEL", "m", "DOCSVC_AI_BASE_URL", "http://llm.example.com/v1"), "DOCSVC_AI_BASE_URL", "plain http"},
+		{"bedrock with key", with(minimal(), "DOCSVC_AI_PROVIDER", "bedrock", "DOCSVC_AI_MODEL", "m", "AWS_REGION", "us-east-1", "DOCSVC_AI_API_KEY", "k"), "DOCSVC_AI_API_KEY", "IAM role"},
+		{"bedrock without region", with(minimal(), "DOCSVC_AI_PROVIDER", "bedrock", "DOCSVC_AI_MODEL", "m"), "DOCSVC_AI_REGION", "missing"},
+		{"model with local", with(minimal(), "DOCSVC_AI_MODEL", "m"), "DOCSVC_AI_MODEL", "local"},
+		{"AI timeout zero", with(minimal(), "DOCSVC_AI_TIMEOUT", "0s"), "DOCSVC_AI_TIMEOUT", "outside"},
+		{"bad email", with(minimal(), "DOCSVC_EMAIL_FROM", "docs at example"), "DOCSVC_EMAIL_FROM", "email"},
+		{"size unit", with(minimal(), "DOCSVC_MAX_UPLOAD_BYTES", "32 parsecs"), "DOCSVC_MAX_UPLOAD_BYTES", "size"},
+		{"size too big", with(minimal(), "DOCSVC_MAX_UPLOAD_BYTES", "6GiB"), "DOCSVC_MAX_UPLOAD_BYTES", "5GiB"},
+		{"concurrency", with(minimal(), "DOCSVC_WORKER_CONCURRENCY", "-1"), "DOCSVC_WORKER_CONCURRENCY", "whole number"},
+		{"log level", with(minimal(), "DOCSVC_LOG_LEVEL", "loud"), "DOCSVC_LOG_LEVEL", "log level"},
+		{"secret both ways", with(minimal(), "DOCSVC_DATABASE_URL_FILE", "/nonexistent"), "DOCSVC_DATABASE_URL", "only one"},
+		{"secret file missing", with(minimal(), "DOCSVC_DATABASE_URL", "", "DOCSVC_DATABASE_URL_FILE", "/nonexistent/db-url"), "DOCSVC_DATABASE_URL_FILE", "/nonexistent/db-url"},
+		{"ARN without AWS", with(minimal(), "DOCSVC_DATABASE_URL", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"), "DOCSVC_DATABASE_URL", "no AWS region"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load(context.Background(), getenv(tt.env), nil)
+			var cerr *config.Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("err = %v, want *config.Error", err)
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if strings.HasPrefix(line, tt.wantVar+": ") && strings.Contains(line, tt.wantIn) {
+					return
+				}
+			}
+			t.Fatalf("no line for %s containing %q in:\n%s", tt.wantVar, tt.wantIn, err)
+		})
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	_, err := config.Load(context.Background(), getenv(map[string]string{"DOCSVC_WORKER_CONCURRENCY": "many"}), nil)
+	if err == nil {
+		t.Fatal("empty environment loaded")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	var vars []string
+	for _, l := range lines {
+		v, _, _ := strings.Cut(l, ":")
+		vars = append(vars, v)
+		if !strings.Contains(l, "; ") {
+			t.Errorf("line %q has no fix", l)
+		}
+	}
+	for _, want := range []string{"DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_QUEUE_URL", "DOCSVC_WORKER_CONCURRENCY"} {
+		if !slices.Contains(vars, want) {
+			t.Errorf("no line for %s in:\n%s", want, err)
+		}
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dbFile := write("db", "postgres://app:file-pw-9@db.example.com/docs\n")
+	keyFile := write("key", "sk-file-key-9\r\n")
+	empty := write("empty", "\n")
+
+	env := with(minimal(), "DOCSVC_DATABASE_URL", "", "DOCSVC_DATABASE_URL_FILE", dbFile,
+		"DOCSVC_AI_PROVIDER", "anthropic", "DOCSVC_AI_MODEL", "claude", "DOCSVC_AI_API_KEY_FILE", keyFile)
+	c, err := config.Load(context.Background(), getenv(env), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://app:file-pw-9@db.example.com/docs" || c.AI.APIKey != "sk-file-key-9" {
+		t.Fatalf("file secrets = %q, %q (trailing newline not trimmed?)", c.DatabaseURL, c.AI.APIKey)
+	}
+	if src := source(c, "DOCSVC_DATABASE_URL"); src != config.SourceFile {
+		t.Fatalf("database URL source = %q, want file", src)
+	}
+
+	_, err = config.Load(context.Background(), getenv(with(env, "DOCSVC_DATABASE_URL_FILE", empty)), nil)
+	if err == nil || !strings.Contains(err.Error(), "DOCSVC_DATABASE_URL_FILE: \""+empty+"\" is empty") {
+		t.Fatalf("empty file: err = %v", err)
+	}
+	// A file holding something that is not a URL is reported without its text.
+	bad := write("bad", "not a url at all: p@ss%zz\n")
+	_, err = config.Load(context.Background(), getenv(with(env, "DOCSVC_DATABASE_URL_FILE", bad)), nil)
+	if err == nil || strings.Contains(err.Error(), "p@ss") {
+		t.Fatalf("bad file: err = %v", err)
+	}
+}
+
+func source(c *config.Config, name string) string {
+	for _, s := range c.Effective() {
+		if s.Name == name {
+			return s.Source
+		}
+	}
+	return ""
+}
+
+func TestSecretsManagerARN(t *testing.T) {
+	ctx := context.Background()
+	srv := awstest.New(t)
+	const dbARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tether/prod/db-Qw12Er"
+	const aiARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tether/prod/ai-Ty34Ui"
+	srv.PutSecret(dbARN, "postgres://app:sm-pw-7@db.example.com/docs")
+	srv.PutSecret(aiARN, `{"api_key":"sk-sm-key-7","org":"acme","port":5432}`)
+	r := config.NewSecretsManagerResolver(secretsmanager.NewFromConfig(srv.AWSConfig()))
+
+	base := with(minimal(), "DOCSVC_DATABASE_URL", dbARN,
+		"DOCSVC_AI_PROVIDER", "openai", "DOCSVC_AI_MODEL", "m", "DOCSVC_AI_API_KEY", aiARN+"#api_key")
+	c, err := config.Load(ctx, getenv(base), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://app:sm-pw-7@db.example.com/docs" || c.AI.APIKey != "sk-sm-key-7" {
+		t.Fatalf("resolved = %q, %q", c.DatabaseURL, c.AI.APIKey)
+	}
+	if src := source(c, "DOCSVC_AI_API_KEY"); src != config.SourceSecretsManager {
+		t.Fatalf("AI key source = %q", src)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 || reqs[0].Target != "secretsmanager.GetSecretValue" || !strings.Contains(string(reqs[1].Body), aiARN) || strings.Contains(string(reqs[1].Body), "#") {
+		t.Fatalf("requests = %+v", reqs)
+	}
+
+	bad := []struct {
+		name, key, wantIn string
+	}{
+		{"missing secret", "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AAAAAA", "ResourceNotFoundException"},
+		{"missing field", aiARN + "#nope", `no field "nope"`},
+		{"not JSON", dbARN + "#password", "not a JSON object"},
+		{"number field", aiARN + "#port", ""},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(ctx, getenv(with(base, "DOCSVC_AI_API_KEY", tt.key)), r)
+			if tt.wantIn == "" {
+				if err != nil || c.AI.APIKey != "5432" {
+					t.Fatalf("numeric field: key %v, err %v", c, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "DOCSVC_AI_API_KEY: ") || !strings.Contains(err.Error(), tt.wantIn) {
+				t.Fatalf("err = %v, want DOCSVC_AI_API_KEY line with %q", err, tt.wantIn)
+			}
+			for _, secret := range []string{"sm-pw-7", "sk-sm-key-7", "acme"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error echoes secret %q: %v", secret, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRedaction(t *testing.T) {
+	secrets := []string{"pw-prod-1", "sk-prod-key-1", "tok-in-query"}
+	env := with(production(), "DOCSVC_DATABASE_URL", "postgres://app:pw-prod-1@db.internal.example.com:5432/docs?sslmode=require&password=tok-in-query")
+	c, err := config.Load(context.Background(), getenv(env), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text, js bytes.Buffer
+	if err := config.WriteCheck(&text, c, "text"); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.WriteCheck(&js, c, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var eff strings.Builder
+	for _, s := range c.Effective() {
+		eff.WriteString(s.Name + "=" + s.Value + "\n")
+	}
+	for _, out := range []string{text.String(), js.String(), eff.String()} {
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Fatalf("output contains secret %q:\n%s", s, out)
+			}
+		}
+	}
+	// What an operator needs to recognise the values is still there.
+	for _, want := range []string{"app:***@db.internal.example.com:5432/docs", "sslmode=require", "set (redacted)", "https://docs.example.com"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text output lacks %q:\n%s", want, text.String())
+		}
+	}
+	var parsed struct{ Settings []config.Setting }
+	if err := json.Unmarshal(js.Bytes(), &parsed); err != nil || len(parsed.Settings) != len(c.Effective()) {
+		t.Fatalf("json output: %v, %d settings", err, len(parsed.Settings))
+	}
+	if err := config.WriteCheck(&text, c, "yaml"); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+}
+
+func TestEffectiveSources(t *testing.T) {
+	c, err := config.Load(context.Background(), getenv(production()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"DOCSVC_ADDR":             config.SourceEnv,
+		"DOCSVC_AI_API_KEY":       config.SourceEnv,
+		"AWS_REGION":              config.SourceEnv,
+		"DOCSVC_SQS_ENDPOINT":     config.SourceDefault,
+		"DOCSVC_MAX_UPLOAD_BYTES": config.SourceEnv,
+	}
+	for name, src := range want {
+		if got := source(c, name); got != src {
+			t.Errorf("%s source = %q, want %q", name, got, src)
+		}
+	}
+	c, err = config.Load(context.Background(), getenv(minimal()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := source(c, "DOCSVC_PUBLIC_URL"); got != config.SourceDefault {
+		t.Errorf("defaulted public URL source = %q", got)
+	}
+}
+
+func TestRedactDatabaseURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://app:s3cret@db:5432/docs", "postgres://app:***@db:5432/docs"},
+		{"postgres://app@db/docs?sslmode=verify-full", "postgres://app@db/docs?sslmode=verify-full"},
+		{"postgres://db/docs?password=s3cret&sslmode=require", "postgres://db/docs?password=***&sslmode=require"},
+		{"sqlite:///var/lib/docsvc/docsvc.db", "sqlite:///var/lib/docsvc/docsvc.db"},
+		{"postgres://app:s3cret@db:bad/x", "(unparseable, redacted)"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := config.RedactDatabaseURL(tt.in); got != tt.want {
+			t.Errorf("RedactDatabaseURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"0", 0, false},
+		{"512", 512, false},
+		{"32MiB", 32 << 20, false},
+		{"10MB", 10_000_000, false},
+		{"1 gib", 1 << 30, false},
+		{"4KB", 4000, false},
+		{"MB", 0, true},
+		{"-1", 0, true},
+		{"1.5MB", 0, true},
+		{"99999999999999999999", 0, true},
+		{"9223372036854775807GiB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := config.ParseSize(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// canary marks secret values in FuzzLoad; it starts with letters so it can
+// never be read as a port number.
+const canary = "ZqCanary7x"
+
+type canaryResolver struct{}
+
+func (canaryResolver) Resolve(_ context.Context, ref string) (string, error) {
+	if strings.HasSuffix(ref, "-fail") {
+		return "", errors.New("simulated failure")
+	}
+	return `{"k":"sk-` + canary + `","url":"postgres://u:` + canary + `@h/db"}`, nil
+}
+
+// FuzzLoad feeds arbitrary environments ("KEY=VALUE" lines) through Load and
+// checks it never panics and never prints a secret, whether the secret came
+// from the environment, a file or Secrets Manager.
+func FuzzLoad(f *testing.F) {
+	f.Add("DOCSVC_BLOB_URL=file:///d\nDOCSVC_QUEUE_URL=db://jobs\nDB=@h/db\nMODE=env", "")
+	f.Add("DOCSVC_BLOB_URL=s3://b-b/x\nDOCSVC_QUEUE_URL=https://q.example.com/1/q\nAWS_REGION=us-east-1\nDB=@h:5432/db?sslmode=require\nMODE=file\nDOCSVC_AI_PROVIDER=openai\nDOCSVC_AI_MODEL=m", "tail")
+	f.Add("DOCSVC_ADDR=:1\nMODE=arn\nDOCSVC_AI_PROVIDER=anthropic\nDB=x", "#url")
+	f.Add("MODE=arn\nDOCSVC_DATABASE_URL_FILE=/dev/null\nDOCSVC_PUBLIC_URL=%zz", "-fail")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, envText, suffix string) {
+		if strings.Contains(envText+suffix, canary) {
+			t.Skip()
+		}
+		env := map[string]string{}
+		for _, line := range strings.Split(envText, "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			env[k] = v
+		}
+		dbURL := "postgres://u:" + canary + env["DB"]
+		key := "sk-" + canary + suffix
+		switch env["MODE"] {
+		case "file":
+			p := filepath.Join(dir, "secret")
+			if err := os.WriteFile(p, []byte(dbURL+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env["DOCSVC_DATABASE_URL_FILE"] = p
+		case "arn":
+			env["DOCSVC_DATABASE_URL"] = "arn:aws:secretsmanager:us-east-1:1:secret:x" + suffix + "#url"
+			key = "arn:aws:secretsmanager:us-east-1:1:secret:y" + suffix + "#k"
+		default:
+			env["DOCSVC_DATABASE_URL"] = dbURL
+		}
+		env["DOCSVC_AI_API_KEY"] = key
+
+		c, err := config.Load(context.Background(), getenv(env), canaryResolver{})
+		if err != nil {
+			if strings.Contains(err.Error(), canary) {
+				t.Fatalf("error echoes a secret: %v", err)
+			}
+			return
+		}
+		for _, format := range []string{"text", "json"} {
+			var buf bytes.Buffer
+			if err := config.WriteCheck(&buf, c, format); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(buf.String(), canary) {
+				t.Fatalf("%s check output echoes a secret:\n%s", format, buf.String())
+			}
+		}
+	})
+}
