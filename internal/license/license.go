@@ -1,0 +1,246 @@
+// Package license issues and verifies the vendor's signed license documents.
+//
+// A license file is JSON: the license itself (the payload), the ID of the
+// vendor key that signed it, and an Ed25519 signature over the payload bytes
+// exactly as they appear in the file. Verification needs only the vendor's
+// public key, so the agent and the document service check licenses offline.
+//
+// The file may also carry the install's one-time activation token. The token
+// is not signed content: it is a secret for the activation request, and the
+// plane stores only its SHA-256 (TokenHash).
+//
+// What a license controls is deliberately narrow: past expiry plus grace,
+// uploads are refused; reading keeps working and nothing is ever deleted.
+package license
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Verification failures. A file that parses but whose signature (or key ID)
+// does not match the trusted key is ErrBadSignature; anything that is not a
+// well-formed license file is ErrMalformed.
+var (
+	ErrBadSignature = errors.New("license: signature does not verify")
+	ErrMalformed    = errors.New("license: malformed license file")
+)
+
+// MaxFile bounds the license file Verify parses.
+const MaxFile = 1 << 20
+
+// License is the signed content.
+type License struct {
+	ID           string           `json:"id"`
+	Customer     string           `json:"customer"`
+	IssuedAt     time.Time        `json:"issued_at"`
+	ExpiresAt    time.Time        `json:"expires_at"`
+	GraceSeconds int64            `json:"grace_seconds"`
+	Channels     []string         `json:"channels"`
+	Entitlements map[string]int64 `json:"entitlements,omitempty"` // e.g. "pages_per_month": 100000
+}
+
+// File is the license file on disk.
+type File struct {
+	Payload         json.RawMessage `json:"payload"`
+	KeyID           string          `json:"key_id"`
+	Signature       string          `json:"signature"` // unpadded base64url Ed25519 signature over Payload
+	ActivationToken string          `json:"activation_token,omitempty"`
+}
+
+// State is where a license is in its life.
+type State string
+
+const (
+	Valid   State = "valid"   // before ExpiresAt
+	Grace   State = "grace"   // from ExpiresAt until ExpiresAt+GraceSeconds
+	Expired State = "expired" // from ExpiresAt+GraceSeconds on
+)
+
+var (
+	idRe          = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	channelRe     = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	entitlementRe = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
+	graceRe       = regexp.MustCompile(`^([0-9]{1,6})([dhm])$`)
+)
+
+const (
+	maxCustomerLen = 200
+	maxGrace       = 3650 * 24 * time.Hour
+)
+
+// Validate checks the license's fields. Issue calls it, and so does Verify
+// after the signature checks out (a vendor bug should not become a customer
+// outage, but nor should an unusable license be silently accepted).
+func (l License) Validate() error {
+	switch {
+	case !idRe.MatchString(l.ID):
+		return errors.New("license: id must be 1-64 characters of A-Z a-z 0-9 _ -")
+	case l.Customer == "" || len(l.Customer) > maxCustomerLen:
+		return fmt.Errorf("license: customer must be 1-%d bytes", maxCustomerLen)
+	case l.IssuedAt.IsZero() || l.ExpiresAt.IsZero():
+		return errors.New("license: issued_at and expires_at are required")
+	case !l.ExpiresAt.After(l.IssuedAt):
+		return errors.New("license: expires_at must be after issued_at")
+	case l.GraceSeconds < 0 || l.GraceSeconds > int64(maxGrace/time.Second):
+		return errors.New("license: grace_seconds must be between 0 and ten years")
+	case len(l.Channels) == 0:
+		return errors.New("license: at least one channel is required")
+	}
+	for i, ch := range l.Channels {
+		if !channelRe.MatchString(ch) {
+			return fmt.Errorf("license: channels[%d] must be 1-32 characters of a-z 0-9 -", i)
+		}
+	}
+	for k, v := range l.Entitlements {
+		if !entitlementRe.MatchString(k) || v < 0 {
+			return errors.New("license: entitlement names must match [a-z][a-z0-9_.-]{0,63} with values >= 0")
+		}
+	}
+	return nil
+}
+
+// Issue signs l with the vendor's license key and returns the license file
+// and a fresh activation token (also written into the file).
+func Issue(key ed25519.PrivateKey, l License) (file []byte, activationToken string, err error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, "", fmt.Errorf("license: issue: private key has %d bytes, want %d", len(key), ed25519.PrivateKeySize)
+	}
+	// Second precision and UTC keep the payload stable and readable.
+	l.IssuedAt, l.ExpiresAt = l.IssuedAt.UTC().Truncate(time.Second), l.ExpiresAt.UTC().Truncate(time.Second)
+	if err := l.Validate(); err != nil {
+		return nil, "", fmt.Errorf("license: issue %s: %w", l.ID, err)
+	}
+	payload, err := json.Marshal(l)
+	if err != nil {
+		return nil, "", fmt.Errorf("license: issue %s: encode payload: %w", l.ID, err)
+	}
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, "", fmt.Errorf("license: issue %s: activation token: %w", l.ID, err)
+	}
+	activationToken = base64.RawURLEncoding.EncodeToString(tok)
+	f := File{
+		Payload:         payload,
+		KeyID:           KeyID(key.Public().(ed25519.PublicKey)),
+		Signature:       base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, payload)),
+		ActivationToken: activationToken,
+	}
+	// json.Marshal, not MarshalIndent: indenting would re-format the raw
+	// payload and break its signature.
+	file, err = json.Marshal(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("license: issue %s: encode file: %w", l.ID, err)
+	}
+	return append(file, '\n'), activationToken, nil
+}
+
+// Verify checks file against the vendor's public key and returns the
+// license. Only after the signature verifies is the payload parsed, and then
+// strictly (unknown fields rejected).
+func Verify(pub ed25519.PublicKey, file []byte) (License, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return License{}, fmt.Errorf("license: verify: public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	if len(file) > MaxFile {
+		return License{}, fmt.Errorf("license: verify: %w: over %d bytes", ErrMalformed, MaxFile)
+	}
+	var f File
+	if err := strictDecode(file, &f); err != nil {
+		return License{}, fmt.Errorf("license: verify: %w: %v", ErrMalformed, err)
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(f.Signature)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return License{}, fmt.Errorf("license: verify: %w: signature is not a base64url Ed25519 signature", ErrMalformed)
+	}
+	if f.KeyID != KeyID(pub) {
+		return License{}, fmt.Errorf("license: verify: signed by key %q, trusted key is %q: %w", f.KeyID, KeyID(pub), ErrBadSignature)
+	}
+	if !ed25519.Verify(pub, f.Payload, sig) {
+		return License{}, fmt.Errorf("license: verify: %w", ErrBadSignature)
+	}
+	var l License
+	if err := strictDecode(f.Payload, &l); err != nil {
+		return License{}, fmt.Errorf("license: verify: payload: %w: %v", ErrMalformed, err)
+	}
+	if err := l.Validate(); err != nil {
+		return License{}, fmt.Errorf("license: verify: %w: %w", ErrMalformed, err)
+	}
+	return l, nil
+}
+
+// strictDecode decodes exactly one JSON value with no unknown fields. The
+// errors are encoding/json's; license files are the vendor's, not customer
+// content, so quoting them is harmless and helps support.
+func strictDecode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+// StateAt is the license's state at now. The boundaries are exact: at
+// ExpiresAt the license is in grace, at ExpiresAt+grace it is expired.
+func (l License) StateAt(now time.Time) State {
+	switch {
+	case now.Before(l.ExpiresAt):
+		return Valid
+	case now.Before(l.ExpiresAt.Add(time.Duration(l.GraceSeconds) * time.Second)):
+		return Grace
+	default:
+		return Expired
+	}
+}
+
+// AllowsUploads is false only once the license is expired past its grace.
+func (l License) AllowsUploads(now time.Time) bool { return l.StateAt(now) != Expired }
+
+// AllowsChannel reports whether the license includes release channel ch.
+func (l License) AllowsChannel(ch string) bool { return slices.Contains(l.Channels, ch) }
+
+// ParseGrace parses a grace period written as a whole number of days, hours
+// or minutes: "14d", "36h", "90m". Zero is allowed; ten years is the cap.
+func ParseGrace(s string) (time.Duration, error) {
+	m := graceRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("license: grace %q: want a whole number of days, hours or minutes such as 14d, 36h or 90m", s)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64) // at most six digits, cannot fail
+	unit := map[string]time.Duration{"d": 24 * time.Hour, "h": time.Hour, "m": time.Minute}[m[2]]
+	d := time.Duration(n) * unit
+	if d > maxGrace {
+		return 0, fmt.Errorf("license: grace %q: longer than ten years", s)
+	}
+	return d, nil
+}
+
+// KeyID names a public key: the first 8 bytes of its SHA-256, in hex. It lets
+// Verify say "signed by another key" instead of just "bad signature".
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
+}
+
+// TokenHash is what the plane stores instead of an activation token: the hex
+// SHA-256. Tokens carry 256 random bits, so an unsalted hash is enough.
+func TokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,313 @@
+package license_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+var issued = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func sample() license.License {
+	return license.License{
+		ID:           "lic_acme_2026",
+		Customer:     "ACME Corp",
+		IssuedAt:     issued,
+		ExpiresAt:    issued.AddDate(1, 0, 0),
+		GraceSeconds: 14 * 24 * 3600,
+		Channels:     []string{"stable", "beta"},
+		Entitlements: map[string]int64{"pages_per_month": 100000},
+	}
+}
+
+type bundle struct {
+	pub  ed25519.PublicKey
+	priv ed25519.PrivateKey
+	file []byte
+	tok  string
+}
+
+func setup(t testing.TB) bundle {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, tok, err := license.Issue(priv, sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundle{pub, priv, file, tok}
+}
+
+func TestIssueVerifyRoundTrip(t *testing.T) {
+	b := setup(t)
+	got, err := license.Verify(b.pub, b.file)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if !reflect.DeepEqual(got, sample()) {
+		t.Fatalf("Verify = %+v, want %+v", got, sample())
+	}
+	var f license.File
+	if err := json.Unmarshal(b.file, &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.ActivationToken != b.tok || f.KeyID != license.KeyID(b.pub) {
+		t.Fatalf("file carries token %q key %q", f.ActivationToken, f.KeyID)
+	}
+	// The token must be usable in the activation request as-is.
+	req := wire.ActivationRequest{ActivationToken: b.tok, PublicKey: base64.RawURLEncoding.EncodeToString(b.pub), AgentVersion: "1.0.0"}
+	if err := req.Validate(); err != nil {
+		t.Fatalf("activation token does not fit the wire format: %v", err)
+	}
+	// Two issues never share a token.
+	_, tok2, _ := license.Issue(b.priv, sample())
+	if tok2 == b.tok {
+		t.Fatal("two licenses got the same activation token")
+	}
+	if h := license.TokenHash(b.tok); len(h) != 64 || strings.Contains(h, b.tok) {
+		t.Fatalf("TokenHash = %q", h)
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	b := setup(t)
+	otherPub, otherPriv, _ := ed25519.GenerateKey(nil)
+	var f license.File
+	if err := json.Unmarshal(b.file, &f); err != nil {
+		t.Fatal(err)
+	}
+	encode := func(f license.File) []byte { out, _ := json.Marshal(f); return out }
+	tests := []struct {
+		name    string
+		pub     ed25519.PublicKey
+		file    func() []byte
+		wantErr error
+	}{
+		{"tampered payload", b.pub, func() []byte {
+			g := f
+			g.Payload = bytes.Replace(f.Payload, []byte(`"2027-01-01`), []byte(`"2099-01-01`), 1)
+			return encode(g)
+		}, license.ErrBadSignature},
+		{"added channel", b.pub, func() []byte {
+			g := f
+			g.Payload = bytes.Replace(f.Payload, []byte(`"beta"`), []byte(`"beta","nightly"`), 1)
+			return encode(g)
+		}, license.ErrBadSignature},
+		{"reformatted payload", b.pub, func() []byte {
+			var out bytes.Buffer
+			_ = json.Indent(&out, b.file, "", "  ")
+			return out.Bytes()
+		}, license.ErrBadSignature},
+		{"tampered signature", b.pub, func() []byte {
+			g := f
+			sig, _ := base64.RawURLEncoding.DecodeString(f.Signature)
+			sig[0] ^= 1
+			g.Signature = base64.RawURLEncoding.EncodeToString(sig)
+			return encode(g)
+		}, license.ErrBadSignature},
+		{"verified with another key", otherPub, func() []byte { return b.file }, license.ErrBadSignature},
+		{"signed by another key, key id forged", b.pub, func() []byte {
+			other, _, _ := license.Issue(otherPriv, sample())
+			var g license.File
+			_ = json.Unmarshal(other, &g)
+			g.KeyID = license.KeyID(b.pub)
+			return encode(g)
+		}, license.ErrBadSignature},
+		{"unknown file field", b.pub, func() []byte {
+			return bytes.Replace(b.file, []byte(`{"payload"`), []byte(`{"extra":1,"payload"`), 1)
+		}, license.ErrMalformed},
+		{"trailing data", b.pub, func() []byte { return append(append([]byte{}, b.file...), '{', '}') }, license.ErrMalformed},
+		{"padded signature", b.pub, func() []byte {
+			g := f
+			g.Signature += "=="
+			return encode(g)
+		}, license.ErrMalformed},
+		{"not JSON", b.pub, func() []byte { return []byte("-----BEGIN LICENSE-----") }, license.ErrMalformed},
+		{"empty", b.pub, func() []byte { return nil }, license.ErrMalformed},
+		{"huge", b.pub, func() []byte { return bytes.Repeat([]byte(" "), license.MaxFile+1) }, license.ErrMalformed},
+		{"validly signed, unknown payload field", b.pub, func() []byte {
+			return resign(t, b.priv, f, bytes.Replace(f.Payload, []byte(`{"id"`), []byte(`{"seats":5,"id"`), 1))
+		}, license.ErrMalformed},
+		{"validly signed, invalid license", b.pub, func() []byte {
+			return resign(t, b.priv, f, bytes.Replace(f.Payload, []byte(`"stable"`), []byte(`"Stable!"`), 1))
+		}, license.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := license.Verify(tt.pub, tt.file())
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Verify = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func resign(t *testing.T, priv ed25519.PrivateKey, f license.File, payload []byte) []byte {
+	t.Helper()
+	f.Payload = payload
+	f.Signature = base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, payload))
+	out, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestIssueRejectsInvalid(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	tests := []struct {
+		name   string
+		mutate func(l *license.License)
+	}{
+		{"no id", func(l *license.License) { l.ID = "" }},
+		{"id with slash", func(l *license.License) { l.ID = "a/b" }},
+		{"no customer", func(l *license.License) { l.Customer = "" }},
+		{"expires before issue", func(l *license.License) { l.ExpiresAt = l.IssuedAt.Add(-time.Hour) }},
+		{"no expiry", func(l *license.License) { l.ExpiresAt = time.Time{} }},
+		{"negative grace", func(l *license.License) { l.GraceSeconds = -1 }},
+		{"no channels", func(l *license.License) { l.Channels = nil }},
+		{"bad channel", func(l *license.License) { l.Channels = []string{"stable", "Beta"} }},
+		{"bad entitlement", func(l *license.License) { l.Entitlements = map[string]int64{"Pages": 1} }},
+		{"negative entitlement", func(l *license.License) { l.Entitlements = map[string]int64{"pages": -1} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := sample()
+			tt.mutate(&l)
+			if _, _, err := license.Issue(priv, l); err == nil {
+				t.Fatal("Issue accepted an invalid license")
+			}
+		})
+	}
+}
+
+func TestStateAt(t *testing.T) {
+	l := sample()
+	exp := l.ExpiresAt
+	grace := time.Duration(l.GraceSeconds) * time.Second
+	tests := []struct {
+		name    string
+		at      time.Time
+		want    license.State
+		uploads bool
+	}{
+		{"at issue", l.IssuedAt, license.Valid, true},
+		{"1ns before expiry", exp.Add(-time.Nanosecond), license.Valid, true},
+		{"exactly at expiry", exp, license.Grace, true},
+		{"1ns before grace ends", exp.Add(grace - time.Nanosecond), license.Grace, true},
+		{"exactly when grace ends", exp.Add(grace), license.Expired, false},
+		{"long after", exp.AddDate(5, 0, 0), license.Expired, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := l.StateAt(tt.at); got != tt.want {
+				t.Errorf("StateAt = %s, want %s", got, tt.want)
+			}
+			if got := l.AllowsUploads(tt.at); got != tt.uploads {
+				t.Errorf("AllowsUploads = %v, want %v", got, tt.uploads)
+			}
+		})
+	}
+	t.Run("no grace", func(t *testing.T) {
+		l := sample()
+		l.GraceSeconds = 0
+		if got := l.StateAt(exp); got != license.Expired {
+			t.Fatalf("StateAt(expiry) with no grace = %s, want expired", got)
+		}
+	})
+}
+
+func TestAllowsChannel(t *testing.T) {
+	l := sample()
+	for ch, want := range map[string]bool{"stable": true, "beta": true, "nightly": false, "": false, "Stable": false} {
+		if got := l.AllowsChannel(ch); got != want {
+			t.Errorf("AllowsChannel(%q) = %v, want %v", ch, got, want)
+		}
+	}
+}
+
+func TestParseGrace(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"14d", 14 * 24 * time.Hour, false},
+		{"36h", 36 * time.Hour, false},
+		{"90m", 90 * time.Minute, false},
+		{"0d", 0, false},
+		{"3650d", 3650 * 24 * time.Hour, false},
+		{"3651d", 0, true},
+		{"", 0, true},
+		{"14", 0, true},
+		{"-1d", 0, true},
+		{"1.5d", 0, true},
+		{"14D", 0, true},
+		{"14d ", 0, true},
+		{"2w", 0, true},
+		{"9999999d", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := license.ParseGrace(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseGrace(%q) = %v, %v; want %v, err %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestKeyIDDistinguishesKeys(t *testing.T) {
+	a, _, _ := ed25519.GenerateKey(nil)
+	b, _, _ := ed25519.GenerateKey(nil)
+	if license.KeyID(a) == license.KeyID(b) || license.KeyID(a) != license.KeyID(a) || len(license.KeyID(a)) != 16 {
+		t.Fatalf("KeyID: %q %q", license.KeyID(a), license.KeyID(b))
+	}
+}
+
+// FuzzVerify: no input panics Verify, and any file it accepts carries exactly
+// the payload the key signed (forgery would have to break Ed25519).
+func FuzzVerify(f *testing.F) {
+	b := setup(f)
+	f.Add(b.file)
+	f.Add([]byte(`{"payload":{},"key_id":"","signature":""}`))
+	f.Add([]byte(`{"payload":null,"key_id":"x","signature":"AA"}`))
+	f.Add(bytes.ToUpper(b.file))
+	want, err := license.Verify(b.pub, b.file)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, file []byte) {
+		got, err := license.Verify(b.pub, file)
+		if err != nil {
+			if !errors.Is(err, license.ErrMalformed) && !errors.Is(err, license.ErrBadSignature) {
+				t.Fatalf("error matches neither sentinel: %v", err)
+			}
+			return
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("accepted a license the key never signed: %+v", got)
+		}
+	})
+}
+
+func FuzzParseGrace(f *testing.F) {
+	for _, s := range []string{"14d", "36h", "0m", "", "99999999999999999999d", "1e3h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := license.ParseGrace(s)
+		if err == nil && (d < 0 || d > 3650*24*time.Hour) {
+			t.Fatalf("ParseGrace(%q) = %v, outside 0..10y", s, d)
+		}
+	})
+}
