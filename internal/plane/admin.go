@@ -1,0 +1,360 @@
+package plane
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+// AdminTokenFile is the admin token's file name inside the data directory.
+const AdminTokenFile = "admin-token"
+
+// LoadOrCreateAdminToken returns the admin token kept in dataDir, creating
+// it (0600, 32 random bytes, base64url) on first start. An existing file
+// readable by group or others is refused rather than trusted.
+func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err error) {
+	path := filepath.Join(dataDir, AdminTokenFile)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", false, fmt.Errorf("plane: admin token: create data dir: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err == nil {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "", false, fmt.Errorf("plane: admin token: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return "", false, fmt.Errorf("plane: admin token file %s is readable by others (mode %o); run chmod 600 on it", path, fi.Mode().Perm())
+		}
+		tok := strings.TrimSpace(string(data))
+		if len(tok) < 32 {
+			return "", false, fmt.Errorf("plane: admin token file %s holds fewer than 32 characters; delete it to make a new one", path)
+		}
+		return tok, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("plane: admin token: %w", err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", false, fmt.Errorf("plane: admin token: %w", err)
+	}
+	tok := base64.RawURLEncoding.EncodeToString(b[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("plane: admin token: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("plane: admin token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", false, fmt.Errorf("plane: admin token: %w", err)
+	}
+	return tok, true, nil
+}
+
+// sessionValue is the dashboard cookie: derived from the admin token so a
+// leaked cookie is not itself an API bearer token, and every session ends
+// when the token is rotated.
+func sessionValue(adminToken string) string {
+	m := hmac.New(sha256.New, []byte(adminToken))
+	m.Write([]byte("tether-plane dashboard session v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) validAdminToken(tok string) bool {
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
+}
+
+// admin guards a handler with the admin bearer token.
+func (s *Server) admin(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !s.validAdminToken(tok) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tether-plane"`)
+			writeError(w, http.StatusUnauthorized, "admin token missing or wrong (send Authorization: Bearer <token from <data-dir>/admin-token>)")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		h(w, r)
+	})
+}
+
+// statusFor maps store sentinels to HTTP statuses; the message names only
+// the operation and the sentinel.
+func (s *Server) fail(w http.ResponseWriter, op string, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, op+": not found")
+	case errors.Is(err, ErrExists):
+		writeError(w, http.StatusConflict, op+": already exists")
+	case errors.Is(err, ErrWrongStatus):
+		writeError(w, http.StatusConflict, op+": "+ErrWrongStatus.Error())
+	case errors.Is(err, ErrRevoked):
+		writeError(w, http.StatusForbidden, op+": install revoked")
+	default:
+		s.log.Error(op, "err", err)
+		writeError(w, http.StatusInternalServerError, op+": internal error")
+	}
+}
+
+func (s *Server) handleAdminInstalls(w http.ResponseWriter, r *http.Request) {
+	ins, err := s.store.Installs(r.Context())
+	if err != nil {
+		s.fail(w, "list installs", err)
+		return
+	}
+	views := make([]InstallView, 0, len(ins))
+	for _, in := range ins {
+		views = append(views, s.view(in))
+	}
+	writeJSON(w, http.StatusOK, views)
+}
+
+// InstallView is an install as the admin API and dashboard show it, with the
+// values computed at read time (staleness, heartbeat age, license state by
+// the plane's own clock).
+type InstallView struct {
+	Install
+	StaleNow            bool   `json:"stale_now"`
+	LastHeartbeatAgeSec int64  `json:"last_heartbeat_age_seconds"`
+	PlaneLicenseState   string `json:"plane_license_state"`
+}
+
+// view computes what depends on now. Staleness is judged here as well as by
+// the sweep so the dashboard is right between sweeps.
+func (s *Server) view(in Install) InstallView {
+	now := s.now()
+	age := now.Sub(in.LastSeen)
+	interval := max(in.IntervalSeconds, 1)
+	v := InstallView{Install: in, LastHeartbeatAgeSec: int64(age.Seconds())}
+	v.StaleNow = !in.Revoked && age.Seconds() > float64(int64(s.cfg.StaleAfter)*interval)
+	v.PlaneLicenseState = licenseStateAt(in.LicenseExpires, in.LicenseGrace, now)
+	return v
+}
+
+// InstallDetail is GET /v1/admin/installs/{id}.
+type InstallDetail struct {
+	Install     InstallView      `json:"install"`
+	History     []HeartbeatEntry `json:"history"`
+	Diagnostics []Diagnostic     `json:"diagnostics"`
+	Telemetry   []TelemetryDay   `json:"telemetry"`
+}
+
+func (s *Server) installDetail(r *http.Request, id string, historyLimit int) (InstallDetail, error) {
+	ctx := r.Context()
+	in, err := s.store.Install(ctx, id)
+	if err != nil {
+		return InstallDetail{}, err
+	}
+	d := InstallDetail{Install: s.view(in)}
+	if d.History, err = s.store.History(ctx, id, historyLimit); err != nil {
+		return InstallDetail{}, err
+	}
+	if d.Diagnostics, err = s.store.Diagnostics(ctx, id, ""); err != nil {
+		return InstallDetail{}, err
+	}
+	if d.Telemetry, err = s.store.Telemetry(ctx, id); err != nil {
+		return InstallDetail{}, err
+	}
+	return d, nil
+}
+
+func (s *Server) handleAdminInstall(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !wire.ValidID(id) {
+		writeError(w, http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -")
+		return
+	}
+	d, err := s.installDetail(r, id, HistoryLimit)
+	if err != nil {
+		s.fail(w, "install "+id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !wire.ValidID(id) {
+		writeError(w, http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -")
+		return
+	}
+	if err := s.store.Revoke(r.Context(), id); err != nil {
+		s.fail(w, "revoke "+id, err)
+		return
+	}
+	s.log.Warn("install revoked", "install_id", id)
+	in, err := s.store.Install(r.Context(), id)
+	if err != nil {
+		s.fail(w, "revoke "+id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(in))
+}
+
+// DiagnosticRequestBody is POST /v1/admin/diagnostics.
+type DiagnosticRequestBody struct {
+	InstallID string `json:"install_id"`
+	Reason    string `json:"reason"`
+}
+
+func (s *Server) handleAdminRequestDiag(w http.ResponseWriter, r *http.Request) {
+	var body DiagnosticRequestBody
+	if err := decodeStrict(r.Body, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "diagnostic request: "+err.Error())
+		return
+	}
+	if !wire.ValidID(body.InstallID) {
+		writeError(w, http.StatusBadRequest, "install_id must be 1-64 characters of A-Z a-z 0-9 _ -")
+		return
+	}
+	// The reason travels to the customer as a wire.DiagnosticRequest; check
+	// it by the same rules now rather than have the agent reject it later.
+	probe := wire.DiagnosticRequest{ID: "dg_probe", Reason: body.Reason, RequestedAt: s.now()}
+	if err := probe.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "reason must be 1-1000 bytes of printable text on one line")
+		return
+	}
+	d, err := s.store.RequestDiagnostic(r.Context(), body.InstallID, body.Reason)
+	if err != nil {
+		s.fail(w, "request diagnostics from "+body.InstallID, err)
+		return
+	}
+	s.log.Info("diagnostics requested", "diagnostic_id", d.ID, "install_id", d.InstallID)
+	writeJSON(w, http.StatusCreated, d)
+}
+
+func (s *Server) handleAdminDiagnostics(w http.ResponseWriter, r *http.Request) {
+	install, status := r.URL.Query().Get("install"), r.URL.Query().Get("status")
+	if install != "" && !wire.ValidID(install) {
+		writeError(w, http.StatusBadRequest, "install must be 1-64 characters of A-Z a-z 0-9 _ -")
+		return
+	}
+	if status != "" && status != DiagRequested && status != DiagUploaded {
+		writeError(w, http.StatusBadRequest, "status must be requested or uploaded")
+		return
+	}
+	ds, err := s.store.Diagnostics(r.Context(), install, status)
+	if err != nil {
+		s.fail(w, "list diagnostics", err)
+		return
+	}
+	if ds == nil {
+		ds = []Diagnostic{}
+	}
+	writeJSON(w, http.StatusOK, ds)
+}
+
+func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !wire.ValidID(id) {
+		writeError(w, http.StatusBadRequest, "diagnostic ID must be 1-64 characters of A-Z a-z 0-9 _ -")
+		return
+	}
+	d, err := s.store.Diagnostic(r.Context(), id)
+	if err != nil {
+		s.fail(w, "diagnostic "+id, err)
+		return
+	}
+	if d.Status != DiagUploaded {
+		writeError(w, http.StatusConflict, "diagnostic "+id+": no bundle uploaded yet (status "+d.Status+")")
+		return
+	}
+	f, err := os.Open(filepath.Join(s.cfg.DataDir, "bundles", filepath.Base(d.BundlePath)))
+	if err != nil {
+		s.fail(w, "diagnostic "+id+" bundle", err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
+	w.Header().Set("Tether-Bundle-Sha256", d.BundleSHA256)
+	w.Header().Set("Content-Length", fmt.Sprint(d.BundleSize))
+	if _, err := io.Copy(w, f); err != nil {
+		s.log.Warn("send bundle", "diagnostic_id", id, "err", err)
+	}
+}
+
+// ChannelReleases is one channel's entry in GET /v1/admin/releases.
+type ChannelReleases struct {
+	Channel  string             `json:"channel"`
+	Releases []release.Manifest `json:"releases"`
+}
+
+func (s *Server) releases() ([]ChannelReleases, error) {
+	out := []ChannelReleases{}
+	if s.cfg.RepoDir == "" {
+		return out, nil
+	}
+	chans, err := release.Channels(s.cfg.RepoDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, ch := range chans {
+		ms, err := release.List(s.cfg.RepoDir, ch)
+		if err != nil {
+			return nil, err
+		}
+		if ms == nil {
+			ms = []release.Manifest{}
+		}
+		out = append(out, ChannelReleases{Channel: ch, Releases: ms})
+	}
+	return out, nil
+}
+
+func (s *Server) handleAdminReleases(w http.ResponseWriter, r *http.Request) {
+	rs, err := s.releases()
+	if err != nil {
+		s.fail(w, "list releases", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rs)
+}
+
+func (s *Server) handleAdminLicenses(w http.ResponseWriter, r *http.Request) {
+	ls, err := s.store.Licenses(r.Context())
+	if err != nil {
+		s.fail(w, "list licenses", err)
+		return
+	}
+	if ls == nil {
+		ls = []LicenseRecord{}
+	}
+	writeJSON(w, http.StatusOK, ls)
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and trailing
+// data, with an error that does not repeat the input.
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("body over %d bytes", mbe.Limit)
+		}
+		return errors.New("body must be one JSON object with only the documented fields")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("body has data after the JSON object")
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package plane
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/reqsign"
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+// signed wraps an agent handler: body capped at max, then verified by
+// reqsign (which puts the install ID in the context).
+func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
+	v := &reqsign.Verifier{
+		Keys:    s.installKey,
+		Nonces:  nonceStore{s.store},
+		MaxSkew: s.cfg.MaxSkew,
+		Now:     s.now,
+		Logger:  s.log,
+	}
+	return s.limit(v.Middleware(h), max)
+}
+
+// installKey adapts the store's sentinels to reqsign's, which decide the
+// 401 reason the agent sees.
+func (s *Server) installKey(ctx context.Context, installID string) (ed25519.PublicKey, error) {
+	k, err := s.store.InstallKey(ctx, installID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errors.Join(reqsign.ErrUnknownInstall, err)
+	case errors.Is(err, ErrRevoked):
+		return nil, errors.Join(reqsign.ErrRevoked, err)
+	}
+	return k, err
+}
+
+// nonceStore is the store seen as reqsign.NonceStore.
+type nonceStore struct{ s *Store }
+
+func (n nonceStore) Remember(ctx context.Context, installID, nonce string, until time.Time) (bool, error) {
+	return n.s.RememberNonce(ctx, installID, nonce, until)
+}
+
+// installFrom is the verified install; the middleware guarantees it.
+func installFrom(r *http.Request) string {
+	id, _ := reqsign.InstallFrom(r.Context())
+	return id
+}
+
+// wireError answers a payload that failed strict decoding. wire's errors
+// name the field and rule, never the value, so they are safe to return.
+func (s *Server) wireError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeError(w, http.StatusRequestEntityTooLarge, what+": body too large")
+		return
+	}
+	s.log.Warn("rejected payload", "install_id", installFrom(r), "payload", what, "err", err)
+	writeError(w, http.StatusBadRequest, err.Error())
+}
+
+func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.wireError(w, r, "activation", err)
+		return
+	}
+	req, err := wire.DecodeActivationRequest(body)
+	if err != nil {
+		s.wireError(w, r, "activation", err)
+		return
+	}
+	pub, _ := base64.RawURLEncoding.DecodeString(req.PublicKey) // Validate checked it
+	sum := sha256.Sum256([]byte(req.ActivationToken))
+	in, err := s.store.Activate(r.Context(), hex.EncodeToString(sum[:]), pub, req.AgentVersion, s.cfg.HeartbeatInterval)
+	switch {
+	case errors.Is(err, ErrBadToken):
+		writeError(w, http.StatusUnauthorized, "activation token not recognised: check it was copied whole from the license issue output")
+		return
+	case errors.Is(err, ErrAlreadyActivated):
+		writeError(w, http.StatusConflict, "activation token already used: each token activates one install; ask the vendor for a new license")
+		return
+	case err != nil:
+		s.fail(w, "activate", err)
+		return
+	}
+	s.log.Info("install activated", "install_id", in.ID, "license_id", in.LicenseID)
+	writeJSON(w, http.StatusOK, wire.ActivationResponse{
+		InstallID:                in.ID,
+		HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval / time.Second),
+		LicenseID:                in.LicenseID,
+	})
+}
+
+// OverallHealth folds a heartbeat into one health value: the worst of its
+// components and its AI provider. "unknown" outranks ok but raises no alert;
+// a heartbeat with no components says nothing, so it is unknown.
+func OverallHealth(hb *wire.Heartbeat) string {
+	rank := map[string]int{HealthOK: 0, HealthUnknown: 1, HealthDegraded: 2, HealthDown: 3}
+	if len(hb.Components) == 0 {
+		return HealthUnknown
+	}
+	worst := HealthOK
+	for _, st := range append([]string{hb.AIProvider.Status}, componentStatuses(hb)...) {
+		if r, ok := rank[st]; ok && r > rank[worst] {
+			worst = st
+		}
+	}
+	return worst
+}
+
+func componentStatuses(hb *wire.Heartbeat) []string {
+	out := make([]string, len(hb.Components))
+	for i, c := range hb.Components {
+		out[i] = c.Status
+	}
+	return out
+}
+
+func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	id := installFrom(r)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.wireError(w, r, "heartbeat", err)
+		return
+	}
+	hb, err := wire.DecodeHeartbeat(body)
+	if err != nil {
+		s.wireError(w, r, "heartbeat", err)
+		return
+	}
+	// Store the re-encoded struct, not the bytes received: only fields wire
+	// knows can reach the database.
+	clean, err := json.Marshal(hb)
+	if err != nil {
+		s.fail(w, "heartbeat", err)
+		return
+	}
+	pending, err := s.store.RecordHeartbeat(r.Context(), id, HeartbeatRecord{
+		Version:      hb.Versions.Docsvc,
+		Channel:      hb.Channel,
+		Health:       OverallHealth(hb),
+		LicenseState: hb.License.State,
+		Body:         clean,
+	})
+	if err != nil {
+		s.fail(w, "heartbeat", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.HeartbeatResponse{
+		NextIntervalSeconds: int(s.cfg.HeartbeatInterval / time.Second),
+		PendingDiagnostics:  pending,
+	})
+}
+
+func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
+	id := installFrom(r)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.wireError(w, r, "telemetry", err)
+		return
+	}
+	t, err := wire.DecodeTelemetry(body)
+	if err != nil {
+		s.wireError(w, r, "telemetry", err)
+		return
+	}
+	clean, err := json.Marshal(t)
+	if err != nil {
+		s.fail(w, "telemetry", err)
+		return
+	}
+	if err := s.store.RecordTelemetry(r.Context(), id, t.Day, clean); err != nil {
+		s.fail(w, "telemetry", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxPendingAnswer matches wire's bound on one GET /v1/diagnostics answer;
+// older requests wait for the next poll.
+const maxPendingAnswer = 100
+
+func (s *Server) handleAgentDiagnostics(w http.ResponseWriter, r *http.Request) {
+	ds, err := s.store.Diagnostics(r.Context(), installFrom(r), DiagRequested)
+	if err != nil {
+		s.fail(w, "diagnostics", err)
+		return
+	}
+	// Oldest first, so a backlog drains in order.
+	slices.Reverse(ds)
+	out := wire.DiagnosticRequests{}
+	for _, d := range ds[:min(len(ds), maxPendingAnswer)] {
+		out = append(out, wire.DiagnosticRequest{ID: d.ID, Reason: d.Reason, RequestedAt: d.RequestedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ErrBadBundle is matched by CheckBundle's failures.
+var ErrBadBundle = errors.New("diagnostic bundle is not a readable zip archive")
+
+// maxBundleEntries bounds how many files a bundle may list; the agent's
+// collectors write a handful.
+const maxBundleEntries = 1000
+
+// CheckBundle checks that data is a zip archive the vendor's tools can open:
+// a readable central directory with at most 1000 entries, none of them with
+// a name that could escape a directory when extracted. It does not
+// decompress anything, so a zip bomb costs nothing here.
+func CheckBundle(data []byte) error {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadBundle, err)
+	}
+	if len(zr.File) > maxBundleEntries {
+		return fmt.Errorf("%w: more than %d entries", ErrBadBundle, maxBundleEntries)
+	}
+	for i, f := range zr.File {
+		if !filepath.IsLocal(f.Name) {
+			return fmt.Errorf("%w: entry %d has a non-local path", ErrBadBundle, i)
+		}
+	}
+	return nil
+}
+
+func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
+	installID, diagID := installFrom(r), r.PathValue("id")
+	if !wire.ValidID(diagID) {
+		writeError(w, http.StatusBadRequest, "diagnostic ID must be 1-64 characters of A-Z a-z 0-9 _ -")
+		return
+	}
+	d, err := s.store.Diagnostic(r.Context(), diagID)
+	if err != nil || d.InstallID != installID {
+		// Another install's request looks exactly like a missing one.
+		writeError(w, http.StatusNotFound, "diagnostic request "+diagID+" not found for this install")
+		return
+	}
+	if d.Status != DiagRequested {
+		writeError(w, http.StatusConflict, "diagnostic request "+diagID+" already has a bundle")
+		return
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.wireError(w, r, "bundle", err)
+		return
+	}
+	if err := CheckBundle(data); err != nil {
+		s.log.Warn("rejected bundle", "install_id", installID, "diagnostic_id", diagID, "bytes", len(data))
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sum := sha256.Sum256(data)
+	name := diagID + ".zip"
+	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, "bundles", name), data); err != nil {
+		s.fail(w, "store bundle", err)
+		return
+	}
+	if err := s.store.MarkUploaded(r.Context(), diagID, installID, int64(len(data)), hex.EncodeToString(sum[:]), name); err != nil {
+		s.fail(w, "store bundle", err)
+		return
+	}
+	s.log.Info("diagnostic bundle uploaded", "install_id", installID, "diagnostic_id", diagID, "bytes", len(data))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeFileAtomic writes data 0600 via a temporary file and rename, so a
+// crash never leaves a half bundle under the final name.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".upload-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// handleTUF serves one channel's signed repository files to installs whose
+// license allows that channel. release.RepoFile refuses any name that could
+// leave the channel's directory.
+func (s *Server) handleTUF(area string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		channel, file := r.PathValue("channel"), r.PathValue("file")
+		if s.cfg.RepoDir == "" {
+			writeError(w, http.StatusNotFound, "this plane serves no releases")
+			return
+		}
+		p, err := release.RepoFile(s.cfg.RepoDir, channel, area, file)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad channel or file name")
+			return
+		}
+		in, err := s.store.Install(r.Context(), installFrom(r))
+		if err != nil {
+			s.fail(w, "tuf", err)
+			return
+		}
+		if !slices.Contains(in.LicenseChannels, channel) {
+			s.log.Warn("channel refused", "install_id", in.ID, "license_id", in.LicenseID, "channel", channel)
+			writeError(w, http.StatusForbidden, "channel "+channel+" is not allowed by license "+in.LicenseID)
+			return
+		}
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			writeError(w, http.StatusNotFound, "no such file in channel "+channel)
+			return
+		}
+		if err != nil {
+			s.fail(w, "tuf", err)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			writeError(w, http.StatusNotFound, "no such file in channel "+channel)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if area == "metadata" {
+			w.Header().Set("Content-Type", "application/json")
+		} else {
+			w.Header().Set("Content-Type", "application/octet-stream")
+		}
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+	}
+}

@@ -1,0 +1,221 @@
+package plane
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// sessionCookie holds sessionValue(admin token) for the dashboard.
+const sessionCookie = "tether_plane_session"
+
+func parseTemplates() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{"age": formatAge}
+	out := map[string]*template.Template{}
+	for _, page := range []string{"index", "install", "login"} {
+		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("plane: parse template %s: %w", page, err)
+		}
+		out[page] = t
+	}
+	return out, nil
+}
+
+// formatAge renders a heartbeat age as "42s", "5m", "3h" or "2d".
+func formatAge(sec int64) string {
+	switch {
+	case sec < 0:
+		return "0s"
+	case sec < 120:
+		return fmt.Sprintf("%ds", sec)
+	case sec < 2*3600:
+		return fmt.Sprintf("%dm", sec/60)
+	case sec < 2*86400:
+		return fmt.Sprintf("%dh", sec/3600)
+	default:
+		return fmt.Sprintf("%dd", sec/86400)
+	}
+}
+
+// page is what every template gets.
+type page struct {
+	Title    string
+	Now      time.Time
+	LoggedIn bool
+}
+
+func (s *Server) render(w http.ResponseWriter, name string, status int, data any) {
+	var buf bytes.Buffer
+	if err := s.templates[name].ExecuteTemplate(&buf, name+".html", data); err != nil {
+		s.log.Error("render dashboard", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// The dashboard needs no script and no framing; say so to the browser.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// dashboard guards a page: a valid session cookie passes; ?token=<admin
+// token> once sets the cookie and redirects to the same page without the
+// token (so it leaves the address bar and history); anything else goes to
+// the login form.
+func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(c.Value) {
+			h(w, r)
+			return
+		}
+		if tok := r.URL.Query().Get("token"); tok != "" && s.validAdminToken(tok) {
+			s.setSession(w, r)
+			q := r.URL.Query()
+			q.Del("token")
+			u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+			http.Redirect(w, r, u.String(), http.StatusSeeOther)
+			return
+		}
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+	}
+}
+
+// validSession compares in constant time: the cookie is a credential too.
+func (s *Server) validSession(v string) bool {
+	return subtle.ConstantTimeCompare([]byte(v), []byte(s.session)) == 1
+}
+
+func (s *Server) setSession(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookie,
+		Value:    s.session,
+		Path:     "/",
+		HttpOnly: true,
+		Secure:   r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+		SameSite: http.SameSiteStrictMode,
+		MaxAge:   12 * 3600,
+	})
+}
+
+// safeNext keeps post-login redirects on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+type loginPage struct {
+	page
+	Error string
+	Next  string
+}
+
+func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
+	s.render(w, "login", http.StatusOK, loginPage{page: page{Title: "Log in", Now: s.now()}, Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if err := r.ParseForm(); err != nil || !s.validAdminToken(strings.TrimSpace(r.PostForm.Get("token"))) {
+		s.log.Warn("dashboard login failed")
+		s.render(w, "login", http.StatusUnauthorized, loginPage{page: page{Title: "Log in", Now: s.now()},
+			Error: "That is not the admin token.", Next: safeNext(r.PostForm.Get("next"))})
+		return
+	}
+	s.setSession(w, r)
+	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+type indexPage struct {
+	page
+	Installs   []InstallView
+	StaleCount int
+	Pending    []Diagnostic
+}
+
+func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
+	ins, err := s.store.Installs(r.Context())
+	if err != nil {
+		s.log.Error("dashboard", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	p := indexPage{page: page{Title: "Fleet", Now: s.now(), LoggedIn: true}}
+	for _, in := range ins {
+		v := s.view(in)
+		if v.StaleNow {
+			p.StaleCount++
+		}
+		p.Installs = append(p.Installs, v)
+	}
+	if p.Pending, err = s.store.Diagnostics(r.Context(), "", DiagRequested); err != nil {
+		s.log.Error("dashboard", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, "index", http.StatusOK, p)
+}
+
+type historyRow struct {
+	HeartbeatEntry
+	Heartbeat wire.Heartbeat
+}
+
+type installPage struct {
+	page
+	Detail  InstallDetail
+	History []historyRow
+}
+
+// dashboardHistory is how many heartbeats the install page shows.
+const dashboardHistory = 100
+
+func (s *Server) handleDashboardInstall(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !wire.ValidID(id) {
+		http.Error(w, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -", http.StatusBadRequest)
+		return
+	}
+	d, err := s.installDetail(r, id, dashboardHistory)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			http.Error(w, "no install "+id, http.StatusNotFound)
+			return
+		}
+		s.log.Error("dashboard install", "install_id", id, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	p := installPage{page: page{Title: "Install " + id, Now: s.now(), LoggedIn: true}, Detail: d}
+	for _, e := range d.History {
+		row := historyRow{HeartbeatEntry: e}
+		// The body was re-encoded from a validated wire.Heartbeat, so this
+		// only fails if the database was edited by hand; show the row anyway.
+		_ = json.Unmarshal(e.Body, &row.Heartbeat)
+		p.History = append(p.History, row)
+	}
+	s.render(w, "install", http.StatusOK, p)
+}

@@ -1,0 +1,233 @@
+package plane
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tetherhq/tether/internal/reqsign"
+)
+
+// Config is what a Server needs; New validates it once.
+type Config struct {
+	Store  *Store
+	Logger *slog.Logger
+	Now    func() time.Time
+
+	// DataDir holds uploaded diagnostic bundles (DataDir/bundles).
+	DataDir string
+	// RepoDir holds the per-channel TUF repositories served to agents
+	// (RepoDir/<channel>/{metadata,targets}); empty serves none.
+	RepoDir string
+	// AdminToken guards the admin API and the dashboard.
+	AdminToken string
+	// LicenseKey verifies licenses registered through the admin API, so a
+	// typo'd or forged file cannot become an activatable license.
+	LicenseKey ed25519.PublicKey
+
+	HeartbeatInterval time.Duration // told to agents; default 60s
+	StaleAfter        int           // missed intervals before an install is stale; default 3
+	MaxSkew           time.Duration // signed request clock tolerance; default 5m
+	MaxBundleBytes    int64         // diagnostic bundle cap; default and ceiling reqsign.MaxBody (16 MiB)
+
+	// AlertWebhook receives alert JSON; empty only logs alerts.
+	AlertWebhook string
+	// HTTPClient posts alerts; nil uses a client with a 10s timeout.
+	HTTPClient *http.Client
+}
+
+// Server is the plane: agent API, admin API and dashboard on one handler,
+// plus the background loops Run drives.
+type Server struct {
+	cfg     Config
+	store   *Store
+	log     *slog.Logger
+	now     func() time.Time
+	alerter *Alerter
+	mux     *http.ServeMux
+	session string // the dashboard cookie value, derived from the admin token
+
+	templates map[string]*template.Template
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultHeartbeatInterval = 60 * time.Second
+	DefaultStaleAfter        = 3
+	DefaultMaxSkew           = 5 * time.Minute
+	DefaultMaxBundleBytes    = reqsign.MaxBody
+)
+
+// New validates cfg and builds the server's routes.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("plane: config: Store is required")
+	case cfg.Logger == nil:
+		return nil, errors.New("plane: config: Logger is required")
+	case cfg.Now == nil:
+		return nil, errors.New("plane: config: Now is required")
+	case cfg.DataDir == "":
+		return nil, errors.New("plane: config: DataDir is required")
+	case len(cfg.AdminToken) < 32:
+		return nil, errors.New("plane: config: AdminToken must be at least 32 characters")
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.StaleAfter == 0 {
+		cfg.StaleAfter = DefaultStaleAfter
+	}
+	if cfg.MaxSkew == 0 {
+		cfg.MaxSkew = DefaultMaxSkew
+	}
+	if cfg.MaxBundleBytes == 0 || cfg.MaxBundleBytes > reqsign.MaxBody {
+		cfg.MaxBundleBytes = DefaultMaxBundleBytes
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "bundles"), 0o700); err != nil {
+		return nil, fmt.Errorf("plane: create bundle directory: %w", err)
+	}
+	tmpl, err := parseTemplates()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		templates: tmpl,
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		session: sessionValue(cfg.AdminToken),
+		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
+			Logger: cfg.Logger, Now: cfg.Now},
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the plane's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Alerter exposes the alert deliverer so tests and operators can tune
+// its backoff before Run starts.
+func (s *Server) Alerter() *Alerter { return s.alerter }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	// Agent API (protocol.md). Activation is the one unsigned call.
+	m.Handle("POST /v1/activate", s.limit(http.HandlerFunc(s.handleActivate), 64<<10))
+	m.Handle("POST /v1/heartbeat", s.signed(s.handleHeartbeat, 64<<10))
+	m.Handle("POST /v1/telemetry", s.signed(s.handleTelemetry, 64<<10))
+	m.Handle("GET /v1/diagnostics", s.signed(s.handleAgentDiagnostics, 0))
+	m.Handle("POST /v1/diagnostics/{id}/bundle", s.signed(s.handleBundleUpload, s.cfg.MaxBundleBytes))
+	m.Handle("GET /v1/tuf/{channel}/metadata/{file}", s.signed(s.handleTUF("metadata"), 0))
+	m.Handle("GET /v1/tuf/{channel}/targets/{file...}", s.signed(s.handleTUF("targets"), 0))
+
+	// Admin API.
+	m.Handle("GET /v1/admin/installs", s.admin(s.handleAdminInstalls))
+	m.Handle("GET /v1/admin/installs/{id}", s.admin(s.handleAdminInstall))
+	m.Handle("POST /v1/admin/installs/{id}/revoke", s.admin(s.handleAdminRevoke))
+	m.Handle("POST /v1/admin/diagnostics", s.admin(s.handleAdminRequestDiag))
+	m.Handle("GET /v1/admin/diagnostics", s.admin(s.handleAdminDiagnostics))
+	m.Handle("GET /v1/admin/diagnostics/{id}/bundle", s.admin(s.handleAdminBundle))
+	m.Handle("GET /v1/admin/releases", s.admin(s.handleAdminReleases))
+	m.Handle("GET /v1/admin/licenses", s.admin(s.handleAdminLicenses))
+	m.Handle("POST /v1/admin/licenses", s.admin(s.handleAdminRegisterLicense))
+
+	// Dashboard.
+	m.HandleFunc("GET /{$}", s.dashboard(s.handleDashboard))
+	m.HandleFunc("GET /installs/{id}", s.dashboard(s.handleDashboardInstall))
+	m.HandleFunc("GET /login", s.handleLoginForm)
+	m.HandleFunc("POST /login", s.handleLogin)
+	m.HandleFunc("POST /logout", s.handleLogout)
+
+	m.HandleFunc("GET /healthz", s.handleHealthz)
+	s.mux = m
+}
+
+// limit caps a request body; the signature check reads the whole body, so
+// the cap has to sit in front of it.
+func (s *Server) limit(h http.Handler, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	if err := s.store.DB().PingContext(r.Context()); err != nil {
+		s.log.Error("healthz: database unreachable", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "database unreachable")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// Run drives the background work until ctx ends: flagging stale installs,
+// delivering alerts and pruning expired nonces. tick sets how often; zero
+// means every 5 seconds.
+func (s *Server) Run(ctx context.Context, tick time.Duration) error {
+	if tick == 0 {
+		tick = 5 * time.Second
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastPrune := time.Time{}
+	for {
+		s.Sweep(ctx)
+		if now := s.now(); now.Sub(lastPrune) > time.Minute {
+			if n, err := s.store.PruneNonces(ctx); err != nil {
+				s.log.Error("prune nonces", "err", err)
+			} else if n > 0 {
+				s.log.Debug("pruned nonces", "count", n)
+			}
+			lastPrune = now
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep flags newly stale installs and delivers due alerts once.
+func (s *Server) Sweep(ctx context.Context) {
+	ids, err := s.store.MarkStale(ctx, int64(s.cfg.StaleAfter))
+	if err != nil {
+		s.log.Error("mark stale", "err", err)
+	}
+	for _, id := range ids {
+		s.log.Warn("install stale", "install_id", id)
+	}
+	if _, err := s.alerter.DeliverDue(ctx); err != nil {
+		s.log.Error("deliver alerts", "err", err)
+	}
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// writeError answers with a JSON error. msg must be safe to show: it is
+// built from IDs and rules, never from request content.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
