@@ -1,0 +1,129 @@
+package updater
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// RunTUFClient is the client-under-test CLI of the TUF conformance suite
+// (github.com/theupdateframework/tuf-conformance, CLIENT-CLI.md), built on
+// the same go-tuf setup the agent uses, so the suite can check this
+// updater's behaviour against the specification:
+//
+//	--metadata-dir DIR init TRUSTED_ROOT
+//	--metadata-dir DIR --metadata-url URL refresh
+//	--metadata-dir DIR --metadata-url URL --target-name PATH \
+//	    --target-base-url URL --target-dir DIR download
+//
+// Flags may come before or after the command. It returns the exit code:
+// 0 on success, 1 on any failure (as the suite expects).
+func RunTUFClient(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tuf-client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	metadataDir := fs.String("metadata-dir", "", "directory of trusted metadata")
+	metadataURL := fs.String("metadata-url", "", "base URL of the repository's metadata")
+	targetName := fs.String("target-name", "", "TUF target path to download")
+	targetBaseURL := fs.String("target-base-url", "", "base URL of the repository's targets")
+	targetDir := fs.String("target-dir", "", "directory to store downloaded targets")
+
+	// The suite puts flags after the command; flag stops at the first
+	// argument, so parse again after each positional one.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return 1
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "tuf-client:", err)
+		return 1
+	}
+	if len(positional) == 0 {
+		return fail(errors.New("usage: tuf-client --metadata-dir DIR [flags] init ROOT | refresh | download"))
+	}
+	if *metadataDir == "" {
+		return fail(errors.New("--metadata-dir is required"))
+	}
+	switch cmd := positional[0]; cmd {
+	case "init":
+		if len(positional) != 2 {
+			return fail(errors.New("usage: init TRUSTED_ROOT"))
+		}
+		root, err := os.ReadFile(positional[1])
+		if err != nil {
+			return fail(err)
+		}
+		if err := Init(*metadataDir, root); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(stdout, "tuf-client: initialized", *metadataDir)
+		return 0
+	case "refresh", "download":
+		if len(positional) != 1 {
+			return fail(fmt.Errorf("%s takes no arguments", cmd))
+		}
+		if *metadataURL == "" {
+			return fail(errors.New("--metadata-url is required"))
+		}
+		if cmd == "download" && (*targetName == "" || *targetBaseURL == "" || *targetDir == "") {
+			return fail(errors.New("download needs --target-name, --target-base-url and --target-dir"))
+		}
+		f := &httpFetcher{ctx: ctx, client: &http.Client{Timeout: time.Minute}}
+		// Targets are only written with explicit paths below; go-tuf still
+		// wants a directory, and the metadata directory must hold nothing
+		// but the top-level metadata files, so point it at the target dir
+		// (or the metadata dir, which go-tuf then leaves untouched).
+		cacheDir := *targetDir
+		if cacheDir == "" {
+			cacheDir = *metadataDir
+		}
+		up, err := newTUF(tufOptions{
+			metadataDir: *metadataDir, targetsDir: cacheDir,
+			metadataURL: *metadataURL, targetsURL: *targetBaseURL,
+			fetcher: f, now: time.Now(),
+		})
+		if err != nil {
+			return fail(err)
+		}
+		if err := up.Refresh(); err != nil {
+			return fail(err)
+		}
+		if cmd == "refresh" {
+			fmt.Fprintln(stdout, "tuf-client: refreshed", *metadataDir)
+			return 0
+		}
+		info, err := up.GetTargetInfo(*targetName)
+		if err != nil {
+			return fail(err)
+		}
+		if err := os.MkdirAll(*targetDir, 0o755); err != nil {
+			return fail(err)
+		}
+		dst := filepath.Join(*targetDir, url.PathEscape(*targetName))
+		if p, _, err := up.FindCachedTarget(info, dst); err == nil && p != "" {
+			fmt.Fprintln(stdout, "tuf-client: already have", dst)
+			return 0
+		}
+		if _, _, err := up.DownloadTarget(info, dst, *targetBaseURL); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(stdout, "tuf-client: downloaded", dst)
+		return 0
+	default:
+		return fail(fmt.Errorf("unknown command %q", cmd))
+	}
+}

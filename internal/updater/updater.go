@@ -1,0 +1,362 @@
+// Package updater is the agent's view of releases. It trusts nothing but the
+// root metadata installed with the agent: every timestamp, snapshot, targets
+// file, release manifest and artifact is checked by go-tuf's updater against
+// that root before this package acts on it, so rollback to older metadata,
+// freeze (serving expired metadata) and mix-and-match (combining files from
+// different repository states or channels) are refused with go-tuf's typed
+// errors (metadata.ErrBadVersionNumber, ErrExpiredMetadata,
+// ErrLengthOrHashMismatch, ...), which callers match with errors.Is.
+//
+// Online agents use Client against the plane's /v1/tuf/{channel}/ endpoints;
+// air-gapped agents use ImportBundle on a file exported by the vendor.
+// RunTUFClient exposes the same machinery as the TUF conformance suite's
+// client CLI.
+package updater
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetherhq/tether/internal/release"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+)
+
+// Errors of this package; go-tuf's own typed errors pass through wrapped.
+var (
+	// ErrNotInitialized means the metadata directory has no trusted root:
+	// the agent was not installed with one, and it never trusts on first use.
+	ErrNotInitialized = errors.New("updater: no trusted root installed")
+	// ErrAlreadyInitialized means Init was given a root other than the one
+	// already trusted; replacing it would undo root rotations.
+	ErrAlreadyInitialized = errors.New("updater: a different trusted root is already installed")
+	// ErrChannelMismatch means a verified manifest names another channel.
+	// All channels share signing keys, so this is the check that stops a
+	// plane (or a man in the middle) from serving one channel's repository
+	// to an agent on another.
+	ErrChannelMismatch = errors.New("updater: manifest is for another channel")
+	// ErrManifestMismatch means a manifest disagrees with the signed targets
+	// metadata about its own path or an artifact's hash or size.
+	ErrManifestMismatch = errors.New("updater: manifest disagrees with signed targets")
+	// ErrUnknownArtifact means the release has no such artifact, or it is
+	// not among the signed targets.
+	ErrUnknownArtifact = errors.New("updater: unknown artifact")
+)
+
+const rootFile = "root.json"
+
+// Config configures a Client.
+type Config struct {
+	MetadataDir       string // persisted trusted metadata; holds the install-time root.json
+	RemoteMetadataURL string // e.g. https://plane/v1/tuf/stable/metadata
+	RemoteTargetsURL  string // e.g. https://plane/v1/tuf/stable/targets
+	HTTPClient        *http.Client
+	// Sign, if set, signs every TUF request (the plane authenticates agents
+	// on these endpoints like on any other).
+	Sign func(*http.Request) error
+	// Now is the clock expiry is checked against; default time.Now.
+	Now func() time.Time
+	// Channel, if set, is the only channel whose manifests are accepted.
+	Channel string
+}
+
+// Init installs the trusted root an agent ships with. The root must verify
+// against itself (threshold of its own root keys); installing it again is a
+// no-op, and installing a different one over an existing root is refused.
+func Init(metadataDir string, trustedRoot []byte) error {
+	root, err := metadata.Root().FromBytes(trustedRoot)
+	if err != nil {
+		return fmt.Errorf("updater: init: parse root: %w", err)
+	}
+	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
+		return fmt.Errorf("updater: init: root does not verify itself: %w", err)
+	}
+	if err := os.MkdirAll(metadataDir, 0o700); err != nil {
+		return fmt.Errorf("updater: init: %w", err)
+	}
+	p := filepath.Join(metadataDir, rootFile)
+	existing, err := os.ReadFile(p)
+	switch {
+	case err == nil && bytes.Equal(existing, trustedRoot):
+		return nil
+	case err == nil:
+		return fmt.Errorf("updater: init: %w", ErrAlreadyInitialized)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("updater: init: %w", err)
+	}
+	tmp, err := os.CreateTemp(metadataDir, ".root-")
+	if err != nil {
+		return fmt.Errorf("updater: init: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(trustedRoot); err != nil {
+		tmp.Close()
+		return fmt.Errorf("updater: init: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("updater: init: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("updater: init: %w", err)
+	}
+	return nil
+}
+
+// Client is an agent's verified view of one channel. It is safe for
+// concurrent use; calls are serialized because go-tuf's Updater is not.
+type Client struct {
+	cfg     Config
+	mu      sync.Mutex
+	fetcher *httpFetcher
+	up      *updater.Updater // nil until a Refresh succeeds
+}
+
+// New makes a Client; it fails with ErrNotInitialized unless MetadataDir
+// holds a trusted root.
+func New(cfg Config) (*Client, error) {
+	if cfg.MetadataDir == "" || cfg.RemoteMetadataURL == "" {
+		return nil, fmt.Errorf("updater: new: MetadataDir and RemoteMetadataURL are required")
+	}
+	if cfg.Channel != "" {
+		if err := release.ValidateChannel(cfg.Channel); err != nil {
+			return nil, fmt.Errorf("updater: new: %w", err)
+		}
+	}
+	if _, err := readRoot(cfg.MetadataDir); err != nil {
+		return nil, fmt.Errorf("updater: new: %w", err)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Client{cfg: cfg, fetcher: &httpFetcher{client: cfg.HTTPClient, sign: cfg.Sign}}, nil
+}
+
+func readRoot(metadataDir string) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(metadataDir, rootFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotInitialized
+	}
+	return data, err
+}
+
+// tufOptions are what every go-tuf updater in this package is built from.
+type tufOptions struct {
+	metadataDir, targetsDir string
+	metadataURL, targetsURL string
+	fetcher                 fetcher.Fetcher
+	now                     time.Time
+}
+
+// newTUF builds a go-tuf updater on the persisted trusted root. Because
+// go-tuf persists every newer verified root, timestamp, snapshot and targets
+// it accepts, the next refresh compares against them: that is what makes a
+// rollback visible across agent restarts.
+func newTUF(o tufOptions) (*updater.Updater, error) {
+	root, err := readRoot(o.metadataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.New(o.metadataURL, root)
+	if err != nil {
+		return nil, err
+	}
+	cfg.LocalMetadataDir = o.metadataDir
+	cfg.LocalTargetsDir = o.targetsDir
+	cfg.RemoteTargetsURL = o.targetsURL
+	cfg.Fetcher = o.fetcher
+	up, err := updater.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// go-tuf reads the wall clock when the updater is made; the agent's
+	// injected clock is the one expiry is judged by.
+	up.UnsafeSetRefTime(o.now.UTC())
+	return up, nil
+}
+
+// Refresh runs the TUF client workflow (root, timestamp, snapshot, targets)
+// against the remote repository. On any failure the client forgets its
+// previous view, so Releases and Fetch cannot act on metadata that the
+// latest refresh could not confirm.
+func (c *Client) Refresh(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refreshLocked(ctx)
+}
+
+func (c *Client) refreshLocked(ctx context.Context) error {
+	c.up = nil
+	c.fetcher.ctx = ctx
+	up, err := newTUF(tufOptions{
+		metadataDir: c.cfg.MetadataDir,
+		targetsDir:  filepath.Join(c.cfg.MetadataDir, "targets"),
+		metadataURL: c.cfg.RemoteMetadataURL,
+		targetsURL:  c.cfg.RemoteTargetsURL,
+		fetcher:     c.fetcher,
+		now:         c.cfg.Now(),
+	})
+	if err != nil {
+		return fmt.Errorf("updater: refresh: %w", err)
+	}
+	if err := up.Refresh(); err != nil {
+		return fmt.Errorf("updater: refresh: %w", err)
+	}
+	c.up = up
+	return nil
+}
+
+func (c *Client) ready(ctx context.Context) error {
+	c.fetcher.ctx = ctx
+	if c.up != nil {
+		return nil
+	}
+	return c.refreshLocked(ctx)
+}
+
+// Releases returns the channel's verified release manifests, newest first.
+// It refreshes first if no refresh has succeeded yet.
+func (c *Client) Releases(ctx context.Context) ([]release.Manifest, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.ready(ctx); err != nil {
+		return nil, err
+	}
+	ms, err := verifiedManifests(c.up, c.cfg.Channel)
+	if err != nil {
+		return nil, fmt.Errorf("updater: releases: %w", err)
+	}
+	return ms, nil
+}
+
+// verifiedManifests downloads (or finds cached) every releases/*.json target
+// named by the trusted targets metadata, lets go-tuf check its hash and
+// length, then parses it strictly and cross-checks it against the targets.
+func verifiedManifests(up *updater.Updater, channel string) ([]release.Manifest, error) {
+	targets := up.GetTopLevelTargets()
+	var out []release.Manifest
+	for p, info := range targets {
+		version, ok := strings.CutPrefix(p, "releases/")
+		if !ok {
+			continue
+		}
+		version, ok = strings.CutSuffix(version, ".json")
+		if !ok {
+			continue
+		}
+		_, data, err := up.FindCachedTarget(info, "")
+		if err != nil {
+			return nil, err
+		}
+		if data == nil {
+			if _, data, err = up.DownloadTarget(info, "", ""); err != nil {
+				return nil, fmt.Errorf("manifest %s: %w", version, err)
+			}
+		}
+		m, err := release.ParseManifest(data)
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", version, err)
+		}
+		if m.Version != version {
+			return nil, fmt.Errorf("manifest at %s names version %s: %w", version, m.Version, ErrManifestMismatch)
+		}
+		if channel != "" && m.Channel != channel {
+			return nil, fmt.Errorf("manifest %s: %w", version, ErrChannelMismatch)
+		}
+		for name, a := range m.Artifacts {
+			if err := checkArtifact(targets, a); err != nil {
+				return nil, fmt.Errorf("manifest %s artifact %s: %w", version, name, err)
+			}
+		}
+		out = append(out, m)
+	}
+	release.SortNewestFirst(out)
+	return out, nil
+}
+
+// checkArtifact makes sure an artifact the manifest names is a signed target
+// with the same hash and size, so the manifest cannot point anywhere else.
+func checkArtifact(targets map[string]*metadata.TargetFiles, a release.Artifact) error {
+	info, ok := targets[a.Target]
+	if !ok {
+		return ErrUnknownArtifact
+	}
+	if info.Length != a.Size || hex.EncodeToString(info.Hashes["sha256"]) != a.SHA256 {
+		return ErrManifestMismatch
+	}
+	return nil
+}
+
+// Latest returns the newest release that applies to an agent at version
+// current: newer than current, and current is at or after its MinFrom. If
+// the newest release needs a newer starting point, an older applicable one
+// (a stepping stone) is returned. ok is false when nothing applies.
+func (c *Client) Latest(ctx context.Context, current string) (*release.Manifest, bool, error) {
+	cur, err := release.ParseVersion(current)
+	if err != nil {
+		return nil, false, fmt.Errorf("updater: latest: current: %w", err)
+	}
+	ms, err := c.Releases(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, m := range ms {
+		v, err := release.ParseVersion(m.Version)
+		if err != nil || v.Compare(cur) <= 0 {
+			continue
+		}
+		if m.MinFrom != "" {
+			from, err := release.ParseVersion(m.MinFrom)
+			if err != nil || cur.Compare(from) < 0 {
+				continue
+			}
+		}
+		return &m, true, nil
+	}
+	return nil, false, nil
+}
+
+// Fetch downloads one artifact of a release into dstDir/<artifact> and
+// returns its path. go-tuf verifies length and hash against the signed
+// targets metadata before anything is written; the manifest's own record of
+// the hash must agree with it too.
+func (c *Client) Fetch(ctx context.Context, m release.Manifest, artifact, dstDir string) (string, error) {
+	if err := m.Validate(); err != nil {
+		return "", fmt.Errorf("updater: fetch: %w", err)
+	}
+	a, ok := m.Artifacts[artifact]
+	if !ok {
+		return "", fmt.Errorf("updater: fetch %s: %w", m.Version, ErrUnknownArtifact)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.ready(ctx); err != nil {
+		return "", err
+	}
+	targets := c.up.GetTopLevelTargets()
+	if err := checkArtifact(targets, a); err != nil {
+		return "", fmt.Errorf("updater: fetch %s: %w", m.Version, err)
+	}
+	if err := os.MkdirAll(dstDir, 0o755); err != nil {
+		return "", fmt.Errorf("updater: fetch: %w", err)
+	}
+	p, _, err := c.up.DownloadTarget(targets[a.Target], filepath.Join(dstDir, artifact), "")
+	if err != nil {
+		return "", fmt.Errorf("updater: fetch %s: %w", m.Version, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,565 @@
+package updater
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/tetherhq/tether/internal/release"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// bundle is a vendor repository built with internal/release, served over
+// HTTP the way the plane serves it, and an agent metadata directory
+// initialized with the vendor's root.
+type bundle struct {
+	t                *testing.T
+	now              time.Time
+	keysDir, repoDir string
+	agentDir         string
+	artifact         []byte
+	srv              *httptest.Server
+
+	mu        sync.Mutex
+	overrides map[string][]byte // "stable/metadata/timestamp.json" -> bytes served instead
+	requests  []string
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	b := &bundle{
+		t:         t,
+		now:       time.Now().UTC().Truncate(time.Second),
+		keysDir:   filepath.Join(t.TempDir(), "keys"),
+		repoDir:   t.TempDir(),
+		agentDir:  filepath.Join(t.TempDir(), "agent"),
+		artifact:  []byte("tether-agent binary v1\n"),
+		overrides: map[string][]byte{},
+	}
+	if _, err := release.InitKeys(b.keysDir, release.KeyOptions{}, b.now); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /tuf/{channel}/{area}/{name...}", func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("channel") + "/" + r.PathValue("area") + "/" + r.PathValue("name")
+		b.mu.Lock()
+		b.requests = append(b.requests, key)
+		data, ok := b.overrides[key]
+		b.mu.Unlock()
+		if !ok {
+			p, err := release.RepoFile(b.repoDir, r.PathValue("channel"), r.PathValue("area"), r.PathValue("name"))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			if data, err = os.ReadFile(p); err != nil {
+				http.NotFound(w, r)
+				return
+			}
+		}
+		_, _ = w.Write(data)
+	})
+	b.srv = httptest.NewServer(mux)
+	t.Cleanup(b.srv.Close)
+	if err := Init(b.agentDir, b.rootJSON()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (b *bundle) rootJSON() []byte {
+	data, err := os.ReadFile(filepath.Join(b.keysDir, "root.json"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return data
+}
+
+func (b *bundle) publish(channel, version, minFrom string) release.Manifest {
+	b.t.Helper()
+	art := filepath.Join(b.t.TempDir(), "tether-agent")
+	if err := os.WriteFile(art, append([]byte(version+":"), b.artifact...), 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	m, err := release.Publish(context.Background(), b.repoDir, b.keysDir, release.PublishOptions{
+		Version: version, Channel: channel, MinFrom: minFrom,
+		Artifacts: map[string]string{"tether-agent": art},
+		Images:    map[string]string{"api": "registry.example/tether/api@sha256:" + strings.Repeat("ab", 32)},
+		SchemaMin: 1, SchemaMax: 2,
+	}, b.now)
+	if err != nil {
+		b.t.Fatalf("publish %s %s: %v", channel, version, err)
+	}
+	return m
+}
+
+func (b *bundle) client(channel string, mods ...func(*Config)) *Client {
+	b.t.Helper()
+	cfg := Config{
+		MetadataDir:       b.agentDir,
+		RemoteMetadataURL: b.srv.URL + "/tuf/" + channel + "/metadata",
+		RemoteTargetsURL:  b.srv.URL + "/tuf/" + channel + "/targets",
+		Now:               func() time.Time { return b.now.Add(time.Minute) },
+		Channel:           channel,
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return c
+}
+
+func (b *bundle) serveInstead(key string, data []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.overrides[key] = data
+}
+
+func (b *bundle) repoFile(channel, area, name string) []byte {
+	b.t.Helper()
+	data, err := os.ReadFile(filepath.Join(b.repoDir, channel, area, name))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return data
+}
+
+func versionsOf(ms []release.Manifest) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Version)
+	}
+	return out
+}
+
+func TestHappyPath(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.publish("stable", "1.0.0", "")
+	m11 := b.publish("stable", "1.1.0", "1.0.0")
+
+	c := b.client("stable")
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := c.Releases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versionsOf(ms); !slices.Equal(got, []string{"1.1.0", "1.0.0"}) {
+		t.Fatalf("Releases = %v", got)
+	}
+	if ms[0].Artifacts["tether-agent"] != m11.Artifacts["tether-agent"] || ms[0].Images["api"] != m11.Images["api"] {
+		t.Errorf("verified manifest differs from published: %+v", ms[0])
+	}
+
+	latest, ok, err := c.Latest(ctx, "1.0.0")
+	if err != nil || !ok || latest.Version != "1.1.0" {
+		t.Fatalf("Latest(1.0.0) = %v, %v, %v", latest, ok, err)
+	}
+	dst := t.TempDir()
+	p, err := c.Fetch(ctx, *latest, "tether-agent", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || !bytes.Equal(got, append([]byte("1.1.0:"), b.artifact...)) {
+		t.Fatalf("fetched %q, %v", got, err)
+	}
+	if p != filepath.Join(dst, "tether-agent") {
+		t.Errorf("fetched to %s", p)
+	}
+	if _, err := c.Fetch(ctx, *latest, "nope", dst); !errors.Is(err, ErrUnknownArtifact) {
+		t.Errorf("fetch of unknown artifact: %v", err)
+	}
+	// The trusted metadata persisted: a restarted agent can refresh again.
+	for _, f := range []string{"root.json", "timestamp.json", "snapshot.json", "targets.json"} {
+		if _, err := os.Stat(filepath.Join(b.agentDir, f)); err != nil {
+			t.Errorf("trusted %s not persisted: %v", f, err)
+		}
+	}
+	if err := b.client("stable").Refresh(ctx); err != nil {
+		t.Errorf("refresh after restart: %v", err)
+	}
+}
+
+func TestLatest(t *testing.T) {
+	b := setup(t)
+	b.publish("stable", "1.0.0", "")
+	b.publish("stable", "1.1.0", "1.0.0")
+	b.publish("stable", "2.0.0", "1.1.0")
+	b.publish("stable", "2.1.0-rc.1", "2.0.0")
+	c := b.client("stable")
+	tests := []struct {
+		current string
+		want    string // "" means nothing applies
+		wantErr bool
+	}{
+		{current: "0.9.0", want: "1.0.0"},
+		{current: "1.0.0", want: "1.1.0"},
+		{current: "1.0.5", want: "1.1.0"},
+		{current: "1.1.0", want: "2.0.0"},
+		{current: "2.0.0", want: "2.1.0-rc.1"},
+		{current: "2.1.0-rc.1", want: ""},
+		{current: "3.0.0", want: ""},
+		{current: "v1", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.current, func(t *testing.T) {
+			m, ok, err := c.Latest(context.Background(), tt.current)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			got := ""
+			if ok {
+				got = m.Version
+			}
+			if got != tt.want {
+				t.Errorf("Latest(%s) = %q, want %q", tt.current, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTamperedTargetRefused(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	m := b.publish("stable", "1.0.0", "")
+	a := m.Artifacts["tether-agent"]
+	onDisk := filepath.Join(b.repoDir, "stable", "targets", "artifacts", "1.0.0", a.SHA256+".tether-agent")
+	good, err := os.ReadFile(onDisk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"same length, one byte flipped", append(append([]byte{}, good[:len(good)-1]...), good[len(good)-1]^1)},
+		{"longer", append(append([]byte{}, good...), "evil"...)},
+		{"shorter", good[:len(good)-3]},
+	}
+	c := b.client("stable")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(onDisk, tt.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dst := t.TempDir()
+			_, err := c.Fetch(ctx, m, "tether-agent", dst)
+			if !lengthOrHashRefused(err) {
+				t.Fatalf("Fetch of tampered artifact: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(dst, "tether-agent")); err == nil {
+				t.Error("tampered artifact was written")
+			}
+		})
+	}
+
+	// A manifest that claims a different artifact hash than the signed
+	// targets is refused before any download.
+	forged := m
+	forged.Artifacts = map[string]release.Artifact{"tether-agent": {Target: a.Target, SHA256: strings.Repeat("0", 64), Size: a.Size}}
+	if _, err := c.Fetch(ctx, forged, "tether-agent", t.TempDir()); !errors.Is(err, ErrManifestMismatch) {
+		t.Errorf("Fetch with forged manifest: %v", err)
+	}
+
+	// A tampered manifest target is refused as well.
+	mPath := filepath.Join(b.repoDir, "stable", "targets", "releases")
+	entries, _ := os.ReadDir(mPath)
+	raw, _ := os.ReadFile(filepath.Join(mPath, entries[0].Name()))
+	b.serveInstead("stable/targets/releases/"+entries[0].Name(), bytes.Replace(raw, []byte(`"max": 2`), []byte(`"max": 9`), 1))
+	if _, err := b.client("stable", func(cfg *Config) { cfg.MetadataDir = b.freshAgentDir() }).Releases(ctx); !lengthOrHashRefused(err) {
+		t.Errorf("Releases with a tampered manifest: %v", err)
+	}
+}
+
+func TestFreshAgentDir(t *testing.T) {
+	// Used above: a client on a fresh metadata dir must be initialized first.
+	if _, err := New(Config{MetadataDir: t.TempDir(), RemoteMetadataURL: "http://x"}); !errors.Is(err, ErrNotInitialized) {
+		t.Errorf("New without a root: %v, want ErrNotInitialized", err)
+	}
+}
+
+func TestRollbackRefused(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.publish("stable", "1.0.0", "")
+	c := b.client("stable")
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldTimestamp := b.repoFile("stable", "metadata", "timestamp.json")
+	b.publish("stable", "1.1.0", "")
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("older timestamp", func(t *testing.T) {
+		b.serveInstead("stable/metadata/timestamp.json", oldTimestamp)
+		defer b.serveInstead("stable/metadata/timestamp.json", b.repoFile("stable", "metadata", "timestamp.json"))
+		err := c.Refresh(ctx)
+		if !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
+			t.Fatalf("Refresh with rolled-back timestamp: %v", err)
+		}
+		// Fail closed: nothing is offered until a refresh succeeds.
+		if _, err := c.Releases(ctx); err == nil {
+			t.Error("Releases answered after a refused refresh")
+		}
+		// The trusted state survives a restart of the agent.
+		if err := b.client("stable").Refresh(ctx); !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
+			t.Errorf("restarted agent accepted the rollback: %v", err)
+		}
+	})
+
+	t.Run("newer timestamp naming an older snapshot", func(t *testing.T) {
+		ts, err := metadata.Timestamp().FromBytes(b.repoFile("stable", "metadata", "timestamp.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.Signed.Version++
+		ts.Signed.Meta["snapshot.json"] = metadata.MetaFile(1)
+		b.serveInstead("stable/metadata/timestamp.json", b.resign(ts, "timestamp.key"))
+		if err := c.Refresh(ctx); !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
+			t.Fatalf("Refresh with snapshot rollback: %v", err)
+		}
+	})
+}
+
+// resign signs doctored metadata with one of the vendor's real online keys,
+// the strongest attacker short of a root compromise.
+func (b *bundle) resign(ts *metadata.Metadata[metadata.TimestampType], keyFile string) []byte {
+	b.t.Helper()
+	pemData, err := os.ReadFile(filepath.Join(b.keysDir, keyFile))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemData)
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	signer, err := signature.LoadSigner(k.(ed25519.PrivateKey), crypto.Hash(0))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	ts.ClearSignatures()
+	if _, err := ts.Sign(signer); err != nil {
+		b.t.Fatal(err)
+	}
+	data, err := ts.ToBytes(true)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return data
+}
+
+func TestFreezeRefused(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.publish("stable", "1.0.0", "")
+	if err := b.client("stable").Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Two days later the plane still serves the same (1-day) timestamp.
+	late := b.client("stable", func(cfg *Config) { cfg.Now = func() time.Time { return b.now.Add(48 * time.Hour) } })
+	if err := late.Refresh(ctx); !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
+		t.Fatalf("Refresh of frozen repository: %v", err)
+	}
+	if _, _, err := late.Latest(ctx, "0.1.0"); !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
+		t.Errorf("Latest on frozen repository: %v", err)
+	}
+	// Once the vendor refreshes, the same agent proceeds.
+	if err := release.Refresh(ctx, b.repoDir, b.keysDir, b.now.Add(47*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Refresh(ctx); err != nil {
+		t.Errorf("Refresh after the vendor re-signed: %v", err)
+	}
+}
+
+// lengthOrHashRefused reports whether go-tuf refused a file because it did
+// not match the length or hash the signed metadata above it recorded: a
+// longer file is cut off while downloading, any other mismatch is caught
+// when hashed.
+func lengthOrHashRefused(err error) bool {
+	return errors.Is(err, &metadata.ErrLengthOrHashMismatch{}) || errors.Is(err, &metadata.ErrDownloadLengthMismatch{})
+}
+
+func TestMixAndMatchRefused(t *testing.T) {
+	ctx := context.Background()
+	t.Run("targets of another channel with the same version", func(t *testing.T) {
+		b := setup(t)
+		b.publish("stable", "1.0.0", "")
+		b.publish("beta", "2.0.0-beta.1", "")
+		// Both are 1.targets.json, validly signed by the same targets key.
+		b.serveInstead("stable/metadata/1.targets.json", b.repoFile("beta", "metadata", "1.targets.json"))
+		err := b.client("stable").Refresh(ctx)
+		if !lengthOrHashRefused(err) {
+			t.Fatalf("Refresh with another channel's targets: %v", err)
+		}
+	})
+	t.Run("older targets served as the current version", func(t *testing.T) {
+		b := setup(t)
+		b.publish("stable", "1.0.0", "")
+		b.publish("stable", "1.1.0", "")
+		b.serveInstead("stable/metadata/2.targets.json", b.repoFile("stable", "metadata", "1.targets.json"))
+		err := b.client("stable").Refresh(ctx)
+		if !lengthOrHashRefused(err) {
+			t.Fatalf("Refresh with mismatched targets version: %v", err)
+		}
+	})
+	t.Run("snapshot of another channel", func(t *testing.T) {
+		b := setup(t)
+		b.publish("stable", "1.0.0", "")
+		b.publish("beta", "2.0.0-beta.1", "")
+		b.serveInstead("stable/metadata/1.snapshot.json", b.repoFile("beta", "metadata", "1.snapshot.json"))
+		err := b.client("stable").Refresh(ctx)
+		if !lengthOrHashRefused(err) {
+			t.Fatalf("Refresh with another channel's snapshot: %v", err)
+		}
+	})
+}
+
+func TestRevokedReleaseDisappears(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.publish("stable", "1.0.0", "")
+	b.publish("stable", "1.1.0", "")
+	c := b.client("stable")
+	before, err := c.Releases(ctx)
+	if err != nil || len(before) != 2 {
+		t.Fatalf("Releases before revoke = %v, %v", versionsOf(before), err)
+	}
+	if err := release.Revoke(ctx, b.repoDir, b.keysDir, "stable", "1.1.0", b.now); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.Releases(ctx)
+	if err != nil || !slices.Equal(versionsOf(after), []string{"1.0.0"}) {
+		t.Fatalf("Releases after revoke = %v, %v", versionsOf(after), err)
+	}
+	if m, ok, _ := c.Latest(ctx, "1.0.0"); ok {
+		t.Errorf("Latest offers %s after revoke", m.Version)
+	}
+	// An agent holding the old manifest can no longer fetch its artifact.
+	if _, err := c.Fetch(ctx, before[0], "tether-agent", t.TempDir()); !errors.Is(err, ErrUnknownArtifact) {
+		t.Errorf("Fetch of revoked artifact: %v", err)
+	}
+}
+
+func TestChannels(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.publish("stable", "1.0.0", "")
+	b.publish("beta", "2.0.0-beta.1", "")
+
+	ms, err := b.client("stable").Releases(ctx)
+	if err != nil || !slices.Equal(versionsOf(ms), []string{"1.0.0"}) {
+		t.Errorf("stable sees %v, %v", versionsOf(ms), err)
+	}
+	// A beta repository served to a stable agent (same keys, so TUF alone
+	// cannot tell) is refused by the manifest's channel.
+	wrong := b.client("stable", func(cfg *Config) {
+		cfg.MetadataDir = b.freshAgentDir()
+		cfg.RemoteMetadataURL = b.srv.URL + "/tuf/beta/metadata"
+		cfg.RemoteTargetsURL = b.srv.URL + "/tuf/beta/targets"
+	})
+	if _, err := wrong.Releases(ctx); !errors.Is(err, ErrChannelMismatch) {
+		t.Errorf("stable agent on beta repository: %v, want ErrChannelMismatch", err)
+	}
+	// A channel with no repository (or one the plane refuses) fails.
+	var e *metadata.ErrDownloadHTTP
+	if err := b.client("nightly", func(cfg *Config) { cfg.MetadataDir = b.freshAgentDir() }).Refresh(ctx); !errors.As(err, &e) || e.StatusCode != http.StatusNotFound {
+		t.Errorf("refresh of a missing channel: %v", err)
+	}
+}
+
+func (b *bundle) freshAgentDir() string {
+	b.t.Helper()
+	dir := filepath.Join(b.t.TempDir(), "agent")
+	if err := Init(dir, b.rootJSON()); err != nil {
+		b.t.Fatal(err)
+	}
+	return dir
+}
+
+func TestInit(t *testing.T) {
+	b := setup(t)
+	root := b.rootJSON()
+	if err := Init(b.agentDir, root); err != nil {
+		t.Errorf("re-installing the same root: %v", err)
+	}
+	other := setup(t)
+	if err := Init(b.agentDir, other.rootJSON()); !errors.Is(err, ErrAlreadyInitialized) {
+		t.Errorf("installing a different root: %v, want ErrAlreadyInitialized", err)
+	}
+
+	// A root without its threshold of signatures is refused at install.
+	md, err := metadata.Root().FromBytes(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md.Signatures = md.Signatures[:1]
+	weak, err := md.ToBytes(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "m")
+	if err := Init(dir, weak); !errors.Is(err, &metadata.ErrUnsignedMetadata{}) {
+		t.Errorf("Init with 1 of 2 root signatures: %v", err)
+	}
+	if err := Init(dir, []byte("{}")); err == nil {
+		t.Error("Init accepted garbage")
+	}
+	if _, err := New(Config{MetadataDir: dir, RemoteMetadataURL: "http://x"}); !errors.Is(err, ErrNotInitialized) {
+		t.Errorf("New after refused Init: %v, want ErrNotInitialized", err)
+	}
+}
+
+func TestSignedRequests(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.publish("stable", "1.0.0", "")
+	var signed int
+	c := b.client("stable", func(cfg *Config) {
+		cfg.Sign = func(r *http.Request) error {
+			signed++
+			r.Header.Set("Tether-Install", "inst-1")
+			return nil
+		}
+	})
+	if _, err := c.Releases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	n := len(b.requests)
+	b.mu.Unlock()
+	if signed == 0 || signed != n {
+		t.Errorf("signed %d of %d requests", signed, n)
+	}
+	boom := errors.New("no key")
+	c = b.client("stable", func(cfg *Config) { cfg.Sign = func(*http.Request) error { return boom } })
+	if err := c.Refresh(ctx); !errors.Is(err, boom) {
+		t.Errorf("Refresh with failing signer: %v", err)
+	}
+}
