@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/wire"
@@ -86,8 +87,7 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pub, _ := base64.RawURLEncoding.DecodeString(req.PublicKey) // Validate checked it
-	sum := sha256.Sum256([]byte(req.ActivationToken))
-	in, err := s.store.Activate(r.Context(), hex.EncodeToString(sum[:]), pub, req.AgentVersion, s.cfg.HeartbeatInterval)
+	in, err := s.store.Activate(r.Context(), license.TokenHash(req.ActivationToken), pub, req.AgentVersion, s.cfg.HeartbeatInterval)
 	switch {
 	case errors.Is(err, ErrBadToken):
 		writeError(w, http.StatusUnauthorized, "activation token not recognised: check it was copied whole from the license issue output")

@@ -101,11 +101,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		templates: tmpl,
-		cfg:     cfg,
-		store:   cfg.Store,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		session: sessionValue(cfg.AdminToken),
+		cfg:       cfg,
+		store:     cfg.Store,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		session:   sessionValue(cfg.AdminToken),
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}

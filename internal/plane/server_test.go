@@ -470,7 +470,7 @@ func TestTUFServingHonoursLicenseChannels(t *testing.T) {
 	}
 	for _, ch := range []string{"stable", "beta"} {
 		if _, err := release.Publish(b.ctx, b.repoDir, b.keysDir, release.PublishOptions{Version: "1.4.0", Channel: ch,
-			Images: map[string]string{"api": "registry.example.com/docsvc@sha256:" + strings.Repeat("a", 64)},
+			Images:  map[string]string{"api": "registry.example.com/docsvc@sha256:" + strings.Repeat("a", 64)},
 			MinFrom: "1.3.0", SchemaMin: 1, SchemaMax: 3, Notes: "n"}, b.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
