@@ -11,6 +11,13 @@ import (
 // ErrNotFound is returned by Get for a key that holds nothing.
 var ErrNotFound = errors.New("blob: not found")
 
+// ErrInvalidKey is returned for a key that ValidateKey rejects.
+var ErrInvalidKey = errors.New("blob: invalid key")
+
+// ErrSizeMismatch is returned by Put when the reader holds fewer or more
+// bytes than the size the caller declared.
+var ErrSizeMismatch = errors.New("blob: body length does not match declared size")
+
 // Store is the seam between the document service and object storage.
 // Keys are opaque, slash-separated, and chosen by the caller (the document
 // service uses "documents/<id>"); they never contain user-supplied names.
@@ -24,4 +31,11 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// Ping checks the store is reachable, for /readyz.
 	Ping(ctx context.Context) error
+}
+
+// Measurer is implemented by stores that can total what they hold, for the
+// coarse storage figures in the agent's heartbeat. It walks every object, so
+// call it minutes apart, not per request.
+type Measurer interface {
+	Usage(ctx context.Context) (objects, bytes int64, err error)
 }

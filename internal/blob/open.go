@@ -1,0 +1,81 @@
+package blob
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Options configures the stores Open can build.
+type Options struct {
+	AWS          aws.Config // credentials and region for s3:// stores
+	KMSKeyID     string     // SSE-KMS key for s3:// stores; "" means SSE-S3
+	Endpoint     string     // S3-compatible endpoint instead of AWS's, e.g. in tests
+	UsePathStyle bool       // bucket in the URL path; S3-compatible servers often need it
+}
+
+const acceptedForms = `"file:///absolute/dir" or "s3://bucket" or "s3://bucket/prefix"`
+
+// bucketName is S3's naming rule for general purpose buckets, loosely: it
+// catches typos and pasted ARNs early; S3 has the final word.
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// Open builds the store that rawURL names: "file:///abs/dir" for a directory,
+// "s3://bucket/optional/prefix" for S3. It does no I/O beyond creating the
+// directory of a file store; call Ping to check the store is reachable.
+func Open(ctx context.Context, rawURL string, o Options) (Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("blob: storage URL %q does not parse; want %s", rawURL, acceptedForms)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return nil, fmt.Errorf("blob: storage URL %q has parts a store URL does not take (user, query, fragment); want %s", redactURL(u), acceptedForms)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" || !filepath.IsAbs(u.Path) {
+			return nil, fmt.Errorf("blob: storage URL %q is not an absolute file URL (note the three slashes); want %s", rawURL, acceptedForms)
+		}
+		return NewFile(filepath.Clean(u.Path))
+	case "s3":
+		if !bucketName.MatchString(u.Host) {
+			return nil, fmt.Errorf("blob: storage URL %q: %q is not a valid S3 bucket name; want %s", rawURL, u.Host, acceptedForms)
+		}
+		prefix := u.Path
+		if len(prefix) > 0 && prefix[0] == '/' {
+			prefix = prefix[1:]
+		}
+		if len(prefix) > 0 && prefix[len(prefix)-1] == '/' {
+			prefix = prefix[:len(prefix)-1]
+		}
+		if prefix != "" {
+			if err := ValidateKey(prefix); err != nil {
+				return nil, fmt.Errorf("blob: storage URL %q: prefix: %w", rawURL, err)
+			}
+		}
+		client := s3.NewFromConfig(o.AWS, func(so *s3.Options) {
+			if o.Endpoint != "" {
+				so.BaseEndpoint = aws.String(o.Endpoint)
+			}
+			so.UsePathStyle = o.UsePathStyle
+		})
+		return NewS3(client, u.Host, prefix, o.KMSKeyID), nil
+	default:
+		return nil, fmt.Errorf("blob: storage URL %q has unsupported scheme %q; want %s", redactURL(u), u.Scheme, acceptedForms)
+	}
+}
+
+// redactURL drops any password before a URL goes into an error message.
+func redactURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = url.User(c.User.Username())
+	return c.String()
+}
