@@ -1,0 +1,105 @@
+package updater
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testNow() time.Time { return time.Now().UTC().Truncate(time.Second) }
+
+func TestRunTUFClient(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.publish("stable", "1.0.0", "")
+	rootPath := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootPath, b.rootJSON(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mdDir := filepath.Join(t.TempDir(), "md")
+	targetDir := filepath.Join(t.TempDir(), "targets")
+	mdURL := b.srv.URL + "/tuf/stable/metadata"
+	tgURL := b.srv.URL + "/tuf/stable/targets"
+	run := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := RunTUFClient(ctx, args, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	download := []string{"--metadata-dir", mdDir, "--metadata-url", mdURL,
+		"--target-name", "releases/1.0.0.json", "--target-base-url", tgURL, "--target-dir", targetDir, "download"}
+
+	if code, out := run("--metadata-dir", mdDir, "--metadata-url", mdURL, "refresh"); code != 1 {
+		t.Errorf("refresh before init: exit %d: %s", code, out)
+	}
+	if code, out := run("--metadata-dir", mdDir, "init", rootPath); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, out)
+	}
+	// The suite's own order (flags first) and flags after the command.
+	if code, out := run("--metadata-dir", mdDir, "--metadata-url", mdURL, "refresh"); code != 0 {
+		t.Fatalf("refresh: exit %d: %s", code, out)
+	}
+	if code, out := run("refresh", "--metadata-dir", mdDir, "--metadata-url", mdURL); code != 0 {
+		t.Fatalf("refresh, flags last: exit %d: %s", code, out)
+	}
+	entries, _ := os.ReadDir(mdDir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, ","); got != "root.json,snapshot.json,targets.json,timestamp.json" {
+		t.Errorf("metadata dir holds %s; the suite expects only unversioned top-level files", got)
+	}
+
+	if code, out := run(download...); code != 0 {
+		t.Fatalf("download: exit %d: %s", code, out)
+	}
+	got, err := os.ReadFile(filepath.Join(targetDir, "releases%2F1.0.0.json"))
+	if err != nil || !strings.Contains(string(got), `"version": "1.0.0"`) {
+		t.Fatalf("downloaded %q, %v", got, err)
+	}
+	b.mu.Lock()
+	before := countPrefix(b.requests, "stable/targets/")
+	b.mu.Unlock()
+	if code, out := run(download...); code != 0 {
+		t.Fatalf("second download: exit %d: %s", code, out)
+	}
+	b.mu.Lock()
+	after := countPrefix(b.requests, "stable/targets/")
+	b.mu.Unlock()
+	if after != before {
+		t.Errorf("a cached, verified target was downloaded again")
+	}
+
+	missing := append([]string{}, download...)
+	missing[5] = "releases/9.9.9.json"
+	if code, _ := run(missing...); code != 1 {
+		t.Errorf("download of an unknown target: exit %d", code)
+	}
+	if code, _ := run("--metadata-dir", mdDir, "frobnicate"); code != 1 {
+		t.Errorf("unknown command: exit %d", code)
+	}
+	if code, _ := run("--metadata-dir", mdDir, "--metadata-url", mdURL, "download"); code != 1 {
+		t.Errorf("download without target flags: exit %d", code)
+	}
+
+	// A tampered timestamp makes refresh fail with exit 1.
+	ts := b.repoFile("stable", "metadata", "timestamp.json")
+	b.serveInstead("stable/metadata/timestamp.json", bytes.Replace(ts, []byte(`"version": 1`), []byte(`"version": 7`), 1))
+	if code, out := run("--metadata-dir", mdDir, "--metadata-url", mdURL, "refresh"); code != 1 {
+		t.Errorf("refresh with tampered timestamp: exit %d: %s", code, out)
+	}
+}
+
+func countPrefix(ss []string, prefix string) int {
+	n := 0
+	for _, s := range ss {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}
