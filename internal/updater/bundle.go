@@ -33,8 +33,7 @@ const (
 // online refresh uses, including rollback and expiry checks against the
 // metadata a previous import left there. It then verifies and keeps every
 // release manifest and artifact in targetsDir (see BundleArtifactPath) and
-// returns the manifests, newest first. Nothing is kept unless the metadata
-// verifies.
+// returns the manifests, newest first. Nothing is kept that did not verify.
 func ImportBundle(ctx context.Context, metadataDir, targetsDir string, bundle io.Reader) ([]release.Manifest, error) {
 	files, err := readBundle(ctx, bundle)
 	if err != nil {

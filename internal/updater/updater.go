@@ -271,6 +271,11 @@ func verifiedManifests(up *updater.Updater, channel string) ([]release.Manifest,
 		if err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", version, err)
 		}
+		if m.Revoked {
+			// Revoke removes releases from targets; a signed manifest
+			// that says it is revoked is honoured all the same.
+			continue
+		}
 		if m.Version != version {
 			return nil, fmt.Errorf("manifest at %s names version %s: %w", version, m.Version, ErrManifestMismatch)
 		}
