@@ -1,0 +1,637 @@
+// Package ledger is the customer's egress ledger: an append-only file with
+// one JSON line per payload the agent sends to the vendor, written (and
+// fsynced) before the payload leaves. `tetherctl egress show` reads it and
+// `tetherctl egress verify` checks it.
+//
+// Each entry is hash-chained to the one before it, so an edit, deletion,
+// reordering or insertion anywhere in the file breaks the chain at that
+// entry. An entry's hash is the hex SHA-256 of these lines joined by "\n":
+//
+//	TETHER-LEDGER-V1
+//	seq                 decimal, 1 for the first entry
+//	time                RFC 3339 with nanoseconds, UTC
+//	kind                heartbeat | telemetry | activation | diagnostics | release-check
+//	destination         method and URL, printable ASCII
+//	payload_sha256      hex SHA-256 of the exact bytes sent
+//	prev                the previous entry's hash; 64 zeros for the first
+//
+// and the payload itself is checked against payload_sha256. Every line must
+// also be byte-for-byte the canonical encoding of its entry, so even a
+// whitespace change is reported.
+//
+// A chain alone cannot show that its last entries were cut off, so beside
+// the ledger sits a small head file (path + ".head") recording the last
+// entry's sequence number and hash; a ledger shorter than its head is
+// reported as tampered. The chain is a tamper-evidence aid for the customer,
+// not a proof against someone who can rewrite both files: nothing in it is
+// secret.
+package ledger
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+var (
+	// ErrTampered is matched by every chain or format failure Verify finds;
+	// the message says which entry ("entry N: ...").
+	ErrTampered = errors.New("ledger: tampered")
+	// ErrTornTail means the file's final line is incomplete: a write was
+	// interrupted (crash, full disk), or the file was cut mid-line. Open
+	// refuses to chain over it; see RepairTornTail.
+	ErrTornTail = errors.New("ledger: final line is incomplete")
+)
+
+// Kinds of payload the agent sends.
+const (
+	KindHeartbeat    = "heartbeat"
+	KindTelemetry    = "telemetry"
+	KindActivation   = "activation"
+	KindDiagnostics  = "diagnostics"
+	KindReleaseCheck = "release-check"
+)
+
+var kinds = []string{KindHeartbeat, KindTelemetry, KindActivation, KindDiagnostics, KindReleaseCheck}
+
+const (
+	// MaxPayload matches the largest body the plane accepts (reqsign.MaxBody).
+	MaxPayload     = 16 << 20
+	maxLine        = 32 << 20 // a MaxPayload payload in base64, with room for the rest
+	maxDestination = 2048
+	hashVersion    = "TETHER-LEDGER-V1"
+)
+
+var genesis = strings.Repeat("0", 64)
+
+// Entry is one line of the ledger.
+type Entry struct {
+	Seq           uint64          `json:"seq"`
+	Time          time.Time       `json:"time"`
+	Kind          string          `json:"kind"`
+	Destination   string          `json:"destination"`
+	PayloadSHA256 string          `json:"payload_sha256"`
+	Payload       json.RawMessage `json:"payload,omitempty"`        // the exact bytes sent, when they are compact JSON
+	PayloadBase64 string          `json:"payload_base64,omitempty"` // otherwise (a diagnostics zip, say), standard base64
+	Prev          string          `json:"prev"`
+	Hash          string          `json:"hash"`
+}
+
+// Bytes returns the payload exactly as it was sent.
+func (e Entry) Bytes() ([]byte, error) {
+	if e.PayloadBase64 != "" {
+		return base64.StdEncoding.Strict().DecodeString(e.PayloadBase64)
+	}
+	return []byte(e.Payload), nil
+}
+
+// computeHash is the chain hash described in the package comment.
+func (e Entry) computeHash() string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{
+		hashVersion, strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano),
+		e.Kind, e.Destination, e.PayloadSHA256, e.Prev,
+	}, "\n")))
+	return hex.EncodeToString(sum[:])
+}
+
+// encode is the canonical line for e, newline included. HTML escaping is off
+// so a JSON payload is stored byte for byte as it was sent.
+func encode(e Entry) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeLine parses one line strictly and checks everything that does not
+// depend on its neighbours: canonical form, kind, destination, payload hash
+// and the entry's own hash.
+func decodeLine(line []byte) (Entry, error) {
+	var e Entry
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Entry{}, errors.New("not a ledger entry")
+	}
+	canon, err := encode(e)
+	if err != nil || !bytes.Equal(canon, line) {
+		return Entry{}, errors.New("line is not in canonical form (edited)")
+	}
+	if err := checkFields(e.Kind, e.Destination); err != nil {
+		return Entry{}, err
+	}
+	if e.Payload != nil && e.PayloadBase64 != "" {
+		return Entry{}, errors.New("both payload and payload_base64 are set")
+	}
+	payload, err := e.Bytes()
+	if err != nil {
+		return Entry{}, errors.New("payload_base64 is not valid base64")
+	}
+	if sum := sha256.Sum256(payload); hex.EncodeToString(sum[:]) != e.PayloadSHA256 {
+		return Entry{}, errors.New("payload does not match payload_sha256")
+	}
+	if e.computeHash() != e.Hash {
+		return Entry{}, errors.New("hash does not match the entry")
+	}
+	return e, nil
+}
+
+func checkFields(kind, destination string) error {
+	known := false
+	for _, k := range kinds {
+		known = known || kind == k
+	}
+	if !known {
+		return fmt.Errorf("kind must be one of %s", strings.Join(kinds, ", "))
+	}
+	if destination == "" || len(destination) > maxDestination {
+		return fmt.Errorf("destination must be 1-%d bytes", maxDestination)
+	}
+	for i := 0; i < len(destination); i++ {
+		if c := destination[i]; c < ' ' || c > '~' {
+			return errors.New("destination must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+// Ledger appends to one ledger file. It is safe for concurrent use, and
+// several processes may append to the same file: every Append holds an
+// exclusive flock and first catches up with entries others wrote.
+type Ledger struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+	size int64 // bytes of the file this Ledger has checked
+	last head  // the entry at size
+}
+
+// head is the last entry's sequence number and hash; also the head file.
+type head struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// Open opens (creating, mode 0600) the ledger at path. It checks the last
+// entry and the head file so appends continue the chain; a torn final line
+// is reported (ErrTornTail), never chained over.
+func Open(path string) (*Ledger, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	l := &Ledger{f: f, path: path}
+	if err := l.withLock(syscall.LOCK_EX, l.openTail); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func (l *Ledger) openTail() error {
+	fi, err := l.f.Stat()
+	if err != nil {
+		return err
+	}
+	last := head{Hash: genesis}
+	if fi.Size() > 0 {
+		line, err := lastLine(l.f, fi.Size())
+		if err != nil {
+			return err
+		}
+		e, err := decodeLine(line)
+		if err != nil {
+			return fmt.Errorf("%w: last entry: %v", ErrTampered, err)
+		}
+		last = head{Seq: e.Seq, Hash: e.Hash}
+		if err := checkHead(l.path, last, e.Prev); err != nil {
+			return err
+		}
+	} else {
+		// A new ledger, or an emptied one: the head tells them apart.
+		h, err := readHead(l.path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return err
+		case h.Seq != 0:
+			return fmt.Errorf("%w: ledger is empty but its head records entry %d", ErrTampered, h.Seq)
+		}
+		if err := writeHead(l.path, last); err != nil {
+			return err
+		}
+	}
+	l.size, l.last = fi.Size(), last
+	return nil
+}
+
+// lastLine returns the final line of f (size bytes), reading backwards so a
+// large ledger is not read whole.
+func lastLine(f *os.File, size int64) ([]byte, error) {
+	end := make([]byte, 1)
+	if _, err := f.ReadAt(end, size-1); err != nil {
+		return nil, err
+	}
+	if end[0] != '\n' {
+		return nil, ErrTornTail
+	}
+	const chunk = 64 << 10
+	start := size - 1 // position of the final newline; search before it
+	for start > 0 {
+		n := int64(chunk)
+		if start < n {
+			n = start
+		}
+		buf := make([]byte, n)
+		if _, err := f.ReadAt(buf, start-n); err != nil {
+			return nil, err
+		}
+		if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+			start = start - n + int64(i) + 1
+			break
+		}
+		start -= n
+		if size-start > maxLine {
+			return nil, fmt.Errorf("%w: last line is over %d bytes", ErrTampered, maxLine)
+		}
+	}
+	line := make([]byte, size-start)
+	if _, err := f.ReadAt(line, start); err != nil {
+		return nil, err
+	}
+	return line, nil
+}
+
+// checkHead compares the head file with the ledger's last entry. The head is
+// written after the entry, so a crash between the two leaves it exactly one
+// entry behind, which is accepted.
+func checkHead(path string, last head, lastPrev string) error {
+	h, err := readHead(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: head file %s is missing", ErrTampered, filepath.Base(headPath(path)))
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case h.Seq > last.Seq:
+		return fmt.Errorf("%w: entry %d: ledger ends here but its head records entry %d (entries were removed from the end)", ErrTampered, last.Seq, h.Seq)
+	case h.Seq == last.Seq && h.Hash != last.Hash:
+		return fmt.Errorf("%w: entry %d: hash differs from the one recorded in the head file", ErrTampered, last.Seq)
+	case h.Seq+1 == last.Seq && h.Hash != lastPrev:
+		return fmt.Errorf("%w: entry %d: prev differs from the hash recorded in the head file", ErrTampered, last.Seq)
+	case h.Seq+1 < last.Seq:
+		return fmt.Errorf("%w: entry %d: head file records only entry %d", ErrTampered, last.Seq, h.Seq)
+	}
+	return nil
+}
+
+func headPath(path string) string { return path + ".head" }
+
+func readHead(path string) (head, error) {
+	data, err := os.ReadFile(headPath(path))
+	if err != nil {
+		return head{}, err
+	}
+	var h head
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil || len(h.Hash) != 64 {
+		return head{}, fmt.Errorf("%w: head file is not a ledger head", ErrTampered)
+	}
+	return h, nil
+}
+
+// writeHead replaces the head file atomically (write, fsync, rename, fsync
+// the directory), so a crash leaves the old head or the new one.
+func writeHead(path string, h head) error {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	tmp := headPath(path) + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write head: %w", err)
+	}
+	if err := syncFile(tmp); err != nil {
+		return fmt.Errorf("sync head: %w", err)
+	}
+	if err := os.Rename(tmp, headPath(path)); err != nil {
+		return fmt.Errorf("replace head: %w", err)
+	}
+	return syncFile(filepath.Dir(path))
+}
+
+func syncFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// withLock runs fn holding flock(how) on the ledger file; the mutex covers
+// goroutines sharing this Ledger, which flock alone would not.
+func (l *Ledger) withLock(how int, fn func() error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return errors.New("ledger is closed")
+	}
+	if err := flock(l.f, how); err != nil {
+		return err
+	}
+	defer flock(l.f, syscall.LOCK_UN)
+	return fn()
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			if err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+// Append records one payload about to be sent to destination ("POST
+// https://plane.example/v1/heartbeat") and returns the entry once it is on
+// disk. Send the payload only after Append succeeds.
+func (l *Ledger) Append(kind, destination string, payload []byte, now time.Time) (Entry, error) {
+	if err := checkFields(kind, destination); err != nil {
+		return Entry{}, fmt.Errorf("ledger: append: %w", err)
+	}
+	if len(payload) > MaxPayload {
+		return Entry{}, fmt.Errorf("ledger: append: payload of %d bytes is over %d", len(payload), MaxPayload)
+	}
+	var e Entry
+	err := l.withLock(syscall.LOCK_EX, func() error {
+		if err := l.catchUp(); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(payload)
+		e = Entry{
+			Seq: l.last.Seq + 1, Time: now.UTC(), Kind: kind, Destination: destination,
+			PayloadSHA256: hex.EncodeToString(sum[:]), Prev: l.last.Hash,
+		}
+		if len(payload) > 0 {
+			e.Payload = json.RawMessage(payload)
+		}
+		e.Hash = e.computeHash()
+		// Store JSON verbatim only if the line reads back with exactly these
+		// bytes (valid, compact JSON); anything else is kept as base64.
+		line, err := encode(e)
+		if err == nil {
+			var back Entry
+			back, err = decodeLine(line)
+			if err == nil && !bytes.Equal(back.Payload, payload) {
+				err = errors.New("payload changes in JSON")
+			}
+		}
+		if err != nil {
+			e.Payload = nil
+			e.PayloadBase64 = base64.StdEncoding.EncodeToString(payload)
+			if line, err = encode(e); err != nil {
+				return fmt.Errorf("encode entry %d: %w", e.Seq, err)
+			}
+		}
+		if _, err := l.f.Write(line); err != nil {
+			return fmt.Errorf("write entry %d: %w", e.Seq, err)
+		}
+		if err := l.f.Sync(); err != nil {
+			return fmt.Errorf("sync entry %d: %w", e.Seq, err)
+		}
+		l.size += int64(len(line))
+		l.last = head{Seq: e.Seq, Hash: e.Hash}
+		return writeHead(l.path, l.last)
+	})
+	if err != nil {
+		return Entry{}, fmt.Errorf("ledger: append %s: %w", kind, err)
+	}
+	return e, nil
+}
+
+// catchUp checks and adopts entries other processes appended since this
+// Ledger last looked, so the next entry chains onto the true last one.
+func (l *Ledger) catchUp() error {
+	fi, err := l.f.Stat()
+	if err != nil {
+		return err
+	}
+	switch {
+	case fi.Size() == l.size:
+		return nil
+	case fi.Size() < l.size:
+		return fmt.Errorf("%w: ledger shrank from %d to %d bytes while open", ErrTampered, l.size, fi.Size())
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(l.f, l.size, fi.Size()-l.size), 64<<10)
+	for {
+		line, err := readLine(r)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		e, err := decodeLine(line)
+		if err != nil {
+			return fmt.Errorf("%w: entry %d: %v", ErrTampered, l.last.Seq+1, err)
+		}
+		if e.Seq != l.last.Seq+1 || e.Prev != l.last.Hash {
+			return fmt.Errorf("%w: entry %d: does not follow entry %d", ErrTampered, l.last.Seq+1, l.last.Seq)
+		}
+		l.size += int64(len(line))
+		l.last = head{Seq: e.Seq, Hash: e.Hash}
+	}
+	return nil
+}
+
+// readLine returns the next line with its newline, io.EOF at a clean end, or
+// ErrTornTail when the data ends without one.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		part, err := r.ReadSlice('\n')
+		line = append(line, part...)
+		if len(line) > maxLine {
+			return nil, fmt.Errorf("%w: line over %d bytes", ErrTampered, maxLine)
+		}
+		switch {
+		case err == nil:
+			return line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF && len(line) == 0:
+			return nil, io.EOF
+		case err == io.EOF:
+			return nil, ErrTornTail
+		default:
+			return nil, err
+		}
+	}
+}
+
+// Close releases the file. Appends after Close fail.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// scan reads the ledger at path under a shared lock (so no append is seen
+// half-written), calls fn with each line's number and decoded entry, then
+// calls done, still under the lock.
+func scan(path string, fn func(n uint64, e Entry) error, done func() error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := flock(f, syscall.LOCK_SH); err != nil {
+		return err
+	}
+	defer flock(f, syscall.LOCK_UN)
+	r := bufio.NewReaderSize(f, 64<<10)
+	for n := uint64(1); ; n++ {
+		line, err := readLine(r)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", n, err)
+		}
+		e, err := decodeLine(line)
+		if err != nil {
+			return fmt.Errorf("%w: entry %d: %v", ErrTampered, n, err)
+		}
+		if err := fn(n, e); err != nil {
+			return err
+		}
+	}
+	return done()
+}
+
+// Read returns the entries at or after since (all of them for a zero since),
+// each checked on its own (format and hashes) but not against the chain;
+// use Verify for that.
+func Read(path string, since time.Time) ([]Entry, error) {
+	var out []Entry
+	err := scan(path, func(_ uint64, e Entry) error {
+		if !e.Time.Before(since) {
+			out = append(out, e)
+		}
+		return nil
+	}, func() error { return nil })
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read: %w", err)
+	}
+	return out, nil
+}
+
+// Verify checks the whole ledger at path: every line, the chain from the
+// first entry to the last, and the head file. It returns the number of
+// entries. Failures match ErrTampered (or ErrTornTail for an incomplete
+// final line) and name the first bad entry.
+func Verify(path string) (entries int, err error) {
+	last, lastPrev := head{Hash: genesis}, ""
+	err = scan(path, func(n uint64, e Entry) error {
+		if e.Seq != n {
+			return fmt.Errorf("%w: entry %d: has sequence number %d (entries were removed, added or reordered)", ErrTampered, n, e.Seq)
+		}
+		if e.Prev != last.Hash {
+			return fmt.Errorf("%w: entry %d: does not chain to entry %d", ErrTampered, n, n-1)
+		}
+		last, lastPrev = head{Seq: e.Seq, Hash: e.Hash}, e.Prev
+		entries++
+		return nil
+	}, func() error {
+		if entries > 0 {
+			return checkHead(path, last, lastPrev)
+		}
+		h, err := readHead(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil
+		case err != nil:
+			return err
+		case h.Seq != 0:
+			return fmt.Errorf("%w: ledger is empty but its head records entry %d", ErrTampered, h.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return entries, fmt.Errorf("ledger: verify: %w", err)
+	}
+	return entries, nil
+}
+
+// RepairTornTail cuts an incomplete final line off the ledger at path and
+// returns how many bytes it removed. This is the operator's explicit step
+// after ErrTornTail: an entry that never finished writing was never sent,
+// because the agent sends only after Append returns.
+func RepairTornTail(path string) (removed int64, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	defer f.Close()
+	if err := flock(f, syscall.LOCK_EX); err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	defer flock(f, syscall.LOCK_UN)
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	keep := fi.Size()
+	buf := make([]byte, 64<<10)
+	for keep > 0 {
+		n := int64(len(buf))
+		if keep < n {
+			n = keep
+		}
+		if _, err := f.ReadAt(buf[:n], keep-n); err != nil {
+			return 0, fmt.Errorf("ledger: repair: %w", err)
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			keep = keep - n + int64(i) + 1
+			break
+		}
+		keep -= n
+	}
+	if keep == fi.Size() {
+		return 0, nil
+	}
+	if err := f.Truncate(keep); err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	return fi.Size() - keep, nil
+}
