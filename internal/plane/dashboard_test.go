@@ -1,0 +1,132 @@
+package plane_test
+
+import (
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tetherhq/tether/internal/browsertest"
+)
+
+func TestDashboardInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	b := setup(t)
+	fresh := b.activate(t, b.license(t, "lic_fresh", "stable"))
+	quiet := b.activate(t, b.license(t, "lic_quiet", "stable", "beta"))
+	quiet.heartbeat(t, "ok")
+	b.clock.Advance(5 * time.Minute) // quiet misses five 60s intervals
+	fresh.heartbeat(t, "degraded")
+	if _, err := b.store.RequestDiagnostic(b.ctx, fresh.id, "worker restarts after 1.4.0"); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := browsertest.New(t)
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	class := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.AttributeValue(css(sel), "class"))
+		if err != nil {
+			t.Fatalf("class of %s: %v", sel, err)
+		}
+		return v.Value
+	}
+	// no session: the dashboard sends the browser to the login form
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.http.URL+"/"), chromedp.WaitVisible(css(`input[name=token]`))); err != nil {
+		t.Fatal(err)
+	}
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.Contains(loc, "/login") {
+		t.Errorf("unauthenticated visit landed on %s (%v), want the login form", loc, err)
+	}
+	err := chromedp.Do(ctx,
+		chromedp.SendKeys(css(`input[name=token]`), adminToken),
+		chromedp.Submit(css(`input[name=token]`)),
+		chromedp.WaitVisible(css(`#installs`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	freshRow, quietRow := `#install-`+fresh.id, `#install-`+quiet.id
+	if fc, qc := class(freshRow), class(quietRow); strings.Contains(fc, "stale") || !strings.Contains(qc, "stale") {
+		t.Errorf("row classes: fresh %q, quiet %q; want only quiet stale", fc, qc)
+	}
+	if age := text(quietRow + ` .age`); !strings.Contains(age, "STALE") || !strings.Contains(age, "5m") {
+		t.Errorf("quiet age cell %q, want 5m ago with STALE", age)
+	}
+	if age := text(freshRow + ` .age`); strings.Contains(age, "STALE") {
+		t.Errorf("fresh age cell %q flagged stale", age)
+	}
+	for sel, want := range map[string]string{
+		freshRow + ` .health`: "degraded", freshRow + ` .customer`: "Customer lic_fresh",
+		freshRow + ` .version`: "1.4.0", freshRow + ` .channel`: "stable", freshRow + ` .license`: "valid",
+		quietRow + ` .health`: "ok", `#stale-count`: "1 stale",
+	} {
+		if got := text(sel); got != want {
+			t.Errorf("%s shows %q, want %q", sel, got, want)
+		}
+	}
+	if pending := text(`#pending`); !strings.Contains(pending, "worker restarts after 1.4.0") || !strings.Contains(pending, fresh.id) {
+		t.Errorf("pending diagnostics: %q", pending)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(css(freshRow+` a`)), chromedp.WaitVisible(css(`#history`))); err != nil {
+		t.Fatal(err)
+	}
+	if history := text(`#history tbody`); !strings.Contains(history, "degraded") || !strings.Contains(history, "worker=degraded") {
+		t.Errorf("history table: %q", history)
+	}
+}
+
+func TestDashboardAuth(t *testing.T) {
+	b := setup(t)
+	jar, _ := cookiejar.New(nil)
+	noRedirect := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(b.http.URL + "/")
+	if err != nil || resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Fatalf("anonymous: %v %v", resp.StatusCode, err)
+	}
+	resp, _ = noRedirect.Get(b.http.URL + "/?token=wrong")
+	if !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Fatalf("wrong token: redirected to %q", resp.Header.Get("Location"))
+	}
+	// ?token= once: a cookie is set and the token leaves the URL
+	resp, _ = noRedirect.Get(b.http.URL + "/?token=" + url.QueryEscape(adminToken))
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("token login: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		session = c
+	}
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Value == adminToken {
+		t.Fatalf("cookie %+v", session)
+	}
+	resp, _ = noRedirect.Get(b.http.URL + "/")
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("with cookie: %d", resp.StatusCode)
+	}
+	// the cookie is not an API credential
+	req, _ := http.NewRequest("GET", b.http.URL+"/v1/admin/installs", nil)
+	req.Header.Set("Authorization", "Bearer "+session.Value)
+	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != 401 {
+		t.Fatalf("cookie as bearer: %d", resp.StatusCode)
+	}
+	// login form's next cannot leave the site
+	resp, _ = noRedirect.PostForm(b.http.URL+"/login", url.Values{"token": {adminToken}, "next": {"//evil.example/"}})
+	if resp.Header.Get("Location") != "/" {
+		t.Fatalf("open redirect to %q", resp.Header.Get("Location"))
+	}
+}
