@@ -16,6 +16,14 @@ import (
 // was received by someone else, or was already deleted).
 var ErrReceiptInvalid = errors.New("queue: receipt handle no longer valid")
 
+// ErrNotFound is returned by Redrive for an ID that names no dead-lettered
+// message.
+var ErrNotFound = errors.New("queue: no such dead-lettered message")
+
+// ErrInvalidBody is returned by Send for a body no backend can carry: empty,
+// larger than MaxBodyBytes, or not text SQS accepts.
+var ErrInvalidBody = errors.New("queue: invalid message body")
+
 // Message is one delivery of a job.
 type Message struct {
 	ID            string
@@ -30,7 +38,7 @@ type Stats struct {
 	Visible    int           // waiting to be received
 	InFlight   int           // received, not yet deleted, still invisible
 	DeadLetter int           // moved to the dead-letter queue
-	OldestAge  time.Duration // age of the oldest message not dead-lettered; 0 when empty
+	OldestAge  time.Duration // age of the oldest message not dead-lettered; 0 when empty (see SQS.Stats)
 }
 
 // Queue is the seam between the document service and its job queue.
@@ -48,4 +56,16 @@ type Queue interface {
 	Delete(ctx context.Context, receiptHandle string) error
 	// Stats counts messages by state.
 	Stats(ctx context.Context) (Stats, error)
+}
+
+// Redriver is implemented by queues whose dead letters an operator can list
+// and move back for another try (after fixing what made them fail).
+type Redriver interface {
+	// DeadLetters lists up to max dead-lettered messages without changing
+	// them. ReceiptHandle is empty: a dead letter cannot be extended or
+	// deleted through the queue.
+	DeadLetters(ctx context.Context, max int) ([]Message, error)
+	// Redrive moves the dead-lettered message id back to the queue with a
+	// fresh receive count, or returns ErrNotFound.
+	Redrive(ctx context.Context, id string) error
 }
