@@ -528,3 +528,15 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppend measures one durable append (entry fsync, head rewrite and
+// directory fsync), the cost the agent pays before each send.
+func BenchmarkAppend(b *testing.B) {
+	bb := setup(b)
+	payload := []byte(`{"channel":"stable","queue":{"depth":3}}`)
+	for b.Loop() {
+		if _, err := bb.l.Append(ledger.KindHeartbeat, dest, payload, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
