@@ -593,6 +593,13 @@ func isLoopbackURL(v string) bool {
 // mistakenly pasted blob does not flood the log.
 func show(v string) string {
 	const max = 80
+	// A URL's password is a secret even in a variable that is not.
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.User(u.User.Username())
+			v = u.String() + " (password removed)"
+		}
+	}
 	if len(v) > max {
 		v = v[:max] + "…"
 	}

@@ -178,6 +178,8 @@ func TestLoadBadValues(t *testing.T) {
 		{"addr on all interfaces without public URL", with(minimal(), "DOCSVC_ADDR", ":8080"), "DOCSVC_PUBLIC_URL", "all interfaces"},
 		{"relative public URL", with(minimal(), "DOCSVC_PUBLIC_URL", "docs.example.com"), "DOCSVC_PUBLIC_URL", "absolute"},
 		{"ftp public URL", with(minimal(), "DOCSVC_PUBLIC_URL", "ftp://docs.example.com"), "DOCSVC_PUBLIC_URL", "absolute"},
+		{"URL with credentials", with(minimal(), "DOCSVC_PUBLIC_URL", "https://u:pw@docs.example.com"), "DOCSVC_PUBLIC_URL", "credentials"},
+		{"password never echoed", with(minimal(), "DOCSVC_S3_ENDPOINT", "ftp://u:hunter2@s3.example.com"), "DOCSVC_S3_ENDPOINT", `"ftp://u@s3.example.com" (password removed)`},
 		{"wildcard CORS", with(minimal(), "DOCSVC_CORS_ORIGINS", "*"), "DOCSVC_CORS_ORIGINS", "wildcard"},
 		{"CORS with path", with(minimal(), "DOCSVC_CORS_ORIGINS", "https://a.example.com/"), "DOCSVC_CORS_ORIGINS", "not an origin"},
 		{"issuer without audience", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com"), "DOCSVC_OIDC_AUDIENCE", "missing"},

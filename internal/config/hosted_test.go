@@ -37,7 +37,7 @@ var allowedHosts = []struct {
 }
 
 var (
-	urlInLiteral   = regexp.MustCompile(`(?i)https?://[^\s"'<>\x60]*`)
+	urlInLiteral   = regexp.MustCompile(`(?i)https?://[^\s"'\x60]*`)
 	emailInLiteral = regexp.MustCompile(`[A-Za-z0-9._%+-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})`)
 	// An IAM service principal ("ecs-tasks.amazonaws.com") names a service,
 	// not an endpoint, and the CDK app needs them; anything else under
@@ -100,21 +100,22 @@ func hostedValues(filename string, src []byte) ([]string, error) {
 		if err != nil {
 			return true
 		}
-		report := func(why string) {
-			found = append(found, fmt.Sprintf("%s: %s in %.80q", fset.Position(lit.Pos()), why, s))
-		}
+		var why []string
 		for _, m := range urlInLiteral.FindAllString(s, -1) {
 			if h := urlHost(m); !hostAllowed(h) {
-				report("hosted URL " + h)
+				why = append(why, "hosted URL "+h)
 			}
 		}
-		if strings.Contains(strings.ToLower(s), "amazonaws.com") && !servicePrincipal.MatchString(s) {
-			report("AWS endpoint")
+		if strings.Contains(strings.ToLower(s), "amazonaws.com") && !servicePrincipal.MatchString(s) && len(why) == 0 {
+			why = append(why, "AWS endpoint")
 		}
 		for _, m := range emailInLiteral.FindAllStringSubmatch(s, -1) {
 			if !emailDomainOK.MatchString(m[1]) {
-				report("email address")
+				why = append(why, "email address @"+m[1])
 			}
+		}
+		if len(why) > 0 {
+			found = append(found, fmt.Sprintf("%s: %s in %.80q", fset.Position(lit.Pos()), strings.Join(why, ", "), s))
 		}
 		return true
 	})
@@ -196,7 +197,8 @@ func TestHostedValuesDetector(t *testing.T) {
 	}{
 		{"hosted URL", `var u = "https://api.openai.com/v1"`, 1},
 		{"AWS endpoint without scheme", `var u = "sqs.us-east-1.amazonaws.com"`, 1},
-		{"AWS endpoint URL", `var u = "https://s3.amazonaws.com/b"`, 2},
+		{"AWS endpoint URL", `var u = "https://s3.amazonaws.com/b"`, 1},
+		{"AWS endpoint template", `var u = "not an https://sqs.<region>.amazonaws.com URL"`, 1},
 		{"real email", `var e = "ops@acme.io"`, 1},
 		{"raw string", "var u = `see http://evil.example.co.uk/x`", 1},
 		{"comment only", "// https://api.openai.com/v1 ops@acme.io\nvar x = 1", 0},
