@@ -1,0 +1,145 @@
+package planecmd
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/sqldb"
+)
+
+func runServe(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "serve", "--data-dir DIR [--addr HOST:PORT] [flags]",
+		"Runs the vendor plane: the signed agent API, the admin API and the dashboard at /.\n"+
+			"State lives in SQLite at <data-dir>/plane.db unless --database-url names PostgreSQL.\n"+
+			"The admin token is created at <data-dir>/admin-token (mode 0600) on first start.\n"+
+			"Logs are JSON on stderr and carry IDs and counts only.")
+	dataDir := fs.String("data-dir", "", "directory for the database, admin token and diagnostic bundles (required)")
+	addr := fs.String("addr", "127.0.0.1:8443", "address to listen on; put TLS in front (a load balancer) in production")
+	dbURL := fs.String("database-url", "", "postgres://... to use PostgreSQL (or env TETHER_PLANE_DATABASE_URL); default SQLite in the data dir")
+	repo := fs.String("repo", "", "release repository directory to serve to agents (per channel TUF repositories)")
+	keys := fs.String("keys", "", "keys directory: its license.pub verifies registered licenses, and its online keys re-sign expiring TUF metadata hourly")
+	licensePub := fs.String("license-pub", "", "license public key (PEM) when --keys is not given")
+	webhook := fs.String("alert-webhook", "", "URL that receives alert JSON (or env TETHER_PLANE_ALERT_WEBHOOK); it is treated as a secret")
+	interval := fs.Duration("heartbeat-interval", plane.DefaultHeartbeatInterval, "heartbeat interval told to agents; stale after 3 missed")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if err := required(fs, "data-dir"); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *interval < time.Second || *interval > 24*time.Hour {
+		return fmt.Errorf("%w: --heartbeat-interval %s: must be between 1s and 24h", errUsage, *interval)
+	}
+	if *dbURL == "" {
+		*dbURL = env.Getenv("TETHER_PLANE_DATABASE_URL")
+	}
+	if *webhook == "" {
+		*webhook = env.Getenv("TETHER_PLANE_ALERT_WEBHOOK")
+	}
+	log := jsonLogger(env.Stderr)
+	abs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return fmt.Errorf("serve: --data-dir: %w", err)
+	}
+	if *dbURL == "" {
+		*dbURL = "sqlite://" + filepath.Join(abs, "plane.db")
+	}
+	var licKey ed25519.PublicKey
+	switch {
+	case *licensePub != "":
+		if licKey, err = release.LoadLicensePublicKey(*licensePub); err != nil {
+			return fmt.Errorf("serve: --license-pub %s: %w", *licensePub, err)
+		}
+	case *keys != "":
+		if licKey, err = release.LoadLicensePublicKey(filepath.Join(*keys, "license.pub")); err != nil {
+			return fmt.Errorf("serve: --keys %s: %w (run tether-plane keys init --dir %s first)", *keys, err, *keys)
+		}
+	default:
+		log.Warn("no --keys or --license-pub: license registration is disabled until the plane has the license public key")
+	}
+	if *keys != "" && *repo == "" {
+		return fmt.Errorf("%w: --keys needs --repo (the repository whose metadata it keeps fresh)", errUsage)
+	}
+
+	token, created, err := plane.LoadOrCreateAdminToken(abs)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("admin token created", "path", filepath.Join(abs, plane.AdminTokenFile))
+	}
+	db, err := sqldb.Open(ctx, *dbURL)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer db.Close()
+	store, err := plane.OpenStore(ctx, db, env.Now)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv, err := plane.New(plane.Config{Store: store, Logger: log, Now: env.Now, DataDir: abs, RepoDir: *repo,
+		AdminToken: token, LicenseKey: licKey, HeartbeatInterval: *interval, AlertWebhook: *webhook})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen on --addr %s: %w", *addr, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Run(ctx, 5*time.Second)
+	}()
+	if *keys != "" {
+		go refreshLoop(ctx, env, *repo, *keys, log)
+	}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancelShutdown := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancelShutdown()
+		_ = hs.Shutdown(shutdown)
+	}()
+	log.Info("plane listening", "addr", ln.Addr().String(), "dialect", string(db.Dialect), "repo", *repo != "")
+	err = hs.Serve(ln)
+	cancel()
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve: %w", err)
+}
+
+// refreshLoop keeps every channel's timestamp (1 day) and snapshot (7 days)
+// signatures from expiring; release.Refresh only re-signs what is due.
+func refreshLoop(ctx context.Context, env Env, repo, keys string, log interface {
+	Error(string, ...any)
+}) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := release.Refresh(ctx, repo, keys, env.Now()); err != nil {
+			log.Error("refresh release metadata", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
