@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -153,4 +154,30 @@ func RedactDatabaseURL(raw string) string {
 		}
 	}
 	return b.String()
+}
+
+// String, GoString and LogValue make a Config print as its redacted
+// settings, so logging or formatting one by accident cannot leak a secret.
+func (c Config) String() string {
+	var b strings.Builder
+	for i, s := range (&c).Effective() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(s.Name + "=" + strconv.Quote(s.Value))
+	}
+	return b.String()
+}
+
+// GoString is String, for %#v.
+func (c Config) GoString() string { return "config.Config{" + c.String() + "}" }
+
+// LogValue is the redacted settings as a slog group.
+func (c Config) LogValue() slog.Value {
+	settings := (&c).Effective()
+	attrs := make([]slog.Attr, len(settings))
+	for i, s := range settings {
+		attrs[i] = slog.String(s.Name, s.Value)
+	}
+	return slog.GroupValue(attrs...)
 }

@@ -55,6 +55,7 @@ type Config struct {
 	}
 
 	EmailFrom         string
+	MetricsAddr       string // DOCSVC_METRICS_ADDR: the worker's own /metrics listener; empty for none
 	MaxUploadBytes    int64
 	WorkerConcurrency int
 	LicenseFile       string
@@ -520,6 +521,11 @@ func (l *loader) loadMisc(c *Config) {
 		l.sources["DOCSVC_MAX_UPLOAD_BYTES"] = SourceDefault
 	}
 
+	if c.MetricsAddr = l.str("DOCSVC_METRICS_ADDR", ""); c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			l.fail("DOCSVC_METRICS_ADDR", show(c.MetricsAddr)+" is not host:port", "set e.g. 127.0.0.1:9090, or leave it empty")
+		}
+	}
 	c.WorkerConcurrency = l.intIn("DOCSVC_WORKER_CONCURRENCY", 2, 1, maxWorkerConcurrent)
 	c.LicenseFile = l.str("DOCSVC_LICENSE_FILE", "")
 	c.LicenseStateFile = l.str("DOCSVC_LICENSE_STATE_FILE", "")
@@ -593,15 +599,16 @@ func isLoopbackURL(v string) bool {
 // mistakenly pasted blob does not flood the log.
 func show(v string) string {
 	const max = 80
+	note := ""
 	// A URL's password is a secret even in a variable that is not.
 	if u, err := url.Parse(v); err == nil && u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.User(u.User.Username())
-			v = u.String() + " (password removed)"
+			v, note = u.String(), " (password removed)"
 		}
 	}
 	if len(v) > max {
 		v = v[:max] + "…"
 	}
-	return strconv.Quote(v)
+	return strconv.Quote(v) + note
 }

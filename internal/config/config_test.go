@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -378,7 +379,10 @@ func TestRedaction(t *testing.T) {
 	for _, s := range c.Effective() {
 		eff.WriteString(s.Name + "=" + s.Value + "\n")
 	}
-	for _, out := range []string{text.String(), js.String(), eff.String()} {
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("start", "config", c)
+	formatted := fmt.Sprintf("%v %+v %#v %v", c, *c, c, *c)
+	for _, out := range []string{text.String(), js.String(), eff.String(), logged.String(), formatted} {
 		for _, s := range secrets {
 			if strings.Contains(out, s) {
 				t.Fatalf("output contains secret %q:\n%s", s, out)
@@ -522,6 +526,9 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("error echoes a secret: %v", err)
 			}
 			return
+		}
+		if s := fmt.Sprintf("%+v %#v", c, *c); strings.Contains(s, canary) {
+			t.Fatalf("formatted config echoes a secret: %s", s)
 		}
 		for _, format := range []string{"text", "json"} {
 			var buf bytes.Buffer
