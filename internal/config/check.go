@@ -58,6 +58,7 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_EMAIL_FROM", c.EmailFrom},
 		{"DOCSVC_MAX_UPLOAD_BYTES", strconv.FormatInt(c.MaxUploadBytes, 10)},
 		{"DOCSVC_WORKER_CONCURRENCY", strconv.Itoa(c.WorkerConcurrency)},
+		{"DOCSVC_METRICS_ADDR", c.MetricsAddr},
 		{"DOCSVC_LICENSE_FILE", c.LicenseFile},
 		{"DOCSVC_LICENSE_STATE_FILE", c.LicenseStateFile},
 		{"DOCSVC_LOG_LEVEL", strings.ToLower(c.LogLevel.String())},
