@@ -56,6 +56,10 @@ type Server struct {
 
 type secret struct {
 	name, arn, value string
+	// hasValue is false for a secret created without one (as a stack makes
+	// a secret for the agent to fill): AWS then answers GetSecretValue
+	// with ResourceNotFoundException.
+	hasValue bool
 }
 
 type param struct {
@@ -74,6 +78,8 @@ var ops = map[string]op{
 	"AmazonSSM.GetParametersByPath": (*Server).getParametersByPath,
 	"AmazonSSM.GetParameters":       (*Server).getParameters,
 	"secretsmanager.DescribeSecret": (*Server).describeSecret,
+	"secretsmanager.CreateSecret":   (*Server).createSecret,
+	"secretsmanager.PutSecretValue": (*Server).putSecretValue,
 }
 
 // apiError is an AWS JSON-protocol error: HTTP status plus the __type the
@@ -116,7 +122,37 @@ func (s *Server) AWSConfig() aws.Config {
 // ("tether/prod/ai") or a full Secrets Manager ARN; GetSecretValue then
 // answers to both the name and the ARN.
 func (s *Server) PutSecret(nameOrARN, value string) {
-	name, arn := nameOrARN, ""
+	name, arn := secretNames(nameOrARN)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[name] = &secret{name: name, arn: arn, value: value, hasValue: true}
+}
+
+// CreateEmptySecret makes a secret with no value yet, the state a
+// deployment stack leaves a secret in for the product to fill at first
+// start (with PutSecretValue).
+func (s *Server) CreateEmptySecret(nameOrARN string) {
+	name, arn := secretNames(nameOrARN)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[name] = &secret{name: name, arn: arn}
+}
+
+// Secret returns a secret's current value, for tests to check what the
+// code under test stored.
+func (s *Server) Secret(nameOrARN string) (value string, ok bool) {
+	sec, err := s.findSecret(nameOrARN)
+	if err != nil || !sec.hasValue {
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sec.value, true
+}
+
+// secretNames splits a name or ARN into both forms.
+func secretNames(nameOrARN string) (name, arn string) {
+	name = nameOrARN
 	if strings.HasPrefix(nameOrARN, "arn:") {
 		arn = nameOrARN
 		// arn:aws:secretsmanager:region:account:secret:NAME-XXXXXX
@@ -130,9 +166,7 @@ func (s *Server) PutSecret(nameOrARN, value string) {
 		// AWS appends six random characters to a secret's name in its ARN.
 		arn = fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-AbCdEf", Region, Account, name)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.secrets[name] = &secret{name: name, arn: arn, value: value}
+	return name, arn
 }
 
 // PutParameter stores a String parameter.
@@ -236,6 +270,12 @@ func (s *Server) getSecretValue(body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !sec.hasValue {
+		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException",
+			"Secrets Manager can't find the specified secret value for staging label: AWSCURRENT"}
+	}
 	return map[string]any{
 		"ARN":           sec.arn,
 		"Name":          sec.name,
@@ -256,6 +296,44 @@ func (s *Server) describeSecret(body []byte) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"ARN": sec.arn, "Name": sec.name, "CreatedDate": epoch}, nil
+}
+
+func (s *Server) createSecret(body []byte) (any, error) {
+	var in struct{ Name, SecretString string }
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Name == "" || strings.HasPrefix(in.Name, "arn:") {
+		return nil, &apiError{http.StatusBadRequest, "InvalidParameterException", "Name must be a secret name"}
+	}
+	if _, err := s.findSecret(in.Name); err == nil {
+		return nil, &apiError{http.StatusBadRequest, "ResourceExistsException",
+			"The operation failed because the secret " + in.Name + " already exists."}
+	}
+	name, arn := secretNames(in.Name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[name] = &secret{name: name, arn: arn, value: in.SecretString, hasValue: in.SecretString != ""}
+	return map[string]any{"ARN": arn, "Name": name, "VersionId": "awstest-version-1"}, nil
+}
+
+func (s *Server) putSecretValue(body []byte) (any, error) {
+	var in struct{ SecretId, SecretString string }
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	sec, err := s.findSecret(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	if in.SecretString == "" {
+		return nil, &apiError{http.StatusBadRequest, "InvalidParameterException", "SecretString must not be empty"}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec.value, sec.hasValue = in.SecretString, true
+	return map[string]any{"ARN": sec.arn, "Name": sec.name, "VersionId": "awstest-version-2",
+		"VersionStages": []string{"AWSCURRENT"}}, nil
 }
 
 func (s *Server) paramJSON(p *param, decrypt bool) map[string]any {

@@ -196,3 +196,42 @@ func TestRejectsUnknownAndUnsigned(t *testing.T) {
 		t.Fatalf("ListSecrets: err = %v, want UnknownOperationException", err)
 	}
 }
+
+func TestCreateAndPutSecretValue(t *testing.T) {
+	ctx := context.Background()
+	srv := awstest.New(t)
+	client := secretsmanager.NewFromConfig(srv.AWSConfig())
+
+	// A stack-made secret without a value reads as not found until filled.
+	const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tether/dev/agent-Ab12Cd"
+	srv.CreateEmptySecret(arn)
+	_, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	var nf *smtypes.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Fatalf("get empty secret: %v, want ResourceNotFoundException", err)
+	}
+	if _, err := client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn), SecretString: aws.String("v1")}); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("tether/dev/agent")})
+	if err != nil || aws.ToString(out.SecretString) != "v1" {
+		t.Fatalf("get after put: %v", err)
+	}
+
+	// PutSecretValue needs an existing secret; CreateSecret refuses a second one.
+	_, err = client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("nope"), SecretString: aws.String("x")})
+	if !errors.As(err, &nf) {
+		t.Fatalf("put missing: %v, want ResourceNotFoundException", err)
+	}
+	if _, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("tether/dev/new"), SecretString: aws.String("v2")}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if v, ok := srv.Secret("tether/dev/new"); !ok || v != "v2" {
+		t.Fatalf("Secret after create = %q, %v", v, ok)
+	}
+	_, err = client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("tether/dev/new"), SecretString: aws.String("v3")})
+	var exists *smtypes.ResourceExistsException
+	if !errors.As(err, &exists) {
+		t.Fatalf("create twice: %v, want ResourceExistsException", err)
+	}
+}
