@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/config"
@@ -545,4 +546,22 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestResolvers(t *testing.T) {
+	ctx := context.Background()
+	if _, err := config.NoAWSResolver().Resolve(ctx, "arn:aws:secretsmanager:us-east-1:1:secret:x"); !errors.Is(err, config.ErrNoAWS) {
+		t.Fatalf("NoAWSResolver: err = %v, want ErrNoAWS", err)
+	}
+	srv := awstest.New(t)
+	srv.PutSecret("plain", "v1")
+	r := config.NewSecretsManagerResolver(secretsmanager.NewFromConfig(srv.AWSConfig()))
+	if v, err := r.Resolve(ctx, "plain"); err != nil || v != "v1" {
+		t.Fatalf("Resolve(plain) = %q, %v", v, err)
+	}
+	_, err := r.Resolve(ctx, "missing")
+	var nf *smtypes.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Fatalf("Resolve(missing): err = %v, want a wrapped ResourceNotFoundException", err)
+	}
 }
