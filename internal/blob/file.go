@@ -56,7 +56,7 @@ func (f *File) Put(ctx context.Context, key string, r io.Reader, size int64) err
 		return fmt.Errorf("blob: put %s: %w", key, err)
 	}
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := f.mkdirs(dir); err != nil {
 		return fmt.Errorf("blob: put %s: create directory: %w", key, err)
 	}
 	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
@@ -74,6 +74,30 @@ func (f *File) Put(ctx context.Context, key string, r io.Reader, size int64) err
 	// The rename is durable only once the directory entry is on disk.
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("blob: put %s: %w", key, err)
+	}
+	return nil
+}
+
+// mkdirs creates dir and any missing parents below the root, syncing each
+// new directory's parent so the path to a new object survives a crash too.
+func (f *File) mkdirs(dir string) error {
+	rel, err := filepath.Rel(f.root, dir)
+	if err != nil || rel == "." {
+		return err
+	}
+	cur := f.root
+	for _, seg := range strings.Split(rel, string(filepath.Separator)) {
+		next := filepath.Join(cur, seg)
+		err := os.Mkdir(next, 0o700)
+		switch {
+		case err == nil:
+			if err := syncDir(cur); err != nil {
+				return err
+			}
+		case !errors.Is(err, fs.ErrExist):
+			return err
+		}
+		cur = next
 	}
 	return nil
 }
@@ -142,6 +166,10 @@ func (f *File) Delete(ctx context.Context, key string) error {
 		return nil // a directory of other keys, not an object
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob: delete %s: %w", key, err)
+	}
+	// Without this a power cut could bring a deleted document back.
+	if err := syncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("blob: delete %s: %w", key, err)
 	}
 	return nil

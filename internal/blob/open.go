@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -29,53 +30,55 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 // "s3://bucket/optional/prefix" for S3. It does no I/O beyond creating the
 // directory of a file store; call Ping to check the store is reachable.
 func Open(ctx context.Context, rawURL string, o Options) (Store, error) {
+	loc, err := parseStoreURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if loc.dir != "" {
+		return NewFile(loc.dir)
+	}
+	client := s3.NewFromConfig(o.AWS, func(so *s3.Options) {
+		if o.Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+		}
+		so.UsePathStyle = o.UsePathStyle
+	})
+	return NewS3(client, loc.bucket, loc.prefix, o.KMSKeyID), nil
+}
+
+// storeURL is a parsed storage URL: dir for a file store, else bucket and
+// prefix (without slashes at either end) for S3.
+type storeURL struct {
+	dir            string
+	bucket, prefix string
+}
+
+func parseStoreURL(rawURL string) (storeURL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("blob: storage URL %q does not parse; want %s", rawURL, acceptedForms)
+		return storeURL{}, fmt.Errorf("blob: storage URL %q does not parse; want %s", rawURL, acceptedForms)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, fmt.Errorf("blob: storage URL %q has parts a store URL does not take (user, query, fragment); want %s", redactURL(u), acceptedForms)
+		return storeURL{}, fmt.Errorf("blob: storage URL %q has parts a store URL does not take (user, query, fragment); want %s", u.Redacted(), acceptedForms)
 	}
 	switch u.Scheme {
 	case "file":
 		if u.Host != "" || !filepath.IsAbs(u.Path) {
-			return nil, fmt.Errorf("blob: storage URL %q is not an absolute file URL (note the three slashes); want %s", rawURL, acceptedForms)
+			return storeURL{}, fmt.Errorf("blob: storage URL %q is not an absolute file URL (note the three slashes); want %s", rawURL, acceptedForms)
 		}
-		return NewFile(filepath.Clean(u.Path))
+		return storeURL{dir: filepath.Clean(u.Path)}, nil
 	case "s3":
 		if !bucketName.MatchString(u.Host) {
-			return nil, fmt.Errorf("blob: storage URL %q: %q is not a valid S3 bucket name; want %s", rawURL, u.Host, acceptedForms)
+			return storeURL{}, fmt.Errorf("blob: storage URL %q: %q is not a valid S3 bucket name; want %s", rawURL, u.Host, acceptedForms)
 		}
-		prefix := u.Path
-		if len(prefix) > 0 && prefix[0] == '/' {
-			prefix = prefix[1:]
-		}
-		if len(prefix) > 0 && prefix[len(prefix)-1] == '/' {
-			prefix = prefix[:len(prefix)-1]
-		}
+		prefix := strings.TrimSuffix(strings.TrimPrefix(u.Path, "/"), "/")
 		if prefix != "" {
 			if err := ValidateKey(prefix); err != nil {
-				return nil, fmt.Errorf("blob: storage URL %q: prefix: %w", rawURL, err)
+				return storeURL{}, fmt.Errorf("blob: storage URL %q: prefix: %w", rawURL, err)
 			}
 		}
-		client := s3.NewFromConfig(o.AWS, func(so *s3.Options) {
-			if o.Endpoint != "" {
-				so.BaseEndpoint = aws.String(o.Endpoint)
-			}
-			so.UsePathStyle = o.UsePathStyle
-		})
-		return NewS3(client, u.Host, prefix, o.KMSKeyID), nil
+		return storeURL{bucket: u.Host, prefix: prefix}, nil
 	default:
-		return nil, fmt.Errorf("blob: storage URL %q has unsupported scheme %q; want %s", redactURL(u), u.Scheme, acceptedForms)
+		return storeURL{}, fmt.Errorf("blob: storage URL %q has unsupported scheme %q; want %s", u.Redacted(), u.Scheme, acceptedForms)
 	}
-}
-
-// redactURL drops any password before a URL goes into an error message.
-func redactURL(u *url.URL) string {
-	if u.User == nil {
-		return u.String()
-	}
-	c := *u
-	c.User = url.User(c.User.Username())
-	return c.String()
 }
