@@ -16,7 +16,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/release"
@@ -231,8 +233,11 @@ func CheckBundle(data []byte) error {
 		return fmt.Errorf("%w: more than %d entries", ErrBadBundle, maxBundleEntries)
 	}
 	for i, f := range zr.File {
-		if !filepath.IsLocal(f.Name) {
-			return fmt.Errorf("%w: entry %d has a non-local path", ErrBadBundle, i)
+		// Stricter than "extracts somewhere local": no ".." at all, no
+		// backslashes, valid UTF-8, so every unzip tool agrees on the name.
+		if !filepath.IsLocal(f.Name) || !utf8.ValidString(f.Name) || strings.Contains(f.Name, "\\") ||
+			slices.Contains(strings.Split(f.Name, "/"), "..") {
+			return fmt.Errorf("%w: entry %d has a name that is not a plain relative path", ErrBadBundle, i)
 		}
 	}
 	return nil
