@@ -57,8 +57,11 @@ func checkReceive(max int, visibility, wait time.Duration) error {
 	if max < 1 || max > MaxBatch {
 		return fmt.Errorf("queue: receive: max %d out of range 1..%d", max, MaxBatch)
 	}
-	if err := checkVisibility(visibility); err != nil {
-		return err
+	// A zero visibility would make a message visible again the moment it was
+	// handed out, and the SQS SDK omits a zero so the queue default applies
+	// instead; refusing it keeps both backends alike.
+	if visibility < time.Second || visibility > MaxVisibility {
+		return fmt.Errorf("queue: receive: visibility %v out of range 1s..%v", visibility, MaxVisibility)
 	}
 	if wait < 0 || wait > MaxWait {
 		return fmt.Errorf("queue: receive: wait %v out of range 0..%v", wait, MaxWait)

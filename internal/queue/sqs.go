@@ -26,6 +26,9 @@ import (
 //     semantics); AWS documents that it may delete the message in some cases.
 //     Handlers are idempotent by document ID, so either outcome is safe.
 //   - Redrive re-sends the body, so the message comes back with a new ID.
+//   - The SDK leaves a zero WaitTimeSeconds out of the request, so Receive
+//     with wait 0 waits for the queue's ReceiveMessageWaitTimeSeconds; keep
+//     that attribute at 0 and let callers choose the wait.
 type SQS struct {
 	client   *sqs.Client
 	url      string

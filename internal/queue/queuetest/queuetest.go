@@ -361,7 +361,7 @@ func testInvalidInput(t *testing.T, newQueue func(*testing.T, int) queue.Queue) 
 		vis, wait time.Duration
 	}{
 		{0, time.Second, 0}, {queue.MaxBatch + 1, time.Second, 0},
-		{1, -time.Second, 0}, {1, queue.MaxVisibility + time.Second, 0},
+		{1, 0, 0}, {1, -time.Second, 0}, {1, queue.MaxVisibility + time.Second, 0},
 		{1, time.Second, -time.Second}, {1, time.Second, queue.MaxWait + time.Second},
 	} {
 		if _, err := q.Receive(ctx, c.max, c.vis, c.wait); err == nil {
