@@ -22,9 +22,9 @@ import (
 //
 // Differences from DB that callers should know:
 //   - Visibility and wait are whole seconds on SQS; shorter values round up.
-//   - Delete with a superseded receipt handle succeeds without deleting (SQS
-//     semantics); AWS documents that it may delete the message in some cases.
-//     Handlers are idempotent by document ID, so either outcome is safe.
+//   - Delete with a superseded receipt handle returns success. fauxqs then
+//     leaves the message alone; AWS documents that it might or might not
+//     delete it. Handlers are idempotent by document ID, so either is safe.
 //   - Redrive re-sends the body, so the message comes back with a new ID.
 //   - The SDK leaves a zero WaitTimeSeconds out of the request, so Receive
 //     with wait 0 waits for the queue's ReceiveMessageWaitTimeSeconds; keep
@@ -155,12 +155,12 @@ func receiptError(err error) error {
 	var invalid *types.ReceiptHandleIsInvalid
 	var notInflight *types.MessageNotInflight
 	if errors.As(err, &invalid) || errors.As(err, &notInflight) {
-		return errors.Join(ErrReceiptInvalid, err)
+		return fmt.Errorf("%w: %w", ErrReceiptInvalid, err)
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) && api.ErrorCode() == "InvalidParameterValue" &&
 		strings.Contains(strings.ToLower(api.ErrorMessage()), "receipthandle") {
-		return errors.Join(ErrReceiptInvalid, err)
+		return fmt.Errorf("%w: %w", ErrReceiptInvalid, err)
 	}
 	return err
 }
@@ -169,7 +169,7 @@ func receiptError(err error) error {
 // includes delayed messages.
 //
 // OldestAge: SQS publishes the true figure only as the CloudWatch metric
-// ApproximateAgeOfOldestMessage (which the stack alarms on). Here it is the
+// ApproximateAgeOfOldestMessage, the one to alarm on. Here it is the
 // age of the oldest message this process has received and neither deleted
 // nor let lapse back into the queue: a lower bound that shows a stuck worker,
 // and 0 in a process that does not receive (the api).
@@ -218,9 +218,20 @@ func (q *SQS) counts(ctx context.Context, url string) (map[types.QueueAttributeN
 func (q *SQS) track(msgs []Message, visibility time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	until := q.now().Add(visibility)
+	now := q.now()
+	q.pruneLocked(now)
 	for _, m := range msgs {
-		q.inFlight[m.ReceiptHandle] = delivery{sentAt: m.SentAt, until: until}
+		q.inFlight[m.ReceiptHandle] = delivery{sentAt: m.SentAt, until: now.Add(visibility)}
+	}
+}
+
+// pruneLocked forgets deliveries whose visibility lapsed: the queue, not
+// this process, holds those messages now.
+func (q *SQS) pruneLocked(now time.Time) {
+	for h, d := range q.inFlight {
+		if !now.Before(d.until) {
+			delete(q.inFlight, h)
+		}
 	}
 }
 
@@ -228,12 +239,9 @@ func (q *SQS) oldestInFlight() time.Duration {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
+	q.pruneLocked(now)
 	var oldest time.Time
-	for h, d := range q.inFlight {
-		if !now.Before(d.until) {
-			delete(q.inFlight, h) // lapsed: the queue, not this process, has it now
-			continue
-		}
+	for _, d := range q.inFlight {
 		if oldest.IsZero() || d.sentAt.Before(oldest) {
 			oldest = d.sentAt
 		}
