@@ -49,7 +49,7 @@ func New(t testing.TB) context.Context {
 		cancelAlloc()
 		t.Fatalf("start chromium: %v", err)
 	}
-	ctx, cancelTimeout := context.WithTimeout(tab, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(tab, 45*time.Second)
 	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
 	return ctx
 }

@@ -1,0 +1,190 @@
+// Package api is the document service's HTTP surface: the JSON API under
+// /v1, health and metrics endpoints, and the embedded web page at /.
+package api
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/document"
+	"github.com/tetherhq/tether/internal/queue"
+	"github.com/tetherhq/tether/internal/sqldb"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Server holds what the handlers need.
+type Server struct {
+	DB       *sqldb.DB
+	Store    *document.Store
+	Blobs    blob.Store
+	Queue    queue.Queue
+	Uploads  *document.Uploads
+	Auth     func(http.Handler) http.Handler // rejects unauthenticated requests with 401
+	CORS     []string                        // allowed origins; empty allows none
+	Gate     func(time.Time) error           // non-nil error refuses new uploads (license past grace)
+	Registry *prometheus.Registry
+	Version  string // the release, for docsvc_build_info
+	Log      *slog.Logger
+	Now      func() time.Time
+
+	requests *prometheus.CounterVec
+}
+
+// Handler returns the service's routes.
+func (s *Server) Handler() http.Handler {
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "docsvc_http_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	s.Registry.MustRegister(s.requests, newStoreCollector(s.Store, s.DB, s.Version))
+
+	mux := http.NewServeMux()
+	authed := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.Auth(h)) }
+	authed("POST /v1/documents", s.upload)
+	authed("GET /v1/documents", s.list)
+	authed("GET /v1/documents/{id}", s.get)
+	authed("DELETE /v1/documents/{id}", s.remove)
+	authed("GET /v1/documents/{id}/result", s.result)
+	// Anything else under /v1/ still answers 401 before 404, so the API's
+	// shape is not visible without a token.
+	authed("/v1/", http.NotFound)
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	static, _ := fs.Sub(webFS, "web")
+	files := http.FileServerFS(static)
+	mux.Handle("GET /{$}", files)
+	mux.Handle("GET /app.js", files)
+	mux.Handle("GET /style.css", files)
+	return s.cors(s.observe(mux))
+}
+
+// observe counts requests by route pattern (never by raw path, which holds IDs).
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+		if !strings.HasPrefix(r.URL.Path, "/healthz") && !strings.HasPrefix(r.URL.Path, "/metrics") {
+			s.Log.Debug("request", "method", r.Method, "route", route, "code", rec.code, "ms", time.Since(start).Milliseconds())
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int)        { r.code = code; r.ResponseWriter.WriteHeader(code) }
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && slices.Contains(s.CORS, origin) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Vary", "Origin")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+			if r.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readyz reports each dependency. The service is ready (200) when its own
+// stores answer; a degraded AI provider is reported but does not make it
+// unready, because uploads and reads still work and jobs wait.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	type check struct {
+		Status string `json:"status"`
+		Detail string `json:"detail,omitempty"`
+	}
+	checks := map[string]check{}
+	ready := true
+	probe := func(name string, err error) {
+		if err != nil {
+			ready = false
+			checks[name] = check{Status: "down", Detail: errorClass(err)}
+			return
+		}
+		checks[name] = check{Status: "ok"}
+	}
+	probe("database", s.DB.PingContext(ctx))
+	probe("blob", s.Blobs.Ping(ctx))
+	qs, err := s.Queue.Stats(ctx)
+	probe("queue", err)
+	healths, _ := s.Store.Healths(ctx)
+	for _, h := range healths {
+		c := check{Status: h.Status, Detail: strings.TrimSpace(h.Detail)}
+		// A report older than a minute means its process stopped reporting.
+		if s.Now().Sub(h.UpdatedAt) > time.Minute {
+			c = check{Status: "unknown", Detail: "no report for " + s.Now().Sub(h.UpdatedAt).Round(time.Second).String()}
+		}
+		checks[h.Component] = c
+	}
+	status, code := "ok", http.StatusOK
+	for _, c := range checks {
+		if c.Status != "ok" {
+			status = "degraded"
+		}
+	}
+	if !ready {
+		status, code = "down", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{
+		"status": status, "checks": checks,
+		"queue": map[string]any{"visible": qs.Visible, "in_flight": qs.InFlight, "dead_letter": qs.DeadLetter, "oldest_age_seconds": int64(qs.OldestAge.Seconds())},
+	})
+}
+
+// errorClass names what kind of failure err is without quoting it: driver
+// errors can echo connection strings.
+func errorClass(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "unreachable"
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

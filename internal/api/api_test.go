@@ -1,0 +1,302 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tetherhq/tether/internal/analyze"
+	"github.com/tetherhq/tether/internal/api"
+	"github.com/tetherhq/tether/internal/auth"
+	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/document"
+	"github.com/tetherhq/tether/internal/extract"
+	"github.com/tetherhq/tether/internal/queue"
+	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/worker"
+)
+
+// bundle is a running API on the embedded defaults, plus a worker the test
+// can start when it wants documents processed.
+type bundle struct {
+	url    string
+	token  string
+	store  *document.Store
+	blobs  blob.Store
+	worker *worker.Worker
+}
+
+func setup(t *testing.T, maxUpload int64) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	db := sqldbtest.SQLite(t)
+	blobs, err := blob.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := queue.NewDB(db, "jobs", queue.DBOptions{MaxReceives: 3, PollInterval: 50 * time.Millisecond})
+	store := document.NewStore(db, time.Now)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	authn, err := auth.NewAuthenticator(ctx, db, "", "", http.DefaultClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := auth.CreateToken(ctx, db, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &api.Server{
+		DB: db, Store: store, Blobs: blobs, Queue: q,
+		Uploads:  &document.Uploads{Store: store, Blobs: blobs, Queue: q, MaxBytes: maxUpload, TempDir: t.TempDir(), Log: log},
+		Auth:     authn.Middleware,
+		CORS:     []string{"https://docs.customer.example"},
+		Registry: prometheus.NewRegistry(), Log: log, Now: time.Now,
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	w := &worker.Worker{
+		Store: store, Blobs: blobs, Queue: q,
+		Analyzer:    analyze.NewResilient(analyze.NewLocal(), analyze.ResilientOptions{}),
+		Limits:      extract.DefaultLimits(),
+		Concurrency: 2, Visibility: 5 * time.Second, MaxReceives: 3,
+		Metrics: worker.NewMetrics(prometheus.NewRegistry()), Log: log,
+	}
+	return &bundle{url: ts.URL, token: token, store: store, blobs: blobs, worker: w}
+}
+
+func (b *bundle) runWorker(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.worker.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (b *bundle) do(t *testing.T, method, path, token string, body io.Reader, contentType string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, b.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	return res.StatusCode, out
+}
+
+func multipartBody(t *testing.T, field, filename string, content []byte) (io.Reader, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, err := mw.CreateFormFile(field, filename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(content)
+	mw.Close()
+	return &buf, mw.FormDataContentType()
+}
+
+func (b *bundle) upload(t *testing.T, filename string, content []byte) (int, map[string]any) {
+	t.Helper()
+	body, ct := multipartBody(t, "file", filename, content)
+	code, out := b.do(t, "POST", "/v1/documents", b.token, body, ct)
+	var m map[string]any
+	json.Unmarshal(out, &m)
+	return code, m
+}
+
+func (b *bundle) waitFinal(t *testing.T, id string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		code, out := b.do(t, "GET", "/v1/documents/"+id, b.token, nil, "")
+		if code != 200 {
+			t.Fatalf("GET document: %d %s", code, out)
+		}
+		var d map[string]any
+		json.Unmarshal(out, &d)
+		if s := d["status"]; s == "succeeded" || s == "failed" {
+			return d
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("document %s did not finish", id)
+	return nil
+}
+
+func TestAuthRequired(t *testing.T) {
+	b := setup(t, 1<<20)
+	for _, tc := range []struct{ name, token string }{
+		{"no token", ""},
+		{"wrong token", "tt_nope_nope"},
+		{"garbage", "Basic abc"},
+		{"token with a changed secret", b.token + "x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _ := b.do(t, "GET", "/v1/documents", tc.token, nil, "")
+			if code != http.StatusUnauthorized {
+				t.Fatalf("got %d, want 401", code)
+			}
+		})
+	}
+	if code, _ := b.do(t, "GET", "/healthz", "", nil, ""); code != 200 {
+		t.Fatalf("healthz needs no token: got %d", code)
+	}
+}
+
+func TestUploadProcessReadDelete(t *testing.T) {
+	b := setup(t, 1<<20)
+	code, d := b.upload(t, "notice.txt", []byte("Shipping notice.\n\nThe pallets for order 4471 left the Rotterdam depot on Tuesday."))
+	if code != http.StatusAccepted || d["status"] != "queued" {
+		t.Fatalf("upload: %d %v", code, d)
+	}
+	id := d["id"].(string)
+	if code, out := b.do(t, "GET", "/v1/documents/"+id+"/result", b.token, nil, ""); code != http.StatusConflict {
+		t.Fatalf("result before processing: %d %s, want 409", code, out)
+	}
+	b.runWorker(t)
+	if final := b.waitFinal(t, id); final["status"] != "succeeded" {
+		t.Fatalf("final: %v", final)
+	}
+	code, out := b.do(t, "GET", "/v1/documents/"+id+"/result", b.token, nil, "")
+	var r struct {
+		Text     string   `json:"text"`
+		Summary  string   `json:"summary"`
+		Keywords []string `json:"keywords"`
+		Pages    int      `json:"pages"`
+	}
+	if err := json.Unmarshal(out, &r); code != 200 || err != nil {
+		t.Fatalf("result: %d %s", code, out)
+	}
+	if !strings.Contains(r.Text, "Rotterdam depot") || r.Summary == "" || len(r.Keywords) == 0 || r.Pages < 1 {
+		t.Fatalf("result = %+v", r)
+	}
+	code, out = b.do(t, "GET", "/v1/documents?limit=10", b.token, nil, "")
+	if code != 200 || !strings.Contains(string(out), id) {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	if code, _ := b.do(t, "DELETE", "/v1/documents/"+id, b.token, nil, ""); code != http.StatusNoContent {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _ := b.do(t, "GET", "/v1/documents/"+id, b.token, nil, ""); code != http.StatusNotFound {
+		t.Fatalf("get after delete: %d", code)
+	}
+	if _, err := b.blobs.Get(context.Background(), "documents/"+id); err == nil {
+		t.Fatal("stored bytes survived DELETE")
+	}
+}
+
+func TestUploadRejections(t *testing.T) {
+	b := setup(t, 4096)
+	random := make([]byte, 2048)
+	for i := range random {
+		random[i] = byte(i*7919 + i/3)
+	}
+	for _, tc := range []struct {
+		name     string
+		content  []byte
+		field    string
+		wantCode int
+		wantText string
+	}{
+		{"random bytes", random, "file", http.StatusUnsupportedMediaType, "PDF"},
+		{"over the limit", bytes.Repeat([]byte("a"), 5000), "file", http.StatusRequestEntityTooLarge, "4096"},
+		{"empty", nil, "file", http.StatusBadRequest, "empty"},
+		{"wrong field", []byte("hello"), "document", http.StatusBadRequest, "file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, ct := multipartBody(t, tc.field, "x.bin", tc.content)
+			code, out := b.do(t, "POST", "/v1/documents", b.token, body, ct)
+			if code != tc.wantCode || !strings.Contains(string(out), tc.wantText) {
+				t.Fatalf("got %d %s; want %d mentioning %q", code, out, tc.wantCode, tc.wantText)
+			}
+		})
+	}
+	// Nothing was stored for a rejected upload.
+	docs, _, err := b.store.List(context.Background(), 10, "")
+	if err != nil || len(docs) != 0 {
+		t.Fatalf("rejected uploads left %d documents (%v)", len(docs), err)
+	}
+	if code, _ := b.do(t, "POST", "/v1/documents", b.token, strings.NewReader("x"), "text/plain"); code != http.StatusBadRequest {
+		t.Fatalf("non-multipart body: %d", code)
+	}
+	if code, _ := b.do(t, "GET", "/v1/documents/../../etc/passwd", b.token, nil, ""); code == 200 {
+		t.Fatal("path traversal answered 200")
+	}
+	if code, _ := b.do(t, "GET", "/v1/documents?limit=0", b.token, nil, ""); code != 400 {
+		t.Fatalf("limit=0: %d", code)
+	}
+}
+
+func TestReadyzAndMetrics(t *testing.T) {
+	b := setup(t, 1<<20)
+	code, out := b.do(t, "GET", "/readyz", "", nil, "")
+	var rz struct {
+		Status string                       `json:"status"`
+		Checks map[string]map[string]string `json:"checks"`
+	}
+	if err := json.Unmarshal(out, &rz); err != nil || code != 200 {
+		t.Fatalf("readyz: %d %s", code, out)
+	}
+	for _, c := range []string{"database", "blob", "queue"} {
+		if rz.Checks[c]["status"] != "ok" {
+			t.Errorf("readyz %s = %v", c, rz.Checks[c])
+		}
+	}
+	// The worker publishes the AI provider's state for the api to show.
+	if err := b.store.SetHealth(context.Background(), "ai_provider", "degraded", "openai http_503"); err != nil {
+		t.Fatal(err)
+	}
+	_, out = b.do(t, "GET", "/readyz", "", nil, "")
+	json.Unmarshal(out, &rz)
+	if rz.Status != "degraded" || rz.Checks["ai_provider"]["status"] != "degraded" {
+		t.Fatalf("readyz with a degraded provider: %s", out)
+	}
+	b.do(t, "GET", "/v1/documents", b.token, nil, "")
+	_, out = b.do(t, "GET", "/metrics", "", nil, "")
+	if !strings.Contains(string(out), `docsvc_http_requests_total{code="200",route="GET /v1/documents"}`) {
+		t.Fatalf("metrics lack the request counter:\n%s", out)
+	}
+	for _, want := range []string{`docsvc_documents{status="queued"} 0`, "docsvc_stored_bytes 0", "docsvc_schema_version "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestCORS(t *testing.T) {
+	b := setup(t, 1<<20)
+	for _, tc := range []struct {
+		origin string
+		allow  bool
+	}{{"https://docs.customer.example", true}, {"https://evil.example", false}} {
+		req, _ := http.NewRequest("OPTIONS", b.url+"/v1/documents", nil)
+		req.Header.Set("Origin", tc.origin)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("Access-Control-Allow-Origin") == tc.origin; got != tc.allow {
+			t.Errorf("origin %s allowed = %v, want %v", tc.origin, got, tc.allow)
+		}
+	}
+}

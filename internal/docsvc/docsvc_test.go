@@ -1,0 +1,180 @@
+package docsvc_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/docsvc"
+	"github.com/tetherhq/tether/internal/document"
+	"github.com/tetherhq/tether/internal/queue"
+	"github.com/tetherhq/tether/internal/sqldb"
+)
+
+func buildDocsvc(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "docsvc")
+	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/docsvc")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build docsvc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// blockingProvider answers as an OpenAI-compatible API, but holds the first
+// request open until release is closed: a job stuck mid-analysis.
+type blockingProvider struct {
+	once     sync.Once
+	received chan struct{}
+	release  chan struct{}
+}
+
+func (p *blockingProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	first := false
+	p.once.Do(func() { first = true; close(p.received) })
+	if first {
+		select {
+		case <-p.release:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	content, _ := json.Marshal(map[string]any{"summary": "Recovered after a crash.", "keywords": []string{"crash"}})
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+		"choices": []map[string]any{{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": string(content)}}},
+	})
+}
+
+// TestWorkerKilledMidJobLosesNothing kills a worker process with SIGKILL
+// while it is analyzing a document, starts another, and expects the job to be
+// redelivered and finished.
+func TestWorkerKilledMidJobLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the docsvc binary")
+	}
+	bin := buildDocsvc(t)
+	dir := t.TempDir()
+	p := &blockingProvider{received: make(chan struct{}), release: make(chan struct{})}
+	provider := httptest.NewServer(p)
+	defer provider.Close()
+	env := append(os.Environ(),
+		"DOCSVC_DATABASE_URL=sqlite://"+filepath.Join(dir, "docsvc.db"),
+		"DOCSVC_BLOB_URL=file://"+filepath.Join(dir, "blobs"),
+		"DOCSVC_QUEUE_URL=db://jobs",
+		"DOCSVC_QUEUE_VISIBILITY=2s",
+		"DOCSVC_AI_PROVIDER=openai", "DOCSVC_AI_MODEL=m", "DOCSVC_AI_BASE_URL="+provider.URL, "DOCSVC_AI_API_KEY=sk-test",
+	)
+	run := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("docsvc %s logs:\n%s", args[0], logs.String())
+			}
+		})
+		return cmd
+	}
+	if err := run("migrate").Run(); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+
+	// Upload in this process, on the same database and documents directory.
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(dir, "docsvc.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	blobs, _ := blob.NewFile(filepath.Join(dir, "blobs"))
+	store := document.NewStore(db, time.Now)
+	up := &document.Uploads{Store: store, Blobs: blobs, Queue: queue.NewDB(db, "jobs", queue.DBOptions{}), MaxBytes: 1 << 20,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d, err := up.Upload(ctx, "incident.txt", strings.NewReader("Incident report: the conveyor in hall 3 stopped twice on Monday."))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first := run("worker")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.received:
+	case <-time.After(60 * time.Second):
+		first.Process.Kill()
+		t.Fatal("the worker never called the provider")
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	if got, _ := store.Get(ctx, d.ID); got.Status != document.Processing {
+		t.Fatalf("after the kill the document is %s, want processing", got.Status)
+	}
+	close(p.release)
+
+	second := run("worker")
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { second.Process.Signal(syscall.SIGTERM); second.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, err := store.Get(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == document.Succeeded {
+			if got.Attempts < 2 {
+				t.Fatalf("succeeded after %d attempts; the killed attempt was not counted", got.Attempts)
+			}
+			break
+		}
+		if got.Status == document.Failed || time.Now().After(deadline) {
+			t.Fatalf("after redelivery the document is %s (%s)", got.Status, got.Error)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r, err := store.Result(ctx, d.ID)
+	if err != nil || r.Summary != "Recovered after a crash." {
+		t.Fatalf("result = %+v, %v", r, err)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	env := map[string]string{
+		"DOCSVC_DATABASE_URL": "postgres://app:s3cret-pw@db.internal:5432/docs",
+		"DOCSVC_BLOB_URL":     "file:///var/lib/docsvc/blobs",
+		"DOCSVC_QUEUE_URL":    "db://jobs",
+	}
+	var out bytes.Buffer
+	err := docsvc.Run(context.Background(), []string{"config", "check"}, func(k string) string { return env[k] }, &out, io.Discard)
+	if err != nil {
+		t.Fatalf("config check: %v", err)
+	}
+	if strings.Contains(out.String(), "s3cret-pw") || !strings.Contains(out.String(), "db.internal") {
+		t.Fatalf("config check output leaks or lacks the database URL:\n%s", out.String())
+	}
+	delete(env, "DOCSVC_BLOB_URL")
+	err = docsvc.Run(context.Background(), []string{"config", "check"}, func(k string) string { return env[k] }, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "DOCSVC_BLOB_URL") {
+		t.Fatalf("missing blob URL: err = %v", err)
+	}
+}

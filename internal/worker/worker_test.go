@@ -1,0 +1,193 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tetherhq/tether/internal/analyze"
+	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/document"
+	"github.com/tetherhq/tether/internal/extract"
+	"github.com/tetherhq/tether/internal/queue"
+	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/worker"
+)
+
+type bundle struct {
+	store   *document.Store
+	uploads *document.Uploads
+	queue   *queue.DB
+	worker  *worker.Worker
+}
+
+func setup(t *testing.T, a worker.Analyzer) *bundle {
+	t.Helper()
+	db := sqldbtest.SQLite(t)
+	blobs, err := blob.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := queue.NewDB(db, "jobs", queue.DBOptions{MaxReceives: 3, PollInterval: 20 * time.Millisecond})
+	store := document.NewStore(db, time.Now)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return &bundle{
+		store: store, queue: q,
+		uploads: &document.Uploads{Store: store, Blobs: blobs, Queue: q, MaxBytes: 1 << 20, TempDir: t.TempDir(), Log: log},
+		worker: &worker.Worker{
+			Store: store, Blobs: blobs, Queue: q, Analyzer: a, Limits: extract.DefaultLimits(),
+			Concurrency: 2, Visibility: 2 * time.Second, MaxReceives: 3,
+			Metrics: worker.NewMetrics(prometheus.NewRegistry()), Log: log,
+		},
+	}
+}
+
+func (b *bundle) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.worker.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (b *bundle) upload(t *testing.T, name, content string) string {
+	t.Helper()
+	d, err := b.uploads.Upload(context.Background(), name, strings.NewReader(content))
+	if err != nil {
+		t.Fatalf("upload %s: %v", name, err)
+	}
+	return d.ID
+}
+
+func (b *bundle) wait(t *testing.T, id string, within time.Duration) document.Document {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		d, err := b.store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status.Terminal() || time.Now().After(deadline) {
+			return d
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fakeOpenAI answers chat completions as the OpenAI API does, failing with
+// 503 while down is set.
+func fakeOpenAI(t *testing.T, down *atomic.Bool, calls *atomic.Int64) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"message":"overloaded","type":"server_error","code":null}}`)
+			return
+		}
+		content, _ := json.Marshal(map[string]any{"summary": "A shipping notice.", "keywords": []string{"shipping", "pallets"}})
+		json.NewEncoder(w).Encode(map[string]any{
+			"id": "chatcmpl-1", "object": "chat.completion", "created": time.Now().Unix(), "model": "gpt-test",
+			"choices": []map[string]any{{"index": 0, "finish_reason": "stop",
+				"message": map[string]any{"role": "assistant", "content": string(content)}}},
+			"usage": map[string]any{"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+		})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestProviderOutageWaitsInsteadOfFailing(t *testing.T) {
+	var down atomic.Bool
+	var calls atomic.Int64
+	down.Store(true)
+	url := fakeOpenAI(t, &down, &calls)
+	inner, err := analyze.New(context.Background(), analyze.Config{Provider: "openai", Model: "gpt-test", BaseURL: url, APIKey: "sk-test", Timeout: 2 * time.Second}, http.DefaultClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := analyze.NewResilient(inner, analyze.ResilientOptions{MaxAttempts: 2, BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, FailureThreshold: 2, Cooldown: 300 * time.Millisecond})
+	b := setup(t, a)
+	b.run(t)
+	id := b.upload(t, "notice.txt", "Shipping notice. The pallets for order 4471 left the depot.")
+
+	// Well past the visibility timeout times the receive limit: an outage
+	// must neither fail the job nor dead-letter it.
+	time.Sleep(7 * time.Second)
+	d, _ := b.store.Get(context.Background(), id)
+	if d.Status.Terminal() {
+		t.Fatalf("during the outage the document became %s (%s)", d.Status, d.Error)
+	}
+	if st, _ := b.queue.Stats(context.Background()); st.DeadLetter != 0 {
+		t.Fatalf("outage dead-lettered %d jobs", st.DeadLetter)
+	}
+	if st := a.State(); st.Status == "ok" {
+		t.Fatalf("provider state during outage = %+v, want degraded or down", st)
+	}
+	hs, _ := b.store.Healths(context.Background())
+	var published string
+	for _, h := range hs {
+		if h.Component == "ai_provider" {
+			published = h.Status
+		}
+	}
+	if published == "ok" || published == "" {
+		t.Fatalf("worker published provider health %q during the outage", published)
+	}
+	if calls.Load() == 0 {
+		t.Fatal("the provider was never called")
+	}
+
+	down.Store(false)
+	if d = b.wait(t, id, 20*time.Second); d.Status != document.Succeeded {
+		t.Fatalf("after recovery: %s (%s)", d.Status, d.Error)
+	}
+	r, err := b.store.Result(context.Background(), id)
+	if err != nil || r.Summary != "A shipping notice." || r.Provider != "openai" {
+		t.Fatalf("result = %+v, %v", r, err)
+	}
+}
+
+func TestBadInputFailsAndOthersContinue(t *testing.T) {
+	b := setup(t, analyze.NewResilient(analyze.NewLocal(), analyze.ResilientOptions{}))
+	b.run(t)
+	truncated := "%PDF-1.7\n1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n2 0 obj\n<</Type/Pages/Kids[3 0 R]/Cou"
+	bad := b.upload(t, "broken.pdf", truncated)
+	good := b.upload(t, "fine.txt", "The quarterly maintenance report for the northern pumping station is complete.")
+	if d := b.wait(t, bad, 20*time.Second); d.Status != document.Failed || d.Error == "" {
+		t.Fatalf("truncated PDF ended %s with error %q", d.Status, d.Error)
+	} else if strings.Contains(d.Error, "Catalog") {
+		t.Fatalf("failure reason quotes document content: %q", d.Error)
+	}
+	if d := b.wait(t, good, 20*time.Second); d.Status != document.Succeeded {
+		t.Fatalf("good document ended %s (%s)", d.Status, d.Error)
+	}
+}
+
+// sendFails is a queue whose Send fails, as when the api loses its queue
+// between storing a document and sending its job.
+type sendFails struct{ queue.Queue }
+
+func (sendFails) Send(context.Context, []byte) error { return io.ErrClosedPipe }
+
+func TestUnsentJobIsSentByTheOutbox(t *testing.T) {
+	b := setup(t, analyze.NewResilient(analyze.NewLocal(), analyze.ResilientOptions{}))
+	b.uploads.Queue = sendFails{b.queue}
+	id := b.upload(t, "late.txt", "The job for this document was never sent by the api.")
+	if st, _ := b.queue.Stats(context.Background()); st.Visible != 0 {
+		t.Fatalf("a job was sent although Send failed: %+v", st)
+	}
+	b.worker.OutboxAge = time.Millisecond
+	b.run(t)
+	if d := b.wait(t, id, 20*time.Second); d.Status != document.Succeeded {
+		t.Fatalf("unsent job: document ended %s (%s)", d.Status, d.Error)
+	}
+}
