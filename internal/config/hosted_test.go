@@ -49,7 +49,7 @@ var (
 // urlHost extracts the host from scheme://[user@]host[:port][/...]. It does
 // not use url.Parse, which rejects format templates such as "http://%s/".
 func urlHost(u string) string {
-	_, rest, _ := strings.Cut(u, "://")
+	_, rest, _ := strings.Cut(strings.TrimRight(u, ".,;:)]"), "://")
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		rest = rest[:i]
 	}

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -311,10 +310,9 @@ func (l *lazyResolver) Resolve(ctx context.Context, ref string) (string, error) 
 }
 
 // awsConfig loads the AWS SDK's default configuration (task role credentials
-// in ECS) only when a backend needs it.
+// in ECS) only when a storage backend needs it; Bedrock loads its own.
 func awsConfig(ctx context.Context, cfg *config.Config) (aws.Config, error) {
-	usesAWS := strings.HasPrefix(cfg.BlobURL, "s3://") || !strings.HasPrefix(cfg.QueueURL, "db://") || cfg.AI.Provider == "bedrock"
-	if !usesAWS {
+	if !cfg.UsesS3() && !cfg.UsesSQS() {
 		return aws.Config{}, nil
 	}
 	var opts []func(*awsconfig.LoadOptions) error

@@ -27,7 +27,7 @@ type Options struct {
 	Clock    func() time.Time // for the DB queue; default time.Now
 }
 
-const acceptedQueueForms = `"db://<name>" or "https://sqs.<region>.amazonaws.com/<account>/<name>"`
+const acceptedQueueForms = `"db://<name>", or an SQS queue URL as the SQS console shows it (https, path /<account>/<name>)`
 
 var (
 	queueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
@@ -100,7 +100,7 @@ func sqsRegion(u *url.URL, customEndpoint bool) (string, error) {
 	}
 	m := sqsHost.FindStringSubmatch(u.Host)
 	if u.Scheme != "https" || m == nil {
-		return "", errors.New("not an https://sqs.<region>.amazonaws.com URL (set an endpoint to use another server)")
+		return "", errors.New("not an SQS queue URL in AWS's regional form (set an endpoint to use another SQS-compatible server)")
 	}
 	if !sqsPath.MatchString(u.Path) {
 		return "", errors.New("path is not /<12-digit account>/<queue name>")
