@@ -1,0 +1,111 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite deps.txt from go list")
+
+// forbidden are packages that could read documents, their storage or their
+// queue. The agent must never link them, whatever deps.txt says: this is
+// the code half of the data boundary (docs/agent.md).
+var forbidden = []string{
+	"github.com/tetherhq/tether/internal/document",
+	"github.com/tetherhq/tether/internal/blob",
+	"github.com/tetherhq/tether/internal/queue",
+	"github.com/tetherhq/tether/internal/extract",
+	"github.com/tetherhq/tether/internal/analyze",
+	"github.com/tetherhq/tether/internal/sqldb",
+	"github.com/tetherhq/tether/internal/api",
+	"github.com/tetherhq/tether/internal/worker",
+	"github.com/tetherhq/tether/internal/docsvc",
+	"github.com/aws/aws-sdk-go-v2/service/s3",
+	"github.com/aws/aws-sdk-go-v2/service/sqs",
+}
+
+func goListDeps(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	return strings.Fields(string(out))
+}
+
+// isForbidden matches a forbidden package and everything under it
+// (internal/blob/blobtest, service/s3/types, ...).
+func isForbidden(pkg string) bool {
+	for _, f := range forbidden {
+		if pkg == f || strings.HasPrefix(pkg, f+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestNoForbiddenImports(t *testing.T) {
+	for _, p := range goListDeps(t) {
+		if isForbidden(p) {
+			t.Errorf("tether-agent links %s, which could read documents; the agent may only see docsvc's /readyz and /metrics", p)
+		}
+	}
+}
+
+func TestForbiddenMatcher(t *testing.T) {
+	for pkg, want := range map[string]bool{
+		"github.com/tetherhq/tether/internal/blob":              true,
+		"github.com/tetherhq/tether/internal/blob/blobtest":     true,
+		"github.com/aws/aws-sdk-go-v2/service/s3/types":         true,
+		"github.com/aws/aws-sdk-go-v2/service/sqs":              true,
+		"github.com/aws/aws-sdk-go-v2/service/secretsmanager":   false,
+		"github.com/tetherhq/tether/internal/apiclient":         false,
+		"github.com/tetherhq/tether/internal/agent/collect":     false,
+		"github.com/aws/aws-sdk-go-v2/service/s3control":        false,
+		"github.com/tetherhq/tether/internal/documentation_foo": false,
+	} {
+		if got := isForbidden(pkg); got != want {
+			t.Errorf("isForbidden(%s) = %v, want %v", pkg, got, want)
+		}
+	}
+}
+
+// TestDepsList keeps deps.txt, the checked-in list of everything the agent
+// links, in step with the code, so any new dependency shows up in review.
+func TestDepsList(t *testing.T) {
+	got := strings.Join(goListDeps(t), "\n") + "\n"
+	if *update {
+		if err := os.WriteFile("deps.txt", []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile("deps.txt")
+	if err != nil {
+		t.Fatalf("read deps.txt: %v (run go test ./cmd/tether-agent -update)", err)
+	}
+	if got == string(want) {
+		return
+	}
+	wantSet := map[string]bool{}
+	for _, p := range strings.Fields(string(want)) {
+		wantSet[p] = true
+	}
+	var diff []string
+	for _, p := range strings.Fields(got) {
+		if !wantSet[p] {
+			diff = append(diff, "+ "+p)
+		}
+		delete(wantSet, p)
+	}
+	for p := range wantSet {
+		diff = append(diff, "- "+p)
+	}
+	if len(diff) == 0 {
+		diff = append(diff, "(same packages in a different order)")
+	}
+	t.Fatalf("tether-agent's dependencies changed (review, then run go test ./cmd/tether-agent -update):\n%s", strings.Join(diff, "\n"))
+}

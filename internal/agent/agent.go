@@ -1,0 +1,452 @@
+// Package agent is tether-agent, the customer-side coordination agent.
+//
+// It runs in the customer's account next to the document service and is the
+// only component that talks to the vendor's plane. It opens every
+// connection itself and listens on no public port. What it sends is limited
+// to the typed payloads of internal/wire (activation, heartbeat, opt-in
+// telemetry, approved diagnostics bundles) and signed GETs for releases and
+// diagnostic requests; every payload is appended to the customer's egress
+// ledger before it leaves.
+//
+// Its only view of the document service is docsvc's internal /readyz and
+// /metrics (package collect). It imports no document, storage or queue code
+// and no S3 or SQS client; cmd/tether-agent's dependency test enforces that.
+//
+// Files under the data directory D:
+//
+//	identity.key        Ed25519 seed, 0600 (absent with --identity-secret)
+//	install.json        install ID from the one activation
+//	egress.ledger(.head) every payload sent, hash-chained (internal/ledger)
+//	tuf/                verified TUF metadata (internal/updater)
+//	diagnostics/<id>/   request.json, state.json, bundle/ (preview = what is sent)
+//	health-history.json the last heartbeats' component health, for diagnostics
+//	telemetry.json      telemetry day counters (only with --telemetry)
+//	logs/agent.log      the agent's own JSON log, rotated at 1 MiB
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/tetherhq/tether/internal/agent/collect"
+	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/updater"
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+// Version is this agent's release.
+const Version = "0.1.0"
+
+// ErrBadLicense is matched when the license file fails verification: the
+// agent will not run on a license it cannot verify.
+var ErrBadLicense = errors.New("agent: license does not verify")
+
+// Options are the agent's injected dependencies; tests set them, the
+// command leaves them zero.
+type Options struct {
+	Now        func() time.Time // default time.Now
+	Logger     *slog.Logger     // default JSON to Stderr and D/logs/agent.log
+	Stderr     io.Writer        // default os.Stderr
+	HTTPClient *http.Client     // for the plane and docsvc; default 30s timeout
+	AWSConfig  *aws.Config      // for --identity-secret; default the SDK's default chain
+	Rand       func() float64   // backoff jitter; default math/rand/v2
+
+	RetryBase    time.Duration // first retry after a failed heartbeat; default 1s
+	RetryMax     time.Duration // retry cap; default 5m
+	UpdateEvery  time.Duration // TUF refresh; default 1h
+	LicenseEvery time.Duration // offline license re-check; default 24h
+}
+
+// Agent is one running agent.
+type Agent struct {
+	cfg    Config
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	plane  *planeClient
+	docsvc *collect.Client
+	upd    *updater.Client
+	keys   keyStore
+	logs   *rotatingFile
+
+	licPub  []byte // raw license public key, re-used by the daily check
+	licFile []byte
+
+	mu            sync.Mutex // guards everything below
+	key           ed25519.PrivateKey
+	install       Install
+	lic           license.License
+	prevMetrics   *collect.Metrics
+	docsvcVersion string
+	schemaVersion int64
+	objects       int64
+	bytes         int64
+	providerKind  string
+	status        Status
+	history       []HealthRecord
+	lastSnapshot  collect.Snapshot
+}
+
+// Status is what the status page and /status.json show.
+type Status struct {
+	InstallID          string    `json:"install_id"`
+	LicenseID          string    `json:"license_id"`
+	LicenseState       string    `json:"license_state"`
+	LicenseExpiresAt   time.Time `json:"license_expires_at"`
+	LastHeartbeatAt    time.Time `json:"last_heartbeat_at"`
+	LastHeartbeatOK    bool      `json:"last_heartbeat_ok"`
+	LastHeartbeatError string    `json:"last_heartbeat_error,omitempty"`
+	PlaneReachable     bool      `json:"plane_reachable"`
+	ConsecutiveFails   int       `json:"consecutive_failures"`
+	AvailableRelease   string    `json:"available_release,omitempty"`
+	ReleaseCheckedAt   time.Time `json:"release_checked_at"`
+	ReleaseCheckError  string    `json:"release_check_error,omitempty"`
+	PendingDiagnostics int       `json:"pending_diagnostics"`
+	LedgerEntries      uint64    `json:"ledger_entries"`
+	Telemetry          bool      `json:"telemetry"`
+	Channel            string    `json:"channel"`
+	AgentVersion       string    `json:"agent_version"`
+	DocsvcVersion      string    `json:"docsvc_version"`
+}
+
+// HealthRecord is one heartbeat in the local health history.
+type HealthRecord struct {
+	Time       time.Time              `json:"time"`
+	Components []wire.ComponentHealth `json:"components"`
+	Queue      wire.QueueStats        `json:"queue"`
+	ErrorRate  float64                `json:"error_rate"`
+	AIProvider wire.ProviderHealth    `json:"ai_provider"`
+	Sent       bool                   `json:"sent"`
+}
+
+// maxHistory bounds the health history: six hours at the default interval.
+const maxHistory = 360
+
+func (o *Options) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if o.RetryBase == 0 {
+		o.RetryBase = time.Second
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 5 * time.Minute
+	}
+	if o.UpdateEvery == 0 {
+		o.UpdateEvery = time.Hour
+	}
+	if o.LicenseEvery == 0 {
+		o.LicenseEvery = 24 * time.Hour
+	}
+}
+
+func (a *Agent) path(name ...string) string {
+	return filepath.Join(append([]string{a.cfg.DataDir}, name...)...)
+}
+
+// New checks everything that can be checked offline (license signature,
+// ledger integrity, identity key, trusted root) and prepares the agent. It
+// does not contact the plane.
+func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
+	opts.defaults()
+	a := &Agent{cfg: cfg, opts: opts, now: opts.Now, providerKind: "local", docsvcVersion: unknownVersion}
+	for _, dir := range []string{cfg.DataDir, a.path("logs"), a.path("diagnostics")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("agent: data dir: %w", err)
+		}
+	}
+	a.log = opts.Logger
+	if a.log == nil {
+		var err error
+		if a.logs, err = openRotating(a.path("logs", "agent.log"), 1<<20); err != nil {
+			return nil, fmt.Errorf("agent: log file: %w", err)
+		}
+		a.log = slog.New(slog.NewJSONHandler(io.MultiWriter(opts.Stderr, a.logs), nil))
+	}
+	if err := a.loadLicense(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	led, err := ledger.Open(a.path("egress.ledger"))
+	if err != nil {
+		a.Close()
+		if errors.Is(err, ledger.ErrTornTail) {
+			return nil, fmt.Errorf("agent: %w (run `tetherctl egress repair` to drop the unsent last entry)", err)
+		}
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.plane = &planeClient{base: cfg.PlaneURL, http: opts.HTTPClient, ledger: led, now: a.now, entries: ledgerHead(a.path("egress.ledger"))}
+	a.docsvc = &collect.Client{BaseURL: cfg.DocsvcURL, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: opts.HTTPClient.Transport}}
+
+	if a.keys, err = a.keyStore(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	key, created, err := loadOrCreateKey(ctx, a.keys)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if created {
+		a.log.Info("identity key created", "store", a.keys.describe())
+	}
+	a.key = key
+	in, ok, err := readInstall(a.path("install.json"))
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if ok {
+		if in.PublicKey != encodePub(key) {
+			a.Close()
+			return nil, ErrKeyMismatch
+		}
+		a.install = in
+		a.plane.setIdentity(key, in.InstallID)
+	}
+
+	if err := a.initUpdater(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.status.Channel, a.status.AgentVersion, a.status.Telemetry = cfg.Channel, Version, cfg.Telemetry
+	a.history = loadHistory(a.path("health-history.json"))
+	return a, nil
+}
+
+func (a *Agent) keyStore(ctx context.Context) (keyStore, error) {
+	if a.cfg.IdentitySecret == "" {
+		return fileKeys{path: a.path("identity.key")}, nil
+	}
+	var awsCfg aws.Config
+	if a.opts.AWSConfig != nil {
+		awsCfg = *a.opts.AWSConfig
+	} else {
+		var err error
+		if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
+			return nil, fmt.Errorf("agent: AWS configuration for the identity secret: %w", err)
+		}
+	}
+	return secretKeys{client: secretsmanager.NewFromConfig(awsCfg), id: a.cfg.IdentitySecret}, nil
+}
+
+// loadLicense verifies the license offline. A file that does not verify
+// stops the agent: running unlicensed, or on a forged license, is not a
+// state to report but a configuration to fix.
+func (a *Agent) loadLicense() error {
+	pub, err := release.LoadLicensePublicKey(a.cfg.LicensePublicKey)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	file, err := os.ReadFile(a.cfg.LicenseFile)
+	if err != nil {
+		return fmt.Errorf("agent: read license: %w", err)
+	}
+	l, err := license.Verify(pub, file)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadLicense, err)
+	}
+	if !l.AllowsChannel(a.cfg.Channel) {
+		return fmt.Errorf("agent: license %s does not allow channel %s (allowed: %v)", l.ID, a.cfg.Channel, l.Channels)
+	}
+	a.mu.Lock()
+	a.lic, a.licPub, a.licFile = l, pub, file
+	st := l.StateAt(a.now())
+	a.status.LicenseID, a.status.LicenseState, a.status.LicenseExpiresAt = l.ID, string(st), l.ExpiresAt
+	a.mu.Unlock()
+	return nil
+}
+
+// licenseStatus is the heartbeat's license field; a.mu is held.
+func (a *Agent) licenseStatus(now time.Time) wire.LicenseStatus {
+	st := a.lic.StateAt(now)
+	a.status.LicenseState = string(st)
+	return wire.LicenseStatus{State: string(st), ExpiresAt: a.lic.ExpiresAt.UTC()}
+}
+
+// Close releases the ledger and log file.
+func (a *Agent) Close() {
+	if a.plane != nil {
+		a.plane.ledger.Close()
+	}
+	if a.logs != nil {
+		a.logs.Close()
+	}
+}
+
+// Run activates (once ever), then heartbeats, polls diagnostics, checks
+// releases and re-verifies the license until ctx ends. It returns nil when
+// ctx is cancelled and an error only for conditions an operator must fix.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.ensureActivated(ctx); err != nil {
+		return err
+	}
+	if a.cfg.StatusAddr != "" {
+		stop, err := a.serveStatus(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	a.log.Info("agent running", "install_id", a.install.InstallID, "channel", a.cfg.Channel,
+		"heartbeat_seconds", a.cfg.Heartbeat.Seconds(), "telemetry", a.cfg.Telemetry, "auto_approve_diagnostics", a.cfg.AutoApprove)
+
+	hbTimer := time.NewTimer(0)
+	updTimer := time.NewTimer(0)
+	licTimer := time.NewTimer(a.opts.LicenseEvery)
+	defer hbTimer.Stop()
+	defer updTimer.Stop()
+	defer licTimer.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info("agent stopping")
+			return nil
+		case <-hbTimer.C:
+			if a.tick(ctx) {
+				failures = 0
+				hbTimer.Reset(a.cfg.Heartbeat)
+			} else {
+				failures++
+				d := min(backoff(failures, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand), a.opts.RetryMax)
+				a.log.Warn("heartbeat failed; will retry", "attempt", failures, "retry_in_ms", d.Milliseconds())
+				a.mu.Lock()
+				a.status.ConsecutiveFails = failures
+				a.mu.Unlock()
+				hbTimer.Reset(d)
+			}
+		case <-updTimer.C:
+			a.checkUpdates(ctx)
+			updTimer.Reset(a.opts.UpdateEvery)
+		case <-licTimer.C:
+			if err := a.loadLicense(); err != nil {
+				a.log.Error("license re-check failed; stopping", "err", err)
+				return err
+			}
+			licTimer.Reset(a.opts.LicenseEvery)
+		}
+	}
+}
+
+// ensureActivated activates with the license's one-time token unless
+// install.json says this agent already did. Network failures are retried
+// with backoff; a refusal is final.
+func (a *Agent) ensureActivated(ctx context.Context) error {
+	if a.install.InstallID != "" {
+		return nil
+	}
+	token, err := activationToken(a.licFile)
+	if err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		in, err := a.activate(ctx, token)
+		if err == nil {
+			if err := writeJSONAtomic(a.path("install.json"), in, 0o600); err != nil {
+				// The token is spent; without this file the next start
+				// cannot activate again, so say exactly what to keep.
+				return fmt.Errorf("agent: activated as %s but could not save install.json: %w", in.InstallID, err)
+			}
+			a.mu.Lock()
+			a.install = in
+			a.mu.Unlock()
+			a.plane.setIdentity(a.key, in.InstallID)
+			a.log.Info("activated", "install_id", in.InstallID, "license_id", in.LicenseID)
+			return nil
+		}
+		if errors.Is(err, ErrActivationRefused) {
+			return err
+		}
+		d := backoff(attempt, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand)
+		a.log.Warn("activation failed; will retry", "attempt", attempt, "retry_in_ms", d.Milliseconds(), "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// tick is one heartbeat round: scrape docsvc, send the heartbeat, then
+// (if the plane answered) handle diagnostics and telemetry. It reports
+// whether the heartbeat reached the plane.
+func (a *Agent) tick(ctx context.Context) bool {
+	snap := a.docsvc.Scrape(ctx, a.now())
+	if snap.ReadyzErr != nil {
+		a.log.Warn("docsvc readyz unavailable", "err", snap.ReadyzErr)
+	}
+	if snap.MetricsErr != nil {
+		a.log.Warn("docsvc metrics unavailable", "err", snap.MetricsErr)
+	}
+	hb := a.buildHeartbeat(snap)
+	resp, err := a.sendHeartbeat(ctx, hb)
+	a.recordHeartbeat(snap, hb, err)
+	if err != nil {
+		return false
+	}
+	a.log.Info("heartbeat sent", "pending_diagnostics", resp.PendingDiagnostics, "ledger_seq", a.plane.ledgerEntries())
+	a.pollDiagnostics(ctx)
+	a.processDiagnostics(ctx)
+	if a.cfg.Telemetry {
+		a.telemetryTick(ctx, snap)
+	}
+	return true
+}
+
+func (a *Agent) recordHeartbeat(snap collect.Snapshot, hb wire.Heartbeat, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lastSnapshot = snap
+	a.status.LastHeartbeatAt = hb.SentAt
+	a.status.LastHeartbeatOK = err == nil
+	a.status.PlaneReachable = err == nil
+	a.status.LastHeartbeatError = ""
+	if err != nil {
+		a.status.LastHeartbeatError = err.Error()
+	} else {
+		a.status.ConsecutiveFails = 0
+	}
+	a.status.DocsvcVersion = hb.Versions.Docsvc
+	a.history = append(a.history, HealthRecord{Time: hb.SentAt, Components: hb.Components, Queue: hb.Queue,
+		ErrorRate: hb.ErrorRate, AIProvider: hb.AIProvider, Sent: err == nil})
+	if len(a.history) > maxHistory {
+		a.history = append([]HealthRecord(nil), a.history[len(a.history)-maxHistory:]...)
+	}
+	if werr := writeJSONAtomic(a.path("health-history.json"), a.history, 0o600); werr != nil {
+		a.log.Warn("save health history", "err", werr)
+	}
+}
+
+// Snapshot returns the current status (for the status page and tests).
+func (a *Agent) Snapshot() Status {
+	pending := countState(a.cfg.DataDir, StatePending)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.status
+	st.InstallID = a.install.InstallID
+	st.LedgerEntries = a.plane.ledgerEntries()
+	st.PendingDiagnostics = pending
+	return st
+}

@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+// ErrUsage is matched by command-line and configuration mistakes; the
+// command exits 2 for them.
+var ErrUsage = errors.New("usage")
+
+// Config is the agent's configuration, parsed once at start from flags and
+// the environment (a flag wins over its variable).
+type Config struct {
+	DataDir          string        // --data-dir, TETHER_DATA_DIR
+	PlaneURL         string        // --plane-url, TETHER_PLANE_URL
+	LicenseFile      string        // --license, TETHER_LICENSE_FILE
+	LicensePublicKey string        // --license-public-key, TETHER_LICENSE_PUBLIC_KEY (PEM)
+	TrustedRoot      string        // --trusted-root, TETHER_TRUSTED_ROOT (TUF root.json)
+	Channel          string        // --channel, TETHER_CHANNEL
+	DocsvcURL        string        // --docsvc-url, TETHER_DOCSVC_URL
+	StatusAddr       string        // --status-addr, TETHER_STATUS_ADDR; empty: no status page
+	Heartbeat        time.Duration // --heartbeat, TETHER_HEARTBEAT
+	Telemetry        bool          // --telemetry, TETHER_TELEMETRY
+	AutoApprove      bool          // --auto-approve-diagnostics, TETHER_AUTO_APPROVE_DIAGNOSTICS
+	IdentitySecret   string        // --identity-secret, TETHER_AGENT_IDENTITY_SECRET
+}
+
+// setting is one configuration value: its flag, its variable and where it
+// goes. The table is the single list the parser, the help text and the
+// redacted config in diagnostics bundles are built from.
+type setting struct {
+	flag, env, help, def string
+	str                  *string
+	dur                  *time.Duration
+	boolean              *bool
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{flag: "data-dir", env: "TETHER_DATA_DIR", help: "directory for the agent's identity, ledger, TUF metadata and diagnostics", str: &c.DataDir},
+		{flag: "plane-url", env: "TETHER_PLANE_URL", help: "the vendor plane's base URL (https, or http on loopback)", str: &c.PlaneURL},
+		{flag: "license", env: "TETHER_LICENSE_FILE", help: "license file from the vendor", str: &c.LicenseFile},
+		{flag: "license-public-key", env: "TETHER_LICENSE_PUBLIC_KEY", help: "the vendor's license public key (PEM)", str: &c.LicensePublicKey},
+		{flag: "trusted-root", env: "TETHER_TRUSTED_ROOT", help: "the TUF root.json shipped with the agent", str: &c.TrustedRoot},
+		{flag: "channel", env: "TETHER_CHANNEL", help: "release channel", def: "stable", str: &c.Channel},
+		{flag: "docsvc-url", env: "TETHER_DOCSVC_URL", help: "the document service's internal base URL", def: "http://127.0.0.1:8080", str: &c.DocsvcURL},
+		{flag: "status-addr", env: "TETHER_STATUS_ADDR", help: "loopback or private address for the status page (empty: none)", str: &c.StatusAddr},
+		{flag: "heartbeat", env: "TETHER_HEARTBEAT", help: "heartbeat interval", def: "60s", dur: &c.Heartbeat},
+		{flag: "telemetry", env: "TETHER_TELEMETRY", help: "send daily aggregate usage counts", def: "false", boolean: &c.Telemetry},
+		{flag: "auto-approve-diagnostics", env: "TETHER_AUTO_APPROVE_DIAGNOSTICS", help: "upload diagnostics bundles without operator approval", def: "false", boolean: &c.AutoApprove},
+		{flag: "identity-secret", env: "TETHER_AGENT_IDENTITY_SECRET", help: "Secrets Manager secret (name or ARN) holding the agent's key instead of DATA_DIR/identity.key", str: &c.IdentitySecret},
+	}
+}
+
+// ParseConfig reads the run command's flags and the environment, then
+// validates everything, reporting every bad value on its own line.
+func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("tether-agent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	raw := map[string]*string{}
+	for _, s := range c.settings() {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		raw[s.flag] = new(string)
+		*raw[s.flag] = v
+		if s.boolean != nil {
+			// boolValue lets "--telemetry" alone mean true, as a bool flag
+			// does, while keeping the raw text for one validation pass.
+			fs.Var(boolValue{raw[s.flag]}, s.flag, s.help+" (env "+s.env+")")
+			continue
+		}
+		fs.StringVar(raw[s.flag], s.flag, v, s.help+" (env "+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	var problems []string
+	durationOK := map[string]bool{}
+	bad := func(s setting, why string) {
+		problems = append(problems, fmt.Sprintf("--%s (%s): %s", s.flag, s.env, why))
+	}
+	for _, s := range c.settings() {
+		v := *raw[s.flag]
+		switch {
+		case s.str != nil:
+			*s.str = v
+		case s.dur != nil:
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				bad(s, "must be a duration such as 60s or 5m")
+				continue
+			}
+			*s.dur, durationOK[s.flag] = d, true
+		case s.boolean != nil:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(s, "must be true or false")
+				continue
+			}
+			*s.boolean = b
+		}
+	}
+	for _, s := range c.settings() {
+		v := *raw[s.flag]
+		switch s.flag {
+		case "data-dir", "license", "license-public-key", "trusted-root":
+			if v == "" {
+				bad(s, "is required")
+			}
+		case "plane-url":
+			if err := checkPlaneURL(v); err != nil {
+				bad(s, err.Error())
+			}
+		case "docsvc-url":
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+				bad(s, "must be an http(s) URL without credentials, such as http://127.0.0.1:8080")
+			}
+		case "channel":
+			if !wire.ValidChannel(v) {
+				bad(s, "must be 1-32 characters of a-z 0-9 -")
+			}
+		case "status-addr":
+			if v != "" {
+				if err := CheckStatusAddr(v); err != nil {
+					bad(s, err.Error())
+				}
+			}
+		case "heartbeat":
+			if durationOK[s.flag] && (c.Heartbeat < time.Second || c.Heartbeat > 24*time.Hour) {
+				bad(s, "must be between 1s and 24h")
+			}
+		case "identity-secret":
+			if v != "" && (len(v) > 2048 || strings.ContainsAny(v, " \t\n")) {
+				bad(s, "must be a Secrets Manager secret name or ARN")
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return Config{}, fmt.Errorf("%w: invalid configuration:\n  %s", ErrUsage, strings.Join(problems, "\n  "))
+	}
+	return c, nil
+}
+
+// boolValue lets a flag.Func-style flag behave as a boolean flag.
+type boolValue struct{ p *string }
+
+func (b boolValue) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return *b.p
+}
+func (b boolValue) Set(s string) error { *b.p = s; return nil }
+func (b boolValue) IsBoolFlag() bool   { return true }
+
+// checkPlaneURL allows https anywhere and plain http only to a loopback
+// address: signatures protect integrity, but heartbeats are still the
+// customer's operational data and deserve TLS on any real network.
+func checkPlaneURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("must be a base URL such as https://plane.example.com, without credentials or query")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+		return errors.New("must use https unless the plane is on loopback")
+	}
+	return errors.New("must be an https URL")
+}
+
+// Redacted is the effective configuration as it goes into a diagnostics
+// bundle: every setting by flag name, with the identity secret's name
+// replaced (it names where the key lives) and URLs stripped to scheme and
+// host.
+func (c Config) Redacted() map[string]string {
+	out := map[string]string{}
+	for _, s := range c.settings() {
+		var v string
+		switch {
+		case s.str != nil:
+			v = *s.str
+		case s.dur != nil:
+			v = s.dur.String()
+		case s.boolean != nil:
+			v = strconv.FormatBool(*s.boolean)
+		}
+		switch s.flag {
+		case "identity-secret":
+			if v != "" {
+				v = "(set)"
+			}
+		case "plane-url", "docsvc-url":
+			if u, err := url.Parse(v); err == nil {
+				v = u.Scheme + "://" + u.Host
+			}
+		}
+		out[s.flag] = v
+	}
+	return out
+}

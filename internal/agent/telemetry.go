@@ -1,0 +1,77 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tetherhq/tether/internal/agent/collect"
+	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+// telemetryState is D/telemetry.json. Documents processed and failed in a
+// day are the growth of docsvc's succeeded and failed gauges between the
+// day's first scrape and its last, so the agent never counts anything
+// itself and a restart loses nothing.
+type telemetryState struct {
+	Day           string `json:"day"` // UTC day being counted
+	BaseSucceeded int64  `json:"base_succeeded"`
+	BaseFailed    int64  `json:"base_failed"`
+	LastSucceeded int64  `json:"last_succeeded"`
+	LastFailed    int64  `json:"last_failed"`
+	LastBytes     int64  `json:"last_bytes"`
+}
+
+// telemetryTick runs after each successful heartbeat when the customer opted
+// in. When the UTC day has turned, it sends the finished day's totals once;
+// until that send succeeds the day is kept and retried.
+func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
+	if snap.MetricsErr != nil || snap.Metrics.Documents == nil {
+		return // no figures this round; the day's last good ones stand
+	}
+	m := snap.Metrics
+	today := snap.At.UTC().Format(time.DateOnly)
+	path := a.path("telemetry.json")
+	var st telemetryState
+	if err := readJSON(path, &st); err != nil || st.Day == "" {
+		st = telemetryState{Day: today, BaseSucceeded: m.Documents["succeeded"], BaseFailed: m.Documents["failed"]}
+	}
+	if st.Day != today {
+		t := wire.Telemetry{
+			Day:                st.Day,
+			DocumentsProcessed: max(0, st.LastSucceeded-st.BaseSucceeded),
+			DocumentsFailed:    max(0, st.LastFailed-st.BaseFailed),
+		}
+		_, t.BytesBucket = wire.StorageBucket(0, st.LastBytes)
+		if err := a.sendTelemetry(ctx, t); err != nil {
+			a.log.Warn("telemetry not sent; will retry", "day", t.Day, "err", err)
+			return
+		}
+		a.log.Info("telemetry sent", "day", t.Day)
+		st = telemetryState{Day: today, BaseSucceeded: st.LastSucceeded, BaseFailed: st.LastFailed}
+	}
+	st.LastSucceeded, st.LastFailed, st.LastBytes = m.Documents["succeeded"], m.Documents["failed"], m.StoredBytes
+	if err := writeJSONAtomic(path, st, 0o600); err != nil {
+		a.log.Warn("save telemetry state", "err", err)
+	}
+}
+
+func (a *Agent) sendTelemetry(ctx context.Context, t wire.Telemetry) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	body, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	status, _, err := a.plane.send(ctx, ledger.KindTelemetry, "POST", "/v1/telemetry", body, true)
+	if err != nil {
+		return err
+	}
+	if status != 204 && status != 200 {
+		return fmt.Errorf("plane answered %d", status)
+	}
+	return nil
+}

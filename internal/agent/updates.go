@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/tetherhq/tether/internal/updater"
+)
+
+// initUpdater installs the trusted root on first start and builds the TUF
+// client. After a root rotation go-tuf keeps the newer root in D/tuf, so the
+// install-time root is installed only when D/tuf has none.
+func (a *Agent) initUpdater() error {
+	dir := a.path("tuf")
+	if _, err := os.Stat(a.path("tuf", "root.json")); errors.Is(err, fs.ErrNotExist) {
+		root, err := os.ReadFile(a.cfg.TrustedRoot)
+		if err != nil {
+			return fmt.Errorf("agent: read trusted root: %w", err)
+		}
+		if err := updater.Init(dir, root); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
+	base := strings.TrimRight(a.cfg.PlaneURL, "/") + "/v1/tuf/" + a.cfg.Channel
+	c, err := updater.New(updater.Config{
+		MetadataDir:       dir,
+		RemoteMetadataURL: base + "/metadata",
+		RemoteTargetsURL:  base + "/targets",
+		HTTPClient:        a.opts.HTTPClient,
+		Sign:              a.plane.signTUF,
+		Now:               a.now,
+		Channel:           a.cfg.Channel,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.upd = c
+	return nil
+}
+
+// checkUpdates refreshes the verified view of the channel and reports the
+// newest release that applies to what runs now. The agent only reports:
+// applying a release is the operator's `tetherctl upgrade`.
+func (a *Agent) checkUpdates(ctx context.Context) {
+	a.mu.Lock()
+	current := a.docsvcVersion
+	a.mu.Unlock()
+	if current == unknownVersion {
+		current = Version
+	}
+	err := a.upd.Refresh(ctx)
+	var available string
+	if err == nil {
+		m, ok, lerr := a.upd.Latest(ctx, current)
+		err = lerr
+		if ok {
+			available = m.Version
+		}
+	}
+	a.mu.Lock()
+	a.status.ReleaseCheckedAt = a.now().UTC()
+	a.status.ReleaseCheckError = ""
+	if err != nil {
+		a.status.ReleaseCheckError = err.Error()
+	} else {
+		a.status.AvailableRelease = available
+	}
+	a.mu.Unlock()
+	switch {
+	case err != nil:
+		a.log.Warn("release check failed", "err", err)
+	case available != "":
+		a.log.Info("release available", "version", available, "current", current, "channel", a.cfg.Channel)
+	default:
+		a.log.Info("release check: up to date", "current", current, "channel", a.cfg.Channel)
+	}
+}
