@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -34,6 +36,7 @@ type bundle struct {
 	store  *document.Store
 	blobs  blob.Store
 	worker *worker.Worker
+	gate   error // what the license gate answers; nil allows uploads
 }
 
 func setup(t *testing.T, maxUpload int64) *bundle {
@@ -55,8 +58,10 @@ func setup(t *testing.T, maxUpload int64) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := &bundle{token: token, store: store, blobs: blobs}
 	srv := &api.Server{
-		DB: db, Store: store, Blobs: blobs, Queue: q,
+		Gate: func(time.Time) error { return b.gate },
+		DB:   db, Store: store, Blobs: blobs, Queue: q,
 		Uploads:  &document.Uploads{Store: store, Blobs: blobs, Queue: q, MaxBytes: maxUpload, TempDir: t.TempDir(), Log: log},
 		Auth:     authn.Middleware,
 		CORS:     []string{"https://docs.customer.example"},
@@ -71,7 +76,8 @@ func setup(t *testing.T, maxUpload int64) *bundle {
 		Concurrency: 2, Visibility: 5 * time.Second, MaxReceives: 3,
 		Metrics: worker.NewMetrics(prometheus.NewRegistry()), Log: log,
 	}
-	return &bundle{url: ts.URL, token: token, store: store, blobs: blobs, worker: w}
+	b.url, b.worker = ts.URL, w
+	return b
 }
 
 func (b *bundle) runWorker(t *testing.T) {
@@ -298,5 +304,25 @@ func TestCORS(t *testing.T) {
 		if got := res.Header.Get("Access-Control-Allow-Origin") == tc.origin; got != tc.allow {
 			t.Errorf("origin %s allowed = %v, want %v", tc.origin, got, tc.allow)
 		}
+	}
+}
+
+func TestExpiredLicenseRefusesUploadsOnly(t *testing.T) {
+	b := setup(t, 1<<20)
+	code, d := b.upload(t, "a.txt", []byte("Uploaded while the license was valid."))
+	if code != http.StatusAccepted {
+		t.Fatalf("upload: %d", code)
+	}
+	id := d["id"].(string)
+	b.gate = errors.New("the license expired on 2026-10-01 and its grace period ended on 2026-10-15")
+	code, d = b.upload(t, "b.txt", []byte("Uploaded after the grace period."))
+	if code != http.StatusForbidden || !strings.Contains(fmt.Sprint(d["error"]), "grace period ended") {
+		t.Fatalf("upload past grace: %d %v, want 403 naming the license", code, d)
+	}
+	if code, _ := b.do(t, "GET", "/v1/documents/"+id, b.token, nil, ""); code != 200 {
+		t.Fatalf("reading an existing document past grace: %d", code)
+	}
+	if code, _ := b.do(t, "GET", "/v1/documents", b.token, nil, ""); code != 200 {
+		t.Fatalf("listing past grace: %d", code)
 	}
 }

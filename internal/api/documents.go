@@ -15,7 +15,7 @@ import (
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if s.Gate != nil {
 		if err := s.Gate(s.Now()); err != nil {
-			writeError(w, http.StatusPaymentRequired, err.Error())
+			writeError(w, http.StatusForbidden, err.Error())
 			return
 		}
 	}

@@ -60,7 +60,7 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_WORKER_CONCURRENCY", strconv.Itoa(c.WorkerConcurrency)},
 		{"DOCSVC_METRICS_ADDR", c.MetricsAddr},
 		{"DOCSVC_LICENSE_FILE", c.LicenseFile},
-		{"DOCSVC_LICENSE_STATE_FILE", c.LicenseStateFile},
+		{"DOCSVC_LICENSE_PUBLIC_KEY_FILE", c.LicenseKeyFile},
 		{"DOCSVC_LOG_LEVEL", strings.ToLower(c.LogLevel.String())},
 	}
 	out := make([]Setting, len(rows))

@@ -58,8 +58,8 @@ type Config struct {
 	MetricsAddr       string // DOCSVC_METRICS_ADDR: the worker's own /metrics listener; empty for none
 	MaxUploadBytes    int64
 	WorkerConcurrency int
-	LicenseFile       string
-	LicenseStateFile  string
+	LicenseFile       string // DOCSVC_LICENSE_FILE: the signed license; unset runs unlicensed (development)
+	LicenseKeyFile    string // DOCSVC_LICENSE_PUBLIC_KEY_FILE: the vendor's license.pub that verifies it
 	LogLevel          slog.Level
 
 	// sources records where each variable's value came from, for Effective.
@@ -528,7 +528,11 @@ func (l *loader) loadMisc(c *Config) {
 	}
 	c.WorkerConcurrency = l.intIn("DOCSVC_WORKER_CONCURRENCY", 2, 1, maxWorkerConcurrent)
 	c.LicenseFile = l.str("DOCSVC_LICENSE_FILE", "")
-	c.LicenseStateFile = l.str("DOCSVC_LICENSE_STATE_FILE", "")
+	c.LicenseKeyFile = l.str("DOCSVC_LICENSE_PUBLIC_KEY_FILE", "")
+	if (c.LicenseFile == "") != (c.LicenseKeyFile == "") {
+		l.fail("DOCSVC_LICENSE_PUBLIC_KEY_FILE", "DOCSVC_LICENSE_FILE and DOCSVC_LICENSE_PUBLIC_KEY_FILE must be set together",
+			"set both (the license and the vendor's license.pub that verifies it), or neither for an unlicensed development run")
+	}
 
 	c.LogLevel = slog.LevelInfo
 	if v := l.str("DOCSVC_LOG_LEVEL", ""); v != "" {

@@ -180,6 +180,8 @@ func TestLoadBadValues(t *testing.T) {
 		{"no blob URL", with(minimal(), "DOCSVC_BLOB_URL", ""), "DOCSVC_BLOB_URL", "missing; set file:///path/to/dir or s3://bucket/prefix"},
 		{"no database", with(minimal(), "DOCSVC_DATABASE_URL", ""), "DOCSVC_DATABASE_URL", "missing"},
 		{"no queue", with(minimal(), "DOCSVC_QUEUE_URL", ""), "DOCSVC_QUEUE_URL", "missing"},
+		{"license without its key", with(minimal(), "DOCSVC_LICENSE_FILE", "/etc/tether/license.json"), "DOCSVC_LICENSE_PUBLIC_KEY_FILE", "together"},
+		{"metrics addr without port", with(minimal(), "DOCSVC_METRICS_ADDR", "localhost"), "DOCSVC_METRICS_ADDR", "host:port"},
 		{"bad addr", with(minimal(), "DOCSVC_ADDR", "8080"), "DOCSVC_ADDR", "host:port"},
 		{"addr on all interfaces without public URL", with(minimal(), "DOCSVC_ADDR", ":8080"), "DOCSVC_PUBLIC_URL", "all interfaces"},
 		{"relative public URL", with(minimal(), "DOCSVC_PUBLIC_URL", "docs.example.com"), "DOCSVC_PUBLIC_URL", "absolute"},

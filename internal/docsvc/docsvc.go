@@ -154,12 +154,23 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 	if err != nil {
 		return err
 	}
+	var gate func(time.Time) error
+	if cfg.LicenseFile != "" {
+		g, err := newLicenseGate(cfg.LicenseFile, cfg.LicenseKeyFile, log)
+		if err != nil {
+			return err
+		}
+		gate = g.Check
+	} else {
+		log.Warn("no license configured (DOCSVC_LICENSE_FILE): running unlicensed, for development only")
+	}
 	reg := newRegistry()
 	srv := &api.Server{
 		DB: db, Store: st.store, Blobs: st.blobs, Queue: st.queue,
 		Uploads:  &document.Uploads{Store: st.store, Blobs: st.blobs, Queue: st.queue, MaxBytes: cfg.MaxUploadBytes, Log: log},
 		Auth:     authn.Middleware,
 		CORS:     cfg.CORSOrigins,
+		Gate:     gate,
 		Registry: reg, Version: Version, Log: log, Now: time.Now,
 	}
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -18,12 +18,15 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -36,6 +39,7 @@ import (
 var (
 	ErrBadSignature = errors.New("license: signature does not verify")
 	ErrMalformed    = errors.New("license: malformed license file")
+	ErrBadKey       = errors.New("license: not an Ed25519 public key in PEM form")
 )
 
 // MaxFile bounds the license file Verify parses.
@@ -243,4 +247,27 @@ func KeyID(pub ed25519.PublicKey) string {
 func TokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
+}
+
+// LoadPublicKey reads the vendor's license-verification key: a PKIX PEM
+// Ed25519 public key, such as the license.pub that `tether-plane keys init`
+// writes and every install ships with.
+func LoadPublicKey(path string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("license: load public key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("license: load public key %s: not a PEM PUBLIC KEY: %w", path, ErrBadKey)
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("license: load public key %s: %w: %w", path, ErrBadKey, err)
+	}
+	ek, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("license: load public key %s: not an Ed25519 key: %w", path, ErrBadKey)
+	}
+	return ek, nil
 }

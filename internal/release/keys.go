@@ -18,6 +18,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/tetherhq/tether/internal/license"
 )
 
 // Key files in a keys directory. Private keys are Ed25519 in PKCS#8 PEM
@@ -320,23 +322,11 @@ func LoadLicenseKey(dir string) (ed25519.PrivateKey, error) {
 // LoadLicensePublicKey reads a PKIX PEM Ed25519 public key, such as the
 // license.pub InitKeys writes.
 func LoadLicensePublicKey(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
+	k, err := license.LoadPublicKey(path)
 	if err != nil {
-		return nil, fmt.Errorf("load license public key: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("load license public key: not a PEM PUBLIC KEY: %w", ErrInvalid)
-	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("load license public key: %w: %w", ErrInvalid, err)
-	}
-	ek, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("load license public key: not an Ed25519 key: %w", ErrInvalid)
-	}
-	return ek, nil
+	return k, nil
 }
 
 // onlineKeys are what Publish, Revoke and Refresh sign with.

@@ -1,0 +1,77 @@
+package docsvc
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tetherhq/tether/internal/license"
+)
+
+// licenseGate decides whether new uploads are accepted. It verifies the
+// license offline with the vendor's public key and re-reads the file when it
+// changes, so installing a renewed license needs no restart. Past expiry plus
+// grace only uploads stop: reads, results and deletes keep working, and
+// nothing is ever deleted because of a license.
+type licenseGate struct {
+	path string
+	pub  ed25519.PublicKey
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	lic     license.License
+	modTime time.Time
+}
+
+func newLicenseGate(path, pubPath string, log *slog.Logger) (*licenseGate, error) {
+	pub, err := license.LoadPublicKey(pubPath)
+	if err != nil {
+		return nil, fmt.Errorf("docsvc: DOCSVC_LICENSE_PUBLIC_KEY_FILE: %w", err)
+	}
+	g := &licenseGate{path: path, pub: pub, log: log}
+	if err := g.reload(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// reload verifies the license file if it changed since the last read. A file
+// that fails verification is reported and the last good license stays.
+func (g *licenseGate) reload() error {
+	st, err := os.Stat(g.path)
+	if err != nil {
+		return fmt.Errorf("docsvc: DOCSVC_LICENSE_FILE: %w", err)
+	}
+	if st.ModTime().Equal(g.modTime) {
+		return nil
+	}
+	data, err := os.ReadFile(g.path)
+	if err != nil {
+		return fmt.Errorf("docsvc: DOCSVC_LICENSE_FILE: %w", err)
+	}
+	lic, err := license.Verify(g.pub, data)
+	if err != nil {
+		return fmt.Errorf("docsvc: DOCSVC_LICENSE_FILE %s: %w", g.path, err)
+	}
+	g.lic, g.modTime = lic, st.ModTime()
+	g.log.Info("license loaded", "license_id", lic.ID, "expires_at", lic.ExpiresAt, "state", lic.StateAt(time.Now()))
+	return nil
+}
+
+// Check returns nil while uploads are allowed at now.
+func (g *licenseGate) Check(now time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.reload(); err != nil {
+		g.log.Warn("license file unreadable; keeping the last verified license", "err", err)
+	}
+	if g.lic.AllowsUploads(now) {
+		return nil
+	}
+	graceEnd := g.lic.ExpiresAt.Add(time.Duration(g.lic.GraceSeconds) * time.Second)
+	return fmt.Errorf("the license expired on %s and its grace period ended on %s: new uploads are refused until a renewed license is installed; existing documents and results can still be read",
+		g.lic.ExpiresAt.Format(time.DateOnly), graceEnd.Format(time.DateOnly))
+}
