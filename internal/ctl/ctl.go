@@ -20,6 +20,8 @@ const usage = `tetherctl — install and operate Tether in your own AWS account
 Usage:
   tetherctl dev [--data-dir DIR] [--api-addr HOST:PORT]
       run the whole stack on this machine on embedded defaults
+  tetherctl egress show|verify [--data-dir DIR]
+      see and check everything the agent ever sent to the vendor
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 `
@@ -35,6 +37,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "egress":
+		return egressCmd(args[1:], stdout, stderr)
 	case "dev":
 		fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 		fs.SetOutput(stderr)

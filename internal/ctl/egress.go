@@ -1,0 +1,120 @@
+package ctl
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tetherhq/tether/internal/ledger"
+)
+
+// agentDir finds the agent's state: the data dir of `tetherctl dev` (whose
+// agent keeps its state in <dir>/agent), or an agent's own data dir.
+func agentDir(dataDir string) string {
+	if st, err := os.Stat(filepath.Join(dataDir, "agent")); err == nil && st.IsDir() {
+		return filepath.Join(dataDir, "agent")
+	}
+	return dataDir
+}
+
+const egressUsage = `tetherctl egress — see and check everything the agent ever sent to the vendor
+
+Usage:
+  tetherctl egress show   [--data-dir DIR] [--since 24h|2026-11-01T00:00:00Z] [--output text|json]
+  tetherctl egress verify [--data-dir DIR]
+
+Every payload the agent sends is appended, before it is sent, to a hash-chained,
+append-only ledger in the agent's data dir (egress.ledger). 'show' prints the
+entries exactly as they left; 'verify' re-computes the chain and exits non-zero
+if any entry was edited, removed, reordered or inserted.
+`
+
+func egressCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, egressUsage)
+		if len(args) == 0 {
+			return errors.New("tetherctl egress: want show or verify")
+		}
+		return nil
+	}
+	fs := flag.NewFlagSet("egress "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "./.tether-dev", "the tetherctl dev data dir, or the agent's own data dir")
+	since := fs.String("since", "", "only entries after this: a duration back from now (24h) or an RFC 3339 time")
+	output := fs.String("output", "text", "text or json")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	path := filepath.Join(agentDir(*dataDir), "egress.ledger")
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("tetherctl egress: no ledger at %s (is --data-dir the agent's data dir?)", path)
+	}
+	switch args[0] {
+	case "verify":
+		n, err := ledger.Verify(path)
+		if err != nil {
+			return fmt.Errorf("tetherctl egress verify: %s: %w", path, err)
+		}
+		fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified (%s)\n", n, path)
+		return nil
+	case "show":
+		from, err := parseSince(*since, time.Now())
+		if err != nil {
+			return err
+		}
+		entries, err := ledger.Read(path, from)
+		if err != nil {
+			return fmt.Errorf("tetherctl egress show: %w", err)
+		}
+		return writeEntries(stdout, entries, *output)
+	}
+	return fmt.Errorf("tetherctl egress: unknown subcommand %q (want show or verify)", args[0])
+}
+
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("tetherctl egress: --since %q is neither a duration (24h) nor an RFC 3339 time (2026-11-01T00:00:00Z)", s)
+}
+
+func writeEntries(w io.Writer, entries []ledger.Entry, output string) error {
+	if output == "json" {
+		if entries == nil {
+			entries = []ledger.Entry{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	}
+	if output != "text" {
+		return fmt.Errorf("tetherctl egress: --output %q: want text or json", output)
+	}
+	if len(entries) == 0 {
+		fmt.Fprintln(w, "nothing has left this install in that period")
+		return nil
+	}
+	for _, e := range entries {
+		b, _ := e.Bytes()
+		fmt.Fprintf(w, "#%d  %s  %-13s %s  (%d bytes, sha256 %s)\n", e.Seq, e.Time.Local().Format(time.RFC3339), e.Kind, e.Destination, len(b), e.PayloadSHA256[:12])
+		switch {
+		case len(e.Payload) > 0:
+			fmt.Fprintf(w, "    %s\n", strings.TrimSpace(string(e.Payload)))
+		case e.PayloadBase64 != "":
+			fmt.Fprintf(w, "    (binary payload, e.g. a diagnostics bundle; its exact bytes are in --output json)\n")
+		}
+	}
+	return nil
+}
