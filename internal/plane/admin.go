@@ -200,6 +200,7 @@ func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "revoke "+id, err)
 		return
 	}
+	s.keys.forget(id)
 	s.log.Warn("install revoked", "install_id", id)
 	in, err := s.store.Install(r.Context(), id)
 	if err != nil {

@@ -30,7 +30,7 @@ import (
 // reqsign (which puts the install ID in the context).
 func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
 	v := &reqsign.Verifier{
-		Keys:    s.installKey,
+		Keys:    s.keys.get,
 		Nonces:  nonceStore{s.store},
 		MaxSkew: s.cfg.MaxSkew,
 		Now:     s.now,

@@ -56,6 +56,7 @@ type Server struct {
 	session string // the dashboard cookie value, derived from the admin token
 
 	templates map[string]*template.Template
+	keys      *keyCache
 }
 
 // Defaults for Config's zero values.
@@ -109,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
+	s.keys = &keyCache{ttl: keyCacheTTL, now: cfg.Now, lookup: s.installKey}
 	s.routes()
 	return s, nil
 }

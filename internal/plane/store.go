@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +55,9 @@ const (
 type Store struct {
 	db  *sqldb.DB
 	now func() time.Time
+
+	nonces     *batcher[nonceItem, bool]
+	heartbeats *batcher[heartbeatItem, heartbeatResult]
 }
 
 // OpenStore migrates db to the plane's schema and returns a store using now
@@ -66,7 +70,16 @@ func OpenStore(ctx context.Context, db *sqldb.DB, now func() time.Time) (*Store,
 	if _, err := db.MigrateFS(ctx, sub, versionTable); err != nil {
 		return nil, fmt.Errorf("plane: migrate: %w", err)
 	}
-	return &Store{db: db, now: now}, nil
+	s := &Store{db: db, now: now}
+	// SQLite has one writer, so more than one batch at a time only queues
+	// inside the driver; PostgreSQL writes batches in parallel.
+	workers := 1
+	if db.Dialect == sqldb.Postgres {
+		workers = 4
+	}
+	s.nonces = &batcher[nonceItem, bool]{max: 256, workers: workers, write: s.rememberNonces}
+	s.heartbeats = &batcher[heartbeatItem, heartbeatResult]{max: 128, workers: workers, write: s.recordHeartbeats}
+	return s, nil
 }
 
 // DB exposes the handle for health checks.
@@ -299,19 +312,60 @@ func (s *Store) InstallKey(ctx context.Context, installID string) (ed25519.Publi
 
 // RememberNonce records nonce for installID until the given time. It reports
 // false when the nonce is already recorded and unexpired: a replay.
+// Concurrent calls share one INSERT (see batcher); each commits before it
+// returns, so a restart cannot forget a nonce it accepted.
 func (s *Store) RememberNonce(ctx context.Context, installID, nonce string, until time.Time) (fresh bool, err error) {
-	// An expired row may be reused; the WHERE on the update keeps live ones.
-	res, err := s.db.ExecContext(ctx, `INSERT INTO plane_nonces (install_id, nonce, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (install_id, nonce) DO UPDATE SET expires_at = excluded.expires_at
-		WHERE plane_nonces.expires_at < $4`, installID, nonce, ms(until), ms(s.now()))
+	fresh, err = s.nonces.do(ctx, nonceItem{installID: installID, nonce: nonce, until: until})
 	if err != nil {
 		return false, fmt.Errorf("plane: remember nonce: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("plane: remember nonce: %w", err)
+	return fresh, nil
+}
+
+type nonceItem struct {
+	installID, nonce string
+	until            time.Time
+}
+
+func (s *Store) rememberNonces(ctx context.Context, items []nonceItem) ([]bool, error) {
+	fresh := make([]bool, len(items))
+	type key struct{ install, nonce string }
+	first := make(map[key]int, len(items))
+	var sb strings.Builder
+	args := []any{ms(s.now())}
+	sb.WriteString(`INSERT INTO plane_nonces (install_id, nonce, expires_at) VALUES `)
+	for i, it := range items {
+		k := key{it.installID, it.nonce}
+		if _, dup := first[k]; dup {
+			continue // the same nonce twice in one batch: the later one is a replay
+		}
+		first[k] = i
+		if len(args) > 1 {
+			sb.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&sb, "($%d, $%d, $%d)", n+1, n+2, n+3)
+		args = append(args, it.installID, it.nonce, ms(it.until))
 	}
-	return n == 1, nil
+	// An expired row may be reused; the WHERE on the update keeps live
+	// ones, and RETURNING names exactly the rows written: the fresh nonces.
+	sb.WriteString(` ON CONFLICT (install_id, nonce) DO UPDATE SET expires_at = excluded.expires_at
+		WHERE plane_nonces.expires_at < $1 RETURNING install_id, nonce`)
+	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.install, &k.nonce); err != nil {
+			return nil, err
+		}
+		if i, ok := first[k]; ok {
+			fresh[i] = true
+		}
+	}
+	return fresh, rows.Err()
 }
 
 // PruneNonces deletes nonces that expired before now; it returns how many.
@@ -333,61 +387,118 @@ type HeartbeatRecord struct {
 	Body         json.RawMessage
 }
 
+type heartbeatItem struct {
+	installID string
+	hb        HeartbeatRecord
+}
+
+type heartbeatResult struct {
+	pending int
+	err     error // per install: ErrNotFound or ErrRevoked
+}
+
 // RecordHeartbeat stores a heartbeat, updates the install's derived columns,
 // clears its stale flag, prunes history beyond HistoryLimit and, when health
 // newly became degraded or down, queues one alert in the same transaction.
-// It returns how many diagnostic requests await the install.
+// It returns how many diagnostic requests await the install. Concurrent
+// heartbeats share a transaction (see batcher).
 func (s *Store) RecordHeartbeat(ctx context.Context, installID string, hb HeartbeatRecord) (pending int, err error) {
+	res, err := s.heartbeats.do(ctx, heartbeatItem{installID: installID, hb: hb})
+	if err == nil {
+		err = res.err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("plane: record heartbeat for %s: %w", installID, err)
+	}
+	return res.pending, nil
+}
+
+func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]heartbeatResult, error) {
+	out := make([]heartbeatResult, len(items))
 	now := ms(s.now())
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		// One UPDATE both bumps the history sequence and, because SET
-		// expressions see the old row, remembers the previous health for
-		// the transition check; heartbeats are the plane's hot path.
-		var seq int64
-		var prevHealth string
-		err := tx.QueryRowContext(ctx, `UPDATE plane_installs SET heartbeats = heartbeats + 1, last_seen_at = $2,
-			version = $3, channel = $4, prev_health = health, health = $5, license_state = $6,
-			last_heartbeat = $7, stale = 0
-			WHERE id = $1 AND revoked_at IS NULL RETURNING heartbeats, prev_health`,
-			installID, now, hb.Version, hb.Channel, hb.Health, hb.LicenseState, string(hb.Body)).Scan(&seq, &prevHealth)
-		if errors.Is(err, sql.ErrNoRows) {
-			var revoked sql.NullInt64
-			err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM plane_installs WHERE id = $1`, installID).Scan(&revoked)
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if s.db.Dialect == sqldb.Postgres {
+			// A heartbeat is resent every interval, so losing the last few
+			// hundred milliseconds of them in a database crash costs
+			// nothing, while waiting for the WAL flush is most of a
+			// heartbeat's cost. Nonces and everything else stay
+			// synchronous. (SQLite has no per-transaction equivalent.)
+			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+		}
+		var hist strings.Builder
+		hist.WriteString(`INSERT INTO plane_heartbeats (install_id, seq, at, version, health, body) VALUES `)
+		var histArgs []any
+		// Lock rows in one order (by install ID) so two batches sharing
+		// installs wait for each other instead of deadlocking.
+		order := make([]int, len(items))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(items[a].installID, items[b].installID) })
+		for _, i := range order {
+			it := items[i]
+			hb := it.hb
+			// One UPDATE bumps the history sequence, remembers the previous
+			// health for the transition check (SET expressions see the old
+			// row) and counts pending diagnostics.
+			var seq int64
+			var prevHealth string
+			err := tx.QueryRowContext(ctx, `UPDATE plane_installs SET heartbeats = heartbeats + 1, last_seen_at = $2,
+				version = $3, channel = $4, prev_health = health, health = $5, license_state = $6,
+				last_heartbeat = $7, stale = 0
+				WHERE id = $1 AND revoked_at IS NULL
+				RETURNING heartbeats, prev_health,
+					(SELECT COUNT(*) FROM plane_diagnostics d WHERE d.install_id = plane_installs.id AND d.status = $8)`,
+				it.installID, now, hb.Version, hb.Channel, hb.Health, hb.LicenseState, string(hb.Body), DiagRequested).
+				Scan(&seq, &prevHealth, &out[i].pending)
 			if errors.Is(err, sql.ErrNoRows) {
-				return ErrNotFound
+				var revoked sql.NullInt64
+				err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM plane_installs WHERE id = $1`, it.installID).Scan(&revoked)
+				switch {
+				case errors.Is(err, sql.ErrNoRows):
+					out[i].err = ErrNotFound
+				case err != nil:
+					return err
+				default:
+					out[i].err = ErrRevoked
+				}
+				continue
 			}
 			if err != nil {
 				return err
 			}
-			return ErrRevoked
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO plane_heartbeats (install_id, seq, at, version, health, body)
-			VALUES ($1, $2, $3, $4, $5, $6)`, installID, seq, now, hb.Version, hb.Health, string(hb.Body)); err != nil {
-			return err
-		}
-		if seq > HistoryLimit && seq%16 == 0 {
-			// Pruning every 16th heartbeat keeps the bound within 16 rows
-			// while sparing most heartbeats a delete.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM plane_heartbeats WHERE install_id = $1 AND seq <= $2`,
-				installID, seq-HistoryLimit); err != nil {
-				return err
+			if len(histArgs) > 0 {
+				hist.WriteString(", ")
+			}
+			n := len(histArgs)
+			fmt.Fprintf(&hist, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+			histArgs = append(histArgs, it.installID, seq, now, hb.Version, hb.Health, string(hb.Body))
+			if seq > HistoryLimit && seq%16 == 0 {
+				// Pruning every 16th heartbeat keeps the bound within 16
+				// rows while sparing most heartbeats a delete.
+				if _, err := tx.ExecContext(ctx, `DELETE FROM plane_heartbeats WHERE install_id = $1 AND seq <= $2`,
+					it.installID, seq-HistoryLimit); err != nil {
+					return err
+				}
+			}
+			if hb.Health != prevHealth && (hb.Health == HealthDegraded || hb.Health == HealthDown) {
+				if err := queueAlert(ctx, tx, it.installID, AlertHealth, hb.Health, now); err != nil {
+					return err
+				}
 			}
 		}
-		if hb.Health != prevHealth && (hb.Health == HealthDegraded || hb.Health == HealthDown) {
-			if err := queueAlert(ctx, tx, installID, AlertHealth, hb.Health, now); err != nil {
-				return err
-			}
+		if len(histArgs) == 0 {
+			return nil
 		}
-		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM plane_diagnostics WHERE install_id = $1 AND status = $2`,
-			installID, DiagRequested).Scan(&pending)
+		_, err := tx.ExecContext(ctx, hist.String(), histArgs...)
+		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("plane: record heartbeat for %s: %w", installID, err)
+		return nil, err
 	}
-	return pending, nil
+	return out, nil
 }
 
 func queueAlert(ctx context.Context, tx *sql.Tx, installID, kind, value string, now int64) error {
