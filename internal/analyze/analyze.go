@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Analysis is the result of analysing one document's text.
@@ -162,5 +163,8 @@ func truncateRunes(s string, n int) string {
 	return s
 }
 
-// isBlank reports whether s has no visible characters.
-func isBlank(s string) bool { return strings.TrimSpace(s) == "" }
+// isBlank reports whether s has nothing to analyse: only white space and
+// control characters.
+func isBlank(s string) bool {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) == ""
+}

@@ -28,13 +28,15 @@ type bedrockAnalyzer struct {
 // newBedrock loads AWS configuration the standard way (task role, instance
 // profile, environment) for cfg.Region.
 func newBedrock(ctx context.Context, cfg Config, httpClient *http.Client) (*bedrockAnalyzer, error) {
-	opts := []func(*config.LoadOptions) error{config.WithRegion(cfg.Region)}
-	if httpClient != nil {
-		opts = append(opts, config.WithHTTPClient(httpClient))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.Region))
 	if err != nil {
 		return nil, fmt.Errorf("analyze: bedrock: load AWS config: %w", err)
+	}
+	// The caller's client is used for Bedrock calls only, not set through
+	// LoadDefaultConfig: that rejects a plain *http.Client when AWS_CA_BUNDLE
+	// is set, and credential lookups should keep the SDK's own client.
+	if httpClient != nil {
+		awsCfg.HTTPClient = httpClient
 	}
 	return newBedrockFromAWS(awsCfg, cfg), nil
 }
