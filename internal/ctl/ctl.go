@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/tetherhq/tether/internal/devstack"
 )
@@ -18,8 +19,9 @@ import (
 const usage = `tetherctl — install and operate Tether in your own AWS account
 
 Usage:
-  tetherctl dev [--data-dir DIR] [--api-addr HOST:PORT]
-      run the whole stack on this machine on embedded defaults
+  tetherctl dev [--data-dir DIR] [--api-addr HOST:PORT] [--plane-addr HOST:PORT]
+      run the whole stack on this machine on embedded defaults: the document
+      service, a local vendor plane, and the agent between them
   tetherctl egress show|verify [--data-dir DIR]
       see and check everything the agent ever sent to the vendor
 
@@ -45,8 +47,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		o := devstack.Options{}
 		fs.StringVar(&o.DataDir, "data-dir", "./.tether-dev", "where the stack keeps its database, documents and keys")
 		fs.StringVar(&o.APIAddr, "api-addr", "127.0.0.1:8080", "the document service's listen address")
+		fs.StringVar(&o.PlaneAddr, "plane-addr", "127.0.0.1:8090", "the local vendor plane's listen address (its dashboard is at /)")
+		fs.StringVar(&o.AgentStatusAddr, "agent-status-addr", "127.0.0.1:8091", "the agent's status page (loopback only)")
+		fs.DurationVar(&o.Heartbeat, "heartbeat", 10*time.Second, "how often the agent reports health to the plane")
+		fs.BoolVar(&o.Telemetry, "telemetry", false, "opt the agent in to daily aggregate usage counts")
 		fs.Usage = func() {
-			fmt.Fprint(stderr, "tetherctl dev: run the document service's api and worker as child processes on\nSQLite, a local documents directory, a database-backed queue and the offline\nanalyzer. Ctrl-C stops them; running again with the same --data-dir resumes.\n\nFlags:\n")
+			fmt.Fprint(stderr, "tetherctl dev: run the document service's api and worker as child processes on\nSQLite, a local documents directory, a database-backed queue and the offline\nanalyzer; a local vendor plane with development keys, a license and a signed\nrelease; and the agent, activated against that plane. Ctrl-C stops them all;\nrunning again with the same --data-dir resumes.\n\nFlags:\n")
 			fs.PrintDefaults()
 		}
 		if err := fs.Parse(args[1:]); err != nil {

@@ -18,12 +18,26 @@ import (
 
 // Options are tetherctl dev's flags.
 type Options struct {
-	DataDir string // default ./.tether-dev
-	APIAddr string // default 127.0.0.1:8080
+	DataDir         string // default ./.tether-dev
+	APIAddr         string // default 127.0.0.1:8080
+	PlaneAddr       string // default 127.0.0.1:8090
+	AgentStatusAddr string // default 127.0.0.1:8091
+	Heartbeat       time.Duration
+	Telemetry       bool // the customer's opt-in, passed to the agent
 }
 
 // Run prepares the data directory, starts every component and supervises
 // them until ctx is done (Ctrl-C), then stops them cleanly.
+//
+// The layout of the data directory:
+//
+//	bin/            the binaries, built from this checkout
+//	docsvc.db       the document service's SQLite database; blobs/ its documents
+//	dev-token       the development API token
+//	plane/          the local vendor plane: its database, keys/, release repo/
+//	plane-admin-token  the plane's admin token (a copy, for scripts)
+//	license.json    the development license the plane issued
+//	agent/          the agent's identity, egress ledger, TUF metadata, diagnostics
 func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) error {
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
@@ -32,52 +46,87 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("dev: create data dir: %w", err)
 	}
-	if err := checkFree(o.APIAddr); err != nil {
-		return err
+	for _, a := range []struct{ flag, addr string }{{"--api-addr", o.APIAddr}, {"--plane-addr", o.PlaneAddr}, {"--agent-status-addr", o.AgentStatusAddr}} {
+		if err := checkFree(a.addr, a.flag); err != nil {
+			return err
+		}
 	}
 	out := &lockedWriter{w: stdout}
-
-	bins, err := binaries(ctx, filepath.Join(dataDir, "bin"), []string{"docsvc"}, out)
+	bins, err := binaries(ctx, filepath.Join(dataDir, "bin"), []string{"docsvc", "tether-plane", "tether-agent"}, out)
 	if err != nil {
 		return err
 	}
-	env := append(os.Environ(),
-		"DOCSVC_ADDR="+o.APIAddr,
-		"DOCSVC_PUBLIC_URL=http://"+o.APIAddr,
-		"DOCSVC_DATABASE_URL=sqlite://"+filepath.Join(dataDir, "docsvc.db"),
-		"DOCSVC_BLOB_URL=file://"+filepath.Join(dataDir, "blobs"),
-		"DOCSVC_QUEUE_URL=db://jobs",
-		"DOCSVC_QUEUE_VISIBILITY=20s",
-		"DOCSVC_AI_PROVIDER=local",
-	)
-	docsvc := func(name string, args ...string) Proc {
-		return Proc{Name: name, Path: bins["docsvc"], Args: args, Env: env, Dir: dataDir}
-	}
-
 	out.printf("dev: data dir %s\n", dataDir)
-	if _, err := runToEnd(ctx, docsvc("migrate", "migrate"), out); err != nil {
-		return fmt.Errorf("dev: migrate: %w", err)
+	base := os.Environ()
+	proc := func(bin, name string, env []string, args ...string) Proc {
+		return Proc{Name: name, Path: bins[bin], Args: args, Env: append(base, env...), Dir: dataDir}
 	}
-	token, err := devToken(ctx, dataDir, docsvc("token", "token", "create", "--name", "tetherctl-dev"), out)
+
+	// The vendor side: keys, a development license, a published release, the plane.
+	v, err := prepareVendor(ctx, dataDir, bins, out)
 	if err != nil {
 		return err
 	}
-
 	var wg sync.WaitGroup
-	for _, p := range []Proc{docsvc("api", "api"), docsvc("worker", "worker")} {
+	start := func(p Proc) {
 		wg.Add(1)
 		go func() { defer wg.Done(); supervise(ctx, p, out, log, 15*time.Second) }()
 	}
+	start(proc("tether-plane", "plane", nil, "serve", "--data-dir", v.planeDir, "--addr", o.PlaneAddr,
+		"--keys", v.keysDir, "--repo", v.repoDir, "--heartbeat-interval", o.Heartbeat.String()))
+	planeURL := "http://" + o.PlaneAddr
+	if err := waitHealthy(ctx, planeURL+"/healthz"); err != nil {
+		wg.Wait()
+		return err
+	}
+	if err := registerLicense(ctx, dataDir, v, planeURL, proc, out); err != nil {
+		return err
+	}
+
+	// The customer side: the document service and the agent.
+	docsvcEnv := []string{
+		"DOCSVC_ADDR=" + o.APIAddr,
+		"DOCSVC_PUBLIC_URL=http://" + o.APIAddr,
+		"DOCSVC_DATABASE_URL=sqlite://" + filepath.Join(dataDir, "docsvc.db"),
+		"DOCSVC_BLOB_URL=file://" + filepath.Join(dataDir, "blobs"),
+		"DOCSVC_QUEUE_URL=db://jobs",
+		"DOCSVC_QUEUE_VISIBILITY=20s",
+		"DOCSVC_AI_PROVIDER=local",
+		"DOCSVC_LICENSE_FILE=" + v.licenseFile,
+		"DOCSVC_LICENSE_PUBLIC_KEY_FILE=" + filepath.Join(v.keysDir, "license.pub"),
+	}
+	if _, err := runToEnd(ctx, proc("docsvc", "migrate", docsvcEnv, "migrate"), out); err != nil {
+		return fmt.Errorf("dev: migrate: %w", err)
+	}
+	token, err := devToken(ctx, dataDir, proc("docsvc", "token", docsvcEnv, "token", "create", "--name", "tetherctl-dev"), out)
+	if err != nil {
+		return err
+	}
+	start(proc("docsvc", "api", docsvcEnv, "api"))
+	start(proc("docsvc", "worker", docsvcEnv, "worker"))
+	agentArgs := []string{"run", "--data-dir", filepath.Join(dataDir, "agent"), "--plane-url", planeURL,
+		"--license", v.licenseFile, "--license-public-key", filepath.Join(v.keysDir, "license.pub"),
+		"--trusted-root", filepath.Join(v.keysDir, "root.json"), "--channel", "stable",
+		"--docsvc-url", "http://" + o.APIAddr, "--status-addr", o.AgentStatusAddr, "--heartbeat", o.Heartbeat.String()}
+	if o.Telemetry {
+		agentArgs = append(agentArgs, "--telemetry")
+	}
+	start(proc("tether-agent", "agent", nil, agentArgs...))
+
 	if err := waitHealthy(ctx, "http://"+o.APIAddr+"/healthz"); err == nil {
 		out.printf(`
 Tether is running on embedded defaults.
-  Web page:    http://%[1]s/
-  API:         http://%[1]s/v1/documents
-  API token:   %[2]s   (also in %[3]s)
-  Try:         curl -H "Authorization: Bearer $(cat %[3]s)" -F file=@README.md http://%[1]s/v1/documents
+  Web page:        http://%[1]s/
+  API:             http://%[1]s/v1/documents
+  API token:       %[2]s   (also in %[3]s)
+  Vendor plane:    http://%[4]s/   (admin token in %[5]s)
+  Agent status:    http://%[6]s/
+  What left:       go run ./cmd/tetherctl egress show --data-dir %[7]s
+  Try:             curl -H "Authorization: Bearer $(cat %[3]s)" -F file=@README.md http://%[1]s/v1/documents
 Press Ctrl-C to stop; run again with the same --data-dir to resume.
 
-`, o.APIAddr, token, filepath.Join(dataDir, "dev-token"))
+`, o.APIAddr, token, filepath.Join(dataDir, "dev-token"), o.PlaneAddr, filepath.Join(dataDir, "plane-admin-token"),
+			o.AgentStatusAddr, dataDir)
 	}
 	wg.Wait()
 	out.printf("dev: stopped\n")
@@ -95,18 +144,13 @@ func devToken(ctx context.Context, dataDir string, create Proc, out *lockedWrite
 		return "", fmt.Errorf("dev: create API token: %w", err)
 	}
 	token := strings.TrimSpace(string(b))
-	// Write then rename, so a reader never sees a half-written token.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return token, os.Rename(tmp, path)
+	return token, writeAtomic(path, []byte(token+"\n"))
 }
 
-func checkFree(addr string) error {
+func checkFree(addr, flag string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("dev: cannot listen on %s (%v); is another stack running? choose another with --api-addr", addr, err)
+		return fmt.Errorf("dev: cannot listen on %s (%v); is another stack running? choose another with %s", addr, err, flag)
 	}
 	return l.Close()
 }
