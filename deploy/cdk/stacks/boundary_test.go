@@ -1,0 +1,344 @@
+package stacks
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// These tests are the IAM half of the data boundary (DESIGN.md): on the
+// synthesized templates, nothing lets the agent read documents, decrypt
+// with the data key, take jobs or read the database secret, and every data
+// resource's own policy denies the agent's role by name.
+
+// flatten renders a CloudFormation value as a string: literals as they are,
+// pseudo parameters resolved, references and imports as <…> markers that
+// keep the logical ID they point at.
+func flatten(s *synthesized, v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case map[string]any:
+		if ref, ok := x["Ref"].(string); ok {
+			switch ref {
+			case "AWS::Partition":
+				return "aws"
+			case "AWS::Region":
+				return s.cfg.Region
+			case "AWS::AccountId":
+				return s.cfg.Account
+			}
+			return "<Ref:" + ref + ">"
+		}
+		if ga, ok := x["Fn::GetAtt"].([]any); ok {
+			return fmt.Sprintf("<GetAtt:%v.%v>", ga[0], ga[1])
+		}
+		if imp, ok := x["Fn::ImportValue"]; ok {
+			return "<Import:" + flatten(s, imp) + ">"
+		}
+		if j, ok := x["Fn::Join"].([]any); ok {
+			var parts []string
+			for _, p := range j[1].([]any) {
+				parts = append(parts, flatten(s, p))
+			}
+			return strings.Join(parts, j[0].(string))
+		}
+	}
+	return asJSON(v)
+}
+
+func list(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	if v == nil {
+		return nil
+	}
+	return []any{v}
+}
+
+// globMatch reports whether an IAM pattern (with * and ?) matches value.
+func globMatch(pattern, value string, foldCase bool) bool {
+	re := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(pattern)) + "$"
+	if foldCase {
+		re = "(?i)" + re
+	}
+	return regexp.MustCompile(re).MatchString(value)
+}
+
+// protected is one data resource the agent must never reach with action.
+type protected struct {
+	action     string
+	logicalIDs []string // in the data stack; cross-stack imports carry them
+	arn        string   // a representative concrete ARN, for wildcard patterns
+	anyTarget  bool     // the action is forbidden on every resource
+}
+
+func protectedResources(t *testing.T, s *synthesized) []protected {
+	t.Helper()
+	id := func(typ string, match func(id string, p map[string]any) bool) string {
+		for lid, r := range resources(s, "data", typ) {
+			if match(lid, props(r)) {
+				return lid
+			}
+		}
+		t.Fatalf("no %s found in the data stack", typ)
+		return ""
+	}
+	hexSuffix := regexp.MustCompile(`^[A-Z0-9]{8}$`)
+	docs := id("AWS::S3::Bucket", func(lid string, _ map[string]any) bool { return strings.HasPrefix(lid, "Documents") })
+	key := id("AWS::KMS::Key", func(lid string, _ map[string]any) bool { return strings.HasPrefix(lid, "DataKey") })
+	jobs := id("AWS::SQS::Queue", func(lid string, _ map[string]any) bool {
+		return strings.HasPrefix(lid, "Jobs") && hexSuffix.MatchString(strings.TrimPrefix(lid, "Jobs"))
+	})
+	dbSecret := id("AWS::SecretsManager::Secret", func(_ string, p map[string]any) bool { return p["Name"] == s.cfg.SecretName("database") })
+	// The attachment resolves to the same secret ARN; ECS references it.
+	dbAttachment := id("AWS::SecretsManager::SecretTargetAttachment", func(_ string, p map[string]any) bool {
+		return asJSON(p["SecretId"]) == asJSON(map[string]any{"Ref": dbSecret})
+	})
+	acct, region := s.cfg.Account, s.cfg.Region
+	return []protected{
+		{action: "s3:GetObject", logicalIDs: []string{docs}, arn: "arn:aws:s3:::" + s.cfg.Name + "-data-documents-abc123/documents/doc-1", anyTarget: true},
+		{action: "kms:Decrypt", logicalIDs: []string{key}, arn: "arn:aws:kms:" + region + ":" + acct + ":key/0b9a8c7d-1234-4e5f-8a9b-0c1d2e3f4a5b"},
+		{action: "sqs:ReceiveMessage", logicalIDs: []string{jobs}, arn: "arn:aws:sqs:" + region + ":" + acct + ":" + s.cfg.Name + "-data-Jobs1234-AbCdEfGh"},
+		{action: "secretsmanager:GetSecretValue", logicalIDs: []string{dbSecret, dbAttachment}, arn: "arn:aws:secretsmanager:" + region + ":" + acct + ":secret:" + s.cfg.SecretName("database") + "-AbCdEf"},
+	}
+}
+
+// violation explains how statement st (attached to a role) grants p, or "".
+func violation(s *synthesized, st map[string]any, p protected) string {
+	if st["Effect"] != "Allow" {
+		return ""
+	}
+	if st["NotAction"] != nil || st["NotResource"] != nil {
+		return "uses NotAction/NotResource, which grants by exclusion"
+	}
+	granted := false
+	for _, a := range list(st["Action"]) {
+		if globMatch(a.(string), p.action, true) {
+			granted = true
+		}
+	}
+	if !granted {
+		return ""
+	}
+	for _, r := range list(st["Resource"]) {
+		res := flatten(s, r)
+		switch {
+		case p.anyTarget:
+			return fmt.Sprintf("grants %s on %s", p.action, res)
+		case slices.ContainsFunc(p.logicalIDs, func(id string) bool { return strings.Contains(res, id) }):
+			return fmt.Sprintf("grants %s on %s by name", p.action, res)
+		case !strings.Contains(res, "<") && globMatch(res, p.arn, false):
+			return fmt.Sprintf("grants %s by wildcard %s", p.action, res)
+		}
+	}
+	return ""
+}
+
+// rolePolicies returns every identity-policy statement attached to the
+// role with logical ID roleID in the services stack, and its managed policies.
+func rolePolicies(s *synthesized, roleID string) (statements []map[string]any, managed []any) {
+	ref := map[string]any{"Ref": roleID}
+	for _, typ := range []string{"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"} {
+		for _, r := range resources(s, "services", typ) {
+			attached := false
+			for _, role := range list(props(r)["Roles"]) {
+				attached = attached || asJSON(role) == asJSON(ref)
+			}
+			if attached {
+				for _, st := range list(props(r)["PolicyDocument"].(map[string]any)["Statement"]) {
+					statements = append(statements, st.(map[string]any))
+				}
+			}
+		}
+	}
+	role := resources(s, "services", "AWS::IAM::Role")[roleID]
+	for _, pol := range list(props(role)["Policies"]) {
+		for _, st := range list(pol.(map[string]any)["PolicyDocument"].(map[string]any)["Statement"]) {
+			statements = append(statements, st.(map[string]any))
+		}
+	}
+	return statements, list(props(role)["ManagedPolicyArns"])
+}
+
+// roleID finds a services-stack role by a predicate on its properties.
+func roleID(t *testing.T, s *synthesized, match func(p map[string]any) bool) string {
+	t.Helper()
+	for id, r := range resources(s, "services", "AWS::IAM::Role") {
+		if match(props(r)) {
+			return id
+		}
+	}
+	t.Fatal("role not found")
+	return ""
+}
+
+func agentRoles(t *testing.T, s *synthesized) []string {
+	task := roleID(t, s, func(p map[string]any) bool { return p["RoleName"] == s.cfg.AgentRoleName() })
+	var exec string
+	for _, td := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+		if props(td)["Family"] == serviceName(s.cfg, "agent") {
+			exec = props(td)["ExecutionRoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+			if got := props(td)["TaskRoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0]; got != task {
+				t.Fatalf("agent task definition runs as %v, not the agent role %s", got, task)
+			}
+		}
+	}
+	if exec == "" {
+		t.Fatal("agent task definition not found")
+	}
+	return []string{task, exec}
+}
+
+func TestAgentCannotReachCustomerData(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		prot := protectedResources(t, s)
+		for _, role := range agentRoles(t, s) {
+			statements, managed := rolePolicies(s, role)
+			if len(managed) > 0 {
+				t.Errorf("agent role %s has managed policies %v; everything it may do must be visible inline", role, managed)
+			}
+			if role == agentRoles(t, s)[0] && len(statements) == 0 {
+				t.Fatalf("agent task role %s has no statements: the test would pass vacuously", role)
+			}
+			for _, st := range statements {
+				for _, p := range prot {
+					if v := violation(s, st, p); v != "" {
+						t.Errorf("agent role %s: statement %s %s", role, asJSON(st), v)
+					}
+				}
+			}
+		}
+	})
+}
+
+// The checker must see each forbidden grant where it really exists (the
+// docsvc roles), or TestAgentCannotReachCustomerData proves nothing.
+func TestBoundaryCheckerDetectsGrants(t *testing.T) {
+	s := synth(t, "minimal")
+	prot := protectedResources(t, s)
+	var all []map[string]any
+	for id := range resources(s, "services", "AWS::IAM::Role") {
+		if slices.Contains(agentRoles(t, s), id) {
+			continue
+		}
+		st, _ := rolePolicies(s, id)
+		all = append(all, st...)
+	}
+	for _, p := range prot {
+		found := false
+		for _, st := range all {
+			found = found || violation(s, st, p) != ""
+		}
+		if !found {
+			t.Errorf("no docsvc role is seen to hold %s on %v; the checker cannot detect it", p.action, p.logicalIDs)
+		}
+	}
+	// And wildcards, which no docsvc role uses, are caught too.
+	for _, wild := range []map[string]any{
+		{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"},
+		{"Effect": "Allow", "Action": []any{"kms:*"}, "Resource": "arn:aws:kms:" + s.cfg.Region + ":" + s.cfg.Account + ":key/*"},
+		{"Effect": "Allow", "Action": "secretsmanager:Get*", "Resource": "arn:aws:secretsmanager:*:*:secret:tether/" + s.cfg.Name + "/*"},
+		{"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::unrelated/*"},
+		{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
+	} {
+		found := false
+		for _, p := range prot {
+			found = found || violation(s, wild, p) != ""
+		}
+		if !found {
+			t.Errorf("wildcard statement %s not detected", asJSON(wild))
+		}
+	}
+}
+
+func TestDataPoliciesDenyAgent(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		agentARN := "arn:aws:iam::" + s.cfg.Account + ":role/" + s.cfg.AgentRoleName()
+		denies := func(doc any) bool {
+			for _, st := range list(doc.(map[string]any)["Statement"]) {
+				m := st.(map[string]any)
+				cond, _ := m["Condition"].(map[string]any)
+				like, _ := cond["ArnLike"].(map[string]any)
+				principal := asJSON(m["Principal"])
+				if m["Effect"] == "Deny" && flatten(s, like["aws:PrincipalArn"]) == agentARN &&
+					(principal == `"*"` || principal == `{"AWS":"*"}`) {
+					return true
+				}
+			}
+			return false
+		}
+		cases := []struct {
+			typ, docField string
+			count         int
+		}{
+			{"AWS::S3::BucketPolicy", "PolicyDocument", 1}, // the documents bucket (the log bucket holds no documents)
+			{"AWS::SQS::QueuePolicy", "PolicyDocument", 2}, // jobs and dead-letter
+			{"AWS::SecretsManager::ResourcePolicy", "ResourcePolicy", 1},
+			{"AWS::KMS::Key", "KeyPolicy", 1},
+		}
+		for _, c := range cases {
+			n := 0
+			for _, r := range resources(s, "data", c.typ) {
+				if denies(props(r)[c.docField]) {
+					n++
+				}
+			}
+			if n != c.count {
+				t.Errorf("%s: %d policies deny the agent, want %d", c.typ, n, c.count)
+			}
+		}
+	})
+}
+
+// Upgrades are the agent's only write to infrastructure: absent unless the
+// customer turned them on, and then only through the upgrade role.
+func TestAgentUpgradeRights(t *testing.T) {
+	for _, ex := range examples {
+		s := synth(t, ex)
+		statements, _ := rolePolicies(s, agentRoles(t, s)[0])
+		var updates []map[string]any
+		for _, st := range statements {
+			if strings.Contains(asJSON(st["Action"]), "cloudformation:UpdateStack") || strings.Contains(asJSON(st["Action"]), "iam:PassRole") {
+				updates = append(updates, st)
+			}
+		}
+		if !s.cfg.Plane.AutomaticUpgrades {
+			if len(updates) > 0 {
+				t.Errorf("%s: automatic upgrades off, but the agent may %s", ex, asJSON(updates))
+			}
+			continue
+		}
+		if len(updates) != 2 {
+			t.Fatalf("%s: want an UpdateStack and a PassRole statement, got %s", ex, asJSON(updates))
+		}
+		for _, st := range updates {
+			res := flatten(s, st["Resource"])
+			if strings.Contains(asJSON(st["Action"]), "UpdateStack") {
+				if !strings.Contains(res, ":stack/"+s.cfg.Name+"-services/") || !strings.Contains(asJSON(st["Condition"]), "cloudformation:RoleArn") {
+					t.Errorf("%s: UpdateStack not limited to the services stack via the upgrade role: %s", ex, asJSON(st))
+				}
+			} else if !strings.Contains(res, "UpgradeRole") {
+				t.Errorf("%s: PassRole on %s, want only the upgrade role", ex, res)
+			}
+		}
+		upgrade := roleID(t, s, func(p map[string]any) bool {
+			return strings.Contains(asJSON(p["AssumeRolePolicyDocument"]), "cloudformation.amazonaws.com")
+		})
+		ups, _ := rolePolicies(s, upgrade)
+		for _, st := range ups {
+			for _, a := range list(st["Action"]) {
+				action := strings.ToLower(a.(string))
+				if strings.HasPrefix(action, "iam:") && action != "iam:passrole" {
+					t.Errorf("%s: the upgrade role can change IAM: %s", ex, asJSON(st))
+				}
+				if action == "iam:passrole" && strings.Contains(asJSON(st["Resource"]), `"*"`) {
+					t.Errorf("%s: the upgrade role may pass any role: %s", ex, asJSON(st))
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package stacks
+
+import (
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscognito"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsrds"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tetherhq/tether/internal/deployconfig"
+)
+
+// Data holds every resource that stores customer data or secrets. The stack
+// is termination-protected and each resource is retained if the stack is
+// deleted, so no CloudFormation mistake can destroy documents.
+type Data struct {
+	Stack      awscdk.Stack
+	Key        awskms.Key // encrypts documents, queue messages and the database
+	Documents  awss3.Bucket
+	AccessLogs awss3.Bucket // S3 server access logs and ALB logs (SSE-S3: ALB cannot write SSE-KMS)
+	Jobs       awssqs.Queue
+	DeadLetter awssqs.Queue
+	Database   awsrds.DatabaseInstance
+	Secrets    map[string]awssecretsmanager.Secret // by kind: app, auth, ai, license, agent-identity
+	UserPool   awscognito.UserPool                 // nil unless auth.provider is cognito
+	Client     awscognito.UserPoolClient           // nil unless auth.provider is cognito
+	// OIDCIssuer and OIDCClientID are what docsvc verifies tokens against.
+	OIDCIssuer   *string
+	OIDCClientID *string
+}
+
+// Database identity. The password lives only in the generated secret.
+const (
+	dbUser = "tether"
+	dbName = "tether"
+)
+
+// Secret kinds, named in DESIGN.md: each task reads only its own.
+const (
+	secretApp           = "app"
+	secretAuth          = "auth"
+	secretAI            = "ai"
+	secretLicense       = "license"
+	secretAgentIdentity = "agent-identity"
+	secretDatabase      = "database"
+)
+
+// documentsPrefix is the key prefix docsvc stores blobs under.
+const documentsPrefix = "documents"
+
+func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
+	stack := newStack(app, cfg, "data", "Tether "+cfg.Name+": documents, queues, database, keys and secrets (retained)", true)
+	d := &Data{Stack: stack, Secrets: map[string]awssecretsmanager.Secret{}}
+	retain := awscdk.RemovalPolicy_RETAIN
+
+	d.Key = awskms.NewKey(stack, str("DataKey"), &awskms.KeyProps{
+		Alias:             str("alias/tether/" + cfg.Name + "/data"),
+		Description:       str("Tether " + cfg.Name + ": documents, job messages and database storage"),
+		EnableKeyRotation: jsii.Bool(true),
+		RemovalPolicy:     retain,
+	})
+	d.Key.AddToResourcePolicy(denyAgent(cfg, []string{"kms:*"}, str("*")), nil)
+
+	d.AccessLogs = awss3.NewBucket(stack, str("AccessLogs"), &awss3.BucketProps{
+		Encryption:        awss3.BucketEncryption_S3_MANAGED,
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		EnforceSSL:        jsii.Bool(true),
+		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Versioned:         jsii.Bool(true),
+		LifecycleRules: &[]*awss3.LifecycleRule{{
+			Expiration:                  awscdk.Duration_Days(num(float64(max(cfg.Observe.LogRetentionDays, 1)))),
+			NoncurrentVersionExpiration: awscdk.Duration_Days(num(7)),
+		}},
+		RemovalPolicy: retain,
+	})
+
+	d.Documents = awss3.NewBucket(stack, str("Documents"), &awss3.BucketProps{
+		Encryption:             awss3.BucketEncryption_KMS,
+		EncryptionKey:          d.Key,
+		BucketKeyEnabled:       jsii.Bool(true),
+		BlockPublicAccess:      awss3.BlockPublicAccess_BLOCK_ALL(),
+		EnforceSSL:             jsii.Bool(true),
+		MinimumTLSVersion:      num(1.2),
+		ObjectOwnership:        awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Versioned:              jsii.Bool(true),
+		ServerAccessLogsBucket: d.AccessLogs,
+		ServerAccessLogsPrefix: str("s3/documents/"),
+		LifecycleRules: &[]*awss3.LifecycleRule{{
+			// Versioning protects against overwrite and accidental delete;
+			// old versions are kept long enough to recover, then expire so
+			// a deleted document really goes away.
+			NoncurrentVersionExpiration:         awscdk.Duration_Days(num(30)),
+			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(num(7)),
+		}},
+		RemovalPolicy: retain,
+	})
+	d.Documents.AddToResourcePolicy(denyAgent(cfg, []string{"s3:*"}, d.Documents.BucketArn(), d.Documents.ArnForObjects(str("*"))))
+
+	d.DeadLetter = awssqs.NewQueue(stack, str("JobsDeadLetter"), &awssqs.QueueProps{
+		Encryption:          awssqs.QueueEncryption_KMS,
+		EncryptionMasterKey: d.Key,
+		EnforceSSL:          jsii.Bool(true),
+		RetentionPeriod:     awscdk.Duration_Days(num(14)),
+		RemovalPolicy:       retain,
+	})
+	d.Jobs = awssqs.NewQueue(stack, str("Jobs"), &awssqs.QueueProps{
+		Encryption:          awssqs.QueueEncryption_KMS,
+		EncryptionMasterKey: d.Key,
+		EnforceSSL:          jsii.Bool(true),
+		RetentionPeriod:     awscdk.Duration_Days(num(4)),
+		// The worker extends visibility while a job runs; this is only the
+		// window before an abandoned message is offered again.
+		VisibilityTimeout: awscdk.Duration_Minutes(num(5)),
+		DeadLetterQueue:   &awssqs.DeadLetterQueue{Queue: d.DeadLetter, MaxReceiveCount: num(5)},
+		RemovalPolicy:     retain,
+	})
+	for _, q := range []awssqs.Queue{d.Jobs, d.DeadLetter} {
+		q.AddToResourcePolicy(denyAgent(cfg, []string{"sqs:*"}, q.QueueArn()))
+	}
+
+	d.Database = newDatabase(stack, cfg, net, d.Key)
+	for _, family := range dbClients {
+		d.Database.Connections().AllowDefaultPortFrom(net.Groups[family], str("PostgreSQL from "+family))
+	}
+	d.Database.Secret().AddToResourcePolicy(denyAgent(cfg, []string{"secretsmanager:*"}, str("*")))
+
+	kinds := []string{secretApp, secretAuth, secretLicense, secretAgentIdentity}
+	if cfg.WorkerNeedsInternet() {
+		kinds = append(kinds, secretAI) // only key-based providers have a key
+	}
+	for _, kind := range kinds {
+		s := awssecretsmanager.NewSecret(stack, str("Secret-"+kind), &awssecretsmanager.SecretProps{
+			SecretName:  str(cfg.SecretName(kind)),
+			Description: str("Tether " + cfg.Name + " " + kind + " secret; a random placeholder until set with `tetherctl secrets set " + kind + "`"),
+			// A random placeholder, never a value from this template.
+			GenerateSecretString: &awssecretsmanager.SecretStringGenerator{PasswordLength: num(48), ExcludePunctuation: jsii.Bool(true)},
+			RemovalPolicy:        retain,
+		})
+		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key, OIDC client secret) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. `tetherctl secrets rotate` is the rotation path.")
+		d.Secrets[kind] = s
+	}
+
+	switch cfg.Auth.Provider {
+	case deployconfig.AuthCognito:
+		d.newUserPool(cfg)
+	default:
+		d.OIDCIssuer = str(cfg.Auth.Issuer)
+		d.OIDCClientID = str(cfg.Auth.ClientID)
+	}
+	return d
+}
+
+func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key awskms.Key) awsrds.DatabaseInstance {
+	engine := awsrds.DatabaseInstanceEngine_Postgres(&awsrds.PostgresInstanceEngineProps{
+		Version: awsrds.PostgresEngineVersion_VER_17_9(),
+	})
+	params := awsrds.NewParameterGroup(stack, str("DatabaseParameters"), &awsrds.ParameterGroupProps{
+		Engine:      engine,
+		Description: str("Tether " + cfg.Name + ": TLS required for every connection"),
+		Parameters:  &map[string]*string{"rds.force_ssl": str("1")},
+	})
+	isolated := &awsec2.SubnetSelection{SubnetGroupName: str(subnetIsolated)}
+	secret := awsrds.NewDatabaseSecret(stack, str("DatabaseSecret"), &awsrds.DatabaseSecretProps{
+		Username:   str(dbUser),
+		SecretName: str(cfg.SecretName(secretDatabase)),
+		// The AWS-managed Secrets Manager key, like the other secrets: the
+		// data key's policy must not need to name roles in the services stack.
+	})
+	secret.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
+	props := &awsrds.DatabaseInstanceProps{
+		Engine:                  engine,
+		InstanceType:            awsec2.NewInstanceType(str(strings.TrimPrefix(cfg.Sizing.DatabaseClass, "db."))),
+		Vpc:                     net.Vpc,
+		VpcSubnets:              isolated,
+		Credentials:             awsrds.Credentials_FromSecret(secret, nil),
+		DatabaseName:            str(dbName),
+		ParameterGroup:          params,
+		StorageEncrypted:        jsii.Bool(true),
+		StorageEncryptionKey:    key,
+		StorageType:             awsrds.StorageType_GP3,
+		AllocatedStorage:        num(float64(cfg.Sizing.DatabaseStorageGiB)),
+		MaxAllocatedStorage:     num(float64(cfg.Sizing.DatabaseStorageGiB * 4)),
+		MultiAz:                 jsii.Bool(cfg.Sizing.MultiAZ),
+		PubliclyAccessible:      jsii.Bool(false),
+		BackupRetention:         awscdk.Duration_Days(num(14)),
+		CopyTagsToSnapshot:      jsii.Bool(true),
+		DeletionProtection:      jsii.Bool(true),
+		AutoMinorVersionUpgrade: jsii.Bool(true),
+		CloudwatchLogsExports:   jsii.Strings("postgresql", "upgrade"),
+		InstanceIdentifier:      str(dbInstanceID(cfg)),
+		RemovalPolicy:           awscdk.RemovalPolicy_RETAIN,
+	}
+	props.EnablePerformanceInsights = jsii.Bool(cfg.Sizing.PerformanceInsights)
+	if cfg.Sizing.PerformanceInsights {
+		props.PerformanceInsightEncryptionKey = key
+	}
+	db := awsrds.NewDatabaseInstance(stack, str("Database"), props)
+	// The log groups RDS exports to, created here with retention. (CDK's
+	// own retention setting would deploy a Lambda function to do this.)
+	for _, export := range *props.CloudwatchLogsExports {
+		lg := awslogs.NewLogGroup(stack, str("DatabaseLogs-"+*export), &awslogs.LogGroupProps{
+			LogGroupName:  str("/aws/rds/instance/" + dbInstanceID(cfg) + "/" + *export),
+			Retention:     retention(cfg),
+			RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		})
+		db.Node().AddDependency(lg)
+	}
+	db.AddRotationSingleUser(&awsrds.RotationSingleUserOptions{
+		AutomaticallyAfter: awscdk.Duration_Days(num(30)),
+		VpcSubnets:         isolated,
+	})
+	suppress(db, "AwsSolutions-RDS11", "The instance is in isolated subnets reachable only from the tasks' security groups; a non-default port adds no protection and breaks PostgreSQL tooling defaults.")
+	if !cfg.Sizing.MultiAZ {
+		suppress(db, "AwsSolutions-RDS3", "The customer chose a single-AZ database (sizing.multi_az: false) in deployment.yaml; automated backups and snapshots still protect the data.")
+	}
+	return db
+}
+
+func (d *Data) newUserPool(cfg *deployconfig.Config) {
+	pool := awscognito.NewUserPool(d.Stack, str("Users"), &awscognito.UserPoolProps{
+		UserPoolName:      str("tether-" + cfg.Name),
+		SelfSignUpEnabled: jsii.Bool(false),
+		SignInAliases:     &awscognito.SignInAliases{Email: jsii.Bool(true)},
+		PasswordPolicy: &awscognito.PasswordPolicy{
+			MinLength: num(14), RequireDigits: jsii.Bool(true), RequireLowercase: jsii.Bool(true),
+			RequireUppercase: jsii.Bool(true), RequireSymbols: jsii.Bool(true),
+		},
+		Mfa:                          awscognito.Mfa_REQUIRED,
+		MfaSecondFactor:              &awscognito.MfaSecondFactor{Otp: jsii.Bool(true), Sms: jsii.Bool(false)},
+		AccountRecovery:              awscognito.AccountRecovery_EMAIL_ONLY,
+		FeaturePlan:                  awscognito.FeaturePlan_PLUS,
+		StandardThreatProtectionMode: awscognito.StandardThreatProtectionMode_FULL_FUNCTION,
+		DeletionProtection:           jsii.Bool(true),
+		RemovalPolicy:                awscdk.RemovalPolicy_RETAIN,
+	})
+	pool.AddDomain(str("SignIn"), &awscognito.UserPoolDomainOptions{
+		CognitoDomain: &awscognito.CognitoDomainOptions{DomainPrefix: str(cfg.Auth.CognitoDomainPrefix)},
+	})
+	client := pool.AddClient(str("Docsvc"), &awscognito.UserPoolClientOptions{
+		// A public client using PKCE: docsvc holds no client secret.
+		GenerateSecret:             jsii.Bool(false),
+		PreventUserExistenceErrors: jsii.Bool(true),
+		OAuth: &awscognito.OAuthSettings{
+			Flows:        &awscognito.OAuthFlows{AuthorizationCodeGrant: jsii.Bool(true)},
+			Scopes:       &[]awscognito.OAuthScope{awscognito.OAuthScope_OPENID(), awscognito.OAuthScope_EMAIL(), awscognito.OAuthScope_PROFILE()},
+			CallbackUrls: jsii.Strings(callbackURL(cfg)),
+			LogoutUrls:   jsii.Strings(cfg.PublicURL() + "/"),
+		},
+	})
+	d.UserPool, d.Client = pool, client
+	d.OIDCIssuer = pool.UserPoolProviderUrl()
+	d.OIDCClientID = client.UserPoolClientId()
+}
+
+func dbInstanceID(cfg *deployconfig.Config) string { return "tether-" + cfg.Name }
+
+func callbackURL(cfg *deployconfig.Config) string { return cfg.PublicURL() + "/auth/callback" }

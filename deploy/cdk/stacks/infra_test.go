@@ -1,0 +1,393 @@
+package stacks
+
+import (
+	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tetherhq/tether/deploy/cdk/internal/snapshot"
+)
+
+var (
+	like   = assertions.Match_ObjectLike
+	with   = assertions.Match_ArrayWith
+	anyVal = assertions.Match_AnyValue
+)
+
+func TestDataStackIsProtectedAndRetained(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		if !*s.d.Data.Stack.TerminationProtection() || !*s.d.Images.Stack.TerminationProtection() {
+			t.Error("the data and images stacks must be termination-protected")
+		}
+		if *s.d.Services.Stack.TerminationProtection() {
+			t.Error("the services stack is stateless; it should be replaceable")
+		}
+		for _, typ := range []string{"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::SQS::Queue", "AWS::RDS::DBInstance", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup"} {
+			rs := resources(s, "data", typ)
+			if len(rs) == 0 {
+				t.Errorf("no %s in the data stack", typ)
+			}
+			for id, r := range rs {
+				if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+					t.Errorf("%s %s is not retained on delete/replace", typ, id)
+				}
+			}
+		}
+		data := s.templates["data"]
+		check(t, "data key rotates", func() {
+			data.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"EnableKeyRotation": true})
+		})
+		check(t, "documents bucket", func() {
+			data.HasResourceProperties(jsii.String("AWS::S3::Bucket"), like(&map[string]any{
+				"BucketEncryption": like(&map[string]any{"ServerSideEncryptionConfiguration": with(&[]any{like(&map[string]any{
+					"ServerSideEncryptionByDefault": like(&map[string]any{"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": anyVal()}),
+				})})}),
+				"VersioningConfiguration": map[string]any{"Status": "Enabled"},
+				"PublicAccessBlockConfiguration": map[string]any{
+					"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true,
+				},
+				"LoggingConfiguration": like(&map[string]any{"DestinationBucketName": anyVal()}),
+				"LifecycleConfiguration": like(&map[string]any{"Rules": with(&[]any{like(&map[string]any{
+					"NoncurrentVersionExpiration": like(&map[string]any{"NoncurrentDays": 30}),
+				})})}),
+			}))
+		})
+		check(t, "documents bucket is TLS-only", func() {
+			data.HasResourceProperties(jsii.String("AWS::S3::BucketPolicy"), like(&map[string]any{
+				"PolicyDocument": like(&map[string]any{"Statement": with(&[]any{like(&map[string]any{
+					"Effect": "Deny", "Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+				})})}),
+			}))
+		})
+		check(t, "jobs queue has a KMS key and a dead-letter queue", func() {
+			data.HasResourceProperties(jsii.String("AWS::SQS::Queue"), like(&map[string]any{
+				"KmsMasterKeyId": anyVal(),
+				"RedrivePolicy":  like(&map[string]any{"deadLetterTargetArn": anyVal(), "maxReceiveCount": 5}),
+			}))
+		})
+		check(t, "database", func() {
+			data.HasResourceProperties(jsii.String("AWS::RDS::DBInstance"), like(&map[string]any{
+				"Engine":                    "postgres",
+				"StorageEncrypted":          true,
+				"KmsKeyId":                  anyVal(),
+				"PubliclyAccessible":        false,
+				"DeletionProtection":        true,
+				"BackupRetentionPeriod":     14,
+				"MultiAZ":                   s.cfg.Sizing.MultiAZ,
+				"DBInstanceClass":           s.cfg.Sizing.DatabaseClass,
+				"EnablePerformanceInsights": s.cfg.Sizing.PerformanceInsights,
+			}))
+			data.HasResourceProperties(jsii.String("AWS::SecretsManager::RotationSchedule"), like(&map[string]any{
+				"RotationRules": like(&map[string]any{"ScheduleExpression": "rate(30 days)"}),
+			}))
+		})
+		// Secrets live under tether/<deployment>/.
+		for _, r := range resources(s, "data", "AWS::SecretsManager::Secret") {
+			if name, _ := props(r)["Name"].(string); !strings.HasPrefix(name, "tether/"+s.cfg.Name+"/") {
+				t.Errorf("secret %q is outside tether/%s/", name, s.cfg.Name)
+			}
+		}
+	})
+}
+
+func TestServices(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		svc := s.templates["services"]
+		ecs := resources(s, "services", "AWS::ECS::Service")
+		if len(ecs) != 3 {
+			t.Fatalf("want api, worker and agent services, got %d", len(ecs))
+		}
+		for id, r := range ecs {
+			dc := asJSON(props(r)["DeploymentConfiguration"])
+			if !strings.Contains(dc, `"DeploymentCircuitBreaker":{"Enable":true,"Rollback":true}`) {
+				t.Errorf("service %s: no circuit breaker with rollback: %s", id, dc)
+			}
+			if !strings.Contains(dc, `"Alarms":{"AlarmNames":["tether-`+s.cfg.Name+`-`) || !strings.Contains(dc, `"Enable":true,"Rollback":true}`) {
+				t.Errorf("service %s: no alarm rollback: %s", id, dc)
+			}
+		}
+		check(t, "HTTPS listener, TLS 1.2+", func() {
+			svc.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::Listener"), like(&map[string]any{
+				"Port": 443, "Protocol": "HTTPS", "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+				"Certificates": with(&[]any{like(&map[string]any{"CertificateArn": anyVal()})}),
+			}))
+		})
+		check(t, "HTTP redirects to HTTPS", func() {
+			svc.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::Listener"), like(&map[string]any{
+				"Port": 80, "DefaultActions": with(&[]any{like(&map[string]any{
+					"Type": "redirect", "RedirectConfig": like(&map[string]any{"Protocol": "HTTPS", "Port": "443"}),
+				})}),
+			}))
+		})
+		check(t, "load balancer access logs", func() {
+			svc.HasResourceProperties(jsii.String("AWS::ElasticLoadBalancingV2::LoadBalancer"), like(&map[string]any{
+				"LoadBalancerAttributes": with(&[]any{map[string]any{"Key": "access_logs.s3.enabled", "Value": "true"}}),
+			}))
+		})
+		for id, r := range resources(s, "services", "AWS::Logs::LogGroup") {
+			if props(r)["RetentionInDays"] == nil {
+				t.Errorf("log group %s keeps logs forever", id)
+			}
+		}
+		for _, short := range []string{"api-5xx-rate", "worker-errors", "agent-errors", "queue-age", "dead-letter-depth", "database-cpu", "database-storage"} {
+			check(t, "alarm "+short, func() {
+				svc.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), like(&map[string]any{
+					"AlarmName": "tether-" + s.cfg.Name + "-" + short, "AlarmActions": anyVal(),
+				}))
+			})
+		}
+		svc.ResourceCountIs(jsii.String("AWS::CloudWatch::Dashboard"), jsii.Number(1))
+		// Worker scaling counts visible plus in-flight messages.
+		check(t, "backlog scaling", func() {
+			svc.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), like(&map[string]any{
+				"Metrics": with(&[]any{like(&map[string]any{"Expression": "visible + inflight"})}),
+			}))
+			svc.HasResourceProperties(jsii.String("AWS::ApplicationAutoScaling::ScalableTarget"), like(&map[string]any{
+				"MinCapacity": s.cfg.Sizing.WorkerMin, "MaxCapacity": s.cfg.Sizing.WorkerMax,
+			}))
+		})
+		// Each container runs its documented role, with config from SSM.
+		commands := map[string]string{}
+		for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+			c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
+			commands[c["Name"].(string)] = asJSON(c["Command"])
+			if c["ReadonlyRootFilesystem"] != true {
+				t.Errorf("container %s has a writable root filesystem", c["Name"])
+			}
+			if !strings.Contains(asJSON(c["Image"]), "@") {
+				t.Errorf("container %s image is not pinned by digest: %s", c["Name"], asJSON(c["Image"]))
+			}
+		}
+		want := map[string]string{"api": `["api"]`, "worker": `["worker"]`, "migrate": `["migrate"]`, "agent": `["run"]`}
+		if asJSON(commands) != asJSON(want) {
+			t.Errorf("container commands = %v, want %v", commands, want)
+		}
+		params := resources(s, "services", "AWS::SSM::Parameter")
+		for id, r := range params {
+			if name := props(r)["Name"].(string); !strings.HasPrefix(name, "/tether/"+s.cfg.Name+"/") {
+				t.Errorf("parameter %s (%s) is outside /tether/%s/", id, name, s.cfg.Name)
+			}
+		}
+		for _, out := range []string{"ServiceUrl", "PlaneRegistration", "LogGroups", "NextSteps"} {
+			if _, ok := s.json["services"]["Outputs"].(map[string]any)[out]; !ok {
+				t.Errorf("no %s output", out)
+			}
+		}
+		if got := s.json["services"]["Outputs"].(map[string]any)["ServiceUrl"].(map[string]any)["Value"]; got != "https://"+s.cfg.Domain.Name {
+			t.Errorf("ServiceUrl = %v", got)
+		}
+	})
+}
+
+// Each task family reads only its own configuration and secrets.
+func TestTasksReadOnlyTheirOwn(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+			c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
+			name := c["Name"].(string)
+			for _, sec := range list(c["Secrets"]) {
+				from := flatten(s, sec.(map[string]any)["ValueFrom"])
+				// SSM parameters are referenced by logical ID; read their names.
+				for _, m := range regexp.MustCompile(`<Ref:([A-Za-z0-9]+)>`).FindAllStringSubmatch(from, -1) {
+					if p, ok := resources(s, "services", "AWS::SSM::Parameter")[m[1]]; ok {
+						from = strings.Replace(from, m[0], props(p)["Name"].(string), 1)
+					}
+				}
+				switch {
+				case name == "agent" && !strings.Contains(from, "/config/agent/"):
+					t.Errorf("agent reads %s", from)
+				case name != "agent" && strings.Contains(from, "/config/agent/"):
+					t.Errorf("%s reads the agent's config %s", name, from)
+				case name == "migrate" && !strings.HasSuffix(from, "/config/docsvc/DOCSVC_DATABASE_URL") && !strings.Contains(from, "DatabaseSecret"):
+					t.Errorf("migrate reads %s, which it does not need", from)
+				}
+			}
+		}
+	})
+}
+
+func TestNetwork(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		endpoints := map[string]bool{}
+		for _, r := range resources(s, "network", "AWS::EC2::VPCEndpoint") {
+			name := flatten(s, props(r)["ServiceName"])
+			endpoints[name[strings.LastIndex(name, ".")+1:]] = true
+		}
+		for _, want := range []string{"s3", "sqs", "secretsmanager", "ssm", "api", "dkr", "logs"} {
+			if !endpoints[want] {
+				t.Errorf("no %s VPC endpoint (have %v)", want, endpoints)
+			}
+		}
+		if endpoints["bedrock-runtime"] != (s.cfg.AI.Provider == "bedrock") {
+			t.Errorf("bedrock-runtime endpoint present = %v, want %v", endpoints["bedrock-runtime"], s.cfg.AI.Provider == "bedrock")
+		}
+		nat := len(resources(s, "network", "AWS::EC2::NatGateway"))
+		if want := map[bool]int{false: 1, true: 2}[s.cfg.Sizing.MultiAZ]; nat != want {
+			t.Errorf("%d NAT gateways, want %d", nat, want)
+		}
+		subnets := len(resources(s, "network", "AWS::EC2::Subnet"))
+		if subnets != 6 {
+			t.Errorf("%d subnets, want public, tasks and isolated in two zones", subnets)
+		}
+		// Workers reach the internet only for an internet AI provider.
+		for _, r := range resources(s, "services", "AWS::ECS::Service") {
+			name := props(r)["ServiceName"].(string)
+			nets := asJSON(props(r)["NetworkConfiguration"])
+			isolated := strings.Contains(nets, "isolatedSubnet")
+			var want bool
+			switch name {
+			case serviceName(s.cfg, "api"):
+				want = false
+			case serviceName(s.cfg, "worker"):
+				want = !s.cfg.WorkerNeedsInternet()
+			case serviceName(s.cfg, "agent"):
+				want = !s.cfg.AgentNeedsInternet()
+			}
+			if isolated != want {
+				t.Errorf("%s in isolated subnets = %v, want %v", name, isolated, want)
+			}
+		}
+		// The database is in isolated subnets and admits only the docsvc tasks.
+		for _, r := range resources(s, "data", "AWS::EC2::SecurityGroupIngress") {
+			if p := props(r); p["FromPort"] == float64(5432) && p["SourceSecurityGroupId"] == nil {
+				t.Errorf("database ingress from a non-group source: %s", asJSON(p))
+			}
+		}
+		for _, r := range resources(s, "data", "AWS::RDS::DBSubnetGroup") {
+			for _, subnet := range list(props(r)["SubnetIds"]) {
+				if !strings.Contains(asJSON(subnet), "isolatedSubnet") {
+					t.Errorf("database subnet %s is not isolated", asJSON(subnet))
+				}
+			}
+		}
+	})
+}
+
+func TestBoundaryAndQualifierFromConfig(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		roles := 0
+		for stack := range s.json {
+			for id, r := range resources(s, stack, "AWS::IAM::Role") {
+				roles++
+				b := flatten(s, props(r)["PermissionsBoundary"])
+				if s.cfg.IAM.PermissionsBoundary == "" {
+					if props(r)["PermissionsBoundary"] != nil {
+						t.Errorf("%s/%s has a boundary nobody asked for: %s", stack, id, b)
+					}
+				} else if b != "arn:aws:iam::"+s.cfg.Account+":policy/"+s.cfg.IAM.PermissionsBoundary {
+					t.Errorf("%s/%s boundary = %q", stack, id, b)
+				}
+			}
+		}
+		if roles < 8 {
+			t.Errorf("only %d roles seen; the check would be vacuous", roles)
+		}
+		qualifier := s.cfg.CDK.Qualifier
+		if qualifier == "" {
+			qualifier = "hnb659fds" // CDK's default
+		}
+		for stack, tpl := range s.json {
+			p := tpl["Parameters"].(map[string]any)["BootstrapVersion"].(map[string]any)
+			if p["Default"] != "/cdk-bootstrap/"+qualifier+"/version" {
+				t.Errorf("%s: bootstrap parameter %v, want qualifier %s", stack, p["Default"], qualifier)
+			}
+		}
+	})
+}
+
+// No deployment value may be written into the stacks' code: every domain,
+// URL, address and bucket comes from deployment.yaml.
+func TestNoDeploymentValuesInCode(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// AWS's own service names are the only host names allowed.
+	host := regexp.MustCompile(`(?i)([a-z0-9-]+\.)+(com|net|org|io|dev|app|example|cloud)\b`)
+	email := regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}`)
+	url := regexp.MustCompile(`https?://[a-z0-9]`)
+	arn := regexp.MustCompile(`arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}`)
+	fset := token.NewFileSet()
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			if _, ok := n.(*ast.ImportSpec); ok {
+				return false
+			}
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			checked++
+			v, _ := strconv.Unquote(lit.Value)
+			for _, h := range host.FindAllString(v, -1) {
+				if !strings.HasSuffix(strings.ToLower(h), ".amazonaws.com") {
+					t.Errorf("%s: host name %q in code", fset.Position(lit.Pos()), h)
+				}
+			}
+			for _, re := range []*regexp.Regexp{email, url, arn} {
+				if m := re.FindString(v); m != "" {
+					t.Errorf("%s: deployment value %q in code", fset.Position(lit.Pos()), m)
+				}
+			}
+			return true
+		})
+	}
+	if checked < 100 {
+		t.Fatalf("only %d string literals checked", checked)
+	}
+	// And the config's values do reach the templates.
+	s := synth(t, "strict")
+	all := asJSON(s.json)
+	for _, v := range append([]string{s.cfg.Domain.Name, s.cfg.EmailSender, s.cfg.Auth.CognitoDomainPrefix, s.cfg.AI.Model}, s.cfg.CORSOrigins...) {
+		if !strings.Contains(all, v) {
+			t.Errorf("config value %q does not appear in the templates", v)
+		}
+	}
+}
+
+// Snapshots: the synthesized templates, normalised, are checked in under
+// testdata/ so every change to them is reviewed as a diff. Regenerate with
+// `go test ./... -update`.
+func TestSnapshots(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		for _, st := range s.d.Stacks() {
+			raw := []byte(asJSON(s.json[strings.TrimPrefix(*st.StackName(), s.cfg.Name+"-")]))
+			got, err := snapshot.Normalize(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("..", "testdata", *st.StackName()+".template.json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./... -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the synthesized template; review the change and run go test ./... -update", path)
+			}
+		}
+	})
+}

@@ -1,0 +1,173 @@
+package stacks
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/jsii-runtime-go"
+)
+
+func metricOpts(stat string, minutes float64) *awscloudwatch.MetricOptions {
+	return &awscloudwatch.MetricOptions{Statistic: str(stat), Period: awscdk.Duration_Minutes(num(minutes))}
+}
+
+// newObservability adds the alarms (three of which roll deployments back),
+// the topic they notify, and the deployment's dashboard.
+func (s *services) newObservability() {
+	cfg, d := s.cfg, s.data
+	stack := s.Stack
+
+	// CloudWatch can publish only to topics whose key lets it; an AWS-managed
+	// SNS key does not, so the topic has its own.
+	key := awskms.NewKey(stack, str("AlarmsKey"), &awskms.KeyProps{
+		Alias:             str("alias/tether/" + cfg.Name + "/alarms"),
+		Description:       str("Tether " + cfg.Name + ": alarm notifications"),
+		EnableKeyRotation: jsii.Bool(true),
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(str("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey"),
+		Resources:  jsii.Strings("*"),
+	}), nil)
+	topic := awssns.NewTopic(stack, str("Alarms"), &awssns.TopicProps{
+		DisplayName: str("Tether " + cfg.Name + " alarms"),
+		MasterKey:   key,
+		EnforceSSL:  jsii.Bool(true),
+	})
+	if cfg.Observe.AlarmEmail != "" {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(str(cfg.Observe.AlarmEmail), nil))
+	}
+	notify := awscloudwatchactions.NewSnsAction(topic)
+
+	alarm := func(short, description string, metric awscloudwatch.IMetric, threshold, periods float64, op awscloudwatch.ComparisonOperator) awscloudwatch.Alarm {
+		a := awscloudwatch.NewAlarm(stack, str("Alarm-"+short), &awscloudwatch.AlarmProps{
+			AlarmName:          str(alarmName(cfg, short)),
+			AlarmDescription:   str(description),
+			Metric:             metric,
+			Threshold:          num(threshold),
+			EvaluationPeriods:  num(periods),
+			ComparisonOperator: op,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		a.AddAlarmAction(notify)
+		a.AddOkAction(notify)
+		return a
+	}
+	gte := awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+
+	m := s.LoadBalancer.Metrics()
+	fiveXX := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: str("100 * (FILL(t5, 0) + FILL(e5, 0)) / MAX([FILL(req, 0), 1])"),
+		Label:      str("5xx % of requests"),
+		UsingMetrics: &map[string]awscloudwatch.IMetric{
+			"t5":  m.HttpCodeTarget(awselasticloadbalancingv2.HttpCodeTarget_TARGET_5XX_COUNT, metricOpts("Sum", 1)),
+			"e5":  m.HttpCodeElb(awselasticloadbalancingv2.HttpCodeElb_ELB_5XX_COUNT, metricOpts("Sum", 1)),
+			"req": m.RequestCount(metricOpts("Sum", 1)),
+		},
+		Period: awscdk.Duration_Minutes(num(1)),
+	})
+	alarms := map[string]awscloudwatch.Alarm{}
+	alarms["api"] = alarm(deployAlarm["api"], "More than 5% of API requests failed with 5xx for 3 minutes; rolls back an API deployment.", fiveXX, 5, 3, gte)
+
+	// Error-level log lines per family: the worker and agent have no request
+	// metric, and a release that starts but fails its work shows here first.
+	for _, family := range []string{"worker", "agent"} {
+		filter := awslogs.NewMetricFilter(stack, str("Errors-"+family), &awslogs.MetricFilterProps{
+			LogGroup:        s.LogGroups[family],
+			MetricNamespace: str("Tether/" + cfg.Name),
+			MetricName:      str(family + "-errors"),
+			FilterPattern:   awslogs.FilterPattern_StringValue(str("$.level"), str("="), str("ERROR")),
+			MetricValue:     str("1"),
+			DefaultValue:    num(0),
+		})
+		alarms[family] = alarm(deployAlarm[family], fmt.Sprintf("The %s logged 10 or more errors a minute for 3 minutes; rolls back a %s deployment.", family, family),
+			filter.Metric(metricOpts("Sum", 1)), 10, 3, gte)
+	}
+	// ECS must find the alarms when a deployment starts.
+	s.API.Node().AddDependency(alarms["api"])
+	s.Worker.Node().AddDependency(alarms["worker"])
+	s.Agent.Node().AddDependency(alarms["agent"])
+
+	alarm("queue-age", "The oldest job has waited more than 15 minutes: workers are failing or at worker_max.",
+		d.Jobs.MetricApproximateAgeOfOldestMessage(metricOpts("Maximum", 5)), 900, 3, gte)
+	alarm("dead-letter-depth", "Jobs reached the dead-letter queue after repeated failures; inspect with `tetherctl status`.",
+		d.DeadLetter.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 5)), 1, 1, gte)
+	alarm("database-cpu", "Database CPU above 80% for 15 minutes; consider a larger sizing.database_class.",
+		d.Database.MetricCPUUtilization(metricOpts("Average", 5)), 80, 3, gte)
+	freeBytes := float64(cfg.Sizing.DatabaseStorageGiB) * (1 << 30) / 10
+	alarm("database-storage", "Database free storage below 10% of its allocated size.",
+		d.Database.MetricFreeStorageSpace(metricOpts("Minimum", 5)), freeBytes, 1, awscloudwatch.ComparisonOperator_LESS_THAN_OR_EQUAL_TO_THRESHOLD)
+
+	backlog := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: str("visible + inflight"),
+		Label:      str("jobs waiting or in flight"),
+		UsingMetrics: &map[string]awscloudwatch.IMetric{
+			"visible":  d.Jobs.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 1)),
+			"inflight": d.Jobs.MetricApproximateNumberOfMessagesNotVisible(metricOpts("Maximum", 1)),
+		},
+		Period: awscdk.Duration_Minutes(num(1)),
+	})
+	graph := func(title string, metrics ...awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: str(title), Left: &metrics, Width: num(8)})
+	}
+	dash := awscloudwatch.NewDashboard(stack, str("Dashboard"), &awscloudwatch.DashboardProps{
+		DashboardName: str("tether-" + cfg.Name),
+	})
+	dash.AddWidgets(
+		graph("API requests", m.RequestCount(metricOpts("Sum", 1))),
+		graph("API 5xx %", fiveXX),
+		graph("API latency p90", m.TargetResponseTime(metricOpts("p90", 1))),
+	)
+	dash.AddWidgets(
+		graph("Job backlog", backlog),
+		graph("Oldest job age (s)", d.Jobs.MetricApproximateAgeOfOldestMessage(metricOpts("Maximum", 5))),
+		graph("Dead-letter depth", d.DeadLetter.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 5))),
+	)
+	dash.AddWidgets(
+		graph("Database CPU %", d.Database.MetricCPUUtilization(metricOpts("Average", 5))),
+		graph("Database free storage", d.Database.MetricFreeStorageSpace(metricOpts("Minimum", 5))),
+		graph("Running tasks",
+			s.API.Metric(str("CPUUtilization"), metricOpts("SampleCount", 1)),
+			s.Worker.Metric(str("CPUUtilization"), metricOpts("SampleCount", 1))),
+	)
+	awscdk.NewCfnOutput(stack, str("AlarmTopicArn"), &awscdk.CfnOutputProps{Value: topic.TopicArn()})
+	awscdk.NewCfnOutput(stack, str("DashboardName"), &awscdk.CfnOutputProps{Value: dash.DashboardName()})
+}
+
+// newOutputs tells the operator where the service is and what to do next.
+func (s *services) newOutputs() {
+	cfg := s.cfg
+	out := func(id, desc string, v *string) {
+		awscdk.NewCfnOutput(s.Stack, str(id), &awscdk.CfnOutputProps{Description: str(desc), Value: v})
+	}
+	out("ServiceUrl", "Where users reach the service", str(cfg.PublicURL()))
+	out("LoadBalancerDnsName", "Point domain.name here (CNAME or alias) if the stack did not create the DNS record", s.LoadBalancer.LoadBalancerDnsName())
+	out("PlaneRegistration", "The agent's plane registration state (initially unregistered, or air-gapped); the agent updates it",
+		str("ssm:"+registrationParameter(cfg)))
+	var groups []*string
+	for _, family := range []string{"api", "worker", "migrate", "agent"} {
+		groups = append(groups, s.LogGroups[family].LogGroupName())
+	}
+	out("LogGroups", "Log groups of api, worker, migrate and agent, in that order", awscdk.Fn_Join(str(","), &groups))
+	out("ConfigParameterPath", "Non-secret configuration in SSM Parameter Store", str(cfg.ParameterPath()))
+	out("ClusterName", "The ECS cluster", s.Cluster.ClusterName())
+
+	steps := []string{
+		"1) tetherctl secrets set license --file LICENSE (and ai if your provider uses a key)",
+		"2) tetherctl deploy runs the migrate task (outputs MigrateTaskDefinitionArn, MigrateSubnets, MigrateSecurityGroupId) before services roll",
+		"3) tetherctl status checks " + cfg.PublicURL() + "/readyz and the agent's registration",
+	}
+	if cfg.Domain.HostedZone == nil {
+		steps = append(steps, "4) create a DNS record "+cfg.Domain.Name+" -> LoadBalancerDnsName")
+	}
+	out("NextSteps", "What the operator does after the first deploy", str(strings.Join(steps, "; ")))
+}

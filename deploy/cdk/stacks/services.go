@@ -1,0 +1,564 @@
+package stacks
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecr"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53targets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tetherhq/tether/internal/deployconfig"
+)
+
+// Services is the stateless half: the ECS cluster and its services, the
+// load balancer, configuration parameters, alarms and the dashboard.
+type Services struct {
+	Stack        awscdk.Stack
+	Cluster      awsecs.Cluster
+	LoadBalancer awselasticloadbalancingv2.ApplicationLoadBalancer
+	API          awsecs.FargateService
+	Worker       awsecs.FargateService
+	Agent        awsecs.FargateService
+	Migrate      awsecs.FargateTaskDefinition
+	// Task roles, one per container family, each with only what it needs.
+	APIRole, WorkerRole, MigrateRole, AgentRole awsiam.Role
+	// UpgradeRole is what CloudFormation assumes when the agent applies an
+	// upgrade; nil unless plane.automatic_upgrades is on.
+	UpgradeRole awsiam.Role
+	// Image digest parameters: upgrades change these and nothing else.
+	DocsvcDigest, MigrateDigest, AgentDigest awscdk.CfnParameter
+	LogGroups                                map[string]awslogs.LogGroup
+}
+
+// apiPort is where docsvc api listens inside its task.
+const apiPort = 8080
+
+type services struct {
+	*Services
+	cfg    *deployconfig.Config
+	net    *Network
+	data   *Data
+	images *Images
+	// docsvcConfig is the non-secret configuration every docsvc role reads,
+	// one SSM parameter per variable under /tether/<name>/config/docsvc/.
+	docsvcConfig map[string]awsssm.StringParameter
+	taskDefs     []awsecs.FargateTaskDefinition
+}
+
+func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *Data, images *Images) *Services {
+	stack := newStack(app, cfg, "services", "Tether "+cfg.Name+": ECS services, load balancer, configuration, alarms (stateless)", false)
+	s := &services{Services: &Services{Stack: stack, LogGroups: map[string]awslogs.LogGroup{}}, cfg: cfg, net: net, data: data, images: images}
+
+	s.DocsvcDigest = digestParameter(stack, "DocsvcImageDigest", "docsvc image digest for the api and worker services", cfg.Images.DocsvcDigest)
+	s.MigrateDigest = digestParameter(stack, "MigrateImageDigest", "docsvc image digest for the migrate task; upgrades move it first, run the task, then move DocsvcImageDigest", cfg.Images.DocsvcDigest)
+	s.AgentDigest = digestParameter(stack, "AgentImageDigest", "tether-agent image digest", cfg.Images.AgentDigest)
+
+	s.Cluster = awsecs.NewCluster(stack, str("Cluster"), &awsecs.ClusterProps{
+		ClusterName:         str(clusterName(cfg)),
+		Vpc:                 net.Vpc,
+		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
+	})
+	for _, family := range []string{"api", "worker", "migrate", "agent"} {
+		s.LogGroups[family] = awslogs.NewLogGroup(stack, str("Logs-"+family), &awslogs.LogGroupProps{
+			Retention: retention(cfg),
+			// Logs outlive a replaced services stack: they are the audit trail.
+			RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		})
+	}
+	s.docsvcConfig = s.newDocsvcConfig()
+
+	s.newAPI()
+	s.newWorker()
+	s.newMigrate()
+	s.newAgent()
+	s.newObservability()
+	s.newOutputs()
+	if s.UpgradeRole != nil {
+		// Registering a new task definition revision passes its roles.
+		var roles []*string
+		for _, td := range s.taskDefs {
+			roles = append(roles, td.TaskRole().RoleArn(), td.ObtainExecutionRole().RoleArn())
+		}
+		s.UpgradeRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:    jsii.Strings("iam:PassRole"),
+			Resources:  &roles,
+			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+		}))
+	}
+	return s.Services
+}
+
+func clusterName(cfg *deployconfig.Config) string { return "tether-" + cfg.Name }
+
+func serviceName(cfg *deployconfig.Config, family string) string {
+	return "tether-" + cfg.Name + "-" + family
+}
+
+func digestParameter(stack awscdk.Stack, id, description, def string) awscdk.CfnParameter {
+	props := &awscdk.CfnParameterProps{
+		Type:                  str("String"),
+		Description:           str(description),
+		AllowedPattern:        str("^sha256:[0-9a-f]{64}$"),
+		ConstraintDescription: str("an image digest, sha256:<64 hex>"),
+	}
+	if def != "" {
+		props.Default = str(def)
+	}
+	return awscdk.NewCfnParameter(stack, str(id), props)
+}
+
+// newDocsvcConfig writes docsvc's non-secret settings to Parameter Store.
+// ECS injects them as environment variables at task start, so the task
+// definitions carry no deployment values and an operator can read the
+// effective configuration in one place.
+func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
+	cfg, d := s.cfg, s.data
+	values := map[string]*string{
+		"DOCSVC_PUBLIC_URL":        str(cfg.PublicURL()),
+		"DOCSVC_OIDC_ISSUER":       d.OIDCIssuer,
+		"DOCSVC_OIDC_AUDIENCE":     d.OIDCClientID,
+		"DOCSVC_OIDC_CALLBACK_URL": str(callbackURL(cfg)),
+		// The password is not here: pgx reads PGPASSWORD, which ECS injects
+		// from the rotated database secret.
+		"DOCSVC_DATABASE_URL": awscdk.Fn_Join(str(""), &[]*string{
+			str("postgres://" + dbUser + "@"), d.Database.DbInstanceEndpointAddress(), str(":"),
+			d.Database.DbInstanceEndpointPort(), str("/" + dbName + "?sslmode=require"),
+		}),
+		"DOCSVC_BLOB_URL":      awscdk.Fn_Join(str(""), &[]*string{str("s3://"), d.Documents.BucketName(), str("/" + documentsPrefix)}),
+		"DOCSVC_S3_KMS_KEY_ID": d.Key.KeyArn(),
+		"DOCSVC_QUEUE_URL":     d.Jobs.QueueUrl(),
+		"DOCSVC_DLQ_URL":       d.DeadLetter.QueueUrl(),
+		"DOCSVC_AI_PROVIDER":   str(cfg.AI.Provider),
+		"DOCSVC_EMAIL_FROM":    str(cfg.EmailSender),
+		// docsvc resolves Secrets Manager ARNs at start; the task role may
+		// read this one secret.
+		"DOCSVC_LICENSE_FILE": d.Secrets[secretLicense].SecretArn(),
+	}
+	if len(cfg.CORSOrigins) > 0 {
+		values["DOCSVC_CORS_ORIGINS"] = str(strings.Join(cfg.CORSOrigins, ","))
+	}
+	if cfg.AI.Model != "" {
+		values["DOCSVC_AI_MODEL"] = str(cfg.AI.Model)
+	}
+	if cfg.AI.BaseURL != "" {
+		values["DOCSVC_AI_BASE_URL"] = str(cfg.AI.BaseURL)
+	}
+	if cfg.AI.Provider == deployconfig.AIBedrock {
+		values["DOCSVC_AI_REGION"] = str(cfg.Region)
+	}
+	params := map[string]awsssm.StringParameter{}
+	for _, name := range sortedKeys(values) {
+		params[name] = awsssm.NewStringParameter(s.Stack, str("Config-"+name), &awsssm.StringParameterProps{
+			ParameterName: str(cfg.ParameterPath() + "/docsvc/" + name),
+			StringValue:   values[name],
+			Tier:          awsssm.ParameterTier_STANDARD,
+		})
+	}
+	return params
+}
+
+// taskDefinition builds a Fargate task definition with one read-only
+// container whose only writable path is an ephemeral /tmp.
+func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.Repository, digest awscdk.CfnParameter,
+	cpu, memory float64, command []string, secrets map[string]awsecs.Secret, env map[string]*string, port float64,
+) (awsecs.FargateTaskDefinition, awsecs.ContainerDefinition) {
+	td := awsecs.NewFargateTaskDefinition(s.Stack, str("Task-"+family), &awsecs.FargateTaskDefinitionProps{
+		Family:         str(serviceName(s.cfg, family)),
+		Cpu:            num(cpu),
+		MemoryLimitMiB: num(memory),
+		TaskRole:       role,
+		RuntimePlatform: &awsecs.RuntimePlatform{
+			OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX(),
+			CpuArchitecture:       awsecs.CpuArchitecture_X86_64(),
+		},
+	})
+	s.taskDefs = append(s.taskDefs, td)
+	td.AddVolume(&awsecs.Volume{Name: str("tmp")})
+	opts := &awsecs.ContainerDefinitionOptions{
+		Image:                  awsecs.ContainerImage_FromRegistry(repo.RepositoryUriForDigest(digest.ValueAsString()), nil),
+		Command:                jsii.Strings(command...),
+		Secrets:                &secrets,
+		ReadonlyRootFilesystem: jsii.Bool(true),
+		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
+			LogGroup:     s.LogGroups[family],
+			StreamPrefix: str(family),
+		}),
+	}
+	if len(env) > 0 {
+		opts.Environment = &env
+	}
+	if port > 0 {
+		opts.PortMappings = &[]*awsecs.PortMapping{{ContainerPort: num(port)}}
+	}
+	c := td.AddContainer(str(family), opts)
+	c.AddMountPoints(&awsecs.MountPoint{ContainerPath: str("/tmp"), SourceVolume: str("tmp"), ReadOnly: jsii.Bool(false)})
+	// FromRegistry grants nothing; the execution role pulls from exactly
+	// this repository.
+	repo.GrantPull(td.ObtainExecutionRole())
+	suppress(td, "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource-level permissions; the execution role's pulls are limited to one repository.", "Resource::*")
+	if len(env) > 0 {
+		suppress(td, "AwsSolutions-ECS2", "Only fixed, non-secret values are plain environment (listen address, the agent's own parameter path); deployment config comes from Parameter Store and secrets from Secrets Manager.")
+	}
+	return td, c
+}
+
+func (s *services) taskRole(id, purpose string, name *string) awsiam.Role {
+	return awsiam.NewRole(s.Stack, str(id), &awsiam.RoleProps{
+		RoleName:    name,
+		AssumedBy:   awsiam.NewServicePrincipal(str("ecs-tasks.amazonaws.com"), nil),
+		Description: str("Tether " + s.cfg.Name + ": " + purpose),
+	})
+}
+
+// allow adds one identity-policy statement to role.
+func allow(role awsiam.Role, actions []string, resources ...*string) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings(actions...),
+		Resources: &resources,
+	}))
+}
+
+func (s *services) dbPassword() awsecs.Secret {
+	return awsecs.Secret_FromSecretsManager(s.data.Database.Secret(), str("password"))
+}
+
+func (s *services) docsvcSecrets(vars ...string) map[string]awsecs.Secret {
+	m := map[string]awsecs.Secret{"PGPASSWORD": s.dbPassword()}
+	for _, v := range vars {
+		if p, ok := s.docsvcConfig[v]; ok {
+			m[v] = awsecs.Secret_FromSsmParameter(p)
+		}
+	}
+	return m
+}
+
+var (
+	apiVars = []string{"DOCSVC_PUBLIC_URL", "DOCSVC_CORS_ORIGINS", "DOCSVC_OIDC_ISSUER", "DOCSVC_OIDC_AUDIENCE",
+		"DOCSVC_OIDC_CALLBACK_URL", "DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_S3_KMS_KEY_ID",
+		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_EMAIL_FROM", "DOCSVC_LICENSE_FILE"}
+	workerVars = []string{"DOCSVC_PUBLIC_URL", "DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_S3_KMS_KEY_ID",
+		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_AI_MODEL", "DOCSVC_AI_BASE_URL",
+		"DOCSVC_AI_REGION", "DOCSVC_EMAIL_FROM", "DOCSVC_LICENSE_FILE"}
+)
+
+func (s *services) circuitBreaker() *awsecs.DeploymentCircuitBreaker {
+	return &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)}
+}
+
+func (s *services) deploymentAlarm(family string) *awsecs.DeploymentAlarmConfig {
+	return &awsecs.DeploymentAlarmConfig{
+		AlarmNames: jsii.Strings(alarmName(s.cfg, deployAlarm[family])),
+		Behavior:   awsecs.AlarmBehavior_ROLLBACK_ON_ALARM,
+	}
+}
+
+// deployAlarm names, per service, the alarm that rolls a deployment back.
+var deployAlarm = map[string]string{"api": "api-5xx-rate", "worker": "worker-errors", "agent": "agent-errors"}
+
+func alarmName(cfg *deployconfig.Config, short string) string {
+	return "tether-" + cfg.Name + "-" + short
+}
+
+func (s *services) newAPI() {
+	cfg, d := s.cfg, s.data
+	s.APIRole = s.taskRole("ApiTaskRole", "docsvc api task: store documents, enqueue jobs", nil)
+	allow(s.APIRole, []string{"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}, d.Documents.ArnForObjects(str(documentsPrefix+"/*")))
+	allow(s.APIRole, []string{"kms:GenerateDataKey", "kms:Decrypt"}, d.Key.KeyArn())
+	allow(s.APIRole, []string{"sqs:SendMessage", "sqs:GetQueueAttributes"}, d.Jobs.QueueArn())
+	allow(s.APIRole, []string{"sqs:GetQueueAttributes"}, d.DeadLetter.QueueArn())
+	allow(s.APIRole, []string{"secretsmanager:GetSecretValue"}, d.Secrets[secretLicense].SecretArn())
+	suppress(s.APIRole, "AwsSolutions-IAM5", "Objects are addressed by document ID under the documents/ prefix; the wildcard is that prefix and nothing wider.",
+		resourceEnding("/"+documentsPrefix+"/*"))
+
+	td, c := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcDigest, 512, 1024, []string{"api"},
+		s.docsvcSecrets(apiVars...), map[string]*string{"DOCSVC_ADDR": str(fmt.Sprintf(":%d", apiPort))}, apiPort)
+	_ = c
+	sg := s.net.Groups["api"]
+	s.API = awsecs.NewFargateService(s.Stack, str("Api"), &awsecs.FargateServiceProps{
+		ServiceName:            str(serviceName(cfg, "api")),
+		Cluster:                s.Cluster,
+		TaskDefinition:         td,
+		DesiredCount:           num(float64(cfg.Sizing.APITasks)),
+		MinHealthyPercent:      num(100),
+		MaxHealthyPercent:      num(200),
+		SecurityGroups:         &[]awsec2.ISecurityGroup{sg},
+		VpcSubnets:             taskSubnets(true), // fetches the identity provider's signing keys
+		CircuitBreaker:         s.circuitBreaker(),
+		DeploymentAlarms:       s.deploymentAlarm("api"),
+		HealthCheckGracePeriod: awscdk.Duration_Seconds(num(60)),
+		PropagateTags:          awsecs.PropagatedTagSource_SERVICE,
+	})
+
+	alb := awselasticloadbalancingv2.NewApplicationLoadBalancer(s.Stack, str("LoadBalancer"), &awselasticloadbalancingv2.ApplicationLoadBalancerProps{
+		Vpc:                     s.net.Vpc,
+		InternetFacing:          jsii.Bool(true),
+		SecurityGroup:           s.net.Groups["loadbalancer"],
+		VpcSubnets:              &awsec2.SubnetSelection{SubnetGroupName: str(subnetPublic)},
+		DropInvalidHeaderFields: jsii.Bool(true),
+	})
+	alb.LogAccessLogs(d.AccessLogs, str("alb"))
+	s.LoadBalancer = alb
+
+	var cert awscertificatemanager.ICertificate
+	if z := cfg.Domain.HostedZone; z != nil {
+		zone := awsroute53.HostedZone_FromHostedZoneAttributes(s.Stack, str("Zone"), &awsroute53.HostedZoneAttributes{
+			HostedZoneId: str(z.ID), ZoneName: str(z.Name),
+		})
+		cert = awscertificatemanager.NewCertificate(s.Stack, str("Certificate"), &awscertificatemanager.CertificateProps{
+			DomainName: str(cfg.Domain.Name),
+			Validation: awscertificatemanager.CertificateValidation_FromDns(zone),
+		})
+		awsroute53.NewARecord(s.Stack, str("Alias"), &awsroute53.ARecordProps{
+			Zone:       zone,
+			RecordName: str(cfg.Domain.Name + "."),
+			Target:     awsroute53.RecordTarget_FromAlias(awsroute53targets.NewLoadBalancerTarget(alb, nil)),
+		})
+	} else {
+		cert = awscertificatemanager.Certificate_FromCertificateArn(s.Stack, str("Certificate"), str(cfg.Domain.CertificateARN))
+	}
+	https := alb.AddListener(str("Https"), &awselasticloadbalancingv2.BaseApplicationListenerProps{
+		Port:         num(443),
+		Protocol:     awselasticloadbalancingv2.ApplicationProtocol_HTTPS,
+		Certificates: &[]awselasticloadbalancingv2.IListenerCertificate{awselasticloadbalancingv2.ListenerCertificate_FromCertificateManager(cert)},
+		// TLS 1.2 and 1.3 only.
+		SslPolicy: awselasticloadbalancingv2.SslPolicy_RECOMMENDED_TLS,
+		Open:      jsii.Bool(false),
+	})
+	https.AddTargets(str("Api"), &awselasticloadbalancingv2.AddApplicationTargetsProps{
+		Port:     num(apiPort),
+		Protocol: awselasticloadbalancingv2.ApplicationProtocol_HTTP,
+		Targets:  &[]awselasticloadbalancingv2.IApplicationLoadBalancerTarget{s.API},
+		HealthCheck: &awselasticloadbalancingv2.HealthCheck{
+			// Liveness, not /readyz: a database blip must not drain every task.
+			Path:             str("/healthz"),
+			HealthyHttpCodes: str("200"),
+		},
+		DeregistrationDelay: awscdk.Duration_Seconds(num(30)),
+	})
+	alb.AddRedirect(&awselasticloadbalancingv2.ApplicationLoadBalancerRedirectConfig{
+		SourcePort: num(80), SourceProtocol: awselasticloadbalancingv2.ApplicationProtocol_HTTP,
+		TargetPort: num(443), TargetProtocol: awselasticloadbalancingv2.ApplicationProtocol_HTTPS,
+		Open: jsii.Bool(false),
+	})
+}
+
+func (s *services) newWorker() {
+	cfg, d := s.cfg, s.data
+	s.WorkerRole = s.taskRole("WorkerTaskRole", "docsvc worker task: read documents, take jobs, analyze", nil)
+	allow(s.WorkerRole, []string{"s3:GetObject"}, d.Documents.ArnForObjects(str(documentsPrefix+"/*")))
+	allow(s.WorkerRole, []string{"kms:Decrypt"}, d.Key.KeyArn())
+	allow(s.WorkerRole, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, d.Jobs.QueueArn())
+	allow(s.WorkerRole, []string{"sqs:GetQueueAttributes"}, d.DeadLetter.QueueArn())
+	allow(s.WorkerRole, []string{"secretsmanager:GetSecretValue"}, d.Secrets[secretLicense].SecretArn())
+	// Scale-in protection: a worker marks itself protected while a job runs
+	// (ECS task protection endpoint), so scaling in never kills a busy task.
+	taskARNs := "arn:" + *awscdk.Aws_PARTITION() + ":ecs:" + cfg.Region + ":" + cfg.Account + ":task/" + clusterName(cfg) + "/*"
+	allow(s.WorkerRole, []string{"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}, str(taskARNs))
+	appliesTo := []any{
+		resourceEnding("/" + documentsPrefix + "/*"),
+		"Resource::arn:<AWS::Partition>:ecs:" + cfg.Region + ":" + cfg.Account + ":task/" + clusterName(cfg) + "/*",
+	}
+	if cfg.AI.Provider == deployconfig.AIBedrock {
+		// The model, or the cross-region inference profile of that name.
+		allow(s.WorkerRole, []string{"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"},
+			str("arn:"+*awscdk.Aws_PARTITION()+":bedrock:"+cfg.Region+"::foundation-model/"+cfg.AI.Model),
+			str("arn:"+*awscdk.Aws_PARTITION()+":bedrock:"+cfg.Region+":"+cfg.Account+":inference-profile/"+cfg.AI.Model))
+	}
+	suppress(s.WorkerRole, "AwsSolutions-IAM5", "The wildcards are the documents/ object prefix and this cluster's own tasks (a worker protects itself, and its task ARN is not known before it starts).", appliesTo...)
+
+	secrets := s.docsvcSecrets(workerVars...)
+	if ai, ok := d.Secrets[secretAI]; ok {
+		secrets["DOCSVC_AI_API_KEY"] = awsecs.Secret_FromSecretsManager(ai, nil)
+	}
+	td, _ := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcDigest, 1024, 2048, []string{"worker"}, secrets, nil, 0)
+	sg := s.net.Groups["worker"]
+	s.Worker = awsecs.NewFargateService(s.Stack, str("Worker"), &awsecs.FargateServiceProps{
+		ServiceName:       str(serviceName(cfg, "worker")),
+		Cluster:           s.Cluster,
+		TaskDefinition:    td,
+		MinHealthyPercent: num(100),
+		MaxHealthyPercent: num(200),
+		SecurityGroups:    &[]awsec2.ISecurityGroup{sg},
+		VpcSubnets:        taskSubnets(cfg.WorkerNeedsInternet()),
+		CircuitBreaker:    s.circuitBreaker(),
+		DeploymentAlarms:  s.deploymentAlarm("worker"),
+		PropagateTags:     awsecs.PropagatedTagSource_SERVICE,
+	})
+
+	// Scale on backlog: messages waiting plus messages being worked on. Counting
+	// in-flight messages keeps capacity while jobs run, so a queue that looks
+	// empty because every message is being processed does not scale in.
+	backlog := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: str("visible + inflight"),
+		Label:      str("jobs waiting or in flight"),
+		UsingMetrics: &map[string]awscloudwatch.IMetric{
+			"visible":  d.Jobs.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 1)),
+			"inflight": d.Jobs.MetricApproximateNumberOfMessagesNotVisible(metricOpts("Maximum", 1)),
+		},
+		Period: awscdk.Duration_Minutes(num(1)),
+	})
+	scaling := s.Worker.AutoScaleTaskCount(&awsapplicationautoscaling.EnableScalingProps{
+		MinCapacity: num(float64(cfg.Sizing.WorkerMin)),
+		MaxCapacity: num(float64(cfg.Sizing.WorkerMax)),
+	})
+	scaling.ScaleOnMetric(str("Backlog"), &awsapplicationautoscaling.BasicStepScalingPolicyProps{
+		Metric:         backlog,
+		AdjustmentType: awsapplicationautoscaling.AdjustmentType_CHANGE_IN_CAPACITY,
+		ScalingSteps: &[]*awsapplicationautoscaling.ScalingInterval{
+			{Upper: num(0), Change: num(-1)},
+			{Lower: num(1), Change: num(1)},
+			{Lower: num(50), Change: num(3)},
+			{Lower: num(500), Change: num(10)},
+		},
+		Cooldown: awscdk.Duration_Minutes(num(2)),
+	})
+}
+
+func (s *services) newMigrate() {
+	s.MigrateRole = s.taskRole("MigrateTaskRole", "docsvc migrate task: schema changes only (no AWS API access)", nil)
+	td, _ := s.taskDefinition("migrate", s.MigrateRole, s.images.Docsvc, s.MigrateDigest, 256, 512, []string{"migrate"},
+		s.docsvcSecrets("DOCSVC_DATABASE_URL"), nil, 0)
+	sg := s.net.Groups["migrate"]
+	s.Migrate = td
+	awscdk.NewCfnOutput(s.Stack, str("MigrateTaskDefinitionArn"), &awscdk.CfnOutputProps{Value: td.TaskDefinitionArn()})
+	awscdk.NewCfnOutput(s.Stack, str("MigrateSecurityGroupId"), &awscdk.CfnOutputProps{Value: sg.SecurityGroupId()})
+	awscdk.NewCfnOutput(s.Stack, str("MigrateSubnets"), &awscdk.CfnOutputProps{
+		Value: awscdk.Fn_Join(str(","), s.net.Vpc.SelectSubnets(taskSubnets(false)).SubnetIds),
+	})
+}
+
+// registrationParameter is where the agent records its plane registration.
+func registrationParameter(cfg *deployconfig.Config) string {
+	return "/tether/" + cfg.Name + "/state/agent/registration"
+}
+
+func (s *services) newAgent() {
+	cfg, d := s.cfg, s.data
+	partition := *awscdk.Aws_PARTITION()
+	agentPath := cfg.ParameterPath() + "/agent"
+	s.AgentRole = s.taskRole("AgentTaskRole", "tether-agent: its own secret and config, health reads, and (if enabled) image upgrades. No access to customer data.", str(cfg.AgentRoleName()))
+	r := s.AgentRole
+
+	identity := d.Secrets[secretAgentIdentity]
+	allow(r, []string{"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"}, identity.SecretArn())
+	allow(r, []string{"secretsmanager:GetSecretValue"}, d.Secrets[secretLicense].SecretArn())
+	paramARN := func(p string) *string {
+		return str("arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter" + p)
+	}
+	allow(r, []string{"ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"}, paramARN(agentPath), paramARN(agentPath+"/*"))
+	allow(r, []string{"ssm:PutParameter", "ssm:GetParameter"}, paramARN(registrationParameter(cfg)))
+	// Health: the deployment's own services, stacks and alarms.
+	allow(r, []string{"ecs:DescribeServices"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*"))
+	allow(r, []string{"cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"}, str("arn:"+partition+":cloudformation:"+cfg.Region+":"+cfg.Account+":stack/"+cfg.Name+"-*/*"))
+	allow(r, []string{"cloudwatch:DescribeAlarms"}, str("arn:"+partition+":cloudwatch:"+cfg.Region+":"+cfg.Account+":alarm:tether-"+cfg.Name+"-*"))
+	allow(r, []string{"cloudwatch:GetMetricData"}, str("*"))
+	appliesTo := []any{
+		"Resource::arn:<AWS::Partition>:ssm:" + cfg.Region + ":" + cfg.Account + ":parameter" + agentPath + "/*",
+		"Resource::arn:<AWS::Partition>:ecs:" + cfg.Region + ":" + cfg.Account + ":service/" + clusterName(cfg) + "/*",
+		"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + cfg.Name + "-*/*",
+		"Resource::arn:<AWS::Partition>:cloudwatch:" + cfg.Region + ":" + cfg.Account + ":alarm:tether-" + cfg.Name + "-*",
+		"Resource::*",
+	}
+	if cfg.Plane.AutomaticUpgrades {
+		appliesTo = append(appliesTo, s.newUpgradeRole()...)
+	}
+	suppress(r, "AwsSolutions-IAM5", "Wildcards are scoped to this deployment's own names (its parameter path, cluster services, stacks and alarms); cloudwatch:GetMetricData has no resource-level permissions and returns metrics only, never data.", appliesTo...)
+
+	state := "unregistered"
+	if !cfg.AgentNeedsInternet() {
+		state = "air-gapped"
+	}
+	awsssm.NewStringParameter(s.Stack, str("AgentRegistration"), &awsssm.StringParameterProps{
+		ParameterName: str(registrationParameter(cfg)),
+		StringValue:   str(state),
+		Description:   str("Written by tether-agent: its plane registration state"),
+	})
+	agentConfig := map[string]string{
+		"TETHER_CHANNEL":                cfg.Plane.Channel,
+		"TETHER_AGENT_IDENTITY_SECRET":  "", // filled below: a token
+		"TETHER_DEPLOYMENT":             cfg.Name,
+		"TETHER_CLUSTER":                clusterName(cfg),
+		"TETHER_SERVICES":               serviceName(cfg, "api") + "," + serviceName(cfg, "worker") + "," + serviceName(cfg, "agent"),
+		"TETHER_STACK":                  *s.Stack.StackName(),
+		"TETHER_READYZ_URL":             cfg.PublicURL() + "/readyz",
+		"TETHER_AUTOMATIC_UPGRADES":     fmt.Sprint(cfg.Plane.AutomaticUpgrades),
+		"TETHER_REGISTRATION_PARAMETER": registrationParameter(cfg),
+	}
+	if cfg.Plane.URL != "" {
+		agentConfig["TETHER_PLANE_URL"] = cfg.Plane.URL
+	}
+	if s.UpgradeRole != nil {
+		agentConfig["TETHER_UPGRADE_ROLE_ARN"] = *s.UpgradeRole.RoleArn()
+	}
+	agentConfig["TETHER_AGENT_IDENTITY_SECRET"] = *identity.SecretArn()
+	secrets := map[string]awsecs.Secret{}
+	for _, name := range sortedKeys(agentConfig) {
+		p := awsssm.NewStringParameter(s.Stack, str("AgentConfig-"+name), &awsssm.StringParameterProps{
+			ParameterName: str(agentPath + "/" + name),
+			StringValue:   str(agentConfig[name]),
+		})
+		secrets[name] = awsecs.Secret_FromSsmParameter(p)
+	}
+	td, _ := s.taskDefinition("agent", r, s.images.Agent, s.AgentDigest, 256, 512, []string{"run"}, secrets,
+		map[string]*string{"TETHER_CONFIG_PARAMETER_PATH": str(agentPath)}, 0)
+	sg := s.net.Groups["agent"]
+	s.Agent = awsecs.NewFargateService(s.Stack, str("Agent"), &awsecs.FargateServiceProps{
+		ServiceName:    str(serviceName(cfg, "agent")),
+		Cluster:        s.Cluster,
+		TaskDefinition: td,
+		DesiredCount:   num(1),
+		// One agent at a time: it holds one identity and one ledger.
+		MinHealthyPercent: num(0),
+		MaxHealthyPercent: num(100),
+		SecurityGroups:    &[]awsec2.ISecurityGroup{sg},
+		VpcSubnets:        taskSubnets(cfg.AgentNeedsInternet()),
+		CircuitBreaker:    s.circuitBreaker(),
+		DeploymentAlarms:  s.deploymentAlarm("agent"),
+		PropagateTags:     awsecs.PropagatedTagSource_SERVICE,
+	})
+}
+
+// newUpgradeRole creates the role CloudFormation assumes when the agent
+// applies an approved release, and lets the agent update only this stack,
+// only through that role. The role can register task definitions and roll
+// services and nothing else: a stack update made through it cannot change
+// IAM, so automatic upgrades cannot widen anyone's access.
+func (s *services) newUpgradeRole() (appliesTo []any) {
+	cfg := s.cfg
+	partition := *awscdk.Aws_PARTITION()
+	role := awsiam.NewRole(s.Stack, str("UpgradeRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(str("cloudformation.amazonaws.com"), nil),
+		Description: str("Tether " + cfg.Name + ": CloudFormation role for image-digest upgrades applied by the agent"),
+	})
+	s.UpgradeRole = role
+	allow(role, []string{"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition"}, str("*"))
+	allow(role, []string{"ecs:UpdateService", "ecs:DescribeServices"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*"))
+	allow(role, []string{"ssm:GetParameters"}, str("arn:"+partition+":ssm:"+cfg.Region+":"+cfg.Account+":parameter"+cfg.ParameterPath()+"/*"))
+	suppress(role, "AwsSolutions-IAM5", "Task definition registration has no resource-level permissions; service updates are limited to this deployment's cluster and parameters to its config path.",
+		"Resource::*",
+		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*",
+		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter"+cfg.ParameterPath()+"/*")
+
+	stackARN := "arn:" + partition + ":cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"
+	s.AgentRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("cloudformation:UpdateStack", "cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet", "cloudformation:ExecuteChangeSet"),
+		Resources: jsii.Strings(stackARN),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"cloudformation:RoleArn": role.RoleArn()},
+		},
+	}))
+	allow(s.AgentRole, []string{"iam:PassRole"}, role.RoleArn())
+	return []any{"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"}
+}
