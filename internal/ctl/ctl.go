@@ -24,6 +24,10 @@ Usage:
       service, a local vendor plane, and the agent between them
   tetherctl egress show|verify [--data-dir DIR]
       see and check everything the agent ever sent to the vendor
+  tetherctl diag list|preview|approve|decline [ID] [--data-dir DIR]
+      review the vendor's diagnostics requests; nothing leaves without approval
+  tetherctl airgap import FILE [--data-dir DIR]
+      verify and import signed releases exported for an install without network
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 `
@@ -39,6 +43,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "diag":
+		return diagCmd(args[1:], stdout, stderr)
+	case "airgap":
+		return airgapCmd(ctx, args[1:], stdout, stderr)
 	case "egress":
 		return egressCmd(args[1:], stdout, stderr)
 	case "dev":

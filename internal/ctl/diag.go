@@ -1,0 +1,114 @@
+package ctl
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tetherhq/tether/internal/agent"
+)
+
+const diagUsage = `tetherctl diag — review and approve the vendor's diagnostics requests
+
+Usage:
+  tetherctl diag list    [--data-dir DIR] [--output text|json]
+  tetherctl diag preview ID [--data-dir DIR] [--output text|json]
+  tetherctl diag approve ID [--data-dir DIR]
+  tetherctl diag decline ID [--data-dir DIR]
+
+The vendor can only ask. The agent builds each bundle from default-deny
+collectors (versions, redacted configuration, health history, content-free
+and re-redacted logs, schema version, queue statistics) into the agent's data
+dir, where 'preview' shows every file exactly as it would be uploaded. Nothing
+is sent until you approve; a declined request sends nothing, ever.
+`
+
+func diagCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, diagUsage)
+		if len(args) == 0 {
+			return errors.New("tetherctl diag: want list, preview, approve or decline")
+		}
+		return nil
+	}
+	fs := flag.NewFlagSet("diag "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "./.tether-dev", "the tetherctl dev data dir, or the agent's own data dir")
+	output := fs.String("output", "text", "text or json")
+	// Accept the ID before or after the flags.
+	rest := args[1:]
+	var id string
+	if len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
+		id, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	dir := agentDir(*dataDir)
+	if args[0] != "list" && id == "" {
+		return fmt.Errorf("tetherctl diag %s: give the request ID (see 'tetherctl diag list')", args[0])
+	}
+	switch args[0] {
+	case "list":
+		ds, err := agent.ListDiagnostics(dir)
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			if ds == nil {
+				ds = []agent.Diagnostic{}
+			}
+			return json.NewEncoder(stdout).Encode(ds)
+		}
+		if len(ds) == 0 {
+			fmt.Fprintln(stdout, "no diagnostics requests")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tREQUESTED\tREASON")
+		for _, d := range ds {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.ID, d.State, d.RequestedAt.Local().Format(time.RFC3339), d.Reason)
+		}
+		return tw.Flush()
+	case "preview":
+		files, err := agent.PreviewDiagnostic(dir, id)
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return json.NewEncoder(stdout).Encode(files)
+		}
+		for _, f := range files {
+			fmt.Fprintf(stdout, "=== %s (%d bytes)\n", f.Name, f.Size)
+			if utf8.Valid(f.Content) {
+				fmt.Fprintf(stdout, "%s\n", f.Content)
+			} else {
+				fmt.Fprintln(stdout, "(binary; see --output json)")
+			}
+		}
+		fmt.Fprintf(stdout, "\nThese %d files are exactly what 'tetherctl diag approve %s' uploads.\n", len(files), id)
+		return nil
+	case "approve":
+		if err := agent.ApproveDiagnostic(dir, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "approved %s; the agent uploads it on its next heartbeat (see 'tetherctl egress show --data-dir %s')\n", id, filepath.Clean(*dataDir))
+		return nil
+	case "decline":
+		if err := agent.DeclineDiagnostic(dir, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "declined %s; nothing will be sent for it\n", id)
+		return nil
+	}
+	return fmt.Errorf("tetherctl diag: unknown subcommand %q (want list, preview, approve or decline)", args[0])
+}
