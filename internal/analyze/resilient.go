@@ -114,6 +114,9 @@ func (r *Resilient) Name() string { return r.inner.Name() }
 func (r *Resilient) Analyze(ctx context.Context, text string) (Analysis, error) {
 	var lastErr error
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return Analysis{}, fmt.Errorf("analyze: %s: %w", r.Name(), err)
+		}
 		probe, err := r.admit()
 		if err != nil {
 			return Analysis{}, err
@@ -126,7 +129,7 @@ func (r *Resilient) Analyze(ctx context.Context, text string) (Analysis, error) 
 		if ctx.Err() != nil {
 			// The caller gave up; say nothing about the provider.
 			r.abandoned(probe)
-			return Analysis{}, err
+			return Analysis{}, fmt.Errorf("analyze: %s: %w", r.Name(), ctx.Err())
 		}
 		if errors.Is(err, ErrRejected) {
 			r.succeeded() // the provider answered
