@@ -59,6 +59,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.StringVar(&o.AgentStatusAddr, "agent-status-addr", "127.0.0.1:8091", "the agent's status page (loopback only)")
 		fs.DurationVar(&o.Heartbeat, "heartbeat", 10*time.Second, "how often the agent reports health to the plane")
 		fs.BoolVar(&o.Telemetry, "telemetry", false, "opt the agent in to daily aggregate usage counts")
+		fs.StringVar(&o.AgentPlaneURL, "agent-plane-url", "", "the URL the agent uses to reach the plane (default: the local plane); point it at a proxy to watch every byte that leaves")
 		fs.Usage = func() {
 			fmt.Fprint(stderr, "tetherctl dev: run the document service's api and worker as child processes on\nSQLite, a local documents directory, a database-backed queue and the offline\nanalyzer; a local vendor plane with development keys, a license and a signed\nrelease; and the agent, activated against that plane. Ctrl-C stops them all;\nrunning again with the same --data-dir resumes.\n\nFlags:\n")
 			fs.PrintDefaults()

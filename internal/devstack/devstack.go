@@ -23,7 +23,8 @@ type Options struct {
 	PlaneAddr       string // default 127.0.0.1:8090
 	AgentStatusAddr string // default 127.0.0.1:8091
 	Heartbeat       time.Duration
-	Telemetry       bool // the customer's opt-in, passed to the agent
+	Telemetry       bool   // the customer's opt-in, passed to the agent
+	AgentPlaneURL   string // where the agent reaches the plane; default the local plane (point it at a proxy to watch the traffic)
 }
 
 // Run prepares the data directory, starts every component and supervises
@@ -104,7 +105,11 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	}
 	start(proc("docsvc", "api", docsvcEnv, "api"))
 	start(proc("docsvc", "worker", docsvcEnv, "worker"))
-	agentArgs := []string{"run", "--data-dir", filepath.Join(dataDir, "agent"), "--plane-url", planeURL,
+	agentPlane := planeURL
+	if o.AgentPlaneURL != "" {
+		agentPlane = o.AgentPlaneURL
+	}
+	agentArgs := []string{"run", "--data-dir", filepath.Join(dataDir, "agent"), "--plane-url", agentPlane,
 		"--license", v.licenseFile, "--license-public-key", filepath.Join(v.keysDir, "license.pub"),
 		"--trusted-root", filepath.Join(v.keysDir, "root.json"), "--channel", "stable",
 		"--docsvc-url", "http://" + o.APIAddr, "--status-addr", o.AgentStatusAddr, "--heartbeat", o.Heartbeat.String()}
