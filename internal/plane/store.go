@@ -75,7 +75,7 @@ func OpenStore(ctx context.Context, db *sqldb.DB, now func() time.Time) (*Store,
 	// inside the driver; PostgreSQL writes batches in parallel.
 	workers := 1
 	if db.Dialect == sqldb.Postgres {
-		workers = 4
+		workers = 2
 	}
 	s.nonces = &batcher[nonceItem, bool]{max: 256, workers: workers, write: s.rememberNonces}
 	s.heartbeats = &batcher[heartbeatItem, heartbeatResult]{max: 128, workers: workers, write: s.recordHeartbeats}
