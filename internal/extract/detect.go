@@ -48,8 +48,13 @@ func Detect(head []byte, filename string) (Format, string, error) {
 		return unsupported("empty document")
 	}
 
-	// PDF readers accept the header anywhere in the first 1024 bytes.
-	if bytes.Contains(head[:min(len(head), 1024)], magicPDF) {
+	// PDF readers accept the header anywhere in the first 1024 bytes, but
+	// away from the start it only counts in a binary file: a text file
+	// that mentions "%PDF-" near its top is still text.
+	text := bytes.TrimPrefix(head, utf8BOM)
+	whyNotText := notText(text)
+	if bytes.HasPrefix(head, magicPDF) ||
+		(whyNotText != "" && bytes.Contains(head[:min(len(head), 1024)], magicPDF)) {
 		return PDF, mediaPDF, nil
 	}
 	if bytes.HasPrefix(head, magicZip) {
@@ -73,9 +78,8 @@ func Detect(head []byte, filename string) (Format, string, error) {
 		return unsupported("legacy Office (OLE) file")
 	}
 
-	text := bytes.TrimPrefix(head, utf8BOM)
-	if why := notText(text, len(head) == detectHeadSize); why != "" {
-		return unsupported(why)
+	if whyNotText != "" {
+		return unsupported(whyNotText)
 	}
 	if looksLikeHTML(text) {
 		return HTML, mediaHTML, nil
@@ -89,9 +93,10 @@ func Detect(head []byte, filename string) (Format, string, error) {
 	return Text, mediaText, nil
 }
 
-// notText says why b is not UTF-8 text, or "" if it is. truncated means b
-// was cut from a longer document, so a rune split at the end is fine.
-func notText(b []byte, truncated bool) string {
+// notText says why b is not UTF-8 text, or "" if it is. A rune split at
+// the end is accepted: b may be the head of a longer document (Extract
+// checks the whole text).
+func notText(b []byte) string {
 	for i := 0; i < len(b); {
 		c := b[i]
 		if c < utf8.RuneSelf {
@@ -106,7 +111,7 @@ func notText(b []byte, truncated bool) string {
 		}
 		r, n := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && n <= 1 {
-			if truncated && !utf8.FullRune(b[i:]) {
+			if !utf8.FullRune(b[i:]) {
 				break
 			}
 			return "text is not valid UTF-8"

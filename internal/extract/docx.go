@@ -26,7 +26,10 @@ const (
 	docxRatioFloor = 1 << 20
 )
 
-const wordNS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+const (
+	wordNS         = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+	markupCompatNS = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+)
 
 func extractDOCX(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Result, error) {
 	var magic [8]byte
@@ -206,8 +209,8 @@ func docxText(ctx context.Context, f *zip.File, budget *expansionBudget, lim Lim
 
 	text := newTextBuilder(lim.MaxTextBytes)
 	dec := xml.NewDecoder(rc)
-	// Text is kept only inside w:t; skip counts open elements whose
-	// content is not document text (deleted revisions, field codes). Tabs
+	// Text is kept only inside w:t; skip counts open elements inside one
+	// whose content is not document text (see docxSkipped). Tabs
 	// and breaks count only inside a run: w:tab also defines tab stops in
 	// paragraph properties. Paragraphs inside a table cell join with a
 	// space so that a row stays on one line, cells separated by tabs.
@@ -227,18 +230,20 @@ func docxText(ctx context.Context, f *zip.File, budget *expansionBudget, lim Lim
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if t.Name.Space != wordNS {
-				continue
-			}
 			if skip > 0 {
 				skip++
+				continue
+			}
+			if docxSkipped(t.Name) {
+				skip = 1
+				continue
+			}
+			if t.Name.Space != wordNS {
 				continue
 			}
 			switch t.Name.Local {
 			case "t":
 				inText = true
-			case "delText", "instrText", "delInstrText":
-				skip = 1
 			case "r":
 				inRun++
 			case "tc":
@@ -257,11 +262,11 @@ func docxText(ctx context.Context, f *zip.File, budget *expansionBudget, lim Lim
 				}
 			}
 		case xml.EndElement:
-			if t.Name.Space != wordNS {
-				continue
-			}
 			if skip > 0 {
 				skip--
+				continue
+			}
+			if t.Name.Space != wordNS {
 				continue
 			}
 			switch t.Name.Local {
@@ -293,6 +298,19 @@ func docxText(ctx context.Context, f *zip.File, budget *expansionBudget, lim Lim
 		}
 	}
 	return text.String(), nil
+}
+
+// docxSkipped says whether an element's content is not document text:
+// deleted revisions, field codes, and the fallback copy of content that
+// Word stores twice for older readers (text boxes, drawings).
+func docxSkipped(n xml.Name) bool {
+	switch {
+	case n.Space == wordNS:
+		return n.Local == "delText" || n.Local == "instrText" || n.Local == "delInstrText"
+	case n.Space == markupCompatNS:
+		return n.Local == "Fallback"
+	}
+	return false
 }
 
 // xmlError keeps the sentinel from a bounded reader and otherwise reports

@@ -98,6 +98,7 @@ func TestExtractDOCX(t *testing.T) {
 		{"table", map[string]string{"word/document.xml": docXML(para(run("Before")) + table + para(run("After")))}, "Before\n\nName\tQty\nBolts (steel)\t12\n\nAfter", 1},
 		{"entities", map[string]string{"word/document.xml": docXML(para(run("R&amp;D &lt;3 &#233;")))}, "R&D <3 é", 1},
 		{"deleted revision and field code skipped", map[string]string{"word/document.xml": docXML(para(run("kept"), `<w:del><w:r><w:delText>gone</w:delText></w:r></w:del>`, `<w:r><w:instrText>PAGE \* MERGEFORMAT</w:instrText></w:r>`, run(" too")))}, "kept too", 1},
+		{"fallback copy skipped", map[string]string{"word/document.xml": docXML(para(run("a"), `<mc:AlternateContent xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"><mc:Choice Requires="wps"><w:r><w:t>box</w:t></w:r></mc:Choice><mc:Fallback><w:r><w:t>box</w:t></w:r></mc:Fallback></mc:AlternateContent>`, run("z")))}, "aboxz", 1},
 		{"pages from app.xml", map[string]string{"docProps/app.xml": appXML("7"), "word/document.xml": docXML(para(run("x")))}, "x", 7},
 		{"unreadable page count means one", map[string]string{"docProps/app.xml": appXML("many"), "word/document.xml": docXML(para(run("x")))}, "x", 1},
 		{"main part named by relationships", map[string]string{"_rels/.rels": relsXML("/word/document2.xml"), "word/document2.xml": docXML(para(run("moved")))}, "moved", 1},

@@ -104,6 +104,10 @@ func Extract(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limit
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = Result{}, fmt.Errorf("%w: %s: parser failed unexpectedly", ErrMalformed, f)
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				// A killed PDFium instance can panic in its bindings.
+				err = fmt.Errorf("extract: %s: %w", f, ctxErr)
+			}
 		}
 	}()
 

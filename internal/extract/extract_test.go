@@ -77,6 +77,7 @@ func TestDetect(t *testing.T) {
 	}{
 		{"pdf", []byte("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"), "a.bin", PDF, "application/pdf", nil},
 		{"pdf after junk", []byte("\x00\x00junk\n%PDF-1.4\n"), "", PDF, "application/pdf", nil},
+		{"text mentioning the pdf header", []byte("Files start with %PDF-1.7.\n"), "notes.md", Markdown, mediaMarkdown, nil},
 		{"docx", docx, "report.docx", DOCX, mediaDOCX, nil},
 		{"docx content beats extension", docx, "report.txt", DOCX, mediaDOCX, nil},
 		{"xlsx", xlsx, "sheet.xlsx", "", "", ErrUnsupported},
@@ -225,6 +226,7 @@ func TestTextBuilderNormalises(t *testing.T) {
 		{"nbsp is a space", "a\u00a0\u00a0b", "a b"},
 		{"form feed breaks", "a\fb", "a\nb"},
 		{"invalid utf-8 dropped", "a\xffb", "ab"},
+		{"soft hyphens joined", "WAR\uFFFERANTIES, hy\u00ADphen", "WARRANTIES, hyphen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,8 +74,11 @@ func (b *textBuilder) writeRune(r rune) {
 		if b.space == 0 {
 			b.space = ' '
 		}
-	case unicode.IsControl(r), r == '\uFEFF':
+	case unicode.IsControl(r), r == '\uFEFF', r == '\uFFFE', r == '\uFFFF', r == '\u00AD':
 		// Dropped: they carry no text and confuse downstream tokenisers.
+		// Soft hyphens (U+00AD, and U+FFFE, which PDFium puts where it
+		// joined a word hyphenated across lines) must vanish for the
+		// word to read whole.
 	default:
 		b.flush()
 		if int64(b.buf.Len()+utf8.RuneLen(r)) > b.max {
@@ -158,7 +161,10 @@ func extractText(ctx context.Context, f Format, r io.ReaderAt, size int64, lim L
 		return Result{}, err
 	}
 	data = bytes.TrimPrefix(data, utf8BOM)
-	if why := notText(data, false); why != "" {
+	if !utf8.Valid(data) {
+		return Result{}, fmt.Errorf("%w: %s: text is not valid UTF-8", ErrUnsupported, f)
+	}
+	if why := notText(data); why != "" {
 		return Result{}, fmt.Errorf("%w: %s: %s", ErrUnsupported, f, why)
 	}
 	return Result{Text: strings.ReplaceAll(string(data), "\r\n", "\n"), Pages: 1}, nil
