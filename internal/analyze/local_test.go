@@ -266,3 +266,32 @@ func FuzzLocal(f *testing.F) {
 		checkBounded(t, got)
 	})
 }
+
+// BenchmarkLocal measures the local analyzer on a realistic 100 KB document
+// (the default input cap for providers) and on adversarial shapes, to show
+// the cost stays linear: compare ns/op per byte across the cases.
+func BenchmarkLocal(b *testing.B) {
+	report, err := os.ReadFile("testdata/report.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := map[string]string{
+		"report-100KB":          strings.Repeat(string(report)+"\n\n", 100_000/len(report)),
+		"one-sentence-100KB":    strings.Repeat("pump valve ", 10_000),
+		"initials-100KB":        strings.Repeat("J. ", 33_000),
+		"newlines-spaces-100KB": strings.Repeat("\n"+strings.Repeat(" ", 99), 1000),
+		"punctuation-100KB":     strings.Repeat("a.b, ", 20_000),
+	}
+	a := NewLocal()
+	for _, name := range []string{"report-100KB", "one-sentence-100KB", "initials-100KB", "newlines-spaces-100KB", "punctuation-100KB"} {
+		text := cases[name]
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				if _, err := a.Analyze(context.Background(), text); err != nil && !errors.Is(err, ErrRejected) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -588,3 +588,28 @@ func TestNewBedrockUsesDefaultCredentialChain(t *testing.T) {
 		t.Errorf("Authorization = %q", auth)
 	}
 }
+
+// TestProviderIgnoresSDKEnvironment: the SDKs read OPENAI_BASE_URL,
+// ANTHROPIC_BASE_URL and API keys from the environment by default; only the
+// operator's Config may decide where document text goes and with whose key.
+func TestProviderIgnoresSDKEnvironment(t *testing.T) {
+	t.Setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1/")
+	t.Setenv("OPENAI_API_KEY", "sk-from-env")
+	t.Setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:1")
+	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-from-env")
+	for _, wr := range []wire{openAIWire(), anthropicWire()} {
+		t.Run(wr.name, func(t *testing.T) {
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				wr.checkRequest(t, r, body) // asserts the configured key
+				wr.reply(w, `{"summary": "S.", "keywords": []}`, "")
+			})
+			if _, err := wr.build(t, srv.Server, Config{}).Analyze(context.Background(), "text"); err != nil {
+				t.Fatal(err)
+			}
+			if srv.requests != 1 {
+				t.Errorf("%d requests reached the configured server, want 1", srv.requests)
+			}
+		})
+	}
+}
