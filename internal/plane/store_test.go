@@ -342,3 +342,69 @@ func TestStoreDiagnosticsAndTelemetry(t *testing.T) {
 		}
 	})
 }
+
+// Concurrent calls share batches; each caller must still get its own answer.
+func TestStoreConcurrentCallsKeepTheirOwnResults(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, b storeBundle) {
+		until := b.clock.Now().Add(time.Minute)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		fresh := map[string]int{}
+		for i := range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				nonce := fmt.Sprintf("n%d", i%10) // each nonce sent four times at once
+				ok, err := b.store.RememberNonce(b.ctx, "in_a", nonce, until)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					fresh[nonce]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(fresh) != 10 {
+			t.Fatalf("fresh nonces %v, want each of 10 exactly once", fresh)
+		}
+		for n, c := range fresh {
+			if c != 1 {
+				t.Fatalf("nonce %s accepted %d times", n, c)
+			}
+		}
+
+		var ids []string
+		for i := range 5 {
+			addLicense(t, b, fmt.Sprintf("lic_%d", i), fmt.Sprintf("tok%d", i))
+			in, _ := activate(t, b, fmt.Sprintf("tok%d", i))
+			ids = append(ids, in.ID)
+		}
+		if err := b.store.Revoke(b.ctx, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 50)
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = b.store.RecordHeartbeat(b.ctx, ids[i%5], plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)})
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if (i%5 == 0) != errors.Is(err, plane.ErrRevoked) || (i%5 != 0 && err != nil) {
+				t.Fatalf("heartbeat %d for install %d: %v", i, i%5, err)
+			}
+		}
+		for _, id := range ids[1:] {
+			in, _ := b.store.Install(b.ctx, id)
+			hist, _ := b.store.History(b.ctx, id, 100)
+			if in.Heartbeats != 10 || len(hist) != 10 || hist[0].Seq != 10 || hist[9].Seq != 1 {
+				t.Fatalf("install %s: %d heartbeats, %d history rows", id, in.Heartbeats, len(hist))
+			}
+		}
+	})
+}
