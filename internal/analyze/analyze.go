@@ -43,10 +43,11 @@ var (
 	// retry, never fail for this.
 	ErrUnavailable = errors.New("analyze: provider unavailable")
 	// ErrRejected is permanent for this input: a 4xx other than
-	// 401/403/408/429, a content filter, or empty text. The job fails.
+	// 401/403/404/408/429, a content filter, or empty text. The job fails.
 	ErrRejected = errors.New("analyze: provider rejected the input")
-	// ErrAuth means the provider refused the credentials (401/403). It is
-	// transient from the job's view, because the operator fixes the keys,
+	// ErrAuth means the provider refused its configuration: the credentials
+	// (401/403) or the model or endpoint (404). It is transient from the
+	// job's view, because the operator fixes the configuration,
 	// but is reported distinctly so the status page can say so.
 	ErrAuth = errors.New("analyze: provider credentials rejected")
 )
@@ -75,7 +76,7 @@ type Config struct {
 	Provider string // local | openai | anthropic | bedrock
 	Model    string // required except for local
 	// BaseURL: openai: OpenAI-compatible base URL (OpenAI, Azure OpenAI's
-	// /openai/v1, vLLM), default https://api.openai.com/v1/; anthropic:
+	// /openai/v1, vLLM), required; anthropic:
 	// optional override; bedrock: optional endpoint override (tests, VPC
 	// endpoints).
 	BaseURL       string
@@ -121,6 +122,9 @@ func New(ctx context.Context, cfg Config, httpClient *http.Client) (Analyzer, er
 	case "local", "":
 		return NewLocal(), nil
 	case "openai":
+		if cfg.BaseURL == "" {
+			return nil, fmt.Errorf("analyze: config: provider openai needs the endpoint's base URL (nothing is assumed)")
+		}
 		if cfg.APIKey == "" {
 			return nil, fmt.Errorf("analyze: config: provider openai needs an API key")
 		}

@@ -11,8 +11,6 @@ import (
 	"github.com/openai/openai-go/shared"
 )
 
-const defaultOpenAIBaseURL = "https://api.openai.com/v1/"
-
 // openAIAnalyzer talks to any OpenAI-compatible chat completions endpoint:
 // OpenAI, Azure OpenAI's /openai/v1, vLLM.
 type openAIAnalyzer struct {
@@ -23,10 +21,7 @@ type openAIAnalyzer struct {
 }
 
 func newOpenAI(cfg Config, httpClient *http.Client) *openAIAnalyzer {
-	base := cfg.BaseURL
-	if base == "" {
-		base = defaultOpenAIBaseURL
-	}
+	base := cfg.BaseURL // required: New refuses an empty one
 	// The service is built from explicit options only (not openai.NewClient)
 	// so OPENAI_* variables in the environment cannot redirect document text
 	// to an endpoint the operator did not configure.

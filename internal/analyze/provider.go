@@ -138,6 +138,10 @@ func classifyStatus(status int) (kind error, class string) {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return ErrAuth, "auth"
+	case status == http.StatusNotFound:
+		// A mistyped model or base URL: the operator's to fix, and no reason
+		// to fail every document permanently in the meantime.
+		return ErrAuth, "not_found"
 	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests:
 		return ErrUnavailable, "http_" + strconv.Itoa(status)
 	case status >= 400 && status < 500:

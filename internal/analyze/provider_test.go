@@ -141,7 +141,7 @@ func TestClassifyStatus(t *testing.T) {
 		{400, ErrRejected, "http_400"},
 		{401, ErrAuth, "auth"},
 		{403, ErrAuth, "auth"},
-		{404, ErrRejected, "http_404"},
+		{404, ErrAuth, "not_found"},
 		{408, ErrUnavailable, "http_408"},
 		{413, ErrRejected, "http_413"},
 		{422, ErrRejected, "http_422"},

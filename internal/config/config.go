@@ -478,6 +478,12 @@ func (l *loader) loadAI(c *Config) {
 	// Document text goes to this URL, so it must be TLS unless it stays on
 	// the machine (a local vLLM, say).
 	baseOK := ai.BaseURL == "" || l.httpURL("DOCSVC_AI_BASE_URL", ai.BaseURL, "set e.g. https://llm.example.com/v1", true)
+	if ai.Provider == ProviderOpenAI && ai.BaseURL == "" && !l.failedOn("DOCSVC_AI_BASE_URL") {
+		// No default: which endpoint receives document text is the customer's
+		// explicit choice, never something compiled in.
+		l.fail("DOCSVC_AI_BASE_URL", "missing (required with provider openai)",
+			"set your OpenAI-compatible endpoint's base URL: OpenAI's public API, Azure OpenAI's /openai/v1, or your vLLM")
+	}
 	switch ai.Provider {
 	case ProviderOpenAI, ProviderAnthropic:
 		if ai.APIKey == "" && !l.failedOn("DOCSVC_AI_API_KEY") && !(baseOK && ai.BaseURL != "" && isLoopbackURL(ai.BaseURL)) {

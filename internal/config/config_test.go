@@ -49,6 +49,7 @@ func production() map[string]string {
 		"AWS_REGION":                "eu-west-1",
 		"DOCSVC_AI_PROVIDER":        "openai",
 		"DOCSVC_AI_MODEL":           "gpt-4o-mini",
+		"DOCSVC_AI_BASE_URL":        "https://llm.example.com/v1",
 		"DOCSVC_AI_API_KEY":         "sk-prod-key-1",
 		"DOCSVC_AI_TIMEOUT":         "30",
 		"DOCSVC_EMAIL_FROM":         "Docs <docs@example.com>",
@@ -180,6 +181,7 @@ func TestLoadBadValues(t *testing.T) {
 		{"no blob URL", with(minimal(), "DOCSVC_BLOB_URL", ""), "DOCSVC_BLOB_URL", "missing; set file:///path/to/dir or s3://bucket/prefix"},
 		{"no database", with(minimal(), "DOCSVC_DATABASE_URL", ""), "DOCSVC_DATABASE_URL", "missing"},
 		{"no queue", with(minimal(), "DOCSVC_QUEUE_URL", ""), "DOCSVC_QUEUE_URL", "missing"},
+		{"openai without its endpoint", with(production(), "DOCSVC_AI_BASE_URL", ""), "DOCSVC_AI_BASE_URL", "required with provider openai"},
 		{"license without its key", with(minimal(), "DOCSVC_LICENSE_FILE", "/etc/tether/license.json"), "DOCSVC_LICENSE_PUBLIC_KEY_FILE", "together"},
 		{"metrics addr without port", with(minimal(), "DOCSVC_METRICS_ADDR", "localhost"), "DOCSVC_METRICS_ADDR", "host:port"},
 		{"bad addr", with(minimal(), "DOCSVC_ADDR", "8080"), "DOCSVC_ADDR", "host:port"},
@@ -324,7 +326,7 @@ func TestSecretsManagerARN(t *testing.T) {
 	r := config.NewSecretsManagerResolver(secretsmanager.NewFromConfig(srv.AWSConfig()))
 
 	base := with(minimal(), "DOCSVC_DATABASE_URL", dbARN,
-		"DOCSVC_AI_PROVIDER", "openai", "DOCSVC_AI_MODEL", "m", "DOCSVC_AI_API_KEY", aiARN+"#api_key")
+		"DOCSVC_AI_PROVIDER", "openai", "DOCSVC_AI_MODEL", "m", "DOCSVC_AI_BASE_URL", "https://llm.example.com/v1", "DOCSVC_AI_API_KEY", aiARN+"#api_key")
 	c, err := config.Load(ctx, getenv(base), r)
 	if err != nil {
 		t.Fatal(err)

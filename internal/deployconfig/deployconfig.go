@@ -369,7 +369,7 @@ func (c *Config) Validate() error {
 		}
 	case AIOpenAI:
 		v.match("ai.model", c.AI.Model, modelRE, "the model name your endpoint serves, e.g. gpt-4o-mini")
-		v.httpsURL("ai.base_url", c.AI.BaseURL, "the OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")
+		v.httpsURL("ai.base_url", c.AI.BaseURL, "your OpenAI-compatible endpoint's base URL (OpenAI's public API, Azure OpenAI's /openai/v1, or your vLLM)")
 	case AIAnthropic:
 		v.match("ai.model", c.AI.Model, modelRE, "an Anthropic model name, e.g. claude-sonnet-4-5")
 		if c.AI.BaseURL != "" {
