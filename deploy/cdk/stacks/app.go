@@ -44,6 +44,10 @@ func New(app awscdk.App, cfg *deployconfig.Config) *Deployment {
 	// Cross-stack exports stay protected: the data stack cannot drop an
 	// output the services stack still imports.
 	app.Node().SetContext(jsii.String("@aws-cdk/core:defaultCrossStackReferences"), "strong")
+	// The two zones the network uses, answered up front so synth never
+	// needs AWS credentials for a lookup (cdk.context.json would otherwise
+	// cache whatever the caller's account reported).
+	app.Node().SetContext(jsii.String("availability-zones:account="+cfg.Account+":region="+cfg.Region), zones(cfg))
 	d := &Deployment{Config: cfg}
 	d.Network = newNetwork(app, cfg)
 	d.Data = newData(app, cfg, d.Network)
@@ -129,6 +133,9 @@ func resourceEnding(suffix string) map[string]string {
 func resourceMatching(re string) map[string]string {
 	return map[string]string{"regex": "/^Resource::" + re + "$/g"}
 }
+
+// zones are the deployment's two availability zones.
+func zones(cfg *deployconfig.Config) []string { return []string{cfg.Region + "a", cfg.Region + "b"} }
 
 func str(s string) *string { return jsii.String(s) }
 

@@ -50,7 +50,7 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 	vpc := awsec2.NewVpc(stack, str("Vpc"), &awsec2.VpcProps{
 		// Named zones rather than a lookup, so synth needs no AWS credentials
 		// and the template does not change with the caller's account view.
-		AvailabilityZones: &[]*string{str(cfg.Region + "a"), str(cfg.Region + "b")},
+		AvailabilityZones: jsii.Strings(zones(cfg)...),
 		IpAddresses:       awsec2.IpAddresses_Cidr(str("10.40.0.0/16")),
 		NatGateways:       num(nat),
 		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
