@@ -313,7 +313,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		"heartbeat_seconds", a.cfg.Heartbeat.Seconds(), "telemetry", a.cfg.Telemetry, "auto_approve_diagnostics", a.cfg.AutoApprove)
 
 	hbTimer := time.NewTimer(0)
-	updTimer := time.NewTimer(0)
+	// The first release check waits for the first scrape: which releases
+	// apply depends on the docsvc version that scrape reports.
+	updTimer := time.NewTimer(a.opts.UpdateEvery)
+	firstTick := true
 	licTimer := time.NewTimer(a.opts.LicenseEvery)
 	defer hbTimer.Stop()
 	defer updTimer.Stop()
@@ -336,6 +339,10 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.status.ConsecutiveFails = failures
 				a.mu.Unlock()
 				hbTimer.Reset(d)
+			}
+			if firstTick {
+				firstTick = false
+				updTimer.Reset(0)
 			}
 		case <-updTimer.C:
 			a.checkUpdates(ctx)

@@ -751,12 +751,22 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 
 func TestUpdaterSeesPublishedRelease(t *testing.T) {
 	b := setup(t)
-	b.opts.UpdateEvery = 100 * time.Millisecond
+	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
+	// 1.1.0 upgrades only from docsvc 1.0.0 on, so the first check must
+	// use the version the first scrape reported, not the agent's own.
+	b.plane.Publish(t, release.PublishOptions{Version: "1.1.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
 	r := b.start()
-	b.waitHeartbeats(1)
-	b.plane.Publish(t, release.PublishOptions{Version: "1.1.0", Channel: "stable",
-		Images: map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}})
-	waitFor(t, "the release to be seen", func() bool { return r.Snapshot().AvailableRelease == "1.1.0" })
+	waitFor(t, "the first release check", func() bool { return !r.Snapshot().ReleaseCheckedAt.IsZero() })
+	if st := r.Snapshot(); st.AvailableRelease != "1.1.0" || st.ReleaseCheckError != "" {
+		t.Fatalf("first check: available %q, error %q; want 1.1.0", st.AvailableRelease, st.ReleaseCheckError)
+	}
+	r.stop(t)
+
+	// A release published while the agent runs is seen at the next refresh.
+	b.opts.UpdateEvery = 100 * time.Millisecond
+	r = b.start()
+	b.plane.Publish(t, release.PublishOptions{Version: "1.2.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	waitFor(t, "the new release to be seen", func() bool { return r.Snapshot().AvailableRelease == "1.2.0" })
 	var checks int
 	for _, e := range mustRead(t, b.cfg.DataDir+"/egress.ledger") {
 		if e.Kind == ledger.KindReleaseCheck {
