@@ -413,9 +413,27 @@ func (s *Store) RecordHeartbeat(ctx context.Context, installID string, hb Heartb
 	return res.pending, nil
 }
 
+// recordHeartbeats writes a batch in one transaction with one UPDATE for
+// all installs and one INSERT for all history rows, so a batch costs the
+// same few round trips whatever its size. An install may appear more than
+// once in a batch; its row ends up as its last heartbeat says, and health
+// transitions are walked in order so none is missed.
 func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]heartbeatResult, error) {
 	out := make([]heartbeatResult, len(items))
 	now := ms(s.now())
+
+	// Group by install, keeping arrival order within each; sorted install
+	// IDs also give concurrent writers one row-lock order.
+	byInstall := map[string][]int{}
+	for i, it := range items {
+		byInstall[it.installID] = append(byInstall[it.installID], i)
+	}
+	ids := make([]string, 0, len(byInstall))
+	for id := range byInstall {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if s.db.Dialect == sqldb.Postgres {
 			// A heartbeat is resent every interval, so losing the last few
@@ -427,64 +445,99 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 				return err
 			}
 		}
+
+		// The new values per install come in as a derived table of SELECTs
+		// (portable, unlike column-aliased VALUES). SET expressions see the
+		// old row, which is how prev_health keeps the health before this
+		// batch.
+		var src strings.Builder
+		args := []any{now, DiagRequested}
+		for n, id := range ids {
+			idx := byInstall[id]
+			last := items[idx[len(idx)-1]].hb
+			if n > 0 {
+				src.WriteString(" UNION ALL ")
+			}
+			p := len(args)
+			fmt.Fprintf(&src, `SELECT $%d AS id, CAST($%d AS BIGINT) AS n, $%d AS version, $%d AS channel,
+				$%d AS health, $%d AS license_state, $%d AS body`, p+1, p+2, p+3, p+4, p+5, p+6, p+7)
+			args = append(args, id, int64(len(idx)), last.Version, last.Channel, last.Health, last.LicenseState, string(last.Body))
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE plane_installs SET heartbeats = plane_installs.heartbeats + v.n, last_seen_at = $1,
+			version = v.version, channel = v.channel, prev_health = plane_installs.health, health = v.health,
+			license_state = v.license_state, last_heartbeat = v.body, stale = 0
+			FROM (`+src.String()+`) AS v
+			WHERE plane_installs.id = v.id AND plane_installs.revoked_at IS NULL
+			RETURNING plane_installs.id, plane_installs.heartbeats, plane_installs.prev_health,
+				(SELECT COUNT(*) FROM plane_diagnostics d WHERE d.install_id = plane_installs.id AND d.status = $2)`,
+			args...)
+		if err != nil {
+			return err
+		}
+		type updated struct {
+			seq        int64 // sequence of the install's last heartbeat in this batch
+			prevHealth string
+			pending    int
+		}
+		done := map[string]updated{}
+		for rows.Next() {
+			var id string
+			var u updated
+			if err := rows.Scan(&id, &u.seq, &u.prevHealth, &u.pending); err != nil {
+				rows.Close()
+				return err
+			}
+			done[id] = u
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+
 		var hist strings.Builder
 		hist.WriteString(`INSERT INTO plane_heartbeats (install_id, seq, at, version, health, body) VALUES `)
 		var histArgs []any
-		// Lock rows in one order (by install ID) so two batches sharing
-		// installs wait for each other instead of deadlocking.
-		order := make([]int, len(items))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(items[a].installID, items[b].installID) })
-		for _, i := range order {
-			it := items[i]
-			hb := it.hb
-			// One UPDATE bumps the history sequence, remembers the previous
-			// health for the transition check (SET expressions see the old
-			// row) and counts pending diagnostics.
-			var seq int64
-			var prevHealth string
-			err := tx.QueryRowContext(ctx, `UPDATE plane_installs SET heartbeats = heartbeats + 1, last_seen_at = $2,
-				version = $3, channel = $4, prev_health = health, health = $5, license_state = $6,
-				last_heartbeat = $7, stale = 0
-				WHERE id = $1 AND revoked_at IS NULL
-				RETURNING heartbeats, prev_health,
-					(SELECT COUNT(*) FROM plane_diagnostics d WHERE d.install_id = plane_installs.id AND d.status = $8)`,
-				it.installID, now, hb.Version, hb.Channel, hb.Health, hb.LicenseState, string(hb.Body), DiagRequested).
-				Scan(&seq, &prevHealth, &out[i].pending)
-			if errors.Is(err, sql.ErrNoRows) {
+		for _, id := range ids {
+			idx := byInstall[id]
+			u, ok := done[id]
+			if !ok {
+				// Not updated: unknown or revoked. Rare, so ask which.
 				var revoked sql.NullInt64
-				err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM plane_installs WHERE id = $1`, it.installID).Scan(&revoked)
-				switch {
-				case errors.Is(err, sql.ErrNoRows):
-					out[i].err = ErrNotFound
-				case err != nil:
+				why := ErrRevoked
+				err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM plane_installs WHERE id = $1`, id).Scan(&revoked)
+				if errors.Is(err, sql.ErrNoRows) {
+					why = ErrNotFound
+				} else if err != nil {
 					return err
-				default:
-					out[i].err = ErrRevoked
+				}
+				for _, i := range idx {
+					out[i].err = why
 				}
 				continue
 			}
-			if err != nil {
-				return err
-			}
-			if len(histArgs) > 0 {
-				hist.WriteString(", ")
-			}
-			n := len(histArgs)
-			fmt.Fprintf(&hist, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
-			histArgs = append(histArgs, it.installID, seq, now, hb.Version, hb.Health, string(hb.Body))
-			if seq > HistoryLimit && seq%16 == 0 {
-				// Pruning every 16th heartbeat keeps the bound within 16
-				// rows while sparing most heartbeats a delete.
-				if _, err := tx.ExecContext(ctx, `DELETE FROM plane_heartbeats WHERE install_id = $1 AND seq <= $2`,
-					it.installID, seq-HistoryLimit); err != nil {
-					return err
+			first := u.seq - int64(len(idx)) + 1
+			prev := u.prevHealth
+			for k, i := range idx {
+				hb := items[i].hb
+				out[i].pending = u.pending
+				if len(histArgs) > 0 {
+					hist.WriteString(", ")
 				}
+				p := len(histArgs)
+				fmt.Fprintf(&hist, "($%d, $%d, $%d, $%d, $%d, $%d)", p+1, p+2, p+3, p+4, p+5, p+6)
+				histArgs = append(histArgs, id, first+int64(k), now, hb.Version, hb.Health, string(hb.Body))
+				if hb.Health != prev && (hb.Health == HealthDegraded || hb.Health == HealthDown) {
+					if err := queueAlert(ctx, tx, id, AlertHealth, hb.Health, now); err != nil {
+						return err
+					}
+				}
+				prev = hb.Health
 			}
-			if hb.Health != prevHealth && (hb.Health == HealthDegraded || hb.Health == HealthDown) {
-				if err := queueAlert(ctx, tx, it.installID, AlertHealth, hb.Health, now); err != nil {
+			// Prune when the sequence crosses a multiple of 16: the bound
+			// holds within 16 rows while most batches skip the delete.
+			if u.seq > HistoryLimit && (first-1)/16 != u.seq/16 {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM plane_heartbeats WHERE install_id = $1 AND seq <= $2`,
+					id, u.seq-HistoryLimit); err != nil {
 					return err
 				}
 			}
@@ -492,7 +545,7 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 		if len(histArgs) == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, hist.String(), histArgs...)
+		_, err = tx.ExecContext(ctx, hist.String(), histArgs...)
 		return err
 	})
 	if err != nil {
