@@ -134,6 +134,14 @@ func resourceMatching(re string) map[string]string {
 	return map[string]string{"regex": "/^Resource::" + re + "$/g"}
 }
 
+// qualifier is the CDK bootstrap qualifier the stacks deploy with.
+func qualifier(cfg *deployconfig.Config) string {
+	if cfg.CDK.Qualifier != "" {
+		return cfg.CDK.Qualifier
+	}
+	return *awscdk.DefaultStackSynthesizer_DEFAULT_QUALIFIER()
+}
+
 // zones are the deployment's two availability zones.
 func zones(cfg *deployconfig.Config) []string { return []string{cfg.Region + "a", cfg.Region + "b"} }
 

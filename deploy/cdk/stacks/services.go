@@ -545,15 +545,20 @@ func (s *services) newUpgradeRole() (appliesTo []any) {
 	s.UpgradeRole = role
 	allow(role, []string{"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition"}, str("*"))
 	allow(role, []string{"ecs:UpdateService", "ecs:DescribeServices"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*"))
-	allow(role, []string{"ssm:GetParameters"}, str("arn:"+partition+":ssm:"+cfg.Region+":"+cfg.Account+":parameter"+cfg.ParameterPath()+"/*"))
-	suppress(role, "AwsSolutions-IAM5", "Task definition registration has no resource-level permissions; service updates are limited to this deployment's cluster and parameters to its config path.",
+	// New task definition revisions carry the stack's tags.
+	allow(role, []string{"ecs:TagResource"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":task-definition/tether-"+cfg.Name+"-*:*"))
+	// CloudFormation resolves the CDK bootstrap version parameter on every update.
+	allow(role, []string{"ssm:GetParameters"}, str("arn:"+partition+":ssm:"+cfg.Region+":"+cfg.Account+":parameter/cdk-bootstrap/"+qualifier(cfg)+"/version"))
+	suppress(role, "AwsSolutions-IAM5", "Task definition registration has no resource-level permissions; service updates and tags are limited to this deployment's cluster and task families.",
 		"Resource::*",
 		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*",
-		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter"+cfg.ParameterPath()+"/*")
+		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":task-definition/tether-"+cfg.Name+"-*:*")
 
 	stackARN := "arn:" + partition + ":cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"
+	// UpdateStack only: it is the one call that carries RoleArn, so the
+	// condition below holds for every update the agent can make.
 	s.AgentRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("cloudformation:UpdateStack", "cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet", "cloudformation:ExecuteChangeSet"),
+		Actions:   jsii.Strings("cloudformation:UpdateStack"),
 		Resources: jsii.Strings(stackARN),
 		Conditions: &map[string]any{
 			"StringEquals": map[string]any{"cloudformation:RoleArn": role.RoleArn()},
