@@ -142,9 +142,9 @@ func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
 		"DOCSVC_DLQ_URL":       d.DeadLetter.QueueUrl(),
 		"DOCSVC_AI_PROVIDER":   str(cfg.AI.Provider),
 		"DOCSVC_EMAIL_FROM":    str(cfg.EmailSender),
-		// docsvc resolves Secrets Manager ARNs at start; the task role may
-		// read this one secret.
-		"DOCSVC_LICENSE_FILE": d.Secrets[secretLicense].SecretArn(),
+		// DOCSVC_LICENSE_FILE is not set yet: docsvc reads the license and
+		// the vendor's public key from files, and a Fargate task has no
+		// file to mount. The license lives in tether/<name>/license.
 	}
 	if len(cfg.CORSOrigins) > 0 {
 		values["DOCSVC_CORS_ORIGINS"] = str(strings.Join(cfg.CORSOrigins, ","))
@@ -247,10 +247,10 @@ func (s *services) docsvcSecrets(vars ...string) map[string]awsecs.Secret {
 var (
 	apiVars = []string{"DOCSVC_PUBLIC_URL", "DOCSVC_CORS_ORIGINS", "DOCSVC_OIDC_ISSUER", "DOCSVC_OIDC_AUDIENCE",
 		"DOCSVC_OIDC_CALLBACK_URL", "DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_S3_KMS_KEY_ID",
-		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_EMAIL_FROM", "DOCSVC_LICENSE_FILE"}
+		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_EMAIL_FROM"}
 	workerVars = []string{"DOCSVC_PUBLIC_URL", "DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_S3_KMS_KEY_ID",
 		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_AI_MODEL", "DOCSVC_AI_BASE_URL",
-		"DOCSVC_AI_REGION", "DOCSVC_EMAIL_FROM", "DOCSVC_LICENSE_FILE"}
+		"DOCSVC_AI_REGION", "DOCSVC_EMAIL_FROM"}
 )
 
 func (s *services) circuitBreaker() *awsecs.DeploymentCircuitBreaker {
@@ -278,7 +278,6 @@ func (s *services) newAPI() {
 	allow(s.APIRole, []string{"kms:GenerateDataKey", "kms:Decrypt"}, d.Key.KeyArn())
 	allow(s.APIRole, []string{"sqs:SendMessage", "sqs:GetQueueAttributes"}, d.Jobs.QueueArn())
 	allow(s.APIRole, []string{"sqs:GetQueueAttributes"}, d.DeadLetter.QueueArn())
-	allow(s.APIRole, []string{"secretsmanager:GetSecretValue"}, d.Secrets[secretLicense].SecretArn())
 	suppress(s.APIRole, "AwsSolutions-IAM5", "Objects are addressed by document ID under the documents/ prefix; the wildcard is that prefix and nothing wider.",
 		resourceEnding("/"+documentsPrefix+"/*"))
 
@@ -361,7 +360,6 @@ func (s *services) newWorker() {
 	allow(s.WorkerRole, []string{"kms:Decrypt"}, d.Key.KeyArn())
 	allow(s.WorkerRole, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, d.Jobs.QueueArn())
 	allow(s.WorkerRole, []string{"sqs:GetQueueAttributes"}, d.DeadLetter.QueueArn())
-	allow(s.WorkerRole, []string{"secretsmanager:GetSecretValue"}, d.Secrets[secretLicense].SecretArn())
 	// Scale-in protection: a worker marks itself protected while a job runs
 	// (ECS task protection endpoint), so scaling in never kills a busy task.
 	taskARNs := "arn:" + *awscdk.Aws_PARTITION() + ":ecs:" + cfg.Region + ":" + cfg.Account + ":task/" + clusterName(cfg) + "/*"
