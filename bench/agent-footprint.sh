@@ -48,6 +48,7 @@ docsvc_schema_version 3
 docsvc_build_info{version="1.0.0"} 1
 PROM
 python3 -m http.server "$docsvc_port" --bind 127.0.0.1 --directory "$work/docsvc" > /dev/null 2>&1 &
+for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$docsvc_port/readyz" 2>/dev/null && break; sleep 0.1; done
 
 "$work/tether-agent" run --data-dir "$work/agent" --plane-url "$plane" --license "$work/license.json" \
   --license-public-key "$work/keys/license.pub" --trusted-root "$work/keys/root.json" --channel stable \
@@ -71,8 +72,8 @@ status=$(curl -fsS "http://127.0.0.1:$status_port/status.json")
 
 echo "tether-agent footprint over ${window}s (heartbeat 1s, after 10s warm-up)"
 printf '  binary size (stripped):  %.1f MB (%s bytes)\n' "$(echo "$(stat -c %s "$work/tether-agent") / 1000000" | bc -l)" "$(stat -c %s "$work/tether-agent")"
-printf '  RSS steady (last):       %.1f MB\n' "$(echo "$last_rss / 1024" | bc -l)"
-printf '  RSS max over window:     %.1f MB   (goal < 25 MB)\n' "$(echo "$max_rss / 1024" | bc -l)"
+printf '  RSS steady (last):       %.1f MiB\n' "$(echo "$last_rss / 1024" | bc -l)"
+printf '  RSS max over window:     %.1f MiB  (goal < 25 MB)\n' "$(echo "$max_rss / 1024" | bc -l)"
 printf '  RSS samples (KB):        %s\n' "${samples[*]}"
 printf '  CPU:                     %s ticks in %.1fs = %.2f%% of one core\n' "$((t1 - t0))" \
   "$(echo "$s1 - $s0" | bc -l)" "$(echo "($t1 - $t0) / $hz / ($s1 - $s0) * 100" | bc -l)"

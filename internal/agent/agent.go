@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	if err != nil {
 		a.Close()
 		if errors.Is(err, ledger.ErrTornTail) {
-			return nil, fmt.Errorf("agent: %w (run `tetherctl egress repair` to drop the unsent last entry)", err)
+			return nil, fmt.Errorf("agent: %w (that entry was never sent; ledger.RepairTornTail removes it, see docs/protocol.md)", err)
 		}
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -313,10 +313,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		"heartbeat_seconds", a.cfg.Heartbeat.Seconds(), "telemetry", a.cfg.Telemetry, "auto_approve_diagnostics", a.cfg.AutoApprove)
 
 	hbTimer := time.NewTimer(0)
-	// The first release check waits for the first scrape: which releases
-	// apply depends on the docsvc version that scrape reports.
+	// The first release check waits until a scrape has named docsvc's
+	// version, since which releases apply depends on it (or, if docsvc stays
+	// silent, until firstCheckTicks rounds have passed).
 	updTimer := time.NewTimer(a.opts.UpdateEvery)
-	firstTick := true
+	ticksBeforeCheck := firstCheckTicks
 	licTimer := time.NewTimer(a.opts.LicenseEvery)
 	defer hbTimer.Stop()
 	defer updTimer.Stop()
@@ -340,9 +341,12 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.mu.Unlock()
 				hbTimer.Reset(d)
 			}
-			if firstTick {
-				firstTick = false
-				updTimer.Reset(0)
+			if ticksBeforeCheck > 0 {
+				ticksBeforeCheck--
+				if a.knowsDocsvcVersion() || ticksBeforeCheck == 0 {
+					ticksBeforeCheck = 0
+					updTimer.Reset(0)
+				}
 			}
 		case <-updTimer.C:
 			a.checkUpdates(ctx)
@@ -355,6 +359,16 @@ func (a *Agent) Run(ctx context.Context) error {
 			licTimer.Reset(a.opts.LicenseEvery)
 		}
 	}
+}
+
+// firstCheckTicks bounds how many heartbeat rounds the first release check
+// waits for docsvc to report its version.
+const firstCheckTicks = 10
+
+func (a *Agent) knowsDocsvcVersion() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.docsvcVersion != unknownVersion
 }
 
 // ensureActivated activates with the license's one-time token unless

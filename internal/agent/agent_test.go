@@ -755,7 +755,13 @@ func TestUpdaterSeesPublishedRelease(t *testing.T) {
 	// 1.1.0 upgrades only from docsvc 1.0.0 on, so the first check must
 	// use the version the first scrape reported, not the agent's own.
 	b.plane.Publish(t, release.PublishOptions{Version: "1.1.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	// docsvc is not up yet when the agent starts: the check waits for it
+	// (for up to ten rounds, two seconds at this interval).
+	b.cfg.Heartbeat = 200 * time.Millisecond
+	b.docsvc.set(func(f *fakeDocsvc) { f.down = true })
 	r := b.start()
+	b.waitHeartbeats(1)
+	b.docsvc.set(func(f *fakeDocsvc) { f.down = false })
 	waitFor(t, "the first release check", func() bool { return !r.Snapshot().ReleaseCheckedAt.IsZero() })
 	if st := r.Snapshot(); st.AvailableRelease != "1.1.0" || st.ReleaseCheckError != "" {
 		t.Fatalf("first check: available %q, error %q; want 1.1.0", st.AvailableRelease, st.ReleaseCheckError)

@@ -47,9 +47,9 @@ type Diagnostic struct {
 
 // PreviewFile is one file of a bundle exactly as it would be uploaded.
 type PreviewFile struct {
-	Name    string
-	Size    int64
-	Content []byte
+	Name    string `json:"name"`
+	Size    int64  `json:"size"`
+	Content []byte `json:"content"`
 }
 
 type diagState struct {
