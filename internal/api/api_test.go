@@ -39,7 +39,7 @@ type bundle struct {
 	gate   error // what the license gate answers; nil allows uploads
 }
 
-func setup(t *testing.T, maxUpload int64) *bundle {
+func setup(t testing.TB, maxUpload int64) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)

@@ -54,6 +54,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnsupportedMediaType, "unsupported document type; supported types: "+extract.SupportedTypes())
 		case errors.Is(err, document.ErrEmpty):
 			writeError(w, http.StatusBadRequest, "the uploaded file is empty")
+		case errors.Is(err, document.ErrIncomplete):
+			writeError(w, http.StatusBadRequest, "the upload was cut off or is not well-formed multipart; send it again")
 		default:
 			s.Log.Error("upload", "err", err)
 			writeError(w, http.StatusInternalServerError, "the upload could not be stored; try again")

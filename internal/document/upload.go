@@ -19,6 +19,9 @@ var (
 	ErrTooLarge = errors.New("document: upload exceeds the size limit")
 	// ErrEmpty means an upload had no bytes.
 	ErrEmpty = errors.New("document: upload is empty")
+	// ErrIncomplete means the upload's bytes could not be read to the end:
+	// the client's body was cut off or malformed.
+	ErrIncomplete = errors.New("document: the upload was cut off or malformed")
 )
 
 // Uploads accepts documents: it stores the bytes in the blob store, records
@@ -47,7 +50,7 @@ func (u *Uploads) Upload(ctx context.Context, filename string, r io.Reader) (Doc
 	defer f.Close()
 	n, err := io.Copy(f, io.LimitReader(r, u.MaxBytes+1))
 	if err != nil {
-		return Document{}, fmt.Errorf("document: read upload: %w", err)
+		return Document{}, fmt.Errorf("%w: %w", ErrIncomplete, err)
 	}
 	if n > u.MaxBytes {
 		return Document{}, fmt.Errorf("%w (%d bytes)", ErrTooLarge, u.MaxBytes)
