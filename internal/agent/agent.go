@@ -170,6 +170,9 @@ func (a *Agent) path(name ...string) string {
 // does not contact the plane.
 func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	opts.defaults()
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Minute // ParseConfig's default, for callers that build Config directly
+	}
 	a := &Agent{cfg: cfg, opts: opts, now: opts.Now, providerKind: "local", docsvcVersion: unknownVersion}
 	for _, dir := range []string{cfg.DataDir, a.path("logs"), a.path("diagnostics")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
