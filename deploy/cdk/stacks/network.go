@@ -118,10 +118,9 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 		// HTTPS out: AWS APIs through the VPC endpoints, and whatever outside
 		// service this family needs (identity provider, AI provider, plane)
 		// where its subnets have a NAT route.
+		// PostgreSQL egress to the database's group is added by the data
+		// stack, for the docsvc families only.
 		sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(num(443)), str("HTTPS"), nil)
-		if slices.Contains(dbClients, family) {
-			sg.AddEgressRule(awsec2.Peer_Ipv4(vpc.VpcCidrBlock()), awsec2.Port_Tcp(num(5432)), str("PostgreSQL inside the VPC"), nil)
-		}
 		n.Groups[family] = sg
 	}
 	alb := awsec2.NewSecurityGroup(stack, str("LoadBalancer"), &awsec2.SecurityGroupProps{

@@ -1,9 +1,14 @@
 package snapshot
 
 import (
+	"flag"
 	"strings"
 	"testing"
 )
+
+// Accepted so `go test ./... -update` (which rewrites the stacks' snapshots)
+// runs in every package of the module.
+var _ = flag.Bool("update", false, "unused here")
 
 func TestNormalize(t *testing.T) {
 	hash := strings.Repeat("ab", 32)
