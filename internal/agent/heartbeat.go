@@ -32,6 +32,8 @@ func (a *Agent) buildHeartbeat(s collect.Snapshot) wire.Heartbeat {
 		SentAt:  s.At.UTC(),
 		Channel: a.cfg.Channel,
 		License: a.licenseStatus(s.At),
+		// Only a version go-tuf verified can be here (see checkUpdates).
+		AvailableRelease: a.status.AvailableRelease,
 	}
 
 	// api is docsvc's own answer; the other components come from its checks.

@@ -96,6 +96,9 @@ type Heartbeat struct {
 	AIProvider ProviderHealth    `json:"ai_provider"`
 	License    LicenseStatus     `json:"license"`
 	Storage    StorageTotals     `json:"storage"`
+	// AvailableRelease is the newest verified release on the channel that
+	// applies to what runs, or empty when up to date.
+	AvailableRelease string `json:"available_release,omitempty"` // semver when set
 }
 
 // Versions says what is running.
@@ -278,6 +281,9 @@ func (h *Heartbeat) Validate() error {
 	c.time("sent_at", h.SentAt, true)
 	c.semver("versions.docsvc", h.Versions.Docsvc)
 	c.semver("versions.agent", h.Versions.Agent)
+	if h.AvailableRelease != "" {
+		c.semver("available_release", h.AvailableRelease)
+	}
 	c.count("versions.schema", h.Versions.Schema)
 	if !ValidChannel(h.Channel) {
 		c.fail("channel", "must be 1-32 characters of a-z 0-9 -")

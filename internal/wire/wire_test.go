@@ -291,6 +291,7 @@ var stringFields = map[string]string{
 	"Heartbeat.Versions.Docsvc":         "semver, at most 64 bytes",
 	"Heartbeat.Versions.Agent":          "semver, at most 64 bytes",
 	"Heartbeat.Channel":                 "[a-z0-9-]{1,32}",
+	"Heartbeat.AvailableRelease":        "semver, at most 64 bytes, or empty",
 	"Heartbeat.Components[].Name":       "enum ComponentNames",
 	"Heartbeat.Components[].Status":     "enum ComponentStatuses",
 	"Heartbeat.AIProvider.Kind":         "enum ProviderKinds",
