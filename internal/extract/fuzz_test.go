@@ -2,8 +2,10 @@ package extract
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // fuzzLimits keep each fuzz input cheap while still exercising every limit.
@@ -50,12 +52,30 @@ func fuzzExtract(f *testing.F, format Format, seeds ...[]byte) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := fuzzLimits()
-		res, err := extractBytes(t, format, data, lim)
+		// A hang is a finding (a denial of service in production, where
+		// only the caller's deadline would stop it); the fuzzer itself
+		// has no per-input timeout, so impose one.
+		ctx, cancel := context.WithTimeout(context.Background(), fuzzInputTimeout)
+		defer cancel()
+		res, err := Extract(ctx, format, bytes.NewReader(data), int64(len(data)), lim)
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: one %d-byte input ran over %v", format, len(data), fuzzInputTimeout)
+		}
 		checkInvariants(t, res, err, lim)
 	})
 }
 
+// fuzzInputTimeout is far beyond any normal input (milliseconds) so that
+// a slow, instrumented, shared machine does not make it flaky.
+const fuzzInputTimeout = 30 * time.Second
+
 func FuzzExtractPDF(f *testing.F) {
+	// Compile PDFium before fuzzing starts: under coverage instrumentation
+	// it takes longer than the fuzzer waits for one input, and the worker
+	// would be reported as hung.
+	if _, err := pdfEngine(); err != nil {
+		f.Fatal(err)
+	}
 	hello := readFixture(f, "hello.pdf")
 	fuzzExtract(f, PDF,
 		hello,
