@@ -59,8 +59,8 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_MAX_UPLOAD_BYTES", strconv.FormatInt(c.MaxUploadBytes, 10)},
 		{"DOCSVC_WORKER_CONCURRENCY", strconv.Itoa(c.WorkerConcurrency)},
 		{"DOCSVC_METRICS_ADDR", c.MetricsAddr},
-		{"DOCSVC_LICENSE_FILE", c.LicenseFile},
-		{"DOCSVC_LICENSE_PUBLIC_KEY_FILE", c.LicenseKeyFile},
+		{"DOCSVC_LICENSE", setOrEmpty(c.License, c.LicenseFile)},
+		{"DOCSVC_LICENSE_PUBLIC_KEY", setOrEmpty(c.LicenseKey, "")},
 		{"DOCSVC_LOG_LEVEL", strings.ToLower(c.LogLevel.String())},
 	}
 	out := make([]Setting, len(rows))
@@ -181,4 +181,17 @@ func (c Config) LogValue() slog.Value {
 		attrs[i] = slog.String(s.Name, s.Value)
 	}
 	return slog.GroupValue(attrs...)
+}
+
+// setOrEmpty shows that a value is present without showing it (a license
+// holds its one-time activation token), and the path it came from, if any.
+func setOrEmpty(v, path string) string {
+	switch {
+	case v == "":
+		return ""
+	case path != "":
+		return "set (from " + path + ")"
+	default:
+		return "set (redacted)"
+	}
 }

@@ -58,8 +58,9 @@ type Config struct {
 	MetricsAddr       string // DOCSVC_METRICS_ADDR: the worker's own /metrics listener; empty for none
 	MaxUploadBytes    int64
 	WorkerConcurrency int
-	LicenseFile       string // DOCSVC_LICENSE_FILE: the signed license; unset runs unlicensed (development)
-	LicenseKeyFile    string // DOCSVC_LICENSE_PUBLIC_KEY_FILE: the vendor's license.pub that verifies it
+	License           string // DOCSVC_LICENSE (or _FILE, or a Secrets Manager ARN): the signed license; unset runs unlicensed (development)
+	LicenseFile       string // the path, when the license came from DOCSVC_LICENSE_FILE, so a renewed file is picked up without a restart
+	LicenseKey        string // DOCSVC_LICENSE_PUBLIC_KEY (or _FILE): the vendor's license.pub (PEM) that verifies it
 	LogLevel          slog.Level
 
 	// sources records where each variable's value came from, for Effective.
@@ -533,11 +534,14 @@ func (l *loader) loadMisc(c *Config) {
 		}
 	}
 	c.WorkerConcurrency = l.intIn("DOCSVC_WORKER_CONCURRENCY", 2, 1, maxWorkerConcurrent)
-	c.LicenseFile = l.str("DOCSVC_LICENSE_FILE", "")
-	c.LicenseKeyFile = l.str("DOCSVC_LICENSE_PUBLIC_KEY_FILE", "")
-	if (c.LicenseFile == "") != (c.LicenseKeyFile == "") {
-		l.fail("DOCSVC_LICENSE_PUBLIC_KEY_FILE", "DOCSVC_LICENSE_FILE and DOCSVC_LICENSE_PUBLIC_KEY_FILE must be set together",
-			"set both (the license and the vendor's license.pub that verifies it), or neither for an unlicensed development run")
+	if c.License = l.secret("DOCSVC_LICENSE"); l.sources["DOCSVC_LICENSE"] == SourceFile {
+		c.LicenseFile = strings.TrimSpace(l.getenv("DOCSVC_LICENSE_FILE"))
+	}
+	// The public key is no secret, but it comes the same three ways.
+	c.LicenseKey = l.secret("DOCSVC_LICENSE_PUBLIC_KEY")
+	if (c.License == "") != (c.LicenseKey == "") && !l.failedOn("DOCSVC_LICENSE") && !l.failedOn("DOCSVC_LICENSE_PUBLIC_KEY") {
+		l.fail("DOCSVC_LICENSE_PUBLIC_KEY", "the license and its public key must be set together",
+			"set DOCSVC_LICENSE(_FILE) and DOCSVC_LICENSE_PUBLIC_KEY(_FILE) (the vendor's license.pub), or neither for an unlicensed development run")
 	}
 
 	c.LogLevel = slog.LevelInfo

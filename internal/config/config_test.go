@@ -182,7 +182,7 @@ func TestLoadBadValues(t *testing.T) {
 		{"no database", with(minimal(), "DOCSVC_DATABASE_URL", ""), "DOCSVC_DATABASE_URL", "missing"},
 		{"no queue", with(minimal(), "DOCSVC_QUEUE_URL", ""), "DOCSVC_QUEUE_URL", "missing"},
 		{"openai without its endpoint", with(production(), "DOCSVC_AI_BASE_URL", ""), "DOCSVC_AI_BASE_URL", "required with provider openai"},
-		{"license without its key", with(minimal(), "DOCSVC_LICENSE_FILE", "/etc/tether/license.json"), "DOCSVC_LICENSE_PUBLIC_KEY_FILE", "together"},
+		{"license without its key", with(minimal(), "DOCSVC_LICENSE", `{"payload":{}}`), "DOCSVC_LICENSE_PUBLIC_KEY", "together"},
 		{"metrics addr without port", with(minimal(), "DOCSVC_METRICS_ADDR", "localhost"), "DOCSVC_METRICS_ADDR", "host:port"},
 		{"bad addr", with(minimal(), "DOCSVC_ADDR", "8080"), "DOCSVC_ADDR", "host:port"},
 		{"addr on all interfaces without public URL", with(minimal(), "DOCSVC_ADDR", ":8080"), "DOCSVC_PUBLIC_URL", "all interfaces"},

@@ -155,14 +155,14 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 		return err
 	}
 	var gate func(time.Time) error
-	if cfg.LicenseFile != "" {
-		g, err := newLicenseGate(cfg.LicenseFile, cfg.LicenseKeyFile, log)
+	if cfg.License != "" {
+		g, err := newLicenseGate(cfg, log)
 		if err != nil {
 			return err
 		}
 		gate = g.Check
 	} else {
-		log.Warn("no license configured (DOCSVC_LICENSE_FILE): running unlicensed, for development only")
+		log.Warn("no license configured (DOCSVC_LICENSE): running unlicensed, for development only")
 	}
 	reg := newRegistry()
 	srv := &api.Server{

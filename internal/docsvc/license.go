@@ -8,16 +8,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/license"
 )
 
 // licenseGate decides whether new uploads are accepted. It verifies the
-// license offline with the vendor's public key and re-reads the file when it
-// changes, so installing a renewed license needs no restart. Past expiry plus
-// grace only uploads stop: reads, results and deletes keep working, and
-// nothing is ever deleted because of a license.
+// license offline with the vendor's public key. A license given as a file
+// (DOCSVC_LICENSE_FILE) is re-read when the file changes, so installing a
+// renewal needs no restart; one given as a value or a Secrets Manager
+// reference is read at start. Past expiry plus grace only uploads stop:
+// reads, results and deletes keep working, and nothing is ever deleted
+// because of a license.
 type licenseGate struct {
-	path string
+	path string // "" when the license came as a value
 	pub  ed25519.PublicKey
 	log  *slog.Logger
 
@@ -26,15 +29,20 @@ type licenseGate struct {
 	modTime time.Time
 }
 
-func newLicenseGate(path, pubPath string, log *slog.Logger) (*licenseGate, error) {
-	pub, err := license.LoadPublicKey(pubPath)
+func newLicenseGate(cfg *config.Config, log *slog.Logger) (*licenseGate, error) {
+	pub, err := license.ParsePublicKey([]byte(cfg.LicenseKey))
 	if err != nil {
-		return nil, fmt.Errorf("docsvc: DOCSVC_LICENSE_PUBLIC_KEY_FILE: %w", err)
+		return nil, fmt.Errorf("docsvc: DOCSVC_LICENSE_PUBLIC_KEY: %w", err)
 	}
-	g := &licenseGate{path: path, pub: pub, log: log}
-	if err := g.reload(); err != nil {
-		return nil, err
+	g := &licenseGate{path: cfg.LicenseFile, pub: pub, log: log}
+	if g.path != "" {
+		return g, g.reload()
 	}
+	lic, err := license.Verify(pub, []byte(cfg.License))
+	if err != nil {
+		return nil, fmt.Errorf("docsvc: DOCSVC_LICENSE: %w", err)
+	}
+	g.accept(lic)
 	return g, nil
 }
 
@@ -56,17 +64,24 @@ func (g *licenseGate) reload() error {
 	if err != nil {
 		return fmt.Errorf("docsvc: DOCSVC_LICENSE_FILE %s: %w", g.path, err)
 	}
-	g.lic, g.modTime = lic, st.ModTime()
-	g.log.Info("license loaded", "license_id", lic.ID, "expires_at", lic.ExpiresAt, "state", lic.StateAt(time.Now()))
+	g.modTime = st.ModTime()
+	g.accept(lic)
 	return nil
+}
+
+func (g *licenseGate) accept(lic license.License) {
+	g.lic = lic
+	g.log.Info("license loaded", "license_id", lic.ID, "expires_at", lic.ExpiresAt, "state", lic.StateAt(time.Now()))
 }
 
 // Check returns nil while uploads are allowed at now.
 func (g *licenseGate) Check(now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if err := g.reload(); err != nil {
-		g.log.Warn("license file unreadable; keeping the last verified license", "err", err)
+	if g.path != "" {
+		if err := g.reload(); err != nil {
+			g.log.Warn("license file unreadable; keeping the last verified license", "err", err)
+		}
 	}
 	if g.lic.AllowsUploads(now) {
 		return nil

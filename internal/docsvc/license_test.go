@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/license"
 )
 
@@ -37,7 +38,9 @@ func TestLicenseGate(t *testing.T) {
 		return p
 	}
 	path := write(now.AddDate(0, 0, -20), now.Add(-time.Hour)) // expired 20 days ago: past 14 days of grace
-	g, err := newLicenseGate(path, pubPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pubPEM, _ := os.ReadFile(pubPath)
+	cfg := &config.Config{License: "(read from the file)", LicenseFile: path, LicenseKey: string(pubPEM)}
+	g, err := newLicenseGate(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,23 @@ func TestLicenseGate(t *testing.T) {
 	}
 
 	// At start a bad license is an error that names the variable.
-	if _, err := newLicenseGate(path, pubPath, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "DOCSVC_LICENSE_FILE") {
+	if _, err := newLicenseGate(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "DOCSVC_LICENSE_FILE") {
 		t.Fatalf("bad license at start: %v", err)
+	}
+
+	// Given as a value (a Secrets Manager secret in AWS), it is verified at start.
+	good, _, err := license.Issue(priv, license.License{ID: "lic-2", Customer: "Acme", IssuedAt: now.AddDate(-1, 0, 0), ExpiresAt: now.AddDate(0, 0, -30), Channels: []string{"stable"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err = newLicenseGate(&config.Config{License: string(good), LicenseKey: string(pubPEM)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Check(now); err == nil {
+		t.Fatal("a license expired 30 days ago with no grace allowed uploads")
+	}
+	if _, err := newLicenseGate(&config.Config{License: string(good), LicenseKey: "not a key"}, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "DOCSVC_LICENSE_PUBLIC_KEY") {
+		t.Fatalf("bad public key: %v", err)
 	}
 }

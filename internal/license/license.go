@@ -249,25 +249,34 @@ func TokenHash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// LoadPublicKey reads the vendor's license-verification key: a PKIX PEM
-// Ed25519 public key, such as the license.pub that `tether-plane keys init`
-// writes and every install ships with.
+// LoadPublicKey reads the vendor's license-verification key from a file:
+// a PKIX PEM Ed25519 public key, such as the license.pub that
+// `tether-plane keys init` writes and every install ships with.
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("license: load public key: %w", err)
 	}
+	k, err := ParsePublicKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("license: load public key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// ParsePublicKey parses a PKIX PEM Ed25519 public key.
+func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("license: load public key %s: not a PEM PUBLIC KEY: %w", path, ErrBadKey)
+		return nil, fmt.Errorf("not a PEM PUBLIC KEY: %w", ErrBadKey)
 	}
 	k, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("license: load public key %s: %w: %w", path, ErrBadKey, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadKey, err)
 	}
 	ek, ok := k.(ed25519.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("license: load public key %s: not an Ed25519 key: %w", path, ErrBadKey)
+		return nil, fmt.Errorf("not an Ed25519 key: %w", ErrBadKey)
 	}
 	return ek, nil
 }
