@@ -173,7 +173,7 @@ func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
 // container whose only writable path is an ephemeral /tmp.
 func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.Repository, digest awscdk.CfnParameter,
 	cpu, memory float64, command []string, secrets map[string]awsecs.Secret, env map[string]*string, port float64,
-) (awsecs.FargateTaskDefinition, awsecs.ContainerDefinition) {
+) awsecs.FargateTaskDefinition {
 	td := awsecs.NewFargateTaskDefinition(s.Stack, str("Task-"+family), &awsecs.FargateTaskDefinitionProps{
 		Family:         str(serviceName(s.cfg, family)),
 		Cpu:            num(cpu),
@@ -211,7 +211,7 @@ func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.R
 	if len(env) > 0 {
 		suppress(td, "AwsSolutions-ECS2", "Only fixed, non-secret values are plain environment (listen address, the agent's own parameter path); deployment config comes from Parameter Store and secrets from Secrets Manager.")
 	}
-	return td, c
+	return td
 }
 
 func (s *services) taskRole(id, purpose string, name *string) awsiam.Role {
@@ -281,9 +281,8 @@ func (s *services) newAPI() {
 	suppress(s.APIRole, "AwsSolutions-IAM5", "Objects are addressed by document ID under the documents/ prefix; the wildcard is that prefix and nothing wider.",
 		resourceEnding("/"+documentsPrefix+"/*"))
 
-	td, c := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcDigest, 512, 1024, []string{"api"},
+	td := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcDigest, 512, 1024, []string{"api"},
 		s.docsvcSecrets(apiVars...), map[string]*string{"DOCSVC_ADDR": str(fmt.Sprintf(":%d", apiPort))}, apiPort)
-	_ = c
 	sg := s.net.Groups["api"]
 	s.API = awsecs.NewFargateService(s.Stack, str("Api"), &awsecs.FargateServiceProps{
 		ServiceName:            str(serviceName(cfg, "api")),
@@ -380,7 +379,7 @@ func (s *services) newWorker() {
 	if ai, ok := d.Secrets[secretAI]; ok {
 		secrets["DOCSVC_AI_API_KEY"] = awsecs.Secret_FromSecretsManager(ai, nil)
 	}
-	td, _ := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcDigest, 1024, 2048, []string{"worker"}, secrets, nil, 0)
+	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcDigest, 1024, 2048, []string{"worker"}, secrets, nil, 0)
 	sg := s.net.Groups["worker"]
 	s.Worker = awsecs.NewFargateService(s.Stack, str("Worker"), &awsecs.FargateServiceProps{
 		ServiceName:       str(serviceName(cfg, "worker")),
@@ -426,7 +425,7 @@ func (s *services) newWorker() {
 
 func (s *services) newMigrate() {
 	s.MigrateRole = s.taskRole("MigrateTaskRole", "docsvc migrate task: schema changes only (no AWS API access)", nil)
-	td, _ := s.taskDefinition("migrate", s.MigrateRole, s.images.Docsvc, s.MigrateDigest, 256, 512, []string{"migrate"},
+	td := s.taskDefinition("migrate", s.MigrateRole, s.images.Docsvc, s.MigrateDigest, 256, 512, []string{"migrate"},
 		s.docsvcSecrets("DOCSVC_DATABASE_URL"), nil, 0)
 	sg := s.net.Groups["migrate"]
 	s.Migrate = td
@@ -485,7 +484,7 @@ func (s *services) newAgent() {
 	})
 	agentConfig := map[string]string{
 		"TETHER_CHANNEL":                cfg.Plane.Channel,
-		"TETHER_AGENT_IDENTITY_SECRET":  "", // filled below: a token
+		"TETHER_AGENT_IDENTITY_SECRET":  *identity.SecretArn(),
 		"TETHER_DEPLOYMENT":             cfg.Name,
 		"TETHER_CLUSTER":                clusterName(cfg),
 		"TETHER_SERVICES":               serviceName(cfg, "api") + "," + serviceName(cfg, "worker") + "," + serviceName(cfg, "agent"),
@@ -500,7 +499,6 @@ func (s *services) newAgent() {
 	if s.UpgradeRole != nil {
 		agentConfig["TETHER_UPGRADE_ROLE_ARN"] = *s.UpgradeRole.RoleArn()
 	}
-	agentConfig["TETHER_AGENT_IDENTITY_SECRET"] = *identity.SecretArn()
 	secrets := map[string]awsecs.Secret{}
 	for _, name := range sortedKeys(agentConfig) {
 		p := awsssm.NewStringParameter(s.Stack, str("AgentConfig-"+name), &awsssm.StringParameterProps{
@@ -509,7 +507,7 @@ func (s *services) newAgent() {
 		})
 		secrets[name] = awsecs.Secret_FromSsmParameter(p)
 	}
-	td, _ := s.taskDefinition("agent", r, s.images.Agent, s.AgentDigest, 256, 512, []string{"run"}, secrets,
+	td := s.taskDefinition("agent", r, s.images.Agent, s.AgentDigest, 256, 512, []string{"run"}, secrets,
 		map[string]*string{"TETHER_CONFIG_PARAMETER_PATH": str(agentPath)}, 0)
 	sg := s.net.Groups["agent"]
 	s.Agent = awsecs.NewFargateService(s.Stack, str("Agent"), &awsecs.FargateServiceProps{
