@@ -147,6 +147,13 @@ func (o *Options) defaults() {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
+	// Never follow a redirect: the agent talks to the plane URL the customer
+	// configured and nowhere else. Following one would let the plane send a
+	// signed request (and its body) to any host, including inside the
+	// customer's network, while the ledger named the configured destination.
+	c := *o.HTTPClient
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	o.HTTPClient = &c
 	if o.RetryBase == 0 {
 		o.RetryBase = time.Second
 	}
