@@ -11,6 +11,9 @@ package deployconfig
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +49,7 @@ type Config struct {
 	AI          AI            `yaml:"ai"`
 	Images      Images        `yaml:"images"`
 	Plane       Plane         `yaml:"plane"`
+	License     License       `yaml:"license"`
 	Sizing      Sizing        `yaml:"sizing"`
 	Observe     Observability `yaml:"observability"`
 	IAM         IAM           `yaml:"iam"`
@@ -125,6 +129,13 @@ type Plane struct {
 	URL               string `yaml:"url"`
 	Channel           string `yaml:"channel"`
 	AutomaticUpgrades bool   `yaml:"automatic_upgrades"`
+}
+
+// License holds what verifies the customer's license offline. The license
+// itself is a secret the operator sets; the vendor's public key is not.
+type License struct {
+	// PublicKey is the vendor's license.pub: an Ed25519 public key in PEM.
+	PublicKey string `yaml:"public_key"`
 }
 
 // Sizing is capacity: task counts and the database.
@@ -406,6 +417,9 @@ func (c *Config) Validate() error {
 		v.add("plane.automatic_upgrades", "automatic upgrades need plane.url; set it or turn upgrades off")
 	}
 	v.match("plane.channel", c.Plane.Channel, channelRE, "a release channel name such as stable")
+	if problem := checkEd25519PEM(c.License.PublicKey); problem != "" {
+		v.add("license.public_key", "%s; paste the vendor's license.pub (-----BEGIN PUBLIC KEY----- …)", problem)
+	}
 
 	s := c.Sizing
 	v.between("sizing.api_tasks", s.APITasks, 1, 50)
@@ -456,6 +470,25 @@ func (c *Config) SecretName(kind string) string { return "tether/" + c.Name + "/
 // AgentRoleName is the agent task role's fixed name. It is fixed so the data
 // stack can deny it by ARN without depending on the services stack.
 func (c *Config) AgentRoleName() string { return "tether-" + c.Name + "-agent" }
+
+// checkEd25519PEM describes what is wrong with a PEM public key, or "".
+func checkEd25519PEM(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "required"
+	}
+	block, rest := pem.Decode([]byte(s))
+	if block == nil || block.Type != "PUBLIC KEY" || strings.TrimSpace(string(rest)) != "" {
+		return "not a single PEM PUBLIC KEY block"
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return "the PEM block does not hold a public key"
+	}
+	if _, ok := key.(ed25519.PublicKey); !ok {
+		return "the key is not Ed25519"
+	}
+	return ""
+}
 
 type validator struct{ problems []string }
 

@@ -79,6 +79,16 @@ func edit(t *testing.T, linePrefix, repl string) []byte {
 	return nil
 }
 
+// withoutLicense is minimal.yaml with its license block (the last one) cut off.
+func withoutLicense(t *testing.T) []byte {
+	b := readExample(t, "minimal.yaml")
+	i := strings.Index(string(b), "\nlicense:")
+	if i < 0 {
+		t.Fatal("minimal.yaml has no license block")
+	}
+	return b[:i+1]
+}
+
 func TestParseRejects(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -118,6 +128,9 @@ func TestParseRejects(t *testing.T) {
 		{"multi-az one task", append(readExample(t, "minimal.yaml"), []byte("sizing:\n  multi_az: true\n  api_tasks: 1\n")...), "sizing.api_tasks: multi_az needs"},
 		{"qualifier", append(readExample(t, "minimal.yaml"), []byte("cdk:\n  qualifier: Not-Valid\n")...), "cdk.qualifier"},
 		{"boundary arn", append(readExample(t, "minimal.yaml"), []byte("iam:\n  permissions_boundary: arn:aws:iam::1:policy/x\n")...), "iam.permissions_boundary"},
+		{"license key missing", withoutLicense(t), "license.public_key: required"},
+		{"license key not PEM", edit(t, "    -----BEGIN PUBLIC KEY-----", "    BEGIN"), "license.public_key: not a single PEM PUBLIC KEY block"},
+		{"license key not a key", edit(t, "    MCow", "    aGVsbG8="), "license.public_key: the PEM block does not hold a public key"},
 		{"too big", make([]byte, MaxFileSize+1), "larger than"},
 	}
 	for _, tt := range tests {

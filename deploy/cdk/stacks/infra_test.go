@@ -195,6 +195,10 @@ func TestTasksReadOnlyTheirOwn(t *testing.T) {
 		for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
 			c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
 			name := c["Name"].(string)
+			// Only the api enforces the license, so only it reads the license secret.
+			if hasLicense := strings.Contains(asJSON(c["Secrets"]), `"Name":"DOCSVC_LICENSE"`); hasLicense != (name == "api") {
+				t.Errorf("%s: DOCSVC_LICENSE injected = %v, want %v", name, hasLicense, name == "api")
+			}
 			for _, sec := range list(c["Secrets"]) {
 				from := flatten(s, sec.(map[string]any)["ValueFrom"])
 				// SSM parameters are referenced by logical ID; read their names.

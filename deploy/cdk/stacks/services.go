@@ -142,9 +142,9 @@ func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
 		"DOCSVC_DLQ_URL":       d.DeadLetter.QueueUrl(),
 		"DOCSVC_AI_PROVIDER":   str(cfg.AI.Provider),
 		"DOCSVC_EMAIL_FROM":    str(cfg.EmailSender),
-		// DOCSVC_LICENSE_FILE is not set yet: docsvc reads the license and
-		// the vendor's public key from files, and a Fargate task has no
-		// file to mount. The license lives in tether/<name>/license.
+		// The vendor's key that verifies the license; the license itself
+		// is a secret, injected from tether/<name>/license.
+		"DOCSVC_LICENSE_PUBLIC_KEY": str(cfg.License.PublicKey),
 	}
 	if len(cfg.CORSOrigins) > 0 {
 		values["DOCSVC_CORS_ORIGINS"] = str(strings.Join(cfg.CORSOrigins, ","))
@@ -247,7 +247,7 @@ func (s *services) docsvcSecrets(vars ...string) map[string]awsecs.Secret {
 var (
 	apiVars = []string{"DOCSVC_PUBLIC_URL", "DOCSVC_CORS_ORIGINS", "DOCSVC_OIDC_ISSUER", "DOCSVC_OIDC_AUDIENCE",
 		"DOCSVC_OIDC_CALLBACK_URL", "DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_S3_KMS_KEY_ID",
-		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_EMAIL_FROM"}
+		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_EMAIL_FROM", "DOCSVC_LICENSE_PUBLIC_KEY"}
 	workerVars = []string{"DOCSVC_PUBLIC_URL", "DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_S3_KMS_KEY_ID",
 		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_AI_MODEL", "DOCSVC_AI_BASE_URL",
 		"DOCSVC_AI_REGION", "DOCSVC_EMAIL_FROM"}
@@ -281,8 +281,11 @@ func (s *services) newAPI() {
 	suppress(s.APIRole, "AwsSolutions-IAM5", "Objects are addressed by document ID under the documents/ prefix; the wildcard is that prefix and nothing wider.",
 		resourceEnding("/"+documentsPrefix+"/*"))
 
+	// The api enforces the license (uploads stop past expiry plus grace).
+	apiSecrets := s.docsvcSecrets(apiVars...)
+	apiSecrets["DOCSVC_LICENSE"] = awsecs.Secret_FromSecretsManager(d.Secrets[secretLicense], nil)
 	td := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcDigest, 512, 1024, []string{"api"},
-		s.docsvcSecrets(apiVars...), map[string]*string{"DOCSVC_ADDR": str(fmt.Sprintf(":%d", apiPort))}, apiPort)
+		apiSecrets, map[string]*string{"DOCSVC_ADDR": str(fmt.Sprintf(":%d", apiPort))}, apiPort)
 	sg := s.net.Groups["api"]
 	s.API = awsecs.NewFargateService(s.Stack, str("Api"), &awsecs.FargateServiceProps{
 		ServiceName:            str(serviceName(cfg, "api")),
@@ -492,6 +495,7 @@ func (s *services) newAgent() {
 		"TETHER_READYZ_URL":             cfg.PublicURL() + "/readyz",
 		"TETHER_AUTOMATIC_UPGRADES":     fmt.Sprint(cfg.Plane.AutomaticUpgrades),
 		"TETHER_REGISTRATION_PARAMETER": registrationParameter(cfg),
+		"TETHER_LICENSE_PUBLIC_KEY":     cfg.License.PublicKey,
 	}
 	if cfg.Plane.URL != "" {
 		agentConfig["TETHER_PLANE_URL"] = cfg.Plane.URL
