@@ -37,6 +37,9 @@ type bundle struct {
 	blobs  blob.Store
 	worker *worker.Worker
 	gate   error // what the license gate answers; nil allows uploads
+
+	otherToken string // a second principal, for isolation tests
+	owner      string // the owner string of token's documents
 }
 
 func setup(t testing.TB, maxUpload int64) *bundle {
@@ -54,11 +57,15 @@ func setup(t testing.TB, maxUpload int64) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := auth.CreateToken(ctx, db, "test")
+	token, tokenID, err := auth.CreateToken(ctx, db, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{token: token, store: store, blobs: blobs}
+	other, _, err := auth.CreateToken(ctx, db, "another client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bundle{token: token, otherToken: other, owner: auth.KindToken + ":" + tokenID, store: store, blobs: blobs}
 	srv := &api.Server{
 		Gate: func(time.Time) error { return b.gate },
 		DB:   db, Store: store, Blobs: blobs, Queue: q,
@@ -237,7 +244,7 @@ func TestUploadRejections(t *testing.T) {
 		})
 	}
 	// Nothing was stored for a rejected upload.
-	docs, _, err := b.store.List(context.Background(), 10, "")
+	docs, _, err := b.store.List(context.Background(), b.owner, 10, "")
 	if err != nil || len(docs) != 0 {
 		t.Fatalf("rejected uploads left %d documents (%v)", len(docs), err)
 	}
@@ -324,5 +331,29 @@ func TestExpiredLicenseRefusesUploadsOnly(t *testing.T) {
 	}
 	if code, _ := b.do(t, "GET", "/v1/documents", b.token, nil, ""); code != 200 {
 		t.Fatalf("listing past grace: %d", code)
+	}
+}
+
+func TestOnlyTheUploaderSeesADocument(t *testing.T) {
+	b := setup(t, 1<<20)
+	code, d := b.upload(t, "private.txt", []byte("Only the uploader may read this."))
+	if code != http.StatusAccepted {
+		t.Fatalf("upload: %d", code)
+	}
+	id := d["id"].(string)
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/v1/documents/" + id},
+		{"GET", "/v1/documents/" + id + "/result"},
+		{"DELETE", "/v1/documents/" + id},
+	} {
+		if code, out := b.do(t, tc.method, tc.path, b.otherToken, nil, ""); code != http.StatusNotFound {
+			t.Errorf("%s %s by another principal: %d %s, want 404", tc.method, tc.path, code, out)
+		}
+	}
+	if _, out := b.do(t, "GET", "/v1/documents", b.otherToken, nil, ""); strings.Contains(string(out), id) {
+		t.Errorf("another principal's list shows the document: %s", out)
+	}
+	if code, _ := b.do(t, "GET", "/v1/documents/"+id, b.token, nil, ""); code != 200 {
+		t.Fatalf("the uploader cannot read its document: %d", code)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/document"
 	"github.com/tetherhq/tether/internal/extract"
 )
@@ -42,7 +43,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			part.Close()
 			continue
 		}
-		d, err := s.Uploads.Upload(r.Context(), part.FileName(), part)
+		d, err := s.Uploads.Upload(r.Context(), owner(r), part.FileName(), part)
 		part.Close()
 		var tooBig *http.MaxBytesError
 		switch {
@@ -69,7 +70,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := s.Store.Get(r.Context(), id)
+	d, err := s.Store.Owned(r.Context(), owner(r), id)
 	if s.storeErr(w, err) {
 		return
 	}
@@ -86,7 +87,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	docs, next, err := s.Store.List(r.Context(), limit, r.URL.Query().Get("cursor"))
+	docs, next, err := s.Store.List(r.Context(), owner(r), limit, r.URL.Query().Get("cursor"))
 	if errors.Is(err, document.ErrBadCursor) {
 		writeError(w, http.StatusBadRequest, "cursor is not one this service returned; start again without it")
 		return
@@ -105,7 +106,7 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.storeErr(w, document.Remove(r.Context(), s.Store, s.Blobs, id)) {
+	if s.storeErr(w, document.Remove(r.Context(), s.Store, s.Blobs, owner(r), id)) {
 		return
 	}
 	s.Log.Info("document deleted", "document_id", id)
@@ -117,7 +118,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.Store.Result(r.Context(), id)
+	res, err := s.Store.Result(r.Context(), owner(r), id)
 	switch {
 	case errors.Is(err, document.ErrNotFinished):
 		writeError(w, http.StatusConflict, "processing has not finished; poll GET /v1/documents/"+id)
@@ -153,4 +154,13 @@ func (s *Server) storeErr(w http.ResponseWriter, err error) bool {
 		writeError(w, http.StatusInternalServerError, "internal error; try again")
 	}
 	return true
+}
+
+// owner names the authenticated caller as the documents' owner: each OIDC
+// subject and each API token sees only the documents it uploaded. The auth
+// middleware guarantees a principal; without one the empty owner matches
+// nothing a principal uploaded.
+func owner(r *http.Request) string {
+	p, _ := auth.PrincipalFrom(r.Context())
+	return p.Kind + ":" + p.ID
 }

@@ -22,7 +22,7 @@ func FuzzUploadRequest(f *testing.F) {
 				return // not a header value an HTTP client can send
 			}
 		}
-		before, _, _ := b.store.List(context.Background(), 500, "")
+		before, _, _ := b.store.List(context.Background(), b.owner, 500, "")
 		code, _ := b.do(t, "POST", "/v1/documents", b.token, bytes.NewReader(body), contentType)
 		switch code {
 		case http.StatusAccepted:
@@ -31,7 +31,7 @@ func FuzzUploadRequest(f *testing.F) {
 		default:
 			t.Fatalf("upload answered %d", code)
 		}
-		after, _, _ := b.store.List(context.Background(), 500, "")
+		after, _, _ := b.store.List(context.Background(), b.owner, 500, "")
 		if len(after) != len(before) {
 			t.Fatalf("a refused upload (%d) stored a document", code)
 		}

@@ -106,7 +106,7 @@ func TestWorkerKilledMidJobLosesNothing(t *testing.T) {
 	store := document.NewStore(db, time.Now)
 	up := &document.Uploads{Store: store, Blobs: blobs, Queue: queue.NewDB(db, "jobs", queue.DBOptions{}), MaxBytes: 1 << 20,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	d, err := up.Upload(ctx, "incident.txt", strings.NewReader("Incident report: the conveyor in hall 3 stopped twice on Monday."))
+	d, err := up.Upload(ctx, "token:test", "incident.txt", strings.NewReader("Incident report: the conveyor in hall 3 stopped twice on Monday."))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestWorkerKilledMidJobLosesNothing(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r, err := store.Result(ctx, d.ID)
+	r, err := store.Result(ctx, "token:test", d.ID)
 	if err != nil || r.Summary != "Recovered after a crash." {
 		t.Fatalf("result = %+v, %v", r, err)
 	}

@@ -45,6 +45,7 @@ type Document struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	blobKey   string
+	owner     string // the principal that uploaded it; never shown or logged
 }
 
 // Result is what processing produced.

@@ -26,12 +26,12 @@ func NewStore(db *sqldb.DB, now func() time.Time) *Store {
 	return &Store{db: db, now: now}
 }
 
-const docColumns = `id, status, filename, media_type, size_bytes, blob_key, error, attempts, created_at, updated_at`
+const docColumns = `id, status, filename, media_type, size_bytes, blob_key, owner, error, attempts, created_at, updated_at`
 
 func scanDoc(row interface{ Scan(...any) error }) (Document, error) {
 	var d Document
 	var created, updated int64
-	err := row.Scan(&d.ID, &d.Status, &d.Filename, &d.MediaType, &d.Size, &d.blobKey, &d.Error, &d.Attempts, &created, &updated)
+	err := row.Scan(&d.ID, &d.Status, &d.Filename, &d.MediaType, &d.Size, &d.blobKey, &d.owner, &d.Error, &d.Attempts, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Document{}, ErrNotFound
 	}
@@ -46,9 +46,9 @@ func scanDoc(row interface{ Scan(...any) error }) (Document, error) {
 func (s *Store) Create(ctx context.Context, d Document) error {
 	now := s.now().UnixMilli()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO documents
-		(id, status, filename, media_type, size_bytes, blob_key, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
-		d.ID, Queued, d.Filename, d.MediaType, d.Size, d.blobKey, now)
+		(id, status, filename, media_type, size_bytes, blob_key, owner, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+		d.ID, Queued, d.Filename, d.MediaType, d.Size, d.blobKey, d.owner, now)
 	if err != nil {
 		return fmt.Errorf("document: create %s: %w", d.ID, err)
 	}
@@ -64,17 +64,28 @@ func (s *Store) Get(ctx context.Context, id string) (Document, error) {
 	return d, err
 }
 
-// List returns up to limit documents, newest first, starting after cursor
-// (empty for the first page). next is empty on the last page.
-func (s *Store) List(ctx context.Context, limit int, cursor string) (docs []Document, next string, err error) {
-	q := `SELECT ` + docColumns + ` FROM documents`
-	args := []any{}
+// Owned returns the document with id if owner uploaded it, and
+// ErrNotFound otherwise: another owner's document is indistinguishable from
+// a missing one.
+func (s *Store) Owned(ctx context.Context, owner, id string) (Document, error) {
+	d, err := s.Get(ctx, id)
+	if err == nil && d.owner != owner {
+		return Document{}, ErrNotFound
+	}
+	return d, err
+}
+
+// List returns up to limit of owner's documents, newest first, starting
+// after cursor (empty for the first page). next is empty on the last page.
+func (s *Store) List(ctx context.Context, owner string, limit int, cursor string) (docs []Document, next string, err error) {
+	q := `SELECT ` + docColumns + ` FROM documents WHERE owner = $1`
+	args := []any{owner}
 	if cursor != "" {
 		at, id, err := decodeCursor(cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		q += ` WHERE (created_at < $1) OR (created_at = $1 AND id < $2)`
+		q += ` AND ((created_at < $2) OR (created_at = $2 AND id < $3))`
 		args = append(args, at, id)
 	}
 	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit+1)
@@ -216,9 +227,9 @@ func (s *Store) Requeue(ctx context.Context, id, note string) error {
 	return nil
 }
 
-// Result returns the result of a finished document.
-func (s *Store) Result(ctx context.Context, id string) (Result, error) {
-	d, err := s.Get(ctx, id)
+// Result returns the result of owner's finished document.
+func (s *Store) Result(ctx context.Context, owner, id string) (Result, error) {
+	d, err := s.Owned(ctx, owner, id)
 	if err != nil {
 		return Result{}, err
 	}
@@ -247,15 +258,17 @@ func (s *Store) Result(ctx context.Context, id string) (Result, error) {
 	return r, nil
 }
 
-// Delete removes a document's rows (its result goes with it) and returns the
-// record so the caller can remove the stored bytes.
-func (s *Store) Delete(ctx context.Context, id string) (Document, error) {
+// Delete removes one of owner's documents' rows (its result goes with it).
+func (s *Store) Delete(ctx context.Context, owner, id string) (Document, error) {
 	var d Document
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		d, err = scanDoc(tx.QueryRowContext(ctx, `SELECT `+docColumns+` FROM documents WHERE id = $1`, id))
 		if err != nil {
 			return err
+		}
+		if d.owner != owner {
+			return ErrNotFound
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM results WHERE document_id = $1`, id); err != nil {
 			return err

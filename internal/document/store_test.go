@@ -38,7 +38,7 @@ func runStoreSuite(t *testing.T, open func(testing.TB) *sqldb.DB) {
 		if err := s.Create(ctx, document.NewForTest(id, "a.txt", "text/plain", 12)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Result(ctx, id); !errors.Is(err, document.ErrNotFinished) {
+		if _, err := s.Result(ctx, document.TestOwner, id); !errors.Is(err, document.ErrNotFinished) {
 			t.Fatalf("Result before finishing: err = %v, want ErrNotFinished", err)
 		}
 		c.t = c.t.Add(time.Second)
@@ -58,17 +58,17 @@ func runStoreSuite(t *testing.T, open func(testing.TB) *sqldb.DB) {
 		if err := s.Succeed(ctx, want); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.Result(ctx, id)
+		got, err := s.Result(ctx, document.TestOwner, id)
 		if err != nil || got.Text != "hello" || len(got.Keywords) != 1 || got.Keywords[0] != "hello" || got.Pages != 1 {
 			t.Fatalf("Result = %+v, %v", got, err)
 		}
-		if _, err := s.Delete(ctx, id); err != nil {
+		if _, err := s.Delete(ctx, document.TestOwner, id); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Get(ctx, id); !errors.Is(err, document.ErrNotFound) {
 			t.Fatalf("Get after delete: %v", err)
 		}
-		if _, err := s.Delete(ctx, id); !errors.Is(err, document.ErrNotFound) {
+		if _, err := s.Delete(ctx, document.TestOwner, id); !errors.Is(err, document.ErrNotFound) {
 			t.Fatalf("second Delete: %v, want ErrNotFound", err)
 		}
 	})
@@ -86,7 +86,7 @@ func runStoreSuite(t *testing.T, open func(testing.TB) *sqldb.DB) {
 		if d.Status != document.Failed || d.Error != "the document is encrypted" {
 			t.Fatalf("after Fail: %+v", d)
 		}
-		if _, err := s.Result(ctx, id); !errors.Is(err, document.ErrNoResult) {
+		if _, err := s.Result(ctx, document.TestOwner, id); !errors.Is(err, document.ErrNoResult) {
 			t.Fatalf("Result of failed: %v", err)
 		}
 		if err := s.Succeed(ctx, document.Result{DocumentID: id}); err == nil {
@@ -108,7 +108,7 @@ func runStoreSuite(t *testing.T, open func(testing.TB) *sqldb.DB) {
 		var seen []string
 		cursor := ""
 		for pages := 0; ; pages++ {
-			docs, next, err := s.List(ctx, 3, cursor)
+			docs, next, err := s.List(ctx, document.TestOwner, 3, cursor)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func runStoreSuite(t *testing.T, open func(testing.TB) *sqldb.DB) {
 				t.Fatalf("order: got %v, want newest first of %v", seen, ids)
 			}
 		}
-		if _, _, err := s.List(ctx, 3, "garbage!"); !errors.Is(err, document.ErrBadCursor) {
+		if _, _, err := s.List(ctx, document.TestOwner, 3, "garbage!"); !errors.Is(err, document.ErrBadCursor) {
 			t.Fatalf("bad cursor: %v", err)
 		}
 	})
@@ -154,6 +154,30 @@ func runStoreSuite(t *testing.T, open func(testing.TB) *sqldb.DB) {
 		ids, err := s.Unenqueued(ctx, time.Minute, 10)
 		if err != nil || len(ids) != 1 || ids[0] != unsent {
 			t.Fatalf("Unenqueued = %v, %v; want [%s]", ids, err, unsent)
+		}
+	})
+
+	t.Run("another owner's documents are invisible", func(t *testing.T) {
+		s, _ := setup(t)
+		id := document.NewID()
+		if err := s.Create(ctx, document.NewForTest(id, "a.txt", "text/plain", 1)); err != nil {
+			t.Fatal(err)
+		}
+		const other = "oidc:someone-else"
+		if _, err := s.Owned(ctx, other, id); !errors.Is(err, document.ErrNotFound) {
+			t.Fatalf("Owned by another: %v, want ErrNotFound", err)
+		}
+		if _, err := s.Result(ctx, other, id); !errors.Is(err, document.ErrNotFound) {
+			t.Fatalf("Result by another: %v, want ErrNotFound", err)
+		}
+		if docs, _, _ := s.List(ctx, other, 10, ""); len(docs) != 0 {
+			t.Fatalf("List by another returned %d documents", len(docs))
+		}
+		if _, err := s.Delete(ctx, other, id); !errors.Is(err, document.ErrNotFound) {
+			t.Fatalf("Delete by another: %v, want ErrNotFound", err)
+		}
+		if _, err := s.Owned(ctx, document.TestOwner, id); err != nil {
+			t.Fatalf("the owner lost the document: %v", err)
 		}
 	})
 

@@ -36,10 +36,11 @@ type Uploads struct {
 	Log      *slog.Logger
 }
 
-// Upload reads one document from r and queues it. filename is kept for the
+// Upload reads one document from r and queues it for owner (the uploading
+// principal, who alone can read it back). filename is kept for the
 // document's readers only. Unsupported types fail with an error wrapping
 // extract.ErrUnsupported, oversize ones with ErrTooLarge.
-func (u *Uploads) Upload(ctx context.Context, filename string, r io.Reader) (Document, error) {
+func (u *Uploads) Upload(ctx context.Context, owner, filename string, r io.Reader) (Document, error) {
 	// Spool to disk first: the size and type are only known once every byte
 	// has arrived, and nothing may be stored for a rejected upload.
 	f, err := os.CreateTemp(u.TempDir, "upload-*")
@@ -70,7 +71,7 @@ func (u *Uploads) Upload(ctx context.Context, filename string, r io.Reader) (Doc
 		return Document{}, fmt.Errorf("document: rewind upload: %w", err)
 	}
 
-	d := Document{ID: NewID(), Status: Queued, Filename: filename, MediaType: mediaType, Size: n}
+	d := Document{ID: NewID(), Status: Queued, Filename: filename, MediaType: mediaType, Size: n, owner: owner}
 	d.blobKey = blobKey(d.ID)
 	if err := u.Blobs.Put(ctx, d.blobKey, f, n); err != nil {
 		return Document{}, fmt.Errorf("document: store bytes of %s: %w", d.ID, err)
@@ -102,17 +103,20 @@ func Enqueue(ctx context.Context, s *Store, q queue.Queue, id string) error {
 	return s.MarkEnqueued(ctx, id)
 }
 
-// Remove deletes a document: its rows first (so it disappears at once), then
-// its stored bytes.
-func Remove(ctx context.Context, s *Store, blobs blob.Store, id string) error {
-	d, err := s.Delete(ctx, id)
+// Remove deletes one of owner's documents: its stored bytes first, then its
+// rows. That order makes a failure retryable: if the bytes cannot be
+// deleted the document is still listed and DELETE can be sent again, and
+// deleting bytes already gone is not an error.
+func Remove(ctx context.Context, s *Store, blobs blob.Store, owner, id string) error {
+	d, err := s.Owned(ctx, owner, id)
 	if err != nil {
 		return err
 	}
 	if err := blobs.Delete(ctx, d.blobKey); err != nil {
 		return fmt.Errorf("document: delete bytes of %s: %w", id, err)
 	}
-	return nil
+	_, err = s.Delete(ctx, owner, id)
+	return err
 }
 
 // Open returns the stored bytes of a document.

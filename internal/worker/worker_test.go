@@ -23,6 +23,9 @@ import (
 	"github.com/tetherhq/tether/internal/worker"
 )
 
+// owner is the principal the tests upload as.
+const owner = "token:worker-test"
+
 type bundle struct {
 	store   *document.Store
 	uploads *document.Uploads
@@ -60,7 +63,7 @@ func (b *bundle) run(t *testing.T) {
 
 func (b *bundle) upload(t *testing.T, name, content string) string {
 	t.Helper()
-	d, err := b.uploads.Upload(context.Background(), name, strings.NewReader(content))
+	d, err := b.uploads.Upload(context.Background(), owner, name, strings.NewReader(content))
 	if err != nil {
 		t.Fatalf("upload %s: %v", name, err)
 	}
@@ -150,7 +153,7 @@ func TestProviderOutageWaitsInsteadOfFailing(t *testing.T) {
 	if d = b.wait(t, id, 20*time.Second); d.Status != document.Succeeded {
 		t.Fatalf("after recovery: %s (%s)", d.Status, d.Error)
 	}
-	r, err := b.store.Result(context.Background(), id)
+	r, err := b.store.Result(context.Background(), owner, id)
 	if err != nil || r.Summary != "A shipping notice." || r.Provider != "openai" {
 		t.Fatalf("result = %+v, %v", r, err)
 	}
