@@ -6,7 +6,7 @@
 // insert, heartbeat transaction — comes to the cost of the signature check
 // alone; the goal is ≥ 0.25.
 //
-//	go run ./bench/plane-ingest [-agents 200] [-concurrency 32] [-requests 30000]
+//	go run ./bench/plane-ingest [-agents 200] [-concurrency 64] [-requests 30000] [-json]
 //
 // Requests are signed before the clock starts, so the client's signing does
 // not compete with the plane for the CPU; the HTTP client does, since both
@@ -75,7 +75,7 @@ type result struct {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("plane-ingest", flag.ContinueOnError)
 	agents := fs.Int("agents", 200, "simulated agents, each with its own key and license")
-	conc := fs.Int("concurrency", 32, "requests in flight")
+	conc := fs.Int("concurrency", 64, "requests in flight")
 	requests := fs.Int("requests", 30000, "signed heartbeats to send")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := plane.New(plane.Config{Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	srv, err := plane.New(plane.Config{Store: store, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		Now: time.Now, DataDir: filepath.Join(dataDir, "data"), AdminToken: token})
 	if err != nil {
 		return err

@@ -71,14 +71,11 @@ func OpenStore(ctx context.Context, db *sqldb.DB, now func() time.Time) (*Store,
 		return nil, fmt.Errorf("plane: migrate: %w", err)
 	}
 	s := &Store{db: db, now: now}
-	// SQLite has one writer, so more than one batch at a time only queues
-	// inside the driver; PostgreSQL writes batches in parallel.
-	workers := 1
-	if db.Dialect == sqldb.Postgres {
-		workers = 2
-	}
-	s.nonces = &batcher[nonceItem, bool]{max: 256, workers: workers, write: s.rememberNonces}
-	s.heartbeats = &batcher[heartbeatItem, heartbeatResult]{max: 128, workers: workers, write: s.recordHeartbeats}
+	// One writer per kind: measured on PostgreSQL (bench/plane-ingest), a
+	// single writer whose batches grow with load beat parallel writers with
+	// small batches, and SQLite has one writer anyway.
+	s.nonces = &batcher[nonceItem, bool]{max: 256, workers: 1, write: s.rememberNonces}
+	s.heartbeats = &batcher[heartbeatItem, heartbeatResult]{max: 128, workers: 1, write: s.recordHeartbeats}
 	return s, nil
 }
 
@@ -446,6 +443,29 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 			}
 		}
 
+		if s.db.Dialect == sqldb.Postgres {
+			// Lock the rows in ID order before updating. Without it, two
+			// transactions touching the same installs (another writer, a
+			// revoke) can deadlock, and under READ COMMITTED an
+			// UPDATE ... FROM silently skips a row another transaction
+			// changed first. SQLite has a single writer and needs neither.
+			in := make([]string, len(ids))
+			lockArgs := make([]any, len(ids))
+			for i, id := range ids {
+				in[i] = fmt.Sprintf("$%d", i+1)
+				lockArgs[i] = id
+			}
+			rows, err := tx.QueryContext(ctx, `SELECT id FROM plane_installs WHERE id IN (`+strings.Join(in, ", ")+`)
+				ORDER BY id FOR UPDATE`, lockArgs...)
+			if err != nil {
+				return err
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+
 		// The new values per install come in as a derived table of SELECTs
 		// (portable, unlike column-aliased VALUES). SET expressions see the
 		// old row, which is how prev_health keeps the health before this
@@ -563,38 +583,48 @@ func queueAlert(ctx context.Context, tx *sql.Tx, installID, kind, value string, 
 // MarkStale flags every unrevoked install whose last heartbeat is older than
 // missed heartbeat intervals, queues one alert for each newly stale install,
 // and returns their IDs. A heartbeat clears the flag, so the next silence
-// alerts again.
+// alerts again. Each install is flagged in its own short transaction, so the
+// sweep never holds locks on many rows that heartbeat batches also need.
 func (s *Store) MarkStale(ctx context.Context, missed int64) ([]string, error) {
 	now := ms(s.now())
-	var ids []string
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE plane_installs SET stale = 1
-			WHERE stale = 0 AND revoked_at IS NULL AND last_seen_at < $1 - $2 * interval_seconds * 1000
-			RETURNING id`, now, missed)
-		if err != nil {
-			return err
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM plane_installs
+		WHERE stale = 0 AND revoked_at IS NULL AND last_seen_at < $1 - $2 * interval_seconds * 1000 ORDER BY id`, now, missed)
+	if err != nil {
+		return nil, fmt.Errorf("plane: mark stale: %w", err)
+	}
+	var candidates []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("plane: mark stale: %w", err)
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+		candidates = append(candidates, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("plane: mark stale: %w", err)
+	}
+	var ids []string
+	for _, id := range candidates {
+		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+			// Re-check inside the update: a heartbeat may have arrived since
+			// the SELECT.
+			res, err := tx.ExecContext(ctx, `UPDATE plane_installs SET stale = 1
+				WHERE id = $1 AND stale = 0 AND revoked_at IS NULL AND last_seen_at < $2 - $3 * interval_seconds * 1000`,
+				id, now, missed)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				return err
 			}
 			ids = append(ids, id)
+			return queueAlert(ctx, tx, id, AlertStale, AlertStale, now)
+		})
+		if err != nil {
+			return ids, fmt.Errorf("plane: mark stale %s: %w", id, err)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if err := queueAlert(ctx, tx, id, AlertStale, AlertStale, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("plane: mark stale: %w", err)
 	}
 	return ids, nil
 }
