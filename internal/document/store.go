@@ -351,3 +351,37 @@ func (s *Store) Totals(ctx context.Context) (documents, bytes int64, err error) 
 	}
 	return documents, bytes, nil
 }
+
+// Touch records that a processing document is still being worked on, so
+// Abandoned can tell a long job from one whose worker died.
+func (s *Store) Touch(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE documents SET updated_at = $1 WHERE id = $2 AND status = $3`,
+		s.now().UnixMilli(), id, Processing)
+	if err != nil {
+		return fmt.Errorf("document: touch %s: %w", id, err)
+	}
+	return nil
+}
+
+// Abandoned lists documents still processing after their last allowed
+// delivery whose worker stopped touching them more than idle ago: the worker
+// died on the job's final attempt, so its message went to the dead-letter
+// queue and no one will finish it.
+func (s *Store) Abandoned(ctx context.Context, maxAttempts int, idle time.Duration, max int) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT id FROM documents
+		WHERE status = $1 AND attempts >= $2 AND updated_at < $3 ORDER BY updated_at LIMIT %d`, max),
+		Processing, maxAttempts, s.now().Add(-idle).UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("document: abandoned: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("document: abandoned: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}

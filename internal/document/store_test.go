@@ -181,6 +181,34 @@ func runStoreSuite(t *testing.T, open func(testing.TB) *sqldb.DB) {
 		}
 	})
 
+	t.Run("abandoned on the last attempt", func(t *testing.T) {
+		s, c := setup(t)
+		id := document.NewID()
+		if err := s.Create(ctx, document.NewForTest(id, "a.pdf", "application/pdf", 1)); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := s.Start(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.t = c.t.Add(10 * time.Minute)
+		if ids, _ := s.Abandoned(ctx, 4, time.Minute, 10); len(ids) != 0 {
+			t.Fatalf("a document with attempts left was called abandoned: %v", ids)
+		}
+		if err := s.Touch(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if ids, _ := s.Abandoned(ctx, 3, time.Minute, 10); len(ids) != 0 {
+			t.Fatalf("a document its worker just touched was called abandoned: %v", ids)
+		}
+		c.t = c.t.Add(2 * time.Minute)
+		ids, err := s.Abandoned(ctx, 3, time.Minute, 10)
+		if err != nil || len(ids) != 1 || ids[0] != id {
+			t.Fatalf("Abandoned = %v, %v; want [%s]", ids, err, id)
+		}
+	})
+
 	t.Run("health reports", func(t *testing.T) {
 		s, _ := setup(t)
 		if err := s.SetHealth(ctx, "ai_provider", "degraded", "http_503"); err != nil {

@@ -95,7 +95,7 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) {
 	// Keep the message invisible while the job runs.
 	jobCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go w.keepInvisible(jobCtx, m, log)
+	go w.keepInvisible(jobCtx, m, job.DocumentID, log)
 
 	start := time.Now()
 	outcome, err := w.run(jobCtx, job.DocumentID, m.ReceiveCount, log)
@@ -120,7 +120,7 @@ func (w *Worker) ack(m queue.Message) {
 	}
 }
 
-func (w *Worker) keepInvisible(ctx context.Context, m queue.Message, log *slog.Logger) {
+func (w *Worker) keepInvisible(ctx context.Context, m queue.Message, id string, log *slog.Logger) {
 	t := time.NewTicker(w.Visibility / 3)
 	defer t.Stop()
 	for {
@@ -130,6 +130,9 @@ func (w *Worker) keepInvisible(ctx context.Context, m queue.Message, log *slog.L
 		case <-t.C:
 			if err := w.Queue.Extend(ctx, m.ReceiptHandle, w.Visibility); err != nil && ctx.Err() == nil {
 				log.Warn("extend job visibility", "err", err)
+			}
+			if err := w.Store.Touch(ctx, id); err != nil && ctx.Err() == nil {
+				log.Warn("touch document", "err", err)
 			}
 		}
 	}
@@ -259,11 +262,33 @@ func (w *Worker) housekeeping(ctx context.Context) {
 			}
 			w.Log.Info("sent a job the api had not sent", "document_id", id)
 		}
+		w.failAbandoned(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// failAbandoned fails documents whose worker died on their last allowed
+// delivery: the queue dead-lettered the message, so without this they would
+// show "processing" forever.
+func (w *Worker) failAbandoned(ctx context.Context) {
+	ids, err := w.Store.Abandoned(ctx, w.MaxReceives, 3*w.Visibility, 100)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.Log.Warn("abandoned sweep", "err", err)
+		}
+		return
+	}
+	for _, id := range ids {
+		reason := fmt.Sprintf("gave up after %d attempts: processing stopped each time (the worker was restarted or crashed on this document)", w.MaxReceives)
+		if err := w.Store.Fail(ctx, id, reason); err != nil {
+			w.Log.Warn("fail abandoned document", "document_id", id, "err", err)
+			continue
+		}
+		w.Log.Warn("document abandoned on its last attempt; marked failed", "document_id", id)
 	}
 }
 
