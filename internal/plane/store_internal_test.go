@@ -6,16 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tetherhq/tether/internal/sqldb"
+	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
 )
 
 // One batch holding several heartbeats of one install must still record
@@ -88,25 +86,7 @@ func TestRecordHeartbeatsBatchWithRepeats(t *testing.T) {
 // another transaction changed first and heartbeats are refused as revoked.
 func TestRecordHeartbeatsConcurrentWritersOnPostgres(t *testing.T) {
 	ctx := context.Background()
-	base := os.Getenv("TETHER_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test"
-	}
-	admin, err := sqldb.Open(ctx, base)
-	if err != nil {
-		t.Fatalf("PostgreSQL is required (set TETHER_TEST_POSTGRES_URL): %v", err)
-	}
-	defer admin.Close()
-	schema := "plane_test_" + strings.ToLower(NewID(""))
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	defer admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := sqldb.Open(ctx, u.String())
+	db, err := sqldb.Open(ctx, sqldbtest.PostgresURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
