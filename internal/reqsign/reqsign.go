@@ -147,24 +147,45 @@ type Verifier struct {
 // it. Errors match one of the package's sentinels, or are lookup/store
 // failures (which are not the client's fault).
 func (v *Verifier) Verify(r *http.Request, body []byte) (installID string, err error) {
-	installID = r.Header.Get(HeaderInstall)
+	p, err := v.precheck(r)
+	if err != nil {
+		return "", err
+	}
+	return v.finish(r, p, body)
+}
+
+// pending is a request whose headers, time and key passed; its body and
+// nonce are still to be checked.
+type pending struct {
+	installID, nonce string
+	unix             int64
+	sig              []byte
+	pub              ed25519.PublicKey
+	skew             time.Duration
+}
+
+// precheck does every check that needs no body: headers, time window and
+// key lookup. Middleware runs it before reading the body, so an unsigned or
+// stale caller cannot make the plane buffer megabytes.
+func (v *Verifier) precheck(r *http.Request) (pending, error) {
+	installID := r.Header.Get(HeaderInstall)
 	ts, nonce, sig := r.Header.Get(HeaderTime), r.Header.Get(HeaderNonce), r.Header.Get(HeaderSignature)
 	if installID == "" || ts == "" || nonce == "" || sig == "" {
-		return "", fmt.Errorf("reqsign: verify: %w", ErrUnsigned)
+		return pending{}, fmt.Errorf("reqsign: verify: %w", ErrUnsigned)
 	}
 	if !validInstall(installID) {
-		return "", fmt.Errorf("reqsign: verify: malformed %s: %w", HeaderInstall, ErrBadSignature)
+		return pending{}, fmt.Errorf("reqsign: verify: malformed %s: %w", HeaderInstall, ErrBadSignature)
 	}
 	unix, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || ts != strconv.FormatInt(unix, 10) {
-		return "", fmt.Errorf("reqsign: verify %s: malformed %s: %w", installID, HeaderTime, ErrBadSignature)
+		return pending{}, fmt.Errorf("reqsign: verify %s: malformed %s: %w", installID, HeaderTime, ErrBadSignature)
 	}
 	if n, err := base64.RawURLEncoding.Strict().DecodeString(nonce); err != nil || len(n) != nonceBytes {
-		return "", fmt.Errorf("reqsign: verify %s: malformed %s: %w", installID, HeaderNonce, ErrBadSignature)
+		return pending{}, fmt.Errorf("reqsign: verify %s: malformed %s: %w", installID, HeaderNonce, ErrBadSignature)
 	}
 	rawSig, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || len(rawSig) != ed25519.SignatureSize {
-		return "", fmt.Errorf("reqsign: verify %s: malformed %s: %w", installID, HeaderSignature, ErrBadSignature)
+		return pending{}, fmt.Errorf("reqsign: verify %s: malformed %s: %w", installID, HeaderSignature, ErrBadSignature)
 	}
 
 	now := time.Now()
@@ -179,31 +200,35 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (installID string, err e
 	// an attacker's huge Unix value to time.Time could overflow.
 	maxS, nowS := int64(skew/time.Second), now.Unix()
 	if unix < nowS-maxS || unix > nowS+maxS {
-		return "", fmt.Errorf("reqsign: verify %s: %w", installID, ErrStale)
+		return pending{}, fmt.Errorf("reqsign: verify %s: %w", installID, ErrStale)
 	}
 
 	pub, err := v.Keys(r.Context(), installID)
 	if err != nil {
-		return "", fmt.Errorf("reqsign: verify %s: key lookup: %w", installID, err)
+		return pending{}, fmt.Errorf("reqsign: verify %s: key lookup: %w", installID, err)
 	}
 	if len(pub) != ed25519.PublicKeySize {
-		return "", fmt.Errorf("reqsign: verify %s: registered key has %d bytes", installID, len(pub))
+		return pending{}, fmt.Errorf("reqsign: verify %s: registered key has %d bytes", installID, len(pub))
 	}
-	if !ed25519.Verify(pub, Canonical(r.Method, pathQuery(r), body, unix, nonce, installID), rawSig) {
-		return "", fmt.Errorf("reqsign: verify %s: %w", installID, ErrBadSignature)
-	}
+	return pending{installID: installID, nonce: nonce, unix: unix, sig: rawSig, pub: pub, skew: skew}, nil
+}
 
+// finish checks the signature over the body, then uses up the nonce.
+func (v *Verifier) finish(r *http.Request, p pending, body []byte) (string, error) {
+	if !ed25519.Verify(p.pub, Canonical(r.Method, pathQuery(r), body, p.unix, p.nonce, p.installID), p.sig) {
+		return "", fmt.Errorf("reqsign: verify %s: %w", p.installID, ErrBadSignature)
+	}
 	// Only a verified request may use up a nonce, so nobody can burn an
 	// install's nonces (or fill the store) without its key. The nonce is
 	// remembered for as long as this request's time stays within the skew.
-	fresh, err := v.Nonces.Remember(r.Context(), installID, nonce, time.Unix(unix, 0).Add(skew))
+	fresh, err := v.Nonces.Remember(r.Context(), p.installID, p.nonce, time.Unix(p.unix, 0).Add(p.skew))
 	if err != nil {
-		return "", fmt.Errorf("reqsign: verify %s: remember nonce: %w", installID, err)
+		return "", fmt.Errorf("reqsign: verify %s: remember nonce: %w", p.installID, err)
 	}
 	if !fresh {
-		return "", fmt.Errorf("reqsign: verify %s: %w", installID, ErrReplayed)
+		return "", fmt.Errorf("reqsign: verify %s: %w", p.installID, ErrReplayed)
 	}
-	return installID, nil
+	return p.installID, nil
 }
 
 // Code is the short machine-readable reason Middleware puts in its 401
@@ -237,23 +262,31 @@ func WithInstall(ctx context.Context, installID string) context.Context {
 	return context.WithValue(ctx, ctxKey{}, installID)
 }
 
-// Middleware verifies every request before next sees it. It reads the body
-// (at most MaxBody), restores it for next, and puts the install ID in the
-// request context (InstallFrom). Rejections get 401 {"error": Code(err)};
-// lookup or store failures get 500; an oversized body gets 413.
+// Middleware verifies every request before next sees it. It checks the
+// headers, time and key first, only then reads the body (at most MaxBody),
+// restores it for next, and puts the install ID in the request context
+// (InstallFrom). Rejections get 401 {"error": Code(err)}; lookup or store
+// failures get 500; an oversized body gets 413.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeError(w, http.StatusRequestEntityTooLarge, "body_too_large")
+		var body []byte
+		p, err := v.precheck(r)
+		if err == nil {
+			body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+			if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					writeError(w, http.StatusRequestEntityTooLarge, "body_too_large")
+					return
+				}
+				writeError(w, http.StatusBadRequest, "unreadable_body")
 				return
 			}
-			writeError(w, http.StatusBadRequest, "unreadable_body")
-			return
 		}
-		installID, err := v.Verify(r, body)
+		installID := ""
+		if err == nil {
+			installID, err = v.finish(r, p, body)
+		}
 		if err != nil {
 			code := Code(err)
 			if v.Logger != nil {

@@ -217,6 +217,29 @@ func TestReplayRejected(t *testing.T) {
 	}
 }
 
+// countingReader records how much of a body was read.
+type countingReader struct{ n int64 }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.n += int64(len(p))
+	clear(p)
+	return len(p), nil
+}
+
+// An unsigned caller must not make the plane read (and buffer) its body.
+func TestMiddlewareRejectsBeforeReadingTheBody(t *testing.T) {
+	b := setup(t)
+	h := b.verifier.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("handler called")
+	}))
+	body := &countingReader{}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/diagnostics/d1/bundle", io.LimitReader(body, reqsign.MaxBody)))
+	if w.Code != http.StatusUnauthorized || body.n != 0 {
+		t.Fatalf("status %d after reading %d body bytes; want 401 having read none", w.Code, body.n)
+	}
+}
+
 func TestMiddleware(t *testing.T) {
 	b := setup(t)
 	var gotBody []byte
@@ -248,8 +271,9 @@ func TestMiddleware(t *testing.T) {
 			r.Body = io.NopCloser(strings.NewReader(`{"day":"2026-11-28"}`))
 			return r
 		}, 401, "bad_signature"},
-		{"body over the cap", func() *http.Request {
-			return httptest.NewRequest("POST", "/v1/diagnostics/d1/bundle", io.LimitReader(zeros{}, reqsign.MaxBody+1))
+		{"signed body over the cap", func() *http.Request {
+			big := make([]byte, reqsign.MaxBody+1)
+			return b.signed(t, "POST", "/v1/diagnostics/d1/bundle", big, "ins_A", 0)
 		}, 413, "body_too_large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
