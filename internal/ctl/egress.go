@@ -28,18 +28,23 @@ const egressUsage = `tetherctl egress — see and check everything the agent eve
 Usage:
   tetherctl egress show   [--data-dir DIR] [--since 24h|2026-11-01T00:00:00Z] [--output text|json]
   tetherctl egress verify [--data-dir DIR]
+  tetherctl egress repair [--data-dir DIR]
 
 Every payload the agent sends is appended, before it is sent, to a hash-chained,
 append-only ledger in the agent's data dir (egress.ledger). 'show' prints the
 entries exactly as they left; 'verify' re-computes the chain and exits non-zero
-if any entry was edited, removed, reordered or inserted.
+if any entry was edited, removed, reordered or inserted. 'repair' is for one
+case only: a crash or a full disk in the middle of an append leaves an
+incomplete last line, and the agent refuses to start until it is cut off.
+That entry was never sent (the agent sends only after the append finished),
+so repair removes just those bytes, then verify checks the rest.
 `
 
 func egressCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, egressUsage)
 		if len(args) == 0 {
-			return errors.New("tetherctl egress: want show or verify")
+			return errors.New("tetherctl egress: want show, verify or repair")
 		}
 		return nil
 	}
@@ -63,6 +68,22 @@ func egressCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified (%s)\n", n, path)
 		return nil
+	case "repair":
+		removed, err := ledger.RepairTornTail(path)
+		if err != nil {
+			return fmt.Errorf("tetherctl egress repair: %w", err)
+		}
+		if removed == 0 {
+			fmt.Fprintln(stdout, "the ledger's last line is complete; nothing to repair")
+		} else {
+			fmt.Fprintf(stdout, "removed an incomplete last line (%d bytes) that was never sent\n", removed)
+		}
+		n, err := ledger.Verify(path)
+		if err != nil {
+			return fmt.Errorf("tetherctl egress repair: the rest of the ledger does not verify: %w", err)
+		}
+		fmt.Fprintf(stdout, "ledger intact: %d entries\n", n)
+		return nil
 	case "show":
 		from, err := parseSince(*since, time.Now())
 		if err != nil {
@@ -74,7 +95,7 @@ func egressCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return writeEntries(stdout, entries, *output)
 	}
-	return fmt.Errorf("tetherctl egress: unknown subcommand %q (want show or verify)", args[0])
+	return fmt.Errorf("tetherctl egress: unknown subcommand %q (want show, verify or repair)", args[0])
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {

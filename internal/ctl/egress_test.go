@@ -60,6 +60,18 @@ func TestEgressShowAndVerify(t *testing.T) {
 		t.Fatalf("bad --since: %v", err)
 	}
 
+	// A torn final line (a crash mid-append) is cut off by repair, and only it.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"seq":4,"time":"2026-`)
+	f.Close()
+	if _, err := run(t, "egress", "verify", "--data-dir", dev); err == nil {
+		t.Fatal("verify accepted a torn last line")
+	}
+	out, err = run(t, "egress", "repair", "--data-dir", dev)
+	if err != nil || !strings.Contains(out, "removed an incomplete last line") || !strings.Contains(out, "3 entries") {
+		t.Fatalf("repair: %q, %v", out, err)
+	}
+
 	// Any edit is caught, and verify fails.
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path, bytes.Replace(data, []byte(`"beta"`), []byte(`"BETA"`), 1), 0o600)

@@ -47,7 +47,13 @@ var migrations embed.FS
 func Open(ctx context.Context, rawURL string) (*DB, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("sqldb: parse database URL: %w", err)
+		// url.Error repeats the whole URL, password included: say only what
+		// kind of problem it is.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("sqldb: the database URL does not parse (%v); check its escaping", err)
 	}
 	var db *DB
 	switch u.Scheme {

@@ -43,3 +43,10 @@ func TestRedactHidesPassword(t *testing.T) {
 		t.Fatalf("Redact = %q", got)
 	}
 }
+
+func TestOpenNeverEchoesAPassword(t *testing.T) {
+	_, err := sqldb.Open(context.Background(), "postgres://plane:S3cr%zzet@db.internal/plane")
+	if err == nil || strings.Contains(err.Error(), "S3cr") {
+		t.Fatalf("Open error = %v; want an error without the password", err)
+	}
+}
