@@ -175,7 +175,7 @@ func officeDocumentTarget(rels *zip.File, budget *expansionBudget) (string, erro
 }
 
 // docxPages reads the page count Word saved in docProps/app.xml. It is
-// Word's last layout, not a promise; 0 means unknown.
+// Word's last layout, not a promise; 0 means unknown or unreadable.
 func docxPages(app *zip.File, budget *expansionBudget) (int, error) {
 	rc, err := budget.open(app, docxMaxSmallPart)
 	if err != nil {
@@ -186,7 +186,12 @@ func docxPages(app *zip.File, budget *expansionBudget) (int, error) {
 		Pages string `xml:"Pages"`
 	}
 	if err := xml.NewDecoder(rc).Decode(&props); err != nil {
-		return 0, xmlError("document properties", err)
+		// Only the limits matter here: broken metadata does not make the
+		// body unreadable, Word opens such files.
+		if errors.Is(err, ErrTooLarge) {
+			return 0, err
+		}
+		return 0, nil
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(props.Pages))
 	if err != nil || n < 0 {

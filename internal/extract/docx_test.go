@@ -101,6 +101,7 @@ func TestExtractDOCX(t *testing.T) {
 		{"fallback copy skipped", map[string]string{"word/document.xml": docXML(para(run("a"), `<mc:AlternateContent xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"><mc:Choice Requires="wps"><w:r><w:t>box</w:t></w:r></mc:Choice><mc:Fallback><w:r><w:t>box</w:t></w:r></mc:Fallback></mc:AlternateContent>`, run("z")))}, "aboxz", 1},
 		{"pages from app.xml", map[string]string{"docProps/app.xml": appXML("7"), "word/document.xml": docXML(para(run("x")))}, "x", 7},
 		{"unreadable page count means one", map[string]string{"docProps/app.xml": appXML("many"), "word/document.xml": docXML(para(run("x")))}, "x", 1},
+		{"broken app.xml ignored", map[string]string{"docProps/app.xml": "<Properties><Pages>", "word/document.xml": docXML(para(run("x")))}, "x", 1},
 		{"main part named by relationships", map[string]string{"_rels/.rels": relsXML("/word/document2.xml"), "word/document2.xml": docXML(para(run("moved")))}, "moved", 1},
 		{"empty document", map[string]string{"word/document.xml": docXML("")}, "", 1},
 	}

@@ -83,7 +83,13 @@ type Result struct {
 
 // Extract reads the document of format f from r (size bytes) and returns its
 // text. It honours ctx's cancellation and deadline, returning an error that
-// wraps ctx.Err() (not a sentinel: the document may be fine).
+// wraps ctx.Err() (not a sentinel: the document may be fine). The only other
+// error without a sentinel is PDFium failing to start, which is the
+// process's fault, not the document's.
+//
+// The first PDF in a process compiles PDFium, which takes seconds; callers
+// with a deadline per document should allow for it or warm up with a small
+// PDF at start.
 func Extract(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limits) (res Result, err error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("extract: %w", err)

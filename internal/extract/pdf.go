@@ -22,21 +22,22 @@ import (
 // PDFs are read by PDFium, the PDF engine of Chromium, compiled to
 // WebAssembly and run under wazero (pure Go, no cgo). PDFium was chosen over
 // the pure-Go parsers for fidelity: on the Debian-manuals corpus it finds
-// 99.7% of the words pdftotext finds, against 28% for ledongthuc/pdf (see
+// 99.9% of the words pdftotext finds, against 28% for ledongthuc/pdf (see
 // bench/README.md). Running it as WebAssembly is the security story for
-// hostile input: a memory-safety bug in 400k lines of C++ stays inside a
-// bounded linear memory with no file system, network or clock, and the Go
-// process sees an error.
+// hostile input: a memory-safety bug in PDFium's C++ stays inside a bounded
+// linear memory with no file system or network, and the Go process sees an
+// error.
 
 // pdfiumMemoryLimitPages caps each PDFium instance's linear memory at 1 GiB
-// (64 KiB pages). The R reference manual peaks well below this.
+// (64 KiB pages). The 2,415-page R reference manual extracts within it.
 const pdfiumMemoryLimitPages = 1 << 14
 
 // pdfEngine is compiled once per process and shared, because compiling the
 // 5 MB WebAssembly module takes seconds while instantiating it takes
 // milliseconds. It is the package's only shared state, and is immutable
 // once built: Extract's signature leaves no caller-owned place to keep it,
-// and each document still gets a fresh instance (see withPDFium).
+// and each document still gets a fresh instance (see withPDFium). A failed
+// compile is remembered: it means the process is broken, not a document.
 var pdfEngine = sync.OnceValues(newPDFPool)
 
 func newPDFPool() (pdfium.Pool, error) {
