@@ -295,6 +295,23 @@ func TestReadyzAndMetrics(t *testing.T) {
 	}
 }
 
+func TestSecurityHeaders(t *testing.T) {
+	b := setup(t, 1<<20)
+	res, err := http.Get(b.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if !strings.Contains(res.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+		t.Errorf("CSP = %q", res.Header.Get("Content-Security-Policy"))
+	}
+}
+
 func TestCORS(t *testing.T) {
 	b := setup(t, 1<<20)
 	for _, tc := range []struct {

@@ -173,7 +173,9 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 		Gate:     gate,
 		Registry: reg, Version: Version, Log: log, Now: time.Now,
 	}
-	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout: a large upload on a slow link may take minutes. Headers
+	// must arrive promptly and idle keep-alive connections are closed.
+	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
 	log.Info("api listening", "addr", cfg.Addr, "public_url", cfg.PublicURL, "version", Version)
