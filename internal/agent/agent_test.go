@@ -749,6 +749,33 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 	}
 }
 
+// The vendor may not fill the customer's disk by asking: beyond
+// maxWaitingDiagnostics unanswered requests, new ones wait on the plane.
+func TestDiagnosticsWaitingAreCapped(t *testing.T) {
+	b := setup(t)
+	r := b.start()
+	b.waitHeartbeats(1)
+	install := r.Snapshot().InstallID
+	for i := 0; i < maxWaitingDiagnostics+3; i++ {
+		if status, out := b.plane.Admin(t, "POST", "/v1/admin/diagnostics", plane.DiagnosticRequestBody{InstallID: install, Reason: "ask"}); status != http.StatusCreated {
+			t.Fatalf("%d %s", status, out)
+		}
+	}
+	b.waitHeartbeats(len(b.heartbeats()) + 3)
+	ds, _ := ListDiagnostics(b.cfg.DataDir)
+	if len(ds) != maxWaitingDiagnostics {
+		t.Fatalf("recorded %d requests, want the cap of %d", len(ds), maxWaitingDiagnostics)
+	}
+	// Declining one makes room for the next.
+	if err := DeclineDiagnostic(b.cfg.DataDir, ds[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "one more request to be taken", func() bool {
+		ds, _ := ListDiagnostics(b.cfg.DataDir)
+		return len(ds) == maxWaitingDiagnostics+1
+	})
+}
+
 func TestUpdaterSeesPublishedRelease(t *testing.T) {
 	b := setup(t)
 	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}

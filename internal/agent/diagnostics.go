@@ -213,7 +213,11 @@ func withDiagLock(dataDir string, fn func() error) error {
 	return fn()
 }
 
-// countState counts requests in one state, for the status page.
+// maxWaitingDiagnostics bounds the requests (each with its built bundle)
+// kept pending or approved-not-yet-uploaded at once.
+const maxWaitingDiagnostics = 10
+
+// countState counts requests in one state.
 func countState(dataDir, state string) int {
 	ds, _ := ListDiagnostics(dataDir)
 	n := 0
@@ -241,11 +245,20 @@ func (a *Agent) pollDiagnostics(ctx context.Context) {
 		a.log.Warn("poll diagnostics", "err", err)
 		return
 	}
+	waiting := countState(a.cfg.DataDir, StatePending) + countState(a.cfg.DataDir, StateApproved)
 	for _, r := range reqs {
 		dir, _ := diagDir(a.cfg.DataDir, r.ID) // Decode validated the ID
 		if _, err := os.Stat(filepath.Join(dir, "state.json")); err == nil {
 			continue // known: pending, approved, uploaded or declined
 		}
+		// The vendor may only ask, and may not fill the customer's disk by
+		// asking: new requests wait on the plane until the operator has
+		// dealt with the ones already here.
+		if waiting >= maxWaitingDiagnostics {
+			a.log.Warn("diagnostic requests are waiting for the operator; not taking more", "waiting", waiting)
+			break
+		}
+		waiting++
 		if err := a.recordDiagnostic(r); err != nil {
 			a.log.Error("record diagnostic request", "diagnostic_id", r.ID, "err", err)
 			continue
