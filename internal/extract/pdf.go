@@ -220,3 +220,10 @@ func pdfOpenError(err error) error {
 		return fmt.Errorf("%w: pdf: cannot be opened (damaged cross-reference table or objects)", ErrMalformed)
 	}
 }
+
+// Warm compiles the PDF engine now instead of on the first PDF, which would
+// otherwise wait seconds for it. The worker calls it at start.
+func Warm() error {
+	_, err := pdfEngine()
+	return err
+}

@@ -49,6 +49,11 @@ type Worker struct {
 // Run processes jobs until ctx is done, then waits for the jobs in hand to
 // reach a safe point (each either finished or left for redelivery).
 func (w *Worker) Run(ctx context.Context) error {
+	go func() {
+		if err := extract.Warm(); err != nil {
+			w.Log.Error("the PDF engine failed to start; PDF jobs will be retried", "err", err)
+		}
+	}()
 	var wg sync.WaitGroup
 	for i := 0; i < max(w.Concurrency, 1); i++ {
 		wg.Add(1)
@@ -195,8 +200,10 @@ func (w *Worker) process(ctx context.Context, d document.Document, log *slog.Log
 	}
 	ex, err := extract.Extract(ctx, format, bytes.NewReader(data), int64(len(data)), w.Limits)
 	if err != nil {
-		if ctx.Err() != nil {
-			return res, "", ctx.Err()
+		if !badInput(err) {
+			// Cancelled, or the extraction engine itself failed: not the
+			// document's fault, so the job is retried.
+			return res, "", fmt.Errorf("extract: %w", err)
 		}
 		return res, reason(err), nil
 	}
@@ -304,6 +311,12 @@ func (w *Worker) publishHealth(ctx context.Context) {
 	if s, err := w.Queue.Stats(ctx); err == nil {
 		w.Metrics.setQueue(s)
 	}
+}
+
+// badInput reports whether an extraction error is the document's fault.
+func badInput(err error) bool {
+	return errors.Is(err, extract.ErrMalformed) || errors.Is(err, extract.ErrEncrypted) ||
+		errors.Is(err, extract.ErrTooLarge) || errors.Is(err, extract.ErrUnsupported)
 }
 
 // reason turns an extraction error into the message a reader sees. The
