@@ -270,12 +270,17 @@ func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sha256.Sum256(data)
-	name := diagID + ".zip"
-	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, "bundles", name), data); err != nil {
+	// The file is named by its content, so two racing uploads never write
+	// the same file: the one MarkUploaded records is the one on disk with
+	// the recorded hash, and the loser's file is removed.
+	name := diagID + "-" + hex.EncodeToString(sum[:8]) + ".zip"
+	path := filepath.Join(s.cfg.DataDir, "bundles", name)
+	if err := writeFileAtomic(path, data); err != nil {
 		s.fail(w, "store bundle", err)
 		return
 	}
 	if err := s.store.MarkUploaded(r.Context(), diagID, installID, int64(len(data)), hex.EncodeToString(sum[:]), name); err != nil {
+		os.Remove(path)
 		s.fail(w, "store bundle", err)
 		return
 	}

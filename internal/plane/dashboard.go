@@ -75,22 +75,13 @@ func (s *Server) render(w http.ResponseWriter, name string, status int, data any
 	_, _ = w.Write(buf.Bytes())
 }
 
-// dashboard guards a page: a valid session cookie passes; ?token=<admin
-// token> once sets the cookie and redirects to the same page without the
-// token (so it leaves the address bar and history); anything else goes to
-// the login form.
+// dashboard guards a page: a valid session cookie passes; anything else goes
+// to the login form. The admin token is accepted only in a POSTed form,
+// never in a URL, where proxies and load balancers would log it.
 func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(c.Value) {
 			h(w, r)
-			return
-		}
-		if tok := r.URL.Query().Get("token"); tok != "" && s.validAdminToken(tok) {
-			s.setSession(w, r)
-			q := r.URL.Query()
-			q.Del("token")
-			u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
-			http.Redirect(w, r, u.String(), http.StatusSeeOther)
 			return
 		}
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
@@ -116,8 +107,15 @@ func (s *Server) setSession(w http.ResponseWriter, r *http.Request) {
 
 // safeNext keeps post-login redirects on this site.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return "/"
+	}
+	// Only printable ASCII other than a backslash: browsers drop tabs and
+	// newlines, so "/\t/evil.example" would become "//evil.example".
+	for _, c := range []byte(next) {
+		if c < 0x21 || c > 0x7e || c == '\\' {
+			return "/"
+		}
 	}
 	return next
 }

@@ -438,7 +438,7 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 	if resp.Header.Get("Tether-Bundle-Sha256") != hex.EncodeToString(sum[:]) {
 		t.Fatal("bundle hash header wrong")
 	}
-	fi, err := os.Stat(filepath.Join(b.dataDir, "bundles", d.ID+".zip"))
+	fi, err := os.Stat(filepath.Join(b.dataDir, "bundles", d.ID+"-"+hex.EncodeToString(sum[:8])+".zip"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("bundle file: %v %v", fi, err)
 	}
