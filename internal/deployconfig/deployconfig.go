@@ -210,6 +210,11 @@ func Parse(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%w: the file must be one YAML mapping starting with \"version: %d\"", ErrInvalid, SchemaVersion)
 	}
 	keys := keyPaths(doc.Content[0], "")
+	// Repeated keys are refused here, before the typed decode: yaml.v3
+	// reports them pairwise, which a hostile file turns into millions of errors.
+	if problems := repeatedKeys(keys); len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
 
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -580,6 +585,26 @@ func keyPaths(n *yaml.Node, prefix string) []keyPath {
 	return out
 }
 
+// repeatedKeys lists keys given twice in the same mapping (at most 20).
+func repeatedKeys(keys []keyPath) []string {
+	seen := map[string]int{}
+	var out []string
+	for _, k := range keys {
+		if k.name == "" {
+			continue // a list item, not a mapping key
+		}
+		if first, ok := seen[k.path]; ok {
+			out = append(out, fmt.Sprintf("%s: given again on line %d (first on line %d); keep one", k.path, k.line, first))
+			if len(out) == 20 {
+				break
+			}
+			continue
+		}
+		seen[k.path] = k.line
+	}
+	return out
+}
+
 var (
 	lineMsgRE    = regexp.MustCompile(`^line ([0-9]+): (.*)$`)
 	unknownRE    = regexp.MustCompile(`^field (.*) not found in type `)
@@ -593,7 +618,21 @@ var (
 // describeTypeErrors turns yaml.v3's Go-flavoured messages ("field x not
 // found in type deployconfig.Domain") into field paths and fixes.
 func describeTypeErrors(msgs []string, keys []keyPath) []string {
-	out := make([]string, 0, len(msgs))
+	// A hostile or mangled file can yield errors quadratic in its size
+	// (yaml.v3 reports each repeated key against every earlier one); the
+	// first few are all an operator can act on anyway.
+	const maxReported = 20
+	var dropped int
+	if len(msgs) > maxReported {
+		msgs, dropped = msgs[:maxReported], len(msgs)-maxReported
+	}
+	byLine := map[int][]keyPath{}
+	byValueLine := map[int]keyPath{}
+	for _, k := range keys {
+		byLine[k.line] = append(byLine[k.line], k)
+		byValueLine[k.valueLine] = k // the innermost key whose value starts on a line wins
+	}
+	out := make([]string, 0, len(msgs)+1)
 	for _, m := range msgs {
 		lm := lineMsgRE.FindStringSubmatch(m)
 		if lm == nil {
@@ -604,8 +643,8 @@ func describeTypeErrors(msgs []string, keys []keyPath) []string {
 		msg := lm[2]
 		if u := unknownRE.FindStringSubmatch(msg); u != nil {
 			path := u[1]
-			for _, k := range keys {
-				if k.line == line && k.name == u[1] {
+			for _, k := range byLine[line] {
+				if k.name == u[1] {
 					path = k.path
 					break
 				}
@@ -614,10 +653,8 @@ func describeTypeErrors(msgs []string, keys []keyPath) []string {
 			continue
 		}
 		path := "line " + lm[1]
-		for _, k := range keys {
-			if k.valueLine == line {
-				path = k.path // the innermost key whose value starts here wins
-			}
+		if k, ok := byValueLine[line]; ok {
+			path = k.path
 		}
 		if u := unmarshalRE.FindStringSubmatch(msg); u != nil {
 			want, ok := goTypeWanted[u[2]]
@@ -628,6 +665,9 @@ func describeTypeErrors(msgs []string, keys []keyPath) []string {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s: %s (line %d)", path, msg, line))
+	}
+	if dropped > 0 {
+		out = append(out, fmt.Sprintf("… and %d more problems; fix these first", dropped))
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package deployconfig
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,6 +165,33 @@ func TestParseReportsAllProblems(t *testing.T) {
 		if !found {
 			t.Errorf("no problem starting %q in %q", want, e.Problems)
 		}
+	}
+}
+
+// Problems are reported in bounded numbers, however mangled the file: a
+// repeated key (which yaml.v3 would report pairwise) and many unknown fields.
+func TestParseBoundsReportedProblems(t *testing.T) {
+	var unknown strings.Builder
+	unknown.WriteString("version: 1\n")
+	for i := range 300 {
+		fmt.Fprintf(&unknown, "field%d: 1\n", i)
+	}
+	for _, in := range []string{
+		"version: 1\n" + strings.Repeat("zz: 1\n", 20000),
+		unknown.String(),
+	} {
+		_, err := Parse([]byte(in))
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("want *Error, got %v", err)
+		}
+		if len(e.Problems) == 0 || len(e.Problems) > 21 {
+			t.Errorf("got %d problems", len(e.Problems))
+		}
+	}
+	_, err := Parse([]byte("version: 1\nname: a\nname: b\n"))
+	if err == nil || !strings.Contains(err.Error(), "name: given again on line 3 (first on line 2)") {
+		t.Errorf("repeated key: %v", err)
 	}
 }
 
