@@ -91,10 +91,6 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer cleanup()
-	// sqldb leaves database/sql's default of 2 idle connections, which
-	// under load closes and re-dials (with TLS) most connections; tether-plane
-	// serve sets the same.
-	db.SetMaxIdleConns(16)
 	store, err := plane.OpenStore(ctx, db, time.Now)
 	if err != nil {
 		return err

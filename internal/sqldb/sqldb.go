@@ -83,6 +83,9 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 			return nil, fmt.Errorf("sqldb: open postgres: %w", err)
 		}
 		sdb.SetMaxOpenConns(16)
+		// Keep as many idle as open: with the default of 2 nearly every query
+		// re-dialled (and re-did TLS) under load.
+		sdb.SetMaxIdleConns(16)
 		db = &DB{DB: sdb, Dialect: Postgres}
 	default:
 		return nil, fmt.Errorf("sqldb: unsupported database URL scheme %q (want sqlite:// or postgres://)", u.Scheme)

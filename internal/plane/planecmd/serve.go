@@ -84,10 +84,6 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
-	// Keep as many idle connections as sqldb allows open: database/sql's
-	// default of 2 makes a busy plane re-dial (and re-handshake TLS) nearly
-	// every query.
-	db.SetMaxIdleConns(16)
 	store, err := plane.OpenStore(ctx, db, env.Now)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
