@@ -44,7 +44,6 @@ import (
 	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/license"
-	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/updater"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -265,11 +264,15 @@ func (a *Agent) keyStore(ctx context.Context) (keyStore, error) {
 // stops the agent: running unlicensed, or on a forged license, is not a
 // state to report but a configuration to fix.
 func (a *Agent) loadLicense() error {
-	pub, err := release.LoadLicensePublicKey(a.cfg.LicensePublicKey)
+	pemKey, err := inlineOrFile(a.cfg.LicensePublicKey)
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return fmt.Errorf("agent: read license public key: %w", err)
 	}
-	file, err := os.ReadFile(a.cfg.LicenseFile)
+	pub, err := license.ParsePublicKey(pemKey)
+	if err != nil {
+		return fmt.Errorf("agent: license public key: %w", err)
+	}
+	file, err := inlineOrFile(a.cfg.LicenseFile)
 	if err != nil {
 		return fmt.Errorf("agent: read license: %w", err)
 	}

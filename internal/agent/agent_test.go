@@ -846,3 +846,29 @@ func TestIdentityInSecretsManager(t *testing.T) {
 		t.Fatal("the key in the secret changed on restart")
 	}
 }
+
+// In ECS the license, its public key and the TUF root arrive as values (from
+// Secrets Manager and SSM), not files; the agent takes either.
+func TestLicenseKeyAndRootAsValues(t *testing.T) {
+	b := setup(t)
+	for _, p := range []*string{&b.cfg.LicenseFile, &b.cfg.LicensePublicKey, &b.cfg.TrustedRoot} {
+		data, err := os.ReadFile(*p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*p = string(data)
+	}
+	r := b.start()
+	b.waitHeartbeats(1)
+	if st := r.Snapshot(); st.InstallID == "" || st.LicenseState != "valid" {
+		t.Fatalf("status %+v", st)
+	}
+
+	env := map[string]string{"TETHER_LICENSE": b.cfg.LicenseFile, "TETHER_DATA_DIR": t.TempDir(),
+		"TETHER_PLANE_URL": "https://plane.example.com", "TETHER_LICENSE_PUBLIC_KEY": b.cfg.LicensePublicKey,
+		"TETHER_TRUSTED_ROOT": b.cfg.TrustedRoot}
+	c, err := ParseConfig([]string{}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || c.LicenseFile != b.cfg.LicenseFile {
+		t.Fatalf("TETHER_LICENSE was not taken: %v", err)
+	}
+}

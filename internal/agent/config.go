@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -49,9 +50,9 @@ func (c *Config) settings() []setting {
 	return []setting{
 		{flag: "data-dir", env: "TETHER_DATA_DIR", help: "directory for the agent's identity, ledger, TUF metadata and diagnostics", str: &c.DataDir},
 		{flag: "plane-url", env: "TETHER_PLANE_URL", help: "the vendor plane's base URL (https, or http on loopback)", str: &c.PlaneURL},
-		{flag: "license", env: "TETHER_LICENSE_FILE", help: "license file from the vendor", str: &c.LicenseFile},
-		{flag: "license-public-key", env: "TETHER_LICENSE_PUBLIC_KEY", help: "the vendor's license public key (PEM)", str: &c.LicensePublicKey},
-		{flag: "trusted-root", env: "TETHER_TRUSTED_ROOT", help: "the TUF root.json shipped with the agent", str: &c.TrustedRoot},
+		{flag: "license", env: "TETHER_LICENSE_FILE", help: "license file from the vendor (or, in the environment only, the license itself as TETHER_LICENSE, as ECS injects a secret)", str: &c.LicenseFile},
+		{flag: "license-public-key", env: "TETHER_LICENSE_PUBLIC_KEY", help: "the vendor's license public key: a PEM file, or the PEM itself", str: &c.LicensePublicKey},
+		{flag: "trusted-root", env: "TETHER_TRUSTED_ROOT", help: "the TUF root.json shipped with the agent: a file, or the JSON itself", str: &c.TrustedRoot},
 		{flag: "channel", env: "TETHER_CHANNEL", help: "release channel", def: "stable", str: &c.Channel},
 		{flag: "docsvc-url", env: "TETHER_DOCSVC_URL", help: "the document service's internal base URL", def: "http://127.0.0.1:8080", str: &c.DocsvcURL},
 		{flag: "status-addr", env: "TETHER_STATUS_ADDR", help: "loopback or private address for the status page (empty: none)", str: &c.StatusAddr},
@@ -73,6 +74,10 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		v := s.def
 		if e := getenv(s.env); e != "" {
 			v = e
+		} else if s.flag == "license" {
+			// The license's content, never a flag: it holds the one-time
+			// activation token, and argv is visible to every local user.
+			v = getenv("TETHER_LICENSE")
 		}
 		raw[s.flag] = new(string)
 		*raw[s.flag] = v
@@ -219,4 +224,15 @@ func (c Config) Redacted() map[string]string {
 		out[s.flag] = v
 	}
 	return out
+}
+
+// inlineOrFile returns a setting's content: the value itself when it is a
+// PEM block or a JSON document (as ECS injects secrets and parameters), or
+// else the file it names.
+func inlineOrFile(v string) ([]byte, error) {
+	t := strings.TrimSpace(v)
+	if strings.HasPrefix(t, "-----BEGIN ") || strings.HasPrefix(t, "{") {
+		return []byte(t), nil
+	}
+	return os.ReadFile(v)
 }

@@ -17,7 +17,7 @@ import (
 func (a *Agent) initUpdater() error {
 	dir := a.path("tuf")
 	if _, err := os.Stat(a.path("tuf", "root.json")); errors.Is(err, fs.ErrNotExist) {
-		root, err := os.ReadFile(a.cfg.TrustedRoot)
+		root, err := inlineOrFile(a.cfg.TrustedRoot)
 		if err != nil {
 			return fmt.Errorf("agent: read trusted root: %w", err)
 		}
