@@ -527,7 +527,7 @@ func TestNew(t *testing.T) {
 	}{
 		{name: "default is local", cfg: Config{}, want: "local"},
 		{name: "local", cfg: Config{Provider: "local"}, want: "local"},
-		{name: "openai", cfg: Config{Provider: "openai", Model: "m", APIKey: "k"}, want: "openai"},
+		{name: "openai", cfg: Config{Provider: "openai", Model: "m", APIKey: "k", BaseURL: "https://llm.example.com/v1"}, want: "openai"},
 		{name: "anthropic", cfg: Config{Provider: "anthropic", Model: "m", APIKey: "k"}, want: "anthropic"},
 		{name: "unknown", cfg: Config{Provider: "gemini", Model: "m"}, wantErr: "unknown provider"},
 		{name: "openai without model", cfg: Config{Provider: "openai", APIKey: "k"}, wantErr: "needs a model"},
