@@ -300,10 +300,6 @@ func TestMiddleware(t *testing.T) {
 	})
 }
 
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
 // TestOverRealHTTP signs on the client side of a real connection, where the
 // request target is rebuilt by net/http, and verifies on the server side.
 func TestOverRealHTTP(t *testing.T) {
