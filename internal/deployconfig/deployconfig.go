@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -129,6 +130,10 @@ type Plane struct {
 	URL               string `yaml:"url"`
 	Channel           string `yaml:"channel"`
 	AutomaticUpgrades bool   `yaml:"automatic_upgrades"`
+	// TrustedRoot is the vendor's TUF root.json, the content itself: the
+	// agent verifies every release against it, air-gapped or not, so it is
+	// required. The stack passes it to the agent as TETHER_TRUSTED_ROOT.
+	TrustedRoot string `yaml:"trusted_root"`
 }
 
 // License holds what verifies the customer's license offline. The license
@@ -422,6 +427,9 @@ func (c *Config) Validate() error {
 		v.add("plane.automatic_upgrades", "automatic upgrades need plane.url; set it or turn upgrades off")
 	}
 	v.match("plane.channel", c.Plane.Channel, channelRE, "a release channel name such as stable")
+	if problem := checkTUFRoot(c.Plane.TrustedRoot); problem != "" {
+		v.add("plane.trusted_root", "%s; paste the content of the vendor's root.json", problem)
+	}
 	if problem := checkEd25519PEM(c.License.PublicKey); problem != "" {
 		v.add("license.public_key", "%s; paste the vendor's license.pub (-----BEGIN PUBLIC KEY----- …)", problem)
 	}
@@ -477,6 +485,37 @@ func (c *Config) SecretName(kind string) string { return "tether/" + c.Name + "/
 func (c *Config) AgentRoleName() string { return "tether-" + c.Name + "-agent" }
 
 // checkEd25519PEM describes what is wrong with a PEM public key, or "".
+// MaxTrustedRootSize bounds plane.trusted_root. The root travels in the
+// agent's task definition, which ECS limits to 64 KiB in all; a real root
+// with a handful of keys is a few KiB.
+const MaxTrustedRootSize = 16 << 10
+
+// checkTUFRoot reports why s is not a TUF root.json, or "". It checks the
+// shape only (a JSON object whose signed._type is "root"): the agent
+// verifies the signatures when it starts, and a typo here should fail at
+// synth, not at the first task start.
+func checkTUFRoot(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "required"
+	}
+	if len(s) > MaxTrustedRootSize {
+		return fmt.Sprintf("is larger than %d bytes", MaxTrustedRootSize)
+	}
+	var root struct {
+		Signed *struct {
+			Type string `json:"_type"`
+		} `json:"signed"`
+		Signatures []json.RawMessage `json:"signatures"`
+	}
+	if err := json.Unmarshal([]byte(s), &root); err != nil {
+		return "not a JSON object"
+	}
+	if root.Signed == nil || root.Signed.Type != "root" || root.Signatures == nil {
+		return `not a TUF root (want an object with "signed": {"_type": "root", …} and "signatures")`
+	}
+	return ""
+}
+
 func checkEd25519PEM(s string) string {
 	if strings.TrimSpace(s) == "" {
 		return "required"

@@ -37,6 +37,9 @@ func TestParseExamples(t *testing.T) {
 	if got, want := minimal.SecretName("ai"), "tether/acme-docs/ai"; got != want {
 		t.Errorf("SecretName = %q, want %q", got, want)
 	}
+	if !strings.Contains(minimal.Plane.TrustedRoot, `"_type":"root"`) {
+		t.Error("plane.trusted_root not read")
+	}
 	if minimal.WorkerNeedsInternet() {
 		t.Error("local analyzer should not need internet egress")
 	}
@@ -90,6 +93,13 @@ func withoutLicense(t *testing.T) []byte {
 	return b[:i+1]
 }
 
+// withTrustedRoot replaces the content of minimal.yaml's plane.trusted_root
+// block with root (one line).
+func withTrustedRoot(t *testing.T, root string) []byte {
+	t.Helper()
+	return edit(t, `    {"signatures"`, "    "+root)
+}
+
 func TestParseRejects(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -129,6 +139,12 @@ func TestParseRejects(t *testing.T) {
 		{"multi-az one task", append(readExample(t, "minimal.yaml"), []byte("sizing:\n  multi_az: true\n  api_tasks: 1\n")...), "sizing.api_tasks: multi_az needs"},
 		{"qualifier", append(readExample(t, "minimal.yaml"), []byte("cdk:\n  qualifier: Not-Valid\n")...), "cdk.qualifier"},
 		{"boundary arn", append(readExample(t, "minimal.yaml"), []byte("iam:\n  permissions_boundary: arn:aws:iam::1:policy/x\n")...), "iam.permissions_boundary"},
+		{"trusted root missing", withTrustedRoot(t, ""), "plane.trusted_root: required"},
+		{"trusted root not JSON", withTrustedRoot(t, "root.json"), "plane.trusted_root: not a JSON object"},
+		{"trusted root a list", withTrustedRoot(t, "[1]"), "plane.trusted_root: not a JSON object"},
+		{"trusted root not a root", withTrustedRoot(t, `{"signed":{"_type":"targets"},"signatures":[]}`), "plane.trusted_root: not a TUF root"},
+		{"trusted root unsigned", withTrustedRoot(t, `{"signed":{"_type":"root"}}`), "plane.trusted_root: not a TUF root"},
+		{"trusted root too big", withTrustedRoot(t, `{"signed":{"_type":"root"},"signatures":[],"x":"`+strings.Repeat("a", MaxTrustedRootSize)+`"}`), "plane.trusted_root: is larger than"},
 		{"license key missing", withoutLicense(t), "license.public_key: required"},
 		{"license key not PEM", edit(t, "    -----BEGIN PUBLIC KEY-----", "    BEGIN"), "license.public_key: not a single PEM PUBLIC KEY block"},
 		{"license key not a key", edit(t, "    MCow", "    aGVsbG8="), "license.public_key: the PEM block does not hold a public key"},
@@ -206,6 +222,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nname: a\n"))
 	f.Add([]byte("{version: 1, domain: {hosted_zone: {id: Z1, name: x.y}}}"))
 	f.Add([]byte("a: &a [*a]"))
+	f.Add([]byte("plane: {trusted_root: '{\"signed\": {\"_type\": \"root\"}, \"signatures\": []}'}"))
+	f.Add([]byte("plane: {trusted_root: '{\"signed\": null}'}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
 		if err != nil {
