@@ -28,7 +28,7 @@ type Data struct {
 	Jobs       awssqs.Queue
 	DeadLetter awssqs.Queue
 	Database   awsrds.DatabaseInstance
-	Secrets    map[string]awssecretsmanager.Secret // by kind: app, auth, ai, license, agent-identity
+	Secrets    map[string]awssecretsmanager.Secret // by kind: ai (key-based providers only), license, agent-identity
 	UserPool   awscognito.UserPool                 // nil unless auth.provider is cognito
 	Client     awscognito.UserPoolClient           // nil unless auth.provider is cognito
 	// OIDCIssuer and OIDCClientID are what docsvc verifies tokens against.
@@ -42,10 +42,11 @@ const (
 	dbName = "tether"
 )
 
-// Secret kinds, named in DESIGN.md: each task reads only its own.
+// Secret kinds: each task reads only its own. DESIGN.md also reserves app
+// and auth for future secrets; no binary reads one today, so the stack does
+// not create them (an unread placeholder only invites storing a real value
+// nothing uses).
 const (
-	secretApp           = "app"
-	secretAuth          = "auth"
 	secretAI            = "ai"
 	secretLicense       = "license"
 	secretAgentIdentity = "agent-identity"
@@ -131,7 +132,7 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	}
 	d.Database.Secret().AddToResourcePolicy(denyAgent(cfg, []string{"secretsmanager:*"}, str("*")))
 
-	kinds := []string{secretApp, secretAuth, secretLicense, secretAgentIdentity}
+	kinds := []string{secretLicense, secretAgentIdentity}
 	if cfg.WorkerNeedsInternet() {
 		kinds = append(kinds, secretAI) // only key-based providers have a key
 	}
@@ -143,7 +144,7 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 			GenerateSecretString: &awssecretsmanager.SecretStringGenerator{PasswordLength: num(48), ExcludePunctuation: jsii.Bool(true)},
 			RemovalPolicy:        retain,
 		})
-		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key, OIDC client secret) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. `tetherctl secrets rotate` is the rotation path.")
+		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. `tetherctl secrets rotate` is the rotation path.")
 		d.Secrets[kind] = s
 	}
 

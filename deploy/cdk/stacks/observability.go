@@ -151,8 +151,6 @@ func (s *services) newOutputs() {
 	}
 	out("ServiceUrl", "Where users reach the service", str(cfg.PublicURL()))
 	out("LoadBalancerDnsName", "Point domain.name here (CNAME or alias) if the stack did not create the DNS record", s.LoadBalancer.LoadBalancerDnsName())
-	out("PlaneRegistration", "The agent's plane registration state (initially unregistered, or air-gapped); the agent updates it",
-		str("ssm:"+registrationParameter(cfg)))
 	var groups []*string
 	for _, family := range []string{"api", "worker", "migrate", "agent"} {
 		groups = append(groups, s.LogGroups[family].LogGroupName())
@@ -164,7 +162,7 @@ func (s *services) newOutputs() {
 	steps := []string{
 		"1) tetherctl secrets set license --file LICENSE (and ai if your provider uses a key)",
 		"2) tetherctl deploy runs the migrate task (outputs MigrateTaskDefinitionArn, MigrateSubnets, MigrateSecurityGroupId) before services roll",
-		"3) tetherctl status checks " + cfg.PublicURL() + "/readyz and the agent's registration",
+		"3) check that the ECS services are steady and the agent's log shows it reached the plane (" + cfg.PublicURL() + " answers 404 for /readyz and /metrics: they are served inside the VPC only)",
 	}
 	if cfg.Domain.HostedZone == nil {
 		steps = append(steps, "4) create a DNS record "+cfg.Domain.Name+" -> LoadBalancerDnsName")

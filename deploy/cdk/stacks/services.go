@@ -2,6 +2,8 @@ package stacks
 
 import (
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -16,6 +18,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53targets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsservicediscovery"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/jsii-runtime-go"
 
@@ -45,6 +48,26 @@ type Services struct {
 // apiPort is where docsvc api listens inside its task.
 const apiPort = 8080
 
+// agentDataDir is the agent's TETHER_DATA_DIR: on the task's ephemeral
+// /tmp, the only writable path. Its egress ledger and TUF state do not
+// survive a task replacement (a known gap, see deploy/cdk/README.md).
+const agentDataDir = "/tmp/tether-agent"
+
+// internalPaths are the api's paths that must not be served through the
+// internet-facing load balancer: /readyz and /metrics report exact document
+// counts and queue depths. The agent reads them over the private namespace.
+var internalPaths = []string{"/readyz", "/metrics", "/metrics/*"}
+
+// namespace is the cluster's private DNS namespace, derived from the
+// deployment name so two deployments in one account never share it.
+func namespace(cfg *deployconfig.Config) string { return cfg.Name + ".tether.internal" }
+
+// internalAPIURL is the api's base URL inside the VPC, through Cloud Map.
+func internalAPIURL(cfg *deployconfig.Config) string {
+	u := url.URL{Scheme: "http", Host: "api." + namespace(cfg) + ":" + strconv.Itoa(apiPort)}
+	return u.String()
+}
+
 type services struct {
 	*Services
 	cfg    *deployconfig.Config
@@ -69,6 +92,13 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 		ClusterName:         str(clusterName(cfg)),
 		Vpc:                 net.Vpc,
 		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
+		// A private namespace so the agent reaches the api without going
+		// through the public load balancer (which hides /readyz and /metrics).
+		DefaultCloudMapNamespace: &awsecs.CloudMapNamespaceOptions{
+			Name: str(namespace(cfg)),
+			Type: awsservicediscovery.NamespaceType_DNS_PRIVATE,
+			Vpc:  net.Vpc,
+		},
 	})
 	for _, family := range []string{"api", "worker", "migrate", "agent"} {
 		s.LogGroups[family] = awslogs.NewLogGroup(stack, str("Logs-"+family), &awslogs.LogGroupProps{
@@ -140,8 +170,11 @@ func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
 		"DOCSVC_S3_KMS_KEY_ID": d.Key.KeyArn(),
 		"DOCSVC_QUEUE_URL":     d.Jobs.QueueUrl(),
 		"DOCSVC_DLQ_URL":       d.DeadLetter.QueueUrl(),
-		"DOCSVC_AI_PROVIDER":   str(cfg.AI.Provider),
-		"DOCSVC_EMAIL_FROM":    str(cfg.EmailSender),
+		// Fargate sets AWS_REGION too; naming it keeps `docsvc config`
+		// showing where the value came from.
+		"DOCSVC_AWS_REGION":  str(cfg.Region),
+		"DOCSVC_AI_PROVIDER": str(cfg.AI.Provider),
+		"DOCSVC_EMAIL_FROM":  str(cfg.EmailSender),
 		// The vendor's key that verifies the license; the license itself
 		// is a secret, injected from tether/<name>/license.
 		"DOCSVC_LICENSE_PUBLIC_KEY": str(cfg.License.PublicKey),
@@ -209,7 +242,7 @@ func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.R
 	repo.GrantPull(td.ObtainExecutionRole())
 	suppress(td, "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource-level permissions; the execution role's pulls are limited to one repository.", "Resource::*")
 	if len(env) > 0 {
-		suppress(td, "AwsSolutions-ECS2", "Only fixed, non-secret values are plain environment (listen address, the agent's own parameter path); deployment config comes from Parameter Store and secrets from Secrets Manager.")
+		suppress(td, "AwsSolutions-ECS2", "Only non-secret values are plain environment (docsvc's listen address; the agent's settings, public keys and TUF root); docsvc's deployment config comes from Parameter Store and every secret from Secrets Manager.")
 	}
 	return td
 }
@@ -234,24 +267,26 @@ func (s *services) dbPassword() awsecs.Secret {
 	return awsecs.Secret_FromSecretsManager(s.data.Database.Secret(), str("password"))
 }
 
-func (s *services) docsvcSecrets(vars ...string) map[string]awsecs.Secret {
+// docsvcSecrets is what every docsvc task (api, worker, migrate) is given:
+// the whole docsvc configuration, the database password and the AI key.
+// docsvc validates its entire configuration whatever the command, so the
+// api and migrate must see the AI settings (and key) although only the
+// worker calls the provider; a narrower set makes them exit at start.
+// Reading a value grants no access: the task roles still decide what each
+// task can touch. The license is the exception: docsvc wants the license
+// and its public key together or neither, and only the api enforces it.
+func (s *services) docsvcSecrets() map[string]awsecs.Secret {
 	m := map[string]awsecs.Secret{"PGPASSWORD": s.dbPassword()}
-	for _, v := range vars {
-		if p, ok := s.docsvcConfig[v]; ok {
+	for v, p := range s.docsvcConfig {
+		if v != "DOCSVC_LICENSE_PUBLIC_KEY" {
 			m[v] = awsecs.Secret_FromSsmParameter(p)
 		}
 	}
+	if ai, ok := s.data.Secrets[secretAI]; ok {
+		m["DOCSVC_AI_API_KEY"] = awsecs.Secret_FromSecretsManager(ai, nil)
+	}
 	return m
 }
-
-var (
-	apiVars = []string{"DOCSVC_PUBLIC_URL", "DOCSVC_CORS_ORIGINS", "DOCSVC_OIDC_ISSUER", "DOCSVC_OIDC_AUDIENCE",
-		"DOCSVC_OIDC_CALLBACK_URL", "DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_S3_KMS_KEY_ID",
-		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_EMAIL_FROM", "DOCSVC_LICENSE_PUBLIC_KEY"}
-	workerVars = []string{"DOCSVC_PUBLIC_URL", "DOCSVC_DATABASE_URL", "DOCSVC_BLOB_URL", "DOCSVC_S3_KMS_KEY_ID",
-		"DOCSVC_QUEUE_URL", "DOCSVC_DLQ_URL", "DOCSVC_AI_PROVIDER", "DOCSVC_AI_MODEL", "DOCSVC_AI_BASE_URL",
-		"DOCSVC_AI_REGION", "DOCSVC_EMAIL_FROM"}
-)
 
 func (s *services) circuitBreaker() *awsecs.DeploymentCircuitBreaker {
 	return &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)}
@@ -282,8 +317,9 @@ func (s *services) newAPI() {
 		resourceEnding("/"+documentsPrefix+"/*"))
 
 	// The api enforces the license (uploads stop past expiry plus grace).
-	apiSecrets := s.docsvcSecrets(apiVars...)
+	apiSecrets := s.docsvcSecrets()
 	apiSecrets["DOCSVC_LICENSE"] = awsecs.Secret_FromSecretsManager(d.Secrets[secretLicense], nil)
+	apiSecrets["DOCSVC_LICENSE_PUBLIC_KEY"] = awsecs.Secret_FromSsmParameter(s.docsvcConfig["DOCSVC_LICENSE_PUBLIC_KEY"])
 	td := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcDigest, 512, 1024, []string{"api"},
 		apiSecrets, map[string]*string{"DOCSVC_ADDR": str(fmt.Sprintf(":%d", apiPort))}, apiPort)
 	sg := s.net.Groups["api"]
@@ -300,6 +336,13 @@ func (s *services) newAPI() {
 		DeploymentAlarms:       s.deploymentAlarm("api"),
 		HealthCheckGracePeriod: awscdk.Duration_Seconds(num(60)),
 		PropagateTags:          awsecs.PropagatedTagSource_SERVICE,
+		// api.<namespace>: how the agent reaches /readyz and /metrics.
+		CloudMapOptions: &awsecs.CloudMapOptions{
+			Name:          str("api"),
+			DnsRecordType: awsservicediscovery.DnsRecordType_A,
+			// Short, so a replaced task stops being resolved soon.
+			DnsTtl: awscdk.Duration_Seconds(num(10)),
+		},
 	})
 
 	alb := awselasticloadbalancingv2.NewApplicationLoadBalancer(s.Stack, str("LoadBalancer"), &awselasticloadbalancingv2.ApplicationLoadBalancerProps{
@@ -348,6 +391,18 @@ func (s *services) newAPI() {
 		},
 		DeregistrationDelay: awscdk.Duration_Seconds(num(30)),
 	})
+	// Evaluated before the default forward: the internal paths answer 404
+	// from the load balancer itself and never reach a task. The ALB matches
+	// the path as sent (case-sensitive, not percent-decoded).
+	awselasticloadbalancingv2.NewApplicationListenerRule(s.Stack, str("HideInternalPaths"), &awselasticloadbalancingv2.ApplicationListenerRuleProps{
+		Listener:   https,
+		Priority:   num(1),
+		Conditions: &[]awselasticloadbalancingv2.ListenerCondition{awselasticloadbalancingv2.ListenerCondition_PathPatterns(jsii.Strings(internalPaths...))},
+		Action: awselasticloadbalancingv2.ListenerAction_FixedResponse(num(404), &awselasticloadbalancingv2.FixedResponseOptions{
+			ContentType: str("text/plain"),
+			MessageBody: str("not found"),
+		}),
+	})
 	alb.AddRedirect(&awselasticloadbalancingv2.ApplicationLoadBalancerRedirectConfig{
 		SourcePort: num(80), SourceProtocol: awselasticloadbalancingv2.ApplicationProtocol_HTTP,
 		TargetPort: num(443), TargetProtocol: awselasticloadbalancingv2.ApplicationProtocol_HTTPS,
@@ -378,11 +433,7 @@ func (s *services) newWorker() {
 	}
 	suppress(s.WorkerRole, "AwsSolutions-IAM5", "The wildcards are the documents/ object prefix and this cluster's own tasks (a worker protects itself, and its task ARN is not known before it starts).", appliesTo...)
 
-	secrets := s.docsvcSecrets(workerVars...)
-	if ai, ok := d.Secrets[secretAI]; ok {
-		secrets["DOCSVC_AI_API_KEY"] = awsecs.Secret_FromSecretsManager(ai, nil)
-	}
-	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcDigest, 1024, 2048, []string{"worker"}, secrets, nil, 0)
+	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcDigest, 1024, 2048, []string{"worker"}, s.docsvcSecrets(), nil, 0)
 	sg := s.net.Groups["worker"]
 	s.Worker = awsecs.NewFargateService(s.Stack, str("Worker"), &awsecs.FargateServiceProps{
 		ServiceName:       str(serviceName(cfg, "worker")),
@@ -429,7 +480,7 @@ func (s *services) newWorker() {
 func (s *services) newMigrate() {
 	s.MigrateRole = s.taskRole("MigrateTaskRole", "docsvc migrate task: schema changes only (no AWS API access)", nil)
 	td := s.taskDefinition("migrate", s.MigrateRole, s.images.Docsvc, s.MigrateDigest, 256, 512, []string{"migrate"},
-		s.docsvcSecrets("DOCSVC_DATABASE_URL"), nil, 0)
+		s.docsvcSecrets(), nil, 0)
 	sg := s.net.Groups["migrate"]
 	s.Migrate = td
 	awscdk.NewCfnOutput(s.Stack, str("MigrateTaskDefinitionArn"), &awscdk.CfnOutputProps{Value: td.TaskDefinitionArn()})
@@ -439,33 +490,45 @@ func (s *services) newMigrate() {
 	})
 }
 
-// registrationParameter is where the agent records its plane registration.
-func registrationParameter(cfg *deployconfig.Config) string {
-	return "/tether/" + cfg.Name + "/state/agent/registration"
+// agentEnvironment is the agent's whole configuration, exactly the
+// variables tether-agent reads (internal/agent/config.go). None is secret:
+// the identity secret is named by ARN, not read here, and the license is
+// injected separately from Secrets Manager as TETHER_LICENSE.
+func (s *services) agentEnvironment(identityARN *string) map[string]*string {
+	cfg := s.cfg
+	env := map[string]*string{
+		"TETHER_DATA_DIR":              str(agentDataDir),
+		"TETHER_CHANNEL":               str(cfg.Plane.Channel),
+		"TETHER_LICENSE_PUBLIC_KEY":    str(cfg.License.PublicKey),
+		"TETHER_TRUSTED_ROOT":          str(cfg.Plane.TrustedRoot),
+		"TETHER_DOCSVC_URL":            str(internalAPIURL(cfg)),
+		"TETHER_AGENT_IDENTITY_SECRET": identityARN,
+	}
+	if cfg.Plane.URL != "" {
+		env["TETHER_PLANE_URL"] = str(cfg.Plane.URL)
+	}
+	return env
 }
 
 func (s *services) newAgent() {
 	cfg, d := s.cfg, s.data
 	partition := *awscdk.Aws_PARTITION()
-	agentPath := cfg.ParameterPath() + "/agent"
-	s.AgentRole = s.taskRole("AgentTaskRole", "tether-agent: its own secret and config, health reads, and (if enabled) image upgrades. No access to customer data.", str(cfg.AgentRoleName()))
+	s.AgentRole = s.taskRole("AgentTaskRole", "tether-agent: its own identity secret, health reads, and (if enabled) image upgrades. No access to customer data.", str(cfg.AgentRoleName()))
 	r := s.AgentRole
 
+	// The agent reads its key from this secret and, at first start, puts a
+	// new one there: nothing on any other secret. The license reaches it
+	// through the execution role (an ECS secret), not this role.
 	identity := d.Secrets[secretAgentIdentity]
 	allow(r, []string{"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"}, identity.SecretArn())
-	allow(r, []string{"secretsmanager:GetSecretValue"}, d.Secrets[secretLicense].SecretArn())
-	paramARN := func(p string) *string {
-		return str("arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter" + p)
-	}
-	allow(r, []string{"ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"}, paramARN(agentPath), paramARN(agentPath+"/*"))
-	allow(r, []string{"ssm:PutParameter", "ssm:GetParameter"}, paramARN(registrationParameter(cfg)))
-	// Health: the deployment's own services, stacks and alarms.
+	// Health: the deployment's own services, stacks and alarms. The agent
+	// does not read these yet (it reports docsvc's /readyz only); the grants
+	// are here so that the health reads it is to gain need no IAM change.
 	allow(r, []string{"ecs:DescribeServices"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*"))
 	allow(r, []string{"cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"}, str("arn:"+partition+":cloudformation:"+cfg.Region+":"+cfg.Account+":stack/"+cfg.Name+"-*/*"))
 	allow(r, []string{"cloudwatch:DescribeAlarms"}, str("arn:"+partition+":cloudwatch:"+cfg.Region+":"+cfg.Account+":alarm:tether-"+cfg.Name+"-*"))
 	allow(r, []string{"cloudwatch:GetMetricData"}, str("*"))
 	appliesTo := []any{
-		"Resource::arn:<AWS::Partition>:ssm:" + cfg.Region + ":" + cfg.Account + ":parameter" + agentPath + "/*",
 		"Resource::arn:<AWS::Partition>:ecs:" + cfg.Region + ":" + cfg.Account + ":service/" + clusterName(cfg) + "/*",
 		"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + cfg.Name + "-*/*",
 		"Resource::arn:<AWS::Partition>:cloudwatch:" + cfg.Region + ":" + cfg.Account + ":alarm:tether-" + cfg.Name + "-*",
@@ -474,45 +537,15 @@ func (s *services) newAgent() {
 	if cfg.Plane.AutomaticUpgrades {
 		appliesTo = append(appliesTo, s.newUpgradeRole()...)
 	}
-	suppress(r, "AwsSolutions-IAM5", "Wildcards are scoped to this deployment's own names (its parameter path, cluster services, stacks and alarms); cloudwatch:GetMetricData has no resource-level permissions and returns metrics only, never data.", appliesTo...)
+	suppress(r, "AwsSolutions-IAM5", "Wildcards are scoped to this deployment's own names (its cluster services, stacks and alarms); cloudwatch:GetMetricData has no resource-level permissions and returns metrics only, never data.", appliesTo...)
 
-	state := "unregistered"
-	if !cfg.AgentNeedsInternet() {
-		state = "air-gapped"
-	}
-	awsssm.NewStringParameter(s.Stack, str("AgentRegistration"), &awsssm.StringParameterProps{
-		ParameterName: str(registrationParameter(cfg)),
-		StringValue:   str(state),
-		Description:   str("Written by tether-agent: its plane registration state"),
-	})
-	agentConfig := map[string]string{
-		"TETHER_CHANNEL":                cfg.Plane.Channel,
-		"TETHER_AGENT_IDENTITY_SECRET":  *identity.SecretArn(),
-		"TETHER_DEPLOYMENT":             cfg.Name,
-		"TETHER_CLUSTER":                clusterName(cfg),
-		"TETHER_SERVICES":               serviceName(cfg, "api") + "," + serviceName(cfg, "worker") + "," + serviceName(cfg, "agent"),
-		"TETHER_STACK":                  *s.Stack.StackName(),
-		"TETHER_READYZ_URL":             cfg.PublicURL() + "/readyz",
-		"TETHER_AUTOMATIC_UPGRADES":     fmt.Sprint(cfg.Plane.AutomaticUpgrades),
-		"TETHER_REGISTRATION_PARAMETER": registrationParameter(cfg),
-		"TETHER_LICENSE_PUBLIC_KEY":     cfg.License.PublicKey,
-	}
-	if cfg.Plane.URL != "" {
-		agentConfig["TETHER_PLANE_URL"] = cfg.Plane.URL
-	}
-	if s.UpgradeRole != nil {
-		agentConfig["TETHER_UPGRADE_ROLE_ARN"] = *s.UpgradeRole.RoleArn()
-	}
-	secrets := map[string]awsecs.Secret{}
-	for _, name := range sortedKeys(agentConfig) {
-		p := awsssm.NewStringParameter(s.Stack, str("AgentConfig-"+name), &awsssm.StringParameterProps{
-			ParameterName: str(agentPath + "/" + name),
-			StringValue:   str(agentConfig[name]),
-		})
-		secrets[name] = awsecs.Secret_FromSsmParameter(p)
+	// The license is the document itself, which the agent accepts in
+	// TETHER_LICENSE (environment only: it carries an activation token).
+	secrets := map[string]awsecs.Secret{
+		"TETHER_LICENSE": awsecs.Secret_FromSecretsManager(d.Secrets[secretLicense], nil),
 	}
 	td := s.taskDefinition("agent", r, s.images.Agent, s.AgentDigest, 256, 512, []string{"run"}, secrets,
-		map[string]*string{"TETHER_CONFIG_PARAMETER_PATH": str(agentPath)}, 0)
+		s.agentEnvironment(identity.SecretArn()), 0)
 	sg := s.net.Groups["agent"]
 	s.Agent = awsecs.NewFargateService(s.Stack, str("Agent"), &awsecs.FargateServiceProps{
 		ServiceName:    str(serviceName(cfg, "agent")),

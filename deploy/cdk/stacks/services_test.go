@@ -1,0 +1,282 @@
+package stacks
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// container returns the one container of the task definition whose
+// container is named family.
+func container(t *testing.T, s *synthesized, family string) map[string]any {
+	t.Helper()
+	for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+		c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
+		if c["Name"] == family {
+			return c
+		}
+	}
+	t.Fatalf("no %s container", family)
+	return nil
+}
+
+// containerVars returns a container's plain environment by name, and the
+// names of the variables ECS injects from secrets or parameters.
+func containerVars(s *synthesized, c map[string]any) (env map[string]string, secrets []string) {
+	env = map[string]string{}
+	for _, e := range list(c["Environment"]) {
+		m := e.(map[string]any)
+		env[m["Name"].(string)] = flatten(s, m["Value"])
+	}
+	for _, e := range list(c["Secrets"]) {
+		secrets = append(secrets, e.(map[string]any)["Name"].(string))
+	}
+	sort.Strings(secrets)
+	return env, secrets
+}
+
+// agentReads is every TETHER_* variable tether-agent reads, taken from its
+// configuration source so that a variable the agent drops (or renames) makes
+// the stack's list fail here rather than be silently ignored by the agent.
+func agentReads(t *testing.T) map[string]bool {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", "internal", "agent", "config.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := map[string]bool{}
+	for _, m := range regexp.MustCompile(`"(TETHER_[A-Z_]+)"`).FindAllStringSubmatch(string(src), -1) {
+		reads[m[1]] = true
+	}
+	if len(reads) < 10 || !reads["TETHER_DATA_DIR"] || !reads["TETHER_LICENSE"] {
+		t.Fatalf("could not read the agent's variables from internal/agent/config.go: %v", reads)
+	}
+	return reads
+}
+
+func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
+	// The variables the stack may pass: what the agent reads and the
+	// deployment decides (not TETHER_STATUS_ADDR, which has no listener to
+	// reach, nor TETHER_LICENSE_FILE: ECS injects the license itself).
+	allowed := []string{
+		"TETHER_DATA_DIR", "TETHER_PLANE_URL", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY",
+		"TETHER_TRUSTED_ROOT", "TETHER_CHANNEL", "TETHER_DOCSVC_URL", "TETHER_HEARTBEAT",
+		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET",
+	}
+	reads := agentReads(t)
+	for _, name := range allowed {
+		if !reads[name] {
+			t.Errorf("%s is on the allowed list but internal/agent/config.go does not read it", name)
+		}
+	}
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		c := container(t, s, "agent")
+		env, secrets := containerVars(s, c)
+		var names []string
+		for name := range env {
+			names = append(names, name)
+		}
+		names = append(names, secrets...)
+		sort.Strings(names)
+		for _, name := range names {
+			if !slices.Contains(allowed, name) {
+				t.Errorf("agent container sets %s, which tether-agent does not read", name)
+			}
+		}
+		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
+			"TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TRUSTED_ROOT"}
+		if strings.Join(names, " ") != strings.Join(want, " ") {
+			t.Errorf("agent variables\n got %v\nwant %v", names, want)
+		}
+		// The license is a secret; everything else is plain environment.
+		if strings.Join(secrets, " ") != "TETHER_LICENSE" {
+			t.Errorf("agent secrets = %v, want only TETHER_LICENSE", secrets)
+		}
+		if from := flatten(s, list(c["Secrets"])[0].(map[string]any)["ValueFrom"]); !strings.Contains(from, "Secretlicense") {
+			t.Errorf("TETHER_LICENSE comes from %s, want the license secret", from)
+		}
+		for name, want := range map[string]string{
+			"TETHER_DATA_DIR":           "/tmp/tether-agent",
+			"TETHER_PLANE_URL":          s.cfg.Plane.URL,
+			"TETHER_CHANNEL":            s.cfg.Plane.Channel,
+			"TETHER_LICENSE_PUBLIC_KEY": s.cfg.License.PublicKey,
+			"TETHER_TRUSTED_ROOT":       s.cfg.Plane.TrustedRoot,
+		} {
+			if env[name] != want {
+				t.Errorf("%s = %q, want %q", name, env[name], want)
+			}
+		}
+		if !strings.Contains(env["TETHER_AGENT_IDENTITY_SECRET"], "Secretagentidentity") {
+			t.Errorf("TETHER_AGENT_IDENTITY_SECRET = %s, want the agent-identity secret's ARN", env["TETHER_AGENT_IDENTITY_SECRET"])
+		}
+		// The data directory is on the only writable mount.
+		if !strings.HasPrefix(env["TETHER_DATA_DIR"], "/tmp/") || !strings.Contains(asJSON(c["MountPoints"]), `"ContainerPath":"/tmp"`) {
+			t.Errorf("TETHER_DATA_DIR %s is not on the writable /tmp mount: %s", env["TETHER_DATA_DIR"], asJSON(c["MountPoints"]))
+		}
+	})
+}
+
+func TestAgentReachesAPIInternally(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		ns := s.cfg.Name + ".tether.internal"
+		env, _ := containerVars(s, container(t, s, "agent"))
+		if got, want := env["TETHER_DOCSVC_URL"], "http://api."+ns+":8080"; got != want {
+			t.Errorf("TETHER_DOCSVC_URL = %q, want %q", got, want)
+		}
+		apiEnv, _ := containerVars(s, container(t, s, "api"))
+		if apiEnv["DOCSVC_ADDR"] != ":8080" {
+			t.Errorf("api listens on %q, want :8080", apiEnv["DOCSVC_ADDR"])
+		}
+
+		namespaces := resources(s, "services", "AWS::ServiceDiscovery::PrivateDnsNamespace")
+		var nsID string
+		for id, r := range namespaces {
+			if props(r)["Name"] == ns {
+				nsID = id
+			}
+		}
+		if len(namespaces) != 1 || nsID == "" {
+			t.Fatalf("want one private DNS namespace %s, got %s", ns, asJSON(namespaces))
+		}
+		var discoveryID string
+		for id, r := range resources(s, "services", "AWS::ServiceDiscovery::Service") {
+			p := props(r)
+			if p["Name"] == "api" && flatten(s, p["NamespaceId"]) == "<GetAtt:"+nsID+".Id>" {
+				discoveryID = id
+			}
+		}
+		if discoveryID == "" {
+			t.Fatal("no Cloud Map service api in the namespace")
+		}
+		registered := false
+		for _, r := range resources(s, "services", "AWS::ECS::Service") {
+			p := props(r)
+			if p["ServiceName"] == "tether-"+s.cfg.Name+"-api" {
+				registered = strings.Contains(flatten(s, list(p["ServiceRegistries"])[0].(map[string]any)["RegistryArn"]), discoveryID)
+			}
+		}
+		if !registered {
+			t.Error("the api service does not register in Cloud Map")
+		}
+
+		// agent -> api on the api's port, both ways of the rule, and
+		// nothing else reaches the api but the load balancer.
+		groups := map[string]string{}
+		for id, r := range resources(s, "network", "AWS::EC2::SecurityGroup") {
+			desc := props(r)["GroupDescription"].(string)
+			switch {
+			case strings.HasSuffix(desc, ": docsvc api tasks"):
+				groups["api"] = id
+			case strings.Contains(desc, ": tether-agent"):
+				groups["agent"] = id
+			case strings.Contains(id, "LoadBalancer"):
+				groups["loadbalancer"] = id
+			}
+		}
+		if len(groups) != 3 {
+			t.Fatalf("security groups not found: %v", groups)
+		}
+		sgID := func(family string) string { return "<GetAtt:" + groups[family] + ".GroupId>" }
+		rule := func(r map[string]any) (from, to string) {
+			p := props(r)
+			return flatten(s, p["SourceSecurityGroupId"]), flatten(s, p["GroupId"])
+		}
+		ingressToAPI := map[string]bool{}
+		for _, r := range resources(s, "network", "AWS::EC2::SecurityGroupIngress") {
+			from, to := rule(r)
+			if to != sgID("api") {
+				continue
+			}
+			p := props(r)
+			if p["IpProtocol"] != "tcp" || p["FromPort"] != float64(8080) || p["ToPort"] != float64(8080) {
+				t.Errorf("ingress to the api from %s is not tcp/8080 only: %s", from, asJSON(p))
+			}
+			ingressToAPI[from] = true
+		}
+		if !ingressToAPI[sgID("agent")] || !ingressToAPI[sgID("loadbalancer")] || len(ingressToAPI) != 2 {
+			t.Errorf("ingress to the api = %v, want from the agent and the load balancer only", ingressToAPI)
+		}
+		egress := false
+		for _, r := range resources(s, "network", "AWS::EC2::SecurityGroupEgress") {
+			p := props(r)
+			if flatten(s, p["GroupId"]) == sgID("agent") && flatten(s, p["DestinationSecurityGroupId"]) == sgID("api") {
+				egress = p["IpProtocol"] == "tcp" && p["FromPort"] == float64(8080) && p["ToPort"] == float64(8080)
+			}
+		}
+		if !egress {
+			t.Error("no agent egress rule to the api on tcp/8080")
+		}
+	})
+}
+
+func TestInternalPathsHiddenFromLoadBalancer(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		var httpsID string
+		for id, r := range resources(s, "services", "AWS::ElasticLoadBalancingV2::Listener") {
+			if props(r)["Protocol"] == "HTTPS" {
+				httpsID = id
+			}
+		}
+		rules := resources(s, "services", "AWS::ElasticLoadBalancingV2::ListenerRule")
+		if len(rules) != 1 {
+			t.Fatalf("want one listener rule (the 404 for internal paths), got %d: %s", len(rules), asJSON(rules))
+		}
+		for id, r := range rules {
+			p := props(r)
+			if flatten(s, p["ListenerArn"]) != "<Ref:"+httpsID+">" {
+				t.Errorf("rule %s is not on the HTTPS listener: %s", id, asJSON(p["ListenerArn"]))
+			}
+			// Any priority is above the default action, which is evaluated last.
+			if p["Priority"] != float64(1) {
+				t.Errorf("rule %s priority = %v, want 1", id, p["Priority"])
+			}
+			conds := list(p["Conditions"])
+			if got, want := asJSON(conds), `[{"Field":"path-pattern","PathPatternConfig":{"Values":["/readyz","/metrics","/metrics/*"]}}]`; got != want {
+				t.Errorf("rule %s conditions\n got %s\nwant %s", id, got, want)
+			}
+			actions := list(p["Actions"])
+			if len(actions) != 1 {
+				t.Fatalf("rule %s has %d actions", id, len(actions))
+			}
+			a := actions[0].(map[string]any)
+			if a["Type"] != "fixed-response" || a["FixedResponseConfig"].(map[string]any)["StatusCode"] != "404" {
+				t.Errorf("rule %s does not answer a fixed 404: %s", id, asJSON(a))
+			}
+		}
+		// The target health check stays on liveness, which is not hidden.
+		for id, r := range resources(s, "services", "AWS::ElasticLoadBalancingV2::TargetGroup") {
+			if props(r)["HealthCheckPath"] != "/healthz" {
+				t.Errorf("target group %s health check = %v, want /healthz", id, props(r)["HealthCheckPath"])
+			}
+		}
+	})
+}
+
+// Secrets no task reads are not created.
+func TestOnlyReadSecretsExist(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		var names []string
+		for _, r := range resources(s, "data", "AWS::SecretsManager::Secret") {
+			names = append(names, props(r)["Name"].(string))
+		}
+		sort.Strings(names)
+		prefix := "tether/" + s.cfg.Name + "/"
+		want := []string{prefix + "agent-identity", prefix + "database", prefix + "license"}
+		if s.cfg.WorkerNeedsInternet() {
+			want = append([]string{prefix + "ai"}, want...)
+		}
+		if strings.Join(names, " ") != strings.Join(want, " ") {
+			t.Errorf("secrets = %v, want %v", names, want)
+		}
+		services := asJSON(s.json["services"])
+		for _, id := range []string{"Secretlicense", "Secretagentidentity", "DatabaseSecret"} {
+			if !strings.Contains(services, id) {
+				t.Errorf("no task reads %s", id)
+			}
+		}
+	})
+}
