@@ -1,6 +1,7 @@
 package stacks
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/deployconfig"
 )
 
 // container returns the one container of the task definition whose
@@ -279,4 +283,98 @@ func TestOnlyReadSecretsExist(t *testing.T) {
 			}
 		}
 	})
+}
+
+// importSample is what CloudFormation resolves each of the data stack's
+// exports to, in the shape the real value has (the names are made up).
+// An export without a sample fails the test, so a new one cannot slip by.
+func importSample(s *synthesized, export string) (string, bool) {
+	region, account := s.cfg.Region, s.cfg.Account
+	for _, x := range []struct{ has, value string }{
+		{"EndpointAddress", "tether.c0ffee.rds.amazonaws.com"},
+		{"EndpointPort", "5432"},
+		{"RefDocuments", s.cfg.Name + "-data-documents7e5b2978-abc123"},
+		{"RefJobsDeadLetter", "https://sqs." + region + ".amazonaws.com/" + account + "/" + s.cfg.Name + "-data-JobsDeadLetter4FD84C94-abc"},
+		{"RefJobs", "https://sqs." + region + ".amazonaws.com/" + account + "/" + s.cfg.Name + "-data-JobsDF1CC2D4-abc"},
+		{"DataKey", "arn:aws:kms:" + region + ":" + account + ":key/0b9a8c7d-1234-4e5f-8a9b-0c1d2e3f4a5b"},
+		{"ProviderURL", "https://cognito-idp." + region + ".amazonaws.com/" + region + "_AbCdEfGhI"},
+		{"RefUsersDocsvc", "4k2c1n9m8b7v6c5x4z3l2k1j0h"},
+	} {
+		if strings.Contains(export, x.has) {
+			return x.value, true
+		}
+	}
+	return "", false
+}
+
+// docsvcEnv is the environment ECS gives a docsvc container: its plain
+// variables, its SSM parameters' values (imports replaced by samples) and a
+// placeholder for each Secrets Manager value.
+func docsvcEnv(t *testing.T, s *synthesized, c map[string]any) map[string]string {
+	t.Helper()
+	env, _ := containerVars(s, c)
+	params := resources(s, "services", "AWS::SSM::Parameter")
+	imports := regexp.MustCompile(`<Import:([^>]+)>`)
+	for _, sec := range list(c["Secrets"]) {
+		m := sec.(map[string]any)
+		name, from := m["Name"].(string), flatten(s, m["ValueFrom"])
+		value := "placeholder-" + strings.ToLower(name) // a Secrets Manager secret
+		for id, p := range params {
+			if strings.Contains(from, "<Ref:"+id+">") {
+				value = flatten(s, props(p)["Value"])
+			}
+		}
+		env[name] = imports.ReplaceAllStringFunc(value, func(m string) string {
+			export := imports.FindStringSubmatch(m)[1]
+			v, ok := importSample(s, export)
+			if !ok {
+				t.Errorf("%s: no sample value for import %s; add one to importSample", name, export)
+			}
+			return v
+		})
+	}
+	return env
+}
+
+// Every docsvc task starts: its configuration passes docsvc's own
+// validation (internal/config.Load, the first thing `docsvc <command>`
+// does, for every command). Besides the examples, a key-based provider
+// (openai, which also needs its base URL) exercises the AI key secret.
+func TestDocsvcTasksPassConfigValidation(t *testing.T) {
+	minimal, err := os.ReadFile(filepath.Join("..", "examples", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	openai, err := deployconfig.Parse([]byte(strings.Replace(string(minimal), "ai:\n  provider: local\n",
+		"ai:\n  provider: openai\n  model: gpt-4o-mini\n  base_url: https://llm.acme.example/v1\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if openai.AI.Provider != deployconfig.AIOpenAI {
+		t.Fatal("minimal.yaml's ai block changed; update this test")
+	}
+	cases := []*synthesized{synth(t, "minimal"), synth(t, "strict"), synthConfig(t, "openai", openai)}
+	for _, s := range cases {
+		t.Run(s.cfg.AI.Provider, func(t *testing.T) { checkDocsvcConfig(t, s) })
+	}
+}
+
+func checkDocsvcConfig(t *testing.T, s *synthesized) {
+	for _, family := range []string{"api", "worker", "migrate"} {
+		env := docsvcEnv(t, s, container(t, s, family))
+		cfg, err := config.Load(context.Background(), func(k string) string { return env[k] }, nil)
+		if err != nil {
+			t.Errorf("%s: docsvc would exit at start:\n%v", family, err)
+			continue
+		}
+		if !cfg.UsesS3() || !cfg.UsesSQS() || cfg.AI.Provider != s.cfg.AI.Provider {
+			t.Errorf("%s: S3 %v, SQS %v, AI provider %q: not the deployment's", family, cfg.UsesS3(), cfg.UsesSQS(), cfg.AI.Provider)
+		}
+		if (cfg.License != "") != (family == "api") {
+			t.Errorf("%s: license set = %v", family, cfg.License != "")
+		}
+		if wantKey := s.cfg.WorkerNeedsInternet(); (cfg.AI.APIKey != "") != wantKey {
+			t.Errorf("%s: AI key set = %v, want %v", family, cfg.AI.APIKey != "", wantKey)
+		}
+	}
 }

@@ -47,6 +47,14 @@ func synth(t *testing.T, example string) *synthesized {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := synthConfig(t, example, cfg)
+	synthCache[example] = s
+	return s
+}
+
+// synthConfig synthesizes one config's app (uncached).
+func synthConfig(t *testing.T, example string, cfg *deployconfig.Config) *synthesized {
+	t.Helper()
 	outdir, err := os.MkdirTemp("", "tether-cdk-"+example)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +69,6 @@ func synth(t *testing.T, example string) *synthesized {
 		s.templates[suffix] = tpl
 		s.json[suffix] = *tpl.ToJSON()
 	}
-	synthCache[example] = s
 	return s
 }
 
