@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,17 +42,18 @@ type Server struct {
 	Version  string // the release, for docsvc_build_info
 	Log      *slog.Logger
 	Now      func() time.Time
+	// SplitInternal serves /readyz and /metrics only from InternalHandler.
+	SplitInternal bool
 
+	once     sync.Once
 	requests *prometheus.CounterVec
 }
 
-// Handler returns the service's routes.
+// Handler returns the public routes: the API, the web page and /healthz,
+// and also /readyz and /metrics unless SplitInternal moves them to
+// InternalHandler.
 func (s *Server) Handler() http.Handler {
-	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "docsvc_http_requests_total", Help: "HTTP requests by route and status code.",
-	}, []string{"route", "code"})
-	s.Registry.MustRegister(s.requests, newStoreCollector(s.Store, s.DB, s.Version))
-
+	s.register()
 	mux := http.NewServeMux()
 	authed := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.Auth(h)) }
 	authed("POST /v1/documents", s.upload)
@@ -63,11 +65,10 @@ func (s *Server) Handler() http.Handler {
 	// shape is not visible without a token.
 	authed("/v1/", http.NotFound)
 
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", healthz)
+	if !s.SplitInternal {
+		s.internalRoutes(mux)
+	}
 	static, _ := fs.Sub(webFS, "web")
 	files := http.FileServerFS(static)
 	mux.Handle("GET /{$}", files)
@@ -76,17 +77,33 @@ func (s *Server) Handler() http.Handler {
 	return secureHeaders(s.cors(s.observe(mux)))
 }
 
-// secureHeaders sets what every answer carries: the page loads only its own
-// script and style, may not be framed, and no response is sniffed into
-// another type.
-func secureHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		next.ServeHTTP(w, r)
+// InternalHandler serves /healthz, /readyz and /metrics for the network
+// inside the deployment (the agent, monitoring): exact counts and states
+// that a public load balancer must not expose.
+func (s *Server) InternalHandler() http.Handler {
+	s.register()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", healthz)
+	s.internalRoutes(mux)
+	return secureHeaders(s.observe(mux))
+}
+
+func (s *Server) internalRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+}
+
+func healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// register creates and registers the server's own metrics, once.
+func (s *Server) register() {
+	s.once.Do(func() {
+		s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "docsvc_http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"})
+		s.Registry.MustRegister(s.requests, newStoreCollector(s.Store, s.DB, s.Version))
 	})
 }
 
@@ -201,4 +218,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// secureHeaders sets what every answer carries: the page loads only its own
+// script and style, may not be framed, and no response is sniffed into
+// another type.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
 }

@@ -38,6 +38,7 @@ type bundle struct {
 	worker *worker.Worker
 	gate   error // what the license gate answers; nil allows uploads
 
+	srv        *api.Server
 	otherToken string // a second principal, for isolation tests
 	owner      string // the owner string of token's documents
 }
@@ -83,7 +84,7 @@ func setup(t testing.TB, maxUpload int64) *bundle {
 		Concurrency: 2, Visibility: 5 * time.Second, MaxReceives: 3,
 		Metrics: worker.NewMetrics(prometheus.NewRegistry()), Log: log,
 	}
-	b.url, b.worker = ts.URL, w
+	b.url, b.worker, b.srv = ts.URL, w, srv
 	return b
 }
 
@@ -372,5 +373,42 @@ func TestOnlyTheUploaderSeesADocument(t *testing.T) {
 	}
 	if code, _ := b.do(t, "GET", "/v1/documents/"+id, b.token, nil, ""); code != 200 {
 		t.Fatalf("the uploader cannot read its document: %d", code)
+	}
+}
+
+// With an internal listener, /readyz and /metrics leave the public address,
+// however the path is spelled.
+func TestInternalRoutesSplit(t *testing.T) {
+	b := setup(t, 1<<20)
+	pub := httptest.NewServer(b.srv.Handler())
+	defer pub.Close()
+	b.srv.SplitInternal = true
+	split := httptest.NewServer(b.srv.Handler())
+	defer split.Close()
+	internal := httptest.NewServer(b.srv.InternalHandler())
+	defer internal.Close()
+	get := func(base, path string) int {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, p := range []string{"/readyz", "/metrics", "/%72eadyz", "/%6detrics"} {
+		if code := get(split.URL, p); code != http.StatusNotFound {
+			t.Errorf("public %s = %d, want 404", p, code)
+		}
+	}
+	for _, p := range []string{"/readyz", "/metrics", "/healthz"} {
+		if code := get(internal.URL, p); code != http.StatusOK {
+			t.Errorf("internal %s = %d, want 200", p, code)
+		}
+	}
+	if code := get(split.URL, "/healthz"); code != 200 {
+		t.Errorf("public /healthz = %d", code)
+	}
+	if code := get(internal.URL, "/v1/documents"); code != http.StatusNotFound {
+		t.Errorf("the internal listener serves the API: %d", code)
 	}
 }

@@ -58,7 +58,7 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_EMAIL_FROM", c.EmailFrom},
 		{"DOCSVC_MAX_UPLOAD_BYTES", strconv.FormatInt(c.MaxUploadBytes, 10)},
 		{"DOCSVC_WORKER_CONCURRENCY", strconv.Itoa(c.WorkerConcurrency)},
-		{"DOCSVC_METRICS_ADDR", c.MetricsAddr},
+		{"DOCSVC_INTERNAL_ADDR", c.InternalAddr},
 		{"DOCSVC_LICENSE", setOrEmpty(c.License, c.LicenseFile)},
 		{"DOCSVC_LICENSE_PUBLIC_KEY", setOrEmpty(c.LicenseKey, "")},
 		{"DOCSVC_LOG_LEVEL", strings.ToLower(c.LogLevel.String())},

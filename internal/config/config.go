@@ -55,7 +55,7 @@ type Config struct {
 	}
 
 	EmailFrom         string
-	MetricsAddr       string // DOCSVC_METRICS_ADDR: the worker's own /metrics listener; empty for none
+	InternalAddr      string // DOCSVC_INTERNAL_ADDR: listener for /readyz and /metrics kept off the public address; empty serves them on DOCSVC_ADDR
 	MaxUploadBytes    int64
 	WorkerConcurrency int
 	License           string // DOCSVC_LICENSE (or _FILE, or a Secrets Manager ARN): the signed license; unset runs unlicensed (development)
@@ -528,9 +528,9 @@ func (l *loader) loadMisc(c *Config) {
 		l.sources["DOCSVC_MAX_UPLOAD_BYTES"] = SourceDefault
 	}
 
-	if c.MetricsAddr = l.str("DOCSVC_METRICS_ADDR", ""); c.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-			l.fail("DOCSVC_METRICS_ADDR", show(c.MetricsAddr)+" is not host:port", "set e.g. 127.0.0.1:9090, or leave it empty")
+	if c.InternalAddr = l.str("DOCSVC_INTERNAL_ADDR", ""); c.InternalAddr != "" {
+		if _, _, err := net.SplitHostPort(c.InternalAddr); err != nil {
+			l.fail("DOCSVC_INTERNAL_ADDR", show(c.InternalAddr)+" is not host:port", "set e.g. :9090, or leave it empty")
 		}
 	}
 	c.WorkerConcurrency = l.intIn("DOCSVC_WORKER_CONCURRENCY", 2, 1, maxWorkerConcurrent)

@@ -151,9 +151,9 @@ func TestLoadGoodVariants(t *testing.T) {
 			func(c *config.Config) bool { return strings.HasPrefix(c.DatabaseURL, "postgres://") }},
 		{"loopback http issuer", with(minimal(), "DOCSVC_OIDC_ISSUER", "http://127.0.0.1:9000", "DOCSVC_OIDC_AUDIENCE", "a"),
 			func(c *config.Config) bool { return c.OIDC.Issuer == "http://127.0.0.1:9000" }},
-		{"metrics listener", with(minimal(), "DOCSVC_METRICS_ADDR", "127.0.0.1:9090"),
+		{"internal listener", with(minimal(), "DOCSVC_INTERNAL_ADDR", "127.0.0.1:9090"),
 			func(c *config.Config) bool {
-				return c.MetricsAddr == "127.0.0.1:9090" && strings.Contains(c.String(), `DOCSVC_METRICS_ADDR="127.0.0.1:9090"`)
+				return c.InternalAddr == "127.0.0.1:9090" && strings.Contains(c.String(), `DOCSVC_INTERNAL_ADDR="127.0.0.1:9090"`)
 			}},
 		{"addr on a named host", with(minimal(), "DOCSVC_ADDR", "localhost:9090"),
 			func(c *config.Config) bool { return c.PublicURL == "http://localhost:9090" }},
@@ -183,7 +183,7 @@ func TestLoadBadValues(t *testing.T) {
 		{"no queue", with(minimal(), "DOCSVC_QUEUE_URL", ""), "DOCSVC_QUEUE_URL", "missing"},
 		{"openai without its endpoint", with(production(), "DOCSVC_AI_BASE_URL", ""), "DOCSVC_AI_BASE_URL", "required with provider openai"},
 		{"license without its key", with(minimal(), "DOCSVC_LICENSE", `{"payload":{}}`), "DOCSVC_LICENSE_PUBLIC_KEY", "together"},
-		{"metrics addr without port", with(minimal(), "DOCSVC_METRICS_ADDR", "localhost"), "DOCSVC_METRICS_ADDR", "host:port"},
+		{"internal addr without port", with(minimal(), "DOCSVC_INTERNAL_ADDR", "localhost"), "DOCSVC_INTERNAL_ADDR", "host:port"},
 		{"bad addr", with(minimal(), "DOCSVC_ADDR", "8080"), "DOCSVC_ADDR", "host:port"},
 		{"addr on all interfaces without public URL", with(minimal(), "DOCSVC_ADDR", ":8080"), "DOCSVC_PUBLIC_URL", "all interfaces"},
 		{"relative public URL", with(minimal(), "DOCSVC_PUBLIC_URL", "docs.example.com"), "DOCSVC_PUBLIC_URL", "absolute"},
@@ -226,7 +226,7 @@ func TestLoadBadValues(t *testing.T) {
 		{"size too big", with(minimal(), "DOCSVC_MAX_UPLOAD_BYTES", "6GiB"), "DOCSVC_MAX_UPLOAD_BYTES", "5GiB"},
 		{"concurrency", with(minimal(), "DOCSVC_WORKER_CONCURRENCY", "-1"), "DOCSVC_WORKER_CONCURRENCY", "whole number"},
 		{"log level", with(minimal(), "DOCSVC_LOG_LEVEL", "loud"), "DOCSVC_LOG_LEVEL", "log level"},
-		{"metrics addr", with(minimal(), "DOCSVC_METRICS_ADDR", "9090"), "DOCSVC_METRICS_ADDR", "host:port"},
+		{"internal addr", with(minimal(), "DOCSVC_INTERNAL_ADDR", "9090"), "DOCSVC_INTERNAL_ADDR", "host:port"},
 		{"secret both ways", with(minimal(), "DOCSVC_DATABASE_URL_FILE", "/nonexistent"), "DOCSVC_DATABASE_URL", "only one"},
 		{"secret file missing", with(minimal(), "DOCSVC_DATABASE_URL", "", "DOCSVC_DATABASE_URL_FILE", "/nonexistent/db-url"), "DOCSVC_DATABASE_URL_FILE", "/nonexistent/db-url"},
 		{"ARN without AWS", with(minimal(), "DOCSVC_DATABASE_URL", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"), "DOCSVC_DATABASE_URL", "no AWS region"},

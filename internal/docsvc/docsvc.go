@@ -172,22 +172,36 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 		CORS:     cfg.CORSOrigins,
 		Gate:     gate,
 		Registry: reg, Version: Version, Log: log, Now: time.Now,
+		SplitInternal: cfg.InternalAddr != "",
 	}
 	// No ReadTimeout: a large upload on a slow link may take minutes. Headers
 	// must arrive promptly and idle keep-alive connections are closed.
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.ListenAndServe() }()
-	log.Info("api listening", "addr", cfg.Addr, "public_url", cfg.PublicURL, "version", Version)
+	servers := []*http.Server{hs}
+	if cfg.InternalAddr != "" {
+		is := &http.Server{Addr: cfg.InternalAddr, Handler: srv.InternalHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, is)
+		go func() { errc <- is.ListenAndServe() }()
+	}
+	log.Info("api listening", "addr", cfg.Addr, "internal_addr", cfg.InternalAddr, "public_url", cfg.PublicURL, "version", Version)
 	select {
 	case err := <-errc:
-		return fmt.Errorf("docsvc: serve %s: %w", cfg.Addr, err)
+		for _, s := range servers {
+			s.Close()
+		}
+		return fmt.Errorf("docsvc: serve: %w", err)
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	log.Info("api stopping")
-	return hs.Shutdown(shutdown)
+	var errs []error
+	for _, s := range servers {
+		errs = append(errs, s.Shutdown(shutdown))
+	}
+	return errors.Join(errs...)
 }
 
 func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Logger) error {
@@ -210,8 +224,8 @@ func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.
 		Concurrency: cfg.WorkerConcurrency, Visibility: cfg.Visibility, MaxReceives: cfg.MaxReceives,
 		Metrics: worker.NewMetrics(reg), Log: log,
 	}
-	if cfg.MetricsAddr != "" {
-		go serveMetrics(ctx, cfg.MetricsAddr, reg, log)
+	if cfg.InternalAddr != "" {
+		go serveMetrics(ctx, cfg.InternalAddr, reg, log)
 	}
 	log.Info("worker started", "concurrency", cfg.WorkerConcurrency, "ai_provider", inner.Name(), "version", Version)
 	err = w.Run(ctx)
