@@ -45,8 +45,13 @@ type Services struct {
 	LogGroups                                map[string]awslogs.LogGroup
 }
 
-// apiPort is where docsvc api listens inside its task.
-const apiPort = 8080
+// apiPort is where docsvc api listens inside its task; internalPort is its
+// second listener (DOCSVC_INTERNAL_ADDR) for /readyz and /metrics, which only
+// the agent may reach and the load balancer never forwards to.
+const (
+	apiPort      = 8080
+	internalPort = 9090
+)
 
 // agentDataDir is the agent's TETHER_DATA_DIR: on the task's ephemeral
 // /tmp, the only writable path. Its egress ledger and TUF state do not
@@ -64,7 +69,7 @@ func namespace(cfg *deployconfig.Config) string { return cfg.Name + ".tether.int
 
 // internalAPIURL is the api's base URL inside the VPC, through Cloud Map.
 func internalAPIURL(cfg *deployconfig.Config) string {
-	u := url.URL{Scheme: "http", Host: "api." + namespace(cfg) + ":" + strconv.Itoa(apiPort)}
+	u := url.URL{Scheme: "http", Host: "api." + namespace(cfg) + ":" + strconv.Itoa(internalPort)}
 	return u.String()
 }
 
@@ -321,7 +326,10 @@ func (s *services) newAPI() {
 	apiSecrets["DOCSVC_LICENSE"] = awsecs.Secret_FromSecretsManager(d.Secrets[secretLicense], nil)
 	apiSecrets["DOCSVC_LICENSE_PUBLIC_KEY"] = awsecs.Secret_FromSsmParameter(s.docsvcConfig["DOCSVC_LICENSE_PUBLIC_KEY"])
 	td := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcDigest, 512, 1024, []string{"api"},
-		apiSecrets, map[string]*string{"DOCSVC_ADDR": str(fmt.Sprintf(":%d", apiPort))}, apiPort)
+		apiSecrets, map[string]*string{
+			"DOCSVC_ADDR":          str(fmt.Sprintf(":%d", apiPort)),
+			"DOCSVC_INTERNAL_ADDR": str(fmt.Sprintf(":%d", internalPort)),
+		}, apiPort)
 	sg := s.net.Groups["api"]
 	s.API = awsecs.NewFargateService(s.Stack, str("Api"), &awsecs.FargateServiceProps{
 		ServiceName:            str(serviceName(cfg, "api")),

@@ -128,12 +128,12 @@ func TestAgentReachesAPIInternally(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
 		ns := s.cfg.Name + ".tether.internal"
 		env, _ := containerVars(s, container(t, s, "agent"))
-		if got, want := env["TETHER_DOCSVC_URL"], "http://api."+ns+":8080"; got != want {
+		if got, want := env["TETHER_DOCSVC_URL"], "http://api."+ns+":9090"; got != want {
 			t.Errorf("TETHER_DOCSVC_URL = %q, want %q", got, want)
 		}
 		apiEnv, _ := containerVars(s, container(t, s, "api"))
-		if apiEnv["DOCSVC_ADDR"] != ":8080" {
-			t.Errorf("api listens on %q, want :8080", apiEnv["DOCSVC_ADDR"])
+		if apiEnv["DOCSVC_ADDR"] != ":8080" || apiEnv["DOCSVC_INTERNAL_ADDR"] != ":9090" {
+			t.Errorf("api listens on %q and internally on %q, want :8080 and :9090", apiEnv["DOCSVC_ADDR"], apiEnv["DOCSVC_INTERNAL_ADDR"])
 		}
 
 		namespaces := resources(s, "services", "AWS::ServiceDiscovery::PrivateDnsNamespace")
@@ -189,6 +189,9 @@ func TestAgentReachesAPIInternally(t *testing.T) {
 			p := props(r)
 			return flatten(s, p["SourceSecurityGroupId"]), flatten(s, p["GroupId"])
 		}
+		// The load balancer reaches only the public listener, the agent
+		// only the internal one (/readyz, /metrics).
+		wantPort := map[string]float64{sgID("loadbalancer"): 8080, sgID("agent"): 9090}
 		ingressToAPI := map[string]bool{}
 		for _, r := range resources(s, "network", "AWS::EC2::SecurityGroupIngress") {
 			from, to := rule(r)
@@ -196,8 +199,8 @@ func TestAgentReachesAPIInternally(t *testing.T) {
 				continue
 			}
 			p := props(r)
-			if p["IpProtocol"] != "tcp" || p["FromPort"] != float64(8080) || p["ToPort"] != float64(8080) {
-				t.Errorf("ingress to the api from %s is not tcp/8080 only: %s", from, asJSON(p))
+			if port := wantPort[from]; p["IpProtocol"] != "tcp" || p["FromPort"] != port || p["ToPort"] != port {
+				t.Errorf("ingress to the api from %s is not tcp/%v only: %s", from, port, asJSON(p))
 			}
 			ingressToAPI[from] = true
 		}
@@ -208,11 +211,11 @@ func TestAgentReachesAPIInternally(t *testing.T) {
 		for _, r := range resources(s, "network", "AWS::EC2::SecurityGroupEgress") {
 			p := props(r)
 			if flatten(s, p["GroupId"]) == sgID("agent") && flatten(s, p["DestinationSecurityGroupId"]) == sgID("api") {
-				egress = p["IpProtocol"] == "tcp" && p["FromPort"] == float64(8080) && p["ToPort"] == float64(8080)
+				egress = p["IpProtocol"] == "tcp" && p["FromPort"] == float64(9090) && p["ToPort"] == float64(9090)
 			}
 		}
 		if !egress {
-			t.Error("no agent egress rule to the api on tcp/8080")
+			t.Error("no agent egress rule to the api's internal listener on tcp/9090")
 		}
 	})
 }
