@@ -104,7 +104,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if args[0] == "api" {
 			return runAPI(ctx, cfg, db, log)
 		}
-		return runWorker(ctx, cfg, db, log)
+		return runWorker(ctx, cfg, db, getenv, log)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("docsvc: unknown command %q", args[0])
@@ -204,7 +204,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 	return errors.Join(errs...)
 }
 
-func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Logger) error {
+func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger) error {
 	st, err := openStores(ctx, cfg, db)
 	if err != nil {
 		return err
@@ -223,6 +223,11 @@ func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.
 		Limits:      workerLimits(cfg),
 		Concurrency: cfg.WorkerConcurrency, Visibility: cfg.Visibility, MaxReceives: cfg.MaxReceives,
 		Metrics: worker.NewMetrics(reg), Log: log,
+	}
+	// ECS names its agent's endpoint in every task; scale-in protection
+	// while a job runs keeps a scale-in from cutting it short.
+	if uri := getenv("ECS_AGENT_URI"); uri != "" {
+		w.Protector = &worker.ECSProtector{AgentURI: uri, Expiry: 10 * time.Minute}
 	}
 	if cfg.InternalAddr != "" {
 		go serveMetrics(ctx, cfg.InternalAddr, reg, log)

@@ -44,6 +44,11 @@ type Worker struct {
 	OutboxAge   time.Duration // a queued document whose job was never sent is sent after this; default 30s
 	Metrics     *Metrics
 	Log         *slog.Logger
+	Protector   Protector // optional: scale-in protection while jobs run (ECS)
+
+	mu          sync.Mutex
+	busy        int       // jobs in hand
+	protectedAt time.Time // when protection was last set on; zero when off
 }
 
 // Run processes jobs until ctx is done, then waits for the jobs in hand to
@@ -102,6 +107,8 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) {
 	defer stop()
 	go w.keepInvisible(jobCtx, m, job.DocumentID, log)
 
+	w.jobStarted(ctx)
+	defer w.jobEnded()
 	start := time.Now()
 	outcome, err := w.run(jobCtx, job.DocumentID, m.ReceiveCount, log)
 	switch {
@@ -270,6 +277,7 @@ func (w *Worker) housekeeping(ctx context.Context) {
 			w.Log.Info("sent a job the api had not sent", "document_id", id)
 		}
 		w.failAbandoned(ctx)
+		w.renewProtection(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -351,5 +359,49 @@ func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// jobStarted protects the task from scale-in when its first job starts.
+func (w *Worker) jobStarted(ctx context.Context) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.busy++
+	if w.busy == 1 && w.Protector != nil {
+		w.setProtection(ctx, true)
+	}
+}
+
+// jobEnded lifts the protection when the last job in hand ends.
+func (w *Worker) jobEnded() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.busy--
+	if w.busy == 0 && w.Protector != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		w.setProtection(ctx, false)
+	}
+}
+
+// renewProtection keeps a busy task protected past the protection's expiry.
+func (w *Worker) renewProtection(ctx context.Context) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy > 0 && w.Protector != nil && time.Since(w.protectedAt) > time.Minute {
+		w.setProtection(ctx, true)
+	}
+}
+
+// setProtection is called with w.mu held. A failure is logged, not fatal:
+// without protection a scale-in may interrupt a job, which is redelivered.
+func (w *Worker) setProtection(ctx context.Context, on bool) {
+	if err := w.Protector.Protect(ctx, on); err != nil {
+		w.Log.Warn("scale-in protection", "on", on, "err", err)
+		return
+	}
+	w.protectedAt = time.Time{}
+	if on {
+		w.protectedAt = time.Now()
 	}
 }

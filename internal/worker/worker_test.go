@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -192,5 +193,47 @@ func TestUnsentJobIsSentByTheOutbox(t *testing.T) {
 	b.run(t)
 	if d := b.wait(t, id, 20*time.Second); d.Status != document.Succeeded {
 		t.Fatalf("unsent job: document ended %s (%s)", d.Status, d.Error)
+	}
+}
+
+// A worker with a job in hand asks ECS (through the agent endpoint named in
+// ECS_AGENT_URI) to protect its task from scale-in, and lifts it after.
+func TestScaleInProtectionWhileBusy(t *testing.T) {
+	var mu sync.Mutex
+	var states []bool
+	ecsAgent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			ProtectionEnabled bool
+			ExpiresInMinutes  int
+		}
+		if r.Method != http.MethodPut || r.URL.Path != "/task-protection/v1/state" || json.NewDecoder(r.Body).Decode(&body) != nil || body.ExpiresInMinutes < 1 {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		states = append(states, body.ProtectionEnabled)
+		mu.Unlock()
+		io.WriteString(w, `{"protection":{"ProtectionEnabled":true}}`)
+	}))
+	defer ecsAgent.Close()
+	b := setup(t, analyze.NewResilient(analyze.NewLocal(), analyze.ResilientOptions{}))
+	b.worker.Protector = &worker.ECSProtector{AgentURI: ecsAgent.URL, Expiry: 10 * time.Minute}
+	b.run(t)
+	id := b.upload(t, "note.txt", "A short note about the quarterly maintenance of the pumping station.")
+	if d := b.wait(t, id, 20*time.Second); d.Status != document.Succeeded {
+		t.Fatalf("document ended %s", d.Status)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := append([]bool(nil), states...)
+		mu.Unlock()
+		if len(got) >= 2 && got[0] && !got[len(got)-1] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("protection calls = %v, want on then off", got)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
