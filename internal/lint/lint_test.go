@@ -1,0 +1,27 @@
+package lint
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestEveryPackageHasADocComment: a reviewer should learn what a package is
+// for from its first line.
+func TestEveryPackageHasADocComment(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{if .Doc}}ok{{else}}missing{{end}}", "github.com/tetherhq/tether/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, state, _ := strings.Cut(line, " ")
+		checked++
+		if state != "ok" {
+			t.Errorf("%s has no package doc comment (// Package x ...)", pkg)
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("go list found only %d packages; the check is not looking at the tree", checked)
+	}
+}
