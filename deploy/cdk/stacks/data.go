@@ -1,6 +1,7 @@
 package stacks
 
 import (
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsefs"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -31,6 +32,10 @@ type Data struct {
 	Secrets    map[string]awssecretsmanager.Secret // by kind: ai (key-based providers only), license, agent-identity
 	UserPool   awscognito.UserPool                 // nil unless auth.provider is cognito
 	Client     awscognito.UserPoolClient           // nil unless auth.provider is cognito
+	// AgentState keeps the agent's egress ledger and TUF metadata across task
+	// replacements; only the agent mounts it, through AgentStateAccess.
+	AgentState       awsefs.FileSystem
+	AgentStateAccess awsefs.AccessPoint
 	// OIDCIssuer and OIDCClientID are what docsvc verifies tokens against.
 	OIDCIssuer   *string
 	OIDCClientID *string
@@ -68,6 +73,8 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		RemovalPolicy:     retain,
 	})
 	d.Key.AddToResourcePolicy(denyAgent(cfg, []string{"kms:*"}, str("*")), nil)
+
+	d.newAgentState(cfg, net)
 
 	d.AccessLogs = awss3.NewBucket(stack, str("AccessLogs"), &awss3.BucketProps{
 		Encryption:        awss3.BucketEncryption_S3_MANAGED,
@@ -263,3 +270,33 @@ func (d *Data) newUserPool(cfg *deployconfig.Config) {
 func dbInstanceID(cfg *deployconfig.Config) string { return "tether-" + cfg.Name }
 
 func callbackURL(cfg *deployconfig.Config) string { return cfg.PublicURL() + "/auth/callback" }
+
+// agentUID is the distroless "nonroot" user the agent's image runs as.
+const agentUID = "65532"
+
+// newAgentState creates the agent's persistent data directory. The egress
+// ledger is the customer's record of everything that ever left; it must
+// outlive any one task, so it lives on EFS (encrypted, backed up, retained)
+// rather than the task's ephemeral storage. Only the agent's security group
+// may reach it, and only through an access point rooted at its own directory.
+func (d *Data) newAgentState(cfg *deployconfig.Config, net *Network) {
+	sg := awsec2.NewSecurityGroup(d.Stack, str("AgentStateMounts"), &awsec2.SecurityGroupProps{
+		Vpc:              net.Vpc,
+		Description:      str("Tether " + cfg.Name + ": tether-agent state file system (NFS from the agent only)"),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	d.AgentState = awsefs.NewFileSystem(d.Stack, str("AgentState"), &awsefs.FileSystemProps{
+		Vpc:                    net.Vpc,
+		VpcSubnets:             taskSubnets(cfg.AgentNeedsInternet()),
+		SecurityGroup:          sg,
+		Encrypted:              jsii.Bool(true),
+		EnableAutomaticBackups: jsii.Bool(true),
+		RemovalPolicy:          awscdk.RemovalPolicy_RETAIN,
+	})
+	d.AgentState.Connections().AllowDefaultPortFrom(net.Groups["agent"], str("NFS from tether-agent"))
+	d.AgentStateAccess = d.AgentState.AddAccessPoint(str("Agent"), &awsefs.AccessPointOptions{
+		Path:      str("/tether-agent"),
+		PosixUser: &awsefs.PosixUser{Uid: str(agentUID), Gid: str(agentUID)},
+		CreateAcl: &awsefs.Acl{OwnerUid: str(agentUID), OwnerGid: str(agentUID), Permissions: str("0700")},
+	})
+}

@@ -53,10 +53,9 @@ const (
 	internalPort = 9090
 )
 
-// agentDataDir is the agent's TETHER_DATA_DIR: on the task's ephemeral
-// /tmp, the only writable path. Its egress ledger and TUF state do not
-// survive a task replacement (a known gap, see deploy/cdk/README.md).
-const agentDataDir = "/tmp/tether-agent"
+// agentDataDir is the agent's TETHER_DATA_DIR: its EFS access point (see
+// Data.newAgentState), so the egress ledger outlives any one task.
+const agentDataDir = "/var/lib/tether-agent"
 
 // internalPaths are the api's paths that must not be served through the
 // internet-facing load balancer: /readyz and /metrics report exact document
@@ -554,6 +553,25 @@ func (s *services) newAgent() {
 	}
 	td := s.taskDefinition("agent", r, s.images.Agent, s.AgentDigest, 256, 512, []string{"run"}, secrets,
 		s.agentEnvironment(identity.SecretArn()), 0)
+	// The agent's data dir (identity cache, egress ledger, TUF metadata,
+	// diagnostics) is its EFS access point: TLS in transit, IAM-authorized,
+	// and the role may mount and write through that access point only.
+	td.AddVolume(&awsecs.Volume{Name: str("state"), EfsVolumeConfiguration: &awsecs.EfsVolumeConfiguration{
+		FileSystemId:      d.AgentState.FileSystemId(),
+		TransitEncryption: str("ENABLED"),
+		AuthorizationConfig: &awsecs.AuthorizationConfig{
+			AccessPointId: d.AgentStateAccess.AccessPointId(),
+			Iam:           str("ENABLED"),
+		},
+	}})
+	td.DefaultContainer().AddMountPoints(&awsecs.MountPoint{ContainerPath: str(agentDataDir), SourceVolume: str("state"), ReadOnly: jsii.Bool(false)})
+	r.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"),
+		Resources: &[]*string{d.AgentState.FileSystemArn()},
+		Conditions: &map[string]any{"StringEquals": map[string]any{
+			"elasticfilesystem:AccessPointArn": d.AgentStateAccess.AccessPointArn(),
+		}},
+	}))
 	sg := s.net.Groups["agent"]
 	s.Agent = awsecs.NewFargateService(s.Stack, str("Agent"), &awsecs.FargateServiceProps{
 		ServiceName:    str(serviceName(cfg, "agent")),

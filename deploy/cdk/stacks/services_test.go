@@ -104,7 +104,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 			t.Errorf("TETHER_LICENSE comes from %s, want the license secret", from)
 		}
 		for name, want := range map[string]string{
-			"TETHER_DATA_DIR":           "/tmp/tether-agent",
+			"TETHER_DATA_DIR":           "/var/lib/tether-agent",
 			"TETHER_PLANE_URL":          s.cfg.Plane.URL,
 			"TETHER_CHANNEL":            s.cfg.Plane.Channel,
 			"TETHER_LICENSE_PUBLIC_KEY": s.cfg.License.PublicKey,
@@ -117,9 +117,31 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 		if !strings.Contains(env["TETHER_AGENT_IDENTITY_SECRET"], "Secretagentidentity") {
 			t.Errorf("TETHER_AGENT_IDENTITY_SECRET = %s, want the agent-identity secret's ARN", env["TETHER_AGENT_IDENTITY_SECRET"])
 		}
-		// The data directory is on the only writable mount.
-		if !strings.HasPrefix(env["TETHER_DATA_DIR"], "/tmp/") || !strings.Contains(asJSON(c["MountPoints"]), `"ContainerPath":"/tmp"`) {
-			t.Errorf("TETHER_DATA_DIR %s is not on the writable /tmp mount: %s", env["TETHER_DATA_DIR"], asJSON(c["MountPoints"]))
+		// The data directory (the egress ledger) outlives the task: it is
+		// the EFS access point's mount, TLS in transit and IAM-authorized.
+		if !strings.Contains(asJSON(c["MountPoints"]), `{"ContainerPath":"/var/lib/tether-agent","ReadOnly":false,"SourceVolume":"state"}`) {
+			t.Errorf("TETHER_DATA_DIR is not on the state volume: %s", asJSON(c["MountPoints"]))
+		}
+		td := resources(s, "services", "AWS::ECS::TaskDefinition")
+		var efs string
+		for _, r := range td {
+			for _, v := range list(props(r)["Volumes"]) {
+				if v.(map[string]any)["Name"] == "state" {
+					efs = asJSON(v)
+				}
+			}
+		}
+		if !strings.Contains(efs, `"TransitEncryption":"ENABLED"`) || !strings.Contains(efs, `"IAM":"ENABLED"`) || !strings.Contains(efs, "AccessPointId") {
+			t.Errorf("the agent's state volume is not an IAM-authorized, TLS EFS access point: %s", efs)
+		}
+		fs := resources(s, "data", "AWS::EFS::FileSystem")
+		if len(fs) != 1 {
+			t.Errorf("want one agent state file system, got %d", len(fs))
+		}
+		for _, f := range fs {
+			if props(f)["Encrypted"] != true || f["DeletionPolicy"] != "Retain" {
+				t.Errorf("agent state file system is not encrypted and retained: %s", asJSON(f))
+			}
 		}
 	})
 }
