@@ -3,6 +3,7 @@ package release
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -23,8 +24,8 @@ import (
 // of its own. Entries are sorted and carry a fixed modification time, so
 // exporting the same state twice gives the same bytes.
 //
-// The bundle is valid until its timestamp expires: run Refresh right before
-// exporting, and see docs/releases.md for the hand-off window.
+// The bundle is valid until its timestamp expires (a day by default); for a
+// hand-off that takes longer use ExportValidFor.
 func Export(repoDir, channel string, w io.Writer) error {
 	r, err := loadRepo(repoDir, channel)
 	if err != nil {
@@ -91,4 +92,60 @@ func addFile(tw *tar.Writer, src, name string, mtime time.Time) error {
 	}
 	_, err = io.Copy(tw, f)
 	return err
+}
+
+// MaxExportValidity bounds ExportValidFor: an air-gapped install must still
+// refuse metadata frozen long ago, and the root itself expires.
+const MaxExportValidity = 90 * 24 * time.Hour
+
+// ExportValidFor exports a channel whose snapshot and timestamp are first
+// re-signed to stay valid for validFor, for an air-gapped customer who
+// imports the file days after it was made (Export's bundle is valid only
+// until the online timestamp expires, a day by default). Right after
+// writing the bundle it re-signs the channel again with the usual
+// lifetimes, so agents online move on to newer, short-lived metadata and
+// refuse the long-lived version as a rollback; only the exported copy
+// carries the long expiry. It holds the channel's lock throughout.
+func ExportValidFor(ctx context.Context, repoDir, keysDir, channel string, validFor time.Duration, w io.Writer, now time.Time) error {
+	if validFor <= 0 || validFor > MaxExportValidity {
+		return fmt.Errorf("export: validity %s is not between 0 and %s: %w", validFor, MaxExportValidity, ErrInvalid)
+	}
+	k, err := loadOnlineKeys(keysDir)
+	if err != nil {
+		return fmt.Errorf("export: keys: %w", err)
+	}
+	dir, err := channelDir(repoDir, channel)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	unlock, err := lockChannel(dir)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer unlock()
+	r, err := loadRepo(repoDir, channel)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	long := *k
+	long.policy.TimestampExpiry = duration(validFor)
+	long.policy.SnapshotExpiry = max(long.policy.SnapshotExpiry, duration(validFor))
+	long.policy.TargetsExpiry = max(long.policy.TargetsExpiry, duration(validFor))
+	bumpTargets := r.targets.Signed.Expires.Before(now.Add(validFor))
+	if err := r.commit(&long, now, bumpTargets, true); err != nil {
+		return fmt.Errorf("export: sign for %s: %w", validFor, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := Export(repoDir, channel, w); err != nil {
+		return err
+	}
+	if r, err = loadRepo(repoDir, channel); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := r.commit(k, now, false, true); err != nil {
+		return fmt.Errorf("export: re-sign the online channel: %w", err)
+	}
+	return nil
 }

@@ -156,6 +156,11 @@ func TestAdminCommandsAgainstPlane(t *testing.T) {
 	if _, err := release.List(p.RepoDir, "stable"); err != nil {
 		t.Fatal(err)
 	}
+	// An export for a hand-off that takes weeks.
+	r.ok("release", "export", "--repo", p.RepoDir, "--channel", "stable", "--out", export, "--keys", p.KeysDir, "--valid-for", "30d")
+	if _, _, err := r.run("release", "export", "--repo", p.RepoDir, "--channel", "stable", "--out", export, "--valid-for", "30d"); err == nil {
+		t.Fatal("--valid-for without --keys was accepted")
+	}
 
 	r.ok("installs", "revoke", activation.InstallID)
 	hb, _ := json.Marshal(wire.Heartbeat{})

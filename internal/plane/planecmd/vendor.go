@@ -366,23 +366,41 @@ func runReleaseRefresh(ctx context.Context, env Env, args []string) error {
 }
 
 func runReleaseExport(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "release export", "--repo DIR --channel C --out FILE",
+	fs := newFlags(env, "release export", "--repo DIR --channel C --out FILE [--keys DIR --valid-for 30d]",
 		"Writes a channel's signed metadata and targets to one file for air-gapped customers,\n"+
-			"who import it with tetherctl; the agent verifies it exactly as if fetched online.")
+			"who import it with tetherctl; the agent verifies it exactly as if fetched online.\n"+
+			"Without --valid-for the file is valid only until the channel's timestamp expires (a\n"+
+			"day by default). With --keys and --valid-for the exported copy is re-signed to stay\n"+
+			"valid that long (at most 90d), and the online channel is re-signed again at once.")
 	repo := fs.String("repo", "", "release repository directory (required)")
 	channel := fs.String("channel", "", "channel (required)")
 	out := fs.String("out", "", "file to write (required)")
+	keys := fs.String("keys", "", "keys directory with the online keys (with --valid-for)")
+	validFor := fs.String("valid-for", "", "how long the exported file stays importable: 14d, 30d, 72h (needs --keys)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
 	if err := required(fs, "repo", "channel", "out"); err != nil {
 		return err
 	}
+	var validity time.Duration
+	if *validFor != "" {
+		d, err := license.ParseGrace(*validFor)
+		if err != nil || *keys == "" {
+			return fmt.Errorf("%w: release export: --valid-for %q needs --keys and a duration such as 30d or 72h", errUsage, *validFor)
+		}
+		validity = d
+	}
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("release export: --out: %w", err)
 	}
-	if err := release.Export(*repo, *channel, f); err != nil {
+	if validity > 0 {
+		err = release.ExportValidFor(ctx, *repo, *keys, *channel, validity, f, env.Now())
+	} else {
+		err = release.Export(*repo, *channel, f)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(*out)
 		return fmt.Errorf("release export %s: %w", *channel, err)
