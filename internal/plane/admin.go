@@ -1,12 +1,9 @@
 package plane
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,15 +64,6 @@ func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err err
 		return "", false, fmt.Errorf("plane: admin token: %w", err)
 	}
 	return tok, true, nil
-}
-
-// sessionValue is the dashboard cookie: derived from the admin token so a
-// leaked cookie is not itself an API bearer token, and every session ends
-// when the token is rotated.
-func sessionValue(adminToken string) string {
-	m := hmac.New(sha256.New, []byte(adminToken))
-	m.Write([]byte("tether-plane dashboard session v1"))
-	return hex.EncodeToString(m.Sum(nil))
 }
 
 func (s *Server) validAdminToken(tok string) bool {

@@ -2,8 +2,9 @@ package plane
 
 import (
 	"bytes"
-	"crypto/subtle"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetherhq/tether/internal/wire"
@@ -19,7 +21,7 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// sessionCookie holds sessionValue(admin token) for the dashboard.
+// sessionCookie holds a dashboard session's random ID.
 const sessionCookie = "tether_plane_session"
 
 func parseTemplates() (map[string]*template.Template, error) {
@@ -90,13 +92,13 @@ func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 
 // validSession compares in constant time: the cookie is a credential too.
 func (s *Server) validSession(v string) bool {
-	return subtle.ConstantTimeCompare([]byte(v), []byte(s.session)) == 1
+	return s.sessions.valid(v, s.now())
 }
 
 func (s *Server) setSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
-		Value:    s.session,
+		Value:    s.sessions.start(s.now()),
 		Path:     "/",
 		HttpOnly: true,
 		Secure:   r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
@@ -143,6 +145,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.sessions.end(c.Value)
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -216,4 +221,48 @@ func (s *Server) handleDashboardInstall(w http.ResponseWriter, r *http.Request) 
 		p.History = append(p.History, row)
 	}
 	s.render(w, "install", http.StatusOK, p)
+}
+
+// sessionLifetime is how long a dashboard login lasts.
+const sessionLifetime = 12 * time.Hour
+
+// sessions are dashboard logins: random IDs kept in memory with their
+// expiry, so logging out ends the session on the server (a copied cookie
+// stops working) and a cookie is never derived from the admin token. A
+// restart logs everyone out, which is the safe direction.
+type sessions struct {
+	mu  sync.Mutex
+	ids map[string]time.Time // session ID → expiry
+}
+
+func newSessions() *sessions { return &sessions{ids: map[string]time.Time{}} }
+
+func (ss *sessions) start(now time.Time) string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("plane: crypto/rand failed: " + err.Error())
+	}
+	id := hex.EncodeToString(b[:])
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for k, exp := range ss.ids { // keep the map to live sessions
+		if !now.Before(exp) {
+			delete(ss.ids, k)
+		}
+	}
+	ss.ids[id] = now.Add(sessionLifetime)
+	return id
+}
+
+func (ss *sessions) valid(id string, now time.Time) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	exp, ok := ss.ids[id]
+	return ok && now.Before(exp)
+}
+
+func (ss *sessions) end(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.ids, id)
 }

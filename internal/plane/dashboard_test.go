@@ -128,6 +128,19 @@ func TestDashboardAuth(t *testing.T) {
 	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != 401 {
 		t.Fatalf("cookie as bearer: %d", resp.StatusCode)
 	}
+	// Logging out ends the session on the server: a copy of the cookie no
+	// longer opens the dashboard.
+	stolen := session.Value
+	req, _ = http.NewRequest("POST", b.http.URL+"/logout", nil)
+	req.AddCookie(&http.Cookie{Name: session.Name, Value: stolen})
+	if resp, err := noRedirect.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %v", err)
+	}
+	req, _ = http.NewRequest("GET", b.http.URL+"/", nil)
+	req.AddCookie(&http.Cookie{Name: session.Name, Value: stolen})
+	if resp, _ := (&http.Client{CheckRedirect: noRedirect.CheckRedirect}).Do(req); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a logged-out session still opens the dashboard: %d", resp.StatusCode)
+	}
 	// login form's next cannot leave the site
 	for _, next := range []string{"//evil.example/", "/\t/evil.example", "/\\evil.example", "https://evil.example/"} {
 		resp, _ = noRedirect.PostForm(b.http.URL+"/login", url.Values{"token": {adminToken}, "next": {next}})

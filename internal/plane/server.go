@@ -47,13 +47,13 @@ type Config struct {
 // Server is the plane: agent API, admin API and dashboard on one handler,
 // plus the background loops Run drives.
 type Server struct {
-	cfg     Config
-	store   *Store
-	log     *slog.Logger
-	now     func() time.Time
-	alerter *Alerter
-	mux     *http.ServeMux
-	session string // the dashboard cookie value, derived from the admin token
+	cfg      Config
+	store    *Store
+	log      *slog.Logger
+	now      func() time.Time
+	alerter  *Alerter
+	mux      *http.ServeMux
+	sessions *sessions // dashboard logins, server-side so logout really ends one
 
 	templates map[string]*template.Template
 	keys      *keyCache
@@ -106,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 		store:     cfg.Store,
 		log:       cfg.Logger,
 		now:       cfg.Now,
-		session:   sessionValue(cfg.AdminToken),
+		sessions:  newSessions(),
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
