@@ -44,7 +44,7 @@ func (a *Agent) initUpdater() error {
 
 // checkUpdates refreshes the verified view of the channel and reports the
 // newest release that applies to what runs now. The agent only reports:
-// applying a release is the operator's `tetherctl upgrade`.
+// applying a release is the operator's step (not yet a tetherctl command).
 func (a *Agent) checkUpdates(ctx context.Context) {
 	a.mu.Lock()
 	current := a.docsvcVersion

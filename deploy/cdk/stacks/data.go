@@ -146,12 +146,12 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	for _, kind := range kinds {
 		s := awssecretsmanager.NewSecret(stack, str("Secret-"+kind), &awssecretsmanager.SecretProps{
 			SecretName:  str(cfg.SecretName(kind)),
-			Description: str("Tether " + cfg.Name + " " + kind + " secret; a random placeholder until set with `tetherctl secrets set " + kind + "`"),
+			Description: str("Tether " + cfg.Name + " " + kind + " secret; a random placeholder until the operator sets it with aws secretsmanager put-secret-value"),
 			// A random placeholder, never a value from this template.
 			GenerateSecretString: &awssecretsmanager.SecretStringGenerator{PasswordLength: num(48), ExcludePunctuation: jsii.Bool(true)},
 			RemovalPolicy:        retain,
 		})
-		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. `tetherctl secrets rotate` is the rotation path.")
+		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. Rotation is the operator putting a new value (aws secretsmanager put-secret-value).")
 		d.Secrets[kind] = s
 	}
 

@@ -99,7 +99,7 @@ func (s *services) newObservability() {
 
 	alarm("queue-age", "The oldest job has waited more than 15 minutes: workers are failing or at worker_max.",
 		d.Jobs.MetricApproximateAgeOfOldestMessage(metricOpts("Maximum", 5)), 900, 3, gte)
-	alarm("dead-letter-depth", "Jobs reached the dead-letter queue after repeated failures; inspect with `tetherctl status`.",
+	alarm("dead-letter-depth", "Jobs reached the dead-letter queue after repeated failures; inspect the dead-letter queue in the SQS console.",
 		d.DeadLetter.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 5)), 1, 1, gte)
 	alarm("database-cpu", "Database CPU above 80% for 15 minutes; consider a larger sizing.database_class.",
 		d.Database.MetricCPUUtilization(metricOpts("Average", 5)), 80, 3, gte)
@@ -159,10 +159,12 @@ func (s *services) newOutputs() {
 	out("ConfigParameterPath", "Non-secret configuration in SSM Parameter Store", str(cfg.ParameterPath()))
 	out("ClusterName", "The ECS cluster", s.Cluster.ClusterName())
 
+	// Plain AWS CLI steps: tetherctl's deploy commands are not built yet, and
+	// an output must never name a command that does not exist.
 	steps := []string{
-		"1) tetherctl secrets set license --file LICENSE (and ai if your provider uses a key)",
-		"2) tetherctl deploy runs the migrate task (outputs MigrateTaskDefinitionArn, MigrateSubnets, MigrateSecurityGroupId) before services roll",
-		"3) check that the ECS services are steady and the agent's log shows it reached the plane (" + cfg.PublicURL() + " answers 404 for /readyz and /metrics: they are served inside the VPC only)",
+		"1) aws secretsmanager put-secret-value --secret-id " + cfg.SecretName("license") + " --secret-string file://license.json (and " + cfg.SecretName("ai") + " if your AI provider uses a key)",
+		"2) aws ecs run-task --cluster " + clusterName(cfg) + " --launch-type FARGATE --task-definition <MigrateTaskDefinitionArn> --network-configuration with <MigrateSubnets> and <MigrateSecurityGroupId>, and wait for it to stop with exit code 0",
+		"3) update the stack with the DocsvcImageDigest and AgentImageDigest of the release, then check the ECS services are steady and the agent's log shows it reached the plane (" + cfg.PublicURL() + " answers 404 for /readyz and /metrics: they are served inside the VPC only)",
 	}
 	if cfg.Domain.HostedZone == nil {
 		steps = append(steps, "4) create a DNS record "+cfg.Domain.Name+" -> LoadBalancerDnsName")
