@@ -178,7 +178,7 @@ func TestServices(t *testing.T) {
 				t.Errorf("parameter %s (%s) is outside /tether/%s/", id, name, s.cfg.Name)
 			}
 		}
-		for _, out := range []string{"ServiceUrl", "LogGroups", "NextSteps"} {
+		for _, out := range []string{"ServiceUrl", "LogGroups", "NextSteps", "PlaneRegistration"} {
 			if _, ok := s.json["services"]["Outputs"].(map[string]any)[out]; !ok {
 				t.Errorf("no %s output", out)
 			}

@@ -158,6 +158,14 @@ func (s *services) newOutputs() {
 	out("LogGroups", "Log groups of api, worker, migrate and agent, in that order", awscdk.Fn_Join(str(","), &groups))
 	out("ConfigParameterPath", "Non-secret configuration in SSM Parameter Store", str(cfg.ParameterPath()))
 	out("ClusterName", "The ECS cluster", s.Cluster.ClusterName())
+	// A stack output is fixed at deploy time, so it states what registration
+	// will happen and where to see it, not a live state.
+	registration := "air-gapped: no plane; import releases with tetherctl airgap import"
+	if cfg.Plane.URL != "" {
+		registration = "pending until the agent's first start: it activates once with " + cfg.Plane.URL +
+			" using the license's one-time token; its log line 'activated' (log group above) confirms it"
+	}
+	out("PlaneRegistration", "The agent's registration with the vendor plane", str(registration))
 
 	// Plain AWS CLI steps: tetherctl's deploy commands are not built yet, and
 	// an output must never name a command that does not exist.
