@@ -49,6 +49,7 @@ type fakeDocsvc struct {
 	readyz    string
 	succeeded int64
 	failed    int64
+	pages     int64
 	requests  int64
 	errors5xx int64
 	version   string
@@ -74,8 +75,8 @@ func newFakeDocsvc(t *testing.T) *fakeDocsvc {
 				"docsvc_http_requests_total{route=\"POST /v1/documents\",code=\"500\"} %d\n"+
 				"docsvc_documents{status=\"succeeded\"} %d\ndocsvc_documents{status=\"failed\"} %d\n"+
 				"docsvc_documents{status=\"queued\"} 0\ndocsvc_documents{status=\"processing\"} 0\n"+
-				"docsvc_stored_bytes 2500000000\ndocsvc_schema_version 4\ndocsvc_build_info{version=%q} 1\n",
-				f.requests-f.errors5xx, f.errors5xx, f.succeeded, f.failed, f.version)
+				"docsvc_stored_bytes 2500000000\ndocsvc_result_pages %d\ndocsvc_schema_version 4\ndocsvc_build_info{version=%q} 1\n",
+				f.requests-f.errors5xx, f.errors5xx, f.succeeded, f.failed, f.pages, f.version)
 		default:
 			http.NotFound(w, r)
 		}
@@ -559,10 +560,10 @@ func mustRead(t *testing.T, path string) []ledger.Entry {
 func TestTelemetryOnSendsDailyAggregates(t *testing.T) {
 	b := setup(t)
 	b.cfg.Telemetry = true
-	b.docsvc.set(func(f *fakeDocsvc) { f.succeeded, f.failed = 10, 1 })
+	b.docsvc.set(func(f *fakeDocsvc) { f.succeeded, f.failed, f.pages = 10, 1, 40 })
 	b.start()
 	b.waitHeartbeats(2)
-	b.docsvc.set(func(f *fakeDocsvc) { f.succeeded, f.failed = 15, 3 })
+	b.docsvc.set(func(f *fakeDocsvc) { f.succeeded, f.failed, f.pages = 15, 3, 67 })
 	n := len(b.heartbeats())
 	b.waitHeartbeats(n + 2)
 	day := b.clock.Now().UTC().Format(time.DateOnly)
@@ -578,7 +579,7 @@ func TestTelemetryOnSendsDailyAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := wire.Telemetry{Day: day, DocumentsProcessed: 5, DocumentsFailed: 2, BytesBucket: "1-10GB"}
+	want := wire.Telemetry{Day: day, DocumentsProcessed: 5, DocumentsFailed: 2, Pages: 27, BytesBucket: "1-10GB"}
 	if *tel != want {
 		t.Fatalf("telemetry = %+v, want %+v", *tel, want)
 	}

@@ -22,6 +22,8 @@ type telemetryState struct {
 	LastSucceeded int64  `json:"last_succeeded"`
 	LastFailed    int64  `json:"last_failed"`
 	LastBytes     int64  `json:"last_bytes"`
+	BasePages     int64  `json:"base_pages"`
+	LastPages     int64  `json:"last_pages"`
 }
 
 // telemetryTick runs after each successful heartbeat when the customer opted
@@ -36,13 +38,14 @@ func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
 	path := a.path("telemetry.json")
 	var st telemetryState
 	if err := readJSON(path, &st); err != nil || st.Day == "" {
-		st = telemetryState{Day: today, BaseSucceeded: m.Documents["succeeded"], BaseFailed: m.Documents["failed"]}
+		st = telemetryState{Day: today, BaseSucceeded: m.Documents["succeeded"], BaseFailed: m.Documents["failed"], BasePages: m.Pages}
 	}
 	if st.Day != today {
 		t := wire.Telemetry{
 			Day:                st.Day,
 			DocumentsProcessed: max(0, st.LastSucceeded-st.BaseSucceeded),
 			DocumentsFailed:    max(0, st.LastFailed-st.BaseFailed),
+			Pages:              max(0, st.LastPages-st.BasePages),
 		}
 		_, t.BytesBucket = wire.StorageBucket(0, st.LastBytes)
 		if err := a.sendTelemetry(ctx, t); err != nil {
@@ -50,9 +53,9 @@ func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
 			return
 		}
 		a.log.Info("telemetry sent", "day", t.Day)
-		st = telemetryState{Day: today, BaseSucceeded: st.LastSucceeded, BaseFailed: st.LastFailed}
+		st = telemetryState{Day: today, BaseSucceeded: st.LastSucceeded, BaseFailed: st.LastFailed, BasePages: st.LastPages}
 	}
-	st.LastSucceeded, st.LastFailed, st.LastBytes = m.Documents["succeeded"], m.Documents["failed"], m.StoredBytes
+	st.LastSucceeded, st.LastFailed, st.LastBytes, st.LastPages = m.Documents["succeeded"], m.Documents["failed"], m.StoredBytes, m.Pages
 	if err := writeJSONAtomic(path, st, 0o600); err != nil {
 		a.log.Warn("save telemetry state", "err", err)
 	}

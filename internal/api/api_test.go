@@ -289,7 +289,7 @@ func TestReadyzAndMetrics(t *testing.T) {
 	if !strings.Contains(string(out), `docsvc_http_requests_total{code="200",route="GET /v1/documents"}`) {
 		t.Fatalf("metrics lack the request counter:\n%s", out)
 	}
-	for _, want := range []string{`docsvc_documents{status="queued"} 0`, "docsvc_stored_bytes 0", "docsvc_schema_version "} {
+	for _, want := range []string{`docsvc_documents{status="queued"} 0`, "docsvc_stored_bytes 0", "docsvc_result_pages 0", "docsvc_schema_version "} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("metrics lack %q", want)
 		}

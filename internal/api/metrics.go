@@ -19,7 +19,7 @@ type storeCollector struct {
 	db      *sqldb.DB
 	version string
 
-	documents, bytes, schema, build *prometheus.Desc
+	documents, bytes, pages, schema, build *prometheus.Desc
 }
 
 func newStoreCollector(store *document.Store, db *sqldb.DB, version string) *storeCollector {
@@ -27,6 +27,7 @@ func newStoreCollector(store *document.Store, db *sqldb.DB, version string) *sto
 		store: store, db: db, version: version,
 		documents: prometheus.NewDesc("docsvc_documents", "Documents by status.", []string{"status"}, nil),
 		bytes:     prometheus.NewDesc("docsvc_stored_bytes", "Bytes of all stored documents.", nil, nil),
+		pages:     prometheus.NewDesc("docsvc_result_pages", "Pages of all stored results.", nil, nil),
 		schema:    prometheus.NewDesc("docsvc_schema_version", "Applied database schema version.", nil, nil),
 		build:     prometheus.NewDesc("docsvc_build_info", "Always 1; the version label names the release.", []string{"version"}, nil),
 	}
@@ -35,6 +36,7 @@ func newStoreCollector(store *document.Store, db *sqldb.DB, version string) *sto
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.documents
 	ch <- c.bytes
+	ch <- c.pages
 	ch <- c.schema
 	ch <- c.build
 }
@@ -50,6 +52,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if _, b, err := c.store.Totals(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(b))
+	}
+	if p, err := c.store.Pages(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.pages, prometheus.GaugeValue, float64(p))
 	}
 	if cur, _, err := c.db.SchemaVersion(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.schema, prometheus.GaugeValue, float64(cur))

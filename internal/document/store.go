@@ -385,3 +385,13 @@ func (s *Store) Abandoned(ctx context.Context, maxAttempts int, idle time.Durati
 	}
 	return ids, rows.Err()
 }
+
+// Pages sums the pages of every stored result, for the usage figures the
+// agent may report (as a daily total, only if the customer opts in).
+func (s *Store) Pages(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(pages), 0) FROM results`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("document: pages: %w", err)
+	}
+	return n, nil
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/tetherhq/tether/internal/wire"
 )
 
-// Metrics is what the agent keeps of docsvc's Prometheus page: five
+// Metrics is what the agent keeps of docsvc's Prometheus page: six
 // families, everything else is parsed (to reject a malformed page) and
 // dropped.
 type Metrics struct {
@@ -25,6 +25,8 @@ type Metrics struct {
 	// StoredBytes is docsvc_stored_bytes; HasStoredBytes says it was there.
 	StoredBytes    int64
 	HasStoredBytes bool
+	// Pages is docsvc_result_pages, the pages of all stored results.
+	Pages int64
 	// SchemaVersion is docsvc_schema_version, 0 when absent.
 	SchemaVersion int64
 	// Version is docsvc_build_info's version label when it is a valid
@@ -75,7 +77,7 @@ func ParseMetrics(data []byte) (Metrics, error) {
 
 func (m *Metrics) add(s sample) error {
 	switch s.name {
-	case "docsvc_http_requests_total", "docsvc_documents", "docsvc_stored_bytes", "docsvc_schema_version":
+	case "docsvc_http_requests_total", "docsvc_documents", "docsvc_stored_bytes", "docsvc_result_pages", "docsvc_schema_version":
 		if math.IsNaN(s.value) || math.IsInf(s.value, 0) || s.value < 0 || s.value > 1<<53 {
 			return fmt.Errorf("%s must be a finite count", s.name)
 		}
@@ -101,6 +103,8 @@ func (m *Metrics) add(s sample) error {
 		m.Documents[st] = int64(s.value)
 	case "docsvc_stored_bytes":
 		m.StoredBytes, m.HasStoredBytes = int64(s.value), true
+	case "docsvc_result_pages":
+		m.Pages = int64(s.value)
 	case "docsvc_schema_version":
 		m.SchemaVersion = int64(s.value)
 	case "docsvc_build_info":
