@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tetherhq/tether/internal/atomicfile"
 )
 
 // Options are tetherctl dev's flags.
@@ -149,7 +151,7 @@ func devToken(ctx context.Context, dataDir string, create Proc, out *lockedWrite
 		return "", fmt.Errorf("dev: create API token: %w", err)
 	}
 	token := strings.TrimSpace(string(b))
-	return token, writeAtomic(path, []byte(token+"\n"))
+	return token, atomicfile.Write(path, []byte(token+"\n"), 0o600)
 }
 
 func checkFree(addr, flag string) error {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tetherhq/tether/internal/atomicfile"
 )
 
 // vendor is the local stand-in for the vendor's side of a deployment.
@@ -80,7 +82,7 @@ func registerLicense(ctx context.Context, dataDir string, v vendor, planeURL str
 	if err != nil {
 		return fmt.Errorf("dev: the plane did not write its admin token: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dataDir, "plane-admin-token"), tok); err != nil {
+	if err := atomicfile.Write(filepath.Join(dataDir, "plane-admin-token"), tok, 0o600); err != nil {
 		return err
 	}
 	marker := filepath.Join(v.planeDir, "license-registered")
@@ -93,14 +95,4 @@ func registerLicense(ctx context.Context, dataDir string, v vendor, planeURL str
 		return fmt.Errorf("dev: register the license: %w", err)
 	}
 	return os.WriteFile(marker, nil, 0o600)
-}
-
-// writeAtomic writes data to path through a temporary file and a rename, so
-// a reader never sees half a file.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tetherhq/tether/internal/atomicfile"
+
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/reqsign"
@@ -275,7 +277,7 @@ func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
 	// the recorded hash, and the loser's file is removed.
 	name := diagID + "-" + hex.EncodeToString(sum[:8]) + ".zip"
 	path := filepath.Join(s.cfg.DataDir, "bundles", name)
-	if err := writeFileAtomic(path, data); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		s.fail(w, "store bundle", err)
 		return
 	}
@@ -286,28 +288,6 @@ func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("diagnostic bundle uploaded", "install_id", installID, "diagnostic_id", diagID, "bytes", len(data))
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// writeFileAtomic writes data 0600 via a temporary file and rename, so a
-// crash never leaves a half bundle under the final name.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".upload-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // handleTUF serves one channel's signed repository files to installs whose

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tetherhq/tether/internal/atomicfile"
+
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -241,33 +243,13 @@ func resign[T metadata.Roles](md *metadata.Metadata[T], key ed25519.PrivateKey) 
 	return md.ToBytes(true)
 }
 
-// writeAtomic writes via a temporary file and rename, so the plane serving
-// the directory never sends a half-written file.
+// writeAtomic writes a repository file world-readable (the plane serves the
+// directory) through atomicfile, so the plane never sends a half-written file.
 func writeAtomic(p string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
+	return atomicfile.Write(p, data, 0o644)
 }
 
 // targetDiskPath is where a target is stored: consistent snapshots put the
