@@ -130,26 +130,14 @@ func runInstallsList(ctx context.Context, env Env, args []string) error {
 			"and how long ago its last heartbeat arrived (STALE after three missed intervals).")
 	admin := adminFlags(fs)
 	output := outputFlag(fs)
-	if help, err := parse(fs, args); help || err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	c, err := admin.client(env, true)
-	if err != nil {
+	if help, err := parseWithOutput(fs, args, output); help || err != nil {
 		return err
 	}
 	var ins []plane.InstallView
-	if err := c.do(ctx, http.MethodGet, "/v1/admin/installs", nil, &ins); err != nil {
+	if err := admin.get(ctx, env, "/v1/admin/installs", &ins); err != nil {
 		return fmt.Errorf("installs list: %w", err)
 	}
-	if *output == "json" {
-		return writeJSONOut(env, ins)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTALL\tCUSTOMER\tVERSION\tCHANNEL\tHEALTH\tLICENSE\tEXPIRES\tLAST HEARTBEAT")
-	for _, in := range ins {
+	return show(env, *output, ins, "INSTALL\tCUSTOMER\tVERSION\tCHANNEL\tHEALTH\tLICENSE\tEXPIRES\tLAST HEARTBEAT", func(in plane.InstallView) string {
 		age := fmt.Sprintf("%ds ago", in.LastHeartbeatAgeSec)
 		if in.StaleNow {
 			age += " STALE"
@@ -157,10 +145,9 @@ func runInstallsList(ctx context.Context, env Env, args []string) error {
 		if in.Revoked {
 			age += " REVOKED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Customer, dash(in.Version), dash(in.Channel),
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", in.ID, in.Customer, dash(in.Version), dash(in.Channel),
 			in.Health, in.PlaneLicenseState, in.LicenseExpires.Format(time.DateOnly), age)
-	}
-	return tw.Flush()
+	})
 }
 
 func runInstallsShow(ctx context.Context, env Env, args []string) error {
@@ -257,14 +244,7 @@ func runDiagList(ctx context.Context, env Env, args []string) error {
 	status := fs.String("status", "", "only this status: requested or uploaded")
 	admin := adminFlags(fs)
 	output := outputFlag(fs)
-	if help, err := parse(fs, args); help || err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	c, err := admin.client(env, true)
-	if err != nil {
+	if help, err := parseWithOutput(fs, args, output); help || err != nil {
 		return err
 	}
 	q := url.Values{}
@@ -275,18 +255,12 @@ func runDiagList(ctx context.Context, env Env, args []string) error {
 		q.Set("status", *status)
 	}
 	var ds []plane.Diagnostic
-	if err := c.do(ctx, http.MethodGet, "/v1/admin/diagnostics?"+q.Encode(), nil, &ds); err != nil {
+	if err := admin.get(ctx, env, "/v1/admin/diagnostics?"+q.Encode(), &ds); err != nil {
 		return fmt.Errorf("diag list: %w", err)
 	}
-	if *output == "json" {
-		return writeJSONOut(env, ds)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REQUEST\tINSTALL\tSTATUS\tREQUESTED\tBYTES\tREASON")
-	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.InstallID, d.Status, d.RequestedAt.Format(time.RFC3339), d.BundleSize, d.Reason)
-	}
-	return tw.Flush()
+	return show(env, *output, ds, "REQUEST\tINSTALL\tSTATUS\tREQUESTED\tBYTES\tREASON", func(d plane.Diagnostic) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", d.ID, d.InstallID, d.Status, d.RequestedAt.Format(time.RFC3339), d.BundleSize, d.Reason)
+	})
 }
 
 func runDiagDownload(ctx context.Context, env Env, args []string) error {

@@ -1,6 +1,7 @@
 package planecmd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -117,16 +118,8 @@ func runLicenseIssue(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("license issue: %w", err)
 	}
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("license issue: --out %s: %w (it is never overwritten; choose another name)", *out, err)
-	}
-	if _, err := f.Write(file); err != nil {
-		f.Close()
-		return fmt.Errorf("license issue: write %s: %w", *out, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("license issue: write %s: %w", *out, err)
+	if _, _, err := writeNew(*out, bytes.NewReader(file)); err != nil {
+		return fmt.Errorf("license issue: %w", err)
 	}
 	fmt.Fprintf(env.Stdout, "Issued license %s for %s, expires %s (+%s grace), channels %s.\nWrote %s (0600; it holds the activation token).\n",
 		l.ID, l.Customer, l.ExpiresAt.Format(time.DateOnly), *grace, strings.Join(l.Channels, ","), *out)
@@ -184,30 +177,17 @@ func runLicenseList(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "license list", "[--output text|json]", "Lists the licenses registered with the plane.")
 	admin := adminFlags(fs)
 	output := outputFlag(fs)
-	if help, err := parse(fs, args); help || err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	c, err := admin.client(env, true)
-	if err != nil {
+	if help, err := parseWithOutput(fs, args, output); help || err != nil {
 		return err
 	}
 	var ls []plane.LicenseRecord
-	if err := c.do(ctx, http.MethodGet, "/v1/admin/licenses", nil, &ls); err != nil {
+	if err := admin.get(ctx, env, "/v1/admin/licenses", &ls); err != nil {
 		return fmt.Errorf("license list: %w", err)
 	}
-	if *output == "json" {
-		return writeJSONOut(env, ls)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCUSTOMER\tEXPIRES\tGRACE\tCHANNELS\tINSTALL")
-	for _, l := range ls {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%dd\t%s\t%s\n", l.ID, l.Customer, l.ExpiresAt.Format(time.DateOnly),
+	return show(env, *output, ls, "ID\tCUSTOMER\tEXPIRES\tGRACE\tCHANNELS\tINSTALL", func(l plane.LicenseRecord) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%dd\t%s\t%s", l.ID, l.Customer, l.ExpiresAt.Format(time.DateOnly),
 			l.GraceSeconds/86400, strings.Join(l.Channels, ","), dash(l.ActivatedInstall))
-	}
-	return tw.Flush()
+	})
 }
 
 func runReleasePublish(ctx context.Context, env Env, args []string) error {
@@ -267,10 +247,7 @@ func runReleaseList(ctx context.Context, env Env, args []string) error {
 	channel := fs.String("channel", "", "only this channel")
 	admin := adminFlags(fs)
 	output := outputFlag(fs)
-	if help, err := parse(fs, args); help || err != nil {
-		return err
-	}
-	if err := checkOutput(*output); err != nil {
+	if help, err := parseWithOutput(fs, args, output); help || err != nil {
 		return err
 	}
 	var all []plane.ChannelReleases
@@ -287,11 +264,7 @@ func runReleaseList(ctx context.Context, env Env, args []string) error {
 			all = append(all, plane.ChannelReleases{Channel: ch, Releases: ms})
 		}
 	} else {
-		c, err := admin.client(env, true)
-		if err != nil {
-			return err
-		}
-		if err := c.do(ctx, http.MethodGet, "/v1/admin/releases", nil, &all); err != nil {
+		if err := admin.get(ctx, env, "/v1/admin/releases", &all); err != nil {
 			return fmt.Errorf("release list: %w", err)
 		}
 	}
