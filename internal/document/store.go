@@ -227,6 +227,18 @@ func (s *Store) Requeue(ctx context.Context, id, note string) error {
 	return nil
 }
 
+// Resume moves a document that Requeue parked back to processing. Unlike
+// Start it counts no attempt: the same delivery goes on, and attempts must
+// keep matching deliveries for Abandoned to judge a job by them.
+func (s *Store) Resume(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE documents SET status = $1, error = '', updated_at = $2
+		WHERE id = $3 AND status = $4`, Processing, s.now().UnixMilli(), id, Queued)
+	if err != nil {
+		return fmt.Errorf("document: resume %s: %w", id, err)
+	}
+	return nil
+}
+
 // Result returns the result of owner's finished document.
 func (s *Store) Result(ctx context.Context, owner, id string) (Result, error) {
 	d, err := s.Owned(ctx, owner, id)

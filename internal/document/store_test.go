@@ -193,6 +193,16 @@ func runStoreSuite(t *testing.T, open func(testing.TB) *sqldb.DB) {
 			}
 		}
 		c.t = c.t.Add(10 * time.Minute)
+		// Waiting for the AI provider and going on counts no attempt.
+		if err := s.Requeue(ctx, id, "waiting for the AI provider"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Resume(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := s.Get(ctx, id); d.Status != document.Processing || d.Attempts != 3 || d.Error != "" {
+			t.Fatalf("after requeue and resume: %+v, want processing with 3 attempts", d)
+		}
 		if ids, _ := s.Abandoned(ctx, 4, time.Minute, 10); len(ids) != 0 {
 			t.Fatalf("a document with attempts left was called abandoned: %v", ids)
 		}

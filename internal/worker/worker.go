@@ -248,7 +248,7 @@ func (w *Worker) analyze(ctx context.Context, id, text string, log *slog.Logger)
 			return a, err
 		}
 		sleep(ctx, time.Second)
-		if _, err := w.Store.Start(ctx, id); err != nil {
+		if err := w.Store.Resume(ctx, id); err != nil {
 			return a, err
 		}
 	}
