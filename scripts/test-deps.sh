@@ -1,36 +1,96 @@
 #!/usr/bin/env bash
-# test-deps.sh — installs what the test suite needs, idempotently:
+# test-deps.sh — brings up what the test suite needs, idempotently, on a fresh
+# machine or one where it ran before (each step checks before it acts):
 #   Debian: chromium (web page tests), poppler-utils (pdftotext, the extraction
-#   baseline), and the npm packages pinned in tools/package.json: fauxqs (an
-#   S3- and SQS-compatible server) and the AWS CDK CLI.
-# Safe to run again: each step checks before it installs.
+#     baseline) and postgresql (the production database);
+#   PostgreSQL: a cluster started on 127.0.0.1:5432 with the role and the
+#     `test` database the tests use (skipped when TETHER_TEST_POSTGRES_URL
+#     names another server);
+#   npm (tools/package.json): fauxqs (an S3- and SQS-compatible server) and
+#     the AWS CDK CLI;
+#   PyPI (tools/requirements.txt, hash-pinned): moto's server (the AWS API
+#     emulator), cfn-lint, checkov and the AWS CLI, in the venv tools/venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+say() { echo "test-deps: $*"; }
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+
+# --- Debian packages --------------------------------------------------------
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
+if [ -z "${TETHER_TEST_POSTGRES_URL:-}" ] && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+  need_apt+=(postgresql)
+fi
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "test-deps: installing Debian packages: ${need_apt[*]}"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  say "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# --- PostgreSQL on 127.0.0.1:5432 -------------------------------------------
+# The tests connect as tether_test (password auth over TCP, as Debian's default
+# pg_hba.conf allows for 127.0.0.1) and create one schema per test in `test`.
+pg_user=tether_test
+pg_url="postgres://${pg_user}:${pg_user}@127.0.0.1:5432/test"
+as_postgres() { if [ -n "$SUDO" ]; then sudo -u postgres "$@"; else runuser -u postgres -- "$@"; fi; }
+if [ -z "${TETHER_TEST_POSTGRES_URL:-}" ]; then
+  version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+  # The package makes a cluster when it installs; make one if it did not, or
+  # if it was dropped since.
+  if [ ! -d "/etc/postgresql/$version/main" ]; then
+    say "creating PostgreSQL $version cluster main"
+    $SUDO pg_createcluster "$version" main --port 5432 >/dev/null
+  fi
+  port=$($SUDO pg_conftool -s "$version" main show port 2>/dev/null || echo 5432)
+  if [ "$port" != 5432 ]; then
+    say "PostgreSQL $version/main listens on $port; moving it to 5432"
+    $SUDO pg_conftool "$version" main set port 5432
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main stop >/dev/null 2>&1 || true
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    say "starting PostgreSQL $version/main"
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { say "PostgreSQL did not start; see /var/log/postgresql/"; exit 1; }
+  fi
+  psql_admin() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -p 5432 "$@"; }
+  if [ "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$pg_user'")" != 1 ]; then
+    say "creating role $pg_user"
+    psql_admin -c "CREATE ROLE $pg_user LOGIN PASSWORD '$pg_user'"
+  fi
+  if [ "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'")" != 1 ]; then
+    say "creating database test"
+    psql_admin -c "CREATE DATABASE test OWNER $pg_user"
+  fi
+  # The proof that counts: the tests' own URL connects.
+  if ! psql "$pg_url" -X -q -tAc 'SELECT 1' >/dev/null; then
+    say "cannot connect to $pg_url; check pg_hba.conf allows password auth from 127.0.0.1"
+    exit 1
+  fi
+fi
+
+# --- npm tools ---------------------------------------------------------------
 stamp=tools/node_modules/.tether-stamp
 want=$(sha256sum tools/package-lock.json | cut -d' ' -f1)
 if [ ! -x tools/node_modules/.bin/fauxqs ] || [ ! -x tools/node_modules/.bin/cdk ] \
    || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "test-deps: installing npm tools (tools/package-lock.json)"
+  say "installing npm tools (tools/package-lock.json)"
   npm ci --prefix tools --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
 
-# PostgreSQL: the go-svc machine starts it before a session; start it if it stopped.
-if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-  if command -v pg_ctlcluster >/dev/null 2>&1; then
-    echo "test-deps: starting PostgreSQL"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
-  fi
+# --- Python tools --------------------------------------------------------------
+venv=tools/venv
+stamp=$venv/.tether-stamp
+want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing Python tools into $venv (tools/requirements.txt)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --require-hashes -r tools/requirements.txt
+  echo "$want" > "$stamp"
 fi
-echo "test-deps: ready"
+say "ready"

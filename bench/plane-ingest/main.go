@@ -11,7 +11,7 @@
 // Requests are signed before the clock starts, so the client's signing does
 // not compete with the plane for the CPU; the HTTP client does, since both
 // run on this machine. PostgreSQL comes from TETHER_TEST_POSTGRES_URL
-// (default postgres://postgres@127.0.0.1:5432/test); a fresh schema is made
+// (default postgres://tether_test:tether_test@127.0.0.1:5432/test); a fresh schema is made
 // and dropped.
 package main
 
@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	pgURL := os.Getenv("TETHER_TEST_POSTGRES_URL")
 	if pgURL == "" {
-		pgURL = "postgres://postgres@127.0.0.1:5432/test"
+		pgURL = "postgres://tether_test:tether_test@127.0.0.1:5432/test"
 	}
 	db, cleanup, err := freshSchema(ctx, pgURL)
 	if err != nil {

@@ -11,9 +11,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,75 +19,15 @@ import (
 
 	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/sqldb"
+	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
 )
-
-const defaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test"
-
-// openSQLite returns a migrated SQLite database in a temp dir.
-func openSQLite(t testing.TB) *sqldb.DB {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "auth.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
-// openPostgres returns a migrated database in a fresh schema of the test
-// PostgreSQL, dropped at cleanup. It fails, never skips, when PostgreSQL is
-// unreachable: a silently skipped database test is a test that cannot fail.
-func openPostgres(t testing.TB) *sqldb.DB {
-	t.Helper()
-	ctx := context.Background()
-	base := os.Getenv("TETHER_TEST_POSTGRES_URL")
-	if base == "" {
-		base = defaultPostgresURL
-	}
-	admin, err := sqldb.Open(ctx, base)
-	if err != nil {
-		t.Fatalf("PostgreSQL (set TETHER_TEST_POSTGRES_URL): %v", err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "auth_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := sqldb.Open(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
 
 var dialects = []struct {
 	name string
 	open func(testing.TB) *sqldb.DB
 }{
-	{"sqlite", openSQLite},
-	{"postgres", openPostgres},
+	{"sqlite", sqldbtest.SQLite},
+	{"postgres", sqldbtest.Postgres},
 }
 
 func bearer(tok string) *http.Request {
@@ -202,7 +139,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestCreateTokenRejectsBadNames(t *testing.T) {
-	db := openSQLite(t)
+	db := sqldbtest.SQLite(t)
 	for _, name := range []string{"", "   ", strings.Repeat("x", 101), "bad\nname"} {
 		if _, _, err := auth.CreateToken(context.Background(), db, name); err == nil {
 			t.Errorf("CreateToken(%q) succeeded", name)
@@ -277,7 +214,7 @@ func sign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, claims
 func TestOIDC(t *testing.T) {
 	ctx := context.Background()
 	iss := newIssuer(t)
-	db := openSQLite(t)
+	db := sqldbtest.SQLite(t)
 	a, err := auth.NewAuthenticator(ctx, db, iss.srv.URL, "docsvc", iss.srv.Client())
 	if err != nil {
 		t.Fatal(err)
@@ -348,7 +285,7 @@ func TestOIDC(t *testing.T) {
 
 func TestNewAuthenticatorErrors(t *testing.T) {
 	ctx := context.Background()
-	db := openSQLite(t)
+	db := sqldbtest.SQLite(t)
 	if _, err := auth.NewAuthenticator(ctx, db, "https://idp.example.com", "", nil); err == nil {
 		t.Error("issuer without audience accepted")
 	}
@@ -369,7 +306,7 @@ func TestNewAuthenticatorErrors(t *testing.T) {
 }
 
 func TestJWTWithoutOIDCConfigured(t *testing.T) {
-	db := openSQLite(t)
+	db := sqldbtest.SQLite(t)
 	a, err := auth.NewAuthenticator(context.Background(), db, "", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -381,7 +318,7 @@ func TestJWTWithoutOIDCConfigured(t *testing.T) {
 
 func TestMiddleware(t *testing.T) {
 	ctx := context.Background()
-	db := openSQLite(t)
+	db := sqldbtest.SQLite(t)
 	a, err := auth.NewAuthenticator(ctx, db, "", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +389,7 @@ func TestMiddleware(t *testing.T) {
 // may authenticate.
 func FuzzAuthenticate(f *testing.F) {
 	ctx := context.Background()
-	db := openSQLite(f)
+	db := sqldbtest.SQLite(f)
 	iss := newIssuer(f)
 	a, err := auth.NewAuthenticator(ctx, db, iss.srv.URL, "docsvc", iss.srv.Client())
 	if err != nil {

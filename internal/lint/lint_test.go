@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -23,5 +24,21 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 	}
 	if checked < 20 {
 		t.Fatalf("go list found only %d packages; the check is not looking at the tree", checked)
+	}
+}
+
+// TestNoPointersOutsideTheProject: the product's files are read by customers
+// and reviewers who have only this repository, so none may send them to
+// planning notes that live beside it.
+func TestNoPointersOutsideTheProject(t *testing.T) {
+	out, err := exec.Command("git", "grep", "-n", "-I", "-E", `\.\./shared|shared/(DESIGN|PLAN|CONVENTIONS)\.md`, "--", ":(top)", ":(top,exclude)internal/lint/lint_test.go").Output()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) { // 1: no match
+		t.Fatalf("git grep: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line != "" {
+			t.Errorf("points outside the project: %s", line)
+		}
 	}
 }

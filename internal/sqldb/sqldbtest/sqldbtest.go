@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultPostgresURL is the server scripts/test-deps.sh starts.
-const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test"
+const DefaultPostgresURL = "postgres://tether_test:tether_test@127.0.0.1:5432/test"
 
 // PostgresBaseURL returns TETHER_TEST_POSTGRES_URL, or DefaultPostgresURL.
 func PostgresBaseURL() string {
