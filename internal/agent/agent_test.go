@@ -822,15 +822,14 @@ func TestUpdaterSeesPublishedRelease(t *testing.T) {
 
 func TestIdentityInSecretsManager(t *testing.T) {
 	b := setup(t)
-	aws := awstest.New(t)
-	const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tether/test/agent-identity-Ab12Cd"
-	aws.CreateEmptySecret(arn)
+	aws := awstest.Start(t)
+	arn := aws.CreateSecret(t, "tether/test/agent-identity", "")
 	cfg := aws.AWSConfig()
 	b.cfg.IdentitySecret, b.opts.AWSConfig = arn, &cfg
 	r := b.start()
 	b.waitHeartbeats(1)
 	r.stop(t)
-	stored, ok := aws.Secret(arn)
+	stored, ok := aws.SecretValue(t, arn)
 	if !ok || stored == "" {
 		t.Fatal("identity key was not stored in the secret")
 	}
@@ -843,7 +842,7 @@ func TestIdentityInSecretsManager(t *testing.T) {
 	if got := len(b.received("POST", "/v1/activate")); got != 1 {
 		t.Fatalf("activations = %d, want 1 (key read back from the secret)", got)
 	}
-	if v, _ := aws.Secret(arn); v != stored {
+	if v, _ := aws.SecretValue(t, arn); v != stored {
 		t.Fatal("the key in the secret changed on restart")
 	}
 }

@@ -1,27 +1,30 @@
-// Package awstest is an in-process HTTP endpoint that answers a few AWS
-// control-plane APIs the way AWS does, so tests can drive the real
-// aws-sdk-go-v2 clients (pointed at it with BaseEndpoint) without an AWS
-// account.
+// Package awstest gives a test the AWS API emulator moto (its server mode,
+// pinned in tools/requirements.txt and installed into tools/venv by
+// scripts/test-deps.sh), so AWS calls go through the real aws-sdk-go-v2 to a
+// widely used emulator instead of an imitation written here.
 //
-// It is deliberately small: it stores what a test puts into it and answers
-// the read calls the product makes. Each operation is one entry in the ops
-// table below, keyed by the X-Amz-Target header of the AWS JSON 1.1 protocol,
-// so adding another JSON-protocol call (ECS DescribeServices, say) is one
-// function and one table row. Query-protocol services (STS, CloudFormation)
-// would dispatch on the form's Action value into the same kind of table.
+// Starting moto takes about a second, so servers are kept for the life of the
+// test binary and lent to one test at a time: Start lends an idle one (or
+// starts one), and when the test finishes the server is reset to empty
+// (moto's POST /moto-api/reset) and handed back. Parallel tests each hold a
+// server of their own. Each lent server sits behind a loopback proxy that
+// records the calls, so a test can assert on what the code sent AWS.
 //
-// It is not an imitation of S3 or SQS data-plane semantics; those tests use
-// a real S3/SQS-compatible server.
+// The operations moto serves, and the gaps Tether's tests work around, are in
+// docs/decisions/0007-aws-api-emulator.md.
 package awstest
 
 import (
-	"encoding/json"
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sort"
-	"strconv"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -29,418 +32,227 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/tetherhq/tether/internal/toolproc"
 )
 
-// Region and Account are what the server claims to be; ARNs it makes use them.
+// Region and Account are what moto answers as: ARNs it makes use them.
 const (
 	Region  = "us-east-1"
 	Account = "123456789012"
 )
 
-// Request is one call the server received, for tests to assert on.
-type Request struct {
-	Target string // e.g. "secretsmanager.GetSecretValue"
-	Body   []byte // the JSON request body as sent
+// spec runs tools/venv/bin/moto_server (TETHER_MOTO overrides).
+var spec = toolproc.Spec{
+	Name:        "moto",
+	Bin:         filepath.Join("tools", "venv", "bin", "moto_server"),
+	EnvOverride: "TETHER_MOTO",
+	Args:        func(port int) []string { return []string{"-H", "127.0.0.1", "-p", fmt.Sprint(port)} },
+	Env: func(int) []string {
+		// moto's own account and region, whatever the developer's shell says.
+		return []string{"MOTO_ACCOUNT_ID=" + Account, "AWS_DEFAULT_REGION=" + Region}
+	},
+	Health: "/moto-api/",
 }
 
-// Server is the endpoint. Create it with New; it closes itself when the test
-// ends.
+// idle holds started servers not lent to any test. It is the one piece of
+// package state: it lives as long as the test binary, whose exit ends the
+// servers (toolproc starts them to die with their parent).
+var idle struct {
+	sync.Mutex
+	procs []*toolproc.Proc
+}
+
+// Request is one call the code under test sent the emulator.
+type Request struct {
+	Method, Path string
+	// Target names the operation: the X-Amz-Target header of the JSON
+	// protocols ("secretsmanager.GetSecretValue") or the Action of the query
+	// protocols ("GetCallerIdentity"); empty for REST calls (S3).
+	Target string
+	Body   []byte
+}
+
+// Server is one emulator lent to one test.
 type Server struct {
-	srv *httptest.Server
+	proxy  *httptest.Server
+	direct aws.Config // to moto itself, for set-up calls the proxy should not record
 
 	mu       sync.Mutex
-	secrets  map[string]*secret // by name
-	params   map[string]*param  // by full name ("/a/b")
 	requests []Request
 }
 
-type secret struct {
-	name, arn, value string
-	// hasValue is false for a secret created without one (as a stack makes
-	// a secret for the agent to fill): AWS then answers GetSecretValue
-	// with ResourceNotFoundException.
-	hasValue bool
-}
-
-type param struct {
-	name, typ, value string
-	version          int64
-}
-
-// op handles one X-Amz-Target. It returns the response body to encode as
-// JSON, or an *apiError.
-type op func(s *Server, body []byte) (any, error)
-
-// ops is the table of everything the server answers.
-var ops = map[string]op{
-	"secretsmanager.GetSecretValue": (*Server).getSecretValue,
-	"AmazonSSM.GetParameter":        (*Server).getParameter,
-	"AmazonSSM.GetParametersByPath": (*Server).getParametersByPath,
-	"AmazonSSM.GetParameters":       (*Server).getParameters,
-	"secretsmanager.DescribeSecret": (*Server).describeSecret,
-	"secretsmanager.CreateSecret":   (*Server).createSecret,
-	"secretsmanager.PutSecretValue": (*Server).putSecretValue,
-}
-
-// apiError is an AWS JSON-protocol error: HTTP status plus the __type the
-// SDK maps to a typed error (e.g. *types.ResourceNotFoundException).
-type apiError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
-// New starts a server for the duration of t.
-func New(t testing.TB) *Server {
+// Start lends the test an empty emulator for its duration. A missing
+// tools/venv fails the test with the fix.
+func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{secrets: map[string]*secret{}, params: map[string]*param{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	t.Cleanup(s.srv.Close)
+	p, err := lend()
+	if err != nil {
+		t.Fatalf("awstest: %v", err)
+	}
+	target, _ := url.Parse(p.Endpoint)
+	s := &Server{direct: config(p.Endpoint)}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	s.proxy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		req := Request{Method: r.Method, Path: r.URL.Path, Target: r.Header.Get("X-Amz-Target"), Body: body}
+		if req.Target == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			if form, err := url.ParseQuery(string(body)); err == nil {
+				req.Target = form.Get("Action")
+			}
+		}
+		s.mu.Lock()
+		s.requests = append(s.requests, req)
+		s.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		s.proxy.Close()
+		if t.Failed() {
+			t.Logf("moto output (tail):\n%s", p.Output())
+		}
+		giveBack(p)
+	})
 	return s
 }
 
-// URL is the endpoint's base URL.
-func (s *Server) URL() string { return s.srv.URL }
+func lend() (*toolproc.Proc, error) {
+	idle.Lock()
+	if n := len(idle.procs); n > 0 {
+		p := idle.procs[n-1]
+		idle.procs = idle.procs[:n-1]
+		idle.Unlock()
+		return p, nil
+	}
+	idle.Unlock()
+	return toolproc.Start(spec)
+}
 
-// AWSConfig returns an SDK config aimed at this server: static credentials,
-// region us-east-1, and BaseEndpoint set so every service client built from
-// it calls here instead of AWS.
-func (s *Server) AWSConfig() aws.Config {
+// giveBack empties the server and returns it to the idle list; one that
+// cannot be reset is stopped instead, so no test sees another's state.
+func giveBack(p *toolproc.Proc) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.Endpoint+"/moto-api/reset", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("reset: %s", resp.Status)
+		}
+	}
+	if err != nil {
+		p.Stop()
+		return
+	}
+	idle.Lock()
+	idle.procs = append(idle.procs, p)
+	idle.Unlock()
+}
+
+// Endpoint is the base URL to give the SDK (AWS_ENDPOINT_URL).
+func (s *Server) Endpoint() string { return s.proxy.URL }
+
+// AWSConfig returns a config with static test credentials (moto accepts any),
+// the emulator's region, and BaseEndpoint pointing at it.
+func (s *Server) AWSConfig() aws.Config { return config(s.Endpoint()) }
+
+func config(endpoint string) aws.Config {
 	return aws.Config{
 		Region:       Region,
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDAWSTEST", "awstest-secret", ""),
-		BaseEndpoint: aws.String(s.srv.URL),
-		HTTPClient:   s.srv.Client(),
-		// A test that hits an error should see it at once, not after retries.
-		RetryMaxAttempts: 1,
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint: aws.String(endpoint),
 	}
 }
 
-// PutSecret stores a string secret. nameOrARN is either a plain name
-// ("tether/prod/ai") or a full Secrets Manager ARN; GetSecretValue then
-// answers to both the name and the ARN.
-func (s *Server) PutSecret(nameOrARN, value string) {
-	name, arn := secretNames(nameOrARN)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.secrets[name] = &secret{name: name, arn: arn, value: value, hasValue: true}
-}
-
-// CreateEmptySecret makes a secret with no value yet, the state a
-// deployment stack leaves a secret in for the product to fill at first
-// start (with PutSecretValue).
-func (s *Server) CreateEmptySecret(nameOrARN string) {
-	name, arn := secretNames(nameOrARN)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.secrets[name] = &secret{name: name, arn: arn}
-}
-
-// Secret returns a secret's current value, for tests to check what the
-// code under test stored.
-func (s *Server) Secret(nameOrARN string) (value string, ok bool) {
-	sec, err := s.findSecret(nameOrARN)
-	if err != nil || !sec.hasValue {
-		return "", false
+// Env is the environment that points a child process's standard SDK
+// credential chain and endpoint resolution at the emulator, as an operator's
+// shell would point them at AWS.
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL=" + s.Endpoint(),
+		"AWS_REGION=" + Region,
+		"AWS_DEFAULT_REGION=" + Region,
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_SESSION_TOKEN=",
+		"AWS_PROFILE=",
+		"AWS_EC2_METADATA_DISABLED=true",
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return sec.value, true
 }
 
-// secretNames splits a name or ARN into both forms.
-func secretNames(nameOrARN string) (name, arn string) {
-	name = nameOrARN
-	if strings.HasPrefix(nameOrARN, "arn:") {
-		arn = nameOrARN
-		// arn:aws:secretsmanager:region:account:secret:NAME-XXXXXX
-		if i := strings.Index(arn, ":secret:"); i >= 0 {
-			name = arn[i+len(":secret:"):]
-			if j := strings.LastIndexByte(name, '-'); j > 0 && len(name)-j-1 == 6 {
-				name = name[:j]
-			}
-		}
-	} else {
-		// AWS appends six random characters to a secret's name in its ARN.
-		arn = fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-AbCdEf", Region, Account, name)
-	}
-	return name, arn
+// S3 returns an S3 client; moto, reached by IP address, needs path-style
+// requests (bucket in the path, not the host name).
+func (s *Server) S3() *s3.Client {
+	return s3.NewFromConfig(s.AWSConfig(), func(o *s3.Options) { o.UsePathStyle = true })
 }
 
-// PutParameter stores a String parameter.
-func (s *Server) PutParameter(name, value string) { s.putParameter(name, "String", value) }
+// SQS returns an SQS client.
+func (s *Server) SQS() *sqs.Client { return sqs.NewFromConfig(s.AWSConfig()) }
 
-// PutSecureParameter stores a SecureString parameter, returned in clear only
-// to callers that ask WithDecryption.
-func (s *Server) PutSecureParameter(name, value string) { s.putParameter(name, "SecureString", value) }
-
-func (s *Server) putParameter(name, typ, value string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	version := int64(1)
-	if old, ok := s.params[name]; ok {
-		version = old.version + 1
-	}
-	s.params[name] = &param{name: name, typ: typ, value: value, version: version}
-}
-
-// Requests returns every call received so far, in order.
+// Requests returns the calls received so far, in order.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.requests...)
 }
 
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+// The helpers below set up and inspect state through the real SDK; their
+// calls go straight to moto, so Requests shows only the code under test.
+
+// CreateSecret creates a secret through Secrets Manager and returns the ARN
+// the emulator gave it. An empty value makes a secret with no value yet, as a
+// stack makes one for a task to fill.
+func (s *Server) CreateSecret(t testing.TB, name, value string) (arn string) {
+	t.Helper()
+	in := &secretsmanager.CreateSecretInput{Name: aws.String(name)}
+	if value != "" {
+		in.SecretString = aws.String(value)
+	}
+	out, err := secretsmanager.NewFromConfig(s.direct).CreateSecret(context.Background(), in)
 	if err != nil {
-		writeError(w, &apiError{http.StatusBadRequest, "SerializationException", "cannot read body"})
-		return
+		t.Fatalf("awstest: create secret %s: %v", name, err)
 	}
-	target := r.Header.Get("X-Amz-Target")
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Target: target, Body: body})
-	s.mu.Unlock()
+	return aws.ToString(out.ARN)
+}
 
-	// Every real AWS call is signed; a request without a SigV4 header means
-	// the client was not configured the way production code would be.
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
-		writeError(w, &apiError{http.StatusBadRequest, "MissingAuthenticationTokenException", "request is not signed"})
-		return
+// SecretValue reads a secret's current value; ok is false when the secret has
+// no value.
+func (s *Server) SecretValue(t testing.TB, id string) (value string, ok bool) {
+	t.Helper()
+	out, err := secretsmanager.NewFromConfig(s.direct).GetSecretValue(context.Background(),
+		&secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	var nf *smtypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return "", false
 	}
-	handle, ok := ops[target]
-	if r.Method != http.MethodPost || !ok {
-		writeError(w, &apiError{http.StatusBadRequest, "UnknownOperationException", "awstest does not implement " + target})
-		return
-	}
-	out, err := handle(s, body)
 	if err != nil {
-		ae, ok := err.(*apiError)
-		if !ok {
-			ae = &apiError{http.StatusInternalServerError, "InternalFailure", err.Error()}
-		}
-		writeError(w, ae)
-		return
+		t.Fatalf("awstest: read secret %s: %v", id, err)
 	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-Requestid", "awstest-request")
-	_ = json.NewEncoder(w).Encode(out)
+	return aws.ToString(out.SecretString), true
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-Requestid", "awstest-request")
-	w.WriteHeader(e.status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.code, "message": e.message})
-}
-
-func decode(body []byte, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		return &apiError{http.StatusBadRequest, "SerializationException", "malformed request body"}
+// PutParameter stores an SSM parameter (a SecureString when secure).
+func (s *Server) PutParameter(t testing.TB, name, value string, secure bool) {
+	t.Helper()
+	typ := ssmtypes.ParameterTypeString
+	if secure {
+		typ = ssmtypes.ParameterTypeSecureString
 	}
-	return nil
-}
-
-// epoch is the fixed creation time the server reports, as AWS's epoch-seconds
-// JSON number.
-var epoch = float64(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
-
-func (s *Server) findSecret(id string) (*secret, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sec, ok := s.secrets[id]; ok {
-		return sec, nil
-	}
-	for _, sec := range s.secrets {
-		if sec.arn == id {
-			return sec, nil
-		}
-	}
-	return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
-}
-
-func (s *Server) getSecretValue(body []byte) (any, error) {
-	var in struct{ SecretId string }
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	sec, err := s.findSecret(in.SecretId)
+	_, err := ssm.NewFromConfig(s.direct).PutParameter(context.Background(), &ssm.PutParameterInput{
+		Name: aws.String(name), Value: aws.String(value), Type: typ, Overwrite: aws.Bool(true)})
 	if err != nil {
-		return nil, err
+		t.Fatalf("awstest: put parameter %s: %v", name, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !sec.hasValue {
-		return nil, &apiError{http.StatusBadRequest, "ResourceNotFoundException",
-			"Secrets Manager can't find the specified secret value for staging label: AWSCURRENT"}
-	}
-	return map[string]any{
-		"ARN":           sec.arn,
-		"Name":          sec.name,
-		"SecretString":  sec.value,
-		"VersionId":     "awstest-version-1",
-		"VersionStages": []string{"AWSCURRENT"},
-		"CreatedDate":   epoch,
-	}, nil
-}
-
-func (s *Server) describeSecret(body []byte) (any, error) {
-	var in struct{ SecretId string }
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	sec, err := s.findSecret(in.SecretId)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"ARN": sec.arn, "Name": sec.name, "CreatedDate": epoch}, nil
-}
-
-func (s *Server) createSecret(body []byte) (any, error) {
-	var in struct{ Name, SecretString string }
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if in.Name == "" || strings.HasPrefix(in.Name, "arn:") {
-		return nil, &apiError{http.StatusBadRequest, "InvalidParameterException", "Name must be a secret name"}
-	}
-	if _, err := s.findSecret(in.Name); err == nil {
-		return nil, &apiError{http.StatusBadRequest, "ResourceExistsException",
-			"The operation failed because the secret " + in.Name + " already exists."}
-	}
-	name, arn := secretNames(in.Name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.secrets[name] = &secret{name: name, arn: arn, value: in.SecretString, hasValue: in.SecretString != ""}
-	return map[string]any{"ARN": arn, "Name": name, "VersionId": "awstest-version-1"}, nil
-}
-
-func (s *Server) putSecretValue(body []byte) (any, error) {
-	var in struct{ SecretId, SecretString string }
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	sec, err := s.findSecret(in.SecretId)
-	if err != nil {
-		return nil, err
-	}
-	if in.SecretString == "" {
-		return nil, &apiError{http.StatusBadRequest, "InvalidParameterException", "SecretString must not be empty"}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec.value, sec.hasValue = in.SecretString, true
-	return map[string]any{"ARN": sec.arn, "Name": sec.name, "VersionId": "awstest-version-2",
-		"VersionStages": []string{"AWSCURRENT"}}, nil
-}
-
-func (s *Server) paramJSON(p *param, decrypt bool) map[string]any {
-	value := p.value
-	if p.typ == "SecureString" && !decrypt {
-		// AWS returns the KMS ciphertext; any opaque stand-in serves a test.
-		value = "AQICAHawstestciphertext=="
-	}
-	return map[string]any{
-		"Name":             p.name,
-		"Type":             p.typ,
-		"Value":            value,
-		"Version":          p.version,
-		"DataType":         "text",
-		"LastModifiedDate": epoch,
-		"ARN":              fmt.Sprintf("arn:aws:ssm:%s:%s:parameter/%s", Region, Account, strings.TrimPrefix(p.name, "/")),
-	}
-}
-
-func (s *Server) getParameter(body []byte) (any, error) {
-	var in struct {
-		Name           string
-		WithDecryption bool
-	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.params[in.Name]
-	if !ok {
-		return nil, &apiError{http.StatusBadRequest, "ParameterNotFound", ""}
-	}
-	return map[string]any{"Parameter": s.paramJSON(p, in.WithDecryption)}, nil
-}
-
-func (s *Server) getParameters(body []byte) (any, error) {
-	var in struct {
-		Names          []string
-		WithDecryption bool
-	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	found, invalid := []any{}, []string{}
-	for _, n := range in.Names {
-		if p, ok := s.params[n]; ok {
-			found = append(found, s.paramJSON(p, in.WithDecryption))
-		} else {
-			invalid = append(invalid, n)
-		}
-	}
-	return map[string]any{"Parameters": found, "InvalidParameters": invalid}, nil
-}
-
-func (s *Server) getParametersByPath(body []byte) (any, error) {
-	var in struct {
-		Path           string
-		Recursive      bool
-		WithDecryption bool
-		MaxResults     int
-		NextToken      string
-	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if !strings.HasPrefix(in.Path, "/") {
-		return nil, &apiError{http.StatusBadRequest, "ValidationException", "path must begin with /"}
-	}
-	prefix := strings.TrimSuffix(in.Path, "/") + "/"
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var names []string
-	for n := range s.params {
-		rest, ok := strings.CutPrefix(n, prefix)
-		if !ok || rest == "" || (!in.Recursive && strings.Contains(rest, "/")) {
-			continue
-		}
-		names = append(names, n)
-	}
-	sort.Strings(names)
-
-	// Paging is real so the SDK's paginator is exercised: the token is the
-	// index of the next name, and MaxResults defaults to AWS's 10.
-	limit := in.MaxResults
-	if limit <= 0 || limit > 10 {
-		limit = 10
-	}
-	start := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n < 0 || n > len(names) {
-			return nil, &apiError{http.StatusBadRequest, "InvalidNextToken", "The specified token isn't valid."}
-		}
-		start = n
-	}
-	end := min(start+limit, len(names))
-	out := map[string]any{}
-	list := []any{}
-	for _, n := range names[start:end] {
-		list = append(list, s.paramJSON(s.params[n], in.WithDecryption))
-	}
-	out["Parameters"] = list
-	if end < len(names) {
-		out["NextToken"] = strconv.Itoa(end)
-	}
-	return out, nil
 }

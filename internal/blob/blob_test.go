@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/blob/blobtest"
 	"github.com/tetherhq/tether/internal/fauxqstest"
@@ -36,28 +37,46 @@ func TestFileConformance(t *testing.T) {
 	})
 }
 
+// s3Server is what the tests need of an S3-compatible server.
+type s3Server interface {
+	Endpoint() string
+	AWSConfig() aws.Config
+	S3() *s3.Client
+}
+
+// servers are the two S3-compatible servers the suite runs against: fauxqs
+// and moto's emulator, each through the real SDK.
+var servers = map[string]func(testing.TB) s3Server{
+	"fauxqs": func(t testing.TB) s3Server { return fauxqstest.Start(t) },
+	"moto":   func(t testing.TB) s3Server { return awstest.Start(t) },
+}
+
 func TestS3Conformance(t *testing.T) {
-	srv := fauxqstest.Start(t)
-	// Plain HTTP is how development setups reach S3-compatible servers; HTTPS
-	// is how the SDK talks to AWS (streamed uploads with a trailing checksum),
-	// so the suite runs over both.
-	for name, client := range map[string]*s3.Client{
-		"http":  srv.S3(),
-		"https": tlsFront(t, srv, nil),
-	} {
-		t.Run(name, func(t *testing.T) {
-			blobtest.Run(t, func(t *testing.T) blob.Store {
-				bucket := newBucket(t, client)
-				// A prefix, so the suite also proves keys stay under it.
-				return blob.NewS3(client, bucket, "tenant/docs", "")
-			})
+	for server, start := range servers {
+		t.Run(server, func(t *testing.T) {
+			srv := start(t)
+			// Plain HTTP is how development setups reach S3-compatible
+			// servers; HTTPS is how the SDK talks to AWS (streamed uploads
+			// with a trailing checksum), so the suite runs over both.
+			for name, client := range map[string]*s3.Client{
+				"http":  srv.S3(),
+				"https": tlsFront(t, srv, nil),
+			} {
+				t.Run(name, func(t *testing.T) {
+					blobtest.Run(t, func(t *testing.T) blob.Store {
+						bucket := newBucket(t, client)
+						// A prefix, so the suite also proves keys stay under it.
+						return blob.NewS3(client, bucket, "tenant/docs", "")
+					})
+				})
+			}
 		})
 	}
 }
 
-// tlsFront puts an HTTPS reverse proxy in front of fauxqs and returns an S3
-// client that trusts it; observe, if set, sees every request first.
-func tlsFront(t *testing.T, srv *fauxqstest.Server, observe func(*http.Request)) *s3.Client {
+// tlsFront puts an HTTPS reverse proxy in front of the server and returns an
+// S3 client that trusts it; observe, if set, sees every request first.
+func tlsFront(t *testing.T, srv s3Server, observe func(*http.Request)) *s3.Client {
 	target, err := url.Parse(srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)

@@ -318,11 +318,9 @@ func source(c *config.Config, name string) string {
 
 func TestSecretsManagerARN(t *testing.T) {
 	ctx := context.Background()
-	srv := awstest.New(t)
-	const dbARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tether/prod/db-Qw12Er"
-	const aiARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tether/prod/ai-Ty34Ui"
-	srv.PutSecret(dbARN, "postgres://app:sm-pw-7@db.example.com/docs")
-	srv.PutSecret(aiARN, `{"api_key":"sk-sm-key-7","org":"acme","port":5432}`)
+	srv := awstest.Start(t)
+	dbARN := srv.CreateSecret(t, "tether/prod/db", "postgres://app:sm-pw-7@db.example.com/docs")
+	aiARN := srv.CreateSecret(t, "tether/prod/ai", `{"api_key":"sk-sm-key-7","org":"acme","port":5432}`)
 	r := config.NewSecretsManagerResolver(secretsmanager.NewFromConfig(srv.AWSConfig()))
 
 	base := with(minimal(), "DOCSVC_DATABASE_URL", dbARN,
@@ -557,8 +555,8 @@ func TestResolvers(t *testing.T) {
 	if _, err := config.NoAWSResolver().Resolve(ctx, "arn:aws:secretsmanager:us-east-1:1:secret:x"); !errors.Is(err, config.ErrNoAWS) {
 		t.Fatalf("NoAWSResolver: err = %v, want ErrNoAWS", err)
 	}
-	srv := awstest.New(t)
-	srv.PutSecret("plain", "v1")
+	srv := awstest.Start(t)
+	srv.CreateSecret(t, "plain", "v1")
 	r := config.NewSecretsManagerResolver(secretsmanager.NewFromConfig(srv.AWSConfig()))
 	if v, err := r.Resolve(ctx, "plain"); err != nil || v != "v1" {
 		t.Fatalf("Resolve(plain) = %q, %v", v, err)

@@ -25,12 +25,28 @@ import (
 // Subtests run in parallel, each with its own queue; the suite sleeps through
 // 1-second visibility timeouts, so it takes several seconds.
 func Run(t *testing.T, newQueue func(t *testing.T, maxReceives int) queue.Queue) {
+	RunWithGaps(t, newQueue, Gaps{})
+}
+
+// Gaps names behaviour that an emulator used in tests is known to get wrong
+// where AWS does not, each with the reason; the suite logs such a check
+// instead of making it. Only emulators have gaps: a Queue the product ships
+// runs with none.
+type Gaps struct {
+	// SupersededHandles: the server still honours a delivery's receipt
+	// handle after the message was delivered again, so a stale Extend
+	// succeeds and a stale Delete removes the current delivery.
+	SupersededHandles string
+}
+
+// RunWithGaps is Run, minus the checks gaps names.
+func RunWithGaps(t *testing.T, newQueue func(t *testing.T, maxReceives int) queue.Queue, gaps Gaps) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, func(*testing.T, int) queue.Queue)
 	}{
 		{"SendReceiveDelete", testSendReceiveDelete},
-		{"Redelivery", testRedelivery},
+		{"Redelivery", func(t *testing.T, nq func(*testing.T, int) queue.Queue) { testRedelivery(t, nq, gaps) }},
 		{"Extend", testExtend},
 		{"DeadLetter", testDeadLetter},
 		{"Stats", testStats},
@@ -156,7 +172,7 @@ func testSendReceiveDelete(t *testing.T, newQueue func(*testing.T, int) queue.Qu
 	wantStats(t, q, 0, 0, 0)
 }
 
-func testRedelivery(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
+func testRedelivery(t *testing.T, newQueue func(*testing.T, int) queue.Queue, gaps Gaps) {
 	ctx := context.Background()
 	q := newQueue(t, 5)
 	send(t, q, "job")
@@ -176,11 +192,15 @@ func testRedelivery(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
 
 	// The first receiver lost the message: it can no longer extend it, and
 	// its delete must not take the message from the current receiver.
-	if err := q.Extend(ctx, first.ReceiptHandle, 30*time.Second); !errors.Is(err, queue.ErrReceiptInvalid) {
-		t.Errorf("Extend with a superseded handle = %v, want ErrReceiptInvalid", err)
-	}
-	if err := q.Delete(ctx, first.ReceiptHandle); err != nil && !errors.Is(err, queue.ErrReceiptInvalid) {
-		t.Errorf("Delete with a superseded handle = %v, want nil or ErrReceiptInvalid", err)
+	if gaps.SupersededHandles != "" {
+		t.Logf("superseded receipt handles not checked: %s", gaps.SupersededHandles)
+	} else {
+		if err := q.Extend(ctx, first.ReceiptHandle, 30*time.Second); !errors.Is(err, queue.ErrReceiptInvalid) {
+			t.Errorf("Extend with a superseded handle = %v, want ErrReceiptInvalid", err)
+		}
+		if err := q.Delete(ctx, first.ReceiptHandle); err != nil && !errors.Is(err, queue.ErrReceiptInvalid) {
+			t.Errorf("Delete with a superseded handle = %v, want nil or ErrReceiptInvalid", err)
+		}
 	}
 	if err := q.Extend(ctx, second.ReceiptHandle, 30*time.Second); err != nil {
 		t.Fatalf("current delivery lost after a superseded handle's Delete: Extend = %v", err)
