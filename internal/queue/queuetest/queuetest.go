@@ -37,6 +37,9 @@ type Gaps struct {
 	// handle after the message was delivered again, so a stale Extend
 	// succeeds and a stale Delete removes the current delivery.
 	SupersededHandles string
+	// ConcurrentReceives: two receivers asking at the same moment may be
+	// handed the same message.
+	ConcurrentReceives string
 }
 
 // RunWithGaps is Run, minus the checks gaps names.
@@ -50,7 +53,7 @@ func RunWithGaps(t *testing.T, newQueue func(t *testing.T, maxReceives int) queu
 		{"Extend", testExtend},
 		{"DeadLetter", testDeadLetter},
 		{"Stats", testStats},
-		{"ConcurrentReceivers", testConcurrentReceivers},
+		{"ConcurrentReceivers", func(t *testing.T, nq func(*testing.T, int) queue.Queue) { testConcurrentReceivers(t, nq, gaps) }},
 		{"InvalidInput", testInvalidInput},
 	}
 	for _, tt := range tests {
@@ -297,7 +300,7 @@ func testStats(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
 	}
 }
 
-func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
+func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.Queue, gaps Gaps) {
 	q := newQueue(t, 5)
 	const n, receivers = 30, 5
 	for i := range n {
@@ -305,6 +308,7 @@ func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.
 	}
 	var mu sync.Mutex
 	var got []queue.Message
+	distinct := map[string]bool{}
 	var errs []error
 	deadline := time.Now().Add(15 * time.Second)
 	var wg sync.WaitGroup
@@ -314,7 +318,7 @@ func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.
 			defer wg.Done()
 			for time.Now().Before(deadline) {
 				mu.Lock()
-				done := len(got) >= n
+				done := len(distinct) >= n
 				mu.Unlock()
 				if done {
 					return
@@ -324,6 +328,9 @@ func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.
 				msgs, err := q.Receive(context.Background(), 4, time.Minute, time.Second)
 				mu.Lock()
 				got = append(got, msgs...)
+				for _, m := range msgs {
+					distinct[m.ID] = true
+				}
 				if err != nil {
 					errs = append(errs, err)
 				}
@@ -348,13 +355,20 @@ func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.
 			dup = append(dup, fmt.Sprintf("%s×%d", id, c))
 		}
 	}
-	if len(dup) > 0 {
+	switch {
+	case len(dup) > 0 && gaps.ConcurrentReceives != "":
+		t.Logf("messages delivered to more than one receiver at once, not checked (%s): %s", gaps.ConcurrentReceives, strings.Join(dup, ", "))
+	case len(dup) > 0:
 		t.Fatalf("messages delivered to more than one receiver at once: %s", strings.Join(dup, ", "))
 	}
 	if len(seen) != n {
 		t.Fatalf("receivers got %d distinct messages, want %d", len(seen), n)
 	}
+	latest := map[string]queue.Message{} // a message's last delivery holds the handle that counts
 	for _, m := range got {
+		latest[m.ID] = m
+	}
+	for _, m := range latest {
 		del(t, q, m)
 	}
 	wantStats(t, q, 0, 0, 0)
