@@ -57,9 +57,12 @@ if [ -z "${TETHER_TEST_POSTGRES_URL:-}" ]; then
     pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { say "PostgreSQL did not start; see /var/log/postgresql/"; exit 1; }
   fi
   psql_admin() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -p 5432 "$@"; }
+  # CREATEROLE: the credential-rotation tests make roles of their own.
   if [ "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$pg_user'")" != 1 ]; then
     say "creating role $pg_user"
-    psql_admin -c "CREATE ROLE $pg_user LOGIN PASSWORD '$pg_user'"
+    psql_admin -c "CREATE ROLE $pg_user LOGIN CREATEROLE PASSWORD '$pg_user'"
+  elif [ "$(psql_admin -tAc "SELECT rolcreaterole FROM pg_roles WHERE rolname = '$pg_user'")" != t ]; then
+    psql_admin -c "ALTER ROLE $pg_user CREATEROLE"
   fi
   if [ "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'")" != 1 ]; then
     say "creating database test"

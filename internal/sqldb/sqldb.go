@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
@@ -45,6 +46,12 @@ var migrations embed.FS
 // Open connects to rawURL: "sqlite:///abs/path/db.sqlite", "sqlite://rel/path",
 // or "postgres://user@host:port/db?...". It does not migrate; call Migrate.
 func Open(ctx context.Context, rawURL string) (*DB, error) {
+	return OpenWith(ctx, rawURL, Options{})
+}
+
+// OpenWith is Open with production options for PostgreSQL; SQLite ignores
+// them.
+func OpenWith(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Error repeats the whole URL, password included: say only what
@@ -78,10 +85,17 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		}
 		db = &DB{DB: sdb, Dialect: SQLite}
 	case "postgres", "postgresql":
-		sdb, err := sql.Open("pgx", rawURL)
-		if err != nil {
+		var sdb *sql.DB
+		if opts.Password != nil {
+			base, err := pgx.ParseConfig(rawURL)
+			if err != nil {
+				return nil, fmt.Errorf("sqldb: parse %s: %w", redact(rawURL), err)
+			}
+			sdb = sql.OpenDB(&rotatingConnector{base: base, password: opts.Password})
+		} else if sdb, err = sql.Open("pgx", rawURL); err != nil {
 			return nil, fmt.Errorf("sqldb: open postgres: %w", err)
 		}
+		sdb.SetConnMaxLifetime(opts.ConnMaxLifetime)
 		sdb.SetMaxOpenConns(16)
 		// Keep as many idle as open: with the default of 2 nearly every query
 		// re-dialled (and re-did TLS) under load.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tetherhq/tether/internal/sqldb"
@@ -91,4 +92,66 @@ func openMigrated(t testing.TB, rawURL string) *sqldb.DB {
 		t.Fatalf("sqldbtest: migrate: %v", err)
 	}
 	return db
+}
+
+// PostgresRole creates a login role with the given password and an empty
+// schema it may fill, both dropped when the test finishes, and returns a URL
+// that names the role and selects the schema but holds no password (for code
+// that supplies the password itself), and a func that changes the password,
+// as a credential rotation does.
+func PostgresRole(t testing.TB, password string) (rawURL string, setPassword func(string)) {
+	t.Helper()
+	ctx := context.Background()
+	base := PostgresBaseURL()
+	admin, err := sqldb.Open(ctx, base)
+	if err != nil {
+		t.Fatalf("sqldbtest: PostgreSQL unreachable (set TETHER_TEST_POSTGRES_URL or run scripts/test-deps.sh): %v", err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	b := make([]byte, 8)
+	rand.Read(b)
+	role := "r_" + hex.EncodeToString(b) // only [0-9a-z_]: safe unquoted
+	setPassword = func(pw string) {
+		t.Helper()
+		// ALTER ROLE takes no parameters; quote the literal the SQL way.
+		lit := "'" + strings.ReplaceAll(pw, "'", "''") + "'"
+		if _, err := admin.ExecContext(ctx, "ALTER ROLE "+role+" PASSWORD "+lit); err != nil {
+			t.Fatalf("sqldbtest: set password of %s: %v", role, err)
+		}
+	}
+	if _, err := admin.ExecContext(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatalf("sqldbtest: create role (the test role needs CREATEROLE; run scripts/test-deps.sh): %v", err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		// Its sessions first: a role with open connections cannot be dropped.
+		admin.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role)
+		if _, err := admin.ExecContext(ctx, "DROP ROLE "+role); err != nil {
+			t.Errorf("sqldbtest: drop role %s: %v", role, err)
+		}
+	})
+	setPassword(password)
+	schema := "t_" + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("sqldbtest: create schema: %v", err)
+	}
+	// Registered after the role's, so it runs first: the role owns the
+	// tables in it. The schema's owner may drop what others made inside.
+	t.Cleanup(func() {
+		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("sqldbtest: drop schema %s: %v", schema, err)
+		}
+	})
+	if _, err := admin.ExecContext(ctx, "GRANT ALL ON SCHEMA "+schema+" TO "+role); err != nil {
+		t.Fatalf("sqldbtest: grant schema: %v", err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("sqldbtest: parse %s: %v", sqldb.Redact(base), err)
+	}
+	u.User = url.User(role)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), setPassword
 }
