@@ -39,6 +39,8 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_OIDC_AUDIENCE", c.OIDC.Audience},
 		{"DOCSVC_OIDC_CALLBACK_URL", c.OIDC.CallbackURL},
 		{"DOCSVC_DATABASE_URL", RedactDatabaseURL(c.DatabaseURL)},
+		{"DOCSVC_DATABASE_PASSWORD", setOrEmpty(c.DatabasePassword, "")},
+		{"DOCSVC_DATABASE_CONN_LIFETIME", c.DatabaseConnLifetime.String()},
 		{"DOCSVC_BLOB_URL", c.BlobURL},
 		{"DOCSVC_S3_KMS_KEY_ID", c.S3KMSKeyID},
 		{"DOCSVC_S3_ENDPOINT", c.S3Endpoint},

@@ -33,6 +33,14 @@ type Config struct {
 		Issuer, Audience, CallbackURL string
 	}
 	DatabaseURL string // secret: may carry a password
+	// DatabasePassword is DOCSVC_DATABASE_PASSWORD (secret): the PostgreSQL
+	// password kept out of the URL, so that a rotated one is read again
+	// (see DatabasePasswordFunc) instead of needing a restart.
+	DatabasePassword string
+	// databasePasswordRef is where it came from: a Secrets Manager
+	// reference (ARN[#field]) or a file path, read again on refusal.
+	databasePasswordRef  string
+	DatabaseConnLifetime time.Duration // DOCSVC_DATABASE_CONN_LIFETIME
 
 	BlobURL     string // file:///abs/dir or s3://bucket/prefix
 	S3KMSKeyID  string
@@ -316,6 +324,23 @@ func (l *loader) loadStorage(c *Config) {
 		// The URL may hold a password: the problem text never quotes it.
 		l.fail("DOCSVC_DATABASE_URL", problem, dbFix)
 	}
+	c.DatabasePassword = l.secret("DOCSVC_DATABASE_PASSWORD")
+	switch l.sources["DOCSVC_DATABASE_PASSWORD"] {
+	case SourceSecretsManager:
+		c.databasePasswordRef = strings.TrimSpace(l.getenv("DOCSVC_DATABASE_PASSWORD"))
+	case SourceFile:
+		c.databasePasswordRef = strings.TrimSpace(l.getenv("DOCSVC_DATABASE_PASSWORD_FILE"))
+	}
+	if u, err := url.Parse(c.DatabaseURL); c.DatabasePassword != "" && err == nil {
+		_, inURL := u.User.Password()
+		switch {
+		case !strings.HasPrefix(u.Scheme, "postgres"):
+			l.fail("DOCSVC_DATABASE_PASSWORD", "set but DOCSVC_DATABASE_URL is not postgres://", "unset it: SQLite has no password")
+		case inURL:
+			l.fail("DOCSVC_DATABASE_PASSWORD", "set, and DOCSVC_DATABASE_URL holds a password too", "keep the password in one place: drop it from the URL")
+		}
+	}
+	c.DatabaseConnLifetime = l.duration("DOCSVC_DATABASE_CONN_LIFETIME", 10*time.Minute, time.Second, 24*time.Hour)
 
 	const blobFix = "set file:///path/to/dir or s3://bucket/prefix"
 	c.BlobURL = l.str("DOCSVC_BLOB_URL", "")

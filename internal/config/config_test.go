@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
@@ -565,5 +566,77 @@ func TestResolvers(t *testing.T) {
 	var nf *smtypes.ResourceNotFoundException
 	if !errors.As(err, &nf) {
 		t.Fatalf("Resolve(missing): err = %v, want a wrapped ResourceNotFoundException", err)
+	}
+}
+
+func TestDatabasePassword(t *testing.T) {
+	ctx := context.Background()
+	pg := with(minimal(), "DOCSVC_DATABASE_URL", "postgres://docsvc@db.internal:5432/docs")
+
+	t.Run("file is read again when refused", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "pw")
+		os.WriteFile(path, []byte("pw-one\n"), 0o600)
+		c, err := config.Load(ctx, getenv(with(pg, "DOCSVC_DATABASE_PASSWORD_FILE", path)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw := c.DatabasePasswordFunc(config.NoAWSResolver())
+		if v, _ := pw(ctx, ""); v != "pw-one" {
+			t.Fatalf("first = %q", v)
+		}
+		os.WriteFile(path, []byte("pw-two\n"), 0o600)
+		if v, _ := pw(ctx, ""); v != "pw-one" {
+			t.Fatalf("before a refusal the password is re-read: %q", v)
+		}
+		if v, err := pw(ctx, "pw-one"); err != nil || v != "pw-two" {
+			t.Fatalf("after a refusal = %q, %v; want the file's new content", v, err)
+		}
+	})
+
+	t.Run("secret: AWSCURRENT, then AWSPENDING mid-rotation", func(t *testing.T) {
+		srv := awstest.Start(t)
+		arn := srv.CreateSecret(t, "tether/test/db", `{"username":"docsvc","password":"pw-one"}`)
+		r := config.NewSecretsManagerResolver(secretsmanager.NewFromConfig(srv.AWSConfig()))
+		c, err := config.Load(ctx, getenv(with(pg, "DOCSVC_DATABASE_PASSWORD", arn+"#password")), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.DatabasePassword != "pw-one" || source(c, "DOCSVC_DATABASE_PASSWORD") != config.SourceSecretsManager {
+			t.Fatalf("loaded %q from %s", c.DatabasePassword, source(c, "DOCSVC_DATABASE_PASSWORD"))
+		}
+		if strings.Contains(c.String(), "pw-one") {
+			t.Fatal("the effective configuration shows the password")
+		}
+		pw := c.DatabasePasswordFunc(r)
+		// Outside a rotation there is no AWSPENDING: the current one stays.
+		if v, err := pw(ctx, "pw-one"); err != nil || v != "pw-one" {
+			t.Fatalf("no rotation: %q, %v", v, err)
+		}
+		sm := secretsmanager.NewFromConfig(srv.AWSConfig())
+		if _, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn),
+			SecretString: aws.String(`{"password":"pw-two"}`), VersionStages: []string{"AWSPENDING"}}); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := pw(ctx, "pw-one"); err != nil || v != "pw-two" {
+			t.Fatalf("mid-rotation: %q, %v; want AWSPENDING's", v, err)
+		}
+	})
+
+	bad := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"with sqlite", with(minimal(), "DOCSVC_DATABASE_PASSWORD", "pw"), "DOCSVC_DATABASE_PASSWORD: set but DOCSVC_DATABASE_URL is not postgres://"},
+		{"twice", with(pg, "DOCSVC_DATABASE_URL", "postgres://docsvc:in-url@db.internal/docs", "DOCSVC_DATABASE_PASSWORD", "pw"), "holds a password too"},
+		{"lifetime", with(pg, "DOCSVC_DATABASE_CONN_LIFETIME", "0s"), "DOCSVC_DATABASE_CONN_LIFETIME: 0s is outside"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load(ctx, getenv(tt.env), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "in-url") {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -34,14 +34,30 @@ func (noAWS) Resolve(context.Context, string) (string, error) { return "", ErrNo
 
 // NewSecretsManagerResolver resolves ARNs with GetSecretValue, using the
 // caller's client so region, credentials and endpoint come from one place.
-func NewSecretsManagerResolver(client *secretsmanager.Client) SecretResolver {
+func NewSecretsManagerResolver(client *secretsmanager.Client) StagedResolver {
 	return smResolver{client: client}
+}
+
+// StagedResolver also reads a secret's other version stages (AWSPENDING
+// during a rotation).
+type StagedResolver interface {
+	SecretResolver
+	ResolveStage(ctx context.Context, ref, stage string) (string, error)
 }
 
 type smResolver struct{ client *secretsmanager.Client }
 
 func (r smResolver) Resolve(ctx context.Context, ref string) (string, error) {
-	out, err := r.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(ref)})
+	return r.ResolveStage(ctx, ref, "")
+}
+
+// ResolveStage reads the version with the given stage; "" is AWSCURRENT.
+func (r smResolver) ResolveStage(ctx context.Context, ref, stage string) (string, error) {
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(ref)}
+	if stage != "" {
+		in.VersionStage = aws.String(stage)
+	}
+	out, err := r.client.GetSecretValue(ctx, in)
 	if err != nil {
 		return "", fmt.Errorf("config: get secret value: %w", err)
 	}
@@ -123,11 +139,15 @@ func pathCause(err error) error {
 	return err
 }
 
-// resolve fetches ref ("arn...[#field]"). A field selects one string (or
-// number) from a JSON secret, as ECS's own secret injection does.
-func (l *loader) resolve(ref string) (string, string) {
+// resolve fetches ref ("arn...[#field]"); see resolveRef.
+func (l *loader) resolve(ref string) (string, string) { return resolveRef(l.ctx, l.resolver, ref) }
+
+// resolveRef fetches ref ("arn...[#field]"), or returns a problem that never
+// quotes the secret. A field selects one string (or number) from a JSON
+// secret, as ECS's own secret injection does.
+func resolveRef(ctx context.Context, r SecretResolver, ref string) (string, string) {
 	arn, field, hasField := strings.Cut(ref, "#")
-	v, err := l.resolver.Resolve(l.ctx, arn)
+	v, err := r.Resolve(ctx, arn)
 	if err != nil {
 		return "", fmt.Sprintf("cannot read Secrets Manager secret %s: %v", arn, err)
 	}
@@ -158,4 +178,52 @@ func (l *loader) resolve(ref string) (string, string) {
 		return "", fmt.Sprintf("field %q of Secrets Manager secret %s is empty", field, arn)
 	}
 	return s, ""
+}
+
+// DatabasePasswordFunc returns what the database layer calls for the
+// password of each new PostgreSQL connection, or nil when
+// DOCSVC_DATABASE_PASSWORD is not set. It answers with the password read at
+// start until PostgreSQL refuses it; then it reads the source again: the file,
+// or the secret's AWSCURRENT version and, if that is still the refused one,
+// its AWSPENDING version, which is what the server already has in the middle
+// of a Secrets Manager rotation.
+func (c *Config) DatabasePasswordFunc(r SecretResolver) func(ctx context.Context, refused string) (string, error) {
+	if c.DatabasePassword == "" {
+		return nil
+	}
+	fixed, ref, source := c.DatabasePassword, c.databasePasswordRef, c.sources["DOCSVC_DATABASE_PASSWORD"]
+	return func(ctx context.Context, refused string) (string, error) {
+		if refused == "" {
+			return fixed, nil
+		}
+		switch source {
+		case SourceFile:
+			v, problem := readSecretFile(ref)
+			if problem != "" {
+				return "", errors.New("DOCSVC_DATABASE_PASSWORD_FILE: " + problem)
+			}
+			return v, nil
+		case SourceSecretsManager:
+			v, problem := resolveRef(ctx, r, ref)
+			if problem != "" {
+				return "", errors.New("DOCSVC_DATABASE_PASSWORD: " + problem)
+			}
+			if sr, ok := r.(StagedResolver); ok && v == refused {
+				// No pending version is the usual case outside a
+				// rotation: keep the current one and let the caller wait.
+				if pending, problem := resolveRef(ctx, pendingResolver{sr}, ref); problem == "" {
+					return pending, nil
+				}
+			}
+			return v, nil
+		}
+		return fixed, nil
+	}
+}
+
+// pendingResolver reads the AWSPENDING version through resolveRef.
+type pendingResolver struct{ r StagedResolver }
+
+func (p pendingResolver) Resolve(ctx context.Context, ref string) (string, error) {
+	return p.r.ResolveStage(ctx, ref, "AWSPENDING")
 }

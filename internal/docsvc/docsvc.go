@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -69,7 +70,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, Version)
 		return nil
 	}
-	cfg, err := config.Load(ctx, getenv, newResolver())
+	resolver := newResolver()
+	cfg, err := config.Load(ctx, getenv, resolver)
 	if args[0] == "config" {
 		return configCmd(ctx, args[1:], cfg, err, stdout)
 	}
@@ -80,7 +82,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := sqldb.Open(ctx, cfg.DatabaseURL)
+	db, err := sqldb.OpenWith(ctx, cfg.DatabaseURL, sqldb.Options{
+		Password:        cfg.DatabasePasswordFunc(resolver),
+		ConnMaxLifetime: cfg.DatabaseConnLifetime,
+	})
 	if err != nil {
 		return err
 	}
@@ -323,22 +328,35 @@ func configCmd(ctx context.Context, args []string, cfg *config.Config, loadErr e
 }
 
 // newResolver resolves arn:aws:secretsmanager references with the default
-// AWS credential chain, loaded only if a reference is actually present.
-func newResolver() config.SecretResolver {
+// AWS credential chain, loaded only if a reference is actually present. It
+// is used again after start, from several connections at once, when the
+// database password rotates.
+func newResolver() config.StagedResolver {
 	return &lazyResolver{}
 }
 
-type lazyResolver struct{ r config.SecretResolver }
+type lazyResolver struct {
+	mu sync.Mutex
+	r  config.StagedResolver
+}
 
 func (l *lazyResolver) Resolve(ctx context.Context, ref string) (string, error) {
+	return l.ResolveStage(ctx, ref, "")
+}
+
+func (l *lazyResolver) ResolveStage(ctx context.Context, ref, stage string) (string, error) {
+	l.mu.Lock()
 	if l.r == nil {
 		c, err := awsconfig.LoadDefaultConfig(ctx)
 		if err != nil {
+			l.mu.Unlock()
 			return "", fmt.Errorf("load AWS configuration to read %s: %w", ref, err)
 		}
 		l.r = config.NewSecretsManagerResolver(secretsmanager.NewFromConfig(c))
 	}
-	return l.r.Resolve(ctx, ref)
+	r := l.r
+	l.mu.Unlock()
+	return r.ResolveStage(ctx, ref, stage)
 }
 
 // awsConfig loads the AWS SDK's default configuration (task role credentials

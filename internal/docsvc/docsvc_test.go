@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,11 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/docsvc"
 	"github.com/tetherhq/tether/internal/document"
 	"github.com/tetherhq/tether/internal/queue"
 	"github.com/tetherhq/tether/internal/sqldb"
+	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
 )
 
 func buildDocsvc(t *testing.T) string {
@@ -176,5 +181,186 @@ func TestConfigCheck(t *testing.T) {
 	err = docsvc.Run(context.Background(), []string{"config", "check"}, func(k string) string { return env[k] }, &out, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "DOCSVC_BLOB_URL") {
 		t.Fatalf("missing blob URL: err = %v", err)
+	}
+}
+
+// TestDatabasePasswordRotatesUnderLoad rotates the database password the way
+// Secrets Manager's single-user rotation does (new version AWSPENDING, the
+// server's password changed, AWSPENDING promoted to AWSCURRENT) under a
+// running api taking requests, and expects not one of them to fail.
+func TestDatabasePasswordRotatesUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the docsvc binary")
+	}
+	ctx := context.Background()
+	bin := buildDocsvc(t)
+	dir := t.TempDir()
+	dbURL, setPassword := sqldbtest.PostgresRole(t, "pw-one")
+	emu := awstest.Start(t)
+	arn := emu.CreateSecret(t, "tether/test/database", `{"username":"docsvc","password":"pw-one"}`)
+	sm := secretsmanager.NewFromConfig(emu.AWSConfig())
+
+	addr := freeAddr(t)
+	env := append(os.Environ(), emu.Env()...)
+	env = append(env,
+		"DOCSVC_ADDR="+addr,
+		"DOCSVC_DATABASE_URL="+dbURL,
+		"DOCSVC_DATABASE_PASSWORD="+arn+"#password",
+		// Every connection re-authenticates within a second.
+		"DOCSVC_DATABASE_CONN_LIFETIME=1s",
+		"DOCSVC_BLOB_URL=file://"+filepath.Join(dir, "blobs"),
+		"DOCSVC_QUEUE_URL=db://jobs",
+	)
+	run := func(args ...string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("docsvc %s logs:\n%s", args[0], logs.String())
+			}
+		})
+		return cmd, &logs
+	}
+	if cmd, _ := run("migrate"); cmd.Run() != nil {
+		t.Fatal("migrate failed")
+	}
+	tokenCmd, _ := run("token", "create", "--name", "rotation-test")
+	out, err := tokenCmd.Output()
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	token := strings.TrimSpace(string(out))
+	api, _ := run("api")
+	if err := api.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { api.Process.Signal(syscall.SIGTERM); api.Wait() }()
+	waitHTTP(t, "http://"+addr+"/healthz")
+
+	// Load: two clients listing documents (each request authenticates its
+	// token and lists, both in the database) until told to stop.
+	var mu sync.Mutex
+	var ok, failed int
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/documents", nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				mu.Lock()
+				switch {
+				case err != nil:
+					failed++
+					failures = append(failures, err.Error())
+				case resp.StatusCode != http.StatusOK:
+					failed++
+					b, _ := io.ReadAll(resp.Body)
+					failures = append(failures, resp.Status+": "+string(b))
+				default:
+					ok++
+				}
+				mu.Unlock()
+				if resp != nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+
+	// The rotation, as the rotation function does it.
+	rotatedAt := time.Now()
+	pending, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn),
+		SecretString: aws.String(`{"username":"docsvc","password":"pw-two"}`), VersionStages: []string{"AWSPENDING"}})
+	if err != nil {
+		t.Fatalf("PutSecretValue AWSPENDING: %v", err)
+	}
+	setPassword("pw-two")
+	time.Sleep(2500 * time.Millisecond) // connections recycle while only AWSPENDING is right
+	cur, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldVersion string
+	for id, stages := range cur.VersionIdsToStages {
+		for _, s := range stages {
+			if s == "AWSCURRENT" {
+				oldVersion = id
+			}
+		}
+	}
+	if _, err := sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(arn),
+		VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: pending.VersionId, RemoveFromVersionId: aws.String(oldVersion)}); err != nil {
+		t.Fatalf("UpdateSecretVersionStage: %v", err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+
+	// The proof the rotation was exercised: while the load runs, the api
+	// holds connections made after the old password stopped working.
+	// (Asked as the role itself: only a role's own sessions show their
+	// start times.)
+	self, err := sqldb.OpenWith(ctx, dbURL, sqldb.Options{Password: func(context.Context, string) (string, error) { return "pw-two", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	var fresh int
+	if err := self.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE usename = current_user AND pid <> pg_backend_pid() AND backend_start > $1`, rotatedAt).Scan(&fresh); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if fresh == 0 {
+		t.Fatal("no connection of the api's was made after the rotation; the test did not exercise re-authentication")
+	}
+
+	if failed > 0 {
+		t.Fatalf("%d of %d requests failed across the rotation; first: %s", failed, ok+failed, failures[0])
+	}
+	if ok < 50 {
+		t.Fatalf("only %d requests ran; the load did not cover the rotation", ok)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer 200 within 30s: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
