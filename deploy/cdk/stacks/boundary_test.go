@@ -10,8 +10,9 @@ import (
 
 // These tests are the IAM half of the data boundary (DESIGN.md): on the
 // synthesized templates, nothing lets the agent read documents, decrypt
-// with the data key, take jobs or read the database secret, and every data
-// resource's own policy denies the agent's role by name.
+// with the data key or the docsvc-secrets key, take jobs or read the
+// database secret, and every data resource's own policy denies the agent's
+// role by name.
 
 // flatten renders a CloudFormation value as a string: literals as they are,
 // pseudo parameters resolved, references and imports as <…> markers that
@@ -90,6 +91,7 @@ func protectedResources(t *testing.T, s *synthesized) []protected {
 	hexSuffix := regexp.MustCompile(`^[A-Z0-9]{8}$`)
 	docs := id("AWS::S3::Bucket", func(lid string, _ map[string]any) bool { return strings.HasPrefix(lid, "Documents") })
 	key := id("AWS::KMS::Key", func(lid string, _ map[string]any) bool { return strings.HasPrefix(lid, "DataKey") })
+	secretsKey := id("AWS::KMS::Key", func(lid string, _ map[string]any) bool { return strings.HasPrefix(lid, "DocsvcSecretsKey") })
 	jobs := id("AWS::SQS::Queue", func(lid string, _ map[string]any) bool {
 		return strings.HasPrefix(lid, "Jobs") && hexSuffix.MatchString(strings.TrimPrefix(lid, "Jobs"))
 	})
@@ -102,6 +104,8 @@ func protectedResources(t *testing.T, s *synthesized) []protected {
 	return []protected{
 		{action: "s3:GetObject", logicalIDs: []string{docs}, arn: "arn:aws:s3:::" + s.cfg.Name + "-data-documents-abc123/documents/doc-1", anyTarget: true},
 		{action: "kms:Decrypt", logicalIDs: []string{key}, arn: "arn:aws:kms:" + region + ":" + acct + ":key/0b9a8c7d-1234-4e5f-8a9b-0c1d2e3f4a5b"},
+		// The key of the database password and the AI provider key.
+		{action: "kms:Decrypt", logicalIDs: []string{secretsKey}, arn: "arn:aws:kms:" + region + ":" + acct + ":key/1c2d3e4f-5678-4a9b-8c7d-6e5f4a3b2c1d"},
 		{action: "sqs:ReceiveMessage", logicalIDs: []string{jobs}, arn: "arn:aws:sqs:" + region + ":" + acct + ":" + s.cfg.Name + "-data-Jobs1234-AbCdEfGh"},
 		{action: "secretsmanager:GetSecretValue", logicalIDs: []string{dbSecret, dbAttachment}, arn: "arn:aws:secretsmanager:" + region + ":" + acct + ":secret:" + s.cfg.SecretName("database") + "-AbCdEf"},
 	}
@@ -255,6 +259,44 @@ func TestBoundaryCheckerDetectsGrants(t *testing.T) {
 	}
 }
 
+// The agent's roles use one key only, the agent-secrets key, only through
+// Secrets Manager, and only for the secrets the agent reads: its identity
+// (task role) and the license (execution role).
+func TestAgentUsesOnlyItsSecretsKey(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		for _, role := range agentRoles(t, s) {
+			statements, _ := rolePolicies(s, role)
+			grants := 0
+			for _, st := range statements {
+				if !strings.Contains(strings.ToLower(asJSON(st["Action"])), "kms:") {
+					continue
+				}
+				grants++
+				if r := list(st["Resource"]); len(r) != 1 || !strings.Contains(flatten(s, r[0]), "AgentSecretsKey") {
+					t.Errorf("agent role %s: KMS grant on %s, want the agent-secrets key only", role, flatten(s, st["Resource"]))
+				}
+				cond, _ := st["Condition"].(map[string]any)
+				eq, _ := cond["StringEquals"].(map[string]any)
+				if !strings.HasPrefix(flatten(s, eq["kms:ViaService"]), "secretsmanager.") {
+					t.Errorf("agent role %s: KMS grant not limited to Secrets Manager: %s", role, asJSON(st))
+				}
+				secrets := list(eq["kms:EncryptionContext:SecretARN"])
+				if len(secrets) == 0 {
+					t.Errorf("agent role %s: KMS grant not limited to named secrets: %s", role, asJSON(st))
+				}
+				for _, sec := range secrets {
+					if name := flatten(s, sec); !strings.Contains(name, "Secretlicense") && !strings.Contains(name, "Secretagentidentity") {
+						t.Errorf("agent role %s: may decrypt secret %s", role, name)
+					}
+				}
+			}
+			if grants == 0 {
+				t.Errorf("agent role %s has no KMS grant: it could not read its secret", role)
+			}
+		}
+	})
+}
+
 func TestDataPoliciesDenyAgent(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
 		agentARN := "arn:aws:iam::" + s.cfg.Account + ":role/" + s.cfg.AgentRoleName()
@@ -278,7 +320,7 @@ func TestDataPoliciesDenyAgent(t *testing.T) {
 			{"AWS::S3::BucketPolicy", "PolicyDocument", 1}, // the documents bucket (the log bucket holds no documents)
 			{"AWS::SQS::QueuePolicy", "PolicyDocument", 2}, // jobs and dead-letter
 			{"AWS::SecretsManager::ResourcePolicy", "ResourcePolicy", 1},
-			{"AWS::KMS::Key", "KeyPolicy", 1},
+			{"AWS::KMS::Key", "KeyPolicy", 2}, // the data key and the docsvc-secrets key
 		}
 		for _, c := range cases {
 			n := 0

@@ -32,6 +32,12 @@ type Data struct {
 	Secrets    map[string]awssecretsmanager.Secret // by kind: ai (key-based providers only), license, agent-identity
 	UserPool   awscognito.UserPool                 // nil unless auth.provider is cognito
 	Client     awscognito.UserPoolClient           // nil unless auth.provider is cognito
+	// DocsvcSecretsKey encrypts docsvc's secrets (the database password, an
+	// AI provider key); AgentSecretsKey the secrets tether-agent reads (the
+	// license, its identity). The agent's roles may use the second only, and
+	// the data and docsvc-secrets key policies deny the agent by name.
+	DocsvcSecretsKey awskms.Key
+	AgentSecretsKey  awskms.Key
 	// AgentState keeps the agent's egress ledger and TUF metadata across task
 	// replacements; only the agent mounts it, through AgentStateAccess.
 	AgentState       awsefs.FileSystem
@@ -73,6 +79,22 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		RemovalPolicy:     retain,
 	})
 	d.Key.AddToResourcePolicy(denyAgent(cfg, []string{"kms:*"}, str("*")), nil)
+	// Secrets Manager encrypts with these keys on the caller's behalf: a
+	// role reading a secret needs kms:Decrypt through Secrets Manager on the
+	// secret's key, and nothing on the others.
+	d.DocsvcSecretsKey = awskms.NewKey(stack, str("DocsvcSecretsKey"), &awskms.KeyProps{
+		Alias:             str("alias/tether/" + cfg.Name + "/docsvc-secrets"),
+		Description:       str("Tether " + cfg.Name + ": docsvc's secrets (database password, AI provider key)"),
+		EnableKeyRotation: jsii.Bool(true),
+		RemovalPolicy:     retain,
+	})
+	d.DocsvcSecretsKey.AddToResourcePolicy(denyAgent(cfg, []string{"kms:*"}, str("*")), nil)
+	d.AgentSecretsKey = awskms.NewKey(stack, str("AgentSecretsKey"), &awskms.KeyProps{
+		Alias:             str("alias/tether/" + cfg.Name + "/agent-secrets"),
+		Description:       str("Tether " + cfg.Name + ": the secrets tether-agent reads (license, agent identity)"),
+		EnableKeyRotation: jsii.Bool(true),
+		RemovalPolicy:     retain,
+	})
 
 	d.newAgentState(cfg, net)
 
@@ -88,6 +110,7 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		}},
 		RemovalPolicy: retain,
 	})
+	skipCheckov(d.AccessLogs, "CKV_AWS_18", "This is the access-log bucket that the documents and build-source buckets and the load balancer log to; logging it to itself would loop, and to another bucket would only move the finding there.")
 
 	d.Documents = awss3.NewBucket(stack, str("Documents"), &awss3.BucketProps{
 		Encryption:             awss3.BucketEncryption_KMS,
@@ -133,7 +156,7 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		q.AddToResourcePolicy(denyAgent(cfg, []string{"sqs:*"}, q.QueueArn()))
 	}
 
-	d.Database = newDatabase(stack, cfg, net, d.Key)
+	d.Database = newDatabase(stack, cfg, net, d.Key, d.DocsvcSecretsKey)
 	for _, family := range dbClients {
 		d.Database.Connections().AllowDefaultPortFrom(net.Groups[family], str("PostgreSQL from "+family))
 	}
@@ -145,8 +168,9 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	}
 	for _, kind := range kinds {
 		s := awssecretsmanager.NewSecret(stack, str("Secret-"+kind), &awssecretsmanager.SecretProps{
-			SecretName:  str(cfg.SecretName(kind)),
-			Description: str("Tether " + cfg.Name + " " + kind + " secret; a random placeholder until the operator sets it with aws secretsmanager put-secret-value"),
+			SecretName:    str(cfg.SecretName(kind)),
+			EncryptionKey: d.SecretKey(kind),
+			Description:   str("Tether " + cfg.Name + " " + kind + " secret; a random placeholder until the operator sets it with aws secretsmanager put-secret-value"),
 			// A random placeholder, never a value from this template.
 			GenerateSecretString: &awssecretsmanager.SecretStringGenerator{PasswordLength: num(48), ExcludePunctuation: jsii.Bool(true)},
 			RemovalPolicy:        retain,
@@ -165,7 +189,16 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	return d
 }
 
-func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key awskms.Key) awsrds.DatabaseInstance {
+// SecretKey is the key that encrypts the secret of one kind: the agent's
+// secrets under the agent-secrets key, docsvc's under the docsvc-secrets key.
+func (d *Data) SecretKey(kind string) awskms.Key {
+	if kind == secretLicense || kind == secretAgentIdentity {
+		return d.AgentSecretsKey
+	}
+	return d.DocsvcSecretsKey
+}
+
+func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key, secretKey awskms.Key) awsrds.DatabaseInstance {
 	engine := awsrds.DatabaseInstanceEngine_Postgres(&awsrds.PostgresInstanceEngineProps{
 		Version: awsrds.PostgresEngineVersion_VER_17_9(),
 	})
@@ -178,8 +211,9 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 	secret := awsrds.NewDatabaseSecret(stack, str("DatabaseSecret"), &awsrds.DatabaseSecretProps{
 		Username:   str(dbUser),
 		SecretName: str(cfg.SecretName(secretDatabase)),
-		// The AWS-managed Secrets Manager key, like the other secrets: the
-		// data key's policy must not need to name roles in the services stack.
+		// Not the data key: the rotation function and the tasks' execution
+		// roles decrypt this secret, and need nothing that opens documents.
+		EncryptionKey: secretKey,
 	})
 	secret.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
 	props := &awsrds.DatabaseInstanceProps{
@@ -202,8 +236,11 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 		DeletionProtection:      jsii.Bool(true),
 		AutoMinorVersionUpgrade: jsii.Bool(true),
 		CloudwatchLogsExports:   jsii.Strings("postgresql", "upgrade"),
-		InstanceIdentifier:      str(dbInstanceID(cfg)),
-		RemovalPolicy:           awscdk.RemovalPolicy_RETAIN,
+		// OS metrics (processes, memory, I/O) every minute, to the
+		// RDSOSMetrics log group that RDS itself creates and owns.
+		MonitoringInterval: awscdk.Duration_Seconds(num(60)),
+		InstanceIdentifier: str(dbInstanceID(cfg)),
+		RemovalPolicy:      awscdk.RemovalPolicy_RETAIN,
 	}
 	props.EnablePerformanceInsights = jsii.Bool(cfg.Sizing.PerformanceInsights)
 	if cfg.Sizing.PerformanceInsights {
@@ -216,6 +253,7 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 		lg := awslogs.NewLogGroup(stack, str("DatabaseLogs-"+*export), &awslogs.LogGroupProps{
 			LogGroupName:  str("/aws/rds/instance/" + dbInstanceID(cfg) + "/" + *export),
 			Retention:     retention(cfg),
+			EncryptionKey: net.LogsKey,
 			RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 		})
 		db.Node().AddDependency(lg)
@@ -225,8 +263,12 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 		VpcSubnets:         isolated,
 	})
 	suppress(db, "AwsSolutions-RDS11", "The instance is in isolated subnets reachable only from the tasks' security groups; a non-default port adds no protection and breaks PostgreSQL tooling defaults.")
+	suppress(db.Node().FindChild(str("MonitoringRole")), "AwsSolutions-IAM4", "RDS enhanced monitoring's role carries AmazonRDSEnhancedMonitoringRole, the AWS policy made for it: it writes only to the RDSOSMetrics log group.",
+		"Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
+	skipCheckov(db, "CKV_AWS_161", "docsvc logs in with the database password from Secrets Manager (rotated every 30 days) and has no IAM token support; IAM authentication would be an unused second way in.")
 	if !cfg.Sizing.MultiAZ {
 		suppress(db, "AwsSolutions-RDS3", "The customer chose a single-AZ database (sizing.multi_az: false) in deployment.yaml; automated backups and snapshots still protect the data.")
+		skipCheckov(db, "CKV_AWS_157", "The customer chose a single-AZ database (sizing.multi_az: false) in deployment.yaml; automated backups and snapshots still protect the data.")
 	}
 	return db
 }

@@ -27,7 +27,7 @@ type Images struct {
 // Where tetherctl uploads the vendor's source bundle for an in-account build.
 const buildSourceKey = "source/tether-source.zip"
 
-func newImages(app awscdk.App, cfg *deployconfig.Config, data *Data) *Images {
+func newImages(app awscdk.App, cfg *deployconfig.Config, net *Network, data *Data) *Images {
 	stack := newStack(app, cfg, "images", "Tether "+cfg.Name+": container image repositories (retained)", true)
 	im := &Images{Stack: stack}
 	repo := func(id, name string) awsecr.Repository {
@@ -46,12 +46,12 @@ func newImages(app awscdk.App, cfg *deployconfig.Config, data *Data) *Images {
 	awscdk.NewCfnOutput(stack, str("AgentRepositoryUri"), &awscdk.CfnOutputProps{Value: im.Agent.RepositoryUri()})
 
 	if cfg.Images.Source == deployconfig.ImagesBuild {
-		im.newBuild(cfg, data)
+		im.newBuild(cfg, net, data)
 	}
 	return im
 }
 
-func (im *Images) newBuild(cfg *deployconfig.Config, data *Data) {
+func (im *Images) newBuild(cfg *deployconfig.Config, net *Network, data *Data) {
 	stack := im.Stack
 	key := awskms.NewKey(stack, str("BuildKey"), &awskms.KeyProps{
 		Alias:             str("alias/tether/" + cfg.Name + "/build"),
@@ -73,6 +73,7 @@ func (im *Images) newBuild(cfg *deployconfig.Config, data *Data) {
 	})
 	logs := awslogs.NewLogGroup(stack, str("BuildLogs"), &awslogs.LogGroupProps{
 		Retention:     retention(cfg),
+		EncryptionKey: net.LogsKey,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
 	// The registry host is the repository URI up to its first slash.

@@ -5,6 +5,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/jsii-runtime-go"
 
@@ -22,6 +24,10 @@ type Network struct {
 	// database can admit them without the data stack referring to the
 	// services stack.
 	Groups map[string]awsec2.SecurityGroup
+	// LogsKey encrypts every log group of the deployment (flow logs here,
+	// database, build and task logs in the other stacks). It lives in the
+	// first stack so all of them can use it, and is retained with them.
+	LogsKey awskms.Key
 }
 
 // Families that reach the database.
@@ -43,14 +49,16 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 	if cfg.Sizing.MultiAZ {
 		nat = 2
 	}
+	logsKey := newLogsKey(stack, cfg)
 	flowLogs := awslogs.NewLogGroup(stack, str("FlowLogs"), &awslogs.LogGroupProps{
 		Retention:     retention(cfg),
+		EncryptionKey: logsKey,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
 	vpc := awsec2.NewVpc(stack, str("Vpc"), &awsec2.VpcProps{
-		// Named zones rather than a lookup, so synth needs no AWS credentials
+		// Fn::GetAZs rather than a lookup, so synth needs no AWS credentials
 		// and the template does not change with the caller's account view.
-		AvailabilityZones: jsii.Strings(zones(cfg)...),
+		AvailabilityZones: jsii.Strings(zones()...),
 		IpAddresses:       awsec2.IpAddresses_Cidr(str("10.40.0.0/16")),
 		NatGateways:       num(nat),
 		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
@@ -102,7 +110,7 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 		})
 		suppress(ep, "CdkNagValidationFailure", "EC23 cannot read the ingress source because it is the VPC's CIDR attribute; the endpoint admits HTTPS from inside the VPC only, never 0.0.0.0/0.")
 	}
-	n := &Network{Stack: stack, Vpc: vpc, Groups: map[string]awsec2.SecurityGroup{}}
+	n := &Network{Stack: stack, Vpc: vpc, Groups: map[string]awsec2.SecurityGroup{}, LogsKey: logsKey}
 	purposes := map[string]string{
 		"api":     "docsvc api tasks",
 		"worker":  "docsvc worker tasks",
@@ -137,8 +145,34 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 	n.Groups["agent"].AddEgressRule(n.Groups["api"], awsec2.Port_Tcp(num(internalPort)), str("to docsvc api's internal listener: /readyz and /metrics"), nil)
 	n.Groups["api"].AddIngressRule(n.Groups["agent"], awsec2.Port_Tcp(num(internalPort)), str("from tether-agent: /readyz and /metrics"), nil)
 	suppress(alb, "AwsSolutions-EC23", "The load balancer is the service's public HTTPS entry point for the customer's users; port 80 only redirects to 443. Customers restricting by network attach a WAF or change the scheme outside this reference.")
+	skipCheckov(alb, "CKV_AWS_260", "Port 80 is open only for the listener whose sole action is a permanent redirect to HTTPS on 443; no request is served over HTTP.")
 	n.Groups["loadbalancer"] = alb
 	return n
+}
+
+// newLogsKey creates the key that encrypts the deployment's log groups.
+// CloudWatch Logs uses it on the callers' behalf (writers and readers need
+// no KMS permission of their own), and only for log groups in this account
+// and region: the encryption context names the log group.
+func newLogsKey(stack awscdk.Stack, cfg *deployconfig.Config) awskms.Key {
+	key := awskms.NewKey(stack, str("LogsKey"), &awskms.KeyProps{
+		Alias:             str("alias/tether/" + cfg.Name + "/logs"),
+		Description:       str("Tether " + cfg.Name + ": CloudWatch log groups (flow logs, database, image builds, tasks)"),
+		EnableKeyRotation: jsii.Bool(true),
+		// Retained log groups stay readable after any stack is replaced.
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        str("CloudWatchLogsInThisAccount"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(str("logs."+cfg.Region+"."+*awscdk.Aws_URL_SUFFIX()), nil)},
+		// The actions AWS documents for encrypting log groups.
+		Actions:   jsii.Strings("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+		Resources: jsii.Strings("*"),
+		Conditions: &map[string]any{"ArnLike": map[string]any{
+			"kms:EncryptionContext:aws:logs:arn": "arn:" + *awscdk.Aws_PARTITION() + ":logs:" + cfg.Region + ":" + cfg.Account + ":log-group:*",
+		}},
+	}), nil)
+	return key
 }
 
 // taskSubnets places a task family: in subnets with a NAT route only when

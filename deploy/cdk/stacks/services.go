@@ -15,9 +15,11 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53targets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsservicediscovery"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/jsii-runtime-go"
@@ -82,11 +84,14 @@ type services struct {
 	// one SSM parameter per variable under /tether/<name>/config/docsvc/.
 	docsvcConfig map[string]awsssm.StringParameter
 	taskDefs     []awsecs.FargateTaskDefinition
+	// secretRefs are the data stack's secrets as the containers read them.
+	secretRefs map[string]awssecretsmanager.ISecret
 }
 
 func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *Data, images *Images) *Services {
 	stack := newStack(app, cfg, "services", "Tether "+cfg.Name+": ECS services, load balancer, configuration, alarms (stateless)", false)
-	s := &services{Services: &Services{Stack: stack, LogGroups: map[string]awslogs.LogGroup{}}, cfg: cfg, net: net, data: data, images: images}
+	s := &services{Services: &Services{Stack: stack, LogGroups: map[string]awslogs.LogGroup{}}, cfg: cfg, net: net, data: data, images: images,
+		secretRefs: map[string]awssecretsmanager.ISecret{}}
 
 	s.DocsvcDigest = digestParameter(stack, "DocsvcImageDigest", "docsvc image digest for the api and worker services", cfg.Images.DocsvcDigest)
 	s.MigrateDigest = digestParameter(stack, "MigrateImageDigest", "docsvc image digest for the migrate task; upgrades move it first, run the task, then move DocsvcImageDigest", cfg.Images.DocsvcDigest)
@@ -106,7 +111,8 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 	})
 	for _, family := range []string{"api", "worker", "migrate", "agent"} {
 		s.LogGroups[family] = awslogs.NewLogGroup(stack, str("Logs-"+family), &awslogs.LogGroupProps{
-			Retention: retention(cfg),
+			Retention:     retention(cfg),
+			EncryptionKey: net.LogsKey,
 			// Logs outlive a replaced services stack: they are the audit trail.
 			RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 		})
@@ -119,6 +125,10 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 	s.newAgent()
 	s.newObservability()
 	s.newOutputs()
+	// cfn-lint W6001 flags outputs that re-export another stack's export.
+	ignoreLint(stack, map[string]string{
+		"W6001": "MigrateSubnets and MigrateSecurityGroupId repeat the network stack's values on purpose: the operator's migrate run-task (NextSteps, docs/operator-guide.md) reads all its inputs from this stack's outputs.",
+	})
 	if s.UpgradeRole != nil {
 		// Registering a new task definition revision passes its roles.
 		var roles []*string
@@ -209,7 +219,7 @@ func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
 // taskDefinition builds a Fargate task definition with one read-only
 // container whose only writable path is an ephemeral /tmp.
 func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.Repository, digest awscdk.CfnParameter,
-	cpu, memory float64, command []string, secrets map[string]awsecs.Secret, env map[string]*string, port float64,
+	cpu, memory float64, command []string, secrets map[string]taskSecret, env map[string]*string, port float64,
 ) awsecs.FargateTaskDefinition {
 	td := awsecs.NewFargateTaskDefinition(s.Stack, str("Task-"+family), &awsecs.FargateTaskDefinitionProps{
 		Family:         str(serviceName(s.cfg, family)),
@@ -223,10 +233,14 @@ func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.R
 	})
 	s.taskDefs = append(s.taskDefs, td)
 	td.AddVolume(&awsecs.Volume{Name: str("tmp")})
+	values := map[string]awsecs.Secret{}
+	for name, sec := range secrets {
+		values[name] = sec.value
+	}
 	opts := &awsecs.ContainerDefinitionOptions{
 		Image:                  awsecs.ContainerImage_FromRegistry(repo.RepositoryUriForDigest(digest.ValueAsString()), nil),
 		Command:                jsii.Strings(command...),
-		Secrets:                &secrets,
+		Secrets:                &values,
 		ReadonlyRootFilesystem: jsii.Bool(true),
 		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
 			LogGroup:     s.LogGroups[family],
@@ -244,6 +258,7 @@ func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.R
 	// FromRegistry grants nothing; the execution role pulls from exactly
 	// this repository.
 	repo.GrantPull(td.ObtainExecutionRole())
+	grantSecretKeys(td.ObtainExecutionRole(), s.cfg.Region, secrets)
 	suppress(td, "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource-level permissions; the execution role's pulls are limited to one repository.", "Resource::*")
 	if len(env) > 0 {
 		suppress(td, "AwsSolutions-ECS2", "Only non-secret values are plain environment (docsvc's listen address; the agent's settings, public keys and TUF root); docsvc's deployment config comes from Parameter Store and every secret from Secrets Manager.")
@@ -267,8 +282,73 @@ func allow(role awsiam.Role, actions []string, resources ...*string) {
 	}))
 }
 
-func (s *services) dbPassword() awsecs.Secret {
-	return awsecs.Secret_FromSecretsManager(s.data.Database.Secret(), str("password"))
+// taskSecret is one secret a container is given at start. For a Secrets
+// Manager secret it also names the KMS key the secret is encrypted with and
+// the secret's ARN, so the execution role can be allowed to decrypt exactly
+// that secret.
+type taskSecret struct {
+	value awsecs.Secret
+	key   awskms.IKey // nil for an SSM parameter (AWS-managed key)
+	arn   *string
+}
+
+func ssmSecret(p awsssm.IStringParameter) taskSecret {
+	return taskSecret{value: awsecs.Secret_FromSsmParameter(p)}
+}
+
+// secretsManager gives a container the data stack's secret of one kind (or
+// one JSON field of it). The container reads it through an import that
+// carries no key: CDK's own key grant for a secret in another stack would
+// write this stack's role into the data stack's key policy, a dependency
+// cycle. grantSecretKeys adds the narrower grant instead.
+func (s *services) secretsManager(kind string, secret awssecretsmanager.ISecret, field *string) taskSecret {
+	ref, ok := s.secretRefs[kind]
+	if !ok {
+		ref = awssecretsmanager.Secret_FromSecretAttributes(s.Stack, str("Secret-"+kind), &awssecretsmanager.SecretAttributes{
+			SecretCompleteArn: secret.SecretArn(),
+		})
+		s.secretRefs[kind] = ref
+	}
+	return taskSecret{value: awsecs.Secret_FromSecretsManager(ref, field), key: s.data.SecretKey(kind), arn: secret.SecretArn()}
+}
+
+// grantSecretKeys lets role decrypt, through Secrets Manager only, the
+// secrets it is given, and no other secret under the same keys: Secrets
+// Manager puts the secret's ARN in the encryption context.
+func grantSecretKeys(role awsiam.IRole, region string, secrets map[string]taskSecret) {
+	byKey := map[awskms.IKey][]*string{}
+	var keys []awskms.IKey
+	for _, name := range sortedKeys(secrets) {
+		sec := secrets[name]
+		if sec.key == nil {
+			continue
+		}
+		if _, seen := byKey[sec.key]; !seen {
+			keys = append(keys, sec.key)
+		}
+		byKey[sec.key] = append(byKey[sec.key], sec.arn)
+	}
+	for _, key := range keys {
+		arns := byKey[key]
+		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings("kms:Decrypt"),
+			Resources: &[]*string{key.KeyArn()},
+			Conditions: &map[string]any{"StringEquals": map[string]any{
+				"kms:ViaService":                  secretsManagerService(region),
+				"kms:EncryptionContext:SecretARN": arns,
+			}},
+		}))
+	}
+}
+
+// secretsManagerService is Secrets Manager's endpoint in the stacks' region,
+// as KMS names it in kms:ViaService.
+func secretsManagerService(region string) string {
+	return "secretsmanager." + region + "." + *awscdk.Aws_URL_SUFFIX()
+}
+
+func (s *services) dbPassword() taskSecret {
+	return s.secretsManager(secretDatabase, s.data.Database.Secret(), str("password"))
 }
 
 // docsvcSecrets is what every docsvc task (api, worker, migrate) is given:
@@ -279,15 +359,15 @@ func (s *services) dbPassword() awsecs.Secret {
 // Reading a value grants no access: the task roles still decide what each
 // task can touch. The license is the exception: docsvc wants the license
 // and its public key together or neither, and only the api enforces it.
-func (s *services) docsvcSecrets() map[string]awsecs.Secret {
-	m := map[string]awsecs.Secret{"PGPASSWORD": s.dbPassword()}
+func (s *services) docsvcSecrets() map[string]taskSecret {
+	m := map[string]taskSecret{"PGPASSWORD": s.dbPassword()}
 	for v, p := range s.docsvcConfig {
 		if v != "DOCSVC_LICENSE_PUBLIC_KEY" {
-			m[v] = awsecs.Secret_FromSsmParameter(p)
+			m[v] = ssmSecret(p)
 		}
 	}
 	if ai, ok := s.data.Secrets[secretAI]; ok {
-		m["DOCSVC_AI_API_KEY"] = awsecs.Secret_FromSecretsManager(ai, nil)
+		m["DOCSVC_AI_API_KEY"] = s.secretsManager(secretAI, ai, nil)
 	}
 	return m
 }
@@ -322,8 +402,8 @@ func (s *services) newAPI() {
 
 	// The api enforces the license (uploads stop past expiry plus grace).
 	apiSecrets := s.docsvcSecrets()
-	apiSecrets["DOCSVC_LICENSE"] = awsecs.Secret_FromSecretsManager(d.Secrets[secretLicense], nil)
-	apiSecrets["DOCSVC_LICENSE_PUBLIC_KEY"] = awsecs.Secret_FromSsmParameter(s.docsvcConfig["DOCSVC_LICENSE_PUBLIC_KEY"])
+	apiSecrets["DOCSVC_LICENSE"] = s.secretsManager(secretLicense, d.Secrets[secretLicense], nil)
+	apiSecrets["DOCSVC_LICENSE_PUBLIC_KEY"] = ssmSecret(s.docsvcConfig["DOCSVC_LICENSE_PUBLIC_KEY"])
 	td := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcDigest, 512, 1024, []string{"api"},
 		apiSecrets, map[string]*string{
 			"DOCSVC_ADDR":          str(fmt.Sprintf(":%d", apiPort)),
@@ -387,16 +467,24 @@ func (s *services) newAPI() {
 		SslPolicy: awselasticloadbalancingv2.SslPolicy_RECOMMENDED_TLS,
 		Open:      jsii.Bool(false),
 	})
-	https.AddTargets(str("Api"), &awselasticloadbalancingv2.AddApplicationTargetsProps{
-		Port:     num(apiPort),
-		Protocol: awselasticloadbalancingv2.ApplicationProtocol_HTTP,
-		Targets:  &[]awselasticloadbalancingv2.IApplicationLoadBalancerTarget{s.API},
+	// The target group is the stack's, not the listener's child: the service
+	// then waits for the listener without also naming, in DependsOn, the
+	// target group it already references.
+	targets := awselasticloadbalancingv2.NewApplicationTargetGroup(s.Stack, str("ApiTargets"), &awselasticloadbalancingv2.ApplicationTargetGroupProps{
+		Vpc:        s.net.Vpc,
+		Port:       num(apiPort),
+		Protocol:   awselasticloadbalancingv2.ApplicationProtocol_HTTP,
+		TargetType: awselasticloadbalancingv2.TargetType_IP,
+		Targets:    &[]awselasticloadbalancingv2.IApplicationLoadBalancerTarget{s.API},
 		HealthCheck: &awselasticloadbalancingv2.HealthCheck{
 			// Liveness, not /readyz: a database blip must not drain every task.
 			Path:             str("/healthz"),
 			HealthyHttpCodes: str("200"),
 		},
 		DeregistrationDelay: awscdk.Duration_Seconds(num(30)),
+	})
+	https.AddTargetGroups(str("Api"), &awselasticloadbalancingv2.AddApplicationTargetGroupsProps{
+		TargetGroups: &[]awselasticloadbalancingv2.IApplicationTargetGroup{targets},
 	})
 	// Evaluated before the default forward: the internal paths answer 404
 	// from the load balancer itself and never reach a task. The ALB matches
@@ -528,6 +616,17 @@ func (s *services) newAgent() {
 	// through the execution role (an ECS secret), not this role.
 	identity := d.Secrets[secretAgentIdentity]
 	allow(r, []string{"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"}, identity.SecretArn())
+	// Secrets Manager decrypts and encrypts that secret with the agent-secrets
+	// key on the agent's behalf; the encryption context names the secret, so
+	// the grant covers this one secret and no other under the key.
+	r.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("kms:Decrypt", "kms:GenerateDataKey"),
+		Resources: &[]*string{d.AgentSecretsKey.KeyArn()},
+		Conditions: &map[string]any{"StringEquals": map[string]any{
+			"kms:ViaService":                  secretsManagerService(cfg.Region),
+			"kms:EncryptionContext:SecretARN": identity.SecretArn(),
+		}},
+	}))
 	// Health: the deployment's own services, stacks and alarms. The agent
 	// does not read these yet (it reports docsvc's /readyz only); the grants
 	// are here so that the health reads it is to gain need no IAM change.
@@ -548,8 +647,8 @@ func (s *services) newAgent() {
 
 	// The license is the document itself, which the agent accepts in
 	// TETHER_LICENSE (environment only: it carries an activation token).
-	secrets := map[string]awsecs.Secret{
-		"TETHER_LICENSE": awsecs.Secret_FromSecretsManager(d.Secrets[secretLicense], nil),
+	secrets := map[string]taskSecret{
+		"TETHER_LICENSE": s.secretsManager(secretLicense, d.Secrets[secretLicense], nil),
 	}
 	td := s.taskDefinition("agent", r, s.images.Agent, s.AgentDigest, 256, 512, []string{"run"}, secrets,
 		s.agentEnvironment(identity.SecretArn()), 0)
