@@ -29,6 +29,7 @@ type synthesized struct {
 	d         *Deployment
 	templates map[string]assertions.Template // by stack suffix: network, data, images, services
 	json      map[string]map[string]any
+	outdir    string // the cloud assembly: <stack name>.template.json as cdk deploy would use them
 }
 
 var (
@@ -62,7 +63,7 @@ func synthConfig(t *testing.T, example string, cfg *deployconfig.Config) *synthe
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(outdir)})
 	d := New(app, cfg)
 	app.Synth(nil)
-	s := &synthesized{cfg: cfg, d: d, templates: map[string]assertions.Template{}, json: map[string]map[string]any{}}
+	s := &synthesized{cfg: cfg, d: d, templates: map[string]assertions.Template{}, json: map[string]map[string]any{}, outdir: outdir}
 	for _, st := range d.Stacks() {
 		suffix := strings.TrimPrefix(*st.StackName(), cfg.Name+"-")
 		tpl := assertions.Template_FromStack(st, nil)
