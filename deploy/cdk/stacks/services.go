@@ -174,12 +174,16 @@ func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
 		"DOCSVC_OIDC_ISSUER":       d.OIDCIssuer,
 		"DOCSVC_OIDC_AUDIENCE":     d.OIDCClientID,
 		"DOCSVC_OIDC_CALLBACK_URL": str(callbackURL(cfg)),
-		// The password is not here: pgx reads PGPASSWORD, which ECS injects
-		// from the rotated database secret.
+		// The password is not here: docsvc reads it from the rotated
+		// database secret itself (DOCSVC_DATABASE_PASSWORD names the secret,
+		// not the value), and again whenever PostgreSQL refuses it, so a
+		// rotation needs no restart. An ECS-injected value would be fixed
+		// for the task's life.
 		"DOCSVC_DATABASE_URL": awscdk.Fn_Join(str(""), &[]*string{
 			str("postgres://" + dbUser + "@"), d.Database.DbInstanceEndpointAddress(), str(":"),
 			d.Database.DbInstanceEndpointPort(), str("/" + dbName + "?sslmode=require"),
 		}),
+		"DOCSVC_DATABASE_PASSWORD": awscdk.Fn_Join(str(""), &[]*string{d.Database.Secret().SecretArn(), str("#password")}),
 		"DOCSVC_BLOB_URL":      awscdk.Fn_Join(str(""), &[]*string{str("s3://"), d.Documents.BucketName(), str("/" + documentsPrefix)}),
 		"DOCSVC_S3_KMS_KEY_ID": d.Key.KeyArn(),
 		"DOCSVC_QUEUE_URL":     d.Jobs.QueueUrl(),
@@ -347,12 +351,20 @@ func secretsManagerService(region string) string {
 	return "secretsmanager." + region + "." + *awscdk.Aws_URL_SUFFIX()
 }
 
-func (s *services) dbPassword() taskSecret {
-	return s.secretsManager(secretDatabase, s.data.Database.Secret(), str("password"))
+// grantDatabasePassword lets a docsvc task role read the database secret
+// (DOCSVC_DATABASE_PASSWORD), which docsvc does at start and after a
+// rotation, and decrypt it through Secrets Manager only.
+func (s *services) grantDatabasePassword(role awsiam.Role) {
+	secret := s.data.Database.Secret()
+	allow(role, []string{"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}, secret.SecretArn())
+	grantSecretKeys(role, s.cfg.Region, map[string]taskSecret{
+		"DOCSVC_DATABASE_PASSWORD": {key: s.data.SecretKey(secretDatabase), arn: secret.SecretArn()},
+	})
 }
 
 // docsvcSecrets is what every docsvc task (api, worker, migrate) is given:
-// the whole docsvc configuration, the database password and the AI key.
+// the whole docsvc configuration and the AI key (the database password it
+// reads itself: grantDatabasePassword).
 // docsvc validates its entire configuration whatever the command, so the
 // api and migrate must see the AI settings (and key) although only the
 // worker calls the provider; a narrower set makes them exit at start.
@@ -360,7 +372,7 @@ func (s *services) dbPassword() taskSecret {
 // task can touch. The license is the exception: docsvc wants the license
 // and its public key together or neither, and only the api enforces it.
 func (s *services) docsvcSecrets() map[string]taskSecret {
-	m := map[string]taskSecret{"PGPASSWORD": s.dbPassword()}
+	m := map[string]taskSecret{}
 	for v, p := range s.docsvcConfig {
 		if v != "DOCSVC_LICENSE_PUBLIC_KEY" {
 			m[v] = ssmSecret(p)
@@ -393,6 +405,7 @@ func alarmName(cfg *deployconfig.Config, short string) string {
 func (s *services) newAPI() {
 	cfg, d := s.cfg, s.data
 	s.APIRole = s.taskRole("ApiTaskRole", "docsvc api task: store documents, enqueue jobs", nil)
+	s.grantDatabasePassword(s.APIRole)
 	allow(s.APIRole, []string{"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}, d.Documents.ArnForObjects(str(documentsPrefix+"/*")))
 	allow(s.APIRole, []string{"kms:GenerateDataKey", "kms:Decrypt"}, d.Key.KeyArn())
 	allow(s.APIRole, []string{"sqs:SendMessage", "sqs:GetQueueAttributes"}, d.Jobs.QueueArn())
@@ -508,6 +521,7 @@ func (s *services) newAPI() {
 func (s *services) newWorker() {
 	cfg, d := s.cfg, s.data
 	s.WorkerRole = s.taskRole("WorkerTaskRole", "docsvc worker task: read documents, take jobs, analyze", nil)
+	s.grantDatabasePassword(s.WorkerRole)
 	allow(s.WorkerRole, []string{"s3:GetObject"}, d.Documents.ArnForObjects(str(documentsPrefix+"/*")))
 	allow(s.WorkerRole, []string{"kms:Decrypt"}, d.Key.KeyArn())
 	allow(s.WorkerRole, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, d.Jobs.QueueArn())
@@ -573,7 +587,8 @@ func (s *services) newWorker() {
 }
 
 func (s *services) newMigrate() {
-	s.MigrateRole = s.taskRole("MigrateTaskRole", "docsvc migrate task: schema changes only (no AWS API access)", nil)
+	s.MigrateRole = s.taskRole("MigrateTaskRole", "docsvc migrate task: schema changes and the database password only", nil)
+	s.grantDatabasePassword(s.MigrateRole)
 	td := s.taskDefinition("migrate", s.MigrateRole, s.images.Docsvc, s.MigrateDigest, 256, 512, []string{"migrate"},
 		s.docsvcSecrets(), nil, 0)
 	sg := s.net.Groups["migrate"]

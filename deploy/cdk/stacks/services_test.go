@@ -2,6 +2,7 @@ package stacks
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -324,6 +325,7 @@ func importSample(s *synthesized, export string) (string, bool) {
 		{"DataKey", "arn:aws:kms:" + region + ":" + account + ":key/0b9a8c7d-1234-4e5f-8a9b-0c1d2e3f4a5b"},
 		{"ProviderURL", "https://cognito-idp." + region + ".amazonaws.com/" + region + "_AbCdEfGhI"},
 		{"RefUsersDocsvc", "4k2c1n9m8b7v6c5x4z3l2k1j0h"},
+		{"RefDatabaseSecretAttachment", "arn:aws:secretsmanager:" + region + ":" + account + ":secret:tether/" + s.cfg.Name + "/database-AbCdEf"},
 	} {
 		if strings.Contains(export, x.has) {
 			return x.value, true
@@ -387,13 +389,18 @@ func TestDocsvcTasksPassConfigValidation(t *testing.T) {
 func checkDocsvcConfig(t *testing.T, s *synthesized) {
 	for _, family := range []string{"api", "worker", "migrate"} {
 		env := docsvcEnv(t, s, container(t, s, family))
-		cfg, err := config.Load(context.Background(), func(k string) string { return env[k] }, nil)
+		cfg, err := config.Load(context.Background(), func(k string) string { return env[k] }, databaseSecret{s.cfg.SecretName("database")})
 		if err != nil {
 			t.Errorf("%s: docsvc would exit at start:\n%v", family, err)
 			continue
 		}
 		if !cfg.UsesS3() || !cfg.UsesSQS() || cfg.AI.Provider != s.cfg.AI.Provider {
 			t.Errorf("%s: S3 %v, SQS %v, AI provider %q: not the deployment's", family, cfg.UsesS3(), cfg.UsesSQS(), cfg.AI.Provider)
+		}
+		// docsvc reads the database password from the secret itself, so
+		// that a rotation needs no restart.
+		if cfg.DatabasePassword != "rds-generated" {
+			t.Errorf("%s: database password not read from the database secret", family)
 		}
 		if (cfg.License != "") != (family == "api") {
 			t.Errorf("%s: license set = %v", family, cfg.License != "")
@@ -402,4 +409,15 @@ func checkDocsvcConfig(t *testing.T, s *synthesized) {
 			t.Errorf("%s: AI key set = %v, want %v", family, cfg.AI.APIKey != "", wantKey)
 		}
 	}
+}
+
+// databaseSecret answers for the database secret, as RDS fills it, and
+// nothing else: any other ARN in a docsvc task's configuration fails.
+type databaseSecret struct{ name string }
+
+func (d databaseSecret) Resolve(_ context.Context, ref string) (string, error) {
+	if !strings.Contains(ref, ":secret:"+d.name+"-") {
+		return "", fmt.Errorf("no such secret %s", ref)
+	}
+	return `{"engine":"postgres","username":"docsvc","password":"rds-generated"}`, nil
 }
