@@ -170,11 +170,15 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		s := awssecretsmanager.NewSecret(stack, str("Secret-"+kind), &awssecretsmanager.SecretProps{
 			SecretName:    str(cfg.SecretName(kind)),
 			EncryptionKey: d.SecretKey(kind),
-			Description:   str("Tether " + cfg.Name + " " + kind + " secret; a random placeholder until the operator sets it with aws secretsmanager put-secret-value"),
-			// A random placeholder, never a value from this template.
-			GenerateSecretString: &awssecretsmanager.SecretStringGenerator{PasswordLength: num(48), ExcludePunctuation: jsii.Bool(true)},
-			RemovalPolicy:        retain,
+			Description:   str("Tether " + cfg.Name + " " + kind + ": " + secretSetBy[kind]),
+			RemovalPolicy: retain,
 		})
+		// Created with no value. A random placeholder (what the CDK makes
+		// by default) is a value the api and agent reject only once they
+		// start, with a parse error about a string that was never a license
+		// or a key; an empty secret reads as "not set yet", and the agent
+		// fills its own identity on first start.
+		s.Node().DefaultChild().(awssecretsmanager.CfnSecret).AddPropertyDeletionOverride(str("GenerateSecretString"))
 		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. Rotation is the operator putting a new value (aws secretsmanager put-secret-value).")
 		d.Secrets[kind] = s
 	}
@@ -187,6 +191,13 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		d.OIDCClientID = str(cfg.Auth.ClientID)
 	}
 	return d
+}
+
+// secretSetBy says, in each secret's description, who gives it its value.
+var secretSetBy = map[string]string{
+	secretLicense:       "the vendor's signed license; set it with: aws secretsmanager put-secret-value --secret-id <this secret> --secret-string file://license.json",
+	secretAI:            "the AI provider's API key; set it with: aws secretsmanager put-secret-value --secret-id <this secret> --secret-string file://ai-key.txt",
+	secretAgentIdentity: "the agent's Ed25519 identity; the agent creates it on its first start, nobody else sets it",
 }
 
 // SecretKey is the key that encrypts the secret of one kind: the agent's

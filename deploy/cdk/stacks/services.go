@@ -184,10 +184,10 @@ func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
 			d.Database.DbInstanceEndpointPort(), str("/" + dbName + "?sslmode=require"),
 		}),
 		"DOCSVC_DATABASE_PASSWORD": awscdk.Fn_Join(str(""), &[]*string{d.Database.Secret().SecretArn(), str("#password")}),
-		"DOCSVC_BLOB_URL":      awscdk.Fn_Join(str(""), &[]*string{str("s3://"), d.Documents.BucketName(), str("/" + documentsPrefix)}),
-		"DOCSVC_S3_KMS_KEY_ID": d.Key.KeyArn(),
-		"DOCSVC_QUEUE_URL":     d.Jobs.QueueUrl(),
-		"DOCSVC_DLQ_URL":       d.DeadLetter.QueueUrl(),
+		"DOCSVC_BLOB_URL":          awscdk.Fn_Join(str(""), &[]*string{str("s3://"), d.Documents.BucketName(), str("/" + documentsPrefix)}),
+		"DOCSVC_S3_KMS_KEY_ID":     d.Key.KeyArn(),
+		"DOCSVC_QUEUE_URL":         d.Jobs.QueueUrl(),
+		"DOCSVC_DLQ_URL":           d.DeadLetter.QueueUrl(),
 		// Fargate sets AWS_REGION too; naming it keeps `docsvc config`
 		// showing where the value came from.
 		"DOCSVC_AWS_REGION":  str(cfg.Region),

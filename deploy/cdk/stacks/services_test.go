@@ -286,6 +286,36 @@ func TestInternalPathsHiddenFromLoadBalancer(t *testing.T) {
 	})
 }
 
+// The secrets the operator or the agent fills start empty: no value from
+// the template and no random placeholder, which the api and agent would only
+// reject once started. The database secret alone is generated (RDS needs its
+// first password).
+func TestSuppliedSecretsStartEmpty(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		checked := 0
+		for id, r := range resources(s, "data", "AWS::SecretsManager::Secret") {
+			p := props(r)
+			name, _ := p["Name"].(string)
+			if strings.HasSuffix(name, "/database") {
+				if p["GenerateSecretString"] == nil {
+					t.Errorf("%s: the database secret is not generated", id)
+				}
+				continue
+			}
+			checked++
+			if p["GenerateSecretString"] != nil || p["SecretString"] != nil {
+				t.Errorf("%s (%s) is created with a value; it must start empty", id, name)
+			}
+			if d, _ := p["Description"].(string); !strings.Contains(d, "put-secret-value") && !strings.Contains(d, "the agent creates it") {
+				t.Errorf("%s: the description does not say who sets it: %q", id, d)
+			}
+		}
+		if checked < 2 {
+			t.Fatalf("checked %d supplied secrets; want the license and the agent identity at least", checked)
+		}
+	})
+}
+
 // Secrets no task reads are not created.
 func TestOnlyReadSecretsExist(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
