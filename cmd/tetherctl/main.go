@@ -10,8 +10,15 @@ import (
 )
 
 func main() {
-	if err := ctl.Run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	err := ctl.RunEnv(context.Background(), os.Args[1:], ctl.Env{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+	})
+	if err == nil {
+		return
 	}
+	fmt.Fprintln(os.Stderr, err)
+	if ctl.IsUsage(err) {
+		os.Exit(2)
+	}
+	os.Exit(1)
 }

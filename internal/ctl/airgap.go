@@ -30,7 +30,7 @@ func airgapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
-		return errors.New("tetherctl airgap: want 'import FILE'")
+		return fmt.Errorf("%w: tetherctl airgap: want 'import FILE'", errUsage)
 	}
 	fs := flag.NewFlagSet("airgap import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -42,13 +42,16 @@ func airgapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		file, rest = rest[0], rest[1:]
 	}
 	if err := fs.Parse(rest); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: tetherctl airgap import: %w", errUsage, err)
 	}
 	if file == "" && fs.NArg() > 0 {
 		file = fs.Arg(0)
 	}
 	if file == "" {
-		return errors.New("tetherctl airgap import: give the exported file")
+		return fmt.Errorf("%w: tetherctl airgap import: give the exported file", errUsage)
 	}
 	dir := agentDir(*dataDir)
 	metadataDir := filepath.Join(dir, "tuf")

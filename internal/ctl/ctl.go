@@ -30,13 +30,47 @@ Usage:
       verify and import signed releases exported for an install without network
 
 Run 'tetherctl COMMAND --help' for a command's flags.
+
+Exit status: 0 on success, 1 when something failed, 2 for a usage mistake.
 `
 
-// Run is the whole program.
+// errUsage marks a mistake in the command line; the message says what to
+// change. main exits 2 for it, 1 for other failures.
+var errUsage = errors.New("usage")
+
+// IsUsage reports whether err is a usage mistake.
+func IsUsage(err error) bool { return errors.Is(err, errUsage) }
+
+// Env is what tetherctl takes from its surroundings. main passes the
+// process's own; tests pass their own, so that tests running in parallel
+// each have theirs.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// Run is RunEnv with the process's standard input.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return RunEnv(ctx, args, Env{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv})
+}
+
+// RunEnv is the whole program.
+func RunEnv(ctx context.Context, args []string, env Env) error {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	stdout, stderr := env.Stdout, env.Stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("tetherctl: no command given")
+		return fmt.Errorf("%w: tetherctl: no command given", errUsage)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	switch args[0] {
@@ -68,12 +102,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
-			return err
+			return fmt.Errorf("%w: tetherctl dev: %w", errUsage, err)
 		}
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return devstack.Run(ctx, o, stdout, log)
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("tetherctl: unknown command %q", args[0])
+	return fmt.Errorf("%w: tetherctl: unknown command %q (the commands are listed above)", errUsage, args[0])
 }

@@ -33,7 +33,7 @@ func diagCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, diagUsage)
 		if len(args) == 0 {
-			return errors.New("tetherctl diag: want list, preview, approve or decline")
+			return fmt.Errorf("%w: tetherctl diag: want list, preview, approve or decline", errUsage)
 		}
 		return nil
 	}
@@ -48,14 +48,17 @@ func diagCmd(args []string, stdout, stderr io.Writer) error {
 		id, rest = rest[0], rest[1:]
 	}
 	if err := fs.Parse(rest); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: tetherctl diag %s: %w", errUsage, args[0], err)
 	}
 	if id == "" && fs.NArg() > 0 {
 		id = fs.Arg(0)
 	}
 	dir := agentDir(*dataDir)
 	if args[0] != "list" && id == "" {
-		return fmt.Errorf("tetherctl diag %s: give the request ID (see 'tetherctl diag list')", args[0])
+		return fmt.Errorf("%w: tetherctl diag %s: give the request ID (see 'tetherctl diag list')", errUsage, args[0])
 	}
 	switch args[0] {
 	case "list":
@@ -110,5 +113,5 @@ func diagCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "declined %s; nothing will be sent for it\n", id)
 		return nil
 	}
-	return fmt.Errorf("tetherctl diag: unknown subcommand %q (want list, preview, approve or decline)", args[0])
+	return fmt.Errorf("%w: tetherctl diag: unknown subcommand %q (want list, preview, approve or decline)", errUsage, args[0])
 }

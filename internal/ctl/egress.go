@@ -44,9 +44,12 @@ func egressCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, egressUsage)
 		if len(args) == 0 {
-			return errors.New("tetherctl egress: want show, verify or repair")
+			return fmt.Errorf("%w: tetherctl egress: want show, verify or repair", errUsage)
 		}
 		return nil
+	}
+	if args[0] != "show" && args[0] != "verify" && args[0] != "repair" {
+		return fmt.Errorf("%w: tetherctl egress: unknown subcommand %q (want show, verify or repair)", errUsage, args[0])
 	}
 	fs := flag.NewFlagSet("egress "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,7 +57,10 @@ func egressCmd(args []string, stdout, stderr io.Writer) error {
 	since := fs.String("since", "", "only entries after this: a duration back from now (24h) or an RFC 3339 time")
 	output := fs.String("output", "text", "text or json")
 	if err := fs.Parse(args[1:]); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: tetherctl egress %s: %w", errUsage, args[0], err)
 	}
 	path := filepath.Join(agentDir(*dataDir), "egress.ledger")
 	if _, err := os.Stat(path); err != nil {
@@ -95,7 +101,7 @@ func egressCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return writeEntries(stdout, entries, *output)
 	}
-	return fmt.Errorf("tetherctl egress: unknown subcommand %q (want show, verify or repair)", args[0])
+	return fmt.Errorf("%w: tetherctl egress: unknown subcommand %q (want show, verify or repair)", errUsage, args[0])
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {
@@ -108,7 +114,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("tetherctl egress: --since %q is neither a duration (24h) nor an RFC 3339 time (2026-11-01T00:00:00Z)", s)
+	return time.Time{}, fmt.Errorf("%w: tetherctl egress: --since %q is neither a duration (24h) nor an RFC 3339 time (2026-11-01T00:00:00Z)", errUsage, s)
 }
 
 func writeEntries(w io.Writer, entries []ledger.Entry, output string) error {
@@ -121,7 +127,7 @@ func writeEntries(w io.Writer, entries []ledger.Entry, output string) error {
 		return enc.Encode(entries)
 	}
 	if output != "text" {
-		return fmt.Errorf("tetherctl egress: --output %q: want text or json", output)
+		return fmt.Errorf("%w: tetherctl egress: --output %q: want text or json", errUsage, output)
 	}
 	if len(entries) == 0 {
 		fmt.Fprintln(w, "nothing has left this install in that period")

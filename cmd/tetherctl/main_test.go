@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the tests run this binary's main as tetherctl itself.
+func TestMain(m *testing.M) {
+	if os.Getenv("TETHERCTL_TEST_MAIN") == "1" {
+		os.Args = append([]string{"tetherctl"}, strings.Fields(os.Getenv("TETHERCTL_TEST_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Exit status: 0 success (and --help), 2 usage mistakes, 1 other failures.
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		args string
+		want int
+	}{
+		{"--help", 0},
+		{"egress show --help", 0},
+		{"diag list --help", 0},
+		{"airgap import --help", 0},
+		{"dev --help", 0},
+		{"", 2},
+		{"nosuch", 2},
+		{"egress frob", 2},
+		{"diag approve", 2},
+		{"egress verify --data-dir /nonexistent/dir", 1},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "TETHERCTL_TEST_MAIN=1", "TETHERCTL_TEST_ARGS="+tc.args)
+		err := cmd.Run()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.want {
+			t.Errorf("tetherctl %s: exit %d, want %d", tc.args, code, tc.want)
+		}
+	}
+}
+
+// tetherctl runs on the customer's workstation: it must not link the
+// packages that read documents, their storage or their queue (the same
+// list as cmd/tether-agent's). internal/agent is linked today only for the
+// diagnostics commands; internal/ctl's TestTrustBoundaryImports keeps any
+// other file from importing it.
+func TestNoDocumentPackages(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	forbidden := []string{
+		"github.com/tetherhq/tether/internal/document",
+		"github.com/tetherhq/tether/internal/blob",
+		"github.com/tetherhq/tether/internal/queue",
+		"github.com/tetherhq/tether/internal/extract",
+		"github.com/tetherhq/tether/internal/analyze",
+		"github.com/tetherhq/tether/internal/sqldb",
+		"github.com/tetherhq/tether/internal/api",
+		"github.com/tetherhq/tether/internal/worker",
+		"github.com/tetherhq/tether/internal/docsvc",
+		"github.com/aws/aws-sdk-go-v2/service/s3",
+		"github.com/aws/aws-sdk-go-v2/service/sqs",
+	}
+	deps := strings.Fields(string(out))
+	for _, p := range deps {
+		if slices.ContainsFunc(forbidden, func(f string) bool { return p == f || strings.HasPrefix(p, f+"/") }) {
+			t.Errorf("tetherctl links %s, which could read documents", p)
+		}
+	}
+}
