@@ -19,21 +19,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// Exit status: 0 success (and --help), 2 usage mistakes, 1 other failures.
+// Exit status: 0 success (and --help), 2 usage or deployment.yaml
+// mistakes, 1 other failures.
 func TestExitStatus(t *testing.T) {
 	for _, tc := range []struct {
 		args string
 		want int
 	}{
 		{"--help", 0},
+		{"secrets --help", 0},
 		{"egress show --help", 0},
 		{"diag list --help", 0},
 		{"airgap import --help", 0},
 		{"dev --help", 0},
 		{"", 2},
 		{"nosuch", 2},
-		{"egress frob", 2},
-		{"diag approve", 2},
+		{"secrets frob", 2},
+		{"secrets list --config /nonexistent/deployment.yaml", 2},
 		{"egress verify --data-dir /nonexistent/dir", 1},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -28,26 +28,35 @@ Usage:
       review the vendor's diagnostics requests; nothing leaves without approval
   tetherctl airgap import FILE [--data-dir DIR]
       verify and import signed releases exported for an install without network
+  tetherctl secrets list|show|set [NAME] [--config deployment.yaml]
+      see which secrets the deployment uses and whether each is set and
+      valid (never their values); set the license or the AI provider key
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
-Exit status: 0 on success, 1 when something failed, 2 for a usage mistake.
+Exit status: 0 on success, 1 when something failed, 2 for a usage or
+deployment.yaml mistake.
 `
 
-// errUsage marks a mistake in the command line; the message says what to
-// change. main exits 2 for it, 1 for other failures.
+// errUsage marks a mistake in the command line or in deployment.yaml; the
+// message says what to change. main exits 2 for it, 1 for other failures.
 var errUsage = errors.New("usage")
 
-// IsUsage reports whether err is a usage mistake.
+// IsUsage reports whether err is a usage or configuration mistake.
 func IsUsage(err error) bool { return errors.Is(err, errUsage) }
 
 // Env is what tetherctl takes from its surroundings. main passes the
 // process's own; tests pass their own, so that tests running in parallel
 // each have theirs.
 type Env struct {
-	Stdin  io.Reader
+	Stdin  io.Reader // a terminal is prompted without echo; anything else is read to its end
 	Stdout io.Writer
 	Stderr io.Writer
+	// Getenv reads the environment: the AWS variables (credentials,
+	// AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL and its per-service forms,
+	// the shared config file locations), and PATH. What
+	// it supplies is passed to the AWS SDK explicitly and wins; the SDK
+	// still reads the process environment itself for anything left unset.
 	Getenv func(string) string
 }
 
@@ -77,6 +86,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "secrets":
+		return secretsCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":

@@ -1,0 +1,69 @@
+package ctl_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tetherhq/tether/internal/awstest"
+	"github.com/tetherhq/tether/internal/ctl"
+)
+
+// --help on every command and subcommand succeeds, explains, and touches
+// nothing: no AWS call, no deployment.yaml needed.
+func TestHelpHasNoSideEffects(t *testing.T) {
+	t.Parallel()
+	srv := awstest.Start(t)
+	in := invocation{env: envOf(srv.Env())}
+	for _, args := range [][]string{
+		{"--help"}, {"help"},
+		{"secrets", "--help"}, {"secrets", "help"},
+		{"secrets", "list", "--help"}, {"secrets", "show", "--help"}, {"secrets", "show", "license", "-h"},
+		{"secrets", "set", "--help"}, {"secrets", "set", "license", "--help", "--config", "/nonexistent.yaml"},
+	} {
+		out := in.run(testContext(t), args...)
+		if out.err != nil || !strings.Contains(out.stdout, "Usage:") {
+			t.Errorf("%q: %v\n%s", args, out.err, out.all())
+		}
+	}
+	for _, want := range []string{"tetherctl secrets"} {
+		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
+			t.Errorf("the top-level usage does not mention %s", want)
+		}
+	}
+	if reqs := srv.Requests(); len(reqs) != 0 {
+		t.Fatalf("--help called AWS: %+v", reqs)
+	}
+}
+
+// Mistakes on the command line or in deployment.yaml are usage errors
+// (exit 2) that name the bad value; main maps them.
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	v := newVendor(t)
+	config := defaultDeployment(v).write(t)
+	bad := t.TempDir() + "/deployment.yaml"
+	mustWrite(t, bad, "version: 1\nname: X\n", 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no command given"},
+		{[]string{"nosuch"}, `"nosuch"`},
+		{[]string{"secrets"}, "want list"},
+		{[]string{"secrets", "frob"}, `"frob"`},
+		{[]string{"secrets", "show", "--config", config}, "give one secret NAME"},
+		{[]string{"secrets", "list", "extra", "--config", config}, `"extra"`},
+		{[]string{"secrets", "list", "--output", "yaml", "--config", config}, `--output "yaml"`},
+		{[]string{"secrets", "list", "--bogus"}, "-bogus"},
+		{[]string{"secrets", "show", "license", "--from-file", "x", "--config", config}, "only for set"},
+		{[]string{"secrets", "list", "--config", "/nonexistent/deployment.yaml"}, "/nonexistent/deployment.yaml"},
+		{[]string{"secrets", "list", "--config", bad}, "name"},
+		{[]string{"secrets", "show", "passwords", "--config", config}, `"passwords"`},
+		{[]string{"secrets", "set", "license", "--from-file", "/nonexistent/license.json", "--config", config}, "/nonexistent/license.json"},
+	} {
+		out := invocation{env: map[string]string{}}.run(testContext(t), tc.args...)
+		if out.err == nil || !ctl.IsUsage(out.err) || !strings.Contains(out.err.Error(), tc.want) {
+			t.Errorf("%q: %v, want a usage error naming %s", tc.args, out.err, tc.want)
+		}
+	}
+}
