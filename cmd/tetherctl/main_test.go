@@ -28,6 +28,7 @@ func TestExitStatus(t *testing.T) {
 	}{
 		{"--help", 0},
 		{"secrets --help", 0},
+		{"preflight --help", 0},
 		{"egress show --help", 0},
 		{"diag list --help", 0},
 		{"airgap import --help", 0},
@@ -36,6 +37,7 @@ func TestExitStatus(t *testing.T) {
 		{"nosuch", 2},
 		{"secrets frob", 2},
 		{"secrets list --config /nonexistent/deployment.yaml", 2},
+		{"preflight --timeout 5m", 2},
 		{"egress verify --data-dir /nonexistent/dir", 1},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

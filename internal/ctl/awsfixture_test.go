@@ -209,7 +209,8 @@ func (in invocation) run(ctx context.Context, args ...string) output {
 	}
 	err := ctl.RunEnv(ctx, args, ctl.Env{
 		Stdin: stdin, Stdout: &stdout, Stderr: &stderr,
-		Getenv: func(k string) string { return in.env[k] },
+		Getenv:        func(k string) string { return in.env[k] },
+		HTTPTransport: in.transport,
 	})
 	return output{stdout.String(), stderr.String(), err}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,14 +29,17 @@ Usage:
       review the vendor's diagnostics requests; nothing leaves without approval
   tetherctl airgap import FILE [--data-dir DIR]
       verify and import signed releases exported for an install without network
+  tetherctl preflight [--config deployment.yaml] [--profile P] [--region R]
+      check the AWS account, region, quotas, CDK bootstrap, certificate or
+      zone, secrets, the vendor plane and local tools before deploying
   tetherctl secrets list|show|set [NAME] [--config deployment.yaml]
       see which secrets the deployment uses and whether each is set and
       valid (never their values); set the license or the AI provider key
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
-Exit status: 0 on success, 1 when something failed, 2 for a usage or
-deployment.yaml mistake.
+Exit status: 0 on success, 1 when something failed (for preflight: any
+check FAILed), 2 for a usage or deployment.yaml mistake.
 `
 
 // errUsage marks a mistake in the command line or in deployment.yaml; the
@@ -54,10 +58,14 @@ type Env struct {
 	Stderr io.Writer
 	// Getenv reads the environment: the AWS variables (credentials,
 	// AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL and its per-service forms,
-	// the shared config file locations), and PATH. What
+	// the shared config file locations), PATH and the proxy variables. What
 	// it supplies is passed to the AWS SDK explicitly and wins; the SDK
 	// still reads the process environment itself for anything left unset.
 	Getenv func(string) string
+	// HTTPTransport carries preflight's request to the vendor plane. Nil
+	// means a standard HTTPS transport using HTTPS_PROXY and NO_PROXY from
+	// Getenv. (Tests point it at a local server.)
+	HTTPTransport http.RoundTripper
 }
 
 // Run is RunEnv with the process's standard input.
@@ -88,6 +96,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return nil
 	case "secrets":
 		return secretsCmd(ctx, args[1:], env)
+	case "preflight":
+		return preflightCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":

@@ -19,13 +19,14 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		{"secrets", "--help"}, {"secrets", "help"},
 		{"secrets", "list", "--help"}, {"secrets", "show", "--help"}, {"secrets", "show", "license", "-h"},
 		{"secrets", "set", "--help"}, {"secrets", "set", "license", "--help", "--config", "/nonexistent.yaml"},
+		{"preflight", "--help"}, {"preflight", "-h"},
 	} {
 		out := in.run(testContext(t), args...)
 		if out.err != nil || !strings.Contains(out.stdout, "Usage:") {
 			t.Errorf("%q: %v\n%s", args, out.err, out.all())
 		}
 	}
-	for _, want := range []string{"tetherctl secrets"} {
+	for _, want := range []string{"tetherctl preflight", "tetherctl secrets"} {
 		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
 			t.Errorf("the top-level usage does not mention %s", want)
 		}
@@ -60,6 +61,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"secrets", "list", "--config", bad}, "name"},
 		{[]string{"secrets", "show", "passwords", "--config", config}, `"passwords"`},
 		{[]string{"secrets", "set", "license", "--from-file", "/nonexistent/license.json", "--config", config}, "/nonexistent/license.json"},
+		{[]string{"preflight", "--timeout", "1m", "--config", config}, "--timeout 1m0s"},
+		{[]string{"preflight", "extra"}, `"extra"`},
 	} {
 		out := invocation{env: map[string]string{}}.run(testContext(t), tc.args...)
 		if out.err == nil || !ctl.IsUsage(out.err) || !strings.Contains(out.err.Error(), tc.want) {

@@ -2,6 +2,7 @@ package stacks
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsefs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -228,24 +229,29 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 	})
 	secret.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
 	props := &awsrds.DatabaseInstanceProps{
-		Engine:                  engine,
-		InstanceType:            awsec2.NewInstanceType(str(strings.TrimPrefix(cfg.Sizing.DatabaseClass, "db."))),
-		Vpc:                     net.Vpc,
-		VpcSubnets:              isolated,
-		Credentials:             awsrds.Credentials_FromSecret(secret, nil),
-		DatabaseName:            str(dbName),
-		ParameterGroup:          params,
-		StorageEncrypted:        jsii.Bool(true),
-		StorageEncryptionKey:    key,
-		StorageType:             awsrds.StorageType_GP3,
-		AllocatedStorage:        num(float64(cfg.Sizing.DatabaseStorageGiB)),
-		MaxAllocatedStorage:     num(float64(cfg.Sizing.DatabaseStorageGiB * 4)),
-		MultiAz:                 jsii.Bool(cfg.Sizing.MultiAZ),
-		PubliclyAccessible:      jsii.Bool(false),
-		BackupRetention:         awscdk.Duration_Days(num(14)),
-		CopyTagsToSnapshot:      jsii.Bool(true),
-		DeletionProtection:      jsii.Bool(true),
-		AutoMinorVersionUpgrade: jsii.Bool(true),
+		Engine:               engine,
+		InstanceType:         awsec2.NewInstanceType(str(strings.TrimPrefix(cfg.Sizing.DatabaseClass, "db."))),
+		Vpc:                  net.Vpc,
+		VpcSubnets:           isolated,
+		Credentials:          awsrds.Credentials_FromSecret(secret, nil),
+		DatabaseName:         str(dbName),
+		ParameterGroup:       params,
+		StorageEncrypted:     jsii.Bool(true),
+		StorageEncryptionKey: key,
+		StorageType:          awsrds.StorageType_GP3,
+		AllocatedStorage:     num(float64(cfg.Sizing.DatabaseStorageGiB)),
+		MaxAllocatedStorage:  num(float64(cfg.Sizing.DatabaseStorageGiB * 4)),
+		MultiAz:              jsii.Bool(cfg.Sizing.MultiAZ),
+		PubliclyAccessible:   jsii.Bool(false),
+		BackupRetention:      awscdk.Duration_Days(num(14)),
+		CopyTagsToSnapshot:   jsii.Bool(true),
+		DeletionProtection:   jsii.Bool(true),
+		// Pinned to one minor version: an automatic minor upgrade would
+		// leave the template naming an older version than the instance
+		// runs, and the next update would fail trying to go back. A new
+		// minor version comes with a release, deliberately, after the
+		// upgrade's snapshot.
+		AutoMinorVersionUpgrade: jsii.Bool(false),
 		CloudwatchLogsExports:   jsii.Strings("postgresql", "upgrade"),
 		// OS metrics (processes, memory, I/O) every minute, to the
 		// RDSOSMetrics log group that RDS itself creates and owns.
@@ -332,6 +338,35 @@ const agentUID = "65532"
 // outlive any one task, so it lives on EFS (encrypted, backed up, retained)
 // rather than the task's ephemeral storage. Only the agent's security group
 // may reach it, and only through an access point rooted at its own directory.
+// agentStatePolicy is the state file system's own policy. Once a file
+// system has one, a client mounts only if an IAM policy allows it: no
+// anonymous NFS client in the VPC. The agent's task role is that one client
+// (its identity policy allows its own access point); this policy adds that
+// every mount uses TLS and an access point. It names neither the role (which
+// the services stack creates later) nor the access point (which depends on
+// this file system).
+func agentStatePolicy() awsiam.PolicyDocument {
+	all := []awsiam.IPrincipal{awsiam.NewAnyPrincipal()}
+	return awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        str("DenyWithoutTLS"),
+			Effect:     awsiam.Effect_DENY,
+			Principals: &all,
+			Actions:    jsii.Strings("*"),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        str("DenyOutsideAnAccessPoint"),
+			Effect:     awsiam.Effect_DENY,
+			Principals: &all,
+			Actions:    jsii.Strings("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]any{"Null": map[string]any{"elasticfilesystem:AccessPointArn": "true"}},
+		}),
+	}})
+}
+
 func (d *Data) newAgentState(cfg *deployconfig.Config, net *Network) {
 	sg := awsec2.NewSecurityGroup(d.Stack, str("AgentStateMounts"), &awsec2.SecurityGroupProps{
 		Vpc:              net.Vpc,
@@ -345,6 +380,7 @@ func (d *Data) newAgentState(cfg *deployconfig.Config, net *Network) {
 		Encrypted:              jsii.Bool(true),
 		EnableAutomaticBackups: jsii.Bool(true),
 		RemovalPolicy:          awscdk.RemovalPolicy_RETAIN,
+		FileSystemPolicy:       agentStatePolicy(),
 	})
 	d.AgentState.Connections().AllowDefaultPortFrom(net.Groups["agent"], str("NFS from tether-agent"))
 	d.AgentStateAccess = d.AgentState.AddAccessPoint(str("Agent"), &awsefs.AccessPointOptions{

@@ -398,3 +398,48 @@ func TestSnapshots(t *testing.T) {
 		}
 	})
 }
+
+// Findings of a review, each held here: the agent's state file system has a
+// policy of its own (TLS, access points only, no anonymous client), the
+// database's minor version moves only with a release, and the services
+// stack keeps no KMS key behind when it is replaced.
+func TestReviewFindings(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		fss := resources(s, "data", "AWS::EFS::FileSystem")
+		if len(fss) != 1 {
+			t.Fatalf("%d EFS file systems, want 1", len(fss))
+		}
+		for id, fs := range fss {
+			policy := asJSON(props(fs)["FileSystemPolicy"])
+			for _, want := range []string{`"aws:SecureTransport":"false"`, `"Null":{"elasticfilesystem:AccessPointArn":"true"}`, `"Effect":"Deny"`} {
+				if !strings.Contains(policy, want) {
+					t.Errorf("%s: file system policy lacks %s: %s", id, want, policy)
+				}
+			}
+			if strings.Contains(policy, `"Effect":"Allow"`) {
+				t.Errorf("%s: the file system policy allows; mounting should need the agent's own IAM grant: %s", id, policy)
+			}
+		}
+
+		for id, db := range resources(s, "data", "AWS::RDS::DBInstance") {
+			p := props(db)
+			if p["AutoMinorVersionUpgrade"] != false {
+				t.Errorf("%s: automatic minor upgrades are on; the template would fall behind the instance", id)
+			}
+			if v, _ := p["EngineVersion"].(string); strings.Count(v, ".") != 1 {
+				t.Errorf("%s: engine version %q is not pinned to major.minor", id, v)
+			}
+		}
+
+		keys := resources(s, "services", "AWS::KMS::Key")
+		if len(keys) == 0 {
+			t.Fatal("no KMS key in the services stack; update this test")
+		}
+		for id, k := range keys {
+			if k["DeletionPolicy"] != "Delete" || props(k)["PendingWindowInDays"] != float64(7) {
+				t.Errorf("%s: DeletionPolicy %v, PendingWindowInDays %v; a key retained here is orphaned by every re-creation",
+					id, k["DeletionPolicy"], props(k)["PendingWindowInDays"])
+			}
+		}
+	})
+}

@@ -28,10 +28,15 @@ func (s *services) newObservability() {
 
 	// CloudWatch can publish only to topics whose key lets it; an AWS-managed
 	// SNS key does not, so the topic has its own.
+	// It protects only notifications in flight, so it goes with the stack
+	// (after KMS's 7-day wait) instead of being retained, which would leave
+	// one orphaned key per re-creation of this stack.
 	key := awskms.NewKey(stack, str("AlarmsKey"), &awskms.KeyProps{
 		Alias:             str("alias/tether/" + cfg.Name + "/alarms"),
 		Description:       str("Tether " + cfg.Name + ": alarm notifications"),
 		EnableKeyRotation: jsii.Bool(true),
+		RemovalPolicy:     awscdk.RemovalPolicy_DESTROY,
+		PendingWindow:     awscdk.Duration_Days(num(7)),
 	})
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(str("cloudwatch.amazonaws.com"), nil)},
