@@ -24,6 +24,7 @@ import (
 	"github.com/tetherhq/tether/internal/document"
 	"github.com/tetherhq/tether/internal/extract"
 	"github.com/tetherhq/tether/internal/queue"
+	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
 	"github.com/tetherhq/tether/internal/worker"
 )
@@ -33,6 +34,7 @@ import (
 type bundle struct {
 	url    string
 	token  string
+	db     *sqldb.DB
 	store  *document.Store
 	blobs  blob.Store
 	worker *worker.Worker
@@ -66,7 +68,7 @@ func setup(t testing.TB, maxUpload int64) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{token: token, otherToken: other, owner: auth.KindToken + ":" + tokenID, store: store, blobs: blobs}
+	b := &bundle{token: token, otherToken: other, owner: auth.KindToken + ":" + tokenID, db: db, store: store, blobs: blobs}
 	srv := &api.Server{
 		Gate: func(time.Time) error { return b.gate },
 		DB:   db, Store: store, Blobs: blobs, Queue: q,

@@ -3,13 +3,48 @@ package api
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/textproto"
 	"strconv"
+	"strings"
 
 	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/document"
 	"github.com/tetherhq/tether/internal/extract"
 )
+
+// maxFraming bounds what may be read of an upload's body before its
+// document's bytes begin: the multipart preamble, any other fields and the
+// file part's headers. A filename is at most document.MaxFilenameBytes, so
+// this is ample; without it a client could make the server hold a header as
+// large as the upload limit.
+const maxFraming = 64 << 10
+
+// errFraming is the framing reader's answer once maxFraming is spent.
+var errFraming = errors.New("api: multipart headers exceed the limit")
+
+// framingLimit fails reads past maxFraming until lift is called.
+type framingLimit struct {
+	r      io.Reader
+	left   int64
+	lifted bool
+}
+
+func (f *framingLimit) Read(p []byte) (int, error) {
+	if f.lifted {
+		return f.r.Read(p)
+	}
+	if f.left <= 0 {
+		return 0, errFraming
+	}
+	p = p[:min(int64(len(p)), f.left)]
+	n, err := f.r.Read(p)
+	f.left -= int64(n)
+	return n, err
+}
+
+func (f *framingLimit) lift() { f.lifted = true }
 
 // upload accepts one multipart field "file". The body is streamed to a spool
 // file, never held whole in memory.
@@ -20,9 +55,13 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	framing := &framingLimit{r: r.Body, left: maxFraming}
 	// Allow a little over the limit for the multipart framing; the document
 	// itself is held to the limit exactly by Uploads.
-	r.Body = http.MaxBytesReader(w, r.Body, s.Uploads.MaxBytes+64<<10)
+	r.Body = http.MaxBytesReader(w, struct {
+		io.Reader
+		io.Closer
+	}{framing, r.Body}, s.Uploads.MaxBytes+maxFraming)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "expected a multipart/form-data body with a field named \"file\"")
@@ -32,23 +71,39 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		part, err := mr.NextPart()
 		if err != nil {
 			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
+			switch {
+			case errors.As(err, &tooBig):
 				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload exceeds the limit of %d bytes", s.Uploads.MaxBytes))
-				return
+			case errors.Is(err, errFraming):
+				writeError(w, http.StatusBadRequest, framingMessage())
+			default:
+				if c, inName, ok := headerControlChar(err); ok && inName {
+					writeError(w, http.StatusBadRequest, controlCharMessage(c))
+				} else if ok {
+					writeError(w, http.StatusBadRequest, fmt.Sprintf("a multipart header contains a control character (%U), which is not allowed", c))
+				} else {
+					writeError(w, http.StatusBadRequest, "no multipart field named \"file\" in the request")
+				}
 			}
-			writeError(w, http.StatusBadRequest, "no multipart field named \"file\" in the request")
 			return
 		}
 		if part.FormName() != "file" {
 			part.Close()
 			continue
 		}
+		framing.lift()
 		d, err := s.Uploads.Upload(r.Context(), owner(r), part.FileName(), part)
 		part.Close()
 		var tooBig *http.MaxBytesError
+		var badName *document.FilenameError
 		switch {
 		case err == nil:
 			writeJSON(w, http.StatusAccepted, d)
+		case errors.As(err, &badName):
+			writeError(w, http.StatusBadRequest, filenameMessage(badName))
+		case errors.Is(err, errFraming):
+			// Read ahead while the file part's header was parsed.
+			writeError(w, http.StatusBadRequest, framingMessage())
 		case errors.Is(err, document.ErrTooLarge) || errors.As(err, &tooBig):
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload exceeds the limit of %d bytes", s.Uploads.MaxBytes))
 		case errors.Is(err, extract.ErrUnsupported):
@@ -63,6 +118,53 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+}
+
+func framingMessage() string {
+	return fmt.Sprintf("the multipart data before the file's content (headers and other fields) exceeds %d bytes; a filename may be at most %d bytes", maxFraming, document.MaxFilenameBytes)
+}
+
+func filenameMessage(e *document.FilenameError) string {
+	switch e.Reason {
+	case document.ErrFilenameTooLong:
+		return fmt.Sprintf("the filename is %d bytes long; the limit is %d bytes (UTF-8, after Unicode NFC normalisation): rename the file", e.Bytes, document.MaxFilenameBytes)
+	case document.ErrFilenameControl:
+		return controlCharMessage(e.Char)
+	default:
+		return "the filename is not valid UTF-8: rename the file, or send its name percent-encoded (filename*=UTF-8''...)"
+	}
+}
+
+func controlCharMessage(c rune) string {
+	return fmt.Sprintf("the filename contains a control character (%U), which is not allowed: rename the file", c)
+}
+
+// headerControlChar finds why Go's multipart reader refused a part's
+// header when the reason is a control character (which textproto rejects
+// in any header value, before a handler sees the filename), so the client
+// is told that instead of "no field named file". inName reports whether it
+// is in the Content-Disposition header's filename parameter.
+func headerControlChar(err error) (c rune, inName, ok bool) {
+	var pe textproto.ProtocolError
+	if !errors.As(err, &pe) {
+		return 0, false, false
+	}
+	quoted, found := strings.CutPrefix(string(pe), "malformed MIME header line: ")
+	if !found {
+		return 0, false, false
+	}
+	line, uerr := strconv.Unquote(quoted)
+	if uerr != nil {
+		return 0, false, false
+	}
+	for i := 0; i < len(line); i++ {
+		if b := line[i]; b < 0x20 && b != '\t' || b == 0x7f {
+			lower := strings.ToLower(line[:i])
+			inName = strings.HasPrefix(lower, "content-disposition:") && strings.Contains(lower, "filename")
+			return rune(b), inName, true
+		}
+	}
+	return 0, false, false
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
@@ -81,8 +183,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	limit := 50
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "limit must be a whole number from 1 to 500")
+		if err != nil || n < 1 || n > document.MaxListLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a whole number from 1 to %d", document.MaxListLimit))
 			return
 		}
 		limit = n

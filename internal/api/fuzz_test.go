@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,9 @@ import (
 func FuzzUploadRequest(f *testing.F) {
 	f.Add([]byte("--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello world\r\n--x--\r\n"), "multipart/form-data; boundary=x")
 	f.Add([]byte("--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n%PDF-1.4 trunc\r\n--x--"), "multipart/form-data; boundary=x")
+	f.Add([]byte("--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\x01b.txt\"\r\n\r\nhello\r\n--x--\r\n"), "multipart/form-data; boundary=x")
+	f.Add([]byte("--x\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''a%0Ab.txt\r\n\r\nhello\r\n--x--\r\n"), "multipart/form-data; boundary=x")
+	f.Add([]byte("--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\""+strings.Repeat("n", 300)+"\"\r\n\r\nhello\r\n--x--\r\n"), "multipart/form-data; boundary=x")
 	f.Add([]byte("plain"), "text/plain")
 	f.Add([]byte(""), "multipart/form-data")
 	b := setup(f, 4096)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherhq/tether/internal/sqldb"
 )
@@ -26,7 +27,20 @@ func NewStore(db *sqldb.DB, now func() time.Time) *Store {
 	return &Store{db: db, now: now}
 }
 
-const docColumns = `id, status, filename, media_type, size_bytes, blob_key, owner, error, attempts, created_at, updated_at`
+// The free text of a document record is cut when it is read, in the query
+// itself, so every record in every answer (a list page holds up to
+// MaxListLimit) has a size bound whatever its row holds: rows written before
+// filenames were limited can hold megabytes. Each column is read one
+// character past its limit, so clip can tell a cut value and mark it.
+const (
+	maxShownMediaType = 255
+	maxShownError     = 1024
+	docColumns        = `id, status, substr(filename, 1, 256), substr(media_type, 1, 256), size_bytes, blob_key, owner,
+		substr(error, 1, 1025), attempts, created_at, updated_at`
+)
+
+// MaxListLimit is the largest page List returns.
+const MaxListLimit = 500
 
 func scanDoc(row interface{ Scan(...any) error }) (Document, error) {
 	var d Document
@@ -38,8 +52,25 @@ func scanDoc(row interface{ Scan(...any) error }) (Document, error) {
 	if err != nil {
 		return Document{}, err
 	}
+	d.Filename = clip(d.Filename, MaxFilenameBytes)
+	d.MediaType = clip(d.MediaType, maxShownMediaType)
+	d.Error = clip(d.Error, maxShownError)
 	d.CreatedAt, d.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	return d, nil
+}
+
+// clip cuts s to at most max bytes on a character boundary, ending a cut
+// value with "…".
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const more = "…"
+	cut := max - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }
 
 // Create records a new, queued document whose bytes are already stored.
@@ -75,9 +106,11 @@ func (s *Store) Owned(ctx context.Context, owner, id string) (Document, error) {
 	return d, err
 }
 
-// List returns up to limit of owner's documents, newest first, starting
-// after cursor (empty for the first page). next is empty on the last page.
+// List returns up to limit (at most MaxListLimit) of owner's documents,
+// newest first, starting after cursor (empty for the first page). next is
+// empty on the last page.
 func (s *Store) List(ctx context.Context, owner string, limit int, cursor string) (docs []Document, next string, err error) {
+	limit = min(max(limit, 1), MaxListLimit)
 	q := `SELECT ` + docColumns + ` FROM documents WHERE owner = $1`
 	args := []any{owner}
 	if cursor != "" {

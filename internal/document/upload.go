@@ -38,9 +38,15 @@ type Uploads struct {
 
 // Upload reads one document from r and queues it for owner (the uploading
 // principal, who alone can read it back). filename is kept for the
-// document's readers only. Unsupported types fail with an error wrapping
-// extract.ErrUnsupported, oversize ones with ErrTooLarge.
+// document's readers only, normalised by NormalizeFilename; a refused one
+// fails with a *FilenameError before any byte of r is read. Unsupported
+// types fail with an error wrapping extract.ErrUnsupported, oversize ones
+// with ErrTooLarge.
 func (u *Uploads) Upload(ctx context.Context, owner, filename string, r io.Reader) (Document, error) {
+	filename, err := NormalizeFilename(filename)
+	if err != nil {
+		return Document{}, err
+	}
 	// Spool to disk first: the size and type are only known once every byte
 	// has arrived, and nothing may be stored for a rejected upload.
 	f, err := os.CreateTemp(u.TempDir, "upload-*")
