@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
@@ -163,11 +164,13 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	}
 	d.Database.Secret().AddToResourcePolicy(denyAgent(cfg, []string{"secretsmanager:*"}, str("*")))
 
-	kinds := []string{secretLicense, secretAgentIdentity}
-	if cfg.WorkerNeedsInternet() {
-		kinds = append(kinds, secretAI) // only key-based providers have a key
-	}
-	for _, kind := range kinds {
+	// The ai secret exists whatever the provider, though only key-based
+	// providers read it: a retained secret that came and went with the
+	// provider would collide with itself when the provider came back, and
+	// the services stack's use of it would stop a switch away (an export in
+	// use cannot be removed). Its ARN is exported whether or not a task
+	// imports it, for the same reason.
+	for _, kind := range []string{secretLicense, secretAgentIdentity, secretAI} {
 		s := awssecretsmanager.NewSecret(stack, str("Secret-"+kind), &awssecretsmanager.SecretProps{
 			SecretName:    str(cfg.SecretName(kind)),
 			EncryptionKey: d.SecretKey(kind),
@@ -183,6 +186,7 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. Rotation is the operator putting a new value (aws secretsmanager put-secret-value).")
 		d.Secrets[kind] = s
 	}
+	stack.ExportValue(d.Secrets[secretAI].SecretArn(), nil)
 
 	switch cfg.Auth.Provider {
 	case deployconfig.AuthCognito:
@@ -191,13 +195,32 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		d.OIDCIssuer = str(cfg.Auth.Issuer)
 		d.OIDCClientID = str(cfg.Auth.ClientID)
 	}
+	// The issuer and audience docsvc verifies tokens against live here, next
+	// to the user pool they may come from, in Parameter Store; the services
+	// stack reads them by name. A cross-stack reference instead would make
+	// a switch between the customer's OIDC provider and the stack's Cognito
+	// pool fail: an export still in use cannot be removed.
+	for name, value := range map[string]*string{"DOCSVC_OIDC_ISSUER": d.OIDCIssuer, "DOCSVC_OIDC_AUDIENCE": d.OIDCClientID} {
+		awsssm.NewStringParameter(stack, str("Auth-"+name), &awsssm.StringParameterProps{
+			ParameterName: str(AuthParameter(cfg, name)),
+			StringValue:   value,
+			Tier:          awsssm.ParameterTier_STANDARD,
+		})
+	}
 	return d
+}
+
+// AuthParameter is the Parameter Store name of one of docsvc's token
+// settings (DOCSVC_OIDC_ISSUER, DOCSVC_OIDC_AUDIENCE), which the data stack
+// writes.
+func AuthParameter(cfg *deployconfig.Config, name string) string {
+	return cfg.ParameterPath() + "/auth/" + name
 }
 
 // secretSetBy says, in each secret's description, who gives it its value.
 var secretSetBy = map[string]string{
 	secretLicense:       "the vendor's signed license; set it with: aws secretsmanager put-secret-value --secret-id <this secret> --secret-string file://license.json",
-	secretAI:            "the AI provider's API key; set it with: aws secretsmanager put-secret-value --secret-id <this secret> --secret-string file://ai-key.txt",
+	secretAI:            "the AI provider's API key, for providers that take one (openai, anthropic), unused otherwise; set it with: aws secretsmanager put-secret-value --secret-id <this secret> --secret-string file://ai-key.txt",
 	secretAgentIdentity: "the agent's Ed25519 identity; the agent creates it on its first start, nobody else sets it",
 }
 

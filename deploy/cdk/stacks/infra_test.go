@@ -210,7 +210,8 @@ func TestTasksReadOnlyTheirOwn(t *testing.T) {
 						from = strings.Replace(from, m[0], props(p)["Name"].(string), 1)
 					}
 				}
-				docsvcParam := strings.Contains(from, "/tether/"+s.cfg.Name+"/config/docsvc/")
+				docsvcParam := strings.Contains(from, "/tether/"+s.cfg.Name+"/config/docsvc/") ||
+					strings.Contains(from, "/tether/"+s.cfg.Name+"/config/auth/DOCSVC_OIDC_")
 				license := strings.Contains(from, "Secretlicense")
 				switch {
 				case name == "agent" && !license:

@@ -82,7 +82,7 @@ type services struct {
 	images *Images
 	// docsvcConfig is the non-secret configuration every docsvc role reads,
 	// one SSM parameter per variable under /tether/<name>/config/docsvc/.
-	docsvcConfig map[string]awsssm.StringParameter
+	docsvcConfig map[string]awsssm.IStringParameter
 	taskDefs     []awsecs.FargateTaskDefinition
 	// secretRefs are the data stack's secrets as the containers read them.
 	secretRefs map[string]awssecretsmanager.ISecret
@@ -167,12 +167,10 @@ func digestParameter(stack awscdk.Stack, id, description, def string) awscdk.Cfn
 // ECS injects them as environment variables at task start, so the task
 // definitions carry no deployment values and an operator can read the
 // effective configuration in one place.
-func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
+func (s *services) newDocsvcConfig() map[string]awsssm.IStringParameter {
 	cfg, d := s.cfg, s.data
 	values := map[string]*string{
 		"DOCSVC_PUBLIC_URL":        str(cfg.PublicURL()),
-		"DOCSVC_OIDC_ISSUER":       d.OIDCIssuer,
-		"DOCSVC_OIDC_AUDIENCE":     d.OIDCClientID,
 		"DOCSVC_OIDC_CALLBACK_URL": str(callbackURL(cfg)),
 		// The password is not here: docsvc reads it from the rotated
 		// database secret itself (DOCSVC_DATABASE_PASSWORD names the secret,
@@ -209,13 +207,17 @@ func (s *services) newDocsvcConfig() map[string]awsssm.StringParameter {
 	if cfg.AI.Provider == deployconfig.AIBedrock {
 		values["DOCSVC_AI_REGION"] = str(cfg.Region)
 	}
-	params := map[string]awsssm.StringParameter{}
+	params := map[string]awsssm.IStringParameter{}
 	for _, name := range sortedKeys(values) {
 		params[name] = awsssm.NewStringParameter(s.Stack, str("Config-"+name), &awsssm.StringParameterProps{
 			ParameterName: str(cfg.ParameterPath() + "/docsvc/" + name),
 			StringValue:   values[name],
 			Tier:          awsssm.ParameterTier_STANDARD,
 		})
+	}
+	// The token settings are the data stack's, read by name (AuthParameter).
+	for _, name := range []string{"DOCSVC_OIDC_ISSUER", "DOCSVC_OIDC_AUDIENCE"} {
+		params[name] = awsssm.StringParameter_FromStringParameterName(s.Stack, str("Auth-"+name), str(AuthParameter(cfg, name)))
 	}
 	return params
 }
@@ -378,8 +380,8 @@ func (s *services) docsvcSecrets() map[string]taskSecret {
 			m[v] = ssmSecret(p)
 		}
 	}
-	if ai, ok := s.data.Secrets[secretAI]; ok {
-		m["DOCSVC_AI_API_KEY"] = s.secretsManager(secretAI, ai, nil)
+	if s.cfg.WorkerNeedsInternet() { // a key-based provider
+		m["DOCSVC_AI_API_KEY"] = s.secretsManager(secretAI, s.data.Secrets[secretAI], nil)
 	}
 	return m
 }

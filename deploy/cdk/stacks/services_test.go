@@ -316,7 +316,7 @@ func TestSuppliedSecretsStartEmpty(t *testing.T) {
 	})
 }
 
-// Secrets no task reads are not created.
+// Secrets no task reads are not created (the ai secret aside).
 func TestOnlyReadSecretsExist(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
 		var names []string
@@ -325,10 +325,8 @@ func TestOnlyReadSecretsExist(t *testing.T) {
 		}
 		sort.Strings(names)
 		prefix := "tether/" + s.cfg.Name + "/"
-		want := []string{prefix + "agent-identity", prefix + "database", prefix + "license"}
-		if s.cfg.WorkerNeedsInternet() {
-			want = append([]string{prefix + "ai"}, want...)
-		}
+		// ai exists whatever the provider (see TestConfigChangesKeepExportsInUse).
+		want := []string{prefix + "agent-identity", prefix + "ai", prefix + "database", prefix + "license"}
 		if strings.Join(names, " ") != strings.Join(want, " ") {
 			t.Errorf("secrets = %v, want %v", names, want)
 		}
@@ -337,6 +335,9 @@ func TestOnlyReadSecretsExist(t *testing.T) {
 			if !strings.Contains(services, id) {
 				t.Errorf("no task reads %s", id)
 			}
+		}
+		if reads := strings.Contains(services, "Secretai"); reads != s.cfg.WorkerNeedsInternet() {
+			t.Errorf("a task reads the ai secret: %v; want %v (only key-based providers)", reads, s.cfg.WorkerNeedsInternet())
 		}
 	})
 }
@@ -364,6 +365,21 @@ func importSample(s *synthesized, export string) (string, bool) {
 	return "", false
 }
 
+// dataSample replaces the data stack's own references in a value it writes
+// with what CloudFormation resolves them to (made-up values, in shape).
+func dataSample(s *synthesized, v string) string {
+	region := s.cfg.Region
+	return regexp.MustCompile(`<(GetAtt|Ref):[^>]+>`).ReplaceAllStringFunc(v, func(ref string) string {
+		switch {
+		case strings.Contains(ref, "ProviderURL"):
+			return "https://cognito-idp." + region + ".amazonaws.com/" + region + "_AbCdEfGhI"
+		case strings.Contains(ref, "UsersDocsvc"):
+			return "4k2c1n9m8b7v6c5x4z3l2k1j0h"
+		}
+		return ref
+	})
+}
+
 // docsvcEnv is the environment ECS gives a docsvc container: its plain
 // variables, its SSM parameters' values (imports replaced by samples) and a
 // placeholder for each Secrets Manager value.
@@ -379,6 +395,12 @@ func docsvcEnv(t *testing.T, s *synthesized, c map[string]any) map[string]string
 		for id, p := range params {
 			if strings.Contains(from, "<Ref:"+id+">") {
 				value = flatten(s, props(p)["Value"])
+			}
+		}
+		// Parameters the data stack writes are read by name.
+		for _, p := range resources(s, "data", "AWS::SSM::Parameter") {
+			if pname, _ := props(p)["Name"].(string); strings.HasSuffix(from, ":parameter"+pname) {
+				value = dataSample(s, flatten(s, props(p)["Value"]))
 			}
 		}
 		env[name] = imports.ReplaceAllStringFunc(value, func(m string) string {
@@ -429,6 +451,9 @@ func checkDocsvcConfig(t *testing.T, s *synthesized) {
 		}
 		// docsvc reads the database password from the secret itself, so
 		// that a rotation needs no restart.
+		if cfg.OIDC.Issuer == "" || strings.Contains(cfg.OIDC.Issuer+cfg.OIDC.Audience, "<") {
+			t.Errorf("%s: token issuer %q, audience %q: not the deployment's", family, cfg.OIDC.Issuer, cfg.OIDC.Audience)
+		}
 		if cfg.DatabasePassword != "rds-generated" {
 			t.Errorf("%s: database password not read from the database secret", family)
 		}
