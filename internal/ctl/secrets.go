@@ -50,9 +50,10 @@ set     reads the value from --from-file, or from standard input (a terminal
         and not be expired past its grace; an AI key must be one token with
         no whitespace, of the provider's shape. A rejected value changes
         nothing. An accepted one becomes the secret's current version
-        (PutSecretValue); a secret that does not exist yet is created under
-        the name the data stack gives it. agent-identity and database are
-        refused: they are not the operator's to set.
+        (PutSecretValue). A secret that does not exist yet is not created:
+        the data stack creates it, under its own key, so deploy that stack
+        first. agent-identity and database are refused: they are not the
+        operator's to set.
 
 Every command first checks that the AWS credentials are for deployment.yaml's
 account, and the AWS region its region.
@@ -221,7 +222,6 @@ type setResult struct {
 	SecretName string  `json:"secret_name"`
 	ARN        string  `json:"arn"`
 	VersionID  string  `json:"version_id"`
-	Created    bool    `json:"created"`
 	Verdict    verdict `json:"verdict"`
 }
 
@@ -269,39 +269,24 @@ func secretsSet(ctx context.Context, env Env, dc *deployconfig.Config, df deploy
 	var nf *smtypes.ResourceNotFoundException
 	switch {
 	case errors.As(err, &nf):
-		created, cerr := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-			Name:         aws.String(secretName),
-			SecretString: aws.String(value),
-			Description:  aws.String(fmt.Sprintf("Tether %s %s secret; created and set by tetherctl secrets set %s", dc.Name, name, name)),
-		})
-		if cerr != nil {
-			return fmt.Errorf("tetherctl secrets set %s: creating %s (Secrets Manager CreateSecret): %s", name, secretName, describeAWSError(cerr))
-		}
-		res.ARN, res.VersionID, res.Created = aws.ToString(created.ARN), aws.ToString(created.VersionId), true
+		// Not created here: the data stack creates it, under its own KMS
+		// key, and a secret made first would make that stack's first deploy
+		// fail on the name.
+		return fmt.Errorf("tetherctl secrets set %s: %s does not exist yet, nothing was written. The %s-data stack creates it (empty, encrypted with the deployment's own key): deploy that stack first, then set the value", name, secretName, dc.Name)
 	case err != nil:
 		return fmt.Errorf("tetherctl secrets set %s: writing %s (Secrets Manager PutSecretValue): %s", name, secretName, describeAWSError(err))
 	default:
 		res.ARN, res.VersionID = aws.ToString(out.ARN), aws.ToString(out.VersionId)
 	}
 
-	if res.Created {
-		fmt.Fprintf(env.Stderr, "note: %s did not exist, so tetherctl created it. The %s-data stack creates a secret with this name too:\n"+
-			"if that stack is not deployed yet, its first deployment will fail on the existing name. Deploy the data stack first,\n"+
-			"or delete this secret before deploying (aws secretsmanager delete-secret --secret-id %s --force-delete-without-recovery).\n",
-			secretName, dc.Name, secretName)
-	}
 	if v.Status == statusWarn {
 		fmt.Fprintf(env.Stderr, "warning: %s. Fix: %s\n", v.Detail, v.Fix)
 	}
 	if df.output == "json" {
 		return writeJSON(env.Stdout, res)
 	}
-	verb := "updated"
-	if res.Created {
-		verb = "created"
-	}
-	fmt.Fprintf(env.Stdout, "%s %s (version %s) in account %s, %s\ncheck: %s  %s\n",
-		verb, secretName, res.VersionID, dc.Account, dc.Region, v.Status, v.Detail)
+	fmt.Fprintf(env.Stdout, "updated %s (version %s) in account %s, %s\ncheck: %s  %s\n",
+		secretName, res.VersionID, dc.Account, dc.Region, v.Status, v.Detail)
 	return nil
 }
 
