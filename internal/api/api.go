@@ -28,6 +28,14 @@ import (
 //go:embed web
 var webFS embed.FS
 
+// Upload pacing defaults: 8 KiB/s is slower than any link worth uploading
+// over (a 32 MiB document at that rate takes 70 minutes), and a client
+// that sends one byte a second is cut off 30 seconds in.
+const (
+	DefaultUploadMinRate = 8 << 10
+	DefaultUploadGrace   = 30 * time.Second
+)
+
 // Server holds what the handlers need.
 type Server struct {
 	DB       *sqldb.DB
@@ -44,6 +52,13 @@ type Server struct {
 	Now      func() time.Time
 	// SplitInternal serves /readyz and /metrics only from InternalHandler.
 	SplitInternal bool
+	// UploadMinRate is the slowest average, in bytes per second, an upload
+	// may arrive at once UploadGrace has passed; a slower one is cut off
+	// with 408 and nothing of it is kept. Zero means DefaultUploadMinRate.
+	UploadMinRate int64
+	// UploadGrace is how long an upload may take before its rate counts
+	// (a slow start, a client that pauses). Zero means DefaultUploadGrace.
+	UploadGrace time.Duration
 
 	once     sync.Once
 	requests *prometheus.CounterVec

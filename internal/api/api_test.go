@@ -37,8 +37,12 @@ type bundle struct {
 	db     *sqldb.DB
 	store  *document.Store
 	blobs  blob.Store
+	queue  queue.Queue
 	worker *worker.Worker
-	gate   error // what the license gate answers; nil allows uploads
+
+	blobDir string // the blob store's directory
+	spool   string // where uploads in flight are spooled
+	gate    error  // what the license gate answers; nil allows uploads
 
 	srv        *api.Server
 	otherToken string // a second principal, for isolation tests
@@ -47,9 +51,16 @@ type bundle struct {
 
 func setup(t testing.TB, maxUpload int64) *bundle {
 	t.Helper()
+	return setupWith(t, maxUpload, nil)
+}
+
+// setupWith is setup with a change to the server before it starts.
+func setupWith(t testing.TB, maxUpload int64, mod func(*api.Server)) *bundle {
+	t.Helper()
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)
-	blobs, err := blob.NewFile(t.TempDir())
+	blobDir, spool := t.TempDir(), t.TempDir()
+	blobs, err := blob.NewFile(blobDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,14 +79,18 @@ func setup(t testing.TB, maxUpload int64) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{token: token, otherToken: other, owner: auth.KindToken + ":" + tokenID, db: db, store: store, blobs: blobs}
+	b := &bundle{token: token, otherToken: other, owner: auth.KindToken + ":" + tokenID, db: db, store: store, blobs: blobs,
+		queue: q, blobDir: blobDir, spool: spool}
 	srv := &api.Server{
 		Gate: func(time.Time) error { return b.gate },
 		DB:   db, Store: store, Blobs: blobs, Queue: q,
-		Uploads:  &document.Uploads{Store: store, Blobs: blobs, Queue: q, MaxBytes: maxUpload, TempDir: t.TempDir(), Log: log},
+		Uploads:  &document.Uploads{Store: store, Blobs: blobs, Queue: q, MaxBytes: maxUpload, TempDir: spool, Log: log},
 		Auth:     authn.Middleware,
 		CORS:     []string{"https://docs.customer.example"},
 		Registry: prometheus.NewRegistry(), Log: log, Now: time.Now,
+	}
+	if mod != nil {
+		mod(srv)
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

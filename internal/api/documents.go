@@ -1,13 +1,16 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/document"
@@ -46,6 +49,65 @@ func (f *framingLimit) Read(p []byte) (int, error) {
 
 func (f *framingLimit) lift() { f.lifted = true }
 
+// errTooSlow is what a paced body returns once its deadline has passed.
+var errTooSlow = errors.New("api: upload slower than the minimum rate")
+
+// paced holds an upload to a minimum average rate without a fixed time
+// limit: the connection's read deadline is start + grace + received/rate,
+// moved forward as bytes arrive, so a client that trickles runs out of time
+// while one that keeps up never does, however large its document. Past the
+// deadline the connection's read fails and so does the upload, before
+// anything was stored.
+type paced struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  int64 // bytes per second, > 0
+	n     int64 // bytes received
+}
+
+// deadline is when the bytes received so far stop covering the time spent.
+func (p *paced) deadline() time.Time {
+	earned := time.Duration(p.n/p.rate)*time.Second + time.Duration(p.n%p.rate*int64(time.Second)/p.rate)
+	return p.start.Add(p.grace + earned)
+}
+
+func (p *paced) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.n += int64(n)
+		_ = p.rc.SetReadDeadline(p.deadline())
+	}
+	switch {
+	case err == io.EOF:
+		// Every byte is in. net/http now reads ahead for the next request
+		// and would cancel the request's context at the deadline, cutting
+		// short the storing of an upload that kept to the rate.
+		_ = p.rc.SetReadDeadline(time.Time{})
+	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		return n, errTooSlow
+	}
+	return n, err
+}
+
+// pace wraps the request's body in a paced reader, if the connection
+// supports read deadlines (every net/http server connection does).
+func (s *Server) pace(w http.ResponseWriter, body io.Reader) (io.Reader, *paced) {
+	p := &paced{r: body, rc: http.NewResponseController(w), start: time.Now(),
+		grace: cmp.Or(s.UploadGrace, DefaultUploadGrace), rate: cmp.Or(s.UploadMinRate, DefaultUploadMinRate)}
+	if err := p.rc.SetReadDeadline(p.deadline()); err != nil {
+		s.Log.Warn("upload: the connection takes no read deadline; uploads are not paced", "err", err)
+		return body, p
+	}
+	return p, p
+}
+
+func (p *paced) tooSlowMessage() string {
+	return fmt.Sprintf("the upload arrived slower than %d bytes per second on average (after the first %s), so it was cut off and nothing of it was stored; send it again over a faster connection",
+		p.rate, p.grace)
+}
+
 // upload accepts one multipart field "file". The body is streamed to a spool
 // file, never held whole in memory.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
@@ -55,7 +117,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	framing := &framingLimit{r: r.Body, left: maxFraming}
+	body, pacing := s.pace(w, r.Body)
+	framing := &framingLimit{r: body, left: maxFraming}
 	// Allow a little over the limit for the multipart framing; the document
 	// itself is held to the limit exactly by Uploads.
 	r.Body = http.MaxBytesReader(w, struct {
@@ -72,6 +135,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			switch {
+			case errors.Is(err, errTooSlow):
+				w.Header().Set("Connection", "close")
+				writeError(w, http.StatusRequestTimeout, pacing.tooSlowMessage())
 			case errors.As(err, &tooBig):
 				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload exceeds the limit of %d bytes", s.Uploads.MaxBytes))
 			case errors.Is(err, errFraming):
@@ -99,6 +165,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err == nil:
 			writeJSON(w, http.StatusAccepted, d)
+		case errors.Is(err, errTooSlow):
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, pacing.tooSlowMessage())
 		case errors.As(err, &badName):
 			writeError(w, http.StatusBadRequest, filenameMessage(badName))
 		case errors.Is(err, errFraming):

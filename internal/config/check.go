@@ -59,6 +59,7 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_AI_TIMEOUT", c.AI.Timeout.String()},
 		{"DOCSVC_EMAIL_FROM", c.EmailFrom},
 		{"DOCSVC_MAX_UPLOAD_BYTES", strconv.FormatInt(c.MaxUploadBytes, 10)},
+		{"DOCSVC_UPLOAD_MIN_RATE", strconv.FormatInt(c.UploadMinRate, 10)},
 		{"DOCSVC_WORKER_CONCURRENCY", strconv.Itoa(c.WorkerConcurrency)},
 		{"DOCSVC_INTERNAL_ADDR", c.InternalAddr},
 		{"DOCSVC_LICENSE", setOrEmpty(c.License, c.LicenseFile)},

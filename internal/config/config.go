@@ -65,6 +65,7 @@ type Config struct {
 	EmailFrom         string
 	InternalAddr      string // DOCSVC_INTERNAL_ADDR: listener for /readyz and /metrics kept off the public address; empty serves them on DOCSVC_ADDR
 	MaxUploadBytes    int64
+	UploadMinRate     int64 // DOCSVC_UPLOAD_MIN_RATE: bytes per second an upload must average after its first 30 seconds
 	WorkerConcurrency int
 	License           string // DOCSVC_LICENSE (or _FILE, or a Secrets Manager ARN): the signed license; unset runs unlicensed (development)
 	LicenseFile       string // the path, when the license came from DOCSVC_LICENSE_FILE, so a renewed file is picked up without a restart
@@ -124,6 +125,7 @@ func (e *Error) Error() string {
 // single-PUT limit.
 const (
 	maxUploadLimit      = 5 << 30
+	maxUploadMinRate    = 1 << 30
 	maxVisibility       = 12 * time.Hour
 	maxAITimeout        = 10 * time.Minute
 	maxWorkerConcurrent = 256
@@ -551,6 +553,20 @@ func (l *loader) loadMisc(c *Config) {
 		}
 	} else {
 		l.sources["DOCSVC_MAX_UPLOAD_BYTES"] = SourceDefault
+	}
+
+	// A client that sends slower than this (after a grace period) is cut
+	// off, so a trickle cannot hold a connection and a spool file forever.
+	c.UploadMinRate = 8 << 10
+	if v := l.str("DOCSVC_UPLOAD_MIN_RATE", ""); v != "" {
+		n, err := ParseSize(v)
+		if err != nil || n < 1 || n > maxUploadMinRate {
+			l.fail("DOCSVC_UPLOAD_MIN_RATE", show(v)+" is not a rate from 1 byte to 1GiB per second", "set bytes per second, e.g. 8KiB, 64KB or 1000")
+		} else {
+			c.UploadMinRate = n
+		}
+	} else {
+		l.sources["DOCSVC_UPLOAD_MIN_RATE"] = SourceDefault
 	}
 
 	if c.InternalAddr = l.str("DOCSVC_INTERNAL_ADDR", ""); c.InternalAddr != "" {

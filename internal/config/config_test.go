@@ -90,8 +90,8 @@ func TestLoadDefaults(t *testing.T) {
 	if c.MaxReceives != 5 || c.Visibility != 60*time.Second || c.AI.Provider != "local" || c.AI.Timeout != 60*time.Second {
 		t.Errorf("queue/AI defaults = %d %s %q %s", c.MaxReceives, c.Visibility, c.AI.Provider, c.AI.Timeout)
 	}
-	if c.MaxUploadBytes != 32<<20 || c.WorkerConcurrency != 2 || c.LogLevel != slog.LevelInfo {
-		t.Errorf("misc defaults = %d %d %v", c.MaxUploadBytes, c.WorkerConcurrency, c.LogLevel)
+	if c.MaxUploadBytes != 32<<20 || c.UploadMinRate != 8<<10 || c.WorkerConcurrency != 2 || c.LogLevel != slog.LevelInfo {
+		t.Errorf("misc defaults = %d %d %d %v", c.MaxUploadBytes, c.UploadMinRate, c.WorkerConcurrency, c.LogLevel)
 	}
 	if c.UsesSQS() || c.UsesS3() || len(c.CORSOrigins) != 0 {
 		t.Errorf("embedded config reports AWS backends or CORS origins")
@@ -144,6 +144,8 @@ func TestLoadGoodVariants(t *testing.T) {
 			func(c *config.Config) bool { return c.MaxUploadBytes == 1<<20 }},
 		{"MiB", with(minimal(), "DOCSVC_MAX_UPLOAD_BYTES", "32MiB"),
 			func(c *config.Config) bool { return c.MaxUploadBytes == 32<<20 }},
+		{"upload rate", with(minimal(), "DOCSVC_UPLOAD_MIN_RATE", "64KB"),
+			func(c *config.Config) bool { return c.UploadMinRate == 64000 }},
 		{"SQS with endpoint", with(minimal(), "DOCSVC_QUEUE_URL", "http://127.0.0.1:4566/000000000000/jobs", "DOCSVC_DLQ_URL", "http://127.0.0.1:4566/000000000000/jobs-dlq", "DOCSVC_SQS_ENDPOINT", "http://127.0.0.1:4566", "AWS_REGION", "us-east-1"),
 			func(c *config.Config) bool { return c.UsesSQS() && c.SQSEndpoint == "http://127.0.0.1:4566" }},
 		{"S3 path style", with(minimal(), "DOCSVC_BLOB_URL", "s3://docs-bucket", "DOCSVC_S3_PATH_STYLE", "true", "DOCSVC_S3_ENDPOINT", "http://127.0.0.1:4566", "AWS_REGION", "us-east-1"),
@@ -225,6 +227,8 @@ func TestLoadBadValues(t *testing.T) {
 		{"bad email", with(minimal(), "DOCSVC_EMAIL_FROM", "docs at example"), "DOCSVC_EMAIL_FROM", "email"},
 		{"size unit", with(minimal(), "DOCSVC_MAX_UPLOAD_BYTES", "32 parsecs"), "DOCSVC_MAX_UPLOAD_BYTES", "size"},
 		{"size too big", with(minimal(), "DOCSVC_MAX_UPLOAD_BYTES", "6GiB"), "DOCSVC_MAX_UPLOAD_BYTES", "5GiB"},
+		{"upload rate zero", with(minimal(), "DOCSVC_UPLOAD_MIN_RATE", "0"), "DOCSVC_UPLOAD_MIN_RATE", "1 byte to 1GiB per second"},
+		{"upload rate unit", with(minimal(), "DOCSVC_UPLOAD_MIN_RATE", "8 KiB/s"), "DOCSVC_UPLOAD_MIN_RATE", "rate"},
 		{"concurrency", with(minimal(), "DOCSVC_WORKER_CONCURRENCY", "-1"), "DOCSVC_WORKER_CONCURRENCY", "whole number"},
 		{"log level", with(minimal(), "DOCSVC_LOG_LEVEL", "loud"), "DOCSVC_LOG_LEVEL", "log level"},
 		{"internal addr", with(minimal(), "DOCSVC_INTERNAL_ADDR", "9090"), "DOCSVC_INTERNAL_ADDR", "host:port"},

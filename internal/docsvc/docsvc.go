@@ -178,9 +178,11 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 		Gate:     gate,
 		Registry: reg, Version: Version, Log: log, Now: time.Now,
 		SplitInternal: cfg.InternalAddr != "",
+		UploadMinRate: cfg.UploadMinRate,
 	}
-	// No ReadTimeout: a large upload on a slow link may take minutes. Headers
-	// must arrive promptly and idle keep-alive connections are closed.
+	// No ReadTimeout: a large upload on a slow link may take minutes; the
+	// upload handler holds each body to DOCSVC_UPLOAD_MIN_RATE instead.
+	// Headers must arrive promptly and idle keep-alive connections are closed.
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.ListenAndServe() }()
