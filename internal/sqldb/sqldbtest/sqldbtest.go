@@ -50,11 +50,7 @@ func PostgresURL(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	base := PostgresBaseURL()
-	admin, err := sqldb.Open(ctx, base)
-	if err != nil {
-		t.Fatalf("sqldbtest: PostgreSQL unreachable (set TETHER_TEST_POSTGRES_URL or run scripts/test-deps.sh): %v", err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := openAdmin(t, base)
 
 	b := make([]byte, 8)
 	rand.Read(b)
@@ -103,11 +99,7 @@ func PostgresRole(t testing.TB, password string) (rawURL string, setPassword fun
 	t.Helper()
 	ctx := context.Background()
 	base := PostgresBaseURL()
-	admin, err := sqldb.Open(ctx, base)
-	if err != nil {
-		t.Fatalf("sqldbtest: PostgreSQL unreachable (set TETHER_TEST_POSTGRES_URL or run scripts/test-deps.sh): %v", err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := openAdmin(t, base)
 	b := make([]byte, 8)
 	rand.Read(b)
 	role := "r_" + hex.EncodeToString(b) // only [0-9a-z_]: safe unquoted
@@ -154,4 +146,16 @@ func PostgresRole(t testing.TB, password string) (rawURL string, setPassword fun
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String(), setPassword
+}
+
+// openAdmin connects as the test role, failing the test with the fix when
+// the server is unreachable, and closes when the test finishes.
+func openAdmin(t testing.TB, base string) *sqldb.DB {
+	t.Helper()
+	admin, err := sqldb.Open(context.Background(), base)
+	if err != nil {
+		t.Fatalf("sqldbtest: PostgreSQL unreachable (set TETHER_TEST_POSTGRES_URL or run scripts/test-deps.sh): %v", err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	return admin
 }
