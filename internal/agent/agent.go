@@ -18,7 +18,7 @@
 //	install.json        install ID from the one activation
 //	egress.ledger(.head) every payload sent, hash-chained (internal/ledger)
 //	tuf/                verified TUF metadata (internal/updater)
-//	diagnostics/<id>/   request.json, state.json, bundle/ (preview = what is sent)
+//	diagnostics/<id>/   request.json, state.json, bundle/, manifest.json (preview = what is sent)
 //	health-history.json the last heartbeats' component health, for diagnostics
 //	telemetry.json      telemetry day counters (only with --telemetry)
 //	logs/agent.log      the agent's own JSON log, rotated at 1 MiB

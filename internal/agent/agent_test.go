@@ -655,6 +655,19 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 		t.Errorf("docsvc/versions collectors: %s %s", byName["docsvc.json"], byName["versions.json"])
 	}
 
+	// Files that turn up in the bundle directory after the preview (an
+	// editor's swap file, a copy an operator made) are not part of it.
+	bundleDir := filepath.Join(b.cfg.DataDir, "diagnostics", d.ID, "bundle")
+	strays := map[string]string{
+		".config.json.swp": `{"token":"tt_STRAYSWAPFILE0123456789"}`,
+		"notes.txt":        "customer notes, never collected",
+	}
+	for name, content := range strays {
+		if err := os.WriteFile(filepath.Join(bundleDir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Nothing leaves before approval.
 	n := len(b.heartbeats())
 	b.waitHeartbeats(n + 3)
@@ -679,19 +692,113 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(zr.File) != len(files) {
-		t.Fatalf("uploaded %d files, previewed %d", len(zr.File), len(files))
-	}
+	// Exactly the previewed files, byte for byte, and nothing else.
+	uploaded := map[string]string{}
 	for _, f := range zr.File {
-		rc, _ := f.Open()
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
 		got, _ := io.ReadAll(rc)
 		rc.Close()
-		if string(got) != byName[f.Name] {
-			t.Errorf("uploaded %s differs from its preview", f.Name)
+		uploaded[f.Name] = string(got)
+	}
+	for name, content := range uploaded {
+		if want, ok := byName[name]; !ok {
+			t.Errorf("uploaded %s, which the preview did not show", name)
+		} else if content != want {
+			t.Errorf("uploaded %s differs from its preview", name)
+		}
+	}
+	for name := range byName {
+		if _, ok := uploaded[name]; !ok {
+			t.Errorf("previewed %s was not uploaded", name)
+		}
+	}
+	for _, content := range strays {
+		if bytes.Contains(zipped, []byte(content)) {
+			t.Errorf("the stray file %q was sent", content)
 		}
 	}
 	if !inLedger(b.cfg.DataDir+"/egress.ledger", zipped) {
 		t.Error("the uploaded bundle is not in the ledger")
+	}
+}
+
+// requestDiagnostic asks for diagnostics through the plane and waits until
+// the agent has recorded the request.
+func (b *bundle) requestDiagnostic(r *running, reason string) string {
+	b.t.Helper()
+	status, out := b.plane.Admin(b.t, "POST", "/v1/admin/diagnostics", plane.DiagnosticRequestBody{InstallID: r.Snapshot().InstallID, Reason: reason})
+	if status != http.StatusCreated {
+		b.t.Fatalf("request diagnostics: %d %s", status, out)
+	}
+	var d plane.Diagnostic
+	if err := json.Unmarshal(out, &d); err != nil {
+		b.t.Fatal(err)
+	}
+	waitFor(b.t, "the request to reach the agent", func() bool {
+		_, err := readDiagnostic(b.cfg.DataDir, d.ID)
+		return err == nil
+	})
+	return d.ID
+}
+
+// A collected file changed after the preview is not sent: the approval was
+// for other bytes, so the request goes back to pending.
+func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
+	b := setup(t)
+	r := b.start()
+	b.waitHeartbeats(1)
+	id := b.requestDiagnostic(r, "check the config")
+	if _, err := PreviewDiagnostic(b.cfg.DataDir, id); err != nil {
+		t.Fatal(err)
+	}
+	changed := filepath.Join(b.cfg.DataDir, "diagnostics", id, "bundle", "config.json")
+	if err := os.WriteFile(changed, []byte(`{"license":"pasted by mistake"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PreviewDiagnostic(b.cfg.DataDir, id); !errors.Is(err, ErrBundleChanged) || !strings.Contains(err.Error(), "config.json") {
+		t.Fatalf("preview of a changed bundle = %v, want ErrBundleChanged naming config.json", err)
+	}
+	if err := ApproveDiagnostic(b.cfg.DataDir, id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the request to go back to pending", func() bool {
+		d, err := readDiagnostic(b.cfg.DataDir, id)
+		return err == nil && d.State == StatePending
+	})
+	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
+		t.Fatalf("a changed bundle was uploaded")
+	}
+	if err := DeclineDiagnostic(b.cfg.DataDir, id); err != nil {
+		t.Fatalf("decline after the refusal: %v", err)
+	}
+}
+
+// A bundle built before manifests were written holds the collected files
+// and nothing else.
+func TestReadBundleWithoutManifest(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "bundle"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append(collectedFiles(), "stray.swp") {
+		if err := os.WriteFile(filepath.Join(dir, "bundle", name), []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := readBundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	if strings.Join(names, ",") != strings.Join(collectedFiles(), ",") {
+		t.Fatalf("bundle without a manifest = %v, want %v", names, collectedFiles())
 	}
 }
 

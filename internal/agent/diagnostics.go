@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,9 @@ var (
 	ErrUnknownDiagnostic = errors.New("agent: no such diagnostic request")
 	ErrNotPending        = errors.New("agent: diagnostic request is not pending")
 	ErrBundleNotReady    = errors.New("agent: the agent has not built this bundle yet")
+	// ErrBundleChanged means a collected file in bundle/ no longer matches
+	// what the agent built, so it is neither shown nor sent.
+	ErrBundleChanged = errors.New("agent: a bundle file changed after the agent built it")
 )
 
 // Diagnostic is one request from the vendor as the customer sees it.
@@ -124,13 +129,15 @@ func readJSON(path string, v any) error {
 }
 
 // PreviewDiagnostic returns the bundle's files, which are exactly what an
-// approval uploads: the agent zips this directory as it is.
+// approval uploads: the files the agent collected, as their manifest
+// records them. Anything else in bundle/ is neither shown nor sent, and a
+// collected file that changed since is refused (ErrBundleChanged).
 func PreviewDiagnostic(dataDir, id string) ([]PreviewFile, error) {
 	if _, err := readDiagnostic(dataDir, id); err != nil {
 		return nil, fmt.Errorf("agent: preview %s: %w", id, err)
 	}
 	dir, _ := diagDir(dataDir, id)
-	files, err := readBundle(filepath.Join(dir, "bundle"))
+	files, err := readBundle(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("agent: preview %s: %w", id, ErrBundleNotReady)
 	}
@@ -140,23 +147,68 @@ func PreviewDiagnostic(dataDir, id string) ([]PreviewFile, error) {
 	return files, nil
 }
 
+// bundleManifest is diagnostics/<id>/manifest.json, written when the
+// bundle is built: the collected files with their sizes and SHA-256.
+// Preview and upload read exactly these, so what is sent is byte for byte
+// what the preview showed, and a file that turns up in bundle/ later (an
+// editor's swap file, a copy) is never sent.
+type bundleManifest struct {
+	Files []manifestFile `json:"files"`
+}
+
+type manifestFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// collectedFiles are the names buildBundle writes, and the whole bundle of
+// one built before manifests were (its files are not hash-checked).
+func collectedFiles() []string {
+	return []string{"agent-log.txt", "config.json", "docsvc.json", "health-history.json", "versions.json"}
+}
+
+func newManifest(files []PreviewFile) bundleManifest {
+	var m bundleManifest
+	for _, f := range files {
+		sum := sha256.Sum256(f.Content)
+		m.Files = append(m.Files, manifestFile{Name: f.Name, Size: int64(len(f.Content)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	return m
+}
+
+// readBundle reads the collected files of the request in dir, checking each
+// against the manifest.
 func readBundle(dir string) ([]PreviewFile, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "bundle")); err != nil {
 		return nil, err
 	}
-	var out []PreviewFile
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
+	var m bundleManifest
+	switch err := readJSON(filepath.Join(dir, "manifest.json"), &m); {
+	case errors.Is(err, fs.ErrNotExist):
+		for _, name := range collectedFiles() {
+			m.Files = append(m.Files, manifestFile{Name: name})
 		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+	case err != nil:
+		return nil, err
+	}
+	out := make([]PreviewFile, 0, len(m.Files))
+	for _, f := range m.Files {
+		if f.Name != filepath.Base(f.Name) || f.Name == "." || f.Name == ".." {
+			return nil, fmt.Errorf("manifest.json names %q, which is not a file in bundle/", f.Name)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "bundle", f.Name))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, PreviewFile{Name: e.Name(), Size: int64(len(data)), Content: data})
+		sum := sha256.Sum256(data)
+		if f.SHA256 != "" && (int64(len(data)) != f.Size || hex.EncodeToString(sum[:]) != f.SHA256) {
+			return nil, fmt.Errorf("%w: %s (decline the request and ask the vendor to request again)", ErrBundleChanged, f.Name)
+		}
+		out = append(out, PreviewFile{Name: f.Name, Size: int64(len(data)), Content: data})
 	}
-	return out, nil // ReadDir sorts by name
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // ApproveDiagnostic lets the running agent upload the bundle on its next
@@ -309,7 +361,15 @@ func (a *Agent) processDiagnostics(ctx context.Context) {
 
 func (a *Agent) upload(ctx context.Context, id string) error {
 	dir, _ := diagDir(a.cfg.DataDir, id)
-	files, err := readBundle(filepath.Join(dir, "bundle"))
+	files, err := readBundle(dir)
+	if errors.Is(err, ErrBundleChanged) {
+		// The approval was for other bytes: ask again rather than send
+		// these or retry forever.
+		if terr := transition(a.cfg.DataDir, id, StateApproved, StatePending, a.now()); terr != nil {
+			return errors.Join(err, terr)
+		}
+		return fmt.Errorf("not sent, back to pending: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("read bundle: %w", err)
 	}
@@ -388,27 +448,33 @@ func (a *Agent) buildBundle(dir string, r wire.DiagnosticRequest) error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
 	}
+	var collected []PreviewFile
 	for name, v := range files {
 		data, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
 			return fmt.Errorf("collect %s: %w", name, err)
 		}
-		if err := os.WriteFile(filepath.Join(tmp, name), []byte(redact.String(string(data))+"\n"), 0o600); err != nil {
-			return err
-		}
+		collected = append(collected, PreviewFile{Name: name, Content: []byte(redact.String(string(data)) + "\n")})
 	}
 	logs, err := a.tailLogs()
 	if err != nil {
 		return fmt.Errorf("collect logs: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "agent-log.txt"), []byte(redact.String(logs)), 0o600); err != nil {
-		return err
+	collected = append(collected, PreviewFile{Name: "agent-log.txt", Content: []byte(redact.String(logs))})
+	for _, f := range collected {
+		if err := os.WriteFile(filepath.Join(tmp, f.Name), f.Content, 0o600); err != nil {
+			return err
+		}
 	}
 	final := filepath.Join(dir, "bundle")
 	if err := os.RemoveAll(final); err != nil {
 		return err
 	}
-	return os.Rename(tmp, final)
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	// Before state.json, which marks the record complete.
+	return writeJSONAtomic(filepath.Join(dir, "manifest.json"), newManifest(collected), 0o600)
 }
 
 // tailLogs returns the last maxLogBytes of the agent's log (the rotated
