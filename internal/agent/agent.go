@@ -110,17 +110,20 @@ type Status struct {
 	LastHeartbeatAt    time.Time `json:"last_heartbeat_at"`
 	LastHeartbeatOK    bool      `json:"last_heartbeat_ok"`
 	LastHeartbeatError string    `json:"last_heartbeat_error,omitempty"`
-	PlaneReachable     bool      `json:"plane_reachable"`
-	ConsecutiveFails   int       `json:"consecutive_failures"`
-	AvailableRelease   string    `json:"available_release,omitempty"`
-	ReleaseCheckedAt   time.Time `json:"release_checked_at"`
-	ReleaseCheckError  string    `json:"release_check_error,omitempty"`
-	PendingDiagnostics int       `json:"pending_diagnostics"`
-	LedgerEntries      uint64    `json:"ledger_entries"`
-	Telemetry          bool      `json:"telemetry"`
-	Channel            string    `json:"channel"`
-	AgentVersion       string    `json:"agent_version"`
-	DocsvcVersion      string    `json:"docsvc_version"`
+	// LastHeartbeatErrorClass is why, in one word: revoked, unauthorized,
+	// rejected, plane-error, unreachable, timeout, ledger, invalid, bad-answer.
+	LastHeartbeatErrorClass string    `json:"last_heartbeat_error_class,omitempty"`
+	PlaneReachable          bool      `json:"plane_reachable"`
+	ConsecutiveFails        int       `json:"consecutive_failures"`
+	AvailableRelease        string    `json:"available_release,omitempty"`
+	ReleaseCheckedAt        time.Time `json:"release_checked_at"`
+	ReleaseCheckError       string    `json:"release_check_error,omitempty"`
+	PendingDiagnostics      int       `json:"pending_diagnostics"`
+	LedgerEntries           uint64    `json:"ledger_entries"`
+	Telemetry               bool      `json:"telemetry"`
+	Channel                 string    `json:"channel"`
+	AgentVersion            string    `json:"agent_version"`
+	DocsvcVersion           string    `json:"docsvc_version"`
 }
 
 // HealthRecord is one heartbeat in the local health history.
@@ -342,13 +345,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Info("agent stopping")
 			return nil
 		case <-hbTimer.C:
-			if a.tick(ctx) {
+			if err := a.tick(ctx); err == nil {
 				failures = 0
 				hbTimer.Reset(a.cfg.Heartbeat)
 			} else {
 				failures++
 				d := min(backoff(failures, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand), a.opts.RetryMax)
-				a.log.Warn("heartbeat failed; will retry", "attempt", failures, "retry_in_ms", d.Milliseconds())
+				// The class and the error's text (never the payload), so a
+				// revoked install, a refused payload and a broken ledger
+				// read differently.
+				a.log.Warn("heartbeat failed; will retry", "attempt", failures, "retry_in_ms", d.Milliseconds(),
+					"class", failureClass(err), "err", err.Error())
 				a.mu.Lock()
 				a.status.ConsecutiveFails = failures
 				a.mu.Unlock()
@@ -424,9 +431,9 @@ func (a *Agent) ensureActivated(ctx context.Context) error {
 }
 
 // tick is one heartbeat round: scrape docsvc, send the heartbeat, then
-// (if the plane answered) handle diagnostics and telemetry. It reports
-// whether the heartbeat reached the plane.
-func (a *Agent) tick(ctx context.Context) bool {
+// (if the plane answered) handle diagnostics and telemetry. It returns why
+// the heartbeat did not reach the plane, or nil.
+func (a *Agent) tick(ctx context.Context) error {
 	snap := a.docsvc.Scrape(ctx, a.now())
 	if snap.ReadyzErr != nil {
 		a.log.Warn("docsvc readyz unavailable", "err", snap.ReadyzErr)
@@ -438,7 +445,7 @@ func (a *Agent) tick(ctx context.Context) bool {
 	resp, err := a.sendHeartbeat(ctx, hb)
 	a.recordHeartbeat(snap, hb, err)
 	if err != nil {
-		return false
+		return err
 	}
 	a.log.Info("heartbeat sent", "pending_diagnostics", resp.PendingDiagnostics, "ledger_seq", a.plane.ledgerEntries())
 	a.pollDiagnostics(ctx)
@@ -446,7 +453,7 @@ func (a *Agent) tick(ctx context.Context) bool {
 	if a.cfg.Telemetry {
 		a.telemetryTick(ctx, snap)
 	}
-	return true
+	return nil
 }
 
 func (a *Agent) recordHeartbeat(snap collect.Snapshot, hb wire.Heartbeat, err error) {
@@ -457,6 +464,7 @@ func (a *Agent) recordHeartbeat(snap collect.Snapshot, hb wire.Heartbeat, err er
 	a.status.LastHeartbeatOK = err == nil
 	a.status.PlaneReachable = err == nil
 	a.status.LastHeartbeatError = ""
+	a.status.LastHeartbeatErrorClass = failureClass(err)
 	if err != nil {
 		a.status.LastHeartbeatError = err.Error()
 	} else {

@@ -102,6 +102,10 @@ type gate struct {
 	down       bool
 	refused    int
 	unledgered []string
+	// answerCode, when not 0, is answered to every request with answerBody
+	// instead of passing it on.
+	answerCode int
+	answerBody string
 }
 
 func newGate(t *testing.T, planeURL, ledgerPath string) *gate {
@@ -112,13 +116,19 @@ func newGate(t *testing.T, planeURL, ledgerPath string) *gate {
 	proxy.ErrorLog = log.New(io.Discard, "", 0)
 	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
-		down := g.down
-		if down {
+		down, code, answer := g.down, g.answerCode, g.answerBody
+		if down || code != 0 {
 			g.refused++
 		}
 		g.mu.Unlock()
 		if down {
 			http.Error(w, "plane unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if code != 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			io.WriteString(w, answer)
 			return
 		}
 		body, _ := io.ReadAll(r.Body)
@@ -145,6 +155,12 @@ func inLedger(path string, body []byte) bool {
 		}
 	}
 	return false
+}
+
+func (g *gate) answer(code int, body string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.answerCode, g.answerBody = code, body
 }
 
 func (g *gate) setDown(down bool) {

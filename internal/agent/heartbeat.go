@@ -111,25 +111,27 @@ func errorRate(prev, cur *collect.Metrics) float64 {
 	return min(1, bad/total)
 }
 
-// sendHeartbeat validates, ledgers and sends one heartbeat.
+// sendHeartbeat validates, ledgers and sends one heartbeat. Its errors are
+// *planeError, whose class says why (see failureClass).
 func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (*wire.HeartbeatResponse, error) {
 	if err := hb.Validate(); err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", err)
+		// wire's errors name the field and rule, never the value.
+		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
 	}
 	body, err := json.Marshal(hb)
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", err)
+		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
 	}
 	status, out, err := a.plane.send(ctx, ledger.KindHeartbeat, "POST", "/v1/heartbeat", body, true)
 	if err != nil {
 		return nil, fmt.Errorf("agent: heartbeat: %w", err)
 	}
 	if status != 200 {
-		return nil, fmt.Errorf("agent: heartbeat: plane answered %d", status)
+		return nil, fmt.Errorf("agent: heartbeat: %w", statusError(status, out))
 	}
 	resp, err := wire.DecodeHeartbeatResponse(out)
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", err)
+		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failAnswer, err: err})
 	}
 	return resp, nil
 }

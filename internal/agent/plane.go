@@ -66,7 +66,7 @@ func (c *planeClient) send(ctx context.Context, kind, method, path string, body 
 	if len(body) > 0 || kind != "" {
 		if err := c.record(kind, method, url, body); err != nil {
 			// Nothing leaves that the ledger does not hold.
-			return 0, nil, fmt.Errorf("ledger before %s %s: %w", method, path, err)
+			return 0, nil, &planeError{class: failLedger, err: fmt.Errorf("ledger before %s %s: %w", method, path, err)}
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
@@ -87,12 +87,12 @@ func (c *planeClient) send(ctx context.Context, kind, method, path string, body 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, nil, transportError(fmt.Errorf("%s %s: %w", method, path, err))
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return 0, nil, transportError(fmt.Errorf("%s %s: read answer: %w", method, path, err))
 	}
 	return resp.StatusCode, out, nil
 }

@@ -48,7 +48,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <table>
 <tr><th>Install ID</th><td id="install">{{.InstallID}}</td></tr>
 <tr><th>License</th><td id="license">{{.LicenseID}}: {{.LicenseState}}, expires {{when .LicenseExpiresAt}}</td></tr>
-<tr><th>Last heartbeat</th><td id="heartbeat">{{when .LastHeartbeatAt}} — {{if .LastHeartbeatOK}}sent{{else}}failed{{if .LastHeartbeatError}} ({{.LastHeartbeatError}}){{end}}{{end}}</td></tr>
+<tr><th>Last heartbeat</th><td id="heartbeat">{{when .LastHeartbeatAt}} — {{if .LastHeartbeatOK}}sent{{else}}failed{{if .LastHeartbeatError}} (<span id="heartbeat-error-class">{{.LastHeartbeatErrorClass}}</span>: {{.LastHeartbeatError}}){{end}}{{end}}</td></tr>
 <tr><th>Plane</th><td id="plane">{{if .PlaneReachable}}reachable{{else}}unreachable ({{.ConsecutiveFails}} failures in a row){{end}}</td></tr>
 <tr><th>Channel</th><td>{{.Channel}}</td></tr>
 <tr><th>Document service</th><td>{{.DocsvcVersion}}</td></tr>
