@@ -8,6 +8,8 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -85,7 +87,7 @@ func (a *Agent) serveStatus(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: status page: %w", err)
 	}
-	srv := &http.Server{Handler: a.statusHandler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: hostGuard(ln.Addr(), a.statusHandler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	a.log.Info("status page listening", "addr", ln.Addr().String())
 	return func() {
@@ -93,4 +95,42 @@ func (a *Agent) serveStatus(ctx context.Context) (stop func(), err error) {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
+}
+
+// hostGuard answers 421 to any request whose Host header is not the address
+// the page listens on: its IP with its port, or, on loopback, localhost or
+// another loopback IP with its port. A page on another site that rebinds
+// its own name to this address still sends its own name as Host, so it
+// cannot read the install's state (DNS rebinding).
+func hostGuard(listen net.Addr, next http.Handler) http.Handler {
+	tcp, _ := listen.(*net.TCPAddr)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tcp == nil || !listenedHost(tcp, r.Host) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			fmt.Fprintf(w, "this status page answers only at http://%s/\n", tcp)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// listenedHost reports whether a Host header names the address l.
+func listenedHost(l *net.TCPAddr, hostport string) bool {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		// No port: the scheme's default, which browsers leave out.
+		host, port = hostport, "80"
+	}
+	if port != strconv.Itoa(l.Port) || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return l.IP.IsLoopback()
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	if ip == nil {
+		return false // any other name, which is what a rebinding page sends
+	}
+	return ip.Equal(l.IP) || l.IP.IsLoopback() && ip.IsLoopback()
 }
