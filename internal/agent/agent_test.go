@@ -990,7 +990,7 @@ func TestLicenseKeyAndRootAsValues(t *testing.T) {
 	env := map[string]string{"TETHER_LICENSE": b.cfg.LicenseFile, "TETHER_DATA_DIR": t.TempDir(),
 		"TETHER_PLANE_URL": "https://plane.example.com", "TETHER_LICENSE_PUBLIC_KEY": b.cfg.LicensePublicKey,
 		"TETHER_TRUSTED_ROOT": b.cfg.TrustedRoot}
-	c, err := ParseConfig([]string{}, func(k string) string { return env[k] }, io.Discard)
+	c, err := ParseConfig([]string{}, func(k string) string { return env[k] })
 	if err != nil || c.LicenseFile != b.cfg.LicenseFile {
 		t.Fatalf("TETHER_LICENSE was not taken: %v", err)
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -65,32 +64,16 @@ func (c *Config) settings() []setting {
 
 // ParseConfig reads the run command's flags and the environment, then
 // validates everything, reporting every bad value on its own line.
-func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet("tether-agent run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	raw := map[string]*string{}
-	for _, s := range c.settings() {
-		v := s.def
-		if e := getenv(s.env); e != "" {
-			v = e
-		} else if s.flag == "license" {
-			// The license's content, never a flag: it holds the one-time
-			// activation token, and argv is visible to every local user.
-			v = getenv("TETHER_LICENSE")
-		}
-		raw[s.flag] = new(string)
-		*raw[s.flag] = v
-		if s.boolean != nil {
-			// boolValue lets "--telemetry" alone mean true, as a bool flag
-			// does, while keeping the raw text for one validation pass.
-			fs.Var(boolValue{raw[s.flag]}, s.flag, s.help+" (env "+s.env+")")
-			continue
-		}
-		fs.StringVar(raw[s.flag], s.flag, v, s.help+" (env "+s.env+")")
-	}
+	fs, raw := runFlags(getenv)
+	// The flag package would print every flag with its value from the
+	// environment (the license's activation token among them); the error
+	// names the mistake and points to the help instead.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("%w: %w", ErrUsage, err)
+		return Config{}, fmt.Errorf("%w: %w (see 'tether-agent run --help')", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))

@@ -20,7 +20,7 @@ var required = []string{"--data-dir", "/d", "--plane-url", "https://plane.exampl
 	"--license-public-key", "/k", "--trusted-root", "/r"}
 
 func TestParseConfig(t *testing.T) {
-	c, err := ParseConfig(required, env(nil), io.Discard)
+	c, err := ParseConfig(required, env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestParseConfig(t *testing.T) {
 		"TETHER_LICENSE_PUBLIC_KEY": "/k", "TETHER_TRUSTED_ROOT": "/r", "TETHER_CHANNEL": "stable",
 		"TETHER_HEARTBEAT": "5s", "TETHER_AUTO_APPROVE_DIAGNOSTICS": "true",
 		"TETHER_AGENT_IDENTITY_SECRET": "arn:aws:secretsmanager:us-east-1:1:secret:x-AbCdEf",
-	}), io.Discard)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,9 +62,9 @@ func TestParseConfig(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseConfig(append(append([]string{}, required...), tt.args...), env(nil), io.Discard)
+			_, err := ParseConfig(append(append([]string{}, required...), tt.args...), env(nil))
 			if tt.args == nil {
-				_, err = ParseConfig(nil, env(nil), io.Discard)
+				_, err = ParseConfig(nil, env(nil))
 			}
 			if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want a line about %s", err, tt.want)
@@ -72,7 +72,7 @@ func TestParseConfig(t *testing.T) {
 		})
 	}
 	// Every problem is reported at once, one line each.
-	_, err = ParseConfig([]string{"--channel", "X", "--heartbeat", "0s"}, env(nil), io.Discard)
+	_, err = ParseConfig([]string{"--channel", "X", "--heartbeat", "0s"}, env(nil))
 	if err == nil || strings.Count(err.Error(), "\n") < 6 {
 		t.Fatalf("want one line per problem, got %v", err)
 	}
@@ -161,7 +161,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add("--docsvc-url", "http://[::1", "TETHER_TELEMETRY", "yes")
 	f.Fuzz(func(t *testing.T, flagName, flagValue, envName, envValue string) {
 		args := append(append([]string{}, required...), flagName, flagValue)
-		c, err := ParseConfig(args, env(map[string]string{envName: envValue}), io.Discard)
+		c, err := ParseConfig(args, env(map[string]string{envName: envValue}))
 		if err != nil {
 			if !errors.Is(err, ErrUsage) {
 				t.Fatalf("error does not match ErrUsage: %v", err)

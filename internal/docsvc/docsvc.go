@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -52,33 +53,233 @@ Usage:
   docsvc config check [--output text|json]
   docsvc version
 
+Every command explains itself: 'docsvc COMMAND --help'.
 Configuration comes from DOCSVC_* environment variables; 'docsvc config check'
 prints the effective configuration with secrets redacted. See docs/configuration.md.
 `
 
+// ErrUsage is matched by command-line mistakes (an unknown command, a bad
+// flag, a missing argument): docsvc exits 2 for them and 1 for failures.
+var ErrUsage = errors.New("usage")
+
+// Each command's help, printed to stdout for -h, --help or 'docsvc help
+// COMMAND'. Flags, where a command has them, are listed after it.
+const (
+	helpAPI = `usage: docsvc api
+
+Serves the HTTP API and web page on DOCSVC_ADDR until SIGTERM, and /readyz
+and /metrics on DOCSVC_INTERNAL_ADDR when that is set. The database schema
+must be migrated first ('docsvc migrate'). Configuration comes from DOCSVC_*
+variables (docs/configuration.md; 'docsvc config check').
+`
+	helpWorker = `usage: docsvc worker
+
+Takes jobs off the queue (extract, analyze, store the result) until SIGTERM.
+The database schema must be migrated first ('docsvc migrate'). Configuration
+comes from DOCSVC_* variables (docs/configuration.md; 'docsvc config check').
+`
+	helpMigrate = `usage: docsvc migrate
+
+Applies the database migrations this release has and the database lacks, then
+exits. Run it before the api and workers of a new release start.
+`
+	helpToken = `usage:
+  docsvc token create --name NAME [--output text|json]
+  docsvc token list [--output text|json]
+  docsvc token revoke ID
+
+API tokens authenticate scripts and people to the API ('Authorization:
+Bearer TOKEN'). Only a hash is stored; a token is shown once, when created.
+`
+	helpTokenCreate = `usage: docsvc token create --name NAME [--output text|json]
+
+Creates an API token and prints it (once: only its hash is stored).
+`
+	helpTokenList = `usage: docsvc token list [--output text|json]
+
+Lists API tokens: ID, name, when created, whether revoked. Never the tokens.
+`
+	helpTokenRevoke = `usage: docsvc token revoke ID
+
+Revokes the API token with ID (see 'docsvc token list'); requests with it
+are refused from then on.
+`
+	helpConfig = `usage: docsvc config check [--output text|json]
+
+'config check' prints the effective configuration, where each value came
+from, secrets redacted; it exits 1 with one line per bad or missing value.
+`
+	helpConfigCheck = `usage: docsvc config check [--output text|json]
+
+Prints the effective configuration from the DOCSVC_* variables, each value's
+source (env, file, secretsmanager, default), secrets redacted. Exits 1 with
+one line per bad or missing value, naming the variable and the fix.
+`
+	helpVersion = `usage: docsvc version
+
+Prints the release this binary belongs to.
+`
+)
+
+// invocation is a parsed command line.
+type invocation struct {
+	cmd    string // "api", "token create", ...
+	name   string // token create --name
+	id     string // token revoke ID
+	output string // --output
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// wantsHelp reports whether any argument before "--" asks for help, so that
+// 'docsvc token revoke ID --help' is help too.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isHelp(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func usageErr(cmd, format string, a ...any) error {
+	return fmt.Errorf("%w: docsvc %s: %s (see 'docsvc %s --help')", ErrUsage, cmd, fmt.Sprintf(format, a...), cmd)
+}
+
+// parseCommand reads the command line without touching anything else. For
+// help it prints the command's help to stdout and reports done.
+func parseCommand(args []string, stdout io.Writer) (inv invocation, done bool, err error) {
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if args[0] == "help" && len(args) > 1 {
+			return parseCommand(append(append([]string(nil), args[1:]...), "--help"), stdout)
+		}
+		fmt.Fprint(stdout, usage)
+		return inv, true, nil
+	case "api", "worker", "migrate", "version":
+		help := map[string]string{"api": helpAPI, "worker": helpWorker, "migrate": helpMigrate, "version": helpVersion}[args[0]]
+		inv.cmd = args[0]
+		done, err := parseFlags(flag.NewFlagSet(inv.cmd, flag.ContinueOnError), args[1:], 0, help, stdout)
+		return inv, done, err
+	case "token":
+		if len(args) < 2 {
+			return inv, false, usageErr("token", "want create, list or revoke")
+		}
+		if isHelp(args[1]) {
+			fmt.Fprint(stdout, helpToken)
+			return inv, true, nil
+		}
+		inv.cmd = "token " + args[1]
+		fs := flag.NewFlagSet(inv.cmd, flag.ContinueOnError)
+		switch args[1] {
+		case "create":
+			fs.StringVar(&inv.name, "name", "", "a label for the token, e.g. the script or person that uses it (required)")
+			fs.StringVar(&inv.output, "output", "text", "text or json")
+			if done, err := parseFlags(fs, args[2:], 0, helpTokenCreate, stdout); done || err != nil {
+				return inv, done, err
+			}
+			if inv.name == "" {
+				return inv, false, usageErr(inv.cmd, "--name is required (a label for who uses the token)")
+			}
+		case "list":
+			fs.StringVar(&inv.output, "output", "text", "text or json")
+			if done, err := parseFlags(fs, args[2:], 0, helpTokenList, stdout); done || err != nil {
+				return inv, done, err
+			}
+		case "revoke":
+			if done, err := parseFlags(fs, args[2:], 1, helpTokenRevoke, stdout); done || err != nil {
+				return inv, done, err
+			}
+			if fs.NArg() != 1 {
+				return inv, false, usageErr(inv.cmd, "give the token ID (see 'docsvc token list')")
+			}
+			inv.id = fs.Arg(0)
+		default:
+			return inv, false, usageErr("token", "unknown subcommand %q (want create, list or revoke)", args[1])
+		}
+	case "config":
+		if len(args) < 2 {
+			return inv, false, usageErr("config", "want 'config check'")
+		}
+		if isHelp(args[1]) {
+			fmt.Fprint(stdout, helpConfig)
+			return inv, true, nil
+		}
+		if args[1] != "check" {
+			return inv, false, usageErr("config", "unknown subcommand %q (want check)", args[1])
+		}
+		inv.cmd = "config check"
+		fs := flag.NewFlagSet(inv.cmd, flag.ContinueOnError)
+		fs.StringVar(&inv.output, "output", "text", "text or json")
+		if done, err := parseFlags(fs, args[2:], 0, helpConfigCheck, stdout); done || err != nil {
+			return inv, done, err
+		}
+	default:
+		return inv, false, fmt.Errorf("%w: docsvc: unknown command %q (see 'docsvc --help')", ErrUsage, args[0])
+	}
+	if inv.output != "" && inv.output != "text" && inv.output != "json" {
+		return inv, false, usageErr(inv.cmd, "--output must be text or json, not %q", inv.output)
+	}
+	return inv, false, nil
+}
+
+// parseFlags parses a command's flags and allows at most maxArgs arguments.
+// Help goes to stdout, with the flags listed; a mistake is an ErrUsage.
+func parseFlags(fs *flag.FlagSet, args []string, maxArgs int, help string, stdout io.Writer) (done bool, err error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if wantsHelp(args) {
+		fmt.Fprint(stdout, help)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(stdout, "\nFlags:")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+		}
+		return true, nil
+	}
+	if err := fs.Parse(args); err != nil {
+		return false, usageErr(fs.Name(), "%v", err)
+	}
+	if fs.NArg() > maxArgs {
+		return false, usageErr(fs.Name(), "unexpected argument %q", fs.Arg(maxArgs))
+	}
+	return false, nil
+}
+
 // Run is the whole program; main only supplies the process's environment.
+// Its errors match ErrUsage for command-line mistakes.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("docsvc: no command given")
+		return fmt.Errorf("%w: docsvc: no command given", ErrUsage)
 	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	case "version":
+	inv, done, err := parseCommand(args, stdout)
+	if done || err != nil {
+		return err
+	}
+	if inv.cmd == "version" {
 		fmt.Fprintln(stdout, Version)
 		return nil
 	}
 	resolver := newResolver()
 	cfg, err := config.Load(ctx, getenv, resolver)
-	if args[0] == "config" {
-		return configCmd(ctx, args[1:], cfg, err, stdout)
+	if inv.cmd == "config check" {
+		if err != nil {
+			return err
+		}
+		return config.WriteCheck(stdout, cfg, inv.output)
 	}
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("role", args[0])
+	role, _, _ := strings.Cut(inv.cmd, " ")
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("role", role)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -91,7 +292,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer db.Close()
 
-	switch args[0] {
+	switch role {
 	case "migrate":
 		n, err := db.Migrate(ctx)
 		if err != nil {
@@ -101,18 +302,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("migrations applied", "applied", n, "schema_version", cur)
 		return nil
 	case "token":
-		return tokenCmd(ctx, db, args[1:], stdout)
-	case "api", "worker":
-		if err := requireSchema(ctx, db); err != nil {
-			return err
-		}
-		if args[0] == "api" {
-			return runAPI(ctx, cfg, db, log)
-		}
-		return runWorker(ctx, cfg, db, getenv, log)
+		return tokenCmd(ctx, db, inv, stdout)
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("docsvc: unknown command %q", args[0])
+	if err := requireSchema(ctx, db); err != nil {
+		return err
+	}
+	if role == "api" {
+		return runAPI(ctx, cfg, db, log)
+	}
+	return runWorker(ctx, cfg, db, getenv, log)
 }
 
 // requireSchema refuses to serve on a schema older than this binary knows:
@@ -267,36 +465,24 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}
 }
 
-func tokenCmd(ctx context.Context, db *sqldb.DB, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("docsvc token: want create, list or revoke")
-	}
-	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
-	name := fs.String("name", "", "a label for the token, e.g. the script or person that uses it")
-	output := fs.String("output", "text", "text or json")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	switch args[0] {
-	case "create":
-		if *name == "" {
-			return errors.New("docsvc token create: --name is required (a label for who uses the token)")
-		}
-		plain, id, err := auth.CreateToken(ctx, db, *name)
+func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Writer) error {
+	switch inv.cmd {
+	case "token create":
+		plain, id, err := auth.CreateToken(ctx, db, inv.name)
 		if err != nil {
 			return err
 		}
-		if *output == "json" {
-			return json.NewEncoder(stdout).Encode(map[string]string{"id": id, "name": *name, "token": plain})
+		if inv.output == "json" {
+			return json.NewEncoder(stdout).Encode(map[string]string{"id": id, "name": inv.name, "token": plain})
 		}
 		fmt.Fprintln(stdout, plain)
 		return nil
-	case "list":
+	case "token list":
 		toks, err := auth.ListTokens(ctx, db)
 		if err != nil {
 			return err
 		}
-		if *output == "json" {
+		if inv.output == "json" {
 			return json.NewEncoder(stdout).Encode(toks)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -305,28 +491,9 @@ func tokenCmd(ctx context.Context, db *sqldb.DB, args []string, stdout io.Writer
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", t.ID, t.Name, t.CreatedAt.Format(time.RFC3339), t.Revoked())
 		}
 		return tw.Flush()
-	case "revoke":
-		if fs.NArg() != 1 {
-			return errors.New("docsvc token revoke: give the token ID (see 'docsvc token list')")
-		}
-		return auth.RevokeToken(ctx, db, fs.Arg(0))
+	default: // token revoke
+		return auth.RevokeToken(ctx, db, inv.id)
 	}
-	return fmt.Errorf("docsvc token: unknown subcommand %q (want create, list or revoke)", args[0])
-}
-
-func configCmd(ctx context.Context, args []string, cfg *config.Config, loadErr error, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "check" {
-		return errors.New("docsvc config: want 'config check'")
-	}
-	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	output := fs.String("output", "text", "text or json")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if loadErr != nil {
-		return loadErr
-	}
-	return config.WriteCheck(stdout, cfg, *output)
 }
 
 // newResolver resolves arn:aws:secretsmanager references with the default
