@@ -301,11 +301,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cur, _, _ := db.SchemaVersion(ctx)
 		log.Info("migrations applied", "applied", n, "schema_version", cur)
 		return nil
-	case "token":
-		return tokenCmd(ctx, db, inv, stdout)
 	}
+	// Every other command reads tables: on a database that was never
+	// migrated the driver's "no such table" would be all it said.
 	if err := requireSchema(ctx, db); err != nil {
 		return err
+	}
+	if role == "token" {
+		return tokenCmd(ctx, db, inv, stdout)
 	}
 	if role == "api" {
 		return runAPI(ctx, cfg, db, log)
@@ -313,15 +316,18 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return runWorker(ctx, cfg, db, getenv, log)
 }
 
-// requireSchema refuses to serve on a schema older than this binary knows:
+// requireSchema refuses to work on a schema older than this binary knows:
 // migrations run as their own step, before services roll.
 func requireSchema(ctx context.Context, db *sqldb.DB) error {
 	cur, latest, err := db.SchemaVersion(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("docsvc: read the database schema version: %w", err)
 	}
-	if cur < latest {
-		return fmt.Errorf("docsvc: database schema is at version %d, this release needs %d: run 'docsvc migrate' first", cur, latest)
+	switch {
+	case cur == 0 && latest > 0:
+		return fmt.Errorf("docsvc: the database schema is not migrated (it has no tables yet): run 'docsvc migrate' first, with the same DOCSVC_DATABASE_URL")
+	case cur < latest:
+		return fmt.Errorf("docsvc: the database schema is at version %d and this release needs %d: run 'docsvc migrate' first", cur, latest)
 	}
 	return nil
 }
