@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/license"
@@ -103,13 +104,16 @@ func (s secretKeys) load(ctx context.Context) (ed25519.PrivateKey, bool, error) 
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, secretError(s.id, "GetSecretValue", err)
 	}
 	if aws.ToString(out.SecretString) == "" {
 		return nil, false, nil
 	}
 	k, err := decodeKey(aws.ToString(out.SecretString))
-	return k, err == nil, err
+	if err != nil {
+		return nil, false, fmt.Errorf("identity secret %s: %w: it holds something else; give the agent its own secret, or restore the key it held", s.id, err)
+	}
+	return k, true, nil
 }
 
 func (s secretKeys) save(ctx context.Context, k ed25519.PrivateKey) error {
@@ -119,8 +123,45 @@ func (s secretKeys) save(ctx context.Context, k ed25519.PrivateKey) error {
 	if errors.As(err, &nf) && !strings.HasPrefix(s.id, "arn:") {
 		_, err = s.client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(s.id), SecretString: value,
 			Description: aws.String("tether-agent identity key (Ed25519 seed)")})
+		if err != nil {
+			return secretError(s.id, "CreateSecret", err)
+		}
+		return nil
 	}
-	return err
+	if err != nil {
+		return secretError(s.id, "PutSecretValue", err)
+	}
+	return nil
+}
+
+// secretError says what failed on the identity secret, in terms an
+// operator can act on: which secret, which call, whether it was missing,
+// refused by IAM or by KMS, and the fix. The AWS message is kept where it
+// is the explanation (a secret marked for deletion) and left out where it
+// only names the caller's role (access denied).
+func secretError(id, op string, err error) error {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return fmt.Errorf("identity secret %s: secretsmanager:%s failed: %w (check the agent has AWS credentials, its task role, and can reach Secrets Manager)", id, op, err)
+	}
+	code, msg := ae.ErrorCode(), ae.ErrorMessage()
+	write := op != "GetSecretValue"
+	switch {
+	case code == "ResourceNotFoundException":
+		return fmt.Errorf("identity secret %s: not found (secretsmanager:%s, %s): create the secret, or set --identity-secret (TETHER_AGENT_IDENTITY_SECRET) to the ARN of the one the deployment made", id, op, code)
+	case strings.HasPrefix(code, "KMS") || code == "DecryptionFailure" || code == "EncryptionFailure" ||
+		code == "AccessDeniedException" && strings.Contains(msg, "KMS"):
+		use := "kms:Decrypt"
+		if write {
+			use = "kms:GenerateDataKey and kms:Decrypt"
+		}
+		return fmt.Errorf("identity secret %s: KMS refused secretsmanager:%s (%s): allow the agent's task role %s on the secret's KMS key (through Secrets Manager), and check that key is enabled", id, op, code, use)
+	case code == "AccessDeniedException" || code == "AccessDenied" || code == "UnrecognizedClientException":
+		return fmt.Errorf("identity secret %s: access denied to secretsmanager:%s (%s): allow the agent's task role secretsmanager:GetSecretValue and secretsmanager:PutSecretValue on this secret", id, op, code)
+	case code == "InvalidRequestException" && strings.Contains(msg, "deletion"):
+		return fmt.Errorf("identity secret %s: secretsmanager:%s refused: %s (%s): restore it (aws secretsmanager restore-secret --secret-id %s); the install's key is in it", id, op, msg, code, id)
+	}
+	return fmt.Errorf("identity secret %s: secretsmanager:%s failed: %s: %s", id, op, code, msg)
 }
 
 // loadOrCreateKey returns the stored key, making and storing one at first
