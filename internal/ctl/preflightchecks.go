@@ -167,7 +167,7 @@ func preflightChecks() []check {
 		{
 			ID: "nodejs", Title: "Node.js",
 			What: fmt.Sprintf("`node --version` on PATH reports %d or newer, which the CDK CLI needs.", minNodeMajor),
-			Fix:  fmt.Sprintf("Install Node.js %d or newer (https://nodejs.org).", minNodeMajor),
+			Fix:  fmt.Sprintf("Install Node.js %d or newer.", minNodeMajor),
 			run:  checkNode,
 		},
 		{
@@ -556,7 +556,7 @@ func checkPlane(ctx context.Context, p *preflight) verdict {
 var nodeVersionRE = regexp.MustCompile(`^v([0-9]+)\.([0-9]+)\.([0-9]+)`)
 
 func checkNode(ctx context.Context, p *preflight) verdict {
-	install := fmt.Sprintf("install Node.js %d or newer (https://nodejs.org) and put node on PATH", minNodeMajor)
+	install := fmt.Sprintf("install Node.js %d or newer and put node on PATH", minNodeMajor)
 	path, err := lookPath(p.env.Getenv("PATH"), "node")
 	if err != nil {
 		return fail(install, "node is not on PATH")
