@@ -158,7 +158,7 @@ func secretError(id, op string, err error) error {
 		return fmt.Errorf("identity secret %s: KMS refused secretsmanager:%s (%s): allow the agent's task role %s on the secret's KMS key (through Secrets Manager), and check that key is enabled", id, op, code, use)
 	case code == "AccessDeniedException" || code == "AccessDenied" || code == "UnrecognizedClientException":
 		return fmt.Errorf("identity secret %s: access denied to secretsmanager:%s (%s): allow the agent's task role secretsmanager:GetSecretValue and secretsmanager:PutSecretValue on this secret", id, op, code)
-	case code == "InvalidRequestException" && strings.Contains(msg, "deletion"):
+	case code == "InvalidRequestException" && (strings.Contains(msg, "deletion") || strings.Contains(msg, "deleted")):
 		return fmt.Errorf("identity secret %s: secretsmanager:%s refused: %s (%s): restore it (aws secretsmanager restore-secret --secret-id %s); the install's key is in it", id, op, msg, code, id)
 	}
 	return fmt.Errorf("identity secret %s: secretsmanager:%s failed: %s: %s", id, op, code, msg)

@@ -3,17 +3,16 @@ package agent
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go"
+
+	"github.com/tetherhq/tether/internal/awstest"
 )
 
 func TestFileKeys(t *testing.T) {
@@ -68,30 +67,6 @@ func FuzzDecodeKey(f *testing.F) {
 	})
 }
 
-// fakeSecretsManager answers each Secrets Manager call (by its X-Amz-Target
-// operation) with a fixed AWS error, or success.
-func fakeSecretsManager(t *testing.T, errs map[string][2]string) *secretsmanager.Client {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "secretsmanager.")
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		if e, ok := errs[op]; ok {
-			w.Header().Set("X-Amzn-Errortype", e[0])
-			w.WriteHeader(http.StatusBadRequest)
-			json.NewEncoder(w).Encode(map[string]string{"__type": e[0], "message": e[1]})
-			return
-		}
-		json.NewEncoder(w).Encode(map[string]string{"ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:x", "Name": "x"})
-	}))
-	t.Cleanup(srv.Close)
-	return secretsmanager.NewFromConfig(aws.Config{
-		Region:           "us-east-1",
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
-		BaseEndpoint:     aws.String(srv.URL),
-		RetryMaxAttempts: 1,
-	})
-}
-
 // When the identity secret cannot be read or written, the error names the
 // secret, says what failed (missing, refused by IAM, refused by KMS, marked
 // for deletion) and the fix, instead of the SDK's raw error.
@@ -100,37 +75,37 @@ func TestIdentitySecretErrors(t *testing.T) {
 	const arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:tether/prod/agent-identity-AbCdEf"
 	const role = "arn:aws:sts::111122223333:assumed-role/tether-agent/task"
 	denied := [2]string{"AccessDeniedException", "User: " + role + " is not authorized to perform: secretsmanager:GetSecretValue on resource: " + arn}
+	// The AWS errors each case stands for, as the SDK returns them. The
+	// classification is tested on them directly; the cases the emulator can
+	// produce are also run end to end in TestIdentitySecretErrorsOnEmulator
+	// (moto enforces no IAM or KMS policy, so refusals cannot come from it).
 	for _, tc := range []struct {
-		name string
-		id   string
-		errs map[string][2]string
-		want []string
+		name, id, op string
+		err          [2]string
+		want         []string
 	}{
-		{"read denied by IAM", arn, map[string][2]string{"GetSecretValue": denied},
+		{"read denied by IAM", arn, "GetSecretValue", denied,
 			[]string{arn, "access denied to secretsmanager:GetSecretValue", "allow the agent's task role secretsmanager:GetSecretValue"}},
-		{"read denied by KMS", arn, map[string][2]string{"GetSecretValue": {"AccessDeniedException", "Access to KMS is not allowed"}},
+		{"read denied by KMS", arn, "GetSecretValue", [2]string{"AccessDeniedException", "Access to KMS is not allowed"},
 			[]string{arn, "KMS refused secretsmanager:GetSecretValue", "kms:Decrypt on the secret's KMS key"}},
-		{"KMS cannot decrypt", arn, map[string][2]string{"GetSecretValue": {"DecryptionFailure", "Secrets Manager can't decrypt the protected secret text using the provided KMS key."}},
+		{"KMS cannot decrypt", arn, "GetSecretValue", [2]string{"DecryptionFailure", "Secrets Manager can't decrypt the protected secret text using the provided KMS key."},
 			[]string{arn, "KMS refused", "DecryptionFailure", "key is enabled"}},
-		{"write denied by IAM", arn, map[string][2]string{"PutSecretValue": denied},
+		{"write denied by IAM", arn, "PutSecretValue", denied,
 			[]string{arn, "access denied to secretsmanager:PutSecretValue", "secretsmanager:PutSecretValue on this secret"}},
-		{"KMS cannot encrypt", arn, map[string][2]string{"PutSecretValue": {"EncryptionFailure", "the KMS key is disabled"}},
+		{"KMS cannot encrypt", arn, "PutSecretValue", [2]string{"EncryptionFailure", "the KMS key is disabled"},
 			[]string{arn, "KMS refused secretsmanager:PutSecretValue", "kms:GenerateDataKey"}},
-		{"secret not found", arn, map[string][2]string{"GetSecretValue": {"ResourceNotFoundException", "Secrets Manager can't find the specified secret."},
-			"PutSecretValue": {"ResourceNotFoundException", "Secrets Manager can't find the specified secret."}},
+		{"secret not found", arn, "PutSecretValue", [2]string{"ResourceNotFoundException", "Secrets Manager can't find the specified secret."},
 			[]string{arn, "not found", "TETHER_AGENT_IDENTITY_SECRET"}},
-		{"named secret cannot be created", "tether/prod/agent-identity", map[string][2]string{"GetSecretValue": {"ResourceNotFoundException", "not found"},
-			"PutSecretValue": {"ResourceNotFoundException", "not found"}, "CreateSecret": denied},
+		{"named secret cannot be created", "tether/prod/agent-identity", "CreateSecret", denied,
 			[]string{"tether/prod/agent-identity", "access denied to secretsmanager:CreateSecret"}},
-		{"marked for deletion", arn, map[string][2]string{"GetSecretValue": {"InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion."}},
+		{"marked for deletion", arn, "GetSecretValue", [2]string{"InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion."},
 			[]string{arn, "marked for deletion", "restore-secret"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, _, err := loadOrCreateKey(context.Background(), secretKeys{client: fakeSecretsManager(t, tc.errs), id: tc.id})
-			if err == nil {
-				t.Fatal("no error")
-			}
+			apiErr := &smithy.OperationError{ServiceID: "Secrets Manager", OperationName: tc.op,
+				Err: &smithy.GenericAPIError{Code: tc.err[0], Message: tc.err[1]}}
+			err := secretError(tc.id, tc.op, apiErr)
 			for _, want := range tc.want {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error does not say %q:\n%v", want, err)
@@ -140,5 +115,29 @@ func TestIdentitySecretErrors(t *testing.T) {
 				t.Errorf("error quotes the caller's role: %v", err)
 			}
 		})
+	}
+}
+
+// The refusals the emulator can produce, end to end through the real SDK:
+// a secret ARN that does not exist, and a secret marked for deletion.
+func TestIdentitySecretErrorsOnEmulator(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	emu := awstest.Start(t)
+	client := secretsmanager.NewFromConfig(emu.AWSConfig())
+
+	missing := "arn:aws:secretsmanager:" + awstest.Region + ":" + awstest.Account + ":secret:tether/prod/agent-identity-AbCdEf"
+	_, _, err := loadOrCreateKey(ctx, secretKeys{client: client, id: missing})
+	if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "not found") || !strings.Contains(err.Error(), "TETHER_AGENT_IDENTITY_SECRET") {
+		t.Errorf("missing secret: %v", err)
+	}
+
+	deleted := emu.CreateSecret(t, "tether/prod/old-identity", "x")
+	if _, err := client.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(deleted), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = loadOrCreateKey(ctx, secretKeys{client: client, id: deleted})
+	if err == nil || !strings.Contains(err.Error(), "restore-secret") || !strings.Contains(err.Error(), deleted) {
+		t.Errorf("secret marked for deletion: %v", err)
 	}
 }
