@@ -42,6 +42,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/tetherhq/tether/internal/agent/collect"
+	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/updater"
@@ -483,7 +484,7 @@ func (a *Agent) recordHeartbeat(snap collect.Snapshot, hb wire.Heartbeat, err er
 
 // Snapshot returns the current status (for the status page and tests).
 func (a *Agent) Snapshot() Status {
-	pending := countState(a.cfg.DataDir, StatePending)
+	pending := countState(a.cfg.DataDir, diagspool.StatePending)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.status

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/awstest"
+	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/plane"
@@ -629,17 +630,17 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the request to reach the agent", func() bool {
-		ds, _ := ListDiagnostics(b.cfg.DataDir)
+		ds, _ := diagspool.List(b.cfg.DataDir)
 		return len(ds) == 1
 	})
-	ds, err := ListDiagnostics(b.cfg.DataDir)
-	if err != nil || ds[0].ID != d.ID || ds[0].State != StatePending || ds[0].Reason != "queue stuck since Tuesday" {
+	ds, err := diagspool.List(b.cfg.DataDir)
+	if err != nil || ds[0].ID != d.ID || ds[0].State != diagspool.StatePending || ds[0].Reason != "queue stuck since Tuesday" {
 		t.Fatalf("ListDiagnostics = %+v, %v", ds, err)
 	}
 	if st := r.Snapshot(); st.PendingDiagnostics != 1 {
 		t.Errorf("status pending diagnostics = %d", st.PendingDiagnostics)
 	}
-	files, err := PreviewDiagnostic(b.cfg.DataDir, d.ID)
+	files, err := diagspool.Preview(b.cfg.DataDir, d.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -690,15 +691,15 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("bundle uploaded before approval")
 	}
-	if err := ApproveDiagnostic(b.cfg.DataDir, d.ID); err != nil {
+	if err := diagspool.Approve(b.cfg.DataDir, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := DeclineDiagnostic(b.cfg.DataDir, d.ID); !errors.Is(err, ErrNotPending) {
-		t.Fatalf("decline after approve = %v, want ErrNotPending", err)
+	if err := diagspool.Decline(b.cfg.DataDir, d.ID); !errors.Is(err, diagspool.ErrNotPending) {
+		t.Fatalf("decline after approve = %v, want diagspool.ErrNotPending", err)
 	}
 	waitFor(t, "the upload", func() bool {
-		ds, _ := ListDiagnostics(b.cfg.DataDir)
-		return ds[0].State == StateUploaded
+		ds, _ := diagspool.List(b.cfg.DataDir)
+		return ds[0].State == diagspool.StateUploaded
 	})
 	status, zipped := b.plane.Admin(t, "GET", "/v1/admin/diagnostics/"+d.ID+"/bundle", nil)
 	if status != 200 {
@@ -754,7 +755,7 @@ func (b *bundle) requestDiagnostic(r *running, reason string) string {
 		b.t.Fatal(err)
 	}
 	waitFor(b.t, "the request to reach the agent", func() bool {
-		_, err := readDiagnostic(b.cfg.DataDir, d.ID)
+		_, err := diagspool.Read(b.cfg.DataDir, d.ID)
 		return err == nil
 	})
 	return d.ID
@@ -767,54 +768,28 @@ func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
 	r := b.start()
 	b.waitHeartbeats(1)
 	id := b.requestDiagnostic(r, "check the config")
-	if _, err := PreviewDiagnostic(b.cfg.DataDir, id); err != nil {
+	if _, err := diagspool.Preview(b.cfg.DataDir, id); err != nil {
 		t.Fatal(err)
 	}
 	changed := filepath.Join(b.cfg.DataDir, "diagnostics", id, "bundle", "config.json")
 	if err := os.WriteFile(changed, []byte(`{"license":"pasted by mistake"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := PreviewDiagnostic(b.cfg.DataDir, id); !errors.Is(err, ErrBundleChanged) || !strings.Contains(err.Error(), "config.json") {
-		t.Fatalf("preview of a changed bundle = %v, want ErrBundleChanged naming config.json", err)
+	if _, err := diagspool.Preview(b.cfg.DataDir, id); !errors.Is(err, diagspool.ErrBundleChanged) || !strings.Contains(err.Error(), "config.json") {
+		t.Fatalf("preview of a changed bundle = %v, want diagspool.ErrBundleChanged naming config.json", err)
 	}
-	if err := ApproveDiagnostic(b.cfg.DataDir, id); err != nil {
+	if err := diagspool.Approve(b.cfg.DataDir, id); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the request to go back to pending", func() bool {
-		d, err := readDiagnostic(b.cfg.DataDir, id)
-		return err == nil && d.State == StatePending
+		d, err := diagspool.Read(b.cfg.DataDir, id)
+		return err == nil && d.State == diagspool.StatePending
 	})
 	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("a changed bundle was uploaded")
 	}
-	if err := DeclineDiagnostic(b.cfg.DataDir, id); err != nil {
+	if err := diagspool.Decline(b.cfg.DataDir, id); err != nil {
 		t.Fatalf("decline after the refusal: %v", err)
-	}
-}
-
-// A bundle built before manifests were written holds the collected files
-// and nothing else.
-func TestReadBundleWithoutManifest(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "bundle"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range append(collectedFiles(), "stray.swp") {
-		if err := os.WriteFile(filepath.Join(dir, "bundle", name), []byte(name), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	files, err := readBundle(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, f := range files {
-		names = append(names, f.Name)
-	}
-	if strings.Join(names, ",") != strings.Join(collectedFiles(), ",") {
-		t.Fatalf("bundle without a manifest = %v, want %v", names, collectedFiles())
 	}
 }
 
@@ -837,8 +812,8 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 		t.Fatalf("%d %s", status, out)
 	}
 	waitFor(t, "auto-approved upload", func() bool {
-		ds, _ := ListDiagnostics(b.cfg.DataDir)
-		return len(ds) == 1 && ds[0].State == StateUploaded
+		ds, _ := diagspool.List(b.cfg.DataDir)
+		return len(ds) == 1 && ds[0].State == diagspool.StateUploaded
 	})
 	r.stop(t)
 
@@ -852,10 +827,10 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 	var d plane.Diagnostic
 	json.Unmarshal(out, &d)
 	waitFor(t, "the second request", func() bool {
-		ds, _ := ListDiagnostics(b.cfg.DataDir)
+		ds, _ := diagspool.List(b.cfg.DataDir)
 		return len(ds) == 2
 	})
-	if err := DeclineDiagnostic(b.cfg.DataDir, d.ID); err != nil {
+	if err := diagspool.Decline(b.cfg.DataDir, d.ID); err != nil {
 		t.Fatal(err)
 	}
 	r.stop(t)
@@ -868,7 +843,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 		}
 		t.Fatalf("uploads = %d, want only the auto-approved one", len(got))
 	}
-	if err := ApproveDiagnostic(b.cfg.DataDir, "../../etc"); !errors.Is(err, ErrUnknownDiagnostic) {
+	if err := diagspool.Approve(b.cfg.DataDir, "../../etc"); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
 		t.Fatalf("approve with a path = %v", err)
 	}
 }
@@ -886,16 +861,16 @@ func TestDiagnosticsWaitingAreCapped(t *testing.T) {
 		}
 	}
 	b.waitHeartbeats(len(b.heartbeats()) + 3)
-	ds, _ := ListDiagnostics(b.cfg.DataDir)
+	ds, _ := diagspool.List(b.cfg.DataDir)
 	if len(ds) != maxWaitingDiagnostics {
 		t.Fatalf("recorded %d requests, want the cap of %d", len(ds), maxWaitingDiagnostics)
 	}
 	// Declining one makes room for the next.
-	if err := DeclineDiagnostic(b.cfg.DataDir, ds[0].ID); err != nil {
+	if err := diagspool.Decline(b.cfg.DataDir, ds[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "one more request to be taken", func() bool {
-		ds, _ := ListDiagnostics(b.cfg.DataDir)
+		ds, _ := diagspool.List(b.cfg.DataDir)
 		return len(ds) == maxWaitingDiagnostics+1
 	})
 }

@@ -22,3 +22,14 @@ func writeJSONAtomic(path string, v any, perm os.FileMode) error {
 	}
 	return writeFileAtomic(path, append(data, '\n'), perm)
 }
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return nil
+}

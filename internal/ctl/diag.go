@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tetherhq/tether/internal/agent"
+	"github.com/tetherhq/tether/internal/diagspool"
 )
 
 const diagUsage = `tetherctl diag — review and approve the vendor's diagnostics requests
@@ -62,13 +62,13 @@ func diagCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "list":
-		ds, err := agent.ListDiagnostics(dir)
+		ds, err := diagspool.List(dir)
 		if err != nil {
 			return err
 		}
 		if *output == "json" {
 			if ds == nil {
-				ds = []agent.Diagnostic{}
+				ds = []diagspool.Diagnostic{}
 			}
 			return json.NewEncoder(stdout).Encode(ds)
 		}
@@ -83,7 +83,7 @@ func diagCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return tw.Flush()
 	case "preview":
-		files, err := agent.PreviewDiagnostic(dir, id)
+		files, err := diagspool.Preview(dir, id)
 		if err != nil {
 			return err
 		}
@@ -101,13 +101,13 @@ func diagCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\nThese %d files are exactly what 'tetherctl diag approve %s' uploads.\n", len(files), id)
 		return nil
 	case "approve":
-		if err := agent.ApproveDiagnostic(dir, id); err != nil {
+		if err := diagspool.Approve(dir, id); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "approved %s; the agent uploads it on its next heartbeat (see 'tetherctl egress show --data-dir %s')\n", id, filepath.Clean(*dataDir))
 		return nil
 	case "decline":
-		if err := agent.DeclineDiagnostic(dir, id); err != nil {
+		if err := diagspool.Decline(dir, id); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "declined %s; nothing will be sent for it\n", id)

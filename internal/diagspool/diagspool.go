@@ -1,0 +1,369 @@
+// Package diagspool is the on-disk format of the agent's diagnostics
+// requests, shared by the agent and tetherctl. The agent records each
+// request the vendor makes and the bundle it built for it; the operator
+// lists, previews, approves and declines them with tetherctl, which reads
+// and writes the same files and so need not link the agent.
+//
+// In the agent's data dir D:
+//
+//	D/diagnostics/.lock                  exclusive lock for state changes
+//	D/diagnostics/<id>/request.json      the vendor's request (wire.DiagnosticRequest)
+//	D/diagnostics/<id>/bundle/           the collected files
+//	D/diagnostics/<id>/manifest.json     each collected file's name, size and SHA-256
+//	D/diagnostics/<id>/state.json        pending, approved, uploaded or declined;
+//	                                     written last, so its presence means the
+//	                                     record is complete
+//
+// This package must not import internal/agent or anything that reads
+// documents, their storage or their queue: tetherctl links it.
+package diagspool
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/tetherhq/tether/internal/atomicfile"
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+// Diagnostic request states, as stored in D/diagnostics/<id>/state.json.
+// pending → approved → uploaded, or pending → declined.
+const (
+	StatePending  = "pending"
+	StateApproved = "approved"
+	StateUploaded = "uploaded"
+	StateDeclined = "declined"
+)
+
+// Diagnostics errors, for tetherctl to match. Their text still says
+// "agent:": these are the agent's requests, whichever program reads them.
+var (
+	ErrUnknownDiagnostic = errors.New("agent: no such diagnostic request")
+	ErrNotPending        = errors.New("agent: diagnostic request is not pending")
+	ErrBundleNotReady    = errors.New("agent: the agent has not built this bundle yet")
+	// ErrBundleChanged means a collected file in bundle/ no longer matches
+	// what the agent built, so it is neither shown nor sent.
+	ErrBundleChanged = errors.New("agent: a bundle file changed after the agent built it")
+)
+
+// Diagnostic is one request from the vendor as the customer sees it.
+type Diagnostic struct {
+	ID          string    `json:"id"`
+	Reason      string    `json:"reason"` // the vendor's words
+	RequestedAt time.Time `json:"requested_at"`
+	State       string    `json:"state"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// PreviewFile is one file of a bundle exactly as it would be uploaded.
+type PreviewFile struct {
+	Name    string `json:"name"`
+	Size    int64  `json:"size"`
+	Content []byte `json:"content"`
+}
+
+type diagState struct {
+	State     string    `json:"state"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// dir is D/diagnostics/<id>, for an ID that may name a directory.
+func dir(dataDir, id string) (string, error) {
+	// The ID names a directory; only wire's ID alphabet may do that.
+	if !wire.ValidID(id) {
+		return "", ErrUnknownDiagnostic
+	}
+	return filepath.Join(dataDir, "diagnostics", id), nil
+}
+
+// List returns every diagnostic request the agent has recorded, oldest
+// first. A request still being written is left out.
+func List(dataDir string) ([]Diagnostic, error) {
+	entries, err := os.ReadDir(filepath.Join(dataDir, "diagnostics"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: list diagnostics: %w", err)
+	}
+	var out []Diagnostic
+	for _, e := range entries {
+		if !e.IsDir() || !wire.ValidID(e.Name()) {
+			continue
+		}
+		d, err := Read(dataDir, e.Name())
+		if errors.Is(err, ErrUnknownDiagnostic) {
+			continue // still being written by the agent
+		}
+		if err != nil {
+			return nil, fmt.Errorf("agent: list diagnostics: %w", err)
+		}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RequestedAt.Before(out[j].RequestedAt) })
+	return out, nil
+}
+
+// Read returns one complete request; ErrUnknownDiagnostic if there is none
+// (or it is still being written).
+func Read(dataDir, id string) (Diagnostic, error) {
+	d, err := dir(dataDir, id)
+	if err != nil {
+		return Diagnostic{}, err
+	}
+	var st diagState
+	if err := readJSON(filepath.Join(d, "state.json"), &st); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Diagnostic{}, ErrUnknownDiagnostic
+		}
+		return Diagnostic{}, err
+	}
+	var req wire.DiagnosticRequest
+	if err := readJSON(filepath.Join(d, "request.json"), &req); err != nil {
+		return Diagnostic{}, err
+	}
+	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, State: st.State, UpdatedAt: st.UpdatedAt}, nil
+}
+
+// Recorded reports whether the request's record is complete (whatever its
+// state), so the agent does not record it again.
+func Recorded(dataDir, id string) bool {
+	d, err := dir(dataDir, id)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(d, "state.json"))
+	return err == nil
+}
+
+// ReadRequest returns the vendor's request as the agent recorded it.
+func ReadRequest(dataDir, id string) (wire.DiagnosticRequest, error) {
+	var req wire.DiagnosticRequest
+	d, err := dir(dataDir, id)
+	if err != nil {
+		return req, err
+	}
+	if err := readJSON(filepath.Join(d, "request.json"), &req); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// writeJSON writes v as indented JSON (these files are for operators to
+// read), atomically: a crash leaves the old file or the new one.
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
+	}
+	return atomicfile.Write(path, append(data, '\n'), 0o600)
+}
+
+// Preview returns the bundle's files, which are exactly what an approval
+// uploads: the files the agent collected, as their manifest records them.
+// Anything else in bundle/ is neither shown nor sent, and a collected file
+// that changed since is refused (ErrBundleChanged).
+func Preview(dataDir, id string) ([]PreviewFile, error) {
+	if _, err := Read(dataDir, id); err != nil {
+		return nil, fmt.Errorf("agent: preview %s: %w", id, err)
+	}
+	files, err := ReadBundle(dataDir, id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("agent: preview %s: %w", id, ErrBundleNotReady)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: preview %s: %w", id, err)
+	}
+	return files, nil
+}
+
+// bundleManifest is diagnostics/<id>/manifest.json, written when the
+// bundle is built: the collected files with their sizes and SHA-256.
+// Preview and upload read exactly these, so what is sent is byte for byte
+// what the preview showed, and a file that turns up in bundle/ later (an
+// editor's swap file, a copy) is never sent.
+type bundleManifest struct {
+	Files []manifestFile `json:"files"`
+}
+
+type manifestFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// legacyFiles are the whole bundle of one built before manifests were
+// written (its files are not hash-checked): the names the agent collects.
+func legacyFiles() []string {
+	return []string{"agent-log.txt", "config.json", "docsvc.json", "health-history.json", "versions.json"}
+}
+
+func newManifest(files []PreviewFile) bundleManifest {
+	var m bundleManifest
+	for _, f := range files {
+		sum := sha256.Sum256(f.Content)
+		m.Files = append(m.Files, manifestFile{Name: f.Name, Size: int64(len(f.Content)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	return m
+}
+
+// ReadBundle reads the collected files of a request, checking each against
+// the manifest, sorted by name. It is what Preview shows and what the agent
+// uploads; a missing bundle is fs.ErrNotExist.
+func ReadBundle(dataDir, id string) ([]PreviewFile, error) {
+	d, err := dir(dataDir, id)
+	if err != nil {
+		return nil, err
+	}
+	return readBundle(d)
+}
+
+func readBundle(dir string) ([]PreviewFile, error) {
+	if _, err := os.Stat(filepath.Join(dir, "bundle")); err != nil {
+		return nil, err
+	}
+	var m bundleManifest
+	switch err := readJSON(filepath.Join(dir, "manifest.json"), &m); {
+	case errors.Is(err, fs.ErrNotExist):
+		for _, name := range legacyFiles() {
+			m.Files = append(m.Files, manifestFile{Name: name})
+		}
+	case err != nil:
+		return nil, err
+	}
+	out := make([]PreviewFile, 0, len(m.Files))
+	for _, f := range m.Files {
+		if f.Name != filepath.Base(f.Name) || f.Name == "." || f.Name == ".." {
+			return nil, fmt.Errorf("manifest.json names %q, which is not a file in bundle/", f.Name)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "bundle", f.Name))
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(data)
+		if f.SHA256 != "" && (int64(len(data)) != f.Size || hex.EncodeToString(sum[:]) != f.SHA256) {
+			return nil, fmt.Errorf("%w: %s (decline the request and ask the vendor to request again)", ErrBundleChanged, f.Name)
+		}
+		out = append(out, PreviewFile{Name: f.Name, Size: int64(len(data)), Content: data})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Record writes a new request with its bundle in state (StatePending, or
+// StateApproved when the agent auto-approves): request.json, the bundle's
+// files, manifest.json, and state.json last, whose presence marks the
+// record complete. A record left incomplete by a crash is written again.
+func Record(dataDir string, r wire.DiagnosticRequest, files []PreviewFile, state string, now time.Time) error {
+	d, err := dir(dataDir, r.ID)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(d, "request.json"), r); err != nil {
+		return err
+	}
+	tmp := filepath.Join(d, "bundle.tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(tmp, f.Name), f.Content, 0o600); err != nil {
+			return err
+		}
+	}
+	final := filepath.Join(d, "bundle")
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	// Before state.json, which marks the record complete.
+	if err := writeJSON(filepath.Join(d, "manifest.json"), newManifest(files)); err != nil {
+		return err
+	}
+	return withLock(dataDir, func() error {
+		return writeJSON(filepath.Join(d, "state.json"), diagState{State: state, UpdatedAt: now.UTC()})
+	})
+}
+
+// Approve lets the running agent upload the bundle on its next heartbeat.
+// It works whether or not the agent is running; the approval is a file, so
+// it survives restarts.
+func Approve(dataDir, id string) error {
+	return Transition(dataDir, id, StatePending, StateApproved, time.Now())
+}
+
+// Decline marks a request declined; nothing is ever sent for it.
+func Decline(dataDir, id string) error {
+	return Transition(dataDir, id, StatePending, StateDeclined, time.Now())
+}
+
+// Transition moves a request from one state to another under an exclusive
+// lock shared by the agent and tetherctl, so an approval and an upload (or
+// two operators) cannot interleave. A request in another state than from
+// is ErrNotPending.
+func Transition(dataDir, id, from, to string, now time.Time) error {
+	d, err := dir(dataDir, id)
+	if err != nil {
+		return fmt.Errorf("agent: %s %s: %w", to, id, err)
+	}
+	return withLock(dataDir, func() error {
+		var st diagState
+		if err := readJSON(filepath.Join(d, "state.json"), &st); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("agent: %s %s: %w", to, id, ErrUnknownDiagnostic)
+			}
+			return fmt.Errorf("agent: %s %s: %w", to, id, err)
+		}
+		if st.State != from {
+			return fmt.Errorf("agent: %s %s: %w (it is %s)", to, id, ErrNotPending, st.State)
+		}
+		if err := writeJSON(filepath.Join(d, "state.json"), diagState{State: to, UpdatedAt: now.UTC()}); err != nil {
+			return fmt.Errorf("agent: %s %s: %w", to, id, err)
+		}
+		return nil
+	})
+}
+
+func withLock(dataDir string, fn func() error) error {
+	if err := os.MkdirAll(filepath.Join(dataDir, "diagnostics"), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dataDir, "diagnostics", ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock diagnostics: %w", err)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return fn()
+}
