@@ -18,12 +18,6 @@ import (
 	"github.com/tetherhq/tether/internal/wire"
 )
 
-// PreviewDiagnostic is diagspool.Preview, for callers that hold the agent's
-// package already (the end-to-end boundary test); tetherctl uses diagspool.
-func PreviewDiagnostic(dataDir, id string) ([]diagspool.PreviewFile, error) {
-	return diagspool.Preview(dataDir, id)
-}
-
 // maxWaitingDiagnostics bounds the requests (each with its built bundle)
 // kept pending or approved-not-yet-uploaded at once.
 const maxWaitingDiagnostics = 10

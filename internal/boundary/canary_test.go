@@ -25,10 +25,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherhq/tether/internal/agent"
 	"github.com/tetherhq/tether/internal/boundary"
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/devstack"
+	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/ledger"
 )
 
@@ -76,7 +76,7 @@ func TestCanary(t *testing.T) {
 	diagID := requestDiagnostics(t, plane, adminToken, installID)
 	agentDir := filepath.Join(dataDir, "agent")
 	waitFor(t, 60*time.Second, "the agent to build the diagnostics bundle", func() bool {
-		_, err := agent.PreviewDiagnostic(agentDir, diagID)
+		_, err := diagspool.Preview(agentDir, diagID)
 		return err == nil
 	})
 	if err := ctl.Run(context.Background(), []string{"diag", "approve", diagID, "--data-dir", dataDir}, os.Getenv, io.Discard, io.Discard); err != nil {
