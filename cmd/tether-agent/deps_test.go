@@ -7,26 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tetherhq/tether/internal/boundary"
 )
 
 var update = flag.Bool("update", false, "rewrite deps.txt from go list")
-
-// forbidden are packages that could read documents, their storage or their
-// queue. The agent must never link them, whatever deps.txt says: this is
-// the code half of the data boundary (docs/agent.md).
-var forbidden = []string{
-	"github.com/tetherhq/tether/internal/document",
-	"github.com/tetherhq/tether/internal/blob",
-	"github.com/tetherhq/tether/internal/queue",
-	"github.com/tetherhq/tether/internal/extract",
-	"github.com/tetherhq/tether/internal/analyze",
-	"github.com/tetherhq/tether/internal/sqldb",
-	"github.com/tetherhq/tether/internal/api",
-	"github.com/tetherhq/tether/internal/worker",
-	"github.com/tetherhq/tether/internal/docsvc",
-	"github.com/aws/aws-sdk-go-v2/service/s3",
-	"github.com/aws/aws-sdk-go-v2/service/sqs",
-}
 
 func goListDeps(t *testing.T) []string {
 	t.Helper()
@@ -41,20 +26,9 @@ func goListDeps(t *testing.T) []string {
 	return deps
 }
 
-// isForbidden matches a forbidden package and everything under it
-// (internal/blob/blobtest, service/s3/types, ...).
-func isForbidden(pkg string) bool {
-	for _, f := range forbidden {
-		if pkg == f || strings.HasPrefix(pkg, f+"/") {
-			return true
-		}
-	}
-	return false
-}
-
 func TestNoForbiddenImports(t *testing.T) {
 	for _, p := range goListDeps(t) {
-		if isForbidden(p) {
+		if boundary.Matches(p, boundary.DocumentReaders()) {
 			t.Errorf("tether-agent links %s, which could read documents; the agent may only see docsvc's /readyz and /metrics", p)
 		}
 	}
@@ -72,7 +46,7 @@ func TestForbiddenMatcher(t *testing.T) {
 		"github.com/aws/aws-sdk-go-v2/service/s3control":        false,
 		"github.com/tetherhq/tether/internal/documentation_foo": false,
 	} {
-		if got := isForbidden(pkg); got != want {
+		if got := boundary.Matches(pkg, boundary.DocumentReaders()); got != want {
 			t.Errorf("isForbidden(%s) = %v, want %v", pkg, got, want)
 		}
 	}

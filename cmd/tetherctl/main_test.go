@@ -4,9 +4,10 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tetherhq/tether/internal/boundary"
 )
 
 // TestMain lets the tests run this binary's main as tetherctl itself.
@@ -57,8 +58,8 @@ func TestExitStatus(t *testing.T) {
 }
 
 // tetherctl runs on the customer's workstation: it must not link the
-// packages that read documents, their storage or their queue (the same
-// list as cmd/tether-agent's), nor the agent itself (internal/agent and
+// packages that read documents, their storage or their queue
+// (boundary.DocumentReaders, as for the agent), nor the agent itself (internal/agent and
 // everything under it). The diagnostics commands read and write the
 // agent's requests through internal/diagspool, which imports neither.
 func TestNoDocumentPackages(t *testing.T) {
@@ -66,23 +67,10 @@ func TestNoDocumentPackages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
 	}
-	forbidden := []string{
-		"github.com/tetherhq/tether/internal/agent",
-		"github.com/tetherhq/tether/internal/document",
-		"github.com/tetherhq/tether/internal/blob",
-		"github.com/tetherhq/tether/internal/queue",
-		"github.com/tetherhq/tether/internal/extract",
-		"github.com/tetherhq/tether/internal/analyze",
-		"github.com/tetherhq/tether/internal/sqldb",
-		"github.com/tetherhq/tether/internal/api",
-		"github.com/tetherhq/tether/internal/worker",
-		"github.com/tetherhq/tether/internal/docsvc",
-		"github.com/aws/aws-sdk-go-v2/service/s3",
-		"github.com/aws/aws-sdk-go-v2/service/sqs",
-	}
+	forbidden := append(boundary.DocumentReaders(), boundary.AgentPackage)
 	deps := strings.Fields(string(out))
 	for _, p := range deps {
-		if slices.ContainsFunc(forbidden, func(f string) bool { return p == f || strings.HasPrefix(p, f+"/") }) {
+		if boundary.Matches(p, forbidden) {
 			t.Errorf("tetherctl links %s, which is the agent or could read documents", p)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherhq/tether/internal/boundary"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -100,22 +101,10 @@ func TestImportsNeitherAgentNorDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
 	}
-	forbidden := []string{
-		"github.com/tetherhq/tether/internal/agent",
-		"github.com/tetherhq/tether/internal/document",
-		"github.com/tetherhq/tether/internal/blob",
-		"github.com/tetherhq/tether/internal/queue",
-		"github.com/tetherhq/tether/internal/extract",
-		"github.com/tetherhq/tether/internal/analyze",
-		"github.com/tetherhq/tether/internal/sqldb",
-		"github.com/aws/aws-sdk-go-v2/service/s3",
-		"github.com/aws/aws-sdk-go-v2/service/sqs",
-	}
+	forbidden := append(boundary.DocumentReaders(), boundary.AgentPackage)
 	for _, p := range strings.Fields(string(out)) {
-		for _, f := range forbidden {
-			if p == f || strings.HasPrefix(p, f+"/") {
-				t.Errorf("diagspool links %s", p)
-			}
+		if boundary.Matches(p, forbidden) {
+			t.Errorf("diagspool links %s", p)
 		}
 	}
 }

@@ -1,0 +1,37 @@
+package boundary
+
+import "strings"
+
+// AgentPackage is the agent. tetherctl, which runs on the operator's
+// workstation, and the packages it shares with the agent must not link it.
+const AgentPackage = "github.com/tetherhq/tether/internal/agent"
+
+// DocumentReaders returns the packages that read documents, their storage
+// or their queue. The agent, tetherctl and what they share must never link
+// one of them, or anything under one (internal/blob/blobtest,
+// service/s3/types, ...): this is the code half of the data boundary.
+func DocumentReaders() []string {
+	return []string{
+		"github.com/tetherhq/tether/internal/document",
+		"github.com/tetherhq/tether/internal/blob",
+		"github.com/tetherhq/tether/internal/queue",
+		"github.com/tetherhq/tether/internal/extract",
+		"github.com/tetherhq/tether/internal/analyze",
+		"github.com/tetherhq/tether/internal/sqldb",
+		"github.com/tetherhq/tether/internal/api",
+		"github.com/tetherhq/tether/internal/worker",
+		"github.com/tetherhq/tether/internal/docsvc",
+		"github.com/aws/aws-sdk-go-v2/service/s3",
+		"github.com/aws/aws-sdk-go-v2/service/sqs",
+	}
+}
+
+// Matches reports whether pkg is one of forbidden or lies under one.
+func Matches(pkg string, forbidden []string) bool {
+	for _, f := range forbidden {
+		if pkg == f || strings.HasPrefix(pkg, f+"/") {
+			return true
+		}
+	}
+	return false
+}
