@@ -1,61 +1,27 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/tetherhq/tether/internal/maintest"
 )
 
 // The test binary is docsvc itself when this is set, so the tests run the
 // real main (exit codes included) without building another binary.
 const asMain = "DOCSVC_TEST_AS_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(asMain) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { maintest.Hook(m, asMain, main) }
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// run runs docsvc with args and env. The deadline only bounds a hang (a
-// server that started); it is not a performance assertion.
-func run(t *testing.T, env []string, args ...string) result {
+// run runs docsvc with args and env (see maintest.Run).
+func run(t *testing.T, env []string, args ...string) maintest.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), asMain+"=1"), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("docsvc %s did not exit by itself: it started something", strings.Join(args, " "))
-	}
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, stdout.String(), stderr.String()}
+	return maintest.Run(t, asMain, env, args...)
 }
 
 func freeAddr(t *testing.T) string {
@@ -89,33 +55,6 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// commands lists every command and subcommand the top-level help names:
-// the leading lower-case words of each "docsvc ..." synopsis, and their
-// prefixes.
-func commands(help string) [][]string {
-	word := regexp.MustCompile(`^[a-z][a-z-]*$`)
-	var out [][]string
-	for _, line := range strings.Split(help, "\n") {
-		// The synopsis ends where the description column starts.
-		synopsis, _, _ := strings.Cut(strings.TrimSpace(line), "  ")
-		fields := strings.Fields(synopsis)
-		if len(fields) < 2 || fields[0] != "docsvc" {
-			continue
-		}
-		var path []string
-		for _, f := range fields[1:] {
-			if !word.MatchString(f) || len(path) == 2 {
-				break
-			}
-			path = append(path, f)
-			if !slices.ContainsFunc(out, func(p []string) bool { return slices.Equal(p, path) }) {
-				out = append(out, slices.Clone(path))
-			}
-		}
-	}
-	return out
-}
-
 // Every command and subcommand answers --help and -h (and 'docsvc help
 // COMMAND') with its help on stdout and exit 0, and does nothing else: no
 // listener, no file, not even with a migrated database that would let
@@ -129,16 +68,16 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 		"DOCSVC_QUEUE_URL=db://jobs",
 		"DOCSVC_ADDR=" + addrs[0], "DOCSVC_INTERNAL_ADDR=" + addrs[1],
 	}
-	if r := run(t, env, "migrate"); r.code != 0 {
-		t.Fatalf("migrate: exit %d\n%s", r.code, r.stderr)
+	if r := run(t, env, "migrate"); r.Code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", r.Code, r.Stderr)
 	}
 	before := snapshot(t, dir)
 
 	top := run(t, env, "--help")
-	if top.code != 0 || !strings.Contains(top.stdout, "Usage:") {
-		t.Fatalf("docsvc --help: exit %d, stdout %q", top.code, top.stdout)
+	if top.Code != 0 || !strings.Contains(top.Stdout, "Usage:") {
+		t.Fatalf("docsvc --help: exit %d, stdout %q", top.Code, top.Stdout)
 	}
-	cmds := commands(top.stdout)
+	cmds := maintest.Commands(top.Stdout, "docsvc", 2)
 	for _, want := range []string{"api", "worker", "migrate", "token", "token create", "token list", "token revoke", "config", "config check", "version"} {
 		if !slices.ContainsFunc(cmds, func(p []string) bool { return strings.Join(p, " ") == want }) {
 			t.Fatalf("the help lists no %q (found %v)", want, cmds)
@@ -152,15 +91,15 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 	for _, args := range invocations {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := run(t, env, args...)
-			if r.code != 0 {
-				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			if r.Code != 0 {
+				t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
 			}
 			name := strings.Join(slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "help" || strings.HasPrefix(a, "-") }), " ")
-			if !strings.Contains(strings.ToLower(r.stdout), "usage") || !strings.Contains(r.stdout, strings.TrimSpace("docsvc "+name)) {
-				t.Fatalf("stdout is not the help of %q:\n%s", name, r.stdout)
+			if !strings.Contains(strings.ToLower(r.Stdout), "usage") || !strings.Contains(r.Stdout, strings.TrimSpace("docsvc "+name)) {
+				t.Fatalf("stdout is not the help of %q:\n%s", name, r.Stdout)
 			}
-			if r.stderr != "" {
-				t.Errorf("help wrote to stderr: %q", r.stderr)
+			if r.Stderr != "" {
+				t.Errorf("help wrote to stderr: %q", r.Stderr)
 			}
 			for _, addr := range addrs {
 				if c, err := net.Dial("tcp", addr); err == nil {
@@ -217,8 +156,8 @@ func TestExitCodes(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			env := append([]string{"DOCSVC_DATABASE_URL=", "DOCSVC_BLOB_URL=", "DOCSVC_QUEUE_URL="}, tc.env...)
-			if r := run(t, env, tc.args...); r.code != tc.want {
-				t.Fatalf("exit %d, want %d; stderr %q", r.code, tc.want, r.stderr)
+			if r := run(t, env, tc.args...); r.Code != tc.want {
+				t.Fatalf("exit %d, want %d; stderr %q", r.Code, tc.want, r.Stderr)
 			}
 		})
 	}

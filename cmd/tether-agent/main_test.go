@@ -1,86 +1,27 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/tetherhq/tether/internal/maintest"
 )
 
 // The test binary is tether-agent itself when this is set, so the tests
 // run the real main (exit codes included) without building another binary.
 const asMain = "TETHER_AGENT_TEST_AS_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(asMain) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { maintest.Hook(m, asMain, main) }
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// run runs tether-agent with args and env. The deadline only bounds a hang
-// (an agent that started); it is not a performance assertion.
-func run(t *testing.T, env []string, args ...string) result {
+// run runs tether-agent with args and env (see maintest.Run).
+func run(t *testing.T, env []string, args ...string) maintest.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), asMain+"=1"), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("tether-agent %s did not exit by itself: it started something", strings.Join(args, " "))
-	}
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, stdout.String(), stderr.String()}
-}
-
-// commands lists every command the top-level help names: the lower-case
-// words after "tether-agent" in each synopsis.
-func commands(help string) [][]string {
-	word := regexp.MustCompile(`^[a-z][a-z-]*$`)
-	var out [][]string
-	for _, line := range strings.Split(help, "\n") {
-		synopsis, _, _ := strings.Cut(strings.TrimSpace(line), "  ")
-		fields := strings.Fields(synopsis)
-		if len(fields) < 2 || fields[0] != "tether-agent" {
-			continue
-		}
-		var path []string
-		for _, f := range fields[1:] {
-			if !word.MatchString(f) {
-				break
-			}
-			path = append(path, f)
-			if !slices.ContainsFunc(out, func(p []string) bool { return slices.Equal(p, path) }) {
-				out = append(out, slices.Clone(path))
-			}
-		}
-	}
-	return out
+	return maintest.Run(t, asMain, env, args...)
 }
 
 // Every command answers --help and -h (and 'tether-agent help COMMAND')
@@ -108,10 +49,10 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 		"TETHER_STATUS_ADDR=" + status,
 	}
 	top := run(t, env, "--help")
-	if top.code != 0 || !strings.Contains(top.stdout, "usage:") {
-		t.Fatalf("tether-agent --help: exit %d, stdout %q", top.code, top.stdout)
+	if top.Code != 0 || !strings.Contains(top.Stdout, "usage:") {
+		t.Fatalf("tether-agent --help: exit %d, stdout %q", top.Code, top.Stdout)
 	}
-	cmds := commands(top.stdout)
+	cmds := maintest.Commands(top.Stdout, "tether-agent", 0)
 	for _, want := range []string{"run", "tuf-client", "version"} {
 		if !slices.ContainsFunc(cmds, func(p []string) bool { return strings.Join(p, " ") == want }) {
 			t.Fatalf("the help lists no %q (found %v)", want, cmds)
@@ -125,17 +66,17 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 	for _, args := range invocations {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := run(t, env, args...)
-			if r.code != 0 {
-				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			if r.Code != 0 {
+				t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
 			}
 			name := strings.Join(slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "help" || strings.HasPrefix(a, "-") }), " ")
-			if !strings.Contains(strings.ToLower(r.stdout), "usage") || !strings.Contains(r.stdout, strings.TrimSpace("tether-agent "+name)) {
-				t.Fatalf("stdout is not the help of %q:\n%s", name, r.stdout)
+			if !strings.Contains(strings.ToLower(r.Stdout), "usage") || !strings.Contains(r.Stdout, strings.TrimSpace("tether-agent "+name)) {
+				t.Fatalf("stdout is not the help of %q:\n%s", name, r.Stdout)
 			}
-			if r.stderr != "" {
-				t.Errorf("help wrote to stderr: %q", r.stderr)
+			if r.Stderr != "" {
+				t.Errorf("help wrote to stderr: %q", r.Stderr)
 			}
-			if strings.Contains(r.stdout, token) {
+			if strings.Contains(r.Stdout, token) {
 				t.Errorf("the help shows the license from the environment")
 			}
 			if c, err := net.Dial("tcp", status); err == nil {
@@ -173,8 +114,8 @@ func TestExitCodes(t *testing.T) {
 			"--license-public-key", filepath.Join(dir, "none.pub"), "--trusted-root", filepath.Join(dir, "none.json")}, 1},
 	} {
 		t.Run(fmt.Sprint(tc.args), func(t *testing.T) {
-			if r := run(t, nil, tc.args...); r.code != tc.want {
-				t.Fatalf("exit %d, want %d; stderr %q", r.code, tc.want, r.stderr)
+			if r := run(t, nil, tc.args...); r.Code != tc.want {
+				t.Fatalf("exit %d, want %d; stderr %q", r.Code, tc.want, r.Stderr)
 			}
 		})
 	}
