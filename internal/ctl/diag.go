@@ -85,7 +85,7 @@ func diagCmd(args []string, stdout, stderr io.Writer) error {
 	case "preview":
 		files, err := diagspool.Preview(dir, id)
 		if err != nil {
-			return err
+			return diagError("preview", id, dir, err)
 		}
 		if *output == "json" {
 			return json.NewEncoder(stdout).Encode(files)
@@ -102,16 +102,35 @@ func diagCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "approve":
 		if err := diagspool.Approve(dir, id); err != nil {
-			return err
+			return diagError("approve", id, dir, err)
 		}
 		fmt.Fprintf(stdout, "approved %s; the agent uploads it on its next heartbeat (see 'tetherctl egress show --data-dir %s')\n", id, filepath.Clean(*dataDir))
 		return nil
 	case "decline":
 		if err := diagspool.Decline(dir, id); err != nil {
-			return err
+			return diagError("decline", id, dir, err)
 		}
 		fmt.Fprintf(stdout, "declined %s; nothing will be sent for it\n", id)
 		return nil
 	}
 	return fmt.Errorf("%w: tetherctl diag: unknown subcommand %q (want list, preview, approve or decline)", errUsage, args[0])
+}
+
+// diagError says, for the spool's known refusals, what is wrong in the
+// operator's terms and what to do; nothing was changed in any of them.
+func diagError(cmd, id, dir string, err error) error {
+	var why string
+	switch {
+	case errors.Is(err, diagspool.ErrUnknownDiagnostic):
+		why = fmt.Sprintf("there is no request %s in %s; 'tetherctl diag list --data-dir %s' shows the requests there (--data-dir must be the agent's data directory)", id, dir, dir)
+	case errors.Is(err, diagspool.ErrNotPending):
+		why = fmt.Sprintf("request %s is not waiting for a decision any more (%v); 'tetherctl diag list' shows its state", id, err)
+	case errors.Is(err, diagspool.ErrBundleNotReady):
+		why = fmt.Sprintf("the agent has not built the bundle for %s yet; try again after its next heartbeat", id)
+	case errors.Is(err, diagspool.ErrBundleChanged):
+		why = fmt.Sprintf("a file in the bundle of %s changed after the agent built it, so it will not be sent; preview it again, or decline it and ask the vendor for a new request", id)
+	default:
+		return fmt.Errorf("tetherctl diag %s %s: %w", cmd, id, err)
+	}
+	return fmt.Errorf("tetherctl diag %s %s: %s; nothing was changed", cmd, id, why)
 }
