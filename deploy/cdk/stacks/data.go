@@ -1,9 +1,10 @@
 package stacks
 
 import (
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsefs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
-	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscognito"
@@ -74,29 +75,14 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	d := &Data{Stack: stack, Secrets: map[string]awssecretsmanager.Secret{}}
 	retain := awscdk.RemovalPolicy_RETAIN
 
-	d.Key = awskms.NewKey(stack, str("DataKey"), &awskms.KeyProps{
-		Alias:             str("alias/tether/" + cfg.Name + "/data"),
-		Description:       str("Tether " + cfg.Name + ": documents, job messages and database storage"),
-		EnableKeyRotation: jsii.Bool(true),
-		RemovalPolicy:     retain,
-	})
+	d.Key = retainedKey(stack, cfg, "DataKey", "data", "documents, job messages and database storage")
 	d.Key.AddToResourcePolicy(denyAgent(cfg, []string{"kms:*"}, str("*")), nil)
 	// Secrets Manager encrypts with these keys on the caller's behalf: a
 	// role reading a secret needs kms:Decrypt through Secrets Manager on the
 	// secret's key, and nothing on the others.
-	d.DocsvcSecretsKey = awskms.NewKey(stack, str("DocsvcSecretsKey"), &awskms.KeyProps{
-		Alias:             str("alias/tether/" + cfg.Name + "/docsvc-secrets"),
-		Description:       str("Tether " + cfg.Name + ": docsvc's secrets (database password, AI provider key)"),
-		EnableKeyRotation: jsii.Bool(true),
-		RemovalPolicy:     retain,
-	})
+	d.DocsvcSecretsKey = retainedKey(stack, cfg, "DocsvcSecretsKey", "docsvc-secrets", "docsvc's secrets (database password, AI provider key)")
 	d.DocsvcSecretsKey.AddToResourcePolicy(denyAgent(cfg, []string{"kms:*"}, str("*")), nil)
-	d.AgentSecretsKey = awskms.NewKey(stack, str("AgentSecretsKey"), &awskms.KeyProps{
-		Alias:             str("alias/tether/" + cfg.Name + "/agent-secrets"),
-		Description:       str("Tether " + cfg.Name + ": the secrets tether-agent reads (license, agent identity)"),
-		EnableKeyRotation: jsii.Bool(true),
-		RemovalPolicy:     retain,
-	})
+	d.AgentSecretsKey = retainedKey(stack, cfg, "AgentSecretsKey", "agent-secrets", "the secrets tether-agent reads (license, agent identity)")
 
 	d.newAgentState(cfg, net)
 
@@ -215,6 +201,18 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 // writes.
 func AuthParameter(cfg *deployconfig.Config, name string) string {
 	return cfg.ParameterPath() + "/auth/" + name
+}
+
+// retainedKey is a customer-managed KMS key, rotated yearly, that outlives
+// its stack (what it encrypts is retained too), named
+// alias/tether/<name>/<alias>.
+func retainedKey(stack awscdk.Stack, cfg *deployconfig.Config, id, alias, purpose string) awskms.Key {
+	return awskms.NewKey(stack, str(id), &awskms.KeyProps{
+		Alias:             str("alias/tether/" + cfg.Name + "/" + alias),
+		Description:       str("Tether " + cfg.Name + ": " + purpose),
+		EnableKeyRotation: jsii.Bool(true),
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+	})
 }
 
 // secretSetBy says, in each secret's description, who gives it its value.

@@ -4,7 +4,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscodebuild"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecr"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/jsii-runtime-go"
@@ -53,12 +52,7 @@ func newImages(app awscdk.App, cfg *deployconfig.Config, net *Network, data *Dat
 
 func (im *Images) newBuild(cfg *deployconfig.Config, net *Network, data *Data) {
 	stack := im.Stack
-	key := awskms.NewKey(stack, str("BuildKey"), &awskms.KeyProps{
-		Alias:             str("alias/tether/" + cfg.Name + "/build"),
-		Description:       str("Tether " + cfg.Name + ": image build sources and artifacts"),
-		EnableKeyRotation: jsii.Bool(true),
-		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
-	})
+	key := retainedKey(stack, cfg, "BuildKey", "build", "image build sources and artifacts")
 	sources := awss3.NewBucket(stack, str("BuildSources"), &awss3.BucketProps{
 		Encryption:             awss3.BucketEncryption_KMS,
 		EncryptionKey:          key,

@@ -155,13 +155,9 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 // no KMS permission of their own), and only for log groups in this account
 // and region: the encryption context names the log group.
 func newLogsKey(stack awscdk.Stack, cfg *deployconfig.Config) awskms.Key {
-	key := awskms.NewKey(stack, str("LogsKey"), &awskms.KeyProps{
-		Alias:             str("alias/tether/" + cfg.Name + "/logs"),
-		Description:       str("Tether " + cfg.Name + ": CloudWatch log groups (flow logs, database, image builds, tasks)"),
-		EnableKeyRotation: jsii.Bool(true),
-		// Retained log groups stay readable after any stack is replaced.
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
+	// Retained, so retained log groups stay readable after any stack is
+	// replaced.
+	key := retainedKey(stack, cfg, "LogsKey", "logs", "CloudWatch log groups (flow logs, database, image builds, tasks)")
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        str("CloudWatchLogsInThisAccount"),
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(str("logs."+cfg.Region+"."+*awscdk.Aws_URL_SUFFIX()), nil)},
