@@ -3,6 +3,7 @@ package atomicfile_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tetherhq/tether/internal/atomicfile"
@@ -28,5 +29,24 @@ func TestWriteReplacesWholeFileWithMode(t *testing.T) {
 	}
 	if err := atomicfile.Write(filepath.Join(dir, "missing", "x"), nil, 0o600); err == nil {
 		t.Fatal("writing into a missing directory succeeded")
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	type state struct{ Day string }
+	if err := atomicfile.WriteJSON(path, state{Day: "2026-12-02"}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got state
+	if err := atomicfile.ReadJSON(path, &got); err != nil || got.Day != "2026-12-02" {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
+	if err := os.WriteFile(path, []byte(`{"Day": secret-text`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := atomicfile.ReadJSON(path, &got)
+	if err == nil || !strings.Contains(err.Error(), "state.json") || strings.Contains(err.Error(), "secret-text") {
+		t.Fatalf("a broken file: %v; want its name, never its contents", err)
 	}
 }

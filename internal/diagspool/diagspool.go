@@ -21,7 +21,6 @@ package diagspool
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,15 +43,14 @@ const (
 	StateDeclined = "declined"
 )
 
-// Diagnostics errors, for tetherctl to match. Their text still says
-// "agent:": these are the agent's requests, whichever program reads them.
+// Diagnostics errors, for tetherctl to match.
 var (
-	ErrUnknownDiagnostic = errors.New("agent: no such diagnostic request")
-	ErrNotPending        = errors.New("agent: diagnostic request is not pending")
-	ErrBundleNotReady    = errors.New("agent: the agent has not built this bundle yet")
+	ErrUnknownDiagnostic = errors.New("diagspool: no such diagnostic request")
+	ErrNotPending        = errors.New("diagspool: diagnostic request is not pending")
+	ErrBundleNotReady    = errors.New("diagspool: the agent has not built this bundle yet")
 	// ErrBundleChanged means a collected file in bundle/ no longer matches
 	// what the agent built, so it is neither shown nor sent.
-	ErrBundleChanged = errors.New("agent: a bundle file changed after the agent built it")
+	ErrBundleChanged = errors.New("diagspool: a bundle file changed after the agent built it")
 )
 
 // Diagnostic is one request from the vendor as the customer sees it.
@@ -93,7 +91,7 @@ func List(dataDir string) ([]Diagnostic, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("agent: list diagnostics: %w", err)
+		return nil, fmt.Errorf("diagspool: list diagnostics: %w", err)
 	}
 	var out []Diagnostic
 	for _, e := range entries {
@@ -105,7 +103,7 @@ func List(dataDir string) ([]Diagnostic, error) {
 			continue // still being written by the agent
 		}
 		if err != nil {
-			return nil, fmt.Errorf("agent: list diagnostics: %w", err)
+			return nil, fmt.Errorf("diagspool: list diagnostics: %w", err)
 		}
 		out = append(out, d)
 	}
@@ -158,26 +156,11 @@ func ReadRequest(dataDir, id string) (wire.DiagnosticRequest, error) {
 	return req, nil
 }
 
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
+// writeJSON writes a spool file, readable by its owner only.
+func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v, 0o600) }
 
-// writeJSON writes v as indented JSON (these files are for operators to
-// read), atomically: a crash leaves the old file or the new one.
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
-	}
-	return atomicfile.Write(path, append(data, '\n'), 0o600)
-}
+// readJSON reads a spool file.
+var readJSON = atomicfile.ReadJSON
 
 // Preview returns the bundle's files, which are exactly what an approval
 // uploads: the files the agent collected, as their manifest records them.
@@ -185,14 +168,14 @@ func writeJSON(path string, v any) error {
 // that changed since is refused (ErrBundleChanged).
 func Preview(dataDir, id string) ([]PreviewFile, error) {
 	if _, err := Read(dataDir, id); err != nil {
-		return nil, fmt.Errorf("agent: preview %s: %w", id, err)
+		return nil, fmt.Errorf("diagspool: preview %s: %w", id, err)
 	}
 	files, err := ReadBundle(dataDir, id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("agent: preview %s: %w", id, ErrBundleNotReady)
+		return nil, fmt.Errorf("diagspool: preview %s: %w", id, ErrBundleNotReady)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("agent: preview %s: %w", id, err)
+		return nil, fmt.Errorf("diagspool: preview %s: %w", id, err)
 	}
 	return files, nil
 }
@@ -332,21 +315,21 @@ func Decline(dataDir, id string) error {
 func Transition(dataDir, id, from, to string, now time.Time) error {
 	d, err := dir(dataDir, id)
 	if err != nil {
-		return fmt.Errorf("agent: %s %s: %w", to, id, err)
+		return fmt.Errorf("diagspool: set %s to %s: %w", id, to, err)
 	}
 	return withLock(dataDir, func() error {
 		var st diagState
 		if err := readJSON(filepath.Join(d, "state.json"), &st); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("agent: %s %s: %w", to, id, ErrUnknownDiagnostic)
+				return fmt.Errorf("diagspool: set %s to %s: %w", id, to, ErrUnknownDiagnostic)
 			}
-			return fmt.Errorf("agent: %s %s: %w", to, id, err)
+			return fmt.Errorf("diagspool: set %s to %s: %w", id, to, err)
 		}
 		if st.State != from {
-			return fmt.Errorf("agent: %s %s: %w (it is %s)", to, id, ErrNotPending, st.State)
+			return fmt.Errorf("diagspool: set %s to %s: %w (it is %s)", id, to, ErrNotPending, st.State)
 		}
 		if err := writeJSON(filepath.Join(d, "state.json"), diagState{State: to, UpdatedAt: now.UTC()}); err != nil {
-			return fmt.Errorf("agent: %s %s: %w", to, id, err)
+			return fmt.Errorf("diagspool: set %s to %s: %w", id, to, err)
 		}
 		return nil
 	})
