@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tetherhq/tether/internal/maintest"
+	"github.com/tetherhq/tether/internal/toolproc"
 )
 
 // The test binary is docsvc itself when this is set, so the tests run the
@@ -22,16 +23,6 @@ func TestMain(m *testing.M) { maintest.Hook(m, asMain, main) }
 func run(t *testing.T, env []string, args ...string) maintest.Result {
 	t.Helper()
 	return maintest.Run(t, asMain, env, args...)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // snapshot records every file under dir with its size and time.
@@ -61,7 +52,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 // 'docsvc api' serve.
 func TestEveryCommandAnswersHelp(t *testing.T) {
 	dir := t.TempDir()
-	addrs := []string{freeAddr(t), freeAddr(t)}
+	addrs := []string{toolproc.FreeAddr(t), toolproc.FreeAddr(t)}
 	env := []string{
 		"DOCSVC_DATABASE_URL=sqlite://" + filepath.Join(dir, "docsvc.db"),
 		"DOCSVC_BLOB_URL=file://" + filepath.Join(dir, "blobs"),

@@ -7,24 +7,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/tetherhq/tether/internal/toolproc"
+)
 
 // The status page answers only requests addressed to it: a page elsewhere
 // that rebinds its own name to 127.0.0.1 sends that name as Host and is
 // refused, so it cannot read the install's state.
 func TestStatusPageChecksHost(t *testing.T) {
 	b := setup(t)
-	b.cfg.StatusAddr = freeAddr(t)
+	b.cfg.StatusAddr = toolproc.FreeAddr(t)
 	b.start()
 	b.waitHeartbeats(1)
 	_, port, _ := net.SplitHostPort(b.cfg.StatusAddr)

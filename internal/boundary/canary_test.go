@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -30,6 +29,7 @@ import (
 	"github.com/tetherhq/tether/internal/devstack"
 	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/toolproc"
 )
 
 // TestCanary is the end-to-end proof of the data boundary. Documents holding
@@ -47,7 +47,7 @@ func TestCanary(t *testing.T) {
 	canaries := []string{newCanary(), newCanary(), newCanary(), newCanary(), newCanary()}
 	rec := startRecorder(t)
 	opts := devstack.Options{
-		DataDir: dataDir, APIAddr: freeAddr(t), PlaneAddr: freeAddr(t), AgentStatusAddr: freeAddr(t),
+		DataDir: dataDir, APIAddr: toolproc.FreeAddr(t), PlaneAddr: toolproc.FreeAddr(t), AgentStatusAddr: toolproc.FreeAddr(t),
 		Heartbeat: time.Second, Telemetry: true, AgentPlaneURL: rec.url,
 	}
 	rec.target = "http://" + opts.PlaneAddr
@@ -267,15 +267,6 @@ func newCanary() string {
 	b := make([]byte, 10)
 	rand.Read(b)
 	return "CANARY" + strings.ToUpper(hex.EncodeToString(b))
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func readFile(t *testing.T, p string) string {

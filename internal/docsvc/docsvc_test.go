@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"github.com/tetherhq/tether/internal/queue"
 	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/toolproc"
 )
 
 func buildDocsvc(t *testing.T) string {
@@ -200,7 +200,7 @@ func TestDatabasePasswordRotatesUnderLoad(t *testing.T) {
 	arn := emu.CreateSecret(t, "tether/test/database", `{"username":"docsvc","password":"pw-one"}`)
 	sm := secretsmanager.NewFromConfig(emu.AWSConfig())
 
-	addr := freeAddr(t)
+	addr := toolproc.FreeAddr(t)
 	env := append(os.Environ(), emu.Env()...)
 	env = append(env,
 		"DOCSVC_ADDR="+addr,
@@ -335,16 +335,6 @@ func TestDatabasePasswordRotatesUnderLoad(t *testing.T) {
 	if ok < 50 {
 		t.Fatalf("only %d requests ran; the load did not cover the rotation", ok)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func waitHTTP(t *testing.T, url string) {

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -165,6 +166,18 @@ func (p *Proc) waitHealthy(spec Spec) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// FreeAddr returns a loopback host:port nothing listens on at the moment,
+// for a test to hand a server it starts (which may, rarely, lose it to
+// another process first).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 func freePort() (int, error) {
