@@ -29,6 +29,23 @@ import (
 	"github.com/tetherhq/tether/internal/toolproc"
 )
 
+// docsvcRunner returns a func that makes a docsvc command with env, whose
+// logs the test shows if it fails.
+func docsvcRunner(t *testing.T, bin string, env []string) func(args ...string) *exec.Cmd {
+	return func(args ...string) *exec.Cmd {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("docsvc %s logs:\n%s", args[0], logs.String())
+			}
+		})
+		return cmd
+	}
+}
+
 func buildDocsvc(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "docsvc")
@@ -84,18 +101,7 @@ func TestWorkerKilledMidJobLosesNothing(t *testing.T) {
 		"DOCSVC_QUEUE_VISIBILITY=2s",
 		"DOCSVC_AI_PROVIDER=openai", "DOCSVC_AI_MODEL=m", "DOCSVC_AI_BASE_URL="+provider.URL, "DOCSVC_AI_API_KEY=sk-test",
 	)
-	run := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		var logs bytes.Buffer
-		cmd.Stderr = &logs
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("docsvc %s logs:\n%s", args[0], logs.String())
-			}
-		})
-		return cmd
-	}
+	run := docsvcRunner(t, bin, env)
 	if err := run("migrate").Run(); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -211,28 +217,17 @@ func TestDatabasePasswordRotatesUnderLoad(t *testing.T) {
 		"DOCSVC_BLOB_URL=file://"+filepath.Join(dir, "blobs"),
 		"DOCSVC_QUEUE_URL=db://jobs",
 	)
-	run := func(args ...string) (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		var logs bytes.Buffer
-		cmd.Stderr = &logs
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("docsvc %s logs:\n%s", args[0], logs.String())
-			}
-		})
-		return cmd, &logs
-	}
-	if cmd, _ := run("migrate"); cmd.Run() != nil {
+	run := docsvcRunner(t, bin, env)
+	if run("migrate").Run() != nil {
 		t.Fatal("migrate failed")
 	}
-	tokenCmd, _ := run("token", "create", "--name", "rotation-test")
+	tokenCmd := run("token", "create", "--name", "rotation-test")
 	out, err := tokenCmd.Output()
 	if err != nil {
 		t.Fatalf("token create: %v", err)
 	}
 	token := strings.TrimSpace(string(out))
-	api, _ := run("api")
+	api := run("api")
 	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}
