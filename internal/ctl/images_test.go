@@ -38,8 +38,8 @@ type imagesFixture struct {
 
 func newImagesFixture(t *testing.T) *imagesFixture {
 	t.Helper()
-	f := &imagesFixture{srv: awstest.Start(t), dc: testDeployment(t, deployconfig.ImagesVendor),
-		manifests: map[string][]byte{}, mediaTypes: map[string]string{}}
+	f := &imagesFixture{srv: awstest.Start(t), manifests: map[string][]byte{}, mediaTypes: map[string]string{}}
+	f.dc, _ = testDeployment(t, deployconfig.ImagesVendor)
 	f.a = testSession(t, f.srv, f.dc)
 	createStack(t, f.a, "acme-docs-images", imagesStackTemplate(f.dc, nil), nil)
 	f.vendor, f.ecr = newTestRegistry(t), newTestRegistry(t)
@@ -304,7 +304,7 @@ func TestPushImagesECRRefuses(t *testing.T) {
 	t.Run("no images stack", func(t *testing.T) {
 		t.Parallel()
 		srv := awstest.Start(t)
-		dc := testDeployment(t, deployconfig.ImagesVendor)
+		dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 		a := testSession(t, srv, dc)
 		env, _, _ := testEnv()
 		d := "sha256:" + strings.Repeat("ab", 32)
@@ -318,7 +318,7 @@ func TestPushImagesECRRefuses(t *testing.T) {
 func TestPushImagesRejectsBadDigests(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
-	dc := testDeployment(t, deployconfig.ImagesVendor)
+	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 	a := testSession(t, srv, dc)
 	good := "sha256:" + strings.Repeat("0f", 32)
 	for _, bad := range []string{"", "latest", "sha256:" + strings.Repeat("0F", 32), "sha512:" + strings.Repeat("0f", 64),

@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -110,10 +111,11 @@ func registryTransport(hosts map[string]*testRegistry) http.RoundTripper {
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
 
 // testDeployment is a deployment in moto's account and region.
-func testDeployment(t testing.TB, source string) *deployconfig.Config {
+// priv signs licenses for it.
+func testDeployment(t testing.TB, source string) (dc *deployconfig.Config, priv ed25519.PrivateKey) {
 	t.Helper()
-	_, pubPEM := testKey(t)
-	dc := &deployconfig.Config{Name: "acme-docs", Account: awstest.Account, Region: awstest.Region}
+	priv, pubPEM := testKey(t)
+	dc = &deployconfig.Config{Name: "acme-docs", Account: awstest.Account, Region: awstest.Region}
 	dc.AI.Provider = deployconfig.AILocal
 	dc.Images.Source = source
 	if source == deployconfig.ImagesVendor {
@@ -121,7 +123,7 @@ func testDeployment(t testing.TB, source string) *deployconfig.Config {
 	}
 	dc.License.PublicKey = pubPEM
 	dc.Plane.Channel = "stable"
-	return dc
+	return dc, priv
 }
 
 // testSession is an awsSession on srv, as tetherctl makes one from the
