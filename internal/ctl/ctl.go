@@ -38,6 +38,13 @@ Usage:
   tetherctl secrets list|show|set [NAME] [--config deployment.yaml]
       see which secrets the deployment uses and whether each is set and
       valid (never their values); set the license or the AI provider key
+  tetherctl images push [--config deployment.yaml] [--source-bundle FILE]
+      copy the release's images by digest from the vendor registry into
+      your ECR (or build them there), verify them by digest, and record
+      the verified agent image
+  tetherctl migrate [--config deployment.yaml] [--digest sha256:...]
+      check the secrets and the image, run the database migration task,
+      and record the migrated image the services may run
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -118,6 +125,10 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return secretsCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
+	case "images":
+		return imagesCmd(ctx, args[1:], env)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":
