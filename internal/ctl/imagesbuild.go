@@ -1,10 +1,13 @@
 package ctl
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -13,7 +16,6 @@ import (
 	cbtypes "github.com/aws/aws-sdk-go-v2/service/codebuild/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
@@ -69,15 +71,9 @@ func buildImages(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.
 		return res, nil, fmt.Errorf("%w: --source-bundle %s: not a regular file; give the source bundle file the vendor published for %s", errUsage, opt.SourceBundle, rel.Version)
 	}
 	fmt.Fprintf(env.Stderr, "uploading %s (%s) to %s\n", opt.SourceBundle, byteCount(fi.Size()), loc)
-	uctx, cancel := context.WithTimeout(ctx, uploadTimeout)
-	put, err := a.S3().PutObject(uctx, &s3.PutObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), Body: f, ContentLength: aws.Int64(fi.Size()),
-	})
-	cancel()
-	if err != nil {
-		return res, nil, fmt.Errorf("uploading the source bundle to %s (S3 PutObject): %s", loc, describeAWSError(err))
+	if res.SourceVersion, err = uploadBundle(ctx, a, cfg, opt.SourceBundle, bucket, key); err != nil {
+		return res, nil, err
 	}
-	res.SourceVersion = aws.ToString(put.VersionId)
 
 	in := &codebuild.StartBuildInput{
 		ProjectName: aws.String(project),
@@ -135,6 +131,62 @@ func buildImages(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.
 		fmt.Fprintf(env.Stderr, "%s %s: built into %s\n", img.name, d, repos[img.name])
 	}
 	return res, images, nil
+}
+
+// uploadBundle puts the bundle at s3://bucket/key with the operator's AWS
+// CLI (aws s3api put-object, same credentials, region and endpoint
+// settings) and returns the object's version. tetherctl does not link
+// the S3 SDK, so that it cannot read the documents bucket
+// (cmd/tetherctl's TestNoDocumentPackages); this one write is the CLI's.
+func uploadBundle(ctx context.Context, a *awsSession, cfg *deployconfig.Config, path, bucket, key string) (version string, err error) {
+	cli, err := lookPath(a.getenv("PATH"), "aws")
+	if err != nil {
+		return "", fmt.Errorf("images.source build uploads the source bundle with the AWS CLI (aws s3api put-object), which is not on PATH: install it (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html) and run tetherctl images push again")
+	}
+	args := []string{"s3api", "put-object", "--bucket", bucket, "--key", key, "--body", path, "--region", cfg.Region, "--output", "json"}
+	if a.profile != "" {
+		args = append(args, "--profile", a.profile)
+	}
+	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli, args...)
+	cmd.Env = cliEnv(a.getenv)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		why := oneLine(stderr.String())
+		if len(why) > 500 {
+			why = why[:500] + "..."
+		}
+		if ctx.Err() != nil {
+			why = "no answer within " + uploadTimeout.String()
+		}
+		return "", fmt.Errorf("uploading the source bundle to s3://%s/%s (%s s3api put-object): %v: %s", bucket, key, cli, err, why)
+	}
+	var out struct{ VersionId string }
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return "", fmt.Errorf("uploading the source bundle to s3://%s/%s: the AWS CLI's answer is not JSON: %v", bucket, key, err)
+	}
+	return out.VersionId, nil
+}
+
+// cliEnv is the environment the AWS CLI gets: the variables that say
+// which credentials, profile, endpoint and proxy to use, as tetherctl read
+// them, and nothing else.
+func cliEnv(getenv func(string) string) []string {
+	var out []string
+	for _, k := range []string{
+		"PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+		"AWS_CA_BUNDLE", "AWS_EC2_METADATA_DISABLED", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+		"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
+	} {
+		if v := getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }
 
 // waitBuild polls the build until it ends, printing phase changes and

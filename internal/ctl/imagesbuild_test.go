@@ -48,7 +48,7 @@ func newBuildFixture(t *testing.T) *buildFixture {
 	f.dc, _ = testDeployment(t, deployconfig.ImagesBuild)
 	f.a = testSession(t, f.srv, f.dc)
 	ctx := context.Background()
-	s3c := f.srv.S3()
+	s3c := f.srv.S3() // the test may use S3; tetherctl may not
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(buildBucket)}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +166,25 @@ func TestPushImagesBuildRefuses(t *testing.T) {
 		}
 		if called(f.srv, ".PutParameter") {
 			t.Error("a marker was written")
+		}
+	})
+	t.Run("no AWS CLI", func(t *testing.T) {
+		t.Parallel()
+		f := newBuildFixture(t)
+		getenv, empty := f.a.getenv, t.TempDir()
+		f.a.getenv = func(k string) string {
+			if k == "PATH" {
+				return empty
+			}
+			return getenv(k)
+		}
+		env, _, _ := testEnv()
+		err := pushImages(releaseContext(t), env, f.a, f.dc, releaseImages{Version: "1.4.0"}, imageOptions{SourceBundle: f.bundle})
+		if err == nil || !strings.Contains(err.Error(), "AWS CLI (aws s3api put-object), which is not on PATH") {
+			t.Fatalf("err = %v", err)
+		}
+		if called(f.srv, ".StartBuild") {
+			t.Error("a build was started")
 		}
 	})
 	t.Run("no source bundle", func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -130,16 +132,29 @@ func testDeployment(t testing.TB, source string) (dc *deployconfig.Config, priv 
 // operator's environment.
 func testSession(t testing.TB, srv *awstest.Server, dc *deployconfig.Config) *awsSession {
 	t.Helper()
-	env := map[string]string{}
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	env := testAWSEnv(t, srv)
 	a, err := loadAWS(context.Background(), func(k string) string { return env[k] }, awsSettings{}, dc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// testAWSEnv is srv's environment, and a PATH on which tools/venv's AWS
+// CLI comes first (build mode uploads with it).
+func testAWSEnv(t testing.TB, srv *awstest.Server) map[string]string {
+	t.Helper()
+	env := map[string]string{"HOME": t.TempDir()}
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	venv, err := filepath.Abs(filepath.Join("..", "..", "tools", "venv", "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["PATH"] = venv + string(filepath.ListSeparator) + os.Getenv("PATH")
+	return env
 }
 
 // testEnv is an Env whose output the test reads.

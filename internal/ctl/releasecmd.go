@@ -33,7 +33,8 @@ back from ECR by digest: content that does not hash to the digest is
 refused. Progress goes to standard error.
 
 With images.source build, the vendor's source bundle (--source-bundle) is
-uploaded to the images stack's bucket and its CodeBuild project builds both
+uploaded to the images stack's bucket (with the AWS CLI, aws s3api
+put-object, which must be on PATH) and its CodeBuild project builds both
 images inside your account, tagged with --version; the build's log is shown
 as it runs, and the digests are read back from ECR by that tag (and must
 equal --docsvc-digest and --agent-digest when those are given).

@@ -67,11 +67,7 @@ license:
 // runCmd runs tetherctl in process with srv's environment.
 func runCmd(t *testing.T, srv *awstest.Server, env Env, args ...string) error {
 	t.Helper()
-	vars := map[string]string{}
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
+	vars := testAWSEnv(t, srv)
 	env.Getenv = func(k string) string { return vars[k] }
 	return RunEnv(releaseContext(t), args, env)
 }
