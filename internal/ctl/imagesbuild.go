@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"time"
 
@@ -56,9 +57,9 @@ func buildImages(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.
 		return nil, nil, err
 	}
 	res := &buildResult{Project: project, SourceLocation: loc}
-	bucket, key, ok := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
-	if !strings.HasPrefix(loc, "s3://") || !ok || bucket == "" || key == "" {
-		return res, nil, fmt.Errorf("the %s stack's BuildSourceLocation %q is not s3://BUCKET/KEY: run tetherctl deploy", stack.Name, loc)
+	bucket, key, err := parseS3Location(loc)
+	if err != nil {
+		return res, nil, fmt.Errorf("the %s stack's BuildSourceLocation %w: run tetherctl deploy", stack.Name, err)
 	}
 
 	f, err := os.Open(opt.SourceBundle)
@@ -131,6 +132,22 @@ func buildImages(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.
 		fmt.Fprintf(env.Stderr, "%s %s: built into %s\n", img.name, d, repos[img.name])
 	}
 	return res, images, nil
+}
+
+// s3BucketName is the shape of an S3 bucket name.
+var s3BucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// parseS3Location splits s3://BUCKET/KEY, refusing anything the AWS CLI
+// could read as an option or another location.
+func parseS3Location(loc string) (bucket, key string, err error) {
+	rest, ok := strings.CutPrefix(loc, "s3://")
+	if ok {
+		bucket, key, ok = strings.Cut(rest, "/")
+	}
+	if !ok || !s3BucketName.MatchString(bucket) || key == "" || len(key) > 1024 || strings.ContainsAny(key, "\x00\r\n") {
+		return "", "", fmt.Errorf("%q is not s3://BUCKET/KEY", loc)
+	}
+	return bucket, key, nil
 }
 
 // uploadBundle puts the bundle at s3://bucket/key with the operator's AWS
