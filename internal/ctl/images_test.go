@@ -119,23 +119,10 @@ func (f *imagesFixture) inECR(imgName, digest string) error {
 	return nil
 }
 
-// putInECRAPI records an image in moto's ECR API, as a push to ECR would.
-// moto computes an image's digest from its layer digests rather than from
-// the manifest, so the digest is given explicitly.
+// putInECRAPI records a vendor image in moto's ECR API.
 func (f *imagesFixture) putInECRAPI(t *testing.T, imgName, digest, tag string) {
 	t.Helper()
-	in := &ecr.PutImageInput{
-		RepositoryName:         aws.String("acme-docs/" + imgName),
-		ImageManifest:          aws.String(string(f.manifests[digest])),
-		ImageManifestMediaType: aws.String(f.mediaTypes[digest]),
-		ImageDigest:            aws.String(digest),
-	}
-	if tag != "" {
-		in.ImageTag = aws.String(tag)
-	}
-	if _, err := ecr.NewFromConfig(f.srv.AWSConfig()).PutImage(context.Background(), in); err != nil {
-		t.Fatalf("put %s in moto's ECR: %v", imgName, err)
-	}
+	putECRImage(t, f.srv, "acme-docs/"+imgName, tag, f.manifests[digest], f.mediaTypes[digest], digest)
 }
 
 func (f *imagesFixture) noMarker(t *testing.T, digest string) {

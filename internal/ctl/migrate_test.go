@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/deployconfig"
@@ -67,24 +66,10 @@ func newMigrateFixture(t *testing.T) *migrateFixture {
 }
 
 // putDocsvc records a docsvc image in moto's ECR and returns its digest.
-// (moto derives a digest from the layer digests unless it is given one.)
 func (f *migrateFixture) putDocsvc(t *testing.T) string {
 	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := img.RawManifest()
-	mt, _ := img.MediaType()
-	d, _ := img.Digest()
-	_, err = ecr.NewFromConfig(f.srv.AWSConfig()).PutImage(context.Background(), &ecr.PutImageInput{
-		RepositoryName: aws.String("acme-docs/docsvc"), ImageManifest: aws.String(string(raw)),
-		ImageManifestMediaType: aws.String(string(mt)), ImageDigest: aws.String(d.String()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
+	d, _, _ := recordInECR(t, f.srv, "acme-docs/docsvc", "")
+	return d
 }
 
 // clusterStackTemplate is the cluster stack's migrate task and outputs,
@@ -278,12 +263,7 @@ func TestRunMigrationRefuses(t *testing.T) {
 			if _, err := ecr.NewFromConfig(f.srv.AWSConfig()).CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String("other/docsvc")}); err != nil {
 				t.Fatal(err)
 			}
-			_, err := ecr.NewFromConfig(f.srv.AWSConfig()).PutImage(context.Background(), &ecr.PutImageInput{
-				RepositoryName: aws.String("other/docsvc"), ImageManifest: aws.String(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}`),
-				ImageDigest: aws.String(f.digest)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			putECRImage(t, f.srv, "other/docsvc", "", []byte(`{"schemaVersion":2,"layers":[]}`), "application/vnd.oci.image.manifest.v1+json", f.digest)
 			return f.digest
 		}, []string{"the other-cluster stack does not exist in account " + awstest.Account + ", us-east-1: deploy it first (tetherctl deploy)"}},
 	} {

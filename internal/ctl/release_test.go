@@ -21,9 +21,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/deployconfig"
@@ -208,6 +210,36 @@ func imagesStackTemplate(dc *deployconfig.Config, extra map[string]any) map[stri
 		"Resources": map[string]any{"DocsvcRepository": repo("docsvc"), "AgentRepository": repo("agent")},
 		"Outputs":   outputs,
 	}
+}
+
+// putECRImage records an image in moto's ECR API, as a push to ECR would.
+// moto derives an image's digest from its layer digests rather than from
+// the manifest, so the digest is given explicitly.
+func putECRImage(t testing.TB, srv *awstest.Server, repo, tag string, manifest []byte, mediaType, digest string) {
+	t.Helper()
+	in := &ecr.PutImageInput{RepositoryName: aws.String(repo), ImageManifest: aws.String(string(manifest)),
+		ImageManifestMediaType: aws.String(mediaType), ImageDigest: aws.String(digest)}
+	if tag != "" {
+		in.ImageTag = aws.String(tag)
+	}
+	if _, err := ecr.NewFromConfig(srv.AWSConfig()).PutImage(context.Background(), in); err != nil {
+		t.Fatalf("put an image in moto's ECR %s: %v", repo, err)
+	}
+}
+
+// recordInECR records a new random image in moto's ECR API and returns
+// its digest and manifest.
+func recordInECR(t testing.TB, srv *awstest.Server, repo, tag string) (digest string, manifest []byte, mediaType string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, _ = img.RawManifest()
+	mt, _ := img.MediaType()
+	d, _ := img.Digest()
+	putECRImage(t, srv, repo, tag, manifest, string(mt), d.String())
+	return d.String(), manifest, string(mt)
 }
 
 // parameter reads an SSM parameter; ok is false when it does not exist.

@@ -98,16 +98,8 @@ func imagesCmd(ctx context.Context, args []string, env Env) error {
 	if args[0] != "push" {
 		return fmt.Errorf("%w: tetherctl images: unknown subcommand %q (want push)", errUsage, args[0])
 	}
-	positional, err := parseArgs(fs, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(env.Stdout, help)
-		return nil
-	}
-	if err != nil {
+	if helped, err := parseFlagsOnly(env, fs, args[1:], help); helped || err != nil {
 		return err
-	}
-	if len(positional) > 0 {
-		return fmt.Errorf("%w: tetherctl images push takes no arguments, got %q", errUsage, positional[0])
 	}
 	dc, err := df.load()
 	if err != nil {
@@ -174,16 +166,8 @@ func migrateCmd(ctx context.Context, args []string, env Env) error {
 	timeout := fs.Duration("timeout", migrateTimeout, "how long to wait for the migration, checks included")
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	help := migrateUsage + flagHelp(fs)
-	positional, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(env.Stdout, help)
-		return nil
-	}
-	if err != nil {
+	if helped, err := parseFlagsOnly(env, fs, args, help); helped || err != nil {
 		return err
-	}
-	if len(positional) > 0 {
-		return fmt.Errorf("%w: tetherctl migrate takes no arguments, got %q", errUsage, positional[0])
 	}
 	if *timeout < time.Minute || *timeout > 6*time.Hour {
 		return fmt.Errorf("%w: --timeout %s: want 1m to 6h", errUsage, *timeout)
@@ -244,6 +228,22 @@ func confirm(env Env, dc *deployconfig.Config, plan []string, yes bool) error {
 		return errors.New("not confirmed (no answer on standard input), nothing was changed; pass --yes to run without asking")
 	}
 	return errors.New("not confirmed, nothing was changed")
+}
+
+// parseFlagsOnly parses a command that takes flags and no arguments;
+// helped is true when it printed the help asked for.
+func parseFlagsOnly(env Env, fs *flag.FlagSet, args []string, help string) (helped bool, err error) {
+	positional, err := parseArgs(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(env.Stdout, help)
+		return true, nil
+	case err != nil:
+		return false, err
+	case len(positional) > 0:
+		return false, fmt.Errorf("%w: tetherctl %s takes no arguments, got %q", errUsage, fs.Name(), positional[0])
+	}
+	return false, nil
 }
 
 func isHelp(s string) bool { return s == "-h" || s == "--help" || s == "help" }
