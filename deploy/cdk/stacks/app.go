@@ -67,6 +67,13 @@ func New(app awscdk.App, cfg *deployconfig.Config) *Deployment {
 	d.Images = newImages(app, cfg, d.Network, d.Data)
 	d.Cluster = newCluster(app, cfg, d.Network, d.Data, d.Images)
 	d.Services = newServices(app, cfg, d.Network, d.Data, d.Images, d.Cluster)
+	// The order is enforced, not only implied by what each stack imports:
+	// the services read docsvc's settings from the cluster stack by name,
+	// and tetherctl deploys in this order and destroys in reverse.
+	all := d.Stacks()
+	for i := 1; i < len(all); i++ {
+		all[i].AddStackDependency(all[i-1], str("Tether's deployment order"))
+	}
 
 	awscdk.Tags_Of(app).Add(jsii.String("tether:deployment"), jsii.String(cfg.Name), nil)
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)

@@ -82,9 +82,6 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 	stack := newStack(app, cfg, "services", "Tether "+cfg.Name+": ECS services, load balancer, alarms (stateless)", false)
 	s := &services{Services: &Services{Stack: stack}, tasks: newTasks(stack, cfg, data), net: net, images: images, cluster: cluster}
 	s.LogGroups = s.logGroups
-	// Its docsvc settings are read by name, so this stack waits for the
-	// cluster stack explicitly, whatever it imports from it.
-	stack.AddStackDependency(cluster.Stack, str("docsvc's settings in Parameter Store"))
 
 	s.DocsvcImage = imageParameter(stack, "DocsvcImage", migratedMarker(cfg, cfg.Images.DocsvcDigest),
 		"The docsvc image of the api and worker: the name of the SSM parameter /tether/"+cfg.Name+"/migrated/sha256-<hex>, whose value is the digest. "+
