@@ -39,6 +39,10 @@ type imageOptions struct {
 	Transport http.RoundTripper
 }
 
+// repositoryOutputs are the images stack's outputs that name each image's
+// ECR repository URI.
+var repositoryOutputs = map[string]string{"docsvc": "DocsvcRepositoryUri", "agent": "AgentRepositoryUri"}
+
 // imageCopyTimeout bounds copying one image, its layers included.
 const imageCopyTimeout = 30 * time.Minute
 
@@ -95,8 +99,7 @@ func pushImagesReport(ctx context.Context, env Env, a *awsSession, cfg *deployco
 		return rep, err
 	}
 	repos := map[string]string{}
-	for _, img := range []string{"docsvc", "agent"} {
-		key := map[string]string{"docsvc": "DocsvcRepositoryUri", "agent": "AgentRepositoryUri"}[img]
+	for img, key := range repositoryOutputs {
 		if repos[img], err = stack.output(key); err != nil {
 			return rep, err
 		}
