@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -144,7 +145,7 @@ func parseS3Location(loc string) (bucket, key string, err error) {
 	if ok {
 		bucket, key, ok = strings.Cut(rest, "/")
 	}
-	if !ok || !s3BucketName.MatchString(bucket) || key == "" || len(key) > 1024 || strings.ContainsAny(key, "\x00\r\n") {
+	if !ok || !s3BucketName.MatchString(bucket) || key == "" || strings.HasPrefix(key, "-") || len(key) > 1024 || strings.ContainsAny(key, "\x00\r\n") {
 		return "", "", fmt.Errorf("%q is not s3://BUCKET/KEY", loc)
 	}
 	return bucket, key, nil
@@ -159,6 +160,10 @@ func uploadBundle(ctx context.Context, a *awsSession, cfg *deployconfig.Config, 
 	cli, err := lookPath(a.getenv("PATH"), "aws")
 	if err != nil {
 		return "", fmt.Errorf("images.source build uploads the source bundle with the AWS CLI (aws s3api put-object), which is not on PATH: install it (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html) and run tetherctl images push again")
+	}
+	// Absolute, so that no path can read as one of the CLI's options.
+	if path, err = filepath.Abs(path); err != nil {
+		return "", fmt.Errorf("%w: --source-bundle: %w", errUsage, err)
 	}
 	args := []string{"s3api", "put-object", "--bucket", bucket, "--key", key, "--body", path, "--region", cfg.Region, "--output", "json"}
 	if a.profile != "" {

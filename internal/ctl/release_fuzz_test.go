@@ -53,7 +53,7 @@ func FuzzParseS3Location(f *testing.F) {
 			}
 			return
 		}
-		if "s3://"+bucket+"/"+key != loc || strings.HasPrefix(bucket, "-") || key == "" || strings.ContainsAny(key, "\n\r\x00") {
+		if "s3://"+bucket+"/"+key != loc || strings.HasPrefix(bucket, "-") || strings.HasPrefix(key, "-") || key == "" || strings.ContainsAny(key, "\n\r\x00") {
 			t.Fatalf("%q split as %q %q", loc, bucket, key)
 		}
 	})

@@ -126,7 +126,9 @@ func imagesCmd(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("%w: tetherctl images push: --source-bundle is for images.source build; deployment.yaml's images.source is %s", errUsage, dc.Images.Source)
 	}
 
-	sess, err := connect(ctx, env, dc, df)
+	cctx, cancel := callCtx(ctx)
+	sess, err := connect(cctx, env, dc, df)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("tetherctl images push: %w", err)
 	}
