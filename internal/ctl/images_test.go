@@ -271,6 +271,9 @@ func TestPushImagesECRRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "refused the credentials (HTTP 401") || !strings.Contains(err.Error(), "copying registry.vendor.example/tether/docsvc") {
 			t.Fatalf("err = %v", err)
 		}
+		if strings.Contains(err.Error(), ecrPassword) {
+			t.Errorf("the error quotes ECR's password: %v", err)
+		}
 		f.noMarker(t, f.rel.AgentDigest)
 	})
 	t.Run("the repository is missing", func(t *testing.T) {

@@ -113,6 +113,9 @@ func TestImagesPushCommand(t *testing.T) {
 	if err := f.inECR("agent", f.rel.AgentDigest); err != nil {
 		t.Error(err)
 	}
+	if all := stdout.String() + stderr.String(); strings.Contains(all, ecrPassword) || strings.Contains(all, "QVdTOj") { // base64 of "AWS:"
+		t.Errorf("the ECR login was printed:\n%s", all)
+	}
 }
 
 func TestMigrateCommand(t *testing.T) {
