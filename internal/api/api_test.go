@@ -67,7 +67,7 @@ func setupWith(t testing.TB, maxUpload int64, mod func(*api.Server)) *bundle {
 	q := queue.NewDB(db, "jobs", queue.DBOptions{MaxReceives: 3, PollInterval: 50 * time.Millisecond})
 	store := document.NewStore(db, time.Now)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	authn, err := auth.NewAuthenticator(ctx, db, "", "", http.DefaultClient)
+	authn, err := auth.NewAuthenticator(ctx, db, auth.OIDC{}, http.DefaultClient)
 	if err != nil {
 		t.Fatal(err)
 	}
