@@ -105,17 +105,22 @@ func (a *Authenticator) NewSignIn(o SignInOptions) (*SignIn, error) {
 	}
 	if err := a.provider.Claims(&meta); err == nil && meta.EndSession != "" {
 		s.endSession = meta.EndSession
-	} else if cognitoIssuer.MatchString(a.issuer) {
+	} else if isCognito(a.issuer) {
 		// Cognito publishes no end_session_endpoint; its hosted UI's
 		// /logout, on the domain of its authorization endpoint, is it.
 		if au, err := url.Parse(ep.AuthURL); err == nil && au.Scheme == "https" {
-			s.endSession = "https://" + au.Host + "/logout"
+			s.endSession = (&url.URL{Scheme: "https", Host: au.Host, Path: "/logout"}).String()
 		}
 	}
 	return s, nil
 }
 
-var cognitoIssuer = regexp.MustCompile(`^https://cognito-idp\.[a-z0-9-]+\.amazonaws\.com/[A-Za-z0-9_-]+$`)
+// isCognito reports whether issuer is a Cognito user pool's: its host is
+// the region's cognito-idp endpoint and its path the pool ID.
+func isCognito(issuer string) bool {
+	u, err := url.Parse(issuer)
+	return err == nil && u.Scheme == "https" && strings.HasPrefix(u.Host, "cognito-idp.") && strings.Count(u.Path, "/") == 1
+}
 
 // Register adds the sign-in routes to mux: GET /auth/config (public: what
 // the page needs to offer sign-in), GET /auth/login, GET /auth/callback and
@@ -254,7 +259,7 @@ func (s *SignIn) logout(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			v := u.Query()
 			v.Set("client_id", s.oauth.ClientID)
-			if cognitoIssuer.MatchString(s.a.issuer) {
+			if isCognito(s.a.issuer) {
 				v.Set("logout_uri", s.postLogout)
 			} else {
 				v.Set("post_logout_redirect_uri", s.postLogout)

@@ -300,6 +300,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		cur, _, _ := db.SchemaVersion(ctx)
 		log.Info("migrations applied", "applied", n, "schema_version", cur)
+		owners, err := auth.MigrateOwners(ctx, db, cfg.OIDC.Issuer)
+		if err != nil {
+			return err
+		}
+		log.Info("document owners migrated to issuer and subject", "documents", owners)
 		return nil
 	}
 	// Every other command reads tables: on a database that was never
@@ -359,9 +364,19 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 	if err != nil {
 		return err
 	}
-	authn, err := auth.NewAuthenticator(ctx, db, cfg.OIDC.Issuer, cfg.OIDC.Audience, http.DefaultClient)
+	authn, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, ClientID: cfg.OIDC.ClientID}, http.DefaultClient)
 	if err != nil {
 		return err
+	}
+	var signIn *auth.SignIn
+	if cfg.OIDC.CallbackURL != "" {
+		signIn, err = authn.NewSignIn(auth.SignInOptions{
+			CallbackURL: cfg.OIDC.CallbackURL, PostLogoutURL: cfg.PublicURL + "/",
+			ClientSecret: cfg.OIDC.ClientSecret, Scopes: []string{"email", "profile"},
+		})
+		if err != nil {
+			return err
+		}
 	}
 	var gate func(time.Time) error
 	if cfg.License != "" {
@@ -378,6 +393,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 		DB: db, Store: st.store, Blobs: st.blobs, Queue: st.queue,
 		Uploads:  &document.Uploads{Store: st.store, Blobs: st.blobs, Queue: st.queue, MaxBytes: cfg.MaxUploadBytes, Log: log},
 		Auth:     authn.Middleware,
+		SignIn:   signIn,
 		CORS:     cfg.CORSOrigins,
 		Gate:     gate,
 		Registry: reg, Version: Version, Log: log, Now: time.Now,
