@@ -38,15 +38,22 @@ func bearer(tok string) *http.Request {
 	return r
 }
 
+// tokensOnly is an Authenticator for API tokens alone, on a fresh database.
+func tokensOnly(t *testing.T, open func(testing.TB) *sqldb.DB) (*auth.Authenticator, *sqldb.DB) {
+	t.Helper()
+	db := open(t)
+	a, err := auth.NewAuthenticator(context.Background(), db, auth.OIDC{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, db
+}
+
 func TestTokens(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			db := d.open(t)
-			a, err := auth.NewAuthenticator(ctx, db, auth.OIDC{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, db := tokensOnly(t, d.open)
 			plain, id, err := auth.CreateToken(ctx, db, "ci upload")
 			if err != nil {
 				t.Fatal(err)

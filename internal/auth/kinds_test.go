@@ -154,11 +154,7 @@ func TestAddToken(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			db := d.open(t)
-			a, err := auth.NewAuthenticator(ctx, db, auth.OIDC{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, db := tokensOnly(t, d.open)
 			tok, err := apitoken.New()
 			if err != nil {
 				t.Fatal(err)

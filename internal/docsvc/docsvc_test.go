@@ -351,24 +351,33 @@ func waitHTTP(t *testing.T, url string) {
 	}
 }
 
+// dbURLs makes a fresh, unmigrated database of each kind.
+var dbURLs = map[string]func(t *testing.T) string{
+	"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "docsvc.db") },
+	"postgres": func(t *testing.T) string { return sqldbtest.PostgresURL(t) },
+}
+
+// inProcess runs docsvc commands in this process against dbURL, and
+// returns their standard output.
+func inProcess(t *testing.T, dbURL string) func(args ...string) (string, error) {
+	env := map[string]string{
+		"DOCSVC_DATABASE_URL": dbURL,
+		"DOCSVC_BLOB_URL":     "file://" + filepath.Join(t.TempDir(), "blobs"),
+		"DOCSVC_QUEUE_URL":    "db://jobs",
+	}
+	return func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := docsvc.Run(context.Background(), args, func(k string) string { return env[k] }, &out, io.Discard)
+		return out.String(), err
+	}
+}
+
 // The token commands on a database that was never migrated say so and name
 // the fix, on both databases, instead of the driver's "no such table".
 func TestTokenBeforeMigrate(t *testing.T) {
-	for name, dbURL := range map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "docsvc.db") },
-		"postgres": func(t *testing.T) string { return sqldbtest.PostgresURL(t) },
-	} {
+	for name, dbURL := range dbURLs {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{
-				"DOCSVC_DATABASE_URL": dbURL(t),
-				"DOCSVC_BLOB_URL":     "file://" + filepath.Join(t.TempDir(), "blobs"),
-				"DOCSVC_QUEUE_URL":    "db://jobs",
-			}
-			docsvcRun := func(args ...string) (string, error) {
-				var out bytes.Buffer
-				err := docsvc.Run(context.Background(), args, func(k string) string { return env[k] }, &out, io.Discard)
-				return out.String(), err
-			}
+			docsvcRun := inProcess(t, dbURL(t))
 			for _, args := range [][]string{
 				{"token", "create", "--name", "ops"},
 				{"token", "list"},
@@ -393,21 +402,9 @@ func TestTokenBeforeMigrate(t *testing.T) {
 // TestTokensAdd is what an operator's one-off task runs: a token made
 // elsewhere is stored by its hash, listed without it, used, and revoked.
 func TestTokensAdd(t *testing.T) {
-	for name, dbURL := range map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "docsvc.db") },
-		"postgres": func(t *testing.T) string { return sqldbtest.PostgresURL(t) },
-	} {
+	for name, dbURL := range dbURLs {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{
-				"DOCSVC_DATABASE_URL": dbURL(t),
-				"DOCSVC_BLOB_URL":     "file://" + filepath.Join(t.TempDir(), "blobs"),
-				"DOCSVC_QUEUE_URL":    "db://jobs",
-			}
-			docsvcRun := func(args ...string) (string, error) {
-				var out bytes.Buffer
-				err := docsvc.Run(context.Background(), args, func(k string) string { return env[k] }, &out, io.Discard)
-				return out.String(), err
-			}
+			docsvcRun := inProcess(t, dbURL(t))
 			if _, err := docsvcRun("migrate"); err != nil {
 				t.Fatal(err)
 			}
