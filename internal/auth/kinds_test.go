@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -194,4 +195,42 @@ func TestAddToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCallback feeds the sign-in callback any query and login cookie: it
+// must refuse without a session, and never repeat the code it was given.
+func FuzzCallback(f *testing.F) {
+	iss := newIssuer(f)
+	db := sqldbtest.SQLite(f)
+	a, err := auth.NewAuthenticator(context.Background(), db, auth.OIDC{Issuer: iss.srv.URL, Audience: "docsvc"}, iss.srv.Client())
+	if err != nil {
+		f.Fatal(err)
+	}
+	si, err := a.NewSignIn(auth.SignInOptions{CallbackURL: "http://127.0.0.1:1" + auth.CallbackPath, PostLogoutURL: "http://127.0.0.1:1/"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	si.Register(mux)
+	f.Add("code=abc&state=s", `eyJzIjoicyIsIm4iOiJuIiwidiI6InYifQ`) // {"s":"s","n":"n","v":"v"}: state matches
+	f.Add("error=access_denied&state=s", "")
+	f.Add("code=%ff&state=", "%%%")
+	f.Fuzz(func(t *testing.T, query, cookie string) {
+		r := httptest.NewRequest(http.MethodGet, auth.CallbackPath, nil)
+		r.URL.RawQuery = query
+		r.AddCookie(&http.Cookie{Name: "docsvc-signin", Value: cookie})
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		if w.Code != http.StatusBadRequest {
+			t.Fatalf("status %d for query %q, cookie %q", w.Code, query, cookie)
+		}
+		for _, c := range w.Result().Cookies() {
+			if strings.Contains(c.Name, "session") && c.Value != "" {
+				t.Fatalf("a session cookie was set for query %q", query)
+			}
+		}
+		if code := r.URL.Query().Get("code"); len(code) > 3 && strings.Contains(w.Body.String(), code) {
+			t.Fatalf("the answer repeats the code: %s", w.Body)
+		}
+	})
 }
