@@ -15,7 +15,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Prefix starts every API token.
@@ -103,4 +105,29 @@ func isLowerHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// ParseExpiry reads an --expires value: empty (never: the zero time), an
+// RFC 3339 time, or a duration from now in hours or days ("720h", "90d").
+// It must lie after now; errors name --expires and the accepted forms.
+func ParseExpiry(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	var t time.Time
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 || n > 3650 {
+			return time.Time{}, fmt.Errorf("--expires %q: a number of days must be 1 to 3650, e.g. 90d", v)
+		}
+		t = now.AddDate(0, 0, n)
+	} else if d, err := time.ParseDuration(v); err == nil {
+		t = now.Add(d)
+	} else if t, err = time.Parse(time.RFC3339, v); err != nil {
+		return time.Time{}, fmt.Errorf("--expires %q is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor a duration (720h, 90d)", v)
+	}
+	if !t.After(now) {
+		return time.Time{}, fmt.Errorf("--expires %q is not in the future", v)
+	}
+	return t, nil
 }

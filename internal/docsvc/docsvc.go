@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -212,7 +211,7 @@ func parseCommand(args []string, stdout io.Writer) (inv invocation, done bool, e
 			if args[1] == "add" && inv.hash == "" {
 				return inv, false, usageErr(inv.cmd, "--hash is required (the token's ID:SHA256, from tetherctl tokens create)")
 			}
-			if _, err := parseExpiry(inv.expires, time.Now()); err != nil {
+			if _, err := apitoken.ParseExpiry(inv.expires, time.Now()); err != nil {
 				return inv, false, usageErr(inv.cmd, "%v", err)
 			}
 		case "list":
@@ -517,30 +516,6 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}
 }
 
-// parseExpiry reads --expires: empty (never), an RFC 3339 time, or a
-// duration from now in hours or days ("720h", "90d").
-func parseExpiry(v string, now time.Time) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	var t time.Time
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 1 || n > 3650 {
-			return time.Time{}, fmt.Errorf("--expires %q: a number of days must be 1 to 3650, e.g. 90d", v)
-		}
-		t = now.AddDate(0, 0, n)
-	} else if d, err := time.ParseDuration(v); err == nil {
-		t = now.Add(d)
-	} else if t, err = time.Parse(time.RFC3339, v); err != nil {
-		return time.Time{}, fmt.Errorf("--expires %q is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor a duration (720h, 90d)", v)
-	}
-	if !t.After(now) {
-		return time.Time{}, fmt.Errorf("--expires %q is not in the future", v)
-	}
-	return t, nil
-}
-
 // tokenJSON is one token in 'tokens list --output json': never the token
 // or its hash. Times are RFC 3339 UTC; an absent one is null.
 type tokenJSON struct {
@@ -560,7 +535,7 @@ func optTime(t time.Time) *time.Time {
 }
 
 func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Writer) error {
-	expires, err := parseExpiry(inv.expires, time.Now())
+	expires, err := apitoken.ParseExpiry(inv.expires, time.Now())
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package docsvc
+package apitoken
 
 import (
 	"strings"
@@ -14,13 +14,13 @@ func TestParseExpiry(t *testing.T) {
 		"720h":                 now.Add(720 * time.Hour),
 		"2027-02-01T00:00:00Z": now.AddDate(0, 1, 0),
 	} {
-		if got, err := parseExpiry(in, now); err != nil || !got.Equal(want) {
-			t.Errorf("parseExpiry(%q) = %v, %v; want %v", in, got, err, want)
+		if got, err := ParseExpiry(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("ParseExpiry(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"0d", "-1d", "3651d", "d", "-5h", "2026-12-31T00:00:00Z", "tomorrow", "2027-02-01"} {
-		if _, err := parseExpiry(in, now); err == nil || !strings.Contains(err.Error(), "--expires") {
-			t.Errorf("parseExpiry(%q) = %v, want an error naming --expires", in, err)
+		if _, err := ParseExpiry(in, now); err == nil || !strings.Contains(err.Error(), "--expires") {
+			t.Errorf("ParseExpiry(%q) = %v, want an error naming --expires", in, err)
 		}
 	}
 }
@@ -31,9 +31,9 @@ func FuzzParseExpiry(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := parseExpiry(s, now)
+		got, err := ParseExpiry(s, now)
 		if err == nil && s != "" && !got.After(now) {
-			t.Fatalf("parseExpiry(%q) = %v, not after now", s, got)
+			t.Fatalf("ParseExpiry(%q) = %v, not after now", s, got)
 		}
 		if err != nil && !strings.Contains(err.Error(), "--expires") {
 			t.Fatalf("error %q does not name --expires", err)
