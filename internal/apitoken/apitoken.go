@@ -28,6 +28,18 @@ const (
 	secretLen = 43 // base64.RawURLEncoding.EncodedLen(32)
 )
 
+// Listed is one token in `docsvc tokens list --output json`, which prints
+// {"tokens": [Listed...]} on one line and tetherctl reads back from the
+// task's log: never the token or its hash. Absent times are null.
+type Listed struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+}
+
 // Token is a new API token: the plaintext (shown once), its ID and the
 // hash of its secret.
 type Token struct {

@@ -516,17 +516,6 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}
 }
 
-// tokenJSON is one token in 'tokens list --output json': never the token
-// or its hash. Times are RFC 3339 UTC; an absent one is null.
-type tokenJSON struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
-}
-
 func optTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -569,9 +558,9 @@ func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Write
 			return err
 		}
 		if inv.output == "json" {
-			out := make([]tokenJSON, 0, len(toks))
+			out := make([]apitoken.Listed, 0, len(toks))
 			for _, t := range toks {
-				out = append(out, tokenJSON{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ExpiresAt: optTime(t.ExpiresAt), LastUsedAt: optTime(t.LastUsedAt), RevokedAt: optTime(t.RevokedAt)})
+				out = append(out, apitoken.Listed{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ExpiresAt: optTime(t.ExpiresAt), LastUsedAt: optTime(t.LastUsedAt), RevokedAt: optTime(t.RevokedAt)})
 			}
 			return json.NewEncoder(stdout).Encode(map[string]any{"tokens": out})
 		}
