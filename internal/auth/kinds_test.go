@@ -234,3 +234,39 @@ func FuzzCallback(f *testing.F) {
 		}
 	})
 }
+
+// On https the sign-in's cookies are __Host- prefixed, Secure and HttpOnly,
+// and the authorization request carries PKCE S256, state and nonce.
+func TestLoginRequest(t *testing.T) {
+	iss := newIssuer(t)
+	a, err := auth.NewAuthenticator(context.Background(), sqldbtest.SQLite(t), auth.OIDC{Issuer: iss.srv.URL, Audience: "docsvc"}, iss.srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := a.NewSignIn(auth.SignInOptions{CallbackURL: "https://docs.example.com/auth/callback", PostLogoutURL: "https://docs.example.com/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	si.Register(mux)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/auth/login", nil))
+	loc, err := w.Result().Location()
+	if err != nil || w.Code != http.StatusFound {
+		t.Fatalf("login: %d %v", w.Code, err)
+	}
+	q := loc.Query()
+	if !strings.HasPrefix(loc.String(), iss.srv.URL+"/authorize?") || q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 ||
+		len(q.Get("state")) < 40 || len(q.Get("nonce")) < 40 || q.Get("client_id") != "docsvc" || q.Get("response_type") != "code" ||
+		q.Get("redirect_uri") != "https://docs.example.com/auth/callback" || q.Get("scope") != "openid" {
+		t.Fatalf("authorization request %s", loc)
+	}
+	cs := w.Result().Cookies()
+	if len(cs) != 1 || cs[0].Name != "__Host-docsvc-signin" || !cs[0].Secure || !cs[0].HttpOnly || cs[0].Path != "/" ||
+		cs[0].SameSite != http.SameSiteLaxMode || cs[0].Domain != "" || strings.Contains(cs[0].Value, q.Get("code_challenge")) {
+		t.Fatalf("login cookie %+v", cs)
+	}
+	if _, err := a.NewSignIn(auth.SignInOptions{CallbackURL: "https://docs.example.com/callback"}); err == nil {
+		t.Fatal("a callback URL on another path was accepted")
+	}
+}

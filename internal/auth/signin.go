@@ -253,27 +253,36 @@ func (s *SignIn) logout(w http.ResponseWriter, r *http.Request) {
 		hint = c.Value
 	}
 	http.SetCookie(w, s.cookie(sessionName, "", -1, http.SameSiteStrictMode))
-	next := "/"
-	if s.endSession != "" {
-		u, err := url.Parse(s.endSession)
-		if err == nil {
-			v := u.Query()
-			v.Set("client_id", s.oauth.ClientID)
-			if isCognito(s.a.issuer) {
-				v.Set("logout_uri", s.postLogout)
-			} else {
-				v.Set("post_logout_redirect_uri", s.postLogout)
-				if hint != "" {
-					if _, _, err := s.a.checkJWT(r.Context(), hint, idToken); err == nil {
-						v.Set("id_token_hint", hint)
-					}
-				}
-			}
-			u.RawQuery = v.Encode()
-			next = u.String()
+	if hint != "" {
+		if _, _, err := s.a.checkJWT(r.Context(), hint, idToken); err != nil {
+			hint = "" // only a valid ID token of ours is worth passing on
 		}
 	}
+	next := logoutURL(s.endSession, isCognito(s.a.issuer), s.oauth.ClientID, s.postLogout, hint)
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": next})
+}
+
+// logoutURL is where the browser goes to end the session at the provider:
+// its end_session_endpoint with client_id, post_logout_redirect_uri and the
+// ID token as id_token_hint (OpenID RP-Initiated Logout), or Cognito's
+// /logout with client_id and logout_uri; "/" when it publishes neither.
+func logoutURL(endSession string, cognito bool, clientID, postLogout, idTokenHint string) string {
+	u, err := url.Parse(endSession)
+	if endSession == "" || err != nil {
+		return "/"
+	}
+	v := u.Query()
+	v.Set("client_id", clientID)
+	if cognito {
+		v.Set("logout_uri", postLogout)
+	} else {
+		v.Set("post_logout_redirect_uri", postLogout)
+		if idTokenHint != "" {
+			v.Set("id_token_hint", idTokenHint)
+		}
+	}
+	u.RawQuery = v.Encode()
+	return u.String()
 }
 
 func random() string {
