@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -35,6 +36,9 @@ const (
 	loginName   = "docsvc-signin"
 	hostPrefix  = "__Host-"
 	loginMaxAge = 10 * time.Minute
+	// maxSessionCookie leaves room for the cookie's name and attributes
+	// within the 4096 bytes every browser keeps.
+	maxSessionCookie = 3900
 )
 
 // sessionCookie returns the request's session cookie, under either name.
@@ -58,6 +62,9 @@ type SignInOptions struct {
 	ClientSecret string
 	// Scopes requested; "openid" is always among them.
 	Scopes []string
+	// Log, when set, gets one line per refused sign-in with the reason
+	// (fixed phrases: never a token, code or identity).
+	Log *slog.Logger
 }
 
 // SignIn serves the sign-in routes. Its zero value (nil) serves them too,
@@ -68,6 +75,7 @@ type SignIn struct {
 	secure     bool   // cookies get Secure and the __Host- prefix
 	endSession string // the provider's sign-out URL, "" when it publishes none
 	postLogout string
+	log        *slog.Logger
 }
 
 // NewSignIn returns the web page's sign-in for a's issuer.
@@ -99,6 +107,10 @@ func (a *Authenticator) NewSignIn(o SignInOptions) (*SignIn, error) {
 		},
 		secure:     cb.Scheme == "https",
 		postLogout: o.PostLogoutURL,
+		log:        o.Log,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	var meta struct {
 		EndSession string `json:"end_session_endpoint"`
@@ -194,41 +206,45 @@ func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch {
 	case err != nil || st.State == "" || st.Nonce == "" || st.Verifier == "":
-		refuse(w, "this sign-in was not started in this browser, or took longer than 10 minutes")
+		s.refuse(w, "this sign-in was not started in this browser, or took longer than 10 minutes")
 		return
 	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1:
-		refuse(w, "the provider's answer does not belong to this browser's sign-in (state does not match)")
+		s.refuse(w, "the provider's answer does not belong to this browser's sign-in (state does not match)")
 		return
 	case q.Get("error") != "":
 		code := q.Get("error")
 		if !providerError.MatchString(code) {
 			code = "an error"
 		}
-		refuse(w, "the identity provider answered "+code)
+		s.refuse(w, "the identity provider answered "+code)
 		return
 	case q.Get("code") == "":
-		refuse(w, "the provider's answer has no authorization code")
+		s.refuse(w, "the provider's answer has no authorization code")
 		return
 	}
 	ctx := oidc.ClientContext(r.Context(), s.a.httpClient)
 	tok, err := s.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(st.Verifier))
 	if err != nil {
 		// The provider's error body is not shown: it may quote the code.
-		refuse(w, "the identity provider did not exchange the authorization code")
+		s.refuse(w, "the identity provider did not exchange the authorization code")
 		return
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
-		refuse(w, "the identity provider returned no ID token")
+		s.refuse(w, "the identity provider returned no ID token")
 		return
 	}
 	_, idt, err := s.a.checkJWT(r.Context(), raw, idToken)
 	if err != nil {
-		refuse(w, "the ID token was not accepted ("+strings.TrimPrefix(err.Error(), "auth: unauthenticated: ")+")")
+		s.refuse(w, "the ID token was not accepted ("+strings.TrimPrefix(err.Error(), "auth: unauthenticated: ")+")")
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(st.Nonce)) != 1 {
-		refuse(w, "the ID token does not belong to this browser's sign-in (nonce does not match)")
+		s.refuse(w, "the ID token does not belong to this browser's sign-in (nonce does not match)")
+		return
+	}
+	if len(raw) > maxSessionCookie {
+		s.refuse(w, fmt.Sprintf("the ID token is %d bytes, more than a browser keeps in a cookie (%d): have the provider put fewer claims (groups, custom attributes) in it", len(raw), maxSessionCookie))
 		return
 	}
 	maxAge := int(time.Until(idt.Expiry).Seconds())
@@ -297,7 +313,8 @@ func notConfigured(w http.ResponseWriter) {
 
 // refuse ends a sign-in that must not go on, as a short page that says why
 // and how to start again.
-func refuse(w http.ResponseWriter, why string) {
+func (s *SignIn) refuse(w http.ResponseWriter, why string) {
+	s.log.Warn("sign-in refused", "reason", why)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusBadRequest)

@@ -401,7 +401,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 	if cfg.OIDC.CallbackURL != "" {
 		signIn, err = authn.NewSignIn(auth.SignInOptions{
 			CallbackURL: cfg.OIDC.CallbackURL, PostLogoutURL: cfg.PublicURL + "/",
-			ClientSecret: cfg.OIDC.ClientSecret, Scopes: []string{"email", "profile"},
+			ClientSecret: cfg.OIDC.ClientSecret, Scopes: []string{"email", "profile"}, Log: log,
 		})
 		if err != nil {
 			return err
