@@ -36,6 +36,7 @@ func TestExitStatus(t *testing.T) {
 		{"dev --help", 0},
 		{"images push --help", 0},
 		{"migrate --help", 0},
+		{"tokens create --help", 0},
 		{"", 2},
 		{"nosuch", 2},
 		{"secrets frob", 2},
@@ -43,6 +44,7 @@ func TestExitStatus(t *testing.T) {
 		{"preflight --timeout 5m", 2},
 		{"images pull", 2},
 		{"migrate --digest latest", 2},
+		{"tokens revoke not-an-id", 2},
 		{"egress verify --data-dir /nonexistent/dir", 1},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
