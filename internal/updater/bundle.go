@@ -28,7 +28,7 @@ const (
 	maxBundleBytes = 1 << 30
 )
 
-// ImportBundle verifies an air-gapped bundle (release.Export's tar.gz)
+// ImportBundle verifies an air-gapped bundle (publish.Export's tar.gz)
 // against the trusted root in metadataDir with the same go-tuf workflow an
 // online refresh uses, including rollback and expiry checks against the
 // metadata a previous import left there. It then verifies and keeps every

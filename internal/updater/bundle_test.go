@@ -14,14 +14,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 func (b *bundle) export(channel string) []byte {
 	b.t.Helper()
 	var buf bytes.Buffer
-	if err := release.Export(b.repoDir, channel, &buf); err != nil {
+	if err := publish.Export(b.repoDir, channel, &buf); err != nil {
 		b.t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -198,14 +198,14 @@ func TestImportBundleNeedsRoot(t *testing.T) {
 func FuzzReadBundle(f *testing.F) {
 	dir := f.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if _, err := release.InitKeys(keys, release.KeyOptions{RootKeys: 1}, testNow()); err != nil {
+	if _, err := publish.InitKeys(keys, publish.KeyOptions{RootKeys: 1}, testNow()); err != nil {
 		f.Fatal(err)
 	}
-	if _, err := release.Publish(context.Background(), repo, keys, release.PublishOptions{Version: "1.0.0", Channel: "stable", SchemaMax: 1}, testNow()); err != nil {
+	if _, err := publish.Publish(context.Background(), repo, keys, publish.PublishOptions{Version: "1.0.0", Channel: "stable", SchemaMax: 1}, testNow()); err != nil {
 		f.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := release.Export(repo, "stable", &buf); err != nil {
+	if err := publish.Export(repo, "stable", &buf); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())

@@ -9,8 +9,8 @@
 //
 // Online agents use Client against the plane's /v1/tuf/{channel}/ endpoints;
 // air-gapped agents use ImportBundle on a file exported by the vendor.
-// RunTUFClient exposes the same machinery as the TUF conformance suite's
-// client CLI.
+// NewTUF gives the TUF conformance suite's client CLI (cmd/tether-tuf-client)
+// the same machinery.
 package updater
 
 import (
@@ -187,6 +187,19 @@ func newTUF(o tufOptions) (*updater.Updater, error) {
 	// injected clock is the one expiry is judged by.
 	up.UnsafeSetRefTime(o.now.UTC())
 	return up, nil
+}
+
+// NewTUF builds a go-tuf updater exactly as each Client refresh does (the
+// trusted root in metadataDir, the metadata go-tuf persisted there, now as
+// the reference time), fetching over client with ctx. It is for the TUF
+// conformance suite's client (cmd/tether-tuf-client), which drives go-tuf's
+// Refresh, GetTargetInfo and DownloadTarget itself.
+func NewTUF(ctx context.Context, client *http.Client, metadataDir, targetsDir, metadataURL, targetsURL string, now time.Time) (*updater.Updater, error) {
+	return newTUF(tufOptions{
+		metadataDir: metadataDir, targetsDir: targetsDir,
+		metadataURL: metadataURL, targetsURL: targetsURL,
+		fetcher: &httpFetcher{ctx: ctx, client: client}, now: now,
+	})
 }
 
 // Refresh runs the TUF client workflow (root, timestamp, snapshot, targets)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -39,6 +40,8 @@ type bundle struct {
 	requests  []string
 }
 
+func testNow() time.Time { return time.Now().UTC().Truncate(time.Second) }
+
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	b := &bundle{
@@ -50,7 +53,7 @@ func setup(t *testing.T) *bundle {
 		artifact:  []byte("tether-agent binary v1\n"),
 		overrides: map[string][]byte{},
 	}
-	if _, err := release.InitKeys(b.keysDir, release.KeyOptions{}, b.now); err != nil {
+	if _, err := publish.InitKeys(b.keysDir, publish.KeyOptions{}, b.now); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
@@ -61,7 +64,7 @@ func setup(t *testing.T) *bundle {
 		data, ok := b.overrides[key]
 		b.mu.Unlock()
 		if !ok {
-			p, err := release.RepoFile(b.repoDir, r.PathValue("channel"), r.PathValue("area"), r.PathValue("name"))
+			p, err := publish.RepoFile(b.repoDir, r.PathValue("channel"), r.PathValue("area"), r.PathValue("name"))
 			if err != nil {
 				http.NotFound(w, r)
 				return
@@ -95,7 +98,7 @@ func (b *bundle) publish(channel, version, minFrom string) release.Manifest {
 	if err := os.WriteFile(art, append([]byte(version+":"), b.artifact...), 0o644); err != nil {
 		b.t.Fatal(err)
 	}
-	m, err := release.Publish(context.Background(), b.repoDir, b.keysDir, release.PublishOptions{
+	m, err := publish.Publish(context.Background(), b.repoDir, b.keysDir, publish.PublishOptions{
 		Version: version, Channel: channel, MinFrom: minFrom,
 		Artifacts: map[string]string{"tether-agent": art},
 		Images:    map[string]string{"api": "registry.example/tether/api@sha256:" + strings.Repeat("ab", 32)},
@@ -387,7 +390,7 @@ func TestFreezeRefused(t *testing.T) {
 		t.Errorf("Latest on frozen repository: %v", err)
 	}
 	// Once the vendor refreshes, the same agent proceeds.
-	if err := release.Refresh(ctx, b.repoDir, b.keysDir, b.now.Add(47*time.Hour)); err != nil {
+	if err := publish.Refresh(ctx, b.repoDir, b.keysDir, b.now.Add(47*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := late.Refresh(ctx); err != nil {
@@ -448,7 +451,7 @@ func TestRevokedReleaseDisappears(t *testing.T) {
 	if err != nil || len(before) != 2 {
 		t.Fatalf("Releases before revoke = %v, %v", versionsOf(before), err)
 	}
-	if err := release.Revoke(ctx, b.repoDir, b.keysDir, "stable", "1.1.0", b.now); err != nil {
+	if err := publish.Revoke(ctx, b.repoDir, b.keysDir, "stable", "1.1.0", b.now); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Refresh(ctx); err != nil {

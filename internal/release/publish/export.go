@@ -1,4 +1,4 @@
-package release
+package publish
 
 import (
 	"archive/tar"
@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tetherhq/tether/internal/release"
 )
 
 // Export writes one channel's current repository as a gzip'd tar for
@@ -108,7 +110,7 @@ const MaxExportValidity = 90 * 24 * time.Hour
 // carries the long expiry. It holds the channel's lock throughout.
 func ExportValidFor(ctx context.Context, repoDir, keysDir, channel string, validFor time.Duration, w io.Writer, now time.Time) error {
 	if validFor <= 0 || validFor > MaxExportValidity {
-		return fmt.Errorf("export: validity %s is not between 0 and %s: %w", validFor, MaxExportValidity, ErrInvalid)
+		return fmt.Errorf("export: validity %s is not between 0 and %s: %w", validFor, MaxExportValidity, release.ErrInvalid)
 	}
 	k, err := loadOnlineKeys(keysDir)
 	if err != nil {
