@@ -977,7 +977,7 @@ func TestLicenseKeyAndRootAsValues(t *testing.T) {
 func TestReleaseVersionOutsideWireGrammarIsNotReported(t *testing.T) {
 	b := setup(t)
 	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
-	b.plane.Publish(t, release.PublishOptions{Version: "1.1.0+build.5", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	b.plane.Publish(t, publish.PublishOptions{Version: "1.1.0+build.5", Channel: "stable", MinFrom: "1.0.0", Images: image})
 	r := b.start()
 	waitFor(t, "the first release check", func() bool { return !r.Snapshot().ReleaseCheckedAt.IsZero() })
 	n := len(b.heartbeats())
