@@ -83,9 +83,9 @@ const maxCustomerLen = 200
 // MaxGrace is the longest grace period a license may carry.
 const MaxGrace = 3650 * 24 * time.Hour
 
-// Validate checks the license's fields. issuer.Issue calls it, and so does Verify
-// after the signature checks out (a vendor bug should not become a customer
-// outage, but nor should an unusable license be silently accepted).
+// Validate checks the license's fields. issuer.Issue calls it, and so does
+// Verify after the signature checks out (a vendor bug should not become a
+// customer outage, but nor should an unusable license be silently accepted).
 func (l License) Validate() error {
 	switch {
 	case !idRe.MatchString(l.ID):
