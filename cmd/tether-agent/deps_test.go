@@ -13,12 +13,12 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // customer's account, so a customer should be able to read all of it in an
 // afternoon: goalLines is the most lines of non-test Go, in this module, it
 // should link for the shipped build (boundary.Shipped). It links more today
-// (5,590 lines when maxLines was set, 2,725 of them internal/agent and its
+// (5,417 lines when maxLines was set, 2,725 of them internal/agent and its
 // subpackages), so the test holds the count at maxLines, which should only
 // ever come down, until it reaches goalLines.
 const (
 	goalLines = 5000
-	maxLines  = 5600
+	maxLines  = 5500
 )
 
 func TestNoForbiddenImports(t *testing.T) {

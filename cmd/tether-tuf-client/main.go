@@ -110,8 +110,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if cacheDir == "" {
 			cacheDir = *metadataDir
 		}
-		up, err := updater.NewTUF(ctx, &http.Client{Timeout: time.Minute},
-			*metadataDir, cacheDir, *metadataURL, *targetBaseURL, time.Now())
+		up, err := updater.NewTUF(updater.TUFOptions{
+			MetadataDir: *metadataDir, TargetsDir: cacheDir,
+			MetadataURL: *metadataURL, TargetsURL: *targetBaseURL,
+			Fetcher: updater.NewHTTPFetcher(ctx, &http.Client{Timeout: time.Minute}),
+			Now:     time.Now(),
+		})
 		if err != nil {
 			return fail(err)
 		}

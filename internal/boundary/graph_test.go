@@ -10,7 +10,7 @@ import (
 // need: none may link code only the vendor runs, or the agent would carry
 // it into the customer's account.
 func TestSharedPackagesLinkNoVendorCode(t *testing.T) {
-	for _, pkg := range []string{"wire", "ledger", "license", "reqsign", "updater", "release", "atomicfile", "diagspool"} {
+	for _, pkg := range []string{"wire", "ledger", "license", "reqsign", "updater", "updater/airgap", "release", "atomicfile", "diagspool"} {
 		g := MustDeps(t, "github.com/tetherhq/tether/internal/"+pkg)
 		for _, p := range g.Linking(VendorOnly()) {
 			t.Errorf("internal/%s links %s, which only the vendor runs", pkg, p)

@@ -40,8 +40,6 @@ type bundle struct {
 	requests  []string
 }
 
-func testNow() time.Time { return time.Now().UTC().Truncate(time.Second) }
-
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	b := &bundle{

@@ -21,7 +21,7 @@ import (
 // air-gapped customers: every root version (so an agent can walk a root
 // rotation), timestamp.json, the snapshot and targets versions it names, and
 // every target those name, under the same metadata/ and targets/ paths the
-// plane serves. The agent's updater.ImportBundle verifies it with go-tuf
+// plane serves. tetherctl's airgap.ImportBundle verifies it with go-tuf
 // exactly as if it had been fetched online, so the bundle needs no signature
 // of its own. Entries are sorted and carry a fixed modification time, so
 // exporting the same state twice gives the same bytes.

@@ -16,6 +16,7 @@ import (
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/updater"
+	"github.com/tetherhq/tether/internal/updater/airgap"
 )
 
 type timestampFile struct {
@@ -88,7 +89,7 @@ func TestExportValidFor(t *testing.T) {
 	if err := updater.Init(md, root); err != nil {
 		t.Fatal(err)
 	}
-	ms, err := updater.ImportBundle(context.Background(), md, t.TempDir(), bytes.NewReader(buf.Bytes()))
+	ms, err := airgap.ImportBundle(context.Background(), md, t.TempDir(), bytes.NewReader(buf.Bytes()))
 	if err != nil || len(ms) != 1 || ms[0].Version != "1.0.0" {
 		t.Fatalf("import: %v, %v", ms, err)
 	}
