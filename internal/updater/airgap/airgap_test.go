@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish/publishtest"
 	"github.com/tetherhq/tether/internal/updater"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -29,14 +28,6 @@ func agentDir(t *testing.T, r *publishtest.Repo) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-func versionsOf(ms []release.Manifest) []string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.Version)
-	}
-	return out
 }
 
 func lengthOrHashRefused(err error) bool {
@@ -125,7 +116,7 @@ func TestImportBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := versionsOf(ms); !slices.Equal(got, []string{"1.1.0", "1.0.0"}) {
+	if got := publishtest.Versions(ms); !slices.Equal(got, []string{"1.1.0", "1.0.0"}) {
 		t.Fatalf("imported %v", got)
 	}
 	got, err := os.ReadFile(BundleArtifactPath(targetsDir, m11.Artifacts["tether-agent"]))

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,8 +35,8 @@ type Repo struct {
 	requests  []string
 }
 
-// New makes keys (one root key) and an empty repository, and starts the
-// server until the test ends.
+// New makes keys (publish's default key options) and an empty repository,
+// and starts the server until the test ends.
 func New(t testing.TB) *Repo {
 	t.Helper()
 	r := &Repo{
@@ -45,7 +46,7 @@ func New(t testing.TB) *Repo {
 		t:         t,
 		overrides: map[string][]byte{},
 	}
-	if _, err := publish.InitKeys(r.KeysDir, publish.KeyOptions{RootKeys: 1}, r.Now); err != nil {
+	if _, err := publish.InitKeys(r.KeysDir, publish.KeyOptions{}, r.Now); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
@@ -76,7 +77,8 @@ func New(t testing.TB) *Repo {
 }
 
 // Publish publishes version on channel with one artifact, tether-agent,
-// whose bytes are ArtifactBytes(version).
+// whose bytes are ArtifactBytes(version), and one image, api, pinned by
+// digest.
 func (r *Repo) Publish(channel, version, minFrom string) release.Manifest {
 	r.t.Helper()
 	art := filepath.Join(r.t.TempDir(), "tether-agent")
@@ -86,6 +88,7 @@ func (r *Repo) Publish(channel, version, minFrom string) release.Manifest {
 	m, err := publish.Publish(context.Background(), r.RepoDir, r.KeysDir, publish.PublishOptions{
 		Version: version, Channel: channel, MinFrom: minFrom,
 		Artifacts: map[string]string{"tether-agent": art},
+		Images:    map[string]string{"api": "registry.example/tether/api@sha256:" + strings.Repeat("ab", 32)},
 		SchemaMin: 1, SchemaMax: 2,
 	}, r.Now)
 	if err != nil {
@@ -140,4 +143,13 @@ func (r *Repo) Requests() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.requests...)
+}
+
+// Versions lists the manifests' versions, in order.
+func Versions(ms []release.Manifest) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Version)
+	}
+	return out
 }
