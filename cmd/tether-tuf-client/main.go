@@ -15,7 +15,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tetherhq/tether/internal/updater"
@@ -42,7 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	metadataDir := fs.String("metadata-dir", "", "directory of trusted metadata")
 	metadataURL := fs.String("metadata-url", "", "base URL of the repository's metadata")
-	targetName := fs.String("target-name", "", "TUF target path to download")
+	var targetNames targetList
+	fs.Var(&targetNames, "target-name", "TUF target path to download (repeat it for several, downloaded in order)")
 	targetBaseURL := fs.String("target-base-url", "", "base URL of the repository's targets")
 	targetDir := fs.String("target-dir", "", "directory to store downloaded targets")
 	fs.Usage = func() {} // printed below: help to stdout, mistakes to stderr
@@ -99,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if *metadataURL == "" {
 			return fail(errors.New("--metadata-url is required"))
 		}
-		if cmd == "download" && (*targetName == "" || *targetBaseURL == "" || *targetDir == "") {
+		if cmd == "download" && (len(targetNames) == 0 || *targetBaseURL == "" || *targetDir == "") {
 			return fail(errors.New("download needs --target-name, --target-base-url and --target-dir"))
 		}
 		// Targets are only written with explicit paths below; go-tuf still
@@ -114,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			MetadataDir: *metadataDir, TargetsDir: cacheDir,
 			MetadataURL: *metadataURL, TargetsURL: *targetBaseURL,
 			Fetcher: updater.NewHTTPFetcher(ctx, &http.Client{Timeout: time.Minute}),
-			Now:     time.Now(),
+			Now:     referenceTime(ctx),
 		})
 		if err != nil {
 			return fail(err)
@@ -126,24 +130,59 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "tuf-client: refreshed", *metadataDir)
 			return 0
 		}
-		info, err := up.GetTargetInfo(*targetName)
-		if err != nil {
-			return fail(err)
-		}
 		if err := os.MkdirAll(*targetDir, 0o755); err != nil {
 			return fail(err)
 		}
-		dst := filepath.Join(*targetDir, url.PathEscape(*targetName))
-		if p, _, err := up.FindCachedTarget(info, dst); err == nil && p != "" {
-			fmt.Fprintln(stdout, "tuf-client: already have", dst)
-			return 0
+		for _, name := range targetNames {
+			info, err := up.GetTargetInfo(name)
+			if err != nil {
+				return fail(err)
+			}
+			dst := filepath.Join(*targetDir, url.PathEscape(name))
+			if p, _, err := up.FindCachedTarget(info, dst); err == nil && p != "" {
+				fmt.Fprintln(stdout, "tuf-client: already have", dst)
+				continue
+			}
+			if _, _, err := up.DownloadTarget(info, dst, *targetBaseURL); err != nil {
+				return fail(err)
+			}
+			fmt.Fprintln(stdout, "tuf-client: downloaded", dst)
 		}
-		if _, _, err := up.DownloadTarget(info, dst, *targetBaseURL); err != nil {
-			return fail(err)
-		}
-		fmt.Fprintln(stdout, "tuf-client: downloaded", dst)
 		return 0
 	default:
 		return fail(fmt.Errorf("unknown command %q", cmd))
 	}
+}
+
+// targetList is a repeatable --target-name.
+type targetList []string
+
+func (l *targetList) String() string { return strings.Join(*l, ",") }
+
+func (l *targetList) Set(v string) error {
+	if v == "" {
+		return errors.New("empty target name")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+// referenceTime is the time metadata expiry is judged against. The
+// conformance suite moves time with libfaketime, which Go programs ignore
+// (they read the clock without libc), so this test client asks the system's
+// date(1) the way the suite's go-tuf reference client does, and falls back
+// to the Go clock when date is missing or says something else. Only this
+// client does: the agent keeps its injected clock.
+func referenceTime(ctx context.Context) time.Time {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "date", "-u", "+%s").Output()
+	if err != nil {
+		return time.Now()
+	}
+	secs, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		return time.Now()
+	}
+	return time.Unix(secs, 0)
 }

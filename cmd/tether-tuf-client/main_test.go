@@ -5,8 +5,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/internal/release/publish/publishtest"
 )
@@ -113,4 +115,71 @@ func TestHelp(t *testing.T) {
 	if code := run(context.Background(), []string{"--nosuch"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "usage: tether-tuf-client") || out.Len() != 0 {
 		t.Errorf("--nosuch: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
+}
+
+// Each --target-name is downloaded, in order; a repeated flag used to keep
+// only the last.
+func TestRepeatedTargetNames(t *testing.T) {
+	b := publishtest.New(t)
+	b.Publish("stable", "1.0.0", "")
+	b.Publish("stable", "1.1.0", "1.0.0")
+	mdDir, targetDir := initClient(t, b)
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"--metadata-dir", mdDir, "--metadata-url", b.URL + "/tuf/stable/metadata",
+		"--target-name", "releases/1.0.0.json", "--target-name", "releases/1.1.0.json",
+		"--target-base-url", b.URL + "/tuf/stable/targets", "--target-dir", targetDir, "download"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("download: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	for _, name := range []string{"releases%2F1.0.0.json", "releases%2F1.1.0.json"} {
+		if _, err := os.Stat(filepath.Join(targetDir, name)); err != nil {
+			t.Errorf("%s not downloaded: %v", name, err)
+		}
+	}
+	if i, j := strings.Index(out.String(), "1.0.0.json"), strings.Index(out.String(), "1.1.0.json"); i < 0 || j < i {
+		t.Errorf("targets not downloaded in the order given:\n%s", out.String())
+	}
+}
+
+// The client judges expiry by the time date(1) reports, which the suite's
+// libfaketime moves: a date far past the metadata's expiry fails refresh.
+func TestReferenceTimeComesFromDate(t *testing.T) {
+	b := publishtest.New(t)
+	b.Publish("stable", "1.0.0", "")
+	mdDir, _ := initClient(t, b)
+	bin := t.TempDir()
+	fakeDate := func(epoch string) {
+		script := "#!/bin/sh\necho " + epoch + "\n"
+		if err := os.WriteFile(filepath.Join(bin, "date"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	refresh := func() (int, string) {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"--metadata-dir", mdDir, "--metadata-url", b.URL + "/tuf/stable/metadata", "refresh"}, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	fakeDate("4102444800") // 2100-01-01
+	if code, out := refresh(); code != 1 || !strings.Contains(strings.ToLower(out), "expired") {
+		t.Errorf("refresh at 2100: exit %d: %s; want an expiry failure", code, out)
+	}
+	fakeDate(strconv.FormatInt(time.Now().Unix(), 10))
+	if code, out := refresh(); code != 0 {
+		t.Errorf("refresh now: exit %d: %s", code, out)
+	}
+}
+
+func initClient(t *testing.T, b *publishtest.Repo) (mdDir, targetDir string) {
+	t.Helper()
+	rootPath := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootPath, b.RootJSON(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mdDir = filepath.Join(t.TempDir(), "md")
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--metadata-dir", mdDir, "init", rootPath}, &out, &errOut); code != 0 {
+		t.Fatalf("init: %s%s", out.String(), errOut.String())
+	}
+	return mdDir, filepath.Join(t.TempDir(), "targets")
 }
