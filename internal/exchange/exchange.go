@@ -46,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -286,4 +287,23 @@ func validARN(s string) bool {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// CheckBucketName checks an S3 bucket name (3-63 characters of a-z, 0-9,
+// '.' and '-', starting and ending with a letter or digit, no "..", not
+// an IP address) and says what is wrong.
+func CheckBucketName(name string) error {
+	if len(name) < 3 || len(name) > 63 {
+		return fmt.Errorf("%q is not an S3 bucket name: it must be 3 to 63 characters", name)
+	}
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '.' && r != '-' {
+			return fmt.Errorf("%q is not an S3 bucket name: only a-z, 0-9, '.' and '-' (the bucket's name, not an ARN or URL)", name)
+		}
+	}
+	isAlnum := func(b byte) bool { return (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') }
+	if !isAlnum(name[0]) || !isAlnum(name[len(name)-1]) || strings.Contains(name, "..") || net.ParseIP(name) != nil {
+		return fmt.Errorf("%q is not an S3 bucket name: it starts and ends with a letter or digit, has no '..' and is not an IP address", name)
+	}
+	return nil
 }

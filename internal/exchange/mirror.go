@@ -123,7 +123,10 @@ func (m *Mirror) apply(id string, raw []byte) Outcome {
 	o := Outcome{ID: id}
 	dec, err := ParseDecision(raw)
 	if err != nil {
-		o.Why = err.Error()
+		// Not the parse error itself, which quotes the file: the agent logs
+		// Why, and its logs carry no one's identity. tetherctl diag list
+		// shows the operator the whole error.
+		o.Why = "decision.json is not a decision tetherctl wrote; nothing was done (tetherctl diag list shows why)"
 		return o
 	}
 	o.Decision = dec.Decision
