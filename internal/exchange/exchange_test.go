@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +14,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/boundary"
@@ -384,5 +388,33 @@ func TestImportsOnlyS3(t *testing.T) {
 	}
 	if !slices.Contains(graph[boundary.ExchangePackage], "github.com/aws/aws-sdk-go-v2/service/s3") {
 		t.Fatal("the gateway test checks nothing: exchange no longer imports service/s3")
+	}
+}
+
+// moto's server enforces IAM only when started with
+// INITIAL_NO_AUTH_ACTION_COUNT, for the whole process, and awstest's
+// servers are shared and started without it (decision 0007), so no test
+// here gets a real AccessDenied from S3. The decision on the SDK's own
+// error shape is tested instead: a 403 AccessDenied, as aws-sdk-go-v2
+// returns it, names the permission that was missing and the resource.
+func TestAccessDeniedNamesThePermission(t *testing.T) {
+	c := New(aws.Config{Region: "us-east-1"}, "tether-acme-exchange", nil)
+	sdkErr := &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: http.StatusForbidden}},
+			Err:      &smithy.GenericAPIError{Code: "AccessDenied", Message: "User is not authorized to perform: s3:GetObject"},
+		},
+	}}
+	err := c.wrap("s3:GetObject", "diagnostics/dg_x/state.json", sdkErr)
+	var denied *DeniedError
+	if !errors.As(err, &denied) || denied.Action != "s3:GetObject" || denied.Resource != "arn:aws:s3:::tether-acme-exchange/diagnostics/dg_x/state.json" {
+		t.Fatalf("wrap(AccessDenied) = %#v", err)
+	}
+	if !strings.Contains(err.Error(), "s3:GetObject on arn:aws:s3:::tether-acme-exchange/diagnostics/dg_x/state.json was refused") {
+		t.Fatalf("message: %v", err)
+	}
+	notFound := &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &smithy.GenericAPIError{Code: "NoSuchKey"}}
+	if err := c.wrap("s3:GetObject", "k", notFound); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("wrap(NoSuchKey) = %v", err)
 	}
 }
