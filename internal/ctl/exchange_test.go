@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tetherhq/tether/internal/awstest"
@@ -43,15 +42,7 @@ func newExchangeFixture(t *testing.T, ids ...string) *exchangeFixture {
 	t.Helper()
 	srv := awstest.Start(t)
 	f := &exchangeFixture{srv: srv, config: defaultDeployment(newVendor(t)).write(t), bucket: exchangeBucket, dataDir: t.TempDir()}
-	// The data stack as CloudFormation knows it: the bucket, and the output
-	// tetherctl reads. (moto creates the S3 bucket the template names.)
-	tmpl := `{"Resources":{"Exchange":{"Type":"AWS::S3::Bucket","Properties":{"BucketName":"` + exchangeBucket + `"}}},` +
-		`"Outputs":{"` + ctl.ExchangeBucketOutput + `":{"Value":{"Ref":"Exchange"}}}}`
-	if _, err := cloudformation.NewFromConfig(srv.AWSConfig()).CreateStack(context.Background(), &cloudformation.CreateStackInput{
-		StackName: aws.String("acme-docs-data"), TemplateBody: aws.String(tmpl),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	srv.ExchangeStack(t, "acme-docs-data", exchangeBucket)
 	for i, id := range ids {
 		r := wire.DiagnosticRequest{ID: id, Reason: "queue stuck", RequestedAt: time.Date(2026, 12, 1, 9, i, 0, 0, time.UTC)}
 		files := []diagspool.PreviewFile{

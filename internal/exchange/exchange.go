@@ -17,7 +17,9 @@
 //	                                   the SHA-256 of the manifest.json it saw
 //	ledger/egress.ledger/<offset>      the ledger's bytes from byte <offset> (20
 //	                                   digits) on: append-only segments
-//	ledger/egress.ledger.head          the ledger's head file, as of the last segment
+//	ledger/egress.ledger.head          the ledger's head file, as of the last segment;
+//	                                   its metadata ledger-bytes says how many of
+//	                                   the ledger's bytes it goes with
 //
 // The agent (Mirror) writes everything but decision.json, and reads only
 // decision.json. It applies a decision exactly as a local approval or
@@ -162,7 +164,11 @@ func apiMessage(err error) string {
 }
 
 func (c *Client) put(ctx context.Context, key string, body []byte, once bool) error {
-	in := &s3.PutObjectInput{Bucket: &c.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))}
+	return c.putMeta(ctx, key, body, once, nil)
+}
+
+func (c *Client) putMeta(ctx context.Context, key string, body []byte, once bool, meta map[string]string) error {
+	in := &s3.PutObjectInput{Bucket: &c.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))), Metadata: meta}
 	if once {
 		in.IfNoneMatch = aws.String("*")
 	}
@@ -175,19 +181,24 @@ func (c *Client) put(ctx context.Context, key string, body []byte, once bool) er
 }
 
 func (c *Client) get(ctx context.Context, key string) ([]byte, error) {
+	data, _, err := c.getMeta(ctx, key)
+	return data, err
+}
+
+func (c *Client) getMeta(ctx context.Context, key string) ([]byte, map[string]string, error) {
 	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.bucket, Key: &key})
 	if err != nil {
-		return nil, c.wrap("s3:GetObject", key, err)
+		return nil, nil, c.wrap("s3:GetObject", key, err)
 	}
 	defer out.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(out.Body, maxObject+1))
 	if err != nil {
-		return nil, c.wrap("s3:GetObject", key, err)
+		return nil, nil, c.wrap("s3:GetObject", key, err)
 	}
 	if len(data) > maxObject {
-		return nil, fmt.Errorf("exchange: s3://%s/%s is over %d bytes, more than the agent ever writes there", c.bucket, key, maxObject)
+		return nil, nil, fmt.Errorf("exchange: s3://%s/%s is over %d bytes, more than the agent ever writes there", c.bucket, key, maxObject)
 	}
-	return data, nil
+	return data, out.Metadata, nil
 }
 
 type object struct {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/tetherhq/tether/internal/atomicfile"
@@ -261,6 +262,7 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	copied := false
 	for {
 		chunk, head, atEnd, err := ledger.Tail(path, st.LedgerOffset, segmentBytes)
 		if err != nil {
@@ -271,6 +273,7 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 				return fmt.Errorf("exchange: copy the ledger: %w", err)
 			}
 			st.LedgerOffset += int64(len(chunk))
+			copied = true
 			if err := m.save(*st); err != nil {
 				return err
 			}
@@ -278,8 +281,12 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 		if !atEnd {
 			continue
 		}
-		if head != nil && sha256Hex(head) != st.LedgerHead {
-			if err := m.c.put(ctx, headKey, head, false); err != nil {
+		// After the segments it goes with, and saying how many bytes
+		// those are: a reader takes the head first and the ledger up to
+		// there, so a copy under way never looks cut short.
+		if head != nil && (copied || sha256Hex(head) != st.LedgerHead) {
+			meta := map[string]string{ledgerBytesMeta: strconv.FormatInt(st.LedgerOffset, 10)}
+			if err := m.c.putMeta(ctx, headKey, head, false, meta); err != nil {
 				return fmt.Errorf("exchange: copy the ledger head: %w", err)
 			}
 			st.LedgerHead = sha256Hex(head)
@@ -288,6 +295,10 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 		return nil
 	}
 }
+
+// ledgerBytesMeta is the head object's metadata key for the ledger's
+// length it goes with.
+const ledgerBytesMeta = "ledger-bytes"
 
 // SegmentKey is the key of the ledger segment that starts at byte offset.
 func SegmentKey(offset int64) string { return fmt.Sprintf("%s%020d", segmentPrefix, offset) }

@@ -112,20 +112,40 @@ func (c *Client) PutDecision(ctx context.Context, id string, d Decision) error {
 }
 
 // FetchLedger assembles the ledger's segments into dir/egress.ledger, with
-// the head file beside it, for internal/ledger to read and verify. The
+// the head file beside it, for internal/ledger to read and verify. The head
+// is read first and the ledger taken up to the length it goes with, so a
+// copy the agent makes meanwhile does not count as entries removed. The
 // segments must follow each other without a gap; where two overlap (the
 // agent's record of what it copied was lost and it copied again) the
 // overlapping bytes must agree. It returns the ledger's path.
 func (c *Client) FetchLedger(ctx context.Context, dir string) (string, error) {
+	head, meta, err := c.getMeta(ctx, headKey)
+	end := int64(-1) // no head: every segment, and ledger.Verify reports the missing head
+	switch {
+	case errors.Is(err, ErrNotFound):
+		head = nil
+	case err != nil:
+		return "", err
+	default:
+		if end, err = strconv.ParseInt(meta[ledgerBytesMeta], 10, 64); err != nil || end < 0 {
+			return "", fmt.Errorf("exchange: s3://%s/%s has no valid %s metadata (%q): it is not the agent's copy of the head", c.bucket, headKey, ledgerBytesMeta, meta[ledgerBytesMeta])
+		}
+	}
 	objs, err := c.list(ctx, segmentPrefix)
 	if err != nil {
 		return "", err
+	}
+	if len(objs) == 0 {
+		return "", fmt.Errorf("%w: no ledger segments under s3://%s/%s (the agent copies its ledger after each heartbeat)", ErrNotFound, c.bucket, segmentPrefix)
 	}
 	var buf bytes.Buffer
 	for _, o := range objs { // listed in key order, which is offset order
 		off, err := strconv.ParseInt(strings.TrimPrefix(o.key, segmentPrefix), 10, 64)
 		if err != nil || o.key != SegmentKey(off) {
 			return "", fmt.Errorf("exchange: s3://%s/%s is not a ledger segment (the agent writes %s<20-digit offset>)", c.bucket, o.key, segmentPrefix)
+		}
+		if end >= 0 && off >= end {
+			break // copied after the head was read
 		}
 		have := int64(buf.Len())
 		if off > have {
@@ -135,25 +155,24 @@ func (c *Client) FetchLedger(ctx context.Context, dir string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if overlap := min(have-off, int64(len(data))); !bytes.Equal(buf.Bytes()[off:off+overlap], data[:overlap]) {
+		overlap := min(have-off, int64(len(data)))
+		if !bytes.Equal(buf.Bytes()[off:off+overlap], data[:overlap]) {
 			return "", fmt.Errorf("exchange: ledger segment %s disagrees with the segments before it: the ledger in the bucket was changed", o.key)
-		} else {
-			buf.Write(data[overlap:])
 		}
+		buf.Write(data[overlap:])
 	}
-	if len(objs) == 0 {
-		return "", fmt.Errorf("%w: no ledger segments under s3://%s/%s (the agent copies its ledger after each heartbeat)", ErrNotFound, c.bucket, segmentPrefix)
+	if end >= 0 {
+		if int64(buf.Len()) < end {
+			return "", fmt.Errorf("exchange: the ledger in s3://%s is missing bytes %d to %d, which its head goes with: it was cut", c.bucket, buf.Len(), end)
+		}
+		buf.Truncate(int(end))
 	}
 	path := filepath.Join(dir, "egress.ledger")
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		return "", err
 	}
-	head, err := c.get(ctx, headKey)
-	if errors.Is(err, ErrNotFound) {
-		return path, nil // ledger.Verify reports the missing head
-	}
-	if err != nil {
-		return "", err
+	if head == nil {
+		return path, nil
 	}
 	return path, os.WriteFile(path+".head", head, 0o600)
 }
