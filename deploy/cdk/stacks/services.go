@@ -615,6 +615,7 @@ func (s *services) agentEnvironment(identityARN *string) map[string]*string {
 		"TETHER_TRUSTED_ROOT":          str(cfg.Plane.TrustedRoot),
 		"TETHER_DOCSVC_URL":            str(internalAPIURL(cfg)),
 		"TETHER_AGENT_IDENTITY_SECRET": identityARN,
+		"TETHER_EXCHANGE_BUCKET":       s.data.Exchange.Bucket.BucketName(),
 	}
 	if cfg.Plane.URL != "" {
 		env["TETHER_PLANE_URL"] = str(cfg.Plane.URL)
@@ -633,6 +634,7 @@ func (s *services) newAgent() {
 	// through the execution role (an ECS secret), not this role.
 	identity := d.Secrets[secretAgentIdentity]
 	allow(r, []string{"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"}, identity.SecretArn())
+	grantExchange(r, cfg, d.Exchange)
 	// Secrets Manager decrypts and encrypts that secret with the agent-secrets
 	// key on the agent's behalf; the encryption context names the secret, so
 	// the grant covers this one secret and no other under the key.

@@ -79,7 +79,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 	allowed := []string{
 		"TETHER_DATA_DIR", "TETHER_PLANE_URL", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY",
 		"TETHER_TRUSTED_ROOT", "TETHER_CHANNEL", "TETHER_DOCSVC_URL", "TETHER_HEARTBEAT",
-		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET",
+		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET", "TETHER_EXCHANGE_BUCKET",
 	}
 	reads := agentReads(t)
 	for _, name := range allowed {
@@ -102,7 +102,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 			}
 		}
 		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
-			"TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TRUSTED_ROOT"}
+			"TETHER_EXCHANGE_BUCKET", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TRUSTED_ROOT"}
 		if strings.Join(names, " ") != strings.Join(want, " ") {
 			t.Errorf("agent variables\n got %v\nwant %v", names, want)
 		}
