@@ -112,7 +112,7 @@ func grantExchange(role awsiam.Role, cfg *deployconfig.Config, x *Exchange) {
 		Actions:   jsii.Strings("kms:Decrypt", "kms:GenerateDataKey"),
 		Resources: &[]*string{x.Key.KeyArn()},
 		Conditions: &map[string]any{"StringEquals": map[string]any{
-			"kms:ViaService": "s3." + cfg.Region + ".amazonaws.com",
+			"kms:ViaService": "s3." + cfg.Region + "." + *awscdk.Aws_URL_SUFFIX(),
 		}},
 	}))
 	suppress(role, "AwsSolutions-IAM5", exchangeNagReason,
