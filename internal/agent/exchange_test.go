@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -138,22 +137,13 @@ func TestExchangeApproveEndToEnd(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("download bundle: %d", status)
 	}
-	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
-	if err != nil {
-		t.Fatal(err)
+	uploaded := unzipped(t, zipped)
+	if len(uploaded) != len(want) {
+		t.Errorf("uploaded %d files, previewed %d", len(uploaded), len(want))
 	}
-	if len(zr.File) != len(want) {
-		t.Errorf("uploaded %d files, previewed %d", len(zr.File), len(want))
-	}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(rc)
-		rc.Close()
-		if !bytes.Equal(got, want[f.Name]) {
-			t.Errorf("uploaded %s is not what the preview showed", f.Name)
+	for name, got := range uploaded {
+		if w, ok := want[name]; !ok || got != string(w) {
+			t.Errorf("uploaded %s is not what the preview showed", name)
 		}
 	}
 

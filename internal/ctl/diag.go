@@ -95,13 +95,9 @@ func diagCmd(ctx context.Context, args []string, env Env) error {
 	dir := agentDir(tg.dataDir)
 	switch sub {
 	case "list":
-		ds, err := diagspool.List(dir)
+		rows, err := diagRows(dir, false)
 		if err != nil {
 			return err
-		}
-		rows := make([]diagRow, len(ds))
-		for i, d := range ds {
-			rows[i] = diagRow{Diagnostic: d}
 		}
 		return writeDiagnostics(stdout, rows, *output)
 	case "preview":
@@ -131,6 +127,29 @@ type diagRow struct {
 	diagspool.Diagnostic
 	Decision      *exchange.Decision `json:"decision,omitempty"`
 	DecisionError string             `json:"decision_error,omitempty"`
+}
+
+// diagRows lists the requests in dir; withDecisions adds each one's
+// decision.json (a copy of the exchange bucket's).
+func diagRows(dir string, withDecisions bool) ([]diagRow, error) {
+	ds, err := diagspool.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]diagRow, len(ds))
+	for i, d := range ds {
+		rows[i] = diagRow{Diagnostic: d}
+		if !withDecisions {
+			continue
+		}
+		switch dec, ok, err := exchange.LocalDecision(dir, d.ID); {
+		case err != nil:
+			rows[i].DecisionError = err.Error()
+		case ok:
+			rows[i].Decision = &dec
+		}
+	}
+	return rows, nil
 }
 
 func writeDiagnostics(w io.Writer, rows []diagRow, output string) error {

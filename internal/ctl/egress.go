@@ -86,17 +86,13 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		}
 		ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 		defer cancel()
-		ex, err := openExchange(ctx, env, tg.df)
-		if err != nil {
-			return fmt.Errorf("tetherctl egress %s: %w", sub, err)
-		}
-		dir, done, err := scratch()
+		ex, err := openExchange(ctx, env, tg.df, "egress "+sub)
 		if err != nil {
 			return err
 		}
-		defer done()
+		defer ex.close()
 		where = "s3://" + ex.client.Bucket() + "/" + exchange.LedgerPrefix
-		if path, err = ex.client.FetchLedger(ctx, dir); err != nil {
+		if path, err = ex.client.FetchLedger(ctx, ex.dir); err != nil {
 			if errors.Is(err, exchange.ErrNotFound) {
 				return fmt.Errorf("tetherctl egress %s: no ledger in %s yet: the agent copies it after each heartbeat (is the agent running? its log says why a copy failed)", sub, where)
 			}

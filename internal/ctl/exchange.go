@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 
-	"github.com/tetherhq/tether/internal/deployconfig"
 	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/exchange"
 )
@@ -74,17 +73,31 @@ func (tg *target) resolve(fs *flag.FlagSet, cmd string) error {
 	return nil
 }
 
-// exchangeSession is a connection to one deployment's exchange bucket.
+// exchangeSession is a connection to one deployment's exchange bucket,
+// with a private scratch dir for what is read from it; close removes it.
 type exchangeSession struct {
 	client *exchange.Client
 	caller string // the caller's ARN
-	dc     *deployconfig.Config
+	dir    string
 }
+
+func (ex *exchangeSession) close() { os.RemoveAll(ex.dir) }
 
 // openExchange reads deployment.yaml, checks the credentials are for its
 // account and region, and finds the exchange bucket in the data stack's
-// outputs.
-func openExchange(ctx context.Context, env Env, df deployFlags) (*exchangeSession, error) {
+// outputs. Its errors name the command cmd.
+func openExchange(ctx context.Context, env Env, df deployFlags, cmd string) (*exchangeSession, error) {
+	ex, err := connectExchange(ctx, env, df)
+	if err != nil {
+		return nil, fmt.Errorf("tetherctl %s: %w", cmd, err)
+	}
+	if ex.dir, err = os.MkdirTemp("", "tetherctl-exchange-"); err != nil {
+		return nil, err
+	}
+	return ex, nil
+}
+
+func connectExchange(ctx context.Context, env Env, df deployFlags) (*exchangeSession, error) {
 	df.output = "text"
 	dc, err := df.load()
 	if err != nil {
@@ -120,7 +133,7 @@ func openExchange(ctx context.Context, env Env, df deployFlags) (*exchangeSessio
 	if err := exchange.CheckBucketName(bucket); err != nil {
 		return nil, fmt.Errorf("the %s stack's %s output: %w", stack, ExchangeBucketOutput, err)
 	}
-	return &exchangeSession{client: exchange.New(sess.cfg, bucket, sess.serviceEndpoint("S3")), caller: caller, dc: dc}, nil
+	return &exchangeSession{client: exchange.New(sess.cfg, bucket, sess.serviceEndpoint("S3")), caller: caller}, nil
 }
 
 // exchangeError says in the operator's terms why a call on the bucket
@@ -134,16 +147,6 @@ func exchangeError(cmd string, err error) error {
 		return fmt.Errorf("tetherctl %s: no answer from S3 within %s: %w", cmd, exchangeTimeout, err)
 	}
 	return fmt.Errorf("tetherctl %s: %w", cmd, err)
-}
-
-// scratch is a private temporary directory for a copy of the bucket's
-// records or ledger, removed when the command ends.
-func scratch() (dir string, done func(), err error) {
-	dir, err = os.MkdirTemp("", "tetherctl-exchange-")
-	if err != nil {
-		return "", nil, err
-	}
-	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 // confirm asks on stderr and reads the answer from stdin; only y or yes
@@ -162,15 +165,12 @@ func confirm(env Env, question string) bool {
 // diagspool's, exactly as on the agent's data dir.
 func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string) error {
 	cmd := "diag " + sub
-	ex, err := openExchange(ctx, env, tg.df)
-	if err != nil {
-		return fmt.Errorf("tetherctl %s: %w", cmd, err)
-	}
-	dir, done, err := scratch()
+	ex, err := openExchange(ctx, env, tg.df, cmd)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer ex.close()
+	dir := ex.dir
 	where := "s3://" + ex.client.Bucket() + "/" + exchange.DiagnosticsPrefix
 	if err := ex.client.Fetch(ctx, dir, id, sub != "list"); err != nil {
 		if errors.Is(err, exchange.ErrNotFound) {
@@ -181,20 +181,9 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	}
 	switch sub {
 	case "list":
-		ds, err := diagspool.List(dir)
+		rows, err := diagRows(dir, true)
 		if err != nil {
 			return err
-		}
-		rows := make([]diagRow, len(ds))
-		for i, d := range ds {
-			rows[i] = diagRow{Diagnostic: d}
-			dec, ok, err := exchange.LocalDecision(dir, d.ID)
-			switch {
-			case err != nil:
-				rows[i].DecisionError = err.Error()
-			case ok:
-				rows[i].Decision = &dec
-			}
 		}
 		return writeDiagnostics(env.Stdout, rows, output)
 	case "preview":
