@@ -153,6 +153,9 @@ func exchangeError(cmd string, err error) error {
 // goes ahead.
 func confirm(env Env, question string) bool {
 	fmt.Fprintf(env.Stderr, "%s [y/N] ", question)
+	if env.Stdin == nil {
+		return false
+	}
 	line, _ := bufio.NewReader(env.Stdin).ReadString('\n')
 	answer := strings.ToLower(strings.TrimSpace(line))
 	return answer == "y" || answer == "yes"
