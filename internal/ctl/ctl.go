@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
 	"github.com/tetherhq/tether/internal/devstack"
 )
 
@@ -128,8 +131,23 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		}
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		if foregroundTerminal(env.Stdin) {
+			o.Stdin = env.Stdin
+		}
 		return devstack.Run(ctx, o, stdout, log)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: tetherctl: unknown command %q (the commands are listed above)", errUsage, args[0])
+}
+
+// foregroundTerminal reports whether in is a terminal this process may
+// read: reading one from a background job (tetherctl dev &) would stop the
+// process with SIGTTIN.
+func foregroundTerminal(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
 }
