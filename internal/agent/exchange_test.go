@@ -215,6 +215,17 @@ func TestExchangeTamperedAndDeclined(t *testing.T) {
 	if got := x.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("sent %d bundles; a forged approval and a decline send none", len(got))
 	}
+	// The refused request can still be declined from the workstation.
+	if out, err := x.tetherctl("diag", "decline", tampered, "--yes"); err != nil {
+		t.Fatalf("decline after a refused approval: %v\n%s", err, out)
+	}
+	waitFor(t, "the refused request declined", func() bool {
+		d, err := diagspool.Read(x.cfg.DataDir, tampered)
+		return err == nil && d.State == diagspool.StateDeclined
+	})
+	if got := x.received("POST", "/v1/diagnostics/"); len(got) != 0 {
+		t.Fatalf("sent %d bundles", len(got))
+	}
 	// Who decided is in the bucket, never in what the agent logs.
 	data, _ := os.ReadFile(filepath.Join(x.cfg.DataDir, "logs", "agent.log"))
 	if strings.Contains(string(data), "user/moto") {

@@ -205,7 +205,11 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	if d.State != diagspool.StatePending {
 		return diagError(sub, id, where, fmt.Errorf("%w (it is %s)", diagspool.ErrNotPending, d.State))
 	}
-	if prev, ok, _ := exchange.LocalDecision(dir, id); ok {
+	// A request is decided once; but an approval the agent has not applied
+	// (it refuses one that names another manifest) may still be declined.
+	prev, decided, _ := exchange.LocalDecision(dir, id)
+	replace := decided && sub == "decline" && prev.Decision == exchange.Approve
+	if decided && !replace {
 		return fmt.Errorf("tetherctl %s %s: it was already decided: %s by %s at %s, and the agent applies that after its next heartbeat; a request is decided once; nothing was changed",
 			cmd, id, prev.Decision, prev.By, prev.At.Local().Format(time.RFC3339))
 	}
@@ -229,11 +233,14 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	} else if sum, err := exchange.ManifestSHA256(dir, id); err == nil {
 		dec.ManifestSHA256 = sum
 	}
+	if replace {
+		plan += fmt.Sprintf("\nThis replaces the approval by %s at %s, which the agent has not applied (its log says why).", prev.By, prev.At.Local().Format(time.RFC3339))
+	}
 	fmt.Fprintln(env.Stderr, plan)
 	if !tg.yes && !confirm(env, "Go ahead?") {
 		return fmt.Errorf("tetherctl %s %s: not confirmed; nothing was changed (--yes skips the question)", cmd, id)
 	}
-	if err := ex.client.PutDecision(ctx, id, dec); err != nil {
+	if err := ex.client.PutDecision(ctx, id, dec, replace); err != nil {
 		if errors.Is(err, exchange.ErrDecided) {
 			return fmt.Errorf("tetherctl %s %s: someone decided it just now (see 'tetherctl diag list --config %s'); a request is decided once; nothing was changed", cmd, id, tg.df.configPath)
 		}

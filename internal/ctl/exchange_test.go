@@ -133,8 +133,8 @@ func TestDiagRemoteListPreviewApprove(t *testing.T) {
 		rows[0].Decision.Decision != exchange.Approve || !strings.HasSuffix(rows[0].Decision.By, "::"+awstest.Account+":user/moto") {
 		t.Fatalf("list after approve:\n%s", o.all())
 	}
-	if o = f.run(t, "diag", "decline", "dg_remote", "--yes"); o.err == nil || !strings.Contains(o.err.Error(), "already decided") {
-		t.Fatalf("decline after approve:\n%s", o.all())
+	if o = f.run(t, "diag", "approve", "dg_remote", "--yes"); o.err == nil || !strings.Contains(o.err.Error(), "already decided") {
+		t.Fatalf("approve after approve:\n%s", o.all())
 	}
 
 	// The agent applies it and copies the new state.

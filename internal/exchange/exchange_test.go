@@ -158,7 +158,7 @@ func approve(t *testing.T, c *Client, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.PutDecision(context.Background(), id, Decision{Decision: Approve, By: testARN, At: time.Now().UTC(), ManifestSHA256: sum}); err != nil {
+	if err := c.PutDecision(context.Background(), id, Decision{Decision: Approve, By: testARN, At: time.Now().UTC(), ManifestSHA256: sum}, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -208,7 +208,7 @@ func TestMirrorCopiesRecordsAndLedgerAndAppliesApproval(t *testing.T) {
 		t.Fatalf("Decide without a decision = %+v, %v", out, err)
 	}
 	approve(t, c, "dg_one")
-	if err := c.PutDecision(ctx, "dg_one", Decision{Decision: Decline, By: testARN, At: time.Now()}); !errors.Is(err, ErrDecided) {
+	if err := c.PutDecision(ctx, "dg_one", Decision{Decision: Decline, By: testARN, At: time.Now()}, false); !errors.Is(err, ErrDecided) {
 		t.Fatalf("a second decision = %v, want ErrDecided", err)
 	}
 	out, err := m.Decide(ctx)
@@ -301,7 +301,7 @@ func TestDeclineFromTheBucket(t *testing.T) {
 	if err := m.Copy(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.PutDecision(ctx, "dg_no", Decision{Decision: Decline, By: testARN, At: time.Now().UTC()}); err != nil {
+	if err := c.PutDecision(ctx, "dg_no", Decision{Decision: Decline, By: testARN, At: time.Now().UTC()}, false); err != nil {
 		t.Fatal(err)
 	}
 	out, err := m.Decide(ctx)

@@ -99,8 +99,11 @@ func LocalDecision(dataDir, id string) (d Decision, ok bool, err error) {
 }
 
 // PutDecision writes diagnostics/<id>/decision.json, once: a request that
-// already has one is ErrDecided, and its decision stays.
-func (c *Client) PutDecision(ctx context.Context, id string, d Decision) error {
+// already has one is ErrDecided, and its decision stays. With replace it
+// overwrites the one there (the bucket keeps every version): tetherctl
+// does so only to decline a request whose approval the agent has not
+// applied, such as one it refused.
+func (c *Client) PutDecision(ctx context.Context, id string, d Decision, replace bool) error {
 	raw, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -108,7 +111,7 @@ func (c *Client) PutDecision(ctx context.Context, id string, d Decision) error {
 	if _, err := ParseDecision(raw); err != nil {
 		return err
 	}
-	return c.put(ctx, recordKey(id, DecisionFile), raw, true)
+	return c.put(ctx, recordKey(id, DecisionFile), raw, !replace)
 }
 
 // FetchLedger assembles the ledger's segments into dir/egress.ledger, with
