@@ -201,7 +201,7 @@ func TestAgentPoliciesReachTheAgent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.yaml, err)
 		}
-		env := (&services{tasks: &tasks{cfg: cfg}}).agentEnvironment(str("arn"))
+		env := (&services{tasks: &tasks{cfg: cfg}}).agentEnvironment(str("arn"), str("bucket"))
 		for name, want := range map[string]string{"TETHER_TELEMETRY": c.telemetry, "TETHER_AUTO_APPROVE_DIAGNOSTICS": c.autoApply} {
 			got := *env[name]
 			if got != want {
