@@ -293,6 +293,24 @@ func TestTamperedBucketIsRefused(t *testing.T) {
 	}
 }
 
+// A bundle built before manifests (no manifest.json) is not copied, and
+// not reported as a failure every round.
+func TestBundleWithoutManifestStaysLocal(t *testing.T) {
+	c, raw := newBucket(t)
+	dir, _ := agentDir(t, []string{"dg_old"}, 0)
+	if err := os.Remove(filepath.Join(dir, "diagnostics", "dg_old", "manifest.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewMirror(c, dir, time.Now).Copy(context.Background()); err != nil {
+		t.Fatalf("Copy with a legacy bundle: %v", err)
+	}
+	for _, k := range keysIn(t, raw, c.Bucket()) {
+		if strings.HasPrefix(k, DiagnosticsPrefix) {
+			t.Errorf("copied %s of a bundle without a manifest", k)
+		}
+	}
+}
+
 func TestDeclineFromTheBucket(t *testing.T) {
 	c, _ := newBucket(t)
 	ctx := context.Background()

@@ -191,6 +191,9 @@ func (m *Mirror) Copy(ctx context.Context) error {
 	var errs []error
 	for _, d := range ds {
 		state, err := m.copyRecord(ctx, d.ID, st.Records[d.ID])
+		if errors.Is(err, errNoManifest) {
+			continue // stays on the data dir: --data-dir reviews it
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("exchange: copy request %s: %w", d.ID, err))
 			continue
@@ -230,6 +233,9 @@ func (m *Mirror) copyRecord(ctx context.Context, id, copied string) (string, err
 		return copied, nil
 	}
 	if copied == "" {
+		if _, err := os.Stat(filepath.Join(dir, diagspool.ManifestFile)); errors.Is(err, fs.ErrNotExist) {
+			return "", errNoManifest
+		}
 		files, err := diagspool.ReadBundle(m.dataDir, id)
 		if err != nil {
 			return "", err
@@ -237,7 +243,7 @@ func (m *Mirror) copyRecord(ctx context.Context, id, copied string) (string, err
 		for _, name := range []string{diagspool.RequestFile, diagspool.ManifestFile} {
 			raw, err := os.ReadFile(filepath.Join(dir, name))
 			if err != nil {
-				return "", err // no manifest: a bundle built before manifests, which cannot be approved remotely
+				return "", err
 			}
 			if err := m.c.put(ctx, recordKey(id, name), raw, false); err != nil {
 				return "", err
@@ -299,6 +305,11 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 // ledgerBytesMeta is the head object's metadata key for the ledger's
 // length it goes with.
 const ledgerBytesMeta = "ledger-bytes"
+
+// errNoManifest marks a request whose bundle was built before manifests
+// were written: an approval could not name what it approves, so it is not
+// copied.
+var errNoManifest = errors.New("exchange: bundle has no manifest")
 
 // SegmentKey is the key of the ledger segment that starts at byte offset.
 func SegmentKey(offset int64) string { return fmt.Sprintf("%s%020d", segmentPrefix, offset) }
