@@ -17,7 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acm"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -189,6 +191,20 @@ func (a *awsSession) CloudFormation() *cloudformation.Client {
 	return cloudformation.NewFromConfig(a.cfg, func(o *cloudformation.Options) {
 		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CLOUDFORMATION"))
 	})
+}
+
+// S3 addresses buckets by path when an endpoint is configured (an
+// emulator or a private endpoint reached by address), by host name
+// otherwise.
+func (a *awsSession) S3() *s3.Client {
+	return s3.NewFromConfig(a.cfg, func(o *s3.Options) {
+		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("S3"))
+		o.UsePathStyle = o.BaseEndpoint != nil
+	})
+}
+
+func (a *awsSession) ECS() *ecs.Client {
+	return ecs.NewFromConfig(a.cfg, func(o *ecs.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("ECS")) })
 }
 
 func setEndpoint(dst **string, v *string) {
