@@ -16,7 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/codebuild"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -193,18 +196,32 @@ func (a *awsSession) CloudFormation() *cloudformation.Client {
 	})
 }
 
-// S3 addresses buckets by path when an endpoint is configured (an
-// emulator or a private endpoint reached by address), by host name
-// otherwise.
+func (a *awsSession) ECR() *ecr.Client {
+	return ecr.NewFromConfig(a.cfg, func(o *ecr.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("ECR")) })
+}
+
+func (a *awsSession) ECS() *ecs.Client {
+	return ecs.NewFromConfig(a.cfg, func(o *ecs.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("ECS")) })
+}
+
+func (a *awsSession) CodeBuild() *codebuild.Client {
+	return codebuild.NewFromConfig(a.cfg, func(o *codebuild.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CODEBUILD")) })
+}
+
+func (a *awsSession) Logs() *cloudwatchlogs.Client {
+	return cloudwatchlogs.NewFromConfig(a.cfg, func(o *cloudwatchlogs.Options) {
+		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CLOUDWATCH_LOGS"))
+	})
+}
+
+// S3 addresses buckets in the path rather than the host name when an
+// endpoint is configured: an emulator reached by address has no per-bucket
+// host names.
 func (a *awsSession) S3() *s3.Client {
 	return s3.NewFromConfig(a.cfg, func(o *s3.Options) {
 		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("S3"))
 		o.UsePathStyle = o.BaseEndpoint != nil
 	})
-}
-
-func (a *awsSession) ECS() *ecs.Client {
-	return ecs.NewFromConfig(a.cfg, func(o *ecs.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("ECS")) })
 }
 
 func setEndpoint(dst **string, v *string) {

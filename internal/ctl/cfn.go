@@ -31,10 +31,6 @@ import (
 // larger one is uploaded and passed by URL.
 const maxTemplateBody = 51200
 
-// awsCallTimeout bounds each single AWS call; a deploy as a whole is bounded
-// by --timeout.
-const awsCallTimeout = 30 * time.Second
-
 // stackPoll is how often a change set or a stack in progress is asked
 // about. Tests set it lower.
 var stackPoll = 2 * time.Second
@@ -59,11 +55,6 @@ type stackDeploy struct {
 	Qualifier  string
 	Parameters map[string]string // values tetherctl gives; others keep their previous value or default
 	Progress   io.Writer         // event lines and outputs
-}
-
-// callCtx bounds one AWS call.
-func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, awsCallTimeout)
 }
 
 // deployStack deploys one stack and returns what it did. An error says
@@ -517,18 +508,6 @@ func urlSuffix(region string) string {
 		return "amazonaws.com.cn"
 	}
 	return "amazonaws.com"
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

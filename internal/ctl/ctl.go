@@ -9,10 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/tetherhq/tether/internal/devstack"
 )
@@ -62,10 +65,27 @@ type Env struct {
 	// it supplies is passed to the AWS SDK explicitly and wins; the SDK
 	// still reads the process environment itself for anything left unset.
 	Getenv func(string) string
-	// HTTPTransport carries preflight's request to the vendor plane. Nil
+	// HTTPTransport carries preflight's request to the vendor plane and
+	// images push's registry requests (the vendor registry and ECR). Nil
 	// means a standard HTTPS transport using HTTPS_PROXY and NO_PROXY from
-	// Getenv. (Tests point it at a local server.)
+	// Getenv. (Tests point it at local servers.)
 	HTTPTransport http.RoundTripper
+}
+
+// transport is HTTPTransport, or a standard one that honours the proxy
+// variables as read through Getenv.
+func (env Env) transport() http.RoundTripper {
+	if env.HTTPTransport != nil {
+		return env.HTTPTransport
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	proxy := (&httpproxy.Config{
+		HTTPProxy:  firstEnv(env.Getenv, "HTTP_PROXY", "http_proxy"),
+		HTTPSProxy: firstEnv(env.Getenv, "HTTPS_PROXY", "https_proxy"),
+		NoProxy:    firstEnv(env.Getenv, "NO_PROXY", "no_proxy"),
+	}).ProxyFunc()
+	t.Proxy = func(r *http.Request) (*url.URL, error) { return proxy(r.URL) }
+	return t
 }
 
 // Run is RunEnv with the process's standard input.
