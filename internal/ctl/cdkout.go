@@ -63,10 +63,10 @@ type templateParameter struct {
 	Default *string
 }
 
-// byName returns the stack whose name ends with "-"+suffix, or nil.
-func (a *assembly) bySuffix(suffix string) *stackArtifact {
+// byName returns the stack of that name, or nil.
+func (a *assembly) byName(name string) *stackArtifact {
 	for _, s := range a.Stacks {
-		if strings.HasSuffix(s.StackName, "-"+suffix) {
+		if s.StackName == name {
 			return s
 		}
 	}

@@ -57,64 +57,97 @@ type stackDeploy struct {
 	Progress   io.Writer         // event lines and outputs
 }
 
-// deployStack deploys one stack and returns what it did. An error says
-// which step failed and why; for a failed deployment, it quotes the first
-// resource that failed.
-func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult, error) {
+// preparedStack is what both ways of deploying a stack send CloudFormation.
+type preparedStack struct {
+	existing     *cfntypes.Stack // nil for a new stack
+	create       bool
+	templateBody *string
+	templateURL  *string
+	roleARN      *string
+	tags         []cfntypes.Tag
+	parameters   []cfntypes.Parameter
+	capabilities []cfntypes.Capability
+}
+
+// prepareStack checks the bootstrap and the stack's state, and puts the
+// request together (uploading a large template).
+func prepareStack(ctx context.Context, a *awsSession, d stackDeploy) (*preparedStack, error) {
 	st := d.Stack
-	res := stackResult{Stack: st.StackName}
 	if err := requireBootstrap(ctx, a, d.Qualifier, st); err != nil {
-		return res, err
+		return nil, err
 	}
-	cfn := a.CloudFormation()
-	existing, err := describeStack(ctx, cfn, st.StackName)
+	existing, err := describeStack(ctx, a.CloudFormation(), st.StackName)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	csType := cfntypes.ChangeSetTypeCreate
+	p := &preparedStack{existing: existing, create: true,
+		capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam, cfntypes.CapabilityCapabilityNamedIam,
+			cfntypes.CapabilityCapabilityAutoExpand}}
 	if existing != nil {
 		switch status := string(existing.StackStatus); {
 		case status == string(cfntypes.StackStatusReviewInProgress):
 			// A change set was created but never executed: still a create.
 		case status == string(cfntypes.StackStatusRollbackComplete):
-			return res, fmt.Errorf("stack %s is in ROLLBACK_COMPLETE: its first deployment failed and nothing of it remains. Delete it (aws cloudformation delete-stack --stack-name %s; turn off termination protection first if it is on), then run tetherctl deploy again", st.StackName, st.StackName)
+			return nil, fmt.Errorf("stack %s is in ROLLBACK_COMPLETE: its first deployment failed and nothing of it remains. Delete it (aws cloudformation delete-stack --stack-name %s; turn off termination protection first if it is on), then run tetherctl deploy again", st.StackName, st.StackName)
 		case strings.HasSuffix(status, "_IN_PROGRESS"):
-			return res, fmt.Errorf("stack %s is busy (%s): another deployment is running. Wait until it ends (aws cloudformation describe-stacks --stack-name %s), then run tetherctl deploy again", st.StackName, status, st.StackName)
+			return nil, fmt.Errorf("stack %s is busy (%s): another deployment is running. Wait until it ends (aws cloudformation describe-stacks --stack-name %s), then run tetherctl deploy again", st.StackName, status, st.StackName)
 		default:
-			csType = cfntypes.ChangeSetTypeUpdate
+			p.create = false
 		}
 	}
-
-	in := &cloudformation.CreateChangeSetInput{
-		StackName:     aws.String(st.StackName),
-		ChangeSetName: aws.String("tetherctl-" + time.Now().UTC().Format("20060102T150405Z")),
-		ChangeSetType: csType,
-		Description:   aws.String("tetherctl deploy"),
-		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam, cfntypes.CapabilityCapabilityNamedIam,
-			cfntypes.CapabilityCapabilityAutoExpand},
-	}
 	if st.ExecRoleARN != "" {
-		in.RoleARN = aws.String(strings.ReplaceAll(st.ExecRoleARN, "${AWS::Partition}", partitionOf(st.Region)))
+		p.roleARN = aws.String(strings.ReplaceAll(st.ExecRoleARN, "${AWS::Partition}", partitionOf(st.Region)))
 	}
 	for _, k := range sortedKeys(st.Tags) {
-		in.Tags = append(in.Tags, cfntypes.Tag{Key: aws.String(k), Value: aws.String(st.Tags[k])})
+		p.tags = append(p.tags, cfntypes.Tag{Key: aws.String(k), Value: aws.String(st.Tags[k])})
 	}
-	in.Parameters, err = changeSetParameters(st, d.Parameters, existing)
-	if err != nil {
-		return res, err
+	previous := existing
+	if p.create {
+		previous = nil
+	}
+	if p.parameters, err = changeSetParameters(st, d.Parameters, previous); err != nil {
+		return nil, err
 	}
 	if len(st.Template) > maxTemplateBody {
 		u, err := uploadTemplate(ctx, a, d.Qualifier, st)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		in.TemplateURL = aws.String(u)
+		p.templateURL = aws.String(u)
 	} else {
-		in.TemplateBody = aws.String(string(st.Template))
+		p.templateBody = aws.String(string(st.Template))
 	}
+	return p, nil
+}
 
+// deployStack deploys one stack through a change set and returns what it
+// did. An error says which step failed and why; for a failed deployment,
+// it quotes the first resource that failed.
+func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult, error) {
+	st := d.Stack
+	res := stackResult{Stack: st.StackName}
+	p, err := prepareStack(ctx, a, d)
+	if err != nil {
+		return res, err
+	}
+	cfn := a.CloudFormation()
+	csType := cfntypes.ChangeSetTypeUpdate
+	if p.create {
+		csType = cfntypes.ChangeSetTypeCreate
+	}
 	cctx, cancel := callCtx(ctx)
-	cs, err := cfn.CreateChangeSet(cctx, in)
+	cs, err := cfn.CreateChangeSet(cctx, &cloudformation.CreateChangeSetInput{
+		StackName:     aws.String(st.StackName),
+		ChangeSetName: aws.String("tetherctl-" + time.Now().UTC().Format("20060102T150405Z")),
+		ChangeSetType: csType,
+		Description:   aws.String("tetherctl deploy"),
+		Capabilities:  p.capabilities,
+		RoleARN:       p.roleARN,
+		Tags:          p.tags,
+		Parameters:    p.parameters,
+		TemplateBody:  p.templateBody,
+		TemplateURL:   p.templateURL,
+	})
 	cancel()
 	if err != nil {
 		if noChanges(err.Error()) {
@@ -129,7 +162,6 @@ func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult
 	if empty {
 		return unchanged(ctx, cfn, d, res)
 	}
-
 	// The events before this deployment are not printed.
 	seen, err := eventIDs(ctx, cfn, st.StackName)
 	if err != nil {
@@ -143,6 +175,53 @@ func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult
 	if err != nil {
 		return res, fmt.Errorf("executing the change set for %s (CloudFormation ExecuteChangeSet): %s", st.StackName, describeAWSError(err))
 	}
+	return finish(ctx, cfn, d, res, p.create, seen)
+}
+
+// deployStackDirect deploys one stack with CreateStack or UpdateStack, as
+// cdk deploy --method=direct: no change set to review, and an update with
+// no changes is reported by UpdateStack itself.
+func deployStackDirect(ctx context.Context, a *awsSession, d stackDeploy) (stackResult, error) {
+	st := d.Stack
+	res := stackResult{Stack: st.StackName}
+	p, err := prepareStack(ctx, a, d)
+	if err != nil {
+		return res, err
+	}
+	cfn := a.CloudFormation()
+	seen, err := eventIDs(ctx, cfn, st.StackName)
+	if err != nil {
+		return res, err
+	}
+	cctx, cancel := callCtx(ctx)
+	call := "UpdateStack"
+	if p.create {
+		call = "CreateStack"
+		_, err = cfn.CreateStack(cctx, &cloudformation.CreateStackInput{
+			StackName: aws.String(st.StackName), Capabilities: p.capabilities, RoleARN: p.roleARN, Tags: p.tags,
+			Parameters: p.parameters, TemplateBody: p.templateBody, TemplateURL: p.templateURL,
+			EnableTerminationProtection: aws.Bool(st.TerminationProtection),
+		})
+	} else {
+		_, err = cfn.UpdateStack(cctx, &cloudformation.UpdateStackInput{
+			StackName: aws.String(st.StackName), Capabilities: p.capabilities, RoleARN: p.roleARN, Tags: p.tags,
+			Parameters: p.parameters, TemplateBody: p.templateBody, TemplateURL: p.templateURL,
+		})
+	}
+	cancel()
+	if err != nil {
+		if noChanges(err.Error()) {
+			return unchanged(ctx, cfn, d, res)
+		}
+		return res, fmt.Errorf("deploying %s (CloudFormation %s): %s", st.StackName, call, describeAWSError(err))
+	}
+	return finish(ctx, cfn, d, res, p.create, seen)
+}
+
+// finish follows a started deployment to its end, then sets termination
+// protection and reads the outputs.
+func finish(ctx context.Context, cfn *cloudformation.Client, d stackDeploy, res stackResult, created bool, seen map[string]bool) (stackResult, error) {
+	st := d.Stack
 	final, events, err := followStack(ctx, cfn, st.StackName, seen, d.Progress)
 	if err != nil {
 		return res, err
@@ -152,7 +231,7 @@ func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult
 		return res, deployFailure(st.StackName, final, events)
 	}
 	res.Action = actionUpdated
-	if csType == cfntypes.ChangeSetTypeCreate {
+	if created {
 		res.Action = actionCreated
 	}
 	if err := setTerminationProtection(ctx, cfn, final, st); err != nil {
