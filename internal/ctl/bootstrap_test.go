@@ -2,13 +2,10 @@ package ctl_test
 
 import (
 	"encoding/json"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -154,61 +151,4 @@ func TestBootstrapRunsTheCDKCLI(t *testing.T) {
 	if out.err != nil || !strings.Contains(out.stdout, "already bootstrapped, version") {
 		t.Fatalf("second run: %s", out.all())
 	}
-}
-
-// An endpoint that accepts connections and never answers fails the
-// command within its time limit, naming the call.
-func TestBootstrapEndpointNeverAnswers(t *testing.T) {
-	t.Parallel()
-	endpoint := silentEndpoint(t)
-	config := defaultDeployment(newVendor(t)).write(t)
-	env := envOf(awsEnvFor(endpoint))
-	start := time.Now()
-	out := invocation{env: env}.run(testContext(t), "bootstrap", "--config", config, "--timeout", "2s")
-	if out.err == nil || !strings.Contains(out.err.Error(), "no answer") || !strings.Contains(out.err.Error(), "STS GetCallerIdentity") {
-		t.Fatalf("got %v", out.err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("took %s with --timeout 2s", d)
-	}
-}
-
-// silentEndpoint is a TCP listener that accepts connections, reads what
-// arrives and never answers, as a firewall that swallows traffic or a
-// hung proxy does. It returns its URL.
-func silentEndpoint(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
-// awsEnvFor points the AWS settings at endpoint, as awstest's Env does.
-func awsEnvFor(endpoint string) []string {
-	return []string{"AWS_ENDPOINT_URL=" + endpoint, "AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true"}
 }

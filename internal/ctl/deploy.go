@@ -67,6 +67,8 @@ Flags:
 // database and a load balancer, which take a quarter of an hour or more.
 const defaultDeployTimeout = 2 * time.Hour
 
+var errDeployTimeout = errors.New("the deploy's --timeout ran out")
+
 // deploySteps are the steps between the stacks. deploy uses pushImages,
 // runMigration and waitServices; tests replace the ones the emulator cannot
 // run, and say so.
@@ -145,13 +147,13 @@ func deployWith(ctx context.Context, args []string, env Env, steps deploySteps) 
 			return fmt.Errorf("%w: deployment.yaml has no %s: set images.docsvc_digest and images.agent_digest to the digests of the release to deploy (the vendor's release notes list them)", errUsage, d.field)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, errDeployTimeout)
 	defer cancel()
 	d := &deployRun{env: env, dc: dc, o: o, steps: steps, progress: progressWriter(env, o.df.output)}
 	d.rep = deployReport{Deployment: dc.Name, Account: dc.Account, Region: dc.Region,
 		DocsvcDigest: dc.Images.DocsvcDigest, AgentDigest: dc.Images.AgentDigest, URL: dc.PublicURL()}
 	if err := d.run(ctx); err != nil {
-		if ctx.Err() != nil && !strings.Contains(err.Error(), "--timeout") {
+		if context.Cause(ctx) == errDeployTimeout && !strings.Contains(err.Error(), "--timeout") {
 			err = fmt.Errorf("%w (the deploy's time limit, --timeout %s, ran out; run tetherctl deploy again to continue)", err, o.timeout)
 		}
 		return fmt.Errorf("tetherctl deploy: %w", err)
@@ -212,19 +214,29 @@ func (d *deployRun) run(ctx context.Context) error {
 		}
 	}
 	if d.o.df.output != "json" {
-		fmt.Fprintf(d.env.Stdout, "\nTether %s is deployed: %s\n%s", d.dc.Name, d.dc.PublicURL(), nextSteps(d.dc))
+		fmt.Fprintf(d.env.Stdout, "\nTether %s is deployed: %s\n%s", d.dc.Name, d.dc.PublicURL(), nextSteps(d.dc, d.rep.Stacks))
 	}
 	return nil
 }
 
-func nextSteps(dc *deployconfig.Config) string {
+func nextSteps(dc *deployconfig.Config, stacks []stackResult) string {
+	dns := ""
+	if dc.Domain.HostedZone == nil {
+		lb := "the services stack's LoadBalancerDnsName output"
+		for _, s := range stacks {
+			if v := s.Outputs["LoadBalancerDnsName"]; v != "" {
+				lb = v
+			}
+		}
+		dns = fmt.Sprintf("  - in your DNS, point %s at %s (a CNAME, or an alias record in Route 53)\n", dc.Domain.Name, lb)
+	}
 	return fmt.Sprintf(`Next steps:
-  - open %s and sign in through %s
+%s  - open %s and sign in through %s
   - tetherctl secrets list shows the secrets' state; tetherctl preflight re-checks the account
   - the services stack's outputs above name its dashboard, alarm topic and log groups
   - after changing deployment.yaml, or for a new release's digests, run tetherctl deploy again:
     it changes only what differs
-`, dc.PublicURL(), dc.Auth.Issuer)
+`, dns, dc.PublicURL(), dc.Auth.Issuer)
 }
 
 // preflight runs preflight's checks: a FAIL stops the deploy, WARNs are
