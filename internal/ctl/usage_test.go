@@ -20,13 +20,14 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		{"secrets", "list", "--help"}, {"secrets", "show", "--help"}, {"secrets", "show", "license", "-h"},
 		{"secrets", "set", "--help"}, {"secrets", "set", "license", "--help", "--config", "/nonexistent.yaml"},
 		{"preflight", "--help"}, {"preflight", "-h"},
+		{"bootstrap", "--help"}, {"deploy", "--help"}, {"deploy", "-h", "--config", "/nonexistent.yaml"},
 	} {
 		out := in.run(testContext(t), args...)
 		if out.err != nil || !strings.Contains(out.stdout, "Usage:") {
 			t.Errorf("%q: %v\n%s", args, out.err, out.all())
 		}
 	}
-	for _, want := range []string{"tetherctl preflight", "tetherctl secrets"} {
+	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl bootstrap", "tetherctl deploy"} {
 		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
 			t.Errorf("the top-level usage does not mention %s", want)
 		}
@@ -63,6 +64,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"secrets", "set", "license", "--from-file", "/nonexistent/license.json", "--config", config}, "/nonexistent/license.json"},
 		{[]string{"preflight", "--timeout", "1m", "--config", config}, "--timeout 1m0s"},
 		{[]string{"preflight", "extra"}, `"extra"`},
+		{[]string{"bootstrap", "extra"}, `"extra"`},
+		{[]string{"bootstrap", "--timeout", "0s", "--config", config}, "--timeout 0s"},
+		{[]string{"deploy", "extra"}, `"extra"`},
+		{[]string{"deploy", "--method", "cdk", "--config", config}, `--method "cdk"`},
+		{[]string{"deploy", "--timeout", "-1s", "--config", config}, "--timeout -1s"},
+		{[]string{"deploy", "--config", config}, "images.docsvc_digest"},
+		{[]string{"deploy", "--output", "yaml", "--config", config}, `--output "yaml"`},
 	} {
 		out := invocation{env: map[string]string{}}.run(testContext(t), tc.args...)
 		if out.err == nil || !ctl.IsUsage(out.err) || !strings.Contains(out.err.Error(), tc.want) {
