@@ -139,15 +139,8 @@ func bootstrapCmd(ctx context.Context, args []string, env Env) error {
 	default:
 		fmt.Fprintf(progress, "aws://%s/%s is not bootstrapped with qualifier %s. This creates the CDKToolkit stack:\n", dc.Account, dc.Region, q)
 	}
-	fmt.Fprintf(progress, "  %s\n", strings.Join(rep.Command, " "))
-	if !*yes {
-		ok, err := confirm(env, "Run it?")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.New("tetherctl bootstrap: not confirmed; nothing was changed")
-		}
+	if err := confirm(env, dc, []string{"run " + strings.Join(rep.Command, " ")}, *yes); err != nil {
+		return fmt.Errorf("tetherctl bootstrap: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, cli, argv...)
 	cmd.Env = childEnv(env.Getenv, bootstrapEnvVars)
@@ -308,9 +301,10 @@ func progressWriter(env Env, output string) io.Writer {
 	return env.Stdout
 }
 
-// confirm asks a yes/no question. A terminal is asked; anything else gives
-// its first line. Only y or yes (any case) confirms.
-func confirm(env Env, question string) (bool, error) {
+// askToProceed asks a yes/no question on standard error and reads the
+// answer's line from standard input. Only y or yes (any case) is yes;
+// none, or anything else, is no.
+func askToProceed(env Env, question string) (bool, error) {
 	if env.Stdin == nil {
 		return false, fmt.Errorf("%w: no standard input to confirm on; pass --yes to run without confirming", errUsage)
 	}

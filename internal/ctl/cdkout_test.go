@@ -67,7 +67,9 @@ func TestReadAssemblyRefuses(t *testing.T) {
 		want string
 	}{
 		{"another account", func(t *testing.T, dir string) {
-			editManifest(t, dir, func(m map[string]any) { artifact(m, "acme-docs-images")["environment"] = "aws://111122223333/" + awstest.Region })
+			editManifest(t, dir, func(m map[string]any) {
+				artifact(m, "acme-docs-images")["environment"] = "aws://111122223333/" + awstest.Region
+			})
 		}, "synthesized for aws://111122223333/" + awstest.Region + ", but deployment.yaml is for aws://" + awstest.Account},
 		{"a template outside the assembly", func(t *testing.T, dir string) {
 			editManifest(t, dir, func(m map[string]any) {

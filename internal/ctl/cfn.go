@@ -1,13 +1,13 @@
 package ctl
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 )
 
@@ -55,6 +54,7 @@ type stackDeploy struct {
 	Qualifier  string
 	Parameters map[string]string // values tetherctl gives; others keep their previous value or default
 	Progress   io.Writer         // event lines and outputs
+	Dir        string            // the cloud assembly's directory, where the template's file is
 }
 
 // preparedStack is what both ways of deploying a stack send CloudFormation.
@@ -109,7 +109,7 @@ func prepareStack(ctx context.Context, a *awsSession, d stackDeploy) (*preparedS
 		return nil, err
 	}
 	if len(st.Template) > maxTemplateBody {
-		u, err := uploadTemplate(ctx, a, d.Qualifier, st)
+		u, err := uploadTemplate(ctx, a, d.Qualifier, d.Dir, st)
 		if err != nil {
 			return nil, err
 		}
@@ -334,24 +334,20 @@ func changeSetParameters(st *stackArtifact, given map[string]string, existing *c
 }
 
 // uploadTemplate puts the template in the bootstrap bucket under its
-// SHA-256, as the CDK's asset publishing does, and returns its URL.
-func uploadTemplate(ctx context.Context, a *awsSession, qualifier string, st *stackArtifact) (string, error) {
+// SHA-256, as the CDK's asset publishing does, and returns its URL. The
+// AWS CLI uploads it (see putObjectWithCLI).
+func uploadTemplate(ctx context.Context, a *awsSession, qualifier, dir string, st *stackArtifact) (string, error) {
 	bucket := fmt.Sprintf("cdk-%s-assets-%s-%s", qualifier, st.Account, st.Region)
 	sum := sha256.Sum256(st.Template)
 	key := hex.EncodeToString(sum[:]) + ".json"
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
-	_, err := a.S3().PutObject(cctx, &s3.PutObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(key),
-		Body: bytes.NewReader(st.Template), ContentType: aws.String("application/json"),
-	})
+	path, err := filepath.Abs(filepath.Join(dir, st.TemplateFile))
 	if err != nil {
-		fix := "check that the credentials may write to it (s3:PutObject)"
-		if strings.Contains(describeAWSError(err), "NoSuchBucket") {
-			fix = "the CDK bootstrap's bucket is missing: run tetherctl bootstrap again"
-		}
-		return "", fmt.Errorf("uploading %s's template (%d bytes, over CloudFormation's %d-byte inline limit) to s3://%s/%s: %s; %s",
-			st.StackName, len(st.Template), maxTemplateBody, bucket, key, describeAWSError(err), fix)
+		return "", err
+	}
+	what := fmt.Sprintf("%s's template (%d bytes, over CloudFormation's %d-byte inline limit)", st.StackName, len(st.Template), maxTemplateBody)
+	if _, err := putObjectWithCLI(ctx, a, st.Region, path, bucket, key, "tetherctl deploy uploads templates over 51,200 bytes", what); err != nil {
+		fix := "check that the credentials may write to the CDK bootstrap's bucket (s3:PutObject); if the bucket is missing, run tetherctl bootstrap again"
+		return "", fmt.Errorf("%w; %s", err, fix)
 	}
 	return fmt.Sprintf("https://s3.%s.%s/%s/%s", st.Region, urlSuffix(st.Region), bucket, key), nil
 }

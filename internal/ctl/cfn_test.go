@@ -82,7 +82,7 @@ func requestForm(t testing.TB, srv *awstest.Server, target string) url.Values {
 func TestDeployStackThroughChangeSets(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
-	dc := testDeployment(t, deployconfig.ImagesVendor)
+	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 	a := testSession(t, srv, dc)
 	bootstrapMoto(t, srv, "21")
 	// moto has no UpdateTerminationProtection: the manifest asks for none.
@@ -93,7 +93,7 @@ func TestDeployStackThroughChangeSets(t *testing.T) {
 
 	for _, st := range asm.Stacks {
 		var out bytes.Buffer
-		res, err := deployStack(ctx, a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out})
+		res, err := deployStack(ctx, a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out, Dir: m.Dir})
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", st.StackName, err, out.String())
 		}
@@ -124,7 +124,7 @@ func TestDeployStackThroughChangeSets(t *testing.T) {
 
 	for _, st := range asm.Stacks {
 		var out bytes.Buffer
-		res, err := deployStack(ctx, a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out})
+		res, err := deployStack(ctx, a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out, Dir: m.Dir})
 		if err != nil {
 			t.Fatalf("second run of %s: %v", st.StackName, err)
 		}
@@ -142,7 +142,7 @@ func TestDeployStackThroughChangeSets(t *testing.T) {
 func TestDeployStackUploadsLargeTemplates(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
-	dc := testDeployment(t, deployconfig.ImagesVendor)
+	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 	a := testSession(t, srv, dc)
 	bootstrapMoto(t, srv, "21")
 	m := newMotoAssembly(t, assemblyOptions{unprotected: true, only: []string{"images"}, edit: func(_ string, tpl map[string]any) {
@@ -153,7 +153,7 @@ func TestDeployStackUploadsLargeTemplates(t *testing.T) {
 		t.Fatalf("the template is %d bytes, not over the limit", len(st.Template))
 	}
 	var out bytes.Buffer
-	if _, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out}); err != nil {
+	if _, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out, Dir: m.Dir}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	form := requestForm(t, srv, "CreateChangeSet")
@@ -184,13 +184,14 @@ func TestDeployStackNeedsTheBootstrap(t *testing.T) {
 		{"5", "is version 5, but acme-docs-images needs 6 or later"},
 	} {
 		srv := awstest.Start(t)
-		dc := testDeployment(t, deployconfig.ImagesVendor)
+		dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 		a := testSession(t, srv, dc)
 		if tc.version != "" {
 			bootstrapMoto(t, srv, tc.version)
 		}
-		st := readTestAssembly(t, newMotoAssembly(t, assemblyOptions{only: []string{"images"}})).Stacks[0]
-		_, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}})
+		m := newMotoAssembly(t, assemblyOptions{only: []string{"images"}})
+		st := readTestAssembly(t, m).Stacks[0]
+		_, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}, Dir: m.Dir})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "tetherctl bootstrap") {
 			t.Errorf("bootstrap version %q: %v; want %q and the fix", tc.version, err, tc.want)
 		}
@@ -207,7 +208,7 @@ func TestDeployStackNeedsTheBootstrap(t *testing.T) {
 func TestDeployStackFailureSaysWhy(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
-	dc := testDeployment(t, deployconfig.ImagesVendor)
+	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 	a := testSession(t, srv, dc)
 	bootstrapMoto(t, srv, "21")
 	m := newMotoAssembly(t, assemblyOptions{unprotected: true, only: []string{"images"}, edit: func(_ string, tpl map[string]any) {
@@ -229,7 +230,7 @@ func TestDeployStackFailureSaysWhy(t *testing.T) {
 		}
 	}})
 	st := readTestAssembly(t, m).Stacks[0]
-	res, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}})
+	res, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}, Dir: m.Dir})
 	if err == nil || !strings.Contains(err.Error(), "acme-docs-images") || !strings.Contains(err.Error(), "not-an-arn") {
 		t.Fatalf("got %v; want the stack and moto's reason (the policy's bad resource)", err)
 	}
@@ -345,7 +346,7 @@ func TestServiceStable(t *testing.T) {
 func TestWaitServicesReportsWhatIsNotStable(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
-	dc := testDeployment(t, deployconfig.ImagesVendor)
+	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 	a := testSession(t, srv, dc)
 	client := ecs.NewFromConfig(srv.AWSConfig())
 	ctx := releaseContext(t)
@@ -362,7 +363,7 @@ func TestWaitServicesReportsWhatIsNotStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	err = waitServices(wctx, a, "tether-acme-docs", &out)
 	if err == nil || !strings.Contains(err.Error(), "api (0/2 tasks running, deployment IN_PROGRESS") || !strings.Contains(err.Error(), "tetherctl deploy again") {

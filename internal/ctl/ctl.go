@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpproxy"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/tetherhq/tether/internal/devstack"
 )
@@ -45,6 +47,13 @@ Usage:
       preflight, synthesize, show the plan, then deploy the stacks in order,
       push the images, migrate the database, start the services and print
       the URL; run it again to continue or to update
+  tetherctl images push [--config deployment.yaml] [--source-bundle FILE]
+      copy the release's images by digest from the vendor registry into
+      your ECR (or build them there), verify them by digest, and record
+      the verified agent image
+  tetherctl migrate [--config deployment.yaml] [--digest sha256:...]
+      check the secrets and the image, run the database migration task,
+      and record the migrated image the services may run
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -129,6 +138,10 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return bootstrapCmd(ctx, args[1:], env)
 	case "deploy":
 		return deployCmd(ctx, args[1:], env)
+	case "images":
+		return imagesCmd(ctx, args[1:], env)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":
@@ -158,8 +171,23 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		}
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		if foregroundTerminal(env.Stdin) {
+			o.Stdin = env.Stdin
+		}
 		return devstack.Run(ctx, o, stdout, log)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: tetherctl: unknown command %q (the commands are listed above)", errUsage, args[0])
+}
+
+// foregroundTerminal reports whether in is a terminal this process may
+// read: reading one from a background job (tetherctl dev &) would stop the
+// process with SIGTTIN.
+func foregroundTerminal(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
 }

@@ -199,7 +199,7 @@ func (d *deployRun) run(ctx context.Context) error {
 	}
 	d.printPlan()
 	if !d.o.yes {
-		ok, err := confirm(d.env, "Deploy?")
+		ok, err := askToProceed(d.env, "Deploy?")
 		if err != nil {
 			return err
 		}
@@ -447,7 +447,7 @@ func (d *deployRun) printPlan() {
 }
 
 func (d *deployRun) deployStack(ctx context.Context, st *stackArtifact, params map[string]string) (stackResult, error) {
-	sd := stackDeploy{Stack: st, Qualifier: qualifierOf(d.dc), Parameters: params, Progress: d.progress}
+	sd := stackDeploy{Stack: st, Qualifier: qualifierOf(d.dc), Parameters: params, Progress: d.progress, Dir: d.asm.Dir}
 	if d.o.method == "direct" {
 		return deployStackDirect(ctx, d.a, sd)
 	}
@@ -495,12 +495,20 @@ func checkDeploySecrets(ctx context.Context, env Env, w io.Writer, a *awsSession
 func waitServices(ctx context.Context, a *awsSession, cluster string, w io.Writer) error {
 	client := a.ECS()
 	last := map[string]string{}
+	var waiting []string
+	notStable := func() error {
+		return fmt.Errorf("the ECS services of cluster %s were not stable before the time limit: %s. See each service's events (aws ecs describe-services --cluster %s --services NAME) and its log group; when they settle, run tetherctl deploy again to finish",
+			cluster, strings.Join(waiting, "; "), cluster)
+	}
 	for {
 		services, err := describeServices(ctx, client, cluster)
 		if err != nil {
+			if ctx.Err() != nil && len(waiting) > 0 {
+				return notStable()
+			}
 			return err
 		}
-		var waiting []string
+		waiting = nil
 		for _, s := range services {
 			name := aws.ToString(s.ServiceName)
 			ok, state := serviceStable(s)
@@ -519,8 +527,7 @@ func waitServices(ctx context.Context, a *awsSession, cluster string, w io.Write
 			waiting = []string{"no services in the cluster yet"}
 		}
 		if err := sleep(ctx, stackPoll); err != nil {
-			return fmt.Errorf("the ECS services of cluster %s were not stable before the time limit: %s. See each service's events (aws ecs describe-services --cluster %s --services NAME) and its log group; when they settle, run tetherctl deploy again to finish",
-				cluster, strings.Join(waiting, "; "), cluster)
+			return notStable()
 		}
 	}
 }

@@ -26,7 +26,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -126,11 +131,8 @@ license:
 	}
 	f.dc = dc
 	f.a = testSession(t, f.srv, dc)
-	vars := map[string]string{}
-	for _, kv := range f.srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
+	vars := testAWSEnv(t, f.srv) // with the AWS CLI, which uploads large templates
+	f.warmUp(t)
 	f.stdout, f.stderr = &bytes.Buffer{}, &bytes.Buffer{}
 	f.env = Env{Stdin: strings.NewReader(""), Stdout: f.stdout, Stderr: f.stderr,
 		Getenv: func(k string) string { return vars[k] }, HTTPTransport: transport}
@@ -168,6 +170,20 @@ func synthesizedDefaults(suffix string, tpl map[string]any, rel releaseImages) {
 	params := tpl["Parameters"].(map[string]any)
 	params["DocsvcImage"].(map[string]any)["Default"] = "/tether/acme-docs/migrated/" + markerName(rel.DocsvcDigest)
 	params["AgentImage"].(map[string]any)["Default"] = "/tether/acme-docs/verified/agent/" + markerName(rel.AgentDigest)
+}
+
+// warmUp makes the first call to each service preflight asks at once:
+// moto loads a service's code on its first call, which on a loaded machine
+// can take longer than a preflight check's 10 seconds. The answers do not
+// matter.
+func (f *deployFixture) warmUp(t *testing.T) {
+	t.Helper()
+	ctx := releaseContext(t)
+	_, _ = f.a.CloudFormation().DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String("acme-docs-data")})
+	_, _ = f.a.ServiceQuotas().GetServiceQuota(ctx, &servicequotas.GetServiceQuotaInput{ServiceCode: aws.String("vpc"), QuotaCode: aws.String("L-F678F1CE")})
+	_, _ = f.a.EC2().DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
+	_, _ = f.a.SecretsManager().ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
+	_, _ = f.a.ECS().ListClusters(ctx, &ecs.ListClustersInput{})
 }
 
 func indent(s, prefix string) string {

@@ -39,6 +39,10 @@ type imageOptions struct {
 	Transport http.RoundTripper
 }
 
+// repositoryOutputs are the images stack's outputs that name each image's
+// ECR repository URI.
+var repositoryOutputs = map[string]string{"docsvc": "DocsvcRepositoryUri", "agent": "AgentRepositoryUri"}
+
 // imageCopyTimeout bounds copying one image, its layers included.
 const imageCopyTimeout = 30 * time.Minute
 
@@ -95,8 +99,7 @@ func pushImagesReport(ctx context.Context, env Env, a *awsSession, cfg *deployco
 		return rep, err
 	}
 	repos := map[string]string{}
-	for _, img := range []string{"docsvc", "agent"} {
-		key := map[string]string{"docsvc": "DocsvcRepositoryUri", "agent": "AgentRepositoryUri"}[img]
+	for img, key := range repositoryOutputs {
 		if repos[img], err = stack.output(key); err != nil {
 			return rep, err
 		}
@@ -271,12 +274,22 @@ func ecrAuth(ctx context.Context, a *awsSession) (authn.Authenticator, error) {
 	if len(out.AuthorizationData) == 0 {
 		return nil, errors.New("logging in to ECR (ECR GetAuthorizationToken): ECR returned no authorization data")
 	}
-	raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.AuthorizationData[0].AuthorizationToken))
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if err != nil || !ok {
-		return nil, errors.New("logging in to ECR (ECR GetAuthorizationToken): the token is not base64 of user:password")
+	user, pass, err := parseECRToken(aws.ToString(out.AuthorizationData[0].AuthorizationToken))
+	if err != nil {
+		return nil, fmt.Errorf("logging in to ECR (ECR GetAuthorizationToken): %w", err)
 	}
 	return &authn.Basic{Username: user, Password: pass}, nil
+}
+
+// parseECRToken decodes an ECR authorization token: base64 of
+// "user:password". The message never quotes the token.
+func parseECRToken(token string) (user, pass string, err error) {
+	raw, err := base64.StdEncoding.DecodeString(token)
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if err != nil || !ok || user == "" || pass == "" {
+		return "", "", errors.New("the token ECR returned is not base64 of user:password")
+	}
+	return user, pass, nil
 }
 
 // registryError says in one line why a registry refused, with the fix for

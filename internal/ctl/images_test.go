@@ -38,8 +38,8 @@ type imagesFixture struct {
 
 func newImagesFixture(t *testing.T) *imagesFixture {
 	t.Helper()
-	f := &imagesFixture{srv: awstest.Start(t), dc: testDeployment(t, deployconfig.ImagesVendor),
-		manifests: map[string][]byte{}, mediaTypes: map[string]string{}}
+	f := &imagesFixture{srv: awstest.Start(t), manifests: map[string][]byte{}, mediaTypes: map[string]string{}}
+	f.dc, _ = testDeployment(t, deployconfig.ImagesVendor)
 	f.a = testSession(t, f.srv, f.dc)
 	createStack(t, f.a, "acme-docs-images", imagesStackTemplate(f.dc, nil), nil)
 	f.vendor, f.ecr = newTestRegistry(t), newTestRegistry(t)
@@ -119,23 +119,10 @@ func (f *imagesFixture) inECR(imgName, digest string) error {
 	return nil
 }
 
-// putInECRAPI records an image in moto's ECR API, as a push to ECR would.
-// moto computes an image's digest from its layer digests rather than from
-// the manifest, so the digest is given explicitly.
+// putInECRAPI records a vendor image in moto's ECR API.
 func (f *imagesFixture) putInECRAPI(t *testing.T, imgName, digest, tag string) {
 	t.Helper()
-	in := &ecr.PutImageInput{
-		RepositoryName:         aws.String("acme-docs/" + imgName),
-		ImageManifest:          aws.String(string(f.manifests[digest])),
-		ImageManifestMediaType: aws.String(f.mediaTypes[digest]),
-		ImageDigest:            aws.String(digest),
-	}
-	if tag != "" {
-		in.ImageTag = aws.String(tag)
-	}
-	if _, err := ecr.NewFromConfig(f.srv.AWSConfig()).PutImage(context.Background(), in); err != nil {
-		t.Fatalf("put %s in moto's ECR: %v", imgName, err)
-	}
+	putECRImage(t, f.srv, "acme-docs/"+imgName, tag, f.manifests[digest], f.mediaTypes[digest], digest)
 }
 
 func (f *imagesFixture) noMarker(t *testing.T, digest string) {
@@ -284,6 +271,9 @@ func TestPushImagesECRRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "refused the credentials (HTTP 401") || !strings.Contains(err.Error(), "copying registry.vendor.example/tether/docsvc") {
 			t.Fatalf("err = %v", err)
 		}
+		if strings.Contains(err.Error(), ecrPassword) {
+			t.Errorf("the error quotes ECR's password: %v", err)
+		}
 		f.noMarker(t, f.rel.AgentDigest)
 	})
 	t.Run("the repository is missing", func(t *testing.T) {
@@ -304,7 +294,7 @@ func TestPushImagesECRRefuses(t *testing.T) {
 	t.Run("no images stack", func(t *testing.T) {
 		t.Parallel()
 		srv := awstest.Start(t)
-		dc := testDeployment(t, deployconfig.ImagesVendor)
+		dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 		a := testSession(t, srv, dc)
 		env, _, _ := testEnv()
 		d := "sha256:" + strings.Repeat("ab", 32)
@@ -318,7 +308,7 @@ func TestPushImagesECRRefuses(t *testing.T) {
 func TestPushImagesRejectsBadDigests(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
-	dc := testDeployment(t, deployconfig.ImagesVendor)
+	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
 	a := testSession(t, srv, dc)
 	good := "sha256:" + strings.Repeat("0f", 32)
 	for _, bad := range []string{"", "latest", "sha256:" + strings.Repeat("0F", 32), "sha512:" + strings.Repeat("0f", 64),

@@ -1,10 +1,15 @@
 package ctl
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -13,7 +18,6 @@ import (
 	cbtypes "github.com/aws/aws-sdk-go-v2/service/codebuild/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
@@ -54,9 +58,9 @@ func buildImages(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.
 		return nil, nil, err
 	}
 	res := &buildResult{Project: project, SourceLocation: loc}
-	bucket, key, ok := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
-	if !strings.HasPrefix(loc, "s3://") || !ok || bucket == "" || key == "" {
-		return res, nil, fmt.Errorf("the %s stack's BuildSourceLocation %q is not s3://BUCKET/KEY: run tetherctl deploy", stack.Name, loc)
+	bucket, key, err := parseS3Location(loc)
+	if err != nil {
+		return res, nil, fmt.Errorf("the %s stack's BuildSourceLocation %w: run tetherctl deploy", stack.Name, err)
 	}
 
 	f, err := os.Open(opt.SourceBundle)
@@ -69,15 +73,9 @@ func buildImages(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.
 		return res, nil, fmt.Errorf("%w: --source-bundle %s: not a regular file; give the source bundle file the vendor published for %s", errUsage, opt.SourceBundle, rel.Version)
 	}
 	fmt.Fprintf(env.Stderr, "uploading %s (%s) to %s\n", opt.SourceBundle, byteCount(fi.Size()), loc)
-	uctx, cancel := context.WithTimeout(ctx, uploadTimeout)
-	put, err := a.S3().PutObject(uctx, &s3.PutObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), Body: f, ContentLength: aws.Int64(fi.Size()),
-	})
-	cancel()
-	if err != nil {
-		return res, nil, fmt.Errorf("uploading the source bundle to %s (S3 PutObject): %s", loc, describeAWSError(err))
+	if res.SourceVersion, err = uploadBundle(ctx, a, cfg, opt.SourceBundle, bucket, key); err != nil {
+		return res, nil, err
 	}
-	res.SourceVersion = aws.ToString(put.VersionId)
 
 	in := &codebuild.StartBuildInput{
 		ProjectName: aws.String(project),
@@ -135,6 +133,89 @@ func buildImages(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.
 		fmt.Fprintf(env.Stderr, "%s %s: built into %s\n", img.name, d, repos[img.name])
 	}
 	return res, images, nil
+}
+
+// s3BucketName is the shape of an S3 bucket name.
+var s3BucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// parseS3Location splits s3://BUCKET/KEY, refusing anything the AWS CLI
+// could read as an option or another location.
+func parseS3Location(loc string) (bucket, key string, err error) {
+	rest, ok := strings.CutPrefix(loc, "s3://")
+	if ok {
+		bucket, key, ok = strings.Cut(rest, "/")
+	}
+	if !ok || !s3BucketName.MatchString(bucket) || key == "" || strings.HasPrefix(key, "-") || len(key) > 1024 || strings.ContainsAny(key, "\x00\r\n") {
+		return "", "", fmt.Errorf("%q is not s3://BUCKET/KEY", loc)
+	}
+	return bucket, key, nil
+}
+
+// uploadBundle puts the bundle at s3://bucket/key with the operator's AWS
+// CLI and returns the object's version.
+func uploadBundle(ctx context.Context, a *awsSession, cfg *deployconfig.Config, path, bucket, key string) (version string, err error) {
+	if path, err = filepath.Abs(path); err != nil {
+		return "", fmt.Errorf("%w: --source-bundle: %w", errUsage, err)
+	}
+	return putObjectWithCLI(ctx, a, cfg.Region, path, bucket, key, "images.source build uploads the source bundle", "the source bundle")
+}
+
+// putObjectWithCLI puts the file at path (absolute, so that it cannot read
+// as one of the CLI's options) at s3://bucket/key with the operator's AWS
+// CLI (aws s3api put-object, same credentials, region and endpoint
+// settings) and returns the object's version. tetherctl does not link
+// the S3 SDK, so that it cannot read the documents bucket
+// (cmd/tetherctl's TestNoDocumentPackages); its writes are the CLI's.
+// who says who needs the upload, what names the file, for messages.
+func putObjectWithCLI(ctx context.Context, a *awsSession, region, path, bucket, key, who, what string) (version string, err error) {
+	cli, err := lookPath(a.getenv("PATH"), "aws")
+	if err != nil {
+		return "", fmt.Errorf("%s with the AWS CLI (aws s3api put-object), which is not on PATH: install it (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html) and run the command again", who)
+	}
+	args := []string{"s3api", "put-object", "--bucket", bucket, "--key", key, "--body", path, "--region", region, "--output", "json"}
+	if a.profile != "" {
+		args = append(args, "--profile", a.profile)
+	}
+	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli, args...)
+	cmd.Env = cliEnv(a.getenv)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		why := oneLine(stderr.String())
+		if len(why) > 500 {
+			why = why[:500] + "..."
+		}
+		if ctx.Err() != nil {
+			why = "no answer within " + uploadTimeout.String()
+		}
+		return "", fmt.Errorf("uploading %s to s3://%s/%s (%s s3api put-object): %v: %s", what, bucket, key, cli, err, why)
+	}
+	var out struct{ VersionId string }
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return "", fmt.Errorf("uploading %s to s3://%s/%s: the AWS CLI's answer is not JSON: %v", what, bucket, key, err)
+	}
+	return out.VersionId, nil
+}
+
+// cliEnv is the environment the AWS CLI gets: the variables that say
+// which credentials, profile, endpoint and proxy to use, as tetherctl read
+// them, and nothing else.
+func cliEnv(getenv func(string) string) []string {
+	var out []string
+	for _, k := range []string{
+		"PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+		"AWS_CA_BUNDLE", "AWS_EC2_METADATA_DISABLED", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+		"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
+	} {
+		if v := getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }
 
 // waitBuild polls the build until it ends, printing phase changes and

@@ -278,7 +278,7 @@ func migrateTimedOut(p migratePlan, arn string, tail *logTail, state string) err
 	if state == "" {
 		state = "not yet reported"
 	}
-	return fmt.Errorf("the migrate task %s did not stop in time (last state: %s), so nothing was recorded. It may still be running: check it in the ECS console (cluster %s) and its log in CloudWatch (%s, stream %s); when it has stopped, run tetherctl migrate again (give it longer with --timeout)",
+	return fmt.Errorf("the migrate task %s did not stop in time (last state: %s), so nothing was recorded. It may still be running: check it in the ECS console (cluster %s) and its log in CloudWatch (%s, stream %s); when it has stopped, run tetherctl migrate again (its --timeout gives it longer)",
 		arn, state, p.cluster, tail.group, tail.stream)
 }
 

@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +21,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/deployconfig"
@@ -110,10 +115,11 @@ func registryTransport(hosts map[string]*testRegistry) http.RoundTripper {
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
 
 // testDeployment is a deployment in moto's account and region.
-func testDeployment(t testing.TB, source string) *deployconfig.Config {
+// priv signs licenses for it.
+func testDeployment(t testing.TB, source string) (dc *deployconfig.Config, priv ed25519.PrivateKey) {
 	t.Helper()
-	_, pubPEM := testKey(t)
-	dc := &deployconfig.Config{Name: "acme-docs", Account: awstest.Account, Region: awstest.Region}
+	priv, pubPEM := testKey(t)
+	dc = &deployconfig.Config{Name: "acme-docs", Account: awstest.Account, Region: awstest.Region}
 	dc.AI.Provider = deployconfig.AILocal
 	dc.Images.Source = source
 	if source == deployconfig.ImagesVendor {
@@ -121,23 +127,36 @@ func testDeployment(t testing.TB, source string) *deployconfig.Config {
 	}
 	dc.License.PublicKey = pubPEM
 	dc.Plane.Channel = "stable"
-	return dc
+	return dc, priv
 }
 
 // testSession is an awsSession on srv, as tetherctl makes one from the
 // operator's environment.
 func testSession(t testing.TB, srv *awstest.Server, dc *deployconfig.Config) *awsSession {
 	t.Helper()
-	env := map[string]string{}
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	env := testAWSEnv(t, srv)
 	a, err := loadAWS(context.Background(), func(k string) string { return env[k] }, awsSettings{}, dc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// testAWSEnv is srv's environment, and a PATH on which tools/venv's AWS
+// CLI comes first (build mode uploads with it).
+func testAWSEnv(t testing.TB, srv *awstest.Server) map[string]string {
+	t.Helper()
+	env := map[string]string{"HOME": t.TempDir()}
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	venv, err := filepath.Abs(filepath.Join("..", "..", "tools", "venv", "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["PATH"] = venv + string(filepath.ListSeparator) + os.Getenv("PATH")
+	return env
 }
 
 // testEnv is an Env whose output the test reads.
@@ -191,6 +210,36 @@ func imagesStackTemplate(dc *deployconfig.Config, extra map[string]any) map[stri
 		"Resources": map[string]any{"DocsvcRepository": repo("docsvc"), "AgentRepository": repo("agent")},
 		"Outputs":   outputs,
 	}
+}
+
+// putECRImage records an image in moto's ECR API, as a push to ECR would.
+// moto derives an image's digest from its layer digests rather than from
+// the manifest, so the digest is given explicitly.
+func putECRImage(t testing.TB, srv *awstest.Server, repo, tag string, manifest []byte, mediaType, digest string) {
+	t.Helper()
+	in := &ecr.PutImageInput{RepositoryName: aws.String(repo), ImageManifest: aws.String(string(manifest)),
+		ImageManifestMediaType: aws.String(mediaType), ImageDigest: aws.String(digest)}
+	if tag != "" {
+		in.ImageTag = aws.String(tag)
+	}
+	if _, err := ecr.NewFromConfig(srv.AWSConfig()).PutImage(context.Background(), in); err != nil {
+		t.Fatalf("put an image in moto's ECR %s: %v", repo, err)
+	}
+}
+
+// recordInECR records a new random image in moto's ECR API and returns
+// its digest and manifest.
+func recordInECR(t testing.TB, srv *awstest.Server, repo, tag string) (digest string, manifest []byte, mediaType string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, _ = img.RawManifest()
+	mt, _ := img.MediaType()
+	d, _ := img.Digest()
+	putECRImage(t, srv, repo, tag, manifest, string(mt), d.String())
+	return d.String(), manifest, string(mt)
 }
 
 // parameter reads an SSM parameter; ok is false when it does not exist.

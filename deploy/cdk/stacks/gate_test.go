@@ -202,3 +202,46 @@ func TestUpgradeRoleReadsOnlyMarkers(t *testing.T) {
 		t.Errorf("the upgrade role reads parameters\n %v\nwant\n %v", reads, want)
 	}
 }
+
+// The markers are tetherctl's alone: no stack creates one, and no role a
+// stack creates (the agent's included) may write or delete a parameter.
+func TestStacksNeverWriteMarkers(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		statements := 0
+		for stack := range s.json {
+			for id, r := range resources(s, stack, "AWS::SSM::Parameter") {
+				if name, _ := props(r)["Name"].(string); strings.Contains(name, "/migrated/") || strings.Contains(name, "/verified/") {
+					t.Errorf("%s/%s creates the marker %s", stack, id, name)
+				}
+			}
+			var docs []any
+			for _, r := range resources(s, stack, "AWS::IAM::Policy") {
+				docs = append(docs, props(r)["PolicyDocument"])
+			}
+			for _, r := range resources(s, stack, "AWS::IAM::Role") {
+				for _, p := range list(props(r)["Policies"]) {
+					docs = append(docs, p.(map[string]any)["PolicyDocument"])
+				}
+			}
+			for _, doc := range docs {
+				for _, st := range list(doc.(map[string]any)["Statement"]) {
+					statements++
+					m := st.(map[string]any)
+					if m["Effect"] != "Allow" {
+						continue
+					}
+					for _, a := range list(m["Action"]) {
+						for _, write := range []string{"ssm:PutParameter", "ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:LabelParameterVersion"} {
+							if globMatch(a.(string), write, true) {
+								t.Errorf("%s: a role may %s (%s): %s", stack, write, a, asJSON(m))
+							}
+						}
+					}
+				}
+			}
+		}
+		if statements < 30 {
+			t.Fatalf("only %d policy statements read; the test is not looking at the templates", statements)
+		}
+	})
+}
