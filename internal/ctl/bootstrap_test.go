@@ -152,3 +152,30 @@ func TestBootstrapRunsTheCDKCLI(t *testing.T) {
 		t.Fatalf("second run: %s", out.all())
 	}
 }
+
+// An AWS endpoint that accepts connections and never answers fails
+// bootstrap and deploy within their --timeout, naming what was asked.
+func TestEndpointNeverAnswers(t *testing.T) {
+	t.Parallel()
+	d := defaultDeployment(newVendor(t))
+	d.Digest = "sha256:" + strings.Repeat("1", 64)
+	config := d.write(t)
+	env := envOf([]string{"AWS_ENDPOINT_URL=" + silentListener(t), "AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true"})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bootstrap", "--config", config, "--timeout", "2s"}, "(STS GetCallerIdentity): no answer"},
+		{[]string{"deploy", "--config", config, "--cdk-out", t.TempDir(), "--yes", "--timeout", "3s"}, "preflight"},
+	} {
+		start := time.Now()
+		out := invocation{env: env}.run(testContext(t), tc.args...)
+		if out.err == nil || !strings.Contains(out.err.Error(), tc.want) || !strings.Contains(out.all(), "no answer") {
+			t.Errorf("%s: %s", tc.args[0], out.all())
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("%s took %s with %s", tc.args[0], d, strings.Join(tc.args[len(tc.args)-2:], " "))
+		}
+	}
+}

@@ -55,6 +55,7 @@ type stackDeploy struct {
 	Parameters map[string]string // values tetherctl gives; others keep their previous value or default
 	Progress   io.Writer         // event lines and outputs
 	Dir        string            // the cloud assembly's directory, where the template's file is
+	Direct     bool              // CreateStack/UpdateStack instead of a change set
 }
 
 // preparedStack is what both ways of deploying a stack send CloudFormation.
@@ -120,17 +121,26 @@ func prepareStack(ctx context.Context, a *awsSession, d stackDeploy) (*preparedS
 	return p, nil
 }
 
-// deployStack deploys one stack through a change set and returns what it
-// did. An error says which step failed and why; for a failed deployment,
-// it quotes the first resource that failed.
+// deployStack deploys one stack and returns what it did: through a change
+// set, or with CreateStack/UpdateStack when d.Direct. An error says which
+// step failed and why; for a failed deployment, it quotes the first
+// resource that failed.
 func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult, error) {
-	st := d.Stack
-	res := stackResult{Stack: st.StackName}
+	res := stackResult{Stack: d.Stack.StackName}
 	p, err := prepareStack(ctx, a, d)
 	if err != nil {
 		return res, err
 	}
-	cfn := a.CloudFormation()
+	if d.Direct {
+		return deployDirect(ctx, a.CloudFormation(), d, p, res)
+	}
+	return deployChangeSet(ctx, a.CloudFormation(), d, p, res)
+}
+
+// deployChangeSet makes a change set, skips it when it has no changes, and
+// executes it.
+func deployChangeSet(ctx context.Context, cfn *cloudformation.Client, d stackDeploy, p *preparedStack, res stackResult) (stackResult, error) {
+	st := d.Stack
 	csType := cfntypes.ChangeSetTypeUpdate
 	if p.create {
 		csType = cfntypes.ChangeSetTypeCreate
@@ -178,17 +188,11 @@ func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult
 	return finish(ctx, cfn, d, res, p.create, seen)
 }
 
-// deployStackDirect deploys one stack with CreateStack or UpdateStack, as
-// cdk deploy --method=direct: no change set to review, and an update with
-// no changes is reported by UpdateStack itself.
-func deployStackDirect(ctx context.Context, a *awsSession, d stackDeploy) (stackResult, error) {
+// deployDirect deploys one stack with CreateStack or UpdateStack, as cdk
+// deploy --method=direct: no change set to review, and an update with no
+// changes is reported by UpdateStack itself.
+func deployDirect(ctx context.Context, cfn *cloudformation.Client, d stackDeploy, p *preparedStack, res stackResult) (stackResult, error) {
 	st := d.Stack
-	res := stackResult{Stack: st.StackName}
-	p, err := prepareStack(ctx, a, d)
-	if err != nil {
-		return res, err
-	}
-	cfn := a.CloudFormation()
 	seen, err := eventIDs(ctx, cfn, st.StackName)
 	if err != nil {
 		return res, err

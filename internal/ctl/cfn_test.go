@@ -38,6 +38,18 @@ func bootstrapMoto(t testing.TB, srv *awstest.Server, version string) {
 	}
 }
 
+// bootstrappedMoto is an emulator bootstrapped at version (none when
+// empty) and a session for a deployment in it.
+func bootstrappedMoto(t testing.TB, version string) (*awstest.Server, *awsSession) {
+	t.Helper()
+	srv := awstest.Start(t)
+	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
+	if version != "" {
+		bootstrapMoto(t, srv, version)
+	}
+	return srv, testSession(t, srv, dc)
+}
+
 func readTestAssembly(t testing.TB, m *motoAssembly) *assembly {
 	t.Helper()
 	asm, err := readAssembly(m.Dir, awstest.Account, awstest.Region)
@@ -81,10 +93,7 @@ func requestForm(t testing.TB, srv *awstest.Server, target string) url.Values {
 // sends them; a second run finds nothing to change.
 func TestDeployStackThroughChangeSets(t *testing.T) {
 	t.Parallel()
-	srv := awstest.Start(t)
-	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-	a := testSession(t, srv, dc)
-	bootstrapMoto(t, srv, "21")
+	srv, a := bootstrappedMoto(t, "21")
 	// moto has no UpdateTerminationProtection: the manifest asks for none.
 	m := newMotoAssembly(t, assemblyOptions{unprotected: true, only: []string{"network", "images"}})
 	m.logSwapped(t)
@@ -141,10 +150,7 @@ func TestDeployStackThroughChangeSets(t *testing.T) {
 // bucket, under its SHA-256, and is passed by URL.
 func TestDeployStackUploadsLargeTemplates(t *testing.T) {
 	t.Parallel()
-	srv := awstest.Start(t)
-	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-	a := testSession(t, srv, dc)
-	bootstrapMoto(t, srv, "21")
+	srv, a := bootstrappedMoto(t, "21")
 	m := newMotoAssembly(t, assemblyOptions{unprotected: true, only: []string{"images"}, edit: func(_ string, tpl map[string]any) {
 		tpl["Metadata"] = map[string]any{"padding": strings.Repeat("x", maxTemplateBody)}
 	}})
@@ -183,12 +189,7 @@ func TestDeployStackNeedsTheBootstrap(t *testing.T) {
 		{"", "not bootstrapped for the CDK with qualifier hnb659fds"},
 		{"5", "is version 5, but acme-docs-images needs 6 or later"},
 	} {
-		srv := awstest.Start(t)
-		dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-		a := testSession(t, srv, dc)
-		if tc.version != "" {
-			bootstrapMoto(t, srv, tc.version)
-		}
+		srv, a := bootstrappedMoto(t, tc.version)
 		m := newMotoAssembly(t, assemblyOptions{only: []string{"images"}})
 		st := readTestAssembly(t, m).Stacks[0]
 		_, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}, Dir: m.Dir})
@@ -207,10 +208,7 @@ func TestDeployStackNeedsTheBootstrap(t *testing.T) {
 // is reported as deployed.
 func TestDeployStackFailureSaysWhy(t *testing.T) {
 	t.Parallel()
-	srv := awstest.Start(t)
-	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-	a := testSession(t, srv, dc)
-	bootstrapMoto(t, srv, "21")
+	_, a := bootstrappedMoto(t, "21")
 	m := newMotoAssembly(t, assemblyOptions{unprotected: true, only: []string{"images"}, edit: func(_ string, tpl map[string]any) {
 		res := tpl["Resources"].(map[string]any)
 		res["BrokenRole"] = map[string]any{
@@ -345,9 +343,7 @@ func TestServiceStable(t *testing.T) {
 // saying where each stands.
 func TestWaitServicesReportsWhatIsNotStable(t *testing.T) {
 	t.Parallel()
-	srv := awstest.Start(t)
-	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-	a := testSession(t, srv, dc)
+	srv, a := bootstrappedMoto(t, "")
 	client := ecs.NewFromConfig(srv.AWSConfig())
 	ctx := releaseContext(t)
 	if _, err := client.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("tether-acme-docs")}); err != nil {

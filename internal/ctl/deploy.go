@@ -447,11 +447,8 @@ func (d *deployRun) printPlan() {
 }
 
 func (d *deployRun) deployStack(ctx context.Context, st *stackArtifact, params map[string]string) (stackResult, error) {
-	sd := stackDeploy{Stack: st, Qualifier: qualifierOf(d.dc), Parameters: params, Progress: d.progress, Dir: d.asm.Dir}
-	if d.o.method == "direct" {
-		return deployStackDirect(ctx, d.a, sd)
-	}
-	return deployStack(ctx, d.a, sd)
+	return deployStack(ctx, d.a, stackDeploy{Stack: st, Qualifier: qualifierOf(d.dc), Parameters: params, Progress: d.progress,
+		Dir: d.asm.Dir, Direct: d.o.method == "direct"})
 }
 
 // checkDeploySecrets stops the deploy while a secret the services need is
