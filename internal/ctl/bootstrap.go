@@ -37,7 +37,7 @@ bootstrapped"). Otherwise it shows the command and, once confirmed (or with
 --yes), runs the pinned CDK CLI:
 
   cdk bootstrap aws://<account>/<region> --qualifier <qualifier>
-      [--custom-permissions-boundary <iam.permissions_boundary>] [--profile P]
+      [--custom-permissions-boundary=<iam.permissions_boundary>] [--profile=P]
 
 The CLI is tools/node_modules/.bin/cdk (npm ci --prefix tools installs it), or
 a cdk on PATH of exactly the version tools/package.json pins; it needs
@@ -213,11 +213,13 @@ func (e *awsCallError) Unwrap() error { return e.err }
 // bootstrapArgs is the CDK CLI's command line, after the program name.
 func bootstrapArgs(dc *deployconfig.Config, profile string) []string {
 	args := []string{"bootstrap", "aws://" + dc.Account + "/" + dc.Region, "--qualifier", qualifierOf(dc)}
+	// Values that may start with a dash are joined to their option, so
+	// that none can read as an option of its own.
 	if dc.IAM.PermissionsBoundary != "" {
-		args = append(args, "--custom-permissions-boundary", dc.IAM.PermissionsBoundary)
+		args = append(args, "--custom-permissions-boundary="+dc.IAM.PermissionsBoundary)
 	}
 	if profile != "" {
-		args = append(args, "--profile", profile)
+		args = append(args, "--profile="+profile)
 	}
 	return args
 }
@@ -246,7 +248,9 @@ func findCDK(env Env, toolsDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the CDK CLI %s is not installed: from the repository root run npm ci --prefix %s (or npm install -g aws-cdk@%s)", pin, toolsDir, pin)
 	}
-	cmd := exec.Command(onPath, "--version")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, onPath, "--version")
 	cmd.Env = childEnv(env.Getenv, []string{"PATH", "HOME"})
 	out, err := cmd.Output()
 	if err != nil {

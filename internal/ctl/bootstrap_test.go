@@ -82,7 +82,7 @@ func TestBootstrapRunsThePinnedCLI(t *testing.T) {
 				t.Fatalf("the CDK CLI was not run: %v\n%s", err, out.all())
 			}
 			args, envText, _ := strings.Cut(string(raw), "ENV\n")
-			want := "bootstrap\naws://" + awstest.Account + "/" + awstest.Region + "\n--qualifier\ncustom1\n--custom-permissions-boundary\nacme-boundary\n"
+			want := "bootstrap\naws://" + awstest.Account + "/" + awstest.Region + "\n--qualifier\ncustom1\n--custom-permissions-boundary=acme-boundary\n"
 			if args != want {
 				t.Errorf("cdk got\n%s\nwant\n%s", args, want)
 			}
