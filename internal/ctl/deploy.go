@@ -52,13 +52,14 @@ Steps, each stopping the deploy when it fails, with the reason and the fix:
 
 Each stack is deployed as cdk deploy does: the CDK bootstrap must exist
 (tetherctl bootstrap), a template over 51,200 bytes goes through the
-bootstrap bucket, CloudFormation makes a change set and runs it as the
+bootstrap bucket (uploaded with the AWS CLI, aws on PATH: tetherctl links no
+S3 client), CloudFormation makes a change set and runs it as the
 bootstrap's execution role; a change set with no changes is skipped. Events
 are printed as they happen; a failure quotes the resource that failed.
 --method direct uses CreateStack/UpdateStack instead of change sets (as
 cdk deploy --method=direct). Running deploy again is safe: stacks without
-changes are skipped, and images and the migration already done are checked,
-not redone.
+changes are skipped, images already in ECR are not copied again, and the
+migration runs again, which changes nothing on an up-to-date schema.
 
 Flags:
 `
