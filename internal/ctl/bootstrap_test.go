@@ -179,3 +179,26 @@ func TestEndpointNeverAnswers(t *testing.T) {
 		}
 	}
 }
+
+// Without tools/node_modules, a cdk on PATH is used when it is the pinned
+// version, and refused otherwise.
+func TestBootstrapUsesThePinnedCDKOnPath(t *testing.T) {
+	t.Parallel()
+	srv := awstest.Start(t)
+	config := defaultDeployment(newVendor(t)).write(t)
+	for _, tc := range []struct{ version, want string }{
+		{"2.1148.1 (build fcf5e34)", "bootstrapping from PATH"},
+		{"2.1000.0 (build 0000000)", "is version 2.1000.0, but"},
+	} {
+		pathDir, toolsDir := fakeTools(t, "v20.11.0", "2.1148.1", "2.1148.1")
+		if err := os.RemoveAll(filepath.Join(toolsDir, "node_modules")); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, filepath.Join(pathDir, "cdk"), "#!/bin/sh\nif [ \"$1\" = --version ]; then echo '"+tc.version+"'; else echo bootstrapping from PATH; fi\n", 0o755)
+		out := invocation{env: envOf(srv.Env(), []string{"PATH=" + pathDir})}.
+			run(testContext(t), "bootstrap", "--config", config, "--tools-dir", toolsDir, "--yes")
+		if !strings.Contains(out.all(), tc.want) {
+			t.Errorf("cdk %s on PATH: %s", tc.version, out.all())
+		}
+	}
+}
