@@ -163,7 +163,7 @@ func deployChangeSet(ctx context.Context, cfn *cloudformation.Client, d stackDep
 		if noChanges(err.Error()) {
 			return unchanged(ctx, cfn, d, res)
 		}
-		return res, fmt.Errorf("creating a change set for %s (CloudFormation CreateChangeSet): %s", st.StackName, describeAWSError(err))
+		return res, fmt.Errorf("creating a change set for %s (CloudFormation CreateChangeSet): %s; %s", st.StackName, describeAWSError(err), refusedFix)
 	}
 	empty, err := waitChangeSet(ctx, cfn, st.StackName, aws.ToString(cs.Id))
 	if err != nil {
@@ -183,7 +183,7 @@ func deployChangeSet(ctx context.Context, cfn *cloudformation.Client, d stackDep
 	})
 	cancel()
 	if err != nil {
-		return res, fmt.Errorf("executing the change set for %s (CloudFormation ExecuteChangeSet): %s", st.StackName, describeAWSError(err))
+		return res, fmt.Errorf("executing the change set for %s (CloudFormation ExecuteChangeSet): %s; %s", st.StackName, describeAWSError(err), refusedFix)
 	}
 	return finish(ctx, cfn, d, res, p.create, seen)
 }
@@ -217,7 +217,7 @@ func deployDirect(ctx context.Context, cfn *cloudformation.Client, d stackDeploy
 		if noChanges(err.Error()) {
 			return unchanged(ctx, cfn, d, res)
 		}
-		return res, fmt.Errorf("deploying %s (CloudFormation %s): %s", st.StackName, call, describeAWSError(err))
+		return res, fmt.Errorf("deploying %s (CloudFormation %s): %s; %s", st.StackName, call, describeAWSError(err), refusedFix)
 	}
 	return finish(ctx, cfn, d, res, p.create, seen)
 }
@@ -355,6 +355,9 @@ func uploadTemplate(ctx context.Context, a *awsSession, qualifier, dir string, s
 	}
 	return fmt.Sprintf("https://s3.%s.%s/%s/%s", st.Region, urlSuffix(st.Region), bucket, key), nil
 }
+
+// refusedFix is what to do when CloudFormation refuses a deployment.
+const refusedFix = "fix what CloudFormation names (a permission, a quota, or a value from deployment.yaml), then run tetherctl deploy again"
 
 // noChanges recognizes CloudFormation's ways of saying a change set or an
 // update would change nothing.

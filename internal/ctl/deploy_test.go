@@ -57,7 +57,7 @@ type deployFixture struct {
 	manifest map[string][]byte // digest -> manifest, for moto's ECR API
 }
 
-func newDeployFixture(t *testing.T) *deployFixture {
+func newDeployFixture(t *testing.T, edits ...func(suffix string, tpl map[string]any)) *deployFixture {
 	t.Helper()
 	f := &deployFixture{srv: awstest.Start(t), manifest: map[string][]byte{}}
 	bootstrapMoto(t, f.srv, "21")
@@ -91,6 +91,9 @@ func newDeployFixture(t *testing.T) *deployFixture {
 	f.asm = newMotoAssembly(t, assemblyOptions{certificateARN: cert, edit: func(suffix string, tpl map[string]any) {
 		containerMemory(suffix, tpl)
 		synthesizedDefaults(suffix, tpl, f.rel)
+		for _, e := range edits {
+			e(suffix, tpl)
+		}
 	}})
 
 	var pubPEM string
@@ -481,3 +484,31 @@ func TestDeployPreflightAndConfirmation(t *testing.T) {
 }
 
 func parseForm(body []byte) (url.Values, error) { return url.ParseQuery(string(body)) }
+
+// A stack that fails stops the deploy with the stack, the reason and the
+// fix; nothing after it runs.
+func TestDeployStopsAtAFailingStack(t *testing.T) {
+	t.Parallel()
+	f := newDeployFixture(t, func(suffix string, tpl map[string]any) {
+		if suffix != "images" {
+			return
+		}
+		// A policy moto refuses, as IAM would: its resource is not an ARN.
+		tpl["Resources"].(map[string]any)["BrokenPolicy"] = map[string]any{
+			"Type": "AWS::IAM::ManagedPolicy",
+			"Properties": map[string]any{"PolicyDocument": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
+				"Effect": "Allow", "Action": "ecr:BatchGetImage", "Resource": "not-an-arn"}}}},
+		}
+	})
+	f.setSecrets(t)
+	var calls []string
+	err := f.deploy(t, f.steps(t, &calls))
+	if err == nil || !strings.Contains(err.Error(), "stack acme-docs-images") || !strings.Contains(err.Error(), "not-an-arn") ||
+		!strings.Contains(err.Error(), "then run tetherctl deploy again") {
+		t.Fatalf("got %v\n%s", err, f.stdout.String())
+	}
+	t.Logf("the failure: %v", err)
+	if len(calls) > 0 || f.stackExistsNow(t, "cluster") {
+		t.Errorf("the deploy went on after the images stack failed: %v", calls)
+	}
+}
