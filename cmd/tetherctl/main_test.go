@@ -69,15 +69,8 @@ func TestExitStatus(t *testing.T) {
 // everything under it). The diagnostics commands read and write the
 // agent's requests through internal/diagspool, which imports neither.
 func TestNoDocumentPackages(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
 	forbidden := append(boundary.DocumentReaders(), boundary.AgentPackage)
-	deps := strings.Fields(string(out))
-	for _, p := range deps {
-		if boundary.Matches(p, forbidden) {
-			t.Errorf("tetherctl links %s, which is the agent or could read documents", p)
-		}
+	for _, p := range boundary.MustDeps(t, ".").Linking(forbidden) {
+		t.Errorf("tetherctl links %s, which is the agent or could read documents", p)
 	}
 }
