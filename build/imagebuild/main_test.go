@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-
 	"github.com/tetherhq/tether/internal/imagebuild"
 )
 
@@ -58,23 +56,19 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	p, err := layout.FromPath(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
+	named, err := imagebuild.ReadLayout(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want strings.Builder
-	for _, d := range im.Manifests {
-		want.WriteString(d.Annotations[imagebuild.RefNameAnnotation] + " " + d.Digest.String() + "\n")
+	for _, n := range named {
+		d, err := n.Image.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.WriteString(n.Name + " " + d.String() + "\n")
 	}
-	if len(im.Manifests) != 2 || stdout != want.String() || !strings.HasPrefix(stdout, "plane sha256:") {
+	if len(named) != 2 || stdout != want.String() || !strings.HasPrefix(stdout, "plane sha256:") {
 		t.Errorf("printed %q; the layout holds %q (want plane then agent)", stdout, want.String())
 	}
 	if _, _, err := runCmd(t, nil, "--version", "1.2.3", "--out", out, "--images", "plane"); err == nil || !strings.Contains(err.Error(), "not empty") {

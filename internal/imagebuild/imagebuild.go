@@ -286,6 +286,32 @@ func WriteLayout(dir string, images []Named) error {
 	return nil
 }
 
+// ReadLayout reads back the images WriteLayout wrote into dir, in the
+// index's order, each with its name.
+func ReadLayout(dir string) ([]Named, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var out []Named
+	for _, d := range im.Manifests {
+		img, err := p.Image(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Named{Name: d.Annotations[RefNameAnnotation], Image: img})
+	}
+	return out, nil
+}
+
 // SourceDateEpoch parses SOURCE_DATE_EPOCH (reproducible-builds.org): a
 // decimal count of seconds since 1970-01-01 UTC. Empty means the epoch
 // itself, so that an unset variable still builds reproducibly.

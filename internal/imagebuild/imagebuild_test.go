@@ -16,7 +16,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -243,25 +242,13 @@ func TestImages(t *testing.T) {
 // layoutImage reads the image the layout at dir names name.
 func layoutImage(t *testing.T, dir, name string) v1.Image {
 	t.Helper()
-	p, err := layout.FromPath(dir)
+	named, err := ReadLayout(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range im.Manifests {
-		if d.Annotations[RefNameAnnotation] == name {
-			img, err := p.Image(d.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return img
+	for _, n := range named {
+		if n.Name == name {
+			return n.Image
 		}
 	}
 	t.Fatalf("the layout names no image %s", name)
