@@ -165,7 +165,7 @@ func Assemble(spec Spec, binPath string, opt Options) (v1.Image, error) {
 		mutate.Addendum{Layer: base, MediaType: types.OCILayer, History: v1.History{Created: v1.Time{Time: created},
 			CreatedBy: "imagebuild: the nonroot user 65532, its home, CA certificates and an empty /tmp"}},
 		mutate.Addendum{Layer: app, MediaType: types.OCILayer, History: v1.History{Created: v1.Time{Time: created},
-			CreatedBy: "imagebuild: /" + spec.Binary + " (CGO_ENABLED=0 go build " + strings.Join(GoBuildFlags, " ") + ")"}},
+			CreatedBy: "imagebuild: /" + spec.Binary}},
 	)
 	if err != nil {
 		return nil, err
