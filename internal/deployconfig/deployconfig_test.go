@@ -212,7 +212,7 @@ func TestParseBoundsReportedProblems(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"minimal.yaml", "strict.yaml"} {
+	for _, name := range []string{"minimal.yaml", "strict.yaml", "existing-vpc.yaml"} {
 		b, err := os.ReadFile(filepath.Join(examplesDir, name))
 		if err != nil {
 			f.Fatal(err)
@@ -224,6 +224,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]"))
 	f.Add([]byte("plane: {trusted_root: '{\"signed\": {\"_type\": \"root\"}, \"signatures\": []}'}"))
 	f.Add([]byte("plane: {trusted_root: '{\"signed\": null}'}"))
+	f.Add([]byte("network: {cidr: 10.40.0.0/20, create_endpoints: false}"))
+	f.Add([]byte("network: {vpc_id: vpc-01234567, subnets: {public: [{id: subnet-01234567, zone: eu-west-1a}], private: [{id: subnet-01234567, zone: eu-west-1a, route_table_id: rtb-1}]}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
 		if err != nil {
