@@ -299,6 +299,9 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 	db.AddRotationSingleUser(&awsrds.RotationSingleUserOptions{
 		AutomaticallyAfter: awscdk.Duration_Days(num(30)),
 		VpcSubnets:         isolated,
+		// The network stack's group, which the VPC endpoints admit: the
+		// function calls Secrets Manager from the isolated subnets.
+		SecurityGroup: net.Groups["rotation"],
 	})
 	suppress(db, "AwsSolutions-RDS11", "The instance is in isolated subnets reachable only from the tasks' security groups; a non-default port adds no protection and breaks PostgreSQL tooling defaults.")
 	suppress(db.Node().FindChild(str("MonitoringRole")), "AwsSolutions-IAM4", "RDS enhanced monitoring's role carries AmazonRDSEnhancedMonitoringRole, the AWS policy made for it: it writes only to the RDSOSMetrics log group.",

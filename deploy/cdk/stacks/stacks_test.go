@@ -19,8 +19,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.template.json from the current synth")
 
-// The two contrasting examples every test runs against.
-var examples = []string{"minimal", "strict"}
+// The contrasting examples every test runs against: the smallest, the
+// strictest, and one in the customer's existing VPC.
+var examples = []string{"minimal", "strict", "existing-vpc"}
 
 // synthesized is one example config's whole app, synthesized once per test
 // binary (a synth with cdk-nag takes tens of seconds).
