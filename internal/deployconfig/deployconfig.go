@@ -52,6 +52,7 @@ type Config struct {
 	Plane       Plane         `yaml:"plane"`
 	License     License       `yaml:"license"`
 	Network     Network       `yaml:"network"`
+	Adopt       Adopt         `yaml:"adopt"`
 	Sizing      Sizing        `yaml:"sizing"`
 	Observe     Observability `yaml:"observability"`
 	IAM         IAM           `yaml:"iam"`
@@ -504,6 +505,7 @@ func (c *Config) Validate() error {
 	}
 
 	v.network(c.Network, c.Region)
+	v.adopt(c)
 
 	s := c.Sizing
 	v.between("sizing.api_tasks", s.APITasks, 1, 50)

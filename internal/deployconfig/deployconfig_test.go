@@ -68,7 +68,14 @@ func TestLoad(t *testing.T) {
 // or deletes it when repl is empty.
 func edit(t *testing.T, linePrefix, repl string) []byte {
 	t.Helper()
-	lines := strings.Split(string(readExample(t, "minimal.yaml")), "\n")
+	return editExample(t, "minimal.yaml", linePrefix, repl)
+}
+
+// editExample replaces the first line of an example that starts with
+// linePrefix by repl, or deletes it when repl is empty.
+func editExample(t *testing.T, example, linePrefix, repl string) []byte {
+	t.Helper()
+	lines := strings.Split(string(readExample(t, example)), "\n")
 	for i, l := range lines {
 		if strings.HasPrefix(l, linePrefix) {
 			if repl == "" {
@@ -101,11 +108,7 @@ func withTrustedRoot(t *testing.T, root string) []byte {
 }
 
 func TestParseRejects(t *testing.T) {
-	tests := []struct {
-		name    string
-		input   []byte
-		wantErr string // a substring naming the field path and the problem
-	}{
+	tests := []rejectCase{
 		{"empty", []byte(""), "one YAML mapping"},
 		{"list", []byte("- a\n- b\n"), "one YAML mapping"},
 		{"syntax", []byte("version: [1\n"), "invalid deployment config"},
@@ -150,6 +153,19 @@ func TestParseRejects(t *testing.T) {
 		{"license key not a key", edit(t, "    MCow", "    aGVsbG8="), "license.public_key: the PEM block does not hold a public key"},
 		{"too big", make([]byte, MaxFileSize+1), "larger than"},
 	}
+	expectRejects(t, tests)
+}
+
+// rejectCase is an input Parse must refuse, with a substring of the error
+// naming the field path and the problem.
+type rejectCase struct {
+	name    string
+	input   []byte
+	wantErr string
+}
+
+func expectRejects(t *testing.T, tests []rejectCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := Parse(tt.input)

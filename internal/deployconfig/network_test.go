@@ -1,7 +1,6 @@
 package deployconfig
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -43,23 +42,10 @@ func TestParseNetwork(t *testing.T) {
 	}
 }
 
-// editExisting replaces the first line of existing-vpc.yaml that starts with
-// linePrefix by repl (or deletes it when repl is empty).
+// editExisting edits existing-vpc.yaml as editExample does.
 func editExisting(t *testing.T, linePrefix, repl string) []byte {
 	t.Helper()
-	lines := strings.Split(string(readExample(t, "existing-vpc.yaml")), "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, linePrefix) {
-			if repl == "" {
-				lines = slices.Delete(lines, i, i+1)
-			} else {
-				lines[i] = repl
-			}
-			return []byte(strings.Join(lines, "\n"))
-		}
-	}
-	t.Fatalf("no line starts with %q", linePrefix)
-	return nil
+	return editExample(t, "existing-vpc.yaml", linePrefix, repl)
 }
 
 func withNetwork(t *testing.T, network string) []byte {
@@ -72,11 +58,7 @@ func TestParseRejectsNetwork(t *testing.T) {
 		privB = "      - {id: subnet-0bb2bb2bb2bb2bb20, zone: eu-central-1b, route_table_id: rtb-0cc2cc2cc2cc2cc20}"
 		isoB  = "      - {id: subnet-0dd2dd2dd2dd2dd20, zone: eu-central-1b, route_table_id: rtb-0ee1ee1ee1ee1ee10}"
 	)
-	tests := []struct {
-		name    string
-		input   []byte
-		wantErr string
-	}{
+	tests := []rejectCase{
 		{"cidr not a cidr", withNetwork(t, "  cidr: 10.40.0.0\n"), `network.cidr: "10.40.0.0" is not valid: want an IPv4 CIDR block`},
 		{"cidr ipv6", withNetwork(t, "  cidr: fd00::/48\n"), "network.cidr: \"fd00::/48\" is not valid"},
 		{"cidr host bits", withNetwork(t, "  cidr: 10.40.1.0/16\n"), "network.cidr: 10.40.1.0/16 has host bits set; write the network address 10.40.0.0/16"},
@@ -102,20 +84,7 @@ func TestParseRejectsNetwork(t *testing.T) {
 		{"no private subnets", editExisting(t, "    private:", "    privat:"), "network.subnets.privat: unknown field"},
 		{"subnet field typo", editExisting(t, pubA, "      - {id: subnet-0aa1aa1aa1aa1aa10, az: eu-central-1a}"), "unknown field"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Parse(tt.input)
-			if err == nil {
-				t.Fatalf("Parse succeeded: %+v", cfg.Network)
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error %v does not match ErrInvalid", err)
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error\n%v\ndoes not contain %q", err, tt.wantErr)
-			}
-		})
-	}
+	expectRejects(t, tests)
 }
 
 // The bounds are what the CDK's subnet layout needs: a /20 is accepted, and
