@@ -228,7 +228,7 @@ func TestParseBoundsReportedProblems(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"minimal.yaml", "strict.yaml", "existing-vpc.yaml"} {
+	for _, name := range []string{"minimal.yaml", "strict.yaml", "existing-vpc.yaml", "recreate.yaml"} {
 		b, err := os.ReadFile(filepath.Join(examplesDir, name))
 		if err != nil {
 			f.Fatal(err)

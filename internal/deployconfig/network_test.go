@@ -26,7 +26,7 @@ func TestParseNetwork(t *testing.T) {
 		t.Fatalf("existing-vpc.yaml: %v", err)
 	}
 	n := ev.Network
-	if !n.Existing() || n.CIDR != "" || !n.Endpoints() || n.VpcID != "vpc-0a1b2c3d4e5f60718" {
+	if !n.Existing() || n.CIDR != "" || !n.Endpoints() || n.VpcID != "vpc-0a1b2c3d4e5f60718" || ev.Adopt != (Adopt{}) {
 		t.Errorf("existing-vpc.yaml network: %+v", n)
 	}
 	if got := n.Zones(); !slices.Equal(got, []string{"eu-central-1a", "eu-central-1b"}) {

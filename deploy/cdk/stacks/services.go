@@ -224,7 +224,7 @@ func (s *services) newDocsvcConfig() map[string]awsssm.IStringParameter {
 
 // taskDefinition builds a Fargate task definition with one read-only
 // container whose only writable path is an ephemeral /tmp.
-func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.Repository, digest awscdk.CfnParameter,
+func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.IRepository, digest awscdk.CfnParameter,
 	cpu, memory float64, command []string, secrets map[string]taskSecret, env map[string]*string, port float64,
 ) awsecs.FargateTaskDefinition {
 	td := awsecs.NewFargateTaskDefinition(s.Stack, str("Task-"+family), &awsecs.FargateTaskDefinitionProps{
