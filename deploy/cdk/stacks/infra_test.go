@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -493,7 +494,12 @@ func TestSnapshots(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("..", "testdata", *st.StackName()+".template.json")
+			// recreate.yaml deploys the same stack names as existing-vpc.yaml.
+			file := *st.StackName() + ".template.json"
+			if slices.Contains(adoptingExamples, s.example) {
+				file = s.example + "-" + file
+			}
+			path := filepath.Join("..", "testdata", file)
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)

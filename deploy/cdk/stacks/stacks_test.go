@@ -26,6 +26,7 @@ var examples = []string{"minimal", "strict", "existing-vpc"}
 // synthesized is one example config's whole app, synthesized once per test
 // binary (a synth with cdk-nag takes tens of seconds).
 type synthesized struct {
+	example   string
 	cfg       *deployconfig.Config
 	d         *Deployment
 	templates map[string]assertions.Template // by stack suffix: network, data, images, services
@@ -64,7 +65,7 @@ func synthConfig(t *testing.T, example string, cfg *deployconfig.Config) *synthe
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(outdir)})
 	d := New(app, cfg)
 	app.Synth(nil)
-	s := &synthesized{cfg: cfg, d: d, templates: map[string]assertions.Template{}, json: map[string]map[string]any{}, outdir: outdir}
+	s := &synthesized{example: example, cfg: cfg, d: d, templates: map[string]assertions.Template{}, json: map[string]map[string]any{}, outdir: outdir}
 	for _, st := range d.Stacks() {
 		suffix := strings.TrimPrefix(*st.StackName(), cfg.Name+"-")
 		tpl := assertions.Template_FromStack(st, nil)
