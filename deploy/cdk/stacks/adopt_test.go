@@ -81,7 +81,8 @@ func TestAdoption(t *testing.T) {
 		}
 	}
 
-	services := template("services")
+	// docsvc's configuration is the cluster stack's, its tasks the services'.
+	services := template("cluster") + template("services")
 	for what, want := range map[string]string{
 		"the documents bucket":                   "s3://" + a.DocumentsBucket + "/",
 		"the data key (DOCSVC_S3_KMS_KEY_ID)":    a.Keys.Data,

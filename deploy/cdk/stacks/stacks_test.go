@@ -29,7 +29,7 @@ type synthesized struct {
 	example   string
 	cfg       *deployconfig.Config
 	d         *Deployment
-	templates map[string]assertions.Template // by stack suffix: network, data, images, services
+	templates map[string]assertions.Template // by stack suffix: network, data, images, cluster, services
 	json      map[string]map[string]any
 	outdir    string // the cloud assembly: <stack name>.template.json as cdk deploy would use them
 }

@@ -1,4 +1,10 @@
-package updater
+// Command tether-tuf-client is the client-under-test CLI of the TUF
+// conformance suite (github.com/theupdateframework/tuf-conformance,
+// CLIENT-CLI.md), built on the same go-tuf setup the agent uses
+// (updater.NewTUF), so the suite can check the agent's updater against the
+// specification. It is a test tool, kept out of the tether-agent binary;
+// docs/releases.md says how to run the suite with it.
+package main
 
 import (
 	"context"
@@ -11,12 +17,17 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tetherhq/tether/internal/updater"
 )
 
-// RunTUFClient is the client-under-test CLI of the TUF conformance suite
-// (github.com/theupdateframework/tuf-conformance, CLIENT-CLI.md), built on
-// the same go-tuf setup the agent uses, so the suite can check this
-// updater's behaviour against the specification:
+const usage = "usage: tether-tuf-client --metadata-dir DIR [flags] init ROOT | refresh | download"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command:
 //
 //	--metadata-dir DIR init TRUSTED_ROOT
 //	--metadata-dir DIR --metadata-url URL refresh
@@ -24,8 +35,9 @@ import (
 //	    --target-base-url URL --target-dir DIR download
 //
 // Flags may come before or after the command. It returns the exit code:
-// 0 on success, 1 on any failure (as the suite expects).
-func RunTUFClient(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// 0 on success (and for -h/--help, which prints to stdout), 1 on any
+// failure (as the suite expects).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tuf-client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	metadataDir := fs.String("metadata-dir", "", "directory of trusted metadata")
@@ -33,13 +45,21 @@ func RunTUFClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	targetName := fs.String("target-name", "", "TUF target path to download")
 	targetBaseURL := fs.String("target-base-url", "", "base URL of the repository's targets")
 	targetDir := fs.String("target-dir", "", "directory to store downloaded targets")
+	fs.Usage = func() {} // printed below: help to stdout, mistakes to stderr
 
 	// The suite puts flags after the command; flag stops at the first
 	// argument, so parse again after each positional one.
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return 1
+			w, code := stderr, 1
+			if errors.Is(err, flag.ErrHelp) {
+				w, code = stdout, 0
+			}
+			fmt.Fprintln(w, usage)
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+			return code
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -53,7 +73,7 @@ func RunTUFClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	if len(positional) == 0 {
-		return fail(errors.New("usage: tuf-client --metadata-dir DIR [flags] init ROOT | refresh | download"))
+		return fail(errors.New(usage))
 	}
 	if *metadataDir == "" {
 		return fail(errors.New("--metadata-dir is required"))
@@ -67,7 +87,7 @@ func RunTUFClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return fail(err)
 		}
-		if err := Init(*metadataDir, root); err != nil {
+		if err := updater.Init(*metadataDir, root); err != nil {
 			return fail(err)
 		}
 		fmt.Fprintln(stdout, "tuf-client: initialized", *metadataDir)
@@ -82,7 +102,6 @@ func RunTUFClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if cmd == "download" && (*targetName == "" || *targetBaseURL == "" || *targetDir == "") {
 			return fail(errors.New("download needs --target-name, --target-base-url and --target-dir"))
 		}
-		f := &httpFetcher{ctx: ctx, client: &http.Client{Timeout: time.Minute}}
 		// Targets are only written with explicit paths below; go-tuf still
 		// wants a directory, and the metadata directory must hold nothing
 		// but the top-level metadata files, so point it at the target dir
@@ -91,10 +110,11 @@ func RunTUFClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if cacheDir == "" {
 			cacheDir = *metadataDir
 		}
-		up, err := newTUF(tufOptions{
-			metadataDir: *metadataDir, targetsDir: cacheDir,
-			metadataURL: *metadataURL, targetsURL: *targetBaseURL,
-			fetcher: f, now: time.Now(),
+		up, err := updater.NewTUF(updater.TUFOptions{
+			MetadataDir: *metadataDir, TargetsDir: cacheDir,
+			MetadataURL: *metadataURL, TargetsURL: *targetBaseURL,
+			Fetcher: updater.NewHTTPFetcher(ctx, &http.Client{Timeout: time.Minute}),
+			Now:     time.Now(),
 		})
 		if err != nil {
 			return fail(err)

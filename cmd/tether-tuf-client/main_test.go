@@ -1,4 +1,4 @@
-package updater
+package main
 
 import (
 	"bytes"
@@ -7,26 +7,25 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/tetherhq/tether/internal/release/publish/publishtest"
 )
 
-func testNow() time.Time { return time.Now().UTC().Truncate(time.Second) }
-
-func TestRunTUFClient(t *testing.T) {
-	b := setup(t)
+func TestTUFClient(t *testing.T) {
+	b := publishtest.New(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
+	b.Publish("stable", "1.0.0", "")
 	rootPath := filepath.Join(t.TempDir(), "root.json")
-	if err := os.WriteFile(rootPath, b.rootJSON(), 0o644); err != nil {
+	if err := os.WriteFile(rootPath, b.RootJSON(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mdDir := filepath.Join(t.TempDir(), "md")
 	targetDir := filepath.Join(t.TempDir(), "targets")
-	mdURL := b.srv.URL + "/tuf/stable/metadata"
-	tgURL := b.srv.URL + "/tuf/stable/targets"
+	mdURL := b.URL + "/tuf/stable/metadata"
+	tgURL := b.URL + "/tuf/stable/targets"
 	run := func(args ...string) (int, string) {
 		var out, errOut bytes.Buffer
-		code := RunTUFClient(ctx, args, &out, &errOut)
+		code := run(ctx, args, &out, &errOut)
 		return code, out.String() + errOut.String()
 	}
 	download := []string{"--metadata-dir", mdDir, "--metadata-url", mdURL,
@@ -61,15 +60,11 @@ func TestRunTUFClient(t *testing.T) {
 	if err != nil || !strings.Contains(string(got), `"version": "1.0.0"`) {
 		t.Fatalf("downloaded %q, %v", got, err)
 	}
-	b.mu.Lock()
-	before := countPrefix(b.requests, "stable/targets/")
-	b.mu.Unlock()
+	before := countPrefix(b.Requests(), "stable/targets/")
 	if code, out := run(download...); code != 0 {
 		t.Fatalf("second download: exit %d: %s", code, out)
 	}
-	b.mu.Lock()
-	after := countPrefix(b.requests, "stable/targets/")
-	b.mu.Unlock()
+	after := countPrefix(b.Requests(), "stable/targets/")
 	if after != before {
 		t.Errorf("a cached, verified target was downloaded again")
 	}
@@ -87,8 +82,11 @@ func TestRunTUFClient(t *testing.T) {
 	}
 
 	// A tampered timestamp makes refresh fail with exit 1.
-	ts := b.repoFile("stable", "metadata", "timestamp.json")
-	b.serveInstead("stable/metadata/timestamp.json", bytes.Replace(ts, []byte(`"version": 1`), []byte(`"version": 7`), 1))
+	ts := b.File("stable", "metadata", "timestamp.json")
+	if !bytes.Contains(ts, []byte(`"version": 1`)) {
+		t.Fatalf("timestamp.json is %q; the tampering below would not change it", ts)
+	}
+	b.ServeInstead("stable/metadata/timestamp.json", bytes.Replace(ts, []byte(`"version": 1`), []byte(`"version": 7`), 1))
 	if code, out := run("--metadata-dir", mdDir, "--metadata-url", mdURL, "refresh"); code != 1 {
 		t.Errorf("refresh with tampered timestamp: exit %d: %s", code, out)
 	}
@@ -102,4 +100,17 @@ func countPrefix(ss []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// --help explains on stdout and succeeds; a bad flag fails with the usage
+// on stderr.
+func TestHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "--metadata-dir") || errOut.Len() != 0 {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"--nosuch"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "usage: tether-tuf-client") || out.Len() != 0 {
+		t.Errorf("--nosuch: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
 }
