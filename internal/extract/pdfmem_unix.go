@@ -1,0 +1,24 @@
+//go:build unix
+
+package extract
+
+import "syscall"
+
+// newLinearMemory reserves size bytes of address space. The pages cost
+// nothing until PDFium touches them (MAP_NORESERVE: no swap is set aside
+// for the untouched rest) and go back to the system when unmapped.
+func newLinearMemory(size uint64) *linearMemory {
+	m := &linearMemory{free: func(b []byte) { _ = syscall.Munmap(b) }}
+	m.refs.Store(1)
+	if size == 0 {
+		return m
+	}
+	buf, err := syscall.Mmap(-1, 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE,
+		syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
+	if err == nil {
+		m.buf = buf
+	}
+	// A failed reservation leaves buf nil: every Reallocate is refused and
+	// the document fails on the memory limit, which names the setting.
+	return m
+}
