@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -416,6 +417,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 }
 
 func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger) error {
+	goMemoryLimit(cfg, getenv)
 	st, err := openStores(ctx, cfg, db)
 	if err != nil {
 		return err
@@ -452,7 +454,23 @@ func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv fun
 func workerLimits(cfg *config.Config) extract.Limits {
 	l := extract.DefaultLimits()
 	l.MaxInputBytes = cfg.MaxUploadBytes
+	l.MaxMemoryBytes = cfg.Extract.MaxMemory
+	l.MaxDuration = cfg.Extract.Timeout
+	l.MaxPages = cfg.Extract.MaxPages
+	l.MaxTextBytes = cfg.Extract.MaxText
 	return l
+}
+
+// goMemoryLimit is the Go heap's share of the worker's memory: what the
+// PDF engines' reservations leave (at least the 512MiB reserve, as config
+// checks). As a soft limit it makes the runtime collect and return memory
+// sooner as the heap nears it, instead of growing to twice the live heap.
+// GOMEMLIMIT, when set, wins.
+func goMemoryLimit(cfg *config.Config, getenv func(string) string) {
+	if getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(cfg.WorkerMemory - int64(cfg.WorkerConcurrency)*cfg.Extract.MaxMemory)
 }
 
 func newRegistry() *prometheus.Registry {
