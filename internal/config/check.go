@@ -66,6 +66,7 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_EXTRACT_TIMEOUT", c.Extract.Timeout.String()},
 		{"DOCSVC_EXTRACT_MAX_PAGES", strconv.Itoa(c.Extract.MaxPages)},
 		{"DOCSVC_EXTRACT_MAX_TEXT", FormatSize(c.Extract.MaxText)},
+		{"DOCSVC_EXTRACT_CACHE_DIR", c.Extract.CacheDir},
 		{"DOCSVC_INTERNAL_ADDR", c.InternalAddr},
 		{"DOCSVC_LICENSE", setOrEmpty(c.License, c.LicenseFile)},
 		{"DOCSVC_LICENSE_PUBLIC_KEY", setOrEmpty(c.LicenseKey, "")},

@@ -18,6 +18,7 @@ import (
 	"net/mail"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -84,6 +85,10 @@ type ExtractLimits struct {
 	Timeout   time.Duration // DOCSVC_EXTRACT_TIMEOUT
 	MaxPages  int           // DOCSVC_EXTRACT_MAX_PAGES
 	MaxText   int64         // DOCSVC_EXTRACT_MAX_TEXT: extracted text, in bytes
+	// CacheDir is DOCSVC_EXTRACT_CACHE_DIR: where PDFium's compiled code
+	// is kept between starts; empty means the user's cache directory,
+	// "off" none.
+	CacheDir string
 }
 
 // AI providers.
@@ -620,6 +625,9 @@ func (l *loader) loadExtract(c *Config) {
 	c.Extract.Timeout = l.duration("DOCSVC_EXTRACT_TIMEOUT", 2*time.Minute, time.Second, time.Hour)
 	c.Extract.MaxPages = l.intIn("DOCSVC_EXTRACT_MAX_PAGES", 5000, 1, 1_000_000)
 	c.Extract.MaxText = l.size("DOCSVC_EXTRACT_MAX_TEXT", 32<<20, 1<<10, 1<<30, "set e.g. 32MiB")
+	if c.Extract.CacheDir = l.str("DOCSVC_EXTRACT_CACHE_DIR", ""); c.Extract.CacheDir != "" && c.Extract.CacheDir != "off" && !filepath.IsAbs(c.Extract.CacheDir) {
+		l.fail("DOCSVC_EXTRACT_CACHE_DIR", show(c.Extract.CacheDir)+" is not an absolute path", "set a directory such as /var/cache/docsvc, or off")
+	}
 	if l.failedOn("DOCSVC_WORKER_MEMORY") || l.failedOn("DOCSVC_EXTRACT_MAX_MEMORY") || l.failedOn("DOCSVC_WORKER_CONCURRENCY") {
 		return
 	}

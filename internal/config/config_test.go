@@ -245,6 +245,7 @@ func TestLoadBadValues(t *testing.T) {
 		{"worker memory small", with(minimal(), "DOCSVC_WORKER_MEMORY", "512MiB"), "DOCSVC_WORKER_MEMORY", "from 1GiB"},
 		{"extract timeout", with(minimal(), "DOCSVC_EXTRACT_TIMEOUT", "0s"), "DOCSVC_EXTRACT_TIMEOUT", "outside"},
 		{"extract pages", with(minimal(), "DOCSVC_EXTRACT_MAX_PAGES", "0"), "DOCSVC_EXTRACT_MAX_PAGES", "whole number"},
+		{"extract cache relative", with(minimal(), "DOCSVC_EXTRACT_CACHE_DIR", "cache"), "DOCSVC_EXTRACT_CACHE_DIR", "absolute path"},
 		{"extract text", with(minimal(), "DOCSVC_EXTRACT_MAX_TEXT", "2GiB"), "DOCSVC_EXTRACT_MAX_TEXT", "1KiB to 1GiB"},
 		{"internal addr", with(minimal(), "DOCSVC_INTERNAL_ADDR", "9090"), "DOCSVC_INTERNAL_ADDR", "host:port"},
 		{"secret both ways", with(minimal(), "DOCSVC_DATABASE_URL_FILE", "/nonexistent"), "DOCSVC_DATABASE_URL", "only one"},

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -418,6 +419,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 
 func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger) error {
 	goMemoryLimit(cfg, getenv)
+	extract.SetCompileCache(pdfCacheDir(cfg), func(msg string) { log.Warn(msg) })
 	st, err := openStores(ctx, cfg, db)
 	if err != nil {
 		return err
@@ -459,6 +461,22 @@ func workerLimits(cfg *config.Config) extract.Limits {
 	l.MaxPages = cfg.Extract.MaxPages
 	l.MaxTextBytes = cfg.Extract.MaxText
 	return l
+}
+
+// pdfCacheDir is DOCSVC_EXTRACT_CACHE_DIR, or by default the user's cache
+// directory; empty when off or when there is no user cache directory.
+func pdfCacheDir(cfg *config.Config) string {
+	switch cfg.Extract.CacheDir {
+	case "off":
+		return ""
+	case "":
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		return filepath.Join(base, "tether-docsvc", "pdfium")
+	}
+	return cfg.Extract.CacheDir
 }
 
 // goMemoryLimit is the Go heap's share of the worker's memory: what the

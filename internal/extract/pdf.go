@@ -39,15 +39,53 @@ const pdfiumMaxMemoryPages = 1 << 16
 // once built: Extract's signature leaves no caller-owned place to keep it,
 // and each document still gets a fresh instance (see withPDFium). A failed
 // compile is remembered: it means the process is broken, not a document.
-var pdfEngine = sync.OnceValues(newPDFPool)
+var pdfEngine = sync.OnceValues(func() (pdfium.Pool, error) {
+	dir, warn := cacheSettings()
+	return newPDFPool(dir, warn)
+})
 
 // pdfMemory allocates every PDFium instance's linear memory.
 var pdfMemory = &pdfMemories{}
 
-func newPDFPool() (pdfium.Pool, error) {
+// newPDFPool compiles PDFium, or loads it from the compile cache in
+// cacheDir (see pdfcache.go).
+func newPDFPool(cacheDir string, warn func(string)) (pdfium.Pool, error) {
 	// Compiling leaves a few hundred megabytes of garbage on the Go heap;
 	// return it to the system now rather than let an idle worker hold it.
 	defer debug.FreeOSMemory()
+	cache := openCompileCache(cacheDir, warn)
+	pool, err := initPDFPool(cache)
+	if err != nil && cache != nil {
+		// wazero fails rather than recompiles when an entry that passed
+		// the manifest does not load (a different wazero build, say).
+		warn(fmt.Sprintf("PDF engine cache %s rebuilt: %v", cacheDir, err))
+		_ = cache.Close(context.Background())
+		if err := emptyDir(cacheDir); err != nil {
+			warn(fmt.Sprintf("PDF engine cache %s cannot be emptied (%v); compiling without it", cacheDir, err))
+			return initPDFPool(nil)
+		}
+		cache = openCompileCache(cacheDir, warn)
+		pool, err = initPDFPool(cache)
+	}
+	if err == nil && cache != nil {
+		if err := sealCompileCache(cacheDir); err != nil {
+			warn(fmt.Sprintf("PDF engine cache %s: manifest not written (%v); the next start compiles again", cacheDir, err))
+		}
+	}
+	return pool, err
+}
+
+func initPDFPool(cache wazero.CompilationCache) (pdfium.Pool, error) {
+	rc := wazero.NewRuntimeConfig().
+		// The module lowers setjmp/longjmp to exception handling.
+		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
+		WithMemoryLimitPages(pdfiumMaxMemoryPages).
+		// Lets a cancelled ctx stop a call that is running (see
+		// withPDFium), not just the next one.
+		WithCloseOnContextDone(true)
+	if cache != nil {
+		rc = rc.WithCompilationCache(cache)
+	}
 	return webassembly.Init(webassembly.Config{
 		Context: experimental.WithMemoryAllocator(context.Background(), pdfMemory),
 		MinIdle: 0,
@@ -60,16 +98,10 @@ func newPDFPool() (pdfium.Pool, error) {
 		MaxTotal: 1 << 16,
 		// No mounts: PDFium never sees the host file system. The default
 		// would mount "/".
-		FSConfig: wazero.NewFSConfig(),
-		Stdout:   io.Discard,
-		Stderr:   io.Discard,
-		RuntimeConfig: wazero.NewRuntimeConfig().
-			// The module lowers setjmp/longjmp to exception handling.
-			WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
-			WithMemoryLimitPages(pdfiumMaxMemoryPages).
-			// Lets a cancelled ctx stop a call that is running (see
-			// withPDFium), not just the next one.
-			WithCloseOnContextDone(true),
+		FSConfig:      wazero.NewFSConfig(),
+		Stdout:        io.Discard,
+		Stderr:        io.Discard,
+		RuntimeConfig: rc,
 	})
 }
 

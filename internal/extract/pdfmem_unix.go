@@ -2,7 +2,12 @@
 
 package extract
 
-import "syscall"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
 
 // newLinearMemory reserves size bytes of address space. The pages cost
 // nothing until PDFium touches them (MAP_NORESERVE: no swap is set aside
@@ -21,4 +26,23 @@ func newLinearMemory(size uint64) *linearMemory {
 	// A failed reservation leaves buf nil: every Reallocate is refused and
 	// the document fails on the memory limit, which names the setting.
 	return m
+}
+
+// privateDir refuses a cache directory that another user could write to:
+// its files are code this process runs.
+func privateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		return errors.New("its owner cannot be read")
+	case int(st.Uid) != os.Getuid():
+		return fmt.Errorf("it belongs to user %d, not this process's user %d", st.Uid, os.Getuid())
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("others can write to it (mode %s); chmod go-w it", fi.Mode().Perm())
+	}
+	return nil
 }

@@ -55,9 +55,12 @@ type Worker struct {
 // reach a safe point (each either finished or left for redelivery).
 func (w *Worker) Run(ctx context.Context) error {
 	go func() {
+		start := time.Now()
 		if err := extract.Warm(); err != nil {
 			w.Log.Error("the PDF engine failed to start; PDF jobs will be retried", "err", err)
+			return
 		}
+		w.Log.Info("the PDF engine is ready", "took", time.Since(start).Round(time.Millisecond).String())
 	}()
 	var wg sync.WaitGroup
 	for i := 0; i < max(w.Concurrency, 1); i++ {
