@@ -124,8 +124,20 @@ func withPDFium(ctx context.Context, memLimit int64, fn func(pdfium.Pdfium) erro
 	})
 	if mem != nil {
 		defer mem.release()
+		if mem.reserveErr != nil {
+			if inst != nil {
+				_ = inst.Kill()
+			}
+			return fmt.Errorf("extract: pdf: pdfium memory: %w", mem.reserveErr)
+		}
 	}
 	if err != nil {
+		if mem != nil {
+			// A failed instantiation may never close its module, so
+			// wazero's reference would keep the reservation forever. No
+			// code runs on it now; a late Free finds it released.
+			mem.release()
+		}
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()

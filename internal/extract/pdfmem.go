@@ -77,6 +77,8 @@ type linearMemory struct {
 	// neither may unmap it alone.
 	refs atomic.Int32
 	free func([]byte)
+	// reserveErr is why the reservation failed, if it did.
+	reserveErr error
 }
 
 // Reallocate implements experimental.LinearMemory.

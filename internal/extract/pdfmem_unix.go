@@ -20,11 +20,13 @@ func newLinearMemory(size uint64) *linearMemory {
 	}
 	buf, err := syscall.Mmap(-1, 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE,
 		syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
-	if err == nil {
-		m.buf = buf
+	if err != nil {
+		// Every Reallocate is refused; withPDFium reports reserveErr, a
+		// problem of the machine (strict overcommit, say), not the PDF's.
+		m.reserveErr = fmt.Errorf("reserve %d bytes: %w", size, err)
+		return m
 	}
-	// A failed reservation leaves buf nil: every Reallocate is refused and
-	// the document fails on the memory limit, which names the setting.
+	m.buf = buf
 	return m
 }
 
