@@ -9,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"golang.org/x/net/http/httpproxy"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -38,6 +40,16 @@ Usage:
   tetherctl secrets list|show|set [NAME] [--config deployment.yaml]
       see which secrets the deployment uses and whether each is set and
       valid (never their values); set the license or the AI provider key
+  tetherctl images push [--config deployment.yaml] [--source-bundle FILE]
+      copy the release's images by digest from the vendor registry into
+      your ECR (or build them there), verify them by digest, and record
+      the verified agent image
+  tetherctl migrate [--config deployment.yaml] [--digest sha256:...]
+      check the secrets and the image, run the database migration task,
+      and record the migrated image the services may run
+  tetherctl tokens create|list|revoke [--config deployment.yaml]
+      manage docsvc's API tokens through a one-off task: a new token is
+      made here and only its hash reaches the deployment
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -65,10 +77,27 @@ type Env struct {
 	// it supplies is passed to the AWS SDK explicitly and wins; the SDK
 	// still reads the process environment itself for anything left unset.
 	Getenv func(string) string
-	// HTTPTransport carries preflight's request to the vendor plane. Nil
+	// HTTPTransport carries preflight's request to the vendor plane and
+	// images push's registry requests (the vendor registry and ECR). Nil
 	// means a standard HTTPS transport using HTTPS_PROXY and NO_PROXY from
-	// Getenv. (Tests point it at a local server.)
+	// Getenv. (Tests point it at local servers.)
 	HTTPTransport http.RoundTripper
+}
+
+// transport is HTTPTransport, or a standard one that honours the proxy
+// variables as read through Getenv.
+func (env Env) transport() http.RoundTripper {
+	if env.HTTPTransport != nil {
+		return env.HTTPTransport
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	proxy := (&httpproxy.Config{
+		HTTPProxy:  firstEnv(env.Getenv, "HTTP_PROXY", "http_proxy"),
+		HTTPSProxy: firstEnv(env.Getenv, "HTTPS_PROXY", "https_proxy"),
+		NoProxy:    firstEnv(env.Getenv, "NO_PROXY", "no_proxy"),
+	}).ProxyFunc()
+	t.Proxy = func(r *http.Request) (*url.URL, error) { return proxy(r.URL) }
+	return t
 }
 
 // Run is RunEnv with the process's standard input.
@@ -101,6 +130,12 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return secretsCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
+	case "images":
+		return imagesCmd(ctx, args[1:], env)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], env)
+	case "tokens":
+		return tokensCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":

@@ -20,13 +20,16 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		{"secrets", "list", "--help"}, {"secrets", "show", "--help"}, {"secrets", "show", "license", "-h"},
 		{"secrets", "set", "--help"}, {"secrets", "set", "license", "--help", "--config", "/nonexistent.yaml"},
 		{"preflight", "--help"}, {"preflight", "-h"},
+		{"images", "--help"}, {"images", "push", "--help"}, {"images", "push", "-h", "--config", "/nonexistent.yaml"},
+		{"migrate", "--help"}, {"migrate", "-h", "--digest", "x"},
+		{"tokens", "--help"}, {"tokens", "create", "--help"}, {"tokens", "list", "-h"}, {"tokens", "revoke", "--help", "--config", "/nonexistent.yaml"},
 	} {
 		out := in.run(testContext(t), args...)
 		if out.err != nil || !strings.Contains(out.stdout, "Usage:") {
 			t.Errorf("%q: %v\n%s", args, out.err, out.all())
 		}
 	}
-	for _, want := range []string{"tetherctl preflight", "tetherctl secrets"} {
+	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl images push", "tetherctl migrate", "tetherctl tokens"} {
 		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
 			t.Errorf("the top-level usage does not mention %s", want)
 		}
@@ -35,6 +38,8 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		t.Fatalf("--help called AWS: %+v", reqs)
 	}
 }
+
+var testDigest = "sha256:" + strings.Repeat("0a", 32)
 
 // Mistakes on the command line or in deployment.yaml are usage errors
 // (exit 2) that name the bad value; main maps them.
@@ -63,6 +68,16 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"secrets", "set", "license", "--from-file", "/nonexistent/license.json", "--config", config}, "/nonexistent/license.json"},
 		{[]string{"preflight", "--timeout", "1m", "--config", config}, "--timeout 1m0s"},
 		{[]string{"preflight", "extra"}, `"extra"`},
+		{[]string{"images"}, "want push"},
+		{[]string{"images", "pull"}, `"pull"`},
+		{[]string{"images", "push", "extra", "--config", config}, `"extra"`},
+		{[]string{"images", "push", "--config", config}, "--docsvc-digest or set images.docsvc_digest"},
+		{[]string{"images", "push", "--config", config, "--docsvc-digest", "sha256:abc", "--agent-digest", "sha256:abc"}, `--docsvc-digest "sha256:abc"`},
+		{[]string{"images", "push", "--config", config, "--docsvc-digest", testDigest, "--agent-digest", testDigest, "--source-bundle", "x.zip"}, "--source-bundle is for images.source build"},
+		{[]string{"migrate", "--config", config}, "--digest sha256:... or set images.docsvc_digest"},
+		{[]string{"migrate", "--config", config, "--digest", "sha256:ABC"}, `--digest "sha256:ABC"`},
+		{[]string{"migrate", "--timeout", "10s", "--config", config}, "--timeout 10s"},
+		{[]string{"migrate", "extra"}, `"extra"`},
 	} {
 		out := invocation{env: map[string]string{}}.run(testContext(t), tc.args...)
 		if out.err == nil || !ctl.IsUsage(out.err) || !strings.Contains(out.err.Error(), tc.want) {
