@@ -10,7 +10,7 @@ import (
 
 // fuzzLimits keep each fuzz input cheap while still exercising every limit.
 func fuzzLimits() Limits {
-	return Limits{MaxInputBytes: 1 << 20, MaxExpandedBytes: 4 << 20, MaxTextBytes: 1 << 20, MaxPages: 100}
+	return Limits{MaxInputBytes: 1 << 20, MaxExpandedBytes: 4 << 20, MaxTextBytes: 1 << 20, MaxPages: 100, MaxMemoryBytes: 128 << 20}
 }
 
 func FuzzDetect(f *testing.F) {

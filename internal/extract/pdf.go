@@ -109,9 +109,9 @@ func initPDFPool(cache wazero.CompilationCache) (pdfium.Pool, error) {
 // memLimit bytes, and discards the instance after: no state from one
 // document (caches, fonts, a corrupted heap) can reach the next, and its
 // memory goes back to the system. If ctx ends while fn runs, the instance
-// is killed, which aborts the WebAssembly call in progress. An error from
-// fn after PDFium asked for more memory than the cap becomes the memory
-// limit's error.
+// is killed, which aborts the WebAssembly call in progress. If PDFium
+// asked for more memory than the cap, the result is the memory limit's
+// error, whatever fn returned.
 func withPDFium(ctx context.Context, memLimit int64, fn func(pdfium.Pdfium) error) error {
 	pool, err := pdfEngine()
 	if err != nil {
@@ -169,7 +169,9 @@ func withPDFium(ctx context.Context, memLimit int64, fn func(pdfium.Pdfium) erro
 		}
 	}()
 	err = fn(inst)
-	if err != nil && mem.refusedGrowth() {
+	if mem.refusedGrowth() {
+		// Even when fn succeeded: PDFium may have dropped what it could
+		// not allocate, and a partial text must not pass for the whole.
 		return memoryLimitError(memLimit)
 	}
 	return err
