@@ -67,7 +67,9 @@ func newPDFPool(cacheDir string, warn func(string)) (pdfium.Pool, error) {
 		cache = openCompileCache(cacheDir, warn)
 		pool, err = initPDFPool(cache)
 	}
-	if err == nil && cache != nil {
+	// Seal only what changed: a cache that was loaded as it stood may be
+	// read-only (baked into an image).
+	if err == nil && cache != nil && checkManifest(cacheDir) != nil {
 		if err := sealCompileCache(cacheDir); err != nil {
 			warn(fmt.Sprintf("PDF engine cache %s: manifest not written (%v); the next start compiles again", cacheDir, err))
 		}

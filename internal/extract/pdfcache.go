@@ -119,8 +119,9 @@ func manifest(dir string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// checkManifest accepts an empty directory, or one whose files are exactly
-// those its manifest lists, with the same sums.
+// checkManifest accepts a directory whose files are exactly those its
+// manifest lists, with the same sums, or an empty one (before a first
+// compile; after it, the new files lack a manifest).
 func checkManifest(dir string) error {
 	want, err := os.ReadFile(filepath.Join(dir, cacheManifest))
 	if errors.Is(err, fs.ErrNotExist) {

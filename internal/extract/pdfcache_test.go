@@ -64,8 +64,16 @@ func TestCompileCache(t *testing.T) {
 	if err := checkManifest(dir); err != nil {
 		t.Fatalf("manifest after the first start: %v", err)
 	}
+	sealed, err := os.Stat(filepath.Join(dir, cacheManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if w := startPool(t, dir); len(w) != 0 {
 		t.Fatalf("start from a sound cache warned: %q", w)
+	}
+	// A cache loaded as it stood is not written: it may be read-only.
+	if again, err := os.Stat(filepath.Join(dir, cacheManifest)); err != nil || !again.ModTime().Equal(sealed.ModTime()) {
+		t.Errorf("the manifest was rewritten on a start from a sound cache (%v)", err)
 	}
 
 	// One flipped byte in the compiled code: found, and the cache rebuilt.
