@@ -148,9 +148,10 @@ type Result struct {
 // error without a sentinel is PDFium failing to start, which is the
 // process's fault, not the document's.
 //
-// The first PDF in a process compiles PDFium, which takes seconds; callers
-// with a deadline per document should allow for it or warm up with a small
-// PDF at start.
+// The first PDF in a process compiles PDFium, which takes seconds (or loads
+// it from the compile cache, see SetCompileCache); lim.MaxDuration starts
+// after that, but a deadline on ctx does not, so callers with one should
+// call Warm at start.
 func Extract(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limits) (res Result, err error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("extract: %w", err)
@@ -163,6 +164,13 @@ func Extract(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limit
 	}
 	if size > lim.MaxInputBytes {
 		return Result{}, tooLarge(LimitInput, "%d bytes, limit %d", size, lim.MaxInputBytes)
+	}
+	if f == PDF {
+		// Compiling PDFium (the first PDF in a process, unless Warm ran)
+		// is the process's start-up, not the document's time.
+		if err := Warm(); err != nil {
+			return Result{}, fmt.Errorf("extract: pdf: start pdfium: %w", err)
+		}
 	}
 	parent := ctx
 	if lim.MaxDuration > 0 {
