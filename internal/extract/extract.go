@@ -165,19 +165,7 @@ func Extract(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limit
 	if size > lim.MaxInputBytes {
 		return Result{}, tooLarge(LimitInput, "%d bytes, limit %d", size, lim.MaxInputBytes)
 	}
-	if f == PDF {
-		// Compiling PDFium (the first PDF in a process, unless Warm ran)
-		// is the process's start-up, not the document's time.
-		if err := Warm(); err != nil {
-			return Result{}, fmt.Errorf("extract: pdf: start pdfium: %w", err)
-		}
-	}
 	parent := ctx
-	if lim.MaxDuration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, lim.MaxDuration, errTimeLimit)
-		defer cancel()
-	}
 	// interrupted is the error for a parser stopped by ctx: the caller's
 	// cancellation, or the time limit.
 	interrupted := func() error {
@@ -193,12 +181,32 @@ func Extract(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limit
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = Result{}, fmt.Errorf("%w: %s: parser failed unexpectedly", ErrMalformed, f)
-			if ctx.Err() != nil {
-				// A killed PDFium instance can panic in its bindings.
+			// A killed PDFium instance can panic in its bindings. (By now
+			// the time limit's own cancel has run: only its deadline or
+			// the caller's ctx count.)
+			if parent.Err() != nil || errors.Is(context.Cause(ctx), errTimeLimit) {
 				err = interrupted()
 			}
 		}
 	}()
+
+	if f == PDF {
+		// The cheap check first, so that a truncated upload fails at
+		// once; then compiling PDFium (the first PDF in a process, unless
+		// Warm ran), which is the process's start-up, not the document's
+		// time.
+		if err := checkPDFFraming(r, size); err != nil {
+			return Result{}, err
+		}
+		if err := Warm(); err != nil {
+			return Result{}, fmt.Errorf("extract: pdf: start pdfium: %w", err)
+		}
+	}
+	if lim.MaxDuration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, lim.MaxDuration, errTimeLimit)
+		defer cancel()
+	}
 
 	switch f {
 	case PDF:

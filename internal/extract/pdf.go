@@ -183,10 +183,8 @@ func memoryLimitError(limit int64) error {
 	return tooLarge(LimitMemory, "pdf: needs more than the memory limit of %s", sizeString(limit))
 }
 
+// extractPDF reads a PDF whose framing Extract has checked.
 func extractPDF(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Result, error) {
-	if err := checkPDFFraming(r, size); err != nil {
-		return Result{}, err
-	}
 	var res Result
 	err := withPDFium(ctx, lim.MaxMemoryBytes, func(inst pdfium.Pdfium) error {
 		var err error
