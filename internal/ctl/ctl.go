@@ -96,6 +96,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return nil
 	case "secrets":
 		return secretsCmd(ctx, args[1:], env)
+	case "init":
+		return initCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
 	case "diag":
