@@ -249,15 +249,21 @@ func askAll(ctx context.Context, env Env, questions []question, given map[string
 
 // check judges one answer in the context of the earlier ones, with the
 // same rules as deployconfig (it renders the answers so far and parses
-// them), and records it in a if it is good. It returns the problem, or "".
+// them), and records it in a if it is good, else leaves a as it was. It
+// returns the problem, or "".
 func (q question) check(a answers, raw string) string {
 	v, err := q.value(raw)
 	if err != nil {
 		return err.Error()
 	}
+	before, had := a[q.path]
 	a[q.path] = v
 	if problems := fieldProblems(renderAnswers(initQuestions(), a, true), q.path); len(problems) > 0 {
-		delete(a, q.path)
+		if had {
+			a[q.path] = before
+		} else {
+			delete(a, q.path)
+		}
 		return strings.Join(problems, "\n  ")
 	}
 	return ""

@@ -148,7 +148,7 @@ func TestInitInteractive(t *testing.T) {
 		"docs.acme.example",
 		"", // no certificate: a hosted zone
 		"Z0123456789ABCDEFGHIJ",
-		"", // zone name: the default, acme.example
+		"",     // zone name: the default, acme.example
 		"ldap", // auth provider: wrong
 		"",     // oidc
 		"https://login.acme.example/realms/staff",
