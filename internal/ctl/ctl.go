@@ -98,6 +98,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return secretsCmd(ctx, args[1:], env)
 	case "init":
 		return initCmd(ctx, args[1:], env)
+	case "status":
+		return statusCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
 	case "diag":
