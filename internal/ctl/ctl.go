@@ -100,6 +100,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return initCmd(ctx, args[1:], env)
 	case "status":
 		return statusCmd(ctx, args[1:], env)
+	case "destroy":
+		return destroyCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
 	case "diag":

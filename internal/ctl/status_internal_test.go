@@ -31,7 +31,9 @@ func TestJudgeStatus(t *testing.T) {
 		{"rolled back on create", func(r *statusReport) { r.Stacks[1].Status = "ROLLBACK_COMPLETE" }, "stack x-data is ROLLBACK_COMPLETE"},
 		{"update in progress", func(r *statusReport) { r.Stacks[4].Status = "UPDATE_IN_PROGRESS" }, "stack x-services is UPDATE_IN_PROGRESS"},
 		{"service draining", func(r *statusReport) { r.Services[0].Status = "DRAINING" }, "service x-api is DRAINING"},
-		{"image unreadable", func(r *statusReport) { r.Release.Docsvc = imageRef{Parameter: "DocsvcImage", Error: "ParameterNotFound"} }, "DocsvcImage: ParameterNotFound"},
+		{"image unreadable", func(r *statusReport) {
+			r.Release.Docsvc = imageRef{Parameter: "DocsvcImage", Error: "ParameterNotFound"}
+		}, "DocsvcImage: ParameterNotFound"},
 		{"license expired", func(r *statusReport) { r.License.Verdict = &verdict{Status: statusFail, Detail: "expired"} }, "the license: expired"},
 	} {
 		r := healthy()
