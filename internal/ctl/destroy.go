@@ -282,7 +282,6 @@ func retentionPolicies(body []byte) (map[string]string, error) {
 
 func cleanYAML(err error) string { return strings.TrimPrefix(oneLine(err.Error()), "yaml: ") }
 
-
 // markerPrefixes are the SSM paths only tetherctl writes (contract.md).
 func markerPrefixes(dc *deployconfig.Config) []string {
 	return []string{"/tether/" + dc.Name + "/migrated/", "/tether/" + dc.Name + "/verified/"}
