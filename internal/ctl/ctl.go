@@ -29,17 +29,27 @@ Usage:
       review the vendor's diagnostics requests; nothing leaves without approval
   tetherctl airgap import FILE [--data-dir DIR]
       verify and import signed releases exported for an install without network
+  tetherctl init [--config deployment.yaml] [--yes] [--force] [--name N ...]
+      write deployment.yaml: asks each setting on a terminal, checking each
+      answer as it is typed, or takes them all from flags
   tetherctl preflight [--config deployment.yaml] [--profile P] [--region R]
       check the AWS account, region, quotas, CDK bootstrap, certificate or
       zone, secrets, the vendor plane and local tools before deploying
   tetherctl secrets list|show|set [NAME] [--config deployment.yaml]
       see which secrets the deployment uses and whether each is set and
       valid (never their values); set the license or the AI provider key
+  tetherctl status [--config deployment.yaml] [--output json]
+      the deployment on one screen: release, stacks, services, queues, agent
+      and license, alarms firing; exit 1 when unhealthy or unreadable
+  tetherctl destroy [--config deployment.yaml] [--yes]
+      delete the stacks newest first after you type the deployment's name,
+      keeping (and listing) the documents, database, keys and logs
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
 Exit status: 0 on success, 1 when something failed (for preflight: any
-check FAILed), 2 for a usage or deployment.yaml mistake.
+check FAILed; for status: the deployment is unhealthy), 2 for a usage or
+deployment.yaml mistake.
 `
 
 // errUsage marks a mistake in the command line or in deployment.yaml; the

@@ -20,13 +20,14 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		{"secrets", "list", "--help"}, {"secrets", "show", "--help"}, {"secrets", "show", "license", "-h"},
 		{"secrets", "set", "--help"}, {"secrets", "set", "license", "--help", "--config", "/nonexistent.yaml"},
 		{"preflight", "--help"}, {"preflight", "-h"},
+		{"init", "--help"}, {"status", "--help"}, {"destroy", "--help"}, {"destroy", "-h", "--yes"},
 	} {
 		out := in.run(testContext(t), args...)
 		if out.err != nil || !strings.Contains(out.stdout, "Usage:") {
 			t.Errorf("%q: %v\n%s", args, out.err, out.all())
 		}
 	}
-	for _, want := range []string{"tetherctl preflight", "tetherctl secrets"} {
+	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl init", "tetherctl status", "tetherctl destroy"} {
 		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
 			t.Errorf("the top-level usage does not mention %s", want)
 		}
@@ -63,6 +64,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"secrets", "set", "license", "--from-file", "/nonexistent/license.json", "--config", config}, "/nonexistent/license.json"},
 		{[]string{"preflight", "--timeout", "1m", "--config", config}, "--timeout 1m0s"},
 		{[]string{"preflight", "extra"}, `"extra"`},
+		{[]string{"status", "--timeout", "1h", "--config", config}, "--timeout 1h0m0s"},
+		{[]string{"status", "extra"}, `"extra"`},
+		{[]string{"status", "--output", "yaml", "--config", config}, `--output "yaml"`},
+		{[]string{"destroy", "--wait", "5s", "--config", config}, "--wait 5s"},
+		{[]string{"destroy", "--config", bad}, "name"},
+		{[]string{"init", "--bogus"}, "-bogus"},
+		{[]string{"init", "extra"}, `"extra"`},
+		{[]string{"init", "--config", config}, "already exists"},
 	} {
 		out := invocation{env: map[string]string{}}.run(testContext(t), tc.args...)
 		if out.err == nil || !ctl.IsUsage(out.err) || !strings.Contains(out.err.Error(), tc.want) {
