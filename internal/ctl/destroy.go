@@ -102,16 +102,8 @@ func destroyCmd(ctx context.Context, args []string, env Env) error {
 	df.register(fs)
 	yes := fs.Bool("yes", false, "do not ask: delete what the plan shows")
 	wait := fs.Duration("wait", defaultDestroyWait, "how long to wait for each stack's deletion")
-	positional, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(env.Stdout, destroyUsage+flagHelp(fs))
-		return nil
-	}
-	if err != nil {
+	if help, err := parseNoArgs(fs, args, env, destroyUsage); help || err != nil {
 		return err
-	}
-	if len(positional) > 0 {
-		return fmt.Errorf("%w: tetherctl destroy takes no arguments, got %q", errUsage, positional[0])
 	}
 	if *wait < time.Minute {
 		return fmt.Errorf("%w: --wait %s: want at least 1m (a stack with a database takes many minutes)", errUsage, *wait)

@@ -14,8 +14,15 @@ import (
 //
 //	go test ./internal/ctl -run TestIAMDoc -update
 func TestIAMDoc(t *testing.T) {
-	path := filepath.Join("..", "..", "docs", "iam.md")
-	want := iamDoc()
+	checkGeneratedDoc(t, "iam.md", iamDoc(), "TestIAMDoc")
+}
+
+// checkGeneratedDoc compares docs/name with what generates it, and with
+// -update rewrites it.
+func checkGeneratedDoc(t *testing.T, name, want, test string) {
+	t.Helper()
+	path := filepath.Join("..", "..", "docs", name)
+	regenerate := "go test ./internal/ctl -run " + test + " -update"
 	if *update {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
@@ -23,10 +30,10 @@ func TestIAMDoc(t *testing.T) {
 	}
 	got, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (generate it: go test ./internal/ctl -run TestIAMDoc -update)", err)
+		t.Fatalf("%v (generate it: %s)", err, regenerate)
 	}
 	if string(got) != want {
-		t.Fatalf("%s is stale: regenerate it with go test ./internal/ctl -run TestIAMDoc -update", path)
+		t.Fatalf("%s is stale: regenerate it with %s", path, regenerate)
 	}
 }
 

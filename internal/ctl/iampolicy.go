@@ -134,13 +134,8 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:service/tether-NAME/*"},
 		},
 		{
-			Sid: "StatusQueues", For: "tetherctl status: the jobs and dead-letter queues' depth",
-			Actions:   []string{"sqs:GetQueueAttributes"},
-			Resources: []string{"arn:aws:sqs:REGION:ACCOUNT:NAME-data-*"},
-		},
-		{
-			Sid: "StatusMetrics", For: "tetherctl status: the oldest message's age and the alarms (CloudWatch's read actions take no resource)",
-			Actions:   []string{"cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms"},
+			Sid: "StatusMetrics", For: "tetherctl status: the queues' depth and oldest message's age (from SQS's CloudWatch metrics: tetherctl never calls SQS, which carries the jobs) and the alarms; CloudWatch's read actions take no resource",
+			Actions:   []string{"cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"},
 			Resources: []string{"*"},
 		},
 		{

@@ -144,16 +144,8 @@ func initCmd(ctx context.Context, args []string, env Env) error {
 		}
 		given[q.flag] = fs.String(q.flag, "", what)
 	}
-	positional, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(env.Stdout, initUsage+flagHelp(fs))
-		return nil
-	}
-	if err != nil {
+	if help, err := parseNoArgs(fs, args, env, initUsage); help || err != nil {
 		return err
-	}
-	if len(positional) > 0 {
-		return fmt.Errorf("%w: tetherctl init takes no arguments, got %q", errUsage, positional[0])
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -164,6 +156,7 @@ func initCmd(ctx context.Context, args []string, env Env) error {
 	var a answers
 	var problems []string
 	if f, ok := env.Stdin.(*os.File); ok && !*yes && term.IsTerminal(int(f.Fd())) {
+		var err error
 		if a, err = askAll(ctx, env, questions, given, set); err != nil {
 			return err
 		}

@@ -116,14 +116,14 @@ func putAlarm(t testing.TB, srv *awstest.Server, name string, state cwtypes.Stat
 	}
 }
 
-// putOldestAge publishes the jobs queue's ApproximateAgeOfOldestMessage, as
-// SQS does every minute (moto publishes no SQS metrics itself).
-func putOldestAge(t testing.TB, srv *awstest.Server, queueName string, seconds float64) {
+// putQueueMetric publishes one of a queue's SQS metrics, as SQS does every
+// minute (moto publishes no SQS metrics itself).
+func putQueueMetric(t testing.TB, srv *awstest.Server, queueName, metric string, value float64) {
 	t.Helper()
 	_, err := cloudwatch.NewFromConfig(srv.AWSConfig(), queryProtocol).PutMetricData(context.Background(), &cloudwatch.PutMetricDataInput{
 		Namespace: aws.String("AWS/SQS"),
 		MetricData: []cwtypes.MetricDatum{{
-			MetricName: aws.String("ApproximateAgeOfOldestMessage"), Value: aws.Float64(seconds), Timestamp: aws.Time(time.Now().Add(-time.Minute)),
+			MetricName: aws.String(metric), Value: aws.Float64(value), Timestamp: aws.Time(time.Now().Add(-time.Minute)),
 			Dimensions: []cwtypes.Dimension{{Name: aws.String("QueueName"), Value: aws.String(queueName)}},
 		}},
 	})

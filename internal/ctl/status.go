@@ -18,8 +18,6 @@ import (
 	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
@@ -40,8 +38,9 @@ Shows, reading only:
             one's CloudFormation state, or "not deployed"
   services  the api, worker and agent ECS services: tasks desired, running
             and pending, and the rollout state of their newest deployment
-  queue     the jobs queue's depth and oldest message's age (CloudWatch's
-            ApproximateAgeOfOldestMessage), and the dead-letter queue's depth
+  queues    the jobs and dead-letter queues' depth and oldest message's age,
+            from the metrics SQS publishes to CloudWatch (tetherctl never
+            uses the SQS API: it stays out of the document path)
   agent     the agent's ECS service, and whether the license secret verifies
             against license.public_key (the license is never printed)
   alarms    CloudWatch alarms named tether-<name>-… that are in ALARM
@@ -60,10 +59,28 @@ Flags:
 
 const (
 	defaultStatusTimeout = 10 * time.Second
-	// oldestAgeWindow is how far back status looks for the queue's
-	// ApproximateAgeOfOldestMessage (SQS publishes it every minute).
-	oldestAgeWindow = 15 * time.Minute
+	// queueMetricWindow is how far back status looks for the queues'
+	// metrics (SQS publishes them every minute while a queue is active, and
+	// stops after six hours without activity).
+	queueMetricWindow = 15 * time.Minute
 )
+
+// parseNoArgs parses the flags of a command that takes no arguments. On
+// -h or --help it prints usage and the flags, and reports help.
+func parseNoArgs(fs *flag.FlagSet, args []string, env Env, usage string) (help bool, err error) {
+	positional, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(env.Stdout, usage+flagHelp(fs))
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if len(positional) > 0 {
+		return false, fmt.Errorf("%w: tetherctl %s takes no arguments, got %q", errUsage, fs.Name(), positional[0])
+	}
+	return false, nil
+}
 
 // Stack suffixes in deployment order (contract: destroy in reverse).
 var stackSuffixes = []string{"network", "data", "images", "cluster", "services"}
@@ -148,14 +165,14 @@ type serviceState struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// queueState is one queue's latest metrics; each is nil when SQS
+// published none in the last queueMetricWindow.
 type queueState struct {
-	Role     string `json:"role"` // jobs or dead-letter
-	URL      string `json:"url,omitempty"`
-	Visible  int64  `json:"visible"`
-	InFlight int64  `json:"in_flight"`
-	Delayed  int64  `json:"delayed"`
-	// OldestAgeSeconds is CloudWatch's latest ApproximateAgeOfOldestMessage;
-	// nil when it published none in the window.
+	Role             string   `json:"role"` // jobs or dead-letter
+	Name             string   `json:"name,omitempty"`
+	Visible          *int64   `json:"visible,omitempty"`
+	InFlight         *int64   `json:"in_flight,omitempty"`
+	Delayed          *int64   `json:"delayed,omitempty"`
 	OldestAgeSeconds *float64 `json:"oldest_age_seconds,omitempty"`
 	Error            string   `json:"error,omitempty"`
 }
@@ -182,16 +199,8 @@ func statusCmd(ctx context.Context, args []string, env Env) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	df.register(fs)
 	timeout := fs.Duration("timeout", defaultStatusTimeout, "the time limit of each AWS call (at most 25s)")
-	positional, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(env.Stdout, statusUsage+flagHelp(fs))
-		return nil
-	}
-	if err != nil {
+	if help, err := parseNoArgs(fs, args, env, statusUsage); help || err != nil {
 		return err
-	}
-	if len(positional) > 0 {
-		return fmt.Errorf("%w: tetherctl status takes no arguments, got %q", errUsage, positional[0])
 	}
 	if *timeout < time.Second || *timeout > maxCheckTimeout {
 		return fmt.Errorf("%w: --timeout %s: want 1s to %s", errUsage, *timeout, maxCheckTimeout)
@@ -433,13 +442,15 @@ func readServices(ctx context.Context, a *awsSession, dc *deployconfig.Config) [
 	return rows
 }
 
-// readQueues finds the data stack's queues and reads their depths, and the
-// jobs queue's oldest message's age.
+// readQueues finds the data stack's queues and reads their depths, and
+// the oldest message's age, from the metrics SQS publishes to CloudWatch
+// every minute. tetherctl never links the SQS client: it is on the
+// document side of the data boundary (internal/boundary).
 func readQueues(ctx context.Context, a *awsSession, stack string, timeout time.Duration, now time.Time) []queueState {
 	rows := []queueState{{Role: "jobs"}, {Role: "dead-letter"}}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	out, err := a.CloudFormation().DescribeStackResources(cctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(stack)})
-	cancel()
 	if isStackMissing(err) {
 		return nil
 	}
@@ -453,29 +464,81 @@ func readQueues(ctx context.Context, a *awsSession, stack string, timeout time.D
 		if aws.ToString(res.ResourceType) != "AWS::SQS::Queue" {
 			continue
 		}
+		url := aws.ToString(res.PhysicalResourceId) // a queue's physical ID is its URL
 		switch id := aws.ToString(res.LogicalResourceId); {
 		case isCDKLogicalID(id, deadLetterQueueLogicalID):
-			rows[1].URL = aws.ToString(res.PhysicalResourceId)
+			rows[1].Name = url[strings.LastIndex(url, "/")+1:]
 		case isCDKLogicalID(id, jobsQueueLogicalID):
-			rows[0].URL = aws.ToString(res.PhysicalResourceId)
+			rows[0].Name = url[strings.LastIndex(url, "/")+1:]
 		}
 	}
-	var wg sync.WaitGroup
-	for i := range rows {
-		q := &rows[i]
-		if q.URL == "" {
-			q.Error = fmt.Sprintf("the %s stack has no %s queue", stack, q.Role)
+	var queries []cwtypes.MetricDataQuery
+	for i, q := range rows {
+		if q.Name == "" {
+			rows[i].Error = fmt.Sprintf("the %s stack has no %s queue", stack, q.Role)
 			continue
 		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			readQueue(cctx, a, q, i == 0, now)
-		})
+		for j, m := range queueMetrics {
+			queries = append(queries, cwtypes.MetricDataQuery{
+				Id: aws.String(fmt.Sprintf("q%dm%d", i, j)),
+				MetricStat: &cwtypes.MetricStat{
+					Metric: &cwtypes.Metric{Namespace: aws.String("AWS/SQS"), MetricName: aws.String(m),
+						Dimensions: []cwtypes.Dimension{{Name: aws.String("QueueName"), Value: aws.String(q.Name)}}},
+					Period: aws.Int32(60), Stat: aws.String("Maximum"),
+				},
+			})
+		}
 	}
-	wg.Wait()
+	if len(queries) == 0 {
+		return rows
+	}
+	p := cloudwatch.NewGetMetricDataPaginator(a.cloudWatchClient(), &cloudwatch.GetMetricDataInput{
+		MetricDataQueries: queries, StartTime: aws.Time(now.Add(-queueMetricWindow)), EndTime: aws.Time(now),
+		ScanBy: cwtypes.ScanByTimestampDescending,
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(cctx)
+		if err != nil {
+			for i := range rows {
+				if rows[i].Error == "" {
+					rows[i].Error = "CloudWatch GetMetricData: " + describeAWSError(err)
+				}
+			}
+			return rows
+		}
+		for _, r := range page.MetricDataResults {
+			var i, j int
+			if _, err := fmt.Sscanf(aws.ToString(r.Id), "q%dm%d", &i, &j); err != nil || i >= len(rows) || j >= len(queueMetrics) || len(r.Values) == 0 {
+				continue
+			}
+			latest := r.Values[0] // asked newest first; checked, as an emulator may not sort
+			if len(r.Timestamps) == len(r.Values) {
+				newest := r.Timestamps[0]
+				for k, ts := range r.Timestamps {
+					if ts.After(newest) {
+						newest, latest = ts, r.Values[k]
+					}
+				}
+			}
+			q := &rows[i]
+			switch queueMetrics[j] {
+			case "ApproximateNumberOfMessagesVisible":
+				q.Visible = aws.Int64(int64(latest))
+			case "ApproximateNumberOfMessagesNotVisible":
+				q.InFlight = aws.Int64(int64(latest))
+			case "ApproximateNumberOfMessagesDelayed":
+				q.Delayed = aws.Int64(int64(latest))
+			case "ApproximateAgeOfOldestMessage":
+				q.OldestAgeSeconds = aws.Float64(latest)
+			}
+		}
+	}
 	return rows
 }
+
+// queueMetrics are the SQS metrics status reads for each queue.
+var queueMetrics = []string{"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible",
+	"ApproximateNumberOfMessagesDelayed", "ApproximateAgeOfOldestMessage"}
 
 // isCDKLogicalID says whether id is the CDK's logical ID for a top-level
 // construct named construct: the name followed by an 8-hex-digit hash.
@@ -486,48 +549,6 @@ func isCDKLogicalID(id, construct string) bool {
 	}
 	_, err := strconv.ParseUint(hash, 16, 32)
 	return err == nil
-}
-
-func readQueue(ctx context.Context, a *awsSession, q *queueState, oldest bool, now time.Time) {
-	out, err := a.sqsClient().GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(q.URL),
-		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible, sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed},
-	})
-	if err != nil {
-		q.Error = "SQS GetQueueAttributes: " + describeAWSError(err)
-		return
-	}
-	num := func(k sqstypes.QueueAttributeName) int64 {
-		n, _ := strconv.ParseInt(out.Attributes[string(k)], 10, 64)
-		return n
-	}
-	q.Visible = num(sqstypes.QueueAttributeNameApproximateNumberOfMessages)
-	q.InFlight = num(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)
-	q.Delayed = num(sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)
-	if !oldest {
-		return
-	}
-	name := q.URL[strings.LastIndex(q.URL, "/")+1:]
-	m, err := a.cloudWatchClient().GetMetricStatistics(ctx, &cloudwatch.GetMetricStatisticsInput{
-		Namespace: aws.String("AWS/SQS"), MetricName: aws.String("ApproximateAgeOfOldestMessage"),
-		Dimensions: []cwtypes.Dimension{{Name: aws.String("QueueName"), Value: aws.String(name)}},
-		StartTime:  aws.Time(now.Add(-oldestAgeWindow)), EndTime: aws.Time(now),
-		Period: aws.Int32(60), Statistics: []cwtypes.Statistic{cwtypes.StatisticMaximum},
-	})
-	if err != nil {
-		q.Error = "CloudWatch GetMetricStatistics: " + describeAWSError(err)
-		return
-	}
-	var latest *cwtypes.Datapoint
-	for i, d := range m.Datapoints {
-		if latest == nil || aws.ToTime(d.Timestamp).After(aws.ToTime(latest.Timestamp)) {
-			latest = &m.Datapoints[i]
-		}
-	}
-	if latest != nil {
-		q.OldestAgeSeconds = latest.Maximum
-	}
 }
 
 // readLicense judges the license secret as tetherctl secrets show does.
@@ -643,20 +664,24 @@ func writeStatus(w io.Writer, r *statusReport) {
 		if i == 0 {
 			section = "queues"
 		}
-		switch {
-		case q.Error != "":
+		if q.Error != "" {
 			row(section, "%-11s %s", q.Role, q.Error)
-		default:
-			line := fmt.Sprintf("%-11s %d waiting, %d in flight, %d delayed", q.Role, q.Visible, q.InFlight, q.Delayed)
-			if q.Role == "jobs" {
-				if q.OldestAgeSeconds != nil {
-					line += fmt.Sprintf(", oldest %s", (time.Duration(*q.OldestAgeSeconds) * time.Second).String())
-				} else {
-					line += fmt.Sprintf(", oldest message's age: no data in the last %s", oldestAgeWindow)
-				}
-			}
-			row(section, "%s", line)
+			continue
 		}
+		count := func(n *int64, what string) string {
+			if n == nil {
+				return what + " unknown"
+			}
+			return fmt.Sprintf("%d %s", *n, what)
+		}
+		line := fmt.Sprintf("%-11s %s, %s, %s", q.Role, count(q.Visible, "waiting"), count(q.InFlight, "in flight"), count(q.Delayed, "delayed"))
+		if q.OldestAgeSeconds != nil {
+			line += fmt.Sprintf(", oldest %s", time.Duration(*q.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
+		}
+		if q.Visible == nil && q.InFlight == nil && q.OldestAgeSeconds == nil {
+			line += fmt.Sprintf(" (SQS published no metrics in the last %s: an idle queue publishes none)", queueMetricWindow)
+		}
+		row(section, "%s", line)
 	}
 	agent := "not deployed"
 	for _, s := range r.Services {
@@ -693,14 +718,10 @@ func writeStatus(w io.Writer, r *statusReport) {
 	}
 }
 
-// The clients status and destroy add, each honouring its own endpoint variable.
+// The clients status adds, each honouring its own endpoint variable.
 
 func (a *awsSession) ecsClient() *ecs.Client {
 	return ecs.NewFromConfig(a.cfg, func(o *ecs.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("ECS")) })
-}
-
-func (a *awsSession) sqsClient() *sqs.Client {
-	return sqs.NewFromConfig(a.cfg, func(o *sqs.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("SQS")) })
 }
 
 // cloudWatchClient speaks CloudWatch's query protocol, which CloudWatch

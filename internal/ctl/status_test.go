@@ -1,14 +1,11 @@
 package ctl_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/ctl"
@@ -34,10 +31,10 @@ type statusJSON struct {
 	} `json:"services"`
 	Queues []struct {
 		Role     string   `json:"role"`
-		Visible  int64    `json:"visible"`
+		Visible  *int64   `json:"visible"`
 		Oldest   *float64 `json:"oldest_age_seconds"`
 		Error    string   `json:"error"`
-		InFlight int64    `json:"in_flight"`
+		InFlight *int64   `json:"in_flight"`
 	} `json:"queues"`
 	License struct {
 		Verdict *struct{ Status, Detail string } `json:"verdict"`
@@ -70,12 +67,13 @@ func healthyDeployment(t *testing.T) (*awstest.Server, invocation, string) {
 	runServices(t, srv, "acme-docs", 0)
 	srv.CreateSecret(t, "tether/acme-docs/license", v.validLicense(t))
 	jobs := stackResource(t, srv, "acme-docs-data", "JobsDF1CC2D4")
-	for range 2 {
-		if _, err := srv.SQS().SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(jobs), MessageBody: aws.String("{}")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	putOldestAge(t, srv, jobs[strings.LastIndex(jobs, "/")+1:], 42)
+	jobs = jobs[strings.LastIndex(jobs, "/")+1:]
+	dlq := stackResource(t, srv, "acme-docs-data", "JobsDeadLetter4FD84C94")
+	dlq = dlq[strings.LastIndex(dlq, "/")+1:]
+	putQueueMetric(t, srv, jobs, "ApproximateNumberOfMessagesVisible", 2)
+	putQueueMetric(t, srv, jobs, "ApproximateNumberOfMessagesNotVisible", 1)
+	putQueueMetric(t, srv, jobs, "ApproximateAgeOfOldestMessage", 42)
+	putQueueMetric(t, srv, dlq, "ApproximateNumberOfMessagesVisible", 0)
 	putAlarm(t, srv, "tether-acme-docs-api-5xx", cwtypes.StateValueOk)
 	putAlarm(t, srv, "tether-acme-docs2-api-5xx", cwtypes.StateValueAlarm)
 	return srv, invocation{env: envOf(srv.Env())}, config
@@ -109,7 +107,9 @@ func TestStatusHealthy(t *testing.T) {
 	if len(s.Services) != 3 || !s.Services[2].Deployed || s.Services[2].Name != "tether-acme-docs-agent" || s.Services[0].Rollout != "COMPLETED" {
 		t.Errorf("services: %+v", s.Services)
 	}
-	if len(s.Queues) != 2 || s.Queues[0].Visible != 2 || s.Queues[0].Oldest == nil || *s.Queues[0].Oldest != 42 || s.Queues[1].Role != "dead-letter" || s.Queues[1].Error != "" {
+	if len(s.Queues) != 2 || s.Queues[0].Visible == nil || *s.Queues[0].Visible != 2 || s.Queues[0].InFlight == nil || *s.Queues[0].InFlight != 1 ||
+		s.Queues[0].Oldest == nil || *s.Queues[0].Oldest != 42 ||
+		s.Queues[1].Role != "dead-letter" || s.Queues[1].Error != "" || s.Queues[1].Visible == nil || *s.Queues[1].Visible != 0 || s.Queues[1].Oldest != nil {
 		t.Errorf("queues: %+v", s.Queues)
 	}
 	if s.License.Verdict == nil || s.License.Verdict.Status != "PASS" {
@@ -121,7 +121,7 @@ func TestStatusHealthy(t *testing.T) {
 
 	text := in.run(testContext(t), "status", "--config", config)
 	for _, want := range []string{"acme-docs: account " + awstest.Account, "HEALTHY", "sha256:" + docsvcHex, "acme-docs-services", "CREATE_COMPLETE",
-		"tether-acme-docs-worker", "2 waiting", "oldest 42s", "none in ALARM", "PASS tether/acme-docs/license"} {
+		"tether-acme-docs-worker", "2 waiting, 1 in flight, delayed unknown, oldest 42s", "0 waiting", "none in ALARM", "PASS tether/acme-docs/license"} {
 		if !strings.Contains(text.stdout, want) {
 			t.Errorf("the text does not show %q:\n%s", want, text.stdout)
 		}
@@ -196,7 +196,7 @@ func hasLine(text, first, then string) bool {
 func TestStatusUnreachableEndpoint(t *testing.T) {
 	t.Parallel()
 	_, in, config := healthyDeployment(t)
-	in.env["AWS_ENDPOINT_URL_SQS"] = "http://127.0.0.1:1"
+	in.env["AWS_ENDPOINT_URL_CLOUDWATCH"] = "http://127.0.0.1:1"
 	out := in.run(testContext(t), "status", "--config", config, "--output", "json", "--timeout", "5s")
 	if out.err == nil || ctl.IsUsage(out.err) {
 		t.Fatalf("want exit 1, got %v", out.err)
@@ -205,7 +205,7 @@ func TestStatusUnreachableEndpoint(t *testing.T) {
 	if len(s.Queues) != 2 || !strings.Contains(s.Queues[0].Error, "cannot reach http://127.0.0.1:1") || !strings.Contains(s.Queues[1].Error, "cannot reach") {
 		t.Errorf("queues: %+v", s.Queues)
 	}
-	if !strings.Contains(strings.Join(s.Problems, "\n"), "the jobs queue could not be read") {
+	if p := strings.Join(s.Problems, "\n"); !strings.Contains(p, "the jobs queue could not be read") || !strings.Contains(p, "the alarms could not be read: CloudWatch DescribeAlarms: cannot reach") {
 		t.Errorf("problems: %v", s.Problems)
 	}
 	if !s.Stacks[4].Deployed || s.Release.Docsvc.Digest == "" || s.License.Verdict == nil {
