@@ -26,7 +26,6 @@ import (
 	sqtypes "github.com/aws/aws-sdk-go-v2/service/servicequotas/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
@@ -560,8 +559,7 @@ func awsFailureText(err error) verdict {
 // answers ValidationError "Stack with id X does not exist" when it does not.
 func stackExists(ctx context.Context, a *awsSession, name string) (bool, error) {
 	_, err := a.CloudFormation().DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ValidationError" && strings.Contains(apiErr.ErrorMessage(), "does not exist") {
+	if isStackMissing(err) {
 		return false, nil
 	}
 	if err != nil {
