@@ -34,11 +34,15 @@ func TestExitStatus(t *testing.T) {
 		{"diag list --help", 0},
 		{"airgap import --help", 0},
 		{"dev --help", 0},
+		{"images push --help", 0},
+		{"migrate --help", 0},
 		{"", 2},
 		{"nosuch", 2},
 		{"secrets frob", 2},
 		{"secrets list --config /nonexistent/deployment.yaml", 2},
 		{"preflight --timeout 5m", 2},
+		{"images pull", 2},
+		{"migrate --digest latest", 2},
 		{"egress verify --data-dir /nonexistent/dir", 1},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -52,7 +52,7 @@ func TestRunWritesTemplates(t *testing.T) {
 	if bytes.Contains(manifest, []byte(`"missing"`)) {
 		t.Errorf("the cloud assembly needs context lookups (AWS credentials): %s", manifest)
 	}
-	for _, stack := range []string{"network", "data", "images", "services"} {
+	for _, stack := range []string{"network", "data", "images", "cluster", "services"} {
 		name := "acme-docs-" + stack + ".template.json"
 		raw, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {

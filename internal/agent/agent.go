@@ -100,6 +100,10 @@ type Agent struct {
 	status        Status
 	history       []HealthRecord
 	lastSnapshot  collect.Snapshot
+	// startedAt is when Run started; sentSinceStart, whether a heartbeat
+	// has reached the plane since (see holdFirst).
+	startedAt      time.Time
+	sentSinceStart bool
 }
 
 // Status is what the status page and /status.json show.
@@ -329,6 +333,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "install_id", a.install.InstallID, "channel", a.cfg.Channel,
 		"heartbeat_seconds", a.cfg.Heartbeat.Seconds(), "telemetry", a.cfg.Telemetry, "auto_approve_diagnostics", a.cfg.AutoApprove)
 
+	a.mu.Lock()
+	a.startedAt = a.now()
+	a.mu.Unlock()
 	hbTimer := time.NewTimer(0)
 	// The first release check waits until a scrape has named docsvc's
 	// version, since which releases apply depends on it (or, if docsvc stays
@@ -349,6 +356,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := a.tick(ctx); err == nil {
 				failures = 0
 				hbTimer.Reset(a.cfg.Heartbeat)
+			} else if errors.Is(err, errHeld) {
+				hbTimer.Reset(holdRetry(a.cfg.Heartbeat))
 			} else {
 				failures++
 				d := min(backoff(failures, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand), a.opts.RetryMax)
@@ -442,12 +451,20 @@ func (a *Agent) tick(ctx context.Context) error {
 	if snap.MetricsErr != nil {
 		a.log.Warn("docsvc metrics unavailable", "err", snap.MetricsErr)
 	}
+	if a.holdFirst(snap) {
+		a.log.Info("docsvc not ready yet; holding the first heartbeat",
+			"grace_seconds", startupGrace(a.cfg.Heartbeat).Seconds())
+		return errHeld
+	}
 	hb := a.buildHeartbeat(snap)
 	resp, err := a.sendHeartbeat(ctx, hb)
 	a.recordHeartbeat(snap, hb, err)
 	if err != nil {
 		return err
 	}
+	a.mu.Lock()
+	a.sentSinceStart = true
+	a.mu.Unlock()
 	a.log.Info("heartbeat sent", "pending_diagnostics", resp.PendingDiagnostics, "ledger_seq", a.plane.ledgerEntries())
 	a.pollDiagnostics(ctx)
 	a.processDiagnostics(ctx)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -17,6 +18,35 @@ import (
 // unknownVersion stands in for docsvc's version until /metrics has named
 // it: the heartbeat's version field is required and must be semver.
 const unknownVersion = "0.0.0"
+
+// After a restart the agent is often up before docsvc. Its first heartbeat
+// is held while docsvc is not yet ready, so that a restart does not read on
+// the plane as docsvc down at version 0.0.0 (a false alert), but for less
+// than the three intervals after which the plane counts an install stale:
+// when the grace runs out, whatever docsvc's state is, it is reported.
+
+// startupGrace is how long after starting the agent may hold its first
+// heartbeat.
+func startupGrace(interval time.Duration) time.Duration { return 2 * interval }
+
+// holdRetry is how soon a held heartbeat is tried again.
+func holdRetry(interval time.Duration) time.Duration { return min(interval, 5*time.Second) }
+
+// errHeld says the heartbeat was held back: docsvc is still starting.
+var errHeld = errors.New("agent: docsvc not ready yet; first heartbeat held")
+
+// holdFirst reports whether to hold this round's heartbeat: none has been
+// sent since the agent started, docsvc has not answered ready with its
+// version, and the startup grace has not run out.
+func (a *Agent) holdFirst(s collect.Snapshot) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sentSinceStart {
+		return false
+	}
+	ready := s.ReadyzErr == nil && s.Readyz.Status == "ok" && s.MetricsErr == nil
+	return !ready && s.At.Sub(a.startedAt) < startupGrace(a.cfg.Heartbeat)
+}
 
 // docsvcChecks are the readyz checks reported as heartbeat components, in
 // wire's order.

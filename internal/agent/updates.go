@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tetherhq/tether/internal/updater"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // initUpdater installs the trusted root on first start and builds the TUF
@@ -57,8 +58,14 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 	if err == nil {
 		m, ok, lerr := a.upd.Latest(ctx, current)
 		err = lerr
-		if ok {
+		switch {
+		case ok && wire.ValidSemver(m.Version):
 			available = m.Version
+		case ok:
+			// A verified release whose version the heartbeat cannot carry
+			// (a pre-release word or build metadata outside the wire's
+			// grammar) is not reported rather than breaking every heartbeat.
+			a.log.Warn("release available but its version cannot be reported to the plane", "channel", a.cfg.Channel)
 		}
 	}
 	a.mu.Lock()

@@ -16,7 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/codebuild"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
@@ -43,6 +47,7 @@ type awsSettings struct {
 type awsSession struct {
 	cfg          aws.Config
 	getenv       func(string) string
+	profile      string // --profile, for the AWS CLI when tetherctl runs it
 	Region       string // what --region, the environment or the profile name
 	RegionSource string // where Region came from, for messages
 }
@@ -86,7 +91,7 @@ func loadAWS(ctx context.Context, getenv func(string) string, s awsSettings, dc 
 		opts = append(opts, config.WithBaseEndpoint(base))
 	}
 
-	sess := &awsSession{getenv: getenv}
+	sess := &awsSession{getenv: getenv, profile: s.Profile}
 	switch {
 	case s.Region != "":
 		sess.Region, sess.RegionSource = s.Region, "--region"
@@ -188,6 +193,24 @@ func (a *awsSession) SecretsManager() *secretsmanager.Client {
 func (a *awsSession) CloudFormation() *cloudformation.Client {
 	return cloudformation.NewFromConfig(a.cfg, func(o *cloudformation.Options) {
 		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CLOUDFORMATION"))
+	})
+}
+
+func (a *awsSession) ECR() *ecr.Client {
+	return ecr.NewFromConfig(a.cfg, func(o *ecr.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("ECR")) })
+}
+
+func (a *awsSession) ECS() *ecs.Client {
+	return ecs.NewFromConfig(a.cfg, func(o *ecs.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("ECS")) })
+}
+
+func (a *awsSession) CodeBuild() *codebuild.Client {
+	return codebuild.NewFromConfig(a.cfg, func(o *codebuild.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CODEBUILD")) })
+}
+
+func (a *awsSession) Logs() *cloudwatchlogs.Client {
+	return cloudwatchlogs.NewFromConfig(a.cfg, func(o *cloudwatchlogs.Options) {
+		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CLOUDWATCH_LOGS"))
 	})
 }
 

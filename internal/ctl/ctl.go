@@ -9,10 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/tetherhq/tether/internal/devstack"
 )
@@ -44,6 +49,13 @@ Usage:
   tetherctl destroy [--config deployment.yaml] [--yes]
       delete the stacks newest first after you type the deployment's name,
       keeping (and listing) the documents, database, keys and logs
+  tetherctl images push [--config deployment.yaml] [--source-bundle FILE]
+      copy the release's images by digest from the vendor registry into
+      your ECR (or build them there), verify them by digest, and record
+      the verified agent image
+  tetherctl migrate [--config deployment.yaml] [--digest sha256:...]
+      check the secrets and the image, run the database migration task,
+      and record the migrated image the services may run
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -72,10 +84,27 @@ type Env struct {
 	// it supplies is passed to the AWS SDK explicitly and wins; the SDK
 	// still reads the process environment itself for anything left unset.
 	Getenv func(string) string
-	// HTTPTransport carries preflight's request to the vendor plane. Nil
+	// HTTPTransport carries preflight's request to the vendor plane and
+	// images push's registry requests (the vendor registry and ECR). Nil
 	// means a standard HTTPS transport using HTTPS_PROXY and NO_PROXY from
-	// Getenv. (Tests point it at a local server.)
+	// Getenv. (Tests point it at local servers.)
 	HTTPTransport http.RoundTripper
+}
+
+// transport is HTTPTransport, or a standard one that honours the proxy
+// variables as read through Getenv.
+func (env Env) transport() http.RoundTripper {
+	if env.HTTPTransport != nil {
+		return env.HTTPTransport
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	proxy := (&httpproxy.Config{
+		HTTPProxy:  firstEnv(env.Getenv, "HTTP_PROXY", "http_proxy"),
+		HTTPSProxy: firstEnv(env.Getenv, "HTTPS_PROXY", "https_proxy"),
+		NoProxy:    firstEnv(env.Getenv, "NO_PROXY", "no_proxy"),
+	}).ProxyFunc()
+	t.Proxy = func(r *http.Request) (*url.URL, error) { return proxy(r.URL) }
+	return t
 }
 
 // Run is RunEnv with the process's standard input.
@@ -114,6 +143,10 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return destroyCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
+	case "images":
+		return imagesCmd(ctx, args[1:], env)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":
@@ -143,8 +176,23 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		}
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		if foregroundTerminal(env.Stdin) {
+			o.Stdin = env.Stdin
+		}
 		return devstack.Run(ctx, o, stdout, log)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: tetherctl: unknown command %q (the commands are listed above)", errUsage, args[0])
+}
+
+// foregroundTerminal reports whether in is a terminal this process may
+// read: reading one from a background job (tetherctl dev &) would stop the
+// process with SIGTTIN.
+func foregroundTerminal(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
 }

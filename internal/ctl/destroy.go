@@ -102,7 +102,7 @@ func destroyCmd(ctx context.Context, args []string, env Env) error {
 	df.register(fs)
 	yes := fs.Bool("yes", false, "do not ask: delete what the plan shows")
 	wait := fs.Duration("wait", defaultDestroyWait, "how long to wait for each stack's deletion")
-	if help, err := parseNoArgs(fs, args, env, destroyUsage); help || err != nil {
+	if help, err := parseFlagsOnly(env, fs, args, destroyUsage+flagHelp(fs)); help || err != nil {
 		return err
 	}
 	if *wait < time.Minute {

@@ -63,6 +63,7 @@ type question struct {
 	def  func(a answers, e Env) string  // the default; nil for none
 	when func(a answers) bool           // whether it is asked; nil for always
 	file bool                           // the answer names a file whose content is the value
+	bool bool                           // the answer is yes or no, written as true or false
 	keep func(a answers, v string) bool // whether an empty answer is still written (nil: only non-empty)
 }
 
@@ -123,6 +124,10 @@ func initQuestions() []question {
 		{path: "plane.url", flag: "plane-url", text: "Vendor plane URL (empty: air-gapped)"},
 		{path: "plane.channel", flag: "channel", text: "Release channel",
 			def: func(answers, Env) string { return deployconfig.DefaultChannel }},
+		{path: "agent.telemetry", flag: "telemetry", text: "Let the agent send daily aggregate usage counts to the vendor (yes/no)", bool: true,
+			def: func(answers, Env) string { return "no" }, keep: func(answers, string) bool { return true }},
+		{path: "agent.diagnostics_approval", flag: "diagnostics-approval", text: "Diagnostics bundles: manual (you approve each) or automatic",
+			def: func(answers, Env) string { return deployconfig.DiagnosticsManual }},
 		{path: "plane.trusted_root", flag: "trusted-root", text: "Path to the vendor's root.json (trusted root)", file: true},
 		{path: "license.public_key", flag: "license-public-key", text: "Path to the vendor's license.pub (license public key)", file: true},
 		{path: "observability.alarm_email", flag: "alarm-email", text: "Address alarm notifications go to (empty: none)"},
@@ -144,7 +149,7 @@ func initCmd(ctx context.Context, args []string, env Env) error {
 		}
 		given[q.flag] = fs.String(q.flag, "", what)
 	}
-	if help, err := parseNoArgs(fs, args, env, initUsage); help || err != nil {
+	if help, err := parseFlagsOnly(env, fs, args, initUsage+flagHelp(fs)); help || err != nil {
 		return err
 	}
 	set := map[string]bool{}
@@ -276,6 +281,15 @@ func (q question) defaultValue(a answers, env Env, given map[string]*string, set
 // value turns a typed answer into the field's value: for a file question
 // it reads the file named.
 func (q question) value(raw string) (string, error) {
+	if q.bool {
+		switch strings.ToLower(raw) {
+		case "y", "yes", "true":
+			return "true", nil
+		case "n", "no", "false":
+			return "false", nil
+		}
+		return "", fmt.Errorf("%s: %q is not yes or no", q.path, truncateText(raw, 40))
+	}
 	if !q.file || raw == "" {
 		return raw, typedProblem(q.path, raw)
 	}
@@ -380,6 +394,9 @@ func renderAnswers(questions []question, a answers, all bool) []byte {
 		}
 		leaf := add(parent, parts[len(parts)-1])
 		*leaf = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
+		if q.bool {
+			leaf.Tag = "!!bool"
+		}
 		if strings.Contains(v, "\n") {
 			leaf.Style = yaml.LiteralStyle
 		}

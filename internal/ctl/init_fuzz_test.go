@@ -42,6 +42,12 @@ func FuzzInitAnswer(f *testing.F) {
 			}
 			v = m[p]
 		}
+		if q.bool {
+			if want, _ := q.value(raw); v != (want == "true") {
+				t.Fatalf("%s: typed %q, read back %v", q.path, raw, v)
+			}
+			return
+		}
 		if got, _ := v.(string); got != raw {
 			t.Fatalf("%s: typed %q, read back %q", q.path, raw, v)
 		}

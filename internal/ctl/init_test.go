@@ -30,7 +30,7 @@ func initFlags(config, root, pub string) []string {
 		"--oidc-issuer", "https://login.acme.example/realms/staff", "--oidc-client-id", "tether-docs",
 		"--ai-provider", "openai", "--ai-model", "gpt-4o-mini", "--ai-base-url", "https://api.openai.com/v1",
 		"--vendor-registry", "registry.vendor.example/tether",
-		"--plane-url", "https://plane.vendor.example",
+		"--plane-url", "https://plane.vendor.example", "--telemetry", "yes",
 		"--trusted-root", root, "--license-public-key", pub}
 }
 
@@ -65,6 +65,9 @@ func TestInitFromFlags(t *testing.T) {
 	}
 	if cfg.AI.Provider != "openai" || cfg.AI.Model != "gpt-4o-mini" || cfg.AI.BaseURL != "https://api.openai.com/v1" {
 		t.Errorf("ai: %+v", cfg.AI)
+	}
+	if !cfg.Agent.Telemetry || cfg.Agent.DiagnosticsApproval != "manual" {
+		t.Errorf("agent: %+v", cfg.Agent)
 	}
 	if cfg.Plane.TrustedRoot != testRoot || cfg.License.PublicKey != pubPEM {
 		t.Errorf("the files' content was not written:\nroot %q\nkey %q", cfg.Plane.TrustedRoot, cfg.License.PublicKey)
@@ -165,6 +168,9 @@ func TestInitInteractive(t *testing.T) {
 		"",
 		"https://plane.vendor.example",
 		"",
+		"perhaps", // telemetry: wrong
+		"yes",
+		"",                                // diagnostics: manual
 		filepath.Join(dir, "nosuch.json"), // missing file
 		pub,                               // not a root: wrong
 		root,
@@ -189,6 +195,8 @@ func TestInitInteractive(t *testing.T) {
 		"images.docsvc_digest: must be an image digest",
 		"plane.trusted_root: open " + filepath.Join(dir, "nosuch.json"),
 		"plane.trusted_root: not a JSON object",
+		`agent.telemetry: "perhaps" is not yes or no`,
+		"Diagnostics bundles: manual (you approve each) or automatic [manual]: ",
 	} {
 		if !strings.Contains(out.stderr, want) {
 			t.Errorf("the conversation does not show %q:\n%s", want, out.stderr)

@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/net/http/httpproxy"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
@@ -227,18 +224,5 @@ func (p *preflight) dataStackDeployed(ctx context.Context) (bool, error) {
 	return p.dataStack, p.dataStackErr
 }
 
-// transport is the HTTP transport for the plane check: the Env's, or a
-// standard one that honours the proxy variables as read through Getenv.
-func (p *preflight) transport() http.RoundTripper {
-	if p.env.HTTPTransport != nil {
-		return p.env.HTTPTransport
-	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	proxy := (&httpproxy.Config{
-		HTTPProxy:  firstEnv(p.env.Getenv, "HTTP_PROXY", "http_proxy"),
-		HTTPSProxy: firstEnv(p.env.Getenv, "HTTPS_PROXY", "https_proxy"),
-		NoProxy:    firstEnv(p.env.Getenv, "NO_PROXY", "no_proxy"),
-	}).ProxyFunc()
-	t.Proxy = func(r *http.Request) (*url.URL, error) { return proxy(r.URL) }
-	return t
-}
+// transport is the HTTP transport for the plane check.
+func (p *preflight) transport() http.RoundTripper { return p.env.transport() }

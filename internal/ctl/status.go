@@ -65,23 +65,6 @@ const (
 	queueMetricWindow = 15 * time.Minute
 )
 
-// parseNoArgs parses the flags of a command that takes no arguments. On
-// -h or --help it prints usage and the flags, and reports help.
-func parseNoArgs(fs *flag.FlagSet, args []string, env Env, usage string) (help bool, err error) {
-	positional, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(env.Stdout, usage+flagHelp(fs))
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if len(positional) > 0 {
-		return false, fmt.Errorf("%w: tetherctl %s takes no arguments, got %q", errUsage, fs.Name(), positional[0])
-	}
-	return false, nil
-}
-
 // Stack suffixes in deployment order (contract: destroy in reverse).
 var stackSuffixes = []string{"network", "data", "images", "cluster", "services"}
 
@@ -199,7 +182,7 @@ func statusCmd(ctx context.Context, args []string, env Env) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	df.register(fs)
 	timeout := fs.Duration("timeout", defaultStatusTimeout, "the time limit of each AWS call (at most 25s)")
-	if help, err := parseNoArgs(fs, args, env, statusUsage); help || err != nil {
+	if help, err := parseFlagsOnly(env, fs, args, statusUsage+flagHelp(fs)); help || err != nil {
 		return err
 	}
 	if *timeout < time.Second || *timeout > maxCheckTimeout {
@@ -243,7 +226,7 @@ func readStatus(ctx context.Context, a *awsSession, dc *deployconfig.Config, tim
 	var wg sync.WaitGroup
 	r.Stacks = make([]stackState, len(stackSuffixes))
 	for i, name := range stackNames(dc) {
-		wg.Go(call(func(ctx context.Context) { r.Stacks[i] = readStack(ctx, a, name) }))
+		wg.Go(call(func(ctx context.Context) { r.Stacks[i] = readStackState(ctx, a, name) }))
 	}
 	wg.Go(call(func(ctx context.Context) { r.Release = readRelease(ctx, a, dc.Name+"-services", timeout) }))
 	wg.Go(call(func(ctx context.Context) { r.Services = readServices(ctx, a, dc) }))
@@ -342,7 +325,7 @@ func describeStack(ctx context.Context, a *awsSession, name string) (*cfntypes.S
 	return &out.Stacks[0], nil
 }
 
-func readStack(ctx context.Context, a *awsSession, name string) stackState {
+func readStackState(ctx context.Context, a *awsSession, name string) stackState {
 	st := stackState{Name: name}
 	s, err := describeStack(ctx, a, name)
 	switch {
@@ -411,7 +394,7 @@ func readServices(ctx context.Context, a *awsSession, dc *deployconfig.Config) [
 		names[i] = ecsServiceName(dc, f)
 		rows[i].Name = names[i]
 	}
-	out, err := a.ecsClient().DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(ecsClusterName(dc)), Services: names})
+	out, err := a.ECS().DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(ecsClusterName(dc)), Services: names})
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ClusterNotFoundException" {
 		return rows
@@ -719,10 +702,6 @@ func writeStatus(w io.Writer, r *statusReport) {
 }
 
 // The clients status adds, each honouring its own endpoint variable.
-
-func (a *awsSession) ecsClient() *ecs.Client {
-	return ecs.NewFromConfig(a.cfg, func(o *ecs.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("ECS")) })
-}
 
 // cloudWatchClient speaks CloudWatch's query protocol, which CloudWatch
 // serves alongside the SDK's default (Smithy RPCv2 CBOR): it is the one the

@@ -21,13 +21,15 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		{"secrets", "set", "--help"}, {"secrets", "set", "license", "--help", "--config", "/nonexistent.yaml"},
 		{"preflight", "--help"}, {"preflight", "-h"},
 		{"init", "--help"}, {"status", "--help"}, {"destroy", "--help"}, {"destroy", "-h", "--yes"},
+		{"images", "--help"}, {"images", "push", "--help"}, {"images", "push", "-h", "--config", "/nonexistent.yaml"},
+		{"migrate", "--help"}, {"migrate", "-h", "--digest", "x"},
 	} {
 		out := in.run(testContext(t), args...)
 		if out.err != nil || !strings.Contains(out.stdout, "Usage:") {
 			t.Errorf("%q: %v\n%s", args, out.err, out.all())
 		}
 	}
-	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl init", "tetherctl status", "tetherctl destroy"} {
+	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl images push", "tetherctl migrate", "tetherctl init", "tetherctl status", "tetherctl destroy"} {
 		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
 			t.Errorf("the top-level usage does not mention %s", want)
 		}
@@ -36,6 +38,8 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		t.Fatalf("--help called AWS: %+v", reqs)
 	}
 }
+
+var testDigest = "sha256:" + strings.Repeat("0a", 32)
 
 // Mistakes on the command line or in deployment.yaml are usage errors
 // (exit 2) that name the bad value; main maps them.
@@ -72,6 +76,16 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"init", "--bogus"}, "-bogus"},
 		{[]string{"init", "extra"}, `"extra"`},
 		{[]string{"init", "--config", config}, "already exists"},
+		{[]string{"images"}, "want push"},
+		{[]string{"images", "pull"}, `"pull"`},
+		{[]string{"images", "push", "extra", "--config", config}, `"extra"`},
+		{[]string{"images", "push", "--config", config}, "--docsvc-digest or set images.docsvc_digest"},
+		{[]string{"images", "push", "--config", config, "--docsvc-digest", "sha256:abc", "--agent-digest", "sha256:abc"}, `--docsvc-digest "sha256:abc"`},
+		{[]string{"images", "push", "--config", config, "--docsvc-digest", testDigest, "--agent-digest", testDigest, "--source-bundle", "x.zip"}, "--source-bundle is for images.source build"},
+		{[]string{"migrate", "--config", config}, "--digest sha256:... or set images.docsvc_digest"},
+		{[]string{"migrate", "--config", config, "--digest", "sha256:ABC"}, `--digest "sha256:ABC"`},
+		{[]string{"migrate", "--timeout", "10s", "--config", config}, "--timeout 10s"},
+		{[]string{"migrate", "extra"}, `"extra"`},
 	} {
 		out := invocation{env: map[string]string{}}.run(testContext(t), tc.args...)
 		if out.err == nil || !ctl.IsUsage(out.err) || !strings.Contains(out.err.Error(), tc.want) {

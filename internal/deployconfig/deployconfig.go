@@ -50,6 +50,7 @@ type Config struct {
 	AI          AI            `yaml:"ai"`
 	Images      Images        `yaml:"images"`
 	Plane       Plane         `yaml:"plane"`
+	Agent       Agent         `yaml:"agent"`
 	License     License       `yaml:"license"`
 	Sizing      Sizing        `yaml:"sizing"`
 	Observe     Observability `yaml:"observability"`
@@ -135,6 +136,26 @@ type Plane struct {
 	// required. The stack passes it to the agent as TETHER_TRUSTED_ROOT.
 	TrustedRoot string `yaml:"trusted_root"`
 }
+
+// Diagnostics approval policies (agent.diagnostics_approval).
+const (
+	DiagnosticsManual    = "manual"
+	DiagnosticsAutomatic = "automatic"
+)
+
+// Agent is the customer's policy for what the agent may send the vendor
+// beyond its heartbeat. Both default to off.
+type Agent struct {
+	// Telemetry sends daily aggregate usage counts (TETHER_TELEMETRY).
+	Telemetry bool `yaml:"telemetry"`
+	// DiagnosticsApproval is manual (an operator approves each bundle with
+	// tetherctl diag approve) or automatic (TETHER_AUTO_APPROVE_DIAGNOSTICS).
+	DiagnosticsApproval string `yaml:"diagnostics_approval"`
+}
+
+// AutoApproveDiagnostics reports whether diagnostics bundles are uploaded
+// without an operator's approval.
+func (a Agent) AutoApproveDiagnostics() bool { return a.DiagnosticsApproval == DiagnosticsAutomatic }
 
 // License holds what verifies the customer's license offline. The license
 // itself is a secret the operator sets; the vendor's public key is not.
@@ -268,6 +289,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Plane.Channel == "" {
 		c.Plane.Channel = DefaultChannel
+	}
+	if c.Agent.DiagnosticsApproval == "" {
+		c.Agent.DiagnosticsApproval = DiagnosticsManual
 	}
 	s := &c.Sizing
 	if s.APITasks == 0 {
@@ -430,6 +454,7 @@ func (c *Config) Validate() error {
 	if problem := checkTUFRoot(c.Plane.TrustedRoot); problem != "" {
 		v.add("plane.trusted_root", "%s; paste the content of the vendor's root.json", problem)
 	}
+	c.Agent.validate(&v, c.Plane.URL != "")
 	if problem := checkEd25519PEM(c.License.PublicKey); problem != "" {
 		v.add("license.public_key", "%s; paste the vendor's license.pub (-----BEGIN PUBLIC KEY----- …)", problem)
 	}
@@ -458,6 +483,22 @@ func (c *Config) Validate() error {
 		v.match("cdk.qualifier", c.CDK.Qualifier, qualifierRE, "the qualifier you passed to cdk bootstrap: up to 10 lowercase letters and digits")
 	}
 	return v.err()
+}
+
+func (a Agent) validate(v *validator, hasPlane bool) {
+	switch a.DiagnosticsApproval {
+	case DiagnosticsManual:
+	case DiagnosticsAutomatic:
+		if !hasPlane {
+			v.add("agent.diagnostics_approval", "automatic uploads diagnostics to the plane, and plane.url is not set (air-gapped); use %q or set plane.url", DiagnosticsManual)
+		}
+	default:
+		v.add("agent.diagnostics_approval", "%q is not valid: want %q (an operator approves each bundle) or %q (bundles are uploaded without approval)",
+			truncate(a.DiagnosticsApproval), DiagnosticsManual, DiagnosticsAutomatic)
+	}
+	if a.Telemetry && !hasPlane {
+		v.add("agent.telemetry", "telemetry is sent to the plane, and plane.url is not set (air-gapped); set telemetry: false or set plane.url")
+	}
 }
 
 // WorkerNeedsInternet reports whether the workers must reach the internet

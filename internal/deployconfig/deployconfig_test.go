@@ -40,6 +40,9 @@ func TestParseExamples(t *testing.T) {
 	if !strings.Contains(minimal.Plane.TrustedRoot, `"_type":"root"`) {
 		t.Error("plane.trusted_root not read")
 	}
+	if minimal.Agent.Telemetry || minimal.Agent.DiagnosticsApproval != DiagnosticsManual || minimal.Agent.AutoApproveDiagnostics() {
+		t.Errorf("agent policies are not off by default: %+v", minimal.Agent)
+	}
 	if minimal.WorkerNeedsInternet() {
 		t.Error("local analyzer should not need internet egress")
 	}
@@ -49,7 +52,8 @@ func TestParseExamples(t *testing.T) {
 		t.Fatalf("strict.yaml: %v", err)
 	}
 	if strict.IAM.PermissionsBoundary != "GlobexWorkloadBoundary" || strict.CDK.Qualifier != "globex01" ||
-		!strict.Sizing.MultiAZ || strict.AI.Provider != AIBedrock || strict.Images.Source != ImagesBuild {
+		!strict.Sizing.MultiAZ || strict.AI.Provider != AIBedrock || strict.Images.Source != ImagesBuild ||
+		strict.Agent.Telemetry || strict.Agent.DiagnosticsApproval != DiagnosticsManual {
 		t.Errorf("strict.yaml parsed wrong: %+v", strict)
 	}
 }
@@ -149,6 +153,11 @@ func TestParseRejects(t *testing.T) {
 		{"license key not PEM", edit(t, "    -----BEGIN PUBLIC KEY-----", "    BEGIN"), "license.public_key: not a single PEM PUBLIC KEY block"},
 		{"license key not a key", edit(t, "    MCow", "    aGVsbG8="), "license.public_key: the PEM block does not hold a public key"},
 		{"too big", make([]byte, MaxFileSize+1), "larger than"},
+		{"diagnostics approval", append(readExample(t, "minimal.yaml"), []byte("agent:\n  diagnostics_approval: auto\n")...), `agent.diagnostics_approval: "auto" is not valid: want "manual"`},
+		{"telemetry not a bool", append(readExample(t, "minimal.yaml"), []byte("agent:\n  telemetry: yes please\n")...), "agent.telemetry: got a str value"},
+		{"telemetry air-gapped", append(edit(t, "  url: https://plane", ""), []byte("agent:\n  telemetry: true\n")...), "agent.telemetry: telemetry is sent to the plane"},
+		{"automatic diagnostics air-gapped", append(edit(t, "  url: https://plane", ""), []byte("agent:\n  diagnostics_approval: automatic\n")...), "agent.diagnostics_approval: automatic uploads diagnostics"},
+		{"unknown agent field", append(readExample(t, "minimal.yaml"), []byte("agent:\n  heartbeat: 10s\n")...), "agent.heartbeat: unknown field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,6 +233,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]"))
 	f.Add([]byte("plane: {trusted_root: '{\"signed\": {\"_type\": \"root\"}, \"signatures\": []}'}"))
 	f.Add([]byte("plane: {trusted_root: '{\"signed\": null}'}"))
+	f.Add([]byte("agent: {telemetry: true, diagnostics_approval: automatic}"))
+	f.Add([]byte("agent: {diagnostics_approval: [manual]}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
 		if err != nil {

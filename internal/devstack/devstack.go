@@ -27,6 +27,9 @@ type Options struct {
 	Heartbeat       time.Duration
 	Telemetry       bool   // the customer's opt-in, passed to the agent
 	AgentPlaneURL   string // where the agent reaches the plane; default the local plane (point it at a proxy to watch the traffic)
+	// Stdin, when set, is read line by line: each Enter prints the banner
+	// (URLs, token) again.
+	Stdin io.Reader
 }
 
 // Run prepares the data directory, starts every component and supervises
@@ -55,6 +58,12 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 		}
 	}
 	out := &lockedWriter{w: stdout}
+	var ban banner
+	again := "Press "
+	if o.Stdin != nil {
+		go ban.reprintOnEnter(o.Stdin, out)
+		again = "Press Enter to show this again, "
+	}
 	bins, err := binaries(ctx, filepath.Join(dataDir, "bin"), []string{"docsvc", "tether-plane", "tether-agent"}, out)
 	if err != nil {
 		return err
@@ -121,7 +130,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	start(proc("tether-agent", "agent", nil, agentArgs...))
 
 	if err := waitHealthy(ctx, "http://"+o.APIAddr+"/healthz"); err == nil {
-		out.printf(`
+		ban.set(fmt.Sprintf(`
 Tether is running on embedded defaults.
   Web page:        http://%[1]s/
   API:             http://%[1]s/v1/documents
@@ -130,10 +139,11 @@ Tether is running on embedded defaults.
   Agent status:    http://%[6]s/
   What left:       go run ./cmd/tetherctl egress show --data-dir %[7]s
   Try:             curl -H "Authorization: Bearer $(cat %[3]s)" -F file=@README.md http://%[1]s/v1/documents
-Press Ctrl-C to stop; run again with the same --data-dir to resume.
+%[8]sCtrl-C to stop; run again with the same --data-dir to resume.
 
 `, o.APIAddr, token, filepath.Join(dataDir, "dev-token"), o.PlaneAddr, filepath.Join(dataDir, "plane-admin-token"),
-			o.AgentStatusAddr, dataDir)
+			o.AgentStatusAddr, dataDir, again))
+		ban.reprint(out)
 	}
 	wg.Wait()
 	out.printf("dev: stopped\n")
@@ -185,15 +195,37 @@ func waitHealthy(ctx context.Context, url string) error {
 func binaries(ctx context.Context, binDir string, names []string, out *lockedWriter) (map[string]string, error) {
 	paths := map[string]string{}
 	if root, ok := sourceRoot(); ok {
-		out.printf("dev: building %s …\n", strings.Join(names, ", "))
-		args := []string{"build", "-o", binDir + string(filepath.Separator)}
+		what := strings.Join(names, ", ")
+		var pkgs []string
 		for _, n := range names {
-			args = append(args, "./cmd/"+n)
+			pkgs = append(pkgs, "./cmd/"+n)
 		}
-		cmd := exec.CommandContext(ctx, "go", args...)
+		start := time.Now()
+		out.printf("dev: building %s from this checkout (the first build takes minutes; later ones use Go's build cache) …\n", what)
+		cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-v", "-o", binDir + string(filepath.Separator)}, pkgs...)...)
 		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("dev: build: %w\n%s", err, b)
+		pr, pw := io.Pipe()
+		cmd.Stdout, cmd.Stderr = pw, pw
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("dev: build: %w", err)
+		}
+		type result struct {
+			compiled int
+			other    []string
+		}
+		done := make(chan result, 1)
+		go func() {
+			n, other := buildProgress(pr, countDeps(ctx, root, pkgs), what, out, time.Now, 3*time.Second)
+			done <- result{n, other}
+		}()
+		err := cmd.Wait()
+		pw.Close()
+		res := <-done
+		if err != nil {
+			return nil, fmt.Errorf("dev: build: %w\n%s", err, strings.Join(res.other, "\n"))
+		}
+		if res.compiled > 0 {
+			out.printf("dev: built %s in %s (%d packages compiled)\n", what, time.Since(start).Round(time.Second), res.compiled)
 		}
 		for _, n := range names {
 			paths[n] = filepath.Join(binDir, n)

@@ -51,7 +51,15 @@ func Detect(head []byte, filename string) (Format, string, error) {
 	// PDF readers accept the header anywhere in the first 1024 bytes, but
 	// away from the start it only counts in a binary file: a text file
 	// that mentions "%PDF-" near its top is still text.
-	text := bytes.TrimPrefix(head, utf8BOM)
+	// UTF-16 with a byte-order mark is classified as the text it decodes to.
+	text, textCharset := bytes.TrimPrefix(head, utf8BOM), "utf-8"
+	if _, cs, ok := utf16Order(head); ok {
+		decoded, err := decodeUTF16(head, true)
+		if err != nil {
+			return unsupported(err.Error())
+		}
+		text, textCharset = decoded, cs
+	}
 	whyNotText := notText(text)
 	if bytes.HasPrefix(head, magicPDF) ||
 		(whyNotText != "" && bytes.Contains(head[:min(len(head), 1024)], magicPDF)) {
@@ -79,18 +87,32 @@ func Detect(head []byte, filename string) (Format, string, error) {
 	}
 
 	if whyNotText != "" {
+		// A page in a legacy encoding (a <meta charset>, or Windows-1252
+		// by default) is HTML all the same: decode it as a browser would.
+		if textCharset == "utf-8" && looksLikeHTML(text) {
+			if enc, name := htmlEncoding(head); name != "utf-8" {
+				if decoded, err := enc.NewDecoder().Bytes(head); err == nil && notText(decoded) == "" {
+					return HTML, withCharset(mediaHTML, name), nil
+				}
+			}
+		}
 		return unsupported(whyNotText)
 	}
 	if looksLikeHTML(text) {
-		return HTML, mediaHTML, nil
+		return HTML, withCharset(mediaHTML, textCharset), nil
 	}
 	switch ext {
 	case ".md", ".markdown", ".mdown", ".mkd":
-		return Markdown, mediaMarkdown, nil
+		return Markdown, withCharset(mediaMarkdown, textCharset), nil
 	case ".html", ".htm", ".xhtml":
-		return HTML, mediaHTML, nil
+		return HTML, withCharset(mediaHTML, textCharset), nil
 	}
-	return Text, mediaText, nil
+	return Text, withCharset(mediaText, textCharset), nil
+}
+
+// withCharset replaces media's charset=utf-8 with cs.
+func withCharset(media, cs string) string {
+	return strings.Replace(media, "charset=utf-8", "charset="+cs, 1)
 }
 
 // notText says why b is not UTF-8 text, or "" if it is. A rune split at
@@ -102,6 +124,9 @@ func notText(b []byte) string {
 		if c < utf8.RuneSelf {
 			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' {
 				if c == 0 {
+					if looksLikeUTF16(b) {
+						return whyNotUTF8(b)
+					}
 					return "binary data (NUL byte)"
 				}
 				return "binary data (control character)"
@@ -114,7 +139,7 @@ func notText(b []byte) string {
 			if !utf8.FullRune(b[i:]) {
 				break
 			}
-			return "text is not valid UTF-8"
+			return whyNotUTF8(b)
 		}
 		i += n
 	}

@@ -79,6 +79,9 @@ type Result struct {
 	Text string
 	// Pages is at least 1 for any successful extraction.
 	Pages int
+	// Graphics says the document shows pictures (HTML images, SVG) whose
+	// text, if any, is not extracted: with no Text, that is why.
+	Graphics bool
 }
 
 // Extract reads the document of format f from r (size bytes) and returns its

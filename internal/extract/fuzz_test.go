@@ -20,6 +20,8 @@ func FuzzDetect(f *testing.F) {
 	f.Add([]byte("<!doctype html><p>x"), "")
 	f.Add([]byte("plain \xe2\x82"), "a.txt")
 	f.Add([]byte("\x00\x01\x02"), "a.bin")
+	f.Add([]byte("\xff\xfe#\x00 \x00t\x00"), "a.md")
+	f.Add([]byte("<p>caf\xe9</p>"), "")
 	f.Fuzz(func(t *testing.T, head []byte, filename string) {
 		format, media, err := Detect(head, filename)
 		if err != nil {
@@ -100,6 +102,8 @@ func FuzzExtractHTML(f *testing.F) {
 		[]byte(`<!DOCTYPE html><html><head><title>t</title></head><body><p>a &amp; b</p><table><tr><td>1</td></tr></table></body></html>`),
 		[]byte(`<script>x</script><p>y`),
 		[]byte(`<p title="unterminated`),
+		[]byte("<meta charset=\"iso-8859-1\"><p>caf\xe9"),
+		[]byte("\xff\xfe<\x00p\x00>\x00x\x00"),
 	)
 }
 
@@ -109,5 +113,7 @@ func FuzzExtractText(f *testing.F) {
 		[]byte("\xEF\xBB\xBF# title"),
 		[]byte("bad \xff"),
 		[]byte("nul \x00"),
+		[]byte("\xff\xfeh\x00i\x00"),
+		[]byte("\xfe\xff\xd8\x00"),
 	)
 }

@@ -17,6 +17,12 @@ var htmlSkipped = map[atom.Atom]bool{
 	atom.Template: true, atom.Noscript: true, atom.Svg: true,
 }
 
+// htmlGraphics are elements that show a picture rather than text.
+var htmlGraphics = map[atom.Atom]bool{
+	atom.Svg: true, atom.Img: true, atom.Picture: true, atom.Canvas: true,
+	atom.Object: true, atom.Embed: true, atom.Video: true,
+}
+
 // htmlBlocks are elements that start a new line of text.
 var htmlBlocks = map[atom.Atom]bool{
 	atom.P: true, atom.Div: true, atom.Br: true, atom.Li: true, atom.Ul: true, atom.Ol: true,
@@ -38,7 +44,18 @@ var htmlParagraphs = map[atom.Atom]bool{
 // building a DOM: memory stays at the text plus one token. Entities are
 // decoded by the tokenizer.
 func extractHTML(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Result, error) {
-	z := html.NewTokenizer(io.NewSectionReader(r, 0, size))
+	head := make([]byte, min(size, 1024))
+	if _, err := r.ReadAt(head, 0); err != nil && err != io.EOF {
+		return Result{}, fmt.Errorf("%w: html: read failed", ErrMalformed)
+	}
+	var src io.Reader = io.NewSectionReader(r, 0, size)
+	if _, _, ok := utf16Order(head); ok {
+		src = io.NewSectionReader(r, 2, size-2) // the decoder would keep the mark as a character
+	}
+	if enc, name := htmlEncoding(head); name != "utf-8" {
+		src = enc.NewDecoder().Reader(src)
+	}
+	z := html.NewTokenizer(src)
 	// One token (a text run, a tag with its attributes) may not exceed the
 	// text limit; the tokenizer's buffer is the rest of its memory.
 	z.SetMaxBuf(int(min(lim.MaxTextBytes, int64(^uint(0)>>1))))
@@ -48,6 +65,7 @@ func extractHTML(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Re
 	// skipping holds the open elements whose content is hidden. HTML in
 	// the wild leaves <head> unclosed, so <body> ends it too.
 	var skipping []atom.Atom
+	graphics := false
 	for n := 0; ; n++ {
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -59,7 +77,7 @@ func extractHTML(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Re
 		case html.ErrorToken:
 			err := z.Err()
 			if err == io.EOF {
-				return Result{Text: text.String(), Pages: 1}, nil
+				return Result{Text: text.String(), Pages: 1, Graphics: graphics}, nil
 			}
 			if errors.Is(err, html.ErrBufferExceeded) {
 				return Result{}, fmt.Errorf("%w: html: one element over %d bytes", ErrTooLarge, lim.MaxTextBytes)
@@ -71,6 +89,7 @@ func extractHTML(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Re
 			if a == atom.Body {
 				skipping = skipping[:0]
 			}
+			graphics = graphics || htmlGraphics[a]
 			if htmlSkipped[a] && tt == html.StartTagToken {
 				skipping = append(skipping, a)
 				continue

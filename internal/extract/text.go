@@ -148,7 +148,8 @@ func (b *textBuilder) String() string { return b.buf.String() }
 
 // extractText returns plain text or Markdown as uploaded: whitespace is
 // meaningful in both (code blocks, hard line breaks). It only strips a BOM
-// and turns CRLF into LF, and rejects what is not UTF-8 text.
+// and turns CRLF into LF, decodes UTF-16 that has a byte-order mark, and
+// rejects what is not UTF-8 text.
 func extractText(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limits) (Result, error) {
 	if size > lim.MaxTextBytes {
 		return Result{}, fmt.Errorf("%w: %s: %d bytes of text, limit %d", ErrTooLarge, f, size, lim.MaxTextBytes)
@@ -161,8 +162,18 @@ func extractText(ctx context.Context, f Format, r io.ReaderAt, size int64, lim L
 		return Result{}, err
 	}
 	data = bytes.TrimPrefix(data, utf8BOM)
+	if _, _, ok := utf16Order(data); ok {
+		decoded, err := decodeUTF16(data, false)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: %s: %v", ErrMalformed, f, err)
+		}
+		if int64(len(decoded)) > lim.MaxTextBytes {
+			return Result{}, fmt.Errorf("%w: %s: %d bytes of text, limit %d", ErrTooLarge, f, len(decoded), lim.MaxTextBytes)
+		}
+		data = decoded
+	}
 	if !utf8.Valid(data) {
-		return Result{}, fmt.Errorf("%w: %s: text is not valid UTF-8", ErrUnsupported, f)
+		return Result{}, fmt.Errorf("%w: %s: %s", ErrUnsupported, f, whyNotUTF8(data))
 	}
 	if why := notText(data); why != "" {
 		return Result{}, fmt.Errorf("%w: %s: %s", ErrUnsupported, f, why)

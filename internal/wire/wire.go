@@ -15,9 +15,7 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +25,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // MaxPayload is the largest encoded payload any Decode function accepts.
@@ -177,10 +178,13 @@ const (
 )
 
 var (
-	// semverRe is Semantic Versioning 2.0.0 without a "v" prefix.
+	// semverRe is the versions the wire carries: Semantic Versioning 2.0.0
+	// without a "v" prefix, whose pre-release is one of a few fixed words
+	// followed by numbers, and without build metadata. Full semver allows
+	// any word there ("9.9.9-confidentialmergerplan"), which would make a
+	// version field a free-text channel.
 	semverRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
-		`(-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?` +
-		`(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?$`)
+		`(-(alpha|beta|rc|dev|preview)(\.(0|[1-9][0-9]*))*)?$`)
 	channelRe = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 	idRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	tokenRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
@@ -198,8 +202,10 @@ func ValidChannel(ch string) bool { return channelRe.MatchString(ch) }
 // diagnostic request): 1–64 of [A-Za-z0-9_-].
 func ValidID(id string) bool { return idRe.MatchString(id) }
 
-// ValidSemver reports whether v is a Semantic Versioning 2.0.0 version
-// (no "v" prefix) of at most 64 bytes.
+// ValidSemver reports whether v is a version the wire carries: Semantic
+// Versioning 2.0.0 (no "v" prefix) of at most 64 bytes, whose pre-release,
+// if any, is alpha, beta, rc, dev or preview followed by numeric
+// identifiers ("2.1.0-rc.1"), and with no build metadata.
 func ValidSemver(v string) bool { return len(v) <= maxSemverLen && semverRe.MatchString(v) }
 
 // checker collects the first failure for one payload type, so Validate
@@ -383,7 +389,12 @@ func StorageBucket(objects, bytes int64) (objectsBucket, bytesBucket string) {
 type validator interface{ Validate() error }
 
 // decode is the one strict JSON decoder behind every Decode function: size
-// cap, unknown fields rejected, exactly one JSON value, then Validate.
+// cap, then exactly one JSON value whose object keys are each known to the
+// payload type, spelled exactly (encoding/json would take "Channel" for
+// "channel"), and given once (encoding/json keeps the last of two), in
+// valid UTF-8; then Validate. A payload means one thing to everyone who
+// reads it. The decoder is JSON v2 (github.com/go-json-experiment/json, the
+// Go team's encoding/json/v2), whose defaults are exactly these rules.
 func decode[T any, PT interface {
 	*T
 	validator
@@ -392,13 +403,8 @@ func decode[T any, PT interface {
 		return nil, fmt.Errorf("wire: decode %s: %w: %d bytes is over the %d byte limit", typ, ErrMalformed, len(data), MaxPayload)
 	}
 	v := new(T)
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return nil, fmt.Errorf("wire: decode %s: %w: %s", typ, ErrMalformed, describe(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("wire: decode %s: %w: data after the JSON value", typ, ErrMalformed)
 	}
 	if err := PT(v).Validate(); err != nil {
 		return nil, err
@@ -406,26 +412,40 @@ func decode[T any, PT interface {
 	return v, nil
 }
 
-// describe turns a json error into a message that does not repeat the
-// input: encoding/json quotes unknown field names and bad values verbatim.
+// describe turns a JSON error into a message that does not repeat the
+// input: the decoder's own messages quote member names and values.
 func describe(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+	var syn *jsontext.SyntacticError
+	var sem *jsonv2.SemanticError
 	switch {
-	case errors.As(err, &syn):
-		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return "wrong JSON type for the payload"
-		}
-		return fmt.Sprintf("wrong JSON type for field %s", typ.Field)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		return "a key appears twice in one object"
+	case errors.Is(err, jsonv2.ErrUnknownName):
+		return "unknown field (field names are lower case, exactly as documented)"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "empty or truncated JSON"
-	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		return "unknown field"
+	case errors.As(err, &syn):
+		// Invalid UTF-8 is a syntactic error too.
+		return fmt.Sprintf("invalid JSON or UTF-8 at byte %d", syn.ByteOffset)
+	case errors.As(err, &sem):
+		if sem.JSONPointer != "" {
+			return fmt.Sprintf("wrong JSON type or value for field %s", fieldPath(sem.JSONPointer))
+		}
+		return "wrong JSON type for the payload"
 	default:
 		return "invalid JSON value"
 	}
+}
+
+// fieldPath renders a JSON pointer into a known payload as the dotted path
+// the Validate errors use. It is only called once every member name has
+// been matched against the payload type, so it names fields, not input.
+func fieldPath(p jsontext.Pointer) string {
+	var parts []string
+	for tok := range p.Tokens() {
+		parts = append(parts, tok)
+	}
+	return strings.Join(parts, ".")
 }
 
 // DecodeActivationRequest strictly decodes and validates an activation request.

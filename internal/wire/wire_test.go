@@ -20,7 +20,7 @@ var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 func validHeartbeat() wire.Heartbeat {
 	return wire.Heartbeat{
 		SentAt:   t0,
-		Versions: wire.Versions{Docsvc: "1.4.2", Agent: "1.4.2-rc.1+build.7", Schema: 12},
+		Versions: wire.Versions{Docsvc: "1.4.2", Agent: "1.4.2-rc.1", Schema: 12},
 		Channel:  "stable",
 		Components: []wire.ComponentHealth{
 			{Name: "api", Status: "ok"}, {Name: "worker", Status: "degraded"}, {Name: "database", Status: "ok"},
@@ -455,6 +455,8 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"channel":"stable","components":[{"name":"api","status":"ok"}]}`))
 	f.Add(bytes.Replace(good, []byte(`"ok"`), []byte(`"OK"`), 1))
+	f.Add(bytes.Replace(good, []byte(`"channel":`), []byte(`"Channel":`), 1))
+	f.Add(bytes.Replace(good, []byte(`"channel":"stable"`), []byte(`"channel":"stable","channel":"beta"`), 1))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.DecodeHeartbeat) })
 }
 
@@ -494,4 +496,63 @@ func FuzzDecodeResponses(f *testing.F) {
 		fuzzRoundTrip(t, data, wire.DecodeActivationResponse)
 		fuzzRoundTrip(t, data, wire.DecodeHeartbeatResponse)
 	})
+}
+
+// A payload means one thing to every reader: a key given twice, a key in
+// another case (encoding/json would match "Channel" to "channel"), or a
+// version carrying words is refused, and the error does not quote it.
+func TestDecodeIsStrict(t *testing.T) {
+	good, err := json.Marshal(validHeartbeat())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wire.DecodeHeartbeat(good); err != nil {
+		t.Fatalf("the canonical heartbeat is refused: %v", err)
+	}
+	replace := func(old, new string) []byte {
+		if !bytes.Contains(good, []byte(old)) {
+			t.Fatalf("%s not in %s", old, good)
+		}
+		return bytes.Replace(good, []byte(old), []byte(new), 1)
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"duplicate key", replace(`"channel":"stable"`, `"channel":"stable","channel":"beta"`), "a key appears twice"},
+		{"duplicate nested key", replace(`"depth":3`, `"depth":3,"depth":4`), "a key appears twice"},
+		{"mis-cased key", replace(`"channel":`, `"Channel":`), "unknown field"},
+		{"mis-cased nested key", replace(`"dead_letter":`, `"Dead_Letter":`), "unknown field"},
+		{"invalid UTF-8", replace(`"stable"`, "\"st\xffable\""), "invalid JSON or UTF-8 at byte"},
+		{"words in a pre-release", replace(`"docsvc":"1.4.2"`, `"docsvc":"9.9.9-confidentialmergerplan"`), "versions.docsvc"},
+		{"build metadata", replace(`"docsvc":"1.4.2"`, `"docsvc":"1.4.2+secretword"`), "versions.docsvc"},
+		{"wrong type", replace(`"depth":3`, `"depth":"3"`), "wrong JSON type or value for field queue.depth"},
+		{"trailing data", append(append([]byte{}, good...), []byte(` {}`)...), "invalid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := wire.DecodeHeartbeat(tt.data)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("DecodeHeartbeat: %v; want an error containing %q", err, tt.want)
+			}
+			for _, leak := range []string{"beta", "confidentialmergerplan", "secretword", "Dead_Letter", "Channel"} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("error %q quotes the payload (%q)", err, leak)
+				}
+			}
+		})
+	}
+}
+
+func TestWireVersions(t *testing.T) {
+	for v, ok := range map[string]bool{
+		"1.4.2": true, "0.1.0-dev": true, "2.1.0-rc.1": true, "2.0.0-beta.1.2": true, "1.0.0-preview": true,
+		"1.0": false, "v1.0.0": false, "1.0.0-rc.01": false, "1.0.0-RC.1": false, "1.0.0-rc1": false,
+		"1.0.0-x": false, "1.0.0+b.5": false, "01.0.0": false, "1.0.0-alpha.beta": false,
+	} {
+		if got := wire.ValidSemver(v); got != ok {
+			t.Errorf("ValidSemver(%q) = %v, want %v", v, got, ok)
+		}
+	}
 }

@@ -215,7 +215,7 @@ func (w *Worker) process(ctx context.Context, d document.Document, log *slog.Log
 		return res, reason(err), nil
 	}
 	if len(bytes.TrimSpace([]byte(ex.Text))) == 0 {
-		return res, "no text found in this document (is it a scanned image without a text layer?)", nil
+		return res, noTextReason(format, ex), nil
 	}
 	a, err := w.analyze(ctx, d.ID, ex.Text, log)
 	if err != nil {
@@ -404,4 +404,15 @@ func (w *Worker) setProtection(ctx context.Context, on bool) {
 	if on {
 		w.protectedAt = time.Now()
 	}
+}
+
+// noTextReason says why a document that extracted cleanly had no text.
+func noTextReason(f extract.Format, ex extract.Result) string {
+	switch {
+	case f == extract.PDF:
+		return "no text found in this document (is it a scanned image without a text layer?)"
+	case ex.Graphics:
+		return "no text found in this document: it shows only pictures (images or SVG graphics), and text inside pictures is not extracted"
+	}
+	return "no text found in this document: it is empty, or holds only markup or pictures"
 }

@@ -1,5 +1,5 @@
-// Package stacks defines Tether's reference AWS deployment as four CDK stacks
-// built from one validated deployment.yaml:
+// Package stacks defines Tether's reference AWS deployment as five CDK stacks
+// built from one validated deployment.yaml, in deployment order:
 //
 //   - network:  the VPC, its subnets, NAT and VPC endpoints;
 //   - data:     everything holding customer data (KMS key, documents bucket,
@@ -7,8 +7,17 @@
 //     retained when deleted;
 //   - images:   the customer's ECR repositories (and, for strict customers,
 //     the CodeBuild project that builds the images in the account);
-//   - services: stateless compute (ECS, ALB), config parameters, alarms and
-//     the dashboard, safe to replace at any time.
+//   - cluster:  the ECS cluster and its private namespace, docsvc's config
+//     parameters and the migrate task definition, stateless;
+//   - services: stateless compute (ECS services, ALB), alarms and the
+//     dashboard, safe to replace at any time.
+//
+// The services stack names its images only through two parameters of type
+// AWS::SSM::Parameter::Value<String> whose defaults are the markers tetherctl
+// writes once an image is verified in the account's ECR and (docsvc) its
+// migrate task succeeded. Without the marker CloudFormation refuses the
+// change set, so no service starts on an unmigrated schema or an
+// unverified image, whoever runs the deploy.
 //
 // The agent's isolation from customer data is expressed twice: its task role
 // is granted nothing on the data, and the data's resource policies deny it by
@@ -33,6 +42,7 @@ type Deployment struct {
 	Network  *Network
 	Data     *Data
 	Images   *Images
+	Cluster  *Cluster
 	Services *Services
 }
 
@@ -55,7 +65,15 @@ func New(app awscdk.App, cfg *deployconfig.Config) *Deployment {
 	d.Network = newNetwork(app, cfg)
 	d.Data = newData(app, cfg, d.Network)
 	d.Images = newImages(app, cfg, d.Network, d.Data)
-	d.Services = newServices(app, cfg, d.Network, d.Data, d.Images)
+	d.Cluster = newCluster(app, cfg, d.Network, d.Data, d.Images)
+	d.Services = newServices(app, cfg, d.Network, d.Data, d.Images, d.Cluster)
+	// The order is enforced, not only implied by what each stack imports:
+	// the services read docsvc's settings from the cluster stack by name,
+	// and tetherctl deploys in this order and destroys in reverse.
+	all := d.Stacks()
+	for i := 1; i < len(all); i++ {
+		all[i].AddStackDependency(all[i-1], str("Tether's deployment order"))
+	}
 
 	awscdk.Tags_Of(app).Add(jsii.String("tether:deployment"), jsii.String(cfg.Name), nil)
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
@@ -64,7 +82,7 @@ func New(app awscdk.App, cfg *deployconfig.Config) *Deployment {
 
 // Stacks lists the stacks in deployment order.
 func (d *Deployment) Stacks() []awscdk.Stack {
-	return []awscdk.Stack{d.Network.Stack, d.Data.Stack, d.Images.Stack, d.Services.Stack}
+	return []awscdk.Stack{d.Network.Stack, d.Data.Stack, d.Images.Stack, d.Cluster.Stack, d.Services.Stack}
 }
 
 // newStack applies what every stack shares: the account and region from the

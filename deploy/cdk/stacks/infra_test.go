@@ -29,8 +29,8 @@ func TestDataStackIsProtectedAndRetained(t *testing.T) {
 		if !*s.d.Data.Stack.TerminationProtection() || !*s.d.Images.Stack.TerminationProtection() {
 			t.Error("the data and images stacks must be termination-protected")
 		}
-		if *s.d.Services.Stack.TerminationProtection() {
-			t.Error("the services stack is stateless; it should be replaceable")
+		if *s.d.Services.Stack.TerminationProtection() || *s.d.Cluster.Stack.TerminationProtection() {
+			t.Error("the cluster and services stacks are stateless; they should be replaceable")
 		}
 		for _, typ := range []string{"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::SQS::Queue", "AWS::RDS::DBInstance", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup"} {
 			rs := resources(s, "data", typ)
@@ -134,9 +134,15 @@ func TestServices(t *testing.T) {
 				"LoadBalancerAttributes": with(&[]any{map[string]any{"Key": "access_logs.s3.enabled", "Value": "true"}}),
 			}))
 		})
-		for id, r := range resources(s, "services", "AWS::Logs::LogGroup") {
-			if props(r)["RetentionInDays"] == nil {
-				t.Errorf("log group %s keeps logs forever", id)
+		for _, stack := range taskStacks {
+			groups := resources(s, stack, "AWS::Logs::LogGroup")
+			if len(groups) == 0 {
+				t.Errorf("no log group in the %s stack", stack)
+			}
+			for id, r := range groups {
+				if props(r)["RetentionInDays"] == nil || props(r)["KmsKeyId"] == nil || r["DeletionPolicy"] != "Retain" {
+					t.Errorf("%s: log group %s keeps logs forever, is not encrypted with the logs key, or is not retained: %s", stack, id, asJSON(r))
+				}
 			}
 		}
 		for _, short := range []string{"api-5xx-rate", "worker-errors", "agent-errors", "queue-age", "dead-letter-depth", "database-cpu", "database-storage"} {
@@ -158,7 +164,8 @@ func TestServices(t *testing.T) {
 		})
 		// Each container runs its documented role, with config from SSM.
 		commands := map[string]string{}
-		for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+		tds, _ := taskDefinitions(s)
+		for _, r := range tds {
 			c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
 			commands[c["Name"].(string)] = asJSON(c["Command"])
 			if c["ReadonlyRootFilesystem"] != true {
@@ -172,10 +179,11 @@ func TestServices(t *testing.T) {
 		if asJSON(commands) != asJSON(want) {
 			t.Errorf("container commands = %v, want %v", commands, want)
 		}
-		params := resources(s, "services", "AWS::SSM::Parameter")
-		for id, r := range params {
-			if name := props(r)["Name"].(string); !strings.HasPrefix(name, "/tether/"+s.cfg.Name+"/") {
-				t.Errorf("parameter %s (%s) is outside /tether/%s/", id, name, s.cfg.Name)
+		for _, stack := range taskStacks {
+			for id, r := range resources(s, stack, "AWS::SSM::Parameter") {
+				if name := props(r)["Name"].(string); !strings.HasPrefix(name, "/tether/"+s.cfg.Name+"/config/") {
+					t.Errorf("%s: parameter %s (%s) is outside /tether/%s/config/", stack, id, name, s.cfg.Name)
+				}
 			}
 		}
 		for _, out := range []string{"ServiceUrl", "LogGroups", "NextSteps", "PlaneRegistration"} {
@@ -195,7 +203,8 @@ func TestServices(t *testing.T) {
 // license, and no parameter at all.
 func TestTasksReadOnlyTheirOwn(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
-		for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+		tds, stacks := taskDefinitions(s)
+		for i, r := range tds {
 			c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
 			name := c["Name"].(string)
 			// Only the api enforces the license, so only it reads the license secret.
@@ -206,7 +215,7 @@ func TestTasksReadOnlyTheirOwn(t *testing.T) {
 				from := flatten(s, sec.(map[string]any)["ValueFrom"])
 				// SSM parameters are referenced by logical ID; read their names.
 				for _, m := range regexp.MustCompile(`<Ref:([A-Za-z0-9]+)>`).FindAllStringSubmatch(from, -1) {
-					if p, ok := resources(s, "services", "AWS::SSM::Parameter")[m[1]]; ok {
+					if p, ok := resources(s, stacks[i], "AWS::SSM::Parameter")[m[1]]; ok {
 						from = strings.Replace(from, m[0], props(p)["Name"].(string), 1)
 					}
 				}

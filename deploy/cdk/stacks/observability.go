@@ -157,12 +157,11 @@ func (s *services) newOutputs() {
 	out("ServiceUrl", "Where users reach the service", str(cfg.PublicURL()))
 	out("LoadBalancerDnsName", "Point domain.name here (CNAME or alias) if the stack did not create the DNS record", s.LoadBalancer.LoadBalancerDnsName())
 	var groups []*string
-	for _, family := range []string{"api", "worker", "migrate", "agent"} {
+	for _, family := range []string{"api", "worker", "agent"} {
 		groups = append(groups, s.LogGroups[family].LogGroupName())
 	}
-	out("LogGroups", "Log groups of api, worker, migrate and agent, in that order", awscdk.Fn_Join(str(","), &groups))
+	out("LogGroups", "Log groups of api, worker and agent, in that order (migrate's is the cluster stack's MigrateLogGroupName output)", awscdk.Fn_Join(str(","), &groups))
 	out("ConfigParameterPath", "Non-secret configuration in SSM Parameter Store", str(cfg.ParameterPath()))
-	out("ClusterName", "The ECS cluster", s.Cluster.ClusterName())
 	// A stack output is fixed at deploy time, so it states what registration
 	// will happen and where to see it, not a live state.
 	registration := "air-gapped: no plane; import releases with tetherctl airgap import"
@@ -172,15 +171,15 @@ func (s *services) newOutputs() {
 	}
 	out("PlaneRegistration", "The agent's registration with the vendor plane", str(registration))
 
-	// Plain AWS CLI steps: tetherctl's deploy commands are not built yet, and
-	// an output must never name a command that does not exist.
+	// This stack exists only once tetherctl has checked the secrets,
+	// verified the images and run the migrate task (the DocsvcImage and
+	// AgentImage markers), so what is left is to watch it come up.
 	steps := []string{
-		"1) aws secretsmanager put-secret-value --secret-id " + cfg.SecretName("license") + " --secret-string file://license.json (and " + cfg.SecretName("ai") + " if your AI provider uses a key)",
-		"2) aws ecs run-task --cluster " + clusterName(cfg) + " --launch-type FARGATE --task-definition <MigrateTaskDefinitionArn> --network-configuration with <MigrateSubnets> and <MigrateSecurityGroupId>, and wait for it to stop with exit code 0",
-		"3) update the stack with the DocsvcImageDigest and AgentImageDigest of the release, then check the ECS services are steady and the agent's log shows it reached the plane (" + cfg.PublicURL() + " answers 404 for /readyz and /metrics: they are served inside the VPC only)",
+		"1) check that the ECS services in cluster " + clusterName(cfg) + " are steady and the agent's log shows it reached the plane (" + cfg.PublicURL() + " answers 404 for /readyz and /metrics: they are served inside the VPC only)",
+		"2) upgrade with tetherctl deploy: it verifies the release's images, runs its migrate task and then moves DocsvcImage and AgentImage; an update naming a release it has not recorded stops before changing anything",
 	}
 	if cfg.Domain.HostedZone == nil {
-		steps = append(steps, "4) create a DNS record "+cfg.Domain.Name+" -> LoadBalancerDnsName")
+		steps = append(steps, "3) create a DNS record "+cfg.Domain.Name+" -> LoadBalancerDnsName")
 	}
-	out("NextSteps", "What the operator does after the first deploy", str(strings.Join(steps, "; ")))
+	out("NextSteps", "What the operator does after the first deploy, and how to upgrade", str(strings.Join(steps, "; ")))
 }

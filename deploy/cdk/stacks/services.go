@@ -11,40 +11,36 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsecr"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53targets"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsservicediscovery"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
 
-// Services is the stateless half: the ECS cluster and its services, the
-// load balancer, configuration parameters, alarms and the dashboard.
+// Services is the stateless half: the ECS services in the cluster stack's
+// cluster, the load balancer, alarms and the dashboard.
 type Services struct {
 	Stack        awscdk.Stack
-	Cluster      awsecs.Cluster
 	LoadBalancer awselasticloadbalancingv2.ApplicationLoadBalancer
 	API          awsecs.FargateService
 	Worker       awsecs.FargateService
 	Agent        awsecs.FargateService
-	Migrate      awsecs.FargateTaskDefinition
 	// Task roles, one per container family, each with only what it needs.
-	APIRole, WorkerRole, MigrateRole, AgentRole awsiam.Role
+	APIRole, WorkerRole, AgentRole awsiam.Role
 	// UpgradeRole is what CloudFormation assumes when the agent applies an
 	// upgrade; nil unless plane.automatic_upgrades is on.
 	UpgradeRole awsiam.Role
-	// Image digest parameters: upgrades change these and nothing else.
-	DocsvcDigest, MigrateDigest, AgentDigest awscdk.CfnParameter
-	LogGroups                                map[string]awslogs.LogGroup
+	// The images, as AWS::SSM::Parameter::Value<String> parameters naming
+	// the markers tetherctl writes (the gate; see imageParameter).
+	// Upgrades change these and nothing else.
+	DocsvcImage, AgentImage awscdk.CfnParameter
+	LogGroups               map[string]awslogs.LogGroup
 }
 
 // apiPort is where docsvc api listens inside its task; internalPort is its
@@ -76,59 +72,36 @@ func internalAPIURL(cfg *deployconfig.Config) string {
 
 type services struct {
 	*Services
-	cfg    *deployconfig.Config
-	net    *Network
-	data   *Data
-	images *Images
-	// docsvcConfig is the non-secret configuration every docsvc role reads,
-	// one SSM parameter per variable under /tether/<name>/config/docsvc/.
-	docsvcConfig map[string]awsssm.IStringParameter
-	taskDefs     []awsecs.FargateTaskDefinition
-	// secretRefs are the data stack's secrets as the containers read them.
-	secretRefs map[string]awssecretsmanager.ISecret
+	*tasks
+	net     *Network
+	images  *Images
+	cluster *Cluster
 }
 
-func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *Data, images *Images) *Services {
-	stack := newStack(app, cfg, "services", "Tether "+cfg.Name+": ECS services, load balancer, configuration, alarms (stateless)", false)
-	s := &services{Services: &Services{Stack: stack, LogGroups: map[string]awslogs.LogGroup{}}, cfg: cfg, net: net, data: data, images: images,
-		secretRefs: map[string]awssecretsmanager.ISecret{}}
+func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *Data, images *Images, cluster *Cluster) *Services {
+	stack := newStack(app, cfg, "services", "Tether "+cfg.Name+": ECS services, load balancer, alarms (stateless)", false)
+	s := &services{Services: &Services{Stack: stack}, tasks: newTasks(stack, cfg, data), net: net, images: images, cluster: cluster}
+	s.LogGroups = s.logGroups
 
-	s.DocsvcDigest = digestParameter(stack, "DocsvcImageDigest", "docsvc image digest for the api and worker services", cfg.Images.DocsvcDigest)
-	s.MigrateDigest = digestParameter(stack, "MigrateImageDigest", "docsvc image digest for the migrate task; upgrades move it first, run the task, then move DocsvcImageDigest", cfg.Images.DocsvcDigest)
-	s.AgentDigest = digestParameter(stack, "AgentImageDigest", "tether-agent image digest", cfg.Images.AgentDigest)
+	s.DocsvcImage = imageParameter(stack, "DocsvcImage", migratedMarker(cfg, cfg.Images.DocsvcDigest),
+		"The docsvc image of the api and worker: the name of the SSM parameter /tether/"+cfg.Name+"/migrated/sha256-<hex>, whose value is the digest. "+
+			"Only tetherctl writes it, after the image was verified in ECR "+cfg.Name+"/docsvc and its migrate task succeeded. "+
+			"If CloudFormation says the parameter cannot be found, that release is not migrated: run tetherctl migrate (or tetherctl deploy).")
+	s.AgentImage = imageParameter(stack, "AgentImage", verifiedAgentMarker(cfg, cfg.Images.AgentDigest),
+		"The tether-agent image: the name of the SSM parameter /tether/"+cfg.Name+"/verified/agent/sha256-<hex>, whose value is the digest. "+
+			"Only tetherctl writes it, after the image was verified in ECR "+cfg.Name+"/agent. "+
+			"If CloudFormation says the parameter cannot be found, that image is not verified: run tetherctl deploy.")
 
-	s.Cluster = awsecs.NewCluster(stack, str("Cluster"), &awsecs.ClusterProps{
-		ClusterName:         str(clusterName(cfg)),
-		Vpc:                 net.Vpc,
-		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
-		// A private namespace so the agent reaches the api without going
-		// through the public load balancer (which hides /readyz and /metrics).
-		DefaultCloudMapNamespace: &awsecs.CloudMapNamespaceOptions{
-			Name: str(namespace(cfg)),
-			Type: awsservicediscovery.NamespaceType_DNS_PRIVATE,
-			Vpc:  net.Vpc,
-		},
-	})
-	for _, family := range []string{"api", "worker", "migrate", "agent"} {
-		s.LogGroups[family] = awslogs.NewLogGroup(stack, str("Logs-"+family), &awslogs.LogGroupProps{
-			Retention:     retention(cfg),
-			EncryptionKey: net.LogsKey,
-			// Logs outlive a replaced services stack: they are the audit trail.
-			RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-		})
+	for _, family := range []string{"api", "worker", "agent"} {
+		s.newLogGroup(family, net.LogsKey)
 	}
-	s.docsvcConfig = s.newDocsvcConfig()
+	s.readDocsvcConfig()
 
 	s.newAPI()
 	s.newWorker()
-	s.newMigrate()
 	s.newAgent()
 	s.newObservability()
 	s.newOutputs()
-	// cfn-lint W6001 flags outputs that re-export another stack's export.
-	ignoreLint(stack, map[string]string{
-		"W6001": "MigrateSubnets and MigrateSecurityGroupId repeat the network stack's values on purpose: the operator's migrate run-task (NextSteps, docs/operator-guide.md) reads all its inputs from this stack's outputs.",
-	})
 	if s.UpgradeRole != nil {
 		// Registering a new task definition revision passes its roles.
 		var roles []*string
@@ -150,12 +123,16 @@ func serviceName(cfg *deployconfig.Config, family string) string {
 	return "tether-" + cfg.Name + "-" + family
 }
 
-func digestParameter(stack awscdk.Stack, id, description, def string) awscdk.CfnParameter {
+// imageParameter is one of the services stack's images: a parameter of type
+// AWS::SSM::Parameter::Value<String> whose value is the name of a marker
+// parameter tetherctl writes, and which CloudFormation resolves to the
+// marker's value, the digest. A marker that does not exist stops the change
+// set before anything changes: that is the gate. def is the marker of the
+// digest pinned in deployment.yaml, or "" (then the parameter is required).
+func imageParameter(stack awscdk.Stack, id, def, description string) awscdk.CfnParameter {
 	props := &awscdk.CfnParameterProps{
-		Type:                  str("String"),
-		Description:           str(description),
-		AllowedPattern:        str("^sha256:[0-9a-f]{64}$"),
-		ConstraintDescription: str("an image digest, sha256:<64 hex>"),
+		Type:        str("AWS::SSM::Parameter::Value<String>"),
+		Description: str(description),
 	}
 	if def != "" {
 		props.Default = str(def)
@@ -163,227 +140,27 @@ func digestParameter(stack awscdk.Stack, id, description, def string) awscdk.Cfn
 	return awscdk.NewCfnParameter(stack, str(id), props)
 }
 
-// newDocsvcConfig writes docsvc's non-secret settings to Parameter Store.
-// ECS injects them as environment variables at task start, so the task
-// definitions carry no deployment values and an operator can read the
-// effective configuration in one place.
-func (s *services) newDocsvcConfig() map[string]awsssm.IStringParameter {
-	cfg, d := s.cfg, s.data
-	values := map[string]*string{
-		"DOCSVC_PUBLIC_URL":        str(cfg.PublicURL()),
-		"DOCSVC_OIDC_CALLBACK_URL": str(callbackURL(cfg)),
-		// The password is not here: docsvc reads it from the rotated
-		// database secret itself (DOCSVC_DATABASE_PASSWORD names the secret,
-		// not the value), and again whenever PostgreSQL refuses it, so a
-		// rotation needs no restart. An ECS-injected value would be fixed
-		// for the task's life.
-		"DOCSVC_DATABASE_URL": awscdk.Fn_Join(str(""), &[]*string{
-			str("postgres://" + dbUser + "@"), d.Database.DbInstanceEndpointAddress(), str(":"),
-			d.Database.DbInstanceEndpointPort(), str("/" + dbName + "?sslmode=require"),
-		}),
-		"DOCSVC_DATABASE_PASSWORD": awscdk.Fn_Join(str(""), &[]*string{d.Database.Secret().SecretArn(), str("#password")}),
-		"DOCSVC_BLOB_URL":          awscdk.Fn_Join(str(""), &[]*string{str("s3://"), d.Documents.BucketName(), str("/" + documentsPrefix)}),
-		"DOCSVC_S3_KMS_KEY_ID":     d.Key.KeyArn(),
-		"DOCSVC_QUEUE_URL":         d.Jobs.QueueUrl(),
-		"DOCSVC_DLQ_URL":           d.DeadLetter.QueueUrl(),
-		// Fargate sets AWS_REGION too; naming it keeps `docsvc config`
-		// showing where the value came from.
-		"DOCSVC_AWS_REGION":  str(cfg.Region),
-		"DOCSVC_AI_PROVIDER": str(cfg.AI.Provider),
-		"DOCSVC_EMAIL_FROM":  str(cfg.EmailSender),
-		// The vendor's key that verifies the license; the license itself
-		// is a secret, injected from tether/<name>/license.
-		"DOCSVC_LICENSE_PUBLIC_KEY": str(cfg.License.PublicKey),
+// markerName is how a digest (sha256:<64 hex>) appears in a marker's name:
+// SSM parameter names allow no ':'.
+func markerName(digest string) string { return strings.Replace(digest, ":", "-", 1) }
+
+// migratedMarker is the SSM parameter tetherctl writes once the docsvc image
+// of that digest is verified in ECR and its migrate task succeeded; "" for
+// no digest.
+func migratedMarker(cfg *deployconfig.Config, digest string) string {
+	if digest == "" {
+		return ""
 	}
-	if len(cfg.CORSOrigins) > 0 {
-		values["DOCSVC_CORS_ORIGINS"] = str(strings.Join(cfg.CORSOrigins, ","))
-	}
-	if cfg.AI.Model != "" {
-		values["DOCSVC_AI_MODEL"] = str(cfg.AI.Model)
-	}
-	if cfg.AI.BaseURL != "" {
-		values["DOCSVC_AI_BASE_URL"] = str(cfg.AI.BaseURL)
-	}
-	if cfg.AI.Provider == deployconfig.AIBedrock {
-		values["DOCSVC_AI_REGION"] = str(cfg.Region)
-	}
-	params := map[string]awsssm.IStringParameter{}
-	for _, name := range sortedKeys(values) {
-		params[name] = awsssm.NewStringParameter(s.Stack, str("Config-"+name), &awsssm.StringParameterProps{
-			ParameterName: str(cfg.ParameterPath() + "/docsvc/" + name),
-			StringValue:   values[name],
-			Tier:          awsssm.ParameterTier_STANDARD,
-		})
-	}
-	// The token settings are the data stack's, read by name (AuthParameter).
-	for _, name := range []string{"DOCSVC_OIDC_ISSUER", "DOCSVC_OIDC_AUDIENCE"} {
-		params[name] = awsssm.StringParameter_FromStringParameterName(s.Stack, str("Auth-"+name), str(AuthParameter(cfg, name)))
-	}
-	return params
+	return "/tether/" + cfg.Name + "/migrated/" + markerName(digest)
 }
 
-// taskDefinition builds a Fargate task definition with one read-only
-// container whose only writable path is an ephemeral /tmp.
-func (s *services) taskDefinition(family string, role awsiam.Role, repo awsecr.Repository, digest awscdk.CfnParameter,
-	cpu, memory float64, command []string, secrets map[string]taskSecret, env map[string]*string, port float64,
-) awsecs.FargateTaskDefinition {
-	td := awsecs.NewFargateTaskDefinition(s.Stack, str("Task-"+family), &awsecs.FargateTaskDefinitionProps{
-		Family:         str(serviceName(s.cfg, family)),
-		Cpu:            num(cpu),
-		MemoryLimitMiB: num(memory),
-		TaskRole:       role,
-		RuntimePlatform: &awsecs.RuntimePlatform{
-			OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX(),
-			CpuArchitecture:       awsecs.CpuArchitecture_X86_64(),
-		},
-	})
-	s.taskDefs = append(s.taskDefs, td)
-	td.AddVolume(&awsecs.Volume{Name: str("tmp")})
-	values := map[string]awsecs.Secret{}
-	for name, sec := range secrets {
-		values[name] = sec.value
+// verifiedAgentMarker is the SSM parameter tetherctl writes once the agent
+// image of that digest is verified in ECR; "" for no digest.
+func verifiedAgentMarker(cfg *deployconfig.Config, digest string) string {
+	if digest == "" {
+		return ""
 	}
-	opts := &awsecs.ContainerDefinitionOptions{
-		Image:                  awsecs.ContainerImage_FromRegistry(repo.RepositoryUriForDigest(digest.ValueAsString()), nil),
-		Command:                jsii.Strings(command...),
-		Secrets:                &values,
-		ReadonlyRootFilesystem: jsii.Bool(true),
-		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
-			LogGroup:     s.LogGroups[family],
-			StreamPrefix: str(family),
-		}),
-	}
-	if len(env) > 0 {
-		opts.Environment = &env
-	}
-	if port > 0 {
-		opts.PortMappings = &[]*awsecs.PortMapping{{ContainerPort: num(port)}}
-	}
-	c := td.AddContainer(str(family), opts)
-	c.AddMountPoints(&awsecs.MountPoint{ContainerPath: str("/tmp"), SourceVolume: str("tmp"), ReadOnly: jsii.Bool(false)})
-	// FromRegistry grants nothing; the execution role pulls from exactly
-	// this repository.
-	repo.GrantPull(td.ObtainExecutionRole())
-	grantSecretKeys(td.ObtainExecutionRole(), s.cfg.Region, secrets)
-	suppress(td, "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource-level permissions; the execution role's pulls are limited to one repository.", "Resource::*")
-	if len(env) > 0 {
-		suppress(td, "AwsSolutions-ECS2", "Only non-secret values are plain environment (docsvc's listen address; the agent's settings, public keys and TUF root); docsvc's deployment config comes from Parameter Store and every secret from Secrets Manager.")
-	}
-	return td
-}
-
-func (s *services) taskRole(id, purpose string, name *string) awsiam.Role {
-	return awsiam.NewRole(s.Stack, str(id), &awsiam.RoleProps{
-		RoleName:    name,
-		AssumedBy:   awsiam.NewServicePrincipal(str("ecs-tasks.amazonaws.com"), nil),
-		Description: str("Tether " + s.cfg.Name + ": " + purpose),
-	})
-}
-
-// allow adds one identity-policy statement to role.
-func allow(role awsiam.Role, actions []string, resources ...*string) {
-	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings(actions...),
-		Resources: &resources,
-	}))
-}
-
-// taskSecret is one secret a container is given at start. For a Secrets
-// Manager secret it also names the KMS key the secret is encrypted with and
-// the secret's ARN, so the execution role can be allowed to decrypt exactly
-// that secret.
-type taskSecret struct {
-	value awsecs.Secret
-	key   awskms.IKey // nil for an SSM parameter (AWS-managed key)
-	arn   *string
-}
-
-func ssmSecret(p awsssm.IStringParameter) taskSecret {
-	return taskSecret{value: awsecs.Secret_FromSsmParameter(p)}
-}
-
-// secretsManager gives a container the data stack's secret of one kind (or
-// one JSON field of it). The container reads it through an import that
-// carries no key: CDK's own key grant for a secret in another stack would
-// write this stack's role into the data stack's key policy, a dependency
-// cycle. grantSecretKeys adds the narrower grant instead.
-func (s *services) secretsManager(kind string, secret awssecretsmanager.ISecret, field *string) taskSecret {
-	ref, ok := s.secretRefs[kind]
-	if !ok {
-		ref = awssecretsmanager.Secret_FromSecretAttributes(s.Stack, str("Secret-"+kind), &awssecretsmanager.SecretAttributes{
-			SecretCompleteArn: secret.SecretArn(),
-		})
-		s.secretRefs[kind] = ref
-	}
-	return taskSecret{value: awsecs.Secret_FromSecretsManager(ref, field), key: s.data.SecretKey(kind), arn: secret.SecretArn()}
-}
-
-// grantSecretKeys lets role decrypt, through Secrets Manager only, the
-// secrets it is given, and no other secret under the same keys: Secrets
-// Manager puts the secret's ARN in the encryption context.
-func grantSecretKeys(role awsiam.IRole, region string, secrets map[string]taskSecret) {
-	byKey := map[awskms.IKey][]*string{}
-	var keys []awskms.IKey
-	for _, name := range sortedKeys(secrets) {
-		sec := secrets[name]
-		if sec.key == nil {
-			continue
-		}
-		if _, seen := byKey[sec.key]; !seen {
-			keys = append(keys, sec.key)
-		}
-		byKey[sec.key] = append(byKey[sec.key], sec.arn)
-	}
-	for _, key := range keys {
-		arns := byKey[key]
-		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Actions:   jsii.Strings("kms:Decrypt"),
-			Resources: &[]*string{key.KeyArn()},
-			Conditions: &map[string]any{"StringEquals": map[string]any{
-				"kms:ViaService":                  secretsManagerService(region),
-				"kms:EncryptionContext:SecretARN": arns,
-			}},
-		}))
-	}
-}
-
-// secretsManagerService is Secrets Manager's endpoint in the stacks' region,
-// as KMS names it in kms:ViaService.
-func secretsManagerService(region string) string {
-	return "secretsmanager." + region + "." + *awscdk.Aws_URL_SUFFIX()
-}
-
-// grantDatabasePassword lets a docsvc task role read the database secret
-// (DOCSVC_DATABASE_PASSWORD), which docsvc does at start and after a
-// rotation, and decrypt it through Secrets Manager only.
-func (s *services) grantDatabasePassword(role awsiam.Role) {
-	secret := s.data.Database.Secret()
-	allow(role, []string{"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}, secret.SecretArn())
-	grantSecretKeys(role, s.cfg.Region, map[string]taskSecret{
-		"DOCSVC_DATABASE_PASSWORD": {key: s.data.SecretKey(secretDatabase), arn: secret.SecretArn()},
-	})
-}
-
-// docsvcSecrets is what every docsvc task (api, worker, migrate) is given:
-// the whole docsvc configuration and the AI key (the database password it
-// reads itself: grantDatabasePassword).
-// docsvc validates its entire configuration whatever the command, so the
-// api and migrate must see the AI settings (and key) although only the
-// worker calls the provider; a narrower set makes them exit at start.
-// Reading a value grants no access: the task roles still decide what each
-// task can touch. The license is the exception: docsvc wants the license
-// and its public key together or neither, and only the api enforces it.
-func (s *services) docsvcSecrets() map[string]taskSecret {
-	m := map[string]taskSecret{}
-	for v, p := range s.docsvcConfig {
-		if v != "DOCSVC_LICENSE_PUBLIC_KEY" {
-			m[v] = ssmSecret(p)
-		}
-	}
-	if s.cfg.WorkerNeedsInternet() { // a key-based provider
-		m["DOCSVC_AI_API_KEY"] = s.secretsManager(secretAI, s.data.Secrets[secretAI], nil)
-	}
-	return m
+	return "/tether/" + cfg.Name + "/verified/agent/" + markerName(digest)
 }
 
 func (s *services) circuitBreaker() *awsecs.DeploymentCircuitBreaker {
@@ -419,7 +196,7 @@ func (s *services) newAPI() {
 	apiSecrets := s.docsvcSecrets()
 	apiSecrets["DOCSVC_LICENSE"] = s.secretsManager(secretLicense, d.Secrets[secretLicense], nil)
 	apiSecrets["DOCSVC_LICENSE_PUBLIC_KEY"] = ssmSecret(s.docsvcConfig["DOCSVC_LICENSE_PUBLIC_KEY"])
-	td := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcDigest, 512, 1024, []string{"api"},
+	td := s.taskDefinition("api", s.APIRole, s.images.Docsvc, s.DocsvcImage.ValueAsString(), 512, 1024, []string{"api"},
 		apiSecrets, map[string]*string{
 			"DOCSVC_ADDR":          str(fmt.Sprintf(":%d", apiPort)),
 			"DOCSVC_INTERNAL_ADDR": str(fmt.Sprintf(":%d", internalPort)),
@@ -427,7 +204,7 @@ func (s *services) newAPI() {
 	sg := s.net.Groups["api"]
 	s.API = awsecs.NewFargateService(s.Stack, str("Api"), &awsecs.FargateServiceProps{
 		ServiceName:            str(serviceName(cfg, "api")),
-		Cluster:                s.Cluster,
+		Cluster:                s.cluster.Cluster,
 		TaskDefinition:         td,
 		DesiredCount:           num(float64(cfg.Sizing.APITasks)),
 		MinHealthyPercent:      num(100),
@@ -544,11 +321,11 @@ func (s *services) newWorker() {
 	}
 	suppress(s.WorkerRole, "AwsSolutions-IAM5", "The wildcards are the documents/ object prefix and this cluster's own tasks (a worker protects itself, and its task ARN is not known before it starts).", appliesTo...)
 
-	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcDigest, 1024, 2048, []string{"worker"}, s.docsvcSecrets(), nil, 0)
+	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcImage.ValueAsString(), 1024, 2048, []string{"worker"}, s.docsvcSecrets(), nil, 0)
 	sg := s.net.Groups["worker"]
 	s.Worker = awsecs.NewFargateService(s.Stack, str("Worker"), &awsecs.FargateServiceProps{
 		ServiceName:       str(serviceName(cfg, "worker")),
-		Cluster:           s.Cluster,
+		Cluster:           s.cluster.Cluster,
 		TaskDefinition:    td,
 		MinHealthyPercent: num(100),
 		MaxHealthyPercent: num(200),
@@ -588,20 +365,6 @@ func (s *services) newWorker() {
 	})
 }
 
-func (s *services) newMigrate() {
-	s.MigrateRole = s.taskRole("MigrateTaskRole", "docsvc migrate task: schema changes and the database password only", nil)
-	s.grantDatabasePassword(s.MigrateRole)
-	td := s.taskDefinition("migrate", s.MigrateRole, s.images.Docsvc, s.MigrateDigest, 256, 512, []string{"migrate"},
-		s.docsvcSecrets(), nil, 0)
-	sg := s.net.Groups["migrate"]
-	s.Migrate = td
-	awscdk.NewCfnOutput(s.Stack, str("MigrateTaskDefinitionArn"), &awscdk.CfnOutputProps{Value: td.TaskDefinitionArn()})
-	awscdk.NewCfnOutput(s.Stack, str("MigrateSecurityGroupId"), &awscdk.CfnOutputProps{Value: sg.SecurityGroupId()})
-	awscdk.NewCfnOutput(s.Stack, str("MigrateSubnets"), &awscdk.CfnOutputProps{
-		Value: awscdk.Fn_Join(str(","), s.net.Vpc.SelectSubnets(taskSubnets(false)).SubnetIds),
-	})
-}
-
 // agentEnvironment is the agent's whole configuration, exactly the
 // variables tether-agent reads (internal/agent/config.go). None is secret:
 // the identity secret is named by ARN, not read here, and the license is
@@ -615,6 +378,10 @@ func (s *services) agentEnvironment(identityARN *string) map[string]*string {
 		"TETHER_TRUSTED_ROOT":          str(cfg.Plane.TrustedRoot),
 		"TETHER_DOCSVC_URL":            str(internalAPIURL(cfg)),
 		"TETHER_AGENT_IDENTITY_SECRET": identityARN,
+		// The customer's policies (agent: in deployment.yaml), stated
+		// even when off so the task definition shows them.
+		"TETHER_TELEMETRY":                str(strconv.FormatBool(cfg.Agent.Telemetry)),
+		"TETHER_AUTO_APPROVE_DIAGNOSTICS": str(strconv.FormatBool(cfg.Agent.AutoApproveDiagnostics())),
 	}
 	if cfg.Plane.URL != "" {
 		env["TETHER_PLANE_URL"] = str(cfg.Plane.URL)
@@ -667,7 +434,7 @@ func (s *services) newAgent() {
 	secrets := map[string]taskSecret{
 		"TETHER_LICENSE": s.secretsManager(secretLicense, d.Secrets[secretLicense], nil),
 	}
-	td := s.taskDefinition("agent", r, s.images.Agent, s.AgentDigest, 256, 512, []string{"run"}, secrets,
+	td := s.taskDefinition("agent", r, s.images.Agent, s.AgentImage.ValueAsString(), 256, 512, []string{"run"}, secrets,
 		s.agentEnvironment(identity.SecretArn()), 0)
 	// The agent's data dir (identity cache, egress ledger, TUF metadata,
 	// diagnostics) is its EFS access point: TLS in transit, IAM-authorized,
@@ -691,7 +458,7 @@ func (s *services) newAgent() {
 	sg := s.net.Groups["agent"]
 	s.Agent = awsecs.NewFargateService(s.Stack, str("Agent"), &awsecs.FargateServiceProps{
 		ServiceName:    str(serviceName(cfg, "agent")),
-		Cluster:        s.Cluster,
+		Cluster:        s.cluster.Cluster,
 		TaskDefinition: td,
 		DesiredCount:   num(1),
 		// One agent at a time: it holds one identity and one ledger.
@@ -707,25 +474,34 @@ func (s *services) newAgent() {
 
 // newUpgradeRole creates the role CloudFormation assumes when the agent
 // applies an approved release, and lets the agent update only this stack,
-// only through that role. The role can register task definitions and roll
-// services and nothing else: a stack update made through it cannot change
-// IAM, so automatic upgrades cannot widen anyone's access.
+// only through that role. The role can register task definitions, roll
+// services and read the image markers, and nothing else: a stack update
+// made through it cannot change IAM, so automatic upgrades cannot widen
+// anyone's access, and cannot start an image tetherctl has not recorded.
 func (s *services) newUpgradeRole() (appliesTo []any) {
 	cfg := s.cfg
 	partition := *awscdk.Aws_PARTITION()
 	role := awsiam.NewRole(s.Stack, str("UpgradeRole"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(str("cloudformation.amazonaws.com"), nil),
-		Description: str("Tether " + cfg.Name + ": CloudFormation role for image-digest upgrades applied by the agent"),
+		Description: str("Tether " + cfg.Name + ": CloudFormation role for image upgrades applied by the agent, to images tetherctl verified and migrated"),
 	})
 	s.UpgradeRole = role
 	allow(role, []string{"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition"}, str("*"))
 	allow(role, []string{"ecs:UpdateService", "ecs:DescribeServices"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*"))
 	// New task definition revisions carry the stack's tags.
 	allow(role, []string{"ecs:TagResource"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":task-definition/tether-"+cfg.Name+"-*:*"))
-	// CloudFormation resolves the CDK bootstrap version parameter on every update.
-	allow(role, []string{"ssm:GetParameters"}, str("arn:"+partition+":ssm:"+cfg.Region+":"+cfg.Account+":parameter/cdk-bootstrap/"+qualifier(cfg)+"/version"))
-	suppress(role, "AwsSolutions-IAM5", "Task definition registration has no resource-level permissions; service updates and tags are limited to this deployment's cluster and task families.",
+	// CloudFormation resolves the stack's SSM-typed parameters under this
+	// role on every update: the CDK bootstrap version, and DocsvcImage and
+	// AgentImage, which may name only markers tetherctl wrote. So the agent
+	// can move the services only to images tetherctl has verified and
+	// (docsvc) migrated; it cannot migrate or record a release itself.
+	ssmParameter := "arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter"
+	allow(role, []string{"ssm:GetParameters"}, str(ssmParameter+"/cdk-bootstrap/"+qualifier(cfg)+"/version"),
+		str(ssmParameter+"/tether/"+cfg.Name+"/migrated/*"), str(ssmParameter+"/tether/"+cfg.Name+"/verified/*"))
+	suppress(role, "AwsSolutions-IAM5", "Task definition registration has no resource-level permissions; service updates and tags are limited to this deployment's cluster and task families; parameter reads to the image markers tetherctl writes under /tether/<name>/migrated/ and /verified/.",
 		"Resource::*",
+		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter/tether/"+cfg.Name+"/migrated/*",
+		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter/tether/"+cfg.Name+"/verified/*",
 		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*",
 		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":task-definition/tether-"+cfg.Name+"-*:*")
 

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,18 +16,39 @@ import (
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
 
+// taskStacks are the stacks with task definitions: migrate in the cluster
+// stack, the services' in the services stack.
+var taskStacks = []string{"cluster", "services"}
+
+// taskDefinitions returns the task definitions of both stacks, each with the
+// stack it is in.
+func taskDefinitions(s *synthesized) (tds []map[string]any, stacks []string) {
+	for _, stack := range taskStacks {
+		for _, r := range resources(s, stack, "AWS::ECS::TaskDefinition") {
+			tds, stacks = append(tds, r), append(stacks, stack)
+		}
+	}
+	return tds, stacks
+}
+
 // container returns the one container of the task definition whose
-// container is named family.
+// container is named family, and the stack it is in.
 func container(t *testing.T, s *synthesized, family string) map[string]any {
+	c, _ := containerIn(t, s, family)
+	return c
+}
+
+func containerIn(t *testing.T, s *synthesized, family string) (map[string]any, string) {
 	t.Helper()
-	for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+	tds, stacks := taskDefinitions(s)
+	for i, r := range tds {
 		c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
 		if c["Name"] == family {
-			return c
+			return c, stacks[i]
 		}
 	}
 	t.Fatalf("no %s container", family)
-	return nil
+	return nil, ""
 }
 
 // containerVars returns a container's plain environment by name, and the
@@ -101,8 +123,8 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 				t.Errorf("agent container sets %s, which tether-agent does not read", name)
 			}
 		}
-		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
-			"TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TRUSTED_ROOT"}
+		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
+			"TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
 		if strings.Join(names, " ") != strings.Join(want, " ") {
 			t.Errorf("agent variables\n got %v\nwant %v", names, want)
 		}
@@ -119,6 +141,9 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 			"TETHER_CHANNEL":            s.cfg.Plane.Channel,
 			"TETHER_LICENSE_PUBLIC_KEY": s.cfg.License.PublicKey,
 			"TETHER_TRUSTED_ROOT":       s.cfg.Plane.TrustedRoot,
+			// Both examples keep the agent policies at their defaults: off.
+			"TETHER_TELEMETRY":                "false",
+			"TETHER_AUTO_APPROVE_DIAGNOSTICS": "false",
 		} {
 			if env[name] != want {
 				t.Errorf("%s = %q, want %q", name, env[name], want)
@@ -156,6 +181,39 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 	})
 }
 
+// The agent policies in deployment.yaml reach the agent as the values its
+// config parser (strconv.ParseBool) reads, on as well as off.
+func TestAgentPoliciesReachTheAgent(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "examples", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		yaml                 string
+		telemetry, autoApply string
+	}{
+		{"", "false", "false"},
+		{"agent:\n  telemetry: true\n", "true", "false"},
+		{"agent:\n  diagnostics_approval: automatic\n", "false", "true"},
+		{"agent:\n  telemetry: true\n  diagnostics_approval: manual\n", "true", "false"},
+	} {
+		cfg, err := deployconfig.Parse(append(slices.Clone(raw), c.yaml...))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		env := (&services{tasks: &tasks{cfg: cfg}}).agentEnvironment(str("arn"))
+		for name, want := range map[string]string{"TETHER_TELEMETRY": c.telemetry, "TETHER_AUTO_APPROVE_DIAGNOSTICS": c.autoApply} {
+			got := *env[name]
+			if got != want {
+				t.Errorf("%q: %s = %q, want %q", c.yaml, name, got, want)
+			}
+			if b, err := strconv.ParseBool(got); err != nil || strconv.FormatBool(b) != want {
+				t.Errorf("%q: %s = %q does not parse as the agent reads it: %v", c.yaml, name, got, err)
+			}
+		}
+	}
+}
+
 func TestAgentReachesAPIInternally(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
 		ns := s.cfg.Name + ".tether.internal"
@@ -168,7 +226,9 @@ func TestAgentReachesAPIInternally(t *testing.T) {
 			t.Errorf("api listens on %q and internally on %q, want :8080 and :9090", apiEnv["DOCSVC_ADDR"], apiEnv["DOCSVC_INTERNAL_ADDR"])
 		}
 
-		namespaces := resources(s, "services", "AWS::ServiceDiscovery::PrivateDnsNamespace")
+		// The namespace is the cluster stack's; the api's Cloud Map service
+		// (services stack) imports its ID.
+		namespaces := resources(s, "cluster", "AWS::ServiceDiscovery::PrivateDnsNamespace")
 		var nsID string
 		for id, r := range namespaces {
 			if props(r)["Name"] == ns {
@@ -181,7 +241,7 @@ func TestAgentReachesAPIInternally(t *testing.T) {
 		var discoveryID string
 		for id, r := range resources(s, "services", "AWS::ServiceDiscovery::Service") {
 			p := props(r)
-			if p["Name"] == "api" && flatten(s, p["NamespaceId"]) == "<GetAtt:"+nsID+".Id>" {
+			if p["Name"] == "api" && regexp.MustCompile(`^<Import:`+s.cfg.Name+`-cluster:ExportsOutputFnGetAtt`+nsID+`Id[0-9A-F]+>$`).MatchString(flatten(s, p["NamespaceId"])) {
 				discoveryID = id
 			}
 		}
@@ -339,7 +399,7 @@ func TestOnlyReadSecretsExist(t *testing.T) {
 		if strings.Join(names, " ") != strings.Join(want, " ") {
 			t.Errorf("secrets = %v, want %v", names, want)
 		}
-		services := asJSON(s.json["services"])
+		services := asJSON(s.json["services"]) + asJSON(s.json["cluster"])
 		for _, id := range []string{"Secretlicense", "Secretagentidentity", "DatabaseSecret"} {
 			if !strings.Contains(services, id) {
 				t.Errorf("no task reads %s", id)
@@ -395,18 +455,18 @@ func dataSample(s *synthesized, v string) string {
 func docsvcEnv(t *testing.T, s *synthesized, c map[string]any) map[string]string {
 	t.Helper()
 	env, _ := containerVars(s, c)
-	params := resources(s, "services", "AWS::SSM::Parameter")
 	imports := regexp.MustCompile(`<Import:([^>]+)>`)
 	for _, sec := range list(c["Secrets"]) {
 		m := sec.(map[string]any)
 		name, from := m["Name"].(string), flatten(s, m["ValueFrom"])
 		value := "placeholder-" + strings.ToLower(name) // a Secrets Manager secret
-		for id, p := range params {
-			if strings.Contains(from, "<Ref:"+id+">") {
+		// The migrate task refers to the cluster stack's parameters by
+		// logical ID; the services read them, and the data stack's, by name.
+		for id, p := range resources(s, "cluster", "AWS::SSM::Parameter") {
+			if pname, _ := props(p)["Name"].(string); strings.Contains(from, "<Ref:"+id+">") || strings.HasSuffix(from, ":parameter"+pname) {
 				value = flatten(s, props(p)["Value"])
 			}
 		}
-		// Parameters the data stack writes are read by name.
 		for _, p := range resources(s, "data", "AWS::SSM::Parameter") {
 			if pname, _ := props(p)["Name"].(string); strings.HasSuffix(from, ":parameter"+pname) {
 				value = dataSample(s, flatten(s, props(p)["Value"]))

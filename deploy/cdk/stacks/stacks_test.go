@@ -27,7 +27,7 @@ var examples = []string{"minimal", "strict"}
 type synthesized struct {
 	cfg       *deployconfig.Config
 	d         *Deployment
-	templates map[string]assertions.Template // by stack suffix: network, data, images, services
+	templates map[string]assertions.Template // by stack suffix: network, data, images, cluster, services
 	json      map[string]map[string]any
 	outdir    string // the cloud assembly: <stack name>.template.json as cdk deploy would use them
 }

@@ -1,0 +1,247 @@
+package stacks
+
+import (
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The gate: the services stack names its images only through DocsvcImage
+// and AgentImage, SSM-typed parameters whose defaults are the markers
+// tetherctl writes, so no service can start on an image tetherctl has not
+// verified (and, for docsvc, migrated). No digest is written anywhere in it.
+func TestServicesTakeImagesOnlyFromMarkers(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		params := s.json["services"]["Parameters"].(map[string]any)
+		var names []string
+		for name := range params {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		if got := strings.Join(names, " "); got != "AgentImage BootstrapVersion DocsvcImage" {
+			t.Errorf("services parameters = %s, want AgentImage, BootstrapVersion and DocsvcImage only", got)
+		}
+		hex := func(digest string) string { return strings.TrimPrefix(digest, "sha256:") }
+		for _, p := range []struct{ name, digest, wantDefault, command string }{
+			{"DocsvcImage", s.cfg.Images.DocsvcDigest, "/tether/" + s.cfg.Name + "/migrated/sha256-", "tetherctl migrate"},
+			{"AgentImage", s.cfg.Images.AgentDigest, "/tether/" + s.cfg.Name + "/verified/agent/sha256-", "tetherctl deploy"},
+		} {
+			param, _ := params[p.name].(map[string]any)
+			if param["Type"] != "AWS::SSM::Parameter::Value<String>" {
+				t.Errorf("%s: type %v, want AWS::SSM::Parameter::Value<String>", p.name, param["Type"])
+			}
+			def, hasDefault := param["Default"]
+			switch {
+			case p.digest == "" && hasDefault:
+				t.Errorf("%s: default %v although deployment.yaml pins no digest; it must be required", p.name, def)
+			case p.digest != "" && def != p.wantDefault+hex(p.digest):
+				t.Errorf("%s: default %v, want %s", p.name, def, p.wantDefault+hex(p.digest))
+			}
+			desc, _ := param["Description"].(string)
+			for _, want := range []string{"tetherctl", "cannot be found", p.command} {
+				if !strings.Contains(desc, want) {
+					t.Errorf("%s: description does not say %q: %q", p.name, want, desc)
+				}
+			}
+		}
+
+		// Each container runs <its repository>@<the resolved marker>.
+		repo := map[string]string{"api": "DocsvcRepository", "worker": "DocsvcRepository", "agent": "AgentRepository"}
+		param := map[string]string{"api": "DocsvcImage", "worker": "DocsvcImage", "agent": "AgentImage"}
+		seen := 0
+		for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+			c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
+			name := c["Name"].(string)
+			image := flatten(s, c["Image"])
+			re := regexp.MustCompile(`/<Import:` + s.cfg.Name + `-images:ExportsOutputRef` + repo[name] + `[0-9A-F]+>@<Ref:` + param[name] + `>$`)
+			if repo[name] == "" || !re.MatchString(image) {
+				t.Errorf("%s runs %s, want its repository @ <Ref:%s>", name, image, param[name])
+			}
+			seen++
+		}
+		if seen != 3 {
+			t.Errorf("%d task definitions in the services stack, want api, worker and agent", seen)
+		}
+		all := asJSON(s.json["services"])
+		for _, plain := range []string{"sha256:", "ImageDigest"} {
+			if strings.Contains(all, plain) {
+				t.Errorf("the services template holds %q: an image must come only from the marker parameters", plain)
+			}
+		}
+	})
+}
+
+// The cluster stack holds the migrate task, with the outputs tetherctl
+// runs it from; the services stack holds no part of it.
+func TestClusterStack(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		outputs := s.json["cluster"]["Outputs"].(map[string]any)
+		for _, name := range []string{"ClusterName", "MigrateTaskDefinitionArn", "MigrateSecurityGroupId", "MigrateSubnets", "MigrateLogGroupName", "MigrateContainerName"} {
+			if _, ok := outputs[name]; !ok {
+				t.Errorf("cluster stack: no %s output", name)
+			}
+		}
+		value := func(name string) string { return flatten(s, outputs[name].(map[string]any)["Value"]) }
+		if got := value("MigrateContainerName"); got != "migrate" {
+			t.Errorf("MigrateContainerName = %q, want migrate", got)
+		}
+		if got := value("MigrateSubnets"); strings.Count(got, ",") != 1 || !strings.Contains(got, "isolatedSubnet") {
+			t.Errorf("MigrateSubnets = %q, want the two isolated subnets, comma-separated", got)
+		}
+		if !strings.Contains(value("MigrateSecurityGroupId"), "Tasksmigrate") {
+			t.Errorf("MigrateSecurityGroupId = %q, want the network stack's migrate group", value("MigrateSecurityGroupId"))
+		}
+
+		clusters := resources(s, "cluster", "AWS::ECS::Cluster")
+		if len(clusters) != 1 || len(resources(s, "services", "AWS::ECS::Cluster")) != 0 {
+			t.Errorf("want the one ECS cluster in the cluster stack, got %d there", len(clusters))
+		}
+		for id, r := range clusters {
+			if props(r)["ClusterName"] != clusterName(s.cfg) || value("ClusterName") != "<Ref:"+id+">" {
+				t.Errorf("cluster %s: name %v, output %s", id, props(r)["ClusterName"], value("ClusterName"))
+			}
+		}
+		tds := resources(s, "cluster", "AWS::ECS::TaskDefinition")
+		if len(tds) != 1 {
+			t.Fatalf("%d task definitions in the cluster stack, want the migrate one", len(tds))
+		}
+		for id, r := range tds {
+			p := props(r)
+			c := list(p["ContainerDefinitions"])[0].(map[string]any)
+			if p["Family"] != "tether-"+s.cfg.Name+"-migrate" || c["Name"] != "migrate" || asJSON(c["Command"]) != `["migrate"]` {
+				t.Errorf("migrate task: family %v, container %v, command %s", p["Family"], c["Name"], asJSON(c["Command"]))
+			}
+			if image := flatten(s, c["Image"]); !strings.HasSuffix(image, "@<Ref:MigrateImageDigest>") || !strings.Contains(image, "DocsvcRepository") {
+				t.Errorf("migrate runs %s, want the docsvc repository @ MigrateImageDigest", image)
+			}
+			if value("MigrateTaskDefinitionArn") != "<Ref:"+id+">" {
+				t.Errorf("MigrateTaskDefinitionArn = %s, want <Ref:%s>", value("MigrateTaskDefinitionArn"), id)
+			}
+			logs := strings.TrimSuffix(strings.TrimPrefix(value("MigrateLogGroupName"), "<Ref:"), ">")
+			if lg := asJSON(c["LogConfiguration"]); !strings.Contains(lg, `{"Ref":"`+logs+`"}`) {
+				t.Errorf("migrate logs to %s, not MigrateLogGroupName %s", lg, value("MigrateLogGroupName"))
+			}
+		}
+		digest := s.json["cluster"]["Parameters"].(map[string]any)["MigrateImageDigest"].(map[string]any)
+		if digest["Type"] != "String" || digest["AllowedPattern"] != "^sha256:[0-9a-f]{64}$" {
+			t.Errorf("MigrateImageDigest = %s", asJSON(digest))
+		}
+		if def, ok := digest["Default"]; (s.cfg.Images.DocsvcDigest == "") == ok || (ok && def != s.cfg.Images.DocsvcDigest) {
+			t.Errorf("MigrateImageDigest default %v, want images.docsvc_digest %q", def, s.cfg.Images.DocsvcDigest)
+		}
+
+		// Nothing of the migrate task is left in the services stack.
+		services := asJSON(s.json["services"])
+		for _, gone := range []string{"MigrateImageDigest", "tether-" + s.cfg.Name + "-migrate", "MigrateTaskRole", "Logsmigrate", "MigrateTaskDefinitionArn"} {
+			if strings.Contains(services, gone) {
+				t.Errorf("the services stack still holds %s", gone)
+			}
+		}
+	})
+}
+
+// The stacks deploy network < data < images < cluster < services, and the
+// dependencies CDK records force that order rather than merely allow it.
+func TestStackOrder(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		var order []string
+		for _, st := range s.d.Stacks() {
+			order = append(order, strings.TrimPrefix(*st.StackName(), s.cfg.Name+"-"))
+		}
+		if got := strings.Join(order, " < "); got != "network < data < images < cluster < services" {
+			t.Fatalf("Stacks() = %s", got)
+		}
+		for i, st := range s.d.Stacks() {
+			var deps []string
+			for _, d := range *st.Dependencies() {
+				deps = append(deps, strings.TrimPrefix(*d.StackName(), s.cfg.Name+"-"))
+			}
+			for _, d := range deps {
+				if j := slices.Index(order, d); j < 0 || j >= i {
+					t.Errorf("%s depends on %s, which does not come before it", order[i], d)
+				}
+			}
+			if i > 0 && !slices.Contains(deps, order[i-1]) {
+				t.Errorf("%s does not depend on %s (it depends on %v): the order is not enforced", order[i], order[i-1], deps)
+			}
+		}
+	})
+}
+
+// With automatic upgrades, CloudFormation resolves DocsvcImage and
+// AgentImage under the upgrade role: it may read the markers and the
+// bootstrap version, and no other parameter.
+func TestUpgradeRoleReadsOnlyMarkers(t *testing.T) {
+	s := synth(t, "strict")
+	if !s.cfg.Plane.AutomaticUpgrades {
+		t.Fatal("strict.yaml no longer turns automatic upgrades on; update this test")
+	}
+	upgrade := roleID(t, s, func(p map[string]any) bool {
+		return strings.Contains(asJSON(p["AssumeRolePolicyDocument"]), "cloudformation.amazonaws.com")
+	})
+	statements, _ := rolePolicies(s, upgrade)
+	var reads []string
+	for _, st := range statements {
+		for _, a := range list(st["Action"]) {
+			if strings.HasPrefix(a.(string), "ssm:") {
+				if a != "ssm:GetParameters" {
+					t.Errorf("the upgrade role may %s", a)
+				}
+				for _, r := range list(st["Resource"]) {
+					reads = append(reads, flatten(s, r))
+				}
+			}
+		}
+	}
+	sort.Strings(reads)
+	prefix := "arn:aws:ssm:" + s.cfg.Region + ":" + s.cfg.Account + ":parameter/"
+	want := []string{prefix + "cdk-bootstrap/" + s.cfg.CDK.Qualifier + "/version", prefix + "tether/" + s.cfg.Name + "/migrated/*", prefix + "tether/" + s.cfg.Name + "/verified/*"}
+	if strings.Join(reads, " ") != strings.Join(want, " ") {
+		t.Errorf("the upgrade role reads parameters\n %v\nwant\n %v", reads, want)
+	}
+}
+
+// The markers are tetherctl's alone: no stack creates one, and no role a
+// stack creates (the agent's included) may write or delete a parameter.
+func TestStacksNeverWriteMarkers(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		statements := 0
+		for stack := range s.json {
+			for id, r := range resources(s, stack, "AWS::SSM::Parameter") {
+				if name, _ := props(r)["Name"].(string); strings.Contains(name, "/migrated/") || strings.Contains(name, "/verified/") {
+					t.Errorf("%s/%s creates the marker %s", stack, id, name)
+				}
+			}
+			var docs []any
+			for _, r := range resources(s, stack, "AWS::IAM::Policy") {
+				docs = append(docs, props(r)["PolicyDocument"])
+			}
+			for _, r := range resources(s, stack, "AWS::IAM::Role") {
+				for _, p := range list(props(r)["Policies"]) {
+					docs = append(docs, p.(map[string]any)["PolicyDocument"])
+				}
+			}
+			for _, doc := range docs {
+				for _, st := range list(doc.(map[string]any)["Statement"]) {
+					statements++
+					m := st.(map[string]any)
+					if m["Effect"] != "Allow" {
+						continue
+					}
+					for _, a := range list(m["Action"]) {
+						for _, write := range []string{"ssm:PutParameter", "ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:LabelParameterVersion"} {
+							if globMatch(a.(string), write, true) {
+								t.Errorf("%s: a role may %s (%s): %s", stack, write, a, asJSON(m))
+							}
+						}
+					}
+				}
+			}
+		}
+		if statements < 30 {
+			t.Fatalf("only %d policy statements read; the test is not looking at the templates", statements)
+		}
+	})
+}
