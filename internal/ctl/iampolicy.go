@@ -102,6 +102,11 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:task-definition/tether-NAME-migrate:*"},
 		},
 		{
+			Sid: "MigrateTaskDefinition", For: "tetherctl migrate: read the migrate task definition's image and container (the action takes no resource)",
+			Actions:   []string{"ecs:DescribeTaskDefinition"},
+			Resources: []string{"*"},
+		},
+		{
 			Sid: "MigrateWait", For: "tetherctl migrate: wait for the migrate task and read its exit code",
 			Actions:   []string{"ecs:DescribeTasks"},
 			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:task/tether-NAME/*"},
