@@ -304,6 +304,9 @@ func listMarkers(ctx context.Context, a *awsSession, dc *deployconfig.Config) ([
 
 // confirmName asks for the deployment's name on standard input.
 func confirmName(env Env, name string) error {
+	if env.Stdin == nil {
+		return fmt.Errorf("no standard input to confirm on (pass --yes to delete without asking); nothing was deleted")
+	}
 	fmt.Fprintf(env.Stderr, "\nThis deletes the stacks above. Type the deployment's name (%s) to go on: ", name)
 	line, err := bufio.NewReader(io.LimitReader(env.Stdin, 1024)).ReadString('\n')
 	if err != nil && (line == "" || !errors.Is(err, io.EOF)) {
