@@ -77,12 +77,6 @@ func stackNames(dc *deployconfig.Config) []string {
 	return out
 }
 
-// statefulStack says whether a stack holds data and is deployed with
-// termination protection (deploy/cdk/stacks/app.go: data and images).
-func statefulStack(dc *deployconfig.Config, name string) bool {
-	return name == dc.Name+"-data" || name == dc.Name+"-images"
-}
-
 // Names the stacks give what status reads (deploy/cdk/stacks/services.go).
 func ecsClusterName(dc *deployconfig.Config) string { return "tether-" + dc.Name }
 func ecsServiceName(dc *deployconfig.Config, family string) string {
