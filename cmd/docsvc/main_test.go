@@ -69,7 +69,7 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 		t.Fatalf("docsvc --help: exit %d, stdout %q", top.Code, top.Stdout)
 	}
 	cmds := maintest.Commands(top.Stdout, "docsvc", 2)
-	for _, want := range []string{"api", "worker", "migrate", "token", "token create", "token list", "token revoke", "config", "config check", "version"} {
+	for _, want := range []string{"api", "worker", "migrate", "tokens", "tokens create", "tokens add", "tokens list", "tokens revoke", "config", "config check", "version"} {
 		if !slices.ContainsFunc(cmds, func(p []string) bool { return strings.Join(p, " ") == want }) {
 			t.Fatalf("the help lists no %q (found %v)", want, cmds)
 		}
@@ -138,6 +138,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"token", "create"}, env, 2},
 		{[]string{"token", "revoke"}, env, 2},
 		{[]string{"token", "frobnicate"}, env, 2},
+		{[]string{"tokens", "add", "--name", "ci"}, env, 2},
+		{[]string{"tokens", "add", "--name", "ci", "--hash", "0123456789abcdef:" + strings.Repeat("0", 64), "--expires", "yesterday"}, env, 2},
+		{[]string{"tokens", "create", "--name", "ci", "--expires", "-5h"}, env, 2},
 		{[]string{"config"}, env, 2},
 		{[]string{"config", "check", "--output", "xml"}, env, 2},
 		{[]string{"version"}, env, 0},

@@ -36,6 +36,7 @@ func TestExitStatus(t *testing.T) {
 		{"dev --help", 0},
 		{"images push --help", 0},
 		{"migrate --help", 0},
+		{"tokens create --help", 0},
 		{"", 2},
 		{"nosuch", 2},
 		{"secrets frob", 2},
@@ -43,6 +44,7 @@ func TestExitStatus(t *testing.T) {
 		{"preflight --timeout 5m", 2},
 		{"images pull", 2},
 		{"migrate --digest latest", 2},
+		{"tokens revoke not-an-id", 2},
 		{"egress verify --data-dir /nonexistent/dir", 1},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -67,15 +69,8 @@ func TestExitStatus(t *testing.T) {
 // everything under it). The diagnostics commands read and write the
 // agent's requests through internal/diagspool, which imports neither.
 func TestNoDocumentPackages(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
 	forbidden := append(boundary.DocumentReaders(), boundary.AgentPackage)
-	deps := strings.Fields(string(out))
-	for _, p := range deps {
-		if boundary.Matches(p, forbidden) {
-			t.Errorf("tetherctl links %s, which is the agent or could read documents", p)
-		}
+	for _, p := range boundary.MustDeps(t, ".").Linking(forbidden) {
+		t.Errorf("tetherctl links %s, which is the agent or could read documents", p)
 	}
 }

@@ -29,7 +29,7 @@ import (
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planetest"
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -880,7 +880,7 @@ func TestUpdaterSeesPublishedRelease(t *testing.T) {
 	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
 	// 1.1.0 upgrades only from docsvc 1.0.0 on, so the first check must
 	// use the version the first scrape reported, not the agent's own.
-	b.plane.Publish(t, release.PublishOptions{Version: "1.1.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	b.plane.Publish(t, publish.PublishOptions{Version: "1.1.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
 	// docsvc is not up yet when the agent starts: the check waits for it
 	// (for up to ten rounds, two seconds at this interval).
 	b.cfg.Heartbeat = 200 * time.Millisecond
@@ -897,7 +897,7 @@ func TestUpdaterSeesPublishedRelease(t *testing.T) {
 	// A release published while the agent runs is seen at the next refresh.
 	b.opts.UpdateEvery = 100 * time.Millisecond
 	r = b.start()
-	b.plane.Publish(t, release.PublishOptions{Version: "1.2.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	b.plane.Publish(t, publish.PublishOptions{Version: "1.2.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
 	waitFor(t, "the new release to be seen", func() bool { return r.Snapshot().AvailableRelease == "1.2.0" })
 	var checks int
 	for _, e := range mustRead(t, b.cfg.DataDir+"/egress.ledger") {
@@ -977,7 +977,7 @@ func TestLicenseKeyAndRootAsValues(t *testing.T) {
 func TestReleaseVersionOutsideWireGrammarIsNotReported(t *testing.T) {
 	b := setup(t)
 	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
-	b.plane.Publish(t, release.PublishOptions{Version: "1.1.0+build.5", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	b.plane.Publish(t, publish.PublishOptions{Version: "1.1.0+build.5", Channel: "stable", MinFrom: "1.0.0", Images: image})
 	r := b.start()
 	waitFor(t, "the first release check", func() bool { return !r.Snapshot().ReleaseCheckedAt.IsZero() })
 	n := len(b.heartbeats())

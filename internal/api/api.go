@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/document"
 	"github.com/tetherhq/tether/internal/queue"
@@ -38,14 +39,17 @@ const (
 
 // Server holds what the handlers need.
 type Server struct {
-	DB       *sqldb.DB
-	Store    *document.Store
-	Blobs    blob.Store
-	Queue    queue.Queue
-	Uploads  *document.Uploads
-	Auth     func(http.Handler) http.Handler // rejects unauthenticated requests with 401
-	CORS     []string                        // allowed origins; empty allows none
-	Gate     func(time.Time) error           // non-nil error refuses new uploads (license past grace)
+	DB      *sqldb.DB
+	Store   *document.Store
+	Blobs   blob.Store
+	Queue   queue.Queue
+	Uploads *document.Uploads
+	Auth    func(http.Handler) http.Handler // rejects unauthenticated requests with 401
+	// SignIn serves the web page's sign-in under /auth/; nil answers that
+	// sign-in is not configured (API tokens still work).
+	SignIn   *auth.SignIn
+	CORS     []string              // allowed origins; empty allows none
+	Gate     func(time.Time) error // non-nil error refuses new uploads (license past grace)
 	Registry *prometheus.Registry
 	Version  string // the release, for docsvc_build_info
 	Log      *slog.Logger
@@ -80,6 +84,7 @@ func (s *Server) Handler() http.Handler {
 	// shape is not visible without a token.
 	authed("/v1/", http.NotFound)
 
+	s.SignIn.Register(mux)
 	mux.HandleFunc("GET /healthz", healthz)
 	if !s.SplitInternal {
 		s.internalRoutes(mux)
@@ -154,6 +159,8 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Vary", "Origin")
+			// Not auth.CSRFHeader: another origin may send a bearer token,
+			// never ride on the page's session cookie.
 			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
 			if r.Method == http.MethodOptions {

@@ -54,8 +54,9 @@ func setup(t testing.TB, maxUpload int64) *bundle {
 	return setupWith(t, maxUpload, nil)
 }
 
-// setupWith is setup with a change to the server before it starts.
-func setupWith(t testing.TB, maxUpload int64, mod func(*api.Server)) *bundle {
+// setupWith is setup with a change to the server before it starts; b.url
+// is already set.
+func setupWith(t testing.TB, maxUpload int64, mod func(s *api.Server, b *bundle)) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)
@@ -67,7 +68,7 @@ func setupWith(t testing.TB, maxUpload int64, mod func(*api.Server)) *bundle {
 	q := queue.NewDB(db, "jobs", queue.DBOptions{MaxReceives: 3, PollInterval: 50 * time.Millisecond})
 	store := document.NewStore(db, time.Now)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	authn, err := auth.NewAuthenticator(ctx, db, "", "", http.DefaultClient)
+	authn, err := auth.NewAuthenticator(ctx, db, auth.OIDC{}, http.DefaultClient)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +90,13 @@ func setupWith(t testing.TB, maxUpload int64, mod func(*api.Server)) *bundle {
 		CORS:     []string{"https://docs.customer.example"},
 		Registry: prometheus.NewRegistry(), Log: log, Now: time.Now,
 	}
+	ts := httptest.NewUnstartedServer(nil)
+	b.url = "http://" + ts.Listener.Addr().String()
 	if mod != nil {
-		mod(srv)
+		mod(srv, b)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
 	t.Cleanup(ts.Close)
 	w := &worker.Worker{
 		Store: store, Blobs: blobs, Queue: q,
@@ -101,7 +105,7 @@ func setupWith(t testing.TB, maxUpload int64, mod func(*api.Server)) *bundle {
 		Concurrency: 2, Visibility: 5 * time.Second, MaxReceives: 3,
 		Metrics: worker.NewMetrics(prometheus.NewRegistry()), Log: log,
 	}
-	b.url, b.worker, b.srv = ts.URL, w, srv
+	b.worker, b.srv = w, srv
 	return b
 }
 

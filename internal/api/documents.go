@@ -333,5 +333,5 @@ func (s *Server) storeErr(w http.ResponseWriter, err error) bool {
 // nothing a principal uploaded.
 func owner(r *http.Request) string {
 	p, _ := auth.PrincipalFrom(r.Context())
-	return p.Kind + ":" + p.ID
+	return p.Owner()
 }

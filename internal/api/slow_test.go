@@ -23,7 +23,7 @@ import (
 // row, no queued job, no spool file.
 func TestTricklingUploadIsCutOff(t *testing.T) {
 	t.Parallel()
-	b := setupWith(t, 1<<20, func(s *api.Server) {
+	b := setupWith(t, 1<<20, func(s *api.Server, _ *bundle) {
 		s.UploadMinRate = 1000 // bytes per second
 		s.UploadGrace = 300 * time.Millisecond
 	})
@@ -122,7 +122,7 @@ func (s slowBlobs) Put(ctx context.Context, key string, r io.Reader, size int64)
 // storing takes: the deadline bounds the client, not the server's work.
 func TestPacedUploadIsStoredAfterItsDeadline(t *testing.T) {
 	t.Parallel()
-	b := setupWith(t, 1<<20, func(s *api.Server) {
+	b := setupWith(t, 1<<20, func(s *api.Server, _ *bundle) {
 		s.UploadMinRate = 1 << 20
 		s.UploadGrace = 100 * time.Millisecond
 		s.Uploads.Blobs = slowBlobs{Store: s.Uploads.Blobs, pause: 500 * time.Millisecond} // past the deadline

@@ -1,19 +1,24 @@
 // Package auth decides who is calling the document service: an API token
-// issued by the operator ("tt_…", for scripts and integrations) or a JWT
-// bearer token from the customer's own OIDC identity provider (for people).
+// issued by the operator ("tt_…", for scripts and integrations), a JWT
+// bearer token from the customer's own OIDC identity provider, or the web
+// page's session cookie, which holds the ID token of a sign-in (signin.go).
 //
 // Tokens are checked against hashes in the database; JWTs are checked
-// against the issuer's published keys (signature, issuer, audience, expiry)
-// with github.com/coreos/go-oidc. Neither the token nor any claim other than
-// the subject is kept, and errors never contain the presented credential.
+// against the issuer's published keys (signature, issuer, expiry) with
+// github.com/coreos/go-oidc, then as their kind requires: an ID token's aud
+// must contain the client ID; a Cognito access token (token_use "access")
+// carries the client ID in client_id and has no aud; any other access token
+// must carry the configured audience in aud. Neither the token nor any claim
+// other than the issuer and subject is kept, and errors never contain the
+// presented credential.
 package auth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +43,21 @@ type Principal struct {
 	// ID is the token ID or the OIDC subject. A subject can identify a
 	// person, so it is for access decisions and never for logs.
 	ID string
+	// Issuer is the OIDC issuer that vouched for the subject (KindOIDC).
+	// A subject is unique only within its issuer.
+	Issuer string
+}
+
+// Owner is the string documents are stored under for p: "token:<id>" for
+// an API token and "user:<issuer> <subject>" for a person (an issuer URL
+// holds no space, so the pair reads back unambiguously). Before the
+// issuer was part of it, a person's documents were stored under
+// "oidc:<subject>"; see MigrateOwners.
+func (p Principal) Owner() string {
+	if p.Kind == KindOIDC {
+		return ownerUserPrefix + p.Issuer + " " + p.ID
+	}
+	return p.Kind + ":" + p.ID
 }
 
 // authError is an ErrUnauthenticated with a reason safe to show the client.
@@ -48,42 +68,82 @@ func (e *authError) Is(target error) bool { return target == ErrUnauthenticated 
 
 func unauthenticated(reason string) error { return &authError{reason: reason} }
 
-// Authenticator checks bearer credentials.
+// OIDC names the identity provider whose tokens are accepted.
+type OIDC struct {
+	Issuer string
+	// Audience is what a bearer access token's aud must contain.
+	Audience string
+	// ClientID is the web page's client at the provider: an ID token's aud
+	// must contain it and a Cognito access token's client_id must equal it.
+	// Empty means Audience (Cognito, and most single-client setups).
+	ClientID string
+}
+
+// Authenticator checks bearer credentials and the web page's session.
 type Authenticator struct {
-	db       *sqldb.DB
-	verifier *oidc.IDTokenVerifier // nil when OIDC is not configured
+	db         *sqldb.DB
+	provider   *oidc.Provider        // nil when OIDC is not configured
+	verifier   *oidc.IDTokenVerifier // signature, issuer and expiry only
+	issuer     string
+	audience   string
+	clientID   string
+	httpClient *http.Client
 }
 
 // NewAuthenticator returns an Authenticator for API tokens in db and, when
-// oidcIssuer is set, JWTs from that issuer whose audience includes
-// oidcAudience. It fetches the issuer's discovery document now, so a
-// misconfigured issuer fails at start rather than at the first login.
-// httpClient (nil for a default with a timeout) fetches discovery and keys.
-func NewAuthenticator(ctx context.Context, db *sqldb.DB, oidcIssuer, oidcAudience string, httpClient *http.Client) (*Authenticator, error) {
+// o.Issuer is set, JWTs from that issuer. It fetches the issuer's discovery
+// document now, so a misconfigured issuer fails at start rather than at the
+// first sign-in. httpClient (nil for a default with a timeout) fetches
+// discovery, keys and, for sign-in, tokens.
+func NewAuthenticator(ctx context.Context, db *sqldb.DB, o OIDC, httpClient *http.Client) (*Authenticator, error) {
 	a := &Authenticator{db: db}
-	if oidcIssuer == "" && oidcAudience == "" {
+	if o.Issuer == "" && o.Audience == "" {
 		return a, nil
 	}
-	if oidcIssuer == "" || oidcAudience == "" {
+	if o.Issuer == "" || o.Audience == "" {
 		return nil, errors.New("auth: OIDC needs both an issuer and an audience")
 	}
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	p, err := oidc.NewProvider(oidc.ClientContext(ctx, httpClient), oidcIssuer)
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, httpClient), o.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("auth: discover OIDC issuer %s: %w", oidcIssuer, err)
+		return nil, fmt.Errorf("auth: discover OIDC issuer %s: %w", o.Issuer, err)
+	}
+	a.provider, a.issuer, a.audience, a.clientID, a.httpClient = p, o.Issuer, o.Audience, o.ClientID, httpClient
+	if a.clientID == "" {
+		a.clientID = o.Audience
 	}
 	// The accepted algorithms come from the discovery document, limited by
 	// go-oidc to asymmetric ones (never "none" or HMAC), RS256 by default.
-	a.verifier = p.Verifier(&oidc.Config{ClientID: oidcAudience})
+	// The audience is checked by checkJWT, which knows the token's kind.
+	a.verifier = p.Verifier(&oidc.Config{SkipClientIDCheck: true})
 	return a, nil
 }
 
-// Authenticate checks the request's "Authorization: Bearer" credential. A
-// rejected credential is an error matching ErrUnauthenticated; any other
-// error means the check itself could not run (the database is down).
+// CSRFHeader is the header (with value "docsvc") the web page sends with
+// every API call. A request authenticated by the session cookie must carry
+// it: another site cannot send a custom header without a CORS preflight,
+// which docsvc does not grant for it.
+const CSRFHeader = "X-Requested-With"
+
+// Authenticate checks the request's "Authorization: Bearer" credential or,
+// without one, the web page's session cookie. A rejected credential is an
+// error matching ErrUnauthenticated; any other error means the check itself
+// could not run (the database is down).
 func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
+	if r.Header.Get("Authorization") == "" {
+		if c, err := sessionCookie(r); err == nil && c.Value != "" {
+			if r.Header.Get(CSRFHeader) != "docsvc" {
+				return Principal{}, unauthenticated("session cookie without the page's " + CSRFHeader + " header")
+			}
+			if a.verifier == nil {
+				return Principal{}, unauthenticated("OIDC sign-in is not configured")
+			}
+			p, _, err := a.checkJWT(r.Context(), c.Value, idToken)
+			return p, err
+		}
+	}
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	tok = strings.TrimSpace(tok)
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
@@ -95,20 +155,60 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
 	if a.verifier == nil {
 		return Principal{}, unauthenticated("not an API token, and OIDC sign-in is not configured")
 	}
-	idt, err := a.verifier.Verify(r.Context(), tok)
+	p, _, err := a.checkJWT(r.Context(), tok, bearerToken)
+	return p, err
+}
+
+// How a JWT reached checkJWT decides what it must be.
+const (
+	bearerToken = iota // an access token (or an ID token whose aud is the audience)
+	idToken            // the session cookie or a sign-in's token response: an ID token for the client
+)
+
+// checkJWT verifies raw's signature, issuer and expiry, then its audience
+// as its kind requires (see the package comment).
+func (a *Authenticator) checkJWT(ctx context.Context, raw string, as int) (Principal, *oidc.IDToken, error) {
+	t, err := a.verifier.Verify(ctx, raw)
 	if err != nil {
 		// go-oidc's message is not passed on: the client learns only
 		// expired-or-invalid, which is all it can act on.
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return Principal{}, unauthenticated("token expired")
+			return Principal{}, nil, unauthenticated("token expired")
 		}
-		return Principal{}, unauthenticated("invalid token")
+		return Principal{}, nil, unauthenticated("invalid token")
 	}
-	if idt.Subject == "" {
-		return Principal{}, unauthenticated("token has no subject")
+	var c struct {
+		TokenUse string `json:"token_use"` // Cognito: "id" or "access"
+		ClientID string `json:"client_id"` // Cognito access tokens
 	}
-	return Principal{Kind: KindOIDC, ID: idt.Subject}, nil
+	if err := t.Claims(&c); err != nil {
+		return Principal{}, nil, unauthenticated("invalid token")
+	}
+	switch {
+	case as == idToken:
+		if c.TokenUse != "" && c.TokenUse != "id" {
+			return Principal{}, nil, unauthenticated("not an ID token")
+		}
+		if !slices.Contains(t.Audience, a.clientID) {
+			return Principal{}, nil, unauthenticated("token audience is not this service")
+		}
+	case c.TokenUse == "access":
+		// Cognito's access token: no aud; the client it was issued to.
+		if c.ClientID != a.clientID {
+			return Principal{}, nil, unauthenticated("token was issued to another client")
+		}
+	case c.TokenUse != "" && c.TokenUse != "id":
+		return Principal{}, nil, unauthenticated("invalid token")
+	default:
+		if !slices.Contains(t.Audience, a.audience) {
+			return Principal{}, nil, unauthenticated("token audience is not this service")
+		}
+	}
+	if t.Subject == "" {
+		return Principal{}, nil, unauthenticated("token has no subject")
+	}
+	return Principal{Kind: KindOIDC, ID: t.Subject, Issuer: t.Issuer}, t, nil
 }
 
 type principalKey struct{}
@@ -143,14 +243,15 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		case err != nil:
 			writeError(w, http.StatusServiceUnavailable, "authentication is temporarily unavailable")
 		default:
+			if err := a.adoptLegacyOwner(r.Context(), p); err != nil {
+				writeError(w, http.StatusServiceUnavailable, "authentication is temporarily unavailable")
+				return
+			}
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 		}
 	})
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	writeJSON(w, status, map[string]string{"error": msg})
 }

@@ -38,15 +38,22 @@ func bearer(tok string) *http.Request {
 	return r
 }
 
+// tokensOnly is an Authenticator for API tokens alone, on a fresh database.
+func tokensOnly(t *testing.T, open func(testing.TB) *sqldb.DB) (*auth.Authenticator, *sqldb.DB) {
+	t.Helper()
+	db := open(t)
+	a, err := auth.NewAuthenticator(context.Background(), db, auth.OIDC{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, db
+}
+
 func TestTokens(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			db := d.open(t)
-			a, err := auth.NewAuthenticator(ctx, db, "", "", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, db := tokensOnly(t, d.open)
 			plain, id, err := auth.CreateToken(ctx, db, "ci upload")
 			if err != nil {
 				t.Fatal(err)
@@ -215,7 +222,7 @@ func TestOIDC(t *testing.T) {
 	ctx := context.Background()
 	iss := newIssuer(t)
 	db := sqldbtest.SQLite(t)
-	a, err := auth.NewAuthenticator(ctx, db, iss.srv.URL, "docsvc", iss.srv.Client())
+	a, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: iss.srv.URL, Audience: "docsvc"}, iss.srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +266,7 @@ func TestOIDC(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := a.Authenticate(bearer(tt.tok))
 			if tt.ok {
-				if err != nil || p != (auth.Principal{Kind: auth.KindOIDC, ID: "user-123"}) {
+				if err != nil || p != (auth.Principal{Kind: auth.KindOIDC, ID: "user-123", Issuer: iss.srv.URL}) {
 					t.Fatalf("Authenticate = %+v, %v", p, err)
 				}
 				return
@@ -286,7 +293,7 @@ func TestOIDC(t *testing.T) {
 func TestNewAuthenticatorErrors(t *testing.T) {
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)
-	if _, err := auth.NewAuthenticator(ctx, db, "https://idp.example.com", "", nil); err == nil {
+	if _, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: "https://idp.example.com", Audience: ""}, nil); err == nil {
 		t.Error("issuer without audience accepted")
 	}
 	// An issuer whose discovery document names another issuer is refused,
@@ -295,19 +302,19 @@ func TestNewAuthenticatorErrors(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]any{"issuer": "https://idp.example.com", "jwks_uri": "https://idp.example.com/jwks"})
 	}))
 	defer liar.Close()
-	if _, err := auth.NewAuthenticator(ctx, db, liar.URL, "docsvc", liar.Client()); err == nil {
+	if _, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: liar.URL, Audience: "docsvc"}, liar.Client()); err == nil {
 		t.Error("discovery document for another issuer accepted")
 	}
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
-	if _, err := auth.NewAuthenticator(ctx, db, closed.URL, "docsvc", nil); err == nil {
+	if _, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: closed.URL, Audience: "docsvc"}, nil); err == nil {
 		t.Error("unreachable issuer accepted")
 	}
 }
 
 func TestJWTWithoutOIDCConfigured(t *testing.T) {
 	db := sqldbtest.SQLite(t)
-	a, err := auth.NewAuthenticator(context.Background(), db, "", "", nil)
+	a, err := auth.NewAuthenticator(context.Background(), db, auth.OIDC{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +326,7 @@ func TestJWTWithoutOIDCConfigured(t *testing.T) {
 func TestMiddleware(t *testing.T) {
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)
-	a, err := auth.NewAuthenticator(ctx, db, "", "", nil)
+	a, err := auth.NewAuthenticator(ctx, db, auth.OIDC{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +398,7 @@ func FuzzAuthenticate(f *testing.F) {
 	ctx := context.Background()
 	db := sqldbtest.SQLite(f)
 	iss := newIssuer(f)
-	a, err := auth.NewAuthenticator(ctx, db, iss.srv.URL, "docsvc", iss.srv.Client())
+	a, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: iss.srv.URL, Audience: "docsvc"}, iss.srv.Client())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -2,75 +2,101 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/tetherhq/tether/internal/apitoken"
 	"github.com/tetherhq/tether/internal/sqldb"
 )
 
-// An API token reads "tt_<id>_<secret>": id is 16 hex characters (the row's
-// primary key, safe to log), secret is 32 random bytes in unpadded base64url.
-// Only the SHA-256 of the secret is stored, so a database dump does not hold
-// usable tokens; the plaintext is shown once, at creation.
+// API tokens have the format of package apitoken: "tt_<id>_<secret>", of
+// which only the SHA-256 of the secret is stored, so a database dump does
+// not hold usable tokens; the plaintext is shown once, where it was made.
 const (
-	tokenPrefix    = "tt_"
-	tokenIDBytes   = 8
-	tokenSecretLen = 43 // base64.RawURLEncoding.EncodedLen(32)
-	maxNameLen     = 100
+	tokenPrefix = apitoken.Prefix
+	maxNameLen  = 100
+	// lastUsedEvery is how stale a token's last-used time may get: a busy
+	// script's requests write it at most once a minute.
+	lastUsedEvery = time.Minute
 )
 
 // ErrTokenNotFound is returned when revoking an ID that does not exist.
 var ErrTokenNotFound = errors.New("auth: token not found")
 
-// TokenInfo describes a stored token; it never includes the secret.
+// TokenInfo describes a stored token; it never includes the secret or its hash.
 type TokenInfo struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
-	RevokedAt time.Time // zero while the token is active
+	ID         string
+	Name       string
+	CreatedAt  time.Time
+	RevokedAt  time.Time // zero while the token is active
+	ExpiresAt  time.Time // zero: never
+	LastUsedAt time.Time // zero: never used (to the minute)
 }
 
 // Revoked reports whether the token has been revoked.
 func (t TokenInfo) Revoked() bool { return !t.RevokedAt.IsZero() }
 
+// CheckTokenName returns an error unless name (trimmed) is a usable label.
+func CheckTokenName(name string) error {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > maxNameLen || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return fmt.Errorf("auth: token name must be 1–%d printable characters", maxNameLen)
+	}
+	return nil
+}
+
 // CreateToken makes a new API token labelled name and returns its plaintext
 // (to show once) and its ID (to list and revoke it by).
 func CreateToken(ctx context.Context, db *sqldb.DB, name string) (plaintext string, id string, err error) {
-	name = strings.TrimSpace(name)
-	if name == "" || len(name) > maxNameLen || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return "", "", fmt.Errorf("auth: create token: name must be 1–%d printable characters", maxNameLen)
-	}
-	idb := make([]byte, tokenIDBytes)
-	secret := make([]byte, 32)
-	if _, err := rand.Read(idb); err != nil {
-		return "", "", fmt.Errorf("auth: create token: %w", err)
-	}
-	if _, err := rand.Read(secret); err != nil {
-		return "", "", fmt.Errorf("auth: create token: %w", err)
-	}
-	id = hex.EncodeToString(idb)
-	s := base64.RawURLEncoding.EncodeToString(secret)
-	_, err = db.ExecContext(ctx,
-		`INSERT INTO api_tokens (id, name, hash, created_at) VALUES ($1, $2, $3, $4)`,
-		id, name, hashSecret(s), time.Now().UnixMilli())
+	tok, err := apitoken.New()
 	if err != nil {
 		return "", "", fmt.Errorf("auth: create token: %w", err)
 	}
-	return tokenPrefix + id + "_" + s, id, nil
+	if err := AddToken(ctx, db, name, tok.Stored(), time.Time{}); err != nil {
+		return "", "", err
+	}
+	return tok.Plaintext, tok.ID, nil
+}
+
+// AddToken stores a token made elsewhere (apitoken.New on the operator's
+// machine), given only its stored form "<id>:<hash>", labelled name and
+// valid until expires (zero: until revoked).
+func AddToken(ctx context.Context, db *sqldb.DB, name, stored string, expires time.Time) error {
+	if err := CheckTokenName(name); err != nil {
+		return err
+	}
+	id, hash, err := apitoken.ParseStored(stored)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	var exp sql.NullInt64
+	if !expires.IsZero() {
+		if !expires.After(now) {
+			return fmt.Errorf("auth: token expiry %s is in the past; give a later time", expires.UTC().Format(time.RFC3339))
+		}
+		exp = sql.NullInt64{Int64: expires.UnixMilli(), Valid: true}
+	}
+	_, err = db.ExecContext(ctx,
+		`INSERT INTO api_tokens (id, name, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		id, strings.TrimSpace(name), hash, now.UnixMilli(), exp)
+	if err != nil {
+		return fmt.Errorf("auth: add token %s (an ID or hash already stored is refused; make a new token): %w", id, err)
+	}
+	return nil
 }
 
 // RevokeToken stops a token from authenticating. Revoking a revoked token
 // is not an error; an unknown ID is ErrTokenNotFound.
 func RevokeToken(ctx context.Context, db *sqldb.DB, id string) error {
+	if !apitoken.ValidID(id) {
+		return fmt.Errorf("auth: revoke token: %q is not a token ID (16 lowercase hex characters; see docsvc tokens list): %w", clipID(id), ErrTokenNotFound)
+	}
 	res, err := db.ExecContext(ctx,
 		`UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`,
 		time.Now().UnixMilli(), id)
@@ -87,26 +113,41 @@ func RevokeToken(ctx context.Context, db *sqldb.DB, id string) error {
 	return nil
 }
 
+// clipID keeps a bad ID short in an error: it may be a pasted token.
+func clipID(id string) string {
+	if strings.HasPrefix(id, tokenPrefix) {
+		return tokenPrefix + "…"
+	}
+	if len(id) > 20 {
+		return id[:20] + "…"
+	}
+	return id
+}
+
 // ListTokens returns every token, oldest first, revoked ones included.
 func ListTokens(ctx context.Context, db *sqldb.DB) ([]TokenInfo, error) {
 	rows, err := db.QueryContext(ctx,
-		`SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY created_at, id`)
+		`SELECT id, name, created_at, revoked_at, expires_at, last_used_at FROM api_tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("auth: list tokens: %w", err)
 	}
 	defer rows.Close()
 	var out []TokenInfo
+	at := func(v sql.NullInt64) time.Time {
+		if !v.Valid {
+			return time.Time{}
+		}
+		return time.UnixMilli(v.Int64).UTC()
+	}
 	for rows.Next() {
 		var t TokenInfo
 		var created int64
-		var revoked sql.NullInt64
-		if err := rows.Scan(&t.ID, &t.Name, &created, &revoked); err != nil {
+		var revoked, expires, used sql.NullInt64
+		if err := rows.Scan(&t.ID, &t.Name, &created, &revoked, &expires, &used); err != nil {
 			return nil, fmt.Errorf("auth: list tokens: %w", err)
 		}
 		t.CreatedAt = time.UnixMilli(created).UTC()
-		if revoked.Valid {
-			t.RevokedAt = time.UnixMilli(revoked.Int64).UTC()
-		}
+		t.RevokedAt, t.ExpiresAt, t.LastUsedAt = at(revoked), at(expires), at(used)
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
@@ -115,41 +156,16 @@ func ListTokens(ctx context.Context, db *sqldb.DB) ([]TokenInfo, error) {
 	return out, nil
 }
 
-func hashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
-
-// parseToken splits "tt_<id>_<secret>", rejecting anything that could not
-// have come from CreateToken before it reaches the database.
-func parseToken(tok string) (id, secret string, ok bool) {
-	rest, ok := strings.CutPrefix(tok, tokenPrefix)
-	if !ok {
-		return "", "", false
-	}
-	// The secret's alphabet includes '_', the ID's does not: cut at the first.
-	id, secret, ok = strings.Cut(rest, "_")
-	if !ok || len(id) != 2*tokenIDBytes || len(secret) != tokenSecretLen {
-		return "", "", false
-	}
-	if _, err := hex.DecodeString(id); err != nil || strings.ToLower(id) != id {
-		return "", "", false
-	}
-	if _, err := base64.RawURLEncoding.Strict().DecodeString(secret); err != nil {
-		return "", "", false
-	}
-	return id, secret, true
-}
-
 // verifyToken checks an API token against the database.
 func (a *Authenticator) verifyToken(ctx context.Context, tok string) (Principal, error) {
-	id, secret, ok := parseToken(tok)
+	id, secret, ok := apitoken.Parse(tok)
 	if !ok {
 		return Principal{}, unauthenticated("malformed API token")
 	}
 	var stored string
-	var revoked sql.NullInt64
-	err := a.db.QueryRowContext(ctx, `SELECT hash, revoked_at FROM api_tokens WHERE id = $1`, id).Scan(&stored, &revoked)
+	var revoked, expires, used sql.NullInt64
+	err := a.db.QueryRowContext(ctx, `SELECT hash, revoked_at, expires_at, last_used_at FROM api_tokens WHERE id = $1`, id).
+		Scan(&stored, &revoked, &expires, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, unauthenticated("unknown or revoked API token")
 	}
@@ -158,8 +174,17 @@ func (a *Authenticator) verifyToken(ctx context.Context, tok string) (Principal,
 	}
 	// Constant-time, so response timing says nothing about how much of a
 	// guessed secret was right.
-	if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(stored)) != 1 || revoked.Valid {
+	if subtle.ConstantTimeCompare([]byte(apitoken.Hash(secret)), []byte(stored)) != 1 || revoked.Valid {
 		return Principal{}, unauthenticated("unknown or revoked API token")
+	}
+	now := time.Now()
+	if expires.Valid && now.UnixMilli() >= expires.Int64 {
+		return Principal{}, unauthenticated("API token expired")
+	}
+	if !used.Valid || now.UnixMilli()-used.Int64 >= lastUsedEvery.Milliseconds() {
+		if _, err := a.db.ExecContext(ctx, `UPDATE api_tokens SET last_used_at = $1 WHERE id = $2`, now.UnixMilli(), id); err != nil {
+			return Principal{}, fmt.Errorf("auth: record use of token %s: %w", id, err)
+		}
 	}
 	return Principal{Kind: KindToken, ID: id}, nil
 }

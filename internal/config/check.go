@@ -37,6 +37,8 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_CORS_ORIGINS", strings.Join(c.CORSOrigins, ",")},
 		{"DOCSVC_OIDC_ISSUER", c.OIDC.Issuer},
 		{"DOCSVC_OIDC_AUDIENCE", c.OIDC.Audience},
+		{"DOCSVC_OIDC_CLIENT_ID", c.OIDC.ClientID},
+		{"DOCSVC_OIDC_CLIENT_SECRET", setOrEmpty(c.OIDC.ClientSecret, "")},
 		{"DOCSVC_OIDC_CALLBACK_URL", c.OIDC.CallbackURL},
 		{"DOCSVC_DATABASE_URL", RedactDatabaseURL(c.DatabaseURL)},
 		{"DOCSVC_DATABASE_PASSWORD", setOrEmpty(c.DatabasePassword, "")},

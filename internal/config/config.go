@@ -30,7 +30,14 @@ type Config struct {
 	PublicURL   string   // DOCSVC_PUBLIC_URL, without a trailing slash
 	CORSOrigins []string // DOCSVC_CORS_ORIGINS
 	OIDC        struct {
-		Issuer, Audience, CallbackURL string
+		Issuer, Audience string
+		// ClientID is the web page's client at the provider
+		// (DOCSVC_OIDC_CLIENT_ID, default Audience); ClientSecret
+		// (secret) is set only for a confidential client.
+		ClientID, ClientSecret string
+		// CallbackURL is the sign-in's redirect URI: DOCSVC_OIDC_CALLBACK_URL,
+		// else DOCSVC_PUBLIC_URL + /auth/callback while an issuer is set.
+		CallbackURL string
 	}
 	DatabaseURL string // secret: may carry a password
 	// DatabasePassword is DOCSVC_DATABASE_PASSWORD (secret): the PostgreSQL
@@ -278,6 +285,8 @@ func (l *loader) loadHTTP(c *Config) {
 
 	c.OIDC.Issuer = l.str("DOCSVC_OIDC_ISSUER", "")
 	c.OIDC.Audience = l.str("DOCSVC_OIDC_AUDIENCE", "")
+	c.OIDC.ClientID = l.str("DOCSVC_OIDC_CLIENT_ID", "")
+	c.OIDC.ClientSecret = l.secret("DOCSVC_OIDC_CLIENT_SECRET")
 	c.OIDC.CallbackURL = l.str("DOCSVC_OIDC_CALLBACK_URL", "")
 	switch {
 	case c.OIDC.Issuer != "" && c.OIDC.Audience == "":
@@ -287,12 +296,30 @@ func (l *loader) loadHTTP(c *Config) {
 	}
 	if c.OIDC.Issuer != "" {
 		l.httpURL("DOCSVC_OIDC_ISSUER", c.OIDC.Issuer, "set e.g. https://login.example.com/tenant/v2.0", true)
+		if strings.ContainsAny(c.OIDC.Issuer, " \t\n") {
+			l.fail("DOCSVC_OIDC_ISSUER", "contains white space", "set the issuer URL exactly as the provider's discovery document names it")
+		}
+	}
+	for _, name := range []string{"DOCSVC_OIDC_CLIENT_ID", "DOCSVC_OIDC_CLIENT_SECRET"} {
+		if c.OIDC.Issuer == "" && (l.set(name) || l.set(name+"_FILE")) {
+			l.fail(name, "set without DOCSVC_OIDC_ISSUER", "set DOCSVC_OIDC_ISSUER and DOCSVC_OIDC_AUDIENCE too, or unset it")
+		}
+	}
+	if c.OIDC.ClientID != "" && strings.IndexFunc(c.OIDC.ClientID, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		l.fail("DOCSVC_OIDC_CLIENT_ID", show(c.OIDC.ClientID)+" contains white space or control characters", "set the client ID exactly as the provider shows it")
 	}
 	if c.OIDC.CallbackURL != "" {
 		if c.OIDC.Issuer == "" {
 			l.fail("DOCSVC_OIDC_CALLBACK_URL", "set without DOCSVC_OIDC_ISSUER", "set DOCSVC_OIDC_ISSUER and DOCSVC_OIDC_AUDIENCE too, or unset it")
 		}
-		l.httpURL("DOCSVC_OIDC_CALLBACK_URL", c.OIDC.CallbackURL, "set e.g. https://docs.example.com/auth/callback", true)
+		if l.httpURL("DOCSVC_OIDC_CALLBACK_URL", c.OIDC.CallbackURL, "set e.g. https://docs.example.com/auth/callback", true) {
+			if u, _ := url.Parse(c.OIDC.CallbackURL); !strings.HasSuffix(u.Path, "/auth/callback") || u.RawQuery != "" || u.Fragment != "" {
+				l.fail("DOCSVC_OIDC_CALLBACK_URL", show(c.OIDC.CallbackURL)+" does not end in /auth/callback, the route docsvc serves it on", "set <DOCSVC_PUBLIC_URL>/auth/callback, or unset it for that default")
+			}
+		}
+	} else if c.OIDC.Issuer != "" && c.PublicURL != "" {
+		c.OIDC.CallbackURL = c.PublicURL + "/auth/callback"
+		l.sources["DOCSVC_OIDC_CALLBACK_URL"] = SourceDefault
 	}
 }
 

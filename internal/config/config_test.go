@@ -154,6 +154,12 @@ func TestLoadGoodVariants(t *testing.T) {
 			func(c *config.Config) bool { return strings.HasPrefix(c.DatabaseURL, "postgres://") }},
 		{"loopback http issuer", with(minimal(), "DOCSVC_OIDC_ISSUER", "http://127.0.0.1:9000", "DOCSVC_OIDC_AUDIENCE", "a"),
 			func(c *config.Config) bool { return c.OIDC.Issuer == "http://127.0.0.1:9000" }},
+		{"callback from the public URL", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "a", "DOCSVC_PUBLIC_URL", "https://docs.example.com/"),
+			func(c *config.Config) bool { return c.OIDC.CallbackURL == "https://docs.example.com/auth/callback" }},
+		{"client ID and secret", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "api://docs", "DOCSVC_OIDC_CLIENT_ID", "web", "DOCSVC_OIDC_CLIENT_SECRET", "s3cret-value"),
+			func(c *config.Config) bool {
+				return c.OIDC.ClientID == "web" && c.OIDC.ClientSecret == "s3cret-value" && !strings.Contains(c.String(), "s3cret-value")
+			}},
 		{"internal listener", with(minimal(), "DOCSVC_INTERNAL_ADDR", "127.0.0.1:9090"),
 			func(c *config.Config) bool {
 				return c.InternalAddr == "127.0.0.1:9090" && strings.Contains(c.String(), `DOCSVC_INTERNAL_ADDR="127.0.0.1:9090"`)
@@ -198,6 +204,10 @@ func TestLoadBadValues(t *testing.T) {
 		{"issuer without audience", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com"), "DOCSVC_OIDC_AUDIENCE", "missing"},
 		{"audience without issuer", with(minimal(), "DOCSVC_OIDC_AUDIENCE", "x"), "DOCSVC_OIDC_ISSUER", "missing"},
 		{"plain http issuer", with(minimal(), "DOCSVC_OIDC_ISSUER", "http://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x"), "DOCSVC_OIDC_ISSUER", "https"},
+		{"callback on another path", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x", "DOCSVC_OIDC_CALLBACK_URL", "https://docs.example.com/cb"), "DOCSVC_OIDC_CALLBACK_URL", "/auth/callback"},
+		{"client ID without issuer", with(minimal(), "DOCSVC_OIDC_CLIENT_ID", "web"), "DOCSVC_OIDC_CLIENT_ID", "without"},
+		{"client secret without issuer", with(minimal(), "DOCSVC_OIDC_CLIENT_SECRET", "s"), "DOCSVC_OIDC_CLIENT_SECRET", "without"},
+		{"client ID with a space", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x", "DOCSVC_OIDC_CLIENT_ID", "a b"), "DOCSVC_OIDC_CLIENT_ID", "white space"},
 		{"callback without issuer", with(minimal(), "DOCSVC_OIDC_CALLBACK_URL", "https://docs.example.com/cb"), "DOCSVC_OIDC_CALLBACK_URL", "without"},
 		{"mysql", with(minimal(), "DOCSVC_DATABASE_URL", "mysql://db/x"), "DOCSVC_DATABASE_URL", "not supported"},
 		{"empty sqlite path", with(minimal(), "DOCSVC_DATABASE_URL", "sqlite://"), "DOCSVC_DATABASE_URL", "no file path"},

@@ -56,6 +56,9 @@ Usage:
   tetherctl migrate [--config deployment.yaml] [--digest sha256:...]
       check the secrets and the image, run the database migration task,
       and record the migrated image the services may run
+  tetherctl tokens create|list|revoke [--config deployment.yaml]
+      manage docsvc's API tokens through a one-off task: a new token is
+      made here and only its hash reaches the deployment
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -147,6 +150,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return imagesCmd(ctx, args[1:], env)
 	case "migrate":
 		return migrateCmd(ctx, args[1:], env)
+	case "tokens":
+		return tokensCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":

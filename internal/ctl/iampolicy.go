@@ -97,7 +97,7 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:ecr:REGION:ACCOUNT:repository/NAME/*"},
 		},
 		{
-			Sid: "MigrateRun", For: "tetherctl migrate: run the migrate task",
+			Sid: "MigrateRun", For: "tetherctl migrate and tokens: run the migrate task definition (tokens runs docsvc's token command in it)",
 			Actions:   []string{"ecs:RunTask"},
 			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:task-definition/tether-NAME-migrate:*"},
 		},
@@ -107,7 +107,7 @@ func deployerPermissions() []permission {
 			Resources: []string{"*"},
 		},
 		{
-			Sid: "MigrateWait", For: "tetherctl migrate: wait for the migrate task and read its exit code",
+			Sid: "MigrateWait", For: "tetherctl migrate and tokens: wait for the task and read its exit code",
 			Actions:   []string{"ecs:DescribeTasks"},
 			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:task/tether-NAME/*"},
 		},

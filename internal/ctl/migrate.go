@@ -83,34 +83,12 @@ func runMigrationReport(ctx context.Context, env Env, a *awsSession, cfg *deploy
 	}
 
 	// (4) The task runs to STOPPED with exit code 0.
-	ecsc := a.ECS()
-	rctx, cancel := callCtx(ctx)
-	run, err := ecsc.RunTask(rctx, &ecs.RunTaskInput{
-		Cluster:        aws.String(plan.cluster),
-		TaskDefinition: aws.String(plan.taskDefinition),
-		LaunchType:     ecstypes.LaunchTypeFargate,
-		Count:          aws.Int32(1),
-		StartedBy:      aws.String("tetherctl-migrate"),
-		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
-			Subnets:        plan.subnets,
-			SecurityGroups: []string{plan.securityGroup},
-			AssignPublicIp: ecstypes.AssignPublicIpDisabled,
-		}},
-	})
-	cancel()
+	arn, err := startTask(ctx, a, plan, "tetherctl-migrate", nil)
 	if err != nil {
-		return rep, fmt.Errorf("starting the migrate task (ECS RunTask on cluster %s): %s", plan.cluster, describeAWSError(err))
+		return rep, err
 	}
-	if len(run.Tasks) == 0 {
-		var why []string
-		for _, f := range run.Failures {
-			why = append(why, aws.ToString(f.Arn)+": "+aws.ToString(f.Reason)+" "+aws.ToString(f.Detail))
-		}
-		return rep, fmt.Errorf("ECS did not start the migrate task on cluster %s: %s", plan.cluster, strings.Join(why, "; "))
-	}
-	rep.TaskARN = aws.ToString(run.Tasks[0].TaskArn)
-	taskID := rep.TaskARN[strings.LastIndex(rep.TaskARN, "/")+1:]
-	rep.LogStream = prefix + "/" + plan.container + "/" + taskID
+	rep.TaskARN = arn
+	rep.LogStream = taskLogStream(prefix, plan, arn)
 	fmt.Fprintf(env.Stderr, "migrate task %s started on cluster %s (log: %s %s)\n", rep.TaskARN, plan.cluster, plan.logGroup, rep.LogStream)
 
 	tail := &logTail{client: a.Logs(), group: plan.logGroup, stream: rep.LogStream, w: env.Stderr, prefix: "  migrate| "}
@@ -132,6 +110,46 @@ func runMigrationReport(ctx context.Context, env Env, a *awsSession, cfg *deploy
 	rep.Marker = marker
 	fmt.Fprintf(env.Stderr, "migrated: %s = %s\n", marker, digest)
 	return rep, nil
+}
+
+// startTask runs one task of the cluster stack's migrate task definition,
+// in its subnets and security group, with no public IP; command, when
+// given, replaces the migrate container's command (docsvc's arguments).
+func startTask(ctx context.Context, a *awsSession, plan migratePlan, startedBy string, command []string) (arn string, err error) {
+	in := &ecs.RunTaskInput{
+		Cluster:        aws.String(plan.cluster),
+		TaskDefinition: aws.String(plan.taskDefinition),
+		LaunchType:     ecstypes.LaunchTypeFargate,
+		Count:          aws.Int32(1),
+		StartedBy:      aws.String(startedBy),
+		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
+			Subnets:        plan.subnets,
+			SecurityGroups: []string{plan.securityGroup},
+			AssignPublicIp: ecstypes.AssignPublicIpDisabled,
+		}},
+	}
+	if command != nil {
+		in.Overrides = &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{Name: aws.String(plan.container), Command: command}}}
+	}
+	rctx, cancel := callCtx(ctx)
+	run, err := a.ECS().RunTask(rctx, in)
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("starting a task of %s (ECS RunTask on cluster %s): %s", plan.taskDefinition, plan.cluster, describeAWSError(err))
+	}
+	if len(run.Tasks) == 0 {
+		var why []string
+		for _, f := range run.Failures {
+			why = append(why, aws.ToString(f.Arn)+": "+aws.ToString(f.Reason)+" "+aws.ToString(f.Detail))
+		}
+		return "", fmt.Errorf("ECS did not start a task of %s on cluster %s: %s", plan.taskDefinition, plan.cluster, strings.Join(why, "; "))
+	}
+	return aws.ToString(run.Tasks[0].TaskArn), nil
+}
+
+// taskLogStream is the awslogs stream of the migrate container of task arn.
+func taskLogStream(prefix string, plan migratePlan, arn string) string {
+	return prefix + "/" + plan.container + "/" + arn[strings.LastIndex(arn, "/")+1:]
 }
 
 // checkReleaseSecrets refuses to migrate while a secret the service needs

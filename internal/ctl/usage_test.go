@@ -23,13 +23,14 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		{"init", "--help"}, {"status", "--help"}, {"destroy", "--help"}, {"destroy", "-h", "--yes"},
 		{"images", "--help"}, {"images", "push", "--help"}, {"images", "push", "-h", "--config", "/nonexistent.yaml"},
 		{"migrate", "--help"}, {"migrate", "-h", "--digest", "x"},
+		{"tokens", "--help"}, {"tokens", "create", "--help"}, {"tokens", "list", "-h"}, {"tokens", "revoke", "--help", "--config", "/nonexistent.yaml"},
 	} {
 		out := in.run(testContext(t), args...)
 		if out.err != nil || !strings.Contains(out.stdout, "Usage:") {
 			t.Errorf("%q: %v\n%s", args, out.err, out.all())
 		}
 	}
-	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl images push", "tetherctl migrate", "tetherctl init", "tetherctl status", "tetherctl destroy"} {
+	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl images push", "tetherctl migrate", "tetherctl tokens", "tetherctl init", "tetherctl status", "tetherctl destroy"} {
 		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
 			t.Errorf("the top-level usage does not mention %s", want)
 		}

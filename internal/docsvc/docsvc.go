@@ -28,6 +28,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/analyze"
 	"github.com/tetherhq/tether/internal/api"
+	"github.com/tetherhq/tether/internal/apitoken"
 	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/config"
@@ -47,9 +48,10 @@ Usage:
   docsvc api               serve the HTTP API and web page
   docsvc worker            process queued documents
   docsvc migrate           apply database migrations (run before api and worker roll)
-  docsvc token create --name NAME [--output text|json]
-  docsvc token list [--output text|json]
-  docsvc token revoke ID
+  docsvc tokens create --name NAME [--expires WHEN] [--output text|json]
+  docsvc tokens add --name NAME --hash ID:SHA256 [--expires WHEN] [--output text|json]
+  docsvc tokens list [--output text|json]
+  docsvc tokens revoke ID
   docsvc config check [--output text|json]
   docsvc version
 
@@ -84,24 +86,38 @@ Applies the database migrations this release has and the database lacks, then
 exits. Run it before the api and workers of a new release start.
 `
 	helpToken = `usage:
-  docsvc token create --name NAME [--output text|json]
-  docsvc token list [--output text|json]
-  docsvc token revoke ID
+  docsvc tokens create --name NAME [--expires WHEN] [--output text|json]
+  docsvc tokens add --name NAME --hash ID:SHA256 [--expires WHEN] [--output text|json]
+  docsvc tokens list [--output text|json]
+  docsvc tokens revoke ID
 
-API tokens authenticate scripts and people to the API ('Authorization:
-Bearer TOKEN'). Only a hash is stored; a token is shown once, when created.
+API tokens authenticate scripts to the API ('Authorization: Bearer TOKEN').
+Only a hash is stored. 'create' makes one here and prints it once; 'add'
+stores one made elsewhere (tetherctl tokens create), given only its hash, so
+the token never reaches this machine or its logs. 'docsvc token ...' is the
+same command.
 `
-	helpTokenCreate = `usage: docsvc token create --name NAME [--output text|json]
+	helpTokenCreate = `usage: docsvc tokens create --name NAME [--expires WHEN] [--output text|json]
 
 Creates an API token and prints it (once: only its hash is stored).
 `
-	helpTokenList = `usage: docsvc token list [--output text|json]
+	helpTokenAdd = `usage: docsvc tokens add --name NAME --hash ID:SHA256 [--expires WHEN] [--output text|json]
 
-Lists API tokens: ID, name, when created, whether revoked. Never the tokens.
+Stores an API token made elsewhere, given only its stored form: the token's
+16-hex-character ID, a colon, and the 64-hex-character SHA-256 of its
+secret (tetherctl tokens create prints it; a token "tt_<id>_<secret>" has
+the form "<id>:" + sha256hex(<secret>)). The token itself is never given.
+WHEN is an RFC 3339 time (2027-01-31T00:00:00Z) or a duration from now
+(90d, 720h); without it the token lasts until revoked.
 `
-	helpTokenRevoke = `usage: docsvc token revoke ID
+	helpTokenList = `usage: docsvc tokens list [--output text|json]
 
-Revokes the API token with ID (see 'docsvc token list'); requests with it
+Lists API tokens: ID, name, when created, when it expires, when last used
+(to the minute) and whether revoked. Never the tokens or their hashes.
+`
+	helpTokenRevoke = `usage: docsvc tokens revoke ID
+
+Revokes the API token with ID (see 'docsvc tokens list'); requests with it
 are refused from then on.
 `
 	helpConfig = `usage: docsvc config check [--output text|json]
@@ -123,10 +139,12 @@ Prints the release this binary belongs to.
 
 // invocation is a parsed command line.
 type invocation struct {
-	cmd    string // "api", "token create", ...
-	name   string // token create --name
-	id     string // token revoke ID
-	output string // --output
+	cmd     string // "api", "token create", ...
+	name    string // tokens create|add --name
+	hash    string // tokens add --hash
+	expires string // tokens create|add --expires
+	id      string // tokens revoke ID
+	output  string // --output
 }
 
 // isHelp reports whether arg asks for help.
@@ -165,25 +183,36 @@ func parseCommand(args []string, stdout io.Writer) (inv invocation, done bool, e
 		inv.cmd = args[0]
 		done, err := parseFlags(flag.NewFlagSet(inv.cmd, flag.ContinueOnError), args[1:], 0, help, stdout)
 		return inv, done, err
-	case "token":
+	case "token", "tokens":
 		if len(args) < 2 {
-			return inv, false, usageErr("token", "want create, list or revoke")
+			return inv, false, usageErr("tokens", "want create, add, list or revoke")
 		}
 		if isHelp(args[1]) {
 			fmt.Fprint(stdout, helpToken)
 			return inv, true, nil
 		}
-		inv.cmd = "token " + args[1]
+		inv.cmd = "tokens " + args[1]
 		fs := flag.NewFlagSet(inv.cmd, flag.ContinueOnError)
 		switch args[1] {
-		case "create":
+		case "create", "add":
+			help := map[string]string{"create": helpTokenCreate, "add": helpTokenAdd}[args[1]]
 			fs.StringVar(&inv.name, "name", "", "a label for the token, e.g. the script or person that uses it (required)")
+			fs.StringVar(&inv.expires, "expires", "", "when the token stops working: an RFC 3339 time or a duration from now (90d, 720h); default never")
+			if args[1] == "add" {
+				fs.StringVar(&inv.hash, "hash", "", "the token's stored form ID:SHA256 (required; tetherctl tokens create prints it)")
+			}
 			fs.StringVar(&inv.output, "output", "text", "text or json")
-			if done, err := parseFlags(fs, args[2:], 0, helpTokenCreate, stdout); done || err != nil {
+			if done, err := parseFlags(fs, args[2:], 0, help, stdout); done || err != nil {
 				return inv, done, err
 			}
 			if inv.name == "" {
 				return inv, false, usageErr(inv.cmd, "--name is required (a label for who uses the token)")
+			}
+			if args[1] == "add" && inv.hash == "" {
+				return inv, false, usageErr(inv.cmd, "--hash is required (the token's ID:SHA256, from tetherctl tokens create)")
+			}
+			if _, err := apitoken.ParseExpiry(inv.expires, time.Now()); err != nil {
+				return inv, false, usageErr(inv.cmd, "%v", err)
 			}
 		case "list":
 			fs.StringVar(&inv.output, "output", "text", "text or json")
@@ -195,11 +224,11 @@ func parseCommand(args []string, stdout io.Writer) (inv invocation, done bool, e
 				return inv, done, err
 			}
 			if fs.NArg() != 1 {
-				return inv, false, usageErr(inv.cmd, "give the token ID (see 'docsvc token list')")
+				return inv, false, usageErr(inv.cmd, "give the token ID (see 'docsvc tokens list')")
 			}
 			inv.id = fs.Arg(0)
 		default:
-			return inv, false, usageErr("token", "unknown subcommand %q (want create, list or revoke)", args[1])
+			return inv, false, usageErr("tokens", "unknown subcommand %q (want create, add, list or revoke)", args[1])
 		}
 	case "config":
 		if len(args) < 2 {
@@ -300,6 +329,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		cur, _, _ := db.SchemaVersion(ctx)
 		log.Info("migrations applied", "applied", n, "schema_version", cur)
+		owners, err := auth.MigrateOwners(ctx, db, cfg.OIDC.Issuer)
+		if err != nil {
+			return err
+		}
+		log.Info("document owners migrated to issuer and subject", "documents", owners)
 		return nil
 	}
 	// Every other command reads tables: on a database that was never
@@ -307,7 +341,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := requireSchema(ctx, db); err != nil {
 		return err
 	}
-	if role == "token" {
+	if role == "tokens" {
 		return tokenCmd(ctx, db, inv, stdout)
 	}
 	if role == "api" {
@@ -359,9 +393,19 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 	if err != nil {
 		return err
 	}
-	authn, err := auth.NewAuthenticator(ctx, db, cfg.OIDC.Issuer, cfg.OIDC.Audience, http.DefaultClient)
+	authn, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, ClientID: cfg.OIDC.ClientID}, http.DefaultClient)
 	if err != nil {
 		return err
+	}
+	var signIn *auth.SignIn
+	if cfg.OIDC.CallbackURL != "" {
+		signIn, err = authn.NewSignIn(auth.SignInOptions{
+			CallbackURL: cfg.OIDC.CallbackURL, PostLogoutURL: cfg.PublicURL + "/",
+			ClientSecret: cfg.OIDC.ClientSecret, Scopes: []string{"email", "profile"}, Log: log,
+		})
+		if err != nil {
+			return err
+		}
 	}
 	var gate func(time.Time) error
 	if cfg.License != "" {
@@ -378,6 +422,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 		DB: db, Store: st.store, Blobs: st.blobs, Queue: st.queue,
 		Uploads:  &document.Uploads{Store: st.store, Blobs: st.blobs, Queue: st.queue, MaxBytes: cfg.MaxUploadBytes, Log: log},
 		Auth:     authn.Middleware,
+		SignIn:   signIn,
 		CORS:     cfg.CORSOrigins,
 		Gate:     gate,
 		Registry: reg, Version: Version, Log: log, Now: time.Now,
@@ -471,33 +516,67 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}
 }
 
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
 func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Writer) error {
+	expires, err := apitoken.ParseExpiry(inv.expires, time.Now())
+	if err != nil {
+		return err
+	}
 	switch inv.cmd {
-	case "token create":
-		plain, id, err := auth.CreateToken(ctx, db, inv.name)
+	case "tokens create":
+		tok, err := apitoken.New()
 		if err != nil {
 			return err
 		}
-		if inv.output == "json" {
-			return json.NewEncoder(stdout).Encode(map[string]string{"id": id, "name": inv.name, "token": plain})
+		if err := auth.AddToken(ctx, db, inv.name, tok.Stored(), expires); err != nil {
+			return err
 		}
-		fmt.Fprintln(stdout, plain)
+		if inv.output == "json" {
+			return json.NewEncoder(stdout).Encode(map[string]any{"id": tok.ID, "name": inv.name, "token": tok.Plaintext, "expires_at": optTime(expires)})
+		}
+		fmt.Fprintln(stdout, tok.Plaintext)
 		return nil
-	case "token list":
+	case "tokens add":
+		if err := auth.AddToken(ctx, db, inv.name, inv.hash, expires); err != nil {
+			return err
+		}
+		id, _, _ := apitoken.ParseStored(inv.hash)
+		if inv.output == "json" {
+			return json.NewEncoder(stdout).Encode(map[string]any{"id": id, "name": strings.TrimSpace(inv.name), "expires_at": optTime(expires)})
+		}
+		fmt.Fprintf(stdout, "added token %s\n", id)
+		return nil
+	case "tokens list":
 		toks, err := auth.ListTokens(ctx, db)
 		if err != nil {
 			return err
 		}
 		if inv.output == "json" {
-			return json.NewEncoder(stdout).Encode(toks)
+			out := make([]apitoken.Listed, 0, len(toks))
+			for _, t := range toks {
+				out = append(out, apitoken.Listed{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ExpiresAt: optTime(t.ExpiresAt), LastUsedAt: optTime(t.LastUsedAt), RevokedAt: optTime(t.RevokedAt)})
+			}
+			return json.NewEncoder(stdout).Encode(map[string]any{"tokens": out})
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tCREATED\tREVOKED")
+		fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+		at := func(t time.Time) string {
+			if t.IsZero() {
+				return "-"
+			}
+			return t.Format(time.RFC3339)
+		}
 		for _, t := range toks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", t.ID, t.Name, t.CreatedAt.Format(time.RFC3339), t.Revoked())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", t.ID, t.Name, at(t.CreatedAt), at(t.ExpiresAt), at(t.LastUsedAt), t.Revoked())
 		}
 		return tw.Flush()
-	default: // token revoke
+	default: // tokens revoke
 		return auth.RevokeToken(ctx, db, inv.id)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/tetherhq/tether/internal/apitoken"
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/docsvc"
@@ -350,24 +351,33 @@ func waitHTTP(t *testing.T, url string) {
 	}
 }
 
+// dbURLs makes a fresh, unmigrated database of each kind.
+var dbURLs = map[string]func(t *testing.T) string{
+	"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "docsvc.db") },
+	"postgres": func(t *testing.T) string { return sqldbtest.PostgresURL(t) },
+}
+
+// inProcess runs docsvc commands in this process against dbURL, and
+// returns their standard output.
+func inProcess(t *testing.T, dbURL string) func(args ...string) (string, error) {
+	env := map[string]string{
+		"DOCSVC_DATABASE_URL": dbURL,
+		"DOCSVC_BLOB_URL":     "file://" + filepath.Join(t.TempDir(), "blobs"),
+		"DOCSVC_QUEUE_URL":    "db://jobs",
+	}
+	return func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := docsvc.Run(context.Background(), args, func(k string) string { return env[k] }, &out, io.Discard)
+		return out.String(), err
+	}
+}
+
 // The token commands on a database that was never migrated say so and name
 // the fix, on both databases, instead of the driver's "no such table".
 func TestTokenBeforeMigrate(t *testing.T) {
-	for name, dbURL := range map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "docsvc.db") },
-		"postgres": func(t *testing.T) string { return sqldbtest.PostgresURL(t) },
-	} {
+	for name, dbURL := range dbURLs {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{
-				"DOCSVC_DATABASE_URL": dbURL(t),
-				"DOCSVC_BLOB_URL":     "file://" + filepath.Join(t.TempDir(), "blobs"),
-				"DOCSVC_QUEUE_URL":    "db://jobs",
-			}
-			docsvcRun := func(args ...string) (string, error) {
-				var out bytes.Buffer
-				err := docsvc.Run(context.Background(), args, func(k string) string { return env[k] }, &out, io.Discard)
-				return out.String(), err
-			}
+			docsvcRun := inProcess(t, dbURL(t))
 			for _, args := range [][]string{
 				{"token", "create", "--name", "ops"},
 				{"token", "list"},
@@ -384,6 +394,54 @@ func TestTokenBeforeMigrate(t *testing.T) {
 			}
 			if out, err := docsvcRun("token", "create", "--name", "ops"); err != nil || !strings.HasPrefix(out, "tt_") {
 				t.Fatalf("token create after migrate: %q, %v", out, err)
+			}
+		})
+	}
+}
+
+// TestTokensAdd is what an operator's one-off task runs: a token made
+// elsewhere is stored by its hash, listed without it, used, and revoked.
+func TestTokensAdd(t *testing.T) {
+	for name, dbURL := range dbURLs {
+		t.Run(name, func(t *testing.T) {
+			docsvcRun := inProcess(t, dbURL(t))
+			if _, err := docsvcRun("migrate"); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := apitoken.New() // on the operator's machine
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := docsvcRun("tokens", "add", "--name", "nightly export", "--hash", tok.Stored(), "--expires", "90d", "--output", "json")
+			if err != nil || !strings.Contains(out, `"id":"`+tok.ID+`"`) {
+				t.Fatalf("tokens add: %q, %v", out, err)
+			}
+			if _, err := docsvcRun("tokens", "add", "--name", "again", "--hash", tok.Stored()); err == nil {
+				t.Fatal("the same token added twice")
+			}
+			if _, err := docsvcRun("tokens", "add", "--name", "bad", "--hash", tok.ID+":"+tok.Hash[:10]); err == nil || strings.Contains(err.Error(), tok.Hash[:10]) {
+				t.Fatalf("a malformed hash: %v", err)
+			}
+			var list struct {
+				Tokens []struct {
+					ID, Name  string
+					CreatedAt time.Time  `json:"created_at"`
+					ExpiresAt *time.Time `json:"expires_at"`
+				} `json:"tokens"`
+			}
+			out, err = docsvcRun("tokens", "list", "--output", "json")
+			if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Tokens) != 1 || list.Tokens[0].ID != tok.ID ||
+				list.Tokens[0].Name != "nightly export" || list.Tokens[0].ExpiresAt == nil || time.Until(*list.Tokens[0].ExpiresAt) < 89*24*time.Hour {
+				t.Fatalf("tokens list: %q, %v", out, err)
+			}
+			if strings.Contains(out, tok.Hash) || strings.Contains(out, "hash") {
+				t.Fatalf("tokens list shows the hash: %s", out)
+			}
+			if _, err := docsvcRun("tokens", "revoke", tok.ID); err != nil {
+				t.Fatal(err)
+			}
+			if out, err = docsvcRun("tokens", "list", "--output", "json"); err != nil || !strings.Contains(out, `"revoked_at":"`) {
+				t.Fatalf("tokens list after revoke: %q, %v", out, err)
 			}
 		})
 	}

@@ -68,7 +68,7 @@ const (
 var kinds = []string{KindHeartbeat, KindTelemetry, KindActivation, KindDiagnostics, KindReleaseCheck}
 
 const (
-	// MaxPayload matches the largest body the plane accepts (reqsign.MaxBody).
+	// MaxPayload matches the largest body the plane accepts (reqverify.MaxBody).
 	MaxPayload     = 16 << 20
 	maxLine        = 32 << 20 // a MaxPayload payload in base64, with room for the rest
 	maxDestination = 2048

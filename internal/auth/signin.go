@@ -1,0 +1,329 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// The web page's sign-in runs on the server (a "backend for frontend"):
+// docsvc is the OIDC client, does the authorization code flow with PKCE
+// (S256), checks state and nonce, and keeps the resulting ID token in an
+// HttpOnly, SameSite=Strict cookie, so no token is ever readable by the
+// page's JavaScript. docs/architecture.md says why.
+
+// CallbackPath is the redirect URI's path, which the identity provider's
+// client registration must list (DOCSVC_OIDC_CALLBACK_URL).
+const CallbackPath = "/auth/callback"
+
+// Cookie names. On https the __Host- prefix makes the browser refuse them
+// unless Secure, Path=/ and without Domain: no sibling subdomain can set
+// or read them.
+const (
+	sessionName = "docsvc-session"
+	loginName   = "docsvc-signin"
+	hostPrefix  = "__Host-"
+	loginMaxAge = 10 * time.Minute
+	// maxSessionCookie leaves room for the cookie's name and attributes
+	// within the 4096 bytes every browser keeps.
+	maxSessionCookie = 3900
+)
+
+// sessionCookie returns the request's session cookie, under either name.
+func sessionCookie(r *http.Request) (*http.Cookie, error) {
+	if c, err := r.Cookie(hostPrefix + sessionName); err == nil {
+		return c, nil
+	}
+	return r.Cookie(sessionName)
+}
+
+// SignInOptions configures the web page's sign-in.
+type SignInOptions struct {
+	// CallbackURL is the redirect URI registered with the provider; its
+	// path must end in CallbackPath. https, or http on a loopback host.
+	CallbackURL string
+	// PostLogoutURL is where the provider sends the browser after sign-out
+	// (the page; Cognito's client must list it as a sign-out URL).
+	PostLogoutURL string
+	// ClientSecret is for a confidential client; empty for a public
+	// client (Cognito's, which PKCE alone protects).
+	ClientSecret string
+	// Scopes requested; "openid" is always among them.
+	Scopes []string
+	// Log, when set, gets one line per refused sign-in with the reason
+	// (fixed phrases: never a token, code or identity).
+	Log *slog.Logger
+}
+
+// SignIn serves the sign-in routes. Its zero value (nil) serves them too,
+// answering that sign-in is not configured.
+type SignIn struct {
+	a          *Authenticator
+	oauth      oauth2.Config
+	secure     bool   // cookies get Secure and the __Host- prefix
+	endSession string // the provider's sign-out URL, "" when it publishes none
+	postLogout string
+	log        *slog.Logger
+}
+
+// NewSignIn returns the web page's sign-in for a's issuer.
+func (a *Authenticator) NewSignIn(o SignInOptions) (*SignIn, error) {
+	if a.provider == nil {
+		return nil, errors.New("auth: sign-in needs an OIDC issuer (DOCSVC_OIDC_ISSUER)")
+	}
+	cb, err := url.Parse(o.CallbackURL)
+	if err != nil || cb.Host == "" || !strings.HasSuffix(cb.Path, CallbackPath) {
+		return nil, fmt.Errorf("auth: sign-in callback URL %q must be an absolute URL whose path ends in %s", o.CallbackURL, CallbackPath)
+	}
+	scopes := []string{oidc.ScopeOpenID}
+	for _, s := range o.Scopes {
+		if s != oidc.ScopeOpenID {
+			scopes = append(scopes, s)
+		}
+	}
+	style := oauth2.AuthStyleInParams // a public client sends only client_id
+	if o.ClientSecret != "" {
+		style = oauth2.AuthStyleAutoDetect
+	}
+	ep := a.provider.Endpoint()
+	ep.AuthStyle = style
+	s := &SignIn{
+		a: a,
+		oauth: oauth2.Config{
+			ClientID: a.clientID, ClientSecret: o.ClientSecret, Endpoint: ep,
+			RedirectURL: o.CallbackURL, Scopes: scopes,
+		},
+		secure:     cb.Scheme == "https",
+		postLogout: o.PostLogoutURL,
+		log:        o.Log,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	var meta struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := a.provider.Claims(&meta); err == nil && meta.EndSession != "" {
+		s.endSession = meta.EndSession
+	} else if isCognito(a.issuer) {
+		// Cognito publishes no end_session_endpoint; its hosted UI's
+		// /logout, on the domain of its authorization endpoint, is it.
+		if au, err := url.Parse(ep.AuthURL); err == nil && au.Scheme == "https" {
+			s.endSession = (&url.URL{Scheme: "https", Host: au.Host, Path: "/logout"}).String()
+		}
+	}
+	return s, nil
+}
+
+// isCognito reports whether issuer is a Cognito user pool's: its host is
+// the region's cognito-idp endpoint and its path the pool ID.
+func isCognito(issuer string) bool {
+	u, err := url.Parse(issuer)
+	return err == nil && u.Scheme == "https" && strings.HasPrefix(u.Host, "cognito-idp.") && strings.Count(u.Path, "/") == 1
+}
+
+// Register adds the sign-in routes to mux: GET /auth/config (public: what
+// the page needs to offer sign-in), GET /auth/login, GET /auth/callback and
+// POST /auth/logout. s may be nil (sign-in not configured).
+func (s *SignIn) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /auth/config", s.config)
+	mux.HandleFunc("GET /auth/login", s.login)
+	mux.HandleFunc("GET "+CallbackPath, s.callback)
+	mux.HandleFunc("POST /auth/logout", s.logout)
+}
+
+func (s *SignIn) config(w http.ResponseWriter, r *http.Request) {
+	if s == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"sign_in": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"sign_in": true, "issuer": s.a.issuer, "client_id": s.oauth.ClientID,
+		"redirect_uri": s.oauth.RedirectURL, "scopes": s.oauth.Scopes,
+		"login": "/auth/login", "logout": "/auth/logout",
+	})
+}
+
+// loginState is what the browser keeps, in an HttpOnly cookie, between
+// /auth/login and the provider's redirect to the callback.
+type loginState struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+}
+
+func (s *SignIn) cookie(name, value string, maxAge int, sameSite http.SameSite) *http.Cookie {
+	c := &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, SameSite: sameSite, Secure: s.secure}
+	if s.secure {
+		c.Name = hostPrefix + name
+	}
+	return c
+}
+
+func (s *SignIn) login(w http.ResponseWriter, r *http.Request) {
+	if s == nil {
+		notConfigured(w)
+		return
+	}
+	st := loginState{State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier()}
+	b, _ := json.Marshal(st)
+	// Lax: the provider's redirect back is a cross-site top-level GET.
+	http.SetCookie(w, s.cookie(loginName, base64.RawURLEncoding.EncodeToString(b), int(loginMaxAge.Seconds()), http.SameSiteLaxMode))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, s.oauth.AuthCodeURL(st.State, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)), http.StatusFound)
+}
+
+// providerError keeps an error code from the provider's redirect only when
+// it looks like one (RFC 6749 4.1.2.1), since anyone can craft that URL.
+var providerError = regexp.MustCompile(`^[a-z_]{1,64}$`)
+
+func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
+	if s == nil {
+		notConfigured(w)
+		return
+	}
+	http.SetCookie(w, s.cookie(loginName, "", -1, http.SameSiteLaxMode))
+	c, err := r.Cookie(s.cookie(loginName, "", 0, 0).Name)
+	var st loginState
+	if err == nil {
+		var b []byte
+		if b, err = base64.RawURLEncoding.DecodeString(c.Value); err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+	}
+	q := r.URL.Query()
+	switch {
+	case err != nil || st.State == "" || st.Nonce == "" || st.Verifier == "":
+		s.refuse(w, "this sign-in was not started in this browser, or took longer than 10 minutes")
+		return
+	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1:
+		s.refuse(w, "the provider's answer does not belong to this browser's sign-in (state does not match)")
+		return
+	case q.Get("error") != "":
+		code := q.Get("error")
+		if !providerError.MatchString(code) {
+			code = "an error"
+		}
+		s.refuse(w, "the identity provider answered "+code)
+		return
+	case q.Get("code") == "":
+		s.refuse(w, "the provider's answer has no authorization code")
+		return
+	}
+	ctx := oidc.ClientContext(r.Context(), s.a.httpClient)
+	tok, err := s.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(st.Verifier))
+	if err != nil {
+		// The provider's error body is not shown: it may quote the code.
+		s.refuse(w, "the identity provider did not exchange the authorization code")
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		s.refuse(w, "the identity provider returned no ID token")
+		return
+	}
+	_, idt, err := s.a.checkJWT(r.Context(), raw, idToken)
+	if err != nil {
+		s.refuse(w, "the ID token was not accepted ("+strings.TrimPrefix(err.Error(), "auth: unauthenticated: ")+")")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(st.Nonce)) != 1 {
+		s.refuse(w, "the ID token does not belong to this browser's sign-in (nonce does not match)")
+		return
+	}
+	if len(raw) > maxSessionCookie {
+		s.refuse(w, fmt.Sprintf("the ID token is %d bytes, more than a browser keeps in a cookie (%d): have the provider put fewer claims (groups, custom attributes) in it", len(raw), maxSessionCookie))
+		return
+	}
+	maxAge := int(time.Until(idt.Expiry).Seconds())
+	http.SetCookie(w, s.cookie(sessionName, raw, maxAge, http.SameSiteStrictMode))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// logout ends the session here and answers where the page should send the
+// browser to end it at the provider too.
+func (s *SignIn) logout(w http.ResponseWriter, r *http.Request) {
+	if s == nil {
+		notConfigured(w)
+		return
+	}
+	if r.Header.Get(CSRFHeader) != "docsvc" {
+		writeError(w, http.StatusForbidden, "sign-out needs the page's "+CSRFHeader+" header")
+		return
+	}
+	var hint string
+	if c, err := sessionCookie(r); err == nil {
+		hint = c.Value
+	}
+	http.SetCookie(w, s.cookie(sessionName, "", -1, http.SameSiteStrictMode))
+	if hint != "" {
+		if _, _, err := s.a.checkJWT(r.Context(), hint, idToken); err != nil {
+			hint = "" // only a valid ID token of ours is worth passing on
+		}
+	}
+	next := logoutURL(s.endSession, isCognito(s.a.issuer), s.oauth.ClientID, s.postLogout, hint)
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": next})
+}
+
+// logoutURL is where the browser goes to end the session at the provider:
+// its end_session_endpoint with client_id, post_logout_redirect_uri and the
+// ID token as id_token_hint (OpenID RP-Initiated Logout), or Cognito's
+// /logout with client_id and logout_uri; "/" when it publishes neither.
+func logoutURL(endSession string, cognito bool, clientID, postLogout, idTokenHint string) string {
+	u, err := url.Parse(endSession)
+	if endSession == "" || err != nil {
+		return "/"
+	}
+	v := u.Query()
+	v.Set("client_id", clientID)
+	if cognito {
+		v.Set("logout_uri", postLogout)
+	} else {
+		v.Set("post_logout_redirect_uri", postLogout)
+		if idTokenHint != "" {
+			v.Set("id_token_hint", idTokenHint)
+		}
+	}
+	u.RawQuery = v.Encode()
+	return u.String()
+}
+
+func random() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func notConfigured(w http.ResponseWriter) {
+	writeError(w, http.StatusNotFound, "sign-in is not configured (DOCSVC_OIDC_ISSUER)")
+}
+
+// refuse ends a sign-in that must not go on, as a short page that says why
+// and how to start again.
+func (s *SignIn) refuse(w http.ResponseWriter, why string) {
+	s.log.Warn("sign-in refused", "reason", why)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprintf(w, "Sign-in refused: %s.\nOpen the page again to start a new sign-in.\n", why)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
