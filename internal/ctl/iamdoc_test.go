@@ -82,6 +82,23 @@ func TestDeployerPolicy(t *testing.T) {
 			}
 		}
 	}
+	// The deployer never gets the database password, nor writes a secret
+	// the agent or RDS owns.
+	dbSecret := "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/database-AbCdEf"
+	agentSecret := "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/agent-identity-AbCdEf"
+	for _, p := range deployerPermissions() {
+		for _, r := range p.Resources {
+			glob := regexp.MustCompile("^" + strings.ReplaceAll(regexp.QuoteMeta(r), `\*`, ".*") + "$")
+			for _, a := range p.Actions {
+				if a == "secretsmanager:GetSecretValue" && glob.MatchString(dbSecret) {
+					t.Errorf("%s lets the deployer read the database secret (%s)", p.Sid, r)
+				}
+				if a == "secretsmanager:PutSecretValue" && (glob.MatchString(dbSecret) || glob.MatchString(agentSecret)) {
+					t.Errorf("%s lets the deployer write a secret it does not own (%s)", p.Sid, r)
+				}
+			}
+		}
+	}
 	doc, err := policyDocument(deployerPermissions())
 	if err != nil {
 		t.Fatal(err)

@@ -129,9 +129,20 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:ssm:REGION:ACCOUNT:parameter/tether/NAME/*"},
 		},
 		{
-			Sid: "Secrets", For: "tetherctl secrets, status and preflight: read the secrets' metadata, check the license and AI key, set them",
-			Actions:   []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"},
+			Sid: "SecretsMetadata", For: "tetherctl secrets, status and preflight: whether each secret exists, has a value and rotates (never the database password itself)",
+			Actions:   []string{"secretsmanager:DescribeSecret"},
 			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/*"},
+		},
+		{
+			Sid: "SecretsCheck", For: "tetherctl secrets, status, preflight and migrate: read the license, the AI key and the agent identity to judge them (the database secret is left out: tetherctl never reads it)",
+			Actions: []string{"secretsmanager:GetSecretValue"},
+			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/license-*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/ai-*",
+				"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/agent-identity-*"},
+		},
+		{
+			Sid: "SecretsSet", For: "tetherctl secrets set: the license and the AI key, the only secrets the operator sets",
+			Actions:   []string{"secretsmanager:PutSecretValue"},
+			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/license-*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/ai-*"},
 		},
 		{
 			Sid: "StatusServices", For: "tetherctl status: the api, worker and agent ECS services",
