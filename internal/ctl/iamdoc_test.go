@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,12 @@ func TestDeployerPolicy(t *testing.T) {
 			t.Errorf("Sid %q: not alphanumeric or used twice", p.Sid)
 		}
 		sids[p.Sid] = true
+		if p.PassedTo != "" && !slices.Equal(p.Actions, []string{"iam:PassRole"}) {
+			t.Errorf("%s: iam:PassedToService applies to iam:PassRole alone, not %v", p.Sid, p.Actions)
+		}
+		if slices.Contains(p.Actions, "iam:PassRole") && p.PassedTo == "" {
+			t.Errorf("%s: a role passed to any service", p.Sid)
+		}
 		if p.For == "" || len(p.Actions) == 0 || len(p.Resources) == 0 {
 			t.Errorf("%s: lacks a reason, actions or resources", p.Sid)
 		}

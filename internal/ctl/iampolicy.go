@@ -41,6 +41,9 @@ type permission struct {
 	Resources []string // ARNs with placeholders; "*" where the actions take no resource
 	// BuildOnly is set for what only images.source build needs.
 	BuildOnly bool
+	// PassedTo, for iam:PassRole, is the one service the roles may be
+	// passed to (the iam:PassedToService condition).
+	PassedTo string
 }
 
 // deployerPermissions is the list, in the order docs/iam.md shows it.
@@ -69,9 +72,15 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:ssm:REGION:ACCOUNT:parameter/cdk-bootstrap/QUALIFIER/version"},
 		},
 		{
-			Sid: "CDKBootstrapRoles", For: "the CDK CLI: assume the bootstrap's deploy, lookup and publishing roles, and pass its CloudFormation execution role",
-			Actions:   []string{"sts:AssumeRole", "iam:PassRole"},
+			Sid: "CDKBootstrapRoles", For: "the CDK CLI: assume the bootstrap's deploy, lookup and publishing roles",
+			Actions:   []string{"sts:AssumeRole"},
 			Resources: []string{"arn:aws:iam::ACCOUNT:role/cdk-QUALIFIER-*"},
+		},
+		{
+			Sid: "CDKExecutionRole", For: "tetherctl deploy: hand CloudFormation the bootstrap's execution role, and only CloudFormation",
+			Actions:   []string{"iam:PassRole"},
+			Resources: []string{"arn:aws:iam::ACCOUNT:role/cdk-QUALIFIER-cfn-exec-role-*"},
+			PassedTo:  "cloudformation.amazonaws.com",
 		},
 		{
 			Sid: "CDKAssetsBucket", For: "the CDK CLI: find the bootstrap's assets bucket",
@@ -112,9 +121,10 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:task/tether-NAME/*"},
 		},
 		{
-			Sid: "MigratePassRoles", For: "tetherctl migrate: hand the migrate task its task and execution roles, which the cluster stack creates",
+			Sid: "MigratePassRoles", For: "tetherctl migrate and tokens: hand the migrate task its task and execution roles, which the cluster stack creates, to ECS only",
 			Actions:   []string{"iam:PassRole"},
 			Resources: []string{"arn:aws:iam::ACCOUNT:role/NAME-*"},
+			PassedTo:  "ecs-tasks.amazonaws.com",
 		},
 		{
 			Sid: "Logs", For: "tetherctl migrate and images push (build): show the migrate task's and the image build's log",
@@ -210,17 +220,22 @@ func resolveResource(r string, dc *deployconfig.Config) string {
 // policyDocument is an IAM policy granting perms, placeholders as they are.
 func policyDocument(perms []permission) ([]byte, error) {
 	type statement struct {
-		Sid      string
-		Effect   string
-		Action   []string
-		Resource []string
+		Sid       string
+		Effect    string
+		Action    []string
+		Resource  []string
+		Condition map[string]map[string]string `json:",omitempty"`
 	}
 	doc := struct {
 		Version   string
 		Statement []statement
 	}{Version: "2012-10-17"}
 	for _, p := range perms {
-		doc.Statement = append(doc.Statement, statement{Sid: p.Sid, Effect: "Allow", Action: p.Actions, Resource: p.Resources})
+		st := statement{Sid: p.Sid, Effect: "Allow", Action: p.Actions, Resource: p.Resources}
+		if p.PassedTo != "" {
+			st.Condition = map[string]map[string]string{"StringEquals": {"iam:PassedToService": p.PassedTo}}
+		}
+		doc.Statement = append(doc.Statement, st)
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }
@@ -311,8 +326,12 @@ func simulatePermissions(ctx context.Context, c *iam.Client, principal string, d
 			for _, r := range p.Resources {
 				arns = append(arns, simulationResource(resolveResource(r, dc)))
 			}
-			pg := iam.NewSimulatePrincipalPolicyPaginator(c, &iam.SimulatePrincipalPolicyInput{
-				PolicySourceArn: aws.String(principal), ActionNames: p.Actions, ResourceArns: arns})
+			in := &iam.SimulatePrincipalPolicyInput{PolicySourceArn: aws.String(principal), ActionNames: p.Actions, ResourceArns: arns}
+			if p.PassedTo != "" {
+				in.ContextEntries = []iamtypes.ContextEntry{{ContextKeyName: aws.String("iam:PassedToService"),
+					ContextKeyType: iamtypes.ContextKeyTypeEnumString, ContextKeyValues: []string{p.PassedTo}}}
+			}
+			pg := iam.NewSimulatePrincipalPolicyPaginator(c, in)
 			for pg.HasMorePages() {
 				out, err := pg.NextPage(ctx)
 				if err != nil {

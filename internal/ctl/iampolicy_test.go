@@ -95,6 +95,11 @@ func TestPermissionsCheckSimulatesTheRole(t *testing.T) {
 			if form.Get("PolicySourceArn") != want {
 				t.Errorf("simulated %q, want %q", form.Get("PolicySourceArn"), want)
 			}
+			// A role passed only to one service is simulated being passed to it.
+			if form.Get("ActionNames.member.1") == "iam:PassRole" &&
+				(form.Get("ContextEntries.member.1.ContextKeyName") != "iam:PassedToService" || form.Get("ContextEntries.member.1.ContextKeyValues.member.1") == "") {
+				t.Errorf("iam:PassRole simulated without the service it is passed to: %v", form)
+			}
 			simulated++
 		}
 	}
