@@ -705,21 +705,8 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("download bundle: %d %s", status, zipped)
 	}
-	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Exactly the previewed files, byte for byte, and nothing else.
-	uploaded := map[string]string{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(rc)
-		rc.Close()
-		uploaded[f.Name] = string(got)
-	}
+	uploaded := unzipped(t, zipped)
 	for name, content := range uploaded {
 		if want, ok := byName[name]; !ok {
 			t.Errorf("uploaded %s, which the preview did not show", name)
@@ -740,6 +727,26 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if !inLedger(b.cfg.DataDir+"/egress.ledger", zipped) {
 		t.Error("the uploaded bundle is not in the ledger")
 	}
+}
+
+// unzipped is an uploaded bundle's files by name.
+func unzipped(t *testing.T, zipped []byte) map[string]string {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		files[f.Name] = string(got)
+	}
+	return files
 }
 
 // requestDiagnostic asks for diagnostics through the plane and waits until

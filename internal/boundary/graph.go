@@ -28,6 +28,7 @@ type Package struct {
 	ImportPath string
 	Dir        string
 	GoFiles    []string // non-test Go files compiled for the build, after build constraints
+	Imports    []string // its direct imports, for the build
 	Standard   bool
 	Module     *struct{ Main bool }
 }
@@ -201,4 +202,35 @@ func CheckList(t testing.TB, path string, got []string, update bool) {
 		diff = append(diff, "(same entries; the file is not sorted one a line)")
 	}
 	t.Fatalf("%s is out of date (review the change, then rerun this test with -update):\n%s", path, strings.Join(diff, "\n"))
+}
+
+// Imports returns the direct imports of the package pkg in g, or nil.
+func (g Graph) Imports(pkg string) []string {
+	for _, p := range g {
+		if p.ImportPath == pkg {
+			return p.Imports
+		}
+	}
+	return nil
+}
+
+// Violations returns "A imports B" for each package A of g that imports a
+// forbidden package B from outside it, unless A is B's gateway (Gateways).
+// Forbidden packages' imports of each other (service/s3 of
+// service/s3/types) are not edges into them.
+func (g Graph) Violations(forbidden []string) []string {
+	gateways := Gateways()
+	var out []string
+	for _, p := range g {
+		for _, to := range p.Imports {
+			for _, f := range forbidden {
+				if !Matches(to, []string{f}) || Matches(p.ImportPath, []string{f}) || gateways[f] == p.ImportPath {
+					continue
+				}
+				out = append(out, p.ImportPath+" imports "+to)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

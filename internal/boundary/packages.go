@@ -1,6 +1,8 @@
 package boundary
 
-import "strings"
+import (
+	"strings"
+)
 
 // AgentPackage is the agent. tetherctl, which runs on the operator's
 // workstation, and the packages it shares with the agent must not link it.
@@ -50,4 +52,18 @@ func Matches(pkg string, forbidden []string) bool {
 		}
 	}
 	return false
+}
+
+// ExchangePackage is the one package through which the agent and tetherctl
+// reach S3: the agent exchange bucket (diagnostics requests for the
+// operator to review, the egress ledger's copy). It addresses only the
+// bucket it is given, and only that bucket's diagnostics/ and ledger/ keys;
+// the CDK stack gives the agent's role no other bucket, and denies it the
+// documents bucket by name.
+const ExchangePackage = "github.com/tetherhq/tether/internal/exchange"
+
+// Gateways maps a package of DocumentReaders to the one package that may
+// import it in the agent and tetherctl.
+func Gateways() map[string]string {
+	return map[string]string{"github.com/aws/aws-sdk-go-v2/service/s3": ExchangePackage}
 }

@@ -28,10 +28,11 @@ Usage:
   tetherctl dev [--data-dir DIR] [--api-addr HOST:PORT] [--plane-addr HOST:PORT]
       run the whole stack on this machine on embedded defaults: the document
       service, a local vendor plane, and the agent between them
-  tetherctl egress show|verify [--data-dir DIR]
+  tetherctl egress show|verify [--data-dir DIR | --config deployment.yaml]
       see and check everything the agent ever sent to the vendor
-  tetherctl diag list|preview|approve|decline [ID] [--data-dir DIR]
+  tetherctl diag list|preview|approve|decline [ID] [--data-dir DIR | --config deployment.yaml]
       review the vendor's diagnostics requests; nothing leaves without approval
+      (--config: a deployment's agent in AWS, through its exchange bucket)
   tetherctl airgap import FILE [--data-dir DIR]
       verify and import signed releases exported for an install without network
   tetherctl init [--config deployment.yaml] [--yes] [--force] [--name N ...]
@@ -153,11 +154,11 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 	case "tokens":
 		return tokensCmd(ctx, args[1:], env)
 	case "diag":
-		return diagCmd(args[1:], stdout, stderr)
+		return diagCmd(ctx, args[1:], env)
 	case "airgap":
 		return airgapCmd(ctx, args[1:], stdout, stderr)
 	case "egress":
-		return egressCmd(args[1:], stdout, stderr)
+		return egressCmd(ctx, args[1:], env)
 	case "dev":
 		fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 		fs.SetOutput(stderr)

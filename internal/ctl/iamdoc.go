@@ -32,6 +32,10 @@ check warns and the rest of preflight still runs.)
 
 Bootstrapping the account for the CDK (` + "`cdk bootstrap`" + `) is a one-time step
 that creates IAM roles, and needs an administrator; it is not covered here.
+Nor is support work: reviewing diagnostics requests and the egress ledger
+through the agent exchange bucket (` + "`tetherctl diag`" + ` and ` + "`egress`" + ` with
+` + "`--config`" + `) takes a smaller policy of its own, given in the
+[operator guide](operator-guide.md).
 
 ## Statements
 
