@@ -15,8 +15,8 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // growth is a decision someone makes in review: 9,943 lines with the
 // exchange bucket commands, images push, migrate and tokens; 12,050 with
 // init, status, destroy and the permissions check (and docs/iam.md's
-// generator, kept beside preflight.md's).
-const maxLines = 13000
+// generator, kept beside preflight.md's); 13,974 with bootstrap and deploy.
+const maxLines = 14000
 
 // TestLines keeps tetherctl's size in view; -v prints the count per package.
 func TestLines(t *testing.T) {

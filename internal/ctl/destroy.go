@@ -169,7 +169,7 @@ func planDestroy(ctx context.Context, a *awsSession, dc *deployconfig.Config) (*
 	slices.Reverse(names)
 	for _, name := range names {
 		cctx, cancel := context.WithTimeout(ctx, destroyCallTimeout)
-		s, err := describeStack(cctx, a, name)
+		s, err := describeStack(cctx, a.CloudFormation(), name)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("looking at stack %s: %w", name, err)

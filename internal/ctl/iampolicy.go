@@ -155,7 +155,12 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/license-*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/ai-*"},
 		},
 		{
-			Sid: "StatusServices", For: "tetherctl status: the api, worker and agent ECS services",
+			Sid: "DeployServicesList", For: "tetherctl deploy: list the cluster's services to wait until they are stable (the action takes no resource)",
+			Actions:   []string{"ecs:ListServices"},
+			Resources: []string{"*"},
+		},
+		{
+			Sid: "StatusServices", For: "tetherctl status and deploy: the api, worker and agent ECS services",
 			Actions:   []string{"ecs:DescribeServices"},
 			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:service/tether-NAME/*"},
 		},

@@ -305,23 +305,9 @@ func isStackMissing(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "ValidationError" && strings.Contains(apiErr.ErrorMessage(), "does not exist")
 }
 
-func describeStack(ctx context.Context, a *awsSession, name string) (*cfntypes.Stack, error) {
-	out, err := a.CloudFormation().DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
-	if isStackMissing(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("CloudFormation DescribeStacks: %s", describeAWSError(err))
-	}
-	if len(out.Stacks) == 0 || out.Stacks[0].StackStatus == cfntypes.StackStatusDeleteComplete {
-		return nil, nil
-	}
-	return &out.Stacks[0], nil
-}
-
 func readStackState(ctx context.Context, a *awsSession, name string) stackState {
 	st := stackState{Name: name}
-	s, err := describeStack(ctx, a, name)
+	s, err := describeStack(ctx, a.CloudFormation(), name)
 	switch {
 	case err != nil:
 		st.Error = err.Error()
@@ -339,7 +325,7 @@ func readStackState(ctx context.Context, a *awsSession, name string) stackState 
 // last deployment, and where it does not, the parameter is read.
 func readRelease(ctx context.Context, a *awsSession, stack string, timeout time.Duration) releaseState {
 	var rel releaseState
-	s, err := describeStack(ctx, a, stack)
+	s, err := describeStack(ctx, a.CloudFormation(), stack)
 	switch {
 	case err != nil:
 		rel.Error = err.Error()
