@@ -41,10 +41,10 @@ each to be gone before the next, and delete the SSM markers tetherctl wrote
 fails to delete stops it: nothing older is touched, and running destroy
 again carries on.
 
-It ends by listing what was retained and how to bring the data back: a new
-deployment adopts the retained bucket, database snapshot and keys named in
-its deployment.yaml (docs/deployment-config.md). Retained resources are
-still billed until you delete them yourself.
+It ends by listing what was retained and the deployment.yaml adopt
+settings that bring the data back in a new deployment, with their values
+(docs/deployment-config.md). Retained resources are still billed until you
+delete them yourself.
 --output json prints the plan and the outcome as one object.
 
 Exit status: 0 when everything planned was deleted (or nothing was
@@ -467,6 +467,48 @@ func writeRetainedList(w io.Writer, kept []retainedResource) {
 	}
 }
 
+// adoptFields maps the data stack's retained resources (by construct ID,
+// deploy/cdk/stacks/data.go) to deployment.yaml's adopt settings.
+var adoptFields = []struct{ construct, field string }{
+	{"DataKey", "adopt.keys.data"},
+	{"DocsvcSecretsKey", "adopt.keys.docsvc_secrets"},
+	{"AgentSecretsKey", "adopt.keys.agent_secrets"},
+	{"Documents", "adopt.documents_bucket"},
+	{"Secretlicense", "adopt.secrets.license"},
+	{"Secretai", "adopt.secrets.ai"},
+	{"Secretagentidentity", "adopt.secrets.agent_identity"},
+	{"DatabaseSecret", "adopt.secrets.database"},
+}
+
+// adoptHints are the deployment.yaml lines that bring the retained data
+// back, each with its value or where to find it.
+func adoptHints(plan *destroyPlan) []string {
+	var out []string
+	repos := false
+	for _, r := range plan.Retained {
+		if r.Type == "AWS::ECR::Repository" {
+			repos = true
+		}
+		if r.Type == "AWS::RDS::DBInstance" && isCDKLogicalID(r.LogicalID, "Database") {
+			out = append(out, fmt.Sprintf("adopt.database_snapshot: the final snapshot of DB instance %s (aws rds describe-db-snapshots --db-instance-identifier %s --snapshot-type manual)", r.PhysicalID, r.PhysicalID))
+		}
+		for _, f := range adoptFields {
+			if !isCDKLogicalID(r.LogicalID, f.construct) {
+				continue
+			}
+			v := r.PhysicalID
+			if r.Type == "AWS::KMS::Key" && !strings.HasPrefix(v, "arn:") {
+				v = "arn:aws:kms:" + plan.Region + ":" + plan.Account + ":key/" + v
+			}
+			out = append(out, f.field+": "+v)
+		}
+	}
+	if repos {
+		out = append(out, "adopt.repositories: true")
+	}
+	return out
+}
+
 // writeRetained says what was kept and how a new deployment takes it back.
 func writeRetained(w io.Writer, plan *destroyPlan) {
 	if len(plan.Retained) == 0 {
@@ -474,24 +516,14 @@ func writeRetained(w io.Writer, plan *destroyPlan) {
 	}
 	fmt.Fprintln(w, "\nRetained:")
 	writeRetainedList(w, plan.Retained)
-	var data []string
-	for _, r := range plan.Retained {
-		switch r.Type {
-		case "AWS::S3::Bucket", "AWS::KMS::Key", "AWS::RDS::DBInstance", "AWS::RDS::DBCluster", "AWS::EFS::FileSystem", "AWS::ECR::Repository":
-			data = append(data, fmt.Sprintf("%s %s", r.Type, r.PhysicalID))
-		}
-	}
 	fmt.Fprintln(w, `
 To bring the data back, deploy again with a deployment.yaml that adopts
 what was retained instead of creating it anew (the adopt settings in
-docs/deployment-config.md): the documents bucket, the database (or, where
-it was deleted with a final snapshot, that snapshot, listed by
-aws rds describe-db-snapshots --snapshot-type manual) and the KMS keys that
-encrypt them; without the keys the bucket's objects and the snapshot cannot
-be read. Until then, a deployment with the same name creates new, empty
-ones beside them. What to adopt:`)
-	for _, d := range data {
-		fmt.Fprintf(w, "  %s\n", d)
+docs/deployment-config.md); without the keys the bucket's objects, the
+secrets and the snapshot cannot be read. Until then, a deployment with the
+same name creates new, empty ones beside them. What to adopt:`)
+	for _, h := range adoptHints(plan) {
+		fmt.Fprintf(w, "  %s\n", h)
 	}
 	fmt.Fprintln(w, "Delete the rest yourself when you no longer need it; a KMS key can only be scheduled for deletion (7 to 30 days).")
 }

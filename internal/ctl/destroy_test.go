@@ -71,7 +71,8 @@ func TestDestroy(t *testing.T) {
 		last = i
 	}
 	for _, want := range []string{"Markers to delete", ": 3 under /tether/acme-docs/migrated/", "AWS::S3::Bucket", bucket, "AWS::KMS::Key",
-		"AWS::Logs::LogGroup", "/tether/acme-docs/database", "[acme-docs-data Documents7E5B2978]", "adopt", "docs/deployment-config.md"} {
+		"AWS::Logs::LogGroup", "/tether/acme-docs/database", "[acme-docs-data Documents7E5B2978]", "docs/deployment-config.md",
+		"adopt.documents_bucket: " + bucket, "adopt.keys.data: arn:aws:kms:" + awstest.Region + ":" + awstest.Account + ":key/"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("the output does not show %q:\n%s", want, plan)
 		}

@@ -71,5 +71,23 @@ func TestStacksHaveWhatStatusAndDestroyRead(t *testing.T) {
 				t.Errorf("%s-data retains no %s, which destroy says it keeps", name, want)
 			}
 		}
+		// Every adopt setting gets its value from a retained resource.
+		plan := &destroyPlan{Account: "012345678901", Region: "eu-west-1"}
+		for id, policy := range kept {
+			plan.Retained = append(plan.Retained, retainedResource{LogicalID: id, Type: data.Resources[id].Type, PhysicalID: "id-of-" + id, Policy: policy})
+		}
+		for id, r := range readTemplate(t, name+"-images").Resources {
+			if r.Type == "AWS::ECR::Repository" {
+				plan.Retained = append(plan.Retained, retainedResource{LogicalID: id, Type: r.Type, PhysicalID: "repo"})
+			}
+		}
+		hints := strings.Join(adoptHints(plan), "\n")
+		for _, field := range []string{"adopt.keys.data: arn:aws:kms:eu-west-1:012345678901:key/id-of-DataKey", "adopt.keys.docsvc_secrets:", "adopt.keys.agent_secrets:",
+			"adopt.documents_bucket: id-of-Documents", "adopt.database_snapshot:", "adopt.secrets.license:", "adopt.secrets.ai:",
+			"adopt.secrets.agent_identity:", "adopt.secrets.database:", "adopt.repositories: true"} {
+			if !strings.Contains(hints, field) {
+				t.Errorf("%s: destroy's adopt hints lack %q:\n%s", name, field, hints)
+			}
+		}
 	}
 }
