@@ -12,8 +12,13 @@ func TestAdoption(t *testing.T) {
 	a := s.cfg.Adopt
 	template := func(stack string) string { return asJSON(s.json[stack]) }
 
-	if n := len(resources(s, "data", "AWS::KMS::Key")); n != 0 {
-		t.Errorf("%d new KMS keys in the data stack; all three are adopted", n)
+	// The exchange bucket and its key are not adopted: a deployment created
+	// again starts a new, empty exchange (the old one, retained, keeps the
+	// ledger's copy up to the destroy). Every other key is the adopted one.
+	for _, k := range resources(s, "data", "AWS::KMS::Key") {
+		if desc, _ := props(k)["Description"].(string); !strings.Contains(desc, "agent exchange") {
+			t.Errorf("a new KMS key in the data stack (%s); the data, docsvc-secrets and agent-secrets keys are adopted", desc)
+		}
 	}
 	aliases := map[string]string{}
 	for _, r := range resources(s, "data", "AWS::KMS::Alias") {

@@ -92,6 +92,9 @@ func newExchange(stack awscdk.Stack, cfg *deployconfig.Config, accessLogs awss3.
 	}
 	// Decisions are the operator's: the agent may not approve for them.
 	x.Bucket.AddToResourcePolicy(denyAgent(cfg, []string{"s3:PutObject"}, objects(exchangeDecisions)))
+	// The retained bucket keeps its policy (this account only, the ledger's
+	// copy undeletable) after the stack is gone.
+	x.Bucket.Policy().ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
 	awscdk.NewCfnOutput(stack, str(ExchangeBucketOutput), &awscdk.CfnOutputProps{
 		Value:       x.Bucket.BucketName(),
 		Description: str("The agent exchange bucket: tetherctl diag and egress --config read it"),
