@@ -14,6 +14,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/exchange"
+	"github.com/tetherhq/tether/internal/exchange/operator"
 )
 
 const diagUsage = `tetherctl diag — review and approve the vendor's diagnostics requests
@@ -142,7 +143,7 @@ func diagRows(dir string, withDecisions bool) ([]diagRow, error) {
 		if !withDecisions {
 			continue
 		}
-		switch dec, ok, err := exchange.LocalDecision(dir, d.ID); {
+		switch dec, ok, err := operator.LocalDecision(dir, d.ID); {
 		case err != nil:
 			rows[i].DecisionError = err.Error()
 		case ok:

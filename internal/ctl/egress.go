@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/exchange"
+	"github.com/tetherhq/tether/internal/exchange/operator"
 	"github.com/tetherhq/tether/internal/ledger"
 )
 
@@ -92,7 +93,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		}
 		defer ex.close()
 		where = "s3://" + ex.client.Bucket() + "/" + exchange.LedgerPrefix
-		if path, err = ex.client.FetchLedger(ctx, ex.dir); err != nil {
+		if path, err = operator.FetchLedger(ctx, ex.client, ex.dir); err != nil {
 			if errors.Is(err, exchange.ErrNotFound) {
 				return fmt.Errorf("tetherctl egress %s: no ledger in %s yet: the agent copies it after each heartbeat (is the agent running? its log says why a copy failed)", sub, where)
 			}
