@@ -26,6 +26,7 @@ import (
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planetest"
@@ -146,7 +147,7 @@ func newGate(t *testing.T, planeURL, ledgerPath string) *gate {
 }
 
 func inLedger(path string, body []byte) bool {
-	entries, err := ledger.Read(path, time.Time{})
+	entries, err := ledgerread.Read(path, time.Time{})
 	if err != nil {
 		return false
 	}
@@ -371,7 +372,7 @@ func TestHeartbeatsAreLedgeredBeforeSending(t *testing.T) {
 	if len(unledgered) > 0 {
 		t.Fatalf("payloads reached the plane before the ledger held them: %v", unledgered)
 	}
-	if _, err := ledger.Verify(b.cfg.DataDir + "/egress.ledger"); err != nil {
+	if _, err := ledgerread.Verify(b.cfg.DataDir + "/egress.ledger"); err != nil {
 		t.Fatalf("ledger does not verify: %v", err)
 	}
 	hb := hbs[0]
@@ -567,7 +568,7 @@ func TestTelemetryOffSendsNothing(t *testing.T) {
 
 func mustRead(t *testing.T, path string) []ledger.Entry {
 	t.Helper()
-	es, err := ledger.Read(path, time.Time{})
+	es, err := ledgerread.Read(path, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

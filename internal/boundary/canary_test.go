@@ -28,7 +28,7 @@ import (
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/devstack"
 	"github.com/tetherhq/tether/internal/diagspool"
-	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 	"github.com/tetherhq/tether/internal/toolproc"
 )
 
@@ -110,11 +110,11 @@ func TestCanary(t *testing.T) {
 			t.Errorf("the plane never received %s", p)
 		}
 	}
-	entries, err := ledger.Read(filepath.Join(agentDir, "egress.ledger"), time.Time{})
+	entries, err := ledgerread.Read(filepath.Join(agentDir, "egress.ledger"), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ledger.Verify(filepath.Join(agentDir, "egress.ledger")); err != nil {
+	if _, err := ledgerread.Verify(filepath.Join(agentDir, "egress.ledger")); err != nil {
 		t.Fatalf("ledger: %v", err)
 	}
 	// Every body that left was in the ledger first.

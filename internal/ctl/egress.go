@@ -15,6 +15,7 @@ import (
 	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/exchange/operator"
 	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 )
 
 // agentDir finds the agent's state: the data dir of `tetherctl dev` (whose
@@ -104,14 +105,14 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 	}
 	switch sub {
 	case "verify":
-		n, err := ledger.Verify(path)
+		n, err := ledgerread.Verify(path)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress verify: %s: %w", where, err)
 		}
 		fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified (%s)\n", n, where)
 		return nil
 	case "repair":
-		removed, err := ledger.RepairTornTail(path)
+		removed, err := ledgerread.RepairTornTail(path)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress repair: %w", err)
 		}
@@ -120,7 +121,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		} else {
 			fmt.Fprintf(stdout, "removed an incomplete last line (%d bytes) that was never sent\n", removed)
 		}
-		n, err := ledger.Verify(path)
+		n, err := ledgerread.Verify(path)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress repair: the rest of the ledger does not verify: %w", err)
 		}
@@ -131,7 +132,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		entries, err := ledger.Read(path, from)
+		entries, err := ledgerread.Read(path, from)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress show: %s: %w", where, err)
 		}

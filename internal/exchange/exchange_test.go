@@ -21,6 +21,7 @@ import (
 	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/exchange/operator"
 	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -183,7 +184,7 @@ func TestMirrorCopiesRecordsAndLedgerAndAppliesApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := ledger.Verify(path); err != nil || n != 5 {
+	if n, err := ledgerread.Verify(path); err != nil || n != 5 {
 		t.Fatalf("Verify of the bucket's ledger = %d, %v", n, err)
 	}
 	if got := keysIn(t, raw, c.Bucket()); !slices.Contains(got, exchange.SegmentKey(0)) || len(got) != len(want)+2 {
@@ -313,7 +314,7 @@ func TestLedgerInTheBucketCutOrChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ledger.Verify(path); !errors.Is(err, ledger.ErrTampered) {
+	if _, err := ledgerread.Verify(path); !errors.Is(err, ledger.ErrTampered) {
 		t.Fatalf("Verify of an edited copy = %v, want ErrTampered", err)
 	}
 	// A missing segment: the copy has a gap.
@@ -337,7 +338,7 @@ func TestLedgerInTheBucketCutOrChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := ledger.Verify(path); err != nil || n != 4 {
+	if n, err := ledgerread.Verify(path); err != nil || n != 4 {
 		t.Fatalf("Verify after a fresh copy = %d, %v", n, err)
 	}
 }

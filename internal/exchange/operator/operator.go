@@ -130,7 +130,7 @@ func PutDecision(ctx context.Context, c *exchange.Client, id string, d exchange.
 // overlapping bytes must agree. It returns the ledger's path.
 func FetchLedger(ctx context.Context, c *exchange.Client, dir string) (string, error) {
 	head, meta, err := c.GetMeta(ctx, exchange.HeadKey)
-	end := int64(-1) // no head: every segment, and ledger.Verify reports the missing head
+	end := int64(-1) // no head: every segment, and ledgerread.Verify reports the missing head
 	switch {
 	case errors.Is(err, exchange.ErrNotFound):
 		head = nil
