@@ -11,10 +11,10 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 
 // maxLines bounds the lines of non-test Go, in this module, that tetherctl
 // links for the shipped build (boundary.Shipped). No size goal is set for
-// the CLI: this is what it measured (9,943 lines, with the exchange bucket
+// the CLI: this is what it measured (11,872 lines, with deploy, bootstrap, the exchange bucket
 // commands, images push, migrate and tokens) rounded up to the next
 // thousand, so growth is a decision someone makes in review.
-const maxLines = 10000
+const maxLines = 12000
 
 // TestLines keeps tetherctl's size in view; -v prints the count per package.
 func TestLines(t *testing.T) {

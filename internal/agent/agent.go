@@ -50,8 +50,9 @@ import (
 	"github.com/tetherhq/tether/internal/wire"
 )
 
-// Version is this agent's release.
-const Version = "0.1.0"
+// Version is this agent's release; the image build sets it to the release
+// version (go build -ldflags -X, internal/imagebuild).
+var Version = "0.1.0"
 
 // ErrBadLicense is matched when the license file fails verification: the
 // agent will not run on a license it cannot verify.

@@ -30,17 +30,18 @@ func DocumentReaders() []string {
 
 // VendorOnly returns the packages only the vendor runs: release key
 // management, publishing and export, request verification with its nonce
-// store, license issuing, and the plane itself. The agent, the one piece of
-// vendor code inside the customer's account, must never link one of them,
-// nor may the packages it shares with the plane (internal/release,
-// internal/reqsign, internal/license, ...): the shared halves hold only what
-// both sides need.
+// store, license issuing, the plane itself, and the release images'
+// assembly. The agent, the one piece of vendor code inside the customer's
+// account, must never link one of them, nor may the packages it shares with
+// the plane (internal/release, internal/reqsign, internal/license, ...): the
+// shared halves hold only what both sides need.
 func VendorOnly() []string {
 	return []string{
 		"github.com/tetherhq/tether/internal/release/publish",
 		"github.com/tetherhq/tether/internal/reqsign/reqverify",
 		"github.com/tetherhq/tether/internal/license/issuer",
 		"github.com/tetherhq/tether/internal/plane",
+		"github.com/tetherhq/tether/internal/imagebuild",
 	}
 }
 

@@ -89,6 +89,7 @@ type deployment struct {
 	PublicKey  string
 	Qualifier  string
 	MultiAZ    bool
+	Digest     string // images.docsvc_digest and agent_digest, when set
 }
 
 var deploymentTemplate = template.Must(template.New("deployment.yaml").Parse(`version: 1
@@ -120,6 +121,10 @@ ai:
 images:
   source: vendor
   vendor_registry: registry.vendor.example/tether
+{{- if .Digest}}
+  docsvc_digest: {{.Digest}}
+  agent_digest: {{.Digest}}
+{{- end}}
 plane:
 {{- if .PlaneURL}}
   url: {{.PlaneURL}}

@@ -41,6 +41,13 @@ Usage:
   tetherctl secrets list|show|set [NAME] [--config deployment.yaml]
       see which secrets the deployment uses and whether each is set and
       valid (never their values); set the license or the AI provider key
+  tetherctl bootstrap [--config deployment.yaml] [--yes]
+      prepare the account and region for the stacks (the CDK bootstrap,
+      with deployment.yaml's qualifier); does nothing when already done
+  tetherctl deploy [--config deployment.yaml] [--cdk-out DIR] [--yes]
+      preflight, synthesize, show the plan, then deploy the stacks in order,
+      push the images, migrate the database, start the services and print
+      the URL; run it again to continue or to update
   tetherctl images push [--config deployment.yaml] [--source-bundle FILE]
       copy the release's images by digest from the vendor registry into
       your ECR (or build them there), verify them by digest, and record
@@ -131,6 +138,10 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return secretsCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
+	case "bootstrap":
+		return bootstrapCmd(ctx, args[1:], env)
+	case "deploy":
+		return deployCmd(ctx, args[1:], env)
 	case "images":
 		return imagesCmd(ctx, args[1:], env)
 	case "migrate":
