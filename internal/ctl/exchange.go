@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/diagspool/diagreview"
 	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/exchange/operator"
 )
@@ -178,7 +179,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 		}
 		return writeDiagnostics(env.Stdout, rows, output)
 	case "preview":
-		files, err := diagspool.Preview(dir, id)
+		files, err := diagreview.Preview(dir, id)
 		if err != nil {
 			return diagError("preview", id, where, err)
 		}
@@ -204,7 +205,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	dec := exchange.Decision{Decision: exchange.Decline, By: ex.caller, At: time.Now().UTC()}
 	plan := fmt.Sprintf("Decline request %s (%q) in %s as %s: nothing will ever be sent for it.", id, d.Reason, where, ex.caller)
 	if sub == "approve" {
-		files, err := diagspool.Preview(dir, id)
+		files, err := diagreview.Preview(dir, id)
 		if err != nil {
 			return diagError(sub, id, where, err)
 		}

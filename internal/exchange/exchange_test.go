@@ -18,6 +18,7 @@ import (
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/boundary"
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/diagspool/diagreview"
 	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/exchange/operator"
 	"github.com/tetherhq/tether/internal/ledger"
@@ -100,7 +101,7 @@ func approve(t *testing.T, c *exchange.Client, id string) {
 	if err := operator.Fetch(context.Background(), c, view, id, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := diagspool.Preview(view, id); err != nil {
+	if _, err := diagreview.Preview(view, id); err != nil {
 		t.Fatalf("preview of the bucket's copy: %v", err)
 	}
 	sum, err := exchange.ManifestSHA256(view, id)
@@ -138,11 +139,11 @@ func TestMirrorCopiesRecordsAndLedgerAndAppliesApproval(t *testing.T) {
 	if err != nil || len(ds) != 1 || ds[0].ID != "dg_one" || ds[0].State != diagspool.StatePending || ds[0].Reason != "queue stuck" {
 		t.Fatalf("List of the bucket = %+v, %v", ds, err)
 	}
-	local, _ := diagspool.Preview(dir, "dg_one")
+	local, _ := diagreview.Preview(dir, "dg_one")
 	if err := operator.Fetch(ctx, c, view, "dg_one", true); err != nil {
 		t.Fatal(err)
 	}
-	remote, err := diagspool.Preview(view, "dg_one")
+	remote, err := diagreview.Preview(view, "dg_one")
 	if err != nil || len(remote) != len(local) {
 		t.Fatalf("Preview of the bucket = %+v, %v", remote, err)
 	}
@@ -212,7 +213,7 @@ func TestTamperedBucketIsRefused(t *testing.T) {
 	if err := operator.Fetch(ctx, c, view, "dg_file", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := diagspool.Preview(view, "dg_file"); !errors.Is(err, diagspool.ErrBundleChanged) {
+	if _, err := diagreview.Preview(view, "dg_file"); !errors.Is(err, diagspool.ErrBundleChanged) {
 		t.Fatalf("preview of a changed bucket file = %v, want ErrBundleChanged", err)
 	}
 
