@@ -76,8 +76,9 @@ const (
 	hashVersion    = "TETHER-LEDGER-V1"
 )
 
-// Genesis is the prev of the first entry.
-var Genesis = strings.Repeat("0", 64)
+// Genesis is the prev of the first entry: 64 zeros. A constant, so no
+// package that links this one can change where a chain starts.
+const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // Entry is one line of the ledger.
 type Entry struct {
