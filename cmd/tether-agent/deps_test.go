@@ -13,13 +13,15 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // customer's account, so a customer should be able to read all of it in an
 // afternoon: goalLines is the most lines of non-test Go, in this module, it
 // should link for the shipped build (boundary.Shipped). It links more today
-// (6,373 lines when maxLines was set: 5,417 before the agent exchange mirror,
+// (6,037 lines when maxLines was set: 5,417 before the agent exchange mirror,
 // internal/exchange, let an operator review diagnostics and the ledger of an
-// agent on Fargate), so the test holds the count at maxLines, which should
-// only ever come down, until it reaches goalLines.
+// agent on Fargate, 6,373 before tetherctl's halves of the exchange, the
+// ledger and diagspool moved to packages the agent does not link, operatorOnly), so the
+// test holds the count at maxLines, which should only ever come down, until
+// it reaches goalLines.
 const (
 	goalLines = 5000
-	maxLines  = 6400
+	maxLines  = 6100
 )
 
 // The agent reaches S3 only through its gateway, internal/exchange, which
@@ -32,6 +34,17 @@ func TestNoForbiddenImports(t *testing.T) {
 	for _, p := range g.Linking(boundary.VendorOnly()) {
 		t.Errorf("tether-agent links %s, which only the vendor runs; the agent may link only the halves both sides need", p)
 	}
+	for _, p := range g.Linking(operatorOnly) {
+		t.Errorf("tether-agent links %s, which only tetherctl runs; keep the operator's half out of what a reviewer of the agent reads", p)
+	}
+}
+
+// operatorOnly are the halves of packages the agent shares with tetherctl
+// that only tetherctl runs, split off so the agent does not link them.
+var operatorOnly = []string{
+	"github.com/tetherhq/tether/internal/diagspool/diagreview",
+	"github.com/tetherhq/tether/internal/exchange/operator",
+	"github.com/tetherhq/tether/internal/ledger/ledgerread",
 }
 
 func TestForbiddenMatcher(t *testing.T) {

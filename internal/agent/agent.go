@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	if err != nil {
 		a.Close()
 		if errors.Is(err, ledger.ErrTornTail) {
-			return nil, fmt.Errorf("agent: %w (that entry was never sent; ledger.RepairTornTail removes it, see docs/protocol.md)", err)
+			return nil, fmt.Errorf("agent: %w (that entry was never sent; ledgerread.RepairTornTail removes it, see docs/protocol.md)", err)
 		}
 		return nil, fmt.Errorf("agent: %w", err)
 	}

@@ -25,7 +25,9 @@ import (
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/diagspool/diagreview"
 	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planetest"
@@ -146,7 +148,7 @@ func newGate(t *testing.T, planeURL, ledgerPath string) *gate {
 }
 
 func inLedger(path string, body []byte) bool {
-	entries, err := ledger.Read(path, time.Time{})
+	entries, err := ledgerread.Read(path, time.Time{})
 	if err != nil {
 		return false
 	}
@@ -371,7 +373,7 @@ func TestHeartbeatsAreLedgeredBeforeSending(t *testing.T) {
 	if len(unledgered) > 0 {
 		t.Fatalf("payloads reached the plane before the ledger held them: %v", unledgered)
 	}
-	if _, err := ledger.Verify(b.cfg.DataDir + "/egress.ledger"); err != nil {
+	if _, err := ledgerread.Verify(b.cfg.DataDir + "/egress.ledger"); err != nil {
 		t.Fatalf("ledger does not verify: %v", err)
 	}
 	hb := hbs[0]
@@ -567,7 +569,7 @@ func TestTelemetryOffSendsNothing(t *testing.T) {
 
 func mustRead(t *testing.T, path string) []ledger.Entry {
 	t.Helper()
-	es, err := ledger.Read(path, time.Time{})
+	es, err := ledgerread.Read(path, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,7 +642,7 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if st := r.Snapshot(); st.PendingDiagnostics != 1 {
 		t.Errorf("status pending diagnostics = %d", st.PendingDiagnostics)
 	}
-	files, err := diagspool.Preview(b.cfg.DataDir, d.ID)
+	files, err := diagreview.Preview(b.cfg.DataDir, d.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -691,10 +693,10 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("bundle uploaded before approval")
 	}
-	if err := diagspool.Approve(b.cfg.DataDir, d.ID); err != nil {
+	if err := diagreview.Approve(b.cfg.DataDir, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := diagspool.Decline(b.cfg.DataDir, d.ID); !errors.Is(err, diagspool.ErrNotPending) {
+	if err := diagreview.Decline(b.cfg.DataDir, d.ID); !errors.Is(err, diagspool.ErrNotPending) {
 		t.Fatalf("decline after approve = %v, want diagspool.ErrNotPending", err)
 	}
 	waitFor(t, "the upload", func() bool {
@@ -775,17 +777,17 @@ func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
 	r := b.start()
 	b.waitHeartbeats(1)
 	id := b.requestDiagnostic(r, "check the config")
-	if _, err := diagspool.Preview(b.cfg.DataDir, id); err != nil {
+	if _, err := diagreview.Preview(b.cfg.DataDir, id); err != nil {
 		t.Fatal(err)
 	}
 	changed := filepath.Join(b.cfg.DataDir, "diagnostics", id, "bundle", "config.json")
 	if err := os.WriteFile(changed, []byte(`{"license":"pasted by mistake"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := diagspool.Preview(b.cfg.DataDir, id); !errors.Is(err, diagspool.ErrBundleChanged) || !strings.Contains(err.Error(), "config.json") {
+	if _, err := diagreview.Preview(b.cfg.DataDir, id); !errors.Is(err, diagspool.ErrBundleChanged) || !strings.Contains(err.Error(), "config.json") {
 		t.Fatalf("preview of a changed bundle = %v, want diagspool.ErrBundleChanged naming config.json", err)
 	}
-	if err := diagspool.Approve(b.cfg.DataDir, id); err != nil {
+	if err := diagreview.Approve(b.cfg.DataDir, id); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the request to go back to pending", func() bool {
@@ -795,7 +797,7 @@ func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
 	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("a changed bundle was uploaded")
 	}
-	if err := diagspool.Decline(b.cfg.DataDir, id); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, id); err != nil {
 		t.Fatalf("decline after the refusal: %v", err)
 	}
 }
@@ -837,7 +839,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 		ds, _ := diagspool.List(b.cfg.DataDir)
 		return len(ds) == 2
 	})
-	if err := diagspool.Decline(b.cfg.DataDir, d.ID); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, d.ID); err != nil {
 		t.Fatal(err)
 	}
 	r.stop(t)
@@ -850,7 +852,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 		}
 		t.Fatalf("uploads = %d, want only the auto-approved one", len(got))
 	}
-	if err := diagspool.Approve(b.cfg.DataDir, "../../etc"); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
+	if err := diagreview.Approve(b.cfg.DataDir, "../../etc"); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
 		t.Fatalf("approve with a path = %v", err)
 	}
 }
@@ -873,7 +875,7 @@ func TestDiagnosticsWaitingAreCapped(t *testing.T) {
 		t.Fatalf("recorded %d requests, want the cap of %d", len(ds), maxWaitingDiagnostics)
 	}
 	// Declining one makes room for the next.
-	if err := diagspool.Decline(b.cfg.DataDir, ds[0].ID); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, ds[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "one more request to be taken", func() bool {

@@ -27,8 +27,8 @@ import (
 	"github.com/tetherhq/tether/internal/boundary"
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/devstack"
-	"github.com/tetherhq/tether/internal/diagspool"
-	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/diagspool/diagreview"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 	"github.com/tetherhq/tether/internal/toolproc"
 )
 
@@ -76,7 +76,7 @@ func TestCanary(t *testing.T) {
 	diagID := requestDiagnostics(t, plane, adminToken, installID)
 	agentDir := filepath.Join(dataDir, "agent")
 	waitFor(t, 60*time.Second, "the agent to build the diagnostics bundle", func() bool {
-		_, err := diagspool.Preview(agentDir, diagID)
+		_, err := diagreview.Preview(agentDir, diagID)
 		return err == nil
 	})
 	if err := ctl.Run(context.Background(), []string{"diag", "approve", diagID, "--data-dir", dataDir}, os.Getenv, io.Discard, io.Discard); err != nil {
@@ -110,11 +110,11 @@ func TestCanary(t *testing.T) {
 			t.Errorf("the plane never received %s", p)
 		}
 	}
-	entries, err := ledger.Read(filepath.Join(agentDir, "egress.ledger"), time.Time{})
+	entries, err := ledgerread.Read(filepath.Join(agentDir, "egress.ledger"), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ledger.Verify(filepath.Join(agentDir, "egress.ledger")); err != nil {
+	if _, err := ledgerread.Verify(filepath.Join(agentDir, "egress.ledger")); err != nil {
 		t.Fatalf("ledger: %v", err)
 	}
 	// Every body that left was in the ledger first.

@@ -13,7 +13,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/diagspool/diagreview"
 	"github.com/tetherhq/tether/internal/exchange"
+	"github.com/tetherhq/tether/internal/exchange/operator"
 )
 
 const diagUsage = `tetherctl diag — review and approve the vendor's diagnostics requests
@@ -101,19 +103,19 @@ func diagCmd(ctx context.Context, args []string, env Env) error {
 		}
 		return writeDiagnostics(stdout, rows, *output)
 	case "preview":
-		files, err := diagspool.Preview(dir, id)
+		files, err := diagreview.Preview(dir, id)
 		if err != nil {
 			return diagError("preview", id, dir, err)
 		}
 		return writePreview(stdout, files, id, *output)
 	case "approve":
-		if err := diagspool.Approve(dir, id); err != nil {
+		if err := diagreview.Approve(dir, id); err != nil {
 			return diagError("approve", id, dir, err)
 		}
 		fmt.Fprintf(stdout, "approved %s; the agent uploads it on its next heartbeat (see 'tetherctl egress show --data-dir %s')\n", id, filepath.Clean(tg.dataDir))
 		return nil
 	default:
-		if err := diagspool.Decline(dir, id); err != nil {
+		if err := diagreview.Decline(dir, id); err != nil {
 			return diagError("decline", id, dir, err)
 		}
 		fmt.Fprintf(stdout, "declined %s; nothing will be sent for it\n", id)
@@ -142,7 +144,7 @@ func diagRows(dir string, withDecisions bool) ([]diagRow, error) {
 		if !withDecisions {
 			continue
 		}
-		switch dec, ok, err := exchange.LocalDecision(dir, d.ID); {
+		switch dec, ok, err := operator.LocalDecision(dir, d.ID); {
 		case err != nil:
 			rows[i].DecisionError = err.Error()
 		case ok:
@@ -203,7 +205,7 @@ func diagError(cmd, id, dir string, err error) error {
 		why = fmt.Sprintf("there is no request %s in %s; 'tetherctl diag list --data-dir %s' shows the requests there (--data-dir must be the agent's data directory)", id, dir, dir)
 	case errors.Is(err, diagspool.ErrNotPending):
 		why = fmt.Sprintf("request %s is not waiting for a decision any more (%v); 'tetherctl diag list' shows its state", id, err)
-	case errors.Is(err, diagspool.ErrBundleNotReady):
+	case errors.Is(err, diagreview.ErrBundleNotReady):
 		why = fmt.Sprintf("the agent has not built the bundle for %s yet; try again after its next heartbeat", id)
 	case errors.Is(err, diagspool.ErrBundleChanged):
 		why = fmt.Sprintf("a file in the bundle of %s changed after the agent built it, so it will not be sent; preview it again, or decline it and ask the vendor for a new request", id)

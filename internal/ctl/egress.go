@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/exchange"
+	"github.com/tetherhq/tether/internal/exchange/operator"
 	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 )
 
 // agentDir finds the agent's state: the data dir of `tetherctl dev` (whose
@@ -92,7 +94,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		}
 		defer ex.close()
 		where = "s3://" + ex.client.Bucket() + "/" + exchange.LedgerPrefix
-		if path, err = ex.client.FetchLedger(ctx, ex.dir); err != nil {
+		if path, err = operator.FetchLedger(ctx, ex.client, ex.dir); err != nil {
 			if errors.Is(err, exchange.ErrNotFound) {
 				return fmt.Errorf("tetherctl egress %s: no ledger in %s yet: the agent copies it after each heartbeat (is the agent running? its log says why a copy failed)", sub, where)
 			}
@@ -103,14 +105,14 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 	}
 	switch sub {
 	case "verify":
-		n, err := ledger.Verify(path)
+		n, err := ledgerread.Verify(path)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress verify: %s: %w", where, err)
 		}
 		fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified (%s)\n", n, where)
 		return nil
 	case "repair":
-		removed, err := ledger.RepairTornTail(path)
+		removed, err := ledgerread.RepairTornTail(path)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress repair: %w", err)
 		}
@@ -119,7 +121,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		} else {
 			fmt.Fprintf(stdout, "removed an incomplete last line (%d bytes) that was never sent\n", removed)
 		}
-		n, err := ledger.Verify(path)
+		n, err := ledgerread.Verify(path)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress repair: the rest of the ledger does not verify: %w", err)
 		}
@@ -130,7 +132,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		entries, err := ledger.Read(path, from)
+		entries, err := ledgerread.Read(path, from)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress show: %s: %w", where, err)
 		}

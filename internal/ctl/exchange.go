@@ -13,7 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/diagspool/diagreview"
 	"github.com/tetherhq/tether/internal/exchange"
+	"github.com/tetherhq/tether/internal/exchange/operator"
 )
 
 // In AWS the agent's data dir is on a file system only its task mounts;
@@ -162,7 +164,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	defer ex.close()
 	dir := ex.dir
 	where := "s3://" + ex.client.Bucket() + "/" + exchange.DiagnosticsPrefix
-	if err := ex.client.Fetch(ctx, dir, id, sub != "list"); err != nil {
+	if err := operator.Fetch(ctx, ex.client, dir, id, sub != "list"); err != nil {
 		if errors.Is(err, exchange.ErrNotFound) {
 			return fmt.Errorf("tetherctl %s %s: there is no request %s in %s; 'tetherctl diag list --config %s' shows the requests there (the agent copies a new one after its next heartbeat); nothing was changed",
 				sub, id, id, where, tg.df.configPath)
@@ -177,7 +179,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 		}
 		return writeDiagnostics(env.Stdout, rows, output)
 	case "preview":
-		files, err := diagspool.Preview(dir, id)
+		files, err := diagreview.Preview(dir, id)
 		if err != nil {
 			return diagError("preview", id, where, err)
 		}
@@ -194,7 +196,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	}
 	// A request is decided once; but an approval the agent has not applied
 	// (it refuses one that names another manifest) may still be declined.
-	prev, decided, _ := exchange.LocalDecision(dir, id)
+	prev, decided, _ := operator.LocalDecision(dir, id)
 	replace := decided && sub == "decline" && prev.Decision == exchange.Approve
 	if decided && !replace {
 		return fmt.Errorf("tetherctl %s %s: it was already decided: %s by %s at %s, and the agent applies that after its next heartbeat; a request is decided once; nothing was changed",
@@ -203,7 +205,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	dec := exchange.Decision{Decision: exchange.Decline, By: ex.caller, At: time.Now().UTC()}
 	plan := fmt.Sprintf("Decline request %s (%q) in %s as %s: nothing will ever be sent for it.", id, d.Reason, where, ex.caller)
 	if sub == "approve" {
-		files, err := diagspool.Preview(dir, id)
+		files, err := diagreview.Preview(dir, id)
 		if err != nil {
 			return diagError(sub, id, where, err)
 		}
@@ -229,7 +231,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 			return fmt.Errorf("tetherctl %s %s: %w", cmd, id, err)
 		}
 	}
-	if err := ex.client.PutDecision(ctx, id, dec, replace); err != nil {
+	if err := operator.PutDecision(ctx, ex.client, id, dec, replace); err != nil {
 		if errors.Is(err, exchange.ErrDecided) {
 			return fmt.Errorf("tetherctl %s %s: someone decided it just now (see 'tetherctl diag list --config %s'); a request is decided once; nothing was changed", cmd, id, tg.df.configPath)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/diagspool/diagreview"
 	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/wire"
@@ -100,7 +101,7 @@ func TestDiagRemoteListPreviewApprove(t *testing.T) {
 	if o.err != nil || json.Unmarshal([]byte(o.stdout), &files) != nil {
 		t.Fatalf("diag preview --config --output json:\n%s", o.all())
 	}
-	local, _ := diagspool.Preview(f.dataDir, "dg_remote")
+	local, _ := diagreview.Preview(f.dataDir, "dg_remote")
 	if len(files) != len(local) {
 		t.Fatalf("remote preview shows %d files, the agent built %d", len(files), len(local))
 	}

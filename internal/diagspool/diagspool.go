@@ -2,7 +2,9 @@
 // requests, shared by the agent and tetherctl. The agent records each
 // request the vendor makes and the bundle it built for it; the operator
 // lists, previews, approves and declines them with tetherctl, which reads
-// and writes the same files and so need not link the agent.
+// and writes the same files and so need not link the agent. tetherctl's
+// own steps (Preview, Approve, Decline) are internal/diagspool/diagreview,
+// which the agent does not link; the format is defined here alone.
 //
 // In the agent's data dir D:
 //
@@ -47,7 +49,6 @@ const (
 var (
 	ErrUnknownDiagnostic = errors.New("diagspool: no such diagnostic request")
 	ErrNotPending        = errors.New("diagspool: diagnostic request is not pending")
-	ErrBundleNotReady    = errors.New("diagspool: the agent has not built this bundle yet")
 	// ErrBundleChanged means a collected file in bundle/ no longer matches
 	// what the agent built, so it is neither shown nor sent.
 	ErrBundleChanged = errors.New("diagspool: a bundle file changed after the agent built it")
@@ -175,27 +176,9 @@ func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v, 
 // readJSON reads a spool file.
 var readJSON = atomicfile.ReadJSON
 
-// Preview returns the bundle's files, which are exactly what an approval
-// uploads: the files the agent collected, as their manifest records them.
-// Anything else in bundle/ is neither shown nor sent, and a collected file
-// that changed since is refused (ErrBundleChanged).
-func Preview(dataDir, id string) ([]PreviewFile, error) {
-	if _, err := Read(dataDir, id); err != nil {
-		return nil, fmt.Errorf("diagspool: preview %s: %w", id, err)
-	}
-	files, err := ReadBundle(dataDir, id)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("diagspool: preview %s: %w", id, ErrBundleNotReady)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("diagspool: preview %s: %w", id, err)
-	}
-	return files, nil
-}
-
 // bundleManifest is diagnostics/<id>/manifest.json, written when the
 // bundle is built: the collected files with their sizes and SHA-256.
-// Preview and upload read exactly these, so what is sent is byte for byte
+// The preview and the upload read exactly these, so what is sent is byte for byte
 // what the preview showed, and a file that turns up in bundle/ later (an
 // editor's swap file, a copy) is never sent.
 type bundleManifest struct {
@@ -224,7 +207,7 @@ func newManifest(files []PreviewFile) bundleManifest {
 }
 
 // ReadBundle reads the collected files of a request, checking each against
-// the manifest, sorted by name. It is what Preview shows and what the agent
+// the manifest, sorted by name. It is what diagreview.Preview shows and what the agent
 // uploads; a missing bundle is fs.ErrNotExist.
 func ReadBundle(dataDir, id string) ([]PreviewFile, error) {
 	d, err := dir(dataDir, id)
@@ -307,18 +290,6 @@ func Record(dataDir string, r wire.DiagnosticRequest, files []PreviewFile, state
 	return withLock(dataDir, func() error {
 		return writeJSON(filepath.Join(d, "state.json"), diagState{State: state, UpdatedAt: now.UTC()})
 	})
-}
-
-// Approve lets the running agent upload the bundle on its next heartbeat.
-// It works whether or not the agent is running; the approval is a file, so
-// it survives restarts.
-func Approve(dataDir, id string) error {
-	return Transition(dataDir, id, StatePending, StateApproved, time.Now())
-}
-
-// Decline marks a request declined; nothing is ever sent for it.
-func Decline(dataDir, id string) error {
-	return Transition(dataDir, id, StatePending, StateDeclined, time.Now())
 }
 
 // Transition moves a request from one state to another under an exclusive

@@ -22,7 +22,8 @@
 //	                                   the ledger's bytes it goes with
 //
 // The agent (Mirror) writes everything but decision.json, and reads only
-// decision.json. It applies a decision exactly as a local approval or
+// decision.json. tetherctl's half, which reads the rest and writes
+// decision.json, is internal/exchange/operator: the agent does not link it. It applies a decision exactly as a local approval or
 // decline (diagspool.Transition), and approves only when the approval names
 // the manifest the agent itself built and every bundle file still matches
 // it; the bundle it then uploads is read from its own data directory, never
@@ -36,7 +37,8 @@
 //
 // This package is the one way the agent and tetherctl reach S3
 // (boundary.Gateways): it addresses only the bucket it is given, and only
-// the keys above.
+// the keys above. The operator's half goes through its Client rather than
+// importing S3 itself, so one small package holds every S3 call.
 package exchange
 
 import (
@@ -64,8 +66,11 @@ const (
 	DiagnosticsPrefix = "diagnostics/"
 	LedgerPrefix      = "ledger/"
 	DecisionFile      = "decision.json"
-	segmentPrefix     = LedgerPrefix + "egress.ledger/"
-	headKey           = LedgerPrefix + "egress.ledger.head"
+	SegmentPrefix     = LedgerPrefix + "egress.ledger/"
+	HeadKey           = LedgerPrefix + "egress.ledger.head"
+	// LedgerBytesMeta is the head object's metadata key for the ledger's
+	// length it goes with.
+	LedgerBytesMeta = "ledger-bytes"
 )
 
 // maxObject bounds what is read back from the bucket: a ledger segment
@@ -163,7 +168,9 @@ func apiMessage(err error) string {
 	return err.Error()
 }
 
-func (c *Client) put(ctx context.Context, key string, body []byte, once bool) error {
+// Put writes key; with once it refuses to replace an object there
+// (ErrDecided).
+func (c *Client) Put(ctx context.Context, key string, body []byte, once bool) error {
 	return c.putMeta(ctx, key, body, once, nil)
 }
 
@@ -180,12 +187,14 @@ func (c *Client) putMeta(ctx context.Context, key string, body []byte, once bool
 	return c.wrap("s3:PutObject", key, err)
 }
 
-func (c *Client) get(ctx context.Context, key string) ([]byte, error) {
-	data, _, err := c.getMeta(ctx, key)
+// Get reads key (ErrNotFound if there is none).
+func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
+	data, _, err := c.GetMeta(ctx, key)
 	return data, err
 }
 
-func (c *Client) getMeta(ctx context.Context, key string) ([]byte, map[string]string, error) {
+// GetMeta reads key and its metadata, at most maxObject bytes.
+func (c *Client) GetMeta(ctx context.Context, key string) ([]byte, map[string]string, error) {
 	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.bucket, Key: &key})
 	if err != nil {
 		return nil, nil, c.wrap("s3:GetObject", key, err)
@@ -201,13 +210,15 @@ func (c *Client) getMeta(ctx context.Context, key string) ([]byte, map[string]st
 	return data, out.Metadata, nil
 }
 
-type object struct {
-	key  string
-	size int64
+// Object is a key listed in the bucket.
+type Object struct {
+	Key  string
+	Size int64
 }
 
-func (c *Client) list(ctx context.Context, prefix string) ([]object, error) {
-	var out []object
+// List lists the keys under prefix, in key order.
+func (c *Client) List(ctx context.Context, prefix string) ([]Object, error) {
+	var out []Object
 	p := s3.NewListObjectsV2Paginator(c.s3, &s3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: &prefix})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -215,13 +226,14 @@ func (c *Client) list(ctx context.Context, prefix string) ([]object, error) {
 			return nil, c.wrap("s3:ListBucket", "", err)
 		}
 		for _, o := range page.Contents {
-			out = append(out, object{key: aws.ToString(o.Key), size: aws.ToInt64(o.Size)})
+			out = append(out, Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
 		}
 	}
 	return out, nil
 }
 
-func recordKey(id, name string) string { return DiagnosticsPrefix + id + "/" + name }
+// RecordKey is the key of a request's file name (request.json, bundle/<file>, ...).
+func RecordKey(id, name string) string { return DiagnosticsPrefix + id + "/" + name }
 
 // Decisions an operator writes.
 const (

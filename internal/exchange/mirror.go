@@ -96,7 +96,7 @@ func (m *Mirror) Decide(ctx context.Context) ([]Outcome, error) {
 		if d.State != diagspool.StatePending || st.Records[d.ID] == "" {
 			continue // decided already, or not yet shown in the bucket
 		}
-		raw, err := m.c.get(ctx, recordKey(d.ID, DecisionFile))
+		raw, err := m.c.Get(ctx, RecordKey(d.ID, DecisionFile))
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
@@ -245,17 +245,17 @@ func (m *Mirror) copyRecord(ctx context.Context, id, copied string) (string, err
 			if err != nil {
 				return "", err
 			}
-			if err := m.c.put(ctx, recordKey(id, name), raw, false); err != nil {
+			if err := m.c.Put(ctx, RecordKey(id, name), raw, false); err != nil {
 				return "", err
 			}
 		}
 		for _, f := range files {
-			if err := m.c.put(ctx, recordKey(id, diagspool.BundleDir+"/"+f.Name), f.Content, false); err != nil {
+			if err := m.c.Put(ctx, RecordKey(id, diagspool.BundleDir+"/"+f.Name), f.Content, false); err != nil {
 				return "", err
 			}
 		}
 	}
-	if err := m.c.put(ctx, recordKey(id, diagspool.StateFile), stateRaw, false); err != nil {
+	if err := m.c.Put(ctx, RecordKey(id, diagspool.StateFile), stateRaw, false); err != nil {
 		return "", err
 	}
 	return s.State, nil
@@ -275,7 +275,7 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 			return fmt.Errorf("exchange: copy the ledger: %w", err)
 		}
 		if len(chunk) > 0 {
-			if err := m.c.put(ctx, SegmentKey(st.LedgerOffset), chunk, false); err != nil {
+			if err := m.c.Put(ctx, SegmentKey(st.LedgerOffset), chunk, false); err != nil {
 				return fmt.Errorf("exchange: copy the ledger: %w", err)
 			}
 			st.LedgerOffset += int64(len(chunk))
@@ -291,8 +291,8 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 		// those are: a reader takes the head first and the ledger up to
 		// there, so a copy under way never looks cut short.
 		if head != nil && (copied || sha256Hex(head) != st.LedgerHead) {
-			meta := map[string]string{ledgerBytesMeta: strconv.FormatInt(st.LedgerOffset, 10)}
-			if err := m.c.putMeta(ctx, headKey, head, false, meta); err != nil {
+			meta := map[string]string{LedgerBytesMeta: strconv.FormatInt(st.LedgerOffset, 10)}
+			if err := m.c.putMeta(ctx, HeadKey, head, false, meta); err != nil {
 				return fmt.Errorf("exchange: copy the ledger head: %w", err)
 			}
 			st.LedgerHead = sha256Hex(head)
@@ -302,14 +302,10 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 	}
 }
 
-// ledgerBytesMeta is the head object's metadata key for the ledger's
-// length it goes with.
-const ledgerBytesMeta = "ledger-bytes"
-
 // errNoManifest marks a request whose bundle was built before manifests
 // were written: an approval could not name what it approves, so it is not
 // copied.
 var errNoManifest = errors.New("exchange: bundle has no manifest")
 
 // SegmentKey is the key of the ledger segment that starts at byte offset.
-func SegmentKey(offset int64) string { return fmt.Sprintf("%s%020d", segmentPrefix, offset) }
+func SegmentKey(offset int64) string { return fmt.Sprintf("%s%020d", SegmentPrefix, offset) }

@@ -1,7 +1,8 @@
 // Package ledger is the customer's egress ledger: an append-only file with
 // one JSON line per payload the agent sends to the vendor, written (and
 // fsynced) before the payload leaves. `tetherctl egress show` reads it and
-// `tetherctl egress verify` checks it.
+// `tetherctl egress verify` checks it, with internal/ledger/ledgerread: the
+// agent only appends, so it does not link the reading side.
 //
 // Each entry is hash-chained to the one before it, so an edit, deletion,
 // reordering or insertion anywhere in the file breaks the chain at that
@@ -47,12 +48,12 @@ import (
 )
 
 var (
-	// ErrTampered is matched by every chain or format failure Verify finds;
+	// ErrTampered is matched by every chain or format failure ledgerread.Verify finds;
 	// the message says which entry ("entry N: ...").
 	ErrTampered = errors.New("ledger: tampered")
 	// ErrTornTail means the file's final line is incomplete: a write was
 	// interrupted (crash, full disk), or the file was cut mid-line. Open
-	// refuses to chain over it; see RepairTornTail.
+	// refuses to chain over it; see ledgerread.RepairTornTail.
 	ErrTornTail = errors.New("ledger: final line is incomplete")
 )
 
@@ -75,7 +76,9 @@ const (
 	hashVersion    = "TETHER-LEDGER-V1"
 )
 
-var genesis = strings.Repeat("0", 64)
+// Genesis is the prev of the first entry: 64 zeros. A constant, so no
+// package that links this one can change where a chain starts.
+const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // Entry is one line of the ledger.
 type Entry struct {
@@ -119,10 +122,10 @@ func encode(e Entry) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decodeLine parses one line strictly and checks everything that does not
+// DecodeLine parses one line strictly and checks everything that does not
 // depend on its neighbours: canonical form, kind, destination, payload hash
 // and the entry's own hash.
-func decodeLine(line []byte) (Entry, error) {
+func DecodeLine(line []byte) (Entry, error) {
 	var e Entry
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -209,13 +212,13 @@ func (l *Ledger) openTail() error {
 	if err != nil {
 		return err
 	}
-	last := head{Hash: genesis}
+	last := head{Hash: Genesis}
 	if fi.Size() > 0 {
 		line, err := lastLine(l.f, fi.Size())
 		if err != nil {
 			return err
 		}
-		e, err := decodeLine(line)
+		e, err := DecodeLine(line)
 		if err != nil {
 			return fmt.Errorf("%w: last entry: %v", ErrTampered, err)
 		}
@@ -302,6 +305,25 @@ func checkHead(path string, last head, lastPrev string) error {
 	return nil
 }
 
+// CheckEnd checks the head file against the ledger's last entry (its
+// sequence number, hash and prev), or for an empty ledger (seq 0) that the
+// head, if there is one, records no entry. Failures match ErrTampered.
+func CheckEnd(path string, seq uint64, hash, prev string) error {
+	if seq > 0 {
+		return checkHead(path, head{Seq: seq, Hash: hash}, prev)
+	}
+	h, err := readHead(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case h.Seq != 0:
+		return fmt.Errorf("%w: ledger is empty but its head records entry %d", ErrTampered, h.Seq)
+	}
+	return nil
+}
+
 func headPath(path string) string { return path + ".head" }
 
 func readHead(path string) (head, error) {
@@ -347,7 +369,7 @@ func syncFile(name string) error {
 	return f.Sync()
 }
 
-// withLock runs fn holding flock(how) on the ledger file; the mutex covers
+// withLock runs fn holding Flock(how) on the ledger file; the mutex covers
 // goroutines sharing this Ledger, which flock alone would not.
 func (l *Ledger) withLock(how int, fn func() error) error {
 	l.mu.Lock()
@@ -355,14 +377,16 @@ func (l *Ledger) withLock(how int, fn func() error) error {
 	if l.f == nil {
 		return errors.New("ledger is closed")
 	}
-	if err := flock(l.f, how); err != nil {
+	if err := Flock(l.f, how); err != nil {
 		return err
 	}
-	defer flock(l.f, syscall.LOCK_UN)
+	defer Flock(l.f, syscall.LOCK_UN)
 	return fn()
 }
 
-func flock(f *os.File, how int) error {
+// Flock takes (or, with LOCK_UN, releases) flock(how) on f, retrying on
+// EINTR: every reader and writer of a ledger locks it this way.
+func Flock(f *os.File, how int) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), how)
 		if !errors.Is(err, syscall.EINTR) {
@@ -403,7 +427,7 @@ func (l *Ledger) Append(kind, destination string, payload []byte, now time.Time)
 		line, err := encode(e)
 		if err == nil {
 			var back Entry
-			back, err = decodeLine(line)
+			back, err = DecodeLine(line)
 			if err == nil && !bytes.Equal(back.Payload, payload) {
 				err = errors.New("payload changes in JSON")
 			}
@@ -446,14 +470,14 @@ func (l *Ledger) catchUp() error {
 	}
 	r := bufio.NewReaderSize(io.NewSectionReader(l.f, l.size, fi.Size()-l.size), 64<<10)
 	for {
-		line, err := readLine(r)
+		line, err := ReadLine(r)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return err
 		}
-		e, err := decodeLine(line)
+		e, err := DecodeLine(line)
 		if err != nil {
 			return fmt.Errorf("%w: entry %d: %v", ErrTampered, l.last.Seq+1, err)
 		}
@@ -466,9 +490,9 @@ func (l *Ledger) catchUp() error {
 	return nil
 }
 
-// readLine returns the next line with its newline, io.EOF at a clean end, or
+// ReadLine returns the next line with its newline, io.EOF at a clean end, or
 // ErrTornTail when the data ends without one.
-func readLine(r *bufio.Reader) ([]byte, error) {
+func ReadLine(r *bufio.Reader) ([]byte, error) {
 	var line []byte
 	for {
 		part, err := r.ReadSlice('\n')
@@ -503,146 +527,13 @@ func (l *Ledger) Close() error {
 	return err
 }
 
-// scan reads the ledger at path under a shared lock (so no append is seen
-// half-written), calls fn with each line's number and decoded entry, then
-// calls done, still under the lock.
-func scan(path string, fn func(n uint64, e Entry) error, done func() error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := flock(f, syscall.LOCK_SH); err != nil {
-		return err
-	}
-	defer flock(f, syscall.LOCK_UN)
-	r := bufio.NewReaderSize(f, 64<<10)
-	for n := uint64(1); ; n++ {
-		line, err := readLine(r)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", n, err)
-		}
-		e, err := decodeLine(line)
-		if err != nil {
-			return fmt.Errorf("%w: entry %d: %v", ErrTampered, n, err)
-		}
-		if err := fn(n, e); err != nil {
-			return err
-		}
-	}
-	return done()
-}
-
-// Read returns the entries at or after since (all of them for a zero since),
-// each checked on its own (format and hashes) but not against the chain;
-// use Verify for that.
-func Read(path string, since time.Time) ([]Entry, error) {
-	var out []Entry
-	err := scan(path, func(_ uint64, e Entry) error {
-		if !e.Time.Before(since) {
-			out = append(out, e)
-		}
-		return nil
-	}, func() error { return nil })
-	if err != nil {
-		return nil, fmt.Errorf("ledger: read: %w", err)
-	}
-	return out, nil
-}
-
-// Verify checks the whole ledger at path: every line, the chain from the
-// first entry to the last, and the head file. It returns the number of
-// entries. Failures match ErrTampered (or ErrTornTail for an incomplete
-// final line) and name the first bad entry.
-func Verify(path string) (entries int, err error) {
-	last, lastPrev := head{Hash: genesis}, ""
-	err = scan(path, func(n uint64, e Entry) error {
-		if e.Seq != n {
-			return fmt.Errorf("%w: entry %d: has sequence number %d (entries were removed, added or reordered)", ErrTampered, n, e.Seq)
-		}
-		if e.Prev != last.Hash {
-			return fmt.Errorf("%w: entry %d: does not chain to entry %d", ErrTampered, n, n-1)
-		}
-		last, lastPrev = head{Seq: e.Seq, Hash: e.Hash}, e.Prev
-		entries++
-		return nil
-	}, func() error {
-		if entries > 0 {
-			return checkHead(path, last, lastPrev)
-		}
-		h, err := readHead(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return nil
-		case err != nil:
-			return err
-		case h.Seq != 0:
-			return fmt.Errorf("%w: ledger is empty but its head records entry %d", ErrTampered, h.Seq)
-		}
-		return nil
-	})
-	if err != nil {
-		return entries, fmt.Errorf("ledger: verify: %w", err)
-	}
-	return entries, nil
-}
-
-// RepairTornTail cuts an incomplete final line off the ledger at path and
-// returns how many bytes it removed. This is the operator's explicit step
-// after ErrTornTail: an entry that never finished writing was never sent,
-// because the agent sends only after Append returns.
-func RepairTornTail(path string) (removed int64, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return 0, fmt.Errorf("ledger: repair: %w", err)
-	}
-	defer f.Close()
-	if err := flock(f, syscall.LOCK_EX); err != nil {
-		return 0, fmt.Errorf("ledger: repair: %w", err)
-	}
-	defer flock(f, syscall.LOCK_UN)
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("ledger: repair: %w", err)
-	}
-	keep := fi.Size()
-	buf := make([]byte, 64<<10)
-	for keep > 0 {
-		n := int64(len(buf))
-		if keep < n {
-			n = keep
-		}
-		if _, err := f.ReadAt(buf[:n], keep-n); err != nil {
-			return 0, fmt.Errorf("ledger: repair: %w", err)
-		}
-		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			keep = keep - n + int64(i) + 1
-			break
-		}
-		keep -= n
-	}
-	if keep == fi.Size() {
-		return 0, nil
-	}
-	if err := f.Truncate(keep); err != nil {
-		return 0, fmt.Errorf("ledger: repair: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("ledger: repair: %w", err)
-	}
-	return fi.Size() - keep, nil
-}
-
 // Tail is what a mirror of the ledger copies next: the complete entries
 // from byte offset off (a line boundary an earlier Tail returned) on, at
 // most about limit bytes of them (always at least one whole line), read
 // under the shared lock so no append is seen half-written. When the chunk
 // reaches the ledger's last complete line, atEnd is true and headFile holds
 // the head file's bytes as they were at that moment; the mirror stores both
-// so that Verify can check the copy as it checks the original. An
+// so that ledgerread.Verify can check the copy as it checks the original. An
 // incomplete final line (a torn tail) is never included.
 func Tail(path string, off int64, limit int) (chunk, headFile []byte, atEnd bool, err error) {
 	f, err := os.Open(path)
@@ -650,10 +541,10 @@ func Tail(path string, off int64, limit int) (chunk, headFile []byte, atEnd bool
 		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
 	}
 	defer f.Close()
-	if err := flock(f, syscall.LOCK_SH); err != nil {
+	if err := Flock(f, syscall.LOCK_SH); err != nil {
 		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
 	}
-	defer flock(f, syscall.LOCK_UN)
+	defer Flock(f, syscall.LOCK_UN)
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
@@ -663,7 +554,7 @@ func Tail(path string, off int64, limit int) (chunk, headFile []byte, atEnd bool
 	}
 	r := bufio.NewReaderSize(io.NewSectionReader(f, off, fi.Size()-off), 64<<10)
 	for !atEnd {
-		line, err := readLine(r)
+		line, err := ReadLine(r)
 		switch {
 		case err == io.EOF || errors.Is(err, ErrTornTail):
 			atEnd = true

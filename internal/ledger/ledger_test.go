@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 )
 
 const dest = "POST https://plane.example/v1/heartbeat"
@@ -87,15 +88,15 @@ func TestAppendVerifyRead(t *testing.T) {
 			t.Fatalf("entry %d does not chain: %+v", i+1, entries[i])
 		}
 	}
-	n, err := ledger.Verify(b.path)
+	n, err := ledgerread.Verify(b.path)
 	if err != nil || n != 5 {
 		t.Fatalf("Verify = %d, %v; want 5, nil", n, err)
 	}
-	got, err := ledger.Read(b.path, t0.Add(3*time.Second))
+	got, err := ledgerread.Read(b.path, t0.Add(3*time.Second))
 	if err != nil || len(got) != 2 || got[0].Seq != 4 {
 		t.Fatalf("Read since +3s = %d entries (first %+v), %v", len(got), got, err)
 	}
-	all, err := ledger.Read(b.path, time.Time{})
+	all, err := ledgerread.Read(b.path, time.Time{})
 	if err != nil || len(all) != 5 {
 		t.Fatalf("Read all = %d, %v", len(all), err)
 	}
@@ -128,7 +129,7 @@ func TestPayloadKeptExactly(t *testing.T) {
 			if (e.PayloadBase64 != "") != tt.wantBase64 {
 				t.Fatalf("base64 = %v, want %v (entry %+v)", e.PayloadBase64 != "", tt.wantBase64, e)
 			}
-			all, err := ledger.Read(b.path, time.Time{})
+			all, err := ledgerread.Read(b.path, time.Time{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +140,7 @@ func TestPayloadKeptExactly(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ledger.Verify(b.path); err != nil {
+	if _, err := ledgerread.Verify(b.path); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -166,7 +167,7 @@ func TestAppendRejects(t *testing.T) {
 			t.Errorf("%s: Append succeeded", name)
 		}
 	}
-	if n, err := ledger.Verify(b.path); n != 0 || err != nil {
+	if n, err := ledgerread.Verify(b.path); n != 0 || err != nil {
 		t.Fatalf("rejected appends left %d entries, %v", n, err)
 	}
 }
@@ -269,7 +270,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			b.appendN(t, 5)
 			b.l.Close()
 			tt.tamper(t, b.path)
-			_, err := ledger.Verify(b.path)
+			_, err := ledgerread.Verify(b.path)
 			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantEntry) {
 				t.Fatalf("Verify = %v; want %v naming %q", err, tt.wantErr, tt.wantEntry)
 			}
@@ -307,7 +308,7 @@ func TestReopenContinuesChain(t *testing.T) {
 	if e.Seq != 4 || e.Prev != first[2].Hash {
 		t.Fatalf("after reopen: seq %d prev %s; want 4 and %s", e.Seq, e.Prev, first[2].Hash)
 	}
-	if n, err := ledger.Verify(b.path); n != 4 || err != nil {
+	if n, err := ledgerread.Verify(b.path); n != 4 || err != nil {
 		t.Fatalf("Verify = %d, %v", n, err)
 	}
 }
@@ -327,10 +328,10 @@ func TestTornTailReportedThenRepaired(t *testing.T) {
 	if _, err := ledger.Open(b.path); !errors.Is(err, ledger.ErrTornTail) {
 		t.Fatalf("Open = %v, want ErrTornTail", err)
 	}
-	if _, err := ledger.Read(b.path, time.Time{}); !errors.Is(err, ledger.ErrTornTail) {
+	if _, err := ledgerread.Read(b.path, time.Time{}); !errors.Is(err, ledger.ErrTornTail) {
 		t.Fatalf("Read = %v, want ErrTornTail", err)
 	}
-	removed, err := ledger.RepairTornTail(b.path)
+	removed, err := ledgerread.RepairTornTail(b.path)
 	if err != nil || removed != int64(len(`{"seq":4,"time":"2026-11-28T12:`)) {
 		t.Fatalf("RepairTornTail = %d, %v", removed, err)
 	}
@@ -342,10 +343,10 @@ func TestTornTailReportedThenRepaired(t *testing.T) {
 	if e, err := l.Append(ledger.KindHeartbeat, dest, nil, t0); err != nil || e.Seq != 4 {
 		t.Fatalf("Append after repair: seq %d, %v", e.Seq, err)
 	}
-	if n, err := ledger.Verify(b.path); n != 4 || err != nil {
+	if n, err := ledgerread.Verify(b.path); n != 4 || err != nil {
 		t.Fatalf("Verify = %d, %v", n, err)
 	}
-	if removed, err := ledger.RepairTornTail(b.path); removed != 0 || err != nil {
+	if removed, err := ledgerread.RepairTornTail(b.path); removed != 0 || err != nil {
 		t.Fatalf("RepairTornTail on a whole ledger = %d, %v", removed, err)
 	}
 }
@@ -383,7 +384,7 @@ func TestConcurrentAppends(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if n, err := ledger.Verify(b.path); n != goroutines*each || err != nil {
+	if n, err := ledgerread.Verify(b.path); n != goroutines*each || err != nil {
 		t.Fatalf("Verify = %d, %v; want %d", n, err, goroutines*each)
 	}
 }
@@ -432,7 +433,7 @@ func TestAcrossProcesses(t *testing.T) {
 			t.Fatalf("child: %v", err)
 		}
 	}
-	if n, err := ledger.Verify(b.path); n != 1+10+4*25 || err != nil {
+	if n, err := ledgerread.Verify(b.path); n != 1+10+4*25 || err != nil {
 		t.Fatalf("Verify = %d, %v; want %d", n, err, 1+10+4*25)
 	}
 	// And this process's Ledger chains onto what the children wrote.
@@ -468,14 +469,14 @@ func FuzzVerify(f *testing.F) {
 		if err := os.WriteFile(path+".head", head, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		n, err := ledger.Verify(path)
+		n, err := ledgerread.Verify(path)
 		if err != nil {
 			if !errors.Is(err, ledger.ErrTampered) && !errors.Is(err, ledger.ErrTornTail) {
 				t.Fatalf("Verify error matches no sentinel: %v", err)
 			}
 			return
 		}
-		entries, err := ledger.Read(path, time.Time{})
+		entries, err := ledgerread.Read(path, time.Time{})
 		if err != nil || len(entries) != n {
 			t.Fatalf("Verify accepted %d entries, Read = %d, %v", n, len(entries), err)
 		}
@@ -495,7 +496,7 @@ func FuzzVerify(f *testing.F) {
 		if _, err := l.Append(ledger.KindHeartbeat, dest, nil, t0); err != nil {
 			t.Fatalf("Append to a verified ledger: %v", err)
 		}
-		if m, err := ledger.Verify(path); err != nil || m != n+1 {
+		if m, err := ledgerread.Verify(path); err != nil || m != n+1 {
 			t.Fatalf("after append: Verify = %d, %v", m, err)
 		}
 	})
@@ -512,7 +513,7 @@ func FuzzRead(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		entries, err := ledger.Read(path, time.Time{})
+		entries, err := ledgerread.Read(path, time.Time{})
 		if err != nil {
 			if !errors.Is(err, ledger.ErrTampered) && !errors.Is(err, ledger.ErrTornTail) {
 				t.Fatalf("Read error matches no sentinel: %v", err)

@@ -1,4 +1,10 @@
-package exchange
+// Package operator is tetherctl's half of the agent exchange bucket
+// (internal/exchange): it copies requests and the ledger out of the bucket
+// for internal/diagspool and internal/ledger/ledgerread to preview and
+// verify, and writes decision.json. The agent never runs it, so it lives
+// apart from the agent's Mirror and the agent does not link it; it reaches
+// S3 only through exchange.Client, the one S3 gateway (boundary.Gateways).
+package operator
 
 import (
 	"bytes"
@@ -14,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -21,29 +28,29 @@ import (
 // agent's data dir, so internal/diagspool lists and previews them (and
 // refuses a bundle file that no longer matches its manifest) exactly as it
 // does the agent's own. With id set only that request is copied
-// (ErrNotFound if the bucket has none); withBundle adds manifest.json and
+// (exchange.ErrNotFound if the bucket has none); withBundle adds manifest.json and
 // the bundle's files. Keys that are not part of a request are ignored.
-func (c *Client) Fetch(ctx context.Context, dataDir, id string, withBundle bool) error {
-	prefix := DiagnosticsPrefix
+func Fetch(ctx context.Context, c *exchange.Client, dataDir, id string, withBundle bool) error {
+	prefix := exchange.DiagnosticsPrefix
 	if id != "" {
 		if !wire.ValidID(id) {
-			return fmt.Errorf("%w: %q is not a request ID", ErrNotFound, id)
+			return fmt.Errorf("%w: %q is not a request ID", exchange.ErrNotFound, id)
 		}
 		prefix += id + "/"
 	}
-	objs, err := c.list(ctx, prefix)
+	objs, err := c.List(ctx, prefix)
 	if err != nil {
 		return err
 	}
 	found := false
 	for _, o := range objs {
-		rid, name, ok := strings.Cut(strings.TrimPrefix(o.key, DiagnosticsPrefix), "/")
+		rid, name, ok := strings.Cut(strings.TrimPrefix(o.Key, exchange.DiagnosticsPrefix), "/")
 		if !ok || !wire.ValidID(rid) || !recordName(name, withBundle) {
 			continue
 		}
 		found = true
-		data, err := c.get(ctx, o.key)
-		if errors.Is(err, ErrNotFound) {
+		data, err := c.Get(ctx, o.Key)
+		if errors.Is(err, exchange.ErrNotFound) {
 			continue // gone since the listing
 		}
 		if err != nil {
@@ -62,7 +69,7 @@ func (c *Client) Fetch(ctx context.Context, dataDir, id string, withBundle bool)
 		}
 	}
 	if id != "" && !found {
-		return fmt.Errorf("%w: no request %s in s3://%s/%s", ErrNotFound, id, c.bucket, prefix)
+		return fmt.Errorf("%w: no request %s in s3://%s/%s", exchange.ErrNotFound, id, c.Bucket(), prefix)
 	}
 	return nil
 }
@@ -71,7 +78,7 @@ func (c *Client) Fetch(ctx context.Context, dataDir, id string, withBundle bool)
 // file of a request to fetch.
 func recordName(name string, withBundle bool) bool {
 	switch name {
-	case diagspool.RequestFile, diagspool.StateFile, DecisionFile:
+	case diagspool.RequestFile, diagspool.StateFile, exchange.DecisionFile:
 		return true
 	case diagspool.ManifestFile:
 		return withBundle
@@ -82,36 +89,36 @@ func recordName(name string, withBundle bool) bool {
 
 // LocalDecision reads the decision.json Fetch copied into dataDir for id;
 // ok is false when there is none.
-func LocalDecision(dataDir, id string) (d Decision, ok bool, err error) {
+func LocalDecision(dataDir, id string) (d exchange.Decision, ok bool, err error) {
 	dir, err := diagspool.Dir(dataDir, id)
 	if err != nil {
 		return d, false, err
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, DecisionFile))
+	raw, err := os.ReadFile(filepath.Join(dir, exchange.DecisionFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return d, false, nil
 	}
 	if err != nil {
 		return d, false, err
 	}
-	d, err = ParseDecision(raw)
+	d, err = exchange.ParseDecision(raw)
 	return d, err == nil, err
 }
 
 // PutDecision writes diagnostics/<id>/decision.json, once: a request that
-// already has one is ErrDecided, and its decision stays. With replace it
+// already has one is exchange.ErrDecided, and its decision stays. With replace it
 // overwrites the one there (the bucket keeps every version): tetherctl
 // does so only to decline a request whose approval the agent has not
 // applied, such as one it refused.
-func (c *Client) PutDecision(ctx context.Context, id string, d Decision, replace bool) error {
+func PutDecision(ctx context.Context, c *exchange.Client, id string, d exchange.Decision, replace bool) error {
 	raw, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	if _, err := ParseDecision(raw); err != nil {
+	if _, err := exchange.ParseDecision(raw); err != nil {
 		return err
 	}
-	return c.put(ctx, recordKey(id, DecisionFile), raw, !replace)
+	return c.Put(ctx, exchange.RecordKey(id, exchange.DecisionFile), raw, !replace)
 }
 
 // FetchLedger assembles the ledger's segments into dir/egress.ledger, with
@@ -121,52 +128,52 @@ func (c *Client) PutDecision(ctx context.Context, id string, d Decision, replace
 // segments must follow each other without a gap; where two overlap (the
 // agent's record of what it copied was lost and it copied again) the
 // overlapping bytes must agree. It returns the ledger's path.
-func (c *Client) FetchLedger(ctx context.Context, dir string) (string, error) {
-	head, meta, err := c.getMeta(ctx, headKey)
-	end := int64(-1) // no head: every segment, and ledger.Verify reports the missing head
+func FetchLedger(ctx context.Context, c *exchange.Client, dir string) (string, error) {
+	head, meta, err := c.GetMeta(ctx, exchange.HeadKey)
+	end := int64(-1) // no head: every segment, and ledgerread.Verify reports the missing head
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, exchange.ErrNotFound):
 		head = nil
 	case err != nil:
 		return "", err
 	default:
-		if end, err = strconv.ParseInt(meta[ledgerBytesMeta], 10, 64); err != nil || end < 0 {
-			return "", fmt.Errorf("exchange: s3://%s/%s has no valid %s metadata (%q): it is not the agent's copy of the head", c.bucket, headKey, ledgerBytesMeta, meta[ledgerBytesMeta])
+		if end, err = strconv.ParseInt(meta[exchange.LedgerBytesMeta], 10, 64); err != nil || end < 0 {
+			return "", fmt.Errorf("exchange: s3://%s/%s has no valid %s metadata (%q): it is not the agent's copy of the head", c.Bucket(), exchange.HeadKey, exchange.LedgerBytesMeta, meta[exchange.LedgerBytesMeta])
 		}
 	}
-	objs, err := c.list(ctx, segmentPrefix)
+	objs, err := c.List(ctx, exchange.SegmentPrefix)
 	if err != nil {
 		return "", err
 	}
 	if len(objs) == 0 {
-		return "", fmt.Errorf("%w: no ledger segments under s3://%s/%s (the agent copies its ledger after each heartbeat)", ErrNotFound, c.bucket, segmentPrefix)
+		return "", fmt.Errorf("%w: no ledger segments under s3://%s/%s (the agent copies its ledger after each heartbeat)", exchange.ErrNotFound, c.Bucket(), exchange.SegmentPrefix)
 	}
 	var buf bytes.Buffer
 	for _, o := range objs { // listed in key order, which is offset order
-		off, err := strconv.ParseInt(strings.TrimPrefix(o.key, segmentPrefix), 10, 64)
-		if err != nil || o.key != SegmentKey(off) {
-			return "", fmt.Errorf("exchange: s3://%s/%s is not a ledger segment (the agent writes %s<20-digit offset>)", c.bucket, o.key, segmentPrefix)
+		off, err := strconv.ParseInt(strings.TrimPrefix(o.Key, exchange.SegmentPrefix), 10, 64)
+		if err != nil || o.Key != exchange.SegmentKey(off) {
+			return "", fmt.Errorf("exchange: s3://%s/%s is not a ledger segment (the agent writes %s<20-digit offset>)", c.Bucket(), o.Key, exchange.SegmentPrefix)
 		}
 		if end >= 0 && off >= end {
 			break // copied after the head was read
 		}
 		have := int64(buf.Len())
 		if off > have {
-			return "", fmt.Errorf("exchange: the ledger in s3://%s is missing bytes %d to %d (segment %s follows a gap): it was cut", c.bucket, have, off, o.key)
+			return "", fmt.Errorf("exchange: the ledger in s3://%s is missing bytes %d to %d (segment %s follows a gap): it was cut", c.Bucket(), have, off, o.Key)
 		}
-		data, err := c.get(ctx, o.key)
+		data, err := c.Get(ctx, o.Key)
 		if err != nil {
 			return "", err
 		}
 		overlap := min(have-off, int64(len(data)))
 		if !bytes.Equal(buf.Bytes()[off:off+overlap], data[:overlap]) {
-			return "", fmt.Errorf("exchange: ledger segment %s disagrees with the segments before it: the ledger in the bucket was changed", o.key)
+			return "", fmt.Errorf("exchange: ledger segment %s disagrees with the segments before it: the ledger in the bucket was changed", o.Key)
 		}
 		buf.Write(data[overlap:])
 	}
 	if end >= 0 {
 		if int64(buf.Len()) < end {
-			return "", fmt.Errorf("exchange: the ledger in s3://%s is missing bytes %d to %d, which its head goes with: it was cut", c.bucket, buf.Len(), end)
+			return "", fmt.Errorf("exchange: the ledger in s3://%s is missing bytes %d to %d, which its head goes with: it was cut", c.Bucket(), buf.Len(), end)
 		}
 		buf.Truncate(int(end))
 	}

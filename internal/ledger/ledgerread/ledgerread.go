@@ -1,0 +1,145 @@
+// Package ledgerread is the operator's side of the egress ledger
+// (internal/ledger): `tetherctl egress show` reads it with Read, `tetherctl
+// egress verify` checks the chain and the head file with Verify, and
+// RepairTornTail is the operator's explicit step after ErrTornTail. The
+// agent only appends and never runs these, so they live apart and the
+// agent does not link them.
+//
+// The format stays defined once, in internal/ledger: each line is decoded
+// and checked there (ledger.DecodeLine, ledger.ReadLine), the head file is
+// checked there (ledger.CheckEnd), and the lock is the one Append takes
+// (ledger.Flock). This package only walks the file and checks how entries
+// follow each other.
+package ledgerread
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/tetherhq/tether/internal/ledger"
+)
+
+// scan reads the ledger at path under a shared lock (so no append is seen
+// half-written), calls fn with each line's number and decoded entry, then
+// calls done, still under the lock.
+func scan(path string, fn func(n uint64, e ledger.Entry) error, done func() error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := ledger.Flock(f, syscall.LOCK_SH); err != nil {
+		return err
+	}
+	defer ledger.Flock(f, syscall.LOCK_UN)
+	r := bufio.NewReaderSize(f, 64<<10)
+	for n := uint64(1); ; n++ {
+		line, err := ledger.ReadLine(r)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", n, err)
+		}
+		e, err := ledger.DecodeLine(line)
+		if err != nil {
+			return fmt.Errorf("%w: entry %d: %v", ledger.ErrTampered, n, err)
+		}
+		if err := fn(n, e); err != nil {
+			return err
+		}
+	}
+	return done()
+}
+
+// Read returns the entries at or after since (all of them for a zero since),
+// each checked on its own (format and hashes) but not against the chain;
+// use Verify for that.
+func Read(path string, since time.Time) ([]ledger.Entry, error) {
+	var out []ledger.Entry
+	err := scan(path, func(_ uint64, e ledger.Entry) error {
+		if !e.Time.Before(since) {
+			out = append(out, e)
+		}
+		return nil
+	}, func() error { return nil })
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read: %w", err)
+	}
+	return out, nil
+}
+
+// Verify checks the whole ledger at path: every line, the chain from the
+// first entry to the last, and the head file. It returns the number of
+// entries. Failures match ledger.ErrTampered (or ledger.ErrTornTail for an incomplete
+// final line) and name the first bad entry.
+func Verify(path string) (entries int, err error) {
+	var last ledger.Entry
+	last.Hash = ledger.Genesis
+	err = scan(path, func(n uint64, e ledger.Entry) error {
+		if e.Seq != n {
+			return fmt.Errorf("%w: entry %d: has sequence number %d (entries were removed, added or reordered)", ledger.ErrTampered, n, e.Seq)
+		}
+		if e.Prev != last.Hash {
+			return fmt.Errorf("%w: entry %d: does not chain to entry %d", ledger.ErrTampered, n, n-1)
+		}
+		last = e
+		entries++
+		return nil
+	}, func() error { return ledger.CheckEnd(path, last.Seq, last.Hash, last.Prev) })
+	if err != nil {
+		return entries, fmt.Errorf("ledger: verify: %w", err)
+	}
+	return entries, nil
+}
+
+// RepairTornTail cuts an incomplete final line off the ledger at path and
+// returns how many bytes it removed. This is the operator's explicit step
+// after ledger.ErrTornTail: an entry that never finished writing was never sent,
+// because the agent sends only after Append returns.
+func RepairTornTail(path string) (removed int64, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	defer f.Close()
+	if err := ledger.Flock(f, syscall.LOCK_EX); err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	defer ledger.Flock(f, syscall.LOCK_UN)
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	keep := fi.Size()
+	buf := make([]byte, 64<<10)
+	for keep > 0 {
+		n := int64(len(buf))
+		if keep < n {
+			n = keep
+		}
+		if _, err := f.ReadAt(buf[:n], keep-n); err != nil {
+			return 0, fmt.Errorf("ledger: repair: %w", err)
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			keep = keep - n + int64(i) + 1
+			break
+		}
+		keep -= n
+	}
+	if keep == fi.Size() {
+		return 0, nil
+	}
+	if err := f.Truncate(keep); err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("ledger: repair: %w", err)
+	}
+	return fi.Size() - keep, nil
+}
