@@ -50,6 +50,13 @@ Usage:
   tetherctl tokens create|list|revoke [--config deployment.yaml]
       manage docsvc's API tokens through a one-off task: a new token is
       made here and only its hash reaches the deployment
+  tetherctl bootstrap [--config deployment.yaml] [--yes]
+      prepare the account and region for the stacks (the CDK bootstrap,
+      with deployment.yaml's qualifier); does nothing when already done
+  tetherctl deploy [--config deployment.yaml] [--cdk-out DIR] [--yes]
+      preflight, synthesize, show the plan, then deploy the stacks in order,
+      push the images, migrate the database, start the services and print
+      the URL; run it again to continue or to update
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -136,6 +143,10 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return migrateCmd(ctx, args[1:], env)
 	case "tokens":
 		return tokensCmd(ctx, args[1:], env)
+	case "bootstrap":
+		return bootstrapCmd(ctx, args[1:], env)
+	case "deploy":
+		return deployCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":

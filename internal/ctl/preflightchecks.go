@@ -24,8 +24,6 @@ import (
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	sqtypes "github.com/aws/aws-sdk-go-v2/service/servicequotas/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
@@ -113,7 +111,7 @@ func preflightChecks() []check {
 		{
 			ID: "cdk-bootstrap", Title: "CDK bootstrap", AWS: true,
 			What: fmt.Sprintf("The SSM parameter `/cdk-bootstrap/<qualifier>/version` exists (the qualifier is deployment.yaml's `cdk.qualifier`, or the CDK's default `%s`) and holds version %d or later, the oldest the stacks' templates accept.", defaultQualifier, minBootstrapVersion),
-			Fix:  "Bootstrap with the pinned CDK CLI: `tools/node_modules/.bin/cdk bootstrap aws://ACCOUNT/REGION` (add `--qualifier Q` for a custom qualifier).",
+			Fix:  "`tetherctl bootstrap`, which runs the pinned CDK CLI's `cdk bootstrap aws://ACCOUNT/REGION --qualifier Q`.",
 			run:  checkBootstrap,
 		},
 		{
@@ -350,28 +348,18 @@ func checkALBQuota(ctx context.Context, p *preflight) verdict {
 }
 
 func checkBootstrap(ctx context.Context, p *preflight) verdict {
-	q := p.dc.CDK.Qualifier
-	if q == "" {
-		q = defaultQualifier
-	}
-	name := "/cdk-bootstrap/" + q + "/version"
-	fix := fmt.Sprintf("tools/node_modules/.bin/cdk bootstrap aws://%s/%s", p.dc.Account, p.dc.Region)
-	if q != defaultQualifier {
-		fix += " --qualifier " + q
-	}
-	out, err := p.aws.SSM().GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
-	var nf *ssmtypes.ParameterNotFound
+	q := qualifierOf(p.dc)
+	name := bootstrapParameter(q)
+	fix := "tetherctl bootstrap"
+	version, found, err := bootstrapVersion(ctx, p.aws, name)
+	var ce *awsCallError
 	switch {
-	case errors.As(err, &nf):
+	case errors.As(err, &ce):
+		return awsFailure(ce.call, ce.err)
+	case err != nil:
+		return fail(fix, "%v", err)
+	case !found:
 		return fail(fix, "not bootstrapped with qualifier %s: there is no SSM parameter %s", q, name)
-	case err != nil:
-		return awsFailure("SSM GetParameter "+name, err)
-	}
-	raw := aws.ToString(out.Parameter.Value)
-	version, err := strconv.Atoi(strings.TrimSpace(raw))
-	switch {
-	case err != nil:
-		return fail(fix, "%s holds %q, not a version number", name, truncateText(raw, 20))
 	case version < minBootstrapVersion:
 		return fail(fix, "bootstrap version %d (qualifier %s) is older than %d, which the stacks' templates require", version, q, minBootstrapVersion)
 	}

@@ -151,6 +151,9 @@ func judgeSecret(ctx context.Context, sm *secretsmanager.Client, dc *deployconfi
 
 func secretVerdict(ctx context.Context, sm *secretsmanager.Client, dc *deployconfig.Config, st secretState, now time.Time) (verdict, error) {
 	setFix := "tetherctl secrets set " + st.Name
+	if st.Name == kindLicense {
+		setFix += " --from-file license.json"
+	}
 	switch {
 	case !st.Exists:
 		switch st.Name {
