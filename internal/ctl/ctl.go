@@ -57,6 +57,9 @@ Usage:
       preflight, synthesize, show the plan, then deploy the stacks in order,
       push the images, migrate the database, start the services and print
       the URL; run it again to continue or to update
+  tetherctl releases --bundle FILE [--config deployment.yaml]
+      verify the vendor's signed release export and list the releases on
+      your channel, the one running and the one a rollback returns to
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -147,6 +150,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return bootstrapCmd(ctx, args[1:], env)
 	case "deploy":
 		return deployCmd(ctx, args[1:], env)
+	case "releases":
+		return releasesCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":
