@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -464,4 +467,104 @@ func listReleases(ctx context.Context, env Env, dc *deployconfig.Config, df depl
 		rep.Available = append(rep.Available, e)
 	}
 	return rep, nil
+}
+
+// setStackParameters changes only the named parameters of an existing stack
+// (same template, every other parameter at its previous value) through a
+// change set: the change set's resource changes are shown on w, confirmed
+// unless yes, executed and followed to the end. This is how an upgrade
+// moves the cluster stack's MigrateImageDigest and the services stack's
+// DocsvcImage/AgentImage, and how a failed rollout is undone.
+func setStackParameters(ctx context.Context, env Env, a *awsSession, stack string, set map[string]string, yes bool, w io.Writer) error {
+	cfn := a.CloudFormation()
+	s, err := describeStack(ctx, cfn, stack)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return fmt.Errorf("there is no stack %s: run tetherctl deploy", stack)
+	}
+	var params []cfntypes.Parameter
+	known := map[string]bool{}
+	for _, p := range s.Parameters {
+		k := aws.ToString(p.ParameterKey)
+		known[k] = true
+		if v, ok := set[k]; ok {
+			params = append(params, cfntypes.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(v)})
+		} else {
+			params = append(params, cfntypes.Parameter{ParameterKey: aws.String(k), UsePreviousValue: aws.Bool(true)})
+		}
+	}
+	for _, k := range sortedKeys(set) {
+		if !known[k] {
+			return fmt.Errorf("stack %s has no parameter %s: it was not deployed by this version of tetherctl; run tetherctl deploy", stack, k)
+		}
+	}
+	cctx, cancel := callCtx(ctx)
+	cs, err := cfn.CreateChangeSet(cctx, &cloudformation.CreateChangeSetInput{
+		StackName:           aws.String(stack),
+		ChangeSetName:       aws.String("tetherctl-" + time.Now().UTC().Format("20060102T150405Z")),
+		ChangeSetType:       cfntypes.ChangeSetTypeUpdate,
+		Description:         aws.String("tetherctl: " + strings.Join(sortedKeys(set), ", ")),
+		UsePreviousTemplate: aws.Bool(true),
+		Parameters:          params,
+		Capabilities:        s.Capabilities,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("creating a change set for %s (CloudFormation CreateChangeSet): %s", stack, describeAWSError(err))
+	}
+	empty, err := waitChangeSet(ctx, cfn, stack, aws.ToString(cs.Id))
+	if err != nil {
+		return err
+	}
+	if empty {
+		fmt.Fprintf(w, "%s: no changes\n", stack)
+		return nil
+	}
+	cctx, cancel = callCtx(ctx)
+	desc, err := cfn.DescribeChangeSet(cctx, &cloudformation.DescribeChangeSetInput{ChangeSetName: cs.Id, StackName: aws.String(stack)})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading %s's change set (CloudFormation DescribeChangeSet): %s", stack, describeAWSError(err))
+	}
+	fmt.Fprintf(w, "Change set for %s:\n", stack)
+	for _, k := range sortedKeys(set) {
+		fmt.Fprintf(w, "  parameter %s = %s\n", k, set[k])
+	}
+	for _, c := range desc.Changes {
+		if rc := c.ResourceChange; rc != nil {
+			fmt.Fprintf(w, "  %-8s %-40s %s (replacement: %s)\n", rc.Action, aws.ToString(rc.LogicalResourceId), aws.ToString(rc.ResourceType), orDefault(string(rc.Replacement), "n/a"))
+		}
+	}
+	if !yes {
+		ok, err := askYesNo(env, "Apply this change set?")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			cctx, cancel := callCtx(ctx)
+			_, _ = cfn.DeleteChangeSet(cctx, &cloudformation.DeleteChangeSetInput{ChangeSetName: cs.Id, StackName: aws.String(stack)})
+			cancel()
+			return fmt.Errorf("not confirmed: %s was not changed", stack)
+		}
+	}
+	seen, err := eventIDs(ctx, cfn, stack)
+	if err != nil {
+		return err
+	}
+	cctx, cancel = callCtx(ctx)
+	_, err = cfn.ExecuteChangeSet(cctx, &cloudformation.ExecuteChangeSetInput{ChangeSetName: cs.Id, StackName: aws.String(stack)})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("executing the change set for %s (CloudFormation ExecuteChangeSet): %s", stack, describeAWSError(err))
+	}
+	final, events, err := followStack(ctx, cfn, stack, seen, w)
+	if err != nil {
+		return err
+	}
+	if !stackSucceeded(final.StackStatus) {
+		return deployFailure(stack, final, events)
+	}
+	return nil
 }

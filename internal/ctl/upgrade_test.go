@@ -15,8 +15,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/deployconfig"
@@ -323,5 +326,62 @@ func TestDigestOfMarker(t *testing.T) {
 		if _, err := digestOfMarker(dc, "DocsvcImage", bad); err == nil || !strings.Contains(err.Error(), "tetherctl deploy") {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// The parameter-only change set, through the real SDK against moto: the
+// named parameter changes, the others keep their values, the template
+// stays, and a declined change set changes nothing.
+func TestSetStackParameters(t *testing.T) {
+	srv := awstest.Start(t)
+	dc := upgradeDeployment("")
+	a := testSession(t, srv, dc)
+	ctx := context.Background()
+	const tpl = `{"Parameters":{"DocsvcImage":{"Type":"String"},"AgentImage":{"Type":"String"}},
+"Resources":{"Seen":{"Type":"AWS::SSM::Parameter","Properties":{"Name":"/test/seen","Type":"String","Value":{"Fn::Join":["|",[{"Ref":"DocsvcImage"},{"Ref":"AgentImage"}]]}}}}}`
+	cfn := a.CloudFormation()
+	if _, err := cfn.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String("acme-docs-services"), TemplateBody: aws.String(tpl),
+		Parameters: []cfntypes.Parameter{
+			{ParameterKey: aws.String("DocsvcImage"), ParameterValue: aws.String("/tether/acme-docs/migrated/sha256-" + hex64("a"))},
+			{ParameterKey: aws.String("AgentImage"), ParameterValue: aws.String("/tether/acme-docs/verified/agent/sha256-" + hex64("b"))},
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	seen := func() string {
+		out, err := a.SSM().GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/test/seen")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.Parameter.Value)
+	}
+	before := seen()
+	newDocsvc := "/tether/acme-docs/migrated/sha256-" + hex64("c")
+
+	var w bytes.Buffer
+	declined := Env{Stdin: strings.NewReader("n\n"), Stdout: &w, Stderr: &w, Getenv: func(string) string { return "" }}
+	if err := setStackParameters(ctx, declined, a, "acme-docs-services", map[string]string{"DocsvcImage": newDocsvc}, false, &w); err == nil || !strings.Contains(err.Error(), "not confirmed") {
+		t.Fatalf("declined: %v", err)
+	}
+	if got := seen(); got != before {
+		t.Fatalf("a declined change set changed the stack: %q", got)
+	}
+	if !strings.Contains(w.String(), "parameter DocsvcImage = "+newDocsvc) {
+		t.Errorf("the change set was not shown before the question:\n%s", w.String())
+	}
+
+	w.Reset()
+	if err := setStackParameters(ctx, declined, a, "acme-docs-services", map[string]string{"DocsvcImage": newDocsvc}, true, &w); err != nil {
+		t.Fatalf("%v\n%s", err, w.String())
+	}
+	if got, want := seen(), newDocsvc+"|/tether/acme-docs/verified/agent/sha256-"+hex64("b"); got != want {
+		t.Fatalf("after the change set the stack sees %q, want %q", got, want)
+	}
+	cur, err := currentRelease(ctx, a, dc, nil)
+	if err != nil || cur.DocsvcDigest != "sha256:"+hex64("c") || cur.AgentDigest != "sha256:"+hex64("b") {
+		t.Fatalf("current release after the change: %+v, %v", cur, err)
+	}
+
+	if err := setStackParameters(ctx, declined, a, "acme-docs-services", map[string]string{"DocsvcDigest": "x"}, true, &w); err == nil || !strings.Contains(err.Error(), "has no parameter DocsvcDigest") {
+		t.Fatalf("unknown parameter: %v", err)
 	}
 }
