@@ -60,6 +60,13 @@ Usage:
   tetherctl releases --bundle FILE [--config deployment.yaml]
       verify the vendor's signed release export and list the releases on
       your channel, the one running and the one a rollback returns to
+  tetherctl upgrade --bundle FILE [--to VERSION] [--yes]
+      install a newer verified release: health check, database snapshot,
+      images, migration, services (change sets shown first), settle, and
+      back to the previous images by itself if the rollout fails
+  tetherctl rollback [--yes]
+      return the services to the release before the last upgrade (no
+      migration is undone: migrations only add)
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -152,6 +159,10 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return deployCmd(ctx, args[1:], env)
 	case "releases":
 		return releasesCmd(ctx, args[1:], env)
+	case "upgrade":
+		return upgradeCmd(ctx, args[1:], env)
+	case "rollback":
+		return rollbackCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(args[1:], stdout, stderr)
 	case "airgap":

@@ -502,8 +502,9 @@ func setStackParameters(ctx context.Context, env Env, a *awsSession, stack strin
 	}
 	cctx, cancel := callCtx(ctx)
 	cs, err := cfn.CreateChangeSet(cctx, &cloudformation.CreateChangeSetInput{
-		StackName:           aws.String(stack),
-		ChangeSetName:       aws.String("tetherctl-" + time.Now().UTC().Format("20060102T150405Z")),
+		StackName: aws.String(stack),
+		// Unique to the nanosecond: a rollback may follow within a second.
+		ChangeSetName:       aws.String("tetherctl-" + strings.Replace(time.Now().UTC().Format("20060102T150405.000000000Z"), ".", "-", 1)),
 		ChangeSetType:       cfntypes.ChangeSetTypeUpdate,
 		Description:         aws.String("tetherctl: " + strings.Join(sortedKeys(set), ", ")),
 		UsePreviousTemplate: aws.Bool(true),
