@@ -3,10 +3,13 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -221,5 +224,52 @@ func TestUpgradeRefusedWhenUnhealthy(t *testing.T) {
 	_, _, err := w.run(t, "upgrade", w.to, nil)
 	if err == nil || !strings.Contains(err.Error(), "not healthy now, so nothing was changed") || len(w.calls) != 0 {
 		t.Fatalf("%v, steps %v", err, w.calls)
+	}
+}
+
+// The commands, in process against moto: releases lists what the verified
+// export holds against what the services stack runs; upgrade refuses a
+// missing or unsigned export before anything in AWS is touched.
+func TestReleasesAndUpgradeCommands(t *testing.T) {
+	w := newUpgradeWorld(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	v := newVendorRepo(t, now)
+	v.publish(now, "1.0.0", "", "a", "b")
+	v.publish(now, "1.1.0", "1.0.0", "c", "d")
+	bundle := v.export()
+	base, _ := testDeployment(t, deployconfig.ImagesBuild)
+	config := writeDeploymentYAML(t, base)
+	raw, _ := os.ReadFile(config)
+	yaml := strings.Replace(string(raw), `trusted_root: '{"signed":{"_type":"root"},"signatures":[]}'`, "trusted_root: '"+v.root+"'", 1)
+	if yaml == string(raw) || strings.Contains(v.root, "'") {
+		t.Fatal("could not put the vendor's root into deployment.yaml")
+	}
+	os.WriteFile(config, []byte(yaml), 0o600)
+
+	var stdout, stderr bytes.Buffer
+	env := Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
+	if err := runCmd(t, w.srv, env, "releases", "--config", config, "--bundle", bundle, "--output", "json"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var rep releasesReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	if rep.Current.Version != "1.0.0" || len(rep.Available) != 2 || !rep.Available[0].Applies || rep.Available[0].Version != "1.1.0" ||
+		rep.Available[1].Applies || !strings.Contains(rep.Available[1].Why, "is the one running") {
+		t.Fatalf("releases: %s", stdout.String())
+	}
+
+	err := runCmd(t, w.srv, env, "upgrade", "--config", config)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--bundle") {
+		t.Fatalf("upgrade without --bundle: %v", err)
+	}
+	before := len(w.srv.Requests())
+	err = runCmd(t, w.srv, env, "upgrade", "--config", config, "--bundle", unsign(t, bundle), "--yes")
+	if err == nil || !strings.Contains(err.Error(), "refused, nothing was changed") {
+		t.Fatalf("upgrade with an unsigned export: %v", err)
+	}
+	if after := len(w.srv.Requests()); after != before {
+		t.Fatalf("an unsigned export reached AWS: %d calls", after-before)
 	}
 }
