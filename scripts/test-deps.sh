@@ -2,7 +2,9 @@
 # test-deps.sh — brings up what the test suite needs, idempotently, on a fresh
 # machine or one where it ran before (each step checks before it acts):
 #   Debian: chromium (web page tests), poppler-utils (pdftotext, the extraction
-#     baseline) and postgresql (the production database);
+#     baseline), postgresql (the production database), and podman with runc
+#     (internal/imagebuild runs the images under their runtime contract; runc,
+#     because crun refuses hosts whose cgroups are in hybrid mode);
 #   PostgreSQL: a cluster started on 127.0.0.1:5432 with the role and the
 #     `test` database the tests use (skipped when TETHER_TEST_POSTGRES_URL
 #     names another server);
@@ -24,6 +26,9 @@ if [ -z "${TETHER_TEST_POSTGRES_URL:-}" ] && ! compgen -G '/usr/lib/postgresql/*
   need_apt+=(postgresql)
 fi
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+command -v podman >/dev/null 2>&1 || need_apt+=(podman)
+command -v runc >/dev/null 2>&1 || need_apt+=(runc)
+command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

@@ -40,7 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/sqldb"
@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string) error {
 		token := base64.RawURLEncoding.EncodeToString(tok)
 		if err := store.AddLicense(ctx, plane.LicenseRecord{ID: fmt.Sprintf("lic_%d", i), Customer: "bench",
 			IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Channels: []string{"stable"},
-			TokenHash: license.TokenHash(token)}); err != nil {
+			TokenHash: issuer.TokenHash(token)}); err != nil {
 			return err
 		}
 		pub, priv, _ := ed25519.GenerateKey(nil)

@@ -53,7 +53,7 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 		t.Fatalf("tether-agent --help: exit %d, stdout %q", top.Code, top.Stdout)
 	}
 	cmds := maintest.Commands(top.Stdout, "tether-agent", 0)
-	for _, want := range []string{"run", "tuf-client", "version"} {
+	for _, want := range []string{"run", "version"} {
 		if !slices.ContainsFunc(cmds, func(p []string) bool { return strings.Join(p, " ") == want }) {
 			t.Fatalf("the help lists no %q (found %v)", want, cmds)
 		}

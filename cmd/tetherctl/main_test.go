@@ -67,17 +67,11 @@ func TestExitStatus(t *testing.T) {
 // packages that read documents, their storage or their queue
 // (boundary.DocumentReaders, as for the agent), nor the agent itself (internal/agent and
 // everything under it). The diagnostics commands read and write the
-// agent's requests through internal/diagspool, which imports neither.
+// agent's requests through internal/diagspool, which imports neither, and
+// the exchange bucket through internal/exchange, S3's one gateway.
 func TestNoDocumentPackages(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
 	forbidden := append(boundary.DocumentReaders(), boundary.AgentPackage)
-	deps := strings.Fields(string(out))
-	for _, p := range deps {
-		if boundary.Matches(p, forbidden) {
-			t.Errorf("tetherctl links %s, which is the agent or could read documents", p)
-		}
+	for _, v := range boundary.MustDeps(t, ".").Violations(forbidden) {
+		t.Errorf("tetherctl: %s, which is the agent or could read documents (S3 only through %s)", v, boundary.ExchangePackage)
 	}
 }

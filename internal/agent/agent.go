@@ -43,14 +43,16 @@ import (
 
 	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/updater"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
-// Version is this agent's release.
-const Version = "0.1.0"
+// Version is this agent's release; the image build sets it to the release
+// version (go build -ldflags -X, internal/imagebuild).
+var Version = "0.1.0"
 
 // ErrBadLicense is matched when the license file fails verification: the
 // agent will not run on a license it cannot verify.
@@ -63,7 +65,7 @@ type Options struct {
 	Logger     *slog.Logger     // default JSON to Stderr and D/logs/agent.log
 	Stderr     io.Writer        // default os.Stderr
 	HTTPClient *http.Client     // for the plane and docsvc; default 30s timeout
-	AWSConfig  *aws.Config      // for --identity-secret; default the SDK's default chain
+	AWSConfig  *aws.Config      // for --identity-secret and --exchange-bucket; default the SDK's default chain
 	Rand       func() float64   // backoff jitter; default math/rand/v2
 
 	RetryBase    time.Duration // first retry after a failed heartbeat; default 1s
@@ -83,6 +85,7 @@ type Agent struct {
 	upd    *updater.Client
 	keys   keyStore
 	logs   *rotatingFile
+	exch   *exchange.Mirror // nil without --exchange-bucket
 
 	licPub  []byte // raw license public key, re-used by the daily check
 	licFile []byte
@@ -216,6 +219,14 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	a.plane = &planeClient{base: cfg.PlaneURL, http: opts.HTTPClient, ledger: led, now: a.now, entries: ledgerHead(a.path("egress.ledger"))}
 	a.docsvc = &collect.Client{BaseURL: cfg.DocsvcURL, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: opts.HTTPClient.Transport}}
 
+	if cfg.ExchangeBucket != "" {
+		awsCfg, err := a.awsConfig(ctx)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("agent: AWS configuration for the exchange bucket: %w", err)
+		}
+		a.exch = exchange.NewMirror(exchange.New(awsCfg, cfg.ExchangeBucket, nil), cfg.DataDir, a.now)
+	}
 	if a.keys, err = a.keyStore(ctx); err != nil {
 		a.Close()
 		return nil, err
@@ -256,16 +267,20 @@ func (a *Agent) keyStore(ctx context.Context) (keyStore, error) {
 	if a.cfg.IdentitySecret == "" {
 		return fileKeys{path: a.path("identity.key")}, nil
 	}
-	var awsCfg aws.Config
-	if a.opts.AWSConfig != nil {
-		awsCfg = *a.opts.AWSConfig
-	} else {
-		var err error
-		if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
-			return nil, fmt.Errorf("agent: AWS configuration for the identity secret: %w", err)
-		}
+	awsCfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("agent: AWS configuration for the identity secret: %w", err)
 	}
 	return secretKeys{client: secretsmanager.NewFromConfig(awsCfg), id: a.cfg.IdentitySecret}, nil
+}
+
+// awsConfig is Options.AWSConfig, or the SDK's default chain (in ECS, the
+// task role).
+func (a *Agent) awsConfig(ctx context.Context) (aws.Config, error) {
+	if a.opts.AWSConfig != nil {
+		return *a.opts.AWSConfig, nil
+	}
+	return awsconfig.LoadDefaultConfig(ctx)
 }
 
 // loadLicense verifies the license offline. A file that does not verify
@@ -459,6 +474,10 @@ func (a *Agent) tick(ctx context.Context) error {
 	hb := a.buildHeartbeat(snap)
 	resp, err := a.sendHeartbeat(ctx, hb)
 	a.recordHeartbeat(snap, hb, err)
+	// The exchange bucket gets the ledger's new entries whether or not the
+	// heartbeat got through (a failed one is ledgered too), and each
+	// request's new state.
+	defer a.copyToExchange(ctx)
 	if err != nil {
 		return err
 	}
@@ -467,6 +486,7 @@ func (a *Agent) tick(ctx context.Context) error {
 	a.mu.Unlock()
 	a.log.Info("heartbeat sent", "pending_diagnostics", resp.PendingDiagnostics, "ledger_seq", a.plane.ledgerEntries())
 	a.pollDiagnostics(ctx)
+	a.applyExchangeDecisions(ctx)
 	a.processDiagnostics(ctx)
 	if a.cfg.Telemetry {
 		a.telemetryTick(ctx, snap)

@@ -29,7 +29,7 @@ import (
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planetest"
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -705,21 +705,8 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("download bundle: %d %s", status, zipped)
 	}
-	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Exactly the previewed files, byte for byte, and nothing else.
-	uploaded := map[string]string{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(rc)
-		rc.Close()
-		uploaded[f.Name] = string(got)
-	}
+	uploaded := unzipped(t, zipped)
 	for name, content := range uploaded {
 		if want, ok := byName[name]; !ok {
 			t.Errorf("uploaded %s, which the preview did not show", name)
@@ -740,6 +727,26 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if !inLedger(b.cfg.DataDir+"/egress.ledger", zipped) {
 		t.Error("the uploaded bundle is not in the ledger")
 	}
+}
+
+// unzipped is an uploaded bundle's files by name.
+func unzipped(t *testing.T, zipped []byte) map[string]string {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		files[f.Name] = string(got)
+	}
+	return files
 }
 
 // requestDiagnostic asks for diagnostics through the plane and waits until
@@ -880,7 +887,7 @@ func TestUpdaterSeesPublishedRelease(t *testing.T) {
 	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
 	// 1.1.0 upgrades only from docsvc 1.0.0 on, so the first check must
 	// use the version the first scrape reported, not the agent's own.
-	b.plane.Publish(t, release.PublishOptions{Version: "1.1.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	b.plane.Publish(t, publish.PublishOptions{Version: "1.1.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
 	// docsvc is not up yet when the agent starts: the check waits for it
 	// (for up to ten rounds, two seconds at this interval).
 	b.cfg.Heartbeat = 200 * time.Millisecond
@@ -897,7 +904,7 @@ func TestUpdaterSeesPublishedRelease(t *testing.T) {
 	// A release published while the agent runs is seen at the next refresh.
 	b.opts.UpdateEvery = 100 * time.Millisecond
 	r = b.start()
-	b.plane.Publish(t, release.PublishOptions{Version: "1.2.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	b.plane.Publish(t, publish.PublishOptions{Version: "1.2.0", Channel: "stable", MinFrom: "1.0.0", Images: image})
 	waitFor(t, "the new release to be seen", func() bool { return r.Snapshot().AvailableRelease == "1.2.0" })
 	var checks int
 	for _, e := range mustRead(t, b.cfg.DataDir+"/egress.ledger") {
@@ -977,7 +984,7 @@ func TestLicenseKeyAndRootAsValues(t *testing.T) {
 func TestReleaseVersionOutsideWireGrammarIsNotReported(t *testing.T) {
 	b := setup(t)
 	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
-	b.plane.Publish(t, release.PublishOptions{Version: "1.1.0+build.5", Channel: "stable", MinFrom: "1.0.0", Images: image})
+	b.plane.Publish(t, publish.PublishOptions{Version: "1.1.0+build.5", Channel: "stable", MinFrom: "1.0.0", Images: image})
 	r := b.start()
 	waitFor(t, "the first release check", func() bool { return !r.Snapshot().ReleaseCheckedAt.IsZero() })
 	n := len(b.heartbeats())

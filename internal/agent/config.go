@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -33,6 +34,7 @@ type Config struct {
 	Telemetry        bool          // --telemetry, TETHER_TELEMETRY
 	AutoApprove      bool          // --auto-approve-diagnostics, TETHER_AUTO_APPROVE_DIAGNOSTICS
 	IdentitySecret   string        // --identity-secret, TETHER_AGENT_IDENTITY_SECRET
+	ExchangeBucket   string        // --exchange-bucket, TETHER_EXCHANGE_BUCKET; empty: no mirror
 }
 
 // setting is one configuration value: its flag, its variable and where it
@@ -59,6 +61,7 @@ func (c *Config) settings() []setting {
 		{flag: "telemetry", env: "TETHER_TELEMETRY", help: "send daily aggregate usage counts", def: "false", boolean: &c.Telemetry},
 		{flag: "auto-approve-diagnostics", env: "TETHER_AUTO_APPROVE_DIAGNOSTICS", help: "upload diagnostics bundles without operator approval", def: "false", boolean: &c.AutoApprove},
 		{flag: "identity-secret", env: "TETHER_AGENT_IDENTITY_SECRET", help: "Secrets Manager secret (name or ARN) holding the agent's key instead of DATA_DIR/identity.key", str: &c.IdentitySecret},
+		{flag: "exchange-bucket", env: "TETHER_EXCHANGE_BUCKET", help: "S3 bucket to mirror diagnostics requests and the egress ledger to, and read the operator's decisions from (empty: none)", str: &c.ExchangeBucket},
 	}
 }
 
@@ -137,6 +140,12 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			if v != "" && (len(v) > 2048 || strings.ContainsAny(v, " \t\n")) {
 				bad(s, "must be a Secrets Manager secret name or ARN")
 			}
+		case "exchange-bucket":
+			if v != "" {
+				if err := exchange.CheckBucketName(v); err != nil {
+					bad(s, err.Error())
+				}
+			}
 		}
 	}
 	if len(problems) > 0 {
@@ -179,8 +188,8 @@ func checkPlaneURL(v string) error {
 }
 
 // Redacted is the effective configuration as it goes into a diagnostics
-// bundle: every setting by flag name, with the identity secret's name
-// replaced (it names where the key lives) and URLs stripped to scheme and
+// bundle: every setting by flag name, with the identity secret's and the
+// exchange bucket's names replaced (they name resources in the account) and URLs stripped to scheme and
 // host.
 func (c Config) Redacted() map[string]string {
 	out := map[string]string{}
@@ -195,7 +204,7 @@ func (c Config) Redacted() map[string]string {
 			v = strconv.FormatBool(*s.boolean)
 		}
 		switch s.flag {
-		case "identity-secret":
+		case "identity-secret", "exchange-bucket":
 			if v != "" {
 				v = "(set)"
 			}

@@ -5,15 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-
-	"github.com/tetherhq/tether/internal/updater"
 )
 
 const usage = `tether-agent — the customer-side, outbound-only coordination agent
 
 usage:
   tether-agent run [flags]          run the agent
-  tether-agent tuf-client [flags]   the TUF conformance client (see internal/updater)
   tether-agent version              print the agent's version
 
 Every command explains itself: 'tether-agent COMMAND --help'. See docs/agent.md.
@@ -26,11 +23,6 @@ polls diagnostics requests, checks releases and re-verifies the license until
 SIGTERM. Every flag can come from its environment variable instead; a flag
 wins over its variable. Bad values are reported together, one per line
 (exit status 2).
-`
-
-const helpTUFClient = `usage: tether-agent tuf-client --metadata-dir DIR [flags] init ROOT | refresh | download
-
-The client CLI the TUF conformance suite drives (updater.RunTUFClient).
 `
 
 const helpVersion = `usage: tether-agent version
@@ -80,17 +72,6 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 		defer a.Close()
 		return a.Run(ctx)
-	case "tuf-client":
-		if wantsHelp(args[1:]) {
-			fmt.Fprint(stdout, helpTUFClient+"\n")
-			// Its flag set prints its flags for -h and stops there.
-			updater.RunTUFClient(ctx, []string{"-h"}, stdout, stdout)
-			return nil
-		}
-		if code := updater.RunTUFClient(ctx, args[1:], stdout, stderr); code != 0 {
-			return fmt.Errorf("tuf-client failed (exit %d)", code)
-		}
-		return nil
 	case "version":
 		if wantsHelp(args[1:]) {
 			fmt.Fprint(stdout, helpVersion)

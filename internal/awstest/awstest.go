@@ -32,6 +32,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -254,5 +255,20 @@ func (s *Server) PutParameter(t testing.TB, name, value string, secure bool) {
 		Name: aws.String(name), Value: aws.String(value), Type: typ, Overwrite: aws.Bool(true)})
 	if err != nil {
 		t.Fatalf("awstest: put parameter %s: %v", name, err)
+	}
+}
+
+// ExchangeStack creates the stack stackName holding one S3 bucket named
+// bucket and the output ExchangeBucketName naming it, as a deployment's
+// data stack names its agent exchange bucket. (moto creates the bucket the
+// template names.)
+func (s *Server) ExchangeStack(t testing.TB, stackName, bucket string) {
+	t.Helper()
+	tmpl := `{"Resources":{"Exchange":{"Type":"AWS::S3::Bucket","Properties":{"BucketName":"` + bucket + `"}}},` +
+		`"Outputs":{"ExchangeBucketName":{"Value":{"Ref":"Exchange"}}}}`
+	if _, err := cloudformation.NewFromConfig(s.direct).CreateStack(context.Background(), &cloudformation.CreateStackInput{
+		StackName: aws.String(stackName), TemplateBody: aws.String(tmpl),
+	}); err != nil {
+		t.Fatalf("awstest: create stack %s: %v", stackName, err)
 	}
 }

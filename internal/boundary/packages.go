@@ -1,6 +1,8 @@
 package boundary
 
-import "strings"
+import (
+	"strings"
+)
 
 // AgentPackage is the agent. tetherctl, which runs on the operator's
 // workstation, and the packages it shares with the agent must not link it.
@@ -26,6 +28,23 @@ func DocumentReaders() []string {
 	}
 }
 
+// VendorOnly returns the packages only the vendor runs: release key
+// management, publishing and export, request verification with its nonce
+// store, license issuing, the plane itself, and the release images'
+// assembly. The agent, the one piece of vendor code inside the customer's
+// account, must never link one of them, nor may the packages it shares with
+// the plane (internal/release, internal/reqsign, internal/license, ...): the
+// shared halves hold only what both sides need.
+func VendorOnly() []string {
+	return []string{
+		"github.com/tetherhq/tether/internal/release/publish",
+		"github.com/tetherhq/tether/internal/reqsign/reqverify",
+		"github.com/tetherhq/tether/internal/license/issuer",
+		"github.com/tetherhq/tether/internal/plane",
+		"github.com/tetherhq/tether/internal/imagebuild",
+	}
+}
+
 // Matches reports whether pkg is one of forbidden or lies under one.
 func Matches(pkg string, forbidden []string) bool {
 	for _, f := range forbidden {
@@ -34,4 +53,18 @@ func Matches(pkg string, forbidden []string) bool {
 		}
 	}
 	return false
+}
+
+// ExchangePackage is the one package through which the agent and tetherctl
+// reach S3: the agent exchange bucket (diagnostics requests for the
+// operator to review, the egress ledger's copy). It addresses only the
+// bucket it is given, and only that bucket's diagnostics/ and ledger/ keys;
+// the CDK stack gives the agent's role no other bucket, and denies it the
+// documents bucket by name.
+const ExchangePackage = "github.com/tetherhq/tether/internal/exchange"
+
+// Gateways maps a package of DocumentReaders to the one package that may
+// import it in the agent and tetherctl.
+func Gateways() map[string]string {
+	return map[string]string{"github.com/aws/aws-sdk-go-v2/service/s3": ExchangePackage}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/tetherhq/tether/internal/updater"
+	"github.com/tetherhq/tether/internal/updater/airgap"
 )
 
 const airgapUsage = `tetherctl airgap import — bring signed releases into an install without network access
@@ -73,7 +74,7 @@ func airgapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer f.Close()
 	targetsDir := filepath.Join(dir, "airgap-targets")
-	manifests, err := updater.ImportBundle(ctx, metadataDir, targetsDir, f)
+	manifests, err := airgap.ImportBundle(ctx, metadataDir, targetsDir, f)
 	if err != nil {
 		return fmt.Errorf("tetherctl airgap import: %s refused: %w", file, err)
 	}
@@ -81,7 +82,7 @@ func airgapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for _, m := range manifests {
 		fmt.Fprintf(stdout, "  %s (channel %s, upgrades from %s or newer)\n", m.Version, m.Channel, m.MinFrom)
 		for name, a := range m.Artifacts {
-			fmt.Fprintf(stdout, "    %s: %s\n", name, updater.BundleArtifactPath(targetsDir, a))
+			fmt.Fprintf(stdout, "    %s: %s\n", name, airgap.BundleArtifactPath(targetsDir, a))
 		}
 	}
 	return nil

@@ -9,26 +9,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 )
 
 func TestAirgapImport(t *testing.T) {
 	vendor := t.TempDir()
 	keys, repo := filepath.Join(vendor, "keys"), filepath.Join(vendor, "repo")
-	init, err := release.InitKeys(keys, release.KeyOptions{RootKeys: 1, RootThreshold: 1}, time.Now())
+	init, err := publish.InitKeys(keys, publish.KeyOptions{RootKeys: 1, RootThreshold: 1}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	artifact := filepath.Join(vendor, "docsvc")
 	os.WriteFile(artifact, []byte("the docsvc binary"), 0o755)
-	if _, err := release.Publish(context.Background(), repo, keys, release.PublishOptions{
+	if _, err := publish.Publish(context.Background(), repo, keys, publish.PublishOptions{
 		Version: "1.4.0", Channel: "stable", Artifacts: map[string]string{"docsvc": artifact}, MinFrom: "1.3.0",
 		SchemaMin: 1, SchemaMax: 3,
 	}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var bundle bytes.Buffer
-	if err := release.Export(repo, "stable", &bundle); err != nil {
+	if err := publish.Export(repo, "stable", &bundle); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(vendor, "stable.tar.gz")
@@ -56,16 +56,16 @@ func TestAirgapImport(t *testing.T) {
 
 	// A bundle signed by someone else is refused.
 	other := t.TempDir()
-	if _, err := release.InitKeys(filepath.Join(other, "keys"), release.KeyOptions{RootKeys: 1, RootThreshold: 1}, time.Now()); err != nil {
+	if _, err := publish.InitKeys(filepath.Join(other, "keys"), publish.KeyOptions{RootKeys: 1, RootThreshold: 1}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := release.Publish(context.Background(), filepath.Join(other, "repo"), filepath.Join(other, "keys"), release.PublishOptions{
+	if _, err := publish.Publish(context.Background(), filepath.Join(other, "repo"), filepath.Join(other, "keys"), publish.PublishOptions{
 		Version: "9.9.9", Channel: "stable", Artifacts: map[string]string{"docsvc": artifact}, MinFrom: "1.0.0", SchemaMin: 1, SchemaMax: 1,
 	}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	bundle.Reset()
-	release.Export(filepath.Join(other, "repo"), "stable", &bundle)
+	publish.Export(filepath.Join(other, "repo"), "stable", &bundle)
 	forged := filepath.Join(other, "forged.tar.gz")
 	os.WriteFile(forged, bundle.Bytes(), 0o600)
 	if out, err := run(t, "airgap", "import", forged, "--data-dir", install); err == nil || strings.Contains(out, "9.9.9") {

@@ -22,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -212,16 +211,6 @@ func (a *awsSession) CodeBuild() *codebuild.Client {
 func (a *awsSession) Logs() *cloudwatchlogs.Client {
 	return cloudwatchlogs.NewFromConfig(a.cfg, func(o *cloudwatchlogs.Options) {
 		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CLOUDWATCH_LOGS"))
-	})
-}
-
-// S3 addresses buckets in the path rather than the host name when an
-// endpoint is configured: an emulator reached by address has no per-bucket
-// host names.
-func (a *awsSession) S3() *s3.Client {
-	return s3.NewFromConfig(a.cfg, func(o *s3.Options) {
-		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("S3"))
-		o.UsePathStyle = o.BaseEndpoint != nil
 	})
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 )
 
 // vendor is a license-signing key, as the vendor's plane holds one.
@@ -57,7 +58,7 @@ func (v vendor) license(t testing.TB, issued, expires time.Time, channels ...str
 	if len(channels) == 0 {
 		channels = []string{"stable"}
 	}
-	file, _, err := license.Issue(v.priv, license.License{
+	file, _, err := issuer.Issue(v.priv, license.License{
 		ID: "lic_test_" + issued.Format("20060102"), Customer: "ACME Corp",
 		IssuedAt: issued, ExpiresAt: expires, GraceSeconds: 14 * 24 * 3600, Channels: channels,
 	})
@@ -88,6 +89,7 @@ type deployment struct {
 	PublicKey  string
 	Qualifier  string
 	MultiAZ    bool
+	Digest     string // images.docsvc_digest and agent_digest, when set
 }
 
 var deploymentTemplate = template.Must(template.New("deployment.yaml").Parse(`version: 1
@@ -119,6 +121,10 @@ ai:
 images:
   source: vendor
   vendor_registry: registry.vendor.example/tether
+{{- if .Digest}}
+  docsvc_digest: {{.Digest}}
+  agent_digest: {{.Digest}}
+{{- end}}
 plane:
 {{- if .PlaneURL}}
   url: {{.PlaneURL}}

@@ -37,7 +37,7 @@ bootstrapped"). Otherwise it shows the command and, once confirmed (or with
 --yes), runs the pinned CDK CLI:
 
   cdk bootstrap aws://<account>/<region> --qualifier <qualifier>
-      [--custom-permissions-boundary <iam.permissions_boundary>] [--profile P]
+      [--custom-permissions-boundary=<iam.permissions_boundary>] [--profile=P]
 
 The CLI is tools/node_modules/.bin/cdk (npm ci --prefix tools installs it), or
 a cdk on PATH of exactly the version tools/package.json pins; it needs
@@ -139,15 +139,8 @@ func bootstrapCmd(ctx context.Context, args []string, env Env) error {
 	default:
 		fmt.Fprintf(progress, "aws://%s/%s is not bootstrapped with qualifier %s. This creates the CDKToolkit stack:\n", dc.Account, dc.Region, q)
 	}
-	fmt.Fprintf(progress, "  %s\n", strings.Join(rep.Command, " "))
-	if !*yes {
-		ok, err := askYesNo(env, "Run it?")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.New("tetherctl bootstrap: not confirmed; nothing was changed")
-		}
+	if err := confirm(env, dc, []string{"run " + strings.Join(rep.Command, " ")}, *yes); err != nil {
+		return fmt.Errorf("tetherctl bootstrap: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, cli, argv...)
 	cmd.Env = childEnv(env.Getenv, bootstrapEnvVars)
@@ -220,11 +213,13 @@ func (e *awsCallError) Unwrap() error { return e.err }
 // bootstrapArgs is the CDK CLI's command line, after the program name.
 func bootstrapArgs(dc *deployconfig.Config, profile string) []string {
 	args := []string{"bootstrap", "aws://" + dc.Account + "/" + dc.Region, "--qualifier", qualifierOf(dc)}
+	// Values that may start with a dash are joined to their option, so
+	// that none can read as an option of its own.
 	if dc.IAM.PermissionsBoundary != "" {
-		args = append(args, "--custom-permissions-boundary", dc.IAM.PermissionsBoundary)
+		args = append(args, "--custom-permissions-boundary="+dc.IAM.PermissionsBoundary)
 	}
 	if profile != "" {
-		args = append(args, "--profile", profile)
+		args = append(args, "--profile="+profile)
 	}
 	return args
 }
@@ -253,7 +248,9 @@ func findCDK(env Env, toolsDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the CDK CLI %s is not installed: from the repository root run npm ci --prefix %s (or npm install -g aws-cdk@%s)", pin, toolsDir, pin)
 	}
-	cmd := exec.Command(onPath, "--version")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, onPath, "--version")
 	cmd.Env = childEnv(env.Getenv, []string{"PATH", "HOME"})
 	out, err := cmd.Output()
 	if err != nil {
@@ -308,9 +305,10 @@ func progressWriter(env Env, output string) io.Writer {
 	return env.Stdout
 }
 
-// askYesNo asks a yes/no question. A terminal is asked; anything else gives
-// its first line. Only y or yes (any case) confirms.
-func askYesNo(env Env, question string) (bool, error) {
+// askToProceed asks a yes/no question on standard error and reads the
+// answer's line from standard input. Only y or yes (any case) is yes;
+// none, or anything else, is no.
+func askToProceed(env Env, question string) (bool, error) {
 	if env.Stdin == nil {
 		return false, fmt.Errorf("%w: no standard input to confirm on; pass --yes to run without confirming", errUsage)
 	}

@@ -82,7 +82,7 @@ func TestBootstrapRunsThePinnedCLI(t *testing.T) {
 				t.Fatalf("the CDK CLI was not run: %v\n%s", err, out.all())
 			}
 			args, envText, _ := strings.Cut(string(raw), "ENV\n")
-			want := "bootstrap\naws://" + awstest.Account + "/" + awstest.Region + "\n--qualifier\ncustom1\n--custom-permissions-boundary\nacme-boundary\n"
+			want := "bootstrap\naws://" + awstest.Account + "/" + awstest.Region + "\n--qualifier\ncustom1\n--custom-permissions-boundary=acme-boundary\n"
 			if args != want {
 				t.Errorf("cdk got\n%s\nwant\n%s", args, want)
 			}
@@ -150,5 +150,55 @@ func TestBootstrapRunsTheCDKCLI(t *testing.T) {
 	out = in.run(testContext(t), "bootstrap", "--config", config, "--tools-dir", toolsDir, "--yes")
 	if out.err != nil || !strings.Contains(out.stdout, "already bootstrapped, version") {
 		t.Fatalf("second run: %s", out.all())
+	}
+}
+
+// An AWS endpoint that accepts connections and never answers fails
+// bootstrap and deploy within their --timeout, naming what was asked.
+func TestEndpointNeverAnswers(t *testing.T) {
+	t.Parallel()
+	d := defaultDeployment(newVendor(t))
+	d.Digest = "sha256:" + strings.Repeat("1", 64)
+	config := d.write(t)
+	env := envOf([]string{"AWS_ENDPOINT_URL=" + silentListener(t), "AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true"})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bootstrap", "--config", config, "--timeout", "2s"}, "(STS GetCallerIdentity): no answer"},
+		{[]string{"deploy", "--config", config, "--cdk-out", t.TempDir(), "--yes", "--timeout", "3s"}, "preflight"},
+	} {
+		start := time.Now()
+		out := invocation{env: env}.run(testContext(t), tc.args...)
+		if out.err == nil || !strings.Contains(out.err.Error(), tc.want) || !strings.Contains(out.all(), "no answer") {
+			t.Errorf("%s: %s", tc.args[0], out.all())
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("%s took %s with %s", tc.args[0], d, strings.Join(tc.args[len(tc.args)-2:], " "))
+		}
+	}
+}
+
+// Without tools/node_modules, a cdk on PATH is used when it is the pinned
+// version, and refused otherwise.
+func TestBootstrapUsesThePinnedCDKOnPath(t *testing.T) {
+	t.Parallel()
+	srv := awstest.Start(t)
+	config := defaultDeployment(newVendor(t)).write(t)
+	for _, tc := range []struct{ version, want string }{
+		{"2.1148.1 (build fcf5e34)", "bootstrapping from PATH"},
+		{"2.1000.0 (build 0000000)", "is version 2.1000.0, but"},
+	} {
+		pathDir, toolsDir := fakeTools(t, "v20.11.0", "2.1148.1", "2.1148.1")
+		if err := os.RemoveAll(filepath.Join(toolsDir, "node_modules")); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, filepath.Join(pathDir, "cdk"), "#!/bin/sh\nif [ \"$1\" = --version ]; then echo '"+tc.version+"'; else echo bootstrapping from PATH; fi\n", 0o755)
+		out := invocation{env: envOf(srv.Env(), []string{"PATH=" + pathDir})}.
+			run(testContext(t), "bootstrap", "--config", config, "--tools-dir", toolsDir, "--yes")
+		if !strings.Contains(out.all(), tc.want) {
+			t.Errorf("cdk %s on PATH: %s", tc.version, out.all())
+		}
 	}
 }

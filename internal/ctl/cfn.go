@@ -1,13 +1,13 @@
 package ctl
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 )
 
@@ -55,6 +54,8 @@ type stackDeploy struct {
 	Qualifier  string
 	Parameters map[string]string // values tetherctl gives; others keep their previous value or default
 	Progress   io.Writer         // event lines and outputs
+	Dir        string            // the cloud assembly's directory, where the template's file is
+	Direct     bool              // CreateStack/UpdateStack instead of a change set
 }
 
 // preparedStack is what both ways of deploying a stack send CloudFormation.
@@ -109,7 +110,7 @@ func prepareStack(ctx context.Context, a *awsSession, d stackDeploy) (*preparedS
 		return nil, err
 	}
 	if len(st.Template) > maxTemplateBody {
-		u, err := uploadTemplate(ctx, a, d.Qualifier, st)
+		u, err := uploadTemplate(ctx, a, d.Qualifier, d.Dir, st)
 		if err != nil {
 			return nil, err
 		}
@@ -120,17 +121,26 @@ func prepareStack(ctx context.Context, a *awsSession, d stackDeploy) (*preparedS
 	return p, nil
 }
 
-// deployStack deploys one stack through a change set and returns what it
-// did. An error says which step failed and why; for a failed deployment,
-// it quotes the first resource that failed.
+// deployStack deploys one stack and returns what it did: through a change
+// set, or with CreateStack/UpdateStack when d.Direct. An error says which
+// step failed and why; for a failed deployment, it quotes the first
+// resource that failed.
 func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult, error) {
-	st := d.Stack
-	res := stackResult{Stack: st.StackName}
+	res := stackResult{Stack: d.Stack.StackName}
 	p, err := prepareStack(ctx, a, d)
 	if err != nil {
 		return res, err
 	}
-	cfn := a.CloudFormation()
+	if d.Direct {
+		return deployDirect(ctx, a.CloudFormation(), d, p, res)
+	}
+	return deployChangeSet(ctx, a.CloudFormation(), d, p, res)
+}
+
+// deployChangeSet makes a change set, skips it when it has no changes, and
+// executes it.
+func deployChangeSet(ctx context.Context, cfn *cloudformation.Client, d stackDeploy, p *preparedStack, res stackResult) (stackResult, error) {
+	st := d.Stack
 	csType := cfntypes.ChangeSetTypeUpdate
 	if p.create {
 		csType = cfntypes.ChangeSetTypeCreate
@@ -153,7 +163,7 @@ func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult
 		if noChanges(err.Error()) {
 			return unchanged(ctx, cfn, d, res)
 		}
-		return res, fmt.Errorf("creating a change set for %s (CloudFormation CreateChangeSet): %s", st.StackName, describeAWSError(err))
+		return res, fmt.Errorf("creating a change set for %s (CloudFormation CreateChangeSet): %s; %s", st.StackName, describeAWSError(err), refusedFix)
 	}
 	empty, err := waitChangeSet(ctx, cfn, st.StackName, aws.ToString(cs.Id))
 	if err != nil {
@@ -173,22 +183,16 @@ func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult
 	})
 	cancel()
 	if err != nil {
-		return res, fmt.Errorf("executing the change set for %s (CloudFormation ExecuteChangeSet): %s", st.StackName, describeAWSError(err))
+		return res, fmt.Errorf("executing the change set for %s (CloudFormation ExecuteChangeSet): %s; %s", st.StackName, describeAWSError(err), refusedFix)
 	}
 	return finish(ctx, cfn, d, res, p.create, seen)
 }
 
-// deployStackDirect deploys one stack with CreateStack or UpdateStack, as
-// cdk deploy --method=direct: no change set to review, and an update with
-// no changes is reported by UpdateStack itself.
-func deployStackDirect(ctx context.Context, a *awsSession, d stackDeploy) (stackResult, error) {
+// deployDirect deploys one stack with CreateStack or UpdateStack, as cdk
+// deploy --method=direct: no change set to review, and an update with no
+// changes is reported by UpdateStack itself.
+func deployDirect(ctx context.Context, cfn *cloudformation.Client, d stackDeploy, p *preparedStack, res stackResult) (stackResult, error) {
 	st := d.Stack
-	res := stackResult{Stack: st.StackName}
-	p, err := prepareStack(ctx, a, d)
-	if err != nil {
-		return res, err
-	}
-	cfn := a.CloudFormation()
 	seen, err := eventIDs(ctx, cfn, st.StackName)
 	if err != nil {
 		return res, err
@@ -213,7 +217,7 @@ func deployStackDirect(ctx context.Context, a *awsSession, d stackDeploy) (stack
 		if noChanges(err.Error()) {
 			return unchanged(ctx, cfn, d, res)
 		}
-		return res, fmt.Errorf("deploying %s (CloudFormation %s): %s", st.StackName, call, describeAWSError(err))
+		return res, fmt.Errorf("deploying %s (CloudFormation %s): %s; %s", st.StackName, call, describeAWSError(err), refusedFix)
 	}
 	return finish(ctx, cfn, d, res, p.create, seen)
 }
@@ -334,27 +338,26 @@ func changeSetParameters(st *stackArtifact, given map[string]string, existing *c
 }
 
 // uploadTemplate puts the template in the bootstrap bucket under its
-// SHA-256, as the CDK's asset publishing does, and returns its URL.
-func uploadTemplate(ctx context.Context, a *awsSession, qualifier string, st *stackArtifact) (string, error) {
+// SHA-256, as the CDK's asset publishing does, and returns its URL. The
+// AWS CLI uploads it (see putObjectWithCLI).
+func uploadTemplate(ctx context.Context, a *awsSession, qualifier, dir string, st *stackArtifact) (string, error) {
 	bucket := fmt.Sprintf("cdk-%s-assets-%s-%s", qualifier, st.Account, st.Region)
 	sum := sha256.Sum256(st.Template)
 	key := hex.EncodeToString(sum[:]) + ".json"
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
-	_, err := a.S3().PutObject(cctx, &s3.PutObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(key),
-		Body: bytes.NewReader(st.Template), ContentType: aws.String("application/json"),
-	})
+	path, err := filepath.Abs(filepath.Join(dir, st.TemplateFile))
 	if err != nil {
-		fix := "check that the credentials may write to it (s3:PutObject)"
-		if strings.Contains(describeAWSError(err), "NoSuchBucket") {
-			fix = "the CDK bootstrap's bucket is missing: run tetherctl bootstrap again"
-		}
-		return "", fmt.Errorf("uploading %s's template (%d bytes, over CloudFormation's %d-byte inline limit) to s3://%s/%s: %s; %s",
-			st.StackName, len(st.Template), maxTemplateBody, bucket, key, describeAWSError(err), fix)
+		return "", err
+	}
+	what := fmt.Sprintf("%s's template (%d bytes, over CloudFormation's %d-byte inline limit)", st.StackName, len(st.Template), maxTemplateBody)
+	if _, err := putObjectWithCLI(ctx, a, st.Region, path, bucket, key, "tetherctl deploy uploads templates over 51,200 bytes", what); err != nil {
+		fix := "check that the credentials may write to the CDK bootstrap's bucket (s3:PutObject); if the bucket is missing, run tetherctl bootstrap again"
+		return "", fmt.Errorf("%w; %s", err, fix)
 	}
 	return fmt.Sprintf("https://s3.%s.%s/%s/%s", st.Region, urlSuffix(st.Region), bucket, key), nil
 }
+
+// refusedFix is what to do when CloudFormation refuses a deployment.
+const refusedFix = "fix what CloudFormation names (a permission, a quota, or a value from deployment.yaml), then run tetherctl deploy again"
 
 // noChanges recognizes CloudFormation's ways of saying a change set or an
 // update would change nothing.

@@ -38,6 +38,18 @@ func bootstrapMoto(t testing.TB, srv *awstest.Server, version string) {
 	}
 }
 
+// bootstrappedMoto is an emulator bootstrapped at version (none when
+// empty) and a session for a deployment in it.
+func bootstrappedMoto(t testing.TB, version string) (*awstest.Server, *awsSession) {
+	t.Helper()
+	srv := awstest.Start(t)
+	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
+	if version != "" {
+		bootstrapMoto(t, srv, version)
+	}
+	return srv, testSession(t, srv, dc)
+}
+
 func readTestAssembly(t testing.TB, m *motoAssembly) *assembly {
 	t.Helper()
 	asm, err := readAssembly(m.Dir, awstest.Account, awstest.Region)
@@ -81,10 +93,7 @@ func requestForm(t testing.TB, srv *awstest.Server, target string) url.Values {
 // sends them; a second run finds nothing to change.
 func TestDeployStackThroughChangeSets(t *testing.T) {
 	t.Parallel()
-	srv := awstest.Start(t)
-	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-	a := testSession(t, srv, dc)
-	bootstrapMoto(t, srv, "21")
+	srv, a := bootstrappedMoto(t, "21")
 	// moto has no UpdateTerminationProtection: the manifest asks for none.
 	m := newMotoAssembly(t, assemblyOptions{unprotected: true, only: []string{"network", "images"}})
 	m.logSwapped(t)
@@ -93,7 +102,7 @@ func TestDeployStackThroughChangeSets(t *testing.T) {
 
 	for _, st := range asm.Stacks {
 		var out bytes.Buffer
-		res, err := deployStack(ctx, a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out})
+		res, err := deployStack(ctx, a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out, Dir: m.Dir})
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", st.StackName, err, out.String())
 		}
@@ -124,7 +133,7 @@ func TestDeployStackThroughChangeSets(t *testing.T) {
 
 	for _, st := range asm.Stacks {
 		var out bytes.Buffer
-		res, err := deployStack(ctx, a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out})
+		res, err := deployStack(ctx, a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out, Dir: m.Dir})
 		if err != nil {
 			t.Fatalf("second run of %s: %v", st.StackName, err)
 		}
@@ -141,10 +150,7 @@ func TestDeployStackThroughChangeSets(t *testing.T) {
 // bucket, under its SHA-256, and is passed by URL.
 func TestDeployStackUploadsLargeTemplates(t *testing.T) {
 	t.Parallel()
-	srv := awstest.Start(t)
-	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-	a := testSession(t, srv, dc)
-	bootstrapMoto(t, srv, "21")
+	srv, a := bootstrappedMoto(t, "21")
 	m := newMotoAssembly(t, assemblyOptions{unprotected: true, only: []string{"images"}, edit: func(_ string, tpl map[string]any) {
 		tpl["Metadata"] = map[string]any{"padding": strings.Repeat("x", maxTemplateBody)}
 	}})
@@ -153,7 +159,7 @@ func TestDeployStackUploadsLargeTemplates(t *testing.T) {
 		t.Fatalf("the template is %d bytes, not over the limit", len(st.Template))
 	}
 	var out bytes.Buffer
-	if _, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out}); err != nil {
+	if _, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &out, Dir: m.Dir}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	form := requestForm(t, srv, "CreateChangeSet")
@@ -183,14 +189,10 @@ func TestDeployStackNeedsTheBootstrap(t *testing.T) {
 		{"", "not bootstrapped for the CDK with qualifier hnb659fds"},
 		{"5", "is version 5, but acme-docs-images needs 6 or later"},
 	} {
-		srv := awstest.Start(t)
-		dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-		a := testSession(t, srv, dc)
-		if tc.version != "" {
-			bootstrapMoto(t, srv, tc.version)
-		}
-		st := readTestAssembly(t, newMotoAssembly(t, assemblyOptions{only: []string{"images"}})).Stacks[0]
-		_, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}})
+		srv, a := bootstrappedMoto(t, tc.version)
+		m := newMotoAssembly(t, assemblyOptions{only: []string{"images"}})
+		st := readTestAssembly(t, m).Stacks[0]
+		_, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}, Dir: m.Dir})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "tetherctl bootstrap") {
 			t.Errorf("bootstrap version %q: %v; want %q and the fix", tc.version, err, tc.want)
 		}
@@ -206,10 +208,7 @@ func TestDeployStackNeedsTheBootstrap(t *testing.T) {
 // is reported as deployed.
 func TestDeployStackFailureSaysWhy(t *testing.T) {
 	t.Parallel()
-	srv := awstest.Start(t)
-	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-	a := testSession(t, srv, dc)
-	bootstrapMoto(t, srv, "21")
+	_, a := bootstrappedMoto(t, "21")
 	m := newMotoAssembly(t, assemblyOptions{unprotected: true, only: []string{"images"}, edit: func(_ string, tpl map[string]any) {
 		res := tpl["Resources"].(map[string]any)
 		res["BrokenRole"] = map[string]any{
@@ -229,7 +228,7 @@ func TestDeployStackFailureSaysWhy(t *testing.T) {
 		}
 	}})
 	st := readTestAssembly(t, m).Stacks[0]
-	res, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}})
+	res, err := deployStack(releaseContext(t), a, stackDeploy{Stack: st, Qualifier: "hnb659fds", Progress: &bytes.Buffer{}, Dir: m.Dir})
 	if err == nil || !strings.Contains(err.Error(), "acme-docs-images") || !strings.Contains(err.Error(), "not-an-arn") {
 		t.Fatalf("got %v; want the stack and moto's reason (the policy's bad resource)", err)
 	}
@@ -344,9 +343,7 @@ func TestServiceStable(t *testing.T) {
 // saying where each stands.
 func TestWaitServicesReportsWhatIsNotStable(t *testing.T) {
 	t.Parallel()
-	srv := awstest.Start(t)
-	dc, _ := testDeployment(t, deployconfig.ImagesVendor)
-	a := testSession(t, srv, dc)
+	srv, a := bootstrappedMoto(t, "")
 	client := ecs.NewFromConfig(srv.AWSConfig())
 	ctx := releaseContext(t)
 	if _, err := client.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("tether-acme-docs")}); err != nil {
@@ -362,7 +359,7 @@ func TestWaitServicesReportsWhatIsNotStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	err = waitServices(wctx, a, "tether-acme-docs", &out)
 	if err == nil || !strings.Contains(err.Error(), "api (0/2 tasks running, deployment IN_PROGRESS") || !strings.Contains(err.Error(), "tetherctl deploy again") {

@@ -28,10 +28,11 @@ Usage:
   tetherctl dev [--data-dir DIR] [--api-addr HOST:PORT] [--plane-addr HOST:PORT]
       run the whole stack on this machine on embedded defaults: the document
       service, a local vendor plane, and the agent between them
-  tetherctl egress show|verify [--data-dir DIR]
+  tetherctl egress show|verify [--data-dir DIR | --config deployment.yaml]
       see and check everything the agent ever sent to the vendor
-  tetherctl diag list|preview|approve|decline [ID] [--data-dir DIR]
+  tetherctl diag list|preview|approve|decline [ID] [--data-dir DIR | --config deployment.yaml]
       review the vendor's diagnostics requests; nothing leaves without approval
+      (--config: a deployment's agent in AWS, through its exchange bucket)
   tetherctl airgap import FILE [--data-dir DIR]
       verify and import signed releases exported for an install without network
   tetherctl preflight [--config deployment.yaml] [--profile P] [--region R]
@@ -40,6 +41,13 @@ Usage:
   tetherctl secrets list|show|set [NAME] [--config deployment.yaml]
       see which secrets the deployment uses and whether each is set and
       valid (never their values); set the license or the AI provider key
+  tetherctl bootstrap [--config deployment.yaml] [--yes]
+      prepare the account and region for the stacks (the CDK bootstrap,
+      with deployment.yaml's qualifier); does nothing when already done
+  tetherctl deploy [--config deployment.yaml] [--cdk-out DIR] [--yes]
+      preflight, synthesize, show the plan, then deploy the stacks in order,
+      push the images, migrate the database, start the services and print
+      the URL; run it again to continue or to update
   tetherctl images push [--config deployment.yaml] [--source-bundle FILE]
       copy the release's images by digest from the vendor registry into
       your ECR (or build them there), verify them by digest, and record
@@ -50,13 +58,6 @@ Usage:
   tetherctl tokens create|list|revoke [--config deployment.yaml]
       manage docsvc's API tokens through a one-off task: a new token is
       made here and only its hash reaches the deployment
-  tetherctl bootstrap [--config deployment.yaml] [--yes]
-      prepare the account and region for the stacks (the CDK bootstrap,
-      with deployment.yaml's qualifier); does nothing when already done
-  tetherctl deploy [--config deployment.yaml] [--cdk-out DIR] [--yes]
-      preflight, synthesize, show the plan, then deploy the stacks in order,
-      push the images, migrate the database, start the services and print
-      the URL; run it again to continue or to update
   tetherctl releases --bundle FILE [--config deployment.yaml]
       verify the vendor's signed release export and list the releases on
       your channel, the one running and the one a rollback returns to
@@ -147,12 +148,6 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return secretsCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
-	case "images":
-		return imagesCmd(ctx, args[1:], env)
-	case "migrate":
-		return migrateCmd(ctx, args[1:], env)
-	case "tokens":
-		return tokensCmd(ctx, args[1:], env)
 	case "bootstrap":
 		return bootstrapCmd(ctx, args[1:], env)
 	case "deploy":
@@ -163,12 +158,18 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return upgradeCmd(ctx, args[1:], env)
 	case "rollback":
 		return rollbackCmd(ctx, args[1:], env)
+	case "images":
+		return imagesCmd(ctx, args[1:], env)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], env)
+	case "tokens":
+		return tokensCmd(ctx, args[1:], env)
 	case "diag":
-		return diagCmd(args[1:], stdout, stderr)
+		return diagCmd(ctx, args[1:], env)
 	case "airgap":
 		return airgapCmd(ctx, args[1:], stdout, stderr)
 	case "egress":
-		return egressCmd(args[1:], stdout, stderr)
+		return egressCmd(ctx, args[1:], env)
 	case "dev":
 		fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 		fs.SetOutput(stderr)

@@ -52,13 +52,14 @@ Steps, each stopping the deploy when it fails, with the reason and the fix:
 
 Each stack is deployed as cdk deploy does: the CDK bootstrap must exist
 (tetherctl bootstrap), a template over 51,200 bytes goes through the
-bootstrap bucket, CloudFormation makes a change set and runs it as the
+bootstrap bucket (uploaded with the AWS CLI, aws on PATH: tetherctl links no
+S3 client), CloudFormation makes a change set and runs it as the
 bootstrap's execution role; a change set with no changes is skipped. Events
 are printed as they happen; a failure quotes the resource that failed.
 --method direct uses CreateStack/UpdateStack instead of change sets (as
 cdk deploy --method=direct). Running deploy again is safe: stacks without
-changes are skipped, and images and the migration already done are checked,
-not redone.
+changes are skipped, images already in ECR are not copied again, and the
+migration runs again, which changes nothing on an up-to-date schema.
 
 Flags:
 `
@@ -199,7 +200,7 @@ func (d *deployRun) run(ctx context.Context) error {
 	}
 	d.printPlan()
 	if !d.o.yes {
-		ok, err := askYesNo(d.env, "Deploy?")
+		ok, err := askToProceed(d.env, "Deploy?")
 		if err != nil {
 			return err
 		}
@@ -447,11 +448,8 @@ func (d *deployRun) printPlan() {
 }
 
 func (d *deployRun) deployStack(ctx context.Context, st *stackArtifact, params map[string]string) (stackResult, error) {
-	sd := stackDeploy{Stack: st, Qualifier: qualifierOf(d.dc), Parameters: params, Progress: d.progress}
-	if d.o.method == "direct" {
-		return deployStackDirect(ctx, d.a, sd)
-	}
-	return deployStack(ctx, d.a, sd)
+	return deployStack(ctx, d.a, stackDeploy{Stack: st, Qualifier: qualifierOf(d.dc), Parameters: params, Progress: d.progress,
+		Dir: d.asm.Dir, Direct: d.o.method == "direct"})
 }
 
 // checkDeploySecrets stops the deploy while a secret the services need is
@@ -495,12 +493,20 @@ func checkDeploySecrets(ctx context.Context, env Env, w io.Writer, a *awsSession
 func waitServices(ctx context.Context, a *awsSession, cluster string, w io.Writer) error {
 	client := a.ECS()
 	last := map[string]string{}
+	var waiting []string
+	notStable := func() error {
+		return fmt.Errorf("the ECS services of cluster %s were not stable before the time limit: %s. See each service's events (aws ecs describe-services --cluster %s --services NAME) and its log group; when they settle, run tetherctl deploy again to finish",
+			cluster, strings.Join(waiting, "; "), cluster)
+	}
 	for {
 		services, err := describeServices(ctx, client, cluster)
 		if err != nil {
+			if ctx.Err() != nil && len(waiting) > 0 {
+				return notStable()
+			}
 			return err
 		}
-		var waiting []string
+		waiting = nil
 		for _, s := range services {
 			name := aws.ToString(s.ServiceName)
 			ok, state := serviceStable(s)
@@ -519,8 +525,7 @@ func waitServices(ctx context.Context, a *awsSession, cluster string, w io.Write
 			waiting = []string{"no services in the cluster yet"}
 		}
 		if err := sleep(ctx, stackPoll); err != nil {
-			return fmt.Errorf("the ECS services of cluster %s were not stable before the time limit: %s. See each service's events (aws ecs describe-services --cluster %s --services NAME) and its log group; when they settle, run tetherctl deploy again to finish",
-				cluster, strings.Join(waiting, "; "), cluster)
+			return notStable()
 		}
 	}
 }

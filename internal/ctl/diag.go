@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,108 +13,185 @@ import (
 	"unicode/utf8"
 
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/exchange"
 )
 
 const diagUsage = `tetherctl diag — review and approve the vendor's diagnostics requests
 
 Usage:
-  tetherctl diag list    [--data-dir DIR] [--output text|json]
-  tetherctl diag preview ID [--data-dir DIR] [--output text|json]
-  tetherctl diag approve ID [--data-dir DIR]
-  tetherctl diag decline ID [--data-dir DIR]
+  tetherctl diag list    [--data-dir DIR | --config deployment.yaml] [--output text|json]
+  tetherctl diag preview ID [--data-dir DIR | --config deployment.yaml] [--output text|json]
+  tetherctl diag approve ID [--data-dir DIR | --config deployment.yaml [--yes]]
+  tetherctl diag decline ID [--data-dir DIR | --config deployment.yaml [--yes]]
 
 The vendor can only ask. The agent builds each bundle from default-deny
 collectors (versions, redacted configuration, health history, content-free
 and re-redacted logs, schema version, queue statistics) into the agent's data
 dir, where 'preview' shows every file exactly as it would be uploaded. Nothing
 is sent until you approve; a declined request sends nothing, ever.
+
+--data-dir works on an agent data dir on this machine (tetherctl dev's, by
+default). --config works on a deployment in AWS, whose agent keeps its data
+dir on a file system only it mounts: the agent copies each request and its
+bundle to the deployment's agent exchange bucket, these commands read them
+there with your AWS credentials (--profile, --region, AWS_PROFILE, ...), and
+approve or decline writes the decision there, with your ARN, for the agent to
+apply on its next heartbeat. An approval names the manifest you previewed;
+the agent sends only that bundle, from its own copy, and refuses an approval
+of anything else. The IAM permissions these need are in docs/operator-guide.md.
+
+Flags:
 `
 
-func diagCmd(args []string, stdout, stderr io.Writer) error {
+func diagCmd(ctx context.Context, args []string, env Env) error {
+	stdout := env.Stdout
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, diagUsage)
+		var tg target
+		fs := flag.NewFlagSet("diag", flag.ContinueOnError)
+		tg.register(fs, true)
+		fs.String("output", "text", "list and preview: `text` or json")
+		fmt.Fprint(stdout, diagUsage+flagHelp(fs))
 		if len(args) == 0 {
 			return fmt.Errorf("%w: tetherctl diag: want list, preview, approve or decline", errUsage)
 		}
 		return nil
 	}
-	fs := flag.NewFlagSet("diag "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", "./.tether-dev", "the tetherctl dev data dir, or the agent's own data dir")
-	output := fs.String("output", "text", "text or json")
-	// Accept the ID before or after the flags.
-	rest := args[1:]
+	sub := args[0]
+	if sub != "list" && sub != "preview" && sub != "approve" && sub != "decline" {
+		return fmt.Errorf("%w: tetherctl diag: unknown subcommand %q (want list, preview, approve or decline)", errUsage, sub)
+	}
+	fs := flag.NewFlagSet("diag "+sub, flag.ContinueOnError)
+	var tg target
+	tg.register(fs, sub == "approve" || sub == "decline")
+	output := fs.String("output", "text", "`text` or json")
+	positional, err := parseArgs(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, diagUsage+flagHelp(fs))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tg.resolve(fs, "diag "+sub); err != nil {
+		return err
+	}
+	if *output != "text" && *output != "json" {
+		return fmt.Errorf("%w: tetherctl diag %s: --output %q: want text or json", errUsage, sub, *output)
+	}
 	var id string
-	if len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
-		id, rest = rest[0], rest[1:]
+	switch {
+	case sub == "list" && len(positional) > 0:
+		return fmt.Errorf("%w: tetherctl diag list takes no arguments, got %q", errUsage, positional[0])
+	case sub != "list" && len(positional) != 1:
+		return fmt.Errorf("%w: tetherctl diag %s: give the request ID (see 'tetherctl diag list')", errUsage, sub)
+	case sub != "list":
+		id = positional[0]
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: tetherctl diag %s: %w", errUsage, args[0], err)
+	if tg.remote {
+		ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+		defer cancel()
+		return diagRemote(ctx, env, tg, sub, id, *output)
 	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	dir := agentDir(*dataDir)
-	if args[0] != "list" && id == "" {
-		return fmt.Errorf("%w: tetherctl diag %s: give the request ID (see 'tetherctl diag list')", errUsage, args[0])
-	}
-	switch args[0] {
+	dir := agentDir(tg.dataDir)
+	switch sub {
 	case "list":
-		ds, err := diagspool.List(dir)
+		rows, err := diagRows(dir, false)
 		if err != nil {
 			return err
 		}
-		if *output == "json" {
-			if ds == nil {
-				ds = []diagspool.Diagnostic{}
-			}
-			return json.NewEncoder(stdout).Encode(ds)
-		}
-		if len(ds) == 0 {
-			fmt.Fprintln(stdout, "no diagnostics requests")
-			return nil
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tREQUESTED\tREASON")
-		for _, d := range ds {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.ID, d.State, d.RequestedAt.Local().Format(time.RFC3339), d.Reason)
-		}
-		return tw.Flush()
+		return writeDiagnostics(stdout, rows, *output)
 	case "preview":
 		files, err := diagspool.Preview(dir, id)
 		if err != nil {
 			return diagError("preview", id, dir, err)
 		}
-		if *output == "json" {
-			return json.NewEncoder(stdout).Encode(files)
-		}
-		for _, f := range files {
-			fmt.Fprintf(stdout, "=== %s (%d bytes)\n", f.Name, f.Size)
-			if utf8.Valid(f.Content) {
-				fmt.Fprintf(stdout, "%s\n", f.Content)
-			} else {
-				fmt.Fprintln(stdout, "(binary; see --output json)")
-			}
-		}
-		fmt.Fprintf(stdout, "\nThese %d files are exactly what 'tetherctl diag approve %s' uploads.\n", len(files), id)
-		return nil
+		return writePreview(stdout, files, id, *output)
 	case "approve":
 		if err := diagspool.Approve(dir, id); err != nil {
 			return diagError("approve", id, dir, err)
 		}
-		fmt.Fprintf(stdout, "approved %s; the agent uploads it on its next heartbeat (see 'tetherctl egress show --data-dir %s')\n", id, filepath.Clean(*dataDir))
+		fmt.Fprintf(stdout, "approved %s; the agent uploads it on its next heartbeat (see 'tetherctl egress show --data-dir %s')\n", id, filepath.Clean(tg.dataDir))
 		return nil
-	case "decline":
+	default:
 		if err := diagspool.Decline(dir, id); err != nil {
 			return diagError("decline", id, dir, err)
 		}
 		fmt.Fprintf(stdout, "declined %s; nothing will be sent for it\n", id)
 		return nil
 	}
-	return fmt.Errorf("%w: tetherctl diag: unknown subcommand %q (want list, preview, approve or decline)", errUsage, args[0])
+}
+
+// diagRow is one request as list shows it; in the exchange bucket, with
+// the decision written there and not yet applied by the agent.
+type diagRow struct {
+	diagspool.Diagnostic
+	Decision      *exchange.Decision `json:"decision,omitempty"`
+	DecisionError string             `json:"decision_error,omitempty"`
+}
+
+// diagRows lists the requests in dir; withDecisions adds each one's
+// decision.json (a copy of the exchange bucket's).
+func diagRows(dir string, withDecisions bool) ([]diagRow, error) {
+	ds, err := diagspool.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]diagRow, len(ds))
+	for i, d := range ds {
+		rows[i] = diagRow{Diagnostic: d}
+		if !withDecisions {
+			continue
+		}
+		switch dec, ok, err := exchange.LocalDecision(dir, d.ID); {
+		case err != nil:
+			rows[i].DecisionError = err.Error()
+		case ok:
+			rows[i].Decision = &dec
+		}
+	}
+	return rows, nil
+}
+
+func writeDiagnostics(w io.Writer, rows []diagRow, output string) error {
+	if output == "json" {
+		if rows == nil {
+			rows = []diagRow{}
+		}
+		return json.NewEncoder(w).Encode(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "no diagnostics requests")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tREQUESTED\tREASON")
+	for _, d := range rows {
+		state := d.State
+		switch {
+		case d.DecisionError != "":
+			state += " (decision.json unreadable: " + d.DecisionError + ")"
+		case d.Decision != nil && d.State == diagspool.StatePending:
+			state += fmt.Sprintf(" (%s by %s at %s; waiting for the agent)", d.Decision.Decision, d.Decision.By, d.Decision.At.Local().Format(time.RFC3339))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.ID, state, d.RequestedAt.Local().Format(time.RFC3339), d.Reason)
+	}
+	return tw.Flush()
+}
+
+func writePreview(w io.Writer, files []diagspool.PreviewFile, id, output string) error {
+	if output == "json" {
+		return json.NewEncoder(w).Encode(files)
+	}
+	for _, f := range files {
+		fmt.Fprintf(w, "=== %s (%d bytes)\n", f.Name, f.Size)
+		if utf8.Valid(f.Content) {
+			fmt.Fprintf(w, "%s\n", f.Content)
+		} else {
+			fmt.Fprintln(w, "(binary; see --output json)")
+		}
+	}
+	fmt.Fprintf(w, "\nThese %d files are exactly what 'tetherctl diag approve %s' uploads.\n", len(files), id)
+	return nil
 }
 
 // diagError says, for the spool's known refusals, what is wrong in the

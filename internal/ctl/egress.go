@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/ledger"
 )
 
@@ -26,8 +28,8 @@ func agentDir(dataDir string) string {
 const egressUsage = `tetherctl egress — see and check everything the agent ever sent to the vendor
 
 Usage:
-  tetherctl egress show   [--data-dir DIR] [--since 24h|2026-11-01T00:00:00Z] [--output text|json]
-  tetherctl egress verify [--data-dir DIR]
+  tetherctl egress show   [--data-dir DIR | --config deployment.yaml] [--since 24h|2026-11-01T00:00:00Z] [--output text|json]
+  tetherctl egress verify [--data-dir DIR | --config deployment.yaml]
   tetherctl egress repair [--data-dir DIR]
 
 Every payload the agent sends is appended, before it is sent, to a hash-chained,
@@ -38,41 +40,74 @@ case only: a crash or a full disk in the middle of an append leaves an
 incomplete last line, and the agent refuses to start until it is cut off.
 That entry was never sent (the agent sends only after the append finished),
 so repair removes just those bytes, then verify checks the rest.
+
+With --config, show and verify read the copy of the ledger the agent of that
+AWS deployment keeps in its exchange bucket (appended after each heartbeat)
+with your AWS credentials, and check it exactly as the original. repair works
+only on the agent's own data dir.
+
+Flags:
 `
 
-func egressCmd(args []string, stdout, stderr io.Writer) error {
+func egressCmd(ctx context.Context, args []string, env Env) error {
+	stdout := env.Stdout
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, egressUsage)
+		fs, _, _, _ := egressFlags("egress")
+		fmt.Fprint(stdout, egressUsage+flagHelp(fs))
 		if len(args) == 0 {
 			return fmt.Errorf("%w: tetherctl egress: want show, verify or repair", errUsage)
 		}
 		return nil
 	}
-	if args[0] != "show" && args[0] != "verify" && args[0] != "repair" {
-		return fmt.Errorf("%w: tetherctl egress: unknown subcommand %q (want show, verify or repair)", errUsage, args[0])
+	sub := args[0]
+	if sub != "show" && sub != "verify" && sub != "repair" {
+		return fmt.Errorf("%w: tetherctl egress: unknown subcommand %q (want show, verify or repair)", errUsage, sub)
 	}
-	fs := flag.NewFlagSet("egress "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", "./.tether-dev", "the tetherctl dev data dir, or the agent's own data dir")
-	since := fs.String("since", "", "only entries after this: a duration back from now (24h) or an RFC 3339 time")
-	output := fs.String("output", "text", "text or json")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+	fs, tg, since, output := egressFlags("egress " + sub)
+	positional, err := parseArgs(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, egressUsage+flagHelp(fs))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(positional) > 0 {
+		return fmt.Errorf("%w: tetherctl egress %s takes no arguments, got %q", errUsage, sub, positional[0])
+	}
+	if err := tg.resolve(fs, "egress "+sub); err != nil {
+		return err
+	}
+	path := filepath.Join(agentDir(tg.dataDir), "egress.ledger")
+	where := path
+	if tg.remote {
+		if sub == "repair" {
+			return fmt.Errorf("%w: tetherctl egress repair works on the agent's own data dir (--data-dir), not on the exchange bucket's copy; the agent itself says when its ledger needs it", errUsage)
 		}
-		return fmt.Errorf("%w: tetherctl egress %s: %w", errUsage, args[0], err)
-	}
-	path := filepath.Join(agentDir(*dataDir), "egress.ledger")
-	if _, err := os.Stat(path); err != nil {
+		ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+		defer cancel()
+		ex, err := openExchange(ctx, env, tg.df, "egress "+sub)
+		if err != nil {
+			return err
+		}
+		defer ex.close()
+		where = "s3://" + ex.client.Bucket() + "/" + exchange.LedgerPrefix
+		if path, err = ex.client.FetchLedger(ctx, ex.dir); err != nil {
+			if errors.Is(err, exchange.ErrNotFound) {
+				return fmt.Errorf("tetherctl egress %s: no ledger in %s yet: the agent copies it after each heartbeat (is the agent running? its log says why a copy failed)", sub, where)
+			}
+			return exchangeError("egress "+sub, err)
+		}
+	} else if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("tetherctl egress: no ledger at %s (is --data-dir the agent's data dir?)", path)
 	}
-	switch args[0] {
+	switch sub {
 	case "verify":
 		n, err := ledger.Verify(path)
 		if err != nil {
-			return fmt.Errorf("tetherctl egress verify: %s: %w", path, err)
+			return fmt.Errorf("tetherctl egress verify: %s: %w", where, err)
 		}
-		fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified (%s)\n", n, path)
+		fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified (%s)\n", n, where)
 		return nil
 	case "repair":
 		removed, err := ledger.RepairTornTail(path)
@@ -90,18 +125,26 @@ func egressCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "ledger intact: %d entries\n", n)
 		return nil
-	case "show":
+	default:
 		from, err := parseSince(*since, time.Now())
 		if err != nil {
 			return err
 		}
 		entries, err := ledger.Read(path, from)
 		if err != nil {
-			return fmt.Errorf("tetherctl egress show: %w", err)
+			return fmt.Errorf("tetherctl egress show: %s: %w", where, err)
 		}
 		return writeEntries(stdout, entries, *output)
 	}
-	return fmt.Errorf("%w: tetherctl egress: unknown subcommand %q (want show, verify or repair)", errUsage, args[0])
+}
+
+func egressFlags(name string) (fs *flag.FlagSet, tg *target, since, output *string) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	tg = new(target)
+	tg.register(fs, false)
+	since = fs.String("since", "", "show: only entries after this: a duration back from now (24h) or an RFC 3339 time")
+	output = fs.String("output", "text", "show: `text` or json")
+	return fs, tg, since, output
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {

@@ -152,20 +152,27 @@ func parseS3Location(loc string) (bucket, key string, err error) {
 }
 
 // uploadBundle puts the bundle at s3://bucket/key with the operator's AWS
-// CLI (aws s3api put-object, same credentials, region and endpoint
-// settings) and returns the object's version. tetherctl does not link
-// the S3 SDK, so that it cannot read the documents bucket
-// (cmd/tetherctl's TestNoDocumentPackages); this one write is the CLI's.
+// CLI and returns the object's version.
 func uploadBundle(ctx context.Context, a *awsSession, cfg *deployconfig.Config, path, bucket, key string) (version string, err error) {
-	cli, err := lookPath(a.getenv("PATH"), "aws")
-	if err != nil {
-		return "", fmt.Errorf("images.source build uploads the source bundle with the AWS CLI (aws s3api put-object), which is not on PATH: install it (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html) and run tetherctl images push again")
-	}
-	// Absolute, so that no path can read as one of the CLI's options.
 	if path, err = filepath.Abs(path); err != nil {
 		return "", fmt.Errorf("%w: --source-bundle: %w", errUsage, err)
 	}
-	args := []string{"s3api", "put-object", "--bucket", bucket, "--key", key, "--body", path, "--region", cfg.Region, "--output", "json"}
+	return putObjectWithCLI(ctx, a, cfg.Region, path, bucket, key, "images.source build uploads the source bundle", "the source bundle")
+}
+
+// putObjectWithCLI puts the file at path (absolute, so that it cannot read
+// as one of the CLI's options) at s3://bucket/key with the operator's AWS
+// CLI (aws s3api put-object, same credentials, region and endpoint
+// settings) and returns the object's version. tetherctl does not link
+// the S3 SDK, so that it cannot read the documents bucket
+// (cmd/tetherctl's TestNoDocumentPackages); its writes are the CLI's.
+// who says who needs the upload, what names the file, for messages.
+func putObjectWithCLI(ctx context.Context, a *awsSession, region, path, bucket, key, who, what string) (version string, err error) {
+	cli, err := lookPath(a.getenv("PATH"), "aws")
+	if err != nil {
+		return "", fmt.Errorf("%s with the AWS CLI (aws s3api put-object), which is not on PATH: install it (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html) and run the command again", who)
+	}
+	args := []string{"s3api", "put-object", "--bucket", bucket, "--key", key, "--body", path, "--region", region, "--output", "json"}
 	if a.profile != "" {
 		args = append(args, "--profile", a.profile)
 	}
@@ -183,11 +190,11 @@ func uploadBundle(ctx context.Context, a *awsSession, cfg *deployconfig.Config, 
 		if ctx.Err() != nil {
 			why = "no answer within " + uploadTimeout.String()
 		}
-		return "", fmt.Errorf("uploading the source bundle to s3://%s/%s (%s s3api put-object): %v: %s", bucket, key, cli, err, why)
+		return "", fmt.Errorf("uploading %s to s3://%s/%s (%s s3api put-object): %v: %s", what, bucket, key, cli, err, why)
 	}
 	var out struct{ VersionId string }
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		return "", fmt.Errorf("uploading the source bundle to s3://%s/%s: the AWS CLI's answer is not JSON: %v", bucket, key, err)
+		return "", fmt.Errorf("uploading %s to s3://%s/%s: the AWS CLI's answer is not JSON: %v", what, bucket, key, err)
 	}
 	return out.VersionId, nil
 }

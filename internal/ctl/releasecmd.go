@@ -220,7 +220,16 @@ func confirm(env Env, dc *deployconfig.Config, plan []string, yes bool) error {
 	if yes {
 		return nil
 	}
+	return proceed(env)
+}
+
+// proceed asks for "yes" on standard input; anything else, or none, is a
+// refusal that says nothing was changed.
+func proceed(env Env) error {
 	fmt.Fprint(env.Stderr, "Proceed? Type yes: ")
+	if env.Stdin == nil {
+		return errors.New("not confirmed (no standard input), nothing was changed; pass --yes to run without asking")
+	}
 	line, err := bufio.NewReader(io.LimitReader(env.Stdin, 64)).ReadString('\n')
 	fmt.Fprintln(env.Stderr)
 	if answer := strings.ToLower(strings.TrimSpace(line)); answer == "yes" || answer == "y" {

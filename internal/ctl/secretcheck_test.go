@@ -12,6 +12,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/deployconfig"
 	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 )
 
 var testNow = time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -28,7 +29,7 @@ func testKey(t testing.TB) (ed25519.PrivateKey, string) {
 
 func issue(t testing.TB, priv ed25519.PrivateKey, expires time.Time, channels ...string) []byte {
 	t.Helper()
-	file, _, err := license.Issue(priv, license.License{
+	file, _, err := issuer.Issue(priv, license.License{
 		ID: "lic_acme", Customer: "ACME Corp", IssuedAt: expires.AddDate(-1, 0, 0), ExpiresAt: expires,
 		GraceSeconds: 14 * 24 * 3600, Channels: channels,
 	})

@@ -125,19 +125,26 @@ func secretsFlags(name string, df *deployFlags, fromFile *string) *flag.FlagSet 
 }
 
 // connect loads the AWS configuration and confirms it addresses
-// deployment.yaml's account and region before any secret is touched.
+// deployment.yaml's account and region before anything is touched.
 func connect(ctx context.Context, env Env, dc *deployconfig.Config, df deployFlags) (*awsSession, error) {
+	sess, _, err := connectAs(ctx, env, dc, df)
+	return sess, err
+}
+
+// connectAs is connect that also returns the caller's ARN.
+func connectAs(ctx context.Context, env Env, dc *deployconfig.Config, df deployFlags) (*awsSession, string, error) {
 	sess, err := loadAWS(ctx, env.Getenv, df.aws, dc)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if why := sess.regionMismatch(dc); why != "" {
-		return nil, fmt.Errorf("%s; the deployment's secrets are in %s: pass --region %s (or change %s)", why, dc.Region, dc.Region, sess.RegionSource)
+		return nil, "", fmt.Errorf("%s; the deployment is in %s: pass --region %s (or change %s)", why, dc.Region, dc.Region, sess.RegionSource)
 	}
-	if _, err := sess.checkAccount(ctx, dc); err != nil {
-		return nil, err
+	arn, err := sess.checkAccount(ctx, dc)
+	if err != nil {
+		return nil, "", err
 	}
-	return sess, nil
+	return sess, arn, nil
 }
 
 func secretsList(ctx context.Context, env Env, dc *deployconfig.Config, df deployFlags) error {

@@ -25,6 +25,7 @@ import (
 	"github.com/tetherhq/tether/internal/deployconfig"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/updater"
+	"github.com/tetherhq/tether/internal/updater/airgap"
 )
 
 // The release lifecycle on the AWS runtime (docs/runbooks/upgrade.md). What
@@ -73,7 +74,7 @@ func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bu
 		return nil, fmt.Errorf("--bundle: %w (pass the file tether-plane release export wrote)", err)
 	}
 	defer f.Close()
-	ms, err := updater.ImportBundle(ctx, meta, filepath.Join(stateDir, "targets"), f)
+	ms, err := airgap.ImportBundle(ctx, meta, filepath.Join(stateDir, "targets"), f)
 	if err != nil {
 		return nil, fmt.Errorf("release bundle %s refused, nothing was changed: %w", bundle, explainTUF(err))
 	}
@@ -539,7 +540,7 @@ func setStackParameters(ctx context.Context, env Env, a *awsSession, stack strin
 		}
 	}
 	if !yes {
-		ok, err := askYesNo(env, "Apply this change set?")
+		ok, err := askToProceed(env, "Apply this change set?")
 		if err != nil {
 			return err
 		}

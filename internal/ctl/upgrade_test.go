@@ -24,6 +24,7 @@ import (
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/deployconfig"
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 )
 
 // vendorRepo is a vendor's signing keys and release repository, made with
@@ -36,7 +37,7 @@ type vendorRepo struct {
 func newVendorRepo(t *testing.T, now time.Time) *vendorRepo {
 	t.Helper()
 	v := &vendorRepo{t: t, keys: filepath.Join(t.TempDir(), "keys"), repo: t.TempDir()}
-	res, err := release.InitKeys(v.keys, release.KeyOptions{}, now)
+	res, err := publish.InitKeys(v.keys, publish.KeyOptions{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func hex64(c string) string { return strings.Repeat(c, 64) }
 
 func (v *vendorRepo) publish(now time.Time, version, minFrom, docsvcHex, agentHex string) {
 	v.t.Helper()
-	_, err := release.Publish(context.Background(), v.repo, v.keys, release.PublishOptions{
+	_, err := publish.Publish(context.Background(), v.repo, v.keys, publish.PublishOptions{
 		Version: version, Channel: "stable", MinFrom: minFrom, SchemaMin: 1, SchemaMax: 4,
 		Images: map[string]string{
 			"docsvc": "registry.vendor.example/tether/docsvc@sha256:" + hex64(docsvcHex),
@@ -67,7 +68,7 @@ func (v *vendorRepo) publish(now time.Time, version, minFrom, docsvcHex, agentHe
 func (v *vendorRepo) export() string {
 	v.t.Helper()
 	var buf bytes.Buffer
-	if err := release.Export(v.repo, "stable", &buf); err != nil {
+	if err := publish.Export(v.repo, "stable", &buf); err != nil {
 		v.t.Fatal(err)
 	}
 	p := filepath.Join(v.t.TempDir(), "stable.tar.gz")

@@ -20,6 +20,7 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		{"secrets", "list", "--help"}, {"secrets", "show", "--help"}, {"secrets", "show", "license", "-h"},
 		{"secrets", "set", "--help"}, {"secrets", "set", "license", "--help", "--config", "/nonexistent.yaml"},
 		{"preflight", "--help"}, {"preflight", "-h"},
+		{"bootstrap", "--help"}, {"deploy", "--help"}, {"deploy", "-h", "--config", "/nonexistent.yaml"},
 		{"images", "--help"}, {"images", "push", "--help"}, {"images", "push", "-h", "--config", "/nonexistent.yaml"},
 		{"migrate", "--help"}, {"migrate", "-h", "--digest", "x"},
 		{"tokens", "--help"}, {"tokens", "create", "--help"}, {"tokens", "list", "-h"}, {"tokens", "revoke", "--help", "--config", "/nonexistent.yaml"},
@@ -29,7 +30,7 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 			t.Errorf("%q: %v\n%s", args, out.err, out.all())
 		}
 	}
-	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl images push", "tetherctl migrate", "tetherctl tokens"} {
+	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl bootstrap", "tetherctl deploy", "tetherctl images push", "tetherctl migrate", "tetherctl tokens"} {
 		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
 			t.Errorf("the top-level usage does not mention %s", want)
 		}
@@ -68,6 +69,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"secrets", "set", "license", "--from-file", "/nonexistent/license.json", "--config", config}, "/nonexistent/license.json"},
 		{[]string{"preflight", "--timeout", "1m", "--config", config}, "--timeout 1m0s"},
 		{[]string{"preflight", "extra"}, `"extra"`},
+		{[]string{"bootstrap", "extra"}, `"extra"`},
+		{[]string{"bootstrap", "--timeout", "0s", "--config", config}, "--timeout 0s"},
+		{[]string{"deploy", "extra"}, `"extra"`},
+		{[]string{"deploy", "--method", "cdk", "--config", config}, `--method "cdk"`},
+		{[]string{"deploy", "--timeout", "-1s", "--config", config}, "--timeout -1s"},
+		{[]string{"deploy", "--config", config}, "images.docsvc_digest"},
+		{[]string{"deploy", "--output", "yaml", "--config", config}, `--output "yaml"`},
 		{[]string{"images"}, "want push"},
 		{[]string{"images", "pull"}, `"pull"`},
 		{[]string{"images", "push", "extra", "--config", config}, `"extra"`},

@@ -74,6 +74,19 @@ type diagState struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// The files of one record, in D/diagnostics/<id>/, for tools that copy
+// records as they are (the agent exchange mirror, internal/exchange).
+const (
+	RequestFile  = "request.json"
+	ManifestFile = "manifest.json"
+	StateFile    = "state.json"
+	BundleDir    = "bundle"
+)
+
+// Dir is D/diagnostics/<id>; ErrUnknownDiagnostic for an ID that may not
+// name a directory.
+func Dir(dataDir, id string) (string, error) { return dir(dataDir, id) }
+
 // dir is D/diagnostics/<id>, for an ID that may name a directory.
 func dir(dataDir, id string) (string, error) {
 	// The ID names a directory; only wire's ID alphabet may do that.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 )
 
 func TestLicenseGate(t *testing.T) {
@@ -25,7 +26,7 @@ func TestLicenseGate(t *testing.T) {
 	os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	write := func(expires time.Time, stamp time.Time) string {
-		file, _, err := license.Issue(priv, license.License{
+		file, _, err := issuer.Issue(priv, license.License{
 			ID: "lic-1", Customer: "Acme", IssuedAt: now.AddDate(-1, 0, 0), ExpiresAt: expires,
 			GraceSeconds: int64(14 * 24 * time.Hour / time.Second), Channels: []string{"stable"},
 		})
@@ -70,7 +71,7 @@ func TestLicenseGate(t *testing.T) {
 	}
 
 	// Given as a value (a Secrets Manager secret in AWS), it is verified at start.
-	good, _, err := license.Issue(priv, license.License{ID: "lic-2", Customer: "Acme", IssuedAt: now.AddDate(-1, 0, 0), ExpiresAt: now.AddDate(0, 0, -30), Channels: []string{"stable"}})
+	good, _, err := issuer.Issue(priv, license.License{ID: "lic-2", Customer: "Acme", IssuedAt: now.AddDate(-1, 0, 0), ExpiresAt: now.AddDate(0, 0, -30), Channels: []string{"stable"}})
 	if err != nil {
 		t.Fatal(err)
 	}

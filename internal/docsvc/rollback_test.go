@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/docsvc"
+	"github.com/tetherhq/tether/internal/toolproc"
 )
 
 // TestPreviousReleaseOnNewSchema is the expand/contract promise a rollback
@@ -212,7 +212,7 @@ type proc struct {
 // waits for the api's /healthz.
 func startRoles(t *testing.T, run func(args ...string) *exec.Cmd) proc {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := toolproc.FreeAddr(t)
 	var cmds []*exec.Cmd
 	for _, role := range []string{"api", "worker"} {
 		c := run(role)
@@ -237,16 +237,6 @@ func startRoles(t *testing.T, run func(args ...string) *exec.Cmd) proc {
 	url := "http://" + addr
 	waitHTTP(t, url+"/healthz")
 	return proc{url: url, stop: stop}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // call makes one API request and decodes a JSON answer into into.

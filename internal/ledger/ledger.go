@@ -68,7 +68,7 @@ const (
 var kinds = []string{KindHeartbeat, KindTelemetry, KindActivation, KindDiagnostics, KindReleaseCheck}
 
 const (
-	// MaxPayload matches the largest body the plane accepts (reqsign.MaxBody).
+	// MaxPayload matches the largest body the plane accepts (reqverify.MaxBody).
 	MaxPayload     = 16 << 20
 	maxLine        = 32 << 20 // a MaxPayload payload in base64, with room for the rest
 	maxDestination = 2048
@@ -634,4 +634,58 @@ func RepairTornTail(path string) (removed int64, err error) {
 		return 0, fmt.Errorf("ledger: repair: %w", err)
 	}
 	return fi.Size() - keep, nil
+}
+
+// Tail is what a mirror of the ledger copies next: the complete entries
+// from byte offset off (a line boundary an earlier Tail returned) on, at
+// most about limit bytes of them (always at least one whole line), read
+// under the shared lock so no append is seen half-written. When the chunk
+// reaches the ledger's last complete line, atEnd is true and headFile holds
+// the head file's bytes as they were at that moment; the mirror stores both
+// so that Verify can check the copy as it checks the original. An
+// incomplete final line (a torn tail) is never included.
+func Tail(path string, off int64, limit int) (chunk, headFile []byte, atEnd bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+	}
+	defer f.Close()
+	if err := flock(f, syscall.LOCK_SH); err != nil {
+		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+	}
+	defer flock(f, syscall.LOCK_UN)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+	}
+	if off < 0 || off > fi.Size() {
+		return nil, nil, false, fmt.Errorf("ledger: tail: offset %d is outside the ledger (%d bytes); the copy is not of this ledger", off, fi.Size())
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, off, fi.Size()-off), 64<<10)
+	for !atEnd {
+		line, err := readLine(r)
+		switch {
+		case err == io.EOF || errors.Is(err, ErrTornTail):
+			atEnd = true
+		case err != nil:
+			return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+		default:
+			chunk = append(chunk, line...)
+			if len(chunk) >= limit {
+				// Full: at the end only if nothing follows (a torn tail
+				// that follows is found by the next call).
+				if _, err := r.Peek(1); err != io.EOF {
+					return chunk, nil, false, nil
+				}
+				atEnd = true
+			}
+		}
+	}
+	if atEnd {
+		headFile, err = os.ReadFile(headPath(path))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+		}
+	}
+	return chunk, headFile, atEnd, nil
 }

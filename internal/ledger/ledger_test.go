@@ -540,3 +540,53 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+// Tail hands a mirror complete lines only, in chunks near the limit, and
+// the head file once it reaches the end; a torn last line is left out.
+func TestTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "egress.ledger")
+	l, err := ledger.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 4 {
+		if _, err := l.Append(ledger.KindHeartbeat, "POST https://plane.example/v1/heartbeat", []byte(fmt.Sprintf(`{"n":%d}`, i)), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole, _ := os.ReadFile(path)
+	var got []byte
+	var off int64
+	for rounds := 0; ; rounds++ {
+		chunk, head, atEnd, err := ledger.Tail(path, off, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chunk) > 0 && chunk[len(chunk)-1] != '\n' || bytes.Count(chunk, []byte("\n")) > 1 {
+			t.Fatalf("chunk at %d is not one whole line: %q", off, chunk)
+		}
+		got, off = append(got, chunk...), off+int64(len(chunk))
+		if atEnd {
+			if want, _ := os.ReadFile(path + ".head"); !bytes.Equal(head, want) {
+				t.Fatalf("head at the end = %q, want %q", head, want)
+			}
+			break
+		}
+		if head != nil || rounds > 10 {
+			t.Fatalf("round %d: head %q before the end", rounds, head)
+		}
+	}
+	if !bytes.Equal(got, whole) {
+		t.Fatal("the chunks are not the ledger")
+	}
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"seq":5,"ti`)
+	f.Close()
+	if chunk, _, atEnd, err := ledger.Tail(path, off, 1<<20); err != nil || len(chunk) != 0 || !atEnd {
+		t.Fatalf("Tail over a torn line = %q, %v, %v", chunk, atEnd, err)
+	}
+	if _, _, _, err := ledger.Tail(path, off+1000, 1<<20); err == nil {
+		t.Fatal("Tail past the end succeeded")
+	}
+}

@@ -1,4 +1,6 @@
-// Package license issues and verifies the vendor's signed license documents.
+// Package license verifies the vendor's signed license documents; issuing
+// them is the vendor's alone (internal/license/issuer, which the agent must
+// not link: internal/boundary.VendorOnly).
 //
 // A license file is JSON: the license itself (the payload), the ID of the
 // vendor key that signed it, and an Ed25519 signature over the payload bytes
@@ -7,7 +9,7 @@
 //
 // The file may also carry the install's one-time activation token. The token
 // is not signed content: it is a secret for the activation request, and the
-// plane stores only its SHA-256 (TokenHash).
+// plane stores only its SHA-256 (issuer.TokenHash).
 //
 // What a license controls is deliberately narrow: past expiry plus grace,
 // uploads are refused; reading keeps working and nothing is ever deleted.
@@ -16,7 +18,6 @@ package license
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -26,10 +27,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -77,17 +76,16 @@ var (
 	idRe          = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	channelRe     = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 	entitlementRe = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
-	graceRe       = regexp.MustCompile(`^([0-9]{1,6})([dhm])$`)
 )
 
-const (
-	maxCustomerLen = 200
-	maxGrace       = 3650 * 24 * time.Hour
-)
+const maxCustomerLen = 200
 
-// Validate checks the license's fields. Issue calls it, and so does Verify
-// after the signature checks out (a vendor bug should not become a customer
-// outage, but nor should an unusable license be silently accepted).
+// MaxGrace is the longest grace period a license may carry.
+const MaxGrace = 3650 * 24 * time.Hour
+
+// Validate checks the license's fields. issuer.Issue calls it, and so does
+// Verify after the signature checks out (a vendor bug should not become a
+// customer outage, but nor should an unusable license be silently accepted).
 func (l License) Validate() error {
 	switch {
 	case !idRe.MatchString(l.ID):
@@ -98,7 +96,7 @@ func (l License) Validate() error {
 		return errors.New("license: issued_at and expires_at are required")
 	case !l.ExpiresAt.After(l.IssuedAt):
 		return errors.New("license: expires_at must be after issued_at")
-	case l.GraceSeconds < 0 || l.GraceSeconds > int64(maxGrace/time.Second):
+	case l.GraceSeconds < 0 || l.GraceSeconds > int64(MaxGrace/time.Second):
 		return errors.New("license: grace_seconds must be between 0 and ten years")
 	case len(l.Channels) == 0:
 		return errors.New("license: at least one channel is required")
@@ -114,41 +112,6 @@ func (l License) Validate() error {
 		}
 	}
 	return nil
-}
-
-// Issue signs l with the vendor's license key and returns the license file
-// and a fresh activation token (also written into the file).
-func Issue(key ed25519.PrivateKey, l License) (file []byte, activationToken string, err error) {
-	if len(key) != ed25519.PrivateKeySize {
-		return nil, "", fmt.Errorf("license: issue: private key has %d bytes, want %d", len(key), ed25519.PrivateKeySize)
-	}
-	// Second precision and UTC keep the payload stable and readable.
-	l.IssuedAt, l.ExpiresAt = l.IssuedAt.UTC().Truncate(time.Second), l.ExpiresAt.UTC().Truncate(time.Second)
-	if err := l.Validate(); err != nil {
-		return nil, "", fmt.Errorf("license: issue %s: %w", l.ID, err)
-	}
-	payload, err := json.Marshal(l)
-	if err != nil {
-		return nil, "", fmt.Errorf("license: issue %s: encode payload: %w", l.ID, err)
-	}
-	tok := make([]byte, 32)
-	if _, err := rand.Read(tok); err != nil {
-		return nil, "", fmt.Errorf("license: issue %s: activation token: %w", l.ID, err)
-	}
-	activationToken = base64.RawURLEncoding.EncodeToString(tok)
-	f := File{
-		Payload:         payload,
-		KeyID:           KeyID(key.Public().(ed25519.PublicKey)),
-		Signature:       base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, payload)),
-		ActivationToken: activationToken,
-	}
-	// json.Marshal, not MarshalIndent: indenting would re-format the raw
-	// payload and break its signature.
-	file, err = json.Marshal(f)
-	if err != nil {
-		return nil, "", fmt.Errorf("license: issue %s: encode file: %w", l.ID, err)
-	}
-	return append(file, '\n'), activationToken, nil
 }
 
 // Verify checks file against the vendor's public key and returns the
@@ -219,49 +182,11 @@ func (l License) AllowsUploads(now time.Time) bool { return l.StateAt(now) != Ex
 // AllowsChannel reports whether the license includes release channel ch.
 func (l License) AllowsChannel(ch string) bool { return slices.Contains(l.Channels, ch) }
 
-// ParseGrace parses a grace period written as a whole number of days, hours
-// or minutes: "14d", "36h", "90m". Zero is allowed; ten years is the cap.
-func ParseGrace(s string) (time.Duration, error) {
-	m := graceRe.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("license: grace %q: want a whole number of days, hours or minutes such as 14d, 36h or 90m", s)
-	}
-	n, _ := strconv.ParseInt(m[1], 10, 64) // at most six digits, cannot fail
-	unit := map[string]time.Duration{"d": 24 * time.Hour, "h": time.Hour, "m": time.Minute}[m[2]]
-	d := time.Duration(n) * unit
-	if d > maxGrace {
-		return 0, fmt.Errorf("license: grace %q: longer than ten years", s)
-	}
-	return d, nil
-}
-
 // KeyID names a public key: the first 8 bytes of its SHA-256, in hex. It lets
 // Verify say "signed by another key" instead of just "bad signature".
 func KeyID(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)
 	return hex.EncodeToString(sum[:8])
-}
-
-// TokenHash is what the plane stores instead of an activation token: the hex
-// SHA-256. Tokens carry 256 random bits, so an unsalted hash is enough.
-func TokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-// LoadPublicKey reads the vendor's license-verification key from a file:
-// a PKIX PEM Ed25519 public key, such as the license.pub that
-// `tether-plane keys init` writes and every install ships with.
-func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("license: load public key: %w", err)
-	}
-	k, err := ParsePublicKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("license: load public key %s: %w", path, err)
-	}
-	return k, nil
 }
 
 // ParsePublicKey parses a PKIX PEM Ed25519 public key.

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -292,12 +293,12 @@ func (s *Server) releases() ([]ChannelReleases, error) {
 	if s.cfg.RepoDir == "" {
 		return out, nil
 	}
-	chans, err := release.Channels(s.cfg.RepoDir)
+	chans, err := publish.Channels(s.cfg.RepoDir)
 	if err != nil {
 		return nil, err
 	}
 	for _, ch := range chans {
-		ms, err := release.List(s.cfg.RepoDir, ch)
+		ms, err := publish.List(s.cfg.RepoDir, ch)
 		if err != nil {
 			return nil, err
 		}

@@ -22,16 +22,16 @@ import (
 
 	"github.com/tetherhq/tether/internal/atomicfile"
 
-	"github.com/tetherhq/tether/internal/license"
-	"github.com/tetherhq/tether/internal/release"
-	"github.com/tetherhq/tether/internal/reqsign"
+	"github.com/tetherhq/tether/internal/license/issuer"
+	"github.com/tetherhq/tether/internal/release/publish"
+	"github.com/tetherhq/tether/internal/reqsign/reqverify"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
 // signed wraps an agent handler: body capped at max, then verified by
-// reqsign (which puts the install ID in the context).
+// reqverify (which puts the install ID in the context).
 func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
-	v := &reqsign.Verifier{
+	v := &reqverify.Verifier{
 		Keys:    s.keys.get,
 		Nonces:  nonceStore{s.store},
 		MaxSkew: s.cfg.MaxSkew,
@@ -41,20 +41,20 @@ func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
 	return s.limit(v.Middleware(h), max)
 }
 
-// installKey adapts the store's sentinels to reqsign's, which decide the
+// installKey adapts the store's sentinels to reqverify's, which decide the
 // 401 reason the agent sees.
 func (s *Server) installKey(ctx context.Context, installID string) (ed25519.PublicKey, error) {
 	k, err := s.store.InstallKey(ctx, installID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return nil, errors.Join(reqsign.ErrUnknownInstall, err)
+		return nil, errors.Join(reqverify.ErrUnknownInstall, err)
 	case errors.Is(err, ErrRevoked):
-		return nil, errors.Join(reqsign.ErrRevoked, err)
+		return nil, errors.Join(reqverify.ErrRevoked, err)
 	}
 	return k, err
 }
 
-// nonceStore is the store seen as reqsign.NonceStore.
+// nonceStore is the store seen as reqverify.NonceStore.
 type nonceStore struct{ s *Store }
 
 func (n nonceStore) Remember(ctx context.Context, installID, nonce string, until time.Time) (bool, error) {
@@ -63,7 +63,7 @@ func (n nonceStore) Remember(ctx context.Context, installID, nonce string, until
 
 // installFrom is the verified install; the middleware guarantees it.
 func installFrom(r *http.Request) string {
-	id, _ := reqsign.InstallFrom(r.Context())
+	id, _ := reqverify.InstallFrom(r.Context())
 	return id
 }
 
@@ -91,7 +91,7 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pub, _ := base64.RawURLEncoding.DecodeString(req.PublicKey) // Validate checked it
-	in, err := s.store.Activate(r.Context(), license.TokenHash(req.ActivationToken), pub, req.AgentVersion, s.cfg.HeartbeatInterval)
+	in, err := s.store.Activate(r.Context(), issuer.TokenHash(req.ActivationToken), pub, req.AgentVersion, s.cfg.HeartbeatInterval)
 	switch {
 	case errors.Is(err, ErrBadToken):
 		writeError(w, http.StatusUnauthorized, "activation token not recognised: check it was copied whole from the license issue output")
@@ -291,7 +291,7 @@ func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleTUF serves one channel's signed repository files to installs whose
-// license allows that channel. release.RepoFile refuses any name that could
+// license allows that channel. publish.RepoFile refuses any name that could
 // leave the channel's directory.
 func (s *Server) handleTUF(area string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -300,7 +300,7 @@ func (s *Server) handleTUF(area string) http.HandlerFunc {
 			writeError(w, http.StatusNotFound, "this plane serves no releases")
 			return
 		}
-		p, err := release.RepoFile(s.cfg.RepoDir, channel, area, file)
+		p, err := publish.RepoFile(s.cfg.RepoDir, channel, area, file)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad channel or file name")
 			return

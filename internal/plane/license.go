@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 )
 
 // licenseStateAt is the plane's own view of a license (the agent reports its
@@ -82,7 +83,7 @@ func RegistrationBody(file []byte) (RegisterLicenseBody, error) {
 	if f.ActivationToken == "" {
 		return RegisterLicenseBody{}, errors.New("plane: license file has no activation token: it was registered already, or stripped; issue a new one")
 	}
-	hash := license.TokenHash(f.ActivationToken)
+	hash := issuer.TokenHash(f.ActivationToken)
 	f.ActivationToken = ""
 	stripped, err := json.Marshal(f)
 	if err != nil {

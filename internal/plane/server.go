@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/tetherhq/tether/internal/reqsign"
+	"github.com/tetherhq/tether/internal/reqsign/reqverify"
 )
 
 // Config is what a Server needs; New validates it once.
@@ -36,7 +36,7 @@ type Config struct {
 	HeartbeatInterval time.Duration // told to agents; default 60s
 	StaleAfter        int           // missed intervals before an install is stale; default 3
 	MaxSkew           time.Duration // signed request clock tolerance; default 5m
-	MaxBundleBytes    int64         // diagnostic bundle cap; default and ceiling reqsign.MaxBody (16 MiB)
+	MaxBundleBytes    int64         // diagnostic bundle cap; default and ceiling reqverify.MaxBody (16 MiB)
 
 	// AlertWebhook receives alert JSON; empty only logs alerts.
 	AlertWebhook string
@@ -64,7 +64,7 @@ const (
 	DefaultHeartbeatInterval = 60 * time.Second
 	DefaultStaleAfter        = 3
 	DefaultMaxSkew           = 5 * time.Minute
-	DefaultMaxBundleBytes    = reqsign.MaxBody
+	DefaultMaxBundleBytes    = reqverify.MaxBody
 )
 
 // New validates cfg and builds the server's routes.
@@ -90,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxSkew == 0 {
 		cfg.MaxSkew = DefaultMaxSkew
 	}
-	if cfg.MaxBundleBytes == 0 || cfg.MaxBundleBytes > reqsign.MaxBody {
+	if cfg.MaxBundleBytes == 0 || cfg.MaxBundleBytes > reqverify.MaxBody {
 		cfg.MaxBundleBytes = DefaultMaxBundleBytes
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "bundles"), 0o700); err != nil {

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/plane"
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -465,11 +465,11 @@ func TestBundleSizeCap(t *testing.T) {
 
 func TestTUFServingHonoursLicenseChannels(t *testing.T) {
 	b := setup(t)
-	if _, err := release.InitKeys(b.keysDir, release.KeyOptions{RootKeys: 1, RootThreshold: 1}, b.clock.Now()); err != nil {
+	if _, err := publish.InitKeys(b.keysDir, publish.KeyOptions{RootKeys: 1, RootThreshold: 1}, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, ch := range []string{"stable", "beta"} {
-		if _, err := release.Publish(b.ctx, b.repoDir, b.keysDir, release.PublishOptions{Version: "1.4.0", Channel: ch,
+		if _, err := publish.Publish(b.ctx, b.repoDir, b.keysDir, publish.PublishOptions{Version: "1.4.0", Channel: ch,
 			Images:  map[string]string{"api": "registry.example.com/docsvc@sha256:" + strings.Repeat("a", 64)},
 			MinFrom: "1.3.0", SchemaMin: 1, SchemaMax: 3, Notes: "n"}, b.clock.Now()); err != nil {
 			t.Fatal(err)

@@ -1,14 +1,13 @@
-// Package release is the vendor's side of signed releases: it creates the
-// signing keys, publishes release manifests and their artifacts into one
-// The Update Framework (TUF) repository per channel, revokes releases, keeps
-// the short-lived metadata fresh, and exports a channel for air-gapped
-// customers.
+// Package release is the part of signed releases that both sides share: the
+// release manifest (Manifest, ParseManifest), semantic versions and the TUF
+// target paths a release is published under. The agent (through
+// internal/updater) parses and checks manifests with it after go-tuf has
+// verified them against the root it was installed with.
 //
-// The agent (internal/updater) only ever acts on what go-tuf verified against
-// the root it was installed with, so everything this package writes is
-// ordinary TUF metadata signed with go-tuf; nothing here is trusted by the
-// agent on its own say-so. docs/releases.md describes the key roles, the
-// on-disk layout and the operator's procedures.
+// Creating keys, publishing, revoking, refreshing and exporting are the
+// vendor's alone and live in internal/release/publish, which the agent must
+// not link (internal/boundary.VendorOnly). docs/releases.md describes the
+// key roles, the on-disk layout and the operator's procedures.
 package release
 
 import (
@@ -18,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -339,4 +339,12 @@ func CompareVersions(a, b string) (int, error) {
 		return 0, err
 	}
 	return va.Compare(vb), nil
+}
+
+// SortNewestFirst orders manifests by descending semantic version.
+func SortNewestFirst(ms []Manifest) {
+	sort.SliceStable(ms, func(i, j int) bool {
+		c, err := CompareVersions(ms[i].Version, ms[j].Version)
+		return err == nil && c > 0
+	})
 }

@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 )
+
+// NewHTTPFetcher is go-tuf's Fetcher over client, each request under ctx.
+func NewHTTPFetcher(ctx context.Context, client *http.Client) fetcher.Fetcher {
+	return &httpFetcher{ctx: ctx, client: client}
+}
 
 // httpFetcher is go-tuf's Fetcher over the agent's HTTP client: it honours
 // the caller's context (go-tuf's interface has none, so the client sets ctx
@@ -49,27 +54,6 @@ func (f *httpFetcher) DownloadFile(url string, maxLength int64, _ time.Duration)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
 	if err != nil {
 		return nil, &metadata.ErrDownload{Msg: err.Error()}
-	}
-	if int64(len(data)) > maxLength {
-		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is more than %d bytes", url, maxLength)}
-	}
-	return data, nil
-}
-
-// memFetcher serves an unpacked bundle to go-tuf as if it were a remote
-// repository, so an air-gapped import goes through exactly the same
-// verification as an online refresh.
-type memFetcher struct {
-	files map[string][]byte // "metadata/1.root.json", "targets/releases/<sha>.1.0.0.json"
-}
-
-const bundleURL = "bundle:///"
-
-func (f *memFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
-	name, ok := strings.CutPrefix(url, bundleURL)
-	data, found := f.files[name]
-	if !ok || !found {
-		return nil, &metadata.ErrDownloadHTTP{StatusCode: http.StatusNotFound, URL: url}
 	}
 	if int64(len(data)) > maxLength {
 		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is more than %d bytes", url, maxLength)}

@@ -8,9 +8,10 @@
 // ErrLengthOrHashMismatch, ...), which callers match with errors.Is.
 //
 // Online agents use Client against the plane's /v1/tuf/{channel}/ endpoints;
-// air-gapped agents use ImportBundle on a file exported by the vendor.
-// RunTUFClient exposes the same machinery as the TUF conformance suite's
-// client CLI.
+// for air-gapped installs tetherctl verifies a file exported by the vendor
+// with internal/updater/airgap. NewTUF and VerifiedManifests give that
+// package, and the TUF conformance suite's client CLI (cmd/tether-tuf-client),
+// the same machinery.
 package updater
 
 import (
@@ -154,38 +155,40 @@ func readRoot(metadataDir string) ([]byte, error) {
 	return data, err
 }
 
-// tufOptions are what every go-tuf updater in this package is built from.
-type tufOptions struct {
-	metadataDir, targetsDir string
-	metadataURL, targetsURL string
-	fetcher                 fetcher.Fetcher
-	now                     time.Time
+// TUFOptions are what every go-tuf updater is built from: the Client's, the
+// air-gap import's (internal/updater/airgap) and the TUF conformance
+// client's (cmd/tether-tuf-client).
+type TUFOptions struct {
+	MetadataDir, TargetsDir string
+	MetadataURL, TargetsURL string
+	Fetcher                 fetcher.Fetcher
+	Now                     time.Time // the reference time expiry is judged by
 }
 
-// newTUF builds a go-tuf updater on the persisted trusted root. Because
+// NewTUF builds a go-tuf updater on the persisted trusted root. Because
 // go-tuf persists every newer verified root, timestamp, snapshot and targets
 // it accepts, the next refresh compares against them: that is what makes a
 // rollback visible across agent restarts.
-func newTUF(o tufOptions) (*updater.Updater, error) {
-	root, err := readRoot(o.metadataDir)
+func NewTUF(o TUFOptions) (*updater.Updater, error) {
+	root, err := readRoot(o.MetadataDir)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.New(o.metadataURL, root)
+	cfg, err := config.New(o.MetadataURL, root)
 	if err != nil {
 		return nil, err
 	}
-	cfg.LocalMetadataDir = o.metadataDir
-	cfg.LocalTargetsDir = o.targetsDir
-	cfg.RemoteTargetsURL = o.targetsURL
-	cfg.Fetcher = o.fetcher
+	cfg.LocalMetadataDir = o.MetadataDir
+	cfg.LocalTargetsDir = o.TargetsDir
+	cfg.RemoteTargetsURL = o.TargetsURL
+	cfg.Fetcher = o.Fetcher
 	up, err := updater.New(cfg)
 	if err != nil {
 		return nil, err
 	}
 	// go-tuf reads the wall clock when the updater is made; the agent's
 	// injected clock is the one expiry is judged by.
-	up.UnsafeSetRefTime(o.now.UTC())
+	up.UnsafeSetRefTime(o.Now.UTC())
 	return up, nil
 }
 
@@ -202,13 +205,13 @@ func (c *Client) Refresh(ctx context.Context) error {
 func (c *Client) refreshLocked(ctx context.Context) error {
 	c.up = nil
 	c.fetcher.ctx = ctx
-	up, err := newTUF(tufOptions{
-		metadataDir: c.cfg.MetadataDir,
-		targetsDir:  filepath.Join(c.cfg.MetadataDir, "targets"),
-		metadataURL: c.cfg.RemoteMetadataURL,
-		targetsURL:  c.cfg.RemoteTargetsURL,
-		fetcher:     c.fetcher,
-		now:         c.cfg.Now(),
+	up, err := NewTUF(TUFOptions{
+		MetadataDir: c.cfg.MetadataDir,
+		TargetsDir:  filepath.Join(c.cfg.MetadataDir, "targets"),
+		MetadataURL: c.cfg.RemoteMetadataURL,
+		TargetsURL:  c.cfg.RemoteTargetsURL,
+		Fetcher:     c.fetcher,
+		Now:         c.cfg.Now(),
 	})
 	if err != nil {
 		return fmt.Errorf("updater: refresh: %w", err)
@@ -236,17 +239,19 @@ func (c *Client) Releases(ctx context.Context) ([]release.Manifest, error) {
 	if err := c.ready(ctx); err != nil {
 		return nil, err
 	}
-	ms, err := verifiedManifests(c.up, c.cfg.Channel)
+	ms, err := VerifiedManifests(c.up, c.cfg.Channel)
 	if err != nil {
 		return nil, fmt.Errorf("updater: releases: %w", err)
 	}
 	return ms, nil
 }
 
-// verifiedManifests downloads (or finds cached) every releases/*.json target
-// named by the trusted targets metadata, lets go-tuf check its hash and
+// VerifiedManifests downloads (or finds cached) every releases/*.json target
+// named by up's trusted targets metadata, lets go-tuf check its hash and
 // length, then parses it strictly and cross-checks it against the targets.
-func verifiedManifests(up *updater.Updater, channel string) ([]release.Manifest, error) {
+// It returns them newest first; with channel set, a manifest of another
+// channel is ErrChannelMismatch.
+func VerifiedManifests(up *updater.Updater, channel string) ([]release.Manifest, error) {
 	targets := up.GetTopLevelTargets()
 	var out []release.Manifest
 	for p, info := range targets {

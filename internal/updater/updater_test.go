@@ -9,111 +9,44 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
+	"github.com/tetherhq/tether/internal/release/publish/publishtest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-// bundle is a vendor repository built with internal/release, served over
-// HTTP the way the plane serves it, and an agent metadata directory
-// initialized with the vendor's root.
+// bundle is a vendor repository (publishtest) and an agent metadata
+// directory initialized with the vendor's root.
 type bundle struct {
-	t                *testing.T
-	now              time.Time
-	keysDir, repoDir string
-	agentDir         string
-	artifact         []byte
-	srv              *httptest.Server
-
-	mu        sync.Mutex
-	overrides map[string][]byte // "stable/metadata/timestamp.json" -> bytes served instead
-	requests  []string
+	*publishtest.Repo
+	t        *testing.T
+	agentDir string
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{
-		t:         t,
-		now:       time.Now().UTC().Truncate(time.Second),
-		keysDir:   filepath.Join(t.TempDir(), "keys"),
-		repoDir:   t.TempDir(),
-		agentDir:  filepath.Join(t.TempDir(), "agent"),
-		artifact:  []byte("tether-agent binary v1\n"),
-		overrides: map[string][]byte{},
-	}
-	if _, err := release.InitKeys(b.keysDir, release.KeyOptions{}, b.now); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /tuf/{channel}/{area}/{name...}", func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue("channel") + "/" + r.PathValue("area") + "/" + r.PathValue("name")
-		b.mu.Lock()
-		b.requests = append(b.requests, key)
-		data, ok := b.overrides[key]
-		b.mu.Unlock()
-		if !ok {
-			p, err := release.RepoFile(b.repoDir, r.PathValue("channel"), r.PathValue("area"), r.PathValue("name"))
-			if err != nil {
-				http.NotFound(w, r)
-				return
-			}
-			if data, err = os.ReadFile(p); err != nil {
-				http.NotFound(w, r)
-				return
-			}
-		}
-		_, _ = w.Write(data)
-	})
-	b.srv = httptest.NewServer(mux)
-	t.Cleanup(b.srv.Close)
-	if err := Init(b.agentDir, b.rootJSON()); err != nil {
+	b := &bundle{Repo: publishtest.New(t), t: t, agentDir: filepath.Join(t.TempDir(), "agent")}
+	if err := Init(b.agentDir, b.RootJSON()); err != nil {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func (b *bundle) rootJSON() []byte {
-	data, err := os.ReadFile(filepath.Join(b.keysDir, "root.json"))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return data
-}
-
-func (b *bundle) publish(channel, version, minFrom string) release.Manifest {
-	b.t.Helper()
-	art := filepath.Join(b.t.TempDir(), "tether-agent")
-	if err := os.WriteFile(art, append([]byte(version+":"), b.artifact...), 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-	m, err := release.Publish(context.Background(), b.repoDir, b.keysDir, release.PublishOptions{
-		Version: version, Channel: channel, MinFrom: minFrom,
-		Artifacts: map[string]string{"tether-agent": art},
-		Images:    map[string]string{"api": "registry.example/tether/api@sha256:" + strings.Repeat("ab", 32)},
-		SchemaMin: 1, SchemaMax: 2,
-	}, b.now)
-	if err != nil {
-		b.t.Fatalf("publish %s %s: %v", channel, version, err)
-	}
-	return m
 }
 
 func (b *bundle) client(channel string, mods ...func(*Config)) *Client {
 	b.t.Helper()
 	cfg := Config{
 		MetadataDir:       b.agentDir,
-		RemoteMetadataURL: b.srv.URL + "/tuf/" + channel + "/metadata",
-		RemoteTargetsURL:  b.srv.URL + "/tuf/" + channel + "/targets",
-		Now:               func() time.Time { return b.now.Add(time.Minute) },
+		RemoteMetadataURL: b.URL + "/tuf/" + channel + "/metadata",
+		RemoteTargetsURL:  b.URL + "/tuf/" + channel + "/targets",
+		Now:               func() time.Time { return b.Now.Add(time.Minute) },
 		Channel:           channel,
 	}
 	for _, m := range mods {
@@ -126,34 +59,20 @@ func (b *bundle) client(channel string, mods ...func(*Config)) *Client {
 	return c
 }
 
-func (b *bundle) serveInstead(key string, data []byte) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.overrides[key] = data
-}
-
 func (b *bundle) repoFile(channel, area, name string) []byte {
 	b.t.Helper()
-	data, err := os.ReadFile(filepath.Join(b.repoDir, channel, area, name))
+	data, err := os.ReadFile(filepath.Join(b.RepoDir, channel, area, name))
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	return data
 }
 
-func versionsOf(ms []release.Manifest) []string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.Version)
-	}
-	return out
-}
-
 func TestHappyPath(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
-	m11 := b.publish("stable", "1.1.0", "1.0.0")
+	b.Publish("stable", "1.0.0", "")
+	m11 := b.Publish("stable", "1.1.0", "1.0.0")
 
 	c := b.client("stable")
 	if err := c.Refresh(ctx); err != nil {
@@ -163,7 +82,7 @@ func TestHappyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := versionsOf(ms); !slices.Equal(got, []string{"1.1.0", "1.0.0"}) {
+	if got := publishtest.Versions(ms); !slices.Equal(got, []string{"1.1.0", "1.0.0"}) {
 		t.Fatalf("Releases = %v", got)
 	}
 	if ms[0].Artifacts["tether-agent"] != m11.Artifacts["tether-agent"] || ms[0].Images["api"] != m11.Images["api"] {
@@ -180,7 +99,7 @@ func TestHappyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(p)
-	if err != nil || !bytes.Equal(got, append([]byte("1.1.0:"), b.artifact...)) {
+	if err != nil || !bytes.Equal(got, publishtest.ArtifactBytes("1.1.0")) {
 		t.Fatalf("fetched %q, %v", got, err)
 	}
 	if p != filepath.Join(dst, "tether-agent") {
@@ -202,10 +121,10 @@ func TestHappyPath(t *testing.T) {
 
 func TestLatest(t *testing.T) {
 	b := setup(t)
-	b.publish("stable", "1.0.0", "")
-	b.publish("stable", "1.1.0", "1.0.0")
-	b.publish("stable", "2.0.0", "1.1.0")
-	b.publish("stable", "2.1.0-rc.1", "2.0.0")
+	b.Publish("stable", "1.0.0", "")
+	b.Publish("stable", "1.1.0", "1.0.0")
+	b.Publish("stable", "2.0.0", "1.1.0")
+	b.Publish("stable", "2.1.0-rc.1", "2.0.0")
 	c := b.client("stable")
 	tests := []struct {
 		current string
@@ -241,9 +160,9 @@ func TestLatest(t *testing.T) {
 func TestTamperedTargetRefused(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	m := b.publish("stable", "1.0.0", "")
+	m := b.Publish("stable", "1.0.0", "")
 	a := m.Artifacts["tether-agent"]
-	onDisk := filepath.Join(b.repoDir, "stable", "targets", "artifacts", "1.0.0", a.SHA256+".tether-agent")
+	onDisk := filepath.Join(b.RepoDir, "stable", "targets", "artifacts", "1.0.0", a.SHA256+".tether-agent")
 	good, err := os.ReadFile(onDisk)
 	if err != nil {
 		t.Fatal(err)
@@ -282,10 +201,10 @@ func TestTamperedTargetRefused(t *testing.T) {
 	}
 
 	// A tampered manifest target is refused as well.
-	mPath := filepath.Join(b.repoDir, "stable", "targets", "releases")
+	mPath := filepath.Join(b.RepoDir, "stable", "targets", "releases")
 	entries, _ := os.ReadDir(mPath)
 	raw, _ := os.ReadFile(filepath.Join(mPath, entries[0].Name()))
-	b.serveInstead("stable/targets/releases/"+entries[0].Name(), bytes.Replace(raw, []byte(`"max": 2`), []byte(`"max": 9`), 1))
+	b.ServeInstead("stable/targets/releases/"+entries[0].Name(), bytes.Replace(raw, []byte(`"max": 2`), []byte(`"max": 9`), 1))
 	if _, err := b.client("stable", func(cfg *Config) { cfg.MetadataDir = b.freshAgentDir() }).Releases(ctx); !lengthOrHashRefused(err) {
 		t.Errorf("Releases with a tampered manifest: %v", err)
 	}
@@ -301,20 +220,20 @@ func TestFreshAgentDir(t *testing.T) {
 func TestRollbackRefused(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
+	b.Publish("stable", "1.0.0", "")
 	c := b.client("stable")
 	if err := c.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	oldTimestamp := b.repoFile("stable", "metadata", "timestamp.json")
-	b.publish("stable", "1.1.0", "")
+	b.Publish("stable", "1.1.0", "")
 	if err := c.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("older timestamp", func(t *testing.T) {
-		b.serveInstead("stable/metadata/timestamp.json", oldTimestamp)
-		defer b.serveInstead("stable/metadata/timestamp.json", b.repoFile("stable", "metadata", "timestamp.json"))
+		b.ServeInstead("stable/metadata/timestamp.json", oldTimestamp)
+		defer b.ServeInstead("stable/metadata/timestamp.json", b.repoFile("stable", "metadata", "timestamp.json"))
 		err := c.Refresh(ctx)
 		if !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
 			t.Fatalf("Refresh with rolled-back timestamp: %v", err)
@@ -336,7 +255,7 @@ func TestRollbackRefused(t *testing.T) {
 		}
 		ts.Signed.Version++
 		ts.Signed.Meta["snapshot.json"] = metadata.MetaFile(1)
-		b.serveInstead("stable/metadata/timestamp.json", b.resign(ts, "timestamp.key"))
+		b.ServeInstead("stable/metadata/timestamp.json", b.resign(ts, "timestamp.key"))
 		if err := c.Refresh(ctx); !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
 			t.Fatalf("Refresh with snapshot rollback: %v", err)
 		}
@@ -347,7 +266,7 @@ func TestRollbackRefused(t *testing.T) {
 // the strongest attacker short of a root compromise.
 func (b *bundle) resign(ts *metadata.Metadata[metadata.TimestampType], keyFile string) []byte {
 	b.t.Helper()
-	pemData, err := os.ReadFile(filepath.Join(b.keysDir, keyFile))
+	pemData, err := os.ReadFile(filepath.Join(b.KeysDir, keyFile))
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -374,12 +293,12 @@ func (b *bundle) resign(ts *metadata.Metadata[metadata.TimestampType], keyFile s
 func TestFreezeRefused(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
+	b.Publish("stable", "1.0.0", "")
 	if err := b.client("stable").Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Two days later the plane still serves the same (1-day) timestamp.
-	late := b.client("stable", func(cfg *Config) { cfg.Now = func() time.Time { return b.now.Add(48 * time.Hour) } })
+	late := b.client("stable", func(cfg *Config) { cfg.Now = func() time.Time { return b.Now.Add(48 * time.Hour) } })
 	if err := late.Refresh(ctx); !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
 		t.Fatalf("Refresh of frozen repository: %v", err)
 	}
@@ -387,7 +306,7 @@ func TestFreezeRefused(t *testing.T) {
 		t.Errorf("Latest on frozen repository: %v", err)
 	}
 	// Once the vendor refreshes, the same agent proceeds.
-	if err := release.Refresh(ctx, b.repoDir, b.keysDir, b.now.Add(47*time.Hour)); err != nil {
+	if err := publish.Refresh(ctx, b.RepoDir, b.KeysDir, b.Now.Add(47*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := late.Refresh(ctx); err != nil {
@@ -407,10 +326,10 @@ func TestMixAndMatchRefused(t *testing.T) {
 	ctx := context.Background()
 	t.Run("targets of another channel with the same version", func(t *testing.T) {
 		b := setup(t)
-		b.publish("stable", "1.0.0", "")
-		b.publish("beta", "2.0.0-beta.1", "")
+		b.Publish("stable", "1.0.0", "")
+		b.Publish("beta", "2.0.0-beta.1", "")
 		// Both are 1.targets.json, validly signed by the same targets key.
-		b.serveInstead("stable/metadata/1.targets.json", b.repoFile("beta", "metadata", "1.targets.json"))
+		b.ServeInstead("stable/metadata/1.targets.json", b.repoFile("beta", "metadata", "1.targets.json"))
 		err := b.client("stable").Refresh(ctx)
 		if !lengthOrHashRefused(err) {
 			t.Fatalf("Refresh with another channel's targets: %v", err)
@@ -418,9 +337,9 @@ func TestMixAndMatchRefused(t *testing.T) {
 	})
 	t.Run("older targets served as the current version", func(t *testing.T) {
 		b := setup(t)
-		b.publish("stable", "1.0.0", "")
-		b.publish("stable", "1.1.0", "")
-		b.serveInstead("stable/metadata/2.targets.json", b.repoFile("stable", "metadata", "1.targets.json"))
+		b.Publish("stable", "1.0.0", "")
+		b.Publish("stable", "1.1.0", "")
+		b.ServeInstead("stable/metadata/2.targets.json", b.repoFile("stable", "metadata", "1.targets.json"))
 		err := b.client("stable").Refresh(ctx)
 		if !lengthOrHashRefused(err) {
 			t.Fatalf("Refresh with mismatched targets version: %v", err)
@@ -428,9 +347,9 @@ func TestMixAndMatchRefused(t *testing.T) {
 	})
 	t.Run("snapshot of another channel", func(t *testing.T) {
 		b := setup(t)
-		b.publish("stable", "1.0.0", "")
-		b.publish("beta", "2.0.0-beta.1", "")
-		b.serveInstead("stable/metadata/1.snapshot.json", b.repoFile("beta", "metadata", "1.snapshot.json"))
+		b.Publish("stable", "1.0.0", "")
+		b.Publish("beta", "2.0.0-beta.1", "")
+		b.ServeInstead("stable/metadata/1.snapshot.json", b.repoFile("beta", "metadata", "1.snapshot.json"))
 		err := b.client("stable").Refresh(ctx)
 		if !lengthOrHashRefused(err) {
 			t.Fatalf("Refresh with another channel's snapshot: %v", err)
@@ -441,22 +360,22 @@ func TestMixAndMatchRefused(t *testing.T) {
 func TestRevokedReleaseDisappears(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
-	b.publish("stable", "1.1.0", "")
+	b.Publish("stable", "1.0.0", "")
+	b.Publish("stable", "1.1.0", "")
 	c := b.client("stable")
 	before, err := c.Releases(ctx)
 	if err != nil || len(before) != 2 {
-		t.Fatalf("Releases before revoke = %v, %v", versionsOf(before), err)
+		t.Fatalf("Releases before revoke = %v, %v", publishtest.Versions(before), err)
 	}
-	if err := release.Revoke(ctx, b.repoDir, b.keysDir, "stable", "1.1.0", b.now); err != nil {
+	if err := publish.Revoke(ctx, b.RepoDir, b.KeysDir, "stable", "1.1.0", b.Now); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	after, err := c.Releases(ctx)
-	if err != nil || !slices.Equal(versionsOf(after), []string{"1.0.0"}) {
-		t.Fatalf("Releases after revoke = %v, %v", versionsOf(after), err)
+	if err != nil || !slices.Equal(publishtest.Versions(after), []string{"1.0.0"}) {
+		t.Fatalf("Releases after revoke = %v, %v", publishtest.Versions(after), err)
 	}
 	if m, ok, _ := c.Latest(ctx, "1.0.0"); ok {
 		t.Errorf("Latest offers %s after revoke", m.Version)
@@ -470,19 +389,19 @@ func TestRevokedReleaseDisappears(t *testing.T) {
 func TestChannels(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
-	b.publish("beta", "2.0.0-beta.1", "")
+	b.Publish("stable", "1.0.0", "")
+	b.Publish("beta", "2.0.0-beta.1", "")
 
 	ms, err := b.client("stable").Releases(ctx)
-	if err != nil || !slices.Equal(versionsOf(ms), []string{"1.0.0"}) {
-		t.Errorf("stable sees %v, %v", versionsOf(ms), err)
+	if err != nil || !slices.Equal(publishtest.Versions(ms), []string{"1.0.0"}) {
+		t.Errorf("stable sees %v, %v", publishtest.Versions(ms), err)
 	}
 	// A beta repository served to a stable agent (same keys, so TUF alone
 	// cannot tell) is refused by the manifest's channel.
 	wrong := b.client("stable", func(cfg *Config) {
 		cfg.MetadataDir = b.freshAgentDir()
-		cfg.RemoteMetadataURL = b.srv.URL + "/tuf/beta/metadata"
-		cfg.RemoteTargetsURL = b.srv.URL + "/tuf/beta/targets"
+		cfg.RemoteMetadataURL = b.URL + "/tuf/beta/metadata"
+		cfg.RemoteTargetsURL = b.URL + "/tuf/beta/targets"
 	})
 	if _, err := wrong.Releases(ctx); !errors.Is(err, ErrChannelMismatch) {
 		t.Errorf("stable agent on beta repository: %v, want ErrChannelMismatch", err)
@@ -497,7 +416,7 @@ func TestChannels(t *testing.T) {
 func (b *bundle) freshAgentDir() string {
 	b.t.Helper()
 	dir := filepath.Join(b.t.TempDir(), "agent")
-	if err := Init(dir, b.rootJSON()); err != nil {
+	if err := Init(dir, b.RootJSON()); err != nil {
 		b.t.Fatal(err)
 	}
 	return dir
@@ -505,12 +424,12 @@ func (b *bundle) freshAgentDir() string {
 
 func TestInit(t *testing.T) {
 	b := setup(t)
-	root := b.rootJSON()
+	root := b.RootJSON()
 	if err := Init(b.agentDir, root); err != nil {
 		t.Errorf("re-installing the same root: %v", err)
 	}
 	other := setup(t)
-	if err := Init(b.agentDir, other.rootJSON()); !errors.Is(err, ErrAlreadyInitialized) {
+	if err := Init(b.agentDir, other.RootJSON()); !errors.Is(err, ErrAlreadyInitialized) {
 		t.Errorf("installing a different root: %v, want ErrAlreadyInitialized", err)
 	}
 
@@ -539,7 +458,7 @@ func TestInit(t *testing.T) {
 func TestSignedRequests(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
+	b.Publish("stable", "1.0.0", "")
 	var signed int
 	c := b.client("stable", func(cfg *Config) {
 		cfg.Sign = func(r *http.Request) error {
@@ -551,9 +470,7 @@ func TestSignedRequests(t *testing.T) {
 	if _, err := c.Releases(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.mu.Lock()
-	n := len(b.requests)
-	b.mu.Unlock()
+	n := len(b.Requests())
 	if signed == 0 || signed != n {
 		t.Errorf("signed %d of %d requests", signed, n)
 	}

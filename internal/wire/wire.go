@@ -74,7 +74,7 @@ var (
 // ActivationRequest is the agent's one unsigned request: it proves possession
 // of a license's activation token and registers the agent's public key.
 type ActivationRequest struct {
-	ActivationToken string `json:"activation_token"` // as printed by license.Issue
+	ActivationToken string `json:"activation_token"` // as printed by issuer.Issue
 	PublicKey       string `json:"public_key"`       // base64url (unpadded) Ed25519 public key
 	AgentVersion    string `json:"agent_version"`    // semver
 }

@@ -102,7 +102,9 @@ func protectedResources(t *testing.T, s *synthesized) []protected {
 	})
 	acct, region := s.cfg.Account, s.cfg.Region
 	return []protected{
-		{action: "s3:GetObject", logicalIDs: []string{docs}, arn: "arn:aws:s3:::" + s.cfg.Name + "-data-documents-abc123/documents/doc-1", anyTarget: true},
+		// Not anyTarget: the agent reads the operator's decisions in the
+		// exchange bucket (TestAgentS3IsTheExchangeBucketOnly), nothing else.
+		{action: "s3:GetObject", logicalIDs: []string{docs}, arn: "arn:aws:s3:::" + s.cfg.Name + "-data-documents-abc123/documents/doc-1"},
 		{action: "kms:Decrypt", logicalIDs: []string{key}, arn: "arn:aws:kms:" + region + ":" + acct + ":key/0b9a8c7d-1234-4e5f-8a9b-0c1d2e3f4a5b"},
 		// The key of the database password and the AI provider key.
 		{action: "kms:Decrypt", logicalIDs: []string{secretsKey}, arn: "arn:aws:kms:" + region + ":" + acct + ":key/1c2d3e4f-5678-4a9b-8c7d-6e5f4a3b2c1d"},
@@ -246,7 +248,7 @@ func TestBoundaryCheckerDetectsGrants(t *testing.T) {
 		{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"},
 		{"Effect": "Allow", "Action": []any{"kms:*"}, "Resource": "arn:aws:kms:" + s.cfg.Region + ":" + s.cfg.Account + ":key/*"},
 		{"Effect": "Allow", "Action": "secretsmanager:Get*", "Resource": "arn:aws:secretsmanager:*:*:secret:tether/" + s.cfg.Name + "/*"},
-		{"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::unrelated/*"},
+		{"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::*/*"},
 		{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
 	} {
 		found := false
@@ -259,9 +261,10 @@ func TestBoundaryCheckerDetectsGrants(t *testing.T) {
 	}
 }
 
-// The agent's roles use one key only, the agent-secrets key, only through
-// Secrets Manager, and only for the secrets the agent reads: its identity
-// (task role) and the license (execution role).
+// The agent's roles use two keys only: the agent-secrets key, only through
+// Secrets Manager, and only for the secrets the agent reads (its identity
+// for the task role, the license for the execution role); and the exchange
+// bucket's own key, only through S3.
 func TestAgentUsesOnlyItsSecretsKey(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
 		for _, role := range agentRoles(t, s) {
@@ -272,11 +275,18 @@ func TestAgentUsesOnlyItsSecretsKey(t *testing.T) {
 					continue
 				}
 				grants++
-				if r := list(st["Resource"]); len(r) != 1 || !strings.Contains(flatten(s, r[0]), "AgentSecretsKey") {
-					t.Errorf("agent role %s: KMS grant on %s, want the agent-secrets key only", role, flatten(s, st["Resource"]))
-				}
 				cond, _ := st["Condition"].(map[string]any)
 				eq, _ := cond["StringEquals"].(map[string]any)
+				if r := list(st["Resource"]); len(r) == 1 && strings.Contains(flatten(s, r[0]), "ExchangeKey") {
+					// The exchange bucket's own key, through S3 only.
+					if !strings.HasPrefix(flatten(s, eq["kms:ViaService"]), "s3."+s.cfg.Region+".") {
+						t.Errorf("agent role %s: exchange key grant not limited to S3: %s", role, asJSON(st))
+					}
+					continue
+				}
+				if r := list(st["Resource"]); len(r) != 1 || !strings.Contains(flatten(s, r[0]), "AgentSecretsKey") {
+					t.Errorf("agent role %s: KMS grant on %s, want the agent-secrets key (or the exchange key through S3) only", role, flatten(s, st["Resource"]))
+				}
 				if !strings.HasPrefix(flatten(s, eq["kms:ViaService"]), "secretsmanager.") {
 					t.Errorf("agent role %s: KMS grant not limited to Secrets Manager: %s", role, asJSON(st))
 				}
@@ -317,7 +327,7 @@ func TestDataPoliciesDenyAgent(t *testing.T) {
 			typ, docField string
 			count         int
 		}{
-			{"AWS::S3::BucketPolicy", "PolicyDocument", 1}, // the documents bucket (the log bucket holds no documents)
+			{"AWS::S3::BucketPolicy", "PolicyDocument", 2}, // the documents bucket, and the exchange bucket's decisions (the log bucket holds no documents)
 			{"AWS::SQS::QueuePolicy", "PolicyDocument", 2}, // jobs and dead-letter
 			{"AWS::SecretsManager::ResourcePolicy", "ResourcePolicy", 1},
 			{"AWS::KMS::Key", "KeyPolicy", 2}, // the data key and the docsvc-secrets key
@@ -383,4 +393,70 @@ func TestAgentUpgradeRights(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The agent's S3 rights are on the exchange bucket alone: its records and
+// ledger segments to write, the operator's decisions to read, the listing.
+// The bucket policy admits only this account, lets only the agent write
+// its records, keeps it from writing decisions and everyone from deleting
+// the ledger's copy.
+func TestAgentS3IsTheExchangeBucketOnly(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		rights := map[string][]string{}
+		for _, role := range agentRoles(t, s) {
+			statements, _ := rolePolicies(s, role)
+			for _, st := range statements {
+				for _, a := range list(st["Action"]) {
+					if !strings.HasPrefix(a.(string), "s3:") {
+						continue
+					}
+					for _, r := range list(st["Resource"]) {
+						res := flatten(s, r)
+						if !strings.Contains(res, "Exchange") {
+							t.Errorf("agent role %s: %s on %s, which is not the exchange bucket", role, a, res)
+						}
+						rights[a.(string)] = append(rights[a.(string)], res[strings.LastIndex(res, ">")+1:])
+					}
+				}
+			}
+		}
+		got := asJSON(rights)
+		if got != `{"s3:GetObject":["/diagnostics/*/decision.json"],"s3:ListBucket":[""],"s3:PutObject":["/diagnostics/*","/ledger/*"]}` {
+			t.Errorf("agent S3 rights = %s", got)
+		}
+
+		var policy map[string]any
+		for _, r := range resources(s, "data", "AWS::S3::BucketPolicy") {
+			if strings.HasPrefix(asJSON(props(r)["Bucket"]), `{"Ref":"Exchange`) {
+				policy = props(r)["PolicyDocument"].(map[string]any)
+			}
+		}
+		if policy == nil {
+			t.Fatal("no exchange bucket policy")
+		}
+		sids := map[string]map[string]any{}
+		for _, st := range list(policy["Statement"]) {
+			m := st.(map[string]any)
+			if sid, ok := m["Sid"].(string); ok {
+				sids[sid] = m
+			}
+		}
+		other := sids["DenyOtherAccounts"]
+		if other["Effect"] != "Deny" || asJSON(other["Condition"]) != `{"StringNotEquals":{"aws:PrincipalAccount":"`+s.cfg.Account+`"}}` {
+			t.Errorf("DenyOtherAccounts = %s", asJSON(other))
+		}
+		writes := sids["OnlyTheAgentWritesItsRecords"]
+		if writes["Effect"] != "Deny" || !strings.HasSuffix(flatten(s, list(writes["NotResource"])[0]), "/diagnostics/*/decision.json") ||
+			!strings.Contains(asJSON(writes["Condition"]), `"ArnNotLike"`) {
+			t.Errorf("OnlyTheAgentWritesItsRecords = %s", asJSON(writes))
+		}
+		agentDecides := sids["DenyTetherAgent"]
+		if agentDecides["Effect"] != "Deny" || asJSON(agentDecides["Action"]) != `"s3:PutObject"` {
+			t.Errorf("DenyTetherAgent = %s", asJSON(agentDecides))
+		}
+		keep := sids["KeepTheLedger"]
+		if keep["Effect"] != "Deny" || !strings.HasSuffix(flatten(s, list(keep["Resource"])[0]), "/ledger/*") {
+			t.Errorf("KeepTheLedger = %s", asJSON(keep))
+		}
+	})
 }

@@ -45,6 +45,8 @@ type Data struct {
 	// replacements; only the agent mounts it, through AgentStateAccess.
 	AgentState       awsefs.FileSystem
 	AgentStateAccess awsefs.AccessPoint
+	// Exchange is the agent exchange bucket (support.go).
+	Exchange *Exchange
 	// OIDCIssuer and OIDCClientID are what docsvc verifies tokens against.
 	OIDCIssuer   *string
 	OIDCClientID *string
@@ -98,6 +100,7 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		}},
 		RemovalPolicy: retain,
 	})
+	d.Exchange = newExchange(stack, cfg, d.AccessLogs)
 	skipCheckov(d.AccessLogs, "CKV_AWS_18", "This is the access-log bucket that the documents and build-source buckets and the load balancer log to; logging it to itself would loop, and to another bucket would only move the finding there.")
 
 	d.Documents = awss3.NewBucket(stack, str("Documents"), &awss3.BucketProps{

@@ -368,8 +368,9 @@ func (s *services) newWorker() {
 // agentEnvironment is the agent's whole configuration, exactly the
 // variables tether-agent reads (internal/agent/config.go). None is secret:
 // the identity secret is named by ARN, not read here, and the license is
-// injected separately from Secrets Manager as TETHER_LICENSE.
-func (s *services) agentEnvironment(identityARN *string) map[string]*string {
+// injected separately from Secrets Manager as TETHER_LICENSE; the exchange
+// bucket is named, not read here either.
+func (s *services) agentEnvironment(identityARN, exchangeBucket *string) map[string]*string {
 	cfg := s.cfg
 	env := map[string]*string{
 		"TETHER_DATA_DIR":              str(agentDataDir),
@@ -378,6 +379,7 @@ func (s *services) agentEnvironment(identityARN *string) map[string]*string {
 		"TETHER_TRUSTED_ROOT":          str(cfg.Plane.TrustedRoot),
 		"TETHER_DOCSVC_URL":            str(internalAPIURL(cfg)),
 		"TETHER_AGENT_IDENTITY_SECRET": identityARN,
+		"TETHER_EXCHANGE_BUCKET":       exchangeBucket,
 		// The customer's policies (agent: in deployment.yaml), stated
 		// even when off so the task definition shows them.
 		"TETHER_TELEMETRY":                str(strconv.FormatBool(cfg.Agent.Telemetry)),
@@ -400,6 +402,7 @@ func (s *services) newAgent() {
 	// through the execution role (an ECS secret), not this role.
 	identity := d.Secrets[secretAgentIdentity]
 	allow(r, []string{"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"}, identity.SecretArn())
+	grantExchange(r, cfg, d.Exchange)
 	// Secrets Manager decrypts and encrypts that secret with the agent-secrets
 	// key on the agent's behalf; the encryption context names the secret, so
 	// the grant covers this one secret and no other under the key.
@@ -435,7 +438,7 @@ func (s *services) newAgent() {
 		"TETHER_LICENSE": s.secretsManager(secretLicense, d.Secrets[secretLicense], nil),
 	}
 	td := s.taskDefinition("agent", r, s.images.Agent, s.AgentImage.ValueAsString(), 256, 512, []string{"run"}, secrets,
-		s.agentEnvironment(identity.SecretArn()), 0)
+		s.agentEnvironment(identity.SecretArn(), d.Exchange.Bucket.BucketName()), 0)
 	// The agent's data dir (identity cache, egress ledger, TUF metadata,
 	// diagnostics) is its EFS access point: TLS in transit, IAM-authorized,
 	// and the role may mount and write through that access point only.

@@ -101,7 +101,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 	allowed := []string{
 		"TETHER_DATA_DIR", "TETHER_PLANE_URL", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY",
 		"TETHER_TRUSTED_ROOT", "TETHER_CHANNEL", "TETHER_DOCSVC_URL", "TETHER_HEARTBEAT",
-		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET",
+		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET", "TETHER_EXCHANGE_BUCKET",
 	}
 	reads := agentReads(t)
 	for _, name := range allowed {
@@ -124,7 +124,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 			}
 		}
 		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
-			"TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
+			"TETHER_EXCHANGE_BUCKET", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
 		if strings.Join(names, " ") != strings.Join(want, " ") {
 			t.Errorf("agent variables\n got %v\nwant %v", names, want)
 		}
@@ -201,7 +201,7 @@ func TestAgentPoliciesReachTheAgent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.yaml, err)
 		}
-		env := (&services{tasks: &tasks{cfg: cfg}}).agentEnvironment(str("arn"))
+		env := (&services{tasks: &tasks{cfg: cfg}}).agentEnvironment(str("arn"), str("bucket"))
 		for name, want := range map[string]string{"TETHER_TELEMETRY": c.telemetry, "TETHER_AUTO_APPROVE_DIAGNOSTICS": c.autoApply} {
 			got := *env[name]
 			if got != want {

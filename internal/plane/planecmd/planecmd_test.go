@@ -20,7 +20,7 @@ import (
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
 	"github.com/tetherhq/tether/internal/plane/planetest"
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -153,7 +153,7 @@ func TestAdminCommandsAgainstPlane(t *testing.T) {
 	if fi, err := os.Stat(export); err != nil || fi.Size() == 0 {
 		t.Fatalf("export: %v", err)
 	}
-	if _, err := release.List(p.RepoDir, "stable"); err != nil {
+	if _, err := publish.List(p.RepoDir, "stable"); err != nil {
 		t.Fatal(err)
 	}
 	// An export for a hand-off that takes weeks.

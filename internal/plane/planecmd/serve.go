@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/plane"
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/sqldb"
 )
 
@@ -58,11 +58,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	var licKey ed25519.PublicKey
 	switch {
 	case *licensePub != "":
-		if licKey, err = release.LoadLicensePublicKey(*licensePub); err != nil {
+		if licKey, err = publish.LoadLicensePublicKey(*licensePub); err != nil {
 			return fmt.Errorf("serve: --license-pub %s: %w", *licensePub, err)
 		}
 	case *keys != "":
-		if licKey, err = release.LoadLicensePublicKey(filepath.Join(*keys, "license.pub")); err != nil {
+		if licKey, err = publish.LoadLicensePublicKey(filepath.Join(*keys, "license.pub")); err != nil {
 			return fmt.Errorf("serve: --keys %s: %w (run tether-plane keys init --dir %s first)", *keys, err, *keys)
 		}
 	default:
@@ -126,14 +126,14 @@ func runServe(ctx context.Context, env Env, args []string) error {
 }
 
 // refreshLoop keeps every channel's timestamp (1 day) and snapshot (7 days)
-// signatures from expiring; release.Refresh only re-signs what is due.
+// signatures from expiring; publish.Refresh only re-signs what is due.
 func refreshLoop(ctx context.Context, env Env, repo, keys string, log interface {
 	Error(string, ...any)
 }) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if err := release.Refresh(ctx, repo, keys, env.Now()); err != nil {
+		if err := publish.Refresh(ctx, repo, keys, env.Now()); err != nil {
 			log.Error("refresh release metadata", "err", err)
 		}
 		select {

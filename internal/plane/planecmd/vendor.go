@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 )
 
 func runKeysInit(ctx context.Context, env Env, args []string) error {
@@ -39,7 +41,7 @@ func runKeysInit(ctx context.Context, env Env, args []string) error {
 	if *threshold < 1 || *threshold > *rootKeys {
 		return fmt.Errorf("%w: --root-threshold %d: must be between 1 and --root-keys (%d)", errUsage, *threshold, *rootKeys)
 	}
-	res, err := release.InitKeys(*dir, release.KeyOptions{RootKeys: *rootKeys, RootThreshold: *threshold}, env.Now())
+	res, err := publish.InitKeys(*dir, publish.KeyOptions{RootKeys: *rootKeys, RootThreshold: *threshold}, env.Now())
 	if err != nil {
 		return fmt.Errorf("keys init --dir %s: %w", *dir, err)
 	}
@@ -81,7 +83,7 @@ func runLicenseIssue(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: --expires %q: want a date such as 2027-12-31", errUsage, *expires)
 	}
-	g, err := license.ParseGrace(*grace)
+	g, err := issuer.ParseGrace(*grace)
 	if err != nil {
 		return fmt.Errorf("%w: --grace: %w", errUsage, err)
 	}
@@ -110,11 +112,11 @@ func runLicenseIssue(ctx context.Context, env Env, args []string) error {
 	if !l.ExpiresAt.After(l.IssuedAt) {
 		return fmt.Errorf("%w: --expires %s is in the past", errUsage, *expires)
 	}
-	key, err := release.LoadLicenseKey(*keys)
+	key, err := publish.LoadLicenseKey(*keys)
 	if err != nil {
 		return fmt.Errorf("license issue: --keys %s: %w", *keys, err)
 	}
-	file, _, err := license.Issue(key, l)
+	file, _, err := issuer.Issue(key, l)
 	if err != nil {
 		return fmt.Errorf("license issue: %w", err)
 	}
@@ -229,7 +231,7 @@ func runReleasePublish(ctx context.Context, env Env, args []string) error {
 			return fmt.Errorf("%w: --image %s=%s: want REPO@sha256:<64 hex> (pin by digest)", errUsage, name, ref)
 		}
 	}
-	m, err := release.Publish(ctx, *repo, *keys, release.PublishOptions{Version: *version, Channel: *channel,
+	m, err := publish.Publish(ctx, *repo, *keys, publish.PublishOptions{Version: *version, Channel: *channel,
 		Artifacts: artifacts.values, Images: images.values, MinFrom: *minFrom, SchemaMin: *schemaMin,
 		SchemaMax: *schemaMax, Notes: notes}, env.Now())
 	if err != nil {
@@ -252,12 +254,12 @@ func runReleaseList(ctx context.Context, env Env, args []string) error {
 	}
 	var all []plane.ChannelReleases
 	if *repo != "" {
-		chans, err := release.Channels(*repo)
+		chans, err := publish.Channels(*repo)
 		if err != nil {
 			return fmt.Errorf("release list: --repo %s: %w", *repo, err)
 		}
 		for _, ch := range chans {
-			ms, err := release.List(*repo, ch)
+			ms, err := publish.List(*repo, ch)
 			if err != nil {
 				return fmt.Errorf("release list: %w", err)
 			}
@@ -312,7 +314,7 @@ func runReleaseRevoke(ctx context.Context, env Env, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	if err := release.Revoke(ctx, *repo, *keys, *channel, *version, env.Now()); err != nil {
+	if err := publish.Revoke(ctx, *repo, *keys, *channel, *version, env.Now()); err != nil {
 		return fmt.Errorf("release revoke %s from %s: %w", *version, *channel, err)
 	}
 	fmt.Fprintf(env.Stdout, "Revoked %s from %s.\n", *version, *channel)
@@ -331,7 +333,7 @@ func runReleaseRefresh(ctx context.Context, env Env, args []string) error {
 	if err := required(fs, "keys", "repo"); err != nil {
 		return err
 	}
-	if err := release.Refresh(ctx, *repo, *keys, env.Now()); err != nil {
+	if err := publish.Refresh(ctx, *repo, *keys, env.Now()); err != nil {
 		return fmt.Errorf("release refresh: %w", err)
 	}
 	fmt.Fprintln(env.Stdout, "Refreshed.")
@@ -358,7 +360,7 @@ func runReleaseExport(ctx context.Context, env Env, args []string) error {
 	}
 	var validity time.Duration
 	if *validFor != "" {
-		d, err := license.ParseGrace(*validFor)
+		d, err := issuer.ParseGrace(*validFor)
 		if err != nil || *keys == "" {
 			return fmt.Errorf("%w: release export: --valid-for %q needs --keys and a duration such as 30d or 72h", errUsage, *validFor)
 		}
@@ -369,9 +371,9 @@ func runReleaseExport(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("release export: --out: %w", err)
 	}
 	if validity > 0 {
-		err = release.ExportValidFor(ctx, *repo, *keys, *channel, validity, f, env.Now())
+		err = publish.ExportValidFor(ctx, *repo, *keys, *channel, validity, f, env.Now())
 	} else {
-		err = release.Export(*repo, *channel, f)
+		err = publish.Export(*repo, *channel, f)
 	}
 	if err != nil {
 		f.Close()

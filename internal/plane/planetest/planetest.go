@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/sqldb"
 )
 
@@ -30,7 +32,7 @@ type Plane struct {
 	URL        string             // base URL, e.g. http://127.0.0.1:41234
 	AdminToken string             // Bearer token for /v1/admin and the dashboard
 	LicenseKey ed25519.PrivateKey // signs licenses; LicensePublicKey verifies them
-	KeysDir    string             // release.InitKeys output (root.json, online keys, license key)
+	KeysDir    string             // publish.InitKeys output (root.json, online keys, license key)
 	RepoDir    string             // per-channel TUF repositories the plane serves
 	DataDir    string             // admin-token, bundles/, plane.db
 	RootJSON   []byte             // the initial trusted root agents ship with
@@ -82,14 +84,14 @@ func StartWith(t testing.TB, o Options) *Plane {
 	dir := t.TempDir()
 	p := &Plane{KeysDir: filepath.Join(dir, "keys"), RepoDir: filepath.Join(dir, "repo"),
 		DataDir: filepath.Join(dir, "data"), Received: &Recorder{}, now: o.Now}
-	res, err := release.InitKeys(p.KeysDir, release.KeyOptions{RootKeys: 1, RootThreshold: 1}, o.Now())
+	res, err := publish.InitKeys(p.KeysDir, publish.KeyOptions{RootKeys: 1, RootThreshold: 1}, o.Now())
 	if err != nil {
 		t.Fatalf("planetest: init keys: %v", err)
 	}
 	if p.RootJSON, err = os.ReadFile(res.RootPath); err != nil {
 		t.Fatalf("planetest: %v", err)
 	}
-	if p.LicenseKey, err = release.LoadLicenseKey(p.KeysDir); err != nil {
+	if p.LicenseKey, err = publish.LoadLicenseKey(p.KeysDir); err != nil {
 		t.Fatalf("planetest: %v", err)
 	}
 	if err := os.MkdirAll(p.RepoDir, 0o755); err != nil {
@@ -156,7 +158,7 @@ func (p *Plane) IssueLicense(t testing.TB, l license.License) (file []byte, toke
 	if len(l.Channels) == 0 {
 		l.Channels = []string{"stable"}
 	}
-	file, token, err := license.Issue(p.LicenseKey, l)
+	file, token, err := issuer.Issue(p.LicenseKey, l)
 	if err != nil {
 		t.Fatalf("planetest: issue license: %v", err)
 	}
@@ -171,9 +173,9 @@ func (p *Plane) IssueLicense(t testing.TB, l license.License) (file []byte, toke
 }
 
 // Publish publishes a release to the plane's repository.
-func (p *Plane) Publish(t testing.TB, o release.PublishOptions) release.Manifest {
+func (p *Plane) Publish(t testing.TB, o publish.PublishOptions) release.Manifest {
 	t.Helper()
-	m, err := release.Publish(context.Background(), p.RepoDir, p.KeysDir, o, p.now())
+	m, err := publish.Publish(context.Background(), p.RepoDir, p.KeysDir, o, p.now())
 	if err != nil {
 		t.Fatalf("planetest: publish %s: %v", o.Version, err)
 	}

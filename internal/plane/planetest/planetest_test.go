@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planetest"
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -82,7 +83,7 @@ func TestAgentLifecycleAgainstTestPlane(t *testing.T) {
 			t.Fatalf("activation token sent to %s", r.Path)
 		}
 	}
-	m := p.Publish(t, release.PublishOptions{Version: "1.4.0", Channel: "stable", MinFrom: "1.3.0", SchemaMin: 1, SchemaMax: 3,
+	m := p.Publish(t, publish.PublishOptions{Version: "1.4.0", Channel: "stable", MinFrom: "1.3.0", SchemaMin: 1, SchemaMax: 3,
 		Images: map[string]string{"api": "registry.example.com/docsvc@sha256:" + strings.Repeat("b", 64)}})
 	if m.Version != "1.4.0" || len(p.RootJSON) == 0 {
 		t.Fatalf("publish: %+v", m)
@@ -92,7 +93,7 @@ func TestAgentLifecycleAgainstTestPlane(t *testing.T) {
 func TestLicenseRegistrationIsVerified(t *testing.T) {
 	p := planetest.Start(t)
 	_, other, _ := ed25519.GenerateKey(nil)
-	forged, _, err := license.Issue(other, license.License{ID: "lic_forged", Customer: "X",
+	forged, _, err := issuer.Issue(other, license.License{ID: "lic_forged", Customer: "X",
 		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Channels: []string{"stable"}})
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +105,7 @@ func TestLicenseRegistrationIsVerified(t *testing.T) {
 	if status, out := p.Admin(t, "POST", "/v1/admin/licenses", body); status != 400 || !strings.Contains(string(out), "does not verify") {
 		t.Fatalf("forged license: %d %s", status, out)
 	}
-	good, _, _ := license.Issue(p.LicenseKey, license.License{ID: "lic_ok", Customer: "Y",
+	good, _, _ := issuer.Issue(p.LicenseKey, license.License{ID: "lic_ok", Customer: "Y",
 		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Channels: []string{"stable"}})
 	raw := plane.RegisterLicenseBody{License: good, ActivationTokenSHA256: strings.Repeat("0", 64)}
 	if status, out := p.Admin(t, "POST", "/v1/admin/licenses", raw); status != 400 || !strings.Contains(string(out), "activation token") {

@@ -1,4 +1,4 @@
-package release
+package publish
 
 import (
 	"bytes"
@@ -23,6 +23,8 @@ import (
 	"github.com/tetherhq/tether/internal/atomicfile"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/tetherhq/tether/internal/release"
 )
 
 // Directory layout of one channel's repository under repoDir/<channel>/.
@@ -57,7 +59,7 @@ type channelRepo struct {
 }
 
 func channelDir(repoDir, channel string) (string, error) {
-	if err := ValidateChannel(channel); err != nil {
+	if err := release.ValidateChannel(channel); err != nil {
 		return "", err
 	}
 	return filepath.Join(repoDir, channel), nil
@@ -74,18 +76,18 @@ func RepoFile(repoDir, channel, area, name string) (string, error) {
 		return "", fmt.Errorf("repo file: %w", err)
 	}
 	if area != metadataDir && area != targetsDir {
-		return "", fmt.Errorf("repo file: area must be metadata or targets: %w", ErrInvalid)
+		return "", fmt.Errorf("repo file: area must be metadata or targets: %w", release.ErrInvalid)
 	}
 	if name == "" || len(name) > 512 || strings.ContainsAny(name, "\\\x00") || path.Clean(name) != name || path.IsAbs(name) {
-		return "", fmt.Errorf("repo file: bad name: %w", ErrInvalid)
+		return "", fmt.Errorf("repo file: bad name: %w", release.ErrInvalid)
 	}
 	for _, seg := range strings.Split(name, "/") {
 		if seg == "" || strings.HasPrefix(seg, ".") {
-			return "", fmt.Errorf("repo file: bad name: %w", ErrInvalid)
+			return "", fmt.Errorf("repo file: bad name: %w", release.ErrInvalid)
 		}
 	}
 	if area == metadataDir && strings.Contains(name, "/") {
-		return "", fmt.Errorf("repo file: bad name: %w", ErrInvalid)
+		return "", fmt.Errorf("repo file: bad name: %w", release.ErrInvalid)
 	}
 	return filepath.Join(dir, area, filepath.FromSlash(name)), nil
 }
@@ -130,14 +132,14 @@ func loadRepo(repoDir, channel string) (*channelRepo, error) {
 	r.timestamp = ts
 	sm, ok := ts.Signed.Meta["snapshot.json"]
 	if !ok {
-		return nil, fmt.Errorf("channel %s: timestamp names no snapshot: %w", channel, ErrInvalid)
+		return nil, fmt.Errorf("channel %s: timestamp names no snapshot: %w", channel, release.ErrInvalid)
 	}
 	if r.snapshot, err = metadata.Snapshot().FromFile(filepath.Join(md, strconv.FormatInt(sm.Version, 10)+".snapshot.json")); err != nil {
 		return nil, fmt.Errorf("channel %s: read snapshot: %w", channel, err)
 	}
 	tm, ok := r.snapshot.Signed.Meta["targets.json"]
 	if !ok {
-		return nil, fmt.Errorf("channel %s: snapshot names no targets: %w", channel, ErrInvalid)
+		return nil, fmt.Errorf("channel %s: snapshot names no targets: %w", channel, release.ErrInvalid)
 	}
 	if r.targets, err = metadata.Targets().FromFile(filepath.Join(md, strconv.FormatInt(tm.Version, 10)+".targets.json")); err != nil {
 		return nil, fmt.Errorf("channel %s: read targets: %w", channel, err)
@@ -221,7 +223,7 @@ func (r *channelRepo) installRoot(rootJSON []byte) error {
 	p := filepath.Join(r.dir, metadataDir, strconv.FormatInt(root.Signed.Version, 10)+".root.json")
 	if existing, err := os.ReadFile(p); err == nil {
 		if !bytes.Equal(existing, rootJSON) {
-			return fmt.Errorf("root version %d differs from the keys directory's: %w", root.Signed.Version, ErrInvalid)
+			return fmt.Errorf("root version %d differs from the keys directory's: %w", root.Signed.Version, release.ErrInvalid)
 		}
 		return nil
 	}
@@ -263,7 +265,7 @@ func targetDiskPath(dir, target string, sha string) string {
 func targetSHA256(tf *metadata.TargetFiles) (string, error) {
 	h, ok := tf.Hashes["sha256"]
 	if !ok {
-		return "", fmt.Errorf("target has no sha256: %w", ErrInvalid)
+		return "", fmt.Errorf("target has no sha256: %w", release.ErrInvalid)
 	}
 	return hex.EncodeToString(h), nil
 }
@@ -272,14 +274,14 @@ func targetSHA256(tf *metadata.TargetFiles) (string, error) {
 // target, writes the manifest as target releases/<version>.json and signs
 // new targets, snapshot and timestamp versions with the online keys. A
 // version that is already published or was revoked is refused.
-func Publish(ctx context.Context, repoDir, keysDir string, o PublishOptions, now time.Time) (Manifest, error) {
-	m := Manifest{
+func Publish(ctx context.Context, repoDir, keysDir string, o PublishOptions, now time.Time) (release.Manifest, error) {
+	m := release.Manifest{
 		Version:     o.Version,
 		Channel:     o.Channel,
-		Artifacts:   map[string]Artifact{},
+		Artifacts:   map[string]release.Artifact{},
 		Images:      map[string]string{},
 		MinFrom:     o.MinFrom,
-		Schema:      SchemaRange{Min: o.SchemaMin, Max: o.SchemaMax},
+		Schema:      release.SchemaRange{Min: o.SchemaMin, Max: o.SchemaMax},
 		Notes:       o.Notes,
 		PublishedAt: now.UTC().Truncate(time.Second),
 	}
@@ -287,32 +289,32 @@ func Publish(ctx context.Context, repoDir, keysDir string, o PublishOptions, now
 		m.Images[name] = ref
 	}
 	for name := range o.Artifacts {
-		m.Artifacts[name] = Artifact{Target: ArtifactTarget(o.Version, name), SHA256: strings.Repeat("0", 64)}
+		m.Artifacts[name] = release.Artifact{Target: release.ArtifactTarget(o.Version, name), SHA256: strings.Repeat("0", 64)}
 	}
 	// Validate before touching anything; hashes are filled in below.
 	if err := m.Validate(); err != nil {
-		return Manifest{}, fmt.Errorf("publish: %w", err)
+		return release.Manifest{}, fmt.Errorf("publish: %w", err)
 	}
 	k, err := loadOnlineKeys(keysDir)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("publish: keys: %w", err)
+		return release.Manifest{}, fmt.Errorf("publish: keys: %w", err)
 	}
 	dir, _ := channelDir(repoDir, o.Channel)
 	unlock, err := lockChannel(dir)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("publish: lock channel: %w", err)
+		return release.Manifest{}, fmt.Errorf("publish: lock channel: %w", err)
 	}
 	defer unlock()
 
 	r, err := openRepo(repoDir, o.Channel)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("publish: %w", err)
+		return release.Manifest{}, fmt.Errorf("publish: %w", err)
 	}
-	if _, ok := r.targets.Signed.Targets[ManifestTarget(o.Version)]; ok {
-		return Manifest{}, fmt.Errorf("publish: %s on %s: %w", o.Version, o.Channel, ErrExists)
+	if _, ok := r.targets.Signed.Targets[release.ManifestTarget(o.Version)]; ok {
+		return release.Manifest{}, fmt.Errorf("publish: %s on %s: %w", o.Version, o.Channel, ErrExists)
 	}
 	if _, err := os.Stat(filepath.Join(dir, revokedDir, o.Version+".json")); err == nil {
-		return Manifest{}, fmt.Errorf("publish: %s on %s was revoked; versions are never reused: %w", o.Version, o.Channel, ErrExists)
+		return release.Manifest{}, fmt.Errorf("publish: %s on %s was revoked; versions are never reused: %w", o.Version, o.Channel, ErrExists)
 	}
 
 	names := make([]string, 0, len(o.Artifacts))
@@ -322,36 +324,36 @@ func Publish(ctx context.Context, repoDir, keysDir string, o PublishOptions, now
 	sort.Strings(names)
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
-			return Manifest{}, fmt.Errorf("publish: %w", err)
+			return release.Manifest{}, fmt.Errorf("publish: %w", err)
 		}
-		target := ArtifactTarget(o.Version, name)
+		target := release.ArtifactTarget(o.Version, name)
 		tf, err := copyTarget(dir, target, o.Artifacts[name])
 		if err != nil {
-			return Manifest{}, fmt.Errorf("publish: artifact %s: %w", name, err)
+			return release.Manifest{}, fmt.Errorf("publish: artifact %s: %w", name, err)
 		}
 		sha, _ := targetSHA256(tf)
-		m.Artifacts[name] = Artifact{Target: target, SHA256: sha, Size: tf.Length}
+		m.Artifacts[name] = release.Artifact{Target: target, SHA256: sha, Size: tf.Length}
 		r.targets.Signed.Targets[target] = tf
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return Manifest{}, fmt.Errorf("publish: encode manifest: %w", err)
+		return release.Manifest{}, fmt.Errorf("publish: encode manifest: %w", err)
 	}
-	if _, err := ParseManifest(data); err != nil {
-		return Manifest{}, fmt.Errorf("publish: %w", err)
+	if _, err := release.ParseManifest(data); err != nil {
+		return release.Manifest{}, fmt.Errorf("publish: %w", err)
 	}
-	mt := ManifestTarget(o.Version)
+	mt := release.ManifestTarget(o.Version)
 	tf, err := metadata.TargetFile().FromBytes(mt, data, "sha256")
 	if err != nil {
-		return Manifest{}, fmt.Errorf("publish: manifest target: %w", err)
+		return release.Manifest{}, fmt.Errorf("publish: manifest target: %w", err)
 	}
 	sha, _ := targetSHA256(tf)
 	if err := writeAtomic(targetDiskPath(dir, mt, sha), data); err != nil {
-		return Manifest{}, fmt.Errorf("publish: write manifest: %w", err)
+		return release.Manifest{}, fmt.Errorf("publish: write manifest: %w", err)
 	}
 	r.targets.Signed.Targets[mt] = tf
 	if err := r.commit(k, now, true, true); err != nil {
-		return Manifest{}, fmt.Errorf("publish: %w", err)
+		return release.Manifest{}, fmt.Errorf("publish: %w", err)
 	}
 	return m, nil
 }
@@ -398,7 +400,7 @@ func copyTarget(dir, target, src string) (*metadata.TargetFiles, error) {
 // targets and signs new versions, so agents stop seeing it at their next
 // refresh. The manifest is kept under revoked/ for the vendor's records.
 func Revoke(ctx context.Context, repoDir, keysDir, channel, version string, now time.Time) error {
-	if _, err := ParseVersion(version); err != nil {
+	if _, err := release.ParseVersion(version); err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	dir, err := channelDir(repoDir, channel)
@@ -421,7 +423,7 @@ func Revoke(ctx context.Context, repoDir, keysDir, channel, version string, now 
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
-	mt := ManifestTarget(version)
+	mt := release.ManifestTarget(version)
 	tf, ok := r.targets.Signed.Targets[mt]
 	if !ok {
 		return fmt.Errorf("revoke: %s on %s: %w", version, channel, ErrNotFound)
@@ -451,19 +453,19 @@ func Revoke(ctx context.Context, repoDir, keysDir, channel, version string, now 
 
 // readManifest reads a manifest target from disk and checks it against the
 // signed hash and length before parsing it.
-func (r *channelRepo) readManifest(tf *metadata.TargetFiles) (Manifest, error) {
+func (r *channelRepo) readManifest(tf *metadata.TargetFiles) (release.Manifest, error) {
 	sha, err := targetSHA256(tf)
 	if err != nil {
-		return Manifest{}, err
+		return release.Manifest{}, err
 	}
 	data, err := os.ReadFile(targetDiskPath(r.dir, tf.Path, sha))
 	if err != nil {
-		return Manifest{}, fmt.Errorf("read manifest: %w", err)
+		return release.Manifest{}, fmt.Errorf("read manifest: %w", err)
 	}
 	if err := tf.VerifyLengthHashes(data); err != nil {
-		return Manifest{}, fmt.Errorf("read manifest: %w", err)
+		return release.Manifest{}, fmt.Errorf("read manifest: %w", err)
 	}
-	return ParseManifest(data)
+	return release.ParseManifest(data)
 }
 
 // Refresh re-signs whatever is within half its lifetime of expiring, in every
@@ -523,7 +525,7 @@ func Channels(repoDir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if !e.IsDir() || ValidateChannel(e.Name()) != nil {
+		if !e.IsDir() || release.ValidateChannel(e.Name()) != nil {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(repoDir, e.Name(), metadataDir, "timestamp.json")); err == nil {
@@ -536,7 +538,7 @@ func Channels(repoDir string) ([]string, error) {
 // List returns a channel's releases, newest first: the live ones from the
 // current signed targets and the revoked ones (Revoked set) from the
 // vendor's records. A channel with nothing published yields an empty list.
-func List(repoDir, channel string) ([]Manifest, error) {
+func List(repoDir, channel string) ([]release.Manifest, error) {
 	r, err := loadRepo(repoDir, channel)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
@@ -544,7 +546,7 @@ func List(repoDir, channel string) ([]Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	var out []Manifest
+	var out []release.Manifest
 	for p, tf := range r.targets.Signed.Targets {
 		if !strings.HasPrefix(p, "releases/") {
 			continue
@@ -565,20 +567,12 @@ func List(repoDir, channel string) ([]Manifest, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list: %w", err)
 		}
-		m, err := ParseManifest(data)
+		m, err := release.ParseManifest(data)
 		if err != nil {
 			return nil, fmt.Errorf("list %s: revoked record: %w", channel, err)
 		}
 		out = append(out, m)
 	}
-	SortNewestFirst(out)
+	release.SortNewestFirst(out)
 	return out, nil
-}
-
-// SortNewestFirst orders manifests by descending semantic version.
-func SortNewestFirst(ms []Manifest) {
-	sort.SliceStable(ms, func(i, j int) bool {
-		c, err := CompareVersions(ms[i].Version, ms[j].Version)
-		return err == nil && c > 0
-	})
 }

@@ -1,4 +1,10 @@
-package updater
+// Package airgap brings a channel's signed releases into an install that has
+// no network access: it verifies a bundle the vendor exported
+// (publish.Export) with exactly the go-tuf workflow the agent's online
+// updater uses (internal/updater) and keeps what verified. tetherctl's
+// 'airgap import' runs it on the customer's workstation; the agent does not
+// link it.
+package airgap
 
 import (
 	"archive/tar"
@@ -7,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -14,6 +21,8 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/updater"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // ErrBadBundle means an air-gapped bundle is not a well-formed export:
@@ -28,7 +37,7 @@ const (
 	maxBundleBytes = 1 << 30
 )
 
-// ImportBundle verifies an air-gapped bundle (release.Export's tar.gz)
+// ImportBundle verifies an air-gapped bundle (publish.Export's tar.gz)
 // against the trusted root in metadataDir with the same go-tuf workflow an
 // online refresh uses, including rollback and expiry checks against the
 // metadata a previous import left there. It then verifies and keeps every
@@ -39,13 +48,13 @@ func ImportBundle(ctx context.Context, metadataDir, targetsDir string, bundle io
 	if err != nil {
 		return nil, fmt.Errorf("updater: import bundle: %w", err)
 	}
-	up, err := newTUF(tufOptions{
-		metadataDir: metadataDir,
-		targetsDir:  targetsDir,
-		metadataURL: bundleURL + "metadata/",
-		targetsURL:  bundleURL + "targets/",
-		fetcher:     &memFetcher{files: files},
-		now:         time.Now(),
+	up, err := updater.NewTUF(updater.TUFOptions{
+		MetadataDir: metadataDir,
+		TargetsDir:  targetsDir,
+		MetadataURL: bundleURL + "metadata/",
+		TargetsURL:  bundleURL + "targets/",
+		Fetcher:     &memFetcher{files: files},
+		Now:         time.Now(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("updater: import bundle: %w", err)
@@ -53,14 +62,14 @@ func ImportBundle(ctx context.Context, metadataDir, targetsDir string, bundle io
 	if err := up.Refresh(); err != nil {
 		return nil, fmt.Errorf("updater: import bundle: %w", err)
 	}
-	ms, err := verifiedManifests(up, "")
+	ms, err := updater.VerifiedManifests(up, "")
 	if err != nil {
 		return nil, fmt.Errorf("updater: import bundle: %w", err)
 	}
 	targets := up.GetTopLevelTargets()
 	for _, m := range ms {
 		if m.Channel != ms[0].Channel {
-			return nil, fmt.Errorf("updater: import bundle: %w", ErrChannelMismatch)
+			return nil, fmt.Errorf("updater: import bundle: %w", updater.ErrChannelMismatch)
 		}
 		for _, a := range m.Artifacts {
 			if err := ctx.Err(); err != nil {
@@ -146,4 +155,25 @@ func bundleName(name string) bool {
 		}
 	}
 	return area == "targets" || (area == "metadata" && !strings.Contains(rest, "/"))
+}
+
+// memFetcher serves an unpacked bundle to go-tuf as if it were a remote
+// repository, so an air-gapped import goes through exactly the same
+// verification as an online refresh.
+type memFetcher struct {
+	files map[string][]byte // "metadata/1.root.json", "targets/releases/<sha>.1.0.0.json"
+}
+
+const bundleURL = "bundle:///"
+
+func (f *memFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
+	name, ok := strings.CutPrefix(url, bundleURL)
+	data, found := f.files[name]
+	if !ok || !found {
+		return nil, &metadata.ErrDownloadHTTP{StatusCode: http.StatusNotFound, URL: url}
+	}
+	if int64(len(data)) > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is more than %d bytes", url, maxLength)}
+	}
+	return data, nil
 }

@@ -1,4 +1,4 @@
-package reqsign
+package reqverify
 
 import (
 	"context"

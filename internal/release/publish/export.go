@@ -1,4 +1,4 @@
-package release
+package publish
 
 import (
 	"archive/tar"
@@ -13,13 +13,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tetherhq/tether/internal/release"
 )
 
 // Export writes one channel's current repository as a gzip'd tar for
 // air-gapped customers: every root version (so an agent can walk a root
 // rotation), timestamp.json, the snapshot and targets versions it names, and
 // every target those name, under the same metadata/ and targets/ paths the
-// plane serves. The agent's updater.ImportBundle verifies it with go-tuf
+// plane serves. tetherctl's airgap.ImportBundle verifies it with go-tuf
 // exactly as if it had been fetched online, so the bundle needs no signature
 // of its own. Entries are sorted and carry a fixed modification time, so
 // exporting the same state twice gives the same bytes.
@@ -108,7 +110,7 @@ const MaxExportValidity = 90 * 24 * time.Hour
 // carries the long expiry. It holds the channel's lock throughout.
 func ExportValidFor(ctx context.Context, repoDir, keysDir, channel string, validFor time.Duration, w io.Writer, now time.Time) error {
 	if validFor <= 0 || validFor > MaxExportValidity {
-		return fmt.Errorf("export: validity %s is not between 0 and %s: %w", validFor, MaxExportValidity, ErrInvalid)
+		return fmt.Errorf("export: validity %s is not between 0 and %s: %w", validFor, MaxExportValidity, release.ErrInvalid)
 	}
 	k, err := loadOnlineKeys(keysDir)
 	if err != nil {

@@ -1,4 +1,4 @@
-package release
+package publish
 
 import (
 	"archive/tar"
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/tetherhq/tether/internal/release"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -46,7 +48,7 @@ func setup(t *testing.T) bundle {
 	return b
 }
 
-func (b bundle) publish(t *testing.T, channel, version string, now time.Time) Manifest {
+func (b bundle) publish(t *testing.T, channel, version string, now time.Time) release.Manifest {
 	t.Helper()
 	m, err := Publish(context.Background(), b.repoDir, b.keysDir, PublishOptions{
 		Version: version, Channel: channel,
@@ -157,7 +159,7 @@ func TestInitKeysOptions(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
-			if err != nil && !errors.Is(err, ErrInvalid) {
+			if err != nil && !errors.Is(err, release.ErrInvalid) {
 				t.Errorf("err = %v, want ErrInvalid", err)
 			}
 		})
@@ -267,7 +269,7 @@ func TestPublishRefusesBadInput(t *testing.T) {
 			o := good
 			tt.change(&o)
 			_, err := Publish(context.Background(), b.repoDir, b.keysDir, o, t0)
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, release.ErrInvalid) {
 				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
 		})

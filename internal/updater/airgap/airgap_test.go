@@ -1,4 +1,4 @@
-package updater
+package airgap
 
 import (
 	"archive/tar"
@@ -13,18 +13,25 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish/publishtest"
+	"github.com/tetherhq/tether/internal/updater"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-func (b *bundle) export(channel string) []byte {
-	b.t.Helper()
-	var buf bytes.Buffer
-	if err := release.Export(b.repoDir, channel, &buf); err != nil {
-		b.t.Fatal(err)
+// agentDir is a fresh agent metadata directory trusting r's root.
+func agentDir(t *testing.T, r *publishtest.Repo) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "agent")
+	if err := updater.Init(dir, r.RootJSON()); err != nil {
+		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return dir
+}
+
+func lengthOrHashRefused(err error) bool {
+	return errors.Is(err, &metadata.ErrLengthOrHashMismatch{}) || errors.Is(err, &metadata.ErrDownloadLengthMismatch{})
 }
 
 type tarEntry struct {
@@ -98,37 +105,48 @@ func editBundle(t *testing.T, data []byte, prefix string, edit func([]byte) []by
 }
 
 func TestImportBundle(t *testing.T) {
-	b := setup(t)
+	b := publishtest.New(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
-	m11 := b.publish("stable", "1.1.0", "1.0.0")
+	b.Publish("stable", "1.0.0", "")
+	m11 := b.Publish("stable", "1.1.0", "1.0.0")
 	targetsDir := t.TempDir()
+	dir := agentDir(t, b)
 
-	ms, err := ImportBundle(ctx, b.agentDir, targetsDir, bytes.NewReader(b.export("stable")))
+	ms, err := ImportBundle(ctx, dir, targetsDir, bytes.NewReader(b.Export("stable")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := versionsOf(ms); !slices.Equal(got, []string{"1.1.0", "1.0.0"}) {
+	if got := publishtest.Versions(ms); !slices.Equal(got, []string{"1.1.0", "1.0.0"}) {
 		t.Fatalf("imported %v", got)
 	}
 	got, err := os.ReadFile(BundleArtifactPath(targetsDir, m11.Artifacts["tether-agent"]))
-	if err != nil || !bytes.Equal(got, append([]byte("1.1.0:"), b.artifact...)) {
+	if err != nil || !bytes.Equal(got, publishtest.ArtifactBytes("1.1.0")) {
 		t.Fatalf("kept artifact %q, %v", got, err)
 	}
 
 	// A later online refresh continues from the imported trusted state.
-	if err := b.client("stable").Refresh(ctx); err != nil {
+	c, err := updater.New(updater.Config{
+		MetadataDir:       dir,
+		RemoteMetadataURL: b.URL + "/tuf/stable/metadata",
+		RemoteTargetsURL:  b.URL + "/tuf/stable/targets",
+		Now:               func() time.Time { return b.Now.Add(time.Minute) },
+		Channel:           "stable",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Refresh(ctx); err != nil {
 		t.Errorf("online refresh after import: %v", err)
 	}
 }
 
 func TestImportBundleRefusesTampering(t *testing.T) {
-	b := setup(t)
+	b := publishtest.New(t)
 	ctx := context.Background()
-	m := b.publish("stable", "1.0.0", "")
-	good := b.export("stable")
-	stranger := setup(t)
-	stranger.publish("stable", "1.0.0", "")
+	m := b.Publish("stable", "1.0.0", "")
+	good := b.Export("stable")
+	stranger := publishtest.New(t)
+	stranger.Publish("stable", "1.0.0", "")
 
 	tests := []struct {
 		name  string
@@ -145,7 +163,7 @@ func TestImportBundleRefusesTampering(t *testing.T) {
 			i := bytes.Index(d, []byte(`"expires": "`)) + len(`"expires": "`)
 			return append(append(append([]byte{}, d[:i]...), "2099"...), d[i+4:]...)
 		}), func(err error) bool { return errors.Is(err, &metadata.ErrUnsignedMetadata{}) }},
-		{"signed by another vendor", stranger.export("stable"),
+		{"signed by another vendor", stranger.Export("stable"),
 			func(err error) bool { return errors.Is(err, &metadata.ErrUnsignedMetadata{}) }},
 		{"not gzip", []byte("PK\x03\x04 a zip"), func(err error) bool { return errors.Is(err, ErrBadBundle) }},
 		{"path traversal", retar(t, append(untar(t, good), tarEntry{tar.Header{Name: "targets/../../etc/x", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("x")})),
@@ -159,7 +177,7 @@ func TestImportBundleRefusesTampering(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			targetsDir := t.TempDir()
-			_, err := ImportBundle(ctx, b.freshAgentDir(), targetsDir, bytes.NewReader(tt.data))
+			_, err := ImportBundle(ctx, agentDir(t, b), targetsDir, bytes.NewReader(tt.data))
 			if !tt.check(err) {
 				t.Fatalf("ImportBundle: %v", err)
 			}
@@ -171,44 +189,35 @@ func TestImportBundleRefusesTampering(t *testing.T) {
 }
 
 func TestImportBundleRollback(t *testing.T) {
-	b := setup(t)
+	b := publishtest.New(t)
 	ctx := context.Background()
-	b.publish("stable", "1.0.0", "")
-	old := b.export("stable")
-	b.publish("stable", "1.1.0", "")
-	newer := b.export("stable")
-	if _, err := ImportBundle(ctx, b.agentDir, t.TempDir(), bytes.NewReader(newer)); err != nil {
+	b.Publish("stable", "1.0.0", "")
+	old := b.Export("stable")
+	b.Publish("stable", "1.1.0", "")
+	newer := b.Export("stable")
+	dir := agentDir(t, b)
+	if _, err := ImportBundle(ctx, dir, t.TempDir(), bytes.NewReader(newer)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := ImportBundle(ctx, b.agentDir, t.TempDir(), bytes.NewReader(old))
+	_, err := ImportBundle(ctx, dir, t.TempDir(), bytes.NewReader(old))
 	if !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
 		t.Fatalf("importing an older bundle: %v", err)
 	}
 }
 
 func TestImportBundleNeedsRoot(t *testing.T) {
-	b := setup(t)
-	b.publish("stable", "1.0.0", "")
-	_, err := ImportBundle(context.Background(), t.TempDir(), t.TempDir(), bytes.NewReader(b.export("stable")))
-	if !errors.Is(err, ErrNotInitialized) {
+	b := publishtest.New(t)
+	b.Publish("stable", "1.0.0", "")
+	_, err := ImportBundle(context.Background(), t.TempDir(), t.TempDir(), bytes.NewReader(b.Export("stable")))
+	if !errors.Is(err, updater.ErrNotInitialized) {
 		t.Fatalf("import without a trusted root: %v", err)
 	}
 }
 
 func FuzzReadBundle(f *testing.F) {
-	dir := f.TempDir()
-	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if _, err := release.InitKeys(keys, release.KeyOptions{RootKeys: 1}, testNow()); err != nil {
-		f.Fatal(err)
-	}
-	if _, err := release.Publish(context.Background(), repo, keys, release.PublishOptions{Version: "1.0.0", Channel: "stable", SchemaMax: 1}, testNow()); err != nil {
-		f.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := release.Export(repo, "stable", &buf); err != nil {
-		f.Fatal(err)
-	}
-	f.Add(buf.Bytes())
+	b := publishtest.New(f)
+	b.Publish("stable", "1.0.0", "")
+	f.Add(b.Export("stable"))
 	f.Add([]byte{0x1f, 0x8b})
 	f.Add([]byte("not a bundle"))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -1,4 +1,4 @@
-package release_test
+package publish_test
 
 import (
 	"archive/tar"
@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/updater"
+	"github.com/tetherhq/tether/internal/updater/airgap"
 )
 
 type timestampFile struct {
@@ -54,19 +56,19 @@ func TestExportValidFor(t *testing.T) {
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
 	now := time.Now().UTC()
-	init, err := release.InitKeys(keys, release.KeyOptions{RootKeys: 1, RootThreshold: 1}, now)
+	init, err := publish.InitKeys(keys, publish.KeyOptions{RootKeys: 1, RootThreshold: 1}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	art := filepath.Join(dir, "docsvc")
 	os.WriteFile(art, []byte("binary"), 0o755)
-	if _, err := release.Publish(context.Background(), repo, keys, release.PublishOptions{
+	if _, err := publish.Publish(context.Background(), repo, keys, publish.PublishOptions{
 		Version: "1.0.0", Channel: "stable", Artifacts: map[string]string{"docsvc": art}, MinFrom: "0.9.0", SchemaMin: 1, SchemaMax: 1,
 	}, now); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := release.ExportValidFor(context.Background(), repo, keys, "stable", 30*24*time.Hour, &buf, now); err != nil {
+	if err := publish.ExportValidFor(context.Background(), repo, keys, "stable", 30*24*time.Hour, &buf, now); err != nil {
 		t.Fatal(err)
 	}
 	exported := bundleTimestamp(t, buf.Bytes())
@@ -87,12 +89,12 @@ func TestExportValidFor(t *testing.T) {
 	if err := updater.Init(md, root); err != nil {
 		t.Fatal(err)
 	}
-	ms, err := updater.ImportBundle(context.Background(), md, t.TempDir(), bytes.NewReader(buf.Bytes()))
+	ms, err := airgap.ImportBundle(context.Background(), md, t.TempDir(), bytes.NewReader(buf.Bytes()))
 	if err != nil || len(ms) != 1 || ms[0].Version != "1.0.0" {
 		t.Fatalf("import: %v, %v", ms, err)
 	}
 
-	if err := release.ExportValidFor(context.Background(), repo, keys, "stable", 365*24*time.Hour, io.Discard, now); !errors.Is(err, release.ErrInvalid) {
+	if err := publish.ExportValidFor(context.Background(), repo, keys, "stable", 365*24*time.Hour, io.Discard, now); !errors.Is(err, release.ErrInvalid) {
 		t.Fatalf("a year's validity: %v, want ErrInvalid", err)
 	}
 }

@@ -1,4 +1,16 @@
-package release
+// Package publish is the vendor's side of signed releases: it creates the
+// signing keys, publishes release manifests (internal/release) and their
+// artifacts into one The Update Framework (TUF) repository per channel,
+// revokes releases, keeps the short-lived metadata fresh, and exports a
+// channel for air-gapped customers. Only tether-plane and the tests link it;
+// the agent must not (internal/boundary.VendorOnly).
+//
+// The agent (internal/updater) only ever acts on what go-tuf verified against
+// the root it was installed with, so everything this package writes is
+// ordinary TUF metadata signed with go-tuf; nothing here is trusted by the
+// agent on its own say-so. docs/releases.md describes the key roles, the
+// on-disk layout and the operator's procedures.
+package publish
 
 import (
 	"bytes"
@@ -20,6 +32,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/tetherhq/tether/internal/license"
+
+	"github.com/tetherhq/tether/internal/release"
 )
 
 // Key files in a keys directory. Private keys are Ed25519 in PKCS#8 PEM
@@ -107,10 +121,10 @@ func (o KeyOptions) withDefaults() (KeyOptions, error) {
 		o.RootThreshold = o.RootKeys/2 + 1
 	}
 	if o.RootKeys < 1 || o.RootKeys > 15 {
-		return o, fmt.Errorf("root keys must be 1-15: %w", ErrInvalid)
+		return o, fmt.Errorf("root keys must be 1-15: %w", release.ErrInvalid)
 	}
 	if o.RootThreshold < 1 || o.RootThreshold > o.RootKeys {
-		return o, fmt.Errorf("root threshold must be 1-%d: %w", o.RootKeys, ErrInvalid)
+		return o, fmt.Errorf("root threshold must be 1-%d: %w", o.RootKeys, release.ErrInvalid)
 	}
 	for _, d := range []struct {
 		v   *time.Duration
@@ -120,7 +134,7 @@ func (o KeyOptions) withDefaults() (KeyOptions, error) {
 			*d.v = d.def
 		}
 		if *d.v < time.Minute {
-			return o, fmt.Errorf("expiry must be at least a minute: %w", ErrInvalid)
+			return o, fmt.Errorf("expiry must be at least a minute: %w", release.ErrInvalid)
 		}
 	}
 	return o, nil
@@ -297,15 +311,15 @@ func loadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	}
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: not a PEM PRIVATE KEY: %w", filepath.Base(path), ErrInvalid)
+		return nil, fmt.Errorf("%s: not a PEM PRIVATE KEY: %w", filepath.Base(path), release.ErrInvalid)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", filepath.Base(path), ErrInvalid, err)
+		return nil, fmt.Errorf("%s: %w: %w", filepath.Base(path), release.ErrInvalid, err)
 	}
 	ek, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: not an Ed25519 key: %w", filepath.Base(path), ErrInvalid)
+		return nil, fmt.Errorf("%s: not an Ed25519 key: %w", filepath.Base(path), release.ErrInvalid)
 	}
 	return ek, nil
 }
@@ -322,9 +336,13 @@ func LoadLicenseKey(dir string) (ed25519.PrivateKey, error) {
 // LoadLicensePublicKey reads a PKIX PEM Ed25519 public key, such as the
 // license.pub InitKeys writes.
 func LoadLicensePublicKey(path string) (ed25519.PublicKey, error) {
-	k, err := license.LoadPublicKey(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: license: load public key: %w", release.ErrInvalid, err)
+	}
+	k, err := license.ParsePublicKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: license: load public key %s: %w", release.ErrInvalid, path, err)
 	}
 	return k, nil
 }
@@ -356,10 +374,10 @@ func loadOnlineKeys(dir string) (*onlineKeys, error) {
 		return nil, err
 	}
 	if err := decodeStrict(data, &k.policy); err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", signingPolicyFile, ErrInvalid, err)
+		return nil, fmt.Errorf("%s: %w: %w", signingPolicyFile, release.ErrInvalid, err)
 	}
 	if k.policy.TargetsExpiry <= 0 || k.policy.SnapshotExpiry <= 0 || k.policy.TimestampExpiry <= 0 {
-		return nil, fmt.Errorf("%s: every expiry must be set: %w", signingPolicyFile, ErrInvalid)
+		return nil, fmt.Errorf("%s: every expiry must be set: %w", signingPolicyFile, release.ErrInvalid)
 	}
 	return &k, nil
 }

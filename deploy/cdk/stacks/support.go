@@ -1,0 +1,124 @@
+package stacks
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tetherhq/tether/internal/deployconfig"
+)
+
+// Support from the operator's workstation. The agent's data dir is on a
+// file system only its task mounts, so the agent mirrors what an operator
+// reviews (its diagnostics requests with their redacted bundles, and its
+// egress ledger) to the agent exchange bucket, and reads the operator's
+// decisions there (internal/exchange). tetherctl diag and egress with
+// --config read it with the operator's own IAM permissions
+// (docs/operator-guide.md); no shell in a container and no inbound port.
+
+// ExchangeBucketOutput is the data stack's output naming the exchange
+// bucket; tetherctl finds the bucket by it.
+const ExchangeBucketOutput = "ExchangeBucketName"
+
+// Key prefixes in the exchange bucket (internal/exchange).
+const (
+	exchangeDiagnostics = "diagnostics/"
+	exchangeLedger      = "ledger/"
+	exchangeDecisions   = exchangeDiagnostics + "*/decision.json"
+)
+
+// Exchange is the agent exchange bucket and its key, in the data stack.
+type Exchange struct {
+	Bucket awss3.Bucket
+	Key    awskms.Key
+}
+
+// newExchange creates the exchange bucket in the data stack: its own
+// retained, rotated key, versioned, TLS only, no public access, access
+// logged, retained with the stack's other data. Its policy lets only
+// principals of this account in, lets only the agent write what the agent
+// writes, and keeps the agent from writing decisions and anyone from
+// deleting the ledger's copy.
+func newExchange(stack awscdk.Stack, cfg *deployconfig.Config, accessLogs awss3.IBucket) *Exchange {
+	x := &Exchange{Key: retainedKey(stack, cfg, "ExchangeKey", "agent-exchange", "the agent exchange bucket (diagnostics requests for review, the egress ledger's copy)")}
+	x.Bucket = awss3.NewBucket(stack, str("Exchange"), &awss3.BucketProps{
+		Encryption:             awss3.BucketEncryption_KMS,
+		EncryptionKey:          x.Key,
+		BucketKeyEnabled:       jsii.Bool(true),
+		BlockPublicAccess:      awss3.BlockPublicAccess_BLOCK_ALL(),
+		EnforceSSL:             jsii.Bool(true),
+		MinimumTLSVersion:      num(1.2),
+		ObjectOwnership:        awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Versioned:              jsii.Bool(true),
+		ServerAccessLogsBucket: accessLogs,
+		ServerAccessLogsPrefix: str("s3/agent-exchange/"),
+		LifecycleRules: &[]*awss3.LifecycleRule{{
+			// Overwritten objects are state.json's earlier states; the
+			// ledger's segments are written once.
+			NoncurrentVersionExpiration:         awscdk.Duration_Days(num(90)),
+			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(num(7)),
+		}},
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	all := &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}
+	objects := func(pattern string) *string { return x.Bucket.ArnForObjects(str(pattern)) }
+	agent := map[string]any{"aws:PrincipalArn": agentRoleARN(cfg)}
+	for _, st := range []*awsiam.PolicyStatementProps{{
+		Sid:        str("DenyOtherAccounts"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: all,
+		Actions:    jsii.Strings("s3:*"),
+		Resources:  &[]*string{x.Bucket.BucketArn(), objects("*")},
+		Conditions: &map[string]any{"StringNotEquals": map[string]any{"aws:PrincipalAccount": cfg.Account}},
+	}, {
+		// The agent writes everything but the operator's decisions.
+		Sid:          str("OnlyTheAgentWritesItsRecords"),
+		Effect:       awsiam.Effect_DENY,
+		Principals:   all,
+		Actions:      jsii.Strings("s3:PutObject"),
+		NotResources: &[]*string{objects(exchangeDecisions)},
+		Conditions:   &map[string]any{"ArnNotLike": agent},
+	}, {
+		// The copy of the egress ledger is append-only for everyone.
+		Sid:        str("KeepTheLedger"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: all,
+		Actions:    jsii.Strings("s3:DeleteObject", "s3:DeleteObjectVersion"),
+		Resources:  &[]*string{objects(exchangeLedger + "*")},
+	}} {
+		x.Bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(st))
+	}
+	// Decisions are the operator's: the agent may not approve for them.
+	x.Bucket.AddToResourcePolicy(denyAgent(cfg, []string{"s3:PutObject"}, objects(exchangeDecisions)))
+	awscdk.NewCfnOutput(stack, str(ExchangeBucketOutput), &awscdk.CfnOutputProps{
+		Value:       x.Bucket.BucketName(),
+		Description: str("The agent exchange bucket: tetherctl diag and egress --config read it"),
+	})
+	return x
+}
+
+// grantExchange lets the agent's task role write its records and ledger
+// segments to the exchange bucket, read the operator's decisions there,
+// and list the bucket (without s3:ListBucket, S3 answers a missing
+// decision.json with 403 rather than 404), through S3 only with the
+// bucket's key. Nothing else in any bucket.
+func grantExchange(role awsiam.Role, cfg *deployconfig.Config, x *Exchange) {
+	allow(role, []string{"s3:PutObject"}, x.Bucket.ArnForObjects(str(exchangeDiagnostics+"*")), x.Bucket.ArnForObjects(str(exchangeLedger+"*")))
+	allow(role, []string{"s3:GetObject"}, x.Bucket.ArnForObjects(str(exchangeDecisions)))
+	allow(role, []string{"s3:ListBucket"}, x.Bucket.BucketArn())
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("kms:Decrypt", "kms:GenerateDataKey"),
+		Resources: &[]*string{x.Key.KeyArn()},
+		Conditions: &map[string]any{"StringEquals": map[string]any{
+			"kms:ViaService": "s3." + cfg.Region + "." + *awscdk.Aws_URL_SUFFIX(),
+		}},
+	}))
+	suppress(role, "AwsSolutions-IAM5", exchangeNagReason,
+		resourceEnding("/"+exchangeDiagnostics+"*"), resourceEnding("/"+exchangeLedger+"*"), resourceEnding("/"+exchangeDecisions))
+}
+
+// exchangeNagReason is why the agent role's wildcards on the exchange
+// bucket are accepted.
+const exchangeNagReason = "The agent writes one object per diagnostics request file and per ledger segment, under the exchange bucket's diagnostics/ and ledger/ prefixes only, and reads only diagnostics/*/decision.json; the bucket policy keeps it from writing decisions."
