@@ -11,12 +11,13 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 
 // maxLines bounds the lines of non-test Go, in this module, that tetherctl
 // links for the shipped build (boundary.Shipped). No size goal is set for
-// the CLI: this is what it measured (12,887 lines: 9,943 with the exchange
-// bucket commands, images push, migrate and tokens; about 11,900 once
-// bootstrap and deploy came in; about 1,000 more for releases, upgrade and
-// rollback, with the CloudWatch and RDS clients) rounded up to the next
-// thousand, so growth is a decision someone makes in review.
-const maxLines = 13000
+// the CLI: this is what it measured (13,260 lines: 11,872 with deploy,
+// bootstrap, the exchange bucket commands, images push, migrate and tokens;
+// then deployment.yaml's network and adopt fields; and about 1,000 for
+// releases, upgrade and rollback with the CloudWatch and RDS clients)
+// rounded up to the next thousand, so growth is a decision someone makes in
+// review.
+const maxLines = 14000
 
 // TestLines keeps tetherctl's size in view; -v prints the count per package.
 func TestLines(t *testing.T) {

@@ -52,6 +52,8 @@ type Config struct {
 	Plane       Plane         `yaml:"plane"`
 	Agent       Agent         `yaml:"agent"`
 	License     License       `yaml:"license"`
+	Network     Network       `yaml:"network"`
+	Adopt       Adopt         `yaml:"adopt"`
 	Sizing      Sizing        `yaml:"sizing"`
 	Observe     Observability `yaml:"observability"`
 	IAM         IAM           `yaml:"iam"`
@@ -164,6 +166,70 @@ type License struct {
 	PublicKey string `yaml:"public_key"`
 }
 
+// Network is where the deployment runs: a VPC the network stack creates
+// (CIDR, default DefaultCIDR), or the customer's existing VPC (VpcID with
+// its Subnets), in which the stacks create no VPC, subnet, route or NAT.
+type Network struct {
+	CIDR  string `yaml:"cidr"`
+	VpcID string `yaml:"vpc_id"`
+	// CreateEndpoints says whether the network stack creates the VPC
+	// endpoints (S3 gateway, interface endpoints for the AWS APIs the tasks
+	// call). Left out, it is true for a new VPC; with vpc_id it must be
+	// given, because a VPC that already has endpoints for these services
+	// cannot take a second private-DNS endpoint for the same service.
+	CreateEndpoints *bool   `yaml:"create_endpoints"`
+	Subnets         Subnets `yaml:"subnets"`
+}
+
+// Subnets are an existing VPC's subnets, by role. Each role lists one subnet
+// per availability zone, over the same zones.
+type Subnets struct {
+	// Public subnets hold the internet-facing load balancer.
+	Public []Subnet `yaml:"public"`
+	// Private subnets route to the internet through the customer's NAT (or
+	// transit gateway): the tasks that need egress run there.
+	Private []Subnet `yaml:"private"`
+	// Isolated subnets hold the database, the agent's file system, the VPC
+	// endpoints and the tasks that need no internet. Optional: left out, the
+	// private subnets serve.
+	Isolated []Subnet `yaml:"isolated"`
+}
+
+// Subnet is one existing subnet. Its zone is given so synth needs no AWS
+// lookup; RouteTableID is needed on private and isolated subnets when the
+// stack creates the S3 gateway endpoint (it adds a route to that table).
+type Subnet struct {
+	ID           string `yaml:"id"`
+	Zone         string `yaml:"zone"`
+	RouteTableID string `yaml:"route_table_id"`
+}
+
+// Existing reports whether the deployment uses the customer's VPC.
+func (n Network) Existing() bool { return n.VpcID != "" }
+
+// Endpoints reports whether the network stack creates the VPC endpoints.
+func (n Network) Endpoints() bool { return n.CreateEndpoints == nil || *n.CreateEndpoints }
+
+// IsolatedSubnets are the subnets for the database, the agent's file system,
+// the endpoints and tasks without internet: Subnets.Isolated, or the private
+// subnets when none are given.
+func (n Network) IsolatedSubnets() []Subnet {
+	if len(n.Subnets.Isolated) > 0 {
+		return n.Subnets.Isolated
+	}
+	return n.Subnets.Private
+}
+
+// Zones are an existing VPC's availability zones, in the order of its
+// private subnets (every role covers the same zones).
+func (n Network) Zones() []string {
+	zones := make([]string, len(n.Subnets.Private))
+	for i, s := range n.Subnets.Private {
+		zones[i] = s.Zone
+	}
+	return zones
+}
+
 // Sizing is capacity: task counts and the database.
 type Sizing struct {
 	APITasks            int    `yaml:"api_tasks"`
@@ -202,6 +268,7 @@ const (
 	DefaultDatabaseClass    = "db.t4g.medium"
 	DefaultDatabaseGiB      = 50
 	DefaultLogRetentionDays = 90
+	DefaultCIDR             = "10.40.0.0/16"
 )
 
 // Load reads and parses the file at path.
@@ -289,6 +356,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Plane.Channel == "" {
 		c.Plane.Channel = DefaultChannel
+	}
+	if c.Network.VpcID == "" && c.Network.CIDR == "" {
+		c.Network.CIDR = DefaultCIDR
 	}
 	if c.Agent.DiagnosticsApproval == "" {
 		c.Agent.DiagnosticsApproval = DiagnosticsManual
@@ -458,6 +528,9 @@ func (c *Config) Validate() error {
 	if problem := checkEd25519PEM(c.License.PublicKey); problem != "" {
 		v.add("license.public_key", "%s; paste the vendor's license.pub (-----BEGIN PUBLIC KEY----- …)", problem)
 	}
+
+	v.network(c.Network, c.Region)
+	v.adopt(c)
 
 	s := c.Sizing
 	v.between("sizing.api_tasks", s.APITasks, 1, 50)

@@ -72,7 +72,14 @@ func TestLoad(t *testing.T) {
 // or deletes it when repl is empty.
 func edit(t *testing.T, linePrefix, repl string) []byte {
 	t.Helper()
-	lines := strings.Split(string(readExample(t, "minimal.yaml")), "\n")
+	return editExample(t, "minimal.yaml", linePrefix, repl)
+}
+
+// editExample replaces the first line of an example that starts with
+// linePrefix by repl, or deletes it when repl is empty.
+func editExample(t *testing.T, example, linePrefix, repl string) []byte {
+	t.Helper()
+	lines := strings.Split(string(readExample(t, example)), "\n")
 	for i, l := range lines {
 		if strings.HasPrefix(l, linePrefix) {
 			if repl == "" {
@@ -105,11 +112,7 @@ func withTrustedRoot(t *testing.T, root string) []byte {
 }
 
 func TestParseRejects(t *testing.T) {
-	tests := []struct {
-		name    string
-		input   []byte
-		wantErr string // a substring naming the field path and the problem
-	}{
+	tests := []rejectCase{
 		{"empty", []byte(""), "one YAML mapping"},
 		{"list", []byte("- a\n- b\n"), "one YAML mapping"},
 		{"syntax", []byte("version: [1\n"), "invalid deployment config"},
@@ -159,6 +162,19 @@ func TestParseRejects(t *testing.T) {
 		{"automatic diagnostics air-gapped", append(edit(t, "  url: https://plane", ""), []byte("agent:\n  diagnostics_approval: automatic\n")...), "agent.diagnostics_approval: automatic uploads diagnostics"},
 		{"unknown agent field", append(readExample(t, "minimal.yaml"), []byte("agent:\n  heartbeat: 10s\n")...), "agent.heartbeat: unknown field"},
 	}
+	expectRejects(t, tests)
+}
+
+// rejectCase is an input Parse must refuse, with a substring of the error
+// naming the field path and the problem.
+type rejectCase struct {
+	name    string
+	input   []byte
+	wantErr string
+}
+
+func expectRejects(t *testing.T, tests []rejectCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := Parse(tt.input)
@@ -221,7 +237,7 @@ func TestParseBoundsReportedProblems(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"minimal.yaml", "strict.yaml"} {
+	for _, name := range []string{"minimal.yaml", "strict.yaml", "existing-vpc.yaml", "recreate.yaml"} {
 		b, err := os.ReadFile(filepath.Join(examplesDir, name))
 		if err != nil {
 			f.Fatal(err)
@@ -233,6 +249,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]"))
 	f.Add([]byte("plane: {trusted_root: '{\"signed\": {\"_type\": \"root\"}, \"signatures\": []}'}"))
 	f.Add([]byte("plane: {trusted_root: '{\"signed\": null}'}"))
+	f.Add([]byte("network: {cidr: 10.40.0.0/20, create_endpoints: false}"))
+	f.Add([]byte("network: {vpc_id: vpc-01234567, subnets: {public: [{id: subnet-01234567, zone: eu-west-1a}], private: [{id: subnet-01234567, zone: eu-west-1a, route_table_id: rtb-1}]}}"))
 	f.Add([]byte("agent: {telemetry: true, diagnostics_approval: automatic}"))
 	f.Add([]byte("agent: {diagnostics_approval: [manual]}"))
 	f.Fuzz(func(t *testing.T, data []byte) {

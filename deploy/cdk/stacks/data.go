@@ -1,6 +1,9 @@
 package stacks
 
 import (
+	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsefs"
@@ -23,24 +26,29 @@ import (
 
 // Data holds every resource that stores customer data or secrets. The stack
 // is termination-protected and each resource is retained if the stack is
-// deleted, so no CloudFormation mistake can destroy documents.
+// deleted (the database is deleted after a final snapshot, which frees its
+// subnets), so no CloudFormation mistake can destroy documents. No retained
+// resource carries a fixed physical name a new deployment of the same name
+// would collide with, except the secrets, which tetherctl addresses by name:
+// a re-create adopts them (adopt.secrets), as it may adopt the keys, the
+// documents bucket and the final snapshot.
 type Data struct {
 	Stack      awscdk.Stack
-	Key        awskms.Key // encrypts documents, queue messages and the database
-	Documents  awss3.Bucket
+	Key        awskms.IKey // encrypts documents, queue messages and the database
+	Documents  awss3.IBucket
 	AccessLogs awss3.Bucket // S3 server access logs and ALB logs (SSE-S3: ALB cannot write SSE-KMS)
 	Jobs       awssqs.Queue
 	DeadLetter awssqs.Queue
-	Database   awsrds.DatabaseInstance
-	Secrets    map[string]awssecretsmanager.Secret // by kind: ai (key-based providers only), license, agent-identity
-	UserPool   awscognito.UserPool                 // nil unless auth.provider is cognito
-	Client     awscognito.UserPoolClient           // nil unless auth.provider is cognito
+	Database   database
+	Secrets    map[string]awssecretsmanager.ISecret // by kind: ai (key-based providers only), license, agent-identity
+	UserPool   awscognito.UserPool                  // nil unless auth.provider is cognito
+	Client     awscognito.UserPoolClient            // nil unless auth.provider is cognito
 	// DocsvcSecretsKey encrypts docsvc's secrets (the database password, an
 	// AI provider key); AgentSecretsKey the secrets tether-agent reads (the
 	// license, its identity). The agent's roles may use the second only, and
 	// the data and docsvc-secrets key policies deny the agent by name.
-	DocsvcSecretsKey awskms.Key
-	AgentSecretsKey  awskms.Key
+	DocsvcSecretsKey awskms.IKey
+	AgentSecretsKey  awskms.IKey
 	// AgentState keeps the agent's egress ledger and TUF metadata across task
 	// replacements; only the agent mounts it, through AgentStateAccess.
 	AgentState       awsefs.FileSystem
@@ -50,6 +58,14 @@ type Data struct {
 	// OIDCIssuer and OIDCClientID are what docsvc verifies tokens against.
 	OIDCIssuer   *string
 	OIDCClientID *string
+}
+
+// database is the deployment's PostgreSQL instance, new or restored from a
+// snapshot (adopt.database_snapshot).
+type database interface {
+	awsrds.IDatabaseInstance
+	Secret() awssecretsmanager.ISecret
+	AddRotationSingleUser(options *awsrds.RotationSingleUserOptions) awssecretsmanager.SecretRotation
 }
 
 // Database identity. The password lives only in the generated secret.
@@ -74,17 +90,20 @@ const documentsPrefix = "documents"
 
 func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	stack := newStack(app, cfg, "data", "Tether "+cfg.Name+": documents, queues, database, keys and secrets (retained)", true)
-	d := &Data{Stack: stack, Secrets: map[string]awssecretsmanager.Secret{}}
+	d := &Data{Stack: stack, Secrets: map[string]awssecretsmanager.ISecret{}}
 	retain := awscdk.RemovalPolicy_RETAIN
+	adopt := cfg.Adopt
 
-	d.Key = retainedKey(stack, cfg, "DataKey", "data", "documents, job messages and database storage")
+	// An adopted key keeps the policy its first deployment gave it (a
+	// retained key's policy stays with it), the agent denial included.
+	d.Key = adoptedOrRetainedKey(stack, cfg, "DataKey", "data", "documents, job messages and database storage", adopt.Keys.Data)
 	d.Key.AddToResourcePolicy(denyAgent(cfg, []string{"kms:*"}, str("*")), nil)
 	// Secrets Manager encrypts with these keys on the caller's behalf: a
 	// role reading a secret needs kms:Decrypt through Secrets Manager on the
 	// secret's key, and nothing on the others.
-	d.DocsvcSecretsKey = retainedKey(stack, cfg, "DocsvcSecretsKey", "docsvc-secrets", "docsvc's secrets (database password, AI provider key)")
+	d.DocsvcSecretsKey = adoptedOrRetainedKey(stack, cfg, "DocsvcSecretsKey", "docsvc-secrets", "docsvc's secrets (database password, AI provider key)", adopt.Keys.DocsvcSecrets)
 	d.DocsvcSecretsKey.AddToResourcePolicy(denyAgent(cfg, []string{"kms:*"}, str("*")), nil)
-	d.AgentSecretsKey = retainedKey(stack, cfg, "AgentSecretsKey", "agent-secrets", "the secrets tether-agent reads (license, agent identity)")
+	d.AgentSecretsKey = adoptedOrRetainedKey(stack, cfg, "AgentSecretsKey", "agent-secrets", "the secrets tether-agent reads (license, agent identity)", adopt.Keys.AgentSecrets)
 
 	d.newAgentState(cfg, net)
 
@@ -103,27 +122,29 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	d.Exchange = newExchange(stack, cfg, d.AccessLogs)
 	skipCheckov(d.AccessLogs, "CKV_AWS_18", "This is the access-log bucket that the documents and build-source buckets and the load balancer log to; logging it to itself would loop, and to another bucket would only move the finding there.")
 
-	d.Documents = awss3.NewBucket(stack, str("Documents"), &awss3.BucketProps{
-		Encryption:             awss3.BucketEncryption_KMS,
-		EncryptionKey:          d.Key,
-		BucketKeyEnabled:       jsii.Bool(true),
-		BlockPublicAccess:      awss3.BlockPublicAccess_BLOCK_ALL(),
-		EnforceSSL:             jsii.Bool(true),
-		MinimumTLSVersion:      num(1.2),
-		ObjectOwnership:        awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
-		Versioned:              jsii.Bool(true),
-		ServerAccessLogsBucket: d.AccessLogs,
-		ServerAccessLogsPrefix: str("s3/documents/"),
-		LifecycleRules: &[]*awss3.LifecycleRule{{
-			// Versioning protects against overwrite and accidental delete;
-			// old versions are kept long enough to recover, then expire so
-			// a deleted document really goes away.
-			NoncurrentVersionExpiration:         awscdk.Duration_Days(num(30)),
-			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(num(7)),
-		}},
-		RemovalPolicy: retain,
-	})
-	d.Documents.AddToResourcePolicy(denyAgent(cfg, []string{"s3:*"}, d.Documents.BucketArn(), d.Documents.ArnForObjects(str("*"))))
+	if name := adopt.DocumentsBucket; name != "" {
+		// The bucket keeps the settings its first deployment gave it
+		// (encryption, versioning, logging, lifecycle). Its policy is written
+		// again, under this stack: an imported bucket gets none from the CDK,
+		// and a bucket from before policies were retained has lost its own.
+		d.Documents = awss3.Bucket_FromBucketAttributes(stack, str("Documents"), &awss3.BucketAttributes{
+			BucketName: str(name), EncryptionKey: d.Key,
+		})
+		policy := awss3.NewBucketPolicy(stack, str("DocumentsPolicy"), &awss3.BucketPolicyProps{Bucket: d.Documents, RemovalPolicy: retain})
+		statements := append(tlsOnly(d.Documents), denyAgent(cfg, []string{"s3:*"}, d.Documents.BucketArn(), d.Documents.ArnForObjects(str("*"))))
+		policy.Document().AddStatements(statements...)
+		suppress(d.AccessLogs, "AwsSolutions-S1", "This is the access-log bucket the load balancer logs to (the adopted documents bucket keeps logging where it did); logging it to itself would loop, and to another bucket would only move the finding there.")
+	} else {
+		d.Documents = d.newDocuments()
+		d.Documents.AddToResourcePolicy(denyAgent(cfg, []string{"s3:*"}, d.Documents.BucketArn(), d.Documents.ArnForObjects(str("*"))))
+	}
+	// The retained buckets keep their policies (TLS only, no agent) after
+	// the stack is gone.
+	for _, b := range []awss3.IBucket{d.AccessLogs, d.Documents} {
+		if p := b.Policy(); p != nil {
+			p.ApplyRemovalPolicy(retain)
+		}
+	}
 
 	d.DeadLetter = awssqs.NewQueue(stack, str("JobsDeadLetter"), &awssqs.QueueProps{
 		Encryption:          awssqs.QueueEncryption_KMS,
@@ -151,7 +172,7 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	for _, family := range dbClients {
 		d.Database.Connections().AllowDefaultPortFrom(net.Groups[family], str("PostgreSQL from "+family))
 	}
-	d.Database.Secret().AddToResourcePolicy(denyAgent(cfg, []string{"secretsmanager:*"}, str("*")))
+	denyAgentOnSecret(stack, cfg, "DatabaseSecretPolicy", d.Database.Secret())
 
 	// The ai secret exists whatever the provider, though only key-based
 	// providers read it: a retained secret that came and went with the
@@ -160,6 +181,12 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	// use cannot be removed). Its ARN is exported whether or not a task
 	// imports it, for the same reason.
 	for _, kind := range []string{secretLicense, secretAgentIdentity, secretAI} {
+		if arn := adopt.Secrets.ByKind()[kind]; arn != "" {
+			d.Secrets[kind] = awssecretsmanager.Secret_FromSecretAttributes(stack, str("Secret-"+kind), &awssecretsmanager.SecretAttributes{
+				SecretCompleteArn: str(arn), EncryptionKey: d.SecretKey(kind),
+			})
+			continue
+		}
 		s := awssecretsmanager.NewSecret(stack, str("Secret-"+kind), &awssecretsmanager.SecretProps{
 			SecretName:    str(cfg.SecretName(kind)),
 			EncryptionKey: d.SecretKey(kind),
@@ -175,7 +202,9 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. Rotation is the operator putting a new value (aws secretsmanager put-secret-value).")
 		d.Secrets[kind] = s
 	}
-	stack.ExportValue(d.Secrets[secretAI].SecretArn(), nil)
+	if adopt.Secrets.AI == "" {
+		stack.ExportValue(d.Secrets[secretAI].SecretArn(), nil)
+	}
 
 	switch cfg.Auth.Provider {
 	case deployconfig.AuthCognito:
@@ -199,6 +228,49 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 	return d
 }
 
+// newDocuments creates the documents bucket.
+func (d *Data) newDocuments() awss3.Bucket {
+	return awss3.NewBucket(d.Stack, str("Documents"), &awss3.BucketProps{
+		Encryption:             awss3.BucketEncryption_KMS,
+		EncryptionKey:          d.Key,
+		BucketKeyEnabled:       jsii.Bool(true),
+		BlockPublicAccess:      awss3.BlockPublicAccess_BLOCK_ALL(),
+		EnforceSSL:             jsii.Bool(true),
+		MinimumTLSVersion:      num(1.2),
+		ObjectOwnership:        awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Versioned:              jsii.Bool(true),
+		ServerAccessLogsBucket: d.AccessLogs,
+		ServerAccessLogsPrefix: str("s3/documents/"),
+		LifecycleRules: &[]*awss3.LifecycleRule{{
+			// Versioning protects against overwrite and accidental delete;
+			// old versions are kept long enough to recover, then expire so
+			// a deleted document really goes away.
+			NoncurrentVersionExpiration:         awscdk.Duration_Days(num(30)),
+			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(num(7)),
+		}},
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+
+}
+
+// tlsOnly are the statements EnforceSSL and MinimumTLSVersion write into a
+// bucket's policy, for a bucket the stack adopts rather than creates.
+func tlsOnly(b awss3.IBucket) []awsiam.PolicyStatement {
+	deny := func(condition map[string]any) awsiam.PolicyStatement {
+		return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Effect:     awsiam.Effect_DENY,
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+			Actions:    jsii.Strings("s3:*"),
+			Resources:  &[]*string{b.BucketArn(), b.ArnForObjects(str("*"))},
+			Conditions: &condition,
+		})
+	}
+	return []awsiam.PolicyStatement{
+		deny(map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}}),
+		deny(map[string]any{"NumericLessThan": map[string]any{"s3:TlsVersion": 1.2}}),
+	}
+}
+
 // AuthParameter is the Parameter Store name of one of docsvc's token
 // settings (DOCSVC_OIDC_ISSUER, DOCSVC_OIDC_AUDIENCE), which the data stack
 // writes.
@@ -211,11 +283,39 @@ func AuthParameter(cfg *deployconfig.Config, name string) string {
 // alias/tether/<name>/<alias>.
 func retainedKey(stack awscdk.Stack, cfg *deployconfig.Config, id, alias, purpose string) awskms.Key {
 	return awskms.NewKey(stack, str(id), &awskms.KeyProps{
-		Alias:             str("alias/tether/" + cfg.Name + "/" + alias),
+		Alias:             str(keyAlias(cfg, alias)),
 		Description:       str("Tether " + cfg.Name + ": " + purpose),
 		EnableKeyRotation: jsii.Bool(true),
 		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
 	})
+}
+
+// adoptedOrRetainedKey is the key of ARN adopted (adopt.keys), given back
+// its alias (the alias went with the stack that made it), or else a new
+// retained key.
+func adoptedOrRetainedKey(stack awscdk.Stack, cfg *deployconfig.Config, id, alias, purpose, adopted string) awskms.IKey {
+	if adopted == "" {
+		return retainedKey(stack, cfg, id, alias, purpose)
+	}
+	key := awskms.Key_FromKeyArn(stack, str(id), str(adopted))
+	awskms.NewAlias(stack, str(id+"Alias"), &awskms.AliasProps{AliasName: str(keyAlias(cfg, alias)), TargetKey: key})
+	return key
+}
+
+func keyAlias(cfg *deployconfig.Config, alias string) string {
+	return "alias/tether/" + cfg.Name + "/" + alias
+}
+
+// denyAgentOnSecret adds the agent denial to a secret's resource policy,
+// writing that policy itself for an adopted secret (the CDK writes none for
+// an imported one).
+func denyAgentOnSecret(stack awscdk.Stack, cfg *deployconfig.Config, id string, secret awssecretsmanager.ISecret) {
+	deny := denyAgent(cfg, []string{"secretsmanager:*"}, str("*"))
+	if added := secret.AddToResourcePolicy(deny); added != nil && added.StatementAdded != nil && *added.StatementAdded {
+		return
+	}
+	policy := awssecretsmanager.NewResourcePolicy(stack, str(id), &awssecretsmanager.ResourcePolicyProps{Secret: secret})
+	policy.Document().AddStatements(deny)
 }
 
 // secretSetBy says, in each secret's description, who gives it its value.
@@ -227,14 +327,14 @@ var secretSetBy = map[string]string{
 
 // SecretKey is the key that encrypts the secret of one kind: the agent's
 // secrets under the agent-secrets key, docsvc's under the docsvc-secrets key.
-func (d *Data) SecretKey(kind string) awskms.Key {
+func (d *Data) SecretKey(kind string) awskms.IKey {
 	if kind == secretLicense || kind == secretAgentIdentity {
 		return d.AgentSecretsKey
 	}
 	return d.DocsvcSecretsKey
 }
 
-func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key, secretKey awskms.Key) awsrds.DatabaseInstance {
+func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key, secretKey awskms.IKey) database {
 	engine := awsrds.DatabaseInstanceEngine_Postgres(&awsrds.PostgresInstanceEngineProps{
 		Version: awsrds.PostgresEngineVersion_VER_17_9(),
 	})
@@ -244,14 +344,25 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 		Parameters:  &map[string]*string{"rds.force_ssl": str("1")},
 	})
 	isolated := &awsec2.SubnetSelection{SubnetGroupName: str(subnetIsolated)}
-	secret := awsrds.NewDatabaseSecret(stack, str("DatabaseSecret"), &awsrds.DatabaseSecretProps{
-		Username:   str(dbUser),
-		SecretName: str(cfg.SecretName(secretDatabase)),
-		// Not the data key: the rotation function and the tasks' execution
-		// roles decrypt this secret, and need nothing that opens documents.
-		EncryptionKey: secretKey,
-	})
-	secret.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
+	var secret awssecretsmanager.ISecret
+	if arn := cfg.Adopt.Secrets.Database; arn != "" {
+		// The retained secret holds the password of the instance it belonged
+		// to, and so of that instance's final snapshot.
+		secret = awssecretsmanager.Secret_FromSecretAttributes(stack, str("DatabaseSecret"), &awssecretsmanager.SecretAttributes{
+			SecretCompleteArn: str(arn), EncryptionKey: secretKey,
+		})
+	} else {
+		s := awsrds.NewDatabaseSecret(stack, str("DatabaseSecret"), &awsrds.DatabaseSecretProps{
+			Username:   str(dbUser),
+			SecretName: str(cfg.SecretName(secretDatabase)),
+			// Not the data key: the rotation function and the tasks' execution
+			// roles decrypt this secret, and need nothing that opens documents.
+			EncryptionKey: secretKey,
+		})
+		s.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
+		secret = s
+	}
+	id := dbInstanceID(cfg)
 	props := &awsrds.DatabaseInstanceProps{
 		Engine:               engine,
 		InstanceType:         awsec2.NewInstanceType(str(strings.TrimPrefix(cfg.Sizing.DatabaseClass, "db."))),
@@ -280,19 +391,48 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 		// OS metrics (processes, memory, I/O) every minute, to the
 		// RDSOSMetrics log group that RDS itself creates and owns.
 		MonitoringInterval: awscdk.Duration_Seconds(num(60)),
-		InstanceIdentifier: str(dbInstanceID(cfg)),
-		RemovalPolicy:      awscdk.RemovalPolicy_RETAIN,
+		InstanceIdentifier: id,
+		// Deleted with a final snapshot rather than retained: a retained
+		// instance would keep its parameter group, security group and
+		// subnets in use, and deleting the data and network stacks would
+		// fail on them. The snapshot is what a re-create restores
+		// (adopt.database_snapshot). Deletion protection stays on: destroy
+		// turns it off deliberately.
+		RemovalPolicy: awscdk.RemovalPolicy_SNAPSHOT,
 	}
 	props.EnablePerformanceInsights = jsii.Bool(cfg.Sizing.PerformanceInsights)
 	if cfg.Sizing.PerformanceInsights {
 		props.PerformanceInsightEncryptionKey = key
 	}
-	db := awsrds.NewDatabaseInstance(stack, str("Database"), props)
+	var db database
+	if snapshot := cfg.Adopt.DatabaseSnapshot; snapshot != "" {
+		// The same instance, restored: encryption and its key come with the
+		// snapshot (it was encrypted with the adopted data key), and so do
+		// the database and its user; the password is set to the secret's.
+		restore := &awsrds.DatabaseInstanceFromSnapshotProps{
+			SnapshotIdentifier: str(snapshot),
+			Credentials:        awsrds.SnapshotCredentials_FromSecret(secret),
+		}
+		// What a restore cannot take is the new instance's credentials and
+		// encryption; anything else left behind would be a setting lost.
+		if skipped := copySameFields(restore, props); !slices.Equal(skipped, []string{"Credentials", "StorageEncrypted", "StorageEncryptionKey"}) {
+			panic(fmt.Sprintf("restoring the database would drop settings %v: set them on the restore too", skipped))
+		}
+		restore.DatabaseName = nil
+		restored := awsrds.NewDatabaseInstanceFromSnapshot(stack, str("Database"), restore)
+		suppress(restored, "AwsSolutions-RDS2", "Restored from an encrypted snapshot (adopt.database_snapshot): RDS keeps the snapshot's encryption and its key, the adopted data key; CloudFormation's reference says not to set StorageEncrypted with a snapshot.")
+		skipCheckov(restored, "CKV_AWS_16", "Restored from an encrypted snapshot (adopt.database_snapshot): RDS keeps the snapshot's encryption and key; CloudFormation's reference says not to set StorageEncrypted with a snapshot.")
+		db = restored
+	} else {
+		db = awsrds.NewDatabaseInstance(stack, str("Database"), props)
+	}
 	// The log groups RDS exports to, created here with retention. (CDK's
 	// own retention setting would deploy a Lambda function to do this.)
+	// They are named after the instance, whose identifier is new with each
+	// creation of the stack, so retained ones never collide with the next.
 	for _, export := range *props.CloudwatchLogsExports {
 		lg := awslogs.NewLogGroup(stack, str("DatabaseLogs-"+*export), &awslogs.LogGroupProps{
-			LogGroupName:  str("/aws/rds/instance/" + dbInstanceID(cfg) + "/" + *export),
+			LogGroupName:  awscdk.Fn_Join(str(""), &[]*string{str("/aws/rds/instance/"), id, str("/" + *export)}),
 			Retention:     retention(cfg),
 			EncryptionKey: net.LogsKey,
 			RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
@@ -302,6 +442,9 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 	db.AddRotationSingleUser(&awsrds.RotationSingleUserOptions{
 		AutomaticallyAfter: awscdk.Duration_Days(num(30)),
 		VpcSubnets:         isolated,
+		// The network stack's group, which the VPC endpoints admit: the
+		// function calls Secrets Manager from the isolated subnets.
+		SecurityGroup: net.Groups["rotation"],
 	})
 	suppress(db, "AwsSolutions-RDS11", "The instance is in isolated subnets reachable only from the tasks' security groups; a non-default port adds no protection and breaks PostgreSQL tooling defaults.")
 	suppress(db.Node().FindChild(str("MonitoringRole")), "AwsSolutions-IAM4", "RDS enhanced monitoring's role carries AmazonRDSEnhancedMonitoringRole, the AWS policy made for it: it writes only to the RDSOSMetrics log group.",
@@ -350,7 +493,35 @@ func (d *Data) newUserPool(cfg *deployconfig.Config) {
 	d.OIDCClientID = client.UserPoolClientId()
 }
 
-func dbInstanceID(cfg *deployconfig.Config) string { return "tether-" + cfg.Name }
+// copySameFields sets each field of *dst that *src has, by the same name and
+// type, to src's value where src sets it (the CDK's props for a new
+// instance and for one restored from a snapshot share most of their
+// fields), and returns the names of the set fields it could not copy, sorted.
+func copySameFields(dst, src any) (skipped []string) {
+	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	for i := range s.NumField() {
+		f := s.Type().Field(i)
+		if s.Field(i).IsZero() {
+			continue
+		}
+		if df := d.FieldByName(f.Name); df.IsValid() && df.Type() == f.Type {
+			df.Set(s.Field(i))
+		} else {
+			skipped = append(skipped, f.Name)
+		}
+	}
+	slices.Sort(skipped)
+	return skipped
+}
+
+// dbInstanceID is the database's identifier: tether-<name>-<first eight hex
+// digits of the stack's ID>. The stack ID is new each time the stack is
+// created, so the instance, its final snapshot and its retained log groups
+// never collide with a later deployment of the same name.
+func dbInstanceID(cfg *deployconfig.Config) *string {
+	stackUUID := awscdk.Fn_Select(num(2), awscdk.Fn_Split(str("/"), awscdk.Aws_STACK_ID(), nil))
+	return awscdk.Fn_Join(str(""), &[]*string{str("tether-" + cfg.Name + "-"), awscdk.Fn_Select(num(0), awscdk.Fn_Split(str("-"), stackUUID, nil))})
+}
 
 func callbackURL(cfg *deployconfig.Config) string { return cfg.PublicURL() + "/auth/callback" }
 

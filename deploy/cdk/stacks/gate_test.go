@@ -87,7 +87,8 @@ func TestClusterStack(t *testing.T) {
 		if got := value("MigrateContainerName"); got != "migrate" {
 			t.Errorf("MigrateContainerName = %q, want migrate", got)
 		}
-		if got := value("MigrateSubnets"); strings.Count(got, ",") != 1 || !strings.Contains(got, "isolatedSubnet") {
+		role := subnetRoles(s)
+		if got := strings.Split(value("MigrateSubnets"), ","); len(got) != 2 || role(got[0]) != subnetIsolated || role(got[1]) != subnetIsolated {
 			t.Errorf("MigrateSubnets = %q, want the two isolated subnets, comma-separated", got)
 		}
 		if !strings.Contains(value("MigrateSecurityGroupId"), "Tasksmigrate") {

@@ -18,8 +18,8 @@ import (
 // services stack names images by digest through CloudFormation parameters.
 type Images struct {
 	Stack  awscdk.Stack
-	Docsvc awsecr.Repository
-	Agent  awsecr.Repository
+	Docsvc awsecr.IRepository
+	Agent  awsecr.IRepository
 	Build  awscodebuild.Project // nil unless images.source is build
 }
 
@@ -29,9 +29,15 @@ const buildSourceKey = "source/tether-source.zip"
 func newImages(app awscdk.App, cfg *deployconfig.Config, net *Network, data *Data) *Images {
 	stack := newStack(app, cfg, "images", "Tether "+cfg.Name+": container image repositories (retained)", true)
 	im := &Images{Stack: stack}
-	repo := func(id, name string) awsecr.Repository {
+	// The repositories are retained with their images and keep the names
+	// tetherctl and the build address them by; a deployment created again
+	// after destroy adopts them (adopt.repositories) instead of colliding.
+	repo := func(id, name string) awsecr.IRepository {
+		if cfg.Adopt.Repositories {
+			return awsecr.Repository_FromRepositoryName(stack, str(id), str(RepositoryName(cfg, name)))
+		}
 		return awsecr.NewRepository(stack, str(id), &awsecr.RepositoryProps{
-			RepositoryName:     str(cfg.Name + "/" + name),
+			RepositoryName:     str(RepositoryName(cfg, name)),
 			ImageScanOnPush:    jsii.Bool(true),
 			ImageTagMutability: awsecr.TagMutability_IMMUTABLE,
 			Encryption:         awsecr.RepositoryEncryption_KMS(),
@@ -46,9 +52,18 @@ func newImages(app awscdk.App, cfg *deployconfig.Config, net *Network, data *Dat
 
 	if cfg.Images.Source == deployconfig.ImagesBuild {
 		im.newBuild(cfg, net, data)
+	} else if cfg.Adopt.Repositories {
+		// CloudFormation refuses a template without resources, and with both
+		// repositories adopted this stack creates none; it still carries the
+		// outputs tetherctl reads, so it stays, holding this no-op.
+		awscdk.NewCfnWaitConditionHandle(stack, str("AdoptedRepositories"), &awscdk.CfnWaitConditionHandleProps{})
 	}
 	return im
 }
+
+// RepositoryName is the name of the deployment's ECR repository for one
+// image (docsvc, agent): <name>/<image>.
+func RepositoryName(cfg *deployconfig.Config, image string) string { return cfg.Name + "/" + image }
 
 func (im *Images) newBuild(cfg *deployconfig.Config, net *Network, data *Data) {
 	stack := im.Stack
@@ -65,6 +80,10 @@ func (im *Images) newBuild(cfg *deployconfig.Config, net *Network, data *Data) {
 		LifecycleRules:         &[]*awss3.LifecycleRule{{NoncurrentVersionExpiration: awscdk.Duration_Days(num(90))}},
 		RemovalPolicy:          awscdk.RemovalPolicy_RETAIN,
 	})
+	// Its policy (TLS only) stays with it when the stack is deleted.
+	if p := sources.Policy(); p != nil {
+		p.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
+	}
 	logs := awslogs.NewLogGroup(stack, str("BuildLogs"), &awslogs.LogGroupProps{
 		Retention:     retention(cfg),
 		EncryptionKey: net.LogsKey,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/tetherhq/tether/deploy/cdk/internal/snapshot"
+	"github.com/tetherhq/tether/internal/deployconfig"
 )
 
 var (
@@ -37,9 +39,12 @@ func TestDataStackIsProtectedAndRetained(t *testing.T) {
 			if len(rs) == 0 {
 				t.Errorf("no %s in the data stack", typ)
 			}
+			// The database goes after a final snapshot, so that it does
+			// not hold its subnets (and the stacks' deletion) hostage.
+			want := map[bool]string{true: "Snapshot", false: "Retain"}[typ == "AWS::RDS::DBInstance"]
 			for id, r := range rs {
-				if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
-					t.Errorf("%s %s is not retained on delete/replace", typ, id)
+				if r["DeletionPolicy"] != want || r["UpdateReplacePolicy"] != want {
+					t.Errorf("%s %s is not kept on delete/replace (DeletionPolicy %v, want %s)", typ, id, r["DeletionPolicy"], want)
 				}
 			}
 		}
@@ -248,30 +253,94 @@ func TestNetwork(t *testing.T) {
 		if endpoints["bedrock-runtime"] != (s.cfg.AI.Provider == "bedrock") {
 			t.Errorf("bedrock-runtime endpoint present = %v, want %v", endpoints["bedrock-runtime"], s.cfg.AI.Provider == "bedrock")
 		}
+		role := subnetRoles(s)
 		nat := len(resources(s, "network", "AWS::EC2::NatGateway"))
-		if want := map[bool]int{false: 1, true: 2}[s.cfg.Sizing.MultiAZ]; nat != want {
-			t.Errorf("%d NAT gateways, want %d", nat, want)
-		}
 		subnets := len(resources(s, "network", "AWS::EC2::Subnet"))
-		if subnets != 6 {
-			t.Errorf("%d subnets, want public, tasks and isolated in two zones", subnets)
+		if s.cfg.Network.Existing() {
+			// The customer's VPC: nothing of the network itself is created.
+			for _, typ := range []string{"AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::NatGateway", "AWS::EC2::RouteTable", "AWS::EC2::Route", "AWS::EC2::InternetGateway", "AWS::EC2::FlowLog"} {
+				if got := resources(s, "network", typ); len(got) > 0 {
+					t.Errorf("%d %s in an existing VPC", len(got), typ)
+				}
+			}
+			for _, r := range resources(s, "network", "AWS::EC2::SecurityGroup") {
+				if props(r)["VpcId"] != s.cfg.Network.VpcID {
+					t.Errorf("security group in VPC %s, want %s", asJSON(props(r)["VpcId"]), s.cfg.Network.VpcID)
+				}
+			}
+			// The S3 gateway endpoint routes from the tasks' and isolated
+			// subnets' tables, each once.
+			for _, r := range resources(s, "network", "AWS::EC2::VPCEndpoint") {
+				if props(r)["VpcEndpointType"] != "Gateway" {
+					continue
+				}
+				want := map[string]bool{}
+				for _, sn := range append(s.cfg.Network.Subnets.Private, s.cfg.Network.IsolatedSubnets()...) {
+					want[sn.RouteTableID] = true
+				}
+				got := list(props(r)["RouteTableIds"])
+				if len(got) != len(want) {
+					t.Errorf("S3 endpoint route tables %s, want each of %v once", asJSON(got), sortedKeys(want))
+				}
+				for _, id := range got {
+					if !want[id.(string)] {
+						t.Errorf("S3 endpoint routes from %v, not a private or isolated route table", id)
+					}
+				}
+			}
+		} else {
+			if want := map[bool]int{false: 1, true: 2}[s.cfg.Sizing.MultiAZ]; nat != want {
+				t.Errorf("%d NAT gateways, want %d", nat, want)
+			}
+			if subnets != 6 {
+				t.Errorf("%d subnets, want public, tasks and isolated in two zones", subnets)
+			}
+			for _, r := range resources(s, "network", "AWS::EC2::VPC") {
+				if props(r)["CidrBlock"] != s.cfg.Network.CIDR {
+					t.Errorf("VPC CIDR %v, want network.cidr %s", props(r)["CidrBlock"], s.cfg.Network.CIDR)
+				}
+			}
+		}
+		// Interface endpoints admit HTTPS from the deployment's own groups
+		// only, never a range.
+		for id, r := range resources(s, "network", "AWS::EC2::SecurityGroupIngress") {
+			if strings.Contains(asJSON(props(r)["GroupId"]), "SecurityGroup") && props(r)["SourceSecurityGroupId"] == nil {
+				t.Errorf("endpoint ingress %s from a range: %s", id, asJSON(props(r)))
+			}
+		}
+		for _, r := range resources(s, "network", "AWS::EC2::SecurityGroup") {
+			for _, in := range list(props(r)["SecurityGroupIngress"]) {
+				if cidr := in.(map[string]any)["CidrIp"]; cidr != nil && cidr != "0.0.0.0/0" {
+					t.Errorf("ingress from range %v: %s", cidr, asJSON(props(r)["GroupDescription"]))
+				}
+			}
 		}
 		// Workers reach the internet only for an internet AI provider.
 		for _, r := range resources(s, "services", "AWS::ECS::Service") {
 			name := props(r)["ServiceName"].(string)
-			nets := asJSON(props(r)["NetworkConfiguration"])
-			isolated := strings.Contains(nets, "isolatedSubnet")
-			var want bool
+			var roles []string
+			for _, sn := range list(props(r)["NetworkConfiguration"].(map[string]any)["AwsvpcConfiguration"].(map[string]any)["Subnets"]) {
+				roles = append(roles, role(sn))
+			}
+			var want string
 			switch name {
 			case serviceName(s.cfg, "api"):
-				want = false
+				want = subnetEgress
 			case serviceName(s.cfg, "worker"):
-				want = !s.cfg.WorkerNeedsInternet()
+				want = map[bool]string{true: subnetEgress, false: subnetIsolated}[s.cfg.WorkerNeedsInternet()]
 			case serviceName(s.cfg, "agent"):
-				want = !s.cfg.AgentNeedsInternet()
+				want = map[bool]string{true: subnetEgress, false: subnetIsolated}[s.cfg.AgentNeedsInternet()]
 			}
-			if isolated != want {
-				t.Errorf("%s in isolated subnets = %v, want %v", name, isolated, want)
+			if len(roles) != 2 || roles[0] != want || roles[1] != want {
+				t.Errorf("%s in subnets %v, want two %s subnets", name, roles, want)
+			}
+		}
+		// The load balancer is in the public subnets.
+		for _, r := range resources(s, "services", "AWS::ElasticLoadBalancingV2::LoadBalancer") {
+			for _, sn := range list(props(r)["Subnets"]) {
+				if got := role(sn); got != subnetPublic {
+					t.Errorf("load balancer subnet %s is %s, want public", asJSON(sn), got)
+				}
 			}
 		}
 		// The database is in isolated subnets and admits only the docsvc tasks.
@@ -280,14 +349,57 @@ func TestNetwork(t *testing.T) {
 				t.Errorf("database ingress from a non-group source: %s", asJSON(p))
 			}
 		}
-		for _, r := range resources(s, "data", "AWS::RDS::DBSubnetGroup") {
-			for _, subnet := range list(props(r)["SubnetIds"]) {
-				if !strings.Contains(asJSON(subnet), "isolatedSubnet") {
-					t.Errorf("database subnet %s is not isolated", asJSON(subnet))
+		for _, typ := range []string{"AWS::RDS::DBSubnetGroup", "AWS::EFS::MountTarget"} {
+			n := 0
+			for _, r := range resources(s, "data", typ) {
+				ids := list(props(r)["SubnetIds"])
+				if id := props(r)["SubnetId"]; id != nil {
+					ids = []any{id}
 				}
+				for _, subnet := range ids {
+					n++
+					want := subnetIsolated
+					if typ == "AWS::EFS::MountTarget" && s.cfg.AgentNeedsInternet() {
+						want = subnetEgress // beside the agent
+					}
+					if got := role(subnet); got != want {
+						t.Errorf("%s subnet %s is %s, want %s", typ, asJSON(subnet), got, want)
+					}
+				}
+			}
+			if n != 2 {
+				t.Errorf("%s in %d subnets, want 2 (one per zone)", typ, n)
 			}
 		}
 	})
+}
+
+// subnetRoles returns what says which subnet group a template's subnet
+// value belongs to: the group name in a new VPC's export, or the role the
+// config gives an existing VPC's subnet ID.
+func subnetRoles(s *synthesized) func(v any) string {
+	byID := map[string]string{}
+	n := s.cfg.Network
+	for role, subnets := range map[string][]deployconfig.Subnet{subnetPublic: n.Subnets.Public, subnetEgress: n.Subnets.Private, subnetIsolated: n.IsolatedSubnets()} {
+		for _, sn := range subnets {
+			byID[sn.ID] = role
+		}
+	}
+	return func(v any) string {
+		j := asJSON(v)
+		if id, ok := v.(string); ok {
+			if r, ok := byID[id]; ok {
+				return r
+			}
+			j = id // a flattened reference to a new VPC's subnet
+		}
+		for _, role := range []string{subnetPublic, subnetEgress, subnetIsolated} {
+			if strings.Contains(j, role+"Subnet") {
+				return role
+			}
+		}
+		return "unknown subnet " + j
+	}
 }
 
 func TestBoundaryAndQualifierFromConfig(t *testing.T) {
@@ -384,14 +496,19 @@ func TestNoDeploymentValuesInCode(t *testing.T) {
 // testdata/ so every change to them is reviewed as a diff. Regenerate with
 // `go test ./... -update`.
 func TestSnapshots(t *testing.T) {
-	forEachExample(t, func(t *testing.T, s *synthesized) {
+	forAllExamples(t, func(t *testing.T, s *synthesized) {
 		for _, st := range s.d.Stacks() {
 			raw := []byte(asJSON(s.json[strings.TrimPrefix(*st.StackName(), s.cfg.Name+"-")]))
 			got, err := snapshot.Normalize(raw)
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("..", "testdata", *st.StackName()+".template.json")
+			// recreate.yaml deploys the same stack names as existing-vpc.yaml.
+			file := *st.StackName() + ".template.json"
+			if slices.Contains(adoptingExamples, s.example) {
+				file = s.example + "-" + file
+			}
+			path := filepath.Join("..", "testdata", file)
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)

@@ -278,7 +278,7 @@ func exceptionProblems(name string, raw []byte) []string {
 
 func TestTemplatesPassCfnLintAndCheckov(t *testing.T) {
 	lint, ck := lintTool(t, "cfn-lint"), lintTool(t, "checkov")
-	forEachExample(t, func(t *testing.T, s *synthesized) {
+	forAllExamples(t, func(t *testing.T, s *synthesized) {
 		// This run's templates, exactly as written to its cloud assembly.
 		dir := t.TempDir()
 		for _, st := range s.d.Stacks() {

@@ -16,13 +16,17 @@ import (
 // Network is the VPC: public subnets for the load balancer and NAT, private
 // subnets with egress for tasks that must reach the internet, and isolated
 // subnets (no route out at all) for the database and for tasks that don't.
+// With network.vpc_id the VPC and its subnets are the customer's, imported
+// by ID under the same three subnet group names, and the stack creates no
+// VPC, subnet, route table, NAT gateway or flow log in it.
 type Network struct {
 	Stack awscdk.Stack
-	Vpc   awsec2.Vpc
-	// Security groups per task family (api, worker, migrate, agent) and for
-	// the load balancer. They live here, below the data stack, so the
-	// database can admit them without the data stack referring to the
-	// services stack.
+	Vpc   awsec2.IVpc
+	// Security groups per task family (api, worker, migrate, agent), for
+	// the database password's rotation function (rotation) and for the load
+	// balancer. They live here, below the data stack, so the database can
+	// admit them without the data stack referring to the services stack, and
+	// so the VPC endpoints can admit exactly them.
 	Groups map[string]awsec2.SecurityGroup
 	// LogsKey encrypts every log group of the deployment (flow logs here,
 	// database, build and task logs in the other stacks). It lives in the
@@ -41,26 +45,45 @@ const (
 )
 
 func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
-	stack := newStack(app, cfg, "network", "Tether "+cfg.Name+": VPC, subnets and VPC endpoints", false)
+	what := "VPC, subnets and VPC endpoints"
+	if cfg.Network.Existing() {
+		what = "security groups and VPC endpoints in VPC " + cfg.Network.VpcID
+	}
+	stack := newStack(app, cfg, "network", "Tether "+cfg.Name+": "+what, false)
+	logsKey := newLogsKey(stack, cfg)
+	n := &Network{Stack: stack, Groups: map[string]awsec2.SecurityGroup{}, LogsKey: logsKey}
+	if cfg.Network.Existing() {
+		n.Vpc = importVpc(stack, cfg.Network)
+	} else {
+		n.Vpc = newVpc(stack, cfg, logsKey)
+	}
+	n.newGroups(cfg)
+	if cfg.Network.Endpoints() {
+		n.newEndpoints(cfg)
+	}
+	return n
+}
 
+// newVpc creates the deployment's own VPC, with flow logs.
+func newVpc(stack awscdk.Stack, cfg *deployconfig.Config, logsKey awskms.Key) awsec2.Vpc {
 	// One NAT gateway is enough for one zone; Multi-AZ deployments get one
 	// per zone so losing a zone does not cut the other zone's egress.
 	nat := 1.0
 	if cfg.Sizing.MultiAZ {
 		nat = 2
 	}
-	logsKey := newLogsKey(stack, cfg)
 	flowLogs := awslogs.NewLogGroup(stack, str("FlowLogs"), &awslogs.LogGroupProps{
 		Retention:     retention(cfg),
 		EncryptionKey: logsKey,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
-	vpc := awsec2.NewVpc(stack, str("Vpc"), &awsec2.VpcProps{
+	return awsec2.NewVpc(stack, str("Vpc"), &awsec2.VpcProps{
 		// Fn::GetAZs rather than a lookup, so synth needs no AWS credentials
 		// and the template does not change with the caller's account view.
 		AvailabilityZones: jsii.Strings(zones()...),
-		IpAddresses:       awsec2.IpAddresses_Cidr(str("10.40.0.0/16")),
-		NatGateways:       num(nat),
+		// The layout below fits a /20 (deployconfig checks the range).
+		IpAddresses: awsec2.IpAddresses_Cidr(str(cfg.Network.CIDR)),
+		NatGateways: num(nat),
 		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
 			{Name: str(subnetPublic), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: num(24)},
 			{Name: str(subnetEgress), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS, CidrMask: num(22)},
@@ -76,46 +99,61 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 				TrafficType: awsec2.FlowLogTrafficType_ALL,
 			},
 		},
-		GatewayEndpoints: &map[string]*awsec2.GatewayVpcEndpointOptions{
-			"S3": {Service: awsec2.GatewayVpcEndpointAwsService_S3()},
-		},
 	})
+}
 
-	// Interface endpoints keep AWS API traffic inside the VPC, and are what
-	// lets tasks in isolated subnets (local or Bedrock analysis, an
-	// air-gapped agent) run with no internet route at all.
-	endpoints := map[string]awsec2.InterfaceVpcEndpointAwsService{
-		"Sqs":            awsec2.InterfaceVpcEndpointAwsService_SQS(),
-		"SecretsManager": awsec2.InterfaceVpcEndpointAwsService_SECRETS_MANAGER(),
-		"Ssm":            awsec2.InterfaceVpcEndpointAwsService_SSM(),
-		"Ecr":            awsec2.InterfaceVpcEndpointAwsService_ECR(),
-		"EcrDocker":      awsec2.InterfaceVpcEndpointAwsService_ECR_DOCKER(),
-		"Logs":           awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_LOGS(),
+// importVpc names the customer's VPC and subnets from deployment.yaml:
+// zones as given (no lookup, so synth needs no credentials and no
+// cdk.context.json entry that could go stale), under the same subnet group
+// names a new VPC has, so every placement (taskSubnets, the load balancer's
+// public subnets, the database's isolated ones) reads the same either way.
+// Flow logs stay with the VPC's owner, who already decides them.
+func importVpc(stack awscdk.Stack, n deployconfig.Network) awsec2.IVpc {
+	zones := n.Zones()
+	// One subnet per zone, in the zones' order: the CDK pairs the i-th
+	// subnet of a group with the i-th zone.
+	ordered := func(subnets []deployconfig.Subnet) (ids, routeTables *[]*string) {
+		byZone := map[string]deployconfig.Subnet{}
+		for _, s := range subnets {
+			byZone[s.Zone] = s
+		}
+		var i, r []*string
+		for _, z := range zones {
+			i = append(i, str(byZone[z].ID))
+			r = append(r, str(byZone[z].RouteTableID))
+		}
+		if !n.Endpoints() {
+			return &i, nil // no route is added, and none was asked for
+		}
+		return &i, &r
 	}
-	if cfg.AI.Provider == deployconfig.AIBedrock {
-		endpoints["BedrockRuntime"] = awsec2.InterfaceVpcEndpointAwsService_BEDROCK_RUNTIME()
-	}
-	if !cfg.AgentNeedsInternet() {
-		// An air-gapped agent still reads health from these APIs.
-		endpoints["Ecs"] = awsec2.InterfaceVpcEndpointAwsService_ECS()
-		endpoints["CloudFormation"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDFORMATION()
-		endpoints["Monitoring"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_MONITORING()
-	}
-	for _, id := range sortedKeys(endpoints) {
-		ep := vpc.AddInterfaceEndpoint(str(id), &awsec2.InterfaceVpcEndpointOptions{
-			Service: endpoints[id],
-			Subnets: &awsec2.SubnetSelection{SubnetGroupName: str(subnetIsolated)},
-			// Open means: reachable on 443 from the VPC's own CIDR only.
-			Open: jsii.Bool(true),
-		})
-		suppress(ep, "CdkNagValidationFailure", "EC23 cannot read the ingress source because it is the VPC's CIDR attribute; the endpoint admits HTTPS from inside the VPC only, never 0.0.0.0/0.")
-	}
-	n := &Network{Stack: stack, Vpc: vpc, Groups: map[string]awsec2.SecurityGroup{}, LogsKey: logsKey}
+	public, _ := ordered(n.Subnets.Public)
+	private, privateRoutes := ordered(n.Subnets.Private)
+	isolated, isolatedRoutes := ordered(n.IsolatedSubnets())
+	return awsec2.Vpc_FromVpcAttributes(stack, str("Vpc"), &awsec2.VpcAttributes{
+		VpcId:                       str(n.VpcID),
+		AvailabilityZones:           jsii.Strings(zones...),
+		PublicSubnetIds:             public,
+		PublicSubnetNames:           jsii.Strings(subnetPublic),
+		PrivateSubnetIds:            private,
+		PrivateSubnetNames:          jsii.Strings(subnetEgress),
+		PrivateSubnetRouteTableIds:  privateRoutes,
+		IsolatedSubnetIds:           isolated,
+		IsolatedSubnetNames:         jsii.Strings(subnetIsolated),
+		IsolatedSubnetRouteTableIds: isolatedRoutes,
+	})
+}
+
+// newGroups creates the security groups of the tasks, the rotation
+// function and the load balancer, and the rules between them.
+func (n *Network) newGroups(cfg *deployconfig.Config) {
+	stack, vpc := n.Stack, n.Vpc
 	purposes := map[string]string{
-		"api":     "docsvc api tasks",
-		"worker":  "docsvc worker tasks",
-		"migrate": "docsvc migrate task",
-		"agent":   "tether-agent (outbound HTTPS only, no database access)",
+		"api":      "docsvc api tasks",
+		"worker":   "docsvc worker tasks",
+		"migrate":  "docsvc migrate task",
+		"agent":    "tether-agent (outbound HTTPS only, no database access)",
+		"rotation": "database password rotation function",
 	}
 	for _, family := range sortedKeys(purposes) {
 		sg := awsec2.NewSecurityGroup(stack, str("Tasks-"+family), &awsec2.SecurityGroupProps{
@@ -127,7 +165,7 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 		// service this family needs (identity provider, AI provider, plane)
 		// where its subnets have a NAT route.
 		// PostgreSQL egress to the database's group is added by the data
-		// stack, for the docsvc families only.
+		// stack, for the docsvc families and the rotation function only.
 		sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(num(443)), str("HTTPS"), nil)
 		n.Groups[family] = sg
 	}
@@ -147,7 +185,59 @@ func newNetwork(app awscdk.App, cfg *deployconfig.Config) *Network {
 	suppress(alb, "AwsSolutions-EC23", "The load balancer is the service's public HTTPS entry point for the customer's users; port 80 only redirects to 443. Customers restricting by network attach a WAF or change the scheme outside this reference.")
 	skipCheckov(alb, "CKV_AWS_260", "Port 80 is open only for the listener whose sole action is a permanent redirect to HTTPS on 443; no request is served over HTTP.")
 	n.Groups["loadbalancer"] = alb
-	return n
+}
+
+// newEndpoints creates the S3 gateway endpoint and the interface endpoints.
+// They keep AWS API traffic inside the VPC, and are what lets tasks in
+// isolated subnets (local or Bedrock analysis, an air-gapped agent) run with
+// no internet route at all. An interface endpoint admits HTTPS from the
+// deployment's own security groups only (not the VPC's whole range, which
+// in a customer's shared VPC holds other workloads).
+func (n *Network) newEndpoints(cfg *deployconfig.Config) {
+	s3 := &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_S3()}
+	if cfg.Network.Existing() {
+		// A route in the tasks' and isolated route tables; the public ones
+		// are the customer's business.
+		s3.Subnets = &[]*awsec2.SubnetSelection{{SubnetGroupName: str(subnetEgress)}, {SubnetGroupName: str(subnetIsolated)}}
+	}
+	n.Vpc.AddGatewayEndpoint(str("S3"), s3)
+	services := endpointServices(cfg)
+	for _, id := range sortedKeys(services) {
+		ep := n.Vpc.AddInterfaceEndpoint(str(id), &awsec2.InterfaceVpcEndpointOptions{
+			Service: services[id],
+			Subnets: &awsec2.SubnetSelection{SubnetGroupName: str(subnetIsolated)},
+			Open:    jsii.Bool(false),
+		})
+		for _, family := range sortedKeys(n.Groups) {
+			if family != "loadbalancer" {
+				ep.Connections().AllowDefaultPortFrom(n.Groups[family], str("HTTPS from "+family))
+			}
+		}
+	}
+}
+
+// endpointServices are the interface endpoints the tasks use, by construct
+// ID. With an existing VPC and create_endpoints: false, the customer's own
+// endpoints must serve these (docs/deployment-config.md lists them).
+func endpointServices(cfg *deployconfig.Config) map[string]awsec2.InterfaceVpcEndpointAwsService {
+	endpoints := map[string]awsec2.InterfaceVpcEndpointAwsService{
+		"Sqs":            awsec2.InterfaceVpcEndpointAwsService_SQS(),
+		"SecretsManager": awsec2.InterfaceVpcEndpointAwsService_SECRETS_MANAGER(),
+		"Ssm":            awsec2.InterfaceVpcEndpointAwsService_SSM(),
+		"Ecr":            awsec2.InterfaceVpcEndpointAwsService_ECR(),
+		"EcrDocker":      awsec2.InterfaceVpcEndpointAwsService_ECR_DOCKER(),
+		"Logs":           awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_LOGS(),
+	}
+	if cfg.AI.Provider == deployconfig.AIBedrock {
+		endpoints["BedrockRuntime"] = awsec2.InterfaceVpcEndpointAwsService_BEDROCK_RUNTIME()
+	}
+	if !cfg.AgentNeedsInternet() {
+		// An air-gapped agent still reads health from these APIs.
+		endpoints["Ecs"] = awsec2.InterfaceVpcEndpointAwsService_ECS()
+		endpoints["CloudFormation"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDFORMATION()
+		endpoints["Monitoring"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_MONITORING()
+	}
+	return endpoints
 }
 
 // newLogsKey creates the key that encrypts the deployment's log groups.

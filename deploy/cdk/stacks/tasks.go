@@ -140,7 +140,7 @@ func (s *tasks) readAuthConfig() {
 // container whose only writable path is an ephemeral /tmp.
 //
 // digest is the image's digest (sha256:<64 hex>) as the template resolves it.
-func (s *tasks) taskDefinition(family string, role awsiam.Role, repo awsecr.Repository, digest *string,
+func (s *tasks) taskDefinition(family string, role awsiam.Role, repo awsecr.IRepository, digest *string,
 	cpu, memory float64, command []string, secrets map[string]taskSecret, env map[string]*string, port float64,
 ) awsecs.FargateTaskDefinition {
 	td := awsecs.NewFargateTaskDefinition(s.stack, str("Task-"+family), &awsecs.FargateTaskDefinitionProps{
