@@ -74,13 +74,34 @@ func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bu
 		return nil, fmt.Errorf("--bundle: %w (pass the file tether-plane release export wrote)", err)
 	}
 	defer f.Close()
-	ms, err := airgap.ImportBundle(ctx, meta, filepath.Join(stateDir, "targets"), f)
+	// The export is verified against a copy of the trusted metadata, which
+	// replaces it only when the export verified and is for this channel: a
+	// refused export (another channel's, whose metadata versions differ)
+	// leaves what was trusted before as it was. Artifacts are not kept:
+	// tetherctl installs images by digest.
+	work, err := os.MkdirTemp(stateDir, ".verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	next := filepath.Join(work, "tuf")
+	if err := os.CopyFS(next, os.DirFS(meta)); err != nil {
+		return nil, fmt.Errorf("copying the trusted metadata in %s: %w", meta, err)
+	}
+	ms, err := airgap.ImportBundle(ctx, next, filepath.Join(work, "targets"), f)
 	if err != nil {
 		return nil, fmt.Errorf("release bundle %s refused, nothing was changed: %w", bundle, explainTUF(err))
 	}
 	if len(ms) > 0 && ms[0].Channel != dc.Plane.Channel {
 		return nil, fmt.Errorf("release bundle %s is for channel %q but deployment.yaml's plane.channel is %q: ask the vendor for the %s channel's export, or change plane.channel if your license allows it",
 			bundle, ms[0].Channel, dc.Plane.Channel, dc.Plane.Channel)
+	}
+	old := filepath.Join(work, "old")
+	if err := os.Rename(meta, old); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(next, meta); err != nil {
+		return nil, errors.Join(err, os.Rename(old, meta))
 	}
 	return ms, nil
 }

@@ -201,9 +201,16 @@ func TestVerifiedReleases(t *testing.T) {
 	t.Run("another channel", func(t *testing.T) {
 		beta := upgradeDeployment(v.root)
 		beta.Plane.Channel = "beta"
-		_, err := verifiedReleases(ctx, beta, t.TempDir(), good)
+		state := t.TempDir()
+		_, err := verifiedReleases(ctx, beta, state, good)
 		if err == nil || !strings.Contains(err.Error(), `is for channel "stable"`) {
 			t.Fatalf("bundle of another channel: %v", err)
+		}
+		// The refused export left the trusted metadata as it was: only the
+		// root, so nothing of stable's is trusted for this deployment.
+		entries, _ := os.ReadDir(filepath.Join(state, "tuf"))
+		if len(entries) != 1 || entries[0].Name() != "root.json" {
+			t.Fatalf("a refused export changed the trusted metadata: %v", entries)
 		}
 	})
 }
