@@ -75,8 +75,8 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 		return err
 	}
 	if len(problems) > 0 || !settled {
-		return fmt.Errorf("the deployment is not healthy now, so nothing was changed: %s; fix that first (tetherctl status, the dashboard), then run this again",
-			orDefault(strings.Join(problems, "; "), "a deployment is still in progress"))
+		return fmt.Errorf("the deployment is not healthy now, so nothing was changed: %s; fix that first (the deployment's CloudWatch dashboard, aws ecs describe-services --cluster tether-%s), then run this again",
+			orDefault(strings.Join(problems, "; "), "a deployment is still in progress"), dc.Name)
 	}
 	if p.Snapshot, err = steps.snapshot(ctx, a, dc, w); err != nil {
 		return fmt.Errorf("backing up before the %s, nothing was changed: %w", p.Action, err)
