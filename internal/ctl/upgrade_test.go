@@ -242,8 +242,10 @@ func TestCheckApplies(t *testing.T) {
 }
 
 // moto's ECS keeps no deployment rollout state (no circuit breaker, no
-// rolloutState) and its CloudWatch does not evaluate alarms from metrics, so
-// the verdict is tested on the SDK's own output types.
+// rolloutState), its CloudWatch does not evaluate alarms from metrics, and
+// its CloudFormation neither creates nor lists AWS::CloudWatch::Alarm (so
+// readHealth cannot find a stack's alarms there): the verdict is tested on
+// the SDK's own output types (decision 0007).
 func TestHealthProblems(t *testing.T) {
 	svc := func(name string, running, desired int32, states ...ecstypes.DeploymentRolloutState) ecstypes.Service {
 		s := ecstypes.Service{ServiceName: aws.String(name), RunningCount: running, DesiredCount: desired}
