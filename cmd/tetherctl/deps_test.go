@@ -11,13 +11,13 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 
 // maxLines bounds the lines of non-test Go, in this module, that tetherctl
 // links for the shipped build (boundary.Shipped). No size goal is set for
-// the CLI: this is what it measured (13,260 lines: 11,872 with deploy,
+// the CLI: this is what it measured rounded up to the next thousand, so
+// growth is a decision someone makes in review: 11,872 lines with deploy,
 // bootstrap, the exchange bucket commands, images push, migrate and tokens;
-// then deployment.yaml's network and adopt fields; and about 1,000 for
-// releases, upgrade and rollback with the CloudWatch and RDS clients)
-// rounded up to the next thousand, so growth is a decision someone makes in
-// review.
-const maxLines = 14000
+// 14,347 with init, status, destroy and the permissions check (and
+// docs/iam.md's generator, kept beside preflight.md's); 15,415 with
+// releases, upgrade and rollback and the RDS client.
+const maxLines = 16000
 
 // TestLines keeps tetherctl's size in view; -v prints the count per package.
 func TestLines(t *testing.T) {

@@ -75,9 +75,14 @@ func (l *localAnalyzer) Analyze(ctx context.Context, text string) (Analysis, err
 	if len(sentences) == 0 { // only punctuation or symbols
 		sentences = []sentence{{text: strings.TrimSpace(text)}}
 	}
+	// Code's identifiers make poor keywords, unless code is all there is.
+	words := slices.DeleteFunc(slices.Clone(sentences), func(s sentence) bool { return s.markup == blockCode })
+	if len(words) == 0 {
+		words = sentences
+	}
 	return Analysis{
 		Summary:  summarize(sentences),
-		Keywords: l.keywords(sentences),
+		Keywords: l.keywords(words),
 		Provider: "local",
 		Model:    localModel,
 	}, nil
@@ -97,15 +102,127 @@ type token struct {
 type sentence struct {
 	text   string
 	tokens []token
+	// markup is a Markdown table row or code block: its words count
+	// towards the summary's centre and (for tables) the keywords, but it is
+	// no summary sentence, which should read as prose.
+	markup blockKind
+}
+
+// blockKind classifies a run of lines of Markdown (or plain text, where
+// the same shapes mean the same: a pasted table is not prose either).
+type blockKind int
+
+const (
+	blockProse blockKind = iota
+	blockTable           // lines with table pipes
+	blockCode            // a fenced code block, fences included
+)
+
+type block struct {
+	kind blockKind
+	text string
+}
+
+// blocks cuts text into runs of prose, table rows and fenced code.
+func blocks(text string) []block {
+	var out []block
+	add := func(k blockKind, line string) {
+		if n := len(out); n > 0 && out[n-1].kind == k {
+			out[n-1].text += line
+			return
+		}
+		out = append(out, block{k, line})
+	}
+	fence := "" // the open fence ("```" or "~~~"), if inside one
+	for line := range strings.Lines(text) {
+		t := strings.TrimSpace(line)
+		switch {
+		case fence != "":
+			add(blockCode, line)
+			if strings.HasPrefix(t, fence) && strings.Trim(t, fence[:1]) == "" {
+				fence = ""
+			}
+		case strings.HasPrefix(t, "```") || strings.HasPrefix(t, "~~~"):
+			fence = t[:3]
+			add(blockCode, line)
+		case strings.HasPrefix(t, "|") || strings.Count(t, "|") >= 2:
+			add(blockTable, line)
+		default:
+			add(blockProse, line)
+		}
+	}
+	return out
+}
+
+// tableCells turns a table row into its cells' text, separated by
+// semicolons; a delimiter row (|---|:--:|) has none.
+func tableCells(row string) string {
+	var cells []string
+	for c := range strings.SplitSeq(row, "|") {
+		if c = strings.TrimSpace(c); strings.Trim(c, ":- ") != "" {
+			cells = append(cells, c)
+		}
+	}
+	return strings.Join(cells, "; ")
+}
+
+// proseLine drops the Markdown markers that start a heading, quote or list
+// item, which are not part of the sentence.
+func proseLine(s string) string {
+	s = strings.TrimLeft(s, " \t")
+	t := strings.TrimLeft(s, "#>")
+	if t != s && (t == "" || t[0] == ' ') {
+		return strings.TrimLeft(t, " ")
+	}
+	for _, bullet := range []string{"- ", "* ", "+ "} {
+		if rest, ok := strings.CutPrefix(s, bullet); ok {
+			return rest
+		}
+	}
+	return s
 }
 
 // split cuts text into sentences and tokenises them. A sentence ends at .!?
 // followed by white space (unless the period ends a known abbreviation or a
 // single letter), or at a blank line, because extracted documents often have
-// headings and list items with no final punctuation.
+// headings and list items with no final punctuation. Markdown tables become
+// one sentence a row and fenced code one a block, both marked as markup.
 func (l *localAnalyzer) split(text string) []sentence {
 	var out []sentence
+	for _, b := range blocks(text) {
+		switch b.kind {
+		case blockProse:
+			out = l.splitProse(out, b.text)
+		case blockTable:
+			for row := range strings.Lines(b.text) {
+				if toks := l.tokenize(tableCells(row)); len(toks) > 0 {
+					out = append(out, sentence{text: tableCells(row), tokens: toks, markup: blockTable})
+				}
+			}
+		case blockCode:
+			var code []string
+			for line := range strings.Lines(b.text) {
+				if t := strings.TrimSpace(line); !strings.HasPrefix(t, "```") && !strings.HasPrefix(t, "~~~") {
+					code = append(code, t)
+				}
+			}
+			c := strings.Join(strings.Fields(strings.Join(code, " ")), " ")
+			if toks := l.tokenize(c); len(toks) > 0 {
+				out = append(out, sentence{text: c, tokens: toks, markup: blockCode})
+			}
+		}
+	}
+	return out
+}
+
+// splitProse appends the sentences of a run of prose lines to out.
+func (l *localAnalyzer) splitProse(out []sentence, text string) []sentence {
 	add := func(s string) {
+		var lines []string
+		for line := range strings.Lines(s) {
+			lines = append(lines, proseLine(line))
+		}
+		s = strings.Join(lines, "")
 		toks := l.tokenize(s)
 		if len(toks) == 0 {
 			return
@@ -270,13 +387,18 @@ func summarize(sentences []sentence) string {
 		score *= math.Min(1, float64(len(tf))/4)
 		scores[i] = scored{i, score}
 	}
+	// A summary reads as prose: tables and code count towards the centre
+	// above, but are picked only when there is nothing else.
+	if prose := slices.DeleteFunc(slices.Clone(scores), func(s scored) bool { return sentences[s.idx].markup != blockProse }); len(prose) > 0 {
+		scores = prose
+	}
 	slices.SortStableFunc(scores, func(a, b scored) int { return cmp.Compare(b.score, a.score) })
 
 	k := 1
 	switch {
-	case n > 8:
+	case len(scores) > 8:
 		k = 3
-	case n > 3:
+	case len(scores) > 3:
 		k = 2
 	}
 	picked := make([]int, 0, k)

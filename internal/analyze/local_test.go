@@ -248,6 +248,8 @@ func FuzzLocal(f *testing.F) {
 		"日本語の文章です。二つ目の文。",
 		"\xff\xfe invalid utf8 \x80",
 		strings.Repeat("a-", 100),
+		"# Title\n\n```go\nx := 1\n```\n| a | b |\n|---|---|\n| 1 | 2 |\n~~~\nunclosed",
+		"|||\n```\n```\n- \n# ",
 	} {
 		f.Add(s)
 	}
@@ -293,5 +295,42 @@ func BenchmarkLocal(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A Markdown document's summary is prose: no code fences, table pipes or
+// heading markers, even where the code and the table hold the document's
+// most frequent words.
+func TestLocalMarkdownSummaryIsProse(t *testing.T) {
+	md := "# Pump station maintenance\n\n" +
+		"The pump station maintenance schedule sets the inspection of every pump each quarter.\n\n" +
+		"```sh\npump-station maintenance --pump all --inspect pump pump pump\n```\n\n" +
+		"| pump | station | maintenance |\n|------|:-------:|-------------|\n| pump 1 | north station | pump maintenance done |\n| pump 2 | south station | pump maintenance due |\n\n" +
+		"- Each pump inspection is logged by the station engineer.\n"
+	a, err := NewLocal().Analyze(context.Background(), md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"```", "|", "# ", "--inspect", "---"} {
+		if strings.Contains(a.Summary, bad) {
+			t.Errorf("summary %q contains markup %q", a.Summary, bad)
+		}
+	}
+	if !strings.Contains(a.Summary, "maintenance schedule") {
+		t.Errorf("summary %q misses the prose sentence", a.Summary)
+	}
+	for _, k := range a.Keywords {
+		if strings.Contains(k, "inspect pump pump") || strings.HasPrefix(k, "-") {
+			t.Errorf("keyword %q comes from the code block", k)
+		}
+	}
+
+	// With nothing but code, the code is what there is to summarise.
+	a, err = NewLocal().Analyze(context.Background(), "```\nmake install\n```\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Summary != "make install" {
+		t.Errorf("code-only summary = %q, want the code without fences", a.Summary)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/mail"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -74,6 +75,8 @@ type Config struct {
 	MaxUploadBytes    int64
 	UploadMinRate     int64 // DOCSVC_UPLOAD_MIN_RATE: bytes per second an upload must average after its first 30 seconds
 	WorkerConcurrency int
+	WorkerMemory      int64 // DOCSVC_WORKER_MEMORY: the memory the worker's task has; sizes the default extraction memory
+	Extract           ExtractLimits
 	License           string // DOCSVC_LICENSE (or _FILE, or a Secrets Manager ARN): the signed license; unset runs unlicensed (development)
 	LicenseFile       string // the path, when the license came from DOCSVC_LICENSE_FILE, so a renewed file is picked up without a restart
 	LicenseKey        string // DOCSVC_LICENSE_PUBLIC_KEY (or _FILE): the vendor's license.pub (PEM) that verifies it
@@ -81,6 +84,18 @@ type Config struct {
 
 	// sources records where each variable's value came from, for Effective.
 	sources map[string]string
+}
+
+// ExtractLimits bound the work spent on one document's text extraction.
+type ExtractLimits struct {
+	MaxMemory int64         // DOCSVC_EXTRACT_MAX_MEMORY: PDFium's memory for one PDF
+	Timeout   time.Duration // DOCSVC_EXTRACT_TIMEOUT
+	MaxPages  int           // DOCSVC_EXTRACT_MAX_PAGES
+	MaxText   int64         // DOCSVC_EXTRACT_MAX_TEXT: extracted text, in bytes
+	// CacheDir is DOCSVC_EXTRACT_CACHE_DIR: where PDFium's compiled code
+	// is kept between starts; empty means the user's cache directory,
+	// "off" none.
+	CacheDir string
 }
 
 // AI providers.
@@ -136,6 +151,9 @@ const (
 	maxVisibility       = 12 * time.Hour
 	maxAITimeout        = 10 * time.Minute
 	maxWorkerConcurrent = 256
+	// workerReserve is the worker's memory besides its documents': the Go
+	// runtime, PDFium's compiled code, and each job's input and text.
+	workerReserve = 512 << 20
 )
 
 // Load reads and validates the configuration. getenv is os.Getenv in
@@ -602,6 +620,7 @@ func (l *loader) loadMisc(c *Config) {
 		}
 	}
 	c.WorkerConcurrency = l.intIn("DOCSVC_WORKER_CONCURRENCY", 2, 1, maxWorkerConcurrent)
+	l.loadExtract(c)
 	if c.License = l.secret("DOCSVC_LICENSE"); l.sources["DOCSVC_LICENSE"] == SourceFile {
 		c.LicenseFile = strings.TrimSpace(l.getenv("DOCSVC_LICENSE_FILE"))
 	}
@@ -620,6 +639,59 @@ func (l *loader) loadMisc(c *Config) {
 	} else {
 		l.sources["DOCSVC_LOG_LEVEL"] = SourceDefault
 	}
+}
+
+// loadExtract reads the extraction limits. The default memory per document
+// shares the worker's memory, less a reserve, among its concurrent jobs, so
+// that every job at its cap at once still fits: 768MiB each for the default
+// 2GiB and two jobs.
+func (l *loader) loadExtract(c *Config) {
+	c.WorkerMemory = l.size("DOCSVC_WORKER_MEMORY", 2<<30, 1<<30, 1<<40, "set the memory of the worker's task, e.g. 2GiB or 4096MiB")
+	perJob := min(max((c.WorkerMemory-workerReserve)/int64(c.WorkerConcurrency), 64<<20), 2<<30) &^ (1<<20 - 1)
+	c.Extract.MaxMemory = l.size("DOCSVC_EXTRACT_MAX_MEMORY", perJob, 16<<20, 4<<30, "set e.g. 512MiB (PDFium cannot use more than 4GiB)")
+	c.Extract.Timeout = l.duration("DOCSVC_EXTRACT_TIMEOUT", 2*time.Minute, time.Second, time.Hour)
+	c.Extract.MaxPages = l.intIn("DOCSVC_EXTRACT_MAX_PAGES", 5000, 1, 1_000_000)
+	c.Extract.MaxText = l.size("DOCSVC_EXTRACT_MAX_TEXT", 32<<20, 1<<10, 1<<30, "set e.g. 32MiB")
+	if c.Extract.CacheDir = l.str("DOCSVC_EXTRACT_CACHE_DIR", ""); c.Extract.CacheDir != "" && c.Extract.CacheDir != "off" && !filepath.IsAbs(c.Extract.CacheDir) {
+		l.fail("DOCSVC_EXTRACT_CACHE_DIR", show(c.Extract.CacheDir)+" is not an absolute path", "set a directory such as /var/cache/docsvc, or off")
+	}
+	if l.failedOn("DOCSVC_WORKER_MEMORY") || l.failedOn("DOCSVC_EXTRACT_MAX_MEMORY") || l.failedOn("DOCSVC_WORKER_CONCURRENCY") {
+		return
+	}
+	if need := int64(c.WorkerConcurrency)*c.Extract.MaxMemory + workerReserve; need > c.WorkerMemory {
+		l.fail("DOCSVC_EXTRACT_MAX_MEMORY", fmt.Sprintf("%d jobs at once (DOCSVC_WORKER_CONCURRENCY) × %s each, plus %s for the worker itself, is %s, more than the worker's %s (DOCSVC_WORKER_MEMORY)",
+			c.WorkerConcurrency, FormatSize(c.Extract.MaxMemory), FormatSize(workerReserve), FormatSize(need), FormatSize(c.WorkerMemory)),
+			fmt.Sprintf("set DOCSVC_EXTRACT_MAX_MEMORY to at most %s, lower DOCSVC_WORKER_CONCURRENCY, or give the worker more memory and set DOCSVC_WORKER_MEMORY to match",
+				FormatSize(max((c.WorkerMemory-workerReserve)/int64(c.WorkerConcurrency), 0)&^(1<<20-1))))
+	}
+}
+
+// size reads a byte count within lo–hi (see ParseSize).
+func (l *loader) size(name string, def, lo, hi int64, fix string) int64 {
+	v := l.str(name, "")
+	if v == "" {
+		l.sources[name] = SourceDefault
+		return def
+	}
+	n, err := ParseSize(v)
+	if err != nil || n < lo || n > hi {
+		l.fail(name, fmt.Sprintf("%s is not a size from %s to %s", show(v), FormatSize(lo), FormatSize(hi)), fix)
+		return def
+	}
+	return n
+}
+
+// FormatSize shows a byte count in the largest binary unit that divides it.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 // failedOn reports whether a problem was already recorded for name or its

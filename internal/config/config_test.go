@@ -93,6 +93,10 @@ func TestLoadDefaults(t *testing.T) {
 	if c.MaxUploadBytes != 32<<20 || c.UploadMinRate != 8<<10 || c.WorkerConcurrency != 2 || c.LogLevel != slog.LevelInfo {
 		t.Errorf("misc defaults = %d %d %d %v", c.MaxUploadBytes, c.UploadMinRate, c.WorkerConcurrency, c.LogLevel)
 	}
+	// The defaults fit the worker's 2GiB task with both jobs at their cap.
+	if want := (config.ExtractLimits{MaxMemory: 768 << 20, Timeout: 2 * time.Minute, MaxPages: 5000, MaxText: 32 << 20}); c.Extract != want || c.WorkerMemory != 2<<30 {
+		t.Errorf("extraction defaults = %+v, worker memory %d; want %+v, 2GiB", c.Extract, c.WorkerMemory, want)
+	}
 	if c.UsesSQS() || c.UsesS3() || len(c.CORSOrigins) != 0 {
 		t.Errorf("embedded config reports AWS backends or CORS origins")
 	}
@@ -117,6 +121,8 @@ func TestLoadProduction(t *testing.T) {
 		{"AI.APIKey", c.AI.APIKey, "sk-prod-key-1"},
 		{"MaxUploadBytes", c.MaxUploadBytes, int64(10_000_000)},
 		{"WorkerConcurrency", c.WorkerConcurrency, 8},
+		// (2GiB - 512MiB reserve) / 8 jobs.
+		{"Extract.MaxMemory", c.Extract.MaxMemory, int64(192 << 20)},
 		{"LogLevel", c.LogLevel, slog.LevelDebug},
 		{"UsesSQS", c.UsesSQS(), true},
 		{"UsesS3", c.UsesS3(), true},
@@ -241,6 +247,16 @@ func TestLoadBadValues(t *testing.T) {
 		{"upload rate unit", with(minimal(), "DOCSVC_UPLOAD_MIN_RATE", "8 KiB/s"), "DOCSVC_UPLOAD_MIN_RATE", "rate"},
 		{"concurrency", with(minimal(), "DOCSVC_WORKER_CONCURRENCY", "-1"), "DOCSVC_WORKER_CONCURRENCY", "whole number"},
 		{"log level", with(minimal(), "DOCSVC_LOG_LEVEL", "loud"), "DOCSVC_LOG_LEVEL", "log level"},
+		{"extract memory unit", with(minimal(), "DOCSVC_EXTRACT_MAX_MEMORY", "lots"), "DOCSVC_EXTRACT_MAX_MEMORY", "\"lots\" is not a size from 16MiB to 4GiB"},
+		{"extract memory over wasm", with(minimal(), "DOCSVC_EXTRACT_MAX_MEMORY", "5GiB", "DOCSVC_WORKER_MEMORY", "64GiB"), "DOCSVC_EXTRACT_MAX_MEMORY", "4GiB"},
+		{"extract memory over the task", with(minimal(), "DOCSVC_EXTRACT_MAX_MEMORY", "1GiB"), "DOCSVC_EXTRACT_MAX_MEMORY",
+			"2 jobs at once (DOCSVC_WORKER_CONCURRENCY) × 1GiB each, plus 512MiB for the worker itself, is 2560MiB, more than the worker's 2GiB (DOCSVC_WORKER_MEMORY); set DOCSVC_EXTRACT_MAX_MEMORY to at most 768MiB"},
+		{"concurrency over the task", with(minimal(), "DOCSVC_WORKER_CONCURRENCY", "64"), "DOCSVC_EXTRACT_MAX_MEMORY", "lower DOCSVC_WORKER_CONCURRENCY"},
+		{"worker memory small", with(minimal(), "DOCSVC_WORKER_MEMORY", "512MiB"), "DOCSVC_WORKER_MEMORY", "from 1GiB"},
+		{"extract timeout", with(minimal(), "DOCSVC_EXTRACT_TIMEOUT", "0s"), "DOCSVC_EXTRACT_TIMEOUT", "outside"},
+		{"extract pages", with(minimal(), "DOCSVC_EXTRACT_MAX_PAGES", "0"), "DOCSVC_EXTRACT_MAX_PAGES", "whole number"},
+		{"extract cache relative", with(minimal(), "DOCSVC_EXTRACT_CACHE_DIR", "cache"), "DOCSVC_EXTRACT_CACHE_DIR", "absolute path"},
+		{"extract text", with(minimal(), "DOCSVC_EXTRACT_MAX_TEXT", "2GiB"), "DOCSVC_EXTRACT_MAX_TEXT", "1KiB to 1GiB"},
 		{"internal addr", with(minimal(), "DOCSVC_INTERNAL_ADDR", "9090"), "DOCSVC_INTERNAL_ADDR", "host:port"},
 		{"secret both ways", with(minimal(), "DOCSVC_DATABASE_URL_FILE", "/nonexistent"), "DOCSVC_DATABASE_URL", "only one"},
 		{"secret file missing", with(minimal(), "DOCSVC_DATABASE_URL", "", "DOCSVC_DATABASE_URL_FILE", "/nonexistent/db-url"), "DOCSVC_DATABASE_URL_FILE", "/nonexistent/db-url"},

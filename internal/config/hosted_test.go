@@ -34,7 +34,15 @@ var allowedHosts = []struct {
 	{"schemas.microsoft.com", "Office XML namespace name, never fetched"},
 	{"www.w3.org", "XML/HTML/SVG namespace name, never fetched"},
 	{"purl.org", "Dublin Core namespace in DOCX core properties, never fetched"},
+	{"nodejs.org", "where to install Node.js, in the fix an error names; never fetched"},
+	{"docs.aws.amazon.com", "AWS documentation cited in the fix an error names; never fetched"},
 }
+
+// partitionSuffixes are the AWS partitions' DNS suffixes: a literal that is
+// exactly one names a partition, not an endpoint (tetherctl builds the S3
+// URL CloudFormation reads a large template from with it, as the CDK CLI
+// does; the region comes from configuration).
+var partitionSuffixes = map[string]bool{"amazonaws.com": true, "amazonaws.com.cn": true}
 
 var (
 	urlInLiteral   = regexp.MustCompile(`(?i)https?://[^\s"'\x60]*`)
@@ -106,7 +114,7 @@ func hostedValues(filename string, src []byte) ([]string, error) {
 				why = append(why, "hosted URL "+h)
 			}
 		}
-		if strings.Contains(strings.ToLower(s), "amazonaws.com") && !servicePrincipal.MatchString(s) && len(why) == 0 {
+		if strings.Contains(strings.ToLower(s), "amazonaws.com") && !servicePrincipal.MatchString(s) && !partitionSuffixes[s] && len(why) == 0 {
 			why = append(why, "AWS endpoint")
 		}
 		for _, m := range emailInLiteral.FindAllStringSubmatch(s, -1) {

@@ -35,6 +35,9 @@ Usage:
       (--config: a deployment's agent in AWS, through its exchange bucket)
   tetherctl airgap import FILE [--data-dir DIR]
       verify and import signed releases exported for an install without network
+  tetherctl init [--config deployment.yaml] [--yes] [--force] [--name N ...]
+      write deployment.yaml: asks each setting on a terminal, checking each
+      answer as it is typed, or takes them all from flags
   tetherctl preflight [--config deployment.yaml] [--profile P] [--region R]
       check the AWS account, region, quotas, CDK bootstrap, certificate or
       zone, secrets, the vendor plane and local tools before deploying
@@ -48,6 +51,12 @@ Usage:
       preflight, synthesize, show the plan, then deploy the stacks in order,
       push the images, migrate the database, start the services and print
       the URL; run it again to continue or to update
+  tetherctl status [--config deployment.yaml] [--output json]
+      the deployment on one screen: release, stacks, services, queues, agent
+      and license, alarms firing; exit 1 when unhealthy or unreadable
+  tetherctl destroy [--config deployment.yaml] [--yes]
+      delete the stacks newest first after you type the deployment's name,
+      keeping (and listing) the documents, database, keys and logs
   tetherctl images push [--config deployment.yaml] [--source-bundle FILE]
       copy the release's images by digest from the vendor registry into
       your ECR (or build them there), verify them by digest, and record
@@ -72,7 +81,8 @@ Usage:
 Run 'tetherctl COMMAND --help' for a command's flags.
 
 Exit status: 0 on success, 1 when something failed (for preflight: any
-check FAILed), 2 for a usage or deployment.yaml mistake.
+check FAILed; for status: the deployment is unhealthy), 2 for a usage or
+deployment.yaml mistake.
 `
 
 // errUsage marks a mistake in the command line or in deployment.yaml; the
@@ -146,6 +156,12 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return nil
 	case "secrets":
 		return secretsCmd(ctx, args[1:], env)
+	case "init":
+		return initCmd(ctx, args[1:], env)
+	case "status":
+		return statusCmd(ctx, args[1:], env)
+	case "destroy":
+		return destroyCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
 	case "bootstrap":

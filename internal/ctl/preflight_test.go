@@ -32,6 +32,12 @@ import (
 // that cannot read them.
 var motoQuotaGaps = []string{"quota-fargate-vcpu", "quota-elastic-ips", "quota-albs"}
 
+// motoSimulatorGap: moto does not implement IAM SimulatePrincipalPolicy (it
+// answers HTTP 500), so the permissions check WARNs that the simulator did
+// not judge the caller; its decisions are tested on iam output values
+// (TestPermissionsDecision).
+const motoSimulatorGap = "permissions"
+
 // ready is an account seeded with everything the checks look for: the
 // state after a successful first deployment, with the license set.
 type ready struct {
@@ -88,9 +94,13 @@ func TestPreflightAllPass(t *testing.T) {
 	r := seedReady(t)
 	out := r.preflight(ctx, t, "--output", "json")
 	checks := parseChecks(t, out)
-	if len(checks) != 16 { // every check but hosted-zone (this deployment brings a certificate)
-		t.Errorf("%d checks ran, want 16:\n%s", len(checks), out.stdout)
+	if len(checks) != 17 { // every check but hosted-zone (this deployment brings a certificate)
+		t.Errorf("%d checks ran, want 17:\n%s", len(checks), out.stdout)
 	}
+	if c := checks[motoSimulatorGap]; c.Status != "WARN" || !strings.Contains(c.Detail, "did not judge arn:aws:iam::"+awstest.Account+":user/moto") {
+		t.Errorf("permissions: %+v, want the simulator's gap reported as a WARN", c)
+	}
+	delete(checks, motoSimulatorGap)
 	for id, c := range checks {
 		want := "PASS"
 		for _, gap := range motoQuotaGaps {
@@ -125,7 +135,7 @@ func TestPreflightAllPass(t *testing.T) {
 	text := r.preflight(ctx, t)
 	if text.err != nil || !strings.Contains(text.stdout, "PASS  aws-credentials") ||
 		!strings.Contains(text.stdout, "WARN  quota-albs") || !strings.Contains(text.stdout, "fix: look the quota up") ||
-		!strings.Contains(text.stdout, "13 passed, 3 warnings, 0 failed") {
+		!strings.Contains(text.stdout, "13 passed, 4 warnings, 0 failed") {
 		t.Fatalf("text checklist: %v\n%s", text.err, text.stdout)
 	}
 }
@@ -254,7 +264,7 @@ func TestPreflightHostedZone(t *testing.T) {
 // awsChecks are the checks that call AWS for a deployment with a
 // certificate and the local analyzer.
 var awsChecks = []string{
-	"aws-credentials", "aws-region", "availability-zones", "quota-fargate-vcpu", "quota-vpcs",
+	"aws-credentials", "permissions", "aws-region", "availability-zones", "quota-fargate-vcpu", "quota-vpcs",
 	"quota-elastic-ips", "quota-albs", "cdk-bootstrap", "acm-certificate",
 	"secret-license", "secret-agent-identity", "secret-database",
 }

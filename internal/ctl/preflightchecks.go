@@ -24,7 +24,6 @@ import (
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	sqtypes "github.com/aws/aws-sdk-go-v2/service/servicequotas/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
@@ -71,6 +70,12 @@ func preflightChecks() []check {
 			What: "STS GetCallerIdentity answers with the credentials the AWS CLI would use (--profile, the environment, or the shared config), and their account is deployment.yaml's `account`.",
 			Fix:  "Use credentials for the deployment's account: `--profile NAME`, `AWS_PROFILE`, or `aws configure`.",
 			run:  checkCredentials,
+		},
+		{
+			ID: "permissions", Title: "Permissions to deploy and operate", AWS: true,
+			What: "IAM's policy simulator (SimulatePrincipalPolicy) judges the caller (an assumed role's session as its role) allowed every action docs/iam.md lists, on the deployment's resources: the stacks, the CDK bootstrap roles and bucket, the ECR repositories, the migrate task, the markers and secrets, the logs, and preflight's own reads. FAIL names the actions denied. WARN when the caller may not run the simulator, or is one it cannot simulate (the root user, a federated user).",
+			Fix:  "Attach the least-privilege policy in docs/iam.md (ACCOUNT, REGION, NAME and QUALIFIER filled in) to the role or user that deploys.",
+			run:  checkPermissions,
 		},
 		{
 			ID: "aws-region", Title: "Region", AWS: true,
@@ -185,6 +190,45 @@ func awsFailure(call string, err error) verdict {
 		fix = "grant the credentials the permission the error names, or fix what it names"
 	}
 	return fail(fix, "%s: %s", call, describeAWSError(err))
+}
+
+func checkPermissions(ctx context.Context, p *preflight) verdict {
+	id, err := p.aws.STS().GetCallerIdentity(ctx, nil)
+	if err != nil {
+		return awsFailure("STS GetCallerIdentity", err)
+	}
+	c := p.aws.iamClient()
+	principal, why := simulationARN(ctx, c, aws.ToString(id.Arn))
+	if why != "" {
+		return warn("compare the caller's permissions with docs/iam.md by hand", "cannot simulate: %s", why)
+	}
+	denied, err := simulatePermissions(ctx, c, principal, p.dc)
+	switch {
+	case err != nil && isAccessDenied(err):
+		return warn("allow the caller iam:SimulatePrincipalPolicy on itself (statement PreflightSimulate in docs/iam.md) to have this checked, or compare its permissions with docs/iam.md by hand",
+			"%s may not run IAM's policy simulator: %s", principal, describeAWSError(err))
+	case err != nil && answered(err):
+		return warn("compare the caller's permissions with docs/iam.md by hand",
+			"IAM's policy simulator did not judge %s: %s", principal, describeAWSError(err))
+	case err != nil:
+		return awsFailure("IAM SimulatePrincipalPolicy", err)
+	case len(denied) > 0:
+		const shown = 6
+		var list []string
+		for i, d := range denied {
+			if i == shown {
+				list = append(list, fmt.Sprintf("and %d more", len(denied)-shown))
+				break
+			}
+			list = append(list, fmt.Sprintf("%s on %s (%s)", d.Action, d.Resource, d.Decision))
+		}
+		return fail("", "%s is denied %d of the actions docs/iam.md lists: %s", principal, len(denied), strings.Join(list, "; "))
+	}
+	n := 0
+	for _, perm := range permissionsFor(p.dc) {
+		n += len(perm.Actions)
+	}
+	return pass("%s may do all %d actions docs/iam.md lists, as IAM's policy simulator judges", principal, n)
 }
 
 func checkCredentials(ctx context.Context, p *preflight) verdict {
@@ -503,8 +547,7 @@ func awsFailureText(err error) verdict {
 // answers ValidationError "Stack with id X does not exist" when it does not.
 func stackExists(ctx context.Context, a *awsSession, name string) (bool, error) {
 	_, err := a.CloudFormation().DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ValidationError" && strings.Contains(apiErr.ErrorMessage(), "does not exist") {
+	if isStackMissing(err) {
 		return false, nil
 	}
 	if err != nil {

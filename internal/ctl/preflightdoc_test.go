@@ -2,33 +2,18 @@ package ctl
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/preflight.md from the preflight checklist")
+var update = flag.Bool("update", false, "rewrite the generated docs (docs/preflight.md, docs/iam.md)")
 
 // docs/preflight.md is generated from the checklist; this fails when the
 // checked-in file is stale. Regenerate:
 //
 //	go test ./internal/ctl -run TestPreflightDoc -update
 func TestPreflightDoc(t *testing.T) {
-	path := filepath.Join("..", "..", "docs", "preflight.md")
-	want := preflightDoc()
-	if *update {
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (generate it: go test ./internal/ctl -run TestPreflightDoc -update)", err)
-	}
-	if string(got) != want {
-		t.Fatalf("%s is stale: regenerate it with go test ./internal/ctl -run TestPreflightDoc -update", path)
-	}
+	checkGeneratedDoc(t, "preflight.md", preflightDoc(), "TestPreflightDoc")
 }
 
 // Every check is documented, with a fix, and its ID is unique.

@@ -21,6 +21,7 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		{"secrets", "set", "--help"}, {"secrets", "set", "license", "--help", "--config", "/nonexistent.yaml"},
 		{"preflight", "--help"}, {"preflight", "-h"},
 		{"bootstrap", "--help"}, {"deploy", "--help"}, {"deploy", "-h", "--config", "/nonexistent.yaml"},
+		{"init", "--help"}, {"status", "--help"}, {"destroy", "--help"}, {"destroy", "-h", "--yes"},
 		{"images", "--help"}, {"images", "push", "--help"}, {"images", "push", "-h", "--config", "/nonexistent.yaml"},
 		{"migrate", "--help"}, {"migrate", "-h", "--digest", "x"},
 		{"tokens", "--help"}, {"tokens", "create", "--help"}, {"tokens", "list", "-h"}, {"tokens", "revoke", "--help", "--config", "/nonexistent.yaml"},
@@ -30,7 +31,7 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 			t.Errorf("%q: %v\n%s", args, out.err, out.all())
 		}
 	}
-	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl bootstrap", "tetherctl deploy", "tetherctl images push", "tetherctl migrate", "tetherctl tokens"} {
+	for _, want := range []string{"tetherctl preflight", "tetherctl secrets", "tetherctl bootstrap", "tetherctl deploy", "tetherctl images push", "tetherctl migrate", "tetherctl tokens", "tetherctl init", "tetherctl status", "tetherctl destroy"} {
 		if out := in.run(testContext(t), "--help"); !strings.Contains(out.stdout, want) {
 			t.Errorf("the top-level usage does not mention %s", want)
 		}
@@ -76,6 +77,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deploy", "--timeout", "-1s", "--config", config}, "--timeout -1s"},
 		{[]string{"deploy", "--config", config}, "images.docsvc_digest"},
 		{[]string{"deploy", "--output", "yaml", "--config", config}, `--output "yaml"`},
+		{[]string{"status", "--timeout", "1h", "--config", config}, "--timeout 1h0m0s"},
+		{[]string{"status", "extra"}, `"extra"`},
+		{[]string{"status", "--output", "yaml", "--config", config}, `--output "yaml"`},
+		{[]string{"destroy", "--wait", "5s", "--config", config}, "--wait 5s"},
+		{[]string{"destroy", "--config", bad}, "name"},
+		{[]string{"init", "--bogus"}, "-bogus"},
+		{[]string{"init", "extra"}, `"extra"`},
+		{[]string{"init", "--config", config}, "already exists"},
 		{[]string{"images"}, "want push"},
 		{[]string{"images", "pull"}, `"pull"`},
 		{[]string{"images", "push", "extra", "--config", config}, `"extra"`},

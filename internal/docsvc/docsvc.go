@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -461,6 +463,8 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 }
 
 func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger) error {
+	goMemoryLimit(cfg, getenv)
+	extract.SetCompileCache(pdfCacheDir(cfg), func(msg string) { log.Warn(msg) })
 	st, err := openStores(ctx, cfg, db)
 	if err != nil {
 		return err
@@ -497,7 +501,39 @@ func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv fun
 func workerLimits(cfg *config.Config) extract.Limits {
 	l := extract.DefaultLimits()
 	l.MaxInputBytes = cfg.MaxUploadBytes
+	l.MaxMemoryBytes = cfg.Extract.MaxMemory
+	l.MaxDuration = cfg.Extract.Timeout
+	l.MaxPages = cfg.Extract.MaxPages
+	l.MaxTextBytes = cfg.Extract.MaxText
 	return l
+}
+
+// pdfCacheDir is DOCSVC_EXTRACT_CACHE_DIR, or by default the user's cache
+// directory; empty when off or when there is no user cache directory.
+func pdfCacheDir(cfg *config.Config) string {
+	switch cfg.Extract.CacheDir {
+	case "off":
+		return ""
+	case "":
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		return filepath.Join(base, "tether-docsvc", "pdfium")
+	}
+	return cfg.Extract.CacheDir
+}
+
+// goMemoryLimit is the Go heap's share of the worker's memory: what the
+// PDF engines' reservations leave (at least the 512MiB reserve, as config
+// checks). As a soft limit it makes the runtime collect and return memory
+// sooner as the heap nears it, instead of growing to twice the live heap.
+// GOMEMLIMIT, when set, wins.
+func goMemoryLimit(cfg *config.Config, getenv func(string) string) {
+	if getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(cfg.WorkerMemory - int64(cfg.WorkerConcurrency)*cfg.Extract.MaxMemory)
 }
 
 func newRegistry() *prometheus.Registry {

@@ -64,7 +64,7 @@ func extractDOCX(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Re
 			return Result{}, err
 		}
 		if n > lim.MaxPages {
-			return Result{}, fmt.Errorf("%w: docx: %d pages declared, limit %d", ErrTooLarge, n, lim.MaxPages)
+			return Result{}, tooLarge(LimitPages, "docx: %d pages declared, limit %d", n, lim.MaxPages)
 		}
 		if n > 0 {
 			pages = n
@@ -91,7 +91,10 @@ type expansionBudget struct{ left int64 }
 // are written by whoever built the file.
 func (b *expansionBudget) open(f *zip.File, limit int64) (io.ReadCloser, error) {
 	declared := f.UncompressedSize64
-	if declared > uint64(max(b.left, 0)) || declared > uint64(limit) {
+	if declared > uint64(max(b.left, 0)) {
+		return nil, tooLarge(LimitExpanded, "docx: part declares %d bytes expanded, limit %d", declared, max(b.left, 0))
+	}
+	if declared > uint64(limit) {
 		return nil, fmt.Errorf("%w: docx: part declares %d bytes expanded, limit %d", ErrTooLarge, declared, min(b.left, limit))
 	}
 	if declared > docxRatioFloor && declared > docxMaxRatio*max(f.CompressedSize64, 1) {
@@ -117,7 +120,9 @@ func (r *boundedReader) Read(p []byte) (int, error) {
 	r.read += int64(n)
 	r.budget.left -= int64(n)
 	switch {
-	case r.budget.left < 0 || r.read > r.limit:
+	case r.budget.left < 0:
+		return n, tooLarge(LimitExpanded, "docx: expanded size over the limit")
+	case r.read > r.limit:
 		return n, fmt.Errorf("%w: docx: expanded size over the limit", ErrTooLarge)
 	case r.read > docxRatioFloor && uint64(r.read) > docxMaxRatio*max(r.compressed, 1):
 		return n, fmt.Errorf("%w: docx: compression ratio over %d", ErrTooLarge, docxMaxRatio)

@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
 
 // fuzzLimits keep each fuzz input cheap while still exercising every limit.
 func fuzzLimits() Limits {
-	return Limits{MaxInputBytes: 1 << 20, MaxExpandedBytes: 4 << 20, MaxTextBytes: 1 << 20, MaxPages: 100}
+	return Limits{MaxInputBytes: 1 << 20, MaxExpandedBytes: 4 << 20, MaxTextBytes: 1 << 20, MaxPages: 100, MaxMemoryBytes: 128 << 20}
 }
 
 func FuzzDetect(f *testing.F) {
@@ -74,7 +76,12 @@ const fuzzInputTimeout = 30 * time.Second
 func FuzzExtractPDF(f *testing.F) {
 	// Compile PDFium before fuzzing starts: under coverage instrumentation
 	// it takes longer than the fuzzer waits for one input, and the worker
-	// would be reported as hung.
+	// would be reported as hung. Every fuzz worker is a process of its
+	// own that compiles again, so they share the compile cache: after the
+	// first, a worker is ready in about a second.
+	if dir, err := os.UserCacheDir(); err == nil {
+		SetCompileCache(filepath.Join(dir, "tether-extract-fuzz", "pdfium"), nil)
+	}
 	if _, err := pdfEngine(); err != nil {
 		f.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func extractHTML(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Re
 				return Result{Text: text.String(), Pages: 1, Graphics: graphics}, nil
 			}
 			if errors.Is(err, html.ErrBufferExceeded) {
-				return Result{}, fmt.Errorf("%w: html: one element over %d bytes", ErrTooLarge, lim.MaxTextBytes)
+				return Result{}, tooLarge(LimitText, "html: one element over %d bytes", lim.MaxTextBytes)
 			}
 			return Result{}, fmt.Errorf("%w: html: read failed", ErrMalformed)
 		case html.StartTagToken, html.SelfClosingTagToken:

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/klippa-app/go-pdfium"
@@ -28,9 +28,10 @@ import (
 // linear memory with no file system or network, and the Go process sees an
 // error.
 
-// pdfiumMemoryLimitPages caps each PDFium instance's linear memory at 1 GiB
-// (64 KiB pages). The 2,415-page R reference manual extracts within it.
-const pdfiumMemoryLimitPages = 1 << 14
+// pdfiumMaxMemoryPages lets wazero grow a PDFium memory as far as 32-bit
+// WebAssembly can address (4 GiB, in 64 KiB pages). The real bound is the
+// document's Limits.MaxMemoryBytes, enforced by pdfMemory (pdfmem.go).
+const pdfiumMaxMemoryPages = 1 << 16
 
 // pdfEngine is compiled once per process and shared, because compiling the
 // 5 MB WebAssembly module takes seconds while instantiating it takes
@@ -38,44 +39,119 @@ const pdfiumMemoryLimitPages = 1 << 14
 // once built: Extract's signature leaves no caller-owned place to keep it,
 // and each document still gets a fresh instance (see withPDFium). A failed
 // compile is remembered: it means the process is broken, not a document.
-var pdfEngine = sync.OnceValues(newPDFPool)
+var pdfEngine = sync.OnceValues(func() (pdfium.Pool, error) {
+	dir, warn := cacheSettings()
+	return newPDFPool(dir, warn)
+})
 
-func newPDFPool() (pdfium.Pool, error) {
-	workers := min(runtime.GOMAXPROCS(0), 4)
+// pdfMemory allocates every PDFium instance's linear memory.
+var pdfMemory = &pdfMemories{}
+
+// newPDFPool compiles PDFium, or loads it from the compile cache in
+// cacheDir (see pdfcache.go).
+func newPDFPool(cacheDir string, warn func(string)) (pdfium.Pool, error) {
+	// Compiling leaves a few hundred megabytes of garbage on the Go heap;
+	// return it to the system now rather than let an idle worker hold it.
+	defer debug.FreeOSMemory()
+	cache := openCompileCache(cacheDir, warn)
+	pool, err := initPDFPool(cache)
+	if err != nil && cache != nil {
+		// wazero fails rather than recompiles when an entry that passed
+		// the manifest does not load (a different wazero build, say).
+		warn(fmt.Sprintf("PDF engine cache %s rebuilt: %v", cacheDir, err))
+		_ = cache.Close(context.Background())
+		if err := emptyDir(cacheDir); err != nil {
+			warn(fmt.Sprintf("PDF engine cache %s cannot be emptied (%v); compiling without it", cacheDir, err))
+			return initPDFPool(nil)
+		}
+		cache = openCompileCache(cacheDir, warn)
+		pool, err = initPDFPool(cache)
+	}
+	// Seal only what changed: a cache that was loaded as it stood may be
+	// read-only (baked into an image).
+	if err == nil && cache != nil && checkManifest(cacheDir) != nil {
+		if err := sealCompileCache(cacheDir); err != nil {
+			warn(fmt.Sprintf("PDF engine cache %s: manifest not written (%v); the next start compiles again", cacheDir, err))
+		}
+	}
+	return pool, err
+}
+
+func initPDFPool(cache wazero.CompilationCache) (pdfium.Pool, error) {
+	rc := wazero.NewRuntimeConfig().
+		// The module lowers setjmp/longjmp to exception handling.
+		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
+		WithMemoryLimitPages(pdfiumMaxMemoryPages).
+		// Lets a cancelled ctx stop a call that is running (see
+		// withPDFium), not just the next one.
+		WithCloseOnContextDone(true)
+	if cache != nil {
+		rc = rc.WithCompilationCache(cache)
+	}
 	return webassembly.Init(webassembly.Config{
-		MinIdle:  0,
-		MaxIdle:  workers,
-		MaxTotal: workers,
+		Context: experimental.WithMemoryAllocator(context.Background(), pdfMemory),
+		MinIdle: 0,
+		// Instances are made on demand and never kept (go-pdfium closes
+		// them on Close unless ReuseWorkers is set), so a borrow never
+		// waits for another document's instance and always instantiates:
+		// pdfMemory.claim relies on both. The worker's concurrency is the
+		// bound on instances.
+		MaxIdle:  0,
+		MaxTotal: 1 << 16,
 		// No mounts: PDFium never sees the host file system. The default
 		// would mount "/".
-		FSConfig: wazero.NewFSConfig(),
-		Stdout:   io.Discard,
-		Stderr:   io.Discard,
-		RuntimeConfig: wazero.NewRuntimeConfig().
-			// The module lowers setjmp/longjmp to exception handling.
-			WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
-			WithMemoryLimitPages(pdfiumMemoryLimitPages).
-			// Lets a cancelled ctx stop a call that is running (see
-			// withPDFium), not just the next one.
-			WithCloseOnContextDone(true),
+		FSConfig:      wazero.NewFSConfig(),
+		Stdout:        io.Discard,
+		Stderr:        io.Discard,
+		RuntimeConfig: rc,
 	})
 }
 
-// withPDFium runs fn on a fresh PDFium instance, which is discarded after:
-// no state from one document (caches, fonts, a corrupted heap) can reach
-// the next. If ctx ends while fn runs, the instance is killed, which aborts
-// the WebAssembly call in progress.
-func withPDFium(ctx context.Context, fn func(pdfium.Pdfium) error) error {
+// withPDFium runs fn on a fresh PDFium instance whose memory is capped at
+// memLimit bytes, and discards the instance after: no state from one
+// document (caches, fonts, a corrupted heap) can reach the next, and its
+// memory goes back to the system. If ctx ends while fn runs, the instance
+// is killed, which aborts the WebAssembly call in progress. If PDFium
+// asked for more memory than the cap, the result is the memory limit's
+// error, whatever fn returned.
+func withPDFium(ctx context.Context, memLimit int64, fn func(pdfium.Pdfium) error) error {
 	pool, err := pdfEngine()
 	if err != nil {
 		return fmt.Errorf("extract: pdf: start pdfium: %w", err)
 	}
-	inst, err := pool.GetInstanceWithContext(ctx)
+	var inst pdfium.Pdfium
+	mem, err := pdfMemory.claim(uint64(max(memLimit, 0)), func() (err error) {
+		inst, err = pool.GetInstanceWithContext(ctx)
+		return err
+	})
+	if mem != nil {
+		defer mem.release()
+		if mem.reserveErr != nil {
+			if inst != nil {
+				_ = inst.Kill()
+			}
+			return fmt.Errorf("extract: pdf: pdfium memory: %w", mem.reserveErr)
+		}
+	}
 	if err != nil {
-		if ctx.Err() != nil {
+		if mem != nil {
+			// A failed instantiation may never close its module, so
+			// wazero's reference would keep the reservation forever. No
+			// code runs on it now; a late Free finds it released.
+			mem.release()
+		}
+		switch {
+		case ctx.Err() != nil:
 			return ctx.Err()
+		case mem != nil && mem.refusedGrowth():
+			return memoryLimitError(memLimit)
 		}
 		return fmt.Errorf("extract: pdf: pdfium instance: %w", err)
+	}
+	if mem == nil {
+		// Not an instance made for this document, so not under its cap.
+		_ = inst.Kill()
+		return errors.New("extract: pdf: pdfium instance was not made for this document; its memory is not bounded")
 	}
 
 	stop, watcherDone := make(chan struct{}), make(chan bool)
@@ -94,15 +170,23 @@ func withPDFium(ctx context.Context, fn func(pdfium.Pdfium) error) error {
 			_ = inst.Close()
 		}
 	}()
-	return fn(inst)
+	err = fn(inst)
+	if mem.refusedGrowth() {
+		// Even when fn succeeded: PDFium may have dropped what it could
+		// not allocate, and a partial text must not pass for the whole.
+		return memoryLimitError(memLimit)
+	}
+	return err
 }
 
+func memoryLimitError(limit int64) error {
+	return tooLarge(LimitMemory, "pdf: needs more than the memory limit of %s", sizeString(limit))
+}
+
+// extractPDF reads a PDF whose framing Extract has checked.
 func extractPDF(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Result, error) {
-	if err := checkPDFFraming(r, size); err != nil {
-		return Result{}, err
-	}
 	var res Result
-	err := withPDFium(ctx, func(inst pdfium.Pdfium) error {
+	err := withPDFium(ctx, lim.MaxMemoryBytes, func(inst pdfium.Pdfium) error {
 		var err error
 		res, err = pdfText(ctx, inst, r, size, lim)
 		return err
@@ -158,7 +242,7 @@ func pdfText(ctx context.Context, inst pdfium.Pdfium, r io.ReaderAt, size int64,
 	case pages < 1:
 		return Result{}, fmt.Errorf("%w: pdf: no pages", ErrMalformed)
 	case pages > lim.MaxPages:
-		return Result{}, fmt.Errorf("%w: pdf: %d pages, limit %d", ErrTooLarge, pages, lim.MaxPages)
+		return Result{}, tooLarge(LimitPages, "pdf: %d pages, limit %d", pages, lim.MaxPages)
 	}
 
 	text := newTextBuilder(lim.MaxTextBytes)
@@ -166,45 +250,51 @@ func pdfText(ctx context.Context, inst pdfium.Pdfium, r io.ReaderAt, size int64,
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		s, err := pageText(inst, doc.Document, i)
-		if err != nil {
+		if err := pageText(inst, doc.Document, i, text); err != nil {
 			return Result{}, err
-		}
-		if err := text.WriteString(s); err != nil {
-			return Result{}, fmt.Errorf("pdf: page %d: %w", i+1, err)
 		}
 		text.paragraph()
 	}
 	return Result{Text: text.String(), Pages: pages}, nil
 }
 
-// pageText returns one page's text layer in reading order, with PDFium's
-// line breaks. One FPDFText_GetText call per page: the per-character API
-// costs a WebAssembly call per character.
-func pageText(inst pdfium.Pdfium, doc references.FPDF_DOCUMENT, i int) (string, error) {
+// pdfTextChunk is how many characters pageText copies out of PDFium at a
+// time. One call per page would cost Go memory in proportion to the page
+// (about 12 bytes a character while converting from UTF-16), and a hostile
+// page holds millions; one call per character would cost a WebAssembly
+// call each.
+const pdfTextChunk = 1 << 16
+
+// pageText adds one page's text layer to text, in reading order with
+// PDFium's line breaks, stopping as soon as the text is over its limit.
+func pageText(inst pdfium.Pdfium, doc references.FPDF_DOCUMENT, i int, text *textBuilder) error {
 	malformed := fmt.Errorf("%w: pdf: page %d unreadable", ErrMalformed, i+1)
 	page, err := inst.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: doc, Index: i})
 	if err != nil {
-		return "", malformed
+		return malformed
 	}
 	defer inst.FPDF_ClosePage(&requests.FPDF_ClosePage{Page: page.Page})
 	tp, err := inst.FPDFText_LoadPage(&requests.FPDFText_LoadPage{Page: requests.Page{ByReference: &page.Page}})
 	if err != nil {
-		return "", malformed
+		return malformed
 	}
 	defer inst.FPDFText_ClosePage(&requests.FPDFText_ClosePage{TextPage: tp.TextPage})
 	count, err := inst.FPDFText_CountChars(&requests.FPDFText_CountChars{TextPage: tp.TextPage})
 	if err != nil || count.Count < 0 {
-		return "", malformed
+		return malformed
 	}
-	if count.Count == 0 {
-		return "", nil
+	for start := 0; start < count.Count; start += pdfTextChunk {
+		t, err := inst.FPDFText_GetText(&requests.FPDFText_GetText{
+			TextPage: tp.TextPage, StartIndex: start, Count: min(pdfTextChunk, count.Count-start),
+		})
+		if err != nil {
+			return malformed
+		}
+		if err := text.WriteString(t.Text); err != nil {
+			return fmt.Errorf("pdf: page %d: %w", i+1, err)
+		}
 	}
-	t, err := inst.FPDFText_GetText(&requests.FPDFText_GetText{TextPage: tp.TextPage, Count: count.Count})
-	if err != nil {
-		return "", malformed
-	}
-	return t.Text, nil
+	return nil
 }
 
 // pdfOpenError maps PDFium's load errors onto the sentinels. A document

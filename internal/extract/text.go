@@ -82,7 +82,7 @@ func (b *textBuilder) writeRune(r rune) {
 	default:
 		b.flush()
 		if int64(b.buf.Len()+utf8.RuneLen(r)) > b.max {
-			b.err = fmt.Errorf("%w: extracted text over %d bytes", ErrTooLarge, b.max)
+			b.err = tooLarge(LimitText, "extracted text over %d bytes", b.max)
 			return
 		}
 		b.buf.WriteRune(r)
@@ -152,7 +152,7 @@ func (b *textBuilder) String() string { return b.buf.String() }
 // rejects what is not UTF-8 text.
 func extractText(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limits) (Result, error) {
 	if size > lim.MaxTextBytes {
-		return Result{}, fmt.Errorf("%w: %s: %d bytes of text, limit %d", ErrTooLarge, f, size, lim.MaxTextBytes)
+		return Result{}, tooLarge(LimitText, "%s: %d bytes of text, limit %d", f, size, lim.MaxTextBytes)
 	}
 	data := make([]byte, size)
 	if _, err := r.ReadAt(data, 0); err != nil && err != io.EOF {
@@ -168,7 +168,7 @@ func extractText(ctx context.Context, f Format, r io.ReaderAt, size int64, lim L
 			return Result{}, fmt.Errorf("%w: %s: %v", ErrMalformed, f, err)
 		}
 		if int64(len(decoded)) > lim.MaxTextBytes {
-			return Result{}, fmt.Errorf("%w: %s: %d bytes of text, limit %d", ErrTooLarge, f, len(decoded), lim.MaxTextBytes)
+			return Result{}, tooLarge(LimitText, "%s: %d bytes of text, limit %d", f, len(decoded), lim.MaxTextBytes)
 		}
 		data = decoded
 	}

@@ -55,9 +55,12 @@ type Worker struct {
 // reach a safe point (each either finished or left for redelivery).
 func (w *Worker) Run(ctx context.Context) error {
 	go func() {
+		start := time.Now()
 		if err := extract.Warm(); err != nil {
 			w.Log.Error("the PDF engine failed to start; PDF jobs will be retried", "err", err)
+			return
 		}
+		w.Log.Info("the PDF engine is ready", "took", time.Since(start).Round(time.Millisecond).String())
 	}()
 	var wg sync.WaitGroup
 	for i := 0; i < max(w.Concurrency, 1); i++ {
@@ -334,12 +337,26 @@ func reason(err error) string {
 	case errors.Is(err, extract.ErrEncrypted):
 		return "the document is encrypted; upload an unencrypted copy"
 	case errors.Is(err, extract.ErrTooLarge):
-		return "the document is too large to process: " + err.Error()
+		r := "the document is too large to process: " + err.Error()
+		if le, ok := errors.AsType[*extract.LimitError](err); ok && limitSettings[le.Limit] != "" {
+			r += " (the operator can raise " + limitSettings[le.Limit] + ")"
+		}
+		return r
 	case errors.Is(err, extract.ErrUnsupported):
 		return "unsupported document type; supported: " + extract.SupportedTypes()
 	default:
 		return "the document could not be read: " + err.Error()
 	}
+}
+
+// limitSettings names the docsvc variable behind each extraction limit, so
+// that a failed document tells the operator what to change.
+var limitSettings = map[extract.Limit]string{
+	extract.LimitInput:  "DOCSVC_MAX_UPLOAD_BYTES",
+	extract.LimitText:   "DOCSVC_EXTRACT_MAX_TEXT",
+	extract.LimitPages:  "DOCSVC_EXTRACT_MAX_PAGES",
+	extract.LimitMemory: "DOCSVC_EXTRACT_MAX_MEMORY",
+	extract.LimitTime:   "DOCSVC_EXTRACT_TIMEOUT",
 }
 
 func errorClass(err error) string {

@@ -237,3 +237,31 @@ func TestScaleInProtectionWhileBusy(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A document over an extraction limit fails at once, with a reason that
+// names the limit and the setting to raise. The time limit is injected
+// already spent, so the test does not depend on how fast extraction runs.
+func TestDocumentOverALimitFailsWithTheSetting(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		limit func(*extract.Limits)
+		want  string
+	}{
+		{"time", func(l *extract.Limits) { l.MaxDuration = time.Nanosecond }, "time limit of 1ns (the operator can raise DOCSVC_EXTRACT_TIMEOUT)"},
+		{"text", func(l *extract.Limits) { l.MaxTextBytes = 20 }, "limit 20 (the operator can raise DOCSVC_EXTRACT_MAX_TEXT)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := setup(t, analyze.NewResilient(analyze.NewLocal(), analyze.ResilientOptions{}))
+			tt.limit(&b.worker.Limits)
+			b.run(t)
+			id := b.upload(t, "report.txt", "The quarterly maintenance report for the northern pumping station.")
+			d := b.wait(t, id, 20*time.Second)
+			if d.Status != document.Failed || !strings.Contains(d.Error, "too large to process") || !strings.Contains(d.Error, tt.want) {
+				t.Fatalf("ended %s with %q; want failed, naming %q", d.Status, d.Error, tt.want)
+			}
+			if d.Attempts != 1 {
+				t.Errorf("attempted %d times; a limit failure is final", d.Attempts)
+			}
+		})
+	}
+}
