@@ -15,8 +15,9 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // growth is a decision someone makes in review: 11,872 lines with deploy,
 // bootstrap, the exchange bucket commands, images push, migrate and tokens;
 // 14,347 with init, status, destroy and the permissions check (and
-// docs/iam.md's generator, kept beside preflight.md's).
-const maxLines = 15000
+// docs/iam.md's generator, kept beside preflight.md's); 15,415 with
+// releases, upgrade and rollback and the RDS client.
+const maxLines = 16000
 
 // TestLines keeps tetherctl's size in view; -v prints the count per package.
 func TestLines(t *testing.T) {

@@ -67,6 +67,16 @@ Usage:
   tetherctl tokens create|list|revoke [--config deployment.yaml]
       manage docsvc's API tokens through a one-off task: a new token is
       made here and only its hash reaches the deployment
+  tetherctl releases --bundle FILE [--config deployment.yaml]
+      verify the vendor's signed release export and list the releases on
+      your channel, the one running and the one a rollback returns to
+  tetherctl upgrade --bundle FILE [--to VERSION] [--yes]
+      install a newer verified release: health check, database snapshot,
+      images, migration, services (change sets shown first), settle, and
+      back to the previous images by itself if the rollout fails
+  tetherctl rollback [--yes]
+      return the services to the release before the last upgrade (no
+      migration is undone: migrations only add)
 
 Run 'tetherctl COMMAND --help' for a command's flags.
 
@@ -158,6 +168,12 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return bootstrapCmd(ctx, args[1:], env)
 	case "deploy":
 		return deployCmd(ctx, args[1:], env)
+	case "releases":
+		return releasesCmd(ctx, args[1:], env)
+	case "upgrade":
+		return upgradeCmd(ctx, args[1:], env)
+	case "rollback":
+		return rollbackCmd(ctx, args[1:], env)
 	case "images":
 		return imagesCmd(ctx, args[1:], env)
 	case "migrate":

@@ -132,7 +132,7 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:logs:REGION:ACCOUNT:log-group:NAME-*", "arn:aws:logs:REGION:ACCOUNT:log-group:/tether/NAME/*", "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/codebuild/tether-NAME-images:*"},
 		},
 		{
-			Sid: "Markers", For: "tetherctl: record and read the verified and migrated image markers and the deployment's parameters under /tether/<name>/, and delete the markers on destroy",
+			Sid: "Markers", For: "tetherctl: record and read the verified and migrated image markers, the deployment's parameters and the upgrade history under /tether/<name>/, and delete the markers on destroy",
 			Actions: []string{
 				"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:PutParameter", "ssm:DeleteParameter", "ssm:DeleteParameters",
 			},
@@ -168,6 +168,11 @@ func deployerPermissions() []permission {
 			Sid: "StatusMetrics", For: "tetherctl status: the queues' depth and oldest message's age (from SQS's CloudWatch metrics: tetherctl never calls SQS, which carries the jobs) and the alarms; CloudWatch's read actions take no resource",
 			Actions:   []string{"cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"},
 			Resources: []string{"*"},
+		},
+		{
+			Sid: "UpgradeSnapshot", For: "tetherctl upgrade and rollback: snapshot the database (instance tether-<name>-…) as tether-<name>-pre-upgrade-<time>, tagged, and wait for it",
+			Actions:   []string{"rds:CreateDBSnapshot", "rds:DescribeDBSnapshots", "rds:AddTagsToResource"},
+			Resources: []string{"arn:aws:rds:REGION:ACCOUNT:db:tether-NAME-*", "arn:aws:rds:REGION:ACCOUNT:snapshot:tether-NAME-pre-upgrade-*"},
 		},
 		{
 			Sid: "PreflightReads", For: "tetherctl preflight: the caller, the region and its zones, the quotas, the certificate or hosted zone",

@@ -1,0 +1,427 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
+
+	"github.com/tetherhq/tether/internal/deployconfig"
+	"github.com/tetherhq/tether/internal/release"
+)
+
+// upgradeSteps are the steps an upgrade or rollback takes that reach past
+// CloudFormation and SSM; tests replace those moto cannot run (ECS rollout
+// state, alarm evaluation) and record the others.
+type upgradeSteps struct {
+	push     func(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.Config, rel releaseImages, opt imageOptions) error
+	migrate  func(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.Config, docsvcDigest string) error
+	health   func(ctx context.Context, a *awsSession, dc *deployconfig.Config) (settled bool, problems []string, err error)
+	snapshot func(ctx context.Context, a *awsSession, dc *deployconfig.Config, w io.Writer) (string, error)
+}
+
+func defaultUpgradeSteps() upgradeSteps {
+	return upgradeSteps{push: pushImages, migrate: runMigration, health: readHealth, snapshot: snapshotDatabase}
+}
+
+// upgradePlan is one upgrade or rollback, decided before anything changes.
+type upgradePlan struct {
+	Action   string          `json:"action"` // upgrade | rollback
+	From     deployedRelease `json:"from"`
+	To       releaseImages   `json:"to"`
+	Settle   time.Duration   `json:"-"`
+	Snapshot string          `json:"snapshot,omitempty"`
+	Outcome  string          `json:"outcome,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+}
+
+func (p upgradePlan) steps(dc *deployconfig.Config) []string {
+	s := []string{
+		"check that the services are healthy now (ECS deployments complete, no alarm of " + dc.Name + "-services in ALARM)",
+		"snapshot the " + dc.Name + "-data stack's database (RDS CreateDBSnapshot) and wait for it",
+	}
+	if p.Action == "upgrade" {
+		s = append(s,
+			"put release "+p.To.Version+"'s images into ECR by digest (docsvc "+p.To.DocsvcDigest+", agent "+p.To.AgentDigest+")",
+			"set the "+dc.Name+"-cluster stack's MigrateImageDigest to "+p.To.DocsvcDigest+" (change set shown first)",
+			"run the migration task and wait for exit code 0",
+		)
+	} else {
+		s = append(s, "no migration: migrations only add (expand/contract), so the previous release runs on this schema")
+	}
+	return append(s,
+		"set the "+dc.Name+"-services stack's DocsvcImage to "+migratedMarkerPath(dc, p.To.DocsvcDigest)+" and AgentImage to "+agentMarkerPath(dc, p.To.AgentDigest)+" (change set shown first)",
+		fmt.Sprintf("watch the services for %s; on a failed rollout or an alarm, set the services stack back to %s and %s by itself", p.Settle, p.From.DocsvcMarker, p.From.AgentMarker),
+		"record the outcome in SSM parameter "+historyParameter(dc),
+	)
+}
+
+// runUpgrade carries out a plan. Before the services stack changes, a
+// failure stops with nothing rolled; after, the services stack is set back
+// to the previous markers and the reason is returned.
+func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Config, p *upgradePlan, steps upgradeSteps, opt imageOptions, yes bool, w io.Writer) error {
+	settled, problems, err := steps.health(ctx, a, dc)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 || !settled {
+		return fmt.Errorf("the deployment is not healthy now, so nothing was changed: %s; fix that first (the deployment's CloudWatch dashboard, aws ecs describe-services --cluster tether-%s), then run this again",
+			orDefault(strings.Join(problems, "; "), "a deployment is still in progress"), dc.Name)
+	}
+	if p.Snapshot, err = steps.snapshot(ctx, a, dc, w); err != nil {
+		return fmt.Errorf("backing up before the %s, nothing was changed: %w", p.Action, err)
+	}
+	if p.Action == "upgrade" {
+		if err := steps.push(ctx, env, a, dc, p.To, opt); err != nil {
+			return fmt.Errorf("putting release %s's images into ECR, the services were not changed: %w", p.To.Version, err)
+		}
+		if err := setStackParameters(ctx, env, a, dc.Name+"-cluster", map[string]string{"MigrateImageDigest": p.To.DocsvcDigest}, yes, w); err != nil {
+			return fmt.Errorf("the services were not changed: %w", err)
+		}
+		if err := steps.migrate(ctx, env, a, dc, p.To.DocsvcDigest); err != nil {
+			return p.record(ctx, a, dc, "failed", fmt.Errorf("the migration failed, the services were not changed and still run %s (restore snapshot %s only if the database is damaged): %w", orDefault(p.From.Version, "the previous release"), p.Snapshot, err))
+		}
+	}
+	target := map[string]string{"DocsvcImage": migratedMarkerPath(dc, p.To.DocsvcDigest), "AgentImage": agentMarkerPath(dc, p.To.AgentDigest)}
+	if err := setStackParameters(ctx, env, a, dc.Name+"-services", target, yes, w); err != nil {
+		if strings.HasPrefix(err.Error(), "not confirmed") {
+			return err
+		}
+		return p.rollBack(ctx, env, a, dc, w, fmt.Sprintf("updating the services stack failed: %v", err))
+	}
+	// The rollout may take as long as the time limit allows; once every
+	// service has settled, it must stay healthy for p.Settle.
+	var healthySince time.Time
+	for {
+		settled, problems, err := steps.health(ctx, a, dc)
+		if err != nil {
+			return p.rollBack(ctx, env, a, dc, w, fmt.Sprintf("the services' health could not be read: %v", err))
+		}
+		if len(problems) > 0 {
+			return p.rollBack(ctx, env, a, dc, w, strings.Join(problems, "; "))
+		}
+		switch {
+		case !settled:
+			healthySince = time.Time{}
+		case healthySince.IsZero():
+			healthySince = time.Now()
+			fmt.Fprintf(w, "the services settled; watching them for %s\n", p.Settle)
+		}
+		if !healthySince.IsZero() && time.Since(healthySince) >= p.Settle {
+			break
+		}
+		if err := sleep(ctx, stackPoll); err != nil {
+			return p.rollBack(ctx, env, a, dc, w, "the services had not stayed healthy for "+p.Settle.String()+" when the time limit (--timeout) ran out")
+		}
+	}
+	return p.record(ctx, a, dc, "succeeded", nil)
+}
+
+// rollBack sets the services stack back to the markers it had and records
+// why.
+func (p *upgradePlan) rollBack(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Config, w io.Writer, why string) error {
+	fmt.Fprintf(w, "Rolling the services back to %s: %s\n", orDefault(p.From.Version, "the previous images"), why)
+	back := map[string]string{"DocsvcImage": p.From.DocsvcMarker, "AgentImage": p.From.AgentMarker}
+	// A fresh deadline: the rollback must run even when the upgrade's ran out.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
+	defer cancel()
+	if err := setStackParameters(rctx, env, a, dc.Name+"-services", back, true, w); err != nil {
+		return p.record(rctx, a, dc, "failed", fmt.Errorf("%s, and setting the services stack back failed too: %w; set DocsvcImage=%s and AgentImage=%s by hand (docs/runbooks/rollback.md)", why, err, p.From.DocsvcMarker, p.From.AgentMarker))
+	}
+	return p.record(rctx, a, dc, "rolled-back", fmt.Errorf("the %s to %s was rolled back, the services run %s again: %s", p.Action, p.To.Version, orDefault(p.From.Version, "the previous images"), why))
+}
+
+// record writes the outcome and returns cause (nil on success).
+func (p *upgradePlan) record(ctx context.Context, a *awsSession, dc *deployconfig.Config, outcome string, cause error) error {
+	p.Outcome = outcome
+	o := releaseOutcome{Action: p.Action, From: p.From.Version, To: p.To.Version, FromDocsvc: p.From.DocsvcDigest, FromAgent: p.From.AgentDigest,
+		DocsvcDigest: p.To.DocsvcDigest, AgentDigest: p.To.AgentDigest, Outcome: outcome, At: time.Now().UTC()}
+	if cause != nil {
+		p.Reason = cause.Error()
+		o.Reason = oneLine(cause.Error())
+		if len(o.Reason) > 300 {
+			o.Reason = o.Reason[:300]
+		}
+	}
+	if err := recordOutcome(ctx, a, dc, o); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// readHealth asks ECS and CloudWatch about the services stack's services
+// and the alarms it defines (logical IDs starting "Alarm": 5xx rate,
+// queue age, dead letters, errors; not the worker's scaling alarms, which
+// are in ALARM whenever the queue is idle).
+func readHealth(ctx context.Context, a *awsSession, dc *deployconfig.Config) (bool, []string, error) {
+	cctx, cancel := callCtx(ctx)
+	res, err := a.CloudFormation().DescribeStackResources(cctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(dc.Name + "-services")})
+	cancel()
+	if err != nil {
+		return false, nil, fmt.Errorf("listing %s-services' resources (CloudFormation DescribeStackResources): %s", dc.Name, describeAWSError(err))
+	}
+	var alarmNames []string
+	for _, r := range res.StackResources {
+		if aws.ToString(r.ResourceType) == "AWS::CloudWatch::Alarm" && strings.HasPrefix(aws.ToString(r.LogicalResourceId), "Alarm") {
+			alarmNames = append(alarmNames, aws.ToString(r.PhysicalResourceId))
+		}
+	}
+	services, err := describeServices(ctx, a.ECS(), "tether-"+dc.Name)
+	if err != nil {
+		return false, nil, err
+	}
+	var alarms []cwtypes.MetricAlarm
+	if len(alarmNames) > 0 {
+		cw := cloudwatch.NewFromConfig(a.cfg, func(o *cloudwatch.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CLOUDWATCH")) })
+		cctx, cancel := callCtx(ctx)
+		out, err := cw.DescribeAlarms(cctx, &cloudwatch.DescribeAlarmsInput{AlarmNames: alarmNames})
+		cancel()
+		if err != nil {
+			return false, nil, fmt.Errorf("reading the alarms (CloudWatch DescribeAlarms): %s", describeAWSError(err))
+		}
+		alarms = out.MetricAlarms
+	}
+	settled, problems := healthProblems(services, alarms)
+	return settled, problems, nil
+}
+
+// snapshotDatabase takes a manual RDS snapshot of the data stack's
+// database and waits until it is available.
+func snapshotDatabase(ctx context.Context, a *awsSession, dc *deployconfig.Config, w io.Writer) (string, error) {
+	cctx, cancel := callCtx(ctx)
+	res, err := a.CloudFormation().DescribeStackResources(cctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(dc.Name + "-data")})
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("listing %s-data's resources (CloudFormation DescribeStackResources): %s", dc.Name, describeAWSError(err))
+	}
+	var instance string
+	for _, r := range res.StackResources {
+		if aws.ToString(r.ResourceType) == "AWS::RDS::DBInstance" {
+			instance = aws.ToString(r.PhysicalResourceId)
+		}
+	}
+	if instance == "" {
+		return "", fmt.Errorf("the %s-data stack has no database instance: run tetherctl deploy", dc.Name)
+	}
+	client := rds.NewFromConfig(a.cfg, func(o *rds.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("RDS")) })
+	id := "tether-" + dc.Name + "-pre-upgrade-" + time.Now().UTC().Format("20060102-150405")
+	cctx, cancel = callCtx(ctx)
+	_, err = client.CreateDBSnapshot(cctx, &rds.CreateDBSnapshotInput{DBInstanceIdentifier: aws.String(instance), DBSnapshotIdentifier: aws.String(id),
+		Tags: []rdstypes.Tag{{Key: aws.String("tether:purpose"), Value: aws.String("before an upgrade or rollback")}}})
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("snapshotting database %s (RDS CreateDBSnapshot): %s; check rds:CreateDBSnapshot is allowed", instance, describeAWSError(err))
+	}
+	fmt.Fprintf(w, "snapshot %s of %s started\n", id, instance)
+	for {
+		cctx, cancel := callCtx(ctx)
+		out, err := client.DescribeDBSnapshots(cctx, &rds.DescribeDBSnapshotsInput{DBSnapshotIdentifier: aws.String(id)})
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("waiting for snapshot %s (RDS DescribeDBSnapshots): %s", id, describeAWSError(err))
+		}
+		if len(out.DBSnapshots) == 1 {
+			switch st := aws.ToString(out.DBSnapshots[0].Status); st {
+			case "available":
+				fmt.Fprintf(w, "snapshot %s is available\n", id)
+				return id, nil
+			case "failed", "error", "deleted":
+				return "", fmt.Errorf("snapshot %s ended %s", id, st)
+			}
+		}
+		if err := sleep(ctx, stackPoll); err != nil {
+			return "", fmt.Errorf("snapshot %s was not available before the time limit (--timeout); it goes on in RDS: wait for it, then run this again", id)
+		}
+	}
+}
+
+const upgradeUsage = `usage: tetherctl upgrade --bundle FILE [--to VERSION] [--settle 10m] [--yes] [--output json]
+
+Installs a newer release on the AWS runtime (docs/runbooks/upgrade.md). FILE is
+the vendor's signed release export; it is verified against deployment.yaml's
+plane.trusted_root first. Without --to, the newest release that applies.
+
+Steps: verify the release; check it applies (channel, min_from, newer than the
+running one) and that the services are healthy; snapshot the database; put the
+images into ECR by digest; set the cluster stack's MigrateImageDigest (change
+set shown first); run the migration task; set the services stack's DocsvcImage
+and AgentImage (change set shown first); watch the services for --settle; on
+a failed rollout or an alarm, set the services stack back by itself; record
+the outcome in /tether/<name>/state/releases.
+
+`
+
+const rollbackUsage = `usage: tetherctl rollback [--settle 10m] [--yes] [--output json]
+
+Returns the services to the release they ran before the last successful
+upgrade or rollback (docs/runbooks/rollback.md): health check, database
+snapshot, then the services stack's DocsvcImage and AgentImage set back to that
+release's markers through a change set shown first, watched for --settle, and
+the outcome recorded. No migration runs and none is undone: migrations only
+add, so the previous release runs on the newer schema.
+
+`
+
+type upgradeFlags struct {
+	df      deployFlags
+	bundle  string
+	to      string
+	settle  time.Duration
+	timeout time.Duration
+	yes     bool
+}
+
+func upgradeCmd(ctx context.Context, args []string, env Env) error {
+	return upgradeWith(ctx, args, env, defaultUpgradeSteps(), imageOptions{})
+}
+
+func rollbackCmd(ctx context.Context, args []string, env Env) error {
+	return rollbackWith(ctx, args, env, defaultUpgradeSteps())
+}
+
+func (u *upgradeFlags) parse(env Env, name, usage string, args []string) (bool, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	u.df.register(fs)
+	if name == "upgrade" {
+		fs.StringVar(&u.bundle, "bundle", "", "the vendor's signed release export `FILE`")
+		fs.StringVar(&u.to, "to", "", "the release `VERSION` to install (default: the newest that applies)")
+	}
+	fs.DurationVar(&u.settle, "settle", 10*time.Minute, "how long the services must stay healthy before the release counts as installed")
+	fs.DurationVar(&u.timeout, "timeout", time.Hour, "how long the whole "+name+" may take, the rollout and --settle included")
+	fs.BoolVar(&u.yes, "yes", false, "do not ask for confirmation (plan and change sets are still shown)")
+	helped, err := parseFlagsOnly(env, fs, args, usage+flagHelp(fs))
+	if helped || err != nil {
+		return helped, err
+	}
+	if u.settle < 0 || u.settle > 2*time.Hour {
+		return false, fmt.Errorf("%w: --settle %s: want 0 to 2h", errUsage, u.settle)
+	}
+	if u.timeout < 5*time.Minute || u.timeout > 6*time.Hour || u.timeout <= u.settle {
+		return false, fmt.Errorf("%w: --timeout %s: want 5m to 6h, longer than --settle", errUsage, u.timeout)
+	}
+	return false, nil
+}
+
+func upgradeWith(ctx context.Context, args []string, env Env, steps upgradeSteps, opt imageOptions) error {
+	var u upgradeFlags
+	if helped, err := u.parse(env, "upgrade", upgradeUsage, args); helped || err != nil {
+		return err
+	}
+	if u.bundle == "" {
+		return fmt.Errorf("%w: tetherctl upgrade: pass --bundle FILE, the vendor's signed release export", errUsage)
+	}
+	dc, err := u.df.load()
+	if err != nil {
+		return err
+	}
+	dir, err := releaseStateDir(env.Getenv, dc)
+	if err != nil {
+		return err
+	}
+	ms, err := verifiedReleases(ctx, dc, dir, u.bundle)
+	if err != nil {
+		return fmt.Errorf("tetherctl upgrade: %w", err)
+	}
+	a, err := connect(ctx, env, dc, u.df)
+	if err != nil {
+		return fmt.Errorf("tetherctl upgrade: %w", err)
+	}
+	cur, err := currentRelease(ctx, a, dc, ms)
+	if err != nil {
+		return fmt.Errorf("tetherctl upgrade: %w", err)
+	}
+	target, err := chooseRelease(ms, cur.Version, dc.Plane.Channel, u.to)
+	if err != nil {
+		return fmt.Errorf("tetherctl upgrade: %w", err)
+	}
+	rel, err := imagesOf(target)
+	if err != nil {
+		return fmt.Errorf("tetherctl upgrade: %w", err)
+	}
+	p := &upgradePlan{Action: "upgrade", From: cur, To: rel, Settle: u.settle}
+	return confirmAndRun(ctx, env, a, dc, p, steps, opt, u)
+}
+
+// chooseRelease picks --to, or the newest release that applies.
+func chooseRelease(ms []release.Manifest, current, channel, to string) (release.Manifest, error) {
+	var why []string
+	for _, m := range ms {
+		if to != "" && m.Version != to {
+			continue
+		}
+		err := checkApplies(m, current, channel, false)
+		if err == nil {
+			return m, nil
+		}
+		if to != "" {
+			return m, err
+		}
+		why = append(why, err.Error())
+	}
+	if to != "" {
+		return release.Manifest{}, fmt.Errorf("--to %s: the verified export has no such release on channel %s (tetherctl releases lists them)", to, channel)
+	}
+	return release.Manifest{}, fmt.Errorf("no release in the export applies to the running %s: %s", orDefault(current, "(unknown)"), orDefault(strings.Join(why, "; "), "it holds none"))
+}
+
+func rollbackWith(ctx context.Context, args []string, env Env, steps upgradeSteps) error {
+	var u upgradeFlags
+	if helped, err := u.parse(env, "rollback", rollbackUsage, args); helped || err != nil {
+		return err
+	}
+	dc, err := u.df.load()
+	if err != nil {
+		return err
+	}
+	a, err := connect(ctx, env, dc, u.df)
+	if err != nil {
+		return fmt.Errorf("tetherctl rollback: %w", err)
+	}
+	cur, err := currentRelease(ctx, a, dc, nil)
+	if err != nil {
+		return fmt.Errorf("tetherctl rollback: %w", err)
+	}
+	h, err := readHistory(ctx, a, dc)
+	if err != nil {
+		return fmt.Errorf("tetherctl rollback: %w", err)
+	}
+	prev, ok := previousRelease(h, cur)
+	if !ok {
+		return fmt.Errorf("tetherctl rollback: no recorded upgrade installed what the services run now (docsvc %s), so there is no previous release to return to; use tetherctl upgrade --to VERSION, or docs/runbooks/rollback.md to set the markers by hand", cur.DocsvcDigest)
+	}
+	cur.Version = prev.To
+	p := &upgradePlan{Action: "rollback", From: cur, Settle: u.settle,
+		To: releaseImages{Version: orDefault(prev.From, "the previous images"), DocsvcDigest: prev.FromDocsvc, AgentDigest: prev.FromAgent}}
+	return confirmAndRun(ctx, env, a, dc, p, steps, imageOptions{}, u)
+}
+
+func confirmAndRun(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Config, p *upgradePlan, steps upgradeSteps, opt imageOptions, u upgradeFlags) error {
+	if err := confirm(env, dc, p.steps(dc), u.yes); err != nil {
+		return fmt.Errorf("tetherctl %s: %w", p.Action, err)
+	}
+	w := progressWriter(env, u.df.output)
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	err := runUpgrade(ctx, env, a, dc, p, steps, opt, u.yes, w)
+	if u.df.output == "json" {
+		if jerr := writeJSON(env.Stdout, p); jerr != nil {
+			return jerr
+		}
+	} else if err == nil {
+		fmt.Fprintf(env.Stdout, "%s to %s succeeded: the services run docsvc %s and agent %s (snapshot %s)\n", p.Action, p.To.Version, p.To.DocsvcDigest, p.To.AgentDigest, p.Snapshot)
+	}
+	if err != nil {
+		return fmt.Errorf("tetherctl %s: %w", p.Action, err)
+	}
+	return nil
+}
