@@ -274,7 +274,8 @@ func retentionPolicies(body []byte) (map[string]string, error) {
 
 func cleanYAML(err error) string { return strings.TrimPrefix(oneLine(err.Error()), "yaml: ") }
 
-// markerPrefixes are the SSM paths only tetherctl writes (contract.md).
+// markerPrefixes are the SSM paths only tetherctl writes: the image markers
+// the services stack reads (deploy/cdk/README.md, "The gate").
 func markerPrefixes(dc *deployconfig.Config) []string {
 	return []string{"/tether/" + dc.Name + "/migrated/", "/tether/" + dc.Name + "/verified/"}
 }

@@ -71,7 +71,7 @@ type imagesReport struct {
 // `<name>/agent` (vendor mode: copied by digest from images.vendor_registry with
 // go-containerregistry, progress shown on env.Stderr, each copy verified by digest; build mode:
 // the source bundle uploaded and the images stack's CodeBuild project started and awaited, its log
-// streamed), then writes the agent's verified marker (contract.md).
+// streamed), then writes the agent's verified marker (agentMarkerPath).
 func pushImages(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.Config, rel releaseImages, opt imageOptions) error {
 	_, err := pushImagesReport(ctx, env, a, cfg, rel, opt)
 	return err

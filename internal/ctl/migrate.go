@@ -34,7 +34,7 @@ type migrationReport struct {
 // `<name>-cluster` stack's MigrateImageDigest equals digest (else an error saying to run
 // tetherctl deploy), runs the migrate task from the cluster stack's outputs, streams its log
 // lines, waits for STOPPED, requires exit code 0 of container `migrate`, then writes the
-// migrated marker (contract.md).
+// migrated marker (migratedMarkerPath).
 //
 // It waits for the task until ctx's deadline, or 30 minutes when ctx has none.
 func runMigration(ctx context.Context, env Env, a *awsSession, cfg *deployconfig.Config, docsvcDigest string) error {

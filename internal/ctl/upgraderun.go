@@ -75,7 +75,7 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 		return err
 	}
 	if len(problems) > 0 || !settled {
-		return fmt.Errorf("the deployment is not healthy now, so nothing was changed: %s; fix that first (the deployment's CloudWatch dashboard, aws ecs describe-services --cluster tether-%s), then run this again",
+		return fmt.Errorf("the deployment is not healthy now, so nothing was changed: %s; fix that first (tetherctl status shows what is wrong; the deployment's CloudWatch dashboard and aws ecs describe-services --cluster tether-%s show more), then run this again",
 			orDefault(strings.Join(problems, "; "), "a deployment is still in progress"), dc.Name)
 	}
 	if p.Snapshot, err = steps.snapshot(ctx, a, dc, w); err != nil {
