@@ -2,6 +2,8 @@ package ctl
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -214,7 +216,13 @@ func snapshotDatabase(ctx context.Context, a *awsSession, dc *deployconfig.Confi
 		return "", fmt.Errorf("the %s-data stack has no database instance: run tetherctl deploy", dc.Name)
 	}
 	client := rds.NewFromConfig(a.cfg, func(o *rds.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("RDS")) })
-	id := "tether-" + dc.Name + "-pre-upgrade-" + time.Now().UTC().Format("20060102-150405")
+	// The time names it for people; the random suffix keeps two snapshots
+	// in one second (an upgrade, then at once a rollback) from colliding.
+	var suffix [3]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return "", fmt.Errorf("naming the snapshot: %w", err)
+	}
+	id := "tether-" + dc.Name + "-pre-upgrade-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(suffix[:])
 	cctx, cancel = callCtx(ctx)
 	_, err = client.CreateDBSnapshot(cctx, &rds.CreateDBSnapshotInput{DBInstanceIdentifier: aws.String(instance), DBSnapshotIdentifier: aws.String(id),
 		Tags: []rdstypes.Tag{{Key: aws.String("tether:purpose"), Value: aws.String("before an upgrade or rollback")}}})
