@@ -213,7 +213,7 @@ func snapshotDatabase(ctx context.Context, a *awsSession, dc *deployconfig.Confi
 	if instance == "" {
 		return "", fmt.Errorf("the %s-data stack has no database instance: run tetherctl deploy", dc.Name)
 	}
-	client := rds.NewFromConfig(a.cfg, func(o *rds.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("RDS")) })
+	client := a.RDS()
 	id := "tether-" + dc.Name + "-pre-upgrade-" + time.Now().UTC().Format("20060102-150405")
 	cctx, cancel = callCtx(ctx)
 	_, err = client.CreateDBSnapshot(cctx, &rds.CreateDBSnapshotInput{DBInstanceIdentifier: aws.String(instance), DBSnapshotIdentifier: aws.String(id),
