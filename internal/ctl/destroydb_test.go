@@ -39,8 +39,8 @@ func protectedDatabaseFixture(t *testing.T) (*awstest.Server, string, string) {
 	}
 	id := stackResource(t, srv, "acme-docs-data", "DatabaseB269D8BB")
 	// moto's CloudFormation ignores the DBInstance's DeletionProtection
-	// property (moto 5.2.5, rds/models.py create_from_cloudformation_json),
-	// so it is turned on the way RDS itself does.
+	// property (docs/decisions/0007-aws-api-emulator.md, RDS), so it is
+	// turned on the way RDS itself does.
 	_, err = rds.NewFromConfig(srv.AWSConfig()).ModifyDBInstance(context.Background(), &rds.ModifyDBInstanceInput{
 		DBInstanceIdentifier: aws.String(id), DeletionProtection: aws.Bool(true), ApplyImmediately: aws.Bool(true)})
 	if err != nil {
@@ -105,8 +105,8 @@ func TestDestroyLiftsDatabaseProtection(t *testing.T) {
 		}
 	}
 	// moto deletes an instance whose DeletionPolicy is Snapshot without
-	// taking the final snapshot (moto 5.2.5 cloudformation/parsing.py keeps
-	// only Retain), so the test sees the instance gone, not the snapshot.
+	// taking the final snapshot (docs/decisions/0007-aws-api-emulator.md,
+	// RDS), so the test sees the instance gone, not the snapshot.
 	if _, exists := deletionProtection(t, srv, id); exists {
 		t.Errorf("DB instance %s is still there", id)
 	}
@@ -135,7 +135,7 @@ func TestDestroyNotConfirmedKeepsDatabaseProtection(t *testing.T) {
 // An instance the stack names but RDS does not know is nothing to unprotect
 // or snapshot, and the plan says so. (Deleting such a stack is not run here:
 // moto's stack deletion fails on the missing instance, where CloudFormation
-// takes a resource already gone as deleted.)
+// takes a resource already gone as deleted: docs/decisions/0007, RDS.)
 func TestDestroyPlanDatabaseGone(t *testing.T) {
 	t.Parallel()
 	srv, config, id := protectedDatabaseFixture(t)
@@ -173,7 +173,8 @@ func TestDestroyPlanDatabaseGone(t *testing.T) {
 }
 
 // When RDS cannot be asked (here it cannot be reached; moto's server does
-// not enforce IAM, so an AccessDenied answer cannot be had from it), destroy
+// not enforce IAM, so an AccessDenied answer cannot be had from it:
+// docs/decisions/0007, RDS), destroy
 // stops before it changes anything, naming the instance, the call and the
 // permissions to check.
 func TestDestroyDatabaseUnreadable(t *testing.T) {
