@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
@@ -194,6 +195,10 @@ func (a *awsSession) CloudFormation() *cloudformation.Client {
 	return cloudformation.NewFromConfig(a.cfg, func(o *cloudformation.Options) {
 		setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("CLOUDFORMATION"))
 	})
+}
+
+func (a *awsSession) RDS() *rds.Client {
+	return rds.NewFromConfig(a.cfg, func(o *rds.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("RDS")) })
 }
 
 func (a *awsSession) ECR() *ecr.Client {

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"go.yaml.in/yaml/v3"
 
@@ -33,8 +35,11 @@ keys, the ECR repositories, log groups, the agent's state file system, the
 secrets), by its physical ID. Then asks you to type the deployment's name;
 --yes skips the question (for automation).
 
-Only after that does it turn off termination protection on the stacks that
-have it (the data and images stacks), delete the stacks one at a time,
+Only after that does it turn off the database's deletion protection (RDS
+ModifyDBInstance, applied immediately, waiting until RDS shows it off) so
+that CloudFormation can take the database's final snapshot and delete it,
+turn off termination protection on the stacks that have it (the data and
+images stacks), delete the stacks one at a time,
 newest first, showing CloudFormation's events as they come and waiting for
 each to be gone before the next, and delete the SSM markers tetherctl wrote
 (/tether/<name>/migrated/… and /tether/<name>/verified/…). A stack that
@@ -79,13 +84,22 @@ type plannedStack struct {
 	TerminationProtection bool   `json:"termination_protection"`
 }
 
+// plannedDatabase is a DB instance of the data stack as RDS reports it.
+type plannedDatabase struct {
+	Stack              string `json:"stack"`
+	Instance           string `json:"instance"`
+	Exists             bool   `json:"exists"` // false: the stack names an instance RDS does not know
+	DeletionProtection bool   `json:"deletion_protection"`
+}
+
 type destroyPlan struct {
-	Name     string             `json:"name"`
-	Account  string             `json:"account"`
-	Region   string             `json:"region"`
-	Stacks   []plannedStack     `json:"stacks"`
-	Retained []retainedResource `json:"retained"`
-	Markers  []string           `json:"markers"`
+	Name      string             `json:"name"`
+	Account   string             `json:"account"`
+	Region    string             `json:"region"`
+	Stacks    []plannedStack     `json:"stacks"`
+	Databases []plannedDatabase  `json:"databases"`
+	Retained  []retainedResource `json:"retained"`
+	Markers   []string           `json:"markers"`
 }
 
 type destroyResult struct {
@@ -164,7 +178,8 @@ func destroyCmd(ctx context.Context, args []string, env Env) error {
 
 // planDestroy looks at what exists: the stacks, what each retains, the markers.
 func planDestroy(ctx context.Context, a *awsSession, dc *deployconfig.Config) (*destroyPlan, error) {
-	plan := &destroyPlan{Name: dc.Name, Account: dc.Account, Region: dc.Region, Stacks: []plannedStack{}, Retained: []retainedResource{}}
+	plan := &destroyPlan{Name: dc.Name, Account: dc.Account, Region: dc.Region, Stacks: []plannedStack{},
+		Databases: []plannedDatabase{}, Retained: []retainedResource{}}
 	names := stackNames(dc)
 	slices.Reverse(names)
 	for _, name := range names {
@@ -183,6 +198,13 @@ func planDestroy(ctx context.Context, a *awsSession, dc *deployconfig.Config) (*
 			return nil, err
 		}
 		plan.Retained = append(plan.Retained, kept...)
+		if name == dc.Name+"-data" {
+			dbs, err := stackDatabases(ctx, a, name)
+			if err != nil {
+				return nil, err
+			}
+			plan.Databases = dbs
+		}
 	}
 	markers, err := listMarkers(ctx, a, dc)
 	if err != nil {
@@ -196,6 +218,52 @@ func planDestroy(ctx context.Context, a *awsSession, dc *deployconfig.Config) (*
 func plannedFrom(name string, s *cfntypes.Stack) plannedStack {
 	return plannedStack{Name: name, ID: aws.ToString(s.StackId), Status: string(s.StackStatus),
 		TerminationProtection: aws.ToBool(s.EnableTerminationProtection)}
+}
+
+// stackDatabases are the DB instances of a stack, each with its deletion
+// protection as RDS reports it now.
+func stackDatabases(ctx context.Context, a *awsSession, stack string) ([]plannedDatabase, error) {
+	cctx, cancel := context.WithTimeout(ctx, destroyCallTimeout)
+	res, err := a.CloudFormation().DescribeStackResources(cctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(stack)})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("listing stack %s's resources (CloudFormation DescribeStackResources): %s", stack, describeAWSError(err))
+	}
+	out := []plannedDatabase{}
+	for _, r := range res.StackResources {
+		id := aws.ToString(r.PhysicalResourceId)
+		if aws.ToString(r.ResourceType) != "AWS::RDS::DBInstance" || id == "" {
+			continue
+		}
+		db, err := describeDatabase(ctx, a.RDS(), id)
+		if err != nil {
+			return nil, fmt.Errorf("reading DB instance %s of stack %s (RDS DescribeDBInstances): %w; check that tetherctl's policy allows rds:DescribeDBInstances and rds:ModifyDBInstance on it (docs/iam.md, DestroyDatabase)",
+				id, stack, err)
+		}
+		p := plannedDatabase{Stack: stack, Instance: id}
+		if db != nil {
+			p.Exists, p.DeletionProtection = true, aws.ToBool(db.DeletionProtection)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// describeDatabase is one DB instance, or nil when RDS does not know it.
+func describeDatabase(ctx context.Context, client *rds.Client, id string) (*rdstypes.DBInstance, error) {
+	cctx, cancel := context.WithTimeout(ctx, destroyCallTimeout)
+	defer cancel()
+	out, err := client.DescribeDBInstances(cctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)})
+	var notFound *rdstypes.DBInstanceNotFoundFault
+	switch {
+	case errors.As(err, &notFound):
+		return nil, nil
+	case err != nil:
+		return nil, errors.New(describeAWSError(err))
+	case len(out.DBInstances) == 0:
+		return nil, nil
+	}
+	return &out.DBInstances[0], nil
 }
 
 // stackRetains lists the resources of a stack that its template keeps on
@@ -335,6 +403,13 @@ func stacksToUnprotect(plan *destroyPlan) []string {
 func runDestroy(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Config, plan *destroyPlan, wait time.Duration, res *destroyResult) error {
 	cfn := a.CloudFormation()
 	log := env.Stderr
+	for _, db := range plan.Databases {
+		if db.DeletionProtection {
+			if err := unprotectDatabase(ctx, log, a.RDS(), db.Instance, wait); err != nil {
+				return err
+			}
+		}
+	}
 	for _, name := range stacksToUnprotect(plan) {
 		cctx, cancel := context.WithTimeout(ctx, destroyCallTimeout)
 		_, err := cfn.UpdateTerminationProtection(cctx, &cloudformation.UpdateTerminationProtectionInput{
@@ -362,6 +437,38 @@ func runDestroy(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 	}
 	fmt.Fprintf(log, "Deleted %d stacks and %d markers of %s.\n", len(res.DeletedStacks), len(res.DeletedMarkers), dc.Name)
 	return nil
+}
+
+// unprotectDatabase turns off a DB instance's deletion protection, which
+// would otherwise fail its stack's deletion, and waits until RDS shows it
+// off, for at most wait.
+func unprotectDatabase(ctx context.Context, log io.Writer, client *rds.Client, id string, wait time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, destroyCallTimeout)
+	_, err := client.ModifyDBInstance(cctx, &rds.ModifyDBInstanceInput{DBInstanceIdentifier: aws.String(id),
+		DeletionProtection: aws.Bool(false), ApplyImmediately: aws.Bool(true)})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("turning off DB instance %s's deletion protection (RDS ModifyDBInstance): %s; check that tetherctl's policy allows rds:ModifyDBInstance on it (docs/iam.md, DestroyDatabase); nothing was deleted",
+			id, describeAWSError(err))
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		db, err := describeDatabase(ctx, client, id)
+		switch {
+		case err != nil:
+			return fmt.Errorf("waiting for DB instance %s's deletion protection to be off (RDS DescribeDBInstances): %s; nothing was deleted, run tetherctl destroy again", id, err)
+		case db == nil:
+			return fmt.Errorf("DB instance %s is gone from RDS while its deletion protection was being turned off; nothing was deleted, run tetherctl destroy again", id)
+		case !aws.ToBool(db.DeletionProtection):
+			fmt.Fprintf(log, "Turned off deletion protection on DB instance %s.\n", id)
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("DB instance %s still has deletion protection on after %s (status %s); nothing was deleted: run tetherctl destroy again once RDS shows it off", id, wait, aws.ToString(db.DBInstanceStatus))
+		}
+		if err := sleep(ctx, destroyPoll); err != nil {
+			return fmt.Errorf("stopped waiting for DB instance %s's deletion protection to be off: %w; nothing was deleted", id, err)
+		}
+	}
 }
 
 // deleteStack deletes one stack and waits until it is gone, streaming its
@@ -448,6 +555,18 @@ func writeDestroyPlan(w io.Writer, plan *destroyPlan) {
 			fmt.Fprintf(w, "  %d. %s  %s%s\n", i+1, s.Name, s.Status, note)
 		}
 	}
+	for _, db := range plan.Databases {
+		switch {
+		case !db.Exists:
+			fmt.Fprintf(w, "\nDB instance %s of %s is not in RDS (deleted already?): there is nothing to snapshot.\n", db.Instance, db.Stack)
+		case db.DeletionProtection:
+			then := "CloudFormation deletes it"
+			if snapshotted(plan, db.Instance) {
+				then = "CloudFormation takes the final snapshot of DB instance " + db.Instance + " and deletes it"
+			}
+			fmt.Fprintf(w, "\nDB instance %s of %s has deletion protection: it is turned off first, then %s.\n", db.Instance, db.Stack, then)
+		}
+	}
 	if len(plan.Markers) > 0 {
 		fmt.Fprintf(w, "\nMarkers to delete (tetherctl's record of migrated and verified images): %d under /tether/%s/migrated/ and /tether/%s/verified/\n",
 			len(plan.Markers), plan.Name, plan.Name)
@@ -456,6 +575,11 @@ func writeDestroyPlan(w io.Writer, plan *destroyPlan) {
 		fmt.Fprintln(w, "\nKept (not deleted, and still billed until you delete them):")
 		writeRetainedList(w, plan.Retained)
 	}
+}
+
+// snapshotted says whether the plan keeps a final snapshot of a DB instance.
+func snapshotted(plan *destroyPlan, instance string) bool {
+	return slices.ContainsFunc(plan.Retained, func(r retainedResource) bool { return r.PhysicalID == instance && r.Policy == "Snapshot" })
 }
 
 func writeRetainedList(w io.Writer, kept []retainedResource) {

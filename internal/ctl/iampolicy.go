@@ -175,6 +175,11 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:rds:REGION:ACCOUNT:db:tether-NAME-*", "arn:aws:rds:REGION:ACCOUNT:snapshot:tether-NAME-pre-upgrade-*"},
 		},
 		{
+			Sid: "DestroyDatabase", For: "tetherctl destroy: read the database's (instance tether-<name>-…) deletion protection, and turn it off once the operator confirmed, so that CloudFormation can take its final snapshot and delete it",
+			Actions:   []string{"rds:DescribeDBInstances", "rds:ModifyDBInstance"},
+			Resources: []string{"arn:aws:rds:REGION:ACCOUNT:db:tether-NAME-*"},
+		},
+		{
 			Sid: "PreflightReads", For: "tetherctl preflight: the caller, the region and its zones, the quotas, the certificate or hosted zone",
 			Actions: []string{
 				"sts:GetCallerIdentity", "ec2:DescribeRegions", "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeAddresses",

@@ -215,7 +215,7 @@ func snapshotDatabase(ctx context.Context, a *awsSession, dc *deployconfig.Confi
 	if instance == "" {
 		return "", fmt.Errorf("the %s-data stack has no database instance: run tetherctl deploy", dc.Name)
 	}
-	client := rds.NewFromConfig(a.cfg, func(o *rds.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("RDS")) })
+	client := a.RDS()
 	// The time names it for people; the random suffix keeps two snapshots
 	// in one second (an upgrade, then at once a rollback) from colliding.
 	var suffix [3]byte

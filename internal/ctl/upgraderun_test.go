@@ -156,7 +156,7 @@ func TestUpgradeSucceeds(t *testing.T) {
 	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.to.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.to.AgentDigest); got != want {
 		t.Errorf("services stack given %s, want %s", got, want)
 	}
-	snaps, err := rds.NewFromConfig(w.a.cfg, func(o *rds.Options) { setEndpoint(&o.BaseEndpoint, w.a.serviceEndpoint("RDS")) }).
+	snaps, err := w.a.RDS().
 		DescribeDBSnapshots(context.Background(), &rds.DescribeDBSnapshotsInput{DBSnapshotIdentifier: aws.String(p.Snapshot)})
 	if err != nil || len(snaps.DBSnapshots) != 1 {
 		t.Errorf("snapshot %q in moto's RDS: %v", p.Snapshot, err)
