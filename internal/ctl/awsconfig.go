@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
+	"github.com/aws/aws-sdk-go-v2/service/bedrock"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/codebuild"
@@ -199,6 +200,10 @@ func (a *awsSession) CloudFormation() *cloudformation.Client {
 
 func (a *awsSession) RDS() *rds.Client {
 	return rds.NewFromConfig(a.cfg, func(o *rds.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("RDS")) })
+}
+
+func (a *awsSession) Bedrock() *bedrock.Client {
+	return bedrock.NewFromConfig(a.cfg, func(o *bedrock.Options) { setEndpoint(&o.BaseEndpoint, a.serviceEndpoint("BEDROCK")) })
 }
 
 func (a *awsSession) ECR() *ecr.Client {

@@ -180,10 +180,12 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:rds:REGION:ACCOUNT:db:tether-NAME-*"},
 		},
 		{
-			Sid: "PreflightReads", For: "tetherctl preflight: the caller, the region and its zones, the quotas, the certificate or hosted zone",
+			Sid: "PreflightReads", For: "tetherctl preflight: the caller, the region and its zones, an existing VPC's subnets and route tables, the quotas, the certificate or hosted zone, the Bedrock model",
 			Actions: []string{
 				"sts:GetCallerIdentity", "ec2:DescribeRegions", "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeAddresses",
+				"ec2:DescribeSubnets", "ec2:DescribeRouteTables",
 				"servicequotas:GetServiceQuota", "acm:DescribeCertificate", "route53:GetHostedZone",
+				"bedrock:GetFoundationModel", "bedrock:GetFoundationModelAvailability",
 			},
 			Resources: []string{"*"},
 		},

@@ -166,11 +166,11 @@ func (c *copier) copy(ctx context.Context, imgName, digest, repoURI string) (ima
 		return res, nil
 	}
 
-	src := c.cfg.Images.VendorRegistry + "/" + imgName + "@" + digest
+	srcRef, err := vendorImageRef(c.cfg, imgName, digest)
+	src := srcRef.String()
 	res.Source = src
-	srcRef, err := name.NewDigest(src)
 	if err != nil {
-		return res, fmt.Errorf("%w: images.vendor_registry %q does not make an image reference (%s): %v", errUsage, c.cfg.Images.VendorRegistry, src, err)
+		return res, err
 	}
 	dstRef, err := name.NewDigest(repoURI + "@" + digest)
 	if err != nil {
@@ -184,8 +184,7 @@ func (c *copier) copy(ctx context.Context, imgName, digest, repoURI string) (ima
 
 	ctx, cancel := context.WithTimeout(ctx, imageCopyTimeout)
 	defer cancel()
-	srcOpts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(c.tr), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-	desc, err := remote.Get(srcRef, srcOpts...)
+	desc, err := remote.Get(srcRef, vendorRegistryOptions(ctx, c.tr)...)
 	if err != nil {
 		return res, fmt.Errorf("reading %s from the vendor registry: %s", src, registryError(err, "check images.vendor_registry and that the release names this digest; log in to the vendor registry with docker login if it needs credentials"))
 	}
@@ -227,6 +226,23 @@ func (c *copier) copy(ctx context.Context, imgName, digest, repoURI string) (ima
 	res.Action = "copied"
 	fmt.Fprintf(c.env.Stderr, "%s %s: copied to %s (%s), verified by digest\n", imgName, digest, repoURI, byteCount(res.Bytes))
 	return res, nil
+}
+
+// vendorImageRef is the vendor's image <images.vendor_registry>/<name>@<digest>,
+// which images push copies and preflight's release-images check looks for.
+func vendorImageRef(cfg *deployconfig.Config, imgName, digest string) (name.Digest, error) {
+	src := cfg.Images.VendorRegistry + "/" + imgName + "@" + digest
+	ref, err := name.NewDigest(src)
+	if err != nil {
+		return ref, fmt.Errorf("%w: images.vendor_registry %q does not make an image reference (%s): %v", errUsage, cfg.Images.VendorRegistry, src, err)
+	}
+	return ref, nil
+}
+
+// vendorRegistryOptions are how tetherctl reads the vendor registry: over
+// tr, with the credentials docker login stored (the default keychain).
+func vendorRegistryOptions(ctx context.Context, tr http.RoundTripper) []remote.Option {
+	return []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 }
 
 // reportProgress prints how far a copy is, at most once a second, and

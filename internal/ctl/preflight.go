@@ -22,10 +22,11 @@ Usage:
 Runs every check at once, each under its own time limit, and prints a
 checklist: PASS, WARN or FAIL, with a one-line fix under each WARN and FAIL.
 The checks cover the AWS credentials and account, the region and its
-availability zones, the service quotas the stacks need, the CDK bootstrap,
-the certificate or hosted zone, the deployment's secrets (judged without
-printing them), the vendor plane over HTTPS, and Node.js and the pinned CDK
-CLI on this machine. docs/preflight.md lists each check and its fix.
+availability zones, an existing VPC's subnets and route tables, the service
+quotas the stacks need, the CDK bootstrap, the certificate or hosted zone,
+access to the Bedrock model, the deployment's secrets (judged without
+printing them), the vendor plane over HTTPS, the release's images in the
+vendor registry, and Node.js and the pinned CDK CLI on this machine. docs/preflight.md lists each check and its fix.
 
 It only reads: nothing in the account or on this machine is changed.
 --output json prints the same as an array of {id, title, status, detail, fix}.

@@ -262,10 +262,10 @@ func TestPreflightHostedZone(t *testing.T) {
 }
 
 // awsChecks are the checks that call AWS for a deployment with a
-// certificate and the local analyzer.
+// certificate and Bedrock.
 var awsChecks = []string{
 	"aws-credentials", "permissions", "aws-region", "availability-zones", "quota-fargate-vcpu", "quota-vpcs",
-	"quota-elastic-ips", "quota-albs", "cdk-bootstrap", "acm-certificate",
+	"quota-elastic-ips", "quota-albs", "cdk-bootstrap", "acm-certificate", "bedrock-model",
 	"secret-license", "secret-agent-identity", "secret-database",
 }
 
@@ -277,6 +277,7 @@ func TestPreflightDeadEndpoint(t *testing.T) {
 	v := newVendor(t)
 	d := defaultDeployment(v)
 	d.ZoneID, d.ZoneName = "", ""
+	d.AIProvider, d.AIModel = "bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0"
 	d.CertARN = "arn:aws:acm:" + awstest.Region + ":" + awstest.Account + ":certificate/0b9a8c7d-1234-4e5f-8a9b-0c1d2e3f4a5b"
 	config := d.write(t)
 	pathDir, toolsDir := fakeTools(t, "v20.11.1", "2.1148.1", "2.1148.1")

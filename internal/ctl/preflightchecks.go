@@ -90,6 +90,14 @@ func preflightChecks() []check {
 			run:  checkZones,
 		},
 		{
+			ID: "existing-vpc", Title: "Existing VPC and subnets", AWS: true,
+			When:    "deployment.yaml sets `network.vpc_id`",
+			applies: func(dc *deployconfig.Config) bool { return dc.Network.Existing() },
+			What:    "EC2 DescribeVpcs finds `network.vpc_id` in the deployment's account and region; DescribeSubnets finds every subnet `network.subnets` lists (public, private, isolated), each in that VPC and in the zone deployment.yaml gives; with `network.create_endpoints`, DescribeRouteTables finds each private and isolated subnet's `route_table_id` in that VPC. FAIL names each wrong id.",
+			Fix:     "Correct `network.vpc_id` and `network.subnets` (id, zone, route_table_id) as `aws ec2 describe-subnets --filters Name=vpc-id,Values=VPC` and `aws ec2 describe-route-tables` list them.",
+			run:     checkExistingVPC,
+		},
+		{
 			ID: "quota-fargate-vcpu", Title: "Fargate On-Demand vCPU quota", AWS: true,
 			What: "Service Quotas' Fargate On-Demand vCPU quota (L-3032A538) covers the api and worker services at full scale plus the agent and the migrate task (api_tasks × 0.5 + worker_max × 1 + 0.5 vCPU). Below that it FAILs; below what a rolling deployment briefly runs (twice the api and worker tasks) it WARNs. It WARNs too when Service Quotas returns no value.",
 			Fix:  "Request an increase: `aws service-quotas request-service-quota-increase --service-code fargate --quota-code L-3032A538 --desired-value N`.",
@@ -136,6 +144,14 @@ func preflightChecks() []check {
 			run:     checkHostedZone,
 		},
 		{
+			ID: "bedrock-model", Title: "Bedrock model access", AWS: true,
+			When:    "`ai.provider` is bedrock",
+			applies: func(dc *deployconfig.Config) bool { return dc.AI.Provider == deployconfig.AIBedrock },
+			What:    "Bedrock GetFoundationModel finds `ai.model` in the deployment's region, and GetFoundationModelAvailability says the account may use it (authorized, entitled, agreement accepted). WARN when the agreement is still pending, when the model is legacy, or when the caller may not ask for the availability.",
+			Fix:     "Request access to the model in the Bedrock console (Model access) in the deployment's region, or set `ai.model` to one the account has access to (`aws bedrock list-foundation-models`).",
+			run:     checkBedrockModel,
+		},
+		{
 			ID: "secret-license", Title: "License secret", AWS: true,
 			What: "`tether/<name>/license` holds a license that verifies against deployment.yaml's `license.public_key` and is not expired past its grace (WARN in grace, or when it does not include `plane.channel`). Before the data stack is deployed, a missing secret is a WARN: the stack creates it.",
 			Fix:  "After the data stack is deployed: `tetherctl secrets set license --from-file license.json`.",
@@ -166,6 +182,16 @@ func preflightChecks() []check {
 			What: "An HTTPS GET of `plane.url` gets any HTTP answer (HTTPS_PROXY and NO_PROXY are honoured). Passes without a request when `plane.url` is empty (air-gapped).",
 			Fix:  "Allow outbound HTTPS to the plane's host; the agent needs the same from the VPC through its NAT gateway.",
 			run:  checkPlane,
+		},
+		{
+			ID: "release-images", Title: "Release images in the vendor registry",
+			When: "`images.source` is build, or vendor with `images.docsvc_digest` or `agent_digest` set",
+			applies: func(dc *deployconfig.Config) bool {
+				return dc.Images.Source == deployconfig.ImagesBuild || dc.Images.DocsvcDigest != "" || dc.Images.AgentDigest != ""
+			},
+			What: "A registry HEAD of `<images.vendor_registry>/docsvc@<docsvc_digest>` and `<images.vendor_registry>/agent@<agent_digest>`, over the same transport and with the same `docker login` credentials `tetherctl images push` copies them with, finds each image at exactly that digest. FAIL names the image and the registry's answer: missing, unauthorized, or unreachable. With images.source build it passes without a request: the images are built in the account.",
+			Fix:  "Check `images.vendor_registry` and the release's digests; `docker login REGISTRY` with the credentials the vendor gave you; allow outbound HTTPS to the registry.",
+			run:  checkReleaseImages,
 		},
 		{
 			ID: "nodejs", Title: "Node.js",
