@@ -39,6 +39,19 @@ func runCheck(t *testing.T, p *preflight, id string) verdict {
 	return runOne(ctx, p, checkByID(t, id), 20*time.Second)
 }
 
+// wantVerdict fails the test unless got has status and says every one of details.
+func wantVerdict(t *testing.T, got verdict, status status, details []string) {
+	t.Helper()
+	if got.Status != status {
+		t.Fatalf("%s %q (fix %q), want %s", got.Status, got.Detail, got.Fix, status)
+	}
+	for _, want := range details {
+		if !strings.Contains(got.Detail, want) {
+			t.Errorf("detail %q does not say %q", got.Detail, want)
+		}
+	}
+}
+
 // customerVPC is an existing VPC in moto with a public, a private and an
 // isolated subnet in each of two zones, each private and isolated subnet
 // with its own route table.
@@ -147,14 +160,7 @@ func TestExistingVPCCheck(t *testing.T) {
 			}
 			tc.change(&d.Network)
 			got := runCheck(t, &preflight{dc: &d, aws: a}, "existing-vpc")
-			if got.Status != tc.status {
-				t.Fatalf("%s %q (fix %q), want %s", got.Status, got.Detail, got.Fix, tc.status)
-			}
-			for _, want := range tc.details {
-				if !strings.Contains(got.Detail, want) {
-					t.Errorf("detail %q does not say %q", got.Detail, want)
-				}
-			}
+			wantVerdict(t, got, tc.status, tc.details)
 			if got.Status == statusFail && !strings.Contains(got.Fix, "network.") {
 				t.Errorf("fix %q does not name what to change in deployment.yaml", got.Fix)
 			}
@@ -312,14 +318,7 @@ func TestReleaseImagesCheck(t *testing.T) {
 			}
 			before := vendorReg.requests()
 			got := runCheck(t, &preflight{dc: &d, env: env}, "release-images")
-			if got.Status != tc.status {
-				t.Fatalf("%s %q (fix %q), want %s", got.Status, got.Detail, got.Fix, tc.status)
-			}
-			for _, want := range tc.details {
-				if !strings.Contains(got.Detail, want) {
-					t.Errorf("detail %q does not say %q", got.Detail, want)
-				}
-			}
+			wantVerdict(t, got, tc.status, tc.details)
 			if tc.source == deployconfig.ImagesBuild && vendorReg.requests() != before {
 				t.Error("build mode asked the registry")
 			}
