@@ -455,6 +455,24 @@ func (l *Ledger) Append(kind, destination string, payload []byte, now time.Time)
 	return e, nil
 }
 
+// Head returns the ledger's last entry's sequence number and hash (0 and
+// Genesis when it is empty), after catching up with entries other
+// processes appended. The heartbeat carries it, so the plane can notice a
+// ledger that was cut short and rewritten.
+func (l *Ledger) Head() (seq uint64, hash string, err error) {
+	err = l.withLock(syscall.LOCK_SH, func() error {
+		if err := l.catchUp(); err != nil {
+			return err
+		}
+		seq, hash = l.last.Seq, l.last.Hash
+		return nil
+	})
+	if err != nil {
+		return 0, "", fmt.Errorf("ledger: head: %w", err)
+	}
+	return seq, hash, nil
+}
+
 // catchUp checks and adopts entries other processes appended since this
 // Ledger last looked, so the next entry chains onto the true last one.
 func (l *Ledger) catchUp() error {
