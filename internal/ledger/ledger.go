@@ -455,22 +455,15 @@ func (l *Ledger) Append(kind, destination string, payload []byte, now time.Time)
 	return e, nil
 }
 
-// Head returns the ledger's last entry's sequence number and hash (0 and
-// Genesis when it is empty), after catching up with entries other
-// processes appended. The heartbeat carries it, so the plane can notice a
-// ledger that was cut short and rewritten.
+// Head returns the last entry's sequence number and hash (0 and Genesis when
+// empty), caught up with other processes' appends: the heartbeat carries it.
 func (l *Ledger) Head() (seq uint64, hash string, err error) {
 	err = l.withLock(syscall.LOCK_SH, func() error {
-		if err := l.catchUp(); err != nil {
-			return err
-		}
+		err := l.catchUp()
 		seq, hash = l.last.Seq, l.last.Hash
-		return nil
+		return err
 	})
-	if err != nil {
-		return 0, "", fmt.Errorf("ledger: head: %w", err)
-	}
-	return seq, hash, nil
+	return seq, hash, err
 }
 
 // catchUp checks and adopts entries other processes appended since this

@@ -100,38 +100,28 @@ type Heartbeat struct {
 	// AvailableRelease is the newest verified release on the channel that
 	// applies to what runs, or empty when up to date.
 	AvailableRelease string `json:"available_release,omitempty"` // semver when set
-	// LedgerHead is the agent's egress ledger as of before this heartbeat's
-	// own entry. Optional during the rollout: agents before it send none,
-	// and the zero value is what they decode to (see docs/protocol.md).
+	// LedgerHead is the agent's egress ledger before this heartbeat's own
+	// entry; none from agents before it (optional: docs/protocol.md).
 	LedgerHead LedgerHead `json:"ledger_head,omitzero"`
 }
 
-// LedgerHead names a point of the agent's hash-chained egress ledger: how
-// many entries it had and the hash of the last of them. The plane keeps the
-// highest it has seen, so a ledger cut short and rewritten on the customer's
-// side no longer matches what the vendor recorded. A hash of the chain says
-// nothing about what was sent.
+// LedgerHead is a point of the agent's hash-chained egress ledger. The
+// plane keeps the highest, so a ledger cut short and rewritten on the
+// customer's side stops matching it.
 type LedgerHead struct {
 	Count  int64  `json:"count"`  // entries, 0..2^53
-	SHA256 string `json:"sha256"` // hash of entry Count: 64 lowercase hex; 64 zeros when Count is 0
+	SHA256 string `json:"sha256"` // hash of entry Count: 64 lowercase hex, LedgerGenesis for 0
 }
 
-// LedgerGenesis is the hash of an empty ledger's head, the prev of its
-// first entry (internal/ledger.Genesis).
+// LedgerGenesis is an empty ledger's head hash (internal/ledger.Genesis).
 const LedgerGenesis = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// IsZero reports whether h is absent (an agent from before ledger heads).
-func (h LedgerHead) IsZero() bool { return h == LedgerHead{} }
-
-// ValidLedgerHash reports whether s is 64 lowercase hex digits.
-func ValidLedgerHash(s string) bool { return ledgerHashRe.MatchString(s) }
-
-// CheckLedgerHead returns the rule h breaks, or "" when it is well formed.
+// CheckLedgerHead returns the rule a head breaks, or "" when it is well formed.
 func CheckLedgerHead(count int64, hash string) string {
 	switch {
 	case count < 0 || count > maxCount:
 		return "count must be between 0 and 2^53"
-	case !ValidLedgerHash(hash):
+	case !ledgerHashRe.MatchString(hash):
 		return "sha256 must be 64 lowercase hex digits"
 	case (count == 0) != (hash == LedgerGenesis):
 		return "sha256 must be 64 zeros exactly when count is 0"
@@ -222,13 +212,11 @@ var (
 	// version field a free-text channel.
 	semverRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
 		`(-(alpha|beta|rc|dev|preview)(\.(0|[1-9][0-9]*))*)?$`)
-	channelRe = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	idRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	tokenRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
-	dayRe     = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
-	// ledgerHashRe is a SHA-256 in hex, lower case only, so one hash has
-	// one spelling.
-	ledgerHashRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	channelRe    = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	idRe         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	tokenRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+	dayRe        = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+	ledgerHashRe = regexp.MustCompile(`^[0-9a-f]{64}$`) // one spelling per hash
 )
 
 // maxSemverLen bounds versions: the regexp alone would allow a long
@@ -360,10 +348,8 @@ func (h *Heartbeat) Validate() error {
 	c.time("license.expires_at", h.License.ExpiresAt, h.License.State != "missing")
 	c.oneOf("storage.objects_bucket", h.Storage.ObjectsBucket, ObjectBuckets)
 	c.oneOf("storage.bytes_bucket", h.Storage.BytesBucket, ByteBuckets)
-	if !h.LedgerHead.IsZero() {
-		if rule := CheckLedgerHead(h.LedgerHead.Count, h.LedgerHead.SHA256); rule != "" {
-			c.fail("ledger_head", rule)
-		}
+	if rule := CheckLedgerHead(h.LedgerHead.Count, h.LedgerHead.SHA256); rule != "" && h.LedgerHead != (LedgerHead{}) {
+		c.fail("ledger_head", rule)
 	}
 	return c.err
 }

@@ -192,7 +192,7 @@ func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an old agent's heartbeat is refused: %v", err)
 	}
-	if !got.LedgerHead.IsZero() {
+	if got.LedgerHead != (wire.LedgerHead{}) {
 		t.Fatalf("decoded head = %+v, want none", got.LedgerHead)
 	}
 	// An empty ledger is a head, not the absence of one.
@@ -201,7 +201,7 @@ func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
 	if !bytes.Contains(data, []byte(`"ledger_head":{"count":0,"sha256":"0000`)) {
 		t.Fatalf("an empty ledger's head is left out: %s", data)
 	}
-	if got, err := wire.DecodeHeartbeat(data); err != nil || got.LedgerHead.IsZero() {
+	if got, err := wire.DecodeHeartbeat(data); err != nil || got.LedgerHead == (wire.LedgerHead{}) {
 		t.Fatalf("empty ledger head: %+v, %v", got, err)
 	}
 }
