@@ -16,6 +16,7 @@ import (
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // installOnPlane is the install as the vendor's admin API shows it.
@@ -48,7 +49,12 @@ func TestLedgerHeadCatchesARewrittenLedger(t *testing.T) {
 	r := b.start()
 	b.waitHeartbeats(4)
 	id := r.Snapshot().InstallID
+	// Stop only once a heartbeat has failed at the gate: the agent sends one
+	// at a time, so every earlier one has been answered (and stored).
+	b.gate.setDown(true)
+	waitFor(t, "a heartbeat refused at the gate", func() bool { return r.Snapshot().ConsecutiveFails >= 1 })
 	r.stop(t)
+	b.gate.setDown(false)
 
 	path := filepath.Join(b.cfg.DataDir, "egress.ledger")
 	entries := mustRead(t, path)
@@ -66,11 +72,19 @@ func TestLedgerHeadCatchesARewrittenLedger(t *testing.T) {
 		}
 	}
 
+	// The plane shows the head of the last heartbeat it stored.
 	in := b.installOnPlane(id)
-	last := b.heartbeats()[len(b.heartbeats())-1].LedgerHead
+	stored, err := wire.DecodeHeartbeat(in.LastHeartbeat)
+	if err != nil {
+		t.Fatalf("the plane's last heartbeat: %v", err)
+	}
+	last := stored.LedgerHead
+	if hbs := b.heartbeats(); hbs[len(hbs)-1].LedgerHead != last {
+		t.Fatalf("plane stored head %+v, but the last heartbeat it received carried %+v", last, hbs[len(hbs)-1].LedgerHead)
+	}
 	want := strings.Join([]string{itoa(last.Count), last.SHA256}, ":")
-	if in.LedgerHead != want || in.LedgerProblem != "" {
-		t.Fatalf("plane shows head %q (problem %q), want the last heartbeat's %q", in.LedgerHead, in.LedgerProblem, want)
+	if last.Count < 1 || in.LedgerHead != want || in.LedgerProblem != "" {
+		t.Fatalf("plane shows head %q (problem %q), want its last heartbeat's %q", in.LedgerHead, in.LedgerProblem, want)
 	}
 	if out, err := b.verifyLocal("--expect-head", in.LedgerHead); err != nil || !strings.Contains(out, "reaches the expected head") {
 		t.Fatalf("verify --expect-head on the untouched ledger: %v\n%s", err, out)
