@@ -164,6 +164,18 @@ func TestExchangeApproveEndToEnd(t *testing.T) {
 	if out, err := x.tetherctl("egress", "verify"); err != nil || !strings.Contains(out, "ledger intact") {
 		t.Fatalf("tetherctl egress verify --config: %v\n%s", err, out)
 	}
+	// The bucket's copy reaches the head the plane recorded (once copied
+	// after the heartbeat that carried it), and not a different hash there.
+	head := x.installOnPlane(r.Snapshot().InstallID).LedgerHead
+	waitFor(t, "the bucket's ledger to reach the plane's head "+head, func() bool {
+		out, err := x.tetherctl("egress", "verify", "--expect-head", head)
+		return err == nil && strings.Contains(out, "reaches the expected head")
+	})
+	count, _, _ := strings.Cut(head, ":")
+	if _, err := x.tetherctl("egress", "verify", "--expect-head", count+":"+strings.Repeat("ab", 32)); err == nil ||
+		!strings.Contains(err.Error(), "rewritten from entry "+count) {
+		t.Fatalf("verify --config --expect-head with another hash = %v; want it to name entry %s", err, count)
+	}
 	waitFor(t, "the uploaded state in the bucket", func() bool {
 		out, err := x.tetherctl("diag", "list")
 		return err == nil && strings.Contains(out, "uploaded")

@@ -144,6 +144,13 @@ func errorRate(prev, cur *collect.Metrics) float64 {
 // sendHeartbeat validates, ledgers and sends one heartbeat. Its errors are
 // *planeError, whose class says why (see failureClass).
 func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (*wire.HeartbeatResponse, error) {
+	// The ledger's head before this heartbeat's own entry, so the plane can
+	// keep the highest and notice a ledger cut short (docs/protocol.md).
+	seq, hash, err := a.plane.ledger.Head()
+	if err != nil {
+		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failLedger, err: err})
+	}
+	hb.LedgerHead = wire.LedgerHead{Count: int64(seq), SHA256: hash}
 	if err := hb.Validate(); err != nil {
 		// wire's errors name the field and rule, never the value.
 		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})

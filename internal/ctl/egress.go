@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tetherhq/tether/internal/exchange/operator"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/ledger/ledgerread"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // agentDir finds the agent's state: the data dir of `tetherctl dev` (whose
@@ -31,7 +33,7 @@ const egressUsage = `tetherctl egress — see and check everything the agent eve
 
 Usage:
   tetherctl egress show   [--data-dir DIR | --config deployment.yaml] [--since 24h|2026-11-01T00:00:00Z] [--output text|json]
-  tetherctl egress verify [--data-dir DIR | --config deployment.yaml]
+  tetherctl egress verify [--data-dir DIR | --config deployment.yaml] [--expect-head COUNT:SHA256]
   tetherctl egress repair [--data-dir DIR]
 
 Every payload the agent sends is appended, before it is sent, to a hash-chained,
@@ -47,6 +49,13 @@ With --config, show and verify read the copy of the ledger the agent of that
 AWS deployment keeps in its exchange bucket (appended after each heartbeat)
 with your AWS credentials, and check it exactly as the original. repair works
 only on the agent's own data dir.
+
+The chain and the head file cannot show that entries were cut off the end
+by someone who rewrote both. Each heartbeat therefore carries the ledger's
+head (its entry count and last hash) to the vendor's plane, which keeps the
+highest it saw and shows it on the install's page as COUNT:SHA256. Give that
+to verify with --expect-head: verify then also fails unless the ledger has
+at least COUNT entries and entry COUNT has that hash.
 
 Flags:
 `
@@ -66,6 +75,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("%w: tetherctl egress: unknown subcommand %q (want show, verify or repair)", errUsage, sub)
 	}
 	fs, tg, since, output := egressFlags("egress " + sub)
+	expect := fs.String("expect-head", "", "verify: fail unless the ledger reaches this head, `COUNT:SHA256` as the vendor's plane shows it for this install")
 	positional, err := parseArgs(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, egressUsage+flagHelp(fs))
@@ -79,6 +89,17 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 	}
 	if err := tg.resolve(fs, "egress "+sub); err != nil {
 		return err
+	}
+	var want *ledgerread.Head
+	if *expect != "" {
+		if sub != "verify" {
+			return fmt.Errorf("%w: tetherctl egress %s: --expect-head is for verify", errUsage, sub)
+		}
+		h, err := parseExpectHead(*expect)
+		if err != nil {
+			return err
+		}
+		want = &h
 	}
 	path := filepath.Join(agentDir(tg.dataDir), "egress.ledger")
 	where := path
@@ -105,11 +126,19 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 	}
 	switch sub {
 	case "verify":
-		n, err := ledgerread.Verify(path)
+		if want == nil {
+			n, err := ledgerread.Verify(path)
+			if err != nil {
+				return fmt.Errorf("tetherctl egress verify: %s: %w", where, err)
+			}
+			fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified (%s)\n", n, where)
+			return nil
+		}
+		n, err := ledgerread.VerifyHead(path, *want)
 		if err != nil {
 			return fmt.Errorf("tetherctl egress verify: %s: %w", where, err)
 		}
-		fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified (%s)\n", n, where)
+		fmt.Fprintf(stdout, "ledger intact: %d entries, hash chain verified, reaches the expected head %d (%s)\n", n, want.Count, where)
 		return nil
 	case "repair":
 		removed, err := ledgerread.RepairTornTail(path)
@@ -147,6 +176,28 @@ func egressFlags(name string) (fs *flag.FlagSet, tg *target, since, output *stri
 	since = fs.String("since", "", "show: only entries after this: a duration back from now (24h) or an RFC 3339 time")
 	output = fs.String("output", "text", "show: `text` or json")
 	return fs, tg, since, output
+}
+
+// parseExpectHead reads --expect-head: COUNT:SHA256, the ledger head the
+// vendor's plane recorded (wire.LedgerHead).
+func parseExpectHead(s string) (ledgerread.Head, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("%w: tetherctl egress verify: --expect-head %q %s; copy COUNT:SHA256 exactly as the vendor's plane shows the install's ledger head (for example 42:%s)",
+			errUsage, s, why, strings.Repeat("ab", 32))
+	}
+	countText, hash, ok := strings.Cut(s, ":")
+	if !ok {
+		return ledgerread.Head{}, bad("has no ':' between COUNT and SHA256")
+	}
+	// Digits only: ParseInt alone would take a sign.
+	count, err := strconv.ParseInt(countText, 10, 64)
+	if err != nil || countText == "" || strings.TrimLeft(countText, "0123456789") != "" {
+		return ledgerread.Head{}, bad("has a COUNT that is not a whole number")
+	}
+	if rule := wire.CheckLedgerHead(count, hash); rule != "" {
+		return ledgerread.Head{}, bad("is not a ledger head: " + rule)
+	}
+	return ledgerread.Head{Count: uint64(count), Hash: hash}, nil
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {

@@ -455,6 +455,17 @@ func (l *Ledger) Append(kind, destination string, payload []byte, now time.Time)
 	return e, nil
 }
 
+// Head returns the last entry's sequence number and hash (0 and Genesis when
+// empty), caught up with other processes' appends: the heartbeat carries it.
+func (l *Ledger) Head() (seq uint64, hash string, err error) {
+	err = l.withLock(syscall.LOCK_SH, func() error {
+		err := l.catchUp()
+		seq, hash = l.last.Seq, l.last.Hash
+		return err
+	})
+	return seq, hash, err
+}
+
 // catchUp checks and adopts entries other processes appended since this
 // Ledger last looked, so the next entry chains onto the true last one.
 func (l *Ledger) catchUp() error {

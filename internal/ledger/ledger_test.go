@@ -591,3 +591,80 @@ func TestTail(t *testing.T) {
 		t.Fatal("Tail past the end succeeded")
 	}
 }
+
+// cutAndReseal truncates the ledger at path to its first keep entries and
+// rewrites the head file to match: what Verify alone cannot catch.
+func cutAndReseal(t *testing.T, path string, keep int) {
+	t.Helper()
+	ls := lines(t, path)[:keep]
+	writeLines(t, path, ls)
+	var e ledger.Entry
+	if err := json.Unmarshal(ls[keep-1], &e); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := json.Marshal(map[string]any{"seq": e.Seq, "hash": e.Hash})
+	if err := os.WriteFile(path+".head", head, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHeadAndVerifyHead(t *testing.T) {
+	b := setup(t)
+	if seq, hash, err := b.l.Head(); err != nil || seq != 0 || hash != ledger.Genesis {
+		t.Fatalf("empty ledger Head = %d, %s, %v; want 0 and Genesis", seq, hash, err)
+	}
+	entries := b.appendN(t, 5)
+	seq, hash, err := b.l.Head()
+	if err != nil || seq != 5 || hash != entries[4].Hash {
+		t.Fatalf("Head = %d, %s, %v; want 5, %s", seq, hash, err, entries[4].Hash)
+	}
+	// Another process's append is caught up with.
+	other, err := ledger.Open(b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e6, err := other.Append(ledger.KindTelemetry, "POST https://plane.example/v1/telemetry", []byte(`{}`), t0)
+	other.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, hash, _ := b.l.Head(); seq != 6 || hash != e6.Hash {
+		t.Fatalf("Head after another append = %d, %s; want 6, %s", seq, hash, e6.Hash)
+	}
+	b.l.Close()
+
+	for _, want := range []ledgerread.Head{{Count: 0, Hash: ledger.Genesis}, {Count: 3, Hash: entries[2].Hash}, {Count: 6, Hash: e6.Hash}} {
+		if n, err := ledgerread.VerifyHead(b.path, want); err != nil || n != 6 {
+			t.Fatalf("VerifyHead(%+v) = %d, %v; want 6 entries, nil", want, n, err)
+		}
+	}
+	if _, err := ledgerread.VerifyHead(b.path, ledgerread.Head{Count: 3, Hash: entries[3].Hash}); !errors.Is(err, ledger.ErrTampered) ||
+		!strings.Contains(err.Error(), "entry 3 has hash "+entries[2].Hash) {
+		t.Fatalf("VerifyHead with a wrong hash = %v", err)
+	}
+
+	// Cut to 3 entries and reseal the head file: Verify cannot tell.
+	cutAndReseal(t, b.path, 3)
+	if n, err := ledgerread.Verify(b.path); err != nil || n != 3 {
+		t.Fatalf("Verify of a resealed ledger = %d, %v; want 3, nil (the gap VerifyHead closes)", n, err)
+	}
+	_, err = ledgerread.VerifyHead(b.path, ledgerread.Head{Count: 6, Hash: e6.Hash})
+	if !errors.Is(err, ledger.ErrTampered) || !strings.Contains(err.Error(), "has 3 entries but the expected head is entry 6") {
+		t.Fatalf("VerifyHead after a cut = %v; want ErrTampered naming 3 and 6", err)
+	}
+	// Rewritten past the recorded head: the count is reached, the hash differs.
+	l, err := ledger.Open(b.path)
+	if err != nil {
+		t.Fatalf("Open of a resealed ledger: %v", err)
+	}
+	for i := 0; i < 4; i++ {
+		if _, err := l.Append(ledger.KindHeartbeat, dest, []byte(`{"rewritten":true}`), t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	_, err = ledgerread.VerifyHead(b.path, ledgerread.Head{Count: 6, Hash: e6.Hash})
+	if !errors.Is(err, ledger.ErrTampered) || !strings.Contains(err.Error(), "rewritten from entry 6 or earlier") {
+		t.Fatalf("VerifyHead after a rewrite = %v; want ErrTampered naming entry 6", err)
+	}
+}

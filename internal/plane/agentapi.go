@@ -161,6 +161,8 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		Health:       OverallHealth(hb),
 		LicenseState: hb.License.State,
 		Body:         clean,
+		LedgerCount:  hb.LedgerHead.Count,
+		LedgerSHA256: hb.LedgerHead.SHA256,
 	})
 	if err != nil {
 		s.fail(w, "heartbeat", err)

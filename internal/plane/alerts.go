@@ -19,8 +19,8 @@ type AlertPayload struct {
 	ID        string    `json:"id"`
 	InstallID string    `json:"install_id"`
 	Customer  string    `json:"customer"`
-	Kind      string    `json:"kind"`  // stale | health
-	Value     string    `json:"value"` // "stale", or the new health: degraded | down
+	Kind      string    `json:"kind"`  // stale | health | ledger
+	Value     string    `json:"value"` // "stale", the new health (degraded | down), or for ledger: rewound | rewritten | missing
 	Version   string    `json:"version"`
 	Channel   string    `json:"channel"`
 	LastSeen  time.Time `json:"last_seen"`
@@ -116,10 +116,13 @@ func (a *Alerter) payload(ctx context.Context, al Alert) (AlertPayload, error) {
 		return p, fmt.Errorf("plane: alert %s: %w", al.ID, err)
 	}
 	p.Customer, p.Version, p.Channel, p.LastSeen = in.Customer, in.Version, in.Channel, in.LastSeen
-	if al.Kind == AlertStale {
+	switch al.Kind {
+	case AlertStale:
 		p.Text = fmt.Sprintf("Tether install %s (%s) is stale: no heartbeat since %s",
 			in.ID, in.Customer, in.LastSeen.Format(time.RFC3339))
-	} else {
+	case AlertLedger:
+		p.Text = fmt.Sprintf("Tether install %s (%s) egress ledger %s: %s", in.ID, in.Customer, al.Value, in.LedgerProblem)
+	default:
 		p.Text = fmt.Sprintf("Tether install %s (%s) health is %s", in.ID, in.Customer, al.Value)
 	}
 	return p, nil

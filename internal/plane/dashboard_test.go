@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tetherhq/tether/internal/browsertest"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 func TestDashboardInChromium(t *testing.T) {
@@ -87,6 +88,25 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if history := text(`#history tbody`); !strings.Contains(history, "degraded") || !strings.Contains(history, "worker=degraded") {
 		t.Errorf("history table: %q", history)
+	}
+	if l := text(`#ledger`); !strings.Contains(l, "no head reported") || strings.Contains(l, "LEDGER") {
+		t.Errorf("ledger cell of an agent without heads: %q", l)
+	}
+
+	// An install whose ledger head went back shows the head it had and the problem.
+	cut := b.activate(t, b.license(t, "lic_cut", "stable"))
+	for _, h := range []wire.LedgerHead{{Count: 7, SHA256: strings.Repeat("7a", 32)}, {Count: 2, SHA256: strings.Repeat("2b", 32)}} {
+		if resp, out := cut.do(t, "POST", "/v1/heartbeat", heartbeatWithHead(t, b.clock.Now(), "ok", h)); resp.StatusCode != 200 {
+			t.Fatalf("heartbeat with head %+v: %d %s", h, resp.StatusCode, out)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.http.URL+"/installs/"+cut.id), chromedp.WaitVisible(css(`#ledger`))); err != nil {
+		t.Fatal(err)
+	}
+	want := "7:" + strings.Repeat("7a", 32)
+	if l := text(`#ledger`); !strings.Contains(l, "--expect-head "+want) || !strings.Contains(l, "LEDGER") ||
+		!strings.Contains(l, "went back from "+want+" to 2:") {
+		t.Errorf("ledger cell after a rewind: %q", l)
 	}
 }
 

@@ -155,10 +155,18 @@ func (a *agent) do(t *testing.T, method, path string, body []byte) (*http.Respon
 
 func heartbeatJSON(t *testing.T, now time.Time, health string) []byte {
 	t.Helper()
+	return heartbeatWithHead(t, now, health, wire.LedgerHead{})
+}
+
+// heartbeatWithHead is heartbeatJSON carrying a ledger head (none when zero,
+// as from an agent before ledger heads).
+func heartbeatWithHead(t *testing.T, now time.Time, health string, head wire.LedgerHead) []byte {
+	t.Helper()
 	hb := wire.Heartbeat{
-		SentAt:   now,
-		Versions: wire.Versions{Docsvc: "1.4.0", Agent: "1.4.0", Schema: 3},
-		Channel:  "stable",
+		LedgerHead: head,
+		SentAt:     now,
+		Versions:   wire.Versions{Docsvc: "1.4.0", Agent: "1.4.0", Schema: 3},
+		Channel:    "stable",
 		Components: []wire.ComponentHealth{
 			{Name: "api", Status: "ok"}, {Name: "worker", Status: health}, {Name: "database", Status: "ok"},
 		},

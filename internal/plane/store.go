@@ -118,6 +118,13 @@ type Install struct {
 	Stale            bool            `json:"stale"`
 	LastHeartbeat    json.RawMessage `json:"last_heartbeat,omitempty"`
 	PendingDiagCount int             `json:"pending_diagnostics"`
+	// LedgerHead is the highest egress-ledger head the install's heartbeats
+	// reported, as COUNT:SHA256 for `tetherctl egress verify --expect-head`;
+	// empty until one is. Once LedgerProblem is set it stays at the last
+	// head before the evidence.
+	LedgerHead      string     `json:"ledger_head,omitempty"`
+	LedgerProblem   string     `json:"ledger_problem,omitempty"` // the first evidence of a cut or rewritten ledger
+	LedgerProblemAt *time.Time `json:"ledger_problem_at,omitempty"`
 }
 
 // HeartbeatEntry is one row of an install's health history.
@@ -162,6 +169,7 @@ type Alert struct {
 const (
 	AlertStale  = "stale"
 	AlertHealth = "health"
+	AlertLedger = "ledger" // value: rewound | rewritten | missing (see nextLedger)
 )
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -382,6 +390,52 @@ type HeartbeatRecord struct {
 	Health       string
 	LicenseState string
 	Body         json.RawMessage
+	// The heartbeat's wire.LedgerHead; LedgerSHA256 is empty when it
+	// carried none (an agent from before ledger heads).
+	LedgerCount  int64
+	LedgerSHA256 string
+}
+
+// ledgerState is an install's recorded ledger head and problem.
+type ledgerState struct {
+	count   int64
+	sha256  string // "" until a head is reported
+	problem string // "" while every head followed the last
+}
+
+// nextLedger folds one heartbeat's head into st. A head that follows (a
+// higher count, or the same count and hash) is recorded; one that went back,
+// changed the hash at the recorded count, or vanished is evidence that the
+// ledger was cut and rewritten (or the agent rolled back to a version
+// without heads): the first such evidence is kept as the problem, returned
+// as an alert value, and from then on the recorded head stays put, so
+// `egress verify --expect-head` with it keeps failing on the rewritten
+// ledger. The plane accepts the heartbeat either way: refusing it would
+// only blind the vendor to the install's health.
+func nextLedger(st ledgerState, count int64, sha256 string) (next ledgerState, alert string) {
+	var value, problem string
+	switch {
+	case sha256 == "" && st.sha256 == "":
+		return st, ""
+	case sha256 == "":
+		value, problem = "missing", fmt.Sprintf("a heartbeat carried no ledger head after head %d:%s (agent rolled back, or its ledger replaced)", st.count, st.sha256)
+	case st.sha256 == "":
+	case count < st.count:
+		value, problem = "rewound", fmt.Sprintf("the ledger head went back from %d:%s to %d:%s (entries cut off and rewritten)", st.count, st.sha256, count, sha256)
+	case count == st.count && sha256 != st.sha256:
+		value, problem = "rewritten", fmt.Sprintf("entry %d's hash changed from %s to %s (the ledger was rewritten)", count, st.sha256, sha256)
+	}
+	if problem == "" {
+		if st.problem == "" {
+			st.count, st.sha256 = count, sha256
+		}
+		return st, ""
+	}
+	if st.problem != "" {
+		return st, ""
+	}
+	st.problem = problem
+	return st, value
 }
 
 type heartbeatItem struct {
@@ -489,6 +543,7 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 			FROM (`+src.String()+`) AS v
 			WHERE plane_installs.id = v.id AND plane_installs.revoked_at IS NULL
 			RETURNING plane_installs.id, plane_installs.heartbeats, plane_installs.prev_health,
+				plane_installs.ledger_count, plane_installs.ledger_sha256, plane_installs.ledger_problem,
 				(SELECT COUNT(*) FROM plane_diagnostics d WHERE d.install_id = plane_installs.id AND d.status = $2)`,
 			args...)
 		if err != nil {
@@ -497,13 +552,14 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 		type updated struct {
 			seq        int64 // sequence of the install's last heartbeat in this batch
 			prevHealth string
+			ledger     ledgerState // as recorded before this batch
 			pending    int
 		}
 		done := map[string]updated{}
 		for rows.Next() {
 			var id string
 			var u updated
-			if err := rows.Scan(&id, &u.seq, &u.prevHealth, &u.pending); err != nil {
+			if err := rows.Scan(&id, &u.seq, &u.prevHealth, &u.ledger.count, &u.ledger.sha256, &u.ledger.problem, &u.pending); err != nil {
 				rows.Close()
 				return err
 			}
@@ -517,6 +573,8 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 		var hist strings.Builder
 		hist.WriteString(`INSERT INTO plane_heartbeats (install_id, seq, at, version, health, body) VALUES `)
 		var histArgs []any
+		var heads strings.Builder // the new ledger heads, as a derived table
+		headArgs := []any{now}
 		for _, id := range ids {
 			idx := byInstall[id]
 			u, ok := done[id]
@@ -537,8 +595,15 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 			}
 			first := u.seq - int64(len(idx)) + 1
 			prev := u.prevHealth
+			led := u.ledger
 			for k, i := range idx {
 				hb := items[i].hb
+				var alert string
+				if led, alert = nextLedger(led, hb.LedgerCount, hb.LedgerSHA256); alert != "" {
+					if err := queueAlert(ctx, tx, id, AlertLedger, alert, now); err != nil {
+						return err
+					}
+				}
 				out[i].pending = u.pending
 				if len(histArgs) > 0 {
 					hist.WriteString(", ")
@@ -553,6 +618,19 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 				}
 				prev = hb.Health
 			}
+			if led != u.ledger {
+				if len(headArgs) > 1 {
+					heads.WriteString(" UNION ALL ")
+				}
+				p := len(headArgs)
+				fmt.Fprintf(&heads, `SELECT $%d AS id, CAST($%d AS BIGINT) AS n, $%d AS sha256, $%d AS problem, CAST($%d AS INTEGER) AS new_problem`,
+					p+1, p+2, p+3, p+4, p+5)
+				newProblem := 0 // stamps ledger_problem_at once
+				if u.ledger.problem == "" && led.problem != "" {
+					newProblem = 1
+				}
+				headArgs = append(headArgs, id, led.count, led.sha256, led.problem, newProblem)
+			}
 			// Prune when the sequence crosses a multiple of 16: the bound
 			// holds within 16 rows while most batches skip the delete.
 			if u.seq > HistoryLimit && (first-1)/16 != u.seq/16 {
@@ -560,6 +638,13 @@ func (s *Store) recordHeartbeats(ctx context.Context, items []heartbeatItem) ([]
 					id, u.seq-HistoryLimit); err != nil {
 					return err
 				}
+			}
+		}
+		if len(headArgs) > 1 {
+			if _, err := tx.ExecContext(ctx, `UPDATE plane_installs SET ledger_count = v.n, ledger_sha256 = v.sha256,
+				ledger_problem = v.problem, ledger_problem_at = CASE WHEN v.new_problem = 1 THEN $1 ELSE plane_installs.ledger_problem_at END
+				FROM (`+heads.String()+`) AS v WHERE plane_installs.id = v.id`, headArgs...); err != nil {
+				return err
 			}
 		}
 		if len(histArgs) == 0 {
@@ -632,6 +717,7 @@ func (s *Store) MarkStale(ctx context.Context, missed int64) ([]string, error) {
 const installColumns = `i.id, i.license_id, l.customer, i.public_key, i.agent_version, i.revoked_at,
 	i.first_seen_at, i.last_seen_at, i.heartbeats, i.interval_seconds, i.version, i.channel, i.health,
 	i.license_state, l.expires_at, l.grace_seconds, l.channels, i.stale, i.last_heartbeat,
+	i.ledger_count, i.ledger_sha256, i.ledger_problem, i.ledger_problem_at,
 	(SELECT COUNT(*) FROM plane_diagnostics d WHERE d.install_id = i.id AND d.status = 'requested')`
 
 func scanInstall(sc interface{ Scan(...any) error }) (Install, error) {
@@ -640,9 +726,13 @@ func scanInstall(sc interface{ Scan(...any) error }) (Install, error) {
 	var revoked sql.NullInt64
 	var first, lastSeen, expires int64
 	var stale int
+	var ledgerCount int64
+	var ledgerSHA string
+	var problemAt sql.NullInt64
 	if err := sc.Scan(&in.ID, &in.LicenseID, &in.Customer, &key, &in.AgentVersion, &revoked,
 		&first, &lastSeen, &in.Heartbeats, &in.IntervalSeconds, &in.Version, &in.Channel, &in.Health,
-		&in.LicenseState, &expires, &in.LicenseGrace, &chans, &stale, &last, &in.PendingDiagCount); err != nil {
+		&in.LicenseState, &expires, &in.LicenseGrace, &chans, &stale, &last,
+		&ledgerCount, &ledgerSHA, &in.LedgerProblem, &problemAt, &in.PendingDiagCount); err != nil {
 		return Install{}, err
 	}
 	pk, err := base64.StdEncoding.DecodeString(key)
@@ -658,6 +748,10 @@ func scanInstall(sc interface{ Scan(...any) error }) (Install, error) {
 	if last != "" {
 		in.LastHeartbeat = json.RawMessage(last)
 	}
+	if ledgerSHA != "" {
+		in.LedgerHead = fmt.Sprintf("%d:%s", ledgerCount, ledgerSHA)
+	}
+	in.LedgerProblemAt = fromNullMS(problemAt)
 	return in, nil
 }
 

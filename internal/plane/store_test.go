@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -405,6 +406,66 @@ func TestStoreConcurrentCallsKeepTheirOwnResults(t *testing.T) {
 			if in.Heartbeats != 10 || len(hist) != 10 || hist[0].Seq != 10 || hist[9].Seq != 1 {
 				t.Fatalf("install %s: %d heartbeats, %d history rows", id, in.Heartbeats, len(hist))
 			}
+		}
+	})
+}
+
+// The plane keeps the highest ledger head each install reported; a head that
+// goes back, changes its hash or vanishes is recorded once as the install's
+// ledger problem, alerted once, and freezes the recorded head.
+func TestStoreLedgerHead(t *testing.T) {
+	h := func(n int) string { return fmt.Sprintf("%064x", n) }
+	type beat struct {
+		count int64
+		hash  string // "" for an agent from before ledger heads
+	}
+	tests := []struct {
+		name        string
+		beats       []beat
+		wantHead    string
+		wantProblem string // substring; "" for none
+		wantAlert   string
+	}{
+		{"old agent", []beat{{}, {}}, "", "", ""},
+		{"heads that follow", []beat{{}, {0, strings.Repeat("0", 64)}, {3, h(3)}, {5, h(5)}, {5, h(5)}, {9, h(9)}}, "9:" + h(9), "", ""},
+		{"head went back", []beat{{3, h(3)}, {6, h(6)}, {4, h(40)}, {7, h(70)}, {2, h(20)}}, "6:" + h(6), "went back from 6:" + h(6) + " to 4:" + h(40), "ledger:rewound"},
+		{"hash changed at a seen count", []beat{{6, h(6)}, {6, h(66)}}, "6:" + h(6), "entry 6's hash changed from " + h(6) + " to " + h(66), "ledger:rewritten"},
+		{"head vanished", []beat{{2, h(2)}, {}}, "2:" + h(2), "carried no ledger head after head 2:" + h(2), "ledger:missing"},
+	}
+	forEachDialect(t, func(t *testing.T, b storeBundle) {
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				tok := fmt.Sprintf("tokl%d", i)
+				addLicense(t, b, "lic_l"+fmt.Sprint(i), tok)
+				in, _ := activate(t, b, tok)
+				for _, bt := range tt.beats {
+					if _, err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`),
+						LedgerCount: bt.count, LedgerSHA256: bt.hash}); err != nil {
+						t.Fatalf("a heartbeat was refused: %v", err)
+					}
+				}
+				got, err := b.store.Install(b.ctx, in.ID)
+				if err != nil || got.LedgerHead != tt.wantHead {
+					t.Fatalf("ledger head = %q (%v), want %q", got.LedgerHead, err, tt.wantHead)
+				}
+				if tt.wantProblem == "" && (got.LedgerProblem != "" || got.LedgerProblemAt != nil) ||
+					tt.wantProblem != "" && (!strings.Contains(got.LedgerProblem, tt.wantProblem) || got.LedgerProblemAt == nil) {
+					t.Fatalf("ledger problem = %q at %v, want one containing %q", got.LedgerProblem, got.LedgerProblemAt, tt.wantProblem)
+				}
+				alerts, err := b.store.DueAlerts(b.ctx, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var mine []string
+				for _, a := range alerts {
+					if a.InstallID == in.ID {
+						mine = append(mine, a.Kind+":"+a.Value)
+					}
+				}
+				if want := strings.Fields(tt.wantAlert); fmt.Sprint(mine) != fmt.Sprint(want) {
+					t.Fatalf("alerts = %v, want %v (one, however many heartbeats follow)", mine, want)
+				}
+			})
 		}
 	})
 }

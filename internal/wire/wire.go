@@ -100,6 +100,33 @@ type Heartbeat struct {
 	// AvailableRelease is the newest verified release on the channel that
 	// applies to what runs, or empty when up to date.
 	AvailableRelease string `json:"available_release,omitempty"` // semver when set
+	// LedgerHead is the agent's egress ledger before this heartbeat's own
+	// entry; none from agents before it (optional: docs/protocol.md).
+	LedgerHead LedgerHead `json:"ledger_head,omitzero"`
+}
+
+// LedgerHead is a point of the agent's hash-chained egress ledger. The
+// plane keeps the highest, so a ledger cut short and rewritten on the
+// customer's side stops matching it.
+type LedgerHead struct {
+	Count  int64  `json:"count"`  // entries, 0..2^53
+	SHA256 string `json:"sha256"` // hash of entry Count: 64 lowercase hex, LedgerGenesis for 0
+}
+
+// LedgerGenesis is an empty ledger's head hash (internal/ledger.Genesis).
+const LedgerGenesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// CheckLedgerHead returns the rule a head breaks, or "" when it is well formed.
+func CheckLedgerHead(count int64, hash string) string {
+	switch {
+	case count < 0 || count > maxCount:
+		return "count must be between 0 and 2^53"
+	case !ledgerHashRe.MatchString(hash):
+		return "sha256 must be 64 lowercase hex digits"
+	case (count == 0) != (hash == LedgerGenesis):
+		return "sha256 must be 64 zeros exactly when count is 0"
+	}
+	return ""
 }
 
 // Versions says what is running.
@@ -185,10 +212,11 @@ var (
 	// version field a free-text channel.
 	semverRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
 		`(-(alpha|beta|rc|dev|preview)(\.(0|[1-9][0-9]*))*)?$`)
-	channelRe = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	idRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	tokenRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
-	dayRe     = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+	channelRe    = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	idRe         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	tokenRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+	dayRe        = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+	ledgerHashRe = regexp.MustCompile(`^[0-9a-f]{64}$`) // one spelling per hash
 )
 
 // maxSemverLen bounds versions: the regexp alone would allow a long
@@ -320,6 +348,9 @@ func (h *Heartbeat) Validate() error {
 	c.time("license.expires_at", h.License.ExpiresAt, h.License.State != "missing")
 	c.oneOf("storage.objects_bucket", h.Storage.ObjectsBucket, ObjectBuckets)
 	c.oneOf("storage.bytes_bucket", h.Storage.BytesBucket, ByteBuckets)
+	if rule := CheckLedgerHead(h.LedgerHead.Count, h.LedgerHead.SHA256); rule != "" && h.LedgerHead != (LedgerHead{}) {
+		c.fail("ledger_head", rule)
+	}
 	return c.err
 }
 

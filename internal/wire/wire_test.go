@@ -30,6 +30,7 @@ func validHeartbeat() wire.Heartbeat {
 		AIProvider: wire.ProviderHealth{Kind: "bedrock", Status: "ok"},
 		License:    wire.LicenseStatus{State: "valid", ExpiresAt: t0.AddDate(1, 0, 0)},
 		Storage:    wire.StorageTotals{ObjectsBucket: "100-9999", BytesBucket: "1-10GB"},
+		LedgerHead: wire.LedgerHead{Count: 41, SHA256: strings.Repeat("3f", 32)},
 	}
 }
 
@@ -80,6 +81,16 @@ func TestHeartbeatValidate(t *testing.T) {
 		{"valid license needs expiry", func(h *wire.Heartbeat) { h.License.ExpiresAt = time.Time{} }, "license.expires_at"},
 		{"exact object count", func(h *wire.Heartbeat) { h.Storage.ObjectsBucket = "4711" }, "storage.objects_bucket"},
 		{"exact byte count", func(h *wire.Heartbeat) { h.Storage.BytesBucket = "123456789" }, "storage.bytes_bucket"},
+		{"old agent: no ledger head", func(h *wire.Heartbeat) { h.LedgerHead = wire.LedgerHead{} }, ""},
+		{"empty ledger", func(h *wire.Heartbeat) { h.LedgerHead = wire.LedgerHead{SHA256: wire.LedgerGenesis} }, ""},
+		{"head count without hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = "" }, "ledger_head"},
+		{"head hash without count", func(h *wire.Heartbeat) { h.LedgerHead.Count = 0 }, "ledger_head"},
+		{"genesis hash at a count", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = wire.LedgerGenesis }, "ledger_head"},
+		{"negative head count", func(h *wire.Heartbeat) { h.LedgerHead.Count = -1 }, "ledger_head"},
+		{"head count over 2^53", func(h *wire.Heartbeat) { h.LedgerHead.Count = 1<<53 + 1 }, "ledger_head"},
+		{"upper-case head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = strings.Repeat("3F", 32) }, "ledger_head"},
+		{"short head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = strings.Repeat("3f", 31) }, "ledger_head"},
+		{"words in head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = "acme-invoice" + strings.Repeat("0", 52) }, "ledger_head"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,10 +169,40 @@ func TestDecodeHeartbeatRoundTrip(t *testing.T) {
 		t.Fatalf("round trip changed the heartbeat:\n got %+v\nwant %+v", *got, h)
 	}
 	// The wire form is snake_case; spot-check the names the plane stores.
-	for _, k := range []string{`"sent_at"`, `"oldest_age_seconds"`, `"ai_provider"`, `"objects_bucket"`} {
+	for _, k := range []string{`"sent_at"`, `"oldest_age_seconds"`, `"ai_provider"`, `"objects_bucket"`, `"ledger_head":{"count":41,"sha256":"3f3f`} {
 		if !bytes.Contains(data, []byte(k)) {
 			t.Errorf("encoded heartbeat lacks %s: %s", k, data)
 		}
+	}
+}
+
+// Agents from before ledger heads send none; during the rollout the plane
+// accepts both, and a heartbeat without one says so by leaving the key out.
+func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
+	h := validHeartbeat()
+	h.LedgerHead = wire.LedgerHead{}
+	data, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("ledger_head")) {
+		t.Fatalf("a heartbeat without a head encodes one: %s", data)
+	}
+	got, err := wire.DecodeHeartbeat(data)
+	if err != nil {
+		t.Fatalf("an old agent's heartbeat is refused: %v", err)
+	}
+	if got.LedgerHead != (wire.LedgerHead{}) {
+		t.Fatalf("decoded head = %+v, want none", got.LedgerHead)
+	}
+	// An empty ledger is a head, not the absence of one.
+	h.LedgerHead = wire.LedgerHead{SHA256: wire.LedgerGenesis}
+	data, _ = json.Marshal(h)
+	if !bytes.Contains(data, []byte(`"ledger_head":{"count":0,"sha256":"0000`)) {
+		t.Fatalf("an empty ledger's head is left out: %s", data)
+	}
+	if got, err := wire.DecodeHeartbeat(data); err != nil || got.LedgerHead == (wire.LedgerHead{}) {
+		t.Fatalf("empty ledger head: %+v, %v", got, err)
 	}
 }
 
@@ -299,6 +340,7 @@ var stringFields = map[string]string{
 	"Heartbeat.License.State":           "enum LicenseStates",
 	"Heartbeat.Storage.ObjectsBucket":   "enum ObjectBuckets",
 	"Heartbeat.Storage.BytesBucket":     "enum ByteBuckets",
+	"Heartbeat.LedgerHead.SHA256":       "[0-9a-f]{64}",
 	"Telemetry.Day":                     "date YYYY-MM-DD",
 	"Telemetry.BytesBucket":             "enum ByteBuckets",
 }
@@ -412,7 +454,7 @@ func TestEveryFieldHasSnakeCaseTag(t *testing.T) {
 	types := []any{
 		wire.ActivationRequest{}, wire.ActivationResponse{}, wire.Heartbeat{}, wire.Versions{},
 		wire.ComponentHealth{}, wire.QueueStats{}, wire.ProviderHealth{}, wire.LicenseStatus{},
-		wire.StorageTotals{}, wire.HeartbeatResponse{}, wire.Telemetry{}, wire.DiagnosticRequest{},
+		wire.StorageTotals{}, wire.LedgerHead{}, wire.HeartbeatResponse{}, wire.Telemetry{}, wire.DiagnosticRequest{},
 	}
 	for _, v := range types {
 		typ := reflect.TypeOf(v)
@@ -457,6 +499,8 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 	f.Add(bytes.Replace(good, []byte(`"ok"`), []byte(`"OK"`), 1))
 	f.Add(bytes.Replace(good, []byte(`"channel":`), []byte(`"Channel":`), 1))
 	f.Add(bytes.Replace(good, []byte(`"channel":"stable"`), []byte(`"channel":"stable","channel":"beta"`), 1))
+	f.Add(bytes.Replace(good, []byte(`"count":41`), []byte(`"count":0`), 1))
+	f.Add(bytes.Replace(good, []byte(`"ledger_head":{`), []byte(`"ledger_head":null,"x":{`), 1))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.DecodeHeartbeat) })
 }
 

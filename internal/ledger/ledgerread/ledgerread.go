@@ -79,8 +79,28 @@ func Read(path string, since time.Time) ([]ledger.Entry, error) {
 // entries. Failures match ledger.ErrTampered (or ledger.ErrTornTail for an incomplete
 // final line) and name the first bad entry.
 func Verify(path string) (entries int, err error) {
+	return verify(path, nil)
+}
+
+// Head is a point of a ledger someone else recorded: the plane keeps the
+// highest head the agent's heartbeats carried.
+type Head struct {
+	Count uint64 // entries
+	Hash  string // hash of entry Count (ledger.Genesis for 0)
+}
+
+// VerifyHead is Verify, and also checks that the ledger reaches want: it has
+// at least want.Count entries and entry want.Count has want.Hash. A ledger
+// cut short and rewritten with a matching head file passes Verify; it fails
+// here against a head recorded elsewhere. Failures match ledger.ErrTampered.
+func VerifyHead(path string, want Head) (entries int, err error) {
+	return verify(path, &want)
+}
+
+func verify(path string, want *Head) (entries int, err error) {
 	var last ledger.Entry
 	last.Hash = ledger.Genesis
+	atWant := ledger.Genesis // hash of entry want.Count, once read
 	err = scan(path, func(n uint64, e ledger.Entry) error {
 		if e.Seq != n {
 			return fmt.Errorf("%w: entry %d: has sequence number %d (entries were removed, added or reordered)", ledger.ErrTampered, n, e.Seq)
@@ -90,8 +110,25 @@ func Verify(path string) (entries int, err error) {
 		}
 		last = e
 		entries++
+		if want != nil && n == want.Count {
+			atWant = e.Hash
+		}
 		return nil
-	}, func() error { return ledger.CheckEnd(path, last.Seq, last.Hash, last.Prev) })
+	}, func() error {
+		if err := ledger.CheckEnd(path, last.Seq, last.Hash, last.Prev); err != nil {
+			return err
+		}
+		switch {
+		case want == nil:
+		case last.Seq < want.Count:
+			return fmt.Errorf("%w: the ledger has %d entries but the expected head is entry %d: entries were cut off the end (and the head file rewritten to match)",
+				ledger.ErrTampered, last.Seq, want.Count)
+		case atWant != want.Hash:
+			return fmt.Errorf("%w: entry %d has hash %s but the expected head has %s: the ledger was rewritten from entry %d or earlier",
+				ledger.ErrTampered, want.Count, atWant, want.Hash, want.Count)
+		}
+		return nil
+	})
 	if err != nil {
 		return entries, fmt.Errorf("ledger: verify: %w", err)
 	}

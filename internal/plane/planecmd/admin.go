@@ -180,6 +180,19 @@ func runInstallsShow(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "Install %s (%s), license %s: %s until %s\nVersion %s on %s, health %s, last heartbeat %ds ago%s\n\n",
 		in.ID, in.Customer, in.LicenseID, in.PlaneLicenseState, in.LicenseExpires.Format(time.DateOnly),
 		dash(in.Version), dash(in.Channel), in.Health, in.LastHeartbeatAgeSec, map[bool]string{true: " (STALE)"}[in.StaleNow])
+	if in.LedgerHead != "" {
+		fmt.Fprintf(env.Stdout, "Egress ledger head %s (the customer checks it with: tetherctl egress verify --expect-head %s)\n", in.LedgerHead, in.LedgerHead)
+	}
+	if in.LedgerProblem != "" {
+		since := "-"
+		if in.LedgerProblemAt != nil {
+			since = in.LedgerProblemAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(env.Stdout, "LEDGER PROBLEM since %s: %s\n", since, in.LedgerProblem)
+	}
+	if in.LedgerHead != "" || in.LedgerProblem != "" {
+		fmt.Fprintln(env.Stdout)
+	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tRECEIVED\tVERSION\tHEALTH")
 	for _, h := range d.History[:min(len(d.History), 20)] {
