@@ -625,7 +625,8 @@ func TestDatabasePassword(t *testing.T) {
 
 	t.Run("secret: AWSCURRENT, then AWSPENDING mid-rotation", func(t *testing.T) {
 		srv := awstest.Start(t)
-		arn := srv.CreateSecret(t, "tether/test/db", `{"username":"docsvc","password":"pw-one"}`)
+		// Named as RDS names the secret of a managed master password.
+		arn := srv.CreateSecret(t, "rds!db-3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b", `{"username":"docsvc","password":"pw-one"}`)
 		r := config.NewSecretsManagerResolver(secretsmanager.NewFromConfig(srv.AWSConfig()))
 		c, err := config.Load(ctx, getenv(with(pg, "DOCSVC_DATABASE_PASSWORD", arn+"#password")), r)
 		if err != nil {

@@ -82,8 +82,9 @@ func prepareStack(ctx context.Context, a *awsSession, d stackDeploy) (*preparedS
 		return nil, err
 	}
 	p := &preparedStack{existing: existing, create: true,
-		capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam, cfntypes.CapabilityCapabilityNamedIam,
-			cfntypes.CapabilityCapabilityAutoExpand}}
+		// No CAPABILITY_AUTO_EXPAND: no stack has a Transform or nested
+		// application, whose roles the permissions boundary could not reach.
+		capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam, cfntypes.CapabilityCapabilityNamedIam}}
 	if existing != nil {
 		switch status := string(existing.StackStatus); {
 		case status == string(cfntypes.StackStatusReviewInProgress):

@@ -120,6 +120,7 @@ func TestDeployStackThroughChangeSets(t *testing.T) {
 			"RoleARN":                          "arn:aws:iam::" + awstest.Account + ":role/cdk-hnb659fds-cfn-exec-role-" + awstest.Account + "-" + awstest.Region,
 			"Capabilities.member.1":            "CAPABILITY_IAM",
 			"Capabilities.member.2":            "CAPABILITY_NAMED_IAM",
+			"Capabilities.member.3":            "", // no CAPABILITY_AUTO_EXPAND: no macros
 			"Tags.member.1.Key":                "tether:deployment",
 			"Parameters.member.1.ParameterKey": "",
 		}

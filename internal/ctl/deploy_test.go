@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -220,16 +221,24 @@ func importTestCertificate(t testing.TB, srv *awstest.Server, host string) strin
 	return aws.ToString(out.CertificateArn)
 }
 
-// setSecrets does what the data stack and the operator do: the stack
+// setSecrets does what the data stack, RDS and the operator do: the stack
 // creates the secrets (moto cannot: AWS::SecretsManager::Secret is
-// swapped), RDS fills the database's, the operator sets the license
-// through tetherctl secrets set.
+// swapped), RDS creates the database's with 7-day rotation (moto cannot:
+// AWS::RDS::DBInstance is swapped; moto runs no rotation, and with
+// RotateImmediately false only records the schedule), the operator sets
+// the license through tetherctl secrets set.
 func (f *deployFixture) setSecrets(t *testing.T) {
 	t.Helper()
 	for _, k := range []string{kindLicense, kindAgentIdentity} {
 		f.srv.CreateSecret(t, f.dc.SecretName(k), "")
 	}
-	f.srv.CreateSecret(t, f.dc.SecretName(kindDatabase), `{"username":"tether","password":"generated"}`)
+	db := f.srv.CreateSecret(t, motoRDSSecretName, `{"username":"tether","password":"generated"}`)
+	if _, err := secretsmanager.NewFromConfig(f.srv.AWSConfig()).RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{
+		SecretId: aws.String(db), RotateImmediately: aws.Bool(false),
+		RotationRules: &smtypes.RotationRulesType{AutomaticallyAfterDays: aws.Int64(7)},
+	}); err != nil {
+		t.Fatalf("rotate %s: %v", db, err)
+	}
 	file := filepath.Join(t.TempDir(), "license.json")
 	mustWriteFile(t, file, issue(t, f.priv, time.Now().AddDate(1, 0, 0), "stable"))
 	var out bytes.Buffer

@@ -602,7 +602,6 @@ var adoptFields = []struct{ construct, field string }{
 	{"Secretlicense", "adopt.secrets.license"},
 	{"Secretai", "adopt.secrets.ai"},
 	{"Secretagentidentity", "adopt.secrets.agent_identity"},
-	{"DatabaseSecret", "adopt.secrets.database"},
 }
 
 // adoptHints are the deployment.yaml lines that bring the retained data

@@ -90,8 +90,8 @@ func TestDeployerPolicy(t *testing.T) {
 		}
 	}
 	// The deployer never gets the database password, nor writes a secret
-	// the agent or RDS owns.
-	dbSecret := "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/database-AbCdEf"
+	// the agent or RDS owns. RDS names the database password's secret itself.
+	dbSecret := "arn:aws:secretsmanager:REGION:ACCOUNT:secret:rds!db-3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b-AbCdEf"
 	agentSecret := "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/agent-identity-AbCdEf"
 	for _, p := range deployerPermissions() {
 		for _, r := range p.Resources {

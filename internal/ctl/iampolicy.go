@@ -140,8 +140,10 @@ func deployerPermissions() []permission {
 		},
 		{
 			Sid: "SecretsMetadata", For: "tetherctl secrets, status and preflight: whether each secret exists, has a value and rotates (never the database password itself)",
-			Actions:   []string{"secretsmanager:DescribeSecret"},
-			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/*"},
+			Actions: []string{"secretsmanager:DescribeSecret"},
+			// rds!db-*: RDS names the database password's secret itself;
+			// DescribeSecret is metadata only.
+			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:rds!db-*"},
 		},
 		{
 			Sid: "SecretsCheck", For: "tetherctl secrets, status, preflight and migrate: read the license, the AI key and the agent identity to judge them (the database secret is left out: tetherctl never reads it)",

@@ -30,8 +30,10 @@ import (
 //     creates without doing anything (moto ignores it), and every Ref and
 //     Fn::GetAtt to it becomes a placeholder ARN (a port for *Port
 //     attributes); DependsOn on it is dropped;
-//   - the data stack's Transform (the SAM rotation application, swapped)
-//     is dropped.
+//   - the database's managed secret (Fn::GetAtt MasterUserSecret.SecretArn)
+//     becomes motoRDSSecretARN, which the deploy test creates as RDS would;
+//   - a Transform, should a template have one, is dropped (none has:
+//     deploy/cdk's TestBoundaryAndQualifierFromConfig).
 //
 // The list can only shrink: TestMotoSwappedTypesStillNeeded fails when moto
 // now creates a listed type, and the deploy test fails when a template has
@@ -242,6 +244,17 @@ func swapResources(tpl map[string]any, swap map[string]bool, counts map[string]i
 }
 
 // placeholderARN stands for a swapped resource's Ref or attribute.
+// motoRDSSecretName is what the swapped database's managed secret is
+// called: moto cannot create the instance, so no RDS makes the secret;
+// the deploy test creates it under this name (setSecrets), as RDS would,
+// and the stacks name it by motoRDSSecretARN, a partial ARN (without the
+// six characters Secrets Manager appends), which Secrets Manager and moto
+// resolve by name.
+const (
+	motoRDSSecretName = "rds!db-moto"
+	motoRDSSecretARN  = "arn:aws:secretsmanager:" + awstest.Region + ":" + awstest.Account + ":secret:" + motoRDSSecretName
+)
+
 func placeholderARN(id string) string {
 	return "arn:aws:cloudformation:" + awstest.Region + ":" + awstest.Account + ":placeholder/" + id
 }
@@ -259,6 +272,9 @@ func replaceRefs(node any, swapped map[string]bool) any {
 				if swapped[id] {
 					if strings.HasSuffix(attr, "Port") {
 						return "5432"
+					}
+					if attr == "MasterUserSecret.SecretArn" {
+						return motoRDSSecretARN
 					}
 					return placeholderARN(id)
 				}

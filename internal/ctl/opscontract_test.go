@@ -84,7 +84,7 @@ func TestStacksHaveWhatStatusAndDestroyRead(t *testing.T) {
 		hints := strings.Join(adoptHints(plan), "\n")
 		for _, field := range []string{"adopt.keys.data: arn:aws:kms:eu-west-1:012345678901:key/id-of-DataKey", "adopt.keys.docsvc_secrets:", "adopt.keys.agent_secrets:",
 			"adopt.documents_bucket: id-of-Documents", "adopt.database_snapshot:", "adopt.secrets.license:", "adopt.secrets.ai:",
-			"adopt.secrets.agent_identity:", "adopt.secrets.database:", "adopt.repositories: true"} {
+			"adopt.secrets.agent_identity:", "adopt.repositories: true"} {
 			if !strings.Contains(hints, field) {
 				t.Errorf("%s: destroy's adopt hints lack %q:\n%s", name, field, hints)
 			}

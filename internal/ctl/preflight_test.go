@@ -58,11 +58,10 @@ func seedReady(t *testing.T) *ready {
 	d.ZoneID, d.ZoneName = "", ""
 	d.CertARN = importCertificate(t, srv.AWSConfig(), time.Now().AddDate(0, 3, 0), d.Domain)
 	srv.PutParameter(t, "/cdk-bootstrap/hnb659fds/version", "21", false)
-	createStack(t, srv, "acme-docs-data")
+	createDataStack(t, srv, "acme-docs-data", rdsSecret(t, srv))
 	srv.CreateSecret(t, licenseSecret, v.validLicense(t))
 	srv.CreateSecret(t, "tether/acme-docs/ai", "sk-ant-api03-"+strings.Repeat("k3Y_", 20))
 	srv.CreateSecret(t, "tether/acme-docs/agent-identity", "")
-	enableRotation(t, srv, srv.CreateSecret(t, "tether/acme-docs/database", `{"username":"tether","password":"pw"}`))
 	planeURL, transport := planeServer(t, http.StatusNotFound)
 	d.PlaneURL = planeURL
 	pathDir, toolsDir := fakeTools(t, "v20.11.1", "2.1148.1", "2.1148.1")
@@ -76,12 +75,33 @@ func (r *ready) preflight(ctx context.Context, t *testing.T, args ...string) out
 }
 
 // createStack makes a CloudFormation stack of that name, standing in for
-// the deployed data stack (preflight only asks whether it exists).
-func createStack(t testing.TB, srv *awstest.Server, name string) {
+// the deployed data stack of an earlier release (preflight only asks
+// whether it exists), with no DatabaseSecretArn output.
+func createStack(t testing.TB, srv *awstest.Server, name string) { createDataStack(t, srv, name, "") }
+
+// rdsSecret creates the secret RDS keeps a managed master password in,
+// under the kind of name RDS gives it, with the 7-day rotation RDS turns
+// on. moto runs no rotation; with RotateImmediately false it only records
+// the schedule, which is all the check reads.
+func rdsSecret(t testing.TB, srv *awstest.Server) string {
 	t.Helper()
+	arn := srv.CreateSecret(t, "rds!db-3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b", `{"username":"tether","password":"pw"}`)
+	enableRotation(t, srv, arn)
+	return arn
+}
+
+// createDataStack makes a CloudFormation stack of that name, standing in
+// for the deployed data stack: its DatabaseSecretArn output names
+// dbSecret (none when empty, as an earlier release's stack had).
+func createDataStack(t testing.TB, srv *awstest.Server, name, dbSecret string) {
+	t.Helper()
+	outputs := ""
+	if dbSecret != "" {
+		outputs = `,"Outputs":{"DatabaseSecretArn":{"Value":"` + dbSecret + `"}}`
+	}
 	_, err := cloudformation.NewFromConfig(srv.AWSConfig()).CreateStack(context.Background(), &cloudformation.CreateStackInput{
 		StackName:    aws.String(name),
-		TemplateBody: aws.String(`{"Resources":{"Marker":{"Type":"AWS::SSM::Parameter","Properties":{"Type":"String","Value":"x","Name":"/test/` + name + `"}}}}`),
+		TemplateBody: aws.String(`{"Resources":{"Marker":{"Type":"AWS::SSM::Parameter","Properties":{"Type":"String","Value":"x","Name":"/test/` + name + `"}}}` + outputs + `}`),
 	})
 	if err != nil {
 		t.Fatalf("create stack %s: %v", name, err)
@@ -176,6 +196,20 @@ func TestPreflightFailures(t *testing.T) {
 			}},
 		{name: "license secret missing before deploy", check: "secret-license", status: "WARN", detail: "the acme-new-data stack creates it",
 			break_: func(t *testing.T, r *ready) { r.d.Name = "acme-new" }},
+		{name: "database secret before deploy", check: "secret-database", status: "PASS", detail: "RDS creates it with the database of the acme-new-data stack",
+			break_: func(t *testing.T, r *ready) { r.d.Name = "acme-new" }},
+		{name: "data stack of an earlier release", check: "secret-database", status: "FAIL", detail: "the acme-other-data stack has no DatabaseSecretArn output",
+			break_: func(t *testing.T, r *ready) { r.d.Name = "acme-other"; createStack(t, r.srv, "acme-other-data") }},
+		{name: "database secret gone", check: "secret-database", status: "FAIL", detail: "the acme-gone-data stack's DatabaseSecretArn, does not exist",
+			break_: func(t *testing.T, r *ready) {
+				r.d.Name = "acme-gone"
+				createDataStack(t, r.srv, "acme-gone-data", "arn:aws:secretsmanager:"+awstest.Region+":"+awstest.Account+":secret:rds!db-0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a-AbCdEf")
+			}},
+		{name: "database secret rotation off", check: "secret-database", status: "WARN", detail: "rotation is off",
+			break_: func(t *testing.T, r *ready) {
+				r.d.Name = "acme-norot"
+				createDataStack(t, r.srv, "acme-norot-data", r.srv.CreateSecret(t, "rds!db-1b1b1b1b-1b1b-4b1b-8b1b-1b1b1b1b1b1b", `{"username":"tether","password":"pw"}`))
+			}},
 		{name: "license expired past grace", check: "secret-license", status: "FAIL", detail: "grace period ended",
 			break_: func(t *testing.T, r *ready) {
 				putSecret(t, r.srv, licenseSecret, r.vendor.license(t, now.AddDate(-2, 0, 0), now.AddDate(0, -2, 0)))

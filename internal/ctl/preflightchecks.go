@@ -173,8 +173,8 @@ func preflightChecks() []check {
 		},
 		{
 			ID: "secret-database", Title: "Database secret", AWS: true,
-			What: "`tether/<name>/database`, once the data stack exists, has a value and rotation turned on (checked from its metadata; the password is never read).",
-			Fix:  "Redeploy the data stack, which creates the secret and its rotation.",
+			What: "The secret RDS keeps the database password in (named by the data stack's `DatabaseSecretArn` output), once the data stack exists, has a value and RDS's 7-day rotation turned on (checked from its metadata; the password is never read).",
+			Fix:  "Redeploy the data stack (tetherctl deploy), whose database has RDS manage its password and that secret.",
 			run:  secretCheck(kindDatabase),
 		},
 		{
@@ -528,7 +528,7 @@ func secretCheck(kind string) func(context.Context, *preflight) verdict {
 			return fail("", "%v", err)
 		}
 		sm := p.aws.SecretsManager()
-		st, err := describeSecret(ctx, sm, p.dc, k)
+		st, err := describeKind(ctx, p.aws, p.dc, k)
 		if err != nil {
 			return awsFailureText(err)
 		}
@@ -538,11 +538,18 @@ func secretCheck(kind string) func(context.Context, *preflight) verdict {
 				return awsFailureText(err)
 			}
 			switch {
+			case !deployed && kind == kindDatabase:
+				return pass("not there yet: RDS creates it with the database of the %s-data stack", p.dc.Name)
 			case !deployed && (kind == kindLicense || kind == kindAI):
 				return warn(fmt.Sprintf("after deploying, run tetherctl secrets set %s", kind),
 					"%s does not exist yet: the %s-data stack creates it, and then it needs its value", st.SecretName, p.dc.Name)
 			case !deployed:
 				return pass("%s does not exist yet: the %s-data stack creates it", st.SecretName, p.dc.Name)
+			case st.unknown != "":
+				return fail("tetherctl deploy", "%s", st.unknown)
+			case kind == kindDatabase:
+				return fail("check the database's master credentials in the RDS console, then run tetherctl deploy",
+					"%s, the %s-data stack's %s, does not exist", st.ARN, p.dc.Name, databaseSecretOutput)
 			}
 			// A secret deleted with a recovery window still exists (and is
 			// reported as scheduled for deletion); this one is gone.

@@ -152,10 +152,9 @@ func secretsList(ctx context.Context, env Env, dc *deployconfig.Config, df deplo
 	if err != nil {
 		return fmt.Errorf("tetherctl secrets list: %w", err)
 	}
-	sm := sess.SecretsManager()
 	var states []secretState
 	for _, k := range usedSecretKinds(dc) {
-		st, err := describeSecret(ctx, sm, dc, k)
+		st, err := describeKind(ctx, sess, dc, k)
 		if err != nil {
 			return fmt.Errorf("tetherctl secrets list: %w", err)
 		}
@@ -186,7 +185,7 @@ func secretsShow(ctx context.Context, env Env, dc *deployconfig.Config, df deplo
 		return fmt.Errorf("tetherctl secrets show %s: %w", name, err)
 	}
 	sm := sess.SecretsManager()
-	st, err := describeSecret(ctx, sm, dc, k)
+	st, err := describeKind(ctx, sess, dc, k)
 	if err == nil {
 		err = judgeSecret(ctx, sm, dc, &st, time.Now())
 	}

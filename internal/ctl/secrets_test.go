@@ -190,7 +190,7 @@ func TestSecretsSetRefusals(t *testing.T) {
 		name, want string
 	}{
 		{"agent-identity", "tether-agent creates its own identity key"},
-		{"database", "rotation function"},
+		{"database", "RDS manages the database password"},
 		{"ai", "uses no key"},
 		{"password", "no secret named"},
 	} {
@@ -225,8 +225,11 @@ func TestSecretsListAndShowNeverPrintValues(t *testing.T) {
 	srv.CreateSecret(t, licenseSecret, lic)
 	srv.CreateSecret(t, "tether/acme-docs/ai", aiKey)
 	srv.CreateSecret(t, "tether/acme-docs/agent-identity", identity)
-	dbARN := srv.CreateSecret(t, "tether/acme-docs/database", `{"username":"tether","password":"`+dbPassword+`","engine":"postgres"}`)
+	// RDS's secret, named as RDS names it, found through the data stack.
+	dbName := "rds!db-3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"
+	dbARN := srv.CreateSecret(t, dbName, `{"username":"tether","password":"`+dbPassword+`","engine":"postgres"}`)
 	enableRotation(t, srv, dbARN)
+	createDataStack(t, srv, "acme-docs-data", dbARN)
 	values := []string{lic, aiKey, identity, dbPassword}
 
 	in := invocation{env: envOf(srv.Env())}
@@ -234,7 +237,7 @@ func TestSecretsListAndShowNeverPrintValues(t *testing.T) {
 	if list.err != nil {
 		t.Fatalf("list: %v\n%s", list.err, list.all())
 	}
-	for _, want := range []string{licenseSecret, "tether/acme-docs/ai", "tether/acme-docs/agent-identity", "tether/acme-docs/database", "the operator", "tether-agent itself", "RDS"} {
+	for _, want := range []string{licenseSecret, "tether/acme-docs/ai", "tether/acme-docs/agent-identity", dbName, "the operator", "tether-agent itself", "RDS"} {
 		if !strings.Contains(list.stdout, want) {
 			t.Errorf("list does not show %q:\n%s", want, list.stdout)
 		}
@@ -277,20 +280,20 @@ func TestSecretsListAndShowNeverPrintValues(t *testing.T) {
 		}
 	}
 	for _, r := range srv.Requests() {
-		if r.Target == "secretsmanager.GetSecretValue" && (strings.Contains(string(r.Body), "database") || strings.Contains(string(r.Body), dbARN)) {
+		if r.Target == "secretsmanager.GetSecretValue" && (strings.Contains(string(r.Body), "rds!db") || strings.Contains(string(r.Body), dbARN)) {
 			t.Fatal("show read the database password")
 		}
 	}
 }
 
-// enableRotation turns on 30-day rotation as the data stack does for the
-// database secret. moto runs no rotation function; with RotateImmediately
+// enableRotation turns on 7-day rotation as RDS does for the secret of a
+// managed master password. moto runs no rotation; with RotateImmediately
 // false it only records the schedule, which is all the check reads.
 func enableRotation(t testing.TB, srv *awstest.Server, id string) {
 	t.Helper()
 	_, err := secretsmanager.NewFromConfig(srv.AWSConfig()).RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{
 		SecretId: aws.String(id), RotateImmediately: aws.Bool(false),
-		RotationRules: &smtypes.RotationRulesType{AutomaticallyAfterDays: aws.Int64(30)},
+		RotationRules: &smtypes.RotationRulesType{AutomaticallyAfterDays: aws.Int64(7)},
 	})
 	if err != nil {
 		t.Fatalf("rotate %s: %v", id, err)
@@ -369,6 +372,7 @@ func TestSecretsUseTheGivenEnvironment(t *testing.T) {
 		"AWS_ENDPOINT_URL=http://127.0.0.1:1", // nothing listens on port 1
 		"AWS_ENDPOINT_URL_STS=" + srv.Endpoint(),
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + srv.Endpoint(),
+		"AWS_ENDPOINT_URL_CLOUDFORMATION=" + srv.Endpoint(), // the data stack names the database's secret
 	})
 	o := invocation{env: env}.run(ctx, "secrets", "list", "--config", defaultDeployment(v).write(t))
 	if o.err != nil {

@@ -44,8 +44,8 @@ func secretKinds() []secretKind {
 			used: (*deployconfig.Config).WorkerNeedsInternet},
 		{Name: kindAgentIdentity, SetBy: "tether-agent itself, on its first start", used: always,
 			Refusal: "tether-agent creates its own identity key on first start and is the only one that may write it; a key set by hand would not match the install the vendor's plane knows"},
-		{Name: kindDatabase, SetBy: "RDS (generated with the database, then rotated every 30 days)", used: always,
-			Refusal: "RDS generated the database password and its rotation function changes it every 30 days; a value set by hand would lock docsvc out of the database"},
+		{Name: kindDatabase, SetBy: "RDS (generated with the database, then rotated every 7 days)", used: always,
+			Refusal: "RDS manages the database password and changes it every 7 days; a value set by hand would lock docsvc out of the database"},
 	}
 }
 
@@ -106,21 +106,60 @@ type secretState struct {
 	rotationEnabled bool
 	rotationDays    int64
 	lastRotated     *time.Time
+	// unknown says why the database secret could not be found: it has no
+	// name of ours, and only the data stack's output names it.
+	unknown string
 }
 
 // describeSecret reads a secret's metadata (DescribeSecret), never its value.
 func describeSecret(ctx context.Context, sm *secretsmanager.Client, dc *deployconfig.Config, k secretKind) (secretState, error) {
-	st := secretState{Name: k.Name, SecretName: dc.SecretName(k.Name), SetBy: k.SetBy}
-	out, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(st.SecretName)})
+	return describeSecretID(ctx, sm, secretState{Name: k.Name, SecretName: dc.SecretName(k.Name), SetBy: k.SetBy}, dc.SecretName(k.Name))
+}
+
+// describeKind is describeSecret for any kind, the database's included:
+// RDS names that secret itself (rds!db-<id>), so it is found through the
+// data stack's DatabaseSecretArn output.
+func describeKind(ctx context.Context, a *awsSession, dc *deployconfig.Config, k secretKind) (secretState, error) {
+	if k.Name != kindDatabase {
+		return describeSecret(ctx, a.SecretsManager(), dc, k)
+	}
+	st := secretState{Name: k.Name, SecretName: "managed by RDS", SetBy: k.SetBy}
+	stack := dc.Name + "-data"
+	s, err := describeStack(ctx, a.CloudFormation(), stack)
+	switch {
+	case err != nil:
+		return st, err
+	case s == nil:
+		st.unknown = "the " + stack + " stack, whose database RDS keeps it for, is not deployed"
+		return st, nil
+	}
+	arn := stackOutputs(s)[databaseSecretOutput]
+	if arn == "" {
+		st.unknown = "the " + stack + " stack has no " + databaseSecretOutput + " output: it was deployed by an earlier release; run tetherctl deploy to update it"
+		return st, nil
+	}
+	st.ARN = arn
+	return describeSecretID(ctx, a.SecretsManager(), st, arn)
+}
+
+// databaseSecretOutput is the data stack's output naming the database
+// secret (deploy/cdk/stacks/data.go).
+const databaseSecretOutput = "DatabaseSecretArn"
+
+func describeSecretID(ctx context.Context, sm *secretsmanager.Client, st secretState, id string) (secretState, error) {
+	out, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
 	var nf *smtypes.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		return st, nil
 	}
 	if err != nil {
-		return st, fmt.Errorf("reading %s (Secrets Manager DescribeSecret): %s", st.SecretName, describeAWSError(err))
+		return st, fmt.Errorf("reading %s (Secrets Manager DescribeSecret): %s", id, describeAWSError(err))
 	}
 	st.Exists = true
 	st.ARN = aws.ToString(out.ARN)
+	if st.Name == kindDatabase {
+		st.SecretName = aws.ToString(out.Name)
+	}
 	st.LastChanged = out.LastChangedDate
 	st.DeletionDate = out.DeletedDate
 	for _, stages := range out.VersionIdsToStages {
@@ -157,6 +196,12 @@ func secretVerdict(ctx context.Context, sm *secretsmanager.Client, dc *deploycon
 	switch {
 	case !st.Exists:
 		switch st.Name {
+		case kindDatabase:
+			if st.unknown != "" {
+				return fail("tetherctl deploy", "%s", st.unknown), nil
+			}
+			return fail("check the database's master credentials in the RDS console, then run tetherctl deploy",
+				"%s, the data stack's %s, does not exist in account %s, %s", st.ARN, databaseSecretOutput, dc.Account, dc.Region), nil
 		case kindLicense, kindAI:
 			return fail(fmt.Sprintf("deploy the %s-data stack (it creates the secret), then %s", dc.Name, setFix),
 				"%s does not exist in account %s, %s", st.SecretName, dc.Account, dc.Region), nil
@@ -196,12 +241,12 @@ func secretVerdict(ctx context.Context, sm *secretsmanager.Client, dc *deploycon
 // databaseVerdict judges the database secret from its metadata alone.
 func databaseVerdict(st secretState) verdict {
 	if !st.HasValue {
-		return fail("check the database in the RDS console; the data stack's database secret should hold the credentials RDS generated",
-			"has no value: RDS writes it when the data stack creates the database")
+		return fail("check the database in the RDS console (its Configuration tab shows the master credentials' secret)",
+			"has no value: RDS writes it when it creates the database")
 	}
 	if !st.rotationEnabled {
-		return warn("the data stack turns on 30-day rotation; redeploy the data stack or turn rotation back on in the Secrets Manager console",
-			"rotation is off")
+		return warn("turn it back on: aws secretsmanager rotate-secret --secret-id "+st.ARN+" --rotation-rules AutomaticallyAfterDays=7",
+			"rotation is off (RDS turns it on, every 7 days, when it creates the secret)")
 	}
 	last := "not yet rotated"
 	if st.lastRotated != nil {

@@ -19,7 +19,7 @@ type Adopt struct {
 	// final snapshot cdk destroy takes) the database is restored from.
 	DatabaseSnapshot string `yaml:"database_snapshot"`
 	// Secrets are the retained tether/<name>/* secrets, by complete ARN:
-	// all four or none (a re-create that adopts some would collide on the
+	// all three or none (a re-create that adopts some would collide on the
 	// names of the others).
 	Secrets AdoptSecrets `yaml:"secrets"`
 	// Repositories adopts the ECR repositories <name>/docsvc and
@@ -42,16 +42,19 @@ type AdoptSecrets struct {
 	License       string `yaml:"license"`
 	AgentIdentity string `yaml:"agent_identity"`
 	AI            string `yaml:"ai"`
-	Database      string `yaml:"database"`
+	// Database is refused: RDS manages the database password
+	// (ManageMasterUserPassword) and deletes its secret with the instance;
+	// a restored instance gets a new one. Kept only to say so clearly.
+	Database string `yaml:"database"`
 }
 
 // ByKind returns the adopted secrets' ARNs by secret kind (as SecretName
 // takes it), or nil when none are adopted.
 func (s AdoptSecrets) ByKind() map[string]string {
-	if s == (AdoptSecrets{}) {
+	if s.License == "" && s.AgentIdentity == "" && s.AI == "" {
 		return nil
 	}
-	return map[string]string{"license": s.License, "agent-identity": s.AgentIdentity, "ai": s.AI, "database": s.Database}
+	return map[string]string{"license": s.License, "agent-identity": s.AgentIdentity, "ai": s.AI}
 }
 
 var (
@@ -107,15 +110,18 @@ func (v *validator) adopt(c *Config) {
 		}
 	}
 
+	if arn := a.Secrets.Database; arn != "" {
+		v.add("adopt.secrets.database", "is no longer used: RDS manages the database password and gives a restored database a new one; remove the line (the old secret %s holds a password nothing uses: delete it with aws secretsmanager delete-secret once the deployment is back)", truncate(arn))
+	}
 	secrets := a.Secrets.ByKind()
 	if secrets != nil {
-		for _, kind := range []string{"license", "agent-identity", "ai", "database"} {
+		for _, kind := range []string{"license", "agent-identity", "ai"} {
 			path := "adopt.secrets." + strings.ReplaceAll(kind, "-", "_")
 			arn := secrets[kind]
 			m := secretARNRE.FindStringSubmatch(arn)
 			switch {
 			case arn == "":
-				v.add(path, "required when any secret is adopted: the stacks retained all four, and one left out would collide with its own name; give its ARN")
+				v.add(path, "required when any secret is adopted: the stacks retained all three, and one left out would collide with its own name; give its ARN")
 			case m == nil:
 				v.add(path, "%q is not valid: want the secret's complete ARN, ending in -XXXXXX, as aws secretsmanager list-secrets shows it", truncate(arn))
 			case m[3] != c.SecretName(kind):

@@ -46,13 +46,14 @@ func TestParseRejectsAdopt(t *testing.T) {
 		{"secret partial arn", editRecreate(t, license, "    license: arn:aws:secretsmanager:eu-central-1:777788889999:secret:tether/initech-docs/license"), "want the secret's complete ARN, ending in -XXXXXX"},
 		{"secret by name", editRecreate(t, license, "    license: tether/initech-docs/license"), "adopt.secrets.license: \"tether/initech-docs/license\" is not valid: want the secret's complete ARN"},
 		{"secret of another deployment", editRecreate(t, license, "    license: arn:aws:secretsmanager:eu-central-1:777788889999:secret:tether/acme-docs/license-Ab12Cd"), "adopt.secrets.license: names secret \"tether/acme-docs/license\", want \"tether/initech-docs/license\""},
+		{"database secret", editRecreate(t, "    ai:", "    ai: arn:aws:secretsmanager:eu-central-1:777788889999:secret:tether/initech-docs/ai-Ij56Kl\n    database: arn:aws:secretsmanager:eu-central-1:777788889999:secret:tether/initech-docs/database-Mn78Op"), "adopt.secrets.database: is no longer used: RDS manages the database password"},
 		{"secrets without their keys", editRecreate(t, "    docsvc_secrets:", ""), "adopt.secrets: needs adopt.keys.docsvc_secrets and adopt.keys.agent_secrets"},
 		{"repositories not bool", editRecreate(t, "  repositories:", "  repositories: both"), "adopt.repositories: got a str value"},
 	}
 	expectRejects(t, tests)
 	// A restore into a fresh account adopts only a snapshot and its key.
 	in := editRecreate(t, "  secrets:", "  secrets: {}")
-	for _, l := range []string{"    license:", "    agent_identity:", "    ai:", "    database:", "  documents_bucket:", "  repositories:"} {
+	for _, l := range []string{"    license:", "    agent_identity:", "    ai:", "  documents_bucket:", "  repositories:"} {
 		in = []byte(strings.Join(dropLine(strings.Split(string(in), "\n"), l), "\n"))
 	}
 	if _, err := Parse(in); err != nil {

@@ -51,38 +51,31 @@ func TestAdoption(t *testing.T) {
 		if p["DBSnapshotIdentifier"] != a.DatabaseSnapshot {
 			t.Errorf("%s restores from %v, want %s", id, p["DBSnapshotIdentifier"], a.DatabaseSnapshot)
 		}
-		if pw := asJSON(p["MasterUserPassword"]); !strings.Contains(pw, a.Secrets.Database) {
-			t.Errorf("%s password %s, want the adopted database secret's", id, pw)
+		// The restored instance's user gets a new password that RDS
+		// manages, as a new instance's: no secret outlives an instance.
+		if p["ManageMasterUserPassword"] != true {
+			t.Errorf("%s ManageMasterUserPassword = %v, want true", id, p["ManageMasterUserPassword"])
 		}
-		for _, gone := range []string{"DBName", "MasterUsername", "StorageEncrypted", "KmsKeyId"} {
+		if got := asJSON(p["MasterUserSecret"]); !strings.Contains(got, a.Keys.DocsvcSecrets) {
+			t.Errorf("%s MasterUserSecret %s, want it encrypted with the adopted docsvc-secrets key %s", id, got, a.Keys.DocsvcSecrets)
+		}
+		for _, gone := range []string{"DBName", "MasterUsername", "MasterUserPassword", "StorageEncrypted", "KmsKeyId"} {
 			if p[gone] != nil {
 				t.Errorf("%s sets %s, which a restore takes from the snapshot", id, gone)
 			}
 		}
 	}
-	// The adopted secret is attached to the instance; its rotation, its
-	// policy and the tasks reach it through that attachment (whose Ref is
-	// the secret's ARN).
-	attachments := resources(s, "data", "AWS::SecretsManager::SecretTargetAttachment")
-	if len(attachments) != 1 {
-		t.Fatalf("%d secret attachments, want 1", len(attachments))
-	}
-	for attachment, r := range attachments {
-		if got := props(r)["SecretId"]; got != a.Secrets.Database {
-			t.Errorf("the database secret attachment is on %v, want the adopted %s", got, a.Secrets.Database)
-		}
-		for _, typ := range []string{"AWS::SecretsManager::RotationSchedule", "AWS::SecretsManager::ResourcePolicy"} {
-			if n := len(resources(s, "data", typ)); n != 1 {
-				t.Errorf("%d %s, want 1", n, typ)
-			}
-			for id, r := range resources(s, "data", typ) {
-				if got := asJSON(props(r)["SecretId"]); got != asJSON(map[string]any{"Ref": attachment}) {
-					t.Errorf("%s %s is on %s, want the adopted database secret", typ, id, got)
-				}
+	// The restored instance's managed secret: its policy and the tasks
+	// reach it through the instance's MasterUserSecret.SecretArn.
+	for db := range dbs {
+		managed := asJSON(map[string]any{"Fn::GetAtt": []any{db, "MasterUserSecret.SecretArn"}})
+		for id, r := range resources(s, "data", "AWS::SecretsManager::ResourcePolicy") {
+			if got := asJSON(props(r)["SecretId"]); got != managed {
+				t.Errorf("resource policy %s is on %s, want the database's managed secret %s", id, got, managed)
 			}
 		}
-		if !strings.Contains(template("services"), attachment) {
-			t.Error("the services stack does not read the adopted database secret")
+		if !strings.Contains(template("services"), db+"MasterUserSecretSecretArn") {
+			t.Error("the services stack does not read the database's managed secret")
 		}
 	}
 

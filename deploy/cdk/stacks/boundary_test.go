@@ -95,11 +95,10 @@ func protectedResources(t *testing.T, s *synthesized) []protected {
 	jobs := id("AWS::SQS::Queue", func(lid string, _ map[string]any) bool {
 		return strings.HasPrefix(lid, "Jobs") && hexSuffix.MatchString(strings.TrimPrefix(lid, "Jobs"))
 	})
-	dbSecret := id("AWS::SecretsManager::Secret", func(_ string, p map[string]any) bool { return p["Name"] == s.cfg.SecretName("database") })
-	// The attachment resolves to the same secret ARN; ECS references it.
-	dbAttachment := id("AWS::SecretsManager::SecretTargetAttachment", func(_ string, p map[string]any) bool {
-		return asJSON(p["SecretId"]) == asJSON(map[string]any{"Ref": dbSecret})
-	})
+	// The database password's secret is RDS's (ManageMasterUserPassword):
+	// the stacks reach it only through the instance's
+	// MasterUserSecret.SecretArn, in the data stack or through its export.
+	db := id("AWS::RDS::DBInstance", func(string, map[string]any) bool { return true })
 	acct, region := s.cfg.Account, s.cfg.Region
 	return []protected{
 		// Not anyTarget: the agent reads the operator's decisions in the
@@ -109,7 +108,7 @@ func protectedResources(t *testing.T, s *synthesized) []protected {
 		// The key of the database password and the AI provider key.
 		{action: "kms:Decrypt", logicalIDs: []string{secretsKey}, arn: "arn:aws:kms:" + region + ":" + acct + ":key/1c2d3e4f-5678-4a9b-8c7d-6e5f4a3b2c1d"},
 		{action: "sqs:ReceiveMessage", logicalIDs: []string{jobs}, arn: "arn:aws:sqs:" + region + ":" + acct + ":" + s.cfg.Name + "-data-Jobs1234-AbCdEfGh"},
-		{action: "secretsmanager:GetSecretValue", logicalIDs: []string{dbSecret, dbAttachment}, arn: "arn:aws:secretsmanager:" + region + ":" + acct + ":secret:" + s.cfg.SecretName("database") + "-AbCdEf"},
+		{action: "secretsmanager:GetSecretValue", logicalIDs: []string{db + ".MasterUserSecret.SecretArn", db + "MasterUserSecretSecretArn"}, arn: "arn:aws:secretsmanager:" + region + ":" + acct + ":secret:rds!db-3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b-AbCdEf"},
 	}
 }
 
@@ -247,7 +246,7 @@ func TestBoundaryCheckerDetectsGrants(t *testing.T) {
 	for _, wild := range []map[string]any{
 		{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"},
 		{"Effect": "Allow", "Action": []any{"kms:*"}, "Resource": "arn:aws:kms:" + s.cfg.Region + ":" + s.cfg.Account + ":key/*"},
-		{"Effect": "Allow", "Action": "secretsmanager:Get*", "Resource": "arn:aws:secretsmanager:*:*:secret:tether/" + s.cfg.Name + "/*"},
+		{"Effect": "Allow", "Action": "secretsmanager:Get*", "Resource": "arn:aws:secretsmanager:*:*:secret:rds!*"},
 		{"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::*/*"},
 		{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
 	} {

@@ -39,10 +39,14 @@ type Data struct {
 	AccessLogs awss3.Bucket // S3 server access logs and ALB logs (SSE-S3: ALB cannot write SSE-KMS)
 	Jobs       awssqs.Queue
 	DeadLetter awssqs.Queue
-	Database   database
-	Secrets    map[string]awssecretsmanager.ISecret // by kind: ai (key-based providers only), license, agent-identity
-	UserPool   awscognito.UserPool                  // nil unless auth.provider is cognito
-	Client     awscognito.UserPoolClient            // nil unless auth.provider is cognito
+	Database   awsrds.IDatabaseInstance
+	// DatabaseSecret is the secret RDS keeps the master password in
+	// (ManageMasterUserPassword): RDS creates it, rotates it every 7 days
+	// with no Lambda function, and deletes it with the instance.
+	DatabaseSecret awssecretsmanager.ISecret
+	Secrets        map[string]awssecretsmanager.ISecret // by kind: ai (key-based providers only), license, agent-identity
+	UserPool       awscognito.UserPool                  // nil unless auth.provider is cognito
+	Client         awscognito.UserPoolClient            // nil unless auth.provider is cognito
 	// DocsvcSecretsKey encrypts docsvc's secrets (the database password, an
 	// AI provider key); AgentSecretsKey the secrets tether-agent reads (the
 	// license, its identity). The agent's roles may use the second only, and
@@ -60,15 +64,7 @@ type Data struct {
 	OIDCClientID *string
 }
 
-// database is the deployment's PostgreSQL instance, new or restored from a
-// snapshot (adopt.database_snapshot).
-type database interface {
-	awsrds.IDatabaseInstance
-	Secret() awssecretsmanager.ISecret
-	AddRotationSingleUser(options *awsrds.RotationSingleUserOptions) awssecretsmanager.SecretRotation
-}
-
-// Database identity. The password lives only in the generated secret.
+// Database identity. The password lives only in the secret RDS manages.
 const (
 	dbUser = "tether"
 	dbName = "tether"
@@ -168,11 +164,17 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		q.AddToResourcePolicy(denyAgent(cfg, []string{"sqs:*"}, q.QueueArn()))
 	}
 
-	d.Database = newDatabase(stack, cfg, net, d.Key, d.DocsvcSecretsKey)
+	d.Database, d.DatabaseSecret = newDatabase(stack, cfg, net, d.Key, d.DocsvcSecretsKey)
 	for _, family := range dbClients {
 		d.Database.Connections().AllowDefaultPortFrom(net.Groups[family], str("PostgreSQL from "+family))
 	}
-	denyAgentOnSecret(stack, cfg, "DatabaseSecretPolicy", d.Database.Secret())
+	denyAgentOnSecret(stack, cfg, "DatabaseSecretPolicy", d.DatabaseSecret)
+	// tetherctl (secrets list/show, preflight) finds the secret here: RDS
+	// names it rds!db-<uuid>, not tether/<name>/database.
+	awscdk.NewCfnOutput(stack, str("DatabaseSecretArn"), &awscdk.CfnOutputProps{
+		Description: str("The database master password's secret, which RDS manages and rotates"),
+		Value:       d.DatabaseSecret.SecretArn(),
+	})
 
 	// The ai secret exists whatever the provider, though only key-based
 	// providers read it: a retained secret that came and went with the
@@ -334,7 +336,12 @@ func (d *Data) SecretKey(kind string) awskms.IKey {
 	return d.DocsvcSecretsKey
 }
 
-func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key, secretKey awskms.IKey) database {
+// newDatabase creates the instance and returns it with the secret RDS
+// keeps its master password in. RDS manages that password itself
+// (ManageMasterUserPassword): it generates it, encrypts the secret with the
+// docsvc-secrets key, and rotates it every 7 days, with no rotation Lambda
+// function, nested application or role in the stacks.
+func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key, secretKey awskms.IKey) (awsrds.IDatabaseInstance, awssecretsmanager.ISecret) {
 	engine := awsrds.DatabaseInstanceEngine_Postgres(&awsrds.PostgresInstanceEngineProps{
 		Version: awsrds.PostgresEngineVersion_VER_17_9(),
 	})
@@ -344,43 +351,28 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 		Parameters:  &map[string]*string{"rds.force_ssl": str("1")},
 	})
 	isolated := &awsec2.SubnetSelection{SubnetGroupName: str(subnetIsolated)}
-	var secret awssecretsmanager.ISecret
-	if arn := cfg.Adopt.Secrets.Database; arn != "" {
-		// The retained secret holds the password of the instance it belonged
-		// to, and so of that instance's final snapshot.
-		secret = awssecretsmanager.Secret_FromSecretAttributes(stack, str("DatabaseSecret"), &awssecretsmanager.SecretAttributes{
-			SecretCompleteArn: str(arn), EncryptionKey: secretKey,
-		})
-	} else {
-		s := awsrds.NewDatabaseSecret(stack, str("DatabaseSecret"), &awsrds.DatabaseSecretProps{
-			Username:   str(dbUser),
-			SecretName: str(cfg.SecretName(secretDatabase)),
-			// Not the data key: the rotation function and the tasks' execution
-			// roles decrypt this secret, and need nothing that opens documents.
-			EncryptionKey: secretKey,
-		})
-		s.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
-		secret = s
-	}
 	id := dbInstanceID(cfg)
 	props := &awsrds.DatabaseInstanceProps{
-		Engine:               engine,
-		InstanceType:         awsec2.NewInstanceType(str(strings.TrimPrefix(cfg.Sizing.DatabaseClass, "db."))),
-		Vpc:                  net.Vpc,
-		VpcSubnets:           isolated,
-		Credentials:          awsrds.Credentials_FromSecret(secret, nil),
-		DatabaseName:         str(dbName),
-		ParameterGroup:       params,
-		StorageEncrypted:     jsii.Bool(true),
-		StorageEncryptionKey: key,
-		StorageType:          awsrds.StorageType_GP3,
-		AllocatedStorage:     num(float64(cfg.Sizing.DatabaseStorageGiB)),
-		MaxAllocatedStorage:  num(float64(cfg.Sizing.DatabaseStorageGiB * 4)),
-		MultiAz:              jsii.Bool(cfg.Sizing.MultiAZ),
-		PubliclyAccessible:   jsii.Bool(false),
-		BackupRetention:      awscdk.Duration_Days(num(14)),
-		CopyTagsToSnapshot:   jsii.Bool(true),
-		DeletionProtection:   jsii.Bool(true),
+		Engine:       engine,
+		InstanceType: awsec2.NewInstanceType(str(strings.TrimPrefix(cfg.Sizing.DatabaseClass, "db."))),
+		Vpc:          net.Vpc,
+		VpcSubnets:   isolated,
+		// Not the data key: the tasks' roles decrypt this secret, and need
+		// nothing that opens documents.
+		Credentials:              awsrds.Credentials_FromUsername(str(dbUser), &awsrds.CredentialsFromUsernameOptions{EncryptionKey: secretKey}),
+		ManageMasterUserPassword: jsii.Bool(true),
+		DatabaseName:             str(dbName),
+		ParameterGroup:           params,
+		StorageEncrypted:         jsii.Bool(true),
+		StorageEncryptionKey:     key,
+		StorageType:              awsrds.StorageType_GP3,
+		AllocatedStorage:         num(float64(cfg.Sizing.DatabaseStorageGiB)),
+		MaxAllocatedStorage:      num(float64(cfg.Sizing.DatabaseStorageGiB * 4)),
+		MultiAz:                  jsii.Bool(cfg.Sizing.MultiAZ),
+		PubliclyAccessible:       jsii.Bool(false),
+		BackupRetention:          awscdk.Duration_Days(num(14)),
+		CopyTagsToSnapshot:       jsii.Bool(true),
+		DeletionProtection:       jsii.Bool(true),
 		// Pinned to one minor version: an automatic minor upgrade would
 		// leave the template naming an older version than the instance
 		// runs, and the next update would fail trying to go back. A new
@@ -404,18 +396,18 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 	if cfg.Sizing.PerformanceInsights {
 		props.PerformanceInsightEncryptionKey = key
 	}
-	var db database
+	var db awsrds.IDatabaseInstance
 	if snapshot := cfg.Adopt.DatabaseSnapshot; snapshot != "" {
 		// The same instance, restored: encryption and its key come with the
 		// snapshot (it was encrypted with the adopted data key), and so do
-		// the database and its user; the password is set to the secret's.
+		// the database and its user; RDS gives the user a new managed
+		// password (set below), so no secret outlives the instance.
 		restore := &awsrds.DatabaseInstanceFromSnapshotProps{
 			SnapshotIdentifier: str(snapshot),
-			Credentials:        awsrds.SnapshotCredentials_FromSecret(secret),
 		}
 		// What a restore cannot take is the new instance's credentials and
 		// encryption; anything else left behind would be a setting lost.
-		if skipped := copySameFields(restore, props); !slices.Equal(skipped, []string{"Credentials", "StorageEncrypted", "StorageEncryptionKey"}) {
+		if skipped := copySameFields(restore, props); !slices.Equal(skipped, []string{"Credentials", "ManageMasterUserPassword", "StorageEncrypted", "StorageEncryptionKey"}) {
 			panic(fmt.Sprintf("restoring the database would drop settings %v: set them on the restore too", skipped))
 		}
 		restore.DatabaseName = nil
@@ -439,22 +431,25 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 		})
 		db.Node().AddDependency(lg)
 	}
-	db.AddRotationSingleUser(&awsrds.RotationSingleUserOptions{
-		AutomaticallyAfter: awscdk.Duration_Days(num(30)),
-		VpcSubnets:         isolated,
-		// The network stack's group, which the VPC endpoints admit: the
-		// function calls Secrets Manager from the isolated subnets.
-		SecurityGroup: net.Groups["rotation"],
+	// Set on the template itself, for a new instance and a restored one
+	// alike (the restore's construct has no such setting): RDS generates
+	// the password, keeps it in a secret encrypted with the docsvc-secrets
+	// key, and rotates it every 7 days.
+	cfn := db.Node().DefaultChild().(awsrds.CfnDBInstance)
+	cfn.SetManageMasterUserPassword(jsii.Bool(true))
+	cfn.SetMasterUserSecret(&awsrds.CfnDBInstance_MasterUserSecretProperty{KmsKeyId: secretKey.KeyArn()})
+	secret := awssecretsmanager.Secret_FromSecretAttributes(stack, str("DatabaseSecret"), &awssecretsmanager.SecretAttributes{
+		SecretCompleteArn: cfn.AttrMasterUserSecretSecretArn(), EncryptionKey: secretKey,
 	})
 	suppress(db, "AwsSolutions-RDS11", "The instance is in isolated subnets reachable only from the tasks' security groups; a non-default port adds no protection and breaks PostgreSQL tooling defaults.")
 	suppress(db.Node().FindChild(str("MonitoringRole")), "AwsSolutions-IAM4", "RDS enhanced monitoring's role carries AmazonRDSEnhancedMonitoringRole, the AWS policy made for it: it writes only to the RDSOSMetrics log group.",
 		"Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
-	skipCheckov(db, "CKV_AWS_161", "docsvc logs in with the database password from Secrets Manager (rotated every 30 days) and has no IAM token support; IAM authentication would be an unused second way in.")
+	skipCheckov(db, "CKV_AWS_161", "docsvc logs in with the database password from Secrets Manager (managed and rotated every 7 days by RDS) and has no IAM token support; IAM authentication would be an unused second way in.")
 	if !cfg.Sizing.MultiAZ {
 		suppress(db, "AwsSolutions-RDS3", "The customer chose a single-AZ database (sizing.multi_az: false) in deployment.yaml; automated backups and snapshots still protect the data.")
 		skipCheckov(db, "CKV_AWS_157", "The customer chose a single-AZ database (sizing.multi_az: false) in deployment.yaml; automated backups and snapshots still protect the data.")
 	}
-	return db
+	return db, secret
 }
 
 func (d *Data) newUserPool(cfg *deployconfig.Config) {

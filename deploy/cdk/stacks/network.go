@@ -22,9 +22,8 @@ import (
 type Network struct {
 	Stack awscdk.Stack
 	Vpc   awsec2.IVpc
-	// Security groups per task family (api, worker, migrate, agent), for
-	// the database password's rotation function (rotation) and for the load
-	// balancer. They live here, below the data stack, so the database can
+	// Security groups per task family (api, worker, migrate, agent) and
+	// for the load balancer. They live here, below the data stack, so the database can
 	// admit them without the data stack referring to the services stack, and
 	// so the VPC endpoints can admit exactly them.
 	Groups map[string]awsec2.SecurityGroup
@@ -144,16 +143,15 @@ func importVpc(stack awscdk.Stack, n deployconfig.Network) awsec2.IVpc {
 	})
 }
 
-// newGroups creates the security groups of the tasks, the rotation
-// function and the load balancer, and the rules between them.
+// newGroups creates the security groups of the tasks and the load
+// balancer, and the rules between them.
 func (n *Network) newGroups(cfg *deployconfig.Config) {
 	stack, vpc := n.Stack, n.Vpc
 	purposes := map[string]string{
-		"api":      "docsvc api tasks",
-		"worker":   "docsvc worker tasks",
-		"migrate":  "docsvc migrate task",
-		"agent":    "tether-agent (outbound HTTPS only, no database access)",
-		"rotation": "database password rotation function",
+		"api":     "docsvc api tasks",
+		"worker":  "docsvc worker tasks",
+		"migrate": "docsvc migrate task",
+		"agent":   "tether-agent (outbound HTTPS only, no database access)",
 	}
 	for _, family := range sortedKeys(purposes) {
 		sg := awsec2.NewSecurityGroup(stack, str("Tasks-"+family), &awsec2.SecurityGroupProps{
@@ -165,7 +163,7 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 		// service this family needs (identity provider, AI provider, plane)
 		// where its subnets have a NAT route.
 		// PostgreSQL egress to the database's group is added by the data
-		// stack, for the docsvc families and the rotation function only.
+		// stack, for the docsvc families only.
 		sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(num(443)), str("HTTPS"), nil)
 		n.Groups[family] = sg
 	}

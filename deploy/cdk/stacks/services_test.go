@@ -395,12 +395,14 @@ func TestOnlyReadSecretsExist(t *testing.T) {
 		sort.Strings(names)
 		prefix := "tether/" + s.cfg.Name + "/"
 		// ai exists whatever the provider (see TestConfigChangesKeepExportsInUse).
-		want := []string{prefix + "agent-identity", prefix + "ai", prefix + "database", prefix + "license"}
+		// The database's secret is RDS's own (ManageMasterUserPassword),
+		// not one of the stacks'.
+		want := []string{prefix + "agent-identity", prefix + "ai", prefix + "license"}
 		if strings.Join(names, " ") != strings.Join(want, " ") {
 			t.Errorf("secrets = %v, want %v", names, want)
 		}
 		services := asJSON(s.json["services"]) + asJSON(s.json["cluster"])
-		for _, id := range []string{"Secretlicense", "Secretagentidentity", "DatabaseSecret"} {
+		for _, id := range []string{"Secretlicense", "Secretagentidentity", "MasterUserSecretSecretArn"} {
 			if !strings.Contains(services, id) {
 				t.Errorf("no task reads %s", id)
 			}
@@ -425,7 +427,7 @@ func importSample(s *synthesized, export string) (string, bool) {
 		{"DataKey", "arn:aws:kms:" + region + ":" + account + ":key/0b9a8c7d-1234-4e5f-8a9b-0c1d2e3f4a5b"},
 		{"ProviderURL", "https://cognito-idp." + region + ".amazonaws.com/" + region + "_AbCdEfGhI"},
 		{"RefUsersDocsvc", "4k2c1n9m8b7v6c5x4z3l2k1j0h"},
-		{"RefDatabaseSecretAttachment", "arn:aws:secretsmanager:" + region + ":" + account + ":secret:tether/" + s.cfg.Name + "/database-AbCdEf"},
+		{"MasterUserSecretSecretArn", rdsSecretARN(s)},
 	} {
 		if strings.Contains(export, x.has) {
 			return x.value, true
@@ -510,7 +512,7 @@ func TestDocsvcTasksPassConfigValidation(t *testing.T) {
 func checkDocsvcConfig(t *testing.T, s *synthesized) {
 	for _, family := range []string{"api", "worker", "migrate"} {
 		env := docsvcEnv(t, s, container(t, s, family))
-		cfg, err := config.Load(context.Background(), func(k string) string { return env[k] }, databaseSecret{s.cfg.SecretName("database")})
+		cfg, err := config.Load(context.Background(), func(k string) string { return env[k] }, databaseSecret{rdsSecretARN(s)})
 		if err != nil {
 			t.Errorf("%s: docsvc would exit at start:\n%v", family, err)
 			continue
@@ -535,12 +537,18 @@ func checkDocsvcConfig(t *testing.T, s *synthesized) {
 	}
 }
 
+// rdsSecretARN is a made-up ARN in the shape of the secret RDS creates for
+// a managed master password (rds!db-<instance resource ID>).
+func rdsSecretARN(s *synthesized) string {
+	return "arn:aws:secretsmanager:" + s.cfg.Region + ":" + s.cfg.Account + ":secret:rds!db-3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b-AbCdEf"
+}
+
 // databaseSecret answers for the database secret, as RDS fills it, and
 // nothing else: any other ARN in a docsvc task's configuration fails.
-type databaseSecret struct{ name string }
+type databaseSecret struct{ arn string }
 
 func (d databaseSecret) Resolve(_ context.Context, ref string) (string, error) {
-	if !strings.Contains(ref, ":secret:"+d.name+"-") {
+	if ref != d.arn {
 		return "", fmt.Errorf("no such secret %s", ref)
 	}
 	return `{"engine":"postgres","username":"docsvc","password":"rds-generated"}`, nil

@@ -67,7 +67,7 @@ func docsvcConfigValues(cfg *deployconfig.Config, d *Data) map[string]*string {
 			str("postgres://" + dbUser + "@"), d.Database.DbInstanceEndpointAddress(), str(":"),
 			d.Database.DbInstanceEndpointPort(), str("/" + dbName + "?sslmode=require"),
 		}),
-		"DOCSVC_DATABASE_PASSWORD": awscdk.Fn_Join(str(""), &[]*string{d.Database.Secret().SecretArn(), str("#password")}),
+		"DOCSVC_DATABASE_PASSWORD": awscdk.Fn_Join(str(""), &[]*string{d.DatabaseSecret.SecretArn(), str("#password")}),
 		"DOCSVC_BLOB_URL":          awscdk.Fn_Join(str(""), &[]*string{str("s3://"), d.Documents.BucketName(), str("/" + documentsPrefix)}),
 		"DOCSVC_S3_KMS_KEY_ID":     d.Key.KeyArn(),
 		"DOCSVC_QUEUE_URL":         d.Jobs.QueueUrl(),
@@ -273,7 +273,7 @@ func secretsManagerService(region string) string {
 // (DOCSVC_DATABASE_PASSWORD), which docsvc does at start and after a
 // rotation, and decrypt it through Secrets Manager only.
 func (s *tasks) grantDatabasePassword(role awsiam.Role) {
-	secret := s.data.Database.Secret()
+	secret := s.data.DatabaseSecret
 	allow(role, []string{"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}, secret.SecretArn())
 	grantSecretKeys(role, s.cfg.Region, map[string]taskSecret{
 		"DOCSVC_DATABASE_PASSWORD": {key: s.data.SecretKey(secretDatabase), arn: secret.SecretArn()},
