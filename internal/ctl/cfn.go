@@ -292,8 +292,7 @@ func describeStack(ctx context.Context, cfn *cloudformation.Client, name string)
 	cctx, cancel := callCtx(ctx)
 	defer cancel()
 	out, err := cfn.DescribeStacks(cctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ValidationError" && strings.Contains(apiErr.ErrorMessage(), "does not exist") {
+	if isStackMissing(err) {
 		return nil, nil
 	}
 	if err != nil {

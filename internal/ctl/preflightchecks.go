@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
 	acmtypes "github.com/aws/aws-sdk-go-v2/service/acm/types"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -579,14 +578,8 @@ func awsFailureText(err error) verdict {
 // stackExists asks CloudFormation whether a stack exists. CloudFormation
 // answers ValidationError "Stack with id X does not exist" when it does not.
 func stackExists(ctx context.Context, a *awsSession, name string) (bool, error) {
-	_, err := a.CloudFormation().DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
-	if isStackMissing(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("looking for the %s stack (CloudFormation DescribeStacks): %s", name, describeAWSError(err))
-	}
-	return true, nil
+	s, err := describeStack(ctx, a.CloudFormation(), name)
+	return s != nil, err
 }
 
 func checkPlane(ctx context.Context, p *preflight) verdict {

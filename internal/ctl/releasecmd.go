@@ -1,12 +1,10 @@
 package ctl
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -223,22 +221,17 @@ func confirm(env Env, dc *deployconfig.Config, plan []string, yes bool) error {
 	return proceed(env)
 }
 
-// proceed asks for "yes" on standard input; anything else, or none, is a
+// proceed asks whether to go ahead (askToProceed); anything but yes is a
 // refusal that says nothing was changed.
 func proceed(env Env) error {
-	fmt.Fprint(env.Stderr, "Proceed? Type yes: ")
-	if env.Stdin == nil {
-		return errors.New("not confirmed (no standard input), nothing was changed; pass --yes to run without asking")
+	ok, err := askToProceed(env, "Proceed?")
+	if err != nil {
+		return err
 	}
-	line, err := bufio.NewReader(io.LimitReader(env.Stdin, 64)).ReadString('\n')
-	fmt.Fprintln(env.Stderr)
-	if answer := strings.ToLower(strings.TrimSpace(line)); answer == "yes" || answer == "y" {
-		return nil
+	if !ok {
+		return errors.New("not confirmed, nothing was changed; pass --yes to run without asking")
 	}
-	if err != nil && strings.TrimSpace(line) == "" {
-		return errors.New("not confirmed (no answer on standard input), nothing was changed; pass --yes to run without asking")
-	}
-	return errors.New("not confirmed, nothing was changed")
+	return nil
 }
 
 // parseFlagsOnly parses a command that takes flags and no arguments;
