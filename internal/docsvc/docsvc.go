@@ -403,7 +403,9 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 	if cfg.OIDC.CallbackURL != "" {
 		signIn, err = authn.NewSignIn(auth.SignInOptions{
 			CallbackURL: cfg.OIDC.CallbackURL, PostLogoutURL: cfg.PublicURL + "/",
-			ClientSecret: cfg.OIDC.ClientSecret, Scopes: []string{"email", "profile"}, Log: log,
+			// openid only: docsvc needs the issuer and subject, and the
+			// session cookie then carries no email address or name.
+			ClientSecret: cfg.OIDC.ClientSecret, Log: log,
 		})
 		if err != nil {
 			return err
