@@ -54,6 +54,9 @@ Usage:
   tetherctl status [--config deployment.yaml] [--output json]
       the deployment on one screen: release, stacks, services, queues, agent
       and license, alarms firing; exit 1 when unhealthy or unreadable
+  tetherctl scale workers --min N --max M | scale api --count N [--yes]
+      change how many tasks run through the services stack's parameters
+      (change set shown first); a later deploy keeps the counts
   tetherctl destroy [--config deployment.yaml] [--yes]
       delete the stacks newest first after you type the deployment's name,
       keeping (and listing) the documents, database, keys and logs
@@ -162,6 +165,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return statusCmd(ctx, args[1:], env)
 	case "destroy":
 		return destroyCmd(ctx, args[1:], env)
+	case "scale":
+		return scaleCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
 	case "bootstrap":

@@ -102,15 +102,31 @@ func (s *services) newObservability() {
 	s.Worker.Node().AddDependency(alarms["worker"])
 	s.Agent.Node().AddDependency(alarms["agent"])
 
-	alarm("queue-age", "The oldest job has waited more than 15 minutes: workers are failing or at worker_max.",
-		d.Jobs.MetricApproximateAgeOfOldestMessage(metricOpts("Maximum", 5)), 900, 3, gte)
-	alarm("dead-letter-depth", "Jobs reached the dead-letter queue after repeated failures; inspect the dead-letter queue in the SQS console.",
-		d.DeadLetter.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 5)), 1, 1, gte)
+	// The storage-growth alarms fire at deployment.yaml's
+	// observability.thresholds (tetherctl status warns at the same values).
+	th := cfg.Observe.Thresholds
+	alarm("queue-age", fmt.Sprintf("The oldest job has waited more than %d minutes: workers are failing or at their maximum (tetherctl scale workers; observability.thresholds.queue_age_minutes).", th.QueueAgeMinutes),
+		d.Jobs.MetricApproximateAgeOfOldestMessage(metricOpts("Maximum", 5)), float64(th.QueueAgeMinutes*60), 3, gte)
+	alarm("dead-letter-depth", fmt.Sprintf("%d or more jobs reached the dead-letter queue after repeated failures (observability.thresholds.dead_letters); see docs/runbooks/storage-growth.md.", th.DeadLetters),
+		d.DeadLetter.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 5)), float64(th.DeadLetters), 1, gte)
 	alarm("database-cpu", "Database CPU above 80% for 15 minutes; consider a larger sizing.database_class.",
 		d.Database.MetricCPUUtilization(metricOpts("Average", 5)), 80, 3, gte)
-	freeBytes := float64(cfg.Sizing.DatabaseStorageGiB) * (1 << 30) / 10
-	alarm("database-storage", "Database free storage below 10% of its allocated size.",
+	freeBytes := float64(cfg.Sizing.DatabaseStorageGiB) * (1 << 30) * float64(th.DatabaseFreePercent) / 100
+	alarm("database-storage", fmt.Sprintf("Database free storage below %d%% of its initial %d GiB (observability.thresholds.database_free_percent); storage autoscaling grows it up to four times that.", th.DatabaseFreePercent, cfg.Sizing.DatabaseStorageGiB),
 		d.Database.MetricFreeStorageSpace(metricOpts("Minimum", 5)), freeBytes, 1, awscloudwatch.ComparisonOperator_LESS_THAN_OR_EQUAL_TO_THRESHOLD)
+	// S3 publishes a bucket's size once a day.
+	bucketSize := awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace:  str("AWS/S3"),
+		MetricName: str("BucketSizeBytes"),
+		DimensionsMap: &map[string]*string{
+			"BucketName":  d.Documents.BucketName(),
+			"StorageType": str("StandardStorage"),
+		},
+		Statistic: str("Maximum"),
+		Period:    awscdk.Duration_Days(num(1)),
+	})
+	alarm("documents-size", fmt.Sprintf("The documents bucket holds more than %d GiB (observability.thresholds.documents_gib); see docs/runbooks/storage-growth.md.", th.DocumentsGiB),
+		bucketSize, float64(th.DocumentsGiB)*(1<<30), 1, gte)
 
 	backlog := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression: str("visible + inflight"),
@@ -144,6 +160,7 @@ func (s *services) newObservability() {
 			s.API.Metric(str("CPUUtilization"), metricOpts("SampleCount", 1)),
 			s.Worker.Metric(str("CPUUtilization"), metricOpts("SampleCount", 1))),
 	)
+	dash.AddWidgets(graph("Documents bucket size (daily)", bucketSize))
 	awscdk.NewCfnOutput(stack, str("AlarmTopicArn"), &awscdk.CfnOutputProps{Value: topic.TopicArn()})
 	awscdk.NewCfnOutput(stack, str("DashboardName"), &awscdk.CfnOutputProps{Value: dash.DashboardName()})
 }
