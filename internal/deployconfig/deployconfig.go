@@ -292,8 +292,10 @@ const (
 	// stack's ApiTaskCount, WorkerMinTasks and WorkerMaxTasks parameters.
 	MaxAPITasks    = 50
 	MaxWorkerTasks = 200
-	DefaultCIDR             = "10.40.0.0/16"
 )
+
+// DefaultCIDR is the new VPC's range when network.cidr is left out.
+const DefaultCIDR = "10.40.0.0/16"
 
 // Load reads and parses the file at path.
 func Load(path string) (*Config, error) {
