@@ -45,10 +45,15 @@ Shows, reading only:
             against license.public_key (the license is never printed)
   storage   the documents bucket's size (S3's daily BucketSizeBytes) and
             the database's allocated and free storage (RDS, FreeStorageSpace)
+  cert      the TLS certificate in use (domain.certificate_arn, or the one
+            the services stack made in domain.hosted_zone): ACM status and
+            expiry; expired or not ISSUED is a problem, within 30 days a
+            warning
   alarms    CloudWatch alarms named tether-<name>-… that are in ALARM
   warnings  what is at or past deployment.yaml's observability.thresholds
             (the alarms' values): queue age, dead letters, database free
-            storage, documents size; warnings alone do not fail status
+            storage, documents size; a certificate expiring within 30 days;
+            warnings alone do not fail status
 
 Every AWS call has its own time limit (--timeout); a call that fails shows
 its reason in its row and the rest is still shown.
@@ -111,6 +116,9 @@ type statusReport struct {
 	Alarms   alarmsState    `json:"alarms"`
 	// Storage is nil when the data stack is not deployed.
 	Storage *storageState `json:"storage"`
+	// Certificate is nil while a hosted-zone deployment's services stack,
+	// which creates it, is not deployed.
+	Certificate *certificateState `json:"certificate"`
 	// Warnings are what comes near deployment.yaml's thresholds or a
 	// certificate's expiry; they do not make the deployment unhealthy.
 	Warnings []string `json:"warnings"`
@@ -238,10 +246,18 @@ func readStatus(ctx context.Context, a *awsSession, dc *deployconfig.Config, tim
 	wg.Go(call(func(ctx context.Context) { r.License = readLicense(ctx, a, dc, now) }))
 	wg.Go(call(func(ctx context.Context) { r.Alarms = readAlarms(ctx, a, dc) }))
 	wg.Go(func() { r.Storage = readStorage(ctx, a, dc, timeout, now) })
+	wg.Go(call(func(ctx context.Context) { r.Certificate = readCertificate(ctx, a, dc, now) }))
 	wg.Wait()
 	r.Problems = judgeStatus(r)
-	r.Healthy = len(r.Problems) == 0
 	r.Warnings = append([]string{}, storageWarnings(r, dc.Observe.Thresholds, dc.Sizing.DatabaseStorageGiB)...)
+	problem, warning := certificateVerdict(r.Certificate, now)
+	if problem != "" {
+		r.Problems = append(r.Problems, problem)
+	}
+	if warning != "" {
+		r.Warnings = append(r.Warnings, warning)
+	}
+	r.Healthy = len(r.Problems) == 0
 	return r
 }
 
@@ -297,6 +313,9 @@ func judgeStatus(r *statusReport) []string {
 	}
 	if r.Storage != nil && r.Storage.Error != "" {
 		add("the storage could not be read: %s", r.Storage.Error)
+	}
+	if r.Certificate != nil && r.Certificate.Error != "" {
+		add("the TLS certificate could not be read: %s", r.Certificate.Error)
 	}
 	for _, al := range r.Alarms.Firing {
 		add("alarm %s is firing", al.Name)
@@ -652,6 +671,20 @@ func writeStatus(w io.Writer, r *statusReport) {
 			section = "storage"
 		}
 		row(section, "%s", line)
+	}
+	switch c := r.Certificate; {
+	case c == nil:
+		row("cert", "none found: with domain.hosted_zone the services stack creates it")
+	case c.Error != "":
+		row("cert", "%s", c.Error)
+	case c.NotAfter != nil:
+		line := fmt.Sprintf("%s %s, expires %s (%d days)", c.Status, c.ARN, c.NotAfter.Format(dateFormat), *c.DaysLeft)
+		if c.Renewal != "" {
+			line += ", renewal " + c.Renewal
+		}
+		row("cert", "%s", line)
+	default:
+		row("cert", "%s %s", c.Status, c.ARN)
 	}
 	agent := "not deployed"
 	for _, s := range r.Services {
