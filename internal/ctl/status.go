@@ -45,6 +45,8 @@ Shows, reading only:
             against license.public_key (the license is never printed)
   storage   the documents bucket's size (S3's daily BucketSizeBytes) and
             the database's allocated and free storage (RDS, FreeStorageSpace)
+  ai        the AI provider: degraded while the workers' circuit to it keeps
+            opening (the tether-<name>-ai-provider alarm), else ok
   cert      the TLS certificate in use (domain.certificate_arn, or the one
             the services stack made in domain.hosted_zone): ACM status and
             expiry; expired or not ISSUED is a problem, within 30 days a
@@ -116,6 +118,7 @@ type statusReport struct {
 	Alarms   alarmsState    `json:"alarms"`
 	// Storage is nil when the data stack is not deployed.
 	Storage *storageState `json:"storage"`
+	AIProvider aiProviderState `json:"ai_provider"`
 	// Certificate is nil while a hosted-zone deployment's services stack,
 	// which creates it, is not deployed.
 	Certificate *certificateState `json:"certificate"`
@@ -248,6 +251,7 @@ func readStatus(ctx context.Context, a *awsSession, dc *deployconfig.Config, tim
 	wg.Go(func() { r.Storage = readStorage(ctx, a, dc, timeout, now) })
 	wg.Go(call(func(ctx context.Context) { r.Certificate = readCertificate(ctx, a, dc, now) }))
 	wg.Wait()
+	r.AIProvider = judgeAIProvider(dc, r.Alarms)
 	r.Problems = judgeStatus(r)
 	r.Warnings = append([]string{}, storageWarnings(r, dc.Observe.Thresholds, dc.Sizing.DatabaseStorageGiB)...)
 	problem, warning := certificateVerdict(r.Certificate, now)
@@ -672,6 +676,7 @@ func writeStatus(w io.Writer, r *statusReport) {
 		}
 		row(section, "%s", line)
 	}
+	row("ai", "%s %s: %s", r.AIProvider.Provider, r.AIProvider.Status, r.AIProvider.Detail)
 	switch c := r.Certificate; {
 	case c == nil:
 		row("cert", "none found: with domain.hosted_zone the services stack creates it")

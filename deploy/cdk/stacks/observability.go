@@ -14,7 +14,17 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tetherhq/tether/internal/deployconfig"
 )
+
+// circuitOpenMessage is internal/analyze.CircuitOpenMessage (checked by
+// TestProviderAlarmMatchesTheWorkerLog).
+const circuitOpenMessage = "analyze: circuit open"
+
+// aiProviderAlarm is the alarm tetherctl status reads the AI provider's
+// state from (internal/ctl/statusai.go).
+const aiProviderAlarm = "ai-provider"
 
 func metricOpts(stat string, minutes float64) *awscloudwatch.MetricOptions {
 	return &awscloudwatch.MetricOptions{Statistic: str(stat), Period: awscdk.Duration_Minutes(num(minutes))}
@@ -97,6 +107,33 @@ func (s *services) newObservability() {
 		alarms[family] = alarm(deployAlarm[family], fmt.Sprintf("The %s logged 10 or more errors a minute for 3 minutes; rolls back a %s deployment.", family, family),
 			filter.Metric(metricOpts("Sum", 1)), 10, 3, gte)
 	}
+	// The AI provider: each time the worker's circuit to it opens, the
+	// worker logs internal/analyze's CircuitOpenMessage; during an outage
+	// that is every cooldown (30s). Its construct ID does not start with
+	// "Alarm", so an upgrade's health gate (tetherctl readHealth) ignores
+	// it: a provider's outage says nothing about the release.
+	if cfg.AI.Provider != deployconfig.AILocal {
+		opened := awslogs.NewMetricFilter(stack, str("AIProviderCircuitOpen"), &awslogs.MetricFilterProps{
+			LogGroup:        s.LogGroups["worker"],
+			MetricNamespace: str("Tether/" + cfg.Name),
+			MetricName:      str("ai-provider-circuit-open"),
+			FilterPattern:   awslogs.FilterPattern_StringValue(str("$.msg"), str("="), str(circuitOpenMessage)),
+			MetricValue:     str("1"),
+			DefaultValue:    num(0),
+		})
+		a := awscloudwatch.NewAlarm(stack, str("ProviderAlarm"), &awscloudwatch.AlarmProps{
+			AlarmName:          str(alarmName(cfg, aiProviderAlarm)),
+			AlarmDescription:   str("The worker's circuit to the AI provider (" + cfg.AI.Provider + ") opened in the last 5 minutes: analysis is failing and jobs wait. See docs/runbooks/ai-provider-outage.md."),
+			Metric:             opened.Metric(metricOpts("Sum", 5)),
+			Threshold:          num(1),
+			EvaluationPeriods:  num(1),
+			ComparisonOperator: gte,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		a.AddAlarmAction(notify)
+		a.AddOkAction(notify)
+	}
+
 	// ECS must find the alarms when a deployment starts.
 	s.API.Node().AddDependency(alarms["api"])
 	s.Worker.Node().AddDependency(alarms["worker"])
