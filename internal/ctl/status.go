@@ -117,7 +117,7 @@ type statusReport struct {
 	License  licenseState   `json:"license"`
 	Alarms   alarmsState    `json:"alarms"`
 	// Storage is nil when the data stack is not deployed.
-	Storage *storageState `json:"storage"`
+	Storage    *storageState   `json:"storage"`
 	AIProvider aiProviderState `json:"ai_provider"`
 	// Certificate is nil while a hosted-zone deployment's services stack,
 	// which creates it, is not deployed.
