@@ -189,7 +189,7 @@ func storageWarnings(r *statusReport, th deployconfig.Thresholds, initialGiB int
 
 func gibText(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/gib) }
 
-// storageLine is the status text's storage rows.
+// storageLines are the status text's storage rows.
 func storageLines(s *storageState, window time.Duration) []string {
 	if s == nil {
 		return []string{"not deployed"}
