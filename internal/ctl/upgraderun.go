@@ -91,7 +91,7 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 			return fmt.Errorf("the services were not changed: %w", err)
 		}
 		if err := steps.migrate(ctx, env, a, dc, p.To.DocsvcDigest); err != nil {
-			return p.record(ctx, a, dc, "failed", fmt.Errorf("the migration failed, the services were not changed and still run %s (restore snapshot %s only if the database is damaged): %w", orDefault(p.From.Version, "the previous release"), p.Snapshot, err))
+			return p.record(ctx, a, dc, "failed", "migration-failed", fmt.Errorf("the migration failed, the services were not changed and still run %s (restore snapshot %s only if the database is damaged): %w", orDefault(p.From.Version, "the previous release"), p.Snapshot, err))
 		}
 	}
 	target := map[string]string{"DocsvcImage": migratedMarkerPath(dc, p.To.DocsvcDigest), "AgentImage": agentMarkerPath(dc, p.To.AgentDigest)}
@@ -99,7 +99,7 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 		if strings.HasPrefix(err.Error(), "not confirmed") {
 			return err
 		}
-		return p.rollBack(ctx, env, a, dc, w, fmt.Sprintf("updating the services stack failed: %v", err))
+		return p.rollBack(ctx, env, a, dc, w, "stack-failed", fmt.Sprintf("updating the services stack failed: %v", err))
 	}
 	// The rollout may take as long as the time limit allows; once every
 	// service has settled, it must stay healthy for p.Settle.
@@ -107,10 +107,10 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 	for {
 		settled, problems, err := steps.health(ctx, a, dc)
 		if err != nil {
-			return p.rollBack(ctx, env, a, dc, w, fmt.Sprintf("the services' health could not be read: %v", err))
+			return p.rollBack(ctx, env, a, dc, w, "health-unreadable", fmt.Sprintf("the services' health could not be read: %v", err))
 		}
 		if len(problems) > 0 {
-			return p.rollBack(ctx, env, a, dc, w, strings.Join(problems, "; "))
+			return p.rollBack(ctx, env, a, dc, w, problemCode(problems), strings.Join(problems, "; "))
 		}
 		switch {
 		case !settled:
@@ -123,31 +123,44 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 			break
 		}
 		if err := sleep(ctx, stackPoll); err != nil {
-			return p.rollBack(ctx, env, a, dc, w, "the services had not stayed healthy for "+p.Settle.String()+" when the time limit (--timeout) ran out")
+			return p.rollBack(ctx, env, a, dc, w, "timeout", "the services had not stayed healthy for "+p.Settle.String()+" when the time limit (--timeout) ran out")
 		}
 	}
-	return p.record(ctx, a, dc, "succeeded", nil)
+	return p.record(ctx, a, dc, "succeeded", "", nil)
+}
+
+// problemCode is the recorded reason code for healthProblems' findings: an
+// alarm when one went off, else a failed rollout.
+func problemCode(problems []string) string {
+	for _, p := range problems {
+		if strings.HasPrefix(p, "alarm ") {
+			return "alarm"
+		}
+	}
+	return "rollout-failed"
 }
 
 // rollBack sets the services stack back to the markers it had and records
-// why.
-func (p *upgradePlan) rollBack(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Config, w io.Writer, why string) error {
+// why (code, one of wire.UpgradeReasons, and the text).
+func (p *upgradePlan) rollBack(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Config, w io.Writer, code, why string) error {
 	fmt.Fprintf(w, "Rolling the services back to %s: %s\n", orDefault(p.From.Version, "the previous images"), why)
 	back := map[string]string{"DocsvcImage": p.From.DocsvcMarker, "AgentImage": p.From.AgentMarker}
 	// A fresh deadline: the rollback must run even when the upgrade's ran out.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
 	defer cancel()
 	if err := setStackParameters(rctx, env, a, dc.Name+"-services", back, true, w); err != nil {
-		return p.record(rctx, a, dc, "failed", fmt.Errorf("%s, and setting the services stack back failed too: %w; set DocsvcImage=%s and AgentImage=%s by hand (docs/runbooks/rollback.md)", why, err, p.From.DocsvcMarker, p.From.AgentMarker))
+		return p.record(rctx, a, dc, "failed", code, fmt.Errorf("%s, and setting the services stack back failed too: %w; set DocsvcImage=%s and AgentImage=%s by hand (docs/runbooks/rollback.md)", why, err, p.From.DocsvcMarker, p.From.AgentMarker))
 	}
-	return p.record(rctx, a, dc, "rolled-back", fmt.Errorf("the %s to %s was rolled back, the services run %s again: %s", p.Action, p.To.Version, orDefault(p.From.Version, "the previous images"), why))
+	return p.record(rctx, a, dc, "rolled-back", code, fmt.Errorf("the %s to %s was rolled back, the services run %s again: %s", p.Action, p.To.Version, orDefault(p.From.Version, "the previous images"), why))
 }
 
-// record writes the outcome and returns cause (nil on success).
-func (p *upgradePlan) record(ctx context.Context, a *awsSession, dc *deployconfig.Config, outcome string, cause error) error {
+// record writes the outcome, with code (one of wire.UpgradeReasons, the
+// only part of it the agent reports to the plane) when it failed, and
+// returns cause (nil on success).
+func (p *upgradePlan) record(ctx context.Context, a *awsSession, dc *deployconfig.Config, outcome, code string, cause error) error {
 	p.Outcome = outcome
 	o := releaseOutcome{Action: p.Action, From: p.From.Version, To: p.To.Version, FromDocsvc: p.From.DocsvcDigest, FromAgent: p.From.AgentDigest,
-		DocsvcDigest: p.To.DocsvcDigest, AgentDigest: p.To.AgentDigest, Outcome: outcome, At: time.Now().UTC()}
+		DocsvcDigest: p.To.DocsvcDigest, AgentDigest: p.To.AgentDigest, Outcome: outcome, Code: code, By: "tetherctl", At: time.Now().UTC()}
 	if cause != nil {
 		p.Reason = cause.Error()
 		o.Reason = oneLine(cause.Error())

@@ -195,7 +195,7 @@ func TestUpgradeMigrationFailureStopsBeforeServices(t *testing.T) {
 	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.from.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.from.AgentDigest); got != want {
 		t.Errorf("the services stack changed after a failed migration: %s", got)
 	}
-	if h, _ := readHistory(context.Background(), w.a, w.dc); len(h) != 1 || h[0].Outcome != "failed" {
+	if h, _ := readHistory(context.Background(), w.a, w.dc); len(h) != 1 || h[0].Outcome != "failed" || h[0].Code != "migration-failed" {
 		t.Errorf("history %+v", h)
 	}
 }
@@ -213,7 +213,7 @@ func TestUpgradeFailedRolloutRollsBack(t *testing.T) {
 	if !strings.Contains(out, "Rolling the services back") || p.Outcome != "rolled-back" {
 		t.Errorf("outcome %q; output:\n%s", p.Outcome, out)
 	}
-	if h, _ := readHistory(context.Background(), w.a, w.dc); len(h) != 1 || h[0].Outcome != "rolled-back" || !strings.Contains(h[0].Reason, "circuit breaker") {
+	if h, _ := readHistory(context.Background(), w.a, w.dc); len(h) != 1 || h[0].Outcome != "rolled-back" || h[0].Code != "alarm" || !strings.Contains(h[0].Reason, "circuit breaker") {
 		t.Errorf("history %+v", h)
 	}
 }
