@@ -73,7 +73,7 @@ var (
 	// install's last upgrade attempt (UpgradeAttempt). A reason is a fixed
 	// code, never an error's text.
 	UpgradeActions  = []string{"upgrade", "rollback"}
-	UpgradeOutcomes = []string{"succeeded", "rolled-back", "failed", "staged"}
+	UpgradeOutcomes = []string{"succeeded", "rolled-back", "failed", "staged", "in-progress"}
 	UpgradeReasons  = []string{
 		"not-healthy",       // the services were not healthy before it started
 		"backup-failed",     // the database snapshot failed
