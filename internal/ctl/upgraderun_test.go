@@ -128,12 +128,16 @@ func (w *upgradeWorld) seen(t *testing.T, name string) string {
 }
 
 func (w *upgradeWorld) run(t *testing.T, action string, to releaseImages, migrateErr error) (*upgradePlan, string, error) {
+	return w.runPlan(t, &upgradePlan{Action: action, To: to}, migrateErr)
+}
+
+func (w *upgradeWorld) runPlan(t *testing.T, p *upgradePlan, migrateErr error) (*upgradePlan, string, error) {
 	t.Helper()
 	cur, err := currentRelease(context.Background(), w.a, w.dc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &upgradePlan{Action: action, From: cur, To: to}
+	p.From = cur
 	var out bytes.Buffer
 	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
 	err = runUpgrade(context.Background(), env, w.a, w.dc, p, w.steps(migrateErr), imageOptions{}, true, &out)
@@ -182,6 +186,36 @@ func TestUpgradeSucceeds(t *testing.T) {
 	}
 	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.from.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.from.AgentDigest); got != want {
 		t.Errorf("after the rollback the services stack has %s, want %s", got, want)
+	}
+}
+
+// --stage: verify, check, snapshot, push, migrate (the markers), record
+// "staged", and leave the services as they are for the agent.
+func TestUpgradeStageLeavesTheServices(t *testing.T) {
+	w := newUpgradeWorld(t)
+	w.health = [][]any{healthy, circuitBroken} // a second health read would fail the test below
+	p, out, err := w.runPlan(t, &upgradePlan{Action: "upgrade", To: w.to, Stage: true}, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := strings.Join(w.calls, ", "); got != "push 1.1.0, migrate "+w.to.DocsvcDigest {
+		t.Errorf("steps: %s", got)
+	}
+	if got := w.seen(t, "/test/cluster"); got != w.to.DocsvcDigest {
+		t.Errorf("cluster MigrateImageDigest = %s, want the release's", got)
+	}
+	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.from.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.from.AgentDigest); got != want {
+		t.Errorf("staging changed the services stack to %s", got)
+	}
+	if p.Outcome != "staged" || p.Snapshot == "" || strings.Contains(out, "Rolling") {
+		t.Errorf("plan %+v\n%s", p, out)
+	}
+	h, err := readHistory(context.Background(), w.a, w.dc)
+	if err != nil || len(h) != 1 || h[0].Outcome != "staged" || h[0].To != "1.1.0" || h[0].By != "tetherctl" || h[0].AgentDigest != w.to.AgentDigest {
+		t.Fatalf("history %+v, %v", h, err)
+	}
+	if steps := strings.Join(p.steps(w.dc), "\n"); strings.Contains(steps, "DocsvcImage") || !strings.Contains(steps, "staged") {
+		t.Errorf("the plan shown for --stage:\n%s", steps)
 	}
 }
 
