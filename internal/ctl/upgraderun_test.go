@@ -144,6 +144,17 @@ func (w *upgradeWorld) runPlan(t *testing.T, p *upgradePlan, migrateErr error) (
 	return p, out.String(), err
 }
 
+// checkPushedAndMigrated: release 1.1.0 was pushed and migrated, in that order.
+func (w *upgradeWorld) checkPushedAndMigrated(t *testing.T) {
+	t.Helper()
+	if got := strings.Join(w.calls, ", "); got != "push 1.1.0, migrate "+w.to.DocsvcDigest {
+		t.Errorf("steps: %s", got)
+	}
+	if got := w.seen(t, "/test/cluster"); got != w.to.DocsvcDigest {
+		t.Errorf("cluster MigrateImageDigest = %s, want the release's", got)
+	}
+}
+
 func TestUpgradeSucceeds(t *testing.T) {
 	w := newUpgradeWorld(t)
 	w.health = [][]any{healthy, rollingOut, healthy}
@@ -151,12 +162,7 @@ func TestUpgradeSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if got := strings.Join(w.calls, ", "); got != "push 1.1.0, migrate "+w.to.DocsvcDigest {
-		t.Errorf("steps: %s", got)
-	}
-	if got := w.seen(t, "/test/cluster"); got != w.to.DocsvcDigest {
-		t.Errorf("cluster MigrateImageDigest = %s", got)
-	}
+	w.checkPushedAndMigrated(t)
 	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.to.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.to.AgentDigest); got != want {
 		t.Errorf("services stack given %s, want %s", got, want)
 	}
@@ -198,12 +204,7 @@ func TestUpgradeStageLeavesTheServices(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if got := strings.Join(w.calls, ", "); got != "push 1.1.0, migrate "+w.to.DocsvcDigest {
-		t.Errorf("steps: %s", got)
-	}
-	if got := w.seen(t, "/test/cluster"); got != w.to.DocsvcDigest {
-		t.Errorf("cluster MigrateImageDigest = %s, want the release's", got)
-	}
+	w.checkPushedAndMigrated(t)
 	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.from.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.from.AgentDigest); got != want {
 		t.Errorf("staging changed the services stack to %s", got)
 	}
