@@ -214,7 +214,8 @@ func (m *Manager) markers() (docsvc, agent func(digest string) string) {
 // records it. It does nothing while another Apply runs. The reason it did
 // not apply is logged.
 func (m *Manager) Apply(ctx context.Context, t Target) {
-	if m.cfn == nil || !m.busy.CompareAndSwap(false, true) {
+	// Outside the window nothing is read: Decide would refuse anyway.
+	if m.cfn == nil || !m.cfg.Window.Contains(m.now()) || !m.busy.CompareAndSwap(false, true) {
 		return
 	}
 	defer m.busy.Store(false)
