@@ -256,8 +256,7 @@ func (m *Manager) apply(ctx context.Context, t Target) error {
 	from := Target{}
 	var params []cfntypes.Parameter
 	for _, p := range st.Parameters {
-		k := aws.ToString(p.ParameterKey)
-		switch k {
+		switch aws.ToString(p.ParameterKey) {
 		case "DocsvcImage":
 			from.DocsvcDigest = digestOf(aws.ToString(p.ParameterValue))
 			params = append(params, cfntypes.Parameter{ParameterKey: p.ParameterKey, ParameterValue: aws.String(docsvcMarker(t.DocsvcDigest))})
@@ -267,6 +266,9 @@ func (m *Manager) apply(ctx context.Context, t Target) error {
 		default:
 			params = append(params, cfntypes.Parameter{ParameterKey: p.ParameterKey, UsePreviousValue: aws.Bool(true)})
 		}
+	}
+	if from.DocsvcDigest == "" || from.AgentDigest == "" {
+		return fmt.Errorf("the %s stack's DocsvcImage or AgentImage is not a marker tetherctl wrote: run tetherctl deploy", m.cfg.Stack)
 	}
 	rel, _ := releasestate.Report(h)
 	o := releasestate.Outcome{Action: "upgrade", From: rel, To: t.Version, FromDocsvc: from.DocsvcDigest, FromAgent: from.AgentDigest,
@@ -386,11 +388,11 @@ func (m *Manager) stack(ctx context.Context) (*cfntypes.Stack, error) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := m.cfn.DescribeStacks(cctx, &cloudformation.DescribeStacksInput{StackName: aws.String(m.cfg.Stack)})
+	if err == nil && len(out.Stacks) != 1 {
+		err = fmt.Errorf("%d stacks", len(out.Stacks))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("DescribeStacks %s: %w", m.cfg.Stack, err)
-	}
-	if len(out.Stacks) != 1 {
-		return nil, fmt.Errorf("DescribeStacks %s: %d stacks", m.cfg.Stack, len(out.Stacks))
 	}
 	return &out.Stacks[0], nil
 }
