@@ -18,10 +18,13 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // agent on Fargate, 6,373 before tetherctl's halves of the exchange, the
 // ledger and diagspool moved to packages the agent does not link, operatorOnly), so the
 // test holds the count at maxLines, which should only ever come down, until
-// it reaches goalLines.
+// it reaches goalLines. Raised once, from 6,100 to 6,910, by the release
+// record and automatic upgrades (internal/agent/autoupgrade,
+// internal/releasestate, internal/upgradewindow: about 820 lines), which
+// the agent had to gain to apply a release by the customer's policy.
 const (
 	goalLines = 5000
-	maxLines  = 6100
+	maxLines  = 6910
 )
 
 // The agent reaches S3 only through its gateway, internal/exchange, which

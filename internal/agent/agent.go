@@ -41,6 +41,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/tetherhq/tether/internal/agent/autoupgrade"
 	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/exchange"
@@ -86,6 +87,7 @@ type Agent struct {
 	keys   keyStore
 	logs   *rotatingFile
 	exch   *exchange.Mirror // nil without --exchange-bucket
+	rel    *autoupgrade.Manager
 
 	licPub  []byte // raw license public key, re-used by the daily check
 	licFile []byte
@@ -120,18 +122,20 @@ type Status struct {
 	LastHeartbeatError string    `json:"last_heartbeat_error,omitempty"`
 	// LastHeartbeatErrorClass is why, in one word: revoked, unauthorized,
 	// rejected, plane-error, unreachable, timeout, ledger, invalid, bad-answer.
-	LastHeartbeatErrorClass string    `json:"last_heartbeat_error_class,omitempty"`
-	PlaneReachable          bool      `json:"plane_reachable"`
-	ConsecutiveFails        int       `json:"consecutive_failures"`
-	AvailableRelease        string    `json:"available_release,omitempty"`
-	ReleaseCheckedAt        time.Time `json:"release_checked_at"`
-	ReleaseCheckError       string    `json:"release_check_error,omitempty"`
-	PendingDiagnostics      int       `json:"pending_diagnostics"`
-	LedgerEntries           uint64    `json:"ledger_entries"`
-	Telemetry               bool      `json:"telemetry"`
-	Channel                 string    `json:"channel"`
-	AgentVersion            string    `json:"agent_version"`
-	DocsvcVersion           string    `json:"docsvc_version"`
+	LastHeartbeatErrorClass string              `json:"last_heartbeat_error_class,omitempty"`
+	PlaneReachable          bool                `json:"plane_reachable"`
+	ConsecutiveFails        int                 `json:"consecutive_failures"`
+	AvailableRelease        string              `json:"available_release,omitempty"`
+	ReleaseCheckedAt        time.Time           `json:"release_checked_at"`
+	ReleaseCheckError       string              `json:"release_check_error,omitempty"`
+	Release                 string              `json:"release,omitempty"`
+	LastUpgrade             wire.UpgradeAttempt `json:"last_upgrade,omitzero"`
+	PendingDiagnostics      int                 `json:"pending_diagnostics"`
+	LedgerEntries           uint64              `json:"ledger_entries"`
+	Telemetry               bool                `json:"telemetry"`
+	Channel                 string              `json:"channel"`
+	AgentVersion            string              `json:"agent_version"`
+	DocsvcVersion           string              `json:"docsvc_version"`
 }
 
 // HealthRecord is one heartbeat in the local health history.
@@ -226,6 +230,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 			return nil, fmt.Errorf("agent: AWS configuration for the exchange bucket: %w", err)
 		}
 		a.exch = exchange.NewMirror(exchange.New(awsCfg, cfg.ExchangeBucket, nil), cfg.DataDir, a.now)
+	}
+	if err := a.newReleases(ctx); err != nil {
+		a.Close()
+		return nil, err
 	}
 	if a.keys, err = a.keyStore(ctx); err != nil {
 		a.Close()
@@ -351,6 +359,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.startedAt = a.now()
 	a.mu.Unlock()
+	a.refreshReleases(ctx)
 	hbTimer := time.NewTimer(0)
 	// The first release check waits until a scrape has named docsvc's
 	// version, since which releases apply depends on it (or, if docsvc stays

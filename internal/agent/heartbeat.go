@@ -65,6 +65,7 @@ func (a *Agent) buildHeartbeat(s collect.Snapshot) wire.Heartbeat {
 		// Only a version go-tuf verified can be here (see checkUpdates).
 		AvailableRelease: a.status.AvailableRelease,
 	}
+	hb.Release, hb.LastUpgrade = a.rel.Report()
 
 	// api is docsvc's own answer; the other components come from its checks.
 	api := "down"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/sqldb"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 //go:embed migrations/*.sql
@@ -125,6 +126,10 @@ type Install struct {
 	LedgerHead      string     `json:"ledger_head,omitempty"`
 	LedgerProblem   string     `json:"ledger_problem,omitempty"` // the first evidence of a cut or rewritten ledger
 	LedgerProblemAt *time.Time `json:"ledger_problem_at,omitempty"`
+	// Release and LastUpgrade are what the last heartbeat said of the
+	// install's release record (wire.Heartbeat).
+	Release     string              `json:"release,omitempty"`
+	LastUpgrade wire.UpgradeAttempt `json:"last_upgrade,omitzero"`
 }
 
 // HeartbeatEntry is one row of an install's health history.
@@ -747,6 +752,15 @@ func scanInstall(sc interface{ Scan(...any) error }) (Install, error) {
 	in.Stale = stale != 0
 	if last != "" {
 		in.LastHeartbeat = json.RawMessage(last)
+		// Stored from a validated wire.Heartbeat; a body edited by hand
+		// just shows no release.
+		var hb struct {
+			Release     string              `json:"release"`
+			LastUpgrade wire.UpgradeAttempt `json:"last_upgrade"`
+		}
+		if json.Unmarshal([]byte(last), &hb) == nil {
+			in.Release, in.LastUpgrade = hb.Release, hb.LastUpgrade
+		}
 	}
 	if ledgerSHA != "" {
 		in.LedgerHead = fmt.Sprintf("%d:%s", ledgerCount, ledgerSHA)

@@ -69,6 +69,24 @@ var (
 	// smallest first.
 	ObjectBuckets = []string{"0", "1-99", "100-9999", "10000-999999", "1000000-99999999", "100000000+"}
 	ByteBuckets   = []string{"<1GB", "1-10GB", "10-100GB", "100GB-1TB", "1-10TB", "10TB+"}
+	// UpgradeActions, UpgradeOutcomes and UpgradeReasons describe an
+	// install's last upgrade attempt (UpgradeAttempt). A reason is a fixed
+	// code, never an error's text.
+	UpgradeActions  = []string{"upgrade", "rollback"}
+	UpgradeOutcomes = []string{"succeeded", "rolled-back", "failed", "staged", "in-progress"}
+	UpgradeReasons  = []string{
+		"not-healthy",       // the services were not healthy before it started
+		"backup-failed",     // the database snapshot failed
+		"push-failed",       // the images could not be put into the registry
+		"migration-failed",  // the migration task failed
+		"stack-failed",      // the stack update failed
+		"rollout-failed",    // a service's deployment failed
+		"alarm",             // an alarm of the services went off
+		"health-unreadable", // the services' health could not be read
+		"timeout",           // the time limit ran out
+		"interrupted",       // the process applying it stopped before it ended
+		"unknown",           // the record names no code
+	}
 )
 
 // ActivationRequest is the agent's one unsigned request: it proves possession
@@ -103,6 +121,21 @@ type Heartbeat struct {
 	// LedgerHead is the agent's egress ledger before this heartbeat's own
 	// entry; none from agents before it (optional: docs/protocol.md).
 	LedgerHead LedgerHead `json:"ledger_head,omitzero"`
+	// Release is the release the install runs as its release record says
+	// (docs/protocol.md); empty when none is recorded.
+	Release string `json:"release,omitempty"` // semver when set
+	// LastUpgrade is the newest recorded upgrade, rollback or staging; none
+	// when nothing is recorded.
+	LastUpgrade UpgradeAttempt `json:"last_upgrade,omitzero"`
+}
+
+// UpgradeAttempt is one upgrade, rollback or staging of a release.
+type UpgradeAttempt struct {
+	Version string    `json:"version,omitempty"` // semver: the release it went to; empty when not known
+	Action  string    `json:"action"`            // one of UpgradeActions
+	Outcome string    `json:"outcome"`           // one of UpgradeOutcomes
+	At      time.Time `json:"at"`
+	Reason  string    `json:"reason,omitempty"` // one of UpgradeReasons when it failed or rolled back, else empty
 }
 
 // LedgerHead is a point of the agent's hash-chained egress ledger. The
@@ -348,6 +381,24 @@ func (h *Heartbeat) Validate() error {
 	c.time("license.expires_at", h.License.ExpiresAt, h.License.State != "missing")
 	c.oneOf("storage.objects_bucket", h.Storage.ObjectsBucket, ObjectBuckets)
 	c.oneOf("storage.bytes_bucket", h.Storage.BytesBucket, ByteBuckets)
+	if h.Release != "" {
+		c.semver("release", h.Release)
+	}
+	if u := h.LastUpgrade; u != (UpgradeAttempt{}) {
+		if u.Version != "" {
+			c.semver("last_upgrade.version", u.Version)
+		}
+		c.oneOf("last_upgrade.action", u.Action, UpgradeActions)
+		c.oneOf("last_upgrade.outcome", u.Outcome, UpgradeOutcomes)
+		c.time("last_upgrade.at", u.At, true)
+		failed := u.Outcome == "failed" || u.Outcome == "rolled-back"
+		switch {
+		case failed:
+			c.oneOf("last_upgrade.reason", u.Reason, UpgradeReasons)
+		case u.Reason != "":
+			c.fail("last_upgrade.reason", "must be empty unless the outcome is failed or rolled-back")
+		}
+	}
 	if rule := CheckLedgerHead(h.LedgerHead.Count, h.LedgerHead.SHA256); rule != "" && h.LedgerHead != (LedgerHead{}) {
 		c.fail("ledger_head", rule)
 	}

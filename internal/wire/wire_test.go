@@ -31,6 +31,9 @@ func validHeartbeat() wire.Heartbeat {
 		License:    wire.LicenseStatus{State: "valid", ExpiresAt: t0.AddDate(1, 0, 0)},
 		Storage:    wire.StorageTotals{ObjectsBucket: "100-9999", BytesBucket: "1-10GB"},
 		LedgerHead: wire.LedgerHead{Count: 41, SHA256: strings.Repeat("3f", 32)},
+		Release:    "1.4.2",
+		LastUpgrade: wire.UpgradeAttempt{Version: "1.5.0", Action: "upgrade", Outcome: "rolled-back",
+			At: t0.Add(-time.Hour), Reason: "alarm"},
 	}
 }
 
@@ -90,6 +93,17 @@ func TestHeartbeatValidate(t *testing.T) {
 		{"head count over 2^53", func(h *wire.Heartbeat) { h.LedgerHead.Count = 1<<53 + 1 }, "ledger_head"},
 		{"upper-case head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = strings.Repeat("3F", 32) }, "ledger_head"},
 		{"short head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = strings.Repeat("3f", 31) }, "ledger_head"},
+		{"no release recorded", func(h *wire.Heartbeat) { h.Release, h.LastUpgrade = "", wire.UpgradeAttempt{} }, ""},
+		{"succeeded without reason", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome, h.LastUpgrade.Reason = "succeeded", "" }, ""},
+		{"staged", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome, h.LastUpgrade.Reason = "staged", "" }, ""},
+		{"attempt of an unknown version", func(h *wire.Heartbeat) { h.LastUpgrade.Version = "" }, ""},
+		{"free text release", func(h *wire.Heartbeat) { h.Release = "acme build" }, "release"},
+		{"unknown action", func(h *wire.Heartbeat) { h.LastUpgrade.Action = "downgrade" }, "last_upgrade.action"},
+		{"unknown outcome", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome = "ok" }, "last_upgrade.outcome"},
+		{"attempt without time", func(h *wire.Heartbeat) { h.LastUpgrade.At = time.Time{} }, "last_upgrade.at"},
+		{"error text as reason", func(h *wire.Heartbeat) { h.LastUpgrade.Reason = "AccessDenied on arn:aws:iam::1:role/x" }, "last_upgrade.reason"},
+		{"rolled back without reason", func(h *wire.Heartbeat) { h.LastUpgrade.Reason = "" }, "last_upgrade.reason"},
+		{"reason on success", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome = "succeeded" }, "last_upgrade.reason"},
 		{"words in head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = "acme-invoice" + strings.Repeat("0", 52) }, "ledger_head"},
 	}
 	for _, tt := range tests {
@@ -341,6 +355,11 @@ var stringFields = map[string]string{
 	"Heartbeat.Storage.ObjectsBucket":   "enum ObjectBuckets",
 	"Heartbeat.Storage.BytesBucket":     "enum ByteBuckets",
 	"Heartbeat.LedgerHead.SHA256":       "[0-9a-f]{64}",
+	"Heartbeat.Release":                 "semver, at most 64 bytes, or empty",
+	"Heartbeat.LastUpgrade.Version":     "semver, at most 64 bytes, or empty",
+	"Heartbeat.LastUpgrade.Action":      "enum UpgradeActions",
+	"Heartbeat.LastUpgrade.Outcome":     "enum UpgradeOutcomes",
+	"Heartbeat.LastUpgrade.Reason":      "enum UpgradeReasons",
 	"Telemetry.Day":                     "date YYYY-MM-DD",
 	"Telemetry.BytesBucket":             "enum ByteBuckets",
 }
@@ -454,7 +473,7 @@ func TestEveryFieldHasSnakeCaseTag(t *testing.T) {
 	types := []any{
 		wire.ActivationRequest{}, wire.ActivationResponse{}, wire.Heartbeat{}, wire.Versions{},
 		wire.ComponentHealth{}, wire.QueueStats{}, wire.ProviderHealth{}, wire.LicenseStatus{},
-		wire.StorageTotals{}, wire.LedgerHead{}, wire.HeartbeatResponse{}, wire.Telemetry{}, wire.DiagnosticRequest{},
+		wire.StorageTotals{}, wire.LedgerHead{}, wire.UpgradeAttempt{}, wire.HeartbeatResponse{}, wire.Telemetry{}, wire.DiagnosticRequest{},
 	}
 	for _, v := range types {
 		typ := reflect.TypeOf(v)
