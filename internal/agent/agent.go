@@ -10,18 +10,10 @@
 //
 // Its only view of the document service is docsvc's internal /readyz and
 // /metrics (package collect). It imports no document, storage or queue code
-// and no S3 or SQS client; cmd/tether-agent's dependency test enforces that.
-//
-// Files under the data directory D:
-//
-//	identity.key        Ed25519 seed, 0600 (absent with --identity-secret)
-//	install.json        install ID from the one activation
-//	egress.ledger(.head) every payload sent, hash-chained (internal/ledger)
-//	tuf/                verified TUF metadata (internal/updater)
-//	diagnostics/<id>/   request.json, state.json, bundle/, manifest.json (preview = what is sent)
-//	health-history.json the last heartbeats' component health, for diagnostics
-//	telemetry.json      telemetry day counters (only with --telemetry)
-//	logs/agent.log      the agent's own JSON log, rotated at 1 MiB
+// and no SQS client, and reaches S3 only through internal/exchange, for the
+// exchange bucket alone; cmd/tether-agent's dependency test enforces that.
+// The files it keeps in its data directory are listed in docs/agent.md
+// ("Where its state lives").
 package agent
 
 import (

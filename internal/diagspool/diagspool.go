@@ -1,20 +1,10 @@
 // Package diagspool is the on-disk format of the agent's diagnostics
-// requests, shared by the agent and tetherctl. The agent records each
-// request the vendor makes and the bundle it built for it; the operator
-// lists, previews, approves and declines them with tetherctl, which reads
-// and writes the same files and so need not link the agent. tetherctl's
-// own steps (Preview, Approve, Decline) are internal/diagspool/diagreview,
-// which the agent does not link; the format is defined here alone.
-//
-// In the agent's data dir D:
-//
-//	D/diagnostics/.lock                  exclusive lock for state changes
-//	D/diagnostics/<id>/request.json      the vendor's request (wire.DiagnosticRequest)
-//	D/diagnostics/<id>/bundle/           the collected files
-//	D/diagnostics/<id>/manifest.json     each collected file's name, size and SHA-256
-//	D/diagnostics/<id>/state.json        pending, approved, uploaded or declined;
-//	                                     written last, so its presence means the
-//	                                     record is complete
+// requests (D/diagnostics/<id>/: request.json, bundle/, manifest.json, and
+// state.json written last, so its presence means the record is complete;
+// docs/agent.md describes each), shared by the agent, which records each
+// request with the bundle it built, and tetherctl, which lists, previews,
+// approves and declines them (internal/diagspool/diagreview, which the
+// agent does not link) without linking the agent.
 //
 // This package must not import internal/agent or anything that reads
 // documents, their storage or their queue: tetherctl links it.

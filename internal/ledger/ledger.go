@@ -1,31 +1,15 @@
 // Package ledger is the customer's egress ledger: an append-only file with
 // one JSON line per payload the agent sends to the vendor, written (and
-// fsynced) before the payload leaves. `tetherctl egress show` reads it and
-// `tetherctl egress verify` checks it, with internal/ledger/ledgerread: the
-// agent only appends, so it does not link the reading side.
+// fsynced) before the payload leaves, each entry hash-chained to the one
+// before it, and a head file (path + ".head") recording the last entry so a
+// ledger cut short is caught. The format, defined by this package alone, is
+// described in docs/protocol.md ("Egress ledger format"). The chain is a
+// tamper-evidence aid for the customer, not a proof against someone who can
+// rewrite both files: nothing in it is secret.
 //
-// Each entry is hash-chained to the one before it, so an edit, deletion,
-// reordering or insertion anywhere in the file breaks the chain at that
-// entry. An entry's hash is the hex SHA-256 of these lines joined by "\n":
-//
-//	TETHER-LEDGER-V1
-//	seq                 decimal, 1 for the first entry
-//	time                RFC 3339 with nanoseconds, UTC
-//	kind                heartbeat | telemetry | activation | diagnostics | release-check
-//	destination         method and URL, printable ASCII
-//	payload_sha256      hex SHA-256 of the exact bytes sent
-//	prev                the previous entry's hash; 64 zeros for the first
-//
-// and the payload itself is checked against payload_sha256. Every line must
-// also be byte-for-byte the canonical encoding of its entry, so even a
-// whitespace change is reported.
-//
-// A chain alone cannot show that its last entries were cut off, so beside
-// the ledger sits a small head file (path + ".head") recording the last
-// entry's sequence number and hash; a ledger shorter than its head is
-// reported as tampered. The chain is a tamper-evidence aid for the customer,
-// not a proof against someone who can rewrite both files: nothing in it is
-// secret.
+// The agent only appends; `tetherctl egress show` and `egress verify` read
+// and check the ledger with internal/ledger/ledgerread, which the agent does
+// not link.
 package ledger
 
 import (
