@@ -693,10 +693,10 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("bundle uploaded before approval")
 	}
-	if err := diagreview.Approve(b.cfg.DataDir, d.ID); err != nil {
+	if err := diagreview.Approve(b.cfg.DataDir, d.ID, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := diagreview.Decline(b.cfg.DataDir, d.ID); !errors.Is(err, diagspool.ErrNotPending) {
+	if err := diagreview.Decline(b.cfg.DataDir, d.ID, b.clock.Now()); !errors.Is(err, diagspool.ErrNotPending) {
 		t.Fatalf("decline after approve = %v, want diagspool.ErrNotPending", err)
 	}
 	waitFor(t, "the upload", func() bool {
@@ -787,7 +787,7 @@ func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
 	if _, err := diagreview.Preview(b.cfg.DataDir, id); !errors.Is(err, diagspool.ErrBundleChanged) || !strings.Contains(err.Error(), "config.json") {
 		t.Fatalf("preview of a changed bundle = %v, want diagspool.ErrBundleChanged naming config.json", err)
 	}
-	if err := diagreview.Approve(b.cfg.DataDir, id); err != nil {
+	if err := diagreview.Approve(b.cfg.DataDir, id, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the request to go back to pending", func() bool {
@@ -797,7 +797,7 @@ func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
 	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("a changed bundle was uploaded")
 	}
-	if err := diagreview.Decline(b.cfg.DataDir, id); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, id, b.clock.Now()); err != nil {
 		t.Fatalf("decline after the refusal: %v", err)
 	}
 }
@@ -839,7 +839,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 		ds, _ := diagspool.List(b.cfg.DataDir)
 		return len(ds) == 2
 	})
-	if err := diagreview.Decline(b.cfg.DataDir, d.ID); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, d.ID, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	r.stop(t)
@@ -852,7 +852,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 		}
 		t.Fatalf("uploads = %d, want only the auto-approved one", len(got))
 	}
-	if err := diagreview.Approve(b.cfg.DataDir, "../../etc"); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
+	if err := diagreview.Approve(b.cfg.DataDir, "../../etc", b.clock.Now()); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
 		t.Fatalf("approve with a path = %v", err)
 	}
 }
@@ -875,7 +875,7 @@ func TestDiagnosticsWaitingAreCapped(t *testing.T) {
 		t.Fatalf("recorded %d requests, want the cap of %d", len(ds), maxWaitingDiagnostics)
 	}
 	// Declining one makes room for the next.
-	if err := diagreview.Decline(b.cfg.DataDir, ds[0].ID); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, ds[0].ID, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "one more request to be taken", func() bool {
