@@ -123,14 +123,14 @@ func Read(dataDir, id string) (Diagnostic, error) {
 		return Diagnostic{}, err
 	}
 	var st diagState
-	if err := readJSON(filepath.Join(d, "state.json"), &st); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(d, "state.json"), &st); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return Diagnostic{}, ErrUnknownDiagnostic
 		}
 		return Diagnostic{}, err
 	}
 	var req wire.DiagnosticRequest
-	if err := readJSON(filepath.Join(d, "request.json"), &req); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
 		return Diagnostic{}, err
 	}
 	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, State: st.State, UpdatedAt: st.UpdatedAt}, nil
@@ -154,7 +154,7 @@ func ReadRequest(dataDir, id string) (wire.DiagnosticRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	if err := readJSON(filepath.Join(d, "request.json"), &req); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
 		return req, err
 	}
 	return req, nil
@@ -162,9 +162,6 @@ func ReadRequest(dataDir, id string) (wire.DiagnosticRequest, error) {
 
 // writeJSON writes a spool file, readable by its owner only.
 func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v, 0o600) }
-
-// readJSON reads a spool file.
-var readJSON = atomicfile.ReadJSON
 
 // bundleManifest is diagnostics/<id>/manifest.json, written when the
 // bundle is built: the collected files with their sizes and SHA-256.
@@ -212,7 +209,7 @@ func readBundle(dir string) ([]PreviewFile, error) {
 		return nil, err
 	}
 	var m bundleManifest
-	switch err := readJSON(filepath.Join(dir, "manifest.json"), &m); {
+	switch err := atomicfile.ReadJSON(filepath.Join(dir, "manifest.json"), &m); {
 	case errors.Is(err, fs.ErrNotExist):
 		for _, name := range legacyFiles() {
 			m.Files = append(m.Files, manifestFile{Name: name})
@@ -293,7 +290,7 @@ func Transition(dataDir, id, from, to string, now time.Time) error {
 	}
 	return withLock(dataDir, func() error {
 		var st diagState
-		if err := readJSON(filepath.Join(d, "state.json"), &st); err != nil {
+		if err := atomicfile.ReadJSON(filepath.Join(d, "state.json"), &st); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("diagspool: set %s to %s: %w", id, to, ErrUnknownDiagnostic)
 			}
