@@ -997,20 +997,3 @@ func TestLicenseKeyAndRootAsValues(t *testing.T) {
 		t.Fatalf("TETHER_LICENSE was not taken: %v", err)
 	}
 }
-
-// A verified release whose version the wire cannot carry (build metadata)
-// is not reported, and heartbeats keep flowing instead of all failing
-// validation.
-func TestReleaseVersionOutsideWireGrammarIsNotReported(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
-	b.plane.Publish(t, publish.PublishOptions{Version: "1.1.0+build.5", Channel: "stable", MinFrom: "1.0.0", Images: image})
-	r := b.start()
-	waitFor(t, "the first release check", func() bool { return !r.Snapshot().ReleaseCheckedAt.IsZero() })
-	n := len(b.heartbeats())
-	b.waitHeartbeats(n + 2)
-	if st := r.Snapshot(); st.AvailableRelease != "" || !st.LastHeartbeatOK {
-		t.Fatalf("available %q, last heartbeat ok %v; want nothing reported and heartbeats flowing", st.AvailableRelease, st.LastHeartbeatOK)
-	}
-}
