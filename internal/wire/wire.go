@@ -514,11 +514,6 @@ func DecodeTelemetry(data []byte) (*Telemetry, error) {
 	return decode[Telemetry]("telemetry", data)
 }
 
-// DecodeDiagnosticRequest strictly decodes and validates one diagnostic request.
-func DecodeDiagnosticRequest(data []byte) (*DiagnosticRequest, error) {
-	return decode[DiagnosticRequest]("diagnostic_request", data)
-}
-
 // DiagnosticRequests is the answer to GET /v1/diagnostics.
 type DiagnosticRequests []DiagnosticRequest
 

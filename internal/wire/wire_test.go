@@ -258,7 +258,6 @@ func TestDecodeEachType(t *testing.T) {
 		{"activation response", marshal(wire.ActivationResponse{InstallID: "ins_1", HeartbeatIntervalSeconds: 60, LicenseID: "lic_1"}), func(b []byte) (any, error) { return wire.DecodeActivationResponse(b) }},
 		{"heartbeat response", marshal(wire.HeartbeatResponse{NextIntervalSeconds: 30}), func(b []byte) (any, error) { return wire.DecodeHeartbeatResponse(b) }},
 		{"telemetry", marshal(validTelemetry()), func(b []byte) (any, error) { return wire.DecodeTelemetry(b) }},
-		{"diagnostic request", marshal(diags[0]), func(b []byte) (any, error) { return wire.DecodeDiagnosticRequest(b) }},
 		{"diagnostic requests", marshal(diags), func(b []byte) (any, error) { return wire.DecodeDiagnosticRequests(b) }},
 	}
 	for _, tt := range tests {
