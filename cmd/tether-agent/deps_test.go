@@ -13,15 +13,15 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // customer's account, so a customer should be able to read all of it in an
 // afternoon: goalLines is the most lines of non-test Go, in this module, it
 // should link for the shipped build (boundary.Shipped). It links more today
-// (5,927 lines when maxLines was set; 6,086 before code it linked but never
-// ran and second copies of the ledger head, atomic writes and format
-// descriptions went; 6,373 before tetherctl's halves of the exchange, the
+// (5,871 lines when maxLines was set; 6,086 before code it linked but never
+// ran, second copies of the ledger head, atomic writes, version grammar and
+// format descriptions went; 6,373 before tetherctl's halves of the exchange, the
 // ledger and diagspool moved to packages the agent does not link,
 // operatorOnly), so the test holds the count at maxLines, which should only
 // ever come down, until it reaches goalLines.
 const (
 	goalLines = 5000
-	maxLines  = 5930
+	maxLines  = 5875
 )
 
 // The agent reaches S3 only through its gateway, internal/exchange, which
