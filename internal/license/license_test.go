@@ -55,6 +55,7 @@ func setup(t testing.TB) bundle {
 }
 
 func TestIssueVerifyRoundTrip(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	got, err := license.Verify(b.pub, b.file)
 	if err != nil {
@@ -86,6 +87,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 }
 
 func TestVerifyRejects(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	otherPub, otherPriv, _ := ed25519.GenerateKey(nil)
 	var f license.File
@@ -170,6 +172,7 @@ func resign(t *testing.T, priv ed25519.PrivateKey, f license.File, payload []byt
 }
 
 func TestIssueRejectsInvalid(t *testing.T) {
+	t.Parallel()
 	_, priv, _ := ed25519.GenerateKey(nil)
 	tests := []struct {
 		name   string
@@ -198,6 +201,7 @@ func TestIssueRejectsInvalid(t *testing.T) {
 }
 
 func TestStateAt(t *testing.T) {
+	t.Parallel()
 	l := sample()
 	exp := l.ExpiresAt
 	grace := time.Duration(l.GraceSeconds) * time.Second
@@ -234,6 +238,7 @@ func TestStateAt(t *testing.T) {
 }
 
 func TestAllowsChannel(t *testing.T) {
+	t.Parallel()
 	l := sample()
 	for ch, want := range map[string]bool{"stable": true, "beta": true, "nightly": false, "": false, "Stable": false} {
 		if got := l.AllowsChannel(ch); got != want {

@@ -19,6 +19,7 @@ func goodManifestJSON(t testing.TB) []byte {
 }
 
 func TestParseManifest(t *testing.T) {
+	t.Parallel()
 	good := goodManifestJSON(t)
 	m, err := ParseManifest(good)
 	if err != nil {
@@ -92,6 +93,7 @@ func FuzzParseManifest(f *testing.F) {
 }
 
 func TestCompareVersions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		a, b string
 		want int

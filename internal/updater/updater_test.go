@@ -69,6 +69,7 @@ func (b *bundle) repoFile(channel, area, name string) []byte {
 }
 
 func TestHappyPath(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -105,6 +106,7 @@ func TestHappyPath(t *testing.T) {
 }
 
 func TestLatest(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.Publish("stable", "1.0.0", "")
 	b.Publish("stable", "1.1.0", "1.0.0")
@@ -143,6 +145,7 @@ func TestLatest(t *testing.T) {
 }
 
 func TestTamperedTargetRefused(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	m := b.Publish("stable", "1.0.0", "")
@@ -180,6 +183,7 @@ func TestTamperedTargetRefused(t *testing.T) {
 }
 
 func TestFreshAgentDir(t *testing.T) {
+	t.Parallel()
 	// Used above: a client on a fresh metadata dir must be initialized first.
 	if _, err := New(Config{MetadataDir: t.TempDir(), RemoteMetadataURL: "http://x"}); !errors.Is(err, ErrNotInitialized) {
 		t.Errorf("New without a root: %v, want ErrNotInitialized", err)
@@ -187,6 +191,7 @@ func TestFreshAgentDir(t *testing.T) {
 }
 
 func TestRollbackRefused(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -260,6 +265,7 @@ func (b *bundle) resign(ts *metadata.Metadata[metadata.TimestampType], keyFile s
 }
 
 func TestFreezeRefused(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -292,6 +298,7 @@ func lengthOrHashRefused(err error) bool {
 }
 
 func TestMixAndMatchRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("targets of another channel with the same version", func(t *testing.T) {
 		b := setup(t)
@@ -327,6 +334,7 @@ func TestMixAndMatchRefused(t *testing.T) {
 }
 
 func TestRevokedReleaseDisappears(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -356,6 +364,7 @@ func TestRevokedReleaseDisappears(t *testing.T) {
 }
 
 func TestChannels(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -392,6 +401,7 @@ func (b *bundle) freshAgentDir() string {
 }
 
 func TestInit(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	root := b.RootJSON()
 	if err := Init(b.agentDir, root); err != nil {
@@ -425,6 +435,7 @@ func TestInit(t *testing.T) {
 }
 
 func TestSignedRequests(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")

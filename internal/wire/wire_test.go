@@ -47,6 +47,7 @@ func validTelemetry() wire.Telemetry {
 }
 
 func TestHeartbeatValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		mutate    func(h *wire.Heartbeat)
@@ -120,6 +121,7 @@ func checkFieldErr(t *testing.T, err error, typ, wantField string) {
 }
 
 func TestOtherTypesValidate(t *testing.T) {
+	t.Parallel()
 	key := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
 	tests := []struct {
 		name      string
@@ -156,6 +158,7 @@ func TestOtherTypesValidate(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestDecodeHeartbeatRoundTrip(t *testing.T) {
+	t.Parallel()
 	h := validHeartbeat()
 	data, err := json.Marshal(h)
 	if err != nil {
@@ -179,6 +182,7 @@ func TestDecodeHeartbeatRoundTrip(t *testing.T) {
 // Agents from before ledger heads send none; during the rollout the plane
 // accepts both, and a heartbeat without one says so by leaving the key out.
 func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
+	t.Parallel()
 	h := validHeartbeat()
 	h.LedgerHead = wire.LedgerHead{}
 	data, err := json.Marshal(h)
@@ -207,6 +211,7 @@ func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
+	t.Parallel()
 	good, _ := json.Marshal(validHeartbeat())
 	secret := "ACME-Q3-invoice.pdf"
 	withField := bytes.Replace(good, []byte(`{"sent_at"`), []byte(`{"`+secret+`":"x","sent_at"`), 1)
@@ -241,6 +246,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeEachType(t *testing.T) {
+	t.Parallel()
 	marshal := func(v any) []byte {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -288,6 +294,7 @@ func TestDecodeEachType(t *testing.T) {
 }
 
 func TestStorageBucket(t *testing.T) {
+	t.Parallel()
 	const gb = 1_000_000_000
 	tests := []struct {
 		objects, bytes int64
@@ -350,6 +357,7 @@ func agentSent() []interface{ Validate() error } {
 }
 
 func TestAgentSentTypesHaveNoFreeForm(t *testing.T) {
+	t.Parallel()
 	timeType := reflect.TypeOf(time.Time{})
 	seen := map[string]bool{}
 	var walk func(typ reflect.Type, path string)
@@ -450,6 +458,7 @@ func setString(v reflect.Value, path []string, s string) int {
 var snake = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 
 func TestEveryFieldHasSnakeCaseTag(t *testing.T) {
+	t.Parallel()
 	types := []any{
 		wire.ActivationRequest{}, wire.ActivationResponse{}, wire.Heartbeat{}, wire.Versions{},
 		wire.ComponentHealth{}, wire.QueueStats{}, wire.ProviderHealth{}, wire.LicenseStatus{},
@@ -545,6 +554,7 @@ func FuzzDecodeResponses(f *testing.F) {
 // another case (encoding/json would match "Channel" to "channel"), or a
 // version carrying words is refused, and the error does not quote it.
 func TestDecodeIsStrict(t *testing.T) {
+	t.Parallel()
 	good, err := json.Marshal(validHeartbeat())
 	if err != nil {
 		t.Fatal(err)
@@ -589,6 +599,7 @@ func TestDecodeIsStrict(t *testing.T) {
 }
 
 func TestWireVersions(t *testing.T) {
+	t.Parallel()
 	for v, ok := range map[string]bool{
 		"1.4.2": true, "0.1.0-dev": true, "2.1.0-rc.1": true, "2.0.0-beta.1.2": true, "1.0.0-preview": true,
 		"1.0": false, "v1.0.0": false, "1.0.0-rc.01": false, "1.0.0-RC.1": false, "1.0.0-rc1": false,
