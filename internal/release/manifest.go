@@ -202,7 +202,11 @@ type Version struct {
 // numbers ("2.1.0-rc.1"), and no build metadata. A version the vendor can
 // publish or build an image with is therefore one the agent can report.
 func ParseVersion(s string) (Version, error) {
-	bad := fmt.Errorf("version %q is not MAJOR.MINOR.PATCH with an optional -alpha, -beta, -rc, -dev or -preview and numbers, such as 2.1.0 or 2.1.0-rc.1: %w", s, ErrInvalid)
+	shown := fmt.Sprintf("%q", s)
+	if len(s) > 64 {
+		shown = fmt.Sprintf("of %d bytes", len(s))
+	}
+	bad := fmt.Errorf("version %s is not MAJOR.MINOR.PATCH with an optional -alpha, -beta, -rc, -dev or -preview and numbers, such as 2.1.0 or 2.1.0-rc.1: %w", shown, ErrInvalid)
 	if !wire.ValidSemver(s) {
 		return Version{}, bad
 	}
