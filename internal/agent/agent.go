@@ -10,18 +10,10 @@
 //
 // Its only view of the document service is docsvc's internal /readyz and
 // /metrics (package collect). It imports no document, storage or queue code
-// and no S3 or SQS client; cmd/tether-agent's dependency test enforces that.
-//
-// Files under the data directory D:
-//
-//	identity.key        Ed25519 seed, 0600 (absent with --identity-secret)
-//	install.json        install ID from the one activation
-//	egress.ledger(.head) every payload sent, hash-chained (internal/ledger)
-//	tuf/                verified TUF metadata (internal/updater)
-//	diagnostics/<id>/   request.json, state.json, bundle/, manifest.json (preview = what is sent)
-//	health-history.json the last heartbeats' component health, for diagnostics
-//	telemetry.json      telemetry day counters (only with --telemetry)
-//	logs/agent.log      the agent's own JSON log, rotated at 1 MiB
+// and no SQS client, and reaches S3 only through internal/exchange, for the
+// exchange bucket alone; cmd/tether-agent's dependency test enforces that.
+// The files it keeps in its data directory are listed in docs/agent.md
+// ("Where its state lives").
 package agent
 
 import (
@@ -43,6 +35,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/agent/autoupgrade"
 	"github.com/tetherhq/tether/internal/agent/collect"
+	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/ledger"
@@ -189,7 +182,7 @@ func (a *Agent) path(name ...string) string {
 // New checks everything that can be checked offline (license signature,
 // ledger integrity, identity key, trusted root) and prepares the agent. It
 // does not contact the plane.
-func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
+func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	opts.defaults()
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Minute // ParseConfig's default, for callers that build Config directly
@@ -200,33 +193,34 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 			return nil, fmt.Errorf("agent: data dir: %w", err)
 		}
 	}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
 	a.log = opts.Logger
 	if a.log == nil {
-		var err error
 		if a.logs, err = openRotating(a.path("logs", "agent.log"), 1<<20); err != nil {
 			return nil, fmt.Errorf("agent: log file: %w", err)
 		}
 		a.log = slog.New(slog.NewJSONHandler(io.MultiWriter(opts.Stderr, a.logs), nil))
 	}
 	if err := a.loadLicense(); err != nil {
-		a.Close()
 		return nil, err
 	}
 	led, err := ledger.Open(a.path("egress.ledger"))
 	if err != nil {
-		a.Close()
 		if errors.Is(err, ledger.ErrTornTail) {
 			return nil, fmt.Errorf("agent: %w (that entry was never sent; ledgerread.RepairTornTail removes it, see docs/protocol.md)", err)
 		}
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	a.plane = &planeClient{base: cfg.PlaneURL, http: opts.HTTPClient, ledger: led, now: a.now, entries: ledgerHead(a.path("egress.ledger"))}
+	a.plane = &planeClient{base: cfg.PlaneURL, http: opts.HTTPClient, ledger: led, now: a.now}
 	a.docsvc = &collect.Client{BaseURL: cfg.DocsvcURL, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: opts.HTTPClient.Transport}}
 
 	if cfg.ExchangeBucket != "" {
 		awsCfg, err := a.awsConfig(ctx)
 		if err != nil {
-			a.Close()
 			return nil, fmt.Errorf("agent: AWS configuration for the exchange bucket: %w", err)
 		}
 		a.exch = exchange.NewMirror(exchange.New(awsCfg, cfg.ExchangeBucket, nil), cfg.DataDir, a.now)
@@ -236,12 +230,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	if a.keys, err = a.keyStore(ctx); err != nil {
-		a.Close()
 		return nil, err
 	}
 	key, created, err := loadOrCreateKey(ctx, a.keys)
 	if err != nil {
-		a.Close()
 		return nil, err
 	}
 	if created {
@@ -250,12 +242,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	a.key = key
 	in, ok, err := readInstall(a.path("install.json"))
 	if err != nil {
-		a.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if ok {
 		if in.PublicKey != encodePub(key) {
-			a.Close()
 			return nil, ErrKeyMismatch
 		}
 		a.install = in
@@ -263,7 +253,6 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	}
 
 	if err := a.initUpdater(); err != nil {
-		a.Close()
 		return nil, err
 	}
 	a.status.Channel, a.status.AgentVersion, a.status.Telemetry = cfg.Channel, Version, cfg.Telemetry
@@ -439,7 +428,7 @@ func (a *Agent) ensureActivated(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		in, err := a.activate(ctx, token)
 		if err == nil {
-			if err := writeJSONAtomic(a.path("install.json"), in, 0o600); err != nil {
+			if err := atomicfile.WriteJSON(a.path("install.json"), in, 0o600); err != nil {
 				// The token is spent; without this file the next start
 				// cannot activate again, so say exactly what to keep.
 				return fmt.Errorf("agent: activated as %s but could not save install.json: %w", in.InstallID, err)
@@ -523,7 +512,7 @@ func (a *Agent) recordHeartbeat(snap collect.Snapshot, hb wire.Heartbeat, err er
 	if len(a.history) > maxHistory {
 		a.history = append([]HealthRecord(nil), a.history[len(a.history)-maxHistory:]...)
 	}
-	if werr := writeJSONAtomic(a.path("health-history.json"), a.history, 0o600); werr != nil {
+	if werr := atomicfile.WriteJSON(a.path("health-history.json"), a.history, 0o600); werr != nil {
 		a.log.Warn("save health history", "err", werr)
 	}
 }

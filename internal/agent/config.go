@@ -171,18 +171,6 @@ func (c Config) upgrades() (autoupgrade.Config, error) {
 	return autoupgrade.NewConfig(c.DataDir, c.ReleaseRecord, c.UpgradeWindow, c.UpgradeStack, c.UpgradeRole)
 }
 
-// boolValue lets a flag.Func-style flag behave as a boolean flag.
-type boolValue struct{ p *string }
-
-func (b boolValue) String() string {
-	if b.p == nil {
-		return ""
-	}
-	return *b.p
-}
-func (b boolValue) Set(s string) error { *b.p = s; return nil }
-func (b boolValue) IsBoolFlag() bool   { return true }
-
 // checkPlaneURL allows https anywhere and plain http only to a loopback
 // address: signatures protect integrity, but heartbeats are still the
 // customer's operational data and deserve TLS on any real network.

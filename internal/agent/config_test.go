@@ -20,6 +20,7 @@ var required = []string{"--data-dir", "/d", "--plane-url", "https://plane.exampl
 	"--license-public-key", "/k", "--trusted-root", "/r"}
 
 func TestParseConfig(t *testing.T) {
+	t.Parallel()
 	c, err := ParseConfig(required, env(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +86,7 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestCheckStatusAddr(t *testing.T) {
+	t.Parallel()
 	for addr, ok := range map[string]bool{
 		"127.0.0.1:8091": true, "localhost:8091": true, "[::1]:8091": true,
 		"10.1.2.3:8091": true, "172.16.0.9:80": true, "192.168.1.1:80": true, "[fd12:3456::1]:80": true,
@@ -98,6 +100,7 @@ func TestCheckStatusAddr(t *testing.T) {
 }
 
 func TestStatusPage(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(1)
@@ -140,6 +143,7 @@ func TestStatusPage(t *testing.T) {
 }
 
 func TestMain_Commands(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var out strings.Builder
 	if err := Main(ctx, []string{"version"}, env(nil), &out, io.Discard); err != nil || strings.TrimSpace(out.String()) != Version {

@@ -13,7 +13,6 @@ import (
 	"github.com/tetherhq/tether/internal/agent/autoupgrade"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/updater"
-	"github.com/tetherhq/tether/internal/wire"
 )
 
 // initUpdater installs the trusted root on first start and builds the TUF
@@ -91,19 +90,14 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 	err := a.upd.Refresh(ctx)
 	var available string
 	if err == nil {
+		// release.ParseVersion takes only the wire's version grammar, so a
+		// verified release's version is one the heartbeat can carry.
 		m, ok, lerr := a.upd.Latest(ctx, current)
-		err = lerr
-		switch {
-		case ok && wire.ValidSemver(m.Version):
+		if err = lerr; ok {
 			available = m.Version
 			if t, ok := target(m); ok {
 				go a.rel.Apply(ctx, t)
 			}
-		case ok:
-			// A verified release whose version the heartbeat cannot carry
-			// (a pre-release word or build metadata outside the wire's
-			// grammar) is not reported rather than breaking every heartbeat.
-			a.log.Warn("release available but its version cannot be reported to the plane", "channel", a.cfg.Channel)
 		}
 	}
 	a.refreshReleases(ctx)

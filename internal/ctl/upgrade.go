@@ -88,7 +88,7 @@ func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bu
 	if err := os.CopyFS(next, os.DirFS(meta)); err != nil {
 		return nil, fmt.Errorf("copying the trusted metadata in %s: %w", meta, err)
 	}
-	ms, err := airgap.ImportBundle(ctx, next, filepath.Join(work, "targets"), f)
+	ms, err := airgap.ImportBundle(ctx, next, filepath.Join(work, "targets"), f, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("release bundle %s refused, nothing was changed: %w", bundle, explainTUF(err))
 	}
