@@ -247,10 +247,25 @@ type Sizing struct {
 	PerformanceInsights bool   `yaml:"performance_insights"`
 }
 
-// Observability is log retention and where alarms go.
+// Observability is log retention, where alarms go and when they fire.
 type Observability struct {
-	LogRetentionDays int    `yaml:"log_retention_days"`
-	AlarmEmail       string `yaml:"alarm_email"`
+	LogRetentionDays int        `yaml:"log_retention_days"`
+	AlarmEmail       string     `yaml:"alarm_email"`
+	Thresholds       Thresholds `yaml:"thresholds"`
+}
+
+// Thresholds are where the storage-growth alarms fire (the services
+// stack's alarms; tetherctl status warns at the same values).
+type Thresholds struct {
+	// QueueAgeMinutes: the oldest job has waited this long.
+	QueueAgeMinutes int `yaml:"queue_age_minutes"`
+	// DeadLetters: this many jobs are in the dead-letter queue.
+	DeadLetters int `yaml:"dead_letters"`
+	// DatabaseFreePercent: the database's free storage fell to this share
+	// of its allocated size.
+	DatabaseFreePercent int `yaml:"database_free_percent"`
+	// DocumentsGiB: the documents bucket holds this much.
+	DocumentsGiB int `yaml:"documents_gib"`
 }
 
 // IAM holds constraints the customer's service control policies impose.
@@ -274,8 +289,19 @@ const (
 	DefaultDatabaseClass    = "db.t4g.medium"
 	DefaultDatabaseGiB      = 50
 	DefaultLogRetentionDays = 90
-	DefaultCIDR             = "10.40.0.0/16"
+	// The storage-growth alarms' thresholds (observability.thresholds).
+	DefaultQueueAgeMinutes     = 15
+	DefaultDeadLetters         = 1
+	DefaultDatabaseFreePercent = 10
+	DefaultDocumentsGiB        = 1024
+	// The task counts' bounds, shared with tetherctl scale and the services
+	// stack's ApiTaskCount, WorkerMinTasks and WorkerMaxTasks parameters.
+	MaxAPITasks    = 50
+	MaxWorkerTasks = 200
 )
+
+// DefaultCIDR is the new VPC's range when network.cidr is left out.
+const DefaultCIDR = "10.40.0.0/16"
 
 // Load reads and parses the file at path.
 func Load(path string) (*Config, error) {
@@ -387,6 +413,16 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Observe.LogRetentionDays == 0 {
 		c.Observe.LogRetentionDays = DefaultLogRetentionDays
+	}
+	t := &c.Observe.Thresholds
+	for _, d := range []struct {
+		f   *int
+		def int
+	}{{&t.QueueAgeMinutes, DefaultQueueAgeMinutes}, {&t.DeadLetters, DefaultDeadLetters},
+		{&t.DatabaseFreePercent, DefaultDatabaseFreePercent}, {&t.DocumentsGiB, DefaultDocumentsGiB}} {
+		if *d.f == 0 {
+			*d.f = d.def
+		}
 	}
 }
 
@@ -549,9 +585,9 @@ func (c *Config) Validate() error {
 	v.adopt(c)
 
 	s := c.Sizing
-	v.between("sizing.api_tasks", s.APITasks, 1, 50)
-	v.between("sizing.worker_min", s.WorkerMin, 0, 200)
-	v.between("sizing.worker_max", s.WorkerMax, 1, 200)
+	v.between("sizing.api_tasks", s.APITasks, 1, MaxAPITasks)
+	v.between("sizing.worker_min", s.WorkerMin, 0, MaxWorkerTasks)
+	v.between("sizing.worker_max", s.WorkerMax, 1, MaxWorkerTasks)
 	if s.WorkerMax < s.WorkerMin {
 		v.add("sizing.worker_max", "must be at least worker_min (%d)", s.WorkerMin)
 	}
@@ -562,6 +598,11 @@ func (c *Config) Validate() error {
 	}
 
 	v.between("observability.log_retention_days", c.Observe.LogRetentionDays, 1, 3653)
+	t := c.Observe.Thresholds
+	v.between("observability.thresholds.queue_age_minutes", t.QueueAgeMinutes, 1, 1440)
+	v.between("observability.thresholds.dead_letters", t.DeadLetters, 1, 100000)
+	v.between("observability.thresholds.database_free_percent", t.DatabaseFreePercent, 1, 50)
+	v.between("observability.thresholds.documents_gib", t.DocumentsGiB, 1, 10000000)
 	if c.Observe.AlarmEmail != "" {
 		v.match("observability.alarm_email", c.Observe.AlarmEmail, emailRE, "the address alarm notifications go to")
 	}

@@ -477,7 +477,7 @@ func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv fun
 	reg := newRegistry()
 	w := &worker.Worker{
 		Store: st.store, Blobs: st.blobs, Queue: st.queue,
-		Analyzer:    analyze.NewResilient(inner, analyze.ResilientOptions{}),
+		Analyzer:    analyze.NewResilient(inner, analyze.ResilientOptions{Logger: log}),
 		Limits:      workerLimits(cfg),
 		Concurrency: cfg.WorkerConcurrency, Visibility: cfg.Visibility, MaxReceives: cfg.MaxReceives,
 		Metrics: worker.NewMetrics(reg), Log: log,

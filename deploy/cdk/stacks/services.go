@@ -40,7 +40,11 @@ type Services struct {
 	// the markers tetherctl writes (the gate; see imageParameter).
 	// Upgrades change these and nothing else.
 	DocsvcImage, AgentImage awscdk.CfnParameter
-	LogGroups               map[string]awslogs.LogGroup
+	// The task counts, as Number parameters whose defaults are
+	// deployment.yaml's sizing: tetherctl scale changes them through a
+	// change set, and a later deploy keeps the values it set.
+	APITaskCount, WorkerMinTasks, WorkerMaxTasks awscdk.CfnParameter
+	LogGroups                                    map[string]awslogs.LogGroup
 }
 
 // apiPort is where docsvc api listens inside its task; internalPort is its
@@ -92,6 +96,13 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 			"Only tetherctl writes it, after the image was verified in ECR "+cfg.Name+"/agent. "+
 			"If CloudFormation says the parameter cannot be found, that image is not verified: run tetherctl deploy.")
 
+	s.APITaskCount = countParameter(stack, "ApiTaskCount", cfg.Sizing.APITasks, 1, deployconfig.MaxAPITasks,
+		"How many API tasks run. Set with tetherctl scale api --count N; deployment.yaml's sizing.api_tasks is the first deploy's value.")
+	s.WorkerMinTasks = countParameter(stack, "WorkerMinTasks", cfg.Sizing.WorkerMin, 0, deployconfig.MaxWorkerTasks,
+		"The fewest worker tasks autoscaling keeps. Set with tetherctl scale workers --min N --max M (never above WorkerMaxTasks); deployment.yaml's sizing.worker_min is the first deploy's value.")
+	s.WorkerMaxTasks = countParameter(stack, "WorkerMaxTasks", cfg.Sizing.WorkerMax, 1, deployconfig.MaxWorkerTasks,
+		"The most worker tasks autoscaling starts. Set with tetherctl scale workers --min N --max M; deployment.yaml's sizing.worker_max is the first deploy's value.")
+
 	for _, family := range []string{"api", "worker", "agent"} {
 		s.newLogGroup(family, net.LogsKey)
 	}
@@ -138,6 +149,18 @@ func imageParameter(stack awscdk.Stack, id, def, description string) awscdk.CfnP
 		props.Default = str(def)
 	}
 	return awscdk.NewCfnParameter(stack, str(id), props)
+}
+
+// countParameter is one of the services stack's task counts: a Number
+// parameter CloudFormation itself keeps within lo..hi.
+func countParameter(stack awscdk.Stack, id string, def, lo, hi int, description string) awscdk.CfnParameter {
+	return awscdk.NewCfnParameter(stack, str(id), &awscdk.CfnParameterProps{
+		Type:        str("Number"),
+		Default:     num(float64(def)),
+		MinValue:    num(float64(lo)),
+		MaxValue:    num(float64(hi)),
+		Description: str(description),
+	})
 }
 
 // markerName is how a digest (sha256:<64 hex>) appears in a marker's name:
@@ -206,7 +229,7 @@ func (s *services) newAPI() {
 		ServiceName:            str(serviceName(cfg, "api")),
 		Cluster:                s.cluster.Cluster,
 		TaskDefinition:         td,
-		DesiredCount:           num(float64(cfg.Sizing.APITasks)),
+		DesiredCount:           s.APITaskCount.ValueAsNumber(),
 		MinHealthyPercent:      num(100),
 		MaxHealthyPercent:      num(200),
 		SecurityGroups:         &[]awsec2.ISecurityGroup{sg},
@@ -355,8 +378,8 @@ func (s *services) newWorker() {
 		Period: awscdk.Duration_Minutes(num(1)),
 	})
 	scaling := s.Worker.AutoScaleTaskCount(&awsapplicationautoscaling.EnableScalingProps{
-		MinCapacity: num(float64(cfg.Sizing.WorkerMin)),
-		MaxCapacity: num(float64(cfg.Sizing.WorkerMax)),
+		MinCapacity: s.WorkerMinTasks.ValueAsNumber(),
+		MaxCapacity: s.WorkerMaxTasks.ValueAsNumber(),
 	})
 	scaling.ScaleOnMetric(str("Backlog"), &awsapplicationautoscaling.BasicStepScalingPolicyProps{
 		Metric:         backlog,
