@@ -21,6 +21,8 @@ import (
 // rollback --local use it:
 //
 //	GET  /v1/status   the running release and the api's private URL (Status)
+//	POST /v1/backup   {"label": L}: copy the database and documents into
+//	                  backups/<time>-L/ and answer {"dir": ...}
 //	POST /v1/migrate  {"docsvc": PATH}: run PATH migrate on the stack's database
 //	POST /v1/swap     {"version": V, "docsvc": PATH, "tether_agent": PATH,
 //	                   "ready_timeout_seconds": N}: move the stack to those binaries
@@ -33,6 +35,10 @@ const ControlSocket = "supervisor.sock"
 type SwapRequest struct {
 	Running
 	ReadyTimeoutSeconds int `json:"ready_timeout_seconds"`
+}
+
+type backupRequest struct {
+	Label string `json:"label"`
 }
 
 type migrateRequest struct {
@@ -97,6 +103,24 @@ func (s *stack) serveControl() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeControl(w, http.StatusOK, s.status())
+	})
+	mux.HandleFunc("POST /v1/backup", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody))
+		var req backupRequest
+		if err == nil {
+			err = decodeStrict(b, &req)
+		}
+		if err != nil {
+			writeControl(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		dir, err := backup(r.Context(), s.dataDir, req.Label, time.Now())
+		if err != nil {
+			writeControl(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		s.out.printf("dev: backed up the database and documents into %s\n", dir)
+		writeControl(w, http.StatusOK, map[string]string{"dir": dir})
 	})
 	mux.HandleFunc("POST /v1/migrate", func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody))
@@ -220,6 +244,15 @@ func (c *Control) do(ctx context.Context, method, path string, body, out any) er
 func (c *Control) Status(ctx context.Context) (Status, error) {
 	var st Status
 	return st, c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+}
+
+// Backup copies the database and the documents into a new directory under
+// BackupsDir and returns its path.
+func (c *Control) Backup(ctx context.Context, label string) (string, error) {
+	var out struct {
+		Dir string `json:"dir"`
+	}
+	return out.Dir, c.do(ctx, http.MethodPost, "/v1/backup", backupRequest{Label: label}, &out)
 }
 
 // Migrate runs docsvc's migrate from the given binary.
