@@ -1,8 +1,13 @@
 package ctl
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/internal/devstack"
 )
@@ -78,6 +83,50 @@ func FuzzParseLocalHistory(f *testing.F) {
 			if !outcomeValues[o.Outcome] {
 				t.Fatalf("outcome %q accepted", o.Outcome)
 			}
+		}
+	})
+}
+
+// On the local runtime an export is verified before the supervisor is
+// asked anything: unsigned, wrong-key and expired exports are refused with
+// the reason, and nothing of them is kept in the data dir.
+func TestLocalUpgradeRefusals(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	v := newVendorRepo(t, now)
+	v.publish(now, "1.0.0", "", "a", "b")
+	good := v.export()
+	other := newVendorRepo(t, now)
+	expired := newVendorRepo(t, now.Add(-72*time.Hour))
+	expired.publish(now.Add(-72*time.Hour), "1.0.0", "", "a", "b")
+	for _, c := range []struct {
+		name, bundle, root, want string
+	}{
+		{"signed by another key", good, other.root, "not signed by the keys"},
+		{"unsigned", unsign(t, good), v.root, "not signed by the keys"},
+		{"expired", expired.export(), expired.root, "expired"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			rootFile := filepath.Join(dataDir, "plane", "keys", "root.json")
+			os.MkdirAll(filepath.Dir(rootFile), 0o700)
+			os.WriteFile(rootFile, []byte(c.root), 0o600)
+			var stderr bytes.Buffer
+			err := RunEnv(context.Background(), []string{"upgrade", "--local", dataDir, "--bundle", c.bundle, "--yes"}, Env{Stderr: &stderr})
+			if err == nil || !strings.Contains(err.Error(), "refused, nothing was changed") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want a refusal saying %q", err, c.want)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(dataDir, "releases", "tuf")); len(entries) != 1 {
+				t.Fatalf("a refused export changed the trusted metadata: %v", entries)
+			}
+		})
+	}
+	t.Run("no supervisor", func(t *testing.T) {
+		dataDir := t.TempDir()
+		rootFile := filepath.Join(t.TempDir(), "root.json")
+		os.WriteFile(rootFile, []byte(v.root), 0o600)
+		err := RunEnv(context.Background(), []string{"upgrade", "--local", dataDir, "--bundle", good, "--trusted-root", rootFile, "--yes"}, Env{})
+		if err == nil || !strings.Contains(err.Error(), "is tetherctl dev running with this --data-dir?") {
+			t.Fatalf("without a running stack: %v", err)
 		}
 	})
 }

@@ -35,23 +35,26 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// open checks the data dir and asks its supervisor what runs.
-func (l localFlags) open(ctx context.Context, env Env, output string) (*localRuntime, devstack.Status, error) {
+// open checks the flags and the data dir.
+func (l localFlags) open(env Env, output string) (*localRuntime, error) {
 	if output != "text" && output != "json" {
-		return nil, devstack.Status{}, fmt.Errorf("%w: --output %q: want text or json", errUsage, output)
+		return nil, fmt.Errorf("%w: --output %q: want text or json", errUsage, output)
 	}
 	dir, err := filepath.Abs(l.dataDir)
 	if err != nil {
-		return nil, devstack.Status{}, err
+		return nil, err
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, devstack.Status{}, fmt.Errorf("%w: --local %s is not a directory: pass the --data-dir of a running tetherctl dev", errUsage, l.dataDir)
+		return nil, fmt.Errorf("%w: --local %s is not a directory: pass the --data-dir of a running tetherctl dev", errUsage, l.dataDir)
 	}
-	rt := &localRuntime{dataDir: dir, c: devstack.Dial(dir), w: progressWriter(env, output), http: &http.Client{Timeout: 10 * time.Second}}
+	return &localRuntime{dataDir: dir, c: devstack.Dial(dir), w: progressWriter(env, output), http: &http.Client{Timeout: 10 * time.Second}}, nil
+}
+
+// status asks the data dir's supervisor what runs.
+func (rt *localRuntime) status(ctx context.Context) (devstack.Status, error) {
 	cctx, cancel := callCtx(ctx)
 	defer cancel()
-	st, err := rt.c.Status(cctx)
-	return rt, st, err
+	return rt.c.Status(cctx)
 }
 
 // verified verifies the export against the trusted root and keeps the
@@ -74,11 +77,15 @@ func (l localFlags) verified(ctx context.Context, rt *localRuntime, bundle strin
 
 func localUpgradeCmd(ctx context.Context, env Env, u upgradeFlags) error {
 	fail := func(err error) error { return fmt.Errorf("tetherctl upgrade --local: %w", err) }
-	rt, st, err := u.local.open(ctx, env, u.df.output)
+	rt, err := u.local.open(env, u.df.output)
 	if err != nil {
 		return fail(err)
 	}
 	ms, err := u.local.verified(ctx, rt, u.bundle)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := rt.status(ctx)
 	if err != nil {
 		return fail(err)
 	}
@@ -96,7 +103,11 @@ func localUpgradeCmd(ctx context.Context, env Env, u upgradeFlags) error {
 
 func localRollbackCmd(ctx context.Context, env Env, u upgradeFlags) error {
 	fail := func(err error) error { return fmt.Errorf("tetherctl rollback --local: %w", err) }
-	rt, st, err := u.local.open(ctx, env, u.df.output)
+	rt, err := u.local.open(env, u.df.output)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := rt.status(ctx)
 	if err != nil {
 		return fail(err)
 	}
@@ -159,11 +170,15 @@ type localReleasesReport struct {
 
 func localReleasesCmd(ctx context.Context, env Env, output string, l localFlags, bundle string) error {
 	fail := func(err error) error { return fmt.Errorf("tetherctl releases --local: %w", err) }
-	rt, st, err := l.open(ctx, env, output)
+	rt, err := l.open(env, output)
 	if err != nil {
 		return fail(err)
 	}
 	ms, err := l.verified(ctx, rt, bundle)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := rt.status(ctx)
 	if err != nil {
 		return fail(err)
 	}
