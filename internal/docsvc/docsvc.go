@@ -440,7 +440,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 	// No ReadTimeout: a large upload on a slow link may take minutes; the
 	// upload handler holds each body to DOCSVC_UPLOAD_MIN_RATE instead.
 	// Headers must arrive promptly and idle keep-alive connections are closed.
-	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Addr: cfg.Addr, Handler: withTestHandlers(srv.Handler(), db), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 3)
 	servers := []*http.Server{hs}
 	if len(inherited) > 0 {
@@ -453,7 +453,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 	if len(inherited) > 1 {
 		// This process's own /readyz and /metrics, so the supervisor can
 		// tell a new process is ready before the old one stops.
-		ps := &http.Server{Handler: srv.InternalHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		ps := &http.Server{Handler: withTestHandlers(srv.InternalHandler(), db), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		servers = append(servers, ps)
 		go func() { errc <- ps.Serve(inherited[1]) }()
 	}

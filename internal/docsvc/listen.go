@@ -3,9 +3,12 @@ package docsvc
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/tetherhq/tether/internal/sqldb"
 )
 
 // ListenFDsEnv names the listeners a supervisor hands docsvc api as
@@ -61,4 +64,16 @@ func inheritedListeners(v string) ([]net.Listener, error) {
 		ls = append(ls, l)
 	}
 	return ls, nil
+}
+
+// testHandlers is empty in every release build; the upgrade tests' build
+// tags (upgradetest_v2, upgradetest_unhealthy) add to it, so a test release
+// differs from the product in a known way without changing its code.
+var testHandlers []func(http.Handler, *sqldb.DB) http.Handler
+
+func withTestHandlers(h http.Handler, db *sqldb.DB) http.Handler {
+	for _, wrap := range testHandlers {
+		h = wrap(h, db)
+	}
+	return h
 }
