@@ -443,10 +443,12 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 	hs := &http.Server{Addr: cfg.Addr, Handler: withTestHandlers(srv.Handler(), db), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 3)
 	servers := []*http.Server{hs}
+	var shared *handover
 	if len(inherited) > 0 {
 		// A supervisor owns the socket (tetherctl dev's upgrades): serve on
 		// the listener it handed over, beside the process it replaces.
-		go func() { errc <- hs.Serve(inherited[0]) }()
+		shared = newHandover(hs, inherited[0])
+		go func() { errc <- hs.Serve(shared) }()
 	} else {
 		go func() { errc <- hs.ListenAndServe() }()
 	}
@@ -474,6 +476,9 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	log.Info("api stopping")
+	if shared != nil {
+		shared.drain(shutdown, 5*time.Second)
+	}
 	var errs []error
 	for _, s := range servers {
 		errs = append(errs, s.Shutdown(shutdown))

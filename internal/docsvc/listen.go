@@ -1,12 +1,16 @@
 package docsvc
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/tetherhq/tether/internal/sqldb"
 )
@@ -76,4 +80,83 @@ func withTestHandlers(h http.Handler, db *sqldb.DB) http.Handler {
 		h = wrap(h, db)
 	}
 	return h
+}
+
+// handover is the api's listener on a socket it shares with the process
+// replacing it. http.Server.Shutdown alone would drop a request: a
+// connection this process accepted whose first request arrives after
+// Shutdown began is closed unanswered, and on a shared socket the client
+// could as well have reached the other process. So drain stops taking
+// connections from the shared socket first (the other process takes them
+// all), answers every request on the connections it has with
+// "Connection: close", and calls Shutdown only once they are closed or the
+// window ends.
+type handover struct {
+	net.Listener
+	draining atomic.Bool
+	closed   chan struct{}
+	once     sync.Once
+
+	mu    sync.Mutex
+	conns map[net.Conn]http.ConnState
+}
+
+func newHandover(hs *http.Server, l net.Listener) *handover {
+	h := &handover{Listener: l, closed: make(chan struct{}), conns: map[net.Conn]http.ConnState{}}
+	next := hs.Handler
+	hs.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+	hs.ConnState = func(c net.Conn, st http.ConnState) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if st == http.StateClosed || st == http.StateHijacked {
+			delete(h.conns, c)
+		} else {
+			h.conns[c] = st
+		}
+	}
+	return h
+}
+
+// Accept hands over connections until drain; then it waits for Close, so
+// the server's Serve does not end before Shutdown.
+func (h *handover) Accept() (net.Conn, error) {
+	c, err := h.Listener.Accept()
+	if err != nil && h.draining.Load() {
+		<-h.closed
+		return nil, net.ErrClosed
+	}
+	return c, err
+}
+
+func (h *handover) Close() error {
+	h.once.Do(func() { close(h.closed) })
+	return h.Listener.Close()
+}
+
+// drain stops accepting and waits, at most window, for this process's
+// connections to close after their last answer.
+func (h *handover) drain(ctx context.Context, window time.Duration) {
+	h.draining.Store(true)
+	h.Listener.Close() // this process's descriptor only: the socket stays open for the other
+	ctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	for {
+		h.mu.Lock()
+		open := len(h.conns)
+		h.mu.Unlock()
+		if open == 0 {
+			return
+		}
+		// Shutdown then closes the idle ones and waits for the busy ones.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
