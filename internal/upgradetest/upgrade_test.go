@@ -125,11 +125,14 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds three releases and runs the whole stack")
 	}
+	start := time.Now()
+	step := func(what string) { t.Logf("%s: %s", time.Since(start).Round(100*time.Millisecond), what) }
 	w := &world{t: t, dataDir: t.TempDir()}
 	v1 := releasetest.Build(t, filepath.Join(w.dataDir, "build", "1.0.0"), "1.0.0")
 	v2 := releasetest.Build(t, t.TempDir(), "1.1.0", "upgradetest_v2")
 	v3 := releasetest.Build(t, t.TempDir(), "1.2.0", "upgradetest_v2", "upgradetest_unhealthy")
 	w.plane = v1["tether-plane"]
+	step("built 1.0.0, 1.1.0 and 1.2.0")
 
 	opts := devstack.Options{DataDir: w.dataDir, APIAddr: freeAddr(t), PlaneAddr: freeAddr(t), AgentStatusAddr: freeAddr(t),
 		Heartbeat: 5 * time.Second, Binaries: v1}
@@ -162,6 +165,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		t.Fatalf("the stack runs %+v, want 1.0.0", st)
 	}
 
+	step("the stack runs 1.0.0")
 	load := releasetest.StartLoad(t, w.api, w.token, 4)
 	waitDocs := func(n int) {
 		waitFor(t, time.Minute, "the load to upload more documents", func() bool { return len(load.Docs()) >= n })
@@ -177,6 +181,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if st := w.running(); st.Version != "1.1.0" {
 		t.Fatalf("after the upgrade the stack runs %s", st.Version)
 	}
+	step("upgraded to 1.1.0")
 	waitDocs(len(load.Docs()) + 20)
 	readAll(t, w, load.Docs(), true)
 
@@ -191,6 +196,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if err == nil || res["outcome"] != "rolled-back" || !strings.Contains(err.Error(), "/readyz answered 503") {
 		t.Fatalf("upgrade to the failing 1.2.0: %v %v\n%s", err, res, stderr)
 	}
+	step("1.2.0 swapped back")
 	if st := w.running(); st.Version != "1.1.0" {
 		t.Fatalf("after the failed upgrade the stack runs %s, want 1.1.0", st.Version)
 	}
@@ -211,24 +217,31 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if st := w.running(); st.Version != "1.0.0" {
 		t.Fatalf("after the rollback the stack runs %s", st.Version)
 	}
+	step("rolled back to 1.0.0")
 	waitDocs(len(load.Docs()) + 20)
 
 	requests, failures := load.Stop()
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d requests failed: %v", len(failures), requests, failures)
 	}
+	// Every document reads back from 1.0.0, and every job survived the
+	// worker swaps: each document is processed.
 	docs := load.Docs()
 	readAll(t, w, docs, false)
-	// Every job survived the worker swaps: each document is processed.
 	c := &http.Client{Timeout: 10 * time.Second}
-	for _, d := range docs {
-		waitFor(t, time.Minute, "document "+d.ID+" to be processed", func() bool {
+	pending := docs
+	waitFor(t, time.Minute, "every document to be processed", func() bool {
+		var still []releasetest.Doc
+		for _, d := range pending {
 			var got struct {
 				Status string `json:"status"`
 			}
-			err := releasetest.GetJSON(context.Background(), c, w.api+"/v1/documents/"+d.ID, w.token, &got)
-			return err == nil && got.Status == "succeeded"
-		})
-	}
+			if err := releasetest.GetJSON(context.Background(), c, w.api+"/v1/documents/"+d.ID, w.token, &got); err != nil || got.Status != "succeeded" {
+				still = append(still, d)
+			}
+		}
+		pending = still
+		return len(pending) == 0
+	})
 	t.Logf("%d requests, %d documents, no failure", requests, len(docs))
 }

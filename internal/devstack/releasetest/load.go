@@ -37,7 +37,10 @@ type Load struct {
 	failures []string
 }
 
-const maxRequests = 20000
+const (
+	maxRequests = 20000
+	pause       = 20 * time.Millisecond
+)
 
 // StartLoad starts workers goroutines, each uploading a small document and
 // reading one back in turn.
@@ -60,6 +63,12 @@ func StartLoad(t testing.TB, api, token string, workers int) *Load {
 					if err := l.Read(ctx, d); err != nil {
 						l.fail(ctx, err)
 					}
+				}
+				// A steady load, not a flood: the swaps must happen with
+				// requests in flight, and every document is checked after.
+				select {
+				case <-ctx.Done():
+				case <-time.After(pause):
 				}
 			}
 		}()

@@ -18,7 +18,7 @@ import (
 func Build(t testing.TB, dir, version string, tags ...string) map[string]string {
 	t.Helper()
 	root := moduleRoot(t)
-	ldflags := "-X github.com/tetherhq/tether/internal/docsvc.Version=" + version +
+	ldflags := "-s -w -X github.com/tetherhq/tether/internal/docsvc.Version=" + version +
 		" -X github.com/tetherhq/tether/internal/agent.Version=" + version
 	args := []string{"build", "-ldflags", ldflags}
 	if len(tags) > 0 {
