@@ -75,17 +75,27 @@ func (l localFlags) verified(ctx context.Context, rt *localRuntime, bundle strin
 	return verifyExport(ctx, root, "--trusted-root "+rootFile, l.channel, "--channel", state, bundle, keepArtifacts(rt.dataDir))
 }
 
+// load opens the data dir, verifies the export when there is one (before
+// the supervisor is asked anything) and asks the supervisor what runs.
+func (l localFlags) load(ctx context.Context, env Env, output, bundle string) (*localRuntime, []release.Manifest, devstack.Status, error) {
+	var st devstack.Status
+	rt, err := l.open(env, output)
+	if err != nil {
+		return nil, nil, st, err
+	}
+	var ms []release.Manifest
+	if bundle != "" {
+		if ms, err = l.verified(ctx, rt, bundle); err != nil {
+			return nil, nil, st, err
+		}
+	}
+	st, err = rt.status(ctx)
+	return rt, ms, st, err
+}
+
 func localUpgradeCmd(ctx context.Context, env Env, u upgradeFlags) error {
 	fail := func(err error) error { return fmt.Errorf("tetherctl upgrade --local: %w", err) }
-	rt, err := u.local.open(env, u.df.output)
-	if err != nil {
-		return fail(err)
-	}
-	ms, err := u.local.verified(ctx, rt, u.bundle)
-	if err != nil {
-		return fail(err)
-	}
-	st, err := rt.status(ctx)
+	rt, ms, st, err := u.local.load(ctx, env, u.df.output, u.bundle)
 	if err != nil {
 		return fail(err)
 	}
@@ -103,11 +113,7 @@ func localUpgradeCmd(ctx context.Context, env Env, u upgradeFlags) error {
 
 func localRollbackCmd(ctx context.Context, env Env, u upgradeFlags) error {
 	fail := func(err error) error { return fmt.Errorf("tetherctl rollback --local: %w", err) }
-	rt, err := u.local.open(env, u.df.output)
-	if err != nil {
-		return fail(err)
-	}
-	st, err := rt.status(ctx)
+	rt, _, st, err := u.local.load(ctx, env, u.df.output, "")
 	if err != nil {
 		return fail(err)
 	}
@@ -170,15 +176,7 @@ type localReleasesReport struct {
 
 func localReleasesCmd(ctx context.Context, env Env, output string, l localFlags, bundle string) error {
 	fail := func(err error) error { return fmt.Errorf("tetherctl releases --local: %w", err) }
-	rt, err := l.open(env, output)
-	if err != nil {
-		return fail(err)
-	}
-	ms, err := l.verified(ctx, rt, bundle)
-	if err != nil {
-		return fail(err)
-	}
-	st, err := rt.status(ctx)
+	rt, ms, st, err := l.load(ctx, env, output, bundle)
 	if err != nil {
 		return fail(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/devstack/releasetest"
+	"github.com/tetherhq/tether/internal/toolproc"
 )
 
 // testStack runs api, worker and agent stand-ins on a fresh data dir with
@@ -31,7 +31,7 @@ func testStack(t *testing.T) (st *stack, api, token string, v1, v2 Running) {
 	v2 = Running{Version: "1.0.1", Docsvc: b2["docsvc"], Agent: b2["docsvc"]}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := freeAddr(t)
+	addr := toolproc.FreeAddr(t)
 	var out bytes.Buffer
 	lw := &lockedWriter{w: &out}
 	st, err := newStack(ctx, dataDir, addr, lw, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -69,15 +69,6 @@ func testStack(t *testing.T) (st *stack, api, token string, v1, v2 Running) {
 		t.Fatalf("the first api never became ready: %v", err)
 	}
 	return st, "http://" + addr, strings.TrimSpace(string(tok)), v1, v2
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitDocs waits (bounded) until the load has uploaded at least n documents.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/devstack"
 	"github.com/tetherhq/tether/internal/devstack/releasetest"
+	"github.com/tetherhq/tether/internal/toolproc"
 )
 
 type world struct {
@@ -74,15 +74,6 @@ func (w *world) running() devstack.Status {
 	return st
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
@@ -134,7 +125,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	w.plane = v1["tether-plane"]
 	step("built 1.0.0, 1.1.0 and 1.2.0")
 
-	opts := devstack.Options{DataDir: w.dataDir, APIAddr: freeAddr(t), PlaneAddr: freeAddr(t), AgentStatusAddr: freeAddr(t),
+	opts := devstack.Options{DataDir: w.dataDir, APIAddr: toolproc.FreeAddr(t), PlaneAddr: toolproc.FreeAddr(t), AgentStatusAddr: toolproc.FreeAddr(t),
 		Heartbeat: 5 * time.Second, Binaries: v1}
 	w.api = "http://" + opts.APIAddr
 	ctx, cancel := context.WithCancel(context.Background())
