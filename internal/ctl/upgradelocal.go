@@ -121,6 +121,9 @@ func (l *localRuntime) save(o localRecord) error {
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Join(l.dataDir, filepath.Dir(localHistoryFile)), 0o700); err != nil {
+		return err
+	}
 	if err := atomicfile.Write(filepath.Join(l.dataDir, localHistoryFile), append(b, '\n'), 0o600); err != nil {
 		return err
 	}
@@ -406,9 +409,11 @@ func (l *localRuntime) finish(p *localPlan, outcome string, cause error) error {
 		Backup: p.Backup, FromBinaries: p.From, ToBinaries: p.To}
 	if cause != nil {
 		p.Reason = cause.Error()
-		o.Reason = oneLine(cause.Error())
+		// The agent reports this reason: paths name the data dir (and so
+		// perhaps a user's home), which stays on this machine.
+		o.Reason = oneLine(strings.ReplaceAll(cause.Error(), l.dataDir, "DATA_DIR"))
 		if len(o.Reason) > 300 {
-			o.Reason = o.Reason[:300]
+			o.Reason = strings.ToValidUTF8(o.Reason[:300], "")
 		}
 	}
 	if err := l.save(o); err != nil {

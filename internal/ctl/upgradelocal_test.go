@@ -3,6 +3,8 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,4 +131,39 @@ func TestLocalUpgradeRefusals(t *testing.T) {
 			t.Fatalf("without a running stack: %v", err)
 		}
 	})
+}
+
+// The outcome the agent reports names no path of this machine, and the
+// history keeps the newest first.
+func TestLocalOutcomeRecorded(t *testing.T) {
+	dataDir := t.TempDir()
+	l := &localRuntime{dataDir: dataDir}
+	from := devstack.Running{Version: "1.0.0", Docsvc: filepath.Join(dataDir, "bin", "docsvc"), Agent: filepath.Join(dataDir, "bin", "tether-agent")}
+	to := devstack.Running{Version: "1.1.0", Docsvc: filepath.Join(dataDir, "releases", "1.1.0", "docsvc"), Agent: filepath.Join(dataDir, "releases", "1.1.0", "tether-agent")}
+	if err := l.finish(&localPlan{Action: "upgrade", From: from, To: to}, "succeeded", nil); err != nil {
+		t.Fatal(err)
+	}
+	cause := fmt.Errorf("release 1.2.0's migration failed, restore %s", filepath.Join(dataDir, "backups", "x"))
+	p := &localPlan{Action: "upgrade", From: to, To: devstack.Running{Version: "1.2.0"}}
+	if err := l.finish(p, "failed", cause); err != cause {
+		t.Fatalf("finish returned %v, want the cause", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, LocalOutcomeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last LocalOutcome
+	if err := json.Unmarshal(b, &last); err != nil || last.Outcome != "failed" || last.To != "1.2.0" || last.From != "1.1.0" {
+		t.Fatalf("last outcome %s (%v)", b, err)
+	}
+	if strings.Contains(string(b), dataDir) || !strings.Contains(last.Reason, "DATA_DIR/backups/x") {
+		t.Fatalf("the agent's outcome names this machine's path: %s", b)
+	}
+	h, err := l.history()
+	if err != nil || len(h) != 2 || h[0].To != "1.2.0" || h[1].Outcome != "succeeded" {
+		t.Fatalf("history %+v, %v", h, err)
+	}
+	if prev, ok := previousLocal(h, to); !ok || prev.FromBinaries != from {
+		t.Fatalf("previous of 1.1.0 after a failed 1.2.0: %+v %v", prev, ok)
+	}
 }

@@ -23,7 +23,7 @@ import (
 // (with restore) is the operator's command for the same data.
 const BackupsDir = "backups"
 
-var backupLabelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var backupLabelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$`)
 
 // backup copies the database, then the blob directory, into a new
 // directory and returns its path. The database copy is one transaction's
@@ -31,7 +31,7 @@ var backupLabelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // document in the copied database has its blob in the copied blobs/.
 func backup(ctx context.Context, dataDir, label string, now time.Time) (string, error) {
 	if !backupLabelRE.MatchString(label) {
-		return "", fmt.Errorf("backup label %q: want 1-64 letters, digits, '.', '_' or '-'", label)
+		return "", fmt.Errorf("backup label %q: want 1-64 letters, digits, '.', '+', '_' or '-'", label)
 	}
 	dir := filepath.Join(dataDir, BackupsDir, now.UTC().Format("20060102T150405Z")+"-"+label)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
