@@ -96,3 +96,35 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("a label with a path: %v", err)
 	}
 }
+
+func FuzzParseRunning(f *testing.F) {
+	dir := f.TempDir()
+	f.Add([]byte(`{"version":"1.0.0","docsvc":"/x","tether_agent":"/x"}`))
+	f.Add([]byte(`{"version":"1.0.0","docsvc":"` + dir + `/bin/docsvc","tether_agent":"` + dir + `/bin/docsvc"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseRunning(b, dir)
+		if err == nil && (!strings.HasPrefix(r.Docsvc, dir) || !strings.HasPrefix(r.Agent, dir)) {
+			t.Fatalf("accepted %+v outside %s", r, dir)
+		}
+	})
+}
+
+func FuzzParseMigrateRequest(f *testing.F) {
+	dir := f.TempDir()
+	f.Add([]byte(`{"docsvc":"/x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parseMigrateRequest(b, dir)
+		if err == nil && !strings.HasPrefix(p, dir) {
+			t.Fatalf("accepted %q outside %s", p, dir)
+		}
+	})
+}
+
+func TestReadRunningRefusesOutsideDataDir(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "releases"), 0o700)
+	os.WriteFile(filepath.Join(dir, RunningFile), []byte(`{"version":"1.0.0","docsvc":"/bin/sh","tether_agent":"/bin/sh"}`), 0o600)
+	if _, _, err := readRunning(dir); err == nil || !strings.Contains(err.Error(), "not inside the data dir") || !strings.Contains(err.Error(), "remove it") {
+		t.Fatalf("running.json naming /bin/sh: %v", err)
+	}
+}
