@@ -47,6 +47,10 @@ type Options struct {
 //	plane-admin-token  the plane's admin token (a copy, for scripts)
 //	license.json    the development license the plane issued
 //	agent/          the agent's identity, egress ledger, TUF metadata, diagnostics
+//	supervisor.sock the supervisor's control socket (ControlSocket)
+//	releases/       verified releases' binaries, their TUF metadata, the
+//	                running release (RunningFile), upgrade history and outcome
+//	backups/        the copies taken before each upgrade or rollback
 func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) error {
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {

@@ -1,7 +1,10 @@
 // Package devstack runs the whole product on one machine for development and
 // single-host trials: it builds (or finds) the binaries, prepares a data
 // directory on embedded defaults, and supervises each component as its own
-// child process, restarting any that exits unexpectedly.
+// child process, restarting any that exits unexpectedly. It owns the API's
+// listening socket, so it can swap api, worker and agent to another
+// release's binaries while they run with no failed request (runtime.go),
+// on request through its control socket (control.go).
 package devstack
 
 import (
