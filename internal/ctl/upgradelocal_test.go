@@ -97,16 +97,7 @@ func TestLocalUpgradeRefusals(t *testing.T) {
 	v := newVendorRepo(t, now)
 	v.publish(now, "1.0.0", "", "a", "b")
 	good := v.export()
-	other := newVendorRepo(t, now)
-	expired := newVendorRepo(t, now.Add(-72*time.Hour))
-	expired.publish(now.Add(-72*time.Hour), "1.0.0", "", "a", "b")
-	for _, c := range []struct {
-		name, bundle, root, want string
-	}{
-		{"signed by another key", good, other.root, "not signed by the keys"},
-		{"unsigned", unsign(t, good), v.root, "not signed by the keys"},
-		{"expired", expired.export(), expired.root, "expired"},
-	} {
+	for _, c := range refusedExports(t, now, v, good) {
 		t.Run(c.name, func(t *testing.T) {
 			dataDir := t.TempDir()
 			rootFile := filepath.Join(dataDir, "plane", "keys", "root.json")
