@@ -348,7 +348,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.startedAt = a.now()
 	a.mu.Unlock()
-	a.refreshReleases(ctx)
 	hbTimer := time.NewTimer(0)
 	// The first release check waits until a scrape has named docsvc's
 	// version, since which releases apply depends on it (or, if docsvc stays
@@ -366,6 +365,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Info("agent stopping")
 			return nil
 		case <-hbTimer.C:
+			// The release record is read before every heartbeat (a file on
+			// the local runtime, one SSM GetParameter on AWS), so an
+			// upgrade's outcome reaches the plane on the next beat.
+			a.refreshReleases(ctx)
 			if err := a.tick(ctx); err == nil {
 				failures = 0
 				hbTimer.Reset(a.cfg.Heartbeat)

@@ -204,7 +204,7 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		fs.BoolVar(&o.Telemetry, "telemetry", false, "opt the agent in to daily aggregate usage counts")
 		fs.StringVar(&o.AgentPlaneURL, "agent-plane-url", "", "the URL the agent uses to reach the plane (default: the local plane); point it at a proxy to watch every byte that leaves")
 		fs.Usage = func() {
-			fmt.Fprint(stderr, "tetherctl dev: run the document service's api and worker as child processes on\nSQLite, a local documents directory, a database-backed queue and the offline\nanalyzer; a local vendor plane with development keys, a license and a signed\nrelease; and the agent, activated against that plane. Ctrl-C stops them all;\nrunning again with the same --data-dir resumes.\n\nFlags:\n")
+			fmt.Fprint(stderr, "tetherctl dev: run the document service's api and worker as child processes on\nSQLite, a local documents directory, a database-backed queue and the offline\nanalyzer; a local vendor plane with development keys, a license and a signed\nrelease; and the agent, activated against that plane. Ctrl-C stops them all;\nrunning again with the same --data-dir resumes.\n\nThe supervisor owns the API's socket: tetherctl upgrade --local DATA_DIR (and\nrollback --local) swaps api, worker and agent to a verified release while it\nruns, with no failed request, through the control socket DATA_DIR/supervisor.sock.\nAfter that, DATA_DIR/releases/running.json names what runs, and a restart runs\nit instead of this checkout's build (remove the file to go back).\n\nFlags:\n")
 			fs.PrintDefaults()
 		}
 		if err := fs.Parse(args[1:]); err != nil {

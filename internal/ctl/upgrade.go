@@ -62,12 +62,20 @@ func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bu
 	if strings.TrimSpace(dc.Plane.TrustedRoot) == "" {
 		return nil, errors.New("deployment.yaml has no plane.trusted_root: set it to the vendor's root.json (it came with the install), which every release is verified against")
 	}
+	return verifyExport(ctx, []byte(dc.Plane.TrustedRoot), "deployment.yaml's plane.trusted_root", dc.Plane.Channel, "plane.channel", stateDir, bundle, nil)
+}
+
+// verifyExport is verifiedReleases for any trusted root: rootWhat and
+// channelWhat name where the root and the channel came from, for errors.
+// keep, when set, is given the directory holding the verified artifacts
+// before it is removed.
+func verifyExport(ctx context.Context, root []byte, rootWhat, channel, channelWhat, stateDir, bundle string, keep func(targetsDir string, ms []release.Manifest) error) ([]release.Manifest, error) {
 	meta := filepath.Join(stateDir, "tuf")
-	if err := updater.Init(meta, []byte(dc.Plane.TrustedRoot)); err != nil {
+	if err := updater.Init(meta, root); err != nil {
 		if errors.Is(err, updater.ErrAlreadyInitialized) {
-			return nil, fmt.Errorf("deployment.yaml's plane.trusted_root is not the root this machine verified %s's releases with before (%s): a root is replaced only by the vendor's signed rotation; restore plane.trusted_root, or remove %s if you were told to re-install the root", dc.Name, meta, meta)
+			return nil, fmt.Errorf("%s is not the root this machine verified releases with before (%s): a root is replaced only by the vendor's signed rotation; restore it, or remove %s if you were told to re-install the root", rootWhat, meta, meta)
 		}
-		return nil, fmt.Errorf("plane.trusted_root: %w", err)
+		return nil, fmt.Errorf("%s: %w", rootWhat, err)
 	}
 	f, err := os.Open(bundle)
 	if err != nil {
@@ -77,8 +85,7 @@ func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bu
 	// The export is verified against a copy of the trusted metadata, which
 	// replaces it only when the export verified and is for this channel: a
 	// refused export (another channel's, whose metadata versions differ)
-	// leaves what was trusted before as it was. Artifacts are not kept:
-	// tetherctl installs images by digest.
+	// leaves what was trusted before as it was.
 	work, err := os.MkdirTemp(stateDir, ".verify-")
 	if err != nil {
 		return nil, err
@@ -88,13 +95,19 @@ func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bu
 	if err := os.CopyFS(next, os.DirFS(meta)); err != nil {
 		return nil, fmt.Errorf("copying the trusted metadata in %s: %w", meta, err)
 	}
-	ms, err := airgap.ImportBundle(ctx, next, filepath.Join(work, "targets"), f, time.Now())
+	targets := filepath.Join(work, "targets")
+	ms, err := airgap.ImportBundle(ctx, next, targets, f, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("release bundle %s refused, nothing was changed: %w", bundle, explainTUF(err))
 	}
-	if len(ms) > 0 && ms[0].Channel != dc.Plane.Channel {
-		return nil, fmt.Errorf("release bundle %s is for channel %q but deployment.yaml's plane.channel is %q: ask the vendor for the %s channel's export, or change plane.channel if your license allows it",
-			bundle, ms[0].Channel, dc.Plane.Channel, dc.Plane.Channel)
+	if len(ms) > 0 && ms[0].Channel != channel {
+		return nil, fmt.Errorf("release bundle %s is for channel %q but %s is %q: ask the vendor for the %s channel's export, or change %s if your license allows it",
+			bundle, ms[0].Channel, channelWhat, channel, channel, channelWhat)
+	}
+	if keep != nil {
+		if err := keep(targets, ms); err != nil {
+			return nil, err
+		}
 	}
 	old := filepath.Join(work, "old")
 	if err := os.Rename(meta, old); err != nil {
@@ -355,6 +368,7 @@ func healthProblems(services []ecstypes.Service, alarms []cwtypes.MetricAlarm) (
 }
 
 const releasesUsage = `usage: tetherctl releases --bundle FILE [--config deployment.yaml] [--output json]
+       tetherctl releases --local DATA_DIR --bundle FILE [--trusted-root FILE] [--channel stable]
 
 Lists the releases you can install on deployment.yaml's channel, the one the
 services run now and the one a rollback returns to.
@@ -367,6 +381,12 @@ $XDG_CONFIG_HOME/tetherctl/<name>/ so an older export is refused later.
 The running release is read from the <name>-services stack's DocsvcImage and
 AgentImage parameters, the previous one from the SSM parameter
 /tether/<name>/state/releases.
+
+With --local DATA_DIR the same is shown for the local runtime (a running
+tetherctl dev): the export is verified against DATA_DIR/plane/keys/root.json
+(or --trusted-root) with its metadata kept in DATA_DIR/releases/tuf, the
+running release is the supervisor's, the previous one comes from
+DATA_DIR/releases/history.json.
 
 `
 
@@ -392,11 +412,16 @@ func releasesCmd(ctx context.Context, args []string, env Env) error {
 	fs := flag.NewFlagSet("releases", flag.ContinueOnError)
 	df.register(fs)
 	bundle := fs.String("bundle", "", "the vendor's signed release export `FILE`")
+	var local localFlags
+	local.register(fs, true)
 	if helped, err := parseFlagsOnly(env, fs, args, releasesUsage+flagHelp(fs)); helped || err != nil {
 		return err
 	}
 	if *bundle == "" {
 		return fmt.Errorf("%w: tetherctl releases: pass --bundle FILE, the vendor's signed release export", errUsage)
+	}
+	if local.dataDir != "" {
+		return localReleasesCmd(ctx, env, df.output, local, *bundle)
 	}
 	dc, err := df.load()
 	if err != nil {
@@ -417,15 +442,19 @@ func releasesCmd(ctx context.Context, args []string, env Env) error {
 	} else {
 		fmt.Fprintln(w, "previous  none recorded")
 	}
+	printAvailable(w, rep.Available)
+	return nil
+}
+
+func printAvailable(w io.Writer, available []availableEntry) {
 	fmt.Fprintln(w, "available:")
-	for _, e := range rep.Available {
+	for _, e := range available {
 		mark := "  "
 		if e.Applies {
 			mark = "↑ "
 		}
 		fmt.Fprintf(w, "  %s%-12s from %-10s %s\n", mark, e.Version, orDefault(e.MinFrom, "any"), orDefault(e.Why, "can be upgraded to"))
 	}
-	return nil
 }
 
 func listReleases(ctx context.Context, env Env, dc *deployconfig.Config, df deployFlags, bundle string) (releasesReport, error) {

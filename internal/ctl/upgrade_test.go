@@ -128,6 +128,22 @@ func unsign(t *testing.T, bundle string) string {
 	return p
 }
 
+// refusedExport is an export a trusted root must refuse, and why.
+type refusedExport struct{ name, bundle, root, want string }
+
+// refusedExports are good (v's export) signed by another key, unsigned, and
+// an expired one.
+func refusedExports(t *testing.T, now time.Time, v *vendorRepo, good string) []refusedExport {
+	other := newVendorRepo(t, now)
+	expired := newVendorRepo(t, now.Add(-72*time.Hour))
+	expired.publish(now.Add(-72*time.Hour), "1.0.0", "", "a", "b")
+	return []refusedExport{
+		{"signed by another key", good, other.root, "not signed by the keys"},
+		{"unsigned", unsign(t, good), v.root, "not signed by the keys"},
+		{"expired", expired.export(), expired.root, "expired"},
+	}
+}
+
 func upgradeDeployment(root string) *deployconfig.Config {
 	return &deployconfig.Config{Name: "acme-docs", Account: awstest.Account, Region: awstest.Region,
 		Plane: deployconfig.Plane{Channel: "stable", TrustedRoot: root}}
@@ -157,15 +173,7 @@ func TestVerifiedReleases(t *testing.T) {
 	}
 
 	other := newVendorRepo(t, now)
-	expired := newVendorRepo(t, now.Add(-72*time.Hour))
-	expired.publish(now.Add(-72*time.Hour), "1.0.0", "", "a", "b")
-	for _, c := range []struct {
-		name, bundle, root, want string
-	}{
-		{"signed by another key", good, other.root, "not signed by the keys"},
-		{"unsigned", unsign(t, good), v.root, "not signed by the keys"},
-		{"expired", expired.export(), expired.root, "expired"},
-	} {
+	for _, c := range refusedExports(t, now, v, good) {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := verifiedReleases(ctx, upgradeDeployment(c.root), t.TempDir(), c.bundle)
 			if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), c.want) {

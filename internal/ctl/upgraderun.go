@@ -276,6 +276,7 @@ func snapshotDatabase(ctx context.Context, a *awsSession, dc *deployconfig.Confi
 }
 
 const upgradeUsage = `usage: tetherctl upgrade --bundle FILE [--to VERSION] [--stage] [--settle 10m] [--yes] [--output json]
+       tetherctl upgrade --local DATA_DIR --bundle FILE [--to VERSION] [--settle 1m] [--yes] [--output json]
 
 Installs a newer release on the AWS runtime (docs/runbooks/upgrade.md). FILE is
 the vendor's signed release export; it is verified against deployment.yaml's
@@ -295,9 +296,23 @@ and the services still run the current release. With plane.automatic_upgrades,
 the agent then applies the release itself inside plane.upgrade_window
 (docs/agent.md); without, run tetherctl upgrade --to VERSION when you choose.
 
+With --local DATA_DIR it upgrades the local runtime, a running tetherctl dev
+with that --data-dir, in the same steps (docs/runbooks/upgrade.md): verify the
+export against DATA_DIR/plane/keys/root.json (or --trusted-root) and keep the
+release's docsvc and tether-agent in DATA_DIR/releases/VERSION/; check it
+applies (--channel, min_from, newer) and that the api's /readyz is green; back
+up the database and documents into DATA_DIR/backups/; run the release's
+docsvc migrate; have the supervisor swap api, worker and agent on its socket
+(the new api serves beside the old one until ready, the old one drains, no
+request fails); watch /readyz, 5xx responses, queue age, dead letters and
+restarts for --settle (default 1m); on any problem swap back by itself; record
+the outcome in DATA_DIR/releases/history.json and the agent's release record
+DATA_DIR/agent/state/releases.json, which the plane then shows.
+
 `
 
 const rollbackUsage = `usage: tetherctl rollback [--settle 10m] [--yes] [--output json]
+       tetherctl rollback --local DATA_DIR [--settle 1m] [--yes] [--output json]
 
 Returns the services to the release they ran before the last successful
 upgrade or rollback (docs/runbooks/rollback.md): health check, database
@@ -305,6 +320,10 @@ snapshot, then the services stack's DocsvcImage and AgentImage set back to that
 release's markers through a change set shown first, watched for --settle, and
 the outcome recorded. No migration runs and none is undone: migrations only
 add, so the previous release runs on the newer schema.
+
+With --local DATA_DIR it returns a running tetherctl dev to the binaries the
+last successful upgrade or rollback replaced (DATA_DIR/releases/history.json),
+with the same health check, backup, swap, watch and record.
 
 `
 
@@ -316,6 +335,7 @@ type upgradeFlags struct {
 	settle  time.Duration
 	timeout time.Duration
 	yes     bool
+	local   localFlags
 }
 
 func upgradeCmd(ctx context.Context, args []string, env Env) error {
@@ -337,9 +357,13 @@ func (u *upgradeFlags) parse(env Env, name, usage string, args []string) (bool, 
 	fs.DurationVar(&u.settle, "settle", 10*time.Minute, "how long the services must stay healthy before the release counts as installed")
 	fs.DurationVar(&u.timeout, "timeout", time.Hour, "how long the whole "+name+" may take, the rollout and --settle included")
 	fs.BoolVar(&u.yes, "yes", false, "do not ask for confirmation (plan and change sets are still shown)")
+	u.local.register(fs, name != "rollback")
 	helped, err := parseFlagsOnly(env, fs, args, usage+flagHelp(fs))
 	if helped || err != nil {
 		return helped, err
+	}
+	if u.local.dataDir != "" && !flagSet(fs, "settle") {
+		u.settle = time.Minute
 	}
 	if u.settle < 0 || u.settle > 2*time.Hour {
 		return false, fmt.Errorf("%w: --settle %s: want 0 to 2h", errUsage, u.settle)
@@ -357,6 +381,9 @@ func upgradeWith(ctx context.Context, args []string, env Env, steps upgradeSteps
 	}
 	if u.bundle == "" {
 		return fmt.Errorf("%w: tetherctl upgrade: pass --bundle FILE, the vendor's signed release export", errUsage)
+	}
+	if u.local.dataDir != "" {
+		return localUpgradeCmd(ctx, env, u)
 	}
 	dc, err := u.df.load()
 	if err != nil {
@@ -416,6 +443,9 @@ func rollbackWith(ctx context.Context, args []string, env Env, steps upgradeStep
 	var u upgradeFlags
 	if helped, err := u.parse(env, "rollback", rollbackUsage, args); helped || err != nil {
 		return err
+	}
+	if u.local.dataDir != "" {
+		return localRollbackCmd(ctx, env, u)
 	}
 	dc, err := u.df.load()
 	if err != nil {

@@ -30,6 +30,9 @@ type Options struct {
 	// Stdin, when set, is read line by line: each Enter prints the banner
 	// (URLs, token) again.
 	Stdin io.Reader
+	// Binaries, when set, names the docsvc, tether-agent and tether-plane
+	// binaries to run instead of building them (tests run built releases).
+	Binaries map[string]string
 }
 
 // Run prepares the data directory, starts every component and supervises
@@ -44,6 +47,10 @@ type Options struct {
 //	plane-admin-token  the plane's admin token (a copy, for scripts)
 //	license.json    the development license the plane issued
 //	agent/          the agent's identity, egress ledger, TUF metadata, diagnostics
+//	supervisor.sock the supervisor's control socket (ControlSocket)
+//	releases/       verified releases' binaries, their TUF metadata, the
+//	                running release (RunningFile), upgrade history and outcome
+//	backups/        the copies taken before each upgrade or rollback
 func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) error {
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
@@ -64,9 +71,11 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 		go ban.reprintOnEnter(o.Stdin, out)
 		again = "Press Enter to show this again, "
 	}
-	bins, err := binaries(ctx, filepath.Join(dataDir, "bin"), []string{"docsvc", "tether-plane", "tether-agent"}, out)
-	if err != nil {
-		return err
+	bins := o.Binaries
+	if bins == nil {
+		if bins, err = binaries(ctx, filepath.Join(dataDir, "bin"), []string{"docsvc", "tether-plane", "tether-agent"}, out); err != nil {
+			return err
+		}
 	}
 	out.printf("dev: data dir %s\n", dataDir)
 	base := os.Environ()
@@ -107,15 +116,32 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 		"DOCSVC_LICENSE_FILE=" + v.licenseFile,
 		"DOCSVC_LICENSE_PUBLIC_KEY_FILE=" + filepath.Join(v.keysDir, "license.pub"), // the _FILE forms: a renewed file is picked up live
 	}
-	if _, err := runToEnd(ctx, proc("docsvc", "migrate", docsvcEnv, "migrate"), out); err != nil {
-		return fmt.Errorf("dev: migrate: %w", err)
-	}
-	token, err := devToken(ctx, dataDir, proc("docsvc", "token", docsvcEnv, "token", "create", "--name", "tetherctl-dev"), out)
+	// What runs: the release an upgrade or rollback installed, else this
+	// build.
+	rel, installed, err := readRunning(dataDir)
 	if err != nil {
 		return err
 	}
-	start(proc("docsvc", "api", docsvcEnv, "api"))
-	start(proc("docsvc", "worker", docsvcEnv, "worker"))
+	if installed {
+		out.printf("dev: running release %s, installed by tetherctl upgrade/rollback (%s); remove that file to run this build instead\n", rel.Version, filepath.Join(dataDir, RunningFile))
+	} else {
+		rel = Running{Docsvc: bins["docsvc"], Agent: bins["tether-agent"]}
+		if rel.Version, err = binaryVersion(ctx, rel.Docsvc); err != nil {
+			return err
+		}
+	}
+	docsvc := func(name string, args ...string) Proc {
+		p := proc("docsvc", name, docsvcEnv, args...)
+		p.Path = rel.Docsvc
+		return p
+	}
+	if _, err := runToEnd(ctx, docsvc("migrate", "migrate"), out); err != nil {
+		return fmt.Errorf("dev: migrate: %w", err)
+	}
+	token, err := devToken(ctx, dataDir, docsvc("token", "tokens", "create", "--name", "tetherctl-dev"), out)
+	if err != nil {
+		return err
+	}
 	agentPlane := planeURL
 	if o.AgentPlaneURL != "" {
 		agentPlane = o.AgentPlaneURL
@@ -127,7 +153,22 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	if o.Telemetry {
 		agentArgs = append(agentArgs, "--telemetry")
 	}
-	start(proc("tether-agent", "agent", nil, agentArgs...))
+	// The supervisor owns the API's socket and swaps the processes behind
+	// it on request (control socket; tetherctl upgrade --local).
+	st, err := newStack(ctx, dataDir, o.APIAddr, out, log)
+	if err != nil {
+		return err
+	}
+	st.docsvcEnv = append(append([]string(nil), base...), docsvcEnv...)
+	st.agentEnv, st.agentArgs = base, agentArgs
+	if err := st.run(rel); err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); st.wait() }()
+	if err := st.serveControl(); err != nil {
+		return err
+	}
 
 	if err := waitHealthy(ctx, "http://"+o.APIAddr+"/healthz"); err == nil {
 		ban.set(fmt.Sprintf(`
@@ -148,6 +189,15 @@ Tether is running on embedded defaults.
 	wg.Wait()
 	out.printf("dev: stopped\n")
 	return nil
+}
+
+// binaryVersion asks a docsvc binary which release it belongs to.
+func binaryVersion(ctx context.Context, docsvc string) (string, error) {
+	b, err := exec.CommandContext(ctx, docsvc, "version").Output()
+	if err != nil {
+		return "", fmt.Errorf("dev: %s version: %w", docsvc, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // devToken reuses the token from an earlier run, or creates one.

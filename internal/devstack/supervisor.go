@@ -1,7 +1,10 @@
 // Package devstack runs the whole product on one machine for development and
 // single-host trials: it builds (or finds) the binaries, prepares a data
 // directory on embedded defaults, and supervises each component as its own
-// child process, restarting any that exits unexpectedly.
+// child process, restarting any that exits unexpectedly. It owns the API's
+// listening socket, so it can swap api, worker and agent to another
+// release's binaries while they run with no failed request (runtime.go),
+// on request through its control socket (control.go).
 package devstack
 
 import (
@@ -11,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -24,6 +28,11 @@ type Proc struct {
 	Args []string // arguments after the executable
 	Env  []string // full environment
 	Dir  string
+	// ExtraFiles are inherited as descriptors 3, 4, ... (the API's
+	// listening sockets).
+	ExtraFiles []*os.File
+	// Exited, when set, is told of each exit the supervisor did not ask for.
+	Exited func(error)
 }
 
 // supervise runs p until ctx is done, restarting it with backoff whenever it
@@ -36,6 +45,9 @@ func supervise(ctx context.Context, p Proc, out *lockedWriter, log *slog.Logger,
 		err := runOnce(ctx, p, out, grace)
 		if ctx.Err() != nil {
 			return
+		}
+		if p.Exited != nil {
+			p.Exited(err)
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second
@@ -52,7 +64,7 @@ func supervise(ctx context.Context, p Proc, out *lockedWriter, log *slog.Logger,
 
 func runOnce(ctx context.Context, p Proc, out *lockedWriter, grace time.Duration) error {
 	cmd := exec.Command(p.Path, p.Args...)
-	cmd.Env, cmd.Dir = p.Env, p.Dir
+	cmd.Env, cmd.Dir, cmd.ExtraFiles = p.Env, p.Dir, p.ExtraFiles
 	// Children die with the supervisor even if it is killed outright, so a
 	// hard kill never leaves an orphan holding the port or the database.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

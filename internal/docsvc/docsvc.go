@@ -343,7 +343,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tokenCmd(ctx, db, inv, stdout)
 	}
 	if role == "api" {
-		return runAPI(ctx, cfg, db, log)
+		return runAPI(ctx, cfg, db, getenv, log)
 	}
 	return runWorker(ctx, cfg, db, getenv, log)
 }
@@ -386,7 +386,11 @@ func openStores(ctx context.Context, cfg *config.Config, db *sqldb.DB) (stores, 
 	return stores{store: document.NewStore(db, time.Now), blobs: blobs, queue: q}, nil
 }
 
-func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Logger) error {
+func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger) error {
+	inherited, err := inheritedListeners(getenv(ListenFDsEnv))
+	if err != nil {
+		return err
+	}
 	st, err := openStores(ctx, cfg, db)
 	if err != nil {
 		return err
@@ -432,10 +436,25 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 	// No ReadTimeout: a large upload on a slow link may take minutes; the
 	// upload handler holds each body to DOCSVC_UPLOAD_MIN_RATE instead.
 	// Headers must arrive promptly and idle keep-alive connections are closed.
-	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 2)
-	go func() { errc <- hs.ListenAndServe() }()
+	hs := &http.Server{Addr: cfg.Addr, Handler: withTestHandlers(srv.Handler(), db), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 3)
 	servers := []*http.Server{hs}
+	var shared *handover
+	if len(inherited) > 0 {
+		// A supervisor owns the socket (tetherctl dev's upgrades): serve on
+		// the listener it handed over, beside the process it replaces.
+		shared = newHandover(hs, inherited[0])
+		go func() { errc <- hs.Serve(shared) }()
+	} else {
+		go func() { errc <- hs.ListenAndServe() }()
+	}
+	if len(inherited) > 1 {
+		// This process's own /readyz and /metrics, so the supervisor can
+		// tell a new process is ready before the old one stops.
+		ps := &http.Server{Handler: withTestHandlers(srv.InternalHandler(), db), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, ps)
+		go func() { errc <- ps.Serve(inherited[1]) }()
+	}
 	if cfg.InternalAddr != "" {
 		is := &http.Server{Addr: cfg.InternalAddr, Handler: srv.InternalHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		servers = append(servers, is)
@@ -453,6 +472,9 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Log
 	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	log.Info("api stopping")
+	if shared != nil {
+		shared.drain(shutdown, 5*time.Second)
+	}
 	var errs []error
 	for _, s := range servers {
 		errs = append(errs, s.Shutdown(shutdown))
