@@ -33,6 +33,9 @@ Usage:
   tetherctl diag list|preview|approve|decline [ID] [--data-dir DIR | --config deployment.yaml]
       review the vendor's diagnostics requests; nothing leaves without approval
       (--config: a deployment's agent in AWS, through its exchange bucket)
+  tetherctl jobs dead-letters|redrive [--all | ID...] [--data-dir DIR]
+      list the document jobs that failed for good (IDs and reason codes,
+      never content) and send them back to the queue
   tetherctl airgap import FILE [--data-dir DIR]
       verify and import signed releases exported for an install without network
   tetherctl init [--config deployment.yaml] [--yes] [--force] [--name N ...]
@@ -182,6 +185,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return tokensCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(ctx, args[1:], env)
+	case "jobs":
+		return jobsCmd(ctx, args[1:], env)
 	case "airgap":
 		return airgapCmd(ctx, args[1:], stdout, stderr)
 	case "egress":
