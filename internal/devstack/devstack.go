@@ -101,7 +101,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 		"DOCSVC_PUBLIC_URL=http://"+o.APIAddr,
 		"DOCSVC_QUEUE_VISIBILITY=20s",
 		"DOCSVC_AI_PROVIDER=local",
-		"DOCSVC_LICENSE_FILE=" + v.licenseFile,
+		"DOCSVC_LICENSE_FILE="+v.licenseFile,
 		"DOCSVC_LICENSE_PUBLIC_KEY_FILE="+filepath.Join(v.keysDir, "license.pub"), // the _FILE forms: a renewed file is picked up live
 	)
 	if _, err := runToEnd(ctx, proc("docsvc", "migrate", docsvcEnv, "migrate"), out); err != nil {

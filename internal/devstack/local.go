@@ -5,13 +5,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/tetherhq/tether/internal/localbackup"
 )
 
 // The local runtime's data directory holds docsvc's state in these two
 // places (see Run): what tetherctl's backup and jobs commands work on.
 const (
-	DatabaseFile = "docsvc.db"
-	BlobDir      = "blobs"
+	DatabaseFile = localbackup.DatabaseFile
+	BlobDir      = localbackup.BlobDir
 )
 
 // DocsvcStorageEnv is docsvc's configuration of the local runtime's

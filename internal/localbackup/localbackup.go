@@ -42,8 +42,9 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" driver docsvc uses
 )
 
-// The data directory's layout (internal/devstack's DatabaseFile and BlobDir;
-// this package does not import devstack, which imports much more).
+// The data directory's layout, which internal/devstack uses: devstack
+// calls this package (a backup before a local upgrade), so this package
+// does not import it.
 const (
 	DatabaseFile = "docsvc.db"
 	BlobDir      = "blobs"

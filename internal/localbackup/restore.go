@@ -85,7 +85,7 @@ func Restore(ctx context.Context, dataDir, src string, o RestoreOptions) (Restor
 	if err != nil {
 		return RestoreResult{}, err
 	}
-	if err := refuseRunning(dataDir); err != nil {
+	if err := NotRunning(dataDir); err != nil {
 		return RestoreResult{}, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -118,7 +118,7 @@ func Restore(ctx context.Context, dataDir, src string, o RestoreOptions) (Restor
 		return RestoreResult{}, fmt.Errorf("localbackup: %w", err)
 	}
 	// The stack might have started since the check above.
-	if err := refuseRunning(dataDir); err != nil {
+	if err := NotRunning(dataDir); err != nil {
 		os.Remove(aside)
 		return RestoreResult{}, err
 	}
@@ -165,7 +165,9 @@ func Restore(ctx context.Context, dataDir, src string, o RestoreOptions) (Restor
 	return res, nil
 }
 
-func refuseRunning(dataDir string) error {
+// NotRunning returns an ErrRunning that says why when the stack runs on
+// dataDir, and nil when it does not.
+func NotRunning(dataDir string) error {
 	running, why, err := Running(dataDir)
 	if err != nil {
 		return err
