@@ -33,6 +33,9 @@ Usage:
   tetherctl diag list|preview|approve|decline [ID] [--data-dir DIR | --config deployment.yaml]
       review the vendor's diagnostics requests; nothing leaves without approval
       (--config: a deployment's agent in AWS, through its exchange bucket)
+  tetherctl diag export --out FILE [--agent-status-addr HOST:PORT]
+      the bundle a request would get, from the running agent, previewed and
+      written to FILE for you to send yourself
   tetherctl jobs dead-letters|redrive [--all | ID...] [--data-dir DIR]
       list the document jobs that failed for good (IDs and reason codes,
       never content) and send them back to the queue
