@@ -36,7 +36,7 @@ Usage:
   tetherctl diag export --out FILE [--agent-status-addr HOST:PORT]
       the bundle a request would get, from the running agent, previewed and
       written to FILE for you to send yourself
-  tetherctl jobs dead-letters|redrive [--all | ID...] [--data-dir DIR]
+  tetherctl jobs dead-letters|redrive [--all | ID...] [--data-dir DIR | --config deployment.yaml]
       list the document jobs that failed for good (IDs and reason codes,
       never content) and send them back to the queue
   tetherctl backup --out DIR [--data-dir DIR]

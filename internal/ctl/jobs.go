@@ -17,8 +17,8 @@ import (
 const jobsUsage = `tetherctl jobs — see and redrive the document jobs that failed for good
 
 Usage:
-  tetherctl jobs dead-letters [--data-dir DIR] [--max N] [--output text|json]
-  tetherctl jobs redrive (--all | ID...) [--data-dir DIR] [--yes] [--output text|json]
+  tetherctl jobs dead-letters [--data-dir DIR | --config deployment.yaml] [--max N] [--output text|json]
+  tetherctl jobs redrive (--all | ID...) [--data-dir DIR | --config deployment.yaml] [--yes] [--output text|json]
 
 A job the queue delivered the maximum number of times (5) without the worker
 finishing it is dead-lettered. 'dead-letters' lists each one: its queue
@@ -37,8 +37,12 @@ each means and what to do).
 
 --data-dir is the local runtime's data directory (tetherctl dev's); the
 commands run its docsvc (DIR/bin/docsvc) on its database, whether the stack
-is running or not. On AWS the same docsvc commands run as a one-off task
-(docs/runbooks/dead-letters.md).
+is running or not. --config works on a deployment in AWS: the same docsvc
+commands run as a one-off Fargate task of the worker service's task
+definition (its image, its role, which may read and move the dead-letter
+queue's messages, its subnets and security groups), and their answer is
+read back from the task's log; each task takes a minute or two to start.
+On SQS a redriven message gets a new message ID.
 
 Flags:
 `
@@ -50,6 +54,10 @@ func jobsCmd(ctx context.Context, args []string, env Env) error {
 	sub := args[0]
 	fs := flag.NewFlagSet("jobs "+sub, flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "./.tether-dev", "the local runtime's data `directory`")
+	var df deployFlags
+	fs.StringVar(&df.configPath, "config", "", "work on the deployment in AWS: its `deployment.yaml`")
+	fs.StringVar(&df.aws.Profile, "profile", "", "with --config: the AWS `profile` to use, as the AWS CLI's --profile")
+	fs.StringVar(&df.aws.Region, "region", "", "with --config: the AWS `region`, as the AWS CLI's --region (it must be deployment.yaml's)")
 	output := fs.String("output", "text", "`text` or json")
 	var max int
 	var all, yes bool
@@ -73,6 +81,14 @@ func jobsCmd(ctx context.Context, args []string, env Env) error {
 	if *output != "text" && *output != "json" {
 		return fmt.Errorf("%w: tetherctl jobs %s: --output %q: want text or json", errUsage, sub, *output)
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["config"] && set["data-dir"]:
+		return fmt.Errorf("%w: tetherctl jobs %s: give --data-dir (the local runtime) or --config (a deployment in AWS), not both", errUsage, sub)
+	case !set["config"] && (set["profile"] || set["region"]):
+		return fmt.Errorf("%w: tetherctl jobs %s: --profile and --region are for --config (a deployment in AWS); add --config deployment.yaml", errUsage, sub)
+	}
 	docsvcArgs := []string{"jobs", sub, "--output", *output}
 	switch {
 	case sub == "dead-letters" && len(positional) > 0:
@@ -92,6 +108,14 @@ func jobsCmd(ctx context.Context, args []string, env Env) error {
 			}
 		}
 		docsvcArgs = append(docsvcArgs, positional...)
+	}
+	if set["config"] {
+		df.output = *output
+		// Each one-off task takes a minute or two to start on Fargate; a
+		// redrive without --yes runs two.
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+		defer cancel()
+		return jobsRemote(ctx, env, df, sub, docsvcArgs, yes)
 	}
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {

@@ -124,7 +124,7 @@ func startTask(ctx context.Context, a *awsSession, plan migratePlan, startedBy s
 		StartedBy:      aws.String(startedBy),
 		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
 			Subnets:        plan.subnets,
-			SecurityGroups: []string{plan.securityGroup},
+			SecurityGroups: plan.securityGroups,
 			AssignPublicIp: ecstypes.AssignPublicIpDisabled,
 		}},
 	}
@@ -183,8 +183,8 @@ func checkReleaseSecrets(ctx context.Context, env Env, a *awsSession, cfg *deplo
 
 // migratePlan is what the cluster stack says about the migrate task.
 type migratePlan struct {
-	cluster, taskDefinition, securityGroup, logGroup, container string
-	subnets                                                     []string
+	cluster, taskDefinition, logGroup, container string
+	subnets, securityGroups                      []string
 }
 
 // migratePlanFrom reads the cluster stack's outputs and refuses a stack
@@ -197,12 +197,12 @@ func migratePlanFrom(stack stackInfo, digest string) (migratePlan, error) {
 		return migratePlan{}, fmt.Errorf("the %s stack's MigrateImageDigest is %s, not %s: run tetherctl deploy, which moves the cluster stack to the release's image before migrating", stack.Name, got, digest)
 	}
 	var p migratePlan
-	var subnets string
+	var subnets, group string
 	for _, o := range []struct {
 		key string
 		dst *string
 	}{
-		{"ClusterName", &p.cluster}, {"MigrateTaskDefinitionArn", &p.taskDefinition}, {"MigrateSecurityGroupId", &p.securityGroup},
+		{"ClusterName", &p.cluster}, {"MigrateTaskDefinitionArn", &p.taskDefinition}, {"MigrateSecurityGroupId", &group},
 		{"MigrateSubnets", &subnets}, {"MigrateLogGroupName", &p.logGroup}, {"MigrateContainerName", &p.container},
 	} {
 		v, err := stack.output(o.key)
@@ -211,6 +211,7 @@ func migratePlanFrom(stack stackInfo, digest string) (migratePlan, error) {
 		}
 		*o.dst = v
 	}
+	p.securityGroups = []string{group}
 	for _, s := range strings.Split(subnets, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			p.subnets = append(p.subnets, s)

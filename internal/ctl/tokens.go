@@ -226,7 +226,14 @@ func runDocsvcTask(ctx context.Context, env Env, a *awsSession, cfg *deployconfi
 	if err != nil {
 		return nil, err
 	}
-	arn, err := startTask(ctx, a, plan, "tetherctl-tokens", args)
+	return runOneOff(ctx, env, a, plan, prefix, "tetherctl-tokens", args, logTo)
+}
+
+// runOneOff runs docsvc with args as a one-off task of plan, streams its
+// log lines (awslogs stream prefix prefix) to logTo, waits for it to stop,
+// and requires the container's exit code 0. It returns every log line.
+func runOneOff(ctx context.Context, env Env, a *awsSession, plan migratePlan, prefix, startedBy string, args []string, logTo io.Writer) ([]string, error) {
+	arn, err := startTask(ctx, a, plan, startedBy, args)
 	if err != nil {
 		return nil, err
 	}
@@ -257,21 +264,30 @@ func (p prefixed) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// tokenList finds docsvc tokens list's JSON among the task's log lines. The
-// awslogs driver splits a line longer than 16 KiB into several events, so
-// following lines are joined until the JSON is whole.
+// tokenList finds docsvc tokens list's JSON among the task's log lines.
 func tokenList(lines []string) ([]apitoken.Listed, error) {
+	var out struct {
+		Tokens []apitoken.Listed `json:"tokens"`
+	}
+	if !jsonFromLog(lines, `{"tokens":`, &out) {
+		return nil, errors.New("the task exited 0 but its log holds no token list (a docsvc release without 'docsvc tokens list --output json'?)")
+	}
+	return out.Tokens, nil
+}
+
+// jsonFromLog decodes into v the first JSON object among a task's log
+// lines that starts with prefix. The awslogs driver splits a line longer
+// than 16 KiB into several events, so following lines are joined until
+// the JSON is whole. It reports whether one was found.
+func jsonFromLog(lines []string, prefix string, v any) bool {
 	for i, l := range lines {
-		if !strings.HasPrefix(l, `{"tokens":`) {
+		if !strings.HasPrefix(l, prefix) {
 			continue
 		}
 		joined := l
 		for j := i + 1; ; j++ {
-			var out struct {
-				Tokens []apitoken.Listed `json:"tokens"`
-			}
-			if err := json.Unmarshal([]byte(joined), &out); err == nil {
-				return out.Tokens, nil
+			if err := json.Unmarshal([]byte(joined), v); err == nil {
+				return true
 			}
 			if j == len(lines) {
 				break
@@ -279,5 +295,5 @@ func tokenList(lines []string) ([]apitoken.Listed, error) {
 			joined += lines[j]
 		}
 	}
-	return nil, errors.New("the task exited 0 but its log holds no token list (a docsvc release without 'docsvc tokens list --output json'?)")
+	return false
 }

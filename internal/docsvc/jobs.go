@@ -9,10 +9,10 @@ import (
 	"io"
 	"regexp"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/deadletter"
 	"github.com/tetherhq/tether/internal/document"
 	"github.com/tetherhq/tether/internal/queue"
 	"github.com/tetherhq/tether/internal/sqldb"
@@ -72,16 +72,6 @@ Reasons (the document's state, as the worker recorded it):
 // jobID is a document ID or a queue message ID (hex on the jobs table, a
 // UUID on SQS).
 var jobID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
-// deadLetter is one dead-lettered job as the jobs commands show it. It
-// carries no body: a job body is a document ID, and that is shown parsed.
-type deadLetter struct {
-	MessageID    string    `json:"message_id"`
-	DocumentID   string    `json:"document_id,omitempty"`
-	Reason       string    `json:"reason"`
-	ReceiveCount int       `json:"receive_count"`
-	SentAt       time.Time `json:"sent_at"`
-}
 
 func parseJobs(args []string, inv *invocation, stdout io.Writer) (done bool, err error) {
 	if len(args) < 2 {
@@ -149,20 +139,20 @@ func jobsCmd(ctx context.Context, cfg *config.Config, db *sqldb.DB, inv invocati
 		if err != nil {
 			return err
 		}
-		return writeDeadLetters(stdout, letters, inv.output)
+		return deadletter.WriteList(stdout, letters, inv.output)
 	}
 	return redrive(ctx, r, store, inv, stdout)
 }
 
 // listDeadLetters reads up to max dead letters and gives each its reason.
-func listDeadLetters(ctx context.Context, r queue.Redriver, store *document.Store, max int) ([]deadLetter, error) {
+func listDeadLetters(ctx context.Context, r queue.Redriver, store *document.Store, max int) ([]deadletter.Letter, error) {
 	msgs, err := r.DeadLetters(ctx, max)
 	if err != nil {
 		return nil, err
 	}
-	letters := make([]deadLetter, 0, len(msgs))
+	letters := make([]deadletter.Letter, 0, len(msgs))
 	for _, m := range msgs {
-		l := deadLetter{MessageID: m.ID, ReceiveCount: m.ReceiveCount, SentAt: m.SentAt.UTC()}
+		l := deadletter.Letter{MessageID: m.ID, ReceiveCount: m.ReceiveCount, SentAt: m.SentAt.UTC()}
 		var job document.Job
 		if err := json.Unmarshal(m.Body, &job); err != nil || !document.ValidID(job.DocumentID) {
 			l.Reason = reasonMalformed
@@ -190,26 +180,6 @@ func listDeadLetters(ctx context.Context, r queue.Redriver, store *document.Stor
 		letters = append(letters, l)
 	}
 	return letters, nil
-}
-
-func writeDeadLetters(w io.Writer, letters []deadLetter, output string) error {
-	if output == "json" {
-		return json.NewEncoder(w).Encode(map[string]any{"dead_letters": letters})
-	}
-	if len(letters) == 0 {
-		fmt.Fprintln(w, "no dead-lettered jobs")
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MESSAGE ID\tDOCUMENT ID\tREASON\tDELIVERIES\tFIRST SENT")
-	for _, l := range letters {
-		doc := l.DocumentID
-		if doc == "" {
-			doc = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", l.MessageID, doc, l.Reason, l.ReceiveCount, l.SentAt.Format(time.RFC3339))
-	}
-	return tw.Flush()
 }
 
 // redrive sends the chosen dead letters back. Every ID is matched before
@@ -249,7 +219,7 @@ func redrive(ctx context.Context, r queue.Redriver, store *document.Store, inv i
 			return fmt.Errorf("docsvc jobs redrive: %s: no dead-lettered job has this document or message ID ('docsvc jobs dead-letters' lists them); nothing was redriven", strings.Join(unknown, ", "))
 		}
 	}
-	done := make([]deadLetter, 0, len(chosen))
+	done := make([]deadletter.Letter, 0, len(chosen))
 	for _, l := range chosen {
 		if l.DocumentID != "" {
 			if _, err := store.Retry(ctx, l.DocumentID); err != nil {
@@ -261,27 +231,12 @@ func redrive(ctx context.Context, r queue.Redriver, store *document.Store, inv i
 		}
 		done = append(done, l)
 	}
-	return writeRedriven(stdout, done, inv.output)
-}
-
-func writeRedriven(w io.Writer, done []deadLetter, output string) error {
-	if output == "json" {
-		return json.NewEncoder(w).Encode(map[string]any{"redriven": done})
-	}
-	for _, l := range done {
-		doc := l.DocumentID
-		if doc == "" {
-			doc = "(no document)"
-		}
-		fmt.Fprintf(w, "redrove %s %s (%s)\n", l.MessageID, doc, l.Reason)
-	}
-	fmt.Fprintf(w, "%d job(s) back on the queue\n", len(done))
-	return nil
+	return deadletter.WriteRedriven(stdout, done, inv.output)
 }
 
 // redriveError reports the jobs already redriven, then the one that failed.
-func redriveError(w io.Writer, done []deadLetter, failed deadLetter, err error, output string) error {
-	if werr := writeRedriven(w, done, output); werr != nil {
+func redriveError(w io.Writer, done []deadletter.Letter, failed deadletter.Letter, err error, output string) error {
+	if werr := deadletter.WriteRedriven(w, done, output); werr != nil {
 		err = errors.Join(err, werr)
 	}
 	return fmt.Errorf("docsvc jobs redrive: %s: %w; the jobs listed before it were redriven; run the command again for the rest", failed.MessageID, err)
