@@ -1,7 +1,6 @@
 package ctl_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -47,11 +46,7 @@ func TestBackupRestoreLocal(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, devstack.BlobDir, "documents", id))
 		return err == nil
 	}
-	runIn := func(stdin string, args ...string) (string, string, error) {
-		var out, errOut bytes.Buffer
-		err := ctl.RunEnv(ctx, append(args, "--data-dir", dir), ctl.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }})
-		return out.String(), errOut.String(), err
-	}
+	runIn := inDataDir(dir)
 
 	before := upload("kept\n")
 	backup := filepath.Join(t.TempDir(), "b1")

@@ -1,7 +1,6 @@
 package ctl_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -51,11 +50,7 @@ func TestJobsLocal(t *testing.T) {
 		t.Fatal(again, err)
 	}
 
-	runIn := func(stdin string, args ...string) (string, string, error) {
-		var out, errOut bytes.Buffer
-		err := ctl.RunEnv(ctx, append(args, "--data-dir", dir), ctl.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }})
-		return out.String(), errOut.String(), err
-	}
+	runIn := inDataDir(dir)
 	out, _, err := runIn("", "jobs", "dead-letters")
 	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "ai_provider_unavailable") || strings.Contains(out, "Board") {
 		t.Fatalf("jobs dead-letters = %q, %v; want %s with reason ai_provider_unavailable and no filename", out, err, id)

@@ -1,13 +1,16 @@
 package ctl_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/devstack"
 )
 
@@ -46,4 +49,14 @@ func localDataDir(t *testing.T) string {
 		t.Fatalf("docsvc migrate: %v\n%s", err, out)
 	}
 	return dir
+}
+
+// inDataDir runs tetherctl commands on the data dir dir, with stdin as
+// standard input; it returns their standard output and error.
+func inDataDir(dir string) func(stdin string, args ...string) (string, string, error) {
+	return func(stdin string, args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := ctl.RunEnv(context.Background(), append(args, "--data-dir", dir), ctl.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }})
+		return out.String(), errOut.String(), err
+	}
 }
