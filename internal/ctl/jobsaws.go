@@ -81,6 +81,7 @@ func jobsRemote(ctx context.Context, env Env, df deployFlags, sub string, docsvc
 	if err != nil {
 		return fmt.Errorf("tetherctl jobs %s: %w", sub, err)
 	}
+	plan.job = "jobs"
 	run := func(args []string, prefixJSON string, v any) error {
 		lines, err := runOneOff(ctx, env, sess, plan, prefix, "tetherctl-jobs", args, io.Discard)
 		if err != nil {

@@ -185,6 +185,17 @@ func checkReleaseSecrets(ctx context.Context, env Env, a *awsSession, cfg *deplo
 type migratePlan struct {
 	cluster, taskDefinition, logGroup, container string
 	subnets, securityGroups                      []string
+	// job is the tetherctl command a one-off docsvc task runs for (tokens,
+	// jobs), for its messages; empty for the migration itself.
+	job string
+}
+
+// noun names the task in messages: "migrate", or the command's.
+func (p migratePlan) noun() string {
+	if p.job == "" {
+		return "migrate"
+	}
+	return "tetherctl " + p.job
 }
 
 // migratePlanFrom reads the cluster stack's outputs and refuses a stack
@@ -269,14 +280,14 @@ func waitTask(ctx context.Context, env Env, a *awsSession, p migratePlan, arn st
 		case ctx.Err() != nil:
 			return ecstypes.Task{}, migrateTimedOut(p, arn, tail, state)
 		case err != nil:
-			return ecstypes.Task{}, fmt.Errorf("following the migrate task %s (ECS DescribeTasks): %s; it may still be running: check it in the ECS console (cluster %s) before running tetherctl migrate again",
-				arn, describeAWSError(err), p.cluster)
+			return ecstypes.Task{}, fmt.Errorf("following the %s task %s (ECS DescribeTasks): %s; it may still be running: check it in the ECS console (cluster %s) before running %s again",
+				p.noun(), arn, describeAWSError(err), p.cluster, strings.Replace(p.noun(), "migrate", "tetherctl migrate", 1))
 		case len(out.Tasks) == 0:
-			return ecstypes.Task{}, fmt.Errorf("following the migrate task %s (ECS DescribeTasks): ECS does not know it (stopped tasks are forgotten after about an hour); check its log in %s %s", arn, tail.group, tail.stream)
+			return ecstypes.Task{}, fmt.Errorf("following the %s task %s (ECS DescribeTasks): ECS does not know it (stopped tasks are forgotten after about an hour); check its log in %s %s", p.noun(), arn, tail.group, tail.stream)
 		}
 		t := out.Tasks[0]
 		if s := aws.ToString(t.LastStatus); s != state {
-			fmt.Fprintf(env.Stderr, "migrate task: %s\n", s)
+			fmt.Fprintf(env.Stderr, "%s task: %s\n", p.noun(), s)
 			state = s
 		}
 		if err := tail.poll(ctx); err != nil {
@@ -296,6 +307,10 @@ func waitTask(ctx context.Context, env Env, a *awsSession, p migratePlan, arn st
 func migrateTimedOut(p migratePlan, arn string, tail *logTail, state string) error {
 	if state == "" {
 		state = "not yet reported"
+	}
+	if p.job != "" {
+		return fmt.Errorf("the %s task %s did not stop in time (last state: %s), so what it did is not known here. It may still be running: check it in the ECS console (cluster %s) and its log in CloudWatch (%s, stream %s)",
+			p.noun(), arn, state, p.cluster, tail.group, tail.stream)
 	}
 	return fmt.Errorf("the migrate task %s did not stop in time (last state: %s), so nothing was recorded. It may still be running: check it in the ECS console (cluster %s) and its log in CloudWatch (%s, stream %s); when it has stopped, run tetherctl migrate again (its --timeout gives it longer)",
 		arn, state, p.cluster, tail.group, tail.stream)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/tetherhq/tether/internal/apitoken"
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
@@ -226,6 +227,7 @@ func runDocsvcTask(ctx context.Context, env Env, a *awsSession, cfg *deployconfi
 	if err != nil {
 		return nil, err
 	}
+	plan.job = "tokens"
 	return runOneOff(ctx, env, a, plan, prefix, "tetherctl-tokens", args, logTo)
 }
 
@@ -244,7 +246,14 @@ func runOneOff(ctx context.Context, env Env, a *awsSession, plan migratePlan, pr
 	if err != nil {
 		return nil, err
 	}
-	if _, err := migrateOutcome(task, plan.container); err != nil {
+	// migrateOutcome's verdict, in this command's words: no migration ran.
+	if code, err := migrateOutcome(task, plan.container); err != nil {
+		what := "docsvc " + strings.Join(args[:min(2, len(args))], " ")
+		if code != nil {
+			err = fmt.Errorf("%s exited with code %d in task %s", what, *code, arn)
+		} else {
+			err = fmt.Errorf("the %s task %s stopped without %s finishing (%s)", plan.noun(), arn, what, orNone(aws.ToString(task.StoppedReason)))
+		}
 		return nil, fmt.Errorf("%w; %s", err, tail.lastLines())
 	}
 	return strings.Split(strings.TrimRight(all.String(), "\n"), "\n"), nil
