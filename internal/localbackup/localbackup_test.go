@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -288,4 +289,36 @@ func TestRestoreKeepPrevious(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(res.Previous, localbackup.BlobDir, "documents", after)); err != nil {
 		t.Fatalf("the previous data is not kept in %q: %v", res.Previous, err)
 	}
+}
+
+// A supervisor whose control socket answers is a running stack, unless the
+// supervisor itself restores (its docsvc processes stopped): then only the
+// database's lock counts.
+func TestRestoreWithSupervisorSocket(t *testing.T) {
+	ctx := context.Background()
+	// A short path: a Unix socket's path is limited to about 100 bytes.
+	dir, err := os.MkdirTemp("", "lb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s := openStack(t, dir)
+	id, content := s.upload(t, 1)
+	dest := filepath.Join(t.TempDir(), "b")
+	if _, err := localbackup.Backup(ctx, dir, dest); err != nil {
+		t.Fatal(err)
+	}
+	s.db.Close()
+	l, err := net.Listen("unix", filepath.Join(dir, localbackup.ControlSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{}); !errors.Is(err, localbackup.ErrRunning) || !strings.Contains(err.Error(), "control socket") {
+		t.Fatalf("Restore with the supervisor running = %v, want ErrRunning naming its socket", err)
+	}
+	if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{FromSupervisor: true}); err != nil {
+		t.Fatalf("Restore from the supervisor: %v", err)
+	}
+	openStack(t, dir).check(t, id, content)
 }

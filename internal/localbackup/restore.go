@@ -32,6 +32,11 @@ func Running(dataDir string) (bool, string, error) {
 		c.Close()
 		return true, "the supervisor's control socket " + sock + " answers", nil
 	}
+	return databaseOpen(dataDir)
+}
+
+// databaseOpen reports whether another process has the database open.
+func databaseOpen(dataDir string) (bool, string, error) {
 	shm := filepath.Join(dataDir, DatabaseFile+"-shm")
 	f, err := os.OpenFile(shm, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -65,6 +70,10 @@ type RestoreOptions struct {
 	// .before-restore-* directory of the data directory instead of
 	// removing them once the restore succeeded.
 	KeepPrevious bool
+	// FromSupervisor is for the supervisor itself (a local upgrade's
+	// rollback): it has stopped docsvc's processes but its control socket
+	// still answers, so only the database's lock is checked.
+	FromSupervisor bool
 }
 
 // movable are the data directory's entries a restore replaces: the
@@ -85,7 +94,11 @@ func Restore(ctx context.Context, dataDir, src string, o RestoreOptions) (Restor
 	if err != nil {
 		return RestoreResult{}, err
 	}
-	if err := NotRunning(dataDir); err != nil {
+	check := NotRunning
+	if o.FromSupervisor {
+		check = notOpen
+	}
+	if err := check(dataDir); err != nil {
 		return RestoreResult{}, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -118,7 +131,7 @@ func Restore(ctx context.Context, dataDir, src string, o RestoreOptions) (Restor
 		return RestoreResult{}, fmt.Errorf("localbackup: %w", err)
 	}
 	// The stack might have started since the check above.
-	if err := NotRunning(dataDir); err != nil {
+	if err := check(dataDir); err != nil {
 		os.Remove(aside)
 		return RestoreResult{}, err
 	}
@@ -167,8 +180,11 @@ func Restore(ctx context.Context, dataDir, src string, o RestoreOptions) (Restor
 
 // NotRunning returns an ErrRunning that says why when the stack runs on
 // dataDir, and nil when it does not.
-func NotRunning(dataDir string) error {
-	running, why, err := Running(dataDir)
+func NotRunning(dataDir string) error { return refuse(Running(dataDir)) }
+
+func notOpen(dataDir string) error { return refuse(databaseOpen(dataDir)) }
+
+func refuse(running bool, why string, err error) error {
 	if err != nil {
 		return err
 	}
