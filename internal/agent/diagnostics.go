@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -159,7 +158,7 @@ func (a *Agent) upload(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	zipped, err := zipFiles(files, req.RequestedAt)
+	zipped, err := diagspool.Zip(files, req.RequestedAt)
 	if err != nil {
 		return err
 	}
@@ -173,26 +172,6 @@ func (a *Agent) upload(ctx context.Context, id string) error {
 		return fmt.Errorf("plane answered %d", status)
 	}
 	return diagspool.Transition(a.cfg.DataDir, id, diagspool.StateApproved, diagspool.StateUploaded, a.now())
-}
-
-// zipFiles packs the previewed files deterministically: sorted names, one
-// fixed time, so the same preview always gives the same bytes.
-func zipFiles(files []diagspool.PreviewFile, at time.Time) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range files {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: at.UTC()})
-		if err != nil {
-			return nil, err
-		}
-		if _, err := w.Write(f.Content); err != nil {
-			return nil, err
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // Collectors. The bundle holds these files and nothing else (default deny):

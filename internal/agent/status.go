@@ -75,6 +75,15 @@ func (a *Agent) statusHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(a.Snapshot())
 	})
+	mux.HandleFunc("GET /diagnostics/bundle.json", func(w http.ResponseWriter, r *http.Request) { // tetherctl diag export
+		files, err := a.collectBundle()
+		if err != nil {
+			http.Error(w, "collect the diagnostics bundle: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(files)
+	})
 	return mux
 }
 

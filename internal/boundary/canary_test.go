@@ -96,6 +96,19 @@ func TestCanary(t *testing.T) {
 		data, err := os.ReadFile(filepath.Join(agentDir, "telemetry.json"))
 		return err == nil && json.Unmarshal(data, &st) == nil && st.LastSucceeded >= int64(len(docs))
 	})
+	// The bundle an operator exports to send by their own means: the same
+	// collectors, so the same promise.
+	exported := filepath.Join(t.TempDir(), "diagnostics.zip")
+	if err := ctl.Run(context.Background(), []string{"diag", "export", "--agent-status-addr", opts.AgentStatusAddr, "--out", exported, "--yes"}, os.Getenv, io.Discard, io.Discard); err != nil {
+		t.Fatalf("diag export: %v", err)
+	}
+	exportedZip, err := os.ReadFile(exported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if zr, err := zip.NewReader(bytes.NewReader(exportedZip), int64(len(exportedZip))); err != nil || len(zr.File) != 5 {
+		t.Fatalf("the exported bundle is not the agent's five files: %v", err)
+	}
 	stop()
 
 	// Phase 2: the UTC day turns (simulated by moving the agent's telemetry
@@ -153,6 +166,7 @@ func TestCanary(t *testing.T) {
 		check("received "+r.method+" "+r.path+" body", r.body)
 	}
 	check("downloaded bundle", bundle)
+	check("exported bundle", exportedZip)
 	filepath.WalkDir(filepath.Join(dataDir, "plane"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && !strings.Contains(p, string(filepath.Separator)+"repo"+string(filepath.Separator)) {
 			data, _ := os.ReadFile(p)

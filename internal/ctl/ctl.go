@@ -32,6 +32,16 @@ Usage:
   tetherctl diag list|preview|approve|decline [ID] [--data-dir DIR | --config deployment.yaml]
       review the vendor's diagnostics requests; nothing leaves without approval
       (--config: a deployment's agent in AWS, through its exchange bucket)
+  tetherctl diag export --out FILE [--agent-status-addr HOST:PORT]
+      the bundle a request would get, from the running agent, previewed and
+      written to FILE for you to send yourself
+  tetherctl jobs dead-letters|redrive [--all | ID...] [--data-dir DIR | --config deployment.yaml]
+      list the document jobs that failed for good (IDs and reason codes,
+      never content) and send them back to the queue
+  tetherctl backup --out DIR [--data-dir DIR]
+  tetherctl restore --from DIR [--data-dir DIR] [--yes]
+      back up the local runtime's database and documents, consistent and
+      checked by SHA-256, while it runs; restore one while it is stopped
   tetherctl airgap import FILE [--data-dir DIR]
       verify and import signed releases exported for an install without network
   tetherctl init [--config deployment.yaml] [--yes] [--force] [--name N ...]
@@ -188,6 +198,10 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return tokensCmd(ctx, args[1:], env)
 	case "diag":
 		return diagCmd(ctx, args[1:], env)
+	case "jobs":
+		return jobsCmd(ctx, args[1:], env)
+	case "backup", "restore":
+		return backupCmd(ctx, args[0], args[1:], env)
 	case "airgap":
 		return airgapCmd(ctx, args[1:], stdout, stderr)
 	case "egress":

@@ -25,6 +25,7 @@ Usage:
   tetherctl diag preview ID [--data-dir DIR | --config deployment.yaml] [--output text|json]
   tetherctl diag approve ID [--data-dir DIR | --config deployment.yaml [--yes]]
   tetherctl diag decline ID [--data-dir DIR | --config deployment.yaml [--yes]]
+  tetherctl diag export --out FILE [--agent-status-addr HOST:PORT] [--yes]
 
 The vendor can only ask. The agent builds each bundle from default-deny
 collectors (versions, redacted configuration, health history, content-free
@@ -42,6 +43,10 @@ apply on its next heartbeat. An approval names the manifest you previewed;
 the agent sends only that bundle, from its own copy, and refuses an approval
 of anything else. The IAM permissions these need are in docs/operator-guide.md.
 
+'export' needs no request: it asks the running agent for the bundle a
+request would get now and writes it to FILE for you to send your own way
+('tetherctl diag export --help').
+
 Flags:
 `
 
@@ -54,13 +59,16 @@ func diagCmd(ctx context.Context, args []string, env Env) error {
 		fs.String("output", "text", "list and preview: `text` or json")
 		fmt.Fprint(stdout, diagUsage+flagHelp(fs))
 		if len(args) == 0 {
-			return fmt.Errorf("%w: tetherctl diag: want list, preview, approve or decline", errUsage)
+			return fmt.Errorf("%w: tetherctl diag: want list, preview, approve, decline or export", errUsage)
 		}
 		return nil
 	}
 	sub := args[0]
+	if sub == "export" {
+		return diagExport(ctx, args[1:], env)
+	}
 	if sub != "list" && sub != "preview" && sub != "approve" && sub != "decline" {
-		return fmt.Errorf("%w: tetherctl diag: unknown subcommand %q (want list, preview, approve or decline)", errUsage, sub)
+		return fmt.Errorf("%w: tetherctl diag: unknown subcommand %q (want list, preview, approve, decline or export)", errUsage, sub)
 	}
 	fs := flag.NewFlagSet("diag "+sub, flag.ContinueOnError)
 	var tg target
@@ -191,6 +199,10 @@ func writePreview(w io.Writer, files []diagspool.PreviewFile, id, output string)
 		} else {
 			fmt.Fprintln(w, "(binary; see --output json)")
 		}
+	}
+	if id == "" { // diag export
+		fmt.Fprintf(w, "\nThese %d files are exactly what the zip will hold; nothing is sent anywhere.\n", len(files))
+		return nil
 	}
 	fmt.Fprintf(w, "\nThese %d files are exactly what 'tetherctl diag approve %s' uploads.\n", len(files), id)
 	return nil

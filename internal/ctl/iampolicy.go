@@ -106,9 +106,9 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:ecr:REGION:ACCOUNT:repository/NAME/*"},
 		},
 		{
-			Sid: "MigrateRun", For: "tetherctl migrate and tokens: run the migrate task definition (tokens runs docsvc's token command in it)",
+			Sid: "MigrateRun", For: "tetherctl migrate, tokens and jobs: run the migrate task definition (tokens runs docsvc's token command in it) and the worker's (jobs runs docsvc's dead-letter commands in it)",
 			Actions:   []string{"ecs:RunTask"},
-			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:task-definition/tether-NAME-migrate:*"},
+			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:task-definition/tether-NAME-migrate:*", "arn:aws:ecs:REGION:ACCOUNT:task-definition/tether-NAME-worker:*"},
 		},
 		{
 			Sid: "MigrateTaskDefinition", For: "tetherctl migrate: read the migrate task definition's image and container (the action takes no resource)",

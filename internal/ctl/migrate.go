@@ -124,7 +124,7 @@ func startTask(ctx context.Context, a *awsSession, plan migratePlan, startedBy s
 		StartedBy:      aws.String(startedBy),
 		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
 			Subnets:        plan.subnets,
-			SecurityGroups: []string{plan.securityGroup},
+			SecurityGroups: plan.securityGroups,
 			AssignPublicIp: ecstypes.AssignPublicIpDisabled,
 		}},
 	}
@@ -183,8 +183,19 @@ func checkReleaseSecrets(ctx context.Context, env Env, a *awsSession, cfg *deplo
 
 // migratePlan is what the cluster stack says about the migrate task.
 type migratePlan struct {
-	cluster, taskDefinition, securityGroup, logGroup, container string
-	subnets                                                     []string
+	cluster, taskDefinition, logGroup, container string
+	subnets, securityGroups                      []string
+	// job is the tetherctl command a one-off docsvc task runs for (tokens,
+	// jobs), for its messages; empty for the migration itself.
+	job string
+}
+
+// noun names the task in messages: "migrate", or the command's.
+func (p migratePlan) noun() string {
+	if p.job == "" {
+		return "migrate"
+	}
+	return "tetherctl " + p.job
 }
 
 // migratePlanFrom reads the cluster stack's outputs and refuses a stack
@@ -197,12 +208,12 @@ func migratePlanFrom(stack stackInfo, digest string) (migratePlan, error) {
 		return migratePlan{}, fmt.Errorf("the %s stack's MigrateImageDigest is %s, not %s: run tetherctl deploy, which moves the cluster stack to the release's image before migrating", stack.Name, got, digest)
 	}
 	var p migratePlan
-	var subnets string
+	var subnets, group string
 	for _, o := range []struct {
 		key string
 		dst *string
 	}{
-		{"ClusterName", &p.cluster}, {"MigrateTaskDefinitionArn", &p.taskDefinition}, {"MigrateSecurityGroupId", &p.securityGroup},
+		{"ClusterName", &p.cluster}, {"MigrateTaskDefinitionArn", &p.taskDefinition}, {"MigrateSecurityGroupId", &group},
 		{"MigrateSubnets", &subnets}, {"MigrateLogGroupName", &p.logGroup}, {"MigrateContainerName", &p.container},
 	} {
 		v, err := stack.output(o.key)
@@ -211,6 +222,7 @@ func migratePlanFrom(stack stackInfo, digest string) (migratePlan, error) {
 		}
 		*o.dst = v
 	}
+	p.securityGroups = []string{group}
 	for _, s := range strings.Split(subnets, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			p.subnets = append(p.subnets, s)
@@ -268,14 +280,14 @@ func waitTask(ctx context.Context, env Env, a *awsSession, p migratePlan, arn st
 		case ctx.Err() != nil:
 			return ecstypes.Task{}, migrateTimedOut(p, arn, tail, state)
 		case err != nil:
-			return ecstypes.Task{}, fmt.Errorf("following the migrate task %s (ECS DescribeTasks): %s; it may still be running: check it in the ECS console (cluster %s) before running tetherctl migrate again",
-				arn, describeAWSError(err), p.cluster)
+			return ecstypes.Task{}, fmt.Errorf("following the %s task %s (ECS DescribeTasks): %s; it may still be running: check it in the ECS console (cluster %s) before running %s again",
+				p.noun(), arn, describeAWSError(err), p.cluster, strings.Replace(p.noun(), "migrate", "tetherctl migrate", 1))
 		case len(out.Tasks) == 0:
-			return ecstypes.Task{}, fmt.Errorf("following the migrate task %s (ECS DescribeTasks): ECS does not know it (stopped tasks are forgotten after about an hour); check its log in %s %s", arn, tail.group, tail.stream)
+			return ecstypes.Task{}, fmt.Errorf("following the %s task %s (ECS DescribeTasks): ECS does not know it (stopped tasks are forgotten after about an hour); check its log in %s %s", p.noun(), arn, tail.group, tail.stream)
 		}
 		t := out.Tasks[0]
 		if s := aws.ToString(t.LastStatus); s != state {
-			fmt.Fprintf(env.Stderr, "migrate task: %s\n", s)
+			fmt.Fprintf(env.Stderr, "%s task: %s\n", p.noun(), s)
 			state = s
 		}
 		if err := tail.poll(ctx); err != nil {
@@ -295,6 +307,10 @@ func waitTask(ctx context.Context, env Env, a *awsSession, p migratePlan, arn st
 func migrateTimedOut(p migratePlan, arn string, tail *logTail, state string) error {
 	if state == "" {
 		state = "not yet reported"
+	}
+	if p.job != "" {
+		return fmt.Errorf("the %s task %s did not stop in time (last state: %s), so what it did is not known here. It may still be running: check it in the ECS console (cluster %s) and its log in CloudWatch (%s, stream %s)",
+			p.noun(), arn, state, p.cluster, tail.group, tail.stream)
 	}
 	return fmt.Errorf("the migrate task %s did not stop in time (last state: %s), so nothing was recorded. It may still be running: check it in the ECS console (cluster %s) and its log in CloudWatch (%s, stream %s); when it has stopped, run tetherctl migrate again (its --timeout gives it longer)",
 		arn, state, p.cluster, tail.group, tail.stream)

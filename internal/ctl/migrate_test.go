@@ -136,27 +136,33 @@ func holdTasks(t *testing.T, srv *awstest.Server) {
 // finishTask plays the migrate container: once the task exists it writes
 // lines to the task's awslogs stream, then stops the task.
 func finishTask(ctx context.Context, t *testing.T, srv *awstest.Server, lines []string) <-chan error {
+	return finishTaskLogging(ctx, srv, migrateLogGroup, "migrate/migrate/", lines)
+}
+
+// finishTaskLogging plays a task's container whose awslogs stream is
+// streamPrefix followed by the task's ID, in group.
+func finishTaskLogging(ctx context.Context, srv *awstest.Server, group, streamPrefix string, lines []string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		done <- func() error {
 			ecsc := ecs.NewFromConfig(srv.AWSConfig())
 			logs := cloudwatchlogs.NewFromConfig(srv.AWSConfig())
 			for {
-				out, err := ecsc.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(clusterName)})
+				out, err := ecsc.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(clusterName), DesiredStatus: ecstypes.DesiredStatusRunning})
 				if err != nil {
 					return err
 				}
 				if len(out.TaskArns) > 0 {
 					arn := out.TaskArns[0]
-					stream := "migrate/migrate/" + arn[strings.LastIndex(arn, "/")+1:]
-					if _, err := logs.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: aws.String(migrateLogGroup), LogStreamName: aws.String(stream)}); err != nil {
+					stream := streamPrefix + arn[strings.LastIndex(arn, "/")+1:]
+					if _, err := logs.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: aws.String(group), LogStreamName: aws.String(stream)}); err != nil {
 						return err
 					}
 					var events []logtypes.InputLogEvent
 					for _, l := range lines {
 						events = append(events, logtypes.InputLogEvent{Message: aws.String(l), Timestamp: aws.Int64(time.Now().UnixMilli())})
 					}
-					if _, err := logs.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: aws.String(migrateLogGroup), LogStreamName: aws.String(stream), LogEvents: events}); err != nil {
+					if _, err := logs.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: aws.String(group), LogStreamName: aws.String(stream), LogEvents: events}); err != nil {
 						return err
 					}
 					_, err := ecsc.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(clusterName), Task: aws.String(arn), Reason: aws.String("Essential container in task exited")})

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/tetherhq/tether/internal/apitoken"
 	"github.com/tetherhq/tether/internal/deployconfig"
 )
@@ -226,7 +227,15 @@ func runDocsvcTask(ctx context.Context, env Env, a *awsSession, cfg *deployconfi
 	if err != nil {
 		return nil, err
 	}
-	arn, err := startTask(ctx, a, plan, "tetherctl-tokens", args)
+	plan.job = "tokens"
+	return runOneOff(ctx, env, a, plan, prefix, "tetherctl-tokens", args, logTo)
+}
+
+// runOneOff runs docsvc with args as a one-off task of plan, streams its
+// log lines (awslogs stream prefix prefix) to logTo, waits for it to stop,
+// and requires the container's exit code 0. It returns every log line.
+func runOneOff(ctx context.Context, env Env, a *awsSession, plan migratePlan, prefix, startedBy string, args []string, logTo io.Writer) ([]string, error) {
+	arn, err := startTask(ctx, a, plan, startedBy, args)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +246,14 @@ func runDocsvcTask(ctx context.Context, env Env, a *awsSession, cfg *deployconfi
 	if err != nil {
 		return nil, err
 	}
-	if _, err := migrateOutcome(task, plan.container); err != nil {
+	// migrateOutcome's verdict, in this command's words: no migration ran.
+	if code, err := migrateOutcome(task, plan.container); err != nil {
+		what := "docsvc " + strings.Join(args[:min(2, len(args))], " ")
+		if code != nil {
+			err = fmt.Errorf("%s exited with code %d in task %s", what, *code, arn)
+		} else {
+			err = fmt.Errorf("the %s task %s stopped without %s finishing (%s)", plan.noun(), arn, what, orNone(aws.ToString(task.StoppedReason)))
+		}
 		return nil, fmt.Errorf("%w; %s", err, tail.lastLines())
 	}
 	return strings.Split(strings.TrimRight(all.String(), "\n"), "\n"), nil
@@ -257,21 +273,30 @@ func (p prefixed) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// tokenList finds docsvc tokens list's JSON among the task's log lines. The
-// awslogs driver splits a line longer than 16 KiB into several events, so
-// following lines are joined until the JSON is whole.
+// tokenList finds docsvc tokens list's JSON among the task's log lines.
 func tokenList(lines []string) ([]apitoken.Listed, error) {
+	var out struct {
+		Tokens []apitoken.Listed `json:"tokens"`
+	}
+	if !jsonFromLog(lines, `{"tokens":`, &out) {
+		return nil, errors.New("the task exited 0 but its log holds no token list (a docsvc release without 'docsvc tokens list --output json'?)")
+	}
+	return out.Tokens, nil
+}
+
+// jsonFromLog decodes into v the first JSON object among a task's log
+// lines that starts with prefix. The awslogs driver splits a line longer
+// than 16 KiB into several events, so following lines are joined until
+// the JSON is whole. It reports whether one was found.
+func jsonFromLog(lines []string, prefix string, v any) bool {
 	for i, l := range lines {
-		if !strings.HasPrefix(l, `{"tokens":`) {
+		if !strings.HasPrefix(l, prefix) {
 			continue
 		}
 		joined := l
 		for j := i + 1; ; j++ {
-			var out struct {
-				Tokens []apitoken.Listed `json:"tokens"`
-			}
-			if err := json.Unmarshal([]byte(joined), &out); err == nil {
-				return out.Tokens, nil
+			if err := json.Unmarshal([]byte(joined), v); err == nil {
+				return true
 			}
 			if j == len(lines) {
 				break
@@ -279,5 +304,5 @@ func tokenList(lines []string) ([]apitoken.Listed, error) {
 			joined += lines[j]
 		}
 	}
-	return nil, errors.New("the task exited 0 but its log holds no token list (a docsvc release without 'docsvc tokens list --output json'?)")
+	return false
 }

@@ -105,17 +105,14 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	}
 
 	// The customer side: the document service and the agent.
-	docsvcEnv := []string{
-		"DOCSVC_ADDR=" + o.APIAddr,
-		"DOCSVC_PUBLIC_URL=http://" + o.APIAddr,
-		"DOCSVC_DATABASE_URL=sqlite://" + filepath.Join(dataDir, "docsvc.db"),
-		"DOCSVC_BLOB_URL=file://" + filepath.Join(dataDir, "blobs"),
-		"DOCSVC_QUEUE_URL=db://jobs",
+	docsvcEnv := append(DocsvcStorageEnv(dataDir),
+		"DOCSVC_ADDR="+o.APIAddr,
+		"DOCSVC_PUBLIC_URL=http://"+o.APIAddr,
 		"DOCSVC_QUEUE_VISIBILITY=20s",
 		"DOCSVC_AI_PROVIDER=local",
-		"DOCSVC_LICENSE_FILE=" + v.licenseFile,
-		"DOCSVC_LICENSE_PUBLIC_KEY_FILE=" + filepath.Join(v.keysDir, "license.pub"), // the _FILE forms: a renewed file is picked up live
-	}
+		"DOCSVC_LICENSE_FILE="+v.licenseFile,
+		"DOCSVC_LICENSE_PUBLIC_KEY_FILE="+filepath.Join(v.keysDir, "license.pub"), // the _FILE forms: a renewed file is picked up live
+	)
 	// What runs: the release an upgrade or rollback installed, else this
 	// build.
 	rel, installed, err := readRunning(dataDir)

@@ -1,5 +1,6 @@
 // Package docsvc is the document service's command line: one binary with the
-// roles api, worker and migrate, and the operator's token and config commands.
+// roles api, worker and migrate, and the operator's token, dead-letter and
+// config commands.
 package docsvc
 
 import (
@@ -52,6 +53,8 @@ Usage:
   docsvc tokens add --name NAME --hash ID:SHA256 [--expires WHEN] [--output text|json]
   docsvc tokens list [--output text|json]
   docsvc tokens revoke ID
+  docsvc jobs dead-letters [--max N] [--output text|json]
+  docsvc jobs redrive (--all | ID...) [--output text|json]
   docsvc config check [--output text|json]
   docsvc version
 
@@ -139,12 +142,15 @@ Prints the release this binary belongs to.
 
 // invocation is a parsed command line.
 type invocation struct {
-	cmd     string // "api", "token create", ...
-	name    string // tokens create|add --name
-	hash    string // tokens add --hash
-	expires string // tokens create|add --expires
-	id      string // tokens revoke ID
-	output  string // --output
+	cmd     string   // "api", "token create", ...
+	name    string   // tokens create|add --name
+	hash    string   // tokens add --hash
+	expires string   // tokens create|add --expires
+	id      string   // tokens revoke ID
+	output  string   // --output
+	max     int      // jobs dead-letters --max
+	all     bool     // jobs redrive --all
+	ids     []string // jobs redrive ID...
 }
 
 // isHelp reports whether arg asks for help.
@@ -229,6 +235,10 @@ func parseCommand(args []string, stdout io.Writer) (inv invocation, done bool, e
 			inv.id = fs.Arg(0)
 		default:
 			return inv, false, usageErr("tokens", "unknown subcommand %q (want create, add, list or revoke)", args[1])
+		}
+	case "jobs":
+		if done, err := parseJobs(args, &inv, stdout); done || err != nil {
+			return inv, done, err
 		}
 	case "config":
 		if len(args) < 2 {
@@ -341,6 +351,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if role == "tokens" {
 		return tokenCmd(ctx, db, inv, stdout)
+	}
+	if role == "jobs" {
+		return jobsCmd(ctx, cfg, db, inv, stdout)
 	}
 	if role == "api" {
 		return runAPI(ctx, cfg, db, getenv, log)

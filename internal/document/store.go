@@ -260,6 +260,24 @@ func (s *Store) Requeue(ctx context.Context, id, note string) error {
 	return nil
 }
 
+// Retry puts a document whose job was dead-lettered back to queued with
+// no attempts counted, so that the redriven job processes it again: the
+// worker drops a job whose document already failed, and Abandoned judges a
+// job by its attempts. A succeeded document is left alone. It reports
+// whether the document changed.
+func (s *Store) Retry(ctx context.Context, id string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE documents SET status = $1, attempts = 0, error = '', updated_at = $2
+		WHERE id = $3 AND status IN ($4, $5)`, Queued, s.now().UnixMilli(), id, Failed, Processing)
+	if err != nil {
+		return false, fmt.Errorf("document: retry %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("document: retry %s: %w", id, err)
+	}
+	return n > 0, nil
+}
+
 // Resume moves a document that Requeue parked back to processing. Unlike
 // Start it counts no attempt: the same delivery goes on, and attempts must
 // keep matching deliveries for Abandoned to judge a job by them.

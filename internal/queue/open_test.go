@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/fauxqstest"
 	"github.com/tetherhq/tether/internal/queue"
+	"github.com/tetherhq/tether/internal/queue/queuetest"
 	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
 )
@@ -86,7 +87,7 @@ func typeName(q queue.Queue) string {
 func TestOpenSQSAgainstEndpoint(t *testing.T) {
 	ctx := context.Background()
 	srv := fauxqstest.Start(t)
-	url, dlq := newSQSQueues(t, srv.SQS(), 3)
+	url, dlq := queuetest.NewSQSQueues(t, srv.SQS(), 3)
 	q, err := queue.Open(ctx, url, nil, queue.Options{AWS: srv.AWSConfig(), Endpoint: srv.Endpoint(), DeadLetterURL: dlq})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -301,7 +302,7 @@ func (w *Worker) failAbandoned(ctx context.Context) {
 		return
 	}
 	for _, id := range ids {
-		reason := fmt.Sprintf("gave up after %d attempts: processing stopped each time (the worker was restarted or crashed on this document)", w.MaxReceives)
+		reason := fmt.Sprintf("gave up after %d attempts: %s (the worker was restarted or crashed on this document)", w.MaxReceives, gaveUpWorkerStopped)
 		if err := w.Store.Fail(ctx, id, reason); err != nil {
 			w.Log.Warn("fail abandoned document", "document_id", id, "err", err)
 			continue
@@ -362,12 +363,51 @@ var limitSettings = map[extract.Limit]string{
 func errorClass(err error) string {
 	switch {
 	case errors.Is(err, analyze.ErrUnavailable), errors.Is(err, analyze.ErrAuth):
-		return "AI provider unavailable"
+		return gaveUpAIProvider
 	case errors.Is(err, blob.ErrNotFound):
-		return "stored bytes missing"
+		return gaveUpBlobMissing
 	default:
-		return "internal error"
+		return gaveUpInternal
 	}
+}
+
+// What the worker records after "gave up after N attempts: " when it fails
+// a document on its last delivery.
+const (
+	gaveUpAIProvider    = "AI provider unavailable"
+	gaveUpBlobMissing   = "stored bytes missing"
+	gaveUpInternal      = "internal error"
+	gaveUpWorkerStopped = "processing stopped each time"
+)
+
+// The failure classes FailureClass returns: fixed codes, safe to show and
+// to count anywhere, unlike a document's recorded reason, which is written
+// for its readers.
+const (
+	ClassAIProvider    = "ai_provider_unavailable" // the provider failed or refused every attempt
+	ClassBlobMissing   = "stored_bytes_missing"    // the document's stored bytes are gone
+	ClassInternal      = "internal_error"          // another error on every attempt
+	ClassWorkerStopped = "worker_stopped"          // the worker was restarted or crashed during every attempt
+	ClassUnreadable    = "document_unreadable"     // the document itself could not be processed (bad input)
+)
+
+// FailureClass maps the reason the worker recorded for a failed document
+// to its failure class.
+func FailureClass(reason string) string {
+	rest, ok := strings.CutPrefix(reason, "gave up after ")
+	if !ok {
+		return ClassUnreadable
+	}
+	_, rest, _ = strings.Cut(rest, ": ")
+	for text, class := range map[string]string{
+		gaveUpAIProvider: ClassAIProvider, gaveUpBlobMissing: ClassBlobMissing,
+		gaveUpInternal: ClassInternal, gaveUpWorkerStopped: ClassWorkerStopped,
+	} {
+		if strings.HasPrefix(rest, text) {
+			return class
+		}
+	}
+	return ClassInternal
 }
 
 func sleep(ctx context.Context, d time.Duration) {

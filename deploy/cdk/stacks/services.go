@@ -325,9 +325,13 @@ func (s *services) newWorker() {
 	s.WorkerRole = s.taskRole("WorkerTaskRole", "docsvc worker task: read documents, take jobs, analyze", nil)
 	s.grantDatabasePassword(s.WorkerRole)
 	allow(s.WorkerRole, []string{"s3:GetObject"}, d.Documents.ArnForObjects(str(documentsPrefix+"/*")))
-	allow(s.WorkerRole, []string{"kms:Decrypt"}, d.Key.KeyArn())
-	allow(s.WorkerRole, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, d.Jobs.QueueArn())
-	allow(s.WorkerRole, []string{"sqs:GetQueueAttributes"}, d.DeadLetter.QueueArn())
+	// GenerateDataKey and SendMessage: the worker sends the jobs the api
+	// stored but could not send (its outbox), and docsvc jobs redrive, run by
+	// tetherctl jobs as a one-off task of this task definition, sends dead
+	// letters back; reading and deleting them needs the dead-letter queue.
+	allow(s.WorkerRole, []string{"kms:Decrypt", "kms:GenerateDataKey"}, d.Key.KeyArn())
+	allow(s.WorkerRole, []string{"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, d.Jobs.QueueArn())
+	allow(s.WorkerRole, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, d.DeadLetter.QueueArn())
 	// Scale-in protection: a worker marks itself protected while a job runs
 	// (ECS task protection endpoint), so scaling in never kills a busy task.
 	taskARNs := "arn:" + *awscdk.Aws_PARTITION() + ":ecs:" + cfg.Region + ":" + cfg.Account + ":task/" + clusterName(cfg) + "/*"
