@@ -317,3 +317,13 @@ func ReadTimestamp(ctx context.Context, store blob.Store, channel string) ([]byt
 	}
 	return buf.Bytes(), nil
 }
+
+// RepoKey is RepoFile for an ObjectStore: the key of a file the plane
+// serves at /v1/tuf/{channel}/{area}/{name}, with the same refusals.
+func RepoKey(channel, area, name string) (string, error) {
+	p, err := RepoFile("/", channel, area, name)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimPrefix(filepath.ToSlash(p), "/"), nil
+}
