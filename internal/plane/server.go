@@ -210,6 +210,9 @@ func (s *Server) Run(ctx context.Context, tick time.Duration) error {
 			} else if n > 0 {
 				s.log.Debug("pruned nonces", "count", n)
 			}
+			if err := s.store.pruneRateLimits(ctx, time.Hour); err != nil {
+				s.log.Error("prune rate limits", "err", err)
+			}
 			lastPrune = now
 		}
 		select {
