@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -12,7 +14,9 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/release/publish"
+	"github.com/tetherhq/tether/internal/sqldb"
 )
 
 // objectStores opens the shared object store a replicated plane keeps its
@@ -55,4 +59,101 @@ func writerID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// repoTarget is where a release command reads and writes: a repository
+// directory (--repo), or the shared object store of a replicated plane
+// (--objects), which it changes through a local copy under the plane's
+// release lease (so no replica re-signs at the same moment).
+type repoTarget struct {
+	repo, objects, kmsKey, dbURL *string
+}
+
+func repoFlags(fs *flag.FlagSet) *repoTarget {
+	return &repoTarget{
+		repo:    fs.String("repo", "", "release repository directory (this or --objects is required)"),
+		objects: fs.String("objects", "", "a replicated plane's object store, s3://bucket[/prefix] as given to serve --objects (or env TETHER_PLANE_OBJECTS)"),
+		kmsKey:  fs.String("objects-kms-key", "", "KMS key for SSE-KMS on --objects (or env TETHER_PLANE_OBJECTS_KMS_KEY)"),
+		dbURL:   fs.String("database-url", "", "with --objects: the plane's PostgreSQL, whose release lease is held while writing (or env TETHER_PLANE_DATABASE_URL)"),
+	}
+}
+
+// check resolves the environment and insists on exactly one of the two;
+// a command that writes through --objects also needs the database.
+func (rt *repoTarget) check(env Env, writing bool) error {
+	*rt.objects = cmp.Or(*rt.objects, env.Getenv("TETHER_PLANE_OBJECTS"))
+	*rt.kmsKey = cmp.Or(*rt.kmsKey, env.Getenv("TETHER_PLANE_OBJECTS_KMS_KEY"))
+	*rt.dbURL = cmp.Or(*rt.dbURL, env.Getenv("TETHER_PLANE_DATABASE_URL"))
+	switch {
+	case *rt.repo == "" && *rt.objects == "":
+		return fmt.Errorf("%w: --repo DIR or --objects s3://bucket[/prefix] is required", errUsage)
+	case *rt.repo != "" && *rt.objects != "":
+		return fmt.Errorf("%w: give --repo or --objects, not both", errUsage)
+	case *rt.objects != "" && *rt.dbURL == "" && writing:
+		return fmt.Errorf("%w: --objects needs --database-url (the plane's PostgreSQL) to hold the release lease while writing", errUsage)
+	}
+	return nil
+}
+
+// write runs fn on the repository directory: --repo itself, or a copy of
+// --objects pulled under the release lease and pushed after fn.
+func (rt *repoTarget) write(ctx context.Context, env Env, channel string, fn func(ctx context.Context, dir string) error) error {
+	if *rt.repo != "" {
+		return fn(ctx, *rt.repo)
+	}
+	db, err := sqldb.Open(ctx, *rt.dbURL)
+	if err != nil {
+		return fmt.Errorf("--database-url: %w", err)
+	}
+	defer db.Close()
+	st, err := plane.OpenStore(ctx, db, env.Now)
+	if err != nil {
+		return fmt.Errorf("--database-url: %w", err)
+	}
+	_, repo, err := objectStores(ctx, env, *rt.objects, *rt.kmsKey)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "tether-release-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	var extra []string
+	if channel != "" {
+		extra = []string{channel}
+	}
+	err = plane.WriteReleases(ctx, st, writerID(), repo, work, extra, fn)
+	if errors.Is(err, plane.ErrLeaseHeld) {
+		return fmt.Errorf("%w: another writer (a replica's hourly re-signing or another publish) is changing the releases; run this again in a minute", err)
+	}
+	return err
+}
+
+// read runs fn on the repository directory: --repo, or a fresh copy of
+// every channel in --objects (no lease: readers never need one).
+func (rt *repoTarget) read(ctx context.Context, env Env, fn func(dir string) error) error {
+	if *rt.repo != "" {
+		return fn(*rt.repo)
+	}
+	_, repo, err := objectStores(ctx, env, *rt.objects, *rt.kmsKey)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "tether-release-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	m := &publish.Mirror{Store: repo, Dir: work}
+	chans, err := m.Channels(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ch := range chans {
+		if _, err := m.Pull(ctx, ch); err != nil {
+			return err
+		}
+	}
+	return fn(work)
 }
