@@ -8,8 +8,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
@@ -156,4 +159,49 @@ func (rt *repoTarget) read(ctx context.Context, env Env, fn func(dir string) err
 		}
 	}
 	return fn(work)
+}
+
+func runKeysUseKMS(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "keys use-kms", "--dir DIR [--snapshot-key KMS-KEY] [--timestamp-key KMS-KEY] [--yes]",
+		"Moves the online snapshot and/or timestamp keys into AWS KMS (ECC_NIST_P256, SIGN_VERIFY keys),\n"+
+			"so the plane's replicas sign without holding the private keys. It is a root rotation: it signs\n"+
+			"a new root.json with the root keys in --dir (bring a threshold of the offline root-N.key files\n"+
+			"for it), writes <role>.kms with the key reference and deletes <role>.key. Then run\n"+
+			"`tether-plane release refresh` so every channel serves the new root before any other rotation.\n"+
+			"AWS_REGION, credentials and AWS_ENDPOINT_URL_KMS come from the standard SDK environment.")
+	dir := fs.String("dir", "", "keys directory (required)")
+	snap := fs.String("snapshot-key", "", "KMS key ID, ARN or alias/NAME for the snapshot role")
+	ts := fs.String("timestamp-key", "", "KMS key ID, ARN or alias/NAME for the timestamp role")
+	yes := fs.Bool("yes", false, "do it without asking")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if err := required(fs, "dir"); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	keys := map[string]string{}
+	if *snap != "" {
+		keys["snapshot"] = *snap
+	}
+	if *ts != "" {
+		keys["timestamp"] = *ts
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: give --snapshot-key, --timestamp-key or both", errUsage)
+	}
+	if !*yes {
+		return fmt.Errorf("%w: this signs a new TUF root trusting %d KMS key(s) and deletes the file keys they replace; run again with --yes", errUsage, len(keys))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	v, err := publish.UseKMS(ctx, *dir, keys, env.Now())
+	if err != nil {
+		return fmt.Errorf("keys use-kms --dir %s: %w", *dir, err)
+	}
+	fmt.Fprintf(env.Stdout, "Signed root version %d trusting the KMS key(s) for %s.\nNext: move root-*.key offline again, then run `tether-plane release refresh` so every channel serves the new root.\n",
+		v, strings.Join(slices.Sorted(maps.Keys(keys)), " and "))
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tetherhq/tether/internal/awstest"
@@ -57,5 +59,42 @@ func TestReleaseCommandsAgainstTheObjectStore(t *testing.T) {
 	if _, err := srv.S3().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("vendor-plane"),
 		Key: aws.String("plane/repo/stable/metadata/timestamp.json")}); err != nil {
 		t.Fatalf("timestamp.json not in the bucket: %v", err)
+	}
+}
+
+func TestKeysUseKMS(t *testing.T) {
+	srv := awstest.Start(t)
+	env := map[string]string{}
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+		env[k] = v
+	}
+	r := runner{t: t, env: env}
+	client := kms.NewFromConfig(srv.AWSConfig())
+	key, err := client.CreateKey(context.Background(), &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "keys")
+	repo := t.TempDir()
+	r.ok("keys", "init", "--dir", dir, "--root-keys", "1", "--root-threshold", "1")
+	if _, _, err := r.run("keys", "use-kms", "--dir", dir, "--timestamp-key", *key.KeyMetadata.Arn); err == nil || !strings.Contains(err.Error(), "--yes") {
+		t.Fatalf("use-kms without --yes: %v", err)
+	}
+	out := r.ok("keys", "use-kms", "--dir", dir, "--timestamp-key", *key.KeyMetadata.Arn, "--yes")
+	if !strings.Contains(out, "root version 2") {
+		t.Fatalf("use-kms: %s", out)
+	}
+	r.ok("release", "publish", "--keys", dir, "--repo", repo, "--version", "1.0.0", "--channel", "stable",
+		"--min-from", "0.9.0", "--image", "api=registry.example.com/docsvc@sha256:"+strings.Repeat("d", 64))
+	signs := 0
+	for _, req := range srv.Requests() {
+		if req.Target == "TrentService.Sign" {
+			signs++
+		}
+	}
+	if signs == 0 {
+		t.Fatal("the timestamp was not signed in KMS")
 	}
 }
