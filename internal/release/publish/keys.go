@@ -357,11 +357,15 @@ type onlineKeys struct {
 func loadOnlineKeys(dir string) (*onlineKeys, error) {
 	var k onlineKeys
 	var err error
+	// A plane replica may hold no targets key (it stays on the release
+	// machine); commit refuses to sign targets without it.
 	targets, err := loadPrivateKey(filepath.Join(dir, targetsKeyFile))
-	if err != nil {
-		return nil, err
-	}
-	if k.targets, err = signature.LoadSigner(targets, crypto.Hash(0)); err != nil {
+	switch {
+	case err == nil:
+		if k.targets, err = signature.LoadSigner(targets, crypto.Hash(0)); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}
 	if k.snapshot, err = loadOnlineSigner(dir, snapshotKeyFile); err != nil {

@@ -182,3 +182,22 @@ func FuzzParseKMSKeyID(f *testing.F) {
 		}
 	})
 }
+
+// A replica's keys directory holds no targets key: it re-signs snapshot
+// and timestamp, and refuses, naming the fix, to publish or to re-sign
+// targets.
+func TestRefreshWithoutTheTargetsKey(t *testing.T) {
+	b := setup(t)
+	b.publish(t, "stable", "1.0.0", t0)
+	if err := os.Remove(filepath.Join(b.keysDir, targetsKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Refresh(context.Background(), b.repoDir, b.keysDir, t0.Add(20*time.Hour)); err != nil {
+		t.Fatalf("timestamp refresh without targets.key: %v", err)
+	}
+	b.verifiedRepo(t, "stable")
+	err := Refresh(context.Background(), b.repoDir, b.keysDir, t0.Add(60*24*time.Hour))
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "release machine") {
+		t.Fatalf("targets refresh without targets.key = %v; want the release-machine error", err)
+	}
+}

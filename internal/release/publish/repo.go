@@ -178,6 +178,9 @@ func (r *channelRepo) commit(k *onlineKeys, now time.Time, bumpTargets, bumpSnap
 	if err := r.installRoot(k.rootJSON); err != nil {
 		return err
 	}
+	if bumpTargets && k.targets == nil {
+		return fmt.Errorf("channel %s: targets metadata needs signing and %s is not in the keys directory; run this on the release machine: %w", r.channel, targetsKeyFile, ErrNotFound)
+	}
 	if bumpTargets {
 		r.targets.Signed.Version++
 		r.targets.Signed.Expires = now.Add(time.Duration(k.policy.TargetsExpiry))
