@@ -85,7 +85,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := sqldb.Open(ctx, *dbURL)
+	// A deployment injects the password from its secret apart from the URL.
+	var dbOpts sqldb.Options
+	if pw := env.Getenv("TETHER_PLANE_DATABASE_PASSWORD"); pw != "" {
+		dbOpts.Password = func(context.Context, string) (string, error) { return pw, nil }
+	}
+	db, err := sqldb.OpenWith(ctx, *dbURL, dbOpts)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
