@@ -274,7 +274,6 @@ func ExceptionProblems(name string, raw []byte) []string {
 	return problems
 }
 
-
 func list(v any) []any {
 	l, _ := v.([]any)
 	return l
