@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,7 +252,7 @@ func ExceptionProblems(name string, raw []byte) []string {
 	md, _ := tpl["Metadata"].(map[string]any)
 	lintIgnores(name, md)
 	res, _ := tpl["Resources"].(map[string]any)
-	for _, id := range sortedKeys(res) {
+	for _, id := range slices.Sorted(maps.Keys(res)) {
 		r, _ := res[id].(map[string]any)
 		md, _ := r["Metadata"].(map[string]any)
 		where := name + "/" + id
@@ -277,13 +278,4 @@ func ExceptionProblems(name string, raw []byte) []string {
 func list(v any) []any {
 	l, _ := v.([]any)
 	return l
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

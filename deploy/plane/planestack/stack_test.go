@@ -244,3 +244,18 @@ func asJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func FuzzPropsValidate(f *testing.F) {
+	f.Add("tether-plane", "123456789012", "eu-west-1", testProps.CertificateARN, testProps.Image, 2)
+	f.Add("x", "1", "", "arn", "img:latest", 0)
+	f.Fuzz(func(t *testing.T, name, account, region, cert, image string, replicas int) {
+		p := Props{Name: name, Account: account, Region: region, CertificateARN: cert, Image: image, Replicas: replicas}
+		if err := p.Validate(); err == nil {
+			if !imageRef.MatchString(image) || !certARN.MatchString(cert) || replicas < 2 || !nameRE.MatchString(name) {
+				t.Fatalf("accepted %+v", p)
+			}
+		} else if err.Error() == "" {
+			t.Fatal("empty error")
+		}
+	})
+}
