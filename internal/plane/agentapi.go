@@ -272,11 +272,8 @@ func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sha256.Sum256(data)
-	// The file is named by its content, so two racing uploads never write
-	// the same file: the one MarkUploaded records is the one on disk with
-	// the recorded hash, and the loser's file is removed.
-	name := diagID + "-" + hex.EncodeToString(sum[:8]) + ".zip"
-	if err := s.putBundle(r.Context(), name, data); err != nil {
+	name, err := s.putBundle(r.Context(), diagID, sum, data)
+	if err != nil {
 		s.fail(w, "store bundle", err)
 		return
 	}

@@ -264,8 +264,12 @@ func TestClusterSharesStateAcrossReplicas(t *testing.T) {
 			t.Fatalf("download through replica 0: %d, %d bytes, sha %s", code, len(got), hdr.Get("Tether-Bundle-Sha256"))
 		}
 		// In the bucket, under the plane's prefix, encrypted at rest.
-		head, err := c.s3.HeadObject(c.ctx, &s3.HeadObjectInput{Bucket: aws.String(c.bucket),
-			Key: aws.String("plane/bundles/" + d.ID + "-" + hex.EncodeToString(sum[:8]) + ".zip")})
+		list, err := c.s3.ListObjectsV2(c.ctx, &s3.ListObjectsV2Input{Bucket: aws.String(c.bucket),
+			Prefix: aws.String("plane/bundles/" + d.ID + "-" + hex.EncodeToString(sum[:8]) + "-")})
+		if err != nil || len(list.Contents) != 1 {
+			t.Fatalf("bundle objects: %v, %d; want one", err, len(list.Contents))
+		}
+		head, err := c.s3.HeadObject(c.ctx, &s3.HeadObjectInput{Bucket: aws.String(c.bucket), Key: list.Contents[0].Key})
 		if err != nil || head.ServerSideEncryption == "" {
 			t.Fatalf("bundle object: %v, encryption %q", err, head.ServerSideEncryption)
 		}

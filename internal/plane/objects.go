@@ -3,6 +3,8 @@ package plane
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -41,9 +43,19 @@ func (cfg *Config) defaultStores() error {
 	return nil
 }
 
-// putBundle stores a checked bundle under its content-derived name.
-func (s *Server) putBundle(ctx context.Context, name string, data []byte) error {
-	return s.cfg.Bundles.Put(ctx, name, bytes.NewReader(data), int64(len(data)))
+// putBundle stores a checked bundle under a name of its own: the
+// diagnostic, the content's hash and a random suffix. Two racing uploads
+// (an agent's retry reaching another replica while the first is still
+// being stored, even with the same bytes) never write the same object, so
+// the one MarkUploaded records is intact and the loser removes only its
+// own.
+func (s *Server) putBundle(ctx context.Context, diagID string, sum [32]byte, data []byte) (string, error) {
+	var nonce [4]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return "", err
+	}
+	name := diagID + "-" + hex.EncodeToString(sum[:8]) + "-" + hex.EncodeToString(nonce[:]) + ".zip"
+	return name, s.cfg.Bundles.Put(ctx, name, bytes.NewReader(data), int64(len(data)))
 }
 
 // openRepoFile opens one repository file for an agent; a name the store
