@@ -104,7 +104,8 @@ func (s *Server) releases() ([]ChannelReleases, error) {
 		defer s.releaseMu.Unlock()
 		dir = filepath.Join(s.cfg.DataDir, "release-cache")
 		m := &publish.Mirror{Store: s.cfg.Repo, Dir: dir}
-		ctx := context.Background()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
 		if chans, err = m.Channels(ctx); err == nil {
 			for _, ch := range chans {
 				if _, err = m.Pull(ctx, ch); err != nil {

@@ -64,6 +64,10 @@ func writerID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
+// objectsTimeout bounds a release command's work against the object store
+// and the database: pulling, signing and pushing every channel.
+const objectsTimeout = 15 * time.Minute
+
 // repoTarget is where a release command reads and writes: a repository
 // directory (--repo), or the shared object store of a replicated plane
 // (--objects), which it changes through a local copy under the plane's
@@ -104,6 +108,8 @@ func (rt *repoTarget) write(ctx context.Context, env Env, channel string, fn fun
 	if *rt.repo != "" {
 		return fn(ctx, *rt.repo)
 	}
+	ctx, cancel := context.WithTimeout(ctx, objectsTimeout)
+	defer cancel()
 	db, err := sqldb.Open(ctx, *rt.dbURL)
 	if err != nil {
 		return fmt.Errorf("--database-url: %w", err)
@@ -139,6 +145,8 @@ func (rt *repoTarget) read(ctx context.Context, env Env, fn func(dir string) err
 	if *rt.repo != "" {
 		return fn(*rt.repo)
 	}
+	ctx, cancel := context.WithTimeout(ctx, objectsTimeout)
+	defer cancel()
 	_, repo, err := objectStores(ctx, env, *rt.objects, *rt.kmsKey)
 	if err != nil {
 		return err

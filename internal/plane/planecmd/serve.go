@@ -197,9 +197,11 @@ func sharedRefreshLoop(ctx context.Context, env Env, store *plane.Store, repo pu
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		err := plane.WriteReleases(ctx, store, holder, repo, workDir, nil, func(ctx context.Context, dir string) error {
+		round, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		err := plane.WriteReleases(round, store, holder, repo, workDir, nil, func(ctx context.Context, dir string) error {
 			return publish.Refresh(ctx, dir, keys, env.Now())
 		})
+		cancel()
 		switch {
 		case errors.Is(err, plane.ErrLeaseHeld):
 			log.Debug("release metadata refresh: another replica holds the lease")
