@@ -1,6 +1,7 @@
 package plane
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -271,7 +272,9 @@ func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "diagnostic "+id+": no bundle uploaded yet (status "+d.Status+")")
 		return
 	}
-	f, err := s.cfg.Bundles.Get(r.Context(), filepath.Base(d.BundlePath))
+	ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)
+	defer cancel()
+	f, err := s.cfg.Bundles.Get(ctx, filepath.Base(d.BundlePath))
 	if err != nil {
 		s.fail(w, "diagnostic "+id+" bundle", err)
 		return

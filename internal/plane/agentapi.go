@@ -310,7 +310,9 @@ func (s *Server) handleTUF(area string) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, "channel "+channel+" is not allowed by license "+in.LicenseID)
 			return
 		}
-		rc, err := s.openRepoFile(r.Context(), channel, area, file)
+		ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)
+		defer cancel()
+		rc, err := s.openRepoFile(ctx, channel, area, file)
 		if errors.Is(err, blob.ErrNotFound) {
 			writeError(w, http.StatusNotFound, "no such file in channel "+channel)
 			return

@@ -43,6 +43,10 @@ func (cfg *Config) defaultStores() error {
 	return nil
 }
 
+// objectTimeout bounds one request's work with the object store: a bundle
+// (16 MiB at most) or a repository file in or out.
+const objectTimeout = 2 * time.Minute
+
 // putBundle stores a checked bundle under a name of its own: the
 // diagnostic, the content's hash and a random suffix. Two racing uploads
 // (an agent's retry reaching another replica while the first is still
@@ -55,6 +59,8 @@ func (s *Server) putBundle(ctx context.Context, diagID string, sum [32]byte, dat
 		return "", err
 	}
 	name := diagID + "-" + hex.EncodeToString(sum[:8]) + "-" + hex.EncodeToString(nonce[:]) + ".zip"
+	ctx, cancel := context.WithTimeout(ctx, objectTimeout)
+	defer cancel()
 	return name, s.cfg.Bundles.Put(ctx, name, bytes.NewReader(data), int64(len(data)))
 }
 
