@@ -11,14 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpproxy"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/tetherhq/tether/internal/cli"
 	"github.com/tetherhq/tether/internal/devstack"
 )
 
@@ -207,7 +206,7 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 			}
 			return fmt.Errorf("%w: tetherctl dev: %w", errUsage, err)
 		}
-		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		ctx, stop := cli.Interruptible(ctx)
 		defer stop()
 		if foregroundTerminal(env.Stdin) {
 			o.Stdin = env.Stdin

@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tetherhq/tether/internal/upgradewindow"
 )
 
 // MaxFileSize bounds how much of a config file is read; a real one is a few
@@ -133,6 +135,10 @@ type Plane struct {
 	URL               string `yaml:"url"`
 	Channel           string `yaml:"channel"`
 	AutomaticUpgrades bool   `yaml:"automatic_upgrades"`
+	// UpgradeWindow is when the agent may apply a release by itself, in
+	// internal/upgradewindow's grammar ("Sun 02:00-04:00", UTC); required
+	// with AutomaticUpgrades. The stack passes it as TETHER_UPGRADE_WINDOW.
+	UpgradeWindow string `yaml:"upgrade_window"`
 	// TrustedRoot is the vendor's TUF root.json, the content itself: the
 	// agent verifies every release against it, air-gapped or not, so it is
 	// required. The stack passes it to the agent as TETHER_TRUSTED_ROOT.
@@ -521,6 +527,16 @@ func (c *Config) Validate() error {
 		v.add("plane.automatic_upgrades", "automatic upgrades need plane.url; set it or turn upgrades off")
 	}
 	v.match("plane.channel", c.Plane.Channel, channelRE, "a release channel name such as stable")
+	switch {
+	case c.Plane.AutomaticUpgrades && c.Plane.UpgradeWindow == "":
+		v.add("plane.upgrade_window", "automatic upgrades need a maintenance window such as \"Sun 02:00-04:00\" (UTC); set it or turn upgrades off")
+	case c.Plane.UpgradeWindow != "" && !c.Plane.AutomaticUpgrades:
+		v.add("plane.upgrade_window", "has no effect without plane.automatic_upgrades: true; set that or remove the window")
+	case c.Plane.UpgradeWindow != "":
+		if _, err := upgradewindow.Parse(c.Plane.UpgradeWindow); err != nil {
+			v.add("plane.upgrade_window", "%v", err)
+		}
+	}
 	if problem := checkTUFRoot(c.Plane.TrustedRoot); problem != "" {
 		v.add("plane.trusted_root", "%s; paste the content of the vendor's root.json", problem)
 	}

@@ -12,12 +12,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -311,8 +309,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	role, _, _ := strings.Cut(inv.cmd, " ")
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("role", role)
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	db, err := sqldb.OpenWith(ctx, cfg.DatabaseURL, sqldb.Options{
 		Password:        cfg.DatabasePasswordFunc(resolver),

@@ -394,8 +394,21 @@ func (s *services) agentEnvironment(identityARN, exchangeBucket *string) map[str
 	if cfg.Plane.URL != "" {
 		env["TETHER_PLANE_URL"] = str(cfg.Plane.URL)
 	}
+	// The release record the heartbeat reports from; with automatic
+	// upgrades, the window and the update the agent may make
+	// (internal/agent/autoupgrade).
+	env["TETHER_RELEASE_RECORD"] = str(releaseRecord(cfg))
+	if cfg.Plane.AutomaticUpgrades {
+		env["TETHER_UPGRADE_WINDOW"] = str(cfg.Plane.UpgradeWindow)
+		env["TETHER_SERVICES_STACK"] = s.Stack.StackName()
+		env["TETHER_UPGRADE_ROLE_ARN"] = s.UpgradeRole.RoleArn()
+	}
 	return env
 }
+
+// releaseRecord is the SSM parameter tetherctl and the agent record
+// upgrades in (internal/releasestate).
+func releaseRecord(cfg *deployconfig.Config) string { return "/tether/" + cfg.Name + "/state/releases" }
 
 func (s *services) newAgent() {
 	cfg, d := s.cfg, s.data
@@ -427,6 +440,8 @@ func (s *services) newAgent() {
 	allow(r, []string{"cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"}, str("arn:"+partition+":cloudformation:"+cfg.Region+":"+cfg.Account+":stack/"+cfg.Name+"-*/*"))
 	allow(r, []string{"cloudwatch:DescribeAlarms"}, str("arn:"+partition+":cloudwatch:"+cfg.Region+":"+cfg.Account+":alarm:tether-"+cfg.Name+"-*"))
 	allow(r, []string{"cloudwatch:GetMetricData"}, str("*"))
+	ssmParameter := "arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter"
+	allow(r, []string{"ssm:GetParameter"}, str(ssmParameter+releaseRecord(cfg)))
 	appliesTo := []any{
 		"Resource::arn:<AWS::Partition>:ecs:" + cfg.Region + ":" + cfg.Account + ":service/" + clusterName(cfg) + "/*",
 		"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + cfg.Name + "-*/*",
@@ -525,5 +540,13 @@ func (s *services) newUpgradeRole() (appliesTo []any) {
 		},
 	}))
 	allow(s.AgentRole, []string{"iam:PassRole"}, role.RoleArn())
-	return []any{"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"}
+	// The agent records the outcome in the release record, the one
+	// parameter it may write, and checks that tetherctl staged a release
+	// (its markers exist) and which alarms are the rollback triggers.
+	allow(s.AgentRole, []string{"ssm:PutParameter"}, str(ssmParameter+releaseRecord(cfg)))
+	allow(s.AgentRole, []string{"ssm:GetParameter"}, str(ssmParameter+"/tether/"+cfg.Name+"/migrated/*"), str(ssmParameter+"/tether/"+cfg.Name+"/verified/agent/*"))
+	allow(s.AgentRole, []string{"cloudformation:DescribeStackResources"}, str(stackARN))
+	return []any{
+		"Resource::arn:<AWS::Partition>:ssm:" + cfg.Region + ":" + cfg.Account + ":parameter/tether/" + cfg.Name + "/migrated/*",
+		"Resource::arn:<AWS::Partition>:ssm:" + cfg.Region + ":" + cfg.Account + ":parameter/tether/" + cfg.Name + "/verified/agent/*", "Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"}
 }

@@ -102,6 +102,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 		"TETHER_DATA_DIR", "TETHER_PLANE_URL", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY",
 		"TETHER_TRUSTED_ROOT", "TETHER_CHANNEL", "TETHER_DOCSVC_URL", "TETHER_HEARTBEAT",
 		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET", "TETHER_EXCHANGE_BUCKET",
+		"TETHER_RELEASE_RECORD", "TETHER_UPGRADE_WINDOW", "TETHER_SERVICES_STACK", "TETHER_UPGRADE_ROLE_ARN",
 	}
 	reads := agentReads(t)
 	for _, name := range allowed {
@@ -124,7 +125,18 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 			}
 		}
 		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
-			"TETHER_EXCHANGE_BUCKET", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
+			"TETHER_EXCHANGE_BUCKET", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_RELEASE_RECORD", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
+		if s.cfg.Plane.AutomaticUpgrades {
+			want = append(want, "TETHER_SERVICES_STACK", "TETHER_UPGRADE_ROLE_ARN", "TETHER_UPGRADE_WINDOW")
+			sort.Strings(want)
+			if env["TETHER_UPGRADE_WINDOW"] != s.cfg.Plane.UpgradeWindow || !strings.Contains(env["TETHER_UPGRADE_ROLE_ARN"], "UpgradeRole") ||
+				env["TETHER_SERVICES_STACK"] != s.cfg.Name+"-services" {
+				t.Errorf("automatic upgrades: window %q, role %q, stack %q", env["TETHER_UPGRADE_WINDOW"], env["TETHER_UPGRADE_ROLE_ARN"], env["TETHER_SERVICES_STACK"])
+			}
+		}
+		if env["TETHER_RELEASE_RECORD"] != "/tether/"+s.cfg.Name+"/state/releases" {
+			t.Errorf("TETHER_RELEASE_RECORD = %q", env["TETHER_RELEASE_RECORD"])
+		}
 		if strings.Join(names, " ") != strings.Join(want, " ") {
 			t.Errorf("agent variables\n got %v\nwant %v", names, want)
 		}
