@@ -2,7 +2,7 @@
 -- State the plane's replicas share so any of them can answer any request:
 -- dashboard sessions, short leases (one replica re-signs release metadata
 -- at a time) and rate-limit counters. Additive, so the previous release
--- still runs on this schema. (Numbered 00004 to leave 00003 free.)
+-- still runs on this schema.
 
 -- A dashboard login. Only the SHA-256 of the cookie is kept, so a database
 -- leak yields no usable session.
