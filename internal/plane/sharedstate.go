@@ -218,18 +218,8 @@ func (s *Store) ClaimDueAlerts(ctx context.Context, limit int) ([]Alert, error) 
 	if err != nil {
 		return nil, fmt.Errorf("plane: claim alerts: %w", err)
 	}
-	defer rows.Close()
-	var out []Alert
-	for rows.Next() {
-		var a Alert
-		var at int64
-		if err := rows.Scan(&a.ID, &a.InstallID, &a.Kind, &a.Value, &at, &a.Attempts); err != nil {
-			return nil, fmt.Errorf("plane: claim alerts: %w", err)
-		}
-		a.CreatedAt = fromMS(at)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAlerts(rows)
+	if err != nil {
 		return nil, fmt.Errorf("plane: claim alerts: %w", err)
 	}
 	// RETURNING order is unspecified; deliver oldest first.
