@@ -20,13 +20,15 @@ test-deps: ## bring up what tests need (PostgreSQL, chromium, poppler, fauxqs, C
 test-go: ## the product module's tests, PostgreSQL- and browser-backed ones included
 	$(GO) test -count=1 -timeout 30m ./...
 
-test-cdk: ## synthesize the CDK app and check its templates
+test-cdk: ## synthesize the CDK apps (deploy/cdk, deploy/plane) and check their templates
 	@if [ -f deploy/cdk/go.mod ]; then cd deploy/cdk && $(GO) test -count=1 -timeout 30m ./...; fi
+	@if [ -f deploy/plane/go.mod ]; then cd deploy/plane && $(GO) test -count=1 -timeout 30m ./...; fi
 
 lint: ## gofmt and go vet on every module
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@if [ -f deploy/cdk/go.mod ]; then cd deploy/cdk && $(GO) vet ./...; fi
+	@if [ -f deploy/plane/go.mod ]; then cd deploy/plane && $(GO) vet ./...; fi
 
 bench: ## run the benchmarks under bench/ and print ratios against their baselines
 	@for s in bench/*.sh; do [ -x "$$s" ] && "$$s"; done

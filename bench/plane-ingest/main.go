@@ -6,7 +6,13 @@
 // insert, heartbeat transaction — comes to the cost of the signature check
 // alone; the goal is ≥ 0.25.
 //
-//	go run ./bench/plane-ingest [-agents 200] [-concurrency 64] [-requests 30000] [-json]
+//	go run ./bench/plane-ingest [-agents 200] [-concurrency 64] [-requests 30000] [-replicas 1,2] [-json]
+//
+// With several replica counts (the default, 1 and 2) it runs the same load
+// against one plane and then against that many replicas sharing one
+// PostgreSQL schema, each with its own store handle and HTTP listener, the
+// requests spread round-robin as a load balancer would, and reports the
+// throughputs side by side with their ratio to the single replica's.
 //
 // Requests are signed before the clock starts, so the client's signing does
 // not compete with the plane for the CPU; the HTTP client does, since both
@@ -23,7 +29,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,6 +41,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +62,7 @@ func main() {
 }
 
 type result struct {
+	Replicas        int     `json:"replicas"`
 	Agents          int     `json:"agents"`
 	Concurrency     int     `json:"concurrency"`
 	Requests        int     `json:"requests"`
@@ -70,6 +78,8 @@ type result struct {
 	Goal            float64 `json:"goal"`
 	CPUs            int     `json:"cpus"`
 	Database        string  `json:"database"`
+	// VsOneReplica is this run's heartbeats/s over the one-replica run's.
+	VsOneReplica float64 `json:"vs_one_replica,omitempty"`
 }
 
 func run(ctx context.Context, args []string) error {
@@ -79,51 +89,119 @@ func run(ctx context.Context, args []string) error {
 	requests := fs.Int("requests", 30000, "signed heartbeats to send")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
+	replicaList := fs.String("replicas", "1,2", "comma-separated replica counts to measure, side by side")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var counts []int
+	for _, f := range strings.Split(*replicaList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 8 {
+			return fmt.Errorf("-replicas %q: want counts between 1 and 8, e.g. 1,2", *replicaList)
+		}
+		counts = append(counts, n)
 	}
 	pgURL := os.Getenv("TETHER_TEST_POSTGRES_URL")
 	if pgURL == "" {
 		pgURL = "postgres://tether_test:tether_test@127.0.0.1:5432/test"
 	}
-	db, cleanup, err := freshSchema(ctx, pgURL)
+	var results []result
+	for _, n := range counts {
+		res, err := measure(ctx, pgURL, n, *agents, *conc, *requests, *cpuProfile)
+		if err != nil {
+			return err
+		}
+		if len(results) > 0 && results[0].Replicas == 1 {
+			res.VsOneReplica = res.HeartbeatsPerS / results[0].HeartbeatsPerS
+		}
+		results = append(results, res)
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(results)
+	} else {
+		for _, res := range results {
+			fmt.Printf("plane-ingest: %d signed heartbeats from %d agents, %d in flight, %d replica(s) on one PostgreSQL, %d CPUs\n",
+				res.Requests, res.Agents, res.Concurrency, res.Replicas, res.CPUs)
+			fmt.Printf("  sustained:        %.0f heartbeats/s over %.1fs (%d failed)\n", res.HeartbeatsPerS, res.Seconds, res.Failed)
+			fmt.Printf("  latency:          p50 %.2f ms, p99 %.2f ms\n", res.P50Ms, res.P99Ms)
+			fmt.Printf("  baseline:         %.0f Ed25519 verifies/s on one core (median; samples %.0f-%.0f)\n",
+				res.VerifyPerS1Core, res.VerifyMin, res.VerifyMax)
+			fmt.Printf("  ratio:            %.3f (goal >= %.2f)\n", res.Ratio, res.Goal)
+		}
+		if len(results) > 1 {
+			fmt.Printf("side by side:")
+			for _, res := range results {
+				fmt.Printf("  %d replica(s) %.0f/s", res.Replicas, res.HeartbeatsPerS)
+				if res.VsOneReplica != 0 {
+					fmt.Printf(" (x%.2f)", res.VsOneReplica)
+				}
+			}
+			fmt.Println()
+		}
+	}
+	for _, res := range results {
+		if res.Failed > 0 {
+			return fmt.Errorf("%d heartbeats failed with %d replica(s)", res.Failed, res.Replicas)
+		}
+	}
+	return nil
+}
+
+// measure runs the load against n replicas on a fresh schema: each its own
+// database handle, plane and listener; requests round-robin between them.
+func measure(ctx context.Context, pgURL string, n, agents, conc, requests int, cpuProfile string) (result, error) {
+	schemaURL, cleanup, err := freshSchema(ctx, pgURL)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	defer cleanup()
-	store, err := plane.OpenStore(ctx, db, time.Now)
-	if err != nil {
-		return err
-	}
 	dataDir, err := os.MkdirTemp("", "plane-ingest-")
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	defer os.RemoveAll(dataDir)
 	token, _, err := plane.LoadOrCreateAdminToken(dataDir)
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	srv, err := plane.New(plane.Config{Store: store, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		Now: time.Now, DataDir: filepath.Join(dataDir, "data"), AdminToken: token})
-	if err != nil {
-		return err
+	var bases []string
+	var store *plane.Store
+	for i := range n {
+		db, err := sqldb.Open(ctx, schemaURL)
+		if err != nil {
+			return result{}, err
+		}
+		defer db.Close()
+		st, err := plane.OpenStore(ctx, db, time.Now)
+		if err != nil {
+			return result{}, err
+		}
+		if store == nil {
+			store = st
+		}
+		srv, err := plane.New(plane.Config{Store: st, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+			Now: time.Now, DataDir: filepath.Join(dataDir, fmt.Sprintf("data-%d", i)), AdminToken: token})
+		if err != nil {
+			return result{}, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return result{}, err
+		}
+		hs := &http.Server{Handler: srv.Handler()}
+		go func() { _ = hs.Serve(ln) }()
+		defer hs.Close()
+		bases = append(bases, "http://"+ln.Addr().String())
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: srv.Handler()}
-	go func() { _ = hs.Serve(ln) }()
-	defer hs.Close()
-	base := "http://" + ln.Addr().String()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 
 	type agent struct {
 		id  string
 		key ed25519.PrivateKey
 	}
-	as := make([]agent, *agents)
+	as := make([]agent, agents)
 	for i := range as {
 		tok := make([]byte, 32)
 		_, _ = rand.Read(tok)
@@ -131,20 +209,20 @@ func run(ctx context.Context, args []string) error {
 		if err := store.AddLicense(ctx, plane.LicenseRecord{ID: fmt.Sprintf("lic_%d", i), Customer: "bench",
 			IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Channels: []string{"stable"},
 			TokenHash: issuer.TokenHash(token)}); err != nil {
-			return err
+			return result{}, err
 		}
 		pub, priv, _ := ed25519.GenerateKey(nil)
 		body, _ := json.Marshal(wire.ActivationRequest{ActivationToken: token,
 			PublicKey: base64.RawURLEncoding.EncodeToString(pub), AgentVersion: "1.4.0"})
-		resp, err := client.Post(base+"/v1/activate", "application/json", bytes.NewReader(body))
+		resp, err := client.Post(bases[i%n]+"/v1/activate", "application/json", bytes.NewReader(body))
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		out, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		ar, err := wire.DecodeActivationResponse(out)
 		if err != nil {
-			return fmt.Errorf("activate: %d %s", resp.StatusCode, out)
+			return result{}, fmt.Errorf("activate: %d %s", resp.StatusCode, out)
 		}
 		as[i] = agent{id: ar.InstallID, key: priv}
 	}
@@ -155,28 +233,28 @@ func run(ctx context.Context, args []string) error {
 		body []byte
 		hdr  http.Header
 	}
-	reqs := make([]signed, *requests)
+	reqs := make([]signed, requests)
 	now := time.Now()
 	for i := range reqs {
 		a := as[i%len(as)]
 		body := heartbeat(now, i)
-		r, _ := http.NewRequest("POST", base+"/v1/heartbeat", nil)
+		r, _ := http.NewRequest("POST", bases[0]+"/v1/heartbeat", nil)
 		if err := reqsign.Sign(r, body, a.id, a.key, now); err != nil {
-			return err
+			return result{}, err
 		}
 		reqs[i] = signed{body: body, hdr: r.Header}
 	}
 
 	before := verifySamples()
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if cpuProfile != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", cpuProfile, n))
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return result{}, err
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -184,7 +262,7 @@ func run(ctx context.Context, args []string) error {
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range *conc {
+	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -193,7 +271,7 @@ func run(ctx context.Context, args []string) error {
 				if i >= len(reqs) {
 					return
 				}
-				r, _ := http.NewRequest("POST", base+"/v1/heartbeat", bytes.NewReader(reqs[i].body))
+				r, _ := http.NewRequest("POST", bases[i%n]+"/v1/heartbeat", bytes.NewReader(reqs[i].body))
 				r.Header = reqs[i].hdr
 				t0 := time.Now()
 				resp, err := client.Do(r)
@@ -216,7 +294,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	if *cpuProfile != "" {
+	if cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
 	// The machine may be shared, so the baseline is sampled right before and
@@ -227,7 +305,7 @@ func run(ctx context.Context, args []string) error {
 	verifyRate := samples[len(samples)/2]
 	slices.Sort(lat)
 	res := result{
-		Agents: *agents, Concurrency: *conc, Requests: len(reqs), Failed: failed.Load(),
+		Replicas: n, Agents: agents, Concurrency: conc, Requests: len(reqs), Failed: failed.Load(),
 		Seconds:         elapsed.Seconds(),
 		HeartbeatsPerS:  float64(int64(len(reqs))-failed.Load()) / elapsed.Seconds(),
 		P50Ms:           ms(lat[len(lat)/2]),
@@ -240,23 +318,7 @@ func run(ctx context.Context, args []string) error {
 		Database:        "postgres",
 	}
 	res.Ratio = res.HeartbeatsPerS / res.VerifyPerS1Core
-	if *jsonOut {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(res)
-	} else {
-		fmt.Printf("plane-ingest: %d signed heartbeats from %d agents, %d in flight, on PostgreSQL, %d CPUs\n",
-			res.Requests, res.Agents, res.Concurrency, res.CPUs)
-		fmt.Printf("  sustained:        %.0f heartbeats/s over %.1fs (%d failed)\n", res.HeartbeatsPerS, res.Seconds, res.Failed)
-		fmt.Printf("  latency:          p50 %.2f ms, p99 %.2f ms\n", res.P50Ms, res.P99Ms)
-		fmt.Printf("  baseline:         %.0f Ed25519 verifies/s on one core (median; samples %.0f-%.0f)\n",
-			res.VerifyPerS1Core, res.VerifyMin, res.VerifyMax)
-		fmt.Printf("  ratio:            %.3f (goal >= %.2f)\n", res.Ratio, res.Goal)
-	}
-	if res.Failed > 0 {
-		return fmt.Errorf("%d heartbeats failed", res.Failed)
-	}
-	return nil
+	return res, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -303,36 +365,31 @@ func verifySamples() []float64 {
 	return out
 }
 
-func freshSchema(ctx context.Context, base string) (*sqldb.DB, func(), error) {
+// freshSchema makes an empty schema and returns a URL whose search_path
+// selects it; cleanup drops it.
+func freshSchema(ctx context.Context, base string) (string, func(), error) {
 	admin, err := sqldb.Open(ctx, base)
 	if err != nil {
-		return nil, nil, fmt.Errorf("PostgreSQL is required (set TETHER_TEST_POSTGRES_URL): %w", err)
+		return "", nil, fmt.Errorf("PostgreSQL is required (set TETHER_TEST_POSTGRES_URL): %w", err)
 	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "plane_bench_" + hex.EncodeToString(b)
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
 		admin.Close()
-		return nil, nil, err
+		return "", nil, err
+	}
+	cleanup := func() {
+		_, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close()
 	}
 	u, err := url.Parse(base)
 	if err != nil {
-		return nil, nil, err
+		cleanup()
+		return "", nil, err
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	db, err := sqldb.Open(ctx, u.String())
-	cleanup := func() {
-		if db != nil {
-			db.Close()
-		}
-		_, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	}
-	if err != nil {
-		cleanup()
-		return nil, nil, errors.Join(errors.New("open bench schema"), err)
-	}
-	return db, cleanup, nil
+	return u.String(), cleanup, nil
 }

@@ -1,6 +1,7 @@
 package plane
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -15,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/tetherhq/tether/internal/release"
-	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -74,8 +74,13 @@ func (s *Server) validAdminToken(tok string) bool {
 // admin guards a handler with the admin bearer token.
 func (s *Server) admin(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.authBlocked(r) {
+			tooManyAttempts(w)
+			return
+		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || !s.validAdminToken(tok) {
+			s.authFailed(r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tether-plane"`)
 			writeError(w, http.StatusUnauthorized, "admin token missing or wrong (send Authorization: Bearer <token from <data-dir>/admin-token>)")
 			return
@@ -267,7 +272,9 @@ func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "diagnostic "+id+": no bundle uploaded yet (status "+d.Status+")")
 		return
 	}
-	f, err := os.Open(filepath.Join(s.cfg.DataDir, "bundles", filepath.Base(d.BundlePath)))
+	ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)
+	defer cancel()
+	f, err := s.cfg.Bundles.Get(ctx, filepath.Base(d.BundlePath))
 	if err != nil {
 		s.fail(w, "diagnostic "+id+" bundle", err)
 		return
@@ -286,28 +293,6 @@ func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
 type ChannelReleases struct {
 	Channel  string             `json:"channel"`
 	Releases []release.Manifest `json:"releases"`
-}
-
-func (s *Server) releases() ([]ChannelReleases, error) {
-	out := []ChannelReleases{}
-	if s.cfg.RepoDir == "" {
-		return out, nil
-	}
-	chans, err := publish.Channels(s.cfg.RepoDir)
-	if err != nil {
-		return nil, err
-	}
-	for _, ch := range chans {
-		ms, err := publish.List(s.cfg.RepoDir, ch)
-		if err != nil {
-			return nil, err
-		}
-		if ms == nil {
-			ms = []release.Manifest{}
-		}
-		out = append(out, ChannelReleases{Channel: ch, Releases: ms})
-	}
-	return out, nil
 }
 
 func (s *Server) handleAdminReleases(w http.ResponseWriter, r *http.Request) {

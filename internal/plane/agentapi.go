@@ -13,15 +13,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/tetherhq/tether/internal/atomicfile"
-
+	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign/reqverify"
@@ -274,17 +272,13 @@ func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sha256.Sum256(data)
-	// The file is named by its content, so two racing uploads never write
-	// the same file: the one MarkUploaded records is the one on disk with
-	// the recorded hash, and the loser's file is removed.
-	name := diagID + "-" + hex.EncodeToString(sum[:8]) + ".zip"
-	path := filepath.Join(s.cfg.DataDir, "bundles", name)
-	if err := atomicfile.Write(path, data, 0o600); err != nil {
+	name, err := s.putBundle(r.Context(), diagID, sum, data)
+	if err != nil {
 		s.fail(w, "store bundle", err)
 		return
 	}
 	if err := s.store.MarkUploaded(r.Context(), diagID, installID, int64(len(data)), hex.EncodeToString(sum[:]), name); err != nil {
-		os.Remove(path)
+		_ = s.cfg.Bundles.Delete(context.WithoutCancel(r.Context()), name)
 		s.fail(w, "store bundle", err)
 		return
 	}
@@ -298,12 +292,11 @@ func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleTUF(area string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		channel, file := r.PathValue("channel"), r.PathValue("file")
-		if s.cfg.RepoDir == "" {
+		if s.cfg.Repo == nil {
 			writeError(w, http.StatusNotFound, "this plane serves no releases")
 			return
 		}
-		p, err := publish.RepoFile(s.cfg.RepoDir, channel, area, file)
-		if err != nil {
+		if _, err := publish.RepoKey(channel, area, file); err != nil {
 			writeError(w, http.StatusBadRequest, "bad channel or file name")
 			return
 		}
@@ -317,8 +310,10 @@ func (s *Server) handleTUF(area string) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, "channel "+channel+" is not allowed by license "+in.LicenseID)
 			return
 		}
-		f, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) {
+		ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)
+		defer cancel()
+		rc, err := s.openRepoFile(ctx, channel, area, file)
+		if errors.Is(err, blob.ErrNotFound) {
 			writeError(w, http.StatusNotFound, "no such file in channel "+channel)
 			return
 		}
@@ -326,18 +321,6 @@ func (s *Server) handleTUF(area string) http.HandlerFunc {
 			s.fail(w, "tuf", err)
 			return
 		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			writeError(w, http.StatusNotFound, "no such file in channel "+channel)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		if area == "metadata" {
-			w.Header().Set("Content-Type", "application/json")
-		} else {
-			w.Header().Set("Content-Type", "application/octet-stream")
-		}
-		http.ServeContent(w, r, "", fi.ModTime(), f)
+		s.serveRepoFile(w, r, rc, area)
 	}
 }

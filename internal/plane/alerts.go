@@ -61,7 +61,7 @@ func (a *Alerter) defaults() {
 // the queue does not grow forever on a plane nobody configured.
 func (a *Alerter) DeliverDue(ctx context.Context) (int, error) {
 	a.defaults()
-	due, err := a.Store.DueAlerts(ctx, 50)
+	due, err := a.Store.ClaimDueAlerts(ctx, 50)
 	if err != nil {
 		return 0, err
 	}

@@ -2,9 +2,7 @@ package plane
 
 import (
 	"bytes"
-	"crypto/rand"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tetherhq/tether/internal/wire"
@@ -82,7 +79,7 @@ func (s *Server) render(w http.ResponseWriter, name string, status int, data any
 // never in a URL, where proxies and load balancers would log it.
 func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(c.Value) {
+		if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(r, c.Value) {
 			h(w, r)
 			return
 		}
@@ -90,21 +87,31 @@ func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// validSession compares in constant time: the cookie is a credential too.
-func (s *Server) validSession(v string) bool {
-	return s.sessions.valid(v, s.now())
+// validSession looks the cookie up by its hash (sharedstate.go); a
+// database error counts as no session.
+func (s *Server) validSession(r *http.Request, v string) bool {
+	ok, err := s.sessions.valid(r.Context(), v, s.now())
+	if err != nil {
+		s.log.Error("dashboard session", "err", err)
+	}
+	return ok
 }
 
-func (s *Server) setSession(w http.ResponseWriter, r *http.Request) {
+func (s *Server) setSession(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.sessions.start(r.Context(), s.now())
+	if err != nil {
+		return err
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
-		Value:    s.sessions.start(s.now()),
+		Value:    id,
 		Path:     "/",
 		HttpOnly: true,
 		Secure:   r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
 		SameSite: http.SameSiteStrictMode,
 		MaxAge:   12 * 3600,
 	})
+	return nil
 }
 
 // safeNext keeps post-login redirects on this site.
@@ -134,19 +141,30 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if s.authBlocked(r) {
+		tooManyAttempts(w)
+		return
+	}
 	if err := r.ParseForm(); err != nil || !s.validAdminToken(strings.TrimSpace(r.PostForm.Get("token"))) {
+		s.authFailed(r)
 		s.log.Warn("dashboard login failed")
 		s.render(w, "login", http.StatusUnauthorized, loginPage{page: page{Title: "Log in", Now: s.now()},
 			Error: "That is not the admin token.", Next: safeNext(r.PostForm.Get("next"))})
 		return
 	}
-	s.setSession(w, r)
+	if err := s.setSession(w, r); err != nil {
+		s.log.Error("dashboard login", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		s.sessions.end(c.Value)
+		if err := s.sessions.end(r.Context(), c.Value); err != nil {
+			s.log.Error("dashboard logout", "err", err)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -221,48 +239,4 @@ func (s *Server) handleDashboardInstall(w http.ResponseWriter, r *http.Request) 
 		p.History = append(p.History, row)
 	}
 	s.render(w, "install", http.StatusOK, p)
-}
-
-// sessionLifetime is how long a dashboard login lasts.
-const sessionLifetime = 12 * time.Hour
-
-// sessions are dashboard logins: random IDs kept in memory with their
-// expiry, so logging out ends the session on the server (a copied cookie
-// stops working) and a cookie is never derived from the admin token. A
-// restart logs everyone out, which is the safe direction.
-type sessions struct {
-	mu  sync.Mutex
-	ids map[string]time.Time // session ID → expiry
-}
-
-func newSessions() *sessions { return &sessions{ids: map[string]time.Time{}} }
-
-func (ss *sessions) start(now time.Time) string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("plane: crypto/rand failed: " + err.Error())
-	}
-	id := hex.EncodeToString(b[:])
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for k, exp := range ss.ids { // keep the map to live sessions
-		if !now.Before(exp) {
-			delete(ss.ids, k)
-		}
-	}
-	ss.ids[id] = now.Add(sessionLifetime)
-	return id
-}
-
-func (ss *sessions) valid(id string, now time.Time) bool {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	exp, ok := ss.ids[id]
-	return ok && now.Before(exp)
-}
-
-func (ss *sessions) end(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.ids, id)
 }

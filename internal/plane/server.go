@@ -11,8 +11,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign/reqverify"
 )
 
@@ -38,6 +41,17 @@ type Config struct {
 	MaxSkew           time.Duration // signed request clock tolerance; default 5m
 	MaxBundleBytes    int64         // diagnostic bundle cap; default and ceiling reqverify.MaxBody (16 MiB)
 
+	// Bundles stores uploaded diagnostic bundles; nil keeps them as files
+	// in DataDir/bundles. Replicas share one (S3) store.
+	Bundles blob.Store
+	// Repo serves the per-channel TUF repositories
+	// (<channel>/{metadata,targets}/…); nil serves RepoDir. Replicas share
+	// one (S3) store, written through publish.Mirror.
+	Repo publish.ObjectStore
+	// TrustForwardedFor counts failed admin logins against the address the
+	// load balancer appended to X-Forwarded-For instead of the peer's.
+	TrustForwardedFor bool
+
 	// AlertWebhook receives alert JSON; empty only logs alerts.
 	AlertWebhook string
 	// HTTPClient posts alerts; nil uses a client with a 10s timeout.
@@ -57,6 +71,7 @@ type Server struct {
 
 	templates map[string]*template.Template
 	keys      *keyCache
+	releaseMu sync.Mutex // one pull into the release cache at a time
 }
 
 // Defaults for Config's zero values.
@@ -96,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "bundles"), 0o700); err != nil {
 		return nil, fmt.Errorf("plane: create bundle directory: %w", err)
 	}
+	if err := cfg.defaultStores(); err != nil {
+		return nil, err
+	}
 	tmpl, err := parseTemplates()
 	if err != nil {
 		return nil, err
@@ -106,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 		store:     cfg.Store,
 		log:       cfg.Logger,
 		now:       cfg.Now,
-		sessions:  newSessions(),
+		sessions:  &sessions{store: cfg.Store},
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
@@ -191,6 +209,9 @@ func (s *Server) Run(ctx context.Context, tick time.Duration) error {
 				s.log.Error("prune nonces", "err", err)
 			} else if n > 0 {
 				s.log.Debug("pruned nonces", "count", n)
+			}
+			if err := s.store.pruneRateLimits(ctx, time.Hour); err != nil {
+				s.log.Error("prune rate limits", "err", err)
 			}
 			lastPrune = now
 		}

@@ -446,7 +446,11 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 	if resp.Header.Get("Tether-Bundle-Sha256") != hex.EncodeToString(sum[:]) {
 		t.Fatal("bundle hash header wrong")
 	}
-	fi, err := os.Stat(filepath.Join(b.dataDir, "bundles", d.ID+"-"+hex.EncodeToString(sum[:8])+".zip"))
+	stored, _ := filepath.Glob(filepath.Join(b.dataDir, "bundles", d.ID+"-"+hex.EncodeToString(sum[:8])+"-*.zip"))
+	if len(stored) != 1 {
+		t.Fatalf("bundle files %v, want one", stored)
+	}
+	fi, err := os.Stat(stored[0])
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("bundle file: %v %v", fi, err)
 	}

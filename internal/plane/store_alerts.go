@@ -38,13 +38,23 @@ func (s *Store) DueAlerts(ctx context.Context, limit int) ([]Alert, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plane: due alerts: %w", err)
 	}
+	out, err := scanAlerts(rows)
+	if err != nil {
+		return nil, fmt.Errorf("plane: due alerts: %w", err)
+	}
+	return out, nil
+}
+
+// scanAlerts reads rows of id, install_id, kind, value, created_at,
+// attempts and closes them.
+func scanAlerts(rows *sql.Rows) ([]Alert, error) {
 	defer rows.Close()
 	var out []Alert
 	for rows.Next() {
 		var a Alert
 		var at int64
 		if err := rows.Scan(&a.ID, &a.InstallID, &a.Kind, &a.Value, &at, &a.Attempts); err != nil {
-			return nil, fmt.Errorf("plane: due alerts: %w", err)
+			return nil, err
 		}
 		a.CreatedAt = fromMS(at)
 		out = append(out, a)

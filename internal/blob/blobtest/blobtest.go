@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 		{"InvalidKeys", testInvalidKeys},
 		{"Ping", testPing},
 		{"Usage", testUsage},
+		{"List", testList},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,5 +285,37 @@ func testUsage(t *testing.T, s blob.Store) {
 	}
 	if objects != 3 || size != 8 {
 		t.Fatalf("Usage = %d objects, %d bytes; want 3, 8", objects, size)
+	}
+}
+
+func testList(t *testing.T, s blob.Store) {
+	l, ok := s.(blob.Lister)
+	if !ok {
+		t.Skip("store does not implement blob.Lister")
+	}
+	ctx := context.Background()
+	put(t, s, "repo/stable/metadata/timestamp.json", []byte("abc"))
+	put(t, s, "repo/stable/targets/sub/x.bin", []byte("defgh"))
+	put(t, s, "repo/stablex/metadata/1.root.json", []byte("z"))
+	put(t, s, "bundles/b1.zip", nil)
+	got, err := l.List(ctx, "repo/stable/")
+	if err != nil {
+		t.Fatalf("List(repo/stable/): %v", err)
+	}
+	want := []blob.Object{{Key: "repo/stable/metadata/timestamp.json", Size: 3}, {Key: "repo/stable/targets/sub/x.bin", Size: 5}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("List(repo/stable/) = %v, want %v", got, want)
+	}
+	all, err := l.List(ctx, "")
+	if err != nil || len(all) != 4 || all[0].Key != "bundles/b1.zip" {
+		t.Fatalf("List(\"\") = %v, %v; want 4 objects sorted by key", all, err)
+	}
+	if none, err := l.List(ctx, "nothing/"); err != nil || len(none) != 0 {
+		t.Fatalf("List(nothing/) = %v, %v; want nothing and no error", none, err)
+	}
+	for _, bad := range []string{"repo", "../", "/repo/", "repo//"} {
+		if _, err := l.List(ctx, bad); !errors.Is(err, blob.ErrInvalidKey) {
+			t.Errorf("List(%q) = %v, want ErrInvalidKey", bad, err)
+		}
 	}
 }

@@ -39,6 +39,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the coordination plane (agent API, admin API, dashboard)", runServe},
 		{"keys init", "create the release and license keys and the initial TUF root", runKeysInit},
+		{"keys use-kms", "move the online snapshot/timestamp keys to AWS KMS (a root rotation)", runKeysUseKMS},
 		{"license issue", "sign a license for a customer (and register it with the plane)", runLicenseIssue},
 		{"license register", "register an issued license file with the plane", runLicenseRegister},
 		{"license list", "list the licenses the plane knows", runLicenseList},

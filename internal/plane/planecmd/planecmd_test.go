@@ -195,6 +195,11 @@ func TestCommandErrorsNameTheFix(t *testing.T) {
 		{[]string{"keys", "init", "--dir", dir, "--root-keys", "2", "--root-threshold", "3"}, true, "between 1 and --root-keys"},
 		{[]string{"release", "publish", "--keys", dir, "--repo", dir, "--version", "1.0.0", "--channel", "stable", "--min-from", "0.9.0", "--image", "api=nginx:latest"}, true, "pin by digest"},
 		{[]string{"serve"}, true, "--data-dir is required"},
+		{[]string{"serve", "--data-dir", dir, "--repo", dir, "--objects", "s3://bucket"}, true, "drop --repo"},
+		{[]string{"release", "refresh", "--keys", dir}, true, "--repo DIR or --objects"},
+		{[]string{"release", "refresh", "--keys", dir, "--repo", dir, "--objects", "s3://bucket"}, true, "not both"},
+		{[]string{"release", "refresh", "--keys", dir, "--objects", "s3://bucket"}, true, "--objects needs --database-url"},
+		{[]string{"release", "list", "--repo", dir, "--objects", "s3://bucket"}, true, "not both"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -1,6 +1,7 @@
 package planecmd
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -28,6 +29,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	keys := fs.String("keys", "", "keys directory: its license.pub verifies registered licenses, and its online keys re-sign expiring TUF metadata hourly")
 	licensePub := fs.String("license-pub", "", "license public key (PEM) when --keys is not given")
 	webhook := fs.String("alert-webhook", "", "URL that receives alert JSON (or env TETHER_PLANE_ALERT_WEBHOOK); it is treated as a secret")
+	objects := fs.String("objects", "", "shared object store for bundles and release repositories, s3://bucket[/prefix] (or env TETHER_PLANE_OBJECTS); needed to run more than one replica; replaces --repo")
+	objectsKMS := fs.String("objects-kms-key", "", "KMS key for SSE-KMS on --objects (or env TETHER_PLANE_OBJECTS_KMS_KEY); default SSE-S3")
+	behindLB := fs.Bool("behind-load-balancer", false, "count failed admin logins against the address the load balancer appends to X-Forwarded-For")
 	interval := fs.Duration("heartbeat-interval", plane.DefaultHeartbeatInterval, "heartbeat interval told to agents; stale after 3 missed")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
@@ -46,6 +50,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	if *webhook == "" {
 		*webhook = env.Getenv("TETHER_PLANE_ALERT_WEBHOOK")
+	}
+	*objects = cmp.Or(*objects, env.Getenv("TETHER_PLANE_OBJECTS"))
+	*objectsKMS = cmp.Or(*objectsKMS, env.Getenv("TETHER_PLANE_OBJECTS_KMS_KEY"))
+	if *objects != "" && *repo != "" {
+		return fmt.Errorf("%w: --objects holds the release repositories; drop --repo", errUsage)
 	}
 	log := jsonLogger(env.Stderr)
 	abs, err := filepath.Abs(*dataDir)
@@ -68,18 +77,20 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	default:
 		log.Warn("no --keys or --license-pub: license registration is disabled until the plane has the license public key")
 	}
-	if *keys != "" && *repo == "" {
+	if *keys != "" && *repo == "" && *objects == "" {
 		return fmt.Errorf("%w: --keys needs --repo (the repository whose metadata it keeps fresh)", errUsage)
 	}
 
-	token, created, err := plane.LoadOrCreateAdminToken(abs)
+	token, err := adminToken(env, abs, log)
 	if err != nil {
 		return err
 	}
-	if created {
-		log.Info("admin token created", "path", filepath.Join(abs, plane.AdminTokenFile))
+	// A deployment injects the password from its secret apart from the URL.
+	var dbOpts sqldb.Options
+	if pw := env.Getenv("TETHER_PLANE_DATABASE_PASSWORD"); pw != "" {
+		dbOpts.Password = func(context.Context, string) (string, error) { return pw, nil }
 	}
-	db, err := sqldb.Open(ctx, *dbURL)
+	db, err := sqldb.OpenWith(ctx, *dbURL, dbOpts)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -88,8 +99,15 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := plane.New(plane.Config{Store: store, Logger: log, Now: env.Now, DataDir: abs, RepoDir: *repo,
-		AdminToken: token, LicenseKey: licKey, HeartbeatInterval: *interval, AlertWebhook: *webhook})
+	cfg := plane.Config{Store: store, Logger: log, Now: env.Now, DataDir: abs, RepoDir: *repo,
+		AdminToken: token, LicenseKey: licKey, HeartbeatInterval: *interval, AlertWebhook: *webhook,
+		TrustForwardedFor: *behindLB}
+	if *objects != "" {
+		if cfg.Bundles, cfg.Repo, err = objectStores(ctx, env, *objects, *objectsKMS); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	srv, err := plane.New(cfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -106,7 +124,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		defer close(done)
 		_ = srv.Run(ctx, 5*time.Second)
 	}()
-	if *keys != "" {
+	switch {
+	case *keys != "" && *objects != "":
+		go sharedRefreshLoop(ctx, env, store, cfg.Repo, filepath.Join(abs, "release-work"), *keys, log)
+	case *keys != "":
 		go refreshLoop(ctx, env, *repo, *keys, log)
 	}
 	go func() {
@@ -115,7 +136,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		defer cancelShutdown()
 		_ = hs.Shutdown(shutdown)
 	}()
-	log.Info("plane listening", "addr", ln.Addr().String(), "dialect", string(db.Dialect), "repo", *repo != "")
+	log.Info("plane listening", "addr", ln.Addr().String(), "dialect", string(db.Dialect), "repo", *repo != "", "objects", *objects != "")
 	err = hs.Serve(ln)
 	cancel()
 	<-done
@@ -134,6 +155,57 @@ func refreshLoop(ctx context.Context, env Env, repo, keys string, log interface 
 	defer t.Stop()
 	for {
 		if err := publish.Refresh(ctx, repo, keys, env.Now()); err != nil {
+			log.Error("refresh release metadata", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// adminToken is TETHER_PLANE_ADMIN_TOKEN when set, so every replica of a
+// plane accepts the same token (the deployment injects it from a secret);
+// otherwise <data-dir>/admin-token, created on first start.
+func adminToken(env Env, dataDir string, log interface{ Info(string, ...any) }) (string, error) {
+	if tok := env.Getenv("TETHER_PLANE_ADMIN_TOKEN"); tok != "" {
+		if len(tok) < 32 {
+			return "", fmt.Errorf("%w: TETHER_PLANE_ADMIN_TOKEN is %d characters; it must be at least 32 (e.g. openssl rand -hex 32)", errUsage, len(tok))
+		}
+		return tok, nil
+	}
+	token, created, err := plane.LoadOrCreateAdminToken(dataDir)
+	if err != nil {
+		return "", err
+	}
+	if created {
+		log.Info("admin token created", "path", filepath.Join(dataDir, plane.AdminTokenFile))
+	}
+	return token, nil
+}
+
+// sharedRefreshLoop keeps the shared release store's metadata fresh. Every
+// replica runs it; the release lease lets one at a time re-sign, and the
+// others skip that round.
+func sharedRefreshLoop(ctx context.Context, env Env, store *plane.Store, repo publish.ObjectStore, workDir, keys string,
+	log interface {
+		Error(string, ...any)
+		Debug(string, ...any)
+	}) {
+	holder := writerID()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		round, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		err := plane.WriteReleases(round, store, holder, repo, workDir, nil, func(ctx context.Context, dir string) error {
+			return publish.Refresh(ctx, dir, keys, env.Now())
+		})
+		cancel()
+		switch {
+		case errors.Is(err, plane.ErrLeaseHeld):
+			log.Debug("release metadata refresh: another replica holds the lease")
+		case err != nil:
 			log.Error("refresh release metadata", "err", err)
 		}
 		select {

@@ -193,12 +193,12 @@ func runLicenseList(ctx context.Context, env Env, args []string) error {
 }
 
 func runReleasePublish(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "release publish", "--keys DIR --repo DIR --version V --channel C [flags]",
+	fs := newFlags(env, "release publish", "--keys DIR (--repo DIR | --objects URL --database-url URL) --version V --channel C [flags]",
 		"Signs and publishes a release: copies each --artifact into the channel's TUF targets,\n"+
 			"writes the release manifest (image digests, schema range, oldest upgradable version,\n"+
 			"notes) and signs new targets, snapshot and timestamp metadata.")
 	keys := fs.String("keys", "", "keys directory with the online keys (required)")
-	repo := fs.String("repo", "", "release repository directory (required)")
+	target := repoFlags(fs)
 	version := fs.String("version", "", "semantic version, e.g. 1.4.0 (required)")
 	channel := fs.String("channel", "", "channel, e.g. stable (required)")
 	minFrom := fs.String("min-from", "", "oldest version that may upgrade to this one (required)")
@@ -212,7 +212,10 @@ func runReleasePublish(ctx context.Context, env Env, args []string) error {
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
-	if err := required(fs, "keys", "repo", "version", "channel", "min-from"); err != nil {
+	if err := required(fs, "keys", "version", "channel", "min-from"); err != nil {
+		return err
+	}
+	if err := target.check(env, true); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -231,9 +234,13 @@ func runReleasePublish(ctx context.Context, env Env, args []string) error {
 			return fmt.Errorf("%w: --image %s=%s: want REPO@sha256:<64 hex> (pin by digest)", errUsage, name, ref)
 		}
 	}
-	m, err := publish.Publish(ctx, *repo, *keys, publish.PublishOptions{Version: *version, Channel: *channel,
-		Artifacts: artifacts.values, Images: images.values, MinFrom: *minFrom, SchemaMin: *schemaMin,
-		SchemaMax: *schemaMax, Notes: notes}, env.Now())
+	var m release.Manifest
+	err := target.write(ctx, env, *channel, func(ctx context.Context, dir string) (err error) {
+		m, err = publish.Publish(ctx, dir, *keys, publish.PublishOptions{Version: *version, Channel: *channel,
+			Artifacts: artifacts.values, Images: images.values, MinFrom: *minFrom, SchemaMin: *schemaMin,
+			SchemaMax: *schemaMax, Notes: notes}, env.Now())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("release publish %s to %s: %w", *version, *channel, err)
 	}
@@ -243,9 +250,10 @@ func runReleasePublish(ctx context.Context, env Env, args []string) error {
 }
 
 func runReleaseList(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "release list", "(--repo DIR | --plane-url URL) [--channel C] [--output text|json]",
-		"Lists releases, newest first, from a local repository (--repo) or from the plane.")
-	repo := fs.String("repo", "", "release repository directory; without it, ask the plane")
+	fs := newFlags(env, "release list", "(--repo DIR | --objects URL | --plane-url URL) [--channel C] [--output text|json]",
+		"Lists releases, newest first, from a local repository (--repo), a replicated plane's\n"+
+			"object store (--objects) or the plane.")
+	target := repoFlags(fs)
 	channel := fs.String("channel", "", "only this channel")
 	admin := adminFlags(fs)
 	output := outputFlag(fs)
@@ -253,17 +261,25 @@ func runReleaseList(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	var all []plane.ChannelReleases
-	if *repo != "" {
-		chans, err := publish.Channels(*repo)
-		if err != nil {
-			return fmt.Errorf("release list: --repo %s: %w", *repo, err)
-		}
-		for _, ch := range chans {
-			ms, err := publish.List(*repo, ch)
+	if err := target.check(env, false); err != nil && *target.repo != "" {
+		return err
+	} else if err == nil {
+		err := target.read(ctx, env, func(dir string) error {
+			chans, err := publish.Channels(dir)
 			if err != nil {
-				return fmt.Errorf("release list: %w", err)
+				return err
 			}
-			all = append(all, plane.ChannelReleases{Channel: ch, Releases: ms})
+			for _, ch := range chans {
+				ms, err := publish.List(dir, ch)
+				if err != nil {
+					return err
+				}
+				all = append(all, plane.ChannelReleases{Channel: ch, Releases: ms})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("release list: %w", err)
 		}
 	} else {
 		if err := admin.get(ctx, env, "/v1/admin/releases", &all); err != nil {
@@ -298,23 +314,28 @@ func runReleaseList(ctx context.Context, env Env, args []string) error {
 }
 
 func runReleaseRevoke(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "release revoke", "--keys DIR --repo DIR --channel C --version V",
+	fs := newFlags(env, "release revoke", "--keys DIR (--repo DIR | --objects URL --database-url URL) --channel C --version V",
 		"Withdraws a release: it leaves the channel's signed targets, so agents stop seeing it at\n"+
 			"their next refresh. Its manifest is kept for the record; the version is never reused.")
 	keys := fs.String("keys", "", "keys directory with the online keys (required)")
-	repo := fs.String("repo", "", "release repository directory (required)")
+	target := repoFlags(fs)
 	channel := fs.String("channel", "", "channel (required)")
 	version := fs.String("version", "", "version to revoke (required)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
-	if err := required(fs, "keys", "repo", "channel", "version"); err != nil {
+	if err := required(fs, "keys", "channel", "version"); err != nil {
+		return err
+	}
+	if err := target.check(env, true); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	if err := publish.Revoke(ctx, *repo, *keys, *channel, *version, env.Now()); err != nil {
+	if err := target.write(ctx, env, "", func(ctx context.Context, dir string) error {
+		return publish.Revoke(ctx, dir, *keys, *channel, *version, env.Now())
+	}); err != nil {
 		return fmt.Errorf("release revoke %s from %s: %w", *version, *channel, err)
 	}
 	fmt.Fprintf(env.Stdout, "Revoked %s from %s.\n", *version, *channel)
@@ -322,18 +343,23 @@ func runReleaseRevoke(ctx context.Context, env Env, args []string) error {
 }
 
 func runReleaseRefresh(ctx context.Context, env Env, args []string) error {
-	fs := newFlags(env, "release refresh", "--keys DIR --repo DIR",
+	fs := newFlags(env, "release refresh", "--keys DIR (--repo DIR | --objects URL --database-url URL)",
 		"Re-signs timestamp and snapshot metadata that is close to expiry on every channel.\n"+
 			"`serve --keys` does this hourly; run it from cron when the plane has no keys.")
 	keys := fs.String("keys", "", "keys directory with the online keys (required)")
-	repo := fs.String("repo", "", "release repository directory (required)")
+	target := repoFlags(fs)
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
-	if err := required(fs, "keys", "repo"); err != nil {
+	if err := required(fs, "keys"); err != nil {
 		return err
 	}
-	if err := publish.Refresh(ctx, *repo, *keys, env.Now()); err != nil {
+	if err := target.check(env, true); err != nil {
+		return err
+	}
+	if err := target.write(ctx, env, "", func(ctx context.Context, dir string) error {
+		return publish.Refresh(ctx, dir, *keys, env.Now())
+	}); err != nil {
 		return fmt.Errorf("release refresh: %w", err)
 	}
 	fmt.Fprintln(env.Stdout, "Refreshed.")

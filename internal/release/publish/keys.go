@@ -349,7 +349,7 @@ func LoadLicensePublicKey(path string) (ed25519.PublicKey, error) {
 
 // onlineKeys are what Publish, Revoke and Refresh sign with.
 type onlineKeys struct {
-	targets, snapshot, timestamp ed25519.PrivateKey
+	targets, snapshot, timestamp signature.Signer // snapshot and timestamp may be KMS keys (kmskeys.go)
 	policy                       signingPolicy
 	rootJSON                     []byte
 }
@@ -357,13 +357,21 @@ type onlineKeys struct {
 func loadOnlineKeys(dir string) (*onlineKeys, error) {
 	var k onlineKeys
 	var err error
-	if k.targets, err = loadPrivateKey(filepath.Join(dir, targetsKeyFile)); err != nil {
+	// A plane replica may hold no targets key (it stays on the release
+	// machine); commit refuses to sign targets without it.
+	targets, err := loadPrivateKey(filepath.Join(dir, targetsKeyFile))
+	switch {
+	case err == nil:
+		if k.targets, err = signature.LoadSigner(targets, crypto.Hash(0)); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}
-	if k.snapshot, err = loadPrivateKey(filepath.Join(dir, snapshotKeyFile)); err != nil {
+	if k.snapshot, err = loadOnlineSigner(dir, snapshotKeyFile); err != nil {
 		return nil, err
 	}
-	if k.timestamp, err = loadPrivateKey(filepath.Join(dir, timestampKeyFile)); err != nil {
+	if k.timestamp, err = loadOnlineSigner(dir, timestampKeyFile); err != nil {
 		return nil, err
 	}
 	if k.rootJSON, err = os.ReadFile(filepath.Join(dir, rootMetadataFile)); err != nil {

@@ -3,7 +3,6 @@ package publish
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/atomicfile"
 
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/tetherhq/tether/internal/release"
@@ -178,6 +178,9 @@ func (r *channelRepo) commit(k *onlineKeys, now time.Time, bumpTargets, bumpSnap
 	if err := r.installRoot(k.rootJSON); err != nil {
 		return err
 	}
+	if bumpTargets && k.targets == nil {
+		return fmt.Errorf("channel %s: targets metadata needs signing and %s is not in the keys directory; run this on the release machine: %w", r.channel, targetsKeyFile, ErrNotFound)
+	}
 	if bumpTargets {
 		r.targets.Signed.Version++
 		r.targets.Signed.Expires = now.Add(time.Duration(k.policy.TargetsExpiry))
@@ -237,9 +240,9 @@ func metaFile(version int64, data []byte) *metadata.MetaFiles {
 	return &metadata.MetaFiles{Version: version, Length: int64(len(data)), Hashes: metadata.Hashes{"sha256": sum[:]}}
 }
 
-func resign[T metadata.Roles](md *metadata.Metadata[T], key ed25519.PrivateKey) ([]byte, error) {
+func resign[T metadata.Roles](md *metadata.Metadata[T], signer signature.Signer) ([]byte, error) {
 	md.ClearSignatures()
-	if err := signWith(md, key); err != nil {
+	if _, err := md.Sign(signer); err != nil {
 		return nil, err
 	}
 	return md.ToBytes(true)
