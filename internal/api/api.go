@@ -1,5 +1,6 @@
 // Package api is the document service's HTTP surface: the JSON API under
-// /v1, health and metrics endpoints, and the embedded web page at /.
+// /v1, health and metrics endpoints, the embedded web page at /, and the
+// API's OpenAPI document (docs/api/docsvc.openapi.json) at /openapi.json.
 package api
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	apidoc "github.com/tetherhq/tether/docs/api"
 	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/document"
@@ -68,12 +70,26 @@ type Server struct {
 	requests *prometheus.CounterVec
 }
 
+// router is what route registration needs of a mux; *http.ServeMux is one,
+// and the route table test passes one that records the patterns.
+type router interface {
+	Handle(pattern string, h http.Handler)
+	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+}
+
 // Handler returns the public routes: the API, the web page and /healthz,
 // and also /readyz and /metrics unless SplitInternal moves them to
 // InternalHandler.
 func (s *Server) Handler() http.Handler {
 	s.register()
 	mux := http.NewServeMux()
+	s.publicRoutes(mux)
+	return secureHeaders(s.cors(s.observe(mux)))
+}
+
+// publicRoutes registers Handler's routes on mux. Each is described in
+// docs/api/docsvc.openapi.json, which is served at /openapi.json.
+func (s *Server) publicRoutes(mux router) {
 	authed := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.Auth(h)) }
 	authed("POST /v1/documents", s.upload)
 	authed("GET /v1/documents", s.list)
@@ -86,6 +102,7 @@ func (s *Server) Handler() http.Handler {
 
 	s.SignIn.Register(mux)
 	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /openapi.json", apidoc.Handler(apidoc.Docsvc))
 	if !s.SplitInternal {
 		s.internalRoutes(mux)
 	}
@@ -94,7 +111,6 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /{$}", files)
 	mux.Handle("GET /app.js", files)
 	mux.Handle("GET /style.css", files)
-	return secureHeaders(s.cors(s.observe(mux)))
 }
 
 // InternalHandler serves /healthz, /readyz and /metrics for the network
@@ -103,12 +119,17 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) InternalHandler() http.Handler {
 	s.register()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", healthz)
-	s.internalRoutes(mux)
+	s.internalOnlyRoutes(mux)
 	return secureHeaders(s.observe(mux))
 }
 
-func (s *Server) internalRoutes(mux *http.ServeMux) {
+// internalOnlyRoutes registers InternalHandler's routes on mux.
+func (s *Server) internalOnlyRoutes(mux router) {
+	mux.HandleFunc("GET /healthz", healthz)
+	s.internalRoutes(mux)
+}
+
+func (s *Server) internalRoutes(mux router) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 }

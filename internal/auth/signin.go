@@ -136,8 +136,11 @@ func isCognito(issuer string) bool {
 
 // Register adds the sign-in routes to mux: GET /auth/config (public: what
 // the page needs to offer sign-in), GET /auth/login, GET /auth/callback and
-// POST /auth/logout. s may be nil (sign-in not configured).
-func (s *SignIn) Register(mux *http.ServeMux) {
+// POST /auth/logout. s may be nil (sign-in not configured). mux is an
+// *http.ServeMux, or anything that registers routes as one does.
+func (s *SignIn) Register(mux interface {
+	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+}) {
 	mux.HandleFunc("GET /auth/config", s.config)
 	mux.HandleFunc("GET /auth/login", s.login)
 	mux.HandleFunc("GET "+CallbackPath, s.callback)
