@@ -90,15 +90,28 @@ func (s *Server) Handler() http.Handler {
 // publicRoutes registers Handler's routes on mux. Each is described in
 // docs/api/docsvc.openapi.json, which is served at /openapi.json.
 func (s *Server) publicRoutes(mux router) {
-	authed := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.Auth(h)) }
+	var paths []string
+	allowed := map[string][]string{} // path → its methods, for 405's Allow
+	authed := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.Auth(h))
+		method, path, _ := strings.Cut(pattern, " ")
+		if allowed[path] == nil {
+			paths = append(paths, path)
+		}
+		allowed[path] = append(allowed[path], method)
+	}
 	authed("POST /v1/documents", s.upload)
 	authed("GET /v1/documents", s.list)
 	authed("GET /v1/documents/{id}", s.get)
 	authed("DELETE /v1/documents/{id}", s.remove)
 	authed("GET /v1/documents/{id}/result", s.result)
-	// Anything else under /v1/ still answers 401 before 404, so the API's
-	// shape is not visible without a token.
-	authed("/v1/", http.NotFound)
+	// Any other method on those paths, and anything else under /v1/, still
+	// answers 401 before 405 or 404, so the API's shape is not visible
+	// without a token.
+	for _, path := range paths {
+		mux.Handle(path, s.Auth(methodNotAllowed(allowed[path])))
+	}
+	mux.Handle("/v1/", s.Auth(http.HandlerFunc(http.NotFound)))
 
 	s.SignIn.Register(mux)
 	mux.HandleFunc("GET /healthz", healthz)
@@ -132,6 +145,20 @@ func (s *Server) internalOnlyRoutes(mux router) {
 func (s *Server) internalRoutes(mux router) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+}
+
+// methodNotAllowed answers 405 naming the methods a path has (and HEAD
+// with GET, which net/http serves as GET without a body).
+func methodNotAllowed(methods []string) http.HandlerFunc {
+	allow := slices.Clone(methods)
+	if slices.Contains(allow, http.MethodGet) {
+		allow = append(allow, http.MethodHead)
+	}
+	slices.Sort(allow)
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "))
+	}
 }
 
 func healthz(w http.ResponseWriter, r *http.Request) {

@@ -259,12 +259,14 @@ func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
 // logout ends the session here and answers where the page should send the
 // browser to end it at the provider too.
 func (s *SignIn) logout(w http.ResponseWriter, r *http.Request) {
-	if s == nil {
-		notConfigured(w)
-		return
-	}
+	// The header first: a request without it is refused the same way
+	// whether or not sign-in is configured.
 	if r.Header.Get(CSRFHeader) != "docsvc" {
 		writeError(w, http.StatusForbidden, "sign-out needs the page's "+CSRFHeader+" header")
+		return
+	}
+	if s == nil {
+		notConfigured(w)
 		return
 	}
 	var hint string
