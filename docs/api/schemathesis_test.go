@@ -47,10 +47,11 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startDocsvc runs `docsvc api` in this process on its embedded defaults
-// (SQLite, a file blob store, the database queue), after `docsvc migrate`,
-// and returns its base URL and an API token `docsvc tokens create` made.
-func startDocsvc(t *testing.T) (url, token string) {
+// startDocsvc runs `docsvc api`, and the roles named in more (`worker`),
+// in this process on its embedded defaults (SQLite, a file blob store, the
+// database queue), after `docsvc migrate`, and returns the API's base URL
+// and an API token `docsvc tokens create` made.
+func startDocsvc(t *testing.T, more ...string) (url, token string) {
 	t.Helper()
 	dir := t.TempDir()
 	addr := freeAddr(t)
@@ -79,12 +80,17 @@ func startDocsvc(t *testing.T) (url, token string) {
 	}
 	token = strings.TrimSpace(out)
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { _, err := run(ctx, "api"); done <- err }()
+	roles := append([]string{"api"}, more...)
+	done := make(chan error, len(roles))
+	for _, role := range roles {
+		go func() { _, err := run(ctx, role); done <- err }()
+	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("docsvc api: %v", err)
+		for range roles {
+			if err := <-done; err != nil {
+				t.Errorf("%v", err)
+			}
 		}
 	})
 	url = "http://" + addr
@@ -119,13 +125,18 @@ func runSchemathesis(t *testing.T, bin, base, header string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	config, err := filepath.Abs("schemathesis.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	report := t.TempDir()
-	cmd := exec.CommandContext(ctx, bin, "--config-file", "schemathesis.toml", "run", base+"/openapi.json",
+	cmd := exec.CommandContext(ctx, bin, "--config-file", config, "run", base+"/openapi.json",
 		"--url", base, "--header", header, "--report", "junit", "--report-dir", report)
+	cmd.Dir = report // whatever it writes stays out of the tree
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "SCHEMATHESIS_HOOKS=")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err = cmd.Run()
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):
@@ -157,4 +168,3 @@ func TestSchemathesis(t *testing.T) {
 		runSchemathesis(t, bin, p.URL, "Authorization: Bearer "+p.AdminToken)
 	})
 }
-
