@@ -4,22 +4,16 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 
+	"github.com/tetherhq/tether/internal/cli"
 	"github.com/tetherhq/tether/internal/docsvc"
 )
 
 // main exits 0 on success (help included), 2 for a command-line mistake
-// and 1 for any other failure.
+// and 1 for any other failure; SIGINT or SIGTERM stops a role cleanly.
 func main() {
-	err := docsvc.Run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	if err == nil {
-		return
-	}
-	fmt.Fprintln(os.Stderr, err)
-	if errors.Is(err, docsvc.ErrUsage) {
-		os.Exit(2)
-	}
-	os.Exit(1)
+	cli.Main("", true, func(ctx context.Context, args []string) error {
+		return docsvc.Run(ctx, args, os.Getenv, os.Stdout, os.Stderr)
+	}, func(err error) bool { return errors.Is(err, docsvc.ErrUsage) })
 }

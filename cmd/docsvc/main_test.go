@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -132,6 +133,10 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{nil, env, 2},
 		{[]string{"nope"}, env, 2},
+		// Rejected before the configuration is read: with none at all it
+		// is still a usage mistake, not a configuration failure (1).
+		{[]string{"nope"}, nil, 2},
+		{[]string{"api", "--bogus"}, nil, 2},
 		{[]string{"api", "--bogus"}, env, 2},
 		{[]string{"api", "extra"}, env, 2},
 		{[]string{"token"}, env, 2},
@@ -152,6 +157,10 @@ func TestExitCodes(t *testing.T) {
 			env := append([]string{"DOCSVC_DATABASE_URL=", "DOCSVC_BLOB_URL=", "DOCSVC_QUEUE_URL="}, tc.env...)
 			if r := run(t, env, tc.args...); r.Code != tc.want {
 				t.Fatalf("exit %d, want %d; stderr %q", r.Code, tc.want, r.Stderr)
+			}
+			// A usage mistake opens no database (nor creates its file).
+			if _, err := os.Stat(filepath.Join(dir, "docsvc.db")); tc.want == 2 && err == nil {
+				t.Fatalf("docsvc %s created the database", strings.Join(tc.args, " "))
 			}
 		})
 	}

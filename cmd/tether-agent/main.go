@@ -5,24 +5,14 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/tetherhq/tether/internal/agent"
+	"github.com/tetherhq/tether/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := agent.Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err == nil {
-		return
-	}
-	fmt.Fprintln(os.Stderr, "tether-agent:", err)
-	if errors.Is(err, agent.ErrUsage) {
-		os.Exit(2)
-	}
-	os.Exit(1)
+	cli.Main("tether-agent", true, func(ctx context.Context, args []string) error {
+		return agent.Main(ctx, args, os.Getenv, os.Stdout, os.Stderr)
+	}, func(err error) bool { return errors.Is(err, agent.ErrUsage) })
 }

@@ -4,24 +4,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/tetherhq/tether/internal/cli"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := planecmd.Run(ctx, os.Args[1:], planecmd.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
-	stop()
-	if err == nil {
-		return
-	}
-	fmt.Fprintln(os.Stderr, "tether-plane:", err)
-	if planecmd.IsUsage(err) {
-		os.Exit(2)
-	}
-	os.Exit(1)
+	cli.Main("tether-plane", true, func(ctx context.Context, args []string) error {
+		return planecmd.Run(ctx, args, planecmd.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+	}, planecmd.IsUsage)
 }

@@ -3,22 +3,17 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
+	"github.com/tetherhq/tether/internal/cli"
 	"github.com/tetherhq/tether/internal/ctl"
 )
 
+// main is not interruptible as a whole: Ctrl-C at a confirmation prompt
+// ends tetherctl; only 'tetherctl dev', which runs until stopped, asks for
+// cli.Interruptible.
 func main() {
-	err := ctl.RunEnv(context.Background(), os.Args[1:], ctl.Env{
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
-	})
-	if err == nil {
-		return
-	}
-	fmt.Fprintln(os.Stderr, err)
-	if ctl.IsUsage(err) {
-		os.Exit(2)
-	}
-	os.Exit(1)
+	cli.Main("", false, func(ctx context.Context, args []string) error {
+		return ctl.RunEnv(ctx, args, ctl.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+	}, ctl.IsUsage)
 }

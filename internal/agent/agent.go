@@ -10,18 +10,10 @@
 //
 // Its only view of the document service is docsvc's internal /readyz and
 // /metrics (package collect). It imports no document, storage or queue code
-// and no S3 or SQS client; cmd/tether-agent's dependency test enforces that.
-//
-// Files under the data directory D:
-//
-//	identity.key        Ed25519 seed, 0600 (absent with --identity-secret)
-//	install.json        install ID from the one activation
-//	egress.ledger(.head) every payload sent, hash-chained (internal/ledger)
-//	tuf/                verified TUF metadata (internal/updater)
-//	diagnostics/<id>/   request.json, state.json, bundle/, manifest.json (preview = what is sent)
-//	health-history.json the last heartbeats' component health, for diagnostics
-//	telemetry.json      telemetry day counters (only with --telemetry)
-//	logs/agent.log      the agent's own JSON log, rotated at 1 MiB
+// and no SQS client, and reaches S3 only through internal/exchange, for the
+// exchange bucket alone; cmd/tether-agent's dependency test enforces that.
+// The files it keeps in its data directory are listed in docs/agent.md
+// ("Where its state lives").
 package agent
 
 import (
@@ -41,7 +33,9 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/tetherhq/tether/internal/agent/autoupgrade"
 	"github.com/tetherhq/tether/internal/agent/collect"
+	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/diagspool"
 	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/ledger"
@@ -86,6 +80,7 @@ type Agent struct {
 	keys   keyStore
 	logs   *rotatingFile
 	exch   *exchange.Mirror // nil without --exchange-bucket
+	rel    *autoupgrade.Manager
 
 	licPub  []byte // raw license public key, re-used by the daily check
 	licFile []byte
@@ -120,18 +115,20 @@ type Status struct {
 	LastHeartbeatError string    `json:"last_heartbeat_error,omitempty"`
 	// LastHeartbeatErrorClass is why, in one word: revoked, unauthorized,
 	// rejected, plane-error, unreachable, timeout, ledger, invalid, bad-answer.
-	LastHeartbeatErrorClass string    `json:"last_heartbeat_error_class,omitempty"`
-	PlaneReachable          bool      `json:"plane_reachable"`
-	ConsecutiveFails        int       `json:"consecutive_failures"`
-	AvailableRelease        string    `json:"available_release,omitempty"`
-	ReleaseCheckedAt        time.Time `json:"release_checked_at"`
-	ReleaseCheckError       string    `json:"release_check_error,omitempty"`
-	PendingDiagnostics      int       `json:"pending_diagnostics"`
-	LedgerEntries           uint64    `json:"ledger_entries"`
-	Telemetry               bool      `json:"telemetry"`
-	Channel                 string    `json:"channel"`
-	AgentVersion            string    `json:"agent_version"`
-	DocsvcVersion           string    `json:"docsvc_version"`
+	LastHeartbeatErrorClass string              `json:"last_heartbeat_error_class,omitempty"`
+	PlaneReachable          bool                `json:"plane_reachable"`
+	ConsecutiveFails        int                 `json:"consecutive_failures"`
+	AvailableRelease        string              `json:"available_release,omitempty"`
+	ReleaseCheckedAt        time.Time           `json:"release_checked_at"`
+	ReleaseCheckError       string              `json:"release_check_error,omitempty"`
+	Release                 string              `json:"release,omitempty"`
+	LastUpgrade             wire.UpgradeAttempt `json:"last_upgrade,omitzero"`
+	PendingDiagnostics      int                 `json:"pending_diagnostics"`
+	LedgerEntries           uint64              `json:"ledger_entries"`
+	Telemetry               bool                `json:"telemetry"`
+	Channel                 string              `json:"channel"`
+	AgentVersion            string              `json:"agent_version"`
+	DocsvcVersion           string              `json:"docsvc_version"`
 }
 
 // HealthRecord is one heartbeat in the local health history.
@@ -185,7 +182,7 @@ func (a *Agent) path(name ...string) string {
 // New checks everything that can be checked offline (license signature,
 // ledger integrity, identity key, trusted root) and prepares the agent. It
 // does not contact the plane.
-func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
+func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	opts.defaults()
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Minute // ParseConfig's default, for callers that build Config directly
@@ -196,44 +193,47 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 			return nil, fmt.Errorf("agent: data dir: %w", err)
 		}
 	}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
 	a.log = opts.Logger
 	if a.log == nil {
-		var err error
 		if a.logs, err = openRotating(a.path("logs", "agent.log"), 1<<20); err != nil {
 			return nil, fmt.Errorf("agent: log file: %w", err)
 		}
 		a.log = slog.New(slog.NewJSONHandler(io.MultiWriter(opts.Stderr, a.logs), nil))
 	}
 	if err := a.loadLicense(); err != nil {
-		a.Close()
 		return nil, err
 	}
 	led, err := ledger.Open(a.path("egress.ledger"))
 	if err != nil {
-		a.Close()
 		if errors.Is(err, ledger.ErrTornTail) {
 			return nil, fmt.Errorf("agent: %w (that entry was never sent; ledgerread.RepairTornTail removes it, see docs/protocol.md)", err)
 		}
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	a.plane = &planeClient{base: cfg.PlaneURL, http: opts.HTTPClient, ledger: led, now: a.now, entries: ledgerHead(a.path("egress.ledger"))}
+	a.plane = &planeClient{base: cfg.PlaneURL, http: opts.HTTPClient, ledger: led, now: a.now}
 	a.docsvc = &collect.Client{BaseURL: cfg.DocsvcURL, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: opts.HTTPClient.Transport}}
 
 	if cfg.ExchangeBucket != "" {
 		awsCfg, err := a.awsConfig(ctx)
 		if err != nil {
-			a.Close()
 			return nil, fmt.Errorf("agent: AWS configuration for the exchange bucket: %w", err)
 		}
 		a.exch = exchange.NewMirror(exchange.New(awsCfg, cfg.ExchangeBucket, nil), cfg.DataDir, a.now)
 	}
-	if a.keys, err = a.keyStore(ctx); err != nil {
+	if err := a.newReleases(ctx); err != nil {
 		a.Close()
+		return nil, err
+	}
+	if a.keys, err = a.keyStore(ctx); err != nil {
 		return nil, err
 	}
 	key, created, err := loadOrCreateKey(ctx, a.keys)
 	if err != nil {
-		a.Close()
 		return nil, err
 	}
 	if created {
@@ -242,12 +242,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	a.key = key
 	in, ok, err := readInstall(a.path("install.json"))
 	if err != nil {
-		a.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if ok {
 		if in.PublicKey != encodePub(key) {
-			a.Close()
 			return nil, ErrKeyMismatch
 		}
 		a.install = in
@@ -255,7 +253,6 @@ func New(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	}
 
 	if err := a.initUpdater(); err != nil {
-		a.Close()
 		return nil, err
 	}
 	a.status.Channel, a.status.AgentVersion, a.status.Telemetry = cfg.Channel, Version, cfg.Telemetry
@@ -351,6 +348,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.startedAt = a.now()
 	a.mu.Unlock()
+	a.refreshReleases(ctx)
 	hbTimer := time.NewTimer(0)
 	// The first release check waits until a scrape has named docsvc's
 	// version, since which releases apply depends on it (or, if docsvc stays
@@ -430,7 +428,7 @@ func (a *Agent) ensureActivated(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		in, err := a.activate(ctx, token)
 		if err == nil {
-			if err := writeJSONAtomic(a.path("install.json"), in, 0o600); err != nil {
+			if err := atomicfile.WriteJSON(a.path("install.json"), in, 0o600); err != nil {
 				// The token is spent; without this file the next start
 				// cannot activate again, so say exactly what to keep.
 				return fmt.Errorf("agent: activated as %s but could not save install.json: %w", in.InstallID, err)
@@ -514,7 +512,7 @@ func (a *Agent) recordHeartbeat(snap collect.Snapshot, hb wire.Heartbeat, err er
 	if len(a.history) > maxHistory {
 		a.history = append([]HealthRecord(nil), a.history[len(a.history)-maxHistory:]...)
 	}
-	if werr := writeJSONAtomic(a.path("health-history.json"), a.history, 0o600); werr != nil {
+	if werr := atomicfile.WriteJSON(a.path("health-history.json"), a.history, 0o600); werr != nil {
 		a.log.Warn("save health history", "err", werr)
 	}
 }

@@ -306,6 +306,7 @@ func (b *bundle) waitHeartbeats(n int) []wire.Heartbeat {
 }
 
 func TestActivatesOnceAndReusesIdentity(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(2)
@@ -333,6 +334,7 @@ func TestActivatesOnceAndReusesIdentity(t *testing.T) {
 }
 
 func TestKeyMismatchRefusesToStart(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(1)
@@ -347,6 +349,7 @@ func TestKeyMismatchRefusesToStart(t *testing.T) {
 }
 
 func TestUsedTokenIsRefused(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(1)
@@ -364,6 +367,7 @@ func TestUsedTokenIsRefused(t *testing.T) {
 }
 
 func TestHeartbeatsAreLedgeredBeforeSending(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.start()
 	hbs := b.waitHeartbeats(3)
@@ -403,6 +407,7 @@ func TestHeartbeatsAreLedgeredBeforeSending(t *testing.T) {
 }
 
 func TestErrorRateAndDocsvcDown(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(1)
@@ -434,6 +439,7 @@ func TestErrorRateAndDocsvcDown(t *testing.T) {
 }
 
 func TestPlaneDownBacksOffAndRecovers(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(1)
@@ -453,6 +459,7 @@ func TestPlaneDownBacksOffAndRecovers(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	half := func() float64 { return 0.5 }
 	tests := []struct {
 		n    int
@@ -477,6 +484,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestLicenseStatesReported(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name      string
 		expiresIn time.Duration
@@ -507,6 +515,7 @@ func TestLicenseStatesReported(t *testing.T) {
 }
 
 func TestBadLicenseSignatureStops(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	file, err := os.ReadFile(b.cfg.LicenseFile)
 	if err != nil {
@@ -548,6 +557,7 @@ func TestBadLicenseSignatureStops(t *testing.T) {
 }
 
 func TestTelemetryOffSendsNothing(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.start()
 	b.waitHeartbeats(2)
@@ -577,6 +587,7 @@ func mustRead(t *testing.T, path string) []ledger.Entry {
 }
 
 func TestTelemetryOnSendsDailyAggregates(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.cfg.Telemetry = true
 	b.docsvc.set(func(f *fakeDocsvc) { f.succeeded, f.failed, f.pages = 10, 1, 40 })
@@ -608,6 +619,7 @@ func TestTelemetryOnSendsDailyAggregates(t *testing.T) {
 }
 
 func TestDiagnosticsApproveThenUpload(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	// A log line that should never have been written, holding a fake
 	// token, an email address and an AWS key: the bundle must redact it.
@@ -693,10 +705,10 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("bundle uploaded before approval")
 	}
-	if err := diagreview.Approve(b.cfg.DataDir, d.ID); err != nil {
+	if err := diagreview.Approve(b.cfg.DataDir, d.ID, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := diagreview.Decline(b.cfg.DataDir, d.ID); !errors.Is(err, diagspool.ErrNotPending) {
+	if err := diagreview.Decline(b.cfg.DataDir, d.ID, b.clock.Now()); !errors.Is(err, diagspool.ErrNotPending) {
 		t.Fatalf("decline after approve = %v, want diagspool.ErrNotPending", err)
 	}
 	waitFor(t, "the upload", func() bool {
@@ -773,6 +785,7 @@ func (b *bundle) requestDiagnostic(r *running, reason string) string {
 // A collected file changed after the preview is not sent: the approval was
 // for other bytes, so the request goes back to pending.
 func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(1)
@@ -787,7 +800,7 @@ func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
 	if _, err := diagreview.Preview(b.cfg.DataDir, id); !errors.Is(err, diagspool.ErrBundleChanged) || !strings.Contains(err.Error(), "config.json") {
 		t.Fatalf("preview of a changed bundle = %v, want diagspool.ErrBundleChanged naming config.json", err)
 	}
-	if err := diagreview.Approve(b.cfg.DataDir, id); err != nil {
+	if err := diagreview.Approve(b.cfg.DataDir, id, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the request to go back to pending", func() bool {
@@ -797,7 +810,7 @@ func TestDiagnosticsChangedBundleIsNotSent(t *testing.T) {
 	if got := b.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("a changed bundle was uploaded")
 	}
-	if err := diagreview.Decline(b.cfg.DataDir, id); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, id, b.clock.Now()); err != nil {
 		t.Fatalf("decline after the refusal: %v", err)
 	}
 }
@@ -811,6 +824,7 @@ func keys(m map[string]string) []string {
 }
 
 func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.cfg.AutoApprove = true
 	r := b.start()
@@ -839,7 +853,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 		ds, _ := diagspool.List(b.cfg.DataDir)
 		return len(ds) == 2
 	})
-	if err := diagreview.Decline(b.cfg.DataDir, d.ID); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, d.ID, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	r.stop(t)
@@ -852,7 +866,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 		}
 		t.Fatalf("uploads = %d, want only the auto-approved one", len(got))
 	}
-	if err := diagreview.Approve(b.cfg.DataDir, "../../etc"); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
+	if err := diagreview.Approve(b.cfg.DataDir, "../../etc", b.clock.Now()); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
 		t.Fatalf("approve with a path = %v", err)
 	}
 }
@@ -860,6 +874,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 // The vendor may not fill the customer's disk by asking: beyond
 // maxWaitingDiagnostics unanswered requests, new ones wait on the plane.
 func TestDiagnosticsWaitingAreCapped(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(1)
@@ -875,7 +890,7 @@ func TestDiagnosticsWaitingAreCapped(t *testing.T) {
 		t.Fatalf("recorded %d requests, want the cap of %d", len(ds), maxWaitingDiagnostics)
 	}
 	// Declining one makes room for the next.
-	if err := diagreview.Decline(b.cfg.DataDir, ds[0].ID); err != nil {
+	if err := diagreview.Decline(b.cfg.DataDir, ds[0].ID, b.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "one more request to be taken", func() bool {
@@ -885,6 +900,7 @@ func TestDiagnosticsWaitingAreCapped(t *testing.T) {
 }
 
 func TestUpdaterSeesPublishedRelease(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
 	// 1.1.0 upgrades only from docsvc 1.0.0 on, so the first check must
@@ -928,6 +944,7 @@ func TestUpdaterSeesPublishedRelease(t *testing.T) {
 }
 
 func TestIdentityInSecretsManager(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	aws := awstest.Start(t)
 	arn := aws.CreateSecret(t, "tether/test/agent-identity", "")
@@ -957,6 +974,7 @@ func TestIdentityInSecretsManager(t *testing.T) {
 // In ECS the license, its public key and the TUF root arrive as values (from
 // Secrets Manager and SSM), not files; the agent takes either.
 func TestLicenseKeyAndRootAsValues(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	for _, p := range []*string{&b.cfg.LicenseFile, &b.cfg.LicensePublicKey, &b.cfg.TrustedRoot} {
 		data, err := os.ReadFile(*p)
@@ -977,21 +995,5 @@ func TestLicenseKeyAndRootAsValues(t *testing.T) {
 	c, err := ParseConfig([]string{}, func(k string) string { return env[k] })
 	if err != nil || c.LicenseFile != b.cfg.LicenseFile {
 		t.Fatalf("TETHER_LICENSE was not taken: %v", err)
-	}
-}
-
-// A verified release whose version the wire cannot carry (build metadata)
-// is not reported, and heartbeats keep flowing instead of all failing
-// validation.
-func TestReleaseVersionOutsideWireGrammarIsNotReported(t *testing.T) {
-	b := setup(t)
-	image := map[string]string{"api": "registry.example/docsvc@sha256:" + strings.Repeat("ab", 32)}
-	b.plane.Publish(t, publish.PublishOptions{Version: "1.1.0+build.5", Channel: "stable", MinFrom: "1.0.0", Images: image})
-	r := b.start()
-	waitFor(t, "the first release check", func() bool { return !r.Snapshot().ReleaseCheckedAt.IsZero() })
-	n := len(b.heartbeats())
-	b.waitHeartbeats(n + 2)
-	if st := r.Snapshot(); st.AvailableRelease != "" || !st.LastHeartbeatOK {
-		t.Fatalf("available %q, last heartbeat ok %v; want nothing reported and heartbeats flowing", st.AvailableRelease, st.LastHeartbeatOK)
 	}
 }

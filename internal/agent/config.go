@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherhq/tether/internal/agent/autoupgrade"
 	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -35,6 +36,11 @@ type Config struct {
 	AutoApprove      bool          // --auto-approve-diagnostics, TETHER_AUTO_APPROVE_DIAGNOSTICS
 	IdentitySecret   string        // --identity-secret, TETHER_AGENT_IDENTITY_SECRET
 	ExchangeBucket   string        // --exchange-bucket, TETHER_EXCHANGE_BUCKET; empty: no mirror
+	// Release record and automatic upgrades (internal/agent/autoupgrade).
+	ReleaseRecord string // --release-record, TETHER_RELEASE_RECORD; empty: DATA_DIR/state/releases.json
+	UpgradeWindow string // --upgrade-window, TETHER_UPGRADE_WINDOW; empty: report only
+	UpgradeStack  string // --upgrade-stack, TETHER_SERVICES_STACK
+	UpgradeRole   string // --upgrade-role, TETHER_UPGRADE_ROLE_ARN
 }
 
 // setting is one configuration value: its flag, its variable and where it
@@ -62,6 +68,10 @@ func (c *Config) settings() []setting {
 		{flag: "auto-approve-diagnostics", env: "TETHER_AUTO_APPROVE_DIAGNOSTICS", help: "upload diagnostics bundles without operator approval", def: "false", boolean: &c.AutoApprove},
 		{flag: "identity-secret", env: "TETHER_AGENT_IDENTITY_SECRET", help: "Secrets Manager secret (name or ARN) holding the agent's key instead of DATA_DIR/identity.key", str: &c.IdentitySecret},
 		{flag: "exchange-bucket", env: "TETHER_EXCHANGE_BUCKET", help: "S3 bucket to mirror diagnostics requests and the egress ledger to, and read the operator's decisions from (empty: none)", str: &c.ExchangeBucket},
+		{flag: "release-record", env: "TETHER_RELEASE_RECORD", help: "SSM parameter /tether/<name>/state/releases with the install's upgrades (empty: DATA_DIR/state/releases.json)", str: &c.ReleaseRecord},
+		{flag: "upgrade-window", env: "TETHER_UPGRADE_WINDOW", help: "when to apply staged releases, e.g. \"Sun 02:00-04:00\" in UTC (empty: only report them)", str: &c.UpgradeWindow},
+		{flag: "upgrade-stack", env: "TETHER_SERVICES_STACK", help: "the services stack an upgrade updates", str: &c.UpgradeStack},
+		{flag: "upgrade-role", env: "TETHER_UPGRADE_ROLE_ARN", help: "the IAM role CloudFormation assumes for that update", str: &c.UpgradeRole},
 	}
 }
 
@@ -148,23 +158,18 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	if _, err := c.upgrades(); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("%w: invalid configuration:\n  %s", ErrUsage, strings.Join(problems, "\n  "))
 	}
 	return c, nil
 }
 
-// boolValue lets a flag.Func-style flag behave as a boolean flag.
-type boolValue struct{ p *string }
-
-func (b boolValue) String() string {
-	if b.p == nil {
-		return ""
-	}
-	return *b.p
+func (c Config) upgrades() (autoupgrade.Config, error) {
+	return autoupgrade.NewConfig(c.DataDir, c.ReleaseRecord, c.UpgradeWindow, c.UpgradeStack, c.UpgradeRole)
 }
-func (b boolValue) Set(s string) error { *b.p = s; return nil }
-func (b boolValue) IsBoolFlag() bool   { return true }
 
 // checkPlaneURL allows https anywhere and plain http only to a loopback
 // address: signatures protect integrity, but heartbeats are still the
@@ -204,7 +209,7 @@ func (c Config) Redacted() map[string]string {
 			v = strconv.FormatBool(*s.boolean)
 		}
 		switch s.flag {
-		case "identity-secret", "exchange-bucket":
+		case "identity-secret", "exchange-bucket", "upgrade-role":
 			if v != "" {
 				v = "(set)"
 			}

@@ -20,6 +20,7 @@ var required = []string{"--data-dir", "/d", "--plane-url", "https://plane.exampl
 	"--license-public-key", "/k", "--trusted-root", "/r"}
 
 func TestParseConfig(t *testing.T) {
+	t.Parallel()
 	c, err := ParseConfig(required, env(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +86,7 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestCheckStatusAddr(t *testing.T) {
+	t.Parallel()
 	for addr, ok := range map[string]bool{
 		"127.0.0.1:8091": true, "localhost:8091": true, "[::1]:8091": true,
 		"10.1.2.3:8091": true, "172.16.0.9:80": true, "192.168.1.1:80": true, "[fd12:3456::1]:80": true,
@@ -98,6 +100,7 @@ func TestCheckStatusAddr(t *testing.T) {
 }
 
 func TestStatusPage(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(1)
@@ -140,6 +143,7 @@ func TestStatusPage(t *testing.T) {
 }
 
 func TestMain_Commands(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var out strings.Builder
 	if err := Main(ctx, []string{"version"}, env(nil), &out, io.Discard); err != nil || strings.TrimSpace(out.String()) != Version {
@@ -161,10 +165,43 @@ func TestMain_Commands(t *testing.T) {
 	}
 }
 
+// The release settings: a record alone reports; a window needs the record,
+// the stack and the role, and every bad value is named with its flag.
+func TestParseConfigReleaseSettings(t *testing.T) {
+	record := []string{"--release-record", "/tether/acme-docs/state/releases"}
+	if c, err := ParseConfig(append(append([]string{}, required...), record...), env(nil)); err != nil || c.ReleaseRecord != record[1] {
+		t.Fatalf("record only: %+v %v", c, err)
+	}
+	all := env(map[string]string{"TETHER_UPGRADE_WINDOW": "Sun 02:00-04:00", "TETHER_SERVICES_STACK": "acme-docs-services",
+		"TETHER_UPGRADE_ROLE_ARN": "arn:aws:iam::111122223333:role/acme-docs-services-UpgradeRole-1"})
+	c, err := ParseConfig(append(append([]string{}, required...), record...), all)
+	if err != nil || c.UpgradeWindow != "Sun 02:00-04:00" {
+		t.Fatalf("automatic upgrades: %+v %v", c, err)
+	}
+	if c.Redacted()["upgrade-role"] != "(set)" {
+		t.Errorf("the role's ARN (it names the account) is in the redacted config: %q", c.Redacted()["upgrade-role"])
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--release-record", "tether/acme-docs/state/releases"}, "--release-record (TETHER_RELEASE_RECORD): must be"},
+		{[]string{"--upgrade-window", "Sun 02:00-04:00"}, "applying releases needs --release-record"},
+		{append([]string{"--upgrade-window", "Sunday"}, record...), `--upgrade-window (TETHER_UPGRADE_WINDOW): upgrade window range "Sunday"`},
+	} {
+		_, err := ParseConfig(append(append([]string{}, required...), tt.args...), env(nil))
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want %q", tt.args, err, tt.want)
+		}
+	}
+}
+
 func FuzzParseConfig(f *testing.F) {
 	f.Add("--heartbeat", "5s", "TETHER_PLANE_URL", "https://p.example")
 	f.Add("--status-addr", "[::]:1", "TETHER_CHANNEL", "x")
 	f.Add("--docsvc-url", "http://[::1", "TETHER_TELEMETRY", "yes")
+	f.Add("--upgrade-window", "Sun 02:00-04:00", "TETHER_RELEASE_RECORD", "/tether/x/state/releases")
+	f.Add("--release-record", "/tether/x/state/releases", "TETHER_UPGRADE_WINDOW", "Mon 00:00-24:00")
 	f.Fuzz(func(t *testing.T, flagName, flagValue, envName, envValue string) {
 		args := append(append([]string{}, required...), flagName, flagValue)
 		c, err := ParseConfig(args, env(map[string]string{envName: envValue}))
@@ -174,7 +211,7 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		if c.Heartbeat < time.Second || c.DataDir == "" || (c.StatusAddr != "" && CheckStatusAddr(c.StatusAddr) != nil) {
+		if _, uerr := c.upgrades(); uerr != nil || c.Heartbeat < time.Second || c.DataDir == "" || (c.StatusAddr != "" && CheckStatusAddr(c.StatusAddr) != nil) {
 			t.Fatalf("accepted an invalid config: %+v", c)
 		}
 	})

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -242,11 +241,11 @@ func (a *Agent) collectBundle() ([]diagspool.PreviewFile, error) {
 }
 
 // tailLogs returns the last maxLogBytes of the agent's log (the rotated
-// file first), starting at a line boundary.
+// file first; each is about 1 MiB at most), starting at a line boundary.
 func (a *Agent) tailLogs() (string, error) {
 	var all []byte
 	for _, p := range []string{a.path("logs", "agent.log.1"), a.path("logs", "agent.log")} {
-		data, err := readTail(p, maxLogBytes)
+		data, err := os.ReadFile(p)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", err
 		}
@@ -259,18 +258,4 @@ func (a *Agent) tailLogs() (string, error) {
 		}
 	}
 	return string(all), nil
-}
-
-func readTail(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	off := max(0, fi.Size()-n)
-	return io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
 }

@@ -93,6 +93,7 @@ func (x *exchangeSetup) logged(msg, id string) bool {
 // agent uploads exactly those to the plane; the copy of the ledger in the
 // bucket verifies with tetherctl and holds the upload.
 func TestExchangeApproveEndToEnd(t *testing.T) {
+	t.Parallel()
 	x := setupExchange(t)
 	r := x.start()
 	x.waitHeartbeats(1)
@@ -186,6 +187,7 @@ func TestExchangeApproveEndToEnd(t *testing.T) {
 // approval names a manifest the agent never built: refused, not sent. A
 // declined request is never sent.
 func TestExchangeTamperedAndDeclined(t *testing.T) {
+	t.Parallel()
 	x := setupExchange(t)
 	r := x.start()
 	x.waitHeartbeats(1)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +64,7 @@ func (a *Agent) buildHeartbeat(s collect.Snapshot) wire.Heartbeat {
 		// Only a version go-tuf verified can be here (see checkUpdates).
 		AvailableRelease: a.status.AvailableRelease,
 	}
+	hb.Release, hb.LastUpgrade = a.rel.Report()
 
 	// api is docsvc's own answer; the other components come from its checks.
 	api := "down"
@@ -116,11 +116,11 @@ func (a *Agent) providerHealth(s collect.Snapshot) wire.ProviderHealth {
 	if !ok || s.ReadyzErr != nil {
 		return wire.ProviderHealth{Kind: a.providerKind, Status: "degraded"}
 	}
-	if kind, _, _ := strings.Cut(c.Detail, " "); slices.Contains(wire.ProviderKinds, kind) {
+	if kind, _, _ := strings.Cut(c.Detail, " "); wire.KnownProviderKind(kind) {
 		a.providerKind = kind
 	}
 	st := c.Status
-	if !slices.Contains(wire.ProviderStatuses, st) {
+	if !wire.KnownProviderStatus(st) {
 		st = "degraded"
 	}
 	return wire.ProviderHealth{Kind: a.providerKind, Status: st}

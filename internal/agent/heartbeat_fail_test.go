@@ -43,6 +43,7 @@ func (l *logBuffer) records(msg string) []map[string]any {
 // that fails and one that cannot be reached each read differently, and
 // none quotes the heartbeat.
 func TestHeartbeatFailureSaysWhy(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		breakIt   func(t *testing.T, b *bundle, r *running)

@@ -19,6 +19,7 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/wire"
@@ -84,7 +85,7 @@ func (f fileKeys) load(context.Context) (ed25519.PrivateKey, bool, error) {
 }
 
 func (f fileKeys) save(_ context.Context, k ed25519.PrivateKey) error {
-	return writeFileAtomic(f.path, []byte(encodeKey(k)+"\n"), 0o600)
+	return atomicfile.Write(f.path, []byte(encodeKey(k)+"\n"), 0o600)
 }
 
 // secretKeys keeps the key in its own Secrets Manager secret. A secret the
@@ -230,9 +231,7 @@ func activationToken(file []byte) (string, error) {
 // activate registers the key with the plane once. The request (with its
 // one-time token) is ledgered before it is sent, like every payload.
 func (a *Agent) activate(ctx context.Context, token string) (Install, error) {
-	pub := a.key.Public().(ed25519.PublicKey)
-	body, err := json.Marshal(wire.ActivationRequest{ActivationToken: token,
-		PublicKey: base64.RawURLEncoding.EncodeToString(pub), AgentVersion: Version})
+	body, err := json.Marshal(wire.ActivationRequest{ActivationToken: token, PublicKey: encodePub(a.key), AgentVersion: Version})
 	if err != nil {
 		return Install{}, fmt.Errorf("agent: activate: %w", err)
 	}
@@ -250,6 +249,5 @@ func (a *Agent) activate(ctx context.Context, token string) (Install, error) {
 	if err != nil {
 		return Install{}, fmt.Errorf("agent: activate: %w", err)
 	}
-	return Install{InstallID: ar.InstallID, LicenseID: ar.LicenseID,
-		PublicKey: base64.RawURLEncoding.EncodeToString(pub), ActivatedAt: a.now().UTC()}, nil
+	return Install{InstallID: ar.InstallID, LicenseID: ar.LicenseID, PublicKey: encodePub(a.key), ActivatedAt: a.now().UTC()}, nil
 }

@@ -16,6 +16,7 @@ import (
 )
 
 func TestFileKeys(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ks := fileKeys{path: filepath.Join(t.TempDir(), "identity.key")}
 	k, created, err := loadOrCreateKey(ctx, ks)
@@ -36,6 +37,7 @@ func TestFileKeys(t *testing.T) {
 }
 
 func TestDecodeKey(t *testing.T) {
+	t.Parallel()
 	_, k, _ := ed25519.GenerateKey(nil)
 	got, err := decodeKey(encodeKey(k) + "\n")
 	if err != nil || !got.Equal(k) {

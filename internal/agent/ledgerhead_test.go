@@ -45,6 +45,7 @@ func (b *bundle) verifyLocal(args ...string) (string, error) {
 // head file and all, passes a plain verify, but not verify --expect-head
 // with the plane's value, and the plane flags it on the next heartbeat.
 func TestLedgerHeadCatchesARewrittenLedger(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	r := b.start()
 	b.waitHeartbeats(4)

@@ -112,15 +112,15 @@ func runFlags(getenv func(string) string) (*flag.FlagSet, map[string]*string) {
 			// activation token, and argv is visible to every local user.
 			v = getenv("TETHER_LICENSE")
 		}
-		raw[s.flag] = new(string)
-		*raw[s.flag] = v
+		p := &v
+		raw[s.flag] = p
 		if s.boolean != nil {
-			// boolValue lets "--telemetry" alone mean true, as a bool flag
-			// does, while keeping the raw text for one validation pass.
-			fs.Var(boolValue{raw[s.flag]}, s.flag, s.help+" (env "+s.env+")")
+			// "--telemetry" alone means true, as for a bool flag, while the
+			// raw text waits for the one validation pass.
+			fs.BoolFunc(s.flag, s.help+" (env "+s.env+")", func(t string) error { *p = t; return nil })
 			continue
 		}
-		fs.StringVar(raw[s.flag], s.flag, v, s.help+" (env "+s.env+")")
+		fs.StringVar(p, s.flag, v, s.help+" (env "+s.env+")")
 	}
 	return fs, raw
 }

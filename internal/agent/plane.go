@@ -31,7 +31,6 @@ type planeClient struct {
 	mu        sync.Mutex
 	key       ed25519.PrivateKey
 	installID string
-	entries   uint64 // the ledger's last sequence number, for the status page
 }
 
 func (c *planeClient) setIdentity(key ed25519.PrivateKey, installID string) {
@@ -40,22 +39,10 @@ func (c *planeClient) setIdentity(key ed25519.PrivateKey, installID string) {
 	c.key, c.installID = key, installID
 }
 
+// ledgerEntries is the ledger's entry count, for the status page and logs.
 func (c *planeClient) ledgerEntries() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.entries
-}
-
-// record appends one outgoing request to the ledger.
-func (c *planeClient) record(kind, method, url string, body []byte) error {
-	e, err := c.ledger.Append(kind, method+" "+url, body, c.now())
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.entries = e.Seq
-	c.mu.Unlock()
-	return nil
+	seq, _, _ := c.ledger.Head()
+	return seq
 }
 
 // send makes one request to path on the plane. kind is the ledger kind;
@@ -64,7 +51,7 @@ func (c *planeClient) record(kind, method, url string, body []byte) error {
 func (c *planeClient) send(ctx context.Context, kind, method, path string, body []byte, signed bool) (int, []byte, error) {
 	url := strings.TrimRight(c.base, "/") + path
 	if len(body) > 0 || kind != "" {
-		if err := c.record(kind, method, url, body); err != nil {
+		if _, err := c.ledger.Append(kind, method+" "+url, body, c.now()); err != nil {
 			// Nothing leaves that the ledger does not hold.
 			return 0, nil, &planeError{class: failLedger, err: fmt.Errorf("ledger before %s %s: %w", method, path, err)}
 		}
@@ -110,7 +97,7 @@ func (c *planeClient) sign(req *http.Request, body []byte) error {
 // signTUF is updater.Config.Sign: each TUF download is recorded as a
 // release-check (destination only; a GET has no payload) and signed.
 func (c *planeClient) signTUF(req *http.Request) error {
-	if err := c.record(ledger.KindReleaseCheck, req.Method, req.URL.String(), nil); err != nil {
+	if _, err := c.ledger.Append(ledger.KindReleaseCheck, req.Method+" "+req.URL.String(), nil, c.now()); err != nil {
 		return err
 	}
 	return c.sign(req, nil)

@@ -10,6 +10,7 @@ import (
 // TestPlaneCannotRedirectTheAgent: a 3xx from the plane is a failed request,
 // never a request to the Location it names.
 func TestPlaneCannotRedirectTheAgent(t *testing.T) {
+	t.Parallel()
 	var reached atomic.Bool
 	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Store(true) }))
 	defer inside.Close()

@@ -12,6 +12,7 @@ import (
 // until docsvc is ready, so the plane never sees a restart as docsvc down
 // at version 0.0.0; it does not hold it past the startup grace.
 func TestFirstHeartbeatWaitsForDocsvc(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.cfg.Heartbeat = time.Second
 	logs := &logBuffer{}
@@ -35,6 +36,7 @@ func TestFirstHeartbeatWaitsForDocsvc(t *testing.T) {
 }
 
 func TestHeldHeartbeatIsSentWhenTheGraceRunsOut(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.cfg.Heartbeat = time.Second
 	logs := &logBuffer{}

@@ -3,40 +3,21 @@ package agent
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"os"
 	"sync"
+
+	"github.com/tetherhq/tether/internal/atomicfile"
 )
 
 func encodePub(k ed25519.PrivateKey) string {
 	return base64.RawURLEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
 }
 
-// ledgerHead reads the ledger's head file (documented in docs/protocol.md)
-// for the entry count the status page shows; 0 when there is none yet.
-func ledgerHead(ledgerPath string) uint64 {
-	data, err := os.ReadFile(ledgerPath + ".head")
-	if err != nil {
-		return 0
-	}
-	var h struct {
-		Seq uint64 `json:"seq"`
-	}
-	if json.Unmarshal(data, &h) != nil {
-		return 0
-	}
-	return h.Seq
-}
-
 // loadHistory reads the saved health history; a missing or unreadable file
 // just starts a new one (it is a diagnostic aid, not a record).
 func loadHistory(path string) []HealthRecord {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
 	var h []HealthRecord
-	if json.Unmarshal(data, &h) != nil || len(h) > maxHistory {
+	if atomicfile.ReadJSON(path, &h) != nil || len(h) > maxHistory {
 		return nil
 	}
 	return h

@@ -15,6 +15,7 @@ import (
 // that rebinds its own name to 127.0.0.1 sends that name as Host and is
 // refused, so it cannot read the install's state.
 func TestStatusPageChecksHost(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.cfg.StatusAddr = toolproc.FreeAddr(t)
 	b.start()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/agent/collect"
+	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -37,7 +38,7 @@ func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
 	today := snap.At.UTC().Format(time.DateOnly)
 	path := a.path("telemetry.json")
 	var st telemetryState
-	if err := readJSON(path, &st); err != nil || st.Day == "" {
+	if err := atomicfile.ReadJSON(path, &st); err != nil || st.Day == "" {
 		st = telemetryState{Day: today, BaseSucceeded: m.Documents["succeeded"], BaseFailed: m.Documents["failed"], BasePages: m.Pages}
 	}
 	if st.Day != today {
@@ -56,7 +57,7 @@ func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
 		st = telemetryState{Day: today, BaseSucceeded: st.LastSucceeded, BaseFailed: st.LastFailed, BasePages: st.LastPages}
 	}
 	st.LastSucceeded, st.LastFailed, st.LastBytes, st.LastPages = m.Documents["succeeded"], m.Documents["failed"], m.StoredBytes, m.Pages
-	if err := writeJSONAtomic(path, st, 0o600); err != nil {
+	if err := atomicfile.WriteJSON(path, st, 0o600); err != nil {
 		a.log.Warn("save telemetry state", "err", err)
 	}
 }

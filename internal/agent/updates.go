@@ -8,8 +8,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/tetherhq/tether/internal/agent/autoupgrade"
+	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/updater"
-	"github.com/tetherhq/tether/internal/wire"
 )
 
 // initUpdater installs the trusted root on first start and builds the TUF
@@ -43,9 +46,40 @@ func (a *Agent) initUpdater() error {
 	return nil
 }
 
+// newReleases sets up the release record and, when the policy allows
+// automatic upgrades, their Manager (internal/agent/autoupgrade).
+func (a *Agent) newReleases(ctx context.Context) error {
+	rc, err := a.cfg.upgrades()
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	var awsCfg *aws.Config
+	if rc.Record != "" {
+		c, err := a.awsConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("agent: AWS configuration for the release record: %w", err)
+		}
+		awsCfg = &c
+	}
+	a.rel = autoupgrade.New(rc, awsCfg, a.now, a.log)
+	return nil
+}
+
+// refreshReleases reads the release record for the heartbeat and status.
+func (a *Agent) refreshReleases(ctx context.Context) {
+	if err := a.rel.Refresh(ctx); err != nil {
+		a.log.Warn("release record unreadable", "err", err)
+	}
+	rel, last := a.rel.Report()
+	a.mu.Lock()
+	a.status.Release, a.status.LastUpgrade = rel, last
+	a.mu.Unlock()
+}
+
 // checkUpdates refreshes the verified view of the channel and reports the
-// newest release that applies to what runs now. The agent only reports:
-// applying a release is the operator's step (not yet a tetherctl command).
+// newest release that applies to what runs now. When the customer's
+// policy allows it (autoupgrade), a release tetherctl staged is applied in
+// the window, in the background; otherwise the agent only reports.
 func (a *Agent) checkUpdates(ctx context.Context) {
 	a.mu.Lock()
 	current := a.docsvcVersion
@@ -56,18 +90,17 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 	err := a.upd.Refresh(ctx)
 	var available string
 	if err == nil {
+		// release.ParseVersion takes only the wire's version grammar, so a
+		// verified release's version is one the heartbeat can carry.
 		m, ok, lerr := a.upd.Latest(ctx, current)
-		err = lerr
-		switch {
-		case ok && wire.ValidSemver(m.Version):
+		if err = lerr; ok {
 			available = m.Version
-		case ok:
-			// A verified release whose version the heartbeat cannot carry
-			// (a pre-release word or build metadata outside the wire's
-			// grammar) is not reported rather than breaking every heartbeat.
-			a.log.Warn("release available but its version cannot be reported to the plane", "channel", a.cfg.Channel)
+			if t, ok := target(m); ok {
+				go a.rel.Apply(ctx, t)
+			}
 		}
 	}
+	a.refreshReleases(ctx)
 	a.mu.Lock()
 	a.status.ReleaseCheckedAt = a.now().UTC()
 	a.status.ReleaseCheckError = ""
@@ -85,4 +118,12 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 	default:
 		a.log.Info("release check: up to date", "current", current, "channel", a.cfg.Channel)
 	}
+}
+
+// target reads a verified manifest's docsvc and agent image digests.
+func target(m *release.Manifest) (autoupgrade.Target, bool) {
+	t := autoupgrade.Target{Version: m.Version}
+	_, t.DocsvcDigest, _ = strings.Cut(m.Images["docsvc"], "@")
+	_, t.AgentDigest, _ = strings.Cut(m.Images["agent"], "@")
+	return t, t.DocsvcDigest != "" && t.AgentDigest != ""
 }

@@ -67,6 +67,13 @@ type Resilient struct {
 	openUntil time.Time
 }
 
+// CircuitOpenMessage is the log message of each time the circuit opens
+// (again): the provider failed FailureThreshold times in a row, or its
+// probe failed. The services stack counts it in the worker's log group and
+// alarms on it (deploy/cdk/stacks/observability.go, ai-provider), which is
+// how tetherctl status tells that the provider is degraded.
+const CircuitOpenMessage = "analyze: circuit open"
+
 // NewResilient wraps inner.
 func NewResilient(inner Analyzer, o ResilientOptions) *Resilient {
 	if o.MaxAttempts <= 0 {
@@ -214,7 +221,7 @@ func (r *Resilient) failed(probe bool, err error) bool {
 	if probe || (r.state == closed && r.failures >= r.o.FailureThreshold) {
 		r.state = open
 		r.openUntil = r.o.Clock().Add(r.o.Cooldown)
-		r.o.Logger.Warn("analyze: circuit open", "provider", r.Name(),
+		r.o.Logger.Warn(CircuitOpenMessage, "provider", r.Name(),
 			"consecutive_failures", r.failures, "error_class", r.lastClass, "cooldown", r.o.Cooldown)
 		return true
 	}

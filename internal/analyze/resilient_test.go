@@ -377,4 +377,9 @@ func TestResilientWithProvider(t *testing.T) {
 	if strings.Contains(logs.String(), "CANARY") {
 		t.Errorf("logs leak content: %s", logs.String())
 	}
+	// The services stack's ai-provider alarm counts exactly this JSON
+	// field: {$.msg = CircuitOpenMessage}.
+	if !strings.Contains(logs.String(), `"msg":"`+CircuitOpenMessage+`"`) {
+		t.Errorf("no %q log line for the alarm to count: %s", CircuitOpenMessage, logs.String())
+	}
 }

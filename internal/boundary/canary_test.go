@@ -87,7 +87,15 @@ func TestCanary(t *testing.T) {
 		bundle = getBytes(t, plane+"/v1/admin/diagnostics/"+diagID+"/bundle", adminToken)
 		return bundle != nil
 	})
-	time.Sleep(3 * time.Second) // a few heartbeats that report the processed documents
+	// Phase 2 reports the day's counts: wait until the agent has counted the
+	// processed documents (its telemetry state), not for a guessed time.
+	waitFor(t, 60*time.Second, "the agent to count the processed documents", func() bool {
+		var st struct {
+			LastSucceeded int64 `json:"last_succeeded"`
+		}
+		data, err := os.ReadFile(filepath.Join(agentDir, "telemetry.json"))
+		return err == nil && json.Unmarshal(data, &st) == nil && st.LastSucceeded >= int64(len(docs))
+	})
 	stop()
 
 	// Phase 2: the UTC day turns (simulated by moving the agent's telemetry

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tetherhq/tether/internal/updater"
 	"github.com/tetherhq/tether/internal/updater/airgap"
@@ -74,7 +75,7 @@ func airgapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer f.Close()
 	targetsDir := filepath.Join(dir, "airgap-targets")
-	manifests, err := airgap.ImportBundle(ctx, metadataDir, targetsDir, f)
+	manifests, err := airgap.ImportBundle(ctx, metadataDir, targetsDir, f, time.Now())
 	if err != nil {
 		return fmt.Errorf("tetherctl airgap import: %s refused: %w", file, err)
 	}

@@ -11,14 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpproxy"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/tetherhq/tether/internal/cli"
 	"github.com/tetherhq/tether/internal/devstack"
 )
 
@@ -41,9 +40,10 @@ Usage:
   tetherctl preflight [--config deployment.yaml] [--profile P] [--region R]
       check the AWS account, region, quotas, CDK bootstrap, certificate or
       zone, secrets, the vendor plane and local tools before deploying
-  tetherctl secrets list|show|set [NAME] [--config deployment.yaml]
+  tetherctl secrets list|show|set|rotate [NAME] [--config deployment.yaml]
       see which secrets the deployment uses and whether each is set and
-      valid (never their values); set the license or the AI provider key
+      valid (never their values); set the license or the AI provider key;
+      rotate the AI key with a rolling restart of the services that read it
   tetherctl bootstrap [--config deployment.yaml] [--yes]
       prepare the account and region for the stacks (the CDK bootstrap,
       with deployment.yaml's qualifier); does nothing when already done
@@ -52,8 +52,12 @@ Usage:
       push the images, migrate the database, start the services and print
       the URL; run it again to continue or to update
   tetherctl status [--config deployment.yaml] [--output json]
-      the deployment on one screen: release, stacks, services, queues, agent
-      and license, alarms firing; exit 1 when unhealthy or unreadable
+      the deployment on one screen: release, stacks, services, queues,
+      storage, AI provider, certificate, agent and license, alarms firing,
+      warnings at deployment.yaml's thresholds; exit 1 when unhealthy
+  tetherctl scale workers --min N --max M | scale api --count N [--yes]
+      change how many tasks run through the services stack's parameters
+      (change set shown first); a later deploy keeps the counts
   tetherctl destroy [--config deployment.yaml] [--yes]
       delete the stacks newest first after you type the deployment's name,
       keeping (and listing) the documents, database, keys and logs
@@ -162,6 +166,8 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 		return statusCmd(ctx, args[1:], env)
 	case "destroy":
 		return destroyCmd(ctx, args[1:], env)
+	case "scale":
+		return scaleCmd(ctx, args[1:], env)
 	case "preflight":
 		return preflightCmd(ctx, args[1:], env)
 	case "bootstrap":
@@ -207,7 +213,7 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 			}
 			return fmt.Errorf("%w: tetherctl dev: %w", errUsage, err)
 		}
-		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		ctx, stop := cli.Interruptible(ctx)
 		defer stop()
 		if foregroundTerminal(env.Stdin) {
 			o.Stdin = env.Stdin

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -370,10 +372,14 @@ func (d *deployRun) makePlan(ctx context.Context) ([]planStep, error) {
 		}
 		params := map[string]string{}
 		var detail []string
-		for _, k := range sortedKeys(given) {
+		stackGiven := given
+		if action == "create" {
+			stackGiven = withCreateOnly(given, d.dc)
+		}
+		for _, k := range sortedKeys(stackGiven) {
 			if _, ok := st.Parameters[k]; ok {
-				params[k] = given[k]
-				detail = append(detail, k+" = "+given[k])
+				params[k] = stackGiven[k]
+				detail = append(detail, k+" = "+stackGiven[k])
 			}
 		}
 		if st.TerminationProtection {
@@ -421,6 +427,19 @@ func (d *deployRun) makePlan(ctx context.Context) ([]planStep, error) {
 		},
 	})
 	return plan, nil
+}
+
+// withCreateOnly adds to given the parameters a stack takes from
+// deployment.yaml only when it is created: the services stack's task
+// counts, which tetherctl scale changes afterwards and every later deploy
+// keeps (UsePreviousValue). Stating them at creation, although they equal
+// the template's defaults, records them as the stack's own values.
+func withCreateOnly(given map[string]string, dc *deployconfig.Config) map[string]string {
+	out := maps.Clone(given)
+	out[apiCountParameter] = strconv.Itoa(dc.Sizing.APITasks)
+	out[workerMinParameter] = strconv.Itoa(dc.Sizing.WorkerMin)
+	out[workerMaxParameter] = strconv.Itoa(dc.Sizing.WorkerMax)
+	return out
 }
 
 // clusterName is the ECS cluster: the cluster stack's ClusterName output,

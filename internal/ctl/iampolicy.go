@@ -51,7 +51,7 @@ func deployerPermissions() []permission {
 	stack := "arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME-*/*"
 	return []permission{
 		{
-			Sid: "TetherStacks", For: "tetherctl deploy, status and destroy, and the CDK CLI: create, change, read and delete the five stacks named <name>-network, -data, -images, -cluster and -services",
+			Sid: "TetherStacks", For: "tetherctl deploy, status, scale and destroy, and the CDK CLI: create, change, read and delete the five stacks named <name>-network, -data, -images, -cluster and -services",
 			Actions: []string{
 				"cloudformation:CreateChangeSet", "cloudformation:DeleteChangeSet", "cloudformation:DescribeChangeSet", "cloudformation:ExecuteChangeSet",
 				"cloudformation:CreateStack", "cloudformation:UpdateStack", "cloudformation:DeleteStack",
@@ -132,7 +132,7 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:logs:REGION:ACCOUNT:log-group:NAME-*", "arn:aws:logs:REGION:ACCOUNT:log-group:/tether/NAME/*", "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/codebuild/tether-NAME-images:*"},
 		},
 		{
-			Sid: "Markers", For: "tetherctl: record and read the verified and migrated image markers, the deployment's parameters and the upgrade history under /tether/<name>/, and delete the markers on destroy",
+			Sid: "Markers", For: "tetherctl: record and read the verified and migrated image markers, the deployment's parameters and the upgrade history under /tether/<name>/, and delete the markers and the upgrade history on destroy",
 			Actions: []string{
 				"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:PutParameter", "ssm:DeleteParameter", "ssm:DeleteParameters",
 			},
@@ -152,12 +152,17 @@ func deployerPermissions() []permission {
 				"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/agent-identity-*"},
 		},
 		{
-			Sid: "SecretsSet", For: "tetherctl secrets set: the license and the AI key, the only secrets the operator sets",
+			Sid: "SecretsSet", For: "tetherctl secrets set and rotate: the license and the AI key, the only secrets the operator sets",
 			Actions:   []string{"secretsmanager:PutSecretValue"},
 			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/license-*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/ai-*"},
 		},
 		{
-			Sid: "DeployServicesList", For: "tetherctl deploy: list the cluster's services to wait until they are stable (the action takes no resource)",
+			Sid: "RotateRestart", For: "tetherctl secrets rotate: restart the services that read the rotated secret (a forced new deployment, one task at a time)",
+			Actions:   []string{"ecs:UpdateService"},
+			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:service/tether-NAME/*"},
+		},
+		{
+			Sid: "DeployServicesList", For: "tetherctl deploy and secrets rotate: list the cluster's services to wait until they are stable (the action takes no resource)",
 			Actions:   []string{"ecs:ListServices"},
 			Resources: []string{"*"},
 		},
@@ -167,7 +172,7 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:ecs:REGION:ACCOUNT:service/tether-NAME/*"},
 		},
 		{
-			Sid: "StatusMetrics", For: "tetherctl status: the queues' depth and oldest message's age (from SQS's CloudWatch metrics: tetherctl never calls SQS, which carries the jobs) and the alarms; CloudWatch's read actions take no resource",
+			Sid: "StatusMetrics", For: "tetherctl status: the queues' depth and oldest message's age (from SQS's CloudWatch metrics: tetherctl never calls SQS, which carries the jobs), the documents bucket's size and the database's free storage (S3's and RDS's metrics), and the alarms; CloudWatch's read actions take no resource",
 			Actions:   []string{"cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"},
 			Resources: []string{"*"},
 		},
@@ -177,12 +182,12 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:rds:REGION:ACCOUNT:db:tether-NAME-*", "arn:aws:rds:REGION:ACCOUNT:snapshot:tether-NAME-pre-upgrade-*"},
 		},
 		{
-			Sid: "DestroyDatabase", For: "tetherctl destroy: read the database's (instance tether-<name>-…) deletion protection, and turn it off once the operator confirmed, so that CloudFormation can take its final snapshot and delete it",
+			Sid: "DestroyDatabase", For: "tetherctl destroy: read the database's (instance tether-<name>-…) deletion protection, and turn it off once the operator confirmed, so that CloudFormation can take its final snapshot and delete it; tetherctl status: read its allocated storage",
 			Actions:   []string{"rds:DescribeDBInstances", "rds:ModifyDBInstance"},
 			Resources: []string{"arn:aws:rds:REGION:ACCOUNT:db:tether-NAME-*"},
 		},
 		{
-			Sid: "PreflightReads", For: "tetherctl preflight: the caller, the region and its zones, an existing VPC's subnets and route tables, the quotas, the certificate or hosted zone, the Bedrock model",
+			Sid: "PreflightReads", For: "tetherctl preflight: the caller, the region and its zones, an existing VPC's subnets and route tables, the quotas, the certificate or hosted zone, the Bedrock model; tetherctl status: the certificate's expiry",
 			Actions: []string{
 				"sts:GetCallerIdentity", "ec2:DescribeRegions", "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeAddresses",
 				"ec2:DescribeSubnets", "ec2:DescribeRouteTables",

@@ -24,6 +24,7 @@ Usage:
   tetherctl secrets list [flags]
   tetherctl secrets show NAME [flags]
   tetherctl secrets set NAME [--from-file PATH] [flags]
+  tetherctl secrets rotate NAME [--from-file PATH] [--yes] [flags]
 
 NAME is one of:
   license         the vendor's license file; you set it
@@ -54,6 +55,9 @@ set     reads the value from --from-file, or from standard input (a terminal
         the data stack creates it, under its own key, so deploy that stack
         first. agent-identity and database are refused: they are not the
         operator's to set.
+rotate  set, then restart the services that read the secret one task at a
+        time and wait for them (tetherctl secrets rotate --help;
+        docs/runbooks/secret-rotation.md). For the AI key.
 
 Every command first checks that the AWS credentials are for deployment.yaml's
 account, and the AWS region its region.
@@ -75,8 +79,11 @@ func secretsCmd(ctx context.Context, args []string, env Env) error {
 		return nil
 	}
 	sub := args[0]
+	if sub == "rotate" {
+		return secretsRotate(ctx, args[1:], env)
+	}
 	if sub != "list" && sub != "show" && sub != "set" {
-		return fmt.Errorf("%w: tetherctl secrets: unknown subcommand %q (want list, show NAME or set NAME)", errUsage, sub)
+		return fmt.Errorf("%w: tetherctl secrets: unknown subcommand %q (want list, show NAME, set NAME or rotate NAME)", errUsage, sub)
 	}
 	var df deployFlags
 	var fromFile string
@@ -241,26 +248,9 @@ func secretsSet(ctx context.Context, env Env, dc *deployconfig.Config, df deploy
 			errUsage, name, k.Refusal, name)
 	}
 	secretName := dc.SecretName(name)
-
-	// Read and judge the value before anything touches AWS: a rejected
-	// value cannot change the stored one.
-	raw, err := readSecretInput(env, fromFile, name, secretName)
+	value, v, err := readCheckedSecret(env, dc, name, fromFile, "set")
 	if err != nil {
 		return err
-	}
-	value := normalizeSecretInput(raw)
-	if value == "" {
-		return fmt.Errorf("%w: tetherctl secrets set %s: the value is empty; give it with --from-file PATH or on standard input", errUsage, name)
-	}
-	var v verdict
-	switch name {
-	case kindLicense:
-		v = checkLicense(dc, []byte(value), time.Now())
-	case kindAI:
-		v = checkAIKey(dc, value)
-	}
-	if v.Status == statusFail {
-		return fmt.Errorf("tetherctl secrets set %s: refused, nothing was written: %s. Fix: %s", name, v.Detail, v.Fix)
 	}
 
 	sess, err := connect(ctx, env, dc, df)
@@ -296,30 +286,54 @@ func secretsSet(ctx context.Context, env Env, dc *deployconfig.Config, df deploy
 	return nil
 }
 
+// readCheckedSecret reads a value set or rotate was given and judges it
+// before anything touches AWS: a rejected value cannot change the stored one.
+func readCheckedSecret(env Env, dc *deployconfig.Config, name, fromFile, sub string) (string, verdict, error) {
+	raw, err := readSecretInput(env, fromFile, name, dc.SecretName(name), sub)
+	if err != nil {
+		return "", verdict{}, err
+	}
+	value := normalizeSecretInput(raw)
+	if value == "" {
+		return "", verdict{}, fmt.Errorf("%w: tetherctl secrets %s %s: the value is empty; give it with --from-file PATH or on standard input", errUsage, sub, name)
+	}
+	var v verdict
+	switch name {
+	case kindLicense:
+		v = checkLicense(dc, []byte(value), time.Now())
+	case kindAI:
+		v = checkAIKey(dc, value)
+	}
+	if v.Status == statusFail {
+		return "", v, fmt.Errorf("tetherctl secrets %s %s: refused, nothing was written: %s. Fix: %s", sub, name, v.Detail, v.Fix)
+	}
+	return value, v, nil
+}
+
 // readSecretInput reads the value from --from-file, from a terminal
 // without echo, or from whatever else standard input is, up to Secrets
 // Manager's size limit.
-func readSecretInput(env Env, fromFile, name, secretName string) ([]byte, error) {
+func readSecretInput(env Env, fromFile, name, secretName, sub string) ([]byte, error) {
 	limited := func(r io.Reader, what string) ([]byte, error) {
 		b, err := io.ReadAll(io.LimitReader(r, maxSecretValue+1))
 		if err != nil {
-			return nil, fmt.Errorf("tetherctl secrets set %s: reading %s: %w", name, what, err)
+			return nil, fmt.Errorf("tetherctl secrets %s %s: reading %s: %w", sub, name, what, err)
 		}
 		if len(b) > maxSecretValue {
-			return nil, fmt.Errorf("%w: tetherctl secrets set %s: %s is larger than Secrets Manager's %d-byte limit; is it the right file?", errUsage, name, what, maxSecretValue)
+			return nil, fmt.Errorf("%w: tetherctl secrets %s %s: %s is larger than Secrets Manager's %d-byte limit; is it the right file?", errUsage, sub, name, what, maxSecretValue)
 		}
 		return b, nil
 	}
 	if fromFile != "" {
 		f, err := os.Open(fromFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: tetherctl secrets set %s: --from-file: %w", errUsage, name, err)
+			return nil, fmt.Errorf("%w: tetherctl secrets %s %s: --from-file: %w", errUsage, sub, name, err)
 		}
 		defer f.Close()
 		return limited(f, fromFile)
 	}
 	if env.Stdin == nil {
-		return nil, fmt.Errorf("%w: tetherctl secrets set %s: no standard input; give the value with --from-file PATH", errUsage, name)
+		return nil, fmt.Errorf("%w: tetherctl secrets %s %s: no standard input; give the value with --from-file PATH", errUsage, sub, name)
 	}
 	if f, ok := env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		what := "the license file's content"
@@ -330,10 +344,10 @@ func readSecretInput(env Env, fromFile, name, secretName string) ([]byte, error)
 		b, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(env.Stderr)
 		if err != nil {
-			return nil, fmt.Errorf("tetherctl secrets set %s: reading the terminal: %w", name, err)
+			return nil, fmt.Errorf("tetherctl secrets %s %s: reading the terminal: %w", sub, name, err)
 		}
 		if len(b) > maxSecretValue {
-			return nil, fmt.Errorf("%w: tetherctl secrets set %s: the value is larger than Secrets Manager's %d-byte limit", errUsage, name, maxSecretValue)
+			return nil, fmt.Errorf("%w: tetherctl secrets %s %s: the value is larger than Secrets Manager's %d-byte limit", errUsage, sub, name, maxSecretValue)
 		}
 		return b, nil
 	}

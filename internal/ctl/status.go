@@ -43,7 +43,19 @@ Shows, reading only:
             uses the SQS API: it stays out of the document path)
   agent     the agent's ECS service, and whether the license secret verifies
             against license.public_key (the license is never printed)
+  storage   the documents bucket's size (S3's daily BucketSizeBytes) and
+            the database's allocated and free storage (RDS, FreeStorageSpace)
+  ai        the AI provider: degraded while the workers' circuit to it keeps
+            opening (the tether-<name>-ai-provider alarm), else ok
+  cert      the TLS certificate in use (domain.certificate_arn, or the one
+            the services stack made in domain.hosted_zone): ACM status and
+            expiry; expired or not ISSUED is a problem, within 30 days a
+            warning
   alarms    CloudWatch alarms named tether-<name>-… that are in ALARM
+  warnings  what is at or past deployment.yaml's observability.thresholds
+            (the alarms' values): queue age, dead letters, database free
+            storage, documents size; a certificate expiring within 30 days;
+            warnings alone do not fail status
 
 Every AWS call has its own time limit (--timeout); a call that fails shows
 its reason in its row and the rest is still shown.
@@ -104,6 +116,15 @@ type statusReport struct {
 	Queues   []queueState   `json:"queues"`
 	License  licenseState   `json:"license"`
 	Alarms   alarmsState    `json:"alarms"`
+	// Storage is nil when the data stack is not deployed.
+	Storage    *storageState   `json:"storage"`
+	AIProvider aiProviderState `json:"ai_provider"`
+	// Certificate is nil while a hosted-zone deployment's services stack,
+	// which creates it, is not deployed.
+	Certificate *certificateState `json:"certificate"`
+	// Warnings are what comes near deployment.yaml's thresholds or a
+	// certificate's expiry; they do not make the deployment unhealthy.
+	Warnings []string `json:"warnings"`
 }
 
 type releaseState struct {
@@ -227,8 +248,19 @@ func readStatus(ctx context.Context, a *awsSession, dc *deployconfig.Config, tim
 	wg.Go(func() { r.Queues = readQueues(ctx, a, dc.Name+"-data", timeout, now) })
 	wg.Go(call(func(ctx context.Context) { r.License = readLicense(ctx, a, dc, now) }))
 	wg.Go(call(func(ctx context.Context) { r.Alarms = readAlarms(ctx, a, dc) }))
+	wg.Go(func() { r.Storage = readStorage(ctx, a, dc, timeout, now) })
+	wg.Go(call(func(ctx context.Context) { r.Certificate = readCertificate(ctx, a, dc, now) }))
 	wg.Wait()
+	r.AIProvider = judgeAIProvider(dc, r.Alarms)
 	r.Problems = judgeStatus(r)
+	r.Warnings = append([]string{}, storageWarnings(r, dc.Observe.Thresholds, dc.Sizing.DatabaseStorageGiB)...)
+	problem, warning := certificateVerdict(r.Certificate, now)
+	if problem != "" {
+		r.Problems = append(r.Problems, problem)
+	}
+	if warning != "" {
+		r.Warnings = append(r.Warnings, warning)
+	}
 	r.Healthy = len(r.Problems) == 0
 	return r
 }
@@ -282,6 +314,12 @@ func judgeStatus(r *statusReport) []string {
 	}
 	if r.Alarms.Error != "" {
 		add("the alarms could not be read: %s", r.Alarms.Error)
+	}
+	if r.Storage != nil && r.Storage.Error != "" {
+		add("the storage could not be read: %s", r.Storage.Error)
+	}
+	if r.Certificate != nil && r.Certificate.Error != "" {
+		add("the TLS certificate could not be read: %s", r.Certificate.Error)
 	}
 	for _, al := range r.Alarms.Firing {
 		add("alarm %s is firing", al.Name)
@@ -455,45 +493,30 @@ func readQueues(ctx context.Context, a *awsSession, stack string, timeout time.D
 	if len(queries) == 0 {
 		return rows
 	}
-	p := cloudwatch.NewGetMetricDataPaginator(a.cloudWatchClient(), &cloudwatch.GetMetricDataInput{
-		MetricDataQueries: queries, StartTime: aws.Time(now.Add(-queueMetricWindow)), EndTime: aws.Time(now),
-		ScanBy: cwtypes.ScanByTimestampDescending,
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(cctx)
-		if err != nil {
-			for i := range rows {
-				if rows[i].Error == "" {
-					rows[i].Error = "CloudWatch GetMetricData: " + describeAWSError(err)
-				}
+	vals, err := latestMetrics(cctx, a.cloudWatchClient(), queries, now.Add(-queueMetricWindow), now)
+	if err != nil {
+		for i := range rows {
+			if rows[i].Error == "" {
+				rows[i].Error = "CloudWatch GetMetricData: " + describeAWSError(err)
 			}
-			return rows
 		}
-		for _, r := range page.MetricDataResults {
-			var i, j int
-			if _, err := fmt.Sscanf(aws.ToString(r.Id), "q%dm%d", &i, &j); err != nil || i >= len(rows) || j >= len(queueMetrics) || len(r.Values) == 0 {
-				continue
-			}
-			latest := r.Values[0] // asked newest first; checked, as an emulator may not sort
-			if len(r.Timestamps) == len(r.Values) {
-				newest := r.Timestamps[0]
-				for k, ts := range r.Timestamps {
-					if ts.After(newest) {
-						newest, latest = ts, r.Values[k]
-					}
-				}
-			}
-			q := &rows[i]
-			switch queueMetrics[j] {
-			case "ApproximateNumberOfMessagesVisible":
-				q.Visible = aws.Int64(int64(latest))
-			case "ApproximateNumberOfMessagesNotVisible":
-				q.InFlight = aws.Int64(int64(latest))
-			case "ApproximateNumberOfMessagesDelayed":
-				q.Delayed = aws.Int64(int64(latest))
-			case "ApproximateAgeOfOldestMessage":
-				q.OldestAgeSeconds = aws.Float64(latest)
-			}
+		return rows
+	}
+	for id, latest := range vals {
+		var i, j int
+		if _, err := fmt.Sscanf(id, "q%dm%d", &i, &j); err != nil || i >= len(rows) || j >= len(queueMetrics) {
+			continue
+		}
+		q := &rows[i]
+		switch queueMetrics[j] {
+		case "ApproximateNumberOfMessagesVisible":
+			q.Visible = aws.Int64(int64(latest))
+		case "ApproximateNumberOfMessagesNotVisible":
+			q.InFlight = aws.Int64(int64(latest))
+		case "ApproximateNumberOfMessagesDelayed":
+			q.Delayed = aws.Int64(int64(latest))
+		case "ApproximateAgeOfOldestMessage":
+			q.OldestAgeSeconds = aws.Float64(latest)
 		}
 	}
 	return rows
@@ -646,6 +669,28 @@ func writeStatus(w io.Writer, r *statusReport) {
 		}
 		row(section, "%s", line)
 	}
+	for i, line := range storageLines(r.Storage, bucketMetricWindow) {
+		section := ""
+		if i == 0 {
+			section = "storage"
+		}
+		row(section, "%s", line)
+	}
+	row("ai", "%s %s: %s", r.AIProvider.Provider, r.AIProvider.Status, r.AIProvider.Detail)
+	switch c := r.Certificate; {
+	case c == nil:
+		row("cert", "none found: with domain.hosted_zone the services stack creates it")
+	case c.Error != "":
+		row("cert", "%s", c.Error)
+	case c.NotAfter != nil:
+		line := fmt.Sprintf("%s %s, expires %s (%d days)", c.Status, c.ARN, c.NotAfter.Format(dateFormat), *c.DaysLeft)
+		if c.Renewal != "" {
+			line += ", renewal " + c.Renewal
+		}
+		row("cert", "%s", line)
+	default:
+		row("cert", "%s %s", c.Status, c.ARN)
+	}
 	agent := "not deployed"
 	for _, s := range r.Services {
 		if strings.HasSuffix(s.Name, "-agent") && s.Deployed && s.Error == "" {
@@ -671,6 +716,12 @@ func writeStatus(w io.Writer, r *statusReport) {
 				section = "alarms"
 			}
 			row(section, "%s since %s: %s", al.Name, al.Since.UTC().Format(time.RFC3339), al.Reason)
+		}
+	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintf(w, "\n%d warnings:\n", len(r.Warnings))
+		for _, p := range r.Warnings {
+			fmt.Fprintf(w, "  - %s\n", p)
 		}
 	}
 	if len(r.Problems) > 0 {

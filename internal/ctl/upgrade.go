@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/deployconfig"
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/releasestate"
 	"github.com/tetherhq/tether/internal/updater"
 	"github.com/tetherhq/tether/internal/updater/airgap"
 )
@@ -88,7 +88,7 @@ func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bu
 	if err := os.CopyFS(next, os.DirFS(meta)); err != nil {
 		return nil, fmt.Errorf("copying the trusted metadata in %s: %w", meta, err)
 	}
-	ms, err := airgap.ImportBundle(ctx, next, filepath.Join(work, "targets"), f)
+	ms, err := airgap.ImportBundle(ctx, next, filepath.Join(work, "targets"), f, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("release bundle %s refused, nothing was changed: %w", bundle, explainTUF(err))
 	}
@@ -207,46 +207,28 @@ func versionOf(ms []release.Manifest, docsvc, agent string) string {
 	return ""
 }
 
-// releaseOutcome is one upgrade or rollback as recorded.
-type releaseOutcome struct {
-	Action       string    `json:"action"` // upgrade | rollback
-	From         string    `json:"from"`   // version, "" when unknown
-	To           string    `json:"to"`
-	FromDocsvc   string    `json:"from_docsvc_digest"`
-	FromAgent    string    `json:"from_agent_digest"`
-	DocsvcDigest string    `json:"docsvc_digest"`
-	AgentDigest  string    `json:"agent_digest"`
-	Outcome      string    `json:"outcome"` // succeeded | rolled-back | failed
-	Reason       string    `json:"reason,omitempty"`
-	At           time.Time `json:"at"`
-}
+// releaseOutcome is one upgrade, rollback or staging as recorded, in the
+// format the agent and the local runtime share (internal/releasestate).
+type releaseOutcome = releasestate.Outcome
 
 // The outcomes are kept in one SSM parameter, so that every operator of the
-// deployment (and the next machine) sees the same previous release; only
-// the newest maxOutcomes fit a Standard parameter's 4 KB.
-const maxOutcomes = 8
+// deployment (and the next machine, and the agent) sees the same previous
+// release; only the newest maxOutcomes fit a Standard parameter's 4 KB.
+const maxOutcomes = releasestate.Max
 
 func historyParameter(dc *deployconfig.Config) string {
 	return "/tether/" + dc.Name + "/state/releases"
 }
 
-var outcomeValues = map[string]bool{"succeeded": true, "rolled-back": true, "failed": true}
-
-// parseHistory reads the recorded outcomes strictly, newest first.
+// parseHistory reads the recorded outcomes strictly, newest first. On top
+// of the shared format's rules, tetherctl needs every digest (a rollback
+// returns to them).
 func parseHistory(name string, data []byte) ([]releaseOutcome, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var h []releaseOutcome
-	if err := dec.Decode(&h); err != nil {
-		return nil, fmt.Errorf("SSM parameter %s is not tetherctl's release history (%v): delete it (aws ssm delete-parameter --name %s) and the next upgrade starts a new one", name, err, name)
-	}
-	if len(h) > maxOutcomes {
-		return nil, fmt.Errorf("SSM parameter %s holds %d outcomes, more than the %d tetherctl keeps: it was edited by hand; delete it", name, len(h), maxOutcomes)
+	h, err := releasestate.Parse("SSM parameter "+name, data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (aws ssm delete-parameter --name %s)", err, name)
 	}
 	for i, o := range h {
-		if o.Action != "upgrade" && o.Action != "rollback" || !outcomeValues[o.Outcome] {
-			return nil, fmt.Errorf("SSM parameter %s, outcome %d: action %q, outcome %q is not one tetherctl writes: delete the parameter", name, i, o.Action, o.Outcome)
-		}
 		for _, d := range []string{o.DocsvcDigest, o.AgentDigest, o.FromDocsvc, o.FromAgent} {
 			if err := checkDigest("SSM parameter "+name+" outcome "+fmt.Sprint(i), d); err != nil {
 				return nil, fmt.Errorf("%w: delete the parameter", err)
@@ -277,11 +259,7 @@ func recordOutcome(ctx context.Context, a *awsSession, dc *deployconfig.Config, 
 	if err != nil {
 		return err
 	}
-	h = append([]releaseOutcome{o}, h...)
-	if len(h) > maxOutcomes {
-		h = h[:maxOutcomes]
-	}
-	data, err := json.Marshal(h)
+	data, err := json.Marshal(releasestate.Prepend(h, o))
 	if err != nil {
 		return err
 	}

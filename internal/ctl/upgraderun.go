@@ -38,13 +38,16 @@ func defaultUpgradeSteps() upgradeSteps {
 
 // upgradePlan is one upgrade or rollback, decided before anything changes.
 type upgradePlan struct {
-	Action   string          `json:"action"` // upgrade | rollback
-	From     deployedRelease `json:"from"`
-	To       releaseImages   `json:"to"`
-	Settle   time.Duration   `json:"-"`
-	Snapshot string          `json:"snapshot,omitempty"`
-	Outcome  string          `json:"outcome,omitempty"`
-	Reason   string          `json:"reason,omitempty"`
+	Action string          `json:"action"` // upgrade | rollback
+	From   deployedRelease `json:"from"`
+	To     releaseImages   `json:"to"`
+	Settle time.Duration   `json:"-"`
+	// Stage stops after the migration: the release is ready (images,
+	// schema, markers) for the agent to apply in the customer's window.
+	Stage    bool   `json:"stage,omitempty"`
+	Snapshot string `json:"snapshot,omitempty"`
+	Outcome  string `json:"outcome,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 func (p upgradePlan) steps(dc *deployconfig.Config) []string {
@@ -60,6 +63,9 @@ func (p upgradePlan) steps(dc *deployconfig.Config) []string {
 		)
 	} else {
 		s = append(s, "no migration: migrations only add (expand/contract), so the previous release runs on this schema")
+	}
+	if p.Stage {
+		return append(s, "record the outcome staged in SSM parameter "+historyParameter(dc)+"; the services are not changed: the agent applies the release in plane.upgrade_window, or run tetherctl upgrade --to "+p.To.Version)
 	}
 	return append(s,
 		"set the "+dc.Name+"-services stack's DocsvcImage to "+migratedMarkerPath(dc, p.To.DocsvcDigest)+" and AgentImage to "+agentMarkerPath(dc, p.To.AgentDigest)+" (change set shown first)",
@@ -91,7 +97,10 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 			return fmt.Errorf("the services were not changed: %w", err)
 		}
 		if err := steps.migrate(ctx, env, a, dc, p.To.DocsvcDigest); err != nil {
-			return p.record(ctx, a, dc, "failed", fmt.Errorf("the migration failed, the services were not changed and still run %s (restore snapshot %s only if the database is damaged): %w", orDefault(p.From.Version, "the previous release"), p.Snapshot, err))
+			return p.record(ctx, a, dc, "failed", "migration-failed", fmt.Errorf("the migration failed, the services were not changed and still run %s (restore snapshot %s only if the database is damaged): %w", orDefault(p.From.Version, "the previous release"), p.Snapshot, err))
+		}
+		if p.Stage {
+			return p.record(ctx, a, dc, "staged", "", nil)
 		}
 	}
 	target := map[string]string{"DocsvcImage": migratedMarkerPath(dc, p.To.DocsvcDigest), "AgentImage": agentMarkerPath(dc, p.To.AgentDigest)}
@@ -99,7 +108,7 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 		if strings.HasPrefix(err.Error(), "not confirmed") {
 			return err
 		}
-		return p.rollBack(ctx, env, a, dc, w, fmt.Sprintf("updating the services stack failed: %v", err))
+		return p.rollBack(ctx, env, a, dc, w, "stack-failed", fmt.Sprintf("updating the services stack failed: %v", err))
 	}
 	// The rollout may take as long as the time limit allows; once every
 	// service has settled, it must stay healthy for p.Settle.
@@ -107,10 +116,10 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 	for {
 		settled, problems, err := steps.health(ctx, a, dc)
 		if err != nil {
-			return p.rollBack(ctx, env, a, dc, w, fmt.Sprintf("the services' health could not be read: %v", err))
+			return p.rollBack(ctx, env, a, dc, w, "health-unreadable", fmt.Sprintf("the services' health could not be read: %v", err))
 		}
 		if len(problems) > 0 {
-			return p.rollBack(ctx, env, a, dc, w, strings.Join(problems, "; "))
+			return p.rollBack(ctx, env, a, dc, w, problemCode(problems), strings.Join(problems, "; "))
 		}
 		switch {
 		case !settled:
@@ -123,31 +132,44 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 			break
 		}
 		if err := sleep(ctx, stackPoll); err != nil {
-			return p.rollBack(ctx, env, a, dc, w, "the services had not stayed healthy for "+p.Settle.String()+" when the time limit (--timeout) ran out")
+			return p.rollBack(ctx, env, a, dc, w, "timeout", "the services had not stayed healthy for "+p.Settle.String()+" when the time limit (--timeout) ran out")
 		}
 	}
-	return p.record(ctx, a, dc, "succeeded", nil)
+	return p.record(ctx, a, dc, "succeeded", "", nil)
+}
+
+// problemCode is the recorded reason code for healthProblems' findings: an
+// alarm when one went off, else a failed rollout.
+func problemCode(problems []string) string {
+	for _, p := range problems {
+		if strings.HasPrefix(p, "alarm ") {
+			return "alarm"
+		}
+	}
+	return "rollout-failed"
 }
 
 // rollBack sets the services stack back to the markers it had and records
-// why.
-func (p *upgradePlan) rollBack(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Config, w io.Writer, why string) error {
+// why (code, one of wire.UpgradeReasons, and the text).
+func (p *upgradePlan) rollBack(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Config, w io.Writer, code, why string) error {
 	fmt.Fprintf(w, "Rolling the services back to %s: %s\n", orDefault(p.From.Version, "the previous images"), why)
 	back := map[string]string{"DocsvcImage": p.From.DocsvcMarker, "AgentImage": p.From.AgentMarker}
 	// A fresh deadline: the rollback must run even when the upgrade's ran out.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
 	defer cancel()
 	if err := setStackParameters(rctx, env, a, dc.Name+"-services", back, true, w); err != nil {
-		return p.record(rctx, a, dc, "failed", fmt.Errorf("%s, and setting the services stack back failed too: %w; set DocsvcImage=%s and AgentImage=%s by hand (docs/runbooks/rollback.md)", why, err, p.From.DocsvcMarker, p.From.AgentMarker))
+		return p.record(rctx, a, dc, "failed", code, fmt.Errorf("%s, and setting the services stack back failed too: %w; set DocsvcImage=%s and AgentImage=%s by hand (docs/runbooks/rollback.md)", why, err, p.From.DocsvcMarker, p.From.AgentMarker))
 	}
-	return p.record(rctx, a, dc, "rolled-back", fmt.Errorf("the %s to %s was rolled back, the services run %s again: %s", p.Action, p.To.Version, orDefault(p.From.Version, "the previous images"), why))
+	return p.record(rctx, a, dc, "rolled-back", code, fmt.Errorf("the %s to %s was rolled back, the services run %s again: %s", p.Action, p.To.Version, orDefault(p.From.Version, "the previous images"), why))
 }
 
-// record writes the outcome and returns cause (nil on success).
-func (p *upgradePlan) record(ctx context.Context, a *awsSession, dc *deployconfig.Config, outcome string, cause error) error {
+// record writes the outcome, with code (one of wire.UpgradeReasons, the
+// only part of it the agent reports to the plane) when it failed, and
+// returns cause (nil on success).
+func (p *upgradePlan) record(ctx context.Context, a *awsSession, dc *deployconfig.Config, outcome, code string, cause error) error {
 	p.Outcome = outcome
 	o := releaseOutcome{Action: p.Action, From: p.From.Version, To: p.To.Version, FromDocsvc: p.From.DocsvcDigest, FromAgent: p.From.AgentDigest,
-		DocsvcDigest: p.To.DocsvcDigest, AgentDigest: p.To.AgentDigest, Outcome: outcome, At: time.Now().UTC()}
+		DocsvcDigest: p.To.DocsvcDigest, AgentDigest: p.To.AgentDigest, Outcome: outcome, Code: code, By: "tetherctl", At: time.Now().UTC()}
 	if cause != nil {
 		p.Reason = cause.Error()
 		o.Reason = oneLine(cause.Error())
@@ -253,7 +275,7 @@ func snapshotDatabase(ctx context.Context, a *awsSession, dc *deployconfig.Confi
 	}
 }
 
-const upgradeUsage = `usage: tetherctl upgrade --bundle FILE [--to VERSION] [--settle 10m] [--yes] [--output json]
+const upgradeUsage = `usage: tetherctl upgrade --bundle FILE [--to VERSION] [--stage] [--settle 10m] [--yes] [--output json]
 
 Installs a newer release on the AWS runtime (docs/runbooks/upgrade.md). FILE is
 the vendor's signed release export; it is verified against deployment.yaml's
@@ -266,6 +288,12 @@ set shown first); run the migration task; set the services stack's DocsvcImage
 and AgentImage (change set shown first); watch the services for --settle; on
 a failed rollout or an alarm, set the services stack back by itself; record
 the outcome in /tether/<name>/state/releases.
+
+With --stage it stops after the migration and records the outcome "staged":
+the images are in ECR, the schema is migrated and the markers are written,
+and the services still run the current release. With plane.automatic_upgrades,
+the agent then applies the release itself inside plane.upgrade_window
+(docs/agent.md); without, run tetherctl upgrade --to VERSION when you choose.
 
 `
 
@@ -284,6 +312,7 @@ type upgradeFlags struct {
 	df      deployFlags
 	bundle  string
 	to      string
+	stage   bool
 	settle  time.Duration
 	timeout time.Duration
 	yes     bool
@@ -303,6 +332,7 @@ func (u *upgradeFlags) parse(env Env, name, usage string, args []string) (bool, 
 	if name == "upgrade" {
 		fs.StringVar(&u.bundle, "bundle", "", "the vendor's signed release export `FILE`")
 		fs.StringVar(&u.to, "to", "", "the release `VERSION` to install (default: the newest that applies)")
+		fs.BoolVar(&u.stage, "stage", false, "stop after the migration: prepare the release for the agent to apply in plane.upgrade_window, without rolling the services")
 	}
 	fs.DurationVar(&u.settle, "settle", 10*time.Minute, "how long the services must stay healthy before the release counts as installed")
 	fs.DurationVar(&u.timeout, "timeout", time.Hour, "how long the whole "+name+" may take, the rollout and --settle included")
@@ -356,7 +386,7 @@ func upgradeWith(ctx context.Context, args []string, env Env, steps upgradeSteps
 	if err != nil {
 		return fmt.Errorf("tetherctl upgrade: %w", err)
 	}
-	p := &upgradePlan{Action: "upgrade", From: cur, To: rel, Settle: u.settle}
+	p := &upgradePlan{Action: "upgrade", From: cur, To: rel, Settle: u.settle, Stage: u.stage}
 	return confirmAndRun(ctx, env, a, dc, p, steps, opt, u)
 }
 
@@ -425,6 +455,8 @@ func confirmAndRun(ctx context.Context, env Env, a *awsSession, dc *deployconfig
 		if jerr := writeJSON(env.Stdout, p); jerr != nil {
 			return jerr
 		}
+	} else if err == nil && p.Stage {
+		fmt.Fprintf(env.Stdout, "release %s is staged: its images are in ECR, the migration ran and the markers are written (snapshot %s); the services still run %s\n", p.To.Version, p.Snapshot, orDefault(p.From.Version, "the previous release"))
 	} else if err == nil {
 		fmt.Fprintf(env.Stdout, "%s to %s succeeded: the services run docsvc %s and agent %s (snapshot %s)\n", p.Action, p.To.Version, p.To.DocsvcDigest, p.To.AgentDigest, p.Snapshot)
 	}

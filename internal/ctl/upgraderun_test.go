@@ -128,16 +128,31 @@ func (w *upgradeWorld) seen(t *testing.T, name string) string {
 }
 
 func (w *upgradeWorld) run(t *testing.T, action string, to releaseImages, migrateErr error) (*upgradePlan, string, error) {
+	return w.runPlan(t, &upgradePlan{Action: action, To: to}, migrateErr)
+}
+
+func (w *upgradeWorld) runPlan(t *testing.T, p *upgradePlan, migrateErr error) (*upgradePlan, string, error) {
 	t.Helper()
 	cur, err := currentRelease(context.Background(), w.a, w.dc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &upgradePlan{Action: action, From: cur, To: to}
+	p.From = cur
 	var out bytes.Buffer
 	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
 	err = runUpgrade(context.Background(), env, w.a, w.dc, p, w.steps(migrateErr), imageOptions{}, true, &out)
 	return p, out.String(), err
+}
+
+// checkPushedAndMigrated: release 1.1.0 was pushed and migrated, in that order.
+func (w *upgradeWorld) checkPushedAndMigrated(t *testing.T) {
+	t.Helper()
+	if got := strings.Join(w.calls, ", "); got != "push 1.1.0, migrate "+w.to.DocsvcDigest {
+		t.Errorf("steps: %s", got)
+	}
+	if got := w.seen(t, "/test/cluster"); got != w.to.DocsvcDigest {
+		t.Errorf("cluster MigrateImageDigest = %s, want the release's", got)
+	}
 }
 
 func TestUpgradeSucceeds(t *testing.T) {
@@ -147,12 +162,7 @@ func TestUpgradeSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if got := strings.Join(w.calls, ", "); got != "push 1.1.0, migrate "+w.to.DocsvcDigest {
-		t.Errorf("steps: %s", got)
-	}
-	if got := w.seen(t, "/test/cluster"); got != w.to.DocsvcDigest {
-		t.Errorf("cluster MigrateImageDigest = %s", got)
-	}
+	w.checkPushedAndMigrated(t)
 	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.to.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.to.AgentDigest); got != want {
 		t.Errorf("services stack given %s, want %s", got, want)
 	}
@@ -185,6 +195,31 @@ func TestUpgradeSucceeds(t *testing.T) {
 	}
 }
 
+// --stage: verify, check, snapshot, push, migrate (the markers), record
+// "staged", and leave the services as they are for the agent.
+func TestUpgradeStageLeavesTheServices(t *testing.T) {
+	w := newUpgradeWorld(t)
+	w.health = [][]any{healthy, circuitBroken} // a second health read would fail the test below
+	p, out, err := w.runPlan(t, &upgradePlan{Action: "upgrade", To: w.to, Stage: true}, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	w.checkPushedAndMigrated(t)
+	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.from.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.from.AgentDigest); got != want {
+		t.Errorf("staging changed the services stack to %s", got)
+	}
+	if p.Outcome != "staged" || p.Snapshot == "" || strings.Contains(out, "Rolling") {
+		t.Errorf("plan %+v\n%s", p, out)
+	}
+	h, err := readHistory(context.Background(), w.a, w.dc)
+	if err != nil || len(h) != 1 || h[0].Outcome != "staged" || h[0].To != "1.1.0" || h[0].By != "tetherctl" || h[0].AgentDigest != w.to.AgentDigest {
+		t.Fatalf("history %+v, %v", h, err)
+	}
+	if steps := strings.Join(p.steps(w.dc), "\n"); strings.Contains(steps, "DocsvcImage") || !strings.Contains(steps, "staged") {
+		t.Errorf("the plan shown for --stage:\n%s", steps)
+	}
+}
+
 func TestUpgradeMigrationFailureStopsBeforeServices(t *testing.T) {
 	w := newUpgradeWorld(t)
 	w.health = [][]any{healthy}
@@ -195,7 +230,7 @@ func TestUpgradeMigrationFailureStopsBeforeServices(t *testing.T) {
 	if got, want := w.seen(t, "/test/services"), migratedMarkerPath(w.dc, w.from.DocsvcDigest)+"|"+agentMarkerPath(w.dc, w.from.AgentDigest); got != want {
 		t.Errorf("the services stack changed after a failed migration: %s", got)
 	}
-	if h, _ := readHistory(context.Background(), w.a, w.dc); len(h) != 1 || h[0].Outcome != "failed" {
+	if h, _ := readHistory(context.Background(), w.a, w.dc); len(h) != 1 || h[0].Outcome != "failed" || h[0].Code != "migration-failed" {
 		t.Errorf("history %+v", h)
 	}
 }
@@ -213,7 +248,7 @@ func TestUpgradeFailedRolloutRollsBack(t *testing.T) {
 	if !strings.Contains(out, "Rolling the services back") || p.Outcome != "rolled-back" {
 		t.Errorf("outcome %q; output:\n%s", p.Outcome, out)
 	}
-	if h, _ := readHistory(context.Background(), w.a, w.dc); len(h) != 1 || h[0].Outcome != "rolled-back" || !strings.Contains(h[0].Reason, "circuit breaker") {
+	if h, _ := readHistory(context.Background(), w.a, w.dc); len(h) != 1 || h[0].Outcome != "rolled-back" || h[0].Code != "alarm" || !strings.Contains(h[0].Reason, "circuit breaker") {
 		t.Errorf("history %+v", h)
 	}
 }

@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tetherhq/tether/internal/upgradewindow"
 )
 
 // MaxFileSize bounds how much of a config file is read; a real one is a few
@@ -133,6 +135,10 @@ type Plane struct {
 	URL               string `yaml:"url"`
 	Channel           string `yaml:"channel"`
 	AutomaticUpgrades bool   `yaml:"automatic_upgrades"`
+	// UpgradeWindow is when the agent may apply a release by itself, in
+	// internal/upgradewindow's grammar ("Sun 02:00-04:00", UTC); required
+	// with AutomaticUpgrades. The stack passes it as TETHER_UPGRADE_WINDOW.
+	UpgradeWindow string `yaml:"upgrade_window"`
 	// TrustedRoot is the vendor's TUF root.json, the content itself: the
 	// agent verifies every release against it, air-gapped or not, so it is
 	// required. The stack passes it to the agent as TETHER_TRUSTED_ROOT.
@@ -241,10 +247,25 @@ type Sizing struct {
 	PerformanceInsights bool   `yaml:"performance_insights"`
 }
 
-// Observability is log retention and where alarms go.
+// Observability is log retention, where alarms go and when they fire.
 type Observability struct {
-	LogRetentionDays int    `yaml:"log_retention_days"`
-	AlarmEmail       string `yaml:"alarm_email"`
+	LogRetentionDays int        `yaml:"log_retention_days"`
+	AlarmEmail       string     `yaml:"alarm_email"`
+	Thresholds       Thresholds `yaml:"thresholds"`
+}
+
+// Thresholds are where the storage-growth alarms fire (the services
+// stack's alarms; tetherctl status warns at the same values).
+type Thresholds struct {
+	// QueueAgeMinutes: the oldest job has waited this long.
+	QueueAgeMinutes int `yaml:"queue_age_minutes"`
+	// DeadLetters: this many jobs are in the dead-letter queue.
+	DeadLetters int `yaml:"dead_letters"`
+	// DatabaseFreePercent: the database's free storage fell to this share
+	// of its allocated size.
+	DatabaseFreePercent int `yaml:"database_free_percent"`
+	// DocumentsGiB: the documents bucket holds this much.
+	DocumentsGiB int `yaml:"documents_gib"`
 }
 
 // IAM holds constraints the customer's service control policies impose.
@@ -268,8 +289,19 @@ const (
 	DefaultDatabaseClass    = "db.t4g.medium"
 	DefaultDatabaseGiB      = 50
 	DefaultLogRetentionDays = 90
-	DefaultCIDR             = "10.40.0.0/16"
+	// The storage-growth alarms' thresholds (observability.thresholds).
+	DefaultQueueAgeMinutes     = 15
+	DefaultDeadLetters         = 1
+	DefaultDatabaseFreePercent = 10
+	DefaultDocumentsGiB        = 1024
+	// The task counts' bounds, shared with tetherctl scale and the services
+	// stack's ApiTaskCount, WorkerMinTasks and WorkerMaxTasks parameters.
+	MaxAPITasks    = 50
+	MaxWorkerTasks = 200
 )
+
+// DefaultCIDR is the new VPC's range when network.cidr is left out.
+const DefaultCIDR = "10.40.0.0/16"
 
 // Load reads and parses the file at path.
 func Load(path string) (*Config, error) {
@@ -381,6 +413,16 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Observe.LogRetentionDays == 0 {
 		c.Observe.LogRetentionDays = DefaultLogRetentionDays
+	}
+	t := &c.Observe.Thresholds
+	for _, d := range []struct {
+		f   *int
+		def int
+	}{{&t.QueueAgeMinutes, DefaultQueueAgeMinutes}, {&t.DeadLetters, DefaultDeadLetters},
+		{&t.DatabaseFreePercent, DefaultDatabaseFreePercent}, {&t.DocumentsGiB, DefaultDocumentsGiB}} {
+		if *d.f == 0 {
+			*d.f = d.def
+		}
 	}
 }
 
@@ -521,6 +563,16 @@ func (c *Config) Validate() error {
 		v.add("plane.automatic_upgrades", "automatic upgrades need plane.url; set it or turn upgrades off")
 	}
 	v.match("plane.channel", c.Plane.Channel, channelRE, "a release channel name such as stable")
+	switch {
+	case c.Plane.AutomaticUpgrades && c.Plane.UpgradeWindow == "":
+		v.add("plane.upgrade_window", "automatic upgrades need a maintenance window such as \"Sun 02:00-04:00\" (UTC); set it or turn upgrades off")
+	case c.Plane.UpgradeWindow != "" && !c.Plane.AutomaticUpgrades:
+		v.add("plane.upgrade_window", "has no effect without plane.automatic_upgrades: true; set that or remove the window")
+	case c.Plane.UpgradeWindow != "":
+		if _, err := upgradewindow.Parse(c.Plane.UpgradeWindow); err != nil {
+			v.add("plane.upgrade_window", "%v", err)
+		}
+	}
 	if problem := checkTUFRoot(c.Plane.TrustedRoot); problem != "" {
 		v.add("plane.trusted_root", "%s; paste the content of the vendor's root.json", problem)
 	}
@@ -533,9 +585,9 @@ func (c *Config) Validate() error {
 	v.adopt(c)
 
 	s := c.Sizing
-	v.between("sizing.api_tasks", s.APITasks, 1, 50)
-	v.between("sizing.worker_min", s.WorkerMin, 0, 200)
-	v.between("sizing.worker_max", s.WorkerMax, 1, 200)
+	v.between("sizing.api_tasks", s.APITasks, 1, MaxAPITasks)
+	v.between("sizing.worker_min", s.WorkerMin, 0, MaxWorkerTasks)
+	v.between("sizing.worker_max", s.WorkerMax, 1, MaxWorkerTasks)
 	if s.WorkerMax < s.WorkerMin {
 		v.add("sizing.worker_max", "must be at least worker_min (%d)", s.WorkerMin)
 	}
@@ -546,6 +598,11 @@ func (c *Config) Validate() error {
 	}
 
 	v.between("observability.log_retention_days", c.Observe.LogRetentionDays, 1, 3653)
+	t := c.Observe.Thresholds
+	v.between("observability.thresholds.queue_age_minutes", t.QueueAgeMinutes, 1, 1440)
+	v.between("observability.thresholds.dead_letters", t.DeadLetters, 1, 100000)
+	v.between("observability.thresholds.database_free_percent", t.DatabaseFreePercent, 1, 50)
+	v.between("observability.thresholds.documents_gib", t.DocumentsGiB, 1, 10000000)
 	if c.Observe.AlarmEmail != "" {
 		v.match("observability.alarm_email", c.Observe.AlarmEmail, emailRE, "the address alarm notifications go to")
 	}

@@ -31,6 +31,9 @@ func TestParseExamples(t *testing.T) {
 		minimal.Sizing.DatabaseClass != DefaultDatabaseClass || minimal.Observe.LogRetentionDays != DefaultLogRetentionDays {
 		t.Errorf("defaults not applied: %+v %+v", minimal.Sizing, minimal.Observe)
 	}
+	if want := (Thresholds{QueueAgeMinutes: 15, DeadLetters: 1, DatabaseFreePercent: 10, DocumentsGiB: 1024}); minimal.Observe.Thresholds != want {
+		t.Errorf("thresholds = %+v, want the defaults %+v", minimal.Observe.Thresholds, want)
+	}
 	if got, want := minimal.ParameterPath(), "/tether/acme-docs/config"; got != want {
 		t.Errorf("ParameterPath = %q, want %q", got, want)
 	}
@@ -53,7 +56,8 @@ func TestParseExamples(t *testing.T) {
 	}
 	if strict.IAM.PermissionsBoundary != "GlobexWorkloadBoundary" || strict.CDK.Qualifier != "globex01" ||
 		!strict.Sizing.MultiAZ || strict.AI.Provider != AIBedrock || strict.Images.Source != ImagesBuild ||
-		strict.Agent.Telemetry || strict.Agent.DiagnosticsApproval != DiagnosticsManual {
+		strict.Agent.Telemetry || strict.Agent.DiagnosticsApproval != DiagnosticsManual ||
+		strict.Observe.Thresholds != (Thresholds{QueueAgeMinutes: 30, DeadLetters: 5, DatabaseFreePercent: 20, DocumentsGiB: 5000}) {
 		t.Errorf("strict.yaml parsed wrong: %+v", strict)
 	}
 }
@@ -141,6 +145,9 @@ func TestParseRejects(t *testing.T) {
 		{"image source", edit(t, "  source: vendor", "  source: dockerhub"), "images.source: must be"},
 		{"plane http", edit(t, "  url: https://plane", "  url: http://plane.vendor.example"), "plane.url"},
 		{"upgrades without plane", edit(t, "  url: https://plane", "  automatic_upgrades: true"), "plane.automatic_upgrades: automatic upgrades need plane.url"},
+		{"upgrades without window", edit(t, "  channel: stable", "  channel: stable\n  automatic_upgrades: true"), "plane.upgrade_window: automatic upgrades need a maintenance window"},
+		{"window without upgrades", edit(t, "  channel: stable", "  channel: stable\n  upgrade_window: Sun 02:00-04:00"), "plane.upgrade_window: has no effect without plane.automatic_upgrades"},
+		{"window grammar", edit(t, "  channel: stable", "  channel: stable\n  automatic_upgrades: true\n  upgrade_window: Sunday 2am"), `plane.upgrade_window: upgrade window range "Sunday 2am"`},
 		{"sizing range", append(readExample(t, "minimal.yaml"), []byte("sizing:\n  worker_min: 5\n  worker_max: 3\n")...), "sizing.worker_max: must be at least worker_min (5)"},
 		{"db class", append(readExample(t, "minimal.yaml"), []byte("sizing:\n  database_class: t4g.medium\n")...), "sizing.database_class"},
 		{"multi-az one task", append(readExample(t, "minimal.yaml"), []byte("sizing:\n  multi_az: true\n  api_tasks: 1\n")...), "sizing.api_tasks: multi_az needs"},
@@ -160,6 +167,11 @@ func TestParseRejects(t *testing.T) {
 		{"telemetry not a bool", append(readExample(t, "minimal.yaml"), []byte("agent:\n  telemetry: yes please\n")...), "agent.telemetry: got a str value"},
 		{"telemetry air-gapped", append(edit(t, "  url: https://plane", ""), []byte("agent:\n  telemetry: true\n")...), "agent.telemetry: telemetry is sent to the plane"},
 		{"automatic diagnostics air-gapped", append(edit(t, "  url: https://plane", ""), []byte("agent:\n  diagnostics_approval: automatic\n")...), "agent.diagnostics_approval: automatic uploads diagnostics"},
+		{"queue age threshold", append(readExample(t, "minimal.yaml"), []byte("observability:\n  thresholds:\n    queue_age_minutes: 2000\n")...), "observability.thresholds.queue_age_minutes: 2000 is out of range: want 1 to 1440"},
+		{"free storage threshold", append(readExample(t, "minimal.yaml"), []byte("observability:\n  thresholds:\n    database_free_percent: -5\n")...), "observability.thresholds.database_free_percent: -5 is out of range"},
+		{"dead letters threshold", append(readExample(t, "minimal.yaml"), []byte("observability:\n  thresholds:\n    dead_letters: 100001\n")...), "observability.thresholds.dead_letters: 100001 is out of range"},
+		{"documents threshold type", append(readExample(t, "minimal.yaml"), []byte("observability:\n  thresholds:\n    documents_gib: 1TB\n")...), "observability.thresholds.documents_gib: got a str value"},
+		{"unknown threshold", append(readExample(t, "minimal.yaml"), []byte("observability:\n  thresholds:\n    bucket_gib: 5\n")...), "observability.thresholds.bucket_gib: unknown field"},
 		{"unknown agent field", append(readExample(t, "minimal.yaml"), []byte("agent:\n  heartbeat: 10s\n")...), "agent.heartbeat: unknown field"},
 	}
 	expectRejects(t, tests)

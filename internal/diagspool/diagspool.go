@@ -1,20 +1,10 @@
 // Package diagspool is the on-disk format of the agent's diagnostics
-// requests, shared by the agent and tetherctl. The agent records each
-// request the vendor makes and the bundle it built for it; the operator
-// lists, previews, approves and declines them with tetherctl, which reads
-// and writes the same files and so need not link the agent. tetherctl's
-// own steps (Preview, Approve, Decline) are internal/diagspool/diagreview,
-// which the agent does not link; the format is defined here alone.
-//
-// In the agent's data dir D:
-//
-//	D/diagnostics/.lock                  exclusive lock for state changes
-//	D/diagnostics/<id>/request.json      the vendor's request (wire.DiagnosticRequest)
-//	D/diagnostics/<id>/bundle/           the collected files
-//	D/diagnostics/<id>/manifest.json     each collected file's name, size and SHA-256
-//	D/diagnostics/<id>/state.json        pending, approved, uploaded or declined;
-//	                                     written last, so its presence means the
-//	                                     record is complete
+// requests (D/diagnostics/<id>/: request.json, bundle/, manifest.json, and
+// state.json written last, so its presence means the record is complete;
+// docs/agent.md describes each), shared by the agent, which records each
+// request with the bundle it built, and tetherctl, which lists, previews,
+// approves and declines them (internal/diagspool/diagreview, which the
+// agent does not link) without linking the agent.
 //
 // This package must not import internal/agent or anything that reads
 // documents, their storage or their queue: tetherctl links it.
@@ -133,14 +123,14 @@ func Read(dataDir, id string) (Diagnostic, error) {
 		return Diagnostic{}, err
 	}
 	var st diagState
-	if err := readJSON(filepath.Join(d, "state.json"), &st); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(d, "state.json"), &st); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return Diagnostic{}, ErrUnknownDiagnostic
 		}
 		return Diagnostic{}, err
 	}
 	var req wire.DiagnosticRequest
-	if err := readJSON(filepath.Join(d, "request.json"), &req); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
 		return Diagnostic{}, err
 	}
 	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, State: st.State, UpdatedAt: st.UpdatedAt}, nil
@@ -164,7 +154,7 @@ func ReadRequest(dataDir, id string) (wire.DiagnosticRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	if err := readJSON(filepath.Join(d, "request.json"), &req); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
 		return req, err
 	}
 	return req, nil
@@ -172,9 +162,6 @@ func ReadRequest(dataDir, id string) (wire.DiagnosticRequest, error) {
 
 // writeJSON writes a spool file, readable by its owner only.
 func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v, 0o600) }
-
-// readJSON reads a spool file.
-var readJSON = atomicfile.ReadJSON
 
 // bundleManifest is diagnostics/<id>/manifest.json, written when the
 // bundle is built: the collected files with their sizes and SHA-256.
@@ -222,7 +209,7 @@ func readBundle(dir string) ([]PreviewFile, error) {
 		return nil, err
 	}
 	var m bundleManifest
-	switch err := readJSON(filepath.Join(dir, "manifest.json"), &m); {
+	switch err := atomicfile.ReadJSON(filepath.Join(dir, "manifest.json"), &m); {
 	case errors.Is(err, fs.ErrNotExist):
 		for _, name := range legacyFiles() {
 			m.Files = append(m.Files, manifestFile{Name: name})
@@ -303,7 +290,7 @@ func Transition(dataDir, id, from, to string, now time.Time) error {
 	}
 	return withLock(dataDir, func() error {
 		var st diagState
-		if err := readJSON(filepath.Join(d, "state.json"), &st); err != nil {
+		if err := atomicfile.ReadJSON(filepath.Join(d, "state.json"), &st); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("diagspool: set %s to %s: %w", id, to, ErrUnknownDiagnostic)
 			}

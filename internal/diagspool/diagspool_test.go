@@ -39,6 +39,7 @@ func TestReadBundleWithoutManifest(t *testing.T) {
 // tetherctl links this package, so it may not pull in the agent or any
 // package that reads documents, their storage or their queue.
 func TestImportsNeitherAgentNorDocuments(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)

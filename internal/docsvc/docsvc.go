@@ -12,12 +12,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -311,8 +309,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	role, _, _ := strings.Cut(inv.cmd, " ")
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("role", role)
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	db, err := sqldb.OpenWith(ctx, cfg.DatabaseURL, sqldb.Options{
 		Password:        cfg.DatabasePasswordFunc(resolver),
@@ -481,7 +477,7 @@ func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv fun
 	reg := newRegistry()
 	w := &worker.Worker{
 		Store: st.store, Blobs: st.blobs, Queue: st.queue,
-		Analyzer:    analyze.NewResilient(inner, analyze.ResilientOptions{}),
+		Analyzer:    analyze.NewResilient(inner, analyze.ResilientOptions{Logger: log}),
 		Limits:      workerLimits(cfg),
 		Concurrency: cfg.WorkerConcurrency, Visibility: cfg.Visibility, MaxReceives: cfg.MaxReceives,
 		Metrics: worker.NewMetrics(reg), Log: log,

@@ -1,44 +1,22 @@
 // Package exchange is the agent exchange bucket: one S3 bucket per AWS
 // deployment through which an operator, from a workstation and with IAM
-// permissions only (no shell in a container, no inbound port), reviews and
-// decides the vendor's diagnostics requests and checks the egress ledger
-// of an agent whose data directory only the agent can mount.
+// permissions only, reviews and decides the vendor's diagnostics requests
+// and checks the egress ledger of an agent whose data directory only the
+// agent can mount. Its keys and what each holds are in docs/agent.md ("The
+// exchange bucket").
 //
-// In the bucket:
-//
-//	diagnostics/<id>/request.json      the vendor's request     } copied by the agent
-//	diagnostics/<id>/manifest.json     the bundle's manifest    } byte for byte from its
-//	diagnostics/<id>/bundle/<file>     each file the manifest   } data dir (internal/diagspool),
-//	                                   lists, hash-checked      } state.json last, and again
-//	diagnostics/<id>/state.json        pending, approved, ...   } at each change
-//	diagnostics/<id>/decision.json     written once by the operator (tetherctl diag
-//	                                   approve|decline): approve or decline, the
-//	                                   caller's ARN, the time and, for an approval,
-//	                                   the SHA-256 of the manifest.json it saw
-//	ledger/egress.ledger/<offset>      the ledger's bytes from byte <offset> (20
-//	                                   digits) on: append-only segments
-//	ledger/egress.ledger.head          the ledger's head file, as of the last segment;
-//	                                   its metadata ledger-bytes says how many of
-//	                                   the ledger's bytes it goes with
-//
-// The agent (Mirror) writes everything but decision.json, and reads only
-// decision.json. tetherctl's half, which reads the rest and writes
-// decision.json, is internal/exchange/operator: the agent does not link it. It applies a decision exactly as a local approval or
-// decline (diagspool.Transition), and approves only when the approval names
-// the manifest the agent itself built and every bundle file still matches
-// it; the bundle it then uploads is read from its own data directory, never
-// from the bucket. A file changed in the bucket is therefore refused by
-// tetherctl's preview (its hash no longer matches the manifest), and a
-// manifest changed in the bucket makes the approval name another manifest,
-// which the agent refuses: in neither case is anything sent.
-//
-// The mirror carries nothing new: the request and the redacted bundle the
-// operator previews, their states, and the ledger of what was sent.
+// The agent (Mirror) writes everything but decision.json and reads only
+// decision.json. It applies a decision as a local approval or decline
+// (diagspool.Transition) and approves only when the approval names the
+// manifest the agent itself built and every bundle file still matches it;
+// the bundle it uploads is read from its own data directory, never from the
+// bucket, so a file or manifest changed in the bucket is refused and nothing
+// is sent. tetherctl's half, which reads the rest and writes decision.json,
+// is internal/exchange/operator, which the agent does not link.
 //
 // This package is the one way the agent and tetherctl reach S3
 // (boundary.Gateways): it addresses only the bucket it is given, and only
-// the keys above. The operator's half goes through its Client rather than
-// importing S3 itself, so one small package holds every S3 call.
+// those keys.
 package exchange
 
 import (

@@ -114,6 +114,7 @@ func approve(t *testing.T, c *exchange.Client, id string) {
 }
 
 func TestMirrorCopiesRecordsAndLedgerAndAppliesApproval(t *testing.T) {
+	t.Parallel()
 	c, raw := newBucket(t)
 	ctx := context.Background()
 	dir, led := agentDir(t, []string{"dg_one"}, 3)
@@ -200,6 +201,7 @@ func TestMirrorCopiesRecordsAndLedgerAndAppliesApproval(t *testing.T) {
 }
 
 func TestTamperedBucketIsRefused(t *testing.T) {
+	t.Parallel()
 	c, raw := newBucket(t)
 	ctx := context.Background()
 	dir, _ := agentDir(t, []string{"dg_file", "dg_manifest"}, 1)
@@ -246,6 +248,7 @@ func TestTamperedBucketIsRefused(t *testing.T) {
 // A bundle built before manifests (no manifest.json) is not copied, and
 // not reported as a failure every round.
 func TestBundleWithoutManifestStaysLocal(t *testing.T) {
+	t.Parallel()
 	c, raw := newBucket(t)
 	dir, _ := agentDir(t, []string{"dg_old"}, 0)
 	if err := os.Remove(filepath.Join(dir, "diagnostics", "dg_old", "manifest.json")); err != nil {
@@ -262,6 +265,7 @@ func TestBundleWithoutManifestStaysLocal(t *testing.T) {
 }
 
 func TestDeclineFromTheBucket(t *testing.T) {
+	t.Parallel()
 	c, _ := newBucket(t)
 	ctx := context.Background()
 	dir, _ := agentDir(t, []string{"dg_no"}, 0)
@@ -282,6 +286,7 @@ func TestDeclineFromTheBucket(t *testing.T) {
 }
 
 func TestLedgerInTheBucketCutOrChanged(t *testing.T) {
+	t.Parallel()
 	c, raw := newBucket(t)
 	ctx := context.Background()
 	dir, led := agentDir(t, nil, 2)
@@ -347,6 +352,7 @@ func TestLedgerInTheBucketCutOrChanged(t *testing.T) {
 // The agent and tetherctl link this package: it may import S3 (it is S3's
 // gateway), but nothing else that reads documents, nor the agent.
 func TestImportsOnlyS3(t *testing.T) {
+	t.Parallel()
 	graph := boundary.MustDeps(t, ".")
 	if v := graph.Violations(append(boundary.DocumentReaders(), boundary.AgentPackage)); len(v) > 0 {
 		t.Fatalf("exchange: %v", v)

@@ -71,6 +71,7 @@ func FuzzParseDecision(f *testing.F) {
 // error shape is tested instead: a 403 AccessDenied, as aws-sdk-go-v2
 // returns it, names the permission that was missing and the resource.
 func TestAccessDeniedNamesThePermission(t *testing.T) {
+	t.Parallel()
 	c := New(aws.Config{Region: "us-east-1"}, "tether-acme-exchange", nil)
 	sdkErr := &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &awshttp.ResponseError{
 		ResponseError: &smithyhttp.ResponseError{

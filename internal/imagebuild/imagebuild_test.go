@@ -25,7 +25,7 @@ const repoRoot = "../.."
 
 // testVersion is not any binary's built-in default, so a binary that
 // reports it got it from the build.
-const testVersion = "0.9.1-imagetest"
+const testVersion = "0.9.1-dev.7"
 
 // binDir holds the binaries the tests build once; TestMain removes it.
 var binDir string

@@ -1,31 +1,15 @@
 // Package ledger is the customer's egress ledger: an append-only file with
 // one JSON line per payload the agent sends to the vendor, written (and
-// fsynced) before the payload leaves. `tetherctl egress show` reads it and
-// `tetherctl egress verify` checks it, with internal/ledger/ledgerread: the
-// agent only appends, so it does not link the reading side.
+// fsynced) before the payload leaves, each entry hash-chained to the one
+// before it, and a head file (path + ".head") recording the last entry so a
+// ledger cut short is caught. The format, defined by this package alone, is
+// described in docs/protocol.md ("Egress ledger format"). The chain is a
+// tamper-evidence aid for the customer, not a proof against someone who can
+// rewrite both files: nothing in it is secret.
 //
-// Each entry is hash-chained to the one before it, so an edit, deletion,
-// reordering or insertion anywhere in the file breaks the chain at that
-// entry. An entry's hash is the hex SHA-256 of these lines joined by "\n":
-//
-//	TETHER-LEDGER-V1
-//	seq                 decimal, 1 for the first entry
-//	time                RFC 3339 with nanoseconds, UTC
-//	kind                heartbeat | telemetry | activation | diagnostics | release-check
-//	destination         method and URL, printable ASCII
-//	payload_sha256      hex SHA-256 of the exact bytes sent
-//	prev                the previous entry's hash; 64 zeros for the first
-//
-// and the payload itself is checked against payload_sha256. Every line must
-// also be byte-for-byte the canonical encoding of its entry, so even a
-// whitespace change is reported.
-//
-// A chain alone cannot show that its last entries were cut off, so beside
-// the ledger sits a small head file (path + ".head") recording the last
-// entry's sequence number and hash; a ledger shorter than its head is
-// reported as tampered. The chain is a tamper-evidence aid for the customer,
-// not a proof against someone who can rewrite both files: nothing in it is
-// secret.
+// The agent only appends; `tetherctl egress show` and `egress verify` read
+// and check the ledger with internal/ledger/ledgerread, which the agent does
+// not link.
 package ledger
 
 import (
@@ -45,6 +29,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tetherhq/tether/internal/atomicfile"
 )
 
 var (
@@ -212,7 +198,7 @@ func (l *Ledger) openTail() error {
 	if err != nil {
 		return err
 	}
-	last := head{Hash: Genesis}
+	last, prev := head{Hash: Genesis}, ""
 	if fi.Size() > 0 {
 		line, err := lastLine(l.f, fi.Size())
 		if err != nil {
@@ -222,20 +208,12 @@ func (l *Ledger) openTail() error {
 		if err != nil {
 			return fmt.Errorf("%w: last entry: %v", ErrTampered, err)
 		}
-		last = head{Seq: e.Seq, Hash: e.Hash}
-		if err := checkHead(l.path, last, e.Prev); err != nil {
-			return err
-		}
-	} else {
-		// A new ledger, or an emptied one: the head tells them apart.
-		h, err := readHead(l.path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return err
-		case h.Seq != 0:
-			return fmt.Errorf("%w: ledger is empty but its head records entry %d", ErrTampered, h.Seq)
-		}
+		last, prev = head{Seq: e.Seq, Hash: e.Hash}, e.Prev
+	}
+	if err := CheckEnd(l.path, last.Seq, last.Hash, prev); err != nil {
+		return err
+	}
+	if last.Seq == 0 {
 		if err := writeHead(l.path, last); err != nil {
 			return err
 		}
@@ -281,45 +259,31 @@ func lastLine(f *os.File, size int64) ([]byte, error) {
 	return line, nil
 }
 
-// checkHead compares the head file with the ledger's last entry. The head is
-// written after the entry, so a crash between the two leaves it exactly one
-// entry behind, which is accepted.
-func checkHead(path string, last head, lastPrev string) error {
-	h, err := readHead(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: head file %s is missing", ErrTampered, filepath.Base(headPath(path)))
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case h.Seq > last.Seq:
-		return fmt.Errorf("%w: entry %d: ledger ends here but its head records entry %d (entries were removed from the end)", ErrTampered, last.Seq, h.Seq)
-	case h.Seq == last.Seq && h.Hash != last.Hash:
-		return fmt.Errorf("%w: entry %d: hash differs from the one recorded in the head file", ErrTampered, last.Seq)
-	case h.Seq+1 == last.Seq && h.Hash != lastPrev:
-		return fmt.Errorf("%w: entry %d: prev differs from the hash recorded in the head file", ErrTampered, last.Seq)
-	case h.Seq+1 < last.Seq:
-		return fmt.Errorf("%w: entry %d: head file records only entry %d", ErrTampered, last.Seq, h.Seq)
-	}
-	return nil
-}
-
 // CheckEnd checks the head file against the ledger's last entry (its
-// sequence number, hash and prev), or for an empty ledger (seq 0) that the
-// head, if there is one, records no entry. Failures match ErrTampered.
+// sequence number, hash and prev) or, for an empty ledger (seq 0), that the
+// head, if there is one, records no entry: a new ledger and an emptied one
+// differ only there. The head is written after the entry, so a crash
+// between the two leaves it exactly one entry behind, which is accepted.
+// Failures match ErrTampered.
 func CheckEnd(path string, seq uint64, hash, prev string) error {
-	if seq > 0 {
-		return checkHead(path, head{Seq: seq, Hash: hash}, prev)
-	}
 	h, err := readHead(path)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist) && seq == 0:
 		return nil
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%w: head file %s is missing", ErrTampered, filepath.Base(headPath(path)))
 	case err != nil:
 		return err
-	case h.Seq != 0:
+	case seq == 0 && h.Seq != 0:
 		return fmt.Errorf("%w: ledger is empty but its head records entry %d", ErrTampered, h.Seq)
+	case h.Seq > seq:
+		return fmt.Errorf("%w: entry %d: ledger ends here but its head records entry %d (entries were removed from the end)", ErrTampered, seq, h.Seq)
+	case h.Seq == seq && h.Hash != hash:
+		return fmt.Errorf("%w: entry %d: hash differs from the one recorded in the head file", ErrTampered, seq)
+	case h.Seq+1 == seq && h.Hash != prev:
+		return fmt.Errorf("%w: entry %d: prev differs from the hash recorded in the head file", ErrTampered, seq)
+	case h.Seq+1 < seq:
+		return fmt.Errorf("%w: entry %d: head file records only entry %d", ErrTampered, seq, h.Seq)
 	}
 	return nil
 }
@@ -340,33 +304,17 @@ func readHead(path string) (head, error) {
 	return h, nil
 }
 
-// writeHead replaces the head file atomically (write, fsync, rename, fsync
-// the directory), so a crash leaves the old head or the new one.
+// writeHead replaces the head file atomically, so a crash leaves the old
+// head or the new one.
 func writeHead(path string, h head) error {
 	data, err := json.Marshal(h)
 	if err != nil {
 		return err
 	}
-	tmp := headPath(path) + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(headPath(path), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write head: %w", err)
 	}
-	if err := syncFile(tmp); err != nil {
-		return fmt.Errorf("sync head: %w", err)
-	}
-	if err := os.Rename(tmp, headPath(path)); err != nil {
-		return fmt.Errorf("replace head: %w", err)
-	}
-	return syncFile(filepath.Dir(path))
-}
-
-func syncFile(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return nil
 }
 
 // withLock runs fn holding Flock(how) on the ledger file; the mutex covers

@@ -78,6 +78,7 @@ func writeLines(t *testing.T, path string, ls [][]byte) {
 }
 
 func TestAppendVerifyRead(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	entries := b.appendN(t, 5)
 	if entries[0].Seq != 1 || entries[0].Prev != strings.Repeat("0", 64) {
@@ -107,6 +108,7 @@ func TestAppendVerifyRead(t *testing.T) {
 }
 
 func TestPayloadKeptExactly(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	tests := []struct {
 		name       string
@@ -146,6 +148,7 @@ func TestPayloadKeptExactly(t *testing.T) {
 }
 
 func TestAppendRejects(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	for name, call := range map[string]func() error{
 		"unknown kind":      func() error { _, err := b.l.Append("upload", dest, nil, t0); return err },
@@ -196,6 +199,7 @@ func reseal(t *testing.T, line []byte) []byte {
 }
 
 func TestVerifyDetectsTampering(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		tamper    func(t *testing.T, path string)
@@ -288,6 +292,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 }
 
 func TestReopenContinuesChain(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	first := b.appendN(t, 3)
 	if err := b.l.Close(); err != nil {
@@ -314,6 +319,7 @@ func TestReopenContinuesChain(t *testing.T) {
 }
 
 func TestTornTailReportedThenRepaired(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.appendN(t, 3)
 	b.l.Close()
@@ -352,6 +358,7 @@ func TestTornTailReportedThenRepaired(t *testing.T) {
 }
 
 func TestConcurrentAppends(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	// A second and third Ledger on the same file take the flock path, as a
 	// second process would; goroutines share each.
@@ -391,6 +398,7 @@ func TestConcurrentAppends(t *testing.T) {
 
 // TestHelperAppender is a child process for TestAcrossProcesses.
 func TestHelperAppender(t *testing.T) {
+	t.Parallel()
 	path := os.Getenv("LEDGER_TEST_APPEND_TO")
 	if path == "" {
 		t.Skip("run only as TestAcrossProcesses's child")
@@ -408,6 +416,7 @@ func TestHelperAppender(t *testing.T) {
 }
 
 func TestAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.appendN(t, 1)
 	var cmds []*exec.Cmd
@@ -545,6 +554,7 @@ func BenchmarkAppend(b *testing.B) {
 // Tail hands a mirror complete lines only, in chunks near the limit, and
 // the head file once it reaches the end; a torn last line is left out.
 func TestTail(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "egress.ledger")
 	l, err := ledger.Open(path)
 	if err != nil {
@@ -609,6 +619,7 @@ func cutAndReseal(t *testing.T, path string, keep int) {
 }
 
 func TestHeadAndVerifyHead(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	if seq, hash, err := b.l.Head(); err != nil || seq != 0 || hash != ledger.Genesis {
 		t.Fatalf("empty ledger Head = %d, %s, %v; want 0 and Genesis", seq, hash, err)

@@ -3,8 +3,12 @@ package license_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"reflect"
 	"strings"
@@ -51,6 +55,7 @@ func setup(t testing.TB) bundle {
 }
 
 func TestIssueVerifyRoundTrip(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	got, err := license.Verify(b.pub, b.file)
 	if err != nil {
@@ -82,6 +87,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 }
 
 func TestVerifyRejects(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	otherPub, otherPriv, _ := ed25519.GenerateKey(nil)
 	var f license.File
@@ -166,6 +172,7 @@ func resign(t *testing.T, priv ed25519.PrivateKey, f license.File, payload []byt
 }
 
 func TestIssueRejectsInvalid(t *testing.T) {
+	t.Parallel()
 	_, priv, _ := ed25519.GenerateKey(nil)
 	tests := []struct {
 		name   string
@@ -194,6 +201,7 @@ func TestIssueRejectsInvalid(t *testing.T) {
 }
 
 func TestStateAt(t *testing.T) {
+	t.Parallel()
 	l := sample()
 	exp := l.ExpiresAt
 	grace := time.Duration(l.GraceSeconds) * time.Second
@@ -230,6 +238,7 @@ func TestStateAt(t *testing.T) {
 }
 
 func TestAllowsChannel(t *testing.T) {
+	t.Parallel()
 	l := sample()
 	for ch, want := range map[string]bool{"stable": true, "beta": true, "nightly": false, "": false, "Stable": false} {
 		if got := l.AllowsChannel(ch); got != want {
@@ -238,11 +247,27 @@ func TestAllowsChannel(t *testing.T) {
 	}
 }
 
-func TestKeyIDDistinguishesKeys(t *testing.T) {
-	a, _, _ := ed25519.GenerateKey(nil)
+// KeyID is what docs/protocol.md says it is (the first 8 bytes of the
+// key's SHA-256, in hex), the same for a key read back from its PEM, and
+// different for another key.
+func TestKeyID(t *testing.T) {
+	t.Parallel()
+	a := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+	sum := sha256.Sum256(a)
+	if got, want := license.KeyID(a), hex.EncodeToString(sum[:8]); got != want || len(got) != 16 {
+		t.Fatalf("KeyID = %q, want %q (16 hex digits)", got, want)
+	}
+	der, err := x509.MarshalPKIXPublicKey(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := license.ParsePublicKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if err != nil || license.KeyID(back) != license.KeyID(a) {
+		t.Fatalf("KeyID of the key read back from PEM = %q (%v), want %q", license.KeyID(back), err, license.KeyID(a))
+	}
 	b, _, _ := ed25519.GenerateKey(nil)
-	if license.KeyID(a) == license.KeyID(b) || license.KeyID(a) != license.KeyID(a) || len(license.KeyID(a)) != 16 {
-		t.Fatalf("KeyID: %q %q", license.KeyID(a), license.KeyID(b))
+	if license.KeyID(a) == license.KeyID(b) {
+		t.Fatalf("two keys share the KeyID %q", license.KeyID(a))
 	}
 }
 

@@ -1,6 +1,7 @@
 package plane_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -107,6 +108,44 @@ func TestDashboardInChromium(t *testing.T) {
 	if l := text(`#ledger`); !strings.Contains(l, "--expect-head "+want) || !strings.Contains(l, "LEDGER") ||
 		!strings.Contains(l, "went back from "+want+" to 2:") {
 		t.Errorf("ledger cell after a rewind: %q", l)
+	}
+
+	// An install reports its release and last upgrade attempt: the fleet
+	// and the install page show them; one that reports none shows a dash.
+	upgraded := b.activate(t, b.license(t, "lic_upgraded", "stable"))
+	var hb wire.Heartbeat
+	if err := json.Unmarshal(heartbeatWithHead(t, b.clock.Now(), "ok", wire.LedgerHead{}), &hb); err != nil {
+		t.Fatal(err)
+	}
+	hb.Release = "1.4.0"
+	hb.LastUpgrade = wire.UpgradeAttempt{Version: "1.5.0", Action: "upgrade", Outcome: "rolled-back", Reason: "alarm",
+		At: time.Date(2026, 12, 6, 2, 30, 0, 0, time.UTC)}
+	body, _ := json.Marshal(hb)
+	if resp, out := upgraded.do(t, "POST", "/v1/heartbeat", body); resp.StatusCode != 200 {
+		t.Fatalf("heartbeat with a release: %d %s", resp.StatusCode, out)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.http.URL+"/"), chromedp.WaitVisible(css(`#installs`))); err != nil {
+		t.Fatal(err)
+	}
+	upRow := `#install-` + upgraded.id
+	for sel, want := range map[string]string{
+		upRow + ` .release`:    "1.4.0",
+		upRow + ` .upgrade`:    "upgrade to 1.5.0: rolled-back (alarm), 2026-12-06 02:30",
+		freshRow + ` .release`: "–",
+		freshRow + ` .upgrade`: "–",
+	} {
+		if got := text(sel); got != want {
+			t.Errorf("%s shows %q, want %q", sel, got, want)
+		}
+	}
+	if c := class(upRow + ` .upgrade span`); c != "u-rolled-back" {
+		t.Errorf("last upgrade class %q", c)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(css(upRow+` a`)), chromedp.WaitVisible(css(`#release`))); err != nil {
+		t.Fatal(err)
+	}
+	if r := text(`#release`); r != "1.4.0; last upgrade: upgrade to 1.5.0: rolled-back (alarm), 2026-12-06 02:30" {
+		t.Errorf("install page release: %q", r)
 	}
 }
 

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // Manifest describes one release of the product on one channel. It is
@@ -188,78 +190,40 @@ func ParseManifest(data []byte) (Manifest, error) {
 	return m, nil
 }
 
-// Version is a parsed semantic version (semver.org 2.0.0). Build metadata is
-// kept but, as the spec says, ignored for ordering.
+// Version is a parsed release version.
 type Version struct {
 	Major, Minor, Patch uint64
 	Pre                 []string
-	Build               string
 }
 
-// ParseVersion parses MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD] with no leading
-// "v" and no leading zeros in numeric parts.
+// ParseVersion parses a version in the one grammar releases, images and
+// heartbeats share (wire.ValidSemver): MAJOR.MINOR.PATCH with no leading
+// "v" or zeros, optionally -alpha, -beta, -rc, -dev or -preview followed by
+// numbers ("2.1.0-rc.1"), and no build metadata. A version the vendor can
+// publish or build an image with is therefore one the agent can report.
 func ParseVersion(s string) (Version, error) {
-	bad := func(why string) (Version, error) {
-		return Version{}, fmt.Errorf("version is not semver (%s): %w", why, ErrInvalid)
+	shown := fmt.Sprintf("%q", s)
+	if len(s) > 64 {
+		shown = fmt.Sprintf("of %d bytes", len(s))
 	}
-	if s == "" || len(s) > 128 {
-		return bad("length")
+	bad := fmt.Errorf("version %s is not MAJOR.MINOR.PATCH with an optional -alpha, -beta, -rc, -dev or -preview and numbers, such as 2.1.0 or 2.1.0-rc.1: %w", shown, ErrInvalid)
+	if !wire.ValidSemver(s) {
+		return Version{}, bad
 	}
+	core, pre, _ := strings.Cut(s, "-")
 	var v Version
-	rest := s
-	if i := strings.IndexByte(rest, '+'); i >= 0 {
-		v.Build = rest[i+1:]
-		rest = rest[:i]
-		if !validIdents(v.Build, false) {
-			return bad("build")
-		}
-	}
-	if i := strings.IndexByte(rest, '-'); i >= 0 {
-		pre := rest[i+1:]
-		rest = rest[:i]
-		if !validIdents(pre, true) {
-			return bad("pre-release")
-		}
-		v.Pre = strings.Split(pre, ".")
-	}
-	parts := strings.Split(rest, ".")
-	if len(parts) != 3 {
-		return bad("need MAJOR.MINOR.PATCH")
-	}
 	nums := []*uint64{&v.Major, &v.Minor, &v.Patch}
-	for i, p := range parts {
-		if !isNumeric(p) || (len(p) > 1 && p[0] == '0') {
-			return bad("numeric part")
-		}
+	for i, p := range strings.Split(core, ".") {
 		n, err := strconv.ParseUint(p, 10, 64)
 		if err != nil {
-			return bad("numeric part")
+			return Version{}, bad // past 2^64
 		}
 		*nums[i] = n
 	}
+	if pre != "" {
+		v.Pre = strings.Split(pre, ".")
+	}
 	return v, nil
-}
-
-// validIdents checks dot-separated identifiers of [0-9A-Za-z-]; numeric
-// pre-release identifiers may not have leading zeros.
-func validIdents(s string, pre bool) bool {
-	if s == "" {
-		return false
-	}
-	for _, id := range strings.Split(s, ".") {
-		if id == "" {
-			return false
-		}
-		for _, c := range id {
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
-				return false
-			}
-		}
-		if pre && isNumeric(id) && len(id) > 1 && id[0] == '0' {
-			return false
-		}
-	}
-	return true
 }
 
 func isNumeric(s string) bool {
@@ -275,7 +239,8 @@ func isNumeric(s string) bool {
 }
 
 // Compare returns -1, 0 or +1 as v is older than, as old as, or newer than w,
-// following semver precedence (a pre-release is older than its release).
+// following semver precedence (a pre-release is older than its release;
+// alpha < beta < dev < preview < rc, as words compare).
 func (v Version) Compare(w Version) int {
 	for _, d := range [][2]uint64{{v.Major, w.Major}, {v.Minor, w.Minor}, {v.Patch, w.Patch}} {
 		if d[0] != d[1] {

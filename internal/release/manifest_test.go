@@ -19,6 +19,7 @@ func goodManifestJSON(t testing.TB) []byte {
 }
 
 func TestParseManifest(t *testing.T) {
+	t.Parallel()
 	good := goodManifestJSON(t)
 	m, err := ParseManifest(good)
 	if err != nil {
@@ -92,6 +93,7 @@ func FuzzParseManifest(f *testing.F) {
 }
 
 func TestCompareVersions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		a, b string
 		want int
@@ -102,10 +104,10 @@ func TestCompareVersions(t *testing.T) {
 		{"2.0.0", "10.0.0", -1},
 		{"1.0.0-rc.1", "1.0.0", -1},
 		{"1.0.0-alpha", "1.0.0-alpha.1", -1},
-		{"1.0.0-alpha.1", "1.0.0-alpha.beta", -1},
+		{"1.0.0-alpha.1", "1.0.0-beta", -1},
 		{"1.0.0-beta.2", "1.0.0-beta.11", -1},
 		{"1.0.0-rc.1", "1.0.0-beta.11", 1},
-		{"1.0.0+build.1", "1.0.0+build.2", 0},
+		{"1.0.0-dev.3", "1.0.0-preview", -1},
 		{"18446744073709551615.0.0", "1.0.0", 1},
 	}
 	for _, tt := range tests {
@@ -118,7 +120,10 @@ func TestCompareVersions(t *testing.T) {
 			t.Errorf("CompareVersions not antisymmetric for %s, %s", tt.a, tt.b)
 		}
 	}
-	for _, bad := range []string{"", "1", "1.0", "1.0.0.0", "v1.0.0", "1.0.0-", "1.0.0+", "1.0.0-01", "1..0", "1.0.x", "18446744073709551616.0.0", "1.0.0-a..b", "1.0.0-é"} {
+	// Only the wire's grammar: no build metadata, no other pre-release words
+	// (a version is never a free-text channel, wire.ValidSemver).
+	for _, bad := range []string{"", "1", "1.0", "1.0.0.0", "v1.0.0", "1.0.0-", "1.0.0+", "1.0.0-01", "1..0", "1.0.x", "18446744073709551616.0.0", "1.0.0-a..b", "1.0.0-é",
+		"1.0.0+build.1", "1.0.0-rc.1+b.5", "1.0.0-alpha.beta", "1.0.0-confidential", "1.0.0-rc.01"} {
 		if _, err := ParseVersion(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseVersion(%q) = %v, want ErrInvalid", bad, err)
 		}

@@ -3,8 +3,11 @@
 //
 // The two dialects share one schema and one set of SQL statements: times are
 // stored as Unix milliseconds (BIGINT), booleans as INTEGER, and placeholders
-// are written $1, $2, … which both drivers accept. The one place the dialects
-// really differ (row locking for queue receives) asks DB.Dialect.
+// are written $1, $2, … which both drivers accept. Where the dialects really
+// differ, the caller asks DB.Dialect: row locking for queue receives
+// (internal/queue), and the plane's heartbeat writes, which lock installs in
+// ID order and commit without waiting for the WAL flush on PostgreSQL
+// (internal/plane); migrations tell goose which dialect it writes for.
 package sqldb
 
 import (

@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
@@ -51,8 +52,8 @@ var (
 	// ErrManifestMismatch means a manifest disagrees with the signed targets
 	// metadata about its own path or an artifact's hash or size.
 	ErrManifestMismatch = errors.New("updater: manifest disagrees with signed targets")
-	// ErrUnknownArtifact means the release has no such artifact, or it is
-	// not among the signed targets.
+	// ErrUnknownArtifact means an artifact a manifest names is not among
+	// the signed targets.
 	ErrUnknownArtifact = errors.New("updater: unknown artifact")
 )
 
@@ -97,19 +98,9 @@ func Init(metadataDir string, trustedRoot []byte) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("updater: init: %w", err)
 	}
-	tmp, err := os.CreateTemp(metadataDir, ".root-")
-	if err != nil {
-		return fmt.Errorf("updater: init: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(trustedRoot); err != nil {
-		tmp.Close()
-		return fmt.Errorf("updater: init: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("updater: init: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	// Synced, file and directory: a power cut must not leave an agent
+	// without the root it trusts.
+	if err := atomicfile.Write(p, trustedRoot, 0o600); err != nil {
 		return fmt.Errorf("updater: init: %w", err)
 	}
 	return nil
@@ -129,11 +120,6 @@ type Client struct {
 func New(cfg Config) (*Client, error) {
 	if cfg.MetadataDir == "" || cfg.RemoteMetadataURL == "" {
 		return nil, fmt.Errorf("updater: new: MetadataDir and RemoteMetadataURL are required")
-	}
-	if cfg.Channel != "" {
-		if err := release.ValidateChannel(cfg.Channel); err != nil {
-			return nil, fmt.Errorf("updater: new: %w", err)
-		}
 	}
 	if _, err := readRoot(cfg.MetadataDir); err != nil {
 		return nil, fmt.Errorf("updater: new: %w", err)
@@ -194,7 +180,7 @@ func NewTUF(o TUFOptions) (*updater.Updater, error) {
 
 // Refresh runs the TUF client workflow (root, timestamp, snapshot, targets)
 // against the remote repository. On any failure the client forgets its
-// previous view, so Releases and Fetch cannot act on metadata that the
+// previous view, so Releases cannot act on metadata that the
 // latest refresh could not confirm.
 func (c *Client) Refresh(ctx context.Context) error {
 	c.mu.Lock()
@@ -255,12 +241,8 @@ func VerifiedManifests(up *updater.Updater, channel string) ([]release.Manifest,
 	targets := up.GetTopLevelTargets()
 	var out []release.Manifest
 	for p, info := range targets {
-		version, ok := strings.CutPrefix(p, "releases/")
-		if !ok {
-			continue
-		}
-		version, ok = strings.CutSuffix(version, ".json")
-		if !ok {
+		version, _ := strings.CutSuffix(strings.TrimPrefix(p, "releases/"), ".json")
+		if p != release.ManifestTarget(version) {
 			continue
 		}
 		_, data, err := up.FindCachedTarget(info, "")
@@ -338,35 +320,4 @@ func (c *Client) Latest(ctx context.Context, current string) (*release.Manifest,
 		return &m, true, nil
 	}
 	return nil, false, nil
-}
-
-// Fetch downloads one artifact of a release into dstDir/<artifact> and
-// returns its path. go-tuf verifies length and hash against the signed
-// targets metadata before anything is written; the manifest's own record of
-// the hash must agree with it too.
-func (c *Client) Fetch(ctx context.Context, m release.Manifest, artifact, dstDir string) (string, error) {
-	if err := m.Validate(); err != nil {
-		return "", fmt.Errorf("updater: fetch: %w", err)
-	}
-	a, ok := m.Artifacts[artifact]
-	if !ok {
-		return "", fmt.Errorf("updater: fetch %s: %w", m.Version, ErrUnknownArtifact)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ready(ctx); err != nil {
-		return "", err
-	}
-	targets := c.up.GetTopLevelTargets()
-	if err := checkArtifact(targets, a); err != nil {
-		return "", fmt.Errorf("updater: fetch %s: %w", m.Version, err)
-	}
-	if err := os.MkdirAll(dstDir, 0o755); err != nil {
-		return "", fmt.Errorf("updater: fetch: %w", err)
-	}
-	p, _, err := c.up.DownloadTarget(targets[a.Target], filepath.Join(dstDir, artifact), "")
-	if err != nil {
-		return "", fmt.Errorf("updater: fetch %s: %w", m.Version, err)
-	}
-	return p, nil
 }

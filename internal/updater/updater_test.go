@@ -69,6 +69,7 @@ func (b *bundle) repoFile(channel, area, name string) []byte {
 }
 
 func TestHappyPath(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -93,21 +94,6 @@ func TestHappyPath(t *testing.T) {
 	if err != nil || !ok || latest.Version != "1.1.0" {
 		t.Fatalf("Latest(1.0.0) = %v, %v, %v", latest, ok, err)
 	}
-	dst := t.TempDir()
-	p, err := c.Fetch(ctx, *latest, "tether-agent", dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(p)
-	if err != nil || !bytes.Equal(got, publishtest.ArtifactBytes("1.1.0")) {
-		t.Fatalf("fetched %q, %v", got, err)
-	}
-	if p != filepath.Join(dst, "tether-agent") {
-		t.Errorf("fetched to %s", p)
-	}
-	if _, err := c.Fetch(ctx, *latest, "nope", dst); !errors.Is(err, ErrUnknownArtifact) {
-		t.Errorf("fetch of unknown artifact: %v", err)
-	}
 	// The trusted metadata persisted: a restarted agent can refresh again.
 	for _, f := range []string{"root.json", "timestamp.json", "snapshot.json", "targets.json"} {
 		if _, err := os.Stat(filepath.Join(b.agentDir, f)); err != nil {
@@ -120,6 +106,7 @@ func TestHappyPath(t *testing.T) {
 }
 
 func TestLatest(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.Publish("stable", "1.0.0", "")
 	b.Publish("stable", "1.1.0", "1.0.0")
@@ -158,46 +145,31 @@ func TestLatest(t *testing.T) {
 }
 
 func TestTamperedTargetRefused(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	m := b.Publish("stable", "1.0.0", "")
 	a := m.Artifacts["tether-agent"]
-	onDisk := filepath.Join(b.RepoDir, "stable", "targets", "artifacts", "1.0.0", a.SHA256+".tether-agent")
-	good, err := os.ReadFile(onDisk)
-	if err != nil {
+	c := b.client("stable")
+	if _, err := c.Releases(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name string
-		data []byte
-	}{
-		{"same length, one byte flipped", append(append([]byte{}, good[:len(good)-1]...), good[len(good)-1]^1)},
-		{"longer", append(append([]byte{}, good...), "evil"...)},
-		{"shorter", good[:len(good)-3]},
+	// A manifest that claims a different artifact hash or size than the
+	// signed targets, or an artifact they do not list, is refused.
+	targets := c.up.GetTopLevelTargets()
+	if err := checkArtifact(targets, a); err != nil {
+		t.Fatalf("the published artifact: %v", err)
 	}
-	c := b.client("stable")
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := os.WriteFile(onDisk, tt.data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			dst := t.TempDir()
-			_, err := c.Fetch(ctx, m, "tether-agent", dst)
-			if !lengthOrHashRefused(err) {
-				t.Fatalf("Fetch of tampered artifact: %v", err)
-			}
-			if _, err := os.Stat(filepath.Join(dst, "tether-agent")); err == nil {
-				t.Error("tampered artifact was written")
-			}
-		})
+	for name, forged := range map[string]release.Artifact{
+		"hash": {Target: a.Target, SHA256: strings.Repeat("0", 64), Size: a.Size},
+		"size": {Target: a.Target, SHA256: a.SHA256, Size: a.Size + 1},
+	} {
+		if err := checkArtifact(targets, forged); !errors.Is(err, ErrManifestMismatch) {
+			t.Errorf("forged %s: %v, want ErrManifestMismatch", name, err)
+		}
 	}
-
-	// A manifest that claims a different artifact hash than the signed
-	// targets is refused before any download.
-	forged := m
-	forged.Artifacts = map[string]release.Artifact{"tether-agent": {Target: a.Target, SHA256: strings.Repeat("0", 64), Size: a.Size}}
-	if _, err := c.Fetch(ctx, forged, "tether-agent", t.TempDir()); !errors.Is(err, ErrManifestMismatch) {
-		t.Errorf("Fetch with forged manifest: %v", err)
+	if err := checkArtifact(targets, release.Artifact{Target: "artifacts/1.0.0/other"}); !errors.Is(err, ErrUnknownArtifact) {
+		t.Errorf("an artifact the targets do not list: %v, want ErrUnknownArtifact", err)
 	}
 
 	// A tampered manifest target is refused as well.
@@ -211,6 +183,7 @@ func TestTamperedTargetRefused(t *testing.T) {
 }
 
 func TestFreshAgentDir(t *testing.T) {
+	t.Parallel()
 	// Used above: a client on a fresh metadata dir must be initialized first.
 	if _, err := New(Config{MetadataDir: t.TempDir(), RemoteMetadataURL: "http://x"}); !errors.Is(err, ErrNotInitialized) {
 		t.Errorf("New without a root: %v, want ErrNotInitialized", err)
@@ -218,6 +191,7 @@ func TestFreshAgentDir(t *testing.T) {
 }
 
 func TestRollbackRefused(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -291,6 +265,7 @@ func (b *bundle) resign(ts *metadata.Metadata[metadata.TimestampType], keyFile s
 }
 
 func TestFreezeRefused(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -323,6 +298,7 @@ func lengthOrHashRefused(err error) bool {
 }
 
 func TestMixAndMatchRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("targets of another channel with the same version", func(t *testing.T) {
 		b := setup(t)
@@ -358,6 +334,7 @@ func TestMixAndMatchRefused(t *testing.T) {
 }
 
 func TestRevokedReleaseDisappears(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -380,13 +357,14 @@ func TestRevokedReleaseDisappears(t *testing.T) {
 	if m, ok, _ := c.Latest(ctx, "1.0.0"); ok {
 		t.Errorf("Latest offers %s after revoke", m.Version)
 	}
-	// An agent holding the old manifest can no longer fetch its artifact.
-	if _, err := c.Fetch(ctx, before[0], "tether-agent", t.TempDir()); !errors.Is(err, ErrUnknownArtifact) {
-		t.Errorf("Fetch of revoked artifact: %v", err)
+	// The revoked release's artifact is no longer a signed target.
+	if err := checkArtifact(c.up.GetTopLevelTargets(), before[0].Artifacts["tether-agent"]); !errors.Is(err, ErrUnknownArtifact) {
+		t.Errorf("the revoked release's artifact: %v, want ErrUnknownArtifact", err)
 	}
 }
 
 func TestChannels(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
@@ -423,6 +401,7 @@ func (b *bundle) freshAgentDir() string {
 }
 
 func TestInit(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	root := b.RootJSON()
 	if err := Init(b.agentDir, root); err != nil {
@@ -456,6 +435,7 @@ func TestInit(t *testing.T) {
 }
 
 func TestSignedRequests(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")

@@ -21,6 +21,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -57,19 +58,47 @@ func (e *FieldError) Error() string {
 
 func (e *FieldError) Unwrap() error { return ErrInvalid }
 
-// Enumerations. They are exported so the agent and the plane name the same
-// values; Validate is what enforces them.
+// Enumerations, which Validate enforces. They are unexported, so no package
+// that links this one can change what a payload may carry; the agent asks
+// KnownProviderKind and KnownProviderStatus.
 var (
-	ComponentNames    = []string{"api", "worker", "database", "blob", "queue", "agent"}
-	ComponentStatuses = []string{"ok", "degraded", "down", "unknown"}
-	ProviderKinds     = []string{"local", "openai", "anthropic", "bedrock"}
-	ProviderStatuses  = []string{"ok", "degraded", "down"}
-	LicenseStates     = []string{"valid", "grace", "expired", "missing"}
-	// ObjectBuckets and ByteBuckets are StorageBucket's possible results,
+	componentNames    = []string{"api", "worker", "database", "blob", "queue", "agent"}
+	componentStatuses = []string{"ok", "degraded", "down", "unknown"}
+	providerKinds     = []string{"local", "openai", "anthropic", "bedrock"}
+	providerStatuses  = []string{"ok", "degraded", "down"}
+	licenseStates     = []string{"valid", "grace", "expired", "missing"}
+	// objectBuckets and byteBuckets are StorageBucket's possible results,
 	// smallest first.
-	ObjectBuckets = []string{"0", "1-99", "100-9999", "10000-999999", "1000000-99999999", "100000000+"}
-	ByteBuckets   = []string{"<1GB", "1-10GB", "10-100GB", "100GB-1TB", "1-10TB", "10TB+"}
+	objectBuckets = []string{"0", "1-99", "100-9999", "10000-999999", "1000000-99999999", "100000000+"}
+	byteBuckets   = []string{"<1GB", "1-10GB", "10-100GB", "100GB-1TB", "1-10TB", "10TB+"}
+	// UpgradeActions, UpgradeOutcomes and UpgradeReasons describe an
+	// install's last upgrade attempt (UpgradeAttempt). A reason is a fixed
+	// code, never an error's text. Exported, unlike the others, because
+	// internal/releasestate validates the records it reads against them.
+	UpgradeActions  = []string{"upgrade", "rollback"}
+	UpgradeOutcomes = []string{"succeeded", "rolled-back", "failed", "staged", "in-progress"}
+	UpgradeReasons  = []string{
+		"not-healthy",       // the services were not healthy before it started
+		"backup-failed",     // the database snapshot failed
+		"push-failed",       // the images could not be put into the registry
+		"migration-failed",  // the migration task failed
+		"stack-failed",      // the stack update failed
+		"rollout-failed",    // a service's deployment failed
+		"alarm",             // an alarm of the services went off
+		"health-unreadable", // the services' health could not be read
+		"timeout",           // the time limit ran out
+		"interrupted",       // the process applying it stopped before it ended
+		"unknown",           // the record names no code
+	}
 )
+
+// KnownProviderKind reports whether kind is an AI provider kind a
+// heartbeat may carry.
+func KnownProviderKind(kind string) bool { return slices.Contains(providerKinds, kind) }
+
+// KnownProviderStatus reports whether status is an AI provider status a
+// heartbeat may carry.
+func KnownProviderStatus(status string) bool { return slices.Contains(providerStatuses, status) }
 
 // ActivationRequest is the agent's one unsigned request: it proves possession
 // of a license's activation token and registers the agent's public key.
@@ -103,6 +132,21 @@ type Heartbeat struct {
 	// LedgerHead is the agent's egress ledger before this heartbeat's own
 	// entry; none from agents before it (optional: docs/protocol.md).
 	LedgerHead LedgerHead `json:"ledger_head,omitzero"`
+	// Release is the release the install runs as its release record says
+	// (docs/protocol.md); empty when none is recorded.
+	Release string `json:"release,omitempty"` // semver when set
+	// LastUpgrade is the newest recorded upgrade, rollback or staging; none
+	// when nothing is recorded.
+	LastUpgrade UpgradeAttempt `json:"last_upgrade,omitzero"`
+}
+
+// UpgradeAttempt is one upgrade, rollback or staging of a release.
+type UpgradeAttempt struct {
+	Version string    `json:"version,omitempty"` // semver: the release it went to; empty when not known
+	Action  string    `json:"action"`            // one of UpgradeActions
+	Outcome string    `json:"outcome"`           // one of UpgradeOutcomes
+	At      time.Time `json:"at"`
+	Reason  string    `json:"reason,omitempty"` // one of UpgradeReasons when it failed or rolled back, else empty
 }
 
 // LedgerHead is a point of the agent's hash-chained egress ledger. The
@@ -138,8 +182,8 @@ type Versions struct {
 
 // ComponentHealth is one component's state.
 type ComponentHealth struct {
-	Name   string `json:"name"`   // one of ComponentNames
-	Status string `json:"status"` // one of ComponentStatuses
+	Name   string `json:"name"`   // one of componentNames
+	Status string `json:"status"` // one of componentStatuses
 }
 
 // QueueStats are the job queue's counts; no message bodies, no document IDs.
@@ -153,21 +197,21 @@ type QueueStats struct {
 // ProviderHealth is the AI provider's kind and reachability, never its
 // endpoint, model prompt or key.
 type ProviderHealth struct {
-	Kind   string `json:"kind"`   // one of ProviderKinds
-	Status string `json:"status"` // one of ProviderStatuses
+	Kind   string `json:"kind"`   // one of providerKinds
+	Status string `json:"status"` // one of providerStatuses
 }
 
 // LicenseStatus is the license state the agent computed offline.
 type LicenseStatus struct {
-	State     string    `json:"state"`      // one of LicenseStates
+	State     string    `json:"state"`      // one of licenseStates
 	ExpiresAt time.Time `json:"expires_at"` // zero when State is "missing"
 }
 
 // StorageTotals are coarse buckets from StorageBucket, never exact counts:
 // exact totals would let the vendor watch single uploads come and go.
 type StorageTotals struct {
-	ObjectsBucket string `json:"objects_bucket"` // one of ObjectBuckets
-	BytesBucket   string `json:"bytes_bucket"`   // one of ByteBuckets
+	ObjectsBucket string `json:"objects_bucket"` // one of objectBuckets
+	BytesBucket   string `json:"bytes_bucket"`   // one of byteBuckets
 }
 
 // HeartbeatResponse is the plane's answer to a heartbeat.
@@ -182,7 +226,7 @@ type Telemetry struct {
 	DocumentsProcessed int64  `json:"documents_processed"`
 	DocumentsFailed    int64  `json:"documents_failed"`
 	Pages              int64  `json:"pages"`
-	BytesBucket        string `json:"bytes_bucket"` // one of ByteBuckets
+	BytesBucket        string `json:"bytes_bucket"` // one of byteBuckets
 }
 
 // DiagnosticRequest is the vendor asking for a diagnostics bundle. It travels
@@ -322,14 +366,14 @@ func (h *Heartbeat) Validate() error {
 	if !ValidChannel(h.Channel) {
 		c.fail("channel", "must be 1-32 characters of a-z 0-9 -")
 	}
-	if len(h.Components) > len(ComponentNames) {
-		c.fail("components", fmt.Sprintf("must have at most %d entries", len(ComponentNames)))
+	if len(h.Components) > len(componentNames) {
+		c.fail("components", fmt.Sprintf("must have at most %d entries", len(componentNames)))
 	}
 	seen := make(map[string]bool, len(h.Components))
 	for i, comp := range h.Components {
 		f := fmt.Sprintf("components[%d]", i)
-		c.oneOf(f+".name", comp.Name, ComponentNames)
-		c.oneOf(f+".status", comp.Status, ComponentStatuses)
+		c.oneOf(f+".name", comp.Name, componentNames)
+		c.oneOf(f+".status", comp.Status, componentStatuses)
 		if seen[comp.Name] {
 			c.fail(f+".name", "must not repeat an earlier component")
 		}
@@ -342,12 +386,30 @@ func (h *Heartbeat) Validate() error {
 	if math.IsNaN(h.ErrorRate) || h.ErrorRate < 0 || h.ErrorRate > 1 {
 		c.fail("error_rate", "must be between 0 and 1")
 	}
-	c.oneOf("ai_provider.kind", h.AIProvider.Kind, ProviderKinds)
-	c.oneOf("ai_provider.status", h.AIProvider.Status, ProviderStatuses)
-	c.oneOf("license.state", h.License.State, LicenseStates)
+	c.oneOf("ai_provider.kind", h.AIProvider.Kind, providerKinds)
+	c.oneOf("ai_provider.status", h.AIProvider.Status, providerStatuses)
+	c.oneOf("license.state", h.License.State, licenseStates)
 	c.time("license.expires_at", h.License.ExpiresAt, h.License.State != "missing")
-	c.oneOf("storage.objects_bucket", h.Storage.ObjectsBucket, ObjectBuckets)
-	c.oneOf("storage.bytes_bucket", h.Storage.BytesBucket, ByteBuckets)
+	c.oneOf("storage.objects_bucket", h.Storage.ObjectsBucket, objectBuckets)
+	c.oneOf("storage.bytes_bucket", h.Storage.BytesBucket, byteBuckets)
+	if h.Release != "" {
+		c.semver("release", h.Release)
+	}
+	if u := h.LastUpgrade; u != (UpgradeAttempt{}) {
+		if u.Version != "" {
+			c.semver("last_upgrade.version", u.Version)
+		}
+		c.oneOf("last_upgrade.action", u.Action, UpgradeActions)
+		c.oneOf("last_upgrade.outcome", u.Outcome, UpgradeOutcomes)
+		c.time("last_upgrade.at", u.At, true)
+		failed := u.Outcome == "failed" || u.Outcome == "rolled-back"
+		switch {
+		case failed:
+			c.oneOf("last_upgrade.reason", u.Reason, UpgradeReasons)
+		case u.Reason != "":
+			c.fail("last_upgrade.reason", "must be empty unless the outcome is failed or rolled-back")
+		}
+	}
 	if rule := CheckLedgerHead(h.LedgerHead.Count, h.LedgerHead.SHA256); rule != "" && h.LedgerHead != (LedgerHead{}) {
 		c.fail("ledger_head", rule)
 	}
@@ -375,7 +437,7 @@ func (t *Telemetry) Validate() error {
 	c.count("documents_processed", t.DocumentsProcessed)
 	c.count("documents_failed", t.DocumentsFailed)
 	c.count("pages", t.Pages)
-	c.oneOf("bytes_bucket", t.BytesBucket, ByteBuckets)
+	c.oneOf("bytes_bucket", t.BytesBucket, byteBuckets)
 	return c.err
 }
 
@@ -398,18 +460,18 @@ func (d *DiagnosticRequest) Validate() error {
 // carries. Objects are bucketed by powers of 100, bytes by powers of ten in
 // decimal gigabytes (1 GB = 10^9 bytes). Negative inputs count as zero.
 func StorageBucket(objects, bytes int64) (objectsBucket, bytesBucket string) {
-	objectsBucket = ObjectBuckets[len(ObjectBuckets)-1]
+	objectsBucket = objectBuckets[len(objectBuckets)-1]
 	for i, limit := range []int64{1, 100, 10_000, 1_000_000, 100_000_000} {
 		if objects < limit {
-			objectsBucket = ObjectBuckets[i]
+			objectsBucket = objectBuckets[i]
 			break
 		}
 	}
 	const gb = 1_000_000_000
-	bytesBucket = ByteBuckets[len(ByteBuckets)-1]
+	bytesBucket = byteBuckets[len(byteBuckets)-1]
 	for i, limit := range []int64{gb, 10 * gb, 100 * gb, 1000 * gb, 10_000 * gb} {
 		if bytes < limit {
-			bytesBucket = ByteBuckets[i]
+			bytesBucket = byteBuckets[i]
 			break
 		}
 	}
@@ -502,11 +564,6 @@ func DecodeHeartbeatResponse(data []byte) (*HeartbeatResponse, error) {
 // DecodeTelemetry strictly decodes and validates a telemetry report.
 func DecodeTelemetry(data []byte) (*Telemetry, error) {
 	return decode[Telemetry]("telemetry", data)
-}
-
-// DecodeDiagnosticRequest strictly decodes and validates one diagnostic request.
-func DecodeDiagnosticRequest(data []byte) (*DiagnosticRequest, error) {
-	return decode[DiagnosticRequest]("diagnostic_request", data)
 }
 
 // DiagnosticRequests is the answer to GET /v1/diagnostics.

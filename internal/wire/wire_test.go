@@ -31,6 +31,9 @@ func validHeartbeat() wire.Heartbeat {
 		License:    wire.LicenseStatus{State: "valid", ExpiresAt: t0.AddDate(1, 0, 0)},
 		Storage:    wire.StorageTotals{ObjectsBucket: "100-9999", BytesBucket: "1-10GB"},
 		LedgerHead: wire.LedgerHead{Count: 41, SHA256: strings.Repeat("3f", 32)},
+		Release:    "1.4.2",
+		LastUpgrade: wire.UpgradeAttempt{Version: "1.5.0", Action: "upgrade", Outcome: "rolled-back",
+			At: t0.Add(-time.Hour), Reason: "alarm"},
 	}
 }
 
@@ -47,6 +50,7 @@ func validTelemetry() wire.Telemetry {
 }
 
 func TestHeartbeatValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		mutate    func(h *wire.Heartbeat)
@@ -90,6 +94,17 @@ func TestHeartbeatValidate(t *testing.T) {
 		{"head count over 2^53", func(h *wire.Heartbeat) { h.LedgerHead.Count = 1<<53 + 1 }, "ledger_head"},
 		{"upper-case head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = strings.Repeat("3F", 32) }, "ledger_head"},
 		{"short head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = strings.Repeat("3f", 31) }, "ledger_head"},
+		{"no release recorded", func(h *wire.Heartbeat) { h.Release, h.LastUpgrade = "", wire.UpgradeAttempt{} }, ""},
+		{"succeeded without reason", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome, h.LastUpgrade.Reason = "succeeded", "" }, ""},
+		{"staged", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome, h.LastUpgrade.Reason = "staged", "" }, ""},
+		{"attempt of an unknown version", func(h *wire.Heartbeat) { h.LastUpgrade.Version = "" }, ""},
+		{"free text release", func(h *wire.Heartbeat) { h.Release = "acme build" }, "release"},
+		{"unknown action", func(h *wire.Heartbeat) { h.LastUpgrade.Action = "downgrade" }, "last_upgrade.action"},
+		{"unknown outcome", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome = "ok" }, "last_upgrade.outcome"},
+		{"attempt without time", func(h *wire.Heartbeat) { h.LastUpgrade.At = time.Time{} }, "last_upgrade.at"},
+		{"error text as reason", func(h *wire.Heartbeat) { h.LastUpgrade.Reason = "AccessDenied on arn:aws:iam::1:role/x" }, "last_upgrade.reason"},
+		{"rolled back without reason", func(h *wire.Heartbeat) { h.LastUpgrade.Reason = "" }, "last_upgrade.reason"},
+		{"reason on success", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome = "succeeded" }, "last_upgrade.reason"},
 		{"words in head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = "acme-invoice" + strings.Repeat("0", 52) }, "ledger_head"},
 	}
 	for _, tt := range tests {
@@ -120,6 +135,7 @@ func checkFieldErr(t *testing.T, err error, typ, wantField string) {
 }
 
 func TestOtherTypesValidate(t *testing.T) {
+	t.Parallel()
 	key := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
 	tests := []struct {
 		name      string
@@ -156,6 +172,7 @@ func TestOtherTypesValidate(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestDecodeHeartbeatRoundTrip(t *testing.T) {
+	t.Parallel()
 	h := validHeartbeat()
 	data, err := json.Marshal(h)
 	if err != nil {
@@ -179,6 +196,7 @@ func TestDecodeHeartbeatRoundTrip(t *testing.T) {
 // Agents from before ledger heads send none; during the rollout the plane
 // accepts both, and a heartbeat without one says so by leaving the key out.
 func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
+	t.Parallel()
 	h := validHeartbeat()
 	h.LedgerHead = wire.LedgerHead{}
 	data, err := json.Marshal(h)
@@ -207,6 +225,7 @@ func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
+	t.Parallel()
 	good, _ := json.Marshal(validHeartbeat())
 	secret := "ACME-Q3-invoice.pdf"
 	withField := bytes.Replace(good, []byte(`{"sent_at"`), []byte(`{"`+secret+`":"x","sent_at"`), 1)
@@ -241,6 +260,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeEachType(t *testing.T) {
+	t.Parallel()
 	marshal := func(v any) []byte {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -258,7 +278,6 @@ func TestDecodeEachType(t *testing.T) {
 		{"activation response", marshal(wire.ActivationResponse{InstallID: "ins_1", HeartbeatIntervalSeconds: 60, LicenseID: "lic_1"}), func(b []byte) (any, error) { return wire.DecodeActivationResponse(b) }},
 		{"heartbeat response", marshal(wire.HeartbeatResponse{NextIntervalSeconds: 30}), func(b []byte) (any, error) { return wire.DecodeHeartbeatResponse(b) }},
 		{"telemetry", marshal(validTelemetry()), func(b []byte) (any, error) { return wire.DecodeTelemetry(b) }},
-		{"diagnostic request", marshal(diags[0]), func(b []byte) (any, error) { return wire.DecodeDiagnosticRequest(b) }},
 		{"diagnostic requests", marshal(diags), func(b []byte) (any, error) { return wire.DecodeDiagnosticRequests(b) }},
 	}
 	for _, tt := range tests {
@@ -289,6 +308,7 @@ func TestDecodeEachType(t *testing.T) {
 }
 
 func TestStorageBucket(t *testing.T) {
+	t.Parallel()
 	const gb = 1_000_000_000
 	tests := []struct {
 		objects, bytes int64
@@ -333,16 +353,21 @@ var stringFields = map[string]string{
 	"Heartbeat.Versions.Agent":          "semver, at most 64 bytes",
 	"Heartbeat.Channel":                 "[a-z0-9-]{1,32}",
 	"Heartbeat.AvailableRelease":        "semver, at most 64 bytes, or empty",
-	"Heartbeat.Components[].Name":       "enum ComponentNames",
-	"Heartbeat.Components[].Status":     "enum ComponentStatuses",
-	"Heartbeat.AIProvider.Kind":         "enum ProviderKinds",
-	"Heartbeat.AIProvider.Status":       "enum ProviderStatuses",
-	"Heartbeat.License.State":           "enum LicenseStates",
-	"Heartbeat.Storage.ObjectsBucket":   "enum ObjectBuckets",
-	"Heartbeat.Storage.BytesBucket":     "enum ByteBuckets",
+	"Heartbeat.Components[].Name":       "enum componentNames",
+	"Heartbeat.Components[].Status":     "enum componentStatuses",
+	"Heartbeat.AIProvider.Kind":         "enum providerKinds",
+	"Heartbeat.AIProvider.Status":       "enum providerStatuses",
+	"Heartbeat.License.State":           "enum licenseStates",
+	"Heartbeat.Storage.ObjectsBucket":   "enum objectBuckets",
+	"Heartbeat.Storage.BytesBucket":     "enum byteBuckets",
 	"Heartbeat.LedgerHead.SHA256":       "[0-9a-f]{64}",
+	"Heartbeat.Release":                 "semver, at most 64 bytes, or empty",
+	"Heartbeat.LastUpgrade.Version":     "semver, at most 64 bytes, or empty",
+	"Heartbeat.LastUpgrade.Action":      "enum UpgradeActions",
+	"Heartbeat.LastUpgrade.Outcome":     "enum UpgradeOutcomes",
+	"Heartbeat.LastUpgrade.Reason":      "enum UpgradeReasons",
 	"Telemetry.Day":                     "date YYYY-MM-DD",
-	"Telemetry.BytesBucket":             "enum ByteBuckets",
+	"Telemetry.BytesBucket":             "enum byteBuckets",
 }
 
 // agentSent lists every type the agent sends, as a valid sample.
@@ -351,6 +376,7 @@ func agentSent() []interface{ Validate() error } {
 }
 
 func TestAgentSentTypesHaveNoFreeForm(t *testing.T) {
+	t.Parallel()
 	timeType := reflect.TypeOf(time.Time{})
 	seen := map[string]bool{}
 	var walk func(typ reflect.Type, path string)
@@ -451,10 +477,11 @@ func setString(v reflect.Value, path []string, s string) int {
 var snake = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 
 func TestEveryFieldHasSnakeCaseTag(t *testing.T) {
+	t.Parallel()
 	types := []any{
 		wire.ActivationRequest{}, wire.ActivationResponse{}, wire.Heartbeat{}, wire.Versions{},
 		wire.ComponentHealth{}, wire.QueueStats{}, wire.ProviderHealth{}, wire.LicenseStatus{},
-		wire.StorageTotals{}, wire.LedgerHead{}, wire.HeartbeatResponse{}, wire.Telemetry{}, wire.DiagnosticRequest{},
+		wire.StorageTotals{}, wire.LedgerHead{}, wire.UpgradeAttempt{}, wire.HeartbeatResponse{}, wire.Telemetry{}, wire.DiagnosticRequest{},
 	}
 	for _, v := range types {
 		typ := reflect.TypeOf(v)
@@ -546,6 +573,7 @@ func FuzzDecodeResponses(f *testing.F) {
 // another case (encoding/json would match "Channel" to "channel"), or a
 // version carrying words is refused, and the error does not quote it.
 func TestDecodeIsStrict(t *testing.T) {
+	t.Parallel()
 	good, err := json.Marshal(validHeartbeat())
 	if err != nil {
 		t.Fatal(err)
@@ -590,6 +618,7 @@ func TestDecodeIsStrict(t *testing.T) {
 }
 
 func TestWireVersions(t *testing.T) {
+	t.Parallel()
 	for v, ok := range map[string]bool{
 		"1.4.2": true, "0.1.0-dev": true, "2.1.0-rc.1": true, "2.0.0-beta.1.2": true, "1.0.0-preview": true,
 		"1.0": false, "v1.0.0": false, "1.0.0-rc.01": false, "1.0.0-RC.1": false, "1.0.0-rc1": false,

@@ -16,12 +16,17 @@ func TestServicesTakeImagesOnlyFromMarkers(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
 		params := s.json["services"]["Parameters"].(map[string]any)
 		var names []string
-		for name := range params {
+		for name, p := range params {
+			// The task counts (tetherctl scale) are numbers: they cannot
+			// name an image.
+			if t := p.(map[string]any)["Type"]; t == "Number" {
+				continue
+			}
 			names = append(names, name)
 		}
 		sort.Strings(names)
 		if got := strings.Join(names, " "); got != "AgentImage BootstrapVersion DocsvcImage" {
-			t.Errorf("services parameters = %s, want AgentImage, BootstrapVersion and DocsvcImage only", got)
+			t.Errorf("services parameters other than Numbers = %s, want AgentImage, BootstrapVersion and DocsvcImage only", got)
 		}
 		hex := func(digest string) string { return strings.TrimPrefix(digest, "sha256:") }
 		for _, p := range []struct{ name, digest, wantDefault, command string }{
@@ -205,10 +210,11 @@ func TestUpgradeRoleReadsOnlyMarkers(t *testing.T) {
 }
 
 // The markers are tetherctl's alone: no stack creates one, and no role a
-// stack creates (the agent's included) may write or delete a parameter.
+// stack creates may write or delete a parameter, but for the agent's
+// writes to the release record, with automatic upgrades only.
 func TestStacksNeverWriteMarkers(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
-		statements := 0
+		statements, recordWrites := 0, 0
 		for stack := range s.json {
 			for id, r := range resources(s, stack, "AWS::SSM::Parameter") {
 				if name, _ := props(r)["Name"].(string); strings.Contains(name, "/migrated/") || strings.Contains(name, "/verified/") {
@@ -231,6 +237,11 @@ func TestStacksNeverWriteMarkers(t *testing.T) {
 					if m["Effect"] != "Allow" {
 						continue
 					}
+					record := "arn:aws:ssm:" + s.cfg.Region + ":" + s.cfg.Account + ":parameter/tether/" + s.cfg.Name + "/state/releases"
+					if asJSON(m["Action"]) == `"ssm:PutParameter"` && flatten(s, m["Resource"]) == record && s.cfg.Plane.AutomaticUpgrades {
+						recordWrites++
+						continue
+					}
 					for _, a := range list(m["Action"]) {
 						for _, write := range []string{"ssm:PutParameter", "ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:LabelParameterVersion"} {
 							if globMatch(a.(string), write, true) {
@@ -243,6 +254,9 @@ func TestStacksNeverWriteMarkers(t *testing.T) {
 		}
 		if statements < 30 {
 			t.Fatalf("only %d policy statements read; the test is not looking at the templates", statements)
+		}
+		if want := map[bool]int{true: 1}[s.cfg.Plane.AutomaticUpgrades]; recordWrites != want {
+			t.Errorf("%d statements let the agent write the release record, want %d", recordWrites, want)
 		}
 	})
 }

@@ -152,7 +152,7 @@ func TestServices(t *testing.T) {
 				}
 			}
 		}
-		for _, short := range []string{"api-5xx-rate", "worker-errors", "agent-errors", "queue-age", "dead-letter-depth", "database-cpu", "database-storage"} {
+		for _, short := range []string{"api-5xx-rate", "worker-errors", "agent-errors", "queue-age", "dead-letter-depth", "database-cpu", "database-storage", "documents-size"} {
 			check(t, "alarm "+short, func() {
 				svc.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), like(&map[string]any{
 					"AlarmName": "tether-" + s.cfg.Name + "-" + short, "AlarmActions": anyVal(),
@@ -166,9 +166,41 @@ func TestServices(t *testing.T) {
 				"Metrics": with(&[]any{like(&map[string]any{"Expression": "visible + inflight"})}),
 			}))
 			svc.HasResourceProperties(jsii.String("AWS::ApplicationAutoScaling::ScalableTarget"), like(&map[string]any{
-				"MinCapacity": s.cfg.Sizing.WorkerMin, "MaxCapacity": s.cfg.Sizing.WorkerMax,
+				"MinCapacity": map[string]any{"Ref": "WorkerMinTasks"}, "MaxCapacity": map[string]any{"Ref": "WorkerMaxTasks"},
 			}))
 		})
+		// The task counts are parameters (tetherctl scale), defaulting to
+		// deployment.yaml's sizing and bounded as deployconfig bounds it.
+		params := s.json["services"]["Parameters"].(map[string]any)
+		for name, want := range map[string][3]float64{
+			"ApiTaskCount":   {float64(s.cfg.Sizing.APITasks), 1, deployconfig.MaxAPITasks},
+			"WorkerMinTasks": {float64(s.cfg.Sizing.WorkerMin), 0, deployconfig.MaxWorkerTasks},
+			"WorkerMaxTasks": {float64(s.cfg.Sizing.WorkerMax), 1, deployconfig.MaxWorkerTasks},
+		} {
+			p, _ := params[name].(map[string]any)
+			if p == nil || p["Type"] != "Number" || p["Default"] != want[0] || p["MinValue"] != want[1] || p["MaxValue"] != want[2] {
+				t.Errorf("parameter %s = %v, want a Number defaulting to %v within %v..%v", name, p, want[0], want[1], want[2])
+			}
+		}
+		for id, r := range resources(s, "services", "AWS::ECS::Service") {
+			if props(r)["ServiceName"] == "tether-"+s.cfg.Name+"-api" && asJSON(props(r)["DesiredCount"]) != `{"Ref":"ApiTaskCount"}` {
+				t.Errorf("api service %s: DesiredCount = %s, want the ApiTaskCount parameter", id, asJSON(props(r)["DesiredCount"]))
+			}
+		}
+		// The storage-growth alarms fire at observability.thresholds.
+		th := s.cfg.Observe.Thresholds
+		for short, want := range map[string]float64{
+			"queue-age":         float64(th.QueueAgeMinutes * 60),
+			"dead-letter-depth": float64(th.DeadLetters),
+			"database-storage":  float64(s.cfg.Sizing.DatabaseStorageGiB) * (1 << 30) * float64(th.DatabaseFreePercent) / 100,
+			"documents-size":    float64(th.DocumentsGiB) * (1 << 30),
+		} {
+			check(t, "threshold of "+short, func() {
+				svc.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), like(&map[string]any{
+					"AlarmName": "tether-" + s.cfg.Name + "-" + short, "Threshold": want,
+				}))
+			})
+		}
 		// Each container runs its documented role, with config from SSM.
 		commands := map[string]string{}
 		tds, _ := taskDefinitions(s)
@@ -596,4 +628,20 @@ func TestReviewFindings(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCognitoClientAsksOpenIDOnly: docsvc keys owners by issuer and subject
+// and requests the openid scope alone, so the client it signs in through may
+// not grant more (an email address or a profile it would never read).
+func TestCognitoClientAsksOpenIDOnly(t *testing.T) {
+	s := synth(t, "strict")
+	clients := resources(s, "data", "AWS::Cognito::UserPoolClient")
+	if len(clients) != 1 {
+		t.Fatalf("the strict example has %d Cognito clients, want 1", len(clients))
+	}
+	for id, c := range clients {
+		if got := asJSON(props(c)["AllowedOAuthScopes"]); got != `["openid"]` {
+			t.Errorf("%s: AllowedOAuthScopes = %s, want [\"openid\"]", id, got)
+		}
+	}
 }

@@ -14,7 +14,17 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tetherhq/tether/internal/deployconfig"
 )
+
+// circuitOpenMessage is internal/analyze.CircuitOpenMessage (checked by
+// TestProviderAlarmMatchesTheWorkerLog).
+const circuitOpenMessage = "analyze: circuit open"
+
+// aiProviderAlarm is the alarm tetherctl status reads the AI provider's
+// state from (internal/ctl/statusai.go).
+const aiProviderAlarm = "ai-provider"
 
 func metricOpts(stat string, minutes float64) *awscloudwatch.MetricOptions {
 	return &awscloudwatch.MetricOptions{Statistic: str(stat), Period: awscdk.Duration_Minutes(num(minutes))}
@@ -97,20 +107,63 @@ func (s *services) newObservability() {
 		alarms[family] = alarm(deployAlarm[family], fmt.Sprintf("The %s logged 10 or more errors a minute for 3 minutes; rolls back a %s deployment.", family, family),
 			filter.Metric(metricOpts("Sum", 1)), 10, 3, gte)
 	}
+	// The AI provider: each time the worker's circuit to it opens, the
+	// worker logs internal/analyze's CircuitOpenMessage; during an outage
+	// that is every cooldown (30s). Its construct ID does not start with
+	// "Alarm", so an upgrade's health gate (tetherctl readHealth) ignores
+	// it: a provider's outage says nothing about the release.
+	if cfg.AI.Provider != deployconfig.AILocal {
+		opened := awslogs.NewMetricFilter(stack, str("AIProviderCircuitOpen"), &awslogs.MetricFilterProps{
+			LogGroup:        s.LogGroups["worker"],
+			MetricNamespace: str("Tether/" + cfg.Name),
+			MetricName:      str("ai-provider-circuit-open"),
+			FilterPattern:   awslogs.FilterPattern_StringValue(str("$.msg"), str("="), str(circuitOpenMessage)),
+			MetricValue:     str("1"),
+			DefaultValue:    num(0),
+		})
+		a := awscloudwatch.NewAlarm(stack, str("ProviderAlarm"), &awscloudwatch.AlarmProps{
+			AlarmName:          str(alarmName(cfg, aiProviderAlarm)),
+			AlarmDescription:   str("The worker's circuit to the AI provider (" + cfg.AI.Provider + ") opened in the last 5 minutes: analysis is failing and jobs wait. See docs/runbooks/ai-provider-outage.md."),
+			Metric:             opened.Metric(metricOpts("Sum", 5)),
+			Threshold:          num(1),
+			EvaluationPeriods:  num(1),
+			ComparisonOperator: gte,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		a.AddAlarmAction(notify)
+		a.AddOkAction(notify)
+	}
+
 	// ECS must find the alarms when a deployment starts.
 	s.API.Node().AddDependency(alarms["api"])
 	s.Worker.Node().AddDependency(alarms["worker"])
 	s.Agent.Node().AddDependency(alarms["agent"])
 
-	alarm("queue-age", "The oldest job has waited more than 15 minutes: workers are failing or at worker_max.",
-		d.Jobs.MetricApproximateAgeOfOldestMessage(metricOpts("Maximum", 5)), 900, 3, gte)
-	alarm("dead-letter-depth", "Jobs reached the dead-letter queue after repeated failures; inspect the dead-letter queue in the SQS console.",
-		d.DeadLetter.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 5)), 1, 1, gte)
+	// The storage-growth alarms fire at deployment.yaml's
+	// observability.thresholds (tetherctl status warns at the same values).
+	th := cfg.Observe.Thresholds
+	alarm("queue-age", fmt.Sprintf("The oldest job has waited more than %d minutes: workers are failing or at their maximum (tetherctl scale workers; observability.thresholds.queue_age_minutes).", th.QueueAgeMinutes),
+		d.Jobs.MetricApproximateAgeOfOldestMessage(metricOpts("Maximum", 5)), float64(th.QueueAgeMinutes*60), 3, gte)
+	alarm("dead-letter-depth", fmt.Sprintf("%d or more jobs reached the dead-letter queue after repeated failures (observability.thresholds.dead_letters); see docs/runbooks/storage-growth.md.", th.DeadLetters),
+		d.DeadLetter.MetricApproximateNumberOfMessagesVisible(metricOpts("Maximum", 5)), float64(th.DeadLetters), 1, gte)
 	alarm("database-cpu", "Database CPU above 80% for 15 minutes; consider a larger sizing.database_class.",
 		d.Database.MetricCPUUtilization(metricOpts("Average", 5)), 80, 3, gte)
-	freeBytes := float64(cfg.Sizing.DatabaseStorageGiB) * (1 << 30) / 10
-	alarm("database-storage", "Database free storage below 10% of its allocated size.",
+	freeBytes := float64(cfg.Sizing.DatabaseStorageGiB) * (1 << 30) * float64(th.DatabaseFreePercent) / 100
+	alarm("database-storage", fmt.Sprintf("Database free storage below %d%% of its initial %d GiB (observability.thresholds.database_free_percent); storage autoscaling grows it up to four times that.", th.DatabaseFreePercent, cfg.Sizing.DatabaseStorageGiB),
 		d.Database.MetricFreeStorageSpace(metricOpts("Minimum", 5)), freeBytes, 1, awscloudwatch.ComparisonOperator_LESS_THAN_OR_EQUAL_TO_THRESHOLD)
+	// S3 publishes a bucket's size once a day.
+	bucketSize := awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace:  str("AWS/S3"),
+		MetricName: str("BucketSizeBytes"),
+		DimensionsMap: &map[string]*string{
+			"BucketName":  d.Documents.BucketName(),
+			"StorageType": str("StandardStorage"),
+		},
+		Statistic: str("Maximum"),
+		Period:    awscdk.Duration_Days(num(1)),
+	})
+	alarm("documents-size", fmt.Sprintf("The documents bucket holds more than %d GiB (observability.thresholds.documents_gib); see docs/runbooks/storage-growth.md.", th.DocumentsGiB),
+		bucketSize, float64(th.DocumentsGiB)*(1<<30), 1, gte)
 
 	backlog := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression: str("visible + inflight"),
@@ -144,6 +197,7 @@ func (s *services) newObservability() {
 			s.API.Metric(str("CPUUtilization"), metricOpts("SampleCount", 1)),
 			s.Worker.Metric(str("CPUUtilization"), metricOpts("SampleCount", 1))),
 	)
+	dash.AddWidgets(graph("Documents bucket size (daily)", bucketSize))
 	awscdk.NewCfnOutput(stack, str("AlarmTopicArn"), &awscdk.CfnOutputProps{Value: topic.TopicArn()})
 	awscdk.NewCfnOutput(stack, str("DashboardName"), &awscdk.CfnOutputProps{Value: dash.DashboardName()})
 }

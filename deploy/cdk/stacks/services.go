@@ -40,7 +40,11 @@ type Services struct {
 	// the markers tetherctl writes (the gate; see imageParameter).
 	// Upgrades change these and nothing else.
 	DocsvcImage, AgentImage awscdk.CfnParameter
-	LogGroups               map[string]awslogs.LogGroup
+	// The task counts, as Number parameters whose defaults are
+	// deployment.yaml's sizing: tetherctl scale changes them through a
+	// change set, and a later deploy keeps the values it set.
+	APITaskCount, WorkerMinTasks, WorkerMaxTasks awscdk.CfnParameter
+	LogGroups                                    map[string]awslogs.LogGroup
 }
 
 // apiPort is where docsvc api listens inside its task; internalPort is its
@@ -92,6 +96,13 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 			"Only tetherctl writes it, after the image was verified in ECR "+cfg.Name+"/agent. "+
 			"If CloudFormation says the parameter cannot be found, that image is not verified: run tetherctl deploy.")
 
+	s.APITaskCount = countParameter(stack, "ApiTaskCount", cfg.Sizing.APITasks, 1, deployconfig.MaxAPITasks,
+		"How many API tasks run. Set with tetherctl scale api --count N; deployment.yaml's sizing.api_tasks is the first deploy's value.")
+	s.WorkerMinTasks = countParameter(stack, "WorkerMinTasks", cfg.Sizing.WorkerMin, 0, deployconfig.MaxWorkerTasks,
+		"The fewest worker tasks autoscaling keeps. Set with tetherctl scale workers --min N --max M (never above WorkerMaxTasks); deployment.yaml's sizing.worker_min is the first deploy's value.")
+	s.WorkerMaxTasks = countParameter(stack, "WorkerMaxTasks", cfg.Sizing.WorkerMax, 1, deployconfig.MaxWorkerTasks,
+		"The most worker tasks autoscaling starts. Set with tetherctl scale workers --min N --max M; deployment.yaml's sizing.worker_max is the first deploy's value.")
+
 	for _, family := range []string{"api", "worker", "agent"} {
 		s.newLogGroup(family, net.LogsKey)
 	}
@@ -138,6 +149,18 @@ func imageParameter(stack awscdk.Stack, id, def, description string) awscdk.CfnP
 		props.Default = str(def)
 	}
 	return awscdk.NewCfnParameter(stack, str(id), props)
+}
+
+// countParameter is one of the services stack's task counts: a Number
+// parameter CloudFormation itself keeps within lo..hi.
+func countParameter(stack awscdk.Stack, id string, def, lo, hi int, description string) awscdk.CfnParameter {
+	return awscdk.NewCfnParameter(stack, str(id), &awscdk.CfnParameterProps{
+		Type:        str("Number"),
+		Default:     num(float64(def)),
+		MinValue:    num(float64(lo)),
+		MaxValue:    num(float64(hi)),
+		Description: str(description),
+	})
 }
 
 // markerName is how a digest (sha256:<64 hex>) appears in a marker's name:
@@ -206,7 +229,7 @@ func (s *services) newAPI() {
 		ServiceName:            str(serviceName(cfg, "api")),
 		Cluster:                s.cluster.Cluster,
 		TaskDefinition:         td,
-		DesiredCount:           num(float64(cfg.Sizing.APITasks)),
+		DesiredCount:           s.APITaskCount.ValueAsNumber(),
 		MinHealthyPercent:      num(100),
 		MaxHealthyPercent:      num(200),
 		SecurityGroups:         &[]awsec2.ISecurityGroup{sg},
@@ -321,7 +344,13 @@ func (s *services) newWorker() {
 	}
 	suppress(s.WorkerRole, "AwsSolutions-IAM5", "The wildcards are the documents/ object prefix and this cluster's own tasks (a worker protects itself, and its task ARN is not known before it starts).", appliesTo...)
 
-	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcImage.ValueAsString(), 1024, 2048, []string{"worker"}, s.docsvcSecrets(), nil, 0)
+	// No PDF engine compile cache: the task's root file system is read-only
+	// and its /tmp dies with it, and wazero keys compiled code by the host's
+	// CPU features, which differ across Fargate hosts, so neither a cache in
+	// the task nor one baked into the image would be reused. A worker task
+	// compiles once when it starts (seconds), and says nothing about a cache.
+	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcImage.ValueAsString(), 1024, 2048, []string{"worker"}, s.docsvcSecrets(),
+		map[string]*string{"DOCSVC_EXTRACT_CACHE_DIR": str("off")}, 0)
 	sg := s.net.Groups["worker"]
 	s.Worker = awsecs.NewFargateService(s.Stack, str("Worker"), &awsecs.FargateServiceProps{
 		ServiceName:       str(serviceName(cfg, "worker")),
@@ -349,8 +378,8 @@ func (s *services) newWorker() {
 		Period: awscdk.Duration_Minutes(num(1)),
 	})
 	scaling := s.Worker.AutoScaleTaskCount(&awsapplicationautoscaling.EnableScalingProps{
-		MinCapacity: num(float64(cfg.Sizing.WorkerMin)),
-		MaxCapacity: num(float64(cfg.Sizing.WorkerMax)),
+		MinCapacity: s.WorkerMinTasks.ValueAsNumber(),
+		MaxCapacity: s.WorkerMaxTasks.ValueAsNumber(),
 	})
 	scaling.ScaleOnMetric(str("Backlog"), &awsapplicationautoscaling.BasicStepScalingPolicyProps{
 		Metric:         backlog,
@@ -388,8 +417,21 @@ func (s *services) agentEnvironment(identityARN, exchangeBucket *string) map[str
 	if cfg.Plane.URL != "" {
 		env["TETHER_PLANE_URL"] = str(cfg.Plane.URL)
 	}
+	// The release record the heartbeat reports from; with automatic
+	// upgrades, the window and the update the agent may make
+	// (internal/agent/autoupgrade).
+	env["TETHER_RELEASE_RECORD"] = str(releaseRecord(cfg))
+	if cfg.Plane.AutomaticUpgrades {
+		env["TETHER_UPGRADE_WINDOW"] = str(cfg.Plane.UpgradeWindow)
+		env["TETHER_SERVICES_STACK"] = s.Stack.StackName()
+		env["TETHER_UPGRADE_ROLE_ARN"] = s.UpgradeRole.RoleArn()
+	}
 	return env
 }
+
+// releaseRecord is the SSM parameter tetherctl and the agent record
+// upgrades in (internal/releasestate).
+func releaseRecord(cfg *deployconfig.Config) string { return "/tether/" + cfg.Name + "/state/releases" }
 
 func (s *services) newAgent() {
 	cfg, d := s.cfg, s.data
@@ -421,6 +463,8 @@ func (s *services) newAgent() {
 	allow(r, []string{"cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"}, str("arn:"+partition+":cloudformation:"+cfg.Region+":"+cfg.Account+":stack/"+cfg.Name+"-*/*"))
 	allow(r, []string{"cloudwatch:DescribeAlarms"}, str("arn:"+partition+":cloudwatch:"+cfg.Region+":"+cfg.Account+":alarm:tether-"+cfg.Name+"-*"))
 	allow(r, []string{"cloudwatch:GetMetricData"}, str("*"))
+	ssmParameter := "arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter"
+	allow(r, []string{"ssm:GetParameter"}, str(ssmParameter+releaseRecord(cfg)))
 	appliesTo := []any{
 		"Resource::arn:<AWS::Partition>:ecs:" + cfg.Region + ":" + cfg.Account + ":service/" + clusterName(cfg) + "/*",
 		"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + cfg.Name + "-*/*",
@@ -519,5 +563,13 @@ func (s *services) newUpgradeRole() (appliesTo []any) {
 		},
 	}))
 	allow(s.AgentRole, []string{"iam:PassRole"}, role.RoleArn())
-	return []any{"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"}
+	// The agent records the outcome in the release record, the one
+	// parameter it may write, and checks that tetherctl staged a release
+	// (its markers exist) and which alarms are the rollback triggers.
+	allow(s.AgentRole, []string{"ssm:PutParameter"}, str(ssmParameter+releaseRecord(cfg)))
+	allow(s.AgentRole, []string{"ssm:GetParameter"}, str(ssmParameter+"/tether/"+cfg.Name+"/migrated/*"), str(ssmParameter+"/tether/"+cfg.Name+"/verified/agent/*"))
+	allow(s.AgentRole, []string{"cloudformation:DescribeStackResources"}, str(stackARN))
+	return []any{
+		"Resource::arn:<AWS::Partition>:ssm:" + cfg.Region + ":" + cfg.Account + ":parameter/tether/" + cfg.Name + "/migrated/*",
+		"Resource::arn:<AWS::Partition>:ssm:" + cfg.Region + ":" + cfg.Account + ":parameter/tether/" + cfg.Name + "/verified/agent/*", "Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"}
 }

@@ -102,6 +102,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 		"TETHER_DATA_DIR", "TETHER_PLANE_URL", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY",
 		"TETHER_TRUSTED_ROOT", "TETHER_CHANNEL", "TETHER_DOCSVC_URL", "TETHER_HEARTBEAT",
 		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET", "TETHER_EXCHANGE_BUCKET",
+		"TETHER_RELEASE_RECORD", "TETHER_UPGRADE_WINDOW", "TETHER_SERVICES_STACK", "TETHER_UPGRADE_ROLE_ARN",
 	}
 	reads := agentReads(t)
 	for _, name := range allowed {
@@ -124,7 +125,18 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 			}
 		}
 		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
-			"TETHER_EXCHANGE_BUCKET", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
+			"TETHER_EXCHANGE_BUCKET", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_RELEASE_RECORD", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
+		if s.cfg.Plane.AutomaticUpgrades {
+			want = append(want, "TETHER_SERVICES_STACK", "TETHER_UPGRADE_ROLE_ARN", "TETHER_UPGRADE_WINDOW")
+			sort.Strings(want)
+			if env["TETHER_UPGRADE_WINDOW"] != s.cfg.Plane.UpgradeWindow || !strings.Contains(env["TETHER_UPGRADE_ROLE_ARN"], "UpgradeRole") ||
+				env["TETHER_SERVICES_STACK"] != s.cfg.Name+"-services" {
+				t.Errorf("automatic upgrades: window %q, role %q, stack %q", env["TETHER_UPGRADE_WINDOW"], env["TETHER_UPGRADE_ROLE_ARN"], env["TETHER_SERVICES_STACK"])
+			}
+		}
+		if env["TETHER_RELEASE_RECORD"] != "/tether/"+s.cfg.Name+"/state/releases" {
+			t.Errorf("TETHER_RELEASE_RECORD = %q", env["TETHER_RELEASE_RECORD"])
+		}
 		if strings.Join(names, " ") != strings.Join(want, " ") {
 			t.Errorf("agent variables\n got %v\nwant %v", names, want)
 		}
@@ -552,4 +564,17 @@ func (d databaseSecret) Resolve(_ context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("no such secret %s", ref)
 	}
 	return `{"engine":"postgres","username":"docsvc","password":"rds-generated"}`, nil
+}
+
+// TestWorkerCompilesWithoutACache: the worker task's root file system is
+// read-only, so docsvc's default cache directory (under the home directory)
+// cannot be created; the task turns the cache off instead of warning about
+// it at every start.
+func TestWorkerCompilesWithoutACache(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		env, _ := containerVars(s, container(t, s, "worker"))
+		if got := env["DOCSVC_EXTRACT_CACHE_DIR"]; got != "off" {
+			t.Errorf("worker DOCSVC_EXTRACT_CACHE_DIR = %q, want off", got)
+		}
+	})
 }

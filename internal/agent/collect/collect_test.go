@@ -31,6 +31,7 @@ process_label_escape{a="x\"y\\z\n"} +Inf
 `
 
 func TestParseReadyz(t *testing.T) {
+	t.Parallel()
 	r, err := ParseReadyz([]byte(goodReadyz))
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +60,7 @@ func TestParseReadyz(t *testing.T) {
 }
 
 func TestParseMetrics(t *testing.T) {
+	t.Parallel()
 	m, err := ParseMetrics([]byte(goodMetrics))
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +101,7 @@ func TestParseMetrics(t *testing.T) {
 }
 
 func TestParseErrorsDoNotEchoInput(t *testing.T) {
+	t.Parallel()
 	const secret = "tt_SECRETVALUE123"
 	for _, in := range []string{`{"status":"` + secret + `"}`, `{"status":"ok","checks":{"` + secret + `":{"status":"bad"}}}`} {
 		if _, err := ParseReadyz([]byte(in)); err == nil || strings.Contains(err.Error(), secret) {
@@ -113,6 +116,7 @@ func TestParseErrorsDoNotEchoInput(t *testing.T) {
 }
 
 func TestScrape(t *testing.T) {
+	t.Parallel()
 	down := false
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

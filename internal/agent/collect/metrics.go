@@ -34,8 +34,8 @@ type Metrics struct {
 	Version string
 }
 
-// DocumentStatuses are the docsvc_documents statuses the agent keeps.
-var DocumentStatuses = []string{"queued", "processing", "succeeded", "failed"}
+// documentStatuses are the docsvc_documents statuses the agent keeps.
+var documentStatuses = []string{"queued", "processing", "succeeded", "failed"}
 
 // Objects is the number of stored documents (all statuses).
 func (m Metrics) Objects() int64 {
@@ -94,7 +94,7 @@ func (m *Metrics) add(s sample) error {
 		}
 	case "docsvc_documents":
 		st := s.labels["status"]
-		if !slices.Contains(DocumentStatuses, st) {
+		if !slices.Contains(documentStatuses, st) {
 			return nil // a status this agent does not know is not counted
 		}
 		if m.Documents == nil {

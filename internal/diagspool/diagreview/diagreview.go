@@ -37,12 +37,12 @@ func Preview(dataDir, id string) ([]diagspool.PreviewFile, error) {
 
 // Approve lets the running agent upload the bundle on its next heartbeat.
 // It works whether or not the agent is running; the approval is a file, so
-// it survives restarts.
-func Approve(dataDir, id string) error {
-	return diagspool.Transition(dataDir, id, diagspool.StatePending, diagspool.StateApproved, time.Now())
+// it survives restarts. now is when it was decided.
+func Approve(dataDir, id string, now time.Time) error {
+	return diagspool.Transition(dataDir, id, diagspool.StatePending, diagspool.StateApproved, now)
 }
 
 // Decline marks a request declined; nothing is ever sent for it.
-func Decline(dataDir, id string) error {
-	return diagspool.Transition(dataDir, id, diagspool.StatePending, diagspool.StateDeclined, time.Now())
+func Decline(dataDir, id string, now time.Time) error {
+	return diagspool.Transition(dataDir, id, diagspool.StatePending, diagspool.StateDeclined, now)
 }

@@ -39,19 +39,19 @@ func TestRecordListPreviewApproveDecline(t *testing.T) {
 	if req, err := diagspool.ReadRequest(data, "dg_one"); err != nil || req.Reason != "why dg_one" {
 		t.Fatalf("diagspool.ReadRequest = %+v, %v", req, err)
 	}
-	if err := Approve(data, "dg_one"); err != nil {
+	if err := Approve(data, "dg_one", at.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := Decline(data, "dg_one"); !errors.Is(err, diagspool.ErrNotPending) {
+	if err := Decline(data, "dg_one", at.Add(time.Hour)); !errors.Is(err, diagspool.ErrNotPending) {
 		t.Fatalf("decline after approve = %v, want diagspool.ErrNotPending", err)
 	}
-	if err := Decline(data, "dg_two"); err != nil {
+	if err := Decline(data, "dg_two", at.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := diagspool.Read(data, "dg_two"); err != nil || d.State != diagspool.StateDeclined {
+	if d, err := diagspool.Read(data, "dg_two"); err != nil || d.State != diagspool.StateDeclined || !d.UpdatedAt.Equal(at.Add(2*time.Hour)) {
 		t.Fatalf("diagspool.Read after decline = %+v, %v", d, err)
 	}
-	if err := Approve(data, "../../etc"); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
+	if err := Approve(data, "../../etc", at); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {
 		t.Fatalf("approve with a path = %v", err)
 	}
 	if _, err := Preview(data, "dg_missing"); !errors.Is(err, diagspool.ErrUnknownDiagnostic) {

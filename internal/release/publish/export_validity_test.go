@@ -17,6 +17,7 @@ import (
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/updater"
 	"github.com/tetherhq/tether/internal/updater/airgap"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 type timestampFile struct {
@@ -84,14 +85,22 @@ func TestExportValidFor(t *testing.T) {
 		t.Fatalf("online timestamp v%d expires %s; want a newer, short-lived one than the export's v%d", online.Signed.Version, online.Signed.Expires, exported.Signed.Version)
 	}
 
-	md := filepath.Join(t.TempDir(), "tuf")
 	root, _ := os.ReadFile(init.RootPath)
-	if err := updater.Init(md, root); err != nil {
-		t.Fatal(err)
+	// Imported 29 days on, the export still verifies; 31 days on, it has
+	// expired (each into a fresh copy of the trusted root).
+	fresh := func() string {
+		md := filepath.Join(t.TempDir(), "tuf")
+		if err := updater.Init(md, root); err != nil {
+			t.Fatal(err)
+		}
+		return md
 	}
-	ms, err := airgap.ImportBundle(context.Background(), md, t.TempDir(), bytes.NewReader(buf.Bytes()))
+	ms, err := airgap.ImportBundle(context.Background(), fresh(), t.TempDir(), bytes.NewReader(buf.Bytes()), now.Add(29*24*time.Hour))
 	if err != nil || len(ms) != 1 || ms[0].Version != "1.0.0" {
 		t.Fatalf("import: %v, %v", ms, err)
+	}
+	if _, err := airgap.ImportBundle(context.Background(), fresh(), t.TempDir(), bytes.NewReader(buf.Bytes()), now.Add(31*24*time.Hour)); !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
+		t.Fatalf("import after the export expired: %v, want ErrExpiredMetadata", err)
 	}
 
 	if err := publish.ExportValidFor(context.Background(), repo, keys, "stable", 365*24*time.Hour, io.Discard, now); !errors.Is(err, release.ErrInvalid) {

@@ -255,6 +255,9 @@ func TestPublishRefusesBadInput(t *testing.T) {
 	}{
 		{"version not semver", func(o *PublishOptions) { o.Version = "v1.0" }},
 		{"leading zero", func(o *PublishOptions) { o.Version = "01.0.0" }},
+		// A version the agent could not report to the plane (wire.ValidSemver).
+		{"build metadata", func(o *PublishOptions) { o.Version = "1.1.0+build.5" }},
+		{"pre-release word", func(o *PublishOptions) { o.Version = "1.1.0-confidentialmergerplan" }},
 		{"channel upper case", func(o *PublishOptions) { o.Channel = "Stable" }},
 		{"channel traversal", func(o *PublishOptions) { o.Channel = "../x" }},
 		{"channel too long", func(o *PublishOptions) { o.Channel = strings.Repeat("a", 33) }},

@@ -43,7 +43,8 @@ const (
 // metadata a previous import left there. It then verifies and keeps every
 // release manifest and artifact in targetsDir (see BundleArtifactPath) and
 // returns the manifests, newest first. Nothing is kept that did not verify.
-func ImportBundle(ctx context.Context, metadataDir, targetsDir string, bundle io.Reader) ([]release.Manifest, error) {
+// Expiry is judged at now.
+func ImportBundle(ctx context.Context, metadataDir, targetsDir string, bundle io.Reader, now time.Time) ([]release.Manifest, error) {
 	files, err := readBundle(ctx, bundle)
 	if err != nil {
 		return nil, fmt.Errorf("updater: import bundle: %w", err)
@@ -54,7 +55,7 @@ func ImportBundle(ctx context.Context, metadataDir, targetsDir string, bundle io
 		MetadataURL: bundleURL + "metadata/",
 		TargetsURL:  bundleURL + "targets/",
 		Fetcher:     &memFetcher{files: files},
-		Now:         time.Now(),
+		Now:         now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("updater: import bundle: %w", err)

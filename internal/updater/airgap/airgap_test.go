@@ -112,7 +112,7 @@ func TestImportBundle(t *testing.T) {
 	targetsDir := t.TempDir()
 	dir := agentDir(t, b)
 
-	ms, err := ImportBundle(ctx, dir, targetsDir, bytes.NewReader(b.Export("stable")))
+	ms, err := ImportBundle(ctx, dir, targetsDir, bytes.NewReader(b.Export("stable")), b.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestImportBundleRefusesTampering(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			targetsDir := t.TempDir()
-			_, err := ImportBundle(ctx, agentDir(t, b), targetsDir, bytes.NewReader(tt.data))
+			_, err := ImportBundle(ctx, agentDir(t, b), targetsDir, bytes.NewReader(tt.data), b.Now)
 			if !tt.check(err) {
 				t.Fatalf("ImportBundle: %v", err)
 			}
@@ -196,10 +196,10 @@ func TestImportBundleRollback(t *testing.T) {
 	b.Publish("stable", "1.1.0", "")
 	newer := b.Export("stable")
 	dir := agentDir(t, b)
-	if _, err := ImportBundle(ctx, dir, t.TempDir(), bytes.NewReader(newer)); err != nil {
+	if _, err := ImportBundle(ctx, dir, t.TempDir(), bytes.NewReader(newer), b.Now); err != nil {
 		t.Fatal(err)
 	}
-	_, err := ImportBundle(ctx, dir, t.TempDir(), bytes.NewReader(old))
+	_, err := ImportBundle(ctx, dir, t.TempDir(), bytes.NewReader(old), b.Now)
 	if !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
 		t.Fatalf("importing an older bundle: %v", err)
 	}
@@ -208,7 +208,7 @@ func TestImportBundleRollback(t *testing.T) {
 func TestImportBundleNeedsRoot(t *testing.T) {
 	b := publishtest.New(t)
 	b.Publish("stable", "1.0.0", "")
-	_, err := ImportBundle(context.Background(), t.TempDir(), t.TempDir(), bytes.NewReader(b.Export("stable")))
+	_, err := ImportBundle(context.Background(), t.TempDir(), t.TempDir(), bytes.NewReader(b.Export("stable")), b.Now)
 	if !errors.Is(err, updater.ErrNotInitialized) {
 		t.Fatalf("import without a trusted root: %v", err)
 	}

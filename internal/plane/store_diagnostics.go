@@ -1,0 +1,105 @@
+package plane
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Diagnostic is a vendor's request for a support bundle and its upload.
+type Diagnostic struct {
+	ID           string     `json:"id"`
+	InstallID    string     `json:"install_id"`
+	Reason       string     `json:"reason"`
+	Status       string     `json:"status"`
+	RequestedAt  time.Time  `json:"requested_at"`
+	UploadedAt   *time.Time `json:"uploaded_at,omitempty"`
+	BundleSize   int64      `json:"bundle_size"`
+	BundleSHA256 string     `json:"bundle_sha256,omitempty"`
+	BundlePath   string     `json:"-"`
+}
+
+// Diagnostic statuses.
+const (
+	DiagRequested = "requested"
+	DiagUploaded  = "uploaded"
+)
+
+// RequestDiagnostic records the vendor's request for a bundle from an install.
+func (s *Store) RequestDiagnostic(ctx context.Context, installID, reason string) (Diagnostic, error) {
+	if _, err := s.Install(ctx, installID); err != nil {
+		return Diagnostic{}, fmt.Errorf("plane: request diagnostic: %w", err)
+	}
+	d := Diagnostic{ID: NewID("dg_"), InstallID: installID, Reason: reason, Status: DiagRequested,
+		RequestedAt: fromMS(ms(s.now()))}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO plane_diagnostics (id, install_id, reason, status, requested_at)
+		VALUES ($1, $2, $3, $4, $5)`, d.ID, d.InstallID, d.Reason, d.Status, ms(d.RequestedAt))
+	if err != nil {
+		return Diagnostic{}, fmt.Errorf("plane: request diagnostic: %w", err)
+	}
+	return d, nil
+}
+
+const diagColumns = `id, install_id, reason, status, requested_at, uploaded_at, bundle_size, bundle_sha256, bundle_path`
+
+func scanDiag(sc interface{ Scan(...any) error }) (Diagnostic, error) {
+	var d Diagnostic
+	var req int64
+	var up sql.NullInt64
+	if err := sc.Scan(&d.ID, &d.InstallID, &d.Reason, &d.Status, &req, &up, &d.BundleSize, &d.BundleSHA256, &d.BundlePath); err != nil {
+		return Diagnostic{}, err
+	}
+	d.RequestedAt, d.UploadedAt = fromMS(req), fromNullMS(up)
+	return d, nil
+}
+
+// Diagnostics lists diagnostic requests, newest first. An empty installID
+// lists every install's; a non-empty status filters.
+func (s *Store) Diagnostics(ctx context.Context, installID, status string) ([]Diagnostic, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+diagColumns+` FROM plane_diagnostics
+		WHERE ($1 = '' OR install_id = $1) AND ($2 = '' OR status = $2) ORDER BY requested_at DESC, id`,
+		installID, status)
+	if err != nil {
+		return nil, fmt.Errorf("plane: list diagnostics: %w", err)
+	}
+	defer rows.Close()
+	var out []Diagnostic
+	for rows.Next() {
+		d, err := scanDiag(rows)
+		if err != nil {
+			return nil, fmt.Errorf("plane: list diagnostics: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Diagnostic returns one diagnostic request.
+func (s *Store) Diagnostic(ctx context.Context, id string) (Diagnostic, error) {
+	d, err := scanDiag(s.db.QueryRowContext(ctx, `SELECT `+diagColumns+` FROM plane_diagnostics WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Diagnostic{}, fmt.Errorf("plane: diagnostic %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Diagnostic{}, fmt.Errorf("plane: diagnostic %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// MarkUploaded records that installID uploaded the bundle for diagnostic id.
+// Only the install the request was addressed to may upload, and only once.
+func (s *Store) MarkUploaded(ctx context.Context, id, installID string, size int64, sha256Hex, path string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE plane_diagnostics SET status = $3, uploaded_at = $4,
+		bundle_size = $5, bundle_sha256 = $6, bundle_path = $7
+		WHERE id = $1 AND install_id = $2 AND status = $8`,
+		id, installID, DiagUploaded, ms(s.now()), size, sha256Hex, path, DiagRequested)
+	if err != nil {
+		return fmt.Errorf("plane: mark diagnostic %s uploaded: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("plane: mark diagnostic %s uploaded: %w", id, ErrWrongStatus)
+	}
+	return nil
+}
