@@ -157,7 +157,7 @@ func methodNotAllowed(methods []string) http.HandlerFunc {
 	slices.Sort(allow)
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; allowed: "+strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "this path does not take that method; it takes "+strings.Join(allow, ", "))
 	}
 }
 

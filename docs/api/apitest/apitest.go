@@ -20,10 +20,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pb33f/go-yaml"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	vErrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/helpers"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
+	"github.com/pb33f/libopenapi/orderedmap"
 
 	apidoc "github.com/tetherhq/tether/docs/api"
 )
@@ -218,4 +222,59 @@ func (s *Spec) CompareRoutes(t testing.TB, registered []string) {
 			t.Errorf("%s describes %q but no such route is registered: remove it from the document, or register it", s.name, p)
 		}
 	}
+}
+
+// CheckExamples validates every JSON example in the document (a media
+// type's example and each of its examples) against the schema beside it,
+// so that what integrators copy from the document is what the API sends.
+func (s *Spec) CheckExamples() error {
+	doc, err := libopenapi.NewDocument(s.raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	model, err := doc.BuildV3Model()
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	sv := schema_validation.NewSchemaValidator()
+	var problems []string
+	check := func(where string, content *orderedmap.Map[string, *v3.MediaType]) {
+		for mt, m := range content.FromOldest() {
+			if mt != "application/json" || m.Schema == nil {
+				continue
+			}
+			nodes := map[string]*yaml.Node{"example": m.Example}
+			for name, ex := range m.Examples.FromOldest() {
+				nodes["examples/"+name] = ex.Value
+			}
+			for name, n := range nodes {
+				if n == nil {
+					continue
+				}
+				var v any
+				if err := n.Decode(&v); err != nil {
+					problems = append(problems, fmt.Sprintf("%s %s: %v", where, name, err))
+					continue
+				}
+				if ok, errs := sv.ValidateSchemaObject(m.Schema.Schema(), v); !ok {
+					problems = append(problems, fmt.Sprintf("%s %s:%s", where, name, describe(errs)))
+				}
+			}
+		}
+	}
+	for path, item := range model.Model.Paths.PathItems.FromOldest() {
+		for method, op := range item.GetOperations().FromOldest() {
+			where := strings.ToUpper(method) + " " + path
+			if op.RequestBody != nil {
+				check(where+" request", op.RequestBody.Content)
+			}
+			for code, res := range op.Responses.Codes.FromOldest() {
+				check(where+" "+code, res.Content)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s: examples that do not match their schemas:\n%s", s.name, strings.Join(problems, "\n"))
+	}
+	return nil
 }
