@@ -14,7 +14,7 @@ dev: ## run the whole stack locally on embedded defaults
 
 test: test-deps lint test-go test-cdk ## run every test in every module (installs test tools first)
 
-test-deps: ## bring up what tests need (PostgreSQL, chromium, poppler, fauxqs, CDK CLI, moto, cfn-lint, checkov), idempotently
+test-deps: ## bring up what tests need (PostgreSQL, chromium, poppler, fauxqs, CDK CLI, moto, cfn-lint, checkov, schemathesis), idempotently
 	@scripts/test-deps.sh
 
 test-go: ## the product module's tests, PostgreSQL- and browser-backed ones included

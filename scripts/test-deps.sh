@@ -11,7 +11,9 @@
 #   npm (tools/package.json): fauxqs (an S3- and SQS-compatible server) and
 #     the AWS CDK CLI;
 #   PyPI (tools/requirements.txt, hash-pinned): moto's server (the AWS API
-#     emulator), cfn-lint, checkov and the AWS CLI, in the venv tools/venv.
+#     emulator), cfn-lint, checkov and the AWS CLI, in the venv tools/venv;
+#     and (tools/requirements-api.txt, hash-pinned) schemathesis, the API
+#     fuzzer, in its own venv tools/venv-api.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,14 +93,20 @@ if [ ! -x tools/node_modules/.bin/fauxqs ] || [ ! -x tools/node_modules/.bin/cdk
 fi
 
 # --- Python tools --------------------------------------------------------------
-venv=tools/venv
-stamp=$venv/.tether-stamp
-want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
-if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "installing Python tools into $venv (tools/requirements.txt)"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --require-hashes -r tools/requirements.txt
-  echo "$want" > "$stamp"
-fi
+# python_venv VENV REQUIREMENTS PROBE: (re)build VENV from the hash-pinned
+# REQUIREMENTS unless PROBE (a file the venv must have) exists and the venv
+# was built from these very requirements.
+python_venv() {
+  local venv=$1 reqs=$2 probe=$3 stamp=$1/.tether-stamp want
+  want=$(sha256sum "$reqs" | cut -d' ' -f1)
+  if [ ! -x "$venv/bin/$probe" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing Python tools into $venv ($reqs)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --require-hashes -r "$reqs"
+    echo "$want" > "$stamp"
+  fi
+}
+python_venv tools/venv tools/requirements.txt moto_server
+python_venv tools/venv-api tools/requirements-api.txt schemathesis
 say "ready"

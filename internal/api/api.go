@@ -1,5 +1,6 @@
 // Package api is the document service's HTTP surface: the JSON API under
-// /v1, health and metrics endpoints, and the embedded web page at /.
+// /v1, health and metrics endpoints, the embedded web page at /, and the
+// API's OpenAPI document (docs/api/docsvc.openapi.json) at /openapi.json.
 package api
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	apidoc "github.com/tetherhq/tether/docs/api"
 	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/document"
@@ -68,24 +70,52 @@ type Server struct {
 	requests *prometheus.CounterVec
 }
 
+// router is what route registration needs of a mux; *http.ServeMux is one,
+// and the route table test passes one that records the patterns.
+type router interface {
+	Handle(pattern string, h http.Handler)
+	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+}
+
 // Handler returns the public routes: the API, the web page and /healthz,
 // and also /readyz and /metrics unless SplitInternal moves them to
 // InternalHandler.
 func (s *Server) Handler() http.Handler {
 	s.register()
 	mux := http.NewServeMux()
-	authed := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.Auth(h)) }
+	s.publicRoutes(mux)
+	return secureHeaders(s.cors(s.observe(mux)))
+}
+
+// publicRoutes registers Handler's routes on mux. Each is described in
+// docs/api/docsvc.openapi.json, which is served at /openapi.json.
+func (s *Server) publicRoutes(mux router) {
+	var paths []string
+	allowed := map[string][]string{} // path → its methods, for 405's Allow
+	authed := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.Auth(h))
+		method, path, _ := strings.Cut(pattern, " ")
+		if allowed[path] == nil {
+			paths = append(paths, path)
+		}
+		allowed[path] = append(allowed[path], method)
+	}
 	authed("POST /v1/documents", s.upload)
 	authed("GET /v1/documents", s.list)
 	authed("GET /v1/documents/{id}", s.get)
 	authed("DELETE /v1/documents/{id}", s.remove)
 	authed("GET /v1/documents/{id}/result", s.result)
-	// Anything else under /v1/ still answers 401 before 404, so the API's
-	// shape is not visible without a token.
-	authed("/v1/", http.NotFound)
+	// Any other method on those paths, and anything else under /v1/, still
+	// answers 401 before 405 or 404, so the API's shape is not visible
+	// without a token.
+	for _, path := range paths {
+		mux.Handle(path, s.Auth(methodNotAllowed(allowed[path])))
+	}
+	mux.Handle("/v1/", s.Auth(http.HandlerFunc(http.NotFound)))
 
 	s.SignIn.Register(mux)
 	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /openapi.json", apidoc.Handler(apidoc.Docsvc))
 	if !s.SplitInternal {
 		s.internalRoutes(mux)
 	}
@@ -94,7 +124,6 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /{$}", files)
 	mux.Handle("GET /app.js", files)
 	mux.Handle("GET /style.css", files)
-	return secureHeaders(s.cors(s.observe(mux)))
 }
 
 // InternalHandler serves /healthz, /readyz and /metrics for the network
@@ -103,14 +132,33 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) InternalHandler() http.Handler {
 	s.register()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", healthz)
-	s.internalRoutes(mux)
+	s.internalOnlyRoutes(mux)
 	return secureHeaders(s.observe(mux))
 }
 
-func (s *Server) internalRoutes(mux *http.ServeMux) {
+// internalOnlyRoutes registers InternalHandler's routes on mux.
+func (s *Server) internalOnlyRoutes(mux router) {
+	mux.HandleFunc("GET /healthz", healthz)
+	s.internalRoutes(mux)
+}
+
+func (s *Server) internalRoutes(mux router) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+}
+
+// methodNotAllowed answers 405 naming the methods a path has (and HEAD
+// with GET, which net/http serves as GET without a body).
+func methodNotAllowed(methods []string) http.HandlerFunc {
+	allow := slices.Clone(methods)
+	if slices.Contains(allow, http.MethodGet) {
+		allow = append(allow, http.MethodHead)
+	}
+	slices.Sort(allow)
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "this path does not take that method; it takes "+strings.Join(allow, ", "))
+	}
 }
 
 func healthz(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tetherhq/tether/docs/api/apitest"
 	"github.com/tetherhq/tether/internal/analyze"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/auth"
@@ -134,6 +135,8 @@ func (b *bundle) do(t *testing.T, method, path, token string, body io.Reader, co
 	}
 	defer res.Body.Close()
 	out, _ := io.ReadAll(res.Body)
+	// Every answer the tests see is one the API's document describes.
+	apitest.Docsvc().Check(t, req, res, out)
 	return res.StatusCode, out
 }
 

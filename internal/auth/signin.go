@@ -136,8 +136,11 @@ func isCognito(issuer string) bool {
 
 // Register adds the sign-in routes to mux: GET /auth/config (public: what
 // the page needs to offer sign-in), GET /auth/login, GET /auth/callback and
-// POST /auth/logout. s may be nil (sign-in not configured).
-func (s *SignIn) Register(mux *http.ServeMux) {
+// POST /auth/logout. s may be nil (sign-in not configured). mux is an
+// *http.ServeMux, or anything that registers routes as one does.
+func (s *SignIn) Register(mux interface {
+	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+}) {
 	mux.HandleFunc("GET /auth/config", s.config)
 	mux.HandleFunc("GET /auth/login", s.login)
 	mux.HandleFunc("GET "+CallbackPath, s.callback)
@@ -256,12 +259,14 @@ func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
 // logout ends the session here and answers where the page should send the
 // browser to end it at the provider too.
 func (s *SignIn) logout(w http.ResponseWriter, r *http.Request) {
-	if s == nil {
-		notConfigured(w)
-		return
-	}
+	// The header first: a request without it is refused the same way
+	// whether or not sign-in is configured.
 	if r.Header.Get(CSRFHeader) != "docsvc" {
 		writeError(w, http.StatusForbidden, "sign-out needs the page's "+CSRFHeader+" header")
+		return
+	}
+	if s == nil {
+		notConfigured(w)
 		return
 	}
 	var hint string

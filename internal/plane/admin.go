@@ -167,6 +167,17 @@ func (s *Server) installDetail(r *http.Request, id string, historyLimit int) (In
 	if d.Telemetry, err = s.store.Telemetry(ctx, id); err != nil {
 		return InstallDetail{}, err
 	}
+	// An install with none of them has empty lists, not nulls: clients
+	// generated from the API's document expect arrays.
+	if d.History == nil {
+		d.History = []HeartbeatEntry{}
+	}
+	if d.Diagnostics == nil {
+		d.Diagnostics = []Diagnostic{}
+	}
+	if d.Telemetry == nil {
+		d.Telemetry = []TelemetryDay{}
+	}
 	return d, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	apidoc "github.com/tetherhq/tether/docs/api"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign/reqverify"
@@ -140,8 +141,23 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // its backoff before Run starts.
 func (s *Server) Alerter() *Alerter { return s.alerter }
 
+// router is what route registration needs of a mux; *http.ServeMux is one,
+// and the route table test passes one that records the patterns.
+type router interface {
+	Handle(pattern string, h http.Handler)
+	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+}
+
 func (s *Server) routes() {
 	m := http.NewServeMux()
+	s.register(m)
+	s.mux = m
+}
+
+// register adds every route to m. The admin API's routes, /healthz and
+// /openapi.json are described in docs/api/plane-admin.openapi.json, which
+// /openapi.json serves; the agent API's in docs/protocol.md.
+func (s *Server) register(m router) {
 	// Agent API (protocol.md). Activation is the one unsigned call.
 	m.Handle("POST /v1/activate", s.limit(http.HandlerFunc(s.handleActivate), 64<<10))
 	m.Handle("POST /v1/heartbeat", s.signed(s.handleHeartbeat, 64<<10))
@@ -170,7 +186,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /logout", s.handleLogout)
 
 	m.HandleFunc("GET /healthz", s.handleHealthz)
-	s.mux = m
+	m.HandleFunc("GET /openapi.json", apidoc.Handler(apidoc.PlaneAdmin))
 }
 
 // limit caps a request body; the signature check reads the whole body, so

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherhq/tether/docs/api/apitest"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
@@ -205,6 +206,9 @@ func (p *Plane) Admin(t testing.TB, method, path string, body any) (int, []byte)
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
+	// Whatever test calls the admin API, the answer must be one its
+	// document (docs/api/plane-admin.openapi.json) describes.
+	apitest.PlaneAdmin().Check(t, req, resp, out)
 	return resp.StatusCode, out
 }
 
