@@ -74,13 +74,17 @@ func (s *Server) validAdminToken(tok string) bool {
 // admin guards a handler with the admin bearer token.
 func (s *Server) admin(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.authBlocked(r) {
+		// Only a presented token counts as an attempt: a request without one
+		// guesses nothing, and is told what to send.
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && s.authBlocked(r) {
 			tooManyAttempts(w)
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || !s.validAdminToken(tok) {
-			s.authFailed(r)
+			if ok {
+				s.authFailed(r)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tether-plane"`)
 			writeError(w, http.StatusUnauthorized, "admin token missing or wrong (send Authorization: Bearer <token from <data-dir>/admin-token>)")
 			return
