@@ -175,12 +175,12 @@ func TestLinksResolve(t *testing.T) {
 
 func TestSlug(t *testing.T) {
 	for in, want := range map[string]string{
-		"12. Support from your workstation":                                  "12-support-from-your-workstation",
-		"Putting the images in your ECR: `tetherctl images push`":            "putting-the-images-in-your-ecr-tetherctl-images-push",
-		"What the vendor can and cannot see":                                 "what-the-vendor-can-and-cannot-see",
-		"The agent exchange bucket (support)":                                "the-agent-exchange-bucket-support",
-		"Bring your data back after `destroy`":                               "bring-your-data-back-after-destroy",
-		"[`deploy/cdk`](../deploy/cdk/README.md) stacks — one region, only":  "deploycdk-stacks--one-region-only",
+		"12. Support from your workstation":                                 "12-support-from-your-workstation",
+		"Putting the images in your ECR: `tetherctl images push`":           "putting-the-images-in-your-ecr-tetherctl-images-push",
+		"What the vendor can and cannot see":                                "what-the-vendor-can-and-cannot-see",
+		"The agent exchange bucket (support)":                               "the-agent-exchange-bucket-support",
+		"Bring your data back after `destroy`":                              "bring-your-data-back-after-destroy",
+		"[`deploy/cdk`](../deploy/cdk/README.md) stacks — one region, only": "deploycdk-stacks--one-region-only",
 	} {
 		if got := slug(in); got != want {
 			t.Errorf("slug(%q) = %q, want %q", in, got, want)
