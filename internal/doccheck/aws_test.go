@@ -1,0 +1,285 @@
+package doccheck
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tetherhq/tether/internal/awstest"
+)
+
+// The deployment the documents' aws commands are run against: placeholders
+// are filled with these values, and world creates the resources they name.
+const (
+	deployName = "acme-docs"
+	// releaseHex is the digest (hex) of the release the markers record.
+	releaseHex   = "5d1c4be0f2a7b9e3c6d8f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f"
+	dbInstance   = "tether-acme-docs-1a2b3c4d"
+	documentsBkt = "acme-docs-data-documents1a2b3c4d"
+	exchangeBkt  = "acme-docs-data-exchange1a2b3c4d"
+	documentID   = "doc_01JE5Z8Q3V7XK2M4N6P8R0S2T4"
+	snapshotID   = "tether-acme-docs-pre-upgrade-20261201t100000z"
+)
+
+// placeholders fill what the documents write in angle brackets. A command
+// with any other placeholder fails the test, which names it: add it here,
+// with a resource world creates.
+var placeholders = map[string]string{
+	"<name>":        deployName,
+	"<hex>":         releaseHex,
+	"<account>":     awstest.Account,
+	"<region>":      awstest.Region,
+	"<db-instance>": dbInstance,
+	"<bucket>":      documentsBkt,
+	"<document-id>": documentID,
+	"<snapshot>":    snapshotID,
+}
+
+// motoGaps are AWS CLI services moto cannot answer for the CLI, each with
+// the record that says so. A command of one is checked as far as the CLI
+// goes without an answer: it must be well formed and get as far as the
+// network (sent to an address where nothing listens).
+var motoGaps = map[string]string{
+	"cloudwatch": "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 answers the CLI's JSON 1.0 protocol for CloudWatch with HTTP 500",
+}
+
+var (
+	placeholderRE = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9_.-]*>`)
+	awsLineRE     = regexp.MustCompile(`^(?:(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=\$\()?aws\s+([a-z0-9-]+)\s`)
+)
+
+// awsBlock is a code block's aws commands, run together as one script so
+// that a variable one sets is there for the next.
+type awsBlock struct {
+	where    string
+	commands []string
+	gaps     []string // the commands of a service in motoGaps
+}
+
+func awsBlocks(d document) []awsBlock {
+	blocks, _ := split(d.text)
+	var out []awsBlock
+	for _, b := range blocks {
+		switch b.lang {
+		case "", "sh", "bash", "shell", "console":
+		default:
+			continue
+		}
+		ab := awsBlock{where: fmt.Sprintf("%s:%d", d.path, b.line)}
+		for _, c := range commands(b) {
+			m := awsLineRE.FindStringSubmatch(c.text + " ")
+			if m == nil {
+				continue
+			}
+			if _, gap := motoGaps[m[1]]; gap {
+				ab.gaps = append(ab.gaps, c.text)
+			} else {
+				ab.commands = append(ab.commands, c.text)
+			}
+		}
+		if len(ab.commands)+len(ab.gaps) > 0 {
+			out = append(out, ab)
+		}
+	}
+	return out
+}
+
+// fill replaces the placeholders, and names any it does not know.
+func fill(command string) (string, error) {
+	for k, v := range placeholders {
+		command = strings.ReplaceAll(command, k, v)
+	}
+	if p := placeholderRE.FindString(command); p != "" {
+		return "", fmt.Errorf("placeholder %s is not one the test knows: add it to placeholders, with a resource world creates", p)
+	}
+	if strings.Contains(command, "…") || strings.Contains(command, "...") {
+		return "", fmt.Errorf("an elided value (…) cannot be run: write a placeholder such as <name> instead")
+	}
+	return command, nil
+}
+
+// Every aws command a document shows in a code block runs, with its
+// placeholders filled in, against the AWS API emulator holding a
+// deployment's resources, and succeeds. The AWS CLI is the pinned one in
+// tools/venv. Each document gets a fresh emulator, and its blocks run in
+// the order written, as a reader would run them.
+func TestShownAWSCommandsRun(t *testing.T) {
+	venv, err := filepath.Abs(filepath.Join(root, "tools", "venv", "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(venv, "aws")); err != nil {
+		t.Fatalf("the AWS CLI is not in tools/venv (run scripts/test-deps.sh): %v", err)
+	}
+	total := 0
+	for _, d := range documents(t) {
+		blocks := awsBlocks(d)
+		if len(blocks) == 0 {
+			continue
+		}
+		t.Run(d.path, func(t *testing.T) {
+			t.Parallel()
+			srv := awstest.Start(t)
+			world(t, srv)
+			var env []string
+			for _, kv := range srv.Env() {
+				// The AWS CLI takes an empty AWS_PROFILE as a profile's name.
+				if !strings.HasSuffix(kv, "=") {
+					env = append(env, kv)
+				}
+			}
+			env = append(env, "PATH="+venv+string(os.PathListSeparator)+os.Getenv("PATH"),
+				"HOME="+t.TempDir(), "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")
+			for _, b := range blocks {
+				var script []string
+				for _, c := range b.commands {
+					filled, err := fill(c)
+					if err != nil {
+						t.Errorf("%s: %q: %v", b.where, c, err)
+						continue
+					}
+					script = append(script, filled)
+				}
+				if len(script) == len(b.commands) && len(script) > 0 {
+					if out, err := runScript(t.Context(), env, script); err != nil {
+						t.Errorf("%s: the aws commands fail against the emulator: %v\n%s\n%s", b.where, err, strings.Join(script, "\n"), out)
+					}
+				}
+				for _, c := range b.gaps {
+					filled, err := fill(c)
+					if err != nil {
+						t.Errorf("%s: %q: %v", b.where, c, err)
+						continue
+					}
+					// Nothing listens on port 9 (discard) of loopback.
+					gapEnv := append(env, "AWS_ENDPOINT_URL=http://127.0.0.1:9")
+					out, err := runScript(t.Context(), gapEnv, []string{filled})
+					if err == nil || !strings.Contains(out, "Could not connect to the endpoint URL") {
+						t.Errorf("%s: %q (not run against moto: %s) does not get as far as the network: %v\n%s",
+							b.where, c, motoGaps[strings.Fields(c)[1]], err, out)
+					}
+				}
+			}
+		})
+		total += len(blocks)
+	}
+	if total == 0 {
+		t.Fatal("no document shows an aws command in a code block: the parser missed them")
+	}
+}
+
+func runScript(ctx context.Context, env, script []string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	// The AWS CLI (v1) sends some services' calls in us-east-1 to a fixed
+	// host (rds.amazonaws.com) unless --endpoint-url is given, whatever
+	// AWS_ENDPOINT_URL says; so the endpoint is given on every call.
+	prelude := "set -euo pipefail\n" + `aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }` + "\n"
+	cmd := exec.CommandContext(ctx, "bash", "-c", prelude+strings.Join(script, "\n"))
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// world creates, in the emulator, what a deployment named acme-docs has
+// that the documents' commands address: its data and services stacks (a
+// database, the documents and exchange buckets, the data key and its
+// alias; the image parameters), the markers tetherctl writes, the secrets,
+// a document with two versions and a snapshot of the database.
+func world(t *testing.T, srv *awstest.Server) {
+	t.Helper()
+	ctx := t.Context()
+	cfg := srv.AWSConfig()
+	cfg.RetryMaxAttempts = 1
+	for _, p := range []string{"/tether/" + deployName + "/migrated/sha256-" + releaseHex, "/tether/" + deployName + "/verified/agent/sha256-" + releaseHex} {
+		srv.PutParameter(t, p, "sha256:"+releaseHex, false)
+	}
+	srv.PutParameter(t, "/tether/"+deployName+"/state/releases",
+		`[{"version":"1.4.0","outcome":"succeeded","docsvc":"sha256:`+releaseHex+`","agent":"sha256:`+releaseHex+`"}]`, false)
+	for _, s := range []string{"license", "ai", "agent-identity"} {
+		srv.CreateSecret(t, "tether/"+deployName+"/"+s, "")
+	}
+
+	cfn := cloudformation.NewFromConfig(cfg)
+	createStack(t, cfn, deployName+"-data", map[string]any{
+		"Resources": map[string]any{
+			"DataKey": map[string]any{"Type": "AWS::KMS::Key", "Properties": map[string]any{
+				"EnableKeyRotation": true, "Description": "Tether " + deployName + ": documents, job messages and database storage",
+				// moto fails CreateStack (HTTP 500) on a key without a policy.
+				"KeyPolicy": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{"Effect": "Allow",
+					"Principal": map[string]any{"AWS": "arn:aws:iam::" + awstest.Account + ":root"}, "Action": "kms:*", "Resource": "*"}}}}},
+			"DataKeyAlias": map[string]any{"Type": "AWS::KMS::Alias", "Properties": map[string]any{"AliasName": "alias/tether/" + deployName + "/data", "TargetKeyId": map[string]any{"Ref": "DataKey"}}},
+			"Documents": map[string]any{"Type": "AWS::S3::Bucket", "Properties": map[string]any{
+				"BucketName": documentsBkt, "VersioningConfiguration": map[string]any{"Status": "Enabled"}}},
+			"Exchange": map[string]any{"Type": "AWS::S3::Bucket", "Properties": map[string]any{
+				"BucketName": exchangeBkt, "VersioningConfiguration": map[string]any{"Status": "Enabled"}}},
+			"Database": map[string]any{"Type": "AWS::RDS::DBInstance", "Properties": map[string]any{
+				"DBInstanceIdentifier": dbInstance, "Engine": "postgres", "EngineVersion": "17.9",
+				"DBInstanceClass": "db.t4g.medium", "AllocatedStorage": "50", "MasterUsername": "tether",
+				"MasterUserPassword": "not-a-secret-moto-only", "BackupRetentionPeriod": 14, "StorageEncrypted": true}},
+		},
+		"Outputs": map[string]any{"ExchangeBucketName": map[string]any{"Value": map[string]any{"Ref": "Exchange"}}},
+	}, nil)
+	marker := func(kind string) string {
+		return "/tether/" + deployName + "/" + kind + "/sha256-" + releaseHex
+	}
+	createStack(t, cfn, deployName+"-services", map[string]any{
+		"Parameters": map[string]any{
+			"DocsvcImage": map[string]any{"Type": "AWS::SSM::Parameter::Value<String>", "Default": marker("migrated")},
+			"AgentImage":  map[string]any{"Type": "AWS::SSM::Parameter::Value<String>", "Default": marker("verified/agent")},
+		},
+		"Resources": map[string]any{
+			"Release": map[string]any{"Type": "AWS::SSM::Parameter", "Properties": map[string]any{
+				"Name": "/tether/" + deployName + "/services/release", "Type": "String",
+				"Value": map[string]any{"Fn::Join": []any{" ", []any{map[string]any{"Ref": "DocsvcImage"}, map[string]any{"Ref": "AgentImage"}}}}}},
+		},
+	}, map[string]string{"DocsvcImage": marker("migrated"), "AgentImage": marker("verified/agent")})
+
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	for _, body := range []string{"first version", "second version"} {
+		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(documentsBkt),
+			Key: aws.String("documents/" + documentID), Body: strings.NewReader(body)}); err != nil {
+			t.Fatalf("world: %v", err)
+		}
+	}
+	if _, err := rds.NewFromConfig(cfg).CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{
+		DBInstanceIdentifier: aws.String(dbInstance), DBSnapshotIdentifier: aws.String(snapshotID)}); err != nil {
+		t.Fatalf("world: %v", err)
+	}
+}
+
+func createStack(t *testing.T, cfn *cloudformation.Client, name string, template map[string]any, params map[string]string) {
+	t.Helper()
+	body, err := json.Marshal(template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &cloudformation.CreateStackInput{StackName: aws.String(name), TemplateBody: aws.String(string(body)),
+		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam, cfntypes.CapabilityCapabilityNamedIam}}
+	for k, v := range params {
+		in.Parameters = append(in.Parameters, cfntypes.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(v)})
+	}
+	if _, err := cfn.CreateStack(t.Context(), in); err != nil {
+		t.Fatalf("world: create stack %s: %v", name, err)
+	}
+	out, err := cfn.DescribeStacks(t.Context(), &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	if err != nil || len(out.Stacks) != 1 || out.Stacks[0].StackStatus != cfntypes.StackStatusCreateComplete {
+		t.Fatalf("world: stack %s not created: %v %+v", name, err, out)
+	}
+}
