@@ -58,6 +58,7 @@ var motoGaps = map[string]string{
 }
 
 var (
+	noneRE        = regexp.MustCompile(`(?m)^(None|\[\]|\s*\|\|\s*)$`)
 	placeholderRE = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9_.-]*>`)
 	awsLineRE     = regexp.MustCompile(`^(?:(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=\$\()?aws\s+([a-z0-9-]+)\s`)
 )
@@ -155,8 +156,15 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					script = append(script, filled)
 				}
 				if len(script) == len(b.commands) && len(script) > 0 {
-					if out, err := runScript(t.Context(), env, script); err != nil {
+					out, err := runScript(t.Context(), env, script)
+					switch {
+					case err != nil:
 						t.Errorf("%s: the aws commands fail against the emulator: %v\n%s\n%s", b.where, err, strings.Join(script, "\n"), out)
+					case noneRE.MatchString(out), strings.Contains(strings.Join(script, "\n"), "--query") && strings.TrimSpace(out) == "":
+						// A --query that matched nothing prints None: the
+						// command runs, but does not find what the document
+						// says it finds.
+						t.Errorf("%s: a query found nothing (None, [] or no output) against the emulator's deployment:\n%s\n%s", b.where, strings.Join(script, "\n"), out)
 					}
 				}
 				for _, c := range b.gaps {
@@ -201,7 +209,8 @@ func runScript(ctx context.Context, env, script []string) (string, error) {
 // that the documents' commands address: its data and services stacks (a
 // database, the documents and exchange buckets, the data key and its
 // alias; the image parameters), the markers tetherctl writes, the secrets,
-// a document with two versions and a snapshot of the database.
+// a document with two versions and a snapshot of the database; and its VPC
+// with two of its endpoints.
 func world(t *testing.T, srv *awstest.Server) {
 	t.Helper()
 	ctx := t.Context()
@@ -217,6 +226,22 @@ func world(t *testing.T, srv *awstest.Server) {
 	}
 
 	cfn := cloudformation.NewFromConfig(cfg)
+	createStack(t, cfn, deployName+"-network", map[string]any{
+		"Resources": map[string]any{
+			"Vpc": map[string]any{"Type": "AWS::EC2::VPC", "Properties": map[string]any{
+				"CidrBlock": "10.40.0.0/16", "EnableDnsHostnames": true, "EnableDnsSupport": true,
+				"Tags": []any{map[string]any{"Key": "Name", "Value": deployName + "-network/Vpc"}, map[string]any{"Key": "tether:deployment", "Value": deployName}}}},
+			"Isolated": map[string]any{"Type": "AWS::EC2::Subnet", "Properties": map[string]any{
+				"VpcId": map[string]any{"Ref": "Vpc"}, "CidrBlock": "10.40.8.0/24", "AvailabilityZone": awstest.Region + "a"}},
+			"IsolatedRoutes": map[string]any{"Type": "AWS::EC2::RouteTable", "Properties": map[string]any{"VpcId": map[string]any{"Ref": "Vpc"}}},
+			"S3": map[string]any{"Type": "AWS::EC2::VPCEndpoint", "Properties": map[string]any{
+				"VpcId": map[string]any{"Ref": "Vpc"}, "ServiceName": "com.amazonaws." + awstest.Region + ".s3", "VpcEndpointType": "Gateway",
+				"RouteTableIds": []any{map[string]any{"Ref": "IsolatedRoutes"}}}},
+			"Sqs": map[string]any{"Type": "AWS::EC2::VPCEndpoint", "Properties": map[string]any{
+				"VpcId": map[string]any{"Ref": "Vpc"}, "ServiceName": "com.amazonaws." + awstest.Region + ".sqs", "VpcEndpointType": "Interface",
+				"PrivateDnsEnabled": true, "SubnetIds": []any{map[string]any{"Ref": "Isolated"}}, "RouteTableIds": []any{}}},
+		},
+	}, nil)
 	createStack(t, cfn, deployName+"-data", map[string]any{
 		"Resources": map[string]any{
 			"DataKey": map[string]any{"Type": "AWS::KMS::Key", "Properties": map[string]any{
