@@ -31,7 +31,7 @@ lint: ## gofmt and go vet on every module
 bench: ## run the benchmarks under bench/ and print ratios against their baselines
 	@for s in bench/*.sh; do [ -x "$$s" ] && "$$s"; done
 
-docs: ## regenerate the generated documents and sections: docs/iam.md, docs/preflight.md and the payload fields in docs/support.md
+docs: ## regenerate the generated documents and sections: docs/iam.md, docs/preflight.md, the payload fields (docs/support.md) and the keys of deployment.yaml (docs/deployment-config.md)
 	$(GO) test -count=1 ./internal/ctl -run '^(TestIAMDoc|TestPreflightDoc)$$' -update
 	$(GO) test -count=1 ./internal/doccheck -run '^TestGeneratedSections$$' -update
 

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tetherhq/tether/internal/deployconfig"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated sections of the documents")
@@ -20,6 +22,7 @@ type generatedSection struct {
 
 var generatedSections = []generatedSection{
 	{"docs/support.md", "payload fields", PayloadFields},
+	{"docs/deployment-config.md", "deployment.yaml keys", DeploymentKeys},
 }
 
 const regenerate = "make docs (or go test ./internal/doccheck -run TestGeneratedSections -update)"
@@ -97,3 +100,55 @@ type unchecked struct {
 }
 
 func (unchecked) Validate() error { return nil }
+
+// Every key of deployment.yaml has its row in the Fields table of
+// docs/deployment-config.md, and every key there exists.
+func TestDeploymentKeysDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "docs", "deployment-config.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "\n## Fields\n")
+	if start < 0 {
+		t.Fatal(`docs/deployment-config.md has no "## Fields" section`)
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(text[start:], "\n")[2:] {
+		if strings.HasPrefix(line, "## ") {
+			break
+		}
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first := strings.SplitN(line, " | ", 2)[0]
+		base := ""
+		for _, m := range spanRE.FindAllStringSubmatch(first, -1) {
+			k := m[1]
+			if strings.HasPrefix(k, ".") {
+				k = base + k
+			} else {
+				base = k[:max(strings.LastIndex(k, "."), 0)]
+			}
+			documented[k] = true
+		}
+	}
+	keys := map[string]bool{}
+	for _, k := range yamlKeys(reflect.TypeFor[deployconfig.Config](), "", 0) {
+		if !k.leaf {
+			continue
+		}
+		keys[k.path] = true
+		if !documented[k.path] && refusedKeys[k.path] == "" {
+			t.Errorf("deployment.yaml key %s has no row in the Fields table of docs/deployment-config.md", k.path)
+		}
+	}
+	for k := range documented {
+		if !keys[k] {
+			t.Errorf("docs/deployment-config.md documents %s, which deployconfig does not read", k)
+		}
+	}
+	if len(documented) < 30 {
+		t.Errorf("only %d keys found in the Fields table: the parser missed them", len(documented))
+	}
+}
