@@ -42,7 +42,8 @@ turn off termination protection on the stacks that have it (the data and
 images stacks), delete the stacks one at a time,
 newest first, showing CloudFormation's events as they come and waiting for
 each to be gone before the next, and delete the SSM markers tetherctl wrote
-(/tether/<name>/migrated/… and /tether/<name>/verified/…). A stack that
+(/tether/<name>/migrated/…, /verified/… and the release history under
+/state/…). A stack that
 fails to delete stops it: nothing older is touched, and running destroy
 again carries on.
 
@@ -343,9 +344,12 @@ func retentionPolicies(body []byte) (map[string]string, error) {
 func cleanYAML(err error) string { return strings.TrimPrefix(oneLine(err.Error()), "yaml: ") }
 
 // markerPrefixes are the SSM paths only tetherctl writes: the image markers
-// the services stack reads (deploy/cdk/README.md, "The gate").
+// the services stack reads (deploy/cdk/README.md, "The gate") and its state
+// (the release history). A deployment re-created under the same name must
+// not inherit a "previous release" whose images and database are gone.
 func markerPrefixes(dc *deployconfig.Config) []string {
-	return []string{"/tether/" + dc.Name + "/migrated/", "/tether/" + dc.Name + "/verified/"}
+	p := "/tether/" + dc.Name
+	return []string{p + "/migrated/", p + "/verified/", p + "/state/"}
 }
 
 func listMarkers(ctx context.Context, a *awsSession, dc *deployconfig.Config) ([]string, error) {
@@ -568,8 +572,8 @@ func writeDestroyPlan(w io.Writer, plan *destroyPlan) {
 		}
 	}
 	if len(plan.Markers) > 0 {
-		fmt.Fprintf(w, "\nMarkers to delete (tetherctl's record of migrated and verified images): %d under /tether/%s/migrated/ and /tether/%s/verified/\n",
-			len(plan.Markers), plan.Name, plan.Name)
+		fmt.Fprintf(w, "\nMarkers to delete (tetherctl's record of migrated and verified images, and of releases): %d under /tether/%s/migrated/, /verified/ and /state/\n",
+			len(plan.Markers), plan.Name)
 	}
 	if len(plan.Retained) > 0 {
 		fmt.Fprintln(w, "\nKept (not deleted, and still billed until you delete them):")

@@ -26,6 +26,7 @@ func destroyFixture(t *testing.T) (*awstest.Server, invocation, string) {
 	srv.PutParameter(t, "/tether/acme-docs/migrated/sha256-"+strings.Repeat("3", 64), "sha256:"+strings.Repeat("3", 64), false)
 	srv.PutParameter(t, "/tether/acme-docs2/migrated/sha256-"+docsvcHex, "sha256:"+docsvcHex, false)
 	srv.PutParameter(t, "/tether/acme-docs/config/plane_url", "https://plane.vendor.example", false)
+	srv.PutParameter(t, "/tether/acme-docs/state/releases", "[]", false)
 	return srv, invocation{env: envOf(srv.Env())}, config
 }
 
@@ -70,7 +71,7 @@ func TestDestroy(t *testing.T) {
 		}
 		last = i
 	}
-	for _, want := range []string{"Markers to delete", ": 3 under /tether/acme-docs/migrated/", "AWS::S3::Bucket", bucket, "AWS::KMS::Key",
+	for _, want := range []string{"Markers to delete", ": 4 under /tether/acme-docs/migrated/, /verified/ and /state/", "AWS::S3::Bucket", bucket, "AWS::KMS::Key",
 		"AWS::Logs::LogGroup", "/tether/acme-docs/database", "[acme-docs-data Documents7E5B2978]", "docs/deployment-config.md",
 		"adopt.documents_bucket: " + bucket, "adopt.keys.data: arn:aws:kms:" + awstest.Region + ":" + awstest.Account + ":key/"} {
 		if !strings.Contains(plan, want) {
@@ -80,7 +81,7 @@ func TestDestroy(t *testing.T) {
 	if strings.Contains(plan, scratch) {
 		t.Errorf("a resource deleted with its stack is listed as kept:\n%s", plan)
 	}
-	if !strings.Contains(out.stderr, "Type the deployment's name (acme-docs)") || !strings.Contains(out.stderr, "Deleted 5 stacks and 3 markers") {
+	if !strings.Contains(out.stderr, "Type the deployment's name (acme-docs)") || !strings.Contains(out.stderr, "Deleted 5 stacks and 4 markers") {
 		t.Errorf("the conversation:\n%s", out.stderr)
 	}
 
@@ -105,6 +106,9 @@ func TestDestroy(t *testing.T) {
 	}
 	if parameterExists(t, srv, "/tether/acme-docs/migrated/sha256-"+docsvcHex) || parameterExists(t, srv, "/tether/acme-docs/verified/agent/sha256-"+agentHex) {
 		t.Error("a marker is left")
+	}
+	if parameterExists(t, srv, "/tether/acme-docs/state/releases") {
+		t.Error("the release history is left: a deployment re-created under the name would inherit its previous release")
 	}
 	if !parameterExists(t, srv, "/tether/acme-docs2/migrated/sha256-"+docsvcHex) || !parameterExists(t, srv, "/tether/acme-docs/config/plane_url") {
 		t.Error("destroy deleted a parameter that is not one of its markers")
@@ -172,7 +176,7 @@ func TestDestroyYesJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.stdout), &res); err != nil {
 		t.Fatalf("no JSON: %v\n%s", err, out.stdout)
 	}
-	if !res.Confirmed || len(res.DeletedStacks) != 5 || res.DeletedStacks[0] != "acme-docs-services" || len(res.DeletedMarkers) != 3 {
+	if !res.Confirmed || len(res.DeletedStacks) != 5 || res.DeletedStacks[0] != "acme-docs-services" || len(res.DeletedMarkers) != 4 {
 		t.Errorf("outcome: %+v", res)
 	}
 	found := false

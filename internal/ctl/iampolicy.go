@@ -132,7 +132,7 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:logs:REGION:ACCOUNT:log-group:NAME-*", "arn:aws:logs:REGION:ACCOUNT:log-group:/tether/NAME/*", "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/codebuild/tether-NAME-images:*"},
 		},
 		{
-			Sid: "Markers", For: "tetherctl: record and read the verified and migrated image markers, the deployment's parameters and the upgrade history under /tether/<name>/, and delete the markers on destroy",
+			Sid: "Markers", For: "tetherctl: record and read the verified and migrated image markers, the deployment's parameters and the upgrade history under /tether/<name>/, and delete the markers and the upgrade history on destroy",
 			Actions: []string{
 				"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:PutParameter", "ssm:DeleteParameter", "ssm:DeleteParameters",
 			},

@@ -477,8 +477,10 @@ func (d *Data) newUserPool(cfg *deployconfig.Config) {
 		GenerateSecret:             jsii.Bool(false),
 		PreventUserExistenceErrors: jsii.Bool(true),
 		OAuth: &awscognito.OAuthSettings{
-			Flows:        &awscognito.OAuthFlows{AuthorizationCodeGrant: jsii.Bool(true)},
-			Scopes:       &[]awscognito.OAuthScope{awscognito.OAuthScope_OPENID(), awscognito.OAuthScope_EMAIL(), awscognito.OAuthScope_PROFILE()},
+			Flows: &awscognito.OAuthFlows{AuthorizationCodeGrant: jsii.Bool(true)},
+			// docsvc asks for openid only: it keys owners by issuer and
+			// subject and never reads an email address or a profile.
+			Scopes:       &[]awscognito.OAuthScope{awscognito.OAuthScope_OPENID()},
 			CallbackUrls: jsii.Strings(callbackURL(cfg)),
 			LogoutUrls:   jsii.Strings(cfg.PublicURL() + "/"),
 		},

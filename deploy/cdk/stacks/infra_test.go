@@ -597,3 +597,19 @@ func TestReviewFindings(t *testing.T) {
 		}
 	})
 }
+
+// TestCognitoClientAsksOpenIDOnly: docsvc keys owners by issuer and subject
+// and requests the openid scope alone, so the client it signs in through may
+// not grant more (an email address or a profile it would never read).
+func TestCognitoClientAsksOpenIDOnly(t *testing.T) {
+	s := synth(t, "strict")
+	clients := resources(s, "data", "AWS::Cognito::UserPoolClient")
+	if len(clients) != 1 {
+		t.Fatalf("the strict example has %d Cognito clients, want 1", len(clients))
+	}
+	for id, c := range clients {
+		if got := asJSON(props(c)["AllowedOAuthScopes"]); got != `["openid"]` {
+			t.Errorf("%s: AllowedOAuthScopes = %s, want [\"openid\"]", id, got)
+		}
+	}
+}

@@ -321,7 +321,13 @@ func (s *services) newWorker() {
 	}
 	suppress(s.WorkerRole, "AwsSolutions-IAM5", "The wildcards are the documents/ object prefix and this cluster's own tasks (a worker protects itself, and its task ARN is not known before it starts).", appliesTo...)
 
-	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcImage.ValueAsString(), 1024, 2048, []string{"worker"}, s.docsvcSecrets(), nil, 0)
+	// No PDF engine compile cache: the task's root file system is read-only
+	// and its /tmp dies with it, and wazero keys compiled code by the host's
+	// CPU features, which differ across Fargate hosts, so neither a cache in
+	// the task nor one baked into the image would be reused. A worker task
+	// compiles once when it starts (seconds), and says nothing about a cache.
+	td := s.taskDefinition("worker", s.WorkerRole, s.images.Docsvc, s.DocsvcImage.ValueAsString(), 1024, 2048, []string{"worker"}, s.docsvcSecrets(),
+		map[string]*string{"DOCSVC_EXTRACT_CACHE_DIR": str("off")}, 0)
 	sg := s.net.Groups["worker"]
 	s.Worker = awsecs.NewFargateService(s.Stack, str("Worker"), &awsecs.FargateServiceProps{
 		ServiceName:       str(serviceName(cfg, "worker")),

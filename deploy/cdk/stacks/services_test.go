@@ -553,3 +553,16 @@ func (d databaseSecret) Resolve(_ context.Context, ref string) (string, error) {
 	}
 	return `{"engine":"postgres","username":"docsvc","password":"rds-generated"}`, nil
 }
+
+// TestWorkerCompilesWithoutACache: the worker task's root file system is
+// read-only, so docsvc's default cache directory (under the home directory)
+// cannot be created; the task turns the cache off instead of warning about
+// it at every start.
+func TestWorkerCompilesWithoutACache(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		env, _ := containerVars(s, container(t, s, "worker"))
+		if got := env["DOCSVC_EXTRACT_CACHE_DIR"]; got != "off" {
+			t.Errorf("worker DOCSVC_EXTRACT_CACHE_DIR = %q, want off", got)
+		}
+	})
+}
