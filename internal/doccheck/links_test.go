@@ -187,3 +187,17 @@ func TestSlug(t *testing.T) {
 		}
 	}
 }
+
+// promiseRE finds a document promising what does not exist: the documents
+// say what is true today and what is decided, never what is planned.
+var promiseRE = regexp.MustCompile(`(?i)\b(planned|coming soon|on the roadmap|will be (added|supported))\b`)
+
+func TestNoPromises(t *testing.T) {
+	for _, d := range documents(t) {
+		for i, l := range strings.Split(d.text, "\n") {
+			if m := promiseRE.FindString(l); m != "" {
+				t.Errorf("%s:%d: %q: say what exists today, or what a decision record decided", d.path, i+1, m)
+			}
+		}
+	}
+}
