@@ -201,3 +201,48 @@ func TestNoPromises(t *testing.T) {
 		}
 	}
 }
+
+var docNameRE = regexp.MustCompile(`\bdocs/[A-Za-z0-9_./-]+\.md\b`)
+
+// Every document the code names (in help texts, hints, errors, comments)
+// exists, so that a moved document cannot leave a command pointing at
+// nothing.
+func TestCodeNamesExistingDocuments(t *testing.T) {
+	named := 0
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != root && (skipDirs[d.Name()] || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, ".go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for i, l := range strings.Split(string(b), "\n") {
+			for _, name := range docNameRE.FindAllString(l, -1) {
+				named++
+				if pendingRunbooks[name] {
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(name))); err != nil {
+					t.Errorf("%s:%d names %s, which does not exist", p, i+1, name)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if named < 10 {
+		t.Errorf("the code names only %d documents: the search missed them", named)
+	}
+}
