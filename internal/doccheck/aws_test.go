@@ -157,7 +157,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					script = append(script, filled)
 				}
 				if len(script) == len(b.commands) && len(script) > 0 {
-					out, err := runScript(t.Context(), env, script)
+					out, err := runScript(t.Context(), "", env, script)
 					switch {
 					case err != nil:
 						t.Errorf("%s: the aws commands fail against the emulator: %v\n%s\n%s", b.where, err, strings.Join(script, "\n"), out)
@@ -176,7 +176,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					}
 					// Nothing listens on port 9 (discard) of loopback.
 					gapEnv := append(env, "AWS_ENDPOINT_URL=http://127.0.0.1:9")
-					out, err := runScript(t.Context(), gapEnv, []string{filled})
+					out, err := runScript(t.Context(), "", gapEnv, []string{filled})
 					if err == nil || !strings.Contains(out, "Could not connect to the endpoint URL") {
 						t.Errorf("%s: %q (not run against moto: %s) does not get as far as the network: %v\n%s",
 							b.where, c, motoGaps[strings.Fields(c)[1]], err, out)
@@ -191,7 +191,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 	}
 }
 
-func runScript(ctx context.Context, env, script []string) (string, error) {
+func runScript(ctx context.Context, dir string, env, script []string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	// The AWS CLI (v1) sends some services' calls in us-east-1 to a fixed
@@ -199,7 +199,7 @@ func runScript(ctx context.Context, env, script []string) (string, error) {
 	// AWS_ENDPOINT_URL says; so the endpoint is given on every call.
 	prelude := "set -euo pipefail\n" + `aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }` + "\n"
 	cmd := exec.CommandContext(ctx, "bash", "-c", prelude+strings.Join(script, "\n"))
-	cmd.Env = env
+	cmd.Env, cmd.Dir = env, dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -307,5 +307,73 @@ func createStack(t *testing.T, cfn *cloudformation.Client, name string, template
 	out, err := cfn.DescribeStacks(t.Context(), &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
 	if err != nil || len(out.Stacks) != 1 || out.Stacks[0].StackStatus != cfntypes.StackStatusCreateComplete {
 		t.Fatalf("world: stack %s not created: %v %+v", name, err, out)
+	}
+}
+
+// inlineAWSRE finds an aws command quoted in prose: a code span starting
+// with aws and a service.
+var (
+	inlineAWSRE = regexp.MustCompile(`^aws [a-z0-9-]+( |$)`)
+	fileArgRE   = regexp.MustCompile(`file://(\S+)`)
+)
+
+// Every aws command quoted in prose (a code span, often a fragment such as
+// `aws kms list-keys` or an operation named without its arguments) names a
+// service, an operation and options the pinned AWS CLI knows, with values
+// of the right kind. These are not run: they are checked as far as the CLI
+// goes before it sends anything, against an address where nothing listens.
+func TestInlineAWSCommandsParse(t *testing.T) {
+	venv, err := filepath.Abs(filepath.Join(root, "tools", "venv", "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, d := range documents(t) {
+		_, prose := split(d.text)
+		for _, s := range spans(prose) {
+			if !inlineAWSRE.MatchString(s.text) || strings.HasPrefix(s.text, "aws configure") {
+				continue // configure asks questions and calls nothing
+			}
+			if _, ok := seen[s.text]; !ok {
+				seen[s.text] = fmt.Sprintf("%s:%d", d.path, s.line)
+			}
+		}
+	}
+	if len(seen) < 5 {
+		t.Fatalf("found only %d aws commands in prose: the parser missed them", len(seen))
+	}
+	env := []string{"PATH=" + venv + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=" + awstest.Region,
+		"AWS_MAX_ATTEMPTS=1", "AWS_PAGER=", "AWS_ENDPOINT_URL=http://127.0.0.1:9"}
+	// Values are not checked, only their kind: any placeholder will do,
+	// and a count is a number.
+	values := strings.NewReplacer("…", "x", " N ", " 2 ")
+	type result struct {
+		text, out string
+	}
+	sem := make(chan struct{}, 2)
+	results := make(chan result)
+	for text := range seen {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := placeholderRE.ReplaceAllString(values.Replace(text+" "), "placeholder")
+			// The CLI reads a file:// value before it sends anything.
+			dir := t.TempDir()
+			for _, m := range fileArgRE.FindAllStringSubmatch(cmd, -1) {
+				if err := os.WriteFile(filepath.Join(dir, filepath.Base(m[1])), []byte("{}"), 0o600); err != nil {
+					t.Error(err)
+				}
+			}
+			out, _ := runScript(t.Context(), dir, env, []string{cmd})
+			results <- result{text, out}
+		}()
+	}
+	for range seen {
+		r := <-results
+		if !strings.Contains(r.out, "Could not connect to the endpoint URL") &&
+			!strings.Contains(r.out, "the following arguments are required") {
+			t.Errorf("%s: `%s` is not an aws command the CLI accepts:\n%s", seen[r.text], r.text, r.out)
+		}
 	}
 }
