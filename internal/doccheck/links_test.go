@@ -246,3 +246,63 @@ func TestCodeNamesExistingDocuments(t *testing.T) {
 		t.Errorf("the code names only %d documents: the search missed them", named)
 	}
 }
+
+var testNameRE = regexp.MustCompile(`\bTest[A-Z][A-Za-z0-9_]*\b`)
+
+// Every test a document names exists: the documents point readers at tests
+// as proof (security.md's enforcements, the rollback runbook), so a renamed
+// test must not leave them citing nothing.
+func TestNamedTestsExist(t *testing.T) {
+	defined := map[string]bool{}
+	funcRE := regexp.MustCompile(`(?m)^func (Test[A-Za-z0-9_]*)\(`)
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != root && (skipDirs[d.Name()] || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range funcRE.FindAllStringSubmatch(string(b), -1) {
+			defined[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := 0
+	for _, d := range documents(t) {
+		for i, l := range strings.Split(d.text, "\n") {
+			for _, name := range testNameRE.FindAllString(l, -1) {
+				// In a -run pattern ("-run 'TestAgent|...'") a name is a
+				// prefix: a prefix of a defined test counts there.
+				named++
+				if !defined[name] && !(strings.Contains(l, "-run") && prefixOfAny(name, defined)) {
+					t.Errorf("%s:%d names %s, which no test file defines", d.path, i+1, name)
+				}
+			}
+		}
+	}
+	if named < 10 {
+		t.Errorf("the documents name only %d tests: the search missed them", named)
+	}
+}
+
+func prefixOfAny(prefix string, names map[string]bool) bool {
+	for n := range names {
+		if strings.HasPrefix(n, prefix) {
+			return true
+		}
+	}
+	return false
+}
