@@ -209,24 +209,8 @@ var docNameRE = regexp.MustCompile(`\bdocs/[A-Za-z0-9_./-]+\.md\b`)
 // nothing.
 func TestCodeNamesExistingDocuments(t *testing.T) {
 	named := 0
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != root && (skipDirs[d.Name()] || strings.HasPrefix(d.Name(), ".")) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(p, ".go") {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for i, l := range strings.Split(string(b), "\n") {
+	repoFiles(t, ".go", func(p, text string) {
+		for i, l := range strings.Split(text, "\n") {
 			for _, name := range docNameRE.FindAllString(l, -1) {
 				named++
 				if pendingRunbooks[name] {
@@ -237,11 +221,7 @@ func TestCodeNamesExistingDocuments(t *testing.T) {
 				}
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if named < 10 {
 		t.Errorf("the code names only %d documents: the search missed them", named)
 	}
@@ -255,31 +235,11 @@ var testNameRE = regexp.MustCompile(`\bTest[A-Z][A-Za-z0-9_]*\b`)
 func TestNamedTestsExist(t *testing.T) {
 	defined := map[string]bool{}
 	funcRE := regexp.MustCompile(`(?m)^func (Test[A-Za-z0-9_]*)\(`)
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != root && (skipDirs[d.Name()] || strings.HasPrefix(d.Name(), ".")) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for _, m := range funcRE.FindAllStringSubmatch(string(b), -1) {
+	repoFiles(t, "_test.go", func(_, text string) {
+		for _, m := range funcRE.FindAllStringSubmatch(text, -1) {
 			defined[m[1]] = true
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	named := 0
 	for _, d := range documents(t) {
 		for i, l := range strings.Split(d.text, "\n") {

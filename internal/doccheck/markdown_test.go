@@ -21,10 +21,10 @@ type document struct {
 // skipDirs are not documentation: tools and generated or vendored trees.
 var skipDirs = map[string]bool{".git": true, "tools": true, "node_modules": true, "cdk.out": true, "testdata": true, ".tether-dev": true}
 
-// documents returns every Markdown document of the repository.
-func documents(t *testing.T) []document {
+// repoFiles calls fn with the path (slash-separated, from the root) and
+// text of every file of the repository whose name ends in suffix.
+func repoFiles(t *testing.T, suffix string, fn func(path, text string)) {
 	t.Helper()
-	var docs []document
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -35,7 +35,7 @@ func documents(t *testing.T) []document {
 			}
 			return nil
 		}
-		if !strings.HasSuffix(p, ".md") {
+		if !strings.HasSuffix(p, suffix) {
 			return nil
 		}
 		b, err := os.ReadFile(p)
@@ -43,12 +43,19 @@ func documents(t *testing.T) []document {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
-		docs = append(docs, document{path: filepath.ToSlash(rel), text: string(b)})
+		fn(filepath.ToSlash(rel), string(b))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// documents returns every Markdown document of the repository.
+func documents(t *testing.T) []document {
+	t.Helper()
+	var docs []document
+	repoFiles(t, ".md", func(path, text string) { docs = append(docs, document{path: path, text: text}) })
 	if len(docs) < 10 {
 		t.Fatalf("found only %d Markdown documents under %s", len(docs), root)
 	}
