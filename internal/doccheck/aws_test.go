@@ -31,6 +31,7 @@ const (
 	dbInstance   = "tether-acme-docs-1a2b3c4d"
 	documentsBkt = "acme-docs-data-documents1a2b3c4d"
 	exchangeBkt  = "acme-docs-data-exchange1a2b3c4d"
+	jobsQueue    = "acme-docs-data-Jobs1a2b3c4d"
 	documentID   = "doc_01JE5Z8Q3V7XK2M4N6P8R0S2T4"
 	snapshotID   = "tether-acme-docs-pre-upgrade-20261201t100000z"
 )
@@ -47,6 +48,7 @@ var placeholders = map[string]string{
 	"<bucket>":      documentsBkt,
 	"<document-id>": documentID,
 	"<snapshot>":    snapshotID,
+	"<queue>":       jobsQueue,
 }
 
 // motoGaps are AWS CLI services moto cannot answer for the CLI, each with
@@ -54,13 +56,24 @@ var placeholders = map[string]string{
 // goes without an answer: it must be well formed and get as far as the
 // network (sent to an address where nothing listens).
 var motoGaps = map[string]string{
-	"cloudwatch": "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 answers the CLI's JSON 1.0 protocol for CloudWatch with HTTP 500",
+	"cloudwatch":                  "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 answers the CLI's JSON 1.0 protocol for CloudWatch with HTTP 500",
+	"sqs start-message-move-task": "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 does not implement StartMessageMoveTask",
+}
+
+// motoGap is the gap a command meets, by its service and operation or by
+// its service alone.
+func motoGap(service, operation string) (string, bool) {
+	if why, ok := motoGaps[service+" "+operation]; ok {
+		return why, true
+	}
+	why, ok := motoGaps[service]
+	return why, ok
 }
 
 var (
 	noneRE        = regexp.MustCompile(`(?m)^(None|\[\]|\s*\|\|\s*)$`)
 	placeholderRE = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9_.-]*>`)
-	awsLineRE     = regexp.MustCompile(`^(?:(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=\$\()?aws\s+([a-z0-9-]+)\s`)
+	awsLineRE     = regexp.MustCompile(`^(?:(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=\$\()?aws\s+([a-z0-9-]+)\s+([a-z0-9-]*)`)
 )
 
 // awsBlock is a code block's aws commands, run together as one script so
@@ -86,7 +99,7 @@ func awsBlocks(d document) []awsBlock {
 			if m == nil {
 				continue
 			}
-			if _, gap := motoGaps[m[1]]; gap {
+			if _, gap := motoGap(m[1], m[2]); gap {
 				ab.gaps = append(ab.gaps, c.text)
 			} else {
 				ab.commands = append(ab.commands, c.text)
@@ -178,8 +191,10 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					gapEnv := append(env, "AWS_ENDPOINT_URL=http://127.0.0.1:9")
 					out, err := runScript(t.Context(), "", gapEnv, []string{filled})
 					if err == nil || !strings.Contains(out, "Could not connect to the endpoint URL") {
+						m := awsLineRE.FindStringSubmatch(c + " ")
+						why, _ := motoGap(m[1], m[2])
 						t.Errorf("%s: %q (not run against moto: %s) does not get as far as the network: %v\n%s",
-							b.where, c, motoGaps[strings.Fields(c)[1]], err, out)
+							b.where, c, why, err, out)
 					}
 				}
 			}
@@ -209,7 +224,8 @@ func runScript(ctx context.Context, dir string, env, script []string) (string, e
 // world creates, in the emulator, what a deployment named acme-docs has
 // that the documents' commands address: its data and services stacks (a
 // database, the documents and exchange buckets, the data key and its
-// alias; the image parameters), the markers tetherctl writes, the secrets,
+// alias, the jobs queue and its dead-letter queue; the ECS cluster; the
+// image parameters), the markers tetherctl writes, the secrets,
 // a document with two versions and a snapshot of the database; and its VPC
 // with two of its endpoints.
 func world(t *testing.T, srv *awstest.Server) {
@@ -255,6 +271,11 @@ func world(t *testing.T, srv *awstest.Server) {
 				"BucketName": documentsBkt, "VersioningConfiguration": map[string]any{"Status": "Enabled"}}},
 			"Exchange": map[string]any{"Type": "AWS::S3::Bucket", "Properties": map[string]any{
 				"BucketName": exchangeBkt, "VersioningConfiguration": map[string]any{"Status": "Enabled"}}},
+			"JobsDeadLetter": map[string]any{"Type": "AWS::SQS::Queue", "Properties": map[string]any{
+				"QueueName": jobsQueue + "-dead-letter", "MessageRetentionPeriod": 1209600}},
+			"Jobs": map[string]any{"Type": "AWS::SQS::Queue", "Properties": map[string]any{
+				"QueueName": jobsQueue, "VisibilityTimeout": 60,
+				"RedrivePolicy": map[string]any{"deadLetterTargetArn": map[string]any{"Fn::GetAtt": []any{"JobsDeadLetter", "Arn"}}, "maxReceiveCount": 5}}},
 			"Database": map[string]any{"Type": "AWS::RDS::DBInstance", "Properties": map[string]any{
 				"DBInstanceIdentifier": dbInstance, "Engine": "postgres", "EngineVersion": "17.9",
 				"DBInstanceClass": "db.t4g.medium", "AllocatedStorage": "50", "MasterUsername": "tether",
@@ -265,6 +286,9 @@ func world(t *testing.T, srv *awstest.Server) {
 	marker := func(kind string) string {
 		return "/tether/" + deployName + "/" + kind + "/sha256-" + releaseHex
 	}
+	createStack(t, cfn, deployName+"-cluster", map[string]any{
+		"Resources": map[string]any{"Cluster": map[string]any{"Type": "AWS::ECS::Cluster", "Properties": map[string]any{"ClusterName": "tether-" + deployName}}},
+	}, nil)
 	createStack(t, cfn, deployName+"-services", map[string]any{
 		"Parameters": map[string]any{
 			"DocsvcImage": map[string]any{"Type": "AWS::SSM::Parameter::Value<String>", "Default": marker("migrated")},
