@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ import (
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/tetherhq/tether/internal/awstest"
 )
@@ -26,6 +30,9 @@ import (
 // are filled with these values, and world creates the resources they name.
 const (
 	deployName = "acme-docs"
+	// worldRegion is the example deployment's region in the documents
+	// (install.md's acme-docs), which some commands name outright.
+	worldRegion = "eu-west-1"
 	// releaseHex is the digest (hex) of the release the markers record.
 	releaseHex   = "5d1c4be0f2a7b9e3c6d8f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f"
 	dbInstance   = "tether-acme-docs-1a2b3c4d"
@@ -43,7 +50,7 @@ var placeholders = map[string]string{
 	"<name>":        deployName,
 	"<hex>":         releaseHex,
 	"<account>":     awstest.Account,
-	"<region>":      awstest.Region,
+	"<region>":      worldRegion,
 	"<db-instance>": dbInstance,
 	"<bucket>":      documentsBkt,
 	"<document-id>": documentID,
@@ -72,8 +79,12 @@ func motoGap(service, operation string) (string, bool) {
 
 var (
 	noneRE        = regexp.MustCompile(`(?m)^(None|\[\]|\s*\|\|\s*)$`)
-	placeholderRE = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9_.-]*>`)
-	awsLineRE     = regexp.MustCompile(`^(?:(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=\$\()?aws\s+([a-z0-9-]+)\s+([a-z0-9-]*)`)
+	placeholderRE = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9 _.…-]*>`)
+	// assignOnlyRE is a command that only sets variables: each a plain
+	// value, a quoted one, or the output of an aws command.
+	assignOnlyRE = regexp.MustCompile(`^` + assignment + `(\s+` + assignment + `)*$`)
+	assignment   = `[A-Za-z_][A-Za-z0-9_]*=(\$\(aws\s.*\)|"[^"$]*"|'[^']*'|[^\s;|&$]*)`
+	awsLineRE    = regexp.MustCompile(`^(?:(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=\$\()?aws\s+([a-z0-9-]+)\s+([a-z0-9-]*)`)
 )
 
 // awsBlock is a code block's aws commands, run together as one script so
@@ -82,7 +93,16 @@ type awsBlock struct {
 	where    string
 	commands []string
 	gaps     []string // the commands of a service in motoGaps
+	// assignments are the block's variable assignments, which later blocks
+	// of the document see as a reader's shell would.
+	assignments []string
 }
+
+// shellWords are what a block may hold besides aws commands and still be
+// run whole, as written: assignments and the shell's own control words.
+var shellWords = map[string]bool{"export": true, "while": true, "for": true, "do": true, "done": true,
+	"if": true, "then": true, "else": true, "fi": true, "read": true, "echo": true, "printf": true,
+	"test": true, "[": true, "case": true, "esac": true, "}": true, "{": true}
 
 func awsBlocks(d document) []awsBlock {
 	blocks, _ := split(d.text)
@@ -94,20 +114,45 @@ func awsBlocks(d document) []awsBlock {
 			continue
 		}
 		ab := awsBlock{where: fmt.Sprintf("%s:%d", d.path, b.line)}
+		whole := true
+		var aws []string
 		for _, c := range commands(b) {
+			text := strings.TrimPrefix(c.text, "export ")
+			first := strings.Fields(c.text)[0]
+			if assignOnlyRE.MatchString(text) {
+				ab.assignments = append(ab.assignments, c.text)
+			}
 			m := awsLineRE.FindStringSubmatch(c.text + " ")
-			if m == nil {
-				continue
-			}
-			if _, gap := motoGap(m[1], m[2]); gap {
+			switch {
+			case m == nil:
+				// Anything else (another program, a variable set for one
+				// command) is not run, and keeps the block from running whole.
+				whole = whole && (shellWords[first] || assignOnlyRE.MatchString(text))
+				if assignOnlyRE.MatchString(text) {
+					aws = append(aws, c.text)
+				}
+			case func() bool { _, gap := motoGap(m[1], m[2]); return gap }():
 				ab.gaps = append(ab.gaps, c.text)
-			} else {
-				ab.commands = append(ab.commands, c.text)
+				whole = false
+			default:
+				aws = append(aws, c.text)
 			}
 		}
-		if len(ab.commands)+len(ab.gaps) > 0 {
-			out = append(out, ab)
+		if !slices.ContainsFunc(aws, func(c string) bool { return awsLineRE.MatchString(c + " ") }) && len(ab.gaps) == 0 {
+			if len(ab.assignments) > 0 {
+				out = append(out, awsBlock{where: ab.where, assignments: ab.assignments})
+			}
+			continue
 		}
+		if whole {
+			// As written, loops and all, prompts taken off.
+			for _, l := range b.lines {
+				ab.commands = append(ab.commands, strings.TrimPrefix(strings.TrimSpace(l), "$ "))
+			}
+		} else {
+			ab.commands = aws
+		}
+		out = append(out, ab)
 	}
 	return out
 }
@@ -142,7 +187,11 @@ func TestShownAWSCommandsRun(t *testing.T) {
 	total := 0
 	for _, d := range documents(t) {
 		blocks := awsBlocks(d)
-		if len(blocks) == 0 {
+		runnable := 0
+		for _, b := range blocks {
+			runnable += len(b.commands) + len(b.gaps)
+		}
+		if runnable == 0 {
 			continue
 		}
 		// One document at a time: each reuses the same emulator, reset in
@@ -157,8 +206,14 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					env = append(env, kv)
 				}
 			}
+			// Documents may write the deployment's name, region and account
+			// as shell variables, set in the reader's shell.
+			env = append(env, "NAME="+deployName, "REGION="+worldRegion, "ACCOUNT="+awstest.Account,
+				"AWS_REGION="+worldRegion, "AWS_DEFAULT_REGION="+worldRegion)
 			env = append(env, "PATH="+venv+string(os.PathListSeparator)+os.Getenv("PATH"),
 				"HOME="+t.TempDir(), "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")
+			// What earlier blocks set, the reader's shell still has.
+			var carried []string
 			for _, b := range blocks {
 				var script []string
 				for _, c := range b.commands {
@@ -169,12 +224,18 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					}
 					script = append(script, filled)
 				}
+				before := slices.Clone(carried)
+				for _, a := range b.assignments {
+					if filled, err := fill(a); err == nil {
+						carried = append(carried, filled)
+					}
+				}
 				if len(script) == len(b.commands) && len(script) > 0 {
-					out, err := runScript(t.Context(), "", env, script)
+					out, err := runScript(t.Context(), "", env, append(before, script...))
 					switch {
 					case err != nil:
 						t.Errorf("%s: the aws commands fail against the emulator: %v\n%s\n%s", b.where, err, strings.Join(script, "\n"), out)
-					case noneRE.MatchString(out), strings.Contains(strings.Join(script, "\n"), "--query") && strings.TrimSpace(out) == "":
+					case noneRE.MatchString(out), printsQuery(script) && strings.TrimSpace(out) == "":
 						// A --query that matched nothing prints None: the
 						// command runs, but does not find what the document
 						// says it finds.
@@ -189,7 +250,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					}
 					// Nothing listens on port 9 (discard) of loopback.
 					gapEnv := append(env, "AWS_ENDPOINT_URL=http://127.0.0.1:9")
-					out, err := runScript(t.Context(), "", gapEnv, []string{filled})
+					out, err := runScript(t.Context(), "", gapEnv, append(slices.Clone(before), filled))
 					if err == nil || !strings.Contains(out, "Could not connect to the endpoint URL") {
 						m := awsLineRE.FindStringSubmatch(c + " ")
 						why, _ := motoGap(m[1], m[2])
@@ -204,6 +265,17 @@ func TestShownAWSCommandsRun(t *testing.T) {
 	if total == 0 {
 		t.Fatal("no document shows an aws command in a code block: the parser missed them")
 	}
+}
+
+// printsQuery reports whether a script prints what a --query selects, rather
+// than keeping it in a variable.
+func printsQuery(script []string) bool {
+	for _, c := range script {
+		if strings.Contains(c, "--query") && !assignOnlyRE.MatchString(strings.TrimPrefix(c, "export ")) {
+			return true
+		}
+	}
+	return false
 }
 
 func runScript(ctx context.Context, dir string, env, script []string) (string, error) {
@@ -232,14 +304,24 @@ func world(t *testing.T, srv *awstest.Server) {
 	t.Helper()
 	ctx := t.Context()
 	cfg := srv.AWSConfig()
+	cfg.Region = worldRegion
 	cfg.RetryMaxAttempts = 1
-	for _, p := range []string{"/tether/" + deployName + "/migrated/sha256-" + releaseHex, "/tether/" + deployName + "/verified/agent/sha256-" + releaseHex} {
-		srv.PutParameter(t, p, "sha256:"+releaseHex, false)
+	ssmc, sm := ssm.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg)
+	put := func(name, value string) {
+		if _, err := ssmc.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value),
+			Type: ssmtypes.ParameterTypeString, Overwrite: aws.Bool(true)}); err != nil {
+			t.Fatalf("world: %v", err)
+		}
 	}
-	srv.PutParameter(t, "/tether/"+deployName+"/state/releases",
-		`[{"version":"1.4.0","outcome":"succeeded","docsvc":"sha256:`+releaseHex+`","agent":"sha256:`+releaseHex+`"}]`, false)
-	for _, s := range []string{"license", "ai", "agent-identity"} {
-		srv.CreateSecret(t, "tether/"+deployName+"/"+s, "")
+	for _, p := range []string{"/tether/" + deployName + "/migrated/sha256-" + releaseHex, "/tether/" + deployName + "/verified/agent/sha256-" + releaseHex} {
+		put(p, "sha256:"+releaseHex)
+	}
+	put("/tether/"+deployName+"/state/releases",
+		`[{"version":"1.4.0","outcome":"succeeded","docsvc":"sha256:`+releaseHex+`","agent":"sha256:`+releaseHex+`"}]`)
+	for _, name := range []string{"license", "ai", "agent-identity"} {
+		if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("tether/" + deployName + "/" + name)}); err != nil {
+			t.Fatalf("world: %v", err)
+		}
 	}
 
 	cfn := cloudformation.NewFromConfig(cfg)
@@ -249,13 +331,13 @@ func world(t *testing.T, srv *awstest.Server) {
 				"CidrBlock": "10.40.0.0/16", "EnableDnsHostnames": true, "EnableDnsSupport": true,
 				"Tags": []any{map[string]any{"Key": "Name", "Value": deployName + "-network/Vpc"}, map[string]any{"Key": "tether:deployment", "Value": deployName}}}},
 			"Isolated": map[string]any{"Type": "AWS::EC2::Subnet", "Properties": map[string]any{
-				"VpcId": map[string]any{"Ref": "Vpc"}, "CidrBlock": "10.40.8.0/24", "AvailabilityZone": awstest.Region + "a"}},
+				"VpcId": map[string]any{"Ref": "Vpc"}, "CidrBlock": "10.40.8.0/24", "AvailabilityZone": worldRegion + "a"}},
 			"IsolatedRoutes": map[string]any{"Type": "AWS::EC2::RouteTable", "Properties": map[string]any{"VpcId": map[string]any{"Ref": "Vpc"}}},
 			"S3": map[string]any{"Type": "AWS::EC2::VPCEndpoint", "Properties": map[string]any{
-				"VpcId": map[string]any{"Ref": "Vpc"}, "ServiceName": "com.amazonaws." + awstest.Region + ".s3", "VpcEndpointType": "Gateway",
+				"VpcId": map[string]any{"Ref": "Vpc"}, "ServiceName": "com.amazonaws." + worldRegion + ".s3", "VpcEndpointType": "Gateway",
 				"RouteTableIds": []any{map[string]any{"Ref": "IsolatedRoutes"}}}},
 			"Sqs": map[string]any{"Type": "AWS::EC2::VPCEndpoint", "Properties": map[string]any{
-				"VpcId": map[string]any{"Ref": "Vpc"}, "ServiceName": "com.amazonaws." + awstest.Region + ".sqs", "VpcEndpointType": "Interface",
+				"VpcId": map[string]any{"Ref": "Vpc"}, "ServiceName": "com.amazonaws." + worldRegion + ".sqs", "VpcEndpointType": "Interface",
 				"PrivateDnsEnabled": true, "SubnetIds": []any{map[string]any{"Ref": "Isolated"}}, "RouteTableIds": []any{}}},
 		},
 	}, nil)
@@ -367,7 +449,7 @@ func TestInlineAWSCommandsParse(t *testing.T) {
 		t.Fatalf("found only %d aws commands in prose: the parser missed them", len(seen))
 	}
 	env := []string{"PATH=" + venv + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=" + awstest.Region,
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=" + worldRegion,
 		"AWS_MAX_ATTEMPTS=1", "AWS_PAGER=", "AWS_ENDPOINT_URL=http://127.0.0.1:9"}
 	// Values are not checked, only their kind: any placeholder will do,
 	// and a count is a number.

@@ -114,8 +114,9 @@ func spans(prose string) []span {
 	return out
 }
 
-// commands joins a block's continued lines and returns its commands with
-// their line numbers: prompts ("$ ") and comments removed.
+// commands joins a block's continued lines (a trailing \, | or &&) and
+// returns its commands with their line numbers: prompts ("$ ") and comments
+// removed.
 func commands(b block) []span {
 	var out []span
 	var cur strings.Builder
@@ -124,13 +125,18 @@ func commands(b block) []span {
 		if cur.Len() == 0 {
 			start = b.line + i
 		}
-		l = strings.TrimPrefix(strings.TrimSpace(l), "$ ")
-		if strings.HasSuffix(l, `\`) {
+		l = strings.TrimSpace(stripComment(strings.TrimPrefix(strings.TrimSpace(l), "$ ")))
+		switch {
+		case strings.HasSuffix(l, `\`):
 			cur.WriteString(strings.TrimSuffix(l, `\`) + " ")
+			continue
+		case strings.HasSuffix(l, "|"), strings.HasSuffix(l, "&&"):
+			// The command goes on on the next line.
+			cur.WriteString(l + " ")
 			continue
 		}
 		cur.WriteString(l)
-		if c := strings.TrimSpace(stripComment(cur.String())); c != "" {
+		if c := strings.TrimSpace(cur.String()); c != "" {
 			out = append(out, span{line: start, text: c})
 		}
 		cur.Reset()
