@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -96,6 +97,9 @@ type awsBlock struct {
 	// assignments are the block's variable assignments, which later blocks
 	// of the document see as a reader's shell would.
 	assignments []string
+	// printsQuery is true when an aws command prints what its --query
+	// selects, rather than keeping it in a variable.
+	printsQuery bool
 }
 
 // shellWords are what a block may hold besides aws commands and still be
@@ -123,6 +127,9 @@ func awsBlocks(d document) []awsBlock {
 				ab.assignments = append(ab.assignments, c.text)
 			}
 			m := awsLineRE.FindStringSubmatch(c.text + " ")
+			if m != nil && strings.Contains(c.text, "--query") && !assignOnlyRE.MatchString(text) {
+				ab.printsQuery = true
+			}
 			switch {
 			case m == nil:
 				// Anything else (another program, a variable set for one
@@ -235,7 +242,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					switch {
 					case err != nil:
 						t.Errorf("%s: the aws commands fail against the emulator: %v\n%s\n%s", b.where, err, strings.Join(script, "\n"), out)
-					case noneRE.MatchString(out), printsQuery(script) && strings.TrimSpace(out) == "":
+					case noneRE.MatchString(out), b.printsQuery && strings.TrimSpace(out) == "":
 						// A --query that matched nothing prints None: the
 						// command runs, but does not find what the document
 						// says it finds.
@@ -267,17 +274,6 @@ func TestShownAWSCommandsRun(t *testing.T) {
 	}
 }
 
-// printsQuery reports whether a script prints what a --query selects, rather
-// than keeping it in a variable.
-func printsQuery(script []string) bool {
-	for _, c := range script {
-		if strings.Contains(c, "--query") && !assignOnlyRE.MatchString(strings.TrimPrefix(c, "export ")) {
-			return true
-		}
-	}
-	return false
-}
-
 func runScript(ctx context.Context, dir string, env, script []string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -297,7 +293,8 @@ func runScript(ctx context.Context, dir string, env, script []string) (string, e
 // that the documents' commands address: its data and services stacks (a
 // database, the documents and exchange buckets, the data key and its
 // alias, the jobs queue and its dead-letter queue; the ECS cluster; the
-// image parameters), the markers tetherctl writes, the secrets,
+// image parameters), the markers tetherctl writes and docsvc's queue
+// settings under /tether/<name>/config/docsvc/, the secrets,
 // a document with two versions and a snapshot of the database; and its VPC
 // with two of its endpoints.
 func world(t *testing.T, srv *awstest.Server) {
@@ -382,6 +379,17 @@ func world(t *testing.T, srv *awstest.Server) {
 				"Value": map[string]any{"Fn::Join": []any{" ", []any{map[string]any{"Ref": "DocsvcImage"}, map[string]any{"Ref": "AgentImage"}}}}}},
 		},
 	}, map[string]string{"DocsvcImage": marker("migrated"), "AgentImage": marker("verified/agent")})
+
+	// The docsvc configuration the cluster stack writes, as far as the
+	// documents' commands read it.
+	sqsc := sqs.NewFromConfig(cfg)
+	for variable, queue := range map[string]string{"DOCSVC_QUEUE_URL": jobsQueue, "DOCSVC_DLQ_URL": jobsQueue + "-dead-letter"} {
+		q, err := sqsc.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(queue)})
+		if err != nil {
+			t.Fatalf("world: %v", err)
+		}
+		put("/tether/"+deployName+"/config/docsvc/"+variable, aws.ToString(q.QueueUrl))
+	}
 
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	for _, body := range []string{"first version", "second version"} {
