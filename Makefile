@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION = 1
 
-.PHONY: help dev test test-deps test-go test-cdk lint bench fuzz
+.PHONY: help dev test test-deps test-go test-cdk lint bench fuzz docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ lint: ## gofmt and go vet on every module
 
 bench: ## run the benchmarks under bench/ and print ratios against their baselines
 	@for s in bench/*.sh; do [ -x "$$s" ] && "$$s"; done
+
+docs: ## regenerate the generated documents and sections: docs/iam.md, docs/preflight.md, the payload fields (docs/support.md) and the keys of deployment.yaml (docs/deployment-config.md)
+	$(GO) test -count=1 ./internal/ctl -run '^(TestIAMDoc|TestPreflightDoc)$$' -update
+	$(GO) test -count=1 ./internal/doccheck -run '^TestGeneratedSections$$' -update
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s by default)
 	@scripts/fuzz-all.sh $${FUZZTIME:-30s}

@@ -41,7 +41,7 @@ there with your AWS credentials (--profile, --region, AWS_PROFILE, ...), and
 approve or decline writes the decision there, with your ARN, for the agent to
 apply on its next heartbeat. An approval names the manifest you previewed;
 the agent sends only that bundle, from its own copy, and refuses an approval
-of anything else. The IAM permissions these need are in docs/operator-guide.md.
+of anything else. The IAM permissions these need are in docs/support.md.
 
 'export' needs no request: it asks the running agent for the bundle a
 request would get now and writes it to FILE for you to send your own way

@@ -33,7 +33,7 @@ const ExchangeBucketOutput = "ExchangeBucketName"
 
 // supportPolicyHint points an operator refused by IAM at the policy that
 // grants what the support commands need.
-const supportPolicyHint = "the support policy in docs/operator-guide.md (\"Support from your workstation\") grants what these commands need"
+const supportPolicyHint = "the support policy in docs/support.md (\"Review from your workstation\") grants what these commands need"
 
 // target is where diag and egress work: the agent's data dir, or with
 // --config the deployment's exchange bucket.

@@ -35,7 +35,7 @@ that creates IAM roles, and needs an administrator; it is not covered here.
 Nor is support work: reviewing diagnostics requests and the egress ledger
 through the agent exchange bucket (` + "`tetherctl diag`" + ` and ` + "`egress`" + ` with
 ` + "`--config`" + `) takes a smaller policy of its own, given in the
-[operator guide](operator-guide.md).
+[support.md](support.md#review-from-your-workstation).
 
 ## Statements
 

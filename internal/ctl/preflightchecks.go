@@ -293,7 +293,7 @@ func checkRegion(ctx context.Context, p *preflight) verdict {
 			"%s is an opt-in region not enabled for this account", p.dc.Region)
 	}
 	if why := p.aws.regionMismatch(p.dc); why != "" {
-		return fail(fmt.Sprintf("pass --region %s, or change %s: tetherctl and the AWS CLI commands in the operator guide use it", p.dc.Region, p.aws.RegionSource), "%s", why)
+		return fail(fmt.Sprintf("pass --region %s, or change %s: tetherctl and the AWS CLI commands in the documents use it", p.dc.Region, p.aws.RegionSource), "%s", why)
 	}
 	return pass("%s (from %s), enabled for the account", p.dc.Region, p.aws.RegionSource)
 }

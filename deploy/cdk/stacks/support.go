@@ -16,7 +16,7 @@ import (
 // egress ledger) to the agent exchange bucket, and reads the operator's
 // decisions there (internal/exchange). tetherctl diag and egress with
 // --config read it with the operator's own IAM permissions
-// (docs/operator-guide.md); no shell in a container and no inbound port.
+// (docs/support.md); no shell in a container and no inbound port.
 
 // ExchangeBucketOutput is the data stack's output naming the exchange
 // bucket; tetherctl finds the bucket by it.
