@@ -210,7 +210,9 @@ func (c *Control) do(ctx context.Context, method, path string, body, out any) er
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://supervisor"+path, rd)
+	// The transport dials the control socket whatever the URL names; the
+	// host is only a label (".invalid" never resolves).
+	req, err := http.NewRequestWithContext(ctx, method, "http://supervisor.invalid"+path, rd)
 	if err != nil {
 		return err
 	}

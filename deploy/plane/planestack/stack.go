@@ -147,7 +147,7 @@ func New(app awscdk.App, p Props) (*Stack, error) {
 		EnableKeyRotation: jsii.Bool(true),
 		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
 	})
-	dataKey.GrantEncryptDecrypt(awsiam.NewServicePrincipal(str("logs."+p.Region+".amazonaws.com"), nil))
+	dataKey.GrantEncryptDecrypt(awsiam.NewServicePrincipal(str("logs."+p.Region+"."+*awscdk.Aws_URL_SUFFIX()), nil))
 	signingKey := func(id, role string) awskms.Key {
 		k := awskms.NewKey(st, str(id), &awskms.KeyProps{
 			Description:   str(p.Name + ": signs TUF " + role + " metadata (tether-plane keys use-kms)"),
