@@ -12,9 +12,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tetherhq/tether/internal/imagebuild"
@@ -60,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	out := fs.String("out", "", "the OCI image layout directory to write (new or empty)")
 	images := fs.String("images", "docsvc,agent,plane", "the images to build, comma-separated")
 	caCerts := fs.String("ca-certs", imagebuild.CACertsPath, "the PEM CA bundle to put in the images (Debian's ca-certificates)")
+	planeKeys := fs.String("plane-keys", "", "a keys directory whose public files (root.json, signing.json, license.pub, and snapshot.kms/timestamp.kms after tether-plane keys use-kms) the plane image carries in "+imagebuild.PlaneKeysDir+", as deploy/plane expects; private keys in it are never taken")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -97,13 +100,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	keys, err := readPlaneKeys(*planeKeys, specs)
+	if err != nil {
+		return err
+	}
 	var named []imagebuild.Named
 	for _, s := range specs {
 		bin := filepath.Join(tmp, s.Binary)
 		if err := imagebuild.BuildBinary(ctx, ".", s, *version, bin); err != nil {
 			return err
 		}
-		img, err := imagebuild.Assemble(s, bin, imagebuild.Options{Version: *version, Created: created, CACerts: certs})
+		opt := imagebuild.Options{Version: *version, Created: created, CACerts: certs}
+		if s.Binary == "tether-plane" {
+			opt.PlaneKeys = keys
+		}
+		img, err := imagebuild.Assemble(s, bin, opt)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
@@ -120,4 +131,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "%s %s\n", n.Name, d)
 	}
 	return nil
+}
+
+// readPlaneKeys reads the plane image's files from dir (none when dir is
+// empty): only the names imagebuild.PlaneKeyFiles lists, whatever else the
+// directory holds.
+func readPlaneKeys(dir string, specs []imagebuild.Spec) (map[string][]byte, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	if !slices.ContainsFunc(specs, func(s imagebuild.Spec) bool { return s.Binary == "tether-plane" }) {
+		return nil, fmt.Errorf("%w: --plane-keys is for the plane image, and --images does not build it", errUsage)
+	}
+	keys := map[string][]byte{}
+	for name := range imagebuild.PlaneKeyFiles {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--plane-keys: %w", err)
+		}
+		keys[name] = b
+	}
+	return keys, nil
 }

@@ -33,6 +33,7 @@ func TestUsageMistakes(t *testing.T) {
 		{nil, []string{"--version", "1.0.0", "--out", out, "--images", "docsvc,shell"}, `no image "shell"`},
 		{map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, []string{"--version", "1.0.0", "--out", out}, `SOURCE_DATE_EPOCH="yesterday"`},
 		{nil, []string{"--bogus"}, "bogus"},
+		{nil, []string{"--version", "1.0.0", "--out", out, "--images", "docsvc", "--plane-keys", "."}, "--plane-keys is for the plane image"},
 	} {
 		_, _, err := runCmd(t, tc.env, tc.args...)
 		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {

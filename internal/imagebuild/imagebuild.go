@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,7 +135,19 @@ type Options struct {
 	Version string    // the release version (label org.opencontainers.image.version)
 	Created time.Time // every timestamp in the image: SourceDateEpoch
 	CACerts []byte    // the PEM CA bundle, e.g. Debian's ca-certificates
+	// PlaneKeys are the plane's public trust files by name (PlaneKeyFiles),
+	// put in PlaneKeysDir in a layer of their own; only for the plane image.
+	PlaneKeys map[string][]byte
 }
+
+// PlaneKeysDir is where the plane image carries its keys directory
+// (tether-plane serve --keys; deploy/plane's default).
+const PlaneKeysDir = "/etc/tether-plane/keys"
+
+// PlaneKeyFiles are the files of a keys directory a replicated plane serves
+// with: public trust material and references to KMS keys, never a private
+// key. root.json, signing.json and license.pub are required.
+var PlaneKeyFiles = map[string]bool{"root.json": true, "signing.json": true, "license.pub": true, "snapshot.kms": false, "timestamp.kms": false}
 
 // Assemble builds spec's image around the binary at binPath.
 func Assemble(spec Spec, binPath string, opt Options) (v1.Image, error) {
@@ -160,6 +173,10 @@ func Assemble(spec Spec, binPath string, opt Options) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := planeKeysLayer(spec, created, opt.PlaneKeys)
+	if err != nil {
+		return nil, err
+	}
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	img, err = mutate.Append(img,
 		mutate.Addendum{Layer: base, MediaType: types.OCILayer, History: v1.History{Created: v1.Time{Time: created},
@@ -167,6 +184,10 @@ func Assemble(spec Spec, binPath string, opt Options) (v1.Image, error) {
 		mutate.Addendum{Layer: app, MediaType: types.OCILayer, History: v1.History{Created: v1.Time{Time: created},
 			CreatedBy: "imagebuild: /" + spec.Binary}},
 	)
+	if err == nil && keys != nil {
+		img, err = mutate.Append(img, mutate.Addendum{Layer: keys, MediaType: types.OCILayer, History: v1.History{Created: v1.Time{Time: created},
+			CreatedBy: "imagebuild: the plane's public trust files in " + PlaneKeysDir}})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +219,42 @@ func Assemble(spec Spec, binPath string, opt Options) (v1.Image, error) {
 		}
 	}
 	return mutate.ConfigFile(img, cf)
+}
+
+// planeKeysLayer is the layer holding the plane's keys directory, or nil
+// when there are no keys. Only the files PlaneKeyFiles names are taken, so
+// a private key can never be built into an image.
+func planeKeysLayer(spec Spec, created time.Time, keys map[string][]byte) (v1.Layer, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if spec.Binary != "tether-plane" {
+		return nil, fmt.Errorf("plane keys are for the plane image, not %s", spec.Name)
+	}
+	var missing []string
+	for name, required := range PlaneKeyFiles {
+		if _, ok := keys[name]; required && !ok {
+			missing = append(missing, name)
+		}
+	}
+	names := make([]string, 0, len(keys))
+	for name := range keys {
+		if _, ok := PlaneKeyFiles[name]; !ok {
+			return nil, fmt.Errorf("plane keys: %q is not a file the plane image may carry (only root.json, signing.json, license.pub, snapshot.kms, timestamp.kms: never a private key)", name)
+		}
+		names = append(names, name)
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("plane keys: %s missing", strings.Join(missing, ", "))
+	}
+	slices.Sort(names)
+	dir := strings.TrimPrefix(PlaneKeysDir, "/")
+	files := []file{{name: "etc/tether-plane/", mode: 0o755}, {name: dir + "/", mode: 0o755}}
+	for _, name := range names {
+		files = append(files, file{name: dir + "/" + name, mode: 0o644, data: keys[name]})
+	}
+	return layer(created, files)
 }
 
 // file is one entry of a layer; a name ending in / is a directory.

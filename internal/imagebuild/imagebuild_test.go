@@ -395,3 +395,51 @@ func FuzzSourceDateEpoch(f *testing.F) {
 		}
 	})
 }
+
+// TestPlaneKeys: the plane image can carry its keys directory's public
+// files, root-owned and read-only to the plane's user, in a layer of their
+// own; a private key, a missing required file or keys for another image are
+// refused before anything is written.
+func TestPlaneKeys(t *testing.T) {
+	spec, _ := LookupSpec("plane")
+	bin := binary(t, spec)
+	certs := hostCACerts(t)
+	keys := map[string][]byte{"root.json": []byte(`{"signed":{}}`), "signing.json": []byte(`{}`), "license.pub": []byte("-----BEGIN PUBLIC KEY-----\n"),
+		"snapshot.kms": []byte("arn:aws:kms:eu-west-1:123456789012:key/1\n")}
+	img, err := Assemble(spec, bin, Options{Version: testVersion, CACerts: certs, PlaneKeys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := files(t, img)
+	for name, want := range keys {
+		e, ok := got[PlaneKeysDir+"/"+name]
+		if !ok || string(e.data) != string(want) || e.mode != 0o644 || e.uid != 0 {
+			t.Errorf("%s in the image: %+v (present %v), want root-owned 0644 with the file's bytes", name, e, ok)
+		}
+	}
+	if _, ok := got[PlaneKeysDir+"/timestamp.kms"]; ok {
+		t.Error("a file that was not given is in the image")
+	}
+	plain, err := Assemble(spec, bin, Options{Version: testVersion, CACerts: certs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := files(t, plain)[PlaneKeysDir]; ok {
+		t.Error("an image built without keys has the keys directory")
+	}
+
+	withKey := map[string][]byte{"targets.key": []byte("secret")}
+	for name, data := range keys {
+		withKey[name] = data
+	}
+	if _, err := Assemble(spec, bin, Options{Version: testVersion, CACerts: certs, PlaneKeys: withKey}); err == nil || !strings.Contains(err.Error(), `"targets.key"`) {
+		t.Errorf("a private key among the plane keys: %v, want a refusal naming it", err)
+	}
+	if _, err := Assemble(spec, bin, Options{Version: testVersion, CACerts: certs, PlaneKeys: map[string][]byte{"root.json": nil}}); err == nil || !strings.Contains(err.Error(), "license.pub, signing.json missing") {
+		t.Errorf("plane keys without license.pub and signing.json: %v, want a refusal naming them", err)
+	}
+	docsvc, _ := LookupSpec("docsvc")
+	if _, err := Assemble(docsvc, binary(t, docsvc), Options{Version: testVersion, CACerts: certs, PlaneKeys: keys}); err == nil || !strings.Contains(err.Error(), "not docsvc") {
+		t.Errorf("plane keys in the docsvc image: %v, want a refusal", err)
+	}
+}
