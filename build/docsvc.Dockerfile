@@ -13,9 +13,11 @@ WORKDIR /src
 # Modules first, so a source change does not download them again.
 COPY go.mod go.sum ./
 RUN go mod download
-# Only the Go source: the binaries need nothing outside cmd/ and internal/.
+# Only the Go source: cmd/, internal/, and docs/api/, the API reference the
+# service serves at /openapi.json (embedded).
 COPY cmd/ cmd/
 COPY internal/ internal/
+COPY docs/api/ docs/api/
 # Static and reproducible: no cgo (the SQLite driver is pure Go), no local
 # paths in the binary, no symbol table.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/docsvc ./cmd/docsvc

@@ -51,13 +51,17 @@ type Spec struct {
 	VersionVar string
 	// Ports are the ports the image exposes ("8080/tcp").
 	Ports []string
+	// Sources are the source directories the binary is built from, beside
+	// go.mod and go.sum: what build/<Name>.Dockerfile copies.
+	Sources []string
 }
 
 // Specs are the images, in the order they are built.
 var Specs = []Spec{
-	{Name: "docsvc", Binary: "docsvc", VersionVar: "github.com/tetherhq/tether/internal/docsvc.Version", Ports: []string{"8080/tcp"}},
-	{Name: "agent", Binary: "tether-agent", VersionVar: "github.com/tetherhq/tether/internal/agent.Version"},
-	{Name: "plane", Binary: "tether-plane"},
+	{Name: "docsvc", Binary: "docsvc", VersionVar: "github.com/tetherhq/tether/internal/docsvc.Version", Ports: []string{"8080/tcp"},
+		Sources: []string{"cmd/", "internal/", "docs/api/"}}, // docs/api: the OpenAPI document it serves
+	{Name: "agent", Binary: "tether-agent", VersionVar: "github.com/tetherhq/tether/internal/agent.Version", Sources: []string{"cmd/", "internal/"}},
+	{Name: "plane", Binary: "tether-plane", Sources: []string{"cmd/", "internal/", "docs/api/"}},
 }
 
 // LookupSpec returns the spec named name.

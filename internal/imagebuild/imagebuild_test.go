@@ -312,6 +312,11 @@ func TestDockerfilesAgree(t *testing.T) {
 			for _, p := range s.Ports {
 				expose = append(expose, "EXPOSE "+strings.TrimSuffix(p, "/tcp"))
 			}
+			copies := []string{"COPY go.mod go.sum ./"}
+			for _, dir := range s.Sources {
+				copies = append(copies, "COPY "+dir+" "+dir)
+			}
+			copies = append(copies, "COPY --from=build /out/"+s.Binary+" /"+s.Binary)
 			for cmd, want := range map[string][]string{
 				// distroless's nonroot user is 65532 with home /home/nonroot:
 				// the user, group and home this package writes.
@@ -320,7 +325,7 @@ func TestDockerfilesAgree(t *testing.T) {
 				"ENTRYPOINT": {`ENTRYPOINT ["/` + s.Binary + `"]`},
 				"VOLUME":     {`VOLUME ["` + strings.Join(Volumes, `", "`) + `"]`},
 				"EXPOSE":     expose,
-				"COPY":       {"COPY go.mod go.sum ./", "COPY cmd/ cmd/", "COPY internal/ internal/", "COPY --from=build /out/" + s.Binary + " /" + s.Binary},
+				"COPY":       copies,
 				"RUN":        {"RUN go mod download", "RUN CGO_ENABLED=0 go build " + strings.Join(GoBuildFlags, " ") + " -o /out/" + s.Binary + " ./cmd/" + s.Binary},
 			} {
 				if !slices.Equal(byCmd[cmd], want) {
