@@ -507,11 +507,18 @@ func (s *services) newAgent() {
 		}},
 	}))
 	sg := s.net.Groups["agent"]
+	// Air-gapped (no plane.url) the agent has no one to talk to: the service
+	// is there, with its image and role, but runs no task until a plane URL
+	// is set (tether-agent refuses to start without one).
+	tasks := 0.0
+	if cfg.AgentNeedsInternet() {
+		tasks = 1
+	}
 	s.Agent = awsecs.NewFargateService(s.Stack, str("Agent"), &awsecs.FargateServiceProps{
 		ServiceName:    str(serviceName(cfg, "agent")),
 		Cluster:        s.cluster.Cluster,
 		TaskDefinition: td,
-		DesiredCount:   num(1),
+		DesiredCount:   num(tasks),
 		// One agent at a time: it holds one identity and one ledger.
 		MinHealthyPercent: num(0),
 		MaxHealthyPercent: num(100),

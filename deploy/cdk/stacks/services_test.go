@@ -578,3 +578,42 @@ func TestWorkerCompilesWithoutACache(t *testing.T) {
 		}
 	})
 }
+
+// TestAirGappedAgentRunsNoTask: without plane.url the agent has no plane to
+// talk to and refuses to start, so its service runs no task (a service that
+// kept one would never become stable, and tetherctl deploy waits for that).
+func TestAirGappedAgentRunsNoTask(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "examples", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const url = "  url: https://plane.vendor.example\n"
+	if !strings.Contains(string(raw), url) {
+		t.Fatal("minimal.yaml no longer sets plane.url this way; update this test")
+	}
+	cfg, err := deployconfig.Parse([]byte(strings.Replace(string(raw), url, "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*synthesized{"air-gapped": synthConfig(t, "airgapped", cfg), "minimal": synth(t, "minimal")} {
+		want := 1.0
+		if name == "air-gapped" {
+			want = 0
+		}
+		services := resources(s, "services", "AWS::ECS::Service")
+		found := false
+		for _, svc := range services {
+			p := props(svc)
+			if !strings.HasSuffix(asJSON(p["ServiceName"]), `-agent"`) {
+				continue
+			}
+			found = true
+			if got, _ := p["DesiredCount"].(float64); got != want {
+				t.Errorf("%s: the agent service's DesiredCount is %v, want %v", name, p["DesiredCount"], want)
+			}
+		}
+		if !found {
+			t.Fatalf("%s: no agent service among %d services", name, len(services))
+		}
+	}
+}
