@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -80,6 +81,14 @@ var placeholders = map[string]string{
 	"<domain>":      domainName,
 	// The services stack's LogGroups output, second of three.
 	"<worker log group>": workerLogs,
+	"<log group>":        workerLogs,
+	// The vault EFS's automatic backups go to.
+	"<vault>": "aws/efs/automatic-backup-vault",
+	// moto has no recovery points (motoGaps: backup), so this one is only
+	// well formed, for the commands checked as far as the network.
+	"<recovery point ARN>": "arn:aws:backup:" + worldRegion + ":" + awstest.Account + ":recovery-point:0b9e5d1c-4be0-4f2a-8b9e-3c6d8f0a1b2c",
+	// world adds the identifiers AWS makes up: <certificate ARN>, <key
+	// id>, <file system id>, <file system ARN> and <pool id>.
 }
 
 // motoGaps are AWS CLI services moto cannot answer for the CLI, each with
@@ -87,8 +96,10 @@ var placeholders = map[string]string{
 // goes without an answer: it must be well formed and get as far as the
 // network (sent to an address where nothing listens).
 var motoGaps = map[string]string{
-	"cloudwatch":                  "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 answers the CLI's JSON 1.0 protocol for CloudWatch with HTTP 500",
-	"sqs start-message-move-task": "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 does not implement StartMessageMoveTask",
+	"cloudwatch":                              "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 answers the CLI's JSON 1.0 protocol for CloudWatch with HTTP 500",
+	"sqs start-message-move-task":             "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 does not implement StartMessageMoveTask",
+	"backup list-recovery-points-by-resource": "moto 5.2.5's AWS Backup has vaults and plans but no recovery points: ListRecoveryPointsByResource is not implemented",
+	"backup delete-recovery-point":            "moto 5.2.5's AWS Backup has vaults and plans but no recovery points: DeleteRecoveryPoint is not implemented",
 }
 
 // motoGap is the gap a command meets, by its service and operation or by
@@ -420,6 +431,8 @@ func world(t *testing.T, srv *awstest.Server) {
 				"BucketName": documentsBkt, "VersioningConfiguration": map[string]any{"Status": "Enabled"}}},
 			"Exchange": map[string]any{"Type": "AWS::S3::Bucket", "Properties": map[string]any{
 				"BucketName": exchangeBkt, "VersioningConfiguration": map[string]any{"Status": "Enabled"}}},
+			"AgentState": map[string]any{"Type": "AWS::EFS::FileSystem", "Properties": map[string]any{
+				"Encrypted": true, "BackupPolicy": map[string]any{"Status": "ENABLED"}}},
 			"JobsDeadLetter": map[string]any{"Type": "AWS::SQS::Queue", "Properties": map[string]any{
 				"QueueName": jobsQueue + "-dead-letter", "MessageRetentionPeriod": 1209600}},
 			"Jobs": map[string]any{"Type": "AWS::SQS::Queue", "Properties": map[string]any{
@@ -435,6 +448,26 @@ func world(t *testing.T, srv *awstest.Server) {
 	marker := func(kind string) string {
 		return "/tether/" + deployName + "/" + kind + "/sha256-" + releaseHex
 	}
+	data, err := cfn.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(deployName + "-data")})
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	for _, r := range data.StackResources {
+		id := aws.ToString(r.PhysicalResourceId)
+		switch aws.ToString(r.LogicalResourceId) {
+		case "AgentState":
+			placeholders["<file system id>"] = id
+			placeholders["<file system ARN>"] = "arn:aws:elasticfilesystem:" + worldRegion + ":" + awstest.Account + ":file-system/" + id
+		case "DataKey":
+			placeholders["<key id>"] = id
+		}
+	}
+	createStack(t, cfn, deployName+"-images", map[string]any{
+		"Resources": map[string]any{
+			"Docsvc": map[string]any{"Type": "AWS::ECR::Repository", "Properties": map[string]any{"RepositoryName": deployName + "/docsvc"}},
+			"Agent":  map[string]any{"Type": "AWS::ECR::Repository", "Properties": map[string]any{"RepositoryName": deployName + "/agent"}},
+		},
+	}, nil)
 	createStack(t, cfn, deployName+"-cluster", map[string]any{
 		"Resources": map[string]any{"Cluster": map[string]any{"Type": "AWS::ECS::Cluster", "Properties": map[string]any{"ClusterName": "tether-" + deployName}}},
 	}, nil)
@@ -496,6 +529,14 @@ func world(t *testing.T, srv *awstest.Server) {
 		t.Fatalf("world: %v", err)
 	}
 	placeholders["<certificate ARN>"] = aws.ToString(cert.CertificateArn)
+	// The user pool of auth.provider cognito (moto has no CloudFormation
+	// resource for it).
+	pool, err := cognitoidentityprovider.NewFromConfig(cfg).CreateUserPool(ctx, &cognitoidentityprovider.CreateUserPoolInput{
+		PoolName: aws.String("tether-" + deployName)})
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	placeholders["<pool id>"] = aws.ToString(pool.UserPool.Id)
 	if _, err := rds.NewFromConfig(cfg).CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{
 		DBInstanceIdentifier: aws.String(dbInstance), DBSnapshotIdentifier: aws.String(snapshotID)}); err != nil {
 		t.Fatalf("world: %v", err)
