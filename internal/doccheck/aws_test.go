@@ -225,6 +225,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(venv, "aws")); err != nil {
 		t.Fatalf("the AWS CLI is not in tools/venv (run scripts/test-deps.sh): %v", err)
 	}
+	files := readerFiles(t)
 	total := 0
 	for _, d := range documents(t) {
 		blocks := awsBlocks(d)
@@ -253,8 +254,14 @@ func TestShownAWSCommandsRun(t *testing.T) {
 				"AWS_REGION="+worldRegion, "AWS_DEFAULT_REGION="+worldRegion)
 			env = append(env, "PATH="+venv+string(os.PathListSeparator)+os.Getenv("PATH"),
 				"HOME="+t.TempDir(), "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")
-			// The files a reader has beside the commands.
-			dir := readerFiles(t)
+			// The commands run in a directory of their own, with the files a
+			// reader has beside them.
+			dir := t.TempDir()
+			for name, b := range files {
+				if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			// What earlier blocks set, the reader's shell still has.
 			var carried []string
 			for _, b := range blocks {
@@ -310,11 +317,11 @@ func TestShownAWSCommandsRun(t *testing.T) {
 	}
 }
 
-// readerFiles writes, in a new directory, the files a reader has when the
-// documents' commands name them: the renewed certificate for the
-// deployment's domain that certificate-renewal.md imports (cert.pem,
-// key.pem, chain.pem; self-signed, so it is its own chain).
-func readerFiles(t *testing.T) string {
+// readerFiles are the files a reader has when the documents' commands name
+// them: the renewed certificate for the deployment's domain that
+// certificate-renewal.md imports (cert.pem, key.pem, chain.pem; self-signed,
+// so it is its own chain).
+func readerFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -329,15 +336,9 @@ func readerFiles(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	for name, b := range map[string][]byte{"cert.pem": certPEM, "chain.pem": certPEM, "key.pem": keyPEM} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return map[string][]byte{"cert.pem": certPEM, "chain.pem": certPEM, "key.pem": keyPEM}
 }
 
 func runScript(ctx context.Context, dir string, env, script []string) (string, error) {
