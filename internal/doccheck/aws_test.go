@@ -3,8 +3,14 @@ package doccheck
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,10 +21,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acm"
+	acmtypes "github.com/aws/aws-sdk-go-v2/service/acm/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -42,6 +53,16 @@ const (
 	jobsQueue    = "acme-docs-data-Jobs1a2b3c4d"
 	documentID   = "doc_01JE5Z8Q3V7XK2M4N6P8R0S2T4"
 	snapshotID   = "tether-acme-docs-pre-upgrade-20261201t100000z"
+	// deletedID is a document deleted after its upload: its latest version
+	// is a delete marker, as backup-restore.md's restore finds.
+	deletedID = "doc_01JE5Z9A1B2C3D4E5F6G7H8J9K"
+	// workerLogs is the worker's log group (the services stack's LogGroups
+	// output names it; CloudFormation generates the name).
+	workerLogs = "acme-docs-cluster-Logsworker1a2b3c4d"
+	// domainName is the deployment's domain.name, whose certificate the
+	// services stack requested from ACM.
+	domainName = "docs.acme.example"
+	dbSubnets  = "acme-docs-network-databasesubnets1a2b3c4d"
 )
 
 // placeholders fill what the documents write in angle brackets. A command
@@ -57,6 +78,17 @@ var placeholders = map[string]string{
 	"<document-id>": documentID,
 	"<snapshot>":    snapshotID,
 	"<queue>":       jobsQueue,
+	"<domain>":      domainName,
+	// The services stack's LogGroups output, second of three.
+	"<worker log group>": workerLogs,
+	"<log group>":        workerLogs,
+	// The vault EFS's automatic backups go to.
+	"<vault>": "aws/efs/automatic-backup-vault",
+	// moto has no recovery points (motoGaps: backup), so this one is only
+	// well formed, for the commands checked as far as the network.
+	"<recovery point ARN>": "arn:aws:backup:" + worldRegion + ":" + awstest.Account + ":recovery-point:0b9e5d1c-4be0-4f2a-8b9e-3c6d8f0a1b2c",
+	// world adds the identifiers AWS makes up: <certificate ARN>, <key
+	// id>, <file system id>, <file system ARN> and <pool id>.
 }
 
 // motoGaps are AWS CLI services moto cannot answer for the CLI, each with
@@ -64,8 +96,10 @@ var placeholders = map[string]string{
 // goes without an answer: it must be well formed and get as far as the
 // network (sent to an address where nothing listens).
 var motoGaps = map[string]string{
-	"cloudwatch":                  "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 answers the CLI's JSON 1.0 protocol for CloudWatch with HTTP 500",
-	"sqs start-message-move-task": "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 does not implement StartMessageMoveTask",
+	"cloudwatch":                              "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 answers the CLI's JSON 1.0 protocol for CloudWatch with HTTP 500",
+	"sqs start-message-move-task":             "docs/decisions/0007-aws-api-emulator.md: moto 5.2.5 does not implement StartMessageMoveTask",
+	"backup list-recovery-points-by-resource": "moto 5.2.5's AWS Backup has vaults and plans but no recovery points: ListRecoveryPointsByResource is not implemented",
+	"backup delete-recovery-point":            "moto 5.2.5's AWS Backup has vaults and plans but no recovery points: DeleteRecoveryPoint is not implemented",
 }
 
 // motoGap is the gap a command meets, by its service and operation or by
@@ -191,6 +225,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(venv, "aws")); err != nil {
 		t.Fatalf("the AWS CLI is not in tools/venv (run scripts/test-deps.sh): %v", err)
 	}
+	files := readerFiles(t)
 	total := 0
 	for _, d := range documents(t) {
 		blocks := awsBlocks(d)
@@ -219,6 +254,14 @@ func TestShownAWSCommandsRun(t *testing.T) {
 				"AWS_REGION="+worldRegion, "AWS_DEFAULT_REGION="+worldRegion)
 			env = append(env, "PATH="+venv+string(os.PathListSeparator)+os.Getenv("PATH"),
 				"HOME="+t.TempDir(), "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")
+			// The commands run in a directory of their own, with the files a
+			// reader has beside them.
+			dir := t.TempDir()
+			for name, b := range files {
+				if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			// What earlier blocks set, the reader's shell still has.
 			var carried []string
 			for _, b := range blocks {
@@ -238,7 +281,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					}
 				}
 				if len(script) == len(b.commands) && len(script) > 0 {
-					out, err := runScript(t.Context(), "", env, append(before, script...))
+					out, err := runScript(t.Context(), dir, env, append(before, script...))
 					switch {
 					case err != nil:
 						t.Errorf("%s: the aws commands fail against the emulator: %v\n%s\n%s", b.where, err, strings.Join(script, "\n"), out)
@@ -272,6 +315,30 @@ func TestShownAWSCommandsRun(t *testing.T) {
 	if total == 0 {
 		t.Fatal("no document shows an aws command in a code block: the parser missed them")
 	}
+}
+
+// readerFiles are the files a reader has when the documents' commands name
+// them: the renewed certificate for the deployment's domain that
+// certificate-renewal.md imports (cert.pem, key.pem, chain.pem; self-signed,
+// so it is its own chain).
+func readerFiles(t *testing.T) map[string][]byte {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: domainName},
+		DNSNames: []string{domainName}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	return map[string][]byte{"cert.pem": certPEM, "chain.pem": certPEM, "key.pem": keyPEM}
 }
 
 func runScript(ctx context.Context, dir string, env, script []string) (string, error) {
@@ -329,6 +396,8 @@ func world(t *testing.T, srv *awstest.Server) {
 				"Tags": []any{map[string]any{"Key": "Name", "Value": deployName + "-network/Vpc"}, map[string]any{"Key": "tether:deployment", "Value": deployName}}}},
 			"Isolated": map[string]any{"Type": "AWS::EC2::Subnet", "Properties": map[string]any{
 				"VpcId": map[string]any{"Ref": "Vpc"}, "CidrBlock": "10.40.8.0/24", "AvailabilityZone": worldRegion + "a"}},
+			"Isolated2": map[string]any{"Type": "AWS::EC2::Subnet", "Properties": map[string]any{
+				"VpcId": map[string]any{"Ref": "Vpc"}, "CidrBlock": "10.40.9.0/24", "AvailabilityZone": worldRegion + "b"}},
 			"IsolatedRoutes": map[string]any{"Type": "AWS::EC2::RouteTable", "Properties": map[string]any{"VpcId": map[string]any{"Ref": "Vpc"}}},
 			"S3": map[string]any{"Type": "AWS::EC2::VPCEndpoint", "Properties": map[string]any{
 				"VpcId": map[string]any{"Ref": "Vpc"}, "ServiceName": "com.amazonaws." + worldRegion + ".s3", "VpcEndpointType": "Gateway",
@@ -337,9 +406,22 @@ func world(t *testing.T, srv *awstest.Server) {
 				"VpcId": map[string]any{"Ref": "Vpc"}, "ServiceName": "com.amazonaws." + worldRegion + ".sqs", "VpcEndpointType": "Interface",
 				"PrivateDnsEnabled": true, "SubnetIds": []any{map[string]any{"Ref": "Isolated"}}, "RouteTableIds": []any{}}},
 		},
+		"Outputs": map[string]any{"IsolatedSubnets": map[string]any{"Value": map[string]any{
+			"Fn::Join": []any{",", []any{map[string]any{"Ref": "Isolated"}, map[string]any{"Ref": "Isolated2"}}}}}},
 	}, nil)
+	// moto resolves an instance's DBSubnetGroupName only to a subnet group
+	// of its own stack, so the data stack takes the network's subnets.
+	network, err := cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(deployName + "-network")})
+	if err != nil || len(network.Stacks) != 1 || len(network.Stacks[0].Outputs) != 1 {
+		t.Fatalf("world: the network stack's subnets: %v", err)
+	}
+	subnets := aws.ToString(network.Stacks[0].Outputs[0].OutputValue)
 	createStack(t, cfn, deployName+"-data", map[string]any{
+		"Parameters": map[string]any{"Subnets": map[string]any{"Type": "CommaDelimitedList"}},
 		"Resources": map[string]any{
+			"DatabaseSubnets": map[string]any{"Type": "AWS::RDS::DBSubnetGroup", "Properties": map[string]any{
+				"DBSubnetGroupName": dbSubnets, "DBSubnetGroupDescription": "Tether " + deployName + ": the database's isolated subnets",
+				"SubnetIds": map[string]any{"Ref": "Subnets"}}},
 			"DataKey": map[string]any{"Type": "AWS::KMS::Key", "Properties": map[string]any{
 				"EnableKeyRotation": true, "Description": "Tether " + deployName + ": documents, job messages and database storage",
 				// moto fails CreateStack (HTTP 500) on a key without a policy.
@@ -350,6 +432,8 @@ func world(t *testing.T, srv *awstest.Server) {
 				"BucketName": documentsBkt, "VersioningConfiguration": map[string]any{"Status": "Enabled"}}},
 			"Exchange": map[string]any{"Type": "AWS::S3::Bucket", "Properties": map[string]any{
 				"BucketName": exchangeBkt, "VersioningConfiguration": map[string]any{"Status": "Enabled"}}},
+			"AgentState": map[string]any{"Type": "AWS::EFS::FileSystem", "Properties": map[string]any{
+				"Encrypted": true, "BackupPolicy": map[string]any{"Status": "ENABLED"}}},
 			"JobsDeadLetter": map[string]any{"Type": "AWS::SQS::Queue", "Properties": map[string]any{
 				"QueueName": jobsQueue + "-dead-letter", "MessageRetentionPeriod": 1209600}},
 			"Jobs": map[string]any{"Type": "AWS::SQS::Queue", "Properties": map[string]any{
@@ -357,14 +441,34 @@ func world(t *testing.T, srv *awstest.Server) {
 				"RedrivePolicy": map[string]any{"deadLetterTargetArn": map[string]any{"Fn::GetAtt": []any{"JobsDeadLetter", "Arn"}}, "maxReceiveCount": 5}}},
 			"Database": map[string]any{"Type": "AWS::RDS::DBInstance", "Properties": map[string]any{
 				"DBInstanceIdentifier": dbInstance, "Engine": "postgres", "EngineVersion": "17.9",
-				"DBInstanceClass": "db.t4g.medium", "AllocatedStorage": "50", "MasterUsername": "tether",
+				"DBInstanceClass": "db.t4g.medium", "AllocatedStorage": "50", "DBSubnetGroupName": map[string]any{"Ref": "DatabaseSubnets"}, "MasterUsername": "tether",
 				"MasterUserPassword": "not-a-secret-moto-only", "BackupRetentionPeriod": 14, "StorageEncrypted": true}},
 		},
 		"Outputs": map[string]any{"ExchangeBucketName": map[string]any{"Value": map[string]any{"Ref": "Exchange"}}},
-	}, nil)
+	}, map[string]string{"Subnets": subnets})
 	marker := func(kind string) string {
 		return "/tether/" + deployName + "/" + kind + "/sha256-" + releaseHex
 	}
+	data, err := cfn.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(deployName + "-data")})
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	for _, r := range data.StackResources {
+		id := aws.ToString(r.PhysicalResourceId)
+		switch aws.ToString(r.LogicalResourceId) {
+		case "AgentState":
+			placeholders["<file system id>"] = id
+			placeholders["<file system ARN>"] = "arn:aws:elasticfilesystem:" + worldRegion + ":" + awstest.Account + ":file-system/" + id
+		case "DataKey":
+			placeholders["<key id>"] = id
+		}
+	}
+	createStack(t, cfn, deployName+"-images", map[string]any{
+		"Resources": map[string]any{
+			"Docsvc": map[string]any{"Type": "AWS::ECR::Repository", "Properties": map[string]any{"RepositoryName": deployName + "/docsvc"}},
+			"Agent":  map[string]any{"Type": "AWS::ECR::Repository", "Properties": map[string]any{"RepositoryName": deployName + "/agent"}},
+		},
+	}, nil)
 	createStack(t, cfn, deployName+"-cluster", map[string]any{
 		"Resources": map[string]any{"Cluster": map[string]any{"Type": "AWS::ECS::Cluster", "Properties": map[string]any{"ClusterName": "tether-" + deployName}}},
 	}, nil)
@@ -392,12 +496,48 @@ func world(t *testing.T, srv *awstest.Server) {
 	}
 
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	// moto 5.2.5 creates AWS::S3::Bucket without its VersioningConfiguration
+	// (the stack's buckets would keep one version, "null"), so versioning is
+	// turned on as the data stack's template says.
+	for _, b := range []string{documentsBkt, exchangeBkt} {
+		if _, err := s3c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(b),
+			VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+			t.Fatalf("world: %v", err)
+		}
+	}
 	for _, body := range []string{"first version", "second version"} {
 		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(documentsBkt),
 			Key: aws.String("documents/" + documentID), Body: strings.NewReader(body)}); err != nil {
 			t.Fatalf("world: %v", err)
 		}
 	}
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(documentsBkt),
+		Key: aws.String("documents/" + deletedID), Body: strings.NewReader("deleted later")}); err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(documentsBkt),
+		Key: aws.String("documents/" + deletedID)}); err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	if _, err := cloudwatchlogs.NewFromConfig(cfg).CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{
+		LogGroupName: aws.String(workerLogs)}); err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	// The certificate the services stack requested for domain.name.
+	cert, err := acm.NewFromConfig(cfg).RequestCertificate(ctx, &acm.RequestCertificateInput{
+		DomainName: aws.String(domainName), ValidationMethod: acmtypes.ValidationMethodDns})
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	placeholders["<certificate ARN>"] = aws.ToString(cert.CertificateArn)
+	// The user pool of auth.provider cognito (moto has no CloudFormation
+	// resource for it).
+	pool, err := cognitoidentityprovider.NewFromConfig(cfg).CreateUserPool(ctx, &cognitoidentityprovider.CreateUserPoolInput{
+		PoolName: aws.String("tether-" + deployName)})
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	placeholders["<pool id>"] = aws.ToString(pool.UserPool.Id)
 	if _, err := rds.NewFromConfig(cfg).CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{
 		DBInstanceIdentifier: aws.String(dbInstance), DBSnapshotIdentifier: aws.String(snapshotID)}); err != nil {
 		t.Fatalf("world: %v", err)
@@ -429,6 +569,12 @@ func createStack(t *testing.T, cfn *cloudformation.Client, name string, template
 var (
 	inlineAWSRE = regexp.MustCompile(`^aws [a-z0-9-]+( |$)`)
 	fileArgRE   = regexp.MustCompile(`file://(\S+)`)
+	// localPathRE is a local path argument (aws s3 sync ./repo …), which
+	// the CLI looks for before it sends anything.
+	localPathRE = regexp.MustCompile(`(?:^|\s)\./([^\s'"]+)`)
+	// shellVarRE is a variable of the reader's shell ($DB, "$B"), set by a
+	// block the prose refers to.
+	shellVarRE = regexp.MustCompile(`\$\{?[A-Za-z_][A-Za-z0-9_]*\}?`)
 )
 
 // Every aws command quoted in prose (a code span, often a fragment such as
@@ -459,8 +605,8 @@ func TestInlineAWSCommandsParse(t *testing.T) {
 	env := []string{"PATH=" + venv + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=" + worldRegion,
 		"AWS_MAX_ATTEMPTS=1", "AWS_PAGER=", "AWS_ENDPOINT_URL=http://127.0.0.1:9"}
-	// Values are not checked, only their kind: any placeholder will do,
-	// and a count is a number.
+	// Values are not checked, only their kind: any placeholder (or shell
+	// variable) will do, and a count is a number.
 	values := strings.NewReplacer("…", "x", " N ", " 2 ")
 	type result struct {
 		text, out string
@@ -472,10 +618,20 @@ func TestInlineAWSCommandsParse(t *testing.T) {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			cmd := placeholderRE.ReplaceAllString(values.Replace(text+" "), "placeholder")
+			cmd = shellVarRE.ReplaceAllString(cmd, "placeholder")
 			// The CLI reads a file:// value before it sends anything.
 			dir := t.TempDir()
 			for _, m := range fileArgRE.FindAllStringSubmatch(cmd, -1) {
 				if err := os.WriteFile(filepath.Join(dir, filepath.Base(m[1])), []byte("{}"), 0o600); err != nil {
+					t.Error(err)
+				}
+			}
+			for _, m := range localPathRE.FindAllStringSubmatch(cmd, -1) {
+				if !filepath.IsLocal(m[1]) {
+					t.Errorf("%s: `%s`: %s leaves the directory it is run from", seen[text], text, m[1])
+					continue
+				}
+				if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(m[1])), 0o700); err != nil {
 					t.Error(err)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/agent"
 	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/docsvc"
 )
 
 // tableNames returns the code spans in column col (from 0) of a document's
@@ -40,7 +41,8 @@ func tableNames(t *testing.T, file string, col int, re *regexp.Regexp) map[strin
 }
 
 // Every DOCSVC_ variable docs/configuration.md documents is one docsvc
-// reads (internal/config checks the other direction).
+// reads, through internal/config or, for what a supervisor hands it, by
+// itself (internal/config checks the other direction).
 func TestConfigurationVariablesExist(t *testing.T) {
 	env := map[string]string{
 		"DOCSVC_DATABASE_URL": "sqlite:///var/lib/docsvc/docsvc.db",
@@ -55,6 +57,10 @@ func TestConfigurationVariablesExist(t *testing.T) {
 	for _, s := range c.Effective() {
 		read[s.Name] = true
 	}
+	// What a supervisor hands docsvc (the listeners tetherctl dev passes
+	// it) is no setting of internal/config: docsvc reads it itself, by the
+	// name internal/docsvc declares.
+	read[docsvc.ListenFDsEnv] = true
 	documented := tableNames(t, "docs/configuration.md", 0, regexp.MustCompile(`^DOCSVC_[A-Z0-9_]+$`))
 	if len(documented) < 20 {
 		t.Fatalf("only %d variables found in docs/configuration.md's table: the parser missed them", len(documented))
