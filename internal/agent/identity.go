@@ -77,7 +77,11 @@ func (f fileKeys) load(context.Context) (ed25519.PrivateKey, bool, error) { retu
 func (f fileKeys) next() string { return filepath.Join(filepath.Dir(f.path), "identity.next") }
 
 func (f fileKeys) pending(context.Context) (ed25519.PrivateKey, bool, error) {
-	return readKeyFile(f.next())
+	k, ok, err := readKeyFile(f.next())
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w: it must hold the key tetherctl secrets rotate agent --local wrote; if the rotation was never finished and the plane still knows the current key, remove it", f.next(), err)
+	}
+	return k, ok, nil
 }
 
 func (f fileKeys) promote(context.Context) error { return os.Rename(f.next(), f.path) }

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
-	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -148,13 +147,10 @@ func TestRekeyRecoversAfterCrashBeforePromotion(t *testing.T) {
 func TestRekeyInSecretsManager(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	emu := awstest.Start(t)
-	arn := emu.CreateSecret(t, "tether/test/agent-identity", "")
-	cfg := emu.AWSConfig()
-	b.cfg.IdentitySecret, b.opts.AWSConfig = arn, &cfg
+	emu, arn := b.withIdentitySecret()
 	id := b.activated()
 	ctx := context.Background()
-	sm := secretsmanager.NewFromConfig(cfg)
+	sm := secretsmanager.NewFromConfig(emu.AWSConfig())
 	ks := secretKeys{client: sm, id: arn}
 	if _, ok, err := ks.pending(ctx); ok || err != nil {
 		t.Fatalf("pending before rotation: ok=%v %v", ok, err)
