@@ -363,18 +363,20 @@ func (a *Agent) rekey(ctx context.Context) error {
 	if status != 204 {
 		return fmt.Errorf("agent: rekey: plane refused the new identity key (status %d); still using the current one", status)
 	}
+	// The plane holds the new key: sign with it from now on, even if what
+	// follows fails (the pending key stays, and the next start finishes).
 	in := a.install
 	in.PublicKey = pub
-	if err := atomicfile.WriteJSON(a.path("install.json"), in, 0o600); err != nil {
-		return fmt.Errorf("agent: rekey: the plane holds the new key but install.json could not be saved: %w", err)
-	}
-	if err := a.keys.promote(ctx); err != nil {
-		return fmt.Errorf("agent: rekey: the plane holds the new key but it could not be made current (%s): %w", a.keys.describe(), err)
-	}
 	a.mu.Lock()
 	a.key, a.next, a.install = a.next, nil, in
 	a.mu.Unlock()
 	a.plane.setIdentity(a.key, id)
+	if err := atomicfile.WriteJSON(a.path("install.json"), in, 0o600); err != nil {
+		return fmt.Errorf("agent: rekey: the plane holds the new key but install.json could not be saved (the next start finishes): %w", err)
+	}
+	if err := a.keys.promote(ctx); err != nil {
+		return fmt.Errorf("agent: rekey: the plane holds the new key, which the agent now uses, but it could not be made current (%s; the next start finishes): %w", a.keys.describe(), err)
+	}
 	a.log.Info("identity key rotated", "install_id", id, "store", a.keys.describe())
 	return nil
 }
