@@ -13,7 +13,10 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // customer's account, so a customer should be able to read all of it in an
 // afternoon: goalLines is the most lines of non-test Go, in this module, it
 // should link for the shipped build (boundary.Shipped). It links more today
-// (6,713 lines when maxLines was set: 5,871 before the release record and
+// (6,887 lines when maxLines was set: 6,713 before the identity key's
+// rotation, POST /v1/rekey and the promotion of identity.next or the
+// secret's AWSPENDING version, which issue 10's re-key needs in the agent;
+// 5,871 before the release record and
 // automatic upgrades, internal/agent/autoupgrade, internal/releasestate and
 // internal/upgradewindow, which the agent had to gain to apply a release by
 // the customer's policy; 6,086 before code it linked but never ran, second
@@ -24,7 +27,7 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // ever come down, until it reaches goalLines.
 const (
 	goalLines = 5000
-	maxLines  = 6713
+	maxLines  = 6887
 )
 
 // The agent reaches S3 only through its gateway, internal/exchange, which

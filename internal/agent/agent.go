@@ -87,6 +87,7 @@ type Agent struct {
 
 	mu            sync.Mutex // guards everything below
 	key           ed25519.PrivateKey
+	next          ed25519.PrivateKey // the pending key rekey moves to; nil when none
 	install       Install
 	lic           license.License
 	prevMetrics   *collect.Metrics
@@ -244,8 +245,12 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	if a.next, _, err = a.keys.pending(ctx); err != nil {
+		return nil, fmt.Errorf("agent: load pending identity key (%s): %w", a.keys.describe(), err)
+	}
 	if ok {
-		if in.PublicKey != encodePub(key) {
+		// install.json names the pending key after a crash between saving it and promoting the key.
+		if in.PublicKey != encodePub(key) && (a.next == nil || in.PublicKey != encodePub(a.next)) {
 			return nil, ErrKeyMismatch
 		}
 		a.install = in
@@ -334,6 +339,9 @@ func (a *Agent) Close() {
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.ensureActivated(ctx); err != nil {
 		return err
+	}
+	if err := a.rekey(ctx); err != nil {
+		a.log.Error("identity key not rotated", "err", err)
 	}
 	if a.cfg.StatusAddr != "" {
 		stop, err := a.serveStatus(ctx)

@@ -943,13 +943,21 @@ func TestUpdaterSeesPublishedRelease(t *testing.T) {
 	}
 }
 
+// withIdentitySecret gives the agent an empty identity secret on the
+// emulator, as the data stack creates it.
+func (b *bundle) withIdentitySecret() (*awstest.Server, string) {
+	b.t.Helper()
+	emu := awstest.Start(b.t)
+	arn := emu.CreateSecret(b.t, "tether/test/agent-identity", "")
+	cfg := emu.AWSConfig()
+	b.cfg.IdentitySecret, b.opts.AWSConfig = arn, &cfg
+	return emu, arn
+}
+
 func TestIdentityInSecretsManager(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	aws := awstest.Start(t)
-	arn := aws.CreateSecret(t, "tether/test/agent-identity", "")
-	cfg := aws.AWSConfig()
-	b.cfg.IdentitySecret, b.opts.AWSConfig = arn, &cfg
+	aws, arn := b.withIdentitySecret()
 	r := b.start()
 	b.waitHeartbeats(1)
 	r.stop(t)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,10 +43,14 @@ var (
 )
 
 // keyStore keeps the agent's Ed25519 private key. load returns ok=false when
-// no key has been stored yet.
+// no key has been stored yet. pending is the key an operator put there to
+// replace it (tetherctl secrets rotate agent), ok=false when none; promote
+// makes it the current key once the plane holds it.
 type keyStore interface {
 	load(ctx context.Context) (key ed25519.PrivateKey, ok bool, err error)
 	save(ctx context.Context, key ed25519.PrivateKey) error
+	pending(ctx context.Context) (key ed25519.PrivateKey, ok bool, err error)
+	promote(ctx context.Context) error
 	describe() string // for logs: "file" or "secrets-manager"
 }
 
@@ -65,8 +71,23 @@ type fileKeys struct{ path string }
 
 func (f fileKeys) describe() string { return "file" }
 
-func (f fileKeys) load(context.Context) (ed25519.PrivateKey, bool, error) {
-	fi, err := os.Stat(f.path)
+func (f fileKeys) load(context.Context) (ed25519.PrivateKey, bool, error) { return readKeyFile(f.path) }
+
+// next is identity.next beside the key file: the pending key.
+func (f fileKeys) next() string { return filepath.Join(filepath.Dir(f.path), "identity.next") }
+
+func (f fileKeys) pending(context.Context) (ed25519.PrivateKey, bool, error) {
+	k, ok, err := readKeyFile(f.next())
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w: it must hold the key tetherctl secrets rotate agent --local wrote; if the rotation was never finished and the plane still knows the current key, remove it", f.next(), err)
+	}
+	return k, ok, nil
+}
+
+func (f fileKeys) promote(context.Context) error { return os.Rename(f.next(), f.path) }
+
+func readKeyFile(path string) (ed25519.PrivateKey, bool, error) {
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -74,9 +95,9 @@ func (f fileKeys) load(context.Context) (ed25519.PrivateKey, bool, error) {
 		return nil, false, err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, false, fmt.Errorf("identity key file is readable by others (mode %o); chmod 600 it", fi.Mode().Perm())
+		return nil, false, fmt.Errorf("identity key file %s is readable by others (mode %o); chmod 600 it", path, fi.Mode().Perm())
 	}
-	data, err := os.ReadFile(f.path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, false, err
 	}
@@ -98,23 +119,74 @@ type secretKeys struct {
 
 func (s secretKeys) describe() string { return "secrets-manager" }
 
+// Version stages of the identity secret: the key in use, and the one
+// tetherctl secrets rotate agent puts there to replace it.
+const (
+	stageCurrent = "AWSCURRENT"
+	stagePending = "AWSPENDING"
+)
+
 func (s secretKeys) load(ctx context.Context) (ed25519.PrivateKey, bool, error) {
-	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.id)})
+	k, _, err := s.stage(ctx, stageCurrent)
+	return k, k != nil, err
+}
+
+// pending is the AWSPENDING version's key, unless that version is also
+// AWSCURRENT (already promoted).
+func (s secretKeys) pending(ctx context.Context) (ed25519.PrivateKey, bool, error) {
+	k, out, err := s.stage(ctx, stagePending)
+	if k == nil || err != nil || slices.Contains(out.VersionStages, stageCurrent) {
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+// stage reads the key of one version stage; nil when the secret or the
+// stage does not exist or is empty.
+func (s secretKeys) stage(ctx context.Context, stage string) (ed25519.PrivateKey, *secretsmanager.GetSecretValueOutput, error) {
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.id), VersionStage: aws.String(stage)})
 	var nf *smtypes.ResourceNotFoundException
 	if errors.As(err, &nf) {
-		return nil, false, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, false, secretError(s.id, "GetSecretValue", err)
+		return nil, nil, secretError(s.id, "GetSecretValue", err)
 	}
 	if aws.ToString(out.SecretString) == "" {
-		return nil, false, nil
+		return nil, out, nil
 	}
 	k, err := decodeKey(aws.ToString(out.SecretString))
 	if err != nil {
-		return nil, false, fmt.Errorf("identity secret %s: %w: it holds something else; give the agent its own secret, or restore the key it held", s.id, err)
+		return nil, nil, fmt.Errorf("identity secret %s (%s): %w: it holds something else; give the agent its own secret, or restore the key it held", s.id, stage, err)
 	}
-	return k, true, nil
+	return k, out, nil
+}
+
+// promote moves AWSCURRENT to the AWSPENDING version (the old one becomes
+// AWSPREVIOUS), then takes AWSPENDING off it, so the next start finds
+// nothing pending.
+func (s secretKeys) promote(ctx context.Context) error {
+	ids := map[string]string{}
+	for _, stage := range []string{stageCurrent, stagePending} {
+		out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.id), VersionStage: aws.String(stage)})
+		if err != nil {
+			return secretError(s.id, "GetSecretValue", err)
+		}
+		ids[stage] = aws.ToString(out.VersionId)
+	}
+	moves := []*secretsmanager.UpdateSecretVersionStageInput{
+		{SecretId: aws.String(s.id), VersionStage: aws.String(stageCurrent), MoveToVersionId: aws.String(ids[stagePending]), RemoveFromVersionId: aws.String(ids[stageCurrent])},
+		{SecretId: aws.String(s.id), VersionStage: aws.String(stagePending), RemoveFromVersionId: aws.String(ids[stagePending])},
+	}
+	if ids[stageCurrent] == ids[stagePending] {
+		moves = moves[1:]
+	}
+	for _, in := range moves {
+		if _, err := s.client.UpdateSecretVersionStage(ctx, in); err != nil {
+			return secretError(s.id, "UpdateSecretVersionStage", err)
+		}
+	}
+	return nil
 }
 
 func (s secretKeys) save(ctx context.Context, k ed25519.PrivateKey) error {
@@ -158,7 +230,7 @@ func secretError(id, op string, err error) error {
 		}
 		return fmt.Errorf("identity secret %s: KMS refused secretsmanager:%s (%s): allow the agent's task role %s on the secret's KMS key (through Secrets Manager), and check that key is enabled", id, op, code, use)
 	case code == "AccessDeniedException" || code == "AccessDenied" || code == "UnrecognizedClientException":
-		return fmt.Errorf("identity secret %s: access denied to secretsmanager:%s (%s): allow the agent's task role secretsmanager:GetSecretValue and secretsmanager:PutSecretValue on this secret", id, op, code)
+		return fmt.Errorf("identity secret %s: access denied to secretsmanager:%s (%s): allow the agent's task role secretsmanager:%s on this secret (it needs GetSecretValue, PutSecretValue and UpdateSecretVersionStage)", id, op, code, op)
 	case code == "InvalidRequestException" && (strings.Contains(msg, "deletion") || strings.Contains(msg, "deleted")):
 		return fmt.Errorf("identity secret %s: secretsmanager:%s refused: %s (%s): restore it (aws secretsmanager restore-secret --secret-id %s); the install's key is in it", id, op, msg, code, id)
 	}
@@ -250,4 +322,61 @@ func (a *Agent) activate(ctx context.Context, token string) (Install, error) {
 		return Install{}, fmt.Errorf("agent: activate: %w", err)
 	}
 	return Install{InstallID: ar.InstallID, LicenseID: ar.LicenseID, PublicKey: encodePub(a.key), ActivatedAt: a.now().UTC()}, nil
+}
+
+// rekey moves the install to the pending key, if there is one: the plane
+// first (POST /v1/rekey, signed with the current key), then install.json,
+// then the key store. After a crash between the plane's swap and the
+// promotion, the current key is refused (401) and the same request signed
+// with the pending key is the plane's no-op: then it promotes. Network
+// failures are retried like activation's; a refusal leaves the current key
+// in use and the pending one in place.
+func (a *Agent) rekey(ctx context.Context) error {
+	if a.next == nil || a.install.InstallID == "" {
+		return nil
+	}
+	id, pub := a.install.InstallID, encodePub(a.next)
+	body, err := json.Marshal(wire.RekeyRequest{PublicKey: pub,
+		Proof: base64.RawURLEncoding.EncodeToString(ed25519.Sign(a.next, wire.RekeyMessage(id, pub)))})
+	if err != nil {
+		return fmt.Errorf("agent: rekey: %w", err)
+	}
+	status := 0
+	for attempt := 1; status == 0 || status >= 500; attempt++ {
+		for _, k := range []ed25519.PrivateKey{a.key, a.next} {
+			a.plane.setIdentity(k, id)
+			if status, _, err = a.plane.send(ctx, ledger.KindActivation, "POST", "/v1/rekey", body, true); err != nil || status != 401 {
+				break
+			}
+		}
+		a.plane.setIdentity(a.key, id)
+		if err == nil && status < 500 {
+			break
+		}
+		a.log.Warn("rekey failed; will retry", "attempt", attempt, "status", status, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff(attempt, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand)):
+		}
+	}
+	if status != 204 {
+		return fmt.Errorf("agent: rekey: plane refused the new identity key (status %d); still using the current one", status)
+	}
+	// The plane holds the new key: sign with it from now on, even if what
+	// follows fails (the pending key stays, and the next start finishes).
+	in := a.install
+	in.PublicKey = pub
+	a.mu.Lock()
+	a.key, a.next, a.install = a.next, nil, in
+	a.mu.Unlock()
+	a.plane.setIdentity(a.key, id)
+	if err := atomicfile.WriteJSON(a.path("install.json"), in, 0o600); err != nil {
+		return fmt.Errorf("agent: rekey: the plane holds the new key but install.json could not be saved (the next start finishes): %w", err)
+	}
+	if err := a.keys.promote(ctx); err != nil {
+		return fmt.Errorf("agent: rekey: the plane holds the new key, which the agent now uses, but it could not be made current (%s; the next start finishes): %w", a.keys.describe(), err)
+	}
+	a.log.Info("identity key rotated", "install_id", id, "store", a.keys.describe())
+	return nil
 }

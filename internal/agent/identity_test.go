@@ -94,6 +94,8 @@ func TestIdentitySecretErrors(t *testing.T) {
 			[]string{arn, "KMS refused", "DecryptionFailure", "key is enabled"}},
 		{"write denied by IAM", arn, "PutSecretValue", denied,
 			[]string{arn, "access denied to secretsmanager:PutSecretValue", "secretsmanager:PutSecretValue on this secret"}},
+		{"promotion denied by IAM", arn, "UpdateSecretVersionStage", denied,
+			[]string{arn, "access denied to secretsmanager:UpdateSecretVersionStage", "secretsmanager:UpdateSecretVersionStage on this secret"}},
 		{"KMS cannot encrypt", arn, "PutSecretValue", [2]string{"EncryptionFailure", "the KMS key is disabled"},
 			[]string{arn, "KMS refused secretsmanager:PutSecretValue", "kms:GenerateDataKey"}},
 		{"secret not found", arn, "PutSecretValue", [2]string{"ResourceNotFoundException", "Secrets Manager can't find the specified secret."},

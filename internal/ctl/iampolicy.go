@@ -152,9 +152,10 @@ func deployerPermissions() []permission {
 				"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/agent-identity-*"},
 		},
 		{
-			Sid: "SecretsSet", For: "tetherctl secrets set and rotate: the license and the AI key, the only secrets the operator sets",
-			Actions:   []string{"secretsmanager:PutSecretValue"},
-			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/license-*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/ai-*"},
+			Sid: "SecretsSet", For: "tetherctl secrets set and rotate: the license and the AI key, which the operator sets, and the agent identity's pending key (secrets rotate agent puts it as AWSPENDING; the agent promotes it)",
+			Actions: []string{"secretsmanager:PutSecretValue"},
+			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/license-*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/ai-*",
+				"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/agent-identity-*"},
 		},
 		{
 			Sid: "RotateRestart", For: "tetherctl secrets rotate: restart the services that read the rotated secret (a forced new deployment, one task at a time)",

@@ -24,6 +24,7 @@ import (
 // valid until the restart is over: the runbook says to revoke it only then.
 
 const secretsRotateUsage = `usage: tetherctl secrets rotate NAME [--from-file PATH] [--yes] [--output json] [--timeout 30m]
+       tetherctl secrets rotate agent [--local DATA_DIR] [--yes] [--output json] [--timeout 30m]
 
 Replaces a secret's value and restarts the services that read it, one task
 at a time, waiting until they run on the new value.
@@ -35,13 +36,21 @@ NAME is:
                   services are restarted (ECS UpdateService
                   --force-new-deployment) and awaited. Keep the old key valid
                   at the provider until this finishes, then revoke it.
-  agent-identity  refused: the agent's identity is registered with the
-                  vendor's plane under a one-time activation token; see
-                  docs/runbooks/secret-rotation.md for the steps, which start
-                  with the vendor.
+  agent           tether-agent's identity key (also spelled agent-identity):
+                  tetherctl makes a new Ed25519 key and puts it into the
+                  identity secret as its AWSPENDING version, then restarts
+                  the agent service and waits until the agent made it
+                  AWSCURRENT. At start the agent registers the new key with
+                  the vendor's plane, signing the request with its current
+                  key, then promotes it; from then on the plane refuses the
+                  old key. An unfinished rotation's pending key is kept, not
+                  replaced. --from-file is not taken. With --local DATA_DIR
+                  (tetherctl dev's data directory) the key is written to the
+                  agent's identity.next instead; restart the agent to finish.
 
 The plan is shown first and confirmed unless --yes. The previous value stays
-in Secrets Manager as the AWSPREVIOUS version until the next rotation.
+in Secrets Manager as the AWSPREVIOUS version until the next rotation (for
+the agent, the plane no longer accepts it).
 
 `
 
@@ -65,6 +74,7 @@ func secretsRotate(ctx context.Context, args []string, env Env) error {
 	fs := secretsFlags("secrets rotate", &df, &fromFile)
 	yes := fs.Bool("yes", false, "do not ask for confirmation (the plan is still shown)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "how long the rotation may take, the services' restart included")
+	local := fs.String("local", "", "agent only: rotate the agent's key on the local runtime, the `DATA_DIR` of tetherctl dev (deployment.yaml and AWS are not used)")
 	positional, err := parseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(env.Stdout, secretsRotateUsage+flagHelp(fs))
@@ -74,12 +84,28 @@ func secretsRotate(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	if len(positional) != 1 {
-		return fmt.Errorf("%w: tetherctl secrets rotate: give one secret NAME (ai or agent-identity)", errUsage)
+		return fmt.Errorf("%w: tetherctl secrets rotate: give one secret NAME (ai or agent)", errUsage)
 	}
 	name := positional[0]
+	isAgent := name == "agent" || name == kindAgentIdentity
+	switch {
+	case *local != "" && !isAgent:
+		return fmt.Errorf("%w: tetherctl secrets rotate %s: --local is only for agent", errUsage, name)
+	case isAgent && fromFile != "":
+		return fmt.Errorf("%w: tetherctl secrets rotate agent: --from-file is not taken: tetherctl makes the new key, and it never leaves the secret (or identity.next)", errUsage)
+	case *local != "" && df.output != "text" && df.output != "json":
+		return fmt.Errorf("%w: --output %q: want text or json", errUsage, df.output)
+	case *local != "":
+		return rotateAgentLocal(env, *local, df.output, *yes)
+	}
 	dc, err := df.load()
 	if err != nil {
 		return err
+	}
+	if isAgent {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return rotateAgent(ctx, env, dc, df, *yes)
 	}
 	k, err := lookupSecretKind(dc, name)
 	if err != nil {

@@ -57,7 +57,9 @@ set     reads the value from --from-file, or from standard input (a terminal
         operator's to set.
 rotate  set, then restart the services that read the secret one task at a
         time and wait for them (tetherctl secrets rotate --help;
-        docs/runbooks/secret-rotation.md). For the AI key.
+        docs/runbooks/secret-rotation.md). For the AI key, and for the
+        agent's identity (rotate agent: a new key the agent registers with
+        the vendor's plane at its restart).
 
 Every command first checks that the AWS credentials are for deployment.yaml's
 account, and the AWS region its region.

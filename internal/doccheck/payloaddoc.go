@@ -41,6 +41,9 @@ func sentPayloads() []payload {
 		{"ActivationRequest", "POST /v1/activate", "once, at the agent's first start", wire.ActivationRequest{
 			ActivationToken: strings.Repeat("A", 43), PublicKey: strings.Repeat("A", 43), AgentVersion: "1.4.0",
 		}},
+		{"RekeyRequest", "POST /v1/rekey", "when the agent starts with a pending identity key (`tetherctl secrets rotate agent`), signed with its current key", wire.RekeyRequest{
+			PublicKey: strings.Repeat("A", 43), Proof: strings.Repeat("A", 86),
+		}},
 	}
 }
 
@@ -90,6 +93,8 @@ var fieldMeaning = map[string]string{
 	"ActivationRequest.activation_token": "the one-time token from the license file, which activates one install once",
 	"ActivationRequest.public_key":       "the agent's Ed25519 public key, which signs every later request",
 	"ActivationRequest.agent_version":    "the agent's version",
+	"RekeyRequest.public_key":            "the agent's new Ed25519 public key, which signs every later request",
+	"RekeyRequest.proof":                 "the new key's signature over a fixed text, the install ID and the new public key: proof the agent holds the new key",
 }
 
 // field is one JSON field of a payload type.

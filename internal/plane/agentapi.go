@@ -109,6 +109,50 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// handleRekey replaces the install's key: the request is signed with the
+// current key (so replay protection and revocation apply), and the body
+// carries the new key with its signature over wire.RekeyMessage, proving the
+// agent holds the new private key. Once the store swapped the key, this
+// replica's cache forgets the old one; other replicas drop it within
+// keyCacheTTL, and the store's conditional update refuses a second re-key
+// signed with the old key whichever replica verified it.
+func (s *Server) handleRekey(w http.ResponseWriter, r *http.Request) {
+	id := installFrom(r)
+	oldKey, _ := reqverify.KeyFrom(r.Context())
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.wireError(w, r, "rekey", err)
+		return
+	}
+	req, err := wire.DecodeRekeyRequest(body)
+	if err != nil {
+		s.wireError(w, r, "rekey", err)
+		return
+	}
+	newKey, _ := base64.RawURLEncoding.DecodeString(req.PublicKey) // Validate checked both
+	proof, _ := base64.RawURLEncoding.DecodeString(req.Proof)
+	if !ed25519.Verify(newKey, wire.RekeyMessage(id, req.PublicKey), proof) {
+		s.log.Warn("rekey refused: bad proof", "install_id", id)
+		writeError(w, http.StatusBadRequest, "rekey_request.proof: does not verify with public_key over "+wire.RekeyContext+", the install ID and public_key")
+		return
+	}
+	err = s.store.Rekey(r.Context(), id, oldKey, newKey)
+	s.keys.forget(id)
+	switch {
+	case errors.Is(err, ErrRevoked):
+		writeError(w, http.StatusUnauthorized, "revoked")
+		return
+	case errors.Is(err, ErrKeyChanged):
+		writeError(w, http.StatusConflict, "the install's key changed since this request was signed: sign again with the key the plane now has")
+		return
+	case err != nil:
+		s.fail(w, "rekey", err)
+		return
+	}
+	s.log.Info("install re-keyed", "install_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // OverallHealth folds a heartbeat into one health value: the worst of its
 // components and its AI provider. "unknown" outranks ok but raises no alert;
 // a heartbeat with no components says nothing, so it is unknown.

@@ -47,6 +47,10 @@ type Install struct {
 	// install's release record (wire.Heartbeat).
 	Release     string              `json:"release,omitempty"`
 	LastUpgrade wire.UpgradeAttempt `json:"last_upgrade,omitzero"`
+	// RekeyedAt is when the install last replaced its key (POST /v1/rekey);
+	// nil while it signs with its activation key. Not in the admin API's
+	// document yet, so not in its JSON.
+	RekeyedAt *time.Time `json:"-"`
 }
 
 // InstallKey returns the public key an install signs with; revoked installs
@@ -124,7 +128,7 @@ func (s *Store) MarkStale(ctx context.Context, missed int64) ([]string, error) {
 const installColumns = `i.id, i.license_id, l.customer, i.public_key, i.agent_version, i.revoked_at,
 	i.first_seen_at, i.last_seen_at, i.heartbeats, i.interval_seconds, i.version, i.channel, i.health,
 	i.license_state, l.expires_at, l.grace_seconds, l.channels, i.stale, i.last_heartbeat,
-	i.ledger_count, i.ledger_sha256, i.ledger_problem, i.ledger_problem_at,
+	i.ledger_count, i.ledger_sha256, i.ledger_problem, i.ledger_problem_at, i.rekeyed_at,
 	(SELECT COUNT(*) FROM plane_diagnostics d WHERE d.install_id = i.id AND d.status = 'requested')`
 
 func scanInstall(sc interface{ Scan(...any) error }) (Install, error) {
@@ -135,11 +139,11 @@ func scanInstall(sc interface{ Scan(...any) error }) (Install, error) {
 	var stale int
 	var ledgerCount int64
 	var ledgerSHA string
-	var problemAt sql.NullInt64
+	var problemAt, rekeyedAt sql.NullInt64
 	if err := sc.Scan(&in.ID, &in.LicenseID, &in.Customer, &key, &in.AgentVersion, &revoked,
 		&first, &lastSeen, &in.Heartbeats, &in.IntervalSeconds, &in.Version, &in.Channel, &in.Health,
 		&in.LicenseState, &expires, &in.LicenseGrace, &chans, &stale, &last,
-		&ledgerCount, &ledgerSHA, &in.LedgerProblem, &problemAt, &in.PendingDiagCount); err != nil {
+		&ledgerCount, &ledgerSHA, &in.LedgerProblem, &problemAt, &rekeyedAt, &in.PendingDiagCount); err != nil {
 		return Install{}, err
 	}
 	pk, err := base64.StdEncoding.DecodeString(key)
@@ -168,6 +172,7 @@ func scanInstall(sc interface{ Scan(...any) error }) (Install, error) {
 		in.LedgerHead = fmt.Sprintf("%d:%s", ledgerCount, ledgerSHA)
 	}
 	in.LedgerProblemAt = fromNullMS(problemAt)
+	in.RekeyedAt = fromNullMS(rekeyedAt)
 	return in, nil
 }
 
@@ -216,6 +221,37 @@ func (s *Store) Revoke(ctx context.Context, installID string) error {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("plane: revoke %s: %w", installID, ErrNotFound)
+	}
+	return nil
+}
+
+// ErrKeyChanged means a re-key named a current key the install no longer
+// has: another re-key won the race.
+var ErrKeyChanged = errors.New("install key changed since the request was verified")
+
+// Rekey replaces installID's public key with newKey and records when, in one
+// conditional update: only while the install is unrevoked and still has
+// oldKey (the key its request was verified with), so two re-keys cannot both
+// win and a revoke in between is honoured. Re-keying to the key it already
+// has changes nothing and is not an error (an agent that crashed before
+// promoting its new key asks again). Errors match ErrNotFound, ErrRevoked or
+// ErrKeyChanged.
+func (s *Store) Rekey(ctx context.Context, installID string, oldKey, newKey ed25519.PublicKey) error {
+	oldB64, newB64 := base64.StdEncoding.EncodeToString(oldKey), base64.StdEncoding.EncodeToString(newKey)
+	res, err := s.db.ExecContext(ctx, `UPDATE plane_installs SET public_key = $3, rekeyed_at = $4
+		WHERE id = $1 AND public_key = $2 AND revoked_at IS NULL AND public_key <> $3`, installID, oldB64, newB64, ms(s.now()))
+	if err != nil {
+		return fmt.Errorf("plane: rekey %s: %w", installID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	cur, err := s.InstallKey(ctx, installID) // why nothing changed
+	switch {
+	case err != nil:
+		return fmt.Errorf("plane: rekey: %w", err)
+	case !cur.Equal(ed25519.PublicKey(newKey)):
+		return fmt.Errorf("plane: rekey %s: %w", installID, ErrKeyChanged)
 	}
 	return nil
 }

@@ -108,6 +108,24 @@ type ActivationRequest struct {
 	AgentVersion    string `json:"agent_version"`    // semver
 }
 
+// RekeyContext starts the text a new identity key signs in a RekeyRequest,
+// so that signature proves possession for a re-key and can mean nothing else.
+const RekeyContext = "TETHER-REKEY-V1"
+
+// RekeyRequest replaces an install's public key (POST /v1/rekey). The
+// request is signed with the current key; Proof is the new key's signature
+// over RekeyMessage, proving the agent holds the new private key.
+type RekeyRequest struct {
+	PublicKey string `json:"public_key"` // base64url (unpadded) Ed25519 public key: the new one
+	Proof     string `json:"proof"`      // base64url (unpadded) Ed25519 signature by the new key over RekeyMessage
+}
+
+// RekeyMessage is what the new key signs: RekeyContext, the install ID and
+// the new public key (as sent), newline-joined.
+func RekeyMessage(installID, publicKey string) []byte {
+	return []byte(RekeyContext + "\n" + installID + "\n" + publicKey)
+}
+
 // ActivationResponse is the plane's answer to a successful activation.
 type ActivationResponse struct {
 	InstallID                string `json:"install_id"`
@@ -329,16 +347,30 @@ func (c *checker) time(field string, t time.Time, required bool) {
 	}
 }
 
+func (c *checker) publicKey(field, v string) {
+	if k, err := base64.RawURLEncoding.Strict().DecodeString(v); err != nil || len(k) != 32 {
+		c.fail(field, "must be an unpadded base64url Ed25519 public key (32 bytes)")
+	}
+}
+
 // Validate checks every field of an activation request.
 func (r *ActivationRequest) Validate() error {
 	c := checker{typ: "activation_request"}
 	if !tokenRe.MatchString(r.ActivationToken) {
 		c.fail("activation_token", "must be 16-128 characters of base64url")
 	}
-	if k, err := base64.RawURLEncoding.Strict().DecodeString(r.PublicKey); err != nil || len(k) != 32 {
-		c.fail("public_key", "must be an unpadded base64url Ed25519 public key (32 bytes)")
-	}
+	c.publicKey("public_key", r.PublicKey)
 	c.semver("agent_version", r.AgentVersion)
+	return c.err
+}
+
+// Validate checks the shape of a re-key request; the plane checks the proof.
+func (r *RekeyRequest) Validate() error {
+	c := checker{typ: "rekey_request"}
+	c.publicKey("public_key", r.PublicKey)
+	if s, err := base64.RawURLEncoding.Strict().DecodeString(r.Proof); err != nil || len(s) != 64 {
+		c.fail("proof", "must be an unpadded base64url Ed25519 signature (64 bytes)")
+	}
 	return c.err
 }
 
@@ -544,6 +576,11 @@ func fieldPath(p jsontext.Pointer) string {
 // DecodeActivationRequest strictly decodes and validates an activation request.
 func DecodeActivationRequest(data []byte) (*ActivationRequest, error) {
 	return decode[ActivationRequest]("activation_request", data)
+}
+
+// DecodeRekeyRequest strictly decodes and validates a re-key request.
+func DecodeRekeyRequest(data []byte) (*RekeyRequest, error) {
+	return decode[RekeyRequest]("rekey_request", data)
 }
 
 // DecodeActivationResponse strictly decodes and validates an activation response.

@@ -45,6 +45,13 @@ func validActivation() wire.ActivationRequest {
 	}
 }
 
+func validRekey() wire.RekeyRequest {
+	return wire.RekeyRequest{
+		PublicKey: base64.RawURLEncoding.EncodeToString(make([]byte, 32)),
+		Proof:     base64.RawURLEncoding.EncodeToString(make([]byte, 64)),
+	}
+}
+
 func validTelemetry() wire.Telemetry {
 	return wire.Telemetry{Day: "2026-11-27", DocumentsProcessed: 120, DocumentsFailed: 2, Pages: 900, BytesBucket: "<1GB"}
 }
@@ -148,6 +155,10 @@ func TestOtherTypesValidate(t *testing.T) {
 		{"padded key", &wire.ActivationRequest{ActivationToken: "tok_0123456789abcdef", PublicKey: base64.URLEncoding.EncodeToString(make([]byte, 32)), AgentVersion: "1.0.0"}, "activation_request", "public_key"},
 		{"short key", &wire.ActivationRequest{ActivationToken: "tok_0123456789abcdef", PublicKey: "AAAA", AgentVersion: "1.0.0"}, "activation_request", "public_key"},
 		{"bad agent version", &wire.ActivationRequest{ActivationToken: "tok_0123456789abcdef", PublicKey: key, AgentVersion: "1.0"}, "activation_request", "agent_version"},
+		{"rekey ok", ptr(validRekey()), "rekey_request", ""},
+		{"rekey padded key", &wire.RekeyRequest{PublicKey: base64.URLEncoding.EncodeToString(make([]byte, 32)), Proof: validRekey().Proof}, "rekey_request", "public_key"},
+		{"rekey short proof", &wire.RekeyRequest{PublicKey: key, Proof: base64.RawURLEncoding.EncodeToString(make([]byte, 63))}, "rekey_request", "proof"},
+		{"rekey padded proof", &wire.RekeyRequest{PublicKey: key, Proof: base64.URLEncoding.EncodeToString(make([]byte, 64))}, "rekey_request", "proof"},
 		{"activation response ok", &wire.ActivationResponse{InstallID: "ins_1", HeartbeatIntervalSeconds: 60, LicenseID: "lic_1"}, "activation_response", ""},
 		{"zero interval", &wire.ActivationResponse{InstallID: "ins_1", LicenseID: "lic_1"}, "activation_response", "heartbeat_interval_seconds"},
 		{"slash in install id", &wire.ActivationResponse{InstallID: "ins/1", HeartbeatIntervalSeconds: 60, LicenseID: "lic_1"}, "activation_response", "install_id"},
@@ -275,6 +286,7 @@ func TestDecodeEachType(t *testing.T) {
 		decode func([]byte) (any, error)
 	}{
 		{"activation request", marshal(validActivation()), func(b []byte) (any, error) { return wire.DecodeActivationRequest(b) }},
+		{"rekey request", marshal(validRekey()), func(b []byte) (any, error) { return wire.DecodeRekeyRequest(b) }},
 		{"activation response", marshal(wire.ActivationResponse{InstallID: "ins_1", HeartbeatIntervalSeconds: 60, LicenseID: "lic_1"}), func(b []byte) (any, error) { return wire.DecodeActivationResponse(b) }},
 		{"heartbeat response", marshal(wire.HeartbeatResponse{NextIntervalSeconds: 30}), func(b []byte) (any, error) { return wire.DecodeHeartbeatResponse(b) }},
 		{"telemetry", marshal(validTelemetry()), func(b []byte) (any, error) { return wire.DecodeTelemetry(b) }},
@@ -348,6 +360,8 @@ func TestStorageBucket(t *testing.T) {
 var stringFields = map[string]string{
 	"ActivationRequest.ActivationToken": "base64url token, 16-128 chars",
 	"ActivationRequest.PublicKey":       "base64url of exactly 32 bytes",
+	"RekeyRequest.PublicKey":            "base64url of exactly 32 bytes",
+	"RekeyRequest.Proof":                "base64url of exactly 64 bytes",
 	"ActivationRequest.AgentVersion":    "semver, at most 64 bytes",
 	"Heartbeat.Versions.Docsvc":         "semver, at most 64 bytes",
 	"Heartbeat.Versions.Agent":          "semver, at most 64 bytes",
@@ -372,7 +386,7 @@ var stringFields = map[string]string{
 
 // agentSent lists every type the agent sends, as a valid sample.
 func agentSent() []interface{ Validate() error } {
-	return []interface{ Validate() error }{ptr(validActivation()), ptr(validHeartbeat()), ptr(validTelemetry())}
+	return []interface{ Validate() error }{ptr(validActivation()), ptr(validRekey()), ptr(validHeartbeat()), ptr(validTelemetry())}
 }
 
 func TestAgentSentTypesHaveNoFreeForm(t *testing.T) {
@@ -479,7 +493,7 @@ var snake = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 func TestEveryFieldHasSnakeCaseTag(t *testing.T) {
 	t.Parallel()
 	types := []any{
-		wire.ActivationRequest{}, wire.ActivationResponse{}, wire.Heartbeat{}, wire.Versions{},
+		wire.ActivationRequest{}, wire.ActivationResponse{}, wire.RekeyRequest{}, wire.Heartbeat{}, wire.Versions{},
 		wire.ComponentHealth{}, wire.QueueStats{}, wire.ProviderHealth{}, wire.LicenseStatus{},
 		wire.StorageTotals{}, wire.LedgerHead{}, wire.UpgradeAttempt{}, wire.HeartbeatResponse{}, wire.Telemetry{}, wire.DiagnosticRequest{},
 	}
@@ -536,6 +550,14 @@ func FuzzDecodeActivationRequest(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte(`{"activation_token":"","public_key":"","agent_version":""}`))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.DecodeActivationRequest) })
+}
+
+func FuzzDecodeRekeyRequest(f *testing.F) {
+	good, _ := json.Marshal(validRekey())
+	f.Add(good)
+	f.Add([]byte(`{"public_key":"","proof":""}`))
+	f.Add(bytes.Replace(good, []byte(`"proof":`), []byte(`"Proof":`), 1))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.DecodeRekeyRequest) })
 }
 
 func FuzzDecodeTelemetry(f *testing.F) {

@@ -468,3 +468,30 @@ func adopted(arn string) int {
 	}
 	return 0
 }
+
+// The agent's task role may move its identity secret's version stages
+// (promoting a rotated key) and write it, on that one secret only; no other
+// role of the agent may change any secret.
+func TestAgentPromotesOnlyItsIdentitySecret(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		task := roleID(t, s, func(p map[string]any) bool { return p["RoleName"] == s.cfg.AgentRoleName() })
+		for _, role := range agentRoles(t, s) {
+			statements, _ := rolePolicies(s, role)
+			promotes := false
+			for _, st := range statements {
+				actions := asJSON(st["Action"])
+				if !strings.Contains(actions, "secretsmanager:UpdateSecretVersionStage") && !strings.Contains(actions, "secretsmanager:PutSecretValue") {
+					continue
+				}
+				r := list(st["Resource"])
+				if role != task || len(r) != 1 || !strings.Contains(flatten(s, r[0]), "Secretagentidentity") {
+					t.Errorf("agent role %s may change secrets %s, want only the task role on its identity secret", role, flatten(s, st["Resource"]))
+				}
+				promotes = promotes || strings.Contains(actions, "secretsmanager:UpdateSecretVersionStage")
+			}
+			if role == task && !promotes {
+				t.Errorf("agent task role %s may not UpdateSecretVersionStage on its identity secret: a rotated key could not be promoted", role)
+			}
+		}
+	})
+}

@@ -201,7 +201,7 @@ func newData(app awscdk.App, cfg *deployconfig.Config, net *Network) *Data {
 		// or a key; an empty secret reads as "not set yet", and the agent
 		// fills its own identity on first start.
 		s.Node().DefaultChild().(awssecretsmanager.CfnSecret).AddPropertyDeletionOverride(str("GenerateSecretString"))
-		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. Rotation is the operator putting a new value (aws secretsmanager put-secret-value).")
+		suppress(s, "AwsSolutions-SMG4", "Set by the operator (vendor license, AI provider key) or by the agent (its own Ed25519 identity); Lambda rotation cannot produce these values. Rotation is the operator putting a new value (tetherctl secrets rotate ai; for the agent's identity, tetherctl secrets rotate agent, which the agent re-registers with the vendor's plane).")
 		d.Secrets[kind] = s
 	}
 	if adopt.Secrets.AI == "" {
@@ -324,7 +324,7 @@ func denyAgentOnSecret(stack awscdk.Stack, cfg *deployconfig.Config, id string, 
 var secretSetBy = map[string]string{
 	secretLicense:       "the vendor's signed license; set it with: aws secretsmanager put-secret-value --secret-id <this secret> --secret-string file://license.json",
 	secretAI:            "the AI provider's API key, for providers that take one (openai, anthropic), unused otherwise; set it with: aws secretsmanager put-secret-value --secret-id <this secret> --secret-string file://ai-key.txt",
-	secretAgentIdentity: "the agent's Ed25519 identity; the agent creates it on its first start, nobody else sets it",
+	secretAgentIdentity: "the agent's Ed25519 identity; the agent creates it on its first start; rotate it only with: tetherctl secrets rotate agent",
 }
 
 // SecretKey is the key that encrypts the secret of one kind: the agent's

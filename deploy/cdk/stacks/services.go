@@ -444,10 +444,14 @@ func (s *services) newAgent() {
 	r := s.AgentRole
 
 	// The agent reads its key from this secret and, at first start, puts a
-	// new one there: nothing on any other secret. The license reaches it
-	// through the execution role (an ECS secret), not this role.
+	// new one there; after a rotation (tetherctl secrets rotate agent put a
+	// new key as AWSPENDING) it moves AWSCURRENT to that version once the
+	// plane holds it (UpdateSecretVersionStage): nothing on any other
+	// secret. The license reaches it through the execution role (an ECS
+	// secret), not this role.
 	identity := d.Secrets[secretAgentIdentity]
-	allow(r, []string{"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"}, identity.SecretArn())
+	allow(r, []string{"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret",
+		"secretsmanager:UpdateSecretVersionStage"}, identity.SecretArn())
 	grantExchange(r, cfg, d.Exchange)
 	// Secrets Manager decrypts and encrypts that secret with the agent-secrets
 	// key on the agent's behalf; the encryption context names the secret, so

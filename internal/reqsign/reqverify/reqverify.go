@@ -170,10 +170,20 @@ func Code(err error) string {
 
 type ctxKey struct{}
 
+type keyCtxKey struct{}
+
 // InstallFrom returns the verified install ID Middleware put in ctx.
 func InstallFrom(ctx context.Context) (string, bool) {
 	id, ok := ctx.Value(ctxKey{}).(string)
 	return id, ok
+}
+
+// KeyFrom returns the public key the request's signature verified with,
+// which Middleware put in ctx. A handler that changes the key compares
+// against this one, not a fresh lookup that may already see another.
+func KeyFrom(ctx context.Context) (ed25519.PublicKey, bool) {
+	k, ok := ctx.Value(keyCtxKey{}).(ed25519.PublicKey)
+	return k, ok
 }
 
 // WithInstall returns ctx carrying installID, as Middleware does; handlers'
@@ -185,7 +195,7 @@ func WithInstall(ctx context.Context, installID string) context.Context {
 // Middleware verifies every request before next sees it. It checks the
 // headers, time and key first, only then reads the body (at most MaxBody),
 // restores it for next, and puts the install ID in the request context
-// (InstallFrom). Rejections get 401 {"error": Code(err)}; lookup or store
+// (InstallFrom) with the key it verified with (KeyFrom). Rejections get 401 {"error": Code(err)}; lookup or store
 // failures get 500; an oversized body gets 413.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -227,7 +237,8 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r.WithContext(WithInstall(r.Context(), installID)))
+		ctx := context.WithValue(WithInstall(r.Context(), installID), keyCtxKey{}, p.pub)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -245,9 +245,11 @@ func TestMiddleware(t *testing.T) {
 	b := setup(t)
 	var gotBody []byte
 	var gotID string
+	var gotKey ed25519.PublicKey
 	h := b.verifier.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotBody, _ = io.ReadAll(r.Body)
 		gotID, _ = reqverify.InstallFrom(r.Context())
+		gotKey, _ = reqverify.KeyFrom(r.Context())
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	body := []byte(`{"day":"2026-11-27"}`)
@@ -257,6 +259,9 @@ func TestMiddleware(t *testing.T) {
 		h.ServeHTTP(w, b.signed(t, "POST", "/v1/telemetry", body, "ins_A", 0))
 		if w.Code != http.StatusNoContent || !bytes.Equal(gotBody, body) || gotID != "ins_A" {
 			t.Fatalf("status %d, body %q, install %q", w.Code, gotBody, gotID)
+		}
+		if !gotKey.Equal(b.keys["ins_A"].Public()) {
+			t.Fatalf("KeyFrom = %x, want ins_A's key, the one the signature verified with", gotKey)
 		}
 	})
 	for _, tc := range []struct {
