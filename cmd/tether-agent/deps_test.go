@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // should link for the shipped build (boundary.Shipped). It links more today
 // (6,887 lines when maxLines was set: 6,713 before the identity key's
 // rotation, POST /v1/rekey and the promotion of identity.next or the
-// secret's AWSPENDING version, which issue 10's re-key needs in the agent;
+// secret's AWSPENDING version, which the agent needs to change its own key;
 // 5,871 before the release record and
 // automatic upgrades, internal/agent/autoupgrade, internal/releasestate and
 // internal/upgradewindow, which the agent had to gain to apply a release by

@@ -63,6 +63,9 @@ func stageVersions(d *secretsmanager.DescribeSecretOutput) (current, pending str
 }
 
 func rotateAgent(ctx context.Context, env Env, dc *deployconfig.Config, df deployFlags, yes bool) error {
+	if !dc.AgentNeedsInternet() {
+		return fmt.Errorf("%w: tetherctl secrets rotate agent: %s is air-gapped (no plane.url): its agent runs no task and holds no identity with a plane; nothing was changed", errUsage, dc.Name)
+	}
 	a, err := connect(ctx, env, dc, df)
 	if err != nil {
 		return fmt.Errorf("tetherctl secrets rotate agent: nothing was changed: %w", err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -95,6 +96,7 @@ func agentRotateFixture(t *testing.T) (*awstest.Server, invocation, string, stri
 	t.Helper()
 	srv := awstest.Start(t)
 	d := defaultDeployment(newVendor(t))
+	d.PlaneURL = "https://plane.vendor.example"
 	old := identityValue(t)
 	srv.CreateSecret(t, identitySecret, old)
 	runServices(t, srv, "acme-docs", 0)
@@ -200,6 +202,18 @@ func TestSecretsRotateAgentRefusals(t *testing.T) {
 		if !ctl.IsUsage(out.err) || !strings.Contains(out.err.Error(), c.want) {
 			t.Errorf("rotate %v: want a usage error saying %q, got %v", c.args, c.want, out.err)
 		}
+	}
+	// Air-gapped, the agent runs no task: there is nothing to re-key with.
+	raw, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	airgapped := filepath.Join(t.TempDir(), "deployment.yaml")
+	if err := os.WriteFile(airgapped, []byte(regexp.MustCompile(`(?m)^  url: .*\n`).ReplaceAllString(string(raw), "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := in.run(ctx, "secrets", "rotate", "agent", "--yes", "--config", airgapped); !ctl.IsUsage(out.err) || !strings.Contains(out.err.Error(), "air-gapped") {
+		t.Errorf("air-gapped: want a usage error saying so, got %v", out.err)
 	}
 	if countRequests(srv, "secretsmanager.PutSecretValue") != 0 || len(restarted(t, srv)) != 0 {
 		t.Error("something was changed")

@@ -106,7 +106,7 @@ func readAll(t *testing.T, w *world, docs []releasetest.Doc, wantV2Field bool) {
 	}
 }
 
-// TestUpgradeUnderLoad is issue 10's local-runtime proof. A tetherctl dev
+// TestUpgradeUnderLoad is the local runtime's upgrade proof. A tetherctl dev
 // stack runs release 1.0.0 while a load generator uploads and reads
 // documents; tetherctl upgrade --local moves it to 1.1.0 (which adds a
 // migration and a response field), then tries 1.2.0, whose api fails its
