@@ -89,10 +89,14 @@ func TestDeployerPolicy(t *testing.T) {
 			}
 		}
 	}
-	// The deployer never gets the database password, nor writes a secret
-	// the agent or RDS owns. RDS names the database password's secret itself.
+	// The deployer never gets the database password, nor writes the secret
+	// RDS owns (RDS names it itself). The agent identity's secret it may
+	// write: secrets rotate agent puts a new key there as AWSPENDING, which
+	// the agent re-keys with and promotes (it could already read the key to
+	// check it, SecretsCheck).
 	dbSecret := "arn:aws:secretsmanager:REGION:ACCOUNT:secret:rds!db-3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b-AbCdEf"
 	agentSecret := "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/agent-identity-AbCdEf"
+	writesAgent := false
 	for _, p := range deployerPermissions() {
 		for _, r := range p.Resources {
 			glob := regexp.MustCompile("^" + strings.ReplaceAll(regexp.QuoteMeta(r), `\*`, ".*") + "$")
@@ -100,11 +104,15 @@ func TestDeployerPolicy(t *testing.T) {
 				if a == "secretsmanager:GetSecretValue" && glob.MatchString(dbSecret) {
 					t.Errorf("%s lets the deployer read the database secret (%s)", p.Sid, r)
 				}
-				if a == "secretsmanager:PutSecretValue" && (glob.MatchString(dbSecret) || glob.MatchString(agentSecret)) {
+				if a == "secretsmanager:PutSecretValue" && glob.MatchString(dbSecret) {
 					t.Errorf("%s lets the deployer write a secret it does not own (%s)", p.Sid, r)
 				}
+				writesAgent = writesAgent || a == "secretsmanager:PutSecretValue" && glob.MatchString(agentSecret)
 			}
 		}
+	}
+	if !writesAgent {
+		t.Error("the deployer may not put the agent identity's pending key: tetherctl secrets rotate agent cannot work")
 	}
 	doc, err := policyDocument(deployerPermissions())
 	if err != nil {
