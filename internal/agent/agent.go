@@ -31,6 +31,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/tetherhq/tether/internal/agent/autoupgrade"
@@ -70,6 +71,7 @@ type Options struct {
 
 // Agent is one running agent.
 type Agent struct {
+	alarms *cloudwatch.Client // the capacity alarms' states (warnings.go); nil until first read
 	cfg    Config
 	opts   Options
 	log    *slog.Logger
@@ -481,6 +483,7 @@ func (a *Agent) tick(ctx context.Context) error {
 		return errHeld
 	}
 	hb := a.buildHeartbeat(snap)
+	hb.Warnings = a.warnings(ctx)
 	resp, err := a.sendHeartbeat(ctx, hb)
 	a.recordHeartbeat(snap, hb, err)
 	// The exchange bucket gets the ledger's new entries whether or not the

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ type Config struct {
 	AutoApprove      bool          // --auto-approve-diagnostics, TETHER_AUTO_APPROVE_DIAGNOSTICS
 	IdentitySecret   string        // --identity-secret, TETHER_AGENT_IDENTITY_SECRET
 	ExchangeBucket   string        // --exchange-bucket, TETHER_EXCHANGE_BUCKET; empty: no mirror
+	AlarmPrefix      string        // --alarm-prefix, TETHER_ALARM_PREFIX; empty: no warnings
 	// Release record and automatic upgrades (internal/agent/autoupgrade).
 	ReleaseRecord string // --release-record, TETHER_RELEASE_RECORD; empty: DATA_DIR/state/releases.json
 	UpgradeWindow string // --upgrade-window, TETHER_UPGRADE_WINDOW; empty: report only
@@ -68,6 +70,7 @@ func (c *Config) settings() []setting {
 		{flag: "auto-approve-diagnostics", env: "TETHER_AUTO_APPROVE_DIAGNOSTICS", help: "upload diagnostics bundles without operator approval", def: "false", boolean: &c.AutoApprove},
 		{flag: "identity-secret", env: "TETHER_AGENT_IDENTITY_SECRET", help: "Secrets Manager secret (name or ARN) holding the agent's key instead of DATA_DIR/identity.key", str: &c.IdentitySecret},
 		{flag: "exchange-bucket", env: "TETHER_EXCHANGE_BUCKET", help: "S3 bucket to mirror diagnostics requests and the egress ledger to, and read the operator's decisions from (empty: none)", str: &c.ExchangeBucket},
+		{flag: "alarm-prefix", env: "TETHER_ALARM_PREFIX", help: "the deployment's CloudWatch alarm names' prefix, tether-<name>-: the heartbeat names which capacity alarms are in ALARM (empty: none)", str: &c.AlarmPrefix},
 		{flag: "release-record", env: "TETHER_RELEASE_RECORD", help: "SSM parameter /tether/<name>/state/releases with the install's upgrades (empty: DATA_DIR/state/releases.json)", str: &c.ReleaseRecord},
 		{flag: "upgrade-window", env: "TETHER_UPGRADE_WINDOW", help: "when to apply staged releases, e.g. \"Sun 02:00-04:00\" in UTC (empty: only report them)", str: &c.UpgradeWindow},
 		{flag: "upgrade-stack", env: "TETHER_SERVICES_STACK", help: "the services stack an upgrade updates", str: &c.UpgradeStack},
@@ -150,6 +153,10 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			if v != "" && (len(v) > 2048 || strings.ContainsAny(v, " \t\n")) {
 				bad(s, "must be a Secrets Manager secret name or ARN")
 			}
+		case "alarm-prefix":
+			if v != "" && !alarmPrefixRE.MatchString(v) {
+				bad(s, "must be tether-<deployment name>-")
+			}
 		case "exchange-bucket":
 			if v != "" {
 				if err := exchange.CheckBucketName(v); err != nil {
@@ -166,6 +173,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
+
+var alarmPrefixRE = regexp.MustCompile(`^tether-[a-z][a-z0-9-]{0,40}-$`)
 
 func (c Config) upgrades() (autoupgrade.Config, error) {
 	return autoupgrade.NewConfig(c.DataDir, c.ReleaseRecord, c.UpgradeWindow, c.UpgradeStack, c.UpgradeRole)

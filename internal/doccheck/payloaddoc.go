@@ -34,6 +34,7 @@ func sentPayloads() []payload {
 			LedgerHead:  wire.LedgerHead{Count: 1, SHA256: strings.Repeat("ab", 32)},
 			Release:     "1.4.0",
 			LastUpgrade: wire.UpgradeAttempt{Version: "1.4.0", Action: "upgrade", Outcome: "succeeded", At: at},
+			Warnings:    []string{"certificate-expiry"},
 		}},
 		{"Telemetry", "POST /v1/telemetry", "once a day, only when the customer turned telemetry on (`agent.telemetry: true`)", wire.Telemetry{
 			Day: "2026-12-01", BytesBucket: "<1GB",
@@ -85,6 +86,7 @@ var fieldMeaning = map[string]string{
 	"Heartbeat.last_upgrade.outcome":     "how it ended, or that it is still in progress",
 	"Heartbeat.last_upgrade.at":          "when it was recorded",
 	"Heartbeat.last_upgrade.reason":      "why it failed or rolled back, as a fixed code",
+	"Heartbeat.warnings":                 "which of the deployment's capacity alarms (certificate expiry, database storage, dead letters, documents size, queue age) are firing, by name, never a value",
 	"Telemetry.day":                      "the UTC day counted",
 	"Telemetry.documents_processed":      "documents processed that day",
 	"Telemetry.documents_failed":         "documents that failed that day",

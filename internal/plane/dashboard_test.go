@@ -120,6 +120,7 @@ func TestDashboardInChromium(t *testing.T) {
 	hb.Release = "1.4.0"
 	hb.LastUpgrade = wire.UpgradeAttempt{Version: "1.5.0", Action: "upgrade", Outcome: "rolled-back", Reason: "alarm",
 		At: time.Date(2026, 12, 6, 2, 30, 0, 0, time.UTC)}
+	hb.Warnings = []string{"certificate-expiry", "queue-age"}
 	body, _ := json.Marshal(hb)
 	if resp, out := upgraded.do(t, "POST", "/v1/heartbeat", body); resp.StatusCode != 200 {
 		t.Fatalf("heartbeat with a release: %d %s", resp.StatusCode, out)
@@ -131,6 +132,7 @@ func TestDashboardInChromium(t *testing.T) {
 	for sel, want := range map[string]string{
 		upRow + ` .release`:    "1.4.0",
 		upRow + ` .upgrade`:    "upgrade to 1.5.0: rolled-back (alarm), 2026-12-06 02:30",
+		upRow + ` .health`:     "ok certificate-expiry queue-age",
 		freshRow + ` .release`: "–",
 		freshRow + ` .upgrade`: "–",
 	} {
@@ -146,6 +148,9 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if r := text(`#release`); r != "1.4.0; last upgrade: upgrade to 1.5.0: rolled-back (alarm), 2026-12-06 02:30" {
 		t.Errorf("install page release: %q", r)
+	}
+	if w := text(`#warnings`); w != "certificate-expiry queue-age" {
+		t.Errorf("install page warnings: %q", w)
 	}
 }
 

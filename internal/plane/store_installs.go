@@ -47,6 +47,8 @@ type Install struct {
 	// install's release record (wire.Heartbeat).
 	Release     string              `json:"release,omitempty"`
 	LastUpgrade wire.UpgradeAttempt `json:"last_upgrade,omitzero"`
+	// Warnings are the capacity alarms the last heartbeat said were firing.
+	Warnings []string `json:"warnings,omitempty"`
 	// RekeyedAt is when the install last replaced its key (POST /v1/rekey);
 	// nil while it signs with its activation key. Not in the admin API's
 	// document yet, so not in its JSON.
@@ -163,9 +165,10 @@ func scanInstall(sc interface{ Scan(...any) error }) (Install, error) {
 		var hb struct {
 			Release     string              `json:"release"`
 			LastUpgrade wire.UpgradeAttempt `json:"last_upgrade"`
+			Warnings    []string            `json:"warnings"`
 		}
 		if json.Unmarshal([]byte(last), &hb) == nil {
-			in.Release, in.LastUpgrade = hb.Release, hb.LastUpgrade
+			in.Release, in.LastUpgrade, in.Warnings = hb.Release, hb.LastUpgrade, hb.Warnings
 		}
 	}
 	if ledgerSHA != "" {

@@ -156,7 +156,18 @@ type Heartbeat struct {
 	// LastUpgrade is the newest recorded upgrade, rollback or staging; none
 	// when nothing is recorded.
 	LastUpgrade UpgradeAttempt `json:"last_upgrade,omitzero"`
+	// Warnings are the deployment's capacity alarms now in ALARM, by fixed
+	// name (KnownWarning), sorted; never a value. AWS only.
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// warningNames are the capacity alarms a heartbeat may name: the TLS
+// certificate within 30 days of expiry, and the storage-growth alarms at
+// the deployment's thresholds.
+var warningNames = []string{"certificate-expiry", "database-storage", "dead-letter-depth", "documents-size", "queue-age"}
+
+// WarningNames are the capacity alarms a heartbeat may name, sorted.
+func WarningNames() []string { return slices.Clone(warningNames) }
 
 // UpgradeAttempt is one upgrade, rollback or staging of a release.
 type UpgradeAttempt struct {
@@ -440,6 +451,15 @@ func (h *Heartbeat) Validate() error {
 			c.oneOf("last_upgrade.reason", u.Reason, UpgradeReasons)
 		case u.Reason != "":
 			c.fail("last_upgrade.reason", "must be empty unless the outcome is failed or rolled-back")
+		}
+	}
+	if len(h.Warnings) > len(warningNames) {
+		c.fail("warnings", fmt.Sprintf("at most %d", len(warningNames)))
+	}
+	for i, w := range h.Warnings {
+		c.oneOf("warnings", w, warningNames)
+		if i > 0 && w <= h.Warnings[i-1] {
+			c.fail("warnings", "must be sorted, each once")
 		}
 	}
 	if rule := CheckLedgerHead(h.LedgerHead.Count, h.LedgerHead.SHA256); rule != "" && h.LedgerHead != (LedgerHead{}) {

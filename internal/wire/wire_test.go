@@ -34,6 +34,7 @@ func validHeartbeat() wire.Heartbeat {
 		Release:    "1.4.2",
 		LastUpgrade: wire.UpgradeAttempt{Version: "1.5.0", Action: "upgrade", Outcome: "rolled-back",
 			At: t0.Add(-time.Hour), Reason: "alarm"},
+		Warnings: []string{"certificate-expiry", "database-storage"},
 	}
 }
 
@@ -112,6 +113,11 @@ func TestHeartbeatValidate(t *testing.T) {
 		{"error text as reason", func(h *wire.Heartbeat) { h.LastUpgrade.Reason = "AccessDenied on arn:aws:iam::1:role/x" }, "last_upgrade.reason"},
 		{"rolled back without reason", func(h *wire.Heartbeat) { h.LastUpgrade.Reason = "" }, "last_upgrade.reason"},
 		{"reason on success", func(h *wire.Heartbeat) { h.LastUpgrade.Outcome = "succeeded" }, "last_upgrade.reason"},
+		{"no warnings", func(h *wire.Heartbeat) { h.Warnings = nil }, ""},
+		{"every warning", func(h *wire.Heartbeat) { h.Warnings = wire.WarningNames() }, ""},
+		{"unknown warning", func(h *wire.Heartbeat) { h.Warnings = []string{"tether-acme-docs-queue-age"} }, "warnings"},
+		{"warning twice", func(h *wire.Heartbeat) { h.Warnings = []string{"queue-age", "queue-age"} }, "warnings"},
+		{"warnings unsorted", func(h *wire.Heartbeat) { h.Warnings = []string{"queue-age", "documents-size"} }, "warnings"},
 		{"words in head hash", func(h *wire.Heartbeat) { h.LedgerHead.SHA256 = "acme-invoice" + strings.Repeat("0", 52) }, "ledger_head"},
 	}
 	for _, tt := range tests {
@@ -380,6 +386,7 @@ var stringFields = map[string]string{
 	"Heartbeat.LastUpgrade.Action":      "enum UpgradeActions",
 	"Heartbeat.LastUpgrade.Outcome":     "enum UpgradeOutcomes",
 	"Heartbeat.LastUpgrade.Reason":      "enum UpgradeReasons",
+	"Heartbeat.Warnings[]":              "enum WarningNames, sorted, each once",
 	"Telemetry.Day":                     "date YYYY-MM-DD",
 	"Telemetry.BytesBucket":             "enum byteBuckets",
 }

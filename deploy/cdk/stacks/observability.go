@@ -165,6 +165,30 @@ func (s *services) newObservability() {
 	alarm("documents-size", fmt.Sprintf("The documents bucket holds more than %d GiB (observability.thresholds.documents_gib); see docs/runbooks/storage-growth.md.", th.DocumentsGiB),
 		bucketSize, float64(th.DocumentsGiB)*(1<<30), 1, gte)
 
+	// The TLS certificate, 30 days before it expires (ACM publishes
+	// DaysToExpiry daily for every certificate it holds, renewed or
+	// imported). Not an "Alarm-" construct: an expiring certificate says
+	// nothing about a release, so upgrades do not watch it. The agent names
+	// it in the heartbeat while it fires (wire.WarningNames).
+	daysLeft := awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace:     str("AWS/CertificateManager"),
+		MetricName:    str("DaysToExpiry"),
+		DimensionsMap: &map[string]*string{"CertificateArn": s.Certificate.CertificateArn()},
+		Statistic:     str("Minimum"),
+		Period:        awscdk.Duration_Days(num(1)),
+	})
+	certAlarm := awscloudwatch.NewAlarm(stack, str("CertificateAlarm"), &awscloudwatch.AlarmProps{
+		AlarmName:          str(alarmName(cfg, "certificate-expiry")),
+		AlarmDescription:   str("The load balancer's TLS certificate expires within 30 days; ACM renews certificates it issued, an imported one must be replaced. See docs/runbooks/certificate-renewal.md."),
+		Metric:             daysLeft,
+		Threshold:          num(30),
+		EvaluationPeriods:  num(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	certAlarm.AddAlarmAction(notify)
+	certAlarm.AddOkAction(notify)
+
 	backlog := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression: str("visible + inflight"),
 		Label:      str("jobs waiting or in flight"),

@@ -28,9 +28,12 @@ import (
 type Services struct {
 	Stack        awscdk.Stack
 	LoadBalancer awselasticloadbalancingv2.ApplicationLoadBalancer
-	API          awsecs.FargateService
-	Worker       awsecs.FargateService
-	Agent        awsecs.FargateService
+	// Certificate is the load balancer's TLS certificate (created, or
+	// domain.certificate_arn); its expiry is watched (observability.go).
+	Certificate awscertificatemanager.ICertificate
+	API         awsecs.FargateService
+	Worker      awsecs.FargateService
+	Agent       awsecs.FargateService
 	// Task roles, one per container family, each with only what it needs.
 	APIRole, WorkerRole, AgentRole awsiam.Role
 	// UpgradeRole is what CloudFormation assumes when the agent applies an
@@ -274,6 +277,7 @@ func (s *services) newAPI() {
 	} else {
 		cert = awscertificatemanager.Certificate_FromCertificateArn(s.Stack, str("Certificate"), str(cfg.Domain.CertificateARN))
 	}
+	s.Certificate = cert
 	https := alb.AddListener(str("Https"), &awselasticloadbalancingv2.BaseApplicationListenerProps{
 		Port:         num(443),
 		Protocol:     awselasticloadbalancingv2.ApplicationProtocol_HTTPS,
@@ -425,6 +429,9 @@ func (s *services) agentEnvironment(identityARN, exchangeBucket *string) map[str
 	// upgrades, the window and the update the agent may make
 	// (internal/agent/autoupgrade).
 	env["TETHER_RELEASE_RECORD"] = str(releaseRecord(cfg))
+	// The capacity alarms the heartbeat names when they fire (their states,
+	// never their values): cloudwatch:DescribeAlarms on tether-<name>-*.
+	env["TETHER_ALARM_PREFIX"] = str(alarmName(cfg, ""))
 	if cfg.Plane.AutomaticUpgrades {
 		env["TETHER_UPGRADE_WINDOW"] = str(cfg.Plane.UpgradeWindow)
 		env["TETHER_SERVICES_STACK"] = s.Stack.StackName()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/deployconfig"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // taskStacks are the stacks with task definitions: migrate in the cluster
@@ -102,7 +103,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 		"TETHER_DATA_DIR", "TETHER_PLANE_URL", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY",
 		"TETHER_TRUSTED_ROOT", "TETHER_CHANNEL", "TETHER_DOCSVC_URL", "TETHER_HEARTBEAT",
 		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET", "TETHER_EXCHANGE_BUCKET",
-		"TETHER_RELEASE_RECORD", "TETHER_UPGRADE_WINDOW", "TETHER_SERVICES_STACK", "TETHER_UPGRADE_ROLE_ARN",
+		"TETHER_RELEASE_RECORD", "TETHER_UPGRADE_WINDOW", "TETHER_SERVICES_STACK", "TETHER_UPGRADE_ROLE_ARN", "TETHER_ALARM_PREFIX",
 	}
 	reads := agentReads(t)
 	for _, name := range allowed {
@@ -124,7 +125,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 				t.Errorf("agent container sets %s, which tether-agent does not read", name)
 			}
 		}
-		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
+		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_ALARM_PREFIX", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
 			"TETHER_EXCHANGE_BUCKET", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_RELEASE_RECORD", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
 		if s.cfg.Plane.AutomaticUpgrades {
 			want = append(want, "TETHER_SERVICES_STACK", "TETHER_UPGRADE_ROLE_ARN", "TETHER_UPGRADE_WINDOW")
@@ -616,4 +617,38 @@ func TestAirGappedAgentRunsNoTask(t *testing.T) {
 			t.Fatalf("%s: no agent service among %d services", name, len(services))
 		}
 	}
+}
+
+// TestWarningsAreAlarms: every capacity alarm the agent may name in the
+// heartbeat (wire.WarningNames) is an alarm of the deployment under the name
+// the agent looks up (TETHER_ALARM_PREFIX + the short name), and the
+// certificate's watches ACM's DaysToExpiry for the load balancer's
+// certificate, 30 days ahead.
+func TestWarningsAreAlarms(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		env, _ := containerVars(s, container(t, s, "agent"))
+		prefix := env["TETHER_ALARM_PREFIX"]
+		if prefix != "tether-"+s.cfg.Name+"-" {
+			t.Fatalf("TETHER_ALARM_PREFIX = %q", prefix)
+		}
+		byName := map[string]map[string]any{}
+		for _, a := range resources(s, "services", "AWS::CloudWatch::Alarm") {
+			if n, ok := props(a)["AlarmName"].(string); ok {
+				byName[n] = props(a)
+			}
+		}
+		for _, w := range wire.WarningNames() {
+			if _, ok := byName[prefix+w]; !ok {
+				t.Errorf("the heartbeat may name %q, but the services stack has no alarm %s", w, prefix+w)
+			}
+		}
+		cert := byName[prefix+"certificate-expiry"]
+		if cert == nil {
+			return
+		}
+		if cert["Namespace"] != "AWS/CertificateManager" || cert["MetricName"] != "DaysToExpiry" || cert["Threshold"] != 30.0 ||
+			cert["ComparisonOperator"] != "LessThanOrEqualToThreshold" || !strings.Contains(asJSON(cert["Dimensions"]), "CertificateArn") {
+			t.Errorf("certificate alarm: %s", asJSON(cert))
+		}
+	})
 }

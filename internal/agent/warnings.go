@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
+
+	"github.com/tetherhq/tether/internal/wire"
+)
+
+// warnings names the deployment's capacity alarms now in ALARM
+// (wire.WarningNames: the certificate's expiry, the storage-growth alarms),
+// read from CloudWatch with the task role. Only the fixed names leave, never
+// a value; an unreadable state is logged and reported as no warning.
+func (a *Agent) warnings(ctx context.Context) []string {
+	if a.cfg.AlarmPrefix == "" {
+		return nil
+	}
+	if a.alarms == nil {
+		c, err := a.awsConfig(ctx)
+		if err != nil {
+			a.log.Warn("alarm states unreadable", "err", err)
+			return nil
+		}
+		// The query protocol, which CloudWatch serves beside the SDK's
+		// default and tetherctl uses too (docs/decisions/0007-aws-api-emulator.md).
+		a.alarms = cloudwatch.NewFromConfig(c, func(o *cloudwatch.Options) {
+			o.Protocol = awsquery.New(cwschemas.GraniteServiceVersion20100801)
+		})
+	}
+	names := wire.WarningNames()
+	for i, n := range names {
+		names[i] = a.cfg.AlarmPrefix + n
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := a.alarms.DescribeAlarms(cctx, &cloudwatch.DescribeAlarmsInput{AlarmNames: names, StateValue: cwtypes.StateValueAlarm})
+	if err != nil {
+		a.log.Warn("alarm states unreadable", "err", err)
+		return nil
+	}
+	var firing []string
+	for _, al := range out.MetricAlarms {
+		n, ok := strings.CutPrefix(aws.ToString(al.AlarmName), a.cfg.AlarmPrefix)
+		if ok && al.StateValue == cwtypes.StateValueAlarm && slices.Contains(wire.WarningNames(), n) {
+			firing = append(firing, n)
+		}
+	}
+	slices.Sort(firing)
+	return slices.Compact(firing)
+}
