@@ -146,7 +146,7 @@ func deployerPermissions() []permission {
 			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:rds!db-*"},
 		},
 		{
-			Sid: "SecretsCheck", For: "tetherctl secrets, status, preflight and migrate: read the license, the AI key and the agent identity to judge them (the database secret is left out: tetherctl never reads it)",
+			Sid: "SecretsCheck", For: "tetherctl secrets, status, preflight, migrate and upgrade: read the license (upgrade: its channels), the AI key and the agent identity to judge them (the database secret is left out: tetherctl never reads it)",
 			Actions: []string{"secretsmanager:GetSecretValue"},
 			Resources: []string{"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/license-*", "arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/ai-*",
 				"arn:aws:secretsmanager:REGION:ACCOUNT:secret:tether/NAME/agent-identity-*"},

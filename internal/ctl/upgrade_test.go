@@ -5,7 +5,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +28,8 @@ import (
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/deployconfig"
+	"github.com/tetherhq/tether/internal/license"
+	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/wire"
@@ -403,5 +409,59 @@ func TestSetStackParameters(t *testing.T) {
 
 	if err := setStackParameters(ctx, declined, a, "acme-docs-services", map[string]string{"DocsvcDigest": "x"}, true, &w); err == nil || !strings.Contains(err.Error(), "has no parameter DocsvcDigest") {
 		t.Fatalf("unknown parameter: %v", err)
+	}
+}
+
+// An upgrade takes releases only from a channel the deployment's license
+// allows, as the agent would; a license it cannot read or verify stops it
+// too, naming the secret.
+func TestUpgradeChecksTheLicensedChannel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	key := func() (string, ed25519.PrivateKey) {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), priv
+	}
+	pubPEM, priv := key()
+	_, other := key()
+	issue := func(priv ed25519.PrivateKey, channels ...string) string {
+		now := time.Now()
+		file, _, err := issuer.Issue(priv, license.License{ID: "lic_acme", Customer: "ACME Corp", IssuedAt: now.AddDate(0, -1, 0),
+			ExpiresAt: now.AddDate(1, 0, 0), GraceSeconds: 86400, Channels: channels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(file)
+	}
+	for _, c := range []struct {
+		name, secret, want string
+	}{
+		{"allowed", issue(priv, "beta", "stable"), ""},
+		{"other channels", issue(priv, "beta", "lts"), "does not allow channel stable (it allows beta, lts)"},
+		{"another vendor's", issue(other, "stable"), "does not verify against license.public_key"},
+		{"no secret", "", "GetSecretValue on tether/acme-docs/license"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := awstest.Start(t)
+			dc := upgradeDeployment("")
+			dc.License.PublicKey = pubPEM
+			if c.secret != "" {
+				srv.CreateSecret(t, dc.SecretName(kindLicense), c.secret)
+			}
+			err := checkLicensedChannel(ctx, testSession(t, srv, dc), dc)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("a license allowing the channel: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("want an error saying %q, got %v", c.want, err)
+			}
+		})
 	}
 }

@@ -17,8 +17,10 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
+	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/release"
 )
 
@@ -405,6 +407,9 @@ func upgradeWith(ctx context.Context, args []string, env Env, steps upgradeSteps
 	if err != nil {
 		return fmt.Errorf("tetherctl upgrade: %w", err)
 	}
+	if err := checkLicensedChannel(ctx, a, dc); err != nil {
+		return fmt.Errorf("tetherctl upgrade: nothing was changed: %w", err)
+	}
 	target, err := chooseRelease(ms, cur.Version, dc.Plane.Channel, u.to)
 	if err != nil {
 		return fmt.Errorf("tetherctl upgrade: %w", err)
@@ -415,6 +420,32 @@ func upgradeWith(ctx context.Context, args []string, env Env, steps upgradeSteps
 	}
 	p := &upgradePlan{Action: "upgrade", From: cur, To: rel, Settle: u.settle, Stage: u.stage}
 	return confirmAndRun(ctx, env, a, dc, p, steps, opt, u)
+}
+
+// checkLicensedChannel refuses releases from a channel the deployment's
+// license does not allow (the license in Secrets Manager, verified against
+// deployment.yaml's license.public_key): the agent would refuse to run on it.
+func checkLicensedChannel(ctx context.Context, a *awsSession, dc *deployconfig.Config) error {
+	name := dc.SecretName(kindLicense)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := a.SecretsManager().GetSecretValue(cctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)})
+	if err != nil {
+		return fmt.Errorf("reading the license to check its channels (Secrets Manager GetSecretValue on %s): %s", name, describeAWSError(err))
+	}
+	pub, err := license.ParsePublicKey([]byte(dc.License.PublicKey))
+	if err != nil {
+		return fmt.Errorf("deployment.yaml's license.public_key is not an Ed25519 public key: paste the vendor's license.pub there")
+	}
+	l, err := license.Verify(pub, []byte(aws.ToString(out.SecretString)))
+	if err != nil {
+		return fmt.Errorf("the license in %s does not verify against license.public_key: tetherctl secrets check says why", name)
+	}
+	if !l.AllowsChannel(dc.Plane.Channel) {
+		return fmt.Errorf("license %s does not allow channel %s (it allows %s): ask the vendor for a license with that channel, or set plane.channel to one it allows",
+			l.ID, dc.Plane.Channel, strings.Join(l.Channels, ", "))
+	}
+	return nil
 }
 
 // chooseRelease picks --to, or the newest release that applies.
