@@ -65,7 +65,8 @@ func (a *Agent) newReleases(ctx context.Context) error {
 	return nil
 }
 
-// refreshReleases reads the release record for the heartbeat and status.
+// refreshReleases reads the release record for the heartbeat and status;
+// Run calls it before every heartbeat.
 func (a *Agent) refreshReleases(ctx context.Context) {
 	if err := a.rel.Refresh(ctx); err != nil {
 		a.log.Warn("release record unreadable", "err", err)
@@ -100,7 +101,6 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 			}
 		}
 	}
-	a.refreshReleases(ctx)
 	a.mu.Lock()
 	a.status.ReleaseCheckedAt = a.now().UTC()
 	a.status.ReleaseCheckError = ""

@@ -5,11 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -28,8 +24,6 @@ import (
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/deployconfig"
-	"github.com/tetherhq/tether/internal/license"
-	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/wire"
@@ -418,34 +412,15 @@ func TestSetStackParameters(t *testing.T) {
 func TestUpgradeChecksTheLicensedChannel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	key := func() (string, ed25519.PrivateKey) {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), priv
-	}
-	pubPEM, priv := key()
-	_, other := key()
-	issue := func(priv ed25519.PrivateKey, channels ...string) string {
-		now := time.Now()
-		file, _, err := issuer.Issue(priv, license.License{ID: "lic_acme", Customer: "ACME Corp", IssuedAt: now.AddDate(0, -1, 0),
-			ExpiresAt: now.AddDate(1, 0, 0), GraceSeconds: 86400, Channels: channels})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(file)
-	}
+	priv, pubPEM := testKey(t)
+	other, _ := testKey(t)
+	year := time.Now().AddDate(1, 0, 0)
 	for _, c := range []struct {
 		name, secret, want string
 	}{
-		{"allowed", issue(priv, "beta", "stable"), ""},
-		{"other channels", issue(priv, "beta", "lts"), "does not allow channel stable (it allows beta, lts)"},
-		{"another vendor's", issue(other, "stable"), "does not verify against license.public_key"},
+		{"allowed", string(issue(t, priv, year, "beta", "stable")), ""},
+		{"other channels", string(issue(t, priv, year, "beta", "lts")), "does not allow channel stable (it allows beta, lts)"},
+		{"another vendor's", string(issue(t, other, year, "stable")), "does not verify against license.public_key"},
 		{"no secret", "", "GetSecretValue on tether/acme-docs/license"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
