@@ -30,14 +30,16 @@ import (
 // back up (database and documents) → the release's docsvc migrate → swap
 // the binaries on the supervisor's socket → watch health for --settle →
 // record the outcome. A failure after the swap started swaps back by
-// itself. Everything lives in the data dir:
+// itself. Everything lives in the data dir, but the backups:
 //
 //	releases/tuf/              the verified TUF metadata (rollback protection)
 //	releases/<version>/        each verified release's docsvc and tether-agent
 //	releases/history.json      every upgrade and rollback, newest first
 //	agent/state/releases.json  the same as the agent's release record, which
 //	                           it reports to the plane (internal/releasestate)
-//	backups/                   the backup taken before each
+//
+// The backup taken before each is in DATA_DIR.backups/, beside the data dir
+// (devstack.BackupsDir).
 const (
 	localHistoryFile = "releases/history.json"
 	// AgentRecordFile is the release record of the local runtime's agent,
@@ -223,7 +225,7 @@ type localPlan struct {
 func (p localPlan) steps(dataDir string) []string {
 	s := []string{
 		"check that the stack is healthy now (the api's /readyz)",
-		"back up the database (SQLite VACUUM INTO) and the documents into " + filepath.Join(dataDir, devstack.BackupsDir) + "/",
+		"back up the database and the documents into " + devstack.BackupsDir(dataDir) + "/ (as tetherctl backup: tetherctl restore --from takes it back)",
 	}
 	if p.Action == "upgrade" {
 		s = append(s, "run release "+p.To.Version+"'s docsvc migrate ("+p.To.Docsvc+")")

@@ -303,7 +303,7 @@ with that --data-dir, in the same steps (docs/runbooks/upgrade.md): verify the
 export against DATA_DIR/plane/keys/root.json (or --trusted-root) and keep the
 release's docsvc and tether-agent in DATA_DIR/releases/VERSION/; check it
 applies (--channel, min_from, newer) and that the api's /readyz is green; back
-up the database and documents into DATA_DIR/backups/; run the release's
+up the database and documents into DATA_DIR.backups/; run the release's
 docsvc migrate; have the supervisor swap api, worker and agent on its socket
 (the new api serves beside the old one until ready, the old one drains, no
 request fails); watch /readyz, 5xx responses, queue age, dead letters and

@@ -22,7 +22,7 @@ import (
 //
 //	GET  /v1/status   the running release and the api's private URL (Status)
 //	POST /v1/backup   {"label": L}: copy the database and documents into
-//	                  backups/<time>-L/ and answer {"dir": ...}
+//	                  DATA_DIR.backups/<time>-L/ and answer {"dir": ...}
 //	POST /v1/migrate  {"docsvc": PATH}: run PATH migrate on the stack's database
 //	POST /v1/swap     {"version": V, "docsvc": PATH, "tether_agent": PATH,
 //	                   "ready_timeout_seconds": N}: move the stack to those binaries

@@ -64,20 +64,22 @@ func TestBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE documents (id TEXT); INSERT INTO documents VALUES ('a'), ('b')`); err != nil {
+	if _, err := db.Exec(`CREATE TABLE documents (id TEXT, blob_key TEXT); INSERT INTO documents VALUES ('a', 'ab/a'), ('b', 'ab/b')`); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "ab"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "blobs", "ab", "a"), []byte("document a"), 0o600); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"a", "b"} {
+		if err := os.WriteFile(filepath.Join(dir, "blobs", "ab", id), []byte("document "+id), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, err := backup(context.Background(), dir, "before-1.1.0", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Base(out) != "20260102T030405Z-before-1.1.0" {
+	if filepath.Base(out) != "20260102T030405Z-before-1.1.0" || filepath.Dir(out) != BackupsDir(dir) {
 		t.Fatalf("backup dir %s", out)
 	}
 	if b, err := os.ReadFile(filepath.Join(out, "blobs", "ab", "a")); err != nil || string(b) != "document a" {

@@ -50,7 +50,9 @@ type Options struct {
 //	supervisor.sock the supervisor's control socket (ControlSocket)
 //	releases/       verified releases' binaries, their TUF metadata, the
 //	                running release (RunningFile), upgrade history and outcome
-//	backups/        the copies taken before each upgrade or rollback
+//
+// and beside it, DATA_DIR.backups/ (BackupsDir): the backups taken before
+// each upgrade or rollback.
 func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) error {
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
