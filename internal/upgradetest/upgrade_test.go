@@ -149,7 +149,9 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			t.Fatalf("tetherctl dev exited: %v", err)
 		default:
 		}
-		_, err := os.Stat(filepath.Join(w.dataDir, devstack.ControlSocket))
+		// The socket's file appears when it is bound, a moment before it
+		// listens: ready is when it answers.
+		_, err := devstack.Dial(w.dataDir).Status(context.Background())
 		b, terr := os.ReadFile(filepath.Join(w.dataDir, "dev-token"))
 		w.token = strings.TrimSpace(string(b))
 		return err == nil && terr == nil
