@@ -71,29 +71,6 @@ func (s *Server) validAdminToken(tok string) bool {
 	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
 }
 
-// admin guards a handler with the admin bearer token.
-func (s *Server) admin(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Only a presented token counts as an attempt: a request without one
-		// guesses nothing, and is told what to send.
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if ok && s.authBlocked(r) {
-			tooManyAttempts(w)
-			return
-		}
-		if !ok || !s.validAdminToken(tok) {
-			if ok {
-				s.authFailed(r)
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tether-plane"`)
-			writeError(w, http.StatusUnauthorized, "admin token missing or wrong (send Authorization: Bearer <token from <data-dir>/admin-token>)")
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
-		h(w, r)
-	})
-}
-
 // statusFor maps store sentinels to HTTP statuses; the message names only
 // the operation and the sentinel.
 func (s *Server) fail(w http.ResponseWriter, op string, err error) {
@@ -216,6 +193,7 @@ func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "revoke "+id, err)
 		return
 	}
+	_ = s.audit(r.Context(), AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id})
 	writeJSON(w, http.StatusOK, s.view(in))
 }
 
@@ -248,6 +226,7 @@ func (s *Server) handleAdminRequestDiag(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s.log.Info("diagnostics requested", "diagnostic_id", d.ID, "install_id", d.InstallID)
+	_ = s.audit(r.Context(), AuditEntry{Action: "diagnostics.request", InstallID: d.InstallID, Target: d.ID, Reason: d.Reason})
 	writeJSON(w, http.StatusCreated, d)
 }
 
@@ -295,6 +274,7 @@ func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	_ = s.audit(r.Context(), AuditEntry{Action: "diagnostics.download", InstallID: d.InstallID, Target: id})
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
 	w.Header().Set("Tether-Bundle-Sha256", d.BundleSHA256)

@@ -68,6 +68,7 @@ func (s *Server) handleAdminRegisterLicense(w http.ResponseWriter, r *http.Reque
 		s.fail(w, "register license "+l.ID, err)
 		return
 	}
+	_ = s.audit(r.Context(), AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID})
 	s.log.Info("license registered", "license_id", l.ID)
 	writeJSON(w, http.StatusCreated, rec)
 }

@@ -168,16 +168,16 @@ func (s *Server) register(m router) {
 	m.Handle("GET /v1/tuf/{channel}/metadata/{file}", s.signed(s.handleTUF("metadata"), 0))
 	m.Handle("GET /v1/tuf/{channel}/targets/{file...}", s.signed(s.handleTUF("targets"), 0))
 
-	// Admin API.
-	m.Handle("GET /v1/admin/installs", s.admin(s.handleAdminInstalls))
-	m.Handle("GET /v1/admin/installs/{id}", s.admin(s.handleAdminInstall))
-	m.Handle("POST /v1/admin/installs/{id}/revoke", s.admin(s.handleAdminRevoke))
-	m.Handle("POST /v1/admin/diagnostics", s.admin(s.handleAdminRequestDiag))
-	m.Handle("GET /v1/admin/diagnostics", s.admin(s.handleAdminDiagnostics))
-	m.Handle("GET /v1/admin/diagnostics/{id}/bundle", s.admin(s.handleAdminBundle))
-	m.Handle("GET /v1/admin/releases", s.admin(s.handleAdminReleases))
-	m.Handle("GET /v1/admin/licenses", s.admin(s.handleAdminLicenses))
-	m.Handle("POST /v1/admin/licenses", s.admin(s.handleAdminRegisterLicense))
+	// Admin API: each route names the permission it needs (access.go).
+	m.Handle("GET /v1/admin/installs", s.require(PermView, s.handleAdminInstalls))
+	m.Handle("GET /v1/admin/installs/{id}", s.require(PermView, s.handleAdminInstall))
+	m.Handle("POST /v1/admin/installs/{id}/revoke", s.require(PermInstallRevoke, s.handleAdminRevoke))
+	m.Handle("POST /v1/admin/diagnostics", s.require(PermDiagRequest, s.handleAdminRequestDiag))
+	m.Handle("GET /v1/admin/diagnostics", s.require(PermView, s.handleAdminDiagnostics))
+	m.Handle("GET /v1/admin/diagnostics/{id}/bundle", s.require(PermDiagDownload, s.handleAdminBundle))
+	m.Handle("GET /v1/admin/releases", s.require(PermView, s.handleAdminReleases))
+	m.Handle("GET /v1/admin/licenses", s.require(PermView, s.handleAdminLicenses))
+	m.Handle("POST /v1/admin/licenses", s.require(PermLicenseManage, s.handleAdminRegisterLicense))
 
 	// Dashboard.
 	m.HandleFunc("GET /{$}", s.dashboard(s.handleDashboard))

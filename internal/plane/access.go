@@ -1,0 +1,158 @@
+package plane
+
+import (
+	"context"
+	"net/http"
+	"strings"
+)
+
+// Role is what a member of the vendor's staff, or an automation token, may
+// do on the plane. Roles are fixed; what each allows is Role.Can.
+type Role string
+
+const (
+	// RoleViewer sees the fleet: installs, heartbeats, alerts, releases.
+	RoleViewer Role = "viewer"
+	// RoleSupport also requests diagnostics and downloads approved bundles.
+	RoleSupport Role = "support"
+	// RoleRelease also publishes, promotes and revokes releases.
+	RoleRelease Role = "release-manager"
+	// RoleAdmin may do everything: licenses, installs, staff and tokens.
+	RoleAdmin Role = "administrator"
+)
+
+// Roles lists every role, least powerful first.
+func Roles() []Role { return []Role{RoleViewer, RoleSupport, RoleRelease, RoleAdmin} }
+
+// Permission names one kind of action on the plane.
+type Permission string
+
+const (
+	PermView          Permission = "view" // read installs, heartbeats, alerts, releases, licenses, audit
+	PermDiagRequest   Permission = "diagnostics.request"
+	PermDiagDownload  Permission = "diagnostics.download"
+	PermReleaseManage Permission = "releases.manage" // publish, promote, revoke
+	PermLicenseManage Permission = "licenses.manage" // register, issue, extend
+	PermInstallRevoke Permission = "installs.revoke"
+	PermStaffManage   Permission = "staff.manage" // staff members and automation tokens
+)
+
+// Can reports whether r allows p. An unknown role allows nothing.
+func (r Role) Can(p Permission) bool {
+	switch r {
+	case RoleAdmin:
+		return true
+	case RoleRelease:
+		return p == PermView || p == PermReleaseManage
+	case RoleSupport:
+		return p == PermView || p == PermDiagRequest || p == PermDiagDownload
+	case RoleViewer:
+		return p == PermView
+	}
+	return false
+}
+
+// Principal is who made a request to the admin API or the dashboard.
+type Principal struct {
+	// Kind is "staff" (signed in through the vendor's identity provider),
+	// "token" (an automation token) or "break-glass" (the admin token).
+	Kind string `json:"kind"`
+	// ID is stable for the principal: the staff member's issuer and
+	// subject, the token's ID, or "admin-token".
+	ID string `json:"id"`
+	// Name is what people read: an e-mail address or a token's name.
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+}
+
+// Principal kinds.
+const (
+	KindStaff      = "staff"
+	KindToken      = "token"
+	KindBreakGlass = "break-glass"
+)
+
+// breakGlass is the principal of the admin token.
+func breakGlass() Principal {
+	return Principal{Kind: KindBreakGlass, ID: "admin-token", Name: "break-glass admin token", Role: RoleAdmin}
+}
+
+// String names the principal in logs and the audit log: "alice@vendor.example
+// (support)".
+func (p Principal) String() string {
+	return p.Name + " (" + string(p.Role) + ")"
+}
+
+type principalKey struct{}
+
+func withPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// principalFrom returns the request's principal; ok is false on a request
+// that did not pass require or the dashboard guard.
+func principalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// require guards an admin API handler: the request must carry a credential
+// (Authorization: Bearer) whose principal's role allows perm. A missing or
+// wrong credential answers 401, a role that does not allow perm 403.
+func (s *Server) require(perm Permission, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Only a presented token counts as an attempt: a request without one
+		// guesses nothing, and is told what to send.
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && s.authBlocked(r) {
+			tooManyAttempts(w)
+			return
+		}
+		p, found := s.bearerPrincipal(r.Context(), tok)
+		if !ok || !found {
+			if ok {
+				s.authFailed(r)
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tether-plane"`)
+			writeError(w, http.StatusUnauthorized, "admin credential missing or wrong (send Authorization: Bearer <token>)")
+			return
+		}
+		if !p.Role.Can(perm) {
+			writeError(w, http.StatusForbidden, "role "+string(p.Role)+" may not "+string(perm))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		h(w, r.WithContext(withPrincipal(r.Context(), p)))
+	})
+}
+
+// bearerPrincipal resolves a bearer credential to its principal.
+func (s *Server) bearerPrincipal(_ context.Context, tok string) (Principal, bool) {
+	if tok != "" && s.validAdminToken(tok) {
+		return breakGlass(), true
+	}
+	return Principal{}, false
+}
+
+// AuditEntry is one staff action, as the audit log records it.
+type AuditEntry struct {
+	// Action names what was done, such as "diagnostics.request" or
+	// "install.revoke".
+	Action string `json:"action"`
+	// Customer and InstallID name whose deployment it concerned, when it
+	// concerned one.
+	Customer  string `json:"customer,omitempty"`
+	InstallID string `json:"install_id,omitempty"`
+	// Target names what else it acted on: a license, release or token ID.
+	Target string `json:"target,omitempty"`
+	// Reason is why, as the person gave it.
+	Reason string `json:"reason,omitempty"`
+}
+
+// audit records that the request's principal did e.
+func (s *Server) audit(ctx context.Context, e AuditEntry) error {
+	p, _ := principalFrom(ctx)
+	s.log.Info("audit", "actor", p.String(), "action", e.Action, "customer", e.Customer,
+		"install_id", e.InstallID, "target", e.Target, "reason", e.Reason)
+	return nil
+}
