@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/internal/apitoken"
 )
@@ -48,7 +49,7 @@ func TestTokensCreateCommand(t *testing.T) {
 	done := finishTask(releaseContext(t), t, f.srv, []string{"added token"})
 	config := writeDeploymentYAML(t, f.dc)
 	var stdout, stderr bytes.Buffer
-	env := Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
+	env := Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
 	if err := runCmd(t, f.srv, env, "tokens", "create", "--name", "nightly export", "--expires", "90d", "--config", config, "--output", "json", "--yes"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -88,7 +89,7 @@ func TestTokensListCommand(t *testing.T) {
 	done := finishTask(releaseContext(t), t, f.srv, []string{`{"level":"INFO","msg":"config loaded"}`, list[:40], list[40:]})
 	config := writeDeploymentYAML(t, f.dc)
 	var stdout bytes.Buffer
-	env := Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.Discard}
+	env := Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.Discard}
 	if err := runCmd(t, f.srv, env, "tokens", "list", "--config", config); err != nil {
 		t.Fatal(err)
 	}
