@@ -73,11 +73,11 @@ func setupWith(t testing.TB, maxUpload int64, mod func(s *api.Server, b *bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, tokenID, err := auth.CreateToken(ctx, db, "test")
+	token, tokenID, err := auth.CreateToken(ctx, db, "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _, err := auth.CreateToken(ctx, db, "another client")
+	other, _, err := auth.CreateToken(ctx, db, "another client", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,13 +160,13 @@ func TestAddToken(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := auth.AddToken(ctx, db, "ci", tok.Stored(), time.Now().Add(time.Hour)); err != nil {
+			if err := auth.AddToken(ctx, db, "ci", tok.Stored(), time.Now().Add(time.Hour), time.Now()); err != nil {
 				t.Fatal(err)
 			}
-			if err := auth.AddToken(ctx, db, "again", tok.Stored(), time.Time{}); err == nil {
+			if err := auth.AddToken(ctx, db, "again", tok.Stored(), time.Time{}, time.Now()); err == nil {
 				t.Fatal("the same token added twice")
 			}
-			if err := auth.AddToken(ctx, db, "past", tok.ID[:15]+"0:"+tok.Hash, time.Now().Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "past") {
+			if err := auth.AddToken(ctx, db, "past", tok.ID[:15]+"0:"+tok.Hash, time.Now().Add(-time.Hour), time.Now()); err == nil || !strings.Contains(err.Error(), "past") {
 				t.Fatalf("expiry in the past: %v", err)
 			}
 			if p, err := a.Authenticate(bearer(tok.Plaintext)); err != nil || p.ID != tok.ID {
@@ -180,7 +180,7 @@ func TestAddToken(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := auth.AddToken(ctx, db, "short", short.Stored(), time.Now().Add(time.Hour)); err != nil {
+			if err := auth.AddToken(ctx, db, "short", short.Stored(), time.Now().Add(time.Hour), time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			// Its hour has passed.
@@ -190,7 +190,7 @@ func TestAddToken(t *testing.T) {
 			if _, err := a.Authenticate(bearer(short.Plaintext)); err == nil || !strings.Contains(err.Error(), "expired") {
 				t.Fatalf("expired token: %v", err)
 			}
-			if err := auth.RevokeToken(ctx, db, short.Plaintext); !errors.Is(err, auth.ErrTokenNotFound) || strings.Contains(err.Error(), short.Plaintext[5:]) {
+			if err := auth.RevokeToken(ctx, db, short.Plaintext, time.Now()); !errors.Is(err, auth.ErrTokenNotFound) || strings.Contains(err.Error(), short.Plaintext[5:]) {
 				t.Fatalf("revoke by a pasted token: %v", err)
 			}
 		})
