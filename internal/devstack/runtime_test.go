@@ -34,7 +34,7 @@ func testStack(t *testing.T) (st *stack, api, token string, v1, v2 Running) {
 	addr := toolproc.FreeAddr(t)
 	var out bytes.Buffer
 	lw := &lockedWriter{w: &out}
-	st, err := newStack(ctx, dataDir, addr, lw, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := newStack(ctx, dataDir, addr, lw, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
