@@ -27,6 +27,7 @@ import (
 	"github.com/tetherhq/tether/internal/queue"
 	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/worker"
 )
 
@@ -163,21 +164,17 @@ func (b *bundle) upload(t *testing.T, filename string, content []byte) (int, map
 
 func (b *bundle) waitFinal(t *testing.T, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	var d map[string]any
+	testtime.Until(t, 60*time.Second, "document "+id+" to finish", func() bool {
 		code, out := b.do(t, "GET", "/v1/documents/"+id, b.token, nil, "")
 		if code != 200 {
 			t.Fatalf("GET document: %d %s", code, out)
 		}
-		var d map[string]any
+		d = nil
 		json.Unmarshal(out, &d)
-		if s := d["status"]; s == "succeeded" || s == "failed" {
-			return d
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("document %s did not finish", id)
-	return nil
+		return d["status"] == "succeeded" || d["status"] == "failed"
+	})
+	return d
 }
 
 func TestAuthRequired(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 )
 
 func TestLicenseGate(t *testing.T) {
+	t.Parallel()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	dir := t.TempDir()
 	der, _ := x509.MarshalPKIXPublicKey(pub)

@@ -34,7 +34,7 @@ func (c *Clock) Advance(d time.Duration) {
 }
 
 // pollEvery is how often Until checks its condition.
-const pollEvery = 10 * time.Millisecond
+const pollEvery = 20 * time.Millisecond
 
 // Until returns as soon as ok reports true, checking it every few
 // milliseconds, and fails the test if it has not after limit. The limit
@@ -42,6 +42,14 @@ const pollEvery = 10 * time.Millisecond
 // generous.
 func Until(t testing.TB, limit time.Duration, what string, ok func() bool) {
 	t.Helper()
+	if !Wait(limit, ok) {
+		t.Fatalf("gave up after %s waiting for %s", limit, what)
+	}
+}
+
+// Wait is Until for a caller that reports the failure itself: it returns
+// whether ok came true within limit.
+func Wait(limit time.Duration, ok func() bool) bool {
 	giveUp := time.NewTimer(limit)
 	defer giveUp.Stop()
 	tick := time.NewTicker(pollEvery)
@@ -49,11 +57,9 @@ func Until(t testing.TB, limit time.Duration, what string, ok func() bool) {
 	for !ok() {
 		select {
 		case <-giveUp.C:
-			if ok() {
-				return
-			}
-			t.Fatalf("gave up after %s waiting for %s", limit, what)
+			return ok()
 		case <-tick.C:
 		}
 	}
+	return true
 }
