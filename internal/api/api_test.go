@@ -178,6 +178,7 @@ func (b *bundle) waitFinal(t *testing.T, id string) map[string]any {
 }
 
 func TestAuthRequired(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	for _, tc := range []struct{ name, token string }{
 		{"no token", ""},
@@ -198,6 +199,7 @@ func TestAuthRequired(t *testing.T) {
 }
 
 func TestUploadProcessReadDelete(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	code, d := b.upload(t, "notice.txt", []byte("Shipping notice.\n\nThe pallets for order 4471 left the Rotterdam depot on Tuesday."))
 	if code != http.StatusAccepted || d["status"] != "queued" {
@@ -240,6 +242,7 @@ func TestUploadProcessReadDelete(t *testing.T) {
 }
 
 func TestUploadRejections(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 4096)
 	random := make([]byte, 2048)
 	for i := range random {
@@ -282,6 +285,7 @@ func TestUploadRejections(t *testing.T) {
 }
 
 func TestReadyzAndMetrics(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	code, out := b.do(t, "GET", "/readyz", "", nil, "")
 	var rz struct {
@@ -318,6 +322,7 @@ func TestReadyzAndMetrics(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	res, err := http.Get(b.url + "/")
 	if err != nil {
@@ -335,6 +340,7 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	for _, tc := range []struct {
 		origin string
@@ -354,6 +360,7 @@ func TestCORS(t *testing.T) {
 }
 
 func TestExpiredLicenseRefusesUploadsOnly(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	code, d := b.upload(t, "a.txt", []byte("Uploaded while the license was valid."))
 	if code != http.StatusAccepted {
@@ -374,6 +381,7 @@ func TestExpiredLicenseRefusesUploadsOnly(t *testing.T) {
 }
 
 func TestOnlyTheUploaderSeesADocument(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	code, d := b.upload(t, "private.txt", []byte("Only the uploader may read this."))
 	if code != http.StatusAccepted {
@@ -400,6 +408,7 @@ func TestOnlyTheUploaderSeesADocument(t *testing.T) {
 // With an internal listener, /readyz and /metrics leave the public address,
 // however the path is spelled.
 func TestInternalRoutesSplit(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	pub := httptest.NewServer(b.srv.Handler())
 	defer pub.Close()
