@@ -153,6 +153,10 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 		"migrate": "docsvc migrate task",
 		"agent":   "tether-agent (outbound HTTPS only, no database access)",
 	}
+	if cfg.Plane.AutomaticUpgrades {
+		// In the isolated subnets: HTTPS to the VPC endpoints only.
+		purposes["upgrade"] = "tether-upgrade (HTTPS to AWS APIs through the VPC endpoints)"
+	}
 	for _, family := range sortedKeys(purposes) {
 		sg := awsec2.NewSecurityGroup(stack, str("Tasks-"+family), &awsec2.SecurityGroupProps{
 			Vpc:              vpc,
@@ -232,8 +236,11 @@ func endpointServices(cfg *deployconfig.Config) map[string]awsec2.InterfaceVpcEn
 	if !cfg.AgentNeedsInternet() {
 		// An air-gapped agent still reads health from these APIs.
 		endpoints["Ecs"] = awsec2.InterfaceVpcEndpointAwsService_ECS()
-		endpoints["CloudFormation"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDFORMATION()
 		endpoints["Monitoring"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_MONITORING()
+	}
+	if !cfg.AgentNeedsInternet() || cfg.Plane.AutomaticUpgrades {
+		// tether-upgrade, in the isolated subnets, updates the services stack.
+		endpoints["CloudFormation"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDFORMATION()
 	}
 	return endpoints
 }
