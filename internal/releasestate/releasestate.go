@@ -46,7 +46,7 @@ type Outcome struct {
 	Outcome      string    `json:"outcome"`        // one of wire.UpgradeOutcomes
 	Code         string    `json:"code,omitempty"` // one of wire.UpgradeReasons; empty on success
 	Reason       string    `json:"reason,omitempty"`
-	By           string    `json:"by,omitempty"` // tetherctl | agent | supervisor
+	By           string    `json:"by,omitempty"` // tetherctl | tether-upgrade | supervisor (agent: before tether-upgrade)
 	At           time.Time `json:"at"`
 }
 
