@@ -635,7 +635,10 @@ func (s *services) newUpgrader() {
 	family := "arn:" + partition + ":ecs:" + cfg.Region + ":" + cfg.Account + ":task-definition/" + serviceName(cfg, "upgrade") + ":*"
 	scheduler := awsiam.NewRole(s.Stack, str("UpgradeSchedulerRole"), &awsiam.RoleProps{
 		AssumedBy: awsiam.NewServicePrincipal(str("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
-			Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": cfg.Account}},
+			Conditions: &map[string]any{
+				"StringEquals": map[string]any{"aws:SourceAccount": cfg.Account},
+				"ArnLike":      map[string]any{"aws:SourceArn": upgradeSchedules(cfg)},
+			},
 		}),
 		Description: str("Tether " + cfg.Name + ": EventBridge Scheduler starts the tether-upgrade task in the upgrade window, and nothing else"),
 	})
