@@ -153,10 +153,10 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 		"migrate": "docsvc migrate task",
 		"agent":   "tether-agent (outbound HTTPS only, no database access)",
 	}
-	if cfg.Plane.AutomaticUpgrades {
-		// In the isolated subnets: HTTPS to the VPC endpoints only.
-		purposes["upgrade"] = "tether-upgrade (HTTPS to AWS APIs through the VPC endpoints)"
-	}
+	// Created, and exported, whether or not automatic upgrades are on: turning
+	// them off must not remove an export the deployed services stack still
+	// imports (the network stack deploys first).
+	purposes["upgrade"] = "tether-upgrade, with automatic upgrades (HTTPS to AWS APIs through the VPC endpoints)"
 	for _, family := range sortedKeys(purposes) {
 		sg := awsec2.NewSecurityGroup(stack, str("Tasks-"+family), &awsec2.SecurityGroupProps{
 			Vpc:              vpc,
@@ -171,6 +171,7 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 		sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(num(443)), str("HTTPS"), nil)
 		n.Groups[family] = sg
 	}
+	stack.ExportValue(n.Groups["upgrade"].SecurityGroupId(), nil)
 	alb := awsec2.NewSecurityGroup(stack, str("LoadBalancer"), &awsec2.SecurityGroupProps{
 		Vpc:              vpc,
 		Description:      str("Tether " + cfg.Name + ": public HTTPS entry point"),

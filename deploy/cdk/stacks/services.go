@@ -632,6 +632,9 @@ func (s *services) newUpgrader() {
 	td.Node().DefaultChild().(awsecs.CfnTaskDefinition).AddPropertyOverride(str("ContainerDefinitions.0.EntryPoint"), jsii.Strings("/tether-upgrade"))
 
 	// The scheduler may start this task, in this cluster, and nothing else.
+	// The cluster's ARN from its fixed name, not an import: turning automatic
+	// upgrades off must not remove an export in use.
+	cluster := str("arn:" + partition + ":ecs:" + cfg.Region + ":" + cfg.Account + ":cluster/" + clusterName(cfg))
 	family := "arn:" + partition + ":ecs:" + cfg.Region + ":" + cfg.Account + ":task-definition/" + serviceName(cfg, "upgrade") + ":*"
 	scheduler := awsiam.NewRole(s.Stack, str("UpgradeSchedulerRole"), &awsiam.RoleProps{
 		AssumedBy: awsiam.NewServicePrincipal(str("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
@@ -645,7 +648,7 @@ func (s *services) newUpgrader() {
 	scheduler.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:    jsii.Strings("ecs:RunTask"),
 		Resources:  jsii.Strings(family),
-		Conditions: &map[string]any{"ArnEquals": map[string]any{"ecs:cluster": s.cluster.Cluster.ClusterArn()}},
+		Conditions: &map[string]any{"ArnEquals": map[string]any{"ecs:cluster": cluster}},
 	}))
 	passTo := func(role awsiam.Role, service string, roles ...*string) {
 		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -667,7 +670,7 @@ func (s *services) newUpgrader() {
 			FlexibleTimeWindow:         &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: str("OFF")},
 			State:                      str("ENABLED"),
 			Target: &awsscheduler.CfnSchedule_TargetProperty{
-				Arn:     s.cluster.Cluster.ClusterArn(),
+				Arn:     cluster,
 				RoleArn: scheduler.RoleArn(),
 				// A start that comes late does nothing (the task checks the
 				// window); retrying past a quarter hour is pointless.
