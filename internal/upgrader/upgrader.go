@@ -330,6 +330,13 @@ func (u *Upgrader) apply(ctx context.Context, h []releasestate.Outcome, t Target
 	_, err = u.cfn.UpdateStack(cctx, UpdateInput(u.cfg, st, params, alarms))
 	cancel()
 	if err != nil {
+		// The scheduler delivers at least once: a second run that finds the
+		// first one's update under way leaves the record to that run.
+		if st, serr := u.stack(ctx); serr == nil {
+			if _, done := Settled(h[0], st); !done {
+				return fmt.Errorf("UpdateStack %s: %w (an update is under way; the run that started it records the outcome)", u.cfg.Stack, err)
+			}
+		}
 		h[0].Outcome, h[0].Code, h[0].Reason = "failed", "stack-failed", oneLine(err.Error())
 		return errors.Join(fmt.Errorf("UpdateStack %s: %w", u.cfg.Stack, err), u.write(ctx, h))
 	}

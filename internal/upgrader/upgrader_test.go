@@ -212,8 +212,11 @@ func TestTheNextRunSettlesAnInterruptedAttempt(t *testing.T) {
 
 // moto gap: moto accepts UpdateStack's RollbackConfiguration but never
 // watches the triggers or rolls an update back (nor fails a rollout), so
-// the stack never reaches UPDATE_ROLLBACK_COMPLETE there. The decisions on
-// those states are tested on the SDK's types.
+// the stack never reaches UPDATE_ROLLBACK_COMPLETE there; and it completes
+// an update within the UpdateStack call, so a second run never finds the
+// first one's update under way (apply leaves the record to that run when
+// Settled says not done). The decisions on those states are tested on the
+// SDK's types.
 func TestSettledAndDecideOnSDKTypes(t *testing.T) {
 	docsvc, _ := (&Upgrader{cfg: Config{Record: record}}).markers()
 	o := releasestate.Outcome{Action: "upgrade", From: "1.0.0", To: "1.1.0", DocsvcDigest: to.DocsvcDigest, Outcome: "in-progress", At: sunday}
