@@ -80,8 +80,7 @@ func (s *Server) render(w http.ResponseWriter, name string, status int, data any
 func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(r, c.Value) {
-			// A dashboard session is, for now, a login with the admin token.
-			h(w, r.WithContext(withPrincipal(r.Context(), breakGlass())))
+			h(w, r.WithContext(withPrincipal(r.Context(), s.sessionPrincipal(c.Value))))
 			return
 		}
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)

@@ -69,6 +69,9 @@ type Server struct {
 	alerter  *Alerter
 	mux      *http.ServeMux
 	sessions *sessions // dashboard logins, server-side so logout really ends one
+	// sessionPrincipal names who a valid session belongs to. A dashboard
+	// session is, for now, a login with the admin token.
+	sessionPrincipal func(sessionID string) Principal
 
 	templates map[string]*template.Template
 	keys      *keyCache
@@ -126,6 +129,8 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		sessions:  &sessions{store: cfg.Store},
+
+		sessionPrincipal: func(string) Principal { return breakGlass() },
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
