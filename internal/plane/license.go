@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -98,4 +99,21 @@ func RegistrationBody(file []byte) (RegisterLicenseBody, error) {
 		return RegisterLicenseBody{}, err
 	}
 	return RegisterLicenseBody{License: stripped, ActivationTokenSHA256: hash}, nil
+}
+
+// daysLeft is how many whole days remain until t; negative once t passed.
+func daysLeft(t, now time.Time) int {
+	return int(math.Floor(t.Sub(now).Hours() / 24))
+}
+
+// licenseThresholds are the days before expiry at which a license is
+// alerted on: the configured warning and 7 and 1 days, once each.
+func (s *Server) licenseThresholds() []int {
+	out := []int{s.cfg.LicenseWarnDays}
+	for _, d := range []int{7, 1} {
+		if d < s.cfg.LicenseWarnDays {
+			out = append(out, d)
+		}
+	}
+	return out
 }

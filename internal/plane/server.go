@@ -53,6 +53,14 @@ type Config struct {
 	// load balancer appended to X-Forwarded-For instead of the peer's.
 	TrustForwardedFor bool
 
+	// LicenseWarnDays is how many days before expiry a license is flagged
+	// on the dashboard and alerted on (again at 7 and 1 days left);
+	// default 30.
+	LicenseWarnDays int
+	// DashboardRefresh is how often the fleet page refreshes its table;
+	// default 15s.
+	DashboardRefresh time.Duration
+
 	// AlertWebhook receives alert JSON; empty only logs alerts.
 	AlertWebhook string
 	// HTTPClient posts alerts; nil uses a client with a 10s timeout.
@@ -84,6 +92,8 @@ const (
 	DefaultStaleAfter        = 3
 	DefaultMaxSkew           = 5 * time.Minute
 	DefaultMaxBundleBytes    = reqverify.MaxBody
+	DefaultLicenseWarnDays   = 30
+	DefaultDashboardRefresh  = 15 * time.Second
 )
 
 // New validates cfg and builds the server's routes.
@@ -105,6 +115,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = DefaultStaleAfter
+	}
+	if cfg.LicenseWarnDays <= 0 {
+		cfg.LicenseWarnDays = DefaultLicenseWarnDays
+	}
+	if cfg.DashboardRefresh <= 0 {
+		cfg.DashboardRefresh = DefaultDashboardRefresh
 	}
 	if cfg.MaxSkew == 0 {
 		cfg.MaxSkew = DefaultMaxSkew
@@ -253,6 +269,9 @@ func (s *Server) Sweep(ctx context.Context) {
 	}
 	for _, id := range ids {
 		s.log.Warn("install stale", "install_id", id)
+	}
+	if _, err := s.store.QueueLicenseAlerts(ctx, s.licenseThresholds()); err != nil {
+		s.log.Error("license alerts", "err", err)
 	}
 	if _, err := s.alerter.DeliverDue(ctx); err != nil {
 		s.log.Error("deliver alerts", "err", err)
