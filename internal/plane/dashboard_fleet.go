@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // fleetQuery is the fleet page's filter and sort, read from the query
@@ -91,8 +92,8 @@ func parseFleetQuery(v url.Values) (fleetQuery, error) {
 			}
 			q.Health = val
 		case "channel":
-			if val != "" && !validChannel(val) {
-				return fleetQuery{}, fmt.Errorf("channel %q must be 1-64 characters of a-z 0-9 . _ -", val)
+			if val != "" && !wire.ValidChannel(val) {
+				return fleetQuery{}, fmt.Errorf("channel %q must be 1-32 characters of a-z 0-9 -", val)
 			}
 			q.Channel = val
 		case "only":
@@ -124,18 +125,6 @@ func sortKeys() []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-func validChannel(c string) bool {
-	if len(c) == 0 || len(c) > 64 {
-		return false
-	}
-	for _, r := range c {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Values is the query string that gives q back; parseFleetQuery reads it.
