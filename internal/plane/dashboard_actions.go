@@ -78,11 +78,12 @@ func (s *Server) act(perm Permission, h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Server) handleDashRequestDiag(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := s.requestDiagnostics(r.Context(), id, strings.TrimSpace(r.PostForm.Get("reason"))); err != nil {
+	d, err := s.requestDiagnostics(r.Context(), id, strings.TrimSpace(r.PostForm.Get("reason")))
+	if err != nil {
 		s.dashFail(w, r, "request diagnostics from "+id, err)
 		return
 	}
-	http.Redirect(w, r, "/installs/"+id+"#diagnostics", http.StatusSeeOther)
+	http.Redirect(w, r, "/installs/"+id+"?requested="+d.ID+"#diagnostics", http.StatusSeeOther)
 }
 
 type revokePage struct {

@@ -95,11 +95,12 @@ type upgradeEvent struct {
 
 type installPage struct {
 	page
-	Detail   InstallDetail
-	DaysLeft int
-	History  []historyRow
-	Upgrades []upgradeEvent
-	Alerts   []AlertRecord
+	Detail    InstallDetail
+	DaysLeft  int
+	History   []historyRow
+	Upgrades  []upgradeEvent
+	Alerts    []AlertRecord
+	Requested *Diagnostic // the request this page was opened after making
 }
 
 // dashboardHistory is how many heartbeats the install page shows;
@@ -133,6 +134,15 @@ func (s *Server) handleDashboardInstall(w http.ResponseWriter, r *http.Request) 
 		p.History = append(p.History, row)
 	}
 	p.Upgrades = upgradeHistory(p.History)
+	// After a request the page names it; an ID that is not this install's
+	// is ignored.
+	if req := r.URL.Query().Get("requested"); req != "" {
+		for _, dg := range d.Diagnostics {
+			if dg.ID == req {
+				p.Requested = &dg
+			}
+		}
+	}
 	s.render(w, "install", http.StatusOK, p)
 }
 

@@ -132,7 +132,7 @@ func TestDashboardActionsByRole(t *testing.T) {
 		t.Errorf("empty reason: %d %s", code, loc)
 	}
 	for _, s := range []*staff{support, admin} {
-		if code, loc, _ := diag(s, s.csrf); code != 303 || loc != "/installs/"+a.id+"#diagnostics" {
+		if code, loc, _ := diag(s, s.csrf); code != 303 || !strings.HasPrefix(loc, "/installs/"+a.id+"?requested=dg_") {
 			t.Errorf("%s requested diagnostics: %d to %q", s.role, code, loc)
 		}
 	}
@@ -268,6 +268,22 @@ func TestDashboardFleetQueryAndAssets(t *testing.T) {
 	}
 	if _, body := v.get(t, "/?health=ok"); !strings.Contains(body, "No install matches these filters") {
 		t.Errorf("filter matching nothing: no empty state")
+	}
+	// A license 10 days from expiry is flagged with its date, and is what
+	// only=expiring shows.
+	soon := b.activate(t, b.license(t, "lic_soon", "stable"))
+	if _, err := b.store.DB().ExecContext(b.ctx, `UPDATE plane_licenses SET expires_at = $1 WHERE id = 'lic_soon'`,
+		b.clock.Now().Add(10*24*time.Hour+time.Hour).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	_, body = v.get(t, "/")
+	if !strings.Contains(body, `<tr id="expiring-`+soon.id+`">`) || !strings.Contains(body, "2026-11-11") ||
+		!strings.Contains(body, "10 days left") || strings.Contains(body, `id="expiring-`+a.id+`"`) {
+		t.Errorf("expiring flags: %s", body)
+	}
+	_, body = v.get(t, "/?only=expiring")
+	if !strings.Contains(body, `id="install-`+soon.id+`"`) || strings.Contains(body, `id="install-`+a.id+`"`) {
+		t.Errorf("only=expiring shows the wrong installs")
 	}
 	code, body = v.get(t, "/fleet/rows?health=degraded&sort=customer")
 	if code != 200 || !strings.Contains(body, `id="install-`+a.id+`"`) || !strings.Contains(body, `id="installs-body"`) {
