@@ -60,6 +60,9 @@ func (s *Server) act(perm Permission, h http.HandlerFunc) http.HandlerFunc {
 		var err error
 		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
 			err = r.ParseMultipartForm(maxFormBytes)
+			if r.MultipartForm != nil {
+				defer r.MultipartForm.RemoveAll()
+			}
 		} else {
 			err = r.ParseForm()
 		}
@@ -138,7 +141,6 @@ func (s *Server) handleDashRegisterLicense(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	body, err := RegistrationBody(raw)
-	clear(raw)
 	if err != nil {
 		s.dashError(w, r, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "plane: ")+".")
 		return

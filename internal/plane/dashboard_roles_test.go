@@ -242,6 +242,11 @@ func TestDashboardActionsByRole(t *testing.T) {
 		t.Errorf("revoked install's heartbeat: %d", resp.StatusCode)
 	}
 
+	// A role the plane does not know may not even look.
+	if code, _ := b.staff(t, plane.Role("auditor")).get(t, "/"); code != 403 {
+		t.Errorf("unknown role opened the fleet: %d", code)
+	}
+
 	// A session that ended is no session: its form token opens nothing.
 	if code, loc, _ := (&staff{b: b, cookie: strings.Repeat("0", 64)}).post(t, "/installs/"+a.id+"/diagnostics",
 		url.Values{"csrf": {support.csrf}, "reason": {"x"}}); code != 303 || !strings.HasPrefix(loc, "/login") {

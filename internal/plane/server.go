@@ -200,17 +200,18 @@ func (s *Server) register(m router) {
 	m.Handle("GET /v1/admin/licenses", s.require(PermView, s.handleAdminLicenses))
 	m.Handle("POST /v1/admin/licenses", s.require(PermLicenseManage, s.handleAdminRegisterLicense))
 
-	// Dashboard: pages need a session; actions also need the role and the
-	// session's CSRF token (dashboard_actions.go).
-	m.HandleFunc("GET /{$}", s.dashboard(s.handleDashboard))
-	m.HandleFunc("GET /fleet/rows", s.dashboard(s.handleFleetRows))
+	// Dashboard: every page needs a session whose role allows what it
+	// shows; actions also need the session's CSRF token
+	// (dashboard_actions.go).
+	m.HandleFunc("GET /{$}", s.see(PermView, s.handleDashboard))
+	m.HandleFunc("GET /fleet/rows", s.see(PermView, s.handleFleetRows))
 	m.HandleFunc("GET /static/fleet.js", s.handleStatic)
-	m.HandleFunc("GET /installs/{id}", s.dashboard(s.handleDashboardInstall))
+	m.HandleFunc("GET /installs/{id}", s.see(PermView, s.handleDashboardInstall))
 	m.HandleFunc("POST /installs/{id}/diagnostics", s.act(PermDiagRequest, s.handleDashRequestDiag))
 	m.HandleFunc("GET /installs/{id}/revoke", s.see(PermInstallRevoke, s.handleDashRevokeForm))
 	m.HandleFunc("POST /installs/{id}/revoke", s.act(PermInstallRevoke, s.handleDashRevoke))
 	m.HandleFunc("GET /diagnostics/{id}/bundle", s.see(PermDiagDownload, s.handleDashBundle))
-	m.HandleFunc("GET /licenses", s.dashboard(s.handleLicensesPage))
+	m.HandleFunc("GET /licenses", s.see(PermView, s.handleLicensesPage))
 	m.HandleFunc("POST /licenses", s.act(PermLicenseManage, s.handleDashRegisterLicense))
 	m.HandleFunc("GET /login", s.handleLoginForm)
 	m.HandleFunc("POST /login", s.handleLogin)
