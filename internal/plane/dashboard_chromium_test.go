@@ -67,6 +67,26 @@ func (bt *browserTab) eval(js string) bool {
 	return v
 }
 
+// live reads an element's text in one evaluation, so a refresh swapping
+// the element in between cannot fail the read.
+func (bt *browserTab) live(sel string) string {
+	bt.t.Helper()
+	v, err := chromedp.Run(bt.ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(sel)+`) || {innerText: ""}).innerText.trim()`))
+	if err != nil {
+		bt.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return v
+}
+
+// appears waits, in the page, until sel matches: the refresh changes the
+// DOM, never the page, so the wait is on the DOM and not the clock.
+func (bt *browserTab) appears(sel string) {
+	bt.t.Helper()
+	if _, err := chromedp.Run(bt.ctx, chromedp.Poll[bool](`document.querySelector(`+strconv.Quote(sel)+`) !== null`, chromedp.WithPollingTimeout(0))); err != nil {
+		bt.t.Fatalf("waiting for %s: %v", sel, err)
+	}
+}
+
 func (bt *browserTab) present(sel string) bool {
 	bt.t.Helper()
 	return bt.eval(`document.querySelector(` + strconv.Quote(sel) + `) !== null`)
@@ -185,22 +205,22 @@ func TestDashboardLiveRefreshInChromium(t *testing.T) {
 	}
 	bt := browse(t, b)
 	bt.signIn(b.staff(t, plane.RoleViewer), "/?health=degraded&sort=customer&dir=desc", `#installs`)
-	if got := bt.text(`#empty`); !strings.Contains(got, "No install matches these filters") {
+	if got := bt.live(`#empty`); !strings.Contains(got, "No install matches these filters") {
 		t.Fatalf("empty state: %q", got)
 	}
 	// Navigation would lose this.
 	bt.eval(`(window.stillHere = true)`)
 
 	amy.heartbeat(t, "degraded")
-	bt.do(chromedp.WaitVisible(chromedp.CSS(`#install-` + amy.id)))
+	bt.appears(`#install-` + amy.id)
 	zed.heartbeat(t, "degraded")
-	bt.do(chromedp.WaitVisible(chromedp.CSS(`#install-` + zed.id)))
+	bt.appears(`#install-` + zed.id)
 	order := bt.eval(`Array.from(document.querySelectorAll("#installs-body tr")).map(r => r.id).join(" ") ===
 		"install-` + zed.id + ` install-` + amy.id + `"`)
 	if !order || bt.present(`#install-`+quiet.id) {
-		t.Errorf("rows after refresh: sorted by customer descending %v, ok install shown %v; table %q", order, bt.present(`#install-`+quiet.id), bt.text(`#installs-body`))
+		t.Errorf("rows after refresh: sorted by customer descending %v, ok install shown %v; table %q", order, bt.present(`#install-`+quiet.id), bt.live(`#installs-body`))
 	}
-	if got := bt.text(`#fleet-count`); got != "Installs: 2 of 3 match the filters" {
+	if got := bt.live(`#fleet-count`); got != "Installs: 2 of 3 match the filters" {
 		t.Errorf("count %q", got)
 	}
 
@@ -208,8 +228,8 @@ func TestDashboardLiveRefreshInChromium(t *testing.T) {
 	b.clock.Advance(5 * time.Minute)
 	amy.heartbeat(t, "degraded")
 	zed.heartbeat(t, "degraded")
-	bt.do(chromedp.WaitVisible(chromedp.CSS(`#stale-` + quiet.id)))
-	if got := bt.text(`#stale-count`); got != "1" {
+	bt.appears(`#stale-` + quiet.id)
+	if got := bt.live(`#stale-count`); got != "1" {
 		t.Errorf("stale count %q", got)
 	}
 	if !bt.eval(`window.stillHere === true && location.search === "?health=degraded&sort=customer&dir=desc"`) {
