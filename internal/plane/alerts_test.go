@@ -178,6 +178,12 @@ func TestLicenseExpiryAlertsOncePerThreshold(t *testing.T) {
 		!last.LicenseExpires.Equal(newClock().Now().Add(90*24*time.Hour)) || !strings.Contains(last.Text, "(6 days left)") {
 		t.Fatalf("license alert = %+v", last)
 	}
+	// The install's page lists them with their delivery.
+	if code, body := b.staff(t, plane.RoleViewer).get(t, "/installs/"+a.id); code != 200 ||
+		!strings.Contains(body, "<td>license</td><td>7d</td><td>sent, 1 attempt</td>") ||
+		!strings.Contains(body, "<td>license</td><td>30d</td><td>sent, 1 attempt</td>") {
+		t.Fatalf("install page alerts: %d %s", code, body)
+	}
 }
 
 // Replicas sweeping at the same moment queue one alert per license and
