@@ -50,6 +50,7 @@ func tokensOnly(t *testing.T, open func(testing.TB) *sqldb.DB) (*auth.Authentica
 }
 
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -146,6 +147,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestCreateTokenRejectsBadNames(t *testing.T) {
+	t.Parallel()
 	db := sqldbtest.SQLite(t)
 	for _, name := range []string{"", "   ", strings.Repeat("x", 101), "bad\nname"} {
 		if _, _, err := auth.CreateToken(context.Background(), db, name, time.Now()); err == nil {
@@ -219,6 +221,7 @@ func sign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, claims
 }
 
 func TestOIDC(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	iss := newIssuer(t)
 	db := sqldbtest.SQLite(t)
@@ -291,6 +294,7 @@ func TestOIDC(t *testing.T) {
 }
 
 func TestNewAuthenticatorErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)
 	if _, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: "https://idp.example.com", Audience: ""}, nil); err == nil {
@@ -313,6 +317,7 @@ func TestNewAuthenticatorErrors(t *testing.T) {
 }
 
 func TestJWTWithoutOIDCConfigured(t *testing.T) {
+	t.Parallel()
 	db := sqldbtest.SQLite(t)
 	a, err := auth.NewAuthenticator(context.Background(), db, auth.OIDC{}, nil)
 	if err != nil {
@@ -324,6 +329,7 @@ func TestJWTWithoutOIDCConfigured(t *testing.T) {
 }
 
 func TestMiddleware(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)
 	a, err := auth.NewAuthenticator(ctx, db, auth.OIDC{}, nil)
