@@ -215,7 +215,7 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 	case "dev":
 		fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		o := devstack.Options{}
+		o := devstack.Options{Now: env.Now}
 		fs.StringVar(&o.DataDir, "data-dir", "./.tether-dev", "where the stack keeps its database, documents and keys")
 		fs.StringVar(&o.APIAddr, "api-addr", "127.0.0.1:8080", "the document service's listen address")
 		fs.StringVar(&o.PlaneAddr, "plane-addr", "127.0.0.1:8090", "the local vendor plane's listen address (its dashboard is at /)")
