@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/tetherhq/tether/internal/cli"
 	"github.com/tetherhq/tether/internal/ctl"
@@ -14,6 +15,6 @@ import (
 // cli.Interruptible.
 func main() {
 	cli.Main("", false, func(ctx context.Context, args []string) error {
-		return ctl.RunEnv(ctx, args, ctl.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+		return ctl.RunEnv(ctx, args, ctl.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now})
 	}, ctl.IsUsage)
 }

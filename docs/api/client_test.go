@@ -14,6 +14,7 @@ import (
 
 	apidoc "github.com/tetherhq/tether/docs/api"
 	"github.com/tetherhq/tether/docs/api/docsvcclient"
+	"github.com/tetherhq/tether/internal/testtime"
 )
 
 // token is the client's credential: an API token as a bearer token, and
@@ -64,11 +65,7 @@ func TestGeneratedClient(t *testing.T) {
 	if !ok || doc.Status != docsvcclient.StatusQueued || doc.Filename != "q3.txt" || doc.SizeBytes != len(text) {
 		t.Fatalf("upload: %#v; want a queued Document named q3.txt of %d bytes", up, len(text))
 	}
-	for doc.Status != docsvcclient.StatusSucceeded {
-		if doc.Status == docsvcclient.StatusFailed || ctx.Err() != nil {
-			t.Fatalf("document %s: %s %q", doc.ID, doc.Status, doc.Error)
-		}
-		time.Sleep(100 * time.Millisecond)
+	testtime.Until(t, time.Minute, "document "+doc.ID+" to finish", func() bool {
 		got, err := c.GetDocument(ctx, docsvcclient.GetDocumentParams{ID: doc.ID})
 		if err != nil {
 			t.Fatal(err)
@@ -76,6 +73,10 @@ func TestGeneratedClient(t *testing.T) {
 		if doc, ok = got.(*docsvcclient.Document); !ok {
 			t.Fatalf("get: %#v", got)
 		}
+		return doc.Status == docsvcclient.StatusSucceeded || doc.Status == docsvcclient.StatusFailed
+	})
+	if doc.Status != docsvcclient.StatusSucceeded {
+		t.Fatalf("document %s: %s %q", doc.ID, doc.Status, doc.Error)
 	}
 	res, err := c.GetResult(ctx, docsvcclient.GetResultParams{ID: doc.ID})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/docsvc"
 	"github.com/tetherhq/tether/internal/plane/planetest"
+	"github.com/tetherhq/tether/internal/testtime"
 )
 
 // schemathesis returns the fuzzer scripts/test-deps.sh installs in
@@ -100,20 +101,19 @@ func startDocsvc(t *testing.T, more ...string) (url, token string) {
 
 func waitReady(t *testing.T, url string, done <-chan error) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testtime.Until(t, 30*time.Second, url+" to answer 200", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("the service stopped before it answered %s: %v", url, err)
 		default:
 		}
-		if res, err := http.Get(url); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
+		res, err := http.Get(url)
+		if err != nil {
+			return false
 		}
-	}
-	t.Fatalf("%s did not answer 200 within 30s", url)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
 }
 
 // runSchemathesis fuzzes the service at base with the document it serves

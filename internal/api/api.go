@@ -55,7 +55,7 @@ type Server struct {
 	Registry *prometheus.Registry
 	Version  string // the release, for docsvc_build_info
 	Log      *slog.Logger
-	Now      func() time.Time
+	Now      func() time.Time // default time.Now
 	// SplitInternal serves /readyz and /metrics only from InternalHandler.
 	SplitInternal bool
 	// UploadMinRate is the slowest average, in bytes per second, an upload
@@ -168,6 +168,9 @@ func healthz(w http.ResponseWriter, r *http.Request) {
 // register creates and registers the server's own metrics, once.
 func (s *Server) register() {
 	s.once.Do(func() {
+		if s.Now == nil {
+			s.Now = time.Now
+		}
 		s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "docsvc_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"})
@@ -179,7 +182,7 @@ func (s *Server) register() {
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		start := time.Now()
+		start := s.Now()
 		next.ServeHTTP(rec, r)
 		route := r.Pattern
 		if route == "" {
@@ -187,7 +190,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		s.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
 		if !strings.HasPrefix(r.URL.Path, "/healthz") && !strings.HasPrefix(r.URL.Path, "/metrics") {
-			s.Log.Debug("request", "method", r.Method, "route", route, "code", rec.code, "ms", time.Since(start).Milliseconds())
+			s.Log.Debug("request", "method", r.Method, "route", route, "code", rec.code, "ms", s.Now().Sub(start).Milliseconds())
 		}
 	})
 }

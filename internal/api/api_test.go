@@ -27,6 +27,7 @@ import (
 	"github.com/tetherhq/tether/internal/queue"
 	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/worker"
 )
 
@@ -73,11 +74,11 @@ func setupWith(t testing.TB, maxUpload int64, mod func(s *api.Server, b *bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, tokenID, err := auth.CreateToken(ctx, db, "test")
+	token, tokenID, err := auth.CreateToken(ctx, db, "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _, err := auth.CreateToken(ctx, db, "another client")
+	other, _, err := auth.CreateToken(ctx, db, "another client", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,24 +164,21 @@ func (b *bundle) upload(t *testing.T, filename string, content []byte) (int, map
 
 func (b *bundle) waitFinal(t *testing.T, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	var d map[string]any
+	testtime.Until(t, 60*time.Second, "document "+id+" to finish", func() bool {
 		code, out := b.do(t, "GET", "/v1/documents/"+id, b.token, nil, "")
 		if code != 200 {
 			t.Fatalf("GET document: %d %s", code, out)
 		}
-		var d map[string]any
+		d = nil
 		json.Unmarshal(out, &d)
-		if s := d["status"]; s == "succeeded" || s == "failed" {
-			return d
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("document %s did not finish", id)
-	return nil
+		return d["status"] == "succeeded" || d["status"] == "failed"
+	})
+	return d
 }
 
 func TestAuthRequired(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	for _, tc := range []struct{ name, token string }{
 		{"no token", ""},
@@ -201,6 +199,7 @@ func TestAuthRequired(t *testing.T) {
 }
 
 func TestUploadProcessReadDelete(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	code, d := b.upload(t, "notice.txt", []byte("Shipping notice.\n\nThe pallets for order 4471 left the Rotterdam depot on Tuesday."))
 	if code != http.StatusAccepted || d["status"] != "queued" {
@@ -243,6 +242,7 @@ func TestUploadProcessReadDelete(t *testing.T) {
 }
 
 func TestUploadRejections(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 4096)
 	random := make([]byte, 2048)
 	for i := range random {
@@ -285,6 +285,7 @@ func TestUploadRejections(t *testing.T) {
 }
 
 func TestReadyzAndMetrics(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	code, out := b.do(t, "GET", "/readyz", "", nil, "")
 	var rz struct {
@@ -321,6 +322,7 @@ func TestReadyzAndMetrics(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	res, err := http.Get(b.url + "/")
 	if err != nil {
@@ -338,6 +340,7 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	for _, tc := range []struct {
 		origin string
@@ -357,6 +360,7 @@ func TestCORS(t *testing.T) {
 }
 
 func TestExpiredLicenseRefusesUploadsOnly(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	code, d := b.upload(t, "a.txt", []byte("Uploaded while the license was valid."))
 	if code != http.StatusAccepted {
@@ -377,6 +381,7 @@ func TestExpiredLicenseRefusesUploadsOnly(t *testing.T) {
 }
 
 func TestOnlyTheUploaderSeesADocument(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	code, d := b.upload(t, "private.txt", []byte("Only the uploader may read this."))
 	if code != http.StatusAccepted {
@@ -403,6 +408,7 @@ func TestOnlyTheUploaderSeesADocument(t *testing.T) {
 // With an internal listener, /readyz and /metrics leave the public address,
 // however the path is spelled.
 func TestInternalRoutesSplit(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	pub := httptest.NewServer(b.srv.Handler())
 	defer pub.Close()

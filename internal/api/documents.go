@@ -94,6 +94,7 @@ func (p *paced) Read(b []byte) (int, error) {
 // pace wraps the request's body in a paced reader, if the connection
 // supports read deadlines (every net/http server connection does).
 func (s *Server) pace(w http.ResponseWriter, body io.Reader) (io.Reader, *paced) {
+	// The system clock, not s.Now: a connection's read deadline is wall time.
 	p := &paced{r: body, rc: http.NewResponseController(w), start: time.Now(),
 		grace: cmp.Or(s.UploadGrace, DefaultUploadGrace), rate: cmp.Or(s.UploadMinRate, DefaultUploadMinRate)}
 	if err := p.rc.SetReadDeadline(p.deadline()); err != nil {

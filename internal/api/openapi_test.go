@@ -19,6 +19,7 @@ import (
 // everything it describes is routed. The patterns come from running the
 // server's own registration code.
 func TestEveryRouteIsDescribed(t *testing.T) {
+	t.Parallel()
 	if err := apitest.Docsvc().ValidateDocument(); err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +39,7 @@ func TestEveryRouteIsDescribed(t *testing.T) {
 
 // The service serves the checked-in document itself, byte for byte.
 func TestOpenAPIDocumentIsServed(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	res, err := http.Get(b.url + "/openapi.json")
 	if err != nil {

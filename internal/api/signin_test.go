@@ -107,6 +107,7 @@ func screenshotOnFailure(t *testing.T, ctx context.Context) {
 // real redirects, PKCE and the provider's JWKS: one uploads a document and
 // sees it, signs out, and the other cannot see it.
 func TestSignIn(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t)
 	b := setupSignIn(t, p)
 	b.runWorker(t)
@@ -165,6 +166,7 @@ func TestSignIn(t *testing.T) {
 // request on its way to the provider, as an attacker who injects their own
 // sign-in response would: docsvc refuses the callback and sets no session.
 func TestSignInTampered(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t)
 	b := setupSignIn(t, p)
 	ctx := browsertest.New(t)
@@ -195,6 +197,7 @@ func TestSignInTampered(t *testing.T) {
 // TestProviderTokens sends JWTs signed with the provider's key (served from
 // its JWKS) as bearer tokens and as the session cookie.
 func TestProviderTokens(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t)
 	b := setupSignIn(t, p)
 	now := time.Now()

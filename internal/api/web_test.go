@@ -15,6 +15,7 @@ import (
 // TestWebPage drives the page as a person would: sign in with a token,
 // upload a file, watch it finish, read its result.
 func TestWebPage(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 1<<20)
 	b.runWorker(t)
 	file := filepath.Join(t.TempDir(), "minutes.md")

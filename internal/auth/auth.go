@@ -88,6 +88,9 @@ type Authenticator struct {
 	audience   string
 	clientID   string
 	httpClient *http.Client
+	// Now is the clock token expiry and last use are judged by; the
+	// constructor sets time.Now.
+	Now func() time.Time
 }
 
 // NewAuthenticator returns an Authenticator for API tokens in db and, when
@@ -96,7 +99,7 @@ type Authenticator struct {
 // first sign-in. httpClient (nil for a default with a timeout) fetches
 // discovery, keys and, for sign-in, tokens.
 func NewAuthenticator(ctx context.Context, db *sqldb.DB, o OIDC, httpClient *http.Client) (*Authenticator, error) {
-	a := &Authenticator{db: db}
+	a := &Authenticator{db: db, Now: time.Now}
 	if o.Issuer == "" && o.Audience == "" {
 		return a, nil
 	}
@@ -117,7 +120,7 @@ func NewAuthenticator(ctx context.Context, db *sqldb.DB, o OIDC, httpClient *htt
 	// The accepted algorithms come from the discovery document, limited by
 	// go-oidc to asymmetric ones (never "none" or HMAC), RS256 by default.
 	// The audience is checked by checkJWT, which knows the token's kind.
-	a.verifier = p.Verifier(&oidc.Config{SkipClientIDCheck: true})
+	a.verifier = p.Verifier(&oidc.Config{SkipClientIDCheck: true, Now: func() time.Time { return a.Now() }})
 	return a, nil
 }
 

@@ -50,15 +50,16 @@ func tokensOnly(t *testing.T, open func(testing.TB) *sqldb.DB) (*auth.Authentica
 }
 
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			a, db := tokensOnly(t, d.open)
-			plain, id, err := auth.CreateToken(ctx, db, "ci upload")
+			plain, id, err := auth.CreateToken(ctx, db, "ci upload", time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
-			other, otherID, err := auth.CreateToken(ctx, db, "to revoke")
+			other, otherID, err := auth.CreateToken(ctx, db, "to revoke", time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,13 +78,13 @@ func TestTokens(t *testing.T) {
 				t.Fatalf("stored hash %q is not the hex SHA-256 of the secret", hash)
 			}
 
-			if err := auth.RevokeToken(ctx, db, otherID); err != nil {
+			if err := auth.RevokeToken(ctx, db, otherID, time.Now()); err != nil {
 				t.Fatal(err)
 			}
-			if err := auth.RevokeToken(ctx, db, otherID); err != nil {
+			if err := auth.RevokeToken(ctx, db, otherID, time.Now()); err != nil {
 				t.Fatalf("second revoke: %v", err)
 			}
-			if err := auth.RevokeToken(ctx, db, "0000000000000000"); !errors.Is(err, auth.ErrTokenNotFound) {
+			if err := auth.RevokeToken(ctx, db, "0000000000000000", time.Now()); !errors.Is(err, auth.ErrTokenNotFound) {
 				t.Fatalf("revoke unknown: err = %v, want ErrTokenNotFound", err)
 			}
 
@@ -146,9 +147,10 @@ func TestTokens(t *testing.T) {
 }
 
 func TestCreateTokenRejectsBadNames(t *testing.T) {
+	t.Parallel()
 	db := sqldbtest.SQLite(t)
 	for _, name := range []string{"", "   ", strings.Repeat("x", 101), "bad\nname"} {
-		if _, _, err := auth.CreateToken(context.Background(), db, name); err == nil {
+		if _, _, err := auth.CreateToken(context.Background(), db, name, time.Now()); err == nil {
 			t.Errorf("CreateToken(%q) succeeded", name)
 		}
 	}
@@ -219,6 +221,7 @@ func sign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, claims
 }
 
 func TestOIDC(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	iss := newIssuer(t)
 	db := sqldbtest.SQLite(t)
@@ -281,7 +284,7 @@ func TestOIDC(t *testing.T) {
 	}
 
 	// API tokens keep working alongside OIDC.
-	plain, id, err := auth.CreateToken(ctx, db, "script")
+	plain, id, err := auth.CreateToken(ctx, db, "script", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +294,7 @@ func TestOIDC(t *testing.T) {
 }
 
 func TestNewAuthenticatorErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)
 	if _, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: "https://idp.example.com", Audience: ""}, nil); err == nil {
@@ -313,6 +317,7 @@ func TestNewAuthenticatorErrors(t *testing.T) {
 }
 
 func TestJWTWithoutOIDCConfigured(t *testing.T) {
+	t.Parallel()
 	db := sqldbtest.SQLite(t)
 	a, err := auth.NewAuthenticator(context.Background(), db, auth.OIDC{}, nil)
 	if err != nil {
@@ -324,13 +329,14 @@ func TestJWTWithoutOIDCConfigured(t *testing.T) {
 }
 
 func TestMiddleware(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := sqldbtest.SQLite(t)
 	a, err := auth.NewAuthenticator(ctx, db, auth.OIDC{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, id, err := auth.CreateToken(ctx, db, "mw")
+	plain, id, err := auth.CreateToken(ctx, db, "mw", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +408,7 @@ func FuzzAuthenticate(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	plain, _, err := auth.CreateToken(ctx, db, "fuzz")
+	plain, _, err := auth.CreateToken(ctx, db, "fuzz", time.Now())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -15,12 +15,14 @@ import (
 	"github.com/tetherhq/tether/internal/auth"
 	"github.com/tetherhq/tether/internal/document"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/testtime"
 )
 
 // TestTokenKinds checks each kind of JWT against what its issuer defines
 // it to be, with a client ID that differs from the API audience (as with
 // Entra ID) so that the two checks cannot stand in for each other.
 func TestTokenKinds(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	iss := newIssuer(t)
 	db := sqldbtest.SQLite(t)
@@ -90,6 +92,7 @@ func TestTokenKinds(t *testing.T) {
 // docsvc migrate rewrites them, and the middleware adopts rows an older
 // api wrote after that.
 func TestMigrateOwners(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -152,21 +155,24 @@ func (discard) WriteHeader(int)             {}
 // TestAddToken stores a token made elsewhere by its stored form only, and
 // checks expiry, last use and listing.
 func TestAddToken(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			a, db := tokensOnly(t, d.open)
+			clock := testtime.NewClock(time.Now())
+			a.Now = clock.Now
 			tok, err := apitoken.New()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := auth.AddToken(ctx, db, "ci", tok.Stored(), time.Now().Add(time.Hour)); err != nil {
+			if err := auth.AddToken(ctx, db, "ci", tok.Stored(), clock.Now().Add(time.Hour), clock.Now()); err != nil {
 				t.Fatal(err)
 			}
-			if err := auth.AddToken(ctx, db, "again", tok.Stored(), time.Time{}); err == nil {
+			if err := auth.AddToken(ctx, db, "again", tok.Stored(), time.Time{}, clock.Now()); err == nil {
 				t.Fatal("the same token added twice")
 			}
-			if err := auth.AddToken(ctx, db, "past", tok.ID[:15]+"0:"+tok.Hash, time.Now().Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "past") {
+			if err := auth.AddToken(ctx, db, "past", tok.ID[:15]+"0:"+tok.Hash, clock.Now().Add(-time.Hour), clock.Now()); err == nil || !strings.Contains(err.Error(), "past") {
 				t.Fatalf("expiry in the past: %v", err)
 			}
 			if p, err := a.Authenticate(bearer(tok.Plaintext)); err != nil || p.ID != tok.ID {
@@ -180,17 +186,18 @@ func TestAddToken(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := auth.AddToken(ctx, db, "short", short.Stored(), time.Now().Add(time.Hour)); err != nil {
+			if err := auth.AddToken(ctx, db, "short", short.Stored(), clock.Now().Add(time.Hour), clock.Now()); err != nil {
 				t.Fatal(err)
 			}
-			// Its hour has passed.
-			if _, err := db.ExecContext(ctx, `UPDATE api_tokens SET expires_at = $1 WHERE id = $2`, time.Now().Add(-time.Second).UnixMilli(), short.ID); err != nil {
-				t.Fatal(err)
+			clock.Advance(time.Hour - time.Millisecond)
+			if _, err := a.Authenticate(bearer(short.Plaintext)); err != nil {
+				t.Fatalf("token a moment before its expiry: %v", err)
 			}
+			clock.Advance(time.Millisecond) // its hour has passed
 			if _, err := a.Authenticate(bearer(short.Plaintext)); err == nil || !strings.Contains(err.Error(), "expired") {
 				t.Fatalf("expired token: %v", err)
 			}
-			if err := auth.RevokeToken(ctx, db, short.Plaintext); !errors.Is(err, auth.ErrTokenNotFound) || strings.Contains(err.Error(), short.Plaintext[5:]) {
+			if err := auth.RevokeToken(ctx, db, short.Plaintext, clock.Now()); !errors.Is(err, auth.ErrTokenNotFound) || strings.Contains(err.Error(), short.Plaintext[5:]) {
 				t.Fatalf("revoke by a pasted token: %v", err)
 			}
 		})
@@ -238,6 +245,7 @@ func FuzzCallback(f *testing.F) {
 // On https the sign-in's cookies are __Host- prefixed, Secure and HttpOnly,
 // and the authorization request carries PKCE S256, state and nonce.
 func TestLoginRequest(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	a, err := auth.NewAuthenticator(context.Background(), sqldbtest.SQLite(t), auth.OIDC{Issuer: iss.srv.URL, Audience: "docsvc"}, iss.srv.Client())
 	if err != nil {

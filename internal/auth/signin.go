@@ -250,7 +250,7 @@ func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, fmt.Sprintf("the ID token is %d bytes, more than a browser keeps in a cookie (%d): have the provider put fewer claims (groups, custom attributes) in it", len(raw), maxSessionCookie))
 		return
 	}
-	maxAge := int(time.Until(idt.Expiry).Seconds())
+	maxAge := int(idt.Expiry.Sub(s.a.Now()).Seconds())
 	http.SetCookie(w, s.cookie(sessionName, raw, maxAge, http.SameSiteStrictMode))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/", http.StatusSeeOther)

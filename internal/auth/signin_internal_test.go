@@ -6,6 +6,7 @@ import (
 )
 
 func TestLogoutURL(t *testing.T) {
+	t.Parallel()
 	if got := logoutURL("", false, "c", "https://docs.example.com/", "tok"); got != "/" {
 		t.Errorf("no end-session endpoint: %q", got)
 	}
@@ -20,6 +21,7 @@ func TestLogoutURL(t *testing.T) {
 }
 
 func TestIsCognito(t *testing.T) {
+	t.Parallel()
 	for iss, want := range map[string]bool{
 		"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf": true,
 		"https://cognito-idp.eu-west-1.amazonaws.com/a/b":              false,

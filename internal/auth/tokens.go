@@ -52,12 +52,12 @@ func CheckTokenName(name string) error {
 
 // CreateToken makes a new API token labelled name and returns its plaintext
 // (to show once) and its ID (to list and revoke it by).
-func CreateToken(ctx context.Context, db *sqldb.DB, name string) (plaintext string, id string, err error) {
+func CreateToken(ctx context.Context, db *sqldb.DB, name string, now time.Time) (plaintext string, id string, err error) {
 	tok, err := apitoken.New()
 	if err != nil {
 		return "", "", fmt.Errorf("auth: create token: %w", err)
 	}
-	if err := AddToken(ctx, db, name, tok.Stored(), time.Time{}); err != nil {
+	if err := AddToken(ctx, db, name, tok.Stored(), time.Time{}, now); err != nil {
 		return "", "", err
 	}
 	return tok.Plaintext, tok.ID, nil
@@ -65,8 +65,8 @@ func CreateToken(ctx context.Context, db *sqldb.DB, name string) (plaintext stri
 
 // AddToken stores a token made elsewhere (apitoken.New on the operator's
 // machine), given only its stored form "<id>:<hash>", labelled name and
-// valid until expires (zero: until revoked).
-func AddToken(ctx context.Context, db *sqldb.DB, name, stored string, expires time.Time) error {
+// valid until expires (zero: until revoked); now is its creation time.
+func AddToken(ctx context.Context, db *sqldb.DB, name, stored string, expires, now time.Time) error {
 	if err := CheckTokenName(name); err != nil {
 		return err
 	}
@@ -74,7 +74,6 @@ func AddToken(ctx context.Context, db *sqldb.DB, name, stored string, expires ti
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	var exp sql.NullInt64
 	if !expires.IsZero() {
 		if !expires.After(now) {
@@ -92,14 +91,15 @@ func AddToken(ctx context.Context, db *sqldb.DB, name, stored string, expires ti
 }
 
 // RevokeToken stops a token from authenticating. Revoking a revoked token
-// is not an error; an unknown ID is ErrTokenNotFound.
-func RevokeToken(ctx context.Context, db *sqldb.DB, id string) error {
+// is not an error; an unknown ID is ErrTokenNotFound. now is recorded as
+// the revocation time.
+func RevokeToken(ctx context.Context, db *sqldb.DB, id string, now time.Time) error {
 	if !apitoken.ValidID(id) {
 		return fmt.Errorf("auth: revoke token: %q is not a token ID (16 lowercase hex characters; see docsvc tokens list): %w", clipID(id), ErrTokenNotFound)
 	}
 	res, err := db.ExecContext(ctx,
 		`UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`,
-		time.Now().UnixMilli(), id)
+		now.UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("auth: revoke token %s: %w", id, err)
 	}
@@ -177,7 +177,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, tok string) (Principal,
 	if subtle.ConstantTimeCompare([]byte(apitoken.Hash(secret)), []byte(stored)) != 1 || revoked.Valid {
 		return Principal{}, unauthenticated("unknown or revoked API token")
 	}
-	now := time.Now()
+	now := a.Now()
 	if expires.Valid && now.UnixMilli() >= expires.Int64 {
 		return Principal{}, unauthenticated("API token expired")
 	}

@@ -28,6 +28,7 @@ import (
 )
 
 func TestFileConformance(t *testing.T) {
+	t.Parallel()
 	blobtest.Run(t, func(t *testing.T) blob.Store {
 		s, err := blob.NewFile(t.TempDir())
 		if err != nil {
@@ -52,8 +53,10 @@ var servers = map[string]func(testing.TB) s3Server{
 }
 
 func TestS3Conformance(t *testing.T) {
+	t.Parallel()
 	for server, start := range servers {
 		t.Run(server, func(t *testing.T) {
+			t.Parallel()
 			srv := start(t)
 			// Plain HTTP is how development setups reach S3-compatible
 			// servers; HTTPS is how the SDK talks to AWS (streamed uploads
@@ -63,6 +66,7 @@ func TestS3Conformance(t *testing.T) {
 				"https": tlsFront(t, srv, nil),
 			} {
 				t.Run(name, func(t *testing.T) {
+					t.Parallel()
 					blobtest.Run(t, func(t *testing.T) blob.Store {
 						bucket := newBucket(t, client)
 						// A prefix, so the suite also proves keys stay under it.
@@ -109,6 +113,7 @@ func newBucket(t *testing.T, client *s3.Client) string {
 }
 
 func TestS3KeepsObjectsUnderPrefix(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client := fauxqstest.Start(t).S3()
 	bucket := newBucket(t, client)
@@ -126,6 +131,7 @@ func TestS3KeepsObjectsUnderPrefix(t *testing.T) {
 }
 
 func TestS3MissingBucketIsNotErrNotFound(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := blob.NewS3(fauxqstest.Start(t).S3(), "no-such-bucket", "", "")
 	if _, err := s.Get(ctx, "documents/a"); err == nil || errors.Is(err, blob.ErrNotFound) {
@@ -140,6 +146,7 @@ func TestS3MissingBucketIsNotErrNotFound(t *testing.T) {
 // (through a proxy in front of fauxqs) and checks each asks for the right
 // server-side encryption.
 func TestS3RequestsEncryption(t *testing.T) {
+	t.Parallel()
 	srv := fauxqstest.Start(t)
 	var mu sync.Mutex
 	var puts []http.Header
@@ -193,6 +200,7 @@ func TestS3RequestsEncryption(t *testing.T) {
 }
 
 func TestFileLeavesNoTempFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s, err := blob.NewFile(dir)
 	if err != nil {
@@ -229,12 +237,14 @@ func TestFileLeavesNoTempFiles(t *testing.T) {
 }
 
 func TestNewFileRejectsRelativeDir(t *testing.T) {
+	t.Parallel()
 	if _, err := blob.NewFile("data/blobs"); err == nil {
 		t.Fatal("NewFile with a relative directory succeeded")
 	}
 }
 
 func TestOpen(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tests := []struct {
 		url     string
@@ -289,6 +299,7 @@ func TestOpen(t *testing.T) {
 }
 
 func TestOpenS3WorksAgainstEndpoint(t *testing.T) {
+	t.Parallel()
 	srv := fauxqstest.Start(t)
 	bucket := newBucket(t, srv.S3())
 	s, err := blob.Open(context.Background(), "s3://"+bucket+"/p", blob.Options{

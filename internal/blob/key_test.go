@@ -11,6 +11,7 @@ import (
 )
 
 func TestValidateKey(t *testing.T) {
+	t.Parallel()
 	for _, key := range []string{"documents/01HZX3", "a", "a/b/c", "A-b_c.d", "x.y/z..."[:5]} {
 		if err := blob.ValidateKey(key); err != nil {
 			t.Errorf("ValidateKey(%q) = %v, want nil", key, err)

@@ -29,6 +29,7 @@ import (
 	"github.com/tetherhq/tether/internal/devstack"
 	"github.com/tetherhq/tether/internal/diagspool/diagreview"
 	"github.com/tetherhq/tether/internal/ledger/ledgerread"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/toolproc"
 )
 
@@ -68,14 +69,14 @@ func TestCanary(t *testing.T) {
 		ids = append(ids, upload(t, api, token, d.name, []byte(d.content)))
 	}
 	for _, id := range ids {
-		waitFor(t, 60*time.Second, "document "+id+" to succeed", func() bool {
+		testtime.Until(t, 60*time.Second, "document "+id+" to succeed", func() bool {
 			return getJSON(t, api+"/v1/documents/"+id, token)["status"] == "succeeded"
 		})
 	}
 	installID := waitInstall(t, plane, adminToken)
 	diagID := requestDiagnostics(t, plane, adminToken, installID)
 	agentDir := filepath.Join(dataDir, "agent")
-	waitFor(t, 60*time.Second, "the agent to build the diagnostics bundle", func() bool {
+	testtime.Until(t, 60*time.Second, "the agent to build the diagnostics bundle", func() bool {
 		_, err := diagreview.Preview(agentDir, diagID)
 		return err == nil
 	})
@@ -83,13 +84,13 @@ func TestCanary(t *testing.T) {
 		t.Fatal(err)
 	}
 	var bundle []byte
-	waitFor(t, 60*time.Second, "the bundle to reach the plane", func() bool {
+	testtime.Until(t, 60*time.Second, "the bundle to reach the plane", func() bool {
 		bundle = getBytes(t, plane+"/v1/admin/diagnostics/"+diagID+"/bundle", adminToken)
 		return bundle != nil
 	})
 	// Phase 2 reports the day's counts: wait until the agent has counted the
 	// processed documents (its telemetry state), not for a guessed time.
-	waitFor(t, 60*time.Second, "the agent to count the processed documents", func() bool {
+	testtime.Until(t, 60*time.Second, "the agent to count the processed documents", func() bool {
 		var st struct {
 			LastSucceeded int64 `json:"last_succeeded"`
 		}
@@ -122,7 +123,7 @@ func TestCanary(t *testing.T) {
 	b, _ := json.Marshal(st)
 	os.WriteFile(statePath, b, 0o600)
 	stop = runDev(t, opts)
-	waitFor(t, 60*time.Second, "telemetry to be sent", func() bool { return rec.sawPath("/v1/telemetry") })
+	testtime.Until(t, 60*time.Second, "telemetry to be sent", func() bool { return rec.sawPath("/v1/telemetry") })
 	stop()
 
 	// What must have happened, so that zero hits means something.
@@ -244,7 +245,7 @@ func runDev(t *testing.T, o devstack.Options) (stop func()) {
 		done <- devstack.Run(ctx, o, lockedWriter{&mu, &out}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	dump := func() { mu.Lock(); defer mu.Unlock(); t.Logf("tetherctl dev output:\n%s", out.String()) }
-	waitFor(t, 240*time.Second, "tetherctl dev to serve", func() bool {
+	testtime.Until(t, 240*time.Second, "tetherctl dev to serve", func() bool {
 		select {
 		case err := <-done:
 			dump()
@@ -299,17 +300,6 @@ func readFile(t *testing.T, p string) string {
 	return strings.TrimSpace(string(b))
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func upload(t *testing.T, api, token, name string, content []byte) string {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -354,7 +344,7 @@ func getJSON(t *testing.T, u, token string) map[string]any {
 
 func waitInstall(t *testing.T, plane, adminToken string) string {
 	var id string
-	waitFor(t, 60*time.Second, "the install to appear on the plane", func() bool {
+	testtime.Until(t, 60*time.Second, "the install to appear on the plane", func() bool {
 		var installs []struct {
 			ID string `json:"id"`
 		}

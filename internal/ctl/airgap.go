@@ -5,10 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/tetherhq/tether/internal/updater"
 	"github.com/tetherhq/tether/internal/updater/airgap"
@@ -26,7 +24,8 @@ expiry, rollback and mix-and-match), and only then kept in the agent's data
 dir. --trusted-root is needed only when the agent has never started there.
 `
 
-func airgapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func airgapCmd(ctx context.Context, args []string, env Env) error {
+	stdout, stderr := env.Stdout, env.Stderr
 	if len(args) == 0 || args[0] != "import" {
 		fmt.Fprint(stdout, airgapUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
@@ -75,7 +74,7 @@ func airgapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer f.Close()
 	targetsDir := filepath.Join(dir, "airgap-targets")
-	manifests, err := airgap.ImportBundle(ctx, metadataDir, targetsDir, f, time.Now())
+	manifests, err := airgap.ImportBundle(ctx, metadataDir, targetsDir, f, env.Now())
 	if err != nil {
 		return fmt.Errorf("tetherctl airgap import: %s refused: %w", file, err)
 	}

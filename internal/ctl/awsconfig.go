@@ -49,6 +49,7 @@ type awsSettings struct {
 type awsSession struct {
 	cfg          aws.Config
 	getenv       func(string) string
+	now          func() time.Time
 	profile      string // --profile, for the AWS CLI when tetherctl runs it
 	Region       string // what --region, the environment or the profile name
 	RegionSource string // where Region came from, for messages
@@ -61,7 +62,8 @@ type awsSession struct {
 // environment it reads through getenv, and passes to the SDK as explicit
 // options, so a caller's environment (a test's) is the one that counts.
 // Nothing here contacts AWS: credentials are fetched by the first call.
-func loadAWS(ctx context.Context, getenv func(string) string, s awsSettings, dc *deployconfig.Config) (*awsSession, error) {
+func loadAWS(ctx context.Context, env Env, s awsSettings, dc *deployconfig.Config) (*awsSession, error) {
+	getenv := env.Getenv
 	var opts []func(*config.LoadOptions) error
 	keyID := firstEnv(getenv, "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY")
 	secret := firstEnv(getenv, "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY")
@@ -93,7 +95,7 @@ func loadAWS(ctx context.Context, getenv func(string) string, s awsSettings, dc 
 		opts = append(opts, config.WithBaseEndpoint(base))
 	}
 
-	sess := &awsSession{getenv: getenv, profile: s.Profile}
+	sess := &awsSession{getenv: getenv, now: env.Now, profile: s.Profile}
 	switch {
 	case s.Region != "":
 		sess.Region, sess.RegionSource = s.Region, "--region"

@@ -73,7 +73,7 @@ func backupCmd(ctx context.Context, cmd string, args []string, env Env) error {
 		return err
 	}
 	if cmd == "backup" {
-		m, err := localbackup.Backup(ctx, data, dir)
+		m, err := localbackup.Backup(ctx, data, dir, env.Now())
 		if err != nil {
 			return fmt.Errorf("tetherctl backup: %w", err)
 		}
@@ -98,7 +98,7 @@ func backupCmd(ctx context.Context, cmd string, args []string, env Env) error {
 			return fmt.Errorf("tetherctl restore: %w", err)
 		}
 	}
-	res, err := localbackup.Restore(ctx, data, dir, localbackup.RestoreOptions{KeepPrevious: keep})
+	res, err := localbackup.Restore(ctx, data, dir, localbackup.RestoreOptions{KeepPrevious: keep}, env.Now())
 	if err != nil {
 		return fmt.Errorf("tetherctl restore: %w", err)
 	}

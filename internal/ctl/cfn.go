@@ -135,12 +135,12 @@ func deployStack(ctx context.Context, a *awsSession, d stackDeploy) (stackResult
 	if d.Direct {
 		return deployDirect(ctx, a.CloudFormation(), d, p, res)
 	}
-	return deployChangeSet(ctx, a.CloudFormation(), d, p, res)
+	return deployChangeSet(ctx, a.CloudFormation(), d, p, res, a.now())
 }
 
 // deployChangeSet makes a change set, skips it when it has no changes, and
 // executes it.
-func deployChangeSet(ctx context.Context, cfn *cloudformation.Client, d stackDeploy, p *preparedStack, res stackResult) (stackResult, error) {
+func deployChangeSet(ctx context.Context, cfn *cloudformation.Client, d stackDeploy, p *preparedStack, res stackResult, now time.Time) (stackResult, error) {
 	st := d.Stack
 	csType := cfntypes.ChangeSetTypeUpdate
 	if p.create {
@@ -149,7 +149,7 @@ func deployChangeSet(ctx context.Context, cfn *cloudformation.Client, d stackDep
 	cctx, cancel := callCtx(ctx)
 	cs, err := cfn.CreateChangeSet(cctx, &cloudformation.CreateChangeSetInput{
 		StackName:     aws.String(st.StackName),
-		ChangeSetName: aws.String("tetherctl-" + time.Now().UTC().Format("20060102T150405Z")),
+		ChangeSetName: aws.String("tetherctl-" + now.UTC().Format("20060102T150405Z")),
 		ChangeSetType: csType,
 		Description:   aws.String("tetherctl deploy"),
 		Capabilities:  p.capabilities,

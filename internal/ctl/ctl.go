@@ -124,6 +124,9 @@ type Env struct {
 	// means a standard HTTPS transport using HTTPS_PROXY and NO_PROXY from
 	// Getenv. (Tests point it at local servers.)
 	HTTPTransport http.RoundTripper
+	// Now is the clock: expiry checks, deadlines and the times tetherctl
+	// records. RunEnv sets it to time.Now when nil; tests pin it.
+	Now func() time.Time
 }
 
 // transport is HTTPTransport, or a standard one that honours the proxy
@@ -144,13 +147,16 @@ func (env Env) transport() http.RoundTripper {
 
 // Run is RunEnv with the process's standard input.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return RunEnv(ctx, args, Env{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv})
+	return RunEnv(ctx, args, Env{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, Now: time.Now})
 }
 
 // RunEnv is the whole program.
 func RunEnv(ctx context.Context, args []string, env Env) error {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
+	}
+	if env.Now == nil {
+		env.Now = time.Now
 	}
 	if env.Stdout == nil {
 		env.Stdout = io.Discard
@@ -203,13 +209,13 @@ func RunEnv(ctx context.Context, args []string, env Env) error {
 	case "backup", "restore":
 		return backupCmd(ctx, args[0], args[1:], env)
 	case "airgap":
-		return airgapCmd(ctx, args[1:], stdout, stderr)
+		return airgapCmd(ctx, args[1:], env)
 	case "egress":
 		return egressCmd(ctx, args[1:], env)
 	case "dev":
 		fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		o := devstack.Options{}
+		o := devstack.Options{Now: env.Now}
 		fs.StringVar(&o.DataDir, "data-dir", "./.tether-dev", "where the stack keeps its database, documents and keys")
 		fs.StringVar(&o.APIAddr, "api-addr", "127.0.0.1:8080", "the document service's listen address")
 		fs.StringVar(&o.PlaneAddr, "plane-addr", "127.0.0.1:8090", "the local vendor plane's listen address (its dashboard is at /)")

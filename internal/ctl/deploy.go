@@ -249,8 +249,8 @@ func (d *deployRun) preflight(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
-	p := &preflight{dc: d.dc, env: d.env, toolsDir: d.o.toolsDir, now: time.Now()}
-	p.aws, p.awsErr = loadAWS(ctx, d.env.Getenv, d.o.df.aws, d.dc)
+	p := &preflight{dc: d.dc, env: d.env, toolsDir: d.o.toolsDir, now: d.env.Now()}
+	p.aws, p.awsErr = loadAWS(ctx, d.env, d.o.df.aws, d.dc)
 	var checks []check
 	for _, c := range preflightChecks() {
 		if d.o.cdkOut != "" && (c.ID == "nodejs" || c.ID == "cdk-cli") {
@@ -485,7 +485,7 @@ func checkDeploySecrets(ctx context.Context, env Env, w io.Writer, a *awsSession
 		st, err := describeSecret(cctx, sm, dc, k)
 		var v verdict
 		if err == nil {
-			v, err = secretVerdict(cctx, sm, dc, st, time.Now())
+			v, err = secretVerdict(cctx, sm, dc, st, env.Now())
 		}
 		cancel()
 		if err != nil {

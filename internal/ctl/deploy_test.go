@@ -136,7 +136,7 @@ license:
 	vars := testAWSEnv(t, f.srv) // with the AWS CLI, which uploads large templates
 	f.warmUp(t)
 	f.stdout, f.stderr = &bytes.Buffer{}, &bytes.Buffer{}
-	f.env = Env{Stdin: strings.NewReader(""), Stdout: f.stdout, Stderr: f.stderr,
+	f.env = Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: f.stdout, Stderr: f.stderr,
 		Getenv: func(k string) string { return vars[k] }, HTTPTransport: transport}
 	return f
 }

@@ -409,7 +409,7 @@ func runDestroy(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 	log := env.Stderr
 	for _, db := range plan.Databases {
 		if db.DeletionProtection {
-			if err := unprotectDatabase(ctx, log, a.RDS(), db.Instance, wait); err != nil {
+			if err := unprotectDatabase(ctx, log, a.RDS(), db.Instance, wait, a.now); err != nil {
 				return err
 			}
 		}
@@ -425,7 +425,7 @@ func runDestroy(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 		fmt.Fprintf(log, "Turned off termination protection on %s.\n", name)
 	}
 	for _, s := range plan.Stacks {
-		if err := deleteStack(ctx, log, cfn, s, wait); err != nil {
+		if err := deleteStack(ctx, log, cfn, s, wait, a.now); err != nil {
 			return err
 		}
 		res.DeletedStacks = append(res.DeletedStacks, s.Name)
@@ -446,7 +446,7 @@ func runDestroy(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 // unprotectDatabase turns off a DB instance's deletion protection, which
 // would otherwise fail its stack's deletion, and waits until RDS shows it
 // off, for at most wait.
-func unprotectDatabase(ctx context.Context, log io.Writer, client *rds.Client, id string, wait time.Duration) error {
+func unprotectDatabase(ctx context.Context, log io.Writer, client *rds.Client, id string, wait time.Duration, now func() time.Time) error {
 	cctx, cancel := context.WithTimeout(ctx, destroyCallTimeout)
 	_, err := client.ModifyDBInstance(cctx, &rds.ModifyDBInstanceInput{DBInstanceIdentifier: aws.String(id),
 		DeletionProtection: aws.Bool(false), ApplyImmediately: aws.Bool(true)})
@@ -455,7 +455,7 @@ func unprotectDatabase(ctx context.Context, log io.Writer, client *rds.Client, i
 		return fmt.Errorf("turning off DB instance %s's deletion protection (RDS ModifyDBInstance): %s; check that tetherctl's policy allows rds:ModifyDBInstance on it (docs/iam.md, DestroyDatabase); nothing was deleted",
 			id, describeAWSError(err))
 	}
-	deadline := time.Now().Add(wait)
+	deadline := now().Add(wait)
 	for {
 		db, err := describeDatabase(ctx, client, id)
 		switch {
@@ -466,7 +466,7 @@ func unprotectDatabase(ctx context.Context, log io.Writer, client *rds.Client, i
 		case !aws.ToBool(db.DeletionProtection):
 			fmt.Fprintf(log, "Turned off deletion protection on DB instance %s.\n", id)
 			return nil
-		case time.Now().After(deadline):
+		case now().After(deadline):
 			return fmt.Errorf("DB instance %s still has deletion protection on after %s (status %s); nothing was deleted: run tetherctl destroy again once RDS shows it off", id, wait, aws.ToString(db.DBInstanceStatus))
 		}
 		if err := sleep(ctx, destroyPoll); err != nil {
@@ -477,7 +477,7 @@ func unprotectDatabase(ctx context.Context, log io.Writer, client *rds.Client, i
 
 // deleteStack deletes one stack and waits until it is gone, streaming its
 // events to log.
-func deleteStack(ctx context.Context, log io.Writer, cfn *cloudformation.Client, s plannedStack, wait time.Duration) error {
+func deleteStack(ctx context.Context, log io.Writer, cfn *cloudformation.Client, s plannedStack, wait time.Duration, now func() time.Time) error {
 	seen := map[string]bool{}
 	events := func(show bool) {
 		cctx, cancel := context.WithTimeout(ctx, destroyCallTimeout)
@@ -513,7 +513,7 @@ func deleteStack(ctx context.Context, log io.Writer, cfn *cloudformation.Client,
 	if err != nil {
 		return fmt.Errorf("deleting stack %s (CloudFormation DeleteStack): %s; the stacks before it in the plan are deleted, the rest untouched", s.Name, describeAWSError(err))
 	}
-	deadline := time.Now().Add(wait)
+	deadline := now().Add(wait)
 	for {
 		events(true)
 		cctx, cancel := context.WithTimeout(ctx, destroyCallTimeout)
@@ -536,7 +536,7 @@ func deleteStack(ctx context.Context, log io.Writer, cfn *cloudformation.Client,
 			return fmt.Errorf("stack %s failed to delete: %s; fix what it names, then run tetherctl destroy again (the stacks older than it are untouched)",
 				s.Name, oneLine(aws.ToString(st.StackStatusReason)))
 		}
-		if time.Now().After(deadline) {
+		if now().After(deadline) {
 			return fmt.Errorf("stack %s is still %s after %s; it goes on deleting: watch it in the CloudFormation console, then run tetherctl destroy again", s.Name, st.StackStatus, wait)
 		}
 		select {

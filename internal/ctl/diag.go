@@ -117,13 +117,13 @@ func diagCmd(ctx context.Context, args []string, env Env) error {
 		}
 		return writePreview(stdout, files, id, *output)
 	case "approve":
-		if err := diagreview.Approve(dir, id, time.Now()); err != nil {
+		if err := diagreview.Approve(dir, id, env.Now()); err != nil {
 			return diagError("approve", id, dir, err)
 		}
 		fmt.Fprintf(stdout, "approved %s; the agent uploads it on its next heartbeat (see 'tetherctl egress show --data-dir %s')\n", id, filepath.Clean(tg.dataDir))
 		return nil
 	default:
-		if err := diagreview.Decline(dir, id, time.Now()); err != nil {
+		if err := diagreview.Decline(dir, id, env.Now()); err != nil {
 			return diagError("decline", id, dir, err)
 		}
 		fmt.Fprintf(stdout, "declined %s; nothing will be sent for it\n", id)

@@ -77,7 +77,7 @@ func diagExport(ctx context.Context, args []string, env Env) error {
 			return fmt.Errorf("tetherctl diag export: %w", err)
 		}
 	}
-	zipped, err := diagspool.Zip(files, time.Now())
+	zipped, err := diagspool.Zip(files, env.Now())
 	if err != nil {
 		return fmt.Errorf("tetherctl diag export: %w", err)
 	}

@@ -157,7 +157,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(stdout, "ledger intact: %d entries\n", n)
 		return nil
 	default:
-		from, err := parseSince(*since, time.Now())
+		from, err := parseSince(*since, env.Now())
 		if err != nil {
 			return err
 		}

@@ -202,7 +202,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 		return fmt.Errorf("tetherctl %s %s: it was already decided: %s by %s at %s, and the agent applies that after its next heartbeat; a request is decided once; nothing was changed",
 			cmd, id, prev.Decision, prev.By, prev.At.Local().Format(time.RFC3339))
 	}
-	dec := exchange.Decision{Decision: exchange.Decline, By: ex.caller, At: time.Now().UTC()}
+	dec := exchange.Decision{Decision: exchange.Decline, By: ex.caller, At: env.Now().UTC()}
 	plan := fmt.Sprintf("Decline request %s (%q) in %s as %s: nothing will ever be sent for it.", id, d.Reason, where, ex.caller)
 	if sub == "approve" {
 		files, err := diagreview.Preview(dir, id)

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -79,7 +80,7 @@ func TestPermissionsCheckSimulatesTheRole(t *testing.T) {
 	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"] =
 		aws.ToString(creds.Credentials.AccessKeyId), aws.ToString(creds.Credentials.SecretAccessKey), aws.ToString(creds.Credentials.SessionToken)
 	dc := &deployconfig.Config{Name: "acme-docs", Account: awstest.Account, Region: awstest.Region, Images: deployconfig.Images{Source: deployconfig.ImagesVendor}}
-	sess, err := loadAWS(ctx, func(k string) string { return env[k] }, awsSettings{}, dc)
+	sess, err := loadAWS(ctx, Env{Getenv: func(k string) string { return env[k] }, Now: time.Now}, awsSettings{}, dc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -249,15 +249,15 @@ func vendorRegistryOptions(ctx context.Context, tr http.RoundTripper) []remote.O
 // passes the last update to done when the copy closes updates.
 func reportProgress(env Env, what string, updates <-chan v1.Update, done chan<- v1.Update) {
 	var last v1.Update
-	shown := time.Now()
+	shown := env.Now()
 	for u := range updates {
 		if u.Error != nil {
 			continue
 		}
 		last = u
-		if time.Since(shown) >= time.Second {
+		if env.Now().Sub(shown) >= time.Second {
 			fmt.Fprintf(env.Stderr, "%s: %s of %s\n", what, byteCount(u.Complete), byteCount(u.Total))
-			shown = time.Now()
+			shown = env.Now()
 		}
 	}
 	if last.Total > 0 {

@@ -14,6 +14,16 @@ import (
 	"github.com/tetherhq/tether/internal/devstack"
 )
 
+// TestMain removes the docsvc build the tests share: it outlives any one
+// test, so it cannot live in a t.TempDir.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if docsvcBuild.dir != "" {
+		os.RemoveAll(docsvcBuild.dir)
+	}
+	os.Exit(code)
+}
+
 var docsvcBuild struct {
 	once sync.Once
 	dir  string

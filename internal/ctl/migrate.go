@@ -165,7 +165,7 @@ func checkReleaseSecrets(ctx context.Context, env Env, a *awsSession, cfg *deplo
 		st, err := describeSecret(cctx, sm, cfg, k)
 		var v verdict
 		if err == nil {
-			v, err = secretVerdict(cctx, sm, cfg, st, time.Now())
+			v, err = secretVerdict(cctx, sm, cfg, st, env.Now())
 		}
 		cancel()
 		if err != nil {

@@ -112,8 +112,8 @@ func preflightCmd(ctx context.Context, args []string, env Env) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout+2*checkGrace+time.Second)
 	defer cancel()
 
-	p := &preflight{dc: dc, env: env, toolsDir: *toolsDir, now: time.Now()}
-	p.aws, p.awsErr = loadAWS(ctx, env.Getenv, df.aws, dc)
+	p := &preflight{dc: dc, env: env, toolsDir: *toolsDir, now: env.Now()}
+	p.aws, p.awsErr = loadAWS(ctx, env, df.aws, dc)
 	results := runChecks(ctx, p, preflightChecks(), *timeout)
 
 	if df.output == "json" {

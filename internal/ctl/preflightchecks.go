@@ -596,7 +596,7 @@ func checkPlane(ctx context.Context, p *preflight) verdict {
 		// Any answer means the plane is reachable; a redirect is one.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	start := time.Now()
+	start := p.env.Now()
 	resp, err := client.Do(req)
 	if err != nil {
 		reason := oneLine(innermost(err).Error())
@@ -607,7 +607,7 @@ func checkPlane(ctx context.Context, p *preflight) verdict {
 			"cannot reach %s: %s", u, reason)
 	}
 	resp.Body.Close()
-	return pass("%s answered HTTP %d in %s", u, resp.StatusCode, time.Since(start).Round(time.Millisecond))
+	return pass("%s answered HTTP %d in %s", u, resp.StatusCode, p.env.Now().Sub(start).Round(time.Millisecond))
 }
 
 var nodeVersionRE = regexp.MustCompile(`^v([0-9]+)\.([0-9]+)\.([0-9]+)`)

@@ -312,7 +312,7 @@ func TestReleaseImagesCheck(t *testing.T) {
 			vendorReg.mu.Lock()
 			vendorReg.password = tc.password
 			vendorReg.mu.Unlock()
-			env := Env{HTTPTransport: tr, Getenv: func(string) string { return "" }}
+			env := Env{Now: time.Now, HTTPTransport: tr, Getenv: func(string) string { return "" }}
 			if tc.transport != nil {
 				env.HTTPTransport = tc.transport
 			}

@@ -81,7 +81,7 @@ func putMarker(ctx context.Context, a *awsSession, path, digest, why string) err
 		Type:        ssmtypes.ParameterTypeString,
 		Tier:        ssmtypes.ParameterTierStandard,
 		Overwrite:   aws.Bool(true),
-		Description: aws.String(fmt.Sprintf("Written by tetherctl at %s: %s", time.Now().UTC().Format(time.RFC3339), why)),
+		Description: aws.String(fmt.Sprintf("Written by tetherctl at %s: %s", a.now().UTC().Format(time.RFC3339), why)),
 	})
 	if err != nil {
 		return fmt.Errorf("writing the SSM parameter %s (SSM PutParameter): %s", path, describeAWSError(err))

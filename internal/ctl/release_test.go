@@ -135,7 +135,7 @@ func testDeployment(t testing.TB, source string) (dc *deployconfig.Config, priv 
 func testSession(t testing.TB, srv *awstest.Server, dc *deployconfig.Config) *awsSession {
 	t.Helper()
 	env := testAWSEnv(t, srv)
-	a, err := loadAWS(context.Background(), func(k string) string { return env[k] }, awsSettings{}, dc)
+	a, err := loadAWS(context.Background(), Env{Getenv: func(k string) string { return env[k] }, Now: time.Now}, awsSettings{}, dc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func testAWSEnv(t testing.TB, srv *awstest.Server) map[string]string {
 // testEnv is an Env whose output the test reads.
 func testEnv() (Env, *bytes.Buffer, *bytes.Buffer) {
 	var stdout, stderr bytes.Buffer
-	return Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}, &stdout, &stderr
+	return Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}, &stdout, &stderr
 }
 
 func releaseContext(t testing.TB) context.Context {

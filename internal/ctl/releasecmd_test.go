@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/deployconfig"
@@ -80,7 +81,7 @@ func TestImagesPushCommand(t *testing.T) {
 
 	// Not confirmed: the plan is shown and nothing happens.
 	var stdout, stderr bytes.Buffer
-	env := Env{Stdin: strings.NewReader("no\n"), Stdout: &stdout, Stderr: &stderr, HTTPTransport: f.opt.Transport}
+	env := Env{Now: time.Now, Stdin: strings.NewReader("no\n"), Stdout: &stdout, Stderr: &stderr, HTTPTransport: f.opt.Transport}
 	err := runCmd(t, f.srv, env, "images", "push", "--config", config)
 	if err == nil || !strings.Contains(err.Error(), "not confirmed, nothing was changed") ||
 		!strings.Contains(stderr.String(), "copy registry.vendor.example/tether/docsvc@"+f.rel.DocsvcDigest+" into ECR acme-docs/docsvc") {
@@ -125,7 +126,7 @@ func TestMigrateCommand(t *testing.T) {
 	done := finishTask(releaseContext(t), t, f.srv, []string{"migrated"})
 	config := writeDeploymentYAML(t, f.dc)
 	var stdout bytes.Buffer
-	env := Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.Discard}
+	env := Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.Discard}
 	if err := runCmd(t, f.srv, env, "migrate", "--config", config, "--digest", f.digest, "--output", "json", "--yes"); err != nil {
 		t.Fatal(err)
 	}

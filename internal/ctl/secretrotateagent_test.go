@@ -65,10 +65,16 @@ func promoteWhenPending(t *testing.T, srv *awstest.Server) <-chan string {
 	t.Cleanup(cancel)
 	go func() {
 		defer close(seen)
-		for ctx.Err() == nil {
+		poll := time.NewTicker(10 * time.Millisecond)
+		defer poll.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-poll.C:
+			}
 			restarted := slices.ContainsFunc(srv.Requests(), func(r awstest.Request) bool { return strings.HasSuffix(r.Target, ".UpdateService") })
 			if !restarted {
-				time.Sleep(10 * time.Millisecond)
 				continue
 			}
 			d, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(identitySecret)})
@@ -86,7 +92,6 @@ func promoteWhenPending(t *testing.T, srv *awstest.Server) <-chan string {
 					return
 				}
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	}()
 	return seen

@@ -142,7 +142,7 @@ func connect(ctx context.Context, env Env, dc *deployconfig.Config, df deployFla
 
 // connectAs is connect that also returns the caller's ARN.
 func connectAs(ctx context.Context, env Env, dc *deployconfig.Config, df deployFlags) (*awsSession, string, error) {
-	sess, err := loadAWS(ctx, env.Getenv, df.aws, dc)
+	sess, err := loadAWS(ctx, env, df.aws, dc)
 	if err != nil {
 		return nil, "", err
 	}
@@ -196,7 +196,7 @@ func secretsShow(ctx context.Context, env Env, dc *deployconfig.Config, df deplo
 	sm := sess.SecretsManager()
 	st, err := describeKind(ctx, sess, dc, k)
 	if err == nil {
-		err = judgeSecret(ctx, sm, dc, &st, time.Now())
+		err = judgeSecret(ctx, sm, dc, &st, env.Now())
 	}
 	if err != nil {
 		return fmt.Errorf("tetherctl secrets show %s: %w", name, err)
@@ -302,7 +302,7 @@ func readCheckedSecret(env Env, dc *deployconfig.Config, name, fromFile, sub str
 	var v verdict
 	switch name {
 	case kindLicense:
-		v = checkLicense(dc, []byte(value), time.Now())
+		v = checkLicense(dc, []byte(value), env.Now())
 	case kindAI:
 		v = checkAIKey(dc, value)
 	}

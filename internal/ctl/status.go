@@ -213,7 +213,7 @@ func statusCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("tetherctl status: %w", err)
 	}
-	r := readStatus(ctx, a, dc, *timeout, time.Now())
+	r := readStatus(ctx, a, dc, *timeout, env.Now())
 	if df.output == "json" {
 		if err := writeJSON(env.Stdout, r); err != nil {
 			return err

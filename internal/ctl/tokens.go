@@ -101,7 +101,7 @@ func tokensCmd(ctx context.Context, args []string, env Env) error {
 		if strings.TrimSpace(name) == "" || len(name) > 100 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 			return fmt.Errorf("%w: tetherctl tokens create: --name must be 1 to 100 printable characters (a label for who uses the token)", errUsage)
 		}
-		if expiry, err = apitoken.ParseExpiry(expires, time.Now()); err != nil {
+		if expiry, err = apitoken.ParseExpiry(expires, env.Now()); err != nil {
 			return fmt.Errorf("%w: tetherctl tokens create: %v", errUsage, err)
 		}
 		if tok, err = apitoken.New(); err != nil {

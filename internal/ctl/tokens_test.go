@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/internal/apitoken"
 )
@@ -39,8 +40,9 @@ func runTaskCommand(t *testing.T, f *migrateFixture) []string {
 }
 
 // tokens create makes the token here and sends only its hash: the RunTask
-// override carries docsvc tokens add --hash ID:SHA256, and no request to
-// AWS carries the token's secret.
+// override carries docsvc tokens add --hash ID:SHA256 and the expiry,
+// counted from tetherctl's clock, and no request to AWS carries the token's
+// secret.
 func TestTokensCreateCommand(t *testing.T) {
 	t.Parallel()
 	f := newMigrateFixture(t)
@@ -48,7 +50,8 @@ func TestTokensCreateCommand(t *testing.T) {
 	done := finishTask(releaseContext(t), t, f.srv, []string{"added token"})
 	config := writeDeploymentYAML(t, f.dc)
 	var stdout, stderr bytes.Buffer
-	env := Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
+	now := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	env := Env{Now: func() time.Time { return now }, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
 	if err := runCmd(t, f.srv, env, "tokens", "create", "--name", "nightly export", "--expires", "90d", "--config", config, "--output", "json", "--yes"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -65,7 +68,7 @@ func TestTokensCreateCommand(t *testing.T) {
 	}
 	cmd := runTaskCommand(t, f)
 	if len(cmd) != 8 || strings.Join(cmd[:6], " ") != "tokens add --name nightly export --hash "+id+":"+apitoken.Hash(secret) ||
-		cmd[6] != "--expires" {
+		cmd[6] != "--expires" || cmd[7] != "2031-08-04T07:08:09Z" {
 		t.Fatalf("RunTask command %q", cmd)
 	}
 	for _, r := range f.srv.Requests() {
@@ -88,7 +91,7 @@ func TestTokensListCommand(t *testing.T) {
 	done := finishTask(releaseContext(t), t, f.srv, []string{`{"level":"INFO","msg":"config loaded"}`, list[:40], list[40:]})
 	config := writeDeploymentYAML(t, f.dc)
 	var stdout bytes.Buffer
-	env := Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.Discard}
+	env := Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: io.Discard}
 	if err := runCmd(t, f.srv, env, "tokens", "list", "--config", config); err != nil {
 		t.Fatal(err)
 	}

@@ -58,18 +58,18 @@ func releaseStateDir(getenv func(string) string, dc *deployconfig.Config) (strin
 // deployment.yaml's trusted root with the agent's TUF client: signatures,
 // thresholds, expiry, rollback and mix-and-match. Only what verified comes
 // back, newest first, and only for deployment.yaml's channel.
-func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bundle string) ([]release.Manifest, error) {
+func verifiedReleases(ctx context.Context, dc *deployconfig.Config, stateDir, bundle string, now time.Time) ([]release.Manifest, error) {
 	if strings.TrimSpace(dc.Plane.TrustedRoot) == "" {
 		return nil, errors.New("deployment.yaml has no plane.trusted_root: set it to the vendor's root.json (it came with the install), which every release is verified against")
 	}
-	return verifyExport(ctx, []byte(dc.Plane.TrustedRoot), "deployment.yaml's plane.trusted_root", dc.Plane.Channel, "plane.channel", stateDir, bundle, nil)
+	return verifyExport(ctx, []byte(dc.Plane.TrustedRoot), "deployment.yaml's plane.trusted_root", dc.Plane.Channel, "plane.channel", stateDir, bundle, now, nil)
 }
 
 // verifyExport is verifiedReleases for any trusted root: rootWhat and
 // channelWhat name where the root and the channel came from, for errors.
 // keep, when set, is given the directory holding the verified artifacts
 // before it is removed.
-func verifyExport(ctx context.Context, root []byte, rootWhat, channel, channelWhat, stateDir, bundle string, keep func(targetsDir string, ms []release.Manifest) error) ([]release.Manifest, error) {
+func verifyExport(ctx context.Context, root []byte, rootWhat, channel, channelWhat, stateDir, bundle string, now time.Time, keep func(targetsDir string, ms []release.Manifest) error) ([]release.Manifest, error) {
 	meta := filepath.Join(stateDir, "tuf")
 	if err := updater.Init(meta, root); err != nil {
 		if errors.Is(err, updater.ErrAlreadyInitialized) {
@@ -96,7 +96,7 @@ func verifyExport(ctx context.Context, root []byte, rootWhat, channel, channelWh
 		return nil, fmt.Errorf("copying the trusted metadata in %s: %w", meta, err)
 	}
 	targets := filepath.Join(work, "targets")
-	ms, err := airgap.ImportBundle(ctx, next, targets, f, time.Now())
+	ms, err := airgap.ImportBundle(ctx, next, targets, f, now)
 	if err != nil {
 		return nil, fmt.Errorf("release bundle %s refused, nothing was changed: %w", bundle, explainTUF(err))
 	}
@@ -463,7 +463,7 @@ func listReleases(ctx context.Context, env Env, dc *deployconfig.Config, df depl
 	if err != nil {
 		return rep, err
 	}
-	ms, err := verifiedReleases(ctx, dc, dir, bundle)
+	ms, err := verifiedReleases(ctx, dc, dir, bundle, env.Now())
 	if err != nil {
 		return rep, err
 	}
@@ -533,7 +533,7 @@ func setStackParameters(ctx context.Context, env Env, a *awsSession, stack strin
 	cs, err := cfn.CreateChangeSet(cctx, &cloudformation.CreateChangeSetInput{
 		StackName: aws.String(stack),
 		// Unique to the nanosecond: a rollback may follow within a second.
-		ChangeSetName:       aws.String("tetherctl-" + strings.Replace(time.Now().UTC().Format("20060102T150405.000000000Z"), ".", "-", 1)),
+		ChangeSetName:       aws.String("tetherctl-" + strings.Replace(env.Now().UTC().Format("20060102T150405.000000000Z"), ".", "-", 1)),
 		ChangeSetType:       cfntypes.ChangeSetTypeUpdate,
 		Description:         aws.String("tetherctl: " + strings.Join(sortedKeys(set), ", ")),
 		UsePreviousTemplate: aws.Bool(true),

@@ -160,7 +160,7 @@ func TestVerifiedReleases(t *testing.T) {
 	good := v.export()
 	dc := upgradeDeployment(v.root)
 
-	ms, err := verifiedReleases(ctx, dc, t.TempDir(), good)
+	ms, err := verifiedReleases(ctx, dc, t.TempDir(), good, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestVerifiedReleases(t *testing.T) {
 	other := newVendorRepo(t, now)
 	for _, c := range refusedExports(t, now, v, good) {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := verifiedReleases(ctx, upgradeDeployment(c.root), t.TempDir(), c.bundle)
+			_, err := verifiedReleases(ctx, upgradeDeployment(c.root), t.TempDir(), c.bundle, time.Now())
 			if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want a refusal saying %q", err, c.want)
 			}
@@ -188,10 +188,10 @@ func TestVerifiedReleases(t *testing.T) {
 		old.publish(now, "1.0.0", "", "a", "b")
 		first := old.export()
 		old.publish(now, "1.1.0", "1.0.0", "c", "d")
-		if _, err := verifiedReleases(ctx, upgradeDeployment(old.root), state, old.export()); err != nil {
+		if _, err := verifiedReleases(ctx, upgradeDeployment(old.root), state, old.export(), time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		_, err := verifiedReleases(ctx, upgradeDeployment(old.root), state, first)
+		_, err := verifiedReleases(ctx, upgradeDeployment(old.root), state, first, time.Now())
 		if err == nil || !strings.Contains(err.Error(), "refused") {
 			t.Fatalf("an export older than one verified before: %v, want it refused", err)
 		}
@@ -199,10 +199,10 @@ func TestVerifiedReleases(t *testing.T) {
 
 	t.Run("another root than before", func(t *testing.T) {
 		state := t.TempDir()
-		if _, err := verifiedReleases(ctx, dc, state, good); err != nil {
+		if _, err := verifiedReleases(ctx, dc, state, good, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		_, err := verifiedReleases(ctx, upgradeDeployment(other.root), state, good)
+		_, err := verifiedReleases(ctx, upgradeDeployment(other.root), state, good, time.Now())
 		if err == nil || !strings.Contains(err.Error(), "plane.trusted_root is not the root") {
 			t.Fatalf("changed trusted root: %v", err)
 		}
@@ -212,7 +212,7 @@ func TestVerifiedReleases(t *testing.T) {
 		beta := upgradeDeployment(v.root)
 		beta.Plane.Channel = "beta"
 		state := t.TempDir()
-		_, err := verifiedReleases(ctx, beta, state, good)
+		_, err := verifiedReleases(ctx, beta, state, good, time.Now())
 		if err == nil || !strings.Contains(err.Error(), `is for channel "stable"`) {
 			t.Fatalf("bundle of another channel: %v", err)
 		}
@@ -378,7 +378,7 @@ func TestSetStackParameters(t *testing.T) {
 	newDocsvc := "/tether/acme-docs/migrated/sha256-" + hex64("c")
 
 	var w bytes.Buffer
-	declined := Env{Stdin: strings.NewReader("n\n"), Stdout: &w, Stderr: &w, Getenv: func(string) string { return "" }}
+	declined := Env{Now: time.Now, Stdin: strings.NewReader("n\n"), Stdout: &w, Stderr: &w, Getenv: func(string) string { return "" }}
 	if err := setStackParameters(ctx, declined, a, "acme-docs-services", map[string]string{"DocsvcImage": newDocsvc}, false, &w); err == nil || !strings.Contains(err.Error(), "not confirmed") {
 		t.Fatalf("declined: %v", err)
 	}

@@ -100,6 +100,7 @@ type localRuntime struct {
 	c       *devstack.Control
 	w       io.Writer
 	http    *http.Client
+	now     func() time.Time
 }
 
 func (l *localRuntime) history() ([]localRecord, error) {
@@ -385,8 +386,8 @@ func (l *localRuntime) run(ctx context.Context, p *localPlan) error {
 	base, problems, err := l.readLocalHealth(ctx, p.To)
 	for err == nil && len(problems) == 0 {
 		fmt.Fprintf(l.w, "%s serves; watching it for %s\n", p.To.Version, p.Settle)
-		end := time.Now().Add(p.Settle)
-		for time.Now().Before(end) && err == nil && len(problems) == 0 {
+		end := l.now().Add(p.Settle)
+		for l.now().Before(end) && err == nil && len(problems) == 0 {
 			if err = sleep(ctx, time.Second); err != nil {
 				err = fmt.Errorf("the time limit (--timeout) ran out while watching")
 				break
@@ -428,7 +429,7 @@ func (l *localRuntime) swapBack(ctx context.Context, p *localPlan, why, code str
 // on success), and returns cause (nil on success).
 func (l *localRuntime) finish(p *localPlan, outcome, code string, cause error) error {
 	p.Outcome = outcome
-	o := localRecord{LocalOutcome: LocalOutcome{Action: p.Action, From: p.From.Version, To: p.To.Version, Outcome: outcome, At: time.Now().UTC()},
+	o := localRecord{LocalOutcome: LocalOutcome{Action: p.Action, From: p.From.Version, To: p.To.Version, Outcome: outcome, At: l.now().UTC()},
 		Backup: p.Backup, FromBinaries: p.From, ToBinaries: p.To}
 	if cause != nil {
 		p.Reason = cause.Error()

@@ -129,7 +129,7 @@ func TestLocalUpgradeRefusals(t *testing.T) {
 // path of this machine. The history keeps the newest first.
 func TestLocalOutcomeRecorded(t *testing.T) {
 	dataDir := t.TempDir()
-	l := &localRuntime{dataDir: dataDir}
+	l := &localRuntime{dataDir: dataDir, now: time.Now}
 	from := devstack.Running{Version: "1.0.0", Docsvc: filepath.Join(dataDir, "bin", "docsvc"), Agent: filepath.Join(dataDir, "bin", "tether-agent")}
 	to := devstack.Running{Version: "1.1.0", Docsvc: filepath.Join(dataDir, "releases", "1.1.0", "docsvc"), Agent: filepath.Join(dataDir, "releases", "1.1.0", "tether-agent")}
 	if err := l.finish(&localPlan{Action: "upgrade", From: from, To: to}, "succeeded", "", nil); err != nil {

@@ -47,7 +47,7 @@ func (l localFlags) open(env Env, output string) (*localRuntime, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("%w: --local %s is not a directory: pass the --data-dir of a running tetherctl dev", errUsage, l.dataDir)
 	}
-	return &localRuntime{dataDir: dir, c: devstack.Dial(dir), w: progressWriter(env, output), http: &http.Client{Timeout: 10 * time.Second}}, nil
+	return &localRuntime{dataDir: dir, c: devstack.Dial(dir), w: progressWriter(env, output), http: &http.Client{Timeout: 10 * time.Second}, now: env.Now}, nil
 }
 
 // status asks the data dir's supervisor what runs.
@@ -72,7 +72,7 @@ func (l localFlags) verified(ctx context.Context, rt *localRuntime, bundle strin
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
-	return verifyExport(ctx, root, "--trusted-root "+rootFile, l.channel, "--channel", state, bundle, keepArtifacts(rt.dataDir))
+	return verifyExport(ctx, root, "--trusted-root "+rootFile, l.channel, "--channel", state, bundle, rt.now(), keepArtifacts(rt.dataDir))
 }
 
 // load opens the data dir, verifies the export when there is one (before

@@ -127,10 +127,10 @@ func runUpgrade(ctx context.Context, env Env, a *awsSession, dc *deployconfig.Co
 		case !settled:
 			healthySince = time.Time{}
 		case healthySince.IsZero():
-			healthySince = time.Now()
+			healthySince = env.Now()
 			fmt.Fprintf(w, "the services settled; watching them for %s\n", p.Settle)
 		}
-		if !healthySince.IsZero() && time.Since(healthySince) >= p.Settle {
+		if !healthySince.IsZero() && env.Now().Sub(healthySince) >= p.Settle {
 			break
 		}
 		if err := sleep(ctx, stackPoll); err != nil {
@@ -171,7 +171,7 @@ func (p *upgradePlan) rollBack(ctx context.Context, env Env, a *awsSession, dc *
 func (p *upgradePlan) record(ctx context.Context, a *awsSession, dc *deployconfig.Config, outcome, code string, cause error) error {
 	p.Outcome = outcome
 	o := releaseOutcome{Action: p.Action, From: p.From.Version, To: p.To.Version, FromDocsvc: p.From.DocsvcDigest, FromAgent: p.From.AgentDigest,
-		DocsvcDigest: p.To.DocsvcDigest, AgentDigest: p.To.AgentDigest, Outcome: outcome, Code: code, By: "tetherctl", At: time.Now().UTC()}
+		DocsvcDigest: p.To.DocsvcDigest, AgentDigest: p.To.AgentDigest, Outcome: outcome, Code: code, By: "tetherctl", At: a.now().UTC()}
 	if cause != nil {
 		p.Reason = cause.Error()
 		o.Reason = oneLine(cause.Error())
@@ -246,7 +246,7 @@ func snapshotDatabase(ctx context.Context, a *awsSession, dc *deployconfig.Confi
 	if _, err := rand.Read(suffix[:]); err != nil {
 		return "", fmt.Errorf("naming the snapshot: %w", err)
 	}
-	id := "tether-" + dc.Name + "-pre-upgrade-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(suffix[:])
+	id := "tether-" + dc.Name + "-pre-upgrade-" + a.now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(suffix[:])
 	cctx, cancel = callCtx(ctx)
 	_, err = client.CreateDBSnapshot(cctx, &rds.CreateDBSnapshotInput{DBInstanceIdentifier: aws.String(instance), DBSnapshotIdentifier: aws.String(id),
 		Tags: []rdstypes.Tag{{Key: aws.String("tether:purpose"), Value: aws.String("before an upgrade or rollback")}}})
@@ -396,7 +396,7 @@ func upgradeWith(ctx context.Context, args []string, env Env, steps upgradeSteps
 	if err != nil {
 		return err
 	}
-	ms, err := verifiedReleases(ctx, dc, dir, u.bundle)
+	ms, err := verifiedReleases(ctx, dc, dir, u.bundle, env.Now())
 	if err != nil {
 		return fmt.Errorf("tetherctl upgrade: %w", err)
 	}

@@ -70,7 +70,7 @@ func newUpgradeWorld(t *testing.T) *upgradeWorld {
 	// does in CloudFormation.
 	mk("acme-docs-services", `{"Parameters":{"DocsvcImage":{"Type":"String"},"AgentImage":{"Type":"String"}},"Resources":{"Seen":{"Type":"AWS::SSM::Parameter","Properties":{"Name":"/test/services","Type":"String","Value":{"Fn::Join":["|",[{"Ref":"DocsvcImage"},{"Ref":"AgentImage"}]]}}}}}`,
 		map[string]string{"DocsvcImage": migratedMarkerPath(w.dc, "sha256:"+hex64("9")), "AgentImage": agentMarkerPath(w.dc, "sha256:"+hex64("9"))})
-	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
+	env := Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
 	if err := setStackParameters(ctx, env, w.a, "acme-docs-services", map[string]string{"DocsvcImage": migratedMarkerPath(w.dc, w.from.DocsvcDigest), "AgentImage": agentMarkerPath(w.dc, w.from.AgentDigest)}, true, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func (w *upgradeWorld) runPlan(t *testing.T, p *upgradePlan, migrateErr error) (
 	}
 	p.From = cur
 	var out bytes.Buffer
-	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
+	env := Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
 	err = runUpgrade(context.Background(), env, w.a, w.dc, p, w.steps(migrateErr), imageOptions{}, true, &out)
 	return p, out.String(), err
 }
@@ -282,7 +282,7 @@ func TestReleasesAndUpgradeCommands(t *testing.T) {
 	os.WriteFile(config, []byte(yaml), 0o600)
 
 	var stdout, stderr bytes.Buffer
-	env := Env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
+	env := Env{Now: time.Now, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
 	if err := runCmd(t, w.srv, env, "releases", "--config", config, "--bundle", bundle, "--output", "json"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}

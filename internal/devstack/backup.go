@@ -26,7 +26,7 @@ func backup(ctx context.Context, dataDir, label string, now time.Time) (string, 
 		return "", fmt.Errorf("backup label %q: want 1-64 letters, digits, '.', '+', '_' or '-'", label)
 	}
 	dir := filepath.Join(BackupsDir(dataDir), now.UTC().Format("20060102T150405Z")+"-"+label)
-	if _, err := localbackup.Backup(ctx, dataDir, dir); err != nil {
+	if _, err := localbackup.Backup(ctx, dataDir, dir, now); err != nil {
 		return "", fmt.Errorf("backup into %s: %w", dir, err)
 	}
 	return dir, nil

@@ -114,7 +114,7 @@ func (s *stack) serveControl() error {
 			writeControl(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		dir, err := backup(r.Context(), s.dataDir, req.Label, time.Now())
+		dir, err := backup(r.Context(), s.dataDir, req.Label, s.now())
 		if err != nil {
 			writeControl(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return

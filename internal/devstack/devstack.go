@@ -33,6 +33,9 @@ type Options struct {
 	// Binaries, when set, names the docsvc, tether-agent and tether-plane
 	// binaries to run instead of building them (tests run built releases).
 	Binaries map[string]string
+	// Now is the clock (the license's dates, backups' names, restart
+	// backoff); default time.Now.
+	Now func() time.Time
 }
 
 // Run prepares the data directory, starts every component and supervises
@@ -54,6 +57,9 @@ type Options struct {
 // and beside it, DATA_DIR.backups/ (BackupsDir): the backups taken before
 // each upgrade or rollback.
 func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) error {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return err
@@ -75,7 +81,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	}
 	bins := o.Binaries
 	if bins == nil {
-		if bins, err = binaries(ctx, filepath.Join(dataDir, "bin"), []string{"docsvc", "tether-plane", "tether-agent"}, out); err != nil {
+		if bins, err = binaries(ctx, filepath.Join(dataDir, "bin"), []string{"docsvc", "tether-plane", "tether-agent"}, out, o.Now); err != nil {
 			return err
 		}
 	}
@@ -86,14 +92,14 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	}
 
 	// The vendor side: keys, a development license, a published release, the plane.
-	v, err := prepareVendor(ctx, dataDir, bins, out)
+	v, err := prepareVendor(ctx, dataDir, bins, out, o.Now())
 	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
 	start := func(p Proc) {
 		wg.Add(1)
-		go func() { defer wg.Done(); supervise(ctx, p, out, log, 15*time.Second) }()
+		go func() { defer wg.Done(); supervise(ctx, p, out, log, 15*time.Second, o.Now) }()
 	}
 	start(proc("tether-plane", "plane", nil, "serve", "--data-dir", v.planeDir, "--addr", o.PlaneAddr,
 		"--keys", v.keysDir, "--repo", v.repoDir, "--heartbeat-interval", o.Heartbeat.String()))
@@ -154,7 +160,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	}
 	// The supervisor owns the API's socket and swaps the processes behind
 	// it on request (control socket; tetherctl upgrade --local).
-	st, err := newStack(ctx, dataDir, o.APIAddr, out, log)
+	st, err := newStack(ctx, dataDir, o.APIAddr, out, log, o.Now)
 	if err != nil {
 		return err
 	}
@@ -241,7 +247,7 @@ func waitHealthy(ctx context.Context, url string) error {
 // binaries returns the path of each named command. From a source checkout it
 // builds them into binDir (fast after the first time: the Go build cache);
 // otherwise it uses the ones installed beside tetherctl or on PATH.
-func binaries(ctx context.Context, binDir string, names []string, out *lockedWriter) (map[string]string, error) {
+func binaries(ctx context.Context, binDir string, names []string, out *lockedWriter, now func() time.Time) (map[string]string, error) {
 	paths := map[string]string{}
 	if root, ok := sourceRoot(); ok {
 		what := strings.Join(names, ", ")
@@ -249,7 +255,7 @@ func binaries(ctx context.Context, binDir string, names []string, out *lockedWri
 		for _, n := range names {
 			pkgs = append(pkgs, "./cmd/"+n)
 		}
-		start := time.Now()
+		start := now()
 		out.printf("dev: building %s from this checkout (the first build takes minutes; later ones use Go's build cache) …\n", what)
 		cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-v", "-o", binDir + string(filepath.Separator)}, pkgs...)...)
 		cmd.Dir = root
@@ -264,7 +270,7 @@ func binaries(ctx context.Context, binDir string, names []string, out *lockedWri
 		}
 		done := make(chan result, 1)
 		go func() {
-			n, other := buildProgress(pr, countDeps(ctx, root, pkgs), what, out, time.Now, 3*time.Second)
+			n, other := buildProgress(pr, countDeps(ctx, root, pkgs), what, out, now, 3*time.Second)
 			done <- result{n, other}
 		}()
 		err := cmd.Wait()
@@ -274,7 +280,7 @@ func binaries(ctx context.Context, binDir string, names []string, out *lockedWri
 			return nil, fmt.Errorf("dev: build: %w\n%s", err, strings.Join(res.other, "\n"))
 		}
 		if res.compiled > 0 {
-			out.printf("dev: built %s in %s (%d packages compiled)\n", what, time.Since(start).Round(time.Second), res.compiled)
+			out.printf("dev: built %s in %s (%d packages compiled)\n", what, now().Sub(start).Round(time.Second), res.compiled)
 		}
 		for _, n := range names {
 			paths[n] = filepath.Join(binDir, n)

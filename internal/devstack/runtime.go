@@ -78,6 +78,7 @@ type stack struct {
 	agentArgs []string
 	public    *os.File // the API's listening socket, owned here
 	grace     time.Duration
+	now       func() time.Time
 
 	mu                 sync.Mutex // one swap at a time
 	cur                Running
@@ -85,7 +86,7 @@ type stack struct {
 }
 
 // newStack listens on apiAddr; the socket lives as long as the stack.
-func newStack(ctx context.Context, dataDir, apiAddr string, out *lockedWriter, log *slog.Logger) (*stack, error) {
+func newStack(ctx context.Context, dataDir, apiAddr string, out *lockedWriter, log *slog.Logger, now func() time.Time) (*stack, error) {
 	l, err := net.Listen("tcp", apiAddr)
 	if err != nil {
 		return nil, fmt.Errorf("dev: cannot listen on %s (%v); is another stack running? choose another with --api-addr", apiAddr, err)
@@ -95,7 +96,7 @@ func newStack(ctx context.Context, dataDir, apiAddr string, out *lockedWriter, l
 	if err != nil {
 		return nil, err
 	}
-	return &stack{ctx: ctx, dataDir: dataDir, out: out, log: log, public: f, grace: 30 * time.Second}, nil
+	return &stack{ctx: ctx, dataDir: dataDir, out: out, log: log, public: f, grace: 30 * time.Second, now: now}, nil
 }
 
 func (s *stack) start(p Proc, files []*os.File, private net.Listener) *instance {
@@ -103,7 +104,7 @@ func (s *stack) start(p Proc, files []*os.File, private net.Listener) *instance 
 	in := &instance{cancel: cancel, done: make(chan struct{}), private: private, files: files}
 	p.Dir = s.dataDir
 	p.Exited = func(error) { in.restarts.Add(1) }
-	go func() { defer close(in.done); supervise(ctx, p, s.out, s.log, s.grace) }()
+	go func() { defer close(in.done); supervise(ctx, p, s.out, s.log, s.grace, s.now) }()
 	return in
 }
 

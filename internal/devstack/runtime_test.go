@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/devstack/releasetest"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/toolproc"
 )
 
@@ -34,7 +35,7 @@ func testStack(t *testing.T) (st *stack, api, token string, v1, v2 Running) {
 	addr := toolproc.FreeAddr(t)
 	var out bytes.Buffer
 	lw := &lockedWriter{w: &out}
-	st, err := newStack(ctx, dataDir, addr, lw, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := newStack(ctx, dataDir, addr, lw, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +75,9 @@ func testStack(t *testing.T) (st *stack, api, token string, v1, v2 Running) {
 // waitDocs waits (bounded) until the load has uploaded at least n documents.
 func waitDocs(t *testing.T, l *releasetest.Load, n int) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for len(l.Docs()) < n {
-		if time.Now().After(deadline) {
-			_, f := l.Stop()
-			t.Fatalf("the load uploaded %d documents in a minute, want %d; failures: %v", len(l.Docs()), n, f)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if ok := testtime.Wait(time.Minute, func() bool { return len(l.Docs()) >= n }); !ok {
+		_, f := l.Stop()
+		t.Fatalf("the load uploaded %d documents in a minute, want %d; failures: %v", len(l.Docs()), n, f)
 	}
 }
 

@@ -38,10 +38,10 @@ type Proc struct {
 // supervise runs p until ctx is done, restarting it with backoff whenever it
 // exits on its own. On ctx cancellation it sends SIGTERM and, after grace,
 // SIGKILL. Child output goes to out, each line prefixed with the name.
-func supervise(ctx context.Context, p Proc, out *lockedWriter, log *slog.Logger, grace time.Duration) {
+func supervise(ctx context.Context, p Proc, out *lockedWriter, log *slog.Logger, grace time.Duration, now func() time.Time) {
 	backoff := time.Second
 	for ctx.Err() == nil {
-		started := time.Now()
+		started := now()
 		err := runOnce(ctx, p, out, grace)
 		if ctx.Err() != nil {
 			return
@@ -49,7 +49,7 @@ func supervise(ctx context.Context, p Proc, out *lockedWriter, log *slog.Logger,
 		if p.Exited != nil {
 			p.Exited(err)
 		}
-		if time.Since(started) > time.Minute {
+		if now().Sub(started) > time.Minute {
 			backoff = time.Second
 		}
 		log.Warn("component exited; restarting", "component", p.Name, "err", err, "in", backoff)

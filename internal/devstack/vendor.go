@@ -24,7 +24,7 @@ const devVersion = "0.1.0-dev"
 // customer installs: make keys, issue a license, publish a signed release
 // with the binaries just built. Each step leaves a file behind and is
 // skipped when that file exists, so a restart resumes instead of redoing.
-func prepareVendor(ctx context.Context, dataDir string, bins map[string]string, out *lockedWriter) (vendor, error) {
+func prepareVendor(ctx context.Context, dataDir string, bins map[string]string, out *lockedWriter, now time.Time) (vendor, error) {
 	v := vendor{
 		planeDir:    filepath.Join(dataDir, "plane"),
 		keysDir:     filepath.Join(dataDir, "plane", "keys"),
@@ -46,7 +46,7 @@ func prepareVendor(ctx context.Context, dataDir string, bins map[string]string, 
 			plane("keys", "keys", "init", "--dir", v.keysDir, "--root-keys", "1", "--root-threshold", "1")},
 		{v.licenseFile, "issue a development license",
 			plane("license", "license", "issue", "--keys", v.keysDir, "--customer", "Local development",
-				"--expires", time.Now().AddDate(1, 0, 0).Format(time.DateOnly), "--grace", "14d",
+				"--expires", now.AddDate(1, 0, 0).Format(time.DateOnly), "--grace", "14d",
 				"--channels", "stable,beta", "--out", v.licenseFile)},
 		{filepath.Join(v.planeDir, "published-"+devVersion), "publish the development release",
 			plane("release", "release", "publish", "--keys", v.keysDir, "--repo", v.repoDir,

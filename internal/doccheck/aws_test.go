@@ -87,7 +87,7 @@ var placeholders = map[string]string{
 	// moto has no recovery points (motoGaps: backup), so this one is only
 	// well formed, for the commands checked as far as the network.
 	"<recovery point ARN>": "arn:aws:backup:" + worldRegion + ":" + awstest.Account + ":recovery-point:0b9e5d1c-4be0-4f2a-8b9e-3c6d8f0a1b2c",
-	// world adds the identifiers AWS makes up: <certificate ARN>, <key
+	// world returns the identifiers AWS makes up: <certificate ARN>, <key
 	// id>, <file system id>, <file system ARN> and <pool id>.
 }
 
@@ -198,10 +198,13 @@ func awsBlocks(d document) []awsBlock {
 	return out
 }
 
-// fill replaces the placeholders, and names any it does not know.
-func fill(command string) (string, error) {
-	for k, v := range placeholders {
-		command = strings.ReplaceAll(command, k, v)
+// fill replaces the placeholders, the fixed ones and those world made, and
+// names any it does not know.
+func fill(command string, made map[string]string) (string, error) {
+	for _, m := range []map[string]string{placeholders, made} {
+		for k, v := range m {
+			command = strings.ReplaceAll(command, k, v)
+		}
 	}
 	if p := placeholderRE.FindString(command); p != "" {
 		return "", fmt.Errorf("placeholder %s is not one the test knows: add it to placeholders, with a resource world creates", p)
@@ -218,6 +221,7 @@ func fill(command string) (string, error) {
 // tools/venv. Each document gets a fresh emulator, and its blocks run in
 // the order written, as a reader would run them.
 func TestShownAWSCommandsRun(t *testing.T) {
+	t.Parallel()
 	venv, err := filepath.Abs(filepath.Join(root, "tools", "venv", "bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -236,11 +240,12 @@ func TestShownAWSCommandsRun(t *testing.T) {
 		if runnable == 0 {
 			continue
 		}
-		// One document at a time: each reuses the same emulator, reset in
-		// between, rather than starting one per document at once.
+		// Documents run in parallel (as many at once as -parallel allows),
+		// each on an emulator of its own, reset and reused by the next.
 		t.Run(d.path, func(t *testing.T) {
+			t.Parallel()
 			srv := awstest.Start(t)
-			world(t, srv)
+			made := world(t, srv)
 			var env []string
 			for _, kv := range srv.Env() {
 				// The AWS CLI takes an empty AWS_PROFILE as a profile's name.
@@ -267,7 +272,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 			for _, b := range blocks {
 				var script []string
 				for _, c := range b.commands {
-					filled, err := fill(c)
+					filled, err := fill(c, made)
 					if err != nil {
 						t.Errorf("%s: %q: %v", b.where, c, err)
 						continue
@@ -276,7 +281,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 				}
 				before := slices.Clone(carried)
 				for _, a := range b.assignments {
-					if filled, err := fill(a); err == nil {
+					if filled, err := fill(a, made); err == nil {
 						carried = append(carried, filled)
 					}
 				}
@@ -293,7 +298,7 @@ func TestShownAWSCommandsRun(t *testing.T) {
 					}
 				}
 				for _, c := range b.gaps {
-					filled, err := fill(c)
+					filled, err := fill(c, made)
 					if err != nil {
 						t.Errorf("%s: %q: %v", b.where, c, err)
 						continue
@@ -363,9 +368,11 @@ func runScript(ctx context.Context, dir string, env, script []string) (string, e
 // image parameters), the markers tetherctl writes and docsvc's queue
 // settings under /tether/<name>/config/docsvc/, the secrets,
 // a document with two versions and a snapshot of the database; and its VPC
-// with two of its endpoints.
-func world(t *testing.T, srv *awstest.Server) {
+// with two of its endpoints. It returns the identifiers the emulator made
+// up, by their placeholders.
+func world(t *testing.T, srv *awstest.Server) (made map[string]string) {
 	t.Helper()
+	made = map[string]string{}
 	ctx := t.Context()
 	cfg := srv.AWSConfig()
 	cfg.Region = worldRegion
@@ -457,10 +464,10 @@ func world(t *testing.T, srv *awstest.Server) {
 		id := aws.ToString(r.PhysicalResourceId)
 		switch aws.ToString(r.LogicalResourceId) {
 		case "AgentState":
-			placeholders["<file system id>"] = id
-			placeholders["<file system ARN>"] = "arn:aws:elasticfilesystem:" + worldRegion + ":" + awstest.Account + ":file-system/" + id
+			made["<file system id>"] = id
+			made["<file system ARN>"] = "arn:aws:elasticfilesystem:" + worldRegion + ":" + awstest.Account + ":file-system/" + id
 		case "DataKey":
-			placeholders["<key id>"] = id
+			made["<key id>"] = id
 		}
 	}
 	createStack(t, cfn, deployName+"-images", map[string]any{
@@ -529,7 +536,7 @@ func world(t *testing.T, srv *awstest.Server) {
 	if err != nil {
 		t.Fatalf("world: %v", err)
 	}
-	placeholders["<certificate ARN>"] = aws.ToString(cert.CertificateArn)
+	made["<certificate ARN>"] = aws.ToString(cert.CertificateArn)
 	// The user pool of auth.provider cognito (moto has no CloudFormation
 	// resource for it).
 	pool, err := cognitoidentityprovider.NewFromConfig(cfg).CreateUserPool(ctx, &cognitoidentityprovider.CreateUserPoolInput{
@@ -537,11 +544,12 @@ func world(t *testing.T, srv *awstest.Server) {
 	if err != nil {
 		t.Fatalf("world: %v", err)
 	}
-	placeholders["<pool id>"] = aws.ToString(pool.UserPool.Id)
+	made["<pool id>"] = aws.ToString(pool.UserPool.Id)
 	if _, err := rds.NewFromConfig(cfg).CreateDBSnapshot(ctx, &rds.CreateDBSnapshotInput{
 		DBInstanceIdentifier: aws.String(dbInstance), DBSnapshotIdentifier: aws.String(snapshotID)}); err != nil {
 		t.Fatalf("world: %v", err)
 	}
+	return made
 }
 
 func createStack(t *testing.T, cfn *cloudformation.Client, name string, template map[string]any, params map[string]string) {
@@ -583,6 +591,7 @@ var (
 // of the right kind. These are not run: they are checked as far as the CLI
 // goes before it sends anything, against an address where nothing listens.
 func TestInlineAWSCommandsParse(t *testing.T) {
+	t.Parallel()
 	venv, err := filepath.Abs(filepath.Join(root, "tools", "venv", "bin"))
 	if err != nil {
 		t.Fatal(err)

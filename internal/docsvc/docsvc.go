@@ -176,11 +176,11 @@ func usageErr(cmd, format string, a ...any) error {
 
 // parseCommand reads the command line without touching anything else. For
 // help it prints the command's help to stdout and reports done.
-func parseCommand(args []string, stdout io.Writer) (inv invocation, done bool, err error) {
+func parseCommand(args []string, stdout io.Writer, now func() time.Time) (inv invocation, done bool, err error) {
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		if args[0] == "help" && len(args) > 1 {
-			return parseCommand(append(append([]string(nil), args[1:]...), "--help"), stdout)
+			return parseCommand(append(append([]string(nil), args[1:]...), "--help"), stdout, now)
 		}
 		fmt.Fprint(stdout, usage)
 		return inv, true, nil
@@ -217,7 +217,7 @@ func parseCommand(args []string, stdout io.Writer) (inv invocation, done bool, e
 			if args[1] == "add" && inv.hash == "" {
 				return inv, false, usageErr(inv.cmd, "--hash is required (the token's ID:SHA256, from tetherctl tokens create)")
 			}
-			if _, err := apitoken.ParseExpiry(inv.expires, time.Now()); err != nil {
+			if _, err := apitoken.ParseExpiry(inv.expires, now()); err != nil {
 				return inv, false, usageErr(inv.cmd, "%v", err)
 			}
 		case "list":
@@ -298,7 +298,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: docsvc: no command given", ErrUsage)
 	}
-	inv, done, err := parseCommand(args, stdout)
+	now := time.Now // the program's one clock: every part below reads it
+	inv, done, err := parseCommand(args, stdout, now)
 	if done || err != nil {
 		return err
 	}
@@ -350,15 +351,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if role == "tokens" {
-		return tokenCmd(ctx, db, inv, stdout)
+		return tokenCmd(ctx, db, inv, stdout, now())
 	}
 	if role == "jobs" {
-		return jobsCmd(ctx, cfg, db, inv, stdout)
+		return jobsCmd(ctx, cfg, db, inv, stdout, now)
 	}
 	if role == "api" {
-		return runAPI(ctx, cfg, db, getenv, log)
+		return runAPI(ctx, cfg, db, getenv, log, now)
 	}
-	return runWorker(ctx, cfg, db, getenv, log)
+	return runWorker(ctx, cfg, db, getenv, log, now)
 }
 
 // requireSchema refuses to work on a schema older than this binary knows:
@@ -383,7 +384,7 @@ type stores struct {
 	queue queue.Queue
 }
 
-func openStores(ctx context.Context, cfg *config.Config, db *sqldb.DB) (stores, error) {
+func openStores(ctx context.Context, cfg *config.Config, db *sqldb.DB, now func() time.Time) (stores, error) {
 	awsCfg, err := awsConfig(ctx, cfg)
 	if err != nil {
 		return stores{}, err
@@ -392,19 +393,19 @@ func openStores(ctx context.Context, cfg *config.Config, db *sqldb.DB) (stores, 
 	if err != nil {
 		return stores{}, err
 	}
-	q, err := queue.Open(ctx, cfg.QueueURL, db, queue.Options{AWS: awsCfg, DeadLetterURL: cfg.DeadLetterQueueURL, MaxReceives: cfg.MaxReceives, Endpoint: cfg.SQSEndpoint})
+	q, err := queue.Open(ctx, cfg.QueueURL, db, queue.Options{AWS: awsCfg, DeadLetterURL: cfg.DeadLetterQueueURL, MaxReceives: cfg.MaxReceives, Endpoint: cfg.SQSEndpoint, Clock: now})
 	if err != nil {
 		return stores{}, err
 	}
-	return stores{store: document.NewStore(db, time.Now), blobs: blobs, queue: q}, nil
+	return stores{store: document.NewStore(db, now), blobs: blobs, queue: q}, nil
 }
 
-func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger) error {
+func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger, now func() time.Time) error {
 	inherited, err := inheritedListeners(getenv(ListenFDsEnv))
 	if err != nil {
 		return err
 	}
-	st, err := openStores(ctx, cfg, db)
+	st, err := openStores(ctx, cfg, db, now)
 	if err != nil {
 		return err
 	}
@@ -412,6 +413,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 	if err != nil {
 		return err
 	}
+	authn.Now = now
 	var signIn *auth.SignIn
 	if cfg.OIDC.CallbackURL != "" {
 		signIn, err = authn.NewSignIn(auth.SignInOptions{
@@ -426,7 +428,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 	}
 	var gate func(time.Time) error
 	if cfg.License != "" {
-		g, err := newLicenseGate(cfg, log)
+		g, err := newLicenseGate(cfg, log, now)
 		if err != nil {
 			return err
 		}
@@ -442,7 +444,7 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 		SignIn:   signIn,
 		CORS:     cfg.CORSOrigins,
 		Gate:     gate,
-		Registry: reg, Version: Version, Log: log, Now: time.Now,
+		Registry: reg, Version: Version, Log: log, Now: now,
 		SplitInternal: cfg.InternalAddr != "",
 		UploadMinRate: cfg.UploadMinRate,
 	}
@@ -495,10 +497,10 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 	return errors.Join(errs...)
 }
 
-func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger) error {
+func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(string) string, log *slog.Logger, now func() time.Time) error {
 	goMemoryLimit(cfg, getenv)
 	extract.SetCompileCache(pdfCacheDir(cfg), func(msg string) { log.Warn(msg) })
-	st, err := openStores(ctx, cfg, db)
+	st, err := openStores(ctx, cfg, db, now)
 	if err != nil {
 		return err
 	}
@@ -512,10 +514,10 @@ func runWorker(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv fun
 	reg := newRegistry()
 	w := &worker.Worker{
 		Store: st.store, Blobs: st.blobs, Queue: st.queue,
-		Analyzer:    analyze.NewResilient(inner, analyze.ResilientOptions{Logger: log}),
+		Analyzer:    analyze.NewResilient(inner, analyze.ResilientOptions{Logger: log, Clock: now}),
 		Limits:      workerLimits(cfg),
 		Concurrency: cfg.WorkerConcurrency, Visibility: cfg.Visibility, MaxReceives: cfg.MaxReceives,
-		Metrics: worker.NewMetrics(reg), Log: log,
+		Metrics: worker.NewMetrics(reg), Log: log, Now: now,
 	}
 	// ECS names its agent's endpoint in every task; scale-in protection
 	// while a job runs keeps a scale-in from cutting it short.
@@ -592,8 +594,8 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Writer) error {
-	expires, err := apitoken.ParseExpiry(inv.expires, time.Now())
+func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Writer, now time.Time) error {
+	expires, err := apitoken.ParseExpiry(inv.expires, now)
 	if err != nil {
 		return err
 	}
@@ -603,7 +605,7 @@ func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Write
 		if err != nil {
 			return err
 		}
-		if err := auth.AddToken(ctx, db, inv.name, tok.Stored(), expires); err != nil {
+		if err := auth.AddToken(ctx, db, inv.name, tok.Stored(), expires, now); err != nil {
 			return err
 		}
 		if inv.output == "json" {
@@ -612,7 +614,7 @@ func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Write
 		fmt.Fprintln(stdout, tok.Plaintext)
 		return nil
 	case "tokens add":
-		if err := auth.AddToken(ctx, db, inv.name, inv.hash, expires); err != nil {
+		if err := auth.AddToken(ctx, db, inv.name, inv.hash, expires, now); err != nil {
 			return err
 		}
 		id, _, _ := apitoken.ParseStored(inv.hash)
@@ -646,7 +648,7 @@ func tokenCmd(ctx context.Context, db *sqldb.DB, inv invocation, stdout io.Write
 		}
 		return tw.Flush()
 	default: // tokens revoke
-		return auth.RevokeToken(ctx, db, inv.id)
+		return auth.RevokeToken(ctx, db, inv.id, now)
 	}
 }
 

@@ -120,12 +120,12 @@ func clip(s string) string {
 	return s
 }
 
-func jobsCmd(ctx context.Context, cfg *config.Config, db *sqldb.DB, inv invocation, stdout io.Writer) error {
+func jobsCmd(ctx context.Context, cfg *config.Config, db *sqldb.DB, inv invocation, stdout io.Writer, now func() time.Time) error {
 	awsCfg, err := awsConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	q, err := queue.Open(ctx, cfg.QueueURL, db, queue.Options{AWS: awsCfg, DeadLetterURL: cfg.DeadLetterQueueURL, MaxReceives: cfg.MaxReceives, Endpoint: cfg.SQSEndpoint})
+	q, err := queue.Open(ctx, cfg.QueueURL, db, queue.Options{AWS: awsCfg, DeadLetterURL: cfg.DeadLetterQueueURL, MaxReceives: cfg.MaxReceives, Endpoint: cfg.SQSEndpoint, Clock: now})
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func jobsCmd(ctx context.Context, cfg *config.Config, db *sqldb.DB, inv invocati
 	if !ok {
 		return fmt.Errorf("docsvc %s: the queue %s cannot list its dead letters", inv.cmd, cfg.QueueURL)
 	}
-	store := document.NewStore(db, time.Now)
+	store := document.NewStore(db, now)
 	if inv.cmd == "jobs dead-letters" {
 		letters, err := listDeadLetters(ctx, r, store, inv.max)
 		if err != nil {

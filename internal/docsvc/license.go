@@ -23,18 +23,19 @@ type licenseGate struct {
 	path string // "" when the license came as a value
 	pub  ed25519.PublicKey
 	log  *slog.Logger
+	now  func() time.Time
 
 	mu      sync.Mutex
 	lic     license.License
 	modTime time.Time
 }
 
-func newLicenseGate(cfg *config.Config, log *slog.Logger) (*licenseGate, error) {
+func newLicenseGate(cfg *config.Config, log *slog.Logger, now func() time.Time) (*licenseGate, error) {
 	pub, err := license.ParsePublicKey([]byte(cfg.LicenseKey))
 	if err != nil {
 		return nil, fmt.Errorf("docsvc: DOCSVC_LICENSE_PUBLIC_KEY: %w", err)
 	}
-	g := &licenseGate{path: cfg.LicenseFile, pub: pub, log: log}
+	g := &licenseGate{path: cfg.LicenseFile, pub: pub, log: log, now: now}
 	if g.path != "" {
 		return g, g.reload()
 	}
@@ -71,7 +72,7 @@ func (g *licenseGate) reload() error {
 
 func (g *licenseGate) accept(lic license.License) {
 	g.lic = lic
-	g.log.Info("license loaded", "license_id", lic.ID, "expires_at", lic.ExpiresAt, "state", lic.StateAt(time.Now()))
+	g.log.Info("license loaded", "license_id", lic.ID, "expires_at", lic.ExpiresAt, "state", lic.StateAt(g.now()))
 }
 
 // Check returns nil while uploads are allowed at now.

@@ -19,6 +19,7 @@ import (
 )
 
 func TestLicenseGate(t *testing.T) {
+	t.Parallel()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	dir := t.TempDir()
 	der, _ := x509.MarshalPKIXPublicKey(pub)
@@ -41,7 +42,7 @@ func TestLicenseGate(t *testing.T) {
 	path := write(now.AddDate(0, 0, -20), now.Add(-time.Hour)) // expired 20 days ago: past 14 days of grace
 	pubPEM, _ := os.ReadFile(pubPath)
 	cfg := &config.Config{License: "(read from the file)", LicenseFile: path, LicenseKey: string(pubPEM)}
-	g, err := newLicenseGate(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g, err := newLicenseGate(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestLicenseGate(t *testing.T) {
 	}
 
 	// At start a bad license is an error that names the variable.
-	if _, err := newLicenseGate(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "DOCSVC_LICENSE_FILE") {
+	if _, err := newLicenseGate(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now); err == nil || !strings.Contains(err.Error(), "DOCSVC_LICENSE_FILE") {
 		t.Fatalf("bad license at start: %v", err)
 	}
 
@@ -75,14 +76,14 @@ func TestLicenseGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err = newLicenseGate(&config.Config{License: string(good), LicenseKey: string(pubPEM)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g, err = newLicenseGate(&config.Config{License: string(good), LicenseKey: string(pubPEM)}, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Check(now); err == nil {
 		t.Fatal("a license expired 30 days ago with no grace allowed uploads")
 	}
-	if _, err := newLicenseGate(&config.Config{License: string(good), LicenseKey: "not a key"}, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "DOCSVC_LICENSE_PUBLIC_KEY") {
+	if _, err := newLicenseGate(&config.Config{License: string(good), LicenseKey: "not a key"}, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now); err == nil || !strings.Contains(err.Error(), "DOCSVC_LICENSE_PUBLIC_KEY") {
 		t.Fatalf("bad public key: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 )
 
 func TestParseListenFDs(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		in   string
 		want []int
@@ -34,6 +35,7 @@ func TestParseListenFDs(t *testing.T) {
 }
 
 func TestInheritedListenersRefusesNonSocket(t *testing.T) {
+	t.Parallel()
 	// Descriptor 1000 is not open in the test process.
 	if _, err := inheritedListeners("1000"); err == nil || !strings.Contains(err.Error(), "not a listening socket") {
 		t.Fatalf("err %v, want a refusal naming the descriptor", err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/docsvc"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/toolproc"
 )
 
@@ -36,6 +37,7 @@ import (
 // binaries a rollback returns to. The test therefore needs the repository's
 // history; in a shallow clone or outside git it skips and says why.
 func TestPreviousReleaseOnNewSchema(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds release N−1's docsvc from git history")
 	}
@@ -284,15 +286,14 @@ func uploadAndProcess(t *testing.T, url, tok, text string) string {
 	if code := call(t, http.MethodPost, url+"/v1/documents", tok, &body, mw.FormDataContentType(), &d); code != http.StatusAccepted {
 		t.Fatalf("upload: HTTP %d, want 202", code)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for d.Status != "succeeded" {
-		if d.Status == "failed" || time.Now().After(deadline) {
-			t.Fatalf("document %s is %s (%s)", d.ID, d.Status, d.Error)
-		}
-		time.Sleep(100 * time.Millisecond)
+	testtime.Until(t, 60*time.Second, "document "+d.ID+" to finish", func() bool {
 		if code := call(t, http.MethodGet, url+"/v1/documents/"+d.ID, tok, nil, "", &d); code != http.StatusOK {
 			t.Fatalf("reading %s: HTTP %d", d.ID, code)
 		}
+		return d.Status == "succeeded" || d.Status == "failed"
+	})
+	if d.Status != "succeeded" {
+		t.Fatalf("document %s is %s (%s)", d.ID, d.Status, d.Error)
 	}
 	return d.ID
 }

@@ -84,6 +84,7 @@ func para(runs ...string) string {
 func run(text string) string { return `<w:r><w:t xml:space="preserve">` + text + `</w:t></w:r>` }
 
 func TestExtractDOCX(t *testing.T) {
+	t.Parallel()
 	table := `<w:tbl><w:tr><w:tc>` + para(run("Name")) + `</w:tc><w:tc>` + para(run("Qty")) + `</w:tc></w:tr>` +
 		`<w:tr><w:tc>` + para(run("Bolts")) + para(run("(steel)")) + `</w:tc><w:tc>` + para(run("12")) + `</w:tc></w:tr></w:tbl>`
 	tests := []struct {
@@ -121,6 +122,7 @@ func TestExtractDOCX(t *testing.T) {
 }
 
 func TestExtractDOCXErrors(t *testing.T) {
+	t.Parallel()
 	small := DefaultLimits()
 	small.MaxExpandedBytes = 64 << 10
 	fewPages := DefaultLimits()
@@ -175,6 +177,7 @@ func TestExtractDOCXErrors(t *testing.T) {
 // entries itself today, so no archive can reach these checks; the reader
 // is tested directly.
 func TestBoundedReader(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		data       int

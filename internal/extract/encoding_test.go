@@ -23,6 +23,7 @@ func utf16Bytes(s string, bigEndian bool) []byte {
 }
 
 func TestEncodings(t *testing.T) {
+	t.Parallel()
 	lim := DefaultLimits()
 	latin1 := []byte("Caf\xe9 cr\xe8me, 12 \xa3")
 	tests := []struct {
@@ -81,6 +82,7 @@ func TestEncodings(t *testing.T) {
 // Extract checks the whole document, not only the head Detect saw: damage
 // after the first 8 KiB is still found, and named.
 func TestEncodingDamageAfterHead(t *testing.T) {
+	t.Parallel()
 	lim := DefaultLimits()
 	long := strings.Repeat("fine text ", 1000)
 	cases := []struct {

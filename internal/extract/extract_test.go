@@ -60,6 +60,7 @@ func checkInvariants(t testing.TB, res Result, err error, lim Limits) {
 }
 
 func TestDetect(t *testing.T) {
+	t.Parallel()
 	docx := makeDOCX(t, map[string]string{"word/document.xml": docXML(`<w:p><w:r><w:t>x</w:t></w:r></w:p>`)})
 	xlsx := makeZip(t, []zipEntry{{name: "[Content_Types].xml", body: "<Types/>"}, {name: "xl/workbook.xml", body: "<workbook/>"}})
 	plainZip := makeZip(t, []zipEntry{{name: "notes.txt", body: "hello"}})
@@ -125,6 +126,7 @@ func TestDetect(t *testing.T) {
 }
 
 func TestExtractText(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		format  Format
@@ -156,6 +158,7 @@ func TestExtractText(t *testing.T) {
 }
 
 func TestExtractLimitsAndArguments(t *testing.T) {
+	t.Parallel()
 	small := DefaultLimits()
 	small.MaxInputBytes = 10
 	tests := []struct {
@@ -182,6 +185,7 @@ func TestExtractLimitsAndArguments(t *testing.T) {
 }
 
 func TestExtractHonoursCancelledContext(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	data := []byte("hello")
@@ -200,6 +204,7 @@ type panicReader struct{}
 func (panicReader) ReadAt([]byte, int64) (int, error) { panic("reader bug") }
 
 func TestExtractRecoversPanics(t *testing.T) {
+	t.Parallel()
 	for _, f := range []Format{PDF, DOCX, HTML, Text} {
 		_, err := Extract(context.Background(), f, panicReader{}, 100, DefaultLimits())
 		if !errors.Is(err, ErrMalformed) {
@@ -212,6 +217,7 @@ func TestExtractRecoversPanics(t *testing.T) {
 }
 
 func TestTextBuilderNormalises(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   string
@@ -242,6 +248,7 @@ func TestTextBuilderNormalises(t *testing.T) {
 }
 
 func TestTextBuilderLimit(t *testing.T) {
+	t.Parallel()
 	b := newTextBuilder(5)
 	if err := b.WriteString("abcde"); err != nil {
 		t.Fatalf("at the limit: %v", err)

@@ -91,6 +91,7 @@ const hostileJobs = 2
 // mark is theirs alone and compiling PDFium is not counted: the process
 // must stay within the two caps and return to idle after.
 func TestHostilePDFStaysWithinMemoryCap(t *testing.T) {
+	t.Parallel()
 	const capBytes = 192 << 20
 	// The Go heap, the input and the text builder's chunk: everything the
 	// process holds besides PDFium's memory.
@@ -175,6 +176,7 @@ func hostileChild(t *testing.T, capBytes int64) {
 // TestExtractTimeLimit injects a time limit that has passed before the
 // parser starts, so the test does not depend on how fast anything runs.
 func TestExtractTimeLimit(t *testing.T) {
+	t.Parallel()
 	lim := DefaultLimits()
 	lim.MaxDuration = time.Nanosecond
 	for _, f := range []struct {
@@ -201,6 +203,7 @@ func TestExtractTimeLimit(t *testing.T) {
 // TestPDFMemoryLimitNamed checks that a cap too small for even an ordinary
 // PDF fails with the memory limit named, not as a damaged document.
 func TestPDFMemoryLimitNamed(t *testing.T) {
+	t.Parallel()
 	lim := DefaultLimits()
 	lim.MaxMemoryBytes = 1 << 20
 	_, err := extractBytes(t, PDF, readFixture(t, "hello.pdf"), lim)

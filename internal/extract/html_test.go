@@ -7,6 +7,7 @@ import (
 )
 
 func TestExtractHTML(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   string
@@ -40,6 +41,7 @@ func TestExtractHTML(t *testing.T) {
 }
 
 func TestExtractHTMLLimits(t *testing.T) {
+	t.Parallel()
 	lim := DefaultLimits()
 	lim.MaxTextBytes = 100
 	tests := []struct {

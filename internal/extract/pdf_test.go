@@ -17,6 +17,7 @@ import (
 )
 
 func TestExtractPDF(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		fixture   string
 		want      string
@@ -44,6 +45,7 @@ func TestExtractPDF(t *testing.T) {
 }
 
 func TestExtractPDFErrors(t *testing.T) {
+	t.Parallel()
 	hello := readFixture(t, "hello.pdf")
 	twoPages := readFixture(t, "two-pages.pdf")
 	onePage := DefaultLimits()
@@ -104,6 +106,7 @@ func (c *cancellingReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func TestExtractPDFCancelledMidway(t *testing.T) {
+	t.Parallel()
 	data := readFixture(t, "real/asymptote-refcard.pdf")
 	// Read 1 and 2 are the framing checks; later reads come from PDFium.
 	for _, n := range []int{3, 6} {
@@ -123,6 +126,7 @@ func TestExtractPDFCancelledMidway(t *testing.T) {
 }
 
 func TestExtractPDFConcurrent(t *testing.T) {
+	t.Parallel()
 	files := []string{"hello.pdf", "two-pages.pdf", "real/xorg-dps.pdf", "encrypted.pdf"}
 	want := make(map[string]Result)
 	for _, f := range files {
@@ -173,6 +177,7 @@ func recall(ref, got map[string]int) float64 {
 // we must find at least 95% of its words. In CI (CI=true) pdftotext is
 // required; elsewhere the test skips without it.
 func TestPDFFidelity(t *testing.T) {
+	t.Parallel()
 	pdftotext, err := exec.LookPath("pdftotext")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

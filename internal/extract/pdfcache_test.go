@@ -53,6 +53,7 @@ func startPool(t *testing.T, dir string) []string {
 // TestCompileCache: the first start fills the cache and seals it, the next
 // uses it, and a damaged or foreign-writable cache is never used as is.
 func TestCompileCache(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "cache")
 	if w := startPool(t, dir); len(w) != 0 {
 		t.Fatalf("first start warned: %q", w)

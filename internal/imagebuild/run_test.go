@@ -273,7 +273,8 @@ const probeEnv = "IMAGEBUILD_TEST_PROBE_URL"
 // probeMain GETs url, retrying while nothing listens yet, prints the status
 // and body, and exits 0 if it got an answer. The minute bounds a hang only.
 func probeMain(url string) {
-	deadline := time.Now().Add(time.Minute)
+	giveUp := time.After(time.Minute)
+	retry := time.NewTicker(100 * time.Millisecond)
 	for {
 		resp, err := http.Get(url)
 		if err == nil {
@@ -282,10 +283,11 @@ func probeMain(url string) {
 			fmt.Printf("%s\n%s\n", resp.Status, body)
 			os.Exit(0)
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-giveUp:
 			fmt.Println(err)
 			os.Exit(1)
+		case <-retry.C:
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -87,8 +87,8 @@ func (m Manifest) Bytes() int64 {
 
 // Backup copies dataDir's database and the stored documents it refers to
 // into dest, which must not exist yet, and returns the manifest it wrote.
-// The stack may be running.
-func Backup(ctx context.Context, dataDir, dest string) (Manifest, error) {
+// The stack may be running. now is the manifest's creation time.
+func Backup(ctx context.Context, dataDir, dest string, now time.Time) (Manifest, error) {
 	dataDir, dest, err := absPaths(dataDir, dest)
 	if err != nil {
 		return Manifest{}, err
@@ -108,7 +108,7 @@ func Backup(ctx context.Context, dataDir, dest string) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("localbackup: %w", err)
 	}
 	defer os.RemoveAll(tmp) // gone after the rename on success
-	m, err := backupInto(ctx, dataDir, tmp)
+	m, err := backupInto(ctx, dataDir, tmp, now)
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -118,8 +118,8 @@ func Backup(ctx context.Context, dataDir, dest string) (Manifest, error) {
 	return m, syncDir(filepath.Dir(dest))
 }
 
-func backupInto(ctx context.Context, dataDir, tmp string) (Manifest, error) {
-	m := Manifest{Format: FormatVersion, CreatedAt: time.Now().UTC()}
+func backupInto(ctx context.Context, dataDir, tmp string, now time.Time) (Manifest, error) {
+	m := Manifest{Format: FormatVersion, CreatedAt: now.UTC()}
 	dbCopy := filepath.Join(tmp, DatabaseFile)
 	if err := vacuumInto(ctx, filepath.Join(dataDir, DatabaseFile), dbCopy); err != nil {
 		return m, err

@@ -130,7 +130,7 @@ func TestRestoreDrill(t *testing.T) {
 		want[id] = content
 	}
 	dest := filepath.Join(t.TempDir(), "backup-1")
-	m, err := localbackup.Backup(ctx, dir, dest)
+	m, err := localbackup.Backup(ctx, dir, dest, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestRestoreDrill(t *testing.T) {
 	if _, err := localbackup.Verify(ctx, dest); err != nil {
 		t.Fatalf("Verify of a fresh backup: %v", err)
 	}
-	if _, err := localbackup.Backup(ctx, dir, dest); err == nil {
+	if _, err := localbackup.Backup(ctx, dir, dest, time.Now()); err == nil {
 		t.Error("a second backup into the same directory succeeded")
 	}
 
@@ -175,7 +175,7 @@ func TestRestoreDrill(t *testing.T) {
 	if running, why, err := localbackup.Running(dir); err != nil || !running {
 		t.Fatalf("Running with the database open elsewhere = %v, %q, %v", running, why, err)
 	}
-	if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{}); !errors.Is(err, localbackup.ErrRunning) || !strings.Contains(err.Error(), "nothing was changed") {
+	if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{}, time.Now()); !errors.Is(err, localbackup.ErrRunning) || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("Restore while running = %v, want ErrRunning", err)
 	}
 	s.check(t, later, "document number 99\nwith its own text 9801\n")
@@ -189,7 +189,7 @@ func TestRestoreDrill(t *testing.T) {
 	if running, why, err := localbackup.Running(dir); err != nil || running {
 		t.Fatalf("Running with the stack stopped = %v, %q, %v", running, why, err)
 	}
-	res, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{})
+	res, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestRestoreRefusesABadBackup(t *testing.T) {
 	backups := t.TempDir()
 	fresh := func(name string) (string, localbackup.Manifest) {
 		dest := filepath.Join(backups, name)
-		m, err := localbackup.Backup(ctx, dir, dest)
+		m, err := localbackup.Backup(ctx, dir, dest, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +257,7 @@ func TestRestoreRefusesABadBackup(t *testing.T) {
 			if err := spoil(dest, m); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{}); !errors.Is(err, localbackup.ErrManifest) {
+			if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{}, time.Now()); !errors.Is(err, localbackup.ErrManifest) {
 				t.Fatalf("Restore = %v, want ErrManifest", err)
 			}
 			r := openStack(t, dir)
@@ -277,12 +277,12 @@ func TestRestoreKeepPrevious(t *testing.T) {
 	s := openStack(t, dir)
 	s.upload(t, 1)
 	dest := filepath.Join(t.TempDir(), "b")
-	if _, err := localbackup.Backup(ctx, dir, dest); err != nil {
+	if _, err := localbackup.Backup(ctx, dir, dest, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := s.upload(t, 2)
 	s.db.Close()
-	res, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{KeepPrevious: true})
+	res, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{KeepPrevious: true}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestRestoreWithSupervisorSocket(t *testing.T) {
 	s := openStack(t, dir)
 	id, content := s.upload(t, 1)
 	dest := filepath.Join(t.TempDir(), "b")
-	if _, err := localbackup.Backup(ctx, dir, dest); err != nil {
+	if _, err := localbackup.Backup(ctx, dir, dest, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	s.db.Close()
@@ -314,10 +314,10 @@ func TestRestoreWithSupervisorSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{}); !errors.Is(err, localbackup.ErrRunning) || !strings.Contains(err.Error(), "control socket") {
+	if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{}, time.Now()); !errors.Is(err, localbackup.ErrRunning) || !strings.Contains(err.Error(), "control socket") {
 		t.Fatalf("Restore with the supervisor running = %v, want ErrRunning naming its socket", err)
 	}
-	if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{FromSupervisor: true}); err != nil {
+	if _, err := localbackup.Restore(ctx, dir, dest, localbackup.RestoreOptions{FromSupervisor: true}, time.Now()); err != nil {
 		t.Fatalf("Restore from the supervisor: %v", err)
 	}
 	openStack(t, dir).check(t, id, content)

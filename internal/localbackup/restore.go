@@ -84,8 +84,9 @@ var movable = []string{DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm
 // Restore replaces dataDir's database and documents with the backup in src.
 // It verifies the backup first, refuses (ErrRunning) while the stack runs,
 // and keeps the current data aside until the restored database checks out;
-// on any failure the current data is put back.
-func Restore(ctx context.Context, dataDir, src string, o RestoreOptions) (RestoreResult, error) {
+// on any failure the current data is put back. now names the directory the
+// current data is kept aside in.
+func Restore(ctx context.Context, dataDir, src string, o RestoreOptions, now time.Time) (RestoreResult, error) {
 	dataDir, src, err := absPaths(dataDir, src)
 	if err != nil {
 		return RestoreResult{}, err
@@ -126,7 +127,7 @@ func Restore(ctx context.Context, dataDir, src string, o RestoreOptions) (Restor
 	if err := syncDir(stage); err != nil {
 		return RestoreResult{}, err
 	}
-	aside, err := os.MkdirTemp(dataDir, ".before-restore-"+time.Now().UTC().Format("20060102T150405Z")+"-")
+	aside, err := os.MkdirTemp(dataDir, ".before-restore-"+now.UTC().Format("20060102T150405Z")+"-")
 	if err != nil {
 		return RestoreResult{}, fmt.Errorf("localbackup: %w", err)
 	}

@@ -86,22 +86,23 @@ func (d *DB) Receive(ctx context.Context, max int, visibility, wait time.Duratio
 	if err := checkReceive(max, visibility, wait); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(wait)
-	for {
+	// Real timers, not the clock: a test's pinned clock must not stall a
+	// receive, and the wait is the caller's, not the messages'.
+	waited := time.NewTimer(wait)
+	defer waited.Stop()
+	poll := time.NewTicker(d.poll)
+	defer poll.Stop()
+	for over := wait <= 0; ; {
 		msgs, err := d.claim(ctx, max, visibility)
-		if err != nil || len(msgs) > 0 {
+		if err != nil || len(msgs) > 0 || over {
 			return msgs, err
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, nil
-		}
-		t := time.NewTimer(min(d.poll, left))
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil, fmt.Errorf("queue: receive: %w", ctx.Err())
-		case <-t.C:
+		case <-waited.C:
+			over = true // one last look at the end of the wait
+		case <-poll.C:
 		}
 	}
 }

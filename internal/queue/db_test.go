@@ -6,43 +6,26 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tetherhq/tether/internal/queue"
 	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/testtime"
 )
-
-// fakeClock lets DB tests move time instead of sleeping through visibility
-// timeouts.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 type dbBundle struct {
 	ctx   context.Context
-	clock *fakeClock
+	clock *testtime.Clock
 	db    *sqldb.DB
 	q     *queue.DB
 }
 
 func setup(t *testing.T, maxReceives int) *dbBundle {
 	t.Helper()
-	b := &dbBundle{ctx: context.Background(), clock: &fakeClock{now: time.UnixMilli(1_800_000_000_000)}, db: sqldbtest.SQLite(t)}
+	b := &dbBundle{ctx: context.Background(), clock: testtime.NewClock(time.UnixMilli(1_800_000_000_000)), db: sqldbtest.SQLite(t)}
 	b.q = queue.NewDB(b.db, "jobs", queue.DBOptions{MaxReceives: maxReceives, Clock: b.clock.Now})
 	return b
 }
@@ -57,6 +40,7 @@ func (b *dbBundle) receive(t *testing.T, visibility time.Duration) []queue.Messa
 }
 
 func TestDBSupersededReceiptIsRejected(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 5)
 	if err := b.q.Send(b.ctx, []byte("job")); err != nil {
 		t.Fatal(err)
@@ -81,6 +65,7 @@ func TestDBSupersededReceiptIsRejected(t *testing.T) {
 }
 
 func TestDBExtendAfterVisibilityLapsed(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 5)
 	if err := b.q.Send(b.ctx, []byte("job")); err != nil {
 		t.Fatal(err)
@@ -98,6 +83,7 @@ func TestDBExtendAfterVisibilityLapsed(t *testing.T) {
 }
 
 func TestDBDeadLetterAndRedrive(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 3)
 	if err := b.q.Send(b.ctx, []byte("poison")); err != nil {
 		t.Fatal(err)
@@ -144,6 +130,7 @@ func TestDBDeadLetterAndRedrive(t *testing.T) {
 }
 
 func TestDBStatsAge(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 5)
 	if err := b.q.Send(b.ctx, []byte("a")); err != nil {
 		t.Fatal(err)
@@ -167,6 +154,7 @@ func TestDBStatsAge(t *testing.T) {
 }
 
 func TestDBQueuesAreSeparate(t *testing.T) {
+	t.Parallel()
 	b := setup(t, 5)
 	other := queue.NewDB(b.db, "other", queue.DBOptions{Clock: b.clock.Now})
 	if err := other.Send(b.ctx, []byte("for other")); err != nil {
@@ -189,13 +177,19 @@ func TestDBQueuesAreSeparate(t *testing.T) {
 }
 
 func TestDBReceiveStopsWhenCanceled(t *testing.T) {
-	b := setup(t, 5)
-	ctx, cancel := context.WithCancel(b.ctx)
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		cancel()
-	}()
-	_, err := b.q.Receive(ctx, 1, time.Second, queue.MaxWait)
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	// Each look at the table reads the clock once: cancel on the second
+	// look, when the receive is certainly in its wait.
+	var looks atomic.Int32
+	clock := func() time.Time {
+		if looks.Add(1) == 2 {
+			cancel()
+		}
+		return time.UnixMilli(1_800_000_000_000)
+	}
+	q := queue.NewDB(sqldbtest.SQLite(t), "jobs", queue.DBOptions{Clock: clock, PollInterval: time.Millisecond})
+	_, err := q.Receive(ctx, 1, time.Second, queue.MaxWait)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Receive = %v, want context.Canceled", err)
 	}
@@ -204,6 +198,7 @@ func TestDBReceiveStopsWhenCanceled(t *testing.T) {
 // TestDBSQLiteSharedFile runs receivers through two separate connection
 // pools on one SQLite file, as the api and worker processes do.
 func TestDBSQLiteSharedFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
 	var dbs []*sqldb.DB

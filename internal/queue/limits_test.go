@@ -8,6 +8,7 @@ import (
 )
 
 func TestCheckBody(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		body string

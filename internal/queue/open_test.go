@@ -16,6 +16,7 @@ import (
 )
 
 func TestOpen(t *testing.T) {
+	t.Parallel()
 	db := sqldbtest.SQLite(t)
 	const (
 		awsURL = "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs"
@@ -85,6 +86,7 @@ func typeName(q queue.Queue) string {
 }
 
 func TestOpenSQSAgainstEndpoint(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	srv := fauxqstest.Start(t)
 	url, dlq := queuetest.NewSQSQueues(t, srv.SQS(), 3)

@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -9,20 +10,30 @@ import (
 	"github.com/tetherhq/tether/internal/fauxqstest"
 	"github.com/tetherhq/tether/internal/queue"
 	"github.com/tetherhq/tether/internal/queue/queuetest"
+	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/testtime"
 )
+
+// dbSubject is a database queue on a clock the suite moves, so visibility
+// timeouts pass without waiting.
+func dbSubject(db *sqldb.DB, maxReceives int) queuetest.Subject {
+	clock := testtime.NewClock(time.UnixMilli(1_800_000_000_000))
+	q := queue.NewDB(db, "jobs", queue.DBOptions{MaxReceives: maxReceives, Clock: clock.Now, PollInterval: 10 * time.Millisecond})
+	return queuetest.Subject{Queue: q, Now: clock.Now, Advance: clock.Advance}
+}
 
 func TestDBSQLiteConformance(t *testing.T) {
 	t.Parallel()
-	queuetest.Run(t, func(t *testing.T, maxReceives int) queue.Queue {
-		return queue.NewDB(sqldbtest.SQLite(t), "jobs", queue.DBOptions{MaxReceives: maxReceives})
+	queuetest.Run(t, func(t *testing.T, maxReceives int) queuetest.Subject {
+		return dbSubject(sqldbtest.SQLite(t), maxReceives)
 	})
 }
 
 func TestDBPostgresConformance(t *testing.T) {
 	t.Parallel()
-	queuetest.Run(t, func(t *testing.T, maxReceives int) queue.Queue {
-		return queue.NewDB(sqldbtest.Postgres(t), "jobs", queue.DBOptions{MaxReceives: maxReceives})
+	queuetest.Run(t, func(t *testing.T, maxReceives int) queuetest.Subject {
+		return dbSubject(sqldbtest.Postgres(t), maxReceives)
 	})
 }
 
@@ -44,9 +55,10 @@ func TestSQSConformance(t *testing.T) {
 		t.Run(server.name, func(t *testing.T) {
 			t.Parallel()
 			client := server.start(t)
-			queuetest.RunWithGaps(t, func(t *testing.T, maxReceives int) queue.Queue {
+			// A real server: its clock cannot be set, so the suite waits.
+			queuetest.RunWithGaps(t, func(t *testing.T, maxReceives int) queuetest.Subject {
 				url, dlq := queuetest.NewSQSQueues(t, client, maxReceives)
-				return queue.NewSQS(client, url, dlq)
+				return queuetest.Subject{Queue: queue.NewSQS(client, url, dlq), Now: time.Now}
 			}, server.gaps)
 		})
 	}

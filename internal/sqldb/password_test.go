@@ -19,6 +19,7 @@ type secretStore struct {
 	mu      sync.Mutex
 	current string
 	reads   int
+	read    chan string // when set, is sent each value read, if it has room
 }
 
 func (s *secretStore) set(pw string) { s.mu.Lock(); s.current = pw; s.mu.Unlock() }
@@ -27,6 +28,10 @@ func (s *secretStore) password(_ context.Context, _ string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads++
+	select {
+	case s.read <- s.current:
+	default:
+	}
 	return s.current, nil
 }
 
@@ -71,8 +76,21 @@ func TestRotatedPasswordIsReadAgain(t *testing.T) {
 	// The window of a single-user rotation: the server already has the new
 	// password, the secret catches up a moment later. The connector waits
 	// for it instead of failing.
+	read := make(chan string, 1)
+	store.mu.Lock()
+	store.read = read
+	store.mu.Unlock()
 	setPassword("third-pw")
-	go func() { time.Sleep(700 * time.Millisecond); store.set("third-pw") }()
+	go func() {
+		// Catch up only once the connector has read the old password, so
+		// that at least one attempt is refused.
+		for pw := range read {
+			if pw == "second-pw" {
+				store.set("third-pw")
+				return
+			}
+		}
+	}()
 	if err := ping(t, db); err != nil {
 		t.Fatalf("during the rotation window: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/tetherhq/tether/internal/devstack"
 	"github.com/tetherhq/tether/internal/devstack/releasetest"
 	"github.com/tetherhq/tether/internal/releasestate"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/toolproc"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -76,17 +77,6 @@ func (w *world) running() devstack.Status {
 	return st
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // readAll checks that every document the load uploaded reads back, and
 // whether it carries release 1.1.0's extra field.
 func readAll(t *testing.T, w *world, docs []releasetest.Doc, wantV2Field bool) {
@@ -142,7 +132,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			w.outMu.Unlock()
 		}
 	})
-	waitFor(t, 2*time.Minute, "tetherctl dev to serve", func() bool {
+	testtime.Until(t, 2*time.Minute, "tetherctl dev to serve", func() bool {
 		select {
 		case err := <-done:
 			done <- err
@@ -163,7 +153,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	step("the stack runs 1.0.0")
 	load := releasetest.StartLoad(t, w.api, w.token, 4)
 	waitDocs := func(n int) {
-		waitFor(t, time.Minute, "the load to upload more documents", func() bool { return len(load.Docs()) >= n })
+		testtime.Until(t, time.Minute, "the load to upload more documents", func() bool { return len(load.Docs()) >= n })
 	}
 	waitDocs(20)
 
@@ -211,7 +201,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		Release     string              `json:"release"`
 		LastUpgrade wire.UpgradeAttempt `json:"last_upgrade"`
 	}
-	waitFor(t, time.Minute, "the plane to show the rolled-back attempt", func() bool {
+	testtime.Until(t, time.Minute, "the plane to show the rolled-back attempt", func() bool {
 		err := releasetest.GetJSON(context.Background(), &http.Client{Timeout: 10 * time.Second}, "http://"+opts.PlaneAddr+"/v1/admin/installs", strings.TrimSpace(string(adminToken)), &shown)
 		return err == nil && len(shown) == 1 && shown[0].LastUpgrade.Version == "1.2.0"
 	})
@@ -244,7 +234,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	readAll(t, w, docs, false)
 	c := &http.Client{Timeout: 10 * time.Second}
 	pending := docs
-	waitFor(t, time.Minute, "every document to be processed", func() bool {
+	testtime.Until(t, time.Minute, "every document to be processed", func() bool {
 		var still []releasetest.Doc
 		for _, d := range pending {
 			var got struct {

@@ -13,6 +13,7 @@ import (
 // Every reason the worker records maps to its failure class, so that
 // 'docsvc jobs dead-letters' can show a fixed code instead of the text.
 func TestFailureClass(t *testing.T) {
+	t.Parallel()
 	gaveUp := func(err error) string { return fmt.Sprintf("gave up after %d attempts: %s", 5, errorClass(err)) }
 	for _, c := range []struct {
 		reason, want string

@@ -12,6 +12,7 @@ import (
 // A document that extracts cleanly but has no text is failed with a reason
 // that fits its kind: a page of pictures is not "a scanned image".
 func TestNoTextReason(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, filename string
 		data           string
@@ -24,6 +25,7 @@ func TestNoTextReason(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			data := []byte(c.data)
 			f, _, err := extract.Detect(data, c.filename)
 			if err != nil {

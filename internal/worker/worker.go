@@ -45,7 +45,8 @@ type Worker struct {
 	OutboxAge   time.Duration // a queued document whose job was never sent is sent after this; default 30s
 	Metrics     *Metrics
 	Log         *slog.Logger
-	Protector   Protector // optional: scale-in protection while jobs run (ECS)
+	Protector   Protector        // optional: scale-in protection while jobs run (ECS)
+	Now         func() time.Time // the clock for durations and protection renewal; default time.Now
 
 	mu          sync.Mutex
 	busy        int       // jobs in hand
@@ -55,13 +56,16 @@ type Worker struct {
 // Run processes jobs until ctx is done, then waits for the jobs in hand to
 // reach a safe point (each either finished or left for redelivery).
 func (w *Worker) Run(ctx context.Context) error {
+	if w.Now == nil {
+		w.Now = time.Now
+	}
 	go func() {
-		start := time.Now()
+		start := w.Now()
 		if err := extract.Warm(); err != nil {
 			w.Log.Error("the PDF engine failed to start; PDF jobs will be retried", "err", err)
 			return
 		}
-		w.Log.Info("the PDF engine is ready", "took", time.Since(start).Round(time.Millisecond).String())
+		w.Log.Info("the PDF engine is ready", "took", w.Now().Sub(start).Round(time.Millisecond).String())
 	}()
 	var wg sync.WaitGroup
 	for i := 0; i < max(w.Concurrency, 1); i++ {
@@ -113,7 +117,7 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) {
 
 	w.jobStarted(ctx)
 	defer w.jobEnded()
-	start := time.Now()
+	start := w.Now()
 	outcome, err := w.run(jobCtx, job.DocumentID, m.ReceiveCount, log)
 	switch {
 	case ctx.Err() != nil:
@@ -123,7 +127,7 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) {
 		log.Error("job interrupted; it will be redelivered", "err", err)
 		return
 	}
-	w.Metrics.observe(outcome, time.Since(start))
+	w.Metrics.observe(outcome, w.Now().Sub(start))
 	w.ack(m)
 }
 
@@ -445,7 +449,7 @@ func (w *Worker) jobEnded() {
 func (w *Worker) renewProtection(ctx context.Context) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.busy > 0 && w.Protector != nil && time.Since(w.protectedAt) > time.Minute {
+	if w.busy > 0 && w.Protector != nil && w.Now().Sub(w.protectedAt) > time.Minute {
 		w.setProtection(ctx, true)
 	}
 }
@@ -459,7 +463,7 @@ func (w *Worker) setProtection(ctx context.Context, on bool) {
 	}
 	w.protectedAt = time.Time{}
 	if on {
-		w.protectedAt = time.Now()
+		w.protectedAt = w.Now()
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/tetherhq/tether/internal/extract"
 	"github.com/tetherhq/tether/internal/queue"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/worker"
 )
 
@@ -31,24 +32,44 @@ type bundle struct {
 	store   *document.Store
 	uploads *document.Uploads
 	queue   *queue.DB
+	extends *countExtends // the worker's view of queue
 	worker  *worker.Worker
 }
 
-func setup(t *testing.T, a worker.Analyzer) *bundle {
+// countExtends counts the visibility extensions that succeed.
+type countExtends struct {
+	queue.Queue
+	n atomic.Int64
+}
+
+func (q *countExtends) Extend(ctx context.Context, handle string, d time.Duration) error {
+	err := q.Queue.Extend(ctx, handle, d)
+	if err == nil {
+		q.n.Add(1)
+	}
+	return err
+}
+
+func setup(t *testing.T, a worker.Analyzer) *bundle { return setupClock(t, a, time.Now) }
+
+// setupClock is setup with the queue on clock, which decides when an
+// unextended job becomes visible again.
+func setupClock(t *testing.T, a worker.Analyzer, clock func() time.Time) *bundle {
 	t.Helper()
 	db := sqldbtest.SQLite(t)
 	blobs, err := blob.NewFile(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := queue.NewDB(db, "jobs", queue.DBOptions{MaxReceives: 3, PollInterval: 20 * time.Millisecond})
+	q := queue.NewDB(db, "jobs", queue.DBOptions{MaxReceives: 3, PollInterval: 20 * time.Millisecond, Clock: clock})
+	counted := &countExtends{Queue: q}
 	store := document.NewStore(db, time.Now)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return &bundle{
-		store: store, queue: q,
+		store: store, queue: q, extends: counted,
 		uploads: &document.Uploads{Store: store, Blobs: blobs, Queue: q, MaxBytes: 1 << 20, TempDir: t.TempDir(), Log: log},
 		worker: &worker.Worker{
-			Store: store, Blobs: blobs, Queue: q, Analyzer: a, Limits: extract.DefaultLimits(),
+			Store: store, Blobs: blobs, Queue: counted, Analyzer: a, Limits: extract.DefaultLimits(),
 			Concurrency: 2, Visibility: 2 * time.Second, MaxReceives: 3,
 			Metrics: worker.NewMetrics(prometheus.NewRegistry()), Log: log,
 		},
@@ -71,19 +92,19 @@ func (b *bundle) upload(t *testing.T, name, content string) string {
 	return d.ID
 }
 
-func (b *bundle) wait(t *testing.T, id string, within time.Duration) document.Document {
+// wait returns the document once it is in a terminal state, failing the
+// test if it is not within the limit.
+func (b *bundle) wait(t *testing.T, id string, limit time.Duration) document.Document {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		d, err := b.store.Get(context.Background(), id)
-		if err != nil {
+	var d document.Document
+	testtime.Until(t, limit, "document "+id+" to finish", func() bool {
+		var err error
+		if d, err = b.store.Get(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if d.Status.Terminal() || time.Now().After(deadline) {
-			return d
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return d.Status.Terminal()
+	})
+	return d
 }
 
 // fakeOpenAI answers chat completions as the OpenAI API does, failing with
@@ -110,6 +131,7 @@ func fakeOpenAI(t *testing.T, down *atomic.Bool, calls *atomic.Int64) string {
 }
 
 func TestProviderOutageWaitsInsteadOfFailing(t *testing.T) {
+	t.Parallel()
 	var down atomic.Bool
 	var calls atomic.Int64
 	down.Store(true)
@@ -119,13 +141,31 @@ func TestProviderOutageWaitsInsteadOfFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := analyze.NewResilient(inner, analyze.ResilientOptions{MaxAttempts: 2, BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, FailureThreshold: 2, Cooldown: 300 * time.Millisecond})
-	b := setup(t, a)
+	clock := testtime.NewClock(time.Now())
+	b := setupClock(t, a, clock.Now)
+	b.worker.Visibility = time.Second // the queue's least; extended every third of it
 	b.run(t)
 	id := b.upload(t, "notice.txt", "Shipping notice. The pallets for order 4471 left the depot.")
 
-	// Well past the visibility timeout times the receive limit: an outage
-	// must neither fail the job nor dead-letter it.
-	time.Sleep(7 * time.Second)
+	// Take the queue's clock well past the visibility timeout times the
+	// receive limit, less than a timeout at a time and each step only once
+	// the worker has extended the job since the last: an outage must
+	// neither fail the job nor dead-letter it.
+	vis, step := b.worker.Visibility, b.worker.Visibility*3/4
+	for moved := time.Duration(0); moved <= vis*time.Duration(b.worker.MaxReceives+1); moved += step {
+		before := b.extends.n.Load()
+		testtime.Until(t, 10*time.Second, "the worker to extend the job's visibility", func() bool { return b.extends.n.Load() > before })
+		clock.Advance(step)
+	}
+	testtime.Until(t, 10*time.Second, "the worker to publish the provider's health as not ok", func() bool {
+		hs, _ := b.store.Healths(context.Background())
+		for _, h := range hs {
+			if h.Component == "ai_provider" {
+				return h.Status != "ok"
+			}
+		}
+		return false
+	})
 	d, _ := b.store.Get(context.Background(), id)
 	if d.Status.Terminal() {
 		t.Fatalf("during the outage the document became %s (%s)", d.Status, d.Error)
@@ -135,16 +175,6 @@ func TestProviderOutageWaitsInsteadOfFailing(t *testing.T) {
 	}
 	if st := a.State(); st.Status == "ok" {
 		t.Fatalf("provider state during outage = %+v, want degraded or down", st)
-	}
-	hs, _ := b.store.Healths(context.Background())
-	var published string
-	for _, h := range hs {
-		if h.Component == "ai_provider" {
-			published = h.Status
-		}
-	}
-	if published == "ok" || published == "" {
-		t.Fatalf("worker published provider health %q during the outage", published)
 	}
 	if calls.Load() == 0 {
 		t.Fatal("the provider was never called")
@@ -161,6 +191,7 @@ func TestProviderOutageWaitsInsteadOfFailing(t *testing.T) {
 }
 
 func TestBadInputFailsAndOthersContinue(t *testing.T) {
+	t.Parallel()
 	b := setup(t, analyze.NewResilient(analyze.NewLocal(), analyze.ResilientOptions{}))
 	b.run(t)
 	truncated := "%PDF-1.7\n1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n2 0 obj\n<</Type/Pages/Kids[3 0 R]/Cou"
@@ -183,6 +214,7 @@ type sendFails struct{ queue.Queue }
 func (sendFails) Send(context.Context, []byte) error { return io.ErrClosedPipe }
 
 func TestUnsentJobIsSentByTheOutbox(t *testing.T) {
+	t.Parallel()
 	b := setup(t, analyze.NewResilient(analyze.NewLocal(), analyze.ResilientOptions{}))
 	b.uploads.Queue = sendFails{b.queue}
 	id := b.upload(t, "late.txt", "The job for this document was never sent by the api.")
@@ -199,6 +231,7 @@ func TestUnsentJobIsSentByTheOutbox(t *testing.T) {
 // A worker with a job in hand asks ECS (through the agent endpoint named in
 // ECS_AGENT_URI) to protect its task from scale-in, and lifts it after.
 func TestScaleInProtectionWhileBusy(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var states []bool
 	ecsAgent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -223,25 +256,18 @@ func TestScaleInProtectionWhileBusy(t *testing.T) {
 	if d := b.wait(t, id, 20*time.Second); d.Status != document.Succeeded {
 		t.Fatalf("document ended %s", d.Status)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testtime.Until(t, 5*time.Second, "protection calls on then off", func() bool {
 		mu.Lock()
-		got := append([]bool(nil), states...)
-		mu.Unlock()
-		if len(got) >= 2 && got[0] && !got[len(got)-1] {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("protection calls = %v, want on then off", got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(states) >= 2 && states[0] && !states[len(states)-1]
+	})
 }
 
 // A document over an extraction limit fails at once, with a reason that
 // names the limit and the setting to raise. The time limit is injected
 // already spent, so the test does not depend on how fast extraction runs.
 func TestDocumentOverALimitFailsWithTheSetting(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name  string
 		limit func(*extract.Limits)
@@ -251,6 +277,7 @@ func TestDocumentOverALimitFailsWithTheSetting(t *testing.T) {
 		{"text", func(l *extract.Limits) { l.MaxTextBytes = 20 }, "limit 20 (the operator can raise DOCSVC_EXTRACT_MAX_TEXT)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b := setup(t, analyze.NewResilient(analyze.NewLocal(), analyze.ResilientOptions{}))
 			tt.limit(&b.worker.Limits)
 			b.run(t)

@@ -37,7 +37,19 @@ type synthesized struct {
 var (
 	synthMu    sync.Mutex
 	synthCache = map[string]*synthesized{}
+	// synthDirs are every cloud assembly written; the cached ones outlive
+	// the test that made them, so TestMain removes them all.
+	dirMu     sync.Mutex
+	synthDirs []string
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, dir := range synthDirs {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
 
 func synth(t *testing.T, example string) *synthesized {
 	t.Helper()
@@ -62,6 +74,9 @@ func synthConfig(t *testing.T, example string, cfg *deployconfig.Config) *synthe
 	if err != nil {
 		t.Fatal(err)
 	}
+	dirMu.Lock()
+	synthDirs = append(synthDirs, outdir)
+	dirMu.Unlock()
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(outdir)})
 	d := New(app, cfg)
 	app.Synth(nil)

@@ -34,7 +34,16 @@ var (
 	synthOnce sync.Once
 	synthed   *synthesized
 	synthErr  error
+	synthDir  string // outlives the test that made it: TestMain removes it
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if synthDir != "" {
+		os.RemoveAll(synthDir)
+	}
+	os.Exit(code)
+}
 
 // synth synthesizes the stack once per test binary (tens of seconds).
 func synth(t *testing.T) *synthesized {
@@ -45,6 +54,7 @@ func synth(t *testing.T) *synthesized {
 			synthErr = err
 			return
 		}
+		synthDir = outdir
 		app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(outdir)})
 		st, err := New(app, testProps)
 		if err != nil {

@@ -18,13 +18,38 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/queue"
+	"github.com/tetherhq/tether/internal/testtime"
 )
+
+// Subject is a queue under test.
+type Subject struct {
+	Queue queue.Queue
+	// Now is the clock the queue stamps its messages with.
+	Now func() time.Time
+	// Advance moves the queue's clock forward by d. It is nil for a real
+	// server (the SQS emulators), whose clock a test cannot set: the suite
+	// then waits the time out in its receives, with 1-second visibility
+	// timeouts, the shortest SQS's whole-second granularity allows.
+	Advance func(d time.Duration)
+}
+
+// elapse lets d pass on the queue's clock and returns how long the next
+// receive must wait to see what that time brings: nothing when the clock
+// was moved, d when only real time will do.
+func (s Subject) elapse(d time.Duration) time.Duration {
+	if s.Advance == nil {
+		return d
+	}
+	s.Advance(d)
+	return 0
+}
 
 // Run exercises a Queue. newQueue must return an empty queue that
 // dead-letters a message on the receive after its maxReceives-th delivery.
-// Subtests run in parallel, each with its own queue; the suite sleeps through
-// 1-second visibility timeouts, so it takes several seconds.
-func Run(t *testing.T, newQueue func(t *testing.T, maxReceives int) queue.Queue) {
+// Subtests run in parallel, each with its own queue. With a queue whose
+// clock the suite can move it takes no time; on a real server it waits out
+// 1-second visibility timeouts, several seconds in all.
+func Run(t *testing.T, newQueue func(t *testing.T, maxReceives int) Subject) {
 	RunWithGaps(t, newQueue, Gaps{})
 }
 
@@ -43,17 +68,17 @@ type Gaps struct {
 }
 
 // RunWithGaps is Run, minus the checks gaps names.
-func RunWithGaps(t *testing.T, newQueue func(t *testing.T, maxReceives int) queue.Queue, gaps Gaps) {
+func RunWithGaps(t *testing.T, newQueue func(t *testing.T, maxReceives int) Subject, gaps Gaps) {
 	tests := []struct {
 		name string
-		fn   func(*testing.T, func(*testing.T, int) queue.Queue)
+		fn   func(*testing.T, func(*testing.T, int) Subject)
 	}{
 		{"SendReceiveDelete", testSendReceiveDelete},
-		{"Redelivery", func(t *testing.T, nq func(*testing.T, int) queue.Queue) { testRedelivery(t, nq, gaps) }},
+		{"Redelivery", func(t *testing.T, nq func(*testing.T, int) Subject) { testRedelivery(t, nq, gaps) }},
 		{"Extend", testExtend},
 		{"DeadLetter", testDeadLetter},
 		{"Stats", testStats},
-		{"ConcurrentReceivers", func(t *testing.T, nq func(*testing.T, int) queue.Queue) { testConcurrentReceivers(t, nq, gaps) }},
+		{"ConcurrentReceivers", func(t *testing.T, nq func(*testing.T, int) Subject) { testConcurrentReceivers(t, nq, gaps) }},
 		{"InvalidInput", testInvalidInput},
 	}
 	for _, tt := range tests {
@@ -75,10 +100,12 @@ func send(t *testing.T, q queue.Queue, body string) {
 func receiveN(t *testing.T, q queue.Queue, n int, visibility time.Duration) []queue.Message {
 	t.Helper()
 	var got []queue.Message
-	deadline := time.Now().Add(10 * time.Second)
+	giveUp := time.After(10 * time.Second)
 	for len(got) < n {
-		if time.Now().After(deadline) {
+		select {
+		case <-giveUp:
 			t.Fatalf("received %d messages in 10s, want %d", len(got), n)
+		default:
 		}
 		msgs, err := q.Receive(context.Background(), min(n-len(got), queue.MaxBatch), visibility, time.Second)
 		if err != nil {
@@ -127,25 +154,21 @@ func del(t *testing.T, q queue.Queue, m queue.Message) {
 // may lag), failing after 5 seconds.
 func wantStats(t *testing.T, q queue.Queue, visible, inFlight, dead int) queue.Stats {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s, err := q.Stats(context.Background())
-		if err != nil {
+	var s queue.Stats
+	testtime.Until(t, 5*time.Second, fmt.Sprintf("Stats to show Visible %d, InFlight %d, DeadLetter %d", visible, inFlight, dead), func() bool {
+		var err error
+		if s, err = q.Stats(context.Background()); err != nil {
 			t.Fatalf("Stats: %v", err)
 		}
-		if s.Visible == visible && s.InFlight == inFlight && s.DeadLetter == dead {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats = %+v, want Visible %d, InFlight %d, DeadLetter %d", s, visible, inFlight, dead)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return s.Visible == visible && s.InFlight == inFlight && s.DeadLetter == dead
+	})
+	return s
 }
 
-func testSendReceiveDelete(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
-	q := newQueue(t, 5)
-	before := time.Now()
+func testSendReceiveDelete(t *testing.T, newQueue func(*testing.T, int) Subject) {
+	s := newQueue(t, 5)
+	q := s.Queue
+	before := s.Now()
 	bodies := map[string]bool{`{"document_id":"d1"}`: true, "plain": true, "ünïcødé ✓": true}
 	for b := range bodies {
 		send(t, q, b)
@@ -160,7 +183,7 @@ func testSendReceiveDelete(t *testing.T, newQueue func(*testing.T, int) queue.Qu
 		if m.ReceiveCount != 1 {
 			t.Errorf("first delivery has ReceiveCount %d, want 1", m.ReceiveCount)
 		}
-		if m.SentAt.Before(before.Add(-time.Minute)) || m.SentAt.After(time.Now().Add(time.Minute)) {
+		if m.SentAt.Before(before.Add(-time.Minute)) || m.SentAt.After(s.Now().Add(time.Minute)) {
 			t.Errorf("SentAt %v is not around the send at %v", m.SentAt, before)
 		}
 		if m.ID == "" || ids[m.ID] || m.ReceiptHandle == "" || handles[m.ReceiptHandle] {
@@ -171,18 +194,19 @@ func testSendReceiveDelete(t *testing.T, newQueue func(*testing.T, int) queue.Qu
 	for _, m := range got {
 		del(t, q, m)
 	}
-	wantNone(t, q, time.Second, "every message was deleted")
+	wantNone(t, q, s.elapse(time.Second), "every message was deleted")
 	wantStats(t, q, 0, 0, 0)
 }
 
-func testRedelivery(t *testing.T, newQueue func(*testing.T, int) queue.Queue, gaps Gaps) {
+func testRedelivery(t *testing.T, newQueue func(*testing.T, int) Subject, gaps Gaps) {
 	ctx := context.Background()
-	q := newQueue(t, 5)
+	s := newQueue(t, 5)
+	q := s.Queue
 	send(t, q, "job")
 	first := receiveOne(t, q, time.Second, 2*time.Second)
 	wantNone(t, q, 0, "the only message is in flight")
 
-	second := receiveOne(t, q, 30*time.Second, 5*time.Second)
+	second := receiveOne(t, q, 30*time.Second, s.elapse(2*time.Second)+3*time.Second)
 	if second.ID != first.ID || string(second.Body) != "job" {
 		t.Fatalf("redelivered %s %q, want %s %q", second.ID, second.Body, first.ID, "job")
 	}
@@ -213,16 +237,17 @@ func testRedelivery(t *testing.T, newQueue func(*testing.T, int) queue.Queue, ga
 	wantNone(t, q, 0, "the message was deleted")
 }
 
-func testExtend(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
+func testExtend(t *testing.T, newQueue func(*testing.T, int) Subject) {
 	ctx := context.Background()
-	q := newQueue(t, 5)
+	s := newQueue(t, 5)
+	q := s.Queue
 	send(t, q, "long job")
 	m := receiveOne(t, q, time.Second, 2*time.Second)
 	if err := q.Extend(ctx, m.ReceiptHandle, 5*time.Second); err != nil {
 		t.Fatalf("Extend: %v", err)
 	}
 	// Longer than the original 1s visibility, shorter than the extension.
-	wantNone(t, q, 2*time.Second, "the in-flight message was extended")
+	wantNone(t, q, s.elapse(2*time.Second), "the in-flight message was extended")
 	del(t, q, m)
 	if err := q.Extend(ctx, m.ReceiptHandle, 5*time.Second); !errors.Is(err, queue.ErrReceiptInvalid) {
 		t.Errorf("Extend after Delete = %v, want ErrReceiptInvalid", err)
@@ -230,13 +255,18 @@ func testExtend(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
 	wantStats(t, q, 0, 0, 0)
 }
 
-func testDeadLetter(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
+func testDeadLetter(t *testing.T, newQueue func(*testing.T, int) Subject) {
 	ctx := context.Background()
-	q := newQueue(t, 2)
+	s := newQueue(t, 2)
+	q := s.Queue
 	send(t, q, "poison")
 	var id string
 	for i := 1; i <= 2; i++ {
-		m := receiveOne(t, q, time.Second, 3*time.Second)
+		wait := 3 * time.Second
+		if i > 1 {
+			wait = s.elapse(2*time.Second) + time.Second
+		}
+		m := receiveOne(t, q, time.Second, wait)
 		if m.ReceiveCount != i {
 			t.Fatalf("delivery %d has ReceiveCount %d", i, m.ReceiveCount)
 		}
@@ -244,11 +274,10 @@ func testDeadLetter(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
 	}
 	// The message becomes visible after 1s and the next receive moves it to
 	// the dead-letter queue instead of delivering it a third time.
-	wantNone(t, q, 3*time.Second, "the message used up its 2 receives")
+	wantNone(t, q, s.elapse(2*time.Second), "the message used up its 2 receives")
 	wantNone(t, q, 0, "the message is dead-lettered")
-	s := wantStats(t, q, 0, 0, 1)
-	if s.OldestAge != 0 {
-		t.Errorf("OldestAge = %v with only a dead letter, want 0", s.OldestAge)
+	if st := wantStats(t, q, 0, 0, 1); st.OldestAge != 0 {
+		t.Errorf("OldestAge = %v with only a dead letter, want 0", st.OldestAge)
 	}
 
 	r, ok := q.(queue.Redriver)
@@ -277,31 +306,38 @@ func testDeadLetter(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
 	wantStats(t, q, 0, 0, 0)
 }
 
-func testStats(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
-	q := newQueue(t, 5)
-	if s := wantStats(t, q, 0, 0, 0); s.OldestAge != 0 {
-		t.Errorf("empty queue has OldestAge %v", s.OldestAge)
+func testStats(t *testing.T, newQueue func(*testing.T, int) Subject) {
+	s := newQueue(t, 5)
+	q := s.Queue
+	if st := wantStats(t, q, 0, 0, 0); st.OldestAge != 0 {
+		t.Errorf("empty queue has OldestAge %v", st.OldestAge)
 	}
 	for i := range 3 {
 		send(t, q, fmt.Sprintf("s%d", i))
 	}
-	time.Sleep(50 * time.Millisecond) // so ages are measurably above zero
+	// So that ages are measurably above zero. A real server stamps messages
+	// with its own clock, which only real time moves.
+	if s.Advance != nil {
+		s.Advance(50 * time.Millisecond)
+	} else {
+		time.Sleep(50 * time.Millisecond)
+	}
 	first := receiveOne(t, q, 30*time.Second, time.Second)
-	s := wantStats(t, q, 2, 1, 0)
-	if s.OldestAge <= 0 || s.OldestAge > time.Minute {
-		t.Errorf("OldestAge = %v, want between 0 and a minute", s.OldestAge)
+	st := wantStats(t, q, 2, 1, 0)
+	if st.OldestAge <= 0 || st.OldestAge > time.Minute {
+		t.Errorf("OldestAge = %v, want between 0 and a minute", st.OldestAge)
 	}
 	del(t, q, first)
 	for _, m := range receiveN(t, q, 2, 30*time.Second) {
 		del(t, q, m)
 	}
-	if s := wantStats(t, q, 0, 0, 0); s.OldestAge != 0 {
-		t.Errorf("drained queue has OldestAge %v", s.OldestAge)
+	if st := wantStats(t, q, 0, 0, 0); st.OldestAge != 0 {
+		t.Errorf("drained queue has OldestAge %v", st.OldestAge)
 	}
 }
 
-func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.Queue, gaps Gaps) {
-	q := newQueue(t, 5)
+func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) Subject, gaps Gaps) {
+	q := newQueue(t, 5).Queue
 	const n, receivers = 30, 5
 	for i := range n {
 		send(t, q, fmt.Sprintf("c%02d", i))
@@ -310,13 +346,14 @@ func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.
 	var got []queue.Message
 	distinct := map[string]bool{}
 	var errs []error
-	deadline := time.Now().Add(15 * time.Second)
+	giveUp, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	var wg sync.WaitGroup
 	for range receivers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(deadline) {
+			for giveUp.Err() == nil {
 				mu.Lock()
 				done := len(distinct) >= n
 				mu.Unlock()
@@ -374,9 +411,9 @@ func testConcurrentReceivers(t *testing.T, newQueue func(*testing.T, int) queue.
 	wantStats(t, q, 0, 0, 0)
 }
 
-func testInvalidInput(t *testing.T, newQueue func(*testing.T, int) queue.Queue) {
+func testInvalidInput(t *testing.T, newQueue func(*testing.T, int) Subject) {
 	ctx := context.Background()
-	q := newQueue(t, 5)
+	q := newQueue(t, 5).Queue
 	for name, body := range map[string][]byte{
 		"empty":    nil,
 		"NUL":      []byte("a\x00b"),

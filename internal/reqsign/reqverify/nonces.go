@@ -32,10 +32,11 @@ type nonceKey struct{ install, nonce string }
 
 // Remember implements NonceStore.
 func (m *MemoryNonces) Remember(_ context.Context, installID, nonce string, until time.Time) (bool, error) {
-	now := time.Now()
-	if m.Now != nil {
-		now = m.Now()
+	clock := m.Now
+	if clock == nil {
+		clock = time.Now
 	}
+	now := clock()
 	max := m.Max
 	if max <= 0 {
 		max = DefaultMaxNonces

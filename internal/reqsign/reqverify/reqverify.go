@@ -108,10 +108,11 @@ func (v *Verifier) precheck(r *http.Request) (pending, error) {
 		return pending{}, fmt.Errorf("reqsign: verify %s: malformed %s: %w", installID, reqsign.HeaderSignature, ErrBadSignature)
 	}
 
-	now := time.Now()
-	if v.Now != nil {
-		now = v.Now()
+	clock := v.Now
+	if clock == nil {
+		clock = time.Now
 	}
+	now := clock()
 	skew := v.MaxSkew
 	if skew <= 0 {
 		skew = DefaultMaxSkew
