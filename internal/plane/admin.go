@@ -182,18 +182,24 @@ func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -")
 		return
 	}
+	in, err := s.store.Install(r.Context(), id)
+	if err != nil {
+		s.fail(w, "revoke "+id, err)
+		return
+	}
+	if !s.audited(w, r, AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id}) {
+		return
+	}
 	if err := s.store.Revoke(r.Context(), id); err != nil {
 		s.fail(w, "revoke "+id, err)
 		return
 	}
 	s.keys.forget(id)
 	s.log.Warn("install revoked", "install_id", id)
-	in, err := s.store.Install(r.Context(), id)
-	if err != nil {
+	if in, err = s.store.Install(r.Context(), id); err != nil {
 		s.fail(w, "revoke "+id, err)
 		return
 	}
-	_ = s.audit(r.Context(), AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id})
 	writeJSON(w, http.StatusOK, s.view(in))
 }
 
@@ -220,13 +226,21 @@ func (s *Server) handleAdminRequestDiag(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusBadRequest, "reason must be 1-1000 bytes of printable text on one line")
 		return
 	}
+	in, err := s.store.Install(r.Context(), body.InstallID)
+	if err != nil {
+		s.fail(w, "request diagnostics from "+body.InstallID, err)
+		return
+	}
+	// The request's ID is made by the store, after the audit record.
+	if !s.audited(w, r, AuditEntry{Action: "diagnostics.request", Customer: in.Customer, InstallID: in.ID, Reason: body.Reason}) {
+		return
+	}
 	d, err := s.store.RequestDiagnostic(r.Context(), body.InstallID, body.Reason)
 	if err != nil {
 		s.fail(w, "request diagnostics from "+body.InstallID, err)
 		return
 	}
 	s.log.Info("diagnostics requested", "diagnostic_id", d.ID, "install_id", d.InstallID)
-	_ = s.audit(r.Context(), AuditEntry{Action: "diagnostics.request", InstallID: d.InstallID, Target: d.ID, Reason: d.Reason})
 	writeJSON(w, http.StatusCreated, d)
 }
 
@@ -266,6 +280,13 @@ func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "diagnostic "+id+": no bundle uploaded yet (status "+d.Status+")")
 		return
 	}
+	customer := ""
+	if in, err := s.store.Install(r.Context(), d.InstallID); err == nil {
+		customer = in.Customer
+	}
+	if !s.audited(w, r, AuditEntry{Action: "diagnostics.download", Customer: customer, InstallID: d.InstallID, Target: id}) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)
 	defer cancel()
 	f, err := s.cfg.Bundles.Get(ctx, filepath.Base(d.BundlePath))
@@ -274,7 +295,6 @@ func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	_ = s.audit(r.Context(), AuditEntry{Action: "diagnostics.download", InstallID: d.InstallID, Target: id})
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
 	w.Header().Set("Tether-Bundle-Sha256", d.BundleSHA256)

@@ -24,7 +24,7 @@ const sessionCookie = "tether_plane_session"
 func parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{"age": formatAge}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"index", "install", "login"} {
+	for _, page := range []string{"index", "install", "login", "audit", "signin-refused"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("plane: parse template %s: %w", page, err)
@@ -55,6 +55,18 @@ type page struct {
 	Title    string
 	Now      time.Time
 	LoggedIn bool
+	// Principal is who is signed in; the layout warns while it is the
+	// break-glass admin token.
+	Principal Principal
+}
+
+// BreakGlass reports whether the page is shown to an admin token session.
+func (p page) BreakGlass() bool { return p.Principal.Kind == KindBreakGlass }
+
+// pageFor is the page header of a guarded dashboard request.
+func (s *Server) pageFor(r *http.Request, title string) page {
+	p, _ := principalFrom(r.Context())
+	return page{Title: title, Now: s.now(), LoggedIn: true, Principal: p}
 }
 
 func (s *Server) render(w http.ResponseWriter, name string, status int, data any) {
@@ -74,32 +86,29 @@ func (s *Server) render(w http.ResponseWriter, name string, status int, data any
 	_, _ = w.Write(buf.Bytes())
 }
 
-// dashboard guards a page: a valid session cookie passes; anything else goes
-// to the login form. The admin token is accepted only in a POSTed form,
-// never in a URL, where proxies and load balancers would log it.
+// dashboard guards a page: a valid session cookie passes with its
+// principal (a staff member, or the admin token); anything else goes to the
+// login form. The admin token is accepted only in a POSTed form, never in a
+// URL, where proxies and load balancers would log it.
 func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(r, c.Value) {
-			// A dashboard session is, for now, a login with the admin token.
-			h(w, r.WithContext(withPrincipal(r.Context(), breakGlass())))
-			return
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			p, ok, err := s.sessions.principal(r.Context(), c.Value, s.now())
+			if err != nil {
+				s.log.Error("dashboard session", "err", err)
+			}
+			if ok {
+				h(w, r.WithContext(withPrincipal(r.Context(), p)))
+				return
+			}
 		}
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
 	}
 }
 
-// validSession looks the cookie up by its hash (sharedstate.go); a
-// database error counts as no session.
-func (s *Server) validSession(r *http.Request, v string) bool {
-	ok, err := s.sessions.valid(r.Context(), v, s.now())
-	if err != nil {
-		s.log.Error("dashboard session", "err", err)
-	}
-	return ok
-}
-
-func (s *Server) setSession(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.sessions.start(r.Context(), s.now())
+// setSession starts a session for m, or for the admin token when m is nil.
+func (s *Server) setSession(w http.ResponseWriter, r *http.Request, m *StaffMember) error {
+	id, err := s.sessions.start(r.Context(), s.now(), m)
 	if err != nil {
 		return err
 	}
@@ -134,10 +143,21 @@ type loginPage struct {
 	page
 	Error string
 	Next  string
+	// Issuer is the staff sign-in's provider; empty offers only the admin
+	// token.
+	Issuer string
+}
+
+func (s *Server) loginPage(next, errMsg string) loginPage {
+	p := loginPage{page: page{Title: "Log in", Now: s.now()}, Next: safeNext(next), Error: errMsg}
+	if s.signIn != nil {
+		p.Issuer = s.signIn.issuer
+	}
+	return p
 }
 
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
-	s.render(w, "login", http.StatusOK, loginPage{page: page{Title: "Log in", Now: s.now()}, Next: safeNext(r.URL.Query().Get("next"))})
+	s.render(w, "login", http.StatusOK, s.loginPage(r.URL.Query().Get("next"), ""))
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
@@ -149,11 +169,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil || !s.validAdminToken(strings.TrimSpace(r.PostForm.Get("token"))) {
 		s.authFailed(r)
 		s.log.Warn("dashboard login failed")
-		s.render(w, "login", http.StatusUnauthorized, loginPage{page: page{Title: "Log in", Now: s.now()},
-			Error: "That is not the admin token.", Next: safeNext(r.PostForm.Get("next"))})
+		s.render(w, "login", http.StatusUnauthorized, s.loginPage(r.PostForm.Get("next"), "That is not the admin token."))
 		return
 	}
-	if err := s.setSession(w, r); err != nil {
+	s.log.Warn("break-glass admin token used to log in to the dashboard")
+	if err := s.setSession(w, r, nil); err != nil {
 		s.log.Error("dashboard login", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -185,7 +205,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	p := indexPage{page: page{Title: "Fleet", Now: s.now(), LoggedIn: true}}
+	p := indexPage{page: s.pageFor(r, "Fleet")}
 	for _, in := range ins {
 		v := s.view(in)
 		if v.StaleNow {
@@ -231,7 +251,7 @@ func (s *Server) handleDashboardInstall(w http.ResponseWriter, r *http.Request) 
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	p := installPage{page: page{Title: "Install " + id, Now: s.now(), LoggedIn: true}, Detail: d}
+	p := installPage{page: s.pageFor(r, "Install "+id), Detail: d}
 	for _, e := range d.History {
 		row := historyRow{HeartbeatEntry: e}
 		// The body was re-encoded from a validated wire.Heartbeat, so this

@@ -64,11 +64,13 @@ func (s *Server) handleAdminRegisterLicense(w http.ResponseWriter, r *http.Reque
 	rec := LicenseRecord{ID: l.ID, Customer: l.Customer, IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt,
 		GraceSeconds: l.GraceSeconds, Channels: l.Channels, Entitlements: l.Entitlements,
 		TokenHash: body.ActivationTokenSHA256}
+	if !s.audited(w, r, AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID}) {
+		return
+	}
 	if err := s.store.AddLicense(r.Context(), rec); err != nil {
 		s.fail(w, "register license "+l.ID, err)
 		return
 	}
-	_ = s.audit(r.Context(), AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID})
 	s.log.Info("license registered", "license_id", l.ID)
 	writeJSON(w, http.StatusCreated, rec)
 }

@@ -53,6 +53,9 @@ type Config struct {
 	// load balancer appended to X-Forwarded-For instead of the peer's.
 	TrustForwardedFor bool
 
+	// OIDC signs staff in to the dashboard; nil offers only the admin token.
+	OIDC *OIDCConfig
+
 	// AlertWebhook receives alert JSON; empty only logs alerts.
 	AlertWebhook string
 	// HTTPClient posts alerts; nil uses a client with a 10s timeout.
@@ -69,6 +72,7 @@ type Server struct {
 	alerter  *Alerter
 	mux      *http.ServeMux
 	sessions *sessions // dashboard logins, server-side so logout really ends one
+	signIn   *staffSignIn
 
 	templates map[string]*template.Template
 	keys      *keyCache
@@ -129,6 +133,11 @@ func New(cfg Config) (*Server, error) {
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
+	if cfg.OIDC != nil {
+		if s.signIn, err = newStaffSignIn(context.Background(), *cfg.OIDC); err != nil {
+			return nil, err
+		}
+	}
 	s.keys = &keyCache{ttl: keyCacheTTL, now: cfg.Now, lookup: s.installKey}
 	s.routes()
 	return s, nil
@@ -178,6 +187,15 @@ func (s *Server) register(m router) {
 	m.Handle("GET /v1/admin/releases", s.require(PermView, s.handleAdminReleases))
 	m.Handle("GET /v1/admin/licenses", s.require(PermView, s.handleAdminLicenses))
 	m.Handle("POST /v1/admin/licenses", s.require(PermLicenseManage, s.handleAdminRegisterLicense))
+	m.Handle("GET /v1/admin/staff", s.require(PermStaffManage, s.handleAdminStaff))
+	m.Handle("POST /v1/admin/staff", s.require(PermStaffManage, s.handleAdminAddStaff))
+	m.Handle("POST /v1/admin/staff/{id}/role", s.require(PermStaffManage, s.handleAdminSetStaffRole))
+	m.Handle("DELETE /v1/admin/staff/{id}", s.require(PermStaffManage, s.handleAdminRemoveStaff))
+	m.Handle("GET /v1/admin/tokens", s.require(PermStaffManage, s.handleAdminTokens))
+	m.Handle("POST /v1/admin/tokens", s.require(PermStaffManage, s.handleAdminCreateToken))
+	m.Handle("POST /v1/admin/tokens/{id}/revoke", s.require(PermStaffManage, s.handleAdminRevokeToken))
+	m.Handle("GET /v1/admin/audit", s.require(PermView, s.handleAdminAudit))
+	m.Handle("POST /v1/admin/audit/releases", s.require(PermReleaseManage, s.handleAdminAuditRelease))
 
 	// Dashboard.
 	m.HandleFunc("GET /{$}", s.dashboard(s.handleDashboard))
@@ -185,6 +203,9 @@ func (s *Server) register(m router) {
 	m.HandleFunc("GET /login", s.handleLoginForm)
 	m.HandleFunc("POST /login", s.handleLogin)
 	m.HandleFunc("POST /logout", s.handleLogout)
+	m.HandleFunc("GET /login/oidc", s.handleSignInStart)
+	m.HandleFunc("GET "+CallbackPath, s.handleSignInCallback)
+	m.HandleFunc("GET /audit", s.dashboard(s.handleDashboardAudit))
 
 	m.HandleFunc("GET /healthz", s.handleHealthz)
 	m.HandleFunc("GET /openapi.json", apidoc.Handler(apidoc.PlaneAdmin))

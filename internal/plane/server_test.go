@@ -41,6 +41,8 @@ type bundle struct {
 
 type setupOpts struct {
 	webhook string
+	// oidc, given the plane's URL, configures staff sign-in.
+	oidc func(planeURL string) *plane.OIDCConfig
 }
 
 func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
@@ -58,15 +60,23 @@ func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
 	dir := t.TempDir()
 	b := &bundle{ctx: ctx, clock: c, store: st, dataDir: filepath.Join(dir, "data"),
 		repoDir: filepath.Join(dir, "repo"), keysDir: filepath.Join(dir, "keys")}
-	srv, err := plane.New(plane.Config{
+	// The listener comes first: a sign-in's redirect URL names it.
+	b.http = httptest.NewUnstartedServer(nil)
+	cfg := plane.Config{
 		Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now,
 		DataDir: b.dataDir, RepoDir: b.repoDir, AdminToken: adminToken, AlertWebhook: o.webhook,
-	})
+	}
+	if o.oidc != nil {
+		cfg.OIDC = o.oidc("http://" + b.http.Listener.Addr().String())
+	}
+	srv, err := plane.New(cfg)
 	if err != nil {
+		b.http.Close()
 		t.Fatal(err)
 	}
 	b.server = srv
-	b.http = httptest.NewServer(srv.Handler())
+	b.http.Config.Handler = srv.Handler()
+	b.http.Start()
 	t.Cleanup(b.http.Close)
 	return b
 }
