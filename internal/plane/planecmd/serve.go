@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tetherhq/tether/internal/plane"
@@ -33,6 +35,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	objectsKMS := fs.String("objects-kms-key", "", "KMS key for SSE-KMS on --objects (or env TETHER_PLANE_OBJECTS_KMS_KEY); default SSE-S3")
 	behindLB := fs.Bool("behind-load-balancer", false, "count failed admin logins against the address the load balancer appends to X-Forwarded-For")
 	interval := fs.Duration("heartbeat-interval", plane.DefaultHeartbeatInterval, "heartbeat interval told to agents; stale after 3 missed")
+	oidcIssuer := fs.String("oidc-issuer", "", "staff sign-in: the vendor's OpenID Connect issuer URL (or env TETHER_PLANE_OIDC_ISSUER); without it the dashboard takes only the admin token")
+	oidcClient := fs.String("oidc-client-id", "", "staff sign-in: the plane's client ID at the provider (or env TETHER_PLANE_OIDC_CLIENT_ID)")
+	oidcSecretFile := fs.String("oidc-client-secret-file", "", "staff sign-in: file holding the client secret (or env TETHER_PLANE_OIDC_CLIENT_SECRET); never a flag value")
+	oidcRedirect := fs.String("oidc-redirect-url", "", "staff sign-in: the plane's public URL ending in "+plane.CallbackPath+", registered with the provider (or env TETHER_PLANE_OIDC_REDIRECT_URL)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -53,6 +59,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	*objects = cmp.Or(*objects, env.Getenv("TETHER_PLANE_OBJECTS"))
 	*objectsKMS = cmp.Or(*objectsKMS, env.Getenv("TETHER_PLANE_OBJECTS_KMS_KEY"))
+	oidc, err := oidcConfig(env, *oidcIssuer, *oidcClient, *oidcSecretFile, *oidcRedirect)
+	if err != nil {
+		return err
+	}
 	if *objects != "" && *repo != "" {
 		return fmt.Errorf("%w: --objects holds the release repositories; drop --repo", errUsage)
 	}
@@ -101,7 +111,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	cfg := plane.Config{Store: store, Logger: log, Now: env.Now, DataDir: abs, RepoDir: *repo,
 		AdminToken: token, LicenseKey: licKey, HeartbeatInterval: *interval, AlertWebhook: *webhook,
-		TrustForwardedFor: *behindLB}
+		TrustForwardedFor: *behindLB, OIDC: oidc}
 	if *objects != "" {
 		if cfg.Bundles, cfg.Repo, err = objectStores(ctx, env, *objects, *objectsKMS); err != nil {
 			return fmt.Errorf("serve: %w", err)
@@ -214,4 +224,36 @@ func sharedRefreshLoop(ctx context.Context, env Env, store *plane.Store, repo pu
 		case <-t.C:
 		}
 	}
+}
+
+// oidcConfig is staff sign-in's configuration from flags, else environment;
+// nil when no issuer is given. The client secret comes from a file or the
+// environment, never a flag, which ps and shell history would show.
+func oidcConfig(env Env, issuer, clientID, secretFile, redirect string) (*plane.OIDCConfig, error) {
+	c := &plane.OIDCConfig{
+		Issuer:      cmp.Or(issuer, env.Getenv("TETHER_PLANE_OIDC_ISSUER")),
+		ClientID:    cmp.Or(clientID, env.Getenv("TETHER_PLANE_OIDC_CLIENT_ID")),
+		RedirectURL: cmp.Or(redirect, env.Getenv("TETHER_PLANE_OIDC_REDIRECT_URL")),
+	}
+	if c.Issuer == "" {
+		if c.ClientID != "" || c.RedirectURL != "" || secretFile != "" {
+			return nil, fmt.Errorf("%w: staff sign-in needs --oidc-issuer too", errUsage)
+		}
+		return nil, nil
+	}
+	if c.ClientID == "" || c.RedirectURL == "" {
+		return nil, fmt.Errorf("%w: --oidc-issuer needs --oidc-client-id and --oidc-redirect-url (https://plane.example.com%s)", errUsage, plane.CallbackPath)
+	}
+	c.ClientSecret = env.Getenv("TETHER_PLANE_OIDC_CLIENT_SECRET")
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("serve: --oidc-client-secret-file: %w", err)
+		}
+		c.ClientSecret = strings.TrimSpace(string(b))
+		if c.ClientSecret == "" {
+			return nil, fmt.Errorf("serve: --oidc-client-secret-file %s is empty", secretFile)
+		}
+	}
+	return c, nil
 }
