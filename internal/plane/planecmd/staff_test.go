@@ -95,6 +95,8 @@ func TestStaffCommandUsage(t *testing.T) {
 		{"staff", "remove"},
 		{"audit", "--since", "last week"},
 		{"audit", "--limit", "0"},
+		{"serve", "--data-dir", t.TempDir(), "--oidc-client-id", "plane"},
+		{"serve", "--data-dir", t.TempDir(), "--oidc-issuer", "https://login.vendor.example"},
 	} {
 		_, _, err := r.run(args...)
 		if !planecmd.IsUsage(err) {
