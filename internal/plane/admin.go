@@ -68,7 +68,7 @@ func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err err
 }
 
 func (s *Server) validAdminToken(tok string) bool {
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
+	return !s.cfg.NoAdminToken && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
 }
 
 // statusFor maps store sentinels to HTTP statuses; the message names only

@@ -146,10 +146,12 @@ type loginPage struct {
 	// Issuer is the staff sign-in's provider; empty offers only the admin
 	// token.
 	Issuer string
+	// AdminToken is whether the break-glass token's form is offered.
+	AdminToken bool
 }
 
 func (s *Server) loginPage(next, errMsg string) loginPage {
-	p := loginPage{page: page{Title: "Log in", Now: s.now()}, Next: safeNext(next), Error: errMsg}
+	p := loginPage{page: page{Title: "Log in", Now: s.now()}, Next: safeNext(next), Error: errMsg, AdminToken: !s.cfg.NoAdminToken}
 	if s.signIn != nil {
 		p.Issuer = s.signIn.issuer
 	}

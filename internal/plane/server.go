@@ -31,8 +31,12 @@ type Config struct {
 	// RepoDir holds the per-channel TUF repositories served to agents
 	// (RepoDir/<channel>/{metadata,targets}); empty serves none.
 	RepoDir string
-	// AdminToken guards the admin API and the dashboard.
+	// AdminToken is the break-glass credential for the admin API and the
+	// dashboard; empty only with NoAdminToken.
 	AdminToken string
+	// NoAdminToken turns the break-glass token off: only staff and
+	// automation tokens get in.
+	NoAdminToken bool
 	// LicenseKey verifies licenses registered through the admin API, so a
 	// typo'd or forged file cannot become an activatable license.
 	LicenseKey ed25519.PublicKey
@@ -98,7 +102,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("plane: config: Now is required")
 	case cfg.DataDir == "":
 		return nil, errors.New("plane: config: DataDir is required")
-	case len(cfg.AdminToken) < 32:
+	case cfg.NoAdminToken && cfg.AdminToken != "":
+		return nil, errors.New("plane: config: NoAdminToken with an AdminToken")
+	case !cfg.NoAdminToken && len(cfg.AdminToken) < 32:
 		return nil, errors.New("plane: config: AdminToken must be at least 32 characters")
 	}
 	if cfg.HeartbeatInterval == 0 {

@@ -43,6 +43,8 @@ type setupOpts struct {
 	webhook string
 	// oidc, given the plane's URL, configures staff sign-in.
 	oidc func(planeURL string) *plane.OIDCConfig
+	// noAdminToken turns the break-glass token off.
+	noAdminToken bool
 }
 
 func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
@@ -68,6 +70,9 @@ func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
 	}
 	if o.oidc != nil {
 		cfg.OIDC = o.oidc("http://" + b.http.Listener.Addr().String())
+	}
+	if o.noAdminToken {
+		cfg.AdminToken, cfg.NoAdminToken = "", true
 	}
 	srv, err := plane.New(cfg)
 	if err != nil {

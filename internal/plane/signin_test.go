@@ -228,3 +228,38 @@ func mustJSON(t *testing.T, data []byte, v any) {
 		t.Fatalf("%v in %s", err, data)
 	}
 }
+
+// With the admin token turned off, it opens neither the API nor the
+// dashboard, the login page does not offer it, and staff still sign in.
+func TestNoAdminToken(t *testing.T) {
+	p := startProvider(t)
+	nb := setup(t, func(o *setupOpts) {
+		o.noAdminToken = true
+		o.oidc = func(planeURL string) *plane.OIDCConfig {
+			return &plane.OIDCConfig{Issuer: p.Issuer(), ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+				RedirectURL: planeURL + plane.CallbackPath}
+		}
+	})
+	if resp, _ := nb.admin(t, "GET", "/v1/admin/installs", nil); resp.StatusCode != 401 {
+		t.Fatalf("admin token with NoAdminToken: %d, want 401", resp.StatusCode)
+	}
+	br := newBrowser(t)
+	if _, _, body := br.get(nb.http.URL + "/login"); strings.Contains(body, `name="token"`) || !strings.Contains(body, `id="staff-signin"`) {
+		t.Fatalf("login page offers the admin token:\n%s", body)
+	}
+	resp, err := br.c.PostForm(nb.http.URL+"/login", url.Values{"token": {adminToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("dashboard login with the admin token: %d, want 401", resp.StatusCode)
+	}
+	if _, err := nb.store.AddStaff(nb.ctx, plane.StaffInput{Issuer: p.Issuer(), Subject: "00u-root", Name: "root@vendor.example", Role: plane.RoleAdmin}, boss); err != nil {
+		t.Fatal(err)
+	}
+	p.QueueUser(&mockoidc.MockUser{Subject: "00u-root"})
+	if status, path, body := br.get(nb.http.URL + "/login/oidc"); status != 200 || path != "/" || !strings.Contains(body, "root@vendor.example (administrator)") {
+		t.Fatalf("staff sign-in without the admin token: %d at %s", status, path)
+	}
+}

@@ -146,6 +146,17 @@ func (s *Store) Staff(ctx context.Context) ([]StaffMember, error) {
 	return out, rows.Err()
 }
 
+// Administrators counts the staff members with the administrator role: a
+// plane without its admin token needs one to manage staff and tokens.
+func (s *Store) Administrators(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM plane_staff WHERE role = $1`, string(RoleAdmin)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("plane: count administrators: %w", err)
+	}
+	return n, nil
+}
+
 // StaffByID returns one staff member.
 func (s *Store) StaffByID(ctx context.Context, id string) (StaffMember, error) {
 	m, err := scanStaff(s.db.QueryRowContext(ctx, `SELECT `+staffColumns+` FROM plane_staff WHERE id = $1`, id))

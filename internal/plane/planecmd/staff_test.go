@@ -97,11 +97,19 @@ func TestStaffCommandUsage(t *testing.T) {
 		{"audit", "--limit", "0"},
 		{"serve", "--data-dir", t.TempDir(), "--oidc-client-id", "plane"},
 		{"serve", "--data-dir", t.TempDir(), "--oidc-issuer", "https://login.vendor.example"},
+		{"serve", "--data-dir", t.TempDir(), "--no-admin-token"},
 	} {
 		_, _, err := r.run(args...)
 		if !planecmd.IsUsage(err) {
 			t.Errorf("tether-plane %s: %v, want a usage error", strings.Join(args, " "), err)
 		}
+	}
+	// A plane with no administrator on its staff list: nobody could manage
+	// staff or tokens without the admin token.
+	_, _, err := r.run("serve", "--data-dir", t.TempDir(), "--no-admin-token", "--oidc-issuer", "https://login.vendor.example",
+		"--oidc-client-id", "plane", "--oidc-redirect-url", "https://plane.vendor.example/login/callback")
+	if !planecmd.IsUsage(err) || !strings.Contains(err.Error(), "no staff member has the administrator role") {
+		t.Errorf("serve --no-admin-token without an administrator: %v", err)
 	}
 }
 
