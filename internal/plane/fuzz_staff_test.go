@@ -19,7 +19,8 @@ func FuzzParseToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		err := plane.ParseToken(s)
 		if err != nil {
-			if strings.Contains(err.Error(), s) && s != "" {
+			// Long enough to be a secret: never repeated in the error.
+			if len(s) >= 16 && strings.Contains(err.Error(), s) {
 				t.Fatalf("the error repeats the token: %v", err)
 			}
 			return
