@@ -97,7 +97,8 @@ func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 			if err != nil {
 				s.log.Error("dashboard session", "err", err)
 			}
-			if ok {
+			// An admin token session from before --no-admin-token ends with it.
+			if ok && (p.Kind != KindBreakGlass || !s.cfg.NoAdminToken) {
 				h(w, r.WithContext(withPrincipal(r.Context(), p)))
 				return
 			}

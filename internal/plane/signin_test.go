@@ -3,9 +3,11 @@ package plane_test
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -254,6 +256,24 @@ func TestNoAdminToken(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 {
 		t.Fatalf("dashboard login with the admin token: %d, want 401", resp.StatusCode)
+	}
+	// A session opened with the admin token before the plane was restarted
+	// with it turned off ends too.
+	before, err := plane.New(plane.Config{Store: nb.store, Logger: slog.New(slog.DiscardHandler), Now: nb.clock.Now,
+		DataDir: t.TempDir(), AdminToken: adminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := httptest.NewServer(before.Handler())
+	defer old.Close()
+	if resp, err := br.c.PostForm(old.URL+"/login", url.Values{"token": {adminToken}}); err != nil || resp.Request.URL.Path != "/" {
+		t.Fatalf("admin token login before: %v", err)
+	}
+	oldURL, _ := url.Parse(old.URL)
+	newURL, _ := url.Parse(nb.http.URL)
+	br.c.Jar.SetCookies(newURL, br.c.Jar.Cookies(oldURL))
+	if _, path, _ := br.get(nb.http.URL + "/"); path != "/login" {
+		t.Fatalf("an admin token session opened %s on a plane without the admin token", path)
 	}
 	if _, err := nb.store.AddStaff(nb.ctx, plane.StaffInput{Issuer: p.Issuer(), Subject: "00u-root", Name: "root@vendor.example", Role: plane.RoleAdmin}, boss); err != nil {
 		t.Fatal(err)
