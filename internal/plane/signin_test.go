@@ -167,7 +167,15 @@ func TestStaffSignInInChromium(t *testing.T) {
 		t.Skip("starts Chromium")
 	}
 	p := startProvider(t)
-	b := setupSignIn(t, p)
+	// The plane as localhost, the provider as 127.0.0.1: different sites,
+	// as in production, so the browser's SameSite rules apply.
+	b := setup(t, func(o *setupOpts) {
+		o.oidc = func(planeURL string) *plane.OIDCConfig {
+			return &plane.OIDCConfig{Issuer: p.Issuer(), ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+				RedirectURL: strings.Replace(planeURL, "127.0.0.1", "localhost", 1) + plane.CallbackPath}
+		}
+	})
+	site := strings.Replace(b.http.URL, "127.0.0.1", "localhost", 1)
 	b.addStaff(t, p.Issuer(), "00u-alice", "alice@vendor.example", plane.RoleAdmin)
 	a := b.activate(t, b.license(t, "lic_acme", "stable"))
 	// Something for the audit page to filter: another customer's record.
@@ -179,7 +187,7 @@ func TestStaffSignInInChromium(t *testing.T) {
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 	p.QueueUser(&mockoidc.MockUser{Subject: "00u-alice", Email: "alice@vendor.example"})
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(b.http.URL+"/installs/"+a.id),
+		chromedp.Navigate(site+"/installs/"+a.id),
 		chromedp.WaitVisible(css(`#staff-signin`)),
 		chromedp.Click(css(`#staff-signin`)),
 		chromedp.WaitVisible(css(`#principal`)),
@@ -197,7 +205,7 @@ func TestStaffSignInInChromium(t *testing.T) {
 	}
 	// The audit page, filtered to one customer.
 	err = chromedp.Do(ctx,
-		chromedp.Navigate(b.http.URL+"/audit"),
+		chromedp.Navigate(site+"/audit"),
 		chromedp.WaitVisible(css(`#audit-filter`)),
 		chromedp.SendKeys(css(`#audit-filter input[name=customer]`), "Globex"),
 		chromedp.Submit(css(`#audit-filter input[name=customer]`)),

@@ -387,7 +387,7 @@ func (s *Store) TokenPrincipal(ctx context.Context, secret string) (p Principal,
 	return Principal{Kind: KindToken, ID: t.ID, Name: t.Name, Role: t.Role}, true, nil
 }
 
-// StaffLogin records a member's sign-in (last login time and the audit log)
+// staffLogin records a member's sign-in (last login time and the audit log)
 // and starts a dashboard session for them, in one transaction.
 func (s *Store) staffLogin(ctx context.Context, m StaffMember, sessionHash string, expires time.Time) error {
 	now := s.now()
