@@ -62,7 +62,7 @@ func (o adminOpts) client(env Env, need bool) (*adminClient, error) {
 		token = strings.TrimSpace(string(b))
 	}
 	if token == "" {
-		return nil, fmt.Errorf("%w: no token: pass --admin-token-file FILE (an automation token, or <data-dir>/admin-token) or set TETHER_ADMIN_TOKEN", errUsage)
+		return nil, fmt.Errorf("%w: no token: pass --admin-token-file FILE (an automation token, or the admin token in <data-dir>/admin-token) or set TETHER_ADMIN_TOKEN", errUsage)
 	}
 	return &adminClient{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}, warn: env.Stderr}, nil
 }
