@@ -130,18 +130,27 @@ func (s *Store) AddStaff(ctx context.Context, in StaffInput, by Principal) (Staf
 
 // Staff lists the staff members by name.
 func (s *Store) Staff(ctx context.Context) ([]StaffMember, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+staffColumns+` FROM plane_staff ORDER BY name, id`)
+	out, err := queryList(ctx, s, scanStaff, `SELECT `+staffColumns+` FROM plane_staff ORDER BY name, id`)
 	if err != nil {
 		return nil, fmt.Errorf("plane: list staff: %w", err)
 	}
+	return out, nil
+}
+
+// queryList runs q and scans every row with scan; no rows is an empty list.
+func queryList[T any](ctx context.Context, s *Store, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	out := []StaffMember{}
+	out := []T{}
 	for rows.Next() {
-		m, err := scanStaff(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("plane: list staff: %w", err)
+			return nil, err
 		}
-		out = append(out, m)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -326,20 +335,11 @@ func (s *Store) CreateToken(ctx context.Context, in TokenInput, by Principal) (T
 
 // Tokens lists every automation token, newest first, revoked ones included.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM plane_tokens ORDER BY created_at DESC, id`)
+	out, err := queryList(ctx, s, scanToken, `SELECT `+tokenColumns+` FROM plane_tokens ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("plane: list tokens: %w", err)
 	}
-	defer rows.Close()
-	out := []Token{}
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("plane: list tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // RevokeToken ends a token: from now on it is refused.
