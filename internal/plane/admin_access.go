@@ -171,15 +171,17 @@ func ParseAuditQuery(q url.Values) (AuditFilter, error) {
 	if f.Action != "" && (len(f.Action) > 64 || strings.Trim(f.Action, "abcdefghijklmnopqrstuvwxyz.-") != "") {
 		return AuditFilter{}, errors.New("action must be an action name such as install.revoke (a-z . -)")
 	}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
+	// since and limit, when present, must hold a value: an empty one is a
+	// mistake, not "no filter".
+	if _, ok := q["since"]; ok {
+		t, err := time.Parse(time.RFC3339, q.Get("since"))
 		if err != nil {
 			return AuditFilter{}, errors.New("since must be an RFC 3339 time such as 2026-11-01T00:00:00Z")
 		}
 		f.Since = t
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
+	if _, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n < 1 || n > MaxAuditLimit {
 			return AuditFilter{}, errors.New("limit must be a whole number from 1 to 1000")
 		}

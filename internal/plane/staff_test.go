@@ -334,7 +334,7 @@ func TestAuditThroughAPI(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(out), `"target": "stable/1.5.0"`) || !strings.Contains(string(out), `"name": "test-release-manager"`) {
 		t.Fatalf("release records: %s", out)
 	}
-	for _, q := range []string{"since=yesterday", "limit=0", "limit=5000", "install=a/b", "action=DROP%20TABLE"} {
+	for _, q := range []string{"since=yesterday", "since=", "limit=", "limit=0", "limit=5000", "install=a/b", "action=DROP%20TABLE"} {
 		if resp, _ := b.as(t, support, "GET", "/v1/admin/audit?"+q, nil); resp.StatusCode != 400 {
 			t.Errorf("audit?%s: %d, want 400", q, resp.StatusCode)
 		}
