@@ -198,11 +198,19 @@ func (s *Server) audit(ctx context.Context, e AuditEntry) error {
 	return nil
 }
 
-// audited writes e before a handler acts, answering 500 and returning false
-// when it cannot: an action the log would not show is refused.
+// auditFirst writes e before an action, and refuses the action (a 500
+// actionError) when it cannot: nothing is done that the log would not show.
+func (s *Server) auditFirst(ctx context.Context, e AuditEntry) error {
+	if err := s.audit(ctx, e); err != nil {
+		return &actionError{http.StatusInternalServerError, e.Action + ": not done: the audit log could not be written"}
+	}
+	return nil
+}
+
+// audited is auditFirst for a handler: it answers the refusal itself.
 func (s *Server) audited(w http.ResponseWriter, r *http.Request, e AuditEntry) bool {
-	if err := s.audit(r.Context(), e); err != nil {
-		writeError(w, http.StatusInternalServerError, e.Action+": not done: the audit log could not be written")
+	if err := s.auditFirst(r.Context(), e); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return false
 	}
 	return true

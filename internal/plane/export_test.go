@@ -1,7 +1,9 @@
 package plane
 
 import (
+	"context"
 	"net/http"
+	"sync"
 
 	"github.com/tetherhq/tether/docs/api/apitest"
 )
@@ -32,3 +34,32 @@ func (s *Server) RoutePermissions() map[string]Permission {
 	s.register(r)
 	return r.perms
 }
+
+// testSessions names the principal of sessions StartSession began.
+var testSessions sync.Map
+
+// UseTestSessions makes s resolve sessions StartSession began to their
+// principal; other sessions are resolved as always. Call it before serving.
+func (s *Server) UseTestSessions() {
+	s.sessionPrincipal = func(id string) (Principal, bool) {
+		p, ok := testSessions.Load(id)
+		if !ok {
+			return Principal{}, false
+		}
+		return p.(Principal), true
+	}
+}
+
+// StartSession starts a dashboard session for p, as a sign-in would, and
+// returns its cookie value and the form token its pages carry.
+func (s *Server) StartSession(ctx context.Context, p Principal) (cookie, csrf string, err error) {
+	id, err := s.sessions.start(ctx, s.now(), nil)
+	if err != nil {
+		return "", "", err
+	}
+	testSessions.Store(id, p)
+	return id, csrfToken(id), nil
+}
+
+// SessionCookie is the dashboard session cookie's name.
+const SessionCookie = sessionCookie

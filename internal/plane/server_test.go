@@ -40,7 +40,9 @@ type bundle struct {
 }
 
 type setupOpts struct {
-	webhook string
+	webhook    string
+	refresh    time.Duration     // the fleet page's refresh interval
+	licenseKey ed25519.PublicKey // verifies licenses registered through the plane
 	// oidc, given the plane's URL, configures staff sign-in.
 	oidc func(planeURL string) *plane.OIDCConfig
 	// noAdminToken turns the break-glass token off.
@@ -67,6 +69,7 @@ func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
 	cfg := plane.Config{
 		Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now,
 		DataDir: b.dataDir, RepoDir: b.repoDir, AdminToken: adminToken, AlertWebhook: o.webhook,
+		DashboardRefresh: o.refresh, LicenseKey: o.licenseKey,
 	}
 	if o.oidc != nil {
 		cfg.OIDC = o.oidc("http://" + b.http.Listener.Addr().String())
@@ -79,6 +82,7 @@ func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
 		b.http.Close()
 		t.Fatal(err)
 	}
+	srv.UseTestSessions()
 	b.server = srv
 	b.http.Config.Handler = srv.Handler()
 	b.http.Start()

@@ -190,13 +190,13 @@ func TestStaffSignInInChromium(t *testing.T) {
 		chromedp.Navigate(site+"/installs/"+a.id),
 		chromedp.WaitVisible(css(`#staff-signin`)),
 		chromedp.Click(css(`#staff-signin`)),
-		chromedp.WaitVisible(css(`#principal`)),
+		chromedp.WaitVisible(css(`#who`)),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
-	who, _ := chromedp.Run(ctx, chromedp.Text(css(`#principal`)))
+	who, _ := chromedp.Run(ctx, chromedp.Text(css(`#who`)))
 	if !strings.HasSuffix(loc, "/installs/"+a.id) || who != "alice@vendor.example (administrator)" {
 		t.Fatalf("after sign-in: %s, signed in as %q", loc, who)
 	}

@@ -13,31 +13,31 @@ import (
 
 var (
 	boss = plane.Principal{Kind: plane.KindStaff, ID: "st_boss", Name: "boss@vendor.example", Role: plane.RoleAdmin}
-	// issuer is a staff member's identity provider in store tests.
-	issuer = "https://login.vendor.example"
+	// staffIssuer is a staff member's identity provider in store tests.
+	staffIssuer = "https://login.vendor.example"
 )
 
 func TestStaffStore(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, b storeBundle) {
-		alice, err := b.store.AddStaff(b.ctx, plane.StaffInput{Issuer: issuer, Subject: "00u-alice", Name: "alice@vendor.example", Role: plane.RoleSupport}, boss)
+		alice, err := b.store.AddStaff(b.ctx, plane.StaffInput{Issuer: staffIssuer, Subject: "00u-alice", Name: "alice@vendor.example", Role: plane.RoleSupport}, boss)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.store.AddStaff(b.ctx, plane.StaffInput{Issuer: issuer, Subject: "00u-alice", Name: "other", Role: plane.RoleViewer}, boss); !errors.Is(err, plane.ErrExists) {
+		if _, err := b.store.AddStaff(b.ctx, plane.StaffInput{Issuer: staffIssuer, Subject: "00u-alice", Name: "other", Role: plane.RoleViewer}, boss); !errors.Is(err, plane.ErrExists) {
 			t.Fatalf("adding the same issuer and subject again: %v, want ErrExists", err)
 		}
 		// Bad input is refused with the rule, and nothing is stored.
 		for _, in := range []plane.StaffInput{
 			{Issuer: "login.vendor.example", Subject: "x", Name: "x", Role: plane.RoleViewer},
-			{Issuer: issuer, Subject: "bad\nsubject", Name: "x", Role: plane.RoleViewer},
-			{Issuer: issuer, Subject: "x", Name: "", Role: plane.RoleViewer},
-			{Issuer: issuer, Subject: "x", Name: "x", Role: "root"},
+			{Issuer: staffIssuer, Subject: "bad\nsubject", Name: "x", Role: plane.RoleViewer},
+			{Issuer: staffIssuer, Subject: "x", Name: "", Role: plane.RoleViewer},
+			{Issuer: staffIssuer, Subject: "x", Name: "x", Role: "root"},
 		} {
 			if _, err := b.store.AddStaff(b.ctx, in, boss); err == nil {
 				t.Errorf("AddStaff(%+v) accepted", in)
 			}
 		}
-		got, err := b.store.StaffBySubject(b.ctx, issuer, "00u-alice")
+		got, err := b.store.StaffBySubject(b.ctx, staffIssuer, "00u-alice")
 		if err != nil || got.ID != alice.ID || got.Role != plane.RoleSupport {
 			t.Fatalf("StaffBySubject = %+v, %v", got, err)
 		}
