@@ -2,6 +2,7 @@ package plane
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 )
@@ -57,8 +58,8 @@ type Principal struct {
 	// Kind is "staff" (signed in through the vendor's identity provider),
 	// "token" (an automation token) or "break-glass" (the admin token).
 	Kind string `json:"kind"`
-	// ID is stable for the principal: the staff member's issuer and
-	// subject, the token's ID, or "admin-token".
+	// ID is stable for the principal: the staff member's ID ("st_…"), the
+	// token's ID ("tk_…"), or "admin-token".
 	ID string `json:"id"`
 	// Name is what people read: an e-mail address or a token's name.
 	Name string `json:"name"`
@@ -100,7 +101,7 @@ func principalFrom(ctx context.Context) (Principal, bool) {
 // (Authorization: Bearer) whose principal's role allows perm. A missing or
 // wrong credential answers 401, a role that does not allow perm 403.
 func (s *Server) require(perm Permission, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return guarded{perm: perm, h: func(w http.ResponseWriter, r *http.Request) {
 		// Only a presented token counts as an attempt: a request without one
 		// guesses nothing, and is told what to send.
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -117,21 +118,52 @@ func (s *Server) require(perm Permission, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "admin credential missing or wrong (send Authorization: Bearer <token>)")
 			return
 		}
+		if p.Kind == KindBreakGlass {
+			s.warnBreakGlass(w, r)
+		}
 		if !p.Role.Can(perm) {
 			writeError(w, http.StatusForbidden, "role "+string(p.Role)+" may not "+string(perm))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		h(w, r.WithContext(withPrincipal(r.Context(), p)))
-	})
+	}}
 }
 
-// bearerPrincipal resolves a bearer credential to its principal.
-func (s *Server) bearerPrincipal(_ context.Context, tok string) (Principal, bool) {
-	if tok != "" && s.validAdminToken(tok) {
+// guarded is an admin API route's handler with the permission it needs, so
+// the route table can be read back (the role enforcement test does).
+type guarded struct {
+	perm Permission
+	h    http.HandlerFunc
+}
+
+func (g guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.h(w, r) }
+
+// bearerPrincipal resolves a bearer credential to its principal: the admin
+// token (break-glass) or a live automation token. A database error counts
+// as no principal.
+func (s *Server) bearerPrincipal(ctx context.Context, tok string) (Principal, bool) {
+	if tok == "" {
+		return Principal{}, false
+	}
+	if s.validAdminToken(tok) {
 		return breakGlass(), true
 	}
-	return Principal{}, false
+	p, ok, err := s.store.TokenPrincipal(ctx, tok)
+	if err != nil {
+		s.log.Error("admin credential", "err", err)
+	}
+	return p, ok
+}
+
+// BreakGlassWarning is the Tether-Warning header the admin API sets on every
+// answer to a request made with the admin token.
+const BreakGlassWarning = "break-glass admin token used; sign in as staff or use an automation token (tether-plane tokens create)"
+
+// warnBreakGlass logs every use of the admin token and tells the client.
+func (s *Server) warnBreakGlass(w http.ResponseWriter, r *http.Request) {
+	s.log.Warn("break-glass admin token used", "method", r.Method, "path", r.URL.Path)
+	w.Header().Set("Tether-Warning", BreakGlassWarning)
 }
 
 // AuditEntry is one staff action, as the audit log records it.
@@ -149,10 +181,37 @@ type AuditEntry struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// audit records that the request's principal did e.
+// audit records that the request's principal did e in the audit log. A
+// handler calls it before the action and refuses the action when it fails,
+// so nothing is done that the log does not show; actions whose store
+// methods take the entry (staff, tokens, logins) record it in the action's
+// own transaction instead.
 func (s *Server) audit(ctx context.Context, e AuditEntry) error {
-	p, _ := principalFrom(ctx)
-	s.log.Info("audit", "actor", p.String(), "action", e.Action, "customer", e.Customer,
-		"install_id", e.InstallID, "target", e.Target, "reason", e.Reason)
+	p, ok := principalFrom(ctx)
+	if !ok {
+		return errors.New("plane: audit: request has no principal")
+	}
+	if err := s.store.AppendAudit(ctx, p, e); err != nil {
+		s.log.Error("audit", "action", e.Action, "err", err)
+		return err
+	}
 	return nil
+}
+
+// auditFirst writes e before an action, and refuses the action (a 500
+// actionError) when it cannot: nothing is done that the log would not show.
+func (s *Server) auditFirst(ctx context.Context, e AuditEntry) error {
+	if err := s.audit(ctx, e); err != nil {
+		return &actionError{http.StatusInternalServerError, e.Action + ": not done: the audit log could not be written"}
+	}
+	return nil
+}
+
+// audited is auditFirst for a handler: it answers the refusal itself.
+func (s *Server) audited(w http.ResponseWriter, r *http.Request, e AuditEntry) bool {
+	if err := s.auditFirst(r.Context(), e); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return false
+	}
+	return true
 }

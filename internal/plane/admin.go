@@ -68,7 +68,7 @@ func LoadOrCreateAdminToken(dataDir string) (token string, created bool, err err
 }
 
 func (s *Server) validAdminToken(tok string) bool {
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
+	return !s.cfg.NoAdminToken && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
 }
 
 // actionError is a refused staff action: the status to answer and a
@@ -210,17 +210,19 @@ func (s *Server) revokeInstall(ctx context.Context, id string) (Install, error) 
 	if !wire.ValidID(id) {
 		return Install{}, &actionError{http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -"}
 	}
+	in, err := s.store.Install(ctx, id)
+	if err != nil {
+		return Install{}, err
+	}
+	if err := s.auditFirst(ctx, AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id}); err != nil {
+		return Install{}, err
+	}
 	if err := s.store.Revoke(ctx, id); err != nil {
 		return Install{}, err
 	}
 	s.keys.forget(id)
 	s.log.Warn("install revoked", "install_id", id)
-	in, err := s.store.Install(ctx, id)
-	if err != nil {
-		return Install{}, err
-	}
-	_ = s.audit(ctx, AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id})
-	return in, nil
+	return s.store.Install(ctx, id)
 }
 
 // DiagnosticRequestBody is POST /v1/admin/diagnostics.
@@ -255,12 +257,19 @@ func (s *Server) requestDiagnostics(ctx context.Context, installID, reason strin
 	if err := probe.Validate(); err != nil {
 		return Diagnostic{}, &actionError{http.StatusBadRequest, "reason must be 1-1000 bytes of printable text on one line"}
 	}
+	in, err := s.store.Install(ctx, installID)
+	if err != nil {
+		return Diagnostic{}, err
+	}
+	// The request's ID is made by the store, after the audit record.
+	if err := s.auditFirst(ctx, AuditEntry{Action: "diagnostics.request", Customer: in.Customer, InstallID: in.ID, Reason: reason}); err != nil {
+		return Diagnostic{}, err
+	}
 	d, err := s.store.RequestDiagnostic(ctx, installID, reason)
 	if err != nil {
 		return Diagnostic{}, err
 	}
 	s.log.Info("diagnostics requested", "diagnostic_id", d.ID, "install_id", d.InstallID)
-	_ = s.audit(ctx, AuditEntry{Action: "diagnostics.request", InstallID: d.InstallID, Target: d.ID, Reason: d.Reason})
 	return d, nil
 }
 
@@ -306,6 +315,13 @@ func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, id string) 
 	if d.Status != DiagUploaded {
 		return &actionError{http.StatusConflict, "diagnostic " + id + ": no bundle uploaded yet (status " + d.Status + ")"}
 	}
+	customer := ""
+	if in, err := s.store.Install(r.Context(), d.InstallID); err == nil {
+		customer = in.Customer
+	}
+	if err := s.auditFirst(r.Context(), AuditEntry{Action: "diagnostics.download", Customer: customer, InstallID: d.InstallID, Target: id}); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)
 	defer cancel()
 	f, err := s.cfg.Bundles.Get(ctx, filepath.Base(d.BundlePath))
@@ -313,7 +329,6 @@ func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, id string) 
 		return err
 	}
 	defer f.Close()
-	_ = s.audit(r.Context(), AuditEntry{Action: "diagnostics.download", InstallID: d.InstallID, Target: id})
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.zip"`)
 	w.Header().Set("Tether-Bundle-Sha256", d.BundleSHA256)

@@ -20,7 +20,7 @@ const sessionCookie = "tether_plane_session"
 func parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{"age": formatAge, "days": formatDaysLeft}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"index", "install", "login", "rows", "error", "revoke", "licenses"} {
+	for _, page := range []string{"index", "install", "login", "rows", "error", "revoke", "licenses", "audit", "signin-refused"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials/*.html", "templates/"+page+".html")
 		if err != nil {
@@ -78,6 +78,10 @@ func (p page) Can(perm string) bool {
 	return p.LoggedIn && p.Who.Role.Can(Permission(perm))
 }
 
+// BreakGlass reports whether the page is shown to an admin token session;
+// the layout warns.
+func (p page) BreakGlass() bool { return p.LoggedIn && p.Who.Kind == KindBreakGlass }
+
 // pageFor is the page of a request that passed the dashboard guard.
 func (s *Server) pageFor(r *http.Request, title string) page {
 	who, ok := principalFrom(r.Context())
@@ -107,31 +111,35 @@ func securityHeaders(w http.ResponseWriter) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
 }
 
-// dashboard guards a page: a valid session cookie passes; anything else goes
-// to the login form. The admin token is accepted only in a POSTed form,
-// never in a URL, where proxies and load balancers would log it.
+// dashboard guards a page: a valid session cookie passes with its
+// principal (a staff member, or the admin token); anything else goes to the
+// login form. The admin token is accepted only in a POSTed form, never in a
+// URL, where proxies and load balancers would log it.
 func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(r, c.Value) {
-			h(w, r.WithContext(withPrincipal(r.Context(), s.sessionPrincipal(c.Value))))
-			return
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			p, ok, err := s.sessions.principal(r.Context(), c.Value, s.now())
+			if err != nil {
+				s.log.Error("dashboard session", "err", err)
+			}
+			if ok && s.sessionPrincipal != nil {
+				if tp, found := s.sessionPrincipal(c.Value); found {
+					p = tp
+				}
+			}
+			// An admin token session from before --no-admin-token ends with it.
+			if ok && (p.Kind != KindBreakGlass || !s.cfg.NoAdminToken) {
+				h(w, r.WithContext(withPrincipal(r.Context(), p)))
+				return
+			}
 		}
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
 	}
 }
 
-// validSession looks the cookie up by its hash (sharedstate.go); a
-// database error counts as no session.
-func (s *Server) validSession(r *http.Request, v string) bool {
-	ok, err := s.sessions.valid(r.Context(), v, s.now())
-	if err != nil {
-		s.log.Error("dashboard session", "err", err)
-	}
-	return ok
-}
-
-func (s *Server) setSession(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.sessions.start(r.Context(), s.now())
+// setSession starts a session for m, or for the admin token when m is nil.
+func (s *Server) setSession(w http.ResponseWriter, r *http.Request, m *StaffMember) error {
+	id, err := s.sessions.start(r.Context(), s.now(), m)
 	if err != nil {
 		return err
 	}
@@ -166,10 +174,23 @@ type loginPage struct {
 	page
 	Error string
 	Next  string
+	// Issuer is the staff sign-in's provider; empty offers only the admin
+	// token.
+	Issuer string
+	// AdminToken is whether the break-glass token's form is offered.
+	AdminToken bool
+}
+
+func (s *Server) loginPage(next, errMsg string) loginPage {
+	p := loginPage{page: page{Title: "Log in", Now: s.now()}, Next: safeNext(next), Error: errMsg, AdminToken: !s.cfg.NoAdminToken}
+	if s.signIn != nil {
+		p.Issuer = s.signIn.issuer
+	}
+	return p
 }
 
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
-	s.render(w, "login", http.StatusOK, loginPage{page: page{Title: "Log in", Now: s.now()}, Next: safeNext(r.URL.Query().Get("next"))})
+	s.render(w, "login", http.StatusOK, s.loginPage(r.URL.Query().Get("next"), ""))
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
@@ -181,11 +202,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil || !s.validAdminToken(strings.TrimSpace(r.PostForm.Get("token"))) {
 		s.authFailed(r)
 		s.log.Warn("dashboard login failed")
-		s.render(w, "login", http.StatusUnauthorized, loginPage{page: page{Title: "Log in", Now: s.now()},
-			Error: "That is not the admin token.", Next: safeNext(r.PostForm.Get("next"))})
+		s.render(w, "login", http.StatusUnauthorized, s.loginPage(r.PostForm.Get("next"), "That is not the admin token."))
 		return
 	}
-	if err := s.setSession(w, r); err != nil {
+	s.log.Warn("break-glass admin token used to log in to the dashboard")
+	if err := s.setSession(w, r, nil); err != nil {
 		s.log.Error("dashboard login", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

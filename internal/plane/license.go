@@ -73,10 +73,12 @@ func (s *Server) registerLicense(ctx context.Context, body RegisterLicenseBody) 
 	rec := LicenseRecord{ID: l.ID, Customer: l.Customer, IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt,
 		GraceSeconds: l.GraceSeconds, Channels: l.Channels, Entitlements: l.Entitlements,
 		TokenHash: body.ActivationTokenSHA256}
+	if err := s.auditFirst(ctx, AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID}); err != nil {
+		return LicenseRecord{ID: l.ID}, err
+	}
 	if err := s.store.AddLicense(ctx, rec); err != nil {
 		return LicenseRecord{ID: l.ID}, err
 	}
-	_ = s.audit(ctx, AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID})
 	s.log.Info("license registered", "license_id", l.ID)
 	return rec, nil
 }

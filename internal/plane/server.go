@@ -31,8 +31,12 @@ type Config struct {
 	// RepoDir holds the per-channel TUF repositories served to agents
 	// (RepoDir/<channel>/{metadata,targets}); empty serves none.
 	RepoDir string
-	// AdminToken guards the admin API and the dashboard.
+	// AdminToken is the break-glass credential for the admin API and the
+	// dashboard; empty only with NoAdminToken.
 	AdminToken string
+	// NoAdminToken turns the break-glass token off: only staff and
+	// automation tokens get in.
+	NoAdminToken bool
 	// LicenseKey verifies licenses registered through the admin API, so a
 	// typo'd or forged file cannot become an activatable license.
 	LicenseKey ed25519.PublicKey
@@ -53,6 +57,8 @@ type Config struct {
 	// load balancer appended to X-Forwarded-For instead of the peer's.
 	TrustForwardedFor bool
 
+	// OIDC signs staff in to the dashboard; nil offers only the admin token.
+	OIDC *OIDCConfig
 	// LicenseWarnDays is how many days before expiry a license is flagged
 	// on the dashboard and alerted on (again at 7 and 1 days left);
 	// default 30.
@@ -77,9 +83,10 @@ type Server struct {
 	alerter  *Alerter
 	mux      *http.ServeMux
 	sessions *sessions // dashboard logins, server-side so logout really ends one
-	// sessionPrincipal names who a valid session belongs to. A dashboard
-	// session is, for now, a login with the admin token.
-	sessionPrincipal func(sessionID string) Principal
+	signIn   *staffSignIn
+	// sessionPrincipal, set only by tests (UseTestSessions), overrides
+	// whose a session is.
+	sessionPrincipal func(sessionID string) (Principal, bool)
 
 	templates map[string]*template.Template
 	keys      *keyCache
@@ -107,7 +114,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("plane: config: Now is required")
 	case cfg.DataDir == "":
 		return nil, errors.New("plane: config: DataDir is required")
-	case len(cfg.AdminToken) < 32:
+	case cfg.NoAdminToken && cfg.AdminToken != "":
+		return nil, errors.New("plane: config: NoAdminToken with an AdminToken")
+	case !cfg.NoAdminToken && len(cfg.AdminToken) < 32:
 		return nil, errors.New("plane: config: AdminToken must be at least 32 characters")
 	}
 	if cfg.HeartbeatInterval == 0 {
@@ -145,10 +154,13 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		sessions:  &sessions{store: cfg.Store},
-
-		sessionPrincipal: func(string) Principal { return breakGlass() },
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
+	}
+	if cfg.OIDC != nil {
+		if s.signIn, err = newStaffSignIn(context.Background(), *cfg.OIDC); err != nil {
+			return nil, err
+		}
 	}
 	s.keys = &keyCache{ttl: keyCacheTTL, now: cfg.Now, lookup: s.installKey}
 	s.routes()
@@ -199,6 +211,15 @@ func (s *Server) register(m router) {
 	m.Handle("GET /v1/admin/releases", s.require(PermView, s.handleAdminReleases))
 	m.Handle("GET /v1/admin/licenses", s.require(PermView, s.handleAdminLicenses))
 	m.Handle("POST /v1/admin/licenses", s.require(PermLicenseManage, s.handleAdminRegisterLicense))
+	m.Handle("GET /v1/admin/staff", s.require(PermStaffManage, s.handleAdminStaff))
+	m.Handle("POST /v1/admin/staff", s.require(PermStaffManage, s.handleAdminAddStaff))
+	m.Handle("POST /v1/admin/staff/{id}/role", s.require(PermStaffManage, s.handleAdminSetStaffRole))
+	m.Handle("DELETE /v1/admin/staff/{id}", s.require(PermStaffManage, s.handleAdminRemoveStaff))
+	m.Handle("GET /v1/admin/tokens", s.require(PermStaffManage, s.handleAdminTokens))
+	m.Handle("POST /v1/admin/tokens", s.require(PermStaffManage, s.handleAdminCreateToken))
+	m.Handle("POST /v1/admin/tokens/{id}/revoke", s.require(PermStaffManage, s.handleAdminRevokeToken))
+	m.Handle("GET /v1/admin/audit", s.require(PermView, s.handleAdminAudit))
+	m.Handle("POST /v1/admin/audit/releases", s.require(PermReleaseManage, s.handleAdminAuditRelease))
 
 	// Dashboard: every page needs a session whose role allows what it
 	// shows; actions also need the session's CSRF token
@@ -216,6 +237,9 @@ func (s *Server) register(m router) {
 	m.HandleFunc("GET /login", s.handleLoginForm)
 	m.HandleFunc("POST /login", s.handleLogin)
 	m.HandleFunc("POST /logout", s.handleLogout)
+	m.HandleFunc("GET /login/oidc", s.handleSignInStart)
+	m.HandleFunc("GET "+CallbackPath, s.handleSignInCallback)
+	m.HandleFunc("GET /audit", s.see(PermView, s.handleDashboardAudit))
 
 	m.HandleFunc("GET /healthz", s.handleHealthz)
 	m.HandleFunc("GET /openapi.json", apidoc.Handler(apidoc.PlaneAdmin))

@@ -43,6 +43,10 @@ type setupOpts struct {
 	webhook    string
 	refresh    time.Duration     // the fleet page's refresh interval
 	licenseKey ed25519.PublicKey // verifies licenses registered through the plane
+	// oidc, given the plane's URL, configures staff sign-in.
+	oidc func(planeURL string) *plane.OIDCConfig
+	// noAdminToken turns the break-glass token off.
+	noAdminToken bool
 }
 
 func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
@@ -60,17 +64,28 @@ func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
 	dir := t.TempDir()
 	b := &bundle{ctx: ctx, clock: c, store: st, dataDir: filepath.Join(dir, "data"),
 		repoDir: filepath.Join(dir, "repo"), keysDir: filepath.Join(dir, "keys")}
-	srv, err := plane.New(plane.Config{
+	// The listener comes first: a sign-in's redirect URL names it.
+	b.http = httptest.NewUnstartedServer(nil)
+	cfg := plane.Config{
 		Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now,
 		DataDir: b.dataDir, RepoDir: b.repoDir, AdminToken: adminToken, AlertWebhook: o.webhook,
 		DashboardRefresh: o.refresh, LicenseKey: o.licenseKey,
-	})
+	}
+	if o.oidc != nil {
+		cfg.OIDC = o.oidc("http://" + b.http.Listener.Addr().String())
+	}
+	if o.noAdminToken {
+		cfg.AdminToken, cfg.NoAdminToken = "", true
+	}
+	srv, err := plane.New(cfg)
 	if err != nil {
+		b.http.Close()
 		t.Fatal(err)
 	}
 	srv.UseTestSessions()
 	b.server = srv
-	b.http = httptest.NewServer(srv.Handler())
+	b.http.Config.Handler = srv.Handler()
+	b.http.Start()
 	t.Cleanup(b.http.Close)
 	return b
 }

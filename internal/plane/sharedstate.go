@@ -38,42 +38,68 @@ func hashSession(id string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (ss *sessions) start(ctx context.Context, now time.Time) (string, error) {
+// start opens a session for m, or for the admin token when m is nil, and
+// records the login in the audit log in the same transaction.
+func (ss *sessions) start(ctx context.Context, now time.Time, m *StaffMember) (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("plane: session: %w", err)
 	}
 	id := hex.EncodeToString(b[:])
-	err := ss.store.db.InTx(ctx, func(tx *sql.Tx) error {
-		// Keep the table to live sessions.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM plane_sessions WHERE expires_at <= $1`, ms(now)); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO plane_sessions (id_hash, expires_at) VALUES ($1, $2)`,
-			hashSession(id), ms(now.Add(sessionLifetime)))
-		return err
-	})
+	var err error
+	if m != nil {
+		err = ss.store.staffLogin(ctx, *m, hashSession(id), now.Add(sessionLifetime))
+	} else {
+		err = ss.store.audited(ctx, breakGlass(), AuditEntry{Action: "break-glass.login"}, func(tx *sql.Tx) error {
+			return insertSession(ctx, tx, hashSession(id), now.Add(sessionLifetime), "", now)
+		})
+	}
 	if err != nil {
 		return "", fmt.Errorf("plane: start session: %w", err)
 	}
 	return id, nil
 }
 
-// valid looks the cookie up by its hash: the lookup compares hashes, so it
-// leaks nothing about the cookie through timing.
-func (ss *sessions) valid(ctx context.Context, id string, now time.Time) (bool, error) {
+// insertSession stores a session's hash; staffID "" is the admin token's.
+func insertSession(ctx context.Context, tx *sql.Tx, idHash string, expires time.Time, staffID string, now time.Time) error {
+	// Keep the table to live sessions.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM plane_sessions WHERE expires_at <= $1`, ms(now)); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO plane_sessions (id_hash, expires_at, staff_id) VALUES ($1, $2, $3)`,
+		idHash, ms(expires), sql.NullString{String: staffID, Valid: staffID != ""})
+	return err
+}
+
+// principal looks the cookie up by its hash (the lookup compares hashes, so
+// it leaks nothing about the cookie through timing) and returns whose
+// session it is. A staff member's role is read now, so a changed role
+// applies at once and a removed member's session ends.
+func (ss *sessions) principal(ctx context.Context, id string, now time.Time) (Principal, bool, error) {
 	if len(id) != 64 {
-		return false, nil
+		return Principal{}, false, nil
 	}
 	var exp int64
-	err := ss.store.db.QueryRowContext(ctx, `SELECT expires_at FROM plane_sessions WHERE id_hash = $1`, hashSession(id)).Scan(&exp)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+	var staffID sql.NullString
+	err := ss.store.db.QueryRowContext(ctx, `SELECT expires_at, staff_id FROM plane_sessions WHERE id_hash = $1`,
+		hashSession(id)).Scan(&exp, &staffID)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && ms(now) >= exp) {
+		return Principal{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("plane: check session: %w", err)
+		return Principal{}, false, fmt.Errorf("plane: check session: %w", err)
 	}
-	return ms(now) < exp, nil
+	if !staffID.Valid {
+		return breakGlass(), true, nil
+	}
+	m, err := ss.store.StaffByID(ctx, staffID.String)
+	if errors.Is(err, ErrNotFound) {
+		return Principal{}, false, nil
+	}
+	if err != nil {
+		return Principal{}, false, fmt.Errorf("plane: check session: %w", err)
+	}
+	return m.principal(), true, nil
 }
 
 func (ss *sessions) end(ctx context.Context, id string) error {

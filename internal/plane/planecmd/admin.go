@@ -25,7 +25,7 @@ type adminOpts struct {
 func adminFlags(fs *flag.FlagSet) adminOpts {
 	return adminOpts{
 		url:       fs.String("plane-url", "", "plane base URL (or env TETHER_PLANE_URL)"),
-		tokenFile: fs.String("admin-token-file", "", "file holding the admin token, e.g. <data-dir>/admin-token (or env TETHER_ADMIN_TOKEN with the token itself)"),
+		tokenFile: fs.String("admin-token-file", "", "file holding an automation token (tether-plane tokens create) or the break-glass admin token, <data-dir>/admin-token (or env TETHER_ADMIN_TOKEN with the token itself)"),
 	}
 }
 
@@ -33,6 +33,7 @@ func adminFlags(fs *flag.FlagSet) adminOpts {
 type adminClient struct {
 	base, token string
 	http        *http.Client
+	warn        io.Writer // gets the plane's Tether-Warning
 }
 
 // client builds the admin client from flags and environment. Without a URL
@@ -61,9 +62,9 @@ func (o adminOpts) client(env Env, need bool) (*adminClient, error) {
 		token = strings.TrimSpace(string(b))
 	}
 	if token == "" {
-		return nil, fmt.Errorf("%w: no admin token: pass --admin-token-file <data-dir>/admin-token or set TETHER_ADMIN_TOKEN", errUsage)
+		return nil, fmt.Errorf("%w: no token: pass --admin-token-file FILE (an automation token, or the admin token in <data-dir>/admin-token) or set TETHER_ADMIN_TOKEN", errUsage)
 	}
-	return &adminClient{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}}, nil
+	return &adminClient{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}, warn: env.Stderr}, nil
 }
 
 // do sends a JSON request; out, when non-nil, receives the JSON answer.
@@ -109,6 +110,9 @@ func (c *adminClient) send(ctx context.Context, method, path string, in any) (*h
 		}
 		return nil, fmt.Errorf("reach the plane at %s: %w", c.base, err)
 	}
+	if w := resp.Header.Get("Tether-Warning"); w != "" && c.warn != nil {
+		fmt.Fprintf(c.warn, "warning: the plane says: %s\n", w)
+	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
 	}
@@ -119,7 +123,7 @@ func (c *adminClient) send(ctx context.Context, method, path string, in any) (*h
 		e.Error = resp.Status
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
-		return nil, fmt.Errorf("the plane refused the admin token (check --admin-token-file / TETHER_ADMIN_TOKEN): %s", e.Error)
+		return nil, fmt.Errorf("the plane refused the token: wrong, revoked or expired (check --admin-token-file / TETHER_ADMIN_TOKEN): %s", e.Error)
 	}
 	return nil, fmt.Errorf("the plane answered %d: %s", resp.StatusCode, e.Error)
 }

@@ -54,6 +54,14 @@ func commands() []command {
 		{"diag request", "ask an install for a diagnostics bundle", runDiagRequest},
 		{"diag list", "list diagnostics requests", runDiagList},
 		{"diag download", "download an uploaded diagnostics bundle", runDiagDownload},
+		{"staff add", "let a member of staff sign in to the dashboard with a role", runStaffAdd},
+		{"staff list", "list the staff and their roles", runStaffList},
+		{"staff set-role", "change a staff member's role", runStaffSetRole},
+		{"staff remove", "remove a staff member and end their sessions", runStaffRemove},
+		{"tokens create", "make an automation token limited to a role (printed once)", runTokensCreate},
+		{"tokens list", "list automation tokens with their last use", runTokensList},
+		{"tokens revoke", "revoke an automation token", runTokensRevoke},
+		{"audit", "show the audit log: who did what, to which customer, and why", runAudit},
 	}
 }
 
@@ -91,8 +99,9 @@ func usage(w io.Writer, cmds []command) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nAdmin commands reach the plane with --plane-url and --admin-token-file,")
-	fmt.Fprintln(w, "or the environment variables TETHER_PLANE_URL and TETHER_ADMIN_TOKEN.")
+	fmt.Fprintln(w, "\nAdmin commands reach the plane with --plane-url and --admin-token-file (an automation")
+	fmt.Fprintln(w, "token, or the break-glass <data-dir>/admin-token), or the environment variables")
+	fmt.Fprintln(w, "TETHER_PLANE_URL and TETHER_ADMIN_TOKEN.")
 }
 
 // newFlags makes a flag set whose --help prints what the command does.

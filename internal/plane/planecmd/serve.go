@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tetherhq/tether/internal/plane"
@@ -20,7 +22,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "serve", "--data-dir DIR [--addr HOST:PORT] [flags]",
 		"Runs the vendor plane: the signed agent API, the admin API and the dashboard at /.\n"+
 			"State lives in SQLite at <data-dir>/plane.db unless --database-url names PostgreSQL.\n"+
-			"The admin token is created at <data-dir>/admin-token (mode 0600) on first start.\n"+
+			"The admin token is created at <data-dir>/admin-token (mode 0600) on first start; it is\n"+
+			"the break-glass credential, flagged on every use. Staff sign in to the dashboard through\n"+
+			"the vendor's identity provider (--oidc-issuer) once added with staff add; scripts use\n"+
+			"tokens made with tokens create.\n"+
 			"Logs are JSON on stderr and carry IDs and counts only.")
 	dataDir := fs.String("data-dir", "", "directory for the database, admin token and diagnostic bundles (required)")
 	addr := fs.String("addr", "127.0.0.1:8443", "address to listen on; put TLS in front (a load balancer) in production")
@@ -33,6 +38,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	objectsKMS := fs.String("objects-kms-key", "", "KMS key for SSE-KMS on --objects (or env TETHER_PLANE_OBJECTS_KMS_KEY); default SSE-S3")
 	behindLB := fs.Bool("behind-load-balancer", false, "count failed admin logins against the address the load balancer appends to X-Forwarded-For")
 	interval := fs.Duration("heartbeat-interval", plane.DefaultHeartbeatInterval, "heartbeat interval told to agents; stale after 3 missed")
+	noAdminToken := fs.Bool("no-admin-token", false, "turn the break-glass admin token off; needs --oidc-issuer and a staff member with the administrator role (staff add)")
+	oidcIssuer := fs.String("oidc-issuer", "", "staff sign-in: the vendor's OpenID Connect issuer URL (or env TETHER_PLANE_OIDC_ISSUER); without it the dashboard takes only the admin token")
+	oidcClient := fs.String("oidc-client-id", "", "staff sign-in: the plane's client ID at the provider (or env TETHER_PLANE_OIDC_CLIENT_ID)")
+	oidcSecretFile := fs.String("oidc-client-secret-file", "", "staff sign-in: file holding the client secret (or env TETHER_PLANE_OIDC_CLIENT_SECRET); never a flag value")
+	oidcRedirect := fs.String("oidc-redirect-url", "", "staff sign-in: the plane's public URL ending in "+plane.CallbackPath+", registered with the provider (or env TETHER_PLANE_OIDC_REDIRECT_URL)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -53,6 +63,13 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	*objects = cmp.Or(*objects, env.Getenv("TETHER_PLANE_OBJECTS"))
 	*objectsKMS = cmp.Or(*objectsKMS, env.Getenv("TETHER_PLANE_OBJECTS_KMS_KEY"))
+	oidc, err := oidcConfig(env, *oidcIssuer, *oidcClient, *oidcSecretFile, *oidcRedirect)
+	if err != nil {
+		return err
+	}
+	if *noAdminToken && oidc == nil {
+		return fmt.Errorf("%w: --no-admin-token needs --oidc-issuer: without the admin token, staff sign in through it", errUsage)
+	}
 	if *objects != "" && *repo != "" {
 		return fmt.Errorf("%w: --objects holds the release repositories; drop --repo", errUsage)
 	}
@@ -81,9 +98,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --keys needs --repo (the repository whose metadata it keeps fresh)", errUsage)
 	}
 
-	token, err := adminToken(env, abs, log)
-	if err != nil {
-		return err
+	var token string
+	if !*noAdminToken {
+		if token, err = adminToken(env, abs, log); err != nil {
+			return err
+		}
 	}
 	// A deployment injects the password from its secret apart from the URL.
 	var dbOpts sqldb.Options
@@ -99,9 +118,18 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if *noAdminToken {
+		// Without an administrator nobody could add staff or tokens again.
+		if n, err := store.Administrators(ctx); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		} else if n == 0 {
+			return fmt.Errorf("%w: --no-admin-token: no staff member has the administrator role yet; add one with tether-plane staff add --role administrator first", errUsage)
+		}
+		log.Info("break-glass admin token turned off (--no-admin-token)")
+	}
 	cfg := plane.Config{Store: store, Logger: log, Now: env.Now, DataDir: abs, RepoDir: *repo,
-		AdminToken: token, LicenseKey: licKey, HeartbeatInterval: *interval, AlertWebhook: *webhook,
-		TrustForwardedFor: *behindLB}
+		AdminToken: token, NoAdminToken: *noAdminToken, LicenseKey: licKey, HeartbeatInterval: *interval, AlertWebhook: *webhook,
+		TrustForwardedFor: *behindLB, OIDC: oidc}
 	if *objects != "" {
 		if cfg.Bundles, cfg.Repo, err = objectStores(ctx, env, *objects, *objectsKMS); err != nil {
 			return fmt.Errorf("serve: %w", err)
@@ -214,4 +242,36 @@ func sharedRefreshLoop(ctx context.Context, env Env, store *plane.Store, repo pu
 		case <-t.C:
 		}
 	}
+}
+
+// oidcConfig is staff sign-in's configuration from flags, else environment;
+// nil when no issuer is given. The client secret comes from a file or the
+// environment, never a flag, which ps and shell history would show.
+func oidcConfig(env Env, issuer, clientID, secretFile, redirect string) (*plane.OIDCConfig, error) {
+	c := &plane.OIDCConfig{
+		Issuer:      cmp.Or(issuer, env.Getenv("TETHER_PLANE_OIDC_ISSUER")),
+		ClientID:    cmp.Or(clientID, env.Getenv("TETHER_PLANE_OIDC_CLIENT_ID")),
+		RedirectURL: cmp.Or(redirect, env.Getenv("TETHER_PLANE_OIDC_REDIRECT_URL")),
+	}
+	if c.Issuer == "" {
+		if c.ClientID != "" || c.RedirectURL != "" || secretFile != "" {
+			return nil, fmt.Errorf("%w: staff sign-in needs --oidc-issuer too", errUsage)
+		}
+		return nil, nil
+	}
+	if c.ClientID == "" || c.RedirectURL == "" {
+		return nil, fmt.Errorf("%w: --oidc-issuer needs --oidc-client-id and --oidc-redirect-url (https://plane.example.com%s)", errUsage, plane.CallbackPath)
+	}
+	c.ClientSecret = env.Getenv("TETHER_PLANE_OIDC_CLIENT_SECRET")
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("serve: --oidc-client-secret-file: %w", err)
+		}
+		c.ClientSecret = strings.TrimSpace(string(b))
+		if c.ClientSecret == "" {
+			return nil, fmt.Errorf("serve: --oidc-client-secret-file %s is empty", secretFile)
+		}
+	}
+	return c, nil
 }

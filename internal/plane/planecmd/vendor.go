@@ -196,7 +196,9 @@ func runReleasePublish(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "release publish", "--keys DIR (--repo DIR | --objects URL --database-url URL) --version V --channel C [flags]",
 		"Signs and publishes a release: copies each --artifact into the channel's TUF targets,\n"+
 			"writes the release manifest (image digests, schema range, oldest upgradable version,\n"+
-			"notes) and signs new targets, snapshot and timestamp metadata.")
+			"notes) and signs new targets, snapshot and timestamp metadata. With --plane-url (or\n"+
+			"TETHER_PLANE_URL) the plane's audit log records who published it first (a token with\n"+
+			"role release-manager); without a plane the release is not in the audit log.")
 	keys := fs.String("keys", "", "keys directory with the online keys (required)")
 	target := repoFlags(fs)
 	version := fs.String("version", "", "semantic version, e.g. 1.4.0 (required)")
@@ -209,6 +211,7 @@ func runReleasePublish(ctx context.Context, env Env, args []string) error {
 	images := &multiFlag{what: "image"}
 	fs.Var(artifacts, "artifact", "NAME=PATH of a file shipped with the release, repeatable")
 	fs.Var(images, "image", "COMPONENT=REPO@sha256:DIGEST, repeatable")
+	admin := adminFlags(fs)
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -233,6 +236,9 @@ func runReleasePublish(ctx context.Context, env Env, args []string) error {
 		if err := release.ValidateImageRef(ref); err != nil {
 			return fmt.Errorf("%w: --image %s=%s: want REPO@sha256:<64 hex> (pin by digest)", errUsage, name, ref)
 		}
+	}
+	if err := reportRelease(ctx, env, admin, "release.publish", *channel, *version); err != nil {
+		return fmt.Errorf("release publish %s to %s: %w", *version, *channel, err)
 	}
 	var m release.Manifest
 	err := target.write(ctx, env, *channel, func(ctx context.Context, dir string) (err error) {
@@ -316,11 +322,13 @@ func runReleaseList(ctx context.Context, env Env, args []string) error {
 func runReleaseRevoke(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "release revoke", "--keys DIR (--repo DIR | --objects URL --database-url URL) --channel C --version V",
 		"Withdraws a release: it leaves the channel's signed targets, so agents stop seeing it at\n"+
-			"their next refresh. Its manifest is kept for the record; the version is never reused.")
+			"their next refresh. Its manifest is kept for the record; the version is never reused.\n"+
+			"With --plane-url the plane's audit log records who revoked it first; without, it is not audited.")
 	keys := fs.String("keys", "", "keys directory with the online keys (required)")
 	target := repoFlags(fs)
 	channel := fs.String("channel", "", "channel (required)")
 	version := fs.String("version", "", "version to revoke (required)")
+	admin := adminFlags(fs)
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -332,6 +340,9 @@ func runReleaseRevoke(ctx context.Context, env Env, args []string) error {
 	}
 	if err := noArgs(fs); err != nil {
 		return err
+	}
+	if err := reportRelease(ctx, env, admin, "release.revoke", *channel, *version); err != nil {
+		return fmt.Errorf("release revoke %s from %s: %w", *version, *channel, err)
 	}
 	if err := target.write(ctx, env, "", func(ctx context.Context, dir string) error {
 		return publish.Revoke(ctx, dir, *keys, *channel, *version, env.Now())

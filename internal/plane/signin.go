@@ -1,0 +1,214 @@
+package plane
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// Staff sign in to the dashboard through the vendor's OpenID Connect
+// provider: the plane is a confidential client doing the authorization code
+// flow with PKCE (S256), state and nonce, and then looks the ID token's
+// issuer and subject up in plane_staff. Nobody the plane does not know gets
+// a session, whatever the provider says about them.
+
+// CallbackPath is the redirect URI's path, which the provider's client
+// registration must list.
+const CallbackPath = "/login/callback"
+
+// OIDCConfig is the vendor's identity provider for staff sign-in.
+type OIDCConfig struct {
+	// Issuer is the provider's issuer URL; its discovery document
+	// (/.well-known/openid-configuration) names everything else.
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// RedirectURL is the plane's public URL ending in CallbackPath.
+	RedirectURL string
+	// HTTPClient reaches the provider; nil uses a client with a 30s timeout.
+	HTTPClient *http.Client
+}
+
+// staffSignIn is the configured provider.
+type staffSignIn struct {
+	issuer   string
+	oauth    oauth2.Config
+	verifier *oidc.IDTokenVerifier
+	client   *http.Client
+	secure   bool
+}
+
+// signInCookie carries the sign-in's state between /login/oidc and the
+// provider's redirect back, for at most ten minutes.
+const (
+	signInCookie = "tether_plane_signin"
+	signInMaxAge = 10 * time.Minute
+)
+
+func newStaffSignIn(ctx context.Context, c OIDCConfig) (*staffSignIn, error) {
+	cb, err := url.Parse(c.RedirectURL)
+	if err != nil || cb.Host == "" || (cb.Scheme != "https" && cb.Scheme != "http") || !strings.HasSuffix(cb.Path, CallbackPath) {
+		return nil, fmt.Errorf("plane: OIDC redirect URL %q must be the plane's absolute URL ending in %s", c.RedirectURL, CallbackPath)
+	}
+	if c.ClientID == "" {
+		return nil, errors.New("plane: OIDC client ID is required with an issuer")
+	}
+	client := c.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), 30*time.Second)
+	defer cancel()
+	p, err := oidc.NewProvider(ctx, c.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("plane: OIDC issuer %s: discovery failed (is the URL the provider's issuer, reachable from the plane?): %w", c.Issuer, err)
+	}
+	style := oauth2.AuthStyleInParams
+	if c.ClientSecret != "" {
+		style = oauth2.AuthStyleAutoDetect
+	}
+	ep := p.Endpoint()
+	ep.AuthStyle = style
+	return &staffSignIn{
+		issuer: c.Issuer,
+		oauth: oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Endpoint: ep,
+			RedirectURL: c.RedirectURL, Scopes: []string{oidc.ScopeOpenID, "email", "profile"}},
+		verifier: p.Verifier(&oidc.Config{ClientID: c.ClientID}),
+		client:   client,
+		secure:   cb.Scheme == "https",
+	}, nil
+}
+
+type signInState struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	Next     string `json:"next"`
+}
+
+func randomString() string {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("plane: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func (si *staffSignIn) cookie(value string, maxAge int) *http.Cookie {
+	// Lax: the provider's redirect back is a cross-site top-level GET.
+	return &http.Cookie{Name: signInCookie, Value: value, Path: CallbackPath, MaxAge: maxAge, HttpOnly: true,
+		Secure: si.secure, SameSite: http.SameSiteLaxMode}
+}
+
+// handleSignInStart sends the browser to the provider.
+func (s *Server) handleSignInStart(w http.ResponseWriter, r *http.Request) {
+	si := s.signIn
+	if si == nil {
+		http.Error(w, "staff sign-in is not configured on this plane (tether-plane serve --oidc-issuer)", http.StatusNotFound)
+		return
+	}
+	st := signInState{State: randomString(), Nonce: randomString(), Verifier: oauth2.GenerateVerifier(),
+		Next: safeNext(r.URL.Query().Get("next"))}
+	b, _ := json.Marshal(st)
+	http.SetCookie(w, si.cookie(base64.RawURLEncoding.EncodeToString(b), int(signInMaxAge.Seconds())))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, si.oauth.AuthCodeURL(st.State, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)), http.StatusFound)
+}
+
+type refusedPage struct {
+	page
+	Reason  string
+	Issuer  string
+	Subject string
+	Name    string
+}
+
+// refuse shows why a sign-in failed. The reasons are fixed phrases.
+func (s *Server) refuse(w http.ResponseWriter, status int, p refusedPage) {
+	s.log.Warn("staff sign-in refused", "reason", p.Reason)
+	p.page = page{Title: "Sign-in refused", Now: s.now()}
+	s.render(w, "signin-refused", status, p)
+}
+
+// handleSignInCallback finishes the sign-in: state, code exchange with the
+// PKCE verifier, ID token signature, audience, expiry and nonce, then the
+// staff table.
+func (s *Server) handleSignInCallback(w http.ResponseWriter, r *http.Request) {
+	si := s.signIn
+	if si == nil {
+		http.Error(w, "staff sign-in is not configured on this plane", http.StatusNotFound)
+		return
+	}
+	http.SetCookie(w, si.cookie("", -1))
+	var st signInState
+	c, err := r.Cookie(signInCookie)
+	if err == nil {
+		var b []byte
+		if b, err = base64.RawURLEncoding.DecodeString(c.Value); err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+	}
+	q := r.URL.Query()
+	switch {
+	case err != nil || st.State == "" || st.Nonce == "" || st.Verifier == "":
+		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "this sign-in was not started in this browser, or took longer than 10 minutes"})
+		return
+	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1:
+		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "the provider's answer does not belong to this browser's sign-in (state does not match)"})
+		return
+	case q.Get("error") != "" || q.Get("code") == "":
+		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "the identity provider did not sign you in"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(r.Context(), si.client), 30*time.Second)
+	defer cancel()
+	tok, err := si.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(st.Verifier))
+	if err != nil {
+		s.refuse(w, http.StatusBadGateway, refusedPage{Reason: "the identity provider did not exchange the authorization code"})
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := si.verifier.Verify(ctx, raw)
+	if err != nil {
+		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "the identity provider's ID token was not accepted"})
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(st.Nonce)) != 1 {
+		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "the ID token does not belong to this browser's sign-in (nonce does not match)"})
+		return
+	}
+	m, err := s.store.StaffBySubject(r.Context(), idt.Issuer, idt.Subject)
+	if errors.Is(err, ErrNotFound) {
+		var claims struct {
+			Email string `json:"email"`
+		}
+		_ = idt.Claims(&claims)
+		s.refuse(w, http.StatusForbidden, refusedPage{Reason: "you are not on this plane's staff list",
+			Issuer: idt.Issuer, Subject: idt.Subject, Name: claims.Email})
+		return
+	}
+	if err != nil {
+		s.log.Error("staff sign-in", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if err := s.setSession(w, r, &m); err != nil {
+		s.log.Error("staff sign-in", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.log.Info("staff signed in", "staff_id", m.ID, "role", string(m.Role))
+	http.Redirect(w, r, safeNext(st.Next), http.StatusSeeOther)
+}
