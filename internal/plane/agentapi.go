@@ -36,7 +36,29 @@ func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
 		Now:     s.now,
 		Logger:  s.log,
 	}
-	return s.limit(v.Middleware(h), max)
+	return s.limit(v.Middleware(s.unrevoked(h)), max)
+}
+
+// unrevoked refuses a revoked install's request even while this replica
+// still has its key cached (a revoke through another replica or the
+// tether-plane command). Heartbeats and re-keys are refused by their store
+// writes, so only the other routes pay for the lookup.
+func (s *Server) unrevoked(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != "/v1/heartbeat" && p != "/v1/rekey" {
+			_, err := s.store.InstallKey(r.Context(), installFrom(r))
+			if errors.Is(err, ErrRevoked) {
+				s.keys.forget(installFrom(r))
+				writeError(w, http.StatusUnauthorized, "revoked")
+				return
+			}
+			if err != nil {
+				s.fail(w, "install", err)
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 // installKey adapts the store's sentinels to reqverify's, which decide the
@@ -206,6 +228,11 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		LedgerCount:  hb.LedgerHead.Count,
 		LedgerSHA256: hb.LedgerHead.SHA256,
 	})
+	if errors.Is(err, ErrRevoked) {
+		s.keys.forget(id)
+		writeError(w, http.StatusUnauthorized, "revoked")
+		return
+	}
 	if err != nil {
 		s.fail(w, "heartbeat", err)
 		return
