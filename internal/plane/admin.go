@@ -215,12 +215,12 @@ func (s *Server) handleAdminRequestDiag(w http.ResponseWriter, r *http.Request) 
 	}
 	// The reason travels to the customer as a wire.DiagnosticRequest; check
 	// it by the same rules now rather than have the agent reject it later.
-	probe := wire.DiagnosticRequest{ID: "dg_probe", Reason: body.Reason, RequestedAt: s.now()}
-	if err := probe.Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, "reason must be 1-1000 bytes of printable text on one line")
+	by, _ := principalFrom(r.Context())
+	if err := s.checkDiagRequest(body.Reason, by); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	d, err := s.store.RequestDiagnostic(r.Context(), body.InstallID, body.Reason)
+	d, err := s.store.RequestDiagnostic(r.Context(), body.InstallID, body.Reason, by)
 	if err != nil {
 		s.fail(w, "request diagnostics from "+body.InstallID, err)
 		return

@@ -281,9 +281,33 @@ func (s *Server) handleAgentDiagnostics(w http.ResponseWriter, r *http.Request) 
 	slices.Reverse(ds)
 	out := wire.DiagnosticRequests{}
 	for _, d := range ds[:min(len(ds), maxPendingAnswer)] {
-		out = append(out, wire.DiagnosticRequest{ID: d.ID, Reason: d.Reason, RequestedAt: d.RequestedAt})
+		out = append(out, wireDiagRequest(d))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func wireDiagRequest(d Diagnostic) wire.DiagnosticRequest {
+	return wire.DiagnosticRequest{ID: d.ID, Reason: d.Reason, RequestedAt: d.RequestedAt,
+		RequestedBy: d.RequestedBy, RequestedByKind: d.RequestedByKind}
+}
+
+// checkDiagRequest checks a new request's reason and requester by the rules
+// the agent will apply, rather than have the agent reject it later. A
+// principal without a printable name is refused: nothing is requested
+// anonymously.
+func (s *Server) checkDiagRequest(reason string, by Principal) error {
+	probe := wireDiagRequest(Diagnostic{ID: "dg_probe", Reason: reason, RequestedAt: s.now(),
+		RequestedBy: by.Name, RequestedByKind: by.Kind})
+	err := probe.Validate()
+	var fe *wire.FieldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe) && fe.Field == "reason":
+		return errors.New("reason must be 1-1000 bytes of printable text on one line")
+	default:
+		return fmt.Errorf("the requesting principal %q (%s) cannot be named to the customer: %w", by.Name, by.Kind, err)
+	}
 }
 
 // ErrBadBundle is matched by CheckBundle's failures.

@@ -19,6 +19,10 @@ import (
 	"github.com/tetherhq/tether/internal/wire"
 )
 
+// staffAna is a support engineer signed in through the vendor's identity
+// provider.
+var staffAna = plane.Principal{Kind: plane.KindStaff, ID: "https://idp.vendor.example|ana", Name: "ana@vendor.example", Role: plane.RoleSupport}
+
 // installState is everything the plane keeps about one install, to show
 // that another customer's requests changed none of it.
 func installState(t *testing.T, b *bundle, id string) string {
@@ -85,7 +89,7 @@ func TestAgentAPICustomerIsolation(t *testing.T) {
 	if resp, out := a.do(t, "POST", "/v1/telemetry", telA); resp.StatusCode != 204 {
 		t.Fatalf("telemetry: %d %s", resp.StatusCode, out)
 	}
-	diagA, err := b.store.RequestDiagnostic(b.ctx, a.id, secretReason)
+	diagA, err := b.store.RequestDiagnostic(b.ctx, a.id, secretReason, staffAna)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +103,7 @@ func TestAgentAPICustomerIsolation(t *testing.T) {
 		nRevoked++
 		r := b.activate(t, b.license(t, fmt.Sprintf("lic_r%d", nRevoked), "stable", "beta"))
 		r.heartbeat(t, "ok")
-		d, err := b.store.RequestDiagnostic(b.ctx, r.id, secretReason)
+		d, err := b.store.RequestDiagnostic(b.ctx, r.id, secretReason, staffAna)
 		if err != nil {
 			t.Fatal(err)
 		}

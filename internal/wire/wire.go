@@ -265,7 +265,17 @@ type DiagnosticRequest struct {
 	ID          string    `json:"id"`
 	Reason      string    `json:"reason"`
 	RequestedAt time.Time `json:"requested_at"`
+	// RequestedBy names who at the vendor asked: a staff member's e-mail
+	// address, an automation token's name, or the plane's admin token.
+	RequestedBy string `json:"requested_by"`
+	// RequestedByKind is "staff", "token" or "break-glass" (requesterKinds).
+	RequestedByKind string `json:"requested_by_kind"`
 }
+
+// requesterKinds are the kinds of vendor principal a diagnostics request
+// names: a signed-in staff member, an automation token, or the plane's
+// break-glass admin token.
+var requesterKinds = []string{"staff", "token", "break-glass"}
 
 // Bounds. Counts are capped at 2^53 so every value survives a round trip
 // through a JSON number in any language, and an absurd value is caught here
@@ -274,6 +284,7 @@ const (
 	maxCount           = 1 << 53
 	maxIntervalSeconds = 7 * 24 * 3600
 	maxReasonLen       = 1000
+	maxRequesterLen    = 200
 	maxPending         = 1 << 20
 )
 
@@ -493,19 +504,27 @@ func (t *Telemetry) Validate() error {
 	return c.err
 }
 
-// Validate checks every field of a diagnostic request. Reason is free text,
-// which is acceptable only because it flows vendor→customer; it is still
-// bounded and must be printable so it renders safely in the agent's UI and
-// the operator's terminal.
+// Validate checks every field of a diagnostic request. Reason and
+// RequestedBy are free text, which is acceptable only because they flow
+// vendor→customer; they are still bounded and must be printable so they
+// render safely in the agent's UI and the operator's terminal.
 func (d *DiagnosticRequest) Validate() error {
 	c := checker{typ: "diagnostic_request"}
 	c.id("id", d.ID)
-	if d.Reason == "" || len(d.Reason) > maxReasonLen || !utf8.ValidString(d.Reason) ||
-		strings.IndexFunc(d.Reason, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		c.fail("reason", "must be 1-1000 bytes of printable UTF-8 (no control characters or newlines)")
-	}
+	c.printable("reason", d.Reason, maxReasonLen)
 	c.time("requested_at", d.RequestedAt, true)
+	c.printable("requested_by", d.RequestedBy, maxRequesterLen)
+	c.oneOf("requested_by_kind", d.RequestedByKind, requesterKinds)
 	return c.err
+}
+
+// printable checks free text shown to the customer: 1 to max bytes of
+// printable UTF-8 on one line, so it renders safely in a terminal.
+func (c *checker) printable(field, v string, max int) {
+	if v == "" || len(v) > max || !utf8.ValidString(v) ||
+		strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		c.fail(field, fmt.Sprintf("must be 1-%d bytes of printable UTF-8 (no control characters or newlines)", max))
+	}
 }
 
 // StorageBucket maps exact storage totals to the coarse buckets a heartbeat
