@@ -10,19 +10,19 @@ import (
 
 // Diagnostic is a vendor's request for a support bundle and its upload.
 type Diagnostic struct {
-	ID           string     `json:"id"`
-	InstallID    string     `json:"install_id"`
-	Reason       string     `json:"reason"`
+	ID        string `json:"id"`
+	InstallID string `json:"install_id"`
+	Reason    string `json:"reason"`
 	// RequestedBy and RequestedByKind are the requesting principal's Name
 	// and Kind; the customer sees both.
-	RequestedBy     string `json:"requested_by"`
-	RequestedByKind string `json:"requested_by_kind"`
-	Status       string     `json:"status"`
-	RequestedAt  time.Time  `json:"requested_at"`
-	UploadedAt   *time.Time `json:"uploaded_at,omitempty"`
-	BundleSize   int64      `json:"bundle_size"`
-	BundleSHA256 string     `json:"bundle_sha256,omitempty"`
-	BundlePath   string     `json:"-"`
+	RequestedBy     string     `json:"requested_by"`
+	RequestedByKind string     `json:"requested_by_kind"`
+	Status          string     `json:"status"`
+	RequestedAt     time.Time  `json:"requested_at"`
+	UploadedAt      *time.Time `json:"uploaded_at,omitempty"`
+	BundleSize      int64      `json:"bundle_size"`
+	BundleSHA256    string     `json:"bundle_sha256,omitempty"`
+	BundlePath      string     `json:"-"`
 }
 
 // Diagnostic statuses.
