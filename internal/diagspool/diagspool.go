@@ -51,6 +51,10 @@ type Diagnostic struct {
 	ID          string    `json:"id"`
 	Reason      string    `json:"reason"` // the vendor's words
 	RequestedAt time.Time `json:"requested_at"`
+	// RequestedBy and RequestedByKind name who at the vendor asked, as the
+	// plane sent it; empty in a record made by an agent before it did.
+	RequestedBy     string `json:"requested_by"`
+	RequestedByKind string `json:"requested_by_kind"`
 	State       string    `json:"state"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
@@ -135,7 +139,8 @@ func Read(dataDir, id string) (Diagnostic, error) {
 	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
 		return Diagnostic{}, err
 	}
-	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, State: st.State, UpdatedAt: st.UpdatedAt}, nil
+	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, RequestedBy: req.RequestedBy,
+		RequestedByKind: req.RequestedByKind, State: st.State, UpdatedAt: st.UpdatedAt}, nil
 }
 
 // Recorded reports whether the request's record is complete (whatever its
