@@ -53,10 +53,10 @@ type Diagnostic struct {
 	RequestedAt time.Time `json:"requested_at"`
 	// RequestedBy and RequestedByKind name who at the vendor asked, as the
 	// plane sent it; empty in a record made by an agent before it did.
-	RequestedBy     string `json:"requested_by"`
-	RequestedByKind string `json:"requested_by_kind"`
-	State       string    `json:"state"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	RequestedBy     string    `json:"requested_by"`
+	RequestedByKind string    `json:"requested_by_kind"`
+	State           string    `json:"state"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // PreviewFile is one file of a bundle exactly as it would be uploaded.
