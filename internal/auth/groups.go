@@ -1,0 +1,89 @@
+package auth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Bounds on a token's group claim: a claim listing more names, or a longer
+// one, is refused rather than half read.
+const (
+	maxGroups       = 1000
+	maxGroupNameLen = 256
+)
+
+// ErrBadGroups matches every refusal of a groups claim or group name.
+var ErrBadGroups = errors.New("auth: bad groups")
+
+// ValidGroupName checks one group name: 1-256 bytes of printable UTF-8
+// without commas (DOCSVC_OIDC_SHARED_GROUPS separates names with them) or
+// white space at either end.
+func ValidGroupName(g string) error {
+	switch {
+	case g == "" || len(g) > maxGroupNameLen:
+		return fmt.Errorf("%w: a group name must be 1-%d bytes", ErrBadGroups, maxGroupNameLen)
+	case !utf8.ValidString(g) || strings.IndexFunc(g, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return fmt.Errorf("%w: a group name must be printable text", ErrBadGroups)
+	case strings.Contains(g, ","):
+		return fmt.Errorf("%w: a group name cannot contain a comma", ErrBadGroups)
+	case strings.TrimSpace(g) != g:
+		return fmt.Errorf("%w: a group name cannot start or end with a space", ErrBadGroups)
+	}
+	return nil
+}
+
+// ParseGroupsClaim reads a verified token's group claim: a JSON array of
+// group names (Cognito's cognito:groups, Okta's and Keycloak's groups), or
+// one name as a string. An absent or null claim is no groups. Anything
+// else, or a name ValidGroupName refuses, is an error.
+func ParseGroupsClaim(raw json.RawMessage) ([]string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var names []string
+	if raw[0] == '"' {
+		var one string
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return nil, fmt.Errorf("%w: not a JSON string", ErrBadGroups)
+		}
+		names = []string{one}
+	} else if err := json.Unmarshal(raw, &names); err != nil {
+		return nil, fmt.Errorf("%w: not a list of group names", ErrBadGroups)
+	}
+	if len(names) > maxGroups {
+		return nil, fmt.Errorf("%w: more than %d groups", ErrBadGroups, maxGroups)
+	}
+	for _, g := range names {
+		if err := ValidGroupName(g); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// sharedGroups is what of a token's group claim counts: the configured
+// shared groups it lists, each as "<issuer> <group>" so that a group of
+// the same name at another issuer is another group.
+func (a *Authenticator) sharedGroups(issuer string, claims map[string]json.RawMessage) ([]string, error) {
+	if a.groupsClaim == "" {
+		return nil, nil
+	}
+	names, err := ParseGroupsClaim(claims[a.groupsClaim])
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, g := range names {
+		if k := issuer + " " + g; slices.Contains(a.shared, g) && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
