@@ -93,6 +93,11 @@ type Auth struct {
 	// CognitoDomainPrefix is for provider cognito: the hosted sign-in
 	// domain prefix, which AWS requires to be unique in the region.
 	CognitoDomainPrefix string `yaml:"cognito_domain_prefix"`
+	// GroupsClaim and SharedGroups, both or neither, let members of the
+	// listed groups see each other's documents (docsvc's
+	// DOCSVC_OIDC_GROUPS_CLAIM and DOCSVC_OIDC_SHARED_GROUPS).
+	GroupsClaim  string   `yaml:"groups_claim"`
+	SharedGroups []string `yaml:"shared_groups"`
 }
 
 // AI provider names, as docsvc's DOCSVC_AI_PROVIDER spells them.
@@ -442,6 +447,11 @@ var (
 	boundaryRE   = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]{1,128}$`)
 	qualifierRE  = regexp.MustCompile(`^[a-z0-9]{1,10}$`)
 	cognitoPfxRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	claimRE      = regexp.MustCompile(`^[!-~]{1,256}$`)
+	// groupRE is docsvc's printable (unicode.IsPrint: the ASCII space is
+	// the only space) without a space at either end; commas are checked
+	// apart.
+	groupRE = regexp.MustCompile(`^[\pL\pM\pN\pP\pS]([\pL\pM\pN\pP\pS ]*[\pL\pM\pN\pP\pS])?$`)
 )
 
 // Validate checks a Config (defaults already applied) and returns an *Error
@@ -499,6 +509,7 @@ func (c *Config) Validate() error {
 	default:
 		v.add("auth.provider", "must be %q (your own identity provider) or %q (the stack creates a user pool)", AuthOIDC, AuthCognito)
 	}
+	v.sharedGroups(c.Auth)
 
 	if len(c.CORSOrigins) > 20 {
 		v.add("cors_origins", "at most 20 origins")
@@ -706,6 +717,34 @@ func checkEd25519PEM(s string) string {
 }
 
 type validator struct{ problems []string }
+
+// sharedGroups checks auth.groups_claim and auth.shared_groups by the
+// rules docsvc applies to its variables at start.
+func (v *validator) sharedGroups(a Auth) {
+	switch {
+	case a.GroupsClaim == "" && len(a.SharedGroups) == 0:
+		return
+	case a.GroupsClaim == "":
+		v.add("auth.groups_claim", "required with auth.shared_groups: the token claim that lists a person's groups, e.g. groups (cognito:groups with provider cognito)")
+	case len(a.SharedGroups) == 0:
+		v.add("auth.shared_groups", "required with auth.groups_claim: the groups whose members see each other's documents, e.g. [finance, legal]")
+	}
+	if a.GroupsClaim != "" {
+		v.match("auth.groups_claim", a.GroupsClaim, claimRE, "the claim's name exactly as in the token, e.g. groups")
+	}
+	if len(a.SharedGroups) > 100 {
+		v.add("auth.shared_groups", "at most 100 groups")
+		return
+	}
+	for i, g := range a.SharedGroups {
+		path := fmt.Sprintf("auth.shared_groups[%d]", i)
+		if len(g) > 256 || strings.Contains(g, ",") {
+			v.add(path, "%q is not valid: at most 256 bytes, no commas", g)
+			continue
+		}
+		v.match(path, g, groupRE, "a group name exactly as the token's claim carries it: printable, no space at either end")
+	}
+}
 
 func (v *validator) add(path, format string, args ...any) {
 	v.problems = append(v.problems, path+": "+fmt.Sprintf(format, args...))
