@@ -3,40 +3,21 @@ package auth
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/tetherhq/tether/internal/auth/groupname"
 )
 
-// Bounds on a token's group claim: a claim listing more names, or a longer
-// one, is refused rather than half read.
-const (
-	maxGroups       = 1000
-	maxGroupNameLen = 256
-)
+// maxGroups bounds a token's group claim: a claim listing more names is
+// refused rather than half read.
+const maxGroups = 1000
 
 // ErrBadGroups matches every refusal of a groups claim or group name.
-var ErrBadGroups = errors.New("auth: bad groups")
+var ErrBadGroups = groupname.ErrBad
 
-// ValidGroupName checks one group name: 1-256 bytes of printable UTF-8
-// without commas (DOCSVC_OIDC_SHARED_GROUPS separates names with them) or
-// white space at either end.
-func ValidGroupName(g string) error {
-	switch {
-	case g == "" || len(g) > maxGroupNameLen:
-		return fmt.Errorf("%w: a group name must be 1-%d bytes", ErrBadGroups, maxGroupNameLen)
-	case !utf8.ValidString(g) || strings.IndexFunc(g, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-		return fmt.Errorf("%w: a group name must be printable text", ErrBadGroups)
-	case strings.Contains(g, ","):
-		return fmt.Errorf("%w: a group name cannot contain a comma", ErrBadGroups)
-	case strings.TrimSpace(g) != g:
-		return fmt.Errorf("%w: a group name cannot start or end with a space", ErrBadGroups)
-	}
-	return nil
-}
+// ValidGroupName checks one group name (groupname.Valid).
+func ValidGroupName(g string) error { return groupname.Valid(g) }
 
 // ParseGroupsClaim reads a verified token's group claim: a JSON array of
 // group names (Cognito's cognito:groups, Okta's and Keycloak's groups), or

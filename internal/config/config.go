@@ -25,7 +25,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tetherhq/tether/internal/auth"
+	"github.com/tetherhq/tether/internal/auth/groupname"
 )
 
 // Config is the document service's validated configuration.
@@ -375,8 +375,8 @@ func (l *loader) loadGroups(c *Config) {
 	}
 	for _, g := range strings.Split(groups, ",") {
 		g = strings.TrimSpace(g)
-		if err := auth.ValidGroupName(g); err != nil {
-			l.fail(groupsVar, "group "+show(g)+": "+strings.TrimPrefix(err.Error(), auth.ErrBadGroups.Error()+": "), "list group names exactly as the token's claim carries them, separated by commas, e.g. finance,legal")
+		if err := groupname.Valid(g); err != nil {
+			l.fail(groupsVar, "group "+show(g)+": "+strings.TrimPrefix(err.Error(), groupname.ErrBad.Error()+": "), "list group names exactly as the token's claim carries them, separated by commas, e.g. finance,legal")
 			continue
 		}
 		if !slices.Contains(c.OIDC.SharedGroups, g) {
