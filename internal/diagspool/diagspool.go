@@ -48,12 +48,10 @@ var (
 
 // Diagnostic is one request from the vendor as the customer sees it.
 type Diagnostic struct {
-	ID          string    `json:"id"`
-	Reason      string    `json:"reason"` // the vendor's words
-	RequestedAt time.Time `json:"requested_at"`
-	// RequestedBy and RequestedByKind name who at the vendor asked, as the
-	// plane sent it; empty in a record made by an agent before it did.
-	RequestedBy     string    `json:"requested_by"`
+	ID              string    `json:"id"`
+	Reason          string    `json:"reason"` // the vendor's words
+	RequestedAt     time.Time `json:"requested_at"`
+	RequestedBy     string    `json:"requested_by"` // who asked; empty in a record of an older agent
 	RequestedByKind string    `json:"requested_by_kind"`
 	State           string    `json:"state"`
 	UpdatedAt       time.Time `json:"updated_at"`
@@ -139,8 +137,7 @@ func Read(dataDir, id string) (Diagnostic, error) {
 	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
 		return Diagnostic{}, err
 	}
-	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, RequestedBy: req.RequestedBy,
-		RequestedByKind: req.RequestedByKind, State: st.State, UpdatedAt: st.UpdatedAt}, nil
+	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, RequestedBy: req.RequestedBy, RequestedByKind: req.RequestedByKind, State: st.State, UpdatedAt: st.UpdatedAt}, nil
 }
 
 // Recorded reports whether the request's record is complete (whatever its

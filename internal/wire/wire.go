@@ -69,8 +69,9 @@ var (
 	licenseStates     = []string{"valid", "grace", "expired", "missing"}
 	// objectBuckets and byteBuckets are StorageBucket's possible results,
 	// smallest first.
-	objectBuckets = []string{"0", "1-99", "100-9999", "10000-999999", "1000000-99999999", "100000000+"}
-	byteBuckets   = []string{"<1GB", "1-10GB", "10-100GB", "100GB-1TB", "1-10TB", "10TB+"}
+	objectBuckets  = []string{"0", "1-99", "100-9999", "10000-999999", "1000000-99999999", "100000000+"}
+	byteBuckets    = []string{"<1GB", "1-10GB", "10-100GB", "100GB-1TB", "1-10TB", "10TB+"}
+	requesterKinds = []string{"staff", "token", "break-glass"} // who may ask for diagnostics
 	// UpgradeActions, UpgradeOutcomes and UpgradeReasons describe an
 	// install's last upgrade attempt (UpgradeAttempt). A reason is a fixed
 	// code, never an error's text. Exported, unlike the others, because
@@ -262,20 +263,12 @@ type Telemetry struct {
 // plane→agent only; Reason is the vendor's words, shown to the customer for
 // approval.
 type DiagnosticRequest struct {
-	ID          string    `json:"id"`
-	Reason      string    `json:"reason"`
-	RequestedAt time.Time `json:"requested_at"`
-	// RequestedBy names who at the vendor asked: a staff member's e-mail
-	// address, an automation token's name, or the plane's admin token.
-	RequestedBy string `json:"requested_by"`
-	// RequestedByKind is "staff", "token" or "break-glass" (requesterKinds).
-	RequestedByKind string `json:"requested_by_kind"`
+	ID              string    `json:"id"`
+	Reason          string    `json:"reason"`
+	RequestedAt     time.Time `json:"requested_at"`
+	RequestedBy     string    `json:"requested_by"`      // who asked: a staff e-mail, a token's name or the admin token
+	RequestedByKind string    `json:"requested_by_kind"` // one of requesterKinds
 }
-
-// requesterKinds are the kinds of vendor principal a diagnostics request
-// names: a signed-in staff member, an automation token, or the plane's
-// break-glass admin token.
-var requesterKinds = []string{"staff", "token", "break-glass"}
 
 // Bounds. Counts are capped at 2^53 so every value survives a round trip
 // through a JSON number in any language, and an absurd value is caught here
@@ -505,9 +498,9 @@ func (t *Telemetry) Validate() error {
 }
 
 // Validate checks every field of a diagnostic request. Reason and
-// RequestedBy are free text, which is acceptable only because they flow
-// vendor→customer; they are still bounded and must be printable so they
-// render safely in the agent's UI and the operator's terminal.
+// RequestedBy are free text, which is acceptable only because it flows
+// vendor→customer; it is still bounded and must be printable so it renders
+// safely in the agent's UI and the operator's terminal.
 func (d *DiagnosticRequest) Validate() error {
 	c := checker{typ: "diagnostic_request"}
 	c.id("id", d.ID)
@@ -518,8 +511,7 @@ func (d *DiagnosticRequest) Validate() error {
 	return c.err
 }
 
-// printable checks free text shown to the customer: 1 to max bytes of
-// printable UTF-8 on one line, so it renders safely in a terminal.
+// printable checks free text shown to the customer.
 func (c *checker) printable(field, v string, max int) {
 	if v == "" || len(v) > max || !utf8.ValidString(v) ||
 		strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
