@@ -1,4 +1,5 @@
 # tether-agent: the customer-side agent (heartbeats, releases, diagnostics); it holds no customer data.
+# Also /tether-upgrade, the scheduled task that applies staged releases.
 #
 # Built from the repository root, as the in-account CodeBuild project does
 # (deploy/cdk/stacks/images.go):
@@ -19,10 +20,14 @@ COPY internal/ internal/
 # Static and reproducible: no cgo (the SQLite driver is pure Go), no local
 # paths in the binary, no symbol table.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/tether-agent ./cmd/tether-agent
+# The scheduled upgrade task's entry point (the task names it): apart from
+# the agent, so the agent cannot change stacks.
+RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/tether-upgrade ./cmd/tether-upgrade
 
 # No shell, no package manager: the binary and CA certificates only.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tether-agent /tether-agent
+COPY --from=build /out/tether-upgrade /tether-upgrade
 USER nonroot
 # The task's only writable path is the ephemeral /tmp volume (the root file
 # system is read-only). Declaring it here makes Fargate seed the volume from

@@ -55,7 +55,8 @@ func parseDockerfile(t *testing.T, path string) []instruction {
 
 // dockerfile is what the checks need from one Dockerfile.
 type dockerfile struct {
-	pkg, bin   string   // ./cmd/x and x, from the go build line
+	pkg, bin   string   // ./cmd/x and x, from the first go build line: the entry point
+	also       []string // the binaries of further go build lines, the other entry points
 	buildEnv   string   // the variables set before go build
 	buildFlags []string // the go build flags
 	copied     []string // source directories copied into the build stage
@@ -81,7 +82,15 @@ func readDockerfile(t *testing.T, path string) dockerfile {
 		case "COPY":
 			d.copied = append(d.copied, strings.Fields(in.args)...)
 		case "RUN":
-			if m := goBuild.FindStringSubmatch(in.args); m != nil {
+			m := goBuild.FindStringSubmatch(in.args)
+			switch {
+			case m == nil:
+			case d.pkg != "":
+				if m[4] != "./cmd/"+m[3] || strings.TrimSpace(m[1]) != d.buildEnv || !slices.Equal(strings.Fields(m[2]), d.buildFlags) {
+					t.Errorf("%s: %q is not built as %s is", path, in.args, d.bin)
+				}
+				d.also = append(d.also, m[3])
+			default:
 				d.buildEnv, d.buildFlags, d.bin, d.pkg = strings.TrimSpace(m[1]), strings.Fields(m[2]), m[3], m[4]
 			}
 		}
@@ -109,19 +118,21 @@ func TestDockerfiles(t *testing.T) {
 	if !slices.Equal(named, []string{"build/docsvc.Dockerfile", "build/agent.Dockerfile"}) {
 		t.Fatalf("images.go builds %v; update this test with it", named)
 	}
-	want := map[string]string{ // Dockerfile -> the binary it must build
-		"build/docsvc.Dockerfile": "docsvc",
-		"build/agent.Dockerfile":  "tether-agent",
-		"build/plane.Dockerfile":  "tether-plane",
+	want := map[string][]string{ // Dockerfile -> the binaries it must build, the entry point first
+		"build/docsvc.Dockerfile": {"docsvc"},
+		"build/agent.Dockerfile":  {"tether-agent", "tether-upgrade"}, // the scheduled upgrade task's
+		"build/plane.Dockerfile":  {"tether-plane"},
 	}
-	for file, bin := range want {
+	for file, bins := range want {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			d := readDockerfile(t, filepath.Join(repoRoot, file))
-			if d.bin != bin || d.pkg != "./cmd/"+bin {
-				t.Fatalf("builds %s into /out/%s, want ./cmd/%s into /out/%s", d.pkg, d.bin, bin, bin)
+			if got := append([]string{d.bin}, d.also...); !slices.Equal(got, bins) || d.pkg != "./cmd/"+d.bin {
+				t.Fatalf("builds %v (entry point %s), want %v", got, d.pkg, bins)
 			}
-			if st, err := os.Stat(filepath.Join(repoRoot, "cmd", bin)); err != nil || !st.IsDir() {
-				t.Fatalf("package %s does not exist: %v", d.pkg, err)
+			for _, bin := range bins {
+				if st, err := os.Stat(filepath.Join(repoRoot, "cmd", bin)); err != nil || !st.IsDir() {
+					t.Fatalf("package ./cmd/%s does not exist: %v", bin, err)
+				}
 			}
 			if d.buildEnv != "CGO_ENABLED=0" || !slices.Equal(d.buildFlags, []string{"-trimpath", "-ldflags=-s"}) {
 				t.Errorf("go build runs with env %q flags %v, want CGO_ENABLED=0 and -trimpath -ldflags=-s", d.buildEnv, d.buildFlags)
@@ -131,39 +142,46 @@ func TestDockerfiles(t *testing.T) {
 			if testing.Short() {
 				t.Skip("-short: not building the binary")
 			}
-			// The same build the Dockerfile runs, from the repository root.
-			out := filepath.Join(t.TempDir(), bin)
-			cmd := exec.Command("go", append(append([]string{"build"}, d.buildFlags...), "-o", out, d.pkg)...)
-			cmd.Dir = repoRoot
-			cmd.Env = append(os.Environ(), d.buildEnv)
-			if b, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, b)
-			}
-			if st, err := os.Stat(out); err != nil || st.Size() == 0 {
-				t.Fatalf("no binary built: %v", err)
+			// The same builds the Dockerfile runs, from the repository root.
+			for _, bin := range bins {
+				out := filepath.Join(t.TempDir(), bin)
+				cmd := exec.Command("go", append(append([]string{"build"}, d.buildFlags...), "-o", out, "./cmd/"+bin)...)
+				cmd.Dir = repoRoot
+				cmd.Env = append(os.Environ(), d.buildEnv)
+				if b, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, b)
+				}
+				if st, err := os.Stat(out); err != nil || st.Size() == 0 {
+					t.Fatalf("no binary built: %v", err)
+				}
 			}
 		})
 	}
 }
 
-// checkFinalStage: the binary is copied to /<bin>, the image runs as
+// checkFinalStage: each binary is copied to /<bin>, the image runs as
 // nonroot, and ENTRYPOINT is exactly that binary (the task gives the
 // subcommand).
 func checkFinalStage(t *testing.T, d dockerfile) {
 	t.Helper()
-	var copied, user, entry string
+	var copied []string
+	var user, entry string
 	for _, in := range d.final {
 		switch in.cmd {
 		case "COPY":
-			copied = in.args
+			copied = append(copied, in.args)
 		case "USER":
 			user = in.args
 		case "ENTRYPOINT":
 			entry = in.args
 		}
 	}
-	if copied != "--from=build /out/"+d.bin+" /"+d.bin {
-		t.Errorf("final stage copies %q, want the binary to /%s", copied, d.bin)
+	var want []string
+	for _, b := range append([]string{d.bin}, d.also...) {
+		want = append(want, "--from=build /out/"+b+" /"+b)
+	}
+	if !slices.Equal(copied, want) {
+		t.Errorf("final stage copies %q, want %q", copied, want)
 	}
 	if user != "nonroot" {
 		t.Errorf("USER = %q, want nonroot", user)
@@ -179,7 +197,11 @@ func checkFinalStage(t *testing.T, d dockerfile) {
 // on a missing source file that a local build finds.
 func checkContextSuffices(t *testing.T, d dockerfile) {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-deps", "-f", `{{if .Module}}{{if eq .Module.Path "github.com/tetherhq/tether"}}{{.ImportPath}}{{end}}{{end}}`, d.pkg)
+	pkgs := []string{d.pkg}
+	for _, b := range d.also {
+		pkgs = append(pkgs, "./cmd/"+b)
+	}
+	cmd := exec.Command("go", append([]string{"list", "-deps", "-f", `{{if .Module}}{{if eq .Module.Path "github.com/tetherhq/tether"}}{{.ImportPath}}{{end}}{{end}}`}, pkgs...)...)
 	cmd.Dir = repoRoot
 	b, err := cmd.Output()
 	if err != nil {

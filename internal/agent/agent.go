@@ -34,7 +34,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/tetherhq/tether/internal/agent/autoupgrade"
 	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/diagspool"
@@ -82,7 +81,7 @@ type Agent struct {
 	keys   keyStore
 	logs   *rotatingFile
 	exch   *exchange.Mirror // nil without --exchange-bucket
-	rel    *autoupgrade.Manager
+	rel    *releases
 
 	licPub  []byte // raw license public key, re-used by the daily check
 	licFile []byte

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tetherhq/tether/internal/agent/autoupgrade"
 	"github.com/tetherhq/tether/internal/exchange"
+	"github.com/tetherhq/tether/internal/releasestate"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -38,11 +38,7 @@ type Config struct {
 	IdentitySecret   string        // --identity-secret, TETHER_AGENT_IDENTITY_SECRET
 	ExchangeBucket   string        // --exchange-bucket, TETHER_EXCHANGE_BUCKET; empty: no mirror
 	AlarmPrefix      string        // --alarm-prefix, TETHER_ALARM_PREFIX; empty: no warnings
-	// Release record and automatic upgrades (internal/agent/autoupgrade).
-	ReleaseRecord string // --release-record, TETHER_RELEASE_RECORD; empty: DATA_DIR/state/releases.json
-	UpgradeWindow string // --upgrade-window, TETHER_UPGRADE_WINDOW; empty: report only
-	UpgradeStack  string // --upgrade-stack, TETHER_SERVICES_STACK
-	UpgradeRole   string // --upgrade-role, TETHER_UPGRADE_ROLE_ARN
+	ReleaseRecord    string        // --release-record, TETHER_RELEASE_RECORD; empty: DATA_DIR/state/releases.json
 }
 
 // setting is one configuration value: its flag, its variable and where it
@@ -72,9 +68,6 @@ func (c *Config) settings() []setting {
 		{flag: "exchange-bucket", env: "TETHER_EXCHANGE_BUCKET", help: "S3 bucket to mirror diagnostics requests and the egress ledger to, and read the operator's decisions from (empty: none)", str: &c.ExchangeBucket},
 		{flag: "alarm-prefix", env: "TETHER_ALARM_PREFIX", help: "the deployment's CloudWatch alarm names' prefix, tether-<name>-: the heartbeat names which capacity alarms are in ALARM (empty: none)", str: &c.AlarmPrefix},
 		{flag: "release-record", env: "TETHER_RELEASE_RECORD", help: "SSM parameter /tether/<name>/state/releases with the install's upgrades (empty: DATA_DIR/state/releases.json)", str: &c.ReleaseRecord},
-		{flag: "upgrade-window", env: "TETHER_UPGRADE_WINDOW", help: "when to apply staged releases, e.g. \"Sun 02:00-04:00\" in UTC (empty: only report them)", str: &c.UpgradeWindow},
-		{flag: "upgrade-stack", env: "TETHER_SERVICES_STACK", help: "the services stack an upgrade updates", str: &c.UpgradeStack},
-		{flag: "upgrade-role", env: "TETHER_UPGRADE_ROLE_ARN", help: "the IAM role CloudFormation assumes for that update", str: &c.UpgradeRole},
 	}
 }
 
@@ -157,6 +150,10 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			if v != "" && !alarmPrefixRE.MatchString(v) {
 				bad(s, "must be tether-<deployment name>-")
 			}
+		case "release-record":
+			if v != "" && !releasestate.RecordRE.MatchString(v) {
+				bad(s, "must be the SSM parameter /tether/<name>/state/releases")
+			}
 		case "exchange-bucket":
 			if v != "" {
 				if err := exchange.CheckBucketName(v); err != nil {
@@ -165,9 +162,6 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			}
 		}
 	}
-	if _, err := c.upgrades(); err != nil {
-		problems = append(problems, err.Error())
-	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("%w: invalid configuration:\n  %s", ErrUsage, strings.Join(problems, "\n  "))
 	}
@@ -175,10 +169,6 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 }
 
 var alarmPrefixRE = regexp.MustCompile(`^tether-[a-z][a-z0-9-]{0,40}-$`)
-
-func (c Config) upgrades() (autoupgrade.Config, error) {
-	return autoupgrade.NewConfig(c.DataDir, c.ReleaseRecord, c.UpgradeWindow, c.UpgradeStack, c.UpgradeRole)
-}
 
 // checkPlaneURL allows https anywhere and plain http only to a loopback
 // address: signatures protect integrity, but heartbeats are still the
@@ -218,7 +208,7 @@ func (c Config) Redacted() map[string]string {
 			v = strconv.FormatBool(*s.boolean)
 		}
 		switch s.flag {
-		case "identity-secret", "exchange-bucket", "upgrade-role":
+		case "identity-secret", "exchange-bucket":
 			if v != "" {
 				v = "(set)"
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tetherhq/tether/internal/browsertest"
+	"github.com/tetherhq/tether/internal/releasestate"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -165,29 +166,20 @@ func TestMain_Commands(t *testing.T) {
 	}
 }
 
-// The release settings: a record alone reports; a window needs the record,
-// the stack and the role, and every bad value is named with its flag.
-func TestParseConfigReleaseSettings(t *testing.T) {
+// The release record is the agent's one release setting: it only reads
+// it. Settings of the automatic upgrades it once applied itself (now
+// tether-upgrade's) are not flags any more.
+func TestParseConfigReleaseRecord(t *testing.T) {
 	record := []string{"--release-record", "/tether/acme-docs/state/releases"}
 	if c, err := ParseConfig(append(append([]string{}, required...), record...), env(nil)); err != nil || c.ReleaseRecord != record[1] {
-		t.Fatalf("record only: %+v %v", c, err)
-	}
-	all := env(map[string]string{"TETHER_UPGRADE_WINDOW": "Sun 02:00-04:00", "TETHER_SERVICES_STACK": "acme-docs-services",
-		"TETHER_UPGRADE_ROLE_ARN": "arn:aws:iam::111122223333:role/acme-docs-services-UpgradeRole-1"})
-	c, err := ParseConfig(append(append([]string{}, required...), record...), all)
-	if err != nil || c.UpgradeWindow != "Sun 02:00-04:00" {
-		t.Fatalf("automatic upgrades: %+v %v", c, err)
-	}
-	if c.Redacted()["upgrade-role"] != "(set)" {
-		t.Errorf("the role's ARN (it names the account) is in the redacted config: %q", c.Redacted()["upgrade-role"])
+		t.Fatalf("record: %+v %v", c, err)
 	}
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--release-record", "tether/acme-docs/state/releases"}, "--release-record (TETHER_RELEASE_RECORD): must be"},
-		{[]string{"--upgrade-window", "Sun 02:00-04:00"}, "applying releases needs --release-record"},
-		{append([]string{"--upgrade-window", "Sunday"}, record...), `--upgrade-window (TETHER_UPGRADE_WINDOW): upgrade window range "Sunday"`},
+		{[]string{"--upgrade-window", "Sun 02:00-04:00"}, "flag provided but not defined: -upgrade-window"},
 	} {
 		_, err := ParseConfig(append(append([]string{}, required...), tt.args...), env(nil))
 		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.want) {
@@ -200,8 +192,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add("--heartbeat", "5s", "TETHER_PLANE_URL", "https://p.example")
 	f.Add("--status-addr", "[::]:1", "TETHER_CHANNEL", "x")
 	f.Add("--docsvc-url", "http://[::1", "TETHER_TELEMETRY", "yes")
-	f.Add("--upgrade-window", "Sun 02:00-04:00", "TETHER_RELEASE_RECORD", "/tether/x/state/releases")
-	f.Add("--release-record", "/tether/x/state/releases", "TETHER_UPGRADE_WINDOW", "Mon 00:00-24:00")
+	f.Add("--release-record", "/tether/x/state/releases", "TETHER_RELEASE_RECORD", "/tether/x/state/other")
 	f.Fuzz(func(t *testing.T, flagName, flagValue, envName, envValue string) {
 		args := append(append([]string{}, required...), flagName, flagValue)
 		c, err := ParseConfig(args, env(map[string]string{envName: envValue}))
@@ -211,7 +202,7 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		if _, uerr := c.upgrades(); uerr != nil || c.Heartbeat < time.Second || c.DataDir == "" || (c.StatusAddr != "" && CheckStatusAddr(c.StatusAddr) != nil) {
+		if (c.ReleaseRecord != "" && !releasestate.RecordRE.MatchString(c.ReleaseRecord)) || c.Heartbeat < time.Second || c.DataDir == "" || (c.StatusAddr != "" && CheckStatusAddr(c.StatusAddr) != nil) {
 			t.Fatalf("accepted an invalid config: %+v", c)
 		}
 	})

@@ -7,12 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/tetherhq/tether/internal/agent/autoupgrade"
-	"github.com/tetherhq/tether/internal/release"
+	"github.com/tetherhq/tether/internal/releasestate"
 	"github.com/tetherhq/tether/internal/updater"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // initUpdater installs the trusted root on first start and builds the TUF
@@ -46,30 +47,47 @@ func (a *Agent) initUpdater() error {
 	return nil
 }
 
-// newReleases sets up the release record and, when the policy allows
-// automatic upgrades, their Manager (internal/agent/autoupgrade).
+// releases is the release record as last read (internal/releasestate),
+// for the heartbeat and the status page. The agent only reads it:
+// tether-upgrade applies staged releases, tetherctl the others.
+type releases struct {
+	ssm     *ssm.Client // nil on the local runtime
+	mu      sync.Mutex
+	release string
+	last    wire.UpgradeAttempt
+}
+
+// Report is the release and last attempt the heartbeat carries.
+func (r *releases) Report() (string, wire.UpgradeAttempt) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.release, r.last
+}
+
+// newReleases sets up reading the release record.
 func (a *Agent) newReleases(ctx context.Context) error {
-	rc, err := a.cfg.upgrades()
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	var awsCfg *aws.Config
-	if rc.Record != "" {
+	a.rel = &releases{}
+	if a.cfg.ReleaseRecord != "" {
 		c, err := a.awsConfig(ctx)
 		if err != nil {
 			return fmt.Errorf("agent: AWS configuration for the release record: %w", err)
 		}
-		awsCfg = &c
+		a.rel.ssm = ssm.NewFromConfig(c)
 	}
-	a.rel = autoupgrade.New(rc, awsCfg, a.now, a.log)
 	return nil
 }
 
 // refreshReleases reads the release record for the heartbeat and status;
-// Run calls it before every heartbeat.
+// Run calls it before every heartbeat. An unreadable record keeps the
+// previous report.
 func (a *Agent) refreshReleases(ctx context.Context) {
-	if err := a.rel.Refresh(ctx); err != nil {
+	h, err := releasestate.Read(ctx, a.rel.ssm, a.cfg.ReleaseRecord, a.path(releasestate.LocalFile))
+	if err != nil {
 		a.log.Warn("release record unreadable", "err", err)
+	} else {
+		a.rel.mu.Lock()
+		a.rel.release, a.rel.last = releasestate.Report(h)
+		a.rel.mu.Unlock()
 	}
 	rel, last := a.rel.Report()
 	a.mu.Lock()
@@ -78,9 +96,7 @@ func (a *Agent) refreshReleases(ctx context.Context) {
 }
 
 // checkUpdates refreshes the verified view of the channel and reports the
-// newest release that applies to what runs now. When the customer's
-// policy allows it (autoupgrade), a release tetherctl staged is applied in
-// the window, in the background; otherwise the agent only reports.
+// newest release that applies to what runs now; it only reports it.
 func (a *Agent) checkUpdates(ctx context.Context) {
 	a.mu.Lock()
 	current := a.docsvcVersion
@@ -96,9 +112,6 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 		m, ok, lerr := a.upd.Latest(ctx, current)
 		if err = lerr; ok {
 			available = m.Version
-			if t, ok := target(m); ok {
-				go a.rel.Apply(ctx, t)
-			}
 		}
 	}
 	a.mu.Lock()
@@ -118,12 +131,4 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 	default:
 		a.log.Info("release check: up to date", "current", current, "channel", a.cfg.Channel)
 	}
-}
-
-// target reads a verified manifest's docsvc and agent image digests.
-func target(m *release.Manifest) (autoupgrade.Target, bool) {
-	t := autoupgrade.Target{Version: m.Version}
-	_, t.DocsvcDigest, _ = strings.Cut(m.Images["docsvc"], "@")
-	_, t.AgentDigest, _ = strings.Cut(m.Images["agent"], "@")
-	return t, t.DocsvcDigest != "" && t.AgentDigest != ""
 }

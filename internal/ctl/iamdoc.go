@@ -36,6 +36,10 @@ Nor is support work: reviewing diagnostics requests and the egress ledger
 through the agent exchange bucket (` + "`tetherctl diag`" + ` and ` + "`egress`" + ` with
 ` + "`--config`" + `) takes a smaller policy of its own, given in the
 [support.md](support.md#review-from-your-workstation).
+With ` + "`plane.automatic_upgrades`" + `, staged releases are applied by the
+scheduled ` + "`tether-upgrade`" + ` task under its own task role, which the services
+stack creates ([deploy/cdk/README.md](../deploy/cdk/README.md#automatic-upgrades)):
+nothing more is needed here, and the agent's role cannot change a stack.
 
 ## Statements
 

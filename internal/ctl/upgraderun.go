@@ -45,7 +45,7 @@ type upgradePlan struct {
 	To     releaseImages   `json:"to"`
 	Settle time.Duration   `json:"-"`
 	// Stage stops after the migration: the release is ready (images,
-	// schema, markers) for the agent to apply in the customer's window.
+	// schema, markers) for tether-upgrade to apply in the customer's window.
 	Stage    bool   `json:"stage,omitempty"`
 	Snapshot string `json:"snapshot,omitempty"`
 	Outcome  string `json:"outcome,omitempty"`
@@ -67,7 +67,7 @@ func (p upgradePlan) steps(dc *deployconfig.Config) []string {
 		s = append(s, "no migration: migrations only add (expand/contract), so the previous release runs on this schema")
 	}
 	if p.Stage {
-		return append(s, "record the outcome staged in SSM parameter "+historyParameter(dc)+"; the services are not changed: the agent applies the release in plane.upgrade_window, or run tetherctl upgrade --to "+p.To.Version)
+		return append(s, "record the outcome staged in SSM parameter "+historyParameter(dc)+"; the services are not changed: tether-upgrade applies the release at the next start of plane.upgrade_window, or run tetherctl upgrade --to "+p.To.Version)
 	}
 	return append(s,
 		"set the "+dc.Name+"-services stack's DocsvcImage to "+migratedMarkerPath(dc, p.To.DocsvcDigest)+" and AgentImage to "+agentMarkerPath(dc, p.To.AgentDigest)+" (change set shown first)",
@@ -295,8 +295,9 @@ the outcome in /tether/<name>/state/releases.
 With --stage it stops after the migration and records the outcome "staged":
 the images are in ECR, the schema is migrated and the markers are written,
 and the services still run the current release. With plane.automatic_upgrades,
-the agent then applies the release itself inside plane.upgrade_window
-(docs/agent.md); without, run tetherctl upgrade --to VERSION when you choose.
+the scheduled tether-upgrade task then applies it at the next start of
+plane.upgrade_window (docs/upgrades.md); without, run tetherctl upgrade --to
+VERSION when you choose.
 
 With --local DATA_DIR it upgrades the local runtime, a running tetherctl dev
 with that --data-dir, in the same steps (docs/runbooks/upgrade.md): verify the
@@ -354,7 +355,7 @@ func (u *upgradeFlags) parse(env Env, name, usage string, args []string) (bool, 
 	if name == "upgrade" {
 		fs.StringVar(&u.bundle, "bundle", "", "the vendor's signed release export `FILE`")
 		fs.StringVar(&u.to, "to", "", "the release `VERSION` to install (default: the newest that applies)")
-		fs.BoolVar(&u.stage, "stage", false, "stop after the migration: prepare the release for the agent to apply in plane.upgrade_window, without rolling the services")
+		fs.BoolVar(&u.stage, "stage", false, "stop after the migration: prepare the release for tether-upgrade to apply in plane.upgrade_window, without rolling the services")
 	}
 	fs.DurationVar(&u.settle, "settle", 10*time.Minute, "how long the services must stay healthy before the release counts as installed")
 	fs.DurationVar(&u.timeout, "timeout", time.Hour, "how long the whole "+name+" may take, the rollout and --settle included")

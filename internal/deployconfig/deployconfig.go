@@ -141,9 +141,10 @@ type Plane struct {
 	URL               string `yaml:"url"`
 	Channel           string `yaml:"channel"`
 	AutomaticUpgrades bool   `yaml:"automatic_upgrades"`
-	// UpgradeWindow is when the agent may apply a release by itself, in
+	// UpgradeWindow is when tether-upgrade may apply a staged release, in
 	// internal/upgradewindow's grammar ("Sun 02:00-04:00", UTC); required
-	// with AutomaticUpgrades. The stack passes it as TETHER_UPGRADE_WINDOW.
+	// with AutomaticUpgrades. The services stack schedules a run at each
+	// range's start and passes it as TETHER_UPGRADE_WINDOW.
 	UpgradeWindow string `yaml:"upgrade_window"`
 	// TrustedRoot is the vendor's TUF root.json, the content itself: the
 	// agent verifies every release against it, air-gapped or not, so it is

@@ -3,6 +3,7 @@ package doccheck
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -11,10 +12,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/tetherhq/tether/internal/agent"
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/docsvc"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
+	"github.com/tetherhq/tether/internal/upgrader"
 )
 
 // programs runs each shipped command in-process, as its main does, and
@@ -32,6 +36,11 @@ var programs = map[string]func(ctx context.Context, args []string, out *bytes.Bu
 	},
 	"tether-agent": func(ctx context.Context, args []string, out *bytes.Buffer) error {
 		return agent.Main(ctx, args, noEnv, out, out)
+	},
+	"tether-upgrade": func(ctx context.Context, args []string, out *bytes.Buffer) error {
+		return upgrader.Main(ctx, args, noEnv, out, out, func(context.Context) (aws.Config, error) {
+			return aws.Config{}, errors.New("doccheck runs --help only")
+		})
 	},
 }
 

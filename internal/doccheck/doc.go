@@ -1,9 +1,9 @@
 // Package doccheck keeps the operator documentation true. Its tests read
 // every Markdown document of the repository and check that:
 //
-//   - each command of tetherctl, tether-plane, docsvc and tether-agent they
-//     show (in a code block or a code span) answers --help, run in-process,
-//     and lists each flag shown;
+//   - each command of tetherctl, tether-plane, docsvc, tether-agent and
+//     tether-upgrade they show (in a code block or a code span) answers
+//     --help, run in-process, and lists each flag shown;
 //   - each aws command in a code block runs, placeholders filled, with the
 //     pinned AWS CLI against the AWS API emulator holding a deployment's
 //     resources (aws_test.go: placeholders, world, motoGaps), and each aws

@@ -54,13 +54,20 @@ type Spec struct {
 	// Sources are the source directories the binary is built from, beside
 	// go.mod and go.sum: what build/<Name>.Dockerfile copies.
 	Sources []string
+	// Also are further commands under cmd/ the image carries at /<name>,
+	// built beside Binary without a version; a task runs one by naming it
+	// as its entry point.
+	Also []string
 }
 
 // Specs are the images, in the order they are built.
 var Specs = []Spec{
 	{Name: "docsvc", Binary: "docsvc", VersionVar: "github.com/tetherhq/tether/internal/docsvc.Version", Ports: []string{"8080/tcp"},
 		Sources: []string{"cmd/", "internal/", "docs/api/"}}, // docs/api: the OpenAPI document it serves
-	{Name: "agent", Binary: "tether-agent", VersionVar: "github.com/tetherhq/tether/internal/agent.Version", Sources: []string{"cmd/", "internal/"}},
+	// tether-upgrade: the scheduled task that applies staged releases, apart
+	// from the agent so the agent cannot change stacks.
+	{Name: "agent", Binary: "tether-agent", VersionVar: "github.com/tetherhq/tether/internal/agent.Version", Sources: []string{"cmd/", "internal/"},
+		Also: []string{"tether-upgrade"}},
 	{Name: "plane", Binary: "tether-plane", Sources: []string{"cmd/", "internal/", "docs/api/"}},
 }
 
@@ -114,8 +121,9 @@ const LDFlags = "-s"
 var GoBuildFlags = []string{"-trimpath", "-ldflags=" + LDFlags}
 
 // BuildBinary builds spec's command from the module at repoRoot into out,
-// statically for linux/amd64 (the ECS tasks' platform), with the release
-// version in the binary where it has a variable for it.
+// and spec.Also beside it in out's directory, statically for linux/amd64
+// (the ECS tasks' platform), with the release version in the binary where
+// it has a variable for it.
 func BuildBinary(ctx context.Context, repoRoot string, spec Spec, version, out string) error {
 	if _, err := release.ParseVersion(version); err != nil {
 		return fmt.Errorf("release version %q: %w; give MAJOR.MINOR.PATCH, e.g. 1.4.0", version, err)
@@ -124,12 +132,22 @@ func BuildBinary(ctx context.Context, repoRoot string, spec Spec, version, out s
 	if spec.VersionVar != "" {
 		ldflags += " -X " + spec.VersionVar + "=" + version
 	}
-	args := []string{"build", "-buildvcs=false", "-trimpath", "-ldflags=" + ldflags, "-o", out, "./cmd/" + spec.Binary}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
+	builds := [][2]string{{spec.Binary, ldflags}}
+	for _, name := range spec.Also {
+		builds = append(builds, [2]string{name, LDFlags})
+	}
+	for _, b := range builds {
+		path := filepath.Join(filepath.Dir(out), b[0])
+		if b[0] == spec.Binary {
+			path = out
+		}
+		args := []string{"build", "-buildvcs=false", "-trimpath", "-ldflags=" + b[1], "-o", path, "./cmd/" + b[0]}
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, msg)
+		}
 	}
 	return nil
 }
@@ -153,7 +171,8 @@ const PlaneKeysDir = "/etc/tether-plane/keys"
 // key. root.json, signing.json and license.pub are required.
 var PlaneKeyFiles = map[string]bool{"root.json": true, "signing.json": true, "license.pub": true, "snapshot.kms": false, "timestamp.kms": false}
 
-// Assemble builds spec's image around the binary at binPath.
+// Assemble builds spec's image around the binary at binPath and spec.Also
+// beside it.
 func Assemble(spec Spec, binPath string, opt Options) (v1.Image, error) {
 	if _, err := release.ParseVersion(opt.Version); err != nil {
 		return nil, fmt.Errorf("release version %q: %w; give MAJOR.MINOR.PATCH, e.g. 1.4.0", opt.Version, err)
@@ -161,19 +180,27 @@ func Assemble(spec Spec, binPath string, opt Options) (v1.Image, error) {
 	if !bytes.Contains(opt.CACerts, []byte("-----BEGIN CERTIFICATE-----")) {
 		return nil, errors.New("the CA bundle holds no PEM certificate: give Debian's " + CACertsPath + " (apt-get install ca-certificates)")
 	}
-	bin, err := os.ReadFile(binPath)
-	if err != nil {
-		return nil, fmt.Errorf("the %s binary: %w", spec.Binary, err)
-	}
-	if !bytes.HasPrefix(bin, []byte("\x7fELF")) {
-		return nil, fmt.Errorf("%s is not an ELF binary: build it with BuildBinary (GOOS=linux)", binPath)
+	var bins []file
+	for _, name := range append([]string{spec.Binary}, spec.Also...) {
+		path := filepath.Join(filepath.Dir(binPath), name)
+		if name == spec.Binary {
+			path = binPath
+		}
+		bin, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("the %s binary: %w", name, err)
+		}
+		if !bytes.HasPrefix(bin, []byte("\x7fELF")) {
+			return nil, fmt.Errorf("%s is not an ELF binary: build it with BuildBinary (GOOS=linux)", path)
+		}
+		bins = append(bins, file{name: name, mode: 0o755, data: bin})
 	}
 	created := opt.Created.UTC()
 	base, err := layer(created, baseFiles(opt.CACerts))
 	if err != nil {
 		return nil, err
 	}
-	app, err := layer(created, []file{{name: spec.Binary, mode: 0o755, data: bin}})
+	app, err := layer(created, bins)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +213,7 @@ func Assemble(spec Spec, binPath string, opt Options) (v1.Image, error) {
 		mutate.Addendum{Layer: base, MediaType: types.OCILayer, History: v1.History{Created: v1.Time{Time: created},
 			CreatedBy: "imagebuild: the nonroot user 65532, its home, CA certificates and an empty /tmp"}},
 		mutate.Addendum{Layer: app, MediaType: types.OCILayer, History: v1.History{Created: v1.Time{Time: created},
-			CreatedBy: "imagebuild: /" + spec.Binary}},
+			CreatedBy: "imagebuild: /" + strings.Join(append([]string{spec.Binary}, spec.Also...), ", /")}},
 	)
 	if err == nil && keys != nil {
 		img, err = mutate.Append(img, mutate.Addendum{Layer: keys, MediaType: types.OCILayer, History: v1.History{Created: v1.Time{Time: created},

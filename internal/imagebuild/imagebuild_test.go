@@ -167,8 +167,12 @@ func checkImage(t *testing.T, spec Spec, img v1.Image, created time.Time) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	want := []string{"/" + spec.Binary, "/etc", "/etc/group", "/etc/passwd", "/etc/ssl", "/etc/ssl/certs",
-		"/etc/ssl/certs/ca-certificates.crt", "/home", "/home/nonroot", "/tmp"}
+	want := []string{"/" + spec.Binary}
+	for _, a := range spec.Also {
+		want = append(want, "/"+a)
+	}
+	want = append(want, "/etc", "/etc/group", "/etc/passwd", "/etc/ssl", "/etc/ssl/certs",
+		"/etc/ssl/certs/ca-certificates.crt", "/home", "/home/nonroot", "/tmp")
 	slices.Sort(want)
 	// The whole file system: no shell, no package manager, nothing else.
 	if !slices.Equal(names, want) {
@@ -197,12 +201,14 @@ func checkImage(t *testing.T, spec Spec, img v1.Image, created time.Time) {
 				name, e.mode, e.uid, e.gid, e.typ, e.mtime, w.mode, w.uid, w.uid, w.typ, created)
 		}
 	}
-	bin, err := os.ReadFile(binary(t, spec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fs["/"+spec.Binary].sum != sha256.Sum256(bin) {
-		t.Errorf("/%s is not the binary that was built", spec.Binary)
+	for _, name := range append([]string{spec.Binary}, spec.Also...) {
+		bin, err := os.ReadFile(filepath.Join(filepath.Dir(binary(t, spec)), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := fs["/"+name]; e.sum != sha256.Sum256(bin) || e.mode != 0o755 || e.uid != 0 {
+			t.Errorf("/%s is not the binary that was built, mode 755, owned by root", name)
+		}
 	}
 	if fs["/etc/ssl/certs/ca-certificates.crt"].sum != sha256.Sum256(hostCACerts(t)) {
 		t.Error("the CA bundle is not the one given")
@@ -316,7 +322,12 @@ func TestDockerfilesAgree(t *testing.T) {
 			for _, dir := range s.Sources {
 				copies = append(copies, "COPY "+dir+" "+dir)
 			}
-			copies = append(copies, "COPY --from=build /out/"+s.Binary+" /"+s.Binary)
+			bins := append([]string{s.Binary}, s.Also...)
+			builds := []string{"RUN go mod download"}
+			for _, b := range bins {
+				copies = append(copies, "COPY --from=build /out/"+b+" /"+b)
+				builds = append(builds, "RUN CGO_ENABLED=0 go build "+strings.Join(GoBuildFlags, " ")+" -o /out/"+b+" ./cmd/"+b)
+			}
 			for cmd, want := range map[string][]string{
 				// distroless's nonroot user is 65532 with home /home/nonroot:
 				// the user, group and home this package writes.
@@ -326,7 +337,7 @@ func TestDockerfilesAgree(t *testing.T) {
 				"VOLUME":     {`VOLUME ["` + strings.Join(Volumes, `", "`) + `"]`},
 				"EXPOSE":     expose,
 				"COPY":       copies,
-				"RUN":        {"RUN go mod download", "RUN CGO_ENABLED=0 go build " + strings.Join(GoBuildFlags, " ") + " -o /out/" + s.Binary + " ./cmd/" + s.Binary},
+				"RUN":        builds,
 			} {
 				if !slices.Equal(byCmd[cmd], want) {
 					t.Errorf("%s: %s lines %q, want %q (internal/imagebuild assembles that)", path, cmd, byCmd[cmd], want)

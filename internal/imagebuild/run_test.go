@@ -179,6 +179,15 @@ func TestRun(t *testing.T) {
 			t.Errorf("%s %v: exit %d, stdout %q, stderr %q; want exit 0 and %q", tc.image, tc.args, r.code, r.stdout, r.stderr, tc.want)
 		}
 	}
+	// The second entry points, as their scheduled tasks run them.
+	for _, s := range Specs {
+		for _, a := range s.Also {
+			r := p.runImage([]string{"--entrypoint", "/" + a}, ids[s.Name], "--help")
+			if r.code != 0 || !strings.Contains(r.stdout, "usage: "+a) {
+				t.Errorf("%s: /%s --help: exit %d, stdout %q, stderr %q; want exit 0 and its usage", s.Name, a, r.code, r.stdout, r.stderr)
+			}
+		}
+	}
 
 	for _, s := range Specs {
 		r := p.runImage([]string{"--entrypoint", "/bin/sh"}, ids[s.Name], "-c", "true")

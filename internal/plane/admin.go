@@ -71,22 +71,40 @@ func (s *Server) validAdminToken(tok string) bool {
 	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) == 1
 }
 
-// statusFor maps store sentinels to HTTP statuses; the message names only
-// the operation and the sentinel.
-func (s *Server) fail(w http.ResponseWriter, op string, err error) {
+// actionError is a refused staff action: the status to answer and a
+// message safe to show (built from IDs and rules, never request content).
+type actionError struct {
+	status int
+	msg    string
+}
+
+func (e *actionError) Error() string { return e.msg }
+
+// failure maps an action's error to an HTTP status and a message naming
+// only the operation and the reason; unexpected errors are logged.
+func (s *Server) failure(op string, err error) (int, string) {
+	var ae *actionError
 	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.msg
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, op+": not found")
+		return http.StatusNotFound, op + ": not found"
 	case errors.Is(err, ErrExists):
-		writeError(w, http.StatusConflict, op+": already exists")
+		return http.StatusConflict, op + ": already exists"
 	case errors.Is(err, ErrWrongStatus):
-		writeError(w, http.StatusConflict, op+": "+ErrWrongStatus.Error())
+		return http.StatusConflict, op + ": " + ErrWrongStatus.Error()
 	case errors.Is(err, ErrRevoked):
-		writeError(w, http.StatusForbidden, op+": install revoked")
+		return http.StatusForbidden, op + ": install revoked"
 	default:
 		s.log.Error(op, "err", err)
-		writeError(w, http.StatusInternalServerError, op+": internal error")
+		return http.StatusInternalServerError, op + ": internal error"
 	}
+}
+
+// fail answers the admin API with failure's status and message.
+func (s *Server) fail(w http.ResponseWriter, op string, err error) {
+	status, msg := s.failure(op, err)
+	writeError(w, status, msg)
 }
 
 func (s *Server) handleAdminInstalls(w http.ResponseWriter, r *http.Request) {
@@ -178,23 +196,31 @@ func (s *Server) handleAdminInstall(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !wire.ValidID(id) {
-		writeError(w, http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -")
-		return
-	}
-	if err := s.store.Revoke(r.Context(), id); err != nil {
-		s.fail(w, "revoke "+id, err)
-		return
-	}
-	s.keys.forget(id)
-	s.log.Warn("install revoked", "install_id", id)
-	in, err := s.store.Install(r.Context(), id)
+	in, err := s.revokeInstall(r.Context(), id)
 	if err != nil {
 		s.fail(w, "revoke "+id, err)
 		return
 	}
-	_ = s.audit(r.Context(), AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id})
 	writeJSON(w, http.StatusOK, s.view(in))
+}
+
+// revokeInstall revokes an install for the request's principal; the admin
+// API and the dashboard both call it.
+func (s *Server) revokeInstall(ctx context.Context, id string) (Install, error) {
+	if !wire.ValidID(id) {
+		return Install{}, &actionError{http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -"}
+	}
+	if err := s.store.Revoke(ctx, id); err != nil {
+		return Install{}, err
+	}
+	s.keys.forget(id)
+	s.log.Warn("install revoked", "install_id", id)
+	in, err := s.store.Install(ctx, id)
+	if err != nil {
+		return Install{}, err
+	}
+	_ = s.audit(ctx, AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id})
+	return in, nil
 }
 
 // DiagnosticRequestBody is POST /v1/admin/diagnostics.
@@ -209,25 +235,33 @@ func (s *Server) handleAdminRequestDiag(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusBadRequest, "diagnostic request: "+err.Error())
 		return
 	}
-	if !wire.ValidID(body.InstallID) {
-		writeError(w, http.StatusBadRequest, "install_id must be 1-64 characters of A-Z a-z 0-9 _ -")
-		return
-	}
-	// The reason travels to the customer as a wire.DiagnosticRequest; check
-	// it by the same rules now rather than have the agent reject it later.
-	by, _ := principalFrom(r.Context())
-	if err := s.checkDiagRequest(body.Reason, by); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	d, err := s.store.RequestDiagnostic(r.Context(), body.InstallID, body.Reason, by)
+	d, err := s.requestDiagnostics(r.Context(), body.InstallID, body.Reason)
 	if err != nil {
 		s.fail(w, "request diagnostics from "+body.InstallID, err)
 		return
 	}
-	s.log.Info("diagnostics requested", "diagnostic_id", d.ID, "install_id", d.InstallID)
-	_ = s.audit(r.Context(), AuditEntry{Action: "diagnostics.request", InstallID: d.InstallID, Target: d.ID, Reason: d.Reason})
 	writeJSON(w, http.StatusCreated, d)
+}
+
+// requestDiagnostics asks an install for a bundle on behalf of the
+// request's principal; the admin API and the dashboard both call it.
+func (s *Server) requestDiagnostics(ctx context.Context, installID, reason string) (Diagnostic, error) {
+	if !wire.ValidID(installID) {
+		return Diagnostic{}, &actionError{http.StatusBadRequest, "install_id must be 1-64 characters of A-Z a-z 0-9 _ -"}
+	}
+	// The reason travels to the customer as a wire.DiagnosticRequest; check
+	// it by the same rules now rather than have the agent reject it later.
+	by, _ := principalFrom(ctx)
+	if err := s.checkDiagRequest(reason, by); err != nil {
+		return Diagnostic{}, &actionError{http.StatusBadRequest, err.Error()}
+	}
+	d, err := s.store.RequestDiagnostic(ctx, installID, reason, by)
+	if err != nil {
+		return Diagnostic{}, err
+	}
+	s.log.Info("diagnostics requested", "diagnostic_id", d.ID, "install_id", d.InstallID)
+	_ = s.audit(ctx, AuditEntry{Action: "diagnostics.request", InstallID: d.InstallID, Target: d.ID, Reason: d.Reason})
+	return d, nil
 }
 
 func (s *Server) handleAdminDiagnostics(w http.ResponseWriter, r *http.Request) {
@@ -253,25 +287,30 @@ func (s *Server) handleAdminDiagnostics(w http.ResponseWriter, r *http.Request) 
 
 func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if err := s.serveBundle(w, r, id); err != nil {
+		s.fail(w, "diagnostic "+id, err)
+	}
+}
+
+// serveBundle sends diagnostic id's uploaded bundle for the request's
+// principal; the admin API and the dashboard both call it. It writes
+// nothing when it returns an error.
+func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, id string) error {
 	if !wire.ValidID(id) {
-		writeError(w, http.StatusBadRequest, "diagnostic ID must be 1-64 characters of A-Z a-z 0-9 _ -")
-		return
+		return &actionError{http.StatusBadRequest, "diagnostic ID must be 1-64 characters of A-Z a-z 0-9 _ -"}
 	}
 	d, err := s.store.Diagnostic(r.Context(), id)
 	if err != nil {
-		s.fail(w, "diagnostic "+id, err)
-		return
+		return err
 	}
 	if d.Status != DiagUploaded {
-		writeError(w, http.StatusConflict, "diagnostic "+id+": no bundle uploaded yet (status "+d.Status+")")
-		return
+		return &actionError{http.StatusConflict, "diagnostic " + id + ": no bundle uploaded yet (status " + d.Status + ")"}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)
 	defer cancel()
 	f, err := s.cfg.Bundles.Get(ctx, filepath.Base(d.BundlePath))
 	if err != nil {
-		s.fail(w, "diagnostic "+id+" bundle", err)
-		return
+		return err
 	}
 	defer f.Close()
 	_ = s.audit(r.Context(), AuditEntry{Action: "diagnostics.download", InstallID: d.InstallID, Target: id})
@@ -282,6 +321,7 @@ func (s *Server) handleAdminBundle(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, f); err != nil {
 		s.log.Warn("send bundle", "diagnostic_id", id, "err", err)
 	}
+	return nil
 }
 
 // ChannelReleases is one channel's entry in GET /v1/admin/releases.

@@ -16,16 +16,19 @@ import (
 // dedupe on ID: delivery is at-least-once (a crash between a 2xx and the
 // plane recording it resends).
 type AlertPayload struct {
-	ID        string    `json:"id"`
-	InstallID string    `json:"install_id"`
-	Customer  string    `json:"customer"`
-	Kind      string    `json:"kind"`  // stale | health | ledger
-	Value     string    `json:"value"` // "stale", the new health (degraded | down), or for ledger: rewound | rewritten | missing
-	Version   string    `json:"version"`
-	Channel   string    `json:"channel"`
-	LastSeen  time.Time `json:"last_seen"`
-	At        time.Time `json:"at"`
-	Text      string    `json:"text"` // one line for chat webhooks (Slack-compatible "text")
+	ID        string `json:"id"`
+	InstallID string `json:"install_id"`
+	Customer  string `json:"customer"`
+	Kind      string `json:"kind"`  // stale | health | ledger | license
+	Value     string `json:"value"` // "stale", the new health (degraded | down), for ledger: rewound | rewritten | missing, for license the threshold crossed ("30d")
+	// LicenseID and LicenseExpires are set on license alerts.
+	LicenseID      string     `json:"license_id,omitempty"`
+	LicenseExpires *time.Time `json:"license_expires,omitempty"`
+	Version        string     `json:"version"`
+	Channel        string     `json:"channel"`
+	LastSeen       time.Time  `json:"last_seen"`
+	At             time.Time  `json:"at"`
+	Text           string     `json:"text"` // one line for chat webhooks (Slack-compatible "text")
 }
 
 // Alerter delivers queued alerts to a webhook, retrying with exponential
@@ -120,6 +123,16 @@ func (a *Alerter) payload(ctx context.Context, al Alert) (AlertPayload, error) {
 	case AlertStale:
 		p.Text = fmt.Sprintf("Tether install %s (%s) is stale: no heartbeat since %s",
 			in.ID, in.Customer, in.LastSeen.Format(time.RFC3339))
+	case AlertLicense:
+		exp := in.LicenseExpires
+		p.LicenseID, p.LicenseExpires = in.LicenseID, &exp
+		if left := exp.Sub(a.Now()); left > 0 {
+			p.Text = fmt.Sprintf("Tether install %s (%s): license %s expires %s (%d days left)",
+				in.ID, in.Customer, in.LicenseID, exp.Format("2006-01-02"), daysLeft(exp, a.Now()))
+		} else {
+			p.Text = fmt.Sprintf("Tether install %s (%s): license %s expired %s",
+				in.ID, in.Customer, in.LicenseID, exp.Format("2006-01-02"))
+		}
 	case AlertLedger:
 		p.Text = fmt.Sprintf("Tether install %s (%s) egress ledger %s: %s", in.ID, in.Customer, al.Value, in.LedgerProblem)
 	default:

@@ -1,11 +1,14 @@
 package plane_test
 
 import (
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -130,5 +133,112 @@ func TestAlertsGiveUpAndDoNotLeakWebhookURL(t *testing.T) {
 	}
 	if lastErr == "" || strings.Contains(lastErr, "secret-token") {
 		t.Fatalf("last_error = %q", lastErr)
+	}
+}
+
+// A license is alerted on once per threshold it crosses (30, 7 and 1 days
+// before it expires), whichever replica sweeps; the webhook gets its expiry.
+func TestLicenseExpiryAlertsOncePerThreshold(t *testing.T) {
+	hook := &webhook{}
+	hs := httptest.NewServer(hook)
+	defer hs.Close()
+	b := setup(t, func(o *setupOpts) { o.webhook = hs.URL })
+	a := b.activate(t, b.license(t, "lic_a", "stable")) // expires in 90 days
+	license := func() []string {
+		var out []string
+		for _, k := range hook.received() {
+			if strings.HasPrefix(k, "license:") {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	b.clock.Advance(59 * 24 * time.Hour) // 31 days left
+	b.server.Sweep(b.ctx)
+	if got := license(); len(got) != 0 {
+		t.Fatalf("31 days before expiry: %v", got)
+	}
+	b.clock.Advance(2 * 24 * time.Hour) // 29 days left
+	for range 3 {
+		b.server.Sweep(b.ctx)
+	}
+	if got := fmt.Sprint(license()); got != "[license:30d]" {
+		t.Fatalf("29 days before expiry, three sweeps: %s", got)
+	}
+	b.clock.Advance(23 * 24 * time.Hour) // 6 days left
+	b.server.Sweep(b.ctx)
+	b.server.Sweep(b.ctx)
+	if got := fmt.Sprint(license()); got != "[license:30d license:7d]" {
+		t.Fatalf("6 days before expiry: %s", got)
+	}
+	hook.mu.Lock()
+	last := hook.got[len(hook.got)-1]
+	hook.mu.Unlock()
+	if last.InstallID != a.id || last.LicenseID != "lic_a" || last.LicenseExpires == nil ||
+		!last.LicenseExpires.Equal(newClock().Now().Add(90*24*time.Hour)) || !strings.Contains(last.Text, "(6 days left)") {
+		t.Fatalf("license alert = %+v", last)
+	}
+	// The install's page lists them with their delivery.
+	if code, body := b.staff(t, plane.RoleViewer).get(t, "/installs/"+a.id); code != 200 ||
+		!strings.Contains(body, "<td>license</td><td>7d</td><td>sent, 1 attempt</td>") ||
+		!strings.Contains(body, "<td>license</td><td>30d</td><td>sent, 1 attempt</td>") {
+		t.Fatalf("install page alerts: %d %s", code, body)
+	}
+}
+
+// Replicas sweeping at the same moment queue one alert per license and
+// threshold; a license first seen 5 days out is alerted at 7 only.
+func TestQueueLicenseAlertsOnceAcrossReplicas(t *testing.T) {
+	for name, db := range testDatabases(t) {
+		t.Run(name, func(t *testing.T) {
+			c := newClock()
+			ctx := context.Background()
+			var stores []*plane.Store
+			for range 2 {
+				st, err := plane.OpenStore(ctx, db, c.Now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stores = append(stores, st)
+			}
+			for i, days := range []int{20, 5, 60} {
+				id := fmt.Sprintf("lic_%d", i)
+				if err := stores[0].AddLicense(ctx, plane.LicenseRecord{ID: id, Customer: "C", IssuedAt: c.Now(),
+					ExpiresAt: c.Now().Add(time.Duration(days) * 24 * time.Hour), Channels: []string{"stable"},
+					TokenHash: fmt.Sprintf("%064x", i+1)}); err != nil {
+					t.Fatal(err)
+				}
+				pub, _, _ := ed25519.GenerateKey(nil)
+				if _, err := stores[0].Activate(ctx, fmt.Sprintf("%064x", i+1), pub, "1.3.0", time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			counts := make([]int, 4)
+			for i := range counts {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					n, err := stores[i%2].QueueLicenseAlerts(ctx, []int{30, 7, 1})
+					if err != nil {
+						t.Error(err)
+					}
+					counts[i] = n
+				}()
+			}
+			wg.Wait()
+			due, err := stores[0].DueAlerts(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, a := range due {
+				got = append(got, a.Kind+":"+a.Value)
+			}
+			slices.Sort(got)
+			if fmt.Sprint(got) != "[license:30d license:7d]" || counts[0]+counts[1]+counts[2]+counts[3] != 2 {
+				t.Fatalf("queued %v (counts %v), want one 30d and one 7d alert", got, counts)
+			}
+		})
 	}
 }

@@ -3,35 +3,48 @@ package plane
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/tetherhq/tether/internal/wire"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/partials/*.html
 var templateFS embed.FS
 
 // sessionCookie holds a dashboard session's random ID.
 const sessionCookie = "tether_plane_session"
 
 func parseTemplates() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{"age": formatAge}
+	funcs := template.FuncMap{"age": formatAge, "days": formatDaysLeft}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"index", "install", "login"} {
-		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
+	for _, page := range []string{"index", "install", "login", "rows", "error", "revoke", "licenses"} {
+		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS,
+			"templates/layout.html", "templates/partials/*.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("plane: parse template %s: %w", page, err)
 		}
 		out[page] = t
 	}
 	return out, nil
+}
+
+// formatDaysLeft renders a license's days left as "12 days left",
+// "expires today" or "expired 3 days ago".
+func formatDaysLeft(d int) string {
+	switch {
+	case d == 1:
+		return "1 day left"
+	case d > 0:
+		return fmt.Sprintf("%d days left", d)
+	case d == 0:
+		return "expires today"
+	case d == -1:
+		return "expired 1 day ago"
+	}
+	return fmt.Sprintf("expired %d days ago", -d)
 }
 
 // formatAge renders a heartbeat age as "42s", "5m", "3h" or "2d".
@@ -55,6 +68,20 @@ type page struct {
 	Title    string
 	Now      time.Time
 	LoggedIn bool
+	Who      Principal // who is signed in, when LoggedIn
+	CSRF     string    // the session's form token (dashboard_actions.go)
+}
+
+// Can reports whether the signed-in principal's role allows perm; the
+// templates show only the actions it does.
+func (p page) Can(perm string) bool {
+	return p.LoggedIn && p.Who.Role.Can(Permission(perm))
+}
+
+// pageFor is the page of a request that passed the dashboard guard.
+func (s *Server) pageFor(r *http.Request, title string) page {
+	who, ok := principalFrom(r.Context())
+	return page{Title: title, Now: s.now(), LoggedIn: ok, Who: who, CSRF: csrfToken(sessionID(r))}
 }
 
 func (s *Server) render(w http.ResponseWriter, name string, status int, data any) {
@@ -65,13 +92,19 @@ func (s *Server) render(w http.ResponseWriter, name string, status int, data any
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	// The dashboard needs no script and no framing; say so to the browser.
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "no-referrer")
+	securityHeaders(w)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// securityHeaders: the only script is the plane's own (/static), fetching
+// only from the plane; no framing, no third parties.
+func securityHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; "+
+		"style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 }
 
 // dashboard guards a page: a valid session cookie passes; anything else goes
@@ -80,8 +113,7 @@ func (s *Server) render(w http.ResponseWriter, name string, status int, data any
 func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(r, c.Value) {
-			// A dashboard session is, for now, a login with the admin token.
-			h(w, r.WithContext(withPrincipal(r.Context(), breakGlass())))
+			h(w, r.WithContext(withPrincipal(r.Context(), s.sessionPrincipal(c.Value))))
 			return
 		}
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
@@ -169,75 +201,4 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
-}
-
-type indexPage struct {
-	page
-	Installs   []InstallView
-	StaleCount int
-	Pending    []Diagnostic
-}
-
-func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
-	ins, err := s.store.Installs(r.Context())
-	if err != nil {
-		s.log.Error("dashboard", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	p := indexPage{page: page{Title: "Fleet", Now: s.now(), LoggedIn: true}}
-	for _, in := range ins {
-		v := s.view(in)
-		if v.StaleNow {
-			p.StaleCount++
-		}
-		p.Installs = append(p.Installs, v)
-	}
-	if p.Pending, err = s.store.Diagnostics(r.Context(), "", DiagRequested); err != nil {
-		s.log.Error("dashboard", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	s.render(w, "index", http.StatusOK, p)
-}
-
-type historyRow struct {
-	HeartbeatEntry
-	Heartbeat wire.Heartbeat
-}
-
-type installPage struct {
-	page
-	Detail  InstallDetail
-	History []historyRow
-}
-
-// dashboardHistory is how many heartbeats the install page shows.
-const dashboardHistory = 100
-
-func (s *Server) handleDashboardInstall(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !wire.ValidID(id) {
-		http.Error(w, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -", http.StatusBadRequest)
-		return
-	}
-	d, err := s.installDetail(r, id, dashboardHistory)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			http.Error(w, "no install "+id, http.StatusNotFound)
-			return
-		}
-		s.log.Error("dashboard install", "install_id", id, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	p := installPage{page: page{Title: "Install " + id, Now: s.now(), LoggedIn: true}, Detail: d}
-	for _, e := range d.History {
-		row := historyRow{HeartbeatEntry: e}
-		// The body was re-encoded from a validated wire.Heartbeat, so this
-		// only fails if the database was edited by hand; show the row anyway.
-		_ = json.Unmarshal(e.Body, &row.Heartbeat)
-		p.History = append(p.History, row)
-	}
-	s.render(w, "install", http.StatusOK, p)
 }

@@ -66,16 +66,16 @@ func TestDashboardInChromium(t *testing.T) {
 	if fc, qc := class(freshRow), class(quietRow); strings.Contains(fc, "stale") || !strings.Contains(qc, "stale") {
 		t.Errorf("row classes: fresh %q, quiet %q; want only quiet stale", fc, qc)
 	}
-	if age := text(quietRow + ` .age`); !strings.Contains(age, "STALE") || !strings.Contains(age, "5m") {
-		t.Errorf("quiet age cell %q, want 5m ago with STALE", age)
+	if age, flag := text(quietRow+` .age`), text(quietRow+` .stale-flag-cell`); age != "5m ago" || flag != "STALE" {
+		t.Errorf("quiet age cell %q, stale cell %q; want 5m ago, STALE", age, flag)
 	}
-	if age := text(freshRow + ` .age`); strings.Contains(age, "STALE") {
-		t.Errorf("fresh age cell %q flagged stale", age)
+	if flag := text(freshRow + ` .stale-flag-cell`); flag != "–" {
+		t.Errorf("fresh stale cell %q", flag)
 	}
 	for sel, want := range map[string]string{
 		freshRow + ` .health`: "degraded", freshRow + ` .customer`: "Customer lic_fresh",
-		freshRow + ` .version`: "1.4.0", freshRow + ` .channel`: "stable", freshRow + ` .license`: "valid",
-		quietRow + ` .health`: "ok", `#stale-count`: "1 stale",
+		freshRow + ` .version`: "1.4.0", freshRow + ` .channel`: "stable", freshRow + ` .license`: "valid, 2027-01-30 (89 days left)",
+		quietRow + ` .health`: "ok", `#stale-count`: "1", `#stale-` + quiet.id + ` .age`: "5m ago (2026-11-01 12:00)",
 	} {
 		if got := text(sel); got != want {
 			t.Errorf("%s shows %q, want %q", sel, got, want)
@@ -130,11 +130,13 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	upRow := `#install-` + upgraded.id
 	for sel, want := range map[string]string{
-		upRow + ` .release`:    "1.4.0",
-		upRow + ` .upgrade`:    "upgrade to 1.5.0: rolled-back (alarm), 2026-12-06 02:30",
-		upRow + ` .health`:     "ok certificate-expiry queue-age",
-		freshRow + ` .release`: "–",
-		freshRow + ` .upgrade`: "–",
+		upRow + ` .release`:     "1.4.0",
+		upRow + ` .upgrade`:     "upgrade to 1.5.0: rolled-back (alarm), 2026-12-06 02:30",
+		upRow + ` .health`:      "ok",
+		upRow + ` .warnings`:    "certificate-expiry queue-age",
+		freshRow + ` .warnings`: "–",
+		freshRow + ` .release`:  "–",
+		freshRow + ` .upgrade`:  "–",
 	} {
 		if got := text(sel); got != want {
 			t.Errorf("%s shows %q, want %q", sel, got, want)

@@ -2,9 +2,11 @@ package plane
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -28,49 +30,55 @@ type RegisterLicenseBody struct {
 }
 
 func (s *Server) handleAdminRegisterLicense(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.LicenseKey == nil {
-		writeError(w, http.StatusServiceUnavailable,
-			"this plane cannot verify licenses: start tether-plane serve with --keys (or --license-pub) so it has the license public key")
-		return
-	}
 	var body RegisterLicenseBody
 	if err := decodeStrict(r.Body, &body); err != nil {
 		writeError(w, http.StatusBadRequest, "register license: "+err.Error())
 		return
 	}
-	if h, err := hex.DecodeString(body.ActivationTokenSHA256); err != nil || len(h) != 32 {
-		writeError(w, http.StatusBadRequest, "activation_token_sha256 must be 64 hex characters")
+	rec, err := s.registerLicense(r.Context(), body)
+	if err != nil {
+		s.fail(w, "register license "+rec.ID, err)
 		return
+	}
+	writeJSON(w, http.StatusCreated, rec)
+}
+
+// registerLicense verifies and registers a license for the request's
+// principal; the admin API and the dashboard both call it. On a store
+// error the returned record still names the license.
+func (s *Server) registerLicense(ctx context.Context, body RegisterLicenseBody) (LicenseRecord, error) {
+	bad := func(msg string) error { return &actionError{http.StatusBadRequest, msg} }
+	if s.cfg.LicenseKey == nil {
+		return LicenseRecord{}, &actionError{http.StatusServiceUnavailable,
+			"this plane cannot verify licenses: start tether-plane serve with --keys (or --license-pub) so it has the license public key"}
+	}
+	if h, err := hex.DecodeString(body.ActivationTokenSHA256); err != nil || len(h) != 32 {
+		return LicenseRecord{}, bad("activation_token_sha256 must be 64 hex characters")
 	}
 	var f license.File
 	dec := json.NewDecoder(bytes.NewReader(body.License))
 	if err := dec.Decode(&f); err != nil {
-		writeError(w, http.StatusBadRequest, "license must be a license file's JSON object")
-		return
+		return LicenseRecord{}, bad("license must be a license file's JSON object")
 	}
 	if f.ActivationToken != "" {
-		writeError(w, http.StatusBadRequest, "license file still carries its activation token; send only the token's SHA-256 (tether-plane license register does this)")
-		return
+		return LicenseRecord{}, bad("license file still carries its activation token; send only the token's SHA-256 (tether-plane license register does this)")
 	}
 	l, err := license.Verify(s.cfg.LicenseKey, body.License)
 	switch {
 	case errors.Is(err, license.ErrBadSignature):
-		writeError(w, http.StatusBadRequest, "license signature does not verify with this plane's license key: was it issued with the same keys directory?")
-		return
+		return LicenseRecord{}, bad("license signature does not verify with this plane's license key: was it issued with the same keys directory?")
 	case err != nil:
-		writeError(w, http.StatusBadRequest, "license file is malformed")
-		return
+		return LicenseRecord{}, bad("license file is malformed")
 	}
 	rec := LicenseRecord{ID: l.ID, Customer: l.Customer, IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt,
 		GraceSeconds: l.GraceSeconds, Channels: l.Channels, Entitlements: l.Entitlements,
 		TokenHash: body.ActivationTokenSHA256}
-	if err := s.store.AddLicense(r.Context(), rec); err != nil {
-		s.fail(w, "register license "+l.ID, err)
-		return
+	if err := s.store.AddLicense(ctx, rec); err != nil {
+		return LicenseRecord{ID: l.ID}, err
 	}
-	_ = s.audit(r.Context(), AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID})
+	_ = s.audit(ctx, AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID})
 	s.log.Info("license registered", "license_id", l.ID)
-	writeJSON(w, http.StatusCreated, rec)
+	return rec, nil
 }
 
 // RegistrationBody turns a license file as issued (token included) into the
@@ -91,4 +99,21 @@ func RegistrationBody(file []byte) (RegisterLicenseBody, error) {
 		return RegisterLicenseBody{}, err
 	}
 	return RegisterLicenseBody{License: stripped, ActivationTokenSHA256: hash}, nil
+}
+
+// daysLeft is how many whole days remain until t; negative once t passed.
+func daysLeft(t, now time.Time) int {
+	return int(math.Floor(t.Sub(now).Hours() / 24))
+}
+
+// licenseThresholds are the days before expiry at which a license is
+// alerted on: the configured warning and 7 and 1 days, once each.
+func (s *Server) licenseThresholds() []int {
+	out := []int{s.cfg.LicenseWarnDays}
+	for _, d := range []int{7, 1} {
+		if d < s.cfg.LicenseWarnDays {
+			out = append(out, d)
+		}
+	}
+	return out
 }

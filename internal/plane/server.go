@@ -53,6 +53,14 @@ type Config struct {
 	// load balancer appended to X-Forwarded-For instead of the peer's.
 	TrustForwardedFor bool
 
+	// LicenseWarnDays is how many days before expiry a license is flagged
+	// on the dashboard and alerted on (again at 7 and 1 days left);
+	// default 30.
+	LicenseWarnDays int
+	// DashboardRefresh is how often the fleet page refreshes its table;
+	// default 15s.
+	DashboardRefresh time.Duration
+
 	// AlertWebhook receives alert JSON; empty only logs alerts.
 	AlertWebhook string
 	// HTTPClient posts alerts; nil uses a client with a 10s timeout.
@@ -69,6 +77,9 @@ type Server struct {
 	alerter  *Alerter
 	mux      *http.ServeMux
 	sessions *sessions // dashboard logins, server-side so logout really ends one
+	// sessionPrincipal names who a valid session belongs to. A dashboard
+	// session is, for now, a login with the admin token.
+	sessionPrincipal func(sessionID string) Principal
 
 	templates map[string]*template.Template
 	keys      *keyCache
@@ -81,6 +92,8 @@ const (
 	DefaultStaleAfter        = 3
 	DefaultMaxSkew           = 5 * time.Minute
 	DefaultMaxBundleBytes    = reqverify.MaxBody
+	DefaultLicenseWarnDays   = 30
+	DefaultDashboardRefresh  = 15 * time.Second
 )
 
 // New validates cfg and builds the server's routes.
@@ -102,6 +115,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = DefaultStaleAfter
+	}
+	if cfg.LicenseWarnDays <= 0 {
+		cfg.LicenseWarnDays = DefaultLicenseWarnDays
+	}
+	if cfg.DashboardRefresh <= 0 {
+		cfg.DashboardRefresh = DefaultDashboardRefresh
 	}
 	if cfg.MaxSkew == 0 {
 		cfg.MaxSkew = DefaultMaxSkew
@@ -126,6 +145,8 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		sessions:  &sessions{store: cfg.Store},
+
+		sessionPrincipal: func(string) Principal { return breakGlass() },
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
@@ -179,9 +200,19 @@ func (s *Server) register(m router) {
 	m.Handle("GET /v1/admin/licenses", s.require(PermView, s.handleAdminLicenses))
 	m.Handle("POST /v1/admin/licenses", s.require(PermLicenseManage, s.handleAdminRegisterLicense))
 
-	// Dashboard.
-	m.HandleFunc("GET /{$}", s.dashboard(s.handleDashboard))
-	m.HandleFunc("GET /installs/{id}", s.dashboard(s.handleDashboardInstall))
+	// Dashboard: every page needs a session whose role allows what it
+	// shows; actions also need the session's CSRF token
+	// (dashboard_actions.go).
+	m.HandleFunc("GET /{$}", s.see(PermView, s.handleDashboard))
+	m.HandleFunc("GET /fleet/rows", s.see(PermView, s.handleFleetRows))
+	m.HandleFunc("GET /static/fleet.js", s.handleStatic)
+	m.HandleFunc("GET /installs/{id}", s.see(PermView, s.handleDashboardInstall))
+	m.HandleFunc("POST /installs/{id}/diagnostics", s.act(PermDiagRequest, s.handleDashRequestDiag))
+	m.HandleFunc("GET /installs/{id}/revoke", s.see(PermInstallRevoke, s.handleDashRevokeForm))
+	m.HandleFunc("POST /installs/{id}/revoke", s.act(PermInstallRevoke, s.handleDashRevoke))
+	m.HandleFunc("GET /diagnostics/{id}/bundle", s.see(PermDiagDownload, s.handleDashBundle))
+	m.HandleFunc("GET /licenses", s.see(PermView, s.handleLicensesPage))
+	m.HandleFunc("POST /licenses", s.act(PermLicenseManage, s.handleDashRegisterLicense))
 	m.HandleFunc("GET /login", s.handleLoginForm)
 	m.HandleFunc("POST /login", s.handleLogin)
 	m.HandleFunc("POST /logout", s.handleLogout)
@@ -248,6 +279,9 @@ func (s *Server) Sweep(ctx context.Context) {
 	}
 	for _, id := range ids {
 		s.log.Warn("install stale", "install_id", id)
+	}
+	if _, err := s.store.QueueLicenseAlerts(ctx, s.licenseThresholds()); err != nil {
+		s.log.Error("license alerts", "err", err)
 	}
 	if _, err := s.alerter.DeliverDue(ctx); err != nil {
 		s.log.Error("deliver alerts", "err", err)

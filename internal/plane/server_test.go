@@ -40,7 +40,9 @@ type bundle struct {
 }
 
 type setupOpts struct {
-	webhook string
+	webhook    string
+	refresh    time.Duration     // the fleet page's refresh interval
+	licenseKey ed25519.PublicKey // verifies licenses registered through the plane
 }
 
 func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
@@ -61,10 +63,12 @@ func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
 	srv, err := plane.New(plane.Config{
 		Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now,
 		DataDir: b.dataDir, RepoDir: b.repoDir, AdminToken: adminToken, AlertWebhook: o.webhook,
+		DashboardRefresh: o.refresh, LicenseKey: o.licenseKey,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.UseTestSessions()
 	b.server = srv
 	b.http = httptest.NewServer(srv.Handler())
 	t.Cleanup(b.http.Close)

@@ -1,19 +1,27 @@
 // Package releasestate is an install's record of its upgrades, rollbacks and
 // staged releases, newest first, in the one format every writer shares:
-// tetherctl and the agent on AWS (SSM parameter /tether/<name>/state/releases)
-// and the local runtime's supervisor (<data>/state/releases.json). The agent
-// reads it for the heartbeat's release and last attempt (Report), which
-// carry only versions, enumerations, a time and a fixed reason code, never
-// the record's free-text reason.
+// tetherctl and tether-upgrade on AWS (SSM parameter
+// /tether/<name>/state/releases) and the local runtime's supervisor
+// (<data>/state/releases.json). The agent only reads it (Read), for the
+// heartbeat's release and last attempt (Report), which carry only versions,
+// enumerations, a time and a fixed reason code, never the record's free-text
+// reason.
 package releasestate
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -38,11 +46,41 @@ type Outcome struct {
 	Outcome      string    `json:"outcome"`        // one of wire.UpgradeOutcomes
 	Code         string    `json:"code,omitempty"` // one of wire.UpgradeReasons; empty on success
 	Reason       string    `json:"reason,omitempty"`
-	By           string    `json:"by,omitempty"` // tetherctl | agent | supervisor
+	By           string    `json:"by,omitempty"` // tetherctl | tether-upgrade | supervisor (agent: before tether-upgrade)
 	At           time.Time `json:"at"`
 }
 
 var digestRE = regexp.MustCompile(`^(sha256:[0-9a-f]{64})?$`)
+
+// RecordRE is the one shape of the record's SSM parameter name; the
+// submatch is the deployment's name.
+var RecordRE = regexp.MustCompile(`^/tether/([a-z][a-z0-9-]{0,31})/state/releases$`)
+
+// Read reads the record from the SSM parameter name through c or, when
+// name is "", from the file path. A record that does not exist is empty.
+func Read(ctx context.Context, c *ssm.Client, name, path string) ([]Outcome, error) {
+	if name == "" {
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return Parse(path, data)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := c.GetParameter(cctx, &ssm.GetParameterInput{Name: aws.String(name)})
+	var nf *ssmtypes.ParameterNotFound
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the release record %s: %w", name, err)
+	}
+	return Parse("SSM parameter "+name, []byte(aws.ToString(out.Parameter.Value)))
+}
 
 // Parse reads a record strictly; name (the parameter or file) is in every
 // error, with what to do.

@@ -1,6 +1,8 @@
-// Package upgradewindow is the maintenance window in which the agent may
-// apply a release by itself (deployment.yaml's plane.upgrade_window, the
-// agent's TETHER_UPGRADE_WINDOW). The grammar is small and strict, in UTC:
+// Package upgradewindow is the maintenance window in which tether-upgrade
+// may apply a staged release (deployment.yaml's plane.upgrade_window,
+// TETHER_UPGRADE_WINDOW). The CDK app schedules a run at each range's start
+// (Crons); the run checks it is still inside (Contains). The grammar is
+// small and strict, in UTC:
 //
 //	window = range *( ";" [" "] range )
 //	range  = day " " HH:MM "-" HH:MM      e.g. "Sun 02:00-04:00"
@@ -131,4 +133,14 @@ func (w Window) String() string {
 		parts = append(parts, fmt.Sprintf("%s %02d:%02d-%02d:%02d", days[r.Day], r.Start/60, r.Start%60, r.End/60, r.End%60))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Crons are the EventBridge Scheduler cron expressions, in UTC, of the
+// ranges' starts, one per range.
+func (w Window) Crons() []string {
+	var out []string
+	for _, r := range w {
+		out = append(out, fmt.Sprintf("cron(%d %d ? * %s *)", r.Start%60, r.Start/60, strings.ToUpper(days[r.Day])))
+	}
+	return out
 }

@@ -64,6 +64,25 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// Each range's start is one schedule, and a run it starts is inside the
+// window.
+func TestCrons(t *testing.T) {
+	w, err := upgradewindow.Parse("Sun 02:00-04:00; Sat 23:30-24:00;Wed 00:00-00:15")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"cron(0 2 ? * SUN *)", "cron(30 23 ? * SAT *)", "cron(0 0 ? * WED *)"}
+	if got := w.Crons(); !slices.Equal(got, want) {
+		t.Fatalf("Crons = %q, want %q", got, want)
+	}
+	starts := []time.Time{time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC), time.Date(2026, 12, 5, 23, 30, 0, 0, time.UTC), time.Date(2026, 12, 9, 0, 0, 0, 0, time.UTC)}
+	for i, at := range starts {
+		if !w.Contains(at) || w.Contains(at.Add(-time.Minute)) {
+			t.Errorf("%s: the start of %s is not where the window starts", want[i], at)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"Sun 02:00-04:00", "Sat 23:30-24:00; Sun 00:00-01:00", "Mon 00:00-24:00", "x"} {
 		f.Add(s)
@@ -83,6 +102,9 @@ func FuzzParse(f *testing.F) {
 			if r.Start < 0 || r.End > 24*60 || r.Start >= r.End {
 				t.Fatalf("accepted range %+v", r)
 			}
+		}
+		if crons := w.Crons(); len(crons) != len(w) {
+			t.Fatalf("%d crons for %d ranges", len(crons), len(w))
 		}
 		again, err := upgradewindow.Parse(w.String())
 		if err != nil || !slices.Equal(again, w) {

@@ -347,55 +347,6 @@ func TestDataPoliciesDenyAgent(t *testing.T) {
 	})
 }
 
-// Upgrades are the agent's only write to infrastructure: absent unless the
-// customer turned them on, and then only through the upgrade role.
-func TestAgentUpgradeRights(t *testing.T) {
-	for _, ex := range examples {
-		s := synth(t, ex)
-		statements, _ := rolePolicies(s, agentRoles(t, s)[0])
-		var updates []map[string]any
-		for _, st := range statements {
-			if strings.Contains(asJSON(st["Action"]), "cloudformation:UpdateStack") || strings.Contains(asJSON(st["Action"]), "iam:PassRole") {
-				updates = append(updates, st)
-			}
-		}
-		if !s.cfg.Plane.AutomaticUpgrades {
-			if len(updates) > 0 {
-				t.Errorf("%s: automatic upgrades off, but the agent may %s", ex, asJSON(updates))
-			}
-			continue
-		}
-		if len(updates) != 2 {
-			t.Fatalf("%s: want an UpdateStack and a PassRole statement, got %s", ex, asJSON(updates))
-		}
-		for _, st := range updates {
-			res := flatten(s, st["Resource"])
-			if strings.Contains(asJSON(st["Action"]), "UpdateStack") {
-				if !strings.Contains(res, ":stack/"+s.cfg.Name+"-services/") || !strings.Contains(asJSON(st["Condition"]), "cloudformation:RoleArn") {
-					t.Errorf("%s: UpdateStack not limited to the services stack via the upgrade role: %s", ex, asJSON(st))
-				}
-			} else if !strings.Contains(res, "UpgradeRole") {
-				t.Errorf("%s: PassRole on %s, want only the upgrade role", ex, res)
-			}
-		}
-		upgrade := roleID(t, s, func(p map[string]any) bool {
-			return strings.Contains(asJSON(p["AssumeRolePolicyDocument"]), "cloudformation.amazonaws.com")
-		})
-		ups, _ := rolePolicies(s, upgrade)
-		for _, st := range ups {
-			for _, a := range list(st["Action"]) {
-				action := strings.ToLower(a.(string))
-				if strings.HasPrefix(action, "iam:") && action != "iam:passrole" {
-					t.Errorf("%s: the upgrade role can change IAM: %s", ex, asJSON(st))
-				}
-				if action == "iam:passrole" && strings.Contains(asJSON(st["Resource"]), `"*"`) {
-					t.Errorf("%s: the upgrade role may pass any role: %s", ex, asJSON(st))
-				}
-			}
-		}
-	}
-}
-
 // The agent's S3 rights are on the exchange bucket alone: its records and
 // ledger segments to write, the operator's decisions to read, the listing.
 // The bucket policy admits only this account, lets only the agent write

@@ -89,6 +89,7 @@ func TestConfigChangesKeepExportsInUse(t *testing.T) {
 		{"anthropic", localAI, "ai:\n  provider: anthropic\n  model: claude-3-5-haiku-latest\n"},
 		{"bedrock", localAI, "ai:\n  provider: bedrock\n  model: anthropic.claude-3-5-haiku-20241022-v1:0\n"},
 		{"cognito", oidc, "auth:\n  provider: cognito\n  cognito_domain_prefix: acme-documents\n"},
+		{"upgrades", "  channel: stable\n", "  channel: stable\n  automatic_upgrades: true\n  upgrade_window: Sun 02:00-04:00\n"},
 	} {
 		name, cfg := variant(v[0], v[1:]...)
 		configs[name] = cfg

@@ -53,8 +53,8 @@ func TestServicesTakeImagesOnlyFromMarkers(t *testing.T) {
 		}
 
 		// Each container runs <its repository>@<the resolved marker>.
-		repo := map[string]string{"api": "DocsvcRepository", "worker": "DocsvcRepository", "agent": "AgentRepository"}
-		param := map[string]string{"api": "DocsvcImage", "worker": "DocsvcImage", "agent": "AgentImage"}
+		repo := map[string]string{"api": "DocsvcRepository", "worker": "DocsvcRepository", "agent": "AgentRepository", "upgrade": "AgentRepository"}
+		param := map[string]string{"api": "DocsvcImage", "worker": "DocsvcImage", "agent": "AgentImage", "upgrade": "AgentImage"}
 		seen := 0
 		for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
 			c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
@@ -66,8 +66,8 @@ func TestServicesTakeImagesOnlyFromMarkers(t *testing.T) {
 			}
 			seen++
 		}
-		if seen != 3 {
-			t.Errorf("%d task definitions in the services stack, want api, worker and agent", seen)
+		if want := map[bool]int{false: 3, true: 4}[s.cfg.Plane.AutomaticUpgrades]; seen != want {
+			t.Errorf("%d task definitions in the services stack, want api, worker, agent and, with automatic upgrades, upgrade", seen)
 		}
 		all := asJSON(s.json["services"])
 		for _, plain := range []string{"sha256:", "ImageDigest"} {
@@ -210,7 +210,7 @@ func TestUpgradeRoleReadsOnlyMarkers(t *testing.T) {
 }
 
 // The markers are tetherctl's alone: no stack creates one, and no role a
-// stack creates may write or delete a parameter, but for the agent's
+// stack creates may write or delete a parameter, but for tether-upgrade's
 // writes to the release record, with automatic upgrades only.
 func TestStacksNeverWriteMarkers(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
@@ -256,7 +256,158 @@ func TestStacksNeverWriteMarkers(t *testing.T) {
 			t.Fatalf("only %d policy statements read; the test is not looking at the templates", statements)
 		}
 		if want := map[bool]int{true: 1}[s.cfg.Plane.AutomaticUpgrades]; recordWrites != want {
-			t.Errorf("%d statements let the agent write the release record, want %d", recordWrites, want)
+			t.Errorf("%d statements let tether-upgrade write the release record, want %d", recordWrites, want)
 		}
 	})
+}
+
+// upgraderRoles are the task and execution roles of the upgrade task
+// definition, which exists only with automatic upgrades.
+func upgraderRoles(s *synthesized) (task, exec string) {
+	for _, td := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+		if props(td)["Family"] == serviceName(s.cfg, "upgrade") {
+			return props(td)["TaskRoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string),
+				props(td)["ExecutionRoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+		}
+	}
+	return "", ""
+}
+
+// updates are a role's statements that may update a stack or pass a role.
+func updates(s *synthesized, role string) []map[string]any {
+	statements, _ := rolePolicies(s, role)
+	var out []map[string]any
+	for _, st := range statements {
+		if strings.Contains(asJSON(st["Action"]), "cloudformation:UpdateStack") || strings.Contains(asJSON(st["Action"]), "iam:PassRole") {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// The privilege split: the agent, which talks to the vendor, may never
+// update a stack or pass a role. tether-upgrade's task role may, only with
+// automatic upgrades, only the services stack and only through the
+// upgrade role, which cannot change IAM.
+func TestOnlyTheUpgraderMayUpdateTheStack(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		for _, role := range agentRoles(t, s) {
+			if ups := updates(s, role); len(ups) > 0 {
+				t.Errorf("the agent's role %s may %s", role, asJSON(ups))
+			}
+		}
+		task, _ := upgraderRoles(s)
+		if !s.cfg.Plane.AutomaticUpgrades {
+			if task != "" || len(resources(s, "services", "AWS::Scheduler::Schedule")) > 0 {
+				t.Errorf("automatic upgrades off, but the stack holds the upgrade task (%s) or a schedule", task)
+			}
+			return
+		}
+		if task == "" {
+			t.Fatal("automatic upgrades on, but no upgrade task definition")
+		}
+		ups := updates(s, task)
+		if len(ups) != 2 {
+			t.Fatalf("want an UpdateStack and a PassRole statement on tether-upgrade's role, got %s", asJSON(ups))
+		}
+		for _, st := range ups {
+			res := flatten(s, st["Resource"])
+			if strings.Contains(asJSON(st["Action"]), "UpdateStack") {
+				if !strings.Contains(res, ":stack/"+s.cfg.Name+"-services/") || !strings.Contains(asJSON(st["Condition"]), "cloudformation:RoleArn") {
+					t.Errorf("UpdateStack not limited to the services stack via the upgrade role: %s", asJSON(st))
+				}
+			} else if !strings.HasPrefix(res, "<GetAtt:UpgradeRole") {
+				t.Errorf("tether-upgrade may pass %s, want only the upgrade role", res)
+			}
+		}
+		upgrade := roleID(t, s, func(p map[string]any) bool {
+			return strings.Contains(asJSON(p["AssumeRolePolicyDocument"]), "cloudformation.amazonaws.com")
+		})
+		ups, _ = rolePolicies(s, upgrade)
+		for _, st := range ups {
+			for _, a := range list(st["Action"]) {
+				action := strings.ToLower(a.(string))
+				if strings.HasPrefix(action, "iam:") && action != "iam:passrole" {
+					t.Errorf("the upgrade role can change IAM: %s", asJSON(st))
+				}
+				if action == "iam:passrole" && strings.Contains(asJSON(st["Resource"]), `"*"`) {
+					t.Errorf("the upgrade role may pass any role: %s", asJSON(st))
+				}
+			}
+		}
+	})
+}
+
+// With automatic upgrades, one schedule per range of plane.upgrade_window
+// starts the upgrade task (the agent image, entry point /tether-upgrade,
+// configured with exactly what tether-upgrade reads) at the range's start,
+// in UTC, in the isolated subnets with its own security group.
+func TestUpgradeSchedules(t *testing.T) {
+	s := synth(t, "strict")
+	if !s.cfg.Plane.AutomaticUpgrades || s.cfg.Plane.UpgradeWindow != "Sun 02:00-04:00; Wed 03:00-04:00" {
+		t.Fatal("strict.yaml's automatic upgrades or window changed; update this test")
+	}
+	c := container(t, s, "upgrade")
+	if asJSON(c["EntryPoint"]) != `["/tether-upgrade"]` || len(list(c["Command"])) != 0 {
+		t.Errorf("the upgrade container runs %s %s, want /tether-upgrade with no arguments", asJSON(c["EntryPoint"]), asJSON(c["Command"]))
+	}
+	env, secrets := containerVars(s, c)
+	reads := sourceReads(t, "upgrader")
+	var names []string
+	for name := range env {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var want []string
+	for name := range reads {
+		want = append(want, name)
+	}
+	sort.Strings(want)
+	if strings.Join(names, " ") != strings.Join(want, " ") || len(secrets) > 0 {
+		t.Errorf("upgrade variables %v and secrets %v, want exactly what internal/upgrader reads: %v", names, secrets, want)
+	}
+	if env["TETHER_UPGRADE_WINDOW"] != s.cfg.Plane.UpgradeWindow || env["TETHER_SERVICES_STACK"] != s.cfg.Name+"-services" ||
+		!strings.HasPrefix(env["TETHER_UPGRADE_ROLE_ARN"], "<GetAtt:UpgradeRole") || env["TETHER_RELEASE_RECORD"] != releaseRecord(s.cfg) {
+		t.Errorf("upgrade environment %v", env)
+	}
+
+	var tdID string
+	for id, td := range resources(s, "services", "AWS::ECS::TaskDefinition") {
+		if props(td)["Family"] == serviceName(s.cfg, "upgrade") {
+			tdID = id
+		}
+	}
+	role := subnetRoles(s)
+	var crons []string
+	for _, r := range resources(s, "services", "AWS::Scheduler::Schedule") {
+		p := props(r)
+		crons = append(crons, p["ScheduleExpression"].(string))
+		target := p["Target"].(map[string]any)
+		ecs := target["EcsParameters"].(map[string]any)
+		vpc := ecs["NetworkConfiguration"].(map[string]any)["AwsvpcConfiguration"].(map[string]any)
+		if p["ScheduleExpressionTimezone"] != "UTC" || asJSON(p["FlexibleTimeWindow"]) != `{"Mode":"OFF"}` || p["State"] != "ENABLED" {
+			t.Errorf("schedule %s: timezone %v, window %s, state %v", p["Name"], p["ScheduleExpressionTimezone"], asJSON(p["FlexibleTimeWindow"]), p["State"])
+		}
+		if asJSON(ecs["TaskDefinitionArn"]) != `{"Ref":"`+tdID+`"}` || ecs["LaunchType"] != "FARGATE" || vpc["AssignPublicIp"] != "DISABLED" {
+			t.Errorf("schedule %s runs %s", p["Name"], asJSON(ecs))
+		}
+		for _, sn := range list(vpc["Subnets"]) {
+			if role(flatten(s, sn)) != subnetIsolated {
+				t.Errorf("schedule %s runs the task in %s, not an isolated subnet", p["Name"], flatten(s, sn))
+			}
+		}
+		if sg := flatten(s, list(vpc["SecurityGroups"])[0]); !strings.Contains(sg, "Tasksupgrade") {
+			t.Errorf("schedule %s: security group %s, want the network stack's upgrade group", p["Name"], sg)
+		}
+		statements, _ := rolePolicies(s, target["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string))
+		for _, st := range statements {
+			if a := asJSON(st["Action"]); a != `"ecs:RunTask"` && a != `"iam:PassRole"` {
+				t.Errorf("the scheduler's role may %s", a)
+			}
+		}
+	}
+	sort.Strings(crons)
+	if got := strings.Join(crons, " "); got != "cron(0 2 ? * SUN *) cron(0 3 ? * WED *)" {
+		t.Errorf("schedules %s, want the window's two starts", got)
+	}
 }

@@ -153,6 +153,10 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 		"migrate": "docsvc migrate task",
 		"agent":   "tether-agent (outbound HTTPS only, no database access)",
 	}
+	// Created, and exported, whether or not automatic upgrades are on: turning
+	// them off must not remove an export the deployed services stack still
+	// imports (the network stack deploys first).
+	purposes["upgrade"] = "tether-upgrade, with automatic upgrades (HTTPS to AWS APIs through the VPC endpoints)"
 	for _, family := range sortedKeys(purposes) {
 		sg := awsec2.NewSecurityGroup(stack, str("Tasks-"+family), &awsec2.SecurityGroupProps{
 			Vpc:              vpc,
@@ -167,6 +171,7 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 		sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(num(443)), str("HTTPS"), nil)
 		n.Groups[family] = sg
 	}
+	stack.ExportValue(n.Groups["upgrade"].SecurityGroupId(), nil)
 	alb := awsec2.NewSecurityGroup(stack, str("LoadBalancer"), &awsec2.SecurityGroupProps{
 		Vpc:              vpc,
 		Description:      str("Tether " + cfg.Name + ": public HTTPS entry point"),
@@ -232,8 +237,11 @@ func endpointServices(cfg *deployconfig.Config) map[string]awsec2.InterfaceVpcEn
 	if !cfg.AgentNeedsInternet() {
 		// An air-gapped agent still reads health from these APIs.
 		endpoints["Ecs"] = awsec2.InterfaceVpcEndpointAwsService_ECS()
-		endpoints["CloudFormation"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDFORMATION()
 		endpoints["Monitoring"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_MONITORING()
+	}
+	if !cfg.AgentNeedsInternet() || cfg.Plane.AutomaticUpgrades {
+		// tether-upgrade, in the isolated subnets, updates the services stack.
+		endpoints["CloudFormation"] = awsec2.InterfaceVpcEndpointAwsService_CLOUDFORMATION()
 	}
 	return endpoints
 }

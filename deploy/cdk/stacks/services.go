@@ -17,10 +17,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53targets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsservicediscovery"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/tetherhq/tether/internal/deployconfig"
+	"github.com/tetherhq/tether/internal/upgradewindow"
 )
 
 // Services is the stateless half: the ECS services in the cluster stack's
@@ -36,9 +38,10 @@ type Services struct {
 	Agent       awsecs.FargateService
 	// Task roles, one per container family, each with only what it needs.
 	APIRole, WorkerRole, AgentRole awsiam.Role
-	// UpgradeRole is what CloudFormation assumes when the agent applies an
-	// upgrade; nil unless plane.automatic_upgrades is on.
-	UpgradeRole awsiam.Role
+	// UpgraderRole is tether-upgrade's task role, the one role that may
+	// update this stack, and UpgradeRole what CloudFormation assumes for
+	// that update; both nil unless plane.automatic_upgrades is on.
+	UpgraderRole, UpgradeRole awsiam.Role
 	// The images, as AWS::SSM::Parameter::Value<String> parameters naming
 	// the markers tetherctl writes (the gate; see imageParameter).
 	// Upgrades change these and nothing else.
@@ -114,6 +117,10 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 	s.newAPI()
 	s.newWorker()
 	s.newAgent()
+	if cfg.Plane.AutomaticUpgrades {
+		s.newUpgradeRole()
+		s.newUpgrader()
+	}
 	s.newObservability()
 	s.newOutputs()
 	if s.UpgradeRole != nil {
@@ -425,29 +432,23 @@ func (s *services) agentEnvironment(identityARN, exchangeBucket *string) map[str
 	if cfg.Plane.URL != "" {
 		env["TETHER_PLANE_URL"] = str(cfg.Plane.URL)
 	}
-	// The release record the heartbeat reports from; with automatic
-	// upgrades, the window and the update the agent may make
-	// (internal/agent/autoupgrade).
+	// The release record the heartbeat reports from; the agent only reads
+	// it (tether-upgrade applies releases: newUpgrader).
 	env["TETHER_RELEASE_RECORD"] = str(releaseRecord(cfg))
 	// The capacity alarms the heartbeat names when they fire (their states,
 	// never their values): cloudwatch:DescribeAlarms on tether-<name>-*.
 	env["TETHER_ALARM_PREFIX"] = str(alarmName(cfg, ""))
-	if cfg.Plane.AutomaticUpgrades {
-		env["TETHER_UPGRADE_WINDOW"] = str(cfg.Plane.UpgradeWindow)
-		env["TETHER_SERVICES_STACK"] = s.Stack.StackName()
-		env["TETHER_UPGRADE_ROLE_ARN"] = s.UpgradeRole.RoleArn()
-	}
 	return env
 }
 
-// releaseRecord is the SSM parameter tetherctl and the agent record
-// upgrades in (internal/releasestate).
+// releaseRecord is the SSM parameter tetherctl and tether-upgrade record
+// upgrades in and the agent reads (internal/releasestate).
 func releaseRecord(cfg *deployconfig.Config) string { return "/tether/" + cfg.Name + "/state/releases" }
 
 func (s *services) newAgent() {
 	cfg, d := s.cfg, s.data
 	partition := *awscdk.Aws_PARTITION()
-	s.AgentRole = s.taskRole("AgentTaskRole", "tether-agent: its own identity secret, health reads, and (if enabled) image upgrades. No access to customer data.", str(cfg.AgentRoleName()))
+	s.AgentRole = s.taskRole("AgentTaskRole", "tether-agent: its own identity secret and health reads. No access to customer data; cannot change stacks.", str(cfg.AgentRoleName()))
 	r := s.AgentRole
 
 	// The agent reads its key from this secret and, at first start, puts a
@@ -485,9 +486,6 @@ func (s *services) newAgent() {
 		"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + cfg.Name + "-*/*",
 		"Resource::arn:<AWS::Partition>:cloudwatch:" + cfg.Region + ":" + cfg.Account + ":alarm:tether-" + cfg.Name + "-*",
 		"Resource::*",
-	}
-	if cfg.Plane.AutomaticUpgrades {
-		appliesTo = append(appliesTo, s.newUpgradeRole()...)
 	}
 	suppress(r, "AwsSolutions-IAM5", "Wildcards are scoped to this deployment's own names (its cluster services, stacks and alarms); cloudwatch:GetMetricData has no resource-level permissions and returns metrics only, never data.", appliesTo...)
 
@@ -541,57 +539,155 @@ func (s *services) newAgent() {
 	})
 }
 
-// newUpgradeRole creates the role CloudFormation assumes when the agent
-// applies an approved release, and lets the agent update only this stack,
-// only through that role. The role can register task definitions, roll
-// services and read the image markers, and nothing else: a stack update
-// made through it cannot change IAM, so automatic upgrades cannot widen
-// anyone's access, and cannot start an image tetherctl has not recorded.
-func (s *services) newUpgradeRole() (appliesTo []any) {
+// newUpgradeRole creates the role CloudFormation assumes when tether-upgrade
+// applies a staged release. The role can register task definitions, roll
+// services, retarget the upgrade schedules at the new task definition and
+// read the image markers, and nothing else: a stack update made through it
+// cannot change IAM, so automatic upgrades cannot widen anyone's access,
+// and cannot start an image tetherctl has not recorded.
+func (s *services) newUpgradeRole() {
 	cfg := s.cfg
 	partition := *awscdk.Aws_PARTITION()
 	role := awsiam.NewRole(s.Stack, str("UpgradeRole"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(str("cloudformation.amazonaws.com"), nil),
-		Description: str("Tether " + cfg.Name + ": CloudFormation role for image upgrades applied by the agent, to images tetherctl verified and migrated"),
+		Description: str("Tether " + cfg.Name + ": CloudFormation role for image upgrades applied by tether-upgrade, to images tetherctl verified and migrated"),
 	})
 	s.UpgradeRole = role
 	allow(role, []string{"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition"}, str("*"))
 	allow(role, []string{"ecs:UpdateService", "ecs:DescribeServices"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*"))
 	// New task definition revisions carry the stack's tags.
 	allow(role, []string{"ecs:TagResource"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":task-definition/tether-"+cfg.Name+"-*:*"))
+	// The schedules name the upgrade task definition's revision, which an
+	// upgrade replaces.
+	allow(role, []string{"scheduler:GetSchedule", "scheduler:UpdateSchedule"}, str(upgradeSchedules(cfg)))
 	// CloudFormation resolves the stack's SSM-typed parameters under this
 	// role on every update: the CDK bootstrap version, and DocsvcImage and
-	// AgentImage, which may name only markers tetherctl wrote. So the agent
-	// can move the services only to images tetherctl has verified and
-	// (docsvc) migrated; it cannot migrate or record a release itself.
+	// AgentImage, which may name only markers tetherctl wrote. So
+	// tether-upgrade can move the services only to images tetherctl has
+	// verified and (docsvc) migrated; it cannot migrate or record a release
+	// itself.
 	ssmParameter := "arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter"
 	allow(role, []string{"ssm:GetParameters"}, str(ssmParameter+"/cdk-bootstrap/"+qualifier(cfg)+"/version"),
 		str(ssmParameter+"/tether/"+cfg.Name+"/migrated/*"), str(ssmParameter+"/tether/"+cfg.Name+"/verified/*"))
-	suppress(role, "AwsSolutions-IAM5", "Task definition registration has no resource-level permissions; service updates and tags are limited to this deployment's cluster and task families; parameter reads to the image markers tetherctl writes under /tether/<name>/migrated/ and /verified/.",
+	suppress(role, "AwsSolutions-IAM5", "Task definition registration has no resource-level permissions; service updates and tags are limited to this deployment's cluster and task families; parameter reads to the image markers tetherctl writes under /tether/<name>/migrated/ and /verified/; schedule updates to this deployment's upgrade schedules.",
 		"Resource::*",
 		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter/tether/"+cfg.Name+"/migrated/*",
 		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter/tether/"+cfg.Name+"/verified/*",
 		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*",
-		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":task-definition/tether-"+cfg.Name+"-*:*")
+		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":task-definition/tether-"+cfg.Name+"-*:*",
+		"Resource::arn:<AWS::Partition>:scheduler:"+cfg.Region+":"+cfg.Account+":schedule/default/tether-"+cfg.Name+"-upgrade-*")
+}
 
+// upgradeSchedules matches the ARNs of the upgrade schedules.
+func upgradeSchedules(cfg *deployconfig.Config) string {
+	return "arn:" + *awscdk.Aws_PARTITION() + ":scheduler:" + cfg.Region + ":" + cfg.Account + ":schedule/default/tether-" + cfg.Name + "-upgrade-*"
+}
+
+// newUpgrader is tether-upgrade (internal/upgrader), a task of the agent
+// image that EventBridge Scheduler runs once at each start of
+// plane.upgrade_window. It runs in the isolated subnets, which reach only
+// the VPC endpoints: it can change this stack, through the upgrade role,
+// and has no network path to the vendor. The agent, which talks to the
+// vendor, cannot change stacks.
+func (s *services) newUpgrader() {
+	cfg := s.cfg
+	partition := *awscdk.Aws_PARTITION()
+	s.UpgraderRole = s.taskRole("UpgraderTaskRole", "tether-upgrade: applies the release tetherctl staged, in the upgrade window, through the upgrade role. No access to customer data; no route to the vendor.", nil)
+	r := s.UpgraderRole
 	stackARN := "arn:" + partition + ":cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"
 	// UpdateStack only: it is the one call that carries RoleArn, so the
-	// condition below holds for every update the agent can make.
-	s.AgentRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("cloudformation:UpdateStack"),
-		Resources: jsii.Strings(stackARN),
-		Conditions: &map[string]any{
-			"StringEquals": map[string]any{"cloudformation:RoleArn": role.RoleArn()},
-		},
+	// condition below holds for every update tether-upgrade can make.
+	r.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:    jsii.Strings("cloudformation:UpdateStack"),
+		Resources:  jsii.Strings(stackARN),
+		Conditions: &map[string]any{"StringEquals": map[string]any{"cloudformation:RoleArn": s.UpgradeRole.RoleArn()}},
 	}))
-	allow(s.AgentRole, []string{"iam:PassRole"}, role.RoleArn())
-	// The agent records the outcome in the release record, the one
-	// parameter it may write, and checks that tetherctl staged a release
-	// (its markers exist) and which alarms are the rollback triggers.
-	allow(s.AgentRole, []string{"ssm:PutParameter"}, str(ssmParameter+releaseRecord(cfg)))
-	allow(s.AgentRole, []string{"ssm:GetParameter"}, str(ssmParameter+"/tether/"+cfg.Name+"/migrated/*"), str(ssmParameter+"/tether/"+cfg.Name+"/verified/agent/*"))
-	allow(s.AgentRole, []string{"cloudformation:DescribeStackResources"}, str(stackARN))
-	return []any{
-		"Resource::arn:<AWS::Partition>:ssm:" + cfg.Region + ":" + cfg.Account + ":parameter/tether/" + cfg.Name + "/migrated/*",
-		"Resource::arn:<AWS::Partition>:ssm:" + cfg.Region + ":" + cfg.Account + ":parameter/tether/" + cfg.Name + "/verified/agent/*", "Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + *s.Stack.StackName() + "/*"}
+	allow(r, []string{"iam:PassRole"}, s.UpgradeRole.RoleArn())
+	// The stack's status, parameters and alarms (the rollback triggers);
+	// the release record, the one parameter it writes; and the markers
+	// that show tetherctl staged the release.
+	allow(r, []string{"cloudformation:DescribeStacks", "cloudformation:DescribeStackResources"}, str(stackARN))
+	ssmParameter := "arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter"
+	allow(r, []string{"ssm:PutParameter"}, str(ssmParameter+releaseRecord(cfg)))
+	allow(r, []string{"ssm:GetParameter"}, str(ssmParameter+releaseRecord(cfg)),
+		str(ssmParameter+"/tether/"+cfg.Name+"/migrated/*"), str(ssmParameter+"/tether/"+cfg.Name+"/verified/agent/*"))
+	suppress(r, "AwsSolutions-IAM5", "Parameter reads are limited to the image markers tetherctl writes under /tether/<name>/migrated/ and /verified/agent/; the stack ARN's wildcard is its ID suffix, of this one stack.",
+		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter/tether/"+cfg.Name+"/migrated/*",
+		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter/tether/"+cfg.Name+"/verified/agent/*",
+		"Resource::arn:<AWS::Partition>:cloudformation:"+cfg.Region+":"+cfg.Account+":stack/"+*s.Stack.StackName()+"/*")
+
+	window, err := upgradewindow.Parse(cfg.Plane.UpgradeWindow)
+	if err != nil { // deployconfig checked it
+		panic(err)
+	}
+	s.newLogGroup("upgrade", s.net.LogsKey)
+	env := map[string]*string{
+		"TETHER_RELEASE_RECORD":   str(releaseRecord(cfg)),
+		"TETHER_UPGRADE_WINDOW":   str(window.String()),
+		"TETHER_SERVICES_STACK":   s.Stack.StackName(),
+		"TETHER_UPGRADE_ROLE_ARN": s.UpgradeRole.RoleArn(),
+	}
+	td := s.taskDefinition("upgrade", r, s.images.Agent, s.AgentImage.ValueAsString(), 256, 512, nil, nil, env, 0)
+	// The image's second entry point (internal/imagebuild Spec.Also).
+	td.Node().DefaultChild().(awsecs.CfnTaskDefinition).AddPropertyOverride(str("ContainerDefinitions.0.EntryPoint"), jsii.Strings("/tether-upgrade"))
+
+	// The scheduler may start this task, in this cluster, and nothing else.
+	// The cluster's ARN from its fixed name, not an import: turning automatic
+	// upgrades off must not remove an export in use.
+	cluster := str("arn:" + partition + ":ecs:" + cfg.Region + ":" + cfg.Account + ":cluster/" + clusterName(cfg))
+	family := "arn:" + partition + ":ecs:" + cfg.Region + ":" + cfg.Account + ":task-definition/" + serviceName(cfg, "upgrade") + ":*"
+	scheduler := awsiam.NewRole(s.Stack, str("UpgradeSchedulerRole"), &awsiam.RoleProps{
+		AssumedBy: awsiam.NewServicePrincipal(str("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
+			Conditions: &map[string]any{
+				"StringEquals": map[string]any{"aws:SourceAccount": cfg.Account},
+				"ArnLike":      map[string]any{"aws:SourceArn": upgradeSchedules(cfg)},
+			},
+		}),
+		Description: str("Tether " + cfg.Name + ": EventBridge Scheduler starts the tether-upgrade task in the upgrade window, and nothing else"),
+	})
+	scheduler.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:    jsii.Strings("ecs:RunTask"),
+		Resources:  jsii.Strings(family),
+		Conditions: &map[string]any{"ArnEquals": map[string]any{"ecs:cluster": cluster}},
+	}))
+	passTo := func(role awsiam.Role, service string, roles ...*string) {
+		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:    jsii.Strings("iam:PassRole"),
+			Resources:  &roles,
+			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": service}},
+		}))
+	}
+	passTo(scheduler, "ecs-tasks.amazonaws.com", td.TaskRole().RoleArn(), td.ObtainExecutionRole().RoleArn())
+	passTo(s.UpgradeRole, "scheduler.amazonaws.com", scheduler.RoleArn())
+	suppress(scheduler, "AwsSolutions-IAM5", "RunTask of the upgrade task family in any revision (an upgrade registers a new one), in this cluster only.",
+		"Resource::arn:<AWS::Partition>:ecs:"+cfg.Region+":"+cfg.Account+":task-definition/"+serviceName(cfg, "upgrade")+":*")
+	for i, cron := range window.Crons() {
+		awsscheduler.NewCfnSchedule(s.Stack, str(fmt.Sprintf("UpgradeSchedule%d", i+1)), &awsscheduler.CfnScheduleProps{
+			Name:                       str(fmt.Sprintf("tether-%s-upgrade-%d", cfg.Name, i+1)),
+			Description:                str("Runs tether-upgrade at the start of the upgrade window's range " + window[i:i+1].String() + " (UTC)"),
+			ScheduleExpression:         str(cron),
+			ScheduleExpressionTimezone: str("UTC"),
+			FlexibleTimeWindow:         &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: str("OFF")},
+			State:                      str("ENABLED"),
+			Target: &awsscheduler.CfnSchedule_TargetProperty{
+				Arn:     cluster,
+				RoleArn: scheduler.RoleArn(),
+				// A start that comes late does nothing (the task checks the
+				// window); retrying past a quarter hour is pointless.
+				RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{MaximumRetryAttempts: num(3), MaximumEventAgeInSeconds: num(900)},
+				EcsParameters: &awsscheduler.CfnSchedule_EcsParametersProperty{
+					TaskDefinitionArn: td.TaskDefinitionArn(),
+					LaunchType:        str("FARGATE"),
+					TaskCount:         num(1),
+					NetworkConfiguration: &awsscheduler.CfnSchedule_NetworkConfigurationProperty{
+						AwsvpcConfiguration: &awsscheduler.CfnSchedule_AwsVpcConfigurationProperty{
+							Subnets:        s.net.Vpc.SelectSubnets(taskSubnets(false)).SubnetIds,
+							SecurityGroups: jsii.Strings(*s.net.Groups["upgrade"].SecurityGroupId()),
+							AssignPublicIp: str("DISABLED"),
+						},
+					},
+				},
+			},
+		})
+	}
 }

@@ -165,13 +165,15 @@ func (s *tasks) taskDefinition(family string, role awsiam.Role, repo awsecr.IRep
 	}
 	opts := &awsecs.ContainerDefinitionOptions{
 		Image:                  awsecs.ContainerImage_FromRegistry(repo.RepositoryUriForDigest(digest), nil),
-		Command:                jsii.Strings(command...),
 		Secrets:                &values,
 		ReadonlyRootFilesystem: jsii.Bool(true),
 		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
 			LogGroup:     s.logGroups[family],
 			StreamPrefix: str(family),
 		}),
+	}
+	if len(command) > 0 {
+		opts.Command = jsii.Strings(command...)
 	}
 	if len(env) > 0 {
 		opts.Environment = &env

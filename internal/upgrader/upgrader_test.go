@@ -1,8 +1,9 @@
-package autoupgrade
+package upgrader
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/url"
@@ -34,7 +35,7 @@ var (
 type world struct {
 	srv *awstest.Server
 	cfg aws.Config
-	m   *Manager
+	u   *Upgrader
 	now time.Time
 }
 
@@ -42,16 +43,17 @@ type world struct {
 // third parameter, and a resource that shows what the parameters are (moto
 // gap: moto's CloudFormation does not create AWS::CloudWatch::Alarm
 // resources, so the stack has none and the rollback triggers are tested
-// with Triggers on SDK types); a record saying 1.0.0 was installed; and, when
-// staged, the markers tetherctl upgrade --stage writes for 1.1.0.
-func newWorld(t *testing.T, staged bool) *world {
+// with Triggers on SDK types); a record saying 1.0.0 was installed and
+// tetherctl staged 1.1.0; and, when markers, the markers tetherctl upgrade
+// --stage writes for 1.1.0.
+func newWorld(t *testing.T, markers bool) *world {
 	t.Helper()
 	w := &world{srv: awstest.Start(t), now: sunday}
 	w.cfg = w.srv.AWSConfig()
 	ctx := context.Background()
 	tmpl := `{"Parameters":{"DocsvcImage":{"Type":"String"},"AgentImage":{"Type":"String"},"ApiTasks":{"Type":"String"}},"Resources":{
 		"Seen":{"Type":"AWS::SSM::Parameter","Properties":{"Name":"/test/services","Type":"String","Value":{"Fn::Join":["|",[{"Ref":"DocsvcImage"},{"Ref":"AgentImage"},{"Ref":"ApiTasks"}]]}}}}}`
-	docsvc, agent := (&Manager{cfg: Config{Record: record}}).markers()
+	docsvc, agent := (&Upgrader{cfg: Config{Record: record}}).markers()
 	_, err := cloudformation.NewFromConfig(w.cfg).CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String("acme-docs-services"), TemplateBody: aws.String(tmpl),
 		Parameters: []cfntypes.Parameter{
 			{ParameterKey: aws.String("DocsvcImage"), ParameterValue: aws.String(docsvc(from.DocsvcDigest))},
@@ -61,25 +63,26 @@ func newWorld(t *testing.T, staged bool) *world {
 	if err != nil {
 		t.Fatalf("creating the services stack in moto: %v", err)
 	}
-	h, _ := json.Marshal([]releasestate.Outcome{{Action: "upgrade", From: "0.9.0", To: "1.0.0", DocsvcDigest: from.DocsvcDigest, AgentDigest: from.AgentDigest,
-		Outcome: "succeeded", By: "tetherctl", At: sunday.Add(-7 * 24 * time.Hour)}})
+	h, _ := json.Marshal([]releasestate.Outcome{stagedTo,
+		{Action: "upgrade", From: "0.9.0", To: "1.0.0", DocsvcDigest: from.DocsvcDigest, AgentDigest: from.AgentDigest,
+			Outcome: "succeeded", By: "tetherctl", At: sunday.Add(-7 * 24 * time.Hour)}})
 	w.srv.PutParameter(t, record, string(h), false)
-	if staged {
+	if markers {
 		w.srv.PutParameter(t, docsvc(to.DocsvcDigest), to.DocsvcDigest, false)
 		w.srv.PutParameter(t, agent(to.AgentDigest), to.AgentDigest, false)
 	}
-	win, err := upgradewindow.Parse("Sun 02:00-04:00")
+	c, err := NewConfig(record, "Sun 02:00-04:00", "acme-docs-services", "arn:aws:iam::"+awstest.Account+":role/acme-docs-upgrade")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewConfig(t.TempDir(), record, win.String(), "acme-docs-services", "arn:aws:iam::"+awstest.Account+":role/acme-docs-upgrade")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.m = New(c, &w.cfg, func() time.Time { return w.now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	w.m.poll = time.Millisecond
+	w.u = New(c, w.cfg, func() time.Time { return w.now }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.u.poll = time.Millisecond
 	return w
 }
+
+// stagedTo is what tetherctl upgrade --stage records for 1.1.0.
+var stagedTo = releasestate.Outcome{Action: "upgrade", From: "1.0.0", To: to.Version, FromDocsvc: from.DocsvcDigest, FromAgent: from.AgentDigest,
+	DocsvcDigest: to.DocsvcDigest, AgentDigest: to.AgentDigest, Outcome: "staged", By: "tetherctl", At: sunday.Add(-24 * time.Hour)}
 
 func (w *world) updates() []url.Values {
 	var out []url.Values
@@ -104,23 +107,19 @@ func (w *world) seen(t *testing.T) string {
 // Inside the window, a staged release is applied through the real SDK:
 // one UpdateStack with the previous template, only the image parameters
 // changed, the upgrade role, and the services' alarms as rollback
-// triggers; the outcome is recorded and reported.
+// triggers; the outcome is recorded, and the next run has nothing to do.
 func TestAppliesAStagedReleaseInTheWindow(t *testing.T) {
 	w := newWorld(t, true)
 	ctx := context.Background()
-	if err := w.m.Refresh(ctx); err != nil {
+	if err := w.u.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rel, last := w.m.Report(); rel != "1.0.0" || last.Outcome != "succeeded" {
-		t.Fatalf("before: %q %+v", rel, last)
-	}
-	w.m.Apply(ctx, to)
 	ups := w.updates()
 	if len(ups) != 1 {
 		t.Fatalf("%d UpdateStack calls, want 1", len(ups))
 	}
 	u := ups[0]
-	docsvc, agent := w.m.markers()
+	docsvc, agent := w.u.markers()
 	for k, want := range map[string]string{
 		"StackName":           "acme-docs-services",
 		"UsePreviousTemplate": "true",
@@ -139,77 +138,87 @@ func TestAppliesAStagedReleaseInTheWindow(t *testing.T) {
 	if got, want := w.seen(t), docsvc(to.DocsvcDigest)+"|"+agent(to.AgentDigest)+"|2"; got != want {
 		t.Errorf("the stack's resources see %s, want %s", got, want)
 	}
-	rel, last := w.m.Report()
-	if rel != "1.1.0" || last != (wire.UpgradeAttempt{Version: "1.1.0", Action: "upgrade", Outcome: "succeeded", At: sunday}) {
-		t.Fatalf("after: %q %+v", rel, last)
-	}
-	h, err := w.m.read(ctx)
-	if err != nil || len(h) != 2 || h[0].By != "agent" || h[0].FromDocsvc != from.DocsvcDigest || h[0].AgentDigest != to.AgentDigest || h[0].From != "1.0.0" {
+	h, err := w.u.read(ctx)
+	if err != nil || len(h) != 3 || h[0].By != By || h[0].Outcome != "succeeded" || h[0].FromDocsvc != from.DocsvcDigest || h[0].AgentDigest != to.AgentDigest || h[0].From != "1.0.0" {
 		t.Fatalf("record %+v, %v", h, err)
 	}
-	// Running now, it is not applied again.
-	w.m.Apply(ctx, to)
-	if n := len(w.updates()); n != 1 {
-		t.Errorf("applied a release the services run: %d updates", n)
+	if rel, last := releasestate.Report(h); rel != "1.1.0" || last != (wire.UpgradeAttempt{Version: "1.1.0", Action: "upgrade", Outcome: "succeeded", At: sunday}) {
+		t.Fatalf("reported: %q %+v", rel, last)
+	}
+	// The staging is no longer the newest outcome: nothing to do.
+	if err := w.u.Run(ctx); err != nil || len(w.updates()) != 1 {
+		t.Errorf("second run: %v, %d updates", err, len(w.updates()))
 	}
 }
 
-func TestDoesNotApplyOutsideTheWindowOrUnstaged(t *testing.T) {
+// A late start (past the window) changes nothing; a staged release whose
+// markers are gone is not applied, and the run says why with exit status 1.
+func TestDoesNotApplyOutsideTheWindowOrWithoutMarkers(t *testing.T) {
 	w := newWorld(t, false)
 	ctx := context.Background()
-	w.m.Apply(ctx, to) // not staged
+	if err := w.u.Run(ctx); err == nil || !strings.Contains(err.Error(), "markers are missing: run tetherctl upgrade --stage") {
+		t.Fatalf("without markers: %v", err)
+	}
 	w.now = sunday.Add(2 * time.Hour)
 	w.srv.PutParameter(t, "/tether/acme-docs/migrated/sha256-"+strings.Repeat("c", 64), to.DocsvcDigest, false)
 	w.srv.PutParameter(t, "/tether/acme-docs/verified/agent/sha256-"+strings.Repeat("e", 64), to.AgentDigest, false)
-	w.m.Apply(ctx, to) // staged, but 04:30 is past the window
+	if err := w.u.Run(ctx); err != nil { // 04:30 is past the window
+		t.Fatal(err)
+	}
 	if n := len(w.updates()); n != 0 {
 		t.Fatalf("%d UpdateStack calls, want none", n)
 	}
+	if h, _ := w.u.read(ctx); len(h) != 2 || h[0].Outcome != "staged" {
+		t.Fatalf("the record changed: %+v", h)
+	}
 	w.now = sunday
-	w.m.Apply(ctx, to)
-	if n := len(w.updates()); n != 1 {
-		t.Fatalf("in the window, staged: %d UpdateStack calls, want 1", n)
+	if err := w.u.Run(ctx); err != nil || len(w.updates()) != 1 {
+		t.Fatalf("in the window, with markers: %v, %d UpdateStack calls, want 1", err, len(w.updates()))
 	}
 }
 
-// The agent that started an update is usually replaced before it ends: the
-// next one settles the in-progress outcome on its first Refresh.
-func TestTheNextAgentSettlesAnInterruptedAttempt(t *testing.T) {
+// A run stopped before its update ended leaves in-progress: the next run
+// settles it, even outside the window, and applies nothing.
+func TestTheNextRunSettlesAnInterruptedAttempt(t *testing.T) {
 	w := newWorld(t, true)
 	ctx := context.Background()
 	cfn := cloudformation.NewFromConfig(w.cfg)
-	docsvc, agent := w.m.markers()
-	// What the replaced agent did: record in-progress, then UpdateStack.
-	h, _ := w.m.read(ctx)
+	docsvc, agent := w.u.markers()
+	// What the stopped run did: record in-progress, then UpdateStack.
+	h, _ := w.u.read(ctx)
 	h = releasestate.Prepend(h, releasestate.Outcome{Action: "upgrade", From: "1.0.0", To: "1.1.0", FromDocsvc: from.DocsvcDigest, FromAgent: from.AgentDigest,
-		DocsvcDigest: to.DocsvcDigest, AgentDigest: to.AgentDigest, Outcome: "in-progress", By: "agent", At: sunday})
-	if err := w.m.write(ctx, h); err != nil {
+		DocsvcDigest: to.DocsvcDigest, AgentDigest: to.AgentDigest, Outcome: "in-progress", By: By, At: sunday})
+	if err := w.u.write(ctx, h); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := w.m.stack(ctx)
+	st, _ := w.u.stack(ctx)
 	params := []cfntypes.Parameter{{ParameterKey: aws.String("DocsvcImage"), ParameterValue: aws.String(docsvc(to.DocsvcDigest))},
 		{ParameterKey: aws.String("AgentImage"), ParameterValue: aws.String(agent(to.AgentDigest))}, {ParameterKey: aws.String("ApiTasks"), UsePreviousValue: aws.Bool(true)}}
-	if _, err := cfn.UpdateStack(ctx, UpdateInput(w.m.cfg, st, params, nil)); err != nil {
+	if _, err := cfn.UpdateStack(ctx, UpdateInput(w.u.cfg, st, params, nil)); err != nil {
 		t.Fatal(err)
 	}
-	next := New(w.m.cfg, &w.cfg, func() time.Time { return sunday.Add(time.Hour) }, w.m.log)
-	if err := next.Refresh(ctx); err != nil {
+	w.now = sunday.Add(24 * time.Hour)
+	if err := w.u.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rel, last := next.Report(); rel != "1.1.0" || last.Outcome != "succeeded" || last.At != sunday {
-		t.Fatalf("settled: %q %+v", rel, last)
-	}
-	if h, _ := next.read(ctx); len(h) != 2 || h[0].Outcome != "succeeded" {
+	h, _ = w.u.read(ctx)
+	if len(h) != 3 || h[0].Outcome != "succeeded" || h[0].At != sunday {
 		t.Fatalf("record %+v", h)
+	}
+	if n := len(w.updates()); n != 1 {
+		t.Errorf("%d UpdateStack calls, want only the stopped run's", n)
 	}
 }
 
 // moto gap: moto accepts UpdateStack's RollbackConfiguration but never
 // watches the triggers or rolls an update back (nor fails a rollout), so
-// the stack never reaches UPDATE_ROLLBACK_COMPLETE there. The decisions on
-// those states are tested on the SDK's types.
+// the stack never reaches UPDATE_ROLLBACK_COMPLETE there; and it completes
+// an update within the UpdateStack call, so a second run never finds the
+// first one's update under way (apply leaves the record to that run when
+// Settled says not done). The decisions on those states are tested on the
+// SDK's types.
 func TestSettledAndDecideOnSDKTypes(t *testing.T) {
-	docsvc, _ := (&Manager{cfg: Config{Record: record}}).markers()
+	docsvc, _ := (&Upgrader{cfg: Config{Record: record}}).markers()
 	o := releasestate.Outcome{Action: "upgrade", From: "1.0.0", To: "1.1.0", DocsvcDigest: to.DocsvcDigest, Outcome: "in-progress", At: sunday}
 	stack := func(s cfntypes.StackStatus, docsvcDigest string) *cfntypes.Stack {
 		return &cfntypes.Stack{StackStatus: s, StackStatusReason: aws.String("The following resource(s) failed to update: [Api].\nAlarm triggered"),
@@ -236,7 +245,6 @@ func TestSettledAndDecideOnSDKTypes(t *testing.T) {
 
 	w, _ := upgradewindow.Parse("Sun 02:00-04:00")
 	ok := stack(cfntypes.StackStatusUpdateComplete, from.DocsvcDigest)
-	failed := releasestate.Outcome{Action: "upgrade", To: "1.1.0", Outcome: "rolled-back", At: sunday.Add(-7 * 24 * time.Hour)}
 	for _, tt := range []struct {
 		name   string
 		now    time.Time
@@ -249,10 +257,9 @@ func TestSettledAndDecideOnSDKTypes(t *testing.T) {
 		{"applies", sunday, nil, ok, to, true, ""},
 		{"after a rollback of another stack update", sunday, nil, stack(cfntypes.StackStatusUpdateRollbackComplete, from.DocsvcDigest), to, true, ""},
 		{"outside", sunday.Add(-time.Hour), nil, ok, to, true, "outside the upgrade window Sun 02:00-04:00"},
-		{"not staged", sunday, nil, ok, to, false, "tetherctl upgrade --stage"},
+		{"markers missing", sunday, nil, ok, to, false, "markers are missing: run tetherctl upgrade --stage"},
 		{"stack busy", sunday, nil, stack(cfntypes.StackStatusUpdateInProgress, from.DocsvcDigest), to, true, "UPDATE_IN_PROGRESS"},
 		{"running", sunday, nil, stack(cfntypes.StackStatusUpdateComplete, to.DocsvcDigest), to, true, "the services run it"},
-		{"failed before", sunday, []releasestate.Outcome{failed}, ok, to, true, "only tetherctl upgrade tries it again"},
 		{"unsettled", sunday, []releasestate.Outcome{o}, ok, to, true, "in progress"},
 		{"no digests", sunday, nil, ok, Target{Version: "1.1.0", DocsvcDigest: "latest"}, true, "no docsvc and agent image digests"},
 	} {
@@ -290,19 +297,84 @@ func TestTriggers(t *testing.T) {
 	}
 }
 
-func TestNewConfig(t *testing.T) {
-	if c, err := NewConfig("/d", "", "", "", ""); err != nil || len(c.Window) != 0 {
-		t.Fatalf("report only: %+v %v", c, err)
-	}
-	for _, bad := range [][4]string{
-		{"/tether/x/state/other", "", "", ""},
-		{record, "Sun 02:00-04:00", "", ""},
-		{record, "Sun 02:00-04:00", "acme-docs-services", "role/x"},
-		{record, "Sunday", "acme-docs-services", "arn:aws:iam::111122223333:role/x"},
-		{"", "Sun 02:00-04:00", "acme-docs-services", "arn:aws:iam::111122223333:role/x"},
+// Staged is the newest outcome only when it is a staging: a later upgrade,
+// rollback or attempt supersedes it.
+func TestStaged(t *testing.T) {
+	tried := stagedTo
+	tried.Outcome, tried.By = "rolled-back", By
+	for _, tt := range []struct {
+		h    []releasestate.Outcome
+		want bool
+	}{
+		{nil, false},
+		{[]releasestate.Outcome{stagedTo}, true},
+		{[]releasestate.Outcome{tried, stagedTo}, false},
+		{[]releasestate.Outcome{{Action: "rollback", Outcome: "staged"}}, false},
 	} {
-		if _, err := NewConfig("/d", bad[0], bad[1], bad[2], bad[3]); err == nil || !strings.Contains(err.Error(), "--") {
-			t.Errorf("%q: %v", bad, err)
+		if got, ok := Staged(tt.h); ok != tt.want || ok && got != to {
+			t.Errorf("Staged(%+v) = %+v, %v", tt.h, got, ok)
 		}
 	}
+}
+
+func TestNewConfig(t *testing.T) {
+	c, err := NewConfig(record, "Sun 02:00-04:00", "acme-docs-services", "arn:aws:iam::111122223333:role/x")
+	if err != nil || len(c.Window) != 1 || c.Monitor != 10*time.Minute {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, tt := range []struct {
+		v    [4]string
+		want string
+	}{
+		{[4]string{"/tether/x/state/other", "Sun 02:00-04:00", "acme-docs-services", "arn:aws:iam::111122223333:role/x"}, "--release-record (TETHER_RELEASE_RECORD): must be"},
+		{[4]string{record, "", "acme-docs-services", "arn:aws:iam::111122223333:role/x"}, "--upgrade-window (TETHER_UPGRADE_WINDOW): is required"},
+		{[4]string{record, "Sunday", "acme-docs-services", "arn:aws:iam::111122223333:role/x"}, `--upgrade-window (TETHER_UPGRADE_WINDOW): upgrade window range "Sunday"`},
+		{[4]string{record, "Sun 02:00-04:00", "acme docs", "arn:aws:iam::111122223333:role/x"}, "--services-stack (TETHER_SERVICES_STACK): must be"},
+		{[4]string{record, "Sun 02:00-04:00", "acme-docs-services", "role/x"}, "--upgrade-role (TETHER_UPGRADE_ROLE_ARN): must be an IAM role ARN"},
+	} {
+		if _, err := NewConfig(tt.v[0], tt.v[1], tt.v[2], tt.v[3]); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want %q", tt.v, err, tt.want)
+		}
+	}
+}
+
+// The command line: a flag wins over its variable, every bad value is
+// reported, help goes to stdout without a value from the environment.
+func TestMainParses(t *testing.T) {
+	getenv := func(k string) string {
+		return map[string]string{"TETHER_RELEASE_RECORD": record, "TETHER_UPGRADE_WINDOW": "Sun 02:00-04:00",
+			"TETHER_SERVICES_STACK": "acme-docs-services", "TETHER_UPGRADE_ROLE_ARN": "arn:aws:iam::111122223333:role/x"}[k]
+	}
+	noAWS := func(context.Context) (aws.Config, error) { return aws.Config{}, errors.New("no AWS here") }
+	var out strings.Builder
+	if err := Main(context.Background(), []string{"--help"}, getenv, &out, io.Discard, noAWS); err != nil ||
+		!strings.Contains(out.String(), "-upgrade-window string") || strings.Contains(out.String(), "acme-docs-services") {
+		t.Fatalf("--help: %v\n%s", err, out.String())
+	}
+	if err := Main(context.Background(), []string{"--upgrade-window", "Sunday"}, getenv, io.Discard, io.Discard, noAWS); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `"Sunday"`) {
+		t.Errorf("bad flag: %v", err)
+	}
+	if err := Main(context.Background(), []string{"now"}, getenv, io.Discard, io.Discard, noAWS); !errors.Is(err, ErrUsage) {
+		t.Errorf("an argument: %v", err)
+	}
+	if err := Main(context.Background(), nil, getenv, io.Discard, io.Discard, noAWS); err == nil || errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "no AWS here") {
+		t.Errorf("valid settings go on to AWS: %v", err)
+	}
+}
+
+func FuzzNewConfig(f *testing.F) {
+	f.Add(record, "Sun 02:00-04:00", "acme-docs-services", "arn:aws:iam::111122223333:role/x")
+	f.Add("/tether/a/state/releases", "Sat 23:00-24:00; Sun 00:00-01:00", "a", "arn:aws-cn:iam::111122223333:role/p/q")
+	f.Fuzz(func(t *testing.T, rec, window, stack, role string) {
+		c, err := NewConfig(rec, window, stack, role)
+		if err != nil {
+			if !errors.Is(err, ErrUsage) {
+				t.Fatalf("error does not match ErrUsage: %v", err)
+			}
+			return
+		}
+		if len(c.Window) == 0 || !releasestate.RecordRE.MatchString(c.Record) || c.Stack == "" || c.RoleARN == "" {
+			t.Fatalf("accepted %+v", c)
+		}
+	})
 }
