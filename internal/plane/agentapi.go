@@ -279,8 +279,14 @@ func (s *Server) handleAgentDiagnostics(w http.ResponseWriter, r *http.Request) 
 	}
 	// Oldest first, so a backlog drains in order.
 	slices.Reverse(ds)
+	// Only an agent that asks is told who requested: older agents refuse
+	// fields they do not know.
+	withBy := r.URL.Query().Get("with") == "requested_by"
 	out := wire.DiagnosticRequests{}
 	for _, d := range ds[:min(len(ds), maxPendingAnswer)] {
+		if !withBy {
+			d.RequestedBy, d.RequestedByKind = "", ""
+		}
 		out = append(out, wireDiagRequest(d))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -299,6 +305,9 @@ func (s *Server) checkDiagRequest(reason string, by Principal) error {
 	probe := wireDiagRequest(Diagnostic{ID: "dg_probe", Reason: reason, RequestedAt: s.now(),
 		RequestedBy: by.Name, RequestedByKind: by.Kind})
 	err := probe.Validate()
+	if err == nil && (by.Name == "" || by.Kind == "") {
+		err = ErrNoRequester
+	}
 	var fe *wire.FieldError
 	switch {
 	case err == nil:

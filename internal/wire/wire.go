@@ -266,8 +266,8 @@ type DiagnosticRequest struct {
 	ID              string    `json:"id"`
 	Reason          string    `json:"reason"`
 	RequestedAt     time.Time `json:"requested_at"`
-	RequestedBy     string    `json:"requested_by"`      // who asked: a staff e-mail, a token's name or the admin token
-	RequestedByKind string    `json:"requested_by_kind"` // one of requesterKinds
+	RequestedBy     string    `json:"requested_by,omitempty"`      // who asked: a staff e-mail, a token's name or the admin token
+	RequestedByKind string    `json:"requested_by_kind,omitempty"` // one of requesterKinds; both absent from a plane before them
 }
 
 // Bounds. Counts are capped at 2^53 so every value survives a round trip
@@ -506,8 +506,10 @@ func (d *DiagnosticRequest) Validate() error {
 	c.id("id", d.ID)
 	c.printable("reason", d.Reason, maxReasonLen)
 	c.time("requested_at", d.RequestedAt, true)
-	c.printable("requested_by", d.RequestedBy, maxRequesterLen)
-	c.oneOf("requested_by_kind", d.RequestedByKind, requesterKinds)
+	if d.RequestedBy != "" || d.RequestedByKind != "" {
+		c.printable("requested_by", d.RequestedBy, maxRequesterLen)
+		c.oneOf("requested_by_kind", d.RequestedByKind, requesterKinds)
+	}
 	return c.err
 }
 
