@@ -21,8 +21,11 @@ func ValidGroupName(g string) error { return groupname.Valid(g) }
 
 // ParseGroupsClaim reads a verified token's group claim: a JSON array of
 // group names (Cognito's cognito:groups, Okta's and Keycloak's groups), or
-// one name as a string. An absent or null claim is no groups. Anything
-// else, or a name ValidGroupName refuses, is an error.
+// one name as a string. An absent or null claim is no groups; anything
+// else, or more than 1000 names, is an error. The names are not checked:
+// only those equal to a configured shared group (which ValidGroupName
+// checked) count, so a provider's other names (a directory's
+// "CN=…,OU=…") are ignored, not refused.
 func ParseGroupsClaim(raw json.RawMessage) ([]string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
@@ -40,11 +43,6 @@ func ParseGroupsClaim(raw json.RawMessage) ([]string, error) {
 	}
 	if len(names) > maxGroups {
 		return nil, fmt.Errorf("%w: more than %d groups", ErrBadGroups, maxGroups)
-	}
-	for _, g := range names {
-		if err := ValidGroupName(g); err != nil {
-			return nil, err
-		}
 	}
 	return names, nil
 }
