@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -80,14 +81,14 @@ func TestPromote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Channel != "stable" || !maps(m.Artifacts, beta.Artifacts) || m.MinFrom != beta.MinFrom || m.Schema != beta.Schema {
+	if m.Channel != "stable" || !maps.Equal(m.Artifacts, beta.Artifacts) || m.MinFrom != beta.MinFrom || m.Schema != beta.Schema {
 		t.Fatalf("promoted manifest %+v, from %+v", m, beta)
 	}
 	stable := agentView(t, r, "stable")
 	if got := publishtest.Versions(stable); !slices.Equal(got, []string{"1.5.0", "1.4.0"}) {
 		t.Fatalf("an agent on stable sees %v", got)
 	}
-	if stable[0].Channel != "stable" || !maps(stable[0].Artifacts, beta.Artifacts) || stable[0].Images["api"] != beta.Images["api"] {
+	if stable[0].Channel != "stable" || !maps.Equal(stable[0].Artifacts, beta.Artifacts) || stable[0].Images["api"] != beta.Images["api"] {
 		t.Fatalf("an agent on stable sees %+v", stable[0])
 	}
 	if got := download(t, r, "stable", beta.Artifacts["tether-agent"].Target); !bytes.Equal(got, publishtest.ArtifactBytes("1.5.0")) {
@@ -153,16 +154,4 @@ func TestPromote(t *testing.T) {
 	if got := publishtest.Versions(agentView(t, r, "stable")); !slices.Equal(got, []string{"1.5.0", "1.4.0", "1.3.0"}) {
 		t.Fatalf("stable after --allow-older: %v", got)
 	}
-}
-
-func maps(a, b map[string]release.Artifact) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
