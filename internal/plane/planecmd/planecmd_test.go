@@ -110,8 +110,11 @@ func TestAdminCommandsAgainstPlane(t *testing.T) {
 	}
 	var ds []plane.Diagnostic
 	_ = json.Unmarshal([]byte(r.ok("diag", "list", "--output", "json")), &ds)
-	if len(ds) != 1 || ds[0].Status != "requested" {
+	if len(ds) != 1 || ds[0].Status != "requested" || ds[0].RequestedBy != "break-glass admin token" || ds[0].RequestedByKind != "break-glass" {
 		t.Fatalf("diag list: %+v", ds)
+	}
+	if text := r.ok("diag", "list"); !strings.Contains(text, "break-glass admin token") {
+		t.Fatalf("diag list text: %s", text)
 	}
 	var zbuf bytes.Buffer
 	zw := zip.NewWriter(&zbuf)
