@@ -13,7 +13,9 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // customer's account, so a customer should be able to read all of it in an
 // afternoon: goalLines is the most lines of non-test Go, in this module, it
 // should link for the shipped build (boundary.Shipped). It links more today
-// (6,428 lines when maxLines was set: 6,977 before applying staged releases
+// (6,443 lines when maxLines was set: 6,428 before a diagnostics request
+// named who at the vendor asked, which the customer must see to approve it;
+// 6,977 before applying staged releases
 // moved to tether-upgrade; 6,887 before the heartbeat named the
 // deployment's firing capacity alarms (certificate expiry, storage growth),
 // read from CloudWatch; 6,713 before the identity key's
@@ -30,7 +32,7 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // ever come down, until it reaches goalLines.
 const (
 	goalLines = 5000
-	maxLines  = 6428
+	maxLines  = 6443
 )
 
 // The agent reaches S3 only through its gateway, internal/exchange, which

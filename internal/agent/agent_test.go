@@ -648,7 +648,8 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 		return len(ds) == 1
 	})
 	ds, err := diagspool.List(b.cfg.DataDir)
-	if err != nil || ds[0].ID != d.ID || ds[0].State != diagspool.StatePending || ds[0].Reason != "queue stuck since Tuesday" {
+	if err != nil || ds[0].ID != d.ID || ds[0].State != diagspool.StatePending || ds[0].Reason != "queue stuck since Tuesday" ||
+		ds[0].RequestedBy != "break-glass admin token" || ds[0].RequestedByKind != "break-glass" {
 		t.Fatalf("ListDiagnostics = %+v, %v", ds, err)
 	}
 	if st := r.Snapshot(); st.PendingDiagnostics != 1 {

@@ -36,7 +36,7 @@ func countState(dataDir, state string) int {
 // one with its bundle already built, so the operator can preview it before
 // deciding.
 func (a *Agent) pollDiagnostics(ctx context.Context) {
-	status, out, err := a.plane.send(ctx, "", "GET", "/v1/diagnostics", nil, true)
+	status, out, err := a.plane.send(ctx, "", "GET", "/v1/diagnostics?with=requested_by", nil, true)
 	if err == nil && status != 200 {
 		err = fmt.Errorf("plane answered %d", status)
 	}

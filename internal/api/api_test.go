@@ -60,8 +60,13 @@ func setup(t testing.TB, maxUpload int64) *bundle {
 // is already set.
 func setupWith(t testing.TB, maxUpload int64, mod func(s *api.Server, b *bundle)) *bundle {
 	t.Helper()
+	return setupOn(t, sqldbtest.SQLite(t), maxUpload, mod)
+}
+
+// setupOn is setupWith on db.
+func setupOn(t testing.TB, db *sqldb.DB, maxUpload int64, mod func(s *api.Server, b *bundle)) *bundle {
+	t.Helper()
 	ctx := context.Background()
-	db := sqldbtest.SQLite(t)
 	blobDir, spool := t.TempDir(), t.TempDir()
 	blobs, err := blob.NewFile(blobDir)
 	if err != nil {

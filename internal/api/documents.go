@@ -159,7 +159,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		framing.lift()
-		d, err := s.Uploads.Upload(r.Context(), owner(r), part.FileName(), part)
+		d, err := s.Uploads.UploadAs(r.Context(), viewer(r), part.FileName(), part)
 		part.Close()
 		var tooBig *http.MaxBytesError
 		var badName *document.FilenameError
@@ -242,7 +242,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := s.Store.Owned(r.Context(), owner(r), id)
+	d, err := s.Store.Visible(r.Context(), viewer(r), id)
 	if s.storeErr(w, err) {
 		return
 	}
@@ -259,7 +259,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	docs, next, err := s.Store.List(r.Context(), owner(r), limit, r.URL.Query().Get("cursor"))
+	docs, next, err := s.Store.ListVisible(r.Context(), viewer(r), limit, r.URL.Query().Get("cursor"))
 	if errors.Is(err, document.ErrBadCursor) {
 		writeError(w, http.StatusBadRequest, "cursor is not one this service returned; start again without it")
 		return
@@ -278,7 +278,18 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.storeErr(w, document.Remove(r.Context(), s.Store, s.Blobs, owner(r), id)) {
+	// Only the uploader deletes; a member of a group it is shared with is
+	// told so, having seen it already, and anyone else gets 404.
+	v := viewer(r)
+	d, err := s.Store.Visible(r.Context(), v, id)
+	if s.storeErr(w, err) {
+		return
+	}
+	if !d.OwnedBy(v.Owner) {
+		writeError(w, http.StatusForbidden, "only the user who uploaded a document can delete it")
+		return
+	}
+	if s.storeErr(w, document.Remove(r.Context(), s.Store, s.Blobs, v.Owner, id)) {
 		return
 	}
 	s.Log.Info("document deleted", "document_id", id)
@@ -290,7 +301,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.Store.Result(r.Context(), owner(r), id)
+	res, err := s.Store.VisibleResult(r.Context(), viewer(r), id)
 	switch {
 	case errors.Is(err, document.ErrNotFinished):
 		writeError(w, http.StatusConflict, "processing has not finished; poll GET /v1/documents/"+id)
@@ -328,11 +339,12 @@ func (s *Server) storeErr(w http.ResponseWriter, err error) bool {
 	return true
 }
 
-// owner names the authenticated caller as the documents' owner: each OIDC
-// subject and each API token sees only the documents it uploaded. The auth
+// viewer names the authenticated caller as the documents' owner: each OIDC
+// subject and each API token sees the documents it uploaded, and a person
+// also those shared with the configured groups their token lists. The auth
 // middleware guarantees a principal; without one the empty owner matches
 // nothing a principal uploaded.
-func owner(r *http.Request) string {
+func viewer(r *http.Request) document.Viewer {
 	p, _ := auth.PrincipalFrom(r.Context())
-	return p.Owner()
+	return document.Viewer{Owner: p.Owner(), Groups: p.Groups}
 }

@@ -9,12 +9,14 @@
 // must contain the client ID; a Cognito access token (token_use "access")
 // carries the client ID in client_id and has no aud; any other access token
 // must carry the configured audience in aud. Neither the token nor any claim
-// other than the issuer and subject is kept, and errors never contain the
-// presented credential.
+// other than the issuer, the subject and the configured shared groups it
+// lists (groups.go) is kept, and errors never contain the presented
+// credential.
 package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,6 +48,11 @@ type Principal struct {
 	// Issuer is the OIDC issuer that vouched for the subject (KindOIDC).
 	// A subject is unique only within its issuer.
 	Issuer string
+	// Groups are the configured shared groups (OIDC.SharedGroups) this
+	// request's verified token lists in OIDC.GroupsClaim, each as
+	// "<issuer> <group>"; documents shared with one are visible to the
+	// caller. Never from anything but the token, and never logged.
+	Groups []string
 }
 
 // Owner is the string documents are stored under for p: "token:<id>" for
@@ -77,6 +84,12 @@ type OIDC struct {
 	// must contain it and a Cognito access token's client_id must equal it.
 	// Empty means Audience (Cognito, and most single-client setups).
 	ClientID string
+	// GroupsClaim names the token claim that lists the caller's groups
+	// (e.g. "groups", "cognito:groups"); SharedGroups are the groups whose
+	// members see each other's documents. Both empty (the default) shares
+	// nothing.
+	GroupsClaim  string
+	SharedGroups []string
 }
 
 // Authenticator checks bearer credentials and the web page's session.
@@ -91,6 +104,9 @@ type Authenticator struct {
 	// Now is the clock token expiry and last use are judged by; the
 	// constructor sets time.Now.
 	Now func() time.Time
+
+	groupsClaim string
+	shared      []string
 }
 
 // NewAuthenticator returns an Authenticator for API tokens in db and, when
@@ -106,6 +122,15 @@ func NewAuthenticator(ctx context.Context, db *sqldb.DB, o OIDC, httpClient *htt
 	if o.Issuer == "" || o.Audience == "" {
 		return nil, errors.New("auth: OIDC needs both an issuer and an audience")
 	}
+	if (o.GroupsClaim == "") != (len(o.SharedGroups) == 0) {
+		return nil, errors.New("auth: shared groups need both a groups claim and the groups to share")
+	}
+	for _, g := range o.SharedGroups {
+		if err := ValidGroupName(g); err != nil {
+			return nil, fmt.Errorf("auth: shared group %q: %w", g, err)
+		}
+	}
+	a.groupsClaim, a.shared = o.GroupsClaim, o.SharedGroups
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -185,7 +210,11 @@ func (a *Authenticator) checkJWT(ctx context.Context, raw string, as int) (Princ
 		TokenUse string `json:"token_use"` // Cognito: "id" or "access"
 		ClientID string `json:"client_id"` // Cognito access tokens
 	}
+	var all map[string]json.RawMessage
 	if err := t.Claims(&c); err != nil {
+		return Principal{}, nil, unauthenticated("invalid token")
+	}
+	if err := t.Claims(&all); err != nil {
 		return Principal{}, nil, unauthenticated("invalid token")
 	}
 	switch {
@@ -211,7 +240,11 @@ func (a *Authenticator) checkJWT(ctx context.Context, raw string, as int) (Princ
 	if t.Subject == "" {
 		return Principal{}, nil, unauthenticated("token has no subject")
 	}
-	return Principal{Kind: KindOIDC, ID: t.Subject, Issuer: t.Issuer}, t, nil
+	groups, err := a.sharedGroups(t.Issuer, all)
+	if err != nil {
+		return Principal{}, nil, unauthenticated("token's " + a.groupsClaim + " claim is not a list of group names (DOCSVC_OIDC_GROUPS_CLAIM)")
+	}
+	return Principal{Kind: KindOIDC, ID: t.Subject, Issuer: t.Issuer, Groups: groups}, t, nil
 }
 
 type principalKey struct{}

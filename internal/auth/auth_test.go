@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -112,7 +113,7 @@ func TestTokens(t *testing.T) {
 				t.Run(tt.name, func(t *testing.T) {
 					p, err := a.Authenticate(bearer(tt.tok))
 					if tt.ok {
-						if err != nil || p != (auth.Principal{Kind: auth.KindToken, ID: id}) {
+						if err != nil || !reflect.DeepEqual(p, auth.Principal{Kind: auth.KindToken, ID: id}) {
 							t.Fatalf("Authenticate = %+v, %v", p, err)
 						}
 						return
@@ -269,7 +270,7 @@ func TestOIDC(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := a.Authenticate(bearer(tt.tok))
 			if tt.ok {
-				if err != nil || p != (auth.Principal{Kind: auth.KindOIDC, ID: "user-123", Issuer: iss.srv.URL}) {
+				if err != nil || !reflect.DeepEqual(p, auth.Principal{Kind: auth.KindOIDC, ID: "user-123", Issuer: iss.srv.URL}) {
 					t.Fatalf("Authenticate = %+v, %v", p, err)
 				}
 				return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestTokenKinds(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := a.Authenticate(tt.req)
 			if tt.want == "" {
-				if err != nil || p != (auth.Principal{Kind: auth.KindOIDC, ID: "user-123", Issuer: iss.srv.URL}) {
+				if err != nil || !reflect.DeepEqual(p, auth.Principal{Kind: auth.KindOIDC, ID: "user-123", Issuer: iss.srv.URL}) {
 					t.Fatalf("Authenticate = %+v, %v", p, err)
 				}
 				return

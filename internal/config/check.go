@@ -40,6 +40,8 @@ func (c *Config) Effective() []Setting {
 		{"DOCSVC_OIDC_CLIENT_ID", c.OIDC.ClientID},
 		{"DOCSVC_OIDC_CLIENT_SECRET", setOrEmpty(c.OIDC.ClientSecret, "")},
 		{"DOCSVC_OIDC_CALLBACK_URL", c.OIDC.CallbackURL},
+		{"DOCSVC_OIDC_GROUPS_CLAIM", c.OIDC.GroupsClaim},
+		{"DOCSVC_OIDC_SHARED_GROUPS", strings.Join(c.OIDC.SharedGroups, ",")},
 		{"DOCSVC_DATABASE_URL", RedactDatabaseURL(c.DatabaseURL)},
 		{"DOCSVC_DATABASE_PASSWORD", setOrEmpty(c.DatabasePassword, "")},
 		{"DOCSVC_DATABASE_CONN_LIFETIME", c.DatabaseConnLifetime.String()},

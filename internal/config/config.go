@@ -20,9 +20,12 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tetherhq/tether/internal/auth/groupname"
 )
 
 // Config is the document service's validated configuration.
@@ -39,6 +42,12 @@ type Config struct {
 		// CallbackURL is the sign-in's redirect URI: DOCSVC_OIDC_CALLBACK_URL,
 		// else DOCSVC_PUBLIC_URL + /auth/callback while an issuer is set.
 		CallbackURL string
+		// GroupsClaim (DOCSVC_OIDC_GROUPS_CLAIM) names the token claim
+		// listing a person's groups; SharedGroups (DOCSVC_OIDC_SHARED_GROUPS,
+		// comma-separated) are those whose members see each other's
+		// documents. Both unset shares nothing.
+		GroupsClaim  string
+		SharedGroups []string
 	}
 	DatabaseURL string // secret: may carry a password
 	// DatabasePassword is DOCSVC_DATABASE_PASSWORD (secret): the PostgreSQL
@@ -338,6 +347,41 @@ func (l *loader) loadHTTP(c *Config) {
 	} else if c.OIDC.Issuer != "" && c.PublicURL != "" {
 		c.OIDC.CallbackURL = c.PublicURL + "/auth/callback"
 		l.sources["DOCSVC_OIDC_CALLBACK_URL"] = SourceDefault
+	}
+	l.loadGroups(c)
+}
+
+// loadGroups reads the shared groups: a claim name and the groups, both or
+// neither, and only with an issuer.
+func (l *loader) loadGroups(c *Config) {
+	const claimVar, groupsVar = "DOCSVC_OIDC_GROUPS_CLAIM", "DOCSVC_OIDC_SHARED_GROUPS"
+	c.OIDC.GroupsClaim = l.str(claimVar, "")
+	groups := l.str(groupsVar, "")
+	switch {
+	case c.OIDC.GroupsClaim == "" && groups == "":
+		return
+	case c.OIDC.Issuer == "":
+		l.fail(claimVar, "set without DOCSVC_OIDC_ISSUER", "set DOCSVC_OIDC_ISSUER and DOCSVC_OIDC_AUDIENCE too, or unset "+claimVar+" and "+groupsVar)
+		return
+	case c.OIDC.GroupsClaim == "":
+		l.fail(claimVar, "missing while "+groupsVar+" is set", "set the name of the token claim that lists a person's groups, e.g. groups or cognito:groups")
+		return
+	case groups == "":
+		l.fail(groupsVar, "missing while "+claimVar+" is set", "set the groups whose members share their documents, comma-separated, e.g. finance,legal")
+		return
+	}
+	if strings.IndexFunc(c.OIDC.GroupsClaim, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 || len(c.OIDC.GroupsClaim) > 256 {
+		l.fail(claimVar, show(c.OIDC.GroupsClaim)+" is not a claim name", "set the claim's name exactly as in the token, e.g. groups")
+	}
+	for _, g := range strings.Split(groups, ",") {
+		g = strings.TrimSpace(g)
+		if err := groupname.Valid(g); err != nil {
+			l.fail(groupsVar, "group "+show(g)+": "+strings.TrimPrefix(err.Error(), groupname.ErrBad.Error()+": "), "list group names exactly as the token's claim carries them, separated by commas, e.g. finance,legal")
+			continue
+		}
+		if !slices.Contains(c.OIDC.SharedGroups, g) {
+			c.OIDC.SharedGroups = append(c.OIDC.SharedGroups, g)
+		}
 	}
 }
 

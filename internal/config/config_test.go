@@ -172,6 +172,13 @@ func TestLoadGoodVariants(t *testing.T) {
 			}},
 		{"addr on a named host", with(minimal(), "DOCSVC_ADDR", "localhost:9090"),
 			func(c *config.Config) bool { return c.PublicURL == "http://localhost:9090" }},
+		{"shared groups", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "a",
+			"DOCSVC_OIDC_GROUPS_CLAIM", "cognito:groups", "DOCSVC_OIDC_SHARED_GROUPS", " finance, legal team ,finance"),
+			func(c *config.Config) bool {
+				return c.OIDC.GroupsClaim == "cognito:groups" && slices.Equal(c.OIDC.SharedGroups, []string{"finance", "legal team"})
+			}},
+		{"no groups by default", minimal(),
+			func(c *config.Config) bool { return c.OIDC.GroupsClaim == "" && c.OIDC.SharedGroups == nil }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,6 +222,11 @@ func TestLoadBadValues(t *testing.T) {
 		{"client secret without issuer", with(minimal(), "DOCSVC_OIDC_CLIENT_SECRET", "s"), "DOCSVC_OIDC_CLIENT_SECRET", "without"},
 		{"client ID with a space", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x", "DOCSVC_OIDC_CLIENT_ID", "a b"), "DOCSVC_OIDC_CLIENT_ID", "white space"},
 		{"callback without issuer", with(minimal(), "DOCSVC_OIDC_CALLBACK_URL", "https://docs.example.com/cb"), "DOCSVC_OIDC_CALLBACK_URL", "without"},
+		{"groups without issuer", with(minimal(), "DOCSVC_OIDC_GROUPS_CLAIM", "groups", "DOCSVC_OIDC_SHARED_GROUPS", "finance"), "DOCSVC_OIDC_GROUPS_CLAIM", "without DOCSVC_OIDC_ISSUER"},
+		{"groups claim without groups", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x", "DOCSVC_OIDC_GROUPS_CLAIM", "groups"), "DOCSVC_OIDC_SHARED_GROUPS", "finance,legal"},
+		{"groups without a claim", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x", "DOCSVC_OIDC_SHARED_GROUPS", "finance"), "DOCSVC_OIDC_GROUPS_CLAIM", "cognito:groups"},
+		{"claim name with a space", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x", "DOCSVC_OIDC_GROUPS_CLAIM", "my groups", "DOCSVC_OIDC_SHARED_GROUPS", "finance"), "DOCSVC_OIDC_GROUPS_CLAIM", "not a claim name"},
+		{"empty group", with(minimal(), "DOCSVC_OIDC_ISSUER", "https://login.example.com", "DOCSVC_OIDC_AUDIENCE", "x", "DOCSVC_OIDC_GROUPS_CLAIM", "groups", "DOCSVC_OIDC_SHARED_GROUPS", "finance,,legal"), "DOCSVC_OIDC_SHARED_GROUPS", "1-256 bytes"},
 		{"mysql", with(minimal(), "DOCSVC_DATABASE_URL", "mysql://db/x"), "DOCSVC_DATABASE_URL", "not supported"},
 		{"empty sqlite path", with(minimal(), "DOCSVC_DATABASE_URL", "sqlite://"), "DOCSVC_DATABASE_URL", "no file path"},
 		{"relative blob dir", with(minimal(), "DOCSVC_BLOB_URL", "file://data/blobs"), "DOCSVC_BLOB_URL", "absolute"},

@@ -174,7 +174,7 @@ func writeDiagnostics(w io.Writer, rows []diagRow, output string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tREQUESTED\tREASON")
+	fmt.Fprintln(tw, "ID\tSTATE\tREQUESTED\tBY\tREASON")
 	for _, d := range rows {
 		state := d.State
 		switch {
@@ -183,7 +183,11 @@ func writeDiagnostics(w io.Writer, rows []diagRow, output string) error {
 		case d.Decision != nil && d.State == diagspool.StatePending:
 			state += fmt.Sprintf(" (%s by %s at %s; waiting for the agent)", d.Decision.Decision, d.Decision.By, d.Decision.At.Local().Format(time.RFC3339))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.ID, state, d.RequestedAt.Local().Format(time.RFC3339), d.Reason)
+		by := "(not recorded)" // an agent before requesters were sent
+		if d.RequestedBy != "" {
+			by = d.RequestedBy + " (" + d.RequestedByKind + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, state, d.RequestedAt.Local().Format(time.RFC3339), by, d.Reason)
 	}
 	return tw.Flush()
 }

@@ -27,6 +27,10 @@ func TestDiagRefusalsSayWhatToDo(t *testing.T) {
 		err := ctl.RunEnv(context.Background(), append(args, "--data-dir", data), ctl.Env{Stdout: &out})
 		return out.String(), err
 	}
+	// A record from an agent that predates requesters says so.
+	if out, err := run("diag", "list"); err != nil || !strings.Contains(out, "(not recorded)") || !strings.Contains(out, "slow uploads") {
+		t.Fatalf("diag list: %v\n%s", err, out)
+	}
 	for _, cmd := range []string{"preview", "approve", "decline"} {
 		_, err := run("diag", cmd, "dg_unknown")
 		if err == nil || !strings.Contains(err.Error(), "there is no request dg_unknown in "+data) ||

@@ -45,7 +45,8 @@ func newExchangeFixture(t *testing.T, ids ...string) *exchangeFixture {
 	f := &exchangeFixture{srv: srv, config: defaultDeployment(newVendor(t)).write(t), bucket: exchangeBucket, dataDir: t.TempDir()}
 	srv.ExchangeStack(t, "acme-docs-data", exchangeBucket)
 	for i, id := range ids {
-		r := wire.DiagnosticRequest{ID: id, Reason: "queue stuck", RequestedAt: time.Date(2026, 12, 1, 9, i, 0, 0, time.UTC)}
+		r := wire.DiagnosticRequest{ID: id, Reason: "queue stuck", RequestedAt: time.Date(2026, 12, 1, 9, i, 0, 0, time.UTC),
+			RequestedBy: "ana@vendor.example", RequestedByKind: "staff"}
 		files := []diagspool.PreviewFile{
 			{Name: "versions.json", Content: []byte(`{"agent":"1.4.0"}` + "\n")},
 			{Name: "agent-log.txt", Content: []byte(`{"msg":"heartbeat sent"}` + "\n")},
@@ -93,7 +94,8 @@ func (f *exchangeFixture) hasKey(t *testing.T, key string) bool {
 func TestDiagRemoteListPreviewApprove(t *testing.T) {
 	f := newExchangeFixture(t, "dg_remote")
 	o := f.run(t, "diag", "list")
-	if o.err != nil || !strings.Contains(o.stdout, "dg_remote") || !strings.Contains(o.stdout, "pending") || !strings.Contains(o.stdout, "queue stuck") {
+	if o.err != nil || !strings.Contains(o.stdout, "dg_remote") || !strings.Contains(o.stdout, "pending") || !strings.Contains(o.stdout, "queue stuck") ||
+		!strings.Contains(o.stdout, "ana@vendor.example (staff)") {
 		t.Fatalf("diag list --config:\n%s", o.all())
 	}
 	o = f.run(t, "diag", "preview", "dg_remote", "--output", "json")
@@ -126,11 +128,15 @@ func TestDiagRemoteListPreviewApprove(t *testing.T) {
 	}
 	o = f.run(t, "diag", "list", "--output", "json")
 	var rows []struct {
-		ID       string             `json:"id"`
-		State    string             `json:"state"`
-		Decision *exchange.Decision `json:"decision"`
+		ID              string             `json:"id"`
+		State           string             `json:"state"`
+		Reason          string             `json:"reason"`
+		RequestedBy     string             `json:"requested_by"`
+		RequestedByKind string             `json:"requested_by_kind"`
+		Decision        *exchange.Decision `json:"decision"`
 	}
 	if o.err != nil || json.Unmarshal([]byte(o.stdout), &rows) != nil || len(rows) != 1 || rows[0].Decision == nil ||
+		rows[0].Reason != "queue stuck" || rows[0].RequestedBy != "ana@vendor.example" || rows[0].RequestedByKind != "staff" ||
 		rows[0].Decision.Decision != exchange.Approve || !strings.HasSuffix(rows[0].Decision.By, "::"+awstest.Account+":user/moto") {
 		t.Fatalf("list after approve:\n%s", o.all())
 	}

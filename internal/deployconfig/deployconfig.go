@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tetherhq/tether/internal/auth/groupname"
 	"github.com/tetherhq/tether/internal/upgradewindow"
 )
 
@@ -93,6 +94,11 @@ type Auth struct {
 	// CognitoDomainPrefix is for provider cognito: the hosted sign-in
 	// domain prefix, which AWS requires to be unique in the region.
 	CognitoDomainPrefix string `yaml:"cognito_domain_prefix"`
+	// GroupsClaim and SharedGroups, both or neither, let members of the
+	// listed groups see each other's documents (docsvc's
+	// DOCSVC_OIDC_GROUPS_CLAIM and DOCSVC_OIDC_SHARED_GROUPS).
+	GroupsClaim  string   `yaml:"groups_claim"`
+	SharedGroups []string `yaml:"shared_groups"`
 }
 
 // AI provider names, as docsvc's DOCSVC_AI_PROVIDER spells them.
@@ -443,6 +449,7 @@ var (
 	boundaryRE   = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]{1,128}$`)
 	qualifierRE  = regexp.MustCompile(`^[a-z0-9]{1,10}$`)
 	cognitoPfxRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	claimRE      = regexp.MustCompile(`^[!-~]{1,256}$`)
 )
 
 // Validate checks a Config (defaults already applied) and returns an *Error
@@ -500,6 +507,7 @@ func (c *Config) Validate() error {
 	default:
 		v.add("auth.provider", "must be %q (your own identity provider) or %q (the stack creates a user pool)", AuthOIDC, AuthCognito)
 	}
+	v.sharedGroups(c.Auth)
 
 	if len(c.CORSOrigins) > 20 {
 		v.add("cors_origins", "at most 20 origins")
@@ -707,6 +715,32 @@ func checkEd25519PEM(s string) string {
 }
 
 type validator struct{ problems []string }
+
+// sharedGroups checks auth.groups_claim and auth.shared_groups by the
+// rules docsvc applies to its variables at start.
+func (v *validator) sharedGroups(a Auth) {
+	switch {
+	case a.GroupsClaim == "" && len(a.SharedGroups) == 0:
+		return
+	case a.GroupsClaim == "":
+		v.add("auth.groups_claim", "required with auth.shared_groups: the token claim that lists a person's groups, e.g. groups (cognito:groups with provider cognito)")
+	case len(a.SharedGroups) == 0:
+		v.add("auth.shared_groups", "required with auth.groups_claim: the groups whose members see each other's documents, e.g. [finance, legal]")
+	}
+	if a.GroupsClaim != "" {
+		v.match("auth.groups_claim", a.GroupsClaim, claimRE, "the claim's name exactly as in the token, e.g. groups")
+	}
+	if len(a.SharedGroups) > 100 {
+		v.add("auth.shared_groups", "at most 100 groups")
+		return
+	}
+	for i, g := range a.SharedGroups {
+		if err := groupname.Valid(g); err != nil {
+			v.add(fmt.Sprintf("auth.shared_groups[%d]", i), "%q is not valid: %s; write it exactly as the token's claim carries it",
+				g, strings.TrimPrefix(err.Error(), groupname.ErrBad.Error()+": "))
+		}
+	}
+}
 
 func (v *validator) add(path, format string, args ...any) {
 	v.problems = append(v.problems, path+": "+fmt.Sprintf(format, args...))

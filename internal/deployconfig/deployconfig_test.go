@@ -50,6 +50,11 @@ func TestParseExamples(t *testing.T) {
 		t.Error("local analyzer should not need internet egress")
 	}
 
+	shared, err := Parse(edit(t, "  client_id:", "  client_id: tether-docs\n  groups_claim: groups\n  shared_groups: [finance, legal team]"))
+	if err != nil || shared.Auth.GroupsClaim != "groups" || strings.Join(shared.Auth.SharedGroups, ",") != "finance,legal team" {
+		t.Errorf("shared groups: %+v %v", shared, err)
+	}
+
 	strict, err := Parse(readExample(t, "strict.yaml"))
 	if err != nil {
 		t.Fatalf("strict.yaml: %v", err)
@@ -136,6 +141,12 @@ func TestParseRejects(t *testing.T) {
 		{"issuer with credentials", edit(t, "  issuer:", "  issuer: https://u:p@login.acme.example"), "auth.issuer"},
 		{"client id missing", edit(t, "  client_id:", ""), "auth.client_id: required"},
 		{"auth provider", edit(t, "  provider: oidc", "  provider: saml"), "auth.provider: must be"},
+		{"groups without a claim", edit(t, "  client_id:", "  client_id: tether-docs\n  shared_groups: [finance]"), "auth.groups_claim: required with auth.shared_groups"},
+		{"claim without groups", edit(t, "  client_id:", "  client_id: tether-docs\n  groups_claim: groups"), "auth.shared_groups: required with auth.groups_claim"},
+		{"claim with a space", edit(t, "  client_id:", "  client_id: tether-docs\n  groups_claim: my groups\n  shared_groups: [finance]"), "auth.groups_claim: \"my groups\" is not valid"},
+		{"group with a comma", edit(t, "  client_id:", "  client_id: tether-docs\n  groups_claim: groups\n  shared_groups: [\"finance,legal\"]"), "auth.shared_groups[0]: \"finance,legal\" is not valid"},
+		{"group with a trailing space", edit(t, "  client_id:", "  client_id: tether-docs\n  groups_claim: groups\n  shared_groups: [finance, \"legal \"]"), "auth.shared_groups[1]"},
+		{"group with a non-breaking space", edit(t, "  client_id:", "  client_id: tether-docs\n  groups_claim: groups\n  shared_groups: [\"fin\u00a0ance\"]"), "auth.shared_groups[0]"},
 		{"cors path", edit(t, "  - https://portal", "  - https://portal.acme.example/app"), "cors_origins[0]: an origin is scheme and host only"},
 		{"cors wildcard", edit(t, "  - https://portal", "  - \"*\""), "cors_origins[0]"},
 		{"email", edit(t, "email_sender:", "email_sender: nobody"), "email_sender: \"nobody\" is not valid"},

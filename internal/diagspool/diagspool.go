@@ -48,11 +48,13 @@ var (
 
 // Diagnostic is one request from the vendor as the customer sees it.
 type Diagnostic struct {
-	ID          string    `json:"id"`
-	Reason      string    `json:"reason"` // the vendor's words
-	RequestedAt time.Time `json:"requested_at"`
-	State       string    `json:"state"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID              string    `json:"id"`
+	Reason          string    `json:"reason"` // the vendor's words
+	RequestedAt     time.Time `json:"requested_at"`
+	RequestedBy     string    `json:"requested_by"` // who asked; empty in a record of an older agent
+	RequestedByKind string    `json:"requested_by_kind"`
+	State           string    `json:"state"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // PreviewFile is one file of a bundle exactly as it would be uploaded.
@@ -135,7 +137,7 @@ func Read(dataDir, id string) (Diagnostic, error) {
 	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
 		return Diagnostic{}, err
 	}
-	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, State: st.State, UpdatedAt: st.UpdatedAt}, nil
+	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, RequestedBy: req.RequestedBy, RequestedByKind: req.RequestedByKind, State: st.State, UpdatedAt: st.UpdatedAt}, nil
 }
 
 // Recorded reports whether the request's record is complete (whatever its

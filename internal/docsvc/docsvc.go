@@ -409,7 +409,8 @@ func runAPI(ctx context.Context, cfg *config.Config, db *sqldb.DB, getenv func(s
 	if err != nil {
 		return err
 	}
-	authn, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, ClientID: cfg.OIDC.ClientID}, http.DefaultClient)
+	authn, err := auth.NewAuthenticator(ctx, db, auth.OIDC{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, ClientID: cfg.OIDC.ClientID,
+		GroupsClaim: cfg.OIDC.GroupsClaim, SharedGroups: cfg.OIDC.SharedGroups}, http.DefaultClient)
 	if err != nil {
 		return err
 	}

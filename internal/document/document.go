@@ -45,8 +45,21 @@ type Document struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	blobKey   string
-	owner     string // the principal that uploaded it; never shown or logged
+	owner     string   // the principal that uploaded it; never shown or logged
+	groups    []string // the shared groups it was uploaded into (Create only)
 }
+
+// Viewer is who asks for documents: the owner string they upload under,
+// and the shared groups (each "<issuer> <group>") whose members' documents
+// they may also see. Groups come from the caller's verified token at each
+// request (auth.Principal.Groups), never from the request itself.
+type Viewer struct {
+	Owner  string
+	Groups []string
+}
+
+// OwnedBy reports whether owner uploaded d.
+func (d Document) OwnedBy(owner string) bool { return d.owner == owner }
 
 // Result is what processing produced.
 type Result struct {

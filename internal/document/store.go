@@ -76,10 +76,21 @@ func clip(s string, max int) string {
 // Create records a new, queued document whose bytes are already stored.
 func (s *Store) Create(ctx context.Context, d Document) error {
 	now := s.now().UnixMilli()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO documents
-		(id, status, filename, media_type, size_bytes, blob_key, owner, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
-		d.ID, Queued, d.Filename, d.MediaType, d.Size, d.blobKey, d.owner, now)
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO documents
+			(id, status, filename, media_type, size_bytes, blob_key, owner, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+			d.ID, Queued, d.Filename, d.MediaType, d.Size, d.blobKey, d.owner, now); err != nil {
+			return err
+		}
+		for _, g := range d.groups {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO document_groups (document_id, grp) VALUES ($1, $2)
+				ON CONFLICT DO NOTHING`, d.ID, g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("document: create %s: %w", d.ID, err)
 	}
@@ -99,27 +110,70 @@ func (s *Store) Get(ctx context.Context, id string) (Document, error) {
 // ErrNotFound otherwise: another owner's document is indistinguishable from
 // a missing one.
 func (s *Store) Owned(ctx context.Context, owner, id string) (Document, error) {
+	return s.Visible(ctx, Viewer{Owner: owner}, id)
+}
+
+// Visible returns the document with id if v uploaded it or it was shared
+// with one of v's groups, and ErrNotFound otherwise, exactly as for a
+// missing one.
+func (s *Store) Visible(ctx context.Context, v Viewer, id string) (Document, error) {
 	d, err := s.Get(ctx, id)
-	if err == nil && d.owner != owner {
-		return Document{}, ErrNotFound
+	if err != nil || d.owner == v.Owner {
+		return d, err
 	}
-	return d, err
+	if len(v.Groups) > 0 {
+		in, args := groupsIn(v.Groups, 2)
+		var n int
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM document_groups WHERE document_id = $1 AND grp IN (`+in+`)`,
+			append([]any{id}, args...)...).Scan(&n)
+		if err != nil {
+			return Document{}, fmt.Errorf("document: get %s: %w", id, err)
+		}
+		if n > 0 {
+			return d, nil
+		}
+	}
+	return Document{}, ErrNotFound
+}
+
+// groupsIn is the placeholders $first, $first+1, … for groups, and groups
+// as arguments.
+func groupsIn(groups []string, first int) (string, []any) {
+	ph := make([]string, len(groups))
+	args := make([]any, len(groups))
+	for i, g := range groups {
+		ph[i] = "$" + strconv.Itoa(first+i)
+		args[i] = g
+	}
+	return strings.Join(ph, ", "), args
 }
 
 // List returns up to limit (at most MaxListLimit) of owner's documents,
 // newest first, starting after cursor (empty for the first page). next is
 // empty on the last page.
 func (s *Store) List(ctx context.Context, owner string, limit int, cursor string) (docs []Document, next string, err error) {
+	return s.ListVisible(ctx, Viewer{Owner: owner}, limit, cursor)
+}
+
+// ListVisible is List of every document Visible to v.
+func (s *Store) ListVisible(ctx context.Context, v Viewer, limit int, cursor string) (docs []Document, next string, err error) {
 	limit = min(max(limit, 1), MaxListLimit)
-	q := `SELECT ` + docColumns + ` FROM documents WHERE owner = $1`
-	args := []any{owner}
+	q := `SELECT ` + docColumns + ` FROM documents WHERE `
+	args := []any{v.Owner}
 	if cursor != "" {
 		at, id, err := decodeCursor(cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		q += ` AND ((created_at < $2) OR (created_at = $2 AND id < $3))`
+		q += `((created_at < $2) OR (created_at = $2 AND id < $3)) AND `
 		args = append(args, at, id)
+	}
+	if len(v.Groups) == 0 {
+		q += `owner = $1`
+	} else {
+		in, gargs := groupsIn(v.Groups, len(args)+1)
+		q += `(owner = $1 OR id IN (SELECT document_id FROM document_groups WHERE grp IN (` + in + `)))`
+		args = append(args, gargs...)
 	}
 	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit+1)
 	rows, err := s.db.QueryContext(ctx, q, args...)
@@ -292,7 +346,12 @@ func (s *Store) Resume(ctx context.Context, id string) error {
 
 // Result returns the result of owner's finished document.
 func (s *Store) Result(ctx context.Context, owner, id string) (Result, error) {
-	d, err := s.Owned(ctx, owner, id)
+	return s.VisibleResult(ctx, Viewer{Owner: owner}, id)
+}
+
+// VisibleResult is Result of a document Visible to v.
+func (s *Store) VisibleResult(ctx context.Context, v Viewer, id string) (Result, error) {
+	d, err := s.Visible(ctx, v, id)
 	if err != nil {
 		return Result{}, err
 	}
@@ -334,6 +393,9 @@ func (s *Store) Delete(ctx context.Context, owner, id string) (Document, error) 
 			return ErrNotFound
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM results WHERE document_id = $1`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM document_groups WHERE document_id = $1`, id); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM documents WHERE id = $1`, id)

@@ -43,6 +43,12 @@ type Uploads struct {
 // types fail with an error wrapping extract.ErrUnsupported, oversize ones
 // with ErrTooLarge.
 func (u *Uploads) Upload(ctx context.Context, owner, filename string, r io.Reader) (Document, error) {
+	return u.UploadAs(ctx, Viewer{Owner: owner}, filename, r)
+}
+
+// UploadAs is Upload for v.Owner, shared with v.Groups: their members see
+// the document too (Store.Visible).
+func (u *Uploads) UploadAs(ctx context.Context, v Viewer, filename string, r io.Reader) (Document, error) {
 	filename, err := NormalizeFilename(filename)
 	if err != nil {
 		return Document{}, err
@@ -77,7 +83,7 @@ func (u *Uploads) Upload(ctx context.Context, owner, filename string, r io.Reade
 		return Document{}, fmt.Errorf("document: rewind upload: %w", err)
 	}
 
-	d := Document{ID: NewID(), Status: Queued, Filename: filename, MediaType: mediaType, Size: n, owner: owner}
+	d := Document{ID: NewID(), Status: Queued, Filename: filename, MediaType: mediaType, Size: n, owner: v.Owner, groups: v.Groups}
 	d.blobKey = blobKey(d.ID)
 	if err := u.Blobs.Put(ctx, d.blobKey, f, n); err != nil {
 		return Document{}, fmt.Errorf("document: store bytes of %s: %w", d.ID, err)

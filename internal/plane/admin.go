@@ -253,9 +253,9 @@ func (s *Server) requestDiagnostics(ctx context.Context, installID, reason strin
 	}
 	// The reason travels to the customer as a wire.DiagnosticRequest; check
 	// it by the same rules now rather than have the agent reject it later.
-	probe := wire.DiagnosticRequest{ID: "dg_probe", Reason: reason, RequestedAt: s.now()}
-	if err := probe.Validate(); err != nil {
-		return Diagnostic{}, &actionError{http.StatusBadRequest, "reason must be 1-1000 bytes of printable text on one line"}
+	by, _ := principalFrom(ctx)
+	if err := s.checkDiagRequest(reason, by); err != nil {
+		return Diagnostic{}, &actionError{http.StatusBadRequest, err.Error()}
 	}
 	in, err := s.store.Install(ctx, installID)
 	if err != nil {
@@ -265,7 +265,7 @@ func (s *Server) requestDiagnostics(ctx context.Context, installID, reason strin
 	if err := s.auditFirst(ctx, AuditEntry{Action: "diagnostics.request", Customer: in.Customer, InstallID: in.ID, Reason: reason}); err != nil {
 		return Diagnostic{}, err
 	}
-	d, err := s.store.RequestDiagnostic(ctx, installID, reason)
+	d, err := s.store.RequestDiagnostic(ctx, installID, reason, by)
 	if err != nil {
 		return Diagnostic{}, err
 	}

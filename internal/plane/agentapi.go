@@ -36,7 +36,29 @@ func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
 		Now:     s.now,
 		Logger:  s.log,
 	}
-	return s.limit(v.Middleware(h), max)
+	return s.limit(v.Middleware(s.unrevoked(h)), max)
+}
+
+// unrevoked refuses a revoked install's request even while this replica
+// still has its key cached (a revoke through another replica or the
+// tether-plane command). Heartbeats and re-keys are refused by their store
+// writes, so only the other routes pay for the lookup.
+func (s *Server) unrevoked(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != "/v1/heartbeat" && p != "/v1/rekey" {
+			_, err := s.store.InstallKey(r.Context(), installFrom(r))
+			if errors.Is(err, ErrRevoked) {
+				s.keys.forget(installFrom(r))
+				writeError(w, http.StatusUnauthorized, "revoked")
+				return
+			}
+			if err != nil {
+				s.fail(w, "install", err)
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 // installKey adapts the store's sentinels to reqverify's, which decide the
@@ -206,6 +228,11 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		LedgerCount:  hb.LedgerHead.Count,
 		LedgerSHA256: hb.LedgerHead.SHA256,
 	})
+	if errors.Is(err, ErrRevoked) {
+		s.keys.forget(id)
+		writeError(w, http.StatusUnauthorized, "revoked")
+		return
+	}
 	if err != nil {
 		s.fail(w, "heartbeat", err)
 		return
@@ -252,11 +279,44 @@ func (s *Server) handleAgentDiagnostics(w http.ResponseWriter, r *http.Request) 
 	}
 	// Oldest first, so a backlog drains in order.
 	slices.Reverse(ds)
+	// Only an agent that asks is told who requested: older agents refuse
+	// fields they do not know.
+	withBy := r.URL.Query().Get("with") == "requested_by"
 	out := wire.DiagnosticRequests{}
 	for _, d := range ds[:min(len(ds), maxPendingAnswer)] {
-		out = append(out, wire.DiagnosticRequest{ID: d.ID, Reason: d.Reason, RequestedAt: d.RequestedAt})
+		if !withBy {
+			d.RequestedBy, d.RequestedByKind = "", ""
+		}
+		out = append(out, wireDiagRequest(d))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func wireDiagRequest(d Diagnostic) wire.DiagnosticRequest {
+	return wire.DiagnosticRequest{ID: d.ID, Reason: d.Reason, RequestedAt: d.RequestedAt,
+		RequestedBy: d.RequestedBy, RequestedByKind: d.RequestedByKind}
+}
+
+// checkDiagRequest checks a new request's reason and requester by the rules
+// the agent will apply, rather than have the agent reject it later. A
+// principal without a printable name is refused: nothing is requested
+// anonymously.
+func (s *Server) checkDiagRequest(reason string, by Principal) error {
+	probe := wireDiagRequest(Diagnostic{ID: "dg_probe", Reason: reason, RequestedAt: s.now(),
+		RequestedBy: by.Name, RequestedByKind: by.Kind})
+	err := probe.Validate()
+	if err == nil && (by.Name == "" || by.Kind == "") {
+		err = ErrNoRequester
+	}
+	var fe *wire.FieldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe) && fe.Field == "reason":
+		return errors.New("reason must be 1-1000 bytes of printable text on one line")
+	default:
+		return fmt.Errorf("the requesting principal %q (%s) cannot be named to the customer: %w", by.Name, by.Kind, err)
+	}
 }
 
 // ErrBadBundle is matched by CheckBundle's failures.

@@ -25,7 +25,7 @@ func TestDashboardInChromium(t *testing.T) {
 	quiet.heartbeat(t, "ok")
 	b.clock.Advance(5 * time.Minute) // quiet misses five 60s intervals
 	fresh.heartbeat(t, "degraded")
-	if _, err := b.store.RequestDiagnostic(b.ctx, fresh.id, "worker restarts after 1.4.0"); err != nil {
+	if _, err := b.store.RequestDiagnostic(b.ctx, fresh.id, "worker restarts after 1.4.0", staffAna); err != nil {
 		t.Fatal(err)
 	}
 

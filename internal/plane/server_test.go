@@ -438,9 +438,15 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 	if hr := a.heartbeat(t, "ok"); hr.PendingDiagnostics != 1 {
 		t.Fatalf("heartbeat pending = %d, want 1", hr.PendingDiagnostics)
 	}
-	resp, out = a.do(t, "GET", "/v1/diagnostics", nil)
+	// An agent from before requesters does not ask for them and is not
+	// sent fields it would refuse.
+	if _, out := a.do(t, "GET", "/v1/diagnostics", nil); bytes.Contains(out, []byte("requested_by")) {
+		t.Fatalf("an agent that did not ask is told the requester: %s", out)
+	}
+	resp, out = a.do(t, "GET", "/v1/diagnostics?with=requested_by", nil)
 	reqs, err := wire.DecodeDiagnosticRequests(out)
-	if resp.StatusCode != 200 || err != nil || len(reqs) != 1 || reqs[0].ID != d.ID || reqs[0].Reason != "queue age rising since 1.4.0" {
+	if resp.StatusCode != 200 || err != nil || len(reqs) != 1 || reqs[0].ID != d.ID || reqs[0].Reason != "queue age rising since 1.4.0" ||
+		reqs[0].RequestedBy != "break-glass admin token" || reqs[0].RequestedByKind != plane.KindBreakGlass {
 		t.Fatalf("agent diagnostics: %d %s %v", resp.StatusCode, out, err)
 	}
 	if _, out := other.do(t, "GET", "/v1/diagnostics", nil); string(bytes.TrimSpace(out)) != "[]" {
@@ -490,7 +496,7 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 func TestBundleSizeCap(t *testing.T) {
 	b := setup(t)
 	a := b.activate(t, b.license(t, "lic_a", "stable"))
-	d, err := b.store.RequestDiagnostic(b.ctx, a.id, "x")
+	d, err := b.store.RequestDiagnostic(b.ctx, a.id, "x", staffAna)
 	if err != nil {
 		t.Fatal(err)
 	}

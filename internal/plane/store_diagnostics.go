@@ -10,15 +10,19 @@ import (
 
 // Diagnostic is a vendor's request for a support bundle and its upload.
 type Diagnostic struct {
-	ID           string     `json:"id"`
-	InstallID    string     `json:"install_id"`
-	Reason       string     `json:"reason"`
-	Status       string     `json:"status"`
-	RequestedAt  time.Time  `json:"requested_at"`
-	UploadedAt   *time.Time `json:"uploaded_at,omitempty"`
-	BundleSize   int64      `json:"bundle_size"`
-	BundleSHA256 string     `json:"bundle_sha256,omitempty"`
-	BundlePath   string     `json:"-"`
+	ID        string `json:"id"`
+	InstallID string `json:"install_id"`
+	Reason    string `json:"reason"`
+	// RequestedBy and RequestedByKind are the requesting principal's Name
+	// and Kind; the customer sees both.
+	RequestedBy     string     `json:"requested_by"`
+	RequestedByKind string     `json:"requested_by_kind"`
+	Status          string     `json:"status"`
+	RequestedAt     time.Time  `json:"requested_at"`
+	UploadedAt      *time.Time `json:"uploaded_at,omitempty"`
+	BundleSize      int64      `json:"bundle_size"`
+	BundleSHA256    string     `json:"bundle_sha256,omitempty"`
+	BundlePath      string     `json:"-"`
 }
 
 // Diagnostic statuses.
@@ -27,28 +31,39 @@ const (
 	DiagUploaded  = "uploaded"
 )
 
-// RequestDiagnostic records the vendor's request for a bundle from an install.
-func (s *Store) RequestDiagnostic(ctx context.Context, installID, reason string) (Diagnostic, error) {
+// ErrNoRequester is returned for a diagnostics request that names no one:
+// nothing is requested anonymously.
+var ErrNoRequester = errors.New("a diagnostics request must name who asked")
+
+// RequestDiagnostic records the vendor's request for a bundle from an
+// install, and who asked.
+func (s *Store) RequestDiagnostic(ctx context.Context, installID, reason string, by Principal) (Diagnostic, error) {
+	if by.Name == "" || by.Kind == "" {
+		return Diagnostic{}, fmt.Errorf("plane: request diagnostic: %w", ErrNoRequester)
+	}
 	if _, err := s.Install(ctx, installID); err != nil {
 		return Diagnostic{}, fmt.Errorf("plane: request diagnostic: %w", err)
 	}
 	d := Diagnostic{ID: NewID("dg_"), InstallID: installID, Reason: reason, Status: DiagRequested,
-		RequestedAt: fromMS(ms(s.now()))}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO plane_diagnostics (id, install_id, reason, status, requested_at)
-		VALUES ($1, $2, $3, $4, $5)`, d.ID, d.InstallID, d.Reason, d.Status, ms(d.RequestedAt))
+		RequestedAt: fromMS(ms(s.now())), RequestedBy: by.Name, RequestedByKind: by.Kind}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO plane_diagnostics (id, install_id, reason, status, requested_at,
+		requested_by, requested_by_kind) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		d.ID, d.InstallID, d.Reason, d.Status, ms(d.RequestedAt), d.RequestedBy, d.RequestedByKind)
 	if err != nil {
 		return Diagnostic{}, fmt.Errorf("plane: request diagnostic: %w", err)
 	}
 	return d, nil
 }
 
-const diagColumns = `id, install_id, reason, status, requested_at, uploaded_at, bundle_size, bundle_sha256, bundle_path`
+const diagColumns = `id, install_id, reason, status, requested_at, uploaded_at, bundle_size, bundle_sha256, bundle_path,
+	requested_by, requested_by_kind`
 
 func scanDiag(sc interface{ Scan(...any) error }) (Diagnostic, error) {
 	var d Diagnostic
 	var req int64
 	var up sql.NullInt64
-	if err := sc.Scan(&d.ID, &d.InstallID, &d.Reason, &d.Status, &req, &up, &d.BundleSize, &d.BundleSHA256, &d.BundlePath); err != nil {
+	if err := sc.Scan(&d.ID, &d.InstallID, &d.Reason, &d.Status, &req, &up, &d.BundleSize, &d.BundleSHA256, &d.BundlePath,
+		&d.RequestedBy, &d.RequestedByKind); err != nil {
 		return Diagnostic{}, err
 	}
 	d.RequestedAt, d.UploadedAt = fromMS(req), fromNullMS(up)

@@ -294,15 +294,20 @@ func TestStoreDiagnosticsAndTelemetry(t *testing.T) {
 		addLicense(t, b, "lic_2", "tok2")
 		in, _ := activate(t, b, "tok1")
 		other, _ := activate(t, b, "tok2")
-		if _, err := b.store.RequestDiagnostic(b.ctx, "in_missing", "x"); !errors.Is(err, plane.ErrNotFound) {
+		if _, err := b.store.RequestDiagnostic(b.ctx, "in_missing", "x", staffAna); !errors.Is(err, plane.ErrNotFound) {
 			t.Fatalf("request for unknown install: %v", err)
 		}
-		d, err := b.store.RequestDiagnostic(b.ctx, in.ID, "slow queue")
+		for _, anon := range []plane.Principal{{}, {Kind: plane.KindStaff}, {Name: "ana@vendor.example"}} {
+			if _, err := b.store.RequestDiagnostic(b.ctx, in.ID, "x", anon); !errors.Is(err, plane.ErrNoRequester) {
+				t.Fatalf("request by %+v: %v, want ErrNoRequester", anon, err)
+			}
+		}
+		d, err := b.store.RequestDiagnostic(b.ctx, in.ID, "slow queue", staffAna)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pending, _ := b.store.Diagnostics(b.ctx, in.ID, plane.DiagRequested)
-		if len(pending) != 1 || pending[0].ID != d.ID {
+		if len(pending) != 1 || pending[0].ID != d.ID || pending[0].RequestedBy != staffAna.Name || pending[0].RequestedByKind != plane.KindStaff {
 			t.Fatalf("pending = %+v", pending)
 		}
 		if got, _ := b.store.Install(b.ctx, in.ID); got.PendingDiagCount != 1 {

@@ -69,8 +69,9 @@ var (
 	licenseStates     = []string{"valid", "grace", "expired", "missing"}
 	// objectBuckets and byteBuckets are StorageBucket's possible results,
 	// smallest first.
-	objectBuckets = []string{"0", "1-99", "100-9999", "10000-999999", "1000000-99999999", "100000000+"}
-	byteBuckets   = []string{"<1GB", "1-10GB", "10-100GB", "100GB-1TB", "1-10TB", "10TB+"}
+	objectBuckets  = []string{"0", "1-99", "100-9999", "10000-999999", "1000000-99999999", "100000000+"}
+	byteBuckets    = []string{"<1GB", "1-10GB", "10-100GB", "100GB-1TB", "1-10TB", "10TB+"}
+	requesterKinds = []string{"staff", "token", "break-glass"} // who may ask for diagnostics
 	// UpgradeActions, UpgradeOutcomes and UpgradeReasons describe an
 	// install's last upgrade attempt (UpgradeAttempt). A reason is a fixed
 	// code, never an error's text. Exported, unlike the others, because
@@ -262,9 +263,11 @@ type Telemetry struct {
 // plane→agent only; Reason is the vendor's words, shown to the customer for
 // approval.
 type DiagnosticRequest struct {
-	ID          string    `json:"id"`
-	Reason      string    `json:"reason"`
-	RequestedAt time.Time `json:"requested_at"`
+	ID              string    `json:"id"`
+	Reason          string    `json:"reason"`
+	RequestedAt     time.Time `json:"requested_at"`
+	RequestedBy     string    `json:"requested_by,omitempty"`      // who asked: a staff e-mail, a token's name or the admin token
+	RequestedByKind string    `json:"requested_by_kind,omitempty"` // one of requesterKinds; both absent from a plane before them
 }
 
 // Bounds. Counts are capped at 2^53 so every value survives a round trip
@@ -274,6 +277,7 @@ const (
 	maxCount           = 1 << 53
 	maxIntervalSeconds = 7 * 24 * 3600
 	maxReasonLen       = 1000
+	maxRequesterLen    = 200
 	maxPending         = 1 << 20
 )
 
@@ -493,19 +497,28 @@ func (t *Telemetry) Validate() error {
 	return c.err
 }
 
-// Validate checks every field of a diagnostic request. Reason is free text,
-// which is acceptable only because it flows vendor→customer; it is still
-// bounded and must be printable so it renders safely in the agent's UI and
-// the operator's terminal.
+// Validate checks every field of a diagnostic request. Reason and
+// RequestedBy are free text, which is acceptable only because it flows
+// vendor→customer; it is still bounded and must be printable so it renders
+// safely in the agent's UI and the operator's terminal.
 func (d *DiagnosticRequest) Validate() error {
 	c := checker{typ: "diagnostic_request"}
 	c.id("id", d.ID)
-	if d.Reason == "" || len(d.Reason) > maxReasonLen || !utf8.ValidString(d.Reason) ||
-		strings.IndexFunc(d.Reason, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		c.fail("reason", "must be 1-1000 bytes of printable UTF-8 (no control characters or newlines)")
-	}
+	c.printable("reason", d.Reason, maxReasonLen)
 	c.time("requested_at", d.RequestedAt, true)
+	if d.RequestedBy != "" || d.RequestedByKind != "" {
+		c.printable("requested_by", d.RequestedBy, maxRequesterLen)
+		c.oneOf("requested_by_kind", d.RequestedByKind, requesterKinds)
+	}
 	return c.err
+}
+
+// printable checks free text shown to the customer.
+func (c *checker) printable(field, v string, max int) {
+	if v == "" || len(v) > max || !utf8.ValidString(v) ||
+		strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		c.fail(field, fmt.Sprintf("must be 1-%d bytes of printable UTF-8 (no control characters or newlines)", max))
+	}
 }
 
 // StorageBucket maps exact storage totals to the coarse buckets a heartbeat

@@ -17,6 +17,14 @@ import (
 
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
+// diag is a valid diagnostic request changed by edit.
+func diag(edit func(*wire.DiagnosticRequest)) *wire.DiagnosticRequest {
+	d := wire.DiagnosticRequest{ID: "dia_1", Reason: "Queue stuck since Tuesday; please send worker logs.",
+		RequestedAt: t0, RequestedBy: "ana@vendor.example", RequestedByKind: "staff"}
+	edit(&d)
+	return &d
+}
+
 func validHeartbeat() wire.Heartbeat {
 	return wire.Heartbeat{
 		SentAt:   t0,
@@ -175,11 +183,17 @@ func TestOtherTypesValidate(t *testing.T) {
 		{"timestamp as day", &wire.Telemetry{Day: "2026-11-27T00:00:00Z", BytesBucket: "<1GB"}, "telemetry", "day"},
 		{"negative pages", &wire.Telemetry{Day: "2026-11-27", Pages: -1, BytesBucket: "<1GB"}, "telemetry", "pages"},
 		{"telemetry exact bytes", &wire.Telemetry{Day: "2026-11-27", BytesBucket: "5368709120"}, "telemetry", "bytes_bucket"},
-		{"diagnostic ok", &wire.DiagnosticRequest{ID: "dia_1", Reason: "Queue stuck since Tuesday; please send worker logs.", RequestedAt: t0}, "diagnostic_request", ""},
-		{"empty reason", &wire.DiagnosticRequest{ID: "dia_1", RequestedAt: t0}, "diagnostic_request", "reason"},
-		{"newline in reason", &wire.DiagnosticRequest{ID: "dia_1", Reason: "a\nb", RequestedAt: t0}, "diagnostic_request", "reason"},
-		{"escape in reason", &wire.DiagnosticRequest{ID: "dia_1", Reason: "a\x1b[2Jb", RequestedAt: t0}, "diagnostic_request", "reason"},
-		{"long reason", &wire.DiagnosticRequest{ID: "dia_1", Reason: strings.Repeat("x", 1001), RequestedAt: t0}, "diagnostic_request", "reason"},
+		{"diagnostic ok", diag(func(d *wire.DiagnosticRequest) {}), "diagnostic_request", ""},
+		{"empty reason", diag(func(d *wire.DiagnosticRequest) { d.Reason = "" }), "diagnostic_request", "reason"},
+		{"newline in reason", diag(func(d *wire.DiagnosticRequest) { d.Reason = "a\nb" }), "diagnostic_request", "reason"},
+		{"escape in reason", diag(func(d *wire.DiagnosticRequest) { d.Reason = "a\x1b[2Jb" }), "diagnostic_request", "reason"},
+		{"long reason", diag(func(d *wire.DiagnosticRequest) { d.Reason = strings.Repeat("x", 1001) }), "diagnostic_request", "reason"},
+		{"kind without a requester", diag(func(d *wire.DiagnosticRequest) { d.RequestedBy = "" }), "diagnostic_request", "requested_by"},
+		{"from a plane before requesters", diag(func(d *wire.DiagnosticRequest) { d.RequestedBy, d.RequestedByKind = "", "" }), "diagnostic_request", ""},
+		{"escape in requester", diag(func(d *wire.DiagnosticRequest) { d.RequestedBy = "eve\x1b[2J" }), "diagnostic_request", "requested_by"},
+		{"long requester", diag(func(d *wire.DiagnosticRequest) { d.RequestedBy = strings.Repeat("x", 201) }), "diagnostic_request", "requested_by"},
+		{"unknown requester kind", diag(func(d *wire.DiagnosticRequest) { d.RequestedByKind = "robot" }), "diagnostic_request", "requested_by_kind"},
+		{"no requester kind", diag(func(d *wire.DiagnosticRequest) { d.RequestedByKind = "" }), "diagnostic_request", "requested_by_kind"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkFieldErr(t, tt.v.Validate(), tt.typ, tt.wantField) })
@@ -285,7 +299,7 @@ func TestDecodeEachType(t *testing.T) {
 		}
 		return b
 	}
-	diags := wire.DiagnosticRequests{{ID: "dia_1", Reason: "please send logs", RequestedAt: t0}}
+	diags := wire.DiagnosticRequests{*diag(func(d *wire.DiagnosticRequest) {})}
 	tests := []struct {
 		name   string
 		data   []byte
@@ -316,7 +330,7 @@ func TestDecodeEachType(t *testing.T) {
 		})
 	}
 	t.Run("invalid entry in list names its index", func(t *testing.T) {
-		bad := append(diags, wire.DiagnosticRequest{ID: "dia 2", Reason: "x", RequestedAt: t0})
+		bad := append(diags, *diag(func(d *wire.DiagnosticRequest) { d.ID = "dia 2" }))
 		_, err := wire.DecodeDiagnosticRequests(marshal(bad))
 		var fe *wire.FieldError
 		if !errors.As(err, &fe) || fe.Field != "[1].id" {
@@ -575,7 +589,7 @@ func FuzzDecodeTelemetry(f *testing.F) {
 }
 
 func FuzzDecodeDiagnosticRequests(f *testing.F) {
-	f.Add([]byte(`[{"id":"dia_1","reason":"send logs","requested_at":"2026-11-28T12:00:00Z"}]`))
+	f.Add([]byte(`[{"id":"dia_1","reason":"send logs","requested_at":"2026-11-28T12:00:00Z","requested_by":"ana@vendor.example","requested_by_kind":"staff"}]`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {

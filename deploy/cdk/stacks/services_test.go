@@ -514,9 +514,17 @@ func TestDocsvcTasksPassConfigValidation(t *testing.T) {
 	if openai.AI.Provider != deployconfig.AIOpenAI {
 		t.Fatal("minimal.yaml's ai block changed; update this test")
 	}
-	cases := []*synthesized{synth(t, "minimal"), synth(t, "strict"), synthConfig(t, "openai", openai)}
+	groups, err := deployconfig.Parse([]byte(strings.Replace(string(minimal), "  client_id: tether-docs\n",
+		"  client_id: tether-docs\n  groups_claim: groups\n  shared_groups: [finance, legal team]\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if groups.Auth.GroupsClaim == "" {
+		t.Fatal("minimal.yaml's auth block changed; update this test")
+	}
+	cases := []*synthesized{synth(t, "minimal"), synth(t, "strict"), synthConfig(t, "openai", openai), synthConfig(t, "groups", groups)}
 	for _, s := range cases {
-		t.Run(s.cfg.AI.Provider, func(t *testing.T) { checkDocsvcConfig(t, s) })
+		t.Run(s.example, func(t *testing.T) { checkDocsvcConfig(t, s) })
 	}
 }
 
@@ -535,6 +543,9 @@ func checkDocsvcConfig(t *testing.T, s *synthesized) {
 		// that a rotation needs no restart.
 		if cfg.OIDC.Issuer == "" || strings.Contains(cfg.OIDC.Issuer+cfg.OIDC.Audience, "<") {
 			t.Errorf("%s: token issuer %q, audience %q: not the deployment's", family, cfg.OIDC.Issuer, cfg.OIDC.Audience)
+		}
+		if cfg.OIDC.GroupsClaim != s.cfg.Auth.GroupsClaim || strings.Join(cfg.OIDC.SharedGroups, ",") != strings.Join(s.cfg.Auth.SharedGroups, ",") {
+			t.Errorf("%s: groups claim %q, shared groups %q: not the deployment's", family, cfg.OIDC.GroupsClaim, cfg.OIDC.SharedGroups)
 		}
 		if cfg.DatabasePassword != "rds-generated" {
 			t.Errorf("%s: database password not read from the database secret", family)

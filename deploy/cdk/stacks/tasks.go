@@ -93,6 +93,10 @@ func docsvcConfigValues(cfg *deployconfig.Config, d *Data) map[string]*string {
 	if cfg.AI.Provider == deployconfig.AIBedrock {
 		values["DOCSVC_AI_REGION"] = str(cfg.Region)
 	}
+	if cfg.Auth.GroupsClaim != "" {
+		values["DOCSVC_OIDC_GROUPS_CLAIM"] = str(cfg.Auth.GroupsClaim)
+		values["DOCSVC_OIDC_SHARED_GROUPS"] = str(strings.Join(cfg.Auth.SharedGroups, ","))
+	}
 	return values
 }
 

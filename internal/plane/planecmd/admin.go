@@ -275,8 +275,8 @@ func runDiagList(ctx context.Context, env Env, args []string) error {
 	if err := admin.get(ctx, env, "/v1/admin/diagnostics?"+q.Encode(), &ds); err != nil {
 		return fmt.Errorf("diag list: %w", err)
 	}
-	return show(env, *output, ds, "REQUEST\tINSTALL\tSTATUS\tREQUESTED\tBYTES\tREASON", func(d plane.Diagnostic) string {
-		return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", d.ID, d.InstallID, d.Status, d.RequestedAt.Format(time.RFC3339), d.BundleSize, d.Reason)
+	return show(env, *output, ds, "REQUEST\tINSTALL\tSTATUS\tREQUESTED\tBY\tBYTES\tREASON", func(d plane.Diagnostic) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s", d.ID, d.InstallID, d.Status, d.RequestedAt.Format(time.RFC3339), d.RequestedBy, d.BundleSize, d.Reason)
 	})
 }
 

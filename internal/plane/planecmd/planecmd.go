@@ -45,6 +45,7 @@ func commands() []command {
 		{"license list", "list the licenses the plane knows", runLicenseList},
 		{"release publish", "sign and publish a release to a channel", runReleasePublish},
 		{"release list", "list a channel's releases", runReleaseList},
+		{"release promote", "publish a channel's release on another channel (beta to stable)", runReleasePromote},
 		{"release revoke", "withdraw a published release from its channel", runReleaseRevoke},
 		{"release refresh", "re-sign expiring timestamp/snapshot metadata (run from cron if serve has no --keys)", runReleaseRefresh},
 		{"release export", "write a channel's signed metadata and targets to a file for air-gapped installs", runReleaseExport},

@@ -20,6 +20,7 @@ import (
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
 	"github.com/tetherhq/tether/internal/plane/planetest"
+	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/wire"
@@ -109,8 +110,11 @@ func TestAdminCommandsAgainstPlane(t *testing.T) {
 	}
 	var ds []plane.Diagnostic
 	_ = json.Unmarshal([]byte(r.ok("diag", "list", "--output", "json")), &ds)
-	if len(ds) != 1 || ds[0].Status != "requested" {
+	if len(ds) != 1 || ds[0].Status != "requested" || ds[0].RequestedBy != "break-glass admin token" || ds[0].RequestedByKind != "break-glass" {
 		t.Fatalf("diag list: %+v", ds)
+	}
+	if text := r.ok("diag", "list"); !strings.Contains(text, "break-glass admin token") {
+		t.Fatalf("diag list text: %s", text)
 	}
 	var zbuf bytes.Buffer
 	zw := zip.NewWriter(&zbuf)
@@ -147,6 +151,21 @@ func TestAdminCommandsAgainstPlane(t *testing.T) {
 	}
 	if text := r.ok("release", "list", "--repo", p.RepoDir); !strings.Contains(text, "1.5.0") || !strings.Contains(text, "revoked") {
 		t.Fatalf("release list text: %s", text)
+	}
+	// promote 1.4.0 to beta; not twice, and not the revoked 1.5.0
+	var promoted release.Manifest
+	out = r.ok("release", "promote", "--keys", p.KeysDir, "--repo", p.RepoDir, "--from", "stable", "--to", "beta", "1.4.0", "--output", "json")
+	if err := json.Unmarshal([]byte(out), &promoted); err != nil || promoted.Channel != "beta" || promoted.Version != "1.4.0" || promoted.Notes != "Faster OCR." {
+		t.Fatalf("release promote --output json: %s %v", out, err)
+	}
+	if _, _, err := r.run("release", "promote", "--keys", p.KeysDir, "--repo", p.RepoDir, "--from", "stable", "--to", "beta", "1.4.0"); err == nil || !strings.Contains(err.Error(), "beta already has it") {
+		t.Fatalf("second promote: %v", err)
+	}
+	if _, _, err := r.run("release", "promote", "--keys", p.KeysDir, "--repo", p.RepoDir, "--from", "stable", "--to", "beta", "1.5.0"); err == nil || !strings.Contains(err.Error(), "revoked on stable") {
+		t.Fatalf("promote revoked: %v", err)
+	}
+	if ms, err := publish.List(p.RepoDir, "beta"); err != nil || len(ms) != 1 || ms[0].Version != "1.4.0" {
+		t.Fatalf("beta after promote: %+v %v", ms, err)
 	}
 	export := filepath.Join(dir, "stable.export")
 	r.ok("release", "export", "--repo", p.RepoDir, "--channel", "stable", "--out", export)
@@ -200,6 +219,8 @@ func TestCommandErrorsNameTheFix(t *testing.T) {
 		{[]string{"release", "refresh", "--keys", dir, "--repo", dir, "--objects", "s3://bucket"}, true, "not both"},
 		{[]string{"release", "refresh", "--keys", dir, "--objects", "s3://bucket"}, true, "--objects needs --database-url"},
 		{[]string{"release", "list", "--repo", dir, "--objects", "s3://bucket"}, true, "not both"},
+		{[]string{"release", "promote", "--keys", dir, "--repo", dir, "--from", "beta", "--to", "stable"}, true, "needs one VERSION"},
+		{[]string{"release", "promote", "--keys", dir, "--repo", dir, "--from", "beta", "1.4.0"}, true, "--to is required"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -63,6 +63,12 @@ func TestStaffTokensAndAuditCommands(t *testing.T) {
 	if len(recs) != 1 || recs[0].Actor.Name != "release-ci" || recs[0].Target != "stable/2.0.0" {
 		t.Fatalf("release.publish records: %+v", recs)
 	}
+	rel.ok("release", "promote", "--admin-token-file", tokenFile, "--keys", p.KeysDir, "--repo", p.RepoDir,
+		"--from", "stable", "--to", "beta", "2.0.0")
+	mustDecode(t, admin.ok("audit", "--action", "release.promote", "--output", "json"), &recs)
+	if len(recs) != 1 || recs[0].Actor.Name != "release-ci" || recs[0].Target != "beta/2.0.0" {
+		t.Fatalf("release.promote records: %+v", recs)
+	}
 	if text := admin.ok("audit"); !strings.Contains(text, "staff.remove") || !strings.Contains(text, "break-glass admin token (administrator)") {
 		t.Fatalf("audit text:\n%s", text)
 	}

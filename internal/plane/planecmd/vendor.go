@@ -353,6 +353,62 @@ func runReleaseRevoke(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
+func runReleasePromote(ctx context.Context, env Env, args []string) error {
+	fs := newFlags(env, "release promote", "--keys DIR (--repo DIR | --objects URL --database-url URL) --from C --to C [--allow-older] [--output text|json] VERSION",
+		"Publishes a release of one channel on another, e.g. from beta to stable once it has proven\n"+
+			"itself: the same artifacts and images, with a manifest naming the new channel, signed into\n"+
+			"that channel's targets, snapshot and timestamp metadata as publish does. Refused when the\n"+
+			"target channel already has the version or revoked it, when it is not live on --from, and\n"+
+			"when it is older than the target channel's newest release (unless --allow-older).\n"+
+			"With --plane-url the plane's audit log records who promoted it first; without, it is not audited.")
+	keys := fs.String("keys", "", "keys directory with the online keys (required)")
+	target := repoFlags(fs)
+	from := fs.String("from", "", "channel the release is live on (required)")
+	to := fs.String("to", "", "channel to publish it on (required)")
+	allowOlder := fs.Bool("allow-older", false, "promote a version older than the target channel's newest")
+	output := outputFlag(fs)
+	admin := adminFlags(fs)
+	// VERSION may come before, between or after the flags.
+	var positional []string
+	for rest := args; ; rest = fs.Args()[1:] {
+		if help, err := parseWithOutput(fs, rest, output); help || err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+	}
+	if len(positional) != 1 {
+		return fmt.Errorf("%w: release promote needs one VERSION, e.g. release promote --from beta --to stable 1.4.0", errUsage)
+	}
+	version := positional[0]
+	if err := required(fs, "keys", "from", "to"); err != nil {
+		return err
+	}
+	if err := target.check(env, true); err != nil {
+		return err
+	}
+	if err := reportRelease(ctx, env, admin, "release.promote", *to, version); err != nil {
+		return fmt.Errorf("release promote %s to %s: %w", version, *to, err)
+	}
+	var m release.Manifest
+	err := target.write(ctx, env, *to, func(ctx context.Context, dir string) (err error) {
+		m, err = publish.Promote(ctx, dir, *keys, publish.PromoteOptions{Version: version, From: *from, To: *to,
+			AllowOlder: *allowOlder}, env.Now())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release %w", err)
+	}
+	if *output == "json" {
+		return writeJSONOut(env, m)
+	}
+	fmt.Fprintf(env.Stdout, "Promoted %s from %s to %s: %d artifacts, %d images, upgrades from %s, schema %d-%d.\n",
+		m.Version, *from, m.Channel, len(m.Artifacts), len(m.Images), m.MinFrom, m.Schema.Min, m.Schema.Max)
+	return nil
+}
+
 func runReleaseRefresh(ctx context.Context, env Env, args []string) error {
 	fs := newFlags(env, "release refresh", "--keys DIR (--repo DIR | --objects URL --database-url URL)",
 		"Re-signs timestamp and snapshot metadata that is close to expiry on every channel.\n"+

@@ -338,27 +338,36 @@ func Publish(ctx context.Context, repoDir, keysDir string, o PublishOptions, now
 		m.Artifacts[name] = release.Artifact{Target: target, SHA256: sha, Size: tf.Length}
 		r.targets.Signed.Targets[target] = tf
 	}
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return release.Manifest{}, fmt.Errorf("publish: encode manifest: %w", err)
-	}
-	if _, err := release.ParseManifest(data); err != nil {
+	if err := r.addManifest(m); err != nil {
 		return release.Manifest{}, fmt.Errorf("publish: %w", err)
 	}
-	mt := release.ManifestTarget(o.Version)
-	tf, err := metadata.TargetFile().FromBytes(mt, data, "sha256")
-	if err != nil {
-		return release.Manifest{}, fmt.Errorf("publish: manifest target: %w", err)
-	}
-	sha, _ := targetSHA256(tf)
-	if err := writeAtomic(targetDiskPath(dir, mt, sha), data); err != nil {
-		return release.Manifest{}, fmt.Errorf("publish: write manifest: %w", err)
-	}
-	r.targets.Signed.Targets[mt] = tf
 	if err := r.commit(k, now, true, true); err != nil {
 		return release.Manifest{}, fmt.Errorf("publish: %w", err)
 	}
 	return m, nil
+}
+
+// addManifest writes m as target releases/<version>.json, checked by the
+// parser agents use, and adds it to the unsigned targets.
+func (r *channelRepo) addManifest(m release.Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	if _, err := release.ParseManifest(data); err != nil {
+		return err
+	}
+	mt := release.ManifestTarget(m.Version)
+	tf, err := metadata.TargetFile().FromBytes(mt, data, "sha256")
+	if err != nil {
+		return fmt.Errorf("manifest target: %w", err)
+	}
+	sha, _ := targetSHA256(tf)
+	if err := writeAtomic(targetDiskPath(r.dir, mt, sha), data); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	r.targets.Signed.Targets[mt] = tf
+	return nil
 }
 
 // copyTarget streams a local file into the channel's targets under its
