@@ -8,8 +8,8 @@
 // diagnostic requests; every payload is appended to the customer's egress
 // ledger before it leaves.
 //
-// Its only view of the document service is docsvc's internal /readyz and
-// /metrics (package collect). It imports no document, storage or queue code
+// Its only view of the document service is docsvc's internal
+// /metrics/summary (package collect). It imports no document, storage or queue code
 // and no SQS client, and reaches S3 only through internal/exchange, for the
 // exchange bucket alone; cmd/tether-agent's dependency test enforces that.
 // The files it keeps in its data directory are listed in docs/agent.md
@@ -91,7 +91,7 @@ type Agent struct {
 	next          ed25519.PrivateKey // the pending key rekey moves to; nil when none
 	install       Install
 	lic           license.License
-	prevMetrics   *collect.Metrics
+	prevSummary   *collect.Summary
 	docsvcVersion string
 	schemaVersion int64
 	objects       int64
@@ -470,11 +470,8 @@ func (a *Agent) ensureActivated(ctx context.Context) error {
 // the heartbeat did not reach the plane, or nil.
 func (a *Agent) tick(ctx context.Context) error {
 	snap := a.docsvc.Scrape(ctx, a.now())
-	if snap.ReadyzErr != nil {
-		a.log.Warn("docsvc readyz unavailable", "err", snap.ReadyzErr)
-	}
-	if snap.MetricsErr != nil {
-		a.log.Warn("docsvc metrics unavailable", "err", snap.MetricsErr)
+	if snap.Err != nil {
+		a.log.Warn("docsvc summary unavailable", "err", snap.Err)
 	}
 	if a.holdFirst(snap) {
 		a.log.Info("docsvc not ready yet; holding the first heartbeat",

@@ -187,15 +187,9 @@ func (a *Agent) collectBundle() ([]diagspool.PreviewFile, error) {
 	versions := map[string]any{"agent": Version, "docsvc": a.docsvcVersion, "schema": a.schemaVersion}
 	a.mu.Unlock()
 
-	docsvc := map[string]any{"schema_version": snap.Metrics.SchemaVersion, "scraped_at": snap.At.UTC()}
-	if snap.ReadyzErr == nil && snap.Readyz.Status != "" {
-		checks := map[string]string{}
-		for name, c := range snap.Readyz.Checks {
-			checks[name] = c.Status // statuses only: details are docsvc's text
-		}
-		docsvc["status"], docsvc["checks"], docsvc["queue"] = snap.Readyz.Status, checks, snap.Readyz.Queue
-	} else {
-		docsvc["status"] = "unreachable"
+	docsvc := map[string]any{"schema_version": snap.Summary.SchemaVersion, "scraped_at": snap.At.UTC(), "status": "unreachable"}
+	if snap.Err == nil && snap.Summary.Status != "" {
+		docsvc["status"], docsvc["checks"], docsvc["queue"] = snap.Summary.Status, snap.Summary.Checks, snap.Summary.Queue
 	}
 	files := map[string]any{
 		"versions.json":       versions,
