@@ -283,11 +283,11 @@ func (b *bundle) heartbeats() []wire.Heartbeat {
 	b.t.Helper()
 	var out []wire.Heartbeat
 	for _, r := range b.received("POST", "/v1/heartbeat") {
-		hb, err := wire.DecodeHeartbeat(r.Body)
+		hb, err := wire.Decode[wire.Heartbeat](r.Body)
 		if err != nil {
 			b.t.Fatalf("plane got an invalid heartbeat: %v", err)
 		}
-		out = append(out, *hb)
+		out = append(out, hb)
 	}
 	return out
 }
@@ -598,13 +598,13 @@ func TestTelemetryOnSendsDailyAggregates(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("telemetry requests = %d, want exactly 1 per day", len(got))
 	}
-	tel, err := wire.DecodeTelemetry(got[0].Body)
+	tel, err := wire.Decode[wire.Telemetry](got[0].Body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := wire.Telemetry{Day: day, DocumentsProcessed: 5, DocumentsFailed: 2, Pages: 27, BytesBucket: "1-10GB"}
-	if *tel != want {
-		t.Fatalf("telemetry = %+v, want %+v", *tel, want)
+	if tel != want {
+		t.Fatalf("telemetry = %+v, want %+v", tel, want)
 	}
 	if !inLedger(b.cfg.DataDir+"/egress.ledger", got[0].Body) {
 		t.Fatal("telemetry sent but not in the ledger")

@@ -42,7 +42,7 @@ func (a *Agent) pollDiagnostics(ctx context.Context) {
 	}
 	var reqs wire.DiagnosticRequests
 	if err == nil {
-		reqs, err = wire.DecodeDiagnosticRequests(out)
+		reqs, err = wire.Decode[wire.DiagnosticRequests](out)
 	}
 	if err != nil {
 		a.log.Warn("poll diagnostics", "err", err)

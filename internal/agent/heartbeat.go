@@ -126,32 +126,32 @@ func errorRate(prev, cur *collect.Summary) float64 {
 
 // sendHeartbeat validates, ledgers and sends one heartbeat. Its errors are
 // *planeError, whose class says why (see failureClass).
-func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (*wire.HeartbeatResponse, error) {
+func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (resp wire.HeartbeatResponse, err error) {
 	// The ledger's head before this heartbeat's own entry, so the plane can
 	// keep the highest and notice a ledger cut short (docs/protocol.md).
 	seq, hash, err := a.plane.ledger.Head()
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failLedger, err: err})
+		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failLedger, err: err})
 	}
 	hb.LedgerHead = wire.LedgerHead{Count: int64(seq), SHA256: hash}
 	if err := hb.Validate(); err != nil {
 		// wire's errors name the field and rule, never the value.
-		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
+		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
 	}
 	body, err := json.Marshal(hb)
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
+		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
 	}
 	status, out, err := a.plane.send(ctx, ledger.KindHeartbeat, "POST", "/v1/heartbeat", body, true)
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", err)
+		return resp, fmt.Errorf("agent: heartbeat: %w", err)
 	}
 	if status != 200 {
-		return nil, fmt.Errorf("agent: heartbeat: %w", statusError(status, out))
+		return resp, fmt.Errorf("agent: heartbeat: %w", statusError(status, out))
 	}
-	resp, err := wire.DecodeHeartbeatResponse(out)
+	resp, err = wire.Decode[wire.HeartbeatResponse](out)
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failAnswer, err: err})
+		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failAnswer, err: err})
 	}
 	return resp, nil
 }

@@ -317,7 +317,7 @@ func (a *Agent) activate(ctx context.Context, token string) (Install, error) {
 	if status != 200 {
 		return Install{}, fmt.Errorf("agent: activate: plane answered %d", status)
 	}
-	ar, err := wire.DecodeActivationResponse(resp)
+	ar, err := wire.Decode[wire.ActivationResponse](resp)
 	if err != nil {
 		return Install{}, fmt.Errorf("agent: activate: %w", err)
 	}

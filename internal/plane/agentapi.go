@@ -83,7 +83,7 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request) {
 		s.wireError(w, r, "activation", err)
 		return
 	}
-	req, err := wire.DecodeActivationRequest(body)
+	req, err := wire.Decode[wire.ActivationRequest](body)
 	if err != nil {
 		s.wireError(w, r, "activation", err)
 		return
@@ -124,7 +124,7 @@ func (s *Server) handleRekey(w http.ResponseWriter, r *http.Request) {
 		s.wireError(w, r, "rekey", err)
 		return
 	}
-	req, err := wire.DecodeRekeyRequest(body)
+	req, err := wire.Decode[wire.RekeyRequest](body)
 	if err != nil {
 		s.wireError(w, r, "rekey", err)
 		return
@@ -185,7 +185,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.wireError(w, r, "heartbeat", err)
 		return
 	}
-	hb, err := wire.DecodeHeartbeat(body)
+	hb, err := wire.Decode[wire.Heartbeat](body)
 	if err != nil {
 		s.wireError(w, r, "heartbeat", err)
 		return
@@ -200,7 +200,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	pending, err := s.store.RecordHeartbeat(r.Context(), id, HeartbeatRecord{
 		Version:      hb.Versions.Docsvc,
 		Channel:      hb.Channel,
-		Health:       OverallHealth(hb),
+		Health:       OverallHealth(&hb),
 		LicenseState: hb.License.State,
 		Body:         clean,
 		LedgerCount:  hb.LedgerHead.Count,
@@ -223,7 +223,7 @@ func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
 		s.wireError(w, r, "telemetry", err)
 		return
 	}
-	t, err := wire.DecodeTelemetry(body)
+	t, err := wire.Decode[wire.Telemetry](body)
 	if err != nil {
 		s.wireError(w, r, "telemetry", err)
 		return

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -31,7 +32,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// MaxPayload is the largest encoded payload any Decode function accepts.
+// MaxPayload is the largest encoded payload Decode accepts.
 // A heartbeat is well under 2 KiB; the cap bounds what a misbehaving peer
 // can make the other side buffer and parse.
 const MaxPayload = 64 << 10
@@ -533,26 +534,27 @@ func StorageBucket(objects, bytes int64) (objectsBucket, bytesBucket string) {
 // validator is what every payload type implements.
 type validator interface{ Validate() error }
 
-// decode is the one strict JSON decoder behind every Decode function: size
-// cap, then exactly one JSON value whose object keys are each known to the
-// payload type, spelled exactly (encoding/json would take "Channel" for
+// Decode is the one strict JSON decoder for every payload: size cap, then
+// exactly one JSON value whose object keys are each known to the payload
+// type, spelled exactly (encoding/json would take "Channel" for
 // "channel"), and given once (encoding/json keeps the last of two), in
 // valid UTF-8; then Validate. A payload means one thing to everyone who
 // reads it. The decoder is JSON v2 (github.com/go-json-experiment/json, the
 // Go team's encoding/json/v2), whose defaults are exactly these rules.
-func decode[T any, PT interface {
+func Decode[T any, PT interface {
 	*T
 	validator
-}](typ string, data []byte) (*T, error) {
+}](data []byte) (T, error) {
+	var v T
+	typ := reflect.TypeFor[T]().Name()
 	if len(data) > MaxPayload {
-		return nil, fmt.Errorf("wire: decode %s: %w: %d bytes is over the %d byte limit", typ, ErrMalformed, len(data), MaxPayload)
+		return v, fmt.Errorf("wire: decode %s: %w: %d bytes is over the %d byte limit", typ, ErrMalformed, len(data), MaxPayload)
 	}
-	v := new(T)
-	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
-		return nil, fmt.Errorf("wire: decode %s: %w: %s", typ, ErrMalformed, describe(err))
+	if err := jsonv2.Unmarshal(data, &v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return v, fmt.Errorf("wire: decode %s: %w: %s", typ, ErrMalformed, describe(err))
 	}
-	if err := PT(v).Validate(); err != nil {
-		return nil, err
+	if err := PT(&v).Validate(); err != nil {
+		return *new(T), err
 	}
 	return v, nil
 }
@@ -593,36 +595,6 @@ func fieldPath(p jsontext.Pointer) string {
 	return strings.Join(parts, ".")
 }
 
-// DecodeActivationRequest strictly decodes and validates an activation request.
-func DecodeActivationRequest(data []byte) (*ActivationRequest, error) {
-	return decode[ActivationRequest]("activation_request", data)
-}
-
-// DecodeRekeyRequest strictly decodes and validates a re-key request.
-func DecodeRekeyRequest(data []byte) (*RekeyRequest, error) {
-	return decode[RekeyRequest]("rekey_request", data)
-}
-
-// DecodeActivationResponse strictly decodes and validates an activation response.
-func DecodeActivationResponse(data []byte) (*ActivationResponse, error) {
-	return decode[ActivationResponse]("activation_response", data)
-}
-
-// DecodeHeartbeat strictly decodes and validates a heartbeat.
-func DecodeHeartbeat(data []byte) (*Heartbeat, error) {
-	return decode[Heartbeat]("heartbeat", data)
-}
-
-// DecodeHeartbeatResponse strictly decodes and validates a heartbeat response.
-func DecodeHeartbeatResponse(data []byte) (*HeartbeatResponse, error) {
-	return decode[HeartbeatResponse]("heartbeat_response", data)
-}
-
-// DecodeTelemetry strictly decodes and validates a telemetry report.
-func DecodeTelemetry(data []byte) (*Telemetry, error) {
-	return decode[Telemetry]("telemetry", data)
-}
-
 // DiagnosticRequests is the answer to GET /v1/diagnostics.
 type DiagnosticRequests []DiagnosticRequest
 
@@ -644,14 +616,4 @@ func (ds *DiagnosticRequests) Validate() error {
 		}
 	}
 	return nil
-}
-
-// DecodeDiagnosticRequests strictly decodes and validates the plane's list of
-// pending diagnostic requests.
-func DecodeDiagnosticRequests(data []byte) (DiagnosticRequests, error) {
-	ds, err := decode[DiagnosticRequests]("diagnostic_requests", data)
-	if err != nil {
-		return nil, err
-	}
-	return *ds, nil
 }
