@@ -12,11 +12,13 @@ package release
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -226,72 +228,30 @@ func ParseVersion(s string) (Version, error) {
 	return v, nil
 }
 
-func isNumeric(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // Compare returns -1, 0 or +1 as v is older than, as old as, or newer than w,
 // following semver precedence (a pre-release is older than its release;
 // alpha < beta < dev < preview < rc, as words compare).
 func (v Version) Compare(w Version) int {
-	for _, d := range [][2]uint64{{v.Major, w.Major}, {v.Minor, w.Minor}, {v.Patch, w.Patch}} {
-		if d[0] != d[1] {
-			if d[0] < d[1] {
-				return -1
-			}
-			return 1
-		}
+	if c := cmp.Or(cmp.Compare(v.Major, w.Major), cmp.Compare(v.Minor, w.Minor), cmp.Compare(v.Patch, w.Patch)); c != 0 {
+		return c
 	}
-	switch {
-	case len(v.Pre) == 0 && len(w.Pre) == 0:
-		return 0
-	case len(v.Pre) == 0:
-		return 1
-	case len(w.Pre) == 0:
-		return -1
+	if len(v.Pre) == 0 || len(w.Pre) == 0 {
+		return cmp.Compare(len(w.Pre), len(v.Pre))
 	}
-	for i := 0; i < len(v.Pre) && i < len(w.Pre); i++ {
-		if c := compareIdent(v.Pre[i], w.Pre[i]); c != 0 {
-			return c
-		}
-	}
-	switch {
-	case len(v.Pre) < len(w.Pre):
-		return -1
-	case len(v.Pre) > len(w.Pre):
-		return 1
-	}
-	return 0
+	return slices.CompareFunc(v.Pre, w.Pre, compareIdent)
 }
 
+// compareIdent orders pre-release identifiers: numbers (which have no
+// leading zeros, so the longer is larger), then words; digits sort before
+// letters, so one comparison does the rest.
 func compareIdent(a, b string) int {
-	an, bn := isNumeric(a), isNumeric(b)
-	switch {
-	case an && bn:
-		// Compare numerically without overflow: shorter is smaller (no
-		// leading zeros), equal lengths compare lexically.
-		if len(a) != len(b) {
-			if len(a) < len(b) {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a, b)
-	case an:
-		return -1
-	case bn:
-		return 1
+	if isNumeric(a) && isNumeric(b) {
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 	}
 	return strings.Compare(a, b)
 }
+
+func isNumeric(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
 // CompareVersions parses and compares two versions (see Version.Compare).
 func CompareVersions(a, b string) (int, error) {
