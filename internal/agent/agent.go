@@ -228,7 +228,6 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 		a.exch = exchange.NewMirror(exchange.New(awsCfg, cfg.ExchangeBucket, nil), cfg.DataDir, a.now)
 	}
 	if err := a.newReleases(ctx); err != nil {
-		a.Close()
 		return nil, err
 	}
 	if a.keys, err = a.keyStore(ctx); err != nil {
