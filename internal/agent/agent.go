@@ -17,6 +17,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -153,9 +154,7 @@ func (o *Options) defaults() {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
+	o.HTTPClient = cmp.Or(o.HTTPClient, &http.Client{Timeout: 30 * time.Second})
 	// Never follow a redirect: the agent talks to the plane URL the customer
 	// configured and nowhere else. Following one would let the plane send a
 	// signed request (and its body) to any host, including inside the
@@ -163,18 +162,10 @@ func (o *Options) defaults() {
 	c := *o.HTTPClient
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	o.HTTPClient = &c
-	if o.RetryBase == 0 {
-		o.RetryBase = time.Second
-	}
-	if o.RetryMax == 0 {
-		o.RetryMax = 5 * time.Minute
-	}
-	if o.UpdateEvery == 0 {
-		o.UpdateEvery = time.Hour
-	}
-	if o.LicenseEvery == 0 {
-		o.LicenseEvery = 24 * time.Hour
-	}
+	o.RetryBase = cmp.Or(o.RetryBase, time.Second)
+	o.RetryMax = cmp.Or(o.RetryMax, 5*time.Minute)
+	o.UpdateEvery = cmp.Or(o.UpdateEvery, time.Hour)
+	o.LicenseEvery = cmp.Or(o.LicenseEvery, 24*time.Hour)
 }
 
 func (a *Agent) path(name ...string) string {

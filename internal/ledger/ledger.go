@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,11 +143,7 @@ func DecodeLine(line []byte) (Entry, error) {
 }
 
 func checkFields(kind, destination string) error {
-	known := false
-	for _, k := range kinds {
-		known = known || kind == k
-	}
-	if !known {
+	if !slices.Contains(kinds, kind) {
 		return fmt.Errorf("kind must be one of %s", strings.Join(kinds, ", "))
 	}
 	if destination == "" || len(destination) > maxDestination {
@@ -235,10 +232,7 @@ func lastLine(f *os.File, size int64) ([]byte, error) {
 	const chunk = 64 << 10
 	start := size - 1 // position of the final newline; search before it
 	for start > 0 {
-		n := int64(chunk)
-		if start < n {
-			n = start
-		}
+		n := min(start, chunk)
 		buf := make([]byte, n)
 		if _, err := f.ReadAt(buf, start-n); err != nil {
 			return nil, err

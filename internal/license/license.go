@@ -30,6 +30,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // Verification failures. A file that parses but whose signature (or key ID)
@@ -72,11 +74,7 @@ const (
 	Expired State = "expired" // from ExpiresAt+GraceSeconds on
 )
 
-var (
-	idRe          = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	channelRe     = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	entitlementRe = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
-)
+var entitlementRe = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 
 const maxCustomerLen = 200
 
@@ -88,7 +86,7 @@ const MaxGrace = 3650 * 24 * time.Hour
 // customer outage, but nor should an unusable license be silently accepted).
 func (l License) Validate() error {
 	switch {
-	case !idRe.MatchString(l.ID):
+	case !wire.ValidID(l.ID):
 		return errors.New("license: id must be 1-64 characters of A-Z a-z 0-9 _ -")
 	case l.Customer == "" || len(l.Customer) > maxCustomerLen:
 		return fmt.Errorf("license: customer must be 1-%d bytes", maxCustomerLen)
@@ -102,7 +100,7 @@ func (l License) Validate() error {
 		return errors.New("license: at least one channel is required")
 	}
 	for i, ch := range l.Channels {
-		if !channelRe.MatchString(ch) {
+		if !wire.ValidChannel(ch) {
 			return fmt.Errorf("license: channels[%d] must be 1-32 characters of a-z 0-9 -", i)
 		}
 	}

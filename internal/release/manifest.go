@@ -74,7 +74,6 @@ const (
 var ErrInvalid = errors.New("invalid")
 
 var (
-	channelRE  = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	sha256RE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	imageRefRE = regexp.MustCompile(`^[a-z0-9]+(?:[._:/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
@@ -83,7 +82,7 @@ var (
 // ValidateChannel checks a channel name: 1 to 32 of [a-z0-9-]. Channel names
 // become directory names and URL segments, so nothing else is allowed.
 func ValidateChannel(channel string) error {
-	if !channelRE.MatchString(channel) {
+	if !wire.ValidChannel(channel) {
 		return fmt.Errorf("channel name must be 1-32 of [a-z0-9-]: %w", ErrInvalid)
 	}
 	return nil

@@ -324,12 +324,9 @@ func (c *checker) fail(field, rule string) {
 }
 
 func (c *checker) oneOf(field, v string, allowed []string) {
-	for _, a := range allowed {
-		if v == a {
-			return
-		}
+	if !slices.Contains(allowed, v) {
+		c.fail(field, "must be one of "+strings.Join(allowed, ", "))
 	}
-	c.fail(field, "must be one of "+strings.Join(allowed, ", "))
 }
 
 func (c *checker) count(field string, v int64) {
