@@ -24,7 +24,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +36,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Key prefixes and names in the bucket.
@@ -234,19 +234,14 @@ type Decision struct {
 }
 
 // ParseDecision reads a decision.json strictly: one JSON object with only
-// the fields above, each well-formed.
+// the fields above, each once and well-formed.
 func ParseDecision(data []byte) (Decision, error) {
 	var d Decision
 	if len(data) > maxDecision {
 		return d, fmt.Errorf("decision.json is %d bytes, over %d: it is not one tetherctl wrote; write it with tetherctl diag approve|decline", len(data), maxDecision)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
+	if err := jsonv2.Unmarshal(data, &d, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return Decision{}, fmt.Errorf("decision.json is not a decision (%v); write it with tetherctl diag approve|decline", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Decision{}, errors.New("decision.json has more after its object; write it with tetherctl diag approve|decline")
 	}
 	switch d.Decision {
 	case Approve:

@@ -16,7 +16,6 @@
 package license
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -26,11 +25,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"slices"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -146,19 +145,11 @@ func Verify(pub ed25519.PublicKey, file []byte) (License, error) {
 	return l, nil
 }
 
-// strictDecode decodes exactly one JSON value with no unknown fields. The
-// errors are encoding/json's; license files are the vendor's, not customer
-// content, so quoting them is harmless and helps support.
+// strictDecode decodes exactly one JSON value whose fields are each known
+// and given once (JSON v2's defaults, as in wire.Decode). Its errors may
+// quote the file: license files are the vendor's, not customer content.
 func strictDecode(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
+	return jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true))
 }
 
 // StateAt is the license's state at now. The boundaries are exact: at

@@ -11,12 +11,9 @@
 package release
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"slices"
 	"sort"
@@ -25,6 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -169,21 +167,17 @@ func (m Manifest) Validate() error {
 	return nil
 }
 
-// ParseManifest decodes and validates a manifest. It is strict: unknown
-// fields, trailing data and oversized input are refused, because for the
+// ParseManifest decodes and validates a manifest. It is strict (JSON v2's
+// defaults, as in wire.Decode): unknown or repeated fields, trailing data and
+// oversized input are refused, because for the
 // agent a manifest is outside input even after go-tuf checked its hash.
 func ParseManifest(data []byte) (Manifest, error) {
 	if len(data) > maxManifestBytes {
 		return Manifest{}, fmt.Errorf("parse manifest: larger than %d bytes: %w", maxManifestBytes, ErrInvalid)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := jsonv2.Unmarshal(data, &m, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return Manifest{}, fmt.Errorf("parse manifest: %w: %w", ErrInvalid, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Manifest{}, fmt.Errorf("parse manifest: trailing data: %w", ErrInvalid)
 	}
 	if err := m.Validate(); err != nil {
 		return Manifest{}, fmt.Errorf("parse manifest: %w", err)
