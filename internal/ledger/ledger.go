@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/tetherhq/tether/internal/atomicfile"
 )
 
@@ -290,9 +292,7 @@ func readHead(path string) (head, error) {
 		return head{}, err
 	}
 	var h head
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&h); err != nil || len(h.Hash) != 64 {
+	if err := jsonv2.Unmarshal(data, &h, jsonv2.RejectUnknownMembers(true)); err != nil || len(h.Hash) != 64 {
 		return head{}, fmt.Errorf("%w: head file is not a ledger head", ErrTampered)
 	}
 	return h, nil
