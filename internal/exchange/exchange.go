@@ -37,6 +37,8 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // Key prefixes and names in the bucket.
@@ -245,11 +247,11 @@ func ParseDecision(data []byte) (Decision, error) {
 	}
 	switch d.Decision {
 	case Approve:
-		if !isSHA256(d.ManifestSHA256) {
+		if !wire.ValidSHA256(d.ManifestSHA256) {
 			return Decision{}, fmt.Errorf("decision.json: manifest_sha256 %q is not 64 lowercase hex digits; an approval names the manifest previewed", d.ManifestSHA256)
 		}
 	case Decline:
-		if d.ManifestSHA256 != "" && !isSHA256(d.ManifestSHA256) {
+		if d.ManifestSHA256 != "" && !wire.ValidSHA256(d.ManifestSHA256) {
 			return Decision{}, fmt.Errorf("decision.json: manifest_sha256 %q is not 64 lowercase hex digits", d.ManifestSHA256)
 		}
 	default:
@@ -262,14 +264,6 @@ func ParseDecision(data []byte) (Decision, error) {
 		return Decision{}, errors.New("decision.json: at is missing: it says when the decision was made")
 	}
 	return d, nil
-}
-
-func isSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil && strings.ToLower(s) == s
 }
 
 func validARN(s string) bool {

@@ -10,6 +10,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 const testARN = "arn:aws:iam::123456789012:user/operator"
@@ -59,7 +60,7 @@ func FuzzParseDecision(f *testing.F) {
 			return
 		}
 		if (d.Decision != Approve && d.Decision != Decline) || !validARN(d.By) || d.At.IsZero() ||
-			(d.Decision == Approve && !isSHA256(d.ManifestSHA256)) {
+			(d.Decision == Approve && !wire.ValidSHA256(d.ManifestSHA256)) {
 			t.Fatalf("accepted %+v", d)
 		}
 	})

@@ -73,7 +73,6 @@ var ErrInvalid = errors.New("invalid")
 
 var (
 	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	sha256RE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	imageRefRE = regexp.MustCompile(`^[a-z0-9]+(?:[._:/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
 )
 
@@ -128,7 +127,7 @@ func (m Manifest) Validate() error {
 		if a.Target != ArtifactTarget(m.Version, name) {
 			return fmt.Errorf("manifest artifact target must be %s: %w", ArtifactTarget(m.Version, name), ErrInvalid)
 		}
-		if !sha256RE.MatchString(a.SHA256) {
+		if !wire.ValidSHA256(a.SHA256) {
 			return fmt.Errorf("manifest artifact sha256 must be 64 lowercase hex: %w", ErrInvalid)
 		}
 		if a.Size < 0 {

@@ -195,7 +195,7 @@ func CheckLedgerHead(count int64, hash string) string {
 	switch {
 	case count < 0 || count > maxCount:
 		return "count must be between 0 and 2^53"
-	case !ledgerHashRe.MatchString(hash):
+	case !ValidSHA256(hash):
 		return "sha256 must be 64 lowercase hex digits"
 	case (count == 0) != (hash == LedgerGenesis):
 		return "sha256 must be 64 zeros exactly when count is 0"
@@ -286,16 +286,20 @@ var (
 	// version field a free-text channel.
 	semverRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
 		`(-(alpha|beta|rc|dev|preview)(\.(0|[1-9][0-9]*))*)?$`)
-	channelRe    = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	idRe         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	tokenRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
-	dayRe        = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
-	ledgerHashRe = regexp.MustCompile(`^[0-9a-f]{64}$`) // one spelling per hash
+	channelRe = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	idRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	tokenRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+	dayRe     = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+	sha256Re  = regexp.MustCompile(`^[0-9a-f]{64}$`) // one spelling per hash
 )
 
 // maxSemverLen bounds versions: the regexp alone would allow a long
 // pre-release tag.
 const maxSemverLen = 64
+
+// ValidSHA256 reports whether s is a SHA-256 in its one spelling: 64
+// lowercase hex digits.
+func ValidSHA256(s string) bool { return sha256Re.MatchString(s) }
 
 // ValidChannel reports whether ch is a well-formed channel name.
 func ValidChannel(ch string) bool { return channelRe.MatchString(ch) }
