@@ -604,17 +604,15 @@ const maxDiagnosticRequests = 100
 
 // Validate checks the list's length and every request in it.
 func (ds *DiagnosticRequests) Validate() error {
+	c := checker{typ: "diagnostic_requests"}
 	if len(*ds) > maxDiagnosticRequests {
-		return &FieldError{Type: "diagnostic_requests", Field: "[]", Rule: "must have at most 100 entries"}
+		c.fail("[]", "must have at most 100 entries")
 	}
-	for i := range *ds {
-		if err := (*ds)[i].Validate(); err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
-				return &FieldError{Type: "diagnostic_requests", Field: fmt.Sprintf("[%d].%s", i, fe.Field), Rule: fe.Rule}
-			}
-			return err
+	for i, d := range *ds {
+		var fe *FieldError
+		if errors.As(d.Validate(), &fe) {
+			c.fail(fmt.Sprintf("[%d].%s", i, fe.Field), fe.Rule)
 		}
 	}
-	return nil
+	return c.err
 }
