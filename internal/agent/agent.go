@@ -34,6 +34,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/atomicfile"
@@ -82,7 +83,7 @@ type Agent struct {
 	keys   keyStore
 	logs   *rotatingFile
 	exch   *exchange.Mirror // nil without --exchange-bucket
-	rel    *releases
+	ssm    *ssm.Client      // the release record's; nil on the local runtime
 
 	licPub  []byte // raw license public key, re-used by the daily check
 	licFile []byte

@@ -62,7 +62,7 @@ func (a *Agent) buildHeartbeat(s collect.Snapshot) wire.Heartbeat {
 		// Only a version go-tuf verified can be here (see checkUpdates).
 		AvailableRelease: a.status.AvailableRelease,
 	}
-	hb.Release, hb.LastUpgrade = a.rel.Report()
+	hb.Release, hb.LastUpgrade = a.status.Release, a.status.LastUpgrade
 
 	// api is docsvc's own answer; the other components come from its checks.
 	sum, api := s.Summary, "down"
