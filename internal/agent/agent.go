@@ -33,8 +33,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/atomicfile"
@@ -72,7 +74,7 @@ type Options struct {
 
 // Agent is one running agent.
 type Agent struct {
-	alarms *cloudwatch.Client // the capacity alarms' states (warnings.go); nil until first read
+	alarms *cloudwatch.Client // the capacity alarms' states (warnings.go); nil without --alarm-prefix
 	cfg    Config
 	opts   Options
 	log    *slog.Logger
@@ -212,17 +214,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	a.plane = &planeClient{base: cfg.PlaneURL, http: opts.HTTPClient, ledger: led, now: a.now}
 	a.docsvc = &collect.Client{BaseURL: cfg.DocsvcURL, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: opts.HTTPClient.Transport}}
 
-	if cfg.ExchangeBucket != "" {
-		awsCfg, err := a.awsConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("agent: AWS configuration for the exchange bucket: %w", err)
-		}
-		a.exch = exchange.NewMirror(exchange.New(awsCfg, cfg.ExchangeBucket, nil), cfg.DataDir, a.now)
-	}
-	if err := a.newReleases(ctx); err != nil {
-		return nil, err
-	}
-	if a.keys, err = a.keyStore(ctx); err != nil {
+	if err := a.awsClients(ctx); err != nil {
 		return nil, err
 	}
 	key, created, err := loadOrCreateKey(ctx, a.keys)
@@ -257,24 +249,40 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	return a, nil
 }
 
-func (a *Agent) keyStore(ctx context.Context) (keyStore, error) {
-	if a.cfg.IdentitySecret == "" {
-		return fileKeys{path: a.path("identity.key")}, nil
+// awsClients makes the AWS clients of the features configured, with
+// Options.AWSConfig or the SDK's default chain (in ECS, the task role):
+// the exchange bucket's, the identity secret's, the release record's (SSM)
+// and the alarms' (CloudWatch).
+func (a *Agent) awsClients(ctx context.Context) error {
+	a.keys = fileKeys{path: a.path("identity.key")}
+	c := a.cfg
+	if c.ExchangeBucket == "" && c.IdentitySecret == "" && c.ReleaseRecord == "" && c.AlarmPrefix == "" {
+		return nil
 	}
-	awsCfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("agent: AWS configuration for the identity secret: %w", err)
-	}
-	return secretKeys{client: secretsmanager.NewFromConfig(awsCfg), id: a.cfg.IdentitySecret}, nil
-}
-
-// awsConfig is Options.AWSConfig, or the SDK's default chain (in ECS, the
-// task role).
-func (a *Agent) awsConfig(ctx context.Context) (aws.Config, error) {
+	var awsCfg aws.Config
+	var err error
 	if a.opts.AWSConfig != nil {
-		return *a.opts.AWSConfig, nil
+		awsCfg = *a.opts.AWSConfig
+	} else if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
+		return fmt.Errorf("agent: AWS configuration: %w", err)
 	}
-	return awsconfig.LoadDefaultConfig(ctx)
+	if c.ExchangeBucket != "" {
+		a.exch = exchange.NewMirror(exchange.New(awsCfg, c.ExchangeBucket, nil), c.DataDir, a.now)
+	}
+	if c.IdentitySecret != "" {
+		a.keys = secretKeys{client: secretsmanager.NewFromConfig(awsCfg), id: c.IdentitySecret}
+	}
+	if c.ReleaseRecord != "" {
+		a.ssm = ssm.NewFromConfig(awsCfg)
+	}
+	if c.AlarmPrefix != "" {
+		// The query protocol, which CloudWatch serves beside the SDK's
+		// default and tetherctl uses too (docs/decisions/0007-aws-api-emulator.md).
+		a.alarms = cloudwatch.NewFromConfig(awsCfg, func(o *cloudwatch.Options) {
+			o.Protocol = awsquery.New(cwschemas.GraniteServiceVersion20100801)
+		})
+	}
+	return nil
 }
 
 // loadLicense verifies the license offline. A file that does not verify

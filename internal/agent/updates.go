@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-
 	"github.com/tetherhq/tether/internal/releasestate"
 	"github.com/tetherhq/tether/internal/updater"
 )
@@ -45,22 +43,10 @@ func (a *Agent) initUpdater() error {
 	return nil
 }
 
-// newReleases sets up reading the release record (internal/releasestate)
-// from SSM on AWS, or else from the data directory. The agent only reads
-// it: tether-upgrade applies staged releases, tetherctl the others.
-func (a *Agent) newReleases(ctx context.Context) error {
-	if a.cfg.ReleaseRecord != "" {
-		c, err := a.awsConfig(ctx)
-		if err != nil {
-			return fmt.Errorf("agent: AWS configuration for the release record: %w", err)
-		}
-		a.ssm = ssm.NewFromConfig(c)
-	}
-	return nil
-}
-
-// refreshReleases reads the release record for the heartbeat and status;
-// Run calls it before every heartbeat. An unreadable record keeps the
+// refreshReleases reads the release record (internal/releasestate) for the
+// heartbeat and status, from SSM on AWS or else the data directory; Run
+// calls it before every heartbeat. The agent only reads it: tether-upgrade
+// applies staged releases, tetherctl the others. An unreadable record keeps the
 // previous report.
 func (a *Agent) refreshReleases(ctx context.Context) {
 	h, err := releasestate.Read(ctx, a.ssm, a.cfg.ReleaseRecord, a.path(releasestate.LocalFile))
