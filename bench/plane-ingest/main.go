@@ -220,7 +220,7 @@ func measure(ctx context.Context, pgURL string, n, agents, conc, requests int, c
 		}
 		out, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		ar, err := wire.DecodeActivationResponse(out)
+		ar, err := wire.Decode[wire.ActivationResponse](out)
 		if err != nil {
 			return result{}, fmt.Errorf("activate: %d %s", resp.StatusCode, out)
 		}

@@ -8,8 +8,8 @@
 // diagnostic requests; every payload is appended to the customer's egress
 // ledger before it leaves.
 //
-// Its only view of the document service is docsvc's internal /readyz and
-// /metrics (package collect). It imports no document, storage or queue code
+// Its only view of the document service is docsvc's internal
+// /metrics/summary (package collect). It imports no document, storage or queue code
 // and no SQS client, and reaches S3 only through internal/exchange, for the
 // exchange bucket alone; cmd/tether-agent's dependency test enforces that.
 // The files it keeps in its data directory are listed in docs/agent.md
@@ -17,6 +17,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -32,7 +33,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/atomicfile"
@@ -70,7 +74,7 @@ type Options struct {
 
 // Agent is one running agent.
 type Agent struct {
-	alarms *cloudwatch.Client // the capacity alarms' states (warnings.go); nil until first read
+	alarms *cloudwatch.Client // the capacity alarms' states (warnings.go); nil without --alarm-prefix
 	cfg    Config
 	opts   Options
 	log    *slog.Logger
@@ -81,7 +85,7 @@ type Agent struct {
 	keys   keyStore
 	logs   *rotatingFile
 	exch   *exchange.Mirror // nil without --exchange-bucket
-	rel    *releases
+	ssm    *ssm.Client      // the release record's; nil on the local runtime
 
 	licPub  []byte // raw license public key, re-used by the daily check
 	licFile []byte
@@ -91,7 +95,7 @@ type Agent struct {
 	next          ed25519.PrivateKey // the pending key rekey moves to; nil when none
 	install       Install
 	lic           license.License
-	prevMetrics   *collect.Metrics
+	prevSummary   *collect.Summary
 	docsvcVersion string
 	schemaVersion int64
 	objects       int64
@@ -153,9 +157,7 @@ func (o *Options) defaults() {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
+	o.HTTPClient = cmp.Or(o.HTTPClient, &http.Client{Timeout: 30 * time.Second})
 	// Never follow a redirect: the agent talks to the plane URL the customer
 	// configured and nowhere else. Following one would let the plane send a
 	// signed request (and its body) to any host, including inside the
@@ -163,18 +165,10 @@ func (o *Options) defaults() {
 	c := *o.HTTPClient
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	o.HTTPClient = &c
-	if o.RetryBase == 0 {
-		o.RetryBase = time.Second
-	}
-	if o.RetryMax == 0 {
-		o.RetryMax = 5 * time.Minute
-	}
-	if o.UpdateEvery == 0 {
-		o.UpdateEvery = time.Hour
-	}
-	if o.LicenseEvery == 0 {
-		o.LicenseEvery = 24 * time.Hour
-	}
+	o.RetryBase = cmp.Or(o.RetryBase, time.Second)
+	o.RetryMax = cmp.Or(o.RetryMax, 5*time.Minute)
+	o.UpdateEvery = cmp.Or(o.UpdateEvery, time.Hour)
+	o.LicenseEvery = cmp.Or(o.LicenseEvery, 24*time.Hour)
 }
 
 func (a *Agent) path(name ...string) string {
@@ -220,18 +214,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	a.plane = &planeClient{base: cfg.PlaneURL, http: opts.HTTPClient, ledger: led, now: a.now}
 	a.docsvc = &collect.Client{BaseURL: cfg.DocsvcURL, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: opts.HTTPClient.Transport}}
 
-	if cfg.ExchangeBucket != "" {
-		awsCfg, err := a.awsConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("agent: AWS configuration for the exchange bucket: %w", err)
-		}
-		a.exch = exchange.NewMirror(exchange.New(awsCfg, cfg.ExchangeBucket, nil), cfg.DataDir, a.now)
-	}
-	if err := a.newReleases(ctx); err != nil {
-		a.Close()
-		return nil, err
-	}
-	if a.keys, err = a.keyStore(ctx); err != nil {
+	if err := a.awsClients(ctx); err != nil {
 		return nil, err
 	}
 	key, created, err := loadOrCreateKey(ctx, a.keys)
@@ -266,24 +249,40 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	return a, nil
 }
 
-func (a *Agent) keyStore(ctx context.Context) (keyStore, error) {
-	if a.cfg.IdentitySecret == "" {
-		return fileKeys{path: a.path("identity.key")}, nil
+// awsClients makes the AWS clients of the features configured, with
+// Options.AWSConfig or the SDK's default chain (in ECS, the task role):
+// the exchange bucket's, the identity secret's, the release record's (SSM)
+// and the alarms' (CloudWatch).
+func (a *Agent) awsClients(ctx context.Context) error {
+	a.keys = fileKeys{path: a.path("identity.key")}
+	c := a.cfg
+	if c.ExchangeBucket == "" && c.IdentitySecret == "" && c.ReleaseRecord == "" && c.AlarmPrefix == "" {
+		return nil
 	}
-	awsCfg, err := a.awsConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("agent: AWS configuration for the identity secret: %w", err)
-	}
-	return secretKeys{client: secretsmanager.NewFromConfig(awsCfg), id: a.cfg.IdentitySecret}, nil
-}
-
-// awsConfig is Options.AWSConfig, or the SDK's default chain (in ECS, the
-// task role).
-func (a *Agent) awsConfig(ctx context.Context) (aws.Config, error) {
+	var awsCfg aws.Config
+	var err error
 	if a.opts.AWSConfig != nil {
-		return *a.opts.AWSConfig, nil
+		awsCfg = *a.opts.AWSConfig
+	} else if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
+		return fmt.Errorf("agent: AWS configuration: %w", err)
 	}
-	return awsconfig.LoadDefaultConfig(ctx)
+	if c.ExchangeBucket != "" {
+		a.exch = exchange.NewMirror(exchange.New(awsCfg, c.ExchangeBucket, nil), c.DataDir, a.now)
+	}
+	if c.IdentitySecret != "" {
+		a.keys = secretKeys{client: secretsmanager.NewFromConfig(awsCfg), id: c.IdentitySecret}
+	}
+	if c.ReleaseRecord != "" {
+		a.ssm = ssm.NewFromConfig(awsCfg)
+	}
+	if c.AlarmPrefix != "" {
+		// The query protocol, which CloudWatch serves beside the SDK's
+		// default and tetherctl uses too (docs/decisions/0007-aws-api-emulator.md).
+		a.alarms = cloudwatch.NewFromConfig(awsCfg, func(o *cloudwatch.Options) {
+			o.Protocol = awsquery.New(cwschemas.GraniteServiceVersion20100801)
+		})
+	}
+	return nil
 }
 
 // loadLicense verifies the license offline. A file that does not verify
@@ -470,11 +469,8 @@ func (a *Agent) ensureActivated(ctx context.Context) error {
 // the heartbeat did not reach the plane, or nil.
 func (a *Agent) tick(ctx context.Context) error {
 	snap := a.docsvc.Scrape(ctx, a.now())
-	if snap.ReadyzErr != nil {
-		a.log.Warn("docsvc readyz unavailable", "err", snap.ReadyzErr)
-	}
-	if snap.MetricsErr != nil {
-		a.log.Warn("docsvc metrics unavailable", "err", snap.MetricsErr)
+	if snap.Err != nil {
+		a.log.Warn("docsvc summary unavailable", "err", snap.Err)
 	}
 	if a.holdFirst(snap) {
 		a.log.Info("docsvc not ready yet; holding the first heartbeat",

@@ -43,13 +43,13 @@ type clock struct{ offset atomic.Int64 }
 func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// fakeDocsvc serves /readyz and /metrics the way docsvc does.
+// fakeDocsvc serves /metrics/summary the way docsvc does (internal/api's
+// tests decode docsvc's own with collect.Decode).
 type fakeDocsvc struct {
 	srv *httptest.Server
 
 	mu        sync.Mutex
 	down      bool
-	readyz    string
 	succeeded int64
 	failed    int64
 	pages     int64
@@ -59,9 +59,7 @@ type fakeDocsvc struct {
 }
 
 func newFakeDocsvc(t *testing.T) *fakeDocsvc {
-	f := &fakeDocsvc{version: "1.0.0", readyz: `{"status":"ok","checks":{"database":{"status":"ok"},"blob":{"status":"ok"},` +
-		`"queue":{"status":"ok"},"ai_provider":{"status":"ok","detail":"anthropic "},"worker":{"status":"ok"}},` +
-		`"queue":{"visible":3,"in_flight":1,"dead_letter":0,"oldest_age_seconds":12}}`}
+	f := &fakeDocsvc{version: "1.0.0"}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -69,20 +67,15 @@ func newFakeDocsvc(t *testing.T) *fakeDocsvc {
 			http.Error(w, "down", http.StatusBadGateway)
 			return
 		}
-		switch r.URL.Path {
-		case "/readyz":
-			io.WriteString(w, f.readyz)
-		case "/metrics":
-			fmt.Fprintf(w, "# TYPE docsvc_http_requests_total counter\n"+
-				"docsvc_http_requests_total{route=\"POST /v1/documents\",code=\"201\"} %d\n"+
-				"docsvc_http_requests_total{route=\"POST /v1/documents\",code=\"500\"} %d\n"+
-				"docsvc_documents{status=\"succeeded\"} %d\ndocsvc_documents{status=\"failed\"} %d\n"+
-				"docsvc_documents{status=\"queued\"} 0\ndocsvc_documents{status=\"processing\"} 0\n"+
-				"docsvc_stored_bytes 2500000000\ndocsvc_result_pages %d\ndocsvc_schema_version 4\ndocsvc_build_info{version=%q} 1\n",
-				f.requests-f.errors5xx, f.errors5xx, f.succeeded, f.failed, f.pages, f.version)
-		default:
+		if r.URL.Path != "/metrics/summary" {
 			http.NotFound(w, r)
+			return
 		}
+		fmt.Fprintf(w, `{"version":%q,"schema_version":4,"status":"ok",`+
+			`"checks":{"database":"ok","blob":"ok","queue":"ok","ai_provider":"ok","worker":"ok"},"ai_provider":"anthropic",`+
+			`"queue":{"visible":3,"in_flight":1,"dead_letter":0,"oldest_age_seconds":12},"requests":%d,"server_errors":%d,`+
+			`"totals":{"queued":0,"processing":0,"succeeded":%d,"failed":%d,"stored_bytes":2500000000,"result_pages":%d}}`,
+			f.version, f.requests, f.errors5xx, f.succeeded, f.failed, f.pages)
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -290,11 +283,11 @@ func (b *bundle) heartbeats() []wire.Heartbeat {
 	b.t.Helper()
 	var out []wire.Heartbeat
 	for _, r := range b.received("POST", "/v1/heartbeat") {
-		hb, err := wire.DecodeHeartbeat(r.Body)
+		hb, err := wire.Decode[wire.Heartbeat](r.Body)
 		if err != nil {
 			b.t.Fatalf("plane got an invalid heartbeat: %v", err)
 		}
-		out = append(out, *hb)
+		out = append(out, hb)
 	}
 	return out
 }
@@ -605,13 +598,13 @@ func TestTelemetryOnSendsDailyAggregates(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("telemetry requests = %d, want exactly 1 per day", len(got))
 	}
-	tel, err := wire.DecodeTelemetry(got[0].Body)
+	tel, err := wire.Decode[wire.Telemetry](got[0].Body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := wire.Telemetry{Day: day, DocumentsProcessed: 5, DocumentsFailed: 2, Pages: 27, BytesBucket: "1-10GB"}
-	if *tel != want {
-		t.Fatalf("telemetry = %+v, want %+v", *tel, want)
+	if tel != want {
+		t.Fatalf("telemetry = %+v, want %+v", tel, want)
 	}
 	if !inLedger(b.cfg.DataDir+"/egress.ledger", got[0].Body) {
 		t.Fatal("telemetry sent but not in the ledger")

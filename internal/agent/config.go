@@ -88,33 +88,26 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	var problems []string
-	durationOK := map[string]bool{}
 	bad := func(s setting, why string) {
 		problems = append(problems, fmt.Sprintf("--%s (%s): %s", s.flag, s.env, why))
 	}
 	for _, s := range c.settings() {
 		v := *raw[s.flag]
+		var err error
 		switch {
 		case s.str != nil:
 			*s.str = v
 		case s.dur != nil:
-			d, err := time.ParseDuration(v)
-			if err != nil {
+			if *s.dur, err = time.ParseDuration(v); err != nil {
 				bad(s, "must be a duration such as 60s or 5m")
 				continue
 			}
-			*s.dur, durationOK[s.flag] = d, true
 		case s.boolean != nil:
-			b, err := strconv.ParseBool(v)
-			if err != nil {
+			if *s.boolean, err = strconv.ParseBool(v); err != nil {
 				bad(s, "must be true or false")
 				continue
 			}
-			*s.boolean = b
 		}
-	}
-	for _, s := range c.settings() {
-		v := *raw[s.flag]
 		switch s.flag {
 		case "data-dir", "license", "license-public-key", "trusted-root":
 			if v == "" {
@@ -133,13 +126,11 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 				bad(s, "must be 1-32 characters of a-z 0-9 -")
 			}
 		case "status-addr":
-			if v != "" {
-				if err := CheckStatusAddr(v); err != nil {
-					bad(s, err.Error())
-				}
+			if err := CheckStatusAddr(v); v != "" && err != nil {
+				bad(s, err.Error())
 			}
 		case "heartbeat":
-			if durationOK[s.flag] && (c.Heartbeat < time.Second || c.Heartbeat > 24*time.Hour) {
+			if c.Heartbeat < time.Second || c.Heartbeat > 24*time.Hour {
 				bad(s, "must be between 1s and 24h")
 			}
 		case "identity-secret":
@@ -155,10 +146,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 				bad(s, "must be the SSM parameter /tether/<name>/state/releases")
 			}
 		case "exchange-bucket":
-			if v != "" {
-				if err := exchange.CheckBucketName(v); err != nil {
-					bad(s, err.Error())
-				}
+			if err := exchange.CheckBucketName(v); v != "" && err != nil {
+				bad(s, err.Error())
 			}
 		}
 	}

@@ -42,7 +42,7 @@ func (a *Agent) pollDiagnostics(ctx context.Context) {
 	}
 	var reqs wire.DiagnosticRequests
 	if err == nil {
-		reqs, err = wire.DecodeDiagnosticRequests(out)
+		reqs, err = wire.Decode[wire.DiagnosticRequests](out)
 	}
 	if err != nil {
 		a.log.Warn("poll diagnostics", "err", err)
@@ -133,7 +133,7 @@ func (a *Agent) processDiagnostics(ctx context.Context) {
 		if d.State != diagspool.StateApproved {
 			continue
 		}
-		if err := a.upload(ctx, d.ID); err != nil {
+		if err := a.upload(ctx, d); err != nil {
 			a.log.Warn("upload diagnostic bundle; will retry", "diagnostic_id", d.ID, "err", err)
 			continue
 		}
@@ -141,12 +141,12 @@ func (a *Agent) processDiagnostics(ctx context.Context) {
 	}
 }
 
-func (a *Agent) upload(ctx context.Context, id string) error {
-	files, err := diagspool.ReadBundle(a.cfg.DataDir, id)
+func (a *Agent) upload(ctx context.Context, d diagspool.Diagnostic) error {
+	files, err := diagspool.ReadBundle(a.cfg.DataDir, d.ID)
 	if errors.Is(err, diagspool.ErrBundleChanged) {
 		// The approval was for other bytes: ask again rather than send
 		// these or retry forever.
-		if terr := diagspool.Transition(a.cfg.DataDir, id, diagspool.StateApproved, diagspool.StatePending, a.now()); terr != nil {
+		if terr := diagspool.Transition(a.cfg.DataDir, d.ID, diagspool.StateApproved, diagspool.StatePending, a.now()); terr != nil {
 			return errors.Join(err, terr)
 		}
 		return fmt.Errorf("not sent, back to pending: %w", err)
@@ -154,15 +154,11 @@ func (a *Agent) upload(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("read bundle: %w", err)
 	}
-	req, err := diagspool.ReadRequest(a.cfg.DataDir, id)
+	zipped, err := diagspool.Zip(files, d.RequestedAt)
 	if err != nil {
 		return err
 	}
-	zipped, err := diagspool.Zip(files, req.RequestedAt)
-	if err != nil {
-		return err
-	}
-	status, _, err := a.plane.send(ctx, ledger.KindDiagnostics, "POST", "/v1/diagnostics/"+id+"/bundle", zipped, true)
+	status, _, err := a.plane.send(ctx, ledger.KindDiagnostics, "POST", "/v1/diagnostics/"+d.ID+"/bundle", zipped, true)
 	if err != nil {
 		return err
 	}
@@ -171,7 +167,7 @@ func (a *Agent) upload(ctx context.Context, id string) error {
 	if status != 204 && status != 409 {
 		return fmt.Errorf("plane answered %d", status)
 	}
-	return diagspool.Transition(a.cfg.DataDir, id, diagspool.StateApproved, diagspool.StateUploaded, a.now())
+	return diagspool.Transition(a.cfg.DataDir, d.ID, diagspool.StateApproved, diagspool.StateUploaded, a.now())
 }
 
 // Collectors. The bundle holds these files and nothing else (default deny):
@@ -187,15 +183,9 @@ func (a *Agent) collectBundle() ([]diagspool.PreviewFile, error) {
 	versions := map[string]any{"agent": Version, "docsvc": a.docsvcVersion, "schema": a.schemaVersion}
 	a.mu.Unlock()
 
-	docsvc := map[string]any{"schema_version": snap.Metrics.SchemaVersion, "scraped_at": snap.At.UTC()}
-	if snap.ReadyzErr == nil && snap.Readyz.Status != "" {
-		checks := map[string]string{}
-		for name, c := range snap.Readyz.Checks {
-			checks[name] = c.Status // statuses only: details are docsvc's text
-		}
-		docsvc["status"], docsvc["checks"], docsvc["queue"] = snap.Readyz.Status, checks, snap.Readyz.Queue
-	} else {
-		docsvc["status"] = "unreachable"
+	docsvc := map[string]any{"schema_version": snap.Summary.SchemaVersion, "scraped_at": snap.At.UTC(), "status": "unreachable"}
+	if snap.Err == nil && snap.Summary.Status != "" {
+		docsvc["status"], docsvc["checks"], docsvc["queue"] = snap.Summary.Status, snap.Summary.Checks, snap.Summary.Queue
 	}
 	files := map[string]any{
 		"versions.json":       versions,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/tetherhq/tether/internal/agent/collect"
@@ -14,8 +13,8 @@ import (
 	"github.com/tetherhq/tether/internal/wire"
 )
 
-// unknownVersion stands in for docsvc's version until /metrics has named
-// it: the heartbeat's version field is required and must be semver.
+// unknownVersion stands in for docsvc's version until its summary has
+// named it: the heartbeat's version field is required and must be semver.
 const unknownVersion = "0.0.0"
 
 // After a restart the agent is often up before docsvc. Its first heartbeat
@@ -43,17 +42,16 @@ func (a *Agent) holdFirst(s collect.Snapshot) bool {
 	if a.sentSinceStart {
 		return false
 	}
-	ready := s.ReadyzErr == nil && s.Readyz.Status == "ok" && s.MetricsErr == nil
+	ready := s.Err == nil && s.Summary.Status == "ok"
 	return !ready && s.At.Sub(a.startedAt) < startupGrace(a.cfg.Heartbeat)
 }
 
-// docsvcChecks are the readyz checks reported as heartbeat components, in
+// docsvcChecks are docsvc's checks reported as heartbeat components, in
 // wire's order.
 var docsvcChecks = []string{"worker", "database", "blob", "queue"}
 
-// buildHeartbeat turns one docsvc scrape into the allow-listed heartbeat.
-// It only ever copies enumerations and counts; docsvc's free-text details
-// are read for the AI provider's kind and nothing else.
+// buildHeartbeat turns one docsvc scrape into the allow-listed heartbeat:
+// enumerations and counts only.
 func (a *Agent) buildHeartbeat(s collect.Snapshot) wire.Heartbeat {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -64,41 +62,46 @@ func (a *Agent) buildHeartbeat(s collect.Snapshot) wire.Heartbeat {
 		// Only a version go-tuf verified can be here (see checkUpdates).
 		AvailableRelease: a.status.AvailableRelease,
 	}
-	hb.Release, hb.LastUpgrade = a.rel.Report()
+	hb.Release, hb.LastUpgrade = a.status.Release, a.status.LastUpgrade
 
 	// api is docsvc's own answer; the other components come from its checks.
-	api := "down"
-	if s.ReadyzErr == nil {
-		api = s.Readyz.Status
+	sum, api := s.Summary, "down"
+	if s.Err == nil {
+		api = sum.Status
 	}
 	hb.Components = append(hb.Components, wire.ComponentHealth{Name: "api", Status: api})
 	for _, name := range docsvcChecks {
-		st := "unknown"
-		if c, ok := s.Readyz.Checks[name]; ok && s.ReadyzErr == nil {
-			st = c.Status
+		st := sum.Checks[name]
+		if st == "" || s.Err != nil {
+			st = "unknown"
 		}
 		hb.Components = append(hb.Components, wire.ComponentHealth{Name: name, Status: st})
 	}
 	hb.Components = append(hb.Components, wire.ComponentHealth{Name: "agent", Status: "ok"})
 
-	if s.ReadyzErr == nil {
-		q := s.Readyz.Queue
-		hb.Queue = wire.QueueStats{Depth: q.Visible, InFlight: q.InFlight, DeadLetter: q.DeadLetter, OldestAgeSeconds: q.OldestAgeSeconds}
+	// The provider's kind is remembered, because a down docsvc does not say
+	// which it uses. wire has no "unknown" provider status, so an unknown
+	// or missing check counts as degraded.
+	if sum.AIProvider != "" {
+		a.providerKind = sum.AIProvider
 	}
-	hb.AIProvider = a.providerHealth(s)
-
-	if s.MetricsErr == nil {
-		m := s.Metrics
-		hb.ErrorRate = errorRate(a.prevMetrics, &m)
-		a.prevMetrics = &m
-		if m.Version != "" {
-			a.docsvcVersion = m.Version
+	hb.AIProvider = wire.ProviderHealth{Kind: a.providerKind, Status: "degraded"}
+	if st := sum.Checks["ai_provider"]; wire.KnownProviderStatus(st) && s.Err == nil {
+		hb.AIProvider.Status = st
+	}
+	if s.Err == nil {
+		q := sum.Queue
+		hb.Queue = wire.QueueStats{Depth: q.Visible, InFlight: q.InFlight, DeadLetter: q.DeadLetter, OldestAgeSeconds: q.OldestAgeSeconds}
+		hb.ErrorRate = errorRate(a.prevSummary, &sum)
+		a.prevSummary = &sum
+		if sum.Version != "" {
+			a.docsvcVersion = sum.Version
 		}
-		if m.SchemaVersion > 0 {
-			a.schemaVersion = m.SchemaVersion
+		if sum.SchemaVersion > 0 {
+			a.schemaVersion = sum.SchemaVersion
 		}
-		if m.Documents != nil || m.HasStoredBytes {
-			a.objects, a.bytes = m.Objects(), m.StoredBytes
+		if t := sum.Totals; t != nil {
+			a.objects, a.bytes = t.Objects(), t.StoredBytes
 		}
 	}
 	hb.Versions = wire.Versions{Docsvc: a.docsvcVersion, Agent: Version, Schema: a.schemaVersion}
@@ -106,69 +109,49 @@ func (a *Agent) buildHeartbeat(s collect.Snapshot) wire.Heartbeat {
 	return hb
 }
 
-// providerHealth reads the ai_provider check: its status, and its kind from
-// the first word of the detail, matched against wire's allow-list. The kind
-// is remembered, because a down docsvc does not say which provider it uses.
-// wire has no "unknown" provider status, so an unknown check counts as
-// degraded.
-func (a *Agent) providerHealth(s collect.Snapshot) wire.ProviderHealth {
-	c, ok := s.Readyz.Checks["ai_provider"]
-	if !ok || s.ReadyzErr != nil {
-		return wire.ProviderHealth{Kind: a.providerKind, Status: "degraded"}
-	}
-	if kind, _, _ := strings.Cut(c.Detail, " "); wire.KnownProviderKind(kind) {
-		a.providerKind = kind
-	}
-	st := c.Status
-	if !wire.KnownProviderStatus(st) {
-		st = "degraded"
-	}
-	return wire.ProviderHealth{Kind: a.providerKind, Status: st}
-}
-
 // errorRate is the share of 5xx answers among the requests docsvc served
-// since the previous scrape. A counter that went down means docsvc
+// since the previous scrape. A count that went down means docsvc
 // restarted, so the current figures are the whole interval.
-func errorRate(prev, cur *collect.Metrics) float64 {
-	total, bad := cur.RequestsTotal, cur.Requests5xx
-	if prev != nil && cur.RequestsTotal >= prev.RequestsTotal && cur.Requests5xx >= prev.Requests5xx {
-		total -= prev.RequestsTotal
-		bad -= prev.Requests5xx
+func errorRate(prev, cur *collect.Summary) float64 {
+	total, bad := cur.Requests, cur.ServerErrors
+	if prev != nil && cur.Requests >= prev.Requests && cur.ServerErrors >= prev.ServerErrors {
+		total -= prev.Requests
+		bad -= prev.ServerErrors
 	}
 	if total <= 0 || bad <= 0 {
 		return 0
 	}
-	return min(1, bad/total)
+	return min(1, float64(bad)/float64(total))
 }
 
 // sendHeartbeat validates, ledgers and sends one heartbeat. Its errors are
 // *planeError, whose class says why (see failureClass).
-func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (*wire.HeartbeatResponse, error) {
+func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (resp wire.HeartbeatResponse, err error) {
 	// The ledger's head before this heartbeat's own entry, so the plane can
 	// keep the highest and notice a ledger cut short (docs/protocol.md).
 	seq, hash, err := a.plane.ledger.Head()
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failLedger, err: err})
+		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failLedger, err: err})
 	}
 	hb.LedgerHead = wire.LedgerHead{Count: int64(seq), SHA256: hash}
 	if err := hb.Validate(); err != nil {
 		// wire's errors name the field and rule, never the value.
-		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
+		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
 	}
 	body, err := json.Marshal(hb)
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
+		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
 	}
 	status, out, err := a.plane.send(ctx, ledger.KindHeartbeat, "POST", "/v1/heartbeat", body, true)
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", err)
+		return resp, fmt.Errorf("agent: heartbeat: %w", err)
 	}
 	if status != 200 {
-		return nil, fmt.Errorf("agent: heartbeat: %w", statusError(status, out))
+		return resp, fmt.Errorf("agent: heartbeat: %w", statusError(status, out))
 	}
-	resp, err := wire.DecodeHeartbeatResponse(out)
+	resp, err = wire.Decode[wire.HeartbeatResponse](out)
 	if err != nil {
-		return nil, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failAnswer, err: err})
+		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failAnswer, err: err})
 	}
 	return resp, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/ledger"
@@ -279,9 +280,7 @@ func readInstall(path string) (Install, bool, error) {
 		return Install{}, false, err
 	}
 	var in Install
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil || !wire.ValidID(in.InstallID) {
+	if err := jsonv2.Unmarshal(data, &in, jsonv2.RejectUnknownMembers(true)); err != nil || !wire.ValidID(in.InstallID) {
 		return Install{}, false, fmt.Errorf("%s is not a valid install record", path)
 	}
 	return in, true, nil
@@ -317,7 +316,7 @@ func (a *Agent) activate(ctx context.Context, token string) (Install, error) {
 	if status != 200 {
 		return Install{}, fmt.Errorf("agent: activate: plane answered %d", status)
 	}
-	ar, err := wire.DecodeActivationResponse(resp)
+	ar, err := wire.Decode[wire.ActivationResponse](resp)
 	if err != nil {
 		return Install{}, fmt.Errorf("agent: activate: %w", err)
 	}

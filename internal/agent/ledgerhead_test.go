@@ -75,7 +75,7 @@ func TestLedgerHeadCatchesARewrittenLedger(t *testing.T) {
 
 	// The plane shows the head of the last heartbeat it stored.
 	in := b.installOnPlane(id)
-	stored, err := wire.DecodeHeartbeat(in.LastHeartbeat)
+	stored, err := wire.Decode[wire.Heartbeat](in.LastHeartbeat)
 	if err != nil {
 		t.Fatalf("the plane's last heartbeat: %v", err)
 	}

@@ -86,7 +86,8 @@ func statusError(status int, body []byte) error {
 		Error string `json:"error"`
 	}
 	code := ""
-	if json.Unmarshal(body, &answer) == nil && printable(answer.Error, 200) {
+	if json.Unmarshal(body, &answer) == nil && len(answer.Error) <= 200 &&
+		strings.IndexFunc(answer.Error, func(r rune) bool { return r < ' ' || r > '~' }) < 0 {
 		code = answer.Error
 	}
 	class := failAnswer
@@ -101,18 +102,4 @@ func statusError(status int, body []byte) error {
 		class = failPlane
 	}
 	return &planeError{class: class, status: status, code: code}
-}
-
-// printable reports whether s is non-empty printable ASCII of at most max
-// bytes.
-func printable(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }

@@ -31,15 +31,15 @@ type telemetryState struct {
 // in. When the UTC day has turned, it sends the finished day's totals once;
 // until that send succeeds the day is kept and retried.
 func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
-	if snap.MetricsErr != nil || snap.Metrics.Documents == nil {
+	m := snap.Summary.Totals
+	if snap.Err != nil || m == nil {
 		return // no figures this round; the day's last good ones stand
 	}
-	m := snap.Metrics
 	today := snap.At.UTC().Format(time.DateOnly)
 	path := a.path("telemetry.json")
 	var st telemetryState
 	if err := atomicfile.ReadJSON(path, &st); err != nil || st.Day == "" {
-		st = telemetryState{Day: today, BaseSucceeded: m.Documents["succeeded"], BaseFailed: m.Documents["failed"], BasePages: m.Pages}
+		st = telemetryState{Day: today, BaseSucceeded: m.Succeeded, BaseFailed: m.Failed, BasePages: m.ResultPages}
 	}
 	if st.Day != today {
 		t := wire.Telemetry{
@@ -56,7 +56,7 @@ func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
 		a.log.Info("telemetry sent", "day", t.Day)
 		st = telemetryState{Day: today, BaseSucceeded: st.LastSucceeded, BaseFailed: st.LastFailed, BasePages: st.LastPages}
 	}
-	st.LastSucceeded, st.LastFailed, st.LastBytes, st.LastPages = m.Documents["succeeded"], m.Documents["failed"], m.StoredBytes, m.Pages
+	st.LastSucceeded, st.LastFailed, st.LastBytes, st.LastPages = m.Succeeded, m.Failed, m.StoredBytes, m.ResultPages
 	if err := atomicfile.WriteJSON(path, st, 0o600); err != nil {
 		a.log.Warn("save telemetry state", "err", err)
 	}

@@ -7,13 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"sync"
-
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/tetherhq/tether/internal/releasestate"
 	"github.com/tetherhq/tether/internal/updater"
-	"github.com/tetherhq/tether/internal/wire"
 )
 
 // initUpdater installs the trusted root on first start and builds the TUF
@@ -47,49 +43,18 @@ func (a *Agent) initUpdater() error {
 	return nil
 }
 
-// releases is the release record as last read (internal/releasestate),
-// for the heartbeat and the status page. The agent only reads it:
-// tether-upgrade applies staged releases, tetherctl the others.
-type releases struct {
-	ssm     *ssm.Client // nil on the local runtime
-	mu      sync.Mutex
-	release string
-	last    wire.UpgradeAttempt
-}
-
-// Report is the release and last attempt the heartbeat carries.
-func (r *releases) Report() (string, wire.UpgradeAttempt) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.release, r.last
-}
-
-// newReleases sets up reading the release record.
-func (a *Agent) newReleases(ctx context.Context) error {
-	a.rel = &releases{}
-	if a.cfg.ReleaseRecord != "" {
-		c, err := a.awsConfig(ctx)
-		if err != nil {
-			return fmt.Errorf("agent: AWS configuration for the release record: %w", err)
-		}
-		a.rel.ssm = ssm.NewFromConfig(c)
-	}
-	return nil
-}
-
-// refreshReleases reads the release record for the heartbeat and status;
-// Run calls it before every heartbeat. An unreadable record keeps the
+// refreshReleases reads the release record (internal/releasestate) for the
+// heartbeat and status, from SSM on AWS or else the data directory; Run
+// calls it before every heartbeat. The agent only reads it: tether-upgrade
+// applies staged releases, tetherctl the others. An unreadable record keeps the
 // previous report.
 func (a *Agent) refreshReleases(ctx context.Context) {
-	h, err := releasestate.Read(ctx, a.rel.ssm, a.cfg.ReleaseRecord, a.path(releasestate.LocalFile))
+	h, err := releasestate.Read(ctx, a.ssm, a.cfg.ReleaseRecord, a.path(releasestate.LocalFile))
 	if err != nil {
 		a.log.Warn("release record unreadable", "err", err)
-	} else {
-		a.rel.mu.Lock()
-		a.rel.release, a.rel.last = releasestate.Report(h)
-		a.rel.mu.Unlock()
+		return
 	}
-	rel, last := a.rel.Report()
+	rel, last := releasestate.Report(h)
 	a.mu.Lock()
 	a.status.Release, a.status.LastUpgrade = rel, last
 	a.mu.Unlock()

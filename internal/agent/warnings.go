@@ -8,9 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -20,20 +18,8 @@ import (
 // read from CloudWatch with the task role. Only the fixed names leave, never
 // a value; an unreadable state is logged and reported as no warning.
 func (a *Agent) warnings(ctx context.Context) []string {
-	if a.cfg.AlarmPrefix == "" {
-		return nil
-	}
 	if a.alarms == nil {
-		c, err := a.awsConfig(ctx)
-		if err != nil {
-			a.log.Warn("alarm states unreadable", "err", err)
-			return nil
-		}
-		// The query protocol, which CloudWatch serves beside the SDK's
-		// default and tetherctl uses too (docs/decisions/0007-aws-api-emulator.md).
-		a.alarms = cloudwatch.NewFromConfig(c, func(o *cloudwatch.Options) {
-			o.Protocol = awsquery.New(cwschemas.GraniteServiceVersion20100801)
-		})
+		return nil
 	}
 	names := wire.WarningNames()
 	for i, n := range names {

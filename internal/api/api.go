@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +69,8 @@ type Server struct {
 
 	once     sync.Once
 	requests *prometheus.CounterVec
+	// served and failed (5xx) count every request for /metrics/summary.
+	served, failed atomic.Int64
 }
 
 // router is what route registration needs of a mux; *http.ServeMux is one,
@@ -145,6 +148,7 @@ func (s *Server) internalOnlyRoutes(mux router) {
 func (s *Server) internalRoutes(mux router) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics/summary", s.summary)
 }
 
 // methodNotAllowed answers 405 naming the methods a path has (and HEAD
@@ -189,6 +193,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		s.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+		s.served.Add(1)
+		if rec.code >= 500 {
+			s.failed.Add(1)
+		}
 		if !strings.HasPrefix(r.URL.Path, "/healthz") && !strings.HasPrefix(r.URL.Path, "/metrics") {
 			s.Log.Debug("request", "method", r.Method, "route", route, "code", rec.code, "ms", s.Now().Sub(start).Milliseconds())
 		}
@@ -229,46 +237,106 @@ func (s *Server) cors(next http.Handler) http.Handler {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	type check struct {
-		Status string `json:"status"`
-		Detail string `json:"detail,omitempty"`
+	h := s.health(ctx)
+	code := http.StatusOK
+	if h.status == "down" {
+		code = http.StatusServiceUnavailable
 	}
-	checks := map[string]check{}
+	writeJSON(w, code, map[string]any{"status": h.status, "checks": h.checks, "queue": h.queue})
+}
+
+type check struct {
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type queueCounts struct {
+	Visible          int64 `json:"visible"`
+	InFlight         int64 `json:"in_flight"`
+	DeadLetter       int64 `json:"dead_letter"`
+	OldestAgeSeconds int64 `json:"oldest_age_seconds"`
+}
+
+type health struct {
+	status string // ok, degraded, or down when a store does not answer
+	checks map[string]check
+	queue  queueCounts
+}
+
+// health probes the stores and reads the workers' reports, for /readyz and
+// /metrics/summary.
+func (s *Server) health(ctx context.Context) health {
+	h := health{status: "ok", checks: map[string]check{}}
 	ready := true
 	probe := func(name string, err error) {
 		if err != nil {
 			ready = false
-			checks[name] = check{Status: "down", Detail: errorClass(err)}
+			h.checks[name] = check{Status: "down", Detail: errorClass(err)}
 			return
 		}
-		checks[name] = check{Status: "ok"}
+		h.checks[name] = check{Status: "ok"}
 	}
 	probe("database", s.DB.PingContext(ctx))
 	probe("blob", s.Blobs.Ping(ctx))
 	qs, err := s.Queue.Stats(ctx)
 	probe("queue", err)
+	h.queue = queueCounts{int64(qs.Visible), int64(qs.InFlight), int64(qs.DeadLetter), int64(qs.OldestAge.Seconds())}
 	healths, _ := s.Store.Healths(ctx)
-	for _, h := range healths {
-		c := check{Status: h.Status, Detail: strings.TrimSpace(h.Detail)}
+	for _, r := range healths {
+		c := check{Status: r.Status, Detail: strings.TrimSpace(r.Detail)}
 		// A report older than a minute means its process stopped reporting.
-		if s.Now().Sub(h.UpdatedAt) > time.Minute {
-			c = check{Status: "unknown", Detail: "no report for " + s.Now().Sub(h.UpdatedAt).Round(time.Second).String()}
+		if s.Now().Sub(r.UpdatedAt) > time.Minute {
+			c = check{Status: "unknown", Detail: "no report for " + s.Now().Sub(r.UpdatedAt).Round(time.Second).String()}
 		}
-		checks[h.Component] = c
+		h.checks[r.Component] = c
 	}
-	status, code := "ok", http.StatusOK
-	for _, c := range checks {
+	for _, c := range h.checks {
 		if c.Status != "ok" {
-			status = "degraded"
+			h.status = "degraded"
 		}
 	}
 	if !ready {
-		status, code = "down", http.StatusServiceUnavailable
+		h.status = "down"
 	}
-	writeJSON(w, code, map[string]any{
-		"status": status, "checks": checks,
-		"queue": map[string]any{"visible": qs.Visible, "in_flight": qs.InFlight, "dead_letter": qs.DeadLetter, "oldest_age_seconds": int64(qs.OldestAge.Seconds())},
-	})
+	return h
+}
+
+// summary is GET /metrics/summary: readiness and the figures the agent
+// reports, as one JSON object, so the agent decodes one struct instead of
+// parsing the Prometheus page. Checks carry statuses only (details are this
+// service's text); the AI provider is named by kind. Totals are left out
+// when the database cannot be read. Always 200: the status field says how
+// the service is.
+func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	h := s.health(ctx)
+	checks := map[string]string{}
+	for name, c := range h.checks {
+		checks[name] = c.Status
+	}
+	out := map[string]any{
+		"version": s.Version, "status": h.status, "checks": checks, "queue": h.queue,
+		"requests": s.served.Load(), "server_errors": s.failed.Load(),
+	}
+	// The worker reports "<kind> <error class>"; a stale report names none.
+	if c := h.checks["ai_provider"]; c.Status != "unknown" && c.Detail != "" {
+		out["ai_provider"], _, _ = strings.Cut(c.Detail, " ")
+	}
+	counts, err := s.Store.Counts(ctx)
+	_, stored, err2 := s.Store.Totals(ctx)
+	pages, err3 := s.Store.Pages(ctx)
+	if err == nil && err2 == nil && err3 == nil {
+		out["totals"] = map[string]int64{
+			"queued": counts[document.Queued], "processing": counts[document.Processing],
+			"succeeded": counts[document.Succeeded], "failed": counts[document.Failed],
+			"stored_bytes": stored, "result_pages": pages,
+		}
+	}
+	if cur, _, err := s.DB.SchemaVersion(ctx); err == nil {
+		out["schema_version"] = cur
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // errorClass names what kind of failure err is without quoting it: driver

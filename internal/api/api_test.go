@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tetherhq/tether/docs/api/apitest"
+	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/analyze"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/auth"
@@ -326,6 +327,39 @@ func TestReadyzAndMetrics(t *testing.T) {
 	}
 }
 
+// The agent's view of docsvc is /metrics/summary, decoded by the agent's
+// own decoder: this holds the two to one format.
+func TestSummaryDecodesForTheAgent(t *testing.T) {
+	b := setup(t, 1<<20)
+	ctx := context.Background()
+	if err := b.store.SetHealth(ctx, "ai_provider", "degraded", "openai http_503"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := b.upload(t, "a.txt", []byte("hello")); code != 202 {
+		t.Fatalf("upload: %d %v", code, out)
+	}
+	code, out := b.do(t, "GET", "/metrics/summary", "", nil, "")
+	if code != 200 {
+		t.Fatalf("summary: %d %s", code, out)
+	}
+	s, err := collect.Decode(out)
+	if err != nil {
+		t.Fatalf("the agent cannot decode docsvc's summary: %v\n%s", err, out)
+	}
+	if s.Status != "degraded" || s.Checks["database"] != "ok" || s.Checks["ai_provider"] != "degraded" || s.AIProvider != "openai" {
+		t.Errorf("health: %+v", s)
+	}
+	if s.Totals == nil || s.Totals.Queued != 1 || s.Totals.StoredBytes != 5 || s.Queue.Visible != 1 || s.SchemaVersion < 1 {
+		t.Errorf("counts: %+v %+v", s.Totals, s.Queue)
+	}
+	if s.Requests < 1 || s.ServerErrors != 0 { // the upload; the summary itself is counted when it is done
+		t.Errorf("requests %d, 5xx %d", s.Requests, s.ServerErrors)
+	}
+	if strings.Contains(string(out), "http_503") {
+		t.Errorf("the summary carries a check's detail: %s", out)
+	}
+}
+
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1<<20)
@@ -430,12 +464,12 @@ func TestInternalRoutesSplit(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
-	for _, p := range []string{"/readyz", "/metrics", "/%72eadyz", "/%6detrics"} {
+	for _, p := range []string{"/readyz", "/metrics", "/metrics/summary", "/%72eadyz", "/%6detrics"} {
 		if code := get(split.URL, p); code != http.StatusNotFound {
 			t.Errorf("public %s = %d, want 404", p, code)
 		}
 	}
-	for _, p := range []string{"/readyz", "/metrics", "/healthz"} {
+	for _, p := range []string{"/readyz", "/metrics", "/metrics/summary", "/healthz"} {
 		if code := get(internal.URL, p); code != http.StatusOK {
 			t.Errorf("internal %s = %d, want 200", p, code)
 		}

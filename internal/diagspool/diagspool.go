@@ -80,10 +80,7 @@ const (
 
 // Dir is D/diagnostics/<id>; ErrUnknownDiagnostic for an ID that may not
 // name a directory.
-func Dir(dataDir, id string) (string, error) { return dir(dataDir, id) }
-
-// dir is D/diagnostics/<id>, for an ID that may name a directory.
-func dir(dataDir, id string) (string, error) {
+func Dir(dataDir, id string) (string, error) {
 	// The ID names a directory; only wire's ID alphabet may do that.
 	if !wire.ValidID(id) {
 		return "", ErrUnknownDiagnostic
@@ -122,7 +119,7 @@ func List(dataDir string) ([]Diagnostic, error) {
 // Read returns one complete request; ErrUnknownDiagnostic if there is none
 // (or it is still being written).
 func Read(dataDir, id string) (Diagnostic, error) {
-	d, err := dir(dataDir, id)
+	d, err := Dir(dataDir, id)
 	if err != nil {
 		return Diagnostic{}, err
 	}
@@ -143,25 +140,12 @@ func Read(dataDir, id string) (Diagnostic, error) {
 // Recorded reports whether the request's record is complete (whatever its
 // state), so the agent does not record it again.
 func Recorded(dataDir, id string) bool {
-	d, err := dir(dataDir, id)
+	d, err := Dir(dataDir, id)
 	if err != nil {
 		return false
 	}
 	_, err = os.Stat(filepath.Join(d, "state.json"))
 	return err == nil
-}
-
-// ReadRequest returns the vendor's request as the agent recorded it.
-func ReadRequest(dataDir, id string) (wire.DiagnosticRequest, error) {
-	var req wire.DiagnosticRequest
-	d, err := dir(dataDir, id)
-	if err != nil {
-		return req, err
-	}
-	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
-		return req, err
-	}
-	return req, nil
 }
 
 // writeJSON writes a spool file, readable by its owner only.
@@ -201,7 +185,7 @@ func newManifest(files []PreviewFile) bundleManifest {
 // the manifest, sorted by name. It is what diagreview.Preview shows and what the agent
 // uploads; a missing bundle is fs.ErrNotExist.
 func ReadBundle(dataDir, id string) ([]PreviewFile, error) {
-	d, err := dir(dataDir, id)
+	d, err := Dir(dataDir, id)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +229,7 @@ func readBundle(dir string) ([]PreviewFile, error) {
 // files, manifest.json, and state.json last, whose presence marks the
 // record complete. A record left incomplete by a crash is written again.
 func Record(dataDir string, r wire.DiagnosticRequest, files []PreviewFile, state string, now time.Time) error {
-	d, err := dir(dataDir, r.ID)
+	d, err := Dir(dataDir, r.ID)
 	if err != nil {
 		return err
 	}
@@ -288,7 +272,7 @@ func Record(dataDir string, r wire.DiagnosticRequest, files []PreviewFile, state
 // two operators) cannot interleave. A request in another state than from
 // is ErrNotPending.
 func Transition(dataDir, id, from, to string, now time.Time) error {
-	d, err := dir(dataDir, id)
+	d, err := Dir(dataDir, id)
 	if err != nil {
 		return fmt.Errorf("diagspool: set %s to %s: %w", id, to, err)
 	}

@@ -59,7 +59,7 @@ var fieldMeaning = map[string]string{
 	"Heartbeat.channel":                  "the release channel the agent follows",
 	"Heartbeat.components":               "the health of each component",
 	"Heartbeat.components[].name":        "which component",
-	"Heartbeat.components[].status":      "its state, from docsvc's `/readyz`",
+	"Heartbeat.components[].status":      "its state, from docsvc's `/metrics/summary`",
 	"Heartbeat.queue":                    "the job queue, as counts",
 	"Heartbeat.queue.depth":              "jobs waiting",
 	"Heartbeat.queue.in_flight":          "jobs being worked on",

@@ -24,7 +24,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +36,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // Key prefixes and names in the bucket.
@@ -234,27 +236,22 @@ type Decision struct {
 }
 
 // ParseDecision reads a decision.json strictly: one JSON object with only
-// the fields above, each well-formed.
+// the fields above, each once and well-formed.
 func ParseDecision(data []byte) (Decision, error) {
 	var d Decision
 	if len(data) > maxDecision {
 		return d, fmt.Errorf("decision.json is %d bytes, over %d: it is not one tetherctl wrote; write it with tetherctl diag approve|decline", len(data), maxDecision)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
+	if err := jsonv2.Unmarshal(data, &d, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return Decision{}, fmt.Errorf("decision.json is not a decision (%v); write it with tetherctl diag approve|decline", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Decision{}, errors.New("decision.json has more after its object; write it with tetherctl diag approve|decline")
 	}
 	switch d.Decision {
 	case Approve:
-		if !isSHA256(d.ManifestSHA256) {
+		if !wire.ValidSHA256(d.ManifestSHA256) {
 			return Decision{}, fmt.Errorf("decision.json: manifest_sha256 %q is not 64 lowercase hex digits; an approval names the manifest previewed", d.ManifestSHA256)
 		}
 	case Decline:
-		if d.ManifestSHA256 != "" && !isSHA256(d.ManifestSHA256) {
+		if d.ManifestSHA256 != "" && !wire.ValidSHA256(d.ManifestSHA256) {
 			return Decision{}, fmt.Errorf("decision.json: manifest_sha256 %q is not 64 lowercase hex digits", d.ManifestSHA256)
 		}
 	default:
@@ -267,14 +264,6 @@ func ParseDecision(data []byte) (Decision, error) {
 		return Decision{}, errors.New("decision.json: at is missing: it says when the decision was made")
 	}
 	return d, nil
-}
-
-func isSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil && strings.ToLower(s) == s
 }
 
 func validARN(s string) bool {

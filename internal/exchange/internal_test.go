@@ -10,6 +10,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 const testARN = "arn:aws:iam::123456789012:user/operator"
@@ -33,7 +34,8 @@ func TestParseDecision(t *testing.T) {
 		`{"decision":"decline","by":"jane","at":"2026-12-01T10:00:00Z"}`:                                                             `"jane"`,
 		`{"decision":"decline","by":"` + testARN + `"}`:                                                                              "at is missing",
 		`{"decision":"decline","by":"` + testARN + `","at":"2026-12-01T10:00:00Z","extra":1}`:                                        "extra",
-		`{"decision":"decline","by":"` + testARN + `","at":"2026-12-01T10:00:00Z"} {}`:                                               "more after",
+		`{"decision":"decline","by":"` + testARN + `","at":"2026-12-01T10:00:00Z"} {}`:                                               "after top-level value",
+		`{"decision":"decline","decision":"approve","by":"` + testARN + `","at":"2026-12-01T10:00:00Z"}`:                             "duplicate",
 		`[]`: "not a decision",
 		``:   "not a decision",
 		`{"decision":"decline","by":"` + testARN + `","at":"2026-12-01T10:00:00Z","manifest_sha256":"` + strings.Repeat("a", 5000) + `"}`: "over 4096",
@@ -58,7 +60,7 @@ func FuzzParseDecision(f *testing.F) {
 			return
 		}
 		if (d.Decision != Approve && d.Decision != Decline) || !validARN(d.By) || d.At.IsZero() ||
-			(d.Decision == Approve && !isSHA256(d.ManifestSHA256)) {
+			(d.Decision == Approve && !wire.ValidSHA256(d.ManifestSHA256)) {
 			t.Fatalf("accepted %+v", d)
 		}
 	})

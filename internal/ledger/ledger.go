@@ -24,11 +24,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/tetherhq/tether/internal/atomicfile"
 )
@@ -142,11 +145,7 @@ func DecodeLine(line []byte) (Entry, error) {
 }
 
 func checkFields(kind, destination string) error {
-	known := false
-	for _, k := range kinds {
-		known = known || kind == k
-	}
-	if !known {
+	if !slices.Contains(kinds, kind) {
 		return fmt.Errorf("kind must be one of %s", strings.Join(kinds, ", "))
 	}
 	if destination == "" || len(destination) > maxDestination {
@@ -235,10 +234,7 @@ func lastLine(f *os.File, size int64) ([]byte, error) {
 	const chunk = 64 << 10
 	start := size - 1 // position of the final newline; search before it
 	for start > 0 {
-		n := int64(chunk)
-		if start < n {
-			n = start
-		}
+		n := min(start, chunk)
 		buf := make([]byte, n)
 		if _, err := f.ReadAt(buf, start-n); err != nil {
 			return nil, err
@@ -296,9 +292,7 @@ func readHead(path string) (head, error) {
 		return head{}, err
 	}
 	var h head
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&h); err != nil || len(h.Hash) != 64 {
+	if err := jsonv2.Unmarshal(data, &h, jsonv2.RejectUnknownMembers(true)); err != nil || len(h.Hash) != 64 {
 		return head{}, fmt.Errorf("%w: head file is not a ledger head", ErrTampered)
 	}
 	return h, nil

@@ -16,7 +16,6 @@
 package license
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -26,10 +25,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"slices"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // Verification failures. A file that parses but whose signature (or key ID)
@@ -72,11 +73,7 @@ const (
 	Expired State = "expired" // from ExpiresAt+GraceSeconds on
 )
 
-var (
-	idRe          = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	channelRe     = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	entitlementRe = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
-)
+var entitlementRe = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 
 const maxCustomerLen = 200
 
@@ -88,7 +85,7 @@ const MaxGrace = 3650 * 24 * time.Hour
 // customer outage, but nor should an unusable license be silently accepted).
 func (l License) Validate() error {
 	switch {
-	case !idRe.MatchString(l.ID):
+	case !wire.ValidID(l.ID):
 		return errors.New("license: id must be 1-64 characters of A-Z a-z 0-9 _ -")
 	case l.Customer == "" || len(l.Customer) > maxCustomerLen:
 		return fmt.Errorf("license: customer must be 1-%d bytes", maxCustomerLen)
@@ -102,7 +99,7 @@ func (l License) Validate() error {
 		return errors.New("license: at least one channel is required")
 	}
 	for i, ch := range l.Channels {
-		if !channelRe.MatchString(ch) {
+		if !wire.ValidChannel(ch) {
 			return fmt.Errorf("license: channels[%d] must be 1-32 characters of a-z 0-9 -", i)
 		}
 	}
@@ -148,19 +145,11 @@ func Verify(pub ed25519.PublicKey, file []byte) (License, error) {
 	return l, nil
 }
 
-// strictDecode decodes exactly one JSON value with no unknown fields. The
-// errors are encoding/json's; license files are the vendor's, not customer
-// content, so quoting them is harmless and helps support.
+// strictDecode decodes exactly one JSON value whose fields are each known
+// and given once (JSON v2's defaults, as in wire.Decode). Its errors may
+// quote the file: license files are the vendor's, not customer content.
 func strictDecode(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
+	return jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true))
 }
 
 // StateAt is the license's state at now. The boundaries are exact: at

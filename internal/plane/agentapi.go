@@ -105,7 +105,7 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request) {
 		s.wireError(w, r, "activation", err)
 		return
 	}
-	req, err := wire.DecodeActivationRequest(body)
+	req, err := wire.Decode[wire.ActivationRequest](body)
 	if err != nil {
 		s.wireError(w, r, "activation", err)
 		return
@@ -146,7 +146,7 @@ func (s *Server) handleRekey(w http.ResponseWriter, r *http.Request) {
 		s.wireError(w, r, "rekey", err)
 		return
 	}
-	req, err := wire.DecodeRekeyRequest(body)
+	req, err := wire.Decode[wire.RekeyRequest](body)
 	if err != nil {
 		s.wireError(w, r, "rekey", err)
 		return
@@ -207,7 +207,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.wireError(w, r, "heartbeat", err)
 		return
 	}
-	hb, err := wire.DecodeHeartbeat(body)
+	hb, err := wire.Decode[wire.Heartbeat](body)
 	if err != nil {
 		s.wireError(w, r, "heartbeat", err)
 		return
@@ -222,7 +222,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	pending, err := s.store.RecordHeartbeat(r.Context(), id, HeartbeatRecord{
 		Version:      hb.Versions.Docsvc,
 		Channel:      hb.Channel,
-		Health:       OverallHealth(hb),
+		Health:       OverallHealth(&hb),
 		LicenseState: hb.License.State,
 		Body:         clean,
 		LedgerCount:  hb.LedgerHead.Count,
@@ -250,7 +250,7 @@ func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
 		s.wireError(w, r, "telemetry", err)
 		return
 	}
-	t, err := wire.DecodeTelemetry(body)
+	t, err := wire.Decode[wire.Telemetry](body)
 	if err != nil {
 		s.wireError(w, r, "telemetry", err)
 		return

@@ -136,7 +136,7 @@ func (c *cluster) activate(t *testing.T, licenseID string, i int) *clusterAgent 
 	}
 	out, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	ar, err := wire.DecodeActivationResponse(out)
+	ar, err := wire.Decode[wire.ActivationResponse](out)
 	if resp.StatusCode != 200 || err != nil {
 		t.Fatalf("activate through %s: %d %s %v", c.replicas[i].name, resp.StatusCode, out, err)
 	}

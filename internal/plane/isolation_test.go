@@ -163,7 +163,7 @@ func TestAgentAPICustomerIsolation(t *testing.T) {
 					return bb.signedReq(t, "POST", "/v1/heartbeat", heartbeatJSON(t, b.clock.Now(), "ok"))
 				}, want: 200,
 				check: func(t *testing.T, out []byte) {
-					if hr, err := wire.DecodeHeartbeatResponse(out); err != nil || hr.PendingDiagnostics != 0 {
+					if hr, err := wire.Decode[wire.HeartbeatResponse](out); err != nil || hr.PendingDiagnostics != 0 {
 						t.Fatalf("B's heartbeat answer %s (%v) counts another install's requests", out, err)
 					}
 				},
@@ -181,7 +181,7 @@ func TestAgentAPICustomerIsolation(t *testing.T) {
 			req:  func(t *testing.T) *http.Request { return bb.signedReq(t, "GET", "/v1/diagnostics", nil) },
 			want: 200,
 			check: func(t *testing.T, out []byte) {
-				if ds, err := wire.DecodeDiagnosticRequests(out); err != nil || len(ds) != 0 {
+				if ds, err := wire.Decode[wire.DiagnosticRequests](out); err != nil || len(ds) != 0 {
 					t.Fatalf("B sees %s (%v)", out, err)
 				}
 			},

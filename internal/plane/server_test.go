@@ -142,7 +142,7 @@ func (b *bundle) activate(t *testing.T, token string) *agent {
 	if resp.StatusCode != 200 {
 		t.Fatalf("activate: %d %s", resp.StatusCode, out)
 	}
-	ar, err := wire.DecodeActivationResponse(out)
+	ar, err := wire.Decode[wire.ActivationResponse](out)
 	if err != nil {
 		t.Fatalf("activation response: %v (%s)", err, out)
 	}
@@ -205,7 +205,7 @@ func heartbeatWithHead(t *testing.T, now time.Time, health string, head wire.Led
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := wire.DecodeHeartbeat(out); err != nil {
+	if _, err := wire.Decode[wire.Heartbeat](out); err != nil {
 		t.Fatalf("test heartbeat is invalid: %v", err)
 	}
 	return out
@@ -217,11 +217,11 @@ func (a *agent) heartbeat(t *testing.T, health string) wire.HeartbeatResponse {
 	if resp.StatusCode != 200 {
 		t.Fatalf("heartbeat: %d %s", resp.StatusCode, out)
 	}
-	hr, err := wire.DecodeHeartbeatResponse(out)
+	hr, err := wire.Decode[wire.HeartbeatResponse](out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return *hr
+	return hr
 }
 
 func (b *bundle) admin(t *testing.T, method, path string, body any) (*http.Response, []byte) {
@@ -373,7 +373,7 @@ func TestHeartbeatIsStrictlyDecodedAndStored(t *testing.T) {
 		d.Install.LicenseState != "valid" || len(d.History) != 1 || d.Install.Customer != "Customer lic_a" {
 		t.Fatalf("detail = %+v", d)
 	}
-	if _, err := wire.DecodeHeartbeat(d.History[0].Body); err != nil {
+	if _, err := wire.Decode[wire.Heartbeat](d.History[0].Body); err != nil {
 		t.Fatalf("stored heartbeat does not decode strictly: %v", err)
 	}
 }
@@ -444,7 +444,7 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 		t.Fatalf("an agent that did not ask is told the requester: %s", out)
 	}
 	resp, out = a.do(t, "GET", "/v1/diagnostics?with=requested_by", nil)
-	reqs, err := wire.DecodeDiagnosticRequests(out)
+	reqs, err := wire.Decode[wire.DiagnosticRequests](out)
 	if resp.StatusCode != 200 || err != nil || len(reqs) != 1 || reqs[0].ID != d.ID || reqs[0].Reason != "queue age rising since 1.4.0" ||
 		reqs[0].RequestedBy != "break-glass admin token" || reqs[0].RequestedByKind != plane.KindBreakGlass {
 		t.Fatalf("agent diagnostics: %d %s %v", resp.StatusCode, out, err)

@@ -11,18 +11,18 @@
 package release
 
 import (
-	"bytes"
-	"encoding/json"
+	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -72,16 +72,14 @@ const (
 var ErrInvalid = errors.New("invalid")
 
 var (
-	channelRE  = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	sha256RE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	imageRefRE = regexp.MustCompile(`^[a-z0-9]+(?:[._:/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
 )
 
 // ValidateChannel checks a channel name: 1 to 32 of [a-z0-9-]. Channel names
 // become directory names and URL segments, so nothing else is allowed.
 func ValidateChannel(channel string) error {
-	if !channelRE.MatchString(channel) {
+	if !wire.ValidChannel(channel) {
 		return fmt.Errorf("channel name must be 1-32 of [a-z0-9-]: %w", ErrInvalid)
 	}
 	return nil
@@ -129,7 +127,7 @@ func (m Manifest) Validate() error {
 		if a.Target != ArtifactTarget(m.Version, name) {
 			return fmt.Errorf("manifest artifact target must be %s: %w", ArtifactTarget(m.Version, name), ErrInvalid)
 		}
-		if !sha256RE.MatchString(a.SHA256) {
+		if !wire.ValidSHA256(a.SHA256) {
 			return fmt.Errorf("manifest artifact sha256 must be 64 lowercase hex: %w", ErrInvalid)
 		}
 		if a.Size < 0 {
@@ -168,21 +166,17 @@ func (m Manifest) Validate() error {
 	return nil
 }
 
-// ParseManifest decodes and validates a manifest. It is strict: unknown
-// fields, trailing data and oversized input are refused, because for the
+// ParseManifest decodes and validates a manifest. It is strict (JSON v2's
+// defaults, as in wire.Decode): unknown or repeated fields, trailing data and
+// oversized input are refused, because for the
 // agent a manifest is outside input even after go-tuf checked its hash.
 func ParseManifest(data []byte) (Manifest, error) {
 	if len(data) > maxManifestBytes {
 		return Manifest{}, fmt.Errorf("parse manifest: larger than %d bytes: %w", maxManifestBytes, ErrInvalid)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := jsonv2.Unmarshal(data, &m, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return Manifest{}, fmt.Errorf("parse manifest: %w: %w", ErrInvalid, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Manifest{}, fmt.Errorf("parse manifest: trailing data: %w", ErrInvalid)
 	}
 	if err := m.Validate(); err != nil {
 		return Manifest{}, fmt.Errorf("parse manifest: %w", err)
@@ -226,72 +220,30 @@ func ParseVersion(s string) (Version, error) {
 	return v, nil
 }
 
-func isNumeric(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // Compare returns -1, 0 or +1 as v is older than, as old as, or newer than w,
 // following semver precedence (a pre-release is older than its release;
 // alpha < beta < dev < preview < rc, as words compare).
 func (v Version) Compare(w Version) int {
-	for _, d := range [][2]uint64{{v.Major, w.Major}, {v.Minor, w.Minor}, {v.Patch, w.Patch}} {
-		if d[0] != d[1] {
-			if d[0] < d[1] {
-				return -1
-			}
-			return 1
-		}
+	if c := cmp.Or(cmp.Compare(v.Major, w.Major), cmp.Compare(v.Minor, w.Minor), cmp.Compare(v.Patch, w.Patch)); c != 0 {
+		return c
 	}
-	switch {
-	case len(v.Pre) == 0 && len(w.Pre) == 0:
-		return 0
-	case len(v.Pre) == 0:
-		return 1
-	case len(w.Pre) == 0:
-		return -1
+	if len(v.Pre) == 0 || len(w.Pre) == 0 {
+		return cmp.Compare(len(w.Pre), len(v.Pre))
 	}
-	for i := 0; i < len(v.Pre) && i < len(w.Pre); i++ {
-		if c := compareIdent(v.Pre[i], w.Pre[i]); c != 0 {
-			return c
-		}
-	}
-	switch {
-	case len(v.Pre) < len(w.Pre):
-		return -1
-	case len(v.Pre) > len(w.Pre):
-		return 1
-	}
-	return 0
+	return slices.CompareFunc(v.Pre, w.Pre, compareIdent)
 }
 
+// compareIdent orders pre-release identifiers: numbers (which have no
+// leading zeros, so the longer is larger), then words; digits sort before
+// letters, so one comparison does the rest.
 func compareIdent(a, b string) int {
-	an, bn := isNumeric(a), isNumeric(b)
-	switch {
-	case an && bn:
-		// Compare numerically without overflow: shorter is smaller (no
-		// leading zeros), equal lengths compare lexically.
-		if len(a) != len(b) {
-			if len(a) < len(b) {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a, b)
-	case an:
-		return -1
-	case bn:
-		return 1
+	if isNumeric(a) && isNumeric(b) {
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 	}
 	return strings.Compare(a, b)
 }
+
+func isNumeric(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
 // CompareVersions parses and compares two versions (see Version.Compare).
 func CompareVersions(a, b string) (int, error) {

@@ -9,9 +9,7 @@
 package releasestate
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -85,10 +84,8 @@ func Read(ctx context.Context, c *ssm.Client, name, path string) ([]Outcome, err
 // Parse reads a record strictly; name (the parameter or file) is in every
 // error, with what to do.
 func Parse(name string, data []byte) ([]Outcome, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var h []Outcome
-	if err := dec.Decode(&h); err != nil || dec.More() {
+	if err := jsonv2.Unmarshal(data, &h, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return nil, fmt.Errorf("%s is not a release record (%v): delete it and the next upgrade starts a new one", name, err)
 	}
 	if len(h) > Max {

@@ -11,6 +11,7 @@
 package reqsign
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -55,10 +56,7 @@ func Canonical(method, pathQuery string, body []byte, unix int64, nonce, install
 // PathQuery is the request target the signature covers. Both sides use the
 // escaped path, so a path with %2F signs as sent, not as decoded.
 func PathQuery(r *http.Request) string {
-	p := r.URL.EscapedPath()
-	if p == "" {
-		p = "/"
-	}
+	p := cmp.Or(r.URL.EscapedPath(), "/")
 	if r.URL.RawQuery != "" {
 		p += "?" + r.URL.RawQuery
 	}

@@ -16,6 +16,7 @@ package updater
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -124,9 +125,7 @@ func New(cfg Config) (*Client, error) {
 	if _, err := readRoot(cfg.MetadataDir); err != nil {
 		return nil, fmt.Errorf("updater: new: %w", err)
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
-	}
+	cfg.HTTPClient = cmp.Or(cfg.HTTPClient, &http.Client{Timeout: 5 * time.Minute})
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -31,7 +32,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// MaxPayload is the largest encoded payload any Decode function accepts.
+// MaxPayload is the largest encoded payload Decode accepts.
 // A heartbeat is well under 2 KiB; the cap bounds what a misbehaving peer
 // can make the other side buffer and parse.
 const MaxPayload = 64 << 10
@@ -195,7 +196,7 @@ func CheckLedgerHead(count int64, hash string) string {
 	switch {
 	case count < 0 || count > maxCount:
 		return "count must be between 0 and 2^53"
-	case !ledgerHashRe.MatchString(hash):
+	case !ValidSHA256(hash):
 		return "sha256 must be 64 lowercase hex digits"
 	case (count == 0) != (hash == LedgerGenesis):
 		return "sha256 must be 64 zeros exactly when count is 0"
@@ -289,16 +290,20 @@ var (
 	// version field a free-text channel.
 	semverRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
 		`(-(alpha|beta|rc|dev|preview)(\.(0|[1-9][0-9]*))*)?$`)
-	channelRe    = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	idRe         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	tokenRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
-	dayRe        = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
-	ledgerHashRe = regexp.MustCompile(`^[0-9a-f]{64}$`) // one spelling per hash
+	channelRe = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	idRe      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	tokenRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+	dayRe     = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+	sha256Re  = regexp.MustCompile(`^[0-9a-f]{64}$`) // one spelling per hash
 )
 
 // maxSemverLen bounds versions: the regexp alone would allow a long
 // pre-release tag.
 const maxSemverLen = 64
+
+// ValidSHA256 reports whether s is a SHA-256 in its one spelling: 64
+// lowercase hex digits.
+func ValidSHA256(s string) bool { return sha256Re.MatchString(s) }
 
 // ValidChannel reports whether ch is a well-formed channel name.
 func ValidChannel(ch string) bool { return channelRe.MatchString(ch) }
@@ -327,12 +332,9 @@ func (c *checker) fail(field, rule string) {
 }
 
 func (c *checker) oneOf(field, v string, allowed []string) {
-	for _, a := range allowed {
-		if v == a {
-			return
-		}
+	if !slices.Contains(allowed, v) {
+		c.fail(field, "must be one of "+strings.Join(allowed, ", "))
 	}
-	c.fail(field, "must be one of "+strings.Join(allowed, ", "))
 }
 
 func (c *checker) count(field string, v int64) {
@@ -546,26 +548,27 @@ func StorageBucket(objects, bytes int64) (objectsBucket, bytesBucket string) {
 // validator is what every payload type implements.
 type validator interface{ Validate() error }
 
-// decode is the one strict JSON decoder behind every Decode function: size
-// cap, then exactly one JSON value whose object keys are each known to the
-// payload type, spelled exactly (encoding/json would take "Channel" for
+// Decode is the one strict JSON decoder for every payload: size cap, then
+// exactly one JSON value whose object keys are each known to the payload
+// type, spelled exactly (encoding/json would take "Channel" for
 // "channel"), and given once (encoding/json keeps the last of two), in
 // valid UTF-8; then Validate. A payload means one thing to everyone who
 // reads it. The decoder is JSON v2 (github.com/go-json-experiment/json, the
 // Go team's encoding/json/v2), whose defaults are exactly these rules.
-func decode[T any, PT interface {
+func Decode[T any, PT interface {
 	*T
 	validator
-}](typ string, data []byte) (*T, error) {
+}](data []byte) (T, error) {
+	var v T
+	typ := reflect.TypeFor[T]().Name()
 	if len(data) > MaxPayload {
-		return nil, fmt.Errorf("wire: decode %s: %w: %d bytes is over the %d byte limit", typ, ErrMalformed, len(data), MaxPayload)
+		return v, fmt.Errorf("wire: decode %s: %w: %d bytes is over the %d byte limit", typ, ErrMalformed, len(data), MaxPayload)
 	}
-	v := new(T)
-	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
-		return nil, fmt.Errorf("wire: decode %s: %w: %s", typ, ErrMalformed, describe(err))
+	if err := jsonv2.Unmarshal(data, &v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return v, fmt.Errorf("wire: decode %s: %w: %s", typ, ErrMalformed, describe(err))
 	}
-	if err := PT(v).Validate(); err != nil {
-		return nil, err
+	if err := PT(&v).Validate(); err != nil {
+		return *new(T), err
 	}
 	return v, nil
 }
@@ -606,36 +609,6 @@ func fieldPath(p jsontext.Pointer) string {
 	return strings.Join(parts, ".")
 }
 
-// DecodeActivationRequest strictly decodes and validates an activation request.
-func DecodeActivationRequest(data []byte) (*ActivationRequest, error) {
-	return decode[ActivationRequest]("activation_request", data)
-}
-
-// DecodeRekeyRequest strictly decodes and validates a re-key request.
-func DecodeRekeyRequest(data []byte) (*RekeyRequest, error) {
-	return decode[RekeyRequest]("rekey_request", data)
-}
-
-// DecodeActivationResponse strictly decodes and validates an activation response.
-func DecodeActivationResponse(data []byte) (*ActivationResponse, error) {
-	return decode[ActivationResponse]("activation_response", data)
-}
-
-// DecodeHeartbeat strictly decodes and validates a heartbeat.
-func DecodeHeartbeat(data []byte) (*Heartbeat, error) {
-	return decode[Heartbeat]("heartbeat", data)
-}
-
-// DecodeHeartbeatResponse strictly decodes and validates a heartbeat response.
-func DecodeHeartbeatResponse(data []byte) (*HeartbeatResponse, error) {
-	return decode[HeartbeatResponse]("heartbeat_response", data)
-}
-
-// DecodeTelemetry strictly decodes and validates a telemetry report.
-func DecodeTelemetry(data []byte) (*Telemetry, error) {
-	return decode[Telemetry]("telemetry", data)
-}
-
 // DiagnosticRequests is the answer to GET /v1/diagnostics.
 type DiagnosticRequests []DiagnosticRequest
 
@@ -644,27 +617,15 @@ const maxDiagnosticRequests = 100
 
 // Validate checks the list's length and every request in it.
 func (ds *DiagnosticRequests) Validate() error {
+	c := checker{typ: "diagnostic_requests"}
 	if len(*ds) > maxDiagnosticRequests {
-		return &FieldError{Type: "diagnostic_requests", Field: "[]", Rule: "must have at most 100 entries"}
+		c.fail("[]", "must have at most 100 entries")
 	}
-	for i := range *ds {
-		if err := (*ds)[i].Validate(); err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
-				return &FieldError{Type: "diagnostic_requests", Field: fmt.Sprintf("[%d].%s", i, fe.Field), Rule: fe.Rule}
-			}
-			return err
+	for i, d := range *ds {
+		var fe *FieldError
+		if errors.As(d.Validate(), &fe) {
+			c.fail(fmt.Sprintf("[%d].%s", i, fe.Field), fe.Rule)
 		}
 	}
-	return nil
-}
-
-// DecodeDiagnosticRequests strictly decodes and validates the plane's list of
-// pending diagnostic requests.
-func DecodeDiagnosticRequests(data []byte) (DiagnosticRequests, error) {
-	ds, err := decode[DiagnosticRequests]("diagnostic_requests", data)
-	if err != nil {
-		return nil, err
-	}
-	return *ds, nil
+	return c.err
 }

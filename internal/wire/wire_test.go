@@ -209,12 +209,12 @@ func TestDecodeHeartbeatRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := wire.DecodeHeartbeat(data)
+	got, err := wire.Decode[wire.Heartbeat](data)
 	if err != nil {
-		t.Fatalf("DecodeHeartbeat: %v", err)
+		t.Fatalf("Decode: %v", err)
 	}
-	if !reflect.DeepEqual(*got, h) {
-		t.Fatalf("round trip changed the heartbeat:\n got %+v\nwant %+v", *got, h)
+	if !reflect.DeepEqual(got, h) {
+		t.Fatalf("round trip changed the heartbeat:\n got %+v\nwant %+v", got, h)
 	}
 	// The wire form is snake_case; spot-check the names the plane stores.
 	for _, k := range []string{`"sent_at"`, `"oldest_age_seconds"`, `"ai_provider"`, `"objects_bucket"`, `"ledger_head":{"count":41,"sha256":"3f3f`} {
@@ -237,7 +237,7 @@ func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
 	if bytes.Contains(data, []byte("ledger_head")) {
 		t.Fatalf("a heartbeat without a head encodes one: %s", data)
 	}
-	got, err := wire.DecodeHeartbeat(data)
+	got, err := wire.Decode[wire.Heartbeat](data)
 	if err != nil {
 		t.Fatalf("an old agent's heartbeat is refused: %v", err)
 	}
@@ -250,7 +250,7 @@ func TestHeartbeatLedgerHeadIsOptional(t *testing.T) {
 	if !bytes.Contains(data, []byte(`"ledger_head":{"count":0,"sha256":"0000`)) {
 		t.Fatalf("an empty ledger's head is left out: %s", data)
 	}
-	if got, err := wire.DecodeHeartbeat(data); err != nil || got.LedgerHead == (wire.LedgerHead{}) {
+	if got, err := wire.Decode[wire.Heartbeat](data); err != nil || got.LedgerHead == (wire.LedgerHead{}) {
 		t.Fatalf("empty ledger head: %+v, %v", got, err)
 	}
 }
@@ -278,9 +278,9 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := wire.DecodeHeartbeat(tt.data)
+			_, err := wire.Decode[wire.Heartbeat](tt.data)
 			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("DecodeHeartbeat = %v, want %v", err, tt.wantErr)
+				t.Fatalf("Decode = %v, want %v", err, tt.wantErr)
 			}
 			// Errors end up in plane logs: they must never echo what was sent.
 			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "invoice") {
@@ -305,12 +305,12 @@ func TestDecodeEachType(t *testing.T) {
 		data   []byte
 		decode func([]byte) (any, error)
 	}{
-		{"activation request", marshal(validActivation()), func(b []byte) (any, error) { return wire.DecodeActivationRequest(b) }},
-		{"rekey request", marshal(validRekey()), func(b []byte) (any, error) { return wire.DecodeRekeyRequest(b) }},
-		{"activation response", marshal(wire.ActivationResponse{InstallID: "ins_1", HeartbeatIntervalSeconds: 60, LicenseID: "lic_1"}), func(b []byte) (any, error) { return wire.DecodeActivationResponse(b) }},
-		{"heartbeat response", marshal(wire.HeartbeatResponse{NextIntervalSeconds: 30}), func(b []byte) (any, error) { return wire.DecodeHeartbeatResponse(b) }},
-		{"telemetry", marshal(validTelemetry()), func(b []byte) (any, error) { return wire.DecodeTelemetry(b) }},
-		{"diagnostic requests", marshal(diags), func(b []byte) (any, error) { return wire.DecodeDiagnosticRequests(b) }},
+		{"activation request", marshal(validActivation()), func(b []byte) (any, error) { return wire.Decode[wire.ActivationRequest](b) }},
+		{"rekey request", marshal(validRekey()), func(b []byte) (any, error) { return wire.Decode[wire.RekeyRequest](b) }},
+		{"activation response", marshal(wire.ActivationResponse{InstallID: "ins_1", HeartbeatIntervalSeconds: 60, LicenseID: "lic_1"}), func(b []byte) (any, error) { return wire.Decode[wire.ActivationResponse](b) }},
+		{"heartbeat response", marshal(wire.HeartbeatResponse{NextIntervalSeconds: 30}), func(b []byte) (any, error) { return wire.Decode[wire.HeartbeatResponse](b) }},
+		{"telemetry", marshal(validTelemetry()), func(b []byte) (any, error) { return wire.Decode[wire.Telemetry](b) }},
+		{"diagnostic requests", marshal(diags), func(b []byte) (any, error) { return wire.Decode[wire.DiagnosticRequests](b) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,7 +331,7 @@ func TestDecodeEachType(t *testing.T) {
 	}
 	t.Run("invalid entry in list names its index", func(t *testing.T) {
 		bad := append(diags, *diag(func(d *wire.DiagnosticRequest) { d.ID = "dia 2" }))
-		_, err := wire.DecodeDiagnosticRequests(marshal(bad))
+		_, err := wire.Decode[wire.DiagnosticRequests](marshal(bad))
 		var fe *wire.FieldError
 		if !errors.As(err, &fe) || fe.Field != "[1].id" {
 			t.Fatalf("err = %v, want field [1].id", err)
@@ -532,7 +532,7 @@ func TestEveryFieldHasSnakeCaseTag(t *testing.T) {
 
 // fuzzRoundTrip is the property every Decode fuzz target checks: whatever is
 // accepted is valid, and survives re-encoding unchanged.
-func fuzzRoundTrip[T any](t *testing.T, data []byte, decode func([]byte) (*T, error)) {
+func fuzzRoundTrip[T any](t *testing.T, data []byte, decode func([]byte) (T, error)) {
 	v, err := decode(data)
 	if err != nil {
 		if !errors.Is(err, wire.ErrInvalid) && !errors.Is(err, wire.ErrMalformed) {
@@ -563,14 +563,14 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 	f.Add(bytes.Replace(good, []byte(`"channel":"stable"`), []byte(`"channel":"stable","channel":"beta"`), 1))
 	f.Add(bytes.Replace(good, []byte(`"count":41`), []byte(`"count":0`), 1))
 	f.Add(bytes.Replace(good, []byte(`"ledger_head":{`), []byte(`"ledger_head":null,"x":{`), 1))
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.DecodeHeartbeat) })
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.Decode[wire.Heartbeat]) })
 }
 
 func FuzzDecodeActivationRequest(f *testing.F) {
 	good, _ := json.Marshal(validActivation())
 	f.Add(good)
 	f.Add([]byte(`{"activation_token":"","public_key":"","agent_version":""}`))
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.DecodeActivationRequest) })
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.Decode[wire.ActivationRequest]) })
 }
 
 func FuzzDecodeRekeyRequest(f *testing.F) {
@@ -578,14 +578,14 @@ func FuzzDecodeRekeyRequest(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte(`{"public_key":"","proof":""}`))
 	f.Add(bytes.Replace(good, []byte(`"proof":`), []byte(`"Proof":`), 1))
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.DecodeRekeyRequest) })
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.Decode[wire.RekeyRequest]) })
 }
 
 func FuzzDecodeTelemetry(f *testing.F) {
 	good, _ := json.Marshal(validTelemetry())
 	f.Add(good)
 	f.Add([]byte(`{"day":"2026-13-01"}`))
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.DecodeTelemetry) })
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, wire.Decode[wire.Telemetry]) })
 }
 
 func FuzzDecodeDiagnosticRequests(f *testing.F) {
@@ -593,7 +593,7 @@ func FuzzDecodeDiagnosticRequests(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ds, err := wire.DecodeDiagnosticRequests(data)
+		ds, err := wire.Decode[wire.DiagnosticRequests](data)
 		if err != nil {
 			return
 		}
@@ -607,8 +607,8 @@ func FuzzDecodeResponses(f *testing.F) {
 	f.Add([]byte(`{"install_id":"ins_1","heartbeat_interval_seconds":60,"license_id":"lic_1"}`))
 	f.Add([]byte(`{"next_interval_seconds":60,"pending_diagnostics":0}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fuzzRoundTrip(t, data, wire.DecodeActivationResponse)
-		fuzzRoundTrip(t, data, wire.DecodeHeartbeatResponse)
+		fuzzRoundTrip(t, data, wire.Decode[wire.ActivationResponse])
+		fuzzRoundTrip(t, data, wire.Decode[wire.HeartbeatResponse])
 	})
 }
 
@@ -621,7 +621,7 @@ func TestDecodeIsStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := wire.DecodeHeartbeat(good); err != nil {
+	if _, err := wire.Decode[wire.Heartbeat](good); err != nil {
 		t.Fatalf("the canonical heartbeat is refused: %v", err)
 	}
 	replace := func(old, new string) []byte {
@@ -647,9 +647,9 @@ func TestDecodeIsStrict(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := wire.DecodeHeartbeat(tt.data)
+			_, err := wire.Decode[wire.Heartbeat](tt.data)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("DecodeHeartbeat: %v; want an error containing %q", err, tt.want)
+				t.Fatalf("Decode: %v; want an error containing %q", err, tt.want)
 			}
 			for _, leak := range []string{"beta", "confidentialmergerplan", "secretword", "Dead_Letter", "Channel"} {
 				if strings.Contains(err.Error(), leak) {

@@ -181,8 +181,8 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 	alb.AddIngressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(num(80)), str("HTTP, redirected to HTTPS"), nil)
 	alb.AddEgressRule(n.Groups["api"], awsec2.Port_Tcp(num(apiPort)), str("to docsvc api"), nil)
 	n.Groups["api"].AddIngressRule(alb, awsec2.Port_Tcp(num(apiPort)), str("from the load balancer"), nil)
-	// The agent reads the api's /readyz and /metrics inside the VPC (the
-	// load balancer hides them): only the agent, only the api's port.
+	// The agent reads the api's /metrics/summary inside the VPC (the load
+	// balancer hides it): only the agent, only the api's internal port.
 	n.Groups["agent"].AddEgressRule(n.Groups["api"], awsec2.Port_Tcp(num(internalPort)), str("to docsvc api's internal listener: /readyz and /metrics"), nil)
 	n.Groups["api"].AddIngressRule(n.Groups["agent"], awsec2.Port_Tcp(num(internalPort)), str("from tether-agent: /readyz and /metrics"), nil)
 	suppress(alb, "AwsSolutions-EC23", "The load balancer is the service's public HTTPS entry point for the customer's users; port 80 only redirects to 443. Customers restricting by network attach a WAF or change the scheme outside this reference.")

@@ -248,7 +248,7 @@ func (s *services) newAPI() {
 		DeploymentAlarms:       s.deploymentAlarm("api"),
 		HealthCheckGracePeriod: awscdk.Duration_Seconds(num(60)),
 		PropagateTags:          awsecs.PropagatedTagSource_SERVICE,
-		// api.<namespace>: how the agent reaches /readyz and /metrics.
+		// api.<namespace>: how the agent reaches /metrics/summary.
 		CloudMapOptions: &awsecs.CloudMapOptions{
 			Name:          str("api"),
 			DnsRecordType: awsservicediscovery.DnsRecordType_A,
@@ -473,7 +473,7 @@ func (s *services) newAgent() {
 		}},
 	}))
 	// Health: the deployment's own services, stacks and alarms. The agent
-	// does not read these yet (it reports docsvc's /readyz only); the grants
+	// does not read these yet (it reports docsvc's summary only); the grants
 	// are here so that the health reads it is to gain need no IAM change.
 	allow(r, []string{"ecs:DescribeServices"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*"))
 	allow(r, []string{"cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"}, str("arn:"+partition+":cloudformation:"+cfg.Region+":"+cfg.Account+":stack/"+cfg.Name+"-*/*"))

@@ -24,7 +24,8 @@ func trimTrailingSlashes(u *url.URL) {
 type Invoker interface {
 	// DeleteDocument invokes deleteDocument operation.
 	//
-	// Deletes the document, its stored bytes and its result.
+	// Deletes the document, its stored bytes and its result. Only its uploader may: a member of a group it
+	// is shared with (DOCSVC_OIDC_SHARED_GROUPS) gets 403.
 	//
 	// DELETE /v1/documents/{id}
 	DeleteDocument(ctx context.Context, params DeleteDocumentParams) (DeleteDocumentRes, error)
@@ -40,6 +41,15 @@ type Invoker interface {
 	//
 	// GET /v1/documents/{id}/result
 	GetResult(ctx context.Context, params GetResultParams) (GetResultRes, error)
+	// HealthSummary invokes healthSummary operation.
+	//
+	// What tether-agent reads of docsvc: the overall status and each check's status as /readyz has them
+	// (no details), the AI provider's kind, the queue's counts, the requests served and the 5xx answers
+	// among them since the process started, and the totals /metrics reports (left out when the database
+	// cannot be read). Always 200; `status` says how the service is.
+	//
+	// GET /metrics/summary
+	HealthSummary(ctx context.Context) (*HealthSummary, error)
 	// Healthz invokes healthz operation.
 	//
 	// 200 while the process serves HTTP; it checks no dependency (see /readyz).
@@ -179,7 +189,8 @@ func (c *Client) requestURL(ctx context.Context) *url.URL {
 
 // DeleteDocument invokes deleteDocument operation.
 //
-// Deletes the document, its stored bytes and its result.
+// Deletes the document, its stored bytes and its result. Only its uploader may: a member of a group it
+// is shared with (DOCSVC_OIDC_SHARED_GROUPS) gets 403.
 //
 // DELETE /v1/documents/{id}
 func (c *Client) DeleteDocument(ctx context.Context, params DeleteDocumentParams) (DeleteDocumentRes, error) {
@@ -522,6 +533,52 @@ func (c *Client) sendGetResult(ctx context.Context, params GetResultParams) (res
 	}()
 
 	result, err := decodeGetResultResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// HealthSummary invokes healthSummary operation.
+//
+// What tether-agent reads of docsvc: the overall status and each check's status as /readyz has them
+// (no details), the AI provider's kind, the queue's counts, the requests served and the 5xx answers
+// among them since the process started, and the totals /metrics reports (left out when the database
+// cannot be read). Always 200; `status` says how the service is.
+//
+// GET /metrics/summary
+func (c *Client) HealthSummary(ctx context.Context) (*HealthSummary, error) {
+	res, err := c.sendHealthSummary(ctx)
+	return res, err
+}
+
+func (c *Client) sendHealthSummary(ctx context.Context) (res *HealthSummary, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [1]string
+	pathParts[0] = "/metrics/summary"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "GET", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeHealthSummaryResponse(resp)
 	if err != nil {
 		return res, errors.Wrap(err, "decode response")
 	}

@@ -9,6 +9,7 @@ const (
 	DeleteDocumentOperation OperationName = "DeleteDocument"
 	GetDocumentOperation    OperationName = "GetDocument"
 	GetResultOperation      OperationName = "GetResult"
+	HealthSummaryOperation  OperationName = "HealthSummary"
 	HealthzOperation        OperationName = "Healthz"
 	ListDocumentsOperation  OperationName = "ListDocuments"
 	MetricsOperation        OperationName = "Metrics"

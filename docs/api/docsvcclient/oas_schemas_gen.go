@@ -36,6 +36,10 @@ func (s *Bearer) SetRoles(val []string) {
 	s.Roles = val
 }
 
+type DeleteDocumentForbidden Error
+
+func (*DeleteDocumentForbidden) deleteDocumentRes() {}
+
 type DeleteDocumentInternalServerError Error
 
 func (*DeleteDocumentInternalServerError) deleteDocumentRes() {}
@@ -268,6 +272,351 @@ type GetResultServiceUnavailable Error
 
 func (*GetResultServiceUnavailable) getResultRes() {}
 
+// Ref: #/components/schemas/HealthSummary
+type HealthSummary struct {
+	// The release.
+	Version string `json:"version"`
+	// The applied schema migration; left out when the database cannot be read.
+	SchemaVersion OptInt              `json:"schema_version"`
+	Status        HealthSummaryStatus `json:"status"`
+	// Each check of /readyz by name, its status only.
+	Checks HealthSummaryChecks `json:"checks"`
+	// The AI provider's kind (local, openai, anthropic, bedrock) as the worker last reported it; left out
+	// when no worker has reported for a minute.
+	AiProvider OptString          `json:"ai_provider"`
+	Queue      HealthSummaryQueue `json:"queue"`
+	// Requests this process answered since it started.
+	Requests int `json:"requests"`
+	// Of those, the 5xx answers.
+	ServerErrors int `json:"server_errors"`
+	// Documents by status, their bytes and their results' pages, read from the database (every replica
+	// reports the same).
+	Totals OptHealthSummaryTotals `json:"totals"`
+}
+
+// GetVersion returns the value of Version.
+func (s *HealthSummary) GetVersion() string {
+	return s.Version
+}
+
+// GetSchemaVersion returns the value of SchemaVersion.
+func (s *HealthSummary) GetSchemaVersion() OptInt {
+	return s.SchemaVersion
+}
+
+// GetStatus returns the value of Status.
+func (s *HealthSummary) GetStatus() HealthSummaryStatus {
+	return s.Status
+}
+
+// GetChecks returns the value of Checks.
+func (s *HealthSummary) GetChecks() HealthSummaryChecks {
+	return s.Checks
+}
+
+// GetAiProvider returns the value of AiProvider.
+func (s *HealthSummary) GetAiProvider() OptString {
+	return s.AiProvider
+}
+
+// GetQueue returns the value of Queue.
+func (s *HealthSummary) GetQueue() HealthSummaryQueue {
+	return s.Queue
+}
+
+// GetRequests returns the value of Requests.
+func (s *HealthSummary) GetRequests() int {
+	return s.Requests
+}
+
+// GetServerErrors returns the value of ServerErrors.
+func (s *HealthSummary) GetServerErrors() int {
+	return s.ServerErrors
+}
+
+// GetTotals returns the value of Totals.
+func (s *HealthSummary) GetTotals() OptHealthSummaryTotals {
+	return s.Totals
+}
+
+// SetVersion sets the value of Version.
+func (s *HealthSummary) SetVersion(val string) {
+	s.Version = val
+}
+
+// SetSchemaVersion sets the value of SchemaVersion.
+func (s *HealthSummary) SetSchemaVersion(val OptInt) {
+	s.SchemaVersion = val
+}
+
+// SetStatus sets the value of Status.
+func (s *HealthSummary) SetStatus(val HealthSummaryStatus) {
+	s.Status = val
+}
+
+// SetChecks sets the value of Checks.
+func (s *HealthSummary) SetChecks(val HealthSummaryChecks) {
+	s.Checks = val
+}
+
+// SetAiProvider sets the value of AiProvider.
+func (s *HealthSummary) SetAiProvider(val OptString) {
+	s.AiProvider = val
+}
+
+// SetQueue sets the value of Queue.
+func (s *HealthSummary) SetQueue(val HealthSummaryQueue) {
+	s.Queue = val
+}
+
+// SetRequests sets the value of Requests.
+func (s *HealthSummary) SetRequests(val int) {
+	s.Requests = val
+}
+
+// SetServerErrors sets the value of ServerErrors.
+func (s *HealthSummary) SetServerErrors(val int) {
+	s.ServerErrors = val
+}
+
+// SetTotals sets the value of Totals.
+func (s *HealthSummary) SetTotals(val OptHealthSummaryTotals) {
+	s.Totals = val
+}
+
+// Each check of /readyz by name, its status only.
+type HealthSummaryChecks map[string]HealthSummaryChecksItem
+
+func (s *HealthSummaryChecks) init() HealthSummaryChecks {
+	m := *s
+	if m == nil {
+		m = map[string]HealthSummaryChecksItem{}
+		*s = m
+	}
+	return m
+}
+
+type HealthSummaryChecksItem string
+
+const (
+	HealthSummaryChecksItemOk       HealthSummaryChecksItem = "ok"
+	HealthSummaryChecksItemDegraded HealthSummaryChecksItem = "degraded"
+	HealthSummaryChecksItemDown     HealthSummaryChecksItem = "down"
+	HealthSummaryChecksItemUnknown  HealthSummaryChecksItem = "unknown"
+)
+
+// AllValues returns all HealthSummaryChecksItem values.
+func (HealthSummaryChecksItem) AllValues() []HealthSummaryChecksItem {
+	return []HealthSummaryChecksItem{
+		HealthSummaryChecksItemOk,
+		HealthSummaryChecksItemDegraded,
+		HealthSummaryChecksItemDown,
+		HealthSummaryChecksItemUnknown,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s HealthSummaryChecksItem) MarshalText() ([]byte, error) {
+	switch s {
+	case HealthSummaryChecksItemOk:
+		return []byte(s), nil
+	case HealthSummaryChecksItemDegraded:
+		return []byte(s), nil
+	case HealthSummaryChecksItemDown:
+		return []byte(s), nil
+	case HealthSummaryChecksItemUnknown:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *HealthSummaryChecksItem) UnmarshalText(data []byte) error {
+	switch HealthSummaryChecksItem(data) {
+	case HealthSummaryChecksItemOk:
+		*s = HealthSummaryChecksItemOk
+		return nil
+	case HealthSummaryChecksItemDegraded:
+		*s = HealthSummaryChecksItemDegraded
+		return nil
+	case HealthSummaryChecksItemDown:
+		*s = HealthSummaryChecksItemDown
+		return nil
+	case HealthSummaryChecksItemUnknown:
+		*s = HealthSummaryChecksItemUnknown
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+type HealthSummaryQueue struct {
+	Visible          int `json:"visible"`
+	InFlight         int `json:"in_flight"`
+	DeadLetter       int `json:"dead_letter"`
+	OldestAgeSeconds int `json:"oldest_age_seconds"`
+}
+
+// GetVisible returns the value of Visible.
+func (s *HealthSummaryQueue) GetVisible() int {
+	return s.Visible
+}
+
+// GetInFlight returns the value of InFlight.
+func (s *HealthSummaryQueue) GetInFlight() int {
+	return s.InFlight
+}
+
+// GetDeadLetter returns the value of DeadLetter.
+func (s *HealthSummaryQueue) GetDeadLetter() int {
+	return s.DeadLetter
+}
+
+// GetOldestAgeSeconds returns the value of OldestAgeSeconds.
+func (s *HealthSummaryQueue) GetOldestAgeSeconds() int {
+	return s.OldestAgeSeconds
+}
+
+// SetVisible sets the value of Visible.
+func (s *HealthSummaryQueue) SetVisible(val int) {
+	s.Visible = val
+}
+
+// SetInFlight sets the value of InFlight.
+func (s *HealthSummaryQueue) SetInFlight(val int) {
+	s.InFlight = val
+}
+
+// SetDeadLetter sets the value of DeadLetter.
+func (s *HealthSummaryQueue) SetDeadLetter(val int) {
+	s.DeadLetter = val
+}
+
+// SetOldestAgeSeconds sets the value of OldestAgeSeconds.
+func (s *HealthSummaryQueue) SetOldestAgeSeconds(val int) {
+	s.OldestAgeSeconds = val
+}
+
+type HealthSummaryStatus string
+
+const (
+	HealthSummaryStatusOk       HealthSummaryStatus = "ok"
+	HealthSummaryStatusDegraded HealthSummaryStatus = "degraded"
+	HealthSummaryStatusDown     HealthSummaryStatus = "down"
+)
+
+// AllValues returns all HealthSummaryStatus values.
+func (HealthSummaryStatus) AllValues() []HealthSummaryStatus {
+	return []HealthSummaryStatus{
+		HealthSummaryStatusOk,
+		HealthSummaryStatusDegraded,
+		HealthSummaryStatusDown,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s HealthSummaryStatus) MarshalText() ([]byte, error) {
+	switch s {
+	case HealthSummaryStatusOk:
+		return []byte(s), nil
+	case HealthSummaryStatusDegraded:
+		return []byte(s), nil
+	case HealthSummaryStatusDown:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *HealthSummaryStatus) UnmarshalText(data []byte) error {
+	switch HealthSummaryStatus(data) {
+	case HealthSummaryStatusOk:
+		*s = HealthSummaryStatusOk
+		return nil
+	case HealthSummaryStatusDegraded:
+		*s = HealthSummaryStatusDegraded
+		return nil
+	case HealthSummaryStatusDown:
+		*s = HealthSummaryStatusDown
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Documents by status, their bytes and their results' pages, read from the database (every replica
+// reports the same).
+type HealthSummaryTotals struct {
+	Queued      int `json:"queued"`
+	Processing  int `json:"processing"`
+	Succeeded   int `json:"succeeded"`
+	Failed      int `json:"failed"`
+	StoredBytes int `json:"stored_bytes"`
+	ResultPages int `json:"result_pages"`
+}
+
+// GetQueued returns the value of Queued.
+func (s *HealthSummaryTotals) GetQueued() int {
+	return s.Queued
+}
+
+// GetProcessing returns the value of Processing.
+func (s *HealthSummaryTotals) GetProcessing() int {
+	return s.Processing
+}
+
+// GetSucceeded returns the value of Succeeded.
+func (s *HealthSummaryTotals) GetSucceeded() int {
+	return s.Succeeded
+}
+
+// GetFailed returns the value of Failed.
+func (s *HealthSummaryTotals) GetFailed() int {
+	return s.Failed
+}
+
+// GetStoredBytes returns the value of StoredBytes.
+func (s *HealthSummaryTotals) GetStoredBytes() int {
+	return s.StoredBytes
+}
+
+// GetResultPages returns the value of ResultPages.
+func (s *HealthSummaryTotals) GetResultPages() int {
+	return s.ResultPages
+}
+
+// SetQueued sets the value of Queued.
+func (s *HealthSummaryTotals) SetQueued(val int) {
+	s.Queued = val
+}
+
+// SetProcessing sets the value of Processing.
+func (s *HealthSummaryTotals) SetProcessing(val int) {
+	s.Processing = val
+}
+
+// SetSucceeded sets the value of Succeeded.
+func (s *HealthSummaryTotals) SetSucceeded(val int) {
+	s.Succeeded = val
+}
+
+// SetFailed sets the value of Failed.
+func (s *HealthSummaryTotals) SetFailed(val int) {
+	s.Failed = val
+}
+
+// SetStoredBytes sets the value of StoredBytes.
+func (s *HealthSummaryTotals) SetStoredBytes(val int) {
+	s.StoredBytes = val
+}
+
+// SetResultPages sets the value of ResultPages.
+func (s *HealthSummaryTotals) SetResultPages(val int) {
+	s.ResultPages = val
+}
+
 type HealthzOK struct {
 	Status string `json:"status"`
 }
@@ -327,6 +676,52 @@ func (s MetricsOKTextPlain) Read(p []byte) (n int, err error) {
 func (*MetricsOKTextPlain) metricsRes() {}
 
 type OpenapiOK struct{}
+
+// NewOptHealthSummaryTotals returns new OptHealthSummaryTotals with value set to v.
+func NewOptHealthSummaryTotals(v HealthSummaryTotals) OptHealthSummaryTotals {
+	return OptHealthSummaryTotals{
+		Value: v,
+		Set:   true,
+	}
+}
+
+// OptHealthSummaryTotals is optional HealthSummaryTotals.
+type OptHealthSummaryTotals struct {
+	Value HealthSummaryTotals
+	Set   bool
+}
+
+// IsSet returns true if OptHealthSummaryTotals was set.
+func (o OptHealthSummaryTotals) IsSet() bool { return o.Set }
+
+// Reset unsets value.
+func (o *OptHealthSummaryTotals) Reset() {
+	var v HealthSummaryTotals
+	o.Value = v
+	o.Set = false
+}
+
+// SetTo sets value to v.
+func (o *OptHealthSummaryTotals) SetTo(v HealthSummaryTotals) {
+	o.Set = true
+	o.Value = v
+}
+
+// Get returns value and boolean that denotes whether value was set.
+func (o OptHealthSummaryTotals) Get() (v HealthSummaryTotals, ok bool) {
+	if !o.Set {
+		return v, false
+	}
+	return o.Value, true
+}
+
+// Or returns value if set, or given parameter if does not.
+func (o OptHealthSummaryTotals) Or(d HealthSummaryTotals) HealthSummaryTotals {
+	if v, ok := o.Get(); ok {
+		return v
+	}
+	return d
+}
 
 // NewOptInt returns new OptInt with value set to v.
 func NewOptInt(v int) OptInt {

@@ -1,12 +1,10 @@
 // Package collect reads the document service's health the only way the agent
-// may: over docsvc's unauthenticated internal HTTP surface, GET /readyz and
-// GET /metrics. It has no access to documents, storage or queues, and its
-// parsers keep only the handful of figures a heartbeat needs, so nothing else
-// docsvc might print can travel further.
+// may: docsvc's unauthenticated internal GET /metrics/summary, one JSON
+// object of statuses and counts. It has no access to documents, storage or
+// queues, and keeps only the fields a heartbeat needs.
 //
-// Both parsers treat their input as untrusted: sizes are bounded, statuses
-// are allow-listed, numbers must be finite and non-negative, and errors name
-// the line or field without repeating its content.
+// The answer is untrusted: its size is bounded, statuses are allow-listed,
+// counts must be whole and between 0 and 2^53, and errors never repeat it.
 package collect
 
 import (
@@ -15,74 +13,146 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/tetherhq/tether/internal/wire"
 )
 
-// ErrMalformed is matched by every parse failure.
-var ErrMalformed = errors.New("collect: malformed docsvc answer")
+// ErrMalformed is matched by every decoding failure.
+var ErrMalformed = errors.New("collect: malformed docsvc summary")
 
-// Size limits: a readyz answer is a few hundred bytes, a metrics page a few
-// kilobytes; anything far larger is not docsvc.
-const (
-	MaxReadyz  = 64 << 10
-	MaxMetrics = 4 << 20
-)
+// MaxSummary bounds the answer; docsvc's is a few hundred bytes.
+const MaxSummary = 64 << 10
 
-// Snapshot is one scrape of docsvc. ReadyzErr or MetricsErr say why a half
-// is missing (docsvc unreachable, or an answer that did not parse); a
-// missing half is reported as "down"/"unknown" health, never as a crash.
+// maxChecks bounds how many named checks one answer may carry.
+const maxChecks = 32
+
+// Statuses docsvc reports for itself and each check.
+var statuses = []string{"ok", "degraded", "down", "unknown"}
+
+// Summary is docsvc's GET /metrics/summary. Unknown fields are ignored, so
+// docsvc can add some without breaking older agents.
+type Summary struct {
+	Version       string            `json:"version"` // "" unless a wire version
+	SchemaVersion int64             `json:"schema_version"`
+	Status        string            `json:"status"`      // ok, degraded or down
+	Checks        map[string]string `json:"checks"`      // status by name: database, blob, queue, worker, ai_provider
+	AIProvider    string            `json:"ai_provider"` // its kind; "" unless wire knows it
+	Queue         Queue             `json:"queue"`
+	// Requests and ServerErrors (5xx) count what docsvc served since it
+	// started; the agent turns them into a rate between scrapes.
+	Requests     int64   `json:"requests"`
+	ServerErrors int64   `json:"server_errors"`
+	Totals       *Totals `json:"totals"` // nil when docsvc could not read them
+}
+
+// Queue is the job queue's counts.
+type Queue struct {
+	Visible          int64 `json:"visible"`
+	InFlight         int64 `json:"in_flight"`
+	DeadLetter       int64 `json:"dead_letter"`
+	OldestAgeSeconds int64 `json:"oldest_age_seconds"`
+}
+
+// Totals are the stored documents by status, their bytes and their results'
+// pages.
+type Totals struct {
+	Queued      int64 `json:"queued"`
+	Processing  int64 `json:"processing"`
+	Succeeded   int64 `json:"succeeded"`
+	Failed      int64 `json:"failed"`
+	StoredBytes int64 `json:"stored_bytes"`
+	ResultPages int64 `json:"result_pages"`
+}
+
+// Objects is the number of stored documents.
+func (t Totals) Objects() int64 { return t.Queued + t.Processing + t.Succeeded + t.Failed }
+
+// Decode parses and checks a summary.
+func Decode(data []byte) (Summary, error) {
+	var s Summary
+	if len(data) > MaxSummary {
+		return Summary{}, fmt.Errorf("%w: over %d bytes", ErrMalformed, MaxSummary)
+	}
+	// JSON v2 also refuses duplicate keys, invalid UTF-8 and trailing data.
+	if err := jsonv2.Unmarshal(data, &s); err != nil {
+		return Summary{}, fmt.Errorf("%w: not the expected JSON object", ErrMalformed)
+	}
+	if !slices.Contains(statuses, s.Status) {
+		return Summary{}, fmt.Errorf("%w: status must be one of %s", ErrMalformed, strings.Join(statuses, ", "))
+	}
+	if len(s.Checks) > maxChecks {
+		return Summary{}, fmt.Errorf("%w: more than %d checks", ErrMalformed, maxChecks)
+	}
+	for _, st := range s.Checks {
+		if !slices.Contains(statuses, st) {
+			return Summary{}, fmt.Errorf("%w: a check's status is not one of %s", ErrMalformed, strings.Join(statuses, ", "))
+		}
+	}
+	q, t := s.Queue, s.Totals
+	if t == nil {
+		t = &Totals{}
+	}
+	for _, n := range []int64{s.SchemaVersion, q.Visible, q.InFlight, q.DeadLetter, q.OldestAgeSeconds, s.Requests, s.ServerErrors,
+		t.Queued, t.Processing, t.Succeeded, t.Failed, t.StoredBytes, t.ResultPages, t.Objects()} {
+		if n < 0 || n > 1<<53 {
+			return Summary{}, fmt.Errorf("%w: a count is not between 0 and 2^53", ErrMalformed)
+		}
+	}
+	if !wire.ValidSemver(s.Version) {
+		s.Version = ""
+	}
+	if !wire.KnownProviderKind(s.AIProvider) {
+		s.AIProvider = ""
+	}
+	return s, nil
+}
+
+// Snapshot is one scrape of docsvc; Err says why Summary is missing
+// (docsvc unreachable, or an answer that did not decode), which is reported
+// as "down"/"unknown" health, never as a crash.
 type Snapshot struct {
-	At         time.Time
-	Readyz     Readyz
-	ReadyzErr  error
-	Metrics    Metrics
-	MetricsErr error
+	At      time.Time
+	Summary Summary
+	Err     error
 }
 
 // Client scrapes one docsvc instance.
 type Client struct {
-	BaseURL string // e.g. http://127.0.0.1:8080
+	BaseURL string // e.g. http://127.0.0.1:9090
 	HTTP    *http.Client
 }
 
-// Scrape fetches and parses /readyz and /metrics. It never fails as a
-// whole: each half's error is in the snapshot.
+// Scrape fetches and decodes the summary; it never fails as a whole.
 func (c *Client) Scrape(ctx context.Context, now time.Time) Snapshot {
-	s := Snapshot{At: now}
-	// /readyz answers 503 with a full body when a dependency is down; the
-	// body is what matters, so any status with a parseable body counts.
-	body, err := c.get(ctx, "/readyz", MaxReadyz, http.StatusOK, http.StatusServiceUnavailable)
-	if err == nil {
-		s.Readyz, err = ParseReadyz(body)
-	}
-	s.ReadyzErr = err
-	body, err = c.get(ctx, "/metrics", MaxMetrics, http.StatusOK)
-	if err == nil {
-		s.Metrics, err = ParseMetrics(body)
-	}
-	s.MetricsErr = err
-	return s
+	s, err := c.get(ctx)
+	return Snapshot{At: now, Summary: s, Err: err}
 }
 
-func (c *Client) get(ctx context.Context, path string, max int64, okCodes ...int) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+func (c *Client) get(ctx context.Context) (Summary, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+"/metrics/summary", nil)
 	if err != nil {
-		return nil, fmt.Errorf("collect: get %s: %w", path, err)
+		return Summary{}, fmt.Errorf("collect: %w", err)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("collect: get %s: %w", path, err)
+		return Summary{}, fmt.Errorf("collect: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if resp.StatusCode != http.StatusOK {
+		return Summary{}, fmt.Errorf("collect: docsvc answered %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxSummary+1))
 	if err != nil {
-		return nil, fmt.Errorf("collect: get %s: %w", path, err)
+		return Summary{}, fmt.Errorf("collect: %w", err)
 	}
-	for _, code := range okCodes {
-		if resp.StatusCode == code {
-			return body, nil
-		}
+	s, err := Decode(body)
+	if err != nil {
+		return Summary{}, fmt.Errorf("collect: %w", err)
 	}
-	return nil, fmt.Errorf("collect: get %s: status %d", path, resp.StatusCode)
+	return s, nil
 }

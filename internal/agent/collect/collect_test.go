@@ -10,186 +10,113 @@ import (
 	"time"
 )
 
-const goodReadyz = `{"status":"degraded","checks":{"database":{"status":"ok"},"blob":{"status":"ok"},` +
-	`"queue":{"status":"ok"},"ai_provider":{"status":"degraded","detail":"openai timeout"},"worker":{"status":"ok"}},` +
-	`"queue":{"visible":7,"in_flight":2,"dead_letter":1,"oldest_age_seconds":42}}`
+const goodSummary = `{"version":"1.4.2","schema_version":3,"status":"degraded",` +
+	`"checks":{"database":"ok","blob":"ok","queue":"ok","ai_provider":"degraded","worker":"ok"},"ai_provider":"openai",` +
+	`"queue":{"visible":7,"in_flight":2,"dead_letter":1,"oldest_age_seconds":42},"requests":105,"server_errors":10,` +
+	`"totals":{"queued":1,"processing":0,"succeeded":40,"failed":3,"stored_bytes":1500000000,"result_pages":90},"later":{"x":1}}`
 
-const goodMetrics = `# HELP docsvc_http_requests_total Requests.
-# TYPE docsvc_http_requests_total counter
-docsvc_http_requests_total{route="POST /v1/documents",code="201"} 90
-docsvc_http_requests_total{code="503",route="GET /readyz"} 10
-docsvc_http_requests_total{route="GET /x",code="404"} 5 1700000000000
-docsvc_documents{status="succeeded"} 40
-docsvc_documents{status="failed"} 3
-docsvc_documents{status="queued"} 1
-docsvc_documents{status="weird"} 1000
-docsvc_stored_bytes 1.5e9
-docsvc_schema_version 3
-docsvc_build_info{version="1.4.2"} 1
-go_gc_duration_seconds{quantile="0.5"} NaN
-process_label_escape{a="x\"y\\z\n"} +Inf
-`
-
-func TestParseReadyz(t *testing.T) {
+func TestDecode(t *testing.T) {
 	t.Parallel()
-	r, err := ParseReadyz([]byte(goodReadyz))
+	s, err := Decode([]byte(goodSummary))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != "degraded" || r.Checks["ai_provider"].Detail != "openai timeout" || r.Queue != (Queue{7, 2, 1, 42}) {
-		t.Fatalf("got %+v", r)
+	if s.Status != "degraded" || s.Checks["ai_provider"] != "degraded" || s.AIProvider != "openai" || s.Queue != (Queue{7, 2, 1, 42}) ||
+		s.Requests != 105 || s.ServerErrors != 10 || s.Version != "1.4.2" || s.SchemaVersion != 3 {
+		t.Fatalf("got %+v", s)
+	}
+	if s.Totals == nil || s.Totals.Objects() != 44 || s.Totals.StoredBytes != 1_500_000_000 || s.Totals.ResultPages != 90 {
+		t.Fatalf("totals %+v", s.Totals)
+	}
+	// A version or provider kind the wire cannot carry is dropped, not an error.
+	s, err = Decode([]byte(`{"status":"ok","version":"dev build","ai_provider":"my own model"}`))
+	if err != nil || s.Version != "" || s.AIProvider != "" || s.Totals != nil {
+		t.Fatalf("unknown version and kind: %+v %v", s, err)
 	}
 	bad := []struct{ name, in string }{
 		{"not json", `nope`},
 		{"no status", `{"checks":{}}`},
 		{"bad status", `{"status":"fine"}`},
-		{"bad check status", `{"status":"ok","checks":{"db":{"status":"great"}}}`},
+		{"bad check status", `{"status":"ok","checks":{"db":"great"}}`},
+		{"check as object", `{"status":"ok","checks":{"db":{"status":"ok"}}}`},
 		{"negative count", `{"status":"ok","queue":{"visible":-1}}`},
-		{"huge count", `{"status":"ok","queue":{"visible":1e300}}`},
+		{"negative total", `{"status":"ok","totals":{"stored_bytes":-1}}`},
+		{"huge count", `{"status":"ok","requests":1e300}`},
+		{"fractional count", `{"status":"ok","requests":1.5}`},
 		{"string count", `{"status":"ok","queue":{"visible":"7"}}`},
+		{"sum over 2^53", `{"status":"ok","totals":{"queued":9007199254740992,"failed":1}}`},
+		{"duplicate key", `{"status":"ok","status":"down"}`},
 		{"trailing", `{"status":"ok"} {}`},
-		{"too big", `{"status":"ok","x":"` + strings.Repeat("a", MaxReadyz) + `"}`},
+		{"too big", `{"status":"ok","x":"` + strings.Repeat("a", MaxSummary) + `"}`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := ParseReadyz([]byte(tt.in)); !errors.Is(err, ErrMalformed) {
+			if _, err := Decode([]byte(tt.in)); !errors.Is(err, ErrMalformed) {
 				t.Fatalf("err = %v, want ErrMalformed", err)
 			}
 		})
 	}
 }
 
-func TestParseMetrics(t *testing.T) {
-	t.Parallel()
-	m, err := ParseMetrics([]byte(goodMetrics))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.RequestsTotal != 105 || m.Requests5xx != 10 {
-		t.Errorf("requests %v / 5xx %v", m.RequestsTotal, m.Requests5xx)
-	}
-	if m.Documents["succeeded"] != 40 || m.Documents["failed"] != 3 || m.Objects() != 44 {
-		t.Errorf("documents %v", m.Documents)
-	}
-	if !m.HasStoredBytes || m.StoredBytes != 1_500_000_000 || m.SchemaVersion != 3 || m.Version != "1.4.2" {
-		t.Errorf("got %+v", m)
-	}
-	bad := []struct{ name, in string }{
-		{"no value", "docsvc_stored_bytes\n"},
-		{"bad value", "docsvc_stored_bytes abc\n"},
-		{"negative used family", "docsvc_stored_bytes -1\n"},
-		{"inf used family", "docsvc_schema_version +Inf\n"},
-		{"unterminated labels", `docsvc_documents{status="x` + "\n"},
-		{"bad label syntax", `docsvc_documents{status=x} 1` + "\n"},
-		{"repeated label", `a{x="1",x="2"} 1` + "\n"},
-		{"bad escape", `a{x="\q"} 1` + "\n"},
-		{"junk after value", "a 1 2 3\n"},
-		{"name starts with digit", "1abc 1\n"},
-		{"bad timestamp", "a 1 soon\n"},
-	}
-	for _, tt := range bad {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := ParseMetrics([]byte(tt.in)); !errors.Is(err, ErrMalformed) {
-				t.Fatalf("err = %v, want ErrMalformed", err)
-			}
-		})
-	}
-	// Build info with a non-semver version is dropped, not an error.
-	if m, err := ParseMetrics([]byte(`docsvc_build_info{version="dev build"} 1`)); err != nil || m.Version != "" {
-		t.Fatalf("non-semver build info: %+v %v", m, err)
-	}
-}
-
-func TestParseErrorsDoNotEchoInput(t *testing.T) {
+func TestDecodeErrorsDoNotEchoInput(t *testing.T) {
 	t.Parallel()
 	const secret = "tt_SECRETVALUE123"
-	for _, in := range []string{`{"status":"` + secret + `"}`, `{"status":"ok","checks":{"` + secret + `":{"status":"bad"}}}`} {
-		if _, err := ParseReadyz([]byte(in)); err == nil || strings.Contains(err.Error(), secret) {
-			t.Fatalf("readyz error %v", err)
-		}
-	}
-	for _, in := range []string{secret + "{", `a{` + secret + `="x} 1`, "a " + secret} {
-		if _, err := ParseMetrics([]byte(in)); err == nil || strings.Contains(err.Error(), secret) {
-			t.Fatalf("metrics error %v", err)
+	for _, in := range []string{`{"status":"` + secret + `"}`, `{"status":"ok","checks":{"` + secret + `":"bad"}}`, `{"` + secret + `"`, `{"status":"ok","queue":{"visible":"` + secret + `"}}`} {
+		if _, err := Decode([]byte(in)); err == nil || strings.Contains(err.Error(), secret) {
+			t.Fatalf("error %v", err)
 		}
 	}
 }
 
 func TestScrape(t *testing.T) {
 	t.Parallel()
-	down := false
+	answer := goodSummary
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/readyz":
-			if down {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				w.Write([]byte(`{"status":"down","checks":{"database":{"status":"down","detail":"timeout"}},"queue":{}}`))
-				return
-			}
-			w.Write([]byte(goodReadyz))
-		case "/metrics":
-			w.Write([]byte(goodMetrics))
-		default:
+		if r.URL.Path != "/metrics/summary" {
 			http.NotFound(w, r)
+			return
 		}
+		w.Write([]byte(answer))
 	}))
 	defer srv.Close()
-	c := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
+	c := &Client{BaseURL: srv.URL + "/", HTTP: srv.Client()}
 	s := c.Scrape(context.Background(), time.Now())
-	if s.ReadyzErr != nil || s.MetricsErr != nil || s.Readyz.Status != "degraded" || s.Metrics.Version != "1.4.2" {
+	if s.Err != nil || s.Summary.Status != "degraded" || s.Summary.Version != "1.4.2" {
 		t.Fatalf("scrape %+v", s)
 	}
-	down = true
-	s = c.Scrape(context.Background(), time.Now())
-	if s.ReadyzErr != nil || s.Readyz.Status != "down" || s.Readyz.Checks["database"].Status != "down" {
-		t.Fatalf("503 readyz should still parse: %+v", s)
+	answer = `{"status":"ok","checks":{"database":"sometimes"}}`
+	if s = c.Scrape(context.Background(), time.Now()); !errors.Is(s.Err, ErrMalformed) {
+		t.Fatalf("a malformed summary should be an error, got %+v", s)
+	}
+	c.BaseURL = srv.URL + "/elsewhere"
+	if s = c.Scrape(context.Background(), time.Now()); s.Err == nil || !strings.Contains(s.Err.Error(), "404") {
+		t.Fatalf("a 404 should be an error naming it, got %+v", s)
 	}
 	srv.Close()
-	s = c.Scrape(context.Background(), time.Now())
-	if s.ReadyzErr == nil || s.MetricsErr == nil {
-		t.Fatalf("unreachable docsvc should give errors, got %+v", s)
+	if s = c.Scrape(context.Background(), time.Now()); s.Err == nil {
+		t.Fatalf("unreachable docsvc should give an error, got %+v", s)
 	}
 }
 
-func FuzzParseReadyz(f *testing.F) {
-	f.Add([]byte(goodReadyz))
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(goodSummary))
 	f.Add([]byte(`{"status":"ok"}`))
-	f.Add([]byte(`{"status":"down","checks":{"x":{"status":"down"}},"queue":{"visible":1e20}}`))
+	f.Add([]byte(`{"status":"down","checks":{"x":"down"},"queue":{"visible":1e20}}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := ParseReadyz(data)
+		s, err := Decode(data)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error does not match ErrMalformed: %v", err)
 			}
 			return
 		}
-		if r.Queue.Visible < 0 || r.Queue.InFlight < 0 || r.Queue.DeadLetter < 0 || r.Queue.OldestAgeSeconds < 0 {
-			t.Fatalf("negative count accepted: %+v", r.Queue)
+		q := s.Queue
+		if q.Visible < 0 || q.InFlight < 0 || q.DeadLetter < 0 || q.OldestAgeSeconds < 0 || s.Requests < 0 || s.ServerErrors < 0 {
+			t.Fatalf("negative count accepted: %+v", s)
 		}
-	})
-}
-
-func FuzzParseMetrics(f *testing.F) {
-	f.Add([]byte(goodMetrics))
-	f.Add([]byte("docsvc_stored_bytes 0\n"))
-	f.Add([]byte(`a{b="c",} 1 2`))
-	f.Add([]byte("# only a comment\n\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := ParseMetrics(data)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error does not match ErrMalformed: %v", err)
-			}
-			return
-		}
-		if m.StoredBytes < 0 || m.SchemaVersion < 0 || m.Requests5xx > m.RequestsTotal {
-			t.Fatalf("impossible metrics accepted: %+v", m)
-		}
-		for _, v := range m.Documents {
-			if v < 0 {
-				t.Fatalf("negative document count accepted")
-			}
+		if tt := s.Totals; tt != nil && (tt.Objects() < 0 || tt.StoredBytes < 0 || tt.ResultPages < 0) {
+			t.Fatalf("negative total accepted: %+v", tt)
 		}
 	})
 }

@@ -36,8 +36,8 @@ func TestRecordListPreviewApproveDecline(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].Name != "agent-log.txt" || got[1].Size != 3 {
 		t.Fatalf("Preview = %+v, %v", got, err)
 	}
-	if req, err := diagspool.ReadRequest(data, "dg_one"); err != nil || req.Reason != "why dg_one" {
-		t.Fatalf("diagspool.ReadRequest = %+v, %v", req, err)
+	if req, err := diagspool.Read(data, "dg_one"); err != nil || req.Reason != "why dg_one" {
+		t.Fatalf("diagspool.Read = %+v, %v", req, err)
 	}
 	if err := Approve(data, "dg_one", at.Add(time.Hour)); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func TestAgentLifecycleAgainstTestPlane(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("activate: %d %s", status, out)
 	}
-	ar, err := wire.DecodeActivationResponse(out)
+	ar, err := wire.Decode[wire.ActivationResponse](out)
 	if err != nil || ar.LicenseID != "lic_acme" || ar.HeartbeatIntervalSeconds != 1 {
 		t.Fatalf("activation response %s: %v", out, err)
 	}
