@@ -91,6 +91,9 @@ func addLoopYield(module []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkTypes(types.body); err != nil {
+		return nil, fmt.Errorf("section %d: %w", secType, err)
+	}
 	yieldType, typesBody, err := appendEntry(types.body, []byte{0x60, 0, 0})
 	if err != nil {
 		return nil, err
@@ -103,7 +106,7 @@ func addLoopYield(module []byte) ([]byte, error) {
 	}
 	importedFuncs, importedGlobals, err := countImports(imports.body)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("section %d: %w", secImport, err)
 	}
 	var entry []byte
 	entry = appendName(entry, yieldModule)
@@ -210,7 +213,24 @@ func countImports(body []byte) (funcs, globals uint32, err error) {
 			r.fail("import kind 0x%02x", kind)
 		}
 	}
-	return funcs, globals, r.err
+	return funcs, globals, r.end()
+}
+
+// checkTypes accepts a type section of function types only, the kind the
+// new type is appended as.
+func checkTypes(body []byte) error {
+	r := &wasmReader{b: body}
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		if form := r.byte(); form != 0x60 {
+			r.fail("type form 0x%02x", form)
+		}
+		for range 2 { // parameters, results
+			for k := r.u32(); k > 0 && r.err == nil; k-- {
+				r.valType()
+			}
+		}
+	}
+	return r.end()
 }
 
 // funcRewriter renumbers function indices and instruments loops.
