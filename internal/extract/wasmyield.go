@@ -247,19 +247,26 @@ func (w *funcRewriter) fn(i uint32) uint32 {
 	return i
 }
 
-func (w *funcRewriter) exports(body []byte) ([]byte, error) {
+// vector rewrites a section body that is a vector, entry by entry.
+func vector(body []byte, entry func(r *wasmReader, out []byte) []byte) ([]byte, error) {
 	r := &wasmReader{b: body}
 	n := r.u32()
 	out := binary.AppendUvarint(nil, uint64(n))
 	for ; n > 0 && r.err == nil; n-- {
+		out = entry(r, out)
+	}
+	return out, r.end()
+}
+
+func (w *funcRewriter) exports(body []byte) ([]byte, error) {
+	return vector(body, func(r *wasmReader, out []byte) []byte {
 		out = appendName(out, string(r.bytes(int(r.u32()))))
 		kind, idx := r.byte(), r.u32()
 		if kind == 0x00 {
 			idx = w.fn(idx)
 		}
-		out = binary.AppendUvarint(append(out, kind), uint64(idx))
-	}
-	return out, r.end()
+		return binary.AppendUvarint(append(out, kind), uint64(idx))
+	})
 }
 
 func (w *funcRewriter) start(body []byte) ([]byte, error) {
@@ -270,26 +277,19 @@ func (w *funcRewriter) start(body []byte) ([]byte, error) {
 
 // globals renumbers ref.func in the globals' initialisers.
 func (w *funcRewriter) globals(body []byte) ([]byte, error) {
-	r := &wasmReader{b: body}
-	n := r.u32()
-	out := binary.AppendUvarint(nil, uint64(n))
-	for ; n > 0 && r.err == nil; n-- {
+	return vector(body, func(r *wasmReader, out []byte) []byte {
 		out = append(out, r.byte(), r.byte()) // value type, mutability
-		out = w.expr(r, out, false)
-	}
-	return out, r.end()
+		return w.expr(r, out, false)
+	})
 }
 
 func (w *funcRewriter) elements(body []byte) ([]byte, error) {
-	r := &wasmReader{b: body}
-	n := r.u32()
-	out := binary.AppendUvarint(nil, uint64(n))
-	for ; n > 0 && r.err == nil; n-- {
+	return vector(body, func(r *wasmReader, out []byte) []byte {
 		flags := r.u32()
 		out = binary.AppendUvarint(out, uint64(flags))
 		if flags > 7 {
 			r.fail("element segment flags %d", flags)
-			break
+			return out
 		}
 		if flags&0b011 == 0b010 { // active with a table index
 			out = binary.AppendUvarint(out, uint64(r.u32()))
@@ -309,19 +309,14 @@ func (w *funcRewriter) elements(body []byte) ([]byte, error) {
 				out = w.expr(r, out, false)
 			}
 		}
-	}
-	return out, r.end()
+		return out
+	})
 }
 
 func (w *funcRewriter) code(body []byte) ([]byte, error) {
-	r := &wasmReader{b: body}
-	n := r.u32()
-	out := binary.AppendUvarint(nil, uint64(n))
 	var fn []byte
-	for i := range n {
-		if r.err != nil {
-			break
-		}
+	return vector(body, func(r *wasmReader, out []byte) []byte {
+		start := r.off
 		fr := &wasmReader{b: r.bytes(int(r.u32()))}
 		fn = fn[:0]
 		locals := fr.u32()
@@ -335,12 +330,12 @@ func (w *funcRewriter) code(body []byte) ([]byte, error) {
 			fr.fail("bytes after the function's end")
 		}
 		if fr.err != nil {
-			return nil, fmt.Errorf("function body %d: %w", i, fr.err)
+			r.fail("function body at %d: %v", start, fr.err)
+			return out
 		}
 		out = binary.AppendUvarint(out, uint64(len(fn)))
-		out = append(out, fn...)
-	}
-	return out, r.end()
+		return append(out, fn...)
+	})
 }
 
 // loopHead is what instrumented loops start with (see addLoopYield).
