@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime/debug"
 	"sync"
 
@@ -48,11 +49,18 @@ func newPDFEngine(cacheDir string, warn func(string)) (*pdfiumEngine, error) {
 	// return it to the system now rather than let an idle worker hold it.
 	defer debug.FreeOSMemory()
 	module, err := pdfiumYieldModule()
-	yields := err == nil
-	if !yields {
-		warn(fmt.Sprintf("PDF engine runs without its loop yields, about three times slower: %v", err))
-		module = pdfiumWASM
+	if err == nil {
+		var engine *pdfiumEngine
+		if engine, err = cachedPDFEngine(module, true, cacheDir, warn); err == nil {
+			return engine, nil
+		}
 	}
+	warn(fmt.Sprintf("PDF engine runs without its loop yields, about three times slower: %v", err))
+	return cachedPDFEngine(pdfiumWASM, false, cacheDir, warn)
+}
+
+// cachedPDFEngine compiles module through the compile cache in cacheDir.
+func cachedPDFEngine(module []byte, yields bool, cacheDir string, warn func(string)) (*pdfiumEngine, error) {
 	compile := func(cache wazero.CompilationCache) (*pdfiumEngine, error) {
 		return compilePDFium(module, yields, cache)
 	}
@@ -108,6 +116,12 @@ func withPDFium(ctx context.Context, memLimit int64, fn func(*pdfiumInstance) er
 		}
 	}
 	if err != nil {
+		if mem != nil {
+			// A failed instantiation may never close its module, so
+			// wazero's reference would keep the reservation forever. No
+			// code runs on it now; a late Free finds it released.
+			mem.release()
+		}
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -139,6 +153,10 @@ func extractPDF(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Res
 	// PDFium gets the file in its own memory: reading it through a
 	// callback instead was no faster, and the copy counts against the
 	// document's memory cap like everything else PDFium holds.
+	if size > math.MaxInt32 {
+		// PDFium takes the size as an int.
+		return Result{}, memoryLimitError(lim.MaxMemoryBytes)
+	}
 	data := make([]byte, size)
 	if _, err := r.ReadAt(data, 0); err != nil && err != io.EOF {
 		return Result{}, fmt.Errorf("%w: pdf: read failed", ErrMalformed)

@@ -27,9 +27,6 @@ import (
 type pdfiumEngine struct {
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
-	// yields says the module carries the loop yields; without them,
-	// wazero's own checks stop a call whose ctx has ended.
-	yields bool
 }
 
 // pdfiumYieldModule is PDFium with the loop yields, or an error saying why
@@ -41,8 +38,9 @@ func pdfiumYieldModule() ([]byte, error) {
 	return addLoopYield(pdfiumWASM)
 }
 
-// compilePDFium compiles module (with yields if yields is set) using cache,
-// which may be nil.
+// compilePDFium compiles module using cache, which may be nil. Without
+// loop yields in the module, wazero's own checks stop a call whose ctx has
+// ended.
 func compilePDFium(module []byte, yields bool, cache wazero.CompilationCache) (_ *pdfiumEngine, err error) {
 	ctx := context.Background()
 	rc := wazero.NewRuntimeConfig().
@@ -80,7 +78,7 @@ func compilePDFium(module []byte, yields bool, cache wazero.CompilationCache) (_
 	if _, err := imports.Instantiate(ctx, r, compiled); err != nil {
 		return nil, fmt.Errorf("host functions: %w", err)
 	}
-	return &pdfiumEngine{runtime: r, compiled: compiled, yields: yields}, nil
+	return &pdfiumEngine{runtime: r, compiled: compiled}, nil
 }
 
 func (e *pdfiumEngine) Close() error { return e.runtime.Close(context.Background()) }
