@@ -16,14 +16,14 @@ import (
 // iteration only counts down a counter of its own, and every yieldInterval
 // iterations calls one imported Go function, which stops the call if its
 // context has ended (see pdfYield). The guarantee is the same as wazero's:
-// no loop runs on unchecked, and every yieldInterval iterations the Go
-// scheduler gets the thread back, so the goroutine that kills an instance
-// gets to run even when every core is running PDFium.
+// no loop runs unchecked, and every yieldInterval iterations the Go
+// scheduler gets the thread back, so the timer of a time limit and the
+// goroutine that cancels a job get to run even when every core is running
+// PDFium.
 
 // yieldInterval is how many loop iterations run between two calls of the
 // yield function. A call costs tens of nanoseconds and an iteration a few,
-// so this keeps the cost under a percent while a stop still lands within
-// microseconds.
+// so the calls cost little while a stop still lands within microseconds.
 const yieldInterval = 1 << 12
 
 const (
