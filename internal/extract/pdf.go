@@ -197,17 +197,16 @@ func checkPDFFraming(r io.ReaderAt, size int64) error {
 }
 
 func pdfText(inst *pdfiumInstance, data []byte, lim Limits) (Result, error) {
+	// An error from a call is PDFium failing on this document (a trap),
+	// or the call stopped because ctx ended, which Extract reports as such.
 	doc, code, err := inst.openDocument(data)
-	if err != nil {
-		return Result{}, err
-	}
-	if doc == 0 {
+	if err != nil || doc == 0 {
 		return Result{}, pdfOpenError(code)
 	}
 	// The document is not closed: the instance is discarded with it.
 	count, err := inst.call("FPDF_GetPageCount", doc)
 	if err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("%w: pdf: page count unreadable", ErrMalformed)
 	}
 	pages := int(int32(count))
 	switch {
@@ -239,38 +238,27 @@ const pdfTextChunk = 1 << 16
 
 // pageText adds one page's text layer to text, in reading order with
 // PDFium's line breaks, stopping as soon as the text is over its limit.
-// An error from a call is the instance's (a stopped call, say) and is
-// returned as it is; PDFium refusing the page is the document's.
 func pageText(inst *pdfiumInstance, doc uint32, i int, text *textBuilder) error {
 	malformed := fmt.Errorf("%w: pdf: page %d unreadable", ErrMalformed, i+1)
 	page, err := inst.call("FPDF_LoadPage", doc, uint32(i))
-	if err != nil {
-		return err
-	}
-	if page == 0 {
+	if err != nil || page == 0 {
 		return malformed
 	}
 	defer inst.call("FPDF_ClosePage", page)
 	tp, err := inst.call("FPDFText_LoadPage", page)
-	if err != nil {
-		return err
-	}
-	if tp == 0 {
+	if err != nil || tp == 0 {
 		return malformed
 	}
 	defer inst.call("FPDFText_ClosePage", tp)
 	n, err := inst.call("FPDFText_CountChars", tp)
-	if err != nil {
-		return err
-	}
 	count := int(int32(n))
-	if count < 0 {
+	if err != nil || count < 0 {
 		return malformed
 	}
 	for start := 0; start < count; start += pdfTextChunk {
 		t, err := inst.text(tp, start, min(pdfTextChunk, count-start))
 		if err != nil {
-			return err
+			return malformed
 		}
 		if err := text.WriteString(t); err != nil {
 			return fmt.Errorf("pdf: page %d: %w", i+1, err)
