@@ -229,11 +229,10 @@ func pdfText(inst *pdfiumInstance, data []byte, lim Limits) (Result, error) {
 	return Result{Text: text.String(), Pages: pages}, nil
 }
 
-// pdfTextChunk is how many characters pageText copies out of PDFium at a
-// time. One call per page would cost Go memory in proportion to the page
-// (about 12 bytes a character while converting from UTF-16), and a hostile
-// page holds millions; one call per character would cost a WebAssembly
-// call each.
+// pdfTextChunk is how many characters pageText asks PDFium for at a time:
+// its output buffer lives in PDFium's memory, so a bigger chunk would cost
+// that memory in proportion, and one call per character would cost a
+// WebAssembly call each.
 const pdfTextChunk = 1 << 16
 
 // pageText adds one page's text layer to text, in reading order with
@@ -256,12 +255,11 @@ func pageText(inst *pdfiumInstance, doc uint32, i int, text *textBuilder) error 
 		return malformed
 	}
 	for start := 0; start < count; start += pdfTextChunk {
-		t, err := inst.text(tp, start, min(pdfTextChunk, count-start))
-		if err != nil {
+		if err := inst.text(tp, start, min(pdfTextChunk, count-start), text); err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				return fmt.Errorf("pdf: page %d: %w", i+1, err)
+			}
 			return malformed
-		}
-		if err := text.WriteString(t); err != nil {
-			return fmt.Errorf("pdf: page %d: %w", i+1, err)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"unicode"
 	"unicode/utf16"
 
 	// Links in go-pdfium's embedded module, which pdfiumWASM names.
@@ -182,25 +183,38 @@ func (p *pdfiumInstance) openDocument(data []byte) (doc uint32, code uint32, err
 	return 0, max(code, 1), err
 }
 
-// text returns count characters of a text page from start, as UTF-8.
+// text adds count characters of a text page from start to dst, decoding
+// PDFium's UTF-16 straight from its memory (no copy on the Go heap).
 // count is at most pdfTextChunk.
-func (p *pdfiumInstance) text(textPage uint32, start, count int) (string, error) {
+func (p *pdfiumInstance) text(textPage uint32, start, count int, dst *textBuilder) error {
 	n, err := p.call("FPDFText_GetText", textPage, uint32(start), uint32(count), p.buf)
 	if err != nil {
-		return "", err
+		return err
 	}
 	// n counts the terminating NUL.
 	units := int(int32(n)) - 1
 	if units <= 0 {
-		return "", nil
+		return nil
 	}
 	raw, ok := p.mod.Memory().Read(p.buf, uint32(min(units, count))*2)
 	if !ok {
-		return "", errors.New("text buffer out of range")
+		return errors.New("text buffer out of range")
 	}
-	u16 := make([]uint16, len(raw)/2)
-	for i := range u16 {
-		u16[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+	for i := 0; i+1 < len(raw); i += 2 {
+		r := rune(raw[i]) | rune(raw[i+1])<<8
+		if utf16.IsSurrogate(r) {
+			// A pair makes one character; a lone half, U+FFFD.
+			r2 := unicode.ReplacementChar
+			if i+3 < len(raw) {
+				r2 = rune(raw[i+2]) | rune(raw[i+3])<<8
+			}
+			if r = utf16.DecodeRune(r, r2); r != unicode.ReplacementChar {
+				i += 2
+			}
+		}
+		if dst.writeRune(r); dst.err != nil {
+			return dst.err
+		}
 	}
-	return string(utf16.Decode(u16)), nil
+	return nil
 }

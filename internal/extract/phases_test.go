@@ -16,8 +16,8 @@ import (
 //
 // Each phase is reported as ms per pass over the corpus: instance (a fresh
 // PDFium), open (cross-reference table), load-page (parsing the content
-// stream), text-page (PDFium's text layout), get-text (copying text out
-// of WebAssembly memory), assemble (the Go-side text builder) and close.
+// stream), text-page (PDFium's text layout), get-text (decoding the text
+// out of WebAssembly memory into the Go-side text builder) and close.
 func BenchmarkPDFPhases(b *testing.B) {
 	files, err := filepath.Glob(os.Getenv("TETHER_PDF_CORPUS"))
 	if err != nil || len(files) == 0 {
@@ -26,8 +26,8 @@ func BenchmarkPDFPhases(b *testing.B) {
 	if err := Warm(); err != nil {
 		b.Fatal(err)
 	}
-	names := []string{"instance", "open", "load-page", "text-page", "get-text", "assemble", "close"}
-	var total [7]time.Duration
+	names := []string{"instance", "open", "load-page", "text-page", "get-text", "close"}
+	var total [6]time.Duration
 	for b.Loop() {
 		for _, f := range files {
 			data, err := os.ReadFile(f)
@@ -45,7 +45,7 @@ func BenchmarkPDFPhases(b *testing.B) {
 }
 
 // pdfPhases runs pdfText's calls on data, adding each phase's time to ph.
-func pdfPhases(data []byte, ph *[7]time.Duration) error {
+func pdfPhases(data []byte, ph *[6]time.Duration) error {
 	lap := time.Now()
 	mark := func(i int) {
 		now := time.Now()
@@ -80,19 +80,14 @@ func pdfPhases(data []byte, ph *[7]time.Duration) error {
 			}
 			mark(3)
 			for start := 0; start < int(count); start += pdfTextChunk {
-				t, err := inst.text(tp, start, min(pdfTextChunk, int(count)-start))
-				if err != nil {
+				if err := inst.text(tp, start, min(pdfTextChunk, int(count)-start), text); err != nil {
 					return err
 				}
 				mark(4)
-				if err := text.WriteString(t); err != nil {
-					return err
-				}
-				mark(5)
 			}
 			inst.call("FPDFText_ClosePage", tp)
 			inst.call("FPDF_ClosePage", page)
-			mark(6)
+			mark(5)
 		}
 		return nil
 	})
