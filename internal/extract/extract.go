@@ -181,7 +181,7 @@ func Extract(ctx context.Context, f Format, r io.ReaderAt, size int64, lim Limit
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = Result{}, fmt.Errorf("%w: %s: parser failed unexpectedly", ErrMalformed, f)
-			// A killed PDFium instance can panic in its bindings. (By now
+			// A PDFium call stopped by ctx may end in a panic. (By now
 			// the time limit's own cancel has run: only its deadline or
 			// the caller's ctx count.)
 			if parent.Err() != nil || errors.Is(context.Cause(ctx), errTimeLimit) {

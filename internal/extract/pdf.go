@@ -6,16 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime/debug"
 	"sync"
 
-	"github.com/klippa-app/go-pdfium"
-	pdfiumerrors "github.com/klippa-app/go-pdfium/errors"
-	"github.com/klippa-app/go-pdfium/references"
-	"github.com/klippa-app/go-pdfium/requests"
-	"github.com/klippa-app/go-pdfium/webassembly"
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 )
 
@@ -39,22 +34,38 @@ const pdfiumMaxMemoryPages = 1 << 16
 // once built: Extract's signature leaves no caller-owned place to keep it,
 // and each document still gets a fresh instance (see withPDFium). A failed
 // compile is remembered: it means the process is broken, not a document.
-var pdfEngine = sync.OnceValues(func() (pdfium.Pool, error) {
+var pdfEngine = sync.OnceValues(func() (*pdfiumEngine, error) {
 	dir, warn := cacheSettings()
-	return newPDFPool(dir, warn)
+	return newPDFEngine(dir, warn)
 })
 
 // pdfMemory allocates every PDFium instance's linear memory.
 var pdfMemory = &pdfMemories{}
 
-// newPDFPool compiles PDFium, or loads it from the compile cache in
+// newPDFEngine compiles PDFium, or loads it from the compile cache in
 // cacheDir (see pdfcache.go).
-func newPDFPool(cacheDir string, warn func(string)) (pdfium.Pool, error) {
+func newPDFEngine(cacheDir string, warn func(string)) (*pdfiumEngine, error) {
 	// Compiling leaves a few hundred megabytes of garbage on the Go heap;
 	// return it to the system now rather than let an idle worker hold it.
 	defer debug.FreeOSMemory()
+	module, err := pdfiumYieldModule()
+	if err == nil {
+		var engine *pdfiumEngine
+		if engine, err = cachedPDFEngine(module, true, cacheDir, warn); err == nil {
+			return engine, nil
+		}
+	}
+	warn(fmt.Sprintf("PDF engine runs without its loop yields, about three times slower: %v", err))
+	return cachedPDFEngine(pdfiumWASM, false, cacheDir, warn)
+}
+
+// cachedPDFEngine compiles module through the compile cache in cacheDir.
+func cachedPDFEngine(module []byte, yields bool, cacheDir string, warn func(string)) (*pdfiumEngine, error) {
+	compile := func(cache wazero.CompilationCache) (*pdfiumEngine, error) {
+		return compilePDFium(module, yields, cache)
+	}
 	cache := openCompileCache(cacheDir, warn)
-	pool, err := initPDFPool(cache)
+	engine, err := compile(cache)
 	if err != nil && cache != nil {
 		// wazero fails rather than recompiles when an entry that passed
 		// the manifest does not load (a different wazero build, say).
@@ -62,10 +73,10 @@ func newPDFPool(cacheDir string, warn func(string)) (pdfium.Pool, error) {
 		_ = cache.Close(context.Background())
 		if err := emptyDir(cacheDir); err != nil {
 			warn(fmt.Sprintf("PDF engine cache %s cannot be emptied (%v); compiling without it", cacheDir, err))
-			return initPDFPool(nil)
+			return compile(nil)
 		}
 		cache = openCompileCache(cacheDir, warn)
-		pool, err = initPDFPool(cache)
+		engine, err = compile(cache)
 	}
 	// Seal only what changed: a cache that was loaded as it stood may be
 	// read-only (baked into an image).
@@ -74,61 +85,32 @@ func newPDFPool(cacheDir string, warn func(string)) (pdfium.Pool, error) {
 			warn(fmt.Sprintf("PDF engine cache %s: manifest not written (%v); the next start compiles again", cacheDir, err))
 		}
 	}
-	return pool, err
-}
-
-func initPDFPool(cache wazero.CompilationCache) (pdfium.Pool, error) {
-	rc := wazero.NewRuntimeConfig().
-		// The module lowers setjmp/longjmp to exception handling.
-		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
-		WithMemoryLimitPages(pdfiumMaxMemoryPages).
-		// Lets a cancelled ctx stop a call that is running (see
-		// withPDFium), not just the next one.
-		WithCloseOnContextDone(true)
-	if cache != nil {
-		rc = rc.WithCompilationCache(cache)
-	}
-	return webassembly.Init(webassembly.Config{
-		Context: experimental.WithMemoryAllocator(context.Background(), pdfMemory),
-		MinIdle: 0,
-		// Instances are made on demand and never kept (go-pdfium closes
-		// them on Close unless ReuseWorkers is set), so a borrow never
-		// waits for another document's instance and always instantiates:
-		// pdfMemory.claim relies on both. The worker's concurrency is the
-		// bound on instances.
-		MaxIdle:  0,
-		MaxTotal: 1 << 16,
-		// No mounts: PDFium never sees the host file system. The default
-		// would mount "/".
-		FSConfig:      wazero.NewFSConfig(),
-		Stdout:        io.Discard,
-		Stderr:        io.Discard,
-		RuntimeConfig: rc,
-	})
+	return engine, err
 }
 
 // withPDFium runs fn on a fresh PDFium instance whose memory is capped at
 // memLimit bytes, and discards the instance after: no state from one
 // document (caches, fonts, a corrupted heap) can reach the next, and its
-// memory goes back to the system. If ctx ends while fn runs, the instance
-// is killed, which aborts the WebAssembly call in progress. If PDFium
-// asked for more memory than the cap, the result is the memory limit's
-// error, whatever fn returned.
-func withPDFium(ctx context.Context, memLimit int64, fn func(pdfium.Pdfium) error) error {
-	pool, err := pdfEngine()
+// memory goes back to the system. Every call into the instance runs under
+// ctx: when ctx ends, the call in progress stops at its next loop
+// iteration (see pdfYield) and returns an error. If PDFium asked for more
+// memory than the cap, the result is the memory limit's error, whatever fn
+// returned.
+func withPDFium(ctx context.Context, memLimit int64, fn func(*pdfiumInstance) error) error {
+	engine, err := pdfEngine()
 	if err != nil {
 		return fmt.Errorf("extract: pdf: start pdfium: %w", err)
 	}
-	var inst pdfium.Pdfium
+	var inst *pdfiumInstance
 	mem, err := pdfMemory.claim(uint64(max(memLimit, 0)), func() (err error) {
-		inst, err = pool.GetInstanceWithContext(ctx)
+		inst, err = engine.instantiate(experimental.WithMemoryAllocator(ctx, pdfMemory))
 		return err
 	})
 	if mem != nil {
 		defer mem.release()
 		if mem.reserveErr != nil {
 			if inst != nil {
-				_ = inst.Kill()
+				inst.close()
 			}
 			return fmt.Errorf("extract: pdf: pdfium memory: %w", mem.reserveErr)
 		}
@@ -149,27 +131,10 @@ func withPDFium(ctx context.Context, memLimit int64, fn func(pdfium.Pdfium) erro
 		return fmt.Errorf("extract: pdf: pdfium instance: %w", err)
 	}
 	if mem == nil {
-		// Not an instance made for this document, so not under its cap.
-		_ = inst.Kill()
+		inst.close()
 		return errors.New("extract: pdf: pdfium instance was not made for this document; its memory is not bounded")
 	}
-
-	stop, watcherDone := make(chan struct{}), make(chan bool)
-	go func() {
-		select {
-		case <-ctx.Done():
-			_ = inst.Kill()
-			watcherDone <- true
-		case <-stop:
-			watcherDone <- false
-		}
-	}()
-	defer func() {
-		close(stop)
-		if killed := <-watcherDone; !killed {
-			_ = inst.Close()
-		}
-	}()
+	defer inst.close()
 	err = fn(inst)
 	if mem.refusedGrowth() {
 		// Even when fn succeeded: PDFium may have dropped what it could
@@ -185,10 +150,21 @@ func memoryLimitError(limit int64) error {
 
 // extractPDF reads a PDF whose framing Extract has checked.
 func extractPDF(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Result, error) {
+	// PDFium gets the file in its own memory: reading it through a
+	// callback instead was no faster, and the copy counts against the
+	// document's memory cap like everything else PDFium holds.
+	if size > math.MaxInt32 {
+		// PDFium takes the size as an int.
+		return Result{}, memoryLimitError(lim.MaxMemoryBytes)
+	}
+	data := make([]byte, size)
+	if _, err := r.ReadAt(data, 0); err != nil && err != io.EOF {
+		return Result{}, fmt.Errorf("%w: pdf: read failed", ErrMalformed)
+	}
 	var res Result
-	err := withPDFium(ctx, lim.MaxMemoryBytes, func(inst pdfium.Pdfium) error {
+	err := withPDFium(ctx, lim.MaxMemoryBytes, func(inst *pdfiumInstance) error {
 		var err error
-		res, err = pdfText(ctx, inst, r, size, lim)
+		res, err = pdfText(inst, data, lim)
 		return err
 	})
 	return res, err
@@ -220,24 +196,19 @@ func checkPDFFraming(r io.ReaderAt, size int64) error {
 	return nil
 }
 
-func pdfText(ctx context.Context, inst pdfium.Pdfium, r io.ReaderAt, size int64, lim Limits) (Result, error) {
-	// PDFium reads through the section reader as it needs bytes, so the
-	// file is never copied whole into the instance's memory. (Copying it
-	// in was no faster on the corpus, within noise.)
-	doc, err := inst.OpenDocument(&requests.OpenDocument{
-		FileReader:     io.NewSectionReader(r, 0, size),
-		FileReaderSize: size,
-	})
-	if err != nil {
-		return Result{}, pdfOpenError(err)
+func pdfText(inst *pdfiumInstance, data []byte, lim Limits) (Result, error) {
+	// An error from a call is PDFium failing on this document (a trap),
+	// or the call stopped because ctx ended, which Extract reports as such.
+	doc, code, err := inst.openDocument(data)
+	if err != nil || doc == 0 {
+		return Result{}, pdfOpenError(code)
 	}
-	defer inst.FPDF_CloseDocument(&requests.FPDF_CloseDocument{Document: doc.Document})
-
-	count, err := inst.FPDF_GetPageCount(&requests.FPDF_GetPageCount{Document: doc.Document})
+	// The document is not closed: the instance is discarded with it.
+	count, err := inst.call("FPDF_GetPageCount", doc)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: pdf: page count unreadable", ErrMalformed)
 	}
-	pages := count.PageCount
+	pages := int(int32(count))
 	switch {
 	case pages < 1:
 		return Result{}, fmt.Errorf("%w: pdf: no pages", ErrMalformed)
@@ -247,10 +218,10 @@ func pdfText(ctx context.Context, inst pdfium.Pdfium, r io.ReaderAt, size int64,
 
 	text := newTextBuilder(lim.MaxTextBytes)
 	for i := range pages {
-		if err := ctx.Err(); err != nil {
+		if err := inst.ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		if err := pageText(inst, doc.Document, i, text); err != nil {
+		if err := pageText(inst, doc, i, text); err != nil {
 			return Result{}, err
 		}
 		text.paragraph()
@@ -258,53 +229,50 @@ func pdfText(ctx context.Context, inst pdfium.Pdfium, r io.ReaderAt, size int64,
 	return Result{Text: text.String(), Pages: pages}, nil
 }
 
-// pdfTextChunk is how many characters pageText copies out of PDFium at a
-// time. One call per page would cost Go memory in proportion to the page
-// (about 12 bytes a character while converting from UTF-16), and a hostile
-// page holds millions; one call per character would cost a WebAssembly
-// call each.
+// pdfTextChunk is how many characters pageText asks PDFium for at a time:
+// its output buffer lives in PDFium's memory, so a bigger chunk would cost
+// that memory in proportion, and one call per character would cost a
+// WebAssembly call each.
 const pdfTextChunk = 1 << 16
 
 // pageText adds one page's text layer to text, in reading order with
 // PDFium's line breaks, stopping as soon as the text is over its limit.
-func pageText(inst pdfium.Pdfium, doc references.FPDF_DOCUMENT, i int, text *textBuilder) error {
+func pageText(inst *pdfiumInstance, doc uint32, i int, text *textBuilder) error {
 	malformed := fmt.Errorf("%w: pdf: page %d unreadable", ErrMalformed, i+1)
-	page, err := inst.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: doc, Index: i})
-	if err != nil {
+	page, err := inst.call("FPDF_LoadPage", doc, uint32(i))
+	if err != nil || page == 0 {
 		return malformed
 	}
-	defer inst.FPDF_ClosePage(&requests.FPDF_ClosePage{Page: page.Page})
-	tp, err := inst.FPDFText_LoadPage(&requests.FPDFText_LoadPage{Page: requests.Page{ByReference: &page.Page}})
-	if err != nil {
+	defer inst.call("FPDF_ClosePage", page)
+	tp, err := inst.call("FPDFText_LoadPage", page)
+	if err != nil || tp == 0 {
 		return malformed
 	}
-	defer inst.FPDFText_ClosePage(&requests.FPDFText_ClosePage{TextPage: tp.TextPage})
-	count, err := inst.FPDFText_CountChars(&requests.FPDFText_CountChars{TextPage: tp.TextPage})
-	if err != nil || count.Count < 0 {
+	defer inst.call("FPDFText_ClosePage", tp)
+	n, err := inst.call("FPDFText_CountChars", tp)
+	count := int(int32(n))
+	if err != nil || count < 0 {
 		return malformed
 	}
-	for start := 0; start < count.Count; start += pdfTextChunk {
-		t, err := inst.FPDFText_GetText(&requests.FPDFText_GetText{
-			TextPage: tp.TextPage, StartIndex: start, Count: min(pdfTextChunk, count.Count-start),
-		})
-		if err != nil {
+	for start := 0; start < count; start += pdfTextChunk {
+		if err := inst.text(tp, start, min(pdfTextChunk, count-start), text); err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				return fmt.Errorf("pdf: page %d: %w", i+1, err)
+			}
 			return malformed
-		}
-		if err := text.WriteString(t.Text); err != nil {
-			return fmt.Errorf("pdf: page %d: %w", i+1, err)
 		}
 	}
 	return nil
 }
 
-// pdfOpenError maps PDFium's load errors onto the sentinels. A document
-// with only an owner password (print or copy restrictions) opens without
-// one and is extracted, as pdftotext does: its text is not secret.
-func pdfOpenError(err error) error {
-	switch {
-	case errors.Is(err, pdfiumerrors.ErrPassword):
+// pdfOpenError maps PDFium's load error codes onto the sentinels. A
+// document with only an owner password (print or copy restrictions) opens
+// without one and is extracted, as pdftotext does: its text is not secret.
+func pdfOpenError(code uint32) error {
+	switch code {
+	case pdfiumErrPassword:
 		return fmt.Errorf("%w: pdf: needs a password", ErrEncrypted)
-	case errors.Is(err, pdfiumerrors.ErrSecurity):
+	case pdfiumErrSecurity:
 		return fmt.Errorf("%w: pdf: unsupported security handler", ErrEncrypted)
 	default:
 		return fmt.Errorf("%w: pdf: cannot be opened (damaged cross-reference table or objects)", ErrMalformed)

@@ -2,37 +2,32 @@ package extract
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/klippa-app/go-pdfium"
-	"github.com/klippa-app/go-pdfium/requests"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
-// openWith checks that a pool reads hello.pdf: the engine it built works.
-func openWith(t *testing.T, pool pdfium.Pool) {
+// openWith checks that an engine reads hello.pdf: the engine it built works.
+func openWith(t *testing.T, engine *pdfiumEngine) {
 	t.Helper()
-	var inst pdfium.Pdfium
+	var inst *pdfiumInstance
 	mem, err := pdfMemory.claim(64<<20, func() (err error) {
-		inst, err = pool.GetInstance(time.Minute)
+		inst, err = engine.instantiate(experimental.WithMemoryAllocator(context.Background(), pdfMemory))
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mem.release()
-	defer inst.Close()
-	data := readFixture(t, "hello.pdf")
-	doc, err := inst.OpenDocument(&requests.OpenDocument{File: &data})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := inst.FPDF_GetPageCount(&requests.FPDF_GetPageCount{Document: doc.Document})
-	if err != nil || n.PageCount != 1 {
-		t.Fatalf("page count = %v, %v; want 1", n, err)
+	defer inst.close()
+	res, err := pdfText(inst, readFixture(t, "hello.pdf"), DefaultLimits())
+	if err != nil || res.Pages != 1 {
+		t.Fatalf("pages = %d, %v; want 1", res.Pages, err)
 	}
 }
 
@@ -40,13 +35,13 @@ func startPool(t *testing.T, dir string) []string {
 	t.Helper()
 	var warnings []string
 	start := time.Now()
-	pool, err := newPDFPool(dir, func(s string) { warnings = append(warnings, s) })
+	engine, err := newPDFEngine(dir, func(s string) { warnings = append(warnings, s) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("engine ready in %s (warnings: %q)", time.Since(start).Round(time.Millisecond), warnings)
-	openWith(t, pool)
-	pool.Close()
+	openWith(t, engine)
+	engine.Close()
 	return warnings
 }
 

@@ -31,7 +31,7 @@ type pdfMemories struct {
 }
 
 // Allocate implements experimental.MemoryAllocator. wazero calls it while
-// instantiating PDFium, which go-pdfium does inside GetInstance.
+// instantiating PDFium, which pdfiumEngine.instantiate does inside claim.
 func (p *pdfMemories) Allocate(_, max uint64) experimental.LinearMemory {
 	m := newLinearMemory(min(max, p.limit.Load()))
 	p.last.Store(m)
@@ -73,8 +73,9 @@ type linearMemory struct {
 	// refs counts the holders that must let go before the reservation is
 	// returned: wazero (until it calls Free on closing the module) and
 	// withPDFium (until the last call into the instance has returned).
-	// A killed instance is closed while its call may still be running, so
-	// neither may unmap it alone.
+	// Under wazero's own checks (newPDFEngine's fallback) a module whose
+	// ctx ends is closed while its call may still be running, so neither
+	// may unmap it alone.
 	refs atomic.Int32
 	free func([]byte)
 	// reserveErr is why the reservation failed, if it did.

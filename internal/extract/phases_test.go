@@ -1,15 +1,12 @@
 package extract
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/klippa-app/go-pdfium"
-	"github.com/klippa-app/go-pdfium/requests"
 )
 
 // BenchmarkPDFPhases splits PDF extraction time over a corpus into its
@@ -19,8 +16,8 @@ import (
 //
 // Each phase is reported as ms per pass over the corpus: instance (a fresh
 // PDFium), open (cross-reference table), load-page (parsing the content
-// stream), text-page (PDFium's text layout), get-text (copying text out
-// of WebAssembly memory), assemble (the Go-side text builder) and close.
+// stream), text-page (PDFium's text layout), get-text (decoding the text
+// out of WebAssembly memory into the Go-side text builder) and close.
 func BenchmarkPDFPhases(b *testing.B) {
 	files, err := filepath.Glob(os.Getenv("TETHER_PDF_CORPUS"))
 	if err != nil || len(files) == 0 {
@@ -29,8 +26,8 @@ func BenchmarkPDFPhases(b *testing.B) {
 	if err := Warm(); err != nil {
 		b.Fatal(err)
 	}
-	names := []string{"instance", "open", "load-page", "text-page", "get-text", "assemble", "close"}
-	var total [7]time.Duration
+	names := []string{"instance", "open", "load-page", "text-page", "get-text", "close"}
+	var total [6]time.Duration
 	for b.Loop() {
 		for _, f := range files {
 			data, err := os.ReadFile(f)
@@ -48,57 +45,50 @@ func BenchmarkPDFPhases(b *testing.B) {
 }
 
 // pdfPhases runs pdfText's calls on data, adding each phase's time to ph.
-func pdfPhases(data []byte, ph *[7]time.Duration) error {
+func pdfPhases(data []byte, ph *[6]time.Duration) error {
 	lap := time.Now()
 	mark := func(i int) {
 		now := time.Now()
 		ph[i] += now.Sub(lap)
 		lap = now
 	}
-	return withPDFium(context.Background(), DefaultLimits().MaxMemoryBytes, func(inst pdfium.Pdfium) error {
+	return withPDFium(context.Background(), DefaultLimits().MaxMemoryBytes, func(inst *pdfiumInstance) error {
 		mark(0)
-		doc, err := inst.OpenDocument(&requests.OpenDocument{FileReader: bytes.NewReader(data), FileReaderSize: int64(len(data))})
-		if err != nil {
-			return err
+		doc, _, err := inst.openDocument(data)
+		if err != nil || doc == 0 {
+			return fmt.Errorf("open: %v", err)
 		}
-		n, err := inst.FPDF_GetPageCount(&requests.FPDF_GetPageCount{Document: doc.Document})
+		n, err := inst.call("FPDF_GetPageCount", doc)
 		if err != nil {
 			return err
 		}
 		mark(1)
 		text := newTextBuilder(DefaultLimits().MaxTextBytes)
-		for i := range n.PageCount {
-			page, err := inst.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: doc.Document, Index: i})
-			if err != nil {
-				return err
+		for i := range n {
+			page, err := inst.call("FPDF_LoadPage", doc, i)
+			if err != nil || page == 0 {
+				return fmt.Errorf("page %d: %v", i+1, err)
 			}
 			mark(2)
-			tp, err := inst.FPDFText_LoadPage(&requests.FPDFText_LoadPage{Page: requests.Page{ByReference: &page.Page}})
-			if err != nil {
-				return err
+			tp, err := inst.call("FPDFText_LoadPage", page)
+			if err != nil || tp == 0 {
+				return fmt.Errorf("text page %d: %v", i+1, err)
 			}
-			count, err := inst.FPDFText_CountChars(&requests.FPDFText_CountChars{TextPage: tp.TextPage})
+			count, err := inst.call("FPDFText_CountChars", tp)
 			if err != nil {
 				return err
 			}
 			mark(3)
-			for start := 0; start < count.Count; start += pdfTextChunk {
-				t, err := inst.FPDFText_GetText(&requests.FPDFText_GetText{TextPage: tp.TextPage, StartIndex: start, Count: min(pdfTextChunk, count.Count-start)})
-				if err != nil {
+			for start := 0; start < int(count); start += pdfTextChunk {
+				if err := inst.text(tp, start, min(pdfTextChunk, int(count)-start), text); err != nil {
 					return err
 				}
 				mark(4)
-				if err := text.WriteString(t.Text); err != nil {
-					return err
-				}
-				mark(5)
 			}
-			inst.FPDFText_ClosePage(&requests.FPDFText_ClosePage{TextPage: tp.TextPage})
-			inst.FPDF_ClosePage(&requests.FPDF_ClosePage{Page: page.Page})
-			mark(6)
+			inst.call("FPDFText_ClosePage", tp)
+			inst.call("FPDF_ClosePage", page)
+			mark(5)
 		}
-		inst.FPDF_CloseDocument(&requests.FPDF_CloseDocument{Document: doc.Document})
-		mark(6)
 		return nil
 	})
 }
