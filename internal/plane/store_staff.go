@@ -72,7 +72,7 @@ func (in StaffInput) Validate() error {
 	u, err := url.Parse(in.Issuer)
 	if err != nil || len(in.Issuer) > 512 || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return errors.New("issuer must be the identity provider's issuer URL, https://host[/path], as its discovery document names it")
+		return errors.New("issuer must be the identity provider's issuer URL, such as https://login.example.com, as its discovery document names it")
 	}
 	if err := checkText("subject", in.Subject, 255); err != nil {
 		return fmt.Errorf("%w (the sub claim; the refusal page shows it to the person signing in)", err)

@@ -38,7 +38,7 @@ func runStaffAdd(ctx context.Context, env Env, args []string) error {
 			"e-mail address can be reassigned). Someone the plane does not know who signs in is\n"+
 			"refused with a page that shows their subject, ready for this command.")
 	subject := fs.String("subject", "", "the person's subject at the identity provider (required)")
-	name := fs.String("name", "", "what people read in the audit log, e.g. alice@vendor.example (required)")
+	name := fs.String("name", "", "what people read in the audit log, e.g. alice@example.com (required)")
 	role := roleFlag(fs)
 	issuer := fs.String("issuer", "", "the identity provider's issuer URL; default the plane's serve --oidc-issuer")
 	admin := adminFlags(fs)
