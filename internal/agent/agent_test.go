@@ -32,6 +32,7 @@ import (
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planetest"
 	"github.com/tetherhq/tether/internal/release/publish"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -260,13 +261,7 @@ func (r *running) stop(t *testing.T) {
 // test, it is not a performance assertion.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testtime.Until(t, 20*time.Second, what, cond)
 }
 
 func (b *bundle) received(method, pathPrefix string) []planetest.Request {

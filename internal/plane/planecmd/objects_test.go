@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/tetherhq/tether/internal/plane/planecmd"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/testtime"
 )
 
 // The release commands write a replicated plane's object store (moto's S3,
@@ -145,16 +145,8 @@ func TestServeWithObjects(t *testing.T) {
 			t.Errorf("serve returned %v", err)
 		}
 	}()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil && resp.StatusCode == 200 {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("plane did not become healthy: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testtime.Wait(20*time.Second, func() bool { return healthy(addr) }) {
+		t.Fatalf("plane did not become healthy:\n%s", logs.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "admin-token")); err == nil {
 		t.Fatal("serve wrote an admin-token file although TETHER_PLANE_ADMIN_TOKEN was set")

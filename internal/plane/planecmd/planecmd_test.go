@@ -23,6 +23,7 @@ import (
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign"
+	"github.com/tetherhq/tether/internal/testtime"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -263,18 +264,9 @@ func TestKeysInitAndServe(t *testing.T) {
 		done <- planecmd.Run(ctx, []string{"serve", "--data-dir", data, "--addr", addr, "--repo", repo, "--keys", keys},
 			planecmd.Env{Stdout: io.Discard, Stderr: &syncWriter{w: &logs}, Getenv: func(string) string { return "" }})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil && resp.StatusCode == 200 {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("plane did not become healthy: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testtime.Wait(20*time.Second, func() bool { return healthy(addr) }) {
+		cancel()
+		t.Fatalf("plane did not become healthy:\n%s", logs.String())
 	}
 	fi, err := os.Stat(filepath.Join(data, "admin-token"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -298,4 +290,14 @@ func TestKeysInitAndServe(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"plane listening"`) {
 		t.Fatalf("serve logs are not JSON slog: %s", logs.String())
 	}
+}
+
+// healthy reports whether the plane at addr answers /healthz with 200.
+func healthy(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
