@@ -654,12 +654,17 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 			t.Errorf("%s: size %d for %d bytes", f.Name, f.Size, len(f.Content))
 		}
 	}
-	for _, name := range []string{"versions.json", "config.json", "health-history.json", "docsvc.json", "agent-log.txt"} {
+	for _, name := range []string{"versions.json", "config.json", "health-history.json", "docsvc.json", "agent-log.txt", "request.json"} {
 		if _, ok := byName[name]; !ok {
 			t.Errorf("bundle lacks %s (has %v)", name, keys(byName))
 		}
 	}
-	if len(byName) != 5 {
+	// The request answered travels in the bundle, so the ledger entry of
+	// the upload names who asked and why.
+	if req := byName["request.json"]; !strings.Contains(req, `"requested_by": "break-glass admin token"`) || !strings.Contains(req, `"reason": `) {
+		t.Errorf("request.json in the bundle: %s", req)
+	}
+	if len(byName) != 6 {
 		t.Errorf("bundle has unexpected files: %v", keys(byName))
 	}
 	log := byName["agent-log.txt"]

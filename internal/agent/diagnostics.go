@@ -74,6 +74,13 @@ func (a *Agent) recordDiagnostic(r wire.DiagnosticRequest) error {
 	if err != nil {
 		return err
 	}
+	// The request travels with its answer, so the ledger entry of the
+	// upload says who at the vendor asked and why.
+	req, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	files = append(files, diagspool.PreviewFile{Name: "request.json", Content: append(req, '\n')})
 	state := diagspool.StatePending
 	if a.cfg.AutoApprove {
 		state = diagspool.StateApproved
