@@ -47,6 +47,11 @@ func run() error {
 		KeysDir:        ctx("keysDir", "TETHER_PLANE_KEYS_DIR", ""),
 		Replicas:       replicas,
 		AlarmEmail:     ctx("alarmEmail", "TETHER_PLANE_ALARM_EMAIL", ""),
+
+		OIDCIssuer:          ctx("oidcIssuer", "TETHER_PLANE_OIDC_ISSUER", ""),
+		OIDCClientID:        ctx("oidcClientId", "TETHER_PLANE_OIDC_CLIENT_ID", ""),
+		OIDCRedirectURL:     ctx("oidcRedirectUrl", "TETHER_PLANE_OIDC_REDIRECT_URL", ""),
+		OIDCClientSecretARN: ctx("oidcClientSecretArn", "TETHER_PLANE_OIDC_CLIENT_SECRET_ARN", ""),
 	})
 	if err != nil {
 		return err

@@ -9,7 +9,9 @@ package planestack
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
@@ -46,12 +48,23 @@ type Props struct {
 	KeysDir    string
 	Replicas   int    // Fargate tasks; at least 2
 	AlarmEmail string // optional subscriber of the alarm topic
+
+	// Staff sign-in through the vendor's OpenID Connect provider: all of
+	// OIDCIssuer, OIDCClientID and OIDCRedirectURL, or none (the dashboard
+	// then takes only the admin token). OIDCClientSecretARN names a
+	// Secrets Manager secret the vendor made with the client secret; empty
+	// for a public client (PKCE only).
+	OIDCIssuer          string
+	OIDCClientID        string
+	OIDCRedirectURL     string // https://PLANE/login/callback, registered with the provider
+	OIDCClientSecretARN string
 }
 
 var (
 	imageRef = regexp.MustCompile(`^[a-z0-9]+(?:[._:/-][a-z0-9]+)*@sha256:[0-9a-f]{64}$`)
 	certARN  = regexp.MustCompile(`^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$`)
 	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{1,30}$`)
+	secretRE = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
 )
 
 // Validate reports the first prop that cannot be deployed, naming the fix.
@@ -70,8 +83,33 @@ func (p Props) Validate() error {
 	case p.Replicas < 2:
 		return fmt.Errorf("replicas %d: run at least 2, so losing a task or a zone does not stop heartbeats", p.Replicas)
 	}
+	return p.validateOIDC()
+}
+
+// validateOIDC checks staff sign-in's props: all three or none, HTTPS, and
+// the redirect URL on the plane's callback path.
+func (p Props) validateOIDC() error {
+	if p.OIDCIssuer == "" && p.OIDCClientID == "" && p.OIDCRedirectURL == "" && p.OIDCClientSecretARN == "" {
+		return nil
+	}
+	if p.OIDCIssuer == "" || p.OIDCClientID == "" || p.OIDCRedirectURL == "" {
+		return fmt.Errorf("staff sign-in needs oidcIssuer, oidcClientId and oidcRedirectUrl together (have %q, %q, %q)", p.OIDCIssuer, p.OIDCClientID, p.OIDCRedirectURL)
+	}
+	if u, err := url.Parse(p.OIDCIssuer); err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("oidcIssuer %q: want the provider's https issuer URL, as its discovery document names it", p.OIDCIssuer)
+	}
+	if u, err := url.Parse(p.OIDCRedirectURL); err != nil || u.Scheme != "https" || u.Host == "" || !strings.HasSuffix(u.Path, callbackPath) {
+		return fmt.Errorf("oidcRedirectUrl %q: want the plane's https URL ending in %s", p.OIDCRedirectURL, callbackPath)
+	}
+	if p.OIDCClientSecretARN != "" && !secretRE.MatchString(p.OIDCClientSecretARN) {
+		return fmt.Errorf("oidcClientSecretArn %q: want a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)", p.OIDCClientSecretARN)
+	}
 	return nil
 }
+
+// callbackPath is where the provider sends staff back (plane.CallbackPath;
+// this module does not link the plane).
+const callbackPath = "/login/callback"
 
 const (
 	planePort = 8443
@@ -329,24 +367,35 @@ func New(app awscdk.App, p Props) (*Stack, error) {
 		RuntimePlatform: &awsecs.RuntimePlatform{CpuArchitecture: awsecs.CpuArchitecture_X86_64(), OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX()},
 	})
 	td.AddVolume(&awsecs.Volume{Name: str("data")})
+	env := map[string]*string{
+		"TETHER_PLANE_DATABASE_URL": awscdk.Fn_Join(str(""), &[]*string{
+			str("postgres://" + dbUser + "@"), db.DbInstanceEndpointAddress(), str(":"), db.DbInstanceEndpointPort(),
+			str("/" + dbName + "?sslmode=require"),
+		}),
+		"TETHER_PLANE_OBJECTS":         awscdk.Fn_Join(str(""), &[]*string{str("s3://"), s.Bucket.BucketName(), str("/" + objectsPrefix)}),
+		"TETHER_PLANE_OBJECTS_KMS_KEY": dataKey.KeyArn(),
+		"AWS_REGION":                   str(p.Region),
+	}
+	secrets := map[string]awsecs.Secret{
+		"TETHER_PLANE_DATABASE_PASSWORD": awsecs.Secret_FromSecretsManager(db.Secret(), str("password")),
+		"TETHER_PLANE_ADMIN_TOKEN":       awsecs.Secret_FromSecretsManager(adminToken, nil),
+	}
+	if p.OIDCIssuer != "" {
+		env["TETHER_PLANE_OIDC_ISSUER"] = str(p.OIDCIssuer)
+		env["TETHER_PLANE_OIDC_CLIENT_ID"] = str(p.OIDCClientID)
+		env["TETHER_PLANE_OIDC_REDIRECT_URL"] = str(p.OIDCRedirectURL)
+		if p.OIDCClientSecretARN != "" {
+			secrets["TETHER_PLANE_OIDC_CLIENT_SECRET"] = awsecs.Secret_FromSecretsManager(
+				awssecretsmanager.Secret_FromSecretCompleteArn(st, str("OidcClientSecret"), str(p.OIDCClientSecretARN)), nil)
+		}
+	}
 	container := td.AddContainer(str("plane"), &awsecs.ContainerDefinitionOptions{
 		Image:                  awsecs.ContainerImage_FromRegistry(str(p.Image), nil),
 		ReadonlyRootFilesystem: jsii.Bool(true),
 		Command: jsii.Strings("serve", "--data-dir", "/var/lib/tether-plane", "--addr", fmt.Sprintf(":%d", planePort),
 			"--keys", p.KeysDir, "--behind-load-balancer"),
-		Environment: &map[string]*string{
-			"TETHER_PLANE_DATABASE_URL": awscdk.Fn_Join(str(""), &[]*string{
-				str("postgres://" + dbUser + "@"), db.DbInstanceEndpointAddress(), str(":"), db.DbInstanceEndpointPort(),
-				str("/" + dbName + "?sslmode=require"),
-			}),
-			"TETHER_PLANE_OBJECTS":         awscdk.Fn_Join(str(""), &[]*string{str("s3://"), s.Bucket.BucketName(), str("/" + objectsPrefix)}),
-			"TETHER_PLANE_OBJECTS_KMS_KEY": dataKey.KeyArn(),
-			"AWS_REGION":                   str(p.Region),
-		},
-		Secrets: &map[string]awsecs.Secret{
-			"TETHER_PLANE_DATABASE_PASSWORD": awsecs.Secret_FromSecretsManager(db.Secret(), str("password")),
-			"TETHER_PLANE_ADMIN_TOKEN":       awsecs.Secret_FromSecretsManager(adminToken, nil),
-		},
+		Environment:  &env,
+		Secrets:      &secrets,
 		Logging:      awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{LogGroup: appLogs, StreamPrefix: str("plane")}),
 		PortMappings: &[]*awsecs.PortMapping{{ContainerPort: num(planePort)}},
 	})

@@ -21,6 +21,9 @@ var testProps = Props{
 	CertificateARN: "arn:aws:acm:eu-west-1:123456789012:certificate/0b7c2a44-1c2d-4f3e-9a8b-123456789abc",
 	Image:          "123456789012.dkr.ecr.eu-west-1.amazonaws.com/tether-plane@sha256:" + strings.Repeat("a", 64),
 	Replicas:       2, AlarmEmail: "oncall@vendor.example",
+	OIDCIssuer: "https://login.vendor.example", OIDCClientID: "tether-plane",
+	OIDCRedirectURL:     "https://plane.vendor.example/login/callback",
+	OIDCClientSecretARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tether-plane/oidc-AbCdEf",
 }
 
 type synthesized struct {
@@ -202,8 +205,17 @@ func TestServiceRunsReplicatedBehindHTTPS(t *testing.T) {
 		if !strings.Contains(secrets, "TETHER_PLANE_DATABASE_PASSWORD") || !strings.Contains(secrets, "TETHER_PLANE_ADMIN_TOKEN") {
 			t.Errorf("the password and admin token must come from Secrets Manager: %s", secrets)
 		}
-		if env := asJSON(c["Environment"]); regexp.MustCompile(`(?i)password|token`).MatchString(env) {
+		if !strings.Contains(secrets, "TETHER_PLANE_OIDC_CLIENT_SECRET") || !strings.Contains(secrets, testProps.OIDCClientSecretARN) {
+			t.Errorf("staff sign-in's client secret must come from the vendor's secret: %s", secrets)
+		}
+		env := asJSON(c["Environment"])
+		if regexp.MustCompile(`(?i)password|token|secret`).MatchString(env) {
 			t.Errorf("a secret in the plain environment: %s", env)
+		}
+		for _, want := range []string{"TETHER_PLANE_OIDC_ISSUER", testProps.OIDCIssuer, "TETHER_PLANE_OIDC_CLIENT_ID", "TETHER_PLANE_OIDC_REDIRECT_URL"} {
+			if !strings.Contains(env, want) {
+				t.Errorf("staff sign-in: environment lacks %s: %s", want, env)
+			}
 		}
 	}
 }
@@ -238,6 +250,10 @@ func TestPropsAreValidated(t *testing.T) {
 		{func(p *Props) { p.Replicas = 1 }, "at least 2"},
 		{func(p *Props) { p.Account = "12" }, "12-digit"},
 		{func(p *Props) { p.Name = "Tether Plane" }, "a-z 0-9"},
+		{func(p *Props) { p.OIDCClientID = "" }, "together"},
+		{func(p *Props) { p.OIDCIssuer = "http://login.vendor.example" }, "https issuer URL"},
+		{func(p *Props) { p.OIDCRedirectURL = "https://plane.vendor.example/callback" }, "ending in /login/callback"},
+		{func(p *Props) { p.OIDCClientSecretARN = "tether-plane/oidc" }, "Secrets Manager secret ARN"},
 	} {
 		p := testProps
 		tt.mutate(&p)
@@ -247,6 +263,11 @@ func TestPropsAreValidated(t *testing.T) {
 	}
 	if err := testProps.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	noSignIn := testProps
+	noSignIn.OIDCIssuer, noSignIn.OIDCClientID, noSignIn.OIDCRedirectURL, noSignIn.OIDCClientSecretARN = "", "", "", ""
+	if err := noSignIn.Validate(); err != nil {
+		t.Fatalf("a plane without staff sign-in: %v", err)
 	}
 }
 
