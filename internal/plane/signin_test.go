@@ -11,12 +11,14 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/tetherhq/tether/internal/browsertest"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/testtime"
 )
 
 // startProvider runs mockoidc: discovery, an authorization endpoint that
@@ -209,8 +211,16 @@ func TestStaffSignInInChromium(t *testing.T) {
 		chromedp.WaitVisible(css(`#audit-filter`)),
 		chromedp.SendKeys(css(`#audit-filter input[name=customer]`), "Globex"),
 		chromedp.Submit(css(`#audit-filter input[name=customer]`)),
-		chromedp.WaitVisible(css(`#audit tbody td.customer`)),
 	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The unfiltered page already has rows: wait for the filtered one.
+	testtime.Until(t, 20*time.Second, "the audit page filtered to Globex", func() bool {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		return err == nil && strings.Contains(loc, "customer=Globex")
+	})
+	err = chromedp.Do(ctx, chromedp.WaitVisible(css(`#audit tbody td.customer`)))
 	if err != nil {
 		t.Fatal(err)
 	}
