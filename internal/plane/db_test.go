@@ -3,12 +3,12 @@ package plane_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
+	"github.com/tetherhq/tether/internal/testtime"
 )
 
 // testDatabases opens a fresh, empty database for each dialect the store
@@ -41,22 +41,7 @@ func postgresDB(t *testing.T) *sqldb.DB {
 	return db
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the settable test clock every plane test shares.
+type clock = testtime.Clock
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)} }
+func newClock() *clock { return testtime.NewClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)) }
