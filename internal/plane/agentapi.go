@@ -27,8 +27,20 @@ import (
 )
 
 // signed wraps an agent handler: body capped at max, then verified by
-// reqverify (which puts the install ID in the context).
+// reqverify (which puts the install ID in the context), then refused if the
+// install was revoked, even while this replica still has its key cached (a
+// revoke through another replica or the tether-plane command).
 func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
+	return s.verified(s.unrevoked(h), max)
+}
+
+// signedWrite is signed for a handler whose store write itself refuses a
+// revoked install (ErrRevoked), so it skips the extra lookup.
+func (s *Server) signedWrite(h http.HandlerFunc, max int64) http.Handler {
+	return s.verified(h, max)
+}
+
+func (s *Server) verified(h http.HandlerFunc, max int64) http.Handler {
 	v := &reqverify.Verifier{
 		Keys:    s.keys.get,
 		Nonces:  nonceStore{s.store},
@@ -36,26 +48,20 @@ func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
 		Now:     s.now,
 		Logger:  s.log,
 	}
-	return s.limit(v.Middleware(s.unrevoked(h)), max)
+	return s.limit(v.Middleware(h), max)
 }
 
-// unrevoked refuses a revoked install's request even while this replica
-// still has its key cached (a revoke through another replica or the
-// tether-plane command). Heartbeats and re-keys are refused by their store
-// writes, so only the other routes pay for the lookup.
 func (s *Server) unrevoked(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p != "/v1/heartbeat" && p != "/v1/rekey" {
-			_, err := s.store.InstallKey(r.Context(), installFrom(r))
-			if errors.Is(err, ErrRevoked) {
-				s.keys.forget(installFrom(r))
-				writeError(w, http.StatusUnauthorized, "revoked")
-				return
-			}
-			if err != nil {
-				s.fail(w, "install", err)
-				return
-			}
+		_, err := s.store.InstallKey(r.Context(), installFrom(r))
+		if errors.Is(err, ErrRevoked) {
+			s.keys.forget(installFrom(r))
+			writeError(w, http.StatusUnauthorized, "revoked")
+			return
+		}
+		if err != nil {
+			s.fail(w, "install", err)
+			return
 		}
 		h(w, r)
 	}

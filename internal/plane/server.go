@@ -193,8 +193,8 @@ func (s *Server) routes() {
 func (s *Server) register(m router) {
 	// Agent API (protocol.md). Activation is the one unsigned call.
 	m.Handle("POST /v1/activate", s.limit(http.HandlerFunc(s.handleActivate), 64<<10))
-	m.Handle("POST /v1/heartbeat", s.signed(s.handleHeartbeat, 64<<10))
-	m.Handle("POST /v1/rekey", s.signed(s.handleRekey, 64<<10))
+	m.Handle("POST /v1/heartbeat", s.signedWrite(s.handleHeartbeat, 64<<10))
+	m.Handle("POST /v1/rekey", s.signedWrite(s.handleRekey, 64<<10))
 	m.Handle("POST /v1/telemetry", s.signed(s.handleTelemetry, 64<<10))
 	m.Handle("GET /v1/diagnostics", s.signed(s.handleAgentDiagnostics, 0))
 	m.Handle("POST /v1/diagnostics/{id}/bundle", s.signed(s.handleBundleUpload, s.cfg.MaxBundleBytes))
