@@ -450,7 +450,7 @@ func (d *deployRun) clusterName() string {
 			return v
 		}
 	}
-	return "tether-" + d.dc.Name
+	return ecsClusterName(d.dc)
 }
 
 func (d *deployRun) printPlan() {

@@ -28,7 +28,7 @@ func workerTaskPlan(ctx context.Context, a *awsSession, dc *deployconfig.Config)
 	if p.cluster, err = stack.output("ClusterName"); err != nil {
 		return p, "", err
 	}
-	service := "tether-" + dc.Name + "-worker"
+	service := ecsServiceName(dc, "worker")
 	cctx, cancel := callCtx(ctx)
 	out, err := a.ECS().DescribeServices(cctx, &ecs.DescribeServicesInput{Cluster: aws.String(p.cluster), Services: []string{service}})
 	cancel()

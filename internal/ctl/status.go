@@ -90,11 +90,11 @@ func stackNames(dc *deployconfig.Config) []string {
 }
 
 // Names the stacks give what status reads (deploy/cdk/stacks/services.go).
-func ecsClusterName(dc *deployconfig.Config) string { return "tether-" + dc.Name }
+func ecsClusterName(dc *deployconfig.Config) string { return dc.ResourceName("") }
 func ecsServiceName(dc *deployconfig.Config, family string) string {
-	return "tether-" + dc.Name + "-" + family
+	return dc.ResourceName(family)
 }
-func alarmPrefix(dc *deployconfig.Config) string { return "tether-" + dc.Name + "-" }
+func alarmPrefix(dc *deployconfig.Config) string { return dc.ResourceName("") + "-" }
 
 // Logical ID prefixes of the data stack's queues (deploy/cdk/stacks/data.go:
 // construct IDs Jobs and JobsDeadLetter; the CDK appends a hash). The data

@@ -229,9 +229,7 @@ type releaseOutcome = releasestate.Outcome
 // release; only the newest maxOutcomes fit a Standard parameter's 4 KB.
 const maxOutcomes = releasestate.Max
 
-func historyParameter(dc *deployconfig.Config) string {
-	return "/tether/" + dc.Name + "/state/releases"
-}
+func historyParameter(dc *deployconfig.Config) string { return dc.ReleaseRecordParameter() }
 
 // parseHistory reads the recorded outcomes strictly, newest first. On top
 // of the shared format's rules, tetherctl needs every digest (a rollback

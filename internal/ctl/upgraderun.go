@@ -202,7 +202,7 @@ func readHealth(ctx context.Context, a *awsSession, dc *deployconfig.Config) (bo
 			alarmNames = append(alarmNames, aws.ToString(r.PhysicalResourceId))
 		}
 	}
-	services, err := describeServices(ctx, a.ECS(), "tether-"+dc.Name)
+	services, err := describeServices(ctx, a.ECS(), ecsClusterName(dc))
 	if err != nil {
 		return false, nil, err
 	}
@@ -246,7 +246,7 @@ func snapshotDatabase(ctx context.Context, a *awsSession, dc *deployconfig.Confi
 	if _, err := rand.Read(suffix[:]); err != nil {
 		return "", fmt.Errorf("naming the snapshot: %w", err)
 	}
-	id := "tether-" + dc.Name + "-pre-upgrade-" + a.now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(suffix[:])
+	id := dc.ResourceName("pre-upgrade-") + a.now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(suffix[:])
 	cctx, cancel = callCtx(ctx)
 	_, err = client.CreateDBSnapshot(cctx, &rds.CreateDBSnapshotInput{DBInstanceIdentifier: aws.String(instance), DBSnapshotIdentifier: aws.String(id),
 		Tags: []rdstypes.Tag{{Key: aws.String("tether:purpose"), Value: aws.String("before an upgrade or rollback")}}})

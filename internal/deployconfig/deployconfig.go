@@ -568,8 +568,6 @@ func (c *Config) Validate() error {
 
 	if c.Plane.URL != "" {
 		v.httpsURL("plane.url", c.Plane.URL, "the vendor's coordination plane URL, or leave it out when air-gapped")
-	} else if c.Plane.AutomaticUpgrades {
-		v.add("plane.automatic_upgrades", "automatic upgrades need plane.url; set it or turn upgrades off")
 	}
 	v.match("plane.channel", c.Plane.Channel, channelRE, "a release channel name such as stable")
 	switch {
@@ -662,7 +660,22 @@ func (c *Config) SecretName(kind string) string { return "tether/" + c.Name + "/
 
 // AgentRoleName is the agent task role's fixed name. It is fixed so the data
 // stack can deny it by ARN without depending on the services stack.
-func (c *Config) AgentRoleName() string { return "tether-" + c.Name + "-agent" }
+func (c *Config) AgentRoleName() string { return c.ResourceName("agent") }
+
+// ResourceName is the name the stacks give one of the deployment's
+// resources (the ECS cluster for "", services, alarms, roles), which
+// tetherctl then finds by the same name: tether-<name>[-<suffix>].
+func (c *Config) ResourceName(suffix string) string {
+	if suffix == "" {
+		return "tether-" + c.Name
+	}
+	return "tether-" + c.Name + "-" + suffix
+}
+
+// ReleaseRecordParameter is the SSM parameter tetherctl and tether-upgrade
+// record upgrades in and the agent reads (internal/releasestate.RecordRE
+// is its shape).
+func (c *Config) ReleaseRecordParameter() string { return "/tether/" + c.Name + "/state/releases" }
 
 // checkEd25519PEM describes what is wrong with a PEM public key, or "".
 // MaxTrustedRootSize bounds plane.trusted_root. The root travels in the

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tetherhq/tether/internal/releasestate"
 )
 
 // The example configs shipped with the CDK app are the canonical valid files.
@@ -40,6 +42,15 @@ func TestParseExamples(t *testing.T) {
 	if got, want := minimal.SecretName("ai"), "tether/acme-docs/ai"; got != want {
 		t.Errorf("SecretName = %q, want %q", got, want)
 	}
+	if got, want := minimal.ResourceName(""), "tether-acme-docs"; got != want {
+		t.Errorf("ResourceName(\"\") = %q, want %q", got, want)
+	}
+	if got, want := minimal.ResourceName("worker"), "tether-acme-docs-worker"; got != want {
+		t.Errorf("ResourceName(worker) = %q, want %q", got, want)
+	}
+	if m := releasestate.RecordRE.FindStringSubmatch(minimal.ReleaseRecordParameter()); m == nil || m[1] != minimal.Name {
+		t.Errorf("ReleaseRecordParameter %q is not the shape the agent and tether-upgrade accept (%s)", minimal.ReleaseRecordParameter(), releasestate.RecordRE)
+	}
 	if !strings.Contains(minimal.Plane.TrustedRoot, `"_type":"root"`) {
 		t.Error("plane.trusted_root not read")
 	}
@@ -48,6 +59,13 @@ func TestParseExamples(t *testing.T) {
 	}
 	if minimal.WorkerNeedsInternet() {
 		t.Error("local analyzer should not need internet egress")
+	}
+
+	// Staged releases come from tetherctl upgrade --stage --bundle, so an
+	// air-gapped deployment can apply them in its window too.
+	airGapped, err := Parse(edit(t, "  url: https://plane", "  automatic_upgrades: true\n  upgrade_window: Sun 02:00-04:00"))
+	if err != nil || airGapped.Plane.URL != "" || !airGapped.Plane.AutomaticUpgrades || airGapped.AgentNeedsInternet() {
+		t.Errorf("automatic upgrades without plane.url: %+v %v", airGapped.Plane, err)
 	}
 
 	shared, err := Parse(edit(t, "  client_id:", "  client_id: tether-docs\n  groups_claim: groups\n  shared_groups: [finance, legal team]"))
@@ -155,7 +173,6 @@ func TestParseRejects(t *testing.T) {
 		{"registry missing", edit(t, "  vendor_registry:", ""), "images.vendor_registry: required"},
 		{"image source", edit(t, "  source: vendor", "  source: dockerhub"), "images.source: must be"},
 		{"plane http", edit(t, "  url: https://plane", "  url: http://plane.vendor.example"), "plane.url"},
-		{"upgrades without plane", edit(t, "  url: https://plane", "  automatic_upgrades: true"), "plane.automatic_upgrades: automatic upgrades need plane.url"},
 		{"upgrades without window", edit(t, "  channel: stable", "  channel: stable\n  automatic_upgrades: true"), "plane.upgrade_window: automatic upgrades need a maintenance window"},
 		{"window without upgrades", edit(t, "  channel: stable", "  channel: stable\n  upgrade_window: Sun 02:00-04:00"), "plane.upgrade_window: has no effect without plane.automatic_upgrades"},
 		{"window grammar", edit(t, "  channel: stable", "  channel: stable\n  automatic_upgrades: true\n  upgrade_window: Sunday 2am"), `plane.upgrade_window: upgrade window range "Sunday 2am"`},

@@ -454,7 +454,7 @@ func newDatabase(stack awscdk.Stack, cfg *deployconfig.Config, net *Network, key
 
 func (d *Data) newUserPool(cfg *deployconfig.Config) {
 	pool := awscognito.NewUserPool(d.Stack, str("Users"), &awscognito.UserPoolProps{
-		UserPoolName:      str("tether-" + cfg.Name),
+		UserPoolName:      str(cfg.ResourceName("")),
 		SelfSignUpEnabled: jsii.Bool(false),
 		SignInAliases:     &awscognito.SignInAliases{Email: jsii.Bool(true)},
 		PasswordPolicy: &awscognito.PasswordPolicy{
@@ -517,7 +517,7 @@ func copySameFields(dst, src any) (skipped []string) {
 // never collide with a later deployment of the same name.
 func dbInstanceID(cfg *deployconfig.Config) *string {
 	stackUUID := awscdk.Fn_Select(num(2), awscdk.Fn_Split(str("/"), awscdk.Aws_STACK_ID(), nil))
-	return awscdk.Fn_Join(str(""), &[]*string{str("tether-" + cfg.Name + "-"), awscdk.Fn_Select(num(0), awscdk.Fn_Split(str("-"), stackUUID, nil))})
+	return awscdk.Fn_Join(str(""), &[]*string{str(cfg.ResourceName("") + "-"), awscdk.Fn_Select(num(0), awscdk.Fn_Split(str("-"), stackUUID, nil))})
 }
 
 func callbackURL(cfg *deployconfig.Config) string { return cfg.PublicURL() + "/auth/callback" }

@@ -92,7 +92,7 @@ func (im *Images) newBuild(cfg *deployconfig.Config, net *Network, data *Data) {
 	// The registry host is the repository URI up to its first slash.
 	registry := awscdk.Fn_Select(num(0), awscdk.Fn_Split(str("/"), im.Docsvc.RepositoryUri(), nil))
 	project := awscodebuild.NewProject(stack, str("Build"), &awscodebuild.ProjectProps{
-		ProjectName:   str("tether-" + cfg.Name + "-images"),
+		ProjectName:   str(cfg.ResourceName("images")),
 		Description:   str("Builds Tether's docsvc and agent images from the vendor's source bundle inside this account"),
 		Source:        awscodebuild.Source_S3(&awscodebuild.S3SourceProps{Bucket: sources, Path: str(buildSourceKey)}),
 		EncryptionKey: key,

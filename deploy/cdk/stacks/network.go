@@ -183,8 +183,8 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 	n.Groups["api"].AddIngressRule(alb, awsec2.Port_Tcp(num(apiPort)), str("from the load balancer"), nil)
 	// The agent reads the api's /metrics/summary inside the VPC (the load
 	// balancer hides it): only the agent, only the api's internal port.
-	n.Groups["agent"].AddEgressRule(n.Groups["api"], awsec2.Port_Tcp(num(internalPort)), str("to docsvc api's internal listener: /readyz and /metrics"), nil)
-	n.Groups["api"].AddIngressRule(n.Groups["agent"], awsec2.Port_Tcp(num(internalPort)), str("from tether-agent: /readyz and /metrics"), nil)
+	n.Groups["agent"].AddEgressRule(n.Groups["api"], awsec2.Port_Tcp(num(internalPort)), str("to docsvc api's internal listener: /metrics/summary"), nil)
+	n.Groups["api"].AddIngressRule(n.Groups["agent"], awsec2.Port_Tcp(num(internalPort)), str("from tether-agent: /metrics/summary"), nil)
 	suppress(alb, "AwsSolutions-EC23", "The load balancer is the service's public HTTPS entry point for the customer's users; port 80 only redirects to 443. Customers restricting by network attach a WAF or change the scheme outside this reference.")
 	skipCheckov(alb, "CKV_AWS_260", "Port 80 is open only for the listener whose sole action is a permanent redirect to HTTPS on 443; no request is served over HTTP.")
 	n.Groups["loadbalancer"] = alb

@@ -202,7 +202,7 @@ func (s *services) newObservability() {
 		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: str(title), Left: &metrics, Width: num(8)})
 	}
 	dash := awscloudwatch.NewDashboard(stack, str("Dashboard"), &awscloudwatch.DashboardProps{
-		DashboardName: str("tether-" + cfg.Name),
+		DashboardName: str(cfg.ResourceName("")),
 	})
 	dash.AddWidgets(
 		graph("API requests", m.RequestCount(metricOpts("Sum", 1))),

@@ -54,8 +54,9 @@ type Services struct {
 }
 
 // apiPort is where docsvc api listens inside its task; internalPort is its
-// second listener (DOCSVC_INTERNAL_ADDR) for /readyz and /metrics, which only
-// the agent may reach and the load balancer never forwards to.
+// second listener (DOCSVC_INTERNAL_ADDR) for /readyz, /metrics and
+// /metrics/summary (what the agent reads), which only the agent may reach
+// and the load balancer never forwards to.
 const (
 	apiPort      = 8080
 	internalPort = 9090
@@ -67,7 +68,8 @@ const agentDataDir = "/var/lib/tether-agent"
 
 // internalPaths are the api's paths that must not be served through the
 // internet-facing load balancer: /readyz and /metrics report exact document
-// counts and queue depths. The agent reads them over the private namespace.
+// counts and queue depths. The agent reads /metrics/summary over the private
+// namespace.
 var internalPaths = []string{"/readyz", "/metrics", "/metrics/*"}
 
 // namespace is the cluster's private DNS namespace, derived from the
@@ -138,11 +140,9 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 	return s.Services
 }
 
-func clusterName(cfg *deployconfig.Config) string { return "tether-" + cfg.Name }
+func clusterName(cfg *deployconfig.Config) string { return cfg.ResourceName("") }
 
-func serviceName(cfg *deployconfig.Config, family string) string {
-	return "tether-" + cfg.Name + "-" + family
-}
+func serviceName(cfg *deployconfig.Config, family string) string { return cfg.ResourceName(family) }
 
 // imageParameter is one of the services stack's images: a parameter of type
 // AWS::SSM::Parameter::Value<String> whose value is the name of a marker
@@ -210,8 +210,10 @@ func (s *services) deploymentAlarm(family string) *awsecs.DeploymentAlarmConfig 
 // deployAlarm names, per service, the alarm that rolls a deployment back.
 var deployAlarm = map[string]string{"api": "api-5xx-rate", "worker": "worker-errors", "agent": "agent-errors"}
 
+// alarmName is tether-<name>-<short>; with "" it is the prefix the agent
+// looks alarms up by.
 func alarmName(cfg *deployconfig.Config, short string) string {
-	return "tether-" + cfg.Name + "-" + short
+	return cfg.ResourceName("") + "-" + short
 }
 
 func (s *services) newAPI() {
@@ -443,7 +445,7 @@ func (s *services) agentEnvironment(identityARN, exchangeBucket *string) map[str
 
 // releaseRecord is the SSM parameter tetherctl and tether-upgrade record
 // upgrades in and the agent reads (internal/releasestate).
-func releaseRecord(cfg *deployconfig.Config) string { return "/tether/" + cfg.Name + "/state/releases" }
+func releaseRecord(cfg *deployconfig.Config) string { return cfg.ReleaseRecordParameter() }
 
 func (s *services) newAgent() {
 	cfg, d := s.cfg, s.data

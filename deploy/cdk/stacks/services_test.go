@@ -601,7 +601,9 @@ func TestAirGappedAgentRunsNoTask(t *testing.T) {
 	if !strings.Contains(string(raw), url) {
 		t.Fatal("minimal.yaml no longer sets plane.url this way; update this test")
 	}
-	cfg, err := deployconfig.Parse([]byte(strings.Replace(string(raw), url, "", 1)))
+	// Releases staged from a bundle are applied in the window without a
+	// plane too.
+	cfg, err := deployconfig.Parse([]byte(strings.Replace(string(raw), url, "  automatic_upgrades: true\n  upgrade_window: Sun 02:00-04:00\n", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,6 +611,16 @@ func TestAirGappedAgentRunsNoTask(t *testing.T) {
 		want := 1.0
 		if name == "air-gapped" {
 			want = 0
+			if n := len(resources(s, "services", "AWS::Scheduler::Schedule")); n != 1 {
+				t.Errorf("air-gapped with automatic upgrades: %d upgrade schedules, want 1", n)
+			}
+			cfn := false
+			for _, e := range resources(s, "network", "AWS::EC2::VPCEndpoint") {
+				cfn = cfn || strings.Contains(asJSON(props(e)["ServiceName"]), "cloudformation")
+			}
+			if !cfn {
+				t.Error("air-gapped with automatic upgrades: no CloudFormation endpoint for tether-upgrade")
+			}
 		}
 		services := resources(s, "services", "AWS::ECS::Service")
 		found := false
