@@ -7,24 +7,6 @@ import (
 	"strings"
 )
 
-// Role is what a member of the vendor's staff, or an automation token, may
-// do on the plane. Roles are fixed; what each allows is Role.Can.
-type Role string
-
-const (
-	// RoleViewer sees the fleet: installs, heartbeats, alerts, releases.
-	RoleViewer Role = "viewer"
-	// RoleSupport also requests diagnostics and downloads approved bundles.
-	RoleSupport Role = "support"
-	// RoleRelease also publishes, promotes and revokes releases.
-	RoleRelease Role = "release-manager"
-	// RoleAdmin may do everything: licenses, installs, staff and tokens.
-	RoleAdmin Role = "administrator"
-)
-
-// Roles lists every role, least powerful first.
-func Roles() []Role { return []Role{RoleViewer, RoleSupport, RoleRelease, RoleAdmin} }
-
 // Permission names one kind of action on the plane.
 type Permission string
 
@@ -38,8 +20,8 @@ const (
 	PermStaffManage   Permission = "staff.manage" // staff members and automation tokens
 )
 
-// Can reports whether r allows p. An unknown role allows nothing.
-func (r Role) Can(p Permission) bool {
+// Allows reports whether r allows p. An unknown role allows nothing.
+func Allows(r Role, p Permission) bool {
 	switch r {
 	case RoleAdmin:
 		return true
@@ -51,37 +33,6 @@ func (r Role) Can(p Permission) bool {
 		return p == PermView
 	}
 	return false
-}
-
-// Principal is who made a request to the admin API or the dashboard.
-type Principal struct {
-	// Kind is "staff" (signed in through the vendor's identity provider),
-	// "token" (an automation token) or "break-glass" (the admin token).
-	Kind string `json:"kind"`
-	// ID is stable for the principal: the staff member's ID ("st_…"), the
-	// token's ID ("tk_…"), or "admin-token".
-	ID string `json:"id"`
-	// Name is what people read: an e-mail address or a token's name.
-	Name string `json:"name"`
-	Role Role   `json:"role"`
-}
-
-// Principal kinds.
-const (
-	KindStaff      = "staff"
-	KindToken      = "token"
-	KindBreakGlass = "break-glass"
-)
-
-// breakGlass is the principal of the admin token.
-func breakGlass() Principal {
-	return Principal{Kind: KindBreakGlass, ID: "admin-token", Name: "break-glass admin token", Role: RoleAdmin}
-}
-
-// String names the principal in logs and the audit log: "alice@vendor.example
-// (support)".
-func (p Principal) String() string {
-	return p.Name + " (" + string(p.Role) + ")"
 }
 
 type principalKey struct{}
@@ -121,7 +72,7 @@ func (s *Server) require(perm Permission, h http.HandlerFunc) http.Handler {
 		if p.Kind == KindBreakGlass {
 			s.warnBreakGlass(w, r)
 		}
-		if !p.Role.Can(perm) {
+		if !Allows(p.Role, perm) {
 			writeError(w, http.StatusForbidden, "role "+string(p.Role)+" may not "+string(perm))
 			return
 		}
@@ -147,7 +98,7 @@ func (s *Server) bearerPrincipal(ctx context.Context, tok string) (Principal, bo
 		return Principal{}, false
 	}
 	if s.validAdminToken(tok) {
-		return breakGlass(), true
+		return BreakGlass(), true
 	}
 	p, ok, err := s.store.TokenPrincipal(ctx, tok)
 	if err != nil {
@@ -164,21 +115,6 @@ const BreakGlassWarning = "break-glass admin token used; sign in as staff or use
 func (s *Server) warnBreakGlass(w http.ResponseWriter, r *http.Request) {
 	s.log.Warn("break-glass admin token used", "method", r.Method, "path", r.URL.Path)
 	w.Header().Set("Tether-Warning", BreakGlassWarning)
-}
-
-// AuditEntry is one staff action, as the audit log records it.
-type AuditEntry struct {
-	// Action names what was done, such as "diagnostics.request" or
-	// "install.revoke".
-	Action string `json:"action"`
-	// Customer and InstallID name whose deployment it concerned, when it
-	// concerned one.
-	Customer  string `json:"customer,omitempty"`
-	InstallID string `json:"install_id,omitempty"`
-	// Target names what else it acted on: a license, release or token ID.
-	Target string `json:"target,omitempty"`
-	// Reason is why, as the person gave it.
-	Reason string `json:"reason,omitempty"`
 }
 
 // audit records that the request's principal did e in the audit log. A

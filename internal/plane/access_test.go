@@ -14,13 +14,13 @@ func TestRolePermissions(t *testing.T) {
 	}
 	for role, allowed := range want {
 		for _, p := range perms {
-			got := role.Can(p)
+			got := Allows(role, p)
 			exp := false
 			for _, a := range allowed {
 				exp = exp || a == p
 			}
 			if got != exp {
-				t.Errorf("Role(%q).Can(%s) = %v, want %v", role, p, got, exp)
+				t.Errorf("Allows(%q, %s) = %v, want %v", role, p, got, exp)
 			}
 		}
 	}

@@ -156,7 +156,7 @@ func (s *Server) handleAdminRevokeToken(w http.ResponseWriter, r *http.Request) 
 func ParseAuditQuery(q url.Values) (AuditFilter, error) {
 	f := AuditFilter{Customer: q.Get("customer"), InstallID: q.Get("install"), Actor: q.Get("actor"), Action: q.Get("action")}
 	if f.Customer != "" {
-		if err := checkText("customer", f.Customer, 200); err != nil {
+		if err := CheckText("customer", f.Customer, 200); err != nil {
 			return AuditFilter{}, err
 		}
 	}
@@ -164,7 +164,7 @@ func ParseAuditQuery(q url.Values) (AuditFilter, error) {
 		return AuditFilter{}, errors.New("install must be 1-64 characters of A-Z a-z 0-9 _ -")
 	}
 	if f.Actor != "" {
-		if err := checkText("actor", f.Actor, 255); err != nil {
+		if err := CheckText("actor", f.Actor, 255); err != nil {
 			return AuditFilter{}, err
 		}
 	}
@@ -229,7 +229,7 @@ func (b ReleaseAuditBody) Validate() error {
 		return errors.New("version must be a semantic version such as 1.4.0")
 	}
 	if b.Reason != "" {
-		return checkText("reason", b.Reason, 1000)
+		return CheckText("reason", b.Reason, 1000)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ type page struct {
 // Can reports whether the signed-in principal's role allows perm; the
 // templates show only the actions it does.
 func (p page) Can(perm string) bool {
-	return p.LoggedIn && p.Who.Role.Can(Permission(perm))
+	return p.LoggedIn && Allows(p.Who.Role, Permission(perm))
 }
 
 // BreakGlass reports whether the page is shown to an admin token session;
@@ -118,7 +118,7 @@ func securityHeaders(w http.ResponseWriter) {
 func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie(sessionCookie); err == nil {
-			p, ok, err := s.sessions.principal(r.Context(), c.Value, s.now())
+			p, ok, err := s.store.SessionPrincipal(r.Context(), c.Value, s.now())
 			if err != nil {
 				s.log.Error("dashboard session", "err", err)
 			}
@@ -139,7 +139,7 @@ func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 
 // setSession starts a session for m, or for the admin token when m is nil.
 func (s *Server) setSession(w http.ResponseWriter, r *http.Request, m *StaffMember) error {
-	id, err := s.sessions.start(r.Context(), s.now(), m)
+	id, err := s.store.StartSession(r.Context(), s.now(), m)
 	if err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if err := s.sessions.end(r.Context(), c.Value); err != nil {
+		if err := s.store.EndSession(r.Context(), c.Value); err != nil {
 			s.log.Error("dashboard logout", "err", err)
 		}
 	}

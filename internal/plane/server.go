@@ -76,14 +76,13 @@ type Config struct {
 // Server is the plane: agent API, admin API and dashboard on one handler,
 // plus the background loops Run drives.
 type Server struct {
-	cfg      Config
-	store    *Store
-	log      *slog.Logger
-	now      func() time.Time
-	alerter  *Alerter
-	mux      *http.ServeMux
-	sessions *sessions // dashboard logins, server-side so logout really ends one
-	signIn   *staffSignIn
+	cfg     Config
+	store   *Store
+	log     *slog.Logger
+	now     func() time.Time
+	alerter *Alerter
+	mux     *http.ServeMux
+	signIn  *staffSignIn
 	// sessionPrincipal, set only by tests (UseTestSessions), overrides
 	// whose a session is.
 	sessionPrincipal func(sessionID string) (Principal, bool)
@@ -153,7 +152,6 @@ func New(cfg Config) (*Server, error) {
 		store:     cfg.Store,
 		log:       cfg.Logger,
 		now:       cfg.Now,
-		sessions:  &sessions{store: cfg.Store},
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
@@ -282,7 +280,7 @@ func (s *Server) Run(ctx context.Context, tick time.Duration) error {
 			} else if n > 0 {
 				s.log.Debug("pruned nonces", "count", n)
 			}
-			if err := s.store.pruneRateLimits(ctx, time.Hour); err != nil {
+			if err := s.store.PruneRateLimits(ctx, time.Hour); err != nil {
 				s.log.Error("prune rate limits", "err", err)
 			}
 			lastPrune = now

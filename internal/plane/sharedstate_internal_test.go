@@ -114,19 +114,19 @@ func TestRateLimitWindow(t *testing.T) {
 			clock := st.clock
 			pair := [2]*Store{st.a, st.b}
 			for i := range 4 {
-				ok, err := pair[i%2].allow(ctx, "auth:192.0.2.1", 3, time.Minute)
+				ok, err := pair[i%2].Allow(ctx, "auth:192.0.2.1", 3, time.Minute)
 				if err != nil || ok != (i < 3) {
 					t.Fatalf("event %d: allow = %v, %v; want %v", i+1, ok, err, i < 3)
 				}
 			}
-			if ok, _ := st.a.allow(ctx, "auth:192.0.2.2", 3, time.Minute); !ok {
+			if ok, _ := st.a.Allow(ctx, "auth:192.0.2.2", 3, time.Minute); !ok {
 				t.Fatal("another client's bucket was limited")
 			}
 			clock.advance(time.Minute)
-			if ok, err := st.b.allow(ctx, "auth:192.0.2.1", 3, time.Minute); err != nil || !ok {
+			if ok, err := st.b.Allow(ctx, "auth:192.0.2.1", 3, time.Minute); err != nil || !ok {
 				t.Fatalf("new window: allow = %v, %v; want true", ok, err)
 			}
-			if err := st.a.pruneRateLimits(ctx, time.Second); err != nil {
+			if err := st.a.PruneRateLimits(ctx, time.Second); err != nil {
 				t.Fatal(err)
 			}
 		})
