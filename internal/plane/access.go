@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 // Permission names one kind of action on the plane.
@@ -21,15 +23,15 @@ const (
 )
 
 // Allows reports whether r allows p. An unknown role allows nothing.
-func Allows(r Role, p Permission) bool {
+func Allows(r planestore.Role, p Permission) bool {
 	switch r {
-	case RoleAdmin:
+	case planestore.RoleAdmin:
 		return true
-	case RoleRelease:
+	case planestore.RoleRelease:
 		return p == PermView || p == PermReleaseManage
-	case RoleSupport:
+	case planestore.RoleSupport:
 		return p == PermView || p == PermDiagRequest || p == PermDiagDownload
-	case RoleViewer:
+	case planestore.RoleViewer:
 		return p == PermView
 	}
 	return false
@@ -37,14 +39,14 @@ func Allows(r Role, p Permission) bool {
 
 type principalKey struct{}
 
-func withPrincipal(ctx context.Context, p Principal) context.Context {
+func withPrincipal(ctx context.Context, p planestore.Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
 // principalFrom returns the request's principal; ok is false on a request
 // that did not pass require or the dashboard guard.
-func principalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
+func principalFrom(ctx context.Context) (planestore.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(planestore.Principal)
 	return p, ok
 }
 
@@ -69,7 +71,7 @@ func (s *Server) require(perm Permission, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "admin credential missing or wrong (send Authorization: Bearer <token>)")
 			return
 		}
-		if p.Kind == KindBreakGlass {
+		if p.Kind == planestore.KindBreakGlass {
 			s.warnBreakGlass(w, r)
 		}
 		if !Allows(p.Role, perm) {
@@ -93,12 +95,12 @@ func (g guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.h(w, r) }
 // bearerPrincipal resolves a bearer credential to its principal: the admin
 // token (break-glass) or a live automation token. A database error counts
 // as no principal.
-func (s *Server) bearerPrincipal(ctx context.Context, tok string) (Principal, bool) {
+func (s *Server) bearerPrincipal(ctx context.Context, tok string) (planestore.Principal, bool) {
 	if tok == "" {
-		return Principal{}, false
+		return planestore.Principal{}, false
 	}
 	if s.validAdminToken(tok) {
-		return BreakGlass(), true
+		return planestore.BreakGlass(), true
 	}
 	p, ok, err := s.store.TokenPrincipal(ctx, tok)
 	if err != nil {
@@ -122,7 +124,7 @@ func (s *Server) warnBreakGlass(w http.ResponseWriter, r *http.Request) {
 // so nothing is done that the log does not show; actions whose store
 // methods take the entry (staff, tokens, logins) record it in the action's
 // own transaction instead.
-func (s *Server) audit(ctx context.Context, e AuditEntry) error {
+func (s *Server) audit(ctx context.Context, e planestore.AuditEntry) error {
 	p, ok := principalFrom(ctx)
 	if !ok {
 		return errors.New("plane: audit: request has no principal")
@@ -136,7 +138,7 @@ func (s *Server) audit(ctx context.Context, e AuditEntry) error {
 
 // auditFirst writes e before an action, and refuses the action (a 500
 // actionError) when it cannot: nothing is done that the log would not show.
-func (s *Server) auditFirst(ctx context.Context, e AuditEntry) error {
+func (s *Server) auditFirst(ctx context.Context, e planestore.AuditEntry) error {
 	if err := s.audit(ctx, e); err != nil {
 		return &actionError{http.StatusInternalServerError, e.Action + ": not done: the audit log could not be written"}
 	}
@@ -144,7 +146,7 @@ func (s *Server) auditFirst(ctx context.Context, e AuditEntry) error {
 }
 
 // audited is auditFirst for a handler: it answers the refusal itself.
-func (s *Server) audited(w http.ResponseWriter, r *http.Request, e AuditEntry) bool {
+func (s *Server) audited(w http.ResponseWriter, r *http.Request, e planestore.AuditEntry) bool {
 	if err := s.auditFirst(r.Context(), e); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return false

@@ -1,16 +1,20 @@
 package plane
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tetherhq/tether/internal/plane/planestore"
+)
 
 func TestRolePermissions(t *testing.T) {
 	perms := []Permission{PermView, PermDiagRequest, PermDiagDownload, PermReleaseManage, PermLicenseManage, PermInstallRevoke, PermStaffManage}
-	want := map[Role][]Permission{
-		RoleViewer:   {PermView},
-		RoleSupport:  {PermView, PermDiagRequest, PermDiagDownload},
-		RoleRelease:  {PermView, PermReleaseManage},
-		RoleAdmin:    perms,
-		Role("root"): nil,
-		Role(""):     nil,
+	want := map[planestore.Role][]Permission{
+		planestore.RoleViewer:   {PermView},
+		planestore.RoleSupport:  {PermView, PermDiagRequest, PermDiagDownload},
+		planestore.RoleRelease:  {PermView, PermReleaseManage},
+		planestore.RoleAdmin:    perms,
+		planestore.Role("root"): nil,
+		planestore.Role(""):     nil,
 	}
 	for role, allowed := range want {
 		for _, p := range perms {

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 //go:embed templates/*.html templates/partials/*.html
@@ -68,8 +70,8 @@ type page struct {
 	Title    string
 	Now      time.Time
 	LoggedIn bool
-	Who      Principal // who is signed in, when LoggedIn
-	CSRF     string    // the session's form token (dashboard_actions.go)
+	Who      planestore.Principal // who is signed in, when LoggedIn
+	CSRF     string               // the session's form token (dashboard_actions.go)
 }
 
 // Can reports whether the signed-in principal's role allows perm; the
@@ -80,7 +82,7 @@ func (p page) Can(perm string) bool {
 
 // BreakGlass reports whether the page is shown to an admin token session;
 // the layout warns.
-func (p page) BreakGlass() bool { return p.LoggedIn && p.Who.Kind == KindBreakGlass }
+func (p page) BreakGlass() bool { return p.LoggedIn && p.Who.Kind == planestore.KindBreakGlass }
 
 // pageFor is the page of a request that passed the dashboard guard.
 func (s *Server) pageFor(r *http.Request, title string) page {
@@ -128,7 +130,7 @@ func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 				}
 			}
 			// An admin token session from before --no-admin-token ends with it.
-			if ok && (p.Kind != KindBreakGlass || !s.cfg.NoAdminToken) {
+			if ok && (p.Kind != planestore.KindBreakGlass || !s.cfg.NoAdminToken) {
 				h(w, r.WithContext(withPrincipal(r.Context(), p)))
 				return
 			}
@@ -138,7 +140,7 @@ func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // setSession starts a session for m, or for the admin token when m is nil.
-func (s *Server) setSession(w http.ResponseWriter, r *http.Request, m *StaffMember) error {
+func (s *Server) setSession(w http.ResponseWriter, r *http.Request, m *planestore.StaffMember) error {
 	id, err := s.store.StartSession(r.Context(), s.now(), m)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 )
@@ -152,7 +153,7 @@ const releaseLeaseTTL = 2 * time.Minute
 // while the lease is still held. Another writer holding the lease makes it
 // return ErrLeaseHeld without running fn. holder names this writer (a
 // replica ID, or the publishing host).
-func WriteReleases(ctx context.Context, st *Store, holder string, repo publish.ObjectStore, dir string,
+func WriteReleases(ctx context.Context, st *planestore.Store, holder string, repo publish.ObjectStore, dir string,
 	extra []string, fn func(ctx context.Context, dir string) error) error {
 	return st.WithLease(ctx, ReleaseLease, holder, releaseLeaseTTL, func(ctx context.Context, held func(context.Context) error) error {
 		m := &publish.Mirror{Store: repo, Dir: dir}

@@ -16,13 +16,14 @@ import (
 
 	apidoc "github.com/tetherhq/tether/docs/api"
 	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign/reqverify"
 )
 
 // Config is what a Server needs; New validates it once.
 type Config struct {
-	Store  *Store
+	Store  *planestore.Store
 	Logger *slog.Logger
 	Now    func() time.Time
 
@@ -77,7 +78,7 @@ type Config struct {
 // plus the background loops Run drives.
 type Server struct {
 	cfg     Config
-	store   *Store
+	store   *planestore.Store
 	log     *slog.Logger
 	now     func() time.Time
 	alerter *Alerter
@@ -85,7 +86,7 @@ type Server struct {
 	signIn  *staffSignIn
 	// sessionPrincipal, set only by tests (UseTestSessions), overrides
 	// whose a session is.
-	sessionPrincipal func(sessionID string) (Principal, bool)
+	sessionPrincipal func(sessionID string) (planestore.Principal, bool)
 
 	templates map[string]*template.Template
 	keys      *keyCache

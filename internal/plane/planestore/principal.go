@@ -1,4 +1,4 @@
-package plane
+package planestore
 
 // Role is what a member of the vendor's staff, or an automation token, may
 // do on the plane. Roles are fixed; what each allows is the

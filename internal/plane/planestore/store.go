@@ -1,4 +1,4 @@
-package plane
+package planestore
 
 import (
 	"context"
@@ -59,9 +59,9 @@ type Store struct {
 	heartbeats *batcher[heartbeatItem, heartbeatResult]
 }
 
-// OpenStore migrates db to the plane's schema and returns a store using now
+// Open migrates db to the plane's schema and returns a store using now
 // as its clock.
-func OpenStore(ctx context.Context, db *sqldb.DB, now func() time.Time) (*Store, error) {
+func Open(ctx context.Context, db *sqldb.DB, now func() time.Time) (*Store, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("plane: migrations: %w", err)
