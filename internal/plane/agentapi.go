@@ -36,7 +36,7 @@ func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
 }
 
 // signedWrite is signed for a handler whose store write itself refuses a
-// revoked install (ErrRevoked), so it skips the extra lookup.
+// revoked install (planestore.ErrRevoked), so it skips the extra lookup.
 func (s *Server) signedWrite(h http.HandlerFunc, max int64) http.Handler {
 	return s.verified(h, max)
 }

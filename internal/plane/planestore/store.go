@@ -50,7 +50,8 @@ const (
 // there is one implementation; a conformance test runs it on both.
 // Each entity's types and queries are in their own file: store_licenses.go,
 // store_installs.go, store_heartbeats.go, store_nonces.go,
-// store_telemetry.go, store_diagnostics.go and store_alerts.go.
+// store_telemetry.go, store_diagnostics.go, store_alerts.go, store_staff.go
+// and store_audit.go; what replicas share is in sharedstate.go.
 type Store struct {
 	db  *sqldb.DB
 	now func() time.Time
