@@ -49,6 +49,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/sqldb"
 	"github.com/tetherhq/tether/internal/wire"
@@ -167,14 +168,14 @@ func measure(ctx context.Context, pgURL string, n, agents, conc, requests int, c
 		return result{}, err
 	}
 	var bases []string
-	var store *plane.Store
+	var store *planestore.Store
 	for i := range n {
 		db, err := sqldb.Open(ctx, schemaURL)
 		if err != nil {
 			return result{}, err
 		}
 		defer db.Close()
-		st, err := plane.OpenStore(ctx, db, time.Now)
+		st, err := planestore.Open(ctx, db, time.Now)
 		if err != nil {
 			return result{}, err
 		}
@@ -206,7 +207,7 @@ func measure(ctx context.Context, pgURL string, n, agents, conc, requests int, c
 		tok := make([]byte, 32)
 		_, _ = rand.Read(tok)
 		token := base64.RawURLEncoding.EncodeToString(tok)
-		if err := store.AddLicense(ctx, plane.LicenseRecord{ID: fmt.Sprintf("lic_%d", i), Customer: "bench",
+		if err := store.AddLicense(ctx, planestore.LicenseRecord{ID: fmt.Sprintf("lic_%d", i), Customer: "bench",
 			IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Channels: []string{"stable"},
 			TokenHash: issuer.TokenHash(token)}); err != nil {
 			return result{}, err

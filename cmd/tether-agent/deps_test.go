@@ -63,6 +63,7 @@ func TestForbiddenMatcher(t *testing.T) {
 		"github.com/tetherhq/tether/internal/reqsign/reqverify": true,
 		"github.com/tetherhq/tether/internal/license/issuer":    true,
 		"github.com/tetherhq/tether/internal/plane/planecmd":    true,
+		"github.com/tetherhq/tether/internal/plane/planestore":  true,
 		"github.com/tetherhq/tether/internal/release":           false,
 		"github.com/tetherhq/tether/internal/reqsign":           false,
 		"github.com/tetherhq/tether/internal/license":           false,

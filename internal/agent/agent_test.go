@@ -30,6 +30,7 @@ import (
 	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/plane/planetest"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/testtime"
@@ -627,7 +628,7 @@ func TestDiagnosticsApproveThenUpload(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("request diagnostics: %d %s", status, out)
 	}
-	var d plane.Diagnostic
+	var d planestore.Diagnostic
 	if err := json.Unmarshal(out, &d); err != nil {
 		t.Fatal(err)
 	}
@@ -765,7 +766,7 @@ func (b *bundle) requestDiagnostic(r *running, reason string) string {
 	if status != http.StatusCreated {
 		b.t.Fatalf("request diagnostics: %d %s", status, out)
 	}
-	var d plane.Diagnostic
+	var d planestore.Diagnostic
 	if err := json.Unmarshal(out, &d); err != nil {
 		b.t.Fatal(err)
 	}
@@ -841,7 +842,7 @@ func TestDiagnosticsAutoApproveAndDecline(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("%d %s", status, out)
 	}
-	var d plane.Diagnostic
+	var d planestore.Diagnostic
 	json.Unmarshal(out, &d)
 	waitFor(t, "the second request", func() bool {
 		ds, _ := diagspool.List(b.cfg.DataDir)

@@ -16,6 +16,7 @@ import (
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -126,7 +127,7 @@ func TestLedgerHeadCatchesARewrittenLedger(t *testing.T) {
 	// Alerts are delivered (and leave DueAlerts) in the background: count the outbox.
 	var ledgerAlerts int
 	if err := b.plane.Store.DB().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM plane_alerts
-		WHERE install_id = $1 AND kind = $2 AND value = 'rewound'`, id, plane.AlertLedger).Scan(&ledgerAlerts); err != nil || ledgerAlerts != 1 {
+		WHERE install_id = $1 AND kind = $2 AND value = 'rewound'`, id, planestore.AlertLedger).Scan(&ledgerAlerts); err != nil || ledgerAlerts != 1 {
 		t.Fatalf("plane queued %d ledger alerts (%v), want 1", ledgerAlerts, err)
 	}
 	var show bytes.Buffer

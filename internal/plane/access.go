@@ -5,25 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
-
-// Role is what a member of the vendor's staff, or an automation token, may
-// do on the plane. Roles are fixed; what each allows is Role.Can.
-type Role string
-
-const (
-	// RoleViewer sees the fleet: installs, heartbeats, alerts, releases.
-	RoleViewer Role = "viewer"
-	// RoleSupport also requests diagnostics and downloads approved bundles.
-	RoleSupport Role = "support"
-	// RoleRelease also publishes, promotes and revokes releases.
-	RoleRelease Role = "release-manager"
-	// RoleAdmin may do everything: licenses, installs, staff and tokens.
-	RoleAdmin Role = "administrator"
-)
-
-// Roles lists every role, least powerful first.
-func Roles() []Role { return []Role{RoleViewer, RoleSupport, RoleRelease, RoleAdmin} }
 
 // Permission names one kind of action on the plane.
 type Permission string
@@ -38,62 +22,31 @@ const (
 	PermStaffManage   Permission = "staff.manage" // staff members and automation tokens
 )
 
-// Can reports whether r allows p. An unknown role allows nothing.
-func (r Role) Can(p Permission) bool {
+// Allows reports whether r allows p. An unknown role allows nothing.
+func Allows(r planestore.Role, p Permission) bool {
 	switch r {
-	case RoleAdmin:
+	case planestore.RoleAdmin:
 		return true
-	case RoleRelease:
+	case planestore.RoleRelease:
 		return p == PermView || p == PermReleaseManage
-	case RoleSupport:
+	case planestore.RoleSupport:
 		return p == PermView || p == PermDiagRequest || p == PermDiagDownload
-	case RoleViewer:
+	case planestore.RoleViewer:
 		return p == PermView
 	}
 	return false
 }
 
-// Principal is who made a request to the admin API or the dashboard.
-type Principal struct {
-	// Kind is "staff" (signed in through the vendor's identity provider),
-	// "token" (an automation token) or "break-glass" (the admin token).
-	Kind string `json:"kind"`
-	// ID is stable for the principal: the staff member's ID ("st_…"), the
-	// token's ID ("tk_…"), or "admin-token".
-	ID string `json:"id"`
-	// Name is what people read: an e-mail address or a token's name.
-	Name string `json:"name"`
-	Role Role   `json:"role"`
-}
-
-// Principal kinds.
-const (
-	KindStaff      = "staff"
-	KindToken      = "token"
-	KindBreakGlass = "break-glass"
-)
-
-// breakGlass is the principal of the admin token.
-func breakGlass() Principal {
-	return Principal{Kind: KindBreakGlass, ID: "admin-token", Name: "break-glass admin token", Role: RoleAdmin}
-}
-
-// String names the principal in logs and the audit log: "alice@vendor.example
-// (support)".
-func (p Principal) String() string {
-	return p.Name + " (" + string(p.Role) + ")"
-}
-
 type principalKey struct{}
 
-func withPrincipal(ctx context.Context, p Principal) context.Context {
+func withPrincipal(ctx context.Context, p planestore.Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
 // principalFrom returns the request's principal; ok is false on a request
 // that did not pass require or the dashboard guard.
-func principalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
+func principalFrom(ctx context.Context) (planestore.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(planestore.Principal)
 	return p, ok
 }
 
@@ -118,10 +71,10 @@ func (s *Server) require(perm Permission, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "admin credential missing or wrong (send Authorization: Bearer <token>)")
 			return
 		}
-		if p.Kind == KindBreakGlass {
+		if p.Kind == planestore.KindBreakGlass {
 			s.warnBreakGlass(w, r)
 		}
-		if !p.Role.Can(perm) {
+		if !Allows(p.Role, perm) {
 			writeError(w, http.StatusForbidden, "role "+string(p.Role)+" may not "+string(perm))
 			return
 		}
@@ -142,12 +95,12 @@ func (g guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.h(w, r) }
 // bearerPrincipal resolves a bearer credential to its principal: the admin
 // token (break-glass) or a live automation token. A database error counts
 // as no principal.
-func (s *Server) bearerPrincipal(ctx context.Context, tok string) (Principal, bool) {
+func (s *Server) bearerPrincipal(ctx context.Context, tok string) (planestore.Principal, bool) {
 	if tok == "" {
-		return Principal{}, false
+		return planestore.Principal{}, false
 	}
 	if s.validAdminToken(tok) {
-		return breakGlass(), true
+		return planestore.BreakGlass(), true
 	}
 	p, ok, err := s.store.TokenPrincipal(ctx, tok)
 	if err != nil {
@@ -166,27 +119,12 @@ func (s *Server) warnBreakGlass(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Tether-Warning", BreakGlassWarning)
 }
 
-// AuditEntry is one staff action, as the audit log records it.
-type AuditEntry struct {
-	// Action names what was done, such as "diagnostics.request" or
-	// "install.revoke".
-	Action string `json:"action"`
-	// Customer and InstallID name whose deployment it concerned, when it
-	// concerned one.
-	Customer  string `json:"customer,omitempty"`
-	InstallID string `json:"install_id,omitempty"`
-	// Target names what else it acted on: a license, release or token ID.
-	Target string `json:"target,omitempty"`
-	// Reason is why, as the person gave it.
-	Reason string `json:"reason,omitempty"`
-}
-
 // audit records that the request's principal did e in the audit log. A
 // handler calls it before the action and refuses the action when it fails,
 // so nothing is done that the log does not show; actions whose store
 // methods take the entry (staff, tokens, logins) record it in the action's
 // own transaction instead.
-func (s *Server) audit(ctx context.Context, e AuditEntry) error {
+func (s *Server) audit(ctx context.Context, e planestore.AuditEntry) error {
 	p, ok := principalFrom(ctx)
 	if !ok {
 		return errors.New("plane: audit: request has no principal")
@@ -200,7 +138,7 @@ func (s *Server) audit(ctx context.Context, e AuditEntry) error {
 
 // auditFirst writes e before an action, and refuses the action (a 500
 // actionError) when it cannot: nothing is done that the log would not show.
-func (s *Server) auditFirst(ctx context.Context, e AuditEntry) error {
+func (s *Server) auditFirst(ctx context.Context, e planestore.AuditEntry) error {
 	if err := s.audit(ctx, e); err != nil {
 		return &actionError{http.StatusInternalServerError, e.Action + ": not done: the audit log could not be written"}
 	}
@@ -208,7 +146,7 @@ func (s *Server) auditFirst(ctx context.Context, e AuditEntry) error {
 }
 
 // audited is auditFirst for a handler: it answers the refusal itself.
-func (s *Server) audited(w http.ResponseWriter, r *http.Request, e AuditEntry) bool {
+func (s *Server) audited(w http.ResponseWriter, r *http.Request, e planestore.AuditEntry) bool {
 	if err := s.auditFirst(r.Context(), e); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return false

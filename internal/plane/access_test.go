@@ -1,26 +1,30 @@
 package plane
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tetherhq/tether/internal/plane/planestore"
+)
 
 func TestRolePermissions(t *testing.T) {
 	perms := []Permission{PermView, PermDiagRequest, PermDiagDownload, PermReleaseManage, PermLicenseManage, PermInstallRevoke, PermStaffManage}
-	want := map[Role][]Permission{
-		RoleViewer:   {PermView},
-		RoleSupport:  {PermView, PermDiagRequest, PermDiagDownload},
-		RoleRelease:  {PermView, PermReleaseManage},
-		RoleAdmin:    perms,
-		Role("root"): nil,
-		Role(""):     nil,
+	want := map[planestore.Role][]Permission{
+		planestore.RoleViewer:   {PermView},
+		planestore.RoleSupport:  {PermView, PermDiagRequest, PermDiagDownload},
+		planestore.RoleRelease:  {PermView, PermReleaseManage},
+		planestore.RoleAdmin:    perms,
+		planestore.Role("root"): nil,
+		planestore.Role(""):     nil,
 	}
 	for role, allowed := range want {
 		for _, p := range perms {
-			got := role.Can(p)
+			got := Allows(role, p)
 			exp := false
 			for _, a := range allowed {
 				exp = exp || a == p
 			}
 			if got != exp {
-				t.Errorf("Role(%q).Can(%s) = %v, want %v", role, p, got, exp)
+				t.Errorf("Allows(%q, %s) = %v, want %v", role, p, got, exp)
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -87,13 +88,13 @@ func (s *Server) failure(op string, err error) (int, string) {
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, ae.msg
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, planestore.ErrNotFound):
 		return http.StatusNotFound, op + ": not found"
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, planestore.ErrExists):
 		return http.StatusConflict, op + ": already exists"
-	case errors.Is(err, ErrWrongStatus):
-		return http.StatusConflict, op + ": " + ErrWrongStatus.Error()
-	case errors.Is(err, ErrRevoked):
+	case errors.Is(err, planestore.ErrWrongStatus):
+		return http.StatusConflict, op + ": " + planestore.ErrWrongStatus.Error()
+	case errors.Is(err, planestore.ErrRevoked):
 		return http.StatusForbidden, op + ": install revoked"
 	default:
 		s.log.Error(op, "err", err)
@@ -124,7 +125,7 @@ func (s *Server) handleAdminInstalls(w http.ResponseWriter, r *http.Request) {
 // values computed at read time (staleness, heartbeat age, license state by
 // the plane's own clock).
 type InstallView struct {
-	Install
+	planestore.Install
 	StaleNow            bool   `json:"stale_now"`
 	LastHeartbeatAgeSec int64  `json:"last_heartbeat_age_seconds"`
 	PlaneLicenseState   string `json:"plane_license_state"`
@@ -132,7 +133,7 @@ type InstallView struct {
 
 // view computes what depends on now. Staleness is judged here as well as by
 // the sweep so the dashboard is right between sweeps.
-func (s *Server) view(in Install) InstallView {
+func (s *Server) view(in planestore.Install) InstallView {
 	now := s.now()
 	age := now.Sub(in.LastSeen)
 	interval := max(in.IntervalSeconds, 1)
@@ -144,10 +145,10 @@ func (s *Server) view(in Install) InstallView {
 
 // InstallDetail is GET /v1/admin/installs/{id}.
 type InstallDetail struct {
-	Install     InstallView      `json:"install"`
-	History     []HeartbeatEntry `json:"history"`
-	Diagnostics []Diagnostic     `json:"diagnostics"`
-	Telemetry   []TelemetryDay   `json:"telemetry"`
+	Install     InstallView                 `json:"install"`
+	History     []planestore.HeartbeatEntry `json:"history"`
+	Diagnostics []planestore.Diagnostic     `json:"diagnostics"`
+	Telemetry   []planestore.TelemetryDay   `json:"telemetry"`
 }
 
 func (s *Server) installDetail(r *http.Request, id string, historyLimit int) (InstallDetail, error) {
@@ -169,13 +170,13 @@ func (s *Server) installDetail(r *http.Request, id string, historyLimit int) (In
 	// An install with none of them has empty lists, not nulls: clients
 	// generated from the API's document expect arrays.
 	if d.History == nil {
-		d.History = []HeartbeatEntry{}
+		d.History = []planestore.HeartbeatEntry{}
 	}
 	if d.Diagnostics == nil {
-		d.Diagnostics = []Diagnostic{}
+		d.Diagnostics = []planestore.Diagnostic{}
 	}
 	if d.Telemetry == nil {
-		d.Telemetry = []TelemetryDay{}
+		d.Telemetry = []planestore.TelemetryDay{}
 	}
 	return d, nil
 }
@@ -186,7 +187,7 @@ func (s *Server) handleAdminInstall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -")
 		return
 	}
-	d, err := s.installDetail(r, id, HistoryLimit)
+	d, err := s.installDetail(r, id, planestore.HistoryLimit)
 	if err != nil {
 		s.fail(w, "install "+id, err)
 		return
@@ -206,19 +207,19 @@ func (s *Server) handleAdminRevoke(w http.ResponseWriter, r *http.Request) {
 
 // revokeInstall revokes an install for the request's principal; the admin
 // API and the dashboard both call it.
-func (s *Server) revokeInstall(ctx context.Context, id string) (Install, error) {
+func (s *Server) revokeInstall(ctx context.Context, id string) (planestore.Install, error) {
 	if !wire.ValidID(id) {
-		return Install{}, &actionError{http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -"}
+		return planestore.Install{}, &actionError{http.StatusBadRequest, "install ID must be 1-64 characters of A-Z a-z 0-9 _ -"}
 	}
 	in, err := s.store.Install(ctx, id)
 	if err != nil {
-		return Install{}, err
+		return planestore.Install{}, err
 	}
-	if err := s.auditFirst(ctx, AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id}); err != nil {
-		return Install{}, err
+	if err := s.auditFirst(ctx, planestore.AuditEntry{Action: "install.revoke", Customer: in.Customer, InstallID: id}); err != nil {
+		return planestore.Install{}, err
 	}
 	if err := s.store.Revoke(ctx, id); err != nil {
-		return Install{}, err
+		return planestore.Install{}, err
 	}
 	s.keys.forget(id)
 	s.log.Warn("install revoked", "install_id", id)
@@ -247,27 +248,27 @@ func (s *Server) handleAdminRequestDiag(w http.ResponseWriter, r *http.Request) 
 
 // requestDiagnostics asks an install for a bundle on behalf of the
 // request's principal; the admin API and the dashboard both call it.
-func (s *Server) requestDiagnostics(ctx context.Context, installID, reason string) (Diagnostic, error) {
+func (s *Server) requestDiagnostics(ctx context.Context, installID, reason string) (planestore.Diagnostic, error) {
 	if !wire.ValidID(installID) {
-		return Diagnostic{}, &actionError{http.StatusBadRequest, "install_id must be 1-64 characters of A-Z a-z 0-9 _ -"}
+		return planestore.Diagnostic{}, &actionError{http.StatusBadRequest, "install_id must be 1-64 characters of A-Z a-z 0-9 _ -"}
 	}
 	// The reason travels to the customer as a wire.DiagnosticRequest; check
 	// it by the same rules now rather than have the agent reject it later.
 	by, _ := principalFrom(ctx)
 	if err := s.checkDiagRequest(reason, by); err != nil {
-		return Diagnostic{}, &actionError{http.StatusBadRequest, err.Error()}
+		return planestore.Diagnostic{}, &actionError{http.StatusBadRequest, err.Error()}
 	}
 	in, err := s.store.Install(ctx, installID)
 	if err != nil {
-		return Diagnostic{}, err
+		return planestore.Diagnostic{}, err
 	}
 	// The request's ID is made by the store, after the audit record.
-	if err := s.auditFirst(ctx, AuditEntry{Action: "diagnostics.request", Customer: in.Customer, InstallID: in.ID, Reason: reason}); err != nil {
-		return Diagnostic{}, err
+	if err := s.auditFirst(ctx, planestore.AuditEntry{Action: "diagnostics.request", Customer: in.Customer, InstallID: in.ID, Reason: reason}); err != nil {
+		return planestore.Diagnostic{}, err
 	}
 	d, err := s.store.RequestDiagnostic(ctx, installID, reason, by)
 	if err != nil {
-		return Diagnostic{}, err
+		return planestore.Diagnostic{}, err
 	}
 	s.log.Info("diagnostics requested", "diagnostic_id", d.ID, "install_id", d.InstallID)
 	return d, nil
@@ -279,7 +280,7 @@ func (s *Server) handleAdminDiagnostics(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusBadRequest, "install must be 1-64 characters of A-Z a-z 0-9 _ -")
 		return
 	}
-	if status != "" && status != DiagRequested && status != DiagUploaded {
+	if status != "" && status != planestore.DiagRequested && status != planestore.DiagUploaded {
 		writeError(w, http.StatusBadRequest, "status must be requested or uploaded")
 		return
 	}
@@ -289,7 +290,7 @@ func (s *Server) handleAdminDiagnostics(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	if ds == nil {
-		ds = []Diagnostic{}
+		ds = []planestore.Diagnostic{}
 	}
 	writeJSON(w, http.StatusOK, ds)
 }
@@ -312,14 +313,14 @@ func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, id string) 
 	if err != nil {
 		return err
 	}
-	if d.Status != DiagUploaded {
+	if d.Status != planestore.DiagUploaded {
 		return &actionError{http.StatusConflict, "diagnostic " + id + ": no bundle uploaded yet (status " + d.Status + ")"}
 	}
 	customer := ""
 	if in, err := s.store.Install(r.Context(), d.InstallID); err == nil {
 		customer = in.Customer
 	}
-	if err := s.auditFirst(r.Context(), AuditEntry{Action: "diagnostics.download", Customer: customer, InstallID: d.InstallID, Target: id}); err != nil {
+	if err := s.auditFirst(r.Context(), planestore.AuditEntry{Action: "diagnostics.download", Customer: customer, InstallID: d.InstallID, Target: id}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)
@@ -361,7 +362,7 @@ func (s *Server) handleAdminLicenses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ls == nil {
-		ls = []LicenseRecord{}
+		ls = []planestore.LicenseRecord{}
 	}
 	writeJSON(w, http.StatusOK, ls)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) handleAdminStaff(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAdminAddStaff(w http.ResponseWriter, r *http.Request) {
-	var in StaffInput
+	var in planestore.StaffInput
 	if err := decodeStrict(r.Body, &in); err != nil {
 		writeError(w, http.StatusBadRequest, "add staff: "+err.Error())
 		return
@@ -51,7 +52,7 @@ func (s *Server) handleAdminAddStaff(w http.ResponseWriter, r *http.Request) {
 
 // RoleBody is POST /v1/admin/staff/{id}/role.
 type RoleBody struct {
-	Role Role `json:"role"`
+	Role planestore.Role `json:"role"`
 }
 
 // pathID returns the request's {id}, answering 400 when it is not an ID.
@@ -74,7 +75,7 @@ func (s *Server) handleAdminSetStaffRole(w http.ResponseWriter, r *http.Request)
 		writeError(w, http.StatusBadRequest, "set role: "+err.Error())
 		return
 	}
-	if _, err := ParseRole(string(body.Role)); err != nil {
+	if _, err := planestore.ParseRole(string(body.Role)); err != nil {
 		writeError(w, http.StatusBadRequest, "set role: "+err.Error())
 		return
 	}
@@ -112,12 +113,12 @@ func (s *Server) handleAdminTokens(w http.ResponseWriter, r *http.Request) {
 // CreatedToken is the answer to POST /v1/admin/tokens: the only time the
 // secret is shown.
 type CreatedToken struct {
-	Token  Token  `json:"token"`
-	Secret string `json:"secret"`
+	Token  planestore.Token `json:"token"`
+	Secret string           `json:"secret"`
 }
 
 func (s *Server) handleAdminCreateToken(w http.ResponseWriter, r *http.Request) {
-	var in TokenInput
+	var in planestore.TokenInput
 	if err := decodeStrict(r.Body, &in); err != nil {
 		writeError(w, http.StatusBadRequest, "create token: "+err.Error())
 		return
@@ -153,37 +154,37 @@ func (s *Server) handleAdminRevokeToken(w http.ResponseWriter, r *http.Request) 
 
 // ParseAuditQuery reads GET /v1/admin/audit's filters: customer, install,
 // actor, action, since (RFC 3339) and limit (1-1000).
-func ParseAuditQuery(q url.Values) (AuditFilter, error) {
-	f := AuditFilter{Customer: q.Get("customer"), InstallID: q.Get("install"), Actor: q.Get("actor"), Action: q.Get("action")}
+func ParseAuditQuery(q url.Values) (planestore.AuditFilter, error) {
+	f := planestore.AuditFilter{Customer: q.Get("customer"), InstallID: q.Get("install"), Actor: q.Get("actor"), Action: q.Get("action")}
 	if f.Customer != "" {
-		if err := checkText("customer", f.Customer, 200); err != nil {
-			return AuditFilter{}, err
+		if err := planestore.CheckText("customer", f.Customer, 200); err != nil {
+			return planestore.AuditFilter{}, err
 		}
 	}
 	if f.InstallID != "" && !wire.ValidID(f.InstallID) {
-		return AuditFilter{}, errors.New("install must be 1-64 characters of A-Z a-z 0-9 _ -")
+		return planestore.AuditFilter{}, errors.New("install must be 1-64 characters of A-Z a-z 0-9 _ -")
 	}
 	if f.Actor != "" {
-		if err := checkText("actor", f.Actor, 255); err != nil {
-			return AuditFilter{}, err
+		if err := planestore.CheckText("actor", f.Actor, 255); err != nil {
+			return planestore.AuditFilter{}, err
 		}
 	}
 	if f.Action != "" && (len(f.Action) > 64 || strings.Trim(f.Action, "abcdefghijklmnopqrstuvwxyz.-") != "") {
-		return AuditFilter{}, errors.New("action must be an action name such as install.revoke (a-z . -)")
+		return planestore.AuditFilter{}, errors.New("action must be an action name such as install.revoke (a-z . -)")
 	}
 	// since and limit, when present, must hold a value: an empty one is a
 	// mistake, not "no filter".
 	if _, ok := q["since"]; ok {
 		t, err := time.Parse(time.RFC3339, q.Get("since"))
 		if err != nil {
-			return AuditFilter{}, errors.New("since must be an RFC 3339 time such as 2026-11-01T00:00:00Z")
+			return planestore.AuditFilter{}, errors.New("since must be an RFC 3339 time such as 2026-11-01T00:00:00Z")
 		}
 		f.Since = t
 	}
 	if _, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > MaxAuditLimit {
-			return AuditFilter{}, errors.New("limit must be a whole number from 1 to 1000")
+		if err != nil || n < 1 || n > planestore.MaxAuditLimit {
+			return planestore.AuditFilter{}, errors.New("limit must be a whole number from 1 to 1000")
 		}
 		f.Limit = n
 	}
@@ -229,7 +230,7 @@ func (b ReleaseAuditBody) Validate() error {
 		return errors.New("version must be a semantic version such as 1.4.0")
 	}
 	if b.Reason != "" {
-		return checkText("reason", b.Reason, 1000)
+		return planestore.CheckText("reason", b.Reason, 1000)
 	}
 	return nil
 }
@@ -244,7 +245,7 @@ func (s *Server) handleAdminAuditRelease(w http.ResponseWriter, r *http.Request)
 		writeError(w, http.StatusBadRequest, "release audit: "+err.Error())
 		return
 	}
-	e := AuditEntry{Action: body.Action, Target: body.Channel + "/" + body.Version, Reason: body.Reason}
+	e := planestore.AuditEntry{Action: body.Action, Target: body.Channel + "/" + body.Version, Reason: body.Reason}
 	if !s.audited(w, r, e) {
 		return
 	}
@@ -254,7 +255,7 @@ func (s *Server) handleAdminAuditRelease(w http.ResponseWriter, r *http.Request)
 type auditPage struct {
 	page
 	Customer string
-	Records  []AuditRecord
+	Records  []planestore.AuditRecord
 	Error    string
 }
 

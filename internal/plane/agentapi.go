@@ -21,6 +21,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/license/issuer"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign/reqverify"
 	"github.com/tetherhq/tether/internal/wire"
@@ -35,7 +36,7 @@ func (s *Server) signed(h http.HandlerFunc, max int64) http.Handler {
 }
 
 // signedWrite is signed for a handler whose store write itself refuses a
-// revoked install (ErrRevoked), so it skips the extra lookup.
+// revoked install (planestore.ErrRevoked), so it skips the extra lookup.
 func (s *Server) signedWrite(h http.HandlerFunc, max int64) http.Handler {
 	return s.verified(h, max)
 }
@@ -54,7 +55,7 @@ func (s *Server) verified(h http.HandlerFunc, max int64) http.Handler {
 func (s *Server) unrevoked(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		_, err := s.store.InstallKey(r.Context(), installFrom(r))
-		if errors.Is(err, ErrRevoked) {
+		if errors.Is(err, planestore.ErrRevoked) {
 			s.keys.forget(installFrom(r))
 			writeError(w, http.StatusUnauthorized, "revoked")
 			return
@@ -72,16 +73,16 @@ func (s *Server) unrevoked(h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) installKey(ctx context.Context, installID string) (ed25519.PublicKey, error) {
 	k, err := s.store.InstallKey(ctx, installID)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, planestore.ErrNotFound):
 		return nil, errors.Join(reqverify.ErrUnknownInstall, err)
-	case errors.Is(err, ErrRevoked):
+	case errors.Is(err, planestore.ErrRevoked):
 		return nil, errors.Join(reqverify.ErrRevoked, err)
 	}
 	return k, err
 }
 
 // nonceStore is the store seen as reqverify.NonceStore.
-type nonceStore struct{ s *Store }
+type nonceStore struct{ s *planestore.Store }
 
 func (n nonceStore) Remember(ctx context.Context, installID, nonce string, until time.Time) (bool, error) {
 	return n.s.RememberNonce(ctx, installID, nonce, until)
@@ -119,10 +120,10 @@ func (s *Server) handleActivate(w http.ResponseWriter, r *http.Request) {
 	pub, _ := base64.RawURLEncoding.DecodeString(req.PublicKey) // Validate checked it
 	in, err := s.store.Activate(r.Context(), issuer.TokenHash(req.ActivationToken), pub, req.AgentVersion, s.cfg.HeartbeatInterval)
 	switch {
-	case errors.Is(err, ErrBadToken):
+	case errors.Is(err, planestore.ErrBadToken):
 		writeError(w, http.StatusUnauthorized, "activation token not recognised: check it was copied whole from the license issue output")
 		return
-	case errors.Is(err, ErrAlreadyActivated):
+	case errors.Is(err, planestore.ErrAlreadyActivated):
 		writeError(w, http.StatusConflict, "activation token already used: each token activates one install; ask the vendor for a new license")
 		return
 	case err != nil:
@@ -167,10 +168,10 @@ func (s *Server) handleRekey(w http.ResponseWriter, r *http.Request) {
 	err = s.store.Rekey(r.Context(), id, oldKey, newKey)
 	s.keys.forget(id)
 	switch {
-	case errors.Is(err, ErrRevoked):
+	case errors.Is(err, planestore.ErrRevoked):
 		writeError(w, http.StatusUnauthorized, "revoked")
 		return
-	case errors.Is(err, ErrKeyChanged):
+	case errors.Is(err, planestore.ErrKeyChanged):
 		writeError(w, http.StatusConflict, "the install's key changed since this request was signed: sign again with the key the plane now has")
 		return
 	case err != nil:
@@ -185,11 +186,11 @@ func (s *Server) handleRekey(w http.ResponseWriter, r *http.Request) {
 // components and its AI provider. "unknown" outranks ok but raises no alert;
 // a heartbeat with no components says nothing, so it is unknown.
 func OverallHealth(hb *wire.Heartbeat) string {
-	rank := map[string]int{HealthOK: 0, HealthUnknown: 1, HealthDegraded: 2, HealthDown: 3}
+	rank := map[string]int{planestore.HealthOK: 0, planestore.HealthUnknown: 1, planestore.HealthDegraded: 2, planestore.HealthDown: 3}
 	if len(hb.Components) == 0 {
-		return HealthUnknown
+		return planestore.HealthUnknown
 	}
-	worst := HealthOK
+	worst := planestore.HealthOK
 	for _, st := range append([]string{hb.AIProvider.Status}, componentStatuses(hb)...) {
 		if r, ok := rank[st]; ok && r > rank[worst] {
 			worst = st
@@ -225,7 +226,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "heartbeat", err)
 		return
 	}
-	pending, err := s.store.RecordHeartbeat(r.Context(), id, HeartbeatRecord{
+	pending, err := s.store.RecordHeartbeat(r.Context(), id, planestore.HeartbeatRecord{
 		Version:      hb.Versions.Docsvc,
 		Channel:      hb.Channel,
 		Health:       OverallHealth(&hb),
@@ -234,7 +235,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		LedgerCount:  hb.LedgerHead.Count,
 		LedgerSHA256: hb.LedgerHead.SHA256,
 	})
-	if errors.Is(err, ErrRevoked) {
+	if errors.Is(err, planestore.ErrRevoked) {
 		s.keys.forget(id)
 		writeError(w, http.StatusUnauthorized, "revoked")
 		return
@@ -278,7 +279,7 @@ func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
 const maxPendingAnswer = 100
 
 func (s *Server) handleAgentDiagnostics(w http.ResponseWriter, r *http.Request) {
-	ds, err := s.store.Diagnostics(r.Context(), installFrom(r), DiagRequested)
+	ds, err := s.store.Diagnostics(r.Context(), installFrom(r), planestore.DiagRequested)
 	if err != nil {
 		s.fail(w, "diagnostics", err)
 		return
@@ -298,7 +299,7 @@ func (s *Server) handleAgentDiagnostics(w http.ResponseWriter, r *http.Request) 
 	writeJSON(w, http.StatusOK, out)
 }
 
-func wireDiagRequest(d Diagnostic) wire.DiagnosticRequest {
+func wireDiagRequest(d planestore.Diagnostic) wire.DiagnosticRequest {
 	return wire.DiagnosticRequest{ID: d.ID, Reason: d.Reason, RequestedAt: d.RequestedAt,
 		RequestedBy: d.RequestedBy, RequestedByKind: d.RequestedByKind}
 }
@@ -307,12 +308,12 @@ func wireDiagRequest(d Diagnostic) wire.DiagnosticRequest {
 // the agent will apply, rather than have the agent reject it later. A
 // principal without a printable name is refused: nothing is requested
 // anonymously.
-func (s *Server) checkDiagRequest(reason string, by Principal) error {
-	probe := wireDiagRequest(Diagnostic{ID: "dg_probe", Reason: reason, RequestedAt: s.now(),
+func (s *Server) checkDiagRequest(reason string, by planestore.Principal) error {
+	probe := wireDiagRequest(planestore.Diagnostic{ID: "dg_probe", Reason: reason, RequestedAt: s.now(),
 		RequestedBy: by.Name, RequestedByKind: by.Kind})
 	err := probe.Validate()
 	if err == nil && (by.Name == "" || by.Kind == "") {
-		err = ErrNoRequester
+		err = planestore.ErrNoRequester
 	}
 	var fe *wire.FieldError
 	switch {
@@ -367,7 +368,7 @@ func (s *Server) handleBundleUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "diagnostic request "+diagID+" not found for this install")
 		return
 	}
-	if d.Status != DiagRequested {
+	if d.Status != planestore.DiagRequested {
 		writeError(w, http.StatusConflict, "diagnostic request "+diagID+" already has a bundle")
 		return
 	}

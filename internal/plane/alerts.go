@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 // AlertPayload is the JSON body posted to the alert webhook. Receivers should
@@ -34,7 +36,7 @@ type AlertPayload struct {
 // Alerter delivers queued alerts to a webhook, retrying with exponential
 // backoff; the queue lives in the store so transitions survive restarts.
 type Alerter struct {
-	Store       *Store
+	Store       *planestore.Store
 	WebhookURL  string
 	Client      *http.Client
 	Logger      *slog.Logger
@@ -112,7 +114,7 @@ func (a *Alerter) backoff(attempts int) time.Duration {
 	return min(d, a.MaxBackoff)
 }
 
-func (a *Alerter) payload(ctx context.Context, al Alert) (AlertPayload, error) {
+func (a *Alerter) payload(ctx context.Context, al planestore.Alert) (AlertPayload, error) {
 	p := AlertPayload{ID: al.ID, InstallID: al.InstallID, Kind: al.Kind, Value: al.Value, At: al.CreatedAt}
 	in, err := a.Store.Install(ctx, al.InstallID)
 	if err != nil {
@@ -120,10 +122,10 @@ func (a *Alerter) payload(ctx context.Context, al Alert) (AlertPayload, error) {
 	}
 	p.Customer, p.Version, p.Channel, p.LastSeen = in.Customer, in.Version, in.Channel, in.LastSeen
 	switch al.Kind {
-	case AlertStale:
+	case planestore.AlertStale:
 		p.Text = fmt.Sprintf("Tether install %s (%s) is stale: no heartbeat since %s",
 			in.ID, in.Customer, in.LastSeen.Format(time.RFC3339))
-	case AlertLicense:
+	case planestore.AlertLicense:
 		exp := in.LicenseExpires
 		p.LicenseID, p.LicenseExpires = in.LicenseID, &exp
 		if left := exp.Sub(a.Now()); left > 0 {
@@ -133,7 +135,7 @@ func (a *Alerter) payload(ctx context.Context, al Alert) (AlertPayload, error) {
 			p.Text = fmt.Sprintf("Tether install %s (%s): license %s expired %s",
 				in.ID, in.Customer, in.LicenseID, exp.Format("2006-01-02"))
 		}
-	case AlertLedger:
+	case planestore.AlertLedger:
 		p.Text = fmt.Sprintf("Tether install %s (%s) egress ledger %s: %s", in.ID, in.Customer, al.Value, in.LedgerProblem)
 	default:
 		p.Text = fmt.Sprintf("Tether install %s (%s) health is %s", in.ID, in.Customer, al.Value)

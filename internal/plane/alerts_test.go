@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
+	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
 )
 
 // webhook is an httptest receiver that fails its first failFirst posts.
@@ -179,7 +181,7 @@ func TestLicenseExpiryAlertsOncePerThreshold(t *testing.T) {
 		t.Fatalf("license alert = %+v", last)
 	}
 	// The install's page lists them with their delivery.
-	if code, body := b.staff(t, plane.RoleViewer).get(t, "/installs/"+a.id); code != 200 ||
+	if code, body := b.staff(t, planestore.RoleViewer).get(t, "/installs/"+a.id); code != 200 ||
 		!strings.Contains(body, "<td>license</td><td>7d</td><td>sent, 1 attempt</td>") ||
 		!strings.Contains(body, "<td>license</td><td>30d</td><td>sent, 1 attempt</td>") {
 		t.Fatalf("install page alerts: %d %s", code, body)
@@ -189,13 +191,13 @@ func TestLicenseExpiryAlertsOncePerThreshold(t *testing.T) {
 // Replicas sweeping at the same moment queue one alert per license and
 // threshold; a license first seen 5 days out is alerted at 7 only.
 func TestQueueLicenseAlertsOnceAcrossReplicas(t *testing.T) {
-	for name, db := range testDatabases(t) {
+	for name, db := range sqldbtest.Empty(t) {
 		t.Run(name, func(t *testing.T) {
 			c := newClock()
 			ctx := context.Background()
-			var stores []*plane.Store
+			var stores []*planestore.Store
 			for range 2 {
-				st, err := plane.OpenStore(ctx, db, c.Now)
+				st, err := planestore.Open(ctx, db, c.Now)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -203,7 +205,7 @@ func TestQueueLicenseAlertsOnceAcrossReplicas(t *testing.T) {
 			}
 			for i, days := range []int{20, 5, 60} {
 				id := fmt.Sprintf("lic_%d", i)
-				if err := stores[0].AddLicense(ctx, plane.LicenseRecord{ID: id, Customer: "C", IssuedAt: c.Now(),
+				if err := stores[0].AddLicense(ctx, planestore.LicenseRecord{ID: id, Customer: "C", IssuedAt: c.Now(),
 					ExpiresAt: c.Now().Add(time.Duration(days) * 24 * time.Hour), Channels: []string{"stable"},
 					TokenHash: fmt.Sprintf("%064x", i+1)}); err != nil {
 					t.Fatal(err)

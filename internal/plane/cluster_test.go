@@ -29,6 +29,7 @@ import (
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/sqldb"
@@ -51,7 +52,7 @@ type cluster struct {
 type replica struct {
 	name   string
 	db     *sqldb.DB
-	store  *plane.Store
+	store  *planestore.Store
 	server *plane.Server
 	http   *httptest.Server
 }
@@ -77,7 +78,7 @@ func startCluster(t *testing.T, n int, webhook string) *cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := plane.OpenStore(ctx, db, c.clock.Now)
+		st, err := planestore.Open(ctx, db, c.clock.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +116,7 @@ func (c *cluster) license(t *testing.T, id string) string {
 	t.Helper()
 	token := "tok_" + strings.Repeat(id, 3) + "_0123456789"
 	sum := sha256.Sum256([]byte(token))
-	err := c.replicas[0].store.AddLicense(c.ctx, plane.LicenseRecord{ID: id, Customer: "Customer " + id,
+	err := c.replicas[0].store.AddLicense(c.ctx, planestore.LicenseRecord{ID: id, Customer: "Customer " + id,
 		IssuedAt: c.clock.Now(), ExpiresAt: c.clock.Now().Add(90 * 24 * time.Hour), GraceSeconds: 14 * 86400,
 		Channels: []string{"stable"}, TokenHash: hex.EncodeToString(sum[:])})
 	if err != nil {
@@ -192,7 +193,7 @@ func (c *cluster) admin(t *testing.T, i int, method, path string, body any) (int
 	return resp.StatusCode, out, resp.Header
 }
 
-func heartbeats(t *testing.T, st *plane.Store, id string) int64 {
+func heartbeats(t *testing.T, st *planestore.Store, id string) int64 {
 	t.Helper()
 	in, err := st.Install(context.Background(), id)
 	if err != nil {
@@ -252,7 +253,7 @@ func TestClusterSharesStateAcrossReplicas(t *testing.T) {
 		if code != 201 {
 			t.Fatalf("request diagnostics: %d %s", code, out)
 		}
-		var d plane.Diagnostic
+		var d planestore.Diagnostic
 		_ = json.Unmarshal(out, &d)
 		zipped := zipBundle(t, map[string]string{"health.json": `{"ok":true}`})
 		if code, out := a.call(t, 1, "POST", "/v1/diagnostics/"+d.ID+"/bundle", zipped); code != 204 {
@@ -287,7 +288,7 @@ func TestClusterSharesStateAcrossReplicas(t *testing.T) {
 				// hourly re-signing stands aside.
 				other := plane.WriteReleases(ctx, c.replicas[1].store, "replica-1", c.repo, t.TempDir(), nil,
 					func(context.Context, string) error { return errors.New("ran while the lease was held") })
-				if !errors.Is(other, plane.ErrLeaseHeld) {
+				if !errors.Is(other, planestore.ErrLeaseHeld) {
 					return fmt.Errorf("second writer: %v, want ErrLeaseHeld", other)
 				}
 				_, err := publish.Publish(ctx, dir, keys, publish.PublishOptions{Version: "1.4.0", Channel: "stable",

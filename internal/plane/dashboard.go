@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 //go:embed templates/*.html templates/partials/*.html
@@ -68,19 +70,19 @@ type page struct {
 	Title    string
 	Now      time.Time
 	LoggedIn bool
-	Who      Principal // who is signed in, when LoggedIn
-	CSRF     string    // the session's form token (dashboard_actions.go)
+	Who      planestore.Principal // who is signed in, when LoggedIn
+	CSRF     string               // the session's form token (dashboard_actions.go)
 }
 
 // Can reports whether the signed-in principal's role allows perm; the
 // templates show only the actions it does.
 func (p page) Can(perm string) bool {
-	return p.LoggedIn && p.Who.Role.Can(Permission(perm))
+	return p.LoggedIn && Allows(p.Who.Role, Permission(perm))
 }
 
 // BreakGlass reports whether the page is shown to an admin token session;
 // the layout warns.
-func (p page) BreakGlass() bool { return p.LoggedIn && p.Who.Kind == KindBreakGlass }
+func (p page) BreakGlass() bool { return p.LoggedIn && p.Who.Kind == planestore.KindBreakGlass }
 
 // pageFor is the page of a request that passed the dashboard guard.
 func (s *Server) pageFor(r *http.Request, title string) page {
@@ -118,7 +120,7 @@ func securityHeaders(w http.ResponseWriter) {
 func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie(sessionCookie); err == nil {
-			p, ok, err := s.sessions.principal(r.Context(), c.Value, s.now())
+			p, ok, err := s.store.SessionPrincipal(r.Context(), c.Value, s.now())
 			if err != nil {
 				s.log.Error("dashboard session", "err", err)
 			}
@@ -128,7 +130,7 @@ func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 				}
 			}
 			// An admin token session from before --no-admin-token ends with it.
-			if ok && (p.Kind != KindBreakGlass || !s.cfg.NoAdminToken) {
+			if ok && (p.Kind != planestore.KindBreakGlass || !s.cfg.NoAdminToken) {
 				h(w, r.WithContext(withPrincipal(r.Context(), p)))
 				return
 			}
@@ -138,8 +140,8 @@ func (s *Server) dashboard(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // setSession starts a session for m, or for the admin token when m is nil.
-func (s *Server) setSession(w http.ResponseWriter, r *http.Request, m *StaffMember) error {
-	id, err := s.sessions.start(r.Context(), s.now(), m)
+func (s *Server) setSession(w http.ResponseWriter, r *http.Request, m *planestore.StaffMember) error {
+	id, err := s.store.StartSession(r.Context(), s.now(), m)
 	if err != nil {
 		return err
 	}
@@ -216,7 +218,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if err := s.sessions.end(r.Context(), c.Value); err != nil {
+		if err := s.store.EndSession(r.Context(), c.Value); err != nil {
 			s.log.Error("dashboard logout", "err", err)
 		}
 	}

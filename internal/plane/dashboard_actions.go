@@ -43,7 +43,7 @@ const maxFormBytes = 256 << 10
 // see guards a dashboard page that needs more than viewing.
 func (s *Server) see(perm Permission, h http.HandlerFunc) http.HandlerFunc {
 	return s.dashboard(func(w http.ResponseWriter, r *http.Request) {
-		if p, _ := principalFrom(r.Context()); !p.Role.Can(perm) {
+		if p, _ := principalFrom(r.Context()); !Allows(p.Role, perm) {
 			s.dashError(w, r, http.StatusForbidden, "Role "+string(p.Role)+" may not "+string(perm)+".")
 			return
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/browsertest"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 // browse opens a Chromium tab on the plane.
@@ -111,13 +112,13 @@ func TestDashboardRolesInChromium(t *testing.T) {
 	}
 	installPage := "/installs/" + a.id
 	for _, tc := range []struct {
-		role                          plane.Role
+		role                          planestore.Role
 		diag, revoke, download, issue bool
 	}{
-		{plane.RoleViewer, false, false, false, false},
-		{plane.RoleSupport, true, false, true, false},
-		{plane.RoleRelease, false, false, false, false},
-		{plane.RoleAdmin, true, true, true, true},
+		{planestore.RoleViewer, false, false, false, false},
+		{planestore.RoleSupport, true, false, true, false},
+		{planestore.RoleRelease, false, false, false, false},
+		{planestore.RoleAdmin, true, true, true, true},
 	} {
 		t.Run(string(tc.role), func(t *testing.T) {
 			s := b.staff(t, tc.role)
@@ -204,7 +205,7 @@ func TestDashboardLiveRefreshInChromium(t *testing.T) {
 		a.heartbeat(t, "ok")
 	}
 	bt := browse(t, b)
-	bt.signIn(b.staff(t, plane.RoleViewer), "/?health=degraded&sort=customer&dir=desc", `#installs`)
+	bt.signIn(b.staff(t, planestore.RoleViewer), "/?health=degraded&sort=customer&dir=desc", `#installs`)
 	if got := bt.live(`#empty`); !strings.Contains(got, "No install matches these filters") {
 		t.Fatalf("empty state: %q", got)
 	}

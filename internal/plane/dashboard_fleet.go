@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -41,11 +42,11 @@ var fleetSorts = map[string]func(a, b fleetRow) int{
 	"warnings":  func(a, b fleetRow) int { return cmp.Compare(len(a.Warnings), len(b.Warnings)) },
 }
 
-var fleetHealths = []string{HealthOK, HealthDegraded, HealthDown, HealthUnknown}
+var fleetHealths = []string{planestore.HealthOK, planestore.HealthDegraded, planestore.HealthDown, planestore.HealthUnknown}
 
 // healthRank orders health from best to worst.
 func healthRank(h string) int {
-	if i := slices.Index([]string{HealthOK, HealthUnknown, HealthDegraded, HealthDown}, h); i >= 0 {
+	if i := slices.Index([]string{planestore.HealthOK, planestore.HealthUnknown, planestore.HealthDegraded, planestore.HealthDown}, h); i >= 0 {
 		return i
 	}
 	return 1

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -76,13 +77,13 @@ func FuzzFleetQuery(f *testing.F) {
 func TestFleetFilterAndSort(t *testing.T) {
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	row := func(id, customer, health, version string, stale, expiring bool, age int64) fleetRow {
-		return fleetRow{InstallView: InstallView{Install: Install{ID: id, Customer: customer, Health: health, Version: version,
+		return fleetRow{InstallView: InstallView{Install: planestore.Install{ID: id, Customer: customer, Health: health, Version: version,
 			LicenseExpires: now.Add(time.Duration(age) * time.Hour)}, StaleNow: stale, LastHeartbeatAgeSec: age}, Expiring: expiring}
 	}
 	rows := []fleetRow{
-		row("in_a", "Acme", HealthOK, "1.10.0", false, false, 30),
-		row("in_b", "beta corp", HealthDown, "1.9.2", true, false, 10),
-		row("in_c", "ACME east", HealthDegraded, "", false, true, 20),
+		row("in_a", "Acme", planestore.HealthOK, "1.10.0", false, false, 30),
+		row("in_b", "beta corp", planestore.HealthDown, "1.9.2", true, false, 10),
+		row("in_c", "ACME east", planestore.HealthDegraded, "", false, true, 20),
 	}
 	ids := func(rs []fleetRow) string {
 		var out []string
@@ -99,7 +100,7 @@ func TestFleetFilterAndSort(t *testing.T) {
 		{fleetQuery{Customer: "acme"}, "in_a in_c"},
 		{fleetQuery{Only: "stale"}, "in_b"},
 		{fleetQuery{Only: "expiring"}, "in_c"},
-		{fleetQuery{Health: HealthDown}, "in_b"},
+		{fleetQuery{Health: planestore.HealthDown}, "in_b"},
 		{fleetQuery{Sort: "health", Desc: true}, "in_b in_c in_a"},
 		{fleetQuery{Sort: "version"}, "in_c in_b in_a"}, // none reported, then semver order
 		{fleetQuery{Sort: "customer"}, "in_a in_c in_b"},
@@ -126,7 +127,7 @@ func TestUpgradeHistory(t *testing.T) {
 	}
 	var rows []historyRow
 	for i, hb := range hbs {
-		rows = append(rows, historyRow{HeartbeatEntry: HeartbeatEntry{At: at.Add(-time.Duration(i) * time.Minute)}, Heartbeat: hb})
+		rows = append(rows, historyRow{HeartbeatEntry: planestore.HeartbeatEntry{At: at.Add(-time.Duration(i) * time.Minute)}, Heartbeat: hb})
 	}
 	got := upgradeHistory(rows)
 	want := []upgradeEvent{{Seen: at.Add(-time.Minute), Release: "1.5.0", Attempt: up}, {Seen: at.Add(-3 * time.Minute), Release: "1.4.0"}}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -39,7 +40,7 @@ type indexPage struct {
 	Fleet   fleet
 	Columns []column
 	Healths []string
-	Pending []Diagnostic
+	Pending []planestore.Diagnostic
 }
 
 // fleetFor reads the request's filter and builds the fleet; a bad filter is
@@ -65,7 +66,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	p := indexPage{page: s.pageFor(r, "Fleet"), Fleet: f, Columns: fleetColumns, Healths: fleetHealths}
 	var err error
-	if p.Pending, err = s.store.Diagnostics(r.Context(), "", DiagRequested); err != nil {
+	if p.Pending, err = s.store.Diagnostics(r.Context(), "", planestore.DiagRequested); err != nil {
 		s.dashFail(w, r, "fleet", err)
 		return
 	}
@@ -81,7 +82,7 @@ func (s *Server) handleFleetRows(w http.ResponseWriter, r *http.Request) {
 }
 
 type historyRow struct {
-	HeartbeatEntry
+	planestore.HeartbeatEntry
 	Heartbeat wire.Heartbeat
 }
 
@@ -99,8 +100,8 @@ type installPage struct {
 	DaysLeft  int
 	History   []historyRow
 	Upgrades  []upgradeEvent
-	Alerts    []AlertRecord
-	Requested *Diagnostic // the request this page was opened after making
+	Alerts    []planestore.AlertRecord
+	Requested *planestore.Diagnostic // the request this page was opened after making
 }
 
 // dashboardHistory is how many heartbeats the install page shows;
@@ -173,7 +174,7 @@ func sameAttempt(a, b wire.UpgradeAttempt) bool {
 
 type licensesPage struct {
 	page
-	Licenses []LicenseRecord
+	Licenses []planestore.LicenseRecord
 }
 
 func (s *Server) handleLicensesPage(w http.ResponseWriter, r *http.Request) {

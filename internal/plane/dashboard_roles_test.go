@@ -15,19 +15,20 @@ import (
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 // staff is a dashboard session of one role, started as a sign-in would.
 type staff struct {
 	b      *bundle
-	role   plane.Role
+	role   planestore.Role
 	cookie string
 	csrf   string
 }
 
-func (b *bundle) staff(t *testing.T, role plane.Role) *staff {
+func (b *bundle) staff(t *testing.T, role planestore.Role) *staff {
 	t.Helper()
-	p := plane.Principal{Kind: plane.KindStaff, ID: "idp|" + string(role), Name: string(role) + "@vendor.example", Role: role}
+	p := planestore.Principal{Kind: planestore.KindStaff, ID: "idp|" + string(role), Name: string(role) + "@vendor.example", Role: role}
 	cookie, csrf, err := b.server.StartSession(b.ctx, p)
 	if err != nil {
 		t.Fatal(err)
@@ -100,13 +101,13 @@ func TestDashboardActionsByRole(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	b := setup(t, func(o *setupOpts) { o.licenseKey = pub })
 	a := b.activate(t, b.license(t, "lic_a", "stable"))
-	viewer, support, release, admin := b.staff(t, plane.RoleViewer), b.staff(t, plane.RoleSupport),
-		b.staff(t, plane.RoleRelease), b.staff(t, plane.RoleAdmin)
+	viewer, support, release, admin := b.staff(t, planestore.RoleViewer), b.staff(t, planestore.RoleSupport),
+		b.staff(t, planestore.RoleRelease), b.staff(t, planestore.RoleAdmin)
 	diag := func(s *staff, csrf string) (int, string, string) {
 		return s.post(t, "/installs/"+a.id+"/diagnostics", url.Values{"csrf": {csrf}, "reason": {"queue age since 1.4.0 (" + string(s.role) + ")"}})
 	}
 	pending := func() int {
-		ds, err := b.store.Diagnostics(b.ctx, a.id, plane.DiagRequested)
+		ds, err := b.store.Diagnostics(b.ctx, a.id, planestore.DiagRequested)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +154,7 @@ func TestDashboardActionsByRole(t *testing.T) {
 	}
 
 	// Bundle download: support and administrator.
-	d, err := b.store.Diagnostics(b.ctx, a.id, plane.DiagRequested)
+	d, err := b.store.Diagnostics(b.ctx, a.id, planestore.DiagRequested)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestDashboardActionsByRole(t *testing.T) {
 	}
 
 	// A role the plane does not know may not even look.
-	if code, _ := b.staff(t, plane.Role("auditor")).get(t, "/"); code != 403 {
+	if code, _ := b.staff(t, planestore.Role("auditor")).get(t, "/"); code != 403 {
 		t.Errorf("unknown role opened the fleet: %d", code)
 	}
 
@@ -258,7 +259,7 @@ func TestDashboardActionsByRole(t *testing.T) {
 // plane's own, under the same policy.
 func TestDashboardFleetQueryAndAssets(t *testing.T) {
 	b := setup(t)
-	v := b.staff(t, plane.RoleViewer)
+	v := b.staff(t, planestore.RoleViewer)
 	code, body := v.get(t, "/")
 	if code != 200 || !strings.Contains(body, "No installs have activated yet") {
 		t.Fatalf("empty fleet: %d", code)

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/tetherhq/tether/docs/api/apitest"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 // RoutePatterns returns the patterns Handler serves, by running the code
@@ -41,19 +42,19 @@ var testSessions sync.Map
 // UseTestSessions makes s resolve sessions StartSession began to their
 // principal; other sessions are resolved as always. Call it before serving.
 func (s *Server) UseTestSessions() {
-	s.sessionPrincipal = func(id string) (Principal, bool) {
+	s.sessionPrincipal = func(id string) (planestore.Principal, bool) {
 		p, ok := testSessions.Load(id)
 		if !ok {
-			return Principal{}, false
+			return planestore.Principal{}, false
 		}
-		return p.(Principal), true
+		return p.(planestore.Principal), true
 	}
 }
 
 // StartSession starts a dashboard session for p, as a sign-in would, and
 // returns its cookie value and the form token its pages carry.
-func (s *Server) StartSession(ctx context.Context, p Principal) (cookie, csrf string, err error) {
-	id, err := s.sessions.start(ctx, s.now(), nil)
+func (s *Server) StartSession(ctx context.Context, p planestore.Principal) (cookie, csrf string, err error) {
+	id, err := s.store.StartSession(ctx, s.now(), nil)
 	if err != nil {
 		return "", "", err
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign"
 	"github.com/tetherhq/tether/internal/wire"
@@ -21,7 +21,7 @@ import (
 
 // staffAna is a support engineer signed in through the vendor's identity
 // provider.
-var staffAna = plane.Principal{Kind: plane.KindStaff, ID: "https://idp.vendor.example|ana", Name: "ana@vendor.example", Role: plane.RoleSupport}
+var staffAna = planestore.Principal{Kind: planestore.KindStaff, ID: "https://idp.vendor.example|ana", Name: "ana@vendor.example", Role: planestore.RoleSupport}
 
 // installState is everything the plane keeps about one install, to show
 // that another customer's requests changed none of it.
@@ -268,7 +268,7 @@ func TestAgentAPICustomerIsolation(t *testing.T) {
 	if got := installState(t, b, a.id); got != beforeA {
 		t.Errorf("install A changed:\n got %s\nwant %s", got, beforeA)
 	}
-	ds, err := b.store.Diagnostics(b.ctx, "", plane.DiagUploaded)
+	ds, err := b.store.Diagnostics(b.ctx, "", planestore.DiagUploaded)
 	if err != nil || len(ds) != 0 {
 		t.Errorf("bundles uploaded: %+v %v", ds, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/license/issuer"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 // licenseStateAt is the plane's own view of a license (the agent reports its
@@ -46,38 +47,38 @@ func (s *Server) handleAdminRegisterLicense(w http.ResponseWriter, r *http.Reque
 // registerLicense verifies and registers a license for the request's
 // principal; the admin API and the dashboard both call it. On a store
 // error the returned record still names the license.
-func (s *Server) registerLicense(ctx context.Context, body RegisterLicenseBody) (LicenseRecord, error) {
+func (s *Server) registerLicense(ctx context.Context, body RegisterLicenseBody) (planestore.LicenseRecord, error) {
 	bad := func(msg string) error { return &actionError{http.StatusBadRequest, msg} }
 	if s.cfg.LicenseKey == nil {
-		return LicenseRecord{}, &actionError{http.StatusServiceUnavailable,
+		return planestore.LicenseRecord{}, &actionError{http.StatusServiceUnavailable,
 			"this plane cannot verify licenses: start tether-plane serve with --keys (or --license-pub) so it has the license public key"}
 	}
 	if h, err := hex.DecodeString(body.ActivationTokenSHA256); err != nil || len(h) != 32 {
-		return LicenseRecord{}, bad("activation_token_sha256 must be 64 hex characters")
+		return planestore.LicenseRecord{}, bad("activation_token_sha256 must be 64 hex characters")
 	}
 	var f license.File
 	dec := json.NewDecoder(bytes.NewReader(body.License))
 	if err := dec.Decode(&f); err != nil {
-		return LicenseRecord{}, bad("license must be a license file's JSON object")
+		return planestore.LicenseRecord{}, bad("license must be a license file's JSON object")
 	}
 	if f.ActivationToken != "" {
-		return LicenseRecord{}, bad("license file still carries its activation token; send only the token's SHA-256 (tether-plane license register does this)")
+		return planestore.LicenseRecord{}, bad("license file still carries its activation token; send only the token's SHA-256 (tether-plane license register does this)")
 	}
 	l, err := license.Verify(s.cfg.LicenseKey, body.License)
 	switch {
 	case errors.Is(err, license.ErrBadSignature):
-		return LicenseRecord{}, bad("license signature does not verify with this plane's license key: was it issued with the same keys directory?")
+		return planestore.LicenseRecord{}, bad("license signature does not verify with this plane's license key: was it issued with the same keys directory?")
 	case err != nil:
-		return LicenseRecord{}, bad("license file is malformed")
+		return planestore.LicenseRecord{}, bad("license file is malformed")
 	}
-	rec := LicenseRecord{ID: l.ID, Customer: l.Customer, IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt,
+	rec := planestore.LicenseRecord{ID: l.ID, Customer: l.Customer, IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt,
 		GraceSeconds: l.GraceSeconds, Channels: l.Channels, Entitlements: l.Entitlements,
 		TokenHash: body.ActivationTokenSHA256}
-	if err := s.auditFirst(ctx, AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID}); err != nil {
-		return LicenseRecord{ID: l.ID}, err
+	if err := s.auditFirst(ctx, planestore.AuditEntry{Action: "license.register", Customer: l.Customer, Target: l.ID}); err != nil {
+		return planestore.LicenseRecord{ID: l.ID}, err
 	}
 	if err := s.store.AddLicense(ctx, rec); err != nil {
-		return LicenseRecord{ID: l.ID}, err
+		return planestore.LicenseRecord{ID: l.ID}, err
 	}
 	s.log.Info("license registered", "license_id", l.ID)
 	return rec, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 )
@@ -51,8 +52,8 @@ const objectTimeout = 2 * time.Minute
 // diagnostic, the content's hash and a random suffix. Two racing uploads
 // (an agent's retry reaching another replica while the first is still
 // being stored, even with the same bytes) never write the same object, so
-// the one MarkUploaded records is intact and the loser removes only its
-// own.
+// the one the store's MarkUploaded records is intact and the loser removes
+// only its own.
 func (s *Server) putBundle(ctx context.Context, diagID string, sum [32]byte, data []byte) (string, error) {
 	var nonce [4]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -150,9 +151,9 @@ const releaseLeaseTTL = 2 * time.Minute
 // created), into dir, runs fn on dir (publish.Publish, Revoke or Refresh),
 // and pushes what fn changed, each channel's timestamp.json last and only
 // while the lease is still held. Another writer holding the lease makes it
-// return ErrLeaseHeld without running fn. holder names this writer (a
-// replica ID, or the publishing host).
-func WriteReleases(ctx context.Context, st *Store, holder string, repo publish.ObjectStore, dir string,
+// return planestore.ErrLeaseHeld without running fn. holder names this
+// writer (a replica ID, or the publishing host).
+func WriteReleases(ctx context.Context, st *planestore.Store, holder string, repo publish.ObjectStore, dir string,
 	extra []string, fn func(ctx context.Context, dir string) error) error {
 	return st.WithLease(ctx, ReleaseLease, holder, releaseLeaseTTL, func(ctx context.Context, held func(context.Context) error) error {
 		m := &publish.Mirror{Store: repo, Dir: dir}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/sqldb"
 )
 
@@ -26,7 +27,7 @@ func TestDiagRequestNeedsANamedRequester(t *testing.T) {
 	}
 	defer db.Close()
 	now := func() time.Time { return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC) }
-	st, err := OpenStore(ctx, db, now)
+	st, err := planestore.Open(ctx, db, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestDiagRequestNeedsANamedRequester(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.AddLicense(ctx, LicenseRecord{ID: "lic_a", Customer: "A", IssuedAt: now(), ExpiresAt: now().Add(time.Hour),
+	if err := st.AddLicense(ctx, planestore.LicenseRecord{ID: "lic_a", Customer: "A", IssuedAt: now(), ExpiresAt: now().Add(time.Hour),
 		Channels: []string{"stable"}, TokenHash: "h"}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +44,10 @@ func TestDiagRequestNeedsANamedRequester(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []Principal{
+	for _, p := range []planestore.Principal{
 		{},
-		{Kind: KindStaff, Name: ""},
-		{Kind: KindStaff, Name: "eve\x1b[2J@vendor.example"},
+		{Kind: planestore.KindStaff, Name: ""},
+		{Kind: planestore.KindStaff, Name: "eve\x1b[2J@vendor.example"},
 		{Kind: "robot", Name: "cron"},
 	} {
 		body := `{"install_id":"` + in.ID + `","reason":"queue stuck"}`

@@ -16,13 +16,14 @@ import (
 
 	apidoc "github.com/tetherhq/tether/docs/api"
 	"github.com/tetherhq/tether/internal/blob"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign/reqverify"
 )
 
 // Config is what a Server needs; New validates it once.
 type Config struct {
-	Store  *Store
+	Store  *planestore.Store
 	Logger *slog.Logger
 	Now    func() time.Time
 
@@ -76,17 +77,16 @@ type Config struct {
 // Server is the plane: agent API, admin API and dashboard on one handler,
 // plus the background loops Run drives.
 type Server struct {
-	cfg      Config
-	store    *Store
-	log      *slog.Logger
-	now      func() time.Time
-	alerter  *Alerter
-	mux      *http.ServeMux
-	sessions *sessions // dashboard logins, server-side so logout really ends one
-	signIn   *staffSignIn
+	cfg     Config
+	store   *planestore.Store
+	log     *slog.Logger
+	now     func() time.Time
+	alerter *Alerter
+	mux     *http.ServeMux
+	signIn  *staffSignIn
 	// sessionPrincipal, set only by tests (UseTestSessions), overrides
 	// whose a session is.
-	sessionPrincipal func(sessionID string) (Principal, bool)
+	sessionPrincipal func(sessionID string) (planestore.Principal, bool)
 
 	templates map[string]*template.Template
 	keys      *keyCache
@@ -153,7 +153,6 @@ func New(cfg Config) (*Server, error) {
 		store:     cfg.Store,
 		log:       cfg.Logger,
 		now:       cfg.Now,
-		sessions:  &sessions{store: cfg.Store},
 		alerter: &Alerter{Store: cfg.Store, WebhookURL: cfg.AlertWebhook, Client: cfg.HTTPClient,
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
@@ -282,7 +281,7 @@ func (s *Server) Run(ctx context.Context, tick time.Duration) error {
 			} else if n > 0 {
 				s.log.Debug("pruned nonces", "count", n)
 			}
-			if err := s.store.pruneRateLimits(ctx, time.Hour); err != nil {
+			if err := s.store.PruneRateLimits(ctx, time.Hour); err != nil {
 				s.log.Error("prune rate limits", "err", err)
 			}
 			lastPrune = now

@@ -21,8 +21,10 @@ import (
 
 	"github.com/tetherhq/tether/docs/api/apitest"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/reqsign"
+	"github.com/tetherhq/tether/internal/sqldb/sqldbtest"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -31,7 +33,7 @@ const adminToken = "test-admin-token-0123456789abcdefghijkl"
 type bundle struct {
 	ctx     context.Context
 	clock   *clock
-	store   *plane.Store
+	store   *planestore.Store
 	server  *plane.Server
 	http    *httptest.Server
 	dataDir string
@@ -57,7 +59,7 @@ func setup(t *testing.T, opts ...func(*setupOpts)) *bundle {
 	}
 	c := newClock()
 	ctx := context.Background()
-	st, err := plane.OpenStore(ctx, sqliteDB(t), c.Now)
+	st, err := planestore.Open(ctx, sqldbtest.EmptySQLite(t), c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +97,7 @@ func (b *bundle) license(t *testing.T, id string, channels ...string) string {
 	t.Helper()
 	token := "tok_" + strings.Repeat(id, 3) + "_0123456789"
 	sum := sha256.Sum256([]byte(token))
-	err := b.store.AddLicense(b.ctx, plane.LicenseRecord{ID: id, Customer: "Customer " + id,
+	err := b.store.AddLicense(b.ctx, planestore.LicenseRecord{ID: id, Customer: "Customer " + id,
 		IssuedAt: b.clock.Now(), ExpiresAt: b.clock.Now().Add(90 * 24 * time.Hour), GraceSeconds: 14 * 86400,
 		Channels: channels, TokenHash: hex.EncodeToString(sum[:])})
 	if err != nil {
@@ -432,7 +434,7 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("request: %d %s", resp.StatusCode, out)
 	}
-	var d plane.Diagnostic
+	var d planestore.Diagnostic
 	_ = json.Unmarshal(out, &d)
 
 	if hr := a.heartbeat(t, "ok"); hr.PendingDiagnostics != 1 {
@@ -446,7 +448,7 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 	resp, out = a.do(t, "GET", "/v1/diagnostics?with=requested_by", nil)
 	reqs, err := wire.Decode[wire.DiagnosticRequests](out)
 	if resp.StatusCode != 200 || err != nil || len(reqs) != 1 || reqs[0].ID != d.ID || reqs[0].Reason != "queue age rising since 1.4.0" ||
-		reqs[0].RequestedBy != "break-glass admin token" || reqs[0].RequestedByKind != plane.KindBreakGlass {
+		reqs[0].RequestedBy != "break-glass admin token" || reqs[0].RequestedByKind != planestore.KindBreakGlass {
 		t.Fatalf("agent diagnostics: %d %s %v", resp.StatusCode, out, err)
 	}
 	if _, out := other.do(t, "GET", "/v1/diagnostics", nil); string(bytes.TrimSpace(out)) != "[]" {
@@ -486,7 +488,7 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 		t.Fatalf("bundle file: %v %v", fi, err)
 	}
 	resp, out = b.admin(t, "GET", "/v1/admin/diagnostics?status=uploaded", nil)
-	var ds []plane.Diagnostic
+	var ds []planestore.Diagnostic
 	_ = json.Unmarshal(out, &ds)
 	if resp.StatusCode != 200 || len(ds) != 1 || ds[0].BundleSize != int64(len(bundleZip)) {
 		t.Fatalf("list: %d %s", resp.StatusCode, out)

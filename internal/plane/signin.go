@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"golang.org/x/oauth2"
 )
 
@@ -190,7 +191,7 @@ func (s *Server) handleSignInCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := s.store.StaffBySubject(r.Context(), idt.Issuer, idt.Subject)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, planestore.ErrNotFound) {
 		var claims struct {
 			Email string `json:"email"`
 		}

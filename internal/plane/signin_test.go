@@ -18,6 +18,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/browsertest"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/testtime"
 )
 
@@ -73,13 +74,13 @@ func (br *browser) get(u string) (int, string, string) {
 	return resp.StatusCode, resp.Request.URL.Path, string(b)
 }
 
-func (b *bundle) addStaff(t *testing.T, issuer, subject, name string, role plane.Role) plane.StaffMember {
+func (b *bundle) addStaff(t *testing.T, issuer, subject, name string, role planestore.Role) planestore.StaffMember {
 	t.Helper()
-	resp, out := b.admin(t, "POST", "/v1/admin/staff", plane.StaffInput{Issuer: issuer, Subject: subject, Name: name, Role: role})
+	resp, out := b.admin(t, "POST", "/v1/admin/staff", planestore.StaffInput{Issuer: issuer, Subject: subject, Name: name, Role: role})
 	if resp.StatusCode != 201 {
 		t.Fatalf("add staff: %d %s", resp.StatusCode, out)
 	}
-	var m plane.StaffMember
+	var m planestore.StaffMember
 	mustJSON(t, out, &m)
 	return m
 }
@@ -101,7 +102,7 @@ func TestStaffSignIn(t *testing.T) {
 		t.Fatalf("after a refused sign-in the dashboard is at %s, want /login", path)
 	}
 
-	alice := b.addStaff(t, p.Issuer(), "00u-alice", "alice@vendor.example", plane.RoleSupport)
+	alice := b.addStaff(t, p.Issuer(), "00u-alice", "alice@vendor.example", planestore.RoleSupport)
 	p.QueueUser(&mockoidc.MockUser{Subject: "00u-alice", Email: "alice@vendor.example"})
 	status, path, body = br.get(b.http.URL + "/login/oidc?next=/audit")
 	if status != 200 || path != "/audit" || !strings.Contains(body, "alice@vendor.example (support)") || strings.Contains(body, `id="break-glass"`) {
@@ -112,7 +113,7 @@ func TestStaffSignIn(t *testing.T) {
 	}
 
 	// A role change applies to the open session at once.
-	if resp, out := b.admin(t, "POST", "/v1/admin/staff/"+alice.ID+"/role", plane.RoleBody{Role: plane.RoleViewer}); resp.StatusCode != 200 {
+	if resp, out := b.admin(t, "POST", "/v1/admin/staff/"+alice.ID+"/role", plane.RoleBody{Role: planestore.RoleViewer}); resp.StatusCode != 200 {
 		t.Fatalf("set role: %d %s", resp.StatusCode, out)
 	}
 	if _, _, body := br.get(b.http.URL + "/"); !strings.Contains(body, "alice@vendor.example (viewer)") {
@@ -126,8 +127,8 @@ func TestStaffSignIn(t *testing.T) {
 		t.Fatalf("a removed member's session still opens %s", path)
 	}
 
-	recs, err := b.store.Audit(b.ctx, plane.AuditFilter{Action: "staff.login"})
-	if err != nil || len(recs) != 1 || recs[0].Actor.ID != alice.ID || recs[0].Actor.Kind != plane.KindStaff {
+	recs, err := b.store.Audit(b.ctx, planestore.AuditFilter{Action: "staff.login"})
+	if err != nil || len(recs) != 1 || recs[0].Actor.ID != alice.ID || recs[0].Actor.Kind != planestore.KindStaff {
 		t.Fatalf("login records: %+v, %v", recs, err)
 	}
 }
@@ -178,10 +179,10 @@ func TestStaffSignInInChromium(t *testing.T) {
 		}
 	})
 	site := strings.Replace(b.http.URL, "127.0.0.1", "localhost", 1)
-	b.addStaff(t, p.Issuer(), "00u-alice", "alice@vendor.example", plane.RoleAdmin)
+	b.addStaff(t, p.Issuer(), "00u-alice", "alice@vendor.example", planestore.RoleAdmin)
 	a := b.activate(t, b.license(t, "lic_acme", "stable"))
 	// Something for the audit page to filter: another customer's record.
-	if err := b.store.AppendAudit(b.ctx, boss, plane.AuditEntry{Action: "install.revoke", Customer: "Globex", InstallID: "in_globex"}); err != nil {
+	if err := b.store.AppendAudit(b.ctx, boss, planestore.AuditEntry{Action: "install.revoke", Customer: "Globex", InstallID: "in_globex"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -293,7 +294,7 @@ func TestNoAdminToken(t *testing.T) {
 	if _, path, _ := br.get(nb.http.URL + "/"); path != "/login" {
 		t.Fatalf("an admin token session opened %s on a plane without the admin token", path)
 	}
-	if _, err := nb.store.AddStaff(nb.ctx, plane.StaffInput{Issuer: p.Issuer(), Subject: "00u-root", Name: "root@vendor.example", Role: plane.RoleAdmin}, boss); err != nil {
+	if _, err := nb.store.AddStaff(nb.ctx, planestore.StaffInput{Issuer: p.Issuer(), Subject: "00u-root", Name: "root@vendor.example", Role: planestore.RoleAdmin}, boss); err != nil {
 		t.Fatal(err)
 	}
 	p.QueueUser(&mockoidc.MockUser{Subject: "00u-root"})

@@ -7,7 +7,7 @@
 // differ, the caller asks DB.Dialect: row locking for queue receives
 // (internal/queue), and the plane's heartbeat writes, which lock installs in
 // ID order and commit without waiting for the WAL flush on PostgreSQL
-// (internal/plane); migrations tell goose which dialect it writes for.
+// (internal/plane/planestore); migrations tell goose which dialect it writes for.
 package sqldb
 
 import (

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 type adminOpts struct {
@@ -247,7 +248,7 @@ func runDiagRequest(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var d plane.Diagnostic
+	var d planestore.Diagnostic
 	if err := c.do(ctx, http.MethodPost, "/v1/admin/diagnostics", plane.DiagnosticRequestBody{InstallID: *install, Reason: *reason}, &d); err != nil {
 		return fmt.Errorf("diag request: %w", err)
 	}
@@ -271,11 +272,11 @@ func runDiagList(ctx context.Context, env Env, args []string) error {
 	if *status != "" {
 		q.Set("status", *status)
 	}
-	var ds []plane.Diagnostic
+	var ds []planestore.Diagnostic
 	if err := admin.get(ctx, env, "/v1/admin/diagnostics?"+q.Encode(), &ds); err != nil {
 		return fmt.Errorf("diag list: %w", err)
 	}
-	return show(env, *output, ds, "REQUEST\tINSTALL\tSTATUS\tREQUESTED\tBY\tBYTES\tREASON", func(d plane.Diagnostic) string {
+	return show(env, *output, ds, "REQUEST\tINSTALL\tSTATUS\tREQUESTED\tBY\tBYTES\tREASON", func(d planestore.Diagnostic) string {
 		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s", d.ID, d.InstallID, d.Status, d.RequestedAt.Format(time.RFC3339), d.RequestedBy, d.BundleSize, d.Reason)
 	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/blob"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/sqldb"
 )
@@ -115,7 +116,7 @@ func (rt *repoTarget) write(ctx context.Context, env Env, channel string, fn fun
 		return fmt.Errorf("--database-url: %w", err)
 	}
 	defer db.Close()
-	st, err := plane.OpenStore(ctx, db, env.Now)
+	st, err := planestore.Open(ctx, db, env.Now)
 	if err != nil {
 		return fmt.Errorf("--database-url: %w", err)
 	}
@@ -133,7 +134,7 @@ func (rt *repoTarget) write(ctx context.Context, env Env, channel string, fn fun
 		extra = []string{channel}
 	}
 	err = plane.WriteReleases(ctx, st, writerID(), repo, work, extra, fn)
-	if errors.Is(err, plane.ErrLeaseHeld) {
+	if errors.Is(err, planestore.ErrLeaseHeld) {
 		return fmt.Errorf("%w: another writer (a replica's hourly re-signing or another publish) is changing the releases; run this again in a minute", err)
 	}
 	return err

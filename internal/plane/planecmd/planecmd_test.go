@@ -19,6 +19,7 @@ import (
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/plane/planetest"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
@@ -109,7 +110,7 @@ func TestAdminCommandsAgainstPlane(t *testing.T) {
 	if !strings.Contains(out, "Requested dg_") {
 		t.Fatalf("diag request: %s", out)
 	}
-	var ds []plane.Diagnostic
+	var ds []planestore.Diagnostic
 	_ = json.Unmarshal([]byte(r.ok("diag", "list", "--output", "json")), &ds)
 	if len(ds) != 1 || ds[0].Status != "requested" || ds[0].RequestedBy != "break-glass admin token" || ds[0].RequestedByKind != "break-glass" {
 		t.Fatalf("diag list: %+v", ds)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/sqldb"
 )
@@ -114,7 +115,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
-	store, err := plane.OpenStore(ctx, db, env.Now)
+	store, err := planestore.Open(ctx, db, env.Now)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -216,7 +217,7 @@ func adminToken(env Env, dataDir string, log interface{ Info(string, ...any) }) 
 // sharedRefreshLoop keeps the shared release store's metadata fresh. Every
 // replica runs it; the release lease lets one at a time re-sign, and the
 // others skip that round.
-func sharedRefreshLoop(ctx context.Context, env Env, store *plane.Store, repo publish.ObjectStore, workDir, keys string,
+func sharedRefreshLoop(ctx context.Context, env Env, store *planestore.Store, repo publish.ObjectStore, workDir, keys string,
 	log interface {
 		Error(string, ...any)
 		Debug(string, ...any)
@@ -231,7 +232,7 @@ func sharedRefreshLoop(ctx context.Context, env Env, store *plane.Store, repo pu
 		})
 		cancel()
 		switch {
-		case errors.Is(err, plane.ErrLeaseHeld):
+		case errors.Is(err, planestore.ErrLeaseHeld):
 			log.Debug("release metadata refresh: another replica holds the lease")
 		case err != nil:
 			log.Error("refresh release metadata", "err", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
 // Staff, automation token and audit log commands: each is one admin API
@@ -25,7 +26,7 @@ func roleFlag(fs interface {
 
 // checkRole is the --role flag's check, before anything reaches the plane.
 func checkRole(role string) error {
-	if _, err := plane.ParseRole(role); err != nil {
+	if _, err := planestore.ParseRole(role); err != nil {
 		return fmt.Errorf("%w: --role: %w", errUsage, err)
 	}
 	return nil
@@ -55,8 +56,8 @@ func runStaffAdd(ctx context.Context, env Env, args []string) error {
 	if err := checkRole(*role); err != nil {
 		return err
 	}
-	var m plane.StaffMember
-	in := plane.StaffInput{Issuer: *issuer, Subject: *subject, Name: *name, Role: plane.Role(*role)}
+	var m planestore.StaffMember
+	in := planestore.StaffInput{Issuer: *issuer, Subject: *subject, Name: *name, Role: planestore.Role(*role)}
 	if err := admin.call(ctx, env, http.MethodPost, "/v1/admin/staff", in, &m); err != nil {
 		return fmt.Errorf("staff add: %w", err)
 	}
@@ -74,11 +75,11 @@ func runStaffList(ctx context.Context, env Env, args []string) error {
 	if help, err := parseWithOutput(fs, args, output); help || err != nil {
 		return err
 	}
-	var ms []plane.StaffMember
+	var ms []planestore.StaffMember
 	if err := admin.get(ctx, env, "/v1/admin/staff", &ms); err != nil {
 		return fmt.Errorf("staff list: %w", err)
 	}
-	return show(env, *output, ms, "ID\tNAME\tROLE\tLAST SIGN-IN\tISSUER\tSUBJECT", func(m plane.StaffMember) string {
+	return show(env, *output, ms, "ID\tNAME\tROLE\tLAST SIGN-IN\tISSUER\tSUBJECT", func(m planestore.StaffMember) string {
 		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", m.ID, m.Name, m.Role, timeOrDash(m.LastLoginAt), m.Issuer, m.Subject)
 	})
 }
@@ -102,8 +103,8 @@ func runStaffSetRole(ctx context.Context, env Env, args []string) error {
 	if err := checkRole(*role); err != nil {
 		return err
 	}
-	var m plane.StaffMember
-	if err := admin.call(ctx, env, http.MethodPost, "/v1/admin/staff/"+url.PathEscape(id)+"/role", plane.RoleBody{Role: plane.Role(*role)}, &m); err != nil {
+	var m planestore.StaffMember
+	if err := admin.call(ctx, env, http.MethodPost, "/v1/admin/staff/"+url.PathEscape(id)+"/role", plane.RoleBody{Role: planestore.Role(*role)}, &m); err != nil {
 		return fmt.Errorf("staff set-role %s: %w", id, err)
 	}
 	if *output == "json" {
@@ -190,7 +191,7 @@ func runTokensCreate(ctx context.Context, env Env, args []string) error {
 	if err := checkRole(*role); err != nil {
 		return err
 	}
-	in := plane.TokenInput{Name: *name, Role: plane.Role(*role)}
+	in := planestore.TokenInput{Name: *name, Role: planestore.Role(*role)}
 	if *expires != "" {
 		t, err := parseExpiry(*expires, env.Now())
 		if err != nil {
@@ -221,11 +222,11 @@ func runTokensList(ctx context.Context, env Env, args []string) error {
 	if help, err := parseWithOutput(fs, args, output); help || err != nil {
 		return err
 	}
-	var ts []plane.Token
+	var ts []planestore.Token
 	if err := admin.get(ctx, env, "/v1/admin/tokens", &ts); err != nil {
 		return fmt.Errorf("tokens list: %w", err)
 	}
-	return show(env, *output, ts, "ID\tNAME\tROLE\tCREATED BY\tEXPIRES\tLAST USED\tSTATUS", func(t plane.Token) string {
+	return show(env, *output, ts, "ID\tNAME\tROLE\tCREATED BY\tEXPIRES\tLAST USED\tSTATUS", func(t planestore.Token) string {
 		status := "live"
 		switch {
 		case t.RevokedAt != nil:
@@ -287,11 +288,11 @@ func runAudit(ctx context.Context, env Env, args []string) error {
 	if _, err := plane.ParseAuditQuery(q); err != nil {
 		return fmt.Errorf("%w: audit: %w", errUsage, err)
 	}
-	var recs []plane.AuditRecord
+	var recs []planestore.AuditRecord
 	if err := admin.get(ctx, env, "/v1/admin/audit?"+q.Encode(), &recs); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	return show(env, *output, recs, "TIME\tWHO\tACTION\tCUSTOMER\tINSTALL\tTARGET\tREASON", func(r plane.AuditRecord) string {
+	return show(env, *output, recs, "TIME\tWHO\tACTION\tCUSTOMER\tINSTALL\tTARGET\tREASON", func(r planestore.AuditRecord) string {
 		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.At.Format(time.RFC3339), r.Actor.String(), r.Action,
 			dash(r.Customer), dash(r.InstallID), dash(r.Target), dash(r.Reason))
 	})

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetherhq/tether/internal/plane"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/plane/planetest"
 )
 
@@ -22,7 +22,7 @@ func TestStaffTokensAndAuditCommands(t *testing.T) {
 		t.Fatalf("tokens create: %v\n%s", err, errs)
 	}
 	secret = strings.TrimSpace(secret)
-	if err := plane.ParseToken(secret); err != nil {
+	if err := planestore.ParseToken(secret); err != nil {
 		t.Fatalf("tokens create printed %q: %v", secret, err)
 	}
 	tokenFile := filepath.Join(t.TempDir(), "release-token")
@@ -30,18 +30,18 @@ func TestStaffTokensAndAuditCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var m plane.StaffMember
+	var m planestore.StaffMember
 	mustDecode(t, admin.ok("staff", "add", "--issuer", "https://login.vendor.example", "--subject", "00u-alice",
 		"--name", "alice@vendor.example", "--role", "support", "--output", "json"), &m)
-	if m.ID == "" || m.Role != plane.RoleSupport {
+	if m.ID == "" || m.Role != planestore.RoleSupport {
 		t.Fatalf("staff add: %+v", m)
 	}
 	if out := admin.ok("staff", "set-role", m.ID, "--role", "viewer"); !strings.Contains(out, "is now viewer") {
 		t.Fatalf("staff set-role: %s", out)
 	}
-	var list []plane.StaffMember
+	var list []planestore.StaffMember
 	mustDecode(t, admin.ok("staff", "list", "--output", "json"), &list)
-	if len(list) != 1 || list[0].Role != plane.RoleViewer {
+	if len(list) != 1 || list[0].Role != planestore.RoleViewer {
 		t.Fatalf("staff list: %+v", list)
 	}
 	admin.ok("staff", "remove", m.ID)
@@ -58,7 +58,7 @@ func TestStaffTokensAndAuditCommands(t *testing.T) {
 	}
 	rel.ok("release", "publish", "--admin-token-file", tokenFile, "--keys", p.KeysDir, "--repo", p.RepoDir,
 		"--version", "2.0.0", "--channel", "stable", "--min-from", "1.0.0")
-	var recs []plane.AuditRecord
+	var recs []planestore.AuditRecord
 	mustDecode(t, admin.ok("audit", "--action", "release.publish", "--output", "json"), &recs)
 	if len(recs) != 1 || recs[0].Actor.Name != "release-ci" || recs[0].Target != "stable/2.0.0" {
 		t.Fatalf("release.publish records: %+v", recs)
@@ -73,7 +73,7 @@ func TestStaffTokensAndAuditCommands(t *testing.T) {
 		t.Fatalf("audit text:\n%s", text)
 	}
 
-	var toks []plane.Token
+	var toks []planestore.Token
 	mustDecode(t, admin.ok("tokens", "list", "--output", "json"), &toks)
 	if len(toks) != 1 || toks[0].LastUsedAt == nil || toks[0].ExpiresAt == nil {
 		t.Fatalf("tokens list: %+v", toks)

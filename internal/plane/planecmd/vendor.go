@@ -16,6 +16,7 @@ import (
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 )
@@ -90,7 +91,7 @@ func runLicenseIssue(ctx context.Context, env Env, args []string) error {
 	l := license.License{ID: *id, Customer: *customer, IssuedAt: env.Now(), ExpiresAt: day.Add(24*time.Hour - time.Second),
 		GraceSeconds: int64(g / time.Second), Entitlements: map[string]int64{}}
 	if l.ID == "" {
-		l.ID = "lic_" + env.Now().UTC().Format("20060102") + "_" + plane.NewID("")[:8]
+		l.ID = "lic_" + env.Now().UTC().Format("20060102") + "_" + planestore.NewID("")[:8]
 	}
 	if !licenseIDRe.MatchString(l.ID) {
 		return fmt.Errorf("%w: --id %q: use 1-64 characters of A-Z a-z 0-9 _ -", errUsage, l.ID)
@@ -141,7 +142,7 @@ func registerLicense(ctx context.Context, env Env, c *adminClient, file []byte) 
 	if err != nil {
 		return err
 	}
-	var rec plane.LicenseRecord
+	var rec planestore.LicenseRecord
 	if err := c.do(ctx, http.MethodPost, "/v1/admin/licenses", body, &rec); err != nil {
 		return fmt.Errorf("license register: %w", err)
 	}
@@ -182,11 +183,11 @@ func runLicenseList(ctx context.Context, env Env, args []string) error {
 	if help, err := parseWithOutput(fs, args, output); help || err != nil {
 		return err
 	}
-	var ls []plane.LicenseRecord
+	var ls []planestore.LicenseRecord
 	if err := admin.get(ctx, env, "/v1/admin/licenses", &ls); err != nil {
 		return fmt.Errorf("license list: %w", err)
 	}
-	return show(env, *output, ls, "ID\tCUSTOMER\tEXPIRES\tGRACE\tCHANNELS\tINSTALL", func(l plane.LicenseRecord) string {
+	return show(env, *output, ls, "ID\tCUSTOMER\tEXPIRES\tGRACE\tCHANNELS\tINSTALL", func(l planestore.LicenseRecord) string {
 		return fmt.Sprintf("%s\t%s\t%s\t%dd\t%s\t%s", l.ID, l.Customer, l.ExpiresAt.Format(time.DateOnly),
 			l.GraceSeconds/86400, strings.Join(l.Channels, ","), dash(l.ActivatedInstall))
 	})

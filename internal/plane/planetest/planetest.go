@@ -23,6 +23,7 @@ import (
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/license/issuer"
 	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/release"
 	"github.com/tetherhq/tether/internal/release/publish"
 	"github.com/tetherhq/tether/internal/sqldb"
@@ -38,7 +39,7 @@ type Plane struct {
 	DataDir    string             // admin-token, bundles/, plane.db
 	RootJSON   []byte             // the initial trusted root agents ship with
 	Server     *plane.Server
-	Store      *plane.Store
+	Store      *planestore.Store
 	// Received records every request body the plane answered, for
 	// data-boundary scans (the canary test).
 	Received *Recorder
@@ -111,7 +112,7 @@ func StartWith(t testing.TB, o Options) *Plane {
 		cancel()
 		t.Fatalf("planetest: %v", err)
 	}
-	if p.Store, err = plane.OpenStore(ctx, db, o.Now); err != nil {
+	if p.Store, err = planestore.Open(ctx, db, o.Now); err != nil {
 		cancel()
 		db.Close()
 		t.Fatalf("planetest: %v", err)

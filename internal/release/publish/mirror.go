@@ -46,7 +46,7 @@ const timestampName = metadataDir + "/timestamp.json"
 //
 // Writers must not run at once (two would sign the same snapshot version
 // differently): the plane serialises them with a lease in its database
-// (plane.Store.WithLease), which `release publish` also takes.
+// (planestore.Store.WithLease), which `release publish` also takes.
 type Mirror struct {
 	Store ObjectStore
 	Dir   string // absolute; holds <channel>/ working copies

@@ -43,6 +43,23 @@ func Postgres(t testing.TB) *sqldb.DB {
 	return openMigrated(t, PostgresURL(t))
 }
 
+// Empty returns a database with no tables of each dialect, "sqlite" and
+// "postgres", closed when t finishes, for code that migrates its own schema
+// (the vendor plane's store).
+func Empty(t testing.TB) map[string]*sqldb.DB {
+	t.Helper()
+	return map[string]*sqldb.DB{
+		"sqlite":   EmptySQLite(t),
+		"postgres": open(t, PostgresURL(t)),
+	}
+}
+
+// EmptySQLite is Empty's SQLite database alone.
+func EmptySQLite(t testing.TB) *sqldb.DB {
+	t.Helper()
+	return open(t, "sqlite://"+filepath.Join(t.TempDir(), "test.db"))
+}
+
 // PostgresURL creates an empty schema for this test, drops it when the test
 // finishes, and returns a connection URL whose search_path selects it. Use it
 // to test migrations or to hand a URL to code that opens its own connection.
@@ -76,17 +93,22 @@ func PostgresURL(t testing.TB) string {
 
 func openMigrated(t testing.TB, rawURL string) *sqldb.DB {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, rawURL)
+	db := open(t, rawURL)
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatalf("sqldbtest: migrate: %v", err)
+	}
+	return db
+}
+
+func open(t testing.TB, rawURL string) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), rawURL)
 	if err != nil {
 		t.Fatalf("sqldbtest: open: %v", err)
 	}
 	// Registered after PostgresURL's cleanups, so it runs before the schema
 	// is dropped (cleanups run last-in, first-out).
 	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatalf("sqldbtest: migrate: %v", err)
-	}
 	return db
 }
 

@@ -1,4 +1,4 @@
-package plane
+package planestore
 
 import (
 	"cmp"
@@ -9,8 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -22,25 +20,22 @@ import (
 // time), rate-limit counters and the claim that makes one replica deliver
 // each alert. Nonces were shared from the start (RememberNonce).
 
-// sessionLifetime is how long a dashboard login lasts.
+// Dashboard logins are random IDs whose SHA-256 is kept in the database with
+// their expiry, so logging out ends the session on every replica (a copied
+// cookie stops working), a cookie is never derived from the admin token, and
+// a database leak yields no usable cookie. sessionLifetime is how long one
+// lasts.
 const sessionLifetime = 12 * time.Hour
-
-// sessions are dashboard logins: random IDs whose SHA-256 is kept in the
-// database with their expiry, so logging out ends the session on every
-// replica (a copied cookie stops working), a cookie is never derived from
-// the admin token, and a database leak yields no usable cookie.
-type sessions struct {
-	store *Store
-}
 
 func hashSession(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:])
 }
 
-// start opens a session for m, or for the admin token when m is nil, and
-// records the login in the audit log in the same transaction.
-func (ss *sessions) start(ctx context.Context, now time.Time, m *StaffMember) (string, error) {
+// StartSession opens a session for m, or for the admin token when m is nil,
+// records the login in the audit log in the same transaction, and returns
+// the session's ID (the cookie's value).
+func (s *Store) StartSession(ctx context.Context, now time.Time, m *StaffMember) (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("plane: session: %w", err)
@@ -48,9 +43,9 @@ func (ss *sessions) start(ctx context.Context, now time.Time, m *StaffMember) (s
 	id := hex.EncodeToString(b[:])
 	var err error
 	if m != nil {
-		err = ss.store.staffLogin(ctx, *m, hashSession(id), now.Add(sessionLifetime))
+		err = s.staffLogin(ctx, *m, hashSession(id), now.Add(sessionLifetime))
 	} else {
-		err = ss.store.audited(ctx, breakGlass(), AuditEntry{Action: "break-glass.login"}, func(tx *sql.Tx) error {
+		err = s.audited(ctx, BreakGlass(), AuditEntry{Action: "break-glass.login"}, func(tx *sql.Tx) error {
 			return insertSession(ctx, tx, hashSession(id), now.Add(sessionLifetime), "", now)
 		})
 	}
@@ -71,17 +66,17 @@ func insertSession(ctx context.Context, tx *sql.Tx, idHash string, expires time.
 	return err
 }
 
-// principal looks the cookie up by its hash (the lookup compares hashes, so
-// it leaks nothing about the cookie through timing) and returns whose
-// session it is. A staff member's role is read now, so a changed role
+// SessionPrincipal looks the cookie up by its hash (the lookup compares
+// hashes, so it leaks nothing about the cookie through timing) and returns
+// whose session it is. A staff member's role is read now, so a changed role
 // applies at once and a removed member's session ends.
-func (ss *sessions) principal(ctx context.Context, id string, now time.Time) (Principal, bool, error) {
+func (s *Store) SessionPrincipal(ctx context.Context, id string, now time.Time) (Principal, bool, error) {
 	if len(id) != 64 {
 		return Principal{}, false, nil
 	}
 	var exp int64
 	var staffID sql.NullString
-	err := ss.store.db.QueryRowContext(ctx, `SELECT expires_at, staff_id FROM plane_sessions WHERE id_hash = $1`,
+	err := s.db.QueryRowContext(ctx, `SELECT expires_at, staff_id FROM plane_sessions WHERE id_hash = $1`,
 		hashSession(id)).Scan(&exp, &staffID)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && ms(now) >= exp) {
 		return Principal{}, false, nil
@@ -90,9 +85,9 @@ func (ss *sessions) principal(ctx context.Context, id string, now time.Time) (Pr
 		return Principal{}, false, fmt.Errorf("plane: check session: %w", err)
 	}
 	if !staffID.Valid {
-		return breakGlass(), true, nil
+		return BreakGlass(), true, nil
 	}
-	m, err := ss.store.StaffByID(ctx, staffID.String)
+	m, err := s.StaffByID(ctx, staffID.String)
 	if errors.Is(err, ErrNotFound) {
 		return Principal{}, false, nil
 	}
@@ -102,8 +97,9 @@ func (ss *sessions) principal(ctx context.Context, id string, now time.Time) (Pr
 	return m.principal(), true, nil
 }
 
-func (ss *sessions) end(ctx context.Context, id string) error {
-	if _, err := ss.store.db.ExecContext(ctx, `DELETE FROM plane_sessions WHERE id_hash = $1`, hashSession(id)); err != nil {
+// EndSession ends a session on every replica.
+func (s *Store) EndSession(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM plane_sessions WHERE id_hash = $1`, hashSession(id)); err != nil {
 		return fmt.Errorf("plane: end session: %w", err)
 	}
 	return nil
@@ -198,11 +194,11 @@ func (s *Store) WithLease(ctx context.Context, name, holder string, ttl time.Dur
 	return errors.Join(err, s.releaseLease(context.WithoutCancel(ctx), name, holder))
 }
 
-// allow counts one event against bucket in a fixed window and reports
+// Allow counts one event against bucket in a fixed window and reports
 // whether the bucket is still within limit events for the window. Replicas
 // share the counter, so a client cannot multiply its budget by spreading
 // attempts over them.
-func (s *Store) allow(ctx context.Context, bucket string, limit int64, window time.Duration) (bool, error) {
+func (s *Store) Allow(ctx context.Context, bucket string, limit int64, window time.Duration) (bool, error) {
 	now := ms(s.now())
 	var count int64
 	err := s.db.QueryRowContext(ctx, `INSERT INTO plane_rate_limits (bucket, window_start, count) VALUES ($1, $2, 1)
@@ -216,10 +212,22 @@ func (s *Store) allow(ctx context.Context, bucket string, limit int64, window ti
 	return count <= limit, nil
 }
 
-// pruneRateLimits deletes counters whose window ended long ago.
-func (s *Store) pruneRateLimits(ctx context.Context, olderThan time.Duration) error {
+// PruneRateLimits deletes counters whose window ended long ago.
+func (s *Store) PruneRateLimits(ctx context.Context, olderThan time.Duration) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM plane_rate_limits WHERE window_start < $1`, ms(s.now().Add(-olderThan)))
 	return err
+}
+
+// RateCount returns how many events bucket counted in its current window,
+// if that window started after since; 0 otherwise.
+func (s *Store) RateCount(ctx context.Context, bucket string, since time.Time) (int64, error) {
+	var count int64
+	err := s.db.QueryRowContext(ctx, `SELECT count FROM plane_rate_limits WHERE bucket = $1 AND window_start > $2`,
+		bucket, ms(since)).Scan(&count)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return count, err
+	}
+	return count, nil
 }
 
 // alertClaim is how long a replica has to deliver an alert it claimed
@@ -253,56 +261,4 @@ func (s *Store) ClaimDueAlerts(ctx context.Context, limit int) ([]Alert, error) 
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	return out, nil
-}
-
-// Failed admin authentications (dashboard logins and admin API calls with
-// a wrong token) are limited per client address, across replicas.
-const (
-	authFailLimit  = 10
-	authFailWindow = time.Minute
-)
-
-// clientAddr is the address failed authentications are counted against:
-// the peer, or behind a load balancer (Config.TrustForwardedFor) the last
-// X-Forwarded-For entry, the one the load balancer itself appended.
-func (s *Server) clientAddr(r *http.Request) string {
-	if s.cfg.TrustForwardedFor {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			parts := strings.Split(xff[len(xff)-1], ",")
-			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// authBlocked reports whether the client used up its failed attempts for
-// the current window. A database error blocks nothing: the token check
-// still guards the door.
-func (s *Server) authBlocked(r *http.Request) bool {
-	var count int64
-	err := s.store.db.QueryRowContext(r.Context(), `SELECT count FROM plane_rate_limits WHERE bucket = $1 AND window_start > $2`,
-		"auth:"+s.clientAddr(r), ms(s.now().Add(-authFailWindow))).Scan(&count)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		s.log.Error("rate limit", "err", err)
-	}
-	return count >= authFailLimit
-}
-
-// authFailed counts a failed authentication from the request's client.
-func (s *Server) authFailed(r *http.Request) {
-	if _, err := s.store.allow(r.Context(), "auth:"+s.clientAddr(r), authFailLimit, authFailWindow); err != nil {
-		s.log.Error("rate limit", "err", err)
-	}
-}
-
-// tooManyAttempts answers a client that used up its failed attempts.
-func tooManyAttempts(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", fmt.Sprint(int(authFailWindow.Seconds())))
-	writeError(w, http.StatusTooManyRequests, "too many failed admin token attempts from this address; wait a minute")
 }

@@ -1,4 +1,4 @@
-package plane
+package planestore
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func TestRecordHeartbeatsBatchWithRepeats(t *testing.T) {
 	}
 	defer db.Close()
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	s, err := OpenStore(ctx, db, func() time.Time { return now })
+	s, err := Open(ctx, db, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestRecordHeartbeatsConcurrentWritersOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	s, err := OpenStore(ctx, db, time.Now)
+	s, err := Open(ctx, db, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

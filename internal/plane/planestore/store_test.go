@@ -1,7 +1,6 @@
-package plane_test
+package planestore_test
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -11,33 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherhq/tether/internal/plane"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 )
 
-type storeBundle struct {
-	ctx   context.Context
-	store *plane.Store
-	clock *clock
-}
-
-// forEachDialect runs fn once per database dialect with a fresh store.
-func forEachDialect(t *testing.T, fn func(t *testing.T, b storeBundle)) {
+func addLicense(t *testing.T, b storeBundle, id, token string) planestore.LicenseRecord {
 	t.Helper()
-	for name, db := range testDatabases(t) {
-		t.Run(name, func(t *testing.T) {
-			c := newClock()
-			s, err := plane.OpenStore(context.Background(), db, c.Now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fn(t, storeBundle{ctx: context.Background(), store: s, clock: c})
-		})
-	}
-}
-
-func addLicense(t *testing.T, b storeBundle, id, token string) plane.LicenseRecord {
-	t.Helper()
-	l := plane.LicenseRecord{ID: id, Customer: "Acme " + id, IssuedAt: b.clock.Now(),
+	l := planestore.LicenseRecord{ID: id, Customer: "Acme " + id, IssuedAt: b.clock.Now(),
 		ExpiresAt: b.clock.Now().Add(365 * 24 * time.Hour), GraceSeconds: 14 * 86400,
 		Channels: []string{"stable", "beta"}, Entitlements: map[string]int64{"max_workers": 8},
 		TokenHash: "hash-" + token}
@@ -47,7 +25,7 @@ func addLicense(t *testing.T, b storeBundle, id, token string) plane.LicenseReco
 	return l
 }
 
-func activate(t *testing.T, b storeBundle, token string) (plane.Install, ed25519.PrivateKey) {
+func activate(t *testing.T, b storeBundle, token string) (planestore.Install, ed25519.PrivateKey) {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	in, err := b.store.Activate(b.ctx, "hash-"+token, pub, "1.3.0", 60*time.Second)
@@ -60,22 +38,22 @@ func activate(t *testing.T, b storeBundle, token string) (plane.Install, ed25519
 func TestStoreLicensesAndActivation(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, b storeBundle) {
 		addLicense(t, b, "lic_1", "tok1")
-		if err := b.store.AddLicense(b.ctx, plane.LicenseRecord{ID: "lic_1", TokenHash: "other"}); !errors.Is(err, plane.ErrExists) {
+		if err := b.store.AddLicense(b.ctx, planestore.LicenseRecord{ID: "lic_1", TokenHash: "other"}); !errors.Is(err, planestore.ErrExists) {
 			t.Fatalf("duplicate license id: err %v, want ErrExists", err)
 		}
-		if err := b.store.AddLicense(b.ctx, plane.LicenseRecord{ID: "lic_2", TokenHash: "hash-tok1"}); !errors.Is(err, plane.ErrExists) {
+		if err := b.store.AddLicense(b.ctx, planestore.LicenseRecord{ID: "lic_2", TokenHash: "hash-tok1"}); !errors.Is(err, planestore.ErrExists) {
 			t.Fatalf("duplicate token: err %v, want ErrExists", err)
 		}
 		pub, _, _ := ed25519.GenerateKey(nil)
-		if _, err := b.store.Activate(b.ctx, "hash-nope", pub, "1.0.0", time.Minute); !errors.Is(err, plane.ErrBadToken) {
+		if _, err := b.store.Activate(b.ctx, "hash-nope", pub, "1.0.0", time.Minute); !errors.Is(err, planestore.ErrBadToken) {
 			t.Fatalf("unknown token: err %v, want ErrBadToken", err)
 		}
 		in, priv := activate(t, b, "tok1")
-		if in.LicenseID != "lic_1" || in.Customer != "Acme lic_1" || in.Health != plane.HealthUnknown ||
+		if in.LicenseID != "lic_1" || in.Customer != "Acme lic_1" || in.Health != planestore.HealthUnknown ||
 			!priv.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(in.PublicKey)) || in.IntervalSeconds != 60 {
 			t.Fatalf("install = %+v", in)
 		}
-		if _, err := b.store.Activate(b.ctx, "hash-tok1", pub, "1.0.0", time.Minute); !errors.Is(err, plane.ErrAlreadyActivated) {
+		if _, err := b.store.Activate(b.ctx, "hash-tok1", pub, "1.0.0", time.Minute); !errors.Is(err, planestore.ErrAlreadyActivated) {
 			t.Fatalf("second activation: err %v, want ErrAlreadyActivated", err)
 		}
 		lics, err := b.store.Licenses(b.ctx)
@@ -120,7 +98,7 @@ func TestStoreKeysAndRevoke(t *testing.T) {
 		if err != nil || !key.Equal(priv.Public()) {
 			t.Fatalf("InstallKey = %x, %v", key, err)
 		}
-		if _, err := b.store.InstallKey(b.ctx, "in_missing"); !errors.Is(err, plane.ErrNotFound) {
+		if _, err := b.store.InstallKey(b.ctx, "in_missing"); !errors.Is(err, planestore.ErrNotFound) {
 			t.Fatalf("unknown install: %v", err)
 		}
 		if err := b.store.Revoke(b.ctx, in.ID); err != nil {
@@ -129,14 +107,14 @@ func TestStoreKeysAndRevoke(t *testing.T) {
 		if err := b.store.Revoke(b.ctx, in.ID); err != nil {
 			t.Fatalf("second revoke: %v", err)
 		}
-		if err := b.store.Revoke(b.ctx, "in_missing"); !errors.Is(err, plane.ErrNotFound) {
+		if err := b.store.Revoke(b.ctx, "in_missing"); !errors.Is(err, planestore.ErrNotFound) {
 			t.Fatalf("revoke unknown: %v", err)
 		}
-		if _, err := b.store.InstallKey(b.ctx, in.ID); !errors.Is(err, plane.ErrRevoked) {
+		if _, err := b.store.InstallKey(b.ctx, in.ID); !errors.Is(err, planestore.ErrRevoked) {
 			t.Fatalf("revoked key: %v", err)
 		}
-		_, err = b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)})
-		if !errors.Is(err, plane.ErrRevoked) {
+		_, err = b.store.RecordHeartbeat(b.ctx, in.ID, planestore.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)})
+		if !errors.Is(err, planestore.ErrRevoked) {
 			t.Fatalf("heartbeat from revoked install: %v", err)
 		}
 		got, _ := b.store.Install(b.ctx, in.ID)
@@ -186,7 +164,7 @@ func TestStoreHeartbeatsHistoryAndAlerts(t *testing.T) {
 		healths := []string{"ok", "ok", "degraded", "degraded", "down", "ok", "degraded"}
 		for i, h := range healths {
 			b.clock.Advance(time.Minute)
-			_, err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Version: fmt.Sprintf("1.%d.0", i),
+			_, err := b.store.RecordHeartbeat(b.ctx, in.ID, planestore.HeartbeatRecord{Version: fmt.Sprintf("1.%d.0", i),
 				Channel: "stable", Health: h, LicenseState: "valid", Body: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))})
 			if err != nil {
 				t.Fatal(err)
@@ -220,15 +198,15 @@ func TestStoreHistoryIsBounded(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, b storeBundle) {
 		addLicense(t, b, "lic_1", "tok1")
 		in, _ := activate(t, b, "tok1")
-		n := plane.HistoryLimit + 40
+		n := planestore.HistoryLimit + 40
 		for range n {
-			if _, err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}); err != nil {
+			if _, err := b.store.RecordHeartbeat(b.ctx, in.ID, planestore.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		hist, err := b.store.History(b.ctx, in.ID, 10*plane.HistoryLimit)
-		if err != nil || len(hist) > plane.HistoryLimit+16 || len(hist) < plane.HistoryLimit {
-			t.Fatalf("history holds %d rows (%v); want between %d and %d", len(hist), err, plane.HistoryLimit, plane.HistoryLimit+16)
+		hist, err := b.store.History(b.ctx, in.ID, 10*planestore.HistoryLimit)
+		if err != nil || len(hist) > planestore.HistoryLimit+16 || len(hist) < planestore.HistoryLimit {
+			t.Fatalf("history holds %d rows (%v); want between %d and %d", len(hist), err, planestore.HistoryLimit, planestore.HistoryLimit+16)
 		}
 	})
 }
@@ -239,7 +217,7 @@ func TestStoreStaleOncePerSilence(t *testing.T) {
 		addLicense(t, b, "lic_2", "tok2")
 		quiet, _ := activate(t, b, "tok1")
 		busy, _ := activate(t, b, "tok2")
-		hb := plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}
+		hb := planestore.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}
 		b.clock.Advance(2 * time.Minute)
 		if ids, _ := b.store.MarkStale(b.ctx, 3); len(ids) != 0 {
 			t.Fatalf("stale after 2 intervals: %v", ids)
@@ -294,11 +272,11 @@ func TestStoreDiagnosticsAndTelemetry(t *testing.T) {
 		addLicense(t, b, "lic_2", "tok2")
 		in, _ := activate(t, b, "tok1")
 		other, _ := activate(t, b, "tok2")
-		if _, err := b.store.RequestDiagnostic(b.ctx, "in_missing", "x", staffAna); !errors.Is(err, plane.ErrNotFound) {
+		if _, err := b.store.RequestDiagnostic(b.ctx, "in_missing", "x", staffAna); !errors.Is(err, planestore.ErrNotFound) {
 			t.Fatalf("request for unknown install: %v", err)
 		}
-		for _, anon := range []plane.Principal{{}, {Kind: plane.KindStaff}, {Name: "ana@vendor.example"}} {
-			if _, err := b.store.RequestDiagnostic(b.ctx, in.ID, "x", anon); !errors.Is(err, plane.ErrNoRequester) {
+		for _, anon := range []planestore.Principal{{}, {Kind: planestore.KindStaff}, {Name: "ana@vendor.example"}} {
+			if _, err := b.store.RequestDiagnostic(b.ctx, in.ID, "x", anon); !errors.Is(err, planestore.ErrNoRequester) {
 				t.Fatalf("request by %+v: %v, want ErrNoRequester", anon, err)
 			}
 		}
@@ -306,33 +284,33 @@ func TestStoreDiagnosticsAndTelemetry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pending, _ := b.store.Diagnostics(b.ctx, in.ID, plane.DiagRequested)
-		if len(pending) != 1 || pending[0].ID != d.ID || pending[0].RequestedBy != staffAna.Name || pending[0].RequestedByKind != plane.KindStaff {
+		pending, _ := b.store.Diagnostics(b.ctx, in.ID, planestore.DiagRequested)
+		if len(pending) != 1 || pending[0].ID != d.ID || pending[0].RequestedBy != staffAna.Name || pending[0].RequestedByKind != planestore.KindStaff {
 			t.Fatalf("pending = %+v", pending)
 		}
 		if got, _ := b.store.Install(b.ctx, in.ID); got.PendingDiagCount != 1 {
 			t.Fatalf("pending count %d", got.PendingDiagCount)
 		}
-		if n, err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}); n != 1 || err != nil {
+		if n, err := b.store.RecordHeartbeat(b.ctx, in.ID, planestore.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)}); n != 1 || err != nil {
 			t.Fatalf("heartbeat sees %d pending (%v), want 1", n, err)
 		}
-		if err := b.store.MarkUploaded(b.ctx, d.ID, other.ID, 10, "ab", "f"); !errors.Is(err, plane.ErrWrongStatus) {
+		if err := b.store.MarkUploaded(b.ctx, d.ID, other.ID, 10, "ab", "f"); !errors.Is(err, planestore.ErrWrongStatus) {
 			t.Fatalf("upload by another install: %v", err)
 		}
 		if err := b.store.MarkUploaded(b.ctx, d.ID, in.ID, 10, "ab", "f.zip"); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.store.MarkUploaded(b.ctx, d.ID, in.ID, 10, "ab", "f.zip"); !errors.Is(err, plane.ErrWrongStatus) {
+		if err := b.store.MarkUploaded(b.ctx, d.ID, in.ID, 10, "ab", "f.zip"); !errors.Is(err, planestore.ErrWrongStatus) {
 			t.Fatalf("second upload: %v", err)
 		}
 		got, err := b.store.Diagnostic(b.ctx, d.ID)
-		if err != nil || got.Status != plane.DiagUploaded || got.BundleSize != 10 || got.BundlePath != "f.zip" || got.UploadedAt == nil {
+		if err != nil || got.Status != planestore.DiagUploaded || got.BundleSize != 10 || got.BundlePath != "f.zip" || got.UploadedAt == nil {
 			t.Fatalf("diagnostic = %+v, %v", got, err)
 		}
 		if all, _ := b.store.Diagnostics(b.ctx, "", ""); len(all) != 1 {
 			t.Fatalf("all diagnostics = %+v", all)
 		}
-		if _, err := b.store.Diagnostic(b.ctx, "dg_missing"); !errors.Is(err, plane.ErrNotFound) {
+		if _, err := b.store.Diagnostic(b.ctx, "dg_missing"); !errors.Is(err, planestore.ErrNotFound) {
 			t.Fatalf("unknown diagnostic: %v", err)
 		}
 
@@ -396,12 +374,12 @@ func TestStoreConcurrentCallsKeepTheirOwnResults(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = b.store.RecordHeartbeat(b.ctx, ids[i%5], plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)})
+				_, errs[i] = b.store.RecordHeartbeat(b.ctx, ids[i%5], planestore.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`)})
 			}()
 		}
 		wg.Wait()
 		for i, err := range errs {
-			if (i%5 == 0) != errors.Is(err, plane.ErrRevoked) || (i%5 != 0 && err != nil) {
+			if (i%5 == 0) != errors.Is(err, planestore.ErrRevoked) || (i%5 != 0 && err != nil) {
 				t.Fatalf("heartbeat %d for install %d: %v", i, i%5, err)
 			}
 		}
@@ -444,7 +422,7 @@ func TestStoreLedgerHead(t *testing.T) {
 				addLicense(t, b, "lic_l"+fmt.Sprint(i), tok)
 				in, _ := activate(t, b, tok)
 				for _, bt := range tt.beats {
-					if _, err := b.store.RecordHeartbeat(b.ctx, in.ID, plane.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`),
+					if _, err := b.store.RecordHeartbeat(b.ctx, in.ID, planestore.HeartbeatRecord{Health: "ok", Body: json.RawMessage(`{}`),
 						LedgerCount: bt.count, LedgerSHA256: bt.hash}); err != nil {
 						t.Fatalf("a heartbeat was refused: %v", err)
 					}

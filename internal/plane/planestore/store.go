@@ -1,4 +1,4 @@
-package plane
+package planestore
 
 import (
 	"context"
@@ -50,7 +50,8 @@ const (
 // there is one implementation; a conformance test runs it on both.
 // Each entity's types and queries are in their own file: store_licenses.go,
 // store_installs.go, store_heartbeats.go, store_nonces.go,
-// store_telemetry.go, store_diagnostics.go and store_alerts.go.
+// store_telemetry.go, store_diagnostics.go, store_alerts.go, store_staff.go
+// and store_audit.go; what replicas share is in sharedstate.go.
 type Store struct {
 	db  *sqldb.DB
 	now func() time.Time
@@ -59,9 +60,9 @@ type Store struct {
 	heartbeats *batcher[heartbeatItem, heartbeatResult]
 }
 
-// OpenStore migrates db to the plane's schema and returns a store using now
+// Open migrates db to the plane's schema and returns a store using now
 // as its clock.
-func OpenStore(ctx context.Context, db *sqldb.DB, now func() time.Time) (*Store, error) {
+func Open(ctx context.Context, db *sqldb.DB, now func() time.Time) (*Store, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("plane: migrations: %w", err)

@@ -1,4 +1,4 @@
-package plane
+package planestore
 
 import (
 	"context"
@@ -43,8 +43,8 @@ func ParseRole(s string) (Role, error) {
 	return "", fmt.Errorf("role %q is not one of viewer, support, release-manager, administrator", s)
 }
 
-// checkText accepts 1..max bytes of printable UTF-8 on one line.
-func checkText(what, v string, max int) error {
+// CheckText accepts 1..max bytes of printable UTF-8 on one line.
+func CheckText(what, v string, max int) error {
 	if v == "" || len(v) > max {
 		return fmt.Errorf("%s must be 1-%d bytes", what, max)
 	}
@@ -74,10 +74,10 @@ func (in StaffInput) Validate() error {
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return errors.New("issuer must be the identity provider's issuer URL, such as https://login.example.com, as its discovery document names it")
 	}
-	if err := checkText("subject", in.Subject, 255); err != nil {
+	if err := CheckText("subject", in.Subject, 255); err != nil {
 		return fmt.Errorf("%w (the sub claim; the refusal page shows it to the person signing in)", err)
 	}
-	if err := checkText("name", in.Name, 200); err != nil {
+	if err := CheckText("name", in.Name, 200); err != nil {
 		return err
 	}
 	if _, err := ParseRole(string(in.Role)); err != nil {
