@@ -262,11 +262,11 @@ func (s *Server) requestDiagnostics(ctx context.Context, installID, reason strin
 	if err != nil {
 		return planestore.Diagnostic{}, err
 	}
-	// The request's ID is made by the store, after the audit record.
-	if err := s.auditFirst(ctx, planestore.AuditEntry{Action: "diagnostics.request", Customer: in.Customer, InstallID: in.ID, Reason: reason}); err != nil {
+	id := planestore.NewDiagnosticID()
+	if err := s.auditFirst(ctx, planestore.AuditEntry{Action: "diagnostics.request", Customer: in.Customer, InstallID: in.ID, Target: id, Reason: reason}); err != nil {
 		return planestore.Diagnostic{}, err
 	}
-	d, err := s.store.RequestDiagnostic(ctx, installID, reason, by)
+	d, err := s.store.RequestDiagnostic(ctx, id, installID, reason, by)
 	if err != nil {
 		return planestore.Diagnostic{}, err
 	}

@@ -103,7 +103,7 @@ func TestDashboardRolesInChromium(t *testing.T) {
 	b := setup(t, func(o *setupOpts) { o.licenseKey = pub })
 	a := b.activate(t, b.license(t, "lic_a", "stable"))
 	a.heartbeat(t, "ok")
-	d, err := b.store.RequestDiagnostic(b.ctx, a.id, "first look", staffAna)
+	d, err := b.store.RequestDiagnostic(b.ctx, planestore.NewDiagnosticID(), a.id, "first look", staffAna)
 	if err != nil {
 		t.Fatal(err)
 	}

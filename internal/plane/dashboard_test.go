@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tetherhq/tether/internal/browsertest"
+	"github.com/tetherhq/tether/internal/plane/planestore"
 	"github.com/tetherhq/tether/internal/wire"
 )
 
@@ -25,7 +26,7 @@ func TestDashboardInChromium(t *testing.T) {
 	quiet.heartbeat(t, "ok")
 	b.clock.Advance(5 * time.Minute) // quiet misses five 60s intervals
 	fresh.heartbeat(t, "degraded")
-	if _, err := b.store.RequestDiagnostic(b.ctx, fresh.id, "worker restarts after 1.4.0", staffAna); err != nil {
+	if _, err := b.store.RequestDiagnostic(b.ctx, planestore.NewDiagnosticID(), fresh.id, "worker restarts after 1.4.0", staffAna); err != nil {
 		t.Fatal(err)
 	}
 

@@ -89,7 +89,7 @@ func TestAgentAPICustomerIsolation(t *testing.T) {
 	if resp, out := a.do(t, "POST", "/v1/telemetry", telA); resp.StatusCode != 204 {
 		t.Fatalf("telemetry: %d %s", resp.StatusCode, out)
 	}
-	diagA, err := b.store.RequestDiagnostic(b.ctx, a.id, secretReason, staffAna)
+	diagA, err := b.store.RequestDiagnostic(b.ctx, planestore.NewDiagnosticID(), a.id, secretReason, staffAna)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestAgentAPICustomerIsolation(t *testing.T) {
 		nRevoked++
 		r := b.activate(t, b.license(t, fmt.Sprintf("lic_r%d", nRevoked), "stable", "beta"))
 		r.heartbeat(t, "ok")
-		d, err := b.store.RequestDiagnostic(b.ctx, r.id, secretReason, staffAna)
+		d, err := b.store.RequestDiagnostic(b.ctx, planestore.NewDiagnosticID(), r.id, secretReason, staffAna)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -498,7 +498,7 @@ func TestDiagnosticsRoundTrip(t *testing.T) {
 func TestBundleSizeCap(t *testing.T) {
 	b := setup(t)
 	a := b.activate(t, b.license(t, "lic_a", "stable"))
-	d, err := b.store.RequestDiagnostic(b.ctx, a.id, "x", staffAna)
+	d, err := b.store.RequestDiagnostic(b.ctx, planestore.NewDiagnosticID(), a.id, "x", staffAna)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,12 +157,13 @@ func TestAuditThroughAPI(t *testing.T) {
 	}
 	var got []string
 	for _, r := range recs {
-		got = append(got, r.Action+" by "+r.Actor.Name+" ("+string(r.Actor.Role)+") for "+r.Customer)
+		got = append(got, r.Action+" by "+r.Actor.Name+" ("+string(r.Actor.Role)+") for "+r.Customer+" on "+r.Target)
 	}
+	// The request's record names the request it made, as the download's does.
 	want := []string{
-		"install.revoke by break-glass admin token (administrator) for Customer lic_acme",
-		"diagnostics.download by test-support (support) for Customer lic_acme",
-		"diagnostics.request by test-support (support) for Customer lic_acme",
+		"install.revoke by break-glass admin token (administrator) for Customer lic_acme on ",
+		"diagnostics.download by test-support (support) for Customer lic_acme on " + d.ID,
+		"diagnostics.request by test-support (support) for Customer lic_acme on " + d.ID,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit for the install:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // Diagnostic is a vendor's request for a support bundle and its upload.
@@ -31,20 +34,29 @@ const (
 	DiagUploaded  = "uploaded"
 )
 
+const diagPrefix = "dg_"
+
+// NewDiagnosticID makes the ID of a new diagnostics request.
+func NewDiagnosticID() string { return NewID(diagPrefix) }
+
 // ErrNoRequester is returned for a diagnostics request that names no one:
 // nothing is requested anonymously.
 var ErrNoRequester = errors.New("a diagnostics request must name who asked")
 
-// RequestDiagnostic records the vendor's request for a bundle from an
-// install, and who asked.
-func (s *Store) RequestDiagnostic(ctx context.Context, installID, reason string, by Principal) (Diagnostic, error) {
+// RequestDiagnostic records the vendor's request id (NewDiagnosticID) for
+// a bundle from an install, and who asked. The caller makes the ID so that
+// the audit record written before the request can name it.
+func (s *Store) RequestDiagnostic(ctx context.Context, id, installID, reason string, by Principal) (Diagnostic, error) {
 	if by.Name == "" || by.Kind == "" {
 		return Diagnostic{}, fmt.Errorf("plane: request diagnostic: %w", ErrNoRequester)
+	}
+	if !strings.HasPrefix(id, diagPrefix) || !wire.ValidID(id) {
+		return Diagnostic{}, fmt.Errorf("plane: request diagnostic: ID %q is not one NewDiagnosticID made", id)
 	}
 	if _, err := s.Install(ctx, installID); err != nil {
 		return Diagnostic{}, fmt.Errorf("plane: request diagnostic: %w", err)
 	}
-	d := Diagnostic{ID: NewID("dg_"), InstallID: installID, Reason: reason, Status: DiagRequested,
+	d := Diagnostic{ID: id, InstallID: installID, Reason: reason, Status: DiagRequested,
 		RequestedAt: fromMS(ms(s.now())), RequestedBy: by.Name, RequestedByKind: by.Kind}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO plane_diagnostics (id, install_id, reason, status, requested_at,
 		requested_by, requested_by_kind) VALUES ($1, $2, $3, $4, $5, $6, $7)`,

@@ -272,15 +272,15 @@ func TestStoreDiagnosticsAndTelemetry(t *testing.T) {
 		addLicense(t, b, "lic_2", "tok2")
 		in, _ := activate(t, b, "tok1")
 		other, _ := activate(t, b, "tok2")
-		if _, err := b.store.RequestDiagnostic(b.ctx, "in_missing", "x", staffAna); !errors.Is(err, planestore.ErrNotFound) {
+		if _, err := b.store.RequestDiagnostic(b.ctx, planestore.NewDiagnosticID(), "in_missing", "x", staffAna); !errors.Is(err, planestore.ErrNotFound) {
 			t.Fatalf("request for unknown install: %v", err)
 		}
 		for _, anon := range []planestore.Principal{{}, {Kind: planestore.KindStaff}, {Name: "ana@vendor.example"}} {
-			if _, err := b.store.RequestDiagnostic(b.ctx, in.ID, "x", anon); !errors.Is(err, planestore.ErrNoRequester) {
+			if _, err := b.store.RequestDiagnostic(b.ctx, planestore.NewDiagnosticID(), in.ID, "x", anon); !errors.Is(err, planestore.ErrNoRequester) {
 				t.Fatalf("request by %+v: %v, want ErrNoRequester", anon, err)
 			}
 		}
-		d, err := b.store.RequestDiagnostic(b.ctx, in.ID, "slow queue", staffAna)
+		d, err := b.store.RequestDiagnostic(b.ctx, planestore.NewDiagnosticID(), in.ID, "slow queue", staffAna)
 		if err != nil {
 			t.Fatal(err)
 		}
