@@ -216,6 +216,8 @@ func TestCommandErrorsNameTheFix(t *testing.T) {
 		{[]string{"keys", "init", "--dir", dir, "--root-keys", "2", "--root-threshold", "3"}, true, "between 1 and --root-keys"},
 		{[]string{"release", "publish", "--keys", dir, "--repo", dir, "--version", "1.0.0", "--channel", "stable", "--min-from", "0.9.0", "--image", "api=nginx:latest"}, true, "pin by digest"},
 		{[]string{"serve"}, true, "--data-dir is required"},
+		{[]string{"serve", "--data-dir", dir, "--license-warn-days", "0"}, true, "--license-warn-days 0: must be between 1 and 365"},
+		{[]string{"serve", "--data-dir", dir, "--dashboard-refresh", "100ms"}, true, "--dashboard-refresh 100ms: must be between 1s and 10m"},
 		{[]string{"serve", "--data-dir", dir, "--repo", dir, "--objects", "s3://bucket"}, true, "drop --repo"},
 		{[]string{"release", "refresh", "--keys", dir}, true, "--repo DIR or --objects"},
 		{[]string{"release", "refresh", "--keys", dir, "--repo", dir, "--objects", "s3://bucket"}, true, "not both"},

@@ -39,6 +39,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	objectsKMS := fs.String("objects-kms-key", "", "KMS key for SSE-KMS on --objects (or env TETHER_PLANE_OBJECTS_KMS_KEY); default SSE-S3")
 	behindLB := fs.Bool("behind-load-balancer", false, "count failed admin logins against the address the load balancer appends to X-Forwarded-For")
 	interval := fs.Duration("heartbeat-interval", plane.DefaultHeartbeatInterval, "heartbeat interval told to agents; stale after 3 missed")
+	warnDays := fs.Int("license-warn-days", plane.DefaultLicenseWarnDays, "days before a license's expiry that the dashboard flags it and the first alert goes out (again at 7 and 1 days left)")
+	refresh := fs.Duration("dashboard-refresh", plane.DefaultDashboardRefresh, "how often an open fleet page refreshes its table")
 	noAdminToken := fs.Bool("no-admin-token", false, "turn the break-glass admin token off; needs --oidc-issuer and a staff member with the administrator role (staff add)")
 	oidcIssuer := fs.String("oidc-issuer", "", "staff sign-in: the vendor's OpenID Connect issuer URL (or env TETHER_PLANE_OIDC_ISSUER); without it the dashboard takes only the admin token")
 	oidcClient := fs.String("oidc-client-id", "", "staff sign-in: the plane's client ID at the provider (or env TETHER_PLANE_OIDC_CLIENT_ID)")
@@ -55,6 +57,12 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	if *interval < time.Second || *interval > 24*time.Hour {
 		return fmt.Errorf("%w: --heartbeat-interval %s: must be between 1s and 24h", errUsage, *interval)
+	}
+	if *warnDays < 1 || *warnDays > 365 {
+		return fmt.Errorf("%w: --license-warn-days %d: must be between 1 and 365", errUsage, *warnDays)
+	}
+	if *refresh < time.Second || *refresh > 10*time.Minute {
+		return fmt.Errorf("%w: --dashboard-refresh %s: must be between 1s and 10m", errUsage, *refresh)
 	}
 	if *dbURL == "" {
 		*dbURL = env.Getenv("TETHER_PLANE_DATABASE_URL")
@@ -130,7 +138,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	cfg := plane.Config{Store: store, Logger: log, Now: env.Now, DataDir: abs, RepoDir: *repo,
 		AdminToken: token, NoAdminToken: *noAdminToken, LicenseKey: licKey, HeartbeatInterval: *interval, AlertWebhook: *webhook,
-		TrustForwardedFor: *behindLB, OIDC: oidc}
+		TrustForwardedFor: *behindLB, OIDC: oidc, LicenseWarnDays: *warnDays, DashboardRefresh: *refresh}
 	if *objects != "" {
 		if cfg.Bundles, cfg.Repo, err = objectStores(ctx, env, *objects, *objectsKMS); err != nil {
 			return fmt.Errorf("serve: %w", err)
