@@ -87,8 +87,7 @@ type Agent struct {
 	exch   *exchange.Mirror // nil without --exchange-bucket
 	ssm    *ssm.Client      // the release record's; nil on the local runtime
 
-	licPub  []byte // raw license public key, re-used by the daily check
-	licFile []byte
+	licFile []byte // for the activation token
 
 	mu            sync.Mutex // guards everything below
 	key           ed25519.PrivateKey
@@ -154,9 +153,7 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Stderr == nil {
-		o.Stderr = os.Stderr
-	}
+	o.Stderr = cmp.Or(o.Stderr, io.Writer(os.Stderr))
 	o.HTTPClient = cmp.Or(o.HTTPClient, &http.Client{Timeout: 30 * time.Second})
 	// Never follow a redirect: the agent talks to the plane URL the customer
 	// configured and nowhere else. Following one would let the plane send a
@@ -309,7 +306,7 @@ func (a *Agent) loadLicense() error {
 		return fmt.Errorf("agent: license %s does not allow channel %s (allowed: %v)", l.ID, a.cfg.Channel, l.Channels)
 	}
 	a.mu.Lock()
-	a.lic, a.licPub, a.licFile = l, pub, file
+	a.lic, a.licFile = l, file
 	st := l.StateAt(a.now())
 	a.status.LicenseID, a.status.LicenseState, a.status.LicenseExpiresAt = l.ID, string(st), l.ExpiresAt
 	a.mu.Unlock()

@@ -17,14 +17,10 @@ import (
 // named it: the heartbeat's version field is required and must be semver.
 const unknownVersion = "0.0.0"
 
-// After a restart the agent is often up before docsvc. Its first heartbeat
-// is held while docsvc is not yet ready, so that a restart does not read on
-// the plane as docsvc down at version 0.0.0 (a false alert), but for less
-// than the three intervals after which the plane counts an install stale:
-// when the grace runs out, whatever docsvc's state is, it is reported.
-
-// startupGrace is how long after starting the agent may hold its first
-// heartbeat.
+// startupGrace is how long after a restart the first heartbeat may wait
+// for docsvc to be ready, so the plane does not see a false "docsvc down at
+// 0.0.0"; it is under the three intervals after which the plane counts an
+// install stale.
 func startupGrace(interval time.Duration) time.Duration { return 2 * interval }
 
 // holdRetry is how soon a held heartbeat is tried again.

@@ -8,38 +8,28 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 )
 
-// NewHTTPFetcher is go-tuf's Fetcher over client, each request under ctx.
-func NewHTTPFetcher(ctx context.Context, client *http.Client) fetcher.Fetcher {
-	return &httpFetcher{ctx: ctx, client: client}
+// HTTPFetcher is go-tuf's Fetcher over an HTTP client: each request is
+// made under Ctx (required; go-tuf's interface has none, so Client sets it
+// before each call under its mutex) and signed when Sign is set.
+type HTTPFetcher struct {
+	Ctx    context.Context
+	Client *http.Client
+	Sign   func(*http.Request) error
 }
 
-// httpFetcher is go-tuf's Fetcher over the agent's HTTP client: it honours
-// the caller's context (go-tuf's interface has none, so the client sets ctx
-// before each call under its mutex) and signs each request when configured.
-type httpFetcher struct {
-	ctx    context.Context
-	client *http.Client
-	sign   func(*http.Request) error
-}
-
-func (f *httpFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
-	ctx := f.ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func (f *HTTPFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
+	req, err := http.NewRequestWithContext(f.Ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	if f.sign != nil {
-		if err := f.sign(req); err != nil {
+	if f.Sign != nil {
+		if err := f.Sign(req); err != nil {
 			return nil, fmt.Errorf("sign request: %w", err)
 		}
 	}
-	resp, err := f.client.Do(req)
+	resp, err := f.Client.Do(req)
 	if err != nil {
 		return nil, &metadata.ErrDownload{Msg: err.Error()}
 	}

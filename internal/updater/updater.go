@@ -112,7 +112,7 @@ func Init(metadataDir string, trustedRoot []byte) error {
 type Client struct {
 	cfg     Config
 	mu      sync.Mutex
-	fetcher *httpFetcher
+	fetcher *HTTPFetcher
 	up      *updater.Updater // nil until a Refresh succeeds
 }
 
@@ -129,7 +129,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg, fetcher: &httpFetcher{client: cfg.HTTPClient, sign: cfg.Sign}}, nil
+	return &Client{cfg: cfg, fetcher: &HTTPFetcher{Client: cfg.HTTPClient, Sign: cfg.Sign}}, nil
 }
 
 func readRoot(metadataDir string) ([]byte, error) {
@@ -189,7 +189,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 
 func (c *Client) refreshLocked(ctx context.Context) error {
 	c.up = nil
-	c.fetcher.ctx = ctx
+	c.fetcher.Ctx = ctx
 	up, err := NewTUF(TUFOptions{
 		MetadataDir: c.cfg.MetadataDir,
 		TargetsDir:  filepath.Join(c.cfg.MetadataDir, "targets"),
@@ -209,7 +209,7 @@ func (c *Client) refreshLocked(ctx context.Context) error {
 }
 
 func (c *Client) ready(ctx context.Context) error {
-	c.fetcher.ctx = ctx
+	c.fetcher.Ctx = ctx
 	if c.up != nil {
 		return nil
 	}

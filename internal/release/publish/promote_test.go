@@ -51,7 +51,7 @@ func download(t *testing.T, r *publishtest.Repo, channel, target string) []byte 
 	}
 	up, err := updater.NewTUF(updater.TUFOptions{MetadataDir: dir, TargetsDir: t.TempDir(),
 		MetadataURL: r.URL + "/tuf/" + channel + "/metadata", TargetsURL: r.URL + "/tuf/" + channel + "/targets",
-		Fetcher: updater.NewHTTPFetcher(context.Background(), &http.Client{Timeout: time.Minute}), Now: r.Now.Add(time.Minute)})
+		Fetcher: &updater.HTTPFetcher{Ctx: context.Background(), Client: &http.Client{Timeout: time.Minute}}, Now: r.Now.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
