@@ -193,17 +193,15 @@ func (s secretKeys) promote(ctx context.Context) error {
 func (s secretKeys) save(ctx context.Context, k ed25519.PrivateKey) error {
 	value := aws.String(encodeKey(k))
 	_, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(s.id), SecretString: value})
+	op := "PutSecretValue"
 	var nf *smtypes.ResourceNotFoundException
 	if errors.As(err, &nf) && !strings.HasPrefix(s.id, "arn:") {
+		op = "CreateSecret"
 		_, err = s.client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(s.id), SecretString: value,
 			Description: aws.String("tether-agent identity key (Ed25519 seed)")})
-		if err != nil {
-			return secretError(s.id, "CreateSecret", err)
-		}
-		return nil
 	}
 	if err != nil {
-		return secretError(s.id, "PutSecretValue", err)
+		return secretError(s.id, op, err)
 	}
 	return nil
 }

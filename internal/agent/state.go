@@ -61,12 +61,11 @@ func (r *rotatingFile) Write(p []byte) (int, error) {
 	}
 	if r.size+int64(len(p)) > r.max && r.size > 0 {
 		r.f.Close()
+		r.f = nil // until open succeeds
 		if err := os.Rename(r.path, r.path+".1"); err != nil {
-			r.f = nil
 			return 0, err
 		}
 		if err := r.open(); err != nil {
-			r.f = nil
 			return 0, err
 		}
 	}
