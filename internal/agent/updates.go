@@ -60,8 +60,8 @@ func (a *Agent) refreshReleases(ctx context.Context) {
 	a.mu.Unlock()
 }
 
-// checkUpdates refreshes the verified view of the channel and reports the
-// newest release that applies to what runs now; it only reports it.
+// checkUpdates reports the newest verified release that applies to what
+// runs now; it only reports it.
 func (a *Agent) checkUpdates(ctx context.Context) {
 	a.mu.Lock()
 	current := a.docsvcVersion
@@ -69,15 +69,12 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 	if current == unknownVersion {
 		current = Version
 	}
-	err := a.upd.Refresh(ctx)
+	// release.ParseVersion takes only the wire's version grammar, so a
+	// verified release's version is one the heartbeat can carry.
+	m, ok, err := a.upd.Latest(ctx, current)
 	var available string
-	if err == nil {
-		// release.ParseVersion takes only the wire's version grammar, so a
-		// verified release's version is one the heartbeat can carry.
-		m, ok, lerr := a.upd.Latest(ctx, current)
-		if err = lerr; ok {
-			available = m.Version
-		}
+	if ok {
+		available = m.Version
 	}
 	a.mu.Lock()
 	a.status.ReleaseCheckedAt = a.now().UTC()

@@ -113,7 +113,6 @@ type Client struct {
 	cfg     Config
 	mu      sync.Mutex
 	fetcher *HTTPFetcher
-	up      *updater.Updater // nil until a Refresh succeeds
 }
 
 // New makes a Client; it fails with ErrNotInitialized unless MetadataDir
@@ -177,18 +176,13 @@ func NewTUF(o TUFOptions) (*updater.Updater, error) {
 	return up, nil
 }
 
-// Refresh runs the TUF client workflow (root, timestamp, snapshot, targets)
-// against the remote repository. On any failure the client forgets its
-// previous view, so Releases cannot act on metadata that the
-// latest refresh could not confirm.
-func (c *Client) Refresh(ctx context.Context) error {
+// Releases runs the TUF client workflow (root, timestamp, snapshot,
+// targets) against the remote repository and returns the channel's verified
+// release manifests, newest first. Each call starts from the persisted
+// trusted metadata, so nothing is returned that this refresh did not confirm.
+func (c *Client) Releases(ctx context.Context) ([]release.Manifest, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.refreshLocked(ctx)
-}
-
-func (c *Client) refreshLocked(ctx context.Context) error {
-	c.up = nil
 	c.fetcher.Ctx = ctx
 	up, err := NewTUF(TUFOptions{
 		MetadataDir: c.cfg.MetadataDir,
@@ -198,33 +192,13 @@ func (c *Client) refreshLocked(ctx context.Context) error {
 		Fetcher:     c.fetcher,
 		Now:         c.cfg.Now(),
 	})
+	if err == nil {
+		err = up.Refresh()
+	}
 	if err != nil {
-		return fmt.Errorf("updater: refresh: %w", err)
+		return nil, fmt.Errorf("updater: refresh: %w", err)
 	}
-	if err := up.Refresh(); err != nil {
-		return fmt.Errorf("updater: refresh: %w", err)
-	}
-	c.up = up
-	return nil
-}
-
-func (c *Client) ready(ctx context.Context) error {
-	c.fetcher.Ctx = ctx
-	if c.up != nil {
-		return nil
-	}
-	return c.refreshLocked(ctx)
-}
-
-// Releases returns the channel's verified release manifests, newest first.
-// It refreshes first if no refresh has succeeded yet.
-func (c *Client) Releases(ctx context.Context) ([]release.Manifest, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ready(ctx); err != nil {
-		return nil, err
-	}
-	ms, err := VerifiedManifests(c.up, c.cfg.Channel)
+	ms, err := VerifiedManifests(up, c.cfg.Channel)
 	if err != nil {
 		return nil, fmt.Errorf("updater: releases: %w", err)
 	}

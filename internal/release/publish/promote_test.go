@@ -31,9 +31,6 @@ func agentView(t *testing.T, r *publishtest.Repo, channel string) []release.Mani
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Refresh(context.Background()); err != nil {
-		t.Fatalf("refresh %s: %v", channel, err)
-	}
 	ms, err := c.Releases(context.Background())
 	if err != nil {
 		t.Fatalf("releases on %s: %v", channel, err)
