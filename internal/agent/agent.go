@@ -118,8 +118,7 @@ type Status struct {
 	LastHeartbeatAt    time.Time `json:"last_heartbeat_at"`
 	LastHeartbeatOK    bool      `json:"last_heartbeat_ok"`
 	LastHeartbeatError string    `json:"last_heartbeat_error,omitempty"`
-	// LastHeartbeatErrorClass is why, in one word: revoked, unauthorized,
-	// rejected, plane-error, unreachable, timeout, ledger, invalid, bad-answer.
+	// LastHeartbeatErrorClass is why, in one word (planeerr.go).
 	LastHeartbeatErrorClass string              `json:"last_heartbeat_error_class,omitempty"`
 	PlaneReachable          bool                `json:"plane_reachable"`
 	ConsecutiveFails        int                 `json:"consecutive_failures"`
@@ -177,9 +176,6 @@ func (a *Agent) path(name ...string) string {
 // does not contact the plane.
 func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	opts.defaults()
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = time.Minute // ParseConfig's default, for callers that build Config directly
-	}
 	a := &Agent{cfg: cfg, opts: opts, now: opts.Now, providerKind: "local", docsvcVersion: unknownVersion}
 	for _, dir := range []string{cfg.DataDir, a.path("logs"), a.path("diagnostics")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -30,8 +30,7 @@ func holdRetry(interval time.Duration) time.Duration { return min(interval, 5*ti
 var errHeld = errors.New("agent: docsvc not ready yet; first heartbeat held")
 
 // holdFirst reports whether to hold this round's heartbeat: none has been
-// sent since the agent started, docsvc has not answered ready with its
-// version, and the startup grace has not run out.
+// sent since the start, docsvc is not ready and the grace has not run out.
 func (a *Agent) holdFirst(s collect.Snapshot) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -120,8 +119,8 @@ func errorRate(prev, cur *collect.Summary) float64 {
 	return min(1, float64(bad)/float64(total))
 }
 
-// sendHeartbeat validates, ledgers and sends one heartbeat. Its errors are
-// *planeError, whose class says why (see failureClass).
+// sendHeartbeat validates, ledgers and sends one heartbeat; its errors are
+// *planeError.
 func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (resp wire.HeartbeatResponse, err error) {
 	// The ledger's head before this heartbeat's own entry, so the plane can
 	// keep the highest and notice a ledger cut short (docs/protocol.md).

@@ -206,11 +206,9 @@ func (s secretKeys) save(ctx context.Context, k ed25519.PrivateKey) error {
 	return nil
 }
 
-// secretError says what failed on the identity secret, in terms an
-// operator can act on: which secret, which call, whether it was missing,
-// refused by IAM or by KMS, and the fix. The AWS message is kept where it
-// is the explanation (a secret marked for deletion) and left out where it
-// only names the caller's role (access denied).
+// secretError says which secret and call failed, why (missing, IAM, KMS)
+// and the fix. The AWS message is kept only where it is the explanation (a
+// secret marked for deletion), not where it names the caller's role.
 func secretError(id, op string, err error) error {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
@@ -284,8 +282,7 @@ func readInstall(path string) (Install, bool, error) {
 	return in, true, nil
 }
 
-// activationToken reads the unsigned activation token from the license file.
-// license.Verify has already checked the signed part.
+// activationToken reads the license file's unsigned activation token.
 func activationToken(file []byte) (string, error) {
 	var f license.File
 	if err := json.Unmarshal(file, &f); err != nil {

@@ -43,9 +43,8 @@ func wantsHelp(args []string) bool {
 	return false
 }
 
-// Main is the tether-agent command: cmd/tether-agent only sets up signals
-// and exits with its result: 0, 2 for errors matching ErrUsage, 1 for the
-// rest. Help (-h, --help, 'help COMMAND') goes to stdout and does nothing
+// Main is the tether-agent command; cmd/tether-agent exits 2 for errors
+// matching ErrUsage, 1 for the rest. Help goes to stdout and does nothing
 // else.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

@@ -45,9 +45,8 @@ func (c *planeClient) ledgerEntries() uint64 {
 	return seq
 }
 
-// send makes one request to path on the plane. kind is the ledger kind;
-// requests with a body are always ledgered first, and a request without one
-// only when kind is not empty. signed is false only for activation.
+// send makes one request to path on the plane, ledgered first (as kind)
+// when it has a body or kind is set; signed is false only for activation.
 func (c *planeClient) send(ctx context.Context, kind, method, path string, body []byte, signed bool) (int, []byte, error) {
 	url := strings.TrimRight(c.base, "/") + path
 	if len(body) > 0 || kind != "" {

@@ -25,8 +25,7 @@ const (
 	failInvalid      = "invalid"      // the agent's own payload failed validation and was not sent
 )
 
-// planeError is a failed request to the plane: its class, the plane's status
-// and error code when it answered, and the cause. Its text never quotes a
+// planeError is a failed request to the plane. Its text never quotes a
 // payload, only what went wrong.
 type planeError struct {
 	class  string
@@ -77,10 +76,9 @@ func transportError(err error) error {
 	return &planeError{class: failUnreachable, err: err}
 }
 
-// statusError classifies an answer that is not the one expected, keeping the
-// plane's error code (its {"error": ...}: a reason such as "revoked" or the
-// wire rule a payload broke, never the payload) when it is short and
-// printable.
+// statusError classifies an unexpected answer, keeping the plane's
+// {"error": ...} code (such as "revoked" or the wire rule a payload broke)
+// when it is short and printable.
 func statusError(status int, body []byte) error {
 	var answer struct {
 		Error string `json:"error"`

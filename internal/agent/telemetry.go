@@ -12,10 +12,9 @@ import (
 	"github.com/tetherhq/tether/internal/wire"
 )
 
-// telemetryState is D/telemetry.json. Documents processed and failed in a
-// day are the growth of docsvc's succeeded and failed gauges between the
-// day's first scrape and its last, so the agent never counts anything
-// itself and a restart loses nothing.
+// telemetryState is D/telemetry.json. A day's figures are the growth of
+// docsvc's gauges between its first scrape and its last, so the agent
+// counts nothing itself and a restart loses nothing.
 type telemetryState struct {
 	Day           string `json:"day"` // UTC day being counted
 	BaseSucceeded int64  `json:"base_succeeded"`

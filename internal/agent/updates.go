@@ -43,11 +43,9 @@ func (a *Agent) initUpdater() error {
 	return nil
 }
 
-// refreshReleases reads the release record (internal/releasestate) for the
-// heartbeat and status, from SSM on AWS or else the data directory; Run
-// calls it before every heartbeat. The agent only reads it: tether-upgrade
-// applies staged releases, tetherctl the others. An unreadable record keeps the
-// previous report.
+// refreshReleases reads the release record (internal/releasestate), from
+// SSM on AWS or else the data directory, for the heartbeat and status; an
+// unreadable record keeps the previous report. The agent only reads it.
 func (a *Agent) refreshReleases(ctx context.Context) {
 	h, err := releasestate.Read(ctx, a.ssm, a.cfg.ReleaseRecord, a.path(releasestate.LocalFile))
 	if err != nil {

@@ -13,10 +13,9 @@ import (
 	"github.com/tetherhq/tether/internal/wire"
 )
 
-// warnings names the deployment's capacity alarms now in ALARM
-// (wire.WarningNames: the certificate's expiry, the storage-growth alarms),
-// read from CloudWatch with the task role. Only the fixed names leave, never
-// a value; an unreadable state is logged and reported as no warning.
+// warnings names the capacity alarms (wire.WarningNames) now in ALARM, read
+// from CloudWatch. Only the fixed names leave, never a value; an unreadable
+// state is logged and reported as no warning.
 func (a *Agent) warnings(ctx context.Context) []string {
 	if a.alarms == nil {
 		return nil
