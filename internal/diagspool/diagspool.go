@@ -1,10 +1,7 @@
 // Package diagspool is the on-disk format of the agent's diagnostics
-// requests (D/diagnostics/<id>/: request.json, bundle/, manifest.json, and
-// state.json written last, so its presence means the record is complete;
-// docs/agent.md describes each), shared by the agent, which records each
-// request with the bundle it built, and tetherctl, which lists, previews,
-// approves and declines them (internal/diagspool/diagreview, which the
-// agent does not link) without linking the agent.
+// requests (D/diagnostics/<id>/, described in docs/agent.md), shared by the
+// agent, which records each request with the bundle it built, and tetherctl
+// (internal/diagspool/diagreview), which reviews them.
 //
 // This package must not import internal/agent or anything that reads
 // documents, their storage or their queue: tetherctl links it.
@@ -150,11 +147,9 @@ func Recorded(dataDir, id string) bool {
 // writeJSON writes a spool file, readable by its owner only.
 func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v, 0o600) }
 
-// bundleManifest is diagnostics/<id>/manifest.json, written when the
-// bundle is built: the collected files with their sizes and SHA-256.
-// The preview and the upload read exactly these, so what is sent is byte for byte
-// what the preview showed, and a file that turns up in bundle/ later (an
-// editor's swap file, a copy) is never sent.
+// bundleManifest is manifest.json: the collected files with their sizes and
+// SHA-256. The preview and the upload read exactly these, so what is sent is
+// what the preview showed, and a file that turns up in bundle/ later is not.
 type bundleManifest struct {
 	Files []manifestFile `json:"files"`
 }
@@ -180,9 +175,8 @@ func newManifest(files []PreviewFile) bundleManifest {
 	return m
 }
 
-// ReadBundle reads the collected files of a request, checking each against
-// the manifest, sorted by name. It is what diagreview.Preview shows and what the agent
-// uploads; a missing bundle is fs.ErrNotExist.
+// ReadBundle reads a request's collected files, each checked against the
+// manifest, sorted by name; a missing bundle is fs.ErrNotExist.
 func ReadBundle(dataDir, id string) ([]PreviewFile, error) {
 	d, err := Dir(dataDir, id)
 	if err != nil {

@@ -8,10 +8,7 @@
 // ErrLengthOrHashMismatch, ...), which callers match with errors.Is.
 //
 // Online agents use Client against the plane's /v1/tuf/{channel}/ endpoints;
-// for air-gapped installs tetherctl verifies a file exported by the vendor
-// with internal/updater/airgap. NewTUF and VerifiedManifests give that
-// package, and the TUF conformance suite's client CLI (cmd/tether-tuf-client),
-// the same machinery.
+// tetherctl verifies air-gap exports with internal/updater/airgap.
 package updater
 
 import (
