@@ -59,6 +59,10 @@ type keyStore interface {
 // same text goes into the file and the secret.
 func encodeKey(k ed25519.PrivateKey) string { return base64.RawURLEncoding.EncodeToString(k.Seed()) }
 
+func encodePub(k ed25519.PrivateKey) string {
+	return base64.RawURLEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
+}
+
 func decodeKey(s string) (ed25519.PrivateKey, error) {
 	seed, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimSpace(s))
 	if err != nil || len(seed) != ed25519.SeedSize {

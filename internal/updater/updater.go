@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -26,12 +27,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tetherhq/tether/internal/atomicfile"
-	"github.com/tetherhq/tether/internal/release"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/tetherhq/tether/internal/atomicfile"
+	"github.com/tetherhq/tether/internal/release"
 )
 
 // Errors of this package; go-tuf's own typed errors pass through wrapped.
@@ -290,4 +292,45 @@ func (c *Client) Latest(ctx context.Context, current string) (*release.Manifest,
 		return &m, true, nil
 	}
 	return nil, false, nil
+}
+
+// HTTPFetcher is go-tuf's Fetcher over an HTTP client: each request is
+// made under Ctx (required; go-tuf's interface has none, so Client sets it
+// before each call under its mutex) and signed when Sign is set.
+type HTTPFetcher struct {
+	Ctx    context.Context
+	Client *http.Client
+	Sign   func(*http.Request) error
+}
+
+func (f *HTTPFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
+	req, err := http.NewRequestWithContext(f.Ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.Sign != nil {
+		if err := f.Sign(req); err != nil {
+			return nil, fmt.Errorf("sign request: %w", err)
+		}
+	}
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		return nil, &metadata.ErrDownload{Msg: err.Error()}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// go-tuf reads a 404 on N.root.json as "no newer root".
+		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: url}
+	}
+	if resp.ContentLength > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is %d bytes, more than %d", url, resp.ContentLength, maxLength)}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
+	if err != nil {
+		return nil, &metadata.ErrDownload{Msg: err.Error()}
+	}
+	if int64(len(data)) > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is more than %d bytes", url, maxLength)}
+	}
+	return data, nil
 }
