@@ -420,7 +420,7 @@ func (a *Agent) knowsDocsvcVersion() bool {
 
 // ensureActivated activates with the license's one-time token unless
 // install.json says this agent already did. Network failures are retried
-// with backoff; a refusal is final.
+// with backoff; a refusal, or a request wire refuses, is final.
 func (a *Agent) ensureActivated(ctx context.Context) error {
 	if a.install.InstallID != "" {
 		return nil
@@ -444,7 +444,7 @@ func (a *Agent) ensureActivated(ctx context.Context) error {
 			a.log.Info("activated", "install_id", in.InstallID, "license_id", in.LicenseID)
 			return nil
 		}
-		if errors.Is(err, ErrActivationRefused) {
+		if errors.Is(err, ErrActivationRefused) || failureClass(err) == failInvalid {
 			return err
 		}
 		d := backoff(attempt, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand)

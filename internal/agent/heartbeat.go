@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -126,8 +125,7 @@ func errorRate(prev, cur *collect.Summary) float64 {
 	return min(1, float64(bad)/float64(total))
 }
 
-// sendHeartbeat validates, ledgers and sends one heartbeat; its errors are
-// *planeError.
+// sendHeartbeat sends one heartbeat; its errors are *planeError.
 func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (resp wire.HeartbeatResponse, err error) {
 	// The ledger's head before this heartbeat's own entry, so the plane can
 	// keep the highest and notice a ledger cut short (docs/protocol.md).
@@ -136,15 +134,7 @@ func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (resp wire
 		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failLedger, err: err})
 	}
 	hb.LedgerHead = wire.LedgerHead{Count: int64(seq), SHA256: hash}
-	if err := hb.Validate(); err != nil {
-		// wire's errors name the field and rule, never the value.
-		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
-	}
-	body, err := json.Marshal(hb)
-	if err != nil {
-		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
-	}
-	status, out, err := a.plane.send(ctx, ledger.KindHeartbeat, "POST", "/v1/heartbeat", body, true)
+	status, out, err := a.plane.post(ctx, ledger.KindHeartbeat, "/v1/heartbeat", &hb, true)
 	if err != nil {
 		return resp, fmt.Errorf("agent: heartbeat: %w", err)
 	}
@@ -253,14 +243,7 @@ func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
 }
 
 func (a *Agent) sendTelemetry(ctx context.Context, t wire.Telemetry) error {
-	if err := t.Validate(); err != nil {
-		return err
-	}
-	body, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	status, _, err := a.plane.send(ctx, ledger.KindTelemetry, "POST", "/v1/telemetry", body, true)
+	status, _, err := a.plane.post(ctx, ledger.KindTelemetry, "/v1/telemetry", &t, true)
 	if err != nil {
 		return err
 	}

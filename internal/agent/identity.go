@@ -301,11 +301,8 @@ func activationToken(file []byte) (string, error) {
 // activate registers the key with the plane once. The request (with its
 // one-time token) is ledgered before it is sent, like every payload.
 func (a *Agent) activate(ctx context.Context, token string) (Install, error) {
-	body, err := json.Marshal(wire.ActivationRequest{ActivationToken: token, PublicKey: encodePub(a.key), AgentVersion: Version})
-	if err != nil {
-		return Install{}, fmt.Errorf("agent: activate: %w", err)
-	}
-	status, resp, err := a.plane.send(ctx, ledger.KindActivation, "POST", "/v1/activate", body, false)
+	req := wire.ActivationRequest{ActivationToken: token, PublicKey: encodePub(a.key), AgentVersion: Version}
+	status, resp, err := a.plane.post(ctx, ledger.KindActivation, "/v1/activate", &req, false)
 	if err != nil {
 		return Install{}, fmt.Errorf("agent: activate: %w", err)
 	}

@@ -86,6 +86,20 @@ func (c *planeClient) send(ctx context.Context, kind, method, path string, body 
 	return resp.StatusCode, out, nil
 }
 
+// post validates v (wire's Validate, the data-boundary check) and sends
+// it as JSON; a payload that fails is neither ledgered nor sent.
+func (c *planeClient) post(ctx context.Context, kind, path string, v interface{ Validate() error }, signed bool) (int, []byte, error) {
+	if err := v.Validate(); err != nil {
+		// wire's errors name the field and rule, never the value.
+		return 0, nil, &planeError{class: failInvalid, err: err}
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return 0, nil, &planeError{class: failInvalid, err: err}
+	}
+	return c.send(ctx, kind, "POST", path, body, signed)
+}
+
 // sign signs req; before activation reqsign refuses it (no key, no install ID).
 func (c *planeClient) sign(req *http.Request, body []byte) error {
 	c.mu.Lock()
