@@ -374,7 +374,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				failures = 0
 				hbTimer.Reset(a.cfg.Heartbeat)
 			} else if errors.Is(err, errHeld) {
-				hbTimer.Reset(holdRetry(a.cfg.Heartbeat))
+				hbTimer.Reset(min(a.cfg.Heartbeat, 5*time.Second)) // a held heartbeat is tried again soon
 			} else {
 				failures++
 				d := min(backoff(failures, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand), a.opts.RetryMax)

@@ -29,9 +29,6 @@ const unknownVersion = "0.0.0"
 // install stale.
 func startupGrace(interval time.Duration) time.Duration { return 2 * interval }
 
-// holdRetry is how soon a held heartbeat is tried again.
-func holdRetry(interval time.Duration) time.Duration { return min(interval, 5*time.Second) }
-
 // errHeld says the heartbeat was held back: docsvc is still starting.
 var errHeld = errors.New("agent: docsvc not ready yet; first heartbeat held")
 
