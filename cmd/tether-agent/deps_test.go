@@ -16,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite deps.txt from go list")
 // today's count; it only ever comes down, until it reaches goalLines.
 const (
 	goalLines = 5000
-	maxLines  = 5929
+	maxLines  = 5764
 )
 
 // The agent reaches S3 only through its gateway, internal/exchange, which

@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		up, err := updater.NewTUF(updater.TUFOptions{
 			MetadataDir: *metadataDir, TargetsDir: cacheDir,
 			MetadataURL: *metadataURL, TargetsURL: *targetBaseURL,
-			Fetcher: updater.NewHTTPFetcher(ctx, &http.Client{Timeout: time.Minute}),
+			Fetcher: &updater.HTTPFetcher{Ctx: ctx, Client: &http.Client{Timeout: time.Minute}},
 			Now:     referenceTime(ctx),
 		})
 		if err != nil {

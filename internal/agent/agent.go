@@ -74,7 +74,7 @@ type Options struct {
 
 // Agent is one running agent.
 type Agent struct {
-	alarms *cloudwatch.Client // the capacity alarms' states (warnings.go); nil without --alarm-prefix
+	alarms *cloudwatch.Client // the capacity alarms' states (heartbeat.go); nil without --alarm-prefix
 	cfg    Config
 	opts   Options
 	log    *slog.Logger
@@ -87,8 +87,7 @@ type Agent struct {
 	exch   *exchange.Mirror // nil without --exchange-bucket
 	ssm    *ssm.Client      // the release record's; nil on the local runtime
 
-	licPub  []byte // raw license public key, re-used by the daily check
-	licFile []byte
+	licFile []byte // for the activation token
 
 	mu            sync.Mutex // guards everything below
 	key           ed25519.PrivateKey
@@ -119,8 +118,7 @@ type Status struct {
 	LastHeartbeatAt    time.Time `json:"last_heartbeat_at"`
 	LastHeartbeatOK    bool      `json:"last_heartbeat_ok"`
 	LastHeartbeatError string    `json:"last_heartbeat_error,omitempty"`
-	// LastHeartbeatErrorClass is why, in one word: revoked, unauthorized,
-	// rejected, plane-error, unreachable, timeout, ledger, invalid, bad-answer.
+	// LastHeartbeatErrorClass is why, in one word (plane.go).
 	LastHeartbeatErrorClass string              `json:"last_heartbeat_error_class,omitempty"`
 	PlaneReachable          bool                `json:"plane_reachable"`
 	ConsecutiveFails        int                 `json:"consecutive_failures"`
@@ -154,9 +152,7 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Stderr == nil {
-		o.Stderr = os.Stderr
-	}
+	o.Stderr = cmp.Or(o.Stderr, io.Writer(os.Stderr))
 	o.HTTPClient = cmp.Or(o.HTTPClient, &http.Client{Timeout: 30 * time.Second})
 	// Never follow a redirect: the agent talks to the plane URL the customer
 	// configured and nowhere else. Following one would let the plane send a
@@ -180,9 +176,6 @@ func (a *Agent) path(name ...string) string {
 // does not contact the plane.
 func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 	opts.defaults()
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = time.Minute // ParseConfig's default, for callers that build Config directly
-	}
 	a := &Agent{cfg: cfg, opts: opts, now: opts.Now, providerKind: "local", docsvcVersion: unknownVersion}
 	for _, dir := range []string{cfg.DataDir, a.path("logs"), a.path("diagnostics")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -309,7 +302,7 @@ func (a *Agent) loadLicense() error {
 		return fmt.Errorf("agent: license %s does not allow channel %s (allowed: %v)", l.ID, a.cfg.Channel, l.Channels)
 	}
 	a.mu.Lock()
-	a.lic, a.licPub, a.licFile = l, pub, file
+	a.lic, a.licFile = l, file
 	st := l.StateAt(a.now())
 	a.status.LicenseID, a.status.LicenseState, a.status.LicenseExpiresAt = l.ID, string(st), l.ExpiresAt
 	a.mu.Unlock()
@@ -381,7 +374,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				failures = 0
 				hbTimer.Reset(a.cfg.Heartbeat)
 			} else if errors.Is(err, errHeld) {
-				hbTimer.Reset(holdRetry(a.cfg.Heartbeat))
+				hbTimer.Reset(min(a.cfg.Heartbeat, 5*time.Second)) // a held heartbeat is tried again soon
 			} else {
 				failures++
 				d := min(backoff(failures, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand), a.opts.RetryMax)
@@ -427,7 +420,7 @@ func (a *Agent) knowsDocsvcVersion() bool {
 
 // ensureActivated activates with the license's one-time token unless
 // install.json says this agent already did. Network failures are retried
-// with backoff; a refusal is final.
+// with backoff; a refusal, or a request wire refuses, is final.
 func (a *Agent) ensureActivated(ctx context.Context) error {
 	if a.install.InstallID != "" {
 		return nil
@@ -451,7 +444,7 @@ func (a *Agent) ensureActivated(ctx context.Context) error {
 			a.log.Info("activated", "install_id", in.InstallID, "license_id", in.LicenseID)
 			return nil
 		}
-		if errors.Is(err, ErrActivationRefused) {
+		if errors.Is(err, ErrActivationRefused) || failureClass(err) == failInvalid {
 			return err
 		}
 		d := backoff(attempt, a.opts.RetryBase, a.opts.RetryMax, a.opts.Rand)
@@ -536,4 +529,76 @@ func (a *Agent) Snapshot() Status {
 	st.LedgerEntries = a.plane.ledgerEntries()
 	st.PendingDiagnostics = pending
 	return st
+}
+
+// loadHistory reads the saved health history; a missing or unreadable file
+// just starts a new one (it is a diagnostic aid, not a record).
+func loadHistory(path string) []HealthRecord {
+	var h []HealthRecord
+	if atomicfile.ReadJSON(path, &h) != nil || len(h) > maxHistory {
+		return nil
+	}
+	return h
+}
+
+// rotatingFile is the agent's log file: appended to, and moved to ".1"
+// (replacing the previous one) when it passes max bytes, so the agent's own
+// logs never use more than twice max on disk.
+type rotatingFile struct {
+	mu   sync.Mutex
+	path string
+	max  int64
+	f    *os.File
+	size int64
+}
+
+func openRotating(path string, max int64) (*rotatingFile, error) {
+	r := &rotatingFile{path: path, max: max}
+	return r, r.open()
+}
+
+func (r *rotatingFile) open() error {
+	f, err := os.OpenFile(r.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r.f, r.size = f, fi.Size()
+	return nil
+}
+
+func (r *rotatingFile) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return len(p), nil // closed: stderr still has the line
+	}
+	if r.size+int64(len(p)) > r.max && r.size > 0 {
+		r.f.Close()
+		r.f = nil // until open succeeds
+		if err := os.Rename(r.path, r.path+".1"); err != nil {
+			return 0, err
+		}
+		if err := r.open(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := r.f.Write(p)
+	r.size += int64(n)
+	return n, err
+}
+
+func (r *rotatingFile) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return err
 }

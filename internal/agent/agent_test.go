@@ -355,6 +355,44 @@ func TestUsedTokenIsRefused(t *testing.T) {
 	}
 }
 
+// An activation request wire refuses (here a token that is not base64url)
+// is neither ledgered nor sent, and the agent stops rather than retry it.
+func TestInvalidActivationRequestIsFinal(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	raw, err := os.ReadFile(b.cfg.LicenseFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f license.File
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	f.ActivationToken = "not a token!"
+	if raw, err = json.Marshal(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b.cfg.LicenseFile, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), b.cfg, b.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	err = a.Run(context.Background())
+	var fe *wire.FieldError
+	if !errors.As(err, &fe) || fe.Field != "activation_token" || failureClass(err) != failInvalid {
+		t.Fatalf("Run = %v, want the invalid activation_token", err)
+	}
+	if got := b.received("POST", "/v1/activate"); len(got) != 0 {
+		t.Errorf("the plane got %d activation requests", len(got))
+	}
+	if n := a.plane.ledgerEntries(); n != 0 {
+		t.Errorf("ledger holds %d entries, want none", n)
+	}
+}
+
 func TestHeartbeatsAreLedgeredBeforeSending(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

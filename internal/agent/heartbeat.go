@@ -2,13 +2,19 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+
 	"github.com/tetherhq/tether/internal/agent/collect"
+	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -17,25 +23,17 @@ import (
 // named it: the heartbeat's version field is required and must be semver.
 const unknownVersion = "0.0.0"
 
-// After a restart the agent is often up before docsvc. Its first heartbeat
-// is held while docsvc is not yet ready, so that a restart does not read on
-// the plane as docsvc down at version 0.0.0 (a false alert), but for less
-// than the three intervals after which the plane counts an install stale:
-// when the grace runs out, whatever docsvc's state is, it is reported.
-
-// startupGrace is how long after starting the agent may hold its first
-// heartbeat.
+// startupGrace is how long after a restart the first heartbeat may wait
+// for docsvc to be ready, so the plane does not see a false "docsvc down at
+// 0.0.0"; it is under the three intervals after which the plane counts an
+// install stale.
 func startupGrace(interval time.Duration) time.Duration { return 2 * interval }
-
-// holdRetry is how soon a held heartbeat is tried again.
-func holdRetry(interval time.Duration) time.Duration { return min(interval, 5*time.Second) }
 
 // errHeld says the heartbeat was held back: docsvc is still starting.
 var errHeld = errors.New("agent: docsvc not ready yet; first heartbeat held")
 
 // holdFirst reports whether to hold this round's heartbeat: none has been
-// sent since the agent started, docsvc has not answered ready with its
-// version, and the startup grace has not run out.
+// sent since the start, docsvc is not ready and the grace has not run out.
 func (a *Agent) holdFirst(s collect.Snapshot) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -124,8 +122,7 @@ func errorRate(prev, cur *collect.Summary) float64 {
 	return min(1, float64(bad)/float64(total))
 }
 
-// sendHeartbeat validates, ledgers and sends one heartbeat. Its errors are
-// *planeError, whose class says why (see failureClass).
+// sendHeartbeat sends one heartbeat; its errors are *planeError.
 func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (resp wire.HeartbeatResponse, err error) {
 	// The ledger's head before this heartbeat's own entry, so the plane can
 	// keep the highest and notice a ledger cut short (docs/protocol.md).
@@ -134,15 +131,7 @@ func (a *Agent) sendHeartbeat(ctx context.Context, hb wire.Heartbeat) (resp wire
 		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failLedger, err: err})
 	}
 	hb.LedgerHead = wire.LedgerHead{Count: int64(seq), SHA256: hash}
-	if err := hb.Validate(); err != nil {
-		// wire's errors name the field and rule, never the value.
-		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
-	}
-	body, err := json.Marshal(hb)
-	if err != nil {
-		return resp, fmt.Errorf("agent: heartbeat: %w", &planeError{class: failInvalid, err: err})
-	}
-	status, out, err := a.plane.send(ctx, ledger.KindHeartbeat, "POST", "/v1/heartbeat", body, true)
+	status, out, err := a.plane.post(ctx, ledger.KindHeartbeat, "/v1/heartbeat", &hb, true)
 	if err != nil {
 		return resp, fmt.Errorf("agent: heartbeat: %w", err)
 	}
@@ -170,4 +159,93 @@ func backoff(n int, base, max time.Duration, rnd func() float64) time.Duration {
 		rnd = rand.Float64
 	}
 	return d/2 + time.Duration(rnd()*float64(d/2))
+}
+
+// warnings names the capacity alarms (wire.WarningNames) now in ALARM, read
+// from CloudWatch. Only the fixed names leave, never a value; an unreadable
+// state is logged and reported as no warning.
+func (a *Agent) warnings(ctx context.Context) []string {
+	if a.alarms == nil {
+		return nil
+	}
+	names := wire.WarningNames()
+	for i, n := range names {
+		names[i] = a.cfg.AlarmPrefix + n
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := a.alarms.DescribeAlarms(cctx, &cloudwatch.DescribeAlarmsInput{AlarmNames: names, StateValue: cwtypes.StateValueAlarm})
+	if err != nil {
+		a.log.Warn("alarm states unreadable", "err", err)
+		return nil
+	}
+	var firing []string
+	for _, al := range out.MetricAlarms {
+		n, ok := strings.CutPrefix(aws.ToString(al.AlarmName), a.cfg.AlarmPrefix)
+		if ok && al.StateValue == cwtypes.StateValueAlarm && slices.Contains(wire.WarningNames(), n) {
+			firing = append(firing, n)
+		}
+	}
+	slices.Sort(firing)
+	return slices.Compact(firing)
+}
+
+// telemetryState is D/telemetry.json. A day's figures are the growth of
+// docsvc's gauges between its first scrape and its last, so the agent
+// counts nothing itself and a restart loses nothing.
+type telemetryState struct {
+	Day           string `json:"day"` // UTC day being counted
+	BaseSucceeded int64  `json:"base_succeeded"`
+	BaseFailed    int64  `json:"base_failed"`
+	LastSucceeded int64  `json:"last_succeeded"`
+	LastFailed    int64  `json:"last_failed"`
+	LastBytes     int64  `json:"last_bytes"`
+	BasePages     int64  `json:"base_pages"`
+	LastPages     int64  `json:"last_pages"`
+}
+
+// telemetryTick runs after each successful heartbeat when the customer opted
+// in. When the UTC day has turned, it sends the finished day's totals once;
+// until that send succeeds the day is kept and retried.
+func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
+	m := snap.Summary.Totals
+	if snap.Err != nil || m == nil {
+		return // no figures this round; the day's last good ones stand
+	}
+	today := snap.At.UTC().Format(time.DateOnly)
+	path := a.path("telemetry.json")
+	var st telemetryState
+	if err := atomicfile.ReadJSON(path, &st); err != nil || st.Day == "" {
+		st = telemetryState{Day: today, BaseSucceeded: m.Succeeded, BaseFailed: m.Failed, BasePages: m.ResultPages}
+	}
+	if st.Day != today {
+		t := wire.Telemetry{
+			Day:                st.Day,
+			DocumentsProcessed: max(0, st.LastSucceeded-st.BaseSucceeded),
+			DocumentsFailed:    max(0, st.LastFailed-st.BaseFailed),
+			Pages:              max(0, st.LastPages-st.BasePages),
+		}
+		_, t.BytesBucket = wire.StorageBucket(0, st.LastBytes)
+		if err := a.sendTelemetry(ctx, t); err != nil {
+			a.log.Warn("telemetry not sent; will retry", "day", t.Day, "err", err)
+			return
+		}
+		a.log.Info("telemetry sent", "day", t.Day)
+		st = telemetryState{Day: today, BaseSucceeded: st.LastSucceeded, BaseFailed: st.LastFailed, BasePages: st.LastPages}
+	}
+	st.LastSucceeded, st.LastFailed, st.LastBytes, st.LastPages = m.Succeeded, m.Failed, m.StoredBytes, m.ResultPages
+	if err := atomicfile.WriteJSON(path, st, 0o600); err != nil {
+		a.log.Warn("save telemetry state", "err", err)
+	}
+}
+
+func (a *Agent) sendTelemetry(ctx context.Context, t wire.Telemetry) error {
+	status, _, err := a.plane.post(ctx, ledger.KindTelemetry, "/v1/telemetry", &t, true)
+	if err != nil {
+		return err
+	}
+	if status != 204 && status != 200 {
+		return fmt.Errorf("plane answered %d", status)
+	}
+	return nil
 }

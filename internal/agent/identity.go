@@ -59,6 +59,10 @@ type keyStore interface {
 // same text goes into the file and the secret.
 func encodeKey(k ed25519.PrivateKey) string { return base64.RawURLEncoding.EncodeToString(k.Seed()) }
 
+func encodePub(k ed25519.PrivateKey) string {
+	return base64.RawURLEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
+}
+
 func decodeKey(s string) (ed25519.PrivateKey, error) {
 	seed, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimSpace(s))
 	if err != nil || len(seed) != ed25519.SeedSize {
@@ -193,26 +197,22 @@ func (s secretKeys) promote(ctx context.Context) error {
 func (s secretKeys) save(ctx context.Context, k ed25519.PrivateKey) error {
 	value := aws.String(encodeKey(k))
 	_, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(s.id), SecretString: value})
+	op := "PutSecretValue"
 	var nf *smtypes.ResourceNotFoundException
 	if errors.As(err, &nf) && !strings.HasPrefix(s.id, "arn:") {
+		op = "CreateSecret"
 		_, err = s.client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(s.id), SecretString: value,
 			Description: aws.String("tether-agent identity key (Ed25519 seed)")})
-		if err != nil {
-			return secretError(s.id, "CreateSecret", err)
-		}
-		return nil
 	}
 	if err != nil {
-		return secretError(s.id, "PutSecretValue", err)
+		return secretError(s.id, op, err)
 	}
 	return nil
 }
 
-// secretError says what failed on the identity secret, in terms an
-// operator can act on: which secret, which call, whether it was missing,
-// refused by IAM or by KMS, and the fix. The AWS message is kept where it
-// is the explanation (a secret marked for deletion) and left out where it
-// only names the caller's role (access denied).
+// secretError says which secret and call failed, why (missing, IAM, KMS)
+// and the fix. The AWS message is kept only where it is the explanation (a
+// secret marked for deletion), not where it names the caller's role.
 func secretError(id, op string, err error) error {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
@@ -286,8 +286,7 @@ func readInstall(path string) (Install, bool, error) {
 	return in, true, nil
 }
 
-// activationToken reads the unsigned activation token from the license file.
-// license.Verify has already checked the signed part.
+// activationToken reads the license file's unsigned activation token.
 func activationToken(file []byte) (string, error) {
 	var f license.File
 	if err := json.Unmarshal(file, &f); err != nil {
@@ -302,11 +301,8 @@ func activationToken(file []byte) (string, error) {
 // activate registers the key with the plane once. The request (with its
 // one-time token) is ledgered before it is sent, like every payload.
 func (a *Agent) activate(ctx context.Context, token string) (Install, error) {
-	body, err := json.Marshal(wire.ActivationRequest{ActivationToken: token, PublicKey: encodePub(a.key), AgentVersion: Version})
-	if err != nil {
-		return Install{}, fmt.Errorf("agent: activate: %w", err)
-	}
-	status, resp, err := a.plane.send(ctx, ledger.KindActivation, "POST", "/v1/activate", body, false)
+	req := wire.ActivationRequest{ActivationToken: token, PublicKey: encodePub(a.key), AgentVersion: Version}
+	status, resp, err := a.plane.post(ctx, ledger.KindActivation, "/v1/activate", &req, false)
 	if err != nil {
 		return Install{}, fmt.Errorf("agent: activate: %w", err)
 	}

@@ -43,11 +43,9 @@ func (a *Agent) initUpdater() error {
 	return nil
 }
 
-// refreshReleases reads the release record (internal/releasestate) for the
-// heartbeat and status, from SSM on AWS or else the data directory; Run
-// calls it before every heartbeat. The agent only reads it: tether-upgrade
-// applies staged releases, tetherctl the others. An unreadable record keeps the
-// previous report.
+// refreshReleases reads the release record (internal/releasestate), from
+// SSM on AWS or else the data directory, for the heartbeat and status; an
+// unreadable record keeps the previous report. The agent only reads it.
 func (a *Agent) refreshReleases(ctx context.Context) {
 	h, err := releasestate.Read(ctx, a.ssm, a.cfg.ReleaseRecord, a.path(releasestate.LocalFile))
 	if err != nil {
@@ -60,8 +58,8 @@ func (a *Agent) refreshReleases(ctx context.Context) {
 	a.mu.Unlock()
 }
 
-// checkUpdates refreshes the verified view of the channel and reports the
-// newest release that applies to what runs now; it only reports it.
+// checkUpdates reports the newest verified release that applies to what
+// runs now; it only reports it.
 func (a *Agent) checkUpdates(ctx context.Context) {
 	a.mu.Lock()
 	current := a.docsvcVersion
@@ -69,15 +67,12 @@ func (a *Agent) checkUpdates(ctx context.Context) {
 	if current == unknownVersion {
 		current = Version
 	}
-	err := a.upd.Refresh(ctx)
+	// release.ParseVersion takes only the wire's version grammar, so a
+	// verified release's version is one the heartbeat can carry.
+	m, ok, err := a.upd.Latest(ctx, current)
 	var available string
-	if err == nil {
-		// release.ParseVersion takes only the wire's version grammar, so a
-		// verified release's version is one the heartbeat can carry.
-		m, ok, lerr := a.upd.Latest(ctx, current)
-		if err = lerr; ok {
-			available = m.Version
-		}
+	if ok {
+		available = m.Version
 	}
 	a.mu.Lock()
 	a.status.ReleaseCheckedAt = a.now().UTC()

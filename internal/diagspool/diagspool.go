@@ -1,10 +1,7 @@
 // Package diagspool is the on-disk format of the agent's diagnostics
-// requests (D/diagnostics/<id>/: request.json, bundle/, manifest.json, and
-// state.json written last, so its presence means the record is complete;
-// docs/agent.md describes each), shared by the agent, which records each
-// request with the bundle it built, and tetherctl, which lists, previews,
-// approves and declines them (internal/diagspool/diagreview, which the
-// agent does not link) without linking the agent.
+// requests (D/diagnostics/<id>/, described in docs/agent.md), shared by the
+// agent, which records each request with the bundle it built, and tetherctl
+// (internal/diagspool/diagreview), which reviews them.
 //
 // This package must not import internal/agent or anything that reads
 // documents, their storage or their queue: tetherctl links it.
@@ -69,8 +66,7 @@ type diagState struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// The files of one record, in D/diagnostics/<id>/, for tools that copy
-// records as they are (the agent exchange mirror, internal/exchange).
+// The files of one record, in D/diagnostics/<id>/.
 const (
 	RequestFile  = "request.json"
 	ManifestFile = "manifest.json"
@@ -124,14 +120,14 @@ func Read(dataDir, id string) (Diagnostic, error) {
 		return Diagnostic{}, err
 	}
 	var st diagState
-	if err := atomicfile.ReadJSON(filepath.Join(d, "state.json"), &st); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(d, StateFile), &st); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return Diagnostic{}, ErrUnknownDiagnostic
 		}
 		return Diagnostic{}, err
 	}
 	var req wire.DiagnosticRequest
-	if err := atomicfile.ReadJSON(filepath.Join(d, "request.json"), &req); err != nil {
+	if err := atomicfile.ReadJSON(filepath.Join(d, RequestFile), &req); err != nil {
 		return Diagnostic{}, err
 	}
 	return Diagnostic{ID: id, Reason: req.Reason, RequestedAt: req.RequestedAt, RequestedBy: req.RequestedBy, RequestedByKind: req.RequestedByKind, State: st.State, UpdatedAt: st.UpdatedAt}, nil
@@ -144,18 +140,16 @@ func Recorded(dataDir, id string) bool {
 	if err != nil {
 		return false
 	}
-	_, err = os.Stat(filepath.Join(d, "state.json"))
+	_, err = os.Stat(filepath.Join(d, StateFile))
 	return err == nil
 }
 
 // writeJSON writes a spool file, readable by its owner only.
 func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v, 0o600) }
 
-// bundleManifest is diagnostics/<id>/manifest.json, written when the
-// bundle is built: the collected files with their sizes and SHA-256.
-// The preview and the upload read exactly these, so what is sent is byte for byte
-// what the preview showed, and a file that turns up in bundle/ later (an
-// editor's swap file, a copy) is never sent.
+// bundleManifest is manifest.json: the collected files with their sizes and
+// SHA-256. The preview and the upload read exactly these, so what is sent is
+// what the preview showed, and a file that turns up in bundle/ later is not.
 type bundleManifest struct {
 	Files []manifestFile `json:"files"`
 }
@@ -181,9 +175,8 @@ func newManifest(files []PreviewFile) bundleManifest {
 	return m
 }
 
-// ReadBundle reads the collected files of a request, checking each against
-// the manifest, sorted by name. It is what diagreview.Preview shows and what the agent
-// uploads; a missing bundle is fs.ErrNotExist.
+// ReadBundle reads a request's collected files, each checked against the
+// manifest, sorted by name; a missing bundle is fs.ErrNotExist.
 func ReadBundle(dataDir, id string) ([]PreviewFile, error) {
 	d, err := Dir(dataDir, id)
 	if err != nil {
@@ -193,11 +186,11 @@ func ReadBundle(dataDir, id string) ([]PreviewFile, error) {
 }
 
 func readBundle(dir string) ([]PreviewFile, error) {
-	if _, err := os.Stat(filepath.Join(dir, "bundle")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, BundleDir)); err != nil {
 		return nil, err
 	}
 	var m bundleManifest
-	switch err := atomicfile.ReadJSON(filepath.Join(dir, "manifest.json"), &m); {
+	switch err := atomicfile.ReadJSON(filepath.Join(dir, ManifestFile), &m); {
 	case errors.Is(err, fs.ErrNotExist):
 		for _, name := range legacyFiles() {
 			m.Files = append(m.Files, manifestFile{Name: name})
@@ -210,7 +203,7 @@ func readBundle(dir string) ([]PreviewFile, error) {
 		if f.Name != filepath.Base(f.Name) || f.Name == "." || f.Name == ".." {
 			return nil, fmt.Errorf("manifest.json names %q, which is not a file in bundle/", f.Name)
 		}
-		data, err := os.ReadFile(filepath.Join(dir, "bundle", f.Name))
+		data, err := os.ReadFile(filepath.Join(dir, BundleDir, f.Name))
 		if err != nil {
 			return nil, err
 		}
@@ -236,10 +229,10 @@ func Record(dataDir string, r wire.DiagnosticRequest, files []PreviewFile, state
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(d, "request.json"), r); err != nil {
+	if err := writeJSON(filepath.Join(d, RequestFile), r); err != nil {
 		return err
 	}
-	tmp := filepath.Join(d, "bundle.tmp")
+	tmp := filepath.Join(d, BundleDir+".tmp")
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
 	}
@@ -251,7 +244,7 @@ func Record(dataDir string, r wire.DiagnosticRequest, files []PreviewFile, state
 			return err
 		}
 	}
-	final := filepath.Join(d, "bundle")
+	final := filepath.Join(d, BundleDir)
 	if err := os.RemoveAll(final); err != nil {
 		return err
 	}
@@ -259,11 +252,11 @@ func Record(dataDir string, r wire.DiagnosticRequest, files []PreviewFile, state
 		return err
 	}
 	// Before state.json, which marks the record complete.
-	if err := writeJSON(filepath.Join(d, "manifest.json"), newManifest(files)); err != nil {
+	if err := writeJSON(filepath.Join(d, ManifestFile), newManifest(files)); err != nil {
 		return err
 	}
 	return withLock(dataDir, func() error {
-		return writeJSON(filepath.Join(d, "state.json"), diagState{State: state, UpdatedAt: now.UTC()})
+		return writeJSON(filepath.Join(d, StateFile), diagState{State: state, UpdatedAt: now.UTC()})
 	})
 }
 
@@ -278,7 +271,7 @@ func Transition(dataDir, id, from, to string, now time.Time) error {
 	}
 	return withLock(dataDir, func() error {
 		var st diagState
-		if err := atomicfile.ReadJSON(filepath.Join(d, "state.json"), &st); err != nil {
+		if err := atomicfile.ReadJSON(filepath.Join(d, StateFile), &st); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("diagspool: set %s to %s: %w", id, to, ErrUnknownDiagnostic)
 			}
@@ -287,7 +280,7 @@ func Transition(dataDir, id, from, to string, now time.Time) error {
 		if st.State != from {
 			return fmt.Errorf("diagspool: set %s to %s: %w (it is %s)", id, to, ErrNotPending, st.State)
 		}
-		if err := writeJSON(filepath.Join(d, "state.json"), diagState{State: to, UpdatedAt: now.UTC()}); err != nil {
+		if err := writeJSON(filepath.Join(d, StateFile), diagState{State: to, UpdatedAt: now.UTC()}); err != nil {
 			return fmt.Errorf("diagspool: set %s to %s: %w", id, to, err)
 		}
 		return nil

@@ -84,7 +84,7 @@ func (g *licenseGate) Check(now time.Time) error {
 			g.log.Warn("license file unreadable; keeping the last verified license", "err", err)
 		}
 	}
-	if g.lic.AllowsUploads(now) {
+	if g.lic.StateAt(now) != license.Expired { // uploads stop only once the grace has run out
 		return nil
 	}
 	graceEnd := g.lic.ExpiresAt.Add(time.Duration(g.lic.GraceSeconds) * time.Second)

@@ -1,15 +1,10 @@
 // Package ledger is the customer's egress ledger: an append-only file with
-// one JSON line per payload the agent sends to the vendor, written (and
-// fsynced) before the payload leaves, each entry hash-chained to the one
-// before it, and a head file (path + ".head") recording the last entry so a
-// ledger cut short is caught. The format, defined by this package alone, is
-// described in docs/protocol.md ("Egress ledger format"). The chain is a
-// tamper-evidence aid for the customer, not a proof against someone who can
-// rewrite both files: nothing in it is secret.
-//
-// The agent only appends; `tetherctl egress show` and `egress verify` read
-// and check the ledger with internal/ledger/ledgerread, which the agent does
-// not link.
+// one JSON line per payload the agent sends to the vendor, fsynced before
+// the payload leaves, each entry hash-chained to the one before it, and a
+// head file (path + ".head") recording the last entry so a ledger cut short
+// is caught. docs/protocol.md ("Egress ledger format") describes it. The
+// chain is a tamper-evidence aid, not a proof against someone who can
+// rewrite both files. tetherctl reads it with internal/ledger/ledgerread.
 package ledger
 
 import (
@@ -37,8 +32,8 @@ import (
 )
 
 var (
-	// ErrTampered is matched by every chain or format failure ledgerread.Verify finds;
-	// the message says which entry ("entry N: ...").
+	// ErrTampered is matched by every chain or format failure; the message
+	// says which entry ("entry N: ...").
 	ErrTampered = errors.New("ledger: tampered")
 	// ErrTornTail means the file's final line is incomplete: a write was
 	// interrupted (crash, full disk), or the file was cut mid-line. Open
@@ -65,8 +60,8 @@ const (
 	hashVersion    = "TETHER-LEDGER-V1"
 )
 
-// Genesis is the prev of the first entry: 64 zeros. A constant, so no
-// package that links this one can change where a chain starts.
+// Genesis is the prev of the first entry: 64 zeros; a constant, so no
+// importer can change where a chain starts.
 const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // Entry is one line of the ledger.
@@ -90,7 +85,7 @@ func (e Entry) Bytes() ([]byte, error) {
 	return []byte(e.Payload), nil
 }
 
-// computeHash is the chain hash described in the package comment.
+// computeHash is the entry's chain hash (docs/protocol.md).
 func (e Entry) computeHash() string {
 	sum := sha256.Sum256([]byte(strings.Join([]string{
 		hashVersion, strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano),
@@ -341,8 +336,8 @@ func Flock(f *os.File, how int) error {
 }
 
 // Append records one payload about to be sent to destination ("POST
-// https://plane.example/v1/heartbeat") and returns the entry once it is on
-// disk. Send the payload only after Append succeeds.
+// https://plane.example/v1/heartbeat"), on disk when it returns: send the
+// payload only after it succeeds.
 func (l *Ledger) Append(kind, destination string, payload []byte, now time.Time) (Entry, error) {
 	if err := checkFields(kind, destination); err != nil {
 		return Entry{}, fmt.Errorf("ledger: append: %w", err)

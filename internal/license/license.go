@@ -165,9 +165,6 @@ func (l License) StateAt(now time.Time) State {
 	}
 }
 
-// AllowsUploads is false only once the license is expired past its grace.
-func (l License) AllowsUploads(now time.Time) bool { return l.StateAt(now) != Expired }
-
 // AllowsChannel reports whether the license includes release channel ch.
 func (l License) AllowsChannel(ch string) bool { return slices.Contains(l.Channels, ch) }
 

@@ -206,25 +206,21 @@ func TestStateAt(t *testing.T) {
 	exp := l.ExpiresAt
 	grace := time.Duration(l.GraceSeconds) * time.Second
 	tests := []struct {
-		name    string
-		at      time.Time
-		want    license.State
-		uploads bool
+		name string
+		at   time.Time
+		want license.State
 	}{
-		{"at issue", l.IssuedAt, license.Valid, true},
-		{"1ns before expiry", exp.Add(-time.Nanosecond), license.Valid, true},
-		{"exactly at expiry", exp, license.Grace, true},
-		{"1ns before grace ends", exp.Add(grace - time.Nanosecond), license.Grace, true},
-		{"exactly when grace ends", exp.Add(grace), license.Expired, false},
-		{"long after", exp.AddDate(5, 0, 0), license.Expired, false},
+		{"at issue", l.IssuedAt, license.Valid},
+		{"1ns before expiry", exp.Add(-time.Nanosecond), license.Valid},
+		{"exactly at expiry", exp, license.Grace},
+		{"1ns before grace ends", exp.Add(grace - time.Nanosecond), license.Grace},
+		{"exactly when grace ends", exp.Add(grace), license.Expired},
+		{"long after", exp.AddDate(5, 0, 0), license.Expired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := l.StateAt(tt.at); got != tt.want {
 				t.Errorf("StateAt = %s, want %s", got, tt.want)
-			}
-			if got := l.AllowsUploads(tt.at); got != tt.uploads {
-				t.Errorf("AllowsUploads = %v, want %v", got, tt.uploads)
 			}
 		})
 	}

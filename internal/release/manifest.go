@@ -107,8 +107,7 @@ func ManifestTarget(version string) string { return "releases/" + version + ".js
 // ArtifactTarget is the TUF target path of a release's artifact.
 func ArtifactTarget(version, name string) string { return "artifacts/" + version + "/" + name }
 
-// Validate checks every field of a manifest. The agent calls it (through
-// ParseManifest) on every manifest it reads.
+// Validate checks every field of a manifest.
 func (m Manifest) Validate() error {
 	v, err := ParseVersion(m.Version)
 	if err != nil {
@@ -166,10 +165,8 @@ func (m Manifest) Validate() error {
 	return nil
 }
 
-// ParseManifest decodes and validates a manifest. It is strict (JSON v2's
-// defaults, as in wire.Decode): unknown or repeated fields, trailing data and
-// oversized input are refused, because for the
-// agent a manifest is outside input even after go-tuf checked its hash.
+// ParseManifest decodes strictly, as wire.Decode does, and validates a
+// manifest: for the agent it is outside input even after go-tuf's checks.
 func ParseManifest(data []byte) (Manifest, error) {
 	if len(data) > maxManifestBytes {
 		return Manifest{}, fmt.Errorf("parse manifest: larger than %d bytes: %w", maxManifestBytes, ErrInvalid)
@@ -191,10 +188,8 @@ type Version struct {
 }
 
 // ParseVersion parses a version in the one grammar releases, images and
-// heartbeats share (wire.ValidSemver): MAJOR.MINOR.PATCH with no leading
-// "v" or zeros, optionally -alpha, -beta, -rc, -dev or -preview followed by
-// numbers ("2.1.0-rc.1"), and no build metadata. A version the vendor can
-// publish or build an image with is therefore one the agent can report.
+// heartbeats share (wire.ValidSemver), so a version the vendor can publish
+// is one the agent can report.
 func ParseVersion(s string) (Version, error) {
 	shown := fmt.Sprintf("%q", s)
 	if len(s) > 64 {

@@ -116,11 +116,9 @@ func Prepend(h []Outcome, o Outcome) []Outcome {
 }
 
 // Report is what the heartbeat carries of a record: the release the newest
-// finished attempt left running ("" when the record does not say, or its
-// version is not one the wire carries) and the newest attempt. A failed or
-// rolled-back attempt left From running; a staged one changed nothing that
-// runs. The reason is the record's code only: an attempt that failed
-// without one reports "unknown".
+// finished attempt left running ("" when unknown or not a wire version) and
+// the newest attempt, whose reason is the record's code only ("unknown" when
+// a failed attempt has none).
 func Report(h []Outcome) (release string, last wire.UpgradeAttempt) {
 	for _, o := range h {
 		if o.Outcome == "staged" {

@@ -8,10 +8,7 @@
 // ErrLengthOrHashMismatch, ...), which callers match with errors.Is.
 //
 // Online agents use Client against the plane's /v1/tuf/{channel}/ endpoints;
-// for air-gapped installs tetherctl verifies a file exported by the vendor
-// with internal/updater/airgap. NewTUF and VerifiedManifests give that
-// package, and the TUF conformance suite's client CLI (cmd/tether-tuf-client),
-// the same machinery.
+// tetherctl verifies air-gap exports with internal/updater/airgap.
 package updater
 
 import (
@@ -21,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -29,12 +27,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tetherhq/tether/internal/atomicfile"
-	"github.com/tetherhq/tether/internal/release"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/tetherhq/tether/internal/atomicfile"
+	"github.com/tetherhq/tether/internal/release"
 )
 
 // Errors of this package; go-tuf's own typed errors pass through wrapped.
@@ -112,8 +111,7 @@ func Init(metadataDir string, trustedRoot []byte) error {
 type Client struct {
 	cfg     Config
 	mu      sync.Mutex
-	fetcher *httpFetcher
-	up      *updater.Updater // nil until a Refresh succeeds
+	fetcher *HTTPFetcher
 }
 
 // New makes a Client; it fails with ErrNotInitialized unless MetadataDir
@@ -129,7 +127,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg, fetcher: &httpFetcher{client: cfg.HTTPClient, sign: cfg.Sign}}, nil
+	return &Client{cfg: cfg, fetcher: &HTTPFetcher{Client: cfg.HTTPClient, Sign: cfg.Sign}}, nil
 }
 
 func readRoot(metadataDir string) ([]byte, error) {
@@ -177,19 +175,14 @@ func NewTUF(o TUFOptions) (*updater.Updater, error) {
 	return up, nil
 }
 
-// Refresh runs the TUF client workflow (root, timestamp, snapshot, targets)
-// against the remote repository. On any failure the client forgets its
-// previous view, so Releases cannot act on metadata that the
-// latest refresh could not confirm.
-func (c *Client) Refresh(ctx context.Context) error {
+// Releases runs the TUF client workflow (root, timestamp, snapshot,
+// targets) against the remote repository and returns the channel's verified
+// release manifests, newest first. Each call starts from the persisted
+// trusted metadata, so nothing is returned that this refresh did not confirm.
+func (c *Client) Releases(ctx context.Context) ([]release.Manifest, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.refreshLocked(ctx)
-}
-
-func (c *Client) refreshLocked(ctx context.Context) error {
-	c.up = nil
-	c.fetcher.ctx = ctx
+	c.fetcher.Ctx = ctx
 	up, err := NewTUF(TUFOptions{
 		MetadataDir: c.cfg.MetadataDir,
 		TargetsDir:  filepath.Join(c.cfg.MetadataDir, "targets"),
@@ -198,33 +191,13 @@ func (c *Client) refreshLocked(ctx context.Context) error {
 		Fetcher:     c.fetcher,
 		Now:         c.cfg.Now(),
 	})
+	if err == nil {
+		err = up.Refresh()
+	}
 	if err != nil {
-		return fmt.Errorf("updater: refresh: %w", err)
+		return nil, fmt.Errorf("updater: refresh: %w", err)
 	}
-	if err := up.Refresh(); err != nil {
-		return fmt.Errorf("updater: refresh: %w", err)
-	}
-	c.up = up
-	return nil
-}
-
-func (c *Client) ready(ctx context.Context) error {
-	c.fetcher.ctx = ctx
-	if c.up != nil {
-		return nil
-	}
-	return c.refreshLocked(ctx)
-}
-
-// Releases returns the channel's verified release manifests, newest first.
-// It refreshes first if no refresh has succeeded yet.
-func (c *Client) Releases(ctx context.Context) ([]release.Manifest, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ready(ctx); err != nil {
-		return nil, err
-	}
-	ms, err := VerifiedManifests(c.up, c.cfg.Channel)
+	ms, err := VerifiedManifests(up, c.cfg.Channel)
 	if err != nil {
 		return nil, fmt.Errorf("updater: releases: %w", err)
 	}
@@ -319,4 +292,45 @@ func (c *Client) Latest(ctx context.Context, current string) (*release.Manifest,
 		return &m, true, nil
 	}
 	return nil, false, nil
+}
+
+// HTTPFetcher is go-tuf's Fetcher over an HTTP client: each request is
+// made under Ctx (required; go-tuf's interface has none, so Client sets it
+// before each call under its mutex) and signed when Sign is set.
+type HTTPFetcher struct {
+	Ctx    context.Context
+	Client *http.Client
+	Sign   func(*http.Request) error
+}
+
+func (f *HTTPFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
+	req, err := http.NewRequestWithContext(f.Ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.Sign != nil {
+		if err := f.Sign(req); err != nil {
+			return nil, fmt.Errorf("sign request: %w", err)
+		}
+	}
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		return nil, &metadata.ErrDownload{Msg: err.Error()}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// go-tuf reads a 404 on N.root.json as "no newer root".
+		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: url}
+	}
+	if resp.ContentLength > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is %d bytes, more than %d", url, resp.ContentLength, maxLength)}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
+	if err != nil {
+		return nil, &metadata.ErrDownload{Msg: err.Error()}
+	}
+	if int64(len(data)) > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is more than %d bytes", url, maxLength)}
+	}
+	return data, nil
 }

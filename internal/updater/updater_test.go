@@ -76,9 +76,6 @@ func TestHappyPath(t *testing.T) {
 	m11 := b.Publish("stable", "1.1.0", "1.0.0")
 
 	c := b.client("stable")
-	if err := c.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	ms, err := c.Releases(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +97,7 @@ func TestHappyPath(t *testing.T) {
 			t.Errorf("trusted %s not persisted: %v", f, err)
 		}
 	}
-	if err := b.client("stable").Refresh(ctx); err != nil {
+	if _, err := b.client("stable").Releases(ctx); err != nil {
 		t.Errorf("refresh after restart: %v", err)
 	}
 }
@@ -144,6 +141,20 @@ func TestLatest(t *testing.T) {
 	}
 }
 
+// signedTargets is c's channel's verified targets metadata, refreshed now.
+func signedTargets(t *testing.T, c *Client) map[string]*metadata.TargetFiles {
+	t.Helper()
+	up, err := NewTUF(TUFOptions{MetadataDir: c.cfg.MetadataDir, TargetsDir: t.TempDir(), MetadataURL: c.cfg.RemoteMetadataURL,
+		TargetsURL: c.cfg.RemoteTargetsURL, Fetcher: &HTTPFetcher{Ctx: context.Background(), Client: c.cfg.HTTPClient}, Now: c.cfg.Now()})
+	if err == nil {
+		err = up.Refresh()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return up.GetTopLevelTargets()
+}
+
 func TestTamperedTargetRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -156,7 +167,7 @@ func TestTamperedTargetRefused(t *testing.T) {
 	}
 	// A manifest that claims a different artifact hash or size than the
 	// signed targets, or an artifact they do not list, is refused.
-	targets := c.up.GetTopLevelTargets()
+	targets := signedTargets(t, c)
 	if err := checkArtifact(targets, a); err != nil {
 		t.Fatalf("the published artifact: %v", err)
 	}
@@ -196,28 +207,28 @@ func TestRollbackRefused(t *testing.T) {
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
 	c := b.client("stable")
-	if err := c.Refresh(ctx); err != nil {
+	if _, err := c.Releases(ctx); err != nil {
 		t.Fatal(err)
 	}
 	oldTimestamp := b.repoFile("stable", "metadata", "timestamp.json")
 	b.Publish("stable", "1.1.0", "")
-	if err := c.Refresh(ctx); err != nil {
+	if _, err := c.Releases(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("older timestamp", func(t *testing.T) {
 		b.ServeInstead("stable/metadata/timestamp.json", oldTimestamp)
 		defer b.ServeInstead("stable/metadata/timestamp.json", b.repoFile("stable", "metadata", "timestamp.json"))
-		err := c.Refresh(ctx)
+		_, err := c.Releases(ctx)
 		if !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
-			t.Fatalf("Refresh with rolled-back timestamp: %v", err)
+			t.Fatalf("Releases with rolled-back timestamp: %v", err)
 		}
 		// Fail closed: nothing is offered until a refresh succeeds.
 		if _, err := c.Releases(ctx); err == nil {
 			t.Error("Releases answered after a refused refresh")
 		}
 		// The trusted state survives a restart of the agent.
-		if err := b.client("stable").Refresh(ctx); !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
+		if _, err := b.client("stable").Releases(ctx); !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
 			t.Errorf("restarted agent accepted the rollback: %v", err)
 		}
 	})
@@ -230,8 +241,8 @@ func TestRollbackRefused(t *testing.T) {
 		ts.Signed.Version++
 		ts.Signed.Meta["snapshot.json"] = metadata.MetaFile(1)
 		b.ServeInstead("stable/metadata/timestamp.json", b.resign(ts, "timestamp.key"))
-		if err := c.Refresh(ctx); !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
-			t.Fatalf("Refresh with snapshot rollback: %v", err)
+		if _, err := c.Releases(ctx); !errors.Is(err, &metadata.ErrBadVersionNumber{}) {
+			t.Fatalf("Releases with snapshot rollback: %v", err)
 		}
 	})
 }
@@ -269,13 +280,13 @@ func TestFreezeRefused(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	b.Publish("stable", "1.0.0", "")
-	if err := b.client("stable").Refresh(ctx); err != nil {
+	if _, err := b.client("stable").Releases(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Two days later the plane still serves the same (1-day) timestamp.
 	late := b.client("stable", func(cfg *Config) { cfg.Now = func() time.Time { return b.Now.Add(48 * time.Hour) } })
-	if err := late.Refresh(ctx); !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
-		t.Fatalf("Refresh of frozen repository: %v", err)
+	if _, err := late.Releases(ctx); !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
+		t.Fatalf("Releases of frozen repository: %v", err)
 	}
 	if _, _, err := late.Latest(ctx, "0.1.0"); !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
 		t.Errorf("Latest on frozen repository: %v", err)
@@ -284,8 +295,8 @@ func TestFreezeRefused(t *testing.T) {
 	if err := publish.Refresh(ctx, b.RepoDir, b.KeysDir, b.Now.Add(47*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := late.Refresh(ctx); err != nil {
-		t.Errorf("Refresh after the vendor re-signed: %v", err)
+	if _, err := late.Releases(ctx); err != nil {
+		t.Errorf("Releases after the vendor re-signed: %v", err)
 	}
 }
 
@@ -306,9 +317,9 @@ func TestMixAndMatchRefused(t *testing.T) {
 		b.Publish("beta", "2.0.0-beta.1", "")
 		// Both are 1.targets.json, validly signed by the same targets key.
 		b.ServeInstead("stable/metadata/1.targets.json", b.repoFile("beta", "metadata", "1.targets.json"))
-		err := b.client("stable").Refresh(ctx)
+		_, err := b.client("stable").Releases(ctx)
 		if !lengthOrHashRefused(err) {
-			t.Fatalf("Refresh with another channel's targets: %v", err)
+			t.Fatalf("Releases with another channel's targets: %v", err)
 		}
 	})
 	t.Run("older targets served as the current version", func(t *testing.T) {
@@ -316,9 +327,9 @@ func TestMixAndMatchRefused(t *testing.T) {
 		b.Publish("stable", "1.0.0", "")
 		b.Publish("stable", "1.1.0", "")
 		b.ServeInstead("stable/metadata/2.targets.json", b.repoFile("stable", "metadata", "1.targets.json"))
-		err := b.client("stable").Refresh(ctx)
+		_, err := b.client("stable").Releases(ctx)
 		if !lengthOrHashRefused(err) {
-			t.Fatalf("Refresh with mismatched targets version: %v", err)
+			t.Fatalf("Releases with mismatched targets version: %v", err)
 		}
 	})
 	t.Run("snapshot of another channel", func(t *testing.T) {
@@ -326,9 +337,9 @@ func TestMixAndMatchRefused(t *testing.T) {
 		b.Publish("stable", "1.0.0", "")
 		b.Publish("beta", "2.0.0-beta.1", "")
 		b.ServeInstead("stable/metadata/1.snapshot.json", b.repoFile("beta", "metadata", "1.snapshot.json"))
-		err := b.client("stable").Refresh(ctx)
+		_, err := b.client("stable").Releases(ctx)
 		if !lengthOrHashRefused(err) {
-			t.Fatalf("Refresh with another channel's snapshot: %v", err)
+			t.Fatalf("Releases with another channel's snapshot: %v", err)
 		}
 	})
 }
@@ -347,9 +358,6 @@ func TestRevokedReleaseDisappears(t *testing.T) {
 	if err := publish.Revoke(ctx, b.RepoDir, b.KeysDir, "stable", "1.1.0", b.Now); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
 	after, err := c.Releases(ctx)
 	if err != nil || !slices.Equal(publishtest.Versions(after), []string{"1.0.0"}) {
 		t.Fatalf("Releases after revoke = %v, %v", publishtest.Versions(after), err)
@@ -358,7 +366,7 @@ func TestRevokedReleaseDisappears(t *testing.T) {
 		t.Errorf("Latest offers %s after revoke", m.Version)
 	}
 	// The revoked release's artifact is no longer a signed target.
-	if err := checkArtifact(c.up.GetTopLevelTargets(), before[0].Artifacts["tether-agent"]); !errors.Is(err, ErrUnknownArtifact) {
+	if err := checkArtifact(signedTargets(t, c), before[0].Artifacts["tether-agent"]); !errors.Is(err, ErrUnknownArtifact) {
 		t.Errorf("the revoked release's artifact: %v, want ErrUnknownArtifact", err)
 	}
 }
@@ -386,7 +394,7 @@ func TestChannels(t *testing.T) {
 	}
 	// A channel with no repository (or one the plane refuses) fails.
 	var e *metadata.ErrDownloadHTTP
-	if err := b.client("nightly", func(cfg *Config) { cfg.MetadataDir = b.freshAgentDir() }).Refresh(ctx); !errors.As(err, &e) || e.StatusCode != http.StatusNotFound {
+	if _, err := b.client("nightly", func(cfg *Config) { cfg.MetadataDir = b.freshAgentDir() }).Releases(ctx); !errors.As(err, &e) || e.StatusCode != http.StatusNotFound {
 		t.Errorf("refresh of a missing channel: %v", err)
 	}
 }
@@ -456,7 +464,7 @@ func TestSignedRequests(t *testing.T) {
 	}
 	boom := errors.New("no key")
 	c = b.client("stable", func(cfg *Config) { cfg.Sign = func(*http.Request) error { return boom } })
-	if err := c.Refresh(ctx); !errors.Is(err, boom) {
-		t.Errorf("Refresh with failing signer: %v", err)
+	if _, err := c.Releases(ctx); !errors.Is(err, boom) {
+		t.Errorf("Releases with failing signer: %v", err)
 	}
 }

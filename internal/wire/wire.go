@@ -3,12 +3,10 @@
 // them.
 //
 // This package is one of the four proofs of the data boundary: the types the
-// agent sends have no free-form maps, no interfaces and no free-text strings.
-// Every string field is an enumeration, an identifier, a version or a coarse
-// bucket, and Validate rejects anything else. wire_test.go reflects over the
-// agent-sent types and fails if a field appears that is not on its explicit
-// allow-list, so adding a field means adding a validator and a reviewer's
-// attention.
+// agent sends have no free-form maps, no interfaces and no free-text strings;
+// every string field is an enumeration, an identifier, a version or a coarse
+// bucket, which Validate checks. wire_test.go fails on any agent-sent field
+// not on its allow-list.
 //
 // Errors never echo field values: an invalid value might be exactly the
 // content that must not leak, so errors name the field and the rule only.
@@ -32,9 +30,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// MaxPayload is the largest encoded payload Decode accepts.
-// A heartbeat is well under 2 KiB; the cap bounds what a misbehaving peer
-// can make the other side buffer and parse.
+// MaxPayload is the largest encoded payload Decode accepts; a heartbeat is
+// well under 2 KiB.
 const MaxPayload = 64 << 10
 
 // ErrInvalid is matched (errors.Is) by every validation failure; errors.As
@@ -158,8 +155,8 @@ type Heartbeat struct {
 	// LastUpgrade is the newest recorded upgrade, rollback or staging; none
 	// when nothing is recorded.
 	LastUpgrade UpgradeAttempt `json:"last_upgrade,omitzero"`
-	// Warnings are the deployment's capacity alarms now in ALARM, by fixed
-	// name (KnownWarning), sorted; never a value. AWS only.
+	// Warnings are the capacity alarms now in ALARM, by fixed name
+	// (WarningNames), sorted; never a value. AWS only.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -312,14 +309,11 @@ func ValidChannel(ch string) bool { return channelRe.MatchString(ch) }
 // diagnostic request): 1–64 of [A-Za-z0-9_-].
 func ValidID(id string) bool { return idRe.MatchString(id) }
 
-// ValidSemver reports whether v is a version the wire carries: Semantic
-// Versioning 2.0.0 (no "v" prefix) of at most 64 bytes, whose pre-release,
-// if any, is alpha, beta, rc, dev or preview followed by numeric
-// identifiers ("2.1.0-rc.1"), and with no build metadata.
+// ValidSemver reports whether v is a version the wire carries (semverRe),
+// such as 2.1.0 or 2.1.0-rc.1.
 func ValidSemver(v string) bool { return len(v) <= maxSemverLen && semverRe.MatchString(v) }
 
-// checker collects the first failure for one payload type, so Validate
-// methods read as a list of rules.
+// checker keeps the first failure of one payload's Validate.
 type checker struct {
 	typ string
 	err error
@@ -548,13 +542,10 @@ func StorageBucket(objects, bytes int64) (objectsBucket, bytesBucket string) {
 // validator is what every payload type implements.
 type validator interface{ Validate() error }
 
-// Decode is the one strict JSON decoder for every payload: size cap, then
-// exactly one JSON value whose object keys are each known to the payload
-// type, spelled exactly (encoding/json would take "Channel" for
-// "channel"), and given once (encoding/json keeps the last of two), in
-// valid UTF-8; then Validate. A payload means one thing to everyone who
-// reads it. The decoder is JSON v2 (github.com/go-json-experiment/json, the
-// Go team's encoding/json/v2), whose defaults are exactly these rules.
+// Decode is the one strict JSON decoder for every payload, so a payload
+// means one thing to everyone who reads it: at most MaxPayload bytes of
+// valid UTF-8, one JSON value whose keys are each known, spelled exactly and
+// given once (JSON v2's defaults, unlike encoding/json's), then Validate.
 func Decode[T any, PT interface {
 	*T
 	validator

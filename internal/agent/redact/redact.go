@@ -1,12 +1,9 @@
 // Package redact removes secrets and personal data from text before the
 // agent lets it leave in a diagnostics bundle.
 //
-// The agent's logs are content-free by construction (they carry IDs and
-// counts), so in the normal case this package finds nothing. It exists
-// because "by construction" is a promise about code that will change: a
-// future log line that carries a token, an email address or a key is caught
-// here anyway, and the customer sees the redacted text in the preview before
-// anything is sent.
+// The agent's logs are content-free by construction, so normally it finds
+// nothing; it is there for the future log line that carries a token, an
+// email address or a key. The preview shows the redacted text.
 package redact
 
 import (

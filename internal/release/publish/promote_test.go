@@ -31,9 +31,6 @@ func agentView(t *testing.T, r *publishtest.Repo, channel string) []release.Mani
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Refresh(context.Background()); err != nil {
-		t.Fatalf("refresh %s: %v", channel, err)
-	}
 	ms, err := c.Releases(context.Background())
 	if err != nil {
 		t.Fatalf("releases on %s: %v", channel, err)
@@ -51,7 +48,7 @@ func download(t *testing.T, r *publishtest.Repo, channel, target string) []byte 
 	}
 	up, err := updater.NewTUF(updater.TUFOptions{MetadataDir: dir, TargetsDir: t.TempDir(),
 		MetadataURL: r.URL + "/tuf/" + channel + "/metadata", TargetsURL: r.URL + "/tuf/" + channel + "/targets",
-		Fetcher: updater.NewHTTPFetcher(context.Background(), &http.Client{Timeout: time.Minute}), Now: r.Now.Add(time.Minute)})
+		Fetcher: &updater.HTTPFetcher{Ctx: context.Background(), Client: &http.Client{Timeout: time.Minute}}, Now: r.Now.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}

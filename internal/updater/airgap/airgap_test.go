@@ -135,7 +135,7 @@ func TestImportBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Refresh(ctx); err != nil {
+	if _, err := c.Releases(ctx); err != nil {
 		t.Errorf("online refresh after import: %v", err)
 	}
 }
