@@ -404,11 +404,14 @@ func readRelease(ctx context.Context, a *awsSession, stack string, timeout time.
 	return rel
 }
 
+// serviceFamilies are the services stack's ECS services, by family;
+// tether-exchange's is "not deployed" on a release before it existed.
+var serviceFamilies = []string{"api", "worker", "agent", "exchange"}
+
 func readServices(ctx context.Context, a *awsSession, dc *deployconfig.Config) []serviceState {
-	families := []string{"api", "worker", "agent"}
-	rows := make([]serviceState, len(families))
-	names := make([]string, len(families))
-	for i, f := range families {
+	rows := make([]serviceState, len(serviceFamilies))
+	names := make([]string, len(serviceFamilies))
+	for i, f := range serviceFamilies {
 		names[i] = ecsServiceName(dc, f)
 		rows[i].Name = names[i]
 	}

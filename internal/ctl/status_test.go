@@ -104,7 +104,8 @@ func TestStatusHealthy(t *testing.T) {
 			t.Errorf("stack %+v", st)
 		}
 	}
-	if len(s.Services) != 3 || !s.Services[2].Deployed || s.Services[2].Name != "tether-acme-docs-agent" || s.Services[0].Rollout != "COMPLETED" {
+	if len(s.Services) != 4 || !s.Services[2].Deployed || s.Services[2].Name != "tether-acme-docs-agent" || s.Services[0].Rollout != "COMPLETED" ||
+		!s.Services[3].Deployed || s.Services[3].Name != "tether-acme-docs-exchange" {
 		t.Errorf("services: %+v", s.Services)
 	}
 	if len(s.Queues) != 2 || s.Queues[0].Visible == nil || *s.Queues[0].Visible != 2 || s.Queues[0].InFlight == nil || *s.Queues[0].InFlight != 1 ||

@@ -664,6 +664,10 @@ func (c *Config) SecretName(kind string) string { return "tether/" + c.Name + "/
 // stack can deny it by ARN without depending on the services stack.
 func (c *Config) AgentRoleName() string { return "tether-" + c.Name + "-agent" }
 
+// ExchangeRoleName is the exchange task role's fixed name, for the same
+// reason: the exchange bucket's policy names it.
+func (c *Config) ExchangeRoleName() string { return "tether-" + c.Name + "-exchange" }
+
 // checkEd25519PEM describes what is wrong with a PEM public key, or "".
 // MaxTrustedRootSize bounds plane.trusted_root. The root travels in the
 // agent's task definition, which ECS limits to 64 KiB in all; a real root
