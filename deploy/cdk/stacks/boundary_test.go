@@ -271,10 +271,10 @@ func TestBoundaryCheckerDetectsGrants(t *testing.T) {
 	}
 }
 
-// The agent's roles use two keys only: the agent-secrets key, only through
+// The agent's roles use one key only: the agent-secrets key, only through
 // Secrets Manager, and only for the secrets the agent reads (its identity
-// for the task role, the license for the execution role); and the exchange
-// bucket's own key, only through S3.
+// for the task role, the license for the execution role). The exchange
+// bucket's key is tether-exchange's.
 func TestAgentUsesOnlyItsSecretsKey(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
 		for _, role := range agentRoles(t, s) {
@@ -287,15 +287,8 @@ func TestAgentUsesOnlyItsSecretsKey(t *testing.T) {
 				grants++
 				cond, _ := st["Condition"].(map[string]any)
 				eq, _ := cond["StringEquals"].(map[string]any)
-				if r := list(st["Resource"]); len(r) == 1 && strings.Contains(flatten(s, r[0]), "ExchangeKey") {
-					// The exchange bucket's own key, through S3 only.
-					if !strings.HasPrefix(flatten(s, eq["kms:ViaService"]), "s3."+s.cfg.Region+".") {
-						t.Errorf("agent role %s: exchange key grant not limited to S3: %s", role, asJSON(st))
-					}
-					continue
-				}
 				if r := list(st["Resource"]); len(r) != 1 || !strings.Contains(flatten(s, r[0]), "AgentSecretsKey") {
-					t.Errorf("agent role %s: KMS grant on %s, want the agent-secrets key (or the exchange key through S3) only", role, flatten(s, st["Resource"]))
+					t.Errorf("agent role %s: KMS grant on %s, want the agent-secrets key only", role, flatten(s, st["Resource"]))
 				}
 				if !strings.HasPrefix(flatten(s, eq["kms:ViaService"]), "secretsmanager.") {
 					t.Errorf("agent role %s: KMS grant not limited to Secrets Manager: %s", role, asJSON(st))
