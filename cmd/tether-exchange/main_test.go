@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,8 +64,13 @@ func TestMirrorsUntilSIGTERM(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(append(os.Environ(), asMain+"=1", "TETHER_DATA_DIR="+dir, "TETHER_EXCHANGE_BUCKET="+bucket, "TETHER_EXCHANGE_INTERVAL=1s"), srv.Env()...)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	logged := func() string { b, _ := os.ReadFile(stderr.Name()); return string(b) }
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,29 +87,12 @@ func TestMirrorsUntilSIGTERM(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
+			t.Fatalf("after SIGTERM: %v\n%s", err, logged())
 		}
 	case <-time.After(time.Minute): // bounds a hang only
-		t.Fatalf("still running a minute after SIGTERM:\n%s", stderr.String())
+		t.Fatalf("still running a minute after SIGTERM:\n%s", logged())
 	}
-	if out := stderr.String(); strings.Count(out, "copied to the exchange bucket") != 1 {
+	if out := logged(); strings.Count(out, "copied to the exchange bucket") != 1 {
 		t.Fatalf("want one round's log line for the one copy, got:\n%s", out)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

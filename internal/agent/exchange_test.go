@@ -34,8 +34,7 @@ type exchangeSetup struct {
 	config  string
 	env     map[string]string
 	mirror  *exchange.Mirror
-	mu      sync.Mutex
-	mirLogs bytes.Buffer // the mirror's log
+	mirLogs string // the mirror's log file
 }
 
 func setupExchange(t *testing.T) *exchangeSetup {
@@ -65,11 +64,17 @@ func setupExchange(t *testing.T) *exchangeSetup {
 	return x
 }
 
-// runMirror runs rounds as tether-exchange does, until the test ends.
-func (x *exchangeSetup) runMirror() {
+// runMirror runs rounds as tether-exchange does, until stop or the test's
+// end.
+func (x *exchangeSetup) runMirror() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	log := slog.New(slog.NewJSONHandler(lockedWriter{&x.mu, &x.mirLogs}, nil))
+	x.mirLogs = filepath.Join(x.t.TempDir(), "exchange.log")
+	f, err := os.Create(x.mirLogs)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(f, nil))
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
@@ -80,18 +85,10 @@ func (x *exchangeSetup) runMirror() {
 			}
 		}
 	}()
-	x.t.Cleanup(func() { cancel(); <-done })
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done; f.Close() }) }
+	x.t.Cleanup(stop)
+	return stop
 }
 
 // tetherctl runs tetherctl with --config on the deployment, as an operator
@@ -117,9 +114,8 @@ func (x *exchangeSetup) inBucket(id string) {
 
 // logged reports whether the mirror logged msg about id.
 func (x *exchangeSetup) logged(msg, id string) bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, line := range strings.Split(x.mirLogs.String(), "\n") {
+	data, _ := os.ReadFile(x.mirLogs)
+	for _, line := range strings.Split(string(data), "\n") {
 		if strings.Contains(line, msg) && strings.Contains(line, id) {
 			return true
 		}
@@ -138,7 +134,7 @@ func TestExchangeApproveEndToEnd(t *testing.T) {
 	t.Parallel()
 	x := setupExchange(t)
 	r := x.start()
-	x.runMirror()
+	stopMirror := x.runMirror()
 	x.waitHeartbeats(1)
 	id := x.requestDiagnostic(r, "queue stuck since Tuesday")
 	x.inBucket(id)
@@ -228,6 +224,7 @@ func TestExchangeApproveEndToEnd(t *testing.T) {
 	// With the agent stopped, one more round copies the rest: the bucket's
 	// segments, in key order, are the ledger file, each entry once.
 	r.stop(t)
+	stopMirror()
 	if err := x.mirror.Round(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
@@ -314,9 +311,8 @@ func TestExchangeTamperedAndDeclined(t *testing.T) {
 	}
 	// Who decided is in the bucket, never in what the agent or the mirror logs.
 	data, _ := os.ReadFile(filepath.Join(x.cfg.DataDir, "logs", "agent.log"))
-	x.mu.Lock()
-	data = append(data, x.mirLogs.Bytes()...)
-	x.mu.Unlock()
+	mirrored, _ := os.ReadFile(x.mirLogs)
+	data = append(data, mirrored...)
 	if strings.Contains(string(data), "user/moto") {
 		t.Error("the agent or the mirror logged who decided")
 	}

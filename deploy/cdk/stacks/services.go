@@ -574,7 +574,7 @@ func (s *services) newExchangeTask() {
 		Cluster:        s.cluster.Cluster,
 		TaskDefinition: td,
 		DesiredCount:   num(s.agentTasks()),
-		// One at a time (its round lock would make a second wait anyway).
+		// One at a time (a second would only skip rounds: the round lock).
 		MinHealthyPercent: num(0),
 		MaxHealthyPercent: num(100),
 		SecurityGroups:    &[]awsec2.ISecurityGroup{s.net.Groups["exchange"]},
