@@ -183,7 +183,7 @@ func writeDiagnostics(w io.Writer, rows []diagRow, output string) error {
 		case d.DecisionError != "":
 			state += " (decision.json unreadable: " + d.DecisionError + ")"
 		case d.Decision != nil && d.State == diagspool.StatePending:
-			state += fmt.Sprintf(" (%s by %s at %s; waiting for the agent)", d.Decision.Decision, d.Decision.By, d.Decision.At.Local().Format(time.RFC3339))
+			state += fmt.Sprintf(" (%s by %s at %s; waiting for the exchange task)", d.Decision.Decision, d.Decision.By, d.Decision.At.Local().Format(time.RFC3339))
 		}
 		by := "(not recorded)" // an agent before requesters were sent
 		if d.RequestedBy != "" {

@@ -194,7 +194,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	if d.State != diagspool.StatePending {
 		return diagError(sub, id, where, fmt.Errorf("%w (it is %s)", diagspool.ErrNotPending, d.State))
 	}
-	// A request is decided once; but an approval the agent has not applied
+	// A request is decided once; but an approval the exchange task has not applied
 	// (it refuses one that names another manifest) may still be declined.
 	prev, decided, _ := operator.LocalDecision(dir, id)
 	replace := decided && sub == "decline" && prev.Decision == exchange.Approve
