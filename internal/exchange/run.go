@@ -188,7 +188,7 @@ func (m *Mirror) Round(ctx context.Context, log *slog.Logger) error {
 	if len(copied.Requests) > 0 || copied.LedgerBytes > 0 {
 		log.Info("copied to the exchange bucket", "requests", copied.Requests, "ledger_bytes", copied.LedgerBytes)
 	}
-	if cerr != nil {
+	if cerr != nil && ctx.Err() == nil { // not a stop's cancelled calls
 		log.Warn("copy to the exchange bucket; will retry", "err", cerr)
 	}
 	dctx, cancel := context.WithTimeout(ctx, roundTimeout)
@@ -202,7 +202,7 @@ func (m *Mirror) Round(ctx context.Context, log *slog.Logger) error {
 			log.Warn("decision in the exchange bucket not applied", "diagnostic_id", o.ID, "decision", o.Decision, "why", o.Why)
 		}
 	}
-	if derr != nil {
+	if derr != nil && ctx.Err() == nil {
 		log.Warn("read decisions from the exchange bucket; will retry", "err", derr)
 	}
 	return errors.Join(cerr, derr)
