@@ -87,7 +87,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	if st, err := os.Stat(c.DataDir); err != nil || !st.IsDir() {
-		return fmt.Errorf("--data-dir %s is not a directory: point it at the agent's data directory, which the agent creates (%v)", c.DataDir, err)
+		return fmt.Errorf("--data-dir %s is not a directory: point it at the agent's data directory, which the agent creates", c.DataDir)
 	}
 	ac, err := awsCfg(ctx)
 	if err != nil {
