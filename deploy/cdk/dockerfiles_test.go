@@ -120,7 +120,7 @@ func TestDockerfiles(t *testing.T) {
 	}
 	want := map[string][]string{ // Dockerfile -> the binaries it must build, the entry point first
 		"build/docsvc.Dockerfile": {"docsvc"},
-		"build/agent.Dockerfile":  {"tether-agent", "tether-upgrade"}, // the scheduled upgrade task's
+		"build/agent.Dockerfile":  {"tether-agent", "tether-upgrade", "tether-exchange"}, // the upgrade and exchange tasks'
 		"build/plane.Dockerfile":  {"tether-plane"},
 	}
 	for file, bins := range want {

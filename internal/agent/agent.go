@@ -10,8 +10,9 @@
 //
 // Its only view of the document service is docsvc's internal
 // /metrics/summary (package collect). It imports no document, storage or queue code
-// and no SQS client, and reaches S3 only through internal/exchange, for the
-// exchange bucket alone; cmd/tether-agent's dependency test enforces that.
+// and no S3 or SQS client: tether-exchange, which never talks to the
+// vendor, mirrors its data directory to the exchange bucket. cmd/tether-agent's
+// dependency test enforces that.
 // The files it keeps in its data directory are listed in docs/agent.md
 // ("Where its state lives").
 package agent
@@ -41,7 +42,6 @@ import (
 	"github.com/tetherhq/tether/internal/agent/collect"
 	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/diagspool"
-	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/ledger"
 	"github.com/tetherhq/tether/internal/license"
 	"github.com/tetherhq/tether/internal/updater"
@@ -63,7 +63,7 @@ type Options struct {
 	Logger     *slog.Logger     // default JSON to Stderr and D/logs/agent.log
 	Stderr     io.Writer        // default os.Stderr
 	HTTPClient *http.Client     // for the plane and docsvc; default 30s timeout
-	AWSConfig  *aws.Config      // for --identity-secret and --exchange-bucket; default the SDK's default chain
+	AWSConfig  *aws.Config      // for --identity-secret, --release-record and --alarm-prefix; default the SDK's default chain
 	Rand       func() float64   // backoff jitter; default math/rand/v2
 
 	RetryBase    time.Duration // first retry after a failed heartbeat; default 1s
@@ -84,8 +84,7 @@ type Agent struct {
 	upd    *updater.Client
 	keys   keyStore
 	logs   *rotatingFile
-	exch   *exchange.Mirror // nil without --exchange-bucket
-	ssm    *ssm.Client      // the release record's; nil on the local runtime
+	ssm    *ssm.Client // the release record's; nil on the local runtime
 
 	licFile []byte // for the activation token
 
@@ -244,12 +243,12 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *Agent, err error) {
 
 // awsClients makes the AWS clients of the features configured, with
 // Options.AWSConfig or the SDK's default chain (in ECS, the task role):
-// the exchange bucket's, the identity secret's, the release record's (SSM)
-// and the alarms' (CloudWatch).
+// the identity secret's, the release record's (SSM) and the alarms'
+// (CloudWatch).
 func (a *Agent) awsClients(ctx context.Context) error {
 	a.keys = fileKeys{path: a.path("identity.key")}
 	c := a.cfg
-	if c.ExchangeBucket == "" && c.IdentitySecret == "" && c.ReleaseRecord == "" && c.AlarmPrefix == "" {
+	if c.IdentitySecret == "" && c.ReleaseRecord == "" && c.AlarmPrefix == "" {
 		return nil
 	}
 	var awsCfg aws.Config
@@ -258,9 +257,6 @@ func (a *Agent) awsClients(ctx context.Context) error {
 		awsCfg = *a.opts.AWSConfig
 	} else if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
 		return fmt.Errorf("agent: AWS configuration: %w", err)
-	}
-	if c.ExchangeBucket != "" {
-		a.exch = exchange.NewMirror(exchange.New(awsCfg, c.ExchangeBucket, nil), c.DataDir, a.now)
 	}
 	if c.IdentitySecret != "" {
 		a.keys = secretKeys{client: secretsmanager.NewFromConfig(awsCfg), id: c.IdentitySecret}
@@ -345,6 +341,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent running", "install_id", a.install.InstallID, "channel", a.cfg.Channel,
 		"heartbeat_seconds", a.cfg.Heartbeat.Seconds(), "telemetry", a.cfg.Telemetry, "auto_approve_diagnostics", a.cfg.AutoApprove)
+	if a.cfg.ExchangeBucketSet {
+		a.log.Warn("TETHER_EXCHANGE_BUCKET is set but ignored: tether-exchange, its own task, mirrors the exchange bucket now; until this release's stacks are deployed (tetherctl deploy), decisions made with tetherctl diag --config are not applied")
+	}
 
 	a.mu.Lock()
 	a.startedAt = a.now()
@@ -474,10 +473,6 @@ func (a *Agent) tick(ctx context.Context) error {
 	hb.Warnings = a.warnings(ctx)
 	resp, err := a.sendHeartbeat(ctx, hb)
 	a.recordHeartbeat(snap, hb, err)
-	// The exchange bucket gets the ledger's new entries whether or not the
-	// heartbeat got through (a failed one is ledgered too), and each
-	// request's new state.
-	defer a.copyToExchange(ctx)
 	if err != nil {
 		return err
 	}
@@ -486,7 +481,6 @@ func (a *Agent) tick(ctx context.Context) error {
 	a.mu.Unlock()
 	a.log.Info("heartbeat sent", "pending_diagnostics", resp.PendingDiagnostics, "ledger_seq", a.plane.ledgerEntries())
 	a.pollDiagnostics(ctx)
-	a.applyExchangeDecisions(ctx)
 	a.processDiagnostics(ctx)
 	if a.cfg.Telemetry {
 		a.telemetryTick(ctx, snap)

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/releasestate"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -38,9 +37,12 @@ type Config struct {
 	Telemetry        bool          // --telemetry, TETHER_TELEMETRY
 	AutoApprove      bool          // --auto-approve-diagnostics, TETHER_AUTO_APPROVE_DIAGNOSTICS
 	IdentitySecret   string        // --identity-secret, TETHER_AGENT_IDENTITY_SECRET
-	ExchangeBucket   string        // --exchange-bucket, TETHER_EXCHANGE_BUCKET; empty: no mirror
 	AlarmPrefix      string        // --alarm-prefix, TETHER_ALARM_PREFIX; empty: no warnings
 	ReleaseRecord    string        // --release-record, TETHER_RELEASE_RECORD; empty: DATA_DIR/state/releases.json
+	// ExchangeBucketSet: an older task definition's TETHER_EXCHANGE_BUCKET,
+	// which an image-only upgrade keeps. The agent runs and warns rather
+	// than stop heartbeats over a setting it no longer uses.
+	ExchangeBucketSet bool
 }
 
 // setting is one configuration value: its flag, its variable and where it
@@ -67,7 +69,6 @@ func (c *Config) settings() []setting {
 		{flag: "telemetry", env: "TETHER_TELEMETRY", help: "send daily aggregate usage counts", def: "false", boolean: &c.Telemetry},
 		{flag: "auto-approve-diagnostics", env: "TETHER_AUTO_APPROVE_DIAGNOSTICS", help: "upload diagnostics bundles without operator approval", def: "false", boolean: &c.AutoApprove},
 		{flag: "identity-secret", env: "TETHER_AGENT_IDENTITY_SECRET", help: "Secrets Manager secret (name or ARN) holding the agent's key instead of DATA_DIR/identity.key", str: &c.IdentitySecret},
-		{flag: "exchange-bucket", env: "TETHER_EXCHANGE_BUCKET", help: "S3 bucket to mirror diagnostics requests and the egress ledger to, and read the operator's decisions from (empty: none)", str: &c.ExchangeBucket},
 		{flag: "alarm-prefix", env: "TETHER_ALARM_PREFIX", help: "the deployment's CloudWatch alarm names' prefix, tether-<name>-: the heartbeat names which capacity alarms are in ALARM (empty: none)", str: &c.AlarmPrefix},
 		{flag: "release-record", env: "TETHER_RELEASE_RECORD", help: "SSM parameter /tether/<name>/state/releases with the install's upgrades (empty: DATA_DIR/state/releases.json)", str: &c.ReleaseRecord},
 	}
@@ -147,15 +148,12 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			if v != "" && !releasestate.RecordRE.MatchString(v) {
 				bad(s, "must be the SSM parameter /tether/<name>/state/releases")
 			}
-		case "exchange-bucket":
-			if err := exchange.CheckBucketName(v); v != "" && err != nil {
-				bad(s, err.Error())
-			}
 		}
 	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("%w: invalid configuration:\n  %s", ErrUsage, strings.Join(problems, "\n  "))
 	}
+	c.ExchangeBucketSet = getenv("TETHER_EXCHANGE_BUCKET") != ""
 	return c, nil
 }
 
@@ -183,9 +181,9 @@ func checkPlaneURL(v string) error {
 }
 
 // Redacted is the effective configuration as it goes into a diagnostics
-// bundle: every setting by flag name, with the identity secret's and the
-// exchange bucket's names replaced (they name resources in the account) and URLs stripped to scheme and
-// host.
+// bundle: every setting by flag name, with the identity secret's name
+// replaced (it names a resource in the account) and URLs stripped to scheme
+// and host.
 func (c Config) Redacted() map[string]string {
 	out := map[string]string{}
 	for _, s := range c.settings() {
@@ -199,7 +197,7 @@ func (c Config) Redacted() map[string]string {
 			v = strconv.FormatBool(*s.boolean)
 		}
 		switch s.flag {
-		case "identity-secret", "exchange-bucket":
+		case "identity-secret":
 			if v != "" {
 				v = "(set)"
 			}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"time"
 
 	"github.com/tetherhq/tether/internal/agent/redact"
 	"github.com/tetherhq/tether/internal/diagspool"
@@ -86,47 +85,6 @@ func (a *Agent) recordDiagnostic(r wire.DiagnosticRequest) error {
 		state = diagspool.StateApproved
 	}
 	return diagspool.Record(a.cfg.DataDir, r, files, state, a.now())
-}
-
-// exchangeTimeout bounds one round of reading or copying the exchange
-// bucket.
-const exchangeTimeout = time.Minute
-
-// applyExchangeDecisions applies the operator's decisions from the exchange
-// bucket (tetherctl diag approve|decline with --config), as a local
-// approval or decline would; an approval that does not name the manifest
-// this agent built is refused and logged, and nothing is sent for it.
-func (a *Agent) applyExchangeDecisions(ctx context.Context) {
-	if a.exch == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
-	defer cancel()
-	out, err := a.exch.Decide(ctx)
-	for _, o := range out {
-		// Never who decided: the agent's logs carry no one's identity.
-		if o.Applied {
-			a.log.Info("diagnostic request decided in the exchange bucket", "diagnostic_id", o.ID, "decision", o.Decision)
-		} else {
-			a.log.Warn("decision in the exchange bucket not applied", "diagnostic_id", o.ID, "decision", o.Decision, "why", o.Why)
-		}
-	}
-	if err != nil {
-		a.log.Warn("read decisions from the exchange bucket; will retry", "err", err)
-	}
-}
-
-// copyToExchange copies new requests, state changes and ledger entries to
-// the exchange bucket.
-func (a *Agent) copyToExchange(ctx context.Context) {
-	if a.exch == nil || ctx.Err() != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
-	defer cancel()
-	if err := a.exch.Copy(ctx); err != nil {
-		a.log.Warn("copy to the exchange bucket; will retry", "err", err)
-	}
 }
 
 // processDiagnostics uploads every approved bundle.

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,17 +20,21 @@ import (
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/diagspool"
+	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/ledger"
 )
 
 // exchangeSetup is an agent whose deployment (in moto) has an exchange
-// bucket, and a deployment.yaml for tetherctl to find it.
+// bucket, tether-exchange's mirror on the same data dir, and a
+// deployment.yaml for tetherctl to find the bucket.
 type exchangeSetup struct {
 	*bundle
-	aws    *awstest.Server
-	bucket string
-	config string
-	env    map[string]string
+	aws     *awstest.Server
+	bucket  string
+	config  string
+	env     map[string]string
+	mirror  *exchange.Mirror
+	mirLogs string // the mirror's log file
 }
 
 func setupExchange(t *testing.T) *exchangeSetup {
@@ -37,8 +43,9 @@ func setupExchange(t *testing.T) *exchangeSetup {
 	srv := awstest.Start(t)
 	x := &exchangeSetup{bundle: b, aws: srv, bucket: "acme-docs-data-exchange"}
 	srv.ExchangeStack(t, "acme-docs-data", x.bucket)
-	cfg := srv.AWSConfig()
-	b.cfg.ExchangeBucket, b.opts.AWSConfig = x.bucket, &cfg
+	// The agent has no part in it: the mirror is its own process in a
+	// deployment, with its own opens of the spool, the ledger and its state.
+	x.mirror = exchange.NewMirror(exchange.New(srv.AWSConfig(), x.bucket, nil), b.cfg.DataDir, time.Now)
 	// The example deployment, moved to moto's account and region.
 	example, err := os.ReadFile("../../deploy/cdk/examples/minimal.yaml")
 	if err != nil {
@@ -57,6 +64,33 @@ func setupExchange(t *testing.T) *exchangeSetup {
 	return x
 }
 
+// runMirror runs rounds as tether-exchange does, until stop or the test's
+// end.
+func (x *exchangeSetup) runMirror() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	x.mirLogs = filepath.Join(x.t.TempDir(), "exchange.log")
+	f, err := os.Create(x.mirLogs)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(f, nil))
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			x.mirror.Round(ctx, log)
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done; f.Close() }) }
+	x.t.Cleanup(stop)
+	return stop
+}
+
 // tetherctl runs tetherctl with --config on the deployment, as an operator
 // at a workstation would.
 func (x *exchangeSetup) tetherctl(args ...string) (string, error) {
@@ -69,7 +103,7 @@ func (x *exchangeSetup) tetherctl(args ...string) (string, error) {
 	return out.String(), err
 }
 
-// inBucket waits until the agent has copied request id to the bucket.
+// inBucket waits until the mirror has copied request id to the bucket.
 func (x *exchangeSetup) inBucket(id string) {
 	x.t.Helper()
 	waitFor(x.t, "request "+id+" in the exchange bucket", func() bool {
@@ -78,8 +112,9 @@ func (x *exchangeSetup) inBucket(id string) {
 	})
 }
 
+// logged reports whether the mirror logged msg about id.
 func (x *exchangeSetup) logged(msg, id string) bool {
-	data, _ := os.ReadFile(filepath.Join(x.cfg.DataDir, "logs", "agent.log"))
+	data, _ := os.ReadFile(x.mirLogs)
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.Contains(line, msg) && strings.Contains(line, id) {
 			return true
@@ -88,14 +123,18 @@ func (x *exchangeSetup) logged(msg, id string) bool {
 	return false
 }
 
-// End to end through the exchange bucket: the agent records a request and
-// copies it; tetherctl shows exactly the manifest's files and approves; the
-// agent uploads exactly those to the plane; the copy of the ledger in the
-// bucket verifies with tetherctl and holds the upload.
+// End to end through the exchange bucket, the agent and the mirror each on
+// its own: the agent records a request and the mirror copies it; tetherctl
+// shows exactly the manifest's files and approves; the mirror applies the
+// approval on the data dir and the agent uploads exactly those files to
+// the plane; the copy of the ledger in the bucket verifies with tetherctl,
+// holds the upload, and is the agent's ledger byte for byte, with no entry
+// missing or copied twice.
 func TestExchangeApproveEndToEnd(t *testing.T) {
 	t.Parallel()
 	x := setupExchange(t)
 	r := x.start()
+	stopMirror := x.runMirror()
 	x.waitHeartbeats(1)
 	id := x.requestDiagnostic(r, "queue stuck since Tuesday")
 	x.inBucket(id)
@@ -181,6 +220,35 @@ func TestExchangeApproveEndToEnd(t *testing.T) {
 		out, err := x.tetherctl("diag", "list")
 		return err == nil && strings.Contains(out, "uploaded")
 	})
+
+	// With the agent stopped, one more round copies the rest: the bucket's
+	// segments, in key order, are the ledger file, each entry once.
+	r.stop(t)
+	stopMirror()
+	if err := x.mirror.Round(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	var copied []byte
+	list, err := x.aws.S3().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(x.bucket), Prefix: aws.String(exchange.SegmentPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range list.Contents {
+		got, err := x.aws.S3().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(x.bucket), Key: o.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(got.Body)
+		got.Body.Close()
+		copied = append(copied, b...)
+	}
+	local, _ := os.ReadFile(filepath.Join(x.cfg.DataDir, "egress.ledger"))
+	if !bytes.Equal(copied, local) {
+		t.Fatalf("the bucket's %d segments hold %d bytes, the agent's ledger %d: not the same bytes", len(list.Contents), len(copied), len(local))
+	}
+	if len(list.Contents) < 2 {
+		t.Fatalf("%d segments: the test meant to copy the ledger while the agent appended", len(list.Contents))
+	}
 }
 
 // A bundle changed in the bucket, manifest and all, previews fine but its
@@ -190,6 +258,7 @@ func TestExchangeTamperedAndDeclined(t *testing.T) {
 	t.Parallel()
 	x := setupExchange(t)
 	r := x.start()
+	x.runMirror()
 	x.waitHeartbeats(1)
 	tampered := x.requestDiagnostic(r, "check the config")
 	declined := x.requestDiagnostic(r, "and the logs")
@@ -218,7 +287,7 @@ func TestExchangeTamperedAndDeclined(t *testing.T) {
 		d, err := diagspool.Read(x.cfg.DataDir, declined)
 		return err == nil && d.State == diagspool.StateDeclined
 	})
-	waitFor(t, "the agent to refuse the forged approval", func() bool {
+	waitFor(t, "the mirror to refuse the forged approval", func() bool {
 		return x.logged("decision in the exchange bucket not applied", tampered)
 	})
 	if d, _ := diagspool.Read(x.cfg.DataDir, tampered); d.State != diagspool.StatePending {
@@ -240,9 +309,11 @@ func TestExchangeTamperedAndDeclined(t *testing.T) {
 	if got := x.received("POST", "/v1/diagnostics/"); len(got) != 0 {
 		t.Fatalf("sent %d bundles", len(got))
 	}
-	// Who decided is in the bucket, never in what the agent logs.
+	// Who decided is in the bucket, never in what the agent or the mirror logs.
 	data, _ := os.ReadFile(filepath.Join(x.cfg.DataDir, "logs", "agent.log"))
+	mirrored, _ := os.ReadFile(x.mirLogs)
+	data = append(data, mirrored...)
 	if strings.Contains(string(data), "user/moto") {
-		t.Error("the agent logged who decided")
+		t.Error("the agent or the mirror logged who decided")
 	}
 }

@@ -55,16 +55,28 @@ func Matches(pkg string, forbidden []string) bool {
 	return false
 }
 
-// ExchangePackage is the one package through which the agent and tetherctl
-// reach S3: the agent exchange bucket (diagnostics requests for the
-// operator to review, the egress ledger's copy). It addresses only the
+// ExchangePackage is the one package through which tether-exchange and
+// tetherctl reach S3: the agent exchange bucket (diagnostics requests for
+// the operator to review, the egress ledger's copy). It addresses only the
 // bucket it is given, and only that bucket's diagnostics/ and ledger/ keys;
-// the CDK stack gives the agent's role no other bucket, and denies it the
-// documents bucket by name.
+// the CDK stack gives the exchange task's role no other bucket.
 const ExchangePackage = "github.com/tetherhq/tether/internal/exchange"
 
+// S3Packages returns the packages that reach S3: the SDK's client, what is
+// built on it, and this module's gateway. The agent, which talks to the
+// vendor, links none of them; tether-exchange, which writes the exchange
+// bucket, never talks to the vendor.
+func S3Packages() []string {
+	return []string{
+		"github.com/aws/aws-sdk-go-v2/service/s3",
+		"github.com/aws/aws-sdk-go-v2/service/internal/s3shared",
+		"github.com/aws/aws-sdk-go-v2/feature/s3",
+		ExchangePackage,
+	}
+}
+
 // Gateways maps a package of DocumentReaders to the one package that may
-// import it in the agent and tetherctl.
+// import it in tether-exchange and tetherctl.
 func Gateways() map[string]string {
 	return map[string]string{"github.com/aws/aws-sdk-go-v2/service/s3": ExchangePackage}
 }

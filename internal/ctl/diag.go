@@ -35,13 +35,15 @@ is sent until you approve; a declined request sends nothing, ever.
 
 --data-dir works on an agent data dir on this machine (tetherctl dev's, by
 default). --config works on a deployment in AWS, whose agent keeps its data
-dir on a file system only it mounts: the agent copies each request and its
-bundle to the deployment's agent exchange bucket, these commands read them
-there with your AWS credentials (--profile, --region, AWS_PROFILE, ...), and
-approve or decline writes the decision there, with your ARN, for the agent to
-apply on its next heartbeat. An approval names the manifest you previewed;
-the agent sends only that bundle, from its own copy, and refuses an approval
-of anything else. The IAM permissions these need are in docs/support.md.
+dir on a file system only it and the exchange task mount: the exchange task
+(tether-exchange, which never talks to the vendor) copies each request and
+its bundle to the deployment's agent exchange bucket, these commands read
+them there with your AWS credentials (--profile, --region, AWS_PROFILE,
+...), and approve or decline writes the decision there, with your ARN. The
+exchange task applies it within a minute, and the agent uploads an approved
+bundle at its next heartbeat. An approval names the manifest you previewed;
+only that bundle is sent, from the agent's own copy, and an approval of
+anything else is refused. The IAM permissions these need are in docs/support.md.
 
 'export' needs no request: it asks the running agent for the bundle a
 request would get now and writes it to FILE for you to send your own way
@@ -181,7 +183,7 @@ func writeDiagnostics(w io.Writer, rows []diagRow, output string) error {
 		case d.DecisionError != "":
 			state += " (decision.json unreadable: " + d.DecisionError + ")"
 		case d.Decision != nil && d.State == diagspool.StatePending:
-			state += fmt.Sprintf(" (%s by %s at %s; waiting for the agent)", d.Decision.Decision, d.Decision.By, d.Decision.At.Local().Format(time.RFC3339))
+			state += fmt.Sprintf(" (%s by %s at %s; waiting for the exchange task)", d.Decision.Decision, d.Decision.By, d.Decision.At.Local().Format(time.RFC3339))
 		}
 		by := "(not recorded)" // an agent before requesters were sent
 		if d.RequestedBy != "" {

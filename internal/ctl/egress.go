@@ -45,9 +45,9 @@ incomplete last line, and the agent refuses to start until it is cut off.
 That entry was never sent (the agent sends only after the append finished),
 so repair removes just those bytes, then verify checks the rest.
 
-With --config, show and verify read the copy of the ledger the agent of that
-AWS deployment keeps in its exchange bucket (appended after each heartbeat)
-with your AWS credentials, and check it exactly as the original. repair works
+With --config, show and verify read the copy of the ledger that AWS
+deployment's exchange task keeps in its exchange bucket (appended every
+minute) with your AWS credentials, and check it exactly as the original. repair works
 only on the agent's own data dir.
 
 The chain and the head file cannot show that entries were cut off the end
@@ -117,7 +117,7 @@ func egressCmd(ctx context.Context, args []string, env Env) error {
 		where = "s3://" + ex.client.Bucket() + "/" + exchange.LedgerPrefix
 		if path, err = operator.FetchLedger(ctx, ex.client, ex.dir); err != nil {
 			if errors.Is(err, exchange.ErrNotFound) {
-				return fmt.Errorf("tetherctl egress %s: no ledger in %s yet: the agent copies it after each heartbeat (is the agent running? its log says why a copy failed)", sub, where)
+				return fmt.Errorf("tetherctl egress %s: no ledger in %s yet: the exchange task copies it every minute (are the agent and the exchange service running? the exchange task's log says why a copy failed)", sub, where)
 			}
 			return exchangeError("egress "+sub, err)
 		}

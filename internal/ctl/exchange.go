@@ -166,7 +166,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	where := "s3://" + ex.client.Bucket() + "/" + exchange.DiagnosticsPrefix
 	if err := operator.Fetch(ctx, ex.client, dir, id, sub != "list"); err != nil {
 		if errors.Is(err, exchange.ErrNotFound) {
-			return fmt.Errorf("tetherctl %s %s: there is no request %s in %s; 'tetherctl diag list --config %s' shows the requests there (the agent copies a new one after its next heartbeat); nothing was changed",
+			return fmt.Errorf("tetherctl %s %s: there is no request %s in %s; 'tetherctl diag list --config %s' shows the requests there (the exchange task copies a new one within a minute of the agent recording it); nothing was changed",
 				sub, id, id, where, tg.df.configPath)
 		}
 		return exchangeError(cmd, err)
@@ -194,12 +194,12 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 	if d.State != diagspool.StatePending {
 		return diagError(sub, id, where, fmt.Errorf("%w (it is %s)", diagspool.ErrNotPending, d.State))
 	}
-	// A request is decided once; but an approval the agent has not applied
+	// A request is decided once; but an approval the exchange task has not applied
 	// (it refuses one that names another manifest) may still be declined.
 	prev, decided, _ := operator.LocalDecision(dir, id)
 	replace := decided && sub == "decline" && prev.Decision == exchange.Approve
 	if decided && !replace {
-		return fmt.Errorf("tetherctl %s %s: it was already decided: %s by %s at %s, and the agent applies that after its next heartbeat; a request is decided once; nothing was changed",
+		return fmt.Errorf("tetherctl %s %s: it was already decided: %s by %s at %s, and the exchange task applies that within a minute; a request is decided once; nothing was changed",
 			cmd, id, prev.Decision, prev.By, prev.At.Local().Format(time.RFC3339))
 	}
 	dec := exchange.Decision{Decision: exchange.Decline, By: ex.caller, At: env.Now().UTC()}
@@ -223,7 +223,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 		dec.ManifestSHA256 = sum
 	}
 	if replace {
-		plan += fmt.Sprintf("\nThis replaces the approval by %s at %s, which the agent has not applied (its log says why).", prev.By, prev.At.Local().Format(time.RFC3339))
+		plan += fmt.Sprintf("\nThis replaces the approval by %s at %s, which the exchange task has not applied (its log says why).", prev.By, prev.At.Local().Format(time.RFC3339))
 	}
 	fmt.Fprintln(env.Stderr, plan)
 	if !tg.yes {
@@ -238,7 +238,7 @@ func diagRemote(ctx context.Context, env Env, tg target, sub, id, output string)
 		return exchangeError(cmd, err)
 	}
 	if sub == "approve" {
-		fmt.Fprintf(env.Stdout, "approved %s; the agent uploads exactly the previewed files after its next heartbeat (see 'tetherctl diag list --config %s', then 'tetherctl egress show --config %s')\n", id, tg.df.configPath, tg.df.configPath)
+		fmt.Fprintf(env.Stdout, "approved %s; the exchange task applies it within a minute and the agent uploads exactly the previewed files at its next heartbeat (see 'tetherctl diag list --config %s', then 'tetherctl egress show --config %s')\n", id, tg.df.configPath, tg.df.configPath)
 	} else {
 		fmt.Fprintf(env.Stdout, "declined %s; nothing will be sent for it\n", id)
 	}

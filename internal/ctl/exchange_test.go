@@ -66,7 +66,7 @@ func newExchangeFixture(t *testing.T, ids ...string) *exchangeFixture {
 		}
 	}
 	f.mirror = exchange.NewMirror(exchange.New(srv.AWSConfig(), exchangeBucket, nil), f.dataDir, time.Now)
-	if err := f.mirror.Copy(context.Background()); err != nil {
+	if _, err := f.mirror.Copy(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f.in = invocation{env: envOf(srv.Env())}
@@ -149,7 +149,7 @@ func TestDiagRemoteListPreviewApprove(t *testing.T) {
 	if err != nil || len(out) != 1 || !out[0].Applied {
 		t.Fatalf("agent Decide = %+v, %v", out, err)
 	}
-	if err := f.mirror.Copy(context.Background()); err != nil {
+	if _, err := f.mirror.Copy(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if o = f.run(t, "diag", "list"); o.err != nil || !strings.Contains(o.stdout, "approved") {

@@ -40,6 +40,8 @@ With ` + "`plane.automatic_upgrades`" + `, staged releases are applied by the
 scheduled ` + "`tether-upgrade`" + ` task under its own task role, which the services
 stack creates ([deploy/cdk/README.md](../deploy/cdk/README.md#automatic-upgrades)):
 nothing more is needed here, and the agent's role cannot change a stack.
+The exchange bucket is written by the ` + "`tether-exchange`" + ` service under
+its own task role; the agent's role has no S3 permission.
 
 ## Statements
 

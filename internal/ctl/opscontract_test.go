@@ -50,7 +50,7 @@ func TestStacksHaveWhatStatusAndDestroyRead(t *testing.T) {
 			t.Errorf("%s-cluster does not name its cluster %s", name, ecsClusterName(dc))
 		}
 		svc := raw(name + "-services")
-		for _, f := range []string{"api", "worker", "agent"} {
+		for _, f := range serviceFamilies {
 			if !strings.Contains(svc, `"ServiceName": "`+ecsServiceName(dc, f)+`"`) {
 				t.Errorf("%s-services has no service %s", name, ecsServiceName(dc, f))
 			}

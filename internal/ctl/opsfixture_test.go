@@ -79,7 +79,7 @@ func runServices(t testing.TB, srv *awstest.Server, name string, desired int32) 
 	if _, err := c.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("tether-" + name)}); err != nil {
 		t.Fatal(err)
 	}
-	for _, family := range []string{"api", "worker", "agent"} {
+	for _, family := range []string{"api", "worker", "agent", "exchange"} { // status.go's serviceFamilies
 		td, err := c.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
 			Family:               aws.String("tether-" + name + "-" + family),
 			ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String(family), Image: aws.String("example/" + family), Memory: aws.Int32(512)}},

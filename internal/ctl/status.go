@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,8 +262,21 @@ func readStatus(ctx context.Context, a *awsSession, dc *deployconfig.Config, tim
 	if warning != "" {
 		r.Warnings = append(r.Warnings, warning)
 	}
+	if warning := exchangeWarning(r.Services); warning != "" {
+		r.Warnings = append(r.Warnings, warning)
+	}
 	r.Healthy = len(r.Problems) == 0
 	return r
+}
+
+// exchangeWarning says when the agent runs without tether-exchange beside
+// it: a services stack from before it, after an image-only upgrade.
+func exchangeWarning(rows []serviceState) string {
+	agent, exchange := rows[slices.Index(serviceFamilies, "agent")], rows[slices.Index(serviceFamilies, "exchange")]
+	if !agent.Deployed || agent.Error != "" || exchange.Deployed || exchange.Error != "" {
+		return ""
+	}
+	return fmt.Sprintf("service %s is not deployed: nothing copies the agent's diagnostics requests and ledger to the exchange bucket or applies decisions from it; deploy this release's stacks (tetherctl deploy)", exchange.Name)
 }
 
 // judgeStatus lists what makes the deployment unhealthy or unreadable.
@@ -404,11 +418,14 @@ func readRelease(ctx context.Context, a *awsSession, stack string, timeout time.
 	return rel
 }
 
+// serviceFamilies are the services stack's ECS services, by family;
+// tether-exchange's is "not deployed" on a release before it existed.
+var serviceFamilies = []string{"api", "worker", "agent", "exchange"}
+
 func readServices(ctx context.Context, a *awsSession, dc *deployconfig.Config) []serviceState {
-	families := []string{"api", "worker", "agent"}
-	rows := make([]serviceState, len(families))
-	names := make([]string, len(families))
-	for i, f := range families {
+	rows := make([]serviceState, len(serviceFamilies))
+	names := make([]string, len(serviceFamilies))
+	for i, f := range serviceFamilies {
 		names[i] = ecsServiceName(dc, f)
 		rows[i].Name = names[i]
 	}

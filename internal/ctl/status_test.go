@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/tetherhq/tether/internal/awstest"
 	"github.com/tetherhq/tether/internal/ctl"
@@ -43,6 +45,7 @@ type statusJSON struct {
 	Alarms struct {
 		Firing []struct{ Name, Reason string } `json:"firing"`
 	} `json:"alarms"`
+	Warnings []string `json:"warnings"`
 }
 
 func parseStatus(t *testing.T, o output) statusJSON {
@@ -104,8 +107,12 @@ func TestStatusHealthy(t *testing.T) {
 			t.Errorf("stack %+v", st)
 		}
 	}
-	if len(s.Services) != 3 || !s.Services[2].Deployed || s.Services[2].Name != "tether-acme-docs-agent" || s.Services[0].Rollout != "COMPLETED" {
+	if len(s.Services) != 4 || !s.Services[2].Deployed || s.Services[2].Name != "tether-acme-docs-agent" || s.Services[0].Rollout != "COMPLETED" ||
+		!s.Services[3].Deployed || s.Services[3].Name != "tether-acme-docs-exchange" {
 		t.Errorf("services: %+v", s.Services)
+	}
+	if strings.Contains(strings.Join(s.Warnings, "\n"), "exchange") {
+		t.Errorf("warnings with the exchange service running: %v", s.Warnings)
 	}
 	if len(s.Queues) != 2 || s.Queues[0].Visible == nil || *s.Queues[0].Visible != 2 || s.Queues[0].InFlight == nil || *s.Queues[0].InFlight != 1 ||
 		s.Queues[0].Oldest == nil || *s.Queues[0].Oldest != 42 ||
@@ -143,6 +150,24 @@ func TestStatusAlarmFiring(t *testing.T) {
 	}
 	if strings.Contains(out.stdout, "acme-docs2") {
 		t.Errorf("another deployment's alarm is shown:\n%s", out.stdout)
+	}
+}
+
+// A services stack from before tether-exchange (after an image-only
+// upgrade) runs the agent with nothing mirroring it: healthy, with a
+// warning that says what to deploy.
+func TestStatusWithoutExchangeService(t *testing.T) {
+	t.Parallel()
+	srv, in, config := healthyDeployment(t)
+	if _, err := ecs.NewFromConfig(srv.AWSConfig()).DeleteService(testContext(t), &ecs.DeleteServiceInput{
+		Cluster: aws.String("tether-acme-docs"), Service: aws.String("tether-acme-docs-exchange"), Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	out := in.run(testContext(t), "status", "--config", config, "--output", "json")
+	s := parseStatus(t, out)
+	if out.err != nil || !s.Healthy || !strings.Contains(strings.Join(s.Warnings, "\n"), "service tether-acme-docs-exchange is not deployed") ||
+		!strings.Contains(strings.Join(s.Warnings, "\n"), "tetherctl deploy") {
+		t.Errorf("status without the exchange service: %v, healthy %v, warnings %v", out.err, s.Healthy, s.Warnings)
 	}
 }
 

@@ -677,6 +677,10 @@ func (c *Config) ResourceName(suffix string) string {
 // is its shape).
 func (c *Config) ReleaseRecordParameter() string { return "/tether/" + c.Name + "/state/releases" }
 
+// ExchangeRoleName is the exchange task role's fixed name, for the same
+// reason: the exchange bucket's policy names it.
+func (c *Config) ExchangeRoleName() string { return "tether-" + c.Name + "-exchange" }
+
 // checkEd25519PEM describes what is wrong with a PEM public key, or "".
 // MaxTrustedRootSize bounds plane.trusted_root. The root travels in the
 // agent's task definition, which ECS limits to 64 KiB in all; a real root

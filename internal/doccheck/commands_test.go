@@ -11,12 +11,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/tetherhq/tether/internal/agent"
 	"github.com/tetherhq/tether/internal/ctl"
 	"github.com/tetherhq/tether/internal/docsvc"
+	"github.com/tetherhq/tether/internal/exchange"
 	"github.com/tetherhq/tether/internal/plane/planecmd"
 	"github.com/tetherhq/tether/internal/upgrader"
 )
@@ -38,13 +40,18 @@ var programs = map[string]func(ctx context.Context, args []string, out *bytes.Bu
 		return agent.Main(ctx, args, noEnv, out, out)
 	},
 	"tether-upgrade": func(ctx context.Context, args []string, out *bytes.Buffer) error {
-		return upgrader.Main(ctx, args, noEnv, out, out, func(context.Context) (aws.Config, error) {
-			return aws.Config{}, errors.New("doccheck runs --help only")
-		})
+		return upgrader.Main(ctx, args, noEnv, out, out, helpOnly)
+	},
+	"tether-exchange": func(ctx context.Context, args []string, out *bytes.Buffer) error {
+		return exchange.Main(ctx, args, noEnv, out, out, helpOnly, time.Now)
 	},
 }
 
 func noEnv(string) string { return "" }
+
+func helpOnly(context.Context) (aws.Config, error) {
+	return aws.Config{}, errors.New("doccheck runs --help only")
+}
 
 // helpCache holds each command path's --help, run once.
 type helpCache struct {

@@ -119,7 +119,7 @@ func TestMirrorCopiesRecordsAndLedgerAndAppliesApproval(t *testing.T) {
 	ctx := context.Background()
 	dir, led := agentDir(t, []string{"dg_one"}, 3)
 	m := exchange.NewMirror(c, dir, time.Now)
-	if err := m.Copy(ctx); err != nil {
+	if _, err := m.Copy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -173,7 +173,7 @@ func TestMirrorCopiesRecordsAndLedgerAndAppliesApproval(t *testing.T) {
 	// The state change and new ledger entries reach the bucket; the ledger
 	// there verifies, and so does each later copy.
 	appendN(t, led, 2)
-	if err := m.Copy(ctx); err != nil {
+	if _, err := m.Copy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := operator.Fetch(ctx, c, view, "", false); err != nil {
@@ -195,7 +195,7 @@ func TestMirrorCopiesRecordsAndLedgerAndAppliesApproval(t *testing.T) {
 
 	// A copy with nothing new writes nothing.
 	before := len(keysIn(t, raw, c.Bucket()))
-	if err := m.Copy(ctx); err != nil || len(keysIn(t, raw, c.Bucket())) != before {
+	if _, err := m.Copy(ctx); err != nil || len(keysIn(t, raw, c.Bucket())) != before {
 		t.Fatalf("idle Copy: %v", err)
 	}
 }
@@ -206,7 +206,7 @@ func TestTamperedBucketIsRefused(t *testing.T) {
 	ctx := context.Background()
 	dir, _ := agentDir(t, []string{"dg_file", "dg_manifest"}, 1)
 	m := exchange.NewMirror(c, dir, time.Now)
-	if err := m.Copy(ctx); err != nil {
+	if _, err := m.Copy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// A bundle file changed in the bucket: the operator's preview refuses it.
@@ -254,7 +254,7 @@ func TestBundleWithoutManifestStaysLocal(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "diagnostics", "dg_old", "manifest.json")); err != nil {
 		t.Fatal(err)
 	}
-	if err := exchange.NewMirror(c, dir, time.Now).Copy(context.Background()); err != nil {
+	if _, err := exchange.NewMirror(c, dir, time.Now).Copy(context.Background()); err != nil {
 		t.Fatalf("Copy with a legacy bundle: %v", err)
 	}
 	for _, k := range keysIn(t, raw, c.Bucket()) {
@@ -270,7 +270,7 @@ func TestDeclineFromTheBucket(t *testing.T) {
 	ctx := context.Background()
 	dir, _ := agentDir(t, []string{"dg_no"}, 0)
 	m := exchange.NewMirror(c, dir, time.Now)
-	if err := m.Copy(ctx); err != nil {
+	if _, err := m.Copy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := operator.PutDecision(ctx, c, "dg_no", exchange.Decision{Decision: exchange.Decline, By: testARN, At: time.Now().UTC()}, false); err != nil {
@@ -291,11 +291,11 @@ func TestLedgerInTheBucketCutOrChanged(t *testing.T) {
 	ctx := context.Background()
 	dir, led := agentDir(t, nil, 2)
 	m := exchange.NewMirror(c, dir, time.Now)
-	if err := m.Copy(ctx); err != nil {
+	if _, err := m.Copy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	appendN(t, led, 2)
-	if err := m.Copy(ctx); err != nil {
+	if _, err := m.Copy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	segs := keysIn(t, raw, c.Bucket())
@@ -337,7 +337,7 @@ func TestLedgerInTheBucketCutOrChanged(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "exchange.json")); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Copy(ctx); err != nil {
+	if _, err := m.Copy(ctx); err != nil {
 		t.Fatal(err)
 	}
 	path, err = operator.FetchLedger(ctx, c, t.TempDir())

@@ -13,16 +13,16 @@ import (
 
 	"github.com/tetherhq/tether/internal/atomicfile"
 	"github.com/tetherhq/tether/internal/diagspool"
-	"github.com/tetherhq/tether/internal/ledger"
+	"github.com/tetherhq/tether/internal/ledger/ledgerread"
 )
 
 // segmentBytes is about how much of the ledger one segment carries.
 const segmentBytes = 8 << 20
 
-// Mirror is the agent's side: it copies the data dir's diagnostics records
-// and ledger to the bucket and applies the operator's decisions. What it
-// has copied is remembered in D/exchange.json, so each round copies only
-// what is new.
+// Mirror is tether-exchange's side: it copies the agent data dir's
+// diagnostics records and ledger to the bucket and applies the operator's
+// decisions. What it has copied is remembered in D/exchange.json, so each
+// round copies only what is new.
 type Mirror struct {
 	c       *Client
 	dataDir string
@@ -66,7 +66,7 @@ func (m *Mirror) load() (mirrorState, error) {
 
 func (m *Mirror) save(st mirrorState) error { return atomicfile.WriteJSON(m.statePath(), st, 0o600) }
 
-// Outcome is what the agent did with one decision.json.
+// Outcome is what the mirror did with one decision.json.
 type Outcome struct {
 	ID       string
 	Decision string // approve or decline
@@ -173,20 +173,27 @@ func ManifestSHA256(dataDir, id string) (string, error) {
 	return sha256Hex(raw), nil
 }
 
+// Copied is what one Copy put in the bucket.
+type Copied struct {
+	Requests    map[string]string // request ID to the state copied
+	LedgerBytes int64             // the ledger's bytes newly copied
+}
+
 // Copy copies what is new since the last round: each request not yet in
 // the bucket (request.json, manifest.json, each file the manifest lists,
 // checked against it, then state.json), each state change, and the
 // ledger's new entries with its head. A request whose bundle no longer
 // matches its manifest is not copied (its error is returned) and is not
 // in the bucket for the operator to approve.
-func (m *Mirror) Copy(ctx context.Context) error {
+func (m *Mirror) Copy(ctx context.Context) (Copied, error) {
+	done := Copied{Requests: map[string]string{}}
 	st, err := m.load()
 	if err != nil {
-		return err
+		return done, err
 	}
 	ds, err := diagspool.List(m.dataDir)
 	if err != nil {
-		return err
+		return done, err
 	}
 	var errs []error
 	for _, d := range ds {
@@ -200,15 +207,18 @@ func (m *Mirror) Copy(ctx context.Context) error {
 		}
 		if state != st.Records[d.ID] {
 			st.Records[d.ID] = state
+			done.Requests[d.ID] = state
 			if err := m.save(st); err != nil {
-				return errors.Join(append(errs, err)...)
+				return done, errors.Join(append(errs, err)...)
 			}
 		}
 	}
+	before := st.LedgerOffset
 	if err := m.copyLedger(ctx, &st); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	done.LedgerBytes = st.LedgerOffset - before
+	return done, errors.Join(errs...)
 }
 
 // copyRecord copies one request, or only its state when the rest is there
@@ -270,7 +280,7 @@ func (m *Mirror) copyLedger(ctx context.Context, st *mirrorState) error {
 	}
 	copied := false
 	for {
-		chunk, head, atEnd, err := ledger.Tail(path, st.LedgerOffset, segmentBytes)
+		chunk, head, atEnd, err := ledgerread.Tail(path, st.LedgerOffset, segmentBytes)
 		if err != nil {
 			return fmt.Errorf("exchange: copy the ledger: %w", err)
 		}

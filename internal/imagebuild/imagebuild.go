@@ -65,9 +65,10 @@ var Specs = []Spec{
 	{Name: "docsvc", Binary: "docsvc", VersionVar: "github.com/tetherhq/tether/internal/docsvc.Version", Ports: []string{"8080/tcp"},
 		Sources: []string{"cmd/", "internal/", "docs/api/"}}, // docs/api: the OpenAPI document it serves
 	// tether-upgrade: the scheduled task that applies staged releases, apart
-	// from the agent so the agent cannot change stacks.
+	// from the agent so the agent cannot change stacks; tether-exchange: the
+	// exchange bucket's mirror, apart so the agent reaches no S3 bucket.
 	{Name: "agent", Binary: "tether-agent", VersionVar: "github.com/tetherhq/tether/internal/agent.Version", Sources: []string{"cmd/", "internal/"},
-		Also: []string{"tether-upgrade"}},
+		Also: []string{"tether-upgrade", "tether-exchange"}},
 	{Name: "plane", Binary: "tether-plane", Sources: []string{"cmd/", "internal/", "docs/api/"}},
 }
 

@@ -4,7 +4,8 @@
 // head file (path + ".head") recording the last entry so a ledger cut short
 // is caught. docs/protocol.md ("Egress ledger format") describes it. The
 // chain is a tamper-evidence aid, not a proof against someone who can
-// rewrite both files. tetherctl reads it with internal/ledger/ledgerread.
+// rewrite both files. The agent only appends; tetherctl reads the ledger
+// and tether-exchange copies it with internal/ledger/ledgerread.
 package ledger
 
 import (
@@ -262,7 +263,7 @@ func CheckEnd(path string, seq uint64, hash, prev string) error {
 	case errors.Is(err, os.ErrNotExist) && seq == 0:
 		return nil
 	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("%w: head file %s is missing", ErrTampered, filepath.Base(headPath(path)))
+		return fmt.Errorf("%w: head file %s is missing", ErrTampered, filepath.Base(HeadPath(path)))
 	case err != nil:
 		return err
 	case seq == 0 && h.Seq != 0:
@@ -279,10 +280,11 @@ func CheckEnd(path string, seq uint64, hash, prev string) error {
 	return nil
 }
 
-func headPath(path string) string { return path + ".head" }
+// HeadPath is the head file of the ledger at path.
+func HeadPath(path string) string { return path + ".head" }
 
 func readHead(path string) (head, error) {
-	data, err := os.ReadFile(headPath(path))
+	data, err := os.ReadFile(HeadPath(path))
 	if err != nil {
 		return head{}, err
 	}
@@ -300,7 +302,7 @@ func writeHead(path string, h head) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(headPath(path), append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(HeadPath(path), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write head: %w", err)
 	}
 	return nil
@@ -473,58 +475,4 @@ func (l *Ledger) Close() error {
 	err := l.f.Close()
 	l.f = nil
 	return err
-}
-
-// Tail is what a mirror of the ledger copies next: the complete entries
-// from byte offset off (a line boundary an earlier Tail returned) on, at
-// most about limit bytes of them (always at least one whole line), read
-// under the shared lock so no append is seen half-written. When the chunk
-// reaches the ledger's last complete line, atEnd is true and headFile holds
-// the head file's bytes as they were at that moment; the mirror stores both
-// so that ledgerread.Verify can check the copy as it checks the original. An
-// incomplete final line (a torn tail) is never included.
-func Tail(path string, off int64, limit int) (chunk, headFile []byte, atEnd bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
-	}
-	defer f.Close()
-	if err := Flock(f, syscall.LOCK_SH); err != nil {
-		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
-	}
-	defer Flock(f, syscall.LOCK_UN)
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
-	}
-	if off < 0 || off > fi.Size() {
-		return nil, nil, false, fmt.Errorf("ledger: tail: offset %d is outside the ledger (%d bytes); the copy is not of this ledger", off, fi.Size())
-	}
-	r := bufio.NewReaderSize(io.NewSectionReader(f, off, fi.Size()-off), 64<<10)
-	for !atEnd {
-		line, err := ReadLine(r)
-		switch {
-		case err == io.EOF || errors.Is(err, ErrTornTail):
-			atEnd = true
-		case err != nil:
-			return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
-		default:
-			chunk = append(chunk, line...)
-			if len(chunk) >= limit {
-				// Full: at the end only if nothing follows (a torn tail
-				// that follows is found by the next call).
-				if _, err := r.Peek(1); err != io.EOF {
-					return chunk, nil, false, nil
-				}
-				atEnd = true
-			}
-		}
-	}
-	if atEnd {
-		headFile, err = os.ReadFile(headPath(path))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
-		}
-	}
-	return chunk, headFile, atEnd, nil
 }

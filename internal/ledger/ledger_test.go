@@ -570,7 +570,7 @@ func TestTail(t *testing.T) {
 	var got []byte
 	var off int64
 	for rounds := 0; ; rounds++ {
-		chunk, head, atEnd, err := ledger.Tail(path, off, 1)
+		chunk, head, atEnd, err := ledgerread.Tail(path, off, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -594,10 +594,10 @@ func TestTail(t *testing.T) {
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"seq":5,"ti`)
 	f.Close()
-	if chunk, _, atEnd, err := ledger.Tail(path, off, 1<<20); err != nil || len(chunk) != 0 || !atEnd {
+	if chunk, _, atEnd, err := ledgerread.Tail(path, off, 1<<20); err != nil || len(chunk) != 0 || !atEnd {
 		t.Fatalf("Tail over a torn line = %q, %v, %v", chunk, atEnd, err)
 	}
-	if _, _, _, err := ledger.Tail(path, off+1000, 1<<20); err == nil {
+	if _, _, _, err := ledgerread.Tail(path, off+1000, 1<<20); err == nil {
 		t.Fatal("Tail past the end succeeded")
 	}
 }

@@ -165,8 +165,10 @@ func denyAgent(cfg *deployconfig.Config, actions []string, resources ...*string)
 	})
 }
 
-func agentRoleARN(cfg *deployconfig.Config) string {
-	return "arn:" + *awscdk.Aws_PARTITION() + ":iam::" + cfg.Account + ":role/" + cfg.AgentRoleName()
+func agentRoleARN(cfg *deployconfig.Config) string { return roleARN(cfg, cfg.AgentRoleName()) }
+
+func roleARN(cfg *deployconfig.Config, name string) string {
+	return "arn:" + *awscdk.Aws_PARTITION() + ":iam::" + cfg.Account + ":role/" + name
 }
 
 // resourceEnding matches a wildcard resource by its suffix, for ARNs that

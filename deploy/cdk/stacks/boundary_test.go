@@ -182,18 +182,29 @@ func roleID(t *testing.T, s *synthesized, match func(p map[string]any) bool) str
 }
 
 func agentRoles(t *testing.T, s *synthesized) []string {
-	task := roleID(t, s, func(p map[string]any) bool { return p["RoleName"] == s.cfg.AgentRoleName() })
+	return familyRoles(t, s, "agent", s.cfg.AgentRoleName())
+}
+
+func exchangeRoles(t *testing.T, s *synthesized) []string {
+	return familyRoles(t, s, "exchange", s.cfg.ExchangeRoleName())
+}
+
+// familyRoles returns the task role (named roleName) and the execution role
+// of the task definition of family.
+func familyRoles(t *testing.T, s *synthesized, family, roleName string) []string {
+	t.Helper()
+	task := roleID(t, s, func(p map[string]any) bool { return p["RoleName"] == roleName })
 	var exec string
 	for _, td := range resources(s, "services", "AWS::ECS::TaskDefinition") {
-		if props(td)["Family"] == serviceName(s.cfg, "agent") {
+		if props(td)["Family"] == serviceName(s.cfg, family) {
 			exec = props(td)["ExecutionRoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
 			if got := props(td)["TaskRoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0]; got != task {
-				t.Fatalf("agent task definition runs as %v, not the agent role %s", got, task)
+				t.Fatalf("%s task definition runs as %v, not the role %s", family, got, task)
 			}
 		}
 	}
 	if exec == "" {
-		t.Fatal("agent task definition not found")
+		t.Fatalf("%s task definition not found", family)
 	}
 	return []string{task, exec}
 }
@@ -260,10 +271,10 @@ func TestBoundaryCheckerDetectsGrants(t *testing.T) {
 	}
 }
 
-// The agent's roles use two keys only: the agent-secrets key, only through
+// The agent's roles use one key only: the agent-secrets key, only through
 // Secrets Manager, and only for the secrets the agent reads (its identity
-// for the task role, the license for the execution role); and the exchange
-// bucket's own key, only through S3.
+// for the task role, the license for the execution role). The exchange
+// bucket's key is tether-exchange's.
 func TestAgentUsesOnlyItsSecretsKey(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
 		for _, role := range agentRoles(t, s) {
@@ -276,15 +287,8 @@ func TestAgentUsesOnlyItsSecretsKey(t *testing.T) {
 				grants++
 				cond, _ := st["Condition"].(map[string]any)
 				eq, _ := cond["StringEquals"].(map[string]any)
-				if r := list(st["Resource"]); len(r) == 1 && strings.Contains(flatten(s, r[0]), "ExchangeKey") {
-					// The exchange bucket's own key, through S3 only.
-					if !strings.HasPrefix(flatten(s, eq["kms:ViaService"]), "s3."+s.cfg.Region+".") {
-						t.Errorf("agent role %s: exchange key grant not limited to S3: %s", role, asJSON(st))
-					}
-					continue
-				}
 				if r := list(st["Resource"]); len(r) != 1 || !strings.Contains(flatten(s, r[0]), "AgentSecretsKey") {
-					t.Errorf("agent role %s: KMS grant on %s, want the agent-secrets key (or the exchange key through S3) only", role, flatten(s, st["Resource"]))
+					t.Errorf("agent role %s: KMS grant on %s, want the agent-secrets key only", role, flatten(s, st["Resource"]))
 				}
 				if !strings.HasPrefix(flatten(s, eq["kms:ViaService"]), "secretsmanager.") {
 					t.Errorf("agent role %s: KMS grant not limited to Secrets Manager: %s", role, asJSON(st))
@@ -326,7 +330,7 @@ func TestDataPoliciesDenyAgent(t *testing.T) {
 			typ, docField string
 			count         int
 		}{
-			{"AWS::S3::BucketPolicy", "PolicyDocument", 2}, // the documents bucket, and the exchange bucket's decisions (the log bucket holds no documents)
+			{"AWS::S3::BucketPolicy", "PolicyDocument", 2}, // the documents bucket, and the exchange bucket (the log bucket holds no documents)
 			{"AWS::SQS::QueuePolicy", "PolicyDocument", 2}, // jobs and dead-letter
 			{"AWS::SecretsManager::ResourcePolicy", "ResourcePolicy", 1},
 			// The data key and the docsvc-secrets key; an adopted key is
@@ -347,15 +351,26 @@ func TestDataPoliciesDenyAgent(t *testing.T) {
 	})
 }
 
-// The agent's S3 rights are on the exchange bucket alone: its records and
-// ledger segments to write, the operator's decisions to read, the listing.
-// The bucket policy admits only this account, lets only the agent write
-// its records, keeps it from writing decisions and everyone from deleting
-// the ledger's copy.
-func TestAgentS3IsTheExchangeBucketOnly(t *testing.T) {
+// The agent, which talks to the vendor, has no S3 right on any resource.
+// tether-exchange's S3 rights are on the exchange bucket alone: the records
+// and ledger segments to write, the operator's decisions to read, the
+// listing. The bucket policy admits only this account, lets only the
+// exchange task write the records, keeps it from writing decisions and
+// everyone from deleting the ledger's copy, and denies the agent all of it.
+func TestOnlyTheExchangeTaskReachesS3(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
-		rights := map[string][]string{}
 		for _, role := range agentRoles(t, s) {
+			statements, _ := rolePolicies(s, role)
+			for _, st := range statements {
+				for _, a := range list(st["Action"]) {
+					if action := strings.ToLower(a.(string)); strings.HasPrefix(action, "s3:") || action == "*" {
+						t.Errorf("agent role %s may %s on %s; the agent reaches no bucket", role, a, flatten(s, st["Resource"]))
+					}
+				}
+			}
+		}
+		rights := map[string][]string{}
+		for _, role := range exchangeRoles(t, s) {
 			statements, _ := rolePolicies(s, role)
 			for _, st := range statements {
 				for _, a := range list(st["Action"]) {
@@ -365,7 +380,7 @@ func TestAgentS3IsTheExchangeBucketOnly(t *testing.T) {
 					for _, r := range list(st["Resource"]) {
 						res := flatten(s, r)
 						if !strings.Contains(res, "Exchange") {
-							t.Errorf("agent role %s: %s on %s, which is not the exchange bucket", role, a, res)
+							t.Errorf("exchange role %s: %s on %s, which is not the exchange bucket", role, a, res)
 						}
 						rights[a.(string)] = append(rights[a.(string)], res[strings.LastIndex(res, ">")+1:])
 					}
@@ -374,7 +389,7 @@ func TestAgentS3IsTheExchangeBucketOnly(t *testing.T) {
 		}
 		got := asJSON(rights)
 		if got != `{"s3:GetObject":["/diagnostics/*/decision.json"],"s3:ListBucket":[""],"s3:PutObject":["/diagnostics/*","/ledger/*"]}` {
-			t.Errorf("agent S3 rights = %s", got)
+			t.Errorf("exchange role S3 rights = %s", got)
 		}
 
 		var policy map[string]any
@@ -397,14 +412,21 @@ func TestAgentS3IsTheExchangeBucketOnly(t *testing.T) {
 		if other["Effect"] != "Deny" || asJSON(other["Condition"]) != `{"StringNotEquals":{"aws:PrincipalAccount":"`+s.cfg.Account+`"}}` {
 			t.Errorf("DenyOtherAccounts = %s", asJSON(other))
 		}
-		writes := sids["OnlyTheAgentWritesItsRecords"]
+		exchangeARN := "arn:aws:iam::" + s.cfg.Account + ":role/" + s.cfg.ExchangeRoleName()
+		writes := sids["OnlyTheExchangeTaskWritesItsRecords"]
 		if writes["Effect"] != "Deny" || !strings.HasSuffix(flatten(s, list(writes["NotResource"])[0]), "/diagnostics/*/decision.json") ||
-			!strings.Contains(asJSON(writes["Condition"]), `"ArnNotLike"`) {
-			t.Errorf("OnlyTheAgentWritesItsRecords = %s", asJSON(writes))
+			flatten(s, writes["Condition"].(map[string]any)["ArnNotLike"].(map[string]any)["aws:PrincipalArn"]) != exchangeARN {
+			t.Errorf("OnlyTheExchangeTaskWritesItsRecords = %s", asJSON(writes))
 		}
-		agentDecides := sids["DenyTetherAgent"]
-		if agentDecides["Effect"] != "Deny" || asJSON(agentDecides["Action"]) != `"s3:PutObject"` {
-			t.Errorf("DenyTetherAgent = %s", asJSON(agentDecides))
+		decides := sids["DenyTetherExchangeDecisions"]
+		if decides["Effect"] != "Deny" || asJSON(decides["Action"]) != `"s3:PutObject"` ||
+			!strings.HasSuffix(flatten(s, list(decides["Resource"])[0]), "/diagnostics/*/decision.json") ||
+			flatten(s, decides["Condition"].(map[string]any)["ArnLike"].(map[string]any)["aws:PrincipalArn"]) != exchangeARN {
+			t.Errorf("DenyTetherExchangeDecisions = %s", asJSON(decides))
+		}
+		agent := sids["DenyTetherAgent"]
+		if agent["Effect"] != "Deny" || asJSON(agent["Action"]) != `"s3:*"` || len(list(agent["Resource"])) != 2 {
+			t.Errorf("DenyTetherAgent = %s", asJSON(agent))
 		}
 		keep := sids["KeepTheLedger"]
 		if keep["Effect"] != "Deny" || !strings.HasSuffix(flatten(s, list(keep["Resource"])[0]), "/ledger/*") {

@@ -54,7 +54,8 @@ type Data struct {
 	DocsvcSecretsKey awskms.IKey
 	AgentSecretsKey  awskms.IKey
 	// AgentState keeps the agent's egress ledger and TUF metadata across task
-	// replacements; only the agent mounts it, through AgentStateAccess.
+	// replacements; only the agent and tether-exchange mount it, through
+	// AgentStateAccess.
 	AgentState       awsefs.FileSystem
 	AgentStateAccess awsefs.AccessPoint
 	// Exchange is the agent exchange bucket (support.go).
@@ -528,12 +529,13 @@ const agentUID = "65532"
 // newAgentState creates the agent's persistent data directory. The egress
 // ledger is the customer's record of everything that ever left; it must
 // outlive any one task, so it lives on EFS (encrypted, backed up, retained)
-// rather than the task's ephemeral storage. Only the agent's security group
-// may reach it, and only through an access point rooted at its own directory.
+// rather than the task's ephemeral storage. Only the agent's and the exchange
+// task's security groups may reach it, and only through an access point
+// rooted at the agent's directory.
 // agentStatePolicy is the state file system's own policy. Once a file
 // system has one, a client mounts only if an IAM policy allows it: no
-// anonymous NFS client in the VPC. The agent's task role is that one client
-// (its identity policy allows its own access point); this policy adds that
+// anonymous NFS client in the VPC. The agent's and the exchange task's roles
+// are the clients (their identity policies allow the access point); this policy adds that
 // every mount uses TLS and an access point. It names neither the role (which
 // the services stack creates later) nor the access point (which depends on
 // this file system).
@@ -562,7 +564,7 @@ func agentStatePolicy() awsiam.PolicyDocument {
 func (d *Data) newAgentState(cfg *deployconfig.Config, net *Network) {
 	sg := awsec2.NewSecurityGroup(d.Stack, str("AgentStateMounts"), &awsec2.SecurityGroupProps{
 		Vpc:              net.Vpc,
-		Description:      str("Tether " + cfg.Name + ": tether-agent state file system (NFS from the agent only)"),
+		Description:      str("Tether " + cfg.Name + ": tether-agent state file system (NFS from the agent and tether-exchange only)"),
 		AllowAllOutbound: jsii.Bool(false),
 	})
 	d.AgentState = awsefs.NewFileSystem(d.Stack, str("AgentState"), &awsefs.FileSystemProps{
@@ -575,6 +577,7 @@ func (d *Data) newAgentState(cfg *deployconfig.Config, net *Network) {
 		FileSystemPolicy:       agentStatePolicy(),
 	})
 	d.AgentState.Connections().AllowDefaultPortFrom(net.Groups["agent"], str("NFS from tether-agent"))
+	d.AgentState.Connections().AllowDefaultPortFrom(net.Groups["exchange"], str("NFS from tether-exchange"))
 	d.AgentStateAccess = d.AgentState.AddAccessPoint(str("Agent"), &awsefs.AccessPointOptions{
 		Path:      str("/tether-agent"),
 		PosixUser: &awsefs.PosixUser{Uid: str(agentUID), Gid: str(agentUID)},

@@ -53,8 +53,8 @@ func TestServicesTakeImagesOnlyFromMarkers(t *testing.T) {
 		}
 
 		// Each container runs <its repository>@<the resolved marker>.
-		repo := map[string]string{"api": "DocsvcRepository", "worker": "DocsvcRepository", "agent": "AgentRepository", "upgrade": "AgentRepository"}
-		param := map[string]string{"api": "DocsvcImage", "worker": "DocsvcImage", "agent": "AgentImage", "upgrade": "AgentImage"}
+		repo := map[string]string{"api": "DocsvcRepository", "worker": "DocsvcRepository", "agent": "AgentRepository", "exchange": "AgentRepository", "upgrade": "AgentRepository"}
+		param := map[string]string{"api": "DocsvcImage", "worker": "DocsvcImage", "agent": "AgentImage", "exchange": "AgentImage", "upgrade": "AgentImage"}
 		seen := 0
 		for _, r := range resources(s, "services", "AWS::ECS::TaskDefinition") {
 			c := list(props(r)["ContainerDefinitions"])[0].(map[string]any)
@@ -66,8 +66,8 @@ func TestServicesTakeImagesOnlyFromMarkers(t *testing.T) {
 			}
 			seen++
 		}
-		if want := map[bool]int{false: 3, true: 4}[s.cfg.Plane.AutomaticUpgrades]; seen != want {
-			t.Errorf("%d task definitions in the services stack, want api, worker, agent and, with automatic upgrades, upgrade", seen)
+		if want := map[bool]int{false: 4, true: 5}[s.cfg.Plane.AutomaticUpgrades]; seen != want {
+			t.Errorf("%d task definitions in the services stack, want api, worker, agent, exchange and, with automatic upgrades, upgrade", seen)
 		}
 		all := asJSON(s.json["services"])
 		for _, plain := range []string{"sha256:", "ImageDigest"} {
@@ -285,15 +285,16 @@ func updates(s *synthesized, role string) []map[string]any {
 	return out
 }
 
-// The privilege split: the agent, which talks to the vendor, may never
-// update a stack or pass a role. tether-upgrade's task role may, only with
+// The privilege split: the agent, which talks to the vendor, and
+// tether-exchange, which writes the exchange bucket, may never update a
+// stack or pass a role. tether-upgrade's task role may, only with
 // automatic upgrades, only the services stack and only through the
 // upgrade role, which cannot change IAM.
 func TestOnlyTheUpgraderMayUpdateTheStack(t *testing.T) {
 	forEachExample(t, func(t *testing.T, s *synthesized) {
-		for _, role := range agentRoles(t, s) {
+		for _, role := range append(agentRoles(t, s), exchangeRoles(t, s)...) {
 			if ups := updates(s, role); len(ups) > 0 {
-				t.Errorf("the agent's role %s may %s", role, asJSON(ups))
+				t.Errorf("the agent's or tether-exchange's role %s may %s", role, asJSON(ups))
 			}
 		}
 		task, _ := upgraderRoles(s)
@@ -410,4 +411,72 @@ func TestUpgradeSchedules(t *testing.T) {
 	if got := strings.Join(crons, " "); got != "cron(0 2 ? * SUN *) cron(0 3 ? * WED *)" {
 		t.Errorf("schedules %s, want the window's two starts", got)
 	}
+}
+
+// tether-exchange runs the agent image's /tether-exchange on the agent's
+// data dir (its EFS access point) with the exchange bucket's name, in the
+// isolated subnets with its own security group, as many tasks as the
+// agent. Its roles hold no right to change the deployment or read a
+// secret: no ECS, CloudFormation, IAM, Scheduler or Secrets Manager action,
+// no SSM write, no wildcard action.
+func TestExchangeTask(t *testing.T) {
+	forEachExample(t, func(t *testing.T, s *synthesized) {
+		c := container(t, s, "exchange")
+		env, secrets := containerVars(s, c)
+		reads := sourceReads(t, "exchange")
+		if asJSON(c["EntryPoint"]) != `["/tether-exchange"]` || len(list(c["Command"])) != 0 || len(secrets) > 0 {
+			t.Errorf("the exchange container runs %s %s with secrets %v", asJSON(c["EntryPoint"]), asJSON(c["Command"]), secrets)
+		}
+		for name := range env {
+			if !reads[name] {
+				t.Errorf("the exchange container sets %s, which internal/exchange does not read", name)
+			}
+		}
+		if env["TETHER_DATA_DIR"] != agentDataDir || !strings.Contains(env["TETHER_EXCHANGE_BUCKET"], "Exchange") {
+			t.Errorf("exchange environment %v", env)
+		}
+		if asJSON(c["MountPoints"]) != asJSON(container(t, s, "agent")["MountPoints"]) {
+			t.Errorf("exchange mounts %s, the agent %s", asJSON(c["MountPoints"]), asJSON(container(t, s, "agent")["MountPoints"]))
+		}
+		var agent, exchange map[string]any
+		for _, r := range resources(s, "services", "AWS::ECS::Service") {
+			switch props(r)["ServiceName"] {
+			case serviceName(s.cfg, "agent"):
+				agent = props(r)
+			case serviceName(s.cfg, "exchange"):
+				exchange = props(r)
+			}
+		}
+		if exchange == nil || asJSON(exchange["DesiredCount"]) != asJSON(agent["DesiredCount"]) {
+			t.Fatalf("exchange service %s, agent's desired count %v", asJSON(exchange), agent["DesiredCount"])
+		}
+		vpc := exchange["NetworkConfiguration"].(map[string]any)["AwsvpcConfiguration"].(map[string]any)
+		role := subnetRoles(s)
+		for _, sn := range list(vpc["Subnets"]) {
+			if role(flatten(s, sn)) != subnetIsolated {
+				t.Errorf("the exchange task runs in %s, not an isolated subnet", flatten(s, sn))
+			}
+		}
+		if sg := flatten(s, list(vpc["SecurityGroups"])[0]); !strings.Contains(sg, "Tasksexchange") {
+			t.Errorf("exchange security group %s, want the network stack's exchange group", sg)
+		}
+		for _, r := range exchangeRoles(t, s) {
+			statements, managed := rolePolicies(s, r)
+			if len(managed) > 0 {
+				t.Errorf("exchange role %s has managed policies %v", r, managed)
+			}
+			for _, st := range statements {
+				for _, a := range list(st["Action"]) {
+					action := strings.ToLower(a.(string))
+					service, verb, _ := strings.Cut(action, ":")
+					forbidden := action == "*" || verb == "*" ||
+						slices.Contains([]string{"ecs", "cloudformation", "iam", "scheduler", "secretsmanager"}, service) ||
+						service == "ssm" && !strings.HasPrefix(verb, "get") && !strings.HasPrefix(verb, "describe")
+					if forbidden {
+						t.Errorf("exchange role %s may %s on %s", r, a, flatten(s, st["Resource"]))
+					}
+				}
+			}
+		}
+	})
 }

@@ -152,6 +152,9 @@ func (n *Network) newGroups(cfg *deployconfig.Config) {
 		"worker":  "docsvc worker tasks",
 		"migrate": "docsvc migrate task",
 		"agent":   "tether-agent (outbound HTTPS only, no database access)",
+		// In the isolated subnets: HTTPS reaches the S3 gateway endpoint and
+		// the interface endpoints only, never the vendor.
+		"exchange": "tether-exchange (HTTPS to S3 and the VPC endpoints, NFS to the agent state; no internet route)",
 	}
 	// Created, and exported, whether or not automatic upgrades are on: turning
 	// them off must not remove an export the deployed services stack still
@@ -212,7 +215,8 @@ func (n *Network) newEndpoints(cfg *deployconfig.Config) {
 			Open:    jsii.Bool(false),
 		})
 		for _, family := range sortedKeys(n.Groups) {
-			if family != "loadbalancer" {
+			// tether-exchange needs only its image and its logs.
+			if family != "loadbalancer" && (family != "exchange" || slices.Contains([]string{"Ecr", "EcrDocker", "Logs"}, id)) {
 				ep.Connections().AllowDefaultPortFrom(n.Groups[family], str("HTTPS from "+family))
 			}
 		}

@@ -36,8 +36,11 @@ type Services struct {
 	API         awsecs.FargateService
 	Worker      awsecs.FargateService
 	Agent       awsecs.FargateService
+	// Exchange is tether-exchange, the exchange bucket's mirror of the
+	// agent's data dir.
+	Exchange awsecs.FargateService
 	// Task roles, one per container family, each with only what it needs.
-	APIRole, WorkerRole, AgentRole awsiam.Role
+	APIRole, WorkerRole, AgentRole, ExchangeRole awsiam.Role
 	// UpgraderRole is tether-upgrade's task role, the one role that may
 	// update this stack, and UpgradeRole what CloudFormation assumes for
 	// that update; both nil unless plane.automatic_upgrades is on.
@@ -111,7 +114,7 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 	s.WorkerMaxTasks = countParameter(stack, "WorkerMaxTasks", cfg.Sizing.WorkerMax, 1, deployconfig.MaxWorkerTasks,
 		"The most worker tasks autoscaling starts. Set with tetherctl scale workers --min N --max M; deployment.yaml's sizing.worker_max is the first deploy's value.")
 
-	for _, family := range []string{"api", "worker", "agent"} {
+	for _, family := range []string{"api", "worker", "agent", "exchange"} {
 		s.newLogGroup(family, net.LogsKey)
 	}
 	s.readDocsvcConfig()
@@ -119,6 +122,7 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 	s.newAPI()
 	s.newWorker()
 	s.newAgent()
+	s.newExchangeTask()
 	if cfg.Plane.AutomaticUpgrades {
 		s.newUpgradeRole()
 		s.newUpgrader()
@@ -414,9 +418,8 @@ func (s *services) newWorker() {
 // agentEnvironment is the agent's whole configuration, exactly the
 // variables tether-agent reads (internal/agent/config.go). None is secret:
 // the identity secret is named by ARN, not read here, and the license is
-// injected separately from Secrets Manager as TETHER_LICENSE; the exchange
-// bucket is named, not read here either.
-func (s *services) agentEnvironment(identityARN, exchangeBucket *string) map[string]*string {
+// injected separately from Secrets Manager as TETHER_LICENSE.
+func (s *services) agentEnvironment(identityARN *string) map[string]*string {
 	cfg := s.cfg
 	env := map[string]*string{
 		"TETHER_DATA_DIR":              str(agentDataDir),
@@ -425,7 +428,6 @@ func (s *services) agentEnvironment(identityARN, exchangeBucket *string) map[str
 		"TETHER_TRUSTED_ROOT":          str(cfg.Plane.TrustedRoot),
 		"TETHER_DOCSVC_URL":            str(internalAPIURL(cfg)),
 		"TETHER_AGENT_IDENTITY_SECRET": identityARN,
-		"TETHER_EXCHANGE_BUCKET":       exchangeBucket,
 		// The customer's policies (agent: in deployment.yaml), stated
 		// even when off so the task definition shows them.
 		"TETHER_TELEMETRY":                str(strconv.FormatBool(cfg.Agent.Telemetry)),
@@ -462,7 +464,6 @@ func (s *services) newAgent() {
 	identity := d.Secrets[secretAgentIdentity]
 	allow(r, []string{"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret",
 		"secretsmanager:UpdateSecretVersionStage"}, identity.SecretArn())
-	grantExchange(r, cfg, d.Exchange)
 	// Secrets Manager decrypts and encrypts that secret with the agent-secrets
 	// key on the agent's behalf; the encryption context names the secret, so
 	// the grant covers this one secret and no other under the key.
@@ -497,10 +498,42 @@ func (s *services) newAgent() {
 		"TETHER_LICENSE": s.secretsManager(secretLicense, d.Secrets[secretLicense], nil),
 	}
 	td := s.taskDefinition("agent", r, s.images.Agent, s.AgentImage.ValueAsString(), 256, 512, []string{"run"}, secrets,
-		s.agentEnvironment(identity.SecretArn(), d.Exchange.Bucket.BucketName()), 0)
-	// The agent's data dir (identity cache, egress ledger, TUF metadata,
-	// diagnostics) is its EFS access point: TLS in transit, IAM-authorized,
-	// and the role may mount and write through that access point only.
+		s.agentEnvironment(identity.SecretArn()), 0)
+	s.mountAgentState(td, r)
+	sg := s.net.Groups["agent"]
+	s.Agent = awsecs.NewFargateService(s.Stack, str("Agent"), &awsecs.FargateServiceProps{
+		ServiceName:    str(serviceName(cfg, "agent")),
+		Cluster:        s.cluster.Cluster,
+		TaskDefinition: td,
+		DesiredCount:   num(s.agentTasks()),
+		// One agent at a time: it holds one identity and one ledger.
+		MinHealthyPercent: num(0),
+		MaxHealthyPercent: num(100),
+		SecurityGroups:    &[]awsec2.ISecurityGroup{sg},
+		VpcSubnets:        taskSubnets(cfg.AgentNeedsInternet()),
+		CircuitBreaker:    s.circuitBreaker(),
+		DeploymentAlarms:  s.deploymentAlarm("agent"),
+		PropagateTags:     awsecs.PropagatedTagSource_SERVICE,
+	})
+}
+
+// agentTasks is how many agent tasks run, and so exchange tasks. Air-gapped
+// (no plane.url) the agent has no one to talk to: the service is there, with
+// its image and role, but runs no task until a plane URL is set
+// (tether-agent refuses to start without one).
+func (s *services) agentTasks() float64 {
+	if s.cfg.AgentNeedsInternet() {
+		return 1
+	}
+	return 0
+}
+
+// mountAgentState mounts the agent's data dir (identity cache, egress
+// ledger, TUF metadata, diagnostics) in td at agentDataDir: its EFS access
+// point, TLS in transit, IAM-authorized, and role may mount and write
+// through that access point only.
+func (s *services) mountAgentState(td awsecs.FargateTaskDefinition, role awsiam.Role) {
+	d := s.data
 	td.AddVolume(&awsecs.Volume{Name: str("state"), EfsVolumeConfiguration: &awsecs.EfsVolumeConfiguration{
 		FileSystemId:      d.AgentState.FileSystemId(),
 		TransitEncryption: str("ENABLED"),
@@ -510,33 +543,45 @@ func (s *services) newAgent() {
 		},
 	}})
 	td.DefaultContainer().AddMountPoints(&awsecs.MountPoint{ContainerPath: str(agentDataDir), SourceVolume: str("state"), ReadOnly: jsii.Bool(false)})
-	r.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:   jsii.Strings("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"),
 		Resources: &[]*string{d.AgentState.FileSystemArn()},
 		Conditions: &map[string]any{"StringEquals": map[string]any{
 			"elasticfilesystem:AccessPointArn": d.AgentStateAccess.AccessPointArn(),
 		}},
 	}))
-	sg := s.net.Groups["agent"]
-	// Air-gapped (no plane.url) the agent has no one to talk to: the service
-	// is there, with its image and role, but runs no task until a plane URL
-	// is set (tether-agent refuses to start without one).
-	tasks := 0.0
-	if cfg.AgentNeedsInternet() {
-		tasks = 1
+}
+
+// newExchangeTask is tether-exchange (internal/exchange), a service of the
+// agent image beside the agent: it mirrors the agent's data dir (the same
+// EFS access point, as the same user) to the exchange bucket and applies
+// the operator's decisions there. It runs in the isolated subnets, which
+// reach only the VPC endpoints, and its role holds the exchange bucket's
+// rights and nothing else: what writes the bucket has no path to the
+// vendor, and the agent, which talks to the vendor, has no S3 right.
+func (s *services) newExchangeTask() {
+	cfg := s.cfg
+	s.ExchangeRole = s.taskRole("ExchangeTaskRole", "tether-exchange: mirrors the agent's diagnostics requests and egress ledger to the exchange bucket and reads the operator's decisions. No access to customer data; no route to the vendor.", str(cfg.ExchangeRoleName()))
+	grantExchange(s.ExchangeRole, cfg, s.data.Exchange)
+	env := map[string]*string{
+		"TETHER_DATA_DIR":        str(agentDataDir),
+		"TETHER_EXCHANGE_BUCKET": s.data.Exchange.Bucket.BucketName(),
 	}
-	s.Agent = awsecs.NewFargateService(s.Stack, str("Agent"), &awsecs.FargateServiceProps{
-		ServiceName:    str(serviceName(cfg, "agent")),
+	td := s.taskDefinition("exchange", s.ExchangeRole, s.images.Agent, s.AgentImage.ValueAsString(), 256, 512, nil, nil, env, 0)
+	// The image's third entry point (internal/imagebuild Spec.Also).
+	td.Node().DefaultChild().(awsecs.CfnTaskDefinition).AddPropertyOverride(str("ContainerDefinitions.0.EntryPoint"), jsii.Strings("/tether-exchange"))
+	s.mountAgentState(td, s.ExchangeRole)
+	s.Exchange = awsecs.NewFargateService(s.Stack, str("Exchange"), &awsecs.FargateServiceProps{
+		ServiceName:    str(serviceName(cfg, "exchange")),
 		Cluster:        s.cluster.Cluster,
 		TaskDefinition: td,
-		DesiredCount:   num(tasks),
-		// One agent at a time: it holds one identity and one ledger.
+		DesiredCount:   num(s.agentTasks()),
+		// One at a time (a second would only skip rounds: the round lock).
 		MinHealthyPercent: num(0),
 		MaxHealthyPercent: num(100),
-		SecurityGroups:    &[]awsec2.ISecurityGroup{sg},
-		VpcSubnets:        taskSubnets(cfg.AgentNeedsInternet()),
+		SecurityGroups:    &[]awsec2.ISecurityGroup{s.net.Groups["exchange"]},
+		VpcSubnets:        taskSubnets(false),
 		CircuitBreaker:    s.circuitBreaker(),
-		DeploymentAlarms:  s.deploymentAlarm("agent"),
 		PropagateTags:     awsecs.PropagatedTagSource_SERVICE,
 	})
 }

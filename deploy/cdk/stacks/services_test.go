@@ -92,7 +92,7 @@ func sourceReads(t *testing.T, pkg string) map[string]bool {
 			reads[m[1]] = true
 		}
 	}
-	if len(reads) < 4 {
+	if len(reads) < 3 {
 		t.Fatalf("could not read the variables from internal/%s: %v", pkg, reads)
 	}
 	return reads
@@ -105,7 +105,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 	allowed := []string{
 		"TETHER_DATA_DIR", "TETHER_PLANE_URL", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY",
 		"TETHER_TRUSTED_ROOT", "TETHER_CHANNEL", "TETHER_DOCSVC_URL", "TETHER_HEARTBEAT",
-		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET", "TETHER_EXCHANGE_BUCKET",
+		"TETHER_TELEMETRY", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_AGENT_IDENTITY_SECRET",
 		"TETHER_RELEASE_RECORD", "TETHER_ALARM_PREFIX",
 	}
 	reads := agentReads(t)
@@ -132,7 +132,7 @@ func TestAgentEnvironmentIsWhatTheAgentReads(t *testing.T) {
 			}
 		}
 		want := []string{"TETHER_AGENT_IDENTITY_SECRET", "TETHER_ALARM_PREFIX", "TETHER_AUTO_APPROVE_DIAGNOSTICS", "TETHER_CHANNEL", "TETHER_DATA_DIR", "TETHER_DOCSVC_URL",
-			"TETHER_EXCHANGE_BUCKET", "TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_RELEASE_RECORD", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
+			"TETHER_LICENSE", "TETHER_LICENSE_PUBLIC_KEY", "TETHER_PLANE_URL", "TETHER_RELEASE_RECORD", "TETHER_TELEMETRY", "TETHER_TRUSTED_ROOT"}
 		if env["TETHER_RELEASE_RECORD"] != "/tether/"+s.cfg.Name+"/state/releases" {
 			t.Errorf("TETHER_RELEASE_RECORD = %q", env["TETHER_RELEASE_RECORD"])
 		}
@@ -212,7 +212,7 @@ func TestAgentPoliciesReachTheAgent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.yaml, err)
 		}
-		env := (&services{tasks: &tasks{cfg: cfg}}).agentEnvironment(str("arn"), str("bucket"))
+		env := (&services{tasks: &tasks{cfg: cfg}}).agentEnvironment(str("arn"))
 		for name, want := range map[string]string{"TETHER_TELEMETRY": c.telemetry, "TETHER_AUTO_APPROVE_DIAGNOSTICS": c.autoApply} {
 			got := *env[name]
 			if got != want {

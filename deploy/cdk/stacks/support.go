@@ -11,12 +11,14 @@ import (
 )
 
 // Support from the operator's workstation. The agent's data dir is on a
-// file system only its task mounts, so the agent mirrors what an operator
-// reviews (its diagnostics requests with their redacted bundles, and its
-// egress ledger) to the agent exchange bucket, and reads the operator's
-// decisions there (internal/exchange). tetherctl diag and egress with
-// --config read it with the operator's own IAM permissions
-// (docs/support.md); no shell in a container and no inbound port.
+// file system only the agent's and the exchange task mount, so the
+// exchange task (tether-exchange) mirrors what an operator reviews (the
+// diagnostics requests with their redacted bundles, and the egress ledger)
+// to the agent exchange bucket, and applies the operator's decisions there
+// (internal/exchange). The agent, which talks to the vendor, has no S3
+// right at all. tetherctl diag and egress with --config read the bucket with
+// the operator's own IAM permissions (docs/support.md); no shell in a
+// container and no inbound port.
 
 // ExchangeBucketOutput is the data stack's output naming the exchange
 // bucket; tetherctl finds the bucket by it.
@@ -38,9 +40,9 @@ type Exchange struct {
 // newExchange creates the exchange bucket in the data stack: its own
 // retained, rotated key, versioned, TLS only, no public access, access
 // logged, retained with the stack's other data. Its policy lets only
-// principals of this account in, lets only the agent write what the agent
-// writes, and keeps the agent from writing decisions and anyone from
-// deleting the ledger's copy.
+// principals of this account in, lets only the exchange task write what it
+// writes, keeps it from writing decisions and anyone from deleting the
+// ledger's copy, and keeps the agent out altogether.
 func newExchange(stack awscdk.Stack, cfg *deployconfig.Config, accessLogs awss3.IBucket) *Exchange {
 	x := &Exchange{Key: retainedKey(stack, cfg, "ExchangeKey", "agent-exchange", "the agent exchange bucket (diagnostics requests for review, the egress ledger's copy)")}
 	x.Bucket = awss3.NewBucket(stack, str("Exchange"), &awss3.BucketProps{
@@ -64,7 +66,7 @@ func newExchange(stack awscdk.Stack, cfg *deployconfig.Config, accessLogs awss3.
 	})
 	all := &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}
 	objects := func(pattern string) *string { return x.Bucket.ArnForObjects(str(pattern)) }
-	agent := map[string]any{"aws:PrincipalArn": agentRoleARN(cfg)}
+	exchangeRole := map[string]any{"aws:PrincipalArn": roleARN(cfg, cfg.ExchangeRoleName())}
 	for _, st := range []*awsiam.PolicyStatementProps{{
 		Sid:        str("DenyOtherAccounts"),
 		Effect:     awsiam.Effect_DENY,
@@ -73,13 +75,22 @@ func newExchange(stack awscdk.Stack, cfg *deployconfig.Config, accessLogs awss3.
 		Resources:  &[]*string{x.Bucket.BucketArn(), objects("*")},
 		Conditions: &map[string]any{"StringNotEquals": map[string]any{"aws:PrincipalAccount": cfg.Account}},
 	}, {
-		// The agent writes everything but the operator's decisions.
-		Sid:          str("OnlyTheAgentWritesItsRecords"),
+		// The exchange task writes everything but the operator's decisions.
+		Sid:          str("OnlyTheExchangeTaskWritesItsRecords"),
 		Effect:       awsiam.Effect_DENY,
 		Principals:   all,
 		Actions:      jsii.Strings("s3:PutObject"),
 		NotResources: &[]*string{objects(exchangeDecisions)},
-		Conditions:   &map[string]any{"ArnNotLike": agent},
+		Conditions:   &map[string]any{"ArnNotLike": exchangeRole},
+	}, {
+		// Decisions are the operator's: the exchange task may not approve
+		// for them.
+		Sid:        str("DenyTetherExchangeDecisions"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: all,
+		Actions:    jsii.Strings("s3:PutObject"),
+		Resources:  &[]*string{objects(exchangeDecisions)},
+		Conditions: &map[string]any{"ArnLike": exchangeRole},
 	}, {
 		// The copy of the egress ledger is append-only for everyone.
 		Sid:        str("KeepTheLedger"),
@@ -90,8 +101,8 @@ func newExchange(stack awscdk.Stack, cfg *deployconfig.Config, accessLogs awss3.
 	}} {
 		x.Bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(st))
 	}
-	// Decisions are the operator's: the agent may not approve for them.
-	x.Bucket.AddToResourcePolicy(denyAgent(cfg, []string{"s3:PutObject"}, objects(exchangeDecisions)))
+	// The agent, which talks to the vendor, reaches no bucket.
+	x.Bucket.AddToResourcePolicy(denyAgent(cfg, []string{"s3:*"}, x.Bucket.BucketArn(), objects("*")))
 	// The retained bucket keeps its policy (this account only, the ledger's
 	// copy undeletable) after the stack is gone.
 	x.Bucket.Policy().ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
@@ -102,7 +113,7 @@ func newExchange(stack awscdk.Stack, cfg *deployconfig.Config, accessLogs awss3.
 	return x
 }
 
-// grantExchange lets the agent's task role write its records and ledger
+// grantExchange lets the exchange task's role write the records and ledger
 // segments to the exchange bucket, read the operator's decisions there,
 // and list the bucket (without s3:ListBucket, S3 answers a missing
 // decision.json with 403 rather than 404), through S3 only with the
@@ -122,6 +133,6 @@ func grantExchange(role awsiam.Role, cfg *deployconfig.Config, x *Exchange) {
 		resourceEnding("/"+exchangeDiagnostics+"*"), resourceEnding("/"+exchangeLedger+"*"), resourceEnding("/"+exchangeDecisions))
 }
 
-// exchangeNagReason is why the agent role's wildcards on the exchange
+// exchangeNagReason is why the exchange role's wildcards on the exchange
 // bucket are accepted.
-const exchangeNagReason = "The agent writes one object per diagnostics request file and per ledger segment, under the exchange bucket's diagnostics/ and ledger/ prefixes only, and reads only diagnostics/*/decision.json; the bucket policy keeps it from writing decisions."
+const exchangeNagReason = "tether-exchange writes one object per diagnostics request file and per ledger segment, under the exchange bucket's diagnostics/ and ledger/ prefixes only, and reads only diagnostics/*/decision.json; the bucket policy keeps it from writing decisions."

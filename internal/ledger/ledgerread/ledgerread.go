@@ -1,9 +1,10 @@
 // Package ledgerread is the operator's side of the egress ledger
 // (internal/ledger): `tetherctl egress show` reads it with Read, `tetherctl
 // egress verify` checks the chain and the head file with Verify, and
-// RepairTornTail is the operator's explicit step after ErrTornTail. The
-// agent only appends and never runs these, so they live apart and the
-// agent does not link them.
+// RepairTornTail is the operator's explicit step after ErrTornTail;
+// tether-exchange copies it to the exchange bucket with Tail. The agent
+// only appends and never runs these, so they live apart and the agent does
+// not link them.
 //
 // The format stays defined once, in internal/ledger: each line is decoded
 // and checked there (ledger.DecodeLine, ledger.ReadLine), the head file is
@@ -15,6 +16,7 @@ package ledgerread
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -179,4 +181,58 @@ func RepairTornTail(path string) (removed int64, err error) {
 		return 0, fmt.Errorf("ledger: repair: %w", err)
 	}
 	return fi.Size() - keep, nil
+}
+
+// Tail is what a mirror of the ledger copies next: the complete entries
+// from byte offset off (a line boundary an earlier Tail returned) on, at
+// most about limit bytes of them (always at least one whole line), read
+// under the shared lock so no append is seen half-written. When the chunk
+// reaches the ledger's last complete line, atEnd is true and headFile holds
+// the head file's bytes as they were at that moment; the mirror stores both
+// so that Verify can check the copy as it checks the original. An
+// incomplete final line (a torn tail) is never included.
+func Tail(path string, off int64, limit int) (chunk, headFile []byte, atEnd bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+	}
+	defer f.Close()
+	if err := ledger.Flock(f, syscall.LOCK_SH); err != nil {
+		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+	}
+	defer ledger.Flock(f, syscall.LOCK_UN)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+	}
+	if off < 0 || off > fi.Size() {
+		return nil, nil, false, fmt.Errorf("ledger: tail: offset %d is outside the ledger (%d bytes); the copy is not of this ledger", off, fi.Size())
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, off, fi.Size()-off), 64<<10)
+	for !atEnd {
+		line, err := ledger.ReadLine(r)
+		switch {
+		case err == io.EOF || errors.Is(err, ledger.ErrTornTail):
+			atEnd = true
+		case err != nil:
+			return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+		default:
+			chunk = append(chunk, line...)
+			if len(chunk) >= limit {
+				// Full: at the end only if nothing follows (a torn tail
+				// that follows is found by the next call).
+				if _, err := r.Peek(1); err != io.EOF {
+					return chunk, nil, false, nil
+				}
+				atEnd = true
+			}
+		}
+	}
+	if atEnd {
+		headFile, err = os.ReadFile(ledger.HeadPath(path))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, nil, false, fmt.Errorf("ledger: tail: %w", err)
+		}
+	}
+	return chunk, headFile, atEnd, nil
 }
