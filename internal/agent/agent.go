@@ -341,9 +341,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent running", "install_id", a.install.InstallID, "channel", a.cfg.Channel,
 		"heartbeat_seconds", a.cfg.Heartbeat.Seconds(), "telemetry", a.cfg.Telemetry, "auto_approve_diagnostics", a.cfg.AutoApprove)
-	if a.cfg.ExchangeBucketSet {
-		a.log.Warn("TETHER_EXCHANGE_BUCKET is set but ignored: tether-exchange, its own task, mirrors the exchange bucket now; until this release's stacks are deployed (tetherctl deploy), decisions made with tetherctl diag --config are not applied")
-	}
 
 	a.mu.Lock()
 	a.startedAt = a.now()

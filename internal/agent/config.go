@@ -39,10 +39,6 @@ type Config struct {
 	IdentitySecret   string        // --identity-secret, TETHER_AGENT_IDENTITY_SECRET
 	AlarmPrefix      string        // --alarm-prefix, TETHER_ALARM_PREFIX; empty: no warnings
 	ReleaseRecord    string        // --release-record, TETHER_RELEASE_RECORD; empty: DATA_DIR/state/releases.json
-	// ExchangeBucketSet: an older task definition's TETHER_EXCHANGE_BUCKET,
-	// which an image-only upgrade keeps. The agent runs and warns rather
-	// than stop heartbeats over a setting it no longer uses.
-	ExchangeBucketSet bool
 }
 
 // setting is one configuration value: its flag, its variable and where it
@@ -153,7 +149,6 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("%w: invalid configuration:\n  %s", ErrUsage, strings.Join(problems, "\n  "))
 	}
-	c.ExchangeBucketSet = getenv("TETHER_EXCHANGE_BUCKET") != ""
 	return c, nil
 }
 

@@ -44,11 +44,8 @@ func TestParseConfig(t *testing.T) {
 	if c.Channel != "beta" || !c.Telemetry || !c.AutoApprove || c.Heartbeat != 5*time.Second || c.IdentitySecret == "" {
 		t.Fatalf("env and flags: %+v", c)
 	}
-	// An older task definition's exchange bucket is noted, not an error:
-	// tether-exchange mirrors it now.
-	if !c.ExchangeBucketSet {
-		t.Fatal("TETHER_EXCHANGE_BUCKET not noted")
-	}
+	// An older task definition's exchange bucket is not the agent's to
+	// read any more (tether-exchange mirrors it), and not an error either.
 	if r := c.Redacted(); r["identity-secret"] != "(set)" || r["plane-url"] != "http://127.0.0.1:9000" {
 		t.Fatalf("redacted: %v", r)
 	}

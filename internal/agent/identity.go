@@ -114,9 +114,8 @@ func (f fileKeys) save(_ context.Context, k ed25519.PrivateKey) error {
 	return atomicfile.Write(f.path, []byte(encodeKey(k)+"\n"), 0o600)
 }
 
-// secretKeys keeps the key in its own Secrets Manager secret. A secret the
-// deployment created empty (or not at all, when given a plain name) is
-// filled at first start.
+// secretKeys keeps the key in its own Secrets Manager secret, which the
+// deployment creates empty.
 type secretKeys struct {
 	client *secretsmanager.Client
 	id     string // name or ARN
@@ -194,18 +193,13 @@ func (s secretKeys) promote(ctx context.Context) error {
 	return nil
 }
 
+// save fills the secret at first start. The agent never creates one: that
+// would need secretsmanager:CreateSecret on names it chooses, and the
+// deployment makes the secret with its key and policy.
 func (s secretKeys) save(ctx context.Context, k ed25519.PrivateKey) error {
-	value := aws.String(encodeKey(k))
-	_, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(s.id), SecretString: value})
-	op := "PutSecretValue"
-	var nf *smtypes.ResourceNotFoundException
-	if errors.As(err, &nf) && !strings.HasPrefix(s.id, "arn:") {
-		op = "CreateSecret"
-		_, err = s.client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(s.id), SecretString: value,
-			Description: aws.String("tether-agent identity key (Ed25519 seed)")})
-	}
+	_, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(s.id), SecretString: aws.String(encodeKey(k))})
 	if err != nil {
-		return secretError(s.id, op, err)
+		return secretError(s.id, "PutSecretValue", err)
 	}
 	return nil
 }

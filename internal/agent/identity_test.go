@@ -100,8 +100,8 @@ func TestIdentitySecretErrors(t *testing.T) {
 			[]string{arn, "KMS refused secretsmanager:PutSecretValue", "kms:GenerateDataKey"}},
 		{"secret not found", arn, "PutSecretValue", [2]string{"ResourceNotFoundException", "Secrets Manager can't find the specified secret."},
 			[]string{arn, "not found", "TETHER_AGENT_IDENTITY_SECRET"}},
-		{"named secret cannot be created", "tether/prod/agent-identity", "CreateSecret", denied,
-			[]string{"tether/prod/agent-identity", "access denied to secretsmanager:CreateSecret"}},
+		{"named secret not found", "tether/prod/agent-identity", "GetSecretValue", [2]string{"ResourceNotFoundException", "Secrets Manager can't find the specified secret."},
+			[]string{"tether/prod/agent-identity", "not found", "create the secret"}},
 		{"marked for deletion", arn, "GetSecretValue", [2]string{"InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion."},
 			[]string{arn, "marked for deletion", "restore-secret"}},
 	} {

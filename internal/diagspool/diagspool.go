@@ -160,12 +160,6 @@ type manifestFile struct {
 	SHA256 string `json:"sha256"`
 }
 
-// legacyFiles are the whole bundle of one built before manifests were
-// written (its files are not hash-checked): the names the agent collects.
-func legacyFiles() []string {
-	return []string{"agent-log.txt", "config.json", "docsvc.json", "health-history.json", "versions.json"}
-}
-
 func newManifest(files []PreviewFile) bundleManifest {
 	var m bundleManifest
 	for _, f := range files {
@@ -189,13 +183,12 @@ func readBundle(dir string) ([]PreviewFile, error) {
 	if _, err := os.Stat(filepath.Join(dir, BundleDir)); err != nil {
 		return nil, err
 	}
+	// Without the manifest nothing shows the files are what the agent
+	// built, so they are neither previewed nor sent.
 	var m bundleManifest
-	switch err := atomicfile.ReadJSON(filepath.Join(dir, ManifestFile), &m); {
-	case errors.Is(err, fs.ErrNotExist):
-		for _, name := range legacyFiles() {
-			m.Files = append(m.Files, manifestFile{Name: name})
-		}
-	case err != nil:
+	if err := atomicfile.ReadJSON(filepath.Join(dir, ManifestFile), &m); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s is missing (decline the request and ask the vendor to request again)", ErrBundleChanged, ManifestFile)
+	} else if err != nil {
 		return nil, err
 	}
 	out := make([]PreviewFile, 0, len(m.Files))
@@ -208,7 +201,7 @@ func readBundle(dir string) ([]PreviewFile, error) {
 			return nil, err
 		}
 		sum := sha256.Sum256(data)
-		if f.SHA256 != "" && (int64(len(data)) != f.Size || hex.EncodeToString(sum[:]) != f.SHA256) {
+		if int64(len(data)) != f.Size || hex.EncodeToString(sum[:]) != f.SHA256 {
 			return nil, fmt.Errorf("%w: %s (decline the request and ask the vendor to request again)", ErrBundleChanged, f.Name)
 		}
 		out = append(out, PreviewFile{Name: f.Name, Size: int64(len(data)), Content: data})

@@ -1,6 +1,7 @@
 package diagspool
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,29 +11,23 @@ import (
 	"github.com/tetherhq/tether/internal/boundary"
 )
 
-// A bundle built before manifests were written holds the collected files
-// and nothing else.
+// A bundle without its manifest (one an older agent built, or one whose
+// manifest was removed) is refused, not read by name: nothing would show
+// its files are the ones the agent built.
 func TestReadBundleWithoutManifest(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "bundle"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range append(legacyFiles(), "stray.swp") {
+	for _, name := range []string{"agent-log.txt", "config.json", "stray.swp"} {
 		if err := os.WriteFile(filepath.Join(dir, "bundle", name), []byte(name), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	files, err := readBundle(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, f := range files {
-		names = append(names, f.Name)
-	}
-	if strings.Join(names, ",") != strings.Join(legacyFiles(), ",") {
-		t.Fatalf("bundle without a manifest = %v, want %v", names, legacyFiles())
+	if !errors.Is(err, ErrBundleChanged) || !strings.Contains(err.Error(), "manifest.json is missing") || files != nil {
+		t.Fatalf("bundle without a manifest: %v, %v; want ErrBundleChanged naming manifest.json", files, err)
 	}
 }
 
