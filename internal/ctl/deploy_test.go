@@ -295,7 +295,7 @@ func (f *deployFixture) steps(t *testing.T, calls *[]string) deploySteps {
 				names = append(names, aws.ToString(s.ServiceName))
 			}
 			slices.Sort(names)
-			if want := []string{"tether-acme-docs-agent", "tether-acme-docs-api", "tether-acme-docs-worker"}; !slices.Equal(names, want) {
+			if want := []string{"tether-acme-docs-agent", "tether-acme-docs-api", "tether-acme-docs-exchange", "tether-acme-docs-worker"}; !slices.Equal(names, want) {
 				return fmt.Errorf("services %v, want %v", names, want)
 			}
 			return nil
