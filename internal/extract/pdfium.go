@@ -3,10 +3,10 @@ package extract
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"unicode"
-	"unicode/utf16"
+	"math"
 
 	// Links in go-pdfium's embedded module, which pdfiumWASM names.
 	_ "github.com/klippa-app/go-pdfium/webassembly"
@@ -99,7 +99,15 @@ var errPDFiumStopped = errors.New("pdfium call stopped: the document's context e
 var pdfiumExports = []string{
 	"malloc", "FPDF_InitLibrary", "FPDF_GetLastError",
 	"FPDF_LoadMemDocument", "FPDF_GetPageCount", "FPDF_LoadPage", "FPDF_ClosePage",
-	"FPDFText_LoadPage", "FPDFText_ClosePage", "FPDFText_CountChars", "FPDFText_GetText",
+	"FPDFText_LoadPage", "FPDFText_ClosePage", "FPDFText_CountChars",
+	"FPDFText_GetTextObject", "FPDFTextObj_GetFont", "FPDFFont_GetGlyphWidth",
+}
+
+func init() {
+	// Without the glyph reader in the module, glyphRecord calls them.
+	for _, c := range glyphCalls {
+		pdfiumExports = append(pdfiumExports, c.name)
+	}
 }
 
 // pdfiumInstance is one instantiation of PDFium, used for one document.
@@ -107,7 +115,10 @@ type pdfiumInstance struct {
 	ctx context.Context
 	mod api.Module
 	fn  map[string]api.Function
-	buf uint32 // FPDFText_GetText's output, pdfTextChunk+1 UTF-16 units
+	// reader is the module's glyph reader (wasmglyphs.go), or nil.
+	reader api.Function
+	// buf holds glyphChunk glyph records, then one float (glyphWidth).
+	buf uint32
 }
 
 // instantiate makes a fresh instance whose calls run under ctx. Its memory
@@ -137,7 +148,8 @@ func (e *pdfiumEngine) instantiate(ctx context.Context) (_ *pdfiumInstance, err 
 	if _, err := p.call("FPDF_InitLibrary"); err != nil {
 		return nil, err
 	}
-	if p.buf, err = p.call("malloc", (pdfTextChunk+1)*2); err == nil && p.buf == 0 {
+	p.reader = mod.ExportedFunction(glyphReaderExport)
+	if p.buf, err = p.call("malloc", glyphChunk*glyphRecord+4); err == nil && p.buf == 0 {
 		err = errors.New("no memory for the text buffer")
 	}
 	return p, err
@@ -150,14 +162,21 @@ func (p *pdfiumInstance) close() { _ = p.mod.Close(context.Background()) }
 // call calls the exported function name with 32-bit arguments and returns
 // its 32-bit result.
 func (p *pdfiumInstance) call(name string, args ...uint32) (uint32, error) {
-	var stack [4]uint64
+	r, err := p.callRaw(name, args...)
+	return uint32(r), err
+}
+
+// callRaw is call returning the result as wazero encodes it (a float64's
+// bits for a double).
+func (p *pdfiumInstance) callRaw(name string, args ...uint32) (uint64, error) {
+	var stack [6]uint64
 	for i, a := range args {
 		stack[i] = uint64(a)
 	}
 	if err := p.fn[name].CallWithStack(p.ctx, stack[:]); err != nil {
 		return 0, err
 	}
-	return uint32(stack[0]), nil
+	return stack[0], nil
 }
 
 // PDFium's FPDF_GetLastError codes.
@@ -183,38 +202,134 @@ func (p *pdfiumInstance) openDocument(data []byte) (doc uint32, code uint32, err
 	return 0, max(code, 1), err
 }
 
-// text adds count characters of a text page from start to dst, decoding
-// PDFium's UTF-16 straight from its memory (no copy on the Go heap).
-// count is at most pdfTextChunk.
-func (p *pdfiumInstance) text(textPage uint32, start, count int, dst *textBuilder) error {
-	n, err := p.call("FPDFText_GetText", textPage, uint32(start), uint32(count), p.buf)
-	if err != nil {
-		return err
-	}
-	// n counts the terminating NUL.
-	units := int(int32(n)) - 1
-	if units <= 0 {
-		return nil
-	}
-	raw, ok := p.mod.Memory().Read(p.buf, uint32(min(units, count))*2)
+// glyphChunk is how many characters pageText reads at a time: their
+// records (glyphRecord bytes each) live in PDFium's memory.
+const glyphChunk = 1024
+
+// glyphs fills dst (at most glyphChunk long) with the characters of a text
+// page from start on.
+func (p *pdfiumInstance) glyphs(textPage uint32, start int, dst []pdfGlyph) error {
+	mem := p.mod.Memory()
+	size := uint32(len(dst) * glyphRecord)
+	recs, ok := mem.Read(p.buf, size)
 	if !ok {
-		return errors.New("text buffer out of range")
+		return errors.New("glyph buffer out of range")
 	}
-	for i := 0; i+1 < len(raw); i += 2 {
-		r := rune(raw[i]) | rune(raw[i+1])<<8
-		if utf16.IsSurrogate(r) {
-			// A pair makes one character; a lone half, U+FFFD.
-			r2 := unicode.ReplacementChar
-			if i+3 < len(raw) {
-				r2 = rune(raw[i+2]) | rune(raw[i+3])<<8
-			}
-			if r = utf16.DecodeRune(r, r2); r != unicode.ReplacementChar {
-				i += 2
+	// What a failed call leaves unwritten reads as zero.
+	clear(recs)
+	if p.reader != nil {
+		stack := [4]uint64{uint64(textPage), uint64(start), uint64(len(dst)), uint64(p.buf)}
+		if err := p.reader.CallWithStack(p.ctx, stack[:]); err != nil {
+			return err
+		}
+	} else {
+		for i := range dst {
+			if err := p.glyphRecord(textPage, uint32(start+i), p.buf+uint32(i*glyphRecord)); err != nil {
+				return err
 			}
 		}
-		if dst.writeRune(r); dst.err != nil {
-			return dst.err
+	}
+	if recs, ok = mem.Read(p.buf, size); !ok {
+		return errors.New("glyph buffer out of range")
+	}
+	for i := range dst {
+		g, inkRight, code := decodeGlyph(recs[i*glyphRecord : (i+1)*glyphRecord])
+		if i > 0 && !g.generated && !dst[i-1].generated && dst[i-1].x0 == g.x0 {
+			// One glyph, several characters (a ligature): the font's
+			// width of one of them is not the glyph's.
+			dst[i-1].x1 = g.x1
+		} else if !g.generated && abs32(inkRight-g.x1) < 0.01 {
+			// The loose box is the union of the advance and the ink:
+			// the ink overhangs (an italic letter), and the advance,
+			// which poppler measures gaps from, is the font's.
+			w, err := p.glyphWidth(textPage, uint32(start+i), code, g.size/max(g.scale, 1e-6))
+			if err != nil {
+				return err
+			}
+			if w > 0 {
+				g.x1 = min(g.x1, g.x0+w*g.scale)
+			}
+		}
+		dst[i] = g.pdfGlyph
+	}
+	return nil
+}
+
+// decodedGlyph is a glyph with what decodeGlyph read besides.
+type decodedGlyph struct {
+	pdfGlyph
+	scale float32 // the text's horizontal scale: matrix a
+}
+
+// decodeGlyph reads one record (see glyphRecord). inkRight is the right
+// edge of the glyph's ink; code, what FPDFText_GetUnicode said.
+func decodeGlyph(rec []byte) (g decodedGlyph, inkRight float32, code uint32) {
+	le := binary.LittleEndian
+	f32 := func(off int) float32 { return math.Float32frombits(le.Uint32(rec[off:])) }
+	f64 := func(off int) float64 { return math.Float64frombits(le.Uint64(rec[off:])) }
+	code = le.Uint32(rec)
+	a, b, c, d := f32(32), f32(36), f32(40), f32(44)
+	g.pdfGlyph = pdfGlyph{
+		r:         glyphRune(code),
+		generated: le.Uint32(rec[4:]) == 1,
+		upright:   a > 0 && d > 0 && abs32(b) <= 0.1*a && abs32(c) <= 0.1*d,
+		// The origin: the loose box starts there too, except when
+		// PDFium gives the ink's box instead.
+		x0:   float32(f64(16)),
+		x1:   f32(64),
+		base: float32(f64(24)),
+		size: float32(f64(8)) * d,
+	}
+	g.scale = a
+	return g, float32(f64(80)), code
+}
+
+// glyphRecord writes the record of one character at out, one call at a
+// time: what the module's glyph reader does when the module has none.
+func (p *pdfiumInstance) glyphRecord(textPage, i, out uint32) error {
+	mem := p.mod.Memory()
+	for k, c := range glyphCalls {
+		var args []uint32
+		switch k {
+		case 3:
+			args = []uint32{out + 16, out + 24}
+		case 4:
+			args = []uint32{out + 32}
+		case 5:
+			args = []uint32{out + 56}
+		case 6:
+			args = []uint32{out + 72, out + 80, out + 88, out + 96}
+		}
+		r, err := p.callRaw(c.name, append([]uint32{textPage, i}, args...)...)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case 0, 1:
+			mem.WriteUint32Le(out+uint32(4*k), uint32(r))
+		case 2:
+			mem.WriteUint64Le(out+8, r)
 		}
 	}
 	return nil
+}
+
+// glyphWidth is the advance width, per point of font size, that character
+// i's font gives code, or 0 if it cannot tell.
+func (p *pdfiumInstance) glyphWidth(textPage, i, code uint32, fontSize float32) (float32, error) {
+	obj, err := p.call("FPDFText_GetTextObject", textPage, i)
+	if err != nil || obj == 0 {
+		return 0, err
+	}
+	font, err := p.call("FPDFTextObj_GetFont", obj)
+	if err != nil || font == 0 {
+		return 0, err
+	}
+	out := p.buf + glyphChunk*glyphRecord
+	ok, err := p.call("FPDFFont_GetGlyphWidth", font, code, math.Float32bits(fontSize), out)
+	if err != nil || ok == 0 {
+		return 0, err
+	}
+	w, _ := p.mod.Memory().ReadFloat32Le(out)
+	return w, nil
 }

@@ -63,7 +63,8 @@ func pdfPhases(data []byte, ph *[6]time.Duration) error {
 			return err
 		}
 		mark(1)
-		text := newTextBuilder(DefaultLimits().MaxTextBytes)
+		words := &glyphWriter{dst: newTextBuilder(DefaultLimits().MaxTextBytes)}
+		glyphs := make([]pdfGlyph, glyphChunk)
 		for i := range n {
 			page, err := inst.call("FPDF_LoadPage", doc, i)
 			if err != nil || page == 0 {
@@ -79,11 +80,18 @@ func pdfPhases(data []byte, ph *[6]time.Duration) error {
 				return err
 			}
 			mark(3)
-			for start := 0; start < int(count); start += pdfTextChunk {
-				if err := inst.text(tp, start, min(pdfTextChunk, int(count)-start), text); err != nil {
+			for start := 0; start < int(count); start += len(glyphs) {
+				chunk := glyphs[:min(len(glyphs), int(count)-start)]
+				if err := inst.glyphs(tp, start, chunk); err != nil {
+					return err
+				}
+				if err := words.write(chunk); err != nil {
 					return err
 				}
 				mark(4)
+			}
+			if err := words.endPage(); err != nil {
+				return err
 			}
 			inst.call("FPDFText_ClosePage", tp)
 			inst.call("FPDF_ClosePage", page)
