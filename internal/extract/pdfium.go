@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unicode"
 
 	// Links in go-pdfium's embedded module, which pdfiumWASM names.
 	_ "github.com/klippa-app/go-pdfium/webassembly"
@@ -100,7 +101,7 @@ var pdfiumExports = []string{
 	"malloc", "FPDF_InitLibrary", "FPDF_GetLastError",
 	"FPDF_LoadMemDocument", "FPDF_GetPageCount", "FPDF_LoadPage", "FPDF_ClosePage",
 	"FPDFText_LoadPage", "FPDFText_ClosePage", "FPDFText_CountChars",
-	"FPDFText_GetTextObject", "FPDFTextObj_GetFont", "FPDFFont_GetGlyphWidth",
+	"FPDFText_GetCharBox", "FPDFText_GetTextObject", "FPDFTextObj_GetFont", "FPDFFont_GetGlyphWidth",
 }
 
 func init() {
@@ -117,7 +118,8 @@ type pdfiumInstance struct {
 	fn  map[string]api.Function
 	// reader is the module's glyph reader (wasmglyphs.go), or nil.
 	reader api.Function
-	// buf holds glyphChunk glyph records, then one float (glyphWidth).
+	// buf holds glyphChunk glyph records, then room for the out-
+	// parameters of inkRight and glyphWidth.
 	buf uint32
 }
 
@@ -149,7 +151,7 @@ func (e *pdfiumEngine) instantiate(ctx context.Context) (_ *pdfiumInstance, err 
 		return nil, err
 	}
 	p.reader = mod.ExportedFunction(glyphReaderExport)
-	if p.buf, err = p.call("malloc", glyphChunk*glyphRecord+4); err == nil && p.buf == 0 {
+	if p.buf, err = p.call("malloc", glyphChunk*glyphRecord+32); err == nil && p.buf == 0 {
 		err = errors.New("no memory for the text buffer")
 	}
 	return p, err
@@ -233,85 +235,117 @@ func (p *pdfiumInstance) glyphs(textPage uint32, start int, dst []pdfGlyph) erro
 		return errors.New("glyph buffer out of range")
 	}
 	for i := range dst {
-		g, inkRight, code := decodeGlyph(recs[i*glyphRecord : (i+1)*glyphRecord])
+		g := decodeGlyph(recs[i*glyphRecord : (i+1)*glyphRecord])
 		if i > 0 && !g.generated && !dst[i-1].generated && dst[i-1].x0 == g.x0 {
-			// One glyph, several characters (a ligature): the font's
-			// width of one of them is not the glyph's.
+			// One glyph, several characters (a ligature).
 			dst[i-1].x1 = g.x1
-		} else if !g.generated && abs32(inkRight-g.x1) < 0.01 {
-			// The loose box is the union of the advance and the ink:
-			// the ink overhangs (an italic letter), and the advance,
-			// which poppler measures gaps from, is the font's.
-			w, err := p.glyphWidth(textPage, uint32(start+i), code, g.size/max(g.scale, 1e-6))
-			if err != nil {
-				return err
-			}
-			if w > 0 {
-				g.x1 = min(g.x1, g.x0+w*g.scale)
-			}
 		}
-		dst[i] = g.pdfGlyph
+		dst[i] = g
+	}
+	for i := range dst {
+		if !advanceMatters(dst, i) {
+			continue
+		}
+		// The loose box is the union of the advance and the ink. If the
+		// ink overhangs (an italic letter), the advance, which poppler
+		// measures gaps from, is the font's to tell.
+		g := &dst[i]
+		ink, err := p.inkRight(textPage, uint32(start+i))
+		if err != nil {
+			return err
+		}
+		if abs32(ink-g.x1) >= 0.01 {
+			continue
+		}
+		rec := recs[i*glyphRecord:]
+		code, scale := binary.LittleEndian.Uint32(rec), math.Float32frombits(binary.LittleEndian.Uint32(rec[32:]))
+		w, err := p.glyphWidth(textPage, uint32(start+i), code, g.size/max(scale, 1e-6))
+		if err != nil {
+			return err
+		}
+		if w > 0 {
+			g.x1 = min(g.x1, g.x0+w*scale)
+		}
 	}
 	return nil
 }
 
-// decodedGlyph is a glyph with what decodeGlyph read besides.
-type decodedGlyph struct {
-	pdfGlyph
-	scale float32 // the text's horizontal scale: matrix a
+// advanceMatters says whether the advance width of dst[i] could change
+// what separates it from the next glyph: the next starts a little right of
+// dst[i]'s loose box (a superscript after an italic letter, letters kerned
+// apart), and a box that ends with an overhanging ink would hide part of
+// the gap. One that starts within the box follows it in a word.
+func advanceMatters(dst []pdfGlyph, i int) bool {
+	g := &dst[i]
+	if g.generated || !g.upright || unicode.IsSpace(g.r) {
+		return false
+	}
+	for _, n := range dst[i+1:] {
+		switch {
+		case n.generated:
+			continue
+		case !n.upright || unicode.IsSpace(n.r):
+			return false
+		}
+		size := max(g.size, n.size)
+		gap := n.x0 - g.x1
+		return abs32(n.base-g.base) <= maxScriptShift*size && gap > 0.01 && gap <= wordBreakGap*size
+	}
+	return false
 }
 
-// decodeGlyph reads one record (see glyphRecord). inkRight is the right
-// edge of the glyph's ink; code, what FPDFText_GetUnicode said.
-func decodeGlyph(rec []byte) (g decodedGlyph, inkRight float32, code uint32) {
+// decodeGlyph reads one record (see glyphRecord).
+func decodeGlyph(rec []byte) pdfGlyph {
 	le := binary.LittleEndian
-	f32 := func(off int) float32 { return math.Float32frombits(le.Uint32(rec[off:])) }
-	f64 := func(off int) float64 { return math.Float64frombits(le.Uint64(rec[off:])) }
-	code = le.Uint32(rec)
-	a, b, c, d := f32(32), f32(36), f32(40), f32(44)
-	g.pdfGlyph = pdfGlyph{
-		r:         glyphRune(code),
-		generated: le.Uint32(rec[4:]) == 1,
+	code := le.Uint32(rec)
+	a := math.Float32frombits(le.Uint32(rec[32:]))
+	b := math.Float32frombits(le.Uint32(rec[36:]))
+	c := math.Float32frombits(le.Uint32(rec[40:]))
+	d := math.Float32frombits(le.Uint32(rec[44:]))
+	left := math.Float32frombits(le.Uint32(rec[56:]))
+	right := math.Float32frombits(le.Uint32(rec[64:]))
+	r := glyphRune(code)
+	return pdfGlyph{
+		r: r,
+		// PDFium's own spaces and line breaks have an empty box.
+		generated: left == right && (r == ' ' || r == '\r' || r == '\n'),
 		upright:   a > 0 && d > 0 && abs32(b) <= 0.1*a && abs32(c) <= 0.1*d,
 		// The origin: the loose box starts there too, except when
 		// PDFium gives the ink's box instead.
-		x0:   float32(f64(16)),
-		x1:   f32(64),
-		base: float32(f64(24)),
-		size: float32(f64(8)) * d,
+		x0:   float32(math.Float64frombits(le.Uint64(rec[16:]))),
+		x1:   right,
+		base: float32(math.Float64frombits(le.Uint64(rec[24:]))),
+		size: float32(math.Float64frombits(le.Uint64(rec[8:]))) * d,
 	}
-	g.scale = a
-	return g, float32(f64(80)), code
 }
 
 // glyphRecord writes the record of one character at out, one call at a
 // time: what the module's glyph reader does when the module has none.
 func (p *pdfiumInstance) glyphRecord(textPage, i, out uint32) error {
-	mem := p.mod.Memory()
+	outParams := [][]uint32{2: {out + 16, out + 24}, 3: {out + 32}, 4: {out + 56}}
 	for k, c := range glyphCalls {
-		var args []uint32
-		switch k {
-		case 3:
-			args = []uint32{out + 16, out + 24}
-		case 4:
-			args = []uint32{out + 32}
-		case 5:
-			args = []uint32{out + 56}
-		case 6:
-			args = []uint32{out + 72, out + 80, out + 88, out + 96}
-		}
-		r, err := p.callRaw(c.name, append([]uint32{textPage, i}, args...)...)
+		r, err := p.callRaw(c.name, append([]uint32{textPage, i}, outParams[k]...)...)
 		if err != nil {
 			return err
 		}
 		switch k {
-		case 0, 1:
-			mem.WriteUint32Le(out+uint32(4*k), uint32(r))
-		case 2:
-			mem.WriteUint64Le(out+8, r)
+		case 0:
+			p.mod.Memory().WriteUint32Le(out, uint32(r))
+		case 1:
+			p.mod.Memory().WriteUint64Le(out+8, r)
 		}
 	}
 	return nil
+}
+
+// inkRight is the right edge of character i's ink.
+func (p *pdfiumInstance) inkRight(textPage, i uint32) (float32, error) {
+	out := p.buf + glyphChunk*glyphRecord
+	if _, err := p.call("FPDFText_GetCharBox", textPage, i, out, out+8, out+16, out+24); err != nil {
+		return 0, err
+	}
+	right, _ := p.mod.Memory().ReadFloat64Le(out + 8)
+	return float32(right), nil
 }
 
 // glyphWidth is the advance width, per point of font size, that character

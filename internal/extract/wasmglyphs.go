@@ -8,8 +8,8 @@ import (
 )
 
 // Word grouping (pdfwords.go) needs, for every character of a text page,
-// its code point, position, advance and size: seven PDFium calls. Made one
-// by one from Go, each call crossing into WebAssembly costs about 100 ns,
+// its code point, origin, advance and size: five PDFium calls. Made one by
+// one from Go, each call crossing into WebAssembly costs about 100 ns,
 // more than PDFium's own work on the page. addGlyphReader adds to the
 // module a function, glyphReaderExport, that makes those calls for a range
 // of characters inside WebAssembly and writes the answers to memory: one
@@ -20,13 +20,11 @@ const glyphReaderExport = "tether_glyphs"
 // glyphRecord is the size of one character's answers, at these offsets:
 //
 //	0   u32  FPDFText_GetUnicode
-//	4   i32  FPDFText_IsGenerated
 //	8   f64  FPDFText_GetFontSize
 //	16  f64  FPDFText_GetCharOrigin: x, then y at 24
 //	32  f32  FPDFText_GetMatrix: a, b, c, d, e, f
 //	56  f32  FPDFText_GetLooseCharBox: left, top, right, bottom
-//	72  f64  FPDFText_GetCharBox: left, right, bottom, top
-const glyphRecord = 104
+const glyphRecord = 72
 
 // glyphCalls are the PDFium functions the reader calls, in the order of
 // the record, with their WebAssembly signatures: parameters, results.
@@ -34,12 +32,10 @@ var glyphCalls = []struct {
 	name, params, results string
 }{
 	{"FPDFText_GetUnicode", "\x7f\x7f", "\x7f"},
-	{"FPDFText_IsGenerated", "\x7f\x7f", "\x7f"},
 	{"FPDFText_GetFontSize", "\x7f\x7f", "\x7c"},
 	{"FPDFText_GetCharOrigin", "\x7f\x7f\x7f\x7f", "\x7f"},
 	{"FPDFText_GetMatrix", "\x7f\x7f\x7f", "\x7f"},
 	{"FPDFText_GetLooseCharBox", "\x7f\x7f\x7f", "\x7f"},
-	{"FPDFText_GetCharBox", "\x7f\x7f\x7f\x7f\x7f\x7f", "\x7f"},
 }
 
 // addGlyphReader returns module with glyphReaderExport added:
@@ -205,22 +201,22 @@ func glyphReaderBody(calls []uint32) []byte {
 	get(4)
 	get(5)
 	b = append(b, 0x4e, 0x0d, 1) // i32.ge_s; br_if out of the block
-	// Results stored at out: unicode, generated, font size.
-	for i, store := range [][]byte{{0x36, 2, 0}, {0x36, 2, 4}, {0x39, 3, 8}} { // i32.store, f64.store: align, offset
+	// Results stored at out: unicode, font size.
+	for i, store := range [][]byte{{0x36, 2, 0}, {0x39, 3, 8}} { // i32.store, f64.store: align, offset
 		get(3)
 		get(0)
 		get(4)
 		call(i)
 		b = append(b, store...)
 	}
-	// Out-parameters: origin x and y; matrix; loose box; box's four sides.
-	for i, offsets := range [][]int64{{16, 24}, {32}, {56}, {72, 80, 88, 96}} {
+	// Out-parameters: origin x and y; matrix; loose box.
+	for i, offsets := range [][]int64{{16, 24}, {32}, {56}} {
 		get(0)
 		get(4)
 		for _, off := range offsets {
 			outPlus(off)
 		}
-		call(3 + i)
+		call(2 + i)
 		b = append(b, 0x1a) // drop
 	}
 	outPlus(glyphRecord)
