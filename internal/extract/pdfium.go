@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"unicode"
 
 	// Links in go-pdfium's embedded module, which pdfiumWASM names.
 	_ "github.com/klippa-app/go-pdfium/webassembly"
@@ -277,19 +276,20 @@ func (p *pdfiumInstance) glyphs(textPage uint32, start int, dst []pdfGlyph) erro
 // the gap. One that starts within the box follows it in a word.
 func advanceMatters(dst []pdfGlyph, i int) bool {
 	g := &dst[i]
-	if g.generated || !g.upright || unicode.IsSpace(g.r) {
+	if g.generated || !g.upright || isSpace(g.r) {
 		return false
 	}
-	for _, n := range dst[i+1:] {
+	for j := i + 1; j < len(dst); j++ {
+		n := &dst[j]
 		switch {
 		case n.generated:
 			continue
-		case !n.upright || unicode.IsSpace(n.r):
+		case !n.upright || isSpace(n.r):
 			return false
 		}
 		size := max(g.size, n.size)
 		gap := n.x0 - g.x1
-		return abs32(n.base-g.base) <= maxScriptShift*size && gap > 0.01 && gap <= wordBreakGap*size
+		return gap > 0.01 && gap <= wordBreakGap*size && abs32(n.base-g.base) <= maxScriptShift*size
 	}
 	return false
 }

@@ -1,7 +1,6 @@
 package extract
 
 import (
-	"math"
 	"unicode"
 	"unicode/utf8"
 )
@@ -112,7 +111,7 @@ func (w *glyphWriter) write(glyphs []pdfGlyph) error {
 		case g.r == '\r' || g.r == '\n':
 			w.sep = sepLine
 			continue
-		case unicode.IsSpace(g.r):
+		case isSpace(g.r):
 			w.sep = max(w.sep, sepSpace)
 			w.space = w.space || !g.generated
 			continue
@@ -215,7 +214,20 @@ func (w *glyphWriter) separator(g *pdfGlyph) (sep int, gap float32, joined bool)
 	return sepSpace, gap, false
 }
 
-func abs32(f float32) float32 { return float32(math.Abs(float64(f))) }
+// isSpace is unicode.IsSpace, quicker for ASCII: it runs for every glyph.
+func isSpace(r rune) bool {
+	if r < 0x80 {
+		return r == ' ' || r >= '\t' && r <= '\r'
+	}
+	return unicode.IsSpace(r)
+}
+
+func abs32(f float32) float32 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
 
 // glyphRune is the character PDFium reports as a Unicode code point, or
 // U+FFFD when it is not one.
