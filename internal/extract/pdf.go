@@ -236,8 +236,9 @@ func pdfText(inst *pdfiumInstance, data []byte, lim Limits) (Result, error) {
 	return Result{Text: text.String(), Pages: pages}, nil
 }
 
-// pageText adds one page's text layer to text, in reading order with
-// PDFium's line breaks, stopping as soon as the text is over its limit.
+// pageText adds one page's text layer to text, in PDFium's reading order
+// with words grouped by position (pdfwords.go), stopping as soon as the
+// text is over its limit.
 func pageText(inst *pdfiumInstance, doc uint32, i int, words *glyphWriter, glyphs []pdfGlyph) error {
 	malformed := fmt.Errorf("%w: pdf: page %d unreadable", ErrMalformed, i+1)
 	page, err := inst.call("FPDF_LoadPage", doc, uint32(i))
@@ -268,7 +269,10 @@ func pageText(inst *pdfiumInstance, doc uint32, i int, words *glyphWriter, glyph
 			return malformed
 		}
 	}
-	return words.endPage()
+	if err := words.endPage(); err != nil {
+		return fmt.Errorf("pdf: page %d: %w", i+1, err)
+	}
+	return nil
 }
 
 // pdfOpenError maps PDFium's load error codes onto the sentinels. A

@@ -16,8 +16,8 @@ import (
 //
 // Each phase is reported as ms per pass over the corpus: instance (a fresh
 // PDFium), open (cross-reference table), load-page (parsing the content
-// stream), text-page (PDFium's text layout), get-text (decoding the text
-// out of WebAssembly memory into the Go-side text builder) and close.
+// stream), text-page (PDFium's text layout), get-text (reading the glyphs
+// out of PDFium and grouping them into words) and close.
 func BenchmarkPDFPhases(b *testing.B) {
 	files, err := filepath.Glob(os.Getenv("TETHER_PDF_CORPUS"))
 	if err != nil || len(files) == 0 {
