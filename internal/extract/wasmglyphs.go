@@ -1,9 +1,7 @@
 package extract
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 )
 
@@ -49,29 +47,13 @@ var glyphCalls = []struct {
 // PDFium function has the signature it calls it with, so that the module
 // it returns compiles.
 func addGlyphReader(module []byte) ([]byte, error) {
-	if len(module) < 8 || !bytes.Equal(module[:8], []byte("\x00asm\x01\x00\x00\x00")) {
-		return nil, errors.New("not a WebAssembly 1.0 module")
-	}
-	var sections []wasmSection
-	for r := (&wasmReader{b: module, off: 8}); !r.done(); {
-		id := r.byte()
-		body := r.bytes(int(r.u32()))
-		if r.err != nil {
-			return nil, r.err
-		}
-		sections = append(sections, wasmSection{id, body})
-	}
-	find := func(id byte) (*wasmSection, error) {
-		for i := range sections {
-			if sections[i].id == id {
-				return &sections[i], nil
-			}
-		}
-		return nil, fmt.Errorf("module has no section %d", id)
+	sections, err := readSections(module, false)
+	if err != nil {
+		return nil, err
 	}
 	var secs [secCode + 1]*wasmSection
 	for _, id := range []byte{secType, secImport, secFunction, secExport, secCode} {
-		s, err := find(id)
+		s, err := sections.find(id)
 		if err != nil {
 			return nil, err
 		}
@@ -139,13 +121,7 @@ func addGlyphReader(module []byte) ([]byte, error) {
 		return nil, err
 	}
 
-	out := append([]byte(nil), module[:8]...)
-	for _, s := range sections {
-		out = append(out, s.id)
-		out = binary.AppendUvarint(out, uint64(len(s.body)))
-		out = append(out, s.body...)
-	}
-	return out, nil
+	return sections.module(), nil
 }
 
 // funcTypes lists a type section's function types as "params|results",
