@@ -104,7 +104,7 @@ type Limits struct {
 	// WebAssembly linear memory, where a PDF's cost grows: PDFium keeps
 	// layout data for every character of a page). The Go side of every
 	// format is bounded by the other limits: it holds the input, the text
-	// and, for a PDF, one 64K-character chunk of a page at a time.
+	// and, for a PDF, 1,024 characters of a page at a time.
 	MaxMemoryBytes int64
 	// MaxDuration bounds one extraction's time; zero means no bound
 	// besides ctx's.

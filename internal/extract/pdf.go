@@ -50,6 +50,11 @@ func newPDFEngine(cacheDir string, warn func(string)) (*pdfiumEngine, error) {
 	defer debug.FreeOSMemory()
 	module, err := pdfiumYieldModule()
 	if err == nil {
+		if reader, err := addGlyphReader(module); err == nil {
+			module = reader
+		} else {
+			warn(fmt.Sprintf("PDF engine reads glyphs one call at a time, several times slower: %v", err))
+		}
 		var engine *pdfiumEngine
 		if engine, err = cachedPDFEngine(module, true, cacheDir, warn); err == nil {
 			return engine, nil
@@ -217,11 +222,13 @@ func pdfText(inst *pdfiumInstance, data []byte, lim Limits) (Result, error) {
 	}
 
 	text := newTextBuilder(lim.MaxTextBytes)
+	words := &glyphWriter{dst: text}
+	glyphs := make([]pdfGlyph, glyphChunk)
 	for i := range pages {
 		if err := inst.ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		if err := pageText(inst, doc, i, text); err != nil {
+		if err := pageText(inst, doc, i, words, glyphs); err != nil {
 			return Result{}, err
 		}
 		text.paragraph()
@@ -229,15 +236,10 @@ func pdfText(inst *pdfiumInstance, data []byte, lim Limits) (Result, error) {
 	return Result{Text: text.String(), Pages: pages}, nil
 }
 
-// pdfTextChunk is how many characters pageText asks PDFium for at a time:
-// its output buffer lives in PDFium's memory, so a bigger chunk would cost
-// that memory in proportion, and one call per character would cost a
-// WebAssembly call each.
-const pdfTextChunk = 1 << 16
-
-// pageText adds one page's text layer to text, in reading order with
-// PDFium's line breaks, stopping as soon as the text is over its limit.
-func pageText(inst *pdfiumInstance, doc uint32, i int, text *textBuilder) error {
+// pageText adds one page's text layer to text, in PDFium's reading order
+// with words grouped by position (pdfwords.go), stopping as soon as the
+// text is over its limit.
+func pageText(inst *pdfiumInstance, doc uint32, i int, words *glyphWriter, glyphs []pdfGlyph) error {
 	malformed := fmt.Errorf("%w: pdf: page %d unreadable", ErrMalformed, i+1)
 	page, err := inst.call("FPDF_LoadPage", doc, uint32(i))
 	if err != nil || page == 0 {
@@ -254,13 +256,21 @@ func pageText(inst *pdfiumInstance, doc uint32, i int, text *textBuilder) error 
 	if err != nil || count < 0 {
 		return malformed
 	}
-	for start := 0; start < count; start += pdfTextChunk {
-		if err := inst.text(tp, start, min(pdfTextChunk, count-start), text); err != nil {
+	for start := 0; start < count; start += len(glyphs) {
+		chunk := glyphs[:min(len(glyphs), count-start)]
+		err := inst.glyphs(tp, start, chunk)
+		if err == nil {
+			err = words.write(chunk)
+		}
+		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				return fmt.Errorf("pdf: page %d: %w", i+1, err)
 			}
 			return malformed
 		}
+	}
+	if err := words.endPage(); err != nil {
+		return fmt.Errorf("pdf: page %d: %w", i+1, err)
 	}
 	return nil
 }

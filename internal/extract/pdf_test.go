@@ -26,6 +26,9 @@ func TestExtractPDF(t *testing.T) {
 		{"hello.pdf", "Hello Tether extraction test\nSecond line of the first page", 1},
 		{"two-pages.pdf", "Alpha page one\n\nBravo page two", 2},
 		{"blank.pdf", "", 1},
+		// A superscript and a subscript touching their bases are part of
+		// the word; letters a thin space apart are words of their own.
+		{"math.pdf", "xd + 1\na b c mod\nmn0 = y", 1},
 		// Restrictions without a user password: readable, as in any viewer.
 		{"owner-only.pdf", "Hello Tether extraction test\nSecond line of the first page", 1},
 	}

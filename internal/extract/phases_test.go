@@ -16,8 +16,8 @@ import (
 //
 // Each phase is reported as ms per pass over the corpus: instance (a fresh
 // PDFium), open (cross-reference table), load-page (parsing the content
-// stream), text-page (PDFium's text layout), get-text (decoding the text
-// out of WebAssembly memory into the Go-side text builder) and close.
+// stream), text-page (PDFium's text layout), get-text (reading the glyphs
+// out of PDFium and grouping them into words) and close.
 func BenchmarkPDFPhases(b *testing.B) {
 	files, err := filepath.Glob(os.Getenv("TETHER_PDF_CORPUS"))
 	if err != nil || len(files) == 0 {
@@ -63,7 +63,8 @@ func pdfPhases(data []byte, ph *[6]time.Duration) error {
 			return err
 		}
 		mark(1)
-		text := newTextBuilder(DefaultLimits().MaxTextBytes)
+		words := &glyphWriter{dst: newTextBuilder(DefaultLimits().MaxTextBytes)}
+		glyphs := make([]pdfGlyph, glyphChunk)
 		for i := range n {
 			page, err := inst.call("FPDF_LoadPage", doc, i)
 			if err != nil || page == 0 {
@@ -79,11 +80,18 @@ func pdfPhases(data []byte, ph *[6]time.Duration) error {
 				return err
 			}
 			mark(3)
-			for start := 0; start < int(count); start += pdfTextChunk {
-				if err := inst.text(tp, start, min(pdfTextChunk, int(count)-start), text); err != nil {
+			for start := 0; start < int(count); start += len(glyphs) {
+				chunk := glyphs[:min(len(glyphs), int(count)-start)]
+				if err := inst.glyphs(tp, start, chunk); err != nil {
+					return err
+				}
+				if err := words.write(chunk); err != nil {
 					return err
 				}
 				mark(4)
+			}
+			if err := words.endPage(); err != nil {
+				return err
 			}
 			inst.call("FPDFText_ClosePage", tp)
 			inst.call("FPDF_ClosePage", page)

@@ -55,6 +55,17 @@ func (b *textBuilder) WriteString(s string) error {
 }
 
 func (b *textBuilder) writeRune(r rune) {
+	if r > ' ' && r < 0x7f && b.err == nil {
+		// Printable ASCII, most of any text: no decision to make.
+		b.afterCR = false
+		b.flush()
+		if int64(b.buf.Len()+1) > b.max {
+			b.err = tooLarge(LimitText, "extracted text over %d bytes", b.max)
+			return
+		}
+		b.buf.WriteByte(byte(r))
+		return
+	}
 	afterCR := b.afterCR
 	b.afterCR = r == '\r'
 	switch {

@@ -62,30 +62,12 @@ type wasmSection struct {
 // section it would have to change but cannot find) rather than guess; the
 // caller then runs the module as it is, with wazero's own checks.
 func addLoopYield(module []byte) ([]byte, error) {
-	if len(module) < 8 || !bytes.Equal(module[:8], []byte("\x00asm\x01\x00\x00\x00")) {
-		return nil, errors.New("not a WebAssembly 1.0 module")
+	// Function names by index are about to change: dropped.
+	sections, err := readSections(module, true)
+	if err != nil {
+		return nil, err
 	}
-	var sections []wasmSection
-	for r := (&wasmReader{b: module, off: 8}); !r.done(); {
-		id := r.byte()
-		body := r.bytes(int(r.u32()))
-		if r.err != nil {
-			return nil, r.err
-		}
-		if id == secCustom && customName(body) == "name" {
-			// Function names by index, which are about to change.
-			continue
-		}
-		sections = append(sections, wasmSection{id, body})
-	}
-	find := func(id byte) (*wasmSection, error) {
-		for i := range sections {
-			if sections[i].id == id {
-				return &sections[i], nil
-			}
-		}
-		return nil, fmt.Errorf("module has no section %d", id)
-	}
+	find := sections.find
 
 	types, err := find(secType)
 	if err != nil {
@@ -151,13 +133,53 @@ func addLoopYield(module []byte) ([]byte, error) {
 		}
 	}
 
-	out := append([]byte(nil), module[:8]...)
-	for _, s := range sections {
+	return sections.module(), nil
+}
+
+// wasmSections are a module's sections, in order.
+type wasmSections []wasmSection
+
+// readSections splits a module into its sections, without the function
+// names (a custom section) if dropNames.
+func readSections(module []byte, dropNames bool) (wasmSections, error) {
+	if len(module) < 8 || !bytes.Equal(module[:8], []byte(wasmHeader)) {
+		return nil, errors.New("not a WebAssembly 1.0 module")
+	}
+	var sections wasmSections
+	for r := (&wasmReader{b: module, off: 8}); !r.done(); {
+		id := r.byte()
+		body := r.bytes(int(r.u32()))
+		if r.err != nil {
+			return nil, r.err
+		}
+		if dropNames && id == secCustom && customName(body) == "name" {
+			continue
+		}
+		sections = append(sections, wasmSection{id, body})
+	}
+	return sections, nil
+}
+
+const wasmHeader = "\x00asm\x01\x00\x00\x00"
+
+func (ss wasmSections) find(id byte) (*wasmSection, error) {
+	for i := range ss {
+		if ss[i].id == id {
+			return &ss[i], nil
+		}
+	}
+	return nil, fmt.Errorf("module has no section %d", id)
+}
+
+// module encodes the sections as a module.
+func (ss wasmSections) module() []byte {
+	out := []byte(wasmHeader)
+	for _, s := range ss {
 		out = append(out, s.id)
 		out = binary.AppendUvarint(out, uint64(len(s.body)))
 		out = append(out, s.body...)
 	}
-	return out, nil
+	return out
 }
 
 // appendEntry adds entry (followed by tail) to a vector section body and
