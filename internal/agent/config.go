@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherhq/tether/internal/cli"
 	"github.com/tetherhq/tether/internal/releasestate"
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -240,19 +241,6 @@ const helpVersion = `usage: tether-agent version
 Prints the agent's version.
 `
 
-// wantsHelp reports whether any argument before "--" asks for help.
-func wantsHelp(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == "-h" || a == "-help" || a == "--help" {
-			return true
-		}
-	}
-	return false
-}
-
 // Main is the tether-agent command; cmd/tether-agent exits 2 for errors
 // matching ErrUsage, 1 for the rest. Help goes to stdout and does nothing
 // else.
@@ -268,7 +256,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "run":
-		if wantsHelp(args[1:]) {
+		if cli.WantsHelp(args[1:]) {
 			return writeRunHelp(stdout)
 		}
 		cfg, err := ParseConfig(args[1:], getenv)
@@ -282,7 +270,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		defer a.Close()
 		return a.Run(ctx)
 	case "version":
-		if wantsHelp(args[1:]) {
+		if cli.WantsHelp(args[1:]) {
 			fmt.Fprint(stdout, helpVersion)
 			return nil
 		}

@@ -56,3 +56,16 @@ func Main(prefix string, interruptible bool, run func(ctx context.Context, args 
 	stop()
 	os.Exit(Status(os.Stderr, prefix, err, isUsage))
 }
+
+// WantsHelp reports whether an argument before "--" is -h, -help, --help or help.
+func WantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "help" {
+			return true
+		}
+	}
+	return false
+}

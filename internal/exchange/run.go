@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/tetherhq/tether/internal/cli"
 )
 
 // ErrUsage is matched by command-line and configuration mistakes (exit 2).
@@ -68,7 +69,7 @@ Flags:
 // result through internal/cli. awsCfg loads the AWS configuration (the
 // SDK's default chain in the task), now is the clock.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, awsCfg func(context.Context) (aws.Config, error), now func() time.Time) error {
-	if wantsHelp(args) {
+	if cli.WantsHelp(args) {
 		fs, _ := flags(func(string) string { return "" })
 		fmt.Fprint(stdout, usage)
 		fs.SetOutput(stdout)
@@ -104,18 +105,6 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		case <-time.After(c.Interval):
 		}
 	}
-}
-
-func wantsHelp(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == "-h" || a == "-help" || a == "--help" || a == "help" {
-			return true
-		}
-	}
-	return false
 }
 
 // flags is the flag set, each default taken from its variable, and what

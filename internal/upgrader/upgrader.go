@@ -40,6 +40,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/tetherhq/tether/internal/cli"
 	"github.com/tetherhq/tether/internal/releasestate"
 	"github.com/tetherhq/tether/internal/upgradewindow"
 )
@@ -102,7 +103,7 @@ Flags:
 // SDK's default chain in the task).
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, awsCfg func(context.Context) (aws.Config, error)) error {
 	fs, cfg := flags(getenv)
-	if wantsHelp(args) {
+	if cli.WantsHelp(args) {
 		fs, _ = flags(func(string) string { return "" })
 		fmt.Fprint(stdout, usage)
 		fs.SetOutput(stdout)
@@ -124,18 +125,6 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return fmt.Errorf("AWS configuration: %w", err)
 	}
 	return New(c, ac, time.Now, slog.New(slog.NewJSONHandler(stderr, nil))).Run(ctx)
-}
-
-func wantsHelp(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == "-h" || a == "-help" || a == "--help" || a == "help" {
-			return true
-		}
-	}
-	return false
 }
 
 // flags is the flag set, each default taken from its variable, and what
