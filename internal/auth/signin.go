@@ -1,20 +1,16 @@
 package auth
 
 import (
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/tetherhq/tether/internal/oidcflow"
 	"golang.org/x/oauth2"
 )
 
@@ -35,7 +31,6 @@ const (
 	sessionName = "docsvc-session"
 	loginName   = "docsvc-signin"
 	hostPrefix  = "__Host-"
-	loginMaxAge = 10 * time.Minute
 	// maxSessionCookie leaves room for the cookie's name and attributes
 	// within the 4096 bytes every browser keeps.
 	maxSessionCookie = 3900
@@ -159,14 +154,8 @@ func (s *SignIn) config(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// loginState is what the browser keeps, in an HttpOnly cookie, between
-// /auth/login and the provider's redirect to the callback.
-type loginState struct {
-	State    string `json:"s"`
-	Nonce    string `json:"n"`
-	Verifier string `json:"v"`
-}
-
+// cookie is one of the sign-in's cookies: the session, or the pending
+// sign-in (oidcflow) between /auth/login and the provider's redirect back.
 func (s *SignIn) cookie(name, value string, maxAge int, sameSite http.SameSite) *http.Cookie {
 	c := &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, SameSite: sameSite, Secure: s.secure}
 	if s.secure {
@@ -180,17 +169,11 @@ func (s *SignIn) login(w http.ResponseWriter, r *http.Request) {
 		notConfigured(w)
 		return
 	}
-	st := loginState{State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier()}
-	b, _ := json.Marshal(st)
-	// Lax: the provider's redirect back is a cross-site top-level GET.
-	http.SetCookie(w, s.cookie(loginName, base64.RawURLEncoding.EncodeToString(b), int(loginMaxAge.Seconds()), http.SameSiteLaxMode))
+	cookie, redirect := oidcflow.Start(&s.oauth, "")
+	http.SetCookie(w, s.cookie(loginName, cookie, int(oidcflow.MaxAge.Seconds()), http.SameSiteLaxMode))
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, s.oauth.AuthCodeURL(st.State, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)), http.StatusFound)
+	http.Redirect(w, r, redirect, http.StatusFound)
 }
-
-// providerError keeps an error code from the provider's redirect only when
-// it looks like one (RFC 6749 4.1.2.1), since anyone can craft that URL.
-var providerError = regexp.MustCompile(`^[a-z_]{1,64}$`)
 
 func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
@@ -198,43 +181,13 @@ func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, s.cookie(loginName, "", -1, http.SameSiteLaxMode))
-	c, err := r.Cookie(s.cookie(loginName, "", 0, 0).Name)
-	var st loginState
-	if err == nil {
-		var b []byte
-		if b, err = base64.RawURLEncoding.DecodeString(c.Value); err == nil {
-			err = json.Unmarshal(b, &st)
-		}
+	var pending string
+	if c, err := r.Cookie(s.cookie(loginName, "", 0, 0).Name); err == nil {
+		pending = c.Value
 	}
-	q := r.URL.Query()
-	switch {
-	case err != nil || st.State == "" || st.Nonce == "" || st.Verifier == "":
-		s.refuse(w, "this sign-in was not started in this browser, or took longer than 10 minutes")
-		return
-	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1:
-		s.refuse(w, "the provider's answer does not belong to this browser's sign-in (state does not match)")
-		return
-	case q.Get("error") != "":
-		code := q.Get("error")
-		if !providerError.MatchString(code) {
-			code = "an error"
-		}
-		s.refuse(w, "the identity provider answered "+code)
-		return
-	case q.Get("code") == "":
-		s.refuse(w, "the provider's answer has no authorization code")
-		return
-	}
-	ctx := oidc.ClientContext(r.Context(), s.a.httpClient)
-	tok, err := s.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(st.Verifier))
+	p, raw, err := oidcflow.Finish(oidc.ClientContext(r.Context(), s.a.httpClient), &s.oauth, pending, r.URL.Query())
 	if err != nil {
-		// The provider's error body is not shown: it may quote the code.
-		s.refuse(w, "the identity provider did not exchange the authorization code")
-		return
-	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
-		s.refuse(w, "the identity provider returned no ID token")
+		s.refuse(w, err.Error())
 		return
 	}
 	_, idt, err := s.a.checkJWT(r.Context(), raw, idToken)
@@ -242,8 +195,8 @@ func (s *SignIn) callback(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, "the ID token was not accepted ("+strings.TrimPrefix(err.Error(), "auth: unauthenticated: ")+")")
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(st.Nonce)) != 1 {
-		s.refuse(w, "the ID token does not belong to this browser's sign-in (nonce does not match)")
+	if err := p.CheckNonce(idt.Nonce); err != nil {
+		s.refuse(w, err.Error())
 		return
 	}
 	if len(raw) > maxSessionCookie {
@@ -304,12 +257,6 @@ func logoutURL(endSession string, cognito bool, clientID, postLogout, idTokenHin
 	}
 	u.RawQuery = v.Encode()
 	return u.String()
-}
-
-func random() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func notConfigured(w http.ResponseWriter) {

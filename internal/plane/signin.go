@@ -2,11 +2,6 @@ package plane
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/tetherhq/tether/internal/oidcflow"
 	"github.com/tetherhq/tether/internal/plane/planestore"
 	"golang.org/x/oauth2"
 )
@@ -51,12 +47,9 @@ type staffSignIn struct {
 	secure   bool
 }
 
-// signInCookie carries the sign-in's state between /login/oidc and the
-// provider's redirect back, for at most ten minutes.
-const (
-	signInCookie = "tether_plane_signin"
-	signInMaxAge = 10 * time.Minute
-)
+// signInCookie carries the pending sign-in (oidcflow) between /login/oidc
+// and the provider's redirect back, for at most oidcflow.MaxAge.
+const signInCookie = "tether_plane_signin"
 
 func newStaffSignIn(ctx context.Context, c OIDCConfig) (*staffSignIn, error) {
 	cb, err := url.Parse(c.RedirectURL)
@@ -92,21 +85,6 @@ func newStaffSignIn(ctx context.Context, c OIDCConfig) (*staffSignIn, error) {
 	}, nil
 }
 
-type signInState struct {
-	State    string `json:"s"`
-	Nonce    string `json:"n"`
-	Verifier string `json:"v"`
-	Next     string `json:"next"`
-}
-
-func randomString() string {
-	var b [24]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("plane: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
-}
-
 func (si *staffSignIn) cookie(value string, maxAge int) *http.Cookie {
 	// Lax: the provider's redirect back is a cross-site top-level GET.
 	return &http.Cookie{Name: signInCookie, Value: value, Path: CallbackPath, MaxAge: maxAge, HttpOnly: true,
@@ -120,12 +98,10 @@ func (s *Server) handleSignInStart(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "staff sign-in is not configured on this plane (tether-plane serve --oidc-issuer)", http.StatusNotFound)
 		return
 	}
-	st := signInState{State: randomString(), Nonce: randomString(), Verifier: oauth2.GenerateVerifier(),
-		Next: safeNext(r.URL.Query().Get("next"))}
-	b, _ := json.Marshal(st)
-	http.SetCookie(w, si.cookie(base64.RawURLEncoding.EncodeToString(b), int(signInMaxAge.Seconds())))
+	cookie, redirect := oidcflow.Start(&si.oauth, safeNext(r.URL.Query().Get("next")))
+	http.SetCookie(w, si.cookie(cookie, int(oidcflow.MaxAge.Seconds())))
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, si.oauth.AuthCodeURL(st.State, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)), http.StatusFound)
+	http.Redirect(w, r, redirect, http.StatusFound)
 }
 
 type refusedPage struct {
@@ -153,41 +129,25 @@ func (s *Server) handleSignInCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, si.cookie("", -1))
-	var st signInState
-	c, err := r.Cookie(signInCookie)
-	if err == nil {
-		var b []byte
-		if b, err = base64.RawURLEncoding.DecodeString(c.Value); err == nil {
-			err = json.Unmarshal(b, &st)
-		}
-	}
-	q := r.URL.Query()
-	switch {
-	case err != nil || st.State == "" || st.Nonce == "" || st.Verifier == "":
-		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "this sign-in was not started in this browser, or took longer than 10 minutes"})
-		return
-	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(st.State)) != 1:
-		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "the provider's answer does not belong to this browser's sign-in (state does not match)"})
-		return
-	case q.Get("error") != "" || q.Get("code") == "":
-		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "the identity provider did not sign you in"})
-		return
+	var pending string
+	if c, err := r.Cookie(signInCookie); err == nil {
+		pending = c.Value
 	}
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(r.Context(), si.client), 30*time.Second)
 	defer cancel()
-	tok, err := si.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(st.Verifier))
-	if err != nil {
-		s.refuse(w, http.StatusBadGateway, refusedPage{Reason: "the identity provider did not exchange the authorization code"})
+	p, raw, err := oidcflow.Finish(ctx, &si.oauth, pending, r.URL.Query())
+	var refusal *oidcflow.Refusal
+	if errors.As(err, &refusal) {
+		s.refuse(w, refusal.Status, refusedPage{Reason: refusal.Reason})
 		return
 	}
-	raw, _ := tok.Extra("id_token").(string)
 	idt, err := si.verifier.Verify(ctx, raw)
 	if err != nil {
 		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "the identity provider's ID token was not accepted"})
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(st.Nonce)) != 1 {
-		s.refuse(w, http.StatusBadRequest, refusedPage{Reason: "the ID token does not belong to this browser's sign-in (nonce does not match)"})
+	if err := p.CheckNonce(idt.Nonce); errors.As(err, &refusal) {
+		s.refuse(w, refusal.Status, refusedPage{Reason: refusal.Reason})
 		return
 	}
 	m, err := s.store.StaffBySubject(r.Context(), idt.Issuer, idt.Subject)
@@ -211,5 +171,5 @@ func (s *Server) handleSignInCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("staff signed in", "staff_id", m.ID, "role", string(m.Role))
-	http.Redirect(w, r, safeNext(st.Next), http.StatusSeeOther)
+	http.Redirect(w, r, safeNext(p.Next), http.StatusSeeOther)
 }
