@@ -178,8 +178,9 @@ func checkPlaneURL(v string) error {
 
 // Redacted is the effective configuration as it goes into a diagnostics
 // bundle: every setting by flag name, with the identity secret's name
-// replaced (it names a resource in the account) and URLs stripped to scheme
-// and host.
+// replaced (it names a resource in the account), a license given inline
+// (TETHER_LICENSE, which carries the one-time activation token) replaced,
+// and URLs stripped to scheme and host.
 func (c Config) Redacted() map[string]string {
 	out := map[string]string{}
 	for _, s := range c.settings() {
@@ -196,6 +197,10 @@ func (c Config) Redacted() map[string]string {
 		case "identity-secret":
 			if v != "" {
 				v = "(set)"
+			}
+		case "license":
+			if strings.HasPrefix(strings.TrimSpace(v), "{") {
+				v = "(inline)"
 			}
 		case "plane-url", "docsvc-url":
 			if u, err := url.Parse(v); err == nil {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -48,6 +49,23 @@ func TestParseConfig(t *testing.T) {
 	// read any more (tether-exchange mirrors it), and not an error either.
 	if r := c.Redacted(); r["identity-secret"] != "(set)" || r["plane-url"] != "http://127.0.0.1:9000" {
 		t.Fatalf("redacted: %v", r)
+	}
+	if r := c.Redacted(); r["license"] != "/l" {
+		t.Fatalf("a license file's path is not secret: %v", r)
+	}
+
+	// As ECS injects it, the license itself, with its one-time activation
+	// token: the bundle's config.json must not carry it.
+	const token = "Q2xhdWRlQWN0aXZhdGlvblRva2VuMDEyMzQ1Njc4OWFi"
+	inline, err := ParseConfig(nil, env(map[string]string{
+		"TETHER_DATA_DIR": "/d", "TETHER_PLANE_URL": "http://127.0.0.1:9000", "TETHER_LICENSE_PUBLIC_KEY": "/k", "TETHER_TRUSTED_ROOT": "/r",
+		"TETHER_LICENSE": `{"payload":"e30","signature":"x","activation_token":"` + token + `"}`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := inline.Redacted(); r["license"] != "(inline)" || strings.Contains(fmt.Sprint(r), token) {
+		t.Fatalf("the inline license reached the redacted config: %v", r)
 	}
 
 	bad := []struct {
