@@ -368,7 +368,7 @@ func TestUpgradeSchedules(t *testing.T) {
 		t.Errorf("upgrade variables %v and secrets %v, want exactly what internal/upgrader reads: %v", names, secrets, want)
 	}
 	if env["TETHER_UPGRADE_WINDOW"] != s.cfg.Plane.UpgradeWindow || env["TETHER_SERVICES_STACK"] != s.cfg.Name+"-services" ||
-		!strings.HasPrefix(env["TETHER_UPGRADE_ROLE_ARN"], "<GetAtt:UpgradeRole") || env["TETHER_RELEASE_RECORD"] != releaseRecord(s.cfg) {
+		!strings.HasPrefix(env["TETHER_UPGRADE_ROLE_ARN"], "<GetAtt:UpgradeRole") || env["TETHER_RELEASE_RECORD"] != s.cfg.ReleaseRecordParameter() {
 		t.Errorf("upgrade environment %v", env)
 	}
 

@@ -135,11 +135,7 @@ func newServices(app awscdk.App, cfg *deployconfig.Config, net *Network, data *D
 		for _, td := range s.taskDefs {
 			roles = append(roles, td.TaskRole().RoleArn(), td.ObtainExecutionRole().RoleArn())
 		}
-		s.UpgradeRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Actions:    jsii.Strings("iam:PassRole"),
-			Resources:  &roles,
-			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-		}))
+		passTo(s.UpgradeRole, "ecs-tasks.amazonaws.com", roles...)
 	}
 	return s.Services
 }
@@ -438,16 +434,12 @@ func (s *services) agentEnvironment(identityARN *string) map[string]*string {
 	}
 	// The release record the heartbeat reports from; the agent only reads
 	// it (tether-upgrade applies releases: newUpgrader).
-	env["TETHER_RELEASE_RECORD"] = str(releaseRecord(cfg))
+	env["TETHER_RELEASE_RECORD"] = str(cfg.ReleaseRecordParameter())
 	// The capacity alarms the heartbeat names when they fire (their states,
 	// never their values): cloudwatch:DescribeAlarms on tether-<name>-*.
 	env["TETHER_ALARM_PREFIX"] = str(alarmName(cfg, ""))
 	return env
 }
-
-// releaseRecord is the SSM parameter tetherctl and tether-upgrade record
-// upgrades in and the agent reads (internal/releasestate).
-func releaseRecord(cfg *deployconfig.Config) string { return cfg.ReleaseRecordParameter() }
 
 func (s *services) newAgent() {
 	cfg, d := s.cfg, s.data
@@ -475,22 +467,13 @@ func (s *services) newAgent() {
 			"kms:EncryptionContext:SecretARN": identity.SecretArn(),
 		}},
 	}))
-	// Health: the deployment's own services, stacks and alarms. The agent
-	// does not read these yet (it reports docsvc's summary only); the grants
-	// are here so that the health reads it is to gain need no IAM change.
-	allow(r, []string{"ecs:DescribeServices"}, str("arn:"+partition+":ecs:"+cfg.Region+":"+cfg.Account+":service/"+clusterName(cfg)+"/*"))
-	allow(r, []string{"cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"}, str("arn:"+partition+":cloudformation:"+cfg.Region+":"+cfg.Account+":stack/"+cfg.Name+"-*/*"))
-	allow(r, []string{"cloudwatch:DescribeAlarms"}, str("arn:"+partition+":cloudwatch:"+cfg.Region+":"+cfg.Account+":alarm:tether-"+cfg.Name+"-*"))
-	allow(r, []string{"cloudwatch:GetMetricData"}, str("*"))
+	// The capacity alarms the heartbeat names (wire.WarningNames) and the
+	// release record: what the agent reads of the deployment, nothing more.
+	allow(r, []string{"cloudwatch:DescribeAlarms"}, str("arn:"+partition+":cloudwatch:"+cfg.Region+":"+cfg.Account+":alarm:"+alarmName(cfg, "*")))
 	ssmParameter := "arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter"
-	allow(r, []string{"ssm:GetParameter"}, str(ssmParameter+releaseRecord(cfg)))
-	appliesTo := []any{
-		"Resource::arn:<AWS::Partition>:ecs:" + cfg.Region + ":" + cfg.Account + ":service/" + clusterName(cfg) + "/*",
-		"Resource::arn:<AWS::Partition>:cloudformation:" + cfg.Region + ":" + cfg.Account + ":stack/" + cfg.Name + "-*/*",
-		"Resource::arn:<AWS::Partition>:cloudwatch:" + cfg.Region + ":" + cfg.Account + ":alarm:tether-" + cfg.Name + "-*",
-		"Resource::*",
-	}
-	suppress(r, "AwsSolutions-IAM5", "Wildcards are scoped to this deployment's own names (its cluster services, stacks and alarms); cloudwatch:GetMetricData has no resource-level permissions and returns metrics only, never data.", appliesTo...)
+	allow(r, []string{"ssm:GetParameter"}, str(ssmParameter+cfg.ReleaseRecordParameter()))
+	suppress(r, "AwsSolutions-IAM5", "The wildcard is this deployment's own alarm names (tether-<name>-*), which the agent looks up by prefix.",
+		"Resource::arn:<AWS::Partition>:cloudwatch:"+cfg.Region+":"+cfg.Account+":alarm:"+alarmName(cfg, "*"))
 
 	// The license is the document itself, which the agent accepts in
 	// TETHER_LICENSE (environment only: it carries an activation token).
@@ -649,14 +632,14 @@ func (s *services) newUpgrader() {
 		Resources:  jsii.Strings(stackARN),
 		Conditions: &map[string]any{"StringEquals": map[string]any{"cloudformation:RoleArn": s.UpgradeRole.RoleArn()}},
 	}))
-	allow(r, []string{"iam:PassRole"}, s.UpgradeRole.RoleArn())
+	passTo(r, "cloudformation.amazonaws.com", s.UpgradeRole.RoleArn())
 	// The stack's status, parameters and alarms (the rollback triggers);
 	// the release record, the one parameter it writes; and the markers
 	// that show tetherctl staged the release.
 	allow(r, []string{"cloudformation:DescribeStacks", "cloudformation:DescribeStackResources"}, str(stackARN))
 	ssmParameter := "arn:" + partition + ":ssm:" + cfg.Region + ":" + cfg.Account + ":parameter"
-	allow(r, []string{"ssm:PutParameter"}, str(ssmParameter+releaseRecord(cfg)))
-	allow(r, []string{"ssm:GetParameter"}, str(ssmParameter+releaseRecord(cfg)),
+	allow(r, []string{"ssm:PutParameter"}, str(ssmParameter+cfg.ReleaseRecordParameter()))
+	allow(r, []string{"ssm:GetParameter"}, str(ssmParameter+cfg.ReleaseRecordParameter()),
 		str(ssmParameter+"/tether/"+cfg.Name+"/migrated/*"), str(ssmParameter+"/tether/"+cfg.Name+"/verified/agent/*"))
 	suppress(r, "AwsSolutions-IAM5", "Parameter reads are limited to the image markers tetherctl writes under /tether/<name>/migrated/ and /verified/agent/; the stack ARN's wildcard is its ID suffix, of this one stack.",
 		"Resource::arn:<AWS::Partition>:ssm:"+cfg.Region+":"+cfg.Account+":parameter/tether/"+cfg.Name+"/migrated/*",
@@ -669,7 +652,7 @@ func (s *services) newUpgrader() {
 	}
 	s.newLogGroup("upgrade", s.net.LogsKey)
 	env := map[string]*string{
-		"TETHER_RELEASE_RECORD":   str(releaseRecord(cfg)),
+		"TETHER_RELEASE_RECORD":   str(cfg.ReleaseRecordParameter()),
 		"TETHER_UPGRADE_WINDOW":   str(window.String()),
 		"TETHER_SERVICES_STACK":   s.Stack.StackName(),
 		"TETHER_UPGRADE_ROLE_ARN": s.UpgradeRole.RoleArn(),
@@ -697,13 +680,6 @@ func (s *services) newUpgrader() {
 		Resources:  jsii.Strings(family),
 		Conditions: &map[string]any{"ArnEquals": map[string]any{"ecs:cluster": cluster}},
 	}))
-	passTo := func(role awsiam.Role, service string, roles ...*string) {
-		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Actions:    jsii.Strings("iam:PassRole"),
-			Resources:  &roles,
-			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": service}},
-		}))
-	}
 	passTo(scheduler, "ecs-tasks.amazonaws.com", td.TaskRole().RoleArn(), td.ObtainExecutionRole().RoleArn())
 	passTo(s.UpgradeRole, "scheduler.amazonaws.com", scheduler.RoleArn())
 	suppress(scheduler, "AwsSolutions-IAM5", "RunTask of the upgrade task family in any revision (an upgrade registers a new one), in this cluster only.",
@@ -737,4 +713,13 @@ func (s *services) newUpgrader() {
 			},
 		})
 	}
+}
+
+// passTo lets role pass roles to one AWS service only.
+func passTo(role awsiam.IRole, service string, roles ...*string) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:    jsii.Strings("iam:PassRole"),
+		Resources:  &roles,
+		Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": service}},
+	}))
 }
