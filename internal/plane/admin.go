@@ -316,11 +316,12 @@ func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, id string) 
 	if d.Status != planestore.DiagUploaded {
 		return &actionError{http.StatusConflict, "diagnostic " + id + ": no bundle uploaded yet (status " + d.Status + ")"}
 	}
-	customer := ""
-	if in, err := s.store.Install(r.Context(), d.InstallID); err == nil {
-		customer = in.Customer
+	// The record names the customer, so a per-customer audit query finds it.
+	in, err := s.store.Install(r.Context(), d.InstallID)
+	if err != nil {
+		return err
 	}
-	if err := s.auditFirst(r.Context(), planestore.AuditEntry{Action: "diagnostics.download", Customer: customer, InstallID: d.InstallID, Target: id}); err != nil {
+	if err := s.auditFirst(r.Context(), planestore.AuditEntry{Action: "diagnostics.download", Customer: in.Customer, InstallID: d.InstallID, Target: id}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), objectTimeout)

@@ -316,7 +316,7 @@ func Publish(ctx context.Context, repoDir, keysDir string, o PublishOptions, now
 	if _, ok := r.targets.Signed.Targets[release.ManifestTarget(o.Version)]; ok {
 		return release.Manifest{}, fmt.Errorf("publish: %s on %s: %w", o.Version, o.Channel, ErrExists)
 	}
-	if _, err := os.Stat(filepath.Join(dir, revokedDir, o.Version+".json")); err == nil {
+	if revoked(dir, o.Version) {
 		return release.Manifest{}, fmt.Errorf("publish: %s on %s was revoked; versions are never reused: %w", o.Version, o.Channel, ErrExists)
 	}
 
