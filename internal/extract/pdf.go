@@ -122,10 +122,9 @@ func withPDFium(ctx context.Context, memLimit int64, fn func(*pdfiumInstance) er
 	}
 	if err != nil {
 		if mem != nil {
-			// A failed instantiation may never close its module, so
-			// wazero's reference would keep the reservation forever. No
-			// code runs on it now; a late Free finds it released.
-			mem.release()
+			// A failed instantiation may not have closed its module, so
+			// wazero's reference is let go here (Free is once only).
+			mem.Free()
 		}
 		switch {
 		case ctx.Err() != nil:

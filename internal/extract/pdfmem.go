@@ -77,7 +77,10 @@ type linearMemory struct {
 	// ctx ends is closed while its call may still be running, so neither
 	// may unmap it alone.
 	refs atomic.Int32
-	free func([]byte)
+	// freed is set by wazero's one release (Free), which may come from
+	// a closed module or from withPDFium after a failed instantiation.
+	freed atomic.Bool
+	free  func([]byte)
 	// reserveErr is why the reservation failed, if it did.
 	reserveErr error
 }
@@ -91,8 +94,13 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	return m.buf[:size:size]
 }
 
-// Free implements experimental.LinearMemory.
-func (m *linearMemory) Free() { m.release() }
+// Free implements experimental.LinearMemory: wazero's reference, let go
+// once however many times it is called.
+func (m *linearMemory) Free() {
+	if m.freed.CompareAndSwap(false, true) {
+		m.release()
+	}
+}
 
 func (m *linearMemory) release() {
 	if m.refs.Add(-1) == 0 && m.buf != nil {

@@ -55,20 +55,15 @@ func (b *textBuilder) WriteString(s string) error {
 }
 
 func (b *textBuilder) writeRune(r rune) {
-	if r > ' ' && r < 0x7f && b.err == nil {
-		// Printable ASCII, most of any text: no decision to make.
-		b.afterCR = false
-		b.flush()
-		if int64(b.buf.Len()+1) > b.max {
-			b.err = tooLarge(LimitText, "extracted text over %d bytes", b.max)
-			return
-		}
-		b.buf.WriteByte(byte(r))
-		return
+	if b.err != nil {
+		return // over the limit: nothing more is kept
 	}
 	afterCR := b.afterCR
 	b.afterCR = r == '\r'
 	switch {
+	case r > ' ' && r < 0x7f:
+		// Printable ASCII, most of any text: no decision to make.
+		b.write(r)
 	case r == '\n' && afterCR:
 		// The LF of a CRLF: the CR already ended the line.
 	case r == '\n' || r == '\r' || r == '\f' || r == '\v' || r == '\u2028':
@@ -91,11 +86,20 @@ func (b *textBuilder) writeRune(r rune) {
 		// joined a word hyphenated across lines) must vanish for the
 		// word to read whole.
 	default:
-		b.flush()
-		if int64(b.buf.Len()+utf8.RuneLen(r)) > b.max {
-			b.err = tooLarge(LimitText, "extracted text over %d bytes", b.max)
-			return
-		}
+		b.write(r)
+	}
+}
+
+// write adds r after any pending separator, or sets ErrTooLarge.
+func (b *textBuilder) write(r rune) {
+	b.flush()
+	if int64(b.buf.Len()+utf8.RuneLen(r)) > b.max {
+		b.err = tooLarge(LimitText, "extracted text over %d bytes", b.max)
+		return
+	}
+	if r < utf8.RuneSelf {
+		b.buf.WriteByte(byte(r))
+	} else {
 		b.buf.WriteRune(r)
 	}
 }
