@@ -37,7 +37,7 @@ func countState(dataDir, state string) int {
 func (a *Agent) pollDiagnostics(ctx context.Context) {
 	status, out, err := a.plane.send(ctx, "", "GET", "/v1/diagnostics?with=requested_by", nil, true)
 	if err == nil && status != 200 {
-		err = fmt.Errorf("plane answered %d", status)
+		err = statusError(status, out)
 	}
 	var reqs wire.DiagnosticRequests
 	if err == nil {
@@ -123,14 +123,14 @@ func (a *Agent) upload(ctx context.Context, d diagspool.Diagnostic) error {
 	if err != nil {
 		return err
 	}
-	status, _, err := a.plane.send(ctx, ledger.KindDiagnostics, "POST", "/v1/diagnostics/"+d.ID+"/bundle", zipped, true)
+	status, out, err := a.plane.send(ctx, ledger.KindDiagnostics, "POST", "/v1/diagnostics/"+d.ID+"/bundle", zipped, true)
 	if err != nil {
 		return err
 	}
 	// 409: the plane already holds a bundle for this request (an earlier
 	// upload whose answer was lost).
 	if status != 204 && status != 409 {
-		return fmt.Errorf("plane answered %d", status)
+		return statusError(status, out)
 	}
 	return diagspool.Transition(a.cfg.DataDir, d.ID, diagspool.StateApproved, diagspool.StateUploaded, a.now())
 }

@@ -240,12 +240,12 @@ func (a *Agent) telemetryTick(ctx context.Context, snap collect.Snapshot) {
 }
 
 func (a *Agent) sendTelemetry(ctx context.Context, t wire.Telemetry) error {
-	status, _, err := a.plane.post(ctx, ledger.KindTelemetry, "/v1/telemetry", &t, true)
+	status, out, err := a.plane.post(ctx, ledger.KindTelemetry, "/v1/telemetry", &t, true)
 	if err != nil {
 		return err
 	}
 	if status != 204 && status != 200 {
-		return fmt.Errorf("plane answered %d", status)
+		return statusError(status, out)
 	}
 	return nil
 }

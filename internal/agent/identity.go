@@ -304,7 +304,7 @@ func (a *Agent) activate(ctx context.Context, token string) (Install, error) {
 		return Install{}, fmt.Errorf("agent: activate: %w (status %d)", ErrActivationRefused, status)
 	}
 	if status != 200 {
-		return Install{}, fmt.Errorf("agent: activate: plane answered %d", status)
+		return Install{}, fmt.Errorf("agent: activate: %w", statusError(status, resp))
 	}
 	ar, err := wire.Decode[wire.ActivationResponse](resp)
 	if err != nil {
