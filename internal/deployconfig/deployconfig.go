@@ -679,7 +679,7 @@ func (c *Config) ReleaseRecordParameter() string { return "/tether/" + c.Name + 
 
 // ExchangeRoleName is the exchange task role's fixed name, for the same
 // reason: the exchange bucket's policy names it.
-func (c *Config) ExchangeRoleName() string { return "tether-" + c.Name + "-exchange" }
+func (c *Config) ExchangeRoleName() string { return c.ResourceName("exchange") }
 
 // checkEd25519PEM describes what is wrong with a PEM public key, or "".
 // MaxTrustedRootSize bounds plane.trusted_root. The root travels in the

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/tetherhq/tether/internal/cli"
+	"github.com/tetherhq/tether/internal/ledger"
 )
 
 // ErrUsage is matched by command-line and configuration mistakes (exit 2).
@@ -204,7 +205,7 @@ func (m *Mirror) lock() (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("exchange: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := ledger.Flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, errBusy

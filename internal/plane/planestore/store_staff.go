@@ -380,9 +380,13 @@ func (s *Store) TokenPrincipal(ctx context.Context, secret string) (p Principal,
 	if t.RevokedAt != nil || (t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)) {
 		return Principal{}, false, nil
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE plane_tokens SET last_used_at = $1
-		WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)`, ms(now), t.ID, ms(now.Add(-lastUsedEvery))); err != nil {
-		return Principal{}, false, fmt.Errorf("plane: check token: %w", err)
+	// The row just read says whether a write is due; the WHERE clause keeps
+	// replicas that both find it due from writing twice.
+	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= lastUsedEvery {
+		if _, err := s.db.ExecContext(ctx, `UPDATE plane_tokens SET last_used_at = $1
+			WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)`, ms(now), t.ID, ms(now.Add(-lastUsedEvery))); err != nil {
+			return Principal{}, false, fmt.Errorf("plane: check token: %w", err)
+		}
 	}
 	return Principal{Kind: KindToken, ID: t.ID, Name: t.Name, Role: t.Role}, true, nil
 }
