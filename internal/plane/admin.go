@@ -96,6 +96,8 @@ func (s *Server) failure(op string, err error) (int, string) {
 		return http.StatusConflict, op + ": " + planestore.ErrWrongStatus.Error()
 	case errors.Is(err, planestore.ErrRevoked):
 		return http.StatusForbidden, op + ": install revoked"
+	case errors.Is(err, planestore.ErrLastAdministrator):
+		return http.StatusConflict, op + ": " + planestore.ErrLastAdministrator.Error()
 	default:
 		s.log.Error(op, "err", err)
 		return http.StatusInternalServerError, op + ": internal error"

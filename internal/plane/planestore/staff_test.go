@@ -179,3 +179,33 @@ func TestAuditFilters(t *testing.T) {
 		}
 	})
 }
+
+// The one administrator can be neither removed nor demoted: nobody could
+// manage staff again, and a plane without the admin token would not start.
+func TestLastAdministratorStays(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, b storeBundle) {
+		ann, err := b.store.AddStaff(b.ctx, planestore.StaffInput{Issuer: staffIssuer, Subject: "00u-ann", Name: "ann@vendor.example", Role: planestore.RoleAdmin}, boss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.SetStaffRole(b.ctx, ann.ID, planestore.RoleViewer, boss); !errors.Is(err, planestore.ErrLastAdministrator) {
+			t.Fatalf("demoting the only administrator: %v, want ErrLastAdministrator", err)
+		}
+		if err := b.store.RemoveStaff(b.ctx, ann.ID, boss); !errors.Is(err, planestore.ErrLastAdministrator) {
+			t.Fatalf("removing the only administrator: %v, want ErrLastAdministrator", err)
+		}
+		if n, err := b.store.Administrators(b.ctx); err != nil || n != 1 {
+			t.Fatalf("administrators after the refusals: %d, %v", n, err)
+		}
+		bob, err := b.store.AddStaff(b.ctx, planestore.StaffInput{Issuer: staffIssuer, Subject: "00u-bob", Name: "bob@vendor.example", Role: planestore.RoleAdmin}, boss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.SetStaffRole(b.ctx, ann.ID, planestore.RoleViewer, boss); err != nil {
+			t.Fatalf("demoting one of two administrators: %v", err)
+		}
+		if err := b.store.RemoveStaff(b.ctx, bob.ID, boss); !errors.Is(err, planestore.ErrLastAdministrator) {
+			t.Fatalf("removing the administrator left: %v, want ErrLastAdministrator", err)
+		}
+	})
+}

@@ -194,6 +194,11 @@ func (s *Store) SetStaffRole(ctx context.Context, id string, role Role, by Princ
 	}
 	e := AuditEntry{Action: "staff.set-role", Target: id, Reason: "role " + string(role)}
 	err := s.audited(ctx, by, e, func(tx *sql.Tx) error {
+		if role != RoleAdmin {
+			if err := keepAnAdministrator(ctx, tx, id); err != nil {
+				return err
+			}
+		}
 		return mustChange(tx.ExecContext(ctx, `UPDATE plane_staff SET role = $1 WHERE id = $2`, string(role), id))
 	})
 	if err != nil {
@@ -205,6 +210,9 @@ func (s *Store) SetStaffRole(ctx context.Context, id string, role Role, by Princ
 // RemoveStaff removes a member and ends their dashboard sessions.
 func (s *Store) RemoveStaff(ctx context.Context, id string, by Principal) error {
 	err := s.audited(ctx, by, AuditEntry{Action: "staff.remove", Target: id}, func(tx *sql.Tx) error {
+		if err := keepAnAdministrator(ctx, tx, id); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM plane_sessions WHERE staff_id = $1`, id); err != nil {
 			return err
 		}
@@ -212,6 +220,27 @@ func (s *Store) RemoveStaff(ctx context.Context, id string, by Principal) error 
 	})
 	if err != nil {
 		return fmt.Errorf("plane: remove staff %s: %w", id, err)
+	}
+	return nil
+}
+
+// ErrLastAdministrator refuses to remove or demote the one administrator:
+// without one nobody could manage staff or tokens again, and a plane run
+// with --no-admin-token would refuse to start.
+var ErrLastAdministrator = errors.New("the only administrator cannot be removed or lose the role; give another staff member the administrator role first")
+
+// keepAnAdministrator refuses a change to id that would leave no
+// administrator, if id is one now.
+func keepAnAdministrator(ctx context.Context, tx *sql.Tx, id string) error {
+	var isAdmin, others int
+	err := tx.QueryRowContext(ctx, `SELECT
+		COUNT(CASE WHEN id = $1 THEN 1 END), COUNT(CASE WHEN id <> $1 THEN 1 END)
+		FROM plane_staff WHERE role = $2`, id, string(RoleAdmin)).Scan(&isAdmin, &others)
+	if err != nil {
+		return err
+	}
+	if isAdmin > 0 && others == 0 {
+		return ErrLastAdministrator
 	}
 	return nil
 }
