@@ -30,7 +30,7 @@ func (s *Server) handleAdminAddStaff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Issuer == "" && s.signIn != nil {
-		in.Issuer = s.signIn.issuer
+		in.Issuer = s.signIn.config.Issuer
 	}
 	if in.Issuer == "" {
 		writeError(w, http.StatusBadRequest, "add staff: issuer is required: this plane has no staff sign-in configured (serve --oidc-issuer)")

@@ -186,7 +186,7 @@ type loginPage struct {
 func (s *Server) loginPage(next, errMsg string) loginPage {
 	p := loginPage{page: page{Title: "Log in", Now: s.now()}, Next: safeNext(next), Error: errMsg, AdminToken: !s.cfg.NoAdminToken}
 	if s.signIn != nil {
-		p.Issuer = s.signIn.issuer
+		p.Issuer = s.signIn.config.Issuer
 	}
 	return p
 }

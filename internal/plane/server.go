@@ -157,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 			Logger: cfg.Logger, Now: cfg.Now},
 	}
 	if cfg.OIDC != nil {
-		if s.signIn, err = newStaffSignIn(context.Background(), *cfg.OIDC); err != nil {
+		if s.signIn, err = newStaffSignIn(*cfg.OIDC); err != nil {
 			return nil, err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -38,20 +39,23 @@ type OIDCConfig struct {
 	HTTPClient *http.Client
 }
 
-// staffSignIn is the configured provider.
+// staffSignIn is the configured provider; oauth and verifier are set by
+// the first successful ready.
 type staffSignIn struct {
-	issuer   string
+	config OIDCConfig
+	client *http.Client
+	secure bool
+
+	mu       sync.Mutex
 	oauth    oauth2.Config
 	verifier *oidc.IDTokenVerifier
-	client   *http.Client
-	secure   bool
 }
 
 // signInCookie carries the pending sign-in (oidcflow) between /login/oidc
 // and the provider's redirect back, for at most oidcflow.MaxAge.
 const signInCookie = "tether_plane_signin"
 
-func newStaffSignIn(ctx context.Context, c OIDCConfig) (*staffSignIn, error) {
+func newStaffSignIn(c OIDCConfig) (*staffSignIn, error) {
 	cb, err := url.Parse(c.RedirectURL)
 	if err != nil || cb.Host == "" || (cb.Scheme != "https" && cb.Scheme != "http") || !strings.HasSuffix(cb.Path, CallbackPath) {
 		return nil, fmt.Errorf("plane: OIDC redirect URL %q must be the plane's absolute URL ending in %s", c.RedirectURL, CallbackPath)
@@ -63,26 +67,35 @@ func newStaffSignIn(ctx context.Context, c OIDCConfig) (*staffSignIn, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
-	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), 30*time.Second)
+	return &staffSignIn{config: c, client: client, secure: cb.Scheme == "https"}, nil
+}
+
+// ready finds the provider's endpoints and keys (OIDC discovery) on first
+// use, not at start: a provider that is down keeps staff out of the
+// dashboard, never agents out of the plane. A failure is tried again at the
+// next sign-in.
+func (si *staffSignIn) ready(ctx context.Context) error {
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	if si.verifier != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, si.client), 30*time.Second)
 	defer cancel()
-	p, err := oidc.NewProvider(ctx, c.Issuer)
+	p, err := oidc.NewProvider(ctx, si.config.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("plane: OIDC issuer %s: discovery failed (is the URL the provider's issuer, reachable from the plane?): %w", c.Issuer, err)
+		return fmt.Errorf("plane: OIDC issuer %s: discovery failed (is the URL the provider's issuer, reachable from the plane?): %w", si.config.Issuer, err)
 	}
-	style := oauth2.AuthStyleInParams
-	if c.ClientSecret != "" {
-		style = oauth2.AuthStyleAutoDetect
-	}
+	c := si.config
 	ep := p.Endpoint()
-	ep.AuthStyle = style
-	return &staffSignIn{
-		issuer: c.Issuer,
-		oauth: oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Endpoint: ep,
-			RedirectURL: c.RedirectURL, Scopes: []string{oidc.ScopeOpenID, "email", "profile"}},
-		verifier: p.Verifier(&oidc.Config{ClientID: c.ClientID}),
-		client:   client,
-		secure:   cb.Scheme == "https",
-	}, nil
+	ep.AuthStyle = oauth2.AuthStyleInParams
+	if c.ClientSecret != "" {
+		ep.AuthStyle = oauth2.AuthStyleAutoDetect
+	}
+	si.oauth = oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Endpoint: ep,
+		RedirectURL: c.RedirectURL, Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+	si.verifier = p.Verifier(&oidc.Config{ClientID: c.ClientID})
+	return nil
 }
 
 func (si *staffSignIn) cookie(value string, maxAge int) *http.Cookie {
@@ -96,6 +109,11 @@ func (s *Server) handleSignInStart(w http.ResponseWriter, r *http.Request) {
 	si := s.signIn
 	if si == nil {
 		http.Error(w, "staff sign-in is not configured on this plane (tether-plane serve --oidc-issuer)", http.StatusNotFound)
+		return
+	}
+	if err := si.ready(r.Context()); err != nil {
+		s.log.Error("staff sign-in", "err", err)
+		s.refuse(w, http.StatusBadGateway, refusedPage{Reason: "the identity provider cannot be reached now; try again shortly"})
 		return
 	}
 	cookie, redirect := oidcflow.Start(&si.oauth, safeNext(r.URL.Query().Get("next")))
@@ -135,6 +153,11 @@ func (s *Server) handleSignInCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(r.Context(), si.client), 30*time.Second)
 	defer cancel()
+	if err := si.ready(ctx); err != nil {
+		s.log.Error("staff sign-in", "err", err)
+		s.refuse(w, http.StatusBadGateway, refusedPage{Reason: "the identity provider cannot be reached now; try again shortly"})
+		return
+	}
 	p, raw, err := oidcflow.Finish(ctx, &si.oauth, pending, r.URL.Query())
 	var refusal *oidcflow.Refusal
 	if errors.As(err, &refusal) {

@@ -302,3 +302,21 @@ func TestNoAdminToken(t *testing.T) {
 		t.Fatalf("staff sign-in without the admin token: %d at %s", status, path)
 	}
 }
+
+// A provider that is down keeps staff out of the dashboard, never agents
+// out of the plane: discovery waits for the first sign-in, and a failed one
+// is tried again at the next.
+func TestProviderDownAtStart(t *testing.T) {
+	b := setup(t, func(o *setupOpts) {
+		o.oidc = func(planeURL string) *plane.OIDCConfig {
+			return &plane.OIDCConfig{Issuer: "http://127.0.0.1:1/unreachable", ClientID: "plane",
+				RedirectURL: planeURL + plane.CallbackPath}
+		}
+	})
+	a := b.activate(t, b.license(t, "lic_acme", "stable"))
+	a.heartbeat(t, "ok")
+	status, _, body := newBrowser(t).get(b.http.URL + "/login/oidc")
+	if status != http.StatusBadGateway || !strings.Contains(body, "cannot be reached now") {
+		t.Fatalf("sign-in while the provider is down: %d\n%s", status, body)
+	}
+}
