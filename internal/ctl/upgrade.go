@@ -229,8 +229,6 @@ type releaseOutcome = releasestate.Outcome
 // release; only the newest maxOutcomes fit a Standard parameter's 4 KB.
 const maxOutcomes = releasestate.Max
 
-func historyParameter(dc *deployconfig.Config) string { return dc.ReleaseRecordParameter() }
-
 // parseHistory reads the recorded outcomes strictly, newest first. On top
 // of the shared format's rules, tetherctl needs every digest (a rollback
 // returns to them).
@@ -250,7 +248,7 @@ func parseHistory(name string, data []byte) ([]releaseOutcome, error) {
 }
 
 func readHistory(ctx context.Context, a *awsSession, dc *deployconfig.Config) ([]releaseOutcome, error) {
-	name := historyParameter(dc)
+	name := dc.ReleaseRecordParameter()
 	cctx, cancel := callCtx(ctx)
 	defer cancel()
 	out, err := a.SSM().GetParameter(cctx, &ssm.GetParameterInput{Name: aws.String(name)})
@@ -274,7 +272,7 @@ func recordOutcome(ctx context.Context, a *awsSession, dc *deployconfig.Config, 
 	if err != nil {
 		return err
 	}
-	name := historyParameter(dc)
+	name := dc.ReleaseRecordParameter()
 	cctx, cancel := callCtx(ctx)
 	defer cancel()
 	_, err = a.SSM().PutParameter(cctx, &ssm.PutParameterInput{

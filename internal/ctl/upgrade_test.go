@@ -311,7 +311,7 @@ func TestReleaseHistory(t *testing.T) {
 		t.Fatal("a previous release offered though the services no longer run what the last upgrade installed")
 	}
 
-	srv.PutParameter(t, historyParameter(dc), `[{"action":"upgrade","outcome":"succeeded","docsvc_digest":"latest"}]`, false)
+	srv.PutParameter(t, dc.ReleaseRecordParameter(), `[{"action":"upgrade","outcome":"succeeded","docsvc_digest":"latest"}]`, false)
 	if _, err := readHistory(ctx, a, dc); err == nil || !strings.Contains(err.Error(), "delete") {
 		t.Fatalf("a hand-edited history: %v", err)
 	}

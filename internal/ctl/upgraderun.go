@@ -67,12 +67,12 @@ func (p upgradePlan) steps(dc *deployconfig.Config) []string {
 		s = append(s, "no migration: migrations only add (expand/contract), so the previous release runs on this schema")
 	}
 	if p.Stage {
-		return append(s, "record the outcome staged in SSM parameter "+historyParameter(dc)+"; the services are not changed: tether-upgrade applies the release at the next start of plane.upgrade_window, or run tetherctl upgrade --to "+p.To.Version)
+		return append(s, "record the outcome staged in SSM parameter "+dc.ReleaseRecordParameter()+"; the services are not changed: tether-upgrade applies the release at the next start of plane.upgrade_window, or run tetherctl upgrade --to "+p.To.Version)
 	}
 	return append(s,
 		"set the "+dc.Name+"-services stack's DocsvcImage to "+migratedMarkerPath(dc, p.To.DocsvcDigest)+" and AgentImage to "+agentMarkerPath(dc, p.To.AgentDigest)+" (change set shown first)",
 		fmt.Sprintf("watch the services for %s; on a failed rollout or an alarm, set the services stack back to %s and %s by itself", p.Settle, p.From.DocsvcMarker, p.From.AgentMarker),
-		"record the outcome in SSM parameter "+historyParameter(dc),
+		"record the outcome in SSM parameter "+dc.ReleaseRecordParameter(),
 	)
 }
 
